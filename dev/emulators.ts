@@ -1,0 +1,173 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+
+/**
+ * Starts the gcloud CLI's Pub/Sub and Firestore emulators on free loopback ports.
+ * Each runs in its own process group, and stop() ends the whole group: the emulators
+ * are Java children of a launcher script, and killing only the launcher leaves Java
+ * holding the port.
+ */
+
+export interface Emulator {
+  name: 'pubsub' | 'firestore';
+  host: string;
+  child: ChildProcess;
+  logFile: string;
+}
+
+export interface Emulators {
+  pubsub: Emulator;
+  firestore: Emulator;
+  env: { PUBSUB_EMULATOR_HOST: string; FIRESTORE_EMULATOR_HOST: string };
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The SDK's platform folder, where the emulators' own launchers live. */
+export function sdkPlatformDir(): string {
+  const fromEnv = process.env.CLOUDSDK_ROOT_DIR;
+  const candidates = fromEnv ? [join(fromEnv, 'platform')] : [];
+  try {
+    const gcloud = execFileSync('gcloud', ['info', '--format=value(installation.sdk_root)'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 20_000,
+    }).trim();
+    if (gcloud) candidates.push(join(gcloud, 'platform'));
+  } catch {
+    // gcloud missing or slow: fall back to the usual install places.
+  }
+  candidates.push(
+    '/usr/lib/google-cloud-sdk/platform',
+    '/usr/share/google-cloud-sdk/platform',
+    '/opt/google-cloud-sdk/platform',
+  );
+  const found = candidates.find(
+    (dir) => existsSync(join(dir, 'pubsub-emulator')) && existsSync(join(dir, 'cloud-firestore-emulator')),
+  );
+  if (!found) {
+    throw new Error(
+      `the Pub/Sub and Firestore emulators were not found (looked in ${candidates.join(', ')}); install the gcloud CLI with its pubsub-emulator and cloud-firestore-emulator components and Java 17`,
+    );
+  }
+  return found;
+}
+
+export async function waitForPort(host: string, port: number, timeoutMs: number, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null)
+      throw new Error(`process exited with code ${child.exitCode} before listening on ${port}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = new Socket();
+      s.setTimeout(500);
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+      s.once('timeout', () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.connect(port, host);
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`nothing listened on ${host}:${port} within ${timeoutMs} ms`);
+}
+
+function launch(name: Emulator['name'], platform: string, port: number, logDir: string): Emulator {
+  const logFile = join(logDir, `${name}-${port}.log`);
+  mkdirSync(dirname(logFile), { recursive: true });
+  const out = openSync(logFile, 'a');
+  const [cmd, args] =
+    name === 'pubsub'
+      ? [join(platform, 'pubsub-emulator', 'bin', 'cloud-pubsub-emulator'), [`--host=127.0.0.1`, `--port=${port}`]]
+      : [
+          join(platform, 'cloud-firestore-emulator', 'cloud_firestore_emulator'),
+          ['start', '--host=127.0.0.1', `--port=${port}`],
+        ];
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
+  return { name, host: `127.0.0.1:${port}`, child, logFile };
+}
+
+export function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+async function stopEmulator(e: Emulator): Promise<void> {
+  if (e.child.exitCode !== null || e.child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => e.child.once('exit', () => resolve()));
+  killGroup(e.child, 'SIGTERM');
+  const timer = setTimeout(() => killGroup(e.child, 'SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+  // The Java child may outlive the launcher by a moment.
+  killGroup(e.child, 'SIGKILL');
+}
+
+export interface StartOptions {
+  logDir?: string;
+  timeoutMs?: number;
+  onProgress?: (line: string) => void;
+}
+
+export async function startEmulators(opts: StartOptions = {}): Promise<Emulators> {
+  const platform = sdkPlatformDir();
+  const logDir = opts.logDir ?? join(process.cwd(), '.emulators');
+  const [psPort, fsPort] = [await freePort(), await freePort()];
+  opts.onProgress?.(
+    `starting the Pub/Sub emulator on 127.0.0.1:${psPort} and the Firestore emulator on 127.0.0.1:${fsPort}`,
+  );
+  const pubsub = launch('pubsub', platform, psPort, logDir);
+  const firestore = launch('firestore', platform, fsPort, logDir);
+  const all = [pubsub, firestore];
+  const stop = async () => {
+    await Promise.all(all.map(stopEmulator));
+  };
+  try {
+    const timeout = opts.timeoutMs ?? 60_000;
+    await Promise.all([
+      waitForPort('127.0.0.1', psPort, timeout, pubsub.child),
+      waitForPort('127.0.0.1', fsPort, timeout, firestore.child),
+    ]);
+  } catch (err) {
+    await stop();
+    throw new Error(`the emulators did not start: ${(err as Error).message} (logs in ${logDir})`);
+  }
+  return {
+    pubsub,
+    firestore,
+    env: { PUBSUB_EMULATOR_HOST: pubsub.host, FIRESTORE_EMULATOR_HOST: firestore.host },
+    stop,
+  };
+}
+
+/** Deletes every document of a project on the Firestore emulator (its own REST endpoint). */
+export async function clearFirestore(host: string, projectId: string): Promise<void> {
+  const res = await fetch(`http://${host}/emulator/v1/projects/${projectId}/databases/(default)/documents`, {
+    method: 'DELETE',
+  });
+  if (!res.ok) throw new Error(`clearing the Firestore emulator failed: HTTP ${res.status}`);
+}

@@ -1,0 +1,604 @@
+/**
+ * A local stand-in for the parts of the Slack Web API the notifier calls
+ * (auth.test, chat.postMessage, conversations.history), with fault injection
+ * that a test or a separate process can drive.
+ *
+ *   const slack = new SlackStandIn({ token: 'xoxb-test', seed: 42 });
+ *   const { url } = await slack.start();
+ *   const client = new WebClient('xoxb-test', { slackApiUrl: url });
+ *
+ * Run directly (after `tsc -p tsconfig.build.json`: `node dist/dev/slack-standin.js`)
+ * it listens on PORT (default 3999); SLACK_STANDIN_TOKEN and SLACK_STANDIN_SEED are optional.
+ *
+ * Admin endpoints, outside /api/:
+ *   POST   /_admin/faults   body: FaultRule[] or { rules: FaultRule[], seed?: number } (replaces the rules)
+ *   GET    /_admin/faults   the rules with how often each applied
+ *   DELETE /_admin/faults
+ *   GET    /_admin/posts    { posts, callCount, duplicates }
+ *   POST   /_admin/reset
+ */
+import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { z } from 'zod';
+
+export type FaultResponse =
+  | { kind: 'http'; status: number; retryAfterSeconds?: number }
+  | { kind: 'slack_error'; error: string }
+  | { kind: 'delay'; ms: number }
+  | { kind: 'post_then_error'; error: string };
+
+/** Matched per chat.postMessage call; the first rule that matches applies. */
+export interface FaultRule {
+  channel?: string;
+  channelPrefix?: string;
+  /** Applies to the first N matching calls, then stops matching; omitted means forever. */
+  times?: number;
+  /** Chance (0..1) that a call the rule otherwise matches is hit, drawn from the seeded PRNG. */
+  probability?: number;
+  respond: FaultResponse;
+}
+
+export interface FaultState {
+  rule: FaultRule;
+  /** How many calls this rule has applied to. */
+  hits: number;
+}
+
+export interface SlackMetadata {
+  event_type: string;
+  event_payload: Record<string, unknown>;
+}
+
+export interface RecordedPost {
+  channel: string;
+  text: string | null;
+  blocks: unknown[] | null;
+  metadata: SlackMetadata | null;
+  ts: string;
+  token: string;
+  /** Epoch milliseconds. */
+  receivedAt: number;
+}
+
+export interface SlackStandInOptions {
+  /** When set, any other token is answered `invalid_auth`. */
+  token?: string;
+  /** Seeds the PRNG behind `probability`; a fixed default keeps unseeded runs repeatable too. */
+  seed?: number;
+  teamId?: string;
+  userId?: string;
+  botId?: string;
+  teamUrl?: string;
+  /** Epoch milliseconds; message ts values follow it. */
+  now?: () => number;
+}
+
+export interface StandInEvents {
+  post: [RecordedPost];
+}
+
+const DEFAULT_SEED = 0x5eed;
+const HISTORY_DEFAULT_LIMIT = 100;
+const HISTORY_MAX_LIMIT = 999;
+
+const faultResponseSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('http'),
+    status: z.number().int().min(400).max(599),
+    retryAfterSeconds: z.number().int().min(0).optional(),
+  }),
+  z.strictObject({ kind: z.literal('slack_error'), error: z.string().min(1) }),
+  z.strictObject({ kind: z.literal('delay'), ms: z.number().int().min(0) }),
+  z.strictObject({
+    kind: z.literal('post_then_error'),
+    error: z.string().min(1),
+  }),
+]);
+
+// Strict objects, so a misspelt filter fails loudly instead of matching every call.
+export const faultRuleSchema: z.ZodType<FaultRule> = z
+  .strictObject({
+    channel: z.string().min(1).optional(),
+    channelPrefix: z.string().min(1).optional(),
+    times: z.number().int().min(0).optional(),
+    probability: z.number().min(0).max(1).optional(),
+    respond: faultResponseSchema,
+  })
+  .refine((r) => r.channel === undefined || r.channelPrefix === undefined, {
+    message: 'give channel or channelPrefix, not both',
+  });
+
+const faultsBodySchema = z.union([
+  z.array(faultRuleSchema),
+  z.strictObject({
+    rules: z.array(faultRuleSchema),
+    seed: z.number().int().optional(),
+  }),
+]);
+
+type Params = Record<string, unknown>;
+type SlackAnswer = { ok: true; [key: string]: unknown } | { ok: false; error: string; [key: string]: unknown };
+
+class SlackArgError extends Error {
+  constructor(readonly slackError: string) {
+    super(slackError);
+  }
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Form fields arrive as strings, JSON fields as anything; a repeated form field keeps its first value. */
+function stringParam(params: Params, name: string): string | undefined {
+  const raw = Array.isArray(params[name]) ? (params[name] as unknown[])[0] : params[name];
+  if (typeof raw === 'string') return raw === '' ? undefined : raw;
+  if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
+  return undefined;
+}
+
+function boolParam(params: Params, name: string): boolean {
+  const value = stringParam(params, name);
+  return value === 'true' || value === '1';
+}
+
+/** The form encoding sends structured fields as JSON strings, a JSON body sends them as they are. */
+function jsonParam(params: Params, name: string, formatError: string): unknown {
+  const raw = params[name];
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  if (typeof raw !== 'string') return raw;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new SlackArgError(formatError);
+  }
+}
+
+function tsToMicros(ts: string): number {
+  const [seconds = '0', fraction = ''] = ts.split('.');
+  return Number(seconds) * 1_000_000 + Number(fraction.padEnd(6, '0').slice(0, 6) || '0');
+}
+
+function microsToTs(micros: number): string {
+  return `${Math.floor(micros / 1_000_000)}.${String(micros % 1_000_000).padStart(6, '0')}`;
+}
+
+function bearerToken(req: Request, params: Params): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
+  return match?.[1] ?? stringParam(params, 'token');
+}
+
+export class SlackStandIn extends EventEmitter<StandInEvents> {
+  readonly posts: RecordedPost[] = [];
+  private readonly options: SlackStandInOptions;
+  private readonly now: () => number;
+  private readonly calls = new Map<string, number>();
+  private faultStates: FaultState[] = [];
+  private random: () => number;
+  private lastTsMicros = 0;
+  private readonly pendingDelays = new Set<{
+    timer: NodeJS.Timeout;
+    resolve: (elapsed: boolean) => void;
+  }>();
+  private server: http.Server | undefined;
+  private baseUrl: string | undefined;
+
+  constructor(options: SlackStandInOptions = {}) {
+    super();
+    this.options = options;
+    this.now = options.now ?? Date.now;
+    this.random = mulberry32(options.seed ?? DEFAULT_SEED);
+  }
+
+  /** The base API URL (ending in /api/) once started. */
+  get url(): string {
+    if (this.baseUrl === undefined) throw new Error('the Slack stand-in is not started');
+    return this.baseUrl;
+  }
+
+  /** Calls received per Web API method, including refused ones. */
+  get callCount(): Record<string, number> {
+    return Object.fromEntries(this.calls);
+  }
+
+  get faults(): FaultState[] {
+    return this.faultStates.map((s) => ({ rule: s.rule, hits: s.hits }));
+  }
+
+  async start(port = 0): Promise<{ url: string }> {
+    if (this.server !== undefined) throw new Error('the Slack stand-in is already started');
+    const server = http.createServer(this.app());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    const { port: bound } = server.address() as AddressInfo;
+    this.baseUrl = `http://127.0.0.1:${bound}/api/`;
+    return { url: this.baseUrl };
+  }
+
+  async stop(): Promise<void> {
+    this.cancelDelays();
+    const server = this.server;
+    if (server === undefined) return;
+    this.server = undefined;
+    this.baseUrl = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      // Keep-alive sockets from fetch would otherwise hold close() open.
+      server.closeAllConnections();
+    });
+  }
+
+  /** Clears posts, counters and faults, and drops calls still waiting in a delay. */
+  reset(): void {
+    this.posts.length = 0;
+    this.calls.clear();
+    this.faultStates = [];
+    this.cancelDelays();
+  }
+
+  /** Replaces the fault rules; a seed restarts the PRNG so a run can be replayed. */
+  setFaults(rules: FaultRule[], options: { seed?: number } = {}): void {
+    const parsed = z.array(faultRuleSchema).parse(rules);
+    this.faultStates = parsed.map((rule) => ({ rule, hits: 0 }));
+    if (options.seed !== undefined) this.random = mulberry32(options.seed);
+  }
+
+  addFault(rule: FaultRule): void {
+    this.faultStates.push({ rule: faultRuleSchema.parse(rule), hits: 0 });
+  }
+
+  clearFaults(): void {
+    this.faultStates = [];
+  }
+
+  /** Accepted posts grouped by metadata.event_payload.deliveryId, where more than one landed. */
+  duplicates(): { key: string; count: number }[] {
+    const counts = new Map<string, number>();
+    for (const post of this.posts) {
+      const key = post.metadata?.event_payload.deliveryId;
+      if (typeof key === 'string') counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    return [...counts].filter(([, count]) => count > 1).map(([key, count]) => ({ key, count }));
+  }
+
+  private app(): express.Express {
+    const app = express();
+    app.disable('x-powered-by');
+    app.disable('etag');
+    app.use(express.urlencoded({ extended: false, limit: '1mb' }));
+    app.use(express.json({ limit: '1mb' }));
+
+    app.post('/_admin/faults', (req, res) => {
+      const body = faultsBodySchema.safeParse(req.body);
+      if (!body.success) {
+        res.status(400).json({
+          ok: false,
+          error: 'invalid_faults',
+          issues: body.error.issues,
+        });
+        return;
+      }
+      const { rules, seed } = Array.isArray(body.data) ? { rules: body.data, seed: undefined } : body.data;
+      this.setFaults(rules, seed === undefined ? {} : { seed });
+      res.json({ ok: true, faults: this.faults });
+    });
+    app.get('/_admin/faults', (_req, res) => {
+      res.json({ ok: true, faults: this.faults });
+    });
+    app.delete('/_admin/faults', (_req, res) => {
+      this.clearFaults();
+      res.json({ ok: true });
+    });
+    app.get('/_admin/posts', (_req, res) => {
+      res.json({
+        ok: true,
+        posts: this.posts,
+        callCount: this.callCount,
+        duplicates: this.duplicates(),
+      });
+    });
+    app.post('/_admin/reset', (_req, res) => {
+      this.reset();
+      res.json({ ok: true });
+    });
+
+    // Slack takes arguments from the query string as well as the body.
+    app.all('/api/:method', async (req, res) => {
+      const params: Params = {
+        ...(req.query as Params),
+        ...(isRecord(req.body) ? req.body : {}),
+      };
+      await this.handle(req.params.method as string, params, req, res);
+    });
+
+    app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+      if (res.headersSent) {
+        next(err);
+        return;
+      }
+      const type = isRecord(err) ? err.type : undefined;
+      if (type === 'entity.parse.failed') {
+        res.json({ ok: false, error: 'invalid_json' });
+      } else if (type === 'entity.too.large') {
+        res.status(413).type('text/plain').send('Request Entity Too Large');
+      } else {
+        res
+          .status(500)
+          .type('text/plain')
+          .send(err instanceof Error ? err.stack : String(err));
+      }
+    });
+    return app;
+  }
+
+  private async handle(method: string, params: Params, req: Request, res: Response): Promise<void> {
+    this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
+    if (method !== 'auth.test' && method !== 'chat.postMessage' && method !== 'conversations.history') {
+      res.json({ ok: false, error: 'unknown_method', req_method: method });
+      return;
+    }
+    const token = bearerToken(req, params);
+    if (token === undefined) {
+      res.json({ ok: false, error: 'not_authed' });
+      return;
+    }
+    if (this.options.token !== undefined && token !== this.options.token) {
+      res.json({ ok: false, error: 'invalid_auth' });
+      return;
+    }
+    if (method === 'auth.test') {
+      res.json(this.authTest());
+    } else if (method === 'conversations.history') {
+      res.json(this.history(params));
+    } else {
+      await this.postMessage(params, token, res);
+    }
+  }
+
+  private authTest(): SlackAnswer {
+    return {
+      ok: true,
+      url: this.options.teamUrl ?? 'https://fanout-standin.slack.com/',
+      team: 'Fanout Stand-in',
+      user: 'fanout-bot',
+      team_id: this.options.teamId ?? 'T0STANDIN',
+      user_id: this.userId(),
+      bot_id: this.botId(),
+      is_enterprise_install: false,
+    };
+  }
+
+  private async postMessage(params: Params, token: string, res: Response): Promise<void> {
+    const fault = this.matchFault(stringParam(params, 'channel'));
+    switch (fault?.kind) {
+      case 'http':
+        if (fault.status === 429 || fault.retryAfterSeconds !== undefined) {
+          res.set('Retry-After', String(fault.retryAfterSeconds ?? 1));
+        }
+        if (fault.status === 429) {
+          res.status(429).json({ ok: false, error: 'ratelimited' });
+        } else {
+          res
+            .status(fault.status)
+            .type('text/plain')
+            .send(http.STATUS_CODES[fault.status] ?? 'Error');
+        }
+        return;
+      case 'slack_error':
+        res.json({ ok: false, error: fault.error });
+        return;
+      case 'delay':
+        if (!(await this.sleep(fault.ms))) {
+          // Stopped or reset mid-delay: the caller sees a dropped connection, not an answer.
+          res.destroy();
+          return;
+        }
+        res.json(this.acceptPost(params, token));
+        return;
+      case 'post_then_error': {
+        const answer = this.acceptPost(params, token);
+        res.json(answer.ok ? { ok: false, error: fault.error } : answer);
+        return;
+      }
+      case undefined:
+        res.json(this.acceptPost(params, token));
+        return;
+    }
+  }
+
+  /** Validates like Slack, records the post and answers as chat.postMessage does. */
+  private acceptPost(params: Params, token: string): SlackAnswer {
+    const channel = stringParam(params, 'channel');
+    if (channel === undefined) return { ok: false, error: 'channel_not_found' };
+    let blocks: unknown[] | null;
+    let metadata: SlackMetadata | null;
+    try {
+      blocks = this.parseBlocks(params);
+      metadata = this.parseMetadata(params);
+    } catch (err) {
+      if (err instanceof SlackArgError) return { ok: false, error: err.slackError };
+      throw err;
+    }
+    const text = stringParam(params, 'text') ?? null;
+    if (text === null && blocks === null && params.attachments === undefined) return { ok: false, error: 'no_text' };
+
+    const post: RecordedPost = {
+      channel,
+      text,
+      blocks,
+      metadata,
+      ts: this.nextTs(),
+      token,
+      receivedAt: this.now(),
+    };
+    this.posts.push(post);
+    this.emit('post', post);
+    return {
+      ok: true,
+      channel,
+      ts: post.ts,
+      message: this.messageOf(post, true),
+    };
+  }
+
+  private parseBlocks(params: Params): unknown[] | null {
+    const blocks = jsonParam(params, 'blocks', 'invalid_blocks_format');
+    if (blocks === undefined) return null;
+    if (!Array.isArray(blocks)) throw new SlackArgError('invalid_blocks_format');
+    if (!blocks.every((b) => isRecord(b) && typeof b.type === 'string')) throw new SlackArgError('invalid_blocks');
+    return blocks.length === 0 ? null : blocks;
+  }
+
+  private parseMetadata(params: Params): SlackMetadata | null {
+    const metadata = jsonParam(params, 'metadata', 'invalid_metadata_format');
+    if (metadata === undefined) return null;
+    if (!isRecord(metadata)) throw new SlackArgError('invalid_metadata_format');
+    const { event_type, event_payload } = metadata;
+    if (typeof event_type !== 'string' || event_type === '' || !isRecord(event_payload)) {
+      throw new SlackArgError('invalid_metadata_schema');
+    }
+    return { event_type, event_payload };
+  }
+
+  private history(params: Params): SlackAnswer {
+    const channel = stringParam(params, 'channel');
+    if (channel === undefined) return { ok: false, error: 'channel_not_found' };
+    const inclusive = boolParam(params, 'inclusive');
+    const oldest = tsToMicros(stringParam(params, 'oldest') ?? '0');
+    const latestParam = stringParam(params, 'latest');
+    const latest = latestParam === undefined ? Number.POSITIVE_INFINITY : tsToMicros(latestParam);
+    // The cursor is the ts of the last message handed out, so the next page starts below it.
+    const cursorParam = stringParam(params, 'cursor');
+    const before =
+      cursorParam === undefined
+        ? Number.POSITIVE_INFINITY
+        : tsToMicros(Buffer.from(cursorParam, 'base64url').toString());
+    const requested = Number(stringParam(params, 'limit') ?? HISTORY_DEFAULT_LIMIT);
+    const limit =
+      Number.isInteger(requested) && requested > 0 ? Math.min(requested, HISTORY_MAX_LIMIT) : HISTORY_DEFAULT_LIMIT;
+
+    const matching = this.posts
+      .filter((p) => {
+        if (p.channel !== channel) return false;
+        const t = tsToMicros(p.ts);
+        const inRange = inclusive ? t >= oldest && t <= latest : t > oldest && t < latest;
+        return inRange && t < before;
+      })
+      .sort((a, b) => tsToMicros(b.ts) - tsToMicros(a.ts));
+    const page = matching.slice(0, limit);
+    const hasMore = matching.length > limit;
+    const last = page.at(-1);
+    // Slack hands metadata back only to callers that ask for it.
+    const withMetadata = boolParam(params, 'include_all_metadata');
+    return {
+      ok: true,
+      messages: page.map((p) => this.messageOf(p, withMetadata)),
+      has_more: hasMore,
+      pin_count: 0,
+      response_metadata: {
+        next_cursor: hasMore && last ? Buffer.from(last.ts).toString('base64url') : '',
+      },
+    };
+  }
+
+  private messageOf(post: RecordedPost, withMetadata: boolean): Record<string, unknown> {
+    const message: Record<string, unknown> = {
+      type: 'message',
+      user: this.userId(),
+      bot_id: this.botId(),
+      ts: post.ts,
+      text: post.text ?? '',
+    };
+    if (post.blocks !== null) message.blocks = post.blocks;
+    if (withMetadata && post.metadata !== null) message.metadata = post.metadata;
+    return message;
+  }
+
+  private matchFault(channel: string | undefined): FaultResponse | undefined {
+    for (const state of this.faultStates) {
+      const { rule } = state;
+      if (rule.times !== undefined && state.hits >= rule.times) continue;
+      if (rule.channel !== undefined && rule.channel !== channel) continue;
+      if (rule.channelPrefix !== undefined && !channel?.startsWith(rule.channelPrefix)) continue;
+      if (rule.probability !== undefined && this.random() >= rule.probability) continue;
+      state.hits += 1;
+      return rule.respond;
+    }
+    return undefined;
+  }
+
+  /** Resolves true when the time ran out, false when stop() or reset() cut it short. */
+  private sleep(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const pending = {
+        timer: setTimeout(() => {
+          this.pendingDelays.delete(pending);
+          resolve(true);
+        }, ms),
+        resolve,
+      };
+      this.pendingDelays.add(pending);
+    });
+  }
+
+  private cancelDelays(): void {
+    for (const pending of this.pendingDelays) {
+      clearTimeout(pending.timer);
+      pending.resolve(false);
+    }
+    this.pendingDelays.clear();
+  }
+
+  /** Unique and increasing even when the clock stands still or steps back. */
+  private nextTs(): string {
+    this.lastTsMicros = Math.max(Math.floor(this.now() * 1000), this.lastTsMicros + 100);
+    return microsToTs(this.lastTsMicros);
+  }
+
+  private userId(): string {
+    return this.options.userId ?? 'U0STANDIN';
+  }
+
+  private botId(): string {
+    return this.options.botId ?? 'B0STANDIN';
+  }
+}
+
+if (require.main === module) {
+  const seed = process.env.SLACK_STANDIN_SEED;
+  const standIn = new SlackStandIn({
+    ...(process.env.SLACK_STANDIN_TOKEN ? { token: process.env.SLACK_STANDIN_TOKEN } : {}),
+    ...(seed ? { seed: Number(seed) } : {}),
+  });
+  standIn.start(Number(process.env.PORT ?? 3999)).then(
+    ({ url }) => console.log(`Slack stand-in listening on ${url} (admin: ${new URL('/_admin/posts', url).href})`),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void standIn.stop().then(() => process.exit(0));
+    });
+  }
+}

@@ -1,0 +1,33 @@
+import type { PubSub } from '@google-cloud/pubsub';
+import type { Topology } from '../shared/topology';
+
+/**
+ * Creates the topology on the Pub/Sub emulator: the dispatch topic and its push
+ * subscription to the notifier (retry policy, dead-letter policy), the dead-letter
+ * topic and its push subscription. Production gets the same settings from infra/.
+ */
+export async function createTopology(pubsub: PubSub, topology: Topology, notifierUrl: string): Promise<void> {
+  const [dispatch] = await pubsub.createTopic(topology.dispatchTopic);
+  const [deadLetter] = await pubsub.createTopic(topology.deadLetterTopic);
+  await dispatch.createSubscription(topology.dispatchSubscription, {
+    pushConfig: { pushEndpoint: `${notifierUrl}${topology.pushPath}` },
+    ackDeadlineSeconds: topology.ackDeadlineSeconds,
+    retryPolicy: {
+      minimumBackoff: { seconds: topology.retryPolicy.minimumBackoffSeconds },
+      maximumBackoff: { seconds: topology.retryPolicy.maximumBackoffSeconds },
+    },
+    deadLetterPolicy: {
+      deadLetterTopic: deadLetter.name,
+      maxDeliveryAttempts: topology.maxDeliveryAttempts,
+    },
+    messageRetentionDuration: { seconds: topology.messageRetentionSeconds },
+  });
+  await deadLetter.createSubscription(topology.deadLetterSubscription, {
+    pushConfig: { pushEndpoint: `${notifierUrl}${topology.deadLetterPath}` },
+    ackDeadlineSeconds: topology.ackDeadlineSeconds,
+    retryPolicy: {
+      minimumBackoff: { seconds: topology.retryPolicy.minimumBackoffSeconds },
+      maximumBackoff: { seconds: topology.retryPolicy.maximumBackoffSeconds },
+    },
+  });
+}

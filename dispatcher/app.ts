@@ -1,0 +1,59 @@
+import type { Express, RequestHandler } from 'express';
+import { baseApp, errorHandler, healthRoutes, jsonBody, type ReadinessCheck } from '../shared/http';
+import type { Logger } from '../shared/logger';
+import { TOPOLOGY } from '../shared/topology';
+import { runTick, type TickDeps } from './tick';
+
+export interface DispatcherDeps extends Omit<TickDeps, 'log'> {
+  log: Logger;
+  projectId: string;
+  readiness?: Record<string, ReadinessCheck>;
+  /** Guards /tick; the security layer plugs in here. */
+  tickAuth?: RequestHandler;
+  isDraining?: () => boolean;
+  /** Extra routes (the admin API) mounted on the same app. */
+  mount?: (app: Express) => void;
+}
+
+/** Parses Cloud Scheduler's `X-CloudScheduler-ScheduleTime` (RFC 3339); now when absent. */
+export function tickTimeOf(header: string | undefined, now: Date): Date | { error: string } {
+  if (header === undefined || header === '') return now;
+  const t = new Date(header);
+  if (Number.isNaN(t.getTime()))
+    return { error: `X-CloudScheduler-ScheduleTime ${JSON.stringify(header)} is not an RFC 3339 time` };
+  return t;
+}
+
+export function createApp(deps: DispatcherDeps): Express {
+  const app = baseApp(deps.log, deps.projectId);
+  const isDraining = deps.isDraining ?? (() => false);
+  const clock = deps.clock ?? (() => new Date());
+  healthRoutes(app, deps.readiness ?? {}, isDraining);
+
+  const guards: RequestHandler[] = deps.tickAuth ? [deps.tickAuth] : [];
+  app.post(TOPOLOGY.tickPath, ...guards, jsonBody('16kb'), async (req, res) => {
+    if (isDraining()) {
+      res.status(503).json({ error: 'shutting_down' });
+      return;
+    }
+    const tickTime = tickTimeOf(req.header('x-cloudscheduler-scheduletime'), clock());
+    if ('error' in tickTime) {
+      req.log.warn({ header: req.header('x-cloudscheduler-scheduletime') }, tickTime.error);
+      res.status(400).json({ error: 'invalid_schedule_time', message: tickTime.error });
+      return;
+    }
+    try {
+      const summary = await runTick(tickTime, { ...deps, log: req.log });
+      req.log.info({ tick: summary }, `tick ${summary.tickTime}: ${summary.published} published`);
+      // A failed occurrence answers 503 so that Cloud Scheduler retries and the run resumes.
+      res.status(summary.failed > 0 ? 503 : 200).json(summary);
+    } catch (err) {
+      req.log.error({ err: (err as Error).message }, 'tick failed before dispatching');
+      res.status(503).json({ error: 'tick_failed', message: (err as Error).message });
+    }
+  });
+
+  deps.mount?.(app);
+  app.use(errorHandler());
+  return app;
+}

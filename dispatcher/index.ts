@@ -1,0 +1,50 @@
+import { describeConfig, loadConfig } from '../shared/config';
+import { createFirestore } from '../shared/firestore';
+import { FirestoreStore } from '../shared/firestore-store';
+import { createLogger } from '../shared/logger';
+import { createPubSub, dispatchTopic, topicPublisher } from '../shared/pubsub';
+import { createLifecycle, serve } from '../shared/service';
+import { createApp } from './app';
+
+function main(): void {
+  const config = loadConfig();
+  const log = createLogger({ service: 'dispatcher', level: config.logLevel });
+  log.info({ config: describeConfig(config) }, 'starting');
+  const db = createFirestore(config.projectId);
+  const pubsub = createPubSub(config.projectId);
+  const topic = dispatchTopic(pubsub, config.dispatchTopic);
+  const store = new FirestoreStore(db);
+  const lifecycle = createLifecycle(log);
+  const app = createApp({
+    log,
+    projectId: config.projectId,
+    runs: store,
+    publisher: topicPublisher(topic),
+    pageSize: config.dispatchPageSize,
+    leaseSeconds: config.runLeaseSeconds,
+    catchUpWindowSeconds: config.catchUpWindowSeconds,
+    isDraining: lifecycle.isDraining,
+    readiness: {
+      firestore: async () => {
+        await db.collection('schedules').limit(1).get();
+      },
+      pubsub: async () => {
+        const [exists] = await topic.exists();
+        if (!exists) throw new Error(`topic ${config.dispatchTopic} does not exist`);
+      },
+    },
+  });
+  serve(app, config.port, log, lifecycle, async () => {
+    await topic.flush().catch(() => undefined);
+    await pubsub.close();
+    await db.terminate();
+  });
+}
+
+try {
+  main();
+} catch (err) {
+  // One line a person can act on, e.g. "invalid configuration: GOOGLE_CLOUD_PROJECT: ...".
+  process.stderr.write(`dispatcher: ${(err as Error).message}\n`);
+  process.exit(1);
+}

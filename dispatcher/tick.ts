@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { errorMessage } from '../shared/errors';
+import type { Logger } from '../shared/logger';
+import type { DispatchMessage } from '../shared/messages';
+import { deliveryIdOf, runIdOf } from '../shared/model';
+import type { DueSchedule, RunStore } from '../shared/ports';
+import { InvalidScheduleError, planOccurrence, validateSchedule } from '../shared/schedule';
+
+/** Publishes one page of dispatch messages and resolves once Pub/Sub has them all. */
+export interface DispatchPublisher {
+  publishPage(messages: { message: DispatchMessage; attributes: Record<string, string> }[]): Promise<void>;
+}
+
+export interface TickDeps {
+  runs: RunStore;
+  publisher: DispatchPublisher;
+  log: Logger;
+  pageSize: number;
+  leaseSeconds: number;
+  catchUpWindowSeconds: number;
+  /** How many due schedules one tick takes on; the rest wait for the next tick. */
+  maxSchedulesPerTick?: number;
+  clock?: () => Date;
+}
+
+export type OccurrenceStatus =
+  | 'dispatched'
+  | 'resumed'
+  | 'already-done'
+  | 'leased-elsewhere'
+  | 'skipped-missed'
+  | 'invalid-schedule'
+  | 'failed';
+
+export interface OccurrenceResult {
+  scheduleId: string;
+  occurrence: string | null;
+  runId: string | null;
+  status: OccurrenceStatus;
+  published: number;
+  skipped: number;
+  error?: string;
+}
+
+export interface TickSummary {
+  tickTime: string;
+  dueSchedules: number;
+  occurrences: OccurrenceResult[];
+  published: number;
+  resumed: boolean;
+  failed: number;
+  durationMs: number;
+}
+
+/**
+ * One tick: for each due schedule, dispatch its occurrence under a lease, one message per
+ * enabled notification, a page at a time with a checkpoint after each page.
+ */
+export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSummary> {
+  const started = Date.now();
+  const clock = deps.clock ?? (() => new Date());
+  const owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const due = await deps.runs.dueSchedules(tickTime, deps.maxSchedulesPerTick ?? 1000);
+  const occurrences: OccurrenceResult[] = [];
+  for (const schedule of due) {
+    occurrences.push(await runSchedule(schedule, tickTime, owner, deps, clock));
+  }
+  return {
+    tickTime: tickTime.toISOString(),
+    dueSchedules: due.length,
+    occurrences,
+    published: occurrences.reduce((n, o) => n + o.published, 0),
+    resumed: occurrences.some((o) => o.status === 'resumed'),
+    failed: occurrences.filter((o) => o.status === 'failed').length,
+    durationMs: Date.now() - started,
+  };
+}
+
+async function runSchedule(
+  schedule: DueSchedule,
+  tickTime: Date,
+  owner: string,
+  deps: TickDeps,
+  clock: () => Date,
+): Promise<OccurrenceResult> {
+  const base = { scheduleId: schedule.id, published: 0, skipped: 0 };
+  try {
+    validateSchedule(schedule);
+  } catch (err) {
+    if (!(err instanceof InvalidScheduleError)) throw err;
+    deps.log.error(
+      { scheduleId: schedule.id, cron: schedule.cron, timezone: schedule.timezone },
+      `schedule disabled: ${err.message}`,
+    );
+    await deps.runs.disableSchedule(schedule.id, err.message, clock());
+    return { ...base, occurrence: null, runId: null, status: 'invalid-schedule', error: err.message };
+  }
+
+  const plan = planOccurrence(schedule, schedule.nextRunAt, tickTime, deps.catchUpWindowSeconds);
+  // An unfinished run is resumed before anything newer: its notifications are half sent.
+  const occurrence = schedule.activeOccurrence ?? plan.run?.toISOString() ?? null;
+  if (!occurrence) {
+    await deps.runs.advanceSchedule(schedule.id, plan.nextRunAt, plan.skipped, clock());
+    deps.log.warn(
+      { scheduleId: schedule.id, skipped: plan.skipped, nextRunAt: plan.nextRunAt.toISOString() },
+      'missed occurrences are older than the catch-up window; skipped',
+    );
+    return { ...base, occurrence: null, runId: null, status: 'skipped-missed', skipped: plan.skipped };
+  }
+
+  const runId = runIdOf(schedule.id, occurrence);
+  const log = deps.log.child({ runId, scheduleId: schedule.id, occurrence });
+  const leaseMs = deps.leaseSeconds * 1000;
+  const claim = await deps.runs.claimRun(schedule.id, occurrence, owner, leaseMs, clock());
+  if (claim.kind === 'done') {
+    await deps.runs.advanceSchedule(schedule.id, plan.nextRunAt, 0, clock());
+    return { ...base, occurrence, runId, status: 'already-done' };
+  }
+  if (claim.kind === 'leased') {
+    log.info({ leaseOwner: claim.run.leaseOwner }, 'occurrence is being dispatched by another tick');
+    return { ...base, occurrence, runId, status: 'leased-elsewhere' };
+  }
+  if (claim.kind === 'resumed') {
+    log.info({ cursor: claim.run.cursor, published: claim.run.published }, 'resuming run from its checkpoint');
+  }
+
+  let cursor = claim.run.cursor;
+  let published = 0;
+  try {
+    for (;;) {
+      const ids = await deps.runs.notificationPage(schedule.id, cursor, deps.pageSize);
+      if (ids.length === 0) break;
+      await deps.publisher.publishPage(
+        ids.map((notificationId) => ({
+          message: { v: 1, notificationId, occurrence, scheduleId: schedule.id, runId },
+          attributes: { deliveryId: deliveryIdOf(notificationId, occurrence), runId },
+        })),
+      );
+      cursor = ids[ids.length - 1] ?? cursor;
+      published += ids.length;
+      await deps.runs.checkpoint(runId, owner, cursor as string, ids.length, leaseMs, clock());
+      log.debug({ published, cursor }, 'page published');
+      if (ids.length < deps.pageSize) break;
+    }
+    const skipped = schedule.activeOccurrence ? 0 : plan.skipped;
+    await deps.runs.finishRun(runId, owner, schedule.id, plan.nextRunAt, skipped, clock());
+    log.info({ published, total: (claim.run.published ?? 0) + published }, 'run finished');
+    return {
+      ...base,
+      occurrence,
+      runId,
+      status: claim.kind === 'resumed' ? 'resumed' : 'dispatched',
+      published,
+      skipped,
+    };
+  } catch (err) {
+    log.error({ err: errorMessage(err), published, cursor }, 'run failed; a later tick resumes it from the checkpoint');
+    await deps.runs.releaseRun(runId, owner, errorMessage(err), clock()).catch(() => undefined);
+    return { ...base, occurrence, runId, status: 'failed', published, error: errorMessage(err) };
+  }
+}

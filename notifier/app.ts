@@ -1,0 +1,67 @@
+import type { Express, RequestHandler } from 'express';
+import { pushStatus } from '../shared/errors';
+import { baseApp, errorHandler, healthRoutes, jsonBody, type ReadinessCheck } from '../shared/http';
+import { TOPOLOGY } from '../shared/topology';
+import { type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
+
+export interface NotifierDeps extends DeliverDeps {
+  projectId: string;
+  readiness?: Record<string, ReadinessCheck>;
+  /** Guards /push and /dead-letter; the security layer plugs in here. */
+  pushAuth?: RequestHandler;
+  isDraining?: () => boolean;
+  /** Counts requests in flight, for a graceful shutdown. */
+  track?: RequestHandler;
+}
+
+export function createApp(deps: NotifierDeps): Express {
+  const app = baseApp(deps.log, deps.projectId);
+  const isDraining = deps.isDraining ?? (() => false);
+  healthRoutes(app, deps.readiness ?? {}, isDraining);
+  const guards: RequestHandler[] = [...(deps.track ? [deps.track] : []), ...(deps.pushAuth ? [deps.pushAuth] : [])];
+
+  app.post(TOPOLOGY.pushPath, ...guards, jsonBody(), async (req, res) => {
+    if (isDraining()) {
+      // A nack: Pub/Sub redelivers to an instance that is not shutting down.
+      res.status(503).json({ error: 'shutting_down' });
+      return;
+    }
+    const result = await handlePush(req.body, { ...deps, log: req.log });
+    const status = pushStatus(result);
+    if (result.kind === 'retry' && result.retryAfterSeconds !== undefined) {
+      res.setHeader('Retry-After', String(result.retryAfterSeconds));
+    }
+    res.status(status).json(result);
+  });
+
+  app.post(TOPOLOGY.deadLetterPath, ...guards, jsonBody(), async (req, res) => {
+    try {
+      const result = await handleDeadLetter(req.body, { ...deps, log: req.log });
+      res.status(200).json(result);
+    } catch (err) {
+      req.log.error({ err: (err as Error).message }, 'could not record a dead-lettered message; retry later');
+      res.status(503).json({ error: 'record_failed' });
+    }
+  });
+
+  // A body that is not JSON, too big, or malformed JSON is acked: redelivering it cannot help.
+  app.use(
+    TOPOLOGY.pushPath,
+    (
+      err: unknown,
+      req: Parameters<RequestHandler>[0],
+      res: Parameters<RequestHandler>[1],
+      next: Parameters<RequestHandler>[2],
+    ) => {
+      const e = err as { status?: number; type?: string; message?: string };
+      if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+        req.log.warn({ status: e.status, type: e.type }, `unreadable push body acked: ${e.message}`);
+        res.status(204).end();
+        return;
+      }
+      next(err);
+    },
+  );
+  app.use(errorHandler());
+  return app;
+}

@@ -1,0 +1,261 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import {
+  errorMessage,
+  FanoutError,
+  outcomeOf,
+  PermanentError,
+  type PushOutcome,
+  RetryableError,
+} from '../shared/errors';
+import type { Logger } from '../shared/logger';
+import { parsePushBody } from '../shared/messages';
+import { accountSchema, type DeliveryError, deliveryIdOf, notificationSchema } from '../shared/model';
+import type { AccountStore, DeliveryLedger, NotificationStore } from '../shared/ports';
+import { renderReport } from '../shared/report';
+import { isValidTimeZone } from '../shared/schedule';
+import type { SlackPort } from './slack';
+
+export interface DeliverDeps {
+  ledger: DeliveryLedger;
+  notifications: NotificationStore;
+  accounts: AccountStore;
+  slack: SlackPort;
+  log: Logger;
+  claimTtlMs: number;
+  pauseAfterFailures: number;
+  clock?: () => Date;
+  owner?: string;
+}
+
+export type DeliverResult = PushOutcome & {
+  deliveryId: string | null;
+  status?: string;
+};
+
+const defaultOwner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+
+function toRecord(err: FanoutError, now: Date): DeliveryError {
+  return {
+    code: err.code,
+    slackError: err.slackError ?? null,
+    message: err.message,
+    retryable: err.retryable,
+    at: now,
+  };
+}
+
+/**
+ * One push: parse, claim the delivery, render, post, record. Never throws: every input,
+ * good or bad, ends as an ack or a retry with a reason.
+ */
+export async function handlePush(body: unknown, deps: DeliverDeps): Promise<DeliverResult> {
+  const clock = deps.clock ?? (() => new Date());
+  const parsed = parsePushBody(body);
+  if (!parsed.ok) {
+    deps.log.warn(
+      { deliveryId: parsed.deliveryId, messageId: parsed.messageId },
+      `invalid push acked: ${parsed.reason}`,
+    );
+    if (parsed.deliveryId) {
+      // Recorded where the envelope names its delivery, so an operator can see it.
+      const now = clock();
+      const err = new PermanentError('invalid_message', parsed.reason);
+      await deps.ledger.markFinal(parsed.deliveryId, 'failed', toRecord(err, now), now).catch((e) => {
+        deps.log.warn({ deliveryId: parsed.deliveryId, err: errorMessage(e) }, 'could not record the invalid push');
+      });
+    }
+    return { kind: 'ack', reason: 'invalid_message', deliveryId: parsed.deliveryId };
+  }
+
+  const { message, publishTime, deliveryAttempt, messageId } = parsed.push;
+  const deliveryId = deliveryIdOf(message.notificationId, message.occurrence);
+  const log = deps.log.child({
+    deliveryId,
+    notificationId: message.notificationId,
+    runId: message.runId,
+    messageId,
+    deliveryAttempt,
+  });
+
+  let claimed = false;
+  try {
+    const claim = await deps.ledger.claim({
+      deliveryId,
+      notificationId: message.notificationId,
+      occurrence: message.occurrence,
+      runId: message.runId,
+      owner: deps.owner ?? defaultOwner,
+      ttlMs: deps.claimTtlMs,
+      now: clock(),
+      publishedAt: publishTime,
+    });
+    if (claim.kind === 'final') {
+      log.info({ status: claim.status }, 'duplicate push of a finished delivery acked');
+      return { kind: 'ack', reason: `already_${claim.status}`, deliveryId, status: claim.status };
+    }
+    if (claim.kind === 'busy') {
+      log.info(
+        { claimExpiresAt: claim.claimExpiresAt.toISOString() },
+        'delivery claimed by a live attempt; retry later',
+      );
+      return { kind: 'retry', reason: 'claimed_elsewhere', deliveryId };
+    }
+    claimed = true;
+
+    const raw = await deps.notifications.getRaw(message.notificationId);
+    if (!raw)
+      throw new PermanentError('notification_not_found', `notification ${message.notificationId} does not exist`);
+    const n = notificationSchema.safeParse(raw);
+    if (!n.success) {
+      const what = n.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+      throw new PermanentError('invalid_notification', `notification ${message.notificationId} is invalid: ${what}`);
+    }
+    const notification = n.data;
+    if (!isValidTimeZone(notification.schedule.timezone)) {
+      throw new PermanentError(
+        'invalid_notification',
+        `notification ${message.notificationId} has unknown time zone ${JSON.stringify(notification.schedule.timezone)}`,
+      );
+    }
+    if (!notification.enabled) {
+      const now = clock();
+      const reason = notification.pausedReason ?? 'disabled';
+      await deps.ledger.markFinal(
+        deliveryId,
+        'skipped',
+        { code: 'notification_paused', slackError: null, message: `not sent: ${reason}`, retryable: false, at: now },
+        now,
+      );
+      log.info({ pausedReason: reason }, 'notification is paused; delivery skipped');
+      return { kind: 'ack', reason: 'notification_paused', deliveryId, status: 'skipped' };
+    }
+
+    const accountRaw = await deps.accounts.getRaw(notification.accountId);
+    if (!accountRaw)
+      throw new PermanentError('invalid_notification', `account ${notification.accountId} does not exist`);
+    const account = accountSchema.safeParse(accountRaw);
+    if (!account.success)
+      throw new PermanentError('invalid_notification', `account ${notification.accountId} is invalid`);
+
+    const { channelId, teamId } = notification.slack;
+    if (claim.outcomeUnknown) {
+      // An earlier attempt may have posted: look before posting again.
+      const found = await deps.slack
+        .findDelivery(channelId, deliveryId, claim.firstAttemptAt, teamId)
+        .catch((err: unknown) => {
+          if (err instanceof FanoutError && err.retryable) throw err;
+          log.warn({ err: errorMessage(err) }, 'could not check the channel for an earlier post; posting');
+          return null;
+        });
+      if (found) {
+        const now = clock();
+        await deps.ledger.markSent(deliveryId, {
+          slackTs: found,
+          channelId,
+          accountId: notification.accountId,
+          latencyMs: null,
+          now,
+        });
+        log.info({ slackTs: found }, 'earlier attempt had posted; recorded sent without posting again');
+        return { kind: 'ack', reason: 'sent', deliveryId, status: 'sent' };
+      }
+    }
+
+    const rendered = renderReport(notification, account.data, new Date(message.occurrence));
+    const posted = await deps.slack.post({
+      channel: channelId,
+      text: rendered.text,
+      blocks: rendered.blocks,
+      deliveryId,
+      ...(teamId ? { teamId } : {}),
+    });
+    const now = clock();
+    const latencyMs = publishTime ? now.getTime() - publishTime.getTime() : null;
+    await deps.ledger.markSent(deliveryId, {
+      slackTs: posted.ts,
+      channelId,
+      accountId: notification.accountId,
+      latencyMs,
+      now,
+    });
+    if (notification.consecutiveFailures > 0) await deps.notifications.resetFailures(message.notificationId);
+    log.info({ slackTs: posted.ts, channelId, latencyMs, attempt: claim.attempts }, 'delivered');
+    return { kind: 'ack', reason: 'sent', deliveryId, status: 'sent' };
+  } catch (caught) {
+    const err =
+      caught instanceof FanoutError
+        ? caught
+        : new RetryableError('dependency_unavailable', errorMessage(caught), { cause: caught });
+    const outcome = outcomeOf(err);
+    const now = clock();
+    if (!claimed) {
+      log.warn({ err: err.message, code: err.code }, 'could not claim the delivery; retry later');
+      return { ...outcome, deliveryId };
+    }
+    try {
+      if (err.retryable) {
+        await deps.ledger.markRetry(deliveryId, toRecord(err, now), err.code === 'slack_outcome_unknown', now);
+        log.warn(
+          { code: err.code, slackError: err.slackError, retryAfterSeconds: err.retryAfterSeconds },
+          `attempt failed, will retry: ${err.message}`,
+        );
+      } else {
+        await deps.ledger.markFinal(deliveryId, 'failed', toRecord(err, now), now);
+        log.error({ code: err.code, slackError: err.slackError }, `delivery failed permanently: ${err.message}`);
+        if (err.code === 'slack_permanent_channel' || err.code === 'slack_permanent_workspace') {
+          const paused = await deps.notifications.recordPermanentFailure(
+            message.notificationId,
+            `${err.slackError ?? err.code}`,
+            deps.pauseAfterFailures,
+            now,
+          );
+          if (paused)
+            log.warn({ pausedReason: err.slackError }, 'notification paused after repeated permanent failures');
+        }
+      }
+    } catch (recordErr) {
+      // The outcome could not be written: retry, and the claim's expiry lets the next attempt in.
+      log.error({ err: errorMessage(recordErr) }, 'could not record the outcome; retry later');
+      return { kind: 'retry', reason: 'record_failed', deliveryId };
+    }
+    return { ...outcome, deliveryId, status: err.retryable ? 'retrying' : 'failed' };
+  }
+}
+
+export interface DeadLetterResult {
+  deliveryId: string | null;
+  status: string;
+}
+
+/** A message from the dead-letter subscription: record it `dead`, then ack. */
+export async function handleDeadLetter(
+  body: unknown,
+  deps: Pick<DeliverDeps, 'ledger' | 'log' | 'clock'>,
+): Promise<DeadLetterResult> {
+  const clock = deps.clock ?? (() => new Date());
+  const parsed = parsePushBody(body);
+  const attrs = (body as { message?: { attributes?: Record<string, unknown> } } | null)?.message?.attributes ?? {};
+  const countAttr = Number(attrs.CloudPubSubDeadLetterSourceDeliveryCount);
+  const attempts = Number.isFinite(countAttr) && countAttr > 0 ? countAttr : null;
+  const message = parsed.ok ? parsed.push.message : null;
+  const deliveryId = message
+    ? deliveryIdOf(message.notificationId, message.occurrence)
+    : parsed.ok
+      ? null
+      : parsed.deliveryId;
+  if (!deliveryId) {
+    deps.log.warn({ reason: parsed.ok ? null : parsed.reason }, 'dead-lettered message without a delivery id acked');
+    return { deliveryId: null, status: 'unrecorded' };
+  }
+  const status = await deps.ledger.markDead(deliveryId, {
+    attempts,
+    notificationId: message?.notificationId ?? null,
+    occurrence: message?.occurrence ?? null,
+    runId: message?.runId ?? null,
+    reason: parsed.ok ? 'max delivery attempts reached' : parsed.reason,
+    now: clock(),
+  });
+  deps.log.error({ deliveryId, runId: message?.runId, attempts, status }, 'delivery dead-lettered');
+  return { deliveryId, status };
+}

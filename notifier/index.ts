@@ -1,0 +1,50 @@
+import { describeConfig, loadConfig } from '../shared/config';
+import { createFirestore } from '../shared/firestore';
+import { accountStoreOf, FirestoreStore } from '../shared/firestore-store';
+import { createLogger } from '../shared/logger';
+import { createLifecycle, serve } from '../shared/service';
+import { createApp } from './app';
+import { SlackClient } from './slack';
+
+function main(): void {
+  const config = loadConfig();
+  const log = createLogger({ service: 'notifier', level: config.logLevel });
+  log.info({ config: describeConfig(config) }, 'starting');
+  const token = config.slackBotToken;
+  if (!token) throw new Error('SLACK_BOT_TOKEN is not set: the notifier needs a bot token to post');
+  const db = createFirestore(config.projectId);
+  const store = new FirestoreStore(db);
+  const slack = new SlackClient({
+    apiUrl: config.slackApiUrl,
+    timeoutMs: config.slackTimeoutMs,
+    tokenFor: () => token,
+  });
+  const lifecycle = createLifecycle(log);
+  const app = createApp({
+    log,
+    projectId: config.projectId,
+    ledger: store,
+    notifications: store,
+    accounts: accountStoreOf(store),
+    slack,
+    claimTtlMs: config.claimTtlSeconds * 1000,
+    pauseAfterFailures: config.pauseAfterFailures,
+    isDraining: lifecycle.isDraining,
+    track: lifecycle.track,
+    readiness: {
+      firestore: async () => {
+        await db.collection('deliveries').limit(1).get();
+      },
+    },
+  });
+  serve(app, config.port, log, lifecycle, async () => {
+    await db.terminate();
+  });
+}
+
+try {
+  main();
+} catch (err) {
+  process.stderr.write(`notifier: ${(err as Error).message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,135 @@
+import {
+  LogLevel,
+  type Logger as SlackLogger,
+  WebAPIHTTPError,
+  WebAPIPlatformError,
+  WebAPIRateLimitedError,
+  WebAPIRequestError,
+  WebClient,
+} from '@slack/web-api';
+import { classifySlackErrorCode, classifySlackHttpStatus, FanoutError, RetryableError } from '../shared/errors';
+import type { Block } from '../shared/report';
+
+/** The metadata event every post carries, so a later attempt can find a post whose outcome was unknown. */
+export const DELIVERY_EVENT_TYPE = 'slack_fanout_delivery';
+
+export interface PostRequest {
+  channel: string;
+  text: string;
+  blocks: Block[];
+  deliveryId: string;
+  teamId?: string;
+}
+
+export interface SlackPort {
+  post(req: PostRequest): Promise<{ ts: string; channel: string }>;
+  /** Looks for a post of this delivery in the channel since `since`; its ts when found. */
+  findDelivery(channel: string, deliveryId: string, since: Date, teamId?: string): Promise<string | null>;
+  ping(): Promise<void>;
+}
+
+export interface SlackOptions {
+  apiUrl: string;
+  timeoutMs: number;
+  /** The bot token for a workspace; one token serves every workspace when it ignores teamId. */
+  tokenFor: (teamId: string | undefined) => string;
+}
+
+// The client's own logger would print to stdout in another format; errors reach our logs as FanoutErrors.
+const silent: SlackLogger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  setLevel: () => undefined,
+  getLevel: () => LogLevel.ERROR,
+  setName: () => undefined,
+};
+
+/** Turns whatever the Slack client threw into a FanoutError that says retry or not. */
+export function classifySlackFailure(err: unknown): FanoutError {
+  if (err instanceof FanoutError) return err;
+  if (err instanceof WebAPIPlatformError) return classifySlackErrorCode(err.data.error);
+  if (err instanceof WebAPIRateLimitedError) return classifySlackHttpStatus(429, err.retryAfter);
+  if (err instanceof WebAPIHTTPError) return classifySlackHttpStatus(err.statusCode);
+  if (err instanceof WebAPIRequestError) {
+    const original = err.original as Error & { code?: string; name?: string };
+    const refused = original?.code === 'ECONNREFUSED' || /ECONNREFUSED|ENOTFOUND/.test(String(original?.message));
+    // Refused means nothing was sent; a timeout or a reset may have reached Slack.
+    return refused
+      ? new RetryableError('slack_retryable', 'Slack could not be reached', { slackError: 'connection_refused' })
+      : new RetryableError('slack_outcome_unknown', 'the Slack call timed out or was cut off', {
+          slackError: 'request_timeout',
+        });
+  }
+  return new RetryableError(
+    'slack_outcome_unknown',
+    `unexpected Slack client failure: ${String((err as Error)?.message ?? err)}`,
+  );
+}
+
+/** chat.postMessage through @slack/web-api, with a short timeout and no retries of its own (Pub/Sub retries). */
+export class SlackClient implements SlackPort {
+  private readonly clients = new Map<string, WebClient>();
+
+  constructor(private readonly opts: SlackOptions) {}
+
+  private client(teamId: string | undefined): WebClient {
+    const token = this.opts.tokenFor(teamId);
+    let c = this.clients.get(token);
+    if (!c) {
+      c = new WebClient(token, {
+        slackApiUrl: this.opts.apiUrl,
+        timeout: this.opts.timeoutMs,
+        retryConfig: { retries: 0 },
+        rejectRateLimitedCalls: true,
+        logger: silent,
+      });
+      this.clients.set(token, c);
+    }
+    return c;
+  }
+
+  async post(req: PostRequest): Promise<{ ts: string; channel: string }> {
+    try {
+      const res = await this.client(req.teamId).chat.postMessage({
+        channel: req.channel,
+        text: req.text,
+        blocks: req.blocks,
+        unfurl_links: false,
+        metadata: { event_type: DELIVERY_EVENT_TYPE, event_payload: { deliveryId: req.deliveryId } },
+      });
+      if (!res.ts) throw new RetryableError('slack_outcome_unknown', 'Slack answered ok without a ts');
+      return { ts: res.ts, channel: res.channel ?? req.channel };
+    } catch (err) {
+      throw classifySlackFailure(err);
+    }
+  }
+
+  async findDelivery(channel: string, deliveryId: string, since: Date, teamId?: string): Promise<string | null> {
+    try {
+      const res = await this.client(teamId).conversations.history({
+        channel,
+        oldest: String(Math.floor(since.getTime() / 1000) - 60),
+        include_all_metadata: true,
+        limit: 200,
+      });
+      for (const m of res.messages ?? []) {
+        const meta = m.metadata as { event_type?: string; event_payload?: { deliveryId?: string } } | undefined;
+        if (meta?.event_type === DELIVERY_EVENT_TYPE && meta.event_payload?.deliveryId === deliveryId && m.ts)
+          return m.ts;
+      }
+      return null;
+    } catch (err) {
+      throw classifySlackFailure(err);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.client(undefined).auth.test();
+    } catch (err) {
+      throw classifySlackFailure(err);
+    }
+  }
+}

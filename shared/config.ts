@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { TOPOLOGY } from './topology';
+
+/**
+ * Every environment variable the services read, in one list. The README's
+ * "Configuration" table is this list.
+ */
+export const ENV = {
+  GOOGLE_CLOUD_PROJECT: 'GOOGLE_CLOUD_PROJECT',
+  PORT: 'PORT',
+  LOG_LEVEL: 'LOG_LEVEL',
+  DISPATCH_TOPIC: 'DISPATCH_TOPIC',
+  DISPATCH_PAGE_SIZE: 'DISPATCH_PAGE_SIZE',
+  RUN_LEASE_SECONDS: 'RUN_LEASE_SECONDS',
+  CATCHUP_WINDOW_SECONDS: 'CATCHUP_WINDOW_SECONDS',
+  SLACK_API_URL: 'SLACK_API_URL',
+  SLACK_BOT_TOKEN: 'SLACK_BOT_TOKEN',
+  SLACK_TIMEOUT_MS: 'SLACK_TIMEOUT_MS',
+  CLAIM_TTL_SECONDS: 'CLAIM_TTL_SECONDS',
+  PAUSE_AFTER_FAILURES: 'PAUSE_AFTER_FAILURES',
+  MAX_DELIVERY_ATTEMPTS: 'MAX_DELIVERY_ATTEMPTS',
+} as const;
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const schema = z.object({
+  projectId: z.string().min(1),
+  port: int(0, 65535).default(8080),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  dispatchTopic: z.string().min(1).default(TOPOLOGY.dispatchTopic),
+  dispatchPageSize: int(1, 5000).default(500),
+  runLeaseSeconds: int(5, 3600).default(60),
+  catchUpWindowSeconds: int(0, 7 * 24 * 3600).default(900),
+  slackApiUrl: z.url().default('https://slack.com/api/'),
+  slackBotToken: z.string().min(1).optional(),
+  slackTimeoutMs: int(100, 60_000).default(10_000),
+  claimTtlSeconds: int(1, 3600).default(TOPOLOGY.ackDeadlineSeconds),
+  pauseAfterFailures: int(1, 1000).default(3),
+  maxDeliveryAttempts: int(5, 100).default(TOPOLOGY.maxDeliveryAttempts),
+});
+
+export type Config = z.infer<typeof schema>;
+
+const FIELD_TO_ENV: Record<keyof Config, string> = {
+  projectId: ENV.GOOGLE_CLOUD_PROJECT,
+  port: ENV.PORT,
+  logLevel: ENV.LOG_LEVEL,
+  dispatchTopic: ENV.DISPATCH_TOPIC,
+  dispatchPageSize: ENV.DISPATCH_PAGE_SIZE,
+  runLeaseSeconds: ENV.RUN_LEASE_SECONDS,
+  catchUpWindowSeconds: ENV.CATCHUP_WINDOW_SECONDS,
+  slackApiUrl: ENV.SLACK_API_URL,
+  slackBotToken: ENV.SLACK_BOT_TOKEN,
+  slackTimeoutMs: ENV.SLACK_TIMEOUT_MS,
+  claimTtlSeconds: ENV.CLAIM_TTL_SECONDS,
+  pauseAfterFailures: ENV.PAUSE_AFTER_FAILURES,
+  maxDeliveryAttempts: ENV.MAX_DELIVERY_ATTEMPTS,
+};
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads and validates the configuration; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, string | undefined> = {};
+  for (const [field, name] of Object.entries(FIELD_TO_ENV)) {
+    const value = env[name];
+    raw[field] = value === '' ? undefined : value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const field = issue.path[0] as keyof Config;
+      const name = FIELD_TO_ENV[field] ?? String(field);
+      // The value of a secret is never echoed back.
+      const shown = name === ENV.SLACK_BOT_TOKEN ? '' : ` (got ${JSON.stringify(raw[field])})`;
+      return `${name}: ${issue.message}${shown}`;
+    });
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/** The configuration with secrets removed, for a start-up log line. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const { slackBotToken, ...rest } = config;
+  return { ...rest, slackBotToken: slackBotToken ? '[set]' : '[not set]' };
+}

@@ -1,0 +1,445 @@
+import {
+  FieldPath,
+  FieldValue,
+  type Firestore,
+  type Query,
+  Timestamp,
+  type Transaction,
+} from '@google-cloud/firestore';
+import type { DeliveryDoc, DeliveryStatus, RunDoc } from './model';
+import type {
+  AccountStore,
+  ClaimRequest,
+  DeliveryClaim,
+  DeliveryLedger,
+  DueSchedule,
+  NotificationStore,
+  RunClaim,
+  RunStore,
+} from './ports';
+import { LeaseLostError } from './ports';
+import { QUERIES, type QuerySpec } from './queries';
+import { COLLECTIONS } from './topology';
+
+/** Firestore gives Timestamps back; the rest of the code speaks Date. */
+export function toDate(v: unknown): Date | null {
+  if (v instanceof Timestamp) return v.toDate();
+  if (v instanceof Date) return v;
+  return null;
+}
+
+function fromDoc<T>(data: FirebaseFirestore.DocumentData): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(data)) out[k] = v instanceof Timestamp ? v.toDate() : v;
+  return out as T;
+}
+
+/** Builds a query from its spec in shared/queries.ts, so each query has its declared index. */
+export function buildQuery(db: Firestore, spec: QuerySpec, values: Record<string, unknown>): Query {
+  let q: Query = db.collection(spec.collection);
+  for (const f of spec.fields) {
+    const path = f.fieldPath === '__name__' ? FieldPath.documentId() : f.fieldPath;
+    if (f.op === 'orderBy') {
+      q = q.orderBy(path, f.order === 'ASCENDING' ? 'asc' : 'desc');
+    } else {
+      if (!(f.fieldPath in values)) throw new Error(`query ${spec.name} needs a value for ${f.fieldPath}`);
+      q = q.where(path, f.op, values[f.fieldPath]);
+      if (f.op !== '==') q = q.orderBy(path, f.order === 'ASCENDING' ? 'asc' : 'desc');
+    }
+  }
+  return q;
+}
+
+const STATUSES: DeliveryStatus[] = ['sending', 'retrying', 'sent', 'failed', 'skipped', 'dead'];
+const FINAL = new Set<DeliveryStatus>(['sent', 'failed', 'skipped', 'dead']);
+
+export class FirestoreStore implements RunStore, DeliveryLedger, NotificationStore {
+  constructor(readonly db: Firestore) {}
+
+  private runs() {
+    return this.db.collection(COLLECTIONS.runs);
+  }
+  private schedules() {
+    return this.db.collection(COLLECTIONS.schedules);
+  }
+  private deliveries() {
+    return this.db.collection(COLLECTIONS.deliveries);
+  }
+  private notifications() {
+    return this.db.collection(COLLECTIONS.notifications);
+  }
+
+  // ---- RunStore ----
+
+  async dueSchedules(at: Date, limit: number): Promise<DueSchedule[]> {
+    const snap = await buildQuery(this.db, QUERIES.dueSchedules, { nextRunAt: at }).limit(limit).get();
+    return snap.docs.map((d) => {
+      const data = fromDoc<Record<string, unknown>>(d.data());
+      return {
+        id: d.id,
+        cron: String(data.cron ?? ''),
+        timezone: String(data.timezone ?? ''),
+        nextRunAt: (data.nextRunAt as Date) ?? at,
+        lastRunAt: (data.lastRunAt as Date | null) ?? null,
+        activeOccurrence: typeof data.activeOccurrence === 'string' ? data.activeOccurrence : null,
+      };
+    });
+  }
+
+  async claimRun(scheduleId: string, occurrence: string, owner: string, leaseMs: number, now: Date): Promise<RunClaim> {
+    const runId = `${scheduleId}:${occurrence}`;
+    const runRef = this.runs().doc(runId);
+    const scheduleRef = this.schedules().doc(scheduleId);
+    return this.db.runTransaction(async (tx) => {
+      const snap = await tx.get(runRef);
+      const leaseExpiresAt = new Date(now.getTime() + leaseMs);
+      if (!snap.exists) {
+        const run: RunDoc = {
+          scheduleId,
+          occurrence,
+          status: 'running',
+          leaseOwner: owner,
+          leaseExpiresAt,
+          cursor: null,
+          published: 0,
+          pages: 0,
+          resumes: 0,
+          startedAt: now,
+          updatedAt: now,
+          finishedAt: null,
+        };
+        tx.create(runRef, run);
+        tx.set(scheduleRef, { activeOccurrence: occurrence }, { merge: true });
+        return { kind: 'acquired', run };
+      }
+      const run = fromDoc<RunDoc>(snap.data() ?? {});
+      if (run.status === 'done') return { kind: 'done', run };
+      const expires = run.leaseExpiresAt ? run.leaseExpiresAt.getTime() : 0;
+      if (run.leaseOwner && run.leaseOwner !== owner && expires > now.getTime()) {
+        return { kind: 'leased', run };
+      }
+      const taken: RunDoc = {
+        ...run,
+        status: 'running',
+        leaseOwner: owner,
+        leaseExpiresAt,
+        resumes: (run.resumes ?? 0) + 1,
+        updatedAt: now,
+      };
+      tx.update(runRef, {
+        status: 'running',
+        leaseOwner: owner,
+        leaseExpiresAt,
+        resumes: taken.resumes,
+        updatedAt: now,
+      });
+      return { kind: 'resumed', run: taken };
+    });
+  }
+
+  async notificationPage(scheduleId: string, cursor: string | null, limit: number): Promise<string[]> {
+    let q = buildQuery(this.db, QUERIES.notificationsOfSchedule, { scheduleId, enabled: true });
+    if (cursor) q = q.startAfter(cursor);
+    // Only the ids travel: the notifier loads the rest when it delivers.
+    const snap = await q.select().limit(limit).get();
+    return snap.docs.map((d) => d.id);
+  }
+
+  private async withLease(tx: Transaction, runId: string, owner: string): Promise<RunDoc> {
+    const ref = this.runs().doc(runId);
+    const snap = await tx.get(ref);
+    if (!snap.exists) throw new LeaseLostError(`run ${runId} does not exist`);
+    const run = fromDoc<RunDoc>(snap.data() ?? {});
+    if (run.leaseOwner !== owner) throw new LeaseLostError(`run ${runId} is leased by ${run.leaseOwner}`);
+    return run;
+  }
+
+  async checkpoint(
+    runId: string,
+    owner: string,
+    cursor: string,
+    published: number,
+    leaseMs: number,
+    now: Date,
+  ): Promise<void> {
+    await this.db.runTransaction(async (tx) => {
+      await this.withLease(tx, runId, owner);
+      tx.update(this.runs().doc(runId), {
+        cursor,
+        published: FieldValue.increment(published),
+        pages: FieldValue.increment(1),
+        leaseExpiresAt: new Date(now.getTime() + leaseMs),
+        updatedAt: now,
+      });
+    });
+  }
+
+  async finishRun(
+    runId: string,
+    owner: string,
+    scheduleId: string,
+    nextRunAt: Date,
+    skipped: number,
+    now: Date,
+  ): Promise<void> {
+    await this.db.runTransaction(async (tx) => {
+      const run = await this.withLease(tx, runId, owner);
+      tx.update(this.runs().doc(runId), {
+        status: 'done',
+        leaseOwner: null,
+        leaseExpiresAt: null,
+        finishedAt: now,
+        updatedAt: now,
+      });
+      tx.set(
+        this.schedules().doc(scheduleId),
+        {
+          nextRunAt,
+          lastRunAt: new Date(run.occurrence),
+          activeOccurrence: null,
+          skippedOccurrences: FieldValue.increment(skipped),
+          updatedAt: now,
+        },
+        { merge: true },
+      );
+    });
+  }
+
+  async advanceSchedule(scheduleId: string, nextRunAt: Date, skipped: number, now: Date): Promise<void> {
+    await this.schedules()
+      .doc(scheduleId)
+      .set(
+        { nextRunAt, activeOccurrence: null, skippedOccurrences: FieldValue.increment(skipped), updatedAt: now },
+        { merge: true },
+      );
+  }
+
+  async disableSchedule(scheduleId: string, reason: string, now: Date): Promise<void> {
+    // A far-future nextRunAt takes it out of the due query until the notification is fixed.
+    await this.schedules()
+      .doc(scheduleId)
+      .set({ nextRunAt: new Date('9999-12-31T00:00:00Z'), invalidReason: reason, updatedAt: now }, { merge: true });
+  }
+
+  async releaseRun(runId: string, owner: string, error: string, now: Date): Promise<void> {
+    await this.db.runTransaction(async (tx) => {
+      await this.withLease(tx, runId, owner);
+      tx.update(this.runs().doc(runId), { leaseOwner: null, leaseExpiresAt: null, lastError: error, updatedAt: now });
+    });
+  }
+
+  async getRun(runId: string): Promise<RunDoc | null> {
+    const snap = await this.runs().doc(runId).get();
+    return snap.exists ? fromDoc<RunDoc>(snap.data() ?? {}) : null;
+  }
+
+  // ---- DeliveryLedger ----
+
+  async claim(req: ClaimRequest): Promise<DeliveryClaim> {
+    const ref = this.deliveries().doc(req.deliveryId);
+    const claimExpiresAt = new Date(req.now.getTime() + req.ttlMs);
+    const fresh: DeliveryDoc = {
+      notificationId: req.notificationId,
+      occurrence: req.occurrence,
+      runId: req.runId,
+      status: 'sending',
+      attempts: 1,
+      claimedBy: req.owner,
+      claimExpiresAt,
+      outcomeUnknown: false,
+      publishedAt: req.publishedAt,
+      firstAttemptAt: req.now,
+      updatedAt: req.now,
+    };
+    try {
+      // The common path: one write, no read.
+      await ref.create(fresh);
+      return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now };
+    } catch (err) {
+      if ((err as { code?: number }).code !== 6 /* ALREADY_EXISTS */) throw err;
+    }
+    return this.db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      if (!snap.exists) {
+        tx.create(ref, fresh);
+        return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now } as const;
+      }
+      const d = fromDoc<DeliveryDoc>(snap.data() ?? {});
+      if (FINAL.has(d.status)) return { kind: 'final', status: d.status } as const;
+      if (d.status === 'sending' && d.claimExpiresAt && d.claimExpiresAt.getTime() > req.now.getTime()) {
+        return { kind: 'busy', claimExpiresAt: d.claimExpiresAt } as const;
+      }
+      const attempts = (d.attempts ?? 0) + 1;
+      tx.update(ref, {
+        status: 'sending',
+        attempts,
+        claimedBy: req.owner,
+        claimExpiresAt,
+        updatedAt: req.now,
+        // A record created by a dead-letter or invalid-input path may lack these.
+        notificationId: req.notificationId,
+        occurrence: req.occurrence,
+        runId: req.runId,
+        firstAttemptAt: d.firstAttemptAt ?? req.now,
+      });
+      return {
+        kind: 'claimed',
+        attempts,
+        // A claim that expired mid-call may have posted: check before posting again.
+        outcomeUnknown: Boolean(d.outcomeUnknown) || d.status === 'sending',
+        firstAttemptAt: d.firstAttemptAt ?? req.now,
+      } as const;
+    });
+  }
+
+  async markSent(
+    deliveryId: string,
+    f: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date },
+  ): Promise<void> {
+    await this.deliveries().doc(deliveryId).update({
+      status: 'sent',
+      slackTs: f.slackTs,
+      channelId: f.channelId,
+      accountId: f.accountId,
+      latencyMs: f.latencyMs,
+      sentAt: f.now,
+      claimExpiresAt: null,
+      outcomeUnknown: false,
+      updatedAt: f.now,
+    });
+  }
+
+  async markRetry(
+    deliveryId: string,
+    error: DeliveryDoc['lastError'],
+    outcomeUnknown: boolean,
+    now: Date,
+  ): Promise<void> {
+    const update: Record<string, unknown> = {
+      status: 'retrying',
+      lastError: error,
+      claimExpiresAt: null,
+      updatedAt: now,
+    };
+    // Once unknown, it stays unknown until a later attempt settles it.
+    if (outcomeUnknown) update.outcomeUnknown = true;
+    await this.deliveries().doc(deliveryId).update(update);
+  }
+
+  async markFinal(
+    deliveryId: string,
+    status: 'failed' | 'skipped',
+    error: NonNullable<DeliveryDoc['lastError']>,
+    now: Date,
+    init: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>> = {},
+  ): Promise<void> {
+    await this.deliveries()
+      .doc(deliveryId)
+      .set(
+        { ...init, status, lastError: error, claimExpiresAt: null, updatedAt: now, attempts: FieldValue.increment(0) },
+        { merge: true },
+      );
+  }
+
+  async markDead(
+    deliveryId: string,
+    f: {
+      attempts: number | null;
+      notificationId: string | null;
+      occurrence: string | null;
+      runId: string | null;
+      reason: string;
+      now: Date;
+    },
+  ): Promise<DeliveryStatus> {
+    const ref = this.deliveries().doc(deliveryId);
+    return this.db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      const d = snap.exists ? fromDoc<DeliveryDoc>(snap.data() ?? {}) : null;
+      // A post that went through stays sent; a permanent failure stays failed.
+      if (d && (d.status === 'sent' || d.status === 'failed' || d.status === 'skipped')) return d.status;
+      const fields: Record<string, unknown> = {
+        status: 'dead',
+        deadAt: f.now,
+        deadReason: f.reason,
+        claimExpiresAt: null,
+        updatedAt: f.now,
+      };
+      if (f.attempts !== null) fields.deadLetterAttempts = f.attempts;
+      if (!d) {
+        Object.assign(fields, {
+          notificationId: f.notificationId,
+          occurrence: f.occurrence,
+          runId: f.runId,
+          attempts: 0,
+        });
+      }
+      tx.set(ref, fields, { merge: true });
+      return 'dead' as const;
+    });
+  }
+
+  async get(deliveryId: string): Promise<DeliveryDoc | null> {
+    const snap = await this.deliveries().doc(deliveryId).get();
+    return snap.exists ? fromDoc<DeliveryDoc>(snap.data() ?? {}) : null;
+  }
+
+  async countByStatus(runId: string): Promise<Record<DeliveryStatus, number>> {
+    const counts = await Promise.all(
+      STATUSES.map(async (status) => {
+        const q = buildQuery(this.db, QUERIES.deliveriesOfRunByStatus, { runId, status });
+        const snap = await q.count().get();
+        return [status, snap.data().count] as const;
+      }),
+    );
+    return Object.fromEntries(counts) as Record<DeliveryStatus, number>;
+  }
+
+  /** Ids of a run's deliveries in one status, in pages. */
+  async deliveryIdsOfRun(
+    runId: string,
+    status: DeliveryStatus,
+    cursor: string | null,
+    limit: number,
+  ): Promise<string[]> {
+    let q = buildQuery(this.db, QUERIES.deliveriesOfRunByStatus, { runId, status });
+    if (cursor) q = q.startAfter(cursor);
+    const snap = await q.select().limit(limit).get();
+    return snap.docs.map((d) => d.id);
+  }
+
+  // ---- NotificationStore / AccountStore ----
+
+  async getRaw(id: string): Promise<Record<string, unknown> | null> {
+    const snap = await this.notifications().doc(id).get();
+    return snap.exists ? fromDoc<Record<string, unknown>>(snap.data() ?? {}) : null;
+  }
+
+  async getAccountRaw(accountId: string): Promise<Record<string, unknown> | null> {
+    const snap = await this.db.collection(COLLECTIONS.accounts).doc(accountId).get();
+    return snap.exists ? fromDoc<Record<string, unknown>>(snap.data() ?? {}) : null;
+  }
+
+  async recordPermanentFailure(id: string, reason: string, threshold: number, now: Date): Promise<boolean> {
+    const ref = this.notifications().doc(id);
+    return this.db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      if (!snap.exists) return false;
+      const count = Number(snap.get('consecutiveFailures') ?? 0) + 1;
+      const pause = count >= threshold && snap.get('enabled') !== false;
+      const update: Record<string, unknown> = { consecutiveFailures: count, lastFailure: reason, updatedAt: now };
+      if (pause) Object.assign(update, { enabled: false, pausedReason: reason, pausedAt: now });
+      tx.update(ref, update);
+      return pause;
+    });
+  }
+
+  async resetFailures(id: string): Promise<void> {
+    await this.notifications().doc(id).update({ consecutiveFailures: 0 });
+  }
+}
+
+/** The AccountStore port over the same Firestore store. */
+export function accountStoreOf(store: FirestoreStore): AccountStore {
+  return { getRaw: (accountId) => store.getAccountRaw(accountId) };
+}

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+
+/** A notification as stored in `notifications/{id}`. */
+export const notificationSchema = z.object({
+  accountId: z.string().min(1),
+  slack: z.object({
+    teamId: z.string().min(1).optional(),
+    channelId: z.string().min(1),
+  }),
+  schedule: z.object({ cron: z.string().min(1), timezone: z.string().min(1) }),
+  scheduleId: z.string().min(1),
+  enabled: z.boolean(),
+  report: z
+    .object({
+      kind: z.string().min(1).default('account-summary'),
+      title: z.string().max(150).optional(),
+    })
+    .default({ kind: 'account-summary' }),
+  consecutiveFailures: z.number().int().min(0).default(0),
+  pausedReason: z.string().nullable().optional(),
+});
+export type Notification = z.infer<typeof notificationSchema>;
+export type NotificationInput = z.input<typeof notificationSchema>;
+
+/** `schedules/{scheduleId}`: one per distinct (cron, timezone). */
+export interface ScheduleDoc {
+  cron: string;
+  timezone: string;
+  /** The next occurrence not yet dispatched. */
+  nextRunAt: Date;
+  lastRunAt?: Date | null;
+  skippedOccurrences?: number;
+}
+
+export type RunStatus = 'running' | 'done' | 'failed';
+
+/** `runs/{scheduleId:occurrence}`. */
+export interface RunDoc {
+  scheduleId: string;
+  occurrence: string;
+  status: RunStatus;
+  leaseOwner: string | null;
+  leaseExpiresAt: Date | null;
+  /** Id of the last notification published; the next page starts after it. */
+  cursor: string | null;
+  published: number;
+  pages: number;
+  resumes: number;
+  startedAt: Date;
+  updatedAt: Date;
+  finishedAt: Date | null;
+  lastError?: string | null;
+}
+
+export type DeliveryStatus = 'sending' | 'retrying' | 'sent' | 'failed' | 'skipped' | 'dead';
+export const FINAL_STATUSES: readonly DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
+
+export interface DeliveryError {
+  code: string;
+  slackError?: string | null;
+  message: string;
+  retryable: boolean;
+  at: Date;
+}
+
+/** `deliveries/{notificationId:occurrence}`: the idempotency ledger and the delivery record. */
+export interface DeliveryDoc {
+  notificationId: string;
+  occurrence: string;
+  runId: string;
+  accountId?: string | null;
+  channelId?: string | null;
+  status: DeliveryStatus;
+  attempts: number;
+  claimedBy?: string | null;
+  claimExpiresAt?: Date | null;
+  /** The last attempt's Slack call may have posted (a timeout, internal_error). */
+  outcomeUnknown?: boolean;
+  slackTs?: string | null;
+  lastError?: DeliveryError | null;
+  publishedAt?: Date | null;
+  firstAttemptAt?: Date | null;
+  sentAt?: Date | null;
+  /** From publish to Slack's answer, for the post that went through. */
+  latencyMs?: number | null;
+  updatedAt: Date;
+}
+
+/** `accounts/{accountId}`: the data an account's report shows. */
+export const accountSchema = z.object({
+  name: z.string().min(1),
+  metrics: z
+    .array(
+      z.object({
+        label: z.string().min(1),
+        value: z.union([z.number(), z.string()]),
+        change: z.number().optional(),
+      }),
+    )
+    .default([]),
+  highlights: z.array(z.string()).default([]),
+  dashboardUrl: z.string().url().optional(),
+});
+export type Account = z.infer<typeof accountSchema>;
+
+export function deliveryIdOf(notificationId: string, occurrence: string): string {
+  return `${notificationId}:${occurrence}`;
+}
+
+export function runIdOf(scheduleId: string, occurrence: string): string {
+  return `${scheduleId}:${occurrence}`;
+}

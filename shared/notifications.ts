@@ -1,0 +1,125 @@
+import type { Firestore } from '@google-cloud/firestore';
+import { type Account, accountSchema, type NotificationInput, notificationSchema } from './model';
+import { latestOccurrence, nextOccurrence, scheduleIdOf, validateSchedule } from './schedule';
+import { COLLECTIONS } from './topology';
+
+/** Writing notifications and accounts: the admin API, the CLI and the local seed share this. */
+
+export interface NewNotification {
+  id: string;
+  accountId: string;
+  channelId: string;
+  teamId?: string;
+  cron: string;
+  timezone: string;
+  title?: string;
+  enabled?: boolean;
+}
+
+export class InvalidNotificationError extends Error {
+  override readonly name = 'InvalidNotificationError';
+}
+
+/** Validates a notification (schema, cron, time zone) and gives the document to store. */
+export function notificationDoc(n: NewNotification): NotificationInput & { scheduleId: string } {
+  const schedule = { cron: n.cron.trim(), timezone: n.timezone };
+  try {
+    validateSchedule(schedule);
+  } catch (err) {
+    throw new InvalidNotificationError(`notification ${n.id}: ${(err as Error).message}`);
+  }
+  const doc = {
+    accountId: n.accountId,
+    slack: n.teamId ? { teamId: n.teamId, channelId: n.channelId } : { channelId: n.channelId },
+    schedule,
+    scheduleId: scheduleIdOf(schedule),
+    enabled: n.enabled ?? true,
+    report: n.title ? { kind: 'account-summary', title: n.title } : { kind: 'account-summary' },
+    consecutiveFailures: 0,
+    pausedReason: null,
+  };
+  const parsed = notificationSchema.safeParse(doc);
+  if (!parsed.success) {
+    throw new InvalidNotificationError(
+      `notification ${n.id}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  }
+  if (!/^[^/]{1,500}$/.test(n.id) || n.id === '.' || n.id === '..') {
+    throw new InvalidNotificationError(`notification id ${JSON.stringify(n.id)} is not a valid document id`);
+  }
+  return doc;
+}
+
+export interface SaveOptions {
+  now?: Date;
+  /**
+   * Make a schedule created now due at once (its latest occurrence), instead of at its
+   * next one. The local demo uses it so the first tick has work.
+   */
+  dueNow?: boolean;
+  onProgress?: (written: number) => void;
+}
+
+/** Writes notifications and the schedule documents they need, with a BulkWriter. */
+export async function saveNotifications(
+  db: Firestore,
+  items: NewNotification[],
+  opts: SaveOptions = {},
+): Promise<void> {
+  const now = opts.now ?? new Date();
+  const docs = items.map((n) => ({ id: n.id, doc: notificationDoc(n) }));
+  const schedules = new Map<string, { cron: string; timezone: string }>();
+  for (const { doc } of docs) schedules.set(doc.scheduleId, doc.schedule);
+
+  for (const [id, s] of schedules) {
+    const ref = db.collection(COLLECTIONS.schedules).doc(id);
+    const nextRunAt = (opts.dueNow ? latestOccurrence(s, now) : null) ?? nextOccurrence(s, now);
+    await db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      if (!snap.exists) {
+        tx.create(ref, { ...s, nextRunAt, activeOccurrence: null, skippedOccurrences: 0, createdAt: now });
+      } else if (opts.dueNow && !snap.get('activeOccurrence')) {
+        tx.update(ref, { nextRunAt });
+      }
+    });
+  }
+
+  const writer = db.bulkWriter();
+  let written = 0;
+  for (const { id, doc } of docs) {
+    void writer
+      .set(db.collection(COLLECTIONS.notifications).doc(id), { ...doc, createdAt: now, updatedAt: now })
+      .then(() => {
+        written++;
+        if (opts.onProgress && written % 500 === 0) opts.onProgress(written);
+      });
+  }
+  await writer.close();
+  opts.onProgress?.(written);
+}
+
+export async function saveAccounts(db: Firestore, accounts: { id: string; account: Account }[]): Promise<void> {
+  const writer = db.bulkWriter();
+  for (const { id, account } of accounts) {
+    void writer.set(db.collection(COLLECTIONS.accounts).doc(id), accountSchema.parse(account));
+  }
+  await writer.close();
+}
+
+/** Pauses or resumes a notification. Resuming clears the failure count. */
+export async function setNotificationEnabled(
+  db: Firestore,
+  id: string,
+  enabled: boolean,
+  reason?: string,
+): Promise<boolean> {
+  const ref = db.collection(COLLECTIONS.notifications).doc(id);
+  const snap = await ref.get();
+  if (!snap.exists) return false;
+  await ref.update(
+    enabled
+      ? { enabled: true, pausedReason: null, consecutiveFailures: 0, updatedAt: new Date() }
+      : { enabled: false, pausedReason: reason ?? 'paused by an operator', updatedAt: new Date() },
+  );
+  return true;
+}

@@ -1,0 +1,115 @@
+import type { DeliveryDoc, DeliveryError, DeliveryStatus, RunDoc, ScheduleDoc } from './model';
+
+/**
+ * The storage the services depend on, as small interfaces. `FirestoreStore` implements
+ * them for production and the emulator tests.
+ */
+
+export interface DueSchedule extends ScheduleDoc {
+  id: string;
+  /** An occurrence whose run was started and not finished; it is resumed first. */
+  activeOccurrence: string | null;
+}
+
+export type RunClaim =
+  | { kind: 'acquired'; run: RunDoc }
+  | { kind: 'resumed'; run: RunDoc }
+  | { kind: 'done'; run: RunDoc }
+  | { kind: 'leased'; run: RunDoc };
+
+export interface NotificationRef {
+  id: string;
+}
+
+export interface RunStore {
+  dueSchedules(at: Date, limit: number): Promise<DueSchedule[]>;
+  /** Creates the run or takes it over when its lease expired; marks it on the schedule. */
+  claimRun(scheduleId: string, occurrence: string, owner: string, leaseMs: number, now: Date): Promise<RunClaim>;
+  /** Ids of a schedule's enabled notifications, after `cursor`, in id order. */
+  notificationPage(scheduleId: string, cursor: string | null, limit: number): Promise<string[]>;
+  /** Records progress and renews the lease; throws LeaseLostError when another owner took it. */
+  checkpoint(
+    runId: string,
+    owner: string,
+    cursor: string,
+    published: number,
+    leaseMs: number,
+    now: Date,
+  ): Promise<void>;
+  /** Marks the run done and moves the schedule on. */
+  finishRun(
+    runId: string,
+    owner: string,
+    scheduleId: string,
+    nextRunAt: Date,
+    skipped: number,
+    now: Date,
+  ): Promise<void>;
+  /** Moves a schedule on without a run (every due occurrence was too old). */
+  advanceSchedule(scheduleId: string, nextRunAt: Date, skipped: number, now: Date): Promise<void>;
+  /** Marks a schedule whose cron or time zone cannot be parsed, so it stops being due. */
+  disableSchedule(scheduleId: string, reason: string, now: Date): Promise<void>;
+  releaseRun(runId: string, owner: string, error: string, now: Date): Promise<void>;
+  getRun(runId: string): Promise<RunDoc | null>;
+}
+
+export type DeliveryClaim =
+  | { kind: 'claimed'; attempts: number; outcomeUnknown: boolean; firstAttemptAt: Date }
+  | { kind: 'final'; status: DeliveryStatus }
+  | { kind: 'busy'; claimExpiresAt: Date };
+
+export interface ClaimRequest {
+  deliveryId: string;
+  notificationId: string;
+  occurrence: string;
+  runId: string;
+  owner: string;
+  ttlMs: number;
+  now: Date;
+  publishedAt: Date | null;
+}
+
+export interface DeliveryLedger {
+  claim(req: ClaimRequest): Promise<DeliveryClaim>;
+  markSent(
+    deliveryId: string,
+    fields: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date },
+  ): Promise<void>;
+  markRetry(deliveryId: string, error: DeliveryError, outcomeUnknown: boolean, now: Date): Promise<void>;
+  markFinal(
+    deliveryId: string,
+    status: Extract<DeliveryStatus, 'failed' | 'skipped'>,
+    error: DeliveryError,
+    now: Date,
+    init?: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>>,
+  ): Promise<void>;
+  /** Dead-lettered: recorded `dead` unless it was already sent. */
+  markDead(
+    deliveryId: string,
+    fields: {
+      attempts: number | null;
+      notificationId: string | null;
+      occurrence: string | null;
+      runId: string | null;
+      reason: string;
+      now: Date;
+    },
+  ): Promise<DeliveryStatus>;
+  get(deliveryId: string): Promise<DeliveryDoc | null>;
+  countByStatus(runId: string): Promise<Record<DeliveryStatus, number>>;
+}
+
+export interface NotificationStore {
+  getRaw(id: string): Promise<Record<string, unknown> | null>;
+  /** Counts a permanent failure; pauses the notification at `threshold` in a row. Returns whether it paused. */
+  recordPermanentFailure(id: string, reason: string, threshold: number, now: Date): Promise<boolean>;
+  resetFailures(id: string): Promise<void>;
+}
+
+export interface AccountStore {
+  getRaw(accountId: string): Promise<Record<string, unknown> | null>;
+}
+
+export class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
+}

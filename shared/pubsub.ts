@@ -1,0 +1,22 @@
+import { PubSub, type Topic } from '@google-cloud/pubsub';
+import type { DispatchMessage } from './messages';
+
+export function createPubSub(projectId: string): PubSub {
+  return new PubSub({ projectId });
+}
+
+/** The dispatch topic with the batching the fan-out needs: many small messages a page. */
+export function dispatchTopic(pubsub: PubSub, name: string): Topic {
+  return pubsub.topic(name, {
+    batching: { maxMessages: 1000, maxMilliseconds: 10, maxBytes: 5 * 1024 * 1024 },
+  });
+}
+
+/** Publishes a page and resolves once every message of it is accepted by Pub/Sub. */
+export function topicPublisher(topic: Topic) {
+  return {
+    async publishPage(messages: { message: DispatchMessage; attributes: Record<string, string> }[]): Promise<void> {
+      await Promise.all(messages.map((m) => topic.publishMessage({ json: m.message, attributes: m.attributes })));
+    },
+  };
+}

@@ -1,0 +1,116 @@
+import type { Account, Notification } from './model';
+
+/** Slack's message limits (chat.postMessage / Block Kit). */
+export const SLACK_LIMITS = Object.freeze({
+  blocksPerMessage: 50,
+  sectionTextChars: 3000,
+  sectionFields: 10,
+  sectionFieldChars: 2000,
+  headerTextChars: 150,
+  fallbackTextChars: 4000,
+});
+
+export type Block =
+  | { type: 'header'; text: { type: 'plain_text'; text: string; emoji?: boolean } }
+  | {
+      type: 'section';
+      text?: { type: 'mrkdwn'; text: string };
+      fields?: { type: 'mrkdwn'; text: string }[];
+    }
+  | { type: 'context'; elements: { type: 'mrkdwn'; text: string }[] }
+  | { type: 'divider' };
+
+export interface RenderedReport {
+  text: string;
+  blocks: Block[];
+}
+
+export function truncate(s: string, max: number): string {
+  if (s.length <= max) return s;
+  return `${s.slice(0, Math.max(0, max - 1))}…`;
+}
+
+/** Slack mrkdwn treats &, < and > as control characters. */
+export function escapeMrkdwn(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function formatValue(value: number | string): string {
+  return typeof value === 'number' ? value.toLocaleString('en-US') : value;
+}
+
+function formatChange(change: number | undefined): string {
+  if (change === undefined) return '';
+  const arrow = change > 0 ? '▲' : change < 0 ? '▼' : '▬';
+  return ` ${arrow} ${Math.abs(change).toFixed(1)}%`;
+}
+
+/**
+ * Renders an account's report as Block Kit blocks plus the fallback text that
+ * notifications and screen readers use. Pure: the same input gives the same message,
+ * and every limit Slack enforces is kept here, so a big account cannot make a post fail.
+ */
+export function renderReport(
+  notification: Pick<Notification, 'report' | 'schedule'>,
+  account: Account,
+  occurrence: Date,
+): RenderedReport {
+  const title = truncate(
+    notification.report.title ?? `${account.name}: scheduled report`,
+    SLACK_LIMITS.headerTextChars,
+  );
+  const when = occurrence.toLocaleString('en-GB', {
+    timeZone: notification.schedule.timezone,
+    dateStyle: 'medium',
+    timeStyle: 'short',
+  });
+  const blocks: Block[] = [
+    { type: 'header', text: { type: 'plain_text', text: title, emoji: true } },
+    {
+      type: 'context',
+      elements: [{ type: 'mrkdwn', text: `${when} (${escapeMrkdwn(notification.schedule.timezone)})` }],
+    },
+  ];
+
+  // Metrics go ten to a section (Slack's field limit); whole sections stop at the block limit.
+  const fields = account.metrics.map((m) => ({
+    type: 'mrkdwn' as const,
+    text: truncate(
+      `*${escapeMrkdwn(m.label)}*\n${escapeMrkdwn(formatValue(m.value))}${formatChange(m.change)}`,
+      SLACK_LIMITS.sectionFieldChars,
+    ),
+  }));
+  // Room kept for the divider, highlights section and footer.
+  const reserved = 3;
+  let omittedMetrics = 0;
+  for (let i = 0; i < fields.length; i += SLACK_LIMITS.sectionFields) {
+    if (blocks.length >= SLACK_LIMITS.blocksPerMessage - reserved) {
+      omittedMetrics = fields.length - i;
+      break;
+    }
+    blocks.push({ type: 'section', fields: fields.slice(i, i + SLACK_LIMITS.sectionFields) });
+  }
+  if (account.metrics.length === 0) {
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: '_No metrics for this period._' } });
+  }
+
+  if (account.highlights.length > 0) {
+    blocks.push({ type: 'divider' });
+    const lines = account.highlights.map((h) => `• ${escapeMrkdwn(h)}`).join('\n');
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(lines, SLACK_LIMITS.sectionTextChars) } });
+  }
+
+  const footer: string[] = [];
+  if (omittedMetrics > 0) footer.push(`${omittedMetrics} more metrics not shown`);
+  if (account.dashboardUrl) footer.push(`<${account.dashboardUrl}|Open the dashboard>`);
+  if (footer.length > 0 && blocks.length < SLACK_LIMITS.blocksPerMessage) {
+    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: footer.join(' · ') }] });
+  }
+
+  const summary = account.metrics
+    .slice(0, 5)
+    .map((m) => `${m.label}: ${formatValue(m.value)}`)
+    .join(', ');
+  const text = truncate(summary ? `${title}: ${summary}` : title, SLACK_LIMITS.fallbackTextChars);
+  return { text, blocks: blocks.slice(0, SLACK_LIMITS.blocksPerMessage) };
+}

@@ -1,0 +1,102 @@
+import { createHash } from 'node:crypto';
+import { CronExpressionParser } from 'cron-parser';
+
+/** Schedule maths: pure functions over (cron, timezone, instant). */
+
+export class InvalidScheduleError extends Error {
+  override readonly name = 'InvalidScheduleError';
+}
+
+export interface CronSchedule {
+  cron: string;
+  timezone: string;
+}
+
+export function isValidTimeZone(timezone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Throws an InvalidScheduleError naming the bad cron or time zone. */
+export function validateSchedule(s: CronSchedule): void {
+  if (!isValidTimeZone(s.timezone)) {
+    throw new InvalidScheduleError(`unknown time zone ${JSON.stringify(s.timezone)}`);
+  }
+  const fields = s.cron.trim().split(/\s+/);
+  if (fields.length !== 5) {
+    throw new InvalidScheduleError(
+      `cron ${JSON.stringify(s.cron)} must have 5 fields (minute hour day-of-month month day-of-week), got ${fields.length}`,
+    );
+  }
+  try {
+    CronExpressionParser.parse(s.cron, { tz: s.timezone, strict: false }).next();
+  } catch (err) {
+    throw new InvalidScheduleError(`invalid cron ${JSON.stringify(s.cron)}: ${(err as Error).message}`);
+  }
+}
+
+/** The schedule document id: the same (cron, timezone) always maps to the same id. */
+export function scheduleIdOf(s: CronSchedule): string {
+  const normalised = `${s.cron.trim().replace(/\s+/g, ' ')}|${s.timezone}`;
+  return `s_${createHash('sha256').update(normalised).digest('hex').slice(0, 20)}`;
+}
+
+/** The first occurrence strictly after `after`. */
+export function nextOccurrence(s: CronSchedule, after: Date): Date {
+  const expr = CronExpressionParser.parse(s.cron, { currentDate: after, tz: s.timezone });
+  return expr.next().toDate();
+}
+
+/** The last occurrence at or before `at`, or null when there is none in the last year. */
+export function latestOccurrence(s: CronSchedule, at: Date): Date | null {
+  const expr = CronExpressionParser.parse(s.cron, {
+    currentDate: new Date(at.getTime() + 1),
+    tz: s.timezone,
+  });
+  try {
+    const prev = expr.prev().toDate();
+    return at.getTime() - prev.getTime() <= 366 * 24 * 3600 * 1000 ? prev : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface OccurrencePlan {
+  /** The occurrence to dispatch now, or null when every due one is too old. */
+  run: Date | null;
+  /** Due occurrences passed over by the catch-up policy (counted up to a bound). */
+  skipped: number;
+  /** Where the schedule's nextRunAt goes once this tick's work is done. */
+  nextRunAt: Date;
+}
+
+const SKIP_COUNT_BOUND = 10_000;
+
+/**
+ * The catch-up policy. After an outage several occurrences may be due at once; only
+ * the latest is dispatched, and only when it is no older than `windowSeconds`. The
+ * others are counted as skipped. A burst of every missed occurrence never happens.
+ */
+export function planOccurrence(s: CronSchedule, dueSince: Date, tick: Date, windowSeconds: number): OccurrencePlan {
+  const nextRunAt = nextOccurrence(s, tick);
+  const latest = latestOccurrence(s, tick);
+  if (!latest || latest.getTime() < dueSince.getTime()) {
+    return { run: null, skipped: 0, nextRunAt };
+  }
+  const inWindow = tick.getTime() - latest.getTime() <= windowSeconds * 1000;
+  let skipped = inWindow ? 0 : 1;
+  const expr = CronExpressionParser.parse(s.cron, {
+    currentDate: new Date(dueSince.getTime() - 1),
+    tz: s.timezone,
+  });
+  for (let i = 0; i < SKIP_COUNT_BOUND; i++) {
+    const d = expr.next().toDate();
+    if (d.getTime() >= latest.getTime()) break;
+    skipped++;
+  }
+  return { run: inWindow ? latest : null, skipped, nextRunAt };
+}

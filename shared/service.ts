@@ -1,0 +1,67 @@
+import type { Server } from 'node:http';
+import type { Express, RequestHandler } from 'express';
+import type { Logger } from './logger';
+
+/** Cloud Run sends SIGTERM and kills the instance 10 s later; in-flight work gets 8 s of that. */
+export const SHUTDOWN_GRACE_MS = 8000;
+
+export interface Lifecycle {
+  isDraining: () => boolean;
+  /** Middleware that counts requests in flight. */
+  track: RequestHandler;
+  inFlight: () => number;
+  /** Stops taking work, waits for in-flight requests (up to the grace), closes. */
+  shutdown: (server: Server, close: () => Promise<void>, graceMs?: number) => Promise<void>;
+}
+
+export function createLifecycle(log: Logger): Lifecycle {
+  let draining = false;
+  let inFlight = 0;
+  return {
+    isDraining: () => draining,
+    inFlight: () => inFlight,
+    track: (_req, res, next) => {
+      inFlight++;
+      res.on('close', () => {
+        inFlight--;
+      });
+      next();
+    },
+    async shutdown(server, close, graceMs = SHUTDOWN_GRACE_MS) {
+      if (draining) return;
+      draining = true;
+      log.info({ inFlight }, 'shutting down: no new work');
+      server.close();
+      const deadline = Date.now() + graceMs;
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (inFlight > 0) log.warn({ inFlight }, 'abandoning in-flight requests at the shutdown deadline');
+      server.closeAllConnections();
+      await close().catch((err) => log.warn({ err: (err as Error).message }, 'error while closing clients'));
+      log.info('shut down');
+    },
+  };
+}
+
+/** Listens, and on SIGTERM or SIGINT drains and exits. */
+export function serve(
+  app: Express,
+  port: number,
+  log: Logger,
+  lifecycle: Lifecycle,
+  close: () => Promise<void>,
+): Server {
+  const server = app.listen(port, () => {
+    const addr = server.address();
+    log.info({ port: typeof addr === 'object' && addr ? addr.port : port }, 'listening');
+  });
+  // Longer than the push ack deadline, so Pub/Sub's own timeout decides.
+  server.keepAliveTimeout = 620_000;
+  server.headersTimeout = 621_000;
+  const stop = (signal: string) => {
+    log.info({ signal }, 'signal received');
+    void lifecycle.shutdown(server, close).then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return server;
+}

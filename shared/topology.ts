@@ -1,0 +1,63 @@
+/**
+ * The messaging topology, defined once: the Pulumi program in infra/ and the local
+ * runner in dev/ both read it, so names, deadlines and retry settings cannot drift.
+ */
+export interface RetryPolicy {
+  minimumBackoffSeconds: number;
+  maximumBackoffSeconds: number;
+}
+
+export interface Topology {
+  dispatchTopic: string;
+  dispatchSubscription: string;
+  deadLetterTopic: string;
+  deadLetterSubscription: string;
+  /** Push ack deadline; it is also the HTTP timeout Pub/Sub gives the notifier. */
+  ackDeadlineSeconds: number;
+  retryPolicy: RetryPolicy;
+  /** Pub/Sub allows 5..100; after this many attempts a message goes to the dead-letter topic. */
+  maxDeliveryAttempts: number;
+  /** How long Pub/Sub keeps an unacked message. */
+  messageRetentionSeconds: number;
+  /** Routes on the notifier that the two push subscriptions call. */
+  pushPath: string;
+  deadLetterPath: string;
+  /** Route on the dispatcher that Cloud Scheduler calls. */
+  tickPath: string;
+}
+
+export const TOPOLOGY: Readonly<Topology> = Object.freeze({
+  dispatchTopic: 'slack-fanout-dispatch',
+  dispatchSubscription: 'slack-fanout-dispatch-push',
+  deadLetterTopic: 'slack-fanout-dead-letter',
+  deadLetterSubscription: 'slack-fanout-dead-letter-push',
+  ackDeadlineSeconds: 60,
+  retryPolicy: Object.freeze({ minimumBackoffSeconds: 10, maximumBackoffSeconds: 600 }),
+  maxDeliveryAttempts: 5,
+  messageRetentionSeconds: 7 * 24 * 3600,
+  pushPath: '/push',
+  deadLetterPath: '/dead-letter',
+  tickPath: '/tick',
+});
+
+/**
+ * The local runner and the emulator tests shorten the backoff so that a retry is seconds
+ * away, not minutes; every other setting stays the production one.
+ */
+export function localTopology(overrides: Partial<Topology> = {}): Topology {
+  return {
+    ...TOPOLOGY,
+    retryPolicy: { minimumBackoffSeconds: 1, maximumBackoffSeconds: 5 },
+    ...overrides,
+  };
+}
+
+/** Firestore collection names, in one place. */
+export const COLLECTIONS = Object.freeze({
+  notifications: 'notifications',
+  schedules: 'schedules',
+  runs: 'runs',
+  deliveries: 'deliveries',
+  accounts: 'accounts',
+  installations: 'installations',
+});

@@ -1,0 +1,85 @@
+import type { Firestore } from '@google-cloud/firestore';
+import { demoAccounts } from '../dev/demo';
+import type { DispatchMessage } from '../shared/messages';
+import { type NewNotification, saveAccounts, saveNotifications } from '../shared/notifications';
+import { COLLECTIONS } from '../shared/topology';
+
+/** Polls until `check` returns a value, or fails naming what it waited for. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 60_000,
+  intervalMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export async function seed(
+  db: Firestore,
+  notifications: NewNotification[],
+  accounts = 10,
+  now = new Date(),
+): Promise<void> {
+  await saveAccounts(db, demoAccounts(accounts));
+  await saveNotifications(db, notifications, { dueNow: true, now });
+}
+
+export function notification(i: number, over: Partial<NewNotification> = {}): NewNotification {
+  return {
+    id: `n-${String(i).padStart(5, '0')}`,
+    accountId: `acct-${String((i % 10) + 1).padStart(4, '0')}`,
+    channelId: `C${String(i).padStart(9, '0')}`,
+    cron: '* * * * *',
+    timezone: 'Europe/Paris',
+    ...over,
+  };
+}
+
+export async function deliveryStatuses(db: Firestore): Promise<Record<string, number>> {
+  const snap = await db.collection(COLLECTIONS.deliveries).get();
+  const counts: Record<string, number> = {};
+  for (const d of snap.docs) {
+    const s = String(d.get('status'));
+    counts[s] = (counts[s] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** A push body the way Pub/Sub's production push sends it. */
+export function pushEnvelope(message: DispatchMessage, extra: { deliveryAttempt?: number; messageId?: string } = {}) {
+  const data = Buffer.from(JSON.stringify(message)).toString('base64');
+  const id = extra.messageId ?? String(Math.floor(Math.random() * 1e15));
+  return {
+    ...(extra.deliveryAttempt !== undefined ? { deliveryAttempt: extra.deliveryAttempt } : {}),
+    message: {
+      attributes: { deliveryId: `${message.notificationId}:${message.occurrence}` },
+      data,
+      messageId: id,
+      message_id: id,
+      publishTime: new Date().toISOString(),
+      publish_time: new Date().toISOString(),
+    },
+    subscription: 'projects/test/subscriptions/slack-fanout-dispatch-push',
+  };
+}
+
+export async function postJson(url: string, body: unknown): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
