@@ -1,0 +1,287 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError } from 'commander';
+import { createFirestore } from '../shared/firestore';
+import { FirestoreStore } from '../shared/firestore-store';
+import type { DeliveryStatus } from '../shared/model';
+import { saveAccounts, saveNotifications } from '../shared/notifications';
+import { createPubSub } from '../shared/pubsub';
+import { localTopology } from '../shared/topology';
+import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
+import { type Emulators, freePort, killGroup, startEmulators, waitForPort } from './emulators';
+import { SlackStandIn } from './slack-standin';
+import { createTopology } from './topology';
+
+/**
+ * `npm start`: the whole pipeline on this machine. Starts the emulators, the Slack
+ * stand-in (or uses real Slack when SLACK_BOT_TOKEN is set), both services as their own
+ * processes exactly as their containers run them, creates the topology, seeds demo data,
+ * ticks, and shows the deliveries landing.
+ */
+
+const ROOT = resolve(__dirname, '..', '..');
+const PROJECT_ID = 'slack-fanout-local';
+const STANDIN_TOKEN = 'xoxb-local-standin';
+
+interface Options {
+  once: boolean;
+  notifications: number;
+  accounts: number;
+  timeout: number;
+  channel?: string;
+  interval: number;
+  logLevel: string;
+}
+
+function positiveInt(max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > max) {
+      throw new InvalidArgumentError(`expected a whole number from 1 to ${max}, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+function parseArgs(argv: string[]): Options {
+  const program = new Command()
+    .name('npm start --')
+    .description(
+      'Run slack-fanout locally: Pub/Sub and Firestore emulators, dispatcher, notifier and a Slack stand-in.\n' +
+        'Seeds demo notifications in several time zones, sends a tick as Cloud Scheduler would, and shows deliveries landing.\n' +
+        'With SLACK_BOT_TOKEN set, posts go to real Slack (SLACK_API_URL to override) and --channel is required.',
+    )
+    .option(
+      '--once',
+      'exit after the first tick is delivered (exit 0 only if every delivery reached a final state)',
+      false,
+    )
+    .option('-n, --notifications <count>', 'demo notifications to seed', positiveInt(1_000_000), 200)
+    .option('--accounts <count>', 'demo accounts the notifications report on', positiveInt(100_000), 20)
+    .option('--timeout <seconds>', 'how long --once waits for every delivery', positiveInt(3600), 180)
+    .option(
+      '--interval <seconds>',
+      'without --once: seconds between ticks, as Cloud Scheduler would send them',
+      positiveInt(3600),
+      60,
+    )
+    .option('--channel <id>', 'a real Slack channel id for every demo notification (with SLACK_BOT_TOKEN)')
+    .option('--log-level <level>', "the services' log level (their logs go to .local/logs/)", 'info')
+    .showHelpAfterError()
+    .parse(argv);
+  const opts = program.opts<Options>();
+  if (process.env.SLACK_BOT_TOKEN && !opts.channel) {
+    program.error('SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id> for the demo notifications');
+  }
+  return opts;
+}
+
+interface Service {
+  name: string;
+  child: ChildProcess;
+  url: string;
+}
+
+async function startService(name: 'dispatcher' | 'notifier', env: NodeJS.ProcessEnv, logDir: string): Promise<Service> {
+  const port = await freePort();
+  const logFile = join(logDir, `${name}.log`);
+  const out = openSync(logFile, 'a');
+  // The same command the container runs: one code path locally and on Cloud Run.
+  const child = spawn(process.execPath, [join(ROOT, 'dist', name, 'index.js')], {
+    env: { ...env, PORT: String(port) },
+    stdio: ['ignore', out, out],
+    detached: true,
+  });
+  try {
+    await waitForPort('127.0.0.1', port, 30_000, child);
+  } catch (err) {
+    throw new Error(`the ${name} did not start: ${(err as Error).message}; see ${logFile}`);
+  }
+  return { name, child, url: `http://127.0.0.1:${port}` };
+}
+
+async function stopService(s: Service): Promise<void> {
+  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => s.child.once('exit', () => r()));
+  killGroup(s.child, 'SIGTERM');
+  const timer = setTimeout(() => killGroup(s.child, 'SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+const FINAL: DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
+
+async function main(): Promise<number> {
+  const opts = parseArgs(process.argv);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const logDir = join(ROOT, '.local', 'logs');
+  mkdirSync(logDir, { recursive: true });
+
+  const cleanup: (() => Promise<void>)[] = [];
+  let stopping = false;
+  const stopAll = async () => {
+    if (stopping) return;
+    stopping = true;
+    for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      say(`\n${signal}: stopping everything this run started…`);
+      void stopAll().then(() => process.exit(130));
+    });
+  }
+
+  // No metadata server on this machine; without this the Google clients warn on every call.
+  process.env.METADATA_SERVER_DETECTION ??= 'none';
+  try {
+    say('slack-fanout local run');
+    const emulators: Emulators = await startEmulators({ logDir: join(ROOT, '.local', 'emulators'), onProgress: say });
+    cleanup.push(() => emulators.stop());
+    Object.assign(process.env, emulators.env);
+    say(
+      `emulators up: PUBSUB_EMULATOR_HOST=${emulators.env.PUBSUB_EMULATOR_HOST} FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST}`,
+    );
+
+    const realSlack = Boolean(process.env.SLACK_BOT_TOKEN);
+    let standIn: SlackStandIn | null = null;
+    let slackApiUrl = process.env.SLACK_API_URL ?? 'https://slack.com/api/';
+    if (!realSlack) {
+      standIn = new SlackStandIn({ token: STANDIN_TOKEN });
+      slackApiUrl = (await standIn.start()).url;
+      // Posts land while the tick is still publishing, so the listener is on from the start.
+      if (opts.notifications <= 60) {
+        standIn.on('post', (p) => {
+          const id = String(p.metadata?.event_payload?.deliveryId ?? '?');
+          say(`  ✓ posted ${id} → #${p.channel}: ${String(p.text ?? '').slice(0, 60)}`);
+        });
+      }
+      cleanup.push(() => (standIn as SlackStandIn).stop());
+      // One demo channel is archived, to show a permanent failure recorded and acked.
+      standIn.addFault({ channel: ARCHIVED_CHANNEL, respond: { kind: 'slack_error', error: 'is_archived' } });
+      say(`Slack stand-in at ${slackApiUrl} (set SLACK_BOT_TOKEN to post to real Slack)`);
+    } else {
+      say(`posting to real Slack at ${slackApiUrl}, channel ${opts.channel}`);
+    }
+
+    const serviceEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...emulators.env,
+      GOOGLE_CLOUD_PROJECT: PROJECT_ID,
+      SLACK_API_URL: slackApiUrl,
+      SLACK_BOT_TOKEN: process.env.SLACK_BOT_TOKEN ?? STANDIN_TOKEN,
+      LOG_LEVEL: opts.logLevel,
+      // The emulator sends no OIDC token; verification is switched off explicitly, here only.
+      AUTH_MODE: 'none',
+      METADATA_SERVER_DETECTION: 'none',
+    };
+    const topology = localTopology();
+    const notifier = await startService('notifier', serviceEnv, logDir);
+    cleanup.push(() => stopService(notifier));
+    const dispatcher = await startService('dispatcher', serviceEnv, logDir);
+    cleanup.push(() => stopService(dispatcher));
+    say(`notifier at ${notifier.url}, dispatcher at ${dispatcher.url} (logs in ${logDir})`);
+
+    const pubsub = createPubSub(PROJECT_ID);
+    cleanup.push(() => pubsub.close());
+    await createTopology(pubsub, topology, notifier.url);
+    say(
+      `topology: ${topology.dispatchTopic} → push ${topology.pushPath} (${topology.maxDeliveryAttempts} attempts), ${topology.deadLetterTopic} → push ${topology.deadLetterPath}`,
+    );
+
+    const db = createFirestore(PROJECT_ID);
+    cleanup.push(() => db.terminate());
+    const store = new FirestoreStore(db);
+    const notifications = demoNotifications({
+      notifications: opts.notifications,
+      accounts: opts.accounts,
+      withBrokenChannel: !realSlack,
+      ...(opts.channel ? { channel: opts.channel } : {}),
+    });
+    await saveAccounts(db, demoAccounts(opts.accounts));
+    await saveNotifications(db, notifications, { dueNow: true });
+    const zones = new Set(notifications.map((n) => n.timezone));
+    say(`seeded ${opts.accounts} accounts and ${notifications.length} notifications in ${zones.size} time zones`);
+
+    const runTick = async (at: Date): Promise<number> => {
+      const res = await fetch(`${dispatcher.url}${topology.tickPath}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-cloudscheduler-scheduletime': at.toISOString() },
+        body: '{}',
+      });
+      const summary = (await res.json()) as {
+        published?: number;
+        occurrences?: { runId: string | null; status: string; published: number }[];
+        error?: string;
+        message?: string;
+      };
+      if (!res.ok && !summary.occurrences)
+        throw new Error(`tick failed: HTTP ${res.status} ${summary.message ?? summary.error ?? ''}`);
+      say(`tick ${at.toISOString()}: HTTP ${res.status}, ${summary.published ?? 0} messages published`);
+      for (const o of summary.occurrences ?? []) say(`  run ${o.runId ?? '-'}: ${o.status}, ${o.published} published`);
+      const runIds = (summary.occurrences ?? []).map((o) => o.runId).filter((r): r is string => Boolean(r));
+      return watch(runIds, summary.published ?? 0);
+    };
+
+    const watch = async (runIds: string[], expected: number): Promise<number> => {
+      const started = Date.now();
+      const verbose = expected <= 60;
+      const bar = verbose
+        ? null
+        : new SingleBar({
+            format:
+              '  deliveries [{bar}] {value}/{total} final | {sent} sent {failed} failed {dead} dead | {eta_formatted} left',
+            hideCursor: true,
+          });
+      bar?.start(expected, 0, { sent: 0, failed: 0, dead: 0 });
+      let totals: Record<string, number> = {};
+      try {
+        const deadline = Date.now() + opts.timeout * 1000;
+        for (;;) {
+          totals = {};
+          for (const runId of runIds) {
+            const counts = await store.countByStatus(runId);
+            for (const [k, v] of Object.entries(counts)) totals[k] = (totals[k] ?? 0) + v;
+          }
+          const final = FINAL.reduce((n, s) => n + (totals[s] ?? 0), 0);
+          bar?.update(final, { sent: totals.sent ?? 0, failed: totals.failed ?? 0, dead: totals.dead ?? 0 });
+          if (final >= expected || Date.now() > deadline) break;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      } finally {
+        bar?.stop();
+      }
+      const final = FINAL.reduce((n, s) => n + (totals[s] ?? 0), 0);
+      const secs = (Date.now() - started) / 1000;
+      say(
+        `summary: ${expected} expected, ${totals.sent ?? 0} sent, ${totals.failed ?? 0} failed, ${totals.skipped ?? 0} skipped, ${totals.dead ?? 0} dead, ${expected - final} not final, in ${secs.toFixed(1)} s`,
+      );
+      if (standIn) {
+        const dups = standIn.duplicates();
+        say(`Slack stand-in received ${standIn.posts.length} posts in all, ${dups.length} delivered more than once`);
+      }
+      if (totals.failed)
+        say('  (failed: permanent Slack errors such as an archived channel; see the deliveries collection)');
+      return expected - final;
+    };
+
+    const notFinal = await runTick(new Date());
+    if (opts.once) {
+      await stopAll();
+      return notFinal === 0 ? 0 : 1;
+    }
+    say(`\nrunning: a tick every ${opts.interval} s, as Cloud Scheduler would send it. Ctrl-C stops everything.`);
+    for (;;) {
+      await new Promise((r) => setTimeout(r, opts.interval * 1000));
+      if (stopping) return 0;
+      await runTick(new Date());
+    }
+  } catch (err) {
+    process.stderr.write(`npm start: ${(err as Error).message}\n`);
+    await stopAll();
+    return 1;
+  }
+}
+
+void main().then((code) => process.exit(code));
