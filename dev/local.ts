@@ -1,6 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { createFirestore } from '../shared/firestore';
@@ -10,7 +9,8 @@ import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
-import { type Emulators, freePort, killGroup, startEmulators, waitForPort } from './emulators';
+import { type Emulators, startEmulators } from './emulators';
+import { ROOT, startService, stopService } from './processes';
 import { SlackStandIn } from './slack-standin';
 import { createTopology } from './topology';
 
@@ -21,7 +21,6 @@ import { createTopology } from './topology';
  * ticks, and shows the deliveries landing.
  */
 
-const ROOT = resolve(__dirname, '..', '..');
 const PROJECT_ID = 'slack-fanout-local';
 const STANDIN_TOKEN = 'xoxb-local-standin';
 
@@ -76,39 +75,6 @@ function parseArgs(argv: string[]): Options {
     program.error('SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id> for the demo notifications');
   }
   return opts;
-}
-
-interface Service {
-  name: string;
-  child: ChildProcess;
-  url: string;
-}
-
-async function startService(name: 'dispatcher' | 'notifier', env: NodeJS.ProcessEnv, logDir: string): Promise<Service> {
-  const port = await freePort();
-  const logFile = join(logDir, `${name}.log`);
-  const out = openSync(logFile, 'a');
-  // The same command the container runs: one code path locally and on Cloud Run.
-  const child = spawn(process.execPath, [join(ROOT, 'dist', name, 'index.js')], {
-    env: { ...env, PORT: String(port) },
-    stdio: ['ignore', out, out],
-    detached: true,
-  });
-  try {
-    await waitForPort('127.0.0.1', port, 30_000, child);
-  } catch (err) {
-    throw new Error(`the ${name} did not start: ${(err as Error).message}; see ${logFile}`);
-  }
-  return { name, child, url: `http://127.0.0.1:${port}` };
-}
-
-async function stopService(s: Service): Promise<void> {
-  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => s.child.once('exit', () => r()));
-  killGroup(s.child, 'SIGTERM');
-  const timer = setTimeout(() => killGroup(s.child, 'SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 const FINAL: DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
@@ -177,9 +143,9 @@ async function main(): Promise<number> {
       METADATA_SERVER_DETECTION: 'none',
     };
     const topology = localTopology();
-    const notifier = await startService('notifier', serviceEnv, logDir);
+    const notifier = await startService('notifier', serviceEnv, { logFile: join(logDir, 'notifier.log') });
     cleanup.push(() => stopService(notifier));
-    const dispatcher = await startService('dispatcher', serviceEnv, logDir);
+    const dispatcher = await startService('dispatcher', serviceEnv, { logFile: join(logDir, 'dispatcher.log') });
     cleanup.push(() => stopService(dispatcher));
     say(`notifier at ${notifier.url}, dispatcher at ${dispatcher.url} (logs in ${logDir})`);
 

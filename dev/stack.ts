@@ -2,6 +2,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Firestore } from '@google-cloud/firestore';
 import type { PubSub, Topic } from '@google-cloud/pubsub';
+import express, { type Express, type Request, type RequestHandler } from 'express';
+import { firestoreAdminPorts } from '../dispatcher/admin';
 import { createApp as createDispatcher } from '../dispatcher/app';
 import { createApp as createNotifier } from '../notifier/app';
 import { SlackClient } from '../notifier/slack';
@@ -27,7 +29,21 @@ export interface StackOptions {
   pageSize?: number;
   leaseSeconds?: number;
   pauseAfterFailures?: number;
+  /** The longest a push may take before answering 503 (default: the ack deadline less 10 s). */
+  pushDeadlineMs?: number;
+  /**
+   * Push to this URL instead of the in-process notifier: a notifier running as its own
+   * process, for tests that kill it.
+   */
+  externalNotifierUrl?: string;
+  /** Sees every request the in-process notifier gets, before it is handled. */
+  observeNotifier?: (req: Request) => void;
   log?: Logger;
+  /**
+   * Guards built by a test (shared/auth.ts with its own verifier). Omitted ones are off: the
+   * Pub/Sub emulator pushes without a token. The admin API is mounted only with its guard.
+   */
+  auth?: { tick?: RequestHandler; push?: RequestHandler; admin?: RequestHandler };
 }
 
 export interface Stack {
@@ -44,7 +60,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-function listen(app: ReturnType<typeof createNotifier>): Promise<{ server: Server; url: string }> {
+function listen(app: Express): Promise<{ server: Server; url: string }> {
   return new Promise((resolve) => {
     const server = app.listen(0, '127.0.0.1', () => {
       const { port } = server.address() as AddressInfo;
@@ -74,21 +90,38 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     }),
     claimTtlMs: (opts.claimTtlSeconds ?? topology.ackDeadlineSeconds) * 1000,
     pauseAfterFailures: opts.pauseAfterFailures ?? 3,
+    deadlineMs: opts.pushDeadlineMs ?? (topology.ackDeadlineSeconds - 10) * 1000,
+    pushAuth: opts.auth?.push,
   });
-  const notifier = await listen(notifierApp);
+  let notifierHandler: Express = notifierApp;
+  if (opts.observeNotifier) {
+    const observe = opts.observeNotifier;
+    notifierHandler = express();
+    notifierHandler.use((req, _res, next) => {
+      observe(req);
+      next();
+    });
+    notifierHandler.use(notifierApp);
+  }
+  const notifier = await listen(notifierHandler);
 
+  const publisher = topicPublisher(topic);
+  const dispatcherLog = log.child({ service: 'dispatcher' });
+  const adminAuth = opts.auth?.admin;
   const dispatcherApp = createDispatcher({
-    log: log.child({ service: 'dispatcher' }),
+    log: dispatcherLog,
     projectId: opts.projectId,
     runs: store,
-    publisher: topicPublisher(topic),
+    publisher,
     pageSize: opts.pageSize ?? 500,
     leaseSeconds: opts.leaseSeconds ?? 60,
     catchUpWindowSeconds: 900,
+    tickAuth: opts.auth?.tick,
+    ...(adminAuth ? { admin: { auth: adminAuth, ...firestoreAdminPorts(db, store, publisher, dispatcherLog) } } : {}),
   });
   const dispatcher = await listen(dispatcherApp);
 
-  await createTopology(pubsub, topology, notifier.url);
+  await createTopology(pubsub, topology, opts.externalNotifierUrl ?? notifier.url);
 
   return {
     projectId: opts.projectId,

@@ -2,16 +2,19 @@ import type { Express, RequestHandler } from 'express';
 import { baseApp, errorHandler, healthRoutes, jsonBody, type ReadinessCheck } from '../shared/http';
 import type { Logger } from '../shared/logger';
 import { TOPOLOGY } from '../shared/topology';
+import { type AdminDeps, adminRouter } from './admin';
 import { runTick, type TickDeps } from './tick';
 
 export interface DispatcherDeps extends Omit<TickDeps, 'log'> {
   log: Logger;
   projectId: string;
   readiness?: Record<string, ReadinessCheck>;
-  /** Guards /tick; the security layer plugs in here. */
+  /** Guards /tick (shared/auth.ts); index.ts always sets it unless AUTH_MODE=none. */
   tickAuth?: RequestHandler;
+  /** The admin API and status page; mounted only with its own guard. */
+  admin?: AdminDeps;
   isDraining?: () => boolean;
-  /** Extra routes (the admin API) mounted on the same app. */
+  /** Extra routes mounted on the same app. */
   mount?: (app: Express) => void;
 }
 
@@ -53,6 +56,7 @@ export function createApp(deps: DispatcherDeps): Express {
     }
   });
 
+  if (deps.admin) app.use(adminRouter(deps.admin));
   deps.mount?.(app);
   app.use(errorHandler());
   return app;

@@ -1,25 +1,35 @@
+import { AUTH_OFF_WARNING, authSettingsFor, googleTokenVerifier, serviceGuards } from '../shared/auth';
 import { describeConfig, loadConfig } from '../shared/config';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
 import { createPubSub, dispatchTopic, topicPublisher } from '../shared/pubsub';
 import { createLifecycle, serve } from '../shared/service';
+import { firestoreAdminPorts } from './admin';
 import { createApp } from './app';
 
 function main(): void {
   const config = loadConfig();
+  // Before anything listens: a service that would run open on Cloud Run does not start.
+  const auth = authSettingsFor(config, 'dispatcher');
   const log = createLogger({ service: 'dispatcher', level: config.logLevel });
   log.info({ config: describeConfig(config) }, 'starting');
+  if (auth.mode === 'none') log.warn({ authMode: 'none' }, AUTH_OFF_WARNING);
+  else if (auth.adminEmails.length === 0) log.info('ADMIN_EMAILS is empty: the admin API refuses everyone');
+  const guards = serviceGuards(auth, 'tick', () => googleTokenVerifier());
   const db = createFirestore(config.projectId);
   const pubsub = createPubSub(config.projectId);
   const topic = dispatchTopic(pubsub, config.dispatchTopic);
   const store = new FirestoreStore(db);
   const lifecycle = createLifecycle(log);
+  const publisher = topicPublisher(topic);
   const app = createApp({
     log,
     projectId: config.projectId,
     runs: store,
-    publisher: topicPublisher(topic),
+    publisher,
+    ...(guards.invoker ? { tickAuth: guards.invoker } : {}),
+    admin: { auth: guards.admin, ...firestoreAdminPorts(db, store, publisher, log) },
     pageSize: config.dispatchPageSize,
     leaseSeconds: config.runLeaseSeconds,
     catchUpWindowSeconds: config.catchUpWindowSeconds,

@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger';
 import type { DispatchMessage } from '../shared/messages';
 import { deliveryIdOf, runIdOf } from '../shared/model';
 import type { DueSchedule, RunStore } from '../shared/ports';
-import { InvalidScheduleError, planOccurrence, validateSchedule } from '../shared/schedule';
+import { InvalidScheduleError, nextOccurrence, planOccurrence, validateSchedule } from '../shared/schedule';
 
 /** Publishes one page of dispatch messages and resolves once Pub/Sub has them all. */
 export interface DispatchPublisher {
@@ -109,12 +109,17 @@ async function runSchedule(
     return { ...base, occurrence: null, runId: null, status: 'skipped-missed', skipped: plan.skipped };
   }
 
+  // A resumed run moves the schedule on from its own occurrence, not from the tick: a newer
+  // occurrence that fell due meanwhile is then planned by the next tick instead of dropped.
+  const nextRunAt = schedule.activeOccurrence
+    ? nextOccurrence(schedule, new Date(schedule.activeOccurrence))
+    : plan.nextRunAt;
   const runId = runIdOf(schedule.id, occurrence);
   const log = deps.log.child({ runId, scheduleId: schedule.id, occurrence });
   const leaseMs = deps.leaseSeconds * 1000;
   const claim = await deps.runs.claimRun(schedule.id, occurrence, owner, leaseMs, clock());
   if (claim.kind === 'done') {
-    await deps.runs.advanceSchedule(schedule.id, plan.nextRunAt, 0, clock());
+    await deps.runs.advanceSchedule(schedule.id, nextRunAt, 0, clock());
     return { ...base, occurrence, runId, status: 'already-done' };
   }
   if (claim.kind === 'leased') {
@@ -144,7 +149,7 @@ async function runSchedule(
       if (ids.length < deps.pageSize) break;
     }
     const skipped = schedule.activeOccurrence ? 0 : plan.skipped;
-    await deps.runs.finishRun(runId, owner, schedule.id, plan.nextRunAt, skipped, clock());
+    await deps.runs.finishRun(runId, owner, schedule.id, nextRunAt, skipped, clock());
     log.info({ published, total: (claim.run.published ?? 0) + published }, 'run finished');
     return {
       ...base,

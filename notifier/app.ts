@@ -7,7 +7,7 @@ import { type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
 export interface NotifierDeps extends DeliverDeps {
   projectId: string;
   readiness?: Record<string, ReadinessCheck>;
-  /** Guards /push and /dead-letter; the security layer plugs in here. */
+  /** Guards /push and /dead-letter (shared/auth.ts); index.ts always sets it unless AUTH_MODE=none. */
   pushAuth?: RequestHandler;
   isDraining?: () => boolean;
   /** Counts requests in flight, for a graceful shutdown. */

@@ -26,6 +26,11 @@ export interface DeliverDeps {
   pauseAfterFailures: number;
   clock?: () => Date;
   owner?: string;
+  /**
+   * The longest one push may take before it answers 503. Kept inside the push ack deadline,
+   * so a hung dependency gives a nack Pub/Sub can act on, not a timeout.
+   */
+  deadlineMs?: number;
 }
 
 export type DeliverResult = PushOutcome & {
@@ -50,6 +55,22 @@ function toRecord(err: FanoutError, now: Date): DeliveryError {
  * good or bad, ends as an ack or a retry with a reason.
  */
 export async function handlePush(body: unknown, deps: DeliverDeps): Promise<DeliverResult> {
+  if (!deps.deadlineMs) return deliver(body, deps);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<DeliverResult>((resolve) => {
+    timer = setTimeout(() => {
+      deps.log.warn({ deadlineMs: deps.deadlineMs }, 'push not finished by its deadline; answered retry');
+      resolve({ kind: 'retry', reason: 'deadline_exceeded', deliveryId: null });
+    }, deps.deadlineMs);
+  });
+  try {
+    return await Promise.race([deliver(body, deps), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult> {
   const clock = deps.clock ?? (() => new Date());
   const parsed = parsePushBody(body);
   if (!parsed.ok) {
@@ -78,6 +99,9 @@ export async function handlePush(body: unknown, deps: DeliverDeps): Promise<Deli
     deliveryAttempt,
   });
 
+  // The reads start with the claim, not after it: one round trip less on every delivery.
+  const inputs = loadInputs(message.notificationId, deps);
+  inputs.catch(() => undefined);
   let claimed = false;
   try {
     const claim = await deps.ledger.claim({
@@ -103,7 +127,7 @@ export async function handlePush(body: unknown, deps: DeliverDeps): Promise<Deli
     }
     claimed = true;
 
-    const raw = await deps.notifications.getRaw(message.notificationId);
+    const { raw, accountRaw } = await inputs;
     if (!raw)
       throw new PermanentError('notification_not_found', `notification ${message.notificationId} does not exist`);
     const n = notificationSchema.safeParse(raw);
@@ -131,7 +155,6 @@ export async function handlePush(body: unknown, deps: DeliverDeps): Promise<Deli
       return { kind: 'ack', reason: 'notification_paused', deliveryId, status: 'skipped' };
     }
 
-    const accountRaw = await deps.accounts.getRaw(notification.accountId);
     if (!accountRaw)
       throw new PermanentError('invalid_notification', `account ${notification.accountId} does not exist`);
     const account = accountSchema.safeParse(accountRaw);
@@ -221,6 +244,16 @@ export async function handlePush(body: unknown, deps: DeliverDeps): Promise<Deli
     }
     return { ...outcome, deliveryId, status: err.retryable ? 'retrying' : 'failed' };
   }
+}
+
+async function loadInputs(
+  notificationId: string,
+  deps: Pick<DeliverDeps, 'notifications' | 'accounts'>,
+): Promise<{ raw: Record<string, unknown> | null; accountRaw: Record<string, unknown> | null }> {
+  const raw = await deps.notifications.getRaw(notificationId);
+  const accountId = raw?.accountId;
+  const accountRaw = typeof accountId === 'string' && accountId ? await deps.accounts.getRaw(accountId) : null;
+  return { raw, accountRaw };
 }
 
 export interface DeadLetterResult {

@@ -1,3 +1,4 @@
+import { AUTH_OFF_WARNING, authSettingsFor, googleTokenVerifier, serviceGuards } from '../shared/auth';
 import { describeConfig, loadConfig } from '../shared/config';
 import { createFirestore } from '../shared/firestore';
 import { accountStoreOf, FirestoreStore } from '../shared/firestore-store';
@@ -8,8 +9,12 @@ import { SlackClient } from './slack';
 
 function main(): void {
   const config = loadConfig();
+  // Before anything listens: a service that would run open on Cloud Run does not start.
+  const auth = authSettingsFor(config, 'notifier');
   const log = createLogger({ service: 'notifier', level: config.logLevel });
   log.info({ config: describeConfig(config) }, 'starting');
+  if (auth.mode === 'none') log.warn({ authMode: 'none' }, AUTH_OFF_WARNING);
+  const guards = serviceGuards(auth, 'push', () => googleTokenVerifier());
   const token = config.slackBotToken;
   if (!token) throw new Error('SLACK_BOT_TOKEN is not set: the notifier needs a bot token to post');
   const db = createFirestore(config.projectId);
@@ -27,6 +32,7 @@ function main(): void {
     notifications: store,
     accounts: accountStoreOf(store),
     slack,
+    ...(guards.invoker ? { pushAuth: guards.invoker } : {}),
     claimTtlMs: config.claimTtlSeconds * 1000,
     pauseAfterFailures: config.pauseAfterFailures,
     isDraining: lifecycle.isDraining,

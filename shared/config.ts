@@ -19,9 +19,32 @@ export const ENV = {
   CLAIM_TTL_SECONDS: 'CLAIM_TTL_SECONDS',
   PAUSE_AFTER_FAILURES: 'PAUSE_AFTER_FAILURES',
   MAX_DELIVERY_ATTEMPTS: 'MAX_DELIVERY_ATTEMPTS',
+  AUTH_MODE: 'AUTH_MODE',
+  AUTH_AUDIENCE: 'AUTH_AUDIENCE',
+  TICK_INVOKER_EMAIL: 'TICK_INVOKER_EMAIL',
+  PUSH_INVOKER_EMAIL: 'PUSH_INVOKER_EMAIL',
+  ADMIN_EMAILS: 'ADMIN_EMAILS',
+  ALLOW_INSECURE_AUTH_ON_CLOUD_RUN: 'ALLOW_INSECURE_AUTH_ON_CLOUD_RUN',
+  /** Set by Cloud Run itself; its presence is how a service knows it runs there. */
+  K_SERVICE: 'K_SERVICE',
 } as const;
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** A comma-separated list; blanks between commas are ignored. */
+const list = <T extends z.ZodType<string, string>>(item: T) =>
+  z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((v) => v.trim())
+        .filter((v) => v !== ''),
+    )
+    .pipe(z.array(item));
+
+// Google writes service-account emails in lower case; comparing lower case avoids a silent 403.
+const email = () => z.email().transform((e) => e.toLowerCase());
 
 const schema = z.object({
   projectId: z.string().min(1),
@@ -37,6 +60,16 @@ const schema = z.object({
   claimTtlSeconds: int(1, 3600).default(TOPOLOGY.ackDeadlineSeconds),
   pauseAfterFailures: int(1, 1000).default(3),
   maxDeliveryAttempts: int(5, 100).default(TOPOLOGY.maxDeliveryAttempts),
+  authMode: z.enum(['oidc', 'none']).default('oidc'),
+  authAudience: list(z.string().min(1)).default([]),
+  tickInvokerEmail: email().optional(),
+  pushInvokerEmail: email().optional(),
+  adminEmails: list(email()).default([]),
+  allowInsecureAuthOnCloudRun: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .default(false),
+  cloudRunService: z.string().min(1).optional(),
 });
 
 export type Config = z.infer<typeof schema>;
@@ -55,6 +88,13 @@ const FIELD_TO_ENV: Record<keyof Config, string> = {
   claimTtlSeconds: ENV.CLAIM_TTL_SECONDS,
   pauseAfterFailures: ENV.PAUSE_AFTER_FAILURES,
   maxDeliveryAttempts: ENV.MAX_DELIVERY_ATTEMPTS,
+  authMode: ENV.AUTH_MODE,
+  authAudience: ENV.AUTH_AUDIENCE,
+  tickInvokerEmail: ENV.TICK_INVOKER_EMAIL,
+  pushInvokerEmail: ENV.PUSH_INVOKER_EMAIL,
+  adminEmails: ENV.ADMIN_EMAILS,
+  allowInsecureAuthOnCloudRun: ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN,
+  cloudRunService: ENV.K_SERVICE,
 };
 
 export class ConfigError extends Error {

@@ -3,6 +3,7 @@ import express, {
   type Express,
   type NextFunction,
   type Request,
+  type RequestHandler,
   type Response,
 } from 'express';
 import type { Logger } from './logger';
@@ -28,15 +29,36 @@ export function baseApp(log: Logger, projectId: string): Express {
 
 /** JSON bodies only, and small: a push envelope is well under this. */
 export function jsonBody(limit = '256kb') {
-  return express.json({ limit, type: ['application/json', 'application/*+json'] });
+  return express.json({ limit, type: JSON_TYPES });
+}
+
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
+/**
+ * Refuses a body that is not JSON with 415, where the route expects JSON. Without this,
+ * `express.json` silently leaves a form or text body unparsed and the route sees none.
+ */
+export function requireJson(opts: { optional?: boolean } = {}): RequestHandler {
+  return (req, res, next) => {
+    const hasBody = req.header('transfer-encoding') !== undefined || Number(req.header('content-length') ?? 0) > 0;
+    if ((hasBody || !opts.optional) && !req.is(JSON_TYPES)) {
+      res.status(415).json({ error: 'unsupported_media_type', message: 'send the body as application/json' });
+      return;
+    }
+    next();
+  };
 }
 
 /** Answers errors without stack traces; body-parser's own errors keep their 4xx status. */
 export function errorHandler(): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
-    const type = typeof err?.type === 'string' ? err.type : 'internal_error';
-    req.log?.warn({ status, type, path: req.path }, `request failed: ${err?.message ?? 'unknown error'}`);
+    // A 5xx never describes itself to the caller: its details stay in the log.
+    const type = status >= 500 ? 'internal_error' : typeof err?.type === 'string' ? err.type : 'bad_request';
+    const fields = { status, type, path: req.path, ...(status >= 500 ? { stack: err?.stack } : {}) };
+    const message = `request failed: ${err?.message ?? 'unknown error'}`;
+    if (status >= 500) req.log?.error(fields, message);
+    else req.log?.warn(fields, message);
     if (!res.headersSent) res.status(status).json({ error: type });
   };
 }

@@ -51,6 +51,13 @@ export const QUERIES = {
     fields: [{ fieldPath: 'nextRunAt', op: '<=', order: 'ASCENDING' }],
     needsCompositeIndex: false,
   },
+  /** The status page: the latest runs first. */
+  recentRuns: {
+    name: 'recentRuns',
+    collection: COLLECTIONS.runs,
+    fields: [{ fieldPath: 'startedAt', op: 'orderBy', order: 'DESCENDING' }],
+    needsCompositeIndex: false,
+  },
 } as const satisfies Record<string, QuerySpec>;
 
 export type QueryName = keyof typeof QUERIES;

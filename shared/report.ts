@@ -7,6 +7,7 @@ export const SLACK_LIMITS = Object.freeze({
   sectionFields: 10,
   sectionFieldChars: 2000,
   headerTextChars: 150,
+  contextTextChars: 3000,
   fallbackTextChars: 4000,
 });
 
@@ -55,10 +56,9 @@ export function renderReport(
   account: Account,
   occurrence: Date,
 ): RenderedReport {
-  const title = truncate(
-    notification.report.title ?? `${account.name}: scheduled report`,
-    SLACK_LIMITS.headerTextChars,
-  );
+  // A blank stored title would make an empty header, which Slack refuses (invalid_blocks).
+  const custom = notification.report.title?.trim() ? notification.report.title : undefined;
+  const title = truncate(custom ?? `${account.name}: scheduled report`, SLACK_LIMITS.headerTextChars);
   const when = occurrence.toLocaleString('en-GB', {
     timeZone: notification.schedule.timezone,
     dateStyle: 'medium',
@@ -102,7 +102,11 @@ export function renderReport(
 
   const footer: string[] = [];
   if (omittedMetrics > 0) footer.push(`${omittedMetrics} more metrics not shown`);
-  if (account.dashboardUrl) footer.push(`<${account.dashboardUrl}|Open the dashboard>`);
+  if (account.dashboardUrl) {
+    // `|` would end the URL early; a link too long for the context text is left out, not cut.
+    const link = `<${escapeMrkdwn(account.dashboardUrl).replace(/\|/g, '%7C')}|Open the dashboard>`;
+    if (link.length <= SLACK_LIMITS.contextTextChars - 100) footer.push(link);
+  }
   if (footer.length > 0 && blocks.length < SLACK_LIMITS.blocksPerMessage) {
     blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: footer.join(' · ') }] });
   }
@@ -111,6 +115,7 @@ export function renderReport(
     .slice(0, 5)
     .map((m) => `${m.label}: ${formatValue(m.value)}`)
     .join(', ');
-  const text = truncate(summary ? `${title}: ${summary}` : title, SLACK_LIMITS.fallbackTextChars);
+  // The fallback text is mrkdwn too: unescaped, a name like `<!channel>` would notify everyone.
+  const text = truncate(escapeMrkdwn(summary ? `${title}: ${summary}` : title), SLACK_LIMITS.fallbackTextChars);
   return { text, blocks: blocks.slice(0, SLACK_LIMITS.blocksPerMessage) };
 }

@@ -53,16 +53,36 @@ export function nextOccurrence(s: CronSchedule, after: Date): Date {
 
 /** The last occurrence at or before `at`, or null when there is none in the last year. */
 export function latestOccurrence(s: CronSchedule, at: Date): Date | null {
-  const expr = CronExpressionParser.parse(s.cron, {
+  const back = CronExpressionParser.parse(s.cron, {
     currentDate: new Date(at.getTime() + 1),
     tz: s.timezone,
   });
+  let start: Date;
   try {
-    const prev = expr.prev().toDate();
-    return at.getTime() - prev.getTime() <= 366 * 24 * 3600 * 1000 ? prev : null;
+    start = back.prev().toDate();
   } catch {
     return null;
   }
+  try {
+    start = back.prev().toDate();
+  } catch {
+    // Only one earlier occurrence: start the walk from it.
+  }
+  // On DST change days prev() and next() disagree (prev() skips 02:30 on a spring-forward
+  // day, or gives the second 02:30 on a fall-back day). next() decides nextRunAt, so the
+  // latest occurrence is found by walking next() forward from two prev() steps back.
+  const fwd = CronExpressionParser.parse(s.cron, { currentDate: new Date(start.getTime() - 1), tz: s.timezone });
+  let latest: Date | null = null;
+  try {
+    for (let i = 0; i < 8; i++) {
+      const d = fwd.next().toDate();
+      if (d.getTime() > at.getTime()) break;
+      latest = d;
+    }
+  } catch {
+    // No later occurrence: the last one found stands.
+  }
+  return latest && at.getTime() - latest.getTime() <= 366 * 24 * 3600 * 1000 ? latest : null;
 }
 
 export interface OccurrencePlan {

@@ -1,7 +1,8 @@
 import { SlackStandIn } from '../dev/slack-standin';
 import { type Stack, startStack, uniqueProjectId } from '../dev/stack';
 import { scheduleIdOf } from '../shared/schedule';
-import { COLLECTIONS } from '../shared/topology';
+import { COLLECTIONS, localTopology } from '../shared/topology';
+
 import { deliveryStatuses, notification, postJson, pushEnvelope, seed, waitFor } from './helpers';
 
 const TOKEN = 'xoxb-pipeline-test';
@@ -18,7 +19,12 @@ describe('the pipeline on the emulators', () => {
   });
   beforeEach(async () => {
     slack.reset();
-    stack = await startStack({ projectId: uniqueProjectId('pipeline'), slackApiUrl: slack.url, slackToken: TOKEN });
+    stack = await startStack({
+      projectId: uniqueProjectId('pipeline'),
+      slackApiUrl: slack.url,
+      slackToken: TOKEN,
+      topology: localTopology({ maxDeliveryAttempts: 5 }),
+    });
   });
   afterEach(async () => {
     await stack.stop();

@@ -1,0 +1,216 @@
+import type { Firestore } from '@google-cloud/firestore';
+import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
+import { z } from 'zod';
+import { callerOf } from '../shared/auth';
+import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
+import { jsonBody, requireJson } from '../shared/http';
+import type { Logger } from '../shared/logger';
+import type { DeliveryStatus, RunDoc } from '../shared/model';
+import {
+  InvalidNotificationError,
+  type NewNotification,
+  saveNotifications,
+  setNotificationEnabled,
+} from '../shared/notifications';
+import { QUERIES } from '../shared/queries';
+import { firestoreRedriveLedger, type RedrivePublisher, type RedriveResult, redriveRun } from '../shared/redrive';
+import { isValidTimeZone, validateSchedule } from '../shared/schedule';
+import { renderStatusPage } from './status-page';
+
+/**
+ * The operators' API on the dispatcher: runs, redrive, notifications, and the status page.
+ * Every route sits behind `auth`; the dispatcher is built with a guard that refuses all
+ * when tokens are not checked, so this API is never open.
+ */
+
+export interface AdminPorts {
+  getRun(runId: string): Promise<RunDoc | null>;
+  countByStatus(runId: string): Promise<Record<DeliveryStatus, number>>;
+  recentRuns(limit: number): Promise<{ id: string; run: RunDoc }[]>;
+  getNotification(id: string): Promise<Record<string, unknown> | null>;
+  /** False when the notification does not exist. */
+  setNotificationEnabled(id: string, enabled: boolean, reason?: string): Promise<boolean>;
+  /** Creates or replaces; true when it was created. */
+  saveNotification(n: NewNotification): Promise<boolean>;
+  redrive(runId: string): Promise<RedriveResult>;
+}
+
+export interface AdminDeps extends AdminPorts {
+  /** The OIDC guard admitting ADMIN_EMAILS; required, so the routes cannot be mounted open. */
+  auth: RequestHandler;
+  clock?: () => Date;
+}
+
+export const STATUS_PAGE_RUNS = 20;
+
+/** The admin ports over Firestore, with redrive publishing to the dispatch topic. */
+export function firestoreAdminPorts(
+  db: Firestore,
+  store: FirestoreStore,
+  publisher: RedrivePublisher,
+  log: Logger,
+): AdminPorts {
+  const ledger = firestoreRedriveLedger(store);
+  return {
+    getRun: (runId) => store.getRun(runId),
+    countByStatus: (runId) => store.countByStatus(runId),
+    async recentRuns(limit) {
+      const snap = await buildQuery(db, QUERIES.recentRuns, {}).limit(limit).get();
+      return snap.docs.map((d) => {
+        const data = d.data();
+        const run = { ...data } as Record<string, unknown>;
+        for (const k of ['startedAt', 'updatedAt', 'finishedAt', 'leaseExpiresAt']) run[k] = toDate(data[k]);
+        return { id: d.id, run: run as unknown as RunDoc };
+      });
+    },
+    getNotification: (id) => store.getRaw(id),
+    setNotificationEnabled: (id, enabled, reason) => setNotificationEnabled(db, id, enabled, reason),
+    async saveNotification(n) {
+      const existed = (await store.getRaw(n.id)) !== null;
+      await saveNotifications(db, [n]);
+      return !existed;
+    },
+    redrive: (runId) => redriveRun(runId, { ledger, publisher, log }),
+  };
+}
+
+const notificationBody = z.strictObject({
+  accountId: z.string().min(1).max(500),
+  channelId: z.string().min(1).max(100),
+  teamId: z.string().min(1).max(100).optional(),
+  cron: z.string().min(1).max(200),
+  timezone: z.string().min(1).max(100),
+  title: z.string().max(150).optional(),
+  enabled: z.boolean().optional(),
+});
+
+const pauseBody = z.strictObject({ reason: z.string().min(1).max(500).optional() });
+
+function invalid(res: Response, field: string, message: string): void {
+  res.status(400).json({ error: 'invalid_request', field, message });
+}
+
+/** Zod's first issue, named by its top-level field. */
+function firstIssue(error: z.ZodError): { field: string; message: string } {
+  const issue = error.issues[0];
+  const keys = issue && 'keys' in issue && Array.isArray(issue.keys) ? issue.keys : [];
+  const field = String(issue?.path[0] ?? keys[0] ?? '(body)');
+  return { field, message: issue?.message ?? 'invalid' };
+}
+
+function audit(req: Request, res: Response, action: string, fields: Record<string, unknown>): void {
+  req.log.info({ admin: { caller: callerOf(res), action, ...fields } }, `admin ${action}`);
+}
+
+export function adminRouter(deps: AdminDeps): Router {
+  const clock = deps.clock ?? (() => new Date());
+  const router = express.Router();
+  // The guard runs before routing, so an unknown admin path tells an anonymous caller nothing.
+  router.use(['/admin', '/status'], deps.auth, (_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
+
+  router.get('/status', async (_req, res) => {
+    const runs = await deps.recentRuns(STATUS_PAGE_RUNS);
+    const rows = await Promise.all(runs.map(async (r) => ({ ...r, counts: await deps.countByStatus(r.id) })));
+    res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.type('html').send(renderStatusPage(rows, clock()));
+  });
+
+  router.get('/admin/runs/:runId', async (req, res) => {
+    const runId = String(req.params.runId);
+    const run = await deps.getRun(runId);
+    if (!run) {
+      res.status(404).json({ error: 'run_not_found', runId });
+      return;
+    }
+    res.json({ runId, run, deliveries: await deps.countByStatus(runId) });
+  });
+
+  router.post('/admin/runs/:runId/redrive', requireJson({ optional: true }), jsonBody('16kb'), async (req, res) => {
+    const runId = String(req.params.runId);
+    if (!(await deps.getRun(runId))) {
+      res.status(404).json({ error: 'run_not_found', runId });
+      return;
+    }
+    audit(req, res, 'redrive', { runId });
+    res.json(await deps.redrive(runId));
+  });
+
+  router.get('/admin/notifications/:id', async (req, res) => {
+    const id = String(req.params.id);
+    const notification = await deps.getNotification(id);
+    if (!notification) {
+      res.status(404).json({ error: 'notification_not_found', id });
+      return;
+    }
+    res.json({ id, notification });
+  });
+
+  for (const action of ['pause', 'resume'] as const) {
+    router.post(
+      `/admin/notifications/:id/${action}`,
+      requireJson({ optional: true }),
+      jsonBody('16kb'),
+      async (req, res) => {
+        const id = String(req.params.id);
+        const body = pauseBody.safeParse(req.body ?? {});
+        if (!body.success) {
+          const { field, message } = firstIssue(body.error);
+          invalid(res, field, message);
+          return;
+        }
+        const reason = body.data.reason ?? `paused by ${callerOf(res) ?? 'an operator'}`;
+        const found = await deps.setNotificationEnabled(
+          id,
+          action === 'resume',
+          action === 'pause' ? reason : undefined,
+        );
+        if (!found) {
+          res.status(404).json({ error: 'notification_not_found', id });
+          return;
+        }
+        audit(req, res, action, { notificationId: id });
+        res.json({ id, enabled: action === 'resume' });
+      },
+    );
+  }
+
+  router.put('/admin/notifications/:id', requireJson(), jsonBody('64kb'), async (req, res) => {
+    const id = String(req.params.id);
+    const body = notificationBody.safeParse(req.body);
+    if (!body.success) {
+      const { field, message } = firstIssue(body.error);
+      invalid(res, field, message);
+      return;
+    }
+    const { timezone, cron } = body.data;
+    if (!isValidTimeZone(timezone)) {
+      invalid(res, 'timezone', `unknown time zone ${JSON.stringify(timezone)}`);
+      return;
+    }
+    try {
+      validateSchedule({ cron, timezone });
+    } catch (err) {
+      invalid(res, 'cron', (err as Error).message);
+      return;
+    }
+    let created: boolean;
+    try {
+      created = await deps.saveNotification({ id, ...body.data });
+    } catch (err) {
+      if (!(err instanceof InvalidNotificationError)) throw err;
+      invalid(res, err.message.startsWith('notification id') ? 'id' : '(body)', err.message);
+      return;
+    }
+    audit(req, res, created ? 'create-notification' : 'replace-notification', { notificationId: id });
+    res.status(created ? 201 : 200).json({ id, created });
+  });
+
+  router.use('/admin', (_req, res) => {
+    res.status(404).json({ error: 'not_found' });
+  });
+  return router;
+}

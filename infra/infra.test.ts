@@ -1,0 +1,609 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as gcp from '@pulumi/gcp';
+import { specialSecretSig, specialSigKey } from '@pulumi/pulumi/runtime/rpc';
+import { ENV } from '../shared/config';
+import { compositeIndexes } from '../shared/queries';
+import { TOPOLOGY } from '../shared/topology';
+import { REQUIRED_APIS } from './apis';
+import {
+  CONFIG_KEYS,
+  type ConfigContext,
+  InfraConfigError,
+  parseConfig,
+  type RawConfig,
+  SECRET_CONFIG_KEYS,
+} from './config';
+import { indexKey, uniqueIndexes } from './firestore';
+
+// biome-ignore lint/suspicious/noExplicitAny: resource inputs reach the mocks as untyped JSON.
+type Inputs = Record<string, any>;
+
+interface Registered {
+  type: string;
+  name: string;
+  inputs: Inputs;
+  state: Inputs;
+}
+
+interface ProgramRun {
+  resources: Registered[];
+  outputs: Inputs;
+}
+
+const NS = 'slack-fanout';
+const GCP_PROJECT = 'acme-fanout-test';
+const PROJECT_NUMBER = '123456789012';
+const REGION = 'europe-west1';
+const FAKE_TOKEN = 'xoxb-FAKE-0000-never-in-plain-sight';
+const IMAGES = {
+  dispatcher: 'images.example/acme/slack-fanout/dispatcher:abc123',
+  notifier: 'images.example/acme/slack-fanout/notifier:abc123',
+};
+const PUBSUB_AGENT = `serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com`;
+
+const BASE_CONFIG: Record<string, string> = {
+  'gcp:project': GCP_PROJECT,
+  [`${NS}:region`]: REGION,
+  [`${NS}:slackBotToken`]: FAKE_TOKEN,
+  [`${NS}:notifierMaxInstances`]: '7',
+  [`${NS}:notifierConcurrency`]: '40',
+  [`${NS}:dispatcherMaxInstances`]: '3',
+  [`${NS}:labels`]: JSON.stringify({ team: 'growth' }),
+  [`${NS}:adminEmails`]: 'ops@acme.example,lead@acme.example',
+};
+const SECRET_KEYS = [`${NS}:slackBotToken`];
+
+const FULL_CONFIG: Record<string, string> = {
+  ...BASE_CONFIG,
+  [`${NS}:dispatcherImage`]: IMAGES.dispatcher,
+  [`${NS}:notifierImage`]: IMAGES.notifier,
+};
+
+/** What the provider would report back for the outputs the program reads. */
+function mockState(type: string, name: string, inputs: Inputs): { id: string; state: Inputs } {
+  const project = inputs.project ?? GCP_PROJECT;
+  switch (type) {
+    case 'gcp:pubsub/topic:Topic':
+      return { id: `projects/${project}/topics/${inputs.name}`, state: inputs };
+    case 'gcp:pubsub/subscription:Subscription':
+      return { id: `projects/${project}/subscriptions/${inputs.name}`, state: inputs };
+    case 'gcp:serviceaccount/account:Account': {
+      const email = `${inputs.accountId}@${project}.iam.gserviceaccount.com`;
+      return { id: email, state: { ...inputs, email, name: `projects/${project}/serviceAccounts/${email}` } };
+    }
+    case 'gcp:secretmanager/secret:Secret':
+      return { id: `projects/${project}/secrets/${inputs.secretId}`, state: inputs };
+    case 'gcp:secretmanager/secretVersion:SecretVersion':
+      return { id: `${inputs.secret}/versions/1`, state: { ...inputs, version: '1' } };
+    case 'gcp:cloudrunv2/service:Service':
+      return {
+        id: `projects/${project}/locations/${inputs.location}/services/${inputs.name}`,
+        state: { ...inputs, uri: `https://${inputs.name}-${PROJECT_NUMBER}.${inputs.location}.run.app` },
+      };
+    case 'gcp:artifactregistry/repository:Repository':
+      return {
+        id: inputs.repositoryId,
+        state: { ...inputs, registryUri: `images.example/${project}/${inputs.repositoryId}` },
+      };
+    default:
+      return { id: `${name}-id`, state: inputs };
+  }
+}
+
+/** Runs the whole program against mocks, in a fresh module registry so that each run reads its own config. */
+async function runProgram(config: Record<string, string>): Promise<ProgramRun> {
+  const resources: Registered[] = [];
+  let outputs: Inputs = {};
+  await jest.isolateModulesAsync(async () => {
+    const pulumi = await import('@pulumi/pulumi');
+    await pulumi.runtime.setMocks(
+      {
+        newResource(args) {
+          const { id, state } = mockState(args.type, args.name, args.inputs);
+          resources.push({ type: args.type, name: args.name, inputs: args.inputs, state });
+          return { id, state };
+        },
+        call(args) {
+          if (args.token === 'gcp:organizations/getProject:getProject') {
+            return { projectId: args.inputs.projectId, number: PROJECT_NUMBER, name: args.inputs.projectId };
+          }
+          throw new Error(`unexpected call ${args.token}`);
+        },
+      },
+      NS,
+      'test',
+      false,
+    );
+    pulumi.runtime.setAllConfig(config, SECRET_KEYS);
+    const program: Inputs = await import('./index');
+    for (const [key, value] of Object.entries(program)) {
+      if (key === 'default' || key === '__esModule') continue;
+      outputs[key] = await new Promise((resolve) => pulumi.output(value).apply(resolve));
+    }
+    outputs = { ...outputs };
+    // Some registrations wait on outputs no stack output depends on.
+    let seen = -1;
+    while (seen !== resources.length) {
+      seen = resources.length;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+  return { resources: resources.filter((r) => !r.type.startsWith('pulumi:providers:')), outputs };
+}
+
+const ofType = (run: ProgramRun, type: string) => run.resources.filter((r) => r.type === type);
+const one = (run: ProgramRun, type: string, match: (r: Registered) => boolean): Registered => {
+  const found = ofType(run, type).filter(match);
+  if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
+  return found[0] as Registered;
+};
+const accountEmail = (name: string) => `slack-fanout-${name}@${GCP_PROJECT}.iam.gserviceaccount.com`;
+const saMember = (name: string) => `serviceAccount:${accountEmail(name)}`;
+
+/** Whether the provider's resource class takes a `labels` input: read from the class itself, not a list. */
+function acceptsLabels(type: string): boolean {
+  const [, modulePath = '', className = ''] = type.split(':');
+  const moduleName = modulePath.split('/')[0] ?? '';
+  const cls = (gcp as unknown as Record<string, Record<string, unknown>>)[moduleName]?.[className];
+  if (typeof cls !== 'function') throw new Error(`no provider class for ${type}`);
+  return /resourceInputs\["labels"\]\s*=\s*args/.test(cls.toString());
+}
+
+jest.setTimeout(120_000);
+
+describe('the full stack', () => {
+  let run: ProgramRun;
+  beforeAll(async () => {
+    run = await runProgram(FULL_CONFIG);
+  });
+
+  const services = () => ofType(run, 'gcp:cloudrunv2/service:Service');
+  const service = (name: string) => one(run, 'gcp:cloudrunv2/service:Service', (r) => r.inputs.name === name);
+  const envOf = (r: Registered): Inputs[] => r.inputs.template.containers.flatMap((c: Inputs) => c.envs ?? []);
+  const env = (r: Registered, name: string) => envOf(r).find((e) => e.name === name);
+
+  it('enables every API the stack uses', () => {
+    const enabled = ofType(run, 'gcp:projects/service:Service').map((r) => r.inputs.service);
+    expect(enabled.sort()).toEqual(REQUIRED_APIS.map((a) => `${a}.googleapis.com`).sort());
+    for (const api of ofType(run, 'gcp:projects/service:Service')) expect(api.inputs.disableOnDestroy).toBe(false);
+  });
+
+  it('exports the service URLs, topic names and scheduler job name', () => {
+    expect(run.outputs.dispatcherUrl).toBe(`https://slack-fanout-dispatcher-${PROJECT_NUMBER}.${REGION}.run.app`);
+    expect(run.outputs.notifierUrl).toBe(`https://slack-fanout-notifier-${PROJECT_NUMBER}.${REGION}.run.app`);
+    expect(run.outputs.dispatchTopicName).toBe(TOPOLOGY.dispatchTopic);
+    expect(run.outputs.deadLetterTopicName).toBe(TOPOLOGY.deadLetterTopic);
+    expect(run.outputs.dispatchSubscriptionName).toBe(TOPOLOGY.dispatchSubscription);
+    expect(run.outputs.deadLetterSubscriptionName).toBe(TOPOLOGY.deadLetterSubscription);
+    expect(run.outputs.schedulerJobName).toBe(one(run, 'gcp:cloudscheduler/job:Job', () => true).inputs.name);
+    expect(run.outputs.imageRepository).toEqual(expect.any(String));
+  });
+
+  it('the deterministic URL the program computes is the URL Cloud Run reports', () => {
+    for (const s of services()) {
+      const url = s.inputs.name.endsWith('dispatcher') ? run.outputs.dispatcherUrl : run.outputs.notifierUrl;
+      expect(s.state.uri).toBe(url);
+    }
+  });
+
+  it('grants run.invoker to no public member', () => {
+    const publicMembers = ['allUsers', 'allAuthenticatedUsers'];
+    for (const r of run.resources) {
+      const members: unknown[] = [r.inputs.member, ...(r.inputs.members ?? [])];
+      for (const m of members) expect(publicMembers).not.toContain(m);
+    }
+  });
+
+  it('lets exactly the scheduler account invoke the dispatcher and the push account invoke the notifier', () => {
+    const invokers = run.resources
+      .filter((r) => r.inputs.role === 'roles/run.invoker')
+      .map((r) => ({ type: r.type, service: r.inputs.name, member: r.inputs.member }));
+    expect(invokers).toHaveLength(2);
+    expect(invokers).toEqual(
+      expect.arrayContaining([
+        {
+          type: 'gcp:cloudrunv2/serviceIamMember:ServiceIamMember',
+          service: 'slack-fanout-dispatcher',
+          member: saMember('scheduler'),
+        },
+        {
+          type: 'gcp:cloudrunv2/serviceIamMember:ServiceIamMember',
+          service: 'slack-fanout-notifier',
+          member: saMember('push'),
+        },
+      ]),
+    );
+    for (const s of services()) expect(s.inputs.invokerIamDisabled).not.toBe(true);
+  });
+
+  it('gives each runtime account only the roles it needs, each on its own target', () => {
+    const grants = (member: string) =>
+      run.resources
+        .filter((r) => r.inputs.member === member)
+        .map(
+          (r) =>
+            `${r.inputs.role} on ${r.inputs.topic ?? r.inputs.subscription ?? r.inputs.secretId ?? r.inputs.name ?? r.inputs.serviceAccountId ?? `project ${r.inputs.project}`}`,
+        )
+        .sort();
+    const secret = one(run, 'gcp:secretmanager/secret:Secret', () => true);
+    expect(grants(saMember('dispatcher'))).toEqual(
+      [
+        `roles/datastore.user on project ${GCP_PROJECT}`,
+        `roles/pubsub.publisher on ${TOPOLOGY.dispatchTopic}`,
+        `roles/pubsub.viewer on ${TOPOLOGY.dispatchTopic}`,
+      ].sort(),
+    );
+    expect(grants(saMember('notifier'))).toEqual(
+      [
+        `roles/datastore.user on project ${GCP_PROJECT}`,
+        `roles/pubsub.publisher on ${TOPOLOGY.dispatchTopic}`,
+        `roles/secretmanager.secretAccessor on projects/${GCP_PROJECT}/secrets/${secret.inputs.secretId}`,
+      ].sort(),
+    );
+    expect(grants(saMember('scheduler'))).toEqual(['roles/run.invoker on slack-fanout-dispatcher']);
+    expect(grants(saMember('push'))).toEqual(['roles/run.invoker on slack-fanout-notifier']);
+  });
+
+  it('lets the Pub/Sub service agent sign push tokens, dead-letter, and ack the source subscription', () => {
+    one(run, 'gcp:projects/serviceIdentity:ServiceIdentity', (r) => r.inputs.service === 'pubsub.googleapis.com');
+    const agentGrants = run.resources.filter((r) => r.inputs.member === PUBSUB_AGENT);
+    expect(agentGrants.map((r) => r.inputs.role).sort()).toEqual(
+      ['roles/iam.serviceAccountTokenCreator', 'roles/pubsub.publisher', 'roles/pubsub.subscriber'].sort(),
+    );
+    one(
+      run,
+      'gcp:pubsub/topicIAMMember:TopicIAMMember',
+      (r) =>
+        r.inputs.member === PUBSUB_AGENT &&
+        r.inputs.role === 'roles/pubsub.publisher' &&
+        r.inputs.topic === TOPOLOGY.deadLetterTopic,
+    );
+    one(
+      run,
+      'gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember',
+      (r) =>
+        r.inputs.member === PUBSUB_AGENT &&
+        r.inputs.role === 'roles/pubsub.subscriber' &&
+        r.inputs.subscription === TOPOLOGY.dispatchSubscription,
+    );
+    one(
+      run,
+      'gcp:serviceaccount/iAMMember:IAMMember',
+      (r) =>
+        r.inputs.member === PUBSUB_AGENT &&
+        r.inputs.role === 'roles/iam.serviceAccountTokenCreator' &&
+        r.inputs.serviceAccountId === `projects/${GCP_PROJECT}/serviceAccounts/${accountEmail('push')}`,
+    );
+  });
+
+  it('pushes the dispatch subscription to the notifier with OIDC, the topology retry policy and dead-lettering', () => {
+    const sub = one(
+      run,
+      'gcp:pubsub/subscription:Subscription',
+      (r) => r.inputs.name === TOPOLOGY.dispatchSubscription,
+    );
+    const dlq = one(run, 'gcp:pubsub/topic:Topic', (r) => r.inputs.name === TOPOLOGY.deadLetterTopic);
+    const dispatch = one(run, 'gcp:pubsub/topic:Topic', (r) => r.inputs.name === TOPOLOGY.dispatchTopic);
+    expect(sub.inputs.topic).toBe(`projects/${GCP_PROJECT}/topics/${dispatch.inputs.name}`);
+    expect(sub.inputs.pushConfig.pushEndpoint).toBe(`${run.outputs.notifierUrl}${TOPOLOGY.pushPath}`);
+    expect(sub.inputs.pushConfig.oidcToken).toEqual({
+      serviceAccountEmail: accountEmail('push'),
+      audience: run.outputs.notifierUrl,
+    });
+    expect(sub.inputs.ackDeadlineSeconds).toBe(TOPOLOGY.ackDeadlineSeconds);
+    expect(sub.inputs.retryPolicy).toEqual({
+      minimumBackoff: `${TOPOLOGY.retryPolicy.minimumBackoffSeconds}s`,
+      maximumBackoff: `${TOPOLOGY.retryPolicy.maximumBackoffSeconds}s`,
+    });
+    expect(sub.inputs.deadLetterPolicy.maxDeliveryAttempts).toBe(TOPOLOGY.maxDeliveryAttempts);
+    expect(sub.inputs.deadLetterPolicy.deadLetterTopic).toBe(`projects/${GCP_PROJECT}/topics/${dlq.inputs.name}`);
+    expect(sub.inputs.messageRetentionDuration).toBe(`${TOPOLOGY.messageRetentionSeconds}s`);
+    expect(sub.inputs.expirationPolicy).toEqual({ ttl: '' });
+  });
+
+  it('pushes the dead-letter subscription to the notifier dead-letter route with OIDC', () => {
+    const sub = one(
+      run,
+      'gcp:pubsub/subscription:Subscription',
+      (r) => r.inputs.name === TOPOLOGY.deadLetterSubscription,
+    );
+    expect(sub.inputs.topic).toBe(`projects/${GCP_PROJECT}/topics/${TOPOLOGY.deadLetterTopic}`);
+    expect(sub.inputs.pushConfig.pushEndpoint).toBe(`${run.outputs.notifierUrl}${TOPOLOGY.deadLetterPath}`);
+    expect(sub.inputs.pushConfig.oidcToken).toEqual({
+      serviceAccountEmail: accountEmail('push'),
+      audience: run.outputs.notifierUrl,
+    });
+    expect(sub.inputs.deadLetterPolicy).toBeUndefined();
+    expect(ofType(run, 'gcp:pubsub/subscription:Subscription')).toHaveLength(2);
+  });
+
+  it('declares one Firestore index per composite index the queries need, with the same fields', () => {
+    const indexes = ofType(run, 'gcp:firestore/index:Index');
+    const expected = uniqueIndexes(compositeIndexes());
+    expect(expected.length).toBeGreaterThan(0);
+    expect(indexes).toHaveLength(expected.length);
+    const declared = indexes.map((r) => indexKey({ collection: r.inputs.collection, fields: r.inputs.fields }));
+    expect(new Set(declared).size).toBe(declared.length);
+    expect(new Set(declared)).toEqual(new Set(compositeIndexes().map(indexKey)));
+    for (const spec of compositeIndexes()) {
+      const index = indexes.find(
+        (r) => indexKey({ collection: r.inputs.collection, fields: r.inputs.fields }) === indexKey(spec),
+      );
+      expect(index?.inputs).toMatchObject({
+        collection: spec.collection,
+        fields: spec.fields,
+        database: '(default)',
+        queryScope: 'COLLECTION',
+      });
+    }
+    const db = one(run, 'gcp:firestore/database:Database', () => true);
+    expect(db.inputs).toMatchObject({ name: '(default)', type: 'FIRESTORE_NATIVE', locationId: REGION });
+  });
+
+  it('calls the dispatcher tick route from Cloud Scheduler with OIDC, audience the dispatcher URL', () => {
+    const job = one(run, 'gcp:cloudscheduler/job:Job', () => true);
+    expect(job.inputs.httpTarget.uri).toBe(`${run.outputs.dispatcherUrl}${TOPOLOGY.tickPath}`);
+    expect(job.inputs.httpTarget.httpMethod).toBe('POST');
+    expect(job.inputs.httpTarget.oidcToken).toEqual({
+      serviceAccountEmail: accountEmail('scheduler'),
+      audience: run.outputs.dispatcherUrl,
+    });
+    expect(job.inputs.schedule).toBe('*/5 * * * *');
+    expect(job.inputs.timeZone).toBe('Etc/UTC');
+    expect(job.inputs.region).toBe(REGION);
+    expect(job.inputs.attemptDeadline).toMatch(/^\d+s$/);
+    expect(job.inputs.retryConfig.retryCount).toBeGreaterThan(0);
+  });
+
+  it('configures the services: ingress, identity, timeout, scaling, image and caller checks', () => {
+    const dispatcher = service('slack-fanout-dispatcher');
+    const notifier = service('slack-fanout-notifier');
+    for (const s of [dispatcher, notifier]) {
+      expect(s.inputs.ingress).toBe('INGRESS_TRAFFIC_ALL');
+      expect(s.inputs.location).toBe(REGION);
+      expect(env(s, ENV.GOOGLE_CLOUD_PROJECT)?.value).toBe(GCP_PROJECT);
+      expect(env(s, ENV.DISPATCH_TOPIC)?.value).toBe(TOPOLOGY.dispatchTopic);
+      expect(env(s, ENV.AUTH_MODE)?.value).toBe('oidc');
+      expect(envOf(s).map((e) => e.name)).not.toContain(ENV.PORT);
+      expect(envOf(s).map((e) => e.name)).not.toContain(ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN);
+    }
+    expect(dispatcher.inputs.template.serviceAccount).toBe(accountEmail('dispatcher'));
+    expect(notifier.inputs.template.serviceAccount).toBe(accountEmail('notifier'));
+    expect(dispatcher.inputs.template.containers[0].image).toBe(IMAGES.dispatcher);
+    expect(notifier.inputs.template.containers[0].image).toBe(IMAGES.notifier);
+    expect(notifier.inputs.template.timeout).toBe(`${TOPOLOGY.ackDeadlineSeconds}s`);
+    expect(notifier.inputs.template.scaling.maxInstanceCount).toBe(7);
+    expect(notifier.inputs.template.maxInstanceRequestConcurrency).toBe(40);
+    expect(dispatcher.inputs.template.scaling.maxInstanceCount).toBe(3);
+    const job = one(run, 'gcp:cloudscheduler/job:Job', () => true);
+    expect(dispatcher.inputs.template.timeout).toBe(job.inputs.attemptDeadline);
+
+    expect(env(dispatcher, ENV.AUTH_AUDIENCE)?.value).toBe(run.outputs.dispatcherUrl);
+    expect(env(dispatcher, ENV.TICK_INVOKER_EMAIL)?.value).toBe(accountEmail('scheduler'));
+    expect(env(dispatcher, ENV.ADMIN_EMAILS)?.value).toBe('ops@acme.example,lead@acme.example');
+    expect(env(notifier, ENV.AUTH_AUDIENCE)?.value).toBe(run.outputs.notifierUrl);
+    expect(env(notifier, ENV.PUSH_INVOKER_EMAIL)?.value).toBe(accountEmail('push'));
+    expect(env(notifier, ENV.MAX_DELIVERY_ATTEMPTS)?.value).toBe(String(TOPOLOGY.maxDeliveryAttempts));
+    expect(env(dispatcher, ENV.SLACK_BOT_TOKEN)).toBeUndefined();
+  });
+
+  it('hands the Slack token to the notifier only as a Secret Manager reference', () => {
+    const secret = one(run, 'gcp:secretmanager/secret:Secret', () => true);
+    const version = one(run, 'gcp:secretmanager/secretVersion:SecretVersion', () => true);
+    // The value reaches the provider still wrapped as a secret, so state and previews keep it encrypted.
+    expect(version.inputs.secretData).toEqual({ [specialSigKey]: specialSecretSig, value: FAKE_TOKEN });
+    const tokenEnv = env(service('slack-fanout-notifier'), ENV.SLACK_BOT_TOKEN);
+    expect(tokenEnv?.value).toBeUndefined();
+    expect(tokenEnv?.valueSource.secretKeyRef).toEqual({ secret: secret.inputs.secretId, version: '1' });
+
+    for (const s of services()) {
+      for (const e of envOf(s)) {
+        expect(e.value === undefined || typeof e.value === 'string').toBe(true);
+        expect(JSON.stringify(e)).not.toContain(FAKE_TOKEN);
+      }
+    }
+    // Anywhere else in the graph, the token would be one `pulumi stack export` away from a log.
+    const holders = run.resources.filter((r) => JSON.stringify(r.inputs).includes(FAKE_TOKEN));
+    expect(holders.map((r) => r.type)).toEqual(['gcp:secretmanager/secretVersion:SecretVersion']);
+  });
+
+  it('labels every resource whose provider type takes labels', () => {
+    const labelled = run.resources.filter((r) => acceptsLabels(r.type));
+    // The detection itself must see the types known to take labels.
+    expect(new Set(labelled.map((r) => r.type))).toEqual(
+      new Set([
+        'gcp:artifactregistry/repository:Repository',
+        'gcp:secretmanager/secret:Secret',
+        'gcp:pubsub/topic:Topic',
+        'gcp:pubsub/subscription:Subscription',
+        'gcp:cloudrunv2/service:Service',
+      ]),
+    );
+    for (const r of labelled) {
+      expect({ resource: r.name, labels: r.inputs.labels }).toEqual({
+        resource: r.name,
+        labels: { app: 'slack-fanout', stack: 'test', 'managed-by': 'pulumi', team: 'growth' },
+      });
+    }
+    for (const s of services()) expect(s.inputs.template.labels).toEqual(s.inputs.labels);
+  });
+});
+
+describe('the stack before images exist', () => {
+  let run: ProgramRun;
+  let warnings: string[];
+  beforeAll(async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      run = await runProgram(BASE_CONFIG);
+      warnings = warn.mock.calls.map((args) => args.join(' '));
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('says why the services are missing', () => {
+    expect(warnings.some((w) => w.includes('dispatcherImage') && w.includes('notifierImage'))).toBe(true);
+  });
+
+  it('creates the registry, state and messaging, and no service, subscription or schedule', () => {
+    expect(ofType(run, 'gcp:artifactregistry/repository:Repository')).toHaveLength(1);
+    expect(ofType(run, 'gcp:pubsub/topic:Topic')).toHaveLength(2);
+    expect(ofType(run, 'gcp:firestore/index:Index')).toHaveLength(uniqueIndexes().length);
+    expect(ofType(run, 'gcp:cloudrunv2/service:Service')).toHaveLength(0);
+    expect(ofType(run, 'gcp:pubsub/subscription:Subscription')).toHaveLength(0);
+    expect(ofType(run, 'gcp:cloudscheduler/job:Job')).toHaveLength(0);
+    expect(run.outputs.imageRepository).toEqual(expect.any(String));
+    expect(run.outputs.dispatcherUrl).toBeUndefined();
+  });
+});
+
+describe('a stack without the Slack token', () => {
+  it('fails naming the secret key', async () => {
+    const config: Record<string, string> = { ...FULL_CONFIG };
+    delete config[`${NS}:slackBotToken`];
+    await expect(runProgram(config)).rejects.toThrow(/slackBotToken/);
+  });
+});
+
+describe('parseConfig', () => {
+  const ctx: ConfigContext = { namespace: NS, stack: 'dev', gcpProject: GCP_PROJECT };
+  const valid: RawConfig = { region: REGION };
+  const problemKeys = (raw: RawConfig, context: ConfigContext = ctx): string[] => {
+    try {
+      parseConfig(raw, context);
+    } catch (err) {
+      expect(err).toBeInstanceOf(InfraConfigError);
+      return (err as InfraConfigError).problems.map((p) => p.key);
+    }
+    return [];
+  };
+
+  it('fills in the defaults', () => {
+    const config = parseConfig(valid, ctx);
+    expect(config.scheduler).toEqual({ cron: '*/5 * * * *', timeZone: 'Etc/UTC', attemptDeadlineSeconds: 300 });
+    expect(config.firestoreLocation).toBe(REGION);
+    expect(config.images).toBeUndefined();
+    expect(config.adminEmails).toEqual([]);
+    expect(config.labels).toEqual({ app: 'slack-fanout', stack: 'dev', 'managed-by': 'pulumi' });
+    expect(config.dispatcher.maxInstances).toBeGreaterThan(0);
+    expect(config.notifier.maxInstances).toBeGreaterThan(0);
+  });
+
+  it('reads every setting', () => {
+    const config = parseConfig(
+      {
+        region: 'us-central1',
+        firestoreLocation: 'nam5',
+        dispatcherImage: IMAGES.dispatcher,
+        notifierImage: IMAGES.notifier,
+        dispatcherMaxInstances: '1',
+        notifierMaxInstances: '100',
+        dispatcherConcurrency: '5',
+        notifierConcurrency: '250',
+        schedulerCron: '0 * * * *',
+        schedulerTimezone: 'Europe/Paris',
+        tickDeadlineSeconds: '600',
+        labels: '{"team":"growth","cost-center":"cc_12"}',
+        adminEmails: '["a@acme.example", "b@acme.example"]',
+        logLevel: 'debug',
+        slackApiUrl: 'https://slack.example/api/',
+      },
+      { ...ctx, stack: 'Prod.EU' },
+    );
+    expect(config).toMatchObject({
+      region: 'us-central1',
+      firestoreLocation: 'nam5',
+      images: IMAGES,
+      dispatcher: { maxInstances: 1, concurrency: 5 },
+      notifier: { maxInstances: 100, concurrency: 250 },
+      scheduler: { cron: '0 * * * *', timeZone: 'Europe/Paris', attemptDeadlineSeconds: 600 },
+      labels: { team: 'growth', 'cost-center': 'cc_12', app: 'slack-fanout', stack: 'prod-eu' },
+      adminEmails: ['a@acme.example', 'b@acme.example'],
+      logLevel: 'debug',
+      slackApiUrl: 'https://slack.example/api/',
+    });
+  });
+
+  it('falls back to gcp:region', () => {
+    expect(parseConfig({}, { ...ctx, gcpRegion: 'asia-northeast1' }).region).toBe('asia-northeast1');
+  });
+
+  it.each(['0', '-1', '1001', '2.5', 'lots'])(
+    'rejects notifierMaxInstances %j with a message naming the key',
+    (value) => {
+      expect(() => parseConfig({ ...valid, notifierMaxInstances: value }, ctx)).toThrow(
+        `${NS}:notifierMaxInstances: must be an integer from 1 to 1000 (got ${JSON.stringify(value)})`,
+      );
+    },
+  );
+
+  it('treats an empty value as unset', () => {
+    expect(parseConfig({ ...valid, notifierMaxInstances: ' ' }, ctx).notifier).toEqual(
+      parseConfig(valid, ctx).notifier,
+    );
+  });
+
+  it('names a missing region and project with the command that sets them', () => {
+    expect(() => parseConfig({}, { namespace: NS, stack: 'dev' })).toThrow(InfraConfigError);
+    expect(problemKeys({}, { namespace: NS, stack: 'dev' })).toEqual(['gcp:project', `${NS}:region`]);
+    expect(() => parseConfig({}, ctx)).toThrow(`${NS}:region: is required: pulumi config set region`);
+    expect(() => parseConfig(valid, { namespace: NS, stack: 'dev' })).toThrow(
+      'gcp:project: is required: pulumi config set gcp:project',
+    );
+  });
+
+  it('requires both images or neither', () => {
+    expect(problemKeys({ ...valid, dispatcherImage: IMAGES.dispatcher })).toEqual([`${NS}:notifierImage`]);
+    expect(problemKeys({ ...valid, notifierImage: IMAGES.notifier })).toEqual([`${NS}:dispatcherImage`]);
+    expect(problemKeys({ ...valid, dispatcherImage: 'dispatcher', notifierImage: IMAGES.notifier })).toEqual([
+      `${NS}:dispatcherImage`,
+    ]);
+  });
+
+  it('reports every problem at once', () => {
+    expect(
+      problemKeys({
+        ...valid,
+        dispatcherConcurrency: '0',
+        schedulerCron: 'every five minutes',
+        schedulerTimezone: 'Mars/Olympus',
+        tickDeadlineSeconds: '5',
+        adminEmails: 'ops@acme.example, not-an-email',
+        logLevel: 'loud',
+        slackApiUrl: 'http://slack.example',
+        region: 'Europe West',
+      }),
+    ).toEqual([
+      `${NS}:region`,
+      `${NS}:dispatcherConcurrency`,
+      `${NS}:schedulerCron`,
+      `${NS}:schedulerTimezone`,
+      `${NS}:tickDeadlineSeconds`,
+      `${NS}:adminEmails`,
+      `${NS}:logLevel`,
+      `${NS}:slackApiUrl`,
+    ]);
+  });
+
+  it('rejects labels that Google Cloud would refuse, or that would hide the program’s own', () => {
+    expect(problemKeys({ ...valid, labels: '{"Team":"x"}' })).toEqual([`${NS}:labels`]);
+    expect(problemKeys({ ...valid, labels: '{"team":"Growth Team"}' })).toEqual([`${NS}:labels`]);
+    expect(problemKeys({ ...valid, labels: '{"app":"other"}' })).toEqual([`${NS}:labels`]);
+    expect(problemKeys({ ...valid, labels: '["team"]' })).toEqual([`${NS}:labels`]);
+  });
+});
+
+describe('Pulumi.example.yaml', () => {
+  it('documents every config key the program reads', () => {
+    const example = fs.readFileSync(path.join(__dirname, 'Pulumi.example.yaml'), 'utf8');
+    for (const key of [...CONFIG_KEYS, ...SECRET_CONFIG_KEYS, 'gcp:project']) {
+      const qualified = key.includes(':') ? key : `${NS}:${key}`;
+      expect({ key: qualified, documented: example.includes(`${qualified}:`) }).toEqual({
+        key: qualified,
+        documented: true,
+      });
+    }
+  });
+});

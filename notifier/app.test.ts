@@ -1,0 +1,150 @@
+import request from 'supertest';
+import { classifySlackErrorCode, RetryableError } from '../shared/errors';
+import { createLogger } from '../shared/logger';
+import { MemoryStore } from '../shared/memory-store';
+import { type DispatchMessage, encodeDispatchMessage } from '../shared/messages';
+import { deliveryIdOf } from '../shared/model';
+import { notificationDoc } from '../shared/notifications';
+import { TOPOLOGY } from '../shared/topology';
+import { createApp, type NotifierDeps } from './app';
+import type { PostRequest, SlackPort } from './slack';
+
+class FakeSlack implements SlackPort {
+  readonly posts: PostRequest[] = [];
+  script: (Error | undefined)[] = [];
+  async post(req: PostRequest) {
+    this.posts.push(req);
+    const err = this.script.shift();
+    if (err) throw err;
+    return { ts: `1700000000.${this.posts.length}`, channel: req.channel };
+  }
+  async findDelivery() {
+    return null;
+  }
+  async ping() {}
+}
+
+const occurrence = '2026-12-07T08:00:00.000Z';
+
+function setup() {
+  const store = new MemoryStore();
+  const slack = new FakeSlack();
+  store.putAccount('acct-1', { name: 'Acme', metrics: [{ label: 'Revenue', value: 1 }] });
+  store.putNotification(
+    'n-1',
+    notificationDoc({ id: 'n-1', accountId: 'acct-1', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' }),
+  );
+  const deps: NotifierDeps = {
+    projectId: 'test-project',
+    ledger: store,
+    notifications: store,
+    accounts: store.accounts,
+    slack,
+    log: createLogger({ service: 'notifier-app-test', level: 'silent' }),
+    claimTtlMs: 60_000,
+    pauseAfterFailures: 3,
+  };
+  return { app: createApp(deps), store, slack };
+}
+
+function envelope(notificationId = 'n-1', occ = occurrence) {
+  const message: DispatchMessage = { v: 1, notificationId, occurrence: occ, scheduleId: 's', runId: `s:${occ}` };
+  return {
+    message: {
+      data: encodeDispatchMessage(message).toString('base64'),
+      attributes: { deliveryId: deliveryIdOf(notificationId, occ) },
+      messageId: '1',
+      publishTime: occ,
+    },
+    subscription: 'projects/p/subscriptions/s',
+  };
+}
+
+/** Statuses Pub/Sub push takes as an ack. */
+const ACK = [102, 200, 201, 202, 204];
+
+describe('notifier app POST /push', () => {
+  it('delivers a valid push and acks with 204', async () => {
+    const { app, slack, store } = setup();
+    const res = await request(app).post(TOPOLOGY.pushPath).send(envelope());
+    expect(res.status).toBe(204);
+    expect(slack.posts).toHaveLength(1);
+    expect((await store.get(deliveryIdOf('n-1', occurrence)))?.status).toBe('sent');
+  });
+
+  it('acks malformed JSON (redelivering it cannot help) and keeps serving', async () => {
+    const { app, slack } = setup();
+    const bad = await request(app)
+      .post(TOPOLOGY.pushPath)
+      .set('Content-Type', 'application/json')
+      .send('{"message": {"data": ');
+    expect(ACK).toContain(bad.status);
+    expect(bad.status).toBe(204);
+
+    expect((await request(app).get('/healthz')).status).toBe(200);
+    const good = await request(app).post(TOPOLOGY.pushPath).send(envelope());
+    expect(good.status).toBe(204);
+    expect(slack.posts).toHaveLength(1);
+  });
+
+  it('acks a text/plain body', async () => {
+    const { app, slack } = setup();
+    const res = await request(app)
+      .post(TOPOLOGY.pushPath)
+      .set('Content-Type', 'text/plain')
+      .send(JSON.stringify(envelope()));
+    expect(res.status).toBe(204);
+    expect(slack.posts).toHaveLength(0);
+  });
+
+  it('acks a body over 256kb rather than having it retried', async () => {
+    const { app, slack } = setup();
+    const big = { ...envelope(), padding: 'x'.repeat(300 * 1024) };
+    const res = await request(app).post(TOPOLOGY.pushPath).send(big);
+    expect(res.status).toBe(204);
+    expect(slack.posts).toHaveLength(0);
+    // Still serving afterwards.
+    expect((await request(app).post(TOPOLOGY.pushPath).send(envelope())).status).toBe(204);
+  });
+
+  it('acks a well-formed envelope that is not a dispatch message', async () => {
+    const { app } = setup();
+    const res = await request(app)
+      .post(TOPOLOGY.pushPath)
+      .send({ message: { data: Buffer.from('{"hello":1}').toString('base64') } });
+    expect(res.status).toBe(204);
+  });
+
+  it('answers 503 (a nack) to a retryable Slack failure, with Retry-After', async () => {
+    const { app, slack, store } = setup();
+    slack.script = [new RetryableError('slack_retryable', 'rate limited', { retryAfterSeconds: 12 })];
+    const res = await request(app).post(TOPOLOGY.pushPath).send(envelope());
+    expect(res.status).toBe(503);
+    expect(ACK).not.toContain(res.status);
+    expect(res.headers['retry-after']).toBe('12');
+    expect((await store.get(deliveryIdOf('n-1', occurrence)))?.status).toBe('retrying');
+  });
+
+  it('answers 204 (an ack) to a permanent Slack failure', async () => {
+    const { app, slack, store } = setup();
+    slack.script = [classifySlackErrorCode('channel_not_found')];
+    const res = await request(app).post(TOPOLOGY.pushPath).send(envelope());
+    expect(res.status).toBe(204);
+    expect((await store.get(deliveryIdOf('n-1', occurrence)))?.status).toBe('failed');
+  });
+
+  it('answers 503 while another attempt holds the claim', async () => {
+    const { app, store } = setup();
+    await store.claim({
+      deliveryId: deliveryIdOf('n-1', occurrence),
+      notificationId: 'n-1',
+      occurrence,
+      runId: 'r',
+      owner: 'elsewhere',
+      ttlMs: 60_000,
+      now: new Date(),
+      publishedAt: null,
+    });
+    expect((await request(app).post(TOPOLOGY.pushPath).send(envelope())).status).toBe(503);
+  });
+});

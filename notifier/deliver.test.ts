@@ -1,0 +1,335 @@
+import { classifySlackErrorCode, PermanentError, RetryableError } from '../shared/errors';
+import { createLogger } from '../shared/logger';
+import { MemoryStore } from '../shared/memory-store';
+import { type DispatchMessage, encodeDispatchMessage } from '../shared/messages';
+import { deliveryIdOf, runIdOf } from '../shared/model';
+import { notificationDoc } from '../shared/notifications';
+import { type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
+import type { PostRequest, SlackPort } from './slack';
+
+/** A Slack stand-in: answers each post from a script, records what it was asked. */
+class FakeSlack implements SlackPort {
+  readonly posts: PostRequest[] = [];
+  readonly lookups: { channel: string; deliveryId: string; since: Date; teamId: string | undefined }[] = [];
+  /** One entry per post: an error to throw, or undefined to succeed. */
+  script: (Error | undefined)[] = [];
+  found: string | null = null;
+
+  async post(req: PostRequest): Promise<{ ts: string; channel: string }> {
+    this.posts.push(req);
+    const err = this.script.shift();
+    if (err) throw err;
+    return { ts: `1700000000.${String(this.posts.length).padStart(6, '0')}`, channel: req.channel };
+  }
+
+  async findDelivery(channel: string, deliveryId: string, since: Date, teamId?: string): Promise<string | null> {
+    this.lookups.push({ channel, deliveryId, since, teamId });
+    return this.found;
+  }
+
+  async ping(): Promise<void> {}
+}
+
+const log = createLogger({ service: 'deliver-test', level: 'silent' });
+const t0 = new Date('2026-12-07T08:00:05.000Z');
+const occurrence = '2026-12-07T08:00:00.000Z';
+
+function setup(opts: { now?: () => Date } = {}) {
+  const store = new MemoryStore();
+  const slack = new FakeSlack();
+  let now = t0;
+  const deps: DeliverDeps = {
+    ledger: store,
+    notifications: store,
+    accounts: store.accounts,
+    slack,
+    log,
+    claimTtlMs: 60_000,
+    pauseAfterFailures: 3,
+    clock: opts.now ?? (() => now),
+    owner: 'notifier-test',
+  };
+  const advance = (ms: number) => {
+    now = new Date(now.getTime() + ms);
+  };
+  store.putAccount('acct-1', {
+    name: 'Acme',
+    metrics: [{ label: 'Revenue', value: 1200, change: 3 }],
+    highlights: ['A good week'],
+  });
+  const doc = notificationDoc({
+    id: 'n-1',
+    accountId: 'acct-1',
+    channelId: 'C0123',
+    cron: '0 9 * * MON-FRI',
+    timezone: 'Europe/Paris',
+  });
+  store.putNotification('n-1', doc);
+  return { store, slack, deps, advance, scheduleId: doc.scheduleId };
+}
+
+function push(notificationId = 'n-1', occ = occurrence, extra: Partial<DispatchMessage> = {}) {
+  const scheduleId = 's_test';
+  const message: DispatchMessage = {
+    v: 1,
+    notificationId,
+    occurrence: occ,
+    scheduleId,
+    runId: runIdOf(scheduleId, occ),
+    ...extra,
+  };
+  return {
+    message: {
+      data: encodeDispatchMessage(message).toString('base64'),
+      attributes: { deliveryId: deliveryIdOf(notificationId, occ), runId: message.runId },
+      messageId: `m-${notificationId}-${occ}`,
+      publishTime: '2026-12-07T08:00:01.000Z',
+    },
+    subscription: 'projects/p/subscriptions/slack-fanout-dispatch-push',
+    deliveryAttempt: 1,
+  };
+}
+
+const id = deliveryIdOf('n-1', occurrence);
+
+describe('handlePush', () => {
+  it('posts the report and records sent with the Slack ts', async () => {
+    const { store, slack, deps } = setup();
+    const result = await handlePush(push(), deps);
+
+    expect(result).toMatchObject({ kind: 'ack', reason: 'sent', deliveryId: id, status: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+    const post = slack.posts[0] as PostRequest;
+    expect(post.channel).toBe('C0123');
+    expect(post.deliveryId).toBe(id);
+    expect(post.text).toContain('Acme');
+    expect(post.blocks.length).toBeGreaterThan(0);
+    const d = await store.get(id);
+    expect(d).toMatchObject({ status: 'sent', slackTs: '1700000000.000001', channelId: 'C0123', accountId: 'acct-1' });
+    expect(d?.attempts).toBe(1);
+    // Publish at 08:00:01, answered at 08:00:05.
+    expect(d?.latencyMs).toBe(4000);
+  });
+
+  it('acks a duplicate of a sent delivery without posting again', async () => {
+    const { slack, deps } = setup();
+    await handlePush(push(), deps);
+    const again = await handlePush(push(), deps);
+    expect(again).toMatchObject({ kind: 'ack', reason: 'already_sent', status: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+  });
+
+  it('retries while another attempt holds a live claim, without posting', async () => {
+    const { store, slack, deps, advance } = setup();
+    await store.claim({
+      deliveryId: id,
+      notificationId: 'n-1',
+      occurrence,
+      runId: 'r',
+      owner: 'other-instance',
+      ttlMs: 60_000,
+      now: t0,
+      publishedAt: null,
+    });
+    const result = await handlePush(push(), deps);
+    expect(result).toMatchObject({ kind: 'retry', reason: 'claimed_elsewhere', deliveryId: id });
+    expect(slack.posts).toHaveLength(0);
+
+    // Once that claim expires, the other attempt may have posted: look first, then post.
+    advance(61_000);
+    const later = await handlePush(push(), deps);
+    expect(later).toMatchObject({ kind: 'ack', status: 'sent' });
+    expect(slack.lookups).toHaveLength(1);
+    expect(slack.posts).toHaveLength(1);
+    expect((await store.get(id))?.attempts).toBe(2);
+  });
+
+  it('records a retryable Slack error as retrying and asks for a retry, then sends on the next attempt', async () => {
+    const { store, slack, deps } = setup();
+    slack.script = [classifySlackErrorCode('ratelimited')];
+    const result = await handlePush(push(), deps);
+
+    expect(result).toMatchObject({ kind: 'retry', reason: 'slack_retryable', status: 'retrying', deliveryId: id });
+    const d = await store.get(id);
+    expect(d?.status).toBe('retrying');
+    expect(d?.lastError).toMatchObject({ code: 'slack_retryable', slackError: 'ratelimited', retryable: true });
+    expect(d?.outcomeUnknown).toBe(false);
+
+    const next = await handlePush(push(), deps);
+    expect(next).toMatchObject({ kind: 'ack', status: 'sent' });
+    expect(slack.posts).toHaveLength(2);
+    // A plain retryable failure posted nothing, so nothing is looked up.
+    expect(slack.lookups).toHaveLength(0);
+    expect((await store.get(id))?.attempts).toBe(2);
+  });
+
+  it('passes Retry-After on', async () => {
+    const { slack, deps } = setup();
+    slack.script = [new RetryableError('slack_retryable', 'rate limited', { retryAfterSeconds: 7 })];
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'retry', retryAfterSeconds: 7 });
+  });
+
+  it('fails a permanent channel error, acks, counts it, and pauses the notification at 3 in a row', async () => {
+    const { store, slack, deps } = setup();
+    const days = ['2026-12-07', '2026-12-08', '2026-12-09'].map((d) => `${d}T08:00:00.000Z`);
+    slack.script = days.map(() => classifySlackErrorCode('channel_not_found'));
+
+    for (const [i, occ] of days.entries()) {
+      const result = await handlePush(push('n-1', occ), deps);
+      expect(result).toMatchObject({ kind: 'ack', reason: 'slack_permanent_channel', status: 'failed' });
+      const d = await store.get(deliveryIdOf('n-1', occ));
+      expect(d?.status).toBe('failed');
+      expect(d?.lastError).toMatchObject({ code: 'slack_permanent_channel', retryable: false });
+      const n = store.notification('n-1');
+      expect(n?.consecutiveFailures).toBe(i + 1);
+      expect(n?.enabled).toBe(i + 1 < 3);
+    }
+    expect(store.notification('n-1')?.pausedReason).toBe('channel_not_found');
+
+    // Paused: the next occurrence is skipped without a post.
+    const after = await handlePush(push('n-1', '2026-12-10T08:00:00.000Z'), deps);
+    expect(after).toMatchObject({ kind: 'ack', reason: 'notification_paused', status: 'skipped' });
+    expect(slack.posts).toHaveLength(3);
+  });
+
+  it('does not count a payload error towards pausing', async () => {
+    const { store, slack, deps } = setup();
+    slack.script = [classifySlackErrorCode('invalid_blocks')];
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'failed' });
+    expect(store.notification('n-1')?.consecutiveFailures).toBe(0);
+  });
+
+  it('a success after failures resets the failure count', async () => {
+    const { store, slack, deps } = setup();
+    slack.script = [classifySlackErrorCode('not_in_channel')];
+    await handlePush(push('n-1', '2026-12-07T08:00:00.000Z'), deps);
+    expect(store.notification('n-1')?.consecutiveFailures).toBe(1);
+    await handlePush(push('n-1', '2026-12-08T08:00:00.000Z'), deps);
+    expect(store.notification('n-1')?.consecutiveFailures).toBe(0);
+  });
+
+  it('fails and acks a push for a notification that does not exist', async () => {
+    const { store, slack, deps } = setup();
+    const result = await handlePush(push('n-missing'), deps);
+    expect(result).toMatchObject({ kind: 'ack', reason: 'notification_not_found', status: 'failed' });
+    expect((await store.get(deliveryIdOf('n-missing', occurrence)))?.lastError?.code).toBe('notification_not_found');
+    expect(slack.posts).toHaveLength(0);
+  });
+
+  it('fails and acks a notification without a channel (invalid_notification)', async () => {
+    const { store, slack, deps } = setup();
+    const doc = store.notification('n-1') as Record<string, unknown>;
+    store.putNotification('n-1', { ...doc, slack: { teamId: 'T1' } });
+    const result = await handlePush(push(), deps);
+    expect(result).toMatchObject({ kind: 'ack', reason: 'invalid_notification', status: 'failed' });
+    expect((await store.get(id))?.lastError).toMatchObject({ code: 'invalid_notification', retryable: false });
+    expect(slack.posts).toHaveLength(0);
+  });
+
+  it('fails and acks a notification whose stored time zone is unknown', async () => {
+    const { store, slack, deps } = setup();
+    const doc = store.notification('n-1') as Record<string, unknown>;
+    store.putNotification('n-1', { ...doc, schedule: { cron: '0 9 * * *', timezone: 'Mars/Olympus_Mons' } });
+    const result = await handlePush(push(), deps);
+    expect(result).toMatchObject({ kind: 'ack', reason: 'invalid_notification', status: 'failed' });
+    expect((await store.get(id))?.lastError?.message).toContain('Mars/Olympus_Mons');
+    expect(slack.posts).toHaveLength(0);
+  });
+
+  it('fails and acks when the account is missing', async () => {
+    const { store, slack, deps } = setup();
+    store.accountDocs.clear();
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'invalid_notification' });
+    expect(slack.posts).toHaveLength(0);
+  });
+
+  it('skips a paused notification', async () => {
+    const { store, slack, deps } = setup();
+    const doc = store.notification('n-1') as Record<string, unknown>;
+    store.putNotification('n-1', { ...doc, enabled: false, pausedReason: 'paused by an operator' });
+    const result = await handlePush(push(), deps);
+    expect(result).toMatchObject({ kind: 'ack', reason: 'notification_paused', status: 'skipped' });
+    expect((await store.get(id))?.status).toBe('skipped');
+    expect(slack.posts).toHaveLength(0);
+  });
+
+  it('after an outcome-unknown attempt, finds the earlier post and records sent without posting twice', async () => {
+    const { store, slack, deps, advance } = setup();
+    slack.script = [new RetryableError('slack_outcome_unknown', 'timed out', { slackError: 'request_timeout' })];
+    const first = await handlePush(push(), deps);
+    expect(first).toMatchObject({ kind: 'retry', reason: 'slack_outcome_unknown', status: 'retrying' });
+    expect((await store.get(id))?.outcomeUnknown).toBe(true);
+
+    advance(30_000);
+    slack.found = '1700000000.424242';
+    const second = await handlePush(push(), deps);
+    expect(second).toMatchObject({ kind: 'ack', status: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+    expect(slack.lookups).toEqual([{ channel: 'C0123', deliveryId: id, since: t0, teamId: undefined }]);
+    expect(await store.get(id)).toMatchObject({ status: 'sent', slackTs: '1700000000.424242', outcomeUnknown: false });
+  });
+
+  it('after an outcome-unknown attempt that did not post, posts once', async () => {
+    const { store, slack, deps } = setup();
+    slack.script = [classifySlackErrorCode('internal_error')];
+    await handlePush(push(), deps);
+    slack.found = null;
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+    expect(slack.lookups).toHaveLength(1);
+    expect(slack.posts).toHaveLength(2);
+    expect((await store.get(id))?.slackTs).toBe('1700000000.000002');
+  });
+
+  it('acks an invalid push and records it against the delivery the envelope names', async () => {
+    const { store, slack, deps } = setup();
+    const body = push();
+    body.message.data = Buffer.from(JSON.stringify({ notificationId: 'n-1' })).toString('base64');
+    const result = await handlePush(body, deps);
+    expect(result).toMatchObject({ kind: 'ack', reason: 'invalid_message', deliveryId: id });
+    expect((await store.get(id))?.lastError?.code).toBe('invalid_message');
+    expect(slack.posts).toHaveLength(0);
+  });
+
+  it.each<[string, unknown]>([
+    ['null', null],
+    ['a string', 'hello'],
+    ['an empty object', {}],
+  ])('acks a body that is not an envelope (%s)', async (_what, body) => {
+    const { store, deps } = setup();
+    expect(await handlePush(body, deps)).toMatchObject({ kind: 'ack', reason: 'invalid_message', deliveryId: null });
+    expect(store.deliveryDocs.size).toBe(0);
+  });
+
+  it('retries when the ledger is unreachable, without posting', async () => {
+    const { store, slack, deps } = setup();
+    jest.spyOn(store, 'claim').mockRejectedValue(new Error('14 UNAVAILABLE'));
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'retry', reason: 'dependency_unavailable' });
+    expect(slack.posts).toHaveLength(0);
+  });
+
+  it('retries when the outcome cannot be recorded', async () => {
+    const { store, slack, deps } = setup();
+    slack.script = [new PermanentError('slack_permanent_payload', 'too long', { slackError: 'msg_too_long' })];
+    jest.spyOn(store, 'markFinal').mockRejectedValue(new Error('14 UNAVAILABLE'));
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'retry', reason: 'record_failed' });
+  });
+});
+
+describe('handleDeadLetter', () => {
+  it('marks a retrying delivery dead with its attempt count', async () => {
+    const { store, slack, deps } = setup();
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push(), deps);
+    const body = push();
+    (body.message.attributes as Record<string, string>).CloudPubSubDeadLetterSourceDeliveryCount = '10';
+    expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: id, status: 'dead' });
+    expect(await store.get(id)).toMatchObject({ status: 'dead', deadLetterAttempts: 10 });
+  });
+
+  it('leaves a sent delivery sent', async () => {
+    const { store, deps } = setup();
+    await handlePush(push(), deps);
+    expect(await handleDeadLetter(push(), deps)).toEqual({ deliveryId: id, status: 'sent' });
+    expect((await store.get(id))?.status).toBe('sent');
+  });
+});

@@ -1,0 +1,241 @@
+import type { Server } from 'node:http';
+import fc from 'fast-check';
+import request from 'supertest';
+import { createLogger } from '../shared/logger';
+import { type DispatchMessage, dispatchMessageSchema, parsePushBody } from '../shared/messages';
+import type { AccountStore, DeliveryLedger, NotificationStore } from '../shared/ports';
+import { createApp } from './app';
+import type { SlackPort } from './slack';
+
+/**
+ * Whatever arrives on /push, the notifier answers (no crash, no hang), acks or nacks with a
+ * status Pub/Sub understands, and posts to Slack only for a valid dispatch message.
+ */
+
+const RUNS = Number(process.env.FC_RUNS ?? 150);
+
+function fakes() {
+  const post = jest.fn<ReturnType<SlackPort['post']>, Parameters<SlackPort['post']>>(async (req) => ({
+    ts: '1700000000.000100',
+    channel: req.channel,
+  }));
+  const slack: SlackPort = { post, findDelivery: async () => null, ping: async () => undefined };
+  const ledger: DeliveryLedger = {
+    claim: async (req) => ({ kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now }),
+    markSent: async () => undefined,
+    markRetry: async () => undefined,
+    markFinal: async () => undefined,
+    markDead: async () => 'dead',
+    get: async () => null,
+    countByStatus: async () => ({ sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 }),
+  };
+  // Every notification exists and is deliverable, so a body that slipped through would post.
+  const notifications: NotificationStore = {
+    getRaw: async () => ({
+      accountId: 'acct-1',
+      slack: { channelId: 'C0123' },
+      schedule: { cron: '* * * * *', timezone: 'UTC' },
+      scheduleId: 's_1',
+      enabled: true,
+    }),
+    recordPermanentFailure: async () => false,
+    resetFailures: async () => undefined,
+  };
+  const accounts: AccountStore = { getRaw: async () => ({ name: 'Acme', metrics: [], highlights: [] }) };
+  return { post, slack, ledger, notifications, accounts };
+}
+
+const f = fakes();
+const app = createApp({
+  log: createLogger({ service: 'test', level: 'silent' }),
+  projectId: 'p',
+  ledger: f.ledger,
+  notifications: f.notifications,
+  accounts: f.accounts,
+  slack: f.slack,
+  claimTtlMs: 60_000,
+  pauseAfterFailures: 3,
+});
+let server: Server;
+const unhandled: unknown[] = [];
+const onUnhandled = (err: unknown) => unhandled.push(err);
+
+beforeAll(async () => {
+  process.on('unhandledRejection', onUnhandled);
+  await new Promise<void>((resolve) => {
+    server = app.listen(0, '127.0.0.1', () => resolve());
+  });
+});
+afterAll(async () => {
+  process.off('unhandledRejection', onUnhandled);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+beforeEach(() => f.post.mockClear());
+afterEach(() => expect(unhandled).toEqual([]));
+
+/** Pub/Sub acks 204; 503 is the nack the handler uses; a 4xx would be a nack too, and is allowed. */
+const acceptable = (status: number) => status === 204 || status === 503 || (status >= 400 && status < 500);
+
+function isValidMessageBody(body: unknown): boolean {
+  const data = (body as { message?: { data?: unknown } } | null)?.message?.data;
+  if (typeof data !== 'string') return false;
+  try {
+    return dispatchMessageSchema.safeParse(JSON.parse(Buffer.from(data, 'base64').toString('utf8'))).success;
+  } catch {
+    return false;
+  }
+}
+
+const envelope = (data: string, attributes: Record<string, string> = {}) => ({
+  message: { data, attributes, messageId: '1', publishTime: '2030-01-01T00:00:00Z' },
+  subscription: 'projects/p/subscriptions/s',
+});
+const b64 = (v: unknown) =>
+  Buffer.from(typeof v === 'string' ? v : (JSON.stringify(v) ?? 'undefined')).toString('base64');
+
+const isoDate = fc
+  .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true })
+  .map((d) => d.toISOString());
+
+const validMessage: fc.Arbitrary<DispatchMessage> = fc.record({
+  v: fc.constant(1 as const),
+  notificationId: fc.string({ minLength: 1, maxLength: 40 }),
+  occurrence: isoDate,
+  scheduleId: fc.string({ minLength: 1, maxLength: 40 }),
+  runId: fc.string({ minLength: 1, maxLength: 80 }),
+});
+
+/** A valid message with some fields replaced by anything at all, or dropped. */
+const mutatedMessage = fc
+  .tuple(
+    validMessage,
+    fc.dictionary(
+      fc.constantFrom('v', 'notificationId', 'occurrence', 'scheduleId', 'runId', 'redrive', 'extra'),
+      fc.oneof(fc.anything(), fc.constant(undefined)),
+      { minKeys: 1 },
+    ),
+  )
+  .map(([m, over]) => ({ ...m, ...over }));
+
+async function push(body: string | object, contentType = 'application/json') {
+  const payload = typeof body === 'string' ? body : JSON.stringify(body);
+  return request(server).post('/push').set('content-type', contentType).send(payload);
+}
+
+describe('POST /push with arbitrary bodies', () => {
+  test('any JSON value is answered and never posts', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.jsonValue(), async (body) => {
+        f.post.mockClear();
+        const res = await push(JSON.stringify(body) ?? 'null');
+        expect(acceptable(res.status)).toBe(true);
+        expect(f.post).not.toHaveBeenCalled();
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  test('any bytes under any content type are answered and never post', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string(),
+          fc.string({ unit: 'binary' }),
+          fc.uint8Array().map((a) => Buffer.from(a).toString('latin1')),
+        ),
+        fc.constantFrom(
+          'application/json',
+          'text/plain',
+          'application/x-www-form-urlencoded',
+          'application/octet-stream',
+        ),
+        async (body, contentType) => {
+          f.post.mockClear();
+          const res = await push(body, contentType);
+          expect(acceptable(res.status)).toBe(true);
+          expect(f.post).not.toHaveBeenCalled();
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  test('envelopes with arbitrary data and attributes post only for a valid dispatch message', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(fc.anything().map(b64), fc.string(), fc.base64String(), mutatedMessage.map(b64)),
+        fc.dictionary(fc.string(), fc.string()),
+        async (data, attributes) => {
+          f.post.mockClear();
+          const body = envelope(data, attributes);
+          const res = await push(body);
+          expect(acceptable(res.status)).toBe(true);
+          if (!isValidMessageBody(body)) expect(f.post).not.toHaveBeenCalled();
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  test('a mutated message posts exactly when it still satisfies the schema', async () => {
+    await fc.assert(
+      fc.asyncProperty(mutatedMessage, async (message) => {
+        f.post.mockClear();
+        const res = await push(envelope(b64(message)));
+        expect(acceptable(res.status)).toBe(true);
+        const valid = dispatchMessageSchema.safeParse(JSON.parse(JSON.stringify(message))).success;
+        expect(f.post).toHaveBeenCalledTimes(valid ? 1 : 0);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  test('a valid message posts once (the harness can see a post)', async () => {
+    await fc.assert(
+      fc.asyncProperty(validMessage, async (message) => {
+        f.post.mockClear();
+        const res = await push(envelope(b64(message)));
+        expect(res.status).toBe(204);
+        expect(f.post).toHaveBeenCalledTimes(1);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  test('a body over the size limit is acked without posting', async () => {
+    const res = await push(envelope('A'.repeat(300_000)));
+    expect(res.status).toBe(204);
+    expect(f.post).not.toHaveBeenCalled();
+  });
+});
+
+describe('the message schema', () => {
+  test('parsePushBody never throws and accepts only schema-valid messages', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.anything(),
+          fc.anything().map((v) => envelope(b64(v))),
+          mutatedMessage.map((m) => envelope(b64(m))),
+        ),
+        (body) => {
+          const parsed = parsePushBody(body);
+          if (parsed.ok) expect(dispatchMessageSchema.safeParse(parsed.push.message).success).toBe(true);
+          expect(parsed.ok).toBe(isValidMessageBody(body));
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  test('a valid message survives the envelope unchanged', () => {
+    fc.assert(
+      fc.property(validMessage, fc.boolean(), (message, redrive) => {
+        const m = redrive ? { ...message, redrive } : message;
+        const parsed = parsePushBody(envelope(b64(m)));
+        expect(parsed.ok && parsed.push.message).toEqual(m);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,102 @@
+import { WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError, WebAPIRequestError } from '@slack/web-api';
+import {
+  classifySlackErrorCode,
+  FanoutError,
+  outcomeOf,
+  PermanentError,
+  RetryableError,
+  SLACK_ERROR_GROUPS,
+} from '../shared/errors';
+import { classifySlackFailure } from './slack';
+
+/** What @slack/web-api throws for an `ok: false` answer. */
+const platformError = (error: string) => new WebAPIPlatformError({ ok: false, error });
+
+describe('classifySlackFailure with the real @slack/web-api errors', () => {
+  it('channel_not_found (a platform error) is a permanent channel failure', () => {
+    const err = classifySlackFailure(platformError('channel_not_found'));
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err.code).toBe('slack_permanent_channel');
+    expect(err.slackError).toBe('channel_not_found');
+    expect(outcomeOf(err).kind).toBe('ack');
+  });
+
+  it('invalid_auth is a permanent workspace failure', () => {
+    const err = classifySlackFailure(platformError('invalid_auth'));
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err.code).toBe('slack_permanent_workspace');
+  });
+
+  it('internal_error leaves the outcome unknown, and is retried', () => {
+    const err = classifySlackFailure(platformError('internal_error'));
+    expect(err).toBeInstanceOf(RetryableError);
+    expect(err.code).toBe('slack_outcome_unknown');
+  });
+
+  it('classifies every known platform error as classifySlackErrorCode does', () => {
+    for (const code of Object.values(SLACK_ERROR_GROUPS).flat()) {
+      const viaClient = classifySlackFailure(platformError(code));
+      const direct = classifySlackErrorCode(code);
+      expect([code, viaClient.code, viaClient.retryable]).toEqual([code, direct.code, direct.retryable]);
+    }
+  });
+
+  it('a rate limit (WebAPIRateLimitedError) is retryable and carries Retry-After', () => {
+    const err = classifySlackFailure(new WebAPIRateLimitedError(7));
+    expect(err).toBeInstanceOf(RetryableError);
+    expect(err.code).toBe('slack_retryable');
+    expect(err.retryAfterSeconds).toBe(7);
+    expect(outcomeOf(err)).toMatchObject({ kind: 'retry', retryAfterSeconds: 7 });
+  });
+
+  it('a 502 (WebAPIHTTPError) is retryable', () => {
+    const err = classifySlackFailure(new WebAPIHTTPError(502, 'Bad Gateway', {}, '<html>bad gateway</html>'));
+    expect(err).toBeInstanceOf(RetryableError);
+    expect(err.code).toBe('slack_retryable');
+  });
+
+  it('a 400 (WebAPIHTTPError) is permanent', () => {
+    const err = classifySlackFailure(new WebAPIHTTPError(400, 'Bad Request', {}, ''));
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err.code).toBe('slack_permanent_payload');
+  });
+
+  it('a timeout (WebAPIRequestError) may have posted: slack_outcome_unknown', () => {
+    const err = classifySlackFailure(new WebAPIRequestError(new Error('timeout of 10000ms exceeded')));
+    expect(err).toBeInstanceOf(RetryableError);
+    expect(err.code).toBe('slack_outcome_unknown');
+  });
+
+  it('a reset connection may have posted: slack_outcome_unknown', () => {
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    expect(classifySlackFailure(new WebAPIRequestError(reset)).code).toBe('slack_outcome_unknown');
+  });
+
+  it('a refused connection sent nothing: slack_retryable', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:443'), { code: 'ECONNREFUSED' });
+    const err = classifySlackFailure(new WebAPIRequestError(refused));
+    expect(err).toBeInstanceOf(RetryableError);
+    expect(err.code).toBe('slack_retryable');
+  });
+
+  it('ECONNREFUSED given only as a code (Node 20 AggregateError, empty message) is still refused', () => {
+    const refused = Object.assign(new Error(''), { code: 'ECONNREFUSED' });
+    expect(classifySlackFailure(new WebAPIRequestError(refused)).code).toBe('slack_retryable');
+  });
+
+  it('a FanoutError passes through unchanged', () => {
+    const original = new PermanentError('slack_permanent_payload', 'too long', { slackError: 'msg_too_long' });
+    expect(classifySlackFailure(original)).toBe(original);
+  });
+
+  it.each<[string, unknown]>([
+    ['a plain Error', new Error('something odd')],
+    ['a string', 'odd'],
+    ['null', null],
+  ])('anything else (%s) is retried with the outcome unknown', (_what, thrown) => {
+    const err = classifySlackFailure(thrown);
+    expect(err).toBeInstanceOf(FanoutError);
+    expect(err.code).toBe('slack_outcome_unknown');
+    expect(err.retryable).toBe(true);
+  });
+});

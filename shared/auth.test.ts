@@ -1,0 +1,380 @@
+import type { Express } from 'express';
+import request from 'supertest';
+import { createApp as createDispatcher } from '../dispatcher/app';
+import { createApp as createNotifier } from '../notifier/app';
+import type { SlackPort } from '../notifier/slack';
+import { TestIssuer } from '../test/id-tokens';
+import {
+  AUTH_OFF_WARNING,
+  authSettingsFor,
+  classifyVerifyError,
+  refuseAll,
+  requireInvoker,
+  serviceGuards,
+  type TokenVerifier,
+} from './auth';
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './logger';
+import type { DeliveryLedger, RunStore } from './ports';
+
+const AUDIENCE = 'https://dispatcher-abc-ew.a.run.app';
+const TICK_SA = 'scheduler@proj.iam.gserviceaccount.com';
+const PUSH_SA = 'push@proj.iam.gserviceaccount.com';
+
+function captureLog() {
+  const lines: string[] = [];
+  const log = createLogger({ service: 'test', level: 'debug', destination: { write: (l: string) => lines.push(l) } });
+  return { log, lines };
+}
+
+const noRuns = {
+  dueSchedules: async () => [],
+} as unknown as RunStore;
+
+function dispatcher(verifier: TokenVerifier, log = captureLog().log): Express {
+  return createDispatcher({
+    log,
+    projectId: 'p',
+    runs: noRuns,
+    publisher: { publishPage: async () => undefined },
+    pageSize: 10,
+    leaseSeconds: 60,
+    catchUpWindowSeconds: 900,
+    tickAuth: requireInvoker({ role: 'tick', verifier, audience: [AUDIENCE], allowedEmails: [TICK_SA] }),
+  });
+}
+
+const unusedSlack: SlackPort = {
+  post: async () => {
+    throw new Error('no post expected');
+  },
+  findDelivery: async () => null,
+  ping: async () => undefined,
+};
+
+function notifier(verifier: TokenVerifier, log = captureLog().log): Express {
+  return createNotifier({
+    log,
+    projectId: 'p',
+    ledger: { markDead: async () => 'dead' } as unknown as DeliveryLedger,
+    notifications: {
+      getRaw: async () => null,
+      recordPermanentFailure: async () => false,
+      resetFailures: async () => {},
+    },
+    accounts: { getRaw: async () => null },
+    slack: unusedSlack,
+    claimTtlMs: 60_000,
+    pauseAfterFailures: 3,
+    pushAuth: requireInvoker({ role: 'push', verifier, audience: [AUDIENCE], allowedEmails: [PUSH_SA] }),
+  });
+}
+
+const google = new TestIssuer('google-key-1');
+const stranger = new TestIssuer('stranger-key');
+// Same key id as Google's, different key: only the signature check can tell.
+const impostor = new TestIssuer('google-key-1');
+const verifier = google.verifier();
+const now = () => Math.floor(Date.now() / 1000);
+
+type Case = { name: string; header: () => string | undefined; status: number; reason: string };
+
+function cases(email: string): Case[] {
+  const bearer = (t: string) => `Bearer ${t}`;
+  return [
+    { name: 'no Authorization header', header: () => undefined, status: 401, reason: 'missing_token' },
+    { name: 'a Basic header', header: () => 'Basic dXNlcjpwYXNz', status: 401, reason: 'malformed_authorization' },
+    { name: 'a token that is not a JWT', header: () => bearer('not-a-jwt'), status: 401, reason: 'malformed_token' },
+    {
+      name: 'a JWT-shaped token whose header is not JSON',
+      header: () => bearer('aGVsbG8.d29ybGQ.c2ln'),
+      status: 401,
+      reason: 'malformed_token',
+    },
+    {
+      name: 'the wrong audience',
+      header: () => bearer(google.sign({ aud: 'https://someone-else.example', email })),
+      status: 401,
+      reason: 'wrong_audience',
+    },
+    {
+      name: 'an expired token',
+      header: () => bearer(google.sign({ aud: AUDIENCE, email, iat: now() - 7200, exp: now() - 3600 })),
+      status: 401,
+      reason: 'expired',
+    },
+    {
+      name: 'a token signed by another key with Google key id',
+      header: () => bearer(impostor.sign({ aud: AUDIENCE, email })),
+      status: 401,
+      reason: 'bad_signature',
+    },
+    {
+      name: 'a token signed by an unknown key',
+      header: () => bearer(stranger.sign({ aud: AUDIENCE, email })),
+      status: 401,
+      reason: 'unknown_key',
+    },
+    {
+      name: 'alg: none',
+      header: () => bearer(google.unsigned({ aud: AUDIENCE, email })),
+      status: 401,
+      reason: 'unsupported_alg',
+    },
+    {
+      name: 'alg: HS256',
+      header: () => bearer(google.sign({ aud: AUDIENCE, email }, { alg: 'HS256' })),
+      status: 401,
+      reason: 'unsupported_alg',
+    },
+    {
+      name: 'another issuer',
+      header: () => bearer(google.sign({ aud: AUDIENCE, email, iss: 'https://evil.example' })),
+      status: 401,
+      reason: 'wrong_issuer',
+    },
+    {
+      name: 'a token valid for days',
+      header: () => bearer(google.sign({ aud: AUDIENCE, email, exp: now() + 3 * 86400 })),
+      status: 401,
+      reason: 'lifetime_too_long',
+    },
+    {
+      name: 'the wrong email',
+      header: () => bearer(google.sign({ aud: AUDIENCE, email: 'someone@proj.iam.gserviceaccount.com' })),
+      status: 403,
+      reason: 'wrong_caller',
+    },
+    {
+      name: 'email_verified false',
+      header: () => bearer(google.sign({ aud: AUDIENCE, email, email_verified: false })),
+      status: 403,
+      reason: 'email_not_verified',
+    },
+    {
+      name: 'email_verified absent',
+      header: () => {
+        const token = google.sign({ aud: AUDIENCE, email, email_verified: undefined });
+        return bearer(token);
+      },
+      status: 403,
+      reason: 'email_not_verified',
+    },
+  ];
+}
+
+const routes = [
+  { path: '/tick', email: TICK_SA, app: dispatcher, otherEmail: PUSH_SA },
+  { path: '/push', email: PUSH_SA, app: notifier, otherEmail: TICK_SA },
+  { path: '/dead-letter', email: PUSH_SA, app: notifier, otherEmail: TICK_SA },
+] as const;
+
+describe.each(routes)('POST $path', ({ path, email, app, otherEmail }) => {
+  test.each(cases(email))('refuses $name with $status', async ({ header, status, reason }) => {
+    const { log, lines } = captureLog();
+    const auth = header();
+    const req = request(app(verifier, log)).post(path).set('content-type', 'application/json');
+    if (auth !== undefined) req.set('authorization', auth);
+    const res = await req.send('{}');
+
+    expect(res.status).toBe(status);
+    expect(res.body).toEqual({ error: status === 401 ? 'unauthenticated' : 'forbidden' });
+    const refusals = lines.map((l) => JSON.parse(l)).filter((l) => l.auth?.reason);
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatchObject({ severity: 'WARNING', path, auth: { reason, status } });
+    if (auth) {
+      const token = auth.replace(/^\S+\s+/, '');
+      for (const line of lines) expect(line).not.toContain(token);
+      // Not even the signature or the claims part.
+      for (const part of token.split('.').filter((p) => p.length > 8)) {
+        for (const line of lines) expect(line).not.toContain(part);
+      }
+    }
+  });
+
+  test('accepts a Google-signed token from its invoker', async () => {
+    const { log, lines } = captureLog();
+    const token = google.sign({ aud: AUDIENCE, email });
+    const res = await request(app(verifier, log))
+      .post(path)
+      .set('authorization', `Bearer ${token}`)
+      .set('content-type', 'application/json')
+      .send('{}');
+    // /tick answers its summary; /push acks the empty body as invalid; /dead-letter records nothing.
+    expect([200, 204]).toContain(res.status);
+    for (const line of lines) expect(line).not.toContain(token);
+  });
+
+  test('accepts the email in another case and the scheme in lower case', async () => {
+    const token = google.sign({ aud: AUDIENCE, email: email.toUpperCase() });
+    const res = await request(app(verifier)).post(path).set('authorization', `bearer ${token}`).send({});
+    expect([200, 204]).toContain(res.status);
+  });
+
+  test("refuses the other service's invoker with 403", async () => {
+    const token = google.sign({ aud: AUDIENCE, email: otherEmail });
+    const res = await request(app(verifier)).post(path).set('authorization', `Bearer ${token}`).send({});
+    expect(res.status).toBe(403);
+  });
+
+  test('answers 503 when Google certificates cannot be fetched', async () => {
+    const down: TokenVerifier = {
+      verify: async () => {
+        throw Object.assign(new Error('Failed to retrieve verification certificates: ECONNRESET'), {
+          name: 'GaxiosError',
+        });
+      },
+    };
+    const res = await request(app(down))
+      .post(path)
+      .set('authorization', `Bearer ${google.sign({ aud: AUDIENCE, email })}`)
+      .send({});
+    expect(res.status).toBe(503);
+  });
+});
+
+describe('the verifier itself (google-auth-library)', () => {
+  test('rejects alg none even with a known key id, without our precheck', async () => {
+    const token = google.unsigned({ aud: AUDIENCE, email: TICK_SA });
+    await expect(verifier.verify(token, [AUDIENCE])).rejects.toThrow();
+    await verifier.verify(token, [AUDIENCE]).catch((err) => expect(classifyVerifyError(err)).toBe('bad_signature'));
+  });
+
+  test('accepts one of several audiences', async () => {
+    const token = google.sign({ aud: AUDIENCE, email: TICK_SA });
+    const payload = await verifier.verify(token, ['https://other.example', AUDIENCE]);
+    expect(payload.email).toBe(TICK_SA);
+  });
+
+  test('trusts a second key during a key rotation', async () => {
+    const rotated = new TestIssuer('google-key-2');
+    const token = rotated.sign({ aud: AUDIENCE, email: TICK_SA });
+    await expect(google.verifier(rotated).verify(token, [AUDIENCE])).resolves.toMatchObject({ email: TICK_SA });
+  });
+
+  test('classifies an unknown failure as invalid_token, never echoing it', () => {
+    expect(classifyVerifyError(new Error('something new'))).toBe('invalid_token');
+    expect(classifyVerifyError('not even an error')).toBe('invalid_token');
+  });
+});
+
+describe('auth configuration', () => {
+  const base = { GOOGLE_CLOUD_PROJECT: 'p' };
+
+  test('parses the lists and lower-cases emails', () => {
+    const c = loadConfig({
+      ...base,
+      AUTH_AUDIENCE: `${AUDIENCE}, https://custom.example.com ,`,
+      ADMIN_EMAILS: 'Alice@Example.com,ops@proj.iam.gserviceaccount.com',
+      TICK_INVOKER_EMAIL: 'Scheduler@proj.iam.gserviceaccount.com',
+    });
+    expect(c.authMode).toBe('oidc');
+    expect(c.authAudience).toEqual([AUDIENCE, 'https://custom.example.com']);
+    expect(c.adminEmails).toEqual(['alice@example.com', 'ops@proj.iam.gserviceaccount.com']);
+    expect(c.tickInvokerEmail).toBe(TICK_SA);
+    expect(c.allowInsecureAuthOnCloudRun).toBe(false);
+  });
+
+  test('refuses a bad mode, a bad email and a bad boolean, naming each variable', () => {
+    expect(() =>
+      loadConfig({ ...base, AUTH_MODE: 'off', ADMIN_EMAILS: 'a@b.com,nope', ALLOW_INSECURE_AUTH_ON_CLOUD_RUN: 'yes' }),
+    ).toThrow(/AUTH_MODE.*ADMIN_EMAILS.*ALLOW_INSECURE_AUTH_ON_CLOUD_RUN/);
+  });
+
+  test('oidc needs the audience and the invoker of each service, named', () => {
+    const c = loadConfig(base);
+    expect(() => authSettingsFor(c, 'dispatcher')).toThrow(ConfigError);
+    expect(() => authSettingsFor(c, 'dispatcher')).toThrow(/AUTH_AUDIENCE.*TICK_INVOKER_EMAIL/);
+    expect(() => authSettingsFor(c, 'notifier')).toThrow(/AUTH_AUDIENCE.*PUSH_INVOKER_EMAIL/);
+    const tickOnly = loadConfig({ ...base, AUTH_AUDIENCE: AUDIENCE, TICK_INVOKER_EMAIL: TICK_SA });
+    expect(authSettingsFor(tickOnly, 'dispatcher')).toEqual({
+      mode: 'oidc',
+      audience: [AUDIENCE],
+      invokerEmail: TICK_SA,
+      adminEmails: [],
+    });
+    expect(() => authSettingsFor(tickOnly, 'notifier')).toThrow(/PUSH_INVOKER_EMAIL/);
+  });
+
+  test('AUTH_MODE=none is refused on Cloud Run unless explicitly allowed', () => {
+    const onRun = { ...base, AUTH_MODE: 'none', K_SERVICE: 'slack-fanout-dispatcher' };
+    expect(() => authSettingsFor(loadConfig(onRun), 'dispatcher')).toThrow(/AUTH_MODE=none is refused on Cloud Run/);
+    expect(() => authSettingsFor(loadConfig(onRun), 'notifier')).toThrow(/ALLOW_INSECURE_AUTH_ON_CLOUD_RUN=true/);
+    const allowed = loadConfig({ ...onRun, ALLOW_INSECURE_AUTH_ON_CLOUD_RUN: 'true' });
+    expect(authSettingsFor(allowed, 'dispatcher')).toEqual({ mode: 'none' });
+    expect(authSettingsFor(loadConfig({ ...base, AUTH_MODE: 'none' }), 'notifier')).toEqual({ mode: 'none' });
+  });
+
+  test('with auth off there is no invoker guard and the admin guard refuses everyone', async () => {
+    const guards = serviceGuards({ mode: 'none' }, 'tick', () => {
+      throw new Error('no verifier is built when auth is off');
+    });
+    expect(guards.invoker).toBeUndefined();
+    const { log, lines } = captureLog();
+    const app = createDispatcher({
+      log,
+      projectId: 'p',
+      runs: noRuns,
+      publisher: { publishPage: async () => undefined },
+      pageSize: 10,
+      leaseSeconds: 60,
+      catchUpWindowSeconds: 900,
+      admin: {
+        auth: guards.admin,
+        getRun: async () => null,
+        countByStatus: async () => ({ sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 }),
+        recentRuns: async () => [],
+        getNotification: async () => null,
+        setNotificationEnabled: async () => false,
+        saveNotification: async () => true,
+        redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0 }),
+      },
+    });
+    expect((await request(app).post('/tick').send({})).status).toBe(200);
+    expect((await request(app).get('/status')).status).toBe(403);
+    expect((await request(app).get('/admin/runs/x')).status).toBe(403);
+    expect(lines.some((l) => l.includes('admin_requires_oidc'))).toBe(true);
+    expect(refuseAll('admin')).toBeInstanceOf(Function);
+  });
+});
+
+describe('the services at start', () => {
+  const run = (entry: string, env: Record<string, string>) => {
+    const saved = process.env;
+    process.env = { ...env };
+    const exit = jest.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      jest.isolateModules(() => {
+        require(entry);
+      });
+      return {
+        code: exit.mock.calls[0]?.[0],
+        message: stderr.mock.calls.map((c) => String(c[0])).join(''),
+      };
+    } finally {
+      exit.mockRestore();
+      stderr.mockRestore();
+      process.env = saved;
+    }
+  };
+
+  test.each(['../dispatcher/index', '../notifier/index'])('%s refuses AUTH_MODE=none on Cloud Run', (entry) => {
+    const r = run(entry, { GOOGLE_CLOUD_PROJECT: 'p', AUTH_MODE: 'none', K_SERVICE: 'svc', SLACK_BOT_TOKEN: 'x' });
+    expect(r.code).toBe(1);
+    expect(r.message).toMatch(/AUTH_MODE=none is refused on Cloud Run/);
+  });
+
+  test.each([
+    ['../dispatcher/index', /AUTH_AUDIENCE is required.*TICK_INVOKER_EMAIL is required/],
+    ['../notifier/index', /AUTH_AUDIENCE is required.*PUSH_INVOKER_EMAIL is required/],
+  ])('%s names the missing auth variables', (entry, pattern) => {
+    const r = run(entry, { GOOGLE_CLOUD_PROJECT: 'p', SLACK_BOT_TOKEN: 'x' });
+    expect(r.code).toBe(1);
+    expect(r.message).toMatch(pattern);
+  });
+
+  test('the warning is loud', () => {
+    expect(AUTH_OFF_WARNING).toMatch(/^WARNING: AUTH_MODE=none/);
+  });
+});

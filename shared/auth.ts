@@ -1,0 +1,217 @@
+import type { Request, RequestHandler, Response } from 'express';
+import { OAuth2Client, type TokenPayload } from 'google-auth-library';
+import { type Config, ConfigError, ENV } from './config';
+
+/**
+ * Who may call what. Cloud Scheduler, Pub/Sub push and operators present a Google-signed
+ * OIDC ID token; each route admits a token for our audience from the emails it names.
+ */
+
+/** The issuers of Google ID tokens; nothing else is accepted. */
+export const GOOGLE_ISSUERS: readonly string[] = ['https://accounts.google.com', 'accounts.google.com'];
+
+/** Checks a token's signature, expiry, issuer and audience; throws when any of them fails. */
+export interface TokenVerifier {
+  verify(idToken: string, audience: readonly string[]): Promise<TokenPayload>;
+}
+
+/**
+ * The production verifier: `OAuth2Client.verifyIdToken`, which fetches Google's signing
+ * certificates and caches them for as long as Google's Cache-Control allows.
+ */
+export function googleTokenVerifier(client = new OAuth2Client({ issuers: [...GOOGLE_ISSUERS] })): TokenVerifier {
+  return {
+    async verify(idToken, audience) {
+      const ticket = await client.verifyIdToken({ idToken, audience: [...audience] });
+      const payload = ticket.getPayload();
+      if (!payload) throw new Error('the token has no payload');
+      return payload;
+    },
+  };
+}
+
+export type AuthRejection =
+  | 'missing_token'
+  | 'malformed_authorization'
+  | 'malformed_token'
+  | 'unsupported_alg'
+  | 'unknown_key'
+  | 'bad_signature'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'lifetime_too_long'
+  | 'wrong_issuer'
+  | 'wrong_audience'
+  | 'invalid_token'
+  | 'email_not_verified'
+  | 'wrong_caller'
+  | 'certs_unavailable'
+  | 'admin_requires_oidc';
+
+const FORBIDDEN = new Set<AuthRejection>(['email_not_verified', 'wrong_caller', 'admin_requires_oidc']);
+
+export function rejectionStatus(reason: AuthRejection): 401 | 403 | 503 {
+  if (reason === 'certs_unavailable') return 503;
+  return FORBIDDEN.has(reason) ? 403 : 401;
+}
+
+// google-auth-library's messages quote the whole token, so only a fixed reason may reach a log.
+const LIBRARY_MESSAGES: [RegExp, AuthRejection][] = [
+  [/^Failed to retrieve verification certificates/, 'certs_unavailable'],
+  [/^Wrong number of segments/, 'malformed_token'],
+  [/^Can't parse token/, 'malformed_token'],
+  [/^No (issue|expiration) time in token/, 'malformed_token'],
+  [/^(iat|exp) field using invalid format/, 'malformed_token'],
+  [/^No pem found for envelope/, 'unknown_key'],
+  [/^Invalid token signature/, 'bad_signature'],
+  [/^Expiration time too far in future/, 'lifetime_too_long'],
+  [/^Token used too early/, 'not_yet_valid'],
+  [/^Token used too late/, 'expired'],
+  [/^Invalid issuer/, 'wrong_issuer'],
+  [/^Wrong recipient/, 'wrong_audience'],
+];
+
+/** Maps what the verifier threw to a reason that is safe to log. */
+export function classifyVerifyError(err: unknown): AuthRejection {
+  const message = err instanceof Error ? err.message : '';
+  for (const [pattern, reason] of LIBRARY_MESSAGES) if (pattern.test(message)) return reason;
+  if ((err as { name?: string } | null)?.name === 'GaxiosError') return 'certs_unavailable';
+  return 'invalid_token';
+}
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+// Google's ID tokens are around 1 kB; anything far bigger is not one.
+const MAX_TOKEN_LENGTH = 8192;
+
+/** Google signs ID tokens with RS256 only: `none` and every other algorithm stop here. */
+function precheck(token: string): AuthRejection | null {
+  if (token.length > MAX_TOKEN_LENGTH || !JWT_SHAPE.test(token)) return 'malformed_token';
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'));
+  } catch {
+    return 'malformed_token';
+  }
+  if (typeof header !== 'object' || header === null) return 'malformed_token';
+  return (header as { alg?: unknown }).alg === 'RS256' ? null : 'unsupported_alg';
+}
+
+function bearerToken(req: Request): { token: string } | { reason: AuthRejection } {
+  const header = req.header('authorization');
+  if (header === undefined || header.trim() === '') return { reason: 'missing_token' };
+  const match = /^Bearer +(\S+) *$/i.exec(header);
+  return match?.[1] ? { token: match[1] } : { reason: 'malformed_authorization' };
+}
+
+export interface InvokerPolicy {
+  /** Which caller the guard admits, for the logs: `tick`, `push`, `admin`. */
+  role: string;
+  verifier: TokenVerifier;
+  audience: readonly string[];
+  allowedEmails: readonly string[];
+}
+
+/** The verified caller's email, set by `requireInvoker` for the handlers after it. */
+export function callerOf(res: Response): string | null {
+  const caller = res.locals.caller;
+  return typeof caller === 'string' ? caller : null;
+}
+
+function refuse(req: Request, res: Response, role: string, reason: AuthRejection, email?: string): void {
+  const status = rejectionStatus(reason);
+  req.log.warn(
+    { auth: { role, reason, status, ...(email ? { email } : {}) }, path: req.path, method: req.method },
+    `request refused: ${reason}`,
+  );
+  if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"');
+  res.status(status).json({ error: status === 401 ? 'unauthenticated' : status === 403 ? 'forbidden' : reason });
+}
+
+/**
+ * Admits a request whose bearer token is a Google ID token for `audience`, with a verified
+ * email among `allowedEmails`. Token problems answer 401, a wrong caller 403.
+ */
+export function requireInvoker(policy: InvokerPolicy): RequestHandler {
+  const allowed = new Set(policy.allowedEmails.map((e) => e.toLowerCase()));
+  return async (req, res, next) => {
+    const bearer = bearerToken(req);
+    if ('reason' in bearer) return refuse(req, res, policy.role, bearer.reason);
+    const early = precheck(bearer.token);
+    if (early) return refuse(req, res, policy.role, early);
+    let payload: TokenPayload;
+    try {
+      payload = await policy.verifier.verify(bearer.token, policy.audience);
+    } catch (err) {
+      return refuse(req, res, policy.role, classifyVerifyError(err));
+    }
+    const email = typeof payload.email === 'string' ? payload.email.toLowerCase() : '';
+    if (payload.email_verified !== true) return refuse(req, res, policy.role, 'email_not_verified', email);
+    if (!allowed.has(email)) return refuse(req, res, policy.role, 'wrong_caller', email);
+    res.locals.caller = email;
+    next();
+  };
+}
+
+/** Stands in for the admin guard when tokens are not checked: the admin API is never open. */
+export function refuseAll(role: string): RequestHandler {
+  return (req, res) => refuse(req, res, role, 'admin_requires_oidc');
+}
+
+export type AuthSettings =
+  | { mode: 'none' }
+  | { mode: 'oidc'; audience: string[]; invokerEmail: string; adminEmails: string[] };
+
+/**
+ * What one service needs from the auth configuration; a ConfigError naming each missing
+ * variable, and a refusal of AUTH_MODE=none on Cloud Run unless explicitly allowed.
+ */
+export function authSettingsFor(config: Config, service: 'dispatcher' | 'notifier'): AuthSettings {
+  if (config.authMode === 'none') {
+    if (config.cloudRunService && !config.allowInsecureAuthOnCloudRun) {
+      throw new ConfigError(
+        `${ENV.AUTH_MODE}=none is refused on Cloud Run (${ENV.K_SERVICE}=${config.cloudRunService}): ` +
+          `it would let anyone who reaches the service call it; set ${ENV.AUTH_MODE}=oidc, ` +
+          `or ${ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN}=true if you really mean it`,
+      );
+    }
+    return { mode: 'none' };
+  }
+  const invokerVar = service === 'dispatcher' ? ENV.TICK_INVOKER_EMAIL : ENV.PUSH_INVOKER_EMAIL;
+  const invokerEmail = service === 'dispatcher' ? config.tickInvokerEmail : config.pushInvokerEmail;
+  const missing = [
+    ...(config.authAudience.length === 0 ? [ENV.AUTH_AUDIENCE] : []),
+    ...(invokerEmail ? [] : [invokerVar]),
+  ];
+  if (missing.length > 0 || !invokerEmail) {
+    throw new ConfigError(
+      `invalid configuration: ${missing.map((v) => `${v} is required when ${ENV.AUTH_MODE}=oidc`).join('; ')}`,
+    );
+  }
+  return { mode: 'oidc', audience: config.authAudience, invokerEmail, adminEmails: config.adminEmails };
+}
+
+export interface ServiceGuards {
+  /** Guards the service's own route (/tick, or /push and /dead-letter); absent when auth is off. */
+  invoker?: RequestHandler;
+  /** Guards the admin API and the status page; refuses everyone when auth is off. */
+  admin: RequestHandler;
+}
+
+export function serviceGuards(settings: AuthSettings, role: string, verifier: () => TokenVerifier): ServiceGuards {
+  if (settings.mode === 'none') return { admin: refuseAll('admin') };
+  const v = verifier();
+  return {
+    invoker: requireInvoker({ role, verifier: v, audience: settings.audience, allowedEmails: [settings.invokerEmail] }),
+    admin: requireInvoker({
+      role: 'admin',
+      verifier: v,
+      audience: settings.audience,
+      allowedEmails: settings.adminEmails,
+    }),
+  };
+}
+
+/** The start-up warning when tokens are not checked, loud enough to notice in a log. */
+export const AUTH_OFF_WARNING =
+  'WARNING: AUTH_MODE=none: requests are NOT authenticated; anyone who can reach this service can call it. ' +
+  'For local runs on the emulators only.';

@@ -1,0 +1,134 @@
+import fc from 'fast-check';
+import { type Config, ConfigError, describeConfig, ENV, loadConfig } from './config';
+import { TOPOLOGY } from './topology';
+
+const base = { [ENV.GOOGLE_CLOUD_PROJECT]: 'my-project' };
+const TOKEN = 'xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx';
+
+function configError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(Object.keys(env))}`);
+}
+
+describe('loadConfig', () => {
+  it('fills the defaults from only the project id', () => {
+    const config = loadConfig(base);
+    expect(config).toMatchObject({
+      projectId: 'my-project',
+      port: 8080,
+      logLevel: 'info',
+      dispatchTopic: TOPOLOGY.dispatchTopic,
+      dispatchPageSize: 500,
+      runLeaseSeconds: 60,
+      catchUpWindowSeconds: 900,
+      slackApiUrl: 'https://slack.com/api/',
+      slackTimeoutMs: 10_000,
+      claimTtlSeconds: TOPOLOGY.ackDeadlineSeconds,
+      pauseAfterFailures: 3,
+      maxDeliveryAttempts: TOPOLOGY.maxDeliveryAttempts,
+    });
+    expect(config.slackBotToken).toBeUndefined();
+  });
+
+  it('reads numbers from their variables', () => {
+    const config = loadConfig({ ...base, PORT: '9090', DISPATCH_PAGE_SIZE: '2', CATCHUP_WINDOW_SECONDS: '0' });
+    expect(config.port).toBe(9090);
+    expect(config.dispatchPageSize).toBe(2);
+    expect(config.catchUpWindowSeconds).toBe(0);
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ ...base, PORT: '', SLACK_BOT_TOKEN: '' })).toMatchObject({
+      port: 8080,
+      slackBotToken: undefined,
+    });
+  });
+
+  it('does not read process.env when given an env', () => {
+    const saved = process.env.GOOGLE_CLOUD_PROJECT;
+    process.env.GOOGLE_CLOUD_PROJECT = 'from-process-env';
+    try {
+      expect(loadConfig(base).projectId).toBe('my-project');
+    } finally {
+      if (saved === undefined) delete process.env.GOOGLE_CLOUD_PROJECT;
+      else process.env.GOOGLE_CLOUD_PROJECT = saved;
+    }
+  });
+
+  it.each([
+    ['missing', {}],
+    ['empty', { GOOGLE_CLOUD_PROJECT: '' }],
+  ])('fails naming GOOGLE_CLOUD_PROJECT when it is %s', (_what, env) => {
+    expect(configError(env).message).toContain('GOOGLE_CLOUD_PROJECT');
+  });
+
+  it.each([
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['PORT', '80.5'],
+    ['DISPATCH_PAGE_SIZE', '0'],
+    ['RUN_LEASE_SECONDS', '-1'],
+    ['CLAIM_TTL_SECONDS', 'abc'],
+    ['PAUSE_AFTER_FAILURES', '1e9'],
+    ['MAX_DELIVERY_ATTEMPTS', '4'],
+    ['SLACK_TIMEOUT_MS', 'soon'],
+    ['LOG_LEVEL', 'loud'],
+    ['SLACK_API_URL', 'not a url'],
+  ])('names %s when it is %j, and shows the bad value', (name, value) => {
+    const message = configError({ ...base, [name]: value }).message;
+    expect(message).toContain(name);
+    expect(message).toContain(JSON.stringify(value));
+  });
+
+  it('names every bad variable at once', () => {
+    const message = configError({ PORT: 'x', DISPATCH_PAGE_SIZE: 'y' }).message;
+    for (const name of ['GOOGLE_CLOUD_PROJECT', 'PORT', 'DISPATCH_PAGE_SIZE']) expect(message).toContain(name);
+  });
+});
+
+describe('the Slack token stays secret', () => {
+  it('is read', () => {
+    expect(loadConfig({ ...base, SLACK_BOT_TOKEN: TOKEN }).slackBotToken).toBe(TOKEN);
+  });
+
+  it('never appears in a ConfigError, whatever else is wrong', () => {
+    const message = configError({ PORT: 'x', LOG_LEVEL: 'loud', SLACK_BOT_TOKEN: TOKEN }).message;
+    expect(message).not.toContain(TOKEN);
+    expect(message).not.toContain(TOKEN.slice(5, 20));
+  });
+
+  it('never appears in describeConfig, which says only whether it is set', () => {
+    const described = describeConfig(loadConfig({ ...base, SLACK_BOT_TOKEN: TOKEN }));
+    expect(JSON.stringify(described)).not.toContain(TOKEN);
+    expect(described.slackBotToken).toBe('[set]');
+    expect(describeConfig(loadConfig(base)).slackBotToken).toBe('[not set]');
+    // The rest is still there for the start-up log line.
+    expect(described.projectId).toBe('my-project');
+  });
+
+  it('holds for any token and any broken configuration (property)', () => {
+    const token = fc
+      .string({
+        unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789-"\\ '),
+        minLength: 12,
+        maxLength: 80,
+      })
+      .map((t) => `xoxb-${t}`);
+    const broken = fc.subarray(['PORT', 'DISPATCH_PAGE_SIZE', 'LOG_LEVEL', 'GOOGLE_CLOUD_PROJECT'], { minLength: 1 });
+    fc.assert(
+      fc.property(token, broken, (t, names) => {
+        const env: NodeJS.ProcessEnv = { ...base, SLACK_BOT_TOKEN: t };
+        for (const n of names) env[n] = n === 'GOOGLE_CLOUD_PROJECT' ? '' : 'bad-value';
+        expect(configError(env).message).not.toContain(t);
+        const ok: Config = loadConfig({ ...base, SLACK_BOT_TOKEN: t });
+        expect(JSON.stringify(describeConfig(ok))).not.toContain(t);
+      }),
+      { numRuns: 100 },
+    );
+  });
+});

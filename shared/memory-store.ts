@@ -1,0 +1,422 @@
+import type { DeliveryDoc, DeliveryError, DeliveryStatus, RunDoc, ScheduleDoc } from './model';
+import type {
+  AccountStore,
+  ClaimRequest,
+  DeliveryClaim,
+  DeliveryLedger,
+  DueSchedule,
+  NotificationStore,
+  RunClaim,
+  RunStore,
+} from './ports';
+import { LeaseLostError } from './ports';
+
+/**
+ * The ports of shared/ports.ts over Maps, with the semantics of FirestoreStore (claim and
+ * lease rules, final statuses, `update()` failing on a missing document), for fast unit
+ * tests. The emulator tests prove the Firestore store does the same.
+ */
+
+/** A schedule document as stored; a merge-write on a missing document leaves fields out. */
+export type StoredSchedule = Partial<ScheduleDoc> & {
+  activeOccurrence?: string | null;
+  invalidReason?: string;
+  updatedAt?: Date;
+};
+
+/** A delivery document as stored: the dead-letter and invalid-input paths write partial ones. */
+export type StoredDelivery = Partial<DeliveryDoc> & Record<string, unknown>;
+
+const STATUSES: DeliveryStatus[] = ['sending', 'retrying', 'sent', 'failed', 'skipped', 'dead'];
+const FINAL = new Set<DeliveryStatus>(['sent', 'failed', 'skipped', 'dead']);
+const DISABLED_UNTIL = new Date('9999-12-31T00:00:00Z');
+
+/** Firestore's answer to `update()` on a document that does not exist. */
+export class NotFoundError extends Error {
+  override readonly name = 'NotFoundError';
+  readonly code = 5;
+}
+
+/**
+ * Stored documents never leak out by reference, as with a real database. Not
+ * structuredClone: under jest it gives Dates of another realm, which fail `instanceof Date`.
+ */
+function copy<T>(v: T): T {
+  if (v instanceof Date) return new Date(v.getTime()) as T;
+  if (Array.isArray(v)) return v.map(copy) as T;
+  if (v !== null && typeof v === 'object') {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, copy(x)])) as T;
+  }
+  return v;
+}
+
+export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore {
+  readonly scheduleDocs = new Map<string, StoredSchedule>();
+  readonly runDocs = new Map<string, RunDoc>();
+  readonly deliveryDocs = new Map<string, StoredDelivery>();
+  readonly notificationDocs = new Map<string, Record<string, unknown>>();
+  readonly accountDocs = new Map<string, Record<string, unknown>>();
+
+  /** The AccountStore port (its `getRaw` would clash with the notifications' one). */
+  readonly accounts: AccountStore = {
+    getRaw: async (accountId) => {
+      const doc = this.accountDocs.get(accountId);
+      return doc ? copy(doc) : null;
+    },
+  };
+
+  // ---- seeding, for tests ----
+
+  putSchedule(id: string, doc: StoredSchedule): void {
+    this.scheduleDocs.set(id, copy({ activeOccurrence: null, skippedOccurrences: 0, ...doc }));
+  }
+
+  putNotification(id: string, doc: Record<string, unknown>): void {
+    this.notificationDocs.set(id, copy(doc));
+  }
+
+  putAccount(id: string, doc: Record<string, unknown>): void {
+    this.accountDocs.set(id, copy(doc));
+  }
+
+  schedule(id: string): StoredSchedule | null {
+    const s = this.scheduleDocs.get(id);
+    return s ? copy(s) : null;
+  }
+
+  notification(id: string): Record<string, unknown> | null {
+    const n = this.notificationDocs.get(id);
+    return n ? copy(n) : null;
+  }
+
+  /** A merge-write, as `set(..., { merge: true })`; `skipped` is an increment of skippedOccurrences. */
+  private mergeSchedule(id: string, patch: StoredSchedule, skipped?: number): void {
+    const prev = this.scheduleDocs.get(id) ?? {};
+    const next: StoredSchedule = { ...prev, ...copy(patch) };
+    if (skipped !== undefined) next.skippedOccurrences = (prev.skippedOccurrences ?? 0) + skipped;
+    this.scheduleDocs.set(id, next);
+  }
+
+  // ---- RunStore ----
+
+  async dueSchedules(at: Date, limit: number): Promise<DueSchedule[]> {
+    return [...this.scheduleDocs.entries()]
+      .filter(([, s]) => s.nextRunAt instanceof Date && s.nextRunAt.getTime() <= at.getTime())
+      .sort(([ia, a], [ib, b]) => (a.nextRunAt as Date).getTime() - (b.nextRunAt as Date).getTime() || cmp(ia, ib))
+      .slice(0, limit)
+      .map(([id, s]) => ({
+        id,
+        cron: String(s.cron ?? ''),
+        timezone: String(s.timezone ?? ''),
+        nextRunAt: new Date((s.nextRunAt as Date).getTime()),
+        lastRunAt: s.lastRunAt ? new Date(s.lastRunAt.getTime()) : null,
+        activeOccurrence: typeof s.activeOccurrence === 'string' ? s.activeOccurrence : null,
+      }));
+  }
+
+  async claimRun(scheduleId: string, occurrence: string, owner: string, leaseMs: number, now: Date): Promise<RunClaim> {
+    const runId = `${scheduleId}:${occurrence}`;
+    const leaseExpiresAt = new Date(now.getTime() + leaseMs);
+    const existing = this.runDocs.get(runId);
+    if (!existing) {
+      const run: RunDoc = {
+        scheduleId,
+        occurrence,
+        status: 'running',
+        leaseOwner: owner,
+        leaseExpiresAt,
+        cursor: null,
+        published: 0,
+        pages: 0,
+        resumes: 0,
+        startedAt: now,
+        updatedAt: now,
+        finishedAt: null,
+      };
+      this.runDocs.set(runId, copy(run));
+      this.mergeSchedule(scheduleId, { activeOccurrence: occurrence });
+      return { kind: 'acquired', run };
+    }
+    if (existing.status === 'done') return { kind: 'done', run: copy(existing) };
+    const expires = existing.leaseExpiresAt ? existing.leaseExpiresAt.getTime() : 0;
+    if (existing.leaseOwner && existing.leaseOwner !== owner && expires > now.getTime()) {
+      return { kind: 'leased', run: copy(existing) };
+    }
+    const taken: RunDoc = {
+      ...existing,
+      status: 'running',
+      leaseOwner: owner,
+      leaseExpiresAt,
+      resumes: (existing.resumes ?? 0) + 1,
+      updatedAt: now,
+    };
+    this.runDocs.set(runId, copy(taken));
+    return { kind: 'resumed', run: taken };
+  }
+
+  async notificationPage(scheduleId: string, cursor: string | null, limit: number): Promise<string[]> {
+    return [...this.notificationDocs.entries()]
+      .filter(([id, n]) => n.scheduleId === scheduleId && n.enabled === true && (cursor === null || id > cursor))
+      .map(([id]) => id)
+      .sort(cmp)
+      .slice(0, limit);
+  }
+
+  private leased(runId: string, owner: string): RunDoc {
+    const run = this.runDocs.get(runId);
+    if (!run) throw new LeaseLostError(`run ${runId} does not exist`);
+    if (run.leaseOwner !== owner) throw new LeaseLostError(`run ${runId} is leased by ${run.leaseOwner}`);
+    return run;
+  }
+
+  async checkpoint(
+    runId: string,
+    owner: string,
+    cursor: string,
+    published: number,
+    leaseMs: number,
+    now: Date,
+  ): Promise<void> {
+    const run = this.leased(runId, owner);
+    this.runDocs.set(runId, {
+      ...run,
+      cursor,
+      published: run.published + published,
+      pages: run.pages + 1,
+      leaseExpiresAt: new Date(now.getTime() + leaseMs),
+      updatedAt: now,
+    });
+  }
+
+  async finishRun(
+    runId: string,
+    owner: string,
+    scheduleId: string,
+    nextRunAt: Date,
+    skipped: number,
+    now: Date,
+  ): Promise<void> {
+    const run = this.leased(runId, owner);
+    this.runDocs.set(runId, {
+      ...run,
+      status: 'done',
+      leaseOwner: null,
+      leaseExpiresAt: null,
+      finishedAt: now,
+      updatedAt: now,
+    });
+    this.mergeSchedule(
+      scheduleId,
+      { nextRunAt, lastRunAt: new Date(run.occurrence), activeOccurrence: null, updatedAt: now },
+      skipped,
+    );
+  }
+
+  async advanceSchedule(scheduleId: string, nextRunAt: Date, skipped: number, now: Date): Promise<void> {
+    this.mergeSchedule(scheduleId, { nextRunAt, activeOccurrence: null, updatedAt: now }, skipped);
+  }
+
+  async disableSchedule(scheduleId: string, reason: string, now: Date): Promise<void> {
+    this.mergeSchedule(scheduleId, { nextRunAt: DISABLED_UNTIL, invalidReason: reason, updatedAt: now });
+  }
+
+  async releaseRun(runId: string, owner: string, error: string, now: Date): Promise<void> {
+    const run = this.leased(runId, owner);
+    this.runDocs.set(runId, { ...run, leaseOwner: null, leaseExpiresAt: null, lastError: error, updatedAt: now });
+  }
+
+  async getRun(runId: string): Promise<RunDoc | null> {
+    const run = this.runDocs.get(runId);
+    return run ? copy(run) : null;
+  }
+
+  // ---- DeliveryLedger ----
+
+  async claim(req: ClaimRequest): Promise<DeliveryClaim> {
+    const claimExpiresAt = new Date(req.now.getTime() + req.ttlMs);
+    const d = this.deliveryDocs.get(req.deliveryId);
+    if (!d) {
+      this.deliveryDocs.set(req.deliveryId, {
+        notificationId: req.notificationId,
+        occurrence: req.occurrence,
+        runId: req.runId,
+        status: 'sending',
+        attempts: 1,
+        claimedBy: req.owner,
+        claimExpiresAt,
+        outcomeUnknown: false,
+        publishedAt: req.publishedAt,
+        firstAttemptAt: req.now,
+        updatedAt: req.now,
+      });
+      return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now };
+    }
+    const status = d.status as DeliveryStatus;
+    if (FINAL.has(status)) return { kind: 'final', status };
+    if (status === 'sending' && d.claimExpiresAt && d.claimExpiresAt.getTime() > req.now.getTime()) {
+      return { kind: 'busy', claimExpiresAt: new Date(d.claimExpiresAt.getTime()) };
+    }
+    const attempts = (d.attempts ?? 0) + 1;
+    const firstAttemptAt = d.firstAttemptAt ?? req.now;
+    this.deliveryDocs.set(req.deliveryId, {
+      ...d,
+      status: 'sending',
+      attempts,
+      claimedBy: req.owner,
+      claimExpiresAt,
+      updatedAt: req.now,
+      notificationId: req.notificationId,
+      occurrence: req.occurrence,
+      runId: req.runId,
+      firstAttemptAt,
+    });
+    return {
+      kind: 'claimed',
+      attempts,
+      // A claim that expired mid-call may have posted: check before posting again.
+      outcomeUnknown: Boolean(d.outcomeUnknown) || status === 'sending',
+      firstAttemptAt: new Date(firstAttemptAt.getTime()),
+    };
+  }
+
+  private update(deliveryId: string, fields: StoredDelivery): void {
+    const d = this.deliveryDocs.get(deliveryId);
+    if (!d) throw new NotFoundError(`No document to update: deliveries/${deliveryId}`);
+    this.deliveryDocs.set(deliveryId, { ...d, ...copy(fields) });
+  }
+
+  async markSent(
+    deliveryId: string,
+    f: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date },
+  ): Promise<void> {
+    this.update(deliveryId, {
+      status: 'sent',
+      slackTs: f.slackTs,
+      channelId: f.channelId,
+      accountId: f.accountId,
+      latencyMs: f.latencyMs,
+      sentAt: f.now,
+      claimExpiresAt: null,
+      outcomeUnknown: false,
+      updatedAt: f.now,
+    });
+  }
+
+  async markRetry(deliveryId: string, error: DeliveryError, outcomeUnknown: boolean, now: Date): Promise<void> {
+    // Once unknown, it stays unknown until a later attempt settles it.
+    this.update(deliveryId, {
+      status: 'retrying',
+      lastError: error,
+      claimExpiresAt: null,
+      updatedAt: now,
+      ...(outcomeUnknown ? { outcomeUnknown: true } : {}),
+    });
+  }
+
+  async markFinal(
+    deliveryId: string,
+    status: 'failed' | 'skipped',
+    error: DeliveryError,
+    now: Date,
+    init: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>> = {},
+  ): Promise<void> {
+    const d = this.deliveryDocs.get(deliveryId) ?? {};
+    this.deliveryDocs.set(deliveryId, {
+      ...d,
+      ...copy(init),
+      status,
+      lastError: copy(error),
+      claimExpiresAt: null,
+      updatedAt: now,
+      attempts: d.attempts ?? 0,
+    });
+  }
+
+  async markDead(
+    deliveryId: string,
+    f: {
+      attempts: number | null;
+      notificationId: string | null;
+      occurrence: string | null;
+      runId: string | null;
+      reason: string;
+      now: Date;
+    },
+  ): Promise<DeliveryStatus> {
+    const d = this.deliveryDocs.get(deliveryId);
+    // A post that went through stays sent; a permanent failure stays failed.
+    if (d && (d.status === 'sent' || d.status === 'failed' || d.status === 'skipped')) return d.status;
+    const fields: StoredDelivery = {
+      status: 'dead',
+      deadAt: f.now,
+      deadReason: f.reason,
+      claimExpiresAt: null,
+      updatedAt: f.now,
+    };
+    if (f.attempts !== null) fields.deadLetterAttempts = f.attempts;
+    if (!d)
+      Object.assign(fields, {
+        notificationId: f.notificationId,
+        occurrence: f.occurrence,
+        runId: f.runId,
+        attempts: 0,
+      });
+    this.deliveryDocs.set(deliveryId, { ...(d ?? {}), ...fields });
+    return 'dead';
+  }
+
+  async get(deliveryId: string): Promise<DeliveryDoc | null> {
+    const d = this.deliveryDocs.get(deliveryId);
+    return d ? (copy(d) as DeliveryDoc) : null;
+  }
+
+  async countByStatus(runId: string): Promise<Record<DeliveryStatus, number>> {
+    const counts = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<DeliveryStatus, number>;
+    for (const d of this.deliveryDocs.values()) {
+      if (d.runId === runId && d.status && d.status in counts) counts[d.status]++;
+    }
+    return counts;
+  }
+
+  /** Ids of a run's deliveries in one status, in pages (as FirestoreStore.deliveryIdsOfRun). */
+  async deliveryIdsOfRun(
+    runId: string,
+    status: DeliveryStatus,
+    cursor: string | null,
+    limit: number,
+  ): Promise<string[]> {
+    return [...this.deliveryDocs.entries()]
+      .filter(([id, d]) => d.runId === runId && d.status === status && (cursor === null || id > cursor))
+      .map(([id]) => id)
+      .sort(cmp)
+      .slice(0, limit);
+  }
+
+  // ---- NotificationStore ----
+
+  async getRaw(id: string): Promise<Record<string, unknown> | null> {
+    return this.notification(id);
+  }
+
+  async recordPermanentFailure(id: string, reason: string, threshold: number, now: Date): Promise<boolean> {
+    const n = this.notificationDocs.get(id);
+    if (!n) return false;
+    const count = Number(n.consecutiveFailures ?? 0) + 1;
+    const pause = count >= threshold && n.enabled !== false;
+    const update: Record<string, unknown> = { consecutiveFailures: count, lastFailure: reason, updatedAt: now };
+    if (pause) Object.assign(update, { enabled: false, pausedReason: reason, pausedAt: now });
+    this.notificationDocs.set(id, { ...n, ...update });
+    return pause;
+  }
+
+  async resetFailures(id: string): Promise<void> {
+    const n = this.notificationDocs.get(id);
+    if (!n) throw new NotFoundError(`No document to update: notifications/${id}`);
+    this.notificationDocs.set(id, { ...n, consecutiveFailures: 0 });
+  }
+}
+
+/** Document ids in Firestore's order (byte order for ASCII ids). */
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

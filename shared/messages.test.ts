@@ -1,0 +1,270 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { type DispatchMessage, dispatchMessageSchema, encodeDispatchMessage, parsePushBody } from './messages';
+import { deliveryIdOf, runIdOf } from './model';
+
+const fixture = JSON.parse(
+  readFileSync(join(__dirname, '..', 'test', 'fixtures', 'pubsub-push-envelope.json'), 'utf8'),
+) as { message: { data: string; attributes: Record<string, string>; messageId: string } };
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+
+const occurrence = '2026-12-07T08:00:00.000Z';
+const message: DispatchMessage = {
+  v: 1,
+  notificationId: 'notif-123',
+  occurrence,
+  scheduleId: 's_0123456789abcdef0123',
+  runId: runIdOf('s_0123456789abcdef0123', occurrence),
+};
+
+function envelope(data: string | undefined, extra: Record<string, unknown> = {}) {
+  return {
+    message: {
+      ...(data === undefined ? {} : { data }),
+      attributes: { deliveryId: deliveryIdOf(message.notificationId, message.occurrence), runId: message.runId },
+      messageId: '2070443601311540',
+      message_id: '2070443601311540',
+      publishTime: '2026-12-07T08:00:01.123Z',
+      publish_time: '2026-12-07T08:00:01.123Z',
+      ...extra,
+    },
+    subscription: 'projects/p/subscriptions/slack-fanout-dispatch-push',
+    deliveryAttempt: 3,
+  };
+}
+
+function rejected(body: unknown) {
+  const result = parsePushBody(body);
+  if (result.ok) throw new Error(`accepted ${JSON.stringify(body)}`);
+  expect(typeof result.reason).toBe('string');
+  expect(result.reason.length).toBeGreaterThan(0);
+  return result;
+}
+
+describe('parsePushBody with the production push fixture', () => {
+  it('decodes the fixture data to only a notificationId, so it is not a dispatch message', () => {
+    const decoded = JSON.parse(Buffer.from(fixture.message.data, 'base64').toString('utf8'));
+    expect(Object.keys(decoded)).toEqual(['notificationId']);
+  });
+
+  it('rejects it, keeping the delivery id from the attributes and the message id', () => {
+    const result = rejected(fixture);
+    expect(result.deliveryId).toBe(fixture.message.attributes.deliveryId);
+    expect(result.messageId).toBe(fixture.message.messageId);
+    expect(result.reason).toMatch(/dispatch message/);
+  });
+
+  it('accepts the fixture envelope once its data is one of our dispatch messages', () => {
+    const body = structuredClone(fixture);
+    body.message.data = encodeDispatchMessage(message).toString('base64');
+    const result = parsePushBody(body);
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.push.message).toEqual(message);
+    expect(result.push.deliveryAttempt).toBe(2);
+    expect(result.push.attributes).toEqual(fixture.message.attributes);
+  });
+});
+
+describe('parsePushBody with a well-formed envelope', () => {
+  it('gives back the dispatch message, ids, publish time and attempt', () => {
+    const result = parsePushBody(envelope(encodeDispatchMessage(message).toString('base64')));
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.push.message).toEqual(message);
+    expect(result.push.messageId).toBe('2070443601311540');
+    expect(result.push.publishTime?.toISOString()).toBe('2026-12-07T08:00:01.123Z');
+    expect(result.push.deliveryAttempt).toBe(3);
+    expect(result.push.attributes.deliveryId).toBe(`notif-123:${occurrence}`);
+  });
+
+  it('keeps the redrive flag', () => {
+    const result = parsePushBody(envelope(encodeDispatchMessage({ ...message, redrive: true }).toString('base64')));
+    expect(result.ok && result.push.message.redrive).toBe(true);
+  });
+
+  it('reads the snake_case ids when only those are sent (the emulator)', () => {
+    const result = parsePushBody({
+      message: {
+        data: encodeDispatchMessage(message).toString('base64'),
+        message_id: '2070443601311540',
+        publish_time: '2026-12-07T08:00:01.123Z',
+      },
+    });
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.push.messageId).toBe('2070443601311540');
+    expect(result.push.publishTime?.toISOString()).toBe('2026-12-07T08:00:01.123Z');
+    // The emulator sends no deliveryAttempt.
+    expect(result.push.deliveryAttempt).toBeNull();
+  });
+
+  it('treats an unparseable publish time as unknown, not as an error', () => {
+    const result = parsePushBody(
+      envelope(encodeDispatchMessage(message).toString('base64'), {
+        publishTime: 'not a time',
+        publish_time: 'not a time',
+      }),
+    );
+    expect(result.ok && result.push.publishTime).toBeNull();
+  });
+
+  it('accepts an envelope with no attributes at all', () => {
+    const result = parsePushBody({ message: { data: encodeDispatchMessage(message).toString('base64') } });
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.push.attributes).toEqual({});
+    expect(result.push.messageId).toBeNull();
+  });
+});
+
+describe('parsePushBody rejects bad input with a reason, never a throw', () => {
+  const deliveryId = deliveryIdOf(message.notificationId, message.occurrence);
+
+  it.each([
+    ['missing data', undefined],
+    ['empty data', ''],
+    ['characters outside base64', '!!!!'],
+    ['base64 of the wrong length', 'eyJ2IjoxfQ'],
+    ['the base64url alphabet', 'ab-_'],
+    ['padding in the middle', 'ab=c'],
+  ])('%s in message.data', (_what, data) => {
+    const result = rejected(envelope(data));
+    // The envelope names its delivery, so the bad input can be recorded against it.
+    expect(result.deliveryId).toBe(deliveryId);
+    expect(result.messageId).toBe('2070443601311540');
+  });
+
+  it.each([
+    ['plain text', b64('hello')],
+    ['truncated JSON', b64('{"v":1,')],
+    ['binary', Buffer.from([0xff, 0xfe, 0x00, 0x01]).toString('base64')],
+  ])('data that is not JSON (%s)', (_what, data) => {
+    expect(rejected(envelope(data)).reason).toMatch(/JSON/);
+  });
+
+  const without = (key: keyof DispatchMessage) => {
+    const { [key]: _, ...rest } = message;
+    return rest;
+  };
+
+  it.each<[string, unknown]>([
+    ['no v', without('v')],
+    ['no notificationId', without('notificationId')],
+    ['no occurrence', without('occurrence')],
+    ['no scheduleId', without('scheduleId')],
+    ['no runId', without('runId')],
+    ['v is 2', { ...message, v: 2 }],
+    ['v is "1"', { ...message, v: '1' }],
+    ['notificationId is a number', { ...message, notificationId: 123 }],
+    ['notificationId is empty', { ...message, notificationId: '' }],
+    ['occurrence is not a date-time', { ...message, occurrence: 'yesterday' }],
+    ['occurrence is a number', { ...message, occurrence: Date.now() }],
+    ['redrive is a string', { ...message, redrive: 'yes' }],
+    ['data is null', null],
+    ['data is an array', [message]],
+    ['data is a string', 'notif-123'],
+    ['data is a number', 42],
+  ])('a dispatch message with %s', (_what, data) => {
+    expect(rejected(envelope(b64(JSON.stringify(data)))).reason).toMatch(/dispatch message/);
+  });
+
+  it.each<[string, unknown]>([
+    ['null', null],
+    ['undefined', undefined],
+    ['an array', [envelope(b64(JSON.stringify(message)))]],
+    ['a string', JSON.stringify(envelope(b64(JSON.stringify(message))))],
+    ['a number', 204],
+    ['a boolean', true],
+    ['an empty object', {}],
+    ['message null', { message: null }],
+    ['message a string', { message: 'hello' }],
+    ['data a number', { message: { data: 5 } }],
+    ['attributes with a number value', { message: { data: b64('{}'), attributes: { deliveryId: 5 } } }],
+    ['deliveryAttempt negative', { ...envelope(b64(JSON.stringify(message))), deliveryAttempt: -1 }],
+    ['deliveryAttempt a string', { ...envelope(b64(JSON.stringify(message))), deliveryAttempt: '2' }],
+  ])('a body that is not an envelope: %s', (_what, body) => {
+    const result = rejected(body);
+    expect(result.reason).toMatch(/envelope/);
+    expect(result.deliveryId).toBeNull();
+  });
+});
+
+describe('parsePushBody properties', () => {
+  it('never throws on any JSON-ish value', () => {
+    fc.assert(
+      fc.property(fc.anything(), (body) => {
+        const result = parsePushBody(body);
+        expect(typeof result.ok).toBe('boolean');
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  const envelopeShaped = (data: fc.Arbitrary<string>) =>
+    fc.record(
+      {
+        message: fc.record(
+          {
+            data,
+            attributes: fc.dictionary(fc.string(), fc.string()),
+            messageId: fc.string(),
+            publishTime: fc.oneof(
+              fc.string(),
+              fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+            ),
+            orderingKey: fc.string(),
+          },
+          { requiredKeys: [] },
+        ),
+        subscription: fc.string(),
+        deliveryAttempt: fc.oneof(fc.integer(), fc.double(), fc.string()),
+      },
+      { requiredKeys: ['message'] },
+    );
+
+  it('never throws on envelope-shaped objects with arbitrary data', () => {
+    const data = fc.oneof(
+      fc.string(),
+      fc.base64String(),
+      fc.json().map(b64),
+      fc.anything().map((v) => b64(JSON.stringify(v) ?? 'undefined')),
+      fc.string({ unit: 'binary' }).map(b64),
+    );
+    fc.assert(
+      fc.property(envelopeShaped(data), (body) => {
+        const result = parsePushBody(body);
+        if (result.ok) {
+          // Whatever it accepts is a real dispatch message.
+          expect(dispatchMessageSchema.safeParse(result.push.message).success).toBe(true);
+        } else {
+          expect(result.reason.length).toBeGreaterThan(0);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('round-trips every valid dispatch message', () => {
+    const idish = fc.string({ minLength: 1, maxLength: 100 });
+    const msg = fc.record(
+      {
+        v: fc.constant(1 as const),
+        notificationId: idish,
+        occurrence: fc
+          .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true })
+          .map((d) => d.toISOString()),
+        scheduleId: idish,
+        runId: idish,
+        redrive: fc.boolean(),
+      },
+      { requiredKeys: ['v', 'notificationId', 'occurrence', 'scheduleId', 'runId'] },
+    );
+    fc.assert(
+      fc.property(msg, (m) => {
+        const result = parsePushBody({ message: { data: encodeDispatchMessage(m).toString('base64') } });
+        if (!result.ok) throw new Error(result.reason);
+        expect(result.push.message).toEqual(m);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

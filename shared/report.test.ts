@@ -1,0 +1,283 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { type Account, accountSchema, type Notification } from './model';
+import { type Block, escapeMrkdwn, type RenderedReport, renderReport } from './report';
+
+/** Slack's limits, from the fixture rather than from the code under test. */
+const limits = (
+  JSON.parse(readFileSync(join(__dirname, '..', 'test', 'fixtures', 'slack-postmessage-errors.json'), 'utf8')) as {
+    limits: {
+      blocks_per_message: number;
+      section_text_chars: number;
+      section_fields: number;
+      section_field_chars: number;
+      header_text_chars: number;
+      text_truncated_after_chars: number;
+    };
+  }
+).limits;
+/** A text object (context elements included) holds at most 3000 characters. */
+const TEXT_OBJECT_CHARS = 3000;
+const CONTEXT_ELEMENTS = 10;
+
+type RenderInput = Pick<Notification, 'report' | 'schedule'>;
+const notification = (title?: string, timezone = 'Europe/Paris'): RenderInput => ({
+  report: title === undefined ? { kind: 'account-summary' } : { kind: 'account-summary', title },
+  schedule: { cron: '0 9 * * MON-FRI', timezone },
+});
+const occurrence = new Date('2026-12-07T08:00:00.000Z');
+const account = (a: Partial<Account> & { name: string }): Account => accountSchema.parse(a);
+
+/** Every limit Slack enforces on chat.postMessage blocks, checked block by block. */
+function expectWithinSlackLimits(r: RenderedReport): void {
+  expect(r.blocks.length).toBeGreaterThan(0);
+  expect(r.blocks.length).toBeLessThanOrEqual(limits.blocks_per_message);
+  expect(r.text.trim().length).toBeGreaterThan(0);
+  expect(r.text.length).toBeLessThanOrEqual(limits.text_truncated_after_chars);
+  for (const b of r.blocks) {
+    switch (b.type) {
+      case 'header':
+        expect(b.text.text.trim().length).toBeGreaterThan(0);
+        expect(b.text.text.length).toBeLessThanOrEqual(limits.header_text_chars);
+        break;
+      case 'section':
+        // A section needs text or fields.
+        expect(b.text !== undefined || (b.fields?.length ?? 0) > 0).toBe(true);
+        if (b.text) {
+          expect(b.text.text.length).toBeGreaterThan(0);
+          expect(b.text.text.length).toBeLessThanOrEqual(limits.section_text_chars);
+        }
+        if (b.fields) {
+          expect(b.fields.length).toBeLessThanOrEqual(limits.section_fields);
+          for (const f of b.fields) {
+            expect(f.text.length).toBeGreaterThan(0);
+            expect(f.text.length).toBeLessThanOrEqual(limits.section_field_chars);
+          }
+        }
+        break;
+      case 'context':
+        expect(b.elements.length).toBeGreaterThan(0);
+        expect(b.elements.length).toBeLessThanOrEqual(CONTEXT_ELEMENTS);
+        for (const e of b.elements) {
+          expect(e.text.length).toBeGreaterThan(0);
+          expect(e.text.length).toBeLessThanOrEqual(TEXT_OBJECT_CHARS);
+        }
+        break;
+      case 'divider':
+        break;
+    }
+  }
+}
+
+const sections = (r: RenderedReport) =>
+  r.blocks.filter((b): b is Extract<Block, { type: 'section' }> => b.type === 'section');
+const fieldsOf = (r: RenderedReport) => sections(r).flatMap((s) => s.fields ?? []);
+const contextTexts = (r: RenderedReport) =>
+  r.blocks.flatMap((b) => (b.type === 'context' ? b.elements.map((e) => e.text) : []));
+/** Every mrkdwn string of the message, and the fallback text (also read as mrkdwn). */
+const mrkdwnTexts = (r: RenderedReport) => [
+  r.text,
+  ...sections(r).flatMap((s) => [...(s.text ? [s.text.text] : []), ...(s.fields ?? []).map((f) => f.text)]),
+  ...contextTexts(r),
+];
+
+describe('renderReport: a normal account', () => {
+  const acme = account({
+    name: 'Acme',
+    metrics: [
+      { label: 'Revenue', value: 1234567, change: 12.34 },
+      { label: 'Churn', value: '2.1%', change: -0.5 },
+      { label: 'Tickets', value: 42 },
+    ],
+    highlights: ['Biggest week so far', 'New region launched'],
+    dashboardUrl: 'https://example.com/dash/acme',
+  });
+  const r = renderReport(notification(), acme, occurrence);
+
+  it('keeps every Slack limit', () => expectWithinSlackLimits(r));
+
+  it('heads the message with the account name and says when, in the schedule zone', () => {
+    expect(r.blocks[0]).toEqual({
+      type: 'header',
+      text: { type: 'plain_text', text: 'Acme: scheduled report', emoji: true },
+    });
+    // 08:00Z is 09:00 in Paris in December.
+    expect(contextTexts(r)[0]).toContain('09:00');
+    expect(contextTexts(r)[0]).toContain('Europe/Paris');
+  });
+
+  it('shows one field per metric with its formatted value and change', () => {
+    const fields = fieldsOf(r).map((f) => f.text);
+    expect(fields).toHaveLength(3);
+    expect(fields[0]).toContain('*Revenue*');
+    expect(fields[0]).toContain('1,234,567');
+    expect(fields[0]).toContain('▲ 12.3%');
+    expect(fields[1]).toContain('▼ 0.5%');
+    expect(fields[2]).not.toMatch(/[▲▼]/);
+  });
+
+  it('lists the highlights and links the dashboard', () => {
+    expect(sections(r).some((s) => s.text?.text.includes('• Biggest week so far'))).toBe(true);
+    expect(contextTexts(r).some((t) => t.includes('<https://example.com/dash/acme|'))).toBe(true);
+  });
+
+  it('has a fallback text naming the account and its first metrics', () => {
+    expect(r.text).toContain('Acme');
+    expect(r.text).toContain('Revenue');
+  });
+
+  it('uses the notification title when it has one', () => {
+    const titled = renderReport(notification('Weekly numbers'), acme, occurrence);
+    expect(titled.blocks[0]).toMatchObject({ type: 'header', text: { text: 'Weekly numbers' } });
+  });
+
+  it('is pure: the same input gives the same message', () => {
+    expect(renderReport(notification(), acme, occurrence)).toEqual(r);
+  });
+});
+
+describe('renderReport: big and odd accounts stay within the limits', () => {
+  it('1,000 metrics with 5,000-character labels', () => {
+    const metrics = Array.from({ length: 1000 }, (_, i) => ({
+      label: `${String(i).padStart(4, '0')}${'L'.repeat(4996)}`,
+      value: i * 1000,
+    }));
+    const r = renderReport(notification(), account({ name: 'Big', metrics }), occurrence);
+    expectWithinSlackLimits(r);
+    const shown = fieldsOf(r);
+    expect(shown.length).toBeGreaterThan(0);
+    expect(shown.length).toBeLessThan(1000);
+    expect(shown.every((f) => f.text.endsWith('…'))).toBe(true);
+    // The rest are counted, not silently dropped.
+    const footer = contextTexts(r).join(' ');
+    expect(footer).toContain(`${1000 - shown.length} more metrics not shown`);
+  });
+
+  it('500 highlights of 500 characters', () => {
+    const highlights = Array.from({ length: 500 }, (_, i) => `${i} ${'h'.repeat(495)}`);
+    const r = renderReport(notification(), account({ name: 'Chatty', highlights }), occurrence);
+    expectWithinSlackLimits(r);
+    const text = sections(r).find((s) => s.text?.text.startsWith('• 0 '))?.text?.text ?? '';
+    expect(text.length).toBeGreaterThan(limits.section_text_chars - 10);
+    expect(text.endsWith('…')).toBe(true);
+  });
+
+  it('a 1,000-character title (from the account name, and from the notification)', () => {
+    const long = 'T'.repeat(1000);
+    for (const r of [
+      renderReport(notification(), account({ name: long }), occurrence),
+      renderReport(notification(long), account({ name: 'Acme' }), occurrence),
+    ]) {
+      expectWithinSlackLimits(r);
+      const header = r.blocks[0];
+      expect(header?.type === 'header' && header.text.text.length).toBe(limits.header_text_chars);
+    }
+  });
+
+  it('no metrics at all', () => {
+    const r = renderReport(notification(), account({ name: 'Quiet' }), occurrence);
+    expectWithinSlackLimits(r);
+    expect(fieldsOf(r)).toHaveLength(0);
+    expect(sections(r).some((s) => (s.text?.text.length ?? 0) > 0)).toBe(true);
+    expect(r.text).toContain('Quiet');
+  });
+
+  it('an empty or blank title falls back to the account name rather than an empty header', () => {
+    for (const title of ['', '   ']) {
+      const r = renderReport(notification(title), account({ name: 'Acme' }), occurrence);
+      expectWithinSlackLimits(r);
+      expect(r.blocks[0]).toMatchObject({ type: 'header', text: { text: 'Acme: scheduled report' } });
+    }
+  });
+
+  it('a 5,000-character dashboard URL', () => {
+    const dashboardUrl = `https://example.com/${'p'.repeat(5000)}`;
+    const r = renderReport(notification(), account({ name: 'Acme', dashboardUrl }), occurrence);
+    expectWithinSlackLimits(r);
+  });
+});
+
+describe('mrkdwn escaping', () => {
+  it('escapes <, > and & in every mrkdwn text, so data cannot mention @channel or fake a link', () => {
+    const nasty = '<!channel> & <https://evil.example|click>';
+    const r = renderReport(
+      notification(undefined),
+      account({
+        name: nasty,
+        metrics: [{ label: nasty, value: nasty, change: 1 }],
+        highlights: [nasty],
+      }),
+      occurrence,
+    );
+    expectWithinSlackLimits(r);
+    for (const t of mrkdwnTexts(r)) {
+      expect(t).not.toContain('<!channel>');
+      expect(t).not.toContain('<https://evil.example');
+    }
+    expect(fieldsOf(r)[0]?.text).toContain('&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;');
+    // The header is plain_text: shown as written, no entities.
+    expect(r.blocks[0]).toMatchObject({ type: 'header', text: { type: 'plain_text' } });
+    const header = r.blocks[0];
+    expect(header?.type === 'header' && header.text.text.startsWith('<!channel> & ')).toBe(true);
+  });
+
+  it('escapeMrkdwn escapes & first, so entities are not double-escaped wrongly', () => {
+    expect(escapeMrkdwn('a < b && c > d')).toBe('a &lt; b &amp;&amp; c &gt; d');
+    expect(escapeMrkdwn('&lt;')).toBe('&amp;lt;');
+    expect(escapeMrkdwn('plain')).toBe('plain');
+  });
+});
+
+describe('renderReport property: any valid account keeps every limit', () => {
+  const text = fc.string({ unit: 'grapheme', maxLength: 300 });
+  const metric = fc.record(
+    {
+      label: fc.oneof(fc.string({ minLength: 1, maxLength: 50 }), fc.string({ minLength: 1, maxLength: 3000 })),
+      value: fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), text),
+      change: fc.double({ noNaN: true, noDefaultInfinity: true }),
+    },
+    { requiredKeys: ['label', 'value'] },
+  );
+  /** A few generated items repeated up to `max` times: big arrays without generating each item. */
+  const many = <T>(item: fc.Arbitrary<T>, max: number) =>
+    fc
+      .tuple(fc.array(item, { minLength: 1, maxLength: 4 }), fc.integer({ min: 0, max }))
+      .map(([xs, n]) => Array.from({ length: n }, (_, i) => xs[i % xs.length] as T));
+  const accounts = fc
+    .record(
+      {
+        name: fc.string({ minLength: 1, maxLength: 400 }),
+        // Around the block limit: 45 sections of 10 fields fit.
+        metrics: fc.oneof(fc.array(metric, { maxLength: 12 }), many(metric, 700)),
+        highlights: fc.oneof(fc.array(text, { maxLength: 5 }), many(text, 300)),
+        dashboardUrl: fc.webUrl({ withQueryParameters: true, withFragments: true }),
+      },
+      { requiredKeys: ['name'] },
+    )
+    .filter((a) => accountSchema.safeParse(a).success)
+    .map((a) => accountSchema.parse(a));
+  const inputs = fc.record({
+    title: fc.option(fc.string({ maxLength: 150 }), { nil: undefined }),
+    timezone: fc.constantFrom('Europe/Paris', 'America/New_York', 'UTC', 'Asia/Kathmandu', 'Pacific/Chatham'),
+    occurrence: fc.date({
+      min: new Date('2000-01-01T00:00:00Z'),
+      max: new Date('2100-01-01T00:00:00Z'),
+      noInvalidDate: true,
+    }),
+  });
+
+  it('holds for arbitrary accounts', () => {
+    fc.assert(
+      fc.property(accounts, inputs, (acc, { title, timezone, occurrence: when }) => {
+        const r = renderReport(notification(title, timezone), acc, when);
+        expectWithinSlackLimits(r);
+        // Every metric is either shown or counted in the footer.
+        const shown = fieldsOf(r).length;
+        const omitted = Number(/(\d+) more metrics not shown/.exec(contextTexts(r).join(' '))?.[1] ?? 0);
+        expect(shown + omitted).toBe(acc.metrics.length);
+      }),
+      { numRuns: 100 },
+    );
+  });
+});

@@ -1,0 +1,315 @@
+import fc from 'fast-check';
+import {
+  type CronSchedule,
+  InvalidScheduleError,
+  isValidTimeZone,
+  latestOccurrence,
+  nextOccurrence,
+  planOccurrence,
+  scheduleIdOf,
+  validateSchedule,
+} from './schedule';
+
+const at = (iso: string) => new Date(iso);
+const HOUR = 3600_000;
+
+/** The occurrences strictly after `from` and at or before `to`, as ISO strings. */
+function occurrencesBetween(s: CronSchedule, from: string, to: string): string[] {
+  const out: string[] = [];
+  let d = at(from);
+  for (;;) {
+    d = nextOccurrence(s, d);
+    if (d.getTime() > at(to).getTime()) return out;
+    out.push(d.toISOString());
+  }
+}
+
+/** The wall-clock time in a zone, e.g. "2026-03-29 03:30". */
+function wallClock(d: Date, timeZone: string): string {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-CA', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    })
+      .formatToParts(d)
+      .map((p) => [p.type, p.value]),
+  );
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}`;
+}
+
+describe('weekday crons in a time zone', () => {
+  const paris9 = { cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' };
+
+  it('runs 09:00 Paris at 08:00Z in winter (CET, UTC+1)', () => {
+    // Friday 9 January 2026, after 09:00: next is Monday 12th.
+    expect(nextOccurrence(paris9, at('2026-01-09T12:00:00Z')).toISOString()).toBe('2026-01-12T08:00:00.000Z');
+    expect(nextOccurrence(paris9, at('2026-01-12T07:59:00Z')).toISOString()).toBe('2026-01-12T08:00:00.000Z');
+  });
+
+  it('runs 09:00 Paris at 07:00Z in summer (CEST, UTC+2)', () => {
+    expect(nextOccurrence(paris9, at('2026-07-06T06:00:00Z')).toISOString()).toBe('2026-07-06T07:00:00.000Z');
+  });
+
+  it('skips the weekend', () => {
+    const week = occurrencesBetween(paris9, '2026-01-09T12:00:00Z', '2026-01-19T00:00:00Z');
+    const days = week.map((iso) => new Date(iso).getUTCDay());
+    expect(days).toEqual([1, 2, 3, 4, 5]);
+    expect(week.every((iso) => wallClock(new Date(iso), 'Europe/Paris').endsWith('09:00'))).toBe(true);
+  });
+
+  it('takes a MON,FRI list', () => {
+    const s = { cron: '0 9 * * MON,FRI', timezone: 'Europe/Paris' };
+    const twoWeeks = occurrencesBetween(s, '2026-07-01T00:00:00Z', '2026-07-15T00:00:00Z');
+    expect(twoWeeks).toEqual([
+      '2026-07-03T07:00:00.000Z',
+      '2026-07-06T07:00:00.000Z',
+      '2026-07-10T07:00:00.000Z',
+      '2026-07-13T07:00:00.000Z',
+    ]);
+  });
+});
+
+describe('DST change days', () => {
+  /** Occurrences whose local date is `day` in the schedule's zone. */
+  function onLocalDay(s: CronSchedule, day: string): string[] {
+    const around = occurrencesBetween(
+      s,
+      new Date(at(`${day}T00:00:00Z`).getTime() - 36 * HOUR).toISOString(),
+      new Date(at(`${day}T00:00:00Z`).getTime() + 60 * HOUR).toISOString(),
+    );
+    return around.filter((iso) => wallClock(new Date(iso), s.timezone).startsWith(day));
+  }
+
+  it('Europe/Paris spring forward (2026-03-29): a 02:30 that does not exist runs once, after the jump', () => {
+    const s = { cron: '30 2 * * *', timezone: 'Europe/Paris' };
+    const runs = onLocalDay(s, '2026-03-29');
+    expect(runs).toHaveLength(1);
+    // Clocks jump from 02:00 CET (01:00Z) to 03:00 CEST: the run is in the hour after the jump.
+    const t = new Date(runs[0] as string).getTime();
+    expect(t).toBeGreaterThanOrEqual(at('2026-03-29T01:00:00Z').getTime());
+    expect(t).toBeLessThan(at('2026-03-29T02:00:00Z').getTime());
+    // The days around keep their 02:30.
+    expect(onLocalDay(s, '2026-03-28')).toEqual(['2026-03-28T01:30:00.000Z']);
+    expect(onLocalDay(s, '2026-03-30')).toEqual(['2026-03-30T00:30:00.000Z']);
+  });
+
+  it('Europe/Paris spring forward: the shifted occurrence is the latest one and a tick on it dispatches it', () => {
+    const s = { cron: '30 2 * * *', timezone: 'Europe/Paris' };
+    const occ = nextOccurrence(s, at('2026-03-28T12:00:00Z'));
+    expect(latestOccurrence(s, occ)?.toISOString()).toBe(occ.toISOString());
+    expect(latestOccurrence(s, at('2026-03-29T12:00:00Z'))?.toISOString()).toBe(occ.toISOString());
+    const plan = planOccurrence(s, occ, occ, 900);
+    expect(plan.run?.toISOString()).toBe(occ.toISOString());
+    expect(plan.skipped).toBe(0);
+    expect(plan.nextRunAt.toISOString()).toBe('2026-03-30T00:30:00.000Z');
+  });
+
+  it('Europe/Paris fall back (2026-10-25): a 02:30 that happens twice runs once, not twice', () => {
+    const s = { cron: '30 2 * * *', timezone: 'Europe/Paris' };
+    const runs = onLocalDay(s, '2026-10-25');
+    expect(runs).toHaveLength(1);
+    expect(wallClock(new Date(runs[0] as string), 'Europe/Paris')).toBe('2026-10-25 02:30');
+    // Ticking through the night: only the first tick finds the occurrence due.
+    const occ = new Date(runs[0] as string);
+    const plan = planOccurrence(s, occ, occ, 900);
+    expect(plan.run?.toISOString()).toBe(occ.toISOString());
+    // The second 02:30 (an hour later in UTC) is not due: nextRunAt is the next day.
+    expect(plan.nextRunAt.getTime()).toBeGreaterThan(occ.getTime() + 2 * HOUR);
+    expect(planOccurrence(s, plan.nextRunAt, new Date(occ.getTime() + HOUR), 900).run).toBeNull();
+    // And latestOccurrence agrees with nextOccurrence after the repeated hour.
+    expect(latestOccurrence(s, at('2026-10-25T12:00:00Z'))?.toISOString()).toBe(occ.toISOString());
+  });
+
+  it('America/New_York spring forward (2026-03-08): 02:30 runs once that day', () => {
+    const s = { cron: '30 2 * * *', timezone: 'America/New_York' };
+    const runs = onLocalDay(s, '2026-03-08');
+    expect(runs).toHaveLength(1);
+    // 02:00 EST is 07:00Z; the clocks jump to 03:00 EDT.
+    const t = new Date(runs[0] as string).getTime();
+    expect(t).toBeGreaterThanOrEqual(at('2026-03-08T07:00:00Z').getTime());
+    expect(t).toBeLessThan(at('2026-03-08T08:00:00Z').getTime());
+    const occ = new Date(t);
+    expect(planOccurrence(s, occ, new Date(t + 60_000), 900).run?.toISOString()).toBe(occ.toISOString());
+  });
+
+  it('America/New_York fall back (2026-11-01): 01:30 runs once, and a 09:00 report keeps its local time', () => {
+    const s = { cron: '30 1 * * *', timezone: 'America/New_York' };
+    const runs = onLocalDay(s, '2026-11-01');
+    expect(runs).toHaveLength(1);
+    expect(wallClock(new Date(runs[0] as string), 'America/New_York')).toBe('2026-11-01 01:30');
+
+    const nine = { cron: '0 9 * * *', timezone: 'America/New_York' };
+    // EDT (UTC-4) before, EST (UTC-5) after.
+    expect(onLocalDay(nine, '2026-10-31')).toEqual(['2026-10-31T13:00:00.000Z']);
+    expect(onLocalDay(nine, '2026-11-01')).toEqual(['2026-11-01T14:00:00.000Z']);
+  });
+
+  it('a half-hourly cron keeps a 30-minute UTC rhythm through the fall-back night', () => {
+    const s = { cron: '*/30 * * * *', timezone: 'Europe/Paris' };
+    const runs = occurrencesBetween(s, '2026-10-24T23:00:00Z', '2026-10-25T03:00:00Z').map((iso) =>
+      new Date(iso).getTime(),
+    );
+    const gaps = new Set(runs.slice(1).map((t, i) => t - (runs[i] as number)));
+    expect(runs.length).toBeGreaterThanOrEqual(7);
+    expect([...gaps]).toEqual([30 * 60_000]);
+  });
+});
+
+describe('latestOccurrence and nextOccurrence boundaries', () => {
+  const hourly = { cron: '0 * * * *', timezone: 'UTC' };
+
+  it('an instant exactly on an occurrence is its own latest, and next is strictly after it', () => {
+    const on = at('2026-05-05T10:00:00Z');
+    expect(latestOccurrence(hourly, on)?.toISOString()).toBe(on.toISOString());
+    expect(nextOccurrence(hourly, on).toISOString()).toBe('2026-05-05T11:00:00.000Z');
+  });
+
+  it('one millisecond before an occurrence belongs to the previous one', () => {
+    const before = at('2026-05-05T09:59:59.999Z');
+    expect(latestOccurrence(hourly, before)?.toISOString()).toBe('2026-05-05T09:00:00.000Z');
+    expect(nextOccurrence(hourly, before).toISOString()).toBe('2026-05-05T10:00:00.000Z');
+  });
+
+  it('is null when there was no occurrence in the last year', () => {
+    // 29 February: the last one before 2027-03-01 is 2024-02-29, more than a year back.
+    expect(latestOccurrence({ cron: '0 0 29 2 *', timezone: 'UTC' }, at('2027-03-01T00:00:00Z'))).toBeNull();
+    expect(latestOccurrence({ cron: '0 0 29 2 *', timezone: 'UTC' }, at('2028-03-01T00:00:00Z'))?.toISOString()).toBe(
+      '2028-02-29T00:00:00.000Z',
+    );
+  });
+
+  it('latest and next agree with each other for any instant (DST zones included)', () => {
+    const schedules: CronSchedule[] = [
+      { cron: '30 2 * * *', timezone: 'Europe/Paris' },
+      { cron: '30 2 * * *', timezone: 'America/New_York' },
+      { cron: '30 1 * * *', timezone: 'America/New_York' },
+      { cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' },
+      { cron: '*/30 * * * *', timezone: 'Europe/Paris' },
+      { cron: '15 2 1 * *', timezone: 'Australia/Sydney' },
+      { cron: '0 0 * * *', timezone: 'Asia/Kolkata' },
+    ];
+    const start = at('2026-01-01T00:00:00Z').getTime();
+    fc.assert(
+      fc.property(fc.constantFrom(...schedules), fc.integer({ min: 0, max: 365 * 24 * 60 }), (s, minutes) => {
+        const t = new Date(start + minutes * 60_000);
+        const latest = latestOccurrence(s, t);
+        expect(latest).not.toBeNull();
+        const l = latest as Date;
+        expect(l.getTime()).toBeLessThanOrEqual(t.getTime());
+        // Nothing next() knows of lies between the latest occurrence and t...
+        expect(nextOccurrence(s, l).getTime()).toBeGreaterThan(t.getTime());
+        // ...and the latest is one next() gives itself.
+        expect(nextOccurrence(s, new Date(l.getTime() - 1)).toISOString()).toBe(l.toISOString());
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe('planOccurrence: the catch-up policy', () => {
+  const hourly = { cron: '0 * * * *', timezone: 'UTC' };
+  const window = 900;
+
+  it('a due occurrence in the window runs, with nothing skipped', () => {
+    const plan = planOccurrence(hourly, at('2026-01-01T05:00:00Z'), at('2026-01-01T05:00:30Z'), window);
+    expect(plan.run?.toISOString()).toBe('2026-01-01T05:00:00.000Z');
+    expect(plan.skipped).toBe(0);
+    expect(plan.nextRunAt.toISOString()).toBe('2026-01-01T06:00:00.000Z');
+  });
+
+  it('after an outage, the latest in the window runs and the ones between are counted as skipped', () => {
+    // Due since 00:00, tick at 05:10: 00..04 are skipped, 05:00 (10 min old) runs.
+    const plan = planOccurrence(hourly, at('2026-01-01T00:00:00Z'), at('2026-01-01T05:10:00Z'), window);
+    expect(plan.run?.toISOString()).toBe('2026-01-01T05:00:00.000Z');
+    expect(plan.skipped).toBe(occurrencesBetween(hourly, '2025-12-31T23:59:59Z', '2026-01-01T04:59:59Z').length);
+    expect(plan.skipped).toBe(5);
+    expect(plan.nextRunAt.toISOString()).toBe('2026-01-01T06:00:00.000Z');
+  });
+
+  it('when even the latest is outside the window, nothing runs and every due one is skipped', () => {
+    const plan = planOccurrence(hourly, at('2026-01-01T00:00:00Z'), at('2026-01-01T05:20:00Z'), window);
+    expect(plan.run).toBeNull();
+    expect(plan.skipped).toBe(6);
+    expect(plan.nextRunAt.toISOString()).toBe('2026-01-01T06:00:00.000Z');
+  });
+
+  it('the window edge is inclusive', () => {
+    const edge = planOccurrence(hourly, at('2026-01-01T05:00:00Z'), at('2026-01-01T05:15:00Z'), window);
+    expect(edge.run?.toISOString()).toBe('2026-01-01T05:00:00.000Z');
+    const past = planOccurrence(hourly, at('2026-01-01T05:00:00Z'), at('2026-01-01T05:15:00.001Z'), window);
+    expect(past.run).toBeNull();
+    expect(past.skipped).toBe(1);
+  });
+
+  it('not due yet: nothing runs and nothing is skipped', () => {
+    const plan = planOccurrence(hourly, at('2026-01-01T06:00:00Z'), at('2026-01-01T05:20:00Z'), window);
+    expect(plan.run).toBeNull();
+    expect(plan.skipped).toBe(0);
+    expect(plan.nextRunAt.toISOString()).toBe('2026-01-01T06:00:00.000Z');
+  });
+});
+
+describe('validateSchedule', () => {
+  function rejection(s: CronSchedule): InvalidScheduleError {
+    try {
+      validateSchedule(s);
+    } catch (err) {
+      return err as InvalidScheduleError;
+    }
+    throw new Error(`${JSON.stringify(s)} was accepted`);
+  }
+
+  it.each([
+    ['0 9 * * * *', 'six fields'],
+    ['61 * * * *', 'minute out of range'],
+    ['* 24 * * *', 'hour out of range'],
+    ['0 9 * * FUNDAY', 'unknown weekday'],
+    ['garbage', 'garbage'],
+    ['a b c d e', 'five garbage fields'],
+    ['', 'empty'],
+  ])('rejects %j (%s) with an InvalidScheduleError naming it', (cron) => {
+    const err = rejection({ cron, timezone: 'Europe/Paris' });
+    expect(err).toBeInstanceOf(InvalidScheduleError);
+    expect(err.message).toContain(JSON.stringify(cron));
+  });
+
+  it('rejects an unknown time zone, naming it', () => {
+    const err = rejection({ cron: '0 9 * * *', timezone: 'Mars/Olympus_Mons' });
+    expect(err).toBeInstanceOf(InvalidScheduleError);
+    expect(err.message).toContain('Mars/Olympus_Mons');
+    expect(isValidTimeZone('Mars/Olympus_Mons')).toBe(false);
+  });
+
+  it.each([
+    ['0 9 * * MON-FRI', 'Europe/Paris'],
+    ['*/15 8-18 * * 1-5', 'America/New_York'],
+    ['0 0 1 * *', 'UTC'],
+    ['  0 9 * * MON,FRI  ', 'Asia/Tokyo'],
+  ])('accepts %j in %s', (cron, timezone) => {
+    expect(() => validateSchedule({ cron, timezone })).not.toThrow();
+  });
+});
+
+describe('scheduleIdOf', () => {
+  it('is stable and a valid document id', () => {
+    const s = { cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' };
+    expect(scheduleIdOf(s)).toBe(scheduleIdOf({ ...s }));
+    expect(scheduleIdOf(s)).toMatch(/^s_[0-9a-f]{20}$/);
+  });
+
+  it('ignores whitespace differences in the cron', () => {
+    const a = scheduleIdOf({ cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' });
+    expect(scheduleIdOf({ cron: '  0   9 *\t* MON-FRI ', timezone: 'Europe/Paris' })).toBe(a);
+  });
+
+  it('differs by cron and by time zone', () => {
+    const a = scheduleIdOf({ cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' });
+    expect(scheduleIdOf({ cron: '0 9 * * MON-FRI', timezone: 'Europe/Berlin' })).not.toBe(a);
+    expect(scheduleIdOf({ cron: '0 10 * * MON-FRI', timezone: 'Europe/Paris' })).not.toBe(a);
+  });
+});

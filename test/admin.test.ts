@@ -1,0 +1,446 @@
+import request from 'supertest';
+import { SlackStandIn } from '../dev/slack-standin';
+import { type Stack, startStack, uniqueProjectId } from '../dev/stack';
+import { type AdminPorts, adminRouter } from '../dispatcher/admin';
+import { createApp as createDispatcher } from '../dispatcher/app';
+import { requireInvoker } from '../shared/auth';
+import { createLogger } from '../shared/logger';
+import type { DispatchMessage } from '../shared/messages';
+import type { DeliveryStatus, RunDoc } from '../shared/model';
+import type { RunStore } from '../shared/ports';
+import { firestoreRedriveLedger, redriveRun } from '../shared/redrive';
+import { scheduleIdOf } from '../shared/schedule';
+import { COLLECTIONS } from '../shared/topology';
+import { deliveryStatuses, notification, seed, waitFor } from './helpers';
+import { TestIssuer } from './id-tokens';
+
+const AUDIENCE = 'https://dispatcher.example.run.app';
+const ADMIN = 'ops@proj.iam.gserviceaccount.com';
+const TICK_SA = 'scheduler@proj.iam.gserviceaccount.com';
+const google = new TestIssuer('google-admin-key');
+const adminGuard = () =>
+  requireInvoker({ role: 'admin', verifier: google.verifier(), audience: [AUDIENCE], allowedEmails: [ADMIN] });
+const bearer = (email = ADMIN) => `Bearer ${google.sign({ aud: AUDIENCE, email })}`;
+const silent = createLogger({ service: 'test', level: 'silent' });
+
+const zeroCounts = (): Record<DeliveryStatus, number> => ({
+  sending: 0,
+  retrying: 0,
+  sent: 0,
+  failed: 0,
+  skipped: 0,
+  dead: 0,
+});
+
+function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
+  return {
+    getRun: async () => null,
+    countByStatus: async () => zeroCounts(),
+    recentRuns: async () => [],
+    getNotification: async () => null,
+    setNotificationEnabled: async () => false,
+    saveNotification: async () => true,
+    redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0 }),
+    ...over,
+  };
+}
+
+function appWith(ports: AdminPorts, log = silent) {
+  return createDispatcher({
+    log,
+    projectId: 'p',
+    runs: { dueSchedules: async () => [] } as unknown as RunStore,
+    publisher: { publishPage: async () => undefined },
+    pageSize: 10,
+    leaseSeconds: 60,
+    catchUpWindowSeconds: 900,
+    admin: { auth: adminGuard(), ...ports },
+  });
+}
+
+const run: RunDoc = {
+  scheduleId: 's_1',
+  occurrence: '2030-01-01T00:00:00.000Z',
+  status: 'done',
+  leaseOwner: null,
+  leaseExpiresAt: null,
+  cursor: 'n-1',
+  published: 3,
+  pages: 1,
+  resumes: 0,
+  startedAt: new Date('2030-01-01T00:00:01Z'),
+  updatedAt: new Date('2030-01-01T00:00:02Z'),
+  finishedAt: new Date('2030-01-01T00:00:02Z'),
+};
+
+const ROUTES: [method: 'get' | 'post' | 'put', path: string][] = [
+  ['get', '/status'],
+  ['get', '/admin/runs/s_1:2030-01-01T00:00:00.000Z'],
+  ['post', '/admin/runs/s_1:2030-01-01T00:00:00.000Z/redrive'],
+  ['get', '/admin/notifications/n-1'],
+  ['post', '/admin/notifications/n-1/pause'],
+  ['post', '/admin/notifications/n-1/resume'],
+  ['put', '/admin/notifications/n-1'],
+  ['get', '/admin/no-such-route'],
+];
+
+describe('admin API: authentication', () => {
+  const app = appWith(fakePorts({ getRun: async () => run }));
+
+  test.each(ROUTES)('%s %s refuses a request without a token (401)', async (method, path) => {
+    const res = await request(app)[method](path);
+    expect(res.status).toBe(401);
+  });
+
+  test.each(ROUTES)('%s %s refuses a caller not in ADMIN_EMAILS (403)', async (method, path) => {
+    const res = await request(app)[method](path).set('authorization', bearer(TICK_SA));
+    expect(res.status).toBe(403);
+  });
+
+  test('refuses a token for another audience (401)', async () => {
+    const token = google.sign({ aud: 'https://notifier.example.run.app', email: ADMIN });
+    const res = await request(app).get('/status').set('authorization', `Bearer ${token}`);
+    expect(res.status).toBe(401);
+  });
+
+  test('an empty ADMIN_EMAILS admits nobody', async () => {
+    const closed = createDispatcher({
+      log: silent,
+      projectId: 'p',
+      runs: { dueSchedules: async () => [] } as unknown as RunStore,
+      publisher: { publishPage: async () => undefined },
+      pageSize: 10,
+      leaseSeconds: 60,
+      catchUpWindowSeconds: 900,
+      admin: {
+        auth: requireInvoker({ role: 'admin', verifier: google.verifier(), audience: [AUDIENCE], allowedEmails: [] }),
+        ...fakePorts(),
+      },
+    });
+    expect((await request(closed).get('/status').set('authorization', bearer())).status).toBe(403);
+  });
+
+  test('answers admins with no-store', async () => {
+    const res = await request(app).get('/admin/runs/x').set('authorization', bearer());
+    expect(res.status).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+  });
+
+  test('an unknown admin path is a JSON 404 once authenticated', async () => {
+    const res = await request(app).get('/admin/nope').set('authorization', bearer());
+    expect(res.status).toBe(404);
+    expect(res.body).toEqual({ error: 'not_found' });
+  });
+});
+
+describe('admin API: requests (fake ports)', () => {
+  test('PUT refuses a body that is not JSON with 415', async () => {
+    const res = await request(appWith(fakePorts()))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .set('content-type', 'text/plain')
+      .send('accountId=a');
+    expect(res.status).toBe(415);
+    const form = await request(appWith(fakePorts()))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .type('form')
+      .send({ accountId: 'a' });
+    expect(form.status).toBe(415);
+    const none = await request(appWith(fakePorts())).put('/admin/notifications/n-1').set('authorization', bearer());
+    expect(none.status).toBe(415);
+  });
+
+  test('POST pause takes an empty body or JSON, not a form', async () => {
+    const ports = fakePorts({ setNotificationEnabled: async () => true });
+    const app = appWith(ports);
+    expect((await request(app).post('/admin/notifications/n-1/pause').set('authorization', bearer())).status).toBe(200);
+    const form = await request(app)
+      .post('/admin/notifications/n-1/pause')
+      .set('authorization', bearer())
+      .type('form')
+      .send({ reason: 'x' });
+    expect(form.status).toBe(415);
+  });
+
+  test('a body over the limit is refused with 413', async () => {
+    const res = await request(appWith(fakePorts()))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .send({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC', title: 'x'.repeat(70_000) });
+    expect(res.status).toBe(413);
+    expect(res.body).toEqual({ error: 'entity.too.large' });
+  });
+
+  test.each([
+    [{ channelId: 'C1', cron: '* * * * *', timezone: 'UTC' }, 'accountId'],
+    [{ accountId: 'a', channelId: 'C1', cron: '* * *', timezone: 'UTC' }, 'cron'],
+    [{ accountId: 'a', channelId: 'C1', cron: '61 * * * *', timezone: 'UTC' }, 'cron'],
+    [{ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'Mars/Olympus' }, 'timezone'],
+    [{ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC', extra: 1 }, 'extra'],
+    [{ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC', enabled: 'yes' }, 'enabled'],
+  ])('PUT %j answers 400 naming %s', async (body, field) => {
+    const saved: unknown[] = [];
+    const res = await request(appWith(fakePorts({ saveNotification: async (n) => saved.push(n) > 0 })))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .send(body);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_request', field });
+    expect(saved).toEqual([]);
+  });
+
+  test('a route that throws answers {error} without a stack, and logs it', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ service: 't', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const app = appWith(
+      fakePorts({
+        getRun: async () => {
+          throw new Error('firestore exploded at /srv/app/secret/path.ts:12');
+        },
+      }),
+      log,
+    );
+    const res = await request(app).get('/admin/runs/x').set('authorization', bearer());
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: 'internal_error' });
+    expect(res.text).not.toMatch(/exploded|at |\.ts:/);
+    expect(lines.some((l) => l.includes('firestore exploded'))).toBe(true);
+  });
+
+  test('the status page escapes what it shows', async () => {
+    const evil = '<script>alert("x")</script>';
+    const app = appWith(
+      fakePorts({
+        recentRuns: async () => [{ id: evil, run: { ...run, scheduleId: evil } }],
+        countByStatus: async () => ({ ...zeroCounts(), sent: 2, dead: 1 }),
+      }),
+    );
+    const res = await request(app).get('/status').set('authorization', bearer());
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/html/);
+    expect(res.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(res.text).not.toContain('<script>');
+    expect(res.text).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;');
+  });
+});
+
+describe('admin API on the emulators', () => {
+  const TOKEN = 'xoxb-admin-test';
+  const slack = new SlackStandIn({ token: TOKEN });
+  let stack: Stack;
+
+  beforeAll(async () => {
+    await slack.start();
+  });
+  afterAll(async () => {
+    await slack.stop();
+  });
+  beforeEach(async () => {
+    slack.reset();
+    stack = await startStack({
+      projectId: uniqueProjectId('admin'),
+      slackApiUrl: slack.url,
+      slackToken: TOKEN,
+      auth: { admin: adminGuard() },
+    });
+  });
+  afterEach(async () => {
+    await stack.stop();
+  });
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${stack.dispatcherUrl}${path}`, {
+      method,
+      headers: { authorization: bearer(), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return {
+      status: res.status,
+      text,
+      body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : null,
+    };
+  };
+
+  test('a dead delivery is redriven and posted once; the run shows its counts', async () => {
+    const now = new Date();
+    await seed(stack.db, [notification(1), notification(2)], 10, now);
+    slack.addFault({ channel: 'C000000001', respond: { kind: 'http', status: 500 } });
+    const tick = await stack.tick(now);
+    const runId = (tick.body.occurrences as { runId: string }[])[0]?.runId as string;
+    await waitFor(
+      'one sent, one dead',
+      async () => {
+        const s = await deliveryStatuses(stack.db);
+        return s.sent === 1 && s.dead === 1;
+      },
+      90_000,
+    );
+
+    const before = await call('GET', `/admin/runs/${encodeURIComponent(runId)}`);
+    expect(before.status).toBe(200);
+    expect(before.body).toMatchObject({
+      runId,
+      run: { status: 'done', published: 2 },
+      deliveries: { sent: 1, dead: 1 },
+    });
+
+    const page = await call('GET', '/status');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain(runId);
+
+    slack.clearFaults();
+    const redrive = await call('POST', `/admin/runs/${encodeURIComponent(runId)}/redrive`);
+    expect(redrive.status).toBe(200);
+    expect(redrive.body).toEqual({ runId, redriven: 1, skipped: 0, failed: 0 });
+
+    await waitFor('both sent', async () => (await deliveryStatuses(stack.db)).sent === 2, 30_000);
+    const doc = await stack.store.get(`n-00001:${runId.slice(runId.indexOf(':') + 1)}`);
+    expect(doc?.status).toBe('sent');
+    expect(doc?.attempts).toBe(stack.topology.maxDeliveryAttempts + 1);
+    expect(slack.posts.filter((p) => p.channel === 'C000000001')).toHaveLength(1);
+    expect(slack.duplicates()).toEqual([]);
+    // Attempted before, so the channel was checked before posting again.
+    expect(slack.callCount['conversations.history']).toBeGreaterThanOrEqual(1);
+
+    // Nothing dead is left: a second redrive publishes nothing.
+    const again = await call('POST', `/admin/runs/${encodeURIComponent(runId)}/redrive`);
+    expect(again.body).toEqual({ runId, redriven: 0, skipped: 0, failed: 0 });
+    const after = await call('GET', `/admin/runs/${encodeURIComponent(runId)}`);
+    expect(after.body.deliveries).toMatchObject({ sent: 2, dead: 0 });
+
+    expect((await call('GET', '/admin/runs/s_nope:2030-01-01T00:00:00.000Z')).status).toBe(404);
+    expect((await call('POST', '/admin/runs/s_nope:2030-01-01T00:00:00.000Z/redrive')).status).toBe(404);
+  }, 150_000);
+
+  test('redrive pages through dead deliveries, skips what is not redrivable, and restores on publish failure', async () => {
+    const occurrence = '2030-01-01T00:00:00.000Z';
+    const scheduleId = scheduleIdOf({ cron: '* * * * *', timezone: 'UTC' });
+    const runId = `${scheduleId}:${occurrence}`;
+    const deliveries = stack.db.collection(COLLECTIONS.deliveries);
+    const now = new Date();
+    for (let i = 0; i < 5; i++) {
+      await deliveries
+        .doc(`n-${i}:${occurrence}`)
+        .set({ notificationId: `n-${i}`, occurrence, runId, status: 'dead', attempts: 5, updatedAt: now });
+    }
+    await deliveries.doc(`n-sent:${occurrence}`).set({ notificationId: 'n-sent', occurrence, runId, status: 'sent' });
+    // Dead-lettered from a message too broken to name its notification.
+    await deliveries.doc(`broken:${occurrence}`).set({ runId, status: 'dead', attempts: 0, notificationId: null });
+
+    const published: DispatchMessage[] = [];
+    const ledger = firestoreRedriveLedger(stack.store);
+    const ok = await redriveRun(runId, {
+      ledger,
+      log: silent,
+      pageSize: 2,
+      publisher: {
+        publishPage: async (msgs) => {
+          published.push(...msgs.map((m) => m.message));
+        },
+      },
+    });
+    expect(ok).toEqual({ runId, redriven: 5, skipped: 1, failed: 0 });
+    expect(published.map((m) => m.notificationId).sort()).toEqual(['n-0', 'n-1', 'n-2', 'n-3', 'n-4']);
+    expect(published.every((m) => m.redrive === true && m.scheduleId === scheduleId && m.runId === runId)).toBe(true);
+    const reopened = await stack.store.get(`n-0:${occurrence}`);
+    expect(reopened).toMatchObject({ status: 'retrying', attempts: 5, outcomeUnknown: true });
+    expect((await deliveries.doc(`n-0:${occurrence}`).get()).get('redrives')).toBe(1);
+
+    // The ledger now lets the redriven message claim it.
+    const claim = await stack.store.claim({
+      deliveryId: `n-0:${occurrence}`,
+      notificationId: 'n-0',
+      occurrence,
+      runId,
+      owner: 'test',
+      ttlMs: 60_000,
+      now: new Date(),
+      publishedAt: null,
+    });
+    expect(claim).toMatchObject({ kind: 'claimed', attempts: 6, outcomeUnknown: true });
+
+    // Put them back to dead, then make publishing fail: they stay dead for a later redrive.
+    for (let i = 0; i < 5; i++) await deliveries.doc(`n-${i}:${occurrence}`).update({ status: 'dead' });
+    const failing = await redriveRun(runId, {
+      ledger,
+      log: silent,
+      pageSize: 2,
+      publisher: {
+        publishPage: async () => {
+          throw new Error('pubsub unavailable');
+        },
+      },
+    });
+    expect(failing).toEqual({ runId, redriven: 0, skipped: 1, failed: 5 });
+    expect(await stack.store.countByStatus(runId)).toMatchObject({ dead: 6, retrying: 0, sent: 1 });
+  });
+
+  test('notifications: create, replace, read, pause and resume', async () => {
+    const body = { accountId: 'acct-0001', channelId: 'C123', cron: '0 9 * * 1-5', timezone: 'Europe/Paris' };
+    const created = await call('PUT', '/admin/notifications/n-admin', body);
+    expect(created.status).toBe(201);
+    expect(created.body).toEqual({ id: 'n-admin', created: true });
+
+    const read = await call('GET', '/admin/notifications/n-admin');
+    expect(read.status).toBe(200);
+    expect(read.body.notification).toMatchObject({
+      accountId: 'acct-0001',
+      slack: { channelId: 'C123' },
+      schedule: { cron: '0 9 * * 1-5', timezone: 'Europe/Paris' },
+      enabled: true,
+    });
+    const scheduleId = read.body.notification.scheduleId as string;
+    expect((await stack.db.collection(COLLECTIONS.schedules).doc(scheduleId).get()).exists).toBe(true);
+
+    const replaced = await call('PUT', '/admin/notifications/n-admin', { ...body, title: 'Weekly', enabled: false });
+    expect(replaced.status).toBe(200);
+    expect((await call('GET', '/admin/notifications/n-admin')).body.notification).toMatchObject({
+      enabled: false,
+      report: { title: 'Weekly' },
+    });
+
+    const resumed = await call('POST', '/admin/notifications/n-admin/resume');
+    expect(resumed).toMatchObject({ status: 200, body: { id: 'n-admin', enabled: true } });
+    const paused = await call('POST', '/admin/notifications/n-admin/pause', { reason: 'customer asked' });
+    expect(paused.body).toEqual({ id: 'n-admin', enabled: false });
+    expect((await call('GET', '/admin/notifications/n-admin')).body.notification).toMatchObject({
+      enabled: false,
+      pausedReason: 'customer asked',
+    });
+    const pausedByDefault = await call('POST', '/admin/notifications/n-admin/pause');
+    expect(pausedByDefault.status).toBe(200);
+    expect((await call('GET', '/admin/notifications/n-admin')).body.notification.pausedReason).toBe(
+      `paused by ${ADMIN}`,
+    );
+
+    expect((await call('GET', '/admin/notifications/missing')).status).toBe(404);
+    expect((await call('POST', '/admin/notifications/missing/pause')).status).toBe(404);
+    expect((await call('POST', '/admin/notifications/missing/resume')).status).toBe(404);
+    const badCron = await call('PUT', '/admin/notifications/n-bad', { ...body, cron: 'every day' });
+    expect(badCron).toMatchObject({ status: 400, body: { field: 'cron' } });
+    const badTz = await call('PUT', '/admin/notifications/n-bad', { ...body, timezone: 'Europe/Atlantis' });
+    expect(badTz).toMatchObject({ status: 400, body: { field: 'timezone' } });
+    expect((await call('GET', '/admin/notifications/n-bad')).status).toBe(404);
+  });
+
+  test('the status page lists the latest runs first', async () => {
+    const runs = stack.db.collection(COLLECTIONS.runs);
+    for (let i = 0; i < 25; i++) {
+      const startedAt = new Date(Date.UTC(2030, 0, 1, 0, i));
+      await runs.doc(`s_x:run-${String(i).padStart(2, '0')}`).set({ ...run, startedAt });
+    }
+    const page = await call('GET', '/status');
+    expect(page.status).toBe(200);
+    const ids = [...page.text.matchAll(/<td>(s_x:run-\d+)<\/td>/g)].map((m) => m[1]);
+    expect(ids).toHaveLength(20);
+    expect(ids[0]).toBe('s_x:run-24');
+    expect(ids[19]).toBe('s_x:run-05');
+  });
+});
+
+// The router is usable on its own, e.g. by a test harness or another app.
+test('adminRouter needs its guard', () => {
+  expect(() => adminRouter({ auth: adminGuard(), ...fakePorts() })).not.toThrow();
+});

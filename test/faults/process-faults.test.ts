@@ -1,0 +1,195 @@
+import { freePort } from '../../dev/emulators';
+import { killService, type ServiceProcess, startService, stopService } from '../../dev/processes';
+import { SlackStandIn } from '../../dev/slack-standin';
+import { type Stack, startStack, uniqueProjectId } from '../../dev/stack';
+import { runIdOf } from '../../shared/model';
+import { scheduleIdOf } from '../../shared/schedule';
+import { COLLECTIONS } from '../../shared/topology';
+import { deliveryStatuses, notification, postJson, pushEnvelope, seed, waitFor } from '../helpers';
+import { deliveryIds, minuteOf, size, verdict } from './harness';
+
+const TOKEN = 'xoxb-process-fault-test';
+
+type TickBody = { published: number; occurrences: { status: string }[] };
+
+function serviceEnv(projectId: string, slackUrl: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    GOOGLE_CLOUD_PROJECT: projectId,
+    FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST,
+    PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST,
+    SLACK_API_URL: slackUrl,
+    SLACK_BOT_TOKEN: TOKEN,
+    LOG_LEVEL: 'warn',
+    AUTH_MODE: 'none',
+    METADATA_SERVER_DETECTION: 'none',
+    ...extra,
+  };
+}
+
+describe('processes killed mid-run', () => {
+  const slack = new SlackStandIn({ token: TOKEN });
+  let stack: Stack | undefined;
+  const services: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    await slack.start();
+  });
+  afterAll(async () => {
+    await slack.stop();
+  });
+  afterEach(async () => {
+    for (const s of services.splice(0)) await killService(s);
+    await stack?.stop();
+    stack = undefined;
+    slack.reset();
+  });
+
+  test('the notifier killed with SIGKILL mid-run and restarted: every one sent once, none stuck', async () => {
+    const n = size(2000, 5000);
+    const projectId = uniqueProjectId('faults-notifier-kill');
+    const port = await freePort();
+    const env = serviceEnv(projectId, slack.url, { CLAIM_TTL_SECONDS: '3' });
+    const first = await startService('notifier', env, { port });
+    services.push(first);
+    stack = await startStack({
+      projectId,
+      slackApiUrl: slack.url,
+      slackToken: TOKEN,
+      externalNotifierUrl: first.url,
+    });
+    const now = new Date();
+    const notifications = Array.from({ length: n }, (_, i) => notification(i));
+    await seed(stack.db, notifications, 10, now);
+    // Slow posts widen the window in which a kill lands mid-call.
+    slack.setFaults([{ probability: 0.3, respond: { kind: 'delay', ms: 20 } }]);
+    await stack.tick(now);
+
+    await waitFor('a quarter posted', () => slack.posts.length >= n / 4, 300_000, 20);
+    await killService(first);
+    services.splice(services.indexOf(first), 1);
+    const postedAtKill = slack.posts.length;
+    await new Promise((r) => setTimeout(r, 1000));
+    services.push(await startService('notifier', env, { port }));
+
+    const db = stack.db;
+    await waitFor('every delivery sent', async () => (await deliveryStatuses(db)).sent === n, 600_000, 1000);
+    const v = await verdict(
+      'notifier-sigkill',
+      slack,
+      db,
+      deliveryIds(
+        notifications.map((x) => x.id),
+        minuteOf(now),
+      ),
+    );
+    expect(postedAtKill).toBeLessThan(n);
+    expect(v).toMatchObject({ sent: n, failed: 0, dead: 0, duplicates: 0, lost: 0, stuck: 0 });
+  }, 900_000);
+
+  test('the dispatcher killed with SIGKILL mid-publish: the next tick resumes from the checkpoint', async () => {
+    const n = size(3000, 20_000);
+    const projectId = uniqueProjectId('faults-dispatcher-kill');
+    stack = await startStack({ projectId, slackApiUrl: slack.url, slackToken: TOKEN });
+    const env = serviceEnv(projectId, slack.url, {
+      DISPATCH_PAGE_SIZE: String(size(25, 100)),
+      RUN_LEASE_SECONDS: '5',
+    });
+    const dispatcher = await startService('dispatcher', env);
+    services.push(dispatcher);
+    const now = new Date();
+    const notifications = Array.from({ length: n }, (_, i) => notification(i));
+    await seed(stack.db, notifications, 10, now);
+    const occurrence = minuteOf(now);
+    const runRef = stack.db
+      .collection(COLLECTIONS.runs)
+      .doc(runIdOf(scheduleIdOf({ cron: '* * * * *', timezone: 'Europe/Paris' }), occurrence));
+
+    const tick = (url: string) =>
+      fetch(`${url}/tick`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-cloudscheduler-scheduletime': now.toISOString() },
+        body: '{}',
+      });
+    const firstTick = tick(dispatcher.url).catch((err: Error) => err);
+    const publishedAtKill = await waitFor(
+      'the run under way',
+      async () => {
+        const p = Number((await runRef.get()).get('published') ?? 0);
+        return p >= n / 10 ? p : undefined;
+      },
+      120_000,
+      10,
+    );
+    await killService(dispatcher);
+    services.splice(services.indexOf(dispatcher), 1);
+    expect(await firstTick).toBeInstanceOf(Error);
+    expect(publishedAtKill).toBeLessThan(n);
+    expect((await runRef.get()).get('status')).toBe('running');
+
+    const second = await startService('dispatcher', env);
+    services.push(second);
+    // A tick inside the dead owner's lease leaves the run alone.
+    const early = (await (await tick(second.url)).json()) as TickBody;
+    expect(early.occurrences[0]?.status).toBe('leased-elsewhere');
+    await new Promise((r) => setTimeout(r, 5500));
+    const resumed = (await (await tick(second.url)).json()) as TickBody;
+    expect(resumed.occurrences[0]?.status).toBe('resumed');
+    expect(resumed.published).toBeLessThanOrEqual(n - publishedAtKill);
+
+    const db = stack.db;
+    await waitFor('every delivery sent', async () => (await deliveryStatuses(db)).sent === n, 900_000, 1000);
+    const v = await verdict(
+      'dispatcher-sigkill',
+      slack,
+      db,
+      deliveryIds(
+        notifications.map((x) => x.id),
+        occurrence,
+      ),
+    );
+    expect(v).toMatchObject({ sent: n, duplicates: 0, lost: 0, stuck: 0 });
+    expect((await runRef.get()).get('status')).toBe('done');
+  }, 1_200_000);
+
+  test('SIGTERM: the notifier finishes its in-flight push, refuses new work, and exits within 8 s', async () => {
+    const projectId = uniqueProjectId('faults-sigterm');
+    const env = serviceEnv(projectId, slack.url);
+    const notifier = await startService('notifier', env);
+    services.push(notifier);
+    stack = await startStack({
+      projectId,
+      slackApiUrl: slack.url,
+      slackToken: TOKEN,
+      externalNotifierUrl: notifier.url,
+    });
+    const now = new Date();
+    await seed(stack.db, [notification(1)], 10, now);
+    slack.setFaults([{ channel: 'C000000001', respond: { kind: 'delay', ms: 2000 } }]);
+    const occurrence = minuteOf(now);
+    const scheduleId = scheduleIdOf({ cron: '* * * * *', timezone: 'Europe/Paris' });
+    const message = {
+      v: 1 as const,
+      notificationId: 'n-00001',
+      occurrence,
+      scheduleId,
+      runId: runIdOf(scheduleId, occurrence),
+    };
+    const inFlight = postJson(`${notifier.url}/push`, pushEnvelope(message));
+    await waitFor('the Slack call under way', () => (slack.callCount['chat.postMessage'] ?? 0) >= 1, 10_000, 20);
+    const exited = new Promise<number>((r) => notifier.child.once('exit', () => r(Date.now())));
+    const termAt = Date.now();
+    process.kill(notifier.child.pid as number, 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    // New work is refused while draining (or the port is already closed).
+    const late = await postJson(`${notifier.url}/push`, pushEnvelope(message)).catch(() => ({ status: 0 }));
+    expect([0, 503]).toContain(late.status);
+    const done = await inFlight;
+    expect(done.status).toBe(204);
+    const exitAt = await exited;
+    expect(exitAt - termAt).toBeLessThan(8000);
+    expect((await stack.store.get(`n-00001:${occurrence}`))?.status).toBe('sent');
+    services.splice(services.indexOf(notifier), 1);
+    await stopService(notifier);
+  }, 120_000);
+});

@@ -1,0 +1,100 @@
+import { SlackStandIn } from '../../dev/slack-standin';
+import { type Stack, startStack, uniqueProjectId } from '../../dev/stack';
+import { localTopology } from '../../shared/topology';
+import { deliveryStatuses, notification, seed, waitFor } from '../helpers';
+import { deliveryIds, minuteOf, size, verdict } from './harness';
+
+const TOKEN = 'xoxb-fault-test';
+
+describe('faults at Slack', () => {
+  const slack = new SlackStandIn({ token: TOKEN, seed: 7 });
+  let stack: Stack | undefined;
+
+  beforeAll(async () => {
+    await slack.start();
+  });
+  afterAll(async () => {
+    await slack.stop();
+  });
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+    slack.reset();
+  });
+
+  test('random 429 (20%) and 500 (10%): every notification ends sent, none posted twice', async () => {
+    const n = size(2000, 10_000);
+    stack = await startStack({
+      projectId: uniqueProjectId('faults-random'),
+      slackApiUrl: slack.url,
+      slackToken: TOKEN,
+    });
+    const now = new Date();
+    const notifications = Array.from({ length: n }, (_, i) => notification(i));
+    await seed(stack.db, notifications, 10, now);
+    // 10% of all calls: 0.125 of the 80% the first rule leaves.
+    slack.setFaults(
+      [
+        { probability: 0.2, respond: { kind: 'http', status: 429, retryAfterSeconds: 1 } },
+        { probability: 0.125, respond: { kind: 'http', status: 500 } },
+      ],
+      { seed: 11 },
+    );
+    const tick = await stack.tick(now);
+    expect(tick.body.published).toBe(n);
+    const db = stack.db;
+    await waitFor('every delivery sent', async () => (await deliveryStatuses(db)).sent === n, 400_000, 1000);
+    const v = await verdict(
+      'slack-429-500',
+      slack,
+      db,
+      deliveryIds(
+        notifications.map((x) => x.id),
+        minuteOf(now),
+      ),
+    );
+    expect(v).toMatchObject({ sent: n, failed: 0, dead: 0, duplicates: 0, lost: 0, stuck: 0 });
+    // The faults really happened.
+    expect(slack.faults[0]?.hits).toBeGreaterThan(n * 0.15);
+    expect(slack.faults[1]?.hits).toBeGreaterThan(n * 0.05);
+  }, 900_000);
+
+  test('a Slack call that hangs past the client timeout is retried and posted once', async () => {
+    stack = await startStack({
+      projectId: uniqueProjectId('faults-hang'),
+      slackApiUrl: slack.url,
+      slackToken: TOKEN,
+      slackTimeoutMs: 1000,
+    });
+    const now = new Date();
+    const notifications = [notification(1), notification(2), notification(3)];
+    await seed(stack.db, notifications, 10, now);
+    // Slack posts after 1.5 s, after the client gave up at 1 s: the outcome is unknown.
+    slack.setFaults([
+      { channel: 'C000000001', times: 1, respond: { kind: 'delay', ms: 1500 } },
+      // Slack posts, then says internal_error: the outcome is unknown too.
+      { channel: 'C000000002', times: 1, respond: { kind: 'post_then_error', error: 'internal_error' } },
+    ]);
+    const started = Date.now();
+    await stack.tick(now);
+    const db = stack.db;
+    await waitFor('three sent', async () => (await deliveryStatuses(db)).sent === 3, 60_000);
+    const v = await verdict(
+      'slack-hang-unknown-outcome',
+      slack,
+      db,
+      deliveryIds(
+        notifications.map((x) => x.id),
+        minuteOf(now),
+      ),
+    );
+    expect(v).toMatchObject({ sent: 3, duplicates: 0, lost: 0 });
+    for (const id of ['n-00001', 'n-00002']) {
+      const d = await stack.store.get(`${id}:${minuteOf(now)}`);
+      expect(d?.attempts).toBe(2);
+      expect(d?.lastError?.code).toBe('slack_outcome_unknown');
+    }
+    // Well inside the ack deadline: the timeout ended the attempt, not Pub/Sub.
+    expect(Date.now() - started).toBeLessThan(localTopology().ackDeadlineSeconds * 1000);
+  });
+});
