@@ -1,5 +1,5 @@
 /** Two tiers: unit tests beside their source, emulator tests in test/ (they start the emulators). */
-const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }] };
+const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 
 /** @type {import('jest').Config} */
 module.exports = {
@@ -16,8 +16,10 @@ module.exports = {
         '<rootDir>/dev',
         '<rootDir>/bin',
         '<rootDir>/infra',
+        '<rootDir>/bench',
       ],
       testMatch: ['**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/bench/results/'],
     },
     {
       displayName: 'emulator',

@@ -140,6 +140,8 @@ async function main(): Promise<number> {
       LOG_LEVEL: opts.logLevel,
       // The emulator sends no OIDC token; verification is switched off explicitly, here only.
       AUTH_MODE: 'none',
+      // The emulator redelivers a nacked message at once: the notifier paces retries instead.
+      NACK_DELAY_MS: String(localTopology().nackDelayMs),
       METADATA_SERVER_DETECTION: 'none',
     };
     const topology = localTopology();

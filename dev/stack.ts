@@ -7,11 +7,11 @@ import { firestoreAdminPorts } from '../dispatcher/admin';
 import { createApp as createDispatcher } from '../dispatcher/app';
 import { createApp as createNotifier } from '../notifier/app';
 import { SlackClient } from '../notifier/slack';
-import { createFirestore } from '../shared/firestore';
+import { createFirestore, firestoreReady } from '../shared/firestore';
 import { accountStoreOf, FirestoreStore } from '../shared/firestore-store';
 import { createLogger, type Logger } from '../shared/logger';
-import { createPubSub, dispatchTopic, topicPublisher } from '../shared/pubsub';
-import { localTopology, type Topology } from '../shared/topology';
+import { createPubSub, dispatchTopic, topicPublisher, topicReady } from '../shared/pubsub';
+import { isLocalTopology, localTopology, type Topology } from '../shared/topology';
 import { createTopology } from './topology';
 
 /**
@@ -90,6 +90,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     }),
     claimTtlMs: (opts.claimTtlSeconds ?? topology.ackDeadlineSeconds) * 1000,
     pauseAfterFailures: opts.pauseAfterFailures ?? 3,
+    readiness: { firestore: firestoreReady(db) },
+    slackTimeoutMs: opts.slackTimeoutMs ?? 5000,
+    ...(isLocalTopology(topology) ? { nackDelayMs: topology.nackDelayMs } : {}),
     deadlineMs: opts.pushDeadlineMs ?? (topology.ackDeadlineSeconds - 10) * 1000,
     pushAuth: opts.auth?.push,
   });
@@ -116,6 +119,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     pageSize: opts.pageSize ?? 500,
     leaseSeconds: opts.leaseSeconds ?? 60,
     catchUpWindowSeconds: 900,
+    readiness: { firestore: firestoreReady(db), pubsub: topicReady(topic) },
     tickAuth: opts.auth?.tick,
     ...(adminAuth ? { admin: { auth: adminAuth, ...firestoreAdminPorts(db, store, publisher, dispatcherLog) } } : {}),
   });

@@ -1,5 +1,5 @@
 import type { PubSub } from '@google-cloud/pubsub';
-import type { Topology } from '../shared/topology';
+import { isLocalTopology, type Topology } from '../shared/topology';
 
 /**
  * Creates the topology on the Pub/Sub emulator: the dispatch topic and its push
@@ -7,15 +7,21 @@ import type { Topology } from '../shared/topology';
  * topic and its push subscription. Production gets the same settings from infra/.
  */
 export async function createTopology(pubsub: PubSub, topology: Topology, notifierUrl: string): Promise<void> {
+  // No retry policy on the emulator: see LocalTopology.
+  const retryPolicy = isLocalTopology(topology)
+    ? {}
+    : {
+        retryPolicy: {
+          minimumBackoff: { seconds: topology.retryPolicy.minimumBackoffSeconds },
+          maximumBackoff: { seconds: topology.retryPolicy.maximumBackoffSeconds },
+        },
+      };
   const [dispatch] = await pubsub.createTopic(topology.dispatchTopic);
   const [deadLetter] = await pubsub.createTopic(topology.deadLetterTopic);
   await dispatch.createSubscription(topology.dispatchSubscription, {
     pushConfig: { pushEndpoint: `${notifierUrl}${topology.pushPath}` },
     ackDeadlineSeconds: topology.ackDeadlineSeconds,
-    retryPolicy: {
-      minimumBackoff: { seconds: topology.retryPolicy.minimumBackoffSeconds },
-      maximumBackoff: { seconds: topology.retryPolicy.maximumBackoffSeconds },
-    },
+    ...retryPolicy,
     deadLetterPolicy: {
       deadLetterTopic: deadLetter.name,
       maxDeliveryAttempts: topology.maxDeliveryAttempts,
@@ -25,9 +31,6 @@ export async function createTopology(pubsub: PubSub, topology: Topology, notifie
   await deadLetter.createSubscription(topology.deadLetterSubscription, {
     pushConfig: { pushEndpoint: `${notifierUrl}${topology.deadLetterPath}` },
     ackDeadlineSeconds: topology.ackDeadlineSeconds,
-    retryPolicy: {
-      minimumBackoff: { seconds: topology.retryPolicy.minimumBackoffSeconds },
-      maximumBackoff: { seconds: topology.retryPolicy.maximumBackoffSeconds },
-    },
+    ...retryPolicy,
   });
 }

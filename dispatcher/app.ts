@@ -1,5 +1,5 @@
 import type { Express, RequestHandler } from 'express';
-import { baseApp, errorHandler, healthRoutes, jsonBody, type ReadinessCheck } from '../shared/http';
+import { baseApp, errorHandler, healthRoutes, jsonBody, type ReadinessCheck, runChecks } from '../shared/http';
 import type { Logger } from '../shared/logger';
 import { TOPOLOGY } from '../shared/topology';
 import { type AdminDeps, adminRouter } from './admin';
@@ -43,6 +43,14 @@ export function createApp(deps: DispatcherDeps): Express {
     if ('error' in tickTime) {
       req.log.warn({ header: req.header('x-cloudscheduler-scheduletime') }, tickTime.error);
       res.status(400).json({ error: 'invalid_schedule_time', message: tickTime.error });
+      return;
+    }
+    // Firestore or Pub/Sub not answering: fail the tick at once, cleanly, instead of hanging
+    // on them; Cloud Scheduler retries and the next tick resumes any run from its checkpoint.
+    const ready = await runChecks(deps.readiness ?? {});
+    if (!ready.ok) {
+      req.log.error({ checks: ready.results }, 'tick refused: a dependency is unavailable');
+      res.status(503).json({ error: 'dependency_unavailable', checks: ready.results });
       return;
     }
     try {

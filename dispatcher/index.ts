@@ -1,9 +1,9 @@
 import { AUTH_OFF_WARNING, authSettingsFor, googleTokenVerifier, serviceGuards } from '../shared/auth';
 import { describeConfig, loadConfig } from '../shared/config';
-import { createFirestore } from '../shared/firestore';
+import { createFirestore, firestoreReady } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
-import { createPubSub, dispatchTopic, topicPublisher } from '../shared/pubsub';
+import { createPubSub, dispatchTopic, topicPublisher, topicReady } from '../shared/pubsub';
 import { createLifecycle, serve } from '../shared/service';
 import { firestoreAdminPorts } from './admin';
 import { createApp } from './app';
@@ -34,15 +34,7 @@ function main(): void {
     leaseSeconds: config.runLeaseSeconds,
     catchUpWindowSeconds: config.catchUpWindowSeconds,
     isDraining: lifecycle.isDraining,
-    readiness: {
-      firestore: async () => {
-        await db.collection('schedules').limit(1).get();
-      },
-      pubsub: async () => {
-        const [exists] = await topic.exists();
-        if (!exists) throw new Error(`topic ${config.dispatchTopic} does not exist`);
-      },
-    },
+    readiness: { firestore: firestoreReady(db), pubsub: topicReady(topic) },
   });
   serve(app, config.port, log, lifecycle, async () => {
     await topic.flush().catch(() => undefined);

@@ -12,8 +12,13 @@ export interface DispatchPublisher {
   publishPage(messages: { message: DispatchMessage; attributes: Record<string, string> }[]): Promise<void>;
 }
 
+/** A store that can read a schedule's pages from one query stream (FirestoreStore does). */
+export interface PageStream {
+  notificationPages(scheduleId: string, cursor: string | null, pageSize: number): AsyncIterable<string[]>;
+}
+
 export interface TickDeps {
-  runs: RunStore;
+  runs: RunStore & Partial<PageStream>;
   publisher: DispatchPublisher;
   log: Logger;
   pageSize: number;
@@ -132,10 +137,16 @@ async function runSchedule(
 
   let cursor = claim.run.cursor;
   let published = 0;
+  const pages = pagesOf(deps.runs, schedule.id, cursor, deps.pageSize);
   try {
+    // One page is read ahead while the current one is published and checkpointed.
+    let next = pages.next();
     for (;;) {
-      const ids = await deps.runs.notificationPage(schedule.id, cursor, deps.pageSize);
-      if (ids.length === 0) break;
+      const page = await next;
+      if (page.done) break;
+      const ids = page.value;
+      next = pages.next();
+      next.catch(() => undefined);
       await deps.publisher.publishPage(
         ids.map((notificationId) => ({
           message: { v: 1, notificationId, occurrence, scheduleId: schedule.id, runId },
@@ -146,7 +157,6 @@ async function runSchedule(
       published += ids.length;
       await deps.runs.checkpoint(runId, owner, cursor as string, ids.length, leaseMs, clock());
       log.debug({ published, cursor }, 'page published');
-      if (ids.length < deps.pageSize) break;
     }
     const skipped = schedule.activeOccurrence ? 0 : plan.skipped;
     await deps.runs.finishRun(runId, owner, schedule.id, nextRunAt, skipped, clock());
@@ -163,5 +173,33 @@ async function runSchedule(
     log.error({ err: errorMessage(err), published, cursor }, 'run failed; a later tick resumes it from the checkpoint');
     await deps.runs.releaseRun(runId, owner, errorMessage(err), clock()).catch(() => undefined);
     return { ...base, occurrence, runId, status: 'failed', published, error: errorMessage(err) };
+  } finally {
+    // Closes the store's query stream when the run stops early; a no-op once it has ended.
+    pages.return(undefined).catch(() => undefined);
+  }
+}
+
+/**
+ * A schedule's enabled notification ids after `cursor`, a page at a time. From one query
+ * stream when the store offers it (FirestoreStore: one query per run, not one per page), else
+ * by repeated page queries; the pages are the same either way.
+ */
+async function* pagesOf(
+  runs: TickDeps['runs'],
+  scheduleId: string,
+  cursor: string | null,
+  pageSize: number,
+): AsyncGenerator<string[], void, undefined> {
+  if (runs.notificationPages) {
+    yield* runs.notificationPages(scheduleId, cursor, pageSize);
+    return;
+  }
+  let after = cursor;
+  for (;;) {
+    const ids = await runs.notificationPage(scheduleId, after, pageSize);
+    if (ids.length === 0) return;
+    yield ids;
+    after = ids[ids.length - 1] ?? after;
+    if (ids.length < pageSize) return;
   }
 }

@@ -384,7 +384,6 @@ describe('the full stack', () => {
     expect(env(dispatcher, ENV.ADMIN_EMAILS)?.value).toBe('ops@acme.example,lead@acme.example');
     expect(env(notifier, ENV.AUTH_AUDIENCE)?.value).toBe(run.outputs.notifierUrl);
     expect(env(notifier, ENV.PUSH_INVOKER_EMAIL)?.value).toBe(accountEmail('push'));
-    expect(env(notifier, ENV.MAX_DELIVERY_ATTEMPTS)?.value).toBe(String(TOPOLOGY.maxDeliveryAttempts));
     expect(env(dispatcher, ENV.SLACK_BOT_TOKEN)).toBeUndefined();
   });
 

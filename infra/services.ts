@@ -76,7 +76,6 @@ export function createServices(args: ServicesArgs): Services {
     ...commonEnv,
     plain(ENV.AUTH_AUDIENCE, notifierUrl),
     plain(ENV.PUSH_INVOKER_EMAIL, args.accounts.push.email),
-    plain(ENV.MAX_DELIVERY_ATTEMPTS, String(TOPOLOGY.maxDeliveryAttempts)),
     ...(config.slackApiUrl !== undefined ? [plain(ENV.SLACK_API_URL, config.slackApiUrl)] : []),
     {
       name: ENV.SLACK_BOT_TOKEN,

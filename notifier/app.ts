@@ -12,7 +12,15 @@ export interface NotifierDeps extends DeliverDeps {
   isDraining?: () => boolean;
   /** Counts requests in flight, for a graceful shutdown. */
   track?: RequestHandler;
+  /**
+   * Holds each nack this long before answering. Zero in production, where the subscription's
+   * retry policy paces redelivery; the local topology redelivers at once (see LocalTopology).
+   */
+  nackDelayMs?: number;
 }
+
+/** The longest a nack is held locally; well inside the ack deadline. */
+const MAX_NACK_HOLD_MS = 10_000;
 
 export function createApp(deps: NotifierDeps): Express {
   const app = baseApp(deps.log, deps.projectId);
@@ -28,6 +36,10 @@ export function createApp(deps: NotifierDeps): Express {
     }
     const result = await handlePush(req.body, { ...deps, log: req.log });
     const status = pushStatus(result);
+    if (result.kind === 'retry' && deps.nackDelayMs) {
+      const hold = Math.min(MAX_NACK_HOLD_MS, Math.max(deps.nackDelayMs, result.notBeforeMs ?? 0));
+      await new Promise((r) => setTimeout(r, hold));
+    }
     if (result.kind === 'retry' && result.retryAfterSeconds !== undefined) {
       res.setHeader('Retry-After', String(result.retryAfterSeconds));
     }

@@ -31,11 +31,15 @@ export interface DeliverDeps {
    * so a hung dependency gives a nack Pub/Sub can act on, not a timeout.
    */
   deadlineMs?: number;
+  /** The Slack client's timeout: a post is started only while the claim outlasts it. */
+  slackTimeoutMs?: number;
 }
 
 export type DeliverResult = PushOutcome & {
   deliveryId: string | null;
   status?: string;
+  /** For a retry: how long until another attempt can succeed (a live claim, a post that may still land). */
+  notBeforeMs?: number;
 };
 
 const defaultOwner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -103,13 +107,16 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
   const inputs = loadInputs(message.notificationId, deps);
   inputs.catch(() => undefined);
   let claimed = false;
+  // One token per attempt: an attempt that outlives its claim cannot release its successor's.
+  const claimToken = `${deps.owner ?? defaultOwner}#${randomUUID().slice(0, 8)}`;
+  const startedAt = Date.now();
   try {
     const claim = await deps.ledger.claim({
       deliveryId,
       notificationId: message.notificationId,
       occurrence: message.occurrence,
       runId: message.runId,
-      owner: deps.owner ?? defaultOwner,
+      owner: claimToken,
       ttlMs: deps.claimTtlMs,
       now: clock(),
       publishedAt: publishTime,
@@ -123,7 +130,12 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
         { claimExpiresAt: claim.claimExpiresAt.toISOString() },
         'delivery claimed by a live attempt; retry later',
       );
-      return { kind: 'retry', reason: 'claimed_elsewhere', deliveryId };
+      return {
+        kind: 'retry',
+        reason: 'claimed_elsewhere',
+        deliveryId,
+        notBeforeMs: Math.max(0, claim.claimExpiresAt.getTime() - clock().getTime()),
+      };
     }
     claimed = true;
 
@@ -185,6 +197,17 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       }
     }
 
+    // A post starts only while this attempt is still wanted (its push not yet answered by the
+    // deadline) and holds a claim that outlasts the Slack call: otherwise a later attempt could
+    // take the claim over and post too.
+    const slackTimeout = deps.slackTimeoutMs ?? 10_000;
+    const nowMs = clock().getTime();
+    if (deps.deadlineMs && Date.now() - startedAt >= deps.deadlineMs) {
+      throw new RetryableError('dependency_unavailable', 'the push deadline passed before posting; retry later');
+    }
+    if (nowMs + slackTimeout >= claim.claimExpiresAt.getTime()) {
+      throw new RetryableError('dependency_unavailable', 'too little of the claim left to post safely; retry later');
+    }
     const rendered = renderReport(notification, account.data, new Date(message.occurrence));
     const posted = await deps.slack.post({
       channel: channelId,
@@ -218,7 +241,13 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
     }
     try {
       if (err.retryable) {
-        await deps.ledger.markRetry(deliveryId, toRecord(err, now), err.code === 'slack_outcome_unknown', now);
+        await deps.ledger.markRetry(
+          deliveryId,
+          toRecord(err, now),
+          err.code === 'slack_outcome_unknown',
+          now,
+          claimToken,
+        );
         log.warn(
           { code: err.code, slackError: err.slackError, retryAfterSeconds: err.retryAfterSeconds },
           `attempt failed, will retry: ${err.message}`,
@@ -242,7 +271,13 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       log.error({ err: errorMessage(recordErr) }, 'could not record the outcome; retry later');
       return { kind: 'retry', reason: 'record_failed', deliveryId };
     }
-    return { ...outcome, deliveryId, status: err.retryable ? 'retrying' : 'failed' };
+    return {
+      ...outcome,
+      deliveryId,
+      status: err.retryable ? 'retrying' : 'failed',
+      // A timed-out post may still land: the next attempt's channel check should come after it could.
+      ...(err.code === 'slack_outcome_unknown' ? { notBeforeMs: deps.slackTimeoutMs ?? 10_000 } : {}),
+    };
   }
 }
 

@@ -1,9 +1,10 @@
 import { AUTH_OFF_WARNING, authSettingsFor, googleTokenVerifier, serviceGuards } from '../shared/auth';
 import { describeConfig, loadConfig } from '../shared/config';
-import { createFirestore } from '../shared/firestore';
+import { createFirestore, firestoreReady } from '../shared/firestore';
 import { accountStoreOf, FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
 import { createLifecycle, serve } from '../shared/service';
+import { TOPOLOGY } from '../shared/topology';
 import { createApp } from './app';
 import { SlackClient } from './slack';
 
@@ -35,13 +36,13 @@ function main(): void {
     ...(guards.invoker ? { pushAuth: guards.invoker } : {}),
     claimTtlMs: config.claimTtlSeconds * 1000,
     pauseAfterFailures: config.pauseAfterFailures,
+    slackTimeoutMs: config.slackTimeoutMs,
+    nackDelayMs: config.nackDelayMs,
+    // Answered before Pub/Sub's own push timeout (the ack deadline) gives up on the request.
+    deadlineMs: (TOPOLOGY.ackDeadlineSeconds - 10) * 1000,
     isDraining: lifecycle.isDraining,
     track: lifecycle.track,
-    readiness: {
-      firestore: async () => {
-        await db.collection('deliveries').limit(1).get();
-      },
-    },
+    readiness: { firestore: firestoreReady(db) },
   });
   serve(app, config.port, log, lifecycle, async () => {
     await db.terminate();

@@ -21,7 +21,13 @@ function fakes() {
   }));
   const slack: SlackPort = { post, findDelivery: async () => null, ping: async () => undefined };
   const ledger: DeliveryLedger = {
-    claim: async (req) => ({ kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now }),
+    claim: async (req) => ({
+      kind: 'claimed',
+      attempts: 1,
+      outcomeUnknown: false,
+      firstAttemptAt: req.now,
+      claimExpiresAt: new Date(req.now.getTime() + req.ttlMs),
+    }),
     markSent: async () => undefined,
     markRetry: async () => undefined,
     markFinal: async () => undefined,

@@ -30,7 +30,6 @@ describe('loadConfig', () => {
       slackTimeoutMs: 10_000,
       claimTtlSeconds: TOPOLOGY.ackDeadlineSeconds,
       pauseAfterFailures: 3,
-      maxDeliveryAttempts: TOPOLOGY.maxDeliveryAttempts,
     });
     expect(config.slackBotToken).toBeUndefined();
   });
@@ -75,7 +74,6 @@ describe('loadConfig', () => {
     ['RUN_LEASE_SECONDS', '-1'],
     ['CLAIM_TTL_SECONDS', 'abc'],
     ['PAUSE_AFTER_FAILURES', '1e9'],
-    ['MAX_DELIVERY_ATTEMPTS', '4'],
     ['SLACK_TIMEOUT_MS', 'soon'],
     ['LOG_LEVEL', 'loud'],
     ['SLACK_API_URL', 'not a url'],
@@ -130,5 +128,16 @@ describe('the Slack token stays secret', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('claim and Slack timeout', () => {
+  it('refuses a claim that would not outlast the Slack call, naming both variables', () => {
+    expect(() => loadConfig({ GOOGLE_CLOUD_PROJECT: 'p', CLAIM_TTL_SECONDS: '5', SLACK_TIMEOUT_MS: '10000' })).toThrow(
+      /CLAIM_TTL_SECONDS.*SLACK_TIMEOUT_MS/,
+    );
+    expect(
+      loadConfig({ GOOGLE_CLOUD_PROJECT: 'p', CLAIM_TTL_SECONDS: '5', SLACK_TIMEOUT_MS: '1000' }).claimTtlSeconds,
+    ).toBe(5);
   });
 });

@@ -18,7 +18,7 @@ export const ENV = {
   SLACK_TIMEOUT_MS: 'SLACK_TIMEOUT_MS',
   CLAIM_TTL_SECONDS: 'CLAIM_TTL_SECONDS',
   PAUSE_AFTER_FAILURES: 'PAUSE_AFTER_FAILURES',
-  MAX_DELIVERY_ATTEMPTS: 'MAX_DELIVERY_ATTEMPTS',
+  NACK_DELAY_MS: 'NACK_DELAY_MS',
   AUTH_MODE: 'AUTH_MODE',
   AUTH_AUDIENCE: 'AUTH_AUDIENCE',
   TICK_INVOKER_EMAIL: 'TICK_INVOKER_EMAIL',
@@ -59,7 +59,7 @@ const schema = z.object({
   slackTimeoutMs: int(100, 60_000).default(10_000),
   claimTtlSeconds: int(1, 3600).default(TOPOLOGY.ackDeadlineSeconds),
   pauseAfterFailures: int(1, 1000).default(3),
-  maxDeliveryAttempts: int(5, 100).default(TOPOLOGY.maxDeliveryAttempts),
+  nackDelayMs: int(0, 30_000).default(0),
   authMode: z.enum(['oidc', 'none']).default('oidc'),
   authAudience: list(z.string().min(1)).default([]),
   tickInvokerEmail: email().optional(),
@@ -87,7 +87,7 @@ const FIELD_TO_ENV: Record<keyof Config, string> = {
   slackTimeoutMs: ENV.SLACK_TIMEOUT_MS,
   claimTtlSeconds: ENV.CLAIM_TTL_SECONDS,
   pauseAfterFailures: ENV.PAUSE_AFTER_FAILURES,
-  maxDeliveryAttempts: ENV.MAX_DELIVERY_ATTEMPTS,
+  nackDelayMs: ENV.NACK_DELAY_MS,
   authMode: ENV.AUTH_MODE,
   authAudience: ENV.AUTH_AUDIENCE,
   tickInvokerEmail: ENV.TICK_INVOKER_EMAIL,
@@ -119,7 +119,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     });
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
-  return parsed.data;
+  const config = parsed.data;
+  // A claim shorter than the Slack call would let a second attempt post while the first still may.
+  if (config.claimTtlSeconds * 1000 <= config.slackTimeoutMs + 1000) {
+    throw new ConfigError(
+      `invalid configuration: ${ENV.CLAIM_TTL_SECONDS} (${config.claimTtlSeconds} s) must exceed ${ENV.SLACK_TIMEOUT_MS} (${config.slackTimeoutMs} ms) by more than a second`,
+    );
+  }
+  return config;
 }
 
 /** The configuration with secrets removed, for a start-up log line. */

@@ -1,8 +1,10 @@
+import type { Readable } from 'node:stream';
 import {
   FieldPath,
   FieldValue,
   type Firestore,
   type Query,
+  type QueryDocumentSnapshot,
   Timestamp,
   type Transaction,
 } from '@google-cloud/firestore';
@@ -145,6 +147,32 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return snap.docs.map((d) => d.id);
   }
 
+  /**
+   * The pages notificationPage() would give, read from one query stream: one query per run
+   * instead of one per page (the emulator scans the whole collection for every query, and
+   * each query is a round trip in production). The stream is pulled a page at a time, so
+   * memory stays near one page whatever the schedule's size.
+   */
+  async *notificationPages(scheduleId: string, cursor: string | null, pageSize: number): AsyncGenerator<string[]> {
+    let q = buildQuery(this.db, QUERIES.notificationsOfSchedule, { scheduleId, enabled: true });
+    if (cursor) q = q.startAfter(cursor);
+    // The client's query stream is a Node Readable; its typings say only ReadableStream.
+    const stream = q.select().stream() as Readable;
+    let page: string[] = [];
+    try {
+      for await (const doc of stream) {
+        page.push((doc as QueryDocumentSnapshot).id);
+        if (page.length >= pageSize) {
+          yield page;
+          page = [];
+        }
+      }
+      if (page.length > 0) yield page;
+    } finally {
+      stream.destroy();
+    }
+  }
+
   private async withLease(tx: Transaction, runId: string, owner: string): Promise<RunDoc> {
     const ref = this.runs().doc(runId);
     const snap = await tx.get(ref);
@@ -254,7 +282,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     try {
       // The common path: one write, no read.
       await ref.create(fresh);
-      return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now };
+      return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now, claimExpiresAt };
     } catch (err) {
       if ((err as { code?: number }).code !== 6 /* ALREADY_EXISTS */) throw err;
     }
@@ -262,7 +290,13 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       const snap = await tx.get(ref);
       if (!snap.exists) {
         tx.create(ref, fresh);
-        return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now } as const;
+        return {
+          kind: 'claimed',
+          attempts: 1,
+          outcomeUnknown: false,
+          firstAttemptAt: req.now,
+          claimExpiresAt,
+        } as const;
       }
       const d = fromDoc<DeliveryDoc>(snap.data() ?? {});
       if (FINAL.has(d.status)) return { kind: 'final', status: d.status } as const;
@@ -288,6 +322,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         // A claim that expired mid-call may have posted: check before posting again.
         outcomeUnknown: Boolean(d.outcomeUnknown) || d.status === 'sending',
         firstAttemptAt: d.firstAttemptAt ?? req.now,
+        claimExpiresAt,
       } as const;
     });
   }
@@ -314,7 +349,9 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     error: DeliveryDoc['lastError'],
     outcomeUnknown: boolean,
     now: Date,
+    claimedBy?: string,
   ): Promise<void> {
+    const ref = this.deliveries().doc(deliveryId);
     const update: Record<string, unknown> = {
       status: 'retrying',
       lastError: error,
@@ -323,7 +360,17 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     };
     // Once unknown, it stays unknown until a later attempt settles it.
     if (outcomeUnknown) update.outcomeUnknown = true;
-    await this.deliveries().doc(deliveryId).update(update);
+    if (claimedBy === undefined) {
+      await ref.update(update);
+      return;
+    }
+    await this.db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      if (!snap.exists || FINAL.has(snap.get('status'))) return;
+      // An attempt that outlived its claim must not release the claim of the attempt that took over.
+      if (snap.get('claimedBy') === claimedBy) tx.update(ref, update);
+      else if (outcomeUnknown) tx.update(ref, { outcomeUnknown: true });
+    });
   }
 
   async markFinal(

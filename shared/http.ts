@@ -80,25 +80,35 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
 
 export type ReadinessCheck = () => Promise<void>;
 
+/** Runs every check with a deadline; a check that hangs counts as failed. */
+export async function runChecks(
+  checks: Record<string, ReadinessCheck>,
+  timeoutMs = 2000,
+): Promise<{ ok: boolean; results: Record<string, string> }> {
+  const results: Record<string, string> = {};
+  let ok = true;
+  await Promise.all(
+    Object.entries(checks).map(async ([name, check]) => {
+      try {
+        await withTimeout(check(), timeoutMs, name);
+        results[name] = 'ok';
+      } catch (err) {
+        ok = false;
+        results[name] = (err as Error).message;
+      }
+    }),
+  );
+  return { ok, results };
+}
+
 /** `/healthz` says the process serves; `/readyz` says its dependencies answer. */
 export function healthRoutes(app: Express, checks: Record<string, ReadinessCheck>, isDraining: () => boolean): void {
   app.get('/healthz', (_req, res) => {
     res.status(isDraining() ? 503 : 200).json({ ok: !isDraining() });
   });
   app.get('/readyz', async (req, res) => {
-    const results: Record<string, string> = {};
-    let ok = !isDraining();
-    await Promise.all(
-      Object.entries(checks).map(async ([name, check]) => {
-        try {
-          await withTimeout(check(), 2000, name);
-          results[name] = 'ok';
-        } catch (err) {
-          ok = false;
-          results[name] = (err as Error).message;
-        }
-      }),
-    );
+    const { ok: checksOk, results } = await runChecks(checks);
+    const ok = checksOk && !isDraining();
     if (!ok) req.log.warn({ checks: results }, 'not ready');
     res.status(ok ? 200 : 503).json({ ok, checks: results, draining: isDraining() });
   });

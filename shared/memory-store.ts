@@ -249,7 +249,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
         firstAttemptAt: req.now,
         updatedAt: req.now,
       });
-      return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now };
+      return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now, claimExpiresAt };
     }
     const status = d.status as DeliveryStatus;
     if (FINAL.has(status)) return { kind: 'final', status };
@@ -276,6 +276,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       // A claim that expired mid-call may have posted: check before posting again.
       outcomeUnknown: Boolean(d.outcomeUnknown) || status === 'sending',
       firstAttemptAt: new Date(firstAttemptAt.getTime()),
+      claimExpiresAt,
     };
   }
 
@@ -302,7 +303,21 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     });
   }
 
-  async markRetry(deliveryId: string, error: DeliveryError, outcomeUnknown: boolean, now: Date): Promise<void> {
+  async markRetry(
+    deliveryId: string,
+    error: DeliveryError,
+    outcomeUnknown: boolean,
+    now: Date,
+    claimedBy?: string,
+  ): Promise<void> {
+    const current = this.deliveryDocs.get(deliveryId);
+    if (claimedBy !== undefined && current && current.claimedBy !== claimedBy) {
+      // An attempt that outlived its claim must not release the claim of the one that took over.
+      if (outcomeUnknown && !FINAL.has(current.status as DeliveryStatus)) {
+        this.update(deliveryId, { outcomeUnknown: true });
+      }
+      return;
+    }
     // Once unknown, it stays unknown until a later attempt settles it.
     this.update(deliveryId, {
       status: 'retrying',

@@ -54,7 +54,7 @@ export interface RunStore {
 }
 
 export type DeliveryClaim =
-  | { kind: 'claimed'; attempts: number; outcomeUnknown: boolean; firstAttemptAt: Date }
+  | { kind: 'claimed'; attempts: number; outcomeUnknown: boolean; firstAttemptAt: Date; claimExpiresAt: Date }
   | { kind: 'final'; status: DeliveryStatus }
   | { kind: 'busy'; claimExpiresAt: Date };
 
@@ -75,7 +75,14 @@ export interface DeliveryLedger {
     deliveryId: string,
     fields: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date },
   ): Promise<void>;
-  markRetry(deliveryId: string, error: DeliveryError, outcomeUnknown: boolean, now: Date): Promise<void>;
+  /** With `claimedBy`, only the attempt that still holds the claim releases it. */
+  markRetry(
+    deliveryId: string,
+    error: DeliveryError,
+    outcomeUnknown: boolean,
+    now: Date,
+    claimedBy?: string,
+  ): Promise<void>;
   markFinal(
     deliveryId: string,
     status: Extract<DeliveryStatus, 'failed' | 'skipped'>,

@@ -16,7 +16,17 @@ export function dispatchTopic(pubsub: PubSub, name: string): Topic {
 export function topicPublisher(topic: Topic) {
   return {
     async publishPage(messages: { message: DispatchMessage; attributes: Record<string, string> }[]): Promise<void> {
-      await Promise.all(messages.map((m) => topic.publishMessage({ json: m.message, attributes: m.attributes })));
+      const accepted = messages.map((m) => topic.publishMessage({ json: m.message, attributes: m.attributes }));
+      // The page is whole: send its batch now instead of after the batching delay.
+      await Promise.all([...accepted, topic.flush()]);
     },
+  };
+}
+
+/** A readiness check: the topic answers and exists. */
+export function topicReady(topic: Topic): () => Promise<void> {
+  return async () => {
+    const [exists] = await topic.exists();
+    if (!exists) throw new Error(`topic ${topic.name} does not exist`);
   };
 }

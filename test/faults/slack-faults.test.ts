@@ -23,7 +23,7 @@ describe('faults at Slack', () => {
   });
 
   test('random 429 (20%) and 500 (10%): every notification ends sent, none posted twice', async () => {
-    const n = size(2000, 10_000);
+    const n = size(1000, 2000);
     stack = await startStack({
       projectId: uniqueProjectId('faults-random'),
       slackApiUrl: slack.url,

@@ -1,0 +1,187 @@
+import { parsePushBody } from '../shared/messages';
+import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
+import { billableMessageBytes, dispatchMessage, pushEnvelope } from './envelope';
+import { costPerMillion, PRICES, pubsubBytesPerNotification } from './prices';
+import { evaluateTargets, type Results, throughputSvg, writeCeilingPerSec } from './report';
+import { median, medianRecord, percentiles, runPool } from './stats';
+
+describe('stats', () => {
+  it('takes medians of odd and even counts, ignoring NaN', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([Number.NaN, 5])).toBe(5);
+    expect(median([])).toBeNaN();
+  });
+
+  it('gives nearest-rank percentiles', () => {
+    const p = percentiles(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect([p.p50, p.p95, p.p99, p.max]).toEqual([50, 95, 99, 100]);
+  });
+
+  it('takes the median of every numeric field, nested ones too', () => {
+    const m = medianRecord([
+      { n: 1, a: 10, label: 'x', nested: { b: 1 } },
+      { n: 1, a: 30, label: 'y', nested: { b: 3 } },
+      { n: 1, a: 20, label: 'z', nested: { b: 2 } },
+    ]);
+    expect(m).toEqual({ n: 1, a: 20, label: 'x', nested: { b: 2 } });
+  });
+
+  it('never runs more than inFlight tasks at once', async () => {
+    let live = 0;
+    let peak = 0;
+    await runPool(50, 4, async () => {
+      live++;
+      peak = Math.max(peak, live);
+      await new Promise((r) => setTimeout(r, 1));
+      live--;
+    });
+    expect(peak).toBe(4);
+  });
+});
+
+describe('envelopes', () => {
+  it('are push bodies the notifier accepts', () => {
+    const { message } = dispatchMessage(3, '2031-01-01T00:00:00.000Z', 's_abc');
+    const parsed = parsePushBody(pushEnvelope(message, '42'));
+    expect(parsed.ok).toBe(true);
+    if (parsed.ok) {
+      expect(parsed.push.message).toEqual(message);
+      expect(parsed.push.messageId).toBe('42');
+      expect(parsed.push.deliveryAttempt).toBe(1);
+    }
+  });
+
+  it('count Pub/Sub billable bytes as data, attributes, timestamp and id', () => {
+    const message = {
+      v: 1 as const,
+      notificationId: 'n',
+      occurrence: '2031-01-01T00:00:00.000Z',
+      scheduleId: 's',
+      runId: 'r',
+    };
+    const data = Buffer.byteLength(JSON.stringify(message));
+    expect(billableMessageBytes(message, { k: 'vv' }, 16)).toBe(data + 3 + 20 + 16);
+  });
+});
+
+describe('cost', () => {
+  it('bills a push at the 1,000-byte minimum and a batched publish at its size', () => {
+    expect(pubsubBytesPerNotification(300, 500)).toBe(300 + 1000);
+    expect(pubsubBytesPerNotification(300, 1)).toBe(1000 + 1000);
+  });
+
+  it('prices a million notifications line by line', () => {
+    const { lines, total } = costPerMillion({
+      reads: 3,
+      writes: 2,
+      pubsubBytes: 0,
+      requests: 1,
+      cpuSeconds: 0,
+      logBytes: 0,
+    });
+    const usd = Object.fromEntries(lines.map((l) => [l.item, l.usd]));
+    expect(usd['Firestore reads']).toBeCloseTo(30 * PRICES.firestore.readsPer100k);
+    expect(usd['Firestore writes']).toBeCloseTo(20 * PRICES.firestore.writesPer100k);
+    expect(usd['Cloud Run requests']).toBeCloseTo(PRICES.cloudRun.perMillionRequests);
+    expect(total).toBeCloseTo(0.9 + 1.8 + 0.4);
+  });
+});
+
+describe('cpuprofile summary', () => {
+  const frame = (functionName: string, url = '') => ({ functionName, url, lineNumber: 0, columnNumber: 0 });
+  const profile: CpuProfile = {
+    nodes: [
+      { id: 1, callFrame: frame('(root)'), children: [2, 3, 4] },
+      { id: 2, callFrame: frame('(idle)') },
+      { id: 3, callFrame: frame('encode', 'file:///app/node_modules/protobufjs/src/writer.js') },
+      { id: 4, callFrame: frame('deliver', 'file:///app/dist/notifier/deliver.js') },
+    ],
+    startTime: 0,
+    endTime: 10_000,
+    samples: [2, 3, 3, 4, 2],
+    timeDeltas: [0, 1000, 1000, 1000, 1000],
+  };
+
+  it('attributes self time and leaves idle out of the busy share', () => {
+    const s = summariseProfile(profile);
+    expect(s.totalMs).toBe(4);
+    expect(s.busyMs).toBe(3);
+    expect(s.topFunctions[0]).toMatchObject({ name: 'encode', ms: 2 });
+    expect(s.topPackages.map((p) => p.name)).toEqual(['protobufjs', 'slack-fanout notifier/']);
+  });
+
+  it('names packages, scoped ones included', () => {
+    expect(packageOf('file:///a/node_modules/@grpc/grpc-js/build/x.js', 'f')).toBe('@grpc/grpc-js');
+    expect(packageOf('node:internal/streams/readable', 'f')).toBe('node (built-in modules)');
+    expect(packageOf('', '(garbage collector)')).toBe('(garbage collector)');
+  });
+});
+
+describe('report', () => {
+  const ceilings = { publishPerSec: 30_000, pushPerSec: 1000, createPerSec: 800, updatePerSec: 1600, getPerSec: 1000 };
+  const dispatchRun = (n: number, wallSeconds: number, peakRssMiB: number) => ({
+    n,
+    wallSeconds,
+    tickSeconds: wallSeconds,
+    heapUsedPeakMiB: 10,
+    externalPeakMiB: 1,
+    messagesPerSec: n / wallSeconds,
+    peakRssMiB,
+    cpuSeconds: 1,
+    cpuSecondsPer1k: 0.1,
+    reads: n,
+    writes: 1,
+    readsPerNotification: 1,
+    writesPerNotification: 0.002,
+  });
+  const results = (): Results => ({
+    date: '2030-01-01',
+    startedAt: '',
+    finishedAt: '',
+    machine: { cpus: 2, cpuModel: 'x', memoryGiB: 1, node: 'v20', platform: 'linux' },
+    options: {
+      quick: false,
+      runs: 1,
+      sizes: [10_000, 100_000],
+      e2e: 10,
+      inFlight: [8, 64],
+      capacityRequests: 10,
+      peerJobs: 10,
+      workerConcurrency: 8,
+      phases: [],
+      installRedis: false,
+      out: '',
+      logLevel: 'info',
+      timeout: 10,
+    },
+    ceilings: { runs: [ceilings], median: ceilings },
+    dispatch: [10_000, 100_000].map((n) => {
+      const r = dispatchRun(n, n === 100_000 ? 20 : 2, n === 100_000 ? 120 : 100);
+      return { n, runs: [r], median: r };
+    }),
+    e2e: null,
+    capacity: [],
+    peer: null,
+    cost: null,
+    targets: [],
+    profile: null,
+    notes: [],
+  });
+
+  it('combines the create and update ceilings into one write rate', () => {
+    expect(writeCeilingPerSec(ceilings)).toBeCloseTo(2 / (1 / 800 + 1 / 1600));
+  });
+
+  it('judges each target, and says n/a for what was not measured', () => {
+    const t = evaluateTargets(results());
+    expect(t.map((x) => x.pass)).toEqual([true, true, false, null, null, null]);
+  });
+
+  it('draws a well-formed SVG', () => {
+    const svg = throughputSvg(results());
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg.trim().endsWith('</svg>')).toBe(true);
+    expect(svg).toContain('<polyline');
+  });
+});

@@ -1,0 +1,190 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { demoAccounts } from '../dev/demo';
+import { killGroup } from '../dev/emulators';
+import type { SlackStandIn } from '../dev/slack-standin';
+import { notificationDoc } from '../shared/notifications';
+import { onCleanup } from './cleanup';
+import type { BenchContext } from './context';
+import { BENCH_ACCOUNTS } from './e2e';
+import { cpuSeconds, peakRssMiB } from './proc';
+import { benchNotifications } from './seed';
+
+/**
+ * The peer design, cron + BullMQ on a local Redis: the "cron" enqueues one job per due
+ * notification with addBulk (attempts and backoff set, as retries are the queue's job), and a
+ * Worker process (bench/bullmq-worker.ts) delivers each to the same Slack stand-in.
+ */
+
+export interface PeerRun {
+  jobs: number;
+  enqueueSeconds: number;
+  enqueuePerSec: number;
+  /** From the start of addBulk to the last post the stand-in received. */
+  e2eSeconds: number;
+  e2ePerSec: number;
+  workerCpuMsPerJob: number;
+  workerPeakRssMiB: number;
+  duplicates: number;
+}
+
+export const PEER_NOTIFICATIONS = 1000;
+const BASE = Date.UTC(2032, 0, 1);
+
+/** The notifications and accounts as JSON in Redis: what the worker reads, as the notifier reads Firestore. */
+export async function seedRedis(port: number): Promise<void> {
+  const redis = new Redis({ host: '127.0.0.1', port });
+  try {
+    const pairs: string[] = [];
+    for (const n of benchNotifications(PEER_NOTIFICATIONS, BENCH_ACCOUNTS, 'peer')) {
+      pairs.push(`notification:${n.id}`, JSON.stringify(notificationDoc(n)));
+    }
+    for (const { id, account } of demoAccounts(BENCH_ACCOUNTS)) pairs.push(`account:${id}`, JSON.stringify(account));
+    await redis.mset(...pairs);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function startWorker(
+  ctx: BenchContext,
+  redisPort: number,
+  queue: string,
+  slackUrl: string,
+  token: string,
+  logDir: string,
+): Promise<{ child: ChildProcess; pid: number; stop: () => Promise<void> }> {
+  mkdirSync(logDir, { recursive: true });
+  const out = openSync(join(logDir, 'bullmq-worker.log'), 'a');
+  const child = spawn(process.execPath, [join(__dirname, 'bullmq-worker.js')], {
+    env: {
+      ...process.env,
+      REDIS_PORT: String(redisPort),
+      QUEUE: queue,
+      CONCURRENCY: String(ctx.opts.workerConcurrency),
+      SLACK_API_URL: slackUrl,
+      SLACK_BOT_TOKEN: token,
+      LOG_LEVEL: ctx.opts.logLevel,
+    },
+    stdio: ['ignore', out, out, 'ipc'],
+    detached: true,
+  });
+  const stopNow = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    killGroup(child, 'SIGTERM');
+    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const stop = onCleanup('bullmq worker', stopNow, child);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the BullMQ worker did not get ready within 30 s')), 30_000);
+    child.once('message', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the BullMQ worker exited with code ${code}; see ${logDir}/bullmq-worker.log`));
+    });
+  });
+  if (child.pid === undefined) throw new Error('the BullMQ worker has no pid');
+  return { child, pid: child.pid, stop };
+}
+
+export async function peerRun(
+  ctx: BenchContext,
+  redisPort: number,
+  standIn: SlackStandIn,
+  slackUrl: string,
+  token: string,
+  run: number,
+): Promise<PeerRun> {
+  const n = ctx.opts.peerJobs;
+  const queueName = `bench-deliveries-${run}`;
+  const connection = { host: '127.0.0.1', port: redisPort, maxRetriesPerRequest: null };
+  const worker = await startWorker(ctx, redisPort, queueName, slackUrl, token, join(ctx.tmpDir, `peer-${run}`));
+  const queue = new Queue(queueName, { connection });
+  try {
+    await queue.waitUntilReady();
+    standIn.reset();
+    const seen = new Set<string>();
+    let lastAt = 0;
+    let resolveAll: () => void = () => undefined;
+    const allPosted = new Promise<void>((r) => {
+      resolveAll = r;
+    });
+    const bar = ctx.bar('BullMQ jobs delivered', n);
+    const onPost = (p: { metadata: { event_payload: Record<string, unknown> } | null; receivedAt: number }) => {
+      const id = p.metadata?.event_payload.deliveryId;
+      if (typeof id !== 'string' || seen.has(id)) return;
+      seen.add(id);
+      lastAt = p.receivedAt;
+      if (seen.size % 100 === 0 || seen.size === n) bar.update(seen.size);
+      if (seen.size >= n) resolveAll();
+    };
+    standIn.on('post', onPost);
+    // Each job is one notification at one occurrence, as a dispatch message is.
+    const jobs = Array.from({ length: n }, (_, i) => {
+      const notificationId = `peer-${String((i % PEER_NOTIFICATIONS) + 1).padStart(7, '0')}`;
+      const occurrence = new Date(BASE + Math.floor(i / PEER_NOTIFICATIONS) * 60_000 + run * 86_400_000).toISOString();
+      return {
+        name: 'deliver',
+        data: { notificationId, occurrence, runId: `peer:${occurrence}` },
+        opts: {
+          attempts: 10,
+          backoff: { type: 'exponential', delay: 1000 },
+          removeOnComplete: true,
+          removeOnFail: 1000,
+        },
+      };
+    });
+    const cpu0 = cpuSeconds(worker.pid);
+    const t0 = Date.now();
+    await queue.addBulk(jobs);
+    const enqueueSeconds = (Date.now() - t0) / 1000;
+    const timeoutMs = ctx.opts.timeout * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        allPosted,
+        new Promise<void>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`BullMQ peer: ${seen.size}/${n} delivered within ${ctx.opts.timeout} s`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      bar.stop();
+      standIn.off('post', onPost);
+    }
+    const e2eSeconds = (lastAt - t0) / 1000;
+    // The last jobs' completion bookkeeping, then the worker is idle.
+    for (let i = 0; i < 50; i++) {
+      const counts = await queue.getJobCounts('active', 'waiting', 'delayed');
+      if ((counts.active ?? 0) + (counts.waiting ?? 0) + (counts.delayed ?? 0) === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const cpu = cpuSeconds(worker.pid) - cpu0;
+    return {
+      jobs: n,
+      enqueueSeconds,
+      enqueuePerSec: n / enqueueSeconds,
+      e2eSeconds,
+      e2ePerSec: n / e2eSeconds,
+      workerCpuMsPerJob: (cpu / n) * 1000,
+      workerPeakRssMiB: peakRssMiB(worker.pid),
+      duplicates: standIn.duplicates().length,
+    };
+  } finally {
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await queue.close();
+    await worker.stop();
+  }
+}

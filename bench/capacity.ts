@@ -1,0 +1,172 @@
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { SlackStandIn } from '../dev/slack-standin';
+import { createFirestore } from '../shared/firestore';
+import { onCleanup } from './cleanup';
+import type { BenchContext } from './context';
+import { BENCH_ACCOUNTS, STANDIN_TOKEN } from './e2e';
+import { pushEnvelope } from './envelope';
+import { benchNotifications, seed } from './seed';
+import { type BenchService, startBenchService } from './services';
+import { percentiles } from './stats';
+
+/**
+ * The notifier's own capacity, with production-like concurrency the emulator's push cannot
+ * give (it pushes at most 2 at a time): autocannon drives POST /push on loopback with
+ * production-shaped envelopes, each for a delivery never seen before, at a fixed number in
+ * flight. The notifier runs as its own process against the Firestore emulator and the stand-in.
+ */
+
+export interface CapacityRun {
+  inFlight: number;
+  requests: number;
+  seconds: number;
+  deliveriesPerSec: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  cpuMsPerDelivery: number;
+  readsPerDelivery: number;
+  writesPerDelivery: number;
+  /** Answers other than 204, and transport errors: both should be 0. */
+  failures: number;
+}
+
+export const CAPACITY_NOTIFICATIONS = 1000;
+const SCHEDULE_ID = 's_capacity';
+const RUN_ID = `${SCHEDULE_ID}:bench`;
+const BASE = Date.UTC(2031, 0, 1);
+
+/** Each request is a delivery never seen before: a new occurrence of one of the seeded notifications. */
+let sequence = 0;
+export function nextEnvelope(): string {
+  const i = sequence++;
+  const notificationId = `cap-${String((i % CAPACITY_NOTIFICATIONS) + 1).padStart(7, '0')}`;
+  const occurrence = new Date(BASE + i * 60_000).toISOString();
+  return JSON.stringify(
+    pushEnvelope({ v: 1, notificationId, occurrence, scheduleId: SCHEDULE_ID, runId: RUN_ID }, String(1e12 + i)),
+  );
+}
+
+export interface CapacityFixture {
+  projectId: string;
+  standIn: SlackStandIn;
+  slackUrl: string;
+  close(): Promise<void>;
+}
+
+export async function capacityFixture(ctx: BenchContext): Promise<CapacityFixture> {
+  const projectId = ctx.projectId('capacity');
+  const db = createFirestore(projectId);
+  await seed(db, benchNotifications(CAPACITY_NOTIFICATIONS, BENCH_ACCOUNTS, 'cap'), BENCH_ACCOUNTS, new Date());
+  await db.terminate();
+  const standIn = new SlackStandIn({ token: STANDIN_TOKEN });
+  const { url } = await standIn.start();
+  const stop = onCleanup('Slack stand-in', () => standIn.stop());
+  return { projectId, standIn, slackUrl: url, close: stop };
+}
+
+export async function startNotifier(
+  ctx: BenchContext,
+  fixture: CapacityFixture,
+  logDir: string,
+): Promise<BenchService> {
+  return startBenchService(
+    'notifier',
+    ctx.serviceEnv(fixture.projectId, { SLACK_API_URL: fixture.slackUrl, SLACK_BOT_TOKEN: STANDIN_TOKEN }),
+    logDir,
+  );
+}
+
+/** Sends `amount` pushes with `inFlight` connections; the response times autocannon measured. */
+export function drive(
+  url: string,
+  inFlight: number,
+  amount: number,
+): Promise<{ times: number[]; non2xx: number; errors: number; seconds: number }> {
+  return new Promise((resolve, reject) => {
+    const times: number[] = [];
+    let non2xx = 0;
+    const t0 = performance.now();
+    const instance = autocannon(
+      {
+        url,
+        connections: inFlight,
+        pipelining: 1,
+        amount,
+        timeout: 60,
+        requests: [
+          {
+            method: 'POST',
+            path: '/push',
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (req) => ({ ...req, body: nextEnvelope() }),
+          },
+        ],
+      },
+      (err, result) => {
+        if (err) {
+          reject(err);
+          return;
+        }
+        resolve({ times, non2xx, errors: result.errors + result.timeouts, seconds: (performance.now() - t0) / 1000 });
+      },
+    );
+    instance.on('response', (_client, status, _bytes, ms) => {
+      times.push(ms);
+      if (status !== 204) non2xx++;
+    });
+  });
+}
+
+export async function capacityLevel(
+  notifier: BenchService,
+  fixture: CapacityFixture,
+  inFlight: number,
+  amount: number,
+): Promise<CapacityRun> {
+  fixture.standIn.reset();
+  await notifier.resetStats();
+  const cpu0 = notifier.cpu();
+  const r = await drive(notifier.url, inFlight, amount);
+  const cpu = notifier.cpu() - cpu0;
+  const stats = await notifier.stats();
+  const lat = percentiles(r.times);
+  const posted = fixture.standIn.posts.length;
+  return {
+    inFlight,
+    requests: r.times.length,
+    seconds: r.seconds,
+    deliveriesPerSec: posted / r.seconds,
+    p50Ms: lat.p50,
+    p95Ms: lat.p95,
+    p99Ms: lat.p99,
+    cpuMsPerDelivery: (cpu / Math.max(1, posted)) * 1000,
+    readsPerDelivery: stats.firestore.reads / Math.max(1, posted),
+    writesPerDelivery: stats.firestore.writes / Math.max(1, posted),
+    failures: r.non2xx + r.errors + Math.max(0, amount - posted),
+  };
+}
+
+/** Requests per level: fewer at 1 in flight, where each waits for the one before. */
+export function levelAmount(inFlight: number, atMax: number): number {
+  if (inFlight <= 1) return Math.max(100, Math.round(atMax / 8));
+  if (inFlight <= 8) return Math.max(200, Math.round(atMax / 2));
+  return atMax;
+}
+
+/** One run: a fresh notifier, warmed up, then each in-flight level in turn. */
+export async function capacityRun(ctx: BenchContext, fixture: CapacityFixture, run: number): Promise<CapacityRun[]> {
+  const notifier = await startNotifier(ctx, fixture, join(ctx.tmpDir, `capacity-${run}`));
+  try {
+    // Warm-up: JIT, the Firestore channel and the Slack client's keep-alive sockets.
+    await drive(notifier.url, 8, 200);
+    const out: CapacityRun[] = [];
+    for (const c of ctx.opts.inFlight) {
+      out.push(await capacityLevel(notifier, fixture, c, levelAmount(c, ctx.opts.capacityRequests)));
+    }
+    return out;
+  } finally {
+    await notifier.stop();
+  }
+}

@@ -1,0 +1,165 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createFirestore } from '../shared/firestore';
+import { createPubSub, dispatchTopic } from '../shared/pubsub';
+import { scheduleIdOf } from '../shared/schedule';
+import type { BenchContext } from './context';
+import { dispatchMessage } from './envelope';
+import { runPool } from './stats';
+
+/**
+ * The emulators' own limits, measured first in the same run, so every other figure can be
+ * read against them: batched publish, push to an endpoint that does nothing, and Firestore
+ * create(), update() and get() with 64 in flight.
+ */
+
+export interface CeilingRun {
+  /** Messages a second, all published at once with the dispatcher's batching settings. */
+  publishPerSec: number;
+  /** Messages a second the emulator pushes to a server that answers 204 at once. */
+  pushPerSec: number;
+  createPerSec: number;
+  updatePerSec: number;
+  getPerSec: number;
+}
+
+export interface CeilingSizes {
+  publish: number;
+  push: number;
+  firestore: number;
+  inFlight: number;
+}
+
+export function ceilingSizes(quick: boolean): CeilingSizes {
+  return quick
+    ? { publish: 10_000, push: 1_000, firestore: 1_000, inFlight: 64 }
+    : { publish: 50_000, push: 5_000, firestore: 3_000, inFlight: 64 };
+}
+
+const OCCURRENCE = '2030-01-01T09:00:00.000Z';
+const SCHEDULE = scheduleIdOf({ cron: '* * * * *', timezone: 'UTC' });
+
+export async function publishCeiling(ctx: BenchContext, count: number): Promise<number> {
+  const pubsub = createPubSub(ctx.projectId('publish'));
+  try {
+    const [topic] = await pubsub.createTopic('bench-publish');
+    const batched = dispatchTopic(pubsub, topic.name);
+    // Warm the channel, so the figure is the publish rate, not the connection set-up.
+    await batched.publishMessage({ json: dispatchMessage(0, OCCURRENCE, SCHEDULE).message });
+    const messages = Array.from({ length: count }, (_, i) => dispatchMessage(i, OCCURRENCE, SCHEDULE));
+    const t0 = performance.now();
+    await Promise.all(messages.map((m) => batched.publishMessage({ json: m.message, attributes: m.attributes })));
+    return count / ((performance.now() - t0) / 1000);
+  } finally {
+    await pubsub.close();
+  }
+}
+
+export async function pushCeiling(ctx: BenchContext, count: number): Promise<number> {
+  let received = 0;
+  let done: () => void = () => undefined;
+  const all = new Promise<void>((r) => {
+    done = r;
+  });
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(204).end();
+      received++;
+      if (received === count) done();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as AddressInfo;
+  const pubsub = createPubSub(ctx.projectId('push'));
+  try {
+    const [topic] = await pubsub.createTopic('bench-push');
+    await topic.createSubscription('bench-push-noop', {
+      pushConfig: { pushEndpoint: `http://127.0.0.1:${port}/push` },
+      ackDeadlineSeconds: 60,
+    });
+    const batched = dispatchTopic(pubsub, topic.name);
+    const messages = Array.from({ length: count }, (_, i) => dispatchMessage(i, OCCURRENCE, SCHEDULE));
+    const t0 = performance.now();
+    await Promise.all(messages.map((m) => batched.publishMessage({ json: m.message, attributes: m.attributes })));
+    const timeoutMs = Math.max(60_000, count * 10);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      all,
+      new Promise<void>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`push ceiling: ${received}/${count} pushed within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+    const perSec = count / ((performance.now() - t0) / 1000);
+    await pubsub
+      .subscription('bench-push-noop')
+      .delete()
+      .catch(() => undefined);
+    return perSec;
+  } finally {
+    await pubsub.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+export async function firestoreCeilings(
+  ctx: BenchContext,
+  count: number,
+  inFlight: number,
+): Promise<Pick<CeilingRun, 'createPerSec' | 'updatePerSec' | 'getPerSec'>> {
+  const db = createFirestore(ctx.projectId('firestore'));
+  try {
+    const col = db.collection('deliveries');
+    await col.doc('warm-up').set({ warm: true });
+    const now = new Date();
+    // Documents shaped like a delivery record: the notifier's create() and update().
+    const timed = async (fn: (i: number) => Promise<unknown>) => {
+      const t0 = performance.now();
+      await runPool(count, inFlight, fn);
+      return count / ((performance.now() - t0) / 1000);
+    };
+    const createPerSec = await timed((i) =>
+      col.doc(`n-${String(i).padStart(7, '0')}:${OCCURRENCE}`).create({
+        notificationId: `n-${String(i).padStart(7, '0')}`,
+        occurrence: OCCURRENCE,
+        runId: `${SCHEDULE}:${OCCURRENCE}`,
+        status: 'sending',
+        attempts: 1,
+        claimedBy: 'bench',
+        claimExpiresAt: new Date(now.getTime() + 60_000),
+        outcomeUnknown: false,
+        publishedAt: now,
+        firstAttemptAt: now,
+        updatedAt: now,
+      }),
+    );
+    const updatePerSec = await timed((i) =>
+      col.doc(`n-${String(i).padStart(7, '0')}:${OCCURRENCE}`).update({
+        status: 'sent',
+        slackTs: '1700000000.000100',
+        channelId: 'C000000001',
+        accountId: 'acct-0001',
+        latencyMs: 12,
+        sentAt: now,
+        claimExpiresAt: null,
+        outcomeUnknown: false,
+        updatedAt: now,
+      }),
+    );
+    const getPerSec = await timed((i) => col.doc(`n-${String(i).padStart(7, '0')}:${OCCURRENCE}`).get());
+    return { createPerSec, updatePerSec, getPerSec };
+  } finally {
+    await db.terminate();
+  }
+}
+
+export async function measureCeilings(ctx: BenchContext, sizes: CeilingSizes): Promise<CeilingRun> {
+  const publishPerSec = await publishCeiling(ctx, sizes.publish);
+  const pushPerSec = await pushCeiling(ctx, sizes.push);
+  const fs = await firestoreCeilings(ctx, sizes.firestore, sizes.inFlight);
+  return { publishPerSec, pushPerSec, ...fs };
+}

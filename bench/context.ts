@@ -1,0 +1,103 @@
+import { Presets, SingleBar } from 'cli-progress';
+import type { Emulators } from '../dev/emulators';
+
+/** What every phase of the benchmark shares: the emulators, the options, where logs go, output. */
+
+export type Phase = 'ceilings' | 'dispatch' | 'e2e' | 'capacity' | 'peer' | 'profile';
+export const PHASES: readonly Phase[] = ['ceilings', 'dispatch', 'e2e', 'capacity', 'peer', 'profile'];
+
+export interface BenchOptions {
+  quick: boolean;
+  runs: number;
+  sizes: number[];
+  e2e: number;
+  inFlight: number[];
+  capacityRequests: number;
+  peerJobs: number;
+  workerConcurrency: number;
+  phases: Phase[];
+  installRedis: boolean;
+  out: string;
+  logLevel: string;
+  timeout: number;
+}
+
+export interface Progress {
+  update(value: number): void;
+  stop(): void;
+}
+
+export interface BenchContext {
+  opts: BenchOptions;
+  emulators: Emulators;
+  /** A fresh folder for this run's logs and profiles (bench/results/tmp/<stamp>/). */
+  tmpDir: string;
+  stamp: string;
+  say(line: string): void;
+  /** A progress bar for a long step; stop() it when done. */
+  bar(label: string, total: number): Progress;
+  /** The environment a service process gets for one project. */
+  serviceEnv(projectId: string, extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
+  /** A project id of its own: the emulators keep projects apart. */
+  projectId(what: string): string;
+}
+
+export function makeContext(
+  opts: BenchOptions,
+  emulators: Emulators,
+  tmpDir: string,
+  stamp: string,
+  say: (line: string) => void,
+): BenchContext {
+  let counter = 0;
+  const interactive = Boolean(process.stdout.isTTY);
+  return {
+    opts,
+    emulators,
+    tmpDir,
+    stamp,
+    say,
+    bar(label: string, total: number): Progress {
+      const started = performance.now();
+      let last = 0;
+      if (!interactive) {
+        // No terminal: one line at the start and one at the end instead of a redrawn bar.
+        say(`  ${label}: 0/${total}`);
+        return {
+          update: (v) => {
+            last = v;
+          },
+          stop: () => say(`  ${label}: ${last}/${total} in ${((performance.now() - started) / 1000).toFixed(1)} s`),
+        };
+      }
+      const bar = new SingleBar(
+        { format: `  ${label} [{bar}] {value}/{total} | {duration}s`, hideCursor: true, stream: process.stdout },
+        Presets.shades_classic,
+      );
+      bar.start(total, 0);
+      return {
+        update: (v) => {
+          last = v;
+          bar.update(v);
+        },
+        stop: () => bar.stop(),
+      };
+    },
+    serviceEnv(projectId, extra = {}) {
+      return {
+        ...process.env,
+        ...emulators.env,
+        GOOGLE_CLOUD_PROJECT: projectId,
+        // The emulator sends no OIDC token; verification is off explicitly, here only.
+        AUTH_MODE: 'none',
+        LOG_LEVEL: opts.logLevel,
+        METADATA_SERVER_DETECTION: 'none',
+        ...extra,
+      };
+    },
+    projectId(what) {
+      counter++;
+      return `bench-${what}-${stamp}-${counter}`;
+    },
+  };
+}

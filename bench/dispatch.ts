@@ -1,0 +1,137 @@
+import { join } from 'node:path';
+import { createFirestore } from '../shared/firestore';
+import { createPubSub } from '../shared/pubsub';
+import type { BenchContext } from './context';
+import { benchNotifications, resetSchedules, schedulesOf, seed } from './seed';
+import { type BenchService, startBenchService, warmUp } from './services';
+
+/**
+ * Dispatch alone: N due notifications seeded before timing, the dispatcher as its own process
+ * (the command its container runs) publishing to a topic with no subscription, one tick timed
+ * from the request to the answer. A fresh dispatcher process per run, so its peak RSS
+ * (VmHWM) belongs to that tick.
+ */
+
+export interface DispatchRun {
+  n: number;
+  /** From sending POST /tick to its answer. */
+  wallSeconds: number;
+  /** The tick's own durationMs, from its summary. */
+  tickSeconds: number;
+  messagesPerSec: number;
+  peakRssMiB: number;
+  cpuSeconds: number;
+  cpuSecondsPer1k: number;
+  reads: number;
+  writes: number;
+  readsPerNotification: number;
+  writesPerNotification: number;
+  /** Peak V8 heap in use during the tick (sampled in-process), beside the kernel's peak RSS. */
+  heapUsedPeakMiB: number;
+  /** Peak memory outside the V8 heap (Buffers, native) during the tick. */
+  externalPeakMiB: number;
+}
+
+export const DISPATCH_TOPIC = 'bench-dispatch';
+
+export interface DispatchFixture {
+  n: number;
+  projectId: string;
+  schedules: Map<string, { cron: string; timezone: string }>;
+  close(): Promise<void>;
+}
+
+/** Seeds one project with N notifications; reused by every run at that N (and the profile). */
+export async function dispatchFixture(ctx: BenchContext, n: number): Promise<DispatchFixture> {
+  const projectId = ctx.projectId(`dispatch-${n}`);
+  const db = createFirestore(projectId);
+  const pubsub = createPubSub(projectId);
+  await pubsub.createTopic(DISPATCH_TOPIC);
+  await pubsub.close();
+  const items = benchNotifications(n, 0);
+  const bar = ctx.bar(`seeding ${n.toLocaleString('en-US')} notifications`, n);
+  const t0 = performance.now();
+  try {
+    await seed(db, items, 0, new Date(), (written) => bar.update(written));
+  } finally {
+    bar.stop();
+  }
+  const secs = (performance.now() - t0) / 1000;
+  ctx.say(`  seeded ${n} notifications in ${secs.toFixed(1)} s (${Math.round(n / secs)} writes/s)`);
+  const schedules = schedulesOf(items);
+  return {
+    n,
+    projectId,
+    schedules,
+    close: () => db.terminate(),
+  };
+}
+
+export async function tick(url: string, at: Date): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${url}/tick`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-cloudscheduler-scheduletime': at.toISOString() },
+    body: '{}',
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+export async function startDispatcher(
+  ctx: BenchContext,
+  projectId: string,
+  logDir: string,
+  topic = DISPATCH_TOPIC,
+): Promise<BenchService> {
+  const svc = await startBenchService('dispatcher', ctx.serviceEnv(projectId, { DISPATCH_TOPIC: topic }), logDir);
+  await warmUp(svc.url);
+  return svc;
+}
+
+/** Makes the fixture's schedules due again, so that one tick dispatches all N. */
+export async function rearm(fixture: DispatchFixture, at: Date): Promise<void> {
+  const db = createFirestore(fixture.projectId);
+  try {
+    await resetSchedules(db, fixture.schedules, at);
+  } finally {
+    await db.terminate();
+  }
+}
+
+export async function dispatchRun(ctx: BenchContext, fixture: DispatchFixture, run: number): Promise<DispatchRun> {
+  const at = new Date();
+  await rearm(fixture, at);
+  const svc = await startDispatcher(ctx, fixture.projectId, join(ctx.tmpDir, `dispatch-${fixture.n}-${run}`));
+  try {
+    await svc.resetStats();
+    const cpu0 = svc.cpu();
+    const t0 = performance.now();
+    const res = await tick(svc.url, at);
+    const wallSeconds = (performance.now() - t0) / 1000;
+    const cpu = svc.cpu() - cpu0;
+    const peak = svc.peakRssMiB();
+    const stats = await svc.stats();
+    const published = Number(res.body.published ?? 0);
+    if (res.status !== 200 || published !== fixture.n) {
+      throw new Error(
+        `dispatch of ${fixture.n}: HTTP ${res.status}, ${published} published: ${JSON.stringify(res.body).slice(0, 500)}`,
+      );
+    }
+    return {
+      n: fixture.n,
+      wallSeconds,
+      tickSeconds: Number(res.body.durationMs ?? Number.NaN) / 1000,
+      messagesPerSec: fixture.n / wallSeconds,
+      peakRssMiB: peak,
+      cpuSeconds: cpu,
+      cpuSecondsPer1k: (cpu / fixture.n) * 1000,
+      reads: stats.firestore.reads,
+      writes: stats.firestore.writes,
+      readsPerNotification: stats.firestore.reads / fixture.n,
+      writesPerNotification: stats.firestore.writes / fixture.n,
+      heapUsedPeakMiB: stats.memoryPeakMiB.heapUsed ?? Number.NaN,
+      externalPeakMiB: stats.memoryPeakMiB.external ?? Number.NaN,
+    };
+  } finally {
+    await svc.stop();
+  }
+}

@@ -1,0 +1,47 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+/**
+ * What the kernel says about another process: CPU time from /proc/<pid>/stat (utime + stime,
+ * the same counters `top` uses) and peak resident memory (VmHWM) from /proc/<pid>/status.
+ * Reading them from outside measures every process the same way, whatever runs inside it.
+ */
+
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** User plus system CPU seconds the process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the name: state is field 3, so utime (14) and stime (15) sit at offsets 11 and 12.
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return (utime + stime) / ticksPerSecond();
+}
+
+function statusField(pid: number, name: string): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
+  if (!m) throw new Error(`/proc/${pid}/status has no ${name}`);
+  return Number(m[1]) / 1024;
+}
+
+/** Peak resident set size in MiB since the process started. */
+export function peakRssMiB(pid: number): number {
+  return statusField(pid, 'VmHWM');
+}
+
+export function rssMiB(pid: number): number {
+  return statusField(pid, 'VmRSS');
+}

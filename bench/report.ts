@@ -1,0 +1,363 @@
+import type { PeerRun } from './bullmq-peer';
+import type { CapacityRun } from './capacity';
+import type { CeilingRun } from './ceilings';
+import type { BenchOptions } from './context';
+import type { ProfileSummary } from './cpuprofile';
+import type { DispatchRun } from './dispatch';
+import type { E2eRun } from './e2e';
+import type { CostLine, UsagePerNotification } from './prices';
+
+/** The results file, the markdown table printed at the end, the targets, and the SVG chart. */
+
+export interface Measured<T> {
+  runs: T[];
+  median: T;
+}
+
+export interface Results {
+  date: string;
+  startedAt: string;
+  finishedAt: string;
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string };
+  options: BenchOptions;
+  ceilings: Measured<CeilingRun> | null;
+  dispatch: (Measured<DispatchRun> & { n: number })[];
+  e2e: Measured<E2eRun> | null;
+  capacity: (Measured<CapacityRun> & { inFlight: number })[];
+  peer: Measured<PeerRun> | null;
+  cost: { usage: UsagePerNotification; lines: CostLine[]; total: number; basis: string[] } | null;
+  targets: Target[];
+  profile: { dispatcher?: ProfileSummary; notifier?: ProfileSummary } | null;
+  notes: string[];
+}
+
+export interface Target {
+  name: string;
+  target: string;
+  measured: string;
+  /** null when the run did not measure what the target needs. */
+  pass: boolean | null;
+}
+
+export function fmt(v: number | null | undefined, digits = 0): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '–';
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** The Firestore write bound for deliveries: a create and an update each at its own ceiling. */
+export function writeCeilingPerSec(c: CeilingRun): number {
+  // The harmonic mean of the two rates: the rate of a mix of one create per update.
+  return 2 / (1 / c.createPerSec + 1 / c.updatePerSec);
+}
+
+function closest<T>(items: T[], key: (t: T) => number, want: number): T | undefined {
+  return [...items].sort((a, b) => Math.abs(key(a) - want) - Math.abs(key(b) - want))[0];
+}
+
+export function evaluateTargets(r: Results): Target[] {
+  const out: Target[] = [];
+  const sizes = [...r.dispatch].sort((a, b) => a.n - b.n);
+  const largest = sizes[sizes.length - 1];
+  const at100k = sizes.find((d) => d.n === 100_000);
+  const at10k = sizes.find((d) => d.n === 10_000);
+
+  if (at100k) {
+    out.push({
+      name: 'dispatch 100k',
+      target: '< 30 s',
+      measured: `${fmt(at100k.median.wallSeconds, 1)} s`,
+      pass: at100k.median.wallSeconds < 30,
+    });
+  } else if (largest) {
+    const projected = 100_000 / largest.median.messagesPerSec;
+    out.push({
+      name: 'dispatch 100k',
+      target: '< 30 s',
+      measured: `${fmt(projected, 1)} s projected from N=${fmt(largest.n)}`,
+      pass: projected < 30,
+    });
+  } else {
+    out.push({ name: 'dispatch 100k', target: '< 30 s', measured: 'not measured', pass: null });
+  }
+
+  const big = at100k ?? largest;
+  const ref = at100k && at10k ? at10k : sizes[sizes.length - 2];
+  if (big && ref && big !== ref) {
+    const ratio = big.median.peakRssMiB / ref.median.peakRssMiB;
+    out.push({
+      name: `dispatcher peak RSS, N=${fmt(big.n)} vs N=${fmt(ref.n)}`,
+      target: '≤ 1.3×',
+      measured: `${fmt(big.median.peakRssMiB)} / ${fmt(ref.median.peakRssMiB)} MiB = ${fmt(ratio, 2)}×`,
+      pass: ratio <= 1.3,
+    });
+  } else {
+    out.push({ name: 'dispatcher peak RSS scaling', target: '≤ 1.3×', measured: 'not measured', pass: null });
+  }
+
+  if (big && r.ceilings) {
+    const share = big.median.messagesPerSec / r.ceilings.median.publishPerSec;
+    out.push({
+      name: `dispatch rate at N=${fmt(big.n)} vs raw publish ceiling`,
+      target: '≥ 50%',
+      measured: `${fmt(big.median.messagesPerSec)} / ${fmt(r.ceilings.median.publishPerSec)} msg/s = ${fmt(share * 100)}%`,
+      pass: share >= 0.5,
+    });
+  } else {
+    out.push({ name: 'dispatch rate vs publish ceiling', target: '≥ 50%', measured: 'not measured', pass: null });
+  }
+
+  if (r.e2e) {
+    const w = r.e2e.median.notifierWritesPerDelivery + r.e2e.median.dispatchWritesPerNotification;
+    out.push({
+      name: 'Firestore writes per delivery (end to end)',
+      target: '≤ 3',
+      measured: `${fmt(r.e2e.median.notifierWritesPerDelivery, 2)} notifier + ${fmt(r.e2e.median.dispatchWritesPerNotification, 3)} dispatch = ${fmt(w, 2)}`,
+      pass: w <= 3,
+    });
+  } else {
+    out.push({ name: 'Firestore writes per delivery', target: '≤ 3', measured: 'not measured', pass: null });
+  }
+
+  const top = closest(r.capacity, (c) => c.inFlight, 64);
+  if (top && r.ceilings) {
+    const bound = writeCeilingPerSec(r.ceilings.median) / top.median.writesPerDelivery;
+    const share = top.median.deliveriesPerSec / bound;
+    out.push({
+      name: `notifier at ${top.inFlight} in flight vs Firestore write bound`,
+      target: '≥ 80%',
+      measured: `${fmt(top.median.deliveriesPerSec)} / ${fmt(bound)} deliveries/s = ${fmt(share * 100)}%`,
+      pass: share >= 0.8,
+    });
+  } else {
+    out.push({ name: 'notifier capacity vs write bound', target: '≥ 80%', measured: 'not measured', pass: null });
+  }
+
+  const same = closest(r.capacity, (c) => c.inFlight, r.options.workerConcurrency);
+  if (same && r.peer) {
+    const ours = same.median.cpuMsPerDelivery;
+    const theirs = r.peer.median.workerCpuMsPerJob;
+    out.push({
+      name: `notifier CPU per delivery (${same.inFlight} in flight) vs BullMQ worker CPU per job (concurrency ${r.options.workerConcurrency})`,
+      target: '≤ 1.0×',
+      measured: `${fmt(ours, 2)} / ${fmt(theirs, 2)} ms = ${fmt(ours / theirs, 2)}×`,
+      pass: ours <= theirs,
+    });
+  } else {
+    out.push({ name: 'notifier CPU vs BullMQ worker CPU', target: '≤ 1.0×', measured: 'not measured', pass: null });
+  }
+  return out;
+}
+
+export function markdown(r: Results): string {
+  const L: string[] = [];
+  const runs = r.options.runs;
+  L.push(
+    `Measured ${r.date} on ${r.machine.cpus} × ${r.machine.cpuModel}, ${fmt(r.machine.memoryGiB)} GiB, Node ${r.machine.node}; each figure the median of ${runs} run${runs === 1 ? '' : 's'}${r.options.quick ? ' (--quick)' : ''}.`,
+    '',
+  );
+  const c = r.ceilings?.median;
+  if (c) {
+    L.push('**Ceilings** (the emulators alone, same run)', '');
+    L.push(
+      '| raw publish (batched) | raw push to a 204 endpoint | Firestore create() ×64 | update() ×64 | get() ×64 |',
+    );
+    L.push('| ---: | ---: | ---: | ---: | ---: |');
+    L.push(
+      `| ${fmt(c.publishPerSec)} msg/s | ${fmt(c.pushPerSec)} msg/s | ${fmt(c.createPerSec)}/s | ${fmt(c.updatePerSec)}/s | ${fmt(c.getPerSec)}/s |`,
+    );
+    L.push('');
+  }
+  if (r.dispatch.length > 0) {
+    L.push('**Dispatch** (dispatcher process, one tick, topic with no subscription)', '');
+    L.push(
+      '| N | tick wall | messages/s | % of publish ceiling | peak RSS | CPU per 1,000 | reads / notification | writes / notification |',
+    );
+    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const d of r.dispatch) {
+      const m = d.median;
+      L.push(
+        `| ${fmt(d.n)} | ${fmt(m.wallSeconds, 2)} s | ${fmt(m.messagesPerSec)} | ${c ? `${fmt((m.messagesPerSec / c.publishPerSec) * 100)}%` : '–'} | ${fmt(m.peakRssMiB)} MiB | ${fmt(m.cpuSecondsPer1k, 3)} s | ${fmt(m.readsPerNotification, 4)} | ${fmt(m.writesPerNotification, 4)} |`,
+      );
+    }
+    L.push('');
+  }
+  const e = r.e2e?.median;
+  if (e) {
+    L.push('**End to end through the emulators** (tick → last post at the stand-in)', '');
+    L.push(
+      '| N | tick → last post | deliveries/s | raw push ceiling | publish → post p50 / p95 / p99 | notifier POST /push p50 / p95 / p99 | Firestore reads / writes per delivery | notifier CPU per delivery |',
+    );
+    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    L.push(
+      `| ${fmt(e.n)} | ${fmt(e.seconds, 1)} s | ${fmt(e.deliveriesPerSec)} | ${c ? `${fmt(c.pushPerSec)} msg/s` : '–'} | ${fmt(e.latencyP50Ms / 1000, 1)} / ${fmt(e.latencyP95Ms / 1000, 1)} / ${fmt(e.latencyP99Ms / 1000, 1)} s | ${fmt(e.pushP50Ms, 1)} / ${fmt(e.pushP95Ms, 1)} / ${fmt(e.pushP99Ms, 1)} ms | ${fmt(e.notifierReadsPerDelivery + e.dispatchReadsPerNotification, 2)} / ${fmt(e.notifierWritesPerDelivery + e.dispatchWritesPerNotification, 2)} | ${fmt(e.notifierCpuMsPerDelivery, 2)} ms |`,
+    );
+    L.push('');
+  }
+  if (r.capacity.length > 0) {
+    const bound = c ? writeCeilingPerSec(c) : Number.NaN;
+    L.push('**Notifier capacity** (POST /push driven directly, Firestore emulator + stand-in)', '');
+    L.push(
+      '| in flight | deliveries/s | p50 / p95 / p99 | CPU per delivery | reads / writes per delivery | % of Firestore write bound |',
+    );
+    L.push('| ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const k of r.capacity) {
+      const m = k.median;
+      L.push(
+        `| ${k.inFlight} | ${fmt(m.deliveriesPerSec)} | ${fmt(m.p50Ms, 1)} / ${fmt(m.p95Ms, 1)} / ${fmt(m.p99Ms, 1)} ms | ${fmt(m.cpuMsPerDelivery, 2)} ms | ${fmt(m.readsPerDelivery, 2)} / ${fmt(m.writesPerDelivery, 2)} | ${fmt((m.deliveriesPerSec / (bound / m.writesPerDelivery)) * 100)}% |`,
+      );
+    }
+    L.push('');
+  }
+  const p = r.peer?.median;
+  if (p) {
+    const ours = closest(r.capacity, (k) => k.inFlight, r.options.workerConcurrency)?.median;
+    const dispatchRef = closest(r.dispatch, (d) => d.n, p.jobs)?.median;
+    L.push(
+      `**Peer: cron + BullMQ** (Redis on loopback, worker concurrency ${r.options.workerConcurrency}, ${fmt(p.jobs)} jobs)`,
+      '',
+    );
+    L.push('| | slack-fanout | cron + BullMQ | ours ÷ theirs |');
+    L.push('| --- | ---: | ---: | ---: |');
+    if (dispatchRef) {
+      L.push(
+        `| enqueue (dispatch at N=${fmt(dispatchRef.n)} / addBulk) | ${fmt(dispatchRef.messagesPerSec)} msg/s | ${fmt(p.enqueuePerSec)} jobs/s | ${fmt(dispatchRef.messagesPerSec / p.enqueuePerSec, 2)} |`,
+      );
+    }
+    if (e) {
+      L.push(
+        `| end to end (emulator push, 2 in flight / worker) | ${fmt(e.deliveriesPerSec)} /s | ${fmt(p.e2ePerSec)} /s | ${fmt(e.deliveriesPerSec / p.e2ePerSec, 2)} |`,
+      );
+    }
+    if (ours) {
+      L.push(
+        `| delivery rate, ${r.options.workerConcurrency} in flight (driven / worker) | ${fmt(ours.deliveriesPerSec)} /s | ${fmt(p.e2ePerSec)} /s | ${fmt(ours.deliveriesPerSec / p.e2ePerSec, 2)} |`,
+      );
+      L.push(
+        `| CPU per delivery (own process, /proc) | ${fmt(ours.cpuMsPerDelivery, 2)} ms | ${fmt(p.workerCpuMsPerJob, 2)} ms | ${fmt(ours.cpuMsPerDelivery / p.workerCpuMsPerJob, 2)} |`,
+      );
+    }
+    L.push('');
+  }
+  if (r.cost) {
+    L.push('**Cost per million notifications** (Google Cloud list prices in bench/prices.ts, measured usage)', '');
+    L.push('| item | usage per million | USD |');
+    L.push('| --- | ---: | ---: |');
+    for (const line of r.cost.lines) L.push(`| ${line.item} | ${line.usagePerMillion} | ${fmt(line.usd, 2)} |`);
+    L.push(`| **total** | | **${fmt(r.cost.total, 2)}** |`);
+    L.push('');
+  }
+  L.push('**Targets**', '');
+  L.push('| target | required | measured | result |');
+  L.push('| --- | --- | --- | --- |');
+  for (const t of r.targets) {
+    L.push(`| ${t.name} | ${t.target} | ${t.measured} | ${t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'FAIL'} |`);
+  }
+  L.push('');
+  return L.join('\n');
+}
+
+/** A small hand-written SVG: dispatch throughput against N (log scale) with the ceilings. */
+export function throughputSvg(r: Results): string {
+  const W = 720;
+  const H = 420;
+  const m = { left: 80, right: 190, top: 40, bottom: 60 };
+  const pw = W - m.left - m.right;
+  const ph = H - m.top - m.bottom;
+  const pts = r.dispatch.map((d) => ({ n: d.n, v: d.median.messagesPerSec }));
+  const ceiling = r.ceilings?.median.publishPerSec ?? null;
+  const push = r.ceilings?.median.pushPerSec ?? null;
+  const extra: { label: string; n: number; v: number; color: string }[] = [];
+  if (r.e2e) extra.push({ label: 'end to end', n: r.e2e.median.n, v: r.e2e.median.deliveriesPerSec, color: '#d62728' });
+  if (r.peer) {
+    extra.push({ label: 'BullMQ addBulk', n: r.peer.median.jobs, v: r.peer.median.enqueuePerSec, color: '#9467bd' });
+    extra.push({ label: 'BullMQ end to end', n: r.peer.median.jobs, v: r.peer.median.e2ePerSec, color: '#8c564b' });
+  }
+  const ns = [...pts.map((p) => p.n), ...extra.map((e) => e.n)];
+  const vs = [...pts.map((p) => p.v), ...extra.map((e) => e.v), ceiling ?? 0, push ?? 0];
+  const minN = Math.min(...ns, 1000);
+  const maxN = Math.max(...ns, 10_000);
+  const lx0 = Math.floor(Math.log10(minN));
+  const lx1 = Math.ceil(Math.log10(maxN));
+  const maxV = Math.max(...vs, 1) * 1.1;
+  const x = (n: number) => m.left + ((Math.log10(n) - lx0) / (lx1 - lx0 || 1)) * pw;
+  const y = (v: number) => m.top + ph - (v / maxV) * ph;
+  const step = niceStep(maxV / 5);
+  const out: string[] = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${m.left}" y="22" font-size="15" font-weight="bold">slack-fanout dispatch throughput against N (${r.date})</text>`,
+  );
+  for (let v = 0; v <= maxV; v += step) {
+    out.push(
+      `<line x1="${m.left}" x2="${m.left + pw}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#eee"/>`,
+      `<text x="${m.left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${fmt(v)}</text>`,
+    );
+  }
+  for (let e = lx0; e <= lx1; e++) {
+    const n = 10 ** e;
+    out.push(
+      `<line x1="${x(n).toFixed(1)}" x2="${x(n).toFixed(1)}" y1="${m.top}" y2="${m.top + ph}" stroke="#eee"/>`,
+      `<text x="${x(n).toFixed(1)}" y="${m.top + ph + 18}" text-anchor="middle">${fmt(n)}</text>`,
+    );
+  }
+  out.push(
+    `<line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${m.top + ph}" stroke="black"/>`,
+    `<line x1="${m.left}" x2="${m.left + pw}" y1="${m.top + ph}" y2="${m.top + ph}" stroke="black"/>`,
+    `<text x="${m.left + pw / 2}" y="${H - 18}" text-anchor="middle">N, due notifications (log scale)</text>`,
+    `<text x="18" y="${m.top + ph / 2}" text-anchor="middle" transform="rotate(-90 18 ${m.top + ph / 2})">messages per second</text>`,
+  );
+  const legend: { label: string; color: string; dash?: string }[] = [];
+  const hline = (v: number, color: string, dash: string, label: string) => {
+    out.push(
+      `<line x1="${m.left}" x2="${m.left + pw}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="${color}" stroke-width="1.5" stroke-dasharray="${dash}"/>`,
+    );
+    legend.push({ label, color, dash });
+  };
+  if (ceiling !== null) {
+    hline(ceiling, '#2ca02c', '6 4', `raw publish ceiling ${fmt(ceiling)}`);
+    hline(ceiling / 2, '#2ca02c', '2 3', '50% of publish ceiling');
+  }
+  if (push !== null) hline(push, '#ff7f0e', '6 4', `raw push ceiling ${fmt(push)}`);
+  if (pts.length > 0) {
+    const sorted = [...pts].sort((a, b) => a.n - b.n);
+    out.push(
+      `<polyline fill="none" stroke="#1f77b4" stroke-width="2.5" points="${sorted.map((p) => `${x(p.n).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ')}"/>`,
+    );
+    for (const p of sorted) {
+      out.push(
+        `<circle cx="${x(p.n).toFixed(1)}" cy="${y(p.v).toFixed(1)}" r="4" fill="#1f77b4"/>`,
+        `<text x="${(x(p.n) + 6).toFixed(1)}" y="${(y(p.v) - 8).toFixed(1)}" fill="#1f77b4">${fmt(p.v)}</text>`,
+      );
+    }
+    legend.unshift({ label: 'dispatch (messages/s)', color: '#1f77b4' });
+  }
+  for (const e of extra) {
+    out.push(
+      `<rect x="${(x(e.n) - 4).toFixed(1)}" y="${(y(e.v) - 4).toFixed(1)}" width="8" height="8" fill="${e.color}"/>`,
+    );
+    legend.push({ label: `${e.label} ${fmt(e.v)}/s`, color: e.color });
+  }
+  legend.forEach((l, i) => {
+    const ly = m.top + 10 + i * 20;
+    const lx = m.left + pw + 14;
+    out.push(
+      l.dash
+        ? `<line x1="${lx}" x2="${lx + 22}" y1="${ly}" y2="${ly}" stroke="${l.color}" stroke-width="1.5" stroke-dasharray="${l.dash}"/>`
+        : `<rect x="${lx + 7}" y="${ly - 4}" width="8" height="8" fill="${l.color}"/>`,
+      `<text x="${lx + 28}" y="${ly + 4}">${escapeXml(l.label)}</text>`,
+    );
+  });
+  out.push('</svg>', '');
+  return out.join('\n');
+}
+
+function niceStep(raw: number): number {
+  const p = 10 ** Math.floor(Math.log10(Math.max(raw, 1e-9)));
+  for (const k of [1, 2, 5, 10]) if (raw <= k * p) return k * p;
+  return 10 * p;
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

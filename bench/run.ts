@@ -1,0 +1,359 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { startEmulators } from '../dev/emulators';
+import { ROOT } from '../dev/processes';
+import { SlackStandIn } from '../dev/slack-standin';
+import { type PeerRun, peerRun, seedRedis } from './bullmq-peer';
+import { type CapacityFixture, type CapacityRun, capacityFixture, capacityRun } from './capacity';
+import { type CeilingRun, ceilingSizes, measureCeilings } from './ceilings';
+import { cleanupAll, installSignalHandlers, onCleanup } from './cleanup';
+import { type BenchContext, type BenchOptions, makeContext, PHASES, type Phase } from './context';
+import { profileMarkdown } from './cpuprofile';
+import { type DispatchFixture, type DispatchRun, dispatchFixture, dispatchRun } from './dispatch';
+import { type E2eRun, e2eRun, STANDIN_TOKEN } from './e2e';
+import { billableMessageBytes, dispatchMessage } from './envelope';
+import { costPerMillion, pubsubBytesPerNotification, type UsagePerNotification } from './prices';
+import { profileDispatcher, profileNotifier } from './profile';
+import { ensureRedisServer, startRedis } from './redis';
+import { evaluateTargets, markdown, type Results, throughputSvg } from './report';
+import { medianRecord } from './stats';
+
+/**
+ * `npm run bench`: the throughput, latency, memory, CPU and cost of slack-fanout on the
+ * emulators, beside the emulators' own ceilings and a cron + BullMQ peer. Not part of npm test.
+ */
+
+const FULL = { runs: 3, sizes: [1000, 10_000, 100_000], e2e: 10_000, capacityRequests: 4000, peerJobs: 10_000 };
+const QUICK = { runs: 1, sizes: [500, 2000, 5000], e2e: 1000, capacityRequests: 1000, peerJobs: 1000 };
+/** The dispatcher's page size (DISPATCH_PAGE_SIZE default): messages per publish request. */
+const PAGE_SIZE = 500;
+
+function int(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value.replace(/_/g, ''));
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+function intList(min: number, max: number) {
+  const one = int(min, max);
+  return (value: string): number[] => value.split(',').map((v) => one(v.trim()));
+}
+
+function phaseList(value: string): Phase[] {
+  const out = value.split(',').map((v) => v.trim());
+  for (const p of out) {
+    if (!PHASES.includes(p as Phase))
+      throw new InvalidArgumentError(`unknown phase ${p}; phases: ${PHASES.join(', ')}`);
+  }
+  return out as Phase[];
+}
+
+interface RawOptions {
+  quick: boolean;
+  runs?: number;
+  sizes?: number[];
+  e2e?: number;
+  inFlight: number[];
+  capacityRequests?: number;
+  peerJobs?: number;
+  workerConcurrency: number;
+  only?: Phase[];
+  skip?: Phase[];
+  installRedis: boolean;
+  out: string;
+  logLevel: string;
+  timeout: number;
+}
+
+export function parseArgs(argv: string[]): BenchOptions {
+  const program = new Command()
+    .name('npm run bench --')
+    .description(
+      'Benchmarks slack-fanout on the Pub/Sub and Firestore emulators: the emulators’ ceilings, dispatch at ' +
+        'several N, end to end, the notifier’s capacity driven directly, and a cron + BullMQ peer on a local Redis. ' +
+        'Every figure is the median of --runs runs. Writes bench/results/<date>.json, <date>-throughput.svg and <date>.md.',
+    )
+    .option('--quick', `a smoke check: N=${QUICK.sizes.join(',')}, end to end ${QUICK.e2e}, 1 run`, false)
+    .option('--runs <n>', `runs per figure, the median reported (default: ${FULL.runs}; --quick: 1)`, int(1, 20))
+    .option(
+      '--sizes <list>',
+      `dispatch sizes N, comma-separated (default: ${FULL.sizes.join(',')}; --quick: ${QUICK.sizes.join(',')})`,
+      intList(1, 1_000_000),
+    )
+    .option(
+      '--e2e <n>',
+      `notifications end to end through the emulators (default: ${FULL.e2e}; --quick: ${QUICK.e2e})`,
+      int(1, 1_000_000),
+    )
+    .option(
+      '--in-flight <list>',
+      'notifier capacity: requests in flight, comma-separated',
+      intList(1, 1024),
+      [1, 8, 64],
+    )
+    .option(
+      '--capacity-requests <n>',
+      `notifier capacity: requests at the highest level (1/8 of it at 1 in flight, 1/2 at 8) (default: ${FULL.capacityRequests}; --quick: ${QUICK.capacityRequests})`,
+      int(10, 1_000_000),
+    )
+    .option(
+      '--peer-jobs <n>',
+      `BullMQ peer: jobs per run (default: ${FULL.peerJobs}; --quick: ${QUICK.peerJobs})`,
+      int(1, 1_000_000),
+    )
+    .option('--worker-concurrency <n>', 'BullMQ peer: the Worker’s concurrency', int(1, 1024), 8)
+    .option('--only <phases>', `run only these phases, comma-separated: ${PHASES.join(', ')}`, phaseList)
+    .option('--skip <phases>', 'skip these phases, comma-separated', phaseList)
+    .option('--no-install-redis', 'do not apt-get install redis-server when it is missing (the peer is skipped)')
+    .option('--out <dir>', 'where results go', join(ROOT, 'bench', 'results'))
+    .option('--log-level <level>', 'the services’ log level (production default: info)', 'info')
+    .option('--timeout <seconds>', 'longest wait for one run’s deliveries', int(10, 86_400), 900)
+    .showHelpAfterError()
+    .parse(argv);
+  const raw = program.opts<RawOptions>();
+  const base = raw.quick ? QUICK : FULL;
+  const only = raw.only ?? [...PHASES];
+  return {
+    quick: raw.quick,
+    runs: raw.runs ?? base.runs,
+    sizes: raw.sizes ?? base.sizes,
+    e2e: raw.e2e ?? base.e2e,
+    inFlight: raw.inFlight,
+    capacityRequests: raw.capacityRequests ?? base.capacityRequests,
+    peerJobs: raw.peerJobs ?? base.peerJobs,
+    workerConcurrency: raw.workerConcurrency,
+    phases: only.filter((p) => !(raw.skip ?? []).includes(p)),
+    installRedis: raw.installRedis,
+    out: resolve(raw.out),
+    logLevel: raw.logLevel,
+    timeout: raw.timeout,
+  };
+}
+
+async function repeat<T>(ctx: BenchContext, what: string, fn: (run: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let run = 1; run <= ctx.opts.runs; run++) {
+    ctx.say(`  ${what}: run ${run}/${ctx.opts.runs}`);
+    out.push(await fn(run));
+  }
+  return out;
+}
+
+function measured<T extends object>(runs: T[]) {
+  return { runs, median: medianRecord(runs) };
+}
+
+async function main(): Promise<number> {
+  const opts = parseArgs(process.argv);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  installSignalHandlers(say);
+  process.env.METADATA_SERVER_DETECTION ??= 'none';
+
+  const started = new Date();
+  const date = started.toISOString().slice(0, 10);
+  const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '').toLowerCase();
+  const tmpDir = join(opts.out, 'tmp', stamp);
+  mkdirSync(tmpDir, { recursive: true });
+  const has = (p: Phase) => opts.phases.includes(p);
+
+  say(`slack-fanout benchmark${opts.quick ? ' (--quick)' : ''}: ${opts.phases.join(', ')}; ${opts.runs} run(s) each`);
+  say(`logs and profiles in ${tmpDir}`);
+  const emulators = await startEmulators({ logDir: join(tmpDir, 'emulators'), onProgress: (l) => say(`  ${l}`) });
+  onCleanup('emulators', () => emulators.stop(), [emulators.pubsub.child, emulators.firestore.child]);
+  // The benchmark's own clients (seeding, ceilings) talk to the emulators too.
+  Object.assign(process.env, emulators.env);
+  const ctx = makeContext(opts, emulators, tmpDir, stamp, say);
+
+  const results: Results = {
+    date,
+    startedAt: started.toISOString(),
+    finishedAt: '',
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGiB: totalmem() / 2 ** 30,
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+    },
+    options: opts,
+    ceilings: null,
+    dispatch: [],
+    e2e: null,
+    capacity: [],
+    peer: null,
+    cost: null,
+    targets: [],
+    profile: null,
+    notes: [],
+  };
+
+  if (has('ceilings')) {
+    say('\n== ceilings: the emulators alone ==');
+    // A discarded first pass: the emulators' JVMs are cold, and a cold ceiling flatters every ratio.
+    say('  warm-up pass (discarded)');
+    await measureCeilings(ctx, ceilingSizes(true));
+    const runs = await repeat(ctx, 'ceilings', () => measureCeilings(ctx, ceilingSizes(opts.quick)));
+    results.ceilings = measured<CeilingRun>(runs);
+    const c = results.ceilings.median;
+    say(
+      `  publish ${Math.round(c.publishPerSec)} msg/s, push ${Math.round(c.pushPerSec)} msg/s, create ${Math.round(c.createPerSec)}/s, update ${Math.round(c.updatePerSec)}/s, get ${Math.round(c.getPerSec)}/s`,
+    );
+  }
+
+  const fixtures = new Map<number, DispatchFixture>();
+  if (has('dispatch')) {
+    for (const n of opts.sizes) {
+      say(`\n== dispatch: N = ${n.toLocaleString('en-US')} ==`);
+      const fixture = await dispatchFixture(ctx, n);
+      fixtures.set(n, fixture);
+      const runs = await repeat(ctx, `dispatch ${n}`, async (run) => {
+        const r = await dispatchRun(ctx, fixture, run);
+        say(
+          `    ${r.wallSeconds.toFixed(2)} s, ${Math.round(r.messagesPerSec)} msg/s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB, ${r.cpuSecondsPer1k.toFixed(3)} CPU s per 1,000`,
+        );
+        return r;
+      });
+      results.dispatch.push({ n, ...measured<DispatchRun>(runs) });
+      await fixture.close();
+    }
+  }
+
+  if (has('e2e')) {
+    say(`\n== end to end through the emulators: N = ${opts.e2e.toLocaleString('en-US')} ==`);
+    const runs = await repeat(ctx, 'end to end', async (run) => {
+      const r = await e2eRun(ctx, opts.e2e, run);
+      say(
+        `    ${r.seconds.toFixed(1)} s, ${Math.round(r.deliveriesPerSec)} deliveries/s, publish→post p50 ${(r.latencyP50Ms / 1000).toFixed(1)} s, POST /push p50 ${r.pushP50Ms.toFixed(1)} ms`,
+      );
+      return r;
+    });
+    results.e2e = measured<E2eRun>(runs);
+  }
+
+  let capFixture: CapacityFixture | null = null;
+  const getCapFixture = async () => {
+    capFixture ??= await capacityFixture(ctx);
+    return capFixture;
+  };
+  if (has('capacity')) {
+    say(`\n== notifier capacity: POST /push at ${opts.inFlight.join(', ')} in flight ==`);
+    const fixture = await getCapFixture();
+    const runs = await repeat(ctx, 'capacity', async (run) => {
+      const levels = await capacityRun(ctx, fixture, run);
+      for (const l of levels) {
+        say(
+          `    ${l.inFlight} in flight: ${Math.round(l.deliveriesPerSec)} deliveries/s, p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, ${l.cpuMsPerDelivery.toFixed(2)} ms CPU, ${l.failures} failures`,
+        );
+      }
+      return levels;
+    });
+    results.capacity = opts.inFlight.map((inFlight, i) => ({
+      inFlight,
+      ...measured<CapacityRun>(runs.map((levels) => levels[i] as CapacityRun)),
+    }));
+  }
+
+  if (has('peer')) {
+    say(`\n== peer: cron + BullMQ on a local Redis, ${opts.peerJobs.toLocaleString('en-US')} jobs ==`);
+    const bin = ensureRedisServer(opts.installRedis, say);
+    if (bin) {
+      const redis = await startRedis(bin, join(tmpDir, 'redis'));
+      const standIn = new SlackStandIn({ token: STANDIN_TOKEN });
+      const { url } = await standIn.start();
+      const stopStandIn = onCleanup('Slack stand-in (peer)', () => standIn.stop());
+      try {
+        await seedRedis(redis.port);
+        const runs = await repeat(ctx, 'BullMQ', async (run) => {
+          const r = await peerRun(ctx, redis.port, standIn, url, STANDIN_TOKEN, run);
+          say(
+            `    addBulk ${Math.round(r.enqueuePerSec)} jobs/s, end to end ${Math.round(r.e2ePerSec)} jobs/s, worker ${r.workerCpuMsPerJob.toFixed(2)} ms CPU per job`,
+          );
+          return r;
+        });
+        results.peer = measured<PeerRun>(runs);
+      } finally {
+        await stopStandIn();
+        await redis.stop();
+      }
+    } else {
+      results.notes.push('The BullMQ peer was skipped: redis-server was not available.');
+    }
+  }
+
+  if (has('profile')) {
+    say('\n== CPU profiles: dispatcher tick, notifier under load ==');
+    const want = opts.quick ? 2000 : 10_000;
+    let fixture = fixtures.get(want);
+    if (!fixture) {
+      fixture = await dispatchFixture(ctx, want);
+      await fixture.close();
+    }
+    const top = Math.max(...opts.inFlight);
+    const dispatcher = await profileDispatcher(ctx, fixture);
+    const notifier = await profileNotifier(ctx, await getCapFixture(), top, opts.capacityRequests);
+    results.profile = { dispatcher, notifier };
+    const md = [
+      profileMarkdown(`Dispatcher: one tick of ${fixture.n.toLocaleString('en-US')} notifications`, dispatcher),
+      profileMarkdown(`Notifier: ${opts.capacityRequests} pushes at ${top} in flight`, notifier),
+    ].join('\n');
+    writeFileSync(join(opts.out, `${date}${opts.quick ? '-quick' : ''}-profile.md`), md);
+    say(md);
+  }
+  if (capFixture) await (capFixture as CapacityFixture).close();
+
+  // Cost per million notifications from what was measured.
+  const largest = [...results.dispatch].sort((a, b) => b.n - a.n)[0]?.median;
+  const cap = [...results.capacity].sort((a, b) => b.inFlight - a.inFlight)[0]?.median;
+  if (largest && cap) {
+    const sample = dispatchMessage(0, '2030-01-01T09:00:00.000Z', 's_0123456789abcdef0123');
+    const messageBytes = billableMessageBytes(sample.message, sample.attributes);
+    const usage: UsagePerNotification = {
+      reads: largest.readsPerNotification + cap.readsPerDelivery,
+      writes: largest.writesPerNotification + cap.writesPerDelivery,
+      pubsubBytes: pubsubBytesPerNotification(messageBytes, PAGE_SIZE),
+      requests: 1,
+      cpuSeconds: largest.cpuSecondsPer1k / 1000 + cap.cpuMsPerDelivery / 1000,
+      logBytes: results.e2e?.median.logBytesPerDelivery ?? 0,
+    };
+    results.cost = {
+      usage,
+      ...costPerMillion(usage),
+      basis: [
+        `Firestore: dispatch at N=${largest.n} plus the notifier at ${cap.inFlight} in flight, counted in each process`,
+        `Pub/Sub: a ${messageBytes}-byte message (data, attributes, 20-byte timestamp, 16-byte id), published ${PAGE_SIZE} to a request, pushed one to a request (billed 1,000 bytes)`,
+        'Cloud Run: CPU seconds measured from /proc, billed as if instances were busy the whole time they are billed (a lower bound); 0.5 GiB per vCPU',
+        results.e2e
+          ? 'Cloud Logging: the notifier log bytes per delivery from the end-to-end run'
+          : 'Cloud Logging: not measured (no end-to-end run)',
+      ],
+    };
+  }
+  results.targets = evaluateTargets(results);
+  results.finishedAt = new Date().toISOString();
+
+  mkdirSync(opts.out, { recursive: true });
+  const base = join(opts.out, `${date}${opts.quick ? '-quick' : ''}`);
+  const table = markdown(results);
+  writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(`${base}.md`, table);
+  if (results.dispatch.length > 0) writeFileSync(`${base}-throughput.svg`, throughputSvg(results));
+  say(`\n${table}`);
+  say(`results: ${base}.json, ${base}.md${results.dispatch.length > 0 ? `, ${base}-throughput.svg` : ''}`);
+  return 0;
+}
+
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  })
+  .then(async (code) => {
+    await cleanupAll((l) => process.stderr.write(`${l}\n`));
+    process.exit(code);
+  });

@@ -1,0 +1,100 @@
+import type { Firestore } from '@google-cloud/firestore';
+import { demoAccounts } from '../dev/demo';
+import { type NewNotification, notificationDoc, saveAccounts } from '../shared/notifications';
+import { latestOccurrence } from '../shared/schedule';
+import { COLLECTIONS } from '../shared/topology';
+
+/**
+ * Benchmark data: N notifications spread over a few schedules, each schedule due now. The
+ * documents are the ones `saveNotifications` writes (`notificationDoc`), written with a
+ * BulkWriter whose ramp-up throttle is off: its default starts at 500 writes/s and grows
+ * 50% every 5 minutes, which would make seeding, not dispatch, the slow part.
+ */
+
+/** Every minute in a few time zones: always an occurrence inside the catch-up window. */
+export const BENCH_SCHEDULES = [
+  { cron: '* * * * *', timezone: 'Europe/Paris' },
+  { cron: '* * * * *', timezone: 'America/New_York' },
+  { cron: '* * * * *', timezone: 'Asia/Tokyo' },
+  { cron: '* * * * *', timezone: 'UTC' },
+] as const;
+
+export function benchNotifications(count: number, accounts: number, prefix = 'n'): NewNotification[] {
+  return Array.from({ length: count }, (_, i) => {
+    const s = BENCH_SCHEDULES[i % BENCH_SCHEDULES.length] as (typeof BENCH_SCHEDULES)[number];
+    return {
+      id: `${prefix}-${String(i + 1).padStart(7, '0')}`,
+      accountId: `acct-${String((i % accounts) + 1).padStart(4, '0')}`,
+      channelId: `C${String(i + 1).padStart(9, '0')}`,
+      cron: s.cron,
+      timezone: s.timezone,
+    };
+  });
+}
+
+/** Writes the notifications and their schedules (due at `now`), and `accounts` demo accounts. */
+export async function seed(
+  db: Firestore,
+  items: NewNotification[],
+  accounts: number,
+  now: Date,
+  onProgress?: (written: number) => void,
+): Promise<void> {
+  if (accounts > 0) await saveAccounts(db, demoAccounts(accounts));
+  const docs = items.map((n) => ({ id: n.id, doc: notificationDoc(n) }));
+  const schedules = new Map<string, { cron: string; timezone: string }>();
+  for (const { doc } of docs) schedules.set(doc.scheduleId, doc.schedule);
+  await resetSchedules(db, schedules, now);
+
+  const writer = db.bulkWriter({ throttling: false });
+  let written = 0;
+  // Slices bound how many batches are on the wire at once (unthrottled, all would be).
+  const SLICE = 5000;
+  for (let start = 0; start < docs.length; start += SLICE) {
+    for (const { id, doc } of docs.slice(start, start + SLICE)) {
+      void writer
+        .set(db.collection(COLLECTIONS.notifications).doc(id), { ...doc, createdAt: now, updatedAt: now })
+        .then(() => {
+          written++;
+        });
+    }
+    await writer.flush();
+    onProgress?.(written);
+  }
+  await writer.close();
+  if (written !== docs.length) throw new Error(`seeded ${written} of ${docs.length} notifications`);
+}
+
+/**
+ * Makes every schedule due at `at` again and forgets earlier runs, so the same seeded data can
+ * be dispatched once per benchmark run.
+ */
+export async function resetSchedules(
+  db: Firestore,
+  schedules: Map<string, { cron: string; timezone: string }>,
+  at: Date,
+): Promise<void> {
+  const runs = await db.collection(COLLECTIONS.runs).select().get();
+  const writer = db.bulkWriter({ throttling: false });
+  for (const d of runs.docs) void writer.delete(d.ref);
+  for (const [id, s] of schedules) {
+    const nextRunAt = latestOccurrence(s, at) ?? at;
+    void writer.set(db.collection(COLLECTIONS.schedules).doc(id), {
+      ...s,
+      nextRunAt,
+      activeOccurrence: null,
+      skippedOccurrences: 0,
+      createdAt: at,
+    });
+  }
+  await writer.close();
+}
+
+export function schedulesOf(items: NewNotification[]): Map<string, { cron: string; timezone: string }> {
+  const out = new Map<string, { cron: string; timezone: string }>();
+  for (const n of items) {
+    const doc = notificationDoc(n);
+    out.set(doc.scheduleId, doc.schedule);
+  }
+  return out;
+}
