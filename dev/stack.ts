@@ -96,6 +96,19 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     deadlineMs: opts.pushDeadlineMs ?? (topology.ackDeadlineSeconds - 10) * 1000,
     pushAuth: opts.auth?.push,
   });
+  const inFlight = { count: 0 };
+  const counting = (app: Express): Express => {
+    const outer = express();
+    outer.use((_req, res, next) => {
+      inFlight.count++;
+      res.on('close', () => {
+        inFlight.count--;
+      });
+      next();
+    });
+    outer.use(app);
+    return outer;
+  };
   let notifierHandler: Express = notifierApp;
   if (opts.observeNotifier) {
     const observe = opts.observeNotifier;
@@ -106,7 +119,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     });
     notifierHandler.use(notifierApp);
   }
-  const notifier = await listen(notifierHandler);
+  const notifier = await listen(counting(notifierHandler));
 
   const publisher = topicPublisher(topic);
   const dispatcherLog = log.child({ service: 'dispatcher' });
@@ -123,7 +136,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     tickAuth: opts.auth?.tick,
     ...(adminAuth ? { admin: { auth: adminAuth, ...firestoreAdminPorts(db, store, publisher, dispatcherLog) } } : {}),
   });
-  const dispatcher = await listen(dispatcherApp);
+  const dispatcher = await listen(counting(dispatcherApp));
 
   await createTopology(pubsub, topology, opts.externalNotifierUrl ?? notifier.url);
 
@@ -155,6 +168,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
             .catch(() => undefined),
         ),
       );
+      // Handlers still running would otherwise meet a terminated Firestore client.
+      const deadline = Date.now() + 10_000;
+      while (inFlight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       for (const s of [notifier.server, dispatcher.server]) {
         s.closeAllConnections();
         await new Promise<void>((r) => s.close(() => r()));
