@@ -160,6 +160,7 @@ describe('report', () => {
       const r = dispatchRun(n, n === 100_000 ? 20 : 2, n === 100_000 ? 120 : 100);
       return { n, runs: [r], median: r };
     }),
+    dispatchHeapCapped: null,
     e2e: null,
     capacity: [],
     peer: null,

@@ -81,8 +81,10 @@ export async function startDispatcher(
   projectId: string,
   logDir: string,
   topic = DISPATCH_TOPIC,
+  nodeOptions = '',
 ): Promise<BenchService> {
-  const svc = await startBenchService('dispatcher', ctx.serviceEnv(projectId, { DISPATCH_TOPIC: topic }), logDir);
+  const extra: NodeJS.ProcessEnv = { DISPATCH_TOPIC: topic, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
+  const svc = await startBenchService('dispatcher', ctx.serviceEnv(projectId, extra), logDir);
   await warmUp(svc.url);
   return svc;
 }
@@ -97,10 +99,17 @@ export async function rearm(fixture: DispatchFixture, at: Date): Promise<void> {
   }
 }
 
-export async function dispatchRun(ctx: BenchContext, fixture: DispatchFixture, run: number): Promise<DispatchRun> {
+/** One timed tick. `nodeOptions` adds Node flags to the dispatcher (the heap-capped diagnostic). */
+export async function dispatchRun(
+  ctx: BenchContext,
+  fixture: DispatchFixture,
+  run: number | string,
+  nodeOptions = '',
+): Promise<DispatchRun> {
   const at = new Date();
   await rearm(fixture, at);
-  const svc = await startDispatcher(ctx, fixture.projectId, join(ctx.tmpDir, `dispatch-${fixture.n}-${run}`));
+  const logDir = join(ctx.tmpDir, `dispatch-${fixture.n}-${run}`);
+  const svc = await startDispatcher(ctx, fixture.projectId, logDir, DISPATCH_TOPIC, nodeOptions);
   try {
     await svc.resetStats();
     const cpu0 = svc.cpu();

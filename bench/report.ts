@@ -22,6 +22,11 @@ export interface Results {
   options: BenchOptions;
   ceilings: Measured<CeilingRun> | null;
   dispatch: (Measured<DispatchRun> & { n: number })[];
+  /**
+   * A diagnostic: one tick at the largest N with V8's old space capped. Peak RSS that falls to
+   * the small-N figure shows the growth was garbage V8 had not collected, not memory in use.
+   */
+  dispatchHeapCapped: { maxOldSpaceMiB: number; run: DispatchRun } | null;
   e2e: Measured<E2eRun> | null;
   capacity: (Measured<CapacityRun> & { inFlight: number })[];
   peer: Measured<PeerRun> | null;
@@ -177,6 +182,13 @@ export function markdown(r: Results): string {
       const m = d.median;
       L.push(
         `| ${fmt(d.n)} | ${fmt(m.wallSeconds, 2)} s | ${fmt(m.messagesPerSec)} | ${c ? `${fmt((m.messagesPerSec / c.publishPerSec) * 100)}%` : '–'} | ${fmt(m.peakRssMiB)} MiB | ${fmt(m.cpuSecondsPer1k, 3)} s | ${fmt(m.readsPerNotification, 4)} | ${fmt(m.writesPerNotification, 4)} |`,
+      );
+    }
+    const capped = r.dispatchHeapCapped;
+    if (capped) {
+      L.push(
+        '',
+        `Diagnostic, N=${fmt(capped.run.n)} with \`--max-old-space-size=${capped.maxOldSpaceMiB}\`: ${fmt(capped.run.wallSeconds, 2)} s, peak RSS ${fmt(capped.run.peakRssMiB)} MiB (V8 heap peak ${fmt(capped.run.heapUsedPeakMiB)} MiB). Peak V8 heap in use without the cap: ${r.dispatch.map((d) => `${fmt(d.median.heapUsedPeakMiB)} MiB at N=${fmt(d.n)}`).join(', ')}.`,
       );
     }
     L.push('');

@@ -27,6 +27,8 @@ import { medianRecord } from './stats';
 
 const FULL = { runs: 3, sizes: [1000, 10_000, 100_000], e2e: 10_000, capacityRequests: 4000, peerJobs: 10_000 };
 const QUICK = { runs: 1, sizes: [500, 2000, 5000], e2e: 1000, capacityRequests: 1000, peerJobs: 1000 };
+/** The heap-capped diagnostic's V8 old-space limit: well above the dispatcher's live heap. */
+const HEAP_CAP_MIB = 96;
 /** The dispatcher's page size (DISPATCH_PAGE_SIZE default): messages per publish request. */
 const PAGE_SIZE = 500;
 
@@ -184,6 +186,7 @@ async function main(): Promise<number> {
     options: opts,
     ceilings: null,
     dispatch: [],
+    dispatchHeapCapped: null,
     e2e: null,
     capacity: [],
     peer: null,
@@ -220,6 +223,13 @@ async function main(): Promise<number> {
         return r;
       });
       results.dispatch.push({ n, ...measured<DispatchRun>(runs) });
+      if (n === Math.max(...opts.sizes)) {
+        const capped = await dispatchRun(ctx, fixture, 'heap-capped', `--max-old-space-size=${HEAP_CAP_MIB}`);
+        say(
+          `  diagnostic, old space capped at ${HEAP_CAP_MIB} MiB: ${capped.wallSeconds.toFixed(2)} s, peak RSS ${capped.peakRssMiB.toFixed(0)} MiB`,
+        );
+        results.dispatchHeapCapped = { maxOldSpaceMiB: HEAP_CAP_MIB, run: capped };
+      }
       await fixture.close();
     }
   }

@@ -152,30 +152,27 @@ export function buildProgram(): Command {
       },
     );
 
-  for (const [name, enabled] of [
-    ['pause', false],
-    ['resume', true],
-  ] as const) {
-    program
-      .command(name)
-      .description(
-        enabled
-          ? 'resume a paused notification (clears its failure count)'
-          : 'pause a notification: it is no longer dispatched',
-      )
-      .argument('<id>', 'the notification id')
-      .option('--reason <text>', 'why (pause only)')
-      .action(async (id: string, o: { reason?: string }) => {
-        const db = createFirestore(projectOf(program.opts()));
-        try {
-          if (!(await setNotificationEnabled(db, id, enabled, o.reason)))
-            throw new CliError(`notification ${id} does not exist`);
-        } finally {
-          await db.terminate();
-        }
-        print({ id, enabled });
-      });
-  }
+  const setEnabled = async (id: string, enabled: boolean, reason?: string) => {
+    const db = createFirestore(projectOf(program.opts()));
+    try {
+      if (!(await setNotificationEnabled(db, id, enabled, reason)))
+        throw new CliError(`notification ${id} does not exist`);
+    } finally {
+      await db.terminate();
+    }
+    print({ id, enabled });
+  };
+  program
+    .command('pause')
+    .description('pause a notification: it is no longer dispatched')
+    .argument('<id>', 'the notification id')
+    .option('--reason <text>', 'why, kept as its pausedReason')
+    .action((id: string, o: { reason?: string }) => setEnabled(id, false, o.reason));
+  program
+    .command('resume')
+    .description('resume a paused notification (clears its failure count)')
+    .argument('<id>', 'the notification id')
+    .action((id: string) => setEnabled(id, true));
 
   program
     .command('show')

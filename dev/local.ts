@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import type { DeliveryStatus } from '../shared/model';
@@ -67,7 +67,11 @@ function parseArgs(argv: string[]): Options {
       60,
     )
     .option('--channel <id>', 'a real Slack channel id for every demo notification (with SLACK_BOT_TOKEN)')
-    .option('--log-level <level>', "the services' log level (their logs go to .local/logs/)", 'info')
+    .addOption(
+      new Option('--log-level <level>', "the services' log level (their logs go to .local/logs/)")
+        .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+        .default('info'),
+    )
     .showHelpAfterError()
     .parse(argv);
   const opts = program.opts<Options>();

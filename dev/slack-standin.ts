@@ -22,6 +22,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
+import { mulberry32 } from './demo';
 
 export type FaultResponse =
   | { kind: 'http'; status: number; retryAfterSeconds?: number }
@@ -125,17 +126,6 @@ class SlackArgError extends Error {
   constructor(readonly slackError: string) {
     super(slackError);
   }
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -36,9 +36,9 @@ describe('Firestore, then Pub/Sub, unreachable for 15 s mid-run', () => {
       projectId: uniqueProjectId('faults-outage'),
       slackApiUrl: slack.url,
       slackToken: TOKEN,
-      claimTtlSeconds: 4,
+      claimTtlSeconds: 10,
       slackTimeoutMs: 1000,
-      pushDeadlineMs: 3000,
+      pushDeadlineMs: 8000,
     });
   }, 120_000);
   afterAll(async () => {

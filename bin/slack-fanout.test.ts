@@ -1,0 +1,33 @@
+import { buildProgram, parseNotificationsFile } from './slack-fanout';
+
+const good = { id: 'n-1', accountId: 'a-1', channelId: 'C1', cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' };
+
+describe('parseNotificationsFile', () => {
+  it('reads a valid array', () => {
+    expect(parseNotificationsFile(JSON.stringify([good]), 'f.json')).toEqual([good]);
+  });
+
+  it.each([
+    ['not JSON', '{', /f\.json is not JSON/],
+    ['not an array', '{}', /must hold a JSON array/],
+    ['a missing field', JSON.stringify([good, { ...good, channelId: undefined }]), /f\.json\[1\]: channelId/],
+    ['an unknown field', JSON.stringify([{ ...good, chanel: 'C2' }]), /f\.json\[0\]/],
+    ['a bad cron', JSON.stringify([{ ...good, cron: '61 * * * *' }]), /f\.json\[0\]: notification n-1: invalid cron/],
+    [
+      'a bad time zone',
+      JSON.stringify([{ ...good, timezone: 'Mars/Base' }]),
+      /f\.json\[0\].*unknown time zone "Mars\/Base"/,
+    ],
+  ])('names %s', (_what, text, message) => {
+    expect(() => parseNotificationsFile(text, 'f.json')).toThrow(message);
+  });
+});
+
+describe('the command line', () => {
+  it('lists every command in its help', () => {
+    const help = buildProgram().helpInformation();
+    for (const command of ['import', 'add', 'pause', 'resume', 'show', 'run', 'redrive']) {
+      expect(help).toContain(command);
+    }
+  });
+});
