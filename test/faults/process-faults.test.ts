@@ -53,7 +53,7 @@ describe('processes killed mid-run', () => {
     const n = size(1000, 2000);
     const projectId = uniqueProjectId('faults-notifier-kill');
     const port = await freePort();
-    const env = serviceEnv(projectId, slack.url, { CLAIM_TTL_SECONDS: '3', SLACK_TIMEOUT_MS: '1000' });
+    const env = serviceEnv(projectId, slack.url, { CLAIM_TTL_SECONDS: '5', SLACK_TIMEOUT_MS: '1000' });
     const first = await startService('notifier', env, { port });
     services.push(first);
     const frontend = await startFrontend(() => first.url);

@@ -1,0 +1,89 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PubSub } from '@google-cloud/pubsub';
+import { freePort, waitForPort } from '../dev/emulators';
+import { ROOT } from '../dev/processes';
+import { uniqueProjectId } from '../dev/stack';
+import { TOPOLOGY } from '../shared/topology';
+
+/** The command a Dockerfile's runtime stage runs, as an argv array. */
+function containerCommand(service: 'dispatcher' | 'notifier'): string[] {
+  const dockerfile = readFileSync(join(ROOT, service, 'Dockerfile'), 'utf8');
+  const cmd = dockerfile
+    .split('\n')
+    .filter((l) => l.startsWith('CMD '))
+    .pop();
+  if (!cmd) throw new Error(`${service}/Dockerfile has no CMD`);
+  return JSON.parse(cmd.slice(4)) as string[];
+}
+
+describe("the containers' entry commands, run the way the images run them", () => {
+  const projectId = uniqueProjectId('containers');
+
+  beforeAll(async () => {
+    // The dispatcher's readiness needs its topic.
+    const pubsub = new PubSub({ projectId });
+    await pubsub.createTopic(TOPOLOGY.dispatchTopic);
+    await pubsub.close();
+  });
+
+  test.each(['dispatcher', 'notifier'] as const)(
+    '%s: production mode serves /healthz and /readyz, refuses an unauthenticated call, and exits on SIGTERM',
+    async (service) => {
+      const [command, ...args] = containerCommand(service);
+      expect(command).toBe('node');
+      expect(args).toEqual([`dist/${service}/index.js`]);
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const child = spawn(process.execPath, args, {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env.PATH,
+          NODE_ENV: 'production',
+          PORT: String(port),
+          GOOGLE_CLOUD_PROJECT: projectId,
+          FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST,
+          PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST,
+          METADATA_SERVER_DETECTION: 'none',
+          // Verification on, as on Cloud Run.
+          AUTH_AUDIENCE: url,
+          TICK_INVOKER_EMAIL: 'scheduler@p.iam.gserviceaccount.com',
+          PUSH_INVOKER_EMAIL: 'push@p.iam.gserviceaccount.com',
+          SLACK_BOT_TOKEN: 'xoxb-container-test',
+        },
+      });
+      let output = '';
+      child.stdout?.on('data', (d) => {
+        output += String(d);
+      });
+      child.stderr?.on('data', (d) => {
+        output += String(d);
+      });
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      try {
+        await waitForPort('127.0.0.1', port, 30_000, child);
+        expect((await fetch(`${url}/healthz`)).status).toBe(200);
+        expect((await fetch(`${url}/readyz`)).status).toBe(200);
+        const path = service === 'dispatcher' ? TOPOLOGY.tickPath : TOPOLOGY.pushPath;
+        const res = await fetch(`${url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{}',
+        });
+        expect(res.status).toBe(401);
+        // One JSON line per log entry, with a Cloud Logging severity.
+        const first = JSON.parse(output.split('\n')[0] ?? '{}');
+        expect(first).toMatchObject({ severity: 'INFO', service });
+        const started = Date.now();
+        child.kill('SIGTERM');
+        expect(await exited).toBe(0);
+        expect(Date.now() - started).toBeLessThan(8000);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    },
+    60_000,
+  );
+});
