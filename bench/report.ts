@@ -270,9 +270,9 @@ export function markdown(r: Results): string {
 
 /** A small hand-written SVG: dispatch throughput against N (log scale) with the ceilings. */
 export function throughputSvg(r: Results): string {
-  const W = 720;
+  const W = 800;
   const H = 420;
-  const m = { left: 80, right: 190, top: 40, bottom: 60 };
+  const m = { left: 80, right: 250, top: 40, bottom: 60 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const pts = r.dispatch.map((d) => ({ n: d.n, v: d.median.messagesPerSec }));

@@ -13,6 +13,7 @@ describe('parseNotificationsFile', () => {
     ['a missing field', JSON.stringify([good, { ...good, channelId: undefined }]), /f\.json\[1\]: channelId/],
     ['an unknown field', JSON.stringify([{ ...good, chanel: 'C2' }]), /f\.json\[0\]/],
     ['a bad cron', JSON.stringify([{ ...good, cron: '61 * * * *' }]), /f\.json\[0\]: notification n-1: invalid cron/],
+    ['a duplicate id', JSON.stringify([good, good]), /f\.json\[1\]: duplicate id n-1 \(also f\.json\[0\]\)/],
     [
       'a bad time zone',
       JSON.stringify([{ ...good, timezone: 'Mars/Base' }]),

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { Timestamp } from '@google-cloud/firestore';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
@@ -42,7 +43,25 @@ function projectOf(opts: { project?: string }): string {
 }
 
 function print(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  // Firestore Timestamps print as ISO times, not as {_seconds, _nanoseconds}.
+  const replacer = (_key: string, v: unknown) => (v instanceof Timestamp ? v.toDate().toISOString() : v);
+  process.stdout.write(`${JSON.stringify(value, replacer, 2)}\n`);
+}
+
+/** A Firestore document id as typed on the command line, or a CliError naming it. */
+function docId(what: string, id: string): string {
+  if (!id || id.includes('/') || id === '.' || id === '..' || id.length > 1500) {
+    throw new CliError(`${what} ${JSON.stringify(id)} is not a valid id (no '/', not empty)`);
+  }
+  return id;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 function positiveInt(value: string): number {
@@ -60,6 +79,7 @@ export function parseNotificationsFile(text: string, file: string): NewNotificat
     throw new CliError(`${file} is not JSON: ${(err as Error).message}`);
   }
   if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of notifications`);
+  const seen = new Map<string, number>();
   return data.map((entry, i) => {
     const parsed = newNotificationSchema.safeParse(entry);
     if (!parsed.success) {
@@ -67,6 +87,9 @@ export function parseNotificationsFile(text: string, file: string): NewNotificat
       throw new CliError(`${file}[${i}]: ${issue?.path.join('.') || '(entry)'}: ${issue?.message}`);
     }
     const n = parsed.data as NewNotification;
+    const first = seen.get(n.id);
+    if (first !== undefined) throw new CliError(`${file}[${i}]: duplicate id ${n.id} (also ${file}[${first}])`);
+    seen.set(n.id, i);
     try {
       notificationDoc(n);
     } catch (err) {
@@ -81,8 +104,8 @@ export function buildProgram(): Command {
   const program = new Command()
     .name('slack-fanout')
     .description(
-      'Operate slack-fanout: import and manage notifications, inspect runs, redrive dead deliveries.\n' +
-        'Uses your Google credentials (gcloud auth application-default login), or the emulators when\n' +
+      'Operate slack-fanout: import and manage notifications, inspect runs, redrive dead deliveries. ' +
+        'Uses your Google credentials (gcloud auth application-default login), or the emulators when ' +
         'FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST are set.',
     )
     .option('-p, --project <id>', 'the Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)')
@@ -95,7 +118,7 @@ export function buildProgram(): Command {
     )
     .argument('<file>', 'the JSON file')
     .action(async (file: string) => {
-      const items = parseNotificationsFile(readFileSync(file, 'utf8'), file);
+      const items = parseNotificationsFile(readText(file), file);
       const db = createFirestore(projectOf(program.opts()));
       const bar = new SingleBar({ format: 'importing [{bar}] {value}/{total}', hideCursor: true });
       bar.start(items.length, 0);
@@ -155,7 +178,7 @@ export function buildProgram(): Command {
   const setEnabled = async (id: string, enabled: boolean, reason?: string) => {
     const db = createFirestore(projectOf(program.opts()));
     try {
-      if (!(await setNotificationEnabled(db, id, enabled, reason)))
+      if (!(await setNotificationEnabled(db, docId('notification', id), enabled, reason)))
         throw new CliError(`notification ${id} does not exist`);
     } finally {
       await db.terminate();
@@ -181,7 +204,7 @@ export function buildProgram(): Command {
     .action(async (id: string) => {
       const db = createFirestore(projectOf(program.opts()));
       try {
-        const snap = await db.collection(COLLECTIONS.notifications).doc(id).get();
+        const snap = await db.collection(COLLECTIONS.notifications).doc(docId('notification', id)).get();
         if (!snap.exists) throw new CliError(`notification ${id} does not exist`);
         print({ id, ...snap.data() });
       } finally {
@@ -197,7 +220,7 @@ export function buildProgram(): Command {
       const db = createFirestore(projectOf(program.opts()));
       try {
         const store = new FirestoreStore(db);
-        const run = await store.getRun(runId);
+        const run = await store.getRun(docId('run', runId));
         if (!run) throw new CliError(`run ${runId} does not exist`);
         print({ runId, run, deliveries: await store.countByStatus(runId) });
       } finally {
@@ -217,7 +240,7 @@ export function buildProgram(): Command {
       const pubsub = createPubSub(projectId);
       try {
         const store = new FirestoreStore(db);
-        if (!(await store.getRun(runId))) throw new CliError(`run ${runId} does not exist`);
+        if (!(await store.getRun(docId('run', runId)))) throw new CliError(`run ${runId} does not exist`);
         const result = await redriveRun(runId, {
           ledger: firestoreRedriveLedger(store),
           publisher: topicPublisher(dispatchTopic(pubsub, o.topic)),

@@ -75,6 +75,9 @@ function parseArgs(argv: string[]): Options {
     .showHelpAfterError()
     .parse(argv);
   const opts = program.opts<Options>();
+  if (!process.env.SLACK_BOT_TOKEN && opts.channel) {
+    program.error('--channel is for real Slack: set SLACK_BOT_TOKEN too (without it, posts go to the local stand-in)');
+  }
   if (process.env.SLACK_BOT_TOKEN && !opts.channel) {
     program.error('SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id> for the demo notifications');
   }
@@ -89,13 +92,22 @@ async function main(): Promise<number> {
   const logDir = join(ROOT, '.local', 'logs');
   mkdirSync(logDir, { recursive: true });
 
-  const cleanup: (() => Promise<void>)[] = [];
+  // Processes first (services, then emulators), clients last: a Ctrl-C while a Firestore call
+  // is in flight must not leave Java or a service running.
+  const processes: (() => Promise<void>)[] = [];
+  const clients: (() => Promise<void>)[] = [];
   let stopping = false;
   const stopAll = async () => {
     if (stopping) return;
     stopping = true;
-    for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
+    for (const fn of [...processes.reverse(), ...clients]) await fn().catch(() => undefined);
   };
+  // Calls cut short by the shutdown reject; they are expected then, and nothing else is running.
+  process.on('unhandledRejection', (err) => {
+    if (stopping) return;
+    process.stderr.write(`npm start: ${(err as Error)?.message ?? String(err)}\n`);
+    void stopAll().then(() => process.exit(1));
+  });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       say(`\n${signal}: stopping everything this run started…`);
@@ -108,7 +120,7 @@ async function main(): Promise<number> {
   try {
     say('slack-fanout local run');
     const emulators: Emulators = await startEmulators({ logDir: join(ROOT, '.local', 'emulators'), onProgress: say });
-    cleanup.push(() => emulators.stop());
+    processes.push(() => emulators.stop());
     Object.assign(process.env, emulators.env);
     say(
       `emulators up: PUBSUB_EMULATOR_HOST=${emulators.env.PUBSUB_EMULATOR_HOST} FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST}`,
@@ -127,7 +139,7 @@ async function main(): Promise<number> {
           say(`  ✓ posted ${id} → #${p.channel}: ${String(p.text ?? '').slice(0, 60)}`);
         });
       }
-      cleanup.push(() => (standIn as SlackStandIn).stop());
+      processes.push(() => (standIn as SlackStandIn).stop());
       // One demo channel is archived, to show a permanent failure recorded and acked.
       standIn.addFault({ channel: ARCHIVED_CHANNEL, respond: { kind: 'slack_error', error: 'is_archived' } });
       say(`Slack stand-in at ${slackApiUrl} (set SLACK_BOT_TOKEN to post to real Slack)`);
@@ -147,23 +159,25 @@ async function main(): Promise<number> {
       // The emulator redelivers a nacked message at once: the notifier paces retries instead.
       NACK_DELAY_MS: String(localTopology().nackDelayMs),
       METADATA_SERVER_DETECTION: 'none',
+      // Verification is off, so nothing but this machine may reach the services.
+      HOST: '127.0.0.1',
     };
     const topology = localTopology();
     const notifier = await startService('notifier', serviceEnv, { logFile: join(logDir, 'notifier.log') });
-    cleanup.push(() => stopService(notifier));
+    processes.push(() => stopService(notifier));
     const dispatcher = await startService('dispatcher', serviceEnv, { logFile: join(logDir, 'dispatcher.log') });
-    cleanup.push(() => stopService(dispatcher));
+    processes.push(() => stopService(dispatcher));
     say(`notifier at ${notifier.url}, dispatcher at ${dispatcher.url} (logs in ${logDir})`);
 
     const pubsub = createPubSub(PROJECT_ID);
-    cleanup.push(() => pubsub.close());
+    clients.push(() => pubsub.close());
     await createTopology(pubsub, topology, notifier.url);
     say(
       `topology: ${topology.dispatchTopic} → push ${topology.pushPath} (${topology.maxDeliveryAttempts} attempts), ${topology.deadLetterTopic} → push ${topology.deadLetterPath}`,
     );
 
     const db = createFirestore(PROJECT_ID);
-    cleanup.push(() => db.terminate());
+    clients.push(() => db.terminate());
     const store = new FirestoreStore(db);
     const notifications = demoNotifications({
       notifications: opts.notifications,

@@ -36,7 +36,7 @@ function main(): void {
     isDraining: lifecycle.isDraining,
     readiness: { firestore: firestoreReady(db), pubsub: topicReady(topic) },
   });
-  serve(app, config.port, log, lifecycle, async () => {
+  serve(app, { port: config.port, host: config.host }, log, lifecycle, async () => {
     await topic.flush().catch(() => undefined);
     await pubsub.close();
     await db.terminate();

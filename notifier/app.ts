@@ -58,7 +58,7 @@ export function createApp(deps: NotifierDeps): Express {
 
   // A body that is not JSON, too big, or malformed JSON is acked: redelivering it cannot help.
   app.use(
-    TOPOLOGY.pushPath,
+    [TOPOLOGY.pushPath, TOPOLOGY.deadLetterPath],
     (
       err: unknown,
       req: Parameters<RequestHandler>[0],
@@ -67,7 +67,7 @@ export function createApp(deps: NotifierDeps): Express {
     ) => {
       const e = err as { status?: number; type?: string; message?: string };
       if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
-        req.log.warn({ status: e.status, type: e.type }, `unreadable push body acked: ${e.message}`);
+        req.log.warn({ status: e.status, type: e.type }, `unreadable body acked: ${e.message}`);
         res.status(204).end();
         return;
       }

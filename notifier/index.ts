@@ -10,14 +10,14 @@ import { SlackClient } from './slack';
 
 function main(): void {
   const config = loadConfig();
+  const token = config.slackBotToken;
+  if (!token) throw new Error('SLACK_BOT_TOKEN is required: the notifier needs a bot token to post');
   // Before anything listens: a service that would run open on Cloud Run does not start.
   const auth = authSettingsFor(config, 'notifier');
   const log = createLogger({ service: 'notifier', level: config.logLevel });
   log.info({ config: describeConfig(config) }, 'starting');
   if (auth.mode === 'none') log.warn({ authMode: 'none' }, AUTH_OFF_WARNING);
   const guards = serviceGuards(auth, 'push', () => googleTokenVerifier());
-  const token = config.slackBotToken;
-  if (!token) throw new Error('SLACK_BOT_TOKEN is not set: the notifier needs a bot token to post');
   const db = createFirestore(config.projectId);
   const store = new FirestoreStore(db);
   const slack = new SlackClient({
@@ -44,7 +44,7 @@ function main(): void {
     track: lifecycle.track,
     readiness: { firestore: firestoreReady(db) },
   });
-  serve(app, config.port, log, lifecycle, async () => {
+  serve(app, { port: config.port, host: config.host }, log, lifecycle, async () => {
     await db.terminate();
   });
 }

@@ -84,6 +84,19 @@ describe('classifySlackFailure with the real @slack/web-api errors', () => {
     expect(classifySlackFailure(new WebAPIRequestError(refused)).code).toBe('slack_retryable');
   });
 
+  it('fetch() reports a refused connection as "fetch failed" with the socket error as its cause', () => {
+    // The shape Node 20's fetch gives @slack/web-api outside jest (jest's realm loses the cause).
+    const cause = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:45999'), { code: 'ECONNREFUSED' });
+    const fetchFailed = Object.assign(new TypeError('fetch failed'), { cause });
+    expect(classifySlackFailure(new WebAPIRequestError(fetchFailed)).code).toBe('slack_retryable');
+    // A timeout, by contrast, may have reached Slack.
+    const timeout = Object.assign(new Error('The operation was aborted due to timeout'), {
+      name: 'TimeoutError',
+      code: 23,
+    });
+    expect(classifySlackFailure(new WebAPIRequestError(timeout)).code).toBe('slack_outcome_unknown');
+  });
+
   it('a FanoutError passes through unchanged', () => {
     const original = new PermanentError('slack_permanent_payload', 'too long', { slackError: 'msg_too_long' });
     expect(classifySlackFailure(original)).toBe(original);

@@ -53,8 +53,11 @@ export function classifySlackFailure(err: unknown): FanoutError {
   if (err instanceof WebAPIRateLimitedError) return classifySlackHttpStatus(429, err.retryAfter);
   if (err instanceof WebAPIHTTPError) return classifySlackHttpStatus(err.statusCode);
   if (err instanceof WebAPIRequestError) {
-    const original = err.original as Error & { code?: string; name?: string };
-    const refused = original?.code === 'ECONNREFUSED' || /ECONNREFUSED|ENOTFOUND/.test(String(original?.message));
+    const original = err.original as Error & { code?: string; cause?: { code?: string } };
+    // fetch() reports a refused connection as `fetch failed` with the socket error as its cause.
+    const code = original?.cause?.code ?? original?.code;
+    const refused =
+      code === 'ECONNREFUSED' || code === 'ENOTFOUND' || /ECONNREFUSED|ENOTFOUND/.test(String(original?.message));
     // Refused means nothing was sent; a timeout or a reset may have reached Slack.
     return refused
       ? new RetryableError('slack_retryable', 'Slack could not be reached', { slackError: 'connection_refused' })

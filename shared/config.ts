@@ -8,6 +8,7 @@ import { TOPOLOGY } from './topology';
 export const ENV = {
   GOOGLE_CLOUD_PROJECT: 'GOOGLE_CLOUD_PROJECT',
   PORT: 'PORT',
+  HOST: 'HOST',
   LOG_LEVEL: 'LOG_LEVEL',
   DISPATCH_TOPIC: 'DISPATCH_TOPIC',
   DISPATCH_PAGE_SIZE: 'DISPATCH_PAGE_SIZE',
@@ -49,6 +50,7 @@ const email = () => z.email().transform((e) => e.toLowerCase());
 const schema = z.object({
   projectId: z.string().min(1),
   port: int(0, 65535).default(8080),
+  host: z.string().min(1).optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   dispatchTopic: z.string().min(1).default(TOPOLOGY.dispatchTopic),
   dispatchPageSize: int(1, 5000).default(500),
@@ -77,6 +79,7 @@ export type Config = z.infer<typeof schema>;
 const FIELD_TO_ENV: Record<keyof Config, string> = {
   projectId: ENV.GOOGLE_CLOUD_PROJECT,
   port: ENV.PORT,
+  host: ENV.HOST,
   logLevel: ENV.LOG_LEVEL,
   dispatchTopic: ENV.DISPATCH_TOPIC,
   dispatchPageSize: ENV.DISPATCH_PAGE_SIZE,
@@ -114,6 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       const field = issue.path[0] as keyof Config;
       const name = FIELD_TO_ENV[field] ?? String(field);
       // The value of a secret is never echoed back.
+      if (raw[field] === undefined) return `${name} is required`;
       const shown = name === ENV.SLACK_BOT_TOKEN ? '' : ` (got ${JSON.stringify(raw[field])})`;
       return `${name}: ${issue.message}${shown}`;
     });

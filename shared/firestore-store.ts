@@ -380,12 +380,24 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     now: Date,
     init: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>> = {},
   ): Promise<void> {
-    await this.deliveries()
-      .doc(deliveryId)
-      .set(
-        { ...init, status, lastError: error, claimExpiresAt: null, updatedAt: now, attempts: FieldValue.increment(0) },
+    const ref = this.deliveries().doc(deliveryId);
+    await this.db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      // A finished delivery is never downgraded, whatever a later (possibly forged) message says.
+      if (snap.exists && FINAL.has(snap.get('status'))) return;
+      tx.set(
+        ref,
+        {
+          ...init,
+          status,
+          lastError: error,
+          claimExpiresAt: null,
+          updatedAt: now,
+          attempts: snap.get('attempts') ?? 0,
+        },
         { merge: true },
       );
+    });
   }
 
   async markDead(

@@ -336,6 +336,8 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     init: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>> = {},
   ): Promise<void> {
     const d = this.deliveryDocs.get(deliveryId) ?? {};
+    // A finished delivery is never downgraded, whatever a later (possibly forged) message says.
+    if (d.status && FINAL.has(d.status as DeliveryStatus)) return;
     this.deliveryDocs.set(deliveryId, {
       ...d,
       ...copy(init),

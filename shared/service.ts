@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { Express, RequestHandler } from 'express';
 import type { Logger } from './logger';
 
@@ -42,17 +42,23 @@ export function createLifecycle(log: Logger): Lifecycle {
   };
 }
 
-/** Listens, and on SIGTERM or SIGINT drains and exits. */
+/** Listens, and on SIGTERM or SIGINT drains and exits. A port that cannot be had ends the process. */
 export function serve(
   app: Express,
-  port: number,
+  listenOn: { port: number; host?: string | undefined },
   log: Logger,
   lifecycle: Lifecycle,
   close: () => Promise<void>,
 ): Server {
-  const server = app.listen(port, () => {
+  const server = createServer(app);
+  server.once('error', (err: NodeJS.ErrnoException) => {
+    log.fatal({ port: listenOn.port, host: listenOn.host, code: err.code }, `cannot listen: ${err.message}`);
+    process.stderr.write(`cannot listen on ${listenOn.host ?? '*'}:${listenOn.port}: ${err.message}\n`);
+    process.exit(1);
+  });
+  server.listen(listenOn.port, listenOn.host, () => {
     const addr = server.address();
-    log.info({ port: typeof addr === 'object' && addr ? addr.port : port }, 'listening');
+    log.info({ port: typeof addr === 'object' && addr ? addr.port : listenOn.port, host: listenOn.host }, 'listening');
   });
   // Longer than the push ack deadline, so Pub/Sub's own timeout decides.
   server.keepAliveTimeout = 620_000;
