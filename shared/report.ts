@@ -36,8 +36,21 @@ export function escapeMrkdwn(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+const numberFormat = new Intl.NumberFormat('en-US');
+
 function formatValue(value: number | string): string {
-  return typeof value === 'number' ? value.toLocaleString('en-US') : value;
+  return typeof value === 'number' ? numberFormat.format(value) : value;
+}
+
+// Building a formatter is the costly part of formatting a date: one per time zone, kept.
+const dateFormats = new Map<string, Intl.DateTimeFormat>();
+function dateFormat(timeZone: string): Intl.DateTimeFormat {
+  let f = dateFormats.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-GB', { timeZone, dateStyle: 'medium', timeStyle: 'short' });
+    if (dateFormats.size < 1000) dateFormats.set(timeZone, f);
+  }
+  return f;
 }
 
 function formatChange(change: number | undefined): string {
@@ -59,11 +72,7 @@ export function renderReport(
   // A blank stored title would make an empty header, which Slack refuses (invalid_blocks).
   const custom = notification.report.title?.trim() ? notification.report.title : undefined;
   const title = truncate(custom ?? `${account.name}: scheduled report`, SLACK_LIMITS.headerTextChars);
-  const when = occurrence.toLocaleString('en-GB', {
-    timeZone: notification.schedule.timezone,
-    dateStyle: 'medium',
-    timeStyle: 'short',
-  });
+  const when = dateFormat(notification.schedule.timezone).format(occurrence);
   const blocks: Block[] = [
     { type: 'header', text: { type: 'plain_text', text: title, emoji: true } },
     {
