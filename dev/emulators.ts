@@ -129,6 +129,8 @@ async function stopEmulator(e: Emulator): Promise<void> {
 
 export interface StartOptions {
   logDir?: string;
+  /** Told of each emulator process as it is spawned, so a stop during start-up can end it. */
+  onSpawn?: (child: ChildProcess) => void;
   timeoutMs?: number;
   onProgress?: (line: string) => void;
 }
@@ -143,6 +145,7 @@ export async function startEmulators(opts: StartOptions = {}): Promise<Emulators
   const pubsub = launch('pubsub', platform, psPort, logDir);
   const firestore = launch('firestore', platform, fsPort, logDir);
   const all = [pubsub, firestore];
+  for (const e of all) opts.onSpawn?.(e.child);
   const stop = async () => {
     await Promise.all(all.map(stopEmulator));
   };

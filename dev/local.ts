@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
@@ -9,7 +10,7 @@ import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
-import { type Emulators, startEmulators } from './emulators';
+import { type Emulators, killGroup, startEmulators } from './emulators';
 import { ROOT, startService, stopService } from './processes';
 import { SlackStandIn } from './slack-standin';
 import { createTopology } from './topology';
@@ -95,12 +96,15 @@ async function main(): Promise<number> {
   // Processes first (services, then emulators), clients last: a Ctrl-C while a Firestore call
   // is in flight must not leave Java or a service running.
   const processes: (() => Promise<void>)[] = [];
+  const spawned: ChildProcess[] = [];
   const clients: (() => Promise<void>)[] = [];
   let stopping = false;
   const stopAll = async () => {
     if (stopping) return;
     stopping = true;
     for (const fn of [...processes.reverse(), ...clients]) await fn().catch(() => undefined);
+    // A service still starting when the stop came is not in `processes` yet.
+    for (const child of spawned) if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
   };
   // Calls cut short by the shutdown reject; they are expected then, and nothing else is running.
   process.on('unhandledRejection', (err) => {
@@ -119,7 +123,11 @@ async function main(): Promise<number> {
   process.env.METADATA_SERVER_DETECTION ??= 'none';
   try {
     say('slack-fanout local run');
-    const emulators: Emulators = await startEmulators({ logDir: join(ROOT, '.local', 'emulators'), onProgress: say });
+    const emulators: Emulators = await startEmulators({
+      logDir: join(ROOT, '.local', 'emulators'),
+      onProgress: say,
+      onSpawn: (c) => spawned.push(c),
+    });
     processes.push(() => emulators.stop());
     Object.assign(process.env, emulators.env);
     say(
@@ -163,9 +171,15 @@ async function main(): Promise<number> {
       HOST: '127.0.0.1',
     };
     const topology = localTopology();
-    const notifier = await startService('notifier', serviceEnv, { logFile: join(logDir, 'notifier.log') });
+    const notifier = await startService('notifier', serviceEnv, {
+      logFile: join(logDir, 'notifier.log'),
+      onSpawn: (c) => spawned.push(c),
+    });
     processes.push(() => stopService(notifier));
-    const dispatcher = await startService('dispatcher', serviceEnv, { logFile: join(logDir, 'dispatcher.log') });
+    const dispatcher = await startService('dispatcher', serviceEnv, {
+      logFile: join(logDir, 'dispatcher.log'),
+      onSpawn: (c) => spawned.push(c),
+    });
     processes.push(() => stopService(dispatcher));
     say(`notifier at ${notifier.url}, dispatcher at ${dispatcher.url} (logs in ${logDir})`);
 

@@ -20,7 +20,7 @@ export interface ServiceProcess {
 export async function startService(
   name: 'dispatcher' | 'notifier',
   env: NodeJS.ProcessEnv,
-  opts: { port?: number; logFile?: string } = {},
+  opts: { port?: number; logFile?: string; onSpawn?: (child: ChildProcess) => void } = {},
 ): Promise<ServiceProcess> {
   const port = opts.port ?? (await freePort());
   const entry = join(ROOT, 'dist', name, 'index.js');
@@ -30,6 +30,8 @@ export async function startService(
     stdio: ['ignore', out, out],
     detached: true,
   });
+  // Known to the caller before it listens, so a stop during start-up can end it too.
+  opts.onSpawn?.(child);
   try {
     await waitForPort('127.0.0.1', port, 30_000, child);
   } catch (err) {
