@@ -2,15 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { errorMessage } from '../shared/errors';
 import type { Logger } from '../shared/logger';
-import type { DispatchMessage } from '../shared/messages';
 import { deliveryIdOf, runIdOf } from '../shared/model';
 import type { DueSchedule, RunStore } from '../shared/ports';
+import type { PagePublisher } from '../shared/pubsub';
 import { InvalidScheduleError, nextOccurrence, planOccurrence, validateSchedule } from '../shared/schedule';
 
-/** Publishes one page of dispatch messages and resolves once Pub/Sub has them all. */
-export interface DispatchPublisher {
-  publishPage(messages: { message: DispatchMessage; attributes: Record<string, string> }[]): Promise<void>;
-}
+/** The dispatcher's publisher port (shared with the redrive). */
+export type DispatchPublisher = PagePublisher;
 
 /** A store that can read a schedule's pages from one query stream (FirestoreStore does). */
 export interface PageStream {

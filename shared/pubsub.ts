@@ -12,8 +12,13 @@ export function dispatchTopic(pubsub: PubSub, name: string): Topic {
   });
 }
 
+/** Publishes one page of dispatch messages and resolves once Pub/Sub has them all. */
+export interface PagePublisher {
+  publishPage(messages: { message: DispatchMessage; attributes: Record<string, string> }[]): Promise<void>;
+}
+
 /** Publishes a page and resolves once every message of it is accepted by Pub/Sub. */
-export function topicPublisher(topic: Topic) {
+export function topicPublisher(topic: Topic): PagePublisher {
   return {
     async publishPage(messages: { message: DispatchMessage; attributes: Record<string, string> }[]): Promise<void> {
       const accepted = messages.map((m) => topic.publishMessage({ json: m.message, attributes: m.attributes }));

@@ -3,6 +3,7 @@ import { toDate } from './firestore-store';
 import type { Logger } from './logger';
 import type { DispatchMessage } from './messages';
 import type { DeliveryDoc, DeliveryStatus } from './model';
+import type { PagePublisher } from './pubsub';
 import { COLLECTIONS } from './topology';
 
 /**
@@ -28,9 +29,7 @@ export interface RedriveLedger {
   restoreDead(deliveryId: string, now: Date): Promise<void>;
 }
 
-export interface RedrivePublisher {
-  publishPage(messages: { message: DispatchMessage; attributes: Record<string, string> }[]): Promise<void>;
-}
+export type RedrivePublisher = PagePublisher;
 
 export interface RedriveDeps {
   ledger: RedriveLedger;
