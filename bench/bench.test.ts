@@ -148,7 +148,7 @@ describe('report', () => {
       inFlight: [8, 64],
       capacityRequests: 10,
       peerJobs: 10,
-      workerConcurrency: 8,
+      workerConcurrency: [8],
       phases: [],
       installRedis: false,
       out: '',
@@ -160,10 +160,10 @@ describe('report', () => {
       const r = dispatchRun(n, n === 100_000 ? 20 : 2, n === 100_000 ? 120 : 100);
       return { n, runs: [r], median: r };
     }),
-    dispatchHeapCapped: null,
+    dispatchHeapUncapped: null,
     e2e: null,
     capacity: [],
-    peer: null,
+    peer: [],
     cost: null,
     targets: [],
     profile: null,
@@ -177,6 +177,46 @@ describe('report', () => {
   it('judges each target, and says n/a for what was not measured', () => {
     const t = evaluateTargets(results());
     expect(t.map((x) => x.pass)).toEqual([true, true, false, null, null, null]);
+  });
+
+  it('compares CPU with the BullMQ worker at each concurrency the notifier was driven at too', () => {
+    const cap = (inFlight: number, cpuMsPerDelivery: number) => {
+      const m = {
+        inFlight,
+        requests: 10,
+        seconds: 1,
+        deliveriesPerSec: 100,
+        p50Ms: 1,
+        p95Ms: 2,
+        p99Ms: 3,
+        cpuMsPerDelivery,
+        readsPerDelivery: 2,
+        writesPerDelivery: 2,
+        failures: 0,
+      };
+      return { inFlight, runs: [m], median: m };
+    };
+    const peer = (concurrency: number, workerCpuMsPerJob: number) => {
+      const m = {
+        jobs: 10,
+        enqueueSeconds: 1,
+        enqueuePerSec: 10,
+        e2eSeconds: 1,
+        e2ePerSec: 10,
+        workerCpuMsPerJob,
+        workerPeakRssMiB: 50,
+        duplicates: 0,
+      };
+      return { concurrency, runs: [m], median: m };
+    };
+    const r = { ...results(), capacity: [cap(8, 3), cap(64, 1)], peer: [peer(8, 1.5), peer(64, 1.2), peer(16, 1)] };
+    const cpu = evaluateTargets(r).filter((t) => t.name.startsWith('notifier CPU'));
+    // No notifier level at 16: that peer run has nothing to be compared with.
+    expect(cpu.map((t) => [t.name.match(/\((\d+) in flight/)?.[1], t.pass])).toEqual([
+      ['8', false],
+      ['64', true],
+    ]);
+    expect(cpu[0]?.measured).toBe('3.00 / 1.50 ms = 2.00×');
   });
 
   it('draws a well-formed SVG', () => {

@@ -56,6 +56,7 @@ async function startWorker(
   slackUrl: string,
   token: string,
   logDir: string,
+  concurrency: number,
 ): Promise<{ child: ChildProcess; pid: number; stop: () => Promise<void> }> {
   mkdirSync(logDir, { recursive: true });
   const out = openSync(join(logDir, 'bullmq-worker.log'), 'a');
@@ -64,7 +65,7 @@ async function startWorker(
       ...process.env,
       REDIS_PORT: String(redisPort),
       QUEUE: queue,
-      CONCURRENCY: String(ctx.opts.workerConcurrency),
+      CONCURRENCY: String(concurrency),
       SLACK_API_URL: slackUrl,
       SLACK_BOT_TOKEN: token,
       LOG_LEVEL: ctx.opts.logLevel,
@@ -102,12 +103,22 @@ export async function peerRun(
   standIn: SlackStandIn,
   slackUrl: string,
   token: string,
+  /** Unique across the whole benchmark: it keeps each run's jobs and idempotency records apart. */
   run: number,
+  concurrency: number,
 ): Promise<PeerRun> {
   const n = ctx.opts.peerJobs;
   const queueName = `bench-deliveries-${run}`;
   const connection = { host: '127.0.0.1', port: redisPort, maxRetriesPerRequest: null };
-  const worker = await startWorker(ctx, redisPort, queueName, slackUrl, token, join(ctx.tmpDir, `peer-${run}`));
+  const worker = await startWorker(
+    ctx,
+    redisPort,
+    queueName,
+    slackUrl,
+    token,
+    join(ctx.tmpDir, `peer-${run}`),
+    concurrency,
+  );
   const queue = new Queue(queueName, { connection });
   try {
     await queue.waitUntilReady();

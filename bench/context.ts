@@ -14,7 +14,8 @@ export interface BenchOptions {
   inFlight: number[];
   capacityRequests: number;
   peerJobs: number;
-  workerConcurrency: number;
+  /** The BullMQ Worker's concurrency, one peer run per value. */
+  workerConcurrency: number[];
   phases: Phase[];
   installRedis: boolean;
   out: string;

@@ -81,10 +81,14 @@ export async function startDispatcher(
   projectId: string,
   logDir: string,
   topic = DISPATCH_TOPIC,
-  nodeOptions = '',
+  nodeArgs: string[] = [],
 ): Promise<BenchService> {
-  const extra: NodeJS.ProcessEnv = { DISPATCH_TOPIC: topic, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
-  const svc = await startBenchService('dispatcher', ctx.serviceEnv(projectId, extra), logDir);
+  const svc = await startBenchService(
+    'dispatcher',
+    ctx.serviceEnv(projectId, { DISPATCH_TOPIC: topic }),
+    logDir,
+    nodeArgs,
+  );
   await warmUp(svc.url);
   return svc;
 }
@@ -99,17 +103,17 @@ export async function rearm(fixture: DispatchFixture, at: Date): Promise<void> {
   }
 }
 
-/** One timed tick. `nodeOptions` adds Node flags to the dispatcher (the heap-capped diagnostic). */
+/** One timed tick. `nodeArgs` adds Node flags after the container's (the uncapped-heap diagnostic). */
 export async function dispatchRun(
   ctx: BenchContext,
   fixture: DispatchFixture,
   run: number | string,
-  nodeOptions = '',
+  nodeArgs: string[] = [],
 ): Promise<DispatchRun> {
   const at = new Date();
   await rearm(fixture, at);
   const logDir = join(ctx.tmpDir, `dispatch-${fixture.n}-${run}`);
-  const svc = await startDispatcher(ctx, fixture.projectId, logDir, DISPATCH_TOPIC, nodeOptions);
+  const svc = await startDispatcher(ctx, fixture.projectId, logDir, DISPATCH_TOPIC, nodeArgs);
   try {
     await svc.resetStats();
     const cpu0 = svc.cpu();

@@ -44,6 +44,7 @@ export async function startBenchService(
   name: 'dispatcher' | 'notifier',
   env: NodeJS.ProcessEnv,
   logDir: string,
+  nodeArgs: string[] = [],
 ): Promise<BenchService> {
   mkdirSync(logDir, { recursive: true });
   const statsPort = await freePort();
@@ -52,7 +53,7 @@ export async function startBenchService(
   const svc = await startService(
     name,
     { ...env, NODE_OPTIONS: nodeOptions, BENCH_STATS_PORT: String(statsPort) },
-    { logFile: join(logDir, `${name}.log`) },
+    { logFile: join(logDir, `${name}.log`), nodeArgs },
   );
   const pid = svc.child.pid;
   if (pid === undefined) throw new Error(`the ${name} has no pid`);

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort, killGroup, waitForPort } from './emulators';
 
@@ -13,19 +13,41 @@ export interface ServiceProcess {
   url: string;
 }
 
+/** The command a service's Dockerfile runs (its runtime stage's last CMD), as an argv array. */
+export function containerCommand(service: 'dispatcher' | 'notifier'): string[] {
+  const dockerfile = readFileSync(join(ROOT, service, 'Dockerfile'), 'utf8');
+  const cmd = dockerfile
+    .split('\n')
+    .filter((l) => l.startsWith('CMD '))
+    .pop();
+  if (!cmd) throw new Error(`${service}/Dockerfile has no CMD`);
+  const argv = JSON.parse(cmd.slice(4)) as unknown;
+  if (!Array.isArray(argv) || argv[0] !== 'node' || !argv.every((a) => typeof a === 'string')) {
+    throw new Error(`${service}/Dockerfile: CMD must be a JSON array that starts with "node", got ${cmd.slice(4)}`);
+  }
+  return argv as string[];
+}
+
 /**
- * Starts a service from `dist/` with the command its container runs, in its own process
- * group, and waits until it listens.
+ * Starts a service from `dist/` with the command its container runs (the Node flags and entry
+ * of its Dockerfile's CMD), in its own process group, and waits until it listens.
  */
 export async function startService(
   name: 'dispatcher' | 'notifier',
   env: NodeJS.ProcessEnv,
-  opts: { port?: number; logFile?: string; onSpawn?: (child: ChildProcess) => void } = {},
+  opts: {
+    port?: number;
+    logFile?: string;
+    onSpawn?: (child: ChildProcess) => void;
+    /** Node flags after the container's own (a later V8 flag wins): for diagnostics only. */
+    nodeArgs?: string[];
+  } = {},
 ): Promise<ServiceProcess> {
   const port = opts.port ?? (await freePort());
-  const entry = join(ROOT, 'dist', name, 'index.js');
+  const args = containerCommand(name).slice(1);
+  const entry = join(ROOT, args.at(-1) ?? '');
   const out = opts.logFile ? openSync(opts.logFile, 'a') : 'ignore';
-  const child = spawn(process.execPath, [entry], {
+  const child = spawn(process.execPath, [...args.slice(0, -1), ...(opts.nodeArgs ?? []), entry], {
     env: { ...env, PORT: String(port) },
     stdio: ['ignore', out, out],
     detached: true,

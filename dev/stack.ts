@@ -76,13 +76,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const pubsub = createPubSub(opts.projectId);
   const topic = dispatchTopic(pubsub, topology.dispatchTopic);
   const store = new FirestoreStore(db);
+  // The notifier's own store, coalescing as in production (notifier/index.ts).
+  const notifierStore = new FirestoreStore(db, { coalesce: true });
 
   const notifierApp = createNotifier({
     log: log.child({ service: 'notifier' }),
     projectId: opts.projectId,
-    ledger: store,
-    notifications: store,
-    accounts: accountStoreOf(store),
+    ledger: notifierStore,
+    notifications: notifierStore,
+    accounts: accountStoreOf(notifierStore),
     slack: new SlackClient({
       apiUrl: opts.slackApiUrl,
       timeoutMs: opts.slackTimeoutMs ?? 5000,
@@ -176,6 +178,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         await new Promise<void>((r) => s.close(() => r()));
       }
       await pubsub.close();
+      await notifierStore.close();
       await db.terminate();
     },
   };

@@ -31,6 +31,7 @@ function main(): void {
     ...(guards.invoker ? { tickAuth: guards.invoker } : {}),
     admin: { auth: guards.admin, ...firestoreAdminPorts(db, store, publisher, log) },
     pageSize: config.dispatchPageSize,
+    scheduleConcurrency: config.dispatchScheduleConcurrency,
     leaseSeconds: config.runLeaseSeconds,
     catchUpWindowSeconds: config.catchUpWindowSeconds,
     isDraining: lifecycle.isDraining,

@@ -1,9 +1,11 @@
 import { createLogger } from '../shared/logger';
+import { bucketOf } from '../shared/members';
 import { MemoryStore } from '../shared/memory-store';
 import type { DispatchMessage } from '../shared/messages';
 import { deliveryIdOf, runIdOf } from '../shared/model';
+import { LeaseLostError } from '../shared/ports';
 import { nextOccurrence, scheduleIdOf } from '../shared/schedule';
-import { type DispatchPublisher, runTick, type TickDeps } from './tick';
+import { Checkpoints, type DispatchPublisher, runTick, type TickDeps } from './tick';
 
 type Page = { message: DispatchMessage; attributes: Record<string, string> }[];
 
@@ -25,6 +27,11 @@ class FakePublisher implements DispatchPublisher {
 }
 
 const log = createLogger({ service: 'tick-test', level: 'silent' });
+
+/** The order a run publishes in: by dispatch-index bucket, then by id. */
+const inDispatchOrder = (ids: string[]) =>
+  [...ids].sort((a, b) => bucketOf(a).localeCompare(bucketOf(b)) || a.localeCompare(b));
+const lastBucket = (ids: string[]) => bucketOf(inDispatchOrder(ids).at(-1) as string);
 const daily9 = { cron: '0 9 * * *', timezone: 'Europe/Paris' };
 const scheduleId = scheduleIdOf(daily9);
 // 09:00 Paris in winter.
@@ -76,7 +83,7 @@ describe('runTick', () => {
     const summary = await runTick(occurrence, deps(store, publisher));
 
     const enabled = ids.filter((id) => id !== 'n003');
-    expect(publisher.messages.map((m) => m.notificationId)).toEqual(enabled);
+    expect(publisher.messages.map((m) => m.notificationId)).toEqual(inDispatchOrder(enabled));
     for (const { message, attributes } of publisher.pages.flat()) {
       expect(message).toEqual({ v: 1, notificationId: message.notificationId, occurrence: occ, scheduleId, runId });
       expect(attributes.deliveryId).toBe(deliveryIdOf(message.notificationId, occ));
@@ -88,27 +95,65 @@ describe('runTick', () => {
     ]);
 
     const run = await store.getRun(runId);
-    expect(run).toMatchObject({ status: 'done', published: 4, cursor: 'n005', leaseOwner: null });
+    expect(run).toMatchObject({ status: 'done', published: 4, cursor: lastBucket(enabled), leaseOwner: null });
     const schedule = store.schedule(scheduleId);
     expect(schedule?.nextRunAt?.toISOString()).toBe(nextOccurrence(daily9, occurrence).toISOString());
     expect(schedule?.activeOccurrence).toBeNull();
     expect(schedule?.lastRunAt?.toISOString()).toBe(occ);
   });
 
-  it('checkpoints once per page: page size 2 and 5 notifications make 3 pages', async () => {
+  it('checkpoints every published page: page size 2 and 5 notifications make 3 pages', async () => {
     const store = new MemoryStore();
-    seed(store, { count: 5 });
+    const ids = seed(store, { count: 5 });
+    // Five ids in 1,024 buckets: each its own bucket, so pages are 2, 2 and 1.
+    expect(new Set(ids.map(bucketOf)).size).toBe(5);
     const publisher = new FakePublisher();
     const checkpoint = jest.spyOn(store, 'checkpoint');
     await runTick(occurrence, deps(store, publisher));
 
     expect(publisher.pages.map((p) => p.length)).toEqual([2, 2, 1]);
-    expect(checkpoint.mock.calls.map(([, , cursor, published]) => [cursor, published])).toEqual([
-      ['n002', 2],
-      ['n004', 2],
-      ['n005', 1],
+    const progress = checkpoint.mock.calls.map(([, , p]) => p);
+    // Writes may fold pages together, but together they cover every page once, in order.
+    expect(progress.reduce((n, p) => n + p.published, 0)).toBe(5);
+    expect(progress.reduce((n, p) => n + p.pages, 0)).toBe(3);
+    const cursors = progress.map((p) => p.cursor);
+    expect(cursors).toEqual([...cursors].sort());
+    expect(cursors.at(-1)).toBe(lastBucket(ids));
+    expect(await store.getRun(runId)).toMatchObject({ pages: 3, published: 5 });
+  });
+
+  it('keeps publishing while a checkpoint write is slow, and folds the pages published meanwhile into the next write', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 5 });
+    const publisher = new FakePublisher();
+    const real = store.checkpoint.bind(store);
+    let release: () => void = () => undefined;
+    const firstWriteHeld = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const calls: { published: number; pages: number; pagesPublishedBefore: number }[] = [];
+    jest.spyOn(store, 'checkpoint').mockImplementation(async (id, owner, p, leaseMs, now) => {
+      calls.push({ published: p.published, pages: p.pages, pagesPublishedBefore: publisher.pages.length });
+      if (calls.length === 1) {
+        // Held until every page is out: publishing must not wait for it.
+        while (publisher.pages.length < 3) await new Promise((r) => setImmediate(r));
+        release();
+      }
+      await firstWriteHeld;
+      return real(id, owner, p, leaseMs, now);
+    });
+    const summary = await runTick(occurrence, deps(store, publisher));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'dispatched', published: 5 });
+    expect(calls).toEqual([
+      { published: 2, pages: 1, pagesPublishedBefore: 1 },
+      { published: 3, pages: 2, pagesPublishedBefore: 3 },
     ]);
-    expect((await store.getRun(runId))?.pages).toBe(3);
+    expect(await store.getRun(runId)).toMatchObject({
+      status: 'done',
+      pages: 3,
+      published: 5,
+      cursor: lastBucket(ids),
+    });
   });
 
   it('a second tick for the same occurrence publishes nothing again', async () => {
@@ -131,7 +176,13 @@ describe('runTick', () => {
     expect(first.occurrences[0]).toMatchObject({ status: 'failed', published: 2, runId });
     expect(first.occurrences[0]?.error).toContain('Pub/Sub unavailable');
     const halfway = await store.getRun(runId);
-    expect(halfway).toMatchObject({ status: 'running', cursor: 'n002', published: 2, leaseOwner: null });
+    const order = inDispatchOrder(ids);
+    expect(halfway).toMatchObject({
+      status: 'running',
+      cursor: bucketOf(order[1] as string),
+      published: 2,
+      leaseOwner: null,
+    });
     // The schedule stays due, with its unfinished occurrence marked.
     expect(store.schedule(scheduleId)).toMatchObject({ nextRunAt: occurrence, activeOccurrence: occ });
 
@@ -140,7 +191,7 @@ describe('runTick', () => {
     expect(second.occurrences[0]).toMatchObject({ status: 'resumed', occurrence: occ, published: 3 });
     expect(second.resumed).toBe(true);
     // Only the rest, for the same occurrence.
-    expect(publisher.messages.map((m) => m.notificationId)).toEqual(ids.slice(2));
+    expect(publisher.messages.map((m) => m.notificationId)).toEqual(order.slice(2));
     expect(publisher.messages.every((m) => m.occurrence === occ && m.runId === runId)).toBe(true);
     expect(await store.getRun(runId)).toMatchObject({ status: 'done', published: 5, resumes: 1 });
     expect(store.schedule(scheduleId)?.activeOccurrence).toBeNull();
@@ -162,6 +213,35 @@ describe('runTick', () => {
     expect(next.occurrences[0]).toMatchObject({ status: 'dispatched', occurrence: '2026-01-15T10:00:00.000Z' });
     expect(publisher.messages.filter((m) => m.occurrence === '2026-01-15T10:00:00.000Z')).toHaveLength(3);
     expect(store.schedule(id)?.nextRunAt?.toISOString()).toBe('2026-01-15T11:00:00.000Z');
+  });
+
+  it('dispatches several due schedules at once, up to scheduleConcurrency, each to completion', async () => {
+    const store = new MemoryStore();
+    const zones = ['UTC', 'Asia/Tokyo', 'America/New_York'];
+    const ids = zones.map((timezone) => {
+      const schedule = { cron: '* * * * *', timezone };
+      const id = scheduleIdOf(schedule);
+      store.putSchedule(id, { ...schedule, nextRunAt: occurrence });
+      for (let i = 0; i < 5; i++) store.putNotification(`${timezone}-${i}`, { scheduleId: id, enabled: true });
+      return id;
+    });
+    let inFlight = 0;
+    let peak = 0;
+    const publisher: DispatchPublisher = {
+      async publishPage() {
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+      },
+    };
+    const summary = await runTick(occurrence, deps(store, publisher, { scheduleConcurrency: 2 }));
+    expect(peak).toBe(2);
+    expect(summary.published).toBe(15);
+    expect(summary.occurrences.map((o) => o.status)).toEqual(['dispatched', 'dispatched', 'dispatched']);
+    expect(new Set(summary.occurrences.map((o) => o.scheduleId))).toEqual(new Set(ids));
+    for (const o of summary.occurrences)
+      expect(await store.getRun(o.runId as string)).toMatchObject({ status: 'done', published: 5 });
   });
 
   it('leaves an occurrence leased by another dispatcher alone', async () => {
@@ -266,5 +346,43 @@ describe('runTick', () => {
     expect(summary.occurrences[0]).toMatchObject({ status: 'failed' });
     expect((await store.getRun(runId))?.leaseOwner).toBe('thief');
     expect(store.schedule(scheduleId)?.activeOccurrence).toBe(occ);
+  });
+});
+
+describe('Checkpoints', () => {
+  it('writes in order, one at a time, folding pages added during a write', async () => {
+    const writes: { cursor: string; published: number; pages: number }[] = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const cp = new Checkpoints(async (p) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setImmediate(r));
+      writes.push(p);
+      inFlight--;
+    });
+    cp.add('b0001', 10);
+    cp.add('b0002', 20);
+    cp.add('b0003', 30);
+    await cp.flush();
+    expect(maxInFlight).toBe(1);
+    expect(writes).toEqual([
+      { cursor: 'b0001', published: 10, pages: 1 },
+      { cursor: 'b0003', published: 50, pages: 2 },
+    ]);
+  });
+
+  it('reports a failed write (a lost lease) to the run, and writes nothing after it', async () => {
+    const written: string[] = [];
+    const cp = new Checkpoints(async (p) => {
+      if (p.cursor === 'b0001') throw new LeaseLostError('run r is leased by thief');
+      written.push(p.cursor);
+    });
+    cp.add('b0001', 1);
+    await cp.settle();
+    expect(() => cp.throwIfFailed()).toThrow(LeaseLostError);
+    expect(() => cp.add('b0002', 1)).toThrow('leased by thief');
+    await expect(cp.flush()).rejects.toThrow(LeaseLostError);
+    expect(written).toEqual([]);
   });
 });

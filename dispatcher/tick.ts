@@ -1,22 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { mapLimit } from '../shared/concurrency';
 import { errorMessage } from '../shared/errors';
 import type { Logger } from '../shared/logger';
 import { deliveryIdOf, runIdOf } from '../shared/model';
-import type { DueSchedule, RunStore } from '../shared/ports';
+import type { CheckpointProgress, DueSchedule, RunStore } from '../shared/ports';
 import type { PagePublisher } from '../shared/pubsub';
 import { InvalidScheduleError, nextOccurrence, planOccurrence, validateSchedule } from '../shared/schedule';
 
 /** The dispatcher's publisher port (shared with the redrive). */
 export type DispatchPublisher = PagePublisher;
 
-/** A store that can read a schedule's pages from one query stream (FirestoreStore does). */
-export interface PageStream {
-  notificationPages(scheduleId: string, cursor: string | null, pageSize: number): AsyncIterable<string[]>;
-}
-
 export interface TickDeps {
-  runs: RunStore & Partial<PageStream>;
+  runs: RunStore;
   publisher: DispatchPublisher;
   log: Logger;
   pageSize: number;
@@ -24,6 +20,8 @@ export interface TickDeps {
   catchUpWindowSeconds: number;
   /** How many due schedules one tick takes on; the rest wait for the next tick. */
   maxSchedulesPerTick?: number;
+  /** How many of them are dispatched at once (default 1). */
+  scheduleConcurrency?: number;
   clock?: () => Date;
 }
 
@@ -58,17 +56,17 @@ export interface TickSummary {
 
 /**
  * One tick: for each due schedule, dispatch its occurrence under a lease, one message per
- * enabled notification, a page at a time with a checkpoint after each page.
+ * enabled notification, a page at a time, each page checkpointed once Pub/Sub has it.
  */
 export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSummary> {
   const started = Date.now();
   const clock = deps.clock ?? (() => new Date());
   const owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const due = await deps.runs.dueSchedules(tickTime, deps.maxSchedulesPerTick ?? 1000);
-  const occurrences: OccurrenceResult[] = [];
-  for (const schedule of due) {
-    occurrences.push(await runSchedule(schedule, tickTime, owner, deps, clock));
-  }
+  // Schedules run side by side: one waits on Firestore while another publishes.
+  const occurrences = await mapLimit(due, deps.scheduleConcurrency ?? 1, (schedule) =>
+    runSchedule(schedule, tickTime, owner, deps, clock),
+  );
   return {
     tickTime: tickTime.toISOString(),
     dueSchedules: due.length,
@@ -135,27 +133,32 @@ async function runSchedule(
 
   let cursor = claim.run.cursor;
   let published = 0;
-  const pages = pagesOf(deps.runs, schedule.id, cursor, deps.pageSize);
+  const pages = deps.runs.notificationPages(schedule.id, cursor, deps.pageSize)[Symbol.asyncIterator]();
+  const checkpoints = new Checkpoints((p) => deps.runs.checkpoint(runId, owner, p, leaseMs, clock()));
   try {
-    // One page is read ahead while the current one is published and checkpointed.
+    // One page is read ahead while the current one is published; a page's checkpoint is
+    // written while the next one is published (see Checkpoints).
     let next = pages.next();
     for (;;) {
       const page = await next;
       if (page.done) break;
-      const ids = page.value;
+      const { ids } = page.value;
       next = pages.next();
       next.catch(() => undefined);
+      // A lost lease stops the run before it publishes more.
+      checkpoints.throwIfFailed();
       await deps.publisher.publishPage(
         ids.map((notificationId) => ({
           message: { v: 1, notificationId, occurrence, scheduleId: schedule.id, runId },
           attributes: { deliveryId: deliveryIdOf(notificationId, occurrence), runId },
         })),
       );
-      cursor = ids[ids.length - 1] ?? cursor;
+      cursor = page.value.cursor;
       published += ids.length;
-      await deps.runs.checkpoint(runId, owner, cursor as string, ids.length, leaseMs, clock());
+      checkpoints.add(cursor, ids.length);
       log.debug({ published, cursor }, 'page published');
     }
+    await checkpoints.flush();
     const skipped = schedule.activeOccurrence ? 0 : plan.skipped;
     await deps.runs.finishRun(runId, owner, schedule.id, nextRunAt, skipped, clock());
     log.info({ published, total: (claim.run.published ?? 0) + published }, 'run finished');
@@ -168,36 +171,65 @@ async function runSchedule(
       skipped,
     };
   } catch (err) {
+    // The release must not race a checkpoint still in flight.
+    await checkpoints.settle();
     log.error({ err: errorMessage(err), published, cursor }, 'run failed; a later tick resumes it from the checkpoint');
     await deps.runs.releaseRun(runId, owner, errorMessage(err), clock()).catch(() => undefined);
     return { ...base, occurrence, runId, status: 'failed', published, error: errorMessage(err) };
   } finally {
     // Closes the store's query stream when the run stops early; a no-op once it has ended.
-    pages.return(undefined).catch(() => undefined);
+    pages.return?.(undefined).catch(() => undefined);
   }
 }
 
 /**
- * A schedule's enabled notification ids after `cursor`, a page at a time. From one query
- * stream when the store offers it (FirestoreStore: one query per run, not one per page), else
- * by repeated page queries; the pages are the same either way.
+ * A run's checkpoints, written behind the publishing. Only pages Pub/Sub has accepted are
+ * added, in order, so a checkpoint never covers an unpublished page. One write is in flight at
+ * a time; pages added meanwhile are folded into the next write, so a slow write never holds
+ * up publishing and a crash republishes at most the pages since the last write that landed
+ * (the delivery ledger turns those repeats into acks, not posts).
  */
-async function* pagesOf(
-  runs: TickDeps['runs'],
-  scheduleId: string,
-  cursor: string | null,
-  pageSize: number,
-): AsyncGenerator<string[], void, undefined> {
-  if (runs.notificationPages) {
-    yield* runs.notificationPages(scheduleId, cursor, pageSize);
-    return;
+export class Checkpoints {
+  private pending: CheckpointProgress | null = null;
+  private writing: Promise<void> | null = null;
+  private failure: { error: unknown } | null = null;
+
+  constructor(private readonly write: (progress: CheckpointProgress) => Promise<void>) {}
+
+  add(cursor: string, published: number): void {
+    this.throwIfFailed();
+    const p = this.pending;
+    this.pending = { cursor, published: (p?.published ?? 0) + published, pages: (p?.pages ?? 0) + 1 };
+    if (!this.writing) this.writing = this.drain();
   }
-  let after = cursor;
-  for (;;) {
-    const ids = await runs.notificationPage(scheduleId, after, pageSize);
-    if (ids.length === 0) return;
-    yield ids;
-    after = ids[ids.length - 1] ?? after;
-    if (ids.length < pageSize) return;
+
+  /** Rethrows a failed write (a lost lease): the run must stop. */
+  throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** Waits until every added page is written; throws if a write failed. */
+  async flush(): Promise<void> {
+    await this.settle();
+    this.throwIfFailed();
+  }
+
+  /** Waits for the write in flight, whatever its outcome. */
+  async settle(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending && !this.failure) {
+        const progress = this.pending;
+        this.pending = null;
+        await this.write(progress);
+      }
+    } catch (error) {
+      this.failure = { error };
+    } finally {
+      this.writing = null;
+    }
   }
 }

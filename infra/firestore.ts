@@ -1,5 +1,5 @@
 import * as gcp from '@pulumi/gcp';
-import { compositeIndexes } from '../shared/queries';
+import { compositeIndexes, INDEX_EXEMPTIONS } from '../shared/queries';
 import type { Apis } from './apis';
 
 /** The services use the default database (no database id in their clients). */
@@ -14,6 +14,7 @@ export interface FirestoreArgs {
 export interface Firestore {
   database: gcp.firestore.Database;
   indexes: gcp.firestore.Index[];
+  exemptions: gcp.firestore.Field[];
 }
 
 type IndexSpec = ReturnType<typeof compositeIndexes>[number];
@@ -61,5 +62,16 @@ export function createFirestore(args: FirestoreArgs): Firestore {
         fields: spec.fields.map((f) => ({ fieldPath: f.fieldPath, order: f.order })),
       }),
   );
-  return { database, indexes };
+  const exemptions = INDEX_EXEMPTIONS.map(
+    (e) =>
+      new gcp.firestore.Field(`no-index-${e.collectionGroup}-${e.field}`, {
+        project: args.project,
+        database: database.name,
+        collection: e.collectionGroup,
+        field: e.field,
+        // An empty index configuration turns every single-field index of the field off.
+        indexConfig: {},
+      }),
+  );
+  return { database, indexes, exemptions };
 }

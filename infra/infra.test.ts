@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as gcp from '@pulumi/gcp';
 import { specialSecretSig, specialSigKey } from '@pulumi/pulumi/runtime/rpc';
 import { ENV } from '../shared/config';
-import { compositeIndexes } from '../shared/queries';
+import { compositeIndexes, INDEX_EXEMPTIONS } from '../shared/queries';
 import { TOPOLOGY } from '../shared/topology';
 import { REQUIRED_APIS } from './apis';
 import {
@@ -316,6 +316,16 @@ describe('the full stack', () => {
     });
     expect(sub.inputs.deadLetterPolicy).toBeUndefined();
     expect(ofType(run, 'gcp:pubsub/subscription:Subscription')).toHaveLength(2);
+  });
+
+  it('exempts the dispatch index map from single-field indexing', () => {
+    const fields = ofType(run, 'gcp:firestore/field:Field');
+    expect(fields).toHaveLength(INDEX_EXEMPTIONS.length);
+    for (const e of INDEX_EXEMPTIONS) {
+      const field = fields.find((r) => r.inputs.collection === e.collectionGroup && r.inputs.field === e.field);
+      expect(field?.inputs).toMatchObject({ database: '(default)', indexConfig: {} });
+      expect(field?.inputs.indexConfig?.indexes ?? []).toHaveLength(0);
+    }
   });
 
   it('declares one Firestore index per composite index the queries need, with the same fields', () => {

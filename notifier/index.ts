@@ -19,7 +19,8 @@ function main(): void {
   if (auth.mode === 'none') log.warn({ authMode: 'none' }, AUTH_OFF_WARNING);
   const guards = serviceGuards(auth, 'push', () => googleTokenVerifier());
   const db = createFirestore(config.projectId);
-  const store = new FirestoreStore(db);
+  // Reads and ledger writes of concurrent pushes share round trips (shared/firestore-batching.ts).
+  const store = new FirestoreStore(db, { coalesce: true });
   const slack = new SlackClient({
     apiUrl: config.slackApiUrl,
     timeoutMs: config.slackTimeoutMs,
@@ -45,6 +46,8 @@ function main(): void {
     readiness: { firestore: firestoreReady(db) },
   });
   serve(app, { port: config.port, host: config.host }, log, lifecycle, async () => {
+    // Queued writes leave before the client goes (terminate() refuses while a writer is open).
+    await store.close();
     await db.terminate();
   });
 }

@@ -8,6 +8,8 @@ import {
   Timestamp,
   type Transaction,
 } from '@google-cloud/firestore';
+import { FirestoreCoalescer } from './firestore-batching';
+import { bucketData, bucketWrites, indexedSchedule, membersOf } from './members';
 import type { DeliveryDoc, DeliveryStatus, RunDoc } from './model';
 import type {
   AccountStore,
@@ -19,7 +21,7 @@ import type {
   RunClaim,
   RunStore,
 } from './ports';
-import { LeaseLostError } from './ports';
+import { type CheckpointProgress, LeaseLostError, type NotificationPage } from './ports';
 import { QUERIES, type QuerySpec } from './queries';
 import { COLLECTIONS } from './topology';
 
@@ -55,8 +57,32 @@ export function buildQuery(db: Firestore, spec: QuerySpec, values: Record<string
 const STATUSES: DeliveryStatus[] = ['sending', 'retrying', 'sent', 'failed', 'skipped', 'dead'];
 const FINAL = new Set<DeliveryStatus>(['sent', 'failed', 'skipped', 'dead']);
 
+export interface FirestoreStoreOptions {
+  /**
+   * Coalesce the delivery hot path's single-document calls across concurrent requests (the
+   * notifier): the claim's create, markSent's update, and the notification and account reads
+   * go out batched per event-loop turn (shared/firestore-batching.ts). Every transaction, and
+   * every other call, is made as without it. The store must then be closed before the client
+   * is terminated.
+   */
+  coalesce?: boolean;
+}
+
 export class FirestoreStore implements RunStore, DeliveryLedger, NotificationStore {
-  constructor(readonly db: Firestore) {}
+  /** The notifier's coalescer (shared/firestore-batching.ts), with `coalesce: true` only. */
+  private readonly batching: FirestoreCoalescer | null;
+
+  constructor(
+    readonly db: Firestore,
+    opts: FirestoreStoreOptions = {},
+  ) {
+    this.batching = opts.coalesce ? new FirestoreCoalescer(db) : null;
+  }
+
+  /** Sends the coalesced writes still queued and waits for them; call before db.terminate(). */
+  async close(): Promise<void> {
+    await this.batching?.close();
+  }
 
   private runs() {
     return this.db.collection(COLLECTIONS.runs);
@@ -139,35 +165,36 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     });
   }
 
-  async notificationPage(scheduleId: string, cursor: string | null, limit: number): Promise<string[]> {
-    let q = buildQuery(this.db, QUERIES.notificationsOfSchedule, { scheduleId, enabled: true });
-    if (cursor) q = q.startAfter(cursor);
-    // Only the ids travel: the notifier loads the rest when it delivers.
-    const snap = await q.select().limit(limit).get();
-    return snap.docs.map((d) => d.id);
-  }
-
   /**
-   * The pages notificationPage() would give, read from one query stream: one query per run
-   * instead of one per page (the emulator scans the whole collection for every query, and
-   * each query is a round trip in production). The stream is pulled a page at a time, so
-   * memory stays near one page whatever the schedule's size.
+   * A schedule's enabled notifications, read from its dispatch index (shared/members.ts) with
+   * one query stream of bucket documents: whole buckets are gathered until a page holds at
+   * least `pageSize` ids, and each page's cursor is its last bucket, so a run resumed from a
+   * checkpoint starts at the next bucket. The stream is pulled a page at a time, so memory
+   * stays near one page whatever the schedule's size.
    */
-  async *notificationPages(scheduleId: string, cursor: string | null, pageSize: number): AsyncGenerator<string[]> {
-    let q = buildQuery(this.db, QUERIES.notificationsOfSchedule, { scheduleId, enabled: true });
+  async *notificationPages(
+    scheduleId: string,
+    cursor: string | null,
+    pageSize: number,
+  ): AsyncGenerator<NotificationPage> {
+    let q = membersOf(this.db, scheduleId).orderBy(FieldPath.documentId());
     if (cursor) q = q.startAfter(cursor);
     // The client's query stream is a Node Readable; its typings say only ReadableStream.
-    const stream = q.select().stream() as Readable;
-    let page: string[] = [];
+    const stream = q.stream() as Readable;
+    let ids: string[] = [];
+    let last: string | null = null;
     try {
       for await (const doc of stream) {
-        page.push((doc as QueryDocumentSnapshot).id);
-        if (page.length >= pageSize) {
-          yield page;
-          page = [];
+        const snap = doc as QueryDocumentSnapshot;
+        const members = snap.get('ids') as Record<string, unknown> | undefined;
+        if (members) for (const id of Object.keys(members).sort()) if (members[id] === true) ids.push(id);
+        last = snap.id;
+        if (ids.length >= pageSize) {
+          yield { ids, cursor: last };
+          ids = [];
         }
       }
-      if (page.length > 0) yield page;
+      if (ids.length > 0 && last) yield { ids, cursor: last };
     } finally {
       stream.destroy();
     }
@@ -185,17 +212,17 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
   async checkpoint(
     runId: string,
     owner: string,
-    cursor: string,
-    published: number,
+    progress: CheckpointProgress,
     leaseMs: number,
     now: Date,
   ): Promise<void> {
+    const { cursor, published, pages } = progress;
     await this.db.runTransaction(async (tx) => {
       await this.withLease(tx, runId, owner);
       tx.update(this.runs().doc(runId), {
         cursor,
         published: FieldValue.increment(published),
-        pages: FieldValue.increment(1),
+        pages: FieldValue.increment(pages),
         leaseExpiresAt: new Date(now.getTime() + leaseMs),
         updatedAt: now,
       });
@@ -281,7 +308,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     };
     try {
       // The common path: one write, no read.
-      await ref.create(fresh);
+      await (this.batching ? this.batching.create(ref, fresh) : ref.create(fresh));
       return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now, claimExpiresAt };
     } catch (err) {
       if ((err as { code?: number }).code !== 6 /* ALREADY_EXISTS */) throw err;
@@ -331,7 +358,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     deliveryId: string,
     f: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date },
   ): Promise<void> {
-    await this.deliveries().doc(deliveryId).update({
+    const ref = this.deliveries().doc(deliveryId);
+    const sent = {
       status: 'sent',
       slackTs: f.slackTs,
       channelId: f.channelId,
@@ -341,7 +369,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       claimExpiresAt: null,
       outcomeUnknown: false,
       updatedAt: f.now,
-    });
+    };
+    await (this.batching ? this.batching.update(ref, sent) : ref.update(sent));
   }
 
   async markRetry(
@@ -470,12 +499,14 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
   // ---- NotificationStore / AccountStore ----
 
   async getRaw(id: string): Promise<Record<string, unknown> | null> {
-    const snap = await this.notifications().doc(id).get();
+    const ref = this.notifications().doc(id);
+    const snap = await (this.batching ? this.batching.get(ref) : ref.get());
     return snap.exists ? fromDoc<Record<string, unknown>>(snap.data() ?? {}) : null;
   }
 
   async getAccountRaw(accountId: string): Promise<Record<string, unknown> | null> {
-    const snap = await this.db.collection(COLLECTIONS.accounts).doc(accountId).get();
+    const ref = this.db.collection(COLLECTIONS.accounts).doc(accountId);
+    const snap = await (this.batching ? this.batching.get(ref) : ref.get());
     return snap.exists ? fromDoc<Record<string, unknown>>(snap.data() ?? {}) : null;
   }
 
@@ -487,7 +518,12 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       const count = Number(snap.get('consecutiveFailures') ?? 0) + 1;
       const pause = count >= threshold && snap.get('enabled') !== false;
       const update: Record<string, unknown> = { consecutiveFailures: count, lastFailure: reason, updatedAt: now };
-      if (pause) Object.assign(update, { enabled: false, pausedReason: reason, pausedAt: now });
+      if (pause) {
+        Object.assign(update, { enabled: false, pausedReason: reason, pausedAt: now });
+        // A paused notification leaves the dispatch index in the same commit.
+        const change = { id, from: indexedSchedule(snap.data()), to: null };
+        for (const w of bucketWrites(this.db, [change])) tx.set(w.ref, bucketData(w), { merge: true });
+      }
       tx.update(ref, update);
       return pause;
     });

@@ -1,10 +1,13 @@
+import { bucketOf } from './members';
 import type { DeliveryDoc, DeliveryError, DeliveryStatus, RunDoc, ScheduleDoc } from './model';
 import type {
   AccountStore,
+  CheckpointProgress,
   ClaimRequest,
   DeliveryClaim,
   DeliveryLedger,
   DueSchedule,
+  NotificationPage,
   NotificationStore,
   RunClaim,
   RunStore,
@@ -154,12 +157,30 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     return { kind: 'resumed', run: taken };
   }
 
-  async notificationPage(scheduleId: string, cursor: string | null, limit: number): Promise<string[]> {
-    return [...this.notificationDocs.entries()]
-      .filter(([id, n]) => n.scheduleId === scheduleId && n.enabled === true && (cursor === null || id > cursor))
-      .map(([id]) => id)
-      .sort(cmp)
-      .slice(0, limit);
+  /** The same pages as FirestoreStore's dispatch index gives: whole buckets, in bucket order. */
+  async *notificationPages(
+    scheduleId: string,
+    cursor: string | null,
+    pageSize: number,
+  ): AsyncGenerator<NotificationPage> {
+    const buckets = new Map<string, string[]>();
+    for (const [id, n] of this.notificationDocs) {
+      if (n.scheduleId !== scheduleId || n.enabled !== true) continue;
+      const b = bucketOf(id);
+      if (cursor !== null && b <= cursor) continue;
+      buckets.set(b, [...(buckets.get(b) ?? []), id]);
+    }
+    let ids: string[] = [];
+    let last: string | null = null;
+    for (const b of [...buckets.keys()].sort(cmp)) {
+      ids.push(...(buckets.get(b) ?? []).sort(cmp));
+      last = b;
+      if (ids.length >= pageSize) {
+        yield { ids, cursor: b };
+        ids = [];
+      }
+    }
+    if (ids.length > 0 && last) yield { ids, cursor: last };
   }
 
   private leased(runId: string, owner: string): RunDoc {
@@ -172,17 +193,17 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
   async checkpoint(
     runId: string,
     owner: string,
-    cursor: string,
-    published: number,
+    progress: CheckpointProgress,
     leaseMs: number,
     now: Date,
   ): Promise<void> {
+    const { cursor, published, pages } = progress;
     const run = this.leased(runId, owner);
     this.runDocs.set(runId, {
       ...run,
       cursor,
       published: run.published + published,
-      pages: run.pages + 1,
+      pages: run.pages + pages,
       leaseExpiresAt: new Date(now.getTime() + leaseMs),
       updatedAt: now,
     });

@@ -1,4 +1,6 @@
-import type { Firestore } from '@google-cloud/firestore';
+import type { DocumentReference, Firestore } from '@google-cloud/firestore';
+import { mapLimit } from './concurrency';
+import { bucketData, bucketWrites, indexedSchedule } from './members';
 import { type Account, accountSchema, type NotificationInput, notificationSchema } from './model';
 import { latestOccurrence, nextOccurrence, scheduleIdOf, validateSchedule } from './schedule';
 import { COLLECTIONS } from './topology';
@@ -60,7 +62,20 @@ export interface SaveOptions {
   onProgress?: (written: number) => void;
 }
 
-/** Writes notifications and the schedule documents they need, with a BulkWriter. */
+/**
+ * Notifications written per transaction: each needs its own write and at most two index
+ * writes, inside Firestore's 500 writes per commit.
+ */
+const SAVE_CHUNK = 150;
+/** Chunks written at once. */
+const SAVE_PARALLEL = 4;
+
+/**
+ * Writes notifications, the schedule documents they need, and their entries in the dispatch
+ * index (shared/members.ts). Each chunk is one transaction that reads the notifications'
+ * current documents, so a notification that moves to another schedule, or is disabled, leaves
+ * its old schedule's index in the same commit.
+ */
 export async function saveNotifications(
   db: Firestore,
   items: NewNotification[],
@@ -84,17 +99,33 @@ export async function saveNotifications(
     });
   }
 
-  const writer = db.bulkWriter();
+  // The last write of an id wins, as it would one write after another.
+  const latest = [...new Map(docs.map((d) => [d.id, d])).values()];
+  const chunks: (typeof latest)[] = [];
+  for (let i = 0; i < latest.length; i += SAVE_CHUNK) chunks.push(latest.slice(i, i + SAVE_CHUNK));
   let written = 0;
-  for (const { id, doc } of docs) {
-    void writer
-      .set(db.collection(COLLECTIONS.notifications).doc(id), { ...doc, createdAt: now, updatedAt: now })
-      .then(() => {
-        written++;
-        if (opts.onProgress && written % 500 === 0) opts.onProgress(written);
+  let reported = 0;
+  const writeChunk = async (chunk: typeof latest): Promise<void> => {
+    const refs = chunk.map(({ id }) => db.collection(COLLECTIONS.notifications).doc(id));
+    await db.runTransaction(async (tx) => {
+      const current = await tx.getAll(...refs);
+      chunk.forEach(({ doc }, i) => {
+        tx.set(refs[i] as DocumentReference, { ...doc, createdAt: now, updatedAt: now });
       });
-  }
-  await writer.close();
+      const changes = chunk.map(({ id, doc }, i) => ({
+        id,
+        from: indexedSchedule(current[i]?.data()),
+        to: indexedSchedule(doc),
+      }));
+      for (const w of bucketWrites(db, changes)) tx.set(w.ref, bucketData(w), { merge: true });
+    });
+    written += chunk.length;
+    if (opts.onProgress && written - reported >= 500) {
+      reported = written;
+      opts.onProgress(written);
+    }
+  };
+  await mapLimit(chunks, SAVE_PARALLEL, writeChunk);
   opts.onProgress?.(written);
 }
 
@@ -106,7 +137,7 @@ export async function saveAccounts(db: Firestore, accounts: { id: string; accoun
   await writer.close();
 }
 
-/** Pauses or resumes a notification. Resuming clears the failure count. */
+/** Pauses or resumes a notification, and its dispatch index entry with it. Resuming clears the failure count. */
 export async function setNotificationEnabled(
   db: Firestore,
   id: string,
@@ -114,12 +145,16 @@ export async function setNotificationEnabled(
   reason?: string,
 ): Promise<boolean> {
   const ref = db.collection(COLLECTIONS.notifications).doc(id);
-  const snap = await ref.get();
-  if (!snap.exists) return false;
-  await ref.update(
-    enabled
+  return db.runTransaction(async (tx) => {
+    const snap = await tx.get(ref);
+    if (!snap.exists) return false;
+    const data = snap.data();
+    const update = enabled
       ? { enabled: true, pausedReason: null, consecutiveFailures: 0, updatedAt: new Date() }
-      : { enabled: false, pausedReason: reason ?? 'paused by an operator', updatedAt: new Date() },
-  );
-  return true;
+      : { enabled: false, pausedReason: reason ?? 'paused by an operator', updatedAt: new Date() };
+    tx.update(ref, update);
+    const change = { id, from: indexedSchedule(data), to: indexedSchedule({ ...data, ...update }) };
+    for (const w of bucketWrites(db, [change])) tx.set(w.ref, bucketData(w), { merge: true });
+    return true;
+  });
 }

@@ -21,21 +21,30 @@ export interface NotificationRef {
   id: string;
 }
 
+/** One page of a run: ids to publish, and the cursor that resumes after them. */
+export interface NotificationPage {
+  ids: string[];
+  cursor: string;
+}
+
+/** Pages published since the last checkpoint: the cursor after the last, and their sizes. */
+export interface CheckpointProgress {
+  cursor: string;
+  published: number;
+  pages: number;
+}
+
 export interface RunStore {
   dueSchedules(at: Date, limit: number): Promise<DueSchedule[]>;
   /** Creates the run or takes it over when its lease expired; marks it on the schedule. */
   claimRun(scheduleId: string, occurrence: string, owner: string, leaseMs: number, now: Date): Promise<RunClaim>;
-  /** Ids of a schedule's enabled notifications, after `cursor`, in id order. */
-  notificationPage(scheduleId: string, cursor: string | null, limit: number): Promise<string[]>;
+  /**
+   * A schedule's enabled notification ids after `cursor`, in pages of at least `pageSize`
+   * (the last page may be smaller). Each page carries the cursor a checkpoint records.
+   */
+  notificationPages(scheduleId: string, cursor: string | null, pageSize: number): AsyncIterable<NotificationPage>;
   /** Records progress and renews the lease; throws LeaseLostError when another owner took it. */
-  checkpoint(
-    runId: string,
-    owner: string,
-    cursor: string,
-    published: number,
-    leaseMs: number,
-    now: Date,
-  ): Promise<void>;
+  checkpoint(runId: string, owner: string, progress: CheckpointProgress, leaseMs: number, now: Date): Promise<void>;
   /** Marks the run done and moves the schedule on. */
   finishRun(
     runId: string,

@@ -67,6 +67,8 @@ export function isLocalTopology(t: Topology): t is LocalTopology {
 export const COLLECTIONS = Object.freeze({
   notifications: 'notifications',
   schedules: 'schedules',
+  /** `schedules/{id}/members/{bucket}`: the dispatch index (shared/members.ts). */
+  members: 'members',
   runs: 'runs',
   deliveries: 'deliveries',
   accounts: 'accounts',

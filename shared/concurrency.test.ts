@@ -1,0 +1,31 @@
+import { mapLimit } from './concurrency';
+
+describe('mapLimit', () => {
+  it('keeps input order and never runs more than the limit at once', async () => {
+    let running = 0;
+    let peak = 0;
+    const out = await mapLimit([5, 1, 4, 2, 3, 0], 2, async (n, i) => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, n));
+      running--;
+      return `${i}:${n}`;
+    });
+    expect(out).toEqual(['0:5', '1:1', '2:4', '3:2', '4:3', '5:0']);
+    expect(peak).toBe(2);
+  });
+
+  it('handles an empty list and rejects a bad limit', async () => {
+    await expect(mapLimit([], 3, async () => 1)).resolves.toEqual([]);
+    await expect(mapLimit([1], 0, async () => 1)).rejects.toThrow('positive integer');
+  });
+
+  it('rejects with the first failure', async () => {
+    await expect(
+      mapLimit([1, 2, 3], 2, async (n) => {
+        if (n === 2) throw new Error('boom 2');
+        return n;
+      }),
+    ).rejects.toThrow('boom 2');
+  });
+});

@@ -1,0 +1,96 @@
+import type { Firestore } from '@google-cloud/firestore';
+import { uniqueProjectId } from '../dev/stack';
+import { createFirestore } from '../shared/firestore';
+import { FirestoreStore } from '../shared/firestore-store';
+import { bucketOf, MEMBER_BUCKETS, membersOf } from '../shared/members';
+import { saveNotifications, setNotificationEnabled } from '../shared/notifications';
+import { scheduleIdOf } from '../shared/schedule';
+import { notification } from './helpers';
+
+/** The dispatch index on the Firestore emulator: every write path keeps it equal to the notifications. */
+
+const paris = { cron: '0 9 * * *', timezone: 'Europe/Paris' };
+const tokyo = { cron: '0 9 * * *', timezone: 'Asia/Tokyo' };
+const parisId = scheduleIdOf(paris);
+const tokyoId = scheduleIdOf(tokyo);
+
+let db: Firestore;
+let store: FirestoreStore;
+
+beforeAll(() => {
+  db = createFirestore(uniqueProjectId('members'));
+  store = new FirestoreStore(db);
+});
+afterAll(async () => {
+  await db.terminate();
+});
+
+async function indexed(scheduleId: string): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const page of store.notificationPages(scheduleId, null, 100)) ids.push(...page.ids);
+  return ids.sort();
+}
+
+describe('the dispatch index', () => {
+  it('lists exactly the enabled notifications of each schedule, across imports, moves, pauses and resumes', async () => {
+    const items = Array.from({ length: 300 }, (_, i) => notification(i + 1, paris));
+    await saveNotifications(db, items);
+    const all = items.map((n) => n.id).sort();
+    expect(await indexed(parisId)).toEqual(all);
+
+    // Ten move to Tokyo, five are imported again disabled: each leaves Paris in the same commit.
+    const moved = items.slice(0, 10).map((n) => ({ ...n, ...tokyo }));
+    const disabled = items.slice(10, 15).map((n) => ({ ...n, enabled: false }));
+    await saveNotifications(db, [...moved, ...disabled]);
+    const gone = new Set([...moved, ...disabled].map((n) => n.id));
+    expect(await indexed(parisId)).toEqual(all.filter((id) => !gone.has(id)));
+    expect(await indexed(tokyoId)).toEqual(moved.map((n) => n.id).sort());
+
+    // Pause and resume through the operator path.
+    const target = items[20]?.id as string;
+    expect(await setNotificationEnabled(db, target, false, 'test')).toBe(true);
+    expect(await indexed(parisId)).not.toContain(target);
+    expect(await setNotificationEnabled(db, target, true)).toBe(true);
+    expect(await indexed(parisId)).toContain(target);
+
+    // The notifier's automatic pause after repeated permanent failures.
+    const failing = items[21]?.id as string;
+    expect(await store.recordPermanentFailure(failing, 'channel_not_found', 1, new Date())).toBe(true);
+    expect(await indexed(parisId)).not.toContain(failing);
+
+    // Saving the same notification twice keeps one entry.
+    await saveNotifications(db, [items[30] as (typeof items)[number], items[30] as (typeof items)[number]]);
+    const ids = await indexed(parisId);
+    expect(ids.filter((id) => id === items[30]?.id)).toHaveLength(1);
+  });
+
+  it('pages whole buckets, and a cursor resumes after its bucket without losing or repeating an id', async () => {
+    const schedule = { cron: '30 8 * * 1', timezone: 'UTC' };
+    const id = scheduleIdOf(schedule);
+    const items = Array.from({ length: 2_000 }, (_, i) => notification(10_000 + i, schedule));
+    await saveNotifications(db, items);
+
+    const buckets = await membersOf(db, id).get();
+    expect(buckets.size).toBeLessThanOrEqual(MEMBER_BUCKETS);
+    // 2,000 ids in the index's bucket documents, not 2,000 documents.
+    expect(buckets.size).toBeLessThan(items.length);
+
+    const pages: { ids: string[]; cursor: string }[] = [];
+    for await (const page of store.notificationPages(id, null, 250)) pages.push(page);
+    const seen = pages.flatMap((p) => p.ids);
+    expect(seen.sort()).toEqual(items.map((n) => n.id).sort());
+    for (const [i, page] of pages.entries()) {
+      if (i < pages.length - 1) expect(page.ids.length).toBeGreaterThanOrEqual(250);
+      // A page ends at its cursor's bucket: every id in it hashes at or before the cursor.
+      expect(page.ids.every((n) => bucketOf(n) <= page.cursor)).toBe(true);
+    }
+
+    // Resuming after the second page's cursor gives exactly the ids of later buckets.
+    const cursor = pages[1]?.cursor as string;
+    const rest: string[] = [];
+    for await (const page of store.notificationPages(id, cursor, 250)) rest.push(...page.ids);
+    const expected = items.map((n) => n.id).filter((n) => bucketOf(n) > cursor);
+    expect(rest.sort()).toEqual(expected.sort());
+    expect(rest.length + pages[0]!.ids.length + pages[1]!.ids.length).toBe(items.length);
+  });
+});
