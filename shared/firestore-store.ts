@@ -327,6 +327,17 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       }
       const d = fromDoc<DeliveryDoc>(snap.data() ?? {});
       if (FINAL.has(d.status)) return { kind: 'final', status: d.status } as const;
+      if (d.status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {
+        // Our own create, which landed although its answer was lost and it was retried: the
+        // claim (the owner token is this attempt's alone) is this attempt's.
+        return {
+          kind: 'claimed',
+          attempts: d.attempts ?? 1,
+          outcomeUnknown: Boolean(d.outcomeUnknown),
+          firstAttemptAt: d.firstAttemptAt ?? req.now,
+          claimExpiresAt: d.claimExpiresAt,
+        } as const;
+      }
       if (d.status === 'sending' && d.claimExpiresAt && d.claimExpiresAt.getTime() > req.now.getTime()) {
         return { kind: 'busy', claimExpiresAt: d.claimExpiresAt } as const;
       }

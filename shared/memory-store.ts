@@ -274,6 +274,16 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     }
     const status = d.status as DeliveryStatus;
     if (FINAL.has(status)) return { kind: 'final', status };
+    if (status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {
+      // As FirestoreStore: this attempt's own create, retried after it had landed.
+      return {
+        kind: 'claimed',
+        attempts: d.attempts ?? 1,
+        outcomeUnknown: Boolean(d.outcomeUnknown),
+        firstAttemptAt: new Date((d.firstAttemptAt ?? req.now).getTime()),
+        claimExpiresAt: new Date(d.claimExpiresAt.getTime()),
+      };
+    }
     if (status === 'sending' && d.claimExpiresAt && d.claimExpiresAt.getTime() > req.now.getTime()) {
       return { kind: 'busy', claimExpiresAt: new Date(d.claimExpiresAt.getTime()) };
     }

@@ -59,6 +59,17 @@ describe('coalesced store on the emulator', () => {
     await db.terminate();
   });
 
+  test("a claim whose create landed but was retried finds its own claim, not someone else's", async () => {
+    const id = `n-own:${now.toISOString()}`;
+    const first = await store.claim(claimOf(id, 'attempt-1'));
+    expect(first.kind).toBe('claimed');
+    // The same attempt again, as after a create retried by the writer: still its claim.
+    const again = await store.claim(claimOf(id, 'attempt-1'));
+    expect(again).toMatchObject({ kind: 'claimed', attempts: 1, outcomeUnknown: false });
+    // Any other attempt meanwhile sees a live claim.
+    expect((await store.claim(claimOf(id, 'attempt-2'))).kind).toBe('busy');
+  });
+
   test('50 concurrent claims of 25 deliveries: exactly one claimed per delivery, the rest busy', async () => {
     const ids = Array.from({ length: 25 }, (_, i) => `n-${String(i).padStart(3, '0')}:${now.toISOString()}`);
     const requests = [...ids.map((id) => claimOf(id, `a-${id}`)), ...ids.map((id) => claimOf(id, `b-${id}`))];
