@@ -33,7 +33,7 @@ const QUICK = { runs: 1, sizes: [500, 2000, 5000], e2e: 1000, capacityRequests: 
  */
 const UNCAPPED_OLD_SPACE_MIB = 4096;
 /** The dispatcher's page size (DISPATCH_PAGE_SIZE default): messages per publish request. */
-const PAGE_SIZE = 500;
+const PAGE_SIZE = 1000;
 
 function int(min: number, max: number) {
   return (value: string): number => {

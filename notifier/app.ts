@@ -43,7 +43,9 @@ export function createApp(deps: NotifierDeps): Express {
     if (result.kind === 'retry' && result.retryAfterSeconds !== undefined) {
       res.setHeader('Retry-After', String(result.retryAfterSeconds));
     }
-    res.status(status).json(result);
+    // A 204 carries no body: serialising one would be work thrown away.
+    if (status === 204) res.status(204).end();
+    else res.status(status).json(result);
   });
 
   app.post(TOPOLOGY.deadLetterPath, ...guards, jsonBody(), async (req, res) => {

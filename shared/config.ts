@@ -54,8 +54,9 @@ const schema = z.object({
   host: z.string().min(1).optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   dispatchTopic: z.string().min(1).default(TOPOLOGY.dispatchTopic),
-  dispatchPageSize: int(1, 5000).default(500),
-  dispatchScheduleConcurrency: int(1, 32).default(4),
+  // A page is one publish request: the publisher's batch holds up to 1,000 messages.
+  dispatchPageSize: int(1, 5000).default(1000),
+  dispatchScheduleConcurrency: int(1, 32).default(2),
   runLeaseSeconds: int(5, 3600).default(60),
   catchUpWindowSeconds: int(0, 7 * 24 * 3600).default(900),
   slackApiUrl: z.url().default('https://slack.com/api/'),
