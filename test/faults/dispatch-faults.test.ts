@@ -184,7 +184,11 @@ describe('faults around dispatch and bad input', () => {
         return (s.sent ?? 0) === m + 1 && (s.failed ?? 0) === m + 1;
       });
     }
-    const paused = await db.collection(COLLECTIONS.notifications).doc('n-00001').get();
+    // The pause is written just after the third failure is recorded: wait for it, not the failure.
+    const paused = await waitFor('n-00001 paused', async () => {
+      const snap = await db.collection(COLLECTIONS.notifications).doc('n-00001').get();
+      return snap.get('enabled') === false ? snap : null;
+    });
     expect(paused.get('enabled')).toBe(false);
     expect(paused.get('pausedReason')).toBe('not_in_channel');
     // Paused: the next occurrence dispatches only the healthy one.
