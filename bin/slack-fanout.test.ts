@@ -27,7 +27,7 @@ describe('parseNotificationsFile', () => {
 describe('the command line', () => {
   it('lists every command in its help', () => {
     const help = buildProgram().helpInformation();
-    for (const command of ['import', 'add', 'pause', 'resume', 'show', 'run', 'redrive']) {
+    for (const command of ['import', 'add', 'reindex', 'pause', 'resume', 'show', 'run', 'redrive']) {
       expect(help).toContain(command);
     }
   });

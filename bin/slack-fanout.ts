@@ -11,6 +11,7 @@ import {
   InvalidNotificationError,
   type NewNotification,
   notificationDoc,
+  reindexNotifications,
   saveNotifications,
   setNotificationEnabled,
 } from '../shared/notifications';
@@ -185,6 +186,27 @@ export function buildProgram(): Command {
     }
     print({ id, enabled });
   };
+  program
+    .command('reindex')
+    .description(
+      'add every enabled notification missing from its schedule’s dispatch index (data written before the index existed); safe to repeat',
+    )
+    .action(async () => {
+      const db = createFirestore(projectOf(program.opts()));
+      const bar = new SingleBar({ format: 'reindexing [{bar}] {value}/{total}', hideCursor: true });
+      let result: { scanned: number; indexed: number };
+      try {
+        const total = (await db.collection(COLLECTIONS.notifications).count().get()).data().count;
+        bar.start(total, 0);
+        result = await reindexNotifications(db, { onProgress: (n) => bar.update(n) });
+      } finally {
+        bar.stop();
+        await db.terminate();
+      }
+      process.stdout.write(
+        `scanned ${result.scanned} notifications; ${result.indexed} enabled ones are in their schedule's index\n`,
+      );
+    });
   program
     .command('pause')
     .description('pause a notification: it is no longer dispatched')

@@ -386,3 +386,34 @@ describe('Checkpoints', () => {
     expect(written).toEqual([]);
   });
 });
+
+describe('Checkpoints with a write that throws at once', () => {
+  it('records the failure and does not leave flush() waiting', async () => {
+    const cp = new Checkpoints(() => {
+      throw new LeaseLostError('thrown before any await');
+    });
+    cp.add('b0001', 1);
+    await expect(cp.flush()).rejects.toThrow('thrown before any await');
+    await cp.settle();
+  });
+});
+
+describe('resuming a run checkpointed with a notification id', () => {
+  it('starts the run over: nothing is skipped', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 5 });
+    // A run left by a version that paged by notification id, its lease expired.
+    await store.claimRun(scheduleId, occ, 'old-version', 60_000, new Date(occurrence.getTime() - 120_000));
+    await store.checkpoint(
+      runId,
+      'old-version',
+      { cursor: 'n002', published: 2, pages: 1 },
+      60_000,
+      new Date(occurrence.getTime() - 120_000),
+    );
+    const publisher = new FakePublisher();
+    const summary = await runTick(occurrence, deps(store, publisher));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'resumed', published: 5 });
+    expect(publisher.messages.map((m) => m.notificationId).sort()).toEqual(ids);
+  });
+});

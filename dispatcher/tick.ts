@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { mapLimit } from '../shared/concurrency';
 import { errorMessage } from '../shared/errors';
 import type { Logger } from '../shared/logger';
+import { isBucketId } from '../shared/members';
 import { deliveryIdOf, runIdOf } from '../shared/model';
 import type { CheckpointProgress, DueSchedule, RunStore } from '../shared/ports';
 import type { PagePublisher } from '../shared/pubsub';
@@ -131,7 +132,12 @@ async function runSchedule(
     log.info({ cursor: claim.run.cursor, published: claim.run.published }, 'resuming run from its checkpoint');
   }
 
-  let cursor = claim.run.cursor;
+  // A cursor is a dispatch-index bucket id. One of another shape (a run checkpointed by a
+  // version that paged by notification id) resumes from the start: the ledger acks the repeats.
+  let cursor = claim.run.cursor && isBucketId(claim.run.cursor) ? claim.run.cursor : null;
+  if (claim.run.cursor && cursor === null) {
+    log.warn({ cursor: claim.run.cursor }, 'checkpoint is not an index bucket; resuming the run from its start');
+  }
   let published = 0;
   const pages = deps.runs.notificationPages(schedule.id, cursor, deps.pageSize)[Symbol.asyncIterator]();
   const checkpoints = new Checkpoints((p) => deps.runs.checkpoint(runId, owner, p, leaseMs, clock()));
@@ -200,7 +206,14 @@ export class Checkpoints {
     this.throwIfFailed();
     const p = this.pending;
     this.pending = { cursor, published: (p?.published ?? 0) + published, pages: (p?.pages ?? 0) + 1 };
-    if (!this.writing) this.writing = this.drain();
+    if (!this.writing) {
+      const writing = this.drain();
+      this.writing = writing;
+      // Cleared when this drain ends, however it ends (even a write that throws at once).
+      void writing.finally(() => {
+        if (this.writing === writing) this.writing = null;
+      });
+    }
   }
 
   /** Rethrows a failed write (a lost lease): the run must stop. */
@@ -228,8 +241,6 @@ export class Checkpoints {
       }
     } catch (error) {
       this.failure = { error };
-    } finally {
-      this.writing = null;
     }
   }
 }

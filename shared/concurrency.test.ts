@@ -29,3 +29,22 @@ describe('mapLimit', () => {
     ).rejects.toThrow('boom 2');
   });
 });
+
+describe('mapLimit after a failure', () => {
+  it('starts nothing more, and rejects only once the calls in flight have ended', async () => {
+    const started: number[] = [];
+    let slowEnded = false;
+    const run = mapLimit([0, 1, 2, 3, 4, 5], 2, async (n) => {
+      started.push(n);
+      if (n === 0) {
+        await new Promise((r) => setTimeout(r, 30));
+        slowEnded = true;
+        return n;
+      }
+      throw new Error(`boom ${n}`);
+    });
+    await expect(run).rejects.toThrow('boom 1');
+    expect(started).toEqual([0, 1]);
+    expect(slowEnded).toBe(true);
+  });
+});

@@ -1,6 +1,7 @@
 /**
  * Maps `items` through `fn` with at most `limit` calls in flight, results in input order.
- * The first failure rejects the whole map; calls already started run to completion.
+ * The first failure rejects the whole map once the calls already started have ended; no call
+ * starts after it.
  */
 export async function mapLimit<T, R>(
   items: readonly T[],
@@ -10,12 +11,21 @@ export async function mapLimit<T, R>(
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
   const results = new Array<R>(items.length);
   let next = 0;
+  let failed = false;
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
+    while (next < items.length && !failed) {
       const i = next++;
-      results[i] = await fn(items[i] as T, i);
+      try {
+        results[i] = await fn(items[i] as T, i);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  // allSettled: the caller hears of a failure only when nothing of the map is still running.
+  const outcomes = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const rejected = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (rejected) throw rejected.reason;
   return results;
 }

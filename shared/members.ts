@@ -20,6 +20,11 @@ import { COLLECTIONS } from './topology';
  */
 export const MEMBER_BUCKETS = 1024;
 
+/** Whether `id` is a bucket document id, as bucketOf() makes them. */
+export function isBucketId(id: string): boolean {
+  return /^b\d{4}$/.test(id) && Number(id.slice(1)) < MEMBER_BUCKETS;
+}
+
 /** The bucket document id of a notification: stable, evenly spread, sortable. */
 export function bucketOf(notificationId: string): string {
   const h = createHash('sha1').update(notificationId).digest().readUInt32BE(0);

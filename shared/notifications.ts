@@ -1,4 +1,4 @@
-import type { DocumentReference, Firestore } from '@google-cloud/firestore';
+import { type DocumentReference, FieldPath, type Firestore } from '@google-cloud/firestore';
 import { mapLimit } from './concurrency';
 import { bucketData, bucketWrites, indexedSchedule } from './members';
 import { type Account, accountSchema, type NotificationInput, notificationSchema } from './model';
@@ -125,7 +125,15 @@ export async function saveNotifications(
       opts.onProgress(written);
     }
   };
-  await mapLimit(chunks, SAVE_PARALLEL, writeChunk);
+  try {
+    await mapLimit(chunks, SAVE_PARALLEL, writeChunk);
+  } catch (err) {
+    // Each chunk landed whole or not at all, and saving again is harmless: say how far it got.
+    throw new Error(
+      `saved ${written} of ${latest.length} notifications before a write failed (saving them again is safe): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
   opts.onProgress?.(written);
 }
 
@@ -157,4 +165,46 @@ export async function setNotificationEnabled(
     for (const w of bucketWrites(db, [change])) tx.set(w.ref, bucketData(w), { merge: true });
     return true;
   });
+}
+
+/**
+ * Adds every enabled notification to its schedule's dispatch index, where it is missing: for
+ * data written before the index existed, or restored from a backup without it. Reads the
+ * notifications a page at a time and writes each chunk's entries in a transaction that reads
+ * those notifications again, so a change made meanwhile is not undone. Safe to repeat.
+ */
+export async function reindexNotifications(
+  db: Firestore,
+  opts: { onProgress?: (scanned: number) => void } = {},
+): Promise<{ scanned: number; indexed: number }> {
+  const collection = db.collection(COLLECTIONS.notifications);
+  let scanned = 0;
+  let indexed = 0;
+  let after: string | null = null;
+  for (;;) {
+    let q = collection.select('scheduleId', 'enabled').orderBy(FieldPath.documentId()).limit(1000);
+    if (after) q = q.startAfter(after);
+    const page = await q.get();
+    if (page.empty) break;
+    const refs = page.docs.map((d) => d.ref);
+    const chunks: DocumentReference[][] = [];
+    for (let i = 0; i < refs.length; i += SAVE_CHUNK) chunks.push(refs.slice(i, i + SAVE_CHUNK));
+    const counts = await mapLimit(chunks, SAVE_PARALLEL, (chunk) =>
+      db.runTransaction(async (tx) => {
+        const current = await tx.getAll(...chunk);
+        const changes = current.flatMap((snap) => {
+          const to = indexedSchedule(snap.data());
+          return to ? [{ id: snap.id, from: to, to }] : [];
+        });
+        for (const w of bucketWrites(db, changes)) tx.set(w.ref, bucketData(w), { merge: true });
+        return changes.length;
+      }),
+    );
+    indexed += counts.reduce((a, b) => a + b, 0);
+    scanned += page.size;
+    opts.onProgress?.(scanned);
+    after = page.docs[page.docs.length - 1]?.id ?? null;
+    if (page.size < 1000) break;
+  }
+  return { scanned, indexed };
 }

@@ -1,10 +1,15 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Firestore } from '@google-cloud/firestore';
+import { ROOT } from '../dev/processes';
 import { uniqueProjectId } from '../dev/stack';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { bucketOf, MEMBER_BUCKETS, membersOf } from '../shared/members';
-import { saveNotifications, setNotificationEnabled } from '../shared/notifications';
+import { notificationDoc, saveNotifications, setNotificationEnabled } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
+import { COLLECTIONS } from '../shared/topology';
 import { notification } from './helpers';
 
 /** The dispatch index on the Firestore emulator: every write path keeps it equal to the notifications. */
@@ -92,5 +97,40 @@ describe('the dispatch index', () => {
     const expected = items.map((n) => n.id).filter((n) => bucketOf(n) > cursor);
     expect(rest.sort()).toEqual(expected.sort());
     expect(rest.length + pages[0]!.ids.length + pages[1]!.ids.length).toBe(items.length);
+  });
+
+  it('slack-fanout reindex adds notifications written without the index, and only the enabled ones', async () => {
+    const projectId = uniqueProjectId('reindex');
+    const old = createFirestore(projectId);
+    try {
+      const schedule = { cron: '45 6 * * *', timezone: 'America/New_York' };
+      const id = scheduleIdOf(schedule);
+      // Documents as a version without the index wrote them: no members at all.
+      const items = Array.from({ length: 1_200 }, (_, i) =>
+        notification(20_000 + i, { ...schedule, enabled: i % 10 !== 0 }),
+      );
+      const batch = old.bulkWriter();
+      for (const n of items) void batch.set(old.collection(COLLECTIONS.notifications).doc(n.id), notificationDoc(n));
+      await batch.close();
+      const fresh = new FirestoreStore(old);
+      const listed = async () => {
+        const ids: string[] = [];
+        for await (const page of fresh.notificationPages(id, null, 500)) ids.push(...page.ids);
+        return ids.sort();
+      };
+      expect(await listed()).toEqual([]);
+
+      const env = { ...process.env, GOOGLE_CLOUD_PROJECT: projectId };
+      const cli = join(ROOT, 'dist', 'bin', 'slack-fanout.js');
+      const out = await promisify(execFile)(process.execPath, [cli, 'reindex'], { env });
+      const enabled = items.filter((n) => n.enabled).map((n) => n.id);
+      expect(out.stdout).toContain(`scanned 1200 notifications; ${enabled.length} enabled ones`);
+      expect(await listed()).toEqual(enabled.sort());
+      // Again: nothing changes.
+      await promisify(execFile)(process.execPath, [cli, 'reindex'], { env });
+      expect(await listed()).toEqual(enabled.sort());
+    } finally {
+      await old.terminate();
+    }
   });
 });
