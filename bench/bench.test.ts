@@ -2,7 +2,7 @@ import { parsePushBody } from '../shared/messages';
 import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
 import { billableMessageBytes, dispatchMessage, pushEnvelope } from './envelope';
 import { costPerMillion, PRICES, pubsubBytesPerNotification } from './prices';
-import { evaluateTargets, type Results, throughputSvg, writeCeilingPerSec } from './report';
+import { evaluateTargets, noMeasurements, type Results, throughputSvg, writeCeilingPerSec } from './report';
 import { median, medianRecord, percentiles, runPool } from './stats';
 
 describe('stats', () => {
@@ -155,19 +155,12 @@ describe('report', () => {
       logLevel: 'info',
       timeout: 10,
     },
+    ...noMeasurements(),
     ceilings: { runs: [ceilings], median: ceilings },
     dispatch: [10_000, 100_000].map((n) => {
       const r = dispatchRun(n, n === 100_000 ? 20 : 2, n === 100_000 ? 120 : 100);
       return { n, runs: [r], median: r };
     }),
-    dispatchHeapUncapped: null,
-    e2e: null,
-    capacity: [],
-    peer: [],
-    cost: null,
-    targets: [],
-    profile: null,
-    notes: [],
   });
 
   it('combines the create and update ceilings into one write rate', () => {

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { demoAccounts } from '../dev/demo';
 import { killGroup } from '../dev/emulators';
 import type { SlackStandIn } from '../dev/slack-standin';
+import { withTimeout } from '../shared/http';
 import { notificationDoc } from '../shared/notifications';
 import { onCleanup } from './cleanup';
 import type { BenchContext } from './context';
@@ -158,20 +159,13 @@ export async function peerRun(
     const t0 = Date.now();
     await queue.addBulk(jobs);
     const enqueueSeconds = (Date.now() - t0) / 1000;
-    const timeoutMs = ctx.opts.timeout * 1000;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
+      await withTimeout(
         allPosted,
-        new Promise<void>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`BullMQ peer: ${seen.size}/${n} delivered within ${ctx.opts.timeout} s`)),
-            timeoutMs,
-          );
-        }),
-      ]);
+        ctx.opts.timeout * 1000,
+        () => `BullMQ peer: ${seen.size}/${n} delivered within ${ctx.opts.timeout} s`,
+      );
     } finally {
-      clearTimeout(timer);
       bar.stop();
       standIn.off('post', onPost);
     }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createFirestore } from '../shared/firestore';
+import { withTimeout } from '../shared/http';
 import { createPubSub, dispatchTopic } from '../shared/pubsub';
 import { scheduleIdOf } from '../shared/schedule';
 import type { BenchContext } from './context';
@@ -83,16 +84,7 @@ export async function pushCeiling(ctx: BenchContext, count: number): Promise<num
     const t0 = performance.now();
     await Promise.all(messages.map((m) => batched.publishMessage({ json: m.message, attributes: m.attributes })));
     const timeoutMs = Math.max(60_000, count * 10);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      all,
-      new Promise<void>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`push ceiling: ${received}/${count} pushed within ${timeoutMs} ms`)),
-          timeoutMs,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
+    await withTimeout(all, timeoutMs, () => `push ceiling: ${received}/${count} pushed within ${timeoutMs} ms`);
     const perSec = count / ((performance.now() - t0) / 1000);
     await pubsub
       .subscription('bench-push-noop')

@@ -1,8 +1,9 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SlackStandIn } from '../dev/slack-standin';
-import { createTopology } from '../dev/topology';
+import { createTopology, deleteSubscriptions } from '../dev/topology';
 import { createFirestore } from '../shared/firestore';
+import { withTimeout } from '../shared/http';
 import { createPubSub } from '../shared/pubsub';
 import { COLLECTIONS, localTopology } from '../shared/topology';
 import { onCleanup } from './cleanup';
@@ -100,20 +101,13 @@ export async function e2eRun(ctx: BenchContext, n: number, run: number): Promise
         deliveryBar.stop();
         throw new Error(`e2e tick: HTTP ${res.status}: ${JSON.stringify(res.body).slice(0, 500)}`);
       }
-      const timeoutMs = ctx.opts.timeout * 1000;
-      let timer: NodeJS.Timeout | undefined;
       try {
-        await Promise.race([
+        await withTimeout(
           allPosted,
-          new Promise<void>((_, reject) => {
-            timer = setTimeout(
-              () => reject(new Error(`e2e: ${seen.size}/${n} delivered within ${ctx.opts.timeout} s (--timeout)`)),
-              timeoutMs,
-            );
-          }),
-        ]);
+          ctx.opts.timeout * 1000,
+          () => `e2e: ${seen.size}/${n} delivered within ${ctx.opts.timeout} s (--timeout)`,
+        );
       } finally {
-        clearTimeout(timer);
         deliveryBar.stop();
       }
       const seconds = (lastAt - t0) / 1000;
@@ -167,14 +161,7 @@ export async function e2eRun(ctx: BenchContext, n: number, run: number): Promise
       };
     } finally {
       // The subscriptions go first, so the emulator stops pushing to a notifier that is stopping.
-      await Promise.all(
-        [topology.dispatchSubscription, topology.deadLetterSubscription].map((s) =>
-          pubsub
-            .subscription(s)
-            .delete()
-            .catch(() => undefined),
-        ),
-      );
+      await deleteSubscriptions(pubsub, topology);
       await dispatcherLive?.stop();
       await notifier.stop();
     }

@@ -37,6 +37,22 @@ export interface Results {
   notes: string[];
 }
 
+/** A run's results before any phase has measured anything (fresh arrays each call). */
+export function noMeasurements(): Omit<Results, 'date' | 'startedAt' | 'finishedAt' | 'machine' | 'options'> {
+  return {
+    ceilings: null,
+    dispatch: [],
+    dispatchHeapUncapped: null,
+    e2e: null,
+    capacity: [],
+    peer: [],
+    cost: null,
+    targets: [],
+    profile: null,
+    notes: [],
+  };
+}
+
 export interface Target {
   name: string;
   target: string;

@@ -17,7 +17,7 @@ import { billableMessageBytes, dispatchMessage } from './envelope';
 import { costPerMillion, pubsubBytesPerNotification, type UsagePerNotification } from './prices';
 import { profileDispatcher, profileNotifier } from './profile';
 import { ensureRedisServer, startRedis } from './redis';
-import { evaluateTargets, markdown, type Results, throughputSvg } from './report';
+import { evaluateTargets, markdown, noMeasurements, type Results, throughputSvg } from './report';
 import { medianRecord } from './stats';
 
 /**
@@ -192,16 +192,7 @@ async function main(): Promise<number> {
       platform: `${process.platform} ${process.arch}`,
     },
     options: opts,
-    ceilings: null,
-    dispatch: [],
-    dispatchHeapUncapped: null,
-    e2e: null,
-    capacity: [],
-    peer: [],
-    cost: null,
-    targets: [],
-    profile: null,
-    notes: [],
+    ...noMeasurements(),
   };
 
   if (has('ceilings')) {

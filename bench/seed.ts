@@ -1,5 +1,6 @@
 import type { Firestore } from '@google-cloud/firestore';
 import { demoAccounts } from '../dev/demo';
+import { chunksOf } from '../shared/concurrency';
 import { bucketData, bucketWrites, indexedSchedule } from '../shared/members';
 import { type NewNotification, notificationDoc, saveAccounts } from '../shared/notifications';
 import { latestOccurrence } from '../shared/schedule';
@@ -51,9 +52,8 @@ export async function seed(
   const writer = db.bulkWriter({ throttling: false });
   let written = 0;
   // Slices bound how many batches are on the wire at once (unthrottled, all would be).
-  const SLICE = 5000;
-  for (let start = 0; start < docs.length; start += SLICE) {
-    for (const { id, doc } of docs.slice(start, start + SLICE)) {
+  for (const slice of chunksOf(docs, 5000)) {
+    for (const { id, doc } of slice) {
       void writer
         .set(db.collection(COLLECTIONS.notifications).doc(id), { ...doc, createdAt: now, updatedAt: now })
         .then(() => {

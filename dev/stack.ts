@@ -12,7 +12,7 @@ import { accountStoreOf, FirestoreStore } from '../shared/firestore-store';
 import { createLogger, type Logger } from '../shared/logger';
 import { createPubSub, dispatchTopic, topicPublisher, topicReady } from '../shared/pubsub';
 import { isLocalTopology, localTopology, type Topology } from '../shared/topology';
-import { createTopology } from './topology';
+import { createTopology, deleteSubscriptions } from './topology';
 
 /**
  * The whole pipeline in one process, on the emulators, for the emulator tests and the
@@ -163,14 +163,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     },
     async stop() {
       // Subscriptions go first, so the emulator stops pushing to a server that is closing.
-      await Promise.all(
-        [topology.dispatchSubscription, topology.deadLetterSubscription].map((s) =>
-          pubsub
-            .subscription(s)
-            .delete()
-            .catch(() => undefined),
-        ),
-      );
+      await deleteSubscriptions(pubsub, topology);
       // Handlers still running would otherwise meet a terminated Firestore client.
       const deadline = Date.now() + 10_000;
       while (inFlight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -34,3 +34,15 @@ export async function createTopology(pubsub: PubSub, topology: Topology, notifie
     ...retryPolicy,
   });
 }
+
+/** Deletes the push subscriptions first, so the emulator stops pushing to a server that is closing. */
+export async function deleteSubscriptions(pubsub: PubSub, topology: Topology): Promise<void> {
+  await Promise.all(
+    [topology.dispatchSubscription, topology.deadLetterSubscription].map((s) =>
+      pubsub
+        .subscription(s)
+        .delete()
+        .catch(() => undefined),
+    ),
+  );
+}

@@ -1,4 +1,4 @@
-import { mapLimit } from './concurrency';
+import { chunksOf, mapLimit } from './concurrency';
 
 describe('mapLimit', () => {
   it('keeps input order and never runs more than the limit at once', async () => {
@@ -46,5 +46,13 @@ describe('mapLimit after a failure', () => {
     await expect(run).rejects.toThrow('boom 1');
     expect(started).toEqual([0, 1]);
     expect(slowEnded).toBe(true);
+  });
+});
+
+describe('chunksOf', () => {
+  it('slices in order, the last slice shorter', () => {
+    expect(chunksOf([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]]);
+    expect(chunksOf([], 3)).toEqual([]);
+    expect(() => chunksOf([1], 0)).toThrow('positive integer');
   });
 });

@@ -9,7 +9,7 @@ import {
   type Transaction,
 } from '@google-cloud/firestore';
 import { FirestoreCoalescer } from './firestore-batching';
-import { bucketData, bucketWrites, indexedSchedule, membersOf } from './members';
+import { indexedSchedule, membersOf, writeIndexChanges } from './members';
 import type { DeliveryDoc, DeliveryStatus, RunDoc } from './model';
 import type {
   AccountStore,
@@ -533,7 +533,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         Object.assign(update, { enabled: false, pausedReason: reason, pausedAt: now });
         // A paused notification leaves the dispatch index in the same commit.
         const change = { id, from: indexedSchedule(snap.data()), to: null };
-        for (const w of bucketWrites(this.db, [change])) tx.set(w.ref, bucketData(w), { merge: true });
+        writeIndexChanges(tx, this.db, [change]);
       }
       tx.update(ref, update);
       return pause;

@@ -63,14 +63,21 @@ export function errorHandler(): ErrorRequestHandler {
   };
 }
 
-/** Runs `check` with a deadline, for readiness probes that must not hang. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Waits for `promise` at most `ms`, for work that must not hang (readiness probes, benchmark
+ * waits). Past the deadline it rejects with "`what` did not answer within `ms` ms", or with the
+ * message `what()` gives at that moment.
+ */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string | (() => string)): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+        timer = setTimeout(
+          () => reject(new Error(typeof what === 'function' ? what() : `${what} did not answer within ${ms} ms`)),
+          ms,
+        );
       }),
     ]);
   } finally {

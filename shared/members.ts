@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type DocumentReference, FieldValue, type Firestore } from '@google-cloud/firestore';
+import { type DocumentReference, FieldValue, type Firestore, type Transaction } from '@google-cloud/firestore';
 import { COLLECTIONS } from './topology';
 
 /**
@@ -84,6 +84,11 @@ export function bucketData(w: BucketWrite): { ids: Record<string, unknown> } {
   for (const id of w.remove) ids[id] = FieldValue.delete();
   for (const id of w.add) ids[id] = true;
   return { ids };
+}
+
+/** Writes the index changes in the transaction that writes the notifications they describe. */
+export function writeIndexChanges(tx: Transaction, db: Firestore, changes: Iterable<MemberChange>): void {
+  for (const w of bucketWrites(db, changes)) tx.set(w.ref, bucketData(w), { merge: true });
 }
 
 /** The index entry a notification document calls for: its schedule while enabled, else none. */

@@ -1,6 +1,6 @@
 import { type DocumentReference, FieldPath, type Firestore } from '@google-cloud/firestore';
-import { mapLimit } from './concurrency';
-import { bucketData, bucketWrites, indexedSchedule } from './members';
+import { chunksOf, mapLimit } from './concurrency';
+import { indexedSchedule, writeIndexChanges } from './members';
 import { type Account, accountSchema, type NotificationInput, notificationSchema } from './model';
 import { latestOccurrence, nextOccurrence, scheduleIdOf, validateSchedule } from './schedule';
 import { COLLECTIONS } from './topology';
@@ -101,8 +101,7 @@ export async function saveNotifications(
 
   // The last write of an id wins, as it would one write after another.
   const latest = [...new Map(docs.map((d) => [d.id, d])).values()];
-  const chunks: (typeof latest)[] = [];
-  for (let i = 0; i < latest.length; i += SAVE_CHUNK) chunks.push(latest.slice(i, i + SAVE_CHUNK));
+  const chunks = chunksOf(latest, SAVE_CHUNK);
   let written = 0;
   let reported = 0;
   const writeChunk = async (chunk: typeof latest): Promise<void> => {
@@ -117,7 +116,7 @@ export async function saveNotifications(
         from: indexedSchedule(current[i]?.data()),
         to: indexedSchedule(doc),
       }));
-      for (const w of bucketWrites(db, changes)) tx.set(w.ref, bucketData(w), { merge: true });
+      writeIndexChanges(tx, db, changes);
     });
     written += chunk.length;
     if (opts.onProgress && written - reported >= 500) {
@@ -162,7 +161,7 @@ export async function setNotificationEnabled(
       : { enabled: false, pausedReason: reason ?? 'paused by an operator', updatedAt: new Date() };
     tx.update(ref, update);
     const change = { id, from: indexedSchedule(data), to: indexedSchedule({ ...data, ...update }) };
-    for (const w of bucketWrites(db, [change])) tx.set(w.ref, bucketData(w), { merge: true });
+    writeIndexChanges(tx, db, [change]);
     return true;
   });
 }
@@ -187,16 +186,14 @@ export async function reindexNotifications(
     const page = await q.get();
     if (page.empty) break;
     const refs = page.docs.map((d) => d.ref);
-    const chunks: DocumentReference[][] = [];
-    for (let i = 0; i < refs.length; i += SAVE_CHUNK) chunks.push(refs.slice(i, i + SAVE_CHUNK));
-    const counts = await mapLimit(chunks, SAVE_PARALLEL, (chunk) =>
+    const counts = await mapLimit(chunksOf(refs, SAVE_CHUNK), SAVE_PARALLEL, (chunk) =>
       db.runTransaction(async (tx) => {
         const current = await tx.getAll(...chunk);
         const changes = current.flatMap((snap) => {
           const to = indexedSchedule(snap.data());
           return to ? [{ id: snap.id, from: to, to }] : [];
         });
-        for (const w of bucketWrites(db, changes)) tx.set(w.ref, bucketData(w), { merge: true });
+        writeIndexChanges(tx, db, changes);
         return changes.length;
       }),
     );

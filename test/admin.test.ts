@@ -1,5 +1,4 @@
 import request from 'supertest';
-import { SlackStandIn } from '../dev/slack-standin';
 import { type Stack, startStack, uniqueProjectId } from '../dev/stack';
 import { type AdminPorts, adminRouter } from '../dispatcher/admin';
 import { createApp as createDispatcher } from '../dispatcher/app';
@@ -11,7 +10,7 @@ import type { RunStore } from '../shared/ports';
 import { firestoreRedriveLedger, redriveRun } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
 import { COLLECTIONS } from '../shared/topology';
-import { deliveryStatuses, notification, seed, waitFor } from './helpers';
+import { deliveryStatuses, notification, seed, standInForFile, waitFor } from './helpers';
 import { TestIssuer } from './id-tokens';
 
 const AUDIENCE = 'https://dispatcher.example.run.app';
@@ -227,15 +226,9 @@ describe('admin API: requests (fake ports)', () => {
 
 describe('admin API on the emulators', () => {
   const TOKEN = 'xoxb-admin-test';
-  const slack = new SlackStandIn({ token: TOKEN });
+  const slack = standInForFile({ token: TOKEN });
   let stack: Stack;
 
-  beforeAll(async () => {
-    await slack.start();
-  });
-  afterAll(async () => {
-    await slack.stop();
-  });
   beforeEach(async () => {
     slack.reset();
     stack = await startStack({

@@ -1,5 +1,6 @@
 import type { Firestore } from '@google-cloud/firestore';
 import { demoAccounts } from '../dev/demo';
+import { SlackStandIn, type SlackStandInOptions } from '../dev/slack-standin';
 import type { DispatchMessage } from '../shared/messages';
 import { type NewNotification, saveAccounts, saveNotifications } from '../shared/notifications';
 import { COLLECTIONS } from '../shared/topology';
@@ -82,4 +83,16 @@ export async function postJson(url: string, body: unknown): Promise<{ status: nu
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+/** A Slack stand-in for the enclosing describe block: started before its tests, stopped after them. */
+export function standInForFile(opts: SlackStandInOptions): SlackStandIn {
+  const slack = new SlackStandIn(opts);
+  beforeAll(async () => {
+    await slack.start();
+  });
+  afterAll(async () => {
+    await slack.stop();
+  });
+  return slack;
 }

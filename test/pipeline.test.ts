@@ -1,22 +1,15 @@
-import { SlackStandIn } from '../dev/slack-standin';
 import { type Stack, startStack, uniqueProjectId } from '../dev/stack';
 import { scheduleIdOf } from '../shared/schedule';
 import { COLLECTIONS, localTopology } from '../shared/topology';
 
-import { deliveryStatuses, notification, postJson, pushEnvelope, seed, waitFor } from './helpers';
+import { deliveryStatuses, notification, postJson, pushEnvelope, seed, standInForFile, waitFor } from './helpers';
 
 const TOKEN = 'xoxb-pipeline-test';
 
 describe('the pipeline on the emulators', () => {
-  const slack = new SlackStandIn({ token: TOKEN });
+  const slack = standInForFile({ token: TOKEN });
   let stack: Stack;
 
-  beforeAll(async () => {
-    await slack.start();
-  });
-  afterAll(async () => {
-    await slack.stop();
-  });
   beforeEach(async () => {
     slack.reset();
     stack = await startStack({

@@ -3,13 +3,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Request } from 'express';
 import { ROOT } from '../../dev/processes';
-import { SlackStandIn } from '../../dev/slack-standin';
 import { type Stack, startStack, uniqueProjectId } from '../../dev/stack';
 import { runIdOf } from '../../shared/model';
 import { setNotificationEnabled } from '../../shared/notifications';
 import { scheduleIdOf } from '../../shared/schedule';
 import { COLLECTIONS, localTopology } from '../../shared/topology';
-import { deliveryStatuses, notification, pushEnvelope, seed, waitFor } from '../helpers';
+import { deliveryStatuses, notification, pushEnvelope, seed, standInForFile, waitFor } from '../helpers';
 import { deliveryIds, minuteOf, size, verdict } from './harness';
 
 const TOKEN = 'xoxb-dispatch-fault-test';
@@ -17,15 +16,9 @@ const run = promisify(execFile);
 type TickBody = { published: number; occurrences: { status: string; published: number }[] };
 
 describe('faults around dispatch and bad input', () => {
-  const slack = new SlackStandIn({ token: TOKEN });
+  const slack = standInForFile({ token: TOKEN });
   let stack: Stack | undefined;
 
-  beforeAll(async () => {
-    await slack.start();
-  });
-  afterAll(async () => {
-    await slack.stop();
-  });
   afterEach(async () => {
     await stack?.stop();
     stack = undefined;

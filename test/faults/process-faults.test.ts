@@ -1,12 +1,11 @@
 import { freePort } from '../../dev/emulators';
 import { startFrontend } from '../../dev/frontend';
 import { killService, type ServiceProcess, startService, stopService } from '../../dev/processes';
-import { SlackStandIn } from '../../dev/slack-standin';
 import { type Stack, startStack, uniqueProjectId } from '../../dev/stack';
 import { runIdOf } from '../../shared/model';
 import { scheduleIdOf } from '../../shared/schedule';
 import { COLLECTIONS, localTopology } from '../../shared/topology';
-import { deliveryStatuses, notification, postJson, pushEnvelope, seed, waitFor } from '../helpers';
+import { deliveryStatuses, notification, postJson, pushEnvelope, seed, standInForFile, waitFor } from '../helpers';
 import { deliveryIds, minuteOf, size, verdict } from './harness';
 
 const TOKEN = 'xoxb-process-fault-test';
@@ -30,17 +29,11 @@ function serviceEnv(projectId: string, slackUrl: string, extra: Record<string, s
 }
 
 describe('processes killed mid-run', () => {
-  const slack = new SlackStandIn({ token: TOKEN });
+  const slack = standInForFile({ token: TOKEN });
   let stack: Stack | undefined;
   const services: ServiceProcess[] = [];
   const cleanups: (() => Promise<void>)[] = [];
 
-  beforeAll(async () => {
-    await slack.start();
-  });
-  afterAll(async () => {
-    await slack.stop();
-  });
   afterEach(async () => {
     for (const s of services.splice(0)) await killService(s);
     for (const c of cleanups.splice(0)) await c();

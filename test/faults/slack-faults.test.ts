@@ -1,21 +1,14 @@
-import { SlackStandIn } from '../../dev/slack-standin';
 import { type Stack, startStack, uniqueProjectId } from '../../dev/stack';
 import { localTopology } from '../../shared/topology';
-import { deliveryStatuses, notification, seed, waitFor } from '../helpers';
+import { deliveryStatuses, notification, seed, standInForFile, waitFor } from '../helpers';
 import { deliveryIds, minuteOf, size, verdict } from './harness';
 
 const TOKEN = 'xoxb-fault-test';
 
 describe('faults at Slack', () => {
-  const slack = new SlackStandIn({ token: TOKEN, seed: 7 });
+  const slack = standInForFile({ token: TOKEN, seed: 7 });
   let stack: Stack | undefined;
 
-  beforeAll(async () => {
-    await slack.start();
-  });
-  afterAll(async () => {
-    await slack.stop();
-  });
   afterEach(async () => {
     await stack?.stop();
     stack = undefined;
