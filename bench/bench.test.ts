@@ -185,6 +185,7 @@ describe('report', () => {
         cpuMsPerDelivery,
         readsPerDelivery: 2,
         writesPerDelivery: 2,
+        rpcsPerDelivery: 0.5,
         failures: 0,
       };
       return { inFlight, runs: [m], median: m };

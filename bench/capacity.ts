@@ -28,6 +28,8 @@ export interface CapacityRun {
   cpuMsPerDelivery: number;
   readsPerDelivery: number;
   writesPerDelivery: number;
+  /** Firestore RPCs per delivery: how well concurrent pushes share round trips. */
+  rpcsPerDelivery: number;
   /** Answers other than 204, and transport errors: both should be 0. */
   failures: number;
 }
@@ -144,6 +146,7 @@ export async function capacityLevel(
     cpuMsPerDelivery: (cpu / Math.max(1, posted)) * 1000,
     readsPerDelivery: stats.firestore.reads / Math.max(1, posted),
     writesPerDelivery: stats.firestore.writes / Math.max(1, posted),
+    rpcsPerDelivery: Object.values(stats.firestore.rpcs).reduce((a, b) => a + b, 0) / Math.max(1, posted),
     failures: r.non2xx + r.errors + Math.max(0, amount - posted),
   };
 }

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { Firestore } from '@google-cloud/firestore';
-import { CODES, FirestoreCoalescer } from './firestore-batching';
+import { CODES, FirestoreCoalescer, RpcGate } from './firestore-batching';
 import { FirestoreStore } from './firestore-store';
 
 /**
@@ -36,6 +36,8 @@ class FakeFirestore {
   readonly writeFaults = new Map<string, number[]>();
   /** When set, the next batchGetDocuments fails with it. */
   readFault: Error | null = null;
+  /** While set, every RPC waits for it before answering: an RPC in flight, held open. */
+  hold: Promise<void> | null = null;
 
   constructor() {
     const rpc = this.db as unknown as RpcMethods;
@@ -60,6 +62,7 @@ class FakeFirestore {
     const writes = (req as { writes: FakeWrite[] }).writes;
     this.rpcs.push({ method, docs: writes.map((w) => w.update?.name ?? '') });
     await new Promise((r) => setImmediate(r));
+    if (this.hold) await this.hold;
     const status = writes.map((w) => {
       const name = w.update?.name ?? '';
       const fault = this.writeFaults.get(name)?.shift();
@@ -84,6 +87,7 @@ class FakeFirestore {
     if (method !== 'batchGetDocuments') throw new Error(`unexpected RPC ${method}`);
     const names = (req as { documents: string[] }).documents;
     this.rpcs.push({ method, docs: [...names] });
+    if (this.hold) await this.hold;
     if (this.readFault) {
       const err = this.readFault;
       this.readFault = null;
@@ -99,6 +103,85 @@ class FakeFirestore {
     );
   }
 }
+
+const turn = () => new Promise((r) => setImmediate(r));
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => undefined;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+describe('RpcGate', () => {
+  it('sends at the end of the turn while nothing is in flight', async () => {
+    const gate = new RpcGate(1, 1000);
+    const sent: string[] = [];
+    gate.schedule(() => sent.push('a'));
+    expect(sent).toEqual([]);
+    await turn();
+    expect(sent).toEqual(['a']);
+  });
+
+  it('holds the next send while maxInFlight RPCs are out, and sends it when one settles, in order', async () => {
+    const gate = new RpcGate(1, 60_000);
+    const sent: string[] = [];
+    const first = deferred();
+    gate.schedule(() => {
+      sent.push('a');
+      void gate.track(first.promise);
+    });
+    await turn();
+    gate.schedule(() => sent.push('b'));
+    gate.schedule(() => sent.push('c'));
+    await turn();
+    await turn();
+    expect(sent).toEqual(['a']);
+    expect(gate.state).toEqual({ inFlight: 1, waiting: 2 });
+    first.resolve();
+    await turn();
+    // b and c tracked nothing, so both leave once a is answered.
+    expect(sent).toEqual(['a', 'b', 'c']);
+    expect(gate.state).toEqual({ inFlight: 0, waiting: 0 });
+  });
+
+  it('counts a rejected RPC as answered', async () => {
+    const gate = new RpcGate(1, 60_000);
+    const sent: string[] = [];
+    void gate.track(Promise.reject(new Error('unavailable'))).catch(() => undefined);
+    gate.schedule(() => sent.push('b'));
+    await turn();
+    await turn();
+    expect(sent).toEqual(['b']);
+  });
+
+  it('lets maxInFlight RPCs out at once', async () => {
+    const gate = new RpcGate(2, 60_000);
+    const open = deferred();
+    const sent: string[] = [];
+    for (const name of ['a', 'b', 'c']) {
+      gate.schedule(() => {
+        sent.push(name);
+        void gate.track(open.promise);
+      });
+    }
+    await turn();
+    expect(sent).toEqual(['a', 'b']);
+    open.resolve();
+    await turn();
+    expect(sent).toEqual(['a', 'b', 'c']);
+  });
+
+  it('sends after maxHoldMs when the RPC in flight does not answer', async () => {
+    const gate = new RpcGate(1, 30);
+    void gate.track(new Promise(() => undefined));
+    const started = performance.now();
+    const sentAt = await new Promise<number>((resolve) => gate.schedule(() => resolve(performance.now())));
+    expect(sentAt - started).toBeGreaterThanOrEqual(25);
+    expect(sentAt - started).toBeLessThan(1000);
+  });
+});
 
 describe('FirestoreCoalescer', () => {
   let fake: FakeFirestore;
@@ -153,6 +236,58 @@ describe('FirestoreCoalescer', () => {
     const second = await co.get(fake.db.doc('notifications/n1'));
     expect(first.exists && second.exists).toBe(true);
     expect(fake.rpcsOf('batchGetDocuments')).toHaveLength(2);
+  });
+
+  it('gathers the reads asked for while a read RPC is out into the next one', async () => {
+    const held = deferred();
+    fake.hold = held.promise;
+    const first = co.get(fake.db.doc('accounts/a0'));
+    await turn();
+    // Asked for in later turns, while the first read is still out.
+    const later: Promise<unknown>[] = [];
+    for (let i = 1; i <= 3; i++) {
+      later.push(co.get(fake.db.doc(`accounts/a${i}`)));
+      await turn();
+    }
+    expect(fake.rpcsOf('batchGetDocuments').map((r) => r.docs.length)).toEqual([1]);
+    fake.hold = null;
+    held.resolve();
+    await Promise.all([first, ...later]);
+    expect(fake.rpcsOf('batchGetDocuments').map((r) => r.docs.length)).toEqual([1, 3]);
+  });
+
+  it('gathers the writes made while a write RPC is out into the next one', async () => {
+    const held = deferred();
+    fake.hold = held.promise;
+    const first = co.create(fake.db.doc('deliveries/d0'), { status: 'sending' });
+    await turn();
+    await turn();
+    const later: Promise<unknown>[] = [];
+    for (let i = 1; i <= 3; i++) {
+      later.push(co.create(fake.db.doc(`deliveries/d${i}`), { status: 'sending' }));
+      await turn();
+    }
+    expect(fake.rpcsOf('batchWrite').map((r) => r.docs.length)).toEqual([1]);
+    fake.hold = null;
+    held.resolve();
+    await Promise.all([first, ...later]);
+    expect(fake.rpcsOf('batchWrite').map((r) => r.docs.length)).toEqual([1, 3]);
+    expect(fake.docs.size).toBe(4);
+  });
+
+  it('does not let a read RPC that never answers hold the next batch past maxHoldMs', async () => {
+    const quick = new FirestoreCoalescer(fake.db, { maxHoldMs: 20 });
+    fake.hold = new Promise(() => undefined);
+    void quick.get(fake.db.doc('accounts/stuck'));
+    await turn();
+    fake.hold = null;
+    fake.put('accounts/a1', { name: 'Acme' });
+    const snap = await quick.get(fake.db.doc('accounts/a1'));
+    expect(snap.get('name')).toBe('Acme');
+    expect(fake.rpcsOf('batchGetDocuments').map((r) => r.docs)).toEqual([
+      [fake.name('accounts/stuck')],
+      [fake.name('accounts/a1')],
+    ]);
   });
 
   it('caps a read batch at maxReadBatch documents', async () => {

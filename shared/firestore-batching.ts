@@ -22,6 +22,12 @@ import DataLoader from 'dataloader';
  * Billing does not change: Firestore bills a batched read or write per document, as it bills
  * the single calls. What goes is the per-RPC cost on this side: an HTTP/2 stream, the client's
  * request set-up and its tracing, once per batch instead of once per call.
+ *
+ * Batches grow with the load, as in a database's group commit: while `maxRpcsInFlight` RPCs of
+ * a kind (reads, or writes) are out, the next batch waits for one of them to answer, and what
+ * is asked for meanwhile joins it. Alone, a call leaves at the end of its turn, as before; under
+ * load, one RPC carries what arrived during the last one's round trip. A batch never waits more
+ * than `maxHoldMs`, so a slow RPC cannot hold the others back.
  */
 
 /** gRPC status codes, as Firestore reports them per write. */
@@ -47,11 +53,83 @@ export const CODES = Object.freeze({
  */
 const RETRIED_WRITE_CODES: ReadonlySet<number> = new Set([CODES.ABORTED, CODES.UNAVAILABLE]);
 
+/**
+ * Paces one kind of RPC: `schedule(send)` runs `send` at the end of the turn when fewer than
+ * `maxInFlight` RPCs tracked by `track()` are out; otherwise when one of them settles, or once
+ * it has waited `maxHoldMs`, whichever comes first. Sends run in the order they were scheduled.
+ */
+export class RpcGate {
+  private inFlight = 0;
+  private readonly queue: { send: () => void; at: number }[] = [];
+  private drainScheduled = false;
+  private holdTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly maxInFlight: number,
+    private readonly maxHoldMs: number,
+  ) {}
+
+  schedule(send: () => void): void {
+    this.queue.push({ send, at: performance.now() });
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      this.drain();
+    });
+  }
+
+  /** Counts `rpc` as in flight until it settles. */
+  track<T>(rpc: Promise<T>): Promise<T> {
+    this.inFlight++;
+    const done = () => {
+      this.inFlight--;
+      this.drain();
+    };
+    rpc.then(done, done);
+    return rpc;
+  }
+
+  /** RPCs out now, and sends waiting: for tests and diagnostics. */
+  get state(): { inFlight: number; waiting: number } {
+    return { inFlight: this.inFlight, waiting: this.queue.length };
+  }
+
+  private drain(): void {
+    const now = performance.now();
+    for (;;) {
+      const next = this.queue[0];
+      if (!next) break;
+      if (this.inFlight >= this.maxInFlight && now - next.at < this.maxHoldMs) break;
+      this.queue.shift();
+      next.send();
+    }
+    if (this.holdTimer) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = null;
+    }
+    const oldest = this.queue[0];
+    if (oldest) {
+      this.holdTimer = setTimeout(
+        () => {
+          this.holdTimer = null;
+          this.drain();
+        },
+        Math.max(0, oldest.at + this.maxHoldMs - now),
+      );
+    }
+  }
+}
+
 export interface CoalescerOptions {
   /** The most documents one `getAll()` asks for (default 100). */
   maxReadBatch?: number;
   /** Tries of one write, the first included (default 3). Retries wait 1 s, then 1.5 s (the writer's back-off). */
   maxWriteAttempts?: number;
+  /** RPCs of a kind out at once before the next batch waits for one to answer (default 1). */
+  maxRpcsInFlight?: number;
+  /** The longest a batch waits for an RPC in flight to answer, ms (default 10). */
+  maxHoldMs?: number;
 }
 
 export class FirestoreCoalescer {
@@ -60,6 +138,10 @@ export class FirestoreCoalescer {
   /** Made on the first write, so a store that only reads holds no writer open. */
   private writer: BulkWriter | null = null;
   private flushScheduled = false;
+  /** Writes enqueued since the last flush: the flush's RPC counts as in flight until they settle. */
+  private unflushed: Promise<WriteResult>[] = [];
+  private readonly readGate: RpcGate;
+  private readonly writeGate: RpcGate;
   private closed: Promise<void> | null = null;
 
   constructor(
@@ -67,16 +149,21 @@ export class FirestoreCoalescer {
     opts: CoalescerOptions = {},
   ) {
     this.maxWriteAttempts = Math.max(1, opts.maxWriteAttempts ?? 3);
+    const inFlight = Math.max(1, opts.maxRpcsInFlight ?? 1);
+    const hold = Math.max(0, opts.maxHoldMs ?? 10);
+    this.readGate = new RpcGate(inFlight, hold);
+    this.writeGate = new RpcGate(inFlight, hold);
     this.reads = new DataLoader<DocumentReference, DocumentSnapshot>(
       // getAll() answers in the order asked, one snapshot per reference (a missing document
       // included, with exists false), and asks Firestore once for a reference given twice.
-      (refs) => this.db.getAll(...refs),
+      (refs) => this.readGate.track(this.db.getAll(...refs)),
       {
         // No memoising: every load is a fresh read, as a single get() is.
         cache: false,
         maxBatchSize: Math.max(1, opts.maxReadBatch ?? 100),
-        // At the end of the turn, after every request that arrived in it asked for its reads.
-        batchScheduleFn: (dispatch) => setImmediate(dispatch),
+        // At the end of the turn, after every request that arrived in it asked for its reads,
+        // or later, when the read RPC before it answers: the batch stays open until then.
+        batchScheduleFn: (dispatch) => this.readGate.schedule(dispatch),
       },
     );
   }
@@ -91,7 +178,7 @@ export class FirestoreCoalescer {
   create(ref: DocumentReference, data: WithFieldValue<DocumentData>): Promise<WriteResult> {
     if (this.closed) return ref.create(data);
     const op = this.bulkWriter().create(ref, data);
-    this.scheduleFlush();
+    this.scheduleFlush(op);
     return op;
   }
 
@@ -99,7 +186,7 @@ export class FirestoreCoalescer {
   update(ref: DocumentReference, data: UpdateData<DocumentData>): Promise<WriteResult> {
     if (this.closed) return ref.update(data);
     const op = this.bulkWriter().update(ref, data);
-    this.scheduleFlush();
+    this.scheduleFlush(op);
     return op;
   }
 
@@ -129,15 +216,25 @@ export class FirestoreCoalescer {
   }
 
   /**
-   * One flush per turn: the writer otherwise holds a batch until it has 20 writes. flush()
-   * sends the current batch; its promise settles with the writes, which report on their own.
+   * One flush per batch: the writer otherwise holds a batch until it has 20 writes (a full one
+   * leaves at once, without waiting here). flush() sends the current batch; its promise
+   * settles with the writes, which report on their own. A retried write has no `op` to add.
    */
-  private scheduleFlush(): void {
+  private scheduleFlush(op?: Promise<WriteResult>): void {
+    if (op) {
+      // Settled here too, so tracking it never reports an unhandled rejection; the caller has its own.
+      op.catch(() => undefined);
+      this.unflushed.push(op);
+    }
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    this.writeGate.schedule(() => {
       this.flushScheduled = false;
-      if (this.writer && !this.closed) void this.writer.flush();
+      const sent = this.unflushed;
+      this.unflushed = [];
+      if (!this.writer || this.closed) return;
+      void this.writer.flush();
+      this.writeGate.track(Promise.allSettled(sent));
     });
   }
 }
