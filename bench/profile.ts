@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type CapacityFixture, drive, startNotifier } from './capacity';
+import { type CapacityFixture, drive, startNotifier, WARM_UP_REQUESTS } from './capacity';
 import type { BenchContext } from './context';
 import { type ProfileSummary, summariseFile } from './cpuprofile';
 import { type DispatchFixture, rearm, startDispatcher, tick } from './dispatch';
@@ -38,7 +38,7 @@ export async function profileNotifier(
   const svc = await startNotifier(ctx, fixture, join(ctx.tmpDir, 'profile-notifier'));
   const file = join(ctx.tmpDir, `notifier-push-${inFlight}-in-flight.cpuprofile`);
   try {
-    await drive(svc.url, 8, 200);
+    await drive(svc.url, inFlight, WARM_UP_REQUESTS);
     fixture.standIn.reset();
     await svc.profileStart();
     await drive(svc.url, inFlight, amount);

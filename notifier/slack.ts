@@ -9,6 +9,7 @@ import {
 } from '@slack/web-api';
 import { classifySlackErrorCode, classifySlackHttpStatus, FanoutError, RetryableError } from '../shared/errors';
 import type { Block } from '../shared/report';
+import { undiciFetch } from './slack-fetch';
 
 /** The metadata event every post carries, so a later attempt can find a post whose outcome was unknown. */
 export const DELIVERY_EVENT_TYPE = 'slack_fanout_delivery';
@@ -74,6 +75,8 @@ export function classifySlackFailure(err: unknown): FanoutError {
 /** chat.postMessage through @slack/web-api, with a short timeout and no retries of its own (Pub/Sub retries). */
 export class SlackClient implements SlackPort {
   private readonly clients = new Map<string, WebClient>();
+  /** One connection pool for every workspace's client (notifier/slack-fetch.ts). */
+  private readonly fetch = undiciFetch();
 
   constructor(private readonly opts: SlackOptions) {}
 
@@ -87,6 +90,7 @@ export class SlackClient implements SlackPort {
         retryConfig: { retries: 0 },
         rejectRateLimitedCalls: true,
         logger: silent,
+        fetch: this.fetch,
       });
       this.clients.set(token, c);
     }

@@ -1,0 +1,161 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebClient } from '@slack/web-api';
+import { FanoutError } from '../shared/errors';
+import { SlackClient } from './slack';
+import { undiciFetch } from './slack-fetch';
+
+/**
+ * The Slack client's transport (undiciFetch) against a real HTTP server on loopback, through
+ * the real @slack/web-api client: what each kind of answer, and each kind of failure, becomes.
+ */
+
+type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => void;
+
+let server: Server;
+let url: string;
+let handler: Handler;
+const received: { path: string; body: string; headers: IncomingMessage['headers'] }[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => {
+      body += c.toString('utf8');
+    });
+    req.on('end', () => {
+      received.push({ path: req.url ?? '', body, headers: req.headers });
+      handler(req, body, res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+beforeEach(() => {
+  received.length = 0;
+});
+
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+  res.end(JSON.stringify(body));
+};
+
+const client = (timeoutMs = 2000) => new SlackClient({ apiUrl: url, timeoutMs, tokenFor: () => 'xoxb-test' });
+
+const post = (c = client()) =>
+  c.post({
+    channel: 'C1',
+    text: 'hello',
+    blocks: [{ type: 'section', text: { type: 'mrkdwn', text: 'hi' } }],
+    deliveryId: 'd1',
+  });
+
+async function failure(p: Promise<unknown>): Promise<FanoutError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(FanoutError);
+  return err as FanoutError;
+}
+
+describe('undiciFetch under the Slack client', () => {
+  it('posts the form the client builds, with its headers, and reads the answer', async () => {
+    handler = (_req, _body, res) => json(res, 200, { ok: true, ts: '1700000000.000100', channel: 'C1' });
+    await expect(post()).resolves.toEqual({ ts: '1700000000.000100', channel: 'C1' });
+    const [req] = received;
+    expect(req?.path).toBe('/api/chat.postMessage');
+    expect(req?.headers.authorization).toBe('Bearer xoxb-test');
+    expect(req?.headers['content-type']).toBe('application/x-www-form-urlencoded');
+    const form = new URLSearchParams(req?.body);
+    expect(form.get('channel')).toBe('C1');
+    expect(JSON.parse(form.get('metadata') ?? '{}')).toMatchObject({ event_payload: { deliveryId: 'd1' } });
+  });
+
+  it('an ok: false answer is the platform error it names', async () => {
+    handler = (_req, _body, res) => json(res, 200, { ok: false, error: 'channel_not_found' });
+    const err = await failure(post());
+    expect([err.code, err.slackError, err.retryable]).toEqual(['slack_permanent_channel', 'channel_not_found', false]);
+  });
+
+  it('a 429 carries its Retry-After, read whatever the header case', async () => {
+    handler = (_req, _body, res) => json(res, 429, { ok: false, error: 'ratelimited' }, { 'Retry-After': '7' });
+    const err = await failure(post());
+    expect([err.code, err.retryable, err.retryAfterSeconds]).toEqual(['slack_retryable', true, 7]);
+  });
+
+  it('a 503 is retried, a 400 is not', async () => {
+    handler = (_req, _body, res) => json(res, 503, { error: 'unavailable' });
+    expect((await failure(post())).retryable).toBe(true);
+    handler = (_req, _body, res) => json(res, 400, { error: 'bad' });
+    const err = await failure(post());
+    expect([err.retryable, err.slackError]).toEqual([false, 'http_400']);
+  });
+
+  it('a redirect is refused, never followed: the outcome is unknown', async () => {
+    handler = (_req, _body, res) => {
+      res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere' });
+      res.end();
+    };
+    const err = await failure(post());
+    expect([err.code, err.retryable]).toEqual(['slack_outcome_unknown', true]);
+    expect(received).toHaveLength(1);
+  });
+
+  it('a server that does not answer within the timeout leaves the outcome unknown', async () => {
+    handler = () => undefined;
+    const started = Date.now();
+    const err = await failure(post(client(300)));
+    expect([err.code, err.slackError]).toEqual(['slack_outcome_unknown', 'request_timeout']);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('a connection that cannot be made is retried as nothing sent', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const c = new SlackClient({ apiUrl: `http://127.0.0.1:${port}/api/`, timeoutMs: 2000, tokenFor: () => 'x' });
+    const err = await failure(post(c));
+    expect([err.code, err.slackError]).toEqual(['slack_retryable', 'connection_refused']);
+  });
+
+  it('a connection cut before the answer leaves the outcome unknown', async () => {
+    handler = (req) => req.socket.destroy();
+    const err = await failure(post());
+    expect(err.code).toBe('slack_outcome_unknown');
+  });
+
+  it('gives the client the response shape it reads: headers, text, json, bytes', async () => {
+    handler = (_req, _body, res) => {
+      res.writeHead(200, {
+        'Content-Type': 'application/json',
+        'X-OAuth-Scopes': 'chat:write',
+        'set-cookie': ['a=1', 'b=2'],
+      });
+      res.end('{"ok":true,"note":"é"}');
+    };
+    const fetchFn = undiciFetch();
+    const res = await fetchFn(`${url}auth.test`, { method: 'POST', body: 'token=x', redirect: 'error' });
+    expect([res.ok, res.status, res.statusText, res.url]).toEqual([true, 200, 'OK', `${url}auth.test`]);
+    expect(res.headers.get('x-oauth-scopes')).toBe('chat:write');
+    expect(res.headers.get('X-OAUTH-SCOPES')).toBe('chat:write');
+    expect(res.headers.get('set-cookie')).toBe('a=1, b=2');
+    expect(res.headers.get('missing')).toBeNull();
+    expect(Object.fromEntries(res.headers.entries())['content-type']).toBe('application/json');
+    expect(await res.json()).toEqual({ ok: true, note: 'é' });
+    expect(await res.text()).toBe('{"ok":true,"note":"é"}');
+    expect(Buffer.from(await res.arrayBuffer()).toString('utf8')).toBe('{"ok":true,"note":"é"}');
+    // The same through the client, with the scopes it reports.
+    const web = new WebClient('xoxb-test', { slackApiUrl: url, fetch: fetchFn, retryConfig: { retries: 0 } });
+    const answer = await web.auth.test();
+    expect(answer.ok).toBe(true);
+    expect(answer.response_metadata?.scopes).toEqual(['chat:write']);
+  });
+});
