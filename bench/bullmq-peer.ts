@@ -35,7 +35,7 @@ export interface PeerRun {
 
 export const PEER_NOTIFICATIONS = 1000;
 
-/** Jobs the worker delivers before its CPU is counted: as many as the notifier's warm-up. */
+/** Jobs the worker delivers before its CPU is counted: as many as the notifier's warm-up, at most one run's jobs. */
 export function peerWarmUpJobs(jobs: number): number {
   return Math.max(100, Math.min(jobs, WARM_UP_REQUESTS));
 }

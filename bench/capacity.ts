@@ -170,7 +170,10 @@ export async function capacityRun(ctx: BenchContext, fixture: CapacityFixture, r
   const notifier = await startNotifier(ctx, fixture, join(ctx.tmpDir, `capacity-${run}`));
   try {
     // Warm-up: JIT, the Firestore channel and the Slack client's keep-alive sockets.
-    await drive(notifier.url, Math.max(...ctx.opts.inFlight), WARM_UP_REQUESTS);
+    const warm = await drive(notifier.url, Math.max(...ctx.opts.inFlight), WARM_UP_REQUESTS);
+    if (warm.non2xx + warm.errors > 0) {
+      ctx.say(`    warm-up: ${warm.non2xx} answers other than 204 and ${warm.errors} errors; see the notifier's log`);
+    }
     const out: CapacityRun[] = [];
     for (const c of ctx.opts.inFlight) {
       out.push(await capacityLevel(notifier, fixture, c, levelAmount(c, ctx.opts.capacityRequests)));

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { WebClient } from '@slack/web-api';
 import { FanoutError } from '../shared/errors';
 import { SlackClient } from './slack';
@@ -130,6 +131,22 @@ describe('undiciFetch under the Slack client', () => {
     handler = (req) => req.socket.destroy();
     const err = await failure(post());
     expect(err.code).toBe('slack_outcome_unknown');
+  });
+
+  it('asks for no compression, and decompresses an answer compressed anyway', async () => {
+    const encoders: Record<string, (b: Buffer) => Buffer> = {
+      gzip: gzipSync,
+      deflate: deflateSync,
+      br: brotliCompressSync,
+    };
+    for (const [encoding, encode] of Object.entries(encoders)) {
+      handler = (_req, _body, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': encoding });
+        res.end(encode(Buffer.from(JSON.stringify({ ok: true, ts: `1.${encoding}`, channel: 'C1' }))));
+      };
+      await expect(post()).resolves.toEqual({ ts: `1.${encoding}`, channel: 'C1' });
+    }
+    expect(received.every((r) => r.headers['accept-encoding'] === undefined)).toBe(true);
   });
 
   it('gives the client the response shape it reads: headers, text, json, bytes', async () => {

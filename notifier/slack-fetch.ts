@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import type { FetchFunction } from '@slack/web-api';
 import { Agent, request } from 'undici';
 
@@ -8,7 +9,9 @@ import { Agent, request } from 'undici';
  * WHATWG Request, Response and stream objects `fetch()` builds around every call, about a
  * third of the CPU one post costs on this side (see docs/PERFORMANCE.md). What the client
  * sees is unchanged:
- * - the answer: status, headers and body, read whole (Slack's answers are small);
+ * - the answer: status, headers and body, read whole (Slack's answers are small). No
+ *   Accept-Encoding is sent, so Slack answers uncompressed; a body that comes compressed
+ *   anyway (its Content-Encoding says gzip, deflate or br) is decompressed, as fetch() would;
  * - a redirect is refused, as `fetch()` refuses it with `redirect: 'error'` (what the client asks for);
  * - the abort signal (the client's timeout) cancels the request;
  * - a connection that cannot be made rejects with the socket's error code, e.g. ECONNREFUSED.
@@ -30,6 +33,20 @@ function headersOf(raw: RawHeaders): SlackFetchResponse['headers'] {
   };
 }
 
+function decoded(body: Buffer, encoding: string | null): Buffer {
+  switch (encoding?.trim().toLowerCase()) {
+    case 'gzip':
+    case 'x-gzip':
+      return gunzipSync(body);
+    case 'deflate':
+      return inflateSync(body);
+    case 'br':
+      return brotliDecompressSync(body);
+    default:
+      return body;
+  }
+}
+
 export function undiciFetch(dispatcher: Agent = new Agent()): FetchFunction {
   return async (url, init: Init = {}) => {
     if (init.body !== undefined && typeof init.body !== 'string') return fetch(url, init);
@@ -41,8 +58,8 @@ export function undiciFetch(dispatcher: Agent = new Agent()): FetchFunction {
       ...(init.signal ? { signal: init.signal } : {}),
       dispatcher,
     });
-    const body = Buffer.from(await res.body.arrayBuffer());
     const headers = headersOf(res.headers);
+    const body = decoded(Buffer.from(await res.body.arrayBuffer()), headers.get('content-encoding'));
     if (res.statusCode >= 300 && res.statusCode < 400) {
       // Never followed: what fetch() does with redirect: 'error'.
       throw new TypeError(`redirect to ${headers.get('location') ?? '(no location)'} refused`);

@@ -360,6 +360,51 @@ describe('FirestoreCoalescer', () => {
     await bounded.close();
   });
 
+  it('does not hold fresh writes at the gate while a write waits out its retry back-off', async () => {
+    // A long hold, so a gate that waited on the retry would show in every latency.
+    const slow = new FirestoreCoalescer(fake.db, { maxHoldMs: 250 });
+    fake.writeFaults.set(fake.name('deliveries/a0'), [CODES.ABORTED]);
+    // A full batch of 20 leaves at once; one of its writes is retried after 1 to 1.5 s.
+    const full = Array.from({ length: 20 }, (_, i) =>
+      slow.create(fake.db.doc(`deliveries/a${i}`), { status: 'sending' }),
+    );
+    await Promise.allSettled(full.slice(1));
+    await new Promise((r) => setTimeout(r, 20));
+    const latencies: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const started = performance.now();
+      await slow.create(fake.db.doc(`deliveries/lone${i}`), { status: 'sending' });
+      latencies.push(performance.now() - started);
+    }
+    // Each lone write left at the end of its turn: neither the hold nor the back-off.
+    expect(Math.max(...latencies)).toBeLessThan(150);
+    await expect(full[0]).resolves.toBeDefined();
+    expect(fake.docs.size).toBe(24);
+    await slow.close();
+  });
+
+  it('close() sends a read batch the gate is holding, before the client can be terminated', async () => {
+    const held = deferred();
+    fake.hold = held.promise;
+    const first = co.get(fake.db.doc('accounts/a0'));
+    await turn();
+    const second = co.get(fake.db.doc('accounts/a1'));
+    await turn();
+    expect(fake.rpcsOf('batchGetDocuments')).toHaveLength(1);
+    let closed = false;
+    const closing = co.close().then(() => {
+      closed = true;
+    });
+    for (let i = 0; i < 5; i++) await turn();
+    // Sent at close, although the first read is still out; close() waits for both answers.
+    expect(fake.rpcsOf('batchGetDocuments')).toHaveLength(2);
+    expect(closed).toBe(false);
+    fake.hold = null;
+    held.resolve();
+    await closing;
+    await expect(Promise.all([first, second])).resolves.toHaveLength(2);
+  });
+
   it('does not retry a failure that is not transient', async () => {
     fake.writeFaults.set(fake.name('deliveries/busy'), [CODES.RESOURCE_EXHAUSTED]);
     await expect(co.create(fake.db.doc('deliveries/busy'), { status: 'sending' })).rejects.toMatchObject({

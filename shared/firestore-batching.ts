@@ -60,6 +60,7 @@ const RETRIED_WRITE_CODES: ReadonlySet<number> = new Set([CODES.ABORTED, CODES.U
  */
 export class RpcGate {
   private inFlight = 0;
+  private readonly pending = new Set<Promise<unknown>>();
   private readonly queue: { send: () => void; at: number }[] = [];
   private drainScheduled = false;
   private holdTimer: NodeJS.Timeout | null = null;
@@ -82,12 +83,29 @@ export class RpcGate {
   /** Counts `rpc` as in flight until it settles. */
   track<T>(rpc: Promise<T>): Promise<T> {
     this.inFlight++;
+    this.pending.add(rpc);
     const done = () => {
       this.inFlight--;
+      this.pending.delete(rpc);
       this.drain();
     };
     rpc.then(done, done);
     return rpc;
+  }
+
+  /** Runs every waiting send now, whatever is in flight: for a close that must not leave one behind. */
+  releaseAll(): void {
+    for (const { send } of this.queue.splice(0)) send();
+    if (this.holdTimer) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = null;
+    }
+  }
+
+  /** Sends everything waiting now, and resolves once no tracked RPC is out. */
+  async idle(): Promise<void> {
+    this.releaseAll();
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
   /** RPCs out now, and sends waiting: for tests and diagnostics. */
@@ -121,6 +139,15 @@ export class RpcGate {
   }
 }
 
+/** A promise and the function that resolves it. */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => undefined;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
 export interface CoalescerOptions {
   /** The most documents one `getAll()` asks for (default 100). */
   maxReadBatch?: number;
@@ -138,8 +165,12 @@ export class FirestoreCoalescer {
   /** Made on the first write, so a store that only reads holds no writer open. */
   private writer: BulkWriter | null = null;
   private flushScheduled = false;
-  /** Writes enqueued since the last flush: the flush's RPC counts as in flight until they settle. */
+  /**
+   * Writes enqueued since the last flush. The flush's RPC counts as in flight until they settle,
+   * or until a write is retried: a retry's back-off (1 to 1.5 s) is not a round trip to wait for.
+   */
   private unflushed: Promise<WriteResult>[] = [];
+  private retried = signal();
   private readonly readGate: RpcGate;
   private readonly writeGate: RpcGate;
   private closed: Promise<void> | null = null;
@@ -191,11 +222,17 @@ export class FirestoreCoalescer {
   }
 
   /**
-   * Sends what is queued and waits for every write to settle. Afterwards calls go to
+   * Sends what is queued and waits for every write to settle and every read to be answered. Afterwards calls go to
    * Firestore one by one, so a push still running at shutdown is not refused by a closed writer.
    */
   close(): Promise<void> {
-    if (!this.closed) this.closed = this.writer ? this.writer.close() : Promise.resolve();
+    if (!this.closed) {
+      // Batches held back by the gates leave now, and are answered before the client can be
+      // terminated (terminate() waits only for RPCs already sent).
+      this.writeGate.releaseAll();
+      const writes = this.writer ? this.writer.close() : Promise.resolve();
+      this.closed = Promise.all([writes, this.readGate.idle()]).then(() => undefined);
+    }
     return this.closed;
   }
 
@@ -207,8 +244,16 @@ export class FirestoreCoalescer {
       // Nothing is retried once closing: close() then waits only for writes already sent.
       const retry =
         !this.closed && RETRIED_WRITE_CODES.has(err.code as number) && err.failedAttempts < this.maxWriteAttempts;
-      // A retried write joins the writer's next batch: make sure that batch is sent.
-      if (retry) this.scheduleFlush();
+      if (retry) {
+        // The flushes waiting on this write stop holding others back.
+        this.retried.resolve();
+        this.retried = signal();
+        // A retried write joins the writer's next batch: make sure that batch is sent, at the
+        // end of this turn and not behind the gate, so fresh writes do not join its back-off.
+        setImmediate(() => {
+          if (this.writer && !this.closed) void this.writer.flush();
+        });
+      }
       return retry;
     });
     this.writer = writer;
@@ -218,14 +263,12 @@ export class FirestoreCoalescer {
   /**
    * One flush per batch: the writer otherwise holds a batch until it has 20 writes (a full one
    * leaves at once, without waiting here). flush() sends the current batch; its promise
-   * settles with the writes, which report on their own. A retried write has no `op` to add.
+   * settles with the writes, which report on their own.
    */
-  private scheduleFlush(op?: Promise<WriteResult>): void {
-    if (op) {
-      // Settled here too, so tracking it never reports an unhandled rejection; the caller has its own.
-      op.catch(() => undefined);
-      this.unflushed.push(op);
-    }
+  private scheduleFlush(op: Promise<WriteResult>): void {
+    // Settled here too, so tracking it never reports an unhandled rejection; the caller has its own.
+    op.catch(() => undefined);
+    this.unflushed.push(op);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     this.writeGate.schedule(() => {
@@ -234,7 +277,7 @@ export class FirestoreCoalescer {
       this.unflushed = [];
       if (!this.writer || this.closed) return;
       void this.writer.flush();
-      this.writeGate.track(Promise.allSettled(sent));
+      void this.writeGate.track(Promise.race([Promise.allSettled(sent), this.retried.promise]));
     });
   }
 }
