@@ -6,14 +6,15 @@ import { Redis } from 'ioredis';
 import { demoAccounts } from '../dev/demo';
 import { killGroup } from '../dev/emulators';
 import type { SlackStandIn } from '../dev/slack-standin';
-import { withTimeout } from '../shared/http';
 import { notificationDoc } from '../shared/notifications';
 import { WARM_UP_REQUESTS } from './capacity';
 import { onCleanup } from './cleanup';
 import type { BenchContext } from './context';
 import { BENCH_ACCOUNTS } from './e2e';
+import { watchPosts } from './posts';
 import { cpuSeconds, peakRssMiB } from './proc';
 import { benchNotifications } from './seed';
+import { sleep } from './stats';
 
 /**
  * The peer design, cron + BullMQ on a local Redis: the "cron" enqueues one job per due
@@ -147,42 +148,23 @@ export async function peerRun(
   /** Enqueues the jobs with addBulk and waits for every post; then for the worker to be idle. */
   const deliverAll = async (jobs: ReturnType<typeof jobsOf>, label: string) => {
     standIn.reset();
-    const seen = new Set<string>();
-    let lastAt = 0;
-    let resolveAll: () => void = () => undefined;
-    const allPosted = new Promise<void>((r) => {
-      resolveAll = r;
-    });
-    const bar = ctx.bar(label, jobs.length);
-    const onPost = (p: { metadata: { event_payload: Record<string, unknown> } | null; receivedAt: number }) => {
-      const id = p.metadata?.event_payload.deliveryId;
-      if (typeof id !== 'string' || seen.has(id)) return;
-      seen.add(id);
-      lastAt = p.receivedAt;
-      if (seen.size % 100 === 0 || seen.size === jobs.length) bar.update(seen.size);
-      if (seen.size >= jobs.length) resolveAll();
-    };
-    standIn.on('post', onPost);
+    const posts = watchPosts(ctx, standIn, jobs.length, label, 'BullMQ peer');
     const t0 = Date.now();
-    await queue.addBulk(jobs);
-    const enqueueSeconds = (Date.now() - t0) / 1000;
     try {
-      await withTimeout(
-        allPosted,
-        ctx.opts.timeout * 1000,
-        () => `BullMQ peer: ${seen.size}/${jobs.length} delivered within ${ctx.opts.timeout} s`,
-      );
-    } finally {
-      bar.stop();
-      standIn.off('post', onPost);
+      await queue.addBulk(jobs);
+    } catch (err) {
+      posts.stop();
+      throw err;
     }
+    const enqueueSeconds = (Date.now() - t0) / 1000;
+    await posts.wait();
     // The last jobs' completion bookkeeping, then the worker is idle.
     for (let i = 0; i < 50; i++) {
       const counts = await queue.getJobCounts('active', 'waiting', 'delayed');
       if ((counts.active ?? 0) + (counts.waiting ?? 0) + (counts.delayed ?? 0) === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
-    return { enqueueSeconds, e2eSeconds: (lastAt - t0) / 1000 };
+    return { enqueueSeconds, e2eSeconds: (posts.lastAt() - t0) / 1000 };
   };
   try {
     await queue.waitUntilReady();

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { deferred } from '../shared/concurrency';
 import { createFirestore } from '../shared/firestore';
 import { withTimeout } from '../shared/http';
 import { createPubSub, dispatchTopic } from '../shared/pubsub';
@@ -58,16 +59,13 @@ export async function publishCeiling(ctx: BenchContext, count: number): Promise<
 
 export async function pushCeiling(ctx: BenchContext, count: number): Promise<number> {
   let received = 0;
-  let done: () => void = () => undefined;
-  const all = new Promise<void>((r) => {
-    done = r;
-  });
+  const all = deferred();
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
       res.writeHead(204).end();
       received++;
-      if (received === count) done();
+      if (received === count) all.resolve();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -84,7 +82,7 @@ export async function pushCeiling(ctx: BenchContext, count: number): Promise<num
     const t0 = performance.now();
     await Promise.all(messages.map((m) => batched.publishMessage({ json: m.message, attributes: m.attributes })));
     const timeoutMs = Math.max(60_000, count * 10);
-    await withTimeout(all, timeoutMs, () => `push ceiling: ${received}/${count} pushed within ${timeoutMs} ms`);
+    await withTimeout(all.promise, timeoutMs, () => `push ceiling: ${received}/${count} pushed within ${timeoutMs} ms`);
     const perSec = count / ((performance.now() - t0) / 1000);
     await pubsub
       .subscription('bench-push-noop')

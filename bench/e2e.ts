@@ -3,15 +3,15 @@ import { join } from 'node:path';
 import { SlackStandIn } from '../dev/slack-standin';
 import { createTopology, deleteSubscriptions } from '../dev/topology';
 import { createFirestore } from '../shared/firestore';
-import { withTimeout } from '../shared/http';
 import { createPubSub } from '../shared/pubsub';
 import { COLLECTIONS, localTopology } from '../shared/topology';
 import { onCleanup } from './cleanup';
 import type { BenchContext } from './context';
 import { startDispatcher, tick } from './dispatch';
+import { watchPosts } from './posts';
 import { benchNotifications, seed } from './seed';
 import { type BenchService, startBenchService } from './services';
-import { percentiles } from './stats';
+import { percentiles, sleep } from './stats';
 
 /**
  * End to end through the emulators: N notifications, the dispatcher and the notifier as their
@@ -78,41 +78,19 @@ export async function e2eRun(ctx: BenchContext, n: number, run: number): Promise
       dispatcherLive = await startDispatcher(ctx, projectId, logDir, topology.dispatchTopic);
       await Promise.all([notifier.resetStats(), dispatcherLive.resetStats()]);
 
-      const seen = new Set<string>();
-      let lastAt = 0;
-      let resolveAll: () => void = () => undefined;
-      const allPosted = new Promise<void>((r) => {
-        resolveAll = r;
-      });
-      const deliveryBar = ctx.bar(`deliveries to the stand-in`, n);
-      standIn.on('post', (p) => {
-        const id = p.metadata?.event_payload.deliveryId;
-        if (typeof id !== 'string' || seen.has(id)) return;
-        seen.add(id);
-        lastAt = p.receivedAt;
-        if (seen.size % 100 === 0 || seen.size === n) deliveryBar.update(seen.size);
-        if (seen.size >= n) resolveAll();
-      });
+      const posts = watchPosts(ctx, standIn, n, 'deliveries to the stand-in', 'e2e');
 
       const cpu0 = notifier.cpu();
       const t0 = Date.now();
       const res = await tick(dispatcherLive.url, at);
       if (res.status !== 200 || Number(res.body.published) !== n) {
-        deliveryBar.stop();
+        posts.stop();
         throw new Error(`e2e tick: HTTP ${res.status}: ${JSON.stringify(res.body).slice(0, 500)}`);
       }
-      try {
-        await withTimeout(
-          allPosted,
-          ctx.opts.timeout * 1000,
-          () => `e2e: ${seen.size}/${n} delivered within ${ctx.opts.timeout} s (--timeout)`,
-        );
-      } finally {
-        deliveryBar.stop();
-      }
-      const seconds = (lastAt - t0) / 1000;
+      await posts.wait();
+      const seconds = (posts.lastAt() - t0) / 1000;
       // Let the last acks and ledger writes land before reading the counters.
-      await new Promise((r) => setTimeout(r, 1000));
+      await sleep(1000);
       const cpu = notifier.cpu() - cpu0;
       const [nStats, dStats] = await Promise.all([notifier.stats(), dispatcherLive.stats()]);
 

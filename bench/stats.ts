@@ -1,5 +1,7 @@
 /** Small statistics helpers for the benchmark: medians across runs, latency percentiles. */
 
+import { mapLimit } from '../shared/concurrency';
+
 export function median(values: readonly number[]): number {
   const xs = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   if (xs.length === 0) return Number.NaN;
@@ -60,14 +62,11 @@ export function pick<T>(runs: readonly T[], key: NumericKeys<T>): number {
 
 /** Runs `task(i)` for i in 0..count-1 with at most `inFlight` at once; resolves when all are done. */
 export async function runPool(count: number, inFlight: number, task: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      const i = next++;
-      await task(i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(inFlight, count) }, worker));
+  await mapLimit(
+    Array.from({ length: count }, (_, i) => i),
+    inFlight,
+    task,
+  );
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { Firestore } from '@google-cloud/firestore';
+import { deferred } from './concurrency';
 import { CODES, FirestoreCoalescer, RpcGate } from './firestore-batching';
 import { FirestoreStore } from './firestore-store';
 
@@ -105,14 +106,6 @@ class FakeFirestore {
 }
 
 const turn = () => new Promise((r) => setImmediate(r));
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve: () => void = () => undefined;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
 
 describe('RpcGate', () => {
   it('sends at the end of the turn while nothing is in flight', async () => {

@@ -10,6 +10,7 @@ import type {
   WriteResult,
 } from '@google-cloud/firestore';
 import DataLoader from 'dataloader';
+import { deferred } from './concurrency';
 
 /**
  * Coalesces the notifier's single-document Firestore calls across concurrent pushes: every
@@ -59,8 +60,8 @@ const RETRIED_WRITE_CODES: ReadonlySet<number> = new Set([CODES.ABORTED, CODES.U
  * it has waited `maxHoldMs`, whichever comes first. Sends run in the order they were scheduled.
  */
 export class RpcGate {
-  private inFlight = 0;
-  private readonly pending = new Set<Promise<unknown>>();
+  /** One promise per tracked RPC still out, settling (never rejecting) when it does. */
+  private readonly pending = new Set<Promise<void>>();
   private readonly queue: { send: () => void; at: number }[] = [];
   private drainScheduled = false;
   private holdTimer: NodeJS.Timeout | null = null;
@@ -82,35 +83,31 @@ export class RpcGate {
 
   /** Counts `rpc` as in flight until it settles. */
   track<T>(rpc: Promise<T>): Promise<T> {
-    this.inFlight++;
-    this.pending.add(rpc);
+    // One entry per call, even for a promise tracked twice.
     const done = () => {
-      this.inFlight--;
-      this.pending.delete(rpc);
+      this.pending.delete(settled);
       this.drain();
     };
-    rpc.then(done, done);
+    const settled: Promise<void> = rpc.then(done, done);
+    this.pending.add(settled);
     return rpc;
   }
 
   /** Runs every waiting send now, whatever is in flight: for a close that must not leave one behind. */
   releaseAll(): void {
     for (const { send } of this.queue.splice(0)) send();
-    if (this.holdTimer) {
-      clearTimeout(this.holdTimer);
-      this.holdTimer = null;
-    }
+    this.clearHold();
   }
 
   /** Sends everything waiting now, and resolves once no tracked RPC is out. */
   async idle(): Promise<void> {
     this.releaseAll();
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
   /** RPCs out now, and sends waiting: for tests and diagnostics. */
   get state(): { inFlight: number; waiting: number } {
-    return { inFlight: this.inFlight, waiting: this.queue.length };
+    return { inFlight: this.pending.size, waiting: this.queue.length };
   }
 
   private drain(): void {
@@ -118,14 +115,11 @@ export class RpcGate {
     for (;;) {
       const next = this.queue[0];
       if (!next) break;
-      if (this.inFlight >= this.maxInFlight && now - next.at < this.maxHoldMs) break;
+      if (this.pending.size >= this.maxInFlight && now - next.at < this.maxHoldMs) break;
       this.queue.shift();
       next.send();
     }
-    if (this.holdTimer) {
-      clearTimeout(this.holdTimer);
-      this.holdTimer = null;
-    }
+    this.clearHold();
     const oldest = this.queue[0];
     if (oldest) {
       this.holdTimer = setTimeout(
@@ -137,15 +131,11 @@ export class RpcGate {
       );
     }
   }
-}
 
-/** A promise and the function that resolves it. */
-function signal(): { promise: Promise<void>; resolve: () => void } {
-  let resolve: () => void = () => undefined;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
+  private clearHold(): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+  }
 }
 
 export interface CoalescerOptions {
@@ -159,7 +149,23 @@ export interface CoalescerOptions {
   maxHoldMs?: number;
 }
 
-export class FirestoreCoalescer {
+/** The single-document calls of the delivery hot path, made one by one or coalesced. */
+export interface DocumentCalls {
+  get(ref: DocumentReference): Promise<DocumentSnapshot>;
+  create(ref: DocumentReference, data: WithFieldValue<DocumentData>): Promise<WriteResult>;
+  update(ref: DocumentReference, data: UpdateData<DocumentData>): Promise<WriteResult>;
+  close(): Promise<void>;
+}
+
+/** Each call straight to Firestore: one RPC per call. */
+export const DIRECT_CALLS: DocumentCalls = {
+  get: (ref) => ref.get(),
+  create: (ref, data) => ref.create(data),
+  update: (ref, data) => ref.update(data),
+  close: async () => undefined,
+};
+
+export class FirestoreCoalescer implements DocumentCalls {
   private readonly reads: DataLoader<DocumentReference, DocumentSnapshot>;
   private readonly maxWriteAttempts: number;
   /** Made on the first write, so a store that only reads holds no writer open. */
@@ -170,7 +176,7 @@ export class FirestoreCoalescer {
    * or until a write is retried: a retry's back-off (1 to 1.5 s) is not a round trip to wait for.
    */
   private unflushed: Promise<WriteResult>[] = [];
-  private retried = signal();
+  private retried = deferred();
   private readonly readGate: RpcGate;
   private readonly writeGate: RpcGate;
   private closed: Promise<void> | null = null;
@@ -201,13 +207,13 @@ export class FirestoreCoalescer {
 
   /** The document, read together with the others asked for in this turn. */
   get(ref: DocumentReference): Promise<DocumentSnapshot> {
-    if (this.closed) return ref.get();
+    if (this.closed) return DIRECT_CALLS.get(ref);
     return this.reads.load(ref);
   }
 
   /** Creates the document; rejects with `code` 6 (ALREADY_EXISTS) when it exists. */
   create(ref: DocumentReference, data: WithFieldValue<DocumentData>): Promise<WriteResult> {
-    if (this.closed) return ref.create(data);
+    if (this.closed) return DIRECT_CALLS.create(ref, data);
     const op = this.bulkWriter().create(ref, data);
     this.scheduleFlush(op);
     return op;
@@ -215,7 +221,7 @@ export class FirestoreCoalescer {
 
   /** Updates the document; rejects with `code` 5 (NOT_FOUND) when it does not exist. */
   update(ref: DocumentReference, data: UpdateData<DocumentData>): Promise<WriteResult> {
-    if (this.closed) return ref.update(data);
+    if (this.closed) return DIRECT_CALLS.update(ref, data);
     const op = this.bulkWriter().update(ref, data);
     this.scheduleFlush(op);
     return op;
@@ -247,7 +253,7 @@ export class FirestoreCoalescer {
       if (retry) {
         // The flushes waiting on this write stop holding others back.
         this.retried.resolve();
-        this.retried = signal();
+        this.retried = deferred();
         // A retried write joins the writer's next batch: make sure that batch is sent, at the
         // end of this turn and not behind the gate, so fresh writes do not join its back-off.
         setImmediate(() => {
@@ -266,8 +272,6 @@ export class FirestoreCoalescer {
    * settles with the writes, which report on their own.
    */
   private scheduleFlush(op: Promise<WriteResult>): void {
-    // Settled here too, so tracking it never reports an unhandled rejection; the caller has its own.
-    op.catch(() => undefined);
     this.unflushed.push(op);
     if (this.flushScheduled) return;
     this.flushScheduled = true;

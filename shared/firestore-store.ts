@@ -8,7 +8,7 @@ import {
   Timestamp,
   type Transaction,
 } from '@google-cloud/firestore';
-import { FirestoreCoalescer } from './firestore-batching';
+import { DIRECT_CALLS, type DocumentCalls, FirestoreCoalescer } from './firestore-batching';
 import { indexedSchedule, membersOf, writeIndexChanges } from './members';
 import type { DeliveryDoc, DeliveryStatus, RunDoc } from './model';
 import type {
@@ -69,19 +69,19 @@ export interface FirestoreStoreOptions {
 }
 
 export class FirestoreStore implements RunStore, DeliveryLedger, NotificationStore {
-  /** The notifier's coalescer (shared/firestore-batching.ts), with `coalesce: true` only. */
-  private readonly batching: FirestoreCoalescer | null;
+  /** The hot path's single-document calls: coalesced (shared/firestore-batching.ts) with `coalesce: true`. */
+  private readonly calls: DocumentCalls;
 
   constructor(
     readonly db: Firestore,
     opts: FirestoreStoreOptions = {},
   ) {
-    this.batching = opts.coalesce ? new FirestoreCoalescer(db) : null;
+    this.calls = opts.coalesce ? new FirestoreCoalescer(db) : DIRECT_CALLS;
   }
 
   /** Sends the coalesced writes still queued and waits for them; call before db.terminate(). */
   async close(): Promise<void> {
-    await this.batching?.close();
+    await this.calls.close();
   }
 
   private runs() {
@@ -308,7 +308,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     };
     try {
       // The common path: one write, no read.
-      await (this.batching ? this.batching.create(ref, fresh) : ref.create(fresh));
+      await this.calls.create(ref, fresh);
       return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now, claimExpiresAt };
     } catch (err) {
       if ((err as { code?: number }).code !== 6 /* ALREADY_EXISTS */) throw err;
@@ -381,7 +381,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       outcomeUnknown: false,
       updatedAt: f.now,
     };
-    await (this.batching ? this.batching.update(ref, sent) : ref.update(sent));
+    await this.calls.update(ref, sent);
   }
 
   async markRetry(
@@ -511,13 +511,13 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
 
   async getRaw(id: string): Promise<Record<string, unknown> | null> {
     const ref = this.notifications().doc(id);
-    const snap = await (this.batching ? this.batching.get(ref) : ref.get());
+    const snap = await this.calls.get(ref);
     return snap.exists ? fromDoc<Record<string, unknown>>(snap.data() ?? {}) : null;
   }
 
   async getAccountRaw(accountId: string): Promise<Record<string, unknown> | null> {
     const ref = this.db.collection(COLLECTIONS.accounts).doc(accountId);
-    const snap = await (this.batching ? this.batching.get(ref) : ref.get());
+    const snap = await this.calls.get(ref);
     return snap.exists ? fromDoc<Record<string, unknown>>(snap.data() ?? {}) : null;
   }
 
