@@ -39,6 +39,21 @@ class FakeFirestore {
   readFault: Error | null = null;
   /** While set, every RPC waits for it before answering: an RPC in flight, held open. */
   hold: Promise<void> | null = null;
+  private held: { resolve: () => void } | null = null;
+
+  /** Holds every RPC from now until the returned release() (or the test's end) is called. */
+  holdRpcs(): () => void {
+    const held = deferred();
+    this.held = held;
+    this.hold = held.promise;
+    return () => this.release();
+  }
+
+  release(): void {
+    this.hold = null;
+    this.held?.resolve();
+    this.held = null;
+  }
 
   constructor() {
     const rpc = this.db as unknown as RpcMethods;
@@ -186,9 +201,20 @@ describe('FirestoreCoalescer', () => {
   });
 
   afterEach(async () => {
+    // An RPC a failed test left held would keep close() waiting for its answer.
+    fake.release();
     await co.close();
     await fake.db.terminate();
   });
+
+  /**
+   * For a test that holds an RPC open across several turns: only its answer lets the next batch
+   * go, never the hold timer, however slow the machine.
+   */
+  async function patient(): Promise<void> {
+    await co.close();
+    co = new FirestoreCoalescer(fake.db, { maxHoldMs: 60_000 });
+  }
 
   it('sends the reads asked for in one turn as one getAll, each caller getting its own document', async () => {
     fake.put('notifications/n1', { accountId: 'a1' });
@@ -232,8 +258,8 @@ describe('FirestoreCoalescer', () => {
   });
 
   it('gathers the reads asked for while a read RPC is out into the next one', async () => {
-    const held = deferred();
-    fake.hold = held.promise;
+    await patient();
+    const release = fake.holdRpcs();
     const first = co.get(fake.db.doc('accounts/a0'));
     await turn();
     // Asked for in later turns, while the first read is still out.
@@ -243,15 +269,14 @@ describe('FirestoreCoalescer', () => {
       await turn();
     }
     expect(fake.rpcsOf('batchGetDocuments').map((r) => r.docs.length)).toEqual([1]);
-    fake.hold = null;
-    held.resolve();
+    release();
     await Promise.all([first, ...later]);
     expect(fake.rpcsOf('batchGetDocuments').map((r) => r.docs.length)).toEqual([1, 3]);
   });
 
   it('gathers the writes made while a write RPC is out into the next one', async () => {
-    const held = deferred();
-    fake.hold = held.promise;
+    await patient();
+    const release = fake.holdRpcs();
     const first = co.create(fake.db.doc('deliveries/d0'), { status: 'sending' });
     await turn();
     await turn();
@@ -261,8 +286,7 @@ describe('FirestoreCoalescer', () => {
       await turn();
     }
     expect(fake.rpcsOf('batchWrite').map((r) => r.docs.length)).toEqual([1]);
-    fake.hold = null;
-    held.resolve();
+    release();
     await Promise.all([first, ...later]);
     expect(fake.rpcsOf('batchWrite').map((r) => r.docs.length)).toEqual([1, 3]);
     expect(fake.docs.size).toBe(4);
@@ -355,7 +379,7 @@ describe('FirestoreCoalescer', () => {
 
   it('does not hold fresh writes at the gate while a write waits out its retry back-off', async () => {
     // A long hold, so a gate that waited on the retry would show in every latency.
-    const slow = new FirestoreCoalescer(fake.db, { maxHoldMs: 250 });
+    const slow = new FirestoreCoalescer(fake.db, { maxHoldMs: 1000 });
     fake.writeFaults.set(fake.name('deliveries/a0'), [CODES.ABORTED]);
     // A full batch of 20 leaves at once; one of its writes is retried after 1 to 1.5 s.
     const full = Array.from({ length: 20 }, (_, i) =>
@@ -370,15 +394,15 @@ describe('FirestoreCoalescer', () => {
       latencies.push(performance.now() - started);
     }
     // Each lone write left at the end of its turn: neither the hold nor the back-off.
-    expect(Math.max(...latencies)).toBeLessThan(150);
+    expect(Math.max(...latencies)).toBeLessThan(500);
     await expect(full[0]).resolves.toBeDefined();
     expect(fake.docs.size).toBe(24);
     await slow.close();
   });
 
   it('close() sends a read batch the gate is holding, before the client can be terminated', async () => {
-    const held = deferred();
-    fake.hold = held.promise;
+    await patient();
+    const release = fake.holdRpcs();
     const first = co.get(fake.db.doc('accounts/a0'));
     await turn();
     const second = co.get(fake.db.doc('accounts/a1'));
@@ -392,8 +416,7 @@ describe('FirestoreCoalescer', () => {
     // Sent at close, although the first read is still out; close() waits for both answers.
     expect(fake.rpcsOf('batchGetDocuments')).toHaveLength(2);
     expect(closed).toBe(false);
-    fake.hold = null;
-    held.resolve();
+    release();
     await closing;
     await expect(Promise.all([first, second])).resolves.toHaveLength(2);
   });
