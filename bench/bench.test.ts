@@ -134,6 +134,7 @@ describe('report', () => {
     writes: 1,
     readsPerNotification: 1,
     writesPerNotification: 0.002,
+    coldWallSeconds: wallSeconds * 1.3,
   });
   const results = (): Results => ({
     date: '2030-01-01',

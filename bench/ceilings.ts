@@ -16,7 +16,7 @@ import { runPool } from './stats';
  */
 
 export interface CeilingRun {
-  /** Messages a second, all published at once with the dispatcher's batching settings. */
+  /** Messages a second, all published at once with the dispatcher's batching settings, after an untimed round. */
   publishPerSec: number;
   /** Messages a second the emulator pushes to a server that answers 204 at once. */
   pushPerSec: number;
@@ -46,9 +46,10 @@ export async function publishCeiling(ctx: BenchContext, count: number): Promise<
   try {
     const [topic] = await pubsub.createTopic('bench-publish');
     const batched = dispatchTopic(pubsub, topic.name);
-    // Warm the channel, so the figure is the publish rate, not the connection set-up.
-    await batched.publishMessage({ json: dispatchMessage(0, OCCURRENCE, SCHEDULE).message });
     const messages = Array.from({ length: count }, (_, i) => dispatchMessage(i, OCCURRENCE, SCHEDULE));
+    // The same messages once untimed first: the channel is up and V8 has compiled the client's
+    // hot code, as the dispatcher's timed tick follows a tick of its own (bench/dispatch.ts).
+    await Promise.all(messages.map((m) => batched.publishMessage({ json: m.message, attributes: m.attributes })));
     const t0 = performance.now();
     await Promise.all(messages.map((m) => batched.publishMessage({ json: m.message, attributes: m.attributes })));
     return count / ((performance.now() - t0) / 1000);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 /**
  * What the kernel says about another process: CPU time from /proc/<pid>/stat (utime + stime,
@@ -40,6 +40,14 @@ function statusField(pid: number, name: string): number {
 /** Peak resident set size in MiB since the process started. */
 export function peakRssMiB(pid: number): number {
   return statusField(pid, 'VmHWM');
+}
+
+/**
+ * Starts the peak over: the kernel sets VmHWM back to the current RSS (`clear_refs` value 5,
+ * Linux 4.0 and later), so a later peakRssMiB() is the peak of what ran since.
+ */
+export function resetPeakRss(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 
 export function rssMiB(pid: number): number {

@@ -217,7 +217,7 @@ async function main(): Promise<number> {
       const runs = await repeat(ctx, `dispatch ${n}`, async (run) => {
         const r = await dispatchRun(ctx, fixture, run);
         say(
-          `    ${r.wallSeconds.toFixed(2)} s, ${Math.round(r.messagesPerSec)} msg/s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB, ${r.cpuSecondsPer1k.toFixed(3)} CPU s per 1,000`,
+          `    ${r.wallSeconds.toFixed(2)} s, ${Math.round(r.messagesPerSec)} msg/s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB, ${r.cpuSecondsPer1k.toFixed(3)} CPU s per 1,000 (cold first tick ${r.coldWallSeconds.toFixed(2)} s)`,
         );
         return r;
       });

@@ -133,6 +133,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     publisher,
     pageSize: opts.pageSize ?? 1000,
     scheduleConcurrency: 2,
+    pagesInFlight: 2,
     leaseSeconds: opts.leaseSeconds ?? 60,
     catchUpWindowSeconds: 900,
     readiness: { firestore: firestoreReady(db), pubsub: topicReady(topic) },

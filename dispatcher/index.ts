@@ -32,6 +32,7 @@ function main(): void {
     admin: { auth: guards.admin, ...firestoreAdminPorts(db, store, publisher, log) },
     pageSize: config.dispatchPageSize,
     scheduleConcurrency: config.dispatchScheduleConcurrency,
+    pagesInFlight: config.dispatchPagesInFlight,
     leaseSeconds: config.runLeaseSeconds,
     catchUpWindowSeconds: config.catchUpWindowSeconds,
     isDraining: lifecycle.isDraining,

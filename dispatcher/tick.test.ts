@@ -156,6 +156,71 @@ describe('runTick', () => {
     });
   });
 
+  it('publishes up to pagesInFlight pages at once and checkpoints them in page order, whatever order they land in', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 5 });
+    const order = inDispatchOrder(ids);
+    // Each publish waits for the test to answer it.
+    const pending: { ids: string[]; answer: (error?: Error) => void }[] = [];
+    const publisher: DispatchPublisher = {
+      publishPage: (page) =>
+        new Promise<void>((resolve, reject) => {
+          pending.push({ ids: page.map((m) => m.message.notificationId), answer: (e) => (e ? reject(e) : resolve()) });
+        }),
+    };
+    const checkpoints: { cursor: string; published: number }[] = [];
+    const real = store.checkpoint.bind(store);
+    jest.spyOn(store, 'checkpoint').mockImplementation(async (id, owner, p, leaseMs, now) => {
+      checkpoints.push({ cursor: p.cursor, published: p.published });
+      return real(id, owner, p, leaseMs, now);
+    });
+    const until = async (done: () => boolean) => {
+      for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setImmediate(r));
+      expect(done()).toBe(true);
+    };
+    const tick = runTick(occurrence, deps(store, publisher, { pagesInFlight: 2 }));
+    // Pages 1 and 2 go out together; page 3 waits for page 1.
+    await until(() => pending.length === 2);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(pending).toHaveLength(2);
+    // Page 2 lands first: nothing may be checkpointed until page 1 has.
+    pending[1]?.answer();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(checkpoints).toEqual([]);
+    expect(pending).toHaveLength(2);
+    pending[0]?.answer();
+    await until(() => pending.length === 3);
+    pending[2]?.answer();
+    const summary = await tick;
+    expect(summary.occurrences[0]).toMatchObject({ status: 'dispatched', published: 5 });
+    expect(pending.map((p) => p.ids)).toEqual([order.slice(0, 2), order.slice(2, 4), order.slice(4)]);
+    // The first write may cover one page or both landed pages; cursors only move forward.
+    expect(checkpoints[0]?.cursor).toBe(bucketOf(order[1] as string));
+    expect(checkpoints.at(-1)).toMatchObject({ cursor: lastBucket(ids) });
+    expect(await store.getRun(runId)).toMatchObject({ status: 'done', published: 5, pages: 3 });
+  });
+
+  it('with pages in flight, a failed page stops the checkpoint before it, even when a later page landed', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 5 });
+    const order = inDispatchOrder(ids);
+    const failing = new FakePublisher([2]);
+    const first = await runTick(occurrence, deps(store, failing, { pagesInFlight: 3 }));
+    expect(first.occurrences[0]).toMatchObject({ status: 'failed', published: 2 });
+    // Page 3 was accepted, but page 2 was not: the checkpoint stays after page 1.
+    expect(failing.pages.map((p) => p.map((m) => m.message.notificationId))).toEqual([
+      order.slice(0, 2),
+      order.slice(4),
+    ]);
+    expect(await store.getRun(runId)).toMatchObject({ cursor: bucketOf(order[1] as string), published: 2 });
+
+    // The resume sends pages 2 and 3 again: nothing is lost (the ledger turns page 3's repeats into acks).
+    const publisher = new FakePublisher();
+    const second = await runTick(new Date(occurrence.getTime() + 60_000), deps(store, publisher, { pagesInFlight: 3 }));
+    expect(second.occurrences[0]).toMatchObject({ status: 'resumed', published: 3 });
+    expect(publisher.messages.map((m) => m.notificationId)).toEqual(order.slice(2));
+  });
+
   it('a second tick for the same occurrence publishes nothing again', async () => {
     const store = new MemoryStore();
     seed(store, { count: 3 });

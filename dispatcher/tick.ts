@@ -23,6 +23,11 @@ export interface TickDeps {
   maxSchedulesPerTick?: number;
   /** How many of them are dispatched at once (default 1). */
   scheduleConcurrency?: number;
+  /**
+   * Pages of one run being published at once (default 1). A page is checkpointed once it and
+   * every page before it are accepted, so a crash still republishes only unacknowledged pages.
+   */
+  pagesInFlight?: number;
   clock?: () => Date;
 }
 
@@ -141,9 +146,22 @@ async function runSchedule(
   let published = 0;
   const pages = deps.runs.notificationPages(schedule.id, cursor, deps.pageSize)[Symbol.asyncIterator]();
   const checkpoints = new Checkpoints((p) => deps.runs.checkpoint(runId, owner, p, leaseMs, clock()));
+  // Pages being published, oldest first: each is checkpointed in order once accepted.
+  const publishing: { accepted: Promise<void>; cursor: string; count: number }[] = [];
+  const maxInFlight = Math.max(1, deps.pagesInFlight ?? 1);
+  const landOldest = async (): Promise<void> => {
+    const oldest = publishing[0];
+    if (!oldest) return;
+    await oldest.accepted;
+    publishing.shift();
+    cursor = oldest.cursor;
+    published += oldest.count;
+    checkpoints.add(oldest.cursor, oldest.count);
+    log.debug({ published, cursor }, 'page published');
+  };
   try {
-    // One page is read ahead while the current one is published; a page's checkpoint is
-    // written while the next one is published (see Checkpoints).
+    // One page is read ahead while the current ones are published; a page's checkpoint is
+    // written while the next ones are published (see Checkpoints).
     let next = pages.next();
     for (;;) {
       const page = await next;
@@ -153,17 +171,17 @@ async function runSchedule(
       next.catch(() => undefined);
       // A lost lease stops the run before it publishes more.
       checkpoints.throwIfFailed();
-      await deps.publisher.publishPage(
+      const accepted = deps.publisher.publishPage(
         ids.map((notificationId) => ({
           message: { v: 1, notificationId, occurrence, scheduleId: schedule.id, runId },
           attributes: { deliveryId: deliveryIdOf(notificationId, occurrence), runId },
         })),
       );
-      cursor = page.value.cursor;
-      published += ids.length;
-      checkpoints.add(cursor, ids.length);
-      log.debug({ published, cursor }, 'page published');
+      accepted.catch(() => undefined);
+      publishing.push({ accepted, cursor: page.value.cursor, count: ids.length });
+      if (publishing.length >= maxInFlight) await landOldest();
     }
+    while (publishing.length > 0) await landOldest();
     await checkpoints.flush();
     const skipped = schedule.activeOccurrence ? 0 : plan.skipped;
     await deps.runs.finishRun(runId, owner, schedule.id, nextRunAt, skipped, clock());
@@ -177,7 +195,8 @@ async function runSchedule(
       skipped,
     };
   } catch (err) {
-    // The release must not race a checkpoint still in flight.
+    // The release must not race a publish or a checkpoint still in flight.
+    await Promise.allSettled(publishing.map((p) => p.accepted));
     await checkpoints.settle();
     log.error({ err: errorMessage(err), published, cursor }, 'run failed; a later tick resumes it from the checkpoint');
     await deps.runs.releaseRun(runId, owner, errorMessage(err), clock()).catch(() => undefined);

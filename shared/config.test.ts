@@ -25,6 +25,7 @@ describe('loadConfig', () => {
       dispatchTopic: TOPOLOGY.dispatchTopic,
       dispatchPageSize: 1000,
       dispatchScheduleConcurrency: 2,
+      dispatchPagesInFlight: 2,
       runLeaseSeconds: 60,
       catchUpWindowSeconds: 900,
       slackApiUrl: 'https://slack.com/api/',

@@ -13,6 +13,7 @@ export const ENV = {
   DISPATCH_TOPIC: 'DISPATCH_TOPIC',
   DISPATCH_PAGE_SIZE: 'DISPATCH_PAGE_SIZE',
   DISPATCH_SCHEDULE_CONCURRENCY: 'DISPATCH_SCHEDULE_CONCURRENCY',
+  DISPATCH_PAGES_IN_FLIGHT: 'DISPATCH_PAGES_IN_FLIGHT',
   RUN_LEASE_SECONDS: 'RUN_LEASE_SECONDS',
   CATCHUP_WINDOW_SECONDS: 'CATCHUP_WINDOW_SECONDS',
   SLACK_API_URL: 'SLACK_API_URL',
@@ -57,6 +58,8 @@ const schema = z.object({
   // A page is one publish request: the publisher's batch holds up to 1,000 messages.
   dispatchPageSize: int(1, 5000).default(1000),
   dispatchScheduleConcurrency: int(1, 32).default(2),
+  // Pages of one run being published at once: the next is sent while Pub/Sub answers the last.
+  dispatchPagesInFlight: int(1, 16).default(2),
   runLeaseSeconds: int(5, 3600).default(60),
   catchUpWindowSeconds: int(0, 7 * 24 * 3600).default(900),
   slackApiUrl: z.url().default('https://slack.com/api/'),
@@ -87,6 +90,7 @@ const FIELD_TO_ENV: Record<keyof Config, string> = {
   dispatchTopic: ENV.DISPATCH_TOPIC,
   dispatchPageSize: ENV.DISPATCH_PAGE_SIZE,
   dispatchScheduleConcurrency: ENV.DISPATCH_SCHEDULE_CONCURRENCY,
+  dispatchPagesInFlight: ENV.DISPATCH_PAGES_IN_FLIGHT,
   runLeaseSeconds: ENV.RUN_LEASE_SECONDS,
   catchUpWindowSeconds: ENV.CATCHUP_WINDOW_SECONDS,
   slackApiUrl: ENV.SLACK_API_URL,
