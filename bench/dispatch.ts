@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import { createFirestore } from '../shared/firestore';
 import { createPubSub } from '../shared/pubsub';
 import type { BenchContext } from './context';
-import { benchNotifications, resetSchedules, schedulesOf, seed } from './seed';
 import { resetPeakRss } from './proc';
+import { benchNotifications, resetSchedules, schedulesOf, seed } from './seed';
 import { type BenchService, startBenchService, warmUp } from './services';
 
 /**
