@@ -2,7 +2,7 @@ import { parsePushBody } from '../shared/messages';
 import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
 import { billableMessageBytes, dispatchMessage, pushEnvelope } from './envelope';
 import { costPerMillion, PRICES, pubsubBytesPerNotification } from './prices';
-import { evaluateTargets, noMeasurements, type Results, throughputSvg, writeCeilingPerSec } from './report';
+import { evaluateTargets, markdown, noMeasurements, type Results, throughputSvg, writeCeilingPerSec } from './report';
 import { median, medianRecord, percentiles, runPool } from './stats';
 
 describe('stats', () => {
@@ -212,6 +212,50 @@ describe('report', () => {
       ['64', true],
     ]);
     expect(cpu[0]?.measured).toBe('3.00 / 1.50 ms = 2.00×');
+  });
+
+  it("shows the in-memory store diagnostic beside the capacity table and the peer's CPU, without judging a target on it", () => {
+    const level = (inFlight: number, cpuMsPerDelivery: number) => ({
+      inFlight,
+      requests: 10,
+      seconds: 1,
+      deliveriesPerSec: 100,
+      p50Ms: 1,
+      p95Ms: 2,
+      p99Ms: 3,
+      cpuMsPerDelivery,
+      readsPerDelivery: 0,
+      writesPerDelivery: 0,
+      rpcsPerDelivery: 0,
+      failures: 0,
+    });
+    const firestore = { ...level(64, 1), readsPerDelivery: 2, writesPerDelivery: 2, rpcsPerDelivery: 0.3 };
+    const worker = {
+      jobs: 10,
+      enqueueSeconds: 1,
+      enqueuePerSec: 10,
+      e2eSeconds: 1,
+      e2ePerSec: 10,
+      workerCpuMsPerJob: 0.5,
+      workerPeakRssMiB: 50,
+      duplicates: 0,
+    };
+    const r = {
+      ...results(),
+      capacity: [{ inFlight: 64, runs: [firestore], median: firestore }],
+      capacityMemoryStore: [level(8, 0.9), level(64, 0.6)],
+      peer: [{ concurrency: 64, runs: [worker], median: worker }],
+    };
+    const md = markdown(r);
+    expect(md).toContain(
+      '0.90 ms CPU per delivery and 100/s at 8 in flight; 0.60 ms CPU per delivery and 100/s at 64 in flight',
+    );
+    expect(md).toContain(
+      '| CPU per delivery, 64 in flight, in-memory store in place of Firestore (diagnostic) | 0.60 ms | 0.50 ms | 1.20 |',
+    );
+    // The target is still judged on the notifier with Firestore.
+    const cpu = evaluateTargets(r).find((t) => t.name.startsWith('notifier CPU'));
+    expect(cpu?.measured).toBe('1.00 / 0.50 ms = 2.00×');
   });
 
   it('draws a well-formed SVG', () => {

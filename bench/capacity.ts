@@ -68,15 +68,31 @@ export async function capacityFixture(ctx: BenchContext): Promise<CapacityFixtur
   return { projectId, standIn, slackUrl: url, close: stop };
 }
 
+/**
+ * Where the notifier keeps its state: Firestore (the service itself), or the in-memory store
+ * (bench/notifier-memory.ts, a diagnostic of what Firestore costs per delivery).
+ */
+export type NotifierStore = 'firestore' | 'memory';
+
 export async function startNotifier(
   ctx: BenchContext,
   fixture: CapacityFixture,
   logDir: string,
+  store: NotifierStore = 'firestore',
 ): Promise<BenchService> {
+  const env = ctx.serviceEnv(fixture.projectId, { SLACK_API_URL: fixture.slackUrl, SLACK_BOT_TOKEN: STANDIN_TOKEN });
+  if (store === 'firestore') return startBenchService('notifier', env, logDir);
   return startBenchService(
     'notifier',
-    ctx.serviceEnv(fixture.projectId, { SLACK_API_URL: fixture.slackUrl, SLACK_BOT_TOKEN: STANDIN_TOKEN }),
+    {
+      ...env,
+      BENCH_NOTIFICATIONS: String(CAPACITY_NOTIFICATIONS),
+      BENCH_ACCOUNTS: String(BENCH_ACCOUNTS),
+      BENCH_ID_PREFIX: 'cap',
+    },
     logDir,
+    [],
+    join(__dirname, 'notifier-memory.js'),
   );
 }
 
@@ -166,8 +182,13 @@ export function levelAmount(inFlight: number, atMax: number): number {
 export const WARM_UP_REQUESTS = 2000;
 
 /** One run: a fresh notifier, warmed up, then each in-flight level in turn. */
-export async function capacityRun(ctx: BenchContext, fixture: CapacityFixture, run: number): Promise<CapacityRun[]> {
-  const notifier = await startNotifier(ctx, fixture, join(ctx.tmpDir, `capacity-${run}`));
+export async function capacityRun(
+  ctx: BenchContext,
+  fixture: CapacityFixture,
+  run: number | string,
+  store: NotifierStore = 'firestore',
+): Promise<CapacityRun[]> {
+  const notifier = await startNotifier(ctx, fixture, join(ctx.tmpDir, `capacity-${run}`), store);
   try {
     // Warm-up: JIT, the Firestore channel and the Slack client's keep-alive sockets.
     const warm = await drive(notifier.url, Math.max(...ctx.opts.inFlight), WARM_UP_REQUESTS);

@@ -29,6 +29,12 @@ export interface Results {
   dispatchHeapUncapped: { maxOldSpaceMiB: number; run: DispatchRun } | null;
   e2e: Measured<E2eRun> | null;
   capacity: (Measured<CapacityRun> & { inFlight: number })[];
+  /**
+   * A diagnostic: one capacity run of the notifier with the in-memory store in place of
+   * Firestore (bench/notifier-memory.ts). Beside the capacity figures it shows what the
+   * Firestore client costs per delivery.
+   */
+  capacityMemoryStore: CapacityRun[] | null;
   /** One entry per worker concurrency (--worker-concurrency). */
   peer: (Measured<PeerRun> & { concurrency: number })[];
   cost: { usage: UsagePerNotification; lines: CostLine[]; total: number; basis: string[] } | null;
@@ -45,6 +51,7 @@ export function noMeasurements(): Omit<Results, 'date' | 'startedAt' | 'finished
     dispatchHeapUncapped: null,
     e2e: null,
     capacity: [],
+    capacityMemoryStore: null,
     peer: [],
     cost: null,
     targets: [],
@@ -243,6 +250,13 @@ export function markdown(r: Results): string {
         `| ${k.inFlight} | ${fmt(m.deliveriesPerSec)} | ${fmt(m.p50Ms, 1)} / ${fmt(m.p95Ms, 1)} / ${fmt(m.p99Ms, 1)} ms | ${fmt(m.cpuMsPerDelivery, 2)} ms | ${fmt(m.readsPerDelivery, 2)} / ${fmt(m.writesPerDelivery, 2)} | ${fmt(m.rpcsPerDelivery, 2)} | ${fmt((m.deliveriesPerSec / (bound / m.writesPerDelivery)) * 100)}% |`,
       );
     }
+    const mem = r.capacityMemoryStore;
+    if (mem && mem.length > 0) {
+      L.push(
+        '',
+        `Diagnostic, one run of the same notifier with the in-memory store in place of Firestore (bench/notifier-memory.ts): ${mem.map((l) => `${fmt(l.cpuMsPerDelivery, 2)} ms CPU per delivery and ${fmt(l.deliveriesPerSec)}/s at ${l.inFlight} in flight`).join('; ')}.`,
+      );
+    }
     L.push('');
   }
   const p = r.peer[0]?.median;
@@ -274,6 +288,12 @@ export function markdown(r: Results): string {
       L.push(
         `| CPU per delivery, ${peer.concurrency} in flight (own process, /proc) | ${fmt(ours.cpuMsPerDelivery, 2)} ms | ${fmt(t.workerCpuMsPerJob, 2)} ms | ${fmt(ours.cpuMsPerDelivery / t.workerCpuMsPerJob, 2)} |`,
       );
+      const mem = r.capacityMemoryStore?.find((k) => k.inFlight === peer.concurrency);
+      if (mem) {
+        L.push(
+          `| CPU per delivery, ${peer.concurrency} in flight, in-memory store in place of Firestore (diagnostic) | ${fmt(mem.cpuMsPerDelivery, 2)} ms | ${fmt(t.workerCpuMsPerJob, 2)} ms | ${fmt(mem.cpuMsPerDelivery / t.workerCpuMsPerJob, 2)} |`,
+        );
+      }
     }
     L.push('');
   }

@@ -268,6 +268,13 @@ async function main(): Promise<number> {
       inFlight,
       ...measured<CapacityRun>(runs.map((levels) => levels[i] as CapacityRun)),
     }));
+    say('  diagnostic: the same notifier with the in-memory store in place of Firestore');
+    results.capacityMemoryStore = await capacityRun(ctx, fixture, 'memory-store', 'memory');
+    for (const l of results.capacityMemoryStore) {
+      say(
+        `    ${l.inFlight} in flight: ${Math.round(l.deliveriesPerSec)} deliveries/s, ${l.cpuMsPerDelivery.toFixed(2)} ms CPU, ${l.failures} failures`,
+      );
+    }
   }
 
   if (has('peer')) {

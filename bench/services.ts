@@ -45,6 +45,8 @@ export async function startBenchService(
   env: NodeJS.ProcessEnv,
   logDir: string,
   nodeArgs: string[] = [],
+  /** A diagnostic script run in place of the service's entry (bench/notifier-memory.ts). */
+  entry?: string,
 ): Promise<BenchService> {
   mkdirSync(logDir, { recursive: true });
   const statsPort = await freePort();
@@ -53,7 +55,7 @@ export async function startBenchService(
   const svc = await startService(
     name,
     { ...env, NODE_OPTIONS: nodeOptions, BENCH_STATS_PORT: String(statsPort) },
-    { logFile: join(logDir, `${name}.log`), nodeArgs },
+    { logFile: join(logDir, `${name}.log`), nodeArgs, ...(entry ? { entry } : {}) },
   );
   const pid = svc.child.pid;
   if (pid === undefined) throw new Error(`the ${name} has no pid`);

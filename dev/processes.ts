@@ -41,11 +41,13 @@ export async function startService(
     onSpawn?: (child: ChildProcess) => void;
     /** Node flags after the container's own (a later V8 flag wins): for diagnostics only. */
     nodeArgs?: string[];
+    /** A script run in place of the service's entry, with the container's flags: for diagnostics only. */
+    entry?: string;
   } = {},
 ): Promise<ServiceProcess> {
   const port = opts.port ?? (await freePort());
   const args = containerCommand(name).slice(1);
-  const entry = join(ROOT, args.at(-1) ?? '');
+  const entry = opts.entry ?? join(ROOT, args.at(-1) ?? '');
   const out = opts.logFile ? openSync(opts.logFile, 'a') : 'ignore';
   const child = spawn(process.execPath, [...args.slice(0, -1), ...(opts.nodeArgs ?? []), entry], {
     env: { ...env, PORT: String(port) },
