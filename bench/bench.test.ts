@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import { parsePushBody } from '../shared/messages';
 import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
 import { billableMessageBytes, dispatchMessage, pushEnvelope } from './envelope';
 import { costPerMillion, PRICES, pubsubBytesPerNotification } from './prices';
+import { peakRssMiB, resetPeakRss } from './proc';
 import { evaluateTargets, markdown, noMeasurements, type Results, throughputSvg, writeCeilingPerSec } from './report';
 import { median, medianRecord, percentiles, runPool } from './stats';
 
@@ -263,5 +265,31 @@ describe('report', () => {
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trim().endsWith('</svg>')).toBe(true);
     expect(svg).toContain('<polyline');
+  });
+});
+
+describe('resetPeakRss', () => {
+  it("starts another process's peak over at its current RSS, and says false for a process it cannot reach", async () => {
+    // A process whose peak (about 300 MiB of touched buffer) is far above what it holds now.
+    const script =
+      'let b = Buffer.alloc(300 * 2 ** 20, 1); b = null; gc(); console.log("ready"); setInterval(() => {}, 1000);';
+    const child = spawn(process.execPath, ['--expose-gc', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the child did not get ready within 10 s')), 10_000);
+        child.stdout?.once('data', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      const pid = child.pid as number;
+      const before = peakRssMiB(pid);
+      expect(before).toBeGreaterThan(300);
+      expect(resetPeakRss(pid)).toBe(true);
+      expect(peakRssMiB(pid)).toBeLessThan(before - 200);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(resetPeakRss(2 ** 30)).toBe(false);
   });
 });

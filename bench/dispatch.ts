@@ -146,7 +146,9 @@ export async function dispatchRun(
     const coldWallSeconds = await coldTick(svc, fixture);
     const at = new Date();
     await rearm(fixture, at);
-    resetPeakRss(svc.pid);
+    if (!resetPeakRss(svc.pid)) {
+      ctx.say(`    peak RSS not started over (/proc/${svc.pid}/clear_refs is not writable): it includes the cold tick`);
+    }
     await svc.resetStats();
     const cpu0 = svc.cpu();
     const t0 = performance.now();

@@ -44,10 +44,17 @@ export function peakRssMiB(pid: number): number {
 
 /**
  * Starts the peak over: the kernel sets VmHWM back to the current RSS (`clear_refs` value 5,
- * Linux 4.0 and later), so a later peakRssMiB() is the peak of what ran since.
+ * Linux 4.0 and later), so a later peakRssMiB() is the peak of what ran since. Returns false
+ * where the file cannot be written (another kernel, a sandbox): the peak then counts from the
+ * process's start.
  */
-export function resetPeakRss(pid: number): void {
-  writeFileSync(`/proc/${pid}/clear_refs`, '5');
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function rssMiB(pid: number): number {

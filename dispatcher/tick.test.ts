@@ -1,3 +1,4 @@
+import { deferred } from '../shared/concurrency';
 import { createLogger } from '../shared/logger';
 import { bucketOf } from '../shared/members';
 import { MemoryStore } from '../shared/memory-store';
@@ -24,6 +25,24 @@ class FakePublisher implements DispatchPublisher {
   get messages(): DispatchMessage[] {
     return this.pages.flat().map((p) => p.message);
   }
+}
+
+/** A publisher whose every publish waits for the test to answer it. */
+function heldPublisher() {
+  const pending: { ids: string[]; answer: (error?: Error) => void }[] = [];
+  const publisher: DispatchPublisher = {
+    publishPage: (page) =>
+      new Promise<void>((resolve, reject) => {
+        pending.push({ ids: page.map((m) => m.message.notificationId), answer: (e) => (e ? reject(e) : resolve()) });
+      }),
+  };
+  return { publisher, pending };
+}
+
+/** Lets the tick run until `done()` holds (bounded), and fails the test if it never does. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setImmediate(r));
+  expect(done()).toBe(true);
 }
 
 const log = createLogger({ service: 'tick-test', level: 'silent' });
@@ -160,24 +179,13 @@ describe('runTick', () => {
     const store = new MemoryStore();
     const ids = seed(store, { count: 5 });
     const order = inDispatchOrder(ids);
-    // Each publish waits for the test to answer it.
-    const pending: { ids: string[]; answer: (error?: Error) => void }[] = [];
-    const publisher: DispatchPublisher = {
-      publishPage: (page) =>
-        new Promise<void>((resolve, reject) => {
-          pending.push({ ids: page.map((m) => m.message.notificationId), answer: (e) => (e ? reject(e) : resolve()) });
-        }),
-    };
+    const { publisher, pending } = heldPublisher();
     const checkpoints: { cursor: string; published: number }[] = [];
     const real = store.checkpoint.bind(store);
     jest.spyOn(store, 'checkpoint').mockImplementation(async (id, owner, p, leaseMs, now) => {
       checkpoints.push({ cursor: p.cursor, published: p.published });
       return real(id, owner, p, leaseMs, now);
     });
-    const until = async (done: () => boolean) => {
-      for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setImmediate(r));
-      expect(done()).toBe(true);
-    };
     const tick = runTick(occurrence, deps(store, publisher, { pagesInFlight: 2 }));
     // Pages 1 and 2 go out together; page 3 waits for page 1.
     await until(() => pending.length === 2);
@@ -200,25 +208,72 @@ describe('runTick', () => {
     expect(await store.getRun(runId)).toMatchObject({ status: 'done', published: 5, pages: 3 });
   });
 
-  it('with pages in flight, a failed page stops the checkpoint before it, even when a later page landed', async () => {
+  it('with pages in flight, a refused page stops the checkpoint before it, even when a later page landed', async () => {
     const store = new MemoryStore();
     const ids = seed(store, { count: 5 });
     const order = inDispatchOrder(ids);
-    const failing = new FakePublisher([2]);
-    const first = await runTick(occurrence, deps(store, failing, { pagesInFlight: 3 }));
+    const { publisher, pending } = heldPublisher();
+    const tick = runTick(occurrence, deps(store, publisher, { pagesInFlight: 3 }));
+    await until(() => pending.length === 3);
+    pending[1]?.answer(new Error('Pub/Sub unavailable (page 2)'));
+    pending[2]?.answer();
+    pending[0]?.answer();
+    const first = await tick;
     expect(first.occurrences[0]).toMatchObject({ status: 'failed', published: 2 });
+    expect(first.occurrences[0]?.error).toContain('page 2');
     // Page 3 was accepted, but page 2 was not: the checkpoint stays after page 1.
-    expect(failing.pages.map((p) => p.map((m) => m.message.notificationId))).toEqual([
-      order.slice(0, 2),
-      order.slice(4),
-    ]);
     expect(await store.getRun(runId)).toMatchObject({ cursor: bucketOf(order[1] as string), published: 2 });
 
     // The resume sends pages 2 and 3 again: nothing is lost (the ledger turns page 3's repeats into acks).
-    const publisher = new FakePublisher();
-    const second = await runTick(new Date(occurrence.getTime() + 60_000), deps(store, publisher, { pagesInFlight: 3 }));
+    const again = new FakePublisher();
+    const second = await runTick(new Date(occurrence.getTime() + 60_000), deps(store, again, { pagesInFlight: 3 }));
     expect(second.occurrences[0]).toMatchObject({ status: 'resumed', published: 3 });
-    expect(publisher.messages.map((m) => m.notificationId)).toEqual(order.slice(2));
+    expect(again.messages.map((m) => m.notificationId)).toEqual(order.slice(2));
+  });
+
+  it('with pages in flight, publishes nothing more once Pub/Sub has refused a page', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 5 });
+    const order = inDispatchOrder(ids);
+    // Page 1 stays out until released; page 2 is refused at once.
+    const sent: string[][] = [];
+    const page1 = deferred();
+    const publisher: DispatchPublisher = {
+      async publishPage(page) {
+        sent.push(page.map((m) => m.message.notificationId));
+        if (sent.length === 1) return page1.promise;
+        if (sent.length === 2) throw new Error('Pub/Sub unavailable (page 2)');
+      },
+    };
+    const tick = runTick(occurrence, deps(store, publisher, { pagesInFlight: 3 }));
+    await until(() => sent.length >= 2);
+    await new Promise((r) => setTimeout(r, 20));
+    page1.resolve();
+    const summary = await tick;
+    // Page 3 is never sent: the run stopped at the refusal.
+    expect(sent).toEqual([order.slice(0, 2), order.slice(2, 4)]);
+    expect(summary.occurrences[0]).toMatchObject({ status: 'failed', published: 2 });
+    // Page 1 was accepted: it is checkpointed although the run failed after it.
+    expect(await store.getRun(runId)).toMatchObject({ cursor: bucketOf(order[1] as string), published: 2 });
+  });
+
+  it('with pages in flight, a failed read still checkpoints the pages Pub/Sub accepted', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 5 });
+    const order = inDispatchOrder(ids);
+    const real = store.notificationPages.bind(store);
+    jest.spyOn(store, 'notificationPages').mockImplementation(async function* (id, cursor, size) {
+      let n = 0;
+      for await (const page of real(id, cursor, size)) {
+        if (n++ === 2) throw new Error('Firestore unavailable (page 3)');
+        yield page;
+      }
+    });
+    const summary = await runTick(occurrence, deps(store, new FakePublisher(), { pagesInFlight: 2 }));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'failed', published: 4 });
+    expect(summary.occurrences[0]?.error).toContain('page 3');
+    // Page 2 was still in flight when the read failed; it was accepted, so it is checkpointed.
+    expect(await store.getRun(runId)).toMatchObject({ cursor: bucketOf(order[3] as string), published: 4 });
   });
 
   it('a second tick for the same occurrence publishes nothing again', async () => {
@@ -392,6 +447,26 @@ describe('runTick', () => {
     const publisher = new FakePublisher();
     const summary = await runTick(occurrence, deps(store, publisher));
     expect(summary).toMatchObject({ dueSchedules: 0, published: 0, occurrences: [] });
+  });
+
+  it('with pages in flight, stops at a lost lease without writing another checkpoint', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 5 });
+    const publisher = new FakePublisher();
+    const real = store.checkpoint.bind(store);
+    let calls = 0;
+    jest.spyOn(store, 'checkpoint').mockImplementation(async (...args) => {
+      calls++;
+      // Another dispatcher takes the run over before the first checkpoint lands.
+      if (calls === 1)
+        await store.claimRun(scheduleId, occ, 'thief', 60_000, new Date(occurrence.getTime() + 61 * 60_000));
+      return real(...args);
+    });
+    const summary = await runTick(occurrence, deps(store, publisher, { pagesInFlight: 2 }));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'failed' });
+    expect(summary.occurrences[0]?.error).toMatch(/leased by thief/);
+    expect(calls).toBe(1);
+    expect((await store.getRun(runId))?.leaseOwner).toBe('thief');
   });
 
   it('stops at a lost lease and reports the run failed', async () => {

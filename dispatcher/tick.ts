@@ -147,17 +147,23 @@ async function runSchedule(
   const pages = deps.runs.notificationPages(schedule.id, cursor, deps.pageSize)[Symbol.asyncIterator]();
   const checkpoints = new Checkpoints((p) => deps.runs.checkpoint(runId, owner, p, leaseMs, clock()));
   // Pages being published, oldest first: each is checkpointed in order once accepted.
-  const publishing: { accepted: Promise<void>; cursor: string; count: number }[] = [];
+  const publishing: InFlightPage[] = [];
+  // Publishes Pub/Sub refused, as soon as they are known: the run then publishes no more.
+  const refused: { error: unknown }[] = [];
   const maxInFlight = Math.max(1, deps.pagesInFlight ?? 1);
+  /** Counts a page Pub/Sub accepted (every page before it was) and hands it to the checkpoints. */
+  const land = (page: InFlightPage): void => {
+    cursor = page.cursor;
+    published += page.count;
+    checkpoints.add(page.cursor, page.count);
+    log.debug({ published, cursor }, 'page published');
+  };
   const landOldest = async (): Promise<void> => {
     const oldest = publishing[0];
     if (!oldest) return;
     await oldest.accepted;
     publishing.shift();
-    cursor = oldest.cursor;
-    published += oldest.count;
-    checkpoints.add(oldest.cursor, oldest.count);
-    log.debug({ published, cursor }, 'page published');
+    land(oldest);
   };
   try {
     // One page is read ahead while the current ones are published; a page's checkpoint is
@@ -169,15 +175,19 @@ async function runSchedule(
       const { ids } = page.value;
       next = pages.next();
       next.catch(() => undefined);
-      // A lost lease stops the run before it publishes more.
+      // A lost lease, or a page Pub/Sub refused, stops the run before it publishes more.
       checkpoints.throwIfFailed();
+      const refusal = refused[0];
+      if (refusal) throw refusal.error;
       const accepted = deps.publisher.publishPage(
         ids.map((notificationId) => ({
           message: { v: 1, notificationId, occurrence, scheduleId: schedule.id, runId },
           attributes: { deliveryId: deliveryIdOf(notificationId, occurrence), runId },
         })),
       );
-      accepted.catch(() => undefined);
+      accepted.catch((error: unknown) => {
+        refused.push({ error });
+      });
       publishing.push({ accepted, cursor: page.value.cursor, count: ids.length });
       if (publishing.length >= maxInFlight) await landOldest();
     }
@@ -195,8 +205,15 @@ async function runSchedule(
       skipped,
     };
   } catch (err) {
-    // The release must not race a publish or a checkpoint still in flight.
-    await Promise.allSettled(publishing.map((p) => p.accepted));
+    // The release must not race a publish or a checkpoint still in flight. Pages Pub/Sub
+    // accepted before the failure are still checkpointed, in order, up to the first it did not
+    // accept; nothing more once a checkpoint has failed (a lost lease).
+    const outcomes = await Promise.allSettled(publishing.map((p) => p.accepted));
+    for (const [i, outcome] of outcomes.entries()) {
+      const page = publishing[i];
+      if (outcome.status === 'rejected' || !page || checkpoints.failed) break;
+      land(page);
+    }
     await checkpoints.settle();
     log.error({ err: errorMessage(err), published, cursor }, 'run failed; a later tick resumes it from the checkpoint');
     await deps.runs.releaseRun(runId, owner, errorMessage(err), clock()).catch(() => undefined);
@@ -205,6 +222,13 @@ async function runSchedule(
     // Closes the store's query stream when the run stops early; a no-op once it has ended.
     pages.return?.(undefined).catch(() => undefined);
   }
+}
+
+/** A page of a run being published: where it ends and how many messages it holds. */
+interface InFlightPage {
+  accepted: Promise<void>;
+  cursor: string;
+  count: number;
 }
 
 /**
@@ -233,6 +257,11 @@ export class Checkpoints {
         if (this.writing === writing) this.writing = null;
       });
     }
+  }
+
+  /** Whether a write failed (a lost lease). */
+  get failed(): boolean {
+    return this.failure !== null;
   }
 
   /** Rethrows a failed write (a lost lease): the run must stop. */
