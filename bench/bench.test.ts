@@ -1,10 +1,19 @@
 import { spawn } from 'node:child_process';
 import { parsePushBody } from '../shared/messages';
+import { PHASES } from './context';
 import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
 import { billableMessageBytes, dispatchMessage, pushEnvelope } from './envelope';
 import { costPerMillion, PRICES, pubsubBytesPerNotification } from './prices';
 import { peakRssMiB, resetPeakRss } from './proc';
-import { evaluateTargets, markdown, noMeasurements, type Results, throughputSvg, writeCeilingPerSec } from './report';
+import {
+  evaluateTargets,
+  markdown,
+  noMeasurements,
+  type Results,
+  resultsBaseName,
+  throughputSvg,
+  writeCeilingPerSec,
+} from './report';
 import { median, medianRecord, percentiles, runPool } from './stats';
 
 describe('stats', () => {
@@ -291,5 +300,19 @@ describe('resetPeakRss', () => {
       child.kill('SIGKILL');
     }
     expect(resetPeakRss(2 ** 30)).toBe(false);
+  });
+});
+
+describe('resultsBaseName', () => {
+  it('keeps a full run under its date, and a quick or partial run apart from it', () => {
+    const all = [...PHASES];
+    expect(resultsBaseName({ quick: false, phases: all }, '2030-01-01')).toBe('2030-01-01');
+    expect(resultsBaseName({ quick: true, phases: all }, '2030-01-01')).toBe('2030-01-01-quick');
+    expect(resultsBaseName({ quick: false, phases: ['ceilings', 'dispatch'] }, '2030-01-01')).toBe(
+      '2030-01-01-partial',
+    );
+    expect(resultsBaseName({ quick: true, phases: all.filter((p) => p !== 'peer') }, '2030-01-01')).toBe(
+      '2030-01-01-quick-partial',
+    );
   });
 });

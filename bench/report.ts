@@ -1,7 +1,7 @@
 import type { PeerRun } from './bullmq-peer';
 import type { CapacityRun } from './capacity';
 import type { CeilingRun } from './ceilings';
-import type { BenchOptions } from './context';
+import { type BenchOptions, PHASES } from './context';
 import type { ProfileSummary } from './cpuprofile';
 import type { DispatchRun } from './dispatch';
 import type { E2eRun } from './e2e';
@@ -420,4 +420,14 @@ function niceStep(raw: number): number {
 
 function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * The results' file name before its extension: `<date>`, `<date>-quick` for --quick, and
+ * `-partial` added when some phases did not run (--only, --skip), so a smoke check or a
+ * partial run never overwrites a full run's files of the same day.
+ */
+export function resultsBaseName(opts: Pick<BenchOptions, 'quick' | 'phases'>, date: string): string {
+  const partial = PHASES.some((p) => !opts.phases.includes(p));
+  return `${date}${opts.quick ? '-quick' : ''}${partial ? '-partial' : ''}`;
 }

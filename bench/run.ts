@@ -17,7 +17,7 @@ import { billableMessageBytes, dispatchMessage } from './envelope';
 import { costPerMillion, pubsubBytesPerNotification, type UsagePerNotification } from './prices';
 import { profileDispatcher, profileNotifier } from './profile';
 import { ensureRedisServer, startRedis } from './redis';
-import { evaluateTargets, markdown, noMeasurements, type Results, throughputSvg } from './report';
+import { evaluateTargets, markdown, noMeasurements, type Results, resultsBaseName, throughputSvg } from './report';
 import { medianRecord } from './stats';
 
 /**
@@ -324,7 +324,7 @@ async function main(): Promise<number> {
       profileMarkdown(`Dispatcher: one tick of ${fixture.n.toLocaleString('en-US')} notifications`, dispatcher),
       profileMarkdown(`Notifier: ${opts.capacityRequests} pushes at ${top} in flight`, notifier),
     ].join('\n');
-    writeFileSync(join(opts.out, `${date}${opts.quick ? '-quick' : ''}-profile.md`), md);
+    writeFileSync(join(opts.out, `${resultsBaseName(opts, date)}-profile.md`), md);
     say(md);
   }
   if (capFixture) await (capFixture as CapacityFixture).close();
@@ -360,7 +360,7 @@ async function main(): Promise<number> {
   results.finishedAt = new Date().toISOString();
 
   mkdirSync(opts.out, { recursive: true });
-  const base = join(opts.out, `${date}${opts.quick ? '-quick' : ''}`);
+  const base = join(opts.out, resultsBaseName(opts, date));
   const table = markdown(results);
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(`${base}.md`, table);
