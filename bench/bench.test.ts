@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { parsePushBody } from '../shared/messages';
+import type { CapacityRun } from './capacity';
 import { PHASES } from './context';
 import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
 import { billableMessageBytes, dispatchMessage, pushEnvelope } from './envelope';
@@ -147,6 +148,37 @@ describe('report', () => {
     writesPerNotification: 0.002,
     coldWallSeconds: wallSeconds * 1.3,
   });
+  const capacityLevel = (inFlight: number, cpuMsPerDelivery: number): CapacityRun => ({
+    inFlight,
+    requests: 10,
+    seconds: 1,
+    deliveriesPerSec: 100,
+    p50Ms: 1,
+    p95Ms: 2,
+    p99Ms: 3,
+    cpuMsPerDelivery,
+    readsPerDelivery: 2,
+    writesPerDelivery: 2,
+    rpcsPerDelivery: 0.5,
+    failures: 0,
+  });
+  const measuredLevel = (inFlight: number, cpuMsPerDelivery: number) => {
+    const m = capacityLevel(inFlight, cpuMsPerDelivery);
+    return { inFlight, runs: [m], median: m };
+  };
+  const measuredPeer = (concurrency: number, workerCpuMsPerJob: number) => {
+    const m = {
+      jobs: 10,
+      enqueueSeconds: 1,
+      enqueuePerSec: 10,
+      e2eSeconds: 1,
+      e2ePerSec: 10,
+      workerCpuMsPerJob,
+      workerPeakRssMiB: 50,
+      duplicates: 0,
+    };
+    return { concurrency, runs: [m], median: m };
+  };
   const results = (): Results => ({
     date: '2030-01-01',
     startedAt: '',
@@ -185,37 +217,11 @@ describe('report', () => {
   });
 
   it('compares CPU with the BullMQ worker at each concurrency the notifier was driven at too', () => {
-    const cap = (inFlight: number, cpuMsPerDelivery: number) => {
-      const m = {
-        inFlight,
-        requests: 10,
-        seconds: 1,
-        deliveriesPerSec: 100,
-        p50Ms: 1,
-        p95Ms: 2,
-        p99Ms: 3,
-        cpuMsPerDelivery,
-        readsPerDelivery: 2,
-        writesPerDelivery: 2,
-        rpcsPerDelivery: 0.5,
-        failures: 0,
-      };
-      return { inFlight, runs: [m], median: m };
+    const r = {
+      ...results(),
+      capacity: [measuredLevel(8, 3), measuredLevel(64, 1)],
+      peer: [measuredPeer(8, 1.5), measuredPeer(64, 1.2), measuredPeer(16, 1)],
     };
-    const peer = (concurrency: number, workerCpuMsPerJob: number) => {
-      const m = {
-        jobs: 10,
-        enqueueSeconds: 1,
-        enqueuePerSec: 10,
-        e2eSeconds: 1,
-        e2ePerSec: 10,
-        workerCpuMsPerJob,
-        workerPeakRssMiB: 50,
-        duplicates: 0,
-      };
-      return { concurrency, runs: [m], median: m };
-    };
-    const r = { ...results(), capacity: [cap(8, 3), cap(64, 1)], peer: [peer(8, 1.5), peer(64, 1.2), peer(16, 1)] };
     const cpu = evaluateTargets(r).filter((t) => t.name.startsWith('notifier CPU'));
     // No notifier level at 16: that peer run has nothing to be compared with.
     expect(cpu.map((t) => [t.name.match(/\((\d+) in flight/)?.[1], t.pass])).toEqual([
@@ -226,36 +232,14 @@ describe('report', () => {
   });
 
   it("shows the in-memory store diagnostic beside the capacity table and the peer's CPU, without judging a target on it", () => {
-    const level = (inFlight: number, cpuMsPerDelivery: number) => ({
-      inFlight,
-      requests: 10,
-      seconds: 1,
-      deliveriesPerSec: 100,
-      p50Ms: 1,
-      p95Ms: 2,
-      p99Ms: 3,
-      cpuMsPerDelivery,
-      readsPerDelivery: 0,
-      writesPerDelivery: 0,
-      rpcsPerDelivery: 0,
-      failures: 0,
-    });
-    const firestore = { ...level(64, 1), readsPerDelivery: 2, writesPerDelivery: 2, rpcsPerDelivery: 0.3 };
-    const worker = {
-      jobs: 10,
-      enqueueSeconds: 1,
-      enqueuePerSec: 10,
-      e2eSeconds: 1,
-      e2ePerSec: 10,
-      workerCpuMsPerJob: 0.5,
-      workerPeakRssMiB: 50,
-      duplicates: 0,
-    };
     const r = {
       ...results(),
-      capacity: [{ inFlight: 64, runs: [firestore], median: firestore }],
-      capacityMemoryStore: [level(8, 0.9), level(64, 0.6)],
-      peer: [{ concurrency: 64, runs: [worker], median: worker }],
+      capacity: [measuredLevel(64, 1)],
+      capacityMemoryStore: [
+        { ...capacityLevel(8, 0.9), readsPerDelivery: 0, writesPerDelivery: 0, rpcsPerDelivery: 0 },
+        { ...capacityLevel(64, 0.6), readsPerDelivery: 0, writesPerDelivery: 0, rpcsPerDelivery: 0 },
+      ],
+      peer: [measuredPeer(64, 0.5)],
     };
     const md = markdown(r);
     expect(md).toContain(

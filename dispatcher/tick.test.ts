@@ -58,6 +58,22 @@ const occurrence = new Date('2026-01-15T08:00:00.000Z');
 const occ = occurrence.toISOString();
 const runId = runIdOf(scheduleId, occ);
 
+/**
+ * Another dispatcher ("thief", its lease taken an hour after the occurrence) takes the run over
+ * just before the `at`-th checkpoint write; `calls` counts the writes.
+ */
+function takeOverAtCheckpoint(store: MemoryStore, at: number): { calls: number } {
+  const counter = { calls: 0 };
+  const real = store.checkpoint.bind(store);
+  jest.spyOn(store, 'checkpoint').mockImplementation(async (...args) => {
+    counter.calls++;
+    if (counter.calls === at)
+      await store.claimRun(scheduleId, occ, 'thief', 60_000, new Date(occurrence.getTime() + 61 * 60_000));
+    return real(...args);
+  });
+  return counter;
+}
+
 function seed(store: MemoryStore, opts: { count: number; disabled?: string[]; nextRunAt?: Date }) {
   store.putSchedule(scheduleId, { ...daily9, nextRunAt: opts.nextRunAt ?? occurrence });
   const ids: string[] = [];
@@ -453,19 +469,12 @@ describe('runTick', () => {
     const store = new MemoryStore();
     seed(store, { count: 5 });
     const publisher = new FakePublisher();
-    const real = store.checkpoint.bind(store);
-    let calls = 0;
-    jest.spyOn(store, 'checkpoint').mockImplementation(async (...args) => {
-      calls++;
-      // Another dispatcher takes the run over before the first checkpoint lands.
-      if (calls === 1)
-        await store.claimRun(scheduleId, occ, 'thief', 60_000, new Date(occurrence.getTime() + 61 * 60_000));
-      return real(...args);
-    });
+    // Another dispatcher takes the run over before the first checkpoint lands.
+    const checkpoint = takeOverAtCheckpoint(store, 1);
     const summary = await runTick(occurrence, deps(store, publisher, { pagesInFlight: 2 }));
     expect(summary.occurrences[0]).toMatchObject({ status: 'failed' });
     expect(summary.occurrences[0]?.error).toMatch(/leased by thief/);
-    expect(calls).toBe(1);
+    expect(checkpoint.calls).toBe(1);
     expect((await store.getRun(runId))?.leaseOwner).toBe('thief');
   });
 
@@ -473,15 +482,8 @@ describe('runTick', () => {
     const store = new MemoryStore();
     seed(store, { count: 5 });
     const publisher = new FakePublisher();
-    const real = store.checkpoint.bind(store);
-    let calls = 0;
-    jest.spyOn(store, 'checkpoint').mockImplementation(async (...args) => {
-      calls++;
-      // Another dispatcher takes the run over after the first page.
-      if (calls === 2)
-        await store.claimRun(scheduleId, occ, 'thief', 60_000, new Date(occurrence.getTime() + 61 * 60_000));
-      return real(...args);
-    });
+    // Another dispatcher takes the run over after the first page.
+    takeOverAtCheckpoint(store, 2);
     const summary = await runTick(occurrence, deps(store, publisher));
     expect(summary.occurrences[0]).toMatchObject({ status: 'failed' });
     expect((await store.getRun(runId))?.leaseOwner).toBe('thief');
