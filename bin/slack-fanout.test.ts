@@ -19,6 +19,19 @@ describe('parseNotificationsFile', () => {
       JSON.stringify([{ ...good, timezone: 'Mars/Base' }]),
       /f\.json\[0\].*unknown time zone "Mars\/Base"/,
     ],
+    [
+      'a reserved id',
+      JSON.stringify([good, { ...good, id: '__bad__' }]),
+      /f\.json\[1\]: notification id "__bad__".*reserved/,
+    ],
+    ['an id with a slash', JSON.stringify([{ ...good, id: 'a/b' }]), /f\.json\[0\]: notification id "a\/b".*'\/'/],
+    [
+      'an account id with a slash',
+      JSON.stringify([{ ...good, accountId: 'acc/evil' }]),
+      /f\.json\[0\].*accountId.*'\/'/,
+    ],
+    ['a blank account id', JSON.stringify([{ ...good, accountId: '   ' }]), /f\.json\[0\].*accountId: is blank/],
+    ['a huge channel id', JSON.stringify([{ ...good, channelId: 'C'.repeat(300) }]), /f\.json\[0\].*slack\.channelId/],
   ])('names %s', (_what, text, message) => {
     expect(() => parseNotificationsFile(text, 'f.json')).toThrow(message);
   });

@@ -2,11 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { Timestamp } from '@google-cloud/firestore';
 import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { GoogleAuth } from 'google-auth-library';
 import { z } from 'zod';
+import { positiveInt } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
+import { documentIdProblem } from '../shared/model';
 import {
   InvalidNotificationError,
   type NewNotification,
@@ -43,6 +46,22 @@ function projectOf(opts: { project?: string }): string {
   return project;
 }
 
+/**
+ * Off the emulators, Google credentials must be there before a command starts: the clients
+ * would otherwise fail later, in the background, with a stack trace.
+ */
+async function checkCredentials(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  if (env.FIRESTORE_EMULATOR_HOST && env.PUBSUB_EMULATOR_HOST) return;
+  try {
+    await new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] }).getClient();
+  } catch (err) {
+    throw new CliError(
+      `no Google credentials (${(err as Error).message.split('.')[0]}): run \`gcloud auth application-default login\`, ` +
+        'or set GOOGLE_APPLICATION_CREDENTIALS; for the emulators set FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST',
+    );
+  }
+}
+
 function print(value: unknown): void {
   // Firestore Timestamps print as ISO times, not as {_seconds, _nanoseconds}.
   const replacer = (_key: string, v: unknown) => (v instanceof Timestamp ? v.toDate().toISOString() : v);
@@ -51,9 +70,8 @@ function print(value: unknown): void {
 
 /** A Firestore document id as typed on the command line, or a CliError naming it. */
 function docId(what: string, id: string): string {
-  if (!id || id.includes('/') || id === '.' || id === '..' || id.length > 1500) {
-    throw new CliError(`${what} ${JSON.stringify(id)} is not a valid id (no '/', not empty)`);
-  }
+  const problem = documentIdProblem(id);
+  if (problem) throw new CliError(`${what} id ${JSON.stringify(id.slice(0, 100))}: ${problem}`);
   return id;
 }
 
@@ -65,12 +83,6 @@ function readText(file: string): string {
   }
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a whole number ≥ 1, got ${value}`);
-  return n;
-}
-
 /** Reads a JSON array of notifications, naming the first bad entry. */
 export function parseNotificationsFile(text: string, file: string): NewNotification[] {
   let data: unknown;
@@ -80,21 +92,26 @@ export function parseNotificationsFile(text: string, file: string): NewNotificat
     throw new CliError(`${file} is not JSON: ${(err as Error).message}`);
   }
   if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of notifications`);
+  return parseNotificationEntries(data, (i) => `${file}[${i}]`);
+}
+
+/** Validates notifications (schema, ids, cron, time zone, no id twice), naming the first bad one by `where`. */
+function parseNotificationEntries(entries: unknown[], where: (i: number) => string): NewNotification[] {
   const seen = new Map<string, number>();
-  return data.map((entry, i) => {
+  return entries.map((entry, i) => {
     const parsed = newNotificationSchema.safeParse(entry);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new CliError(`${file}[${i}]: ${issue?.path.join('.') || '(entry)'}: ${issue?.message}`);
+      throw new CliError(`${where(i)}: ${issue?.path.join('.') || '(entry)'}: ${issue?.message}`);
     }
     const n = parsed.data as NewNotification;
     const first = seen.get(n.id);
-    if (first !== undefined) throw new CliError(`${file}[${i}]: duplicate id ${n.id} (also ${file}[${first}])`);
+    if (first !== undefined) throw new CliError(`${where(i)}: duplicate id ${n.id} (also ${where(first)})`);
     seen.set(n.id, i);
     try {
       notificationDoc(n);
     } catch (err) {
-      if (err instanceof InvalidNotificationError) throw new CliError(`${file}[${i}]: ${err.message}`);
+      if (err instanceof InvalidNotificationError) throw new CliError(`${where(i)}: ${err.message}`);
       throw err;
     }
     return n;
@@ -110,7 +127,10 @@ export function buildProgram(): Command {
         'FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST are set.',
     )
     .option('-p, --project <id>', 'the Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .hook('preAction', async () => {
+      await checkCredentials();
+    });
 
   program
     .command('import')
@@ -152,20 +172,21 @@ export function buildProgram(): Command {
         team?: string;
         title?: string;
       }) => {
-        const n: NewNotification = {
-          id: o.id,
-          accountId: o.account,
-          channelId: o.channel,
-          cron: o.cron,
-          timezone: o.timezone,
-          ...(o.team ? { teamId: o.team } : {}),
-          ...(o.title ? { title: o.title } : {}),
-        };
-        try {
-          notificationDoc(n);
-        } catch (err) {
-          throw new CliError((err as Error).message);
-        }
+        // The same checks as an entry of an import file (an empty --team is an error, not no team).
+        const [n] = parseNotificationEntries(
+          [
+            {
+              id: o.id,
+              accountId: o.account,
+              channelId: o.channel,
+              cron: o.cron,
+              timezone: o.timezone,
+              ...(o.team !== undefined ? { teamId: o.team } : {}),
+              ...(o.title !== undefined ? { title: o.title } : {}),
+            },
+          ],
+          () => 'add',
+        ) as [NewNotification];
         const db = createFirestore(projectOf(program.opts()));
         try {
           await saveNotifications(db, [n]);
@@ -255,7 +276,7 @@ export function buildProgram(): Command {
     .description("put a run's dead deliveries back on the dispatch topic (safe to repeat)")
     .argument('<runId>', 'scheduleId:occurrence')
     .option('--topic <name>', 'the dispatch topic', TOPOLOGY.dispatchTopic)
-    .option('--page-size <n>', 'deliveries per page', positiveInt, 200)
+    .option('--page-size <n>', 'deliveries per page', positiveInt(), 200)
     .action(async (runId: string, o: { topic: string; pageSize: number }) => {
       const projectId = projectOf(program.opts());
       const db = createFirestore(projectId);
@@ -280,13 +301,13 @@ export function buildProgram(): Command {
 }
 
 if (require.main === module) {
-  process.env.METADATA_SERVER_DETECTION ??= process.env.FIRESTORE_EMULATOR_HOST
-    ? 'none'
-    : process.env.METADATA_SERVER_DETECTION;
-  buildProgram()
-    .parseAsync(process.argv)
-    .catch((err: unknown) => {
-      process.stderr.write(`slack-fanout: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(err instanceof CliError ? 2 : 1);
-    });
+  // On the emulators there is no metadata server to look for.
+  if (process.env.FIRESTORE_EMULATOR_HOST) process.env.METADATA_SERVER_DETECTION ??= 'none';
+  const fail = (err: unknown): never => {
+    process.stderr.write(`slack-fanout: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(err instanceof CliError ? 2 : 1);
+  };
+  // A client failing in the background (a connection, credentials) still ends in one line.
+  process.on('unhandledRejection', fail);
+  buildProgram().parseAsync(process.argv).catch(fail);
 }

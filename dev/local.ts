@@ -2,7 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { positiveInt } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import type { DeliveryStatus } from '../shared/model';
@@ -33,16 +34,6 @@ interface Options {
   channel?: string;
   interval: number;
   logLevel: string;
-}
-
-function positiveInt(max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1 || n > max) {
-      throw new InvalidArgumentError(`expected a whole number from 1 to ${max}, got ${JSON.stringify(value)}`);
-    }
-    return n;
-  };
 }
 
 function parseArgs(argv: string[]): Options {
@@ -76,10 +67,10 @@ function parseArgs(argv: string[]): Options {
     .showHelpAfterError()
     .parse(argv);
   const opts = program.opts<Options>();
-  if (!process.env.SLACK_BOT_TOKEN && opts.channel) {
+  if (!slackToken() && opts.channel) {
     program.error('--channel is for real Slack: set SLACK_BOT_TOKEN too (without it, posts go to the local stand-in)');
   }
-  if (process.env.SLACK_BOT_TOKEN && !opts.channel) {
+  if (slackToken() && !opts.channel) {
     program.error('SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id> for the demo notifications');
   }
   return opts;
@@ -87,9 +78,21 @@ function parseArgs(argv: string[]): Options {
 
 const FINAL: DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
 
+/** A real Slack token, when one is given: an empty or blank SLACK_BOT_TOKEN is no token. */
+function slackToken(): string | undefined {
+  return process.env.SLACK_BOT_TOKEN?.trim() || undefined;
+}
+
+/** How long stopping waits for one client to close: its server may already be gone. */
+const CLIENT_CLOSE_MS = 3000;
+
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv);
-  const say = (line: string) => process.stdout.write(`${line}\n`);
+  // Output piped into a reader that quits (`| head`) must not crash the run and strand its processes.
+  let stdoutOpen = true;
+  const say = (line: string) => {
+    if (stdoutOpen) process.stdout.write(`${line}\n`);
+  };
   const logDir = join(ROOT, '.local', 'logs');
   mkdirSync(logDir, { recursive: true });
 
@@ -99,13 +102,26 @@ async function main(): Promise<number> {
   const spawned: ChildProcess[] = [];
   const clients: (() => Promise<void>)[] = [];
   let stopping = false;
-  const stopAll = async () => {
-    if (stopping) return;
+  let stopped: Promise<void> | null = null;
+  const closeClient = (fn: () => Promise<void>) =>
+    Promise.race([fn().catch(() => undefined), new Promise<void>((r) => setTimeout(r, CLIENT_CLOSE_MS).unref())]);
+  // Every caller (a signal, a failure, the end of the run) waits for the same one stop.
+  const stopAll = (): Promise<void> => {
     stopping = true;
-    for (const fn of [...processes.reverse(), ...clients]) await fn().catch(() => undefined);
-    // A service still starting when the stop came is not in `processes` yet.
-    for (const child of spawned) if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
+    stopped ??= (async () => {
+      for (const fn of processes.reverse()) await fn().catch(() => undefined);
+      for (const fn of clients) await closeClient(fn);
+      // A service still starting when the stop came is not in `processes` yet.
+      for (const child of spawned)
+        if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
+    })();
+    return stopped;
   };
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    stdoutOpen = false;
+    if (err.code !== 'EPIPE') process.stderr.write(`npm start: standard output: ${err.message}\n`);
+    void stopAll().then(() => process.exit(err.code === 'EPIPE' ? 0 : 1));
+  });
   // Calls cut short by the shutdown reject; they are expected then, and nothing else is running.
   process.on('unhandledRejection', (err) => {
     if (stopping) return;
@@ -134,7 +150,7 @@ async function main(): Promise<number> {
       `emulators up: PUBSUB_EMULATOR_HOST=${emulators.env.PUBSUB_EMULATOR_HOST} FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST}`,
     );
 
-    const realSlack = Boolean(process.env.SLACK_BOT_TOKEN);
+    const realSlack = Boolean(slackToken());
     let standIn: SlackStandIn | null = null;
     let slackApiUrl = process.env.SLACK_API_URL ?? 'https://slack.com/api/';
     if (!realSlack) {
@@ -160,7 +176,7 @@ async function main(): Promise<number> {
       ...emulators.env,
       GOOGLE_CLOUD_PROJECT: PROJECT_ID,
       SLACK_API_URL: slackApiUrl,
-      SLACK_BOT_TOKEN: process.env.SLACK_BOT_TOKEN ?? STANDIN_TOKEN,
+      SLACK_BOT_TOKEN: slackToken() ?? STANDIN_TOKEN,
       LOG_LEVEL: opts.logLevel,
       // The emulator sends no OIDC token; verification is switched off explicitly, here only.
       AUTH_MODE: 'none',
@@ -278,9 +294,11 @@ async function main(): Promise<number> {
       await runTick(new Date());
     }
   } catch (err) {
-    process.stderr.write(`npm start: ${(err as Error).message}\n`);
+    // A call cut short by a stop already under way is expected: the stop says why.
+    const interrupted = stopping;
+    if (!interrupted) process.stderr.write(`npm start: ${(err as Error).message}\n`);
     await stopAll();
-    return 1;
+    return interrupted ? 130 : 1;
   }
 }
 

@@ -242,6 +242,17 @@ describe('SlackStandIn', () => {
     expect(slack.duplicates()).toEqual([{ key: 'n1:occ', count: 2 }]);
   });
 
+  it('records a post_then_http post and answers the HTTP status, as a gateway after Slack posted', async () => {
+    slack.setFaults([{ times: 1, respond: { kind: 'post_then_http', status: 502 } }]);
+    const web = client();
+
+    const err = await caught(web.chat.postMessage({ channel: 'C1', text: 'x', metadata: metadataFor('n1:occ') }));
+    expect((err as WebAPIHTTPError).statusCode).toBe(502);
+    expect(slack.posts).toHaveLength(1);
+    const history = await web.conversations.history({ channel: 'C1', include_all_metadata: true });
+    expect(history.messages?.[0]?.metadata?.event_payload).toMatchObject({ deliveryId: 'n1:occ' });
+  });
+
   it('returns posted metadata from conversations.history, newest first, after oldest', async () => {
     const web = client();
     const first = await web.chat.postMessage({

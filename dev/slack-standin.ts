@@ -28,7 +28,9 @@ export type FaultResponse =
   | { kind: 'http'; status: number; retryAfterSeconds?: number }
   | { kind: 'slack_error'; error: string }
   | { kind: 'delay'; ms: number }
-  | { kind: 'post_then_error'; error: string };
+  | { kind: 'post_then_error'; error: string }
+  /** Posts, then answers this HTTP status, as a gateway in front of Slack can. */
+  | { kind: 'post_then_http'; status: number };
 
 /** Matched per chat.postMessage call; the first rule that matches applies. */
 export interface FaultRule {
@@ -96,6 +98,7 @@ const faultResponseSchema = z.discriminatedUnion('kind', [
     kind: z.literal('post_then_error'),
     error: z.string().min(1),
   }),
+  z.strictObject({ kind: z.literal('post_then_http'), status: z.number().int().min(400).max(599) }),
 ]);
 
 // Strict objects, so a misspelt filter fails loudly instead of matching every call.
@@ -407,6 +410,16 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
       case 'post_then_error': {
         const answer = this.acceptPost(params, token);
         res.json(answer.ok ? { ok: false, error: fault.error } : answer);
+        return;
+      }
+      case 'post_then_http': {
+        const answer = this.acceptPost(params, token);
+        if (answer.ok)
+          res
+            .status(fault.status)
+            .type('text/plain')
+            .send(http.STATUS_CODES[fault.status] ?? 'Error');
+        else res.json(answer);
         return;
       }
       case undefined:

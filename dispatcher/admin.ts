@@ -5,7 +5,7 @@ import { callerOf } from '../shared/auth';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
 import { jsonBody, requireJson } from '../shared/http';
 import type { Logger } from '../shared/logger';
-import type { DeliveryStatus, RunDoc } from '../shared/model';
+import { type DeliveryStatus, documentIdProblem, type RunDoc } from '../shared/model';
 import {
   InvalidNotificationError,
   type NewNotification,
@@ -110,6 +110,15 @@ export function adminRouter(deps: AdminDeps): Router {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
+
+  // An id that cannot be a Firestore document is refused before any read or write.
+  for (const param of ['id', 'runId']) {
+    router.param(param, (_req, res, next, value: string) => {
+      const problem = documentIdProblem(value);
+      if (problem) invalid(res, param, `${param} ${JSON.stringify(value.slice(0, 100))}: ${problem}`);
+      else next();
+    });
+  }
 
   router.get('/status', async (_req, res) => {
     const runs = await deps.recentRuns(STATUS_PAGE_RUNS);

@@ -1,4 +1,5 @@
 import type { Express, RequestHandler } from 'express';
+import { z } from 'zod';
 import { baseApp, errorHandler, healthRoutes, jsonBody, type ReadinessCheck, runChecks } from '../shared/http';
 import type { Logger } from '../shared/logger';
 import { TOPOLOGY } from '../shared/topology';
@@ -18,12 +19,32 @@ export interface DispatcherDeps extends Omit<TickDeps, 'log'> {
   mount?: (app: Express) => void;
 }
 
-/** Parses Cloud Scheduler's `X-CloudScheduler-ScheduleTime` (RFC 3339); now when absent. */
+/** An RFC 3339 date-time with `Z` or an offset (a real calendar date: no February 30). */
+const rfc3339 = z.iso.datetime({ offset: true });
+
+/**
+ * How far ahead of this dispatcher's clock a schedule time may be: clock skew between Cloud
+ * Scheduler and the instance, no more. Cloud Scheduler sends the time a job was due, which is
+ * never later than when it calls; a later one would dispatch occurrences early.
+ */
+export const MAX_SCHEDULE_TIME_AHEAD_MS = 10_000;
+
+/**
+ * Parses Cloud Scheduler's `X-CloudScheduler-ScheduleTime` (RFC 3339); now when absent. A
+ * time that is not RFC 3339, or is ahead of the clock by more than the skew allowed, is an
+ * error that names the header.
+ */
 export function tickTimeOf(header: string | undefined, now: Date): Date | { error: string } {
   if (header === undefined || header === '') return now;
-  const t = new Date(header);
-  if (Number.isNaN(t.getTime()))
-    return { error: `X-CloudScheduler-ScheduleTime ${JSON.stringify(header)} is not an RFC 3339 time` };
+  const name = `X-CloudScheduler-ScheduleTime ${JSON.stringify(header.slice(0, 100))}`;
+  const t = rfc3339.safeParse(header).success ? new Date(header) : null;
+  if (!t || Number.isNaN(t.getTime())) return { error: `${name} is not an RFC 3339 time` };
+  const aheadMs = t.getTime() - now.getTime();
+  if (aheadMs > MAX_SCHEDULE_TIME_AHEAD_MS) {
+    return {
+      error: `${name} is ${Math.round(aheadMs / 1000)} s ahead of this dispatcher's clock (${now.toISOString()}); a schedule time is never in the future`,
+    };
+  }
   return t;
 }
 

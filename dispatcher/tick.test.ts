@@ -441,6 +441,20 @@ describe('runTick', () => {
     expect(store.schedule(scheduleId)?.nextRunAt?.toISOString()).toBe(nextOccurrence(daily9, tick).toISOString());
   });
 
+  it('a tick whose schedule time is hours old (a late retry) does not send that stale occurrence', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 3, nextRunAt: occurrence });
+    const publisher = new FakePublisher();
+    // The tick says 09:00:30 Paris, the occurrence's minute; the clock says three hours later.
+    const tick = new Date(occurrence.getTime() + 30_000);
+    const now = new Date(occurrence.getTime() + 3 * 3_600_000);
+    const summary = await runTick(tick, deps(store, publisher, { clock: () => now }));
+
+    expect(summary.occurrences[0]).toMatchObject({ status: 'skipped-missed', skipped: 1, published: 0 });
+    expect(publisher.pages).toHaveLength(0);
+    expect(store.schedule(scheduleId)?.nextRunAt?.toISOString()).toBe(nextOccurrence(daily9, tick).toISOString());
+  });
+
   it('runs the latest missed occurrence inside the window and counts the older ones', async () => {
     const store = new MemoryStore();
     seed(store, { count: 2, nextRunAt: occurrence });

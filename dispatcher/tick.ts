@@ -104,7 +104,7 @@ async function runSchedule(
     return { ...base, occurrence: null, runId: null, status: 'invalid-schedule', error: err.message };
   }
 
-  const plan = planOccurrence(schedule, schedule.nextRunAt, tickTime, deps.catchUpWindowSeconds);
+  const plan = planOccurrence(schedule, schedule.nextRunAt, tickTime, deps.catchUpWindowSeconds, clock());
   // An unfinished run is resumed before anything newer: its notifications are half sent.
   const occurrence = schedule.activeOccurrence ?? plan.run?.toISOString() ?? null;
   if (!occurrence) {

@@ -1,4 +1,4 @@
-import { classifySlackErrorCode, PermanentError, RetryableError } from '../shared/errors';
+import { classifySlackErrorCode, classifySlackHttpStatus, PermanentError, RetryableError } from '../shared/errors';
 import { createLogger } from '../shared/logger';
 import { MemoryStore } from '../shared/memory-store';
 import { type DispatchMessage, encodeDispatchMessage } from '../shared/messages';
@@ -269,6 +269,27 @@ describe('handlePush', () => {
     expect(await store.get(id)).toMatchObject({ status: 'sent', slackTs: '1700000000.424242', outcomeUnknown: false });
   });
 
+  it.each<[string, () => Error, boolean]>([
+    [
+      'a timeout (the post may still land)',
+      () => new RetryableError('slack_outcome_unknown', 't', { slackError: 'request_timeout' }),
+      true,
+    ],
+    ['a gateway timeout, HTTP 504', () => classifySlackHttpStatus(504), true],
+    ['a gateway error, HTTP 502 (the call is over)', () => classifySlackHttpStatus(502), false],
+    ["Slack's internal_error (the call is over)", () => classifySlackErrorCode('internal_error'), false],
+  ])(
+    'after %s, the retry waits out the Slack timeout only when the post may still land',
+    async (_what, error, waits) => {
+      const { store, slack, deps } = setup();
+      slack.script = [error()];
+      const result = await handlePush(push(), deps);
+      expect(result).toMatchObject({ kind: 'retry', reason: 'slack_outcome_unknown' });
+      expect(result.notBeforeMs).toBe(waits ? 10_000 : undefined);
+      expect((await store.get(id))?.outcomeUnknown).toBe(true);
+    },
+  );
+
   it('after an outcome-unknown attempt that did not post, posts once', async () => {
     const { store, slack, deps } = setup();
     slack.script = [classifySlackErrorCode('internal_error')];
@@ -331,5 +352,20 @@ describe('handleDeadLetter', () => {
     await handlePush(push(), deps);
     expect(await handleDeadLetter(push(), deps)).toEqual({ deliveryId: id, status: 'sent' });
     expect((await store.get(id))?.status).toBe('sent');
+  });
+
+  it('records a delivery dead whatever shape the envelope gives deliveryAttempt', async () => {
+    const { store, slack, deps } = setup();
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push(), deps);
+    const body = { ...push(), deliveryAttempt: '1' };
+    expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: id, status: 'dead' });
+    expect((await store.get(id))?.status).toBe('dead');
+  });
+
+  it('acks, unrecorded, a message whose delivery id cannot be a document id', async () => {
+    const { deps } = setup();
+    const body = { message: { data: 'e30=', attributes: { deliveryId: 'a/b' } } };
+    expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: null, status: 'unrecorded' });
   });
 });

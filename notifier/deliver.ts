@@ -6,11 +6,18 @@ import {
   outcomeOf,
   PermanentError,
   type PushOutcome,
+  postMayStillLand,
   RetryableError,
 } from '../shared/errors';
 import type { Logger } from '../shared/logger';
 import { parsePushBody } from '../shared/messages';
-import { accountSchema, type DeliveryError, deliveryIdOf, notificationSchema } from '../shared/model';
+import {
+  accountSchema,
+  type DeliveryError,
+  deliveryIdOf,
+  documentIdProblem,
+  notificationSchema,
+} from '../shared/model';
 import type { AccountStore, DeliveryLedger, NotificationStore } from '../shared/ports';
 import { renderReport } from '../shared/report';
 import { isValidTimeZone } from '../shared/schedule';
@@ -288,7 +295,7 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       deliveryId,
       status: err.retryable ? 'retrying' : 'failed',
       // A timed-out post may still land: the next attempt's channel check should come after it could.
-      ...(err.code === 'slack_outcome_unknown' ? { notBeforeMs: deps.slackTimeoutMs ?? 10_000 } : {}),
+      ...(postMayStillLand(err) ? { notBeforeMs: deps.slackTimeoutMs ?? 10_000 } : {}),
     };
   }
 }
@@ -299,7 +306,12 @@ async function loadInputs(
 ): Promise<{ raw: Record<string, unknown> | null; accountRaw: Record<string, unknown> | null }> {
   const raw = await deps.notifications.getRaw(notificationId);
   const accountId = raw?.accountId;
-  const accountRaw = typeof accountId === 'string' && accountId ? await deps.accounts.getRaw(accountId) : null;
+  // An account id that cannot be a document is read as no account: the notification's schema
+  // then fails it as invalid, recorded and acked, instead of a read that fails on every retry.
+  const accountRaw =
+    typeof accountId === 'string' && documentIdProblem(accountId) === null
+      ? await deps.accounts.getRaw(accountId)
+      : null;
   return { raw, accountRaw };
 }
 

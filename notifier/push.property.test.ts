@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import request from 'supertest';
 import { createLogger } from '../shared/logger';
 import { type DispatchMessage, dispatchMessageSchema, parsePushBody } from '../shared/messages';
+import { documentIdProblem } from '../shared/model';
 import type { AccountStore, DeliveryLedger, NotificationStore } from '../shared/ports';
 import { createApp } from './app';
 import type { SlackPort } from './slack';
@@ -105,7 +106,7 @@ const isoDate = fc
 
 const validMessage: fc.Arbitrary<DispatchMessage> = fc.record({
   v: fc.constant(1 as const),
-  notificationId: fc.string({ minLength: 1, maxLength: 40 }),
+  notificationId: fc.string({ minLength: 1, maxLength: 40 }).filter((id) => documentIdProblem(id) === null),
   occurrence: isoDate,
   scheduleId: fc.string({ minLength: 1, maxLength: 40 }),
   runId: fc.string({ minLength: 1, maxLength: 80 }),

@@ -49,10 +49,10 @@ describe('classifySlackFailure with the real @slack/web-api errors', () => {
     expect(outcomeOf(err)).toMatchObject({ kind: 'retry', retryAfterSeconds: 7 });
   });
 
-  it('a 502 (WebAPIHTTPError) is retryable', () => {
+  it('a 502 (WebAPIHTTPError) is retried as an outcome unknown: a gateway may answer after the post went through', () => {
     const err = classifySlackFailure(new WebAPIHTTPError(502, 'Bad Gateway', {}, '<html>bad gateway</html>'));
     expect(err).toBeInstanceOf(RetryableError);
-    expect(err.code).toBe('slack_retryable');
+    expect(err.code).toBe('slack_outcome_unknown');
   });
 
   it('a 400 (WebAPIHTTPError) is permanent', () => {

@@ -50,6 +50,24 @@ describe('loadConfig', () => {
     });
   });
 
+  it('treats a variable of only blanks as unset too, never as 0', () => {
+    expect(loadConfig({ ...base, PORT: ' ', CATCHUP_WINDOW_SECONDS: '  \t', SLACK_BOT_TOKEN: ' ' })).toMatchObject({
+      port: 8080,
+      catchUpWindowSeconds: 900,
+      slackBotToken: undefined,
+    });
+  });
+
+  it('reads a number with blanks around it', () => {
+    expect(loadConfig({ ...base, PORT: ' 9090 ' }).port).toBe(9090);
+  });
+
+  it('names the item of a list that is bad', () => {
+    const message = configError({ ...base, ADMIN_EMAILS: 'ops@example.com,,bad' }).message;
+    expect(message).toContain('ADMIN_EMAILS: item 2, "bad"');
+    expect(message.match(/ADMIN_EMAILS/g)).toHaveLength(1);
+  });
+
   it('does not read process.env when given an env', () => {
     const saved = process.env.GOOGLE_CLOUD_PROJECT;
     process.env.GOOGLE_CLOUD_PROJECT = 'from-process-env';
@@ -79,6 +97,10 @@ describe('loadConfig', () => {
     ['SLACK_TIMEOUT_MS', 'soon'],
     ['LOG_LEVEL', 'loud'],
     ['SLACK_API_URL', 'not a url'],
+    ['SLACK_API_URL', 'ftp://slack.example/api/'],
+    ['DISPATCH_PAGE_SIZE', '0x10'],
+    ['PORT', '1e3'],
+    ['DISPATCH_PAGES_IN_FLIGHT', '2 pages'],
   ])('names %s when it is %j, and shows the bad value', (name, value) => {
     const message = configError({ ...base, [name]: value }).message;
     expect(message).toContain(name);

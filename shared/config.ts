@@ -32,19 +32,25 @@ export const ENV = {
   K_SERVICE: 'K_SERVICE',
 } as const;
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-
-/** A comma-separated list; blanks between commas are ignored. */
-const list = <T extends z.ZodType<string, string>>(item: T) =>
+/** A whole number written in decimal: `0x10`, `1e3` or `12abc` are errors, not 16, 1000 or 12. */
+const int = (min: number, max: number) =>
   z
     .string()
-    .transform((s) =>
-      s
-        .split(',')
-        .map((v) => v.trim())
-        .filter((v) => v !== ''),
-    )
-    .pipe(z.array(item));
+    .trim()
+    .regex(/^-?\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+/** The items of a comma-separated list; blanks between commas are ignored. */
+function listItems(s: string): string[] {
+  return s
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+}
+
+/** A comma-separated list; blanks between commas are ignored. */
+const list = <T extends z.ZodType<string, string>>(item: T) => z.string().transform(listItems).pipe(z.array(item));
 
 // Google writes service-account emails in lower case; comparing lower case avoids a silent 403.
 const email = () => z.email().transform((e) => e.toLowerCase());
@@ -62,7 +68,7 @@ const schema = z.object({
   dispatchPagesInFlight: int(1, 16).default(2),
   runLeaseSeconds: int(5, 3600).default(60),
   catchUpWindowSeconds: int(0, 7 * 24 * 3600).default(900),
-  slackApiUrl: z.url().default('https://slack.com/api/'),
+  slackApiUrl: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).default('https://slack.com/api/'),
   slackBotToken: z.string().min(1).optional(),
   slackTimeoutMs: int(100, 60_000).default(10_000),
   claimTtlSeconds: int(1, 3600).default(TOPOLOGY.ackDeadlineSeconds),
@@ -117,7 +123,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, string | undefined> = {};
   for (const [field, name] of Object.entries(FIELD_TO_ENV)) {
     const value = env[name];
-    raw[field] = value === '' ? undefined : value;
+    // Empty or only blanks: unset, as if the variable were not there.
+    raw[field] = value === undefined || value.trim() === '' ? undefined : value;
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
@@ -127,6 +134,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       // The value of a secret is never echoed back.
       if (raw[field] === undefined) return `${name} is required`;
       const shown = name === ENV.SLACK_BOT_TOKEN ? '' : ` (got ${JSON.stringify(raw[field])})`;
+      // An item of a list: name the item, not the whole list.
+      const index = issue.path[1];
+      if (typeof index === 'number') {
+        const item = listItems(raw[field] ?? '')[index];
+        return `${name}: item ${index + 1}, ${JSON.stringify(item)}: ${issue.message}`;
+      }
       return `${name}: ${issue.message}${shown}`;
     });
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);

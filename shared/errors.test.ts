@@ -72,7 +72,7 @@ describe('classifySlackErrorCode against the chat.postMessage error fixture', ()
 });
 
 describe('classifySlackHttpStatus', () => {
-  it.each([429, 500, 502, 503, 504, 408])('HTTP %i is retryable and carries Retry-After', (status) => {
+  it.each([429, 408])('HTTP %i is retryable and carries Retry-After', (status) => {
     const err = classifySlackHttpStatus(status, 30);
     expect(err).toBeInstanceOf(RetryableError);
     expect(err.code).toBe('slack_retryable');
@@ -80,6 +80,19 @@ describe('classifySlackHttpStatus', () => {
     expect(outcomeOf(err)).toEqual({ kind: 'retry', reason: 'slack_retryable', retryAfterSeconds: 30 });
     expect(pushStatus(outcomeOf(err))).toBe(503);
   });
+
+  it.each([500, 502, 503, 504])(
+    'HTTP %i is retried as an outcome unknown: the post may have gone through',
+    (status) => {
+      const err = classifySlackHttpStatus(status, 30);
+      expect(err).toBeInstanceOf(RetryableError);
+      expect(err.code).toBe('slack_outcome_unknown');
+      expect(err.slackError).toBe(`http_${status}`);
+      expect(err.retryAfterSeconds).toBe(30);
+      expect(outcomeOf(err)).toEqual({ kind: 'retry', reason: 'slack_outcome_unknown', retryAfterSeconds: 30 });
+      expect(pushStatus(outcomeOf(err))).toBe(503);
+    },
+  );
 
   it('leaves retryAfter out when Slack gave none', () => {
     const err = classifySlackHttpStatus(503);

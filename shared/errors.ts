@@ -156,10 +156,25 @@ export function classifySlackErrorCode(slackError: string, cause?: unknown): Fan
 export function classifySlackHttpStatus(status: number, retryAfterSeconds?: number, cause?: unknown): FanoutError {
   const opts: FanoutErrorOptions = { cause, slackError: `http_${status}` };
   if (retryAfterSeconds !== undefined) opts.retryAfterSeconds = retryAfterSeconds;
-  if (status === 429 || status === 408 || status >= 500) {
+  if (status === 429 || status === 408) {
     return new RetryableError('slack_retryable', `Slack answered HTTP ${status}`, opts);
   }
+  // A 5xx can come from a proxy or gateway after Slack took the request (a 502 or 504 once
+  // the post went through): the next attempt looks for the post before posting again.
+  if (status >= 500) {
+    return new RetryableError('slack_outcome_unknown', `Slack answered HTTP ${status}`, opts);
+  }
   return new PermanentError('slack_permanent_payload', `Slack answered HTTP ${status}`, opts);
+}
+
+/**
+ * Whether a post that failed this way may still land later: the call was cut off or timed
+ * out, a gateway timed out waiting for Slack (HTTP 504), or the failure is not one we know.
+ * After an answer from Slack or a gateway the call is over, posted or not.
+ */
+export function postMayStillLand(err: FanoutError): boolean {
+  if (err.code !== 'slack_outcome_unknown') return false;
+  return err.slackError === undefined || err.slackError === 'request_timeout' || err.slackError === 'http_504';
 }
 
 /** What a push handler answers. Pub/Sub acks only 102, 200, 201, 202 and 204. */

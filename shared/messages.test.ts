@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { type DispatchMessage, dispatchMessageSchema, encodeDispatchMessage, parsePushBody } from './messages';
-import { deliveryIdOf, runIdOf } from './model';
+import { deliveryIdOf, documentIdProblem, runIdOf } from './model';
 
 const fixture = JSON.parse(
   readFileSync(join(__dirname, '..', 'test', 'fixtures', 'pubsub-push-envelope.json'), 'utf8'),
@@ -178,13 +178,74 @@ describe('parsePushBody rejects bad input with a reason, never a throw', () => {
     ['message null', { message: null }],
     ['message a string', { message: 'hello' }],
     ['data a number', { message: { data: 5 } }],
-    ['attributes with a number value', { message: { data: b64('{}'), attributes: { deliveryId: 5 } } }],
-    ['deliveryAttempt negative', { ...envelope(b64(JSON.stringify(message))), deliveryAttempt: -1 }],
-    ['deliveryAttempt a string', { ...envelope(b64(JSON.stringify(message))), deliveryAttempt: '2' }],
   ])('a body that is not an envelope: %s', (_what, body) => {
     const result = rejected(body);
     expect(result.reason).toMatch(/envelope/);
     expect(result.deliveryId).toBeNull();
+  });
+
+  it.each([
+    ['a slash', 'team/a'],
+    ['dot-dot', '..'],
+    ['a dot', '.'],
+    ['the reserved __…__ form', '__x__'],
+  ])('a notificationId that cannot be a document id (%s), named in the reason', (_what, notificationId) => {
+    const result = rejected(envelope(b64(JSON.stringify({ ...message, notificationId }))));
+    expect(result.reason).toMatch(/notificationId: not a valid document id/);
+  });
+
+  it.each([
+    ['a slash', 'a/b:2026-12-07T08:00:00.000Z'],
+    ['too many bytes', 'é'.repeat(751)],
+    ['the reserved form', '__n__'],
+  ])('an attributes.deliveryId that cannot be a document id (%s) is not named', (_what, deliveryId) => {
+    const result = rejected({ message: { data: b64('{}'), attributes: { deliveryId }, messageId: 'm1' } });
+    expect(result.reason).toMatch(/dispatch message/);
+    expect(result.deliveryId).toBeNull();
+    expect(result.messageId).toBe('m1');
+  });
+});
+
+describe('parsePushBody reads an envelope field of another shape as absent', () => {
+  const good = () => envelope(b64(JSON.stringify(message)));
+
+  it.each<[string, unknown]>([
+    ['negative', -1],
+    ['a string', '2'],
+    ['a fraction', 1.5],
+    ['null', null],
+  ])('deliveryAttempt %s: the message is still delivered, its attempt unknown', (_what, deliveryAttempt) => {
+    const result = parsePushBody({ ...good(), deliveryAttempt });
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.push.message).toEqual(message);
+    expect(result.push.deliveryAttempt).toBeNull();
+  });
+
+  it('drops an attribute that is not a string and keeps the others', () => {
+    const body = good();
+    const result = parsePushBody({
+      ...body,
+      message: { ...body.message, attributes: { ...body.message.attributes, attempt: 5, extra: { a: 1 } } },
+    });
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.push.attributes).toEqual(body.message.attributes);
+  });
+
+  it('names the delivery of undecodable data even when an attribute is not a string', () => {
+    const deliveryId = deliveryIdOf(message.notificationId, message.occurrence);
+    const result = rejected({ message: { data: b64('{}'), attributes: { deliveryId, n: 5 } }, deliveryAttempt: '1' });
+    expect(result.deliveryId).toBe(deliveryId);
+  });
+
+  it.each<[string, unknown]>([
+    ['messageId a number', { messageId: 7, message_id: 7 }],
+    ['publishTime a number', { publishTime: 7, publish_time: 7 }],
+    ['attributes an array', { attributes: ['deliveryId'] }],
+  ])('%s', (_what, extra) => {
+    const body = good();
+    const result = parsePushBody({ ...body, message: { ...body.message, ...(extra as object) } });
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.push.message).toEqual(message);
   });
 });
 
@@ -245,10 +306,11 @@ describe('parsePushBody properties', () => {
 
   it('round-trips every valid dispatch message', () => {
     const idish = fc.string({ minLength: 1, maxLength: 100 });
+    const documentId = idish.filter((id) => documentIdProblem(id) === null);
     const msg = fc.record(
       {
         v: fc.constant(1 as const),
-        notificationId: idish,
+        notificationId: documentId,
         occurrence: fc
           .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true })
           .map((d) => d.toISOString()),

@@ -1,9 +1,11 @@
 import { z } from 'zod';
+import { documentIdProblem, documentIdSchema } from './model';
 
 /** The payload of one dispatch message: one notification at one occurrence. */
 export const dispatchMessageSchema = z.object({
   v: z.literal(1),
-  notificationId: z.string().min(1).max(500),
+  // A document id: the notification's, and with the occurrence the delivery's.
+  notificationId: documentIdSchema.max(500),
   occurrence: z.iso.datetime(),
   scheduleId: z.string().min(1).max(500),
   runId: z.string().min(1).max(1100),
@@ -12,19 +14,32 @@ export const dispatchMessageSchema = z.object({
 });
 export type DispatchMessage = z.infer<typeof dispatchMessageSchema>;
 
-/** The wrapped push body Pub/Sub sends (both camelCase and snake_case copies of ids). */
+/**
+ * The wrapped push body Pub/Sub sends (both camelCase and snake_case copies of ids). Only
+ * `message` must be there and be an object; a field of another shape than Pub/Sub's is read
+ * as absent (an attribute that is not a string is dropped), so that a message whose data is
+ * good is still delivered, or its failure recorded, whatever else the envelope carries.
+ */
 export const pushEnvelopeSchema = z.object({
   message: z.object({
     data: z.string().optional(),
-    attributes: z.record(z.string(), z.string()).optional(),
-    messageId: z.string().optional(),
-    message_id: z.string().optional(),
-    publishTime: z.string().optional(),
-    publish_time: z.string().optional(),
-    orderingKey: z.string().optional(),
+    attributes: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .catch(undefined)
+      .transform((a) =>
+        a === undefined
+          ? undefined
+          : Object.fromEntries(Object.entries(a).filter((e): e is [string, string] => typeof e[1] === 'string')),
+      ),
+    messageId: z.string().optional().catch(undefined),
+    message_id: z.string().optional().catch(undefined),
+    publishTime: z.string().optional().catch(undefined),
+    publish_time: z.string().optional().catch(undefined),
+    orderingKey: z.string().optional().catch(undefined),
   }),
-  subscription: z.string().optional(),
-  deliveryAttempt: z.number().int().min(0).optional(),
+  subscription: z.string().optional().catch(undefined),
+  deliveryAttempt: z.number().int().min(0).optional().catch(undefined),
 });
 export type PushEnvelope = z.infer<typeof pushEnvelopeSchema>;
 
@@ -62,7 +77,9 @@ export function parsePushBody(body: unknown): ParseResult {
   const m = env.data.message;
   const messageId = m.messageId ?? m.message_id ?? null;
   const attributes = m.attributes ?? {};
-  const deliveryId = attributes.deliveryId ?? null;
+  // Named only when it can be a ledger document: another id could not be recorded anyway.
+  const named = attributes.deliveryId;
+  const deliveryId = named !== undefined && documentIdProblem(named) === null ? named : null;
   const fail = (reason: string): ParseResult => ({ ok: false, reason, deliveryId, messageId });
 
   if (!m.data) return fail('message.data is missing');

@@ -1,11 +1,42 @@
 import { z } from 'zod';
 
+/** Firestore's limit on a document id, in UTF-8 bytes. */
+export const MAX_DOCUMENT_ID_BYTES = 1500;
+
+/**
+ * Why a string cannot be a Firestore document id, or null when it can: not empty, at most
+ * 1,500 bytes, no `/`, not `.` or `..`, not of the reserved form `__…__`.
+ */
+export function documentIdProblem(id: string): string | null {
+  if (id === '') return 'is empty';
+  if (id.includes('/')) return "contains '/'";
+  if (id === '.' || id === '..') return "is '.' or '..'";
+  if (/^__.*__$/s.test(id)) return 'has the reserved form __…__';
+  if (Buffer.byteLength(id, 'utf8') > MAX_DOCUMENT_ID_BYTES) return `is longer than ${MAX_DOCUMENT_ID_BYTES} bytes`;
+  return null;
+}
+
+/** A zod string that must be a Firestore document id; the error says why it is not. */
+export const documentIdSchema = z.string().superRefine((id, ctx) => {
+  const problem = documentIdProblem(id);
+  if (problem) ctx.addIssue({ code: 'custom', message: `not a valid document id: ${problem}` });
+});
+
+/** An id a user gives (a notification's, an account's): a document id that is not blank. */
+export const userIdSchema = documentIdSchema.refine((id) => id.trim() !== '', 'is blank');
+
+/** A Slack channel or workspace id (or a channel name): not blank, at most 255 characters. */
+const slackIdSchema = z
+  .string()
+  .max(255)
+  .refine((id) => id.trim() !== '', 'is blank');
+
 /** A notification as stored in `notifications/{id}`. */
 export const notificationSchema = z.object({
-  accountId: z.string().min(1),
+  accountId: userIdSchema,
   slack: z.object({
-    teamId: z.string().min(1).optional(),
-    channelId: z.string().min(1),
+    teamId: slackIdSchema.optional(),
+    channelId: slackIdSchema,
   }),
   schedule: z.object({ cron: z.string().min(1), timezone: z.string().min(1) }),
   scheduleId: z.string().min(1),

@@ -1,7 +1,7 @@
 import { type DocumentReference, FieldPath, type Firestore } from '@google-cloud/firestore';
 import { chunksOf, mapLimit } from './concurrency';
 import { indexedSchedule, writeIndexChanges } from './members';
-import { type Account, accountSchema, type NotificationInput, notificationSchema } from './model';
+import { type Account, accountSchema, type NotificationInput, notificationSchema, userIdSchema } from './model';
 import { latestOccurrence, nextOccurrence, scheduleIdOf, validateSchedule } from './schedule';
 import { COLLECTIONS } from './topology';
 
@@ -46,8 +46,9 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
       `notification ${n.id}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
   }
-  if (!/^[^/]{1,500}$/.test(n.id) || n.id === '.' || n.id === '..') {
-    throw new InvalidNotificationError(`notification id ${JSON.stringify(n.id)} is not a valid document id`);
+  const idProblem = userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message;
+  if (idProblem) {
+    throw new InvalidNotificationError(`notification id ${JSON.stringify(n.id.slice(0, 100))}: ${idProblem}`);
   }
   return doc;
 }

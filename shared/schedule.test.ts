@@ -250,6 +250,38 @@ describe('planOccurrence: the catch-up policy', () => {
     expect(past.skipped).toBe(1);
   });
 
+  it('a tick retried long after its schedule time: the age is measured at now, not at the tick', () => {
+    // Cloud Scheduler retries with the original schedule time, 05:00:30; it is now 08:20.
+    const late = planOccurrence(
+      hourly,
+      at('2026-01-01T05:00:00Z'),
+      at('2026-01-01T05:00:30Z'),
+      window,
+      at('2026-01-01T08:20:00Z'),
+    );
+    expect(late.run).toBeNull();
+    expect(late.skipped).toBe(1);
+    expect(late.nextRunAt.toISOString()).toBe('2026-01-01T06:00:00.000Z');
+    // Retried within the window, it still runs.
+    const soon = planOccurrence(
+      hourly,
+      at('2026-01-01T05:00:00Z'),
+      at('2026-01-01T05:00:30Z'),
+      window,
+      at('2026-01-01T05:14:00Z'),
+    );
+    expect(soon.run?.toISOString()).toBe('2026-01-01T05:00:00.000Z');
+    // A clock a little behind the tick does not make an occurrence younger than the tick says.
+    const behind = planOccurrence(
+      hourly,
+      at('2026-01-01T05:00:00Z'),
+      at('2026-01-01T05:15:00.001Z'),
+      window,
+      at('2026-01-01T05:14:59Z'),
+    );
+    expect(behind.run).toBeNull();
+  });
+
   it('not due yet: nothing runs and nothing is skipped', () => {
     const plan = planOccurrence(hourly, at('2026-01-01T06:00:00Z'), at('2026-01-01T05:20:00Z'), window);
     expect(plan.run).toBeNull();

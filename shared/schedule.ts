@@ -100,14 +100,25 @@ const SKIP_COUNT_BOUND = 10_000;
  * The catch-up policy. After an outage several occurrences may be due at once; only
  * the latest is dispatched, and only when it is no older than `windowSeconds`. The
  * others are counted as skipped. A burst of every missed occurrence never happens.
+ *
+ * The occurrences are those due at `tick` (the schedule time of the tick); their age is
+ * measured at `now` when that is later, so a tick retried long after its schedule time
+ * (Cloud Scheduler keeps the original time in its retries) does not send a stale report.
  */
-export function planOccurrence(s: CronSchedule, dueSince: Date, tick: Date, windowSeconds: number): OccurrencePlan {
+export function planOccurrence(
+  s: CronSchedule,
+  dueSince: Date,
+  tick: Date,
+  windowSeconds: number,
+  now: Date = tick,
+): OccurrencePlan {
   const nextRunAt = nextOccurrence(s, tick);
   const latest = latestOccurrence(s, tick);
   if (!latest || latest.getTime() < dueSince.getTime()) {
     return { run: null, skipped: 0, nextRunAt };
   }
-  const inWindow = tick.getTime() - latest.getTime() <= windowSeconds * 1000;
+  const ageMs = Math.max(tick.getTime(), now.getTime()) - latest.getTime();
+  const inWindow = ageMs <= windowSeconds * 1000;
   let skipped = inWindow ? 0 : 1;
   const expr = CronExpressionParser.parse(s.cron, {
     currentDate: new Date(dueSince.getTime() - 1),

@@ -133,6 +133,27 @@ describe('admin API: authentication', () => {
 });
 
 describe('admin API: requests (fake ports)', () => {
+  test.each([
+    ['get', '/admin/notifications/__x__', 'id', 'reserved'],
+    ['post', '/admin/notifications/..%2F/pause', 'id', "'/'"],
+    ['put', '/admin/notifications/__x__', 'id', 'reserved'],
+    ['get', `/admin/runs/${'r'.repeat(1600)}`, 'runId', 'longer than 1500 bytes'],
+    ['post', '/admin/runs/__r__/redrive', 'runId', 'reserved'],
+  ] as const)(
+    '%s %s: an id that cannot be a document is refused (400) before any port is called',
+    async (method, path, field, why) => {
+      const called = jest.fn(async () => null);
+      const app = appWith(fakePorts({ getRun: called, getNotification: called }));
+      const res = await request(app)
+        [method](path)
+        .set('authorization', bearer())
+        .send(method === 'put' ? {} : undefined);
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ error: 'invalid_request', field, message: expect.stringContaining(why) });
+      expect(called).not.toHaveBeenCalled();
+    },
+  );
+
   test('PUT refuses a body that is not JSON with 415', async () => {
     const res = await request(appWith(fakePorts()))
       .put('/admin/notifications/n-1')

@@ -114,6 +114,24 @@ describe('faults around dispatch and bad input', () => {
         });
     }
     bodies.push({ body: JSON.stringify({ message: { data: 'A'.repeat(2 * 1024 * 1024) } }), type: 'application/json' });
+    // Ids Firestore cannot take as a document id: answered and recorded at once, not retried.
+    const badIds = ['a/b', '..', '__x__'];
+    for (const [i, notificationId] of badIds.entries()) {
+      const envelope = pushEnvelope({
+        v: 1,
+        notificationId,
+        occurrence,
+        scheduleId,
+        runId: runIdOf(scheduleId, occurrence),
+      });
+      envelope.message.attributes = { deliveryId: `poison-id-${i}` };
+      bodies.push({ body: JSON.stringify(envelope), type: 'application/json' });
+    }
+    // A delivery id that cannot be a document: answered, and nothing to record it against.
+    bodies.push({
+      body: JSON.stringify({ message: { data: 'e30=', attributes: { deliveryId: 'x'.repeat(2000) } } }),
+      type: 'application/json',
+    });
 
     const statuses: number[] = [];
     for (const b of bodies) {
@@ -128,8 +146,16 @@ describe('faults around dispatch and bad input', () => {
     expect(statuses.every((s) => s === 204)).toBe(true);
     expect(slack.posts).toHaveLength(0);
     const recorded = await stack.db.collection(COLLECTIONS.deliveries).where('status', '==', 'failed').get();
-    expect(recorded.docs.filter((d) => d.id.startsWith('poison-'))).toHaveLength(50);
+    expect(recorded.docs.filter((d) => d.id.startsWith('poison-'))).toHaveLength(50 + badIds.length);
     expect(recorded.docs.every((d) => d.get('lastError.code') === 'invalid_message')).toBe(true);
+    // The dead-letter endpoint acks what it cannot record instead of having it pushed again.
+    const dead = await fetch(`${stack.notifierUrl}/dead-letter`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-direct': '1' },
+      body: JSON.stringify({ message: { data: 'e30=', attributes: { deliveryId: 'a/b' } }, deliveryAttempt: '5' }),
+    });
+    expect(dead.status).toBe(200);
+    expect(await dead.json()).toMatchObject({ deliveryId: null, status: 'unrecorded' });
 
     // Through Pub/Sub: messages for notifications that do not exist, and undecodable ones.
     const poison = 20;
@@ -145,7 +171,11 @@ describe('faults around dispatch and bad input', () => {
     }
     await stack.topic.flush();
     const db = stack.db;
-    await waitFor('the poison recorded', async () => (await deliveryStatuses(db)).failed === 50 + 2 * poison, 60_000);
+    await waitFor(
+      'the poison recorded',
+      async () => (await deliveryStatuses(db)).failed === 50 + badIds.length + 2 * poison,
+      60_000,
+    );
     // Longer than the retry backoff: a nacked message would have come back by now.
     await new Promise((r) => setTimeout(r, 6000));
     expect(pushes.get('pubsub')).toBe(2 * poison);
@@ -155,12 +185,13 @@ describe('faults around dispatch and bad input', () => {
     const health = await fetch(`${stack.notifierUrl}/healthz`);
     expect(health.status).toBe(200);
     const v = await verdict('poison-input', slack, db, []);
-    expect(v).toMatchObject({ sent: 0, failed: 50 + 2 * poison, duplicates: 0 });
+    expect(v).toMatchObject({ sent: 0, failed: 50 + badIds.length + 2 * poison, duplicates: 0 });
   }, 300_000);
 
   test('a channel failing permanently 3 occurrences in a row is paused, not dispatched, and resumes', async () => {
     stack = await startStack({ projectId: uniqueProjectId('faults-pause'), slackApiUrl: slack.url, slackToken: TOKEN });
-    const t0 = new Date(Math.floor(Date.now() / 60_000) * 60_000);
+    // Five minutes back, so that the five ticks' schedule times are all past (a future one is refused).
+    const t0 = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 5 * 60_000);
     await seed(stack.db, [notification(1), notification(2)], 10, t0);
     slack.addFault({ channel: 'C000000001', respond: { kind: 'slack_error', error: 'not_in_channel' } });
     const db = stack.db;

@@ -52,7 +52,7 @@ describe('faults at Slack', () => {
     expect(slack.faults[1]?.hits).toBeGreaterThan(n * 0.05);
   }, 900_000);
 
-  test('a Slack call that hangs past the client timeout is retried and posted once', async () => {
+  test('a Slack call that hangs past the client timeout, or fails after posting, is retried and posted once', async () => {
     stack = await startStack({
       projectId: uniqueProjectId('faults-hang'),
       slackApiUrl: slack.url,
@@ -67,6 +67,8 @@ describe('faults at Slack', () => {
       { channel: 'C000000001', times: 1, respond: { kind: 'delay', ms: 1500 } },
       // Slack posts, then says internal_error: the outcome is unknown too.
       { channel: 'C000000002', times: 1, respond: { kind: 'post_then_error', error: 'internal_error' } },
+      // A gateway in front of Slack answers 502 after the post went through.
+      { channel: 'C000000003', times: 1, respond: { kind: 'post_then_http', status: 502 } },
     ]);
     const started = Date.now();
     await stack.tick(now);
@@ -82,7 +84,7 @@ describe('faults at Slack', () => {
       ),
     );
     expect(v).toMatchObject({ sent: 3, duplicates: 0, lost: 0 });
-    for (const id of ['n-00001', 'n-00002']) {
+    for (const id of ['n-00001', 'n-00002', 'n-00003']) {
       const d = await stack.store.get(`${id}:${minuteOf(now)}`);
       expect(d?.attempts).toBe(2);
       expect(d?.lastError?.code).toBe('slack_outcome_unknown');

@@ -1,0 +1,78 @@
+import request from 'supertest';
+import { createLogger } from '../shared/logger';
+import { MemoryStore } from '../shared/memory-store';
+import type { PagePublisher } from '../shared/pubsub';
+import { createApp, MAX_SCHEDULE_TIME_AHEAD_MS, tickTimeOf } from './app';
+
+const now = new Date('2026-11-29T09:30:00.000Z');
+
+describe('tickTimeOf (X-CloudScheduler-ScheduleTime)', () => {
+  it('is now when the header is absent or empty', () => {
+    expect(tickTimeOf(undefined, now)).toBe(now);
+    expect(tickTimeOf('', now)).toBe(now);
+  });
+
+  it.each([
+    ['2026-11-29T09:30:00Z', '2026-11-29T09:30:00.000Z'],
+    ['2026-11-29T09:29:00.123Z', '2026-11-29T09:29:00.123Z'],
+    ['2026-11-29T10:29:00+01:00', '2026-11-29T09:29:00.000Z'],
+    ['2026-11-29T09:30:05Z', '2026-11-29T09:30:05.000Z'],
+  ])('reads the RFC 3339 time %s', (header, iso) => {
+    const t = tickTimeOf(header, now);
+    expect(t instanceof Date ? t.toISOString() : t).toBe(iso);
+  });
+
+  it.each([
+    ['a bare number', '1'],
+    ['a negative number', '-1'],
+    ['an RFC 1123 date', 'Tue, 01 Dec 2026 00:00:00 GMT'],
+    ['a date without a time', '2026-11-29'],
+    ['a time without an offset', '2026-11-29T09:30:00'],
+    ['a day that does not exist', '2026-02-30T09:00:00Z'],
+    ['words', 'yesterday'],
+  ])('refuses %s, naming the header', (_what, header) => {
+    expect(tickTimeOf(header, now)).toEqual({
+      error: `X-CloudScheduler-ScheduleTime ${JSON.stringify(header)} is not an RFC 3339 time`,
+    });
+  });
+
+  it('refuses a time ahead of the clock by more than the skew allowed, saying by how much', () => {
+    const ahead = new Date(now.getTime() + 86_400_000).toISOString();
+    const result = tickTimeOf(ahead, now);
+    expect(result).toEqual({
+      error: expect.stringMatching(
+        /ScheduleTime "2026-11-30T09:30:00.000Z" is 86400 s ahead of this dispatcher's clock/,
+      ),
+    });
+    expect('error' in (tickTimeOf('9999-12-31T23:55:00Z', now) as object)).toBe(true);
+    const edge = new Date(now.getTime() + MAX_SCHEDULE_TIME_AHEAD_MS).toISOString();
+    expect(tickTimeOf(edge, now)).toEqual(new Date(edge));
+    const past = new Date(now.getTime() + MAX_SCHEDULE_TIME_AHEAD_MS + 1).toISOString();
+    expect('error' in (tickTimeOf(past, now) as object)).toBe(true);
+  });
+});
+
+describe('POST /tick with a bad schedule time', () => {
+  it('answers 400 invalid_schedule_time and dispatches nothing', async () => {
+    const store = new MemoryStore();
+    store.putSchedule('s1', { cron: '* * * * *', timezone: 'UTC', nextRunAt: new Date(now.getTime() - 60_000) });
+    const publish = jest.fn<Promise<void>, Parameters<PagePublisher['publishPage']>>(async () => undefined);
+    const app = createApp({
+      runs: store,
+      publisher: { publishPage: publish },
+      log: createLogger({ service: 'test', level: 'silent' }),
+      pageSize: 10,
+      leaseSeconds: 60,
+      catchUpWindowSeconds: 900,
+      projectId: 'demo-test',
+      clock: () => now,
+    });
+    for (const header of ['2026-11-30T09:30:00Z', 'Tue, 01 Dec 2026 00:00:00 GMT']) {
+      const res = await request(app).post('/tick').set('X-CloudScheduler-ScheduleTime', header).send({});
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ error: 'invalid_schedule_time', message: expect.stringContaining(header) });
+    }
+    expect(publish).not.toHaveBeenCalled();
+    expect(store.schedule('s1')?.nextRunAt?.toISOString()).toBe(new Date(now.getTime() - 60_000).toISOString());
+  });
+});

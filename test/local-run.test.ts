@@ -1,0 +1,92 @@
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ROOT } from '../dev/processes';
+
+/**
+ * `npm start` (dist/dev/local.js) stopped early, the ways a user stops it: Ctrl-C while it
+ * seeds, or a reader of its output that quits (`npm start | head`). Either way it exits, and
+ * nothing it started (the emulators, the services) is left listening.
+ */
+
+const LOCAL = join(ROOT, 'dist', 'dev', 'local.js');
+
+interface Stopped {
+  code: number | null;
+  lines: string[];
+  ports: number[];
+  exitedWithinMs: number;
+}
+
+/** Runs the local runner until `trigger` appears in its output, then stops it with `stop`. */
+function runAndStop(trigger: RegExp, stop: 'sigint' | 'close-stdout'): Promise<Stopped> {
+  const env = { ...process.env };
+  delete env.PUBSUB_EMULATOR_HOST;
+  delete env.FIRESTORE_EMULATOR_HOST;
+  delete env.SLACK_BOT_TOKEN;
+  const child = spawn(process.execPath, [LOCAL, '-n', '300'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let stoppedAt = 0;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the local run did not exit; its output:\n${lines.join('\n')}`));
+    }, 90_000);
+    const reader = createInterface({ input: child.stdout });
+    reader.on('line', (line) => {
+      lines.push(line);
+      if (stoppedAt || !trigger.test(line)) return;
+      stoppedAt = Date.now();
+      if (stop === 'sigint') child.kill('SIGINT');
+      else {
+        reader.close();
+        child.stdout.destroy();
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString().trim()}`));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const ports = lines.flatMap((l) => [...l.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1])));
+      resolve({ code, lines, ports, exitedWithinMs: Date.now() - stoppedAt });
+    });
+  });
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function stillListening(ports: number[]): Promise<number[]> {
+  // The children's sockets close as they exit: give them a moment after the runner is gone.
+  await new Promise((r) => setTimeout(r, 1000));
+  const open = await Promise.all(ports.map(async (p) => ((await listening(p)) ? p : null)));
+  return open.filter((p): p is number => p !== null);
+}
+
+describe('npm start, stopped early', () => {
+  test('Ctrl-C while it seeds: exits 130 within seconds and leaves nothing listening', async () => {
+    const run = await runAndStop(/^topology: /, 'sigint');
+    expect(run.lines.join('\n')).toContain('SIGINT: stopping everything this run started');
+    expect(run.code).toBe(130);
+    expect(run.exitedWithinMs).toBeLessThan(20_000);
+    // Both emulators, the stand-in, the notifier and the dispatcher had printed their ports.
+    expect(run.ports.length).toBeGreaterThanOrEqual(5);
+    expect(await stillListening(run.ports)).toEqual([]);
+  }, 120_000);
+
+  test('its output closed by the reader (npm start | head): exits and leaves nothing listening', async () => {
+    const run = await runAndStop(/^notifier at /, 'close-stdout');
+    expect(run.code).toBe(0);
+    expect(run.exitedWithinMs).toBeLessThan(20_000);
+    expect(run.ports.length).toBeGreaterThanOrEqual(4);
+    expect(await stillListening(run.ports)).toEqual([]);
+  }, 120_000);
+});
