@@ -31,6 +31,11 @@ describe('parseNotificationsFile', () => {
       /f\.json\[0\].*accountId.*'\/'/,
     ],
     ['a blank account id', JSON.stringify([{ ...good, accountId: '   ' }]), /f\.json\[0\].*accountId: is blank/],
+    [
+      'an id whose delivery ids would be too long',
+      JSON.stringify([{ ...good, id: '界'.repeat(500) }]),
+      /f\.json\[0\]: notification id .*longer than 1475 bytes/,
+    ],
     ['a huge channel id', JSON.stringify([{ ...good, channelId: 'C'.repeat(300) }]), /f\.json\[0\].*slack\.channelId/],
   ])('names %s', (_what, text, message) => {
     expect(() => parseNotificationsFile(text, 'f.json')).toThrow(message);

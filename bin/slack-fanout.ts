@@ -50,8 +50,8 @@ function projectOf(opts: { project?: string }): string {
  * Off the emulators, Google credentials must be there before a command starts: the clients
  * would otherwise fail later, in the background, with a stack trace.
  */
-async function checkCredentials(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  if (env.FIRESTORE_EMULATOR_HOST && env.PUBSUB_EMULATOR_HOST) return;
+async function checkCredentials(usesPubSub: boolean, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  if (env.FIRESTORE_EMULATOR_HOST && (!usesPubSub || env.PUBSUB_EMULATOR_HOST)) return;
   try {
     await new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] }).getClient();
   } catch (err) {
@@ -128,8 +128,9 @@ export function buildProgram(): Command {
     )
     .option('-p, --project <id>', 'the Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)')
     .showHelpAfterError()
-    .hook('preAction', async () => {
-      await checkCredentials();
+    .hook('preAction', async (_program, command) => {
+      // Only `redrive` publishes; every other command talks to Firestore alone.
+      await checkCredentials(command.name() === 'redrive');
     });
 
   program

@@ -117,11 +117,17 @@ async function main(): Promise<number> {
     })();
     return stopped;
   };
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    stdoutOpen = false;
-    if (err.code !== 'EPIPE') process.stderr.write(`npm start: standard output: ${err.message}\n`);
-    void stopAll().then(() => process.exit(err.code === 'EPIPE' ? 0 : 1));
-  });
+  // Either output closed by its reader (`npm start | head`, `npm start 2>&1 | head`; the
+  // progress bar writes to stderr) ends the run, with everything it started stopped.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (stream === process.stdout) {
+        stdoutOpen = false;
+        if (err.code !== 'EPIPE') process.stderr.write(`npm start: standard output: ${err.message}\n`);
+      }
+      void stopAll().then(() => process.exit(err.code === 'EPIPE' ? 0 : 1));
+    });
+  }
   // Calls cut short by the shutdown reject; they are expected then, and nothing else is running.
   process.on('unhandledRejection', (err) => {
     if (stopping) return;
@@ -290,7 +296,11 @@ async function main(): Promise<number> {
     say(`\nrunning: a tick every ${opts.interval} s, as Cloud Scheduler would send it. Ctrl-C stops everything.`);
     for (;;) {
       await new Promise((r) => setTimeout(r, opts.interval * 1000));
-      if (stopping) return 0;
+      // A stop under way (Ctrl-C during the wait) is waited for, not raced to the exit.
+      if (stopping) {
+        await stopAll();
+        return 130;
+      }
       await runTick(new Date());
     }
   } catch (err) {

@@ -17,6 +17,8 @@ describe('tickTimeOf (X-CloudScheduler-ScheduleTime)', () => {
     ['2026-11-29T09:29:00.123Z', '2026-11-29T09:29:00.123Z'],
     ['2026-11-29T10:29:00+01:00', '2026-11-29T09:29:00.000Z'],
     ['2026-11-29T09:30:05Z', '2026-11-29T09:30:05.000Z'],
+    ['2026-11-29t09:29:00z', '2026-11-29T09:29:00.000Z'],
+    ['2026-11-29T09:29:00.123456789-00:00', '2026-11-29T09:29:00.123Z'],
   ])('reads the RFC 3339 time %s', (header, iso) => {
     const t = tickTimeOf(header, now);
     expect(t instanceof Date ? t.toISOString() : t).toBe(iso);

@@ -37,7 +37,9 @@ export const MAX_SCHEDULE_TIME_AHEAD_MS = 10_000;
 export function tickTimeOf(header: string | undefined, now: Date): Date | { error: string } {
   if (header === undefined || header === '') return now;
   const name = `X-CloudScheduler-ScheduleTime ${JSON.stringify(header.slice(0, 100))}`;
-  const t = rfc3339.safeParse(header).success ? new Date(header) : null;
+  // RFC 3339 lets `T` and `Z` be lower case.
+  const upper = header.toUpperCase();
+  const t = rfc3339.safeParse(upper).success ? new Date(upper) : null;
   if (!t || Number.isNaN(t.getTime())) return { error: `${name} is not an RFC 3339 time` };
   const aheadMs = t.getTime() - now.getTime();
   if (aheadMs > MAX_SCHEDULE_TIME_AHEAD_MS) {

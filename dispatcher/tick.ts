@@ -68,10 +68,12 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
   const started = Date.now();
   const clock = deps.clock ?? (() => new Date());
   const owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  // When the tick arrived: every schedule's occurrence is aged from it, however long the tick runs.
+  const arrivedAt = clock();
   const due = await deps.runs.dueSchedules(tickTime, deps.maxSchedulesPerTick ?? 1000);
   // Schedules run side by side: one waits on Firestore while another publishes.
   const occurrences = await mapLimit(due, deps.scheduleConcurrency ?? 1, (schedule) =>
-    runSchedule(schedule, tickTime, owner, deps, clock),
+    runSchedule(schedule, tickTime, arrivedAt, owner, deps, clock),
   );
   return {
     tickTime: tickTime.toISOString(),
@@ -87,6 +89,7 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
 async function runSchedule(
   schedule: DueSchedule,
   tickTime: Date,
+  arrivedAt: Date,
   owner: string,
   deps: TickDeps,
   clock: () => Date,
@@ -104,7 +107,7 @@ async function runSchedule(
     return { ...base, occurrence: null, runId: null, status: 'invalid-schedule', error: err.message };
   }
 
-  const plan = planOccurrence(schedule, schedule.nextRunAt, tickTime, deps.catchUpWindowSeconds, clock());
+  const plan = planOccurrence(schedule, schedule.nextRunAt, tickTime, deps.catchUpWindowSeconds, arrivedAt);
   // An unfinished run is resumed before anything newer: its notifications are half sent.
   const occurrence = schedule.activeOccurrence ?? plan.run?.toISOString() ?? null;
   if (!occurrence) {

@@ -194,6 +194,14 @@ describe('parsePushBody rejects bad input with a reason, never a throw', () => {
     expect(result.reason).toMatch(/notificationId: not a valid document id/);
   });
 
+  it.each<[string, Partial<DispatchMessage>]>([
+    ['a notificationId of 1,500 bytes', { notificationId: '界'.repeat(500) }],
+    ['an occurrence with a fraction of 1,500 digits', { occurrence: `2026-12-07T08:00:00.${'1'.repeat(1500)}Z` }],
+  ])('a message whose delivery id could not be a document id (%s)', (_what, change) => {
+    const result = rejected(envelope(b64(JSON.stringify({ ...message, ...change }))));
+    expect(result.reason).toMatch(/notificationId: its delivery id is longer than 1500 bytes/);
+  });
+
   it.each([
     ['a slash', 'a/b:2026-12-07T08:00:00.000Z'],
     ['too many bytes', 'é'.repeat(751)],

@@ -1,17 +1,23 @@
 import { z } from 'zod';
-import { documentIdProblem, documentIdSchema } from './model';
+import { deliveryIdOf, documentIdProblem, documentIdSchema } from './model';
 
 /** The payload of one dispatch message: one notification at one occurrence. */
-export const dispatchMessageSchema = z.object({
-  v: z.literal(1),
-  // A document id: the notification's, and with the occurrence the delivery's.
-  notificationId: documentIdSchema.max(500),
-  occurrence: z.iso.datetime(),
-  scheduleId: z.string().min(1).max(500),
-  runId: z.string().min(1).max(1100),
-  /** Set by a redrive so that logs can tell the two apart. */
-  redrive: z.boolean().optional(),
-});
+export const dispatchMessageSchema = z
+  .object({
+    v: z.literal(1),
+    // A document id: the notification's, and with the occurrence the delivery's.
+    notificationId: documentIdSchema.max(500),
+    occurrence: z.iso.datetime(),
+    scheduleId: z.string().min(1).max(500),
+    runId: z.string().min(1).max(1100),
+    /** Set by a redrive so that logs can tell the two apart. */
+    redrive: z.boolean().optional(),
+  })
+  // The ledger key built from the two must be a document id too (a long id, a long fraction).
+  .superRefine((m, ctx) => {
+    const problem = documentIdProblem(deliveryIdOf(m.notificationId, m.occurrence));
+    if (problem) ctx.addIssue({ code: 'custom', path: ['notificationId'], message: `its delivery id ${problem}` });
+  });
 export type DispatchMessage = z.infer<typeof dispatchMessageSchema>;
 
 /**

@@ -22,6 +22,12 @@ export const documentIdSchema = z.string().superRefine((id, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: `not a valid document id: ${problem}` });
 });
 
+/**
+ * The longest notification id, in UTF-8 bytes: its delivery ids (`{id}:{occurrence}`, the
+ * occurrence an ISO time of 24 characters) must still be document ids.
+ */
+export const MAX_NOTIFICATION_ID_BYTES = MAX_DOCUMENT_ID_BYTES - ':2026-01-01T00:00:00.000Z'.length;
+
 /** An id a user gives (a notification's, an account's): a document id that is not blank. */
 export const userIdSchema = documentIdSchema.refine((id) => id.trim() !== '', 'is blank');
 

@@ -1,7 +1,14 @@
 import { type DocumentReference, FieldPath, type Firestore } from '@google-cloud/firestore';
 import { chunksOf, mapLimit } from './concurrency';
 import { indexedSchedule, writeIndexChanges } from './members';
-import { type Account, accountSchema, type NotificationInput, notificationSchema, userIdSchema } from './model';
+import {
+  type Account,
+  accountSchema,
+  MAX_NOTIFICATION_ID_BYTES,
+  type NotificationInput,
+  notificationSchema,
+  userIdSchema,
+} from './model';
 import { latestOccurrence, nextOccurrence, scheduleIdOf, validateSchedule } from './schedule';
 import { COLLECTIONS } from './topology';
 
@@ -46,7 +53,11 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
       `notification ${n.id}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
   }
-  const idProblem = userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message;
+  const idProblem =
+    userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message ??
+    (Buffer.byteLength(n.id, 'utf8') > MAX_NOTIFICATION_ID_BYTES
+      ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids must be document ids)`
+      : undefined);
   if (idProblem) {
     throw new InvalidNotificationError(`notification id ${JSON.stringify(n.id.slice(0, 100))}: ${idProblem}`);
   }

@@ -3,6 +3,7 @@ import {
   type CronSchedule,
   InvalidScheduleError,
   isValidTimeZone,
+  LATE_TICK_MS,
   latestOccurrence,
   nextOccurrence,
   planOccurrence,
@@ -271,15 +272,17 @@ describe('planOccurrence: the catch-up policy', () => {
       at('2026-01-01T05:14:00Z'),
     );
     expect(soon.run?.toISOString()).toBe('2026-01-01T05:00:00.000Z');
-    // A clock a little behind the tick does not make an occurrence younger than the tick says.
-    const behind = planOccurrence(
-      hourly,
-      at('2026-01-01T05:00:00Z'),
-      at('2026-01-01T05:15:00.001Z'),
-      window,
-      at('2026-01-01T05:14:59Z'),
-    );
-    expect(behind.run).toBeNull();
+  });
+
+  it('a tick on time is aged at its schedule time: a window of 0 still runs the occurrence of the tick', () => {
+    const tick = at('2026-01-01T05:00:00Z');
+    // Arrived 150 ms, then 59 s, after its schedule time: not late.
+    for (const delayMs of [150, LATE_TICK_MS - 1000]) {
+      const plan = planOccurrence(hourly, tick, tick, 0, new Date(tick.getTime() + delayMs));
+      expect(plan.run?.toISOString()).toBe('2026-01-01T05:00:00.000Z');
+    }
+    // More than LATE_TICK_MS after it: aged by the clock.
+    expect(planOccurrence(hourly, tick, tick, 0, new Date(tick.getTime() + LATE_TICK_MS + 1)).run).toBeNull();
   });
 
   it('not due yet: nothing runs and nothing is skipped', () => {

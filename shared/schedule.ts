@@ -96,14 +96,18 @@ export interface OccurrencePlan {
 
 const SKIP_COUNT_BOUND = 10_000;
 
+/** A tick that arrives more than this after its schedule time is late: its occurrences are aged by the clock. */
+export const LATE_TICK_MS = 60_000;
+
 /**
  * The catch-up policy. After an outage several occurrences may be due at once; only
  * the latest is dispatched, and only when it is no older than `windowSeconds`. The
  * others are counted as skipped. A burst of every missed occurrence never happens.
  *
- * The occurrences are those due at `tick` (the schedule time of the tick); their age is
- * measured at `now` when that is later, so a tick retried long after its schedule time
- * (Cloud Scheduler keeps the original time in its retries) does not send a stale report.
+ * The occurrences are those due at `tick` (the schedule time of the tick). Their age is
+ * measured at the tick, or at `now` when the tick comes more than `LATE_TICK_MS` after its
+ * schedule time: a tick retried long after it (Cloud Scheduler keeps the original time in
+ * its retries) does not send a stale report.
  */
 export function planOccurrence(
   s: CronSchedule,
@@ -117,7 +121,9 @@ export function planOccurrence(
   if (!latest || latest.getTime() < dueSince.getTime()) {
     return { run: null, skipped: 0, nextRunAt };
   }
-  const ageMs = Math.max(tick.getTime(), now.getTime()) - latest.getTime();
+  // On time (Cloud Scheduler's delivery, the tick's own work): aged at the tick, as it says.
+  const late = now.getTime() - tick.getTime() > LATE_TICK_MS;
+  const ageMs = (late ? now : tick).getTime() - latest.getTime();
   const inWindow = ageMs <= windowSeconds * 1000;
   let skipped = inWindow ? 0 : 1;
   const expr = CronExpressionParser.parse(s.cron, {

@@ -18,4 +18,29 @@ describe('the built command, off the emulators', () => {
     expect(result.stderr).toMatch(/^slack-fanout: no Google credentials .*gcloud auth application-default login/);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
+
+  it('with only the Firestore emulator set, a Firestore command needs no credentials', async () => {
+    const cli = join(__dirname, '..', 'dist', 'bin', 'slack-fanout.js');
+    const home = mkdtempSync(join(tmpdir(), 'no-adc-'));
+    const env = {
+      PATH: process.env.PATH ?? '',
+      HOME: home,
+      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+    };
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [cli, '-p', 'demo-cli-fs', ...args],
+          { env, timeout: 30_000 },
+          (err, stdout, stderr) =>
+            resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+        );
+      });
+    const show = await run(['show', 'n-1']);
+    expect(show.stderr).toBe('slack-fanout: notification n-1 does not exist\n');
+    // redrive publishes too: without the Pub/Sub emulator it needs credentials.
+    const redrive = await run(['redrive', 'r-1']);
+    expect(redrive.stderr).toMatch(/^slack-fanout: no Google credentials/);
+  });
 });

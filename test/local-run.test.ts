@@ -20,12 +20,17 @@ interface Stopped {
 }
 
 /** Runs the local runner until `trigger` appears in its output, then stops it with `stop`. */
-function runAndStop(trigger: RegExp, stop: 'sigint' | 'close-stdout'): Promise<Stopped> {
+function runAndStop(
+  trigger: RegExp,
+  stop: 'sigint' | 'close-stdout',
+  args: string[] = ['-n', '300'],
+  delayMs = 0,
+): Promise<Stopped> {
   const env = { ...process.env };
   delete env.PUBSUB_EMULATOR_HOST;
   delete env.FIRESTORE_EMULATOR_HOST;
   delete env.SLACK_BOT_TOKEN;
-  const child = spawn(process.execPath, [LOCAL, '-n', '300'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [LOCAL, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let stoppedAt = 0;
   return new Promise((resolve, reject) => {
@@ -37,8 +42,8 @@ function runAndStop(trigger: RegExp, stop: 'sigint' | 'close-stdout'): Promise<S
     reader.on('line', (line) => {
       lines.push(line);
       if (stoppedAt || !trigger.test(line)) return;
-      stoppedAt = Date.now();
-      if (stop === 'sigint') child.kill('SIGINT');
+      stoppedAt = Date.now() + delayMs;
+      if (stop === 'sigint') setTimeout(() => child.kill('SIGINT'), delayMs);
       else {
         reader.close();
         child.stdout.destroy();
@@ -78,6 +83,14 @@ describe('npm start, stopped early', () => {
     expect(run.code).toBe(130);
     expect(run.exitedWithinMs).toBeLessThan(20_000);
     // Both emulators, the stand-in, the notifier and the dispatcher had printed their ports.
+    expect(run.ports.length).toBeGreaterThanOrEqual(5);
+    expect(await stillListening(run.ports)).toEqual([]);
+  }, 120_000);
+
+  test('Ctrl-C between ticks, the next tick due before the stop ends: waits for the stop, exits 130', async () => {
+    // Ctrl-C 50 ms before the next tick is due: that tick's turn comes while the stop runs.
+    const run = await runAndStop(/^running: /, 'sigint', ['-n', '5', '--interval', '2'], 1950);
+    expect(run.code).toBe(130);
     expect(run.ports.length).toBeGreaterThanOrEqual(5);
     expect(await stillListening(run.ports)).toEqual([]);
   }, 120_000);
