@@ -54,7 +54,7 @@ function parseArgs(argv: string[]): Options {
     .option('--timeout <seconds>', 'how long --once waits for every delivery', positiveInt(3600), 180)
     .option(
       '--interval <seconds>',
-      'without --once: seconds between ticks, as Cloud Scheduler would send them',
+      "without --once: seconds from a tick's last delivery to the next tick",
       positiveInt(3600),
       60,
     )

@@ -5,6 +5,7 @@ import { MemoryStore } from '../shared/memory-store';
 import type { DispatchMessage } from '../shared/messages';
 import { deliveryIdOf, runIdOf } from '../shared/model';
 import { LeaseLostError } from '../shared/ports';
+import * as schedule from '../shared/schedule';
 import { nextOccurrence, scheduleIdOf } from '../shared/schedule';
 import { Checkpoints, type DispatchPublisher, runTick, type TickDeps } from './tick';
 
@@ -469,6 +470,38 @@ describe('runTick', () => {
       published: 2,
     });
     expect(store.schedule(scheduleId)).toMatchObject({ skippedOccurrences: 3 });
+  });
+
+  it('a schedule whose planning throws fails alone: the other schedules of the tick are dispatched', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 2 });
+    // A second due schedule, 09:00 UTC (the same instant as 10:00 Paris is not needed: any due one).
+    const other = { cron: '0 8 * * *', timezone: 'UTC' };
+    store.putSchedule(scheduleIdOf(other), { ...other, nextRunAt: occurrence });
+    store.putNotification('u1', {
+      accountId: 'acct-u',
+      slack: { channelId: 'CU' },
+      schedule: other,
+      scheduleId: scheduleIdOf(other),
+      enabled: true,
+    });
+    const real = schedule.planOccurrence;
+    const spy = jest.spyOn(schedule, 'planOccurrence').mockImplementation((s, ...rest) => {
+      if (s.timezone === 'Europe/Paris') throw new Error('Invalid expression, loop limit exceeded');
+      return real(s, ...rest);
+    });
+    try {
+      const publisher = new FakePublisher();
+      const summary = await runTick(occurrence, deps(store, publisher));
+      const byId = new Map(summary.occurrences.map((o) => [o.scheduleId, o]));
+      expect(byId.get(scheduleId)).toMatchObject({ status: 'failed', error: expect.stringContaining('loop limit') });
+      expect(byId.get(scheduleIdOf(other))).toMatchObject({ status: 'dispatched', published: 1 });
+      expect(summary.failed).toBe(1);
+      // The failed schedule stays due, for the next tick.
+      expect(store.schedule(scheduleId)?.nextRunAt?.toISOString()).toBe(occurrence.toISOString());
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('does nothing when no schedule is due', async () => {

@@ -7,7 +7,13 @@ import { isBucketId } from '../shared/members';
 import { deliveryIdOf, runIdOf } from '../shared/model';
 import type { CheckpointProgress, DueSchedule, RunStore } from '../shared/ports';
 import type { PagePublisher } from '../shared/pubsub';
-import { InvalidScheduleError, nextOccurrence, planOccurrence, validateSchedule } from '../shared/schedule';
+import {
+  InvalidScheduleError,
+  nextOccurrence,
+  type OccurrencePlan,
+  planOccurrence,
+  validateSchedule,
+} from '../shared/schedule';
 
 /** The dispatcher's publisher port (shared with the redrive). */
 export type DispatchPublisher = PagePublisher;
@@ -107,7 +113,19 @@ async function runSchedule(
     return { ...base, occurrence: null, runId: null, status: 'invalid-schedule', error: err.message };
   }
 
-  const plan = planOccurrence(schedule, schedule.nextRunAt, tickTime, deps.catchUpWindowSeconds, arrivedAt);
+  let plan: OccurrencePlan;
+  let resumedNext: Date | null;
+  try {
+    plan = planOccurrence(schedule, schedule.nextRunAt, tickTime, deps.catchUpWindowSeconds, arrivedAt);
+    resumedNext = schedule.activeOccurrence ? nextOccurrence(schedule, new Date(schedule.activeOccurrence)) : null;
+  } catch (err) {
+    // Confined to this schedule: the tick goes on with the others, and a later tick tries again.
+    deps.log.error(
+      { scheduleId: schedule.id, cron: schedule.cron, timezone: schedule.timezone, err: errorMessage(err) },
+      'could not plan the schedule’s occurrence; a later tick tries again',
+    );
+    return { ...base, occurrence: null, runId: null, status: 'failed', error: `planning: ${errorMessage(err)}` };
+  }
   // An unfinished run is resumed before anything newer: its notifications are half sent.
   const occurrence = schedule.activeOccurrence ?? plan.run?.toISOString() ?? null;
   if (!occurrence) {
@@ -121,9 +139,7 @@ async function runSchedule(
 
   // A resumed run moves the schedule on from its own occurrence, not from the tick: a newer
   // occurrence that fell due meanwhile is then planned by the next tick instead of dropped.
-  const nextRunAt = schedule.activeOccurrence
-    ? nextOccurrence(schedule, new Date(schedule.activeOccurrence))
-    : plan.nextRunAt;
+  const nextRunAt = resumedNext ?? plan.nextRunAt;
   const runId = runIdOf(schedule.id, occurrence);
   const log = deps.log.child({ runId, scheduleId: schedule.id, occurrence });
   const leaseMs = deps.leaseSeconds * 1000;

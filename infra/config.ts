@@ -78,7 +78,9 @@ export const DEFAULTS = Object.freeze({
   notifierMaxInstances: 20,
   dispatcherConcurrency: 10,
   notifierConcurrency: 80,
-  schedulerCron: '*/5 * * * *',
+  // Every minute, a cron's finest step: a tick sparser than a notification's cron would have
+  // the catch-up policy pass over the occurrences that fall between two ticks.
+  schedulerCron: '* * * * *',
   schedulerTimezone: 'Etc/UTC',
   tickDeadlineSeconds: 300,
 });

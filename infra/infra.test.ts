@@ -359,7 +359,7 @@ describe('the full stack', () => {
       serviceAccountEmail: accountEmail('scheduler'),
       audience: run.outputs.dispatcherUrl,
     });
-    expect(job.inputs.schedule).toBe('*/5 * * * *');
+    expect(job.inputs.schedule).toBe('* * * * *');
     expect(job.inputs.timeZone).toBe('Etc/UTC');
     expect(job.inputs.region).toBe(REGION);
     expect(job.inputs.attemptDeadline).toMatch(/^\d+s$/);
@@ -491,7 +491,7 @@ describe('parseConfig', () => {
 
   it('fills in the defaults', () => {
     const config = parseConfig(valid, ctx);
-    expect(config.scheduler).toEqual({ cron: '*/5 * * * *', timeZone: 'Etc/UTC', attemptDeadlineSeconds: 300 });
+    expect(config.scheduler).toEqual({ cron: '* * * * *', timeZone: 'Etc/UTC', attemptDeadlineSeconds: 300 });
     expect(config.firestoreLocation).toBe(REGION);
     expect(config.images).toBeUndefined();
     expect(config.adminEmails).toEqual([]);

@@ -161,6 +161,67 @@ describe('DST change days', () => {
   });
 });
 
+describe('change days that cron-parser walks wrongly in the zone (zones changing at midnight, by half an hour)', () => {
+  const cases: [string, CronSchedule, string, string, string[]][] = [
+    [
+      'Africa/Cairo, midnight that does not exist (00:00 → 01:00 on 04-24): at 01:00 EEST',
+      { cron: '0 0 * * *', timezone: 'Africa/Cairo' },
+      '2026-04-22T12:00:00Z',
+      '2026-04-25T23:00:00Z',
+      ['2026-04-22T22:00:00.000Z', '2026-04-23T22:00:00.000Z', '2026-04-24T21:00:00.000Z', '2026-04-25T21:00:00.000Z'],
+    ],
+    [
+      'Atlantic/Azores, midnight twice (01:00 → 00:00 on 10-25): once, the first',
+      { cron: '0 0 * * *', timezone: 'Atlantic/Azores' },
+      '2026-10-23T12:00:00Z',
+      '2026-10-26T12:00:00Z',
+      ['2026-10-24T00:00:00.000Z', '2026-10-25T00:00:00.000Z', '2026-10-26T01:00:00.000Z'],
+    ],
+    [
+      'Europe/Paris 0,30 2 on 03-29: 02:00 and 02:30 both run, shifted to 03:00 and 03:30',
+      { cron: '0,30 2 * * *', timezone: 'Europe/Paris' },
+      '2026-03-28T12:00:00Z',
+      '2026-03-29T23:00:00Z',
+      ['2026-03-29T01:00:00.000Z', '2026-03-29T01:30:00.000Z'],
+    ],
+    [
+      'Australia/Lord_Howe 0 2, back half an hour on 04-05',
+      { cron: '0 2 * * *', timezone: 'Australia/Lord_Howe' },
+      '2026-04-02T00:00:00Z',
+      '2026-04-06T00:00:00Z',
+      ['2026-04-02T15:00:00.000Z', '2026-04-03T15:00:00.000Z', '2026-04-04T15:30:00.000Z', '2026-04-05T15:30:00.000Z'],
+    ],
+    [
+      'Australia/Lord_Howe 0 2, forward half an hour on 10-04 (02:00 does not exist)',
+      { cron: '0 2 * * *', timezone: 'Australia/Lord_Howe' },
+      '2026-10-02T00:00:00Z',
+      '2026-10-05T00:00:00Z',
+      ['2026-10-02T15:30:00.000Z', '2026-10-03T15:30:00.000Z', '2026-10-04T15:00:00.000Z'],
+    ],
+  ];
+
+  it.each(cases)('%s', (_what, s, from, to, expected) => {
+    expect(occurrencesBetween(s, from, to)).toEqual(expected);
+    // latestOccurrence agrees with nextOccurrence at and just after every occurrence.
+    for (const iso of expected) {
+      expect(latestOccurrence(s, at(iso))?.toISOString()).toBe(iso);
+      expect(latestOccurrence(s, new Date(at(iso).getTime() + 60_000))?.toISOString()).toBe(iso);
+    }
+  });
+
+  it('a tick at the occurrence of a change day runs it (it was planned as nothing to run)', () => {
+    const cairo = { cron: '0 0 * * *', timezone: 'Africa/Cairo' };
+    const plan = planOccurrence(cairo, at('2026-04-23T22:00:00Z'), at('2026-04-23T22:00:05Z'), 900);
+    expect(plan.run?.toISOString()).toBe('2026-04-23T22:00:00.000Z');
+    expect(plan.nextRunAt.toISOString()).toBe('2026-04-24T21:00:00.000Z');
+    const lordHowe = { cron: '0 2 * * *', timezone: 'Australia/Lord_Howe' };
+    // cron-parser's own walk in the zone throws "loop limit exceeded" for this whole day.
+    expect(() => validateSchedule(lordHowe)).not.toThrow();
+    const lh = planOccurrence(lordHowe, at('2026-04-03T15:00:00Z'), at('2026-04-03T15:00:05Z'), 900);
+    expect(lh.run?.toISOString()).toBe('2026-04-03T15:00:00.000Z');
+  });
+});
+
 describe('latestOccurrence and nextOccurrence boundaries', () => {
   const hourly = { cron: '0 * * * *', timezone: 'UTC' };
 

@@ -33,7 +33,8 @@ export function validateSchedule(s: CronSchedule): void {
     );
   }
   try {
-    CronExpressionParser.parse(s.cron, { tz: s.timezone, strict: false }).next();
+    // On the wall clock (see occurrencesAfter): the zone's changes cannot make a good cron fail.
+    CronExpressionParser.parse(s.cron, { tz: 'UTC', strict: false }).next();
   } catch (err) {
     throw new InvalidScheduleError(`invalid cron ${JSON.stringify(s.cron)}: ${(err as Error).message}`);
   }
@@ -45,44 +46,155 @@ export function scheduleIdOf(s: CronSchedule): string {
   return `s_${createHash('sha256').update(normalised).digest('hex').slice(0, 20)}`;
 }
 
+/*
+ * Occurrences are computed on the local wall clock, then placed in time. cron-parser walks
+ * the cron over wall-clock times read as UTC, where no day is 23 or 25 hours long; each wall
+ * time is then turned into the instant it names in the time zone:
+ * - a wall time that happens once is that instant;
+ * - one that happens twice (clocks go back) is its first instant: it runs once; but a cron
+ *   that fires every hour keeps its rhythm in real time, and runs at both;
+ * - one that does not exist (clocks jump forward) is shifted by the jump (02:30 is 03:30
+ *   when 02:00 becomes 03:00): it runs once, at the shifted instant.
+ * cron-parser's own time-zone walk disagrees with itself on some change days (prev() against
+ * next(), zones that change at midnight, Lord Howe's half-hour change), hence this.
+ */
+
+const HOUR_MS = 3_600_000;
+/** Wider than any UTC offset (-12 h to +14 h): a wall time's instant is within this of it. */
+const OFFSET_SPAN_MS = 15 * HOUR_MS;
+/** Wider than any clock change (Troll's 2 h): instants are in wall-time order beyond it. */
+const CHANGE_SPAN_MS = 3 * HOUR_MS;
+/** Occurrences looked at in one walk before it gives up (a cron that never fires, say). */
+const WALK_BOUND = 100_000;
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/** The zone's UTC offset at an instant, in ms (east positive). */
+function offsetAt(timezone: string, instantMs: number): number {
+  let f = formatters.get(timezone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: timezone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    formatters.set(timezone, f);
+  }
+  const parts: Record<string, number> = {};
+  for (const p of f.formatToParts(new Date(instantMs))) if (p.type !== 'literal') parts[p.type] = Number(p.value);
+  const wall = Date.UTC(
+    parts.year ?? 1970,
+    (parts.month ?? 1) - 1,
+    parts.day ?? 1,
+    parts.hour ?? 0,
+    parts.minute ?? 0,
+    parts.second ?? 0,
+  );
+  return wall - (instantMs - (((instantMs % 1000) + 1000) % 1000));
+}
+
+/** The wall-clock time of an instant in the zone, as ms read as UTC. */
+function wallOf(timezone: string, instantMs: number): number {
+  return instantMs + offsetAt(timezone, instantMs);
+}
+
+/**
+ * The instants a wall-clock time names in the zone (see above for the two kinds of change):
+ * one, or both of a repeated time when `both`.
+ */
+function instantsOf(timezone: string, wallMs: number, both: boolean): number[] {
+  const before = offsetAt(timezone, wallMs - OFFSET_SPAN_MS);
+  const after = offsetAt(timezone, wallMs + OFFSET_SPAN_MS);
+  const candidates = [...new Set([before, after])]
+    .map((o) => wallMs - o)
+    .filter((t) => wallOf(timezone, t) === wallMs)
+    .sort((a, b) => a - b);
+  // In a gap: the offset before the change puts it where the clock would have shown it.
+  if (candidates.length === 0) return [wallMs - before];
+  return both ? candidates : candidates.slice(0, 1);
+}
+
+function wallWalk(s: CronSchedule, fromWallMs: number) {
+  return CronExpressionParser.parse(s.cron, { currentDate: new Date(fromWallMs), tz: 'UTC' });
+}
+
+/** Whether the cron fires in every hour of the day (its hour field is `*` or covers all 24). */
+function everyHour(s: CronSchedule): boolean {
+  return CronExpressionParser.parse(s.cron).fields.hour.values.length === 24;
+}
+
+/**
+ * The schedule's occurrences strictly after `after`, in order, as instants. Wall times are
+ * walked forward and placed; an instant is handed out once no later wall time can be placed
+ * before it.
+ */
+export function* occurrencesAfter(s: CronSchedule, after: Date): Generator<Date> {
+  const afterMs = after.getTime();
+  const both = everyHour(s);
+  const walk = wallWalk(s, wallOf(s.timezone, afterMs) - CHANGE_SPAN_MS);
+  const pending: number[] = [];
+  let last = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < WALK_BOUND; i++) {
+    let wall: number;
+    try {
+      wall = walk.next().getTime();
+    } catch {
+      break;
+    }
+    const placed = instantsOf(s.timezone, wall, both);
+    for (const p of placed) {
+      if (p > afterMs && !pending.includes(p)) pending.push(p);
+    }
+    pending.sort((a, b) => a - b);
+    const t = placed[0] as number;
+    // Later wall times are placed no earlier than CHANGE_SPAN_MS before this one.
+    while (pending.length > 0 && (pending[0] as number) < t - CHANGE_SPAN_MS) {
+      const next = pending.shift() as number;
+      if (next > last) {
+        last = next;
+        yield new Date(next);
+      }
+    }
+  }
+  for (const next of pending) {
+    if (next <= last) continue;
+    last = next;
+    yield new Date(next);
+  }
+}
+
 /** The first occurrence strictly after `after`. */
 export function nextOccurrence(s: CronSchedule, after: Date): Date {
-  const expr = CronExpressionParser.parse(s.cron, { currentDate: after, tz: s.timezone });
-  return expr.next().toDate();
+  for (const d of occurrencesAfter(s, after)) return d;
+  throw new InvalidScheduleError(`cron ${JSON.stringify(s.cron)} has no occurrence after ${after.toISOString()}`);
 }
 
 /** The last occurrence at or before `at`, or null when there is none in the last year. */
 export function latestOccurrence(s: CronSchedule, at: Date): Date | null {
-  const back = CronExpressionParser.parse(s.cron, {
-    currentDate: new Date(at.getTime() + 1),
-    tz: s.timezone,
-  });
-  let start: Date;
-  try {
-    start = back.prev().toDate();
-  } catch {
-    return null;
-  }
-  try {
-    start = back.prev().toDate();
-  } catch {
-    // Only one earlier occurrence: start the walk from it.
-  }
-  // On DST change days prev() and next() disagree (prev() skips 02:30 on a spring-forward
-  // day, or gives the second 02:30 on a fall-back day). next() decides nextRunAt, so the
-  // latest occurrence is found by walking next() forward from two prev() steps back.
-  const fwd = CronExpressionParser.parse(s.cron, { currentDate: new Date(start.getTime() - 1), tz: s.timezone });
-  let latest: Date | null = null;
-  try {
-    for (let i = 0; i < 8; i++) {
-      const d = fwd.next().toDate();
-      if (d.getTime() > at.getTime()) break;
-      latest = d;
+  const atMs = at.getTime();
+  const both = everyHour(s);
+  const walk = wallWalk(s, wallOf(s.timezone, atMs) + CHANGE_SPAN_MS + 1);
+  let latest: number | null = null;
+  for (let i = 0; i < WALK_BOUND; i++) {
+    let wall: number;
+    try {
+      wall = walk.prev().getTime();
+    } catch {
+      break;
     }
-  } catch {
-    // No later occurrence: the last one found stands.
+    const placed = instantsOf(s.timezone, wall, both);
+    for (const p of placed) if (p <= atMs && (latest === null || p > latest)) latest = p;
+    const t = placed[0] as number;
+    // Earlier wall times are placed no later than CHANGE_SPAN_MS after this one.
+    if (latest !== null && t + CHANGE_SPAN_MS < latest) break;
+    if (atMs - t > 367 * 24 * HOUR_MS) break;
   }
-  return latest && at.getTime() - latest.getTime() <= 366 * 24 * 3600 * 1000 ? latest : null;
+  return latest !== null && atMs - latest <= 366 * 24 * HOUR_MS ? new Date(latest) : null;
 }
 
 export interface OccurrencePlan {
@@ -126,13 +238,9 @@ export function planOccurrence(
   const ageMs = (late ? now : tick).getTime() - latest.getTime();
   const inWindow = ageMs <= windowSeconds * 1000;
   let skipped = inWindow ? 0 : 1;
-  const expr = CronExpressionParser.parse(s.cron, {
-    currentDate: new Date(dueSince.getTime() - 1),
-    tz: s.timezone,
-  });
-  for (let i = 0; i < SKIP_COUNT_BOUND; i++) {
-    const d = expr.next().toDate();
-    if (d.getTime() >= latest.getTime()) break;
+  let counted = 0;
+  for (const d of occurrencesAfter(s, new Date(dueSince.getTime() - 1))) {
+    if (d.getTime() >= latest.getTime() || ++counted > SKIP_COUNT_BOUND) break;
     skipped++;
   }
   return { run: inWindow ? latest : null, skipped, nextRunAt };
