@@ -110,6 +110,8 @@ function wallOf(timezone: string, instantMs: number): number {
 function instantsOf(timezone: string, wallMs: number, both: boolean): number[] {
   const before = offsetAt(timezone, wallMs - OFFSET_SPAN_MS);
   const after = offsetAt(timezone, wallMs + OFFSET_SPAN_MS);
+  // No change of offset anywhere near: the one instant there is.
+  if (before === after) return [wallMs - before];
   const candidates = [...new Set([before, after])]
     .map((o) => wallMs - o)
     .filter((t) => wallOf(timezone, t) === wallMs)
@@ -117,6 +119,11 @@ function instantsOf(timezone: string, wallMs: number, both: boolean): number[] {
   // In a gap: the offset before the change puts it where the clock would have shown it.
   if (candidates.length === 0) return [wallMs - before];
   return both ? candidates : candidates.slice(0, 1);
+}
+
+/** Whether the zone's offset is the same throughout `CHANGE_SPAN_MS` either side of an instant. */
+function steadyAround(timezone: string, instantMs: number): boolean {
+  return offsetAt(timezone, instantMs - CHANGE_SPAN_MS) === offsetAt(timezone, instantMs + CHANGE_SPAN_MS);
 }
 
 function wallWalk(s: CronSchedule, fromWallMs: number) {
@@ -136,7 +143,9 @@ function everyHour(s: CronSchedule): boolean {
 export function* occurrencesAfter(s: CronSchedule, after: Date): Generator<Date> {
   const afterMs = after.getTime();
   const both = everyHour(s);
-  const walk = wallWalk(s, wallOf(s.timezone, afterMs) - CHANGE_SPAN_MS);
+  // Wall times from before `after` can land after it only across a change of offset.
+  const margin = steadyAround(s.timezone, afterMs) ? 0 : CHANGE_SPAN_MS;
+  const walk = wallWalk(s, wallOf(s.timezone, afterMs) - margin);
   const pending: number[] = [];
   let last = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < WALK_BOUND; i++) {
@@ -152,8 +161,10 @@ export function* occurrencesAfter(s: CronSchedule, after: Date): Generator<Date>
     }
     pending.sort((a, b) => a - b);
     const t = placed[0] as number;
-    // Later wall times are placed no earlier than CHANGE_SPAN_MS before this one.
-    while (pending.length > 0 && (pending[0] as number) < t - CHANGE_SPAN_MS) {
+    // Later wall times are placed after this one when the offset is steady around it, and
+    // no earlier than CHANGE_SPAN_MS before it in any case.
+    const steady = pending.length > 0 && steadyAround(s.timezone, t);
+    while (pending.length > 0 && (steady ? (pending[0] as number) <= t : (pending[0] as number) < t - CHANGE_SPAN_MS)) {
       const next = pending.shift() as number;
       if (next > last) {
         last = next;
@@ -178,7 +189,8 @@ export function nextOccurrence(s: CronSchedule, after: Date): Date {
 export function latestOccurrence(s: CronSchedule, at: Date): Date | null {
   const atMs = at.getTime();
   const both = everyHour(s);
-  const walk = wallWalk(s, wallOf(s.timezone, atMs) + CHANGE_SPAN_MS + 1);
+  const margin = steadyAround(s.timezone, atMs) ? 0 : CHANGE_SPAN_MS;
+  const walk = wallWalk(s, wallOf(s.timezone, atMs) + margin + 1);
   let latest: number | null = null;
   for (let i = 0; i < WALK_BOUND; i++) {
     let wall: number;
@@ -190,8 +202,9 @@ export function latestOccurrence(s: CronSchedule, at: Date): Date | null {
     const placed = instantsOf(s.timezone, wall, both);
     for (const p of placed) if (p <= atMs && (latest === null || p > latest)) latest = p;
     const t = placed[0] as number;
-    // Earlier wall times are placed no later than CHANGE_SPAN_MS after this one.
-    if (latest !== null && t + CHANGE_SPAN_MS < latest) break;
+    // Earlier wall times are placed before this one when the offset is steady around it, and
+    // no later than CHANGE_SPAN_MS after it in any case.
+    if (latest !== null && (t + CHANGE_SPAN_MS < latest || (t <= latest && steadyAround(s.timezone, t)))) break;
     if (atMs - t > 367 * 24 * HOUR_MS) break;
   }
   return latest !== null && atMs - latest <= 366 * 24 * HOUR_MS ? new Date(latest) : null;
