@@ -112,7 +112,7 @@ const CHANGES: [string, string][] = [
 ];
 const CRONS = ['30 2 * * *', '0,30 2 * * *', '0 0 * * *', '30 0 * * *', '*/30 * * * *', '15 1-3 * * *', '0 * * * *'];
 
-describe('occurrences around every 2026 change of these zones agree with a brute-force oracle', () => {
+describe('occurrences around eight 2026 changes of six zones agree with a brute-force oracle', () => {
   it.each(CHANGES)('%s, change at %s', (timezone, change) => {
     const at = new Date(change).getTime();
     const from = at - 36 * 3_600_000;
