@@ -126,8 +126,21 @@ function steadyAround(timezone: string, instantMs: number): boolean {
   return offsetAt(timezone, instantMs - CHANGE_SPAN_MS) === offsetAt(timezone, instantMs + CHANGE_SPAN_MS);
 }
 
-function wallWalk(s: CronSchedule, fromWallMs: number) {
-  return CronExpressionParser.parse(s.cron, { currentDate: new Date(fromWallMs), tz: 'UTC' });
+/**
+ * The cron's wall-clock times strictly after (`next`) or before (`prev`) `fromWallMs`, in
+ * walking order; bounded, and ended where cron-parser has no more.
+ */
+function* wallTimes(s: CronSchedule, fromWallMs: number, direction: 'next' | 'prev'): Generator<number> {
+  const walk = CronExpressionParser.parse(s.cron, { currentDate: new Date(fromWallMs), tz: 'UTC' });
+  for (let i = 0; i < WALK_BOUND; i++) {
+    let wall: number;
+    try {
+      wall = (direction === 'next' ? walk.next() : walk.prev()).getTime();
+    } catch {
+      return;
+    }
+    yield wall;
+  }
 }
 
 /** Whether the cron fires in every hour of the day (its hour field is `*` or covers all 24). */
@@ -145,16 +158,9 @@ export function* occurrencesAfter(s: CronSchedule, after: Date): Generator<Date>
   const both = everyHour(s);
   // Wall times from before `after` can land after it only across a change of offset.
   const margin = steadyAround(s.timezone, afterMs) ? 0 : CHANGE_SPAN_MS;
-  const walk = wallWalk(s, wallOf(s.timezone, afterMs) - margin);
   const pending: number[] = [];
   let last = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < WALK_BOUND; i++) {
-    let wall: number;
-    try {
-      wall = walk.next().getTime();
-    } catch {
-      break;
-    }
+  for (const wall of wallTimes(s, wallOf(s.timezone, afterMs) - margin, 'next')) {
     const placed = instantsOf(s.timezone, wall, both);
     for (const p of placed) {
       if (p > afterMs && !pending.includes(p)) pending.push(p);
@@ -190,15 +196,8 @@ export function latestOccurrence(s: CronSchedule, at: Date): Date | null {
   const atMs = at.getTime();
   const both = everyHour(s);
   const margin = steadyAround(s.timezone, atMs) ? 0 : CHANGE_SPAN_MS;
-  const walk = wallWalk(s, wallOf(s.timezone, atMs) + margin + 1);
   let latest: number | null = null;
-  for (let i = 0; i < WALK_BOUND; i++) {
-    let wall: number;
-    try {
-      wall = walk.prev().getTime();
-    } catch {
-      break;
-    }
+  for (const wall of wallTimes(s, wallOf(s.timezone, atMs) + margin + 1, 'prev')) {
     const placed = instantsOf(s.timezone, wall, both);
     for (const p of placed) if (p <= atMs && (latest === null || p > latest)) latest = p;
     const t = placed[0] as number;
