@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parsePushBody } from '../shared/messages';
 import type { CapacityRun } from './capacity';
 import { PHASES } from './context';
 import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
 import { billableMessageBytes, dispatchMessage, pushEnvelope } from './envelope';
 import { costPerMillion, PRICES, pubsubBytesPerNotification } from './prices';
-import { peakRssMiB, resetPeakRss } from './proc';
+import { busyCoresSince, machineCpu, peakRssMiB, resetPeakRss } from './proc';
 import {
   evaluateTargets,
   markdown,
@@ -131,7 +132,15 @@ describe('cpuprofile summary', () => {
 });
 
 describe('report', () => {
-  const ceilings = { publishPerSec: 30_000, pushPerSec: 1000, createPerSec: 800, updatePerSec: 1600, getPerSec: 1000 };
+  const ceilings = {
+    publishPerSec: 30_000,
+    publishClientCpuUsPerMessage: 12.5,
+    publishBusyCores: 1.7,
+    pushPerSec: 1000,
+    createPerSec: 800,
+    updatePerSec: 1600,
+    getPerSec: 1000,
+  };
   const dispatchRun = (n: number, wallSeconds: number, peakRssMiB: number) => ({
     n,
     wallSeconds,
@@ -147,6 +156,7 @@ describe('report', () => {
     readsPerNotification: 1,
     writesPerNotification: 0.002,
     coldWallSeconds: wallSeconds * 1.3,
+    busyCores: 1.96,
   });
   const capacityLevel = (inFlight: number, cpuMsPerDelivery: number): CapacityRun => ({
     inFlight,
@@ -216,6 +226,21 @@ describe('report', () => {
     expect(t.map((x) => x.pass)).toEqual([true, true, false, null, null, null]);
   });
 
+  it("puts the dispatcher's CPU a message and the machine's busy cores beside the publish ceiling's", () => {
+    const r = results();
+    const dispatch = evaluateTargets(r).find((t) => t.name.startsWith('dispatch rate'));
+    // 100,000 in 20 s = 5,000 msg/s against 30,000; 0.1 CPU s per 1,000 = 100 µs a message.
+    expect(dispatch?.measured).toBe(
+      '5,000 / 30,000 msg/s = 17% (CPU a message: dispatcher 100.0 µs, publishing client 12.5 µs; machine busy 1.96 of 2 cores in the tick, 1.70 in the ceiling)',
+    );
+    const md = markdown(r);
+    expect(md).toContain(
+      'the publishing client spent 12.5 µs of CPU a message, and the machine kept 1.70 of its 2 cores busy',
+    );
+    expect(md).toContain('| machine busy (of 2 cores) |');
+    expect(md).toContain('| 100,000 | 20.00 s | 5,000 | 17% | 120 MiB | 0.100 s | 1.96 | 1.0000 | 0.0020 | 26.00 s |');
+  });
+
   it('compares CPU with the BullMQ worker at each concurrency the notifier was driven at too', () => {
     const r = {
       ...results(),
@@ -258,6 +283,24 @@ describe('report', () => {
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trim().endsWith('</svg>')).toBe(true);
     expect(svg).toContain('<polyline');
+  });
+});
+
+describe('busyCoresSince', () => {
+  it("counts this process's spinning as a busy core, and never more cores than the machine has", () => {
+    const since = machineCpu();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    while (performance.now() - t0 < 300) {
+      // spin
+    }
+    const spun = process.cpuUsage(cpu0);
+    const { busyCores, cores } = busyCoresSince(since);
+    // The machine was at least as busy as this process was (its CPU over the wall time).
+    const ours = (spun.user + spun.system) / 1000 / (performance.now() - t0);
+    expect(busyCores).toBeGreaterThan(ours * 0.8);
+    expect(busyCores).toBeLessThanOrEqual(cores + 0.01);
+    expect(cores).toBe(readFileSync('/proc/stat', 'utf8').match(/^cpu\d+ /gm)?.length);
   });
 });
 

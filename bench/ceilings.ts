@@ -7,6 +7,7 @@ import { createPubSub, dispatchTopic } from '../shared/pubsub';
 import { scheduleIdOf } from '../shared/schedule';
 import type { BenchContext } from './context';
 import { dispatchMessage } from './envelope';
+import { busyCoresSince, machineCpu } from './proc';
 import { runPool } from './stats';
 
 /**
@@ -18,6 +19,10 @@ import { runPool } from './stats';
 export interface CeilingRun {
   /** Messages a second, all published at once with the dispatcher's batching settings, after an untimed round. */
   publishPerSec: number;
+  /** CPU the publishing client (this process) spent per message of the timed round, in µs. */
+  publishClientCpuUsPerMessage: number;
+  /** Cores the whole machine kept busy during the timed round (the emulator's included). */
+  publishBusyCores: number;
   /** Messages a second the emulator pushes to a server that answers 204 at once. */
   pushPerSec: number;
   createPerSec: number;
@@ -41,7 +46,10 @@ export function ceilingSizes(quick: boolean): CeilingSizes {
 const OCCURRENCE = '2030-01-01T09:00:00.000Z';
 const SCHEDULE = scheduleIdOf({ cron: '* * * * *', timezone: 'UTC' });
 
-export async function publishCeiling(ctx: BenchContext, count: number): Promise<number> {
+export async function publishCeiling(
+  ctx: BenchContext,
+  count: number,
+): Promise<Pick<CeilingRun, 'publishPerSec' | 'publishClientCpuUsPerMessage' | 'publishBusyCores'>> {
   const pubsub = createPubSub(ctx.projectId('publish'));
   try {
     const [topic] = await pubsub.createTopic('bench-publish');
@@ -50,9 +58,17 @@ export async function publishCeiling(ctx: BenchContext, count: number): Promise<
     // The same messages once untimed first: the channel is up and V8 has compiled the client's
     // hot code, as the dispatcher's timed tick follows a tick of its own (bench/dispatch.ts).
     await Promise.all(messages.map((m) => batched.publishMessage({ json: m.message, attributes: m.attributes })));
+    const machine0 = machineCpu();
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await Promise.all(messages.map((m) => batched.publishMessage({ json: m.message, attributes: m.attributes })));
-    return count / ((performance.now() - t0) / 1000);
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      publishPerSec: count / seconds,
+      publishClientCpuUsPerMessage: (cpu.user + cpu.system) / count,
+      publishBusyCores: busyCoresSince(machine0).busyCores,
+    };
   } finally {
     await pubsub.close();
   }
@@ -149,8 +165,8 @@ export async function firestoreCeilings(
 }
 
 export async function measureCeilings(ctx: BenchContext, sizes: CeilingSizes): Promise<CeilingRun> {
-  const publishPerSec = await publishCeiling(ctx, sizes.publish);
+  const publish = await publishCeiling(ctx, sizes.publish);
   const pushPerSec = await pushCeiling(ctx, sizes.push);
   const fs = await firestoreCeilings(ctx, sizes.firestore, sizes.inFlight);
-  return { publishPerSec, pushPerSec, ...fs };
+  return { ...publish, pushPerSec, ...fs };
 }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { createFirestore } from '../shared/firestore';
 import { createPubSub } from '../shared/pubsub';
 import type { BenchContext } from './context';
-import { resetPeakRss } from './proc';
+import { busyCoresSince, machineCpu, resetPeakRss } from './proc';
 import { benchNotifications, resetSchedules, schedulesOf, seed } from './seed';
 import { type BenchService, startBenchService, warmUp } from './services';
 
@@ -34,6 +34,8 @@ export interface DispatchRun {
   externalPeakMiB: number;
   /** The first tick of the fresh process, while V8 still compiles the hot code: request to answer. */
   coldWallSeconds: number;
+  /** Cores the whole machine kept busy during the timed tick: the dispatcher, both emulators, the rest. */
+  busyCores: number;
 }
 
 export const DISPATCH_TOPIC = 'bench-dispatch';
@@ -151,10 +153,12 @@ export async function dispatchRun(
     }
     await svc.resetStats();
     const cpu0 = svc.cpu();
+    const machine0 = machineCpu();
     const t0 = performance.now();
     const res = await tick(svc.url, at);
     const wallSeconds = (performance.now() - t0) / 1000;
     const cpu = svc.cpu() - cpu0;
+    const { busyCores } = busyCoresSince(machine0);
     const peak = svc.peakRssMiB();
     const stats = await svc.stats();
     checkTick(fixture, res);
@@ -173,6 +177,7 @@ export async function dispatchRun(
       heapUsedPeakMiB: stats.memoryPeakMiB.heapUsed ?? Number.NaN,
       externalPeakMiB: stats.memoryPeakMiB.external ?? Number.NaN,
       coldWallSeconds,
+      busyCores,
     };
   } finally {
     await svc.stop();

@@ -60,3 +60,41 @@ export function resetPeakRss(pid: number): boolean {
 export function rssMiB(pid: number): number {
   return statusField(pid, 'VmRSS');
 }
+
+/** Jiffies the whole machine has spent, busy and in all, from the first line of /proc/stat. */
+export interface MachineCpu {
+  busy: number;
+  total: number;
+}
+
+/** The machine's CPU counters now: every core, every process, the kernel's own work included. */
+export function machineCpu(): MachineCpu {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const busy = user + nice + system + irq + softirq + steal;
+  return { busy, total: busy + idle + iowait };
+}
+
+/**
+ * How many cores the machine kept busy between `since` and now (all processes: the service
+ * measured, the emulators, the benchmark itself), and how many it has: a ratio near 1 says the
+ * machine, not the code path measured, was the limit.
+ */
+export function busyCoresSince(since: MachineCpu): { busyCores: number; cores: number } {
+  const now = machineCpu();
+  const total = now.total - since.total;
+  const cores = availableCores();
+  return { busyCores: total > 0 ? ((now.busy - since.busy) / total) * cores : 0, cores };
+}
+
+function availableCores(): number {
+  const cpuLines = readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .filter((l) => /^cpu\d+\s/.test(l));
+  return Math.max(1, cpuLines.length);
+}

@@ -85,6 +85,7 @@ function closest<T>(items: T[], key: (t: T) => number, want: number): T | undefi
 
 export function evaluateTargets(r: Results): Target[] {
   const out: Target[] = [];
+  const cores = r.machine.cpus;
   const sizes = [...r.dispatch].sort((a, b) => a.n - b.n);
   const largest = sizes[sizes.length - 1];
   const at100k = sizes.find((d) => d.n === 100_000);
@@ -128,7 +129,10 @@ export function evaluateTargets(r: Results): Target[] {
     out.push({
       name: `dispatch rate at N=${fmt(big.n)} vs raw publish ceiling`,
       target: '≥ 50%',
-      measured: `${fmt(big.median.messagesPerSec)} / ${fmt(r.ceilings.median.publishPerSec)} msg/s = ${fmt(share * 100)}%`,
+      measured:
+        `${fmt(big.median.messagesPerSec)} / ${fmt(r.ceilings.median.publishPerSec)} msg/s = ${fmt(share * 100)}%` +
+        ` (CPU a message: dispatcher ${fmt(big.median.cpuSecondsPer1k * 1000, 1)} µs, publishing client ${fmt(r.ceilings.median.publishClientCpuUsPerMessage, 1)} µs;` +
+        ` machine busy ${fmt(big.median.busyCores, 2)} of ${fmt(cores)} cores in the tick, ${fmt(r.ceilings.median.publishBusyCores, 2)} in the ceiling)`,
       pass: share >= 0.5,
     });
   } else {
@@ -184,6 +188,7 @@ export function evaluateTargets(r: Results): Target[] {
 
 export function markdown(r: Results): string {
   const L: string[] = [];
+  const cores = r.machine.cpus;
   const runs = r.options.runs;
   L.push(
     `Measured ${r.date} on ${r.machine.cpus} × ${r.machine.cpuModel}, ${fmt(r.machine.memoryGiB)} GiB, Node ${r.machine.node}; each figure the median of ${runs} run${runs === 1 ? '' : 's'}${r.options.quick ? ' (--quick)' : ''}.`,
@@ -199,6 +204,10 @@ export function markdown(r: Results): string {
     L.push(
       `| ${fmt(c.publishPerSec)} msg/s | ${fmt(c.pushPerSec)} msg/s | ${fmt(c.createPerSec)}/s | ${fmt(c.updatePerSec)}/s | ${fmt(c.getPerSec)}/s |`,
     );
+    L.push(
+      '',
+      `The raw publish round: the publishing client spent ${fmt(c.publishClientCpuUsPerMessage, 1)} µs of CPU a message, and the machine kept ${fmt(c.publishBusyCores, 2)} of its ${fmt(cores)} cores busy (client and emulator).`,
+    );
     L.push('');
   }
   if (r.dispatch.length > 0) {
@@ -207,13 +216,13 @@ export function markdown(r: Results): string {
       '',
     );
     L.push(
-      '| N | tick wall | messages/s | % of publish ceiling | peak RSS | CPU per 1,000 | reads / notification | writes / notification | cold first tick |',
+      `| N | tick wall | messages/s | % of publish ceiling | peak RSS | CPU per 1,000 | machine busy (of ${fmt(cores)} cores) | reads / notification | writes / notification | cold first tick |`,
     );
-    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const d of r.dispatch) {
       const m = d.median;
       L.push(
-        `| ${fmt(d.n)} | ${fmt(m.wallSeconds, 2)} s | ${fmt(m.messagesPerSec)} | ${c ? `${fmt((m.messagesPerSec / c.publishPerSec) * 100)}%` : '–'} | ${fmt(m.peakRssMiB)} MiB | ${fmt(m.cpuSecondsPer1k, 3)} s | ${fmt(m.readsPerNotification, 4)} | ${fmt(m.writesPerNotification, 4)} | ${fmt(m.coldWallSeconds, 2)} s |`,
+        `| ${fmt(d.n)} | ${fmt(m.wallSeconds, 2)} s | ${fmt(m.messagesPerSec)} | ${c ? `${fmt((m.messagesPerSec / c.publishPerSec) * 100)}%` : '–'} | ${fmt(m.peakRssMiB)} MiB | ${fmt(m.cpuSecondsPer1k, 3)} s | ${fmt(m.busyCores, 2)} | ${fmt(m.readsPerNotification, 4)} | ${fmt(m.writesPerNotification, 4)} | ${fmt(m.coldWallSeconds, 2)} s |`,
       );
     }
     const uncapped = r.dispatchHeapUncapped;

@@ -204,7 +204,7 @@ async function main(): Promise<number> {
     results.ceilings = measured<CeilingRun>(runs);
     const c = results.ceilings.median;
     say(
-      `  publish ${Math.round(c.publishPerSec)} msg/s, push ${Math.round(c.pushPerSec)} msg/s, create ${Math.round(c.createPerSec)}/s, update ${Math.round(c.updatePerSec)}/s, get ${Math.round(c.getPerSec)}/s`,
+      `  publish ${Math.round(c.publishPerSec)} msg/s (${c.publishClientCpuUsPerMessage.toFixed(1)} µs CPU a message, machine busy ${c.publishBusyCores.toFixed(2)} cores), push ${Math.round(c.pushPerSec)} msg/s, create ${Math.round(c.createPerSec)}/s, update ${Math.round(c.updatePerSec)}/s, get ${Math.round(c.getPerSec)}/s`,
     );
   }
 
@@ -217,7 +217,7 @@ async function main(): Promise<number> {
       const runs = await repeat(ctx, `dispatch ${n}`, async (run) => {
         const r = await dispatchRun(ctx, fixture, run);
         say(
-          `    ${r.wallSeconds.toFixed(2)} s, ${Math.round(r.messagesPerSec)} msg/s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB, ${r.cpuSecondsPer1k.toFixed(3)} CPU s per 1,000 (cold first tick ${r.coldWallSeconds.toFixed(2)} s)`,
+          `    ${r.wallSeconds.toFixed(2)} s, ${Math.round(r.messagesPerSec)} msg/s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB, ${r.cpuSecondsPer1k.toFixed(3)} CPU s per 1,000, machine busy ${r.busyCores.toFixed(2)} cores (cold first tick ${r.coldWallSeconds.toFixed(2)} s)`,
         );
         return r;
       });
