@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parsePushBody } from '../shared/messages';
 import type { CapacityRun } from './capacity';
 import { PHASES } from './context';
@@ -341,5 +342,32 @@ describe('resultsBaseName', () => {
     expect(resultsBaseName({ quick: true, phases: all.filter((p) => p !== 'peer') }, '2030-01-01')).toBe(
       '2030-01-01-quick-partial',
     );
+  });
+});
+
+describe('npm run bench arguments (the built command)', () => {
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'bench', 'run.js'), ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+
+  it.each([
+    [['--log-level', 'loud'], /--log-level <level>' argument 'loud' is invalid\. Allowed choices are trace, debug/],
+    [['--runs', '0x2'], /--runs <n>' argument '0x2' is invalid\. expected a whole number from 1 to 20/],
+    [['--sizes', '1e3'], /--sizes <list>' argument '1e3' is invalid/],
+    [['--only', 'dispatch', '--skip', 'dispatch'], /--only dispatch with --skip dispatch leaves no phase to run/],
+  ])('refuses %j before starting anything, naming the input', (args, message) => {
+    const res = run(...args);
+    expect(res.status).toBe(1);
+    expect(res.stderr).toMatch(message);
+    expect(res.stdout).not.toContain('starting the Pub/Sub emulator');
+  });
+
+  it('shows list defaults the way they are written', () => {
+    const help = run('--help').stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('(default: 1,8,64)');
+    expect(help).toContain('(default: 8,64)');
+    expect(help).toContain('<date>-profile.md');
   });
 });

@@ -31,6 +31,32 @@ export function onCleanup(
   };
 }
 
+/**
+ * Covers processes from the moment they are spawned until whoever started them has registered
+ * a stop of its own (an emulator still starting, a service not yet listening): on Ctrl-C or an
+ * error meanwhile, their process groups are killed. `release()` hands them over.
+ */
+export function guardSpawned(name: string): { onSpawn: (child: ChildProcess) => void; release: () => void } {
+  const children: ChildProcess[] = [];
+  const entry: Entry = {
+    name,
+    children,
+    stop: async () => {
+      for (const child of children) killGroupSync(child);
+    },
+  };
+  entries.push(entry);
+  return {
+    onSpawn: (child) => {
+      children.push(child);
+    },
+    release: () => {
+      const i = entries.indexOf(entry);
+      if (i >= 0) entries.splice(i, 1);
+    },
+  };
+}
+
 export async function cleanupAll(say: (line: string) => void = () => undefined): Promise<void> {
   if (running) return running;
   running = (async () => {

@@ -89,8 +89,10 @@ export function makeContext(
         ...process.env,
         ...emulators.env,
         GOOGLE_CLOUD_PROJECT: projectId,
-        // The emulator sends no OIDC token; verification is off explicitly, here only.
+        // The emulator sends no OIDC token; verification is off explicitly, here only, so the
+        // services listen on loopback alone.
         AUTH_MODE: 'none',
+        HOST: '127.0.0.1',
         LOG_LEVEL: opts.logLevel,
         METADATA_SERVER_DETECTION: 'none',
         ...extra,

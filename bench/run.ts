@@ -1,14 +1,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { startEmulators } from '../dev/emulators';
 import { ROOT } from '../dev/processes';
 import { SlackStandIn } from '../dev/slack-standin';
+import { wholeNumber } from '../shared/cli-args';
+import { LOG_LEVELS } from '../shared/config';
 import { type PeerRun, peerRun, seedRedis } from './bullmq-peer';
 import { type CapacityFixture, type CapacityRun, capacityFixture, capacityRun } from './capacity';
 import { type CeilingRun, ceilingSizes, measureCeilings } from './ceilings';
-import { cleanupAll, installSignalHandlers, onCleanup } from './cleanup';
+import { cleanupAll, guardSpawned, installSignalHandlers, onCleanup } from './cleanup';
 import { type BenchContext, type BenchOptions, makeContext, PHASES, type Phase } from './context';
 import { profileMarkdown } from './cpuprofile';
 import { type DispatchFixture, type DispatchRun, dispatchFixture, dispatchRun } from './dispatch';
@@ -35,18 +37,8 @@ const UNCAPPED_OLD_SPACE_MIB = 4096;
 /** The dispatcher's page size (DISPATCH_PAGE_SIZE default): messages per publish request. */
 const PAGE_SIZE = 1000;
 
-function int(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value.replace(/_/g, ''));
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
-    }
-    return n;
-  };
-}
-
 function intList(min: number, max: number) {
-  const one = int(min, max);
+  const one = wholeNumber(min, max);
   return (value: string): number[] => value.split(',').map((v) => one(v.trim()));
 }
 
@@ -82,10 +74,16 @@ export function parseArgs(argv: string[]): BenchOptions {
     .description(
       'Benchmarks slack-fanout on the Pub/Sub and Firestore emulators: the emulators’ ceilings, dispatch at ' +
         'several N, end to end, the notifier’s capacity driven directly, and a cron + BullMQ peer on a local Redis. ' +
-        'Every figure is the median of --runs runs. Writes bench/results/<date>.json, <date>-throughput.svg and <date>.md.',
+        'Every figure is the median of --runs runs. Writes <date>.json, <date>.md, <date>-throughput.svg and, with ' +
+        'the profile phase, <date>-profile.md into --out (<date>-quick.* for --quick, <date>-partial.* when ' +
+        '--only or --skip leave phases out), and the services’ logs and CPU profiles under <out>/tmp/.',
     )
     .option('--quick', `a smoke check: N=${QUICK.sizes.join(',')}, end to end ${QUICK.e2e}, 1 run`, false)
-    .option('--runs <n>', `runs per figure, the median reported (default: ${FULL.runs}; --quick: 1)`, int(1, 20))
+    .option(
+      '--runs <n>',
+      `runs per figure, the median reported (default: ${FULL.runs}; --quick: 1)`,
+      wholeNumber(1, 20),
+    )
     .option(
       '--sizes <list>',
       `dispatch sizes N, comma-separated (default: ${FULL.sizes.join(',')}; --quick: ${QUICK.sizes.join(',')})`,
@@ -94,41 +92,50 @@ export function parseArgs(argv: string[]): BenchOptions {
     .option(
       '--e2e <n>',
       `notifications end to end through the emulators (default: ${FULL.e2e}; --quick: ${QUICK.e2e})`,
-      int(1, 1_000_000),
+      wholeNumber(1, 1_000_000),
     )
-    .option(
-      '--in-flight <list>',
-      'notifier capacity: requests in flight, comma-separated',
-      intList(1, 1024),
-      [1, 8, 64],
+    .addOption(
+      new Option('--in-flight <list>', 'notifier capacity: requests in flight, comma-separated')
+        .argParser(intList(1, 1024))
+        .default([1, 8, 64], '1,8,64'),
     )
     .option(
       '--capacity-requests <n>',
       `notifier capacity: requests at the highest level (1/8 of it at 1 in flight, 1/2 at 8) (default: ${FULL.capacityRequests}; --quick: ${QUICK.capacityRequests})`,
-      int(10, 1_000_000),
+      wholeNumber(10, 1_000_000),
     )
     .option(
       '--peer-jobs <n>',
       `BullMQ peer: jobs per run (default: ${FULL.peerJobs}; --quick: ${QUICK.peerJobs})`,
-      int(1, 1_000_000),
+      wholeNumber(1, 1_000_000),
     )
-    .option(
-      '--worker-concurrency <list>',
-      'BullMQ peer: the Worker’s concurrency, comma-separated, one peer run each (compared with the same --in-flight level)',
-      intList(1, 1024),
-      [8, 64],
+    .addOption(
+      new Option(
+        '--worker-concurrency <list>',
+        'BullMQ peer: the Worker’s concurrency, comma-separated, one peer run each (compared with the same --in-flight level)',
+      )
+        .argParser(intList(1, 1024))
+        .default([8, 64], '8,64'),
     )
     .option('--only <phases>', `run only these phases, comma-separated: ${PHASES.join(', ')}`, phaseList)
     .option('--skip <phases>', 'skip these phases, comma-separated', phaseList)
     .option('--no-install-redis', 'do not apt-get install redis-server when it is missing (the peer is skipped)')
     .option('--out <dir>', 'where results go', join(ROOT, 'bench', 'results'))
-    .option('--log-level <level>', 'the services’ log level (production default: info)', 'info')
-    .option('--timeout <seconds>', 'longest wait for one run’s deliveries', int(10, 86_400), 900)
+    .addOption(
+      new Option('--log-level <level>', 'the services’ log level (production default: info)')
+        .choices(LOG_LEVELS)
+        .default('info'),
+    )
+    .option('--timeout <seconds>', 'longest wait for one run’s deliveries', wholeNumber(10, 86_400), 900)
     .showHelpAfterError()
     .parse(argv);
   const raw = program.opts<RawOptions>();
   const base = raw.quick ? QUICK : FULL;
   const only = raw.only ?? [...PHASES];
+  const phases = only.filter((p) => !(raw.skip ?? []).includes(p));
+  if (phases.length === 0) {
+    program.error(`error: --only ${only.join(',')} with --skip ${(raw.skip ?? []).join(',')} leaves no phase to run`);
+  }
   return {
     quick: raw.quick,
     runs: raw.runs ?? base.runs,
@@ -138,7 +145,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     capacityRequests: raw.capacityRequests ?? base.capacityRequests,
     peerJobs: raw.peerJobs ?? base.peerJobs,
     workerConcurrency: raw.workerConcurrency,
-    phases: only.filter((p) => !(raw.skip ?? []).includes(p)),
+    phases,
     installRedis: raw.installRedis,
     out: resolve(raw.out),
     logLevel: raw.logLevel,
@@ -174,8 +181,14 @@ async function main(): Promise<number> {
 
   say(`slack-fanout benchmark${opts.quick ? ' (--quick)' : ''}: ${opts.phases.join(', ')}; ${opts.runs} run(s) each`);
   say(`logs and profiles in ${tmpDir}`);
-  const emulators = await startEmulators({ logDir: join(tmpDir, 'emulators'), onProgress: (l) => say(`  ${l}`) });
+  const starting = guardSpawned('emulators (starting)');
+  const emulators = await startEmulators({
+    logDir: join(tmpDir, 'emulators'),
+    onProgress: (l) => say(`  ${l}`),
+    onSpawn: starting.onSpawn,
+  });
   onCleanup('emulators', () => emulators.stop(), [emulators.pubsub.child, emulators.firestore.child]);
+  starting.release();
   // The benchmark's own clients (seeding, ceilings) talk to the emulators too.
   Object.assign(process.env, emulators.env);
   const ctx = makeContext(opts, emulators, tmpDir, stamp, say);
@@ -366,7 +379,10 @@ async function main(): Promise<number> {
   writeFileSync(`${base}.md`, table);
   if (results.dispatch.length > 0) writeFileSync(`${base}-throughput.svg`, throughputSvg(results));
   say(`\n${table}`);
-  say(`results: ${base}.json, ${base}.md${results.dispatch.length > 0 ? `, ${base}-throughput.svg` : ''}`);
+  const written = [`${base}.json`, `${base}.md`];
+  if (results.dispatch.length > 0) written.push(`${base}-throughput.svg`);
+  if (results.profile) written.push(`${base}-profile.md`);
+  say(`results: ${written.join(', ')}`);
   return 0;
 }
 

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../dev/emulators';
 import { type ServiceProcess, startService, stopService } from '../dev/processes';
-import { onCleanup } from './cleanup';
+import { guardSpawned, onCleanup } from './cleanup';
 import { cpuSeconds, peakRssMiB } from './proc';
 
 /**
@@ -52,14 +52,16 @@ export async function startBenchService(
   const statsPort = await freePort();
   const instrument = join(__dirname, 'instrument.js');
   const nodeOptions = [env.NODE_OPTIONS, `--require=${instrument}`].filter(Boolean).join(' ');
+  const starting = guardSpawned(`${name} (starting)`);
   const svc = await startService(
     name,
     { ...env, NODE_OPTIONS: nodeOptions, BENCH_STATS_PORT: String(statsPort) },
-    { logFile: join(logDir, `${name}.log`), nodeArgs, ...(entry ? { entry } : {}) },
+    { logFile: join(logDir, `${name}.log`), nodeArgs, onSpawn: starting.onSpawn, ...(entry ? { entry } : {}) },
   );
   const pid = svc.child.pid;
   if (pid === undefined) throw new Error(`the ${name} has no pid`);
   const remove = onCleanup(name, () => stopService(svc), svc.child);
+  starting.release();
   const base = `http://127.0.0.1:${statsPort}`;
   const call = async (method: string, path: string): Promise<unknown> => {
     const res = await fetch(`${base}${path}`, { method });

@@ -1,7 +1,10 @@
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
+import { deferred } from '../shared/concurrency';
 import { createLogger } from '../shared/logger';
 import { MemoryStore } from '../shared/memory-store';
 import type { PagePublisher } from '../shared/pubsub';
+import { createLifecycle } from '../shared/service';
 import { createApp, MAX_SCHEDULE_TIME_AHEAD_MS, tickTimeOf } from './app';
 
 const now = new Date('2026-11-29T09:30:00.000Z');
@@ -76,5 +79,65 @@ describe('POST /tick with a bad schedule time', () => {
     }
     expect(publish).not.toHaveBeenCalled();
     expect(store.schedule('s1')?.nextRunAt?.toISOString()).toBe(new Date(now.getTime() - 60_000).toISOString());
+  });
+});
+
+describe('shutting down while a tick runs', () => {
+  it('waits for the tick, which stops at its next page and answers, before the clients are closed', async () => {
+    const store = new MemoryStore();
+    store.putSchedule('s1', { cron: '* * * * *', timezone: 'UTC', nextRunAt: new Date(now.getTime() - 60_000) });
+    for (let i = 0; i < 6; i++) {
+      store.putNotification(`n${i}`, {
+        accountId: 'a1',
+        slack: { channelId: 'C1' },
+        schedule: { cron: '* * * * *', timezone: 'UTC' },
+        scheduleId: 's1',
+        enabled: true,
+      });
+    }
+    const log = createLogger({ service: 'test', level: 'silent' });
+    const lifecycle = createLifecycle(log);
+    const firstPage = deferred();
+    const release = deferred();
+    let pages = 0;
+    const app = createApp({
+      runs: store,
+      publisher: {
+        publishPage: async () => {
+          pages++;
+          firstPage.resolve();
+          await release.promise;
+        },
+      },
+      log,
+      pageSize: 1,
+      leaseSeconds: 60,
+      catchUpWindowSeconds: 900,
+      projectId: 'demo-test',
+      clock: () => now,
+      isDraining: lifecycle.isDraining,
+      track: lifecycle.track,
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    const tick = fetch(`http://127.0.0.1:${port}/tick`, { method: 'POST' });
+    await firstPage.promise;
+    // Probes are not work a shutdown waits for.
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    expect(lifecycle.inFlight()).toBe(1);
+
+    let closedWhileTickInFlight: boolean | null = null;
+    const shutdown = lifecycle.shutdown(server, async () => {
+      closedWhileTickInFlight = lifecycle.inFlight() > 0;
+    });
+    release.resolve();
+    const res = await tick;
+    await shutdown;
+    expect(closedWhileTickInFlight).toBe(false);
+    // The run stopped at the page after SIGTERM: not every notification was published.
+    expect(res.status).toBe(503);
+    expect(pages).toBeLessThan(6);
+    expect(await res.json()).toMatchObject({ occurrences: [expect.objectContaining({ status: 'failed' })] });
   });
 });

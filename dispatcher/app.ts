@@ -14,7 +14,8 @@ export interface DispatcherDeps extends Omit<TickDeps, 'log'> {
   tickAuth?: RequestHandler;
   /** The admin API and status page; mounted only with its own guard. */
   admin?: AdminDeps;
-  isDraining?: () => boolean;
+  /** Counts requests in flight (ticks and admin calls), so that a shutdown waits for them. */
+  track?: RequestHandler;
   /** Extra routes mounted on the same app. */
   mount?: (app: Express) => void;
 }
@@ -55,6 +56,8 @@ export function createApp(deps: DispatcherDeps): Express {
   const isDraining = deps.isDraining ?? (() => false);
   const clock = deps.clock ?? (() => new Date());
   healthRoutes(app, deps.readiness ?? {}, isDraining);
+  // After the health routes: a shutdown waits for ticks and admin calls, not for probes.
+  if (deps.track) app.use(deps.track);
 
   const guards: RequestHandler[] = deps.tickAuth ? [deps.tickAuth] : [];
   app.post(TOPOLOGY.tickPath, ...guards, jsonBody('16kb'), async (req, res) => {

@@ -36,6 +36,7 @@ function main(): void {
     leaseSeconds: config.runLeaseSeconds,
     catchUpWindowSeconds: config.catchUpWindowSeconds,
     isDraining: lifecycle.isDraining,
+    track: lifecycle.track,
     readiness: { firestore: firestoreReady(db), pubsub: topicReady(topic) },
   });
   serve(app, { port: config.port, host: config.host }, log, lifecycle, async () => {

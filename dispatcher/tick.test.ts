@@ -334,6 +334,54 @@ describe('runTick', () => {
     expect(store.schedule(scheduleId)?.activeOccurrence).toBeNull();
   });
 
+  it('stops a run at the next page once the service drains, checkpointed and released, and a later tick resumes it', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 5 });
+    let draining = false;
+    const publisher = new FakePublisher();
+    const real = publisher.publishPage.bind(publisher);
+    // SIGTERM arrives while the first page is being published.
+    jest.spyOn(publisher, 'publishPage').mockImplementation(async (page) => {
+      draining = true;
+      return real(page);
+    });
+    const first = await runTick(occurrence, deps(store, publisher, { isDraining: () => draining }));
+
+    expect(first.failed).toBe(1);
+    expect(first.occurrences[0]).toMatchObject({ status: 'failed', published: 2, runId });
+    expect(first.occurrences[0]?.error).toContain('shutting down');
+    const order = inDispatchOrder(ids);
+    expect(await store.getRun(runId)).toMatchObject({
+      status: 'running',
+      cursor: bucketOf(order[1] as string),
+      published: 2,
+      leaseOwner: null,
+    });
+
+    const rest = new FakePublisher();
+    const second = await runTick(new Date(occurrence.getTime() + 60_000), deps(store, rest));
+    expect(second.occurrences[0]).toMatchObject({ status: 'resumed', published: 3 });
+    expect(rest.messages.map((m) => m.notificationId)).toEqual(order.slice(2));
+  });
+
+  it('starts no schedule once the service drains: each is left due for a later tick', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 3 });
+    const publisher = new FakePublisher();
+    const summary = await runTick(occurrence, deps(store, publisher, { isDraining: () => true }));
+    expect(publisher.pages).toHaveLength(0);
+    expect(summary.occurrences).toEqual([
+      expect.objectContaining({
+        scheduleId,
+        status: 'failed',
+        published: 0,
+        error: expect.stringContaining('shutting down'),
+      }),
+    ]);
+    expect(await store.getRun(runId)).toBeNull();
+    expect(store.schedule(scheduleId)).toMatchObject({ nextRunAt: occurrence });
+  });
+
   it('after resuming an old run, a newer occurrence that fell due meanwhile still runs', async () => {
     const hourly = { cron: '0 * * * *', timezone: 'UTC' };
     const id = scheduleIdOf(hourly);

@@ -35,7 +35,16 @@ export interface TickDeps {
    */
   pagesInFlight?: number;
   clock?: () => Date;
+  /**
+   * True once the service is shutting down: a run stops at its next page, checkpointed up to
+   * what Pub/Sub accepted and released, so that the tick answers within the shutdown grace and a
+   * later tick resumes it; a schedule not started yet is left for a later tick.
+   */
+  isDraining?: () => boolean;
 }
+
+/** Why a run stopped early when the service began shutting down. */
+export const SHUTTING_DOWN = 'the dispatcher is shutting down; a later tick resumes the run from its checkpoint';
 
 export type OccurrenceStatus =
   | 'dispatched'
@@ -101,6 +110,9 @@ async function runSchedule(
   clock: () => Date,
 ): Promise<OccurrenceResult> {
   const base = { scheduleId: schedule.id, published: 0, skipped: 0 };
+  if (deps.isDraining?.()) {
+    return { ...base, occurrence: null, runId: null, status: 'failed', error: SHUTTING_DOWN };
+  }
   try {
     validateSchedule(schedule);
   } catch (err) {
@@ -194,10 +206,11 @@ async function runSchedule(
       const { ids } = page.value;
       next = pages.next();
       next.catch(() => undefined);
-      // A lost lease, or a page Pub/Sub refused, stops the run before it publishes more.
+      // A lost lease, a page Pub/Sub refused, or a shutdown stops the run before it publishes more.
       checkpoints.throwIfFailed();
       const refusal = refused[0];
       if (refusal) throw refusal.error;
+      if (deps.isDraining?.()) throw new Error(SHUTTING_DOWN);
       const accepted = deps.publisher.publishPage(
         ids.map((notificationId) => ({
           message: { v: 1, notificationId, occurrence, scheduleId: schedule.id, runId },

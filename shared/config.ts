@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { TOPOLOGY } from './topology';
 
+/** The services' log levels (LOG_LEVEL), quietest last. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
 /**
  * Every environment variable the services read, in one list. The README's
  * "Configuration" table is this list.
@@ -59,7 +62,7 @@ const schema = z.object({
   projectId: z.string().min(1),
   port: int(0, 65535).default(8080),
   host: z.string().min(1).optional(),
-  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  logLevel: z.enum(LOG_LEVELS).default('info'),
   dispatchTopic: z.string().min(1).default(TOPOLOGY.dispatchTopic),
   // A page is one publish request: the publisher's batch holds up to 1,000 messages.
   dispatchPageSize: int(1, 5000).default(1000),
