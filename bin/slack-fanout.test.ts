@@ -1,4 +1,4 @@
-import { buildProgram, parseNotificationsFile } from './slack-fanout';
+import { buildProgram, parseAccountsFile, parseNotificationsFile } from './slack-fanout';
 
 const good = { id: 'n-1', accountId: 'a-1', channelId: 'C1', cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' };
 
@@ -42,10 +42,48 @@ describe('parseNotificationsFile', () => {
   });
 });
 
+describe('parseAccountsFile', () => {
+  const acct = { id: 'acct-1', name: 'Acme', metrics: [{ label: 'Signups', value: 12, change: 0.1 }] };
+
+  it('reads a valid array, filling what a report needs by default', () => {
+    expect(parseAccountsFile(JSON.stringify([acct, { id: 'acct-2', name: 'Beta' }]), 'a.json')).toEqual([
+      { id: 'acct-1', account: { name: 'Acme', metrics: acct.metrics, highlights: [] } },
+      { id: 'acct-2', account: { name: 'Beta', metrics: [], highlights: [] } },
+    ]);
+  });
+
+  it.each([
+    ['not JSON', '[', /a\.json is not JSON/],
+    ['not an array', '{"id":"x"}', /a\.json must hold a JSON array of accounts/],
+    ['a missing name', JSON.stringify([acct, { id: 'acct-2' }]), /a\.json\[1\]: name/],
+    ['an unknown field', JSON.stringify([{ ...acct, nmae: 'x' }]), /a\.json\[0\]/],
+    [
+      'a metric without a label',
+      JSON.stringify([{ ...acct, metrics: [{ value: 1 }] }]),
+      /a\.json\[0\]: metrics\.0\.label/,
+    ],
+    ['a bad dashboard URL', JSON.stringify([{ ...acct, dashboardUrl: 'not a url' }]), /a\.json\[0\]: dashboardUrl/],
+    ['an id with a slash', JSON.stringify([{ ...acct, id: 'a/b' }]), /a\.json\[0\]: account id "a\/b".*'\/'/],
+    ['a duplicate id', JSON.stringify([acct, acct]), /a\.json\[1\]: duplicate id acct-1 \(also a\.json\[0\]\)/],
+  ])('names %s', (_what, text, message) => {
+    expect(() => parseAccountsFile(text, 'a.json')).toThrow(message);
+  });
+});
+
 describe('the command line', () => {
   it('lists every command in its help', () => {
     const help = buildProgram().helpInformation();
-    for (const command of ['import', 'add', 'reindex', 'pause', 'resume', 'show', 'run', 'redrive']) {
+    for (const command of [
+      'import',
+      'import-accounts',
+      'add',
+      'reindex',
+      'pause',
+      'resume',
+      'show',
+      'run',
+      'redrive',
+    ]) {
       expect(help).toContain(command);
     }
   });

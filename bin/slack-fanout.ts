@@ -9,12 +9,13 @@ import { positiveInt } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
-import { documentIdProblem } from '../shared/model';
+import { type Account, accountSchema, documentIdProblem } from '../shared/model';
 import {
   InvalidNotificationError,
   type NewNotification,
   notificationDoc,
   reindexNotifications,
+  saveAccounts,
   saveNotifications,
   setNotificationEnabled,
 } from '../shared/notifications';
@@ -37,6 +38,9 @@ const newNotificationSchema = z.strictObject({
   title: z.string().max(150).optional(),
   enabled: z.boolean().optional(),
 });
+
+const newAccountSchema = accountSchema.extend({ id: z.string().min(1) }).strict();
+export type NewAccount = { id: string; account: Account };
 
 class CliError extends Error {}
 
@@ -85,14 +89,39 @@ function readText(file: string): string {
 
 /** Reads a JSON array of notifications, naming the first bad entry. */
 export function parseNotificationsFile(text: string, file: string): NewNotification[] {
+  return parseNotificationEntries(parseJsonArray(text, file, 'notifications'), (i) => `${file}[${i}]`);
+}
+
+function parseJsonArray(text: string, file: string, of: string): unknown[] {
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (err) {
     throw new CliError(`${file} is not JSON: ${(err as Error).message}`);
   }
-  if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of notifications`);
-  return parseNotificationEntries(data, (i) => `${file}[${i}]`);
+  if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of ${of}`);
+  return data;
+}
+
+/** Reads a JSON array of accounts (the data a report shows), naming the first bad entry. */
+export function parseAccountsFile(text: string, file: string): NewAccount[] {
+  const entries = parseJsonArray(text, file, 'accounts');
+  const seen = new Map<string, number>();
+  return entries.map((entry, i) => {
+    const where = `${file}[${i}]`;
+    const parsed = newAccountSchema.safeParse(entry);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new CliError(`${where}: ${issue?.path.join('.') || '(entry)'}: ${issue?.message}`);
+    }
+    const { id, ...account } = parsed.data;
+    const problem = documentIdProblem(id);
+    if (problem) throw new CliError(`${where}: account id ${JSON.stringify(id.slice(0, 100))}: ${problem}`);
+    const first = seen.get(id);
+    if (first !== undefined) throw new CliError(`${where}: duplicate id ${id} (also ${file}[${first}])`);
+    seen.set(id, i);
+    return { id, account };
+  });
 }
 
 /** Validates notifications (schema, ids, cron, time zone, no id twice), naming the first bad one by `where`. */
@@ -151,6 +180,26 @@ export function buildProgram(): Command {
         await db.terminate();
       }
       process.stdout.write(`imported ${items.length} notifications\n`);
+    });
+
+  program
+    .command('import-accounts')
+    .description(
+      'create or replace the accounts in a JSON file: the data each report shows (an array of {id, name, metrics?: [{label, value, change?}], highlights?: [string], dashboardUrl?})',
+    )
+    .argument('<file>', 'the JSON file')
+    .action(async (file: string) => {
+      const items = parseAccountsFile(readText(file), file);
+      const db = createFirestore(projectOf(program.opts()));
+      const bar = new SingleBar({ format: 'importing [{bar}] {value}/{total}', hideCursor: true });
+      bar.start(items.length, 0);
+      try {
+        await saveAccounts(db, items, { onProgress: (n) => bar.update(n) });
+      } finally {
+        bar.stop();
+        await db.terminate();
+      }
+      process.stdout.write(`imported ${items.length} accounts\n`);
     });
 
   program

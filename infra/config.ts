@@ -1,4 +1,5 @@
 import * as pulumi from '@pulumi/pulumi';
+import { validateSchedule } from '../shared/schedule';
 
 /**
  * Every stack configuration key the program reads, in the project's namespace
@@ -96,7 +97,7 @@ const RESERVED_LABELS = ['app', 'stack', 'managed-by'];
 const REGION = /^[a-z]+-[a-z]+\d+$/;
 const FIRESTORE_LOCATION = /^([a-z]+-[a-z]+\d+|[a-z]+\d+)$/;
 const PROJECT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
-const IMAGE = /^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)+(:[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})$/;
+const IMAGE = /^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)+(:[\w][\w.-]{0,127}(@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$/;
 const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
 const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 const EMAIL = /^[^@\s,]+@[^@\s,]+\.[^@\s,]+$/;
@@ -172,8 +173,11 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
   };
 
   const cron = value('schedulerCron') ?? DEFAULTS.schedulerCron;
-  if (cron.split(/\s+/).length !== 5) {
-    fail('schedulerCron', `must be a five-field cron expression (got ${JSON.stringify(cron)})`);
+  try {
+    // The same check as a notification's schedule: five fields, each in its range.
+    validateSchedule({ cron, timezone: 'UTC' });
+  } catch (err) {
+    fail('schedulerCron', `must be a five-field cron expression: ${(err as Error).message}`);
   }
   const timeZone = value('schedulerTimezone') ?? DEFAULTS.schedulerTimezone;
   if (!isTimeZone(timeZone)) {

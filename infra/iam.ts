@@ -104,13 +104,6 @@ export function grantRuntimeRoles(args: RuntimeGrantsArgs): pulumi.Resource[] {
       role: ROLES.viewer,
       member: dispatcher,
     }),
-    // The notifier republishes dead deliveries on redrive.
-    new gcp.pubsub.TopicIAMMember('notifier-publishes-dispatch', {
-      project: args.project,
-      topic: args.dispatchTopic.name,
-      role: ROLES.publisher,
-      member: notifier,
-    }),
     new gcp.secretmanager.SecretIamMember('notifier-reads-slack-token', {
       project: args.project,
       secretId: args.slackTokenSecret.id,

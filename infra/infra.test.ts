@@ -237,7 +237,6 @@ describe('the full stack', () => {
     expect(grants(saMember('notifier'))).toEqual(
       [
         `roles/datastore.user on project ${GCP_PROJECT}`,
-        `roles/pubsub.publisher on ${TOPOLOGY.dispatchTopic}`,
         `roles/secretmanager.secretAccessor on projects/${GCP_PROJECT}/secrets/${secret.inputs.secretId}`,
       ].sort(),
     );
@@ -569,6 +568,37 @@ describe('parseConfig', () => {
     expect(problemKeys({ ...valid, dispatcherImage: 'dispatcher', notifierImage: IMAGES.notifier })).toEqual([
       `${NS}:dispatcherImage`,
     ]);
+  });
+
+  it('checks the tick cron the way a notification schedule is checked, naming the key', () => {
+    for (const cron of ['61 * * * *', 'every 5 minutes please ok', '* * * *', '*/5 * * * * *']) {
+      expect({ cron, problems: problemKeys({ ...valid, schedulerCron: cron }) }).toEqual({
+        cron,
+        problems: [`${NS}:schedulerCron`],
+      });
+    }
+    expect(problemKeys({ ...valid, schedulerCron: '*/2 8-18 * * 1-5' })).toEqual([]);
+  });
+
+  it('takes an image with a tag, a digest, or both', () => {
+    const digest = `@sha256:${'a'.repeat(64)}`;
+    for (const ref of ['dispatcher:v1', `dispatcher${digest}`, `dispatcher:v1${digest}`]) {
+      const image = `europe-docker.pkg.dev/acme/slack-fanout/${ref}`;
+      expect({
+        image,
+        problems: problemKeys({ ...valid, dispatcherImage: image, notifierImage: IMAGES.notifier }),
+      }).toEqual({
+        image,
+        problems: [],
+      });
+    }
+    expect(
+      problemKeys({
+        ...valid,
+        dispatcherImage: 'europe-docker.pkg.dev/acme/x/dispatcher',
+        notifierImage: IMAGES.notifier,
+      }),
+    ).toEqual([`${NS}:dispatcherImage`]);
   });
 
   it('reports every problem at once', () => {

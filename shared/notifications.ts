@@ -148,12 +148,36 @@ export async function saveNotifications(
   opts.onProgress?.(written);
 }
 
-export async function saveAccounts(db: Firestore, accounts: { id: string; account: Account }[]): Promise<void> {
+/**
+ * Creates or replaces accounts. Every write is awaited: one that fails (after the writer's own
+ * retries) fails the call, saying how many were saved; saving them again is safe.
+ */
+export async function saveAccounts(
+  db: Firestore,
+  accounts: { id: string; account: Account }[],
+  opts: { onProgress?: (written: number) => void } = {},
+): Promise<void> {
   const writer = db.bulkWriter();
-  for (const { id, account } of accounts) {
-    void writer.set(db.collection(COLLECTIONS.accounts).doc(id), accountSchema.parse(account));
-  }
+  let written = 0;
+  const failures: string[] = [];
+  const writes = accounts.map(({ id, account }) =>
+    writer.set(db.collection(COLLECTIONS.accounts).doc(id), accountSchema.parse(account)).then(
+      () => {
+        written++;
+        opts.onProgress?.(written);
+      },
+      (err: unknown) => {
+        failures.push(`${id}: ${(err as Error).message}`);
+      },
+    ),
+  );
   await writer.close();
+  await Promise.all(writes);
+  if (failures.length > 0) {
+    throw new Error(
+      `saved ${written} of ${accounts.length} accounts; ${failures.length} failed (saving them again is safe), the first: ${failures[0]}`,
+    );
+  }
 }
 
 /** Pauses or resumes a notification, and its dispatch index entry with it. Resuming clears the failure count. */

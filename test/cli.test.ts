@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createFirestore } from '../shared/firestore';
+import { accountSchema } from '../shared/model';
 
 const CLI = join(__dirname, '..', 'dist', 'bin', 'slack-fanout.js');
 
@@ -35,5 +37,40 @@ describe('the built command, off the emulators', () => {
     // redrive publishes too: without the Pub/Sub emulator it needs credentials.
     const redrive = await runCli(['-p', 'demo-cli-fs', 'redrive', 'r-1'], env);
     expect(redrive.stderr).toMatch(/^slack-fanout: no Google credentials/);
+  });
+});
+
+describe('import-accounts, on the emulator', () => {
+  it('writes every account a report reads, and a second import replaces them', async () => {
+    const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
+    const dir = mkdtempSync(join(tmpdir(), 'accounts-'));
+    const file = join(dir, 'accounts.json');
+    writeFileSync(
+      file,
+      JSON.stringify([
+        { id: 'acct-1', name: 'Acme', metrics: [{ label: 'Signups', value: 12 }], highlights: ['New plan'] },
+        { id: 'acct-2', name: 'Beta' },
+      ]),
+    );
+    const first = await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env);
+    expect(first).toMatchObject({ code: 0, stdout: expect.stringContaining('imported 2 accounts') });
+    writeFileSync(file, JSON.stringify([{ id: 'acct-2', name: 'Beta Inc.' }]));
+    expect((await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env)).code).toBe(0);
+
+    const db = createFirestore('demo-cli-accounts');
+    try {
+      const [a1, a2] = await db.getAll(db.doc('accounts/acct-1'), db.doc('accounts/acct-2'));
+      expect(accountSchema.parse(a1?.data())).toEqual({
+        name: 'Acme',
+        metrics: [{ label: 'Signups', value: 12 }],
+        highlights: ['New plan'],
+      });
+      expect(a2?.data()).toEqual({ name: 'Beta Inc.', metrics: [], highlights: [] });
+    } finally {
+      await db.terminate();
+    }
+
+    const bad = await runCli(['-p', 'demo-cli-accounts', 'import-accounts', join(dir, 'missing.json')], env);
+    expect(bad.stderr).toMatch(/^slack-fanout: cannot read .*missing\.json: ENOENT/);
   });
 });
