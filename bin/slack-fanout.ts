@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Timestamp } from '@google-cloud/firestore';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
+import pino from 'pino';
 import { GoogleAuth } from 'google-auth-library';
 import { z } from 'zod';
 import { positiveInt } from '../shared/cli-args';
@@ -323,7 +324,9 @@ export function buildProgram(): Command {
 
   program
     .command('redrive')
-    .description("put a run's dead deliveries back on the dispatch topic (safe to repeat)")
+    .description(
+      "put a run's dead deliveries back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 10 minutes or more later)",
+    )
     .argument('<runId>', 'scheduleId:occurrence')
     .option('--topic <name>', 'the dispatch topic', TOPOLOGY.dispatchTopic)
     .option('--page-size <n>', 'deliveries per page', positiveInt(), 200)
@@ -337,8 +340,12 @@ export function buildProgram(): Command {
         const result = await redriveRun(runId, {
           ledger: firestoreRedriveLedger(store),
           publisher: topicPublisher(dispatchTopic(pubsub, o.topic)),
-          log: createLogger({ service: 'cli', level: 'warn' }),
+          // Logs go to stderr: stdout holds the result alone, for scripts.
+          log: createLogger({ service: 'cli', level: 'warn', destination: pino.destination(2) }),
           pageSize: o.pageSize,
+          onProgress: (r) => {
+            process.stderr.write(`redrive: ${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed so far\n`);
+          },
         });
         print(result);
         if (result.failed > 0) process.exitCode = 1;

@@ -353,6 +353,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         occurrence: req.occurrence,
         runId: req.runId,
         firstAttemptAt: d.firstAttemptAt ?? req.now,
+        // A redriven message arrived: its redrive is no longer waiting to publish it.
+        redrivePending: FieldValue.delete(),
       });
       return {
         kind: 'claimed',

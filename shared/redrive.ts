@@ -1,3 +1,4 @@
+import { FieldValue } from '@google-cloud/firestore';
 import type { FirestoreStore } from './firestore-store';
 import { toDate } from './firestore-store';
 import type { Logger } from './logger';
@@ -18,14 +19,31 @@ export type ReopenResult =
   /** Recorded dead from a message too broken to say which notification it was for. */
   | { kind: 'incomplete' };
 
+/**
+ * How long a delivery a redrive reopened may wait for that redrive to publish it. Past this, a
+ * later redrive takes it as stranded (the redrive that reopened it was interrupted, or crashed,
+ * between the two steps) and publishes it again. Longer than a publish can take, retries
+ * included, so a redrive still running is not overtaken.
+ */
+export const REDRIVE_STRANDED_AFTER_MS = 10 * 60_000;
+
 export interface RedriveLedger {
   deliveryIdsOfRun(runId: string, status: DeliveryStatus, cursor: string | null, limit: number): Promise<string[]>;
   /**
-   * Moves a dead delivery to `retrying`, attempts kept: the ledger refuses to claim a final
-   * status, so the redriven message could not be delivered while it is still `dead`.
+   * Moves a dead delivery to `retrying`, attempts kept, marked as waiting for its redrive's
+   * publish: the ledger refuses to claim a final status, so the redriven message could not be
+   * delivered while it is still `dead`.
    */
   reopenDead(deliveryId: string, now: Date): Promise<ReopenResult>;
-  /** Undoes `reopenDead` when its message could not be published, so a later redrive finds it. */
+  /**
+   * Takes over a delivery an earlier redrive reopened but never published: still `retrying`,
+   * still waiting for its publish since before `staleBefore`, unclaimed. Anything else (a
+   * delivery retrying on Pub/Sub's own redelivery, a redrive still publishing) is `not_stranded`.
+   */
+  reopenStranded(deliveryId: string, now: Date, staleBefore: Date): Promise<ReopenResult | { kind: 'not_stranded' }>;
+  /** Records that the redriven messages are on the topic: their deliveries are no longer waiting. */
+  markPublished(deliveryIds: string[], now: Date): Promise<void>;
+  /** Undoes a reopen when its message could not be published, so a later redrive finds it dead. */
   restoreDead(deliveryId: string, now: Date): Promise<void>;
 }
 
@@ -37,6 +55,8 @@ export interface RedriveDeps {
   log: Logger;
   pageSize?: number;
   clock?: () => Date;
+  /** Called after each page with the counts so far (a redrive of many pages can take a while). */
+  onProgress?: (so_far: RedriveResult) => void;
 }
 
 export interface RedriveResult {
@@ -59,16 +79,41 @@ export async function redriveRun(runId: string, deps: RedriveDeps): Promise<Redr
   const clock = deps.clock ?? (() => new Date());
   const pageSize = deps.pageSize ?? 200;
   const result: RedriveResult = { runId, redriven: 0, skipped: 0, failed: 0 };
+  // The dead deliveries, then any an interrupted redrive left reopened but unpublished.
+  await redrivePages(runId, 'dead', (id) => deps.ledger.reopenDead(id, clock()), pageSize, result, deps, clock);
+  const staleBefore = new Date(clock().getTime() - REDRIVE_STRANDED_AFTER_MS);
+  await redrivePages(
+    runId,
+    'retrying',
+    (id) => deps.ledger.reopenStranded(id, clock(), staleBefore),
+    pageSize,
+    result,
+    deps,
+    clock,
+  );
+  deps.log.info({ redrive: result, runId }, `redrive of ${runId}: ${result.redriven} redriven`);
+  return result;
+}
+
+async function redrivePages(
+  runId: string,
+  status: DeliveryStatus,
+  reopen: (deliveryId: string) => Promise<ReopenResult | { kind: 'not_stranded' }>,
+  pageSize: number,
+  result: RedriveResult,
+  deps: RedriveDeps,
+  clock: () => Date,
+): Promise<void> {
   let cursor: string | null = null;
   for (;;) {
-    const ids = await deps.ledger.deliveryIdsOfRun(runId, 'dead', cursor, pageSize);
+    const ids = await deps.ledger.deliveryIdsOfRun(runId, status, cursor, pageSize);
     if (ids.length === 0) break;
     // Reopened before publishing: a message that arrived while the delivery was still dead would be acked unsent.
-    const reopened = await Promise.all(
-      ids.map(async (deliveryId) => ({ deliveryId, r: await deps.ledger.reopenDead(deliveryId, clock()) })),
-    );
+    const reopened = await Promise.all(ids.map(async (deliveryId) => ({ deliveryId, r: await reopen(deliveryId) })));
     const page: { deliveryId: string; message: DispatchMessage }[] = [];
     for (const { deliveryId, r } of reopened) {
+      // Retrying on Pub/Sub's own redelivery, or another redrive's: not this redrive's to count.
+      if (r.kind === 'not_stranded') continue;
       if (r.kind !== 'reopened') {
         result.skipped++;
         if (r.kind === 'incomplete') deps.log.warn({ deliveryId, runId }, 'dead delivery lacks its ids; not redriven');
@@ -94,6 +139,7 @@ export async function redriveRun(runId: string, deps: RedriveDeps): Promise<Redr
       });
     }
     if (page.length > 0) {
+      let published = false;
       try {
         await deps.publisher.publishPage(
           page.map((p) => ({
@@ -101,19 +147,30 @@ export async function redriveRun(runId: string, deps: RedriveDeps): Promise<Redr
             attributes: { deliveryId: p.deliveryId, runId: p.message.runId, redrive: 'true' },
           })),
         );
-        result.redriven += page.length;
+        published = true;
       } catch (err) {
         // Some may have gone out: those find the delivery dead again and are acked unsent, which is safe.
         await Promise.all(page.map((p) => deps.ledger.restoreDead(p.deliveryId, clock())));
         result.failed += page.length;
         deps.log.error({ runId, err: (err as Error).message, count: page.length }, 'redrive publish failed');
       }
+      if (published) {
+        result.redriven += page.length;
+        // If this write is lost, a later redrive publishes them again: the ledger acks the repeat.
+        await deps.ledger
+          .markPublished(
+            page.map((p) => p.deliveryId),
+            clock(),
+          )
+          .catch((err: unknown) => {
+            deps.log.warn({ runId, err: (err as Error).message }, 'could not record that the redrive was published');
+          });
+      }
     }
+    deps.onProgress?.({ ...result });
     cursor = ids[ids.length - 1] ?? cursor;
     if (ids.length < pageSize) break;
   }
-  deps.log.info({ redrive: result, runId }, `redrive of ${runId}: ${result.redriven} redriven`);
-  return result;
 }
 
 /** The RedriveLedger over the Firestore store: each reopen is a transaction, so one redrive wins. */
@@ -140,18 +197,60 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
           ...(attempted ? { outcomeUnknown: true } : {}),
           redrives: (Number(snap.get('redrives')) || 0) + 1,
           lastRedriveAt: now,
+          redrivePending: true,
           deadBeforeRedriveAt: toDate(snap.get('deadAt')),
           updatedAt: now,
         });
         return { kind: 'reopened', delivery: { notificationId, occurrence, runId } };
       }),
+    reopenStranded: (deliveryId, now, staleBefore) =>
+      store.db.runTransaction(async (tx) => {
+        const ref = deliveries().doc(deliveryId);
+        const snap = await tx.get(ref);
+        const since = toDate(snap.get('lastRedriveAt'));
+        const claimUntil = toDate(snap.get('claimExpiresAt'));
+        if (
+          snap.get('status') !== 'retrying' ||
+          snap.get('redrivePending') !== true ||
+          !since ||
+          since.getTime() >= staleBefore.getTime() ||
+          (claimUntil && claimUntil.getTime() > now.getTime())
+        ) {
+          return { kind: 'not_stranded' } as const;
+        }
+        const notificationId = snap.get('notificationId');
+        const occurrence = snap.get('occurrence');
+        const runId = snap.get('runId');
+        if (typeof notificationId !== 'string' || typeof occurrence !== 'string' || typeof runId !== 'string') {
+          return { kind: 'incomplete' } as const;
+        }
+        tx.update(ref, { lastRedriveAt: now, updatedAt: now });
+        return { kind: 'reopened', delivery: { notificationId, occurrence, runId } } as const;
+      }),
+    markPublished: async (deliveryIds, now) => {
+      // A batch holds at most 500 writes.
+      for (let i = 0; i < deliveryIds.length; i += 500) {
+        const batch = store.db.batch();
+        for (const id of deliveryIds.slice(i, i + 500)) {
+          // Deleting the mark is harmless once the delivery has moved on (claimed, sent).
+          batch.update(deliveries().doc(id), { redrivePending: FieldValue.delete(), updatedAt: now });
+        }
+        await batch.commit();
+      }
+    },
     restoreDead: async (deliveryId, now) => {
       await store.db.runTransaction(async (tx) => {
         const ref = deliveries().doc(deliveryId);
         const snap = await tx.get(ref);
         // Only what this redrive reopened and nobody has claimed since goes back.
         if (snap.get('status') !== 'retrying') return;
-        tx.update(ref, { status: 'dead', updatedAt: now });
+        tx.update(ref, {
+          status: 'dead',
+          redrivePending: FieldValue.delete(),
+          // The reopen did not count: the message was never republished.
+          redrives: Math.max(0, (Number(snap.get('redrives')) || 0) - 1),
+          updatedAt: now,
+        });
       });
     },
   };

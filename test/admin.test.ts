@@ -7,7 +7,7 @@ import { createLogger } from '../shared/logger';
 import type { DispatchMessage } from '../shared/messages';
 import type { DeliveryStatus, RunDoc } from '../shared/model';
 import type { RunStore } from '../shared/ports';
-import { firestoreRedriveLedger, redriveRun } from '../shared/redrive';
+import { firestoreRedriveLedger, REDRIVE_STRANDED_AFTER_MS, redriveRun } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
 import { COLLECTIONS } from '../shared/topology';
 import { deliveryStatuses, notification, seed, standInForFile, waitFor } from './helpers';
@@ -389,6 +389,89 @@ describe('admin API on the emulators', () => {
     });
     expect(failing).toEqual({ runId, redriven: 0, skipped: 1, failed: 5 });
     expect(await stack.store.countByStatus(runId)).toMatchObject({ dead: 6, retrying: 0, sent: 1 });
+    // A reopen whose message never went out does not count as a redrive.
+    expect((await deliveries.doc(`n-1:${occurrence}`).get()).data()).toMatchObject({ status: 'dead', redrives: 1 });
+    expect((await deliveries.doc(`n-1:${occurrence}`).get()).get('redrivePending')).toBeUndefined();
+  });
+
+  test('a redrive interrupted between reopening and publishing strands nothing: a later redrive publishes what it left', async () => {
+    const occurrence = '2030-01-02T00:00:00.000Z';
+    const scheduleId = scheduleIdOf({ cron: '* * * * *', timezone: 'UTC' });
+    const runId = `${scheduleId}:${occurrence}`;
+    const deliveries = stack.db.collection(COLLECTIONS.deliveries);
+    const t0 = new Date('2030-01-02T01:00:00.000Z');
+    for (let i = 0; i < 3; i++) {
+      await deliveries
+        .doc(`s-${i}:${occurrence}`)
+        .set({ notificationId: `s-${i}`, occurrence, runId, status: 'dead', attempts: 10, updatedAt: t0 });
+    }
+    // Retrying on Pub/Sub's own redelivery: never a redrive's to take.
+    await deliveries
+      .doc(`r-0:${occurrence}`)
+      .set({ notificationId: 'r-0', occurrence, runId, status: 'retrying', attempts: 2, updatedAt: t0 });
+    const ledger = firestoreRedriveLedger(stack.store);
+    // The interrupted redrive: every delivery reopened, nothing published.
+    for (let i = 0; i < 3; i++) await ledger.reopenDead(`s-${i}:${occurrence}`, t0);
+    expect(await stack.store.countByStatus(runId)).toMatchObject({ dead: 0, retrying: 4 });
+
+    const published: DispatchMessage[] = [];
+    const publisher = {
+      publishPage: async (msgs: { message: DispatchMessage }[]) => {
+        published.push(...msgs.map((m) => m.message));
+      },
+    };
+    // Soon after, the first redrive may still be publishing: left alone.
+    const soon = await redriveRun(runId, {
+      ledger,
+      log: silent,
+      publisher,
+      clock: () => new Date(t0.getTime() + 60_000),
+    });
+    expect(soon).toEqual({ runId, redriven: 0, skipped: 0, failed: 0 });
+    expect(published).toHaveLength(0);
+
+    const later = new Date(t0.getTime() + REDRIVE_STRANDED_AFTER_MS + 1000);
+    const progress: number[] = [];
+    const rescued = await redriveRun(runId, {
+      ledger,
+      log: silent,
+      publisher,
+      pageSize: 2,
+      clock: () => later,
+      onProgress: (r) => progress.push(r.redriven),
+    });
+    expect(rescued).toEqual({ runId, redriven: 3, skipped: 0, failed: 0 });
+    expect(published.map((m) => m.notificationId).sort()).toEqual(['s-0', 's-1', 's-2']);
+    expect(progress.at(-1)).toBe(3);
+    const doc = (await deliveries.doc(`s-0:${occurrence}`).get()).data();
+    expect(doc).toMatchObject({ status: 'retrying', redrives: 1 });
+    expect(doc?.redrivePending).toBeUndefined();
+    // Published and recorded: a third redrive takes nothing, however late.
+    const third = await redriveRun(runId, {
+      ledger,
+      log: silent,
+      publisher,
+      clock: () => new Date(later.getTime() + REDRIVE_STRANDED_AFTER_MS * 2),
+    });
+    expect(third).toEqual({ runId, redriven: 0, skipped: 0, failed: 0 });
+    expect(published).toHaveLength(3);
+
+    // A claim by the redriven message clears the mark too, in case recording the publish was lost.
+    await ledger.reopenDead(`s-1:${occurrence}`, later);
+    await deliveries.doc(`s-2:${occurrence}`).update({ status: 'dead' });
+    await ledger.reopenDead(`s-2:${occurrence}`, later);
+    expect((await deliveries.doc(`s-2:${occurrence}`).get()).get('redrivePending')).toBe(true);
+    await stack.store.claim({
+      deliveryId: `s-2:${occurrence}`,
+      notificationId: 's-2',
+      occurrence,
+      runId,
+      owner: 'test',
+      ttlMs: 60_000,
+      now: later,
+      publishedAt: null,
+    });
+    expect((await deliveries.doc(`s-2:${occurrence}`).get()).get('redrivePending')).toBeUndefined();
   });
 
   test('notifications: create, replace, read, pause and resume', async () => {

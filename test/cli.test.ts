@@ -74,3 +74,29 @@ describe('import-accounts, on the emulator', () => {
     expect(bad.stderr).toMatch(/^slack-fanout: cannot read .*missing\.json: ENOENT/);
   });
 });
+
+describe('redrive, on the emulators', () => {
+  it('prints its result alone on stdout, and its logs and progress on stderr', async () => {
+    const env = {
+      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+      PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
+    };
+    const occurrence = '2030-01-01T00:00:00.000Z';
+    const runId = `s_cli:${occurrence}`;
+    const db = createFirestore('demo-cli-redrive');
+    try {
+      await db.doc(`runs/${runId}`).set({ scheduleId: 's_cli', occurrence, status: 'done' });
+      await db
+        .doc(`deliveries/n-1:${occurrence}`)
+        .set({ notificationId: 'n-1', occurrence, runId, status: 'dead', attempts: 10 });
+    } finally {
+      await db.terminate();
+    }
+    // A topic that does not exist: the publish fails, and says so.
+    const res = await runCli(['-p', 'demo-cli-redrive', 'redrive', runId, '--topic', 'no-such-topic'], env);
+    expect(res.code).toBe(1);
+    expect(JSON.parse(res.stdout)).toEqual({ runId, redriven: 0, skipped: 0, failed: 1 });
+    expect(res.stderr).toContain('redrive publish failed');
+    expect(res.stderr).toContain('redrive: 0 redriven, 0 skipped, 1 failed so far');
+  });
+});
