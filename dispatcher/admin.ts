@@ -106,10 +106,15 @@ export function adminRouter(deps: AdminDeps): Router {
   const clock = deps.clock ?? (() => new Date());
   const router = express.Router();
   // The guard runs before routing, so an unknown admin path tells an anonymous caller nothing.
-  router.use(['/admin', '/status'], deps.auth, (_req, res, next) => {
-    res.setHeader('Cache-Control', 'no-store');
-    next();
-  });
+  router.use(
+    ['/admin', '/status'],
+    (_req, res, next) => {
+      // Refusals included: nothing the admin routes answer is kept by a cache.
+      res.setHeader('Cache-Control', 'no-store');
+      next();
+    },
+    deps.auth,
+  );
 
   // An id that cannot be a Firestore document is refused before any read or write.
   for (const param of ['id', 'runId']) {

@@ -1,6 +1,14 @@
 import type { Express, RequestHandler } from 'express';
 import { z } from 'zod';
-import { baseApp, errorHandler, healthRoutes, jsonBody, type ReadinessCheck, runChecks } from '../shared/http';
+import {
+  baseApp,
+  errorHandler,
+  healthRoutes,
+  jsonBody,
+  notFound,
+  type ReadinessCheck,
+  runChecks,
+} from '../shared/http';
 import type { Logger } from '../shared/logger';
 import { TOPOLOGY } from '../shared/topology';
 import { type AdminDeps, adminRouter } from './admin';
@@ -92,6 +100,7 @@ export function createApp(deps: DispatcherDeps): Express {
 
   if (deps.admin) app.use(adminRouter(deps.admin));
   deps.mount?.(app);
+  app.use(notFound());
   app.use(errorHandler());
   return app;
 }

@@ -1,6 +1,6 @@
 import type { Express, RequestHandler } from 'express';
 import { pushStatus } from '../shared/errors';
-import { baseApp, errorHandler, healthRoutes, jsonBody, type ReadinessCheck } from '../shared/http';
+import { baseApp, errorHandler, healthRoutes, jsonBody, notFound, type ReadinessCheck } from '../shared/http';
 import { TOPOLOGY } from '../shared/topology';
 import { type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
 
@@ -76,6 +76,7 @@ export function createApp(deps: NotifierDeps): Express {
       next(err);
     },
   );
+  app.use(notFound());
   app.use(errorHandler());
   return app;
 }

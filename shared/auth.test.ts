@@ -140,6 +140,18 @@ function cases(email: string): Case[] {
       reason: 'lifetime_too_long',
     },
     {
+      name: 'a token issued a year ago that expires in a minute',
+      header: () => bearer(google.sign({ aud: AUDIENCE, email, iat: now() - 365 * 86400, exp: now() + 60 })),
+      status: 401,
+      reason: 'lifetime_too_long',
+    },
+    {
+      name: 'a token not valid for another two hours (nbf)',
+      header: () => bearer(google.sign({ aud: AUDIENCE, email, nbf: now() + 7200 })),
+      status: 401,
+      reason: 'not_yet_valid',
+    },
+    {
       name: 'the wrong email',
       header: () => bearer(google.sign({ aud: AUDIENCE, email: 'someone@proj.iam.gserviceaccount.com' })),
       status: 403,
@@ -331,10 +343,28 @@ describe('auth configuration', () => {
       },
     });
     expect((await request(app).post('/tick').send({})).status).toBe(200);
-    expect((await request(app).get('/status')).status).toBe(403);
-    expect((await request(app).get('/admin/runs/x')).status).toBe(403);
-    expect(lines.some((l) => l.includes('admin_requires_oidc'))).toBe(true);
+    for (const path of ['/status', '/admin/runs/x']) {
+      const res = await request(app).get(path);
+      // The answer says why, and no cache keeps it.
+      expect({ path, status: res.status, body: res.body, cache: res.headers['cache-control'] }).toEqual({
+        path,
+        status: 403,
+        body: { error: 'admin_requires_oidc' },
+        cache: 'no-store',
+      });
+      // The log names the route as asked for, prefix and all.
+      const line = lines
+        .map((l) => JSON.parse(l))
+        .find((l) => l.auth?.reason === 'admin_requires_oidc' && l.path === path);
+      expect({ path, logged: line !== undefined }).toEqual({ path, logged: true });
+    }
     expect(refuseAll('admin')).toBeInstanceOf(Function);
+    // A route no handler takes answers JSON, like the rest.
+    const unknown = await request(app).get('/nope');
+    expect({ status: unknown.status, body: unknown.body }).toEqual({
+      status: 404,
+      body: { error: 'not_found', path: '/nope' },
+    });
   });
 });
 

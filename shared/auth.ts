@@ -1,6 +1,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { OAuth2Client, type TokenPayload } from 'google-auth-library';
 import { type Config, ConfigError, ENV } from './config';
+import { routePath } from './http';
 
 /**
  * Who may call what. Cloud Scheduler, Pub/Sub push and operators present a Google-signed
@@ -96,6 +97,27 @@ function precheck(token: string): AuthRejection | null {
   return (header as { alg?: unknown }).alg === 'RS256' ? null : 'unsupported_alg';
 }
 
+/** The clock skew allowed between Google and this instance, as google-auth-library allows it. */
+const CLOCK_SKEW_SECONDS = 300;
+/** The longest a token may be valid for, issue to expiry: Google's ID tokens live an hour. */
+const MAX_TOKEN_LIFETIME_SECONDS = 86_400;
+
+/**
+ * What the library leaves unchecked of a verified token's times: its whole lifetime (it bounds
+ * only how far ahead `exp` is), and `nbf`.
+ */
+export function timingProblem(
+  payload: { iat?: unknown; exp?: unknown; nbf?: unknown },
+  nowSeconds: number,
+): AuthRejection | null {
+  const { iat, exp, nbf } = payload;
+  if (typeof iat === 'number' && typeof exp === 'number' && exp - iat > MAX_TOKEN_LIFETIME_SECONDS) {
+    return 'lifetime_too_long';
+  }
+  if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowSeconds + CLOCK_SKEW_SECONDS)) return 'not_yet_valid';
+  return null;
+}
+
 function bearerToken(req: Request): { token: string } | { reason: AuthRejection } {
   const header = req.header('authorization');
   if (header === undefined || header.trim() === '') return { reason: 'missing_token' };
@@ -120,11 +142,20 @@ export function callerOf(res: Response): string | null {
 function refuse(req: Request, res: Response, role: string, reason: AuthRejection, email?: string): void {
   const status = rejectionStatus(reason);
   req.log.warn(
-    { auth: { role, reason, status, ...(email ? { email } : {}) }, path: req.path, method: req.method },
+    { auth: { role, reason, status, ...(email ? { email } : {}) }, path: routePath(req), method: req.method },
     `request refused: ${reason}`,
   );
   if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"');
-  res.status(status).json({ error: status === 401 ? 'unauthenticated' : status === 403 ? 'forbidden' : reason });
+  // Which caller was refused stays in the log; that the service admits no one says itself.
+  const error =
+    reason === 'admin_requires_oidc'
+      ? reason
+      : status === 401
+        ? 'unauthenticated'
+        : status === 403
+          ? 'forbidden'
+          : reason;
+  res.status(status).json({ error });
 }
 
 /**
@@ -144,6 +175,8 @@ export function requireInvoker(policy: InvokerPolicy): RequestHandler {
     } catch (err) {
       return refuse(req, res, policy.role, classifyVerifyError(err));
     }
+    const timing = timingProblem(payload, Date.now() / 1000);
+    if (timing) return refuse(req, res, policy.role, timing);
     const email = typeof payload.email === 'string' ? payload.email.toLowerCase() : '';
     if (payload.email_verified !== true) return refuse(req, res, policy.role, 'email_not_verified', email);
     if (!allowed.has(email)) return refuse(req, res, policy.role, 'wrong_caller', email);

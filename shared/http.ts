@@ -49,13 +49,25 @@ export function requireJson(opts: { optional?: boolean } = {}): RequestHandler {
   };
 }
 
+/** The path the client asked for, whatever router it reached (`req.path` drops a mount's prefix). */
+export function routePath(req: Request): string {
+  return (req.originalUrl || req.url).split('?')[0] ?? '/';
+}
+
+/** Any route no handler took: a JSON 404 like every other answer of the services. */
+export function notFound(): RequestHandler {
+  return (req, res) => {
+    res.status(404).json({ error: 'not_found', path: routePath(req).slice(0, 200) });
+  };
+}
+
 /** Answers errors without stack traces; body-parser's own errors keep their 4xx status. */
 export function errorHandler(): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
     // A 5xx never describes itself to the caller: its details stay in the log.
     const type = status >= 500 ? 'internal_error' : typeof err?.type === 'string' ? err.type : 'bad_request';
-    const fields = { status, type, path: req.path, ...(status >= 500 ? { stack: err?.stack } : {}) };
+    const fields = { status, type, path: routePath(req), ...(status >= 500 ? { stack: err?.stack } : {}) };
     const message = `request failed: ${err?.message ?? 'unknown error'}`;
     if (status >= 500) req.log?.error(fields, message);
     else req.log?.warn(fields, message);
