@@ -363,6 +363,23 @@ describe('handleDeadLetter', () => {
     expect((await store.get(id))?.status).toBe('dead');
   });
 
+  it('records a message too broken to read under the run its attributes name, so it counts in that run', async () => {
+    const { store, deps } = setup();
+    const runId = 's_x:2026-11-29T12:05:00.000Z';
+    const body = {
+      message: { data: '!!!notbase64', attributes: { deliveryId: 'broken:2026-11-29T12:05:00.000Z', runId } },
+    };
+    expect(await handleDeadLetter(body, deps)).toEqual({
+      deliveryId: 'broken:2026-11-29T12:05:00.000Z',
+      status: 'dead',
+    });
+    expect(await store.get('broken:2026-11-29T12:05:00.000Z')).toMatchObject({ status: 'dead', runId });
+    // A run id that could not be a document is not recorded.
+    const bad = { message: { data: '!!!', attributes: { deliveryId: 'broken2:x', runId: 'a/b' } } };
+    await handleDeadLetter(bad, deps);
+    expect((await store.get('broken2:x'))?.runId ?? null).toBeNull();
+  });
+
   it('acks, unrecorded, a message whose delivery id cannot be a document id', async () => {
     const { deps } = setup();
     const body = { message: { data: 'e30=', attributes: { deliveryId: 'a/b' } } };

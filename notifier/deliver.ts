@@ -344,7 +344,8 @@ export async function handleDeadLetter(
     attempts,
     notificationId: message?.notificationId ?? null,
     occurrence: message?.occurrence ?? null,
-    runId: message?.runId ?? null,
+    // A message too broken to read still names its run in the attributes the dispatcher set.
+    runId: message?.runId ?? (parsed.ok ? null : parsed.runId),
     reason: parsed.ok ? 'max delivery attempts reached' : parsed.reason,
     now: clock(),
   });

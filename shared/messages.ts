@@ -64,6 +64,8 @@ export type ParseResult =
       reason: string;
       /** The delivery id when the envelope carries one, so the bad input can be recorded. */
       deliveryId: string | null;
+      /** The run id when the envelope carries one (the dispatcher sets it), so the record counts in its run. */
+      runId: string | null;
       messageId: string | null;
     };
 
@@ -77,6 +79,7 @@ export function parsePushBody(body: unknown): ParseResult {
       ok: false,
       reason: `not a Pub/Sub push envelope: ${summarise(env.error)}`,
       deliveryId: null,
+      runId: null,
       messageId: null,
     };
   }
@@ -86,7 +89,9 @@ export function parsePushBody(body: unknown): ParseResult {
   // Named only when it can be a ledger document: another id could not be recorded anyway.
   const named = attributes.deliveryId;
   const deliveryId = named !== undefined && documentIdProblem(named) === null ? named : null;
-  const fail = (reason: string): ParseResult => ({ ok: false, reason, deliveryId, messageId });
+  const namedRun = attributes.runId;
+  const runId = namedRun !== undefined && namedRun.length <= 1100 && documentIdProblem(namedRun) === null ? namedRun : null;
+  const fail = (reason: string): ParseResult => ({ ok: false, reason, deliveryId, runId, messageId });
 
   if (!m.data) return fail('message.data is missing');
   if (m.data.length % 4 !== 0 || !BASE64.test(m.data)) return fail('message.data is not base64');
