@@ -71,6 +71,16 @@ describe('parseAccountsFile', () => {
 });
 
 describe('the command line', () => {
+  it("lists --project in a command's help, marks add's required options and says a replace re-enables", () => {
+    const add = buildProgram().commands.find((c) => c.name() === 'add');
+    let help = '';
+    add?.configureOutput({ writeOut: (s) => (help += s) });
+    add?.outputHelp();
+    expect(help).toContain('-p, --project <id>');
+    expect(help).toMatch(/--channel <channelId> +the Slack channel id \(required\)/);
+    expect(help).toContain('one that was paused comes back enabled');
+  });
+
   it('lists every command in its help', () => {
     const help = buildProgram().helpInformation();
     for (const command of [

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Timestamp } from '@google-cloud/firestore';
 import { SingleBar } from 'cli-progress';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { GoogleAuth } from 'google-auth-library';
 import pino from 'pino';
 import { z } from 'zod';
@@ -75,7 +75,7 @@ function print(value: unknown): void {
 
 /** A Firestore document id as typed on the command line, or a CliError naming it. */
 function docId(what: string, id: string): string {
-  const problem = documentIdProblem(id);
+  const problem = id.trim() === '' ? 'is blank' : documentIdProblem(id);
   if (problem) throw new CliError(`${what} id ${JSON.stringify(id.slice(0, 100))}: ${problem}`);
   return id;
 }
@@ -148,6 +148,28 @@ function parseNotificationEntries(entries: unknown[], where: (i: number) => stri
   });
 }
 
+/** The import-file fields `add` takes as options, by option. */
+const ADD_OPTIONS: Record<string, string> = {
+  id: '--id',
+  accountId: '--account',
+  channelId: '--channel',
+  cron: '--cron',
+  timezone: '--timezone',
+  teamId: '--team',
+  title: '--title',
+};
+
+function withOptionNames<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (!(err instanceof CliError)) throw err;
+    throw new CliError(
+      err.message.replace(/^add: (\w+)(?=:)/, (_m, field: string) => `add: ${ADD_OPTIONS[field] ?? field}`),
+    );
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command()
     .name('slack-fanout')
@@ -157,6 +179,8 @@ export function buildProgram(): Command {
         'FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST are set.',
     )
     .option('-p, --project <id>', 'the Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)')
+    // Every command's help lists --project too.
+    .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError()
     .hook('preAction', async (_program, command) => {
       // Only `redrive` publishes; every other command talks to Firestore alone.
@@ -206,13 +230,14 @@ export function buildProgram(): Command {
   program
     .command('add')
     .description('create or replace one notification')
-    .requiredOption('--id <id>', 'the notification id')
-    .requiredOption('--account <accountId>', 'the account whose report it sends')
-    .requiredOption('--channel <channelId>', 'the Slack channel id')
-    .requiredOption('--cron <expr>', "5-field cron, e.g. '0 9 * * MON-FRI'")
-    .requiredOption('--timezone <tz>', 'IANA time zone, e.g. Europe/Paris')
+    .requiredOption('--id <id>', 'the notification id (required)')
+    .requiredOption('--account <accountId>', 'the account whose report it sends (required)')
+    .requiredOption('--channel <channelId>', 'the Slack channel id (required)')
+    .requiredOption('--cron <expr>', "5-field cron, e.g. '0 9 * * MON-FRI' (required)")
+    .requiredOption('--timezone <tz>', 'IANA time zone, e.g. Europe/Paris (required)')
     .option('--team <teamId>', 'the Slack workspace id')
     .option('--title <title>', 'the report title')
+    .addHelpText('after', '\nReplaces the whole notification: one that was paused comes back enabled.')
     .action(
       async (o: {
         id: string;
@@ -223,20 +248,23 @@ export function buildProgram(): Command {
         team?: string;
         title?: string;
       }) => {
-        // The same checks as an entry of an import file (an empty --team is an error, not no team).
-        const [n] = parseNotificationEntries(
-          [
-            {
-              id: o.id,
-              accountId: o.account,
-              channelId: o.channel,
-              cron: o.cron,
-              timezone: o.timezone,
-              ...(o.team !== undefined ? { teamId: o.team } : {}),
-              ...(o.title !== undefined ? { title: o.title } : {}),
-            },
-          ],
-          () => 'add',
+        // The same checks as an entry of an import file (an empty --team is an error, not no team),
+        // with each field named by its option.
+        const [n] = withOptionNames(() =>
+          parseNotificationEntries(
+            [
+              {
+                id: o.id,
+                accountId: o.account,
+                channelId: o.channel,
+                cron: o.cron,
+                timezone: o.timezone,
+                ...(o.team !== undefined ? { teamId: o.team } : {}),
+                ...(o.title !== undefined ? { title: o.title } : {}),
+              },
+            ],
+            () => 'add',
+          ),
         ) as [NewNotification];
         const db = createFirestore(projectOf(program.opts()));
         try {
@@ -283,7 +311,12 @@ export function buildProgram(): Command {
     .command('pause')
     .description('pause a notification: it is no longer dispatched')
     .argument('<id>', 'the notification id')
-    .option('--reason <text>', 'why, kept as its pausedReason')
+    .option('--reason <text>', 'why, kept as its pausedReason (1 to 500 characters)', (v: string) => {
+      if (v.trim() === '' || v.length > 500) {
+        throw new InvalidArgumentError(`expected 1 to 500 characters, got ${JSON.stringify(v.slice(0, 40))}`);
+      }
+      return v;
+    })
     .action((id: string, o: { reason?: string }) => setEnabled(id, false, o.reason));
   program
     .command('resume')

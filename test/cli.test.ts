@@ -100,3 +100,35 @@ describe('redrive, on the emulators', () => {
     expect(res.stderr).toContain('redrive: 0 redriven, 0 skipped, 1 failed so far');
   });
 });
+
+describe('the command line names what is wrong, as typed', () => {
+  it('an option of add by its flag, a blank id, an empty pause reason', async () => {
+    const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
+    const add = await runCli(
+      [
+        '-p',
+        'demo-cli-names',
+        'add',
+        '--id',
+        'n-1',
+        '--account',
+        'a-1',
+        '--channel',
+        'C1',
+        '--cron',
+        '* * * * *',
+        '--timezone',
+        'UTC',
+        '--team',
+        '',
+      ],
+      env,
+    );
+    expect(add.stderr).toMatch(/^slack-fanout: add: --team: /);
+    const show = await runCli(['-p', 'demo-cli-names', 'show', '  '], env);
+    expect(show.stderr).toBe('slack-fanout: notification id "  ": is blank\n');
+    const pause = await runCli(['-p', 'demo-cli-names', 'pause', 'n-1', '--reason', ''], env);
+    expect(pause.code).not.toBe(0);
+    expect(pause.stderr).toContain("option '--reason <text>' argument '' is invalid");
+  });
+});
