@@ -90,7 +90,8 @@ export function parsePushBody(body: unknown): ParseResult {
   const named = attributes.deliveryId;
   const deliveryId = named !== undefined && documentIdProblem(named) === null ? named : null;
   const namedRun = attributes.runId;
-  const runId = namedRun !== undefined && namedRun.length <= 1100 && documentIdProblem(namedRun) === null ? namedRun : null;
+  const runId =
+    namedRun !== undefined && namedRun.length <= 1100 && documentIdProblem(namedRun) === null ? namedRun : null;
   const fail = (reason: string): ParseResult => ({ ok: false, reason, deliveryId, runId, messageId });
 
   if (!m.data) return fail('message.data is missing');
