@@ -1,5 +1,11 @@
 import type { Firestore } from '@google-cloud/firestore';
-import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
+import express, {
+  type ErrorRequestHandler,
+  type Request,
+  type RequestHandler,
+  type Response,
+  type Router,
+} from 'express';
 import { z } from 'zod';
 import { callerOf } from '../shared/auth';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
@@ -216,7 +222,7 @@ export function adminRouter(deps: AdminDeps): Router {
       created = await deps.saveNotification({ id, ...body.data });
     } catch (err) {
       if (!(err instanceof InvalidNotificationError)) throw err;
-      invalid(res, err.message.startsWith('notification id') ? 'id' : '(body)', err.message);
+      invalid(res, err.field, err.message);
       return;
     }
     audit(req, res, created ? 'create-notification' : 'replace-notification', { notificationId: id });
@@ -226,5 +232,14 @@ export function adminRouter(deps: AdminDeps): Router {
   router.use('/admin', (_req, res) => {
     res.status(404).json({ error: 'not_found' });
   });
+  // A body that is not JSON answers like every other bad request of the admin API.
+  router.use('/admin', ((err, _req, res, next) => {
+    const e = err as { type?: unknown; message?: unknown };
+    if (e?.type === 'entity.parse.failed') {
+      invalid(res, '(body)', `the body is not JSON: ${String(e.message).slice(0, 200)}`);
+      return;
+    }
+    next(err);
+  }) as ErrorRequestHandler);
   return router;
 }

@@ -27,7 +27,23 @@ export interface NewNotification {
 
 export class InvalidNotificationError extends Error {
   override readonly name = 'InvalidNotificationError';
+  constructor(
+    message: string,
+    /** The field of a new notification ({id, accountId, channelId, cron, …}) that is wrong. */
+    readonly field: string,
+  ) {
+    super(message);
+  }
 }
+
+/** The stored document's paths, as the fields of a new notification. */
+const FIELD_OF_PATH: Record<string, string> = {
+  accountId: 'accountId',
+  'slack.channelId': 'channelId',
+  'slack.teamId': 'teamId',
+  'report.title': 'title',
+  schedule: 'cron',
+};
 
 /** Validates a notification (schema, cron, time zone) and gives the document to store. */
 export function notificationDoc(n: NewNotification): NotificationInput & { scheduleId: string } {
@@ -35,7 +51,8 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
   try {
     validateSchedule(schedule);
   } catch (err) {
-    throw new InvalidNotificationError(`notification ${n.id}: ${(err as Error).message}`);
+    const field = /time zone/.test((err as Error).message) ? 'timezone' : 'cron';
+    throw new InvalidNotificationError(`notification ${n.id}: ${(err as Error).message}`, field);
   }
   const doc = {
     accountId: n.accountId,
@@ -49,8 +66,10 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
   };
   const parsed = notificationSchema.safeParse(doc);
   if (!parsed.success) {
+    const first = parsed.error.issues[0]?.path.join('.') ?? '';
     throw new InvalidNotificationError(
       `notification ${n.id}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      FIELD_OF_PATH[first] ?? FIELD_OF_PATH[first.split('.')[0] ?? ''] ?? '(body)',
     );
   }
   const idProblem =
@@ -59,7 +78,7 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
       ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids must be document ids)`
       : undefined);
   if (idProblem) {
-    throw new InvalidNotificationError(`notification id ${JSON.stringify(n.id.slice(0, 100))}: ${idProblem}`);
+    throw new InvalidNotificationError(`notification id ${JSON.stringify(n.id.slice(0, 100))}: ${idProblem}`, 'id');
   }
   return doc;
 }

@@ -6,6 +6,7 @@ import { requireInvoker } from '../shared/auth';
 import { createLogger } from '../shared/logger';
 import type { DispatchMessage } from '../shared/messages';
 import type { DeliveryStatus, RunDoc } from '../shared/model';
+import { notificationDoc } from '../shared/notifications';
 import type { RunStore } from '../shared/ports';
 import { firestoreRedriveLedger, REDRIVE_STRANDED_AFTER_MS, redriveRun } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
@@ -208,6 +209,28 @@ describe('admin API: requests (fake ports)', () => {
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'invalid_request', field });
     expect(saved).toEqual([]);
+  });
+
+  test.each([
+    [{ accountId: 'a/b', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' }, 'accountId'],
+    [{ accountId: '   ', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' }, 'accountId'],
+    [{ accountId: 'a', channelId: '  ', cron: '* * * * *', timezone: 'UTC' }, 'channelId'],
+  ])('PUT %j, refused by the stored-notification checks, names %s', async (body, field) => {
+    // As the Firestore port does: the document is built (and checked) before it is written.
+    const ports = fakePorts({ saveNotification: async (n) => notificationDoc(n) !== null });
+    const res = await request(appWith(ports)).put('/admin/notifications/n-1').set('authorization', bearer()).send(body);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_request', field });
+  });
+
+  test.each(['{bad', 'null', '"x"'])('PUT with the body %s answers invalid_request', async (text) => {
+    const res = await request(appWith(fakePorts()))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json')
+      .send(text);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_request', field: '(body)' });
   });
 
   test('a route that throws answers {error} without a stack, and logs it', async () => {
