@@ -358,7 +358,7 @@ export function buildProgram(): Command {
   program
     .command('redrive')
     .description(
-      "put a run's dead deliveries back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 10 minutes or more later)",
+      "put a run's dead deliveries back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later)",
     )
     .argument('<runId>', 'scheduleId:occurrence')
     .option('--topic <name>', 'the dispatch topic', TOPOLOGY.dispatchTopic)
@@ -381,6 +381,11 @@ export function buildProgram(): Command {
           },
         });
         print(result);
+        if (result.waiting > 0) {
+          process.stderr.write(
+            `redrive: ${result.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${result.waitingUntil} takes them over\n`,
+          );
+        }
         if (result.failed > 0) process.exitCode = 1;
       } finally {
         await pubsub.close();

@@ -55,6 +55,8 @@ export function firestoreAdminPorts(
   store: FirestoreStore,
   publisher: RedrivePublisher,
   log: Logger,
+  /** True once the dispatcher is shutting down: a redrive stops after its current page. */
+  isDraining?: () => boolean,
 ): AdminPorts {
   const ledger = firestoreRedriveLedger(store);
   return {
@@ -76,7 +78,7 @@ export function firestoreAdminPorts(
       await saveNotifications(db, [n]);
       return !existed;
     },
-    redrive: (runId) => redriveRun(runId, { ledger, publisher, log }),
+    redrive: (runId) => redriveRun(runId, { ledger, publisher, log, ...(isDraining ? { isDraining } : {}) }),
   };
 }
 

@@ -29,7 +29,7 @@ function main(): void {
     runs: store,
     publisher,
     ...(guards.invoker ? { tickAuth: guards.invoker } : {}),
-    admin: { auth: guards.admin, ...firestoreAdminPorts(db, store, publisher, log) },
+    admin: { auth: guards.admin, ...firestoreAdminPorts(db, store, publisher, log, lifecycle.isDraining) },
     pageSize: config.dispatchPageSize,
     scheduleConcurrency: config.dispatchScheduleConcurrency,
     pagesInFlight: config.dispatchPagesInFlight,

@@ -7,7 +7,7 @@ import { deliveryIdOf, runIdOf } from '../shared/model';
 import { LeaseLostError } from '../shared/ports';
 import * as schedule from '../shared/schedule';
 import { nextOccurrence, scheduleIdOf } from '../shared/schedule';
-import { Checkpoints, type DispatchPublisher, runTick, type TickDeps } from './tick';
+import { Checkpoints, type DispatchPublisher, DRAIN_WAIT_MS, runTick, type TickDeps } from './tick';
 
 type Page = { message: DispatchMessage; attributes: Record<string, string> }[];
 
@@ -362,6 +362,25 @@ describe('runTick', () => {
     const second = await runTick(new Date(occurrence.getTime() + 60_000), deps(store, rest));
     expect(second.occurrences[0]).toMatchObject({ status: 'resumed', published: 3 });
     expect(rest.messages.map((m) => m.notificationId)).toEqual(order.slice(2));
+  });
+
+  it('shutting down, does not wait past the drain bound for a publish that never answers', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 6 });
+    const { publisher, pending } = heldPublisher();
+    let draining = false;
+    const t0 = performance.now();
+    const tick = runTick(occurrence, deps(store, publisher, { pagesInFlight: 2, isDraining: () => draining }));
+    await until(() => pending.length === 2);
+    // SIGTERM; the first page is accepted, the second never answers.
+    draining = true;
+    pending[0]?.answer();
+    const summary = await tick;
+    expect(performance.now() - t0).toBeLessThan(DRAIN_WAIT_MS + 2000);
+    expect(summary.occurrences[0]).toMatchObject({ status: 'failed', published: 2 });
+    const order = inDispatchOrder(ids);
+    // Checkpointed up to the page Pub/Sub accepted, and released for a later tick.
+    expect(await store.getRun(runId)).toMatchObject({ cursor: bucketOf(order[1] as string), leaseOwner: null });
   });
 
   it('starts no schedule once the service drains: each is left due for a later tick', async () => {

@@ -43,6 +43,37 @@ export interface TickDeps {
   isDraining?: () => boolean;
 }
 
+/** The longest a run stopping for a shutdown waits for its publishes, then its checkpoint. */
+export const DRAIN_WAIT_MS = 2_500;
+
+/** Each promise's outcome once it settles, or 'pending' if it has not within `ms` (null: no bound). */
+async function settledWithin(
+  promises: Promise<unknown>[],
+  ms: number | null,
+): Promise<('fulfilled' | 'rejected' | 'pending')[]> {
+  const outcomes: ('fulfilled' | 'rejected' | 'pending')[] = promises.map(() => 'pending');
+  const all = Promise.all(
+    promises.map((p, i) =>
+      p.then(
+        () => {
+          outcomes[i] = 'fulfilled';
+        },
+        () => {
+          outcomes[i] = 'rejected';
+        },
+      ),
+    ),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = ms === null ? null : new Promise<void>((r) => (timer = setTimeout(r, ms)));
+  try {
+    await (timeout ? Promise.race([all, timeout]) : all);
+  } finally {
+    clearTimeout(timer);
+  }
+  return [...outcomes];
+}
+
 /** Why a run stopped early when the service began shutting down. */
 export const SHUTTING_DOWN = 'the dispatcher is shutting down; a later tick resumes the run from its checkpoint';
 
@@ -240,13 +271,22 @@ async function runSchedule(
     // The release must not race a publish or a checkpoint still in flight. Pages Pub/Sub
     // accepted before the failure are still checkpointed, in order, up to the first it did not
     // accept; nothing more once a checkpoint has failed (a lost lease).
-    const outcomes = await Promise.allSettled(publishing.map((p) => p.accepted));
+    // Shutting down, the waits are bounded so that the tick answers within the grace: a page
+    // still unanswered then counts as not accepted (the resume publishes it again, and the
+    // ledger acks the repeat), and a release that races a checkpoint still in flight is safe
+    // (the checkpoint then finds its lease gone, or lands first; either way it covers only
+    // pages Pub/Sub accepted).
+    const bound = deps.isDraining?.() ? DRAIN_WAIT_MS : null;
+    const outcomes = await settledWithin(
+      publishing.map((p) => p.accepted),
+      bound,
+    );
     for (const [i, outcome] of outcomes.entries()) {
       const page = publishing[i];
-      if (outcome.status === 'rejected' || !page || checkpoints.failed) break;
+      if (outcome !== 'fulfilled' || !page || checkpoints.failed) break;
       land(page);
     }
-    await checkpoints.settle();
+    await settledWithin([checkpoints.settle()], bound);
     log.error({ err: errorMessage(err), published, cursor }, 'run failed; a later tick resumes it from the checkpoint');
     await deps.runs.releaseRun(runId, owner, errorMessage(err), clock()).catch(() => undefined);
     return { ...base, occurrence, runId, status: 'failed', published, error: errorMessage(err) };

@@ -49,6 +49,11 @@ export function createApp(deps: NotifierDeps): Express {
   });
 
   app.post(TOPOLOGY.deadLetterPath, ...guards, jsonBody(), async (req, res) => {
+    if (isDraining()) {
+      // A nack: Pub/Sub redelivers to an instance that is not shutting down.
+      res.status(503).json({ error: 'shutting_down' });
+      return;
+    }
     try {
       const result = await handleDeadLetter(req.body, { ...deps, log: req.log });
       res.status(200).json(result);

@@ -339,7 +339,7 @@ describe('auth configuration', () => {
         getNotification: async () => null,
         setNotificationEnabled: async () => false,
         saveNotification: async () => true,
-        redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0 }),
+        redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
       },
     });
     expect((await request(app).post('/tick').send({})).status).toBe(200);

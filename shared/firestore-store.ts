@@ -497,6 +497,23 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
   }
 
   /** Ids of a run's deliveries in one status, in pages. */
+  /** A run's deliveries of one status, a page at a time by id, with only `fields` read. */
+  async deliveriesOfRun(
+    runId: string,
+    status: DeliveryStatus,
+    cursor: string | null,
+    limit: number,
+    fields: string[],
+  ): Promise<{ id: string; data: Record<string, unknown> }[]> {
+    let q = buildQuery(this.db, QUERIES.deliveriesOfRunByStatus, { runId, status });
+    if (cursor) q = q.startAfter(cursor);
+    const snap = await q
+      .select(...fields)
+      .limit(limit)
+      .get();
+    return snap.docs.map((d) => ({ id: d.id, data: d.data() }));
+  }
+
   async deliveryIdsOfRun(
     runId: string,
     status: DeliveryStatus,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { FieldValue } from '@google-cloud/firestore';
 import type { FirestoreStore } from './firestore-store';
 import { toDate } from './firestore-store';
@@ -22,29 +23,51 @@ export type ReopenResult =
 /**
  * How long a delivery a redrive reopened may wait for that redrive to publish it. Past this, a
  * later redrive takes it as stranded (the redrive that reopened it was interrupted, or crashed,
- * between the two steps) and publishes it again. Longer than a publish can take, retries
- * included, so a redrive still running is not overtaken.
+ * between the two steps) and publishes it again. Three times the Pub/Sub client's whole publish
+ * budget (10 minutes with its retries), so that clock skew between the machines redriving
+ * cannot make a redrive still publishing look stranded; and if it did, the two redrives' marks
+ * keep either from undoing the other (see restoreDead).
  */
-export const REDRIVE_STRANDED_AFTER_MS = 10 * 60_000;
+export const REDRIVE_STRANDED_AFTER_MS = 30 * 60_000;
+
+/** A delivery waiting for another redrive's publish, too recently reopened to take over. */
+export type StrandedCheck = ReopenResult | { kind: 'not_stranded' } | { kind: 'waiting'; since: Date };
 
 export interface RedriveLedger {
   deliveryIdsOfRun(runId: string, status: DeliveryStatus, cursor: string | null, limit: number): Promise<string[]>;
   /**
-   * Moves a dead delivery to `retrying`, attempts kept, marked as waiting for its redrive's
-   * publish: the ledger refuses to claim a final status, so the redriven message could not be
-   * delivered while it is still `dead`.
+   * The run's `retrying` deliveries a redrive reopened and has not recorded as published, read
+   * without a transaction (most `retrying` deliveries are Pub/Sub's own redelivery, which a
+   * redrive must not lock): their ids, with when they were reopened. `scanned` is the last id
+   * read, the cursor of the next page (null when the run has no more).
    */
-  reopenDead(deliveryId: string, now: Date): Promise<ReopenResult>;
+  redrivePendingOfRun(
+    runId: string,
+    cursor: string | null,
+    limit: number,
+  ): Promise<{ pending: { id: string; since: Date | null }[]; scanned: string | null; done: boolean }>;
+  /**
+   * Moves a dead delivery to `retrying`, attempts kept, marked as waiting for this redrive's
+   * publish (`redriveId`): the ledger refuses to claim a final status, so the redriven message
+   * could not be delivered while it is still `dead`.
+   */
+  reopenDead(deliveryId: string, now: Date, redriveId: string): Promise<ReopenResult>;
   /**
    * Takes over a delivery an earlier redrive reopened but never published: still `retrying`,
-   * still waiting for its publish since before `staleBefore`, unclaimed. Anything else (a
-   * delivery retrying on Pub/Sub's own redelivery, a redrive still publishing) is `not_stranded`.
+   * still marked, reopened before `staleBefore`, unclaimed. The mark becomes this redrive's.
    */
-  reopenStranded(deliveryId: string, now: Date, staleBefore: Date): Promise<ReopenResult | { kind: 'not_stranded' }>;
-  /** Records that the redriven messages are on the topic: their deliveries are no longer waiting. */
-  markPublished(deliveryIds: string[], now: Date): Promise<void>;
-  /** Undoes a reopen when its message could not be published, so a later redrive finds it dead. */
-  restoreDead(deliveryId: string, now: Date): Promise<void>;
+  reopenStranded(deliveryId: string, now: Date, staleBefore: Date, redriveId: string): Promise<StrandedCheck>;
+  /**
+   * Records that this redrive's messages are on the topic: their deliveries are no longer
+   * waiting, and each counts one more redrive. A delivery another redrive has taken over since
+   * is left to that one.
+   */
+  markPublished(deliveryIds: string[], now: Date, redriveId: string): Promise<void>;
+  /**
+   * Undoes this redrive's reopen when its message could not be published, so a later redrive
+   * finds it dead. Only while the mark is still this redrive's and nobody has claimed it.
+   */
+  restoreDead(deliveryId: string, now: Date, redriveId: string): Promise<void>;
 }
 
 export type RedrivePublisher = PagePublisher;
@@ -56,7 +79,9 @@ export interface RedriveDeps {
   pageSize?: number;
   clock?: () => Date;
   /** Called after each page with the counts so far (a redrive of many pages can take a while). */
-  onProgress?: (so_far: RedriveResult) => void;
+  onProgress?: (soFar: RedriveResult) => void;
+  /** True once the service is shutting down: the redrive stops after the page it is on. */
+  isDraining?: () => boolean;
 }
 
 export interface RedriveResult {
@@ -65,8 +90,17 @@ export interface RedriveResult {
   redriven: number;
   /** No longer dead when reached, or too incomplete to publish. */
   skipped: number;
-  /** Publishing failed; these are dead again and a later redrive retries them. */
+  /** Reopening or publishing failed; these are dead (or stranded) and a later redrive retries them. */
   failed: number;
+  /**
+   * Reopened by another redrive less than REDRIVE_STRANDED_AFTER_MS ago and not yet published:
+   * that redrive may still publish them; a redrive after `waitingUntil` takes them over.
+   */
+  waiting: number;
+  /** When the last of the waiting deliveries can be taken over (ISO time), or null. */
+  waitingUntil: string | null;
+  /** True when the service began shutting down before the redrive had gone through the run. */
+  interrupted?: boolean;
 }
 
 /** The schedule id is the run id without its `:occurrence` suffix. */
@@ -78,99 +112,161 @@ function scheduleIdOf(runId: string, occurrence: string): string | null {
 export async function redriveRun(runId: string, deps: RedriveDeps): Promise<RedriveResult> {
   const clock = deps.clock ?? (() => new Date());
   const pageSize = deps.pageSize ?? 200;
-  const result: RedriveResult = { runId, redriven: 0, skipped: 0, failed: 0 };
-  // The dead deliveries, then any an interrupted redrive left reopened but unpublished.
-  await redrivePages(runId, 'dead', (id) => deps.ledger.reopenDead(id, clock()), pageSize, result, deps, clock);
+  const redriveId = randomUUID();
+  const result: RedriveResult = { runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null };
+  const ctx = { runId, redriveId, pageSize, result, deps, clock };
+
+  // The dead deliveries first.
+  let cursor: string | null = null;
+  for (;;) {
+    if (stopForShutdown(ctx)) return finish(ctx);
+    const ids = await deps.ledger.deliveryIdsOfRun(runId, 'dead', cursor, pageSize);
+    if (ids.length === 0) break;
+    await redrivePage(ctx, ids, (id) => deps.ledger.reopenDead(id, clock(), redriveId));
+    cursor = ids[ids.length - 1] ?? cursor;
+    if (ids.length < pageSize) break;
+  }
+
+  // Then any an interrupted redrive left reopened but unpublished.
   const staleBefore = new Date(clock().getTime() - REDRIVE_STRANDED_AFTER_MS);
-  await redrivePages(
-    runId,
-    'retrying',
-    (id) => deps.ledger.reopenStranded(id, clock(), staleBefore),
-    pageSize,
-    result,
-    deps,
-    clock,
-  );
+  cursor = null;
+  for (;;) {
+    if (stopForShutdown(ctx)) return finish(ctx);
+    const page = await deps.ledger.redrivePendingOfRun(runId, cursor, pageSize);
+    const recent = page.pending.filter((p) => p.since && p.since.getTime() >= staleBefore.getTime());
+    for (const p of recent) countWaiting(result, p.since as Date);
+    const candidates = page.pending.filter((p) => !recent.includes(p)).map((p) => p.id);
+    if (candidates.length > 0) {
+      await redrivePage(ctx, candidates, async (id) => {
+        const r = await deps.ledger.reopenStranded(id, clock(), staleBefore, redriveId);
+        if (r.kind === 'waiting') countWaiting(result, r.since);
+        return r;
+      });
+    }
+    if (page.done || !page.scanned) break;
+    cursor = page.scanned;
+  }
+  return finish(ctx);
+}
+
+interface RedriveContext {
+  runId: string;
+  redriveId: string;
+  pageSize: number;
+  result: RedriveResult;
+  deps: RedriveDeps;
+  clock: () => Date;
+}
+
+function stopForShutdown(ctx: RedriveContext): boolean {
+  if (!ctx.deps.isDraining?.()) return false;
+  ctx.result.interrupted = true;
+  return true;
+}
+
+function countWaiting(result: RedriveResult, since: Date): void {
+  result.waiting++;
+  const until = new Date(since.getTime() + REDRIVE_STRANDED_AFTER_MS).toISOString();
+  if (!result.waitingUntil || until > result.waitingUntil) result.waitingUntil = until;
+}
+
+function finish(ctx: RedriveContext): RedriveResult {
+  const { result, runId, deps } = ctx;
   deps.log.info({ redrive: result, runId }, `redrive of ${runId}: ${result.redriven} redriven`);
   return result;
 }
 
-async function redrivePages(
-  runId: string,
-  status: DeliveryStatus,
-  reopen: (deliveryId: string) => Promise<ReopenResult | { kind: 'not_stranded' }>,
-  pageSize: number,
-  result: RedriveResult,
-  deps: RedriveDeps,
-  clock: () => Date,
+async function redrivePage(
+  ctx: RedriveContext,
+  ids: string[],
+  reopen: (deliveryId: string) => Promise<StrandedCheck>,
 ): Promise<void> {
-  let cursor: string | null = null;
-  for (;;) {
-    const ids = await deps.ledger.deliveryIdsOfRun(runId, status, cursor, pageSize);
-    if (ids.length === 0) break;
-    // Reopened before publishing: a message that arrived while the delivery was still dead would be acked unsent.
-    const reopened = await Promise.all(ids.map(async (deliveryId) => ({ deliveryId, r: await reopen(deliveryId) })));
-    const page: { deliveryId: string; message: DispatchMessage }[] = [];
-    for (const { deliveryId, r } of reopened) {
-      // Retrying on Pub/Sub's own redelivery, or another redrive's: not this redrive's to count.
-      if (r.kind === 'not_stranded') continue;
-      if (r.kind !== 'reopened') {
-        result.skipped++;
-        if (r.kind === 'incomplete') deps.log.warn({ deliveryId, runId }, 'dead delivery lacks its ids; not redriven');
-        continue;
-      }
-      const scheduleId = scheduleIdOf(r.delivery.runId, r.delivery.occurrence);
-      if (!scheduleId) {
-        await deps.ledger.restoreDead(deliveryId, clock());
-        result.skipped++;
-        deps.log.warn({ deliveryId, runId }, 'dead delivery has a run id that does not match its occurrence');
-        continue;
-      }
-      page.push({
-        deliveryId,
-        message: {
-          v: 1,
-          notificationId: r.delivery.notificationId,
-          occurrence: r.delivery.occurrence,
-          scheduleId,
-          runId: r.delivery.runId,
-          redrive: true,
-        },
-      });
-    }
-    if (page.length > 0) {
-      let published = false;
+  const { runId, redriveId, result, deps, clock } = ctx;
+  // Reopened before publishing: a message that arrived while the delivery was still dead would be acked unsent.
+  const reopened = await Promise.all(
+    ids.map(async (deliveryId) => {
       try {
-        await deps.publisher.publishPage(
-          page.map((p) => ({
-            message: p.message,
-            attributes: { deliveryId: p.deliveryId, runId: p.message.runId, redrive: 'true' },
-          })),
-        );
-        published = true;
+        return { deliveryId, r: await reopen(deliveryId) };
       } catch (err) {
-        // Some may have gone out: those find the delivery dead again and are acked unsent, which is safe.
-        await Promise.all(page.map((p) => deps.ledger.restoreDead(p.deliveryId, clock())));
-        result.failed += page.length;
-        deps.log.error({ runId, err: (err as Error).message, count: page.length }, 'redrive publish failed');
+        // The reopen did not commit (or its outcome is unknown): dead still, or stranded for a later redrive.
+        deps.log.warn({ deliveryId, runId, err: (err as Error).message }, 'could not reopen a delivery for redrive');
+        return { deliveryId, r: { kind: 'reopen_failed' } as const };
       }
-      if (published) {
-        result.redriven += page.length;
-        // If this write is lost, a later redrive publishes them again: the ledger acks the repeat.
-        await deps.ledger
-          .markPublished(
-            page.map((p) => p.deliveryId),
-            clock(),
-          )
-          .catch((err: unknown) => {
-            deps.log.warn({ runId, err: (err as Error).message }, 'could not record that the redrive was published');
-          });
-      }
+    }),
+  );
+  const page: { deliveryId: string; message: DispatchMessage }[] = [];
+  for (const { deliveryId, r } of reopened) {
+    // Retrying on Pub/Sub's own redelivery, claimed, or another redrive's to publish: not this one's.
+    if (r.kind === 'not_stranded' || r.kind === 'waiting') continue;
+    if (r.kind === 'reopen_failed') {
+      result.failed++;
+      continue;
     }
-    deps.onProgress?.({ ...result });
-    cursor = ids[ids.length - 1] ?? cursor;
-    if (ids.length < pageSize) break;
+    if (r.kind !== 'reopened') {
+      result.skipped++;
+      if (r.kind === 'incomplete') deps.log.warn({ deliveryId, runId }, 'dead delivery lacks its ids; not redriven');
+      continue;
+    }
+    const scheduleId = scheduleIdOf(r.delivery.runId, r.delivery.occurrence);
+    if (!scheduleId) {
+      await restore(ctx, deliveryId);
+      result.skipped++;
+      deps.log.warn({ deliveryId, runId }, 'dead delivery has a run id that does not match its occurrence');
+      continue;
+    }
+    page.push({
+      deliveryId,
+      message: {
+        v: 1,
+        notificationId: r.delivery.notificationId,
+        occurrence: r.delivery.occurrence,
+        scheduleId,
+        runId: r.delivery.runId,
+        redrive: true,
+      },
+    });
   }
+  if (page.length > 0) {
+    let published = false;
+    try {
+      await deps.publisher.publishPage(
+        page.map((p) => ({
+          message: p.message,
+          attributes: { deliveryId: p.deliveryId, runId: p.message.runId, redrive: 'true' },
+        })),
+      );
+      published = true;
+    } catch (err) {
+      // Some may have gone out: those find the delivery dead again and are acked unsent, which is safe.
+      await Promise.all(page.map((p) => restore(ctx, p.deliveryId)));
+      result.failed += page.length;
+      deps.log.error({ runId, err: (err as Error).message, count: page.length }, 'redrive publish failed');
+    }
+    if (published) {
+      result.redriven += page.length;
+      // If this write is lost, a later redrive publishes them again: the ledger acks the repeat.
+      await deps.ledger
+        .markPublished(
+          page.map((p) => p.deliveryId),
+          clock(),
+          redriveId,
+        )
+        .catch((err: unknown) => {
+          deps.log.warn({ runId, err: (err as Error).message }, 'could not record that the redrive was published');
+        });
+    }
+  }
+  deps.onProgress?.({ ...result });
+}
+
+/** restoreDead, whose failure leaves the delivery marked: a later redrive takes it as stranded. */
+async function restore(ctx: RedriveContext, deliveryId: string): Promise<void> {
+  await ctx.deps.ledger.restoreDead(deliveryId, ctx.clock(), ctx.redriveId).catch((err: unknown) => {
+    ctx.deps.log.warn(
+      { deliveryId, runId: ctx.runId, err: (err as Error).message },
+      'could not put a delivery back to dead; a later redrive takes it over',
+    );
+  });
 }
 
 /** The RedriveLedger over the Firestore store: each reopen is a transaction, so one redrive wins. */
@@ -178,33 +274,39 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
   const deliveries = () => store.db.collection(COLLECTIONS.deliveries);
   return {
     deliveryIdsOfRun: (runId, status, cursor, limit) => store.deliveryIdsOfRun(runId, status, cursor, limit),
-    reopenDead: (deliveryId, now) =>
+    async redrivePendingOfRun(runId, cursor, limit) {
+      const docs = await store.deliveriesOfRun(runId, 'retrying', cursor, limit, ['redrivePending', 'lastRedriveAt']);
+      return {
+        pending: docs
+          .filter((d) => d.data.redrivePending === true)
+          .map((d) => ({ id: d.id, since: toDate(d.data.lastRedriveAt) })),
+        scanned: docs.at(-1)?.id ?? null,
+        done: docs.length < limit,
+      };
+    },
+    reopenDead: (deliveryId, now, redriveId) =>
       store.db.runTransaction(async (tx): Promise<ReopenResult> => {
         const ref = deliveries().doc(deliveryId);
         const snap = await tx.get(ref);
         if (!snap.exists || snap.get('status') !== 'dead') return { kind: 'not_dead' };
-        const notificationId = snap.get('notificationId');
-        const occurrence = snap.get('occurrence');
-        const runId = snap.get('runId');
-        if (typeof notificationId !== 'string' || typeof occurrence !== 'string' || typeof runId !== 'string') {
-          return { kind: 'incomplete' };
-        }
+        const ids = idsOf(snap);
+        if (!ids) return { kind: 'incomplete' };
         const attempted = (Number(snap.get('attempts')) || 0) > 0;
         tx.update(ref, {
           status: 'retrying',
           claimExpiresAt: null,
           // Dead-lettering overwrites a claim that may have posted: look in the channel before posting again.
           ...(attempted ? { outcomeUnknown: true } : {}),
-          redrives: (Number(snap.get('redrives')) || 0) + 1,
           lastRedriveAt: now,
           redrivePending: true,
+          redriveId,
           deadBeforeRedriveAt: toDate(snap.get('deadAt')),
           updatedAt: now,
         });
-        return { kind: 'reopened', delivery: { notificationId, occurrence, runId } };
+        return { kind: 'reopened', delivery: ids };
       }),
-    reopenStranded: (deliveryId, now, staleBefore) =>
-      store.db.runTransaction(async (tx) => {
+    reopenStranded: (deliveryId, now, staleBefore, redriveId) =>
+      store.db.runTransaction(async (tx): Promise<StrandedCheck> => {
         const ref = deliveries().doc(deliveryId);
         const snap = await tx.get(ref);
         const since = toDate(snap.get('lastRedriveAt'));
@@ -213,45 +315,53 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
           snap.get('status') !== 'retrying' ||
           snap.get('redrivePending') !== true ||
           !since ||
-          since.getTime() >= staleBefore.getTime() ||
           (claimUntil && claimUntil.getTime() > now.getTime())
         ) {
-          return { kind: 'not_stranded' } as const;
+          return { kind: 'not_stranded' };
         }
-        const notificationId = snap.get('notificationId');
-        const occurrence = snap.get('occurrence');
-        const runId = snap.get('runId');
-        if (typeof notificationId !== 'string' || typeof occurrence !== 'string' || typeof runId !== 'string') {
-          return { kind: 'incomplete' } as const;
-        }
-        tx.update(ref, { lastRedriveAt: now, updatedAt: now });
-        return { kind: 'reopened', delivery: { notificationId, occurrence, runId } } as const;
+        if (since.getTime() >= staleBefore.getTime()) return { kind: 'waiting', since };
+        const ids = idsOf(snap);
+        if (!ids) return { kind: 'incomplete' };
+        tx.update(ref, { lastRedriveAt: now, redriveId, updatedAt: now });
+        return { kind: 'reopened', delivery: ids };
       }),
-    markPublished: async (deliveryIds, now) => {
-      // A batch holds at most 500 writes.
-      for (let i = 0; i < deliveryIds.length; i += 500) {
-        const batch = store.db.batch();
-        for (const id of deliveryIds.slice(i, i + 500)) {
-          // Deleting the mark is harmless once the delivery has moved on (claimed, sent).
-          batch.update(deliveries().doc(id), { redrivePending: FieldValue.delete(), updatedAt: now });
-        }
-        await batch.commit();
-      }
+    markPublished: async (deliveryIds, now, redriveId) => {
+      await Promise.all(
+        deliveryIds.map((id) =>
+          store.db.runTransaction(async (tx) => {
+            const ref = deliveries().doc(id);
+            const snap = await tx.get(ref);
+            // Taken over by a later redrive since: that one records its own publish.
+            if (snap.get('redriveId') !== redriveId) return;
+            tx.update(ref, { redrivePending: FieldValue.delete(), redrives: FieldValue.increment(1), updatedAt: now });
+          }),
+        ),
+      );
     },
-    restoreDead: async (deliveryId, now) => {
+    restoreDead: async (deliveryId, now, redriveId) => {
       await store.db.runTransaction(async (tx) => {
         const ref = deliveries().doc(deliveryId);
         const snap = await tx.get(ref);
-        // Only what this redrive reopened and nobody has claimed since goes back.
-        if (snap.get('status') !== 'retrying') return;
-        tx.update(ref, {
-          status: 'dead',
-          redrivePending: FieldValue.delete(),
-          // The reopen did not count: the message was never republished.
-          redrives: Math.max(0, (Number(snap.get('redrives')) || 0) - 1),
-          updatedAt: now,
-        });
+        // Only what this redrive reopened, still waiting for it, and unclaimed since goes back.
+        if (
+          snap.get('status') !== 'retrying' ||
+          snap.get('redrivePending') !== true ||
+          snap.get('redriveId') !== redriveId
+        ) {
+          return;
+        }
+        tx.update(ref, { status: 'dead', redrivePending: FieldValue.delete(), updatedAt: now });
       });
     },
   };
+}
+
+function idsOf(snap: {
+  get(field: string): unknown;
+}): Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'> | null {
+  const notificationId = snap.get('notificationId');
+  const occurrence = snap.get('occurrence');
+  const runId = snap.get('runId');
+  if (typeof notificationId !== 'string' || typeof occurrence !== 'string' || typeof runId !== 'string') return null;
+  return { notificationId, occurrence, runId };
 }

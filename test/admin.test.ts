@@ -40,7 +40,7 @@ function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
     getNotification: async () => null,
     setNotificationEnabled: async () => false,
     saveNotification: async () => true,
-    redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0 }),
+    redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
     ...over,
   };
 }
@@ -330,7 +330,7 @@ describe('admin API on the emulators', () => {
     slack.clearFaults();
     const redrive = await call('POST', `/admin/runs/${encodeURIComponent(runId)}/redrive`);
     expect(redrive.status).toBe(200);
-    expect(redrive.body).toEqual({ runId, redriven: 1, skipped: 0, failed: 0 });
+    expect(redrive.body).toEqual({ runId, redriven: 1, skipped: 0, failed: 0, waiting: 0, waitingUntil: null });
 
     await waitFor('both sent', async () => (await deliveryStatuses(stack.db)).sent === 2, 30_000);
     const doc = await stack.store.get(`n-00001:${runId.slice(runId.indexOf(':') + 1)}`);
@@ -343,7 +343,7 @@ describe('admin API on the emulators', () => {
 
     // Nothing dead is left: a second redrive publishes nothing.
     const again = await call('POST', `/admin/runs/${encodeURIComponent(runId)}/redrive`);
-    expect(again.body).toEqual({ runId, redriven: 0, skipped: 0, failed: 0 });
+    expect(again.body).toEqual({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null });
     const after = await call('GET', `/admin/runs/${encodeURIComponent(runId)}`);
     expect(after.body.deliveries).toMatchObject({ sent: 2, dead: 0 });
 
@@ -378,7 +378,7 @@ describe('admin API on the emulators', () => {
         },
       },
     });
-    expect(ok).toEqual({ runId, redriven: 5, skipped: 1, failed: 0 });
+    expect(ok).toEqual({ runId, redriven: 5, skipped: 1, failed: 0, waiting: 0, waitingUntil: null });
     expect(published.map((m) => m.notificationId).sort()).toEqual(['n-0', 'n-1', 'n-2', 'n-3', 'n-4']);
     expect(published.every((m) => m.redrive === true && m.scheduleId === scheduleId && m.runId === runId)).toBe(true);
     const reopened = await stack.store.get(`n-0:${occurrence}`);
@@ -410,7 +410,7 @@ describe('admin API on the emulators', () => {
         },
       },
     });
-    expect(failing).toEqual({ runId, redriven: 0, skipped: 1, failed: 5 });
+    expect(failing).toEqual({ runId, redriven: 0, skipped: 1, failed: 5, waiting: 0, waitingUntil: null });
     expect(await stack.store.countByStatus(runId)).toMatchObject({ dead: 6, retrying: 0, sent: 1 });
     // A reopen whose message never went out does not count as a redrive.
     expect((await deliveries.doc(`n-1:${occurrence}`).get()).data()).toMatchObject({ status: 'dead', redrives: 1 });
@@ -434,7 +434,7 @@ describe('admin API on the emulators', () => {
       .set({ notificationId: 'r-0', occurrence, runId, status: 'retrying', attempts: 2, updatedAt: t0 });
     const ledger = firestoreRedriveLedger(stack.store);
     // The interrupted redrive: every delivery reopened, nothing published.
-    for (let i = 0; i < 3; i++) await ledger.reopenDead(`s-${i}:${occurrence}`, t0);
+    for (let i = 0; i < 3; i++) await ledger.reopenDead(`s-${i}:${occurrence}`, t0, 'interrupted');
     expect(await stack.store.countByStatus(runId)).toMatchObject({ dead: 0, retrying: 4 });
 
     const published: DispatchMessage[] = [];
@@ -450,8 +450,17 @@ describe('admin API on the emulators', () => {
       publisher,
       clock: () => new Date(t0.getTime() + 60_000),
     });
-    expect(soon).toEqual({ runId, redriven: 0, skipped: 0, failed: 0 });
+    // It says how many wait, and from when a redrive takes them over.
+    expect(soon).toEqual({
+      runId,
+      redriven: 0,
+      skipped: 0,
+      failed: 0,
+      waiting: 3,
+      waitingUntil: new Date(t0.getTime() + REDRIVE_STRANDED_AFTER_MS).toISOString(),
+    });
     expect(published).toHaveLength(0);
+    // The interrupted redrive cannot put back what it no longer holds, once taken over (below).
 
     const later = new Date(t0.getTime() + REDRIVE_STRANDED_AFTER_MS + 1000);
     const progress: number[] = [];
@@ -463,12 +472,15 @@ describe('admin API on the emulators', () => {
       clock: () => later,
       onProgress: (r) => progress.push(r.redriven),
     });
-    expect(rescued).toEqual({ runId, redriven: 3, skipped: 0, failed: 0 });
+    expect(rescued).toEqual({ runId, redriven: 3, skipped: 0, failed: 0, waiting: 0, waitingUntil: null });
     expect(published.map((m) => m.notificationId).sort()).toEqual(['s-0', 's-1', 's-2']);
     expect(progress.at(-1)).toBe(3);
     const doc = (await deliveries.doc(`s-0:${occurrence}`).get()).data();
     expect(doc).toMatchObject({ status: 'retrying', redrives: 1 });
     expect(doc?.redrivePending).toBeUndefined();
+    // The interrupted redrive, coming back late with a failed publish, leaves them alone.
+    await ledger.restoreDead(`s-0:${occurrence}`, later, 'interrupted');
+    expect((await deliveries.doc(`s-0:${occurrence}`).get()).get('status')).toBe('retrying');
     // Published and recorded: a third redrive takes nothing, however late.
     const third = await redriveRun(runId, {
       ledger,
@@ -476,14 +488,16 @@ describe('admin API on the emulators', () => {
       publisher,
       clock: () => new Date(later.getTime() + REDRIVE_STRANDED_AFTER_MS * 2),
     });
-    expect(third).toEqual({ runId, redriven: 0, skipped: 0, failed: 0 });
+    expect(third).toEqual({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null });
     expect(published).toHaveLength(3);
 
     // A claim by the redriven message clears the mark too, in case recording the publish was lost.
-    await ledger.reopenDead(`s-1:${occurrence}`, later);
     await deliveries.doc(`s-2:${occurrence}`).update({ status: 'dead' });
-    await ledger.reopenDead(`s-2:${occurrence}`, later);
+    await ledger.reopenDead(`s-2:${occurrence}`, later, 'another');
     expect((await deliveries.doc(`s-2:${occurrence}`).get()).get('redrivePending')).toBe(true);
+    // Still waiting, but for another redrive: not this one's to put back.
+    await ledger.restoreDead(`s-2:${occurrence}`, later, 'interrupted');
+    expect((await deliveries.doc(`s-2:${occurrence}`).get()).get('status')).toBe('retrying');
     await stack.store.claim({
       deliveryId: `s-2:${occurrence}`,
       notificationId: 's-2',

@@ -1,0 +1,110 @@
+import { createLogger } from './logger';
+import type { DispatchMessage } from './messages';
+import type { DeliveryStatus } from './model';
+import { type RedriveLedger, type RedriveResult, redriveRun } from './redrive';
+
+const log = createLogger({ service: 'redrive-test', level: 'silent' });
+const occurrence = '2030-01-01T00:00:00.000Z';
+const runId = `s_a:${occurrence}`;
+
+/** A ledger of dead deliveries in memory, with hooks to make its calls fail. */
+function fakeLedger(ids: string[], over: Partial<RedriveLedger> = {}) {
+  const status = new Map<string, DeliveryStatus>(ids.map((id) => [id, 'dead']));
+  const published: string[] = [];
+  const ledger: RedriveLedger = {
+    deliveryIdsOfRun: async (_runId, s, cursor, limit) =>
+      [...status.entries()]
+        .filter(([id, st]) => st === s && (!cursor || id > cursor))
+        .map(([id]) => id)
+        .sort()
+        .slice(0, limit),
+    redrivePendingOfRun: async () => ({ pending: [], scanned: null, done: true }),
+    reopenDead: async (id) => {
+      if (status.get(id) !== 'dead') return { kind: 'not_dead' };
+      status.set(id, 'retrying');
+      return { kind: 'reopened', delivery: { notificationId: id.split(':')[0] as string, occurrence, runId } };
+    },
+    reopenStranded: async () => ({ kind: 'not_stranded' }),
+    markPublished: async (deliveryIds) => {
+      published.push(...deliveryIds);
+    },
+    restoreDead: async (id) => {
+      status.set(id, 'dead');
+    },
+    ...over,
+  };
+  return { ledger, status, published };
+}
+
+const ids = ['n-1', 'n-2', 'n-3', 'n-4', 'n-5'].map((n) => `${n}:${occurrence}`);
+
+function publisher() {
+  const sent: DispatchMessage[] = [];
+  return {
+    sent,
+    publishPage: async (page: { message: DispatchMessage }[]) => void sent.push(...page.map((p) => p.message)),
+  };
+}
+
+describe('redriveRun', () => {
+  it('still reports what it published when recording the publish fails (a later redrive takes them over)', async () => {
+    const { ledger } = fakeLedger(ids, {
+      markPublished: async () => {
+        throw new Error('firestore unavailable');
+      },
+    });
+    const pub = publisher();
+    const result = await redriveRun(runId, { ledger, publisher: pub, log, pageSize: 2 });
+    expect(result).toMatchObject({ redriven: 5, failed: 0 });
+    expect(pub.sent).toHaveLength(5);
+  });
+
+  it('counts a reopen that throws as failed and goes on with the rest', async () => {
+    const base = fakeLedger(ids);
+    const { ledger } = fakeLedger(ids, {
+      reopenDead: async (id, now, redriveId) => {
+        if (id.startsWith('n-2')) throw new Error('contention');
+        return base.ledger.reopenDead(id, now, redriveId);
+      },
+    });
+    const pub = publisher();
+    const result = await redriveRun(runId, { ledger, publisher: pub, log });
+    expect(result).toMatchObject({ redriven: 4, failed: 1 });
+    expect(pub.sent.map((m) => m.notificationId)).not.toContain('n-2');
+  });
+
+  it('stops between pages once the service drains, saying it was interrupted', async () => {
+    const { ledger, status } = fakeLedger(ids);
+    let pages = 0;
+    const progress: RedriveResult[] = [];
+    const result = await redriveRun(runId, {
+      ledger,
+      publisher: publisher(),
+      log,
+      pageSize: 2,
+      isDraining: () => pages >= 1,
+      onProgress: (r) => {
+        pages++;
+        progress.push(r);
+      },
+    });
+    expect(result).toMatchObject({ redriven: 2, interrupted: true });
+    // What it had not reached is still dead, for a later redrive.
+    expect([...status.values()].filter((s) => s === 'dead')).toHaveLength(3);
+  });
+
+  it('puts a page back when publishing fails, and counts it failed', async () => {
+    const { ledger, status } = fakeLedger(ids);
+    const result = await redriveRun(runId, {
+      ledger,
+      log,
+      publisher: {
+        publishPage: async () => {
+          throw new Error('pubsub down');
+        },
+      },
+    });
+    expect(result).toMatchObject({ redriven: 0, failed: 5 });
+    expect([...status.values()].every((s) => s === 'dead')).toBe(true);
+  });
+});
