@@ -95,7 +95,14 @@ describe('redrive, on the emulators', () => {
     // A topic that does not exist: the publish fails, and says so.
     const res = await runCli(['-p', 'demo-cli-redrive', 'redrive', runId, '--topic', 'no-such-topic'], env);
     expect(res.code).toBe(1);
-    expect(JSON.parse(res.stdout)).toEqual({ runId, redriven: 0, skipped: 0, failed: 1, waiting: 0, waitingUntil: null });
+    expect(JSON.parse(res.stdout)).toEqual({
+      runId,
+      redriven: 0,
+      skipped: 0,
+      failed: 1,
+      waiting: 0,
+      waitingUntil: null,
+    });
     expect(res.stderr).toContain('redrive publish failed');
     expect(res.stderr).toContain('redrive: 0 redriven, 0 skipped, 1 failed so far');
   });
