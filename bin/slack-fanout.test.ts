@@ -65,6 +65,17 @@ describe('parseAccountsFile', () => {
     ['a bad dashboard URL', JSON.stringify([{ ...acct, dashboardUrl: 'not a url' }]), /a\.json\[0\]: dashboardUrl/],
     ['an id with a slash', JSON.stringify([{ ...acct, id: 'a/b' }]), /a\.json\[0\]: account id "a\/b".*'\/'/],
     ['a duplicate id', JSON.stringify([acct, acct]), /a\.json\[1\]: duplicate id acct-1 \(also a\.json\[0\]\)/],
+    ['a blank id', JSON.stringify([{ ...acct, id: ' ' }]), /a\.json\[0\]: account id " ": is blank/],
+    [
+      'a javascript: dashboard URL',
+      JSON.stringify([{ ...acct, dashboardUrl: 'javascript:alert(1)' }]),
+      /a\.json\[0\]: dashboardUrl/,
+    ],
+    [
+      'an account too big for a document',
+      JSON.stringify([acct, { ...acct, id: 'big', highlights: ['x'.repeat(1_100_000)] }]),
+      /a\.json\[1\]: account big is \d+ bytes; a Firestore document holds at most about 1 MB/,
+    ],
   ])('names %s', (_what, text, message) => {
     expect(() => parseAccountsFile(text, 'a.json')).toThrow(message);
   });

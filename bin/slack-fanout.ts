@@ -40,7 +40,16 @@ const newNotificationSchema = z.strictObject({
   enabled: z.boolean().optional(),
 });
 
-const newAccountSchema = accountSchema.extend({ id: z.string().min(1) }).strict();
+const newAccountSchema = accountSchema
+  .extend({
+    id: z.string().min(1),
+    // A link in a Slack message: the web's own schemes only.
+    dashboardUrl: z.url({ protocol: /^https?$/ }).optional(),
+  })
+  .strict();
+
+/** Firestore's largest document, less room for its id and field names. */
+const MAX_ACCOUNT_BYTES = 1_000_000;
 export type NewAccount = { id: string; account: Account };
 
 class CliError extends Error {}
@@ -81,10 +90,17 @@ function docId(what: string, id: string): string {
 }
 
 function readText(file: string): string {
+  let bytes: Buffer;
   try {
-    return readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (err) {
     throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    // Strict: a file in another encoding is an error, not ids quietly full of U+FFFD. A BOM is dropped.
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    throw new CliError(`${file} is not UTF-8 text`);
   }
 }
 
@@ -116,8 +132,12 @@ export function parseAccountsFile(text: string, file: string): NewAccount[] {
       throw new CliError(`${where}: ${issue?.path.join('.') || '(entry)'}: ${issue?.message}`);
     }
     const { id, ...account } = parsed.data;
-    const problem = documentIdProblem(id);
+    const problem = id.trim() === '' ? 'is blank' : documentIdProblem(id);
     if (problem) throw new CliError(`${where}: account id ${JSON.stringify(id.slice(0, 100))}: ${problem}`);
+    const bytes = Buffer.byteLength(JSON.stringify(account), 'utf8');
+    if (bytes > MAX_ACCOUNT_BYTES) {
+      throw new CliError(`${where}: account ${id} is ${bytes} bytes; a Firestore document holds at most about 1 MB`);
+    }
     const first = seen.get(id);
     if (first !== undefined) throw new CliError(`${where}: duplicate id ${id} (also ${file}[${first}])`);
     seen.set(id, i);

@@ -1,10 +1,11 @@
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { deferred } from '../shared/concurrency';
 import { createLogger } from '../shared/logger';
 import { MemoryStore } from '../shared/memory-store';
 import type { PagePublisher } from '../shared/pubsub';
-import { createLifecycle } from '../shared/service';
+import { CLOSE_GRACE_MS, createLifecycle, serve } from '../shared/service';
 import { createApp, MAX_SCHEDULE_TIME_AHEAD_MS, tickTimeOf } from './app';
 
 const now = new Date('2026-11-29T09:30:00.000Z');
@@ -141,3 +142,60 @@ describe('shutting down while a tick runs', () => {
     expect(await res.json()).toMatchObject({ occurrences: [expect.objectContaining({ status: 'failed' })] });
   });
 });
+
+describe('the lifecycle', () => {
+  it('a second SIGTERM while draining changes nothing: one shutdown, one exit, after the first finishes', async () => {
+    const before = process.listeners('SIGTERM');
+    const beforeInt = process.listeners('SIGINT');
+    const exit = jest.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    try {
+      const log = createLogger({ service: 'test', level: 'silent' });
+      const lifecycle = createLifecycle(log);
+      const shutdown = jest.spyOn(lifecycle, 'shutdown');
+      const closing = deferred();
+      const server = serve(
+        createApp({ ...minimalDeps(), log }),
+        { port: 0, host: '127.0.0.1' },
+        log,
+        lifecycle,
+        () => closing.promise,
+      );
+      await new Promise((r) => server.once('listening', r));
+      process.emit('SIGTERM');
+      // Still listening after the first: a second real signal must not get Node's default (exit 143).
+      expect(process.listeners('SIGTERM').length).toBeGreaterThan(before.length);
+      process.emit('SIGTERM');
+      await new Promise((r) => setTimeout(r, 50));
+      // Still closing: the second signal did not exit early.
+      expect(exit).not.toHaveBeenCalled();
+      closing.resolve();
+      for (let i = 0; i < 100 && exit.mock.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(shutdown).toHaveBeenCalledTimes(1);
+      expect(exit.mock.calls).toEqual([[0]]);
+    } finally {
+      exit.mockRestore();
+      for (const l of process.listeners('SIGTERM')) if (!before.includes(l)) process.off('SIGTERM', l);
+      for (const l of process.listeners('SIGINT')) if (!beforeInt.includes(l)) process.off('SIGINT', l);
+    }
+  });
+
+  it('exits even when closing the clients hangs, within its close grace', async () => {
+    const lifecycle = createLifecycle(createLogger({ service: 'test', level: 'silent' }));
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const t0 = performance.now();
+    await lifecycle.shutdown(server, () => new Promise<void>(() => undefined), 100);
+    expect(performance.now() - t0).toBeLessThan(CLOSE_GRACE_MS + 1000);
+  });
+});
+
+function minimalDeps() {
+  return {
+    runs: new MemoryStore(),
+    publisher: { publishPage: async () => undefined },
+    pageSize: 10,
+    leaseSeconds: 60,
+    catchUpWindowSeconds: 900,
+    projectId: 'demo-test',
+  };
+}

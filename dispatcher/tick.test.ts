@@ -383,6 +383,22 @@ describe('runTick', () => {
     expect(await store.getRun(runId)).toMatchObject({ cursor: bucketOf(order[1] as string), leaseOwner: null });
   });
 
+  it('shutting down, does not wait past the drain bound for the oldest page either', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 6 });
+    const { publisher, pending } = heldPublisher();
+    let draining = false;
+    const t0 = performance.now();
+    const tick = runTick(occurrence, deps(store, publisher, { pagesInFlight: 2, isDraining: () => draining }));
+    // Two pages out, neither ever answered: the run waits on the oldest when SIGTERM comes.
+    await until(() => pending.length === 2);
+    draining = true;
+    const summary = await tick;
+    expect(performance.now() - t0).toBeLessThan(2 * DRAIN_WAIT_MS + 2000);
+    expect(summary.occurrences[0]).toMatchObject({ status: 'failed', published: 0 });
+    expect(await store.getRun(runId)).toMatchObject({ leaseOwner: null });
+  });
+
   it('starts no schedule once the service drains: each is left due for a later tick', async () => {
     const store = new MemoryStore();
     seed(store, { count: 3 });

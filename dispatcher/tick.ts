@@ -46,6 +46,29 @@ export interface TickDeps {
 /** The longest a run stopping for a shutdown waits for its publishes, then its checkpoint. */
 export const DRAIN_WAIT_MS = 2_500;
 
+/**
+ * Waits for `promise`; once the service is draining, for at most DRAIN_WAIT_MS more, then
+ * rejects with SHUTTING_DOWN: a publish or a read that Pub/Sub or Firestore does not answer
+ * must not hold the tick past the shutdown grace.
+ */
+async function unlessDrainedLong<T>(promise: Promise<T>, isDraining: (() => boolean) | undefined): Promise<T> {
+  if (!isDraining) return promise;
+  let timer: NodeJS.Timeout | undefined;
+  const drained = new Promise<never>((_resolve, reject) => {
+    let since: number | null = null;
+    timer = setInterval(() => {
+      if (!isDraining()) return;
+      since ??= Date.now();
+      if (Date.now() - since >= DRAIN_WAIT_MS) reject(new Error(SHUTTING_DOWN));
+    }, 100);
+  });
+  try {
+    return await Promise.race([promise, drained]);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** Each promise's outcome once it settles, or 'pending' if it has not within `ms` (null: no bound). */
 async function settledWithin(
   promises: Promise<unknown>[],
@@ -223,7 +246,7 @@ async function runSchedule(
   const landOldest = async (): Promise<void> => {
     const oldest = publishing[0];
     if (!oldest) return;
-    await oldest.accepted;
+    await unlessDrainedLong(oldest.accepted, deps.isDraining);
     publishing.shift();
     land(oldest);
   };
@@ -232,7 +255,7 @@ async function runSchedule(
     // written while the next ones are published (see Checkpoints).
     let next = pages.next();
     for (;;) {
-      const page = await next;
+      const page = await unlessDrainedLong(next, deps.isDraining);
       if (page.done) break;
       const { ids } = page.value;
       next = pages.next();

@@ -4,6 +4,8 @@ import type { Logger } from './logger';
 
 /** Cloud Run sends SIGTERM and kills the instance 10 s later; in-flight work gets 8 s of that. */
 export const SHUTDOWN_GRACE_MS = 8000;
+/** Then closing the clients gets at most this long: a client waiting on a stream cut short must not keep the process past Cloud Run's kill. */
+export const CLOSE_GRACE_MS = 1500;
 
 export interface Lifecycle {
   isDraining: () => boolean;
@@ -36,7 +38,21 @@ export function createLifecycle(log: Logger): Lifecycle {
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (inFlight > 0) log.warn({ inFlight }, 'abandoning in-flight requests at the shutdown deadline');
       server.closeAllConnections();
-      await close().catch((err) => log.warn({ err: (err as Error).message }, 'error while closing clients'));
+      let timer: NodeJS.Timeout | undefined;
+      const closed = await Promise.race([
+        close().then(
+          () => true,
+          (err: unknown) => {
+            log.warn({ err: (err as Error).message }, 'error while closing clients');
+            return true;
+          },
+        ),
+        new Promise<false>((r) => {
+          timer = setTimeout(() => r(false), CLOSE_GRACE_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!closed) log.warn({ closeGraceMs: CLOSE_GRACE_MS }, 'clients still closing at the deadline; exiting anyway');
       log.info('shut down');
     },
   };
@@ -63,11 +79,15 @@ export function serve(
   // Longer than the push ack deadline, so Pub/Sub's own timeout decides.
   server.keepAliveTimeout = 620_000;
   server.headersTimeout = 621_000;
+  // A second signal while draining changes nothing: the first shutdown finishes and exits.
+  let stopping = false;
   const stop = (signal: string) => {
-    log.info({ signal }, 'signal received');
+    log.info({ signal, alreadyStopping: stopping }, 'signal received');
+    if (stopping) return;
+    stopping = true;
     void lifecycle.shutdown(server, close).then(() => process.exit(0));
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   return server;
 }

@@ -72,6 +72,14 @@ describe('import-accounts, on the emulator', () => {
 
     const bad = await runCli(['-p', 'demo-cli-accounts', 'import-accounts', join(dir, 'missing.json')], env);
     expect(bad.stderr).toMatch(/^slack-fanout: cannot read .*missing\.json: ENOENT/);
+    // Latin-1 is refused, not imported with a mangled id; a UTF-8 byte-order mark is fine.
+    writeFileSync(file, Buffer.from('[{"id":"caf\xe9","name":"Caf\xe9"}]', 'latin1'));
+    const latin1 = await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env);
+    expect(latin1.stderr).toMatch(/accounts\.json is not UTF-8 text/);
+    writeFileSync(file, `\ufeff${JSON.stringify([{ id: 'acct-3', name: 'Gamma' }])}`);
+    expect((await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env)).stdout).toContain(
+      'imported 1 accounts',
+    );
   });
 });
 
