@@ -61,23 +61,25 @@ export function rssMiB(pid: number): number {
   return statusField(pid, 'VmRSS');
 }
 
-/** Jiffies the whole machine has spent, busy and in all, from the first line of /proc/stat. */
+/** Jiffies the whole machine has spent, busy and in all, from /proc/stat, and its cores. */
 export interface MachineCpu {
   busy: number;
   total: number;
+  cores: number;
 }
 
 /** The machine's CPU counters now: every core, every process, the kernel's own work included. */
 export function machineCpu(): MachineCpu {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  const lines = readFileSync('/proc/stat', 'utf8').split('\n');
   // cpu  user nice system idle iowait irq softirq steal guest guest_nice
-  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = (lines[0] ?? '')
     .trim()
     .split(/\s+/)
     .slice(1)
     .map(Number);
   const busy = user + nice + system + irq + softirq + steal;
-  return { busy, total: busy + idle + iowait };
+  const cores = Math.max(1, lines.filter((l) => /^cpu\d+\s/.test(l)).length);
+  return { busy, total: busy + idle + iowait, cores };
 }
 
 /**
@@ -88,13 +90,5 @@ export function machineCpu(): MachineCpu {
 export function busyCoresSince(since: MachineCpu): { busyCores: number; cores: number } {
   const now = machineCpu();
   const total = now.total - since.total;
-  const cores = availableCores();
-  return { busyCores: total > 0 ? ((now.busy - since.busy) / total) * cores : 0, cores };
-}
-
-function availableCores(): number {
-  const cpuLines = readFileSync('/proc/stat', 'utf8')
-    .split('\n')
-    .filter((l) => /^cpu\d+\s/.test(l));
-  return Math.max(1, cpuLines.length);
+  return { busyCores: total > 0 ? ((now.busy - since.busy) / total) * now.cores : 0, cores: now.cores };
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { Timestamp } from '@google-cloud/firestore';
+import { type Firestore, Timestamp } from '@google-cloud/firestore';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { GoogleAuth } from 'google-auth-library';
@@ -10,7 +10,7 @@ import { positiveInt } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
-import { type Account, accountSchema, documentIdProblem } from '../shared/model';
+import { type Account, accountSchema, userIdProblem } from '../shared/model';
 import {
   InvalidNotificationError,
   type NewNotification,
@@ -84,7 +84,7 @@ function print(value: unknown): void {
 
 /** A Firestore document id as typed on the command line, or a CliError naming it. */
 function docId(what: string, id: string): string {
-  const problem = id.trim() === '' ? 'is blank' : documentIdProblem(id);
+  const problem = userIdProblem(id);
   if (problem) throw new CliError(`${what} id ${JSON.stringify(id.slice(0, 100))}: ${problem}`);
   return id;
 }
@@ -122,49 +122,73 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
 
 /** Reads a JSON array of accounts (the data a report shows), naming the first bad entry. */
 export function parseAccountsFile(text: string, file: string): NewAccount[] {
-  const entries = parseJsonArray(text, file, 'accounts');
-  const seen = new Map<string, number>();
-  return entries.map((entry, i) => {
-    const where = `${file}[${i}]`;
-    const parsed = newAccountSchema.safeParse(entry);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new CliError(`${where}: ${issue?.path.join('.') || '(entry)'}: ${issue?.message}`);
-    }
-    const { id, ...account } = parsed.data;
-    const problem = id.trim() === '' ? 'is blank' : documentIdProblem(id);
-    if (problem) throw new CliError(`${where}: account id ${JSON.stringify(id.slice(0, 100))}: ${problem}`);
-    const bytes = Buffer.byteLength(JSON.stringify(account), 'utf8');
-    if (bytes > MAX_ACCOUNT_BYTES) {
-      throw new CliError(`${where}: account ${id} is ${bytes} bytes; a Firestore document holds at most about 1 MB`);
-    }
-    const first = seen.get(id);
-    if (first !== undefined) throw new CliError(`${where}: duplicate id ${id} (also ${file}[${first}])`);
-    seen.set(id, i);
-    return { id, account };
-  });
+  const entries = validEntries(
+    parseJsonArray(text, file, 'accounts'),
+    newAccountSchema,
+    (i) => `${file}[${i}]`,
+    (a) => {
+      const problem = userIdProblem(a.id);
+      if (problem) return `account id ${JSON.stringify(a.id.slice(0, 100))}: ${problem}`;
+      const { id, ...account } = a;
+      const bytes = Buffer.byteLength(JSON.stringify(account), 'utf8');
+      return bytes > MAX_ACCOUNT_BYTES
+        ? `account ${id} is ${bytes} bytes; a Firestore document holds at most about 1 MB`
+        : null;
+    },
+  );
+  return entries.map(({ id, ...account }) => ({ id, account }));
 }
 
 /** Validates notifications (schema, ids, cron, time zone, no id twice), naming the first bad one by `where`. */
-function parseNotificationEntries(entries: unknown[], where: (i: number) => string): NewNotification[] {
+function parseNotificationEntries(
+  entries: unknown[],
+  where: (i: number) => string,
+  fieldName?: (field: string) => string,
+): NewNotification[] {
+  return validEntries(
+    entries,
+    newNotificationSchema,
+    where,
+    (n) => {
+      try {
+        notificationDoc(n as NewNotification);
+        return null;
+      } catch (err) {
+        if (err instanceof InvalidNotificationError) return err.message;
+        throw err;
+      }
+    },
+    fieldName,
+  ) as NewNotification[];
+}
+
+/**
+ * The entries of an import, each checked by `schema` and then `problem`, no id twice: a
+ * CliError names the first bad entry by `where` (and a field by `fieldName`).
+ */
+function validEntries<T extends { id: string }>(
+  entries: unknown[],
+  schema: z.ZodType<T>,
+  where: (i: number) => string,
+  problem: (entry: T) => string | null,
+  fieldName: (field: string) => string = (field) => field,
+): T[] {
   const seen = new Map<string, number>();
   return entries.map((entry, i) => {
-    const parsed = newNotificationSchema.safeParse(entry);
+    const parsed = schema.safeParse(entry);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new CliError(`${where(i)}: ${issue?.path.join('.') || '(entry)'}: ${issue?.message}`);
+      const [field, ...rest] = (issue?.path ?? []).map(String);
+      const path = field === undefined ? '(entry)' : [fieldName(field), ...rest].join('.');
+      throw new CliError(`${where(i)}: ${path}: ${issue?.message}`);
     }
-    const n = parsed.data as NewNotification;
-    const first = seen.get(n.id);
-    if (first !== undefined) throw new CliError(`${where(i)}: duplicate id ${n.id} (also ${where(first)})`);
-    seen.set(n.id, i);
-    try {
-      notificationDoc(n);
-    } catch (err) {
-      if (err instanceof InvalidNotificationError) throw new CliError(`${where(i)}: ${err.message}`);
-      throw err;
-    }
-    return n;
+    const e = parsed.data;
+    const first = seen.get(e.id);
+    if (first !== undefined) throw new CliError(`${where(i)}: duplicate id ${e.id} (also ${where(first)})`);
+    seen.set(e.id, i);
+    const why = problem(e);
+    if (why) throw new CliError(`${where(i)}: ${why}`);
+    return e;
   });
 }
 
@@ -179,15 +203,23 @@ const ADD_OPTIONS: Record<string, string> = {
   title: '--title',
 };
 
-function withOptionNames<T>(check: () => T): T {
+/** Saves an import's entries (`save`), with a progress bar, and says how many. */
+async function importFile<T>(
+  projectId: string,
+  items: T[],
+  what: string,
+  save: (db: Firestore, items: T[], onProgress: (n: number) => void) => Promise<void>,
+): Promise<void> {
+  const db = createFirestore(projectId);
+  const bar = new SingleBar({ format: 'importing [{bar}] {value}/{total}', hideCursor: true });
+  bar.start(items.length, 0);
   try {
-    return check();
-  } catch (err) {
-    if (!(err instanceof CliError)) throw err;
-    throw new CliError(
-      err.message.replace(/^add: (\w+)(?=:)/, (_m, field: string) => `add: ${ADD_OPTIONS[field] ?? field}`),
-    );
+    await save(db, items, (n) => bar.update(n));
+  } finally {
+    bar.stop();
+    await db.terminate();
   }
+  process.stdout.write(`imported ${items.length} ${what}\n`);
 }
 
 export function buildProgram(): Command {
@@ -213,19 +245,14 @@ export function buildProgram(): Command {
       'create or replace the notifications in a JSON file (an array of {id, accountId, channelId, cron, timezone, teamId?, title?, enabled?})',
     )
     .argument('<file>', 'the JSON file')
-    .action(async (file: string) => {
-      const items = parseNotificationsFile(readText(file), file);
-      const db = createFirestore(projectOf(program.opts()));
-      const bar = new SingleBar({ format: 'importing [{bar}] {value}/{total}', hideCursor: true });
-      bar.start(items.length, 0);
-      try {
-        await saveNotifications(db, items, { onProgress: (n) => bar.update(n) });
-      } finally {
-        bar.stop();
-        await db.terminate();
-      }
-      process.stdout.write(`imported ${items.length} notifications\n`);
-    });
+    .action((file: string) =>
+      importFile(
+        projectOf(program.opts()),
+        parseNotificationsFile(readText(file), file),
+        'notifications',
+        (db, items, onProgress) => saveNotifications(db, items, { onProgress }),
+      ),
+    );
 
   program
     .command('import-accounts')
@@ -233,19 +260,14 @@ export function buildProgram(): Command {
       'create or replace the accounts in a JSON file: the data each report shows (an array of {id, name, metrics?: [{label, value, change?}], highlights?: [string], dashboardUrl?})',
     )
     .argument('<file>', 'the JSON file')
-    .action(async (file: string) => {
-      const items = parseAccountsFile(readText(file), file);
-      const db = createFirestore(projectOf(program.opts()));
-      const bar = new SingleBar({ format: 'importing [{bar}] {value}/{total}', hideCursor: true });
-      bar.start(items.length, 0);
-      try {
-        await saveAccounts(db, items, { onProgress: (n) => bar.update(n) });
-      } finally {
-        bar.stop();
-        await db.terminate();
-      }
-      process.stdout.write(`imported ${items.length} accounts\n`);
-    });
+    .action((file: string) =>
+      importFile(
+        projectOf(program.opts()),
+        parseAccountsFile(readText(file), file),
+        'accounts',
+        (db, items, onProgress) => saveAccounts(db, items, { onProgress }),
+      ),
+    );
 
   program
     .command('add')
@@ -270,21 +292,20 @@ export function buildProgram(): Command {
       }) => {
         // The same checks as an entry of an import file (an empty --team is an error, not no team),
         // with each field named by its option.
-        const [n] = withOptionNames(() =>
-          parseNotificationEntries(
-            [
-              {
-                id: o.id,
-                accountId: o.account,
-                channelId: o.channel,
-                cron: o.cron,
-                timezone: o.timezone,
-                ...(o.team !== undefined ? { teamId: o.team } : {}),
-                ...(o.title !== undefined ? { title: o.title } : {}),
-              },
-            ],
-            () => 'add',
-          ),
+        const [n] = parseNotificationEntries(
+          [
+            {
+              id: o.id,
+              accountId: o.account,
+              channelId: o.channel,
+              cron: o.cron,
+              timezone: o.timezone,
+              ...(o.team !== undefined ? { teamId: o.team } : {}),
+              ...(o.title !== undefined ? { title: o.title } : {}),
+            },
+          ],
+          () => 'add',
+          (field) => ADD_OPTIONS[field] ?? field,
         ) as [NewNotification];
         const db = createFirestore(projectOf(program.opts()));
         try {

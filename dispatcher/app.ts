@@ -7,6 +7,7 @@ import {
   jsonBody,
   notFound,
   type ReadinessCheck,
+  refuseWhileDraining,
   runChecks,
 } from '../shared/http';
 import type { Logger } from '../shared/logger';
@@ -66,20 +67,13 @@ export function createApp(deps: DispatcherDeps): Express {
   healthRoutes(app, deps.readiness ?? {}, isDraining);
   // After the health routes: a shutdown waits for ticks and admin calls, not for probes.
   if (deps.track) app.use(deps.track);
-  // Draining, the admin routes take no new work (a redrive cut off by the shutdown would strand
-  // what it had reopened until a later redrive); /tick says so itself.
-  app.use(['/admin', '/status'], (_req, res, next) => {
-    if (!isDraining()) return next();
-    res.setHeader('Cache-Control', 'no-store');
-    res.status(503).json({ error: 'shutting_down' });
-  });
+  const draining = refuseWhileDraining(isDraining);
+  // Draining, the admin routes take no new work either (a redrive cut off by the shutdown would
+  // strand what it had reopened until a later redrive).
+  app.use(['/admin', '/status'], draining);
 
   const guards: RequestHandler[] = deps.tickAuth ? [deps.tickAuth] : [];
-  app.post(TOPOLOGY.tickPath, ...guards, jsonBody('16kb'), async (req, res) => {
-    if (isDraining()) {
-      res.status(503).json({ error: 'shutting_down' });
-      return;
-    }
+  app.post(TOPOLOGY.tickPath, ...guards, jsonBody('16kb'), draining, async (req, res) => {
     const tickTime = tickTimeOf(req.header('x-cloudscheduler-scheduletime'), clock());
     if ('error' in tickTime) {
       req.log.warn({ header: req.header('x-cloudscheduler-scheduletime') }, tickTime.error);

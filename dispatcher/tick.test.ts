@@ -98,6 +98,27 @@ function seed(store: MemoryStore, opts: { count: number; disabled?: string[]; ne
   return ids;
 }
 
+/** A tick of 6 notifications, 2 pages in flight, both held unanswered; `drain()` is the SIGTERM. */
+async function twoPagesHeld() {
+  const store = new MemoryStore();
+  const ids = seed(store, { count: 6 });
+  const { publisher, pending } = heldPublisher();
+  let draining = false;
+  const t0 = performance.now();
+  const tick = runTick(occurrence, deps(store, publisher, { pagesInFlight: 2, isDraining: () => draining }));
+  await until(() => pending.length === 2);
+  return {
+    store,
+    ids,
+    pending,
+    tick,
+    t0,
+    drain: () => {
+      draining = true;
+    },
+  };
+}
+
 function deps(store: MemoryStore, publisher: DispatchPublisher, over: Partial<TickDeps> = {}): TickDeps {
   return {
     runs: store,
@@ -365,15 +386,9 @@ describe('runTick', () => {
   });
 
   it('shutting down, does not wait past the drain bound for a publish that never answers', async () => {
-    const store = new MemoryStore();
-    const ids = seed(store, { count: 6 });
-    const { publisher, pending } = heldPublisher();
-    let draining = false;
-    const t0 = performance.now();
-    const tick = runTick(occurrence, deps(store, publisher, { pagesInFlight: 2, isDraining: () => draining }));
-    await until(() => pending.length === 2);
+    const { store, ids, pending, drain, tick, t0 } = await twoPagesHeld();
     // SIGTERM; the first page is accepted, the second never answers.
-    draining = true;
+    drain();
     pending[0]?.answer();
     const summary = await tick;
     expect(performance.now() - t0).toBeLessThan(DRAIN_WAIT_MS + 2000);
@@ -384,15 +399,9 @@ describe('runTick', () => {
   });
 
   it('shutting down, does not wait past the drain bound for the oldest page either', async () => {
-    const store = new MemoryStore();
-    seed(store, { count: 6 });
-    const { publisher, pending } = heldPublisher();
-    let draining = false;
-    const t0 = performance.now();
-    const tick = runTick(occurrence, deps(store, publisher, { pagesInFlight: 2, isDraining: () => draining }));
+    const { store, drain, tick, t0 } = await twoPagesHeld();
     // Two pages out, neither ever answered: the run waits on the oldest when SIGTERM comes.
-    await until(() => pending.length === 2);
-    draining = true;
+    drain();
     const summary = await tick;
     expect(performance.now() - t0).toBeLessThan(2 * DRAIN_WAIT_MS + 2000);
     expect(summary.occurrences[0]).toMatchObject({ status: 'failed', published: 0 });

@@ -1,6 +1,14 @@
 import type { Express, RequestHandler } from 'express';
 import { pushStatus } from '../shared/errors';
-import { baseApp, errorHandler, healthRoutes, jsonBody, notFound, type ReadinessCheck } from '../shared/http';
+import {
+  baseApp,
+  errorHandler,
+  healthRoutes,
+  jsonBody,
+  notFound,
+  type ReadinessCheck,
+  refuseWhileDraining,
+} from '../shared/http';
 import { TOPOLOGY } from '../shared/topology';
 import { type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
 
@@ -28,12 +36,9 @@ export function createApp(deps: NotifierDeps): Express {
   healthRoutes(app, deps.readiness ?? {}, isDraining);
   const guards: RequestHandler[] = [...(deps.track ? [deps.track] : []), ...(deps.pushAuth ? [deps.pushAuth] : [])];
 
-  app.post(TOPOLOGY.pushPath, ...guards, jsonBody(), async (req, res) => {
-    if (isDraining()) {
-      // A nack: Pub/Sub redelivers to an instance that is not shutting down.
-      res.status(503).json({ error: 'shutting_down' });
-      return;
-    }
+  const draining = refuseWhileDraining(isDraining);
+
+  app.post(TOPOLOGY.pushPath, ...guards, jsonBody(), draining, async (req, res) => {
     const result = await handlePush(req.body, { ...deps, log: req.log });
     const status = pushStatus(result);
     if (result.kind === 'retry' && deps.nackDelayMs) {
@@ -48,12 +53,7 @@ export function createApp(deps: NotifierDeps): Express {
     else res.status(status).json(result);
   });
 
-  app.post(TOPOLOGY.deadLetterPath, ...guards, jsonBody(), async (req, res) => {
-    if (isDraining()) {
-      // A nack: Pub/Sub redelivers to an instance that is not shutting down.
-      res.status(503).json({ error: 'shutting_down' });
-      return;
-    }
+  app.post(TOPOLOGY.deadLetterPath, ...guards, jsonBody(), draining, async (req, res) => {
     try {
       const result = await handleDeadLetter(req.body, { ...deps, log: req.log });
       res.status(200).json(result);

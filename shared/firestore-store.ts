@@ -520,10 +520,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     cursor: string | null,
     limit: number,
   ): Promise<string[]> {
-    let q = buildQuery(this.db, QUERIES.deliveriesOfRunByStatus, { runId, status });
-    if (cursor) q = q.startAfter(cursor);
-    const snap = await q.select().limit(limit).get();
-    return snap.docs.map((d) => d.id);
+    return (await this.deliveriesOfRun(runId, status, cursor, limit, [])).map((d) => d.id);
   }
 
   // ---- NotificationStore / AccountStore ----

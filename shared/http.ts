@@ -49,6 +49,18 @@ export function requireJson(opts: { optional?: boolean } = {}): RequestHandler {
   };
 }
 
+/**
+ * Answers 503 `shutting_down` once the service drains: for a push, a nack that Pub/Sub
+ * redelivers to an instance that is not shutting down; for a tick, a retry of Cloud Scheduler's.
+ */
+export function refuseWhileDraining(isDraining: () => boolean): RequestHandler {
+  return (_req, res, next) => {
+    if (!isDraining()) return next();
+    res.setHeader('Cache-Control', 'no-store');
+    res.status(503).json({ error: 'shutting_down' });
+  };
+}
+
 /** The path the client asked for, whatever router it reached (`req.path` drops a mount's prefix). */
 export function routePath(req: Request): string {
   return (req.originalUrl || req.url).split('?')[0] ?? '/';

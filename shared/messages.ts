@@ -86,12 +86,8 @@ export function parsePushBody(body: unknown): ParseResult {
   const m = env.data.message;
   const messageId = m.messageId ?? m.message_id ?? null;
   const attributes = m.attributes ?? {};
-  // Named only when it can be a ledger document: another id could not be recorded anyway.
-  const named = attributes.deliveryId;
-  const deliveryId = named !== undefined && documentIdProblem(named) === null ? named : null;
-  const namedRun = attributes.runId;
-  const runId =
-    namedRun !== undefined && namedRun.length <= 1100 && documentIdProblem(namedRun) === null ? namedRun : null;
+  const deliveryId = idAttribute(attributes.deliveryId);
+  const runId = idAttribute(attributes.runId, 1100);
   const fail = (reason: string): ParseResult => ({ ok: false, reason, deliveryId, runId, messageId });
 
   if (!m.data) return fail('message.data is missing');
@@ -117,6 +113,11 @@ export function parsePushBody(body: unknown): ParseResult {
       attributes,
     },
   };
+}
+
+/** An id the envelope's attributes name, when it can be a ledger document: another could not be recorded anyway. */
+function idAttribute(value: string | undefined, maxLength = Number.POSITIVE_INFINITY): string | null {
+  return value !== undefined && value.length <= maxLength && documentIdProblem(value) === null ? value : null;
 }
 
 function summarise(error: z.ZodError): string {

@@ -31,6 +31,11 @@ export const MAX_NOTIFICATION_ID_BYTES = MAX_DOCUMENT_ID_BYTES - ':2026-01-01T00
 /** An id a user gives (a notification's, an account's): a document id that is not blank. */
 export const userIdSchema = documentIdSchema.refine((id) => id.trim() !== '', 'is blank');
 
+/** Why `id` cannot be a user's id (see userIdSchema), or null. */
+export function userIdProblem(id: string): string | null {
+  return id.trim() === '' ? 'is blank' : documentIdProblem(id);
+}
+
 /** A Slack channel or workspace id (or a channel name): not blank, at most 255 characters. */
 const slackIdSchema = z
   .string()

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Express, RequestHandler } from 'express';
+import { withTimeout } from './http';
 import type { Logger } from './logger';
 
 /** Cloud Run sends SIGTERM and kills the instance 10 s later; in-flight work gets 8 s of that. */
@@ -38,21 +39,9 @@ export function createLifecycle(log: Logger): Lifecycle {
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (inFlight > 0) log.warn({ inFlight }, 'abandoning in-flight requests at the shutdown deadline');
       server.closeAllConnections();
-      let timer: NodeJS.Timeout | undefined;
-      const closed = await Promise.race([
-        close().then(
-          () => true,
-          (err: unknown) => {
-            log.warn({ err: (err as Error).message }, 'error while closing clients');
-            return true;
-          },
-        ),
-        new Promise<false>((r) => {
-          timer = setTimeout(() => r(false), CLOSE_GRACE_MS);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (!closed) log.warn({ closeGraceMs: CLOSE_GRACE_MS }, 'clients still closing at the deadline; exiting anyway');
+      await withTimeout(close(), CLOSE_GRACE_MS, 'closing the clients').catch((err: unknown) =>
+        log.warn({ err: (err as Error).message }, 'clients not closed cleanly; exiting anyway'),
+      );
       log.info('shut down');
     },
   };
