@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
@@ -12,7 +13,7 @@ import { createPubSub } from '../shared/pubsub';
 import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
 import { type Emulators, killGroup, startEmulators } from './emulators';
-import { ROOT, startService, stopService } from './processes';
+import { ROOT, startReaper, startService, stopService } from './processes';
 import { SlackStandIn } from './slack-standin';
 import { createTopology } from './topology';
 
@@ -100,6 +101,13 @@ async function main(): Promise<number> {
   // is in flight must not leave Java or a service running.
   const processes: (() => Promise<void>)[] = [];
   const spawned: ChildProcess[] = [];
+  // The services and emulators run in process groups of their own; should this process die
+  // before it stops them (SIGKILL, a second Ctrl-C mid-stop, a crash), the reaper kills them.
+  const reaper = startReaper();
+  const onSpawn = (child: ChildProcess) => {
+    spawned.push(child);
+    reaper.watch(child);
+  };
   const clients: (() => Promise<void>)[] = [];
   let stopping = false;
   let stopped: Promise<void> | null = null;
@@ -114,6 +122,7 @@ async function main(): Promise<number> {
       // A service still starting when the stop came is not in `processes` yet.
       for (const child of spawned)
         if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
+      reaper.release();
     })();
     return stopped;
   };
@@ -134,12 +143,24 @@ async function main(): Promise<number> {
     process.stderr.write(`npm start: ${(err as Error)?.message ?? String(err)}\n`);
     void stopAll().then(() => process.exit(1));
   });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      say(`\n${signal}: stopping everything this run started…`);
-      void stopAll().then(() => process.exit(130));
-    });
+  // Ctrl-C; SIGTERM (`kill`, `timeout`, an IDE's stop button; npm passes it on, and the start
+  // script execs node so that it reaches this process); SIGHUP (the terminal closed). Each stops
+  // everything, then exits 128 + the signal's number (130 for Ctrl-C).
+  let stopCode = 130;
+  const stopOn = (why: string, code: number) => {
+    if (stopping) return;
+    stopCode = code;
+    say(`\n${why}: stopping everything this run started…`);
+    void stopAll().then(() => process.exit(code));
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => stopOn(signal, 128 + constants.signals[signal]));
   }
+  // npm killed outright (SIGKILL) leaves this process orphaned: stop as for a hang-up.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) stopOn('parent process gone', 128 + constants.signals.SIGHUP);
+  }, 1000).unref();
 
   // No metadata server on this machine; without this the Google clients warn on every call.
   process.env.METADATA_SERVER_DETECTION ??= 'none';
@@ -148,7 +169,7 @@ async function main(): Promise<number> {
     const emulators: Emulators = await startEmulators({
       logDir: join(ROOT, '.local', 'emulators'),
       onProgress: say,
-      onSpawn: (c) => spawned.push(c),
+      onSpawn,
     });
     processes.push(() => emulators.stop());
     Object.assign(process.env, emulators.env);
@@ -195,12 +216,12 @@ async function main(): Promise<number> {
     const topology = localTopology();
     const notifier = await startService('notifier', serviceEnv, {
       logFile: join(logDir, 'notifier.log'),
-      onSpawn: (c) => spawned.push(c),
+      onSpawn,
     });
     processes.push(() => stopService(notifier));
     const dispatcher = await startService('dispatcher', serviceEnv, {
       logFile: join(logDir, 'dispatcher.log'),
-      onSpawn: (c) => spawned.push(c),
+      onSpawn,
     });
     processes.push(() => stopService(dispatcher));
     say(`notifier at ${notifier.url}, dispatcher at ${dispatcher.url} (logs in ${logDir})`);
@@ -299,7 +320,7 @@ async function main(): Promise<number> {
       // A stop under way (Ctrl-C during the wait) is waited for, not raced to the exit.
       if (stopping) {
         await stopAll();
-        return 130;
+        return stopCode;
       }
       await runTick(new Date());
     }
@@ -308,7 +329,7 @@ async function main(): Promise<number> {
     const interrupted = stopping;
     if (!interrupted) process.stderr.write(`npm start: ${(err as Error).message}\n`);
     await stopAll();
-    return interrupted ? 130 : 1;
+    return interrupted ? stopCode : 1;
   }
 }
 

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
 import { freePort, killGroup, waitForPort } from './emulators';
 
 /** The repository root, from both `dev/` (ts-jest) and `dist/dev/` (built). */
@@ -82,4 +83,88 @@ export async function killService(s: ServiceProcess): Promise<void> {
   const exited = new Promise<void>((r) => s.child.once('exit', () => r()));
   killGroup(s.child, 'SIGKILL');
   await exited;
+}
+
+/**
+ * The watchdog's program (run with `node -e`). It reads lines on stdin: `+<pgid>` to watch a
+ * process group, `-<pgid>` to forget one, `done` once its starter has stopped them all. When
+ * stdin ends without `done` (its starter died, however it died: SIGKILL, a crash, an exit that
+ * skipped the stop), it sends SIGTERM to every group still watched, SIGKILL after `graceMs` to
+ * any still alive, and exits.
+ */
+export function reaperScript(graceMs: number): string {
+  return `'use strict';
+const groups = new Set();
+let buf = '';
+const signal = (pg, sig) => { try { process.kill(-pg, sig); } catch {} };
+const alive = (pg) => { try { process.kill(-pg, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
+let reaping = false;
+const reap = () => {
+  if (reaping) return;
+  reaping = true;
+  for (const pg of groups) signal(pg, 'SIGTERM');
+  const deadline = Date.now() + ${Number(graceMs)};
+  const check = () => {
+    const left = [...groups].filter(alive);
+    if (left.length === 0) process.exit(0);
+    if (Date.now() >= deadline) { for (const pg of left) signal(pg, 'SIGKILL'); process.exit(0); }
+    setTimeout(check, 100);
+  };
+  check();
+};
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (d) => {
+  buf += d;
+  for (let i = buf.indexOf('\\n'); i >= 0; i = buf.indexOf('\\n')) {
+    const line = buf.slice(0, i);
+    buf = buf.slice(i + 1);
+    if (line === 'done') process.exit(0);
+    if (/^[+-][0-9]+$/.test(line)) (line[0] === '+' ? groups.add(Number(line.slice(1))) : groups.delete(Number(line.slice(1))));
+  }
+});
+process.stdin.on('end', reap);
+process.stdin.on('error', reap);
+`;
+}
+
+export interface Reaper {
+  /** The watchdog's pid. */
+  pid: number | undefined;
+  /** Watch a child spawned `detached` (its own process group). */
+  watch(child: ChildProcess): void;
+  /** Everything was stopped: the watchdog exits without killing anything. */
+  release(): void;
+}
+
+/**
+ * Starts a watchdog that kills the watched process groups if this process dies without stopping
+ * them. Children spawned `detached` are in process groups of their own, out of reach of a
+ * terminal's Ctrl-C or hang-up; without this, a runner killed before its cleanup (SIGKILL, a
+ * second Ctrl-C mid-stop, a crash) would leave them running. The watchdog is in a session of
+ * its own and holds the read end of a pipe only this process writes to: the kernel closes it
+ * however this process ends. It never keeps this process alive.
+ */
+export function startReaper(graceMs = 5000): Reaper {
+  const child = spawn(process.execPath, ['-e', reaperScript(graceMs)], {
+    detached: true,
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  child.on('error', () => undefined);
+  const stdin = child.stdin as Writable & { unref?: () => void };
+  stdin.on('error', () => undefined);
+  stdin.unref?.();
+  child.unref();
+  const send = (line: string) => {
+    if (stdin.writable) stdin.write(`${line}\n`);
+  };
+  return {
+    pid: child.pid,
+    watch: (c) => {
+      if (c.pid !== undefined) send(`+${c.pid}`);
+    },
+    release: () => {
+      send('done');
+      stdin.end();
+    },
+  };
 }

@@ -5,6 +5,7 @@ import { MemoryStore } from '../shared/memory-store';
 import { type DispatchMessage, encodeDispatchMessage } from '../shared/messages';
 import { deliveryIdOf } from '../shared/model';
 import { notificationDoc } from '../shared/notifications';
+import { scheduleIdOf } from '../shared/schedule';
 import { TOPOLOGY } from '../shared/topology';
 import { createApp, type NotifierDeps } from './app';
 import type { PostRequest, SlackPort } from './slack';
@@ -48,7 +49,8 @@ function setup() {
 }
 
 function envelope(notificationId = 'n-1', occ = occurrence) {
-  const message: DispatchMessage = { v: 1, notificationId, occurrence: occ, scheduleId: 's', runId: `s:${occ}` };
+  const scheduleId = scheduleIdOf({ cron: '0 9 * * *', timezone: 'UTC' });
+  const message: DispatchMessage = { v: 1, notificationId, occurrence: occ, scheduleId, runId: `${scheduleId}:${occ}` };
   return {
     message: {
       data: encodeDispatchMessage(message).toString('base64'),

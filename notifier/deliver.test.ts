@@ -4,6 +4,7 @@ import { MemoryStore } from '../shared/memory-store';
 import { type DispatchMessage, encodeDispatchMessage } from '../shared/messages';
 import { deliveryIdOf, runIdOf } from '../shared/model';
 import { notificationDoc } from '../shared/notifications';
+import { scheduleIdOf } from '../shared/schedule';
 import { type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
 import type { PostRequest, SlackPort } from './slack';
 
@@ -68,8 +69,11 @@ function setup(opts: { now?: () => Date } = {}) {
   return { store, slack, deps, advance, scheduleId: doc.scheduleId };
 }
 
+/** The schedule of the test's notifications: a push for it is one they still want. */
+const SCHEDULE_ID = scheduleIdOf({ cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' });
+
 function push(notificationId = 'n-1', occ = occurrence, extra: Partial<DispatchMessage> = {}) {
-  const scheduleId = 's_test';
+  const scheduleId = extra.scheduleId ?? SCHEDULE_ID;
   const message: DispatchMessage = {
     v: 1,
     notificationId,
@@ -328,11 +332,94 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(0);
   });
 
+  it('a post Slack took but the ledger could not record is looked for, not posted again', async () => {
+    const { store, slack, deps, advance } = setup();
+    // Firestore refuses the `sent` record once (RESOURCE_EXHAUSTED is not retried by the client).
+    jest.spyOn(store, 'markSent').mockRejectedValueOnce(new Error('8 RESOURCE_EXHAUSTED'));
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'retry', status: 'retrying' });
+    expect(slack.posts).toHaveLength(1);
+    expect(await store.get(id)).toMatchObject({ status: 'retrying', outcomeUnknown: true });
+
+    advance(30_000);
+    slack.found = '1700000000.000001';
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+    expect(slack.lookups).toHaveLength(1);
+    expect(await store.get(id)).toMatchObject({ status: 'sent', slackTs: '1700000000.000001' });
+  });
+
+  it('a failure count that cannot be reset after a post leaves the delivery sent', async () => {
+    const { store, slack, deps } = setup();
+    await store.recordPermanentFailure('n-1', 'channel_not_found', 3, t0);
+    jest.spyOn(store, 'resetFailures').mockRejectedValueOnce(new Error('14 UNAVAILABLE'));
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+    expect((await store.get(id))?.status).toBe('sent');
+  });
+
+  it('skips, without posting, an occurrence of a schedule the notification has left', async () => {
+    const { store, slack, deps } = setup();
+    const old = scheduleIdOf({ cron: '0 8 * * *', timezone: 'UTC' });
+    const result = await handlePush(push('n-1', occurrence, { scheduleId: old }), deps);
+    expect(result).toMatchObject({ kind: 'ack', reason: 'notification_rescheduled', status: 'skipped' });
+    expect(slack.posts).toHaveLength(0);
+    expect(await store.get(id)).toMatchObject({ status: 'skipped', lastError: { code: 'notification_rescheduled' } });
+  });
+
+  it('keeps a gateway page out of the ledger: the stored error is capped', async () => {
+    const { store, slack, deps } = setup();
+    slack.script = [
+      new RetryableError('slack_outcome_unknown', `bad answer ${'x'.repeat(5000)}`, { slackError: 'y'.repeat(500) }),
+    ];
+    await handlePush(push(), deps);
+    const err = (await store.get(id))?.lastError;
+    expect(err?.message.length).toBeLessThan(1100);
+    expect(err?.slackError?.length).toBeLessThan(200);
+  });
+
   it('retries when the outcome cannot be recorded', async () => {
     const { store, slack, deps } = setup();
     slack.script = [new PermanentError('slack_permanent_payload', 'too long', { slackError: 'msg_too_long' })];
     jest.spyOn(store, 'markFinal').mockRejectedValue(new Error('14 UNAVAILABLE'));
     expect(await handlePush(push(), deps)).toMatchObject({ kind: 'retry', reason: 'record_failed' });
+  });
+});
+
+describe('a push too broken to deliver', () => {
+  /** A push whose data is not a dispatch message, naming a delivery in its attributes. */
+  function broken(deliveryId: string, runId: string) {
+    const body = push();
+    body.message.data = Buffer.from('{"v":2}').toString('base64');
+    body.message.attributes = { deliveryId, runId };
+    return body;
+  }
+
+  it('is recorded failed under the delivery it names, in the run it names, when that has no record', async () => {
+    const { store, deps } = setup();
+    const runId = runIdOf(SCHEDULE_ID, occurrence);
+    expect(await handlePush(broken(id, runId), deps)).toMatchObject({ kind: 'ack', reason: 'invalid_message' });
+    expect(await store.get(id)).toMatchObject({ status: 'failed', runId, lastError: { code: 'invalid_message' } });
+    expect((await store.countByStatus(runId)).failed).toBe(1);
+  });
+
+  it('never ends a delivery a good message is carrying', async () => {
+    const { store, slack, deps } = setup();
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push(), deps);
+    expect((await store.get(id))?.status).toBe('retrying');
+    await handlePush(broken(id, runIdOf(SCHEDULE_ID, occurrence)), deps);
+    expect((await store.get(id))?.status).toBe('retrying');
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+    expect(slack.posts).toHaveLength(2);
+  });
+
+  it('sent before the good message arrives, does not stop it', async () => {
+    const { store, slack, deps } = setup();
+    await handlePush(broken(id, runIdOf(SCHEDULE_ID, occurrence)), deps);
+    // The broken message got there first and left a record; the good one must still post.
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+    expect((await store.get(id))?.status).toBe('sent');
   });
 });
 

@@ -63,11 +63,19 @@ function knownTimeZone(timezone: string): boolean {
   return valid;
 }
 
+/** The longest error message and Slack error kept in the ledger: a gateway's page is not stored whole. */
+const MAX_ERROR_MESSAGE = 1000;
+const MAX_SLACK_ERROR = 100;
+
+function capped(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
+}
+
 function toRecord(err: FanoutError, now: Date): DeliveryError {
   return {
     code: err.code,
-    slackError: err.slackError ?? null,
-    message: err.message,
+    slackError: err.slackError === undefined ? null : capped(err.slackError, MAX_SLACK_ERROR),
+    message: capped(err.message, MAX_ERROR_MESSAGE),
     retryable: err.retryable,
     at: now,
   };
@@ -105,7 +113,10 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       // Recorded where the envelope names its delivery, so an operator can see it.
       const now = clock();
       const err = new PermanentError('invalid_message', parsed.reason);
-      await deps.ledger.markFinal(parsed.deliveryId, 'failed', toRecord(err, now), now).catch((e) => {
+      // Only where that delivery has no record yet: a broken or forged message must not end a
+      // delivery that a good message is carrying. It counts in the run its attributes name.
+      const init = parsed.runId ? { runId: parsed.runId } : {};
+      await deps.ledger.recordInvalid(parsed.deliveryId, toRecord(err, now), now, init).catch((e) => {
         deps.log.warn({ deliveryId: parsed.deliveryId, err: errorMessage(e) }, 'could not record the invalid push');
       });
     }
@@ -126,6 +137,9 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
   const inputs = loadInputs(message.notificationId, deps);
   inputs.catch(() => undefined);
   let claimed = false;
+  // Set once Slack has taken the post: from then on, a failure to record it must leave the next
+  // attempt looking for the post instead of posting again.
+  let posted = false;
   // One token per attempt: an attempt that outlives its claim cannot release its successor's.
   const claimToken = `${deps.owner ?? defaultOwner}#${randomUUID().slice(0, 8)}`;
   const startedAt = Date.now();
@@ -186,6 +200,21 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       return { kind: 'ack', reason: 'notification_paused', deliveryId, status: 'skipped' };
     }
 
+    if (notification.scheduleId !== message.scheduleId) {
+      // Moved to another schedule since this occurrence was dispatched: the report is no longer
+      // wanted at this time, and the new schedule's own occurrences send it.
+      const now = clock();
+      const why = `not sent: the notification moved from schedule ${message.scheduleId} to ${notification.scheduleId}`;
+      await deps.ledger.markFinal(
+        deliveryId,
+        'skipped',
+        { code: 'notification_rescheduled', slackError: null, message: why, retryable: false, at: now },
+        now,
+      );
+      log.info({ scheduleId: notification.scheduleId, dispatchedFor: message.scheduleId }, why);
+      return { kind: 'ack', reason: 'notification_rescheduled', deliveryId, status: 'skipped' };
+    }
+
     if (!accountRaw)
       throw new PermanentError('invalid_notification', `account ${notification.accountId} does not exist`);
     const account = accountSchema.safeParse(accountRaw);
@@ -228,24 +257,30 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       throw new RetryableError('dependency_unavailable', 'too little of the claim left to post safely; retry later');
     }
     const rendered = renderReport(notification, account.data, new Date(message.occurrence));
-    const posted = await deps.slack.post({
+    const sent = await deps.slack.post({
       channel: channelId,
       text: rendered.text,
       blocks: rendered.blocks,
       deliveryId,
       ...(teamId ? { teamId } : {}),
     });
+    posted = true;
     const now = clock();
     const latencyMs = publishTime ? now.getTime() - publishTime.getTime() : null;
     await deps.ledger.markSent(deliveryId, {
-      slackTs: posted.ts,
+      slackTs: sent.ts,
       channelId,
       accountId: notification.accountId,
       latencyMs,
       now,
     });
-    if (notification.consecutiveFailures > 0) await deps.notifications.resetFailures(message.notificationId);
-    log.info({ slackTs: posted.ts, channelId, latencyMs, attempt: claim.attempts }, 'delivered');
+    if (notification.consecutiveFailures > 0) {
+      // The delivery is recorded: a failed reset is logged, not retried (the post is done).
+      await deps.notifications.resetFailures(message.notificationId).catch((err: unknown) => {
+        log.warn({ err: errorMessage(err) }, 'could not reset the notification’s failure count');
+      });
+    }
+    log.info({ slackTs: sent.ts, channelId, latencyMs, attempt: claim.attempts }, 'delivered');
     return { kind: 'ack', reason: 'sent', deliveryId, status: 'sent' };
   } catch (caught) {
     const err =
@@ -263,7 +298,7 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
         await deps.ledger.markRetry(
           deliveryId,
           toRecord(err, now),
-          err.code === 'slack_outcome_unknown',
+          err.code === 'slack_outcome_unknown' || posted,
           now,
           claimToken,
         );

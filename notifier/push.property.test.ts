@@ -8,6 +8,9 @@ import type { AccountStore, DeliveryLedger, NotificationStore } from '../shared/
 import { createApp } from './app';
 import type { SlackPort } from './slack';
 
+/** The one schedule every notification of the fake store is on. */
+const SCHEDULE_ID = 's_1';
+
 /**
  * Whatever arrives on /push, the notifier answers (no crash, no hang), acks or nacks with a
  * status Pub/Sub understands, and posts to Slack only for a valid dispatch message.
@@ -32,6 +35,7 @@ function fakes() {
     markSent: async () => undefined,
     markRetry: async () => undefined,
     markFinal: async () => undefined,
+    recordInvalid: async () => undefined,
     markDead: async () => 'dead',
     get: async () => null,
     countByStatus: async () => ({ sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 }),
@@ -42,7 +46,7 @@ function fakes() {
       accountId: 'acct-1',
       slack: { channelId: 'C0123' },
       schedule: { cron: '* * * * *', timezone: 'UTC' },
-      scheduleId: 's_1',
+      scheduleId: SCHEDULE_ID,
       enabled: true,
     }),
     recordPermanentFailure: async () => false,
@@ -108,7 +112,8 @@ const validMessage: fc.Arbitrary<DispatchMessage> = fc.record({
   v: fc.constant(1 as const),
   notificationId: fc.string({ minLength: 1, maxLength: 40 }).filter((id) => documentIdProblem(id) === null),
   occurrence: isoDate,
-  scheduleId: fc.string({ minLength: 1, maxLength: 40 }),
+  // Often the notification's own schedule (it posts), sometimes another (it is skipped).
+  scheduleId: fc.oneof(fc.constant(SCHEDULE_ID), fc.string({ minLength: 1, maxLength: 40 })),
   runId: fc.string({ minLength: 1, maxLength: 80 }),
 });
 
@@ -190,8 +195,9 @@ describe('POST /push with arbitrary bodies', () => {
         f.post.mockClear();
         const res = await push(envelope(b64(message)));
         expect(acceptable(res.status)).toBe(true);
-        const valid = dispatchMessageSchema.safeParse(JSON.parse(JSON.stringify(message))).success;
-        expect(f.post).toHaveBeenCalledTimes(valid ? 1 : 0);
+        const parsed = dispatchMessageSchema.safeParse(JSON.parse(JSON.stringify(message)));
+        // A valid message for a schedule the notification is no longer on is skipped, not posted.
+        expect(f.post).toHaveBeenCalledTimes(parsed.success && parsed.data.scheduleId === SCHEDULE_ID ? 1 : 0);
       }),
       { numRuns: RUNS },
     );
@@ -201,10 +207,25 @@ describe('POST /push with arbitrary bodies', () => {
     await fc.assert(
       fc.asyncProperty(validMessage, async (message) => {
         f.post.mockClear();
-        const res = await push(envelope(b64(message)));
+        const res = await push(envelope(b64({ ...message, scheduleId: SCHEDULE_ID })));
         expect(res.status).toBe(204);
         expect(f.post).toHaveBeenCalledTimes(1);
       }),
+      { numRuns: 30 },
+    );
+  });
+
+  test('a valid message for a schedule the notification has left is acked without posting', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        validMessage.filter((m) => m.scheduleId !== SCHEDULE_ID),
+        async (message) => {
+          f.post.mockClear();
+          const res = await push(envelope(b64(message)));
+          expect(res.status).toBe(204);
+          expect(f.post).not.toHaveBeenCalled();
+        },
+      ),
       { numRuns: 30 },
     );
   });

@@ -91,12 +91,25 @@ describe('undiciFetch under the Slack client', () => {
     expect([err.code, err.retryable, err.retryAfterSeconds]).toEqual(['slack_retryable', true, 7]);
   });
 
-  it('a 503 is retried, a 400 is not', async () => {
+  it('a 503 and a 400 are retried, a 413 is not', async () => {
     handler = (_req, _body, res) => json(res, 503, { error: 'unavailable' });
     expect((await failure(post())).retryable).toBe(true);
     handler = (_req, _body, res) => json(res, 400, { error: 'bad' });
+    const proxy = await failure(post());
+    expect([proxy.retryable, proxy.slackError]).toEqual([true, 'http_400']);
+    handler = (_req, _body, res) => json(res, 413, { error: 'too big' });
     const err = await failure(post());
-    expect([err.retryable, err.slackError]).toEqual([false, 'http_400']);
+    expect([err.retryable, err.slackError]).toEqual([false, 'http_413']);
+  });
+
+  it('a 200 whose body is not JSON leaves the outcome unknown, its body not kept whole', async () => {
+    handler = (_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<html>${'x'.repeat(100_000)}</html>`);
+    };
+    const err = await failure(post());
+    expect([err.code, err.slackError]).toEqual(['slack_outcome_unknown', 'unreadable_response']);
+    expect(err.message.length).toBeLessThan(300);
   });
 
   it('a redirect is refused, never followed: the outcome is unknown', async () => {

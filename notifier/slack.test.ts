@@ -1,4 +1,5 @@
 import { WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError, WebAPIRequestError } from '@slack/web-api';
+import { SlackStandIn } from '../dev/slack-standin';
 import {
   classifySlackErrorCode,
   FanoutError,
@@ -7,7 +8,7 @@ import {
   RetryableError,
   SLACK_ERROR_GROUPS,
 } from '../shared/errors';
-import { classifySlackFailure } from './slack';
+import { classifySlackFailure, SlackClient } from './slack';
 
 /** What @slack/web-api throws for an `ok: false` answer. */
 const platformError = (error: string) => new WebAPIPlatformError({ ok: false, error });
@@ -55,10 +56,27 @@ describe('classifySlackFailure with the real @slack/web-api errors', () => {
     expect(err.code).toBe('slack_outcome_unknown');
   });
 
-  it('a 400 (WebAPIHTTPError) is permanent', () => {
-    const err = classifySlackFailure(new WebAPIHTTPError(400, 'Bad Request', {}, ''));
-    expect(err).toBeInstanceOf(PermanentError);
-    expect(err.code).toBe('slack_permanent_payload');
+  it('a 413 (WebAPIHTTPError) is permanent; a 400 from a proxy is retried', () => {
+    const big = classifySlackFailure(new WebAPIHTTPError(413, 'Payload Too Large', {}, ''));
+    expect(big).toBeInstanceOf(PermanentError);
+    expect(big.code).toBe('slack_permanent_payload');
+    const proxy = classifySlackFailure(new WebAPIHTTPError(400, 'Bad Request', {}, ''));
+    expect([proxy.code, proxy.retryable]).toEqual(['slack_retryable', true]);
+  });
+
+  it.each([
+    ['a cut-off JSON body', '{"ok":tru'],
+    ['an HTML page', '<html><body>502 Bad Gateway</body></html>'],
+    ['an empty body', ''],
+  ])('%s (the client reports it as ok:false) leaves the outcome unknown', (_what, body) => {
+    const err = classifySlackFailure(new WebAPIPlatformError({ ok: false, error: body }));
+    expect([err.code, err.retryable, err.slackError]).toEqual(['slack_outcome_unknown', true, 'unreadable_response']);
+    expect(err.message.length).toBeLessThan(300);
+  });
+
+  it('an answer with no error field leaves the outcome unknown', () => {
+    const err = classifySlackFailure(new WebAPIPlatformError({ ok: false } as never));
+    expect([err.code, err.slackError]).toEqual(['slack_outcome_unknown', 'unreadable_response']);
   });
 
   it('a timeout (WebAPIRequestError) may have posted: slack_outcome_unknown', () => {
@@ -111,5 +129,47 @@ describe('classifySlackFailure with the real @slack/web-api errors', () => {
     expect(err).toBeInstanceOf(FanoutError);
     expect(err.code).toBe('slack_outcome_unknown');
     expect(err.retryable).toBe(true);
+  });
+});
+
+describe('SlackClient.findDelivery against the stand-in', () => {
+  const token = 'xoxb-find-test';
+  let standIn: SlackStandIn;
+  let apiUrl: string;
+  beforeAll(async () => {
+    standIn = new SlackStandIn({ token });
+    apiUrl = (await standIn.start()).url;
+  });
+  afterAll(() => standIn.stop());
+
+  const client = (historyPages?: number) =>
+    new SlackClient({
+      apiUrl,
+      timeoutMs: 5000,
+      tokenFor: () => token,
+      ...(historyPages ? { historyPages } : {}),
+    });
+  const post = (c: SlackClient, channel: string, deliveryId: string) =>
+    c.post({ channel, text: deliveryId, blocks: [], deliveryId });
+
+  it('finds a post under hundreds of later ones in the same channel, page by page', async () => {
+    const c = client();
+    const since = new Date(Date.now() - 1000);
+    const { ts } = await post(c, 'C_BUSY', 'n-x:occ');
+    for (let i = 0; i < 450; i++) await post(c, 'C_BUSY', `n-${i}:occ`);
+    expect(await c.findDelivery('C_BUSY', 'n-x:occ', since)).toBe(ts);
+    expect(await c.findDelivery('C_BUSY', 'n-missing:occ', since)).toBeNull();
+  });
+
+  it('says it cannot tell, rather than posting again, past the pages it may read', async () => {
+    const c = client(2);
+    const since = new Date(Date.now() - 1000);
+    await post(c, 'C_FLOOD', 'n-y:occ');
+    for (let i = 0; i < 450; i++) await post(c, 'C_FLOOD', `n-${i}:occ`);
+    const err = await c.findDelivery('C_FLOOD', 'n-y:occ', since).then(
+      () => null,
+      (e: unknown) => e as FanoutError,
+    );
+    expect([err?.code, err?.slackError]).toEqual(['slack_outcome_unknown', 'history_too_long']);
   });
 });

@@ -34,6 +34,8 @@ export interface SlackOptions {
   timeoutMs: number;
   /** The bot token for a workspace; one token serves every workspace when it ignores teamId. */
   tokenFor: (teamId: string | undefined) => string;
+  /** Pages of history a channel check reads at most (default HISTORY_MAX_PAGES). */
+  historyPages?: number;
 }
 
 // The client's own logger would print to stdout in another format; errors reach our logs as FanoutErrors.
@@ -47,10 +49,33 @@ const silent: SlackLogger = {
   setName: () => undefined,
 };
 
+/** The shape of Slack's `error` strings (`channel_not_found`, `ratelimited`). */
+const SLACK_ERROR_CODE = /^[a-z0-9_.]{1,100}$/;
+
+/**
+ * How far back a channel check reads: 50 pages of 200 messages since the first attempt. A
+ * channel that takes more posts than that between two attempts is not searched to its end.
+ */
+export const HISTORY_PAGE_SIZE = 200;
+export const HISTORY_MAX_PAGES = 50;
+
 /** Turns whatever the Slack client threw into a FanoutError that says retry or not. */
 export function classifySlackFailure(err: unknown): FanoutError {
   if (err instanceof FanoutError) return err;
-  if (err instanceof WebAPIPlatformError) return classifySlackErrorCode(err.data.error);
+  if (err instanceof WebAPIPlatformError) {
+    const code: unknown = err.data.error;
+    // The client reports a body it cannot read as JSON (a gateway's HTML page, a cut-off answer)
+    // as `ok: false` with the whole body as the error: that is no answer from Slack, and the post
+    // may have gone through, so the next attempt looks for it before posting again.
+    if (typeof code !== 'string' || !SLACK_ERROR_CODE.test(code)) {
+      return new RetryableError(
+        'slack_outcome_unknown',
+        `Slack's answer could not be read: ${JSON.stringify(String(code ?? '(no error field)').slice(0, 200))}`,
+        { slackError: 'unreadable_response' },
+      );
+    }
+    return classifySlackErrorCode(code);
+  }
   if (err instanceof WebAPIRateLimitedError) return classifySlackHttpStatus(429, err.retryAfter);
   if (err instanceof WebAPIHTTPError) return classifySlackHttpStatus(err.statusCode);
   if (err instanceof WebAPIRequestError) {
@@ -115,18 +140,33 @@ export class SlackClient implements SlackPort {
 
   async findDelivery(channel: string, deliveryId: string, since: Date, teamId?: string): Promise<string | null> {
     try {
-      const res = await this.client(teamId).conversations.history({
-        channel,
-        oldest: String(Math.floor(since.getTime() / 1000) - 60),
-        include_all_metadata: true,
-        limit: 200,
-      });
-      for (const m of res.messages ?? []) {
-        const meta = m.metadata as { event_type?: string; event_payload?: { deliveryId?: string } } | undefined;
-        if (meta?.event_type === DELIVERY_EVENT_TYPE && meta.event_payload?.deliveryId === deliveryId && m.ts)
-          return m.ts;
+      // Every message since a minute before the first attempt (clock skew), page by page: a
+      // busy channel can take many other posts between two attempts.
+      const oldest = String(Math.floor(since.getTime() / 1000) - 60);
+      const pages = this.opts.historyPages ?? HISTORY_MAX_PAGES;
+      let cursor: string | undefined;
+      for (let page = 0; page < pages; page++) {
+        const res = await this.client(teamId).conversations.history({
+          channel,
+          oldest,
+          include_all_metadata: true,
+          limit: HISTORY_PAGE_SIZE,
+          ...(cursor ? { cursor } : {}),
+        });
+        for (const m of res.messages ?? []) {
+          const meta = m.metadata as { event_type?: string; event_payload?: { deliveryId?: string } } | undefined;
+          if (meta?.event_type === DELIVERY_EVENT_TYPE && meta.event_payload?.deliveryId === deliveryId && m.ts)
+            return m.ts;
+        }
+        cursor = res.response_metadata?.next_cursor || undefined;
+        if (!res.has_more || !cursor) return null;
       }
-      return null;
+      throw new RetryableError(
+        'slack_outcome_unknown',
+        `the channel took more than ${pages * HISTORY_PAGE_SIZE} messages since the first attempt; ` +
+          'could not tell whether it had posted',
+        { slackError: 'history_too_long' },
+      );
     } catch (err) {
       throw classifySlackFailure(err);
     }

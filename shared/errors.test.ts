@@ -100,12 +100,21 @@ describe('classifySlackHttpStatus', () => {
     expect('retryAfterSeconds' in outcomeOf(err)).toBe(false);
   });
 
-  it.each([400, 404, 413])('HTTP %i is permanent', (status) => {
-    const err = classifySlackHttpStatus(status);
+  it('HTTP 413 (too big, and it will be again) is permanent', () => {
+    const err = classifySlackHttpStatus(413);
     expect(err).toBeInstanceOf(PermanentError);
     expect(err.code).toBe('slack_permanent_payload');
     expect(err.retryable).toBe(false);
     expect(pushStatus(outcomeOf(err))).toBe(204);
+  });
+
+  // Slack answers its own errors with HTTP 200: another 4xx is a proxy or gateway that did not
+  // pass the post on, and dropping the report for good over it would lose it.
+  it.each([400, 401, 403, 404, 407])('HTTP %i (from something in between) is retried as not posted', (status) => {
+    const err = classifySlackHttpStatus(status);
+    expect(err).toBeInstanceOf(RetryableError);
+    expect([err.code, err.slackError]).toEqual(['slack_retryable', `http_${status}`]);
+    expect(pushStatus(outcomeOf(err))).toBe(503);
   });
 });
 

@@ -73,7 +73,8 @@ export const SLACK_ERROR_GROUPS = {
     'team_added_to_org',
     'org_login_required',
     'message_limit_exceeded',
-    // The token is refreshed on the next attempt.
+    // The notifier reads its token once at start and does not refresh it: retried, then
+    // dead-lettered, so that a redrive sends it once the token is replaced.
     'token_expired',
   ],
   outcome_unknown: ['internal_error', 'fatal_error'],
@@ -165,7 +166,13 @@ export function classifySlackHttpStatus(status: number, retryAfterSeconds?: numb
   if (status >= 500) {
     return new RetryableError('slack_outcome_unknown', `Slack answered HTTP ${status}`, opts);
   }
-  return new PermanentError('slack_permanent_payload', `Slack answered HTTP ${status}`, opts);
+  // 413: the request is too big, and the same request will be again.
+  if (status === 413) return new PermanentError('slack_permanent_payload', `Slack answered HTTP ${status}`, opts);
+  // Slack answers its own errors with HTTP 200 (`ok: false`), so any other status comes from
+  // something in between (an egress proxy, a gateway, a wrong route) that did not pass the post
+  // on: retried, bounded by the dead-letter policy, and redrivable once it is fixed, instead of
+  // a report dropped for good by a few minutes of proxy trouble.
+  return new RetryableError('slack_retryable', `Slack answered HTTP ${status}`, opts);
 }
 
 /**

@@ -10,7 +10,7 @@ import {
 } from '@google-cloud/firestore';
 import { DIRECT_CALLS, type DocumentCalls, FirestoreCoalescer } from './firestore-batching';
 import { indexedSchedule, membersOf, writeIndexChanges } from './members';
-import type { DeliveryDoc, DeliveryStatus, RunDoc } from './model';
+import { type DeliveryDoc, type DeliveryStatus, endsDelivery, type RunDoc } from './model';
 import type {
   AccountStore,
   ClaimRequest,
@@ -326,7 +326,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         } as const;
       }
       const d = fromDoc<DeliveryDoc>(snap.data() ?? {});
-      if (FINAL.has(d.status)) return { kind: 'final', status: d.status } as const;
+      if (endsDelivery(d)) return { kind: 'final', status: d.status } as const;
       if (d.status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {
         // Our own create, which landed although its answer was lost and it was retried: the
         // claim (the owner token is this attempt's alone) is this attempt's.
@@ -440,6 +440,22 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         { merge: true },
       );
     });
+  }
+
+  async recordInvalid(
+    deliveryId: string,
+    error: NonNullable<DeliveryDoc['lastError']>,
+    now: Date,
+    init: Partial<Pick<DeliveryDoc, 'runId'>> = {},
+  ): Promise<void> {
+    const doc: Partial<DeliveryDoc> = { ...init, status: 'failed', attempts: 0, lastError: error, updatedAt: now };
+    await this.deliveries()
+      .doc(deliveryId)
+      .create(doc)
+      .catch((err: unknown) => {
+        // ALREADY_EXISTS: the delivery has a record of its own, which stays as it is.
+        if ((err as { code?: number }).code !== 6) throw err;
+      });
   }
 
   async markDead(

@@ -1,5 +1,12 @@
 import { bucketOf } from './members';
-import type { DeliveryDoc, DeliveryError, DeliveryStatus, RunDoc, ScheduleDoc } from './model';
+import {
+  type DeliveryDoc,
+  type DeliveryError,
+  type DeliveryStatus,
+  endsDelivery,
+  type RunDoc,
+  type ScheduleDoc,
+} from './model';
 import type {
   AccountStore,
   CheckpointProgress,
@@ -273,7 +280,9 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now, claimExpiresAt };
     }
     const status = d.status as DeliveryStatus;
-    if (FINAL.has(status)) return { kind: 'final', status };
+    if (endsDelivery({ status, attempts: d.attempts ?? 0, lastError: d.lastError ?? null })) {
+      return { kind: 'final', status };
+    }
     if (status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {
       // As FirestoreStore: this attempt's own create, retried after it had landed.
       return {
@@ -377,6 +386,22 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       claimExpiresAt: null,
       updatedAt: now,
       attempts: d.attempts ?? 0,
+    });
+  }
+
+  async recordInvalid(
+    deliveryId: string,
+    error: DeliveryError,
+    now: Date,
+    init: Partial<Pick<DeliveryDoc, 'runId'>> = {},
+  ): Promise<void> {
+    if (this.deliveryDocs.has(deliveryId)) return;
+    this.deliveryDocs.set(deliveryId, {
+      ...copy(init),
+      status: 'failed',
+      attempts: 0,
+      lastError: copy(error),
+      updatedAt: now,
     });
   }
 

@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { type DispatchMessage, dispatchMessageSchema, encodeDispatchMessage, parsePushBody } from './messages';
+import {
+  canonicalOccurrence,
+  type DispatchMessage,
+  dispatchMessageSchema,
+  encodeDispatchMessage,
+  parsePushBody,
+} from './messages';
 import { deliveryIdOf, documentIdProblem, runIdOf } from './model';
 
 const fixture = JSON.parse(
@@ -194,11 +200,8 @@ describe('parsePushBody rejects bad input with a reason, never a throw', () => {
     expect(result.reason).toMatch(/notificationId: not a valid document id/);
   });
 
-  it.each<[string, Partial<DispatchMessage>]>([
-    ['a notificationId of 1,500 bytes', { notificationId: '界'.repeat(500) }],
-    ['an occurrence with a fraction of 1,500 digits', { occurrence: `2026-12-07T08:00:00.${'1'.repeat(1500)}Z` }],
-  ])('a message whose delivery id could not be a document id (%s)', (_what, change) => {
-    const result = rejected(envelope(b64(JSON.stringify({ ...message, ...change }))));
+  it('a message whose delivery id could not be a document id (a notificationId of 1,500 bytes)', () => {
+    const result = rejected(envelope(b64(JSON.stringify({ ...message, notificationId: '界'.repeat(500) }))));
     expect(result.reason).toMatch(/notificationId: its delivery id is longer than 1500 bytes/);
   });
 
@@ -211,6 +214,145 @@ describe('parsePushBody rejects bad input with a reason, never a throw', () => {
     expect(result.reason).toMatch(/dispatch message/);
     expect(result.deliveryId).toBeNull();
     expect(result.messageId).toBe('m1');
+  });
+});
+
+describe('the occurrence is normalised, so one instant is one delivery however it is written', () => {
+  const canonical = '2030-01-01T09:00:00.000Z';
+  const at = (occ: string, runId = runIdOf('s-1', occ)) => ({ ...message, occurrence: occ, scheduleId: 's-1', runId });
+  const parsed = (m: unknown) => {
+    const result = parsePushBody(envelope(b64(JSON.stringify(m))));
+    if (!result.ok) throw new Error(result.reason);
+    return result.push.message;
+  };
+
+  it.each([
+    ['seconds only', '2030-01-01T09:00:00Z'],
+    ['milliseconds (the dispatcher)', '2030-01-01T09:00:00.000Z'],
+    ['microseconds', '2030-01-01T09:00:00.000000Z'],
+    ['nanoseconds', '2030-01-01T09:00:00.000000000Z'],
+    ['a tenth of a second', '2030-01-01T09:00:00.0Z'],
+    ['a positive offset', '2030-01-01T10:00:00+01:00'],
+    ['a negative offset across midnight', '2029-12-31T23:30:00.000-09:30'],
+    ['a zero offset', '2030-01-01T09:00:00+00:00'],
+  ])('%s: %s', (_what, occ) => {
+    const m = parsed(at(occ));
+    expect(m.occurrence).toBe(canonical);
+    expect(deliveryIdOf(m.notificationId, m.occurrence)).toBe(`notif-123:${canonical}`);
+  });
+
+  it('three spellings of one instant make one ledger key, not three', () => {
+    const keys = ['2030-01-01T09:00:00Z', '2030-01-01T09:00:00.000Z', '2030-01-01T09:00:00.000000Z'].map((occ) => {
+      const m = parsed(at(occ));
+      return deliveryIdOf(m.notificationId, m.occurrence);
+    });
+    expect(new Set(keys)).toEqual(new Set([`notif-123:${canonical}`]));
+  });
+
+  it('keeps the milliseconds of an instant that has them', () => {
+    expect(parsed(at('2030-01-01T09:00:00.5Z')).occurrence).toBe('2030-01-01T09:00:00.500Z');
+    expect(parsed(at('2030-01-01T09:00:00.123000Z')).occurrence).toBe('2030-01-01T09:00:00.123Z');
+  });
+
+  it('a run id that embeds the occurrence as written embeds the canonical one, as runIdOf would', () => {
+    const m = parsed(at('2030-01-01T09:00:00Z'));
+    expect(m.runId).toBe(runIdOf('s-1', canonical));
+    // A redrive reads the schedule id off the run id by its `:{occurrence}` suffix.
+    expect(m.runId.endsWith(`:${m.occurrence}`)).toBe(true);
+  });
+
+  it('a run id that does not embed the occurrence is kept as it is', () => {
+    expect(parsed(at('2030-01-01T09:00:00Z', 'run-42')).runId).toBe('run-42');
+    expect(parsed(at('2030-01-01T09:00:00Z', 's-1:2030-01-01T09:00:00.000Z')).runId).toBe(runIdOf('s-1', canonical));
+  });
+
+  it('the parsed message is canonical already: parsing it again changes nothing', () => {
+    const once = parsed(at('2030-01-01T10:00:00.000000+01:00'));
+    expect(parsed(once)).toEqual(once);
+    expect(dispatchMessageSchema.parse(once)).toEqual(once);
+  });
+
+  it('property: any RFC 3339 spelling of an instant gives its toISOString()', () => {
+    fc.assert(
+      fc.property(
+        fc.date({ min: new Date('1000-01-01T00:00:00Z'), max: new Date('9000-01-01T00:00:00Z'), noInvalidDate: true }),
+        fc.integer({ min: -23 * 60 - 59, max: 23 * 60 + 59 }),
+        fc.integer({ min: 0, max: 9 }),
+        (date, offsetMinutes, extraZeros) => {
+          const local = new Date(date.getTime() + offsetMinutes * 60_000).toISOString().slice(0, -1);
+          const pad = (n: number) => String(n).padStart(2, '0');
+          const abs = Math.abs(offsetMinutes);
+          const zone =
+            offsetMinutes === 0 ? 'Z' : `${offsetMinutes < 0 ? '-' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+          const written = `${local}${'0'.repeat(extraZeros)}${zone}`;
+          expect(canonicalOccurrence(written)).toEqual({ ok: true, occurrence: date.toISOString() });
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('an occurrence that is not one instant in canonical reach is refused, naming the field', () => {
+  it.each([
+    [
+      'sub-millisecond digits that are not zero',
+      '2030-01-01T09:00:00.0001Z',
+      /sub-millisecond digits that are not zero/,
+    ],
+    ['nanoseconds that are not zero', '2030-01-01T09:00:00.123456789Z', /sub-millisecond digits that are not zero/],
+    ['a leap second (no Date can hold one)', '2016-12-31T23:59:60Z', /RFC 3339/],
+    ['30 February', '2030-02-30T09:00:00Z', /RFC 3339/],
+    ['29 February of a common year', '2030-02-29T09:00:00Z', /RFC 3339/],
+    ['hour 24', '2030-01-01T24:00:00Z', /RFC 3339/],
+    ['month 13', '2030-13-01T09:00:00Z', /RFC 3339/],
+    ['an offset of 24 hours', '2030-01-01T09:00:00+24:00', /RFC 3339/],
+    ['lower-case t and z', '2030-01-01t09:00:00z', /RFC 3339/],
+    ['no time zone (a local time)', '2030-01-01T09:00:00', /RFC 3339/],
+    ['no seconds', '2030-01-01T09:00Z', /RFC 3339/],
+    ['a date only', '2030-01-01', /RFC 3339/],
+    ['a space for the T', '2030-01-01 09:00:00Z', /RFC 3339/],
+    ['an offset without its colon', '2030-01-01T09:00:00+0100', /RFC 3339/],
+    ['an expanded year', '+002030-01-01T09:00:00.000Z', /RFC 3339/],
+    ['a time before year 0000 in UTC', '0000-01-01T00:30:00+01:00', /years 0000 to 9999/],
+    ['a time after year 9999 in UTC', '9999-12-31T23:30:00-01:00', /years 0000 to 9999/],
+    ['words', 'yesterday', /RFC 3339/],
+    ['trailing text', '2030-01-01T09:00:00.000Z\n', /RFC 3339/],
+    ['a fraction of 1,500 digits that are not zero', `2026-12-07T08:00:00.${'1'.repeat(1500)}Z`, /sub-millisecond/],
+  ])('%s', (_what, occ, why) => {
+    const result = rejected(envelope(b64(JSON.stringify({ ...message, occurrence: occ }))));
+    expect(result.reason).toMatch(/^message\.data is not a dispatch message: occurrence: /);
+    expect(result.reason).toMatch(why);
+    // Recorded against the delivery the envelope names.
+    expect(result.deliveryId).toBe(deliveryIdOf(message.notificationId, message.occurrence));
+  });
+
+  it('names the delivery and run of the attributes with their occurrence normalised too', () => {
+    const written = '2030-01-01T09:00:00Z';
+    const result = rejected({
+      message: {
+        data: b64(JSON.stringify({ ...message, occurrence: written, v: 2 })),
+        attributes: { deliveryId: deliveryIdOf('n-1', written), runId: runIdOf('s-1', written) },
+      },
+    });
+    expect(result.deliveryId).toBe(deliveryIdOf('n-1', '2030-01-01T09:00:00.000Z'));
+    expect(result.runId).toBe(runIdOf('s-1', '2030-01-01T09:00:00.000Z'));
+    // An id whose suffix is no instant is kept as it is.
+    const other = rejected({ message: { data: b64('{}'), attributes: { deliveryId: 'n-1:2030-02-30T09:00:00Z' } } });
+    expect(other.deliveryId).toBe('n-1:2030-02-30T09:00:00Z');
+  });
+
+  it('quotes a long occurrence cut short in the reason', () => {
+    const result = rejected(envelope(b64(JSON.stringify({ ...message, occurrence: 'x'.repeat(5000) }))));
+    expect(result.reason.length).toBeLessThan(200);
+  });
+
+  it('a fraction of 1,500 zeros is still the instant, and its delivery id a document id', () => {
+    const result = parsePushBody(
+      envelope(b64(JSON.stringify({ ...message, occurrence: `2026-12-07T08:00:00.${'0'.repeat(1500)}Z` }))),
+    );
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.push.message.occurrence).toBe('2026-12-07T08:00:00.000Z');
   });
 });
 

@@ -1,22 +1,73 @@
 import { z } from 'zod';
 import { deliveryIdOf, documentIdProblem, documentIdSchema } from './model';
 
+/** RFC 3339 `date-time` with a `Z` or an offset, any number of fraction digits; calendar-checked. */
+const rfc3339 = z.iso.datetime({ offset: true });
+
+/**
+ * The one spelling of an occurrence: `Date.prototype.toISOString()`'s (UTC, milliseconds,
+ * 24 characters), which the dispatcher writes and the ledger keys (`{notificationId}:{occurrence}`)
+ * and run ids (`{scheduleId}:{occurrence}`) are built from. Any RFC 3339 spelling of an instant
+ * is accepted (an offset, fewer or more fraction digits), so the same instant always gives the
+ * same delivery. Refused, with the reason: anything else, a year the canonical form cannot write
+ * in four digits, and a fraction finer than milliseconds that is not zero: that names an instant
+ * no occurrence can be, and rounding it would silently merge distinct instants under one key.
+ */
+export function canonicalOccurrence(s: string): { ok: true; occurrence: string } | { ok: false; problem: string } {
+  const shown = JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
+  const bad = (why: string) => ({ ok: false as const, problem: `${shown} ${why}` });
+  if (!rfc3339.safeParse(s).success) return bad('is not an RFC 3339 date-time like 2030-01-01T09:00:00.000Z');
+  const fraction = /\.(\d+)/.exec(s)?.[1] ?? '';
+  if (/[1-9]/.test(fraction.slice(3))) return bad('has sub-millisecond digits that are not zero');
+  // Parsed with exactly three fraction digits: V8 misreads longer fractions of years before 1970.
+  const at = Date.parse(s.replace(/\.(\d+)/, (_all, f: string) => `.${f.slice(0, 3).padEnd(3, '0')}`));
+  if (!Number.isFinite(at)) return bad('is not a valid calendar date and time');
+  const occurrence = new Date(at).toISOString();
+  // Outside 0000–9999 the canonical form grows a sign and two digits.
+  if (occurrence.length !== 24) return bad('is outside the years 0000 to 9999 in UTC');
+  return { ok: true, occurrence };
+}
+
 /** The payload of one dispatch message: one notification at one occurrence. */
 export const dispatchMessageSchema = z
   .object({
     v: z.literal(1),
     // A document id: the notification's, and with the occurrence the delivery's.
     notificationId: documentIdSchema.max(500),
-    occurrence: z.iso.datetime(),
+    // Any RFC 3339 spelling; normalised below to the canonical one (canonicalOccurrence).
+    occurrence: z.string(),
     scheduleId: z.string().min(1).max(500),
     runId: z.string().min(1).max(1100),
     /** Set by a redrive so that logs can tell the two apart. */
     redrive: z.boolean().optional(),
   })
-  // The ledger key built from the two must be a document id too (a long id, a long fraction).
-  .superRefine((m, ctx) => {
-    const problem = documentIdProblem(deliveryIdOf(m.notificationId, m.occurrence));
+  .transform((m, ctx) => {
+    // The ledger key is built from the occurrence: one instant, one spelling, one delivery.
+    const canonical = canonicalOccurrence(m.occurrence);
+    if (!canonical.ok) {
+      ctx.addIssue({ code: 'custom', path: ['occurrence'], message: canonical.problem });
+      return z.NEVER;
+    }
+    const occurrence = canonical.occurrence;
+    // A run id is `{scheduleId}:{occurrence}` (runIdOf). One that ends in the occurrence as
+    // written is made to end in the canonical form, so that the delivery counts in the same run
+    // as the dispatcher's and a redrive, which reads the schedule id off the run id by its
+    // `:{occurrence}` suffix, still finds it. Any other run id is opaque and kept as it is.
+    const runId =
+      occurrence !== m.occurrence && m.runId.endsWith(`:${m.occurrence}`)
+        ? `${m.runId.slice(0, -m.occurrence.length)}${occurrence}`
+        : m.runId;
+    if (runId.length > 1100) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['runId'],
+        message: 'is longer than 1100 characters with its occurrence normalised',
+      });
+    }
+    // The ledger key built from the two must be a document id too (a long notification id).
+    const problem = documentIdProblem(deliveryIdOf(m.notificationId, occurrence));
     if (problem) ctx.addIssue({ code: 'custom', path: ['notificationId'], message: `its delivery id ${problem}` });
+    return { ...m, occurrence, runId };
   });
 export type DispatchMessage = z.infer<typeof dispatchMessageSchema>;
 
@@ -117,7 +168,22 @@ export function parsePushBody(body: unknown): ParseResult {
 
 /** An id the envelope's attributes name, when it can be a ledger document: another could not be recorded anyway. */
 function idAttribute(value: string | undefined, maxLength = Number.POSITIVE_INFINITY): string | null {
-  return value !== undefined && value.length <= maxLength && documentIdProblem(value) === null ? value : null;
+  if (value === undefined) return null;
+  const id = withCanonicalOccurrence(value);
+  return id.length <= maxLength && documentIdProblem(id) === null ? id : null;
+}
+
+/**
+ * `{id}:{occurrence}` with its occurrence in the canonical form, when it ends in one written
+ * another way: a bad message is then recorded on the same ledger document and run as the good
+ * ones for that instant. Anything else is given back as it is.
+ */
+function withCanonicalOccurrence(id: string): string {
+  let at = -1;
+  for (const m of id.matchAll(/:(?=\d{4}-\d{2}-\d{2}[Tt])/g)) at = m.index;
+  if (at < 0) return id;
+  const c = canonicalOccurrence(id.slice(at + 1));
+  return c.ok ? `${id.slice(0, at + 1)}${c.occurrence}` : id;
 }
 
 function summarise(error: z.ZodError): string {

@@ -97,6 +97,16 @@ export interface RunDoc {
 export type DeliveryStatus = 'sending' | 'retrying' | 'sent' | 'failed' | 'skipped' | 'dead';
 export const FINAL_STATUSES: readonly DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
 
+/**
+ * Whether a delivery record is final for a push that claims it. A record left by a push too
+ * broken to read (no attempt made, `invalid_message`) is not: a good message for the same
+ * delivery, arriving after it, still sends.
+ */
+export function endsDelivery(d: Pick<DeliveryDoc, 'status' | 'attempts' | 'lastError'>): boolean {
+  if (!FINAL_STATUSES.includes(d.status)) return false;
+  return !(d.status === 'failed' && (d.attempts ?? 0) === 0 && d.lastError?.code === 'invalid_message');
+}
+
 export interface DeliveryError {
   code: string;
   slackError?: string | null;

@@ -99,6 +99,16 @@ export interface DeliveryLedger {
     now: Date,
     init?: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>>,
   ): Promise<void>;
+  /**
+   * A push too broken to deliver, recorded `failed` under the delivery its envelope names, only
+   * if that delivery has no record yet: a broken message never ends one a good message carries.
+   */
+  recordInvalid(
+    deliveryId: string,
+    error: DeliveryError,
+    now: Date,
+    init?: Partial<Pick<DeliveryDoc, 'runId'>>,
+  ): Promise<void>;
   /** Dead-lettered: recorded `dead` unless it was already sent. */
   markDead(
     deliveryId: string,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { type Account, accountSchema, type Notification } from './model';
-import { type Block, escapeMrkdwn, type RenderedReport, renderReport } from './report';
+import { type Block, escapeMrkdwn, type RenderedReport, renderReport, truncate } from './report';
 
 /** Slack's limits, from the fixture rather than from the code under test. */
 const limits = (
@@ -29,8 +29,31 @@ const notification = (title?: string, timezone = 'Europe/Paris'): RenderInput =>
 const occurrence = new Date('2026-12-07T08:00:00.000Z');
 const account = (a: Partial<Account> & { name: string }): Account => accountSchema.parse(a);
 
+/** A surrogate without its other half: not a character, and not valid UTF-8 once sent. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const isWellFormed = (s: string) => !LONE_SURROGATE.test(s);
+
+/** Every text of the message: header, fields, sections, context elements and fallback. */
+const allTexts = (r: RenderedReport): string[] => [
+  r.text,
+  ...r.blocks.flatMap((b) => {
+    switch (b.type) {
+      case 'header':
+        return [b.text.text];
+      case 'section':
+        return [...(b.text ? [b.text.text] : []), ...(b.fields ?? []).map((f) => f.text)];
+      case 'context':
+        return b.elements.map((e) => e.text);
+      default:
+        return [];
+    }
+  }),
+];
+
 /** Every limit Slack enforces on chat.postMessage blocks, checked block by block. */
 function expectWithinSlackLimits(r: RenderedReport): void {
+  // Slack refuses text that is not valid UTF-8: a cut must not leave half a surrogate pair.
+  for (const t of allTexts(r)) expect(isWellFormed(t)).toBe(true);
   expect(r.blocks.length).toBeGreaterThan(0);
   expect(r.blocks.length).toBeLessThanOrEqual(limits.blocks_per_message);
   expect(r.text.trim().length).toBeGreaterThan(0);
@@ -198,6 +221,109 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
   });
 });
 
+describe('truncate cuts between characters, never through one', () => {
+  const emoji = '😀'; // U+1F600: two UTF-16 code units, a surrogate pair.
+
+  it('leaves a string within the limit as it is', () => {
+    expect(truncate(`ab${emoji}`, 4)).toBe(`ab${emoji}`);
+  });
+
+  it('cuts before a surrogate pair the limit falls inside, not through it', () => {
+    // The old cut kept 9 code units: 8 letters and the pair's high half (\ud83d).
+    const cut = truncate(`${'a'.repeat(8)}${emoji}tail`, 10);
+    expect(cut).toBe(`${'a'.repeat(8)}…`);
+    expect(isWellFormed(cut)).toBe(true);
+  });
+
+  it.each([
+    ['an emoji with a skin tone', '👍🏽'],
+    ['a ZWJ family', '👨‍👩‍👧'],
+    ['a flag (two regional indicators)', '🇫🇷'],
+    ['a letter and its combining accents', 'e\u0301\u0302'],
+    ['a keycap', '1\uFE0F\u20E3'],
+  ])('cuts before %s the limit falls inside, not through it', (_what, cluster) => {
+    // The limit's cut falls one code unit into the cluster, after a whole code point of it.
+    for (const max of [9, 10]) {
+      const s = `${'a'.repeat(max - 2)}${cluster}${cluster}tail`;
+      const cut = truncate(s, max);
+      expect(cut).toBe(`${'a'.repeat(max - 2)}…`);
+      expect(cut.length).toBeLessThanOrEqual(max);
+    }
+  });
+
+  it('keeps what fits of a single cluster longer than the limit, rather than nothing', () => {
+    const zalgo = `a${'\u0301'.repeat(200)}`;
+    const cut = truncate(zalgo, 150);
+    expect(cut.length).toBe(150);
+    expect(cut.startsWith('a\u0301')).toBe(true);
+  });
+
+  it('keeps the limit, even 0 and 1', () => {
+    expect(truncate('abc', 1)).toBe('…');
+    expect(truncate('abc', 0)).toBe('');
+    expect(truncate(`${emoji}${emoji}`, 2)).toBe('…');
+  });
+
+  it('cuts a 250,000-character string at the cluster by its end (the segmenter sees a window, not all of it)', () => {
+    const long = `${'x'.repeat(250_000)}👨‍👩‍👧`;
+    expect(truncate(long, 250_003)).toBe(`${'x'.repeat(250_000)}…`);
+  });
+
+  it('property: within the limit, well-formed, a prefix of the input, cut at a code point', () => {
+    const input = fc.oneof(
+      fc.string({ unit: 'grapheme', maxLength: 80 }),
+      fc.string({ unit: 'binary', maxLength: 80 }),
+      fc.string({ unit: 'grapheme-composite', maxLength: 40 }),
+    );
+    fc.assert(
+      fc.property(input, fc.integer({ min: 0, max: 100 }), (s, max) => {
+        const cut = truncate(s, max);
+        expect(cut.length).toBeLessThanOrEqual(max);
+        if (s.length <= max) return expect(cut).toBe(s);
+        expect(cut.endsWith('…') || max === 0).toBe(true);
+        const kept = cut.slice(0, -1);
+        expect(s.startsWith(kept)).toBe(true);
+        if (isWellFormed(s)) expect(isWellFormed(cut)).toBe(true);
+        // Never between the halves of a pair.
+        const next = s.charCodeAt(kept.length);
+        const last = kept.charCodeAt(kept.length - 1);
+        expect(last >= 0xd800 && last <= 0xdbff && next >= 0xdc00 && next <= 0xdfff).toBe(false);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('renderReport cuts long texts between characters', () => {
+  const emoji = '😀';
+
+  it('a header cut at 150 where an emoji straddles the limit', () => {
+    for (const r of [
+      renderReport(notification(), account({ name: `${'T'.repeat(148)}${emoji} Ltd` }), occurrence),
+      renderReport(notification(`${'T'.repeat(148)}${emoji}!`), account({ name: 'Acme' }), occurrence),
+    ]) {
+      expectWithinSlackLimits(r);
+      expect(r.blocks[0]).toMatchObject({ type: 'header', text: { text: `${'T'.repeat(148)}…` } });
+      expect(isWellFormed(r.text)).toBe(true);
+    }
+  });
+
+  it('a metric field and the highlights section cut where an emoji straddles the limit', () => {
+    // A field is `*label*\nvalue`: the label's 1,997 letters and `*` take the cut to an emoji.
+    const label = `${'L'.repeat(1997)}${emoji.repeat(10)}`;
+    const highlight = `${'h'.repeat(limits.section_text_chars - 3)}${emoji.repeat(10)}`;
+    const r = renderReport(
+      notification(),
+      account({ name: 'Acme', metrics: [{ label, value: 1 }], highlights: [highlight] }),
+      occurrence,
+    );
+    expectWithinSlackLimits(r);
+    expect(fieldsOf(r)[0]?.text).toBe(`*${'L'.repeat(1997)}…`);
+    const section = sections(r).find((s) => s.text?.text.startsWith('• h'))?.text?.text;
+    expect(section).toBe(`• ${'h'.repeat(limits.section_text_chars - 3)}…`);
+  });
+});
+
 describe('mrkdwn escaping', () => {
   it('escapes <, > and & in every mrkdwn text, so data cannot mention @channel or fake a link', () => {
     const nasty = '<!channel> & <https://evil.example|click>';
@@ -247,7 +373,10 @@ describe('renderReport property: any valid account keeps every limit', () => {
   const accounts = fc
     .record(
       {
-        name: fc.string({ minLength: 1, maxLength: 400 }),
+        name: fc.oneof(
+          fc.string({ minLength: 1, maxLength: 400 }),
+          fc.string({ unit: 'grapheme', minLength: 1, maxLength: 200 }),
+        ),
         // Around the block limit: 45 sections of 10 fields fit.
         metrics: fc.oneof(fc.array(metric, { maxLength: 12 }), many(metric, 700)),
         highlights: fc.oneof(fc.array(text, { maxLength: 5 }), many(text, 300)),

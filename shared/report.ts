@@ -26,9 +26,46 @@ export interface RenderedReport {
   blocks: Block[];
 }
 
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+/**
+ * How far back from a cut the grapheme segmenter looks (UTF-16 code units). Segmenting the
+ * whole string would cost time in its length (a 250,000-character section takes milliseconds);
+ * a window keeps the cost fixed. A cluster longer than this (a pile of combining marks, a run of
+ * flags) may be cut inside, but still on a code point boundary.
+ */
+const CLUSTER_WINDOW = 64;
+
+const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
+const isLowSurrogate = (c: number) => c >= 0xdc00 && c <= 0xdfff;
+
+/**
+ * The largest index at most `cut` where `s` can be cut without splitting a surrogate pair
+ * (which would leave a lone surrogate, not valid UTF-8 to Slack) or, as far as the window
+ * sees, a grapheme cluster (half an emoji ZWJ sequence, a flag, a letter without its accent).
+ */
+function safeCut(s: string, cut: number): number {
+  if (cut <= 0 || cut >= s.length) return Math.max(0, Math.min(cut, s.length));
+  let at = cut;
+  if (isLowSurrogate(s.charCodeAt(at)) && isHighSurrogate(s.charCodeAt(at - 1))) at--;
+  if (at === 0) return 0;
+  let start = Math.max(0, at - CLUSTER_WINDOW);
+  if (start > 0 && isLowSurrogate(s.charCodeAt(start)) && isHighSurrogate(s.charCodeAt(start - 1))) start--;
+  // The window ends past the code point at the cut: a boundary depends on what follows it too.
+  const cluster = graphemes.segment(s.slice(start, at + 2)).containing(at - start);
+  // A cluster that reaches back to the window's start is longer than the window, or starts the
+  // string (a letter under hundreds of marks): keep the code points that fit, not nothing.
+  return cluster && cluster.index > 0 ? start + cluster.index : at;
+}
+
+/**
+ * `s` cut to at most `max` UTF-16 code units (how Slack's limits are counted here, as
+ * `.length`), ending in `…` when cut. The cut never splits a code point nor, where it can
+ * see one, a grapheme cluster; the extra work is done only when a cut is needed.
+ */
 export function truncate(s: string, max: number): string {
   if (s.length <= max) return s;
-  return `${s.slice(0, Math.max(0, max - 1))}…`;
+  if (max < 1) return '';
+  return `${s.slice(0, safeCut(s, max - 1))}…`;
 }
 
 /** Slack mrkdwn treats &, < and > as control characters. */

@@ -1,0 +1,65 @@
+import type { Firestore } from '@google-cloud/firestore';
+import { uniqueProjectId } from '../dev/stack';
+import { createFirestore } from '../shared/firestore';
+import { FirestoreStore } from '../shared/firestore-store';
+import type { ClaimRequest } from '../shared/ports';
+
+/**
+ * The delivery ledger on the Firestore emulator: what a push too broken to read may record,
+ * and that such a record never stops a good message for the same delivery.
+ */
+describe('the ledger and broken pushes, on the emulator', () => {
+  let db: Firestore;
+  let store: FirestoreStore;
+  const now = new Date('2031-01-01T00:00:00Z');
+  const deliveryId = 'n-1:2031-01-01T00:00:00.000Z';
+  const invalid = { code: 'invalid_message', slackError: null, message: 'v: 2', retryable: false, at: now };
+  const claim = (owner: string): ClaimRequest => ({
+    deliveryId,
+    notificationId: 'n-1',
+    occurrence: '2031-01-01T00:00:00.000Z',
+    runId: 's_1:2031-01-01T00:00:00.000Z',
+    owner,
+    ttlMs: 60_000,
+    now,
+    publishedAt: null,
+  });
+
+  beforeEach(() => {
+    db = createFirestore(uniqueProjectId('ledger'));
+    store = new FirestoreStore(db, { coalesce: true });
+  });
+  afterEach(async () => {
+    await store.close();
+    await db.terminate();
+  });
+
+  it('records a broken push under the delivery and run it names when there is no record', async () => {
+    await store.recordInvalid(deliveryId, invalid, now, { runId: 's_1:2031-01-01T00:00:00.000Z' });
+    expect(await store.get(deliveryId)).toMatchObject({
+      status: 'failed',
+      attempts: 0,
+      lastError: { code: 'invalid_message' },
+    });
+    expect((await store.countByStatus('s_1:2031-01-01T00:00:00.000Z')).failed).toBe(1);
+  });
+
+  it('leaves a delivery in progress as it is', async () => {
+    expect((await store.claim(claim('a#1'))).kind).toBe('claimed');
+    await store.recordInvalid(deliveryId, invalid, now);
+    expect(await store.get(deliveryId)).toMatchObject({ status: 'sending', attempts: 1 });
+  });
+
+  it('does not stop a good message that arrives after it', async () => {
+    await store.recordInvalid(deliveryId, invalid, now);
+    const claimed = await store.claim(claim('a#2'));
+    expect(claimed).toMatchObject({ kind: 'claimed', attempts: 1, outcomeUnknown: false });
+    expect(await store.get(deliveryId)).toMatchObject({ status: 'sending', notificationId: 'n-1' });
+  });
+
+  it('still ends a delivery that failed for good after an attempt', async () => {
+    expect((await store.claim(claim('a#3'))).kind).toBe('claimed');
+    await store.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, now);
+    expect(await store.claim(claim('a#4'))).toEqual({ kind: 'final', status: 'failed' });
+  });
+});
