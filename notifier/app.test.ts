@@ -7,7 +7,7 @@ import { deliveryIdOf } from '../shared/model';
 import { notificationDoc } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
 import { TOPOLOGY } from '../shared/topology';
-import { createApp, type NotifierDeps } from './app';
+import { createApp, type NotifierDeps, nackHoldMs } from './app';
 import type { PostRequest, SlackPort } from './slack';
 
 class FakeSlack implements SlackPort {
@@ -117,10 +117,13 @@ describe('notifier app POST /push', () => {
     expect(res.status).toBe(204);
   });
 
-  it('answers 503 (a nack) to a retryable Slack failure, with Retry-After', async () => {
+  it('answers 503 (a nack) to a retryable Slack failure, with Retry-After, held for what the backoff does not cover', async () => {
     const { app, slack, store } = setup();
     slack.script = [new RetryableError('slack_retryable', 'rate limited', { retryAfterSeconds: 12 })];
+    const started = Date.now();
     const res = await request(app).post(TOPOLOGY.pushPath).send(envelope());
+    // Slack asked for 12 s; the retry policy waits 10 s after the nack; the nack is held the rest.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
     expect(res.status).toBe(503);
     expect(ACK).not.toContain(res.status);
     expect(res.headers['retry-after']).toBe('12');
@@ -148,5 +151,28 @@ describe('notifier app POST /push', () => {
       publishedAt: null,
     });
     expect((await request(app).post(TOPOLOGY.pushPath).send(envelope())).status).toBe(503);
+  });
+});
+
+describe('nackHoldMs', () => {
+  const backoffMs = TOPOLOGY.retryPolicy.minimumBackoffSeconds * 1000;
+  it('in production, holds only what Retry-After asks beyond the retry policy’s backoff', () => {
+    expect(nackHoldMs({ reason: 'slack_retryable', retryAfterSeconds: 30 }, 0, 50_000)).toBe(20_000);
+    expect(nackHoldMs({ reason: 'slack_retryable', retryAfterSeconds: 12 }, 0, 50_000)).toBe(12_000 - backoffMs);
+    expect(nackHoldMs({ reason: 'slack_retryable', retryAfterSeconds: 5 }, 0, 50_000)).toBe(0);
+    expect(nackHoldMs({ reason: 'slack_retryable' }, 0, 50_000)).toBe(0);
+  });
+  it('in production, holds a post that may still land for the rest of the Slack timeout, within the room left', () => {
+    expect(nackHoldMs({ reason: 'slack_outcome_unknown', notBeforeMs: 30_000 }, 0, 50_000)).toBe(20_000);
+    expect(nackHoldMs({ reason: 'slack_outcome_unknown', notBeforeMs: 30_000 }, 0, 3_000)).toBe(3_000);
+    expect(nackHoldMs({ reason: 'slack_outcome_unknown', notBeforeMs: 30_000 }, 0, -5)).toBe(0);
+  });
+  it('never holds for a claim held elsewhere in production', () => {
+    expect(nackHoldMs({ reason: 'claimed_elsewhere', notBeforeMs: 60_000 }, 0, 50_000)).toBe(0);
+  });
+  it('locally (no retry policy), holds the delay, or longer up to 10 s', () => {
+    expect(nackHoldMs({ reason: 'slack_retryable' }, 100, 50_000)).toBe(100);
+    expect(nackHoldMs({ reason: 'slack_retryable', retryAfterSeconds: 3 }, 100, 50_000)).toBe(3_000);
+    expect(nackHoldMs({ reason: 'claimed_elsewhere', notBeforeMs: 60_000 }, 100, 50_000)).toBe(10_000);
   });
 });

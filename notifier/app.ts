@@ -29,6 +29,36 @@ export interface NotifierDeps extends DeliverDeps {
 
 /** The longest a nack is held locally; well inside the ack deadline. */
 const MAX_NACK_HOLD_MS = 10_000;
+/** The longest a nack is held in production, with the push's own time inside its deadline. */
+export const MAX_PRODUCTION_HOLD_MS = 20_000;
+
+/**
+ * How long to hold a nack before answering. Locally (NACK_DELAY_MS set, no retry policy) the
+ * delay, or longer when a retry cannot succeed sooner. In production the retry policy already
+ * waits its minimum backoff after the nack; the hold covers only what Slack asks beyond it
+ * (Retry-After) or the time a timed-out post may still take to land, so that the next attempt
+ * neither spends one of its delivery attempts on a certain refusal nor looks for the post too
+ * early. A live claim elsewhere is not waited for here: the claim's owner answers first.
+ */
+export function nackHoldMs(
+  result: { reason: string; notBeforeMs?: number; retryAfterSeconds?: number },
+  nackDelayMs: number,
+  roomMs: number,
+): number {
+  const slackWait = result.reason === 'claimed_elsewhere' ? 0 : (result.notBeforeMs ?? 0);
+  const want = Math.max(slackWait, (result.retryAfterSeconds ?? 0) * 1000);
+  if (nackDelayMs > 0) return Math.min(MAX_NACK_HOLD_MS, Math.max(nackDelayMs, result.notBeforeMs ?? 0, want));
+  const beyondBackoff = want - TOPOLOGY.retryPolicy.minimumBackoffSeconds * 1000;
+  return Math.max(0, Math.min(beyondBackoff, MAX_PRODUCTION_HOLD_MS, roomMs));
+}
+
+/** Waits `ms`, or less once the service starts draining (checked every 100 ms). */
+async function holdUnlessDraining(ms: number, isDraining: () => boolean): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until && !isDraining()) {
+    await new Promise((r) => setTimeout(r, Math.min(100, until - Date.now())));
+  }
+}
 
 export function createApp(deps: NotifierDeps): Express {
   const app = baseApp(deps.log, deps.projectId);
@@ -39,11 +69,13 @@ export function createApp(deps: NotifierDeps): Express {
   const draining = refuseWhileDraining(isDraining);
 
   app.post(TOPOLOGY.pushPath, ...guards, jsonBody(), draining, async (req, res) => {
+    const started = Date.now();
     const result = await handlePush(req.body, { ...deps, log: req.log });
     const status = pushStatus(result);
-    if (result.kind === 'retry' && deps.nackDelayMs) {
-      const hold = Math.min(MAX_NACK_HOLD_MS, Math.max(deps.nackDelayMs, result.notBeforeMs ?? 0));
-      await new Promise((r) => setTimeout(r, hold));
+    if (result.kind === 'retry') {
+      const room = (deps.deadlineMs ?? MAX_PRODUCTION_HOLD_MS) - (Date.now() - started);
+      const hold = nackHoldMs(result, deps.nackDelayMs ?? 0, room);
+      if (hold > 0) await holdUnlessDraining(hold, isDraining);
     }
     if (result.kind === 'retry' && result.retryAfterSeconds !== undefined) {
       res.setHeader('Retry-After', String(result.retryAfterSeconds));

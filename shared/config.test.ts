@@ -95,6 +95,7 @@ describe('loadConfig', () => {
     ['CLAIM_TTL_SECONDS', 'abc'],
     ['PAUSE_AFTER_FAILURES', '1e9'],
     ['SLACK_TIMEOUT_MS', 'soon'],
+    ['SLACK_TIMEOUT_MS', '30001'],
     ['LOG_LEVEL', 'loud'],
     ['SLACK_API_URL', 'not a url'],
     ['SLACK_API_URL', 'ftp://slack.example/api/'],

@@ -73,7 +73,9 @@ const schema = z.object({
   catchUpWindowSeconds: int(0, 7 * 24 * 3600).default(900),
   slackApiUrl: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).default('https://slack.com/api/'),
   slackBotToken: z.string().min(1).optional(),
-  slackTimeoutMs: int(100, 60_000).default(10_000),
+  // At most 30 s: a timed-out post may still land, and the next attempt must not look for it
+  // before it could have (the retry policy's 10 s backoff plus at most 20 s of held nack).
+  slackTimeoutMs: int(100, 30_000).default(10_000),
   claimTtlSeconds: int(1, 3600).default(TOPOLOGY.ackDeadlineSeconds),
   pauseAfterFailures: int(1, 1000).default(3),
   nackDelayMs: int(0, 30_000).default(0),
