@@ -22,7 +22,7 @@ interface Stopped {
 /** Runs the local runner until `trigger` appears in its output, then stops it with `stop`. */
 function runAndStop(
   trigger: RegExp,
-  stop: 'sigint' | 'close-stdout',
+  stop: 'sigint' | 'sigterm' | 'sighup' | 'close-stdout',
   args: string[] = ['-n', '300'],
   delayMs = 0,
 ): Promise<Stopped> {
@@ -43,8 +43,10 @@ function runAndStop(
       lines.push(line);
       if (stoppedAt || !trigger.test(line)) return;
       stoppedAt = Date.now() + delayMs;
-      if (stop === 'sigint') setTimeout(() => child.kill('SIGINT'), delayMs);
-      else {
+      if (stop !== 'close-stdout') {
+        const signal = stop === 'sigint' ? 'SIGINT' : stop === 'sigterm' ? 'SIGTERM' : 'SIGHUP';
+        setTimeout(() => child.kill(signal), delayMs);
+      } else {
         reader.close();
         child.stdout.destroy();
       }
@@ -94,6 +96,20 @@ describe('npm start, stopped early', () => {
     expect(run.ports.length).toBeGreaterThanOrEqual(5);
     expect(await stillListening(run.ports)).toEqual([]);
   }, 120_000);
+
+  test.each([
+    ['SIGTERM (kill, timeout, an IDE’s stop button)', 'sigterm', 143],
+    ['SIGHUP (the terminal closed)', 'sighup', 129],
+  ] as const)(
+    '%s between ticks: exits %i and leaves nothing listening',
+    async (_what, stop, code) => {
+      const run = await runAndStop(/^running: /, stop, ['-n', '5', '--interval', '5']);
+      expect(run.code).toBe(code);
+      expect(run.ports.length).toBeGreaterThanOrEqual(5);
+      expect(await stillListening(run.ports)).toEqual([]);
+    },
+    120_000,
+  );
 
   test('its output closed by the reader (npm start | head): exits and leaves nothing listening', async () => {
     const run = await runAndStop(/^notifier at /, 'close-stdout');
