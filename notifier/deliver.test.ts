@@ -247,6 +247,18 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(0);
   });
 
+  it('pauses a notification whose account is missing at 3 occurrences in a row', async () => {
+    const { store, slack, deps } = setup();
+    store.accountDocs.clear();
+    for (const [i, occ] of ['2026-12-07T08:00:00.000Z', '2026-12-08T08:00:00.000Z'].entries()) {
+      await handlePush(push('n-1', occ), deps);
+      expect(store.notification('n-1')).toMatchObject({ enabled: true, consecutiveFailures: i + 1 });
+    }
+    await handlePush(push('n-1', '2026-12-09T08:00:00.000Z'), deps);
+    expect(store.notification('n-1')).toMatchObject({ enabled: false, pausedReason: 'account_not_found' });
+    expect(slack.posts).toHaveLength(0);
+  });
+
   it('skips a paused notification', async () => {
     const { store, slack, deps } = setup();
     const doc = store.notification('n-1') as Record<string, unknown>;

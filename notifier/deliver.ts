@@ -140,6 +140,8 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
   // Set once Slack has taken the post: from then on, a failure to record it must leave the next
   // attempt looking for the post instead of posting again.
   let posted = false;
+  // Set when a permanent failure of this notification's own input should count towards pausing it.
+  let pauseReason: string | null = null;
   // One token per attempt: an attempt that outlives its claim cannot release its successor's.
   const claimToken = `${deps.owner ?? defaultOwner}#${randomUUID().slice(0, 8)}`;
   const startedAt = Date.now();
@@ -215,11 +217,17 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       return { kind: 'ack', reason: 'notification_rescheduled', deliveryId, status: 'skipped' };
     }
 
-    if (!accountRaw)
+    // A missing or broken account fails every occurrence alike: it counts towards pausing, as a
+    // channel that is gone does (`account_not_found`, `account_invalid`).
+    if (!accountRaw) {
+      pauseReason = 'account_not_found';
       throw new PermanentError('invalid_notification', `account ${notification.accountId} does not exist`);
+    }
     const account = accountSchema.safeParse(accountRaw);
-    if (!account.success)
+    if (!account.success) {
+      pauseReason = 'account_invalid';
       throw new PermanentError('invalid_notification', `account ${notification.accountId} is invalid`);
+    }
 
     const { channelId, teamId } = notification.slack;
     if (claim.outcomeUnknown) {
@@ -310,14 +318,16 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
         await deps.ledger.markFinal(deliveryId, 'failed', toRecord(err, now), now);
         log.error({ code: err.code, slackError: err.slackError }, `delivery failed permanently: ${err.message}`);
         if (err.code === 'slack_permanent_channel' || err.code === 'slack_permanent_workspace') {
+          pauseReason = err.slackError ?? err.code;
+        }
+        if (pauseReason) {
           const paused = await deps.notifications.recordPermanentFailure(
             message.notificationId,
-            `${err.slackError ?? err.code}`,
+            pauseReason,
             deps.pauseAfterFailures,
             now,
           );
-          if (paused)
-            log.warn({ pausedReason: err.slackError }, 'notification paused after repeated permanent failures');
+          if (paused) log.warn({ pausedReason: pauseReason }, 'notification paused after repeated permanent failures');
         }
       }
     } catch (recordErr) {
