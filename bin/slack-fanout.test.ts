@@ -108,4 +108,66 @@ describe('the command line', () => {
       expect(help).toContain(command);
     }
   });
+
+  it("documents resume's bulk options in its help", () => {
+    const resume = buildProgram().commands.find((c) => c.name() === 'resume');
+    let help = '';
+    resume?.configureOutput({ writeOut: (s) => (help += s) });
+    resume?.outputHelp();
+    expect(help).toContain('resume [options] [id]');
+    for (const option of [
+      '--paused-reason <reason>',
+      '--all-paused',
+      '--dry-run',
+      '--page-size <n>',
+      '-p, --project <id>',
+    ]) {
+      expect(help).toContain(option);
+    }
+    expect(help).toContain('slack-fanout resume --paused-reason invalid_auth');
+    expect(help).toMatch(/skipped/);
+  });
+});
+
+describe('resume, as typed', () => {
+  const saved = process.env.FIRESTORE_EMULATOR_HOST;
+  // The checks come before any client is made: an address nothing listens on is never dialled.
+  beforeAll(() => {
+    process.env.FIRESTORE_EMULATOR_HOST = '127.0.0.1:9';
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env.FIRESTORE_EMULATOR_HOST;
+    else process.env.FIRESTORE_EMULATOR_HOST = saved;
+  });
+
+  const parse = async (...args: string[]): Promise<string> => {
+    const program = buildProgram();
+    let err = '';
+    for (const c of [program, ...program.commands]) {
+      c.exitOverride().configureOutput({ writeErr: (s) => (err += s), writeOut: () => {} });
+    }
+    try {
+      await program.parseAsync(['-p', 'demo-unit', 'resume', ...args], { from: 'user' });
+    } catch (e) {
+      return err || (e as Error).message;
+    }
+    throw new Error(`resume ${args.join(' ')} was accepted`);
+  };
+
+  it.each([
+    [[], 'resume: give a notification id, --paused-reason <reason> or --all-paused'],
+    [
+      ['n-1', '--paused-reason', 'invalid_auth'],
+      'resume: give a notification id or --paused-reason, not both (got id "n-1")',
+    ],
+    [['n-1', '--all-paused'], 'resume: give a notification id or --all-paused, not both (got id "n-1")'],
+    [['--paused-reason', 'invalid_auth', '--all-paused'], 'resume: give --paused-reason or --all-paused, not both'],
+    [['n-1', '--dry-run'], 'resume: --dry-run goes with --paused-reason or --all-paused, not an id'],
+    [['--paused-reason', ''], "option '--paused-reason <reason>' argument '' is invalid"],
+    [['--paused-reason', '   '], "option '--paused-reason <reason>' argument '   ' is invalid"],
+    [['--all-paused', '--page-size', '0'], "option '--page-size <n>' argument '0' is invalid"],
+    [['a', 'b'], 'too many arguments'],
+  ])('refuses %j', async (args, message) => {
+    expect(await parse(...args)).toContain(message);
+  });
 });

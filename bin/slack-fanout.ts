@@ -15,7 +15,12 @@ import {
   InvalidNotificationError,
   type NewNotification,
   notificationDoc,
+  type PausedSelector,
+  pausedQuery,
+  RESUME_PAGE_SIZE,
+  type ResumePausedResult,
   reindexNotifications,
+  resumePaused,
   saveAccounts,
   saveNotifications,
   setNotificationEnabled,
@@ -222,6 +227,54 @@ async function importFile<T>(
   process.stdout.write(`imported ${items.length} ${what}\n`);
 }
 
+/**
+ * `resume --paused-reason …` / `--all-paused`: pages through the matches, a progress bar on a
+ * terminal's stderr (a line a page otherwise), the counts as JSON on stdout.
+ */
+async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun: boolean, pageSize: number) {
+  const db = createFirestore(projectId);
+  const tty = process.stderr.isTTY === true;
+  const bar = new SingleBar({
+    format: `${dryRun ? 'counting' : 'resuming'} [{bar}] {value}/{total} | {resumed} resumed, {skipped} skipped, {failed} failed`,
+    hideCursor: true,
+  });
+  let result: ResumePausedResult;
+  try {
+    // The total is an estimate for the bar: what is paused or resumed meanwhile moves it.
+    const total = (await pausedQuery(db, selector).count().get()).data().count;
+    if (tty) bar.start(total, 0, { resumed: 0, skipped: 0, failed: 0 });
+    else process.stderr.write(`resume: ${total} to ${dryRun ? 'count' : 'resume'}\n`);
+    result = await resumePaused(db, selector, {
+      dryRun,
+      pageSize,
+      onProgress: (p) => {
+        if (tty) bar.update(p.matched, { resumed: p.resumed, skipped: p.skipped, failed: p.failed });
+        else {
+          process.stderr.write(
+            `resume: ${p.matched} of ${total} read, ${p.resumed} resumed, ${p.skipped} skipped, ${p.failed} failed\n`,
+          );
+        }
+      },
+    });
+  } finally {
+    if (tty) bar.stop();
+    await db.terminate();
+  }
+  const { ids, unlisted, firstError, ...counts } = result;
+  print({
+    ...('pausedReason' in selector ? { pausedReason: selector.pausedReason } : { allPaused: true }),
+    ...counts,
+    ...(dryRun ? { ids, unlisted } : {}),
+    ...(firstError ? { firstError } : {}),
+  });
+  if (result.failed > 0) {
+    process.stderr.write(
+      `resume: ${result.failed} left paused by a failed write (running it again is safe): ${firstError}\n`,
+    );
+    process.exitCode = 1;
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command()
     .name('slack-fanout')
@@ -348,22 +401,73 @@ export function buildProgram(): Command {
         `scanned ${result.scanned} notifications; ${result.indexed} enabled ones are in their schedule's index\n`,
       );
     });
+  const reasonText = (v: string): string => {
+    if (v.trim() === '' || v.length > 500) {
+      throw new InvalidArgumentError(`expected 1 to 500 characters, got ${JSON.stringify(v.slice(0, 40))}`);
+    }
+    return v;
+  };
   program
     .command('pause')
     .description('pause a notification: it is no longer dispatched')
     .argument('<id>', 'the notification id')
-    .option('--reason <text>', 'why, kept as its pausedReason (1 to 500 characters)', (v: string) => {
-      if (v.trim() === '' || v.length > 500) {
-        throw new InvalidArgumentError(`expected 1 to 500 characters, got ${JSON.stringify(v.slice(0, 40))}`);
-      }
-      return v;
-    })
+    .option('--reason <text>', 'why, kept as its pausedReason (1 to 500 characters)', reasonText)
     .action((id: string, o: { reason?: string }) => setEnabled(id, false, o.reason));
   program
     .command('resume')
-    .description('resume a paused notification (clears its failure count)')
-    .argument('<id>', 'the notification id')
-    .action((id: string) => setEnabled(id, true));
+    .description(
+      'resume a paused notification, or in bulk every one paused for a reason (--paused-reason) or for any reason (--all-paused); clears the failure count and puts it back in its dispatch index',
+    )
+    .argument('[id]', 'the notification id (or use --paused-reason / --all-paused)')
+    .option(
+      '--paused-reason <reason>',
+      'resume every notification whose pausedReason is exactly this, e.g. invalid_auth (as `show` prints it)',
+      reasonText,
+    )
+    .option('--all-paused', 'resume every paused notification, whatever its reason')
+    .option('--dry-run', 'with --paused-reason or --all-paused: count and list the matches, change nothing')
+    .option('--page-size <n>', 'notifications read per page in bulk', positiveInt(), RESUME_PAGE_SIZE)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  slack-fanout resume n-123                              one notification
+  slack-fanout resume --paused-reason invalid_auth --dry-run
+  slack-fanout resume --paused-reason invalid_auth       after fixing a revoked or wrong bot token
+
+In bulk, progress goes to stderr and the counts as JSON to stdout: matched, resumed, skipped
+(no longer paused for that reason when its turn came: resumed, paused for another reason
+or deleted meanwhile), failed (left paused; exit code 1). Each notification is resumed as by
+\`resume <id>\`, with its dispatch index entry in the same transaction. Safe to repeat and to
+interrupt: a second run takes only what is still paused. A notification imported with
+"enabled": false has no pausedReason and is never resumed in bulk.`,
+    )
+    .action(
+      async (
+        id: string | undefined,
+        o: { pausedReason?: string; allPaused?: boolean; dryRun?: boolean; pageSize: number },
+      ) => {
+        const bulk = o.pausedReason !== undefined || o.allPaused === true;
+        if (id !== undefined && bulk) {
+          throw new CliError(
+            `resume: give a notification id or ${o.pausedReason !== undefined ? '--paused-reason' : '--all-paused'}, not both (got id ${JSON.stringify(id.slice(0, 100))})`,
+          );
+        }
+        if (o.pausedReason !== undefined && o.allPaused) {
+          throw new CliError('resume: give --paused-reason or --all-paused, not both');
+        }
+        if (!bulk) {
+          if (id === undefined) {
+            throw new CliError('resume: give a notification id, --paused-reason <reason> or --all-paused');
+          }
+          if (o.dryRun) throw new CliError('resume: --dry-run goes with --paused-reason or --all-paused, not an id');
+          return setEnabled(id, true);
+        }
+        const selector: PausedSelector =
+          o.pausedReason !== undefined ? { pausedReason: o.pausedReason } : { allPaused: true };
+        await resumeInBulk(projectOf(program.opts()), selector, o.dryRun === true, o.pageSize);
+      },
+    );
 
   program
     .command('show')

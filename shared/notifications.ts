@@ -1,6 +1,13 @@
-import { type DocumentReference, FieldPath, type Firestore } from '@google-cloud/firestore';
+import {
+  type DocumentReference,
+  FieldPath,
+  type Firestore,
+  type Query,
+  type QueryDocumentSnapshot,
+} from '@google-cloud/firestore';
 import { chunksOf, mapLimit } from './concurrency';
-import { indexedSchedule, writeIndexChanges } from './members';
+import { buildQuery } from './firestore-store';
+import { indexedSchedule, type MemberChange, writeIndexChanges } from './members';
 import {
   type Account,
   accountSchema,
@@ -9,6 +16,7 @@ import {
   notificationSchema,
   userIdSchema,
 } from './model';
+import { QUERIES } from './queries';
 import { latestOccurrence, nextOccurrence, scheduleIdOf, validateSchedule } from './schedule';
 import { COLLECTIONS } from './topology';
 
@@ -199,6 +207,24 @@ export async function saveAccounts(
   }
 }
 
+/**
+ * The update that pauses or resumes a notification, and the dispatch index change that goes
+ * with it: both are written in one transaction. Resuming clears the failure count. The single
+ * pause and resume and the bulk resume all write through this.
+ */
+function enabledWrite(
+  id: string,
+  data: Record<string, unknown> | undefined,
+  enabled: boolean,
+  reason: string | undefined,
+  now: Date,
+): { update: Record<string, unknown>; change: MemberChange } {
+  const update = enabled
+    ? { enabled: true, pausedReason: null, consecutiveFailures: 0, updatedAt: now }
+    : { enabled: false, pausedReason: reason ?? 'paused by an operator', updatedAt: now };
+  return { update, change: { id, from: indexedSchedule(data), to: indexedSchedule({ ...data, ...update }) } };
+}
+
 /** Pauses or resumes a notification, and its dispatch index entry with it. Resuming clears the failure count. */
 export async function setNotificationEnabled(
   db: Firestore,
@@ -210,15 +236,143 @@ export async function setNotificationEnabled(
   return db.runTransaction(async (tx) => {
     const snap = await tx.get(ref);
     if (!snap.exists) return false;
-    const data = snap.data();
-    const update = enabled
-      ? { enabled: true, pausedReason: null, consecutiveFailures: 0, updatedAt: new Date() }
-      : { enabled: false, pausedReason: reason ?? 'paused by an operator', updatedAt: new Date() };
+    const { update, change } = enabledWrite(id, snap.data(), enabled, reason, new Date());
     tx.update(ref, update);
-    const change = { id, from: indexedSchedule(data), to: indexedSchedule({ ...data, ...update }) };
     writeIndexChanges(tx, db, [change]);
     return true;
   });
+}
+
+/** Which paused notifications a bulk resume takes: those paused for one reason, or every paused one. */
+export type PausedSelector = { pausedReason: string } | { allPaused: true };
+
+export interface ResumePausedOptions {
+  /** Count and list the matches, write nothing. */
+  dryRun?: boolean;
+  /** Notifications read per page (each page is resumed before the next is read). */
+  pageSize?: number;
+  /** Ids a dry run lists at most (the rest are counted). */
+  listLimit?: number;
+  now?: Date;
+  onProgress?: (progress: ResumePausedProgress) => void;
+}
+
+export interface ResumePausedProgress {
+  /** Matches read so far. */
+  matched: number;
+  resumed: number;
+  /** No longer paused as selected when their transaction read them (resumed, re-paused or deleted meanwhile). */
+  skipped: number;
+  /** In a transaction that failed: still paused; running the resume again takes them. */
+  failed: number;
+}
+
+export interface ResumePausedResult extends ResumePausedProgress {
+  dryRun: boolean;
+  /** The matches by pausedReason, as read. */
+  byReason: Record<string, number>;
+  /** A dry run's matches by id, up to listLimit (empty otherwise). */
+  ids: string[];
+  /** Matches a dry run did not list. */
+  unlisted: number;
+  /** The first failure's message, if any. */
+  firstError: string | null;
+}
+
+/** The query of a bulk resume's matches (and of its count). */
+export function pausedQuery(db: Firestore, selector: PausedSelector): Query {
+  return 'pausedReason' in selector
+    ? buildQuery(db, QUERIES.notificationsPausedFor, { pausedReason: selector.pausedReason })
+    : buildQuery(db, QUERIES.pausedNotifications, { pausedReason: null });
+}
+
+/** Notifications a bulk resume reads per page. */
+export const RESUME_PAGE_SIZE = 500;
+
+/**
+ * Resumes every notification paused for a reason (`{ pausedReason }`), or every paused one
+ * (`{ allPaused: true }`: a pausedReason is set; one imported with `enabled: false` has none and
+ * is left alone). Reads the matches a page at a time (ids and reasons only), and resumes each
+ * chunk in a transaction that reads them again and resumes only those still paused as selected,
+ * exactly as `setNotificationEnabled(id, true)` does: failure count cleared, back in the dispatch
+ * index in the same commit. A resumed notification leaves the query, so running it again
+ * resumes only what is still (or newly) paused: safe to repeat, and safe to interrupt.
+ */
+export async function resumePaused(
+  db: Firestore,
+  selector: PausedSelector,
+  opts: ResumePausedOptions = {},
+): Promise<ResumePausedResult> {
+  const pageSize = opts.pageSize ?? RESUME_PAGE_SIZE;
+  const listLimit = opts.listLimit ?? 1000;
+  const reason = 'pausedReason' in selector ? selector.pausedReason : null;
+  const base = pausedQuery(db, selector);
+  const selected = (data: Record<string, unknown> | undefined): boolean =>
+    data?.enabled === false &&
+    (reason !== null ? data.pausedReason === reason : typeof data?.pausedReason === 'string');
+
+  const result: ResumePausedResult = {
+    dryRun: opts.dryRun === true,
+    matched: 0,
+    resumed: 0,
+    skipped: 0,
+    failed: 0,
+    byReason: {},
+    ids: [],
+    unlisted: 0,
+    firstError: null,
+  };
+  let after: QueryDocumentSnapshot | null = null;
+  for (;;) {
+    // The cursor is the last match's (reason, id): resuming a page does not move the next one.
+    let q = base.select('pausedReason').limit(pageSize);
+    if (after) q = q.startAfter(after);
+    const page = await q.get();
+    if (page.empty) break;
+    for (const d of page.docs) {
+      const why = String(d.get('pausedReason'));
+      result.byReason[why] = (result.byReason[why] ?? 0) + 1;
+    }
+    result.matched += page.size;
+    if (result.dryRun) {
+      for (const d of page.docs) {
+        if (result.ids.length < listLimit) result.ids.push(d.id);
+        else result.unlisted++;
+      }
+    } else {
+      const now = opts.now ?? new Date();
+      await mapLimit(chunksOf(page.docs, SAVE_CHUNK), SAVE_PARALLEL, async (chunk) => {
+        try {
+          const resumed = await db.runTransaction(async (tx) => {
+            const current = await tx.getAll(...chunk.map((d) => d.ref));
+            const changes: MemberChange[] = [];
+            for (const snap of current) {
+              if (!snap.exists || !selected(snap.data())) continue;
+              const { update, change } = enabledWrite(snap.id, snap.data(), true, undefined, now);
+              tx.update(snap.ref, update);
+              changes.push(change);
+            }
+            writeIndexChanges(tx, db, changes);
+            return changes.length;
+          });
+          result.resumed += resumed;
+          result.skipped += chunk.length - resumed;
+        } catch (err) {
+          result.failed += chunk.length;
+          result.firstError ??= (err as Error).message;
+        }
+      });
+    }
+    opts.onProgress?.({
+      matched: result.matched,
+      resumed: result.resumed,
+      skipped: result.skipped,
+      failed: result.failed,
+    });
+    after = page.docs[page.docs.length - 1] ?? null;
+    if (page.size < pageSize) break;
+  }
+  return result;
 }
 
 /**

@@ -8,8 +8,8 @@ import { COLLECTIONS } from './topology';
  */
 export interface QueryField {
   fieldPath: string;
-  /** `==` fields come first, then the range or order field. */
-  op: '==' | '<=' | 'orderBy';
+  /** `==` fields come first, then the range or order field (`!=` is a range: it orders by its field). */
+  op: '==' | '<=' | '!=' | 'orderBy';
   order: 'ASCENDING' | 'DESCENDING';
 }
 
@@ -38,6 +38,33 @@ export const QUERIES = {
     name: 'dueSchedules',
     collection: COLLECTIONS.schedules,
     fields: [{ fieldPath: 'nextRunAt', op: '<=', order: 'ASCENDING' }],
+    needsCompositeIndex: false,
+  },
+  /**
+   * The bulk resume (`slack-fanout resume --paused-reason …`): the notifications paused for one
+   * reason, a page at a time by id. One equality and the id order: the automatic single-field
+   * index on `pausedReason` serves it.
+   */
+  notificationsPausedFor: {
+    name: 'notificationsPausedFor',
+    collection: COLLECTIONS.notifications,
+    fields: [
+      { fieldPath: 'pausedReason', op: '==', order: 'ASCENDING' },
+      { fieldPath: '__name__', op: 'orderBy', order: 'ASCENDING' },
+    ],
+    needsCompositeIndex: false,
+  },
+  /**
+   * The bulk resume of every paused notification (`resume --all-paused`): `pausedReason != null`,
+   * ordered by reason then id, all on the automatic single-field index on `pausedReason`.
+   */
+  pausedNotifications: {
+    name: 'pausedNotifications',
+    collection: COLLECTIONS.notifications,
+    fields: [
+      { fieldPath: 'pausedReason', op: '!=', order: 'ASCENDING' },
+      { fieldPath: '__name__', op: 'orderBy', order: 'ASCENDING' },
+    ],
     needsCompositeIndex: false,
   },
   /** The status page: the latest runs first. */

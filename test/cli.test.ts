@@ -2,8 +2,14 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { uniqueProjectId } from '../dev/stack';
+import { mapLimit } from '../shared/concurrency';
 import { createFirestore } from '../shared/firestore';
+import { FirestoreStore } from '../shared/firestore-store';
 import { accountSchema } from '../shared/model';
+import { saveNotifications, setNotificationEnabled } from '../shared/notifications';
+import { scheduleIdOf } from '../shared/schedule';
+import { notification } from './helpers';
 
 const CLI = join(__dirname, '..', 'dist', 'bin', 'slack-fanout.js');
 
@@ -145,5 +151,143 @@ describe('the command line names what is wrong, as typed', () => {
     const pause = await runCli(['-p', 'demo-cli-names', 'pause', 'n-1', '--reason', ''], env);
     expect(pause.code).not.toBe(0);
     expect(pause.stderr).toContain("option '--reason <text>' argument '' is invalid");
+  });
+});
+
+describe('resume in bulk, on the emulator', () => {
+  const env = () => ({ FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' });
+  const schedule = { cron: '0 9 * * *', timezone: 'Europe/Paris' };
+  const scheduleId = scheduleIdOf(schedule);
+
+  it('resumes exactly the notifications paused for one reason, back in the dispatch index; a dry run changes nothing', async () => {
+    const project = uniqueProjectId('cli-resume');
+    const items = Array.from({ length: 270 }, (_, i) => notification(i + 1, schedule));
+    const ids = (from: number, to: number) => items.slice(from, to).map((n) => n.id);
+    const badToken = ids(0, 250);
+    const archived = ids(250, 255);
+    const byOperator = ids(255, 258);
+    const importedOff = ids(258, 260);
+    const untouched = ids(260, 270);
+    const db = createFirestore(project);
+    const store = new FirestoreStore(db);
+    const indexed = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const page of store.notificationPages(scheduleId, null, 1000)) out.push(...page.ids);
+      return out.sort();
+    };
+    const docs = async (list: string[]) =>
+      (await db.getAll(...list.map((id) => db.doc(`notifications/${id}`)))).map((d) => d.data() ?? {});
+    try {
+      await saveNotifications(
+        db,
+        items.map((n, i) => (i >= 258 && i < 260 ? { ...n, enabled: false } : n)),
+      );
+      // The notifier's own pause (as after PAUSE_AFTER_FAILURES permanent failures), and an operator's.
+      const now = new Date();
+      await mapLimit(badToken, 16, (id) => store.recordPermanentFailure(id, 'invalid_auth', 1, now));
+      await mapLimit(archived, 16, (id) => store.recordPermanentFailure(id, 'is_archived', 1, now));
+      for (const id of byOperator) await setNotificationEnabled(db, id, false, 'customer asked');
+      // Paused for the reason, but resumed some other way meanwhile: matched, not touched.
+      await db.doc('notifications/n-odd').set({ scheduleId, enabled: true, pausedReason: 'invalid_auth' });
+      expect(await indexed()).toEqual(untouched);
+
+      const dry = await runCli(['-p', project, 'resume', '--paused-reason', 'invalid_auth', '--dry-run'], env());
+      expect(dry.code).toBe(0);
+      const dryResult = JSON.parse(dry.stdout);
+      expect(dryResult).toMatchObject({
+        pausedReason: 'invalid_auth',
+        dryRun: true,
+        matched: 251,
+        resumed: 0,
+        skipped: 0,
+        failed: 0,
+        byReason: { invalid_auth: 251 },
+        unlisted: 0,
+      });
+      expect(dryResult.ids).toEqual([...badToken, 'n-odd'].sort());
+      expect(await indexed()).toEqual(untouched);
+      expect((await docs(badToken)).every((d) => d.enabled === false && d.consecutiveFailures === 1)).toBe(true);
+
+      // Three pages of 100: a page resumed does not move the next one.
+      const res = await runCli(
+        ['-p', project, 'resume', '--paused-reason', 'invalid_auth', '--page-size', '100'],
+        env(),
+      );
+      expect(res.code).toBe(0);
+      expect(JSON.parse(res.stdout)).toEqual({
+        pausedReason: 'invalid_auth',
+        dryRun: false,
+        matched: 251,
+        resumed: 250,
+        skipped: 1,
+        failed: 0,
+        byReason: { invalid_auth: 251 },
+      });
+      expect(res.stderr).toContain('resume: 251 to resume');
+      expect(res.stderr).toContain('resume: 251 of 251 read, 250 resumed, 1 skipped, 0 failed');
+      for (const d of await docs(badToken)) {
+        expect(d).toMatchObject({ enabled: true, pausedReason: null, consecutiveFailures: 0 });
+      }
+      // Back in the dispatch index (what a tick reads), and the others still out of it.
+      expect(await indexed()).toEqual([...badToken, ...untouched].sort());
+      for (const d of await docs(archived)) expect(d).toMatchObject({ enabled: false, pausedReason: 'is_archived' });
+      for (const d of await docs(byOperator))
+        expect(d).toMatchObject({ enabled: false, pausedReason: 'customer asked' });
+      expect((await db.doc('notifications/n-odd').get()).data()).toEqual({
+        scheduleId,
+        enabled: true,
+        pausedReason: 'invalid_auth',
+      });
+
+      // Again: nothing left to resume.
+      const again = JSON.parse(
+        (await runCli(['-p', project, 'resume', '--paused-reason', 'invalid_auth'], env())).stdout,
+      );
+      expect(again).toMatchObject({ matched: 1, resumed: 0, skipped: 1, failed: 0 });
+
+      // Every paused one, whatever the reason; one imported disabled has no reason and stays off.
+      const all = await runCli(['-p', project, 'resume', '--all-paused', '--dry-run'], env());
+      expect(JSON.parse(all.stdout)).toMatchObject({
+        allPaused: true,
+        matched: 9,
+        byReason: { invalid_auth: 1, is_archived: 5, 'customer asked': 3 },
+      });
+      const allRes = JSON.parse((await runCli(['-p', project, 'resume', '--all-paused'], env())).stdout);
+      expect(allRes).toMatchObject({ matched: 9, resumed: 8, skipped: 1, failed: 0 });
+      expect(await indexed()).toEqual([...badToken, ...archived, ...byOperator, ...untouched].sort());
+      for (const d of await docs(importedOff)) expect(d).toMatchObject({ enabled: false, pausedReason: null });
+
+      // One id still works as before.
+      const one = await runCli(['-p', project, 'resume', importedOff[0] as string], env());
+      expect(JSON.parse(one.stdout)).toEqual({ id: importedOff[0], enabled: true });
+      expect(await indexed()).toContain(importedOff[0]);
+    } finally {
+      await db.terminate();
+    }
+  });
+
+  it.each([
+    [['resume'], /^slack-fanout: resume: give a notification id, --paused-reason <reason> or --all-paused\n$/],
+    [
+      ['resume', 'n-1', '--paused-reason', 'invalid_auth'],
+      /^slack-fanout: resume: give a notification id or --paused-reason, not both \(got id "n-1"\)\n$/,
+    ],
+    [['resume', 'n-1', '--all-paused'], /not both/],
+    [['resume', '--paused-reason', 'x', '--all-paused'], /give --paused-reason or --all-paused, not both/],
+    [['resume', 'n-1', '--dry-run'], /--dry-run goes with --paused-reason or --all-paused/],
+  ])('%j is refused, naming what is wrong, before touching anything', async (args, message) => {
+    const res = await runCli(['-p', 'demo-cli-resume-bad', ...args], env());
+    expect(res.code).toBe(2);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toMatch(message);
+  });
+
+  it('an empty or blank --paused-reason is an invalid argument', async () => {
+    for (const reason of ['', '  ']) {
+      const res = await runCli(['-p', 'demo-cli-resume-bad', 'resume', '--paused-reason', reason], env());
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toContain("option '--paused-reason <reason>' argument");
+      expect(res.stderr).toContain('expected 1 to 500 characters');
+    }
   });
 });
