@@ -67,26 +67,30 @@ export function sdkPlatformDir(): string {
   return found;
 }
 
+/** Whether something accepts a connection on host:port within `timeoutMs`. */
+export function isListening(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = new Socket();
+    s.setTimeout(timeoutMs);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.connect(port, host);
+  });
+}
+
 export async function waitForPort(host: string, port: number, timeoutMs: number, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child && child.exitCode !== null)
       throw new Error(`process exited with code ${child.exitCode} before listening on ${port}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = new Socket();
-      s.setTimeout(500);
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-      s.once('timeout', () => {
-        s.destroy();
-        resolve(false);
-      });
-      s.connect(port, host);
-    });
-    if (ok) return;
+    if (await isListening(host, port)) return;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`nothing listened on ${host}:${port} within ${timeoutMs} ms`);

@@ -1,11 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { transpileModule } from 'typescript';
-import { freePort, waitForPort } from './emulators';
+import { freePort, isListening, waitForPort } from './emulators';
 import { startReaper } from './processes';
 
 /**
@@ -53,16 +52,7 @@ function signalGroup(pg: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
+const listening = (port: number) => isListening('127.0.0.1', port);
 
 /** Polls until every group is gone; the time it took, or null past `withinMs`. */
 async function goneWithin(groups: number[], withinMs: number): Promise<number | null> {

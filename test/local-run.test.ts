@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { isListening } from '../dev/emulators';
 import { ROOT } from '../dev/processes';
 
 /**
@@ -60,16 +60,7 @@ function runAndStop(
   });
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
+const listening = (port: number) => isListening('127.0.0.1', port);
 
 async function stillListening(ports: number[]): Promise<number[]> {
   // The children's sockets close as they exit: give them a moment after the runner is gone.
