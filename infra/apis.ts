@@ -10,6 +10,8 @@ export const REQUIRED_APIS = [
   'artifactregistry',
   'cloudbuild',
   'iam',
+  // Impersonating an operator service account for the admin API (docs/ADMIN.md).
+  'iamcredentials',
 ] as const;
 
 export type ApiName = (typeof REQUIRED_APIS)[number];

@@ -145,14 +145,35 @@ export interface InvokerGrantsArgs {
   accounts: ServiceAccounts;
   dispatcher: gcp.cloudrunv2.Service;
   notifier: gcp.cloudrunv2.Service;
+  /** The admin API's callers (adminEmails): they reach the dispatcher through Cloud Run's IAM too. */
+  adminEmails: string[];
 }
 
-/** The only callers either service accepts: no allUsers, no allAuthenticatedUsers. */
+/** The IAM member of an email: a service account's own prefix, a person's otherwise. */
+export function emailMember(email: string): string {
+  return `${email.endsWith('.gserviceaccount.com') ? 'serviceAccount' : 'user'}:${email}`;
+}
+
+/**
+ * The only callers either service accepts: no allUsers, no allAuthenticatedUsers. The dispatcher
+ * admits Cloud Scheduler and each admin; the notifier admits Pub/Sub push alone.
+ */
 export function grantInvokers(args: InvokerGrantsArgs): {
   dispatcher: gcp.cloudrunv2.ServiceIamMember;
   notifier: gcp.cloudrunv2.ServiceIamMember;
+  admins: gcp.cloudrunv2.ServiceIamMember[];
 } {
   return {
+    admins: args.adminEmails.map(
+      (email, i) =>
+        new gcp.cloudrunv2.ServiceIamMember(`admin-${i + 1}-invokes-dispatcher`, {
+          project: args.project,
+          location: args.region,
+          name: args.dispatcher.name,
+          role: ROLES.invoker,
+          member: emailMember(email),
+        }),
+    ),
     dispatcher: new gcp.cloudrunv2.ServiceIamMember('scheduler-invokes-dispatcher', {
       project: args.project,
       location: args.region,

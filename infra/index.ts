@@ -61,6 +61,7 @@ function deployPipeline(images: NonNullable<typeof config.images>) {
     accounts,
     dispatcher: services.dispatcher,
     notifier: services.notifier,
+    adminEmails: config.adminEmails,
   });
   const subscriptions = createSubscriptions({
     project,

@@ -15,6 +15,7 @@ import {
   SECRET_CONFIG_KEYS,
 } from './config';
 import { indexKey, uniqueIndexes } from './firestore';
+import { emailMember } from './iam';
 
 // biome-ignore lint/suspicious/noExplicitAny: resource inputs reach the mocks as untyped JSON.
 type Inputs = Record<string, any>;
@@ -187,6 +188,20 @@ describe('the full stack', () => {
     }
   });
 
+  it('names an admin by the IAM member kind of their email', () => {
+    expect(emailMember('ops@my-project.iam.gserviceaccount.com')).toBe(
+      'serviceAccount:ops@my-project.iam.gserviceaccount.com',
+    );
+    expect(emailMember('lead@acme.example')).toBe('user:lead@acme.example');
+  });
+
+  it('bills CPU only while a request is served (cpuIdle), as the cost model assumes', () => {
+    for (const s of services()) {
+      const resources = (s.inputs.template.containers as { resources: Record<string, unknown> }[])[0]?.resources;
+      expect(resources?.cpuIdle).toBe(true);
+    }
+  });
+
   it('grants run.invoker to no public member', () => {
     const publicMembers = ['allUsers', 'allAuthenticatedUsers'];
     for (const r of run.resources) {
@@ -195,13 +210,23 @@ describe('the full stack', () => {
     }
   });
 
-  it('lets exactly the scheduler account invoke the dispatcher and the push account invoke the notifier', () => {
+  it('lets exactly the scheduler account and the admins invoke the dispatcher and the push account invoke the notifier', () => {
     const invokers = run.resources
       .filter((r) => r.inputs.role === 'roles/run.invoker')
       .map((r) => ({ type: r.type, service: r.inputs.name, member: r.inputs.member }));
-    expect(invokers).toHaveLength(2);
+    expect(invokers).toHaveLength(4);
     expect(invokers).toEqual(
       expect.arrayContaining([
+        {
+          type: 'gcp:cloudrunv2/serviceIamMember:ServiceIamMember',
+          service: 'slack-fanout-dispatcher',
+          member: 'user:ops@acme.example',
+        },
+        {
+          type: 'gcp:cloudrunv2/serviceIamMember:ServiceIamMember',
+          service: 'slack-fanout-dispatcher',
+          member: 'user:lead@acme.example',
+        },
         {
           type: 'gcp:cloudrunv2/serviceIamMember:ServiceIamMember',
           service: 'slack-fanout-dispatcher',
@@ -401,6 +426,8 @@ describe('the full stack', () => {
     const version = one(run, 'gcp:secretmanager/secretVersion:SecretVersion', () => true);
     // The value reaches the provider still wrapped as a secret, so state and previews keep it encrypted.
     expect(version.inputs.secretData).toEqual({ [specialSigKey]: specialSecretSig, value: FAKE_TOKEN });
+    // A rotated token's old version is disabled, not destroyed: a rollback can be undone.
+    expect(version.inputs.deletionPolicy).toBe('DISABLE');
     const tokenEnv = env(service('slack-fanout-notifier'), ENV.SLACK_BOT_TOKEN);
     expect(tokenEnv?.value).toBeUndefined();
     expect(tokenEnv?.valueSource.secretKeyRef).toEqual({ secret: secret.inputs.secretId, version: '1' });

@@ -30,6 +30,9 @@ export function createSecrets(args: SecretsArgs): Secrets {
   const slackTokenVersion = new gcp.secretmanager.SecretVersion('slack-bot-token', {
     secret: slackToken.id,
     secretData: args.slackBotToken,
+    // A new token replaces the version; the old one is disabled, not destroyed, so a rollback to
+    // a revision pinned to it fails visibly but can be undone (re-enable the version).
+    deletionPolicy: 'DISABLE',
   });
   return { slackToken, slackTokenVersion };
 }

@@ -104,8 +104,9 @@ export function createServices(args: ServicesArgs): Services {
         location: config.region,
         name,
         labels: config.labels,
-        // Cloud Scheduler and Pub/Sub push reach the service from Google's edge, not from a VPC, so
-        // internal-only ingress would refuse them; IAM (run.invoker) is the gate instead.
+        // IAM (run.invoker, below and in iam.ts) is the gate. Google documents internal-only
+        // ingress as admitting Cloud Scheduler and Pub/Sub push from the same project, but the
+        // admin API is called from outside Google Cloud, and internal ingress is not tried here.
         ingress: 'INGRESS_TRAFFIC_ALL',
         invokerIamDisabled: false,
         // Lets `pulumi destroy` remove the service; nothing in it is state.
@@ -121,7 +122,9 @@ export function createServices(args: ServicesArgs): Services {
               image,
               ports: { containerPort: CONTAINER_PORT },
               envs,
-              resources: { limits: { cpu: '1', memory: '512Mi' }, startupCpuBoost: true },
+              // cpuIdle: CPU only while a request is served (request-based billing), which
+              // Cloud Run drops to instance-based once `resources` is set without it.
+              resources: { limits: { cpu: '1', memory: '512Mi' }, startupCpuBoost: true, cpuIdle: true },
             },
           ],
         },
