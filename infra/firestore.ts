@@ -1,5 +1,5 @@
 import * as gcp from '@pulumi/gcp';
-import { compositeIndexes, INDEX_EXEMPTIONS } from '../shared/queries';
+import { compositeIndexes, INDEX_EXEMPTIONS, TTL_FIELDS } from '../shared/queries';
 import type { Apis } from './apis';
 
 /** The services use the default database (no database id in their clients). */
@@ -15,6 +15,8 @@ export interface Firestore {
   database: gcp.firestore.Database;
   indexes: gcp.firestore.Index[];
   exemptions: gcp.firestore.Field[];
+  /** The retention policies (shared/topology.ts RETENTION). */
+  ttl: gcp.firestore.Field[];
 }
 
 type IndexSpec = ReturnType<typeof compositeIndexes>[number];
@@ -73,5 +75,17 @@ export function createFirestore(args: FirestoreArgs): Firestore {
         indexConfig: {},
       }),
   );
-  return { database, indexes, exemptions };
+  const ttl = TTL_FIELDS.map(
+    (f) =>
+      new gcp.firestore.Field(`ttl-${f.collectionGroup}-${f.field}`, {
+        project: args.project,
+        database: database.name,
+        collection: f.collectionGroup,
+        field: f.field,
+        ttlConfig: {},
+        // No query reads it: its single-field indexes would only cost writes.
+        indexConfig: {},
+      }),
+  );
+  return { database, indexes, exemptions, ttl };
 }

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as gcp from '@pulumi/gcp';
 import { specialSecretSig, specialSigKey } from '@pulumi/pulumi/runtime/rpc';
 import { ENV } from '../shared/config';
-import { compositeIndexes, INDEX_EXEMPTIONS } from '../shared/queries';
+import { compositeIndexes, INDEX_EXEMPTIONS, TTL_FIELDS } from '../shared/queries';
 import { TOPOLOGY } from '../shared/topology';
 import { REQUIRED_APIS } from './apis';
 import {
@@ -344,12 +344,21 @@ describe('the full stack', () => {
 
   it('exempts the dispatch index map from single-field indexing', () => {
     const fields = ofType(run, 'gcp:firestore/field:Field');
-    expect(fields).toHaveLength(INDEX_EXEMPTIONS.length);
+    expect(fields).toHaveLength(INDEX_EXEMPTIONS.length + TTL_FIELDS.length);
     for (const e of INDEX_EXEMPTIONS) {
       const field = fields.find((r) => r.inputs.collection === e.collectionGroup && r.inputs.field === e.field);
       expect(field?.inputs).toMatchObject({ database: '(default)', indexConfig: {} });
       expect(field?.inputs.indexConfig?.indexes ?? []).toHaveLength(0);
     }
+  });
+
+  it('lets Firestore delete deliveries and runs past their retention (a TTL policy on expireAt)', () => {
+    const fields = ofType(run, 'gcp:firestore/field:Field').filter((r) => r.inputs.ttlConfig !== undefined);
+    expect(fields.map((r) => `${r.inputs.collection}.${r.inputs.field}`).sort()).toEqual([
+      'deliveries.expireAt',
+      'runs.expireAt',
+    ]);
+    for (const f of fields) expect(f.inputs).toMatchObject({ database: '(default)', ttlConfig: {}, indexConfig: {} });
   });
 
   it('declares one Firestore index per composite index the queries need, with the same fields', () => {

@@ -23,7 +23,7 @@ import type {
 } from './ports';
 import { type CheckpointProgress, LeaseLostError, type NotificationPage } from './ports';
 import { QUERIES, type QuerySpec } from './queries';
-import { COLLECTIONS } from './topology';
+import { COLLECTIONS, expiryFrom } from './topology';
 
 /** Firestore gives Timestamps back; the rest of the code speaks Date. */
 export function toDate(v: unknown): Date | null {
@@ -135,6 +135,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
           startedAt: now,
           updatedAt: now,
           finishedAt: null,
+          expireAt: expiryFrom(now),
         };
         tx.create(runRef, run);
         tx.set(scheduleRef, { activeOccurrence: occurrence }, { merge: true });
@@ -245,6 +246,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         leaseExpiresAt: null,
         finishedAt: now,
         updatedAt: now,
+        expireAt: expiryFrom(now),
       });
       tx.set(
         this.schedules().doc(scheduleId),
@@ -305,6 +307,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       publishedAt: req.publishedAt,
       firstAttemptAt: req.now,
       updatedAt: req.now,
+      expireAt: expiryFrom(req.now),
     };
     try {
       // The common path: one write, no read.
@@ -382,6 +385,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       claimExpiresAt: null,
       outcomeUnknown: false,
       updatedAt: f.now,
+      expireAt: expiryFrom(f.now),
     };
     await this.calls.update(ref, sent);
   }
@@ -435,6 +439,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
           lastError: error,
           claimExpiresAt: null,
           updatedAt: now,
+          expireAt: expiryFrom(now),
           attempts: snap.get('attempts') ?? 0,
         },
         { merge: true },
@@ -448,7 +453,14 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     now: Date,
     init: Partial<Pick<DeliveryDoc, 'runId'>> = {},
   ): Promise<void> {
-    const doc: Partial<DeliveryDoc> = { ...init, status: 'failed', attempts: 0, lastError: error, updatedAt: now };
+    const doc: Partial<DeliveryDoc> = {
+      ...init,
+      status: 'failed',
+      attempts: 0,
+      lastError: error,
+      updatedAt: now,
+      expireAt: expiryFrom(now),
+    };
     await this.deliveries()
       .doc(deliveryId)
       .create(doc)
@@ -481,6 +493,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         deadReason: f.reason,
         claimExpiresAt: null,
         updatedAt: f.now,
+        expireAt: expiryFrom(f.now),
       };
       if (f.attempts !== null) fields.deadLetterAttempts = f.attempts;
       if (!d) {

@@ -92,6 +92,8 @@ export interface RunDoc {
   updatedAt: Date;
   finishedAt: Date | null;
   lastError?: string | null;
+  /** The TTL field (shared/topology.ts RETENTION). */
+  expireAt?: Date;
 }
 
 export type DeliveryStatus = 'sending' | 'retrying' | 'sent' | 'failed' | 'skipped' | 'dead';
@@ -136,6 +138,8 @@ export interface DeliveryDoc {
   /** From publish to Slack's answer, for the post that went through. */
   latencyMs?: number | null;
   updatedAt: Date;
+  /** The TTL field (shared/topology.ts RETENTION). */
+  expireAt?: Date;
 }
 
 /** `accounts/{accountId}`: the data an account's report shows. */

@@ -1,4 +1,4 @@
-import { COLLECTIONS } from './topology';
+import { COLLECTIONS, RETENTION } from './topology';
 
 /**
  * Every Firestore query that needs a composite index, described once. The stores
@@ -87,6 +87,15 @@ export function compositeIndexes(): { collection: string; fields: { fieldPath: s
       fields: q.fields.map((f) => ({ fieldPath: f.fieldPath, order: f.order })),
     }));
 }
+
+/**
+ * The TTL fields: Firestore deletes a document within a day of the time in it (RETENTION).
+ * infra/ declares the policy and turns the field's own indexes off (no query reads it).
+ */
+export const TTL_FIELDS: readonly { collectionGroup: string; field: string }[] = [
+  { collectionGroup: COLLECTIONS.deliveries, field: RETENTION.field },
+  { collectionGroup: COLLECTIONS.runs, field: RETENTION.field },
+];
 
 /**
  * Fields no query filters on, whose automatic single-field indexes would only cost: the

@@ -64,6 +64,19 @@ export function isLocalTopology(t: Topology): t is LocalTopology {
 }
 
 /** Firestore collection names, in one place. */
+/**
+ * How long a delivery or run document is kept after its last defining write (its creation, and
+ * for a delivery its final outcome; for a run its finish): the TTL field `expireAt`, which
+ * Firestore's TTL policy (infra/firestore.ts) deletes within a day of. Far beyond Pub/Sub's
+ * 7-day retention, so no message can come back for a delivery whose record is gone.
+ */
+export const RETENTION = Object.freeze({ days: 90, field: 'expireAt' });
+
+/** When a document written at `now` expires. */
+export function expiryFrom(now: Date): Date {
+  return new Date(now.getTime() + RETENTION.days * 86_400_000);
+}
+
 export const COLLECTIONS = Object.freeze({
   notifications: 'notifications',
   schedules: 'schedules',

@@ -3,6 +3,7 @@ import { uniqueProjectId } from '../dev/stack';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import type { ClaimRequest } from '../shared/ports';
+import { expiryFrom, RETENTION } from '../shared/topology';
 
 /**
  * The delivery ledger on the Firestore emulator: what a push too broken to read may record,
@@ -61,5 +62,16 @@ describe('the ledger and broken pushes, on the emulator', () => {
     expect((await store.claim(claim('a#3'))).kind).toBe('claimed');
     await store.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, now);
     expect(await store.claim(claim('a#4'))).toEqual({ kind: 'final', status: 'failed' });
+  });
+
+  it('stamps each delivery with when Firestore may delete it: 90 days after its last outcome', async () => {
+    expect((await store.claim(claim('a#5'))).kind).toBe('claimed');
+    const claimed = (await db.doc(`deliveries/${deliveryId}`).get()).get('expireAt').toDate();
+    expect(claimed).toEqual(expiryFrom(now));
+    const later = new Date(now.getTime() + 3_600_000);
+    await store.markSent(deliveryId, { slackTs: '1.1', channelId: 'C1', accountId: 'a', latencyMs: 1, now: later });
+    await store.close();
+    const sent = (await db.doc(`deliveries/${deliveryId}`).get()).get('expireAt').toDate();
+    expect(sent.getTime() - later.getTime()).toBe(RETENTION.days * 86_400_000);
   });
 });
