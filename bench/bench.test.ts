@@ -1,10 +1,17 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { demoAccounts } from '../dev/demo';
+import { type DeliverDeps, handlePush } from '../notifier/deliver';
+import type { SlackPort } from '../notifier/slack';
+import { createLogger } from '../shared/logger';
+import { MemoryStore } from '../shared/memory-store';
 import { parsePushBody } from '../shared/messages';
-import type { CapacityRun } from './capacity';
+import { notificationDoc } from '../shared/notifications';
+import { CAPACITY_NOTIFICATIONS, type CapacityRun, nextEnvelope } from './capacity';
 import { PHASES } from './context';
 import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
+import { BENCH_ACCOUNTS } from './e2e';
 import { billableMessageBytes, dispatchMessage, pushEnvelope } from './envelope';
 import { costPerMillion, PRICES, pubsubBytesPerNotification } from './prices';
 import { busyCoresSince, machineCpu, peakRssMiB, resetPeakRss } from './proc';
@@ -17,6 +24,7 @@ import {
   throughputSvg,
   writeCeilingPerSec,
 } from './report';
+import { benchNotifications } from './seed';
 import { median, medianRecord, percentiles, runPool } from './stats';
 
 describe('stats', () => {
@@ -369,5 +377,38 @@ describe('npm run bench arguments (the built command)', () => {
     expect(help).toContain('(default: 1,8,64)');
     expect(help).toContain('(default: 8,64)');
     expect(help).toContain('<date>-profile.md');
+  });
+});
+
+describe('the capacity phase’s pushes', () => {
+  it('are each delivered by the notifier as the seeded notification’s own occurrence, not skipped', async () => {
+    const store = new MemoryStore();
+    for (const { id, account } of demoAccounts(BENCH_ACCOUNTS))
+      store.putAccount(id, account as Record<string, unknown>);
+    for (const n of benchNotifications(CAPACITY_NOTIFICATIONS, BENCH_ACCOUNTS, 'cap')) {
+      store.putNotification(n.id, notificationDoc(n) as unknown as Record<string, unknown>);
+    }
+    const posts: string[] = [];
+    const slack: SlackPort = {
+      post: async (req) => {
+        posts.push(req.deliveryId);
+        return { ts: `1.${posts.length}`, channel: req.channel };
+      },
+      findDelivery: async () => null,
+      ping: async () => undefined,
+    };
+    const deps: DeliverDeps = {
+      ledger: store,
+      notifications: store,
+      accounts: store.accounts,
+      slack,
+      log: createLogger({ service: 'bench-test', level: 'silent' }),
+      claimTtlMs: 60_000,
+      pauseAfterFailures: 3,
+    };
+    const results = [];
+    for (let i = 0; i < 12; i++) results.push(await handlePush(JSON.parse(nextEnvelope()), deps));
+    expect(results.map((r) => r.status)).toEqual(Array(12).fill('sent'));
+    expect(new Set(posts).size).toBe(12);
   });
 });

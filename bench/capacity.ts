@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { SlackStandIn } from '../dev/slack-standin';
 import { createFirestore } from '../shared/firestore';
+import { scheduleIdOf } from '../shared/schedule';
 import { onCleanup } from './cleanup';
 import type { BenchContext } from './context';
 import { BENCH_ACCOUNTS, STANDIN_TOKEN } from './e2e';
@@ -35,19 +36,21 @@ export interface CapacityRun {
 }
 
 export const CAPACITY_NOTIFICATIONS = 1000;
-const SCHEDULE_ID = 's_capacity';
-const RUN_ID = `${SCHEDULE_ID}:bench`;
 const BASE = Date.UTC(2031, 0, 1);
+/** The seeded notifications, by index: each push names its notification's own schedule, as the dispatcher's do. */
+const CAPACITY_ITEMS = benchNotifications(CAPACITY_NOTIFICATIONS, BENCH_ACCOUNTS, 'cap').map((n) => ({
+  notificationId: n.id,
+  scheduleId: scheduleIdOf({ cron: n.cron, timezone: n.timezone }),
+}));
 
 /** Each request is a delivery never seen before: a new occurrence of one of the seeded notifications. */
 let sequence = 0;
 export function nextEnvelope(): string {
   const i = sequence++;
-  const notificationId = `cap-${String((i % CAPACITY_NOTIFICATIONS) + 1).padStart(7, '0')}`;
+  const { notificationId, scheduleId } = CAPACITY_ITEMS[i % CAPACITY_NOTIFICATIONS] as (typeof CAPACITY_ITEMS)[number];
   const occurrence = new Date(BASE + i * 60_000).toISOString();
-  return JSON.stringify(
-    pushEnvelope({ v: 1, notificationId, occurrence, scheduleId: SCHEDULE_ID, runId: RUN_ID }, String(1e12 + i)),
-  );
+  const runId = `${scheduleId}:bench`;
+  return JSON.stringify(pushEnvelope({ v: 1, notificationId, occurrence, scheduleId, runId }, String(1e12 + i)));
 }
 
 export interface CapacityFixture {
@@ -151,6 +154,12 @@ export async function capacityLevel(
   const stats = await notifier.stats();
   const lat = percentiles(r.times);
   const posted = fixture.standIn.posts.length;
+  if (posted === 0) {
+    // A level that delivered nothing measured nothing: stop rather than report its figures.
+    throw new Error(
+      `notifier capacity at ${inFlight} in flight: none of ${amount} pushes was posted (${r.non2xx} answers other than 204, ${r.errors} errors); see the notifier's log`,
+    );
+  }
   return {
     inFlight,
     requests: r.times.length,
