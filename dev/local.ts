@@ -189,6 +189,7 @@ async function main(): Promise<number> {
           const id = String(p.metadata?.event_payload?.deliveryId ?? '?');
           say(`  ✓ posted ${id} → #${p.channel}: ${String(p.text ?? '').slice(0, 60)}`);
         });
+        standIn.on('refused', (r) => say(`  ✗ refused ${r.deliveryId ?? '?'} → #${r.channel ?? '?'}: ${r.error}`));
       }
       processes.push(() => (standIn as SlackStandIn).stop());
       // One demo channel is archived, to show a permanent failure recorded and acked.
@@ -297,6 +298,9 @@ async function main(): Promise<number> {
       }
       const final = FINAL.reduce((n, s) => n + (totals[s] ?? 0), 0);
       const secs = (Date.now() - started) / 1000;
+      if (final < expected) {
+        say(`timed out: ${expected - final} deliveries not final after ${opts.timeout} s (--timeout)`);
+      }
       say(
         `summary: ${expected} expected, ${totals.sent ?? 0} sent, ${totals.failed ?? 0} failed, ${totals.skipped ?? 0} skipped, ${totals.dead ?? 0} dead, ${expected - final} not final, in ${secs.toFixed(1)} s`,
       );

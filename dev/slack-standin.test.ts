@@ -192,6 +192,20 @@ describe('SlackStandIn', () => {
     expect((err as WebAPIPlatformError).data.error).toBe('channel_not_found');
   });
 
+  it('tells a watcher which delivery a slack_error fault refused', async () => {
+    slack.setFaults([{ channel: 'C404', respond: { kind: 'slack_error', error: 'is_archived' } }]);
+    const refused: unknown[] = [];
+    slack.on('refused', (r) => refused.push(r));
+    await caught(
+      client().chat.postMessage({
+        channel: 'C404',
+        text: 'x',
+        metadata: { event_type: 'slack_fanout_delivery', event_payload: { deliveryId: 'n-1:occ' } },
+      }),
+    );
+    expect(refused).toEqual([{ channel: 'C404', error: 'is_archived', deliveryId: 'n-1:occ' }]);
+  });
+
   it('turns a delay beyond the client timeout into a request error, and stop() does not wait for it', async () => {
     slack.setFaults([{ respond: { kind: 'delay', ms: 10_000 } }]);
 

@@ -80,6 +80,8 @@ export interface SlackStandInOptions {
 
 export interface StandInEvents {
   post: [RecordedPost];
+  /** A post answered with a Slack error by a fault (`slack_error`): the delivery it named, if any. */
+  refused: [{ channel: string | undefined; error: string; deliveryId: string | null }];
 }
 
 const DEFAULT_SEED = 0x5eed;
@@ -397,6 +399,12 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
         }
         return;
       case 'slack_error':
+        // Heard by a watcher (npm start) as a post refused, beside the 'post' of one that landed.
+        this.emit('refused', {
+          channel: stringParam(params, 'channel'),
+          error: fault.error,
+          deliveryId: this.deliveryIdOf(params),
+        });
         res.json({ ok: false, error: fault.error });
         return;
       case 'delay':
@@ -469,6 +477,16 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
     if (!Array.isArray(blocks)) throw new SlackArgError('invalid_blocks_format');
     if (!blocks.every((b) => isRecord(b) && typeof b.type === 'string')) throw new SlackArgError('invalid_blocks');
     return blocks.length === 0 ? null : blocks;
+  }
+
+  /** The delivery id a post's metadata names, or null (none, or not readable). */
+  private deliveryIdOf(params: Params): string | null {
+    try {
+      const id = this.parseMetadata(params)?.event_payload.deliveryId;
+      return typeof id === 'string' ? id : null;
+    } catch {
+      return null;
+    }
   }
 
   private parseMetadata(params: Params): SlackMetadata | null {

@@ -17,7 +17,7 @@ import {
   userIdSchema,
 } from './model';
 import { QUERIES } from './queries';
-import { latestOccurrence, nextOccurrence, scheduleIdOf, validateSchedule } from './schedule';
+import { canonicalTimeZone, latestOccurrence, nextOccurrence, scheduleIdOf, validateSchedule } from './schedule';
 import { COLLECTIONS } from './topology';
 
 /** Writing notifications and accounts: the admin API, the CLI and the local seed share this. */
@@ -55,13 +55,15 @@ const FIELD_OF_PATH: Record<string, string> = {
 
 /** Validates a notification (schema, cron, time zone) and gives the document to store. */
 export function notificationDoc(n: NewNotification): NotificationInput & { scheduleId: string } {
-  const schedule = { cron: n.cron.trim(), timezone: n.timezone };
+  const written = { cron: n.cron.trim(), timezone: n.timezone };
   try {
-    validateSchedule(schedule);
+    validateSchedule(written);
   } catch (err) {
     const field = /time zone/.test((err as Error).message) ? 'timezone' : 'cron';
     throw new InvalidNotificationError(`notification ${n.id}: ${(err as Error).message}`, field);
   }
+  // One zone, one spelling: `utc` and `UTC` share a schedule.
+  const schedule = { ...written, timezone: canonicalTimeZone(written.timezone) };
   const doc = {
     accountId: n.accountId,
     slack: n.teamId ? { teamId: n.teamId, channelId: n.channelId } : { channelId: n.channelId },

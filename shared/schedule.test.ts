@@ -1,6 +1,8 @@
 import fc from 'fast-check';
+import { notificationDoc } from './notifications';
 import {
   type CronSchedule,
+  canonicalTimeZone,
   InvalidScheduleError,
   isValidTimeZone,
   LATE_TICK_MS,
@@ -417,5 +419,27 @@ describe('scheduleIdOf', () => {
     const a = scheduleIdOf({ cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' });
     expect(scheduleIdOf({ cron: '0 9 * * MON-FRI', timezone: 'Europe/Berlin' })).not.toBe(a);
     expect(scheduleIdOf({ cron: '0 10 * * MON-FRI', timezone: 'Europe/Paris' })).not.toBe(a);
+  });
+});
+
+describe('canonicalTimeZone', () => {
+  it.each([
+    ['utc', 'UTC'],
+    ['Etc/UTC', 'UTC'],
+    ['europe/paris', 'Europe/Paris'],
+    ['Europe/Paris', 'Europe/Paris'],
+  ])('%s is %s', (written, canonical) => {
+    expect(canonicalTimeZone(written)).toBe(canonical);
+  });
+
+  it('gives an unknown zone back as written, for validateSchedule to name', () => {
+    expect(canonicalTimeZone('Mars/Olympus')).toBe('Mars/Olympus');
+  });
+
+  it('makes two spellings of one zone one schedule', () => {
+    const a = notificationDoc({ id: 'a', accountId: 'x', channelId: 'C1', cron: '0 9 * * *', timezone: 'utc' });
+    const b = notificationDoc({ id: 'b', accountId: 'x', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' });
+    expect(a.scheduleId).toBe(b.scheduleId);
+    expect(a.schedule.timezone).toBe('UTC');
   });
 });

@@ -21,6 +21,19 @@ export function isValidTimeZone(timezone: string): boolean {
   }
 }
 
+/**
+ * The IANA zone's canonical name as the runtime knows it (`utc` and `Etc/UTC` → `UTC`,
+ * `europe/paris` → `Europe/Paris`, `US/Eastern` → `America/New_York`), so that two spellings of
+ * one zone make one schedule. An unknown zone is given back as it is (validateSchedule names it).
+ */
+export function canonicalTimeZone(timezone: string): string {
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: timezone }).resolvedOptions().timeZone;
+  } catch {
+    return timezone;
+  }
+}
+
 /** Throws an InvalidScheduleError naming the bad cron or time zone. */
 export function validateSchedule(s: CronSchedule): void {
   if (!isValidTimeZone(s.timezone)) {
