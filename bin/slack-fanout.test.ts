@@ -1,4 +1,21 @@
-import { buildProgram, parseAccountsFile, parseNotificationsFile } from './slack-fanout';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CommanderError } from 'commander';
+import {
+  buildProgram,
+  connectProblem,
+  EXIT,
+  failureOf,
+  MAX_IMPORT_BYTES,
+  PROGRESS_EVERY_MS,
+  parseAccountsFile,
+  parseNotificationsFile,
+  progressOf,
+  readText,
+  whereService,
+} from './slack-fanout';
 
 const good = { id: 'n-1', accountId: 'a-1', channelId: 'C1', cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' };
 
@@ -57,6 +74,21 @@ describe('parseAccountsFile', () => {
     ['not an array', '{"id":"x"}', /a\.json must hold a JSON array of accounts/],
     ['a missing name', JSON.stringify([acct, { id: 'acct-2' }]), /a\.json\[1\]: name/],
     ['an unknown field', JSON.stringify([{ ...acct, nmae: 'x' }]), /a\.json\[0\]/],
+    [
+      'a metric without a value, saying what a value is',
+      JSON.stringify([{ ...acct, metrics: [{ label: 'Signups' }] }]),
+      /a\.json\[0\]: metrics\.0\.value: expected a number \(shown with thousands separators.*\) or a string \(shown as is.*\), got none$/,
+    ],
+    [
+      'a metric with a null value',
+      JSON.stringify([{ ...acct, metrics: [{ label: 'Signups', value: null }] }]),
+      /metrics\.0\.value: expected a number .*, got null$/,
+    ],
+    [
+      'a change given as a string, saying it is a number in percent',
+      JSON.stringify([{ ...acct, metrics: [{ label: 'Signups', value: 1, change: '5%' }] }]),
+      /metrics\.0\.change: expected a number, the change in percent .*, got "5%"$/,
+    ],
     [
       'a metric without a label',
       JSON.stringify([{ ...acct, metrics: [{ value: 1 }] }]),
@@ -129,6 +161,140 @@ describe('the command line', () => {
   });
 });
 
+describe('readText', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'read-text-'));
+
+  it('refuses a file over the limit before reading it, naming the file, its size and the limit', () => {
+    // A sparse file: as big as it says, with nothing on the disk.
+    const file = join(dir, 'huge.json');
+    const fd = openSync(file, 'w');
+    ftruncateSync(fd, MAX_IMPORT_BYTES + 1);
+    closeSync(fd);
+    expect(() => readText(file)).toThrow(
+      `${file} is 128.0 MiB (${MAX_IMPORT_BYTES + 1} bytes), more than the 128.0 MiB an import reads (the whole file is parsed in memory)`,
+    );
+  });
+
+  it('with a smaller limit, the same', () => {
+    const file = join(dir, 'small.json');
+    writeFileSync(file, ' '.repeat(2048));
+    expect(() => readText(file, 1024)).toThrow(/small\.json is 0\.0 MiB \(2048 bytes\), more than the 0\.0 MiB/);
+    expect(readText(file, 2048)).toBe(' '.repeat(2048));
+  });
+
+  it('says "not UTF-8" for a bad encoding only, and drops a byte-order mark', () => {
+    const file = join(dir, 'latin1.json');
+    writeFileSync(file, Buffer.from('["caf\xe9"]', 'latin1'));
+    expect(() => readText(file)).toThrow(`${file} is not UTF-8 text`);
+    writeFileSync(file, '\ufeff[]');
+    expect(readText(file)).toBe('[]');
+    expect(() => readText(join(dir, 'missing.json'))).toThrow(/cannot read .*missing\.json: ENOENT/);
+  });
+});
+
+describe('progress off a terminal', () => {
+  it('writes a line to start, at most one every few seconds, and a last one when done', () => {
+    const lines: string[] = [];
+    let t = 0;
+    const progress = progressOf(
+      { command: 'import', total: 10_000, noun: 'notifications', start: 'to save', verb: 'saved' },
+      { tty: false, write: (line) => lines.push(line), now: () => t },
+    );
+    for (let n = 1; n <= 10_000; n++) {
+      t += 1; // 10 s in all
+      progress.update(n);
+    }
+    progress.stop(true);
+    expect(lines[0]).toBe('import: 10000 notifications to save\n');
+    expect(lines.at(-1)).toBe('import: 10000 of 10000 notifications saved\n');
+    expect(lines.length).toBeLessThanOrEqual(2 + 10_000 / PROGRESS_EVERY_MS);
+    expect(lines.length).toBeGreaterThan(2);
+  });
+
+  it('writes no last line when the work failed', () => {
+    const lines: string[] = [];
+    const progress = progressOf(
+      { command: 'reindex', total: 5, noun: 'notifications', start: 'to scan', verb: 'scanned' },
+      { tty: false, write: (line) => lines.push(line), now: () => 0 },
+    );
+    progress.update(3);
+    progress.stop(false);
+    expect(lines).toEqual(['reindex: 5 notifications to scan\n']);
+  });
+});
+
+describe('failures', () => {
+  it('a lost connection is one line that names Firestore, exit 1', () => {
+    const grpc = Object.assign(
+      new Error(
+        '14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ',
+      ),
+      { code: 14 },
+    );
+    expect(failureOf(new Error('saved 0 of 3 notifications before a write failed', { cause: grpc }))).toEqual({
+      message: 'lost Firestore: saved 0 of 3 notifications before a write failed',
+      exitCode: EXIT.failed,
+    });
+    expect(failureOf(grpc).message).toMatch(/^lost Firestore: 14 UNAVAILABLE: .*ECONNREFUSED 127\.0\.0\.1:1\.$/);
+    expect(failureOf(new Error('boom'))).toEqual({ message: 'boom', exitCode: EXIT.failed });
+  });
+
+  it('says where it looked: the emulator, or the project and credentials', () => {
+    expect(whereService('Firestore', 'p', { FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080' })).toBe(
+      'FIRESTORE_EMULATOR_HOST=127.0.0.1:8080',
+    );
+    expect(whereService('Pub/Sub', 'p', { FIRESTORE_EMULATOR_HOST: 'x:1' })).toBe(
+      'pubsub.googleapis.com for project p, with application-default credentials',
+    );
+    expect(whereService('Firestore', 'p', { GOOGLE_APPLICATION_CREDENTIALS: '/k.json' })).toBe(
+      'firestore.googleapis.com for project p, with GOOGLE_APPLICATION_CREDENTIALS=/k.json',
+    );
+  });
+
+  it('a port nothing listens on is refused at once', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    expect(await connectProblem('127.0.0.1', port, 5000)).toBeNull();
+    await new Promise((resolve) => server.close(resolve));
+    const started = Date.now();
+    expect(await connectProblem('127.0.0.1', port, 5000)).toMatch(/ECONNREFUSED/);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+});
+
+describe('usage errors', () => {
+  it('throw a CommanderError (the command exits 2 on it), and the help lists the exit codes', async () => {
+    const program = buildProgram();
+    for (const c of [program, ...program.commands]) c.configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    await expect(program.parseAsync(['no-such-command'], { from: 'user' })).rejects.toBeInstanceOf(CommanderError);
+    let full = '';
+    const p = buildProgram().configureOutput({ writeOut: (s) => (full += s) });
+    p.outputHelp();
+    expect(full).toMatch(
+      /Exit codes:\n {2}0 +done\n {2}1 +a failure while doing the work.*\n.*\n {2}2 +bad input or usage/,
+    );
+  });
+
+  it.each([
+    ['import', ['replaces the whole notification', 'comes back enabled', 'at most 128 MiB']],
+    [
+      'import-accounts',
+      ['value   a number', 'or a string', 'change  optional, a number: the change in percent, not a fraction'],
+    ],
+    ['add', ['up to 150 characters', 'at most 1,500 bytes']],
+    ['pause', ['1 to 500 characters']],
+    ['redrive', ['--topic <name>', '--page-size <n>', 'projects/{project}/topics/{id}']],
+    ['resume', ['unlisted', 'with --paused-reason or --all-paused: notifications read and resumed per page']],
+  ])("%s's help says it", (name, texts) => {
+    const command = buildProgram().commands.find((c) => c.name() === name);
+    let help = '';
+    command?.configureOutput({ writeOut: (s) => (help += s) });
+    command?.outputHelp();
+    for (const text of texts) expect(help.replace(/\s+/g, ' ')).toContain(text.replace(/\s+/g, ' '));
+  });
+});
+
 describe('resume, as typed', () => {
   const saved = process.env.FIRESTORE_EMULATOR_HOST;
   // The checks come before any client is made: an address nothing listens on is never dialled.
@@ -165,6 +331,8 @@ describe('resume, as typed', () => {
     [['n-1', '--dry-run'], 'resume: --dry-run goes with --paused-reason or --all-paused, not an id'],
     [['--paused-reason', ''], "option '--paused-reason <reason>' argument '' is invalid"],
     [['--paused-reason', '   '], "option '--paused-reason <reason>' argument '   ' is invalid"],
+    [['--paused-reason', '   '], 'got a blank one'],
+    [['n-1', '--page-size', '10'], 'resume: --page-size goes with --paused-reason or --all-paused, not an id'],
     [['--all-paused', '--page-size', '0'], "option '--page-size <n>' argument '0' is invalid"],
     [['a', 'b'], 'too many arguments'],
   ])('refuses %j', async (args, message) => {

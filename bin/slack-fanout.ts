@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
 import { type Firestore, Timestamp } from '@google-cloud/firestore';
 import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { GoogleAuth } from 'google-auth-library';
 import pino from 'pino';
 import { z } from 'zod';
-import { positiveInt } from '../shared/cli-args';
+import { nonBlankText, positiveInt, topicName } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
@@ -57,7 +58,116 @@ const newAccountSchema = accountSchema
 const MAX_ACCOUNT_BYTES = 1_000_000;
 export type NewAccount = { id: string; account: Account };
 
-class CliError extends Error {}
+/**
+ * The exit codes, as `--help` and the README list them: 0 done; 1 a failure while doing the work
+ * (Firestore or Pub/Sub out of reach, a write that failed, a bulk resume or redrive that left
+ * some undone); 2 bad input or usage, before anything is written (an unknown option, a bad file
+ * or id, a notification or run that does not exist, no project, no credentials); 130 interrupted.
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+
+/** An error the command line reports in one line, with its exit code (bad input unless said). */
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.usage,
+  ) {
+    super(message);
+  }
+}
+
+/** How long a command waits for Firestore or Pub/Sub to take a connection before it gives up. */
+const REACH_TIMEOUT_MS = 5000;
+type Service = 'Firestore' | 'Pub/Sub';
+const EMULATOR_VARIABLE: Record<Service, string> = {
+  Firestore: 'FIRESTORE_EMULATOR_HOST',
+  'Pub/Sub': 'PUBSUB_EMULATOR_HOST',
+};
+const SERVICE_HOST: Record<Service, string> = {
+  Firestore: 'firestore.googleapis.com',
+  'Pub/Sub': 'pubsub.googleapis.com',
+};
+/** With a proxy, the clients connect through it: a direct probe would say nothing. */
+const PROXY_VARIABLES = ['grpc_proxy', 'https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY'];
+
+/** Where a command looks for a service, as its errors say: the emulator, or the project and credentials. */
+export function whereService(service: Service, projectId: string, env: NodeJS.ProcessEnv = process.env): string {
+  const variable = EMULATOR_VARIABLE[service];
+  if (env[variable]) return `${variable}=${env[variable]}`;
+  const credentials = env.GOOGLE_APPLICATION_CREDENTIALS
+    ? `GOOGLE_APPLICATION_CREDENTIALS=${env.GOOGLE_APPLICATION_CREDENTIALS}`
+    : 'application-default credentials';
+  return `${SERVICE_HOST[service]} for project ${projectId}, with ${credentials}`;
+}
+
+/** Why host:port does not take a TCP connection within `ms`, or null when it does. */
+export function connectProblem(host: string, port: number, ms: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (why: string | null) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(why);
+    };
+    const timer = setTimeout(() => done(`no answer in ${ms / 1000} s`), ms);
+    socket.once('connect', () => done(null));
+    socket.once('error', (err) => done(err.message));
+  });
+}
+
+/** host and port of an emulator address (`host:port`, `[::1]:port`). */
+function hostPort(address: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(address) ?? /^([^:]*)(?::(\d+))?$/.exec(address);
+  return { host: m?.[1] || address, port: Number(m?.[2] ?? 8080) };
+}
+
+/** Where the command's Firestore is, once it has one: named by an error that reaches it no more. */
+let firestoreAt: string | undefined;
+
+/**
+ * A quick check, before a command's first call, that a service takes a connection: the clients
+ * themselves retry an address that does not answer for most of a minute, then fail with a raw
+ * gRPC error. One TCP connection (instant on an emulator, one round trip off it) costs the
+ * normal path next to nothing.
+ */
+async function checkReachable(service: Service, projectId: string, env: NodeJS.ProcessEnv = process.env) {
+  const emulator = env[EMULATOR_VARIABLE[service]];
+  if (!emulator && PROXY_VARIABLES.some((v) => env[v])) return;
+  const { host, port } = emulator ? hostPort(emulator) : { host: SERVICE_HOST[service], port: 443 };
+  const why = await connectProblem(host, port, REACH_TIMEOUT_MS);
+  if (why) {
+    throw new CliError(
+      `cannot reach ${service} at ${whereService(service, projectId, env)}: ${why}${emulator ? ' (is the emulator running?)' : ''}`,
+      EXIT.failed,
+    );
+  }
+}
+
+/** The command's Firestore client, once Firestore is known to take a connection. */
+async function openFirestore(projectId: string): Promise<Firestore> {
+  await checkReachable('Firestore', projectId);
+  firestoreAt = whereService('Firestore', projectId);
+  return createFirestore(projectId);
+}
+
+/** An error of a connection lost or never made (gRPC UNAVAILABLE or DEADLINE_EXCEEDED), here or in its causes. */
+function isUnreachable(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 14 || code === 4) return true;
+  }
+  return false;
+}
+
+/** The one line and the exit code a failure ends the command with. */
+export function failureOf(err: unknown): { message: string; exitCode: number } {
+  if (err instanceof CliError) return { message: err.message, exitCode: err.exitCode };
+  const message = (err instanceof Error ? err.message : String(err)).replace(/\s*Resolution note:\s*$/, '');
+  if (isUnreachable(err)) {
+    return { message: `lost Firestore${firestoreAt ? ` at ${firestoreAt}` : ''}: ${message}`, exitCode: EXIT.failed };
+  }
+  return { message, exitCode: EXIT.failed };
+}
 
 function projectOf(opts: { project?: string }): string {
   const project = opts.project ?? process.env.GOOGLE_CLOUD_PROJECT;
@@ -94,18 +204,44 @@ function docId(what: string, id: string): string {
   return id;
 }
 
-function readText(file: string): string {
+/**
+ * The largest file `import` and `import-accounts` read. The whole file is read, decoded and
+ * parsed in memory before anything is written (so that a bad entry stops it all): the text takes
+ * up to twice its size as a string, and the parsed entries several times more. 128 MiB is over
+ * half a million notifications and keeps an import well within Node's default heap (V8 cannot
+ * make a string of more than about 512 MiB at all); a bigger set is imported as several files,
+ * one after another.
+ */
+export const MAX_IMPORT_BYTES = 128 * 1024 * 1024;
+
+const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+/** A file's text: at most `limit` bytes, strict UTF-8 (a byte-order mark is dropped), or a CliError naming it. */
+export function readText(file: string, limit = MAX_IMPORT_BYTES): string {
+  const tooBig = (size: number) =>
+    new CliError(
+      `${file} is ${mib(size)} (${size} bytes), more than the ${mib(limit)} an import reads (the whole file is parsed in memory): split it into several files and import them one after another`,
+    );
   let bytes: Buffer;
   try {
+    // Checked before reading: a huge file would otherwise fill the memory, or fail to read at all.
+    const stat = statSync(file);
+    if (stat.isFile() && stat.size > limit) throw tooBig(stat.size);
     bytes = readFileSync(file);
   } catch (err) {
+    if (err instanceof CliError) throw err;
     throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  // A pipe or a device has no size to check first.
+  if (bytes.length > limit) throw tooBig(bytes.length);
   try {
     // Strict: a file in another encoding is an error, not ids quietly full of U+FFFD. A BOM is dropped.
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
-  } catch {
-    throw new CliError(`${file} is not UTF-8 text`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_ENCODING_INVALID_ENCODED_DATA') {
+      throw new CliError(`${file} is not UTF-8 text`);
+    }
+    throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
   }
 }
 
@@ -140,8 +276,25 @@ export function parseAccountsFile(text: string, file: string): NewAccount[] {
         ? `account ${id} is ${bytes} bytes; a Firestore document holds at most about 1 MB`
         : null;
     },
+    undefined,
+    explainAccountField,
   );
   return entries.map(({ id, ...account }) => ({ id, account }));
+}
+
+/** What a metric's field holds, for an error about it (shared/report.ts shows them). */
+const METRIC_FIELDS: Record<string, string> = {
+  label: 'a non-empty string',
+  value: 'a number (shown with thousands separators: 1200 as 1,200) or a string (shown as is, e.g. "$1.2k")',
+  change: 'a number, the change in percent (12.5 is shown as ▲ 12.5%), or no change field',
+};
+
+/** An import-accounts error about a metric's field says what the field holds. */
+function explainAccountField(path: string[], received: unknown): string | undefined {
+  const field = path[0] === 'metrics' && path.length === 3 ? path[2] : undefined;
+  const holds = field === undefined ? undefined : METRIC_FIELDS[field];
+  if (!holds) return undefined;
+  return `expected ${holds}, got ${received === undefined ? 'none' : JSON.stringify(received)?.slice(0, 100)}`;
 }
 
 /** Validates notifications (schema, ids, cron, time zone, no id twice), naming the first bad one by `where`. */
@@ -177,15 +330,18 @@ function validEntries<T extends { id: string }>(
   where: (i: number) => string,
   problem: (entry: T) => string | null,
   fieldName: (field: string) => string = (field) => field,
+  explain: (path: string[], received: unknown) => string | undefined = () => undefined,
 ): T[] {
   const seen = new Map<string, number>();
   return entries.map((entry, i) => {
     const parsed = schema.safeParse(entry);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      const [field, ...rest] = (issue?.path ?? []).map(String);
+      const keys = (issue?.path ?? []).map(String);
+      const [field, ...rest] = keys;
       const path = field === undefined ? '(entry)' : [fieldName(field), ...rest].join('.');
-      throw new CliError(`${where(i)}: ${path}: ${issue?.message}`);
+      const received = keys.reduce<unknown>((v, k) => (v as Record<string, unknown> | null)?.[k], entry);
+      throw new CliError(`${where(i)}: ${path}: ${explain(keys, received) ?? issue?.message}`);
     }
     const e = parsed.data;
     const first = seen.get(e.id);
@@ -208,20 +364,70 @@ const ADD_OPTIONS: Record<string, string> = {
   title: '--title',
 };
 
-/** Saves an import's entries (`save`), with a progress bar, and says how many. */
+/** A line of progress on stderr at most this often when it is not a terminal. */
+export const PROGRESS_EVERY_MS = 2000;
+
+export interface Progress {
+  update(done: number): void;
+  /** Ends the bar; when the work is done, says how far it got (a last line off a terminal). */
+  stop(finished: boolean): void;
+}
+
+/**
+ * The progress of a long command on stderr: a bar on a terminal; otherwise (a log, a pipe) a
+ * line to start with, a line at most every PROGRESS_EVERY_MS, and a last one when done, as
+ * `{command}: {done} of {total} {noun} {verb}`.
+ */
+export function progressOf(
+  o: { command: string; total: number; noun: string; start: string; verb: string },
+  out: { tty: boolean; write: (line: string) => void; now?: () => number } = {
+    tty: process.stderr.isTTY === true,
+    write: (line) => process.stderr.write(line),
+  },
+): Progress {
+  if (out.tty) {
+    const bar = new SingleBar({ format: `${o.command} [{bar}] {value}/{total} ${o.noun} ${o.verb}`, hideCursor: true });
+    bar.start(o.total, 0);
+    return { update: (n) => bar.update(n), stop: () => bar.stop() };
+  }
+  const now = out.now ?? Date.now;
+  const line = (n: number) => out.write(`${o.command}: ${n} of ${o.total} ${o.noun} ${o.verb}\n`);
+  out.write(`${o.command}: ${o.total} ${o.noun} ${o.start}\n`);
+  let last = now();
+  let latest = 0;
+  let written = -1;
+  return {
+    update(n) {
+      latest = n;
+      if (now() - last >= PROGRESS_EVERY_MS) {
+        last = now();
+        written = n;
+        line(n);
+      }
+    },
+    stop(finished) {
+      if (finished && written !== latest) line(latest);
+    },
+  };
+}
+
+/** Saves an import's entries (`save`), with its progress on stderr, and says how many. */
 async function importFile<T>(
+  command: string,
   projectId: string,
   items: T[],
   what: string,
   save: (db: Firestore, items: T[], onProgress: (n: number) => void) => Promise<void>,
 ): Promise<void> {
-  const db = createFirestore(projectId);
-  const bar = new SingleBar({ format: 'importing [{bar}] {value}/{total}', hideCursor: true });
-  bar.start(items.length, 0);
+  const db = await openFirestore(projectId);
+  const progress = progressOf({ command, total: items.length, noun: what, start: 'to save', verb: 'saved' });
+  let finished = false;
   try {
-    await save(db, items, (n) => bar.update(n));
+    await save(db, items, (n) => progress.update(n));
+    progress.update(items.length);
+    finished = true;
   } finally {
-    bar.stop();
+    progress.stop(finished);
     await db.terminate();
   }
   process.stdout.write(`imported ${items.length} ${what}\n`);
@@ -232,7 +438,7 @@ async function importFile<T>(
  * terminal's stderr (a line a page otherwise), the counts as JSON on stdout.
  */
 async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun: boolean, pageSize: number) {
-  const db = createFirestore(projectId);
+  const db = await openFirestore(projectId);
   const tty = process.stderr.isTTY === true;
   const bar = new SingleBar({
     format: `${dryRun ? 'counting' : 'resuming'} [{bar}] {value}/{total} | {resumed} resumed, {skipped} skipped, {failed} failed`,
@@ -271,7 +477,7 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
     process.stderr.write(
       `resume: ${result.failed} left paused by a failed write (running it again is safe): ${firstError}\n`,
     );
-    process.exitCode = 1;
+    process.exitCode = EXIT.failed;
   }
 }
 
@@ -287,6 +493,20 @@ export function buildProgram(): Command {
     // Every command's help lists --project too.
     .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError()
+    // A usage error (an unknown option, a missing argument) throws, to exit 2 like any bad input;
+    // the commands added below inherit it.
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Exit codes:
+  0    done
+  1    a failure while doing the work: Firestore or Pub/Sub out of reach, a write that failed,
+       a bulk resume or a redrive that left some undone (its JSON says how many)
+  2    bad input or usage, before anything is written: an unknown option, a bad file, entry
+       or id, a notification or run that does not exist, no project, no credentials
+  130  interrupted (Ctrl-C)`,
+    )
     .hook('preAction', async (_program, command) => {
       // Only `redrive` publishes; every other command talks to Firestore alone.
       await checkCredentials(command.name() === 'redrive');
@@ -297,9 +517,18 @@ export function buildProgram(): Command {
     .description(
       'create or replace the notifications in a JSON file (an array of {id, accountId, channelId, cron, timezone, teamId?, title?, enabled?})',
     )
-    .argument('<file>', 'the JSON file')
+    .argument('<file>', `the JSON file (UTF-8, at most ${MAX_IMPORT_BYTES / 1024 / 1024} MiB)`)
+    .addHelpText(
+      'after',
+      `
+Every entry is checked before anything is written; the first bad one is named (file[3]: cron …).
+An entry replaces the whole notification: without "enabled": false it is enabled, so one that
+was paused comes back enabled (and its failure count cleared). Ids: see \`add --help\`.
+Progress on stderr: a bar on a terminal, a line every few seconds otherwise.`,
+    )
     .action((file: string) =>
       importFile(
+        'import',
         projectOf(program.opts()),
         parseNotificationsFile(readText(file), file),
         'notifications',
@@ -312,9 +541,27 @@ export function buildProgram(): Command {
     .description(
       'create or replace the accounts in a JSON file: the data each report shows (an array of {id, name, metrics?: [{label, value, change?}], highlights?: [string], dashboardUrl?})',
     )
-    .argument('<file>', 'the JSON file')
+    .argument('<file>', `the JSON file (UTF-8, at most ${MAX_IMPORT_BYTES / 1024 / 1024} MiB)`)
+    .addHelpText(
+      'after',
+      `
+Fields of an account:
+  id            the account id (what a notification's accountId names; rules as in \`add --help\`)
+  name          a non-empty string; the report's title is "{name}: scheduled report" by default
+  metrics       optional, a list of {label, value, change?}, shown in order:
+                  label   a non-empty string
+                  value   a number (shown with thousands separators: 1200 as 1,200)
+                          or a string (shown as is, e.g. "$1.2k")
+                  change  optional, a number: the change in percent, not a fraction
+                          (12.5 is shown as ▲ 12.5%, -3 as ▼ 3.0%)
+  highlights    optional, a list of strings
+  dashboardUrl  optional, an http(s) URL, linked from the report
+Each account is at most about 1 MB. Every entry is checked before anything is written.
+Progress on stderr: a bar on a terminal, a line every few seconds otherwise.`,
+    )
     .action((file: string) =>
       importFile(
+        'import-accounts',
         projectOf(program.opts()),
         parseAccountsFile(readText(file), file),
         'accounts',
@@ -331,8 +578,15 @@ export function buildProgram(): Command {
     .requiredOption('--cron <expr>', "5-field cron, e.g. '0 9 * * MON-FRI' (required)")
     .requiredOption('--timezone <tz>', 'IANA time zone, e.g. Europe/Paris (required)')
     .option('--team <teamId>', 'the Slack workspace id')
-    .option('--title <title>', 'the report title')
-    .addHelpText('after', '\nReplaces the whole notification: one that was paused comes back enabled.')
+    .option('--title <title>', 'the report title, up to 150 characters (default: "{account name}: scheduled report")')
+    .addHelpText(
+      'after',
+      `
+Replaces the whole notification: one that was paused comes back enabled.
+An id (notification or account) must be able to be a Firestore document id: not blank, no '/',
+not '.', '..' or __…__, at most 1,500 bytes of UTF-8 (a notification id at most 1,475: its
+delivery ids add ':' and a time to it).`,
+    )
     .action(
       async (o: {
         id: string;
@@ -360,7 +614,7 @@ export function buildProgram(): Command {
           () => 'add',
           (field) => ADD_OPTIONS[field] ?? field,
         ) as [NewNotification];
-        const db = createFirestore(projectOf(program.opts()));
+        const db = await openFirestore(projectOf(program.opts()));
         try {
           await saveNotifications(db, [n]);
         } finally {
@@ -371,9 +625,10 @@ export function buildProgram(): Command {
     );
 
   const setEnabled = async (id: string, enabled: boolean, reason?: string) => {
-    const db = createFirestore(projectOf(program.opts()));
+    docId('notification', id);
+    const db = await openFirestore(projectOf(program.opts()));
     try {
-      if (!(await setNotificationEnabled(db, docId('notification', id), enabled, reason)))
+      if (!(await setNotificationEnabled(db, id, enabled, reason)))
         throw new CliError(`notification ${id} does not exist`);
     } finally {
       await db.terminate();
@@ -383,30 +638,53 @@ export function buildProgram(): Command {
   program
     .command('reindex')
     .description(
-      'add every enabled notification missing from its schedule’s dispatch index (data written before the index existed); safe to repeat',
+      'add every enabled notification missing from its schedule’s dispatch index (data written before the index existed); safe to repeat and to interrupt',
+    )
+    .addHelpText(
+      'after',
+      `
+Progress on stderr: a bar on a terminal, a line every few seconds otherwise. Interrupted
+(Ctrl-C), it says how many notifications it had scanned, each page of them indexed; running
+it again is safe.`,
     )
     .action(async () => {
-      const db = createFirestore(projectOf(program.opts()));
-      const bar = new SingleBar({ format: 'reindexing [{bar}] {value}/{total}', hideCursor: true });
+      const db = await openFirestore(projectOf(program.opts()));
+      let progress: Progress | undefined;
+      let total: number | undefined;
+      let scanned = 0;
+      let finished = false;
+      // Ctrl-C says how far it got: every page scanned has its index entries written.
+      const interrupted = () => {
+        progress?.stop(false);
+        process.stderr.write(
+          total === undefined
+            ? 'reindex: interrupted before scanning any notification\n'
+            : `reindex: interrupted after scanning ${scanned} of ${total} notifications (those scanned are indexed; the page under way may be partly done); running it again is safe\n`,
+        );
+        process.exit(EXIT.interrupted);
+      };
+      process.once('SIGINT', interrupted);
       let result: { scanned: number; indexed: number };
       try {
-        const total = (await db.collection(COLLECTIONS.notifications).count().get()).data().count;
-        bar.start(total, 0);
-        result = await reindexNotifications(db, { onProgress: (n) => bar.update(n) });
+        total = (await db.collection(COLLECTIONS.notifications).count().get()).data().count;
+        progress = progressOf({ command: 'reindex', total, noun: 'notifications', start: 'to scan', verb: 'scanned' });
+        result = await reindexNotifications(db, {
+          onProgress: (n) => {
+            scanned = n;
+            progress?.update(n);
+          },
+        });
+        finished = true;
       } finally {
-        bar.stop();
+        process.off('SIGINT', interrupted);
+        progress?.stop(finished);
         await db.terminate();
       }
       process.stdout.write(
         `scanned ${result.scanned} notifications; ${result.indexed} enabled ones are in their schedule's index\n`,
       );
     });
-  const reasonText = (v: string): string => {
-    if (v.trim() === '' || v.length > 500) {
-      throw new InvalidArgumentError(`expected 1 to 500 characters, got ${JSON.stringify(v.slice(0, 40))}`);
-    }
-    return v;
-  };
+  const reasonText = nonBlankText(500);
   program
     .command('pause')
     .description('pause a notification: it is no longer dispatched')
@@ -425,8 +703,16 @@ export function buildProgram(): Command {
       reasonText,
     )
     .option('--all-paused', 'resume every paused notification, whatever its reason')
-    .option('--dry-run', 'with --paused-reason or --all-paused: count and list the matches, change nothing')
-    .option('--page-size <n>', 'notifications read per page in bulk', positiveInt(), RESUME_PAGE_SIZE)
+    .option(
+      '--dry-run',
+      'with --paused-reason or --all-paused: count and list the matches (ids: up to 1,000; unlisted: how many more), change nothing',
+    )
+    .option(
+      '--page-size <n>',
+      'with --paused-reason or --all-paused: notifications read and resumed per page',
+      positiveInt(),
+      RESUME_PAGE_SIZE,
+    )
     .addHelpText(
       'after',
       `
@@ -437,7 +723,8 @@ Examples:
 
 In bulk, progress goes to stderr and the counts as JSON to stdout: matched, resumed, skipped
 (no longer paused for that reason when its turn came: resumed, paused for another reason
-or deleted meanwhile), failed (left paused; exit code 1). Each notification is resumed as by
+or deleted meanwhile), failed (left paused; exit code 1), byReason; with --dry-run also
+ids (up to 1,000 of the matches) and unlisted (how many matches are not in ids). Each notification is resumed as by
 \`resume <id>\`, with its dispatch index entry in the same transaction. Safe to repeat and to
 interrupt: a second run takes only what is still paused. A notification imported with
 "enabled": false has no pausedReason and is never resumed in bulk.`,
@@ -446,6 +733,7 @@ interrupt: a second run takes only what is still paused. A notification imported
       async (
         id: string | undefined,
         o: { pausedReason?: string; allPaused?: boolean; dryRun?: boolean; pageSize: number },
+        command: Command,
       ) => {
         const bulk = o.pausedReason !== undefined || o.allPaused === true;
         if (id !== undefined && bulk) {
@@ -461,6 +749,9 @@ interrupt: a second run takes only what is still paused. A notification imported
             throw new CliError('resume: give a notification id, --paused-reason <reason> or --all-paused');
           }
           if (o.dryRun) throw new CliError('resume: --dry-run goes with --paused-reason or --all-paused, not an id');
+          if (command.getOptionValueSource('pageSize') === 'cli') {
+            throw new CliError('resume: --page-size goes with --paused-reason or --all-paused, not an id');
+          }
           return setEnabled(id, true);
         }
         const selector: PausedSelector =
@@ -474,9 +765,10 @@ interrupt: a second run takes only what is still paused. A notification imported
     .description('print a notification')
     .argument('<id>', 'the notification id')
     .action(async (id: string) => {
-      const db = createFirestore(projectOf(program.opts()));
+      docId('notification', id);
+      const db = await openFirestore(projectOf(program.opts()));
       try {
-        const snap = await db.collection(COLLECTIONS.notifications).doc(docId('notification', id)).get();
+        const snap = await db.collection(COLLECTIONS.notifications).doc(id).get();
         if (!snap.exists) throw new CliError(`notification ${id} does not exist`);
         print({ id, ...snap.data() });
       } finally {
@@ -489,10 +781,11 @@ interrupt: a second run takes only what is still paused. A notification imported
     .description("print a run and its deliveries' counts by status")
     .argument('<runId>', 'scheduleId:occurrence, as the tick answers and the logs show')
     .action(async (runId: string) => {
-      const db = createFirestore(projectOf(program.opts()));
+      docId('run', runId);
+      const db = await openFirestore(projectOf(program.opts()));
       try {
         const store = new FirestoreStore(db);
-        const run = await store.getRun(docId('run', runId));
+        const run = await store.getRun(runId);
         if (!run) throw new CliError(`run ${runId} does not exist`);
         print({ runId, run, deliveries: await store.countByStatus(runId) });
       } finally {
@@ -506,15 +799,29 @@ interrupt: a second run takes only what is still paused. A notification imported
       "put a run's dead deliveries back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later)",
     )
     .argument('<runId>', 'scheduleId:occurrence')
-    .option('--topic <name>', 'the dispatch topic', TOPOLOGY.dispatchTopic)
-    .option('--page-size <n>', 'deliveries per page', positiveInt(), 200)
+    .option(
+      '--topic <name>',
+      'the dispatch topic the deliveries are published to: a topic id, or projects/{project}/topics/{id}',
+      topicName,
+      TOPOLOGY.dispatchTopic,
+    )
+    .option('--page-size <n>', 'dead deliveries read and published per page', positiveInt(), 200)
+    .addHelpText(
+      'after',
+      `
+Progress and logs on stderr, the counts as JSON on stdout: redriven, skipped (no longer dead
+when their turn came), failed (not published; exit code 1), waiting (reopened by another
+redrive that has not published them yet) and waitingUntil (when a redrive may take them over).`,
+    )
     .action(async (runId: string, o: { topic: string; pageSize: number }) => {
       const projectId = projectOf(program.opts());
-      const db = createFirestore(projectId);
+      docId('run', runId);
+      await checkReachable('Pub/Sub', projectId);
+      const db = await openFirestore(projectId);
       const pubsub = createPubSub(projectId);
       try {
         const store = new FirestoreStore(db);
-        if (!(await store.getRun(docId('run', runId)))) throw new CliError(`run ${runId} does not exist`);
+        if (!(await store.getRun(runId))) throw new CliError(`run ${runId} does not exist`);
         const result = await redriveRun(runId, {
           ledger: firestoreRedriveLedger(store),
           publisher: topicPublisher(dispatchTopic(pubsub, o.topic)),
@@ -531,7 +838,7 @@ interrupt: a second run takes only what is still paused. A notification imported
             `redrive: ${result.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${result.waitingUntil} takes them over\n`,
           );
         }
-        if (result.failed > 0) process.exitCode = 1;
+        if (result.failed > 0) process.exitCode = EXIT.failed;
       } finally {
         await pubsub.close();
         await db.terminate();
@@ -544,8 +851,11 @@ if (require.main === module) {
   // On the emulators there is no metadata server to look for.
   if (process.env.FIRESTORE_EMULATOR_HOST) process.env.METADATA_SERVER_DETECTION ??= 'none';
   const fail = (err: unknown): never => {
-    process.stderr.write(`slack-fanout: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(err instanceof CliError ? 2 : 1);
+    // Commander has printed its own message (or the help) already.
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
+    const { message, exitCode } = failureOf(err);
+    process.stderr.write(`slack-fanout: ${message}\n`);
+    process.exit(exitCode);
   };
   // A client failing in the background (a connection, credentials) still ends in one line.
   process.on('unhandledRejection', fail);

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { positiveInt } from './cli-args';
+import { nonBlankText, positiveInt, topicName } from './cli-args';
 
 describe('positiveInt', () => {
   it.each([
@@ -19,5 +19,49 @@ describe('positiveInt', () => {
 
   it('without a maximum, says ≥ 1', () => {
     expect(() => positiveInt()('0')).toThrow('expected a whole number ≥ 1, got "0"');
+  });
+});
+
+describe('nonBlankText', () => {
+  it('takes 1 to max characters of text', () => {
+    expect(nonBlankText(5)(' a ')).toBe(' a ');
+    expect(nonBlankText(5)('abcde')).toBe('abcde');
+  });
+
+  it.each([
+    ['', 'expected 1 to 5 characters, got an empty one'],
+    ['   ', 'expected 1 to 5 characters, got a blank one (only white space: "   ")'],
+    ['\t', 'got a blank one'],
+    ['abcdef', 'expected 1 to 5 characters, got 6'],
+  ])('refuses %j, saying why', (value, message) => {
+    expect(() => nonBlankText(5)(value)).toThrow(InvalidArgumentError);
+    expect(() => nonBlankText(5)(value)).toThrow(message);
+  });
+});
+
+describe('topicName', () => {
+  it.each([
+    'slack-fanout-dispatch',
+    'abc',
+    'T.x~y+z%1_2',
+    'projects/p-1/topics/slack-fanout-dispatch',
+    'a'.repeat(255),
+  ])('takes %j', (value) => {
+    expect(topicName(value)).toBe(value);
+  });
+
+  it.each([
+    ['', /expected a Pub\/Sub topic id .*, got an empty one/],
+    ['  ', /got an empty one/],
+    ['ab', /got "ab"/],
+    ['1abc', /got "1abc"/],
+    ['has space', /got "has space"/],
+    ['google-x', /must not start with "goog"/],
+    ['a'.repeat(256), /got "a+"/],
+    ['projects/p/topics/', /got "projects\/p\/topics\/"/],
+    ['projects/p/subscriptions/s', /not of the form projects\/\{project\}\/topics\/\{id\}/],
+  ])('refuses %j, naming it', (value, message) => {
+    expect(() => topicName(value)).toThrow(InvalidArgumentError);
+    expect(() => topicName(value)).toThrow(message);
   });
 });

@@ -19,3 +19,47 @@ export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER): (value:
 export function positiveInt(max = Number.MAX_SAFE_INTEGER): (value: string) => number {
   return wholeNumber(1, max);
 }
+
+/**
+ * A command-line option that takes text of 1 to `max` characters that is not only white space
+ * (a pause reason): an empty, blank or too long value is an error that says which.
+ */
+export function nonBlankText(max: number): (value: string) => string {
+  return (value: string): string => {
+    const expected = `expected 1 to ${max} characters`;
+    if (value === '') throw new InvalidArgumentError(`${expected}, got an empty one`);
+    if (value.trim() === '') {
+      throw new InvalidArgumentError(
+        `${expected}, got a blank one (only white space: ${JSON.stringify(value.slice(0, 40))})`,
+      );
+    }
+    if (value.length > max) throw new InvalidArgumentError(`${expected}, got ${value.length}`);
+    return value;
+  };
+}
+
+/**
+ * A Pub/Sub topic as an option names it: a topic id (3 to 255 characters of letters, digits and
+ * `-_.~+%`, starting with a letter, not starting with `goog`), or a full name
+ * `projects/{project}/topics/{id}`. Anything else is an error that says what a name looks like,
+ * instead of the client library's own message once the command is under way.
+ */
+export function topicName(value: string): string {
+  const id = value.startsWith('projects/') ? /^projects\/[^/\s]+\/topics\/([^/]*)$/.exec(value)?.[1] : value;
+  const why =
+    value.trim() === ''
+      ? 'got an empty one'
+      : id === undefined
+        ? `got ${JSON.stringify(value.slice(0, 100))}, not of the form projects/{project}/topics/{id}`
+        : /^goog/i.test(id)
+          ? `got ${JSON.stringify(value.slice(0, 100))}: an id must not start with "goog"`
+          : !/^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/.test(id)
+            ? `got ${JSON.stringify(value.slice(0, 100))}`
+            : null;
+  if (why) {
+    throw new InvalidArgumentError(
+      `expected a Pub/Sub topic id (3 to 255 letters, digits or -_.~+%, starting with a letter) or projects/{project}/topics/{id}, ${why}`,
+    );
+  }
+  return value;
+}

@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { uniqueProjectId } from '../dev/stack';
@@ -46,6 +47,68 @@ describe('the built command, off the emulators', () => {
   });
 });
 
+/** A local port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('the built command, with no emulator listening', () => {
+  it('says at once, in one line, that Firestore could not be reached and where it looked; exit 1', async () => {
+    const [fs, ps] = [await closedPort(), await closedPort()];
+    const env = { FIRESTORE_EMULATOR_HOST: `127.0.0.1:${fs}`, PUBSUB_EMULATOR_HOST: `127.0.0.1:${ps}` };
+    for (const args of [['show', 'x'], ['resume', '--all-paused'], ['reindex']]) {
+      const started = Date.now();
+      const res = await runCli(['-p', 'demo-cli-down', ...args], env);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toBe(
+        `slack-fanout: cannot reach Firestore at FIRESTORE_EMULATOR_HOST=127.0.0.1:${fs}: connect ECONNREFUSED 127.0.0.1:${fs} (is the emulator running?)\n`,
+      );
+    }
+    // redrive publishes too: Pub/Sub is checked first.
+    const redrive = await runCli(['-p', 'demo-cli-down', 'redrive', 'r-1'], env);
+    expect(redrive.code).toBe(1);
+    expect(redrive.stderr).toMatch(/^slack-fanout: cannot reach Pub\/Sub at PUBSUB_EMULATOR_HOST=127\.0\.0\.1:\d+: /);
+  });
+});
+
+describe('exit codes', () => {
+  it('2 for usage and bad input, whoever finds it (commander or the command)', async () => {
+    const env = {
+      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+      PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
+    };
+    for (const args of [
+      ['no-such-command'],
+      ['show'],
+      ['show', 'n-1', '--bogus'],
+      ['redrive', 'r-1', '--page-size', '0'],
+      [],
+    ]) {
+      const res = await runCli(['-p', 'demo-cli-codes', ...args], env);
+      expect([args, res.code]).toEqual([args, 2]);
+    }
+    const help = await runCli(['--help'], env);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Exit codes:');
+  });
+
+  it('redrive --topic "" names --topic before anything starts', async () => {
+    const env = {
+      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+      PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
+    };
+    const res = await runCli(['-p', 'demo-cli-codes', 'redrive', 'r-1', '--topic', ''], env);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain("error: option '--topic <name>' argument '' is invalid. expected a Pub/Sub topic id");
+    expect(res.stderr).not.toContain('A name must be specified');
+  });
+});
+
 describe('import-accounts, on the emulator', () => {
   it('writes every account a report reads, and a second import replaces them', async () => {
     const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
@@ -60,6 +123,8 @@ describe('import-accounts, on the emulator', () => {
     );
     const first = await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env);
     expect(first).toMatchObject({ code: 0, stdout: expect.stringContaining('imported 2 accounts') });
+    // stderr is no terminal here: its progress is in lines.
+    expect(first.stderr).toBe('import-accounts: 2 accounts to save\nimport-accounts: 2 of 2 accounts saved\n');
     writeFileSync(file, JSON.stringify([{ id: 'acct-2', name: 'Beta Inc.' }]));
     expect((await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env)).code).toBe(0);
 
@@ -82,6 +147,7 @@ describe('import-accounts, on the emulator', () => {
     writeFileSync(file, Buffer.from('[{"id":"caf\xe9","name":"Caf\xe9"}]', 'latin1'));
     const latin1 = await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env);
     expect(latin1.stderr).toMatch(/accounts\.json is not UTF-8 text/);
+    expect(latin1.code).toBe(2);
     writeFileSync(file, `\ufeff${JSON.stringify([{ id: 'acct-3', name: 'Gamma' }])}`);
     expect((await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env)).stdout).toContain(
       'imported 1 accounts',
@@ -149,7 +215,7 @@ describe('the command line names what is wrong, as typed', () => {
     const show = await runCli(['-p', 'demo-cli-names', 'show', '  '], env);
     expect(show.stderr).toBe('slack-fanout: notification id "  ": is blank\n');
     const pause = await runCli(['-p', 'demo-cli-names', 'pause', 'n-1', '--reason', ''], env);
-    expect(pause.code).not.toBe(0);
+    expect(pause.code).toBe(2);
     expect(pause.stderr).toContain("option '--reason <text>' argument '' is invalid");
   });
 });
@@ -275,6 +341,7 @@ describe('resume in bulk, on the emulator', () => {
     [['resume', 'n-1', '--all-paused'], /not both/],
     [['resume', '--paused-reason', 'x', '--all-paused'], /give --paused-reason or --all-paused, not both/],
     [['resume', 'n-1', '--dry-run'], /--dry-run goes with --paused-reason or --all-paused/],
+    [['resume', 'n-1', '--page-size', '10'], /--page-size goes with --paused-reason or --all-paused, not an id/],
   ])('%j is refused, naming what is wrong, before touching anything', async (args, message) => {
     const res = await runCli(['-p', 'demo-cli-resume-bad', ...args], env());
     expect(res.code).toBe(2);
@@ -282,12 +349,75 @@ describe('resume in bulk, on the emulator', () => {
     expect(res.stderr).toMatch(message);
   });
 
-  it('an empty or blank --paused-reason is an invalid argument', async () => {
-    for (const reason of ['', '  ']) {
-      const res = await runCli(['-p', 'demo-cli-resume-bad', 'resume', '--paused-reason', reason], env());
-      expect(res.code).not.toBe(0);
+  it('an empty or blank --paused-reason is an invalid argument, and says which', async () => {
+    for (const [reason, what] of [
+      ['', 'got an empty one'],
+      ['  ', 'got a blank one'],
+    ]) {
+      const res = await runCli(['-p', 'demo-cli-resume-bad', 'resume', '--paused-reason', reason as string], env());
+      expect(res.code).toBe(2);
       expect(res.stderr).toContain("option '--paused-reason <reason>' argument");
-      expect(res.stderr).toContain('expected 1 to 500 characters');
+      expect(res.stderr).toContain(`expected 1 to 500 characters, ${what}`);
     }
+  });
+});
+
+describe('import and reindex off a terminal, on the emulator', () => {
+  const env = () => ({ FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' });
+
+  it('import writes its progress to stderr in lines', async () => {
+    const project = uniqueProjectId('cli-import');
+    const file = join(mkdtempSync(join(tmpdir(), 'import-')), 'n.json');
+    const items = Array.from({ length: 3 }, (_, i) => ({
+      id: `n-${i}`,
+      accountId: 'a-1',
+      channelId: 'C1',
+      cron: '0 9 * * *',
+      timezone: 'UTC',
+    }));
+    writeFileSync(file, JSON.stringify(items));
+    const res = await runCli(['-p', project, 'import', file], env());
+    expect(res).toMatchObject({ code: 0, stdout: 'imported 3 notifications\n' });
+    expect(res.stderr).toBe('import: 3 notifications to save\nimport: 3 of 3 notifications saved\n');
+  });
+
+  it('reindex writes its progress to stderr in lines, and Ctrl-C says how far it got', async () => {
+    const project = uniqueProjectId('cli-reindex');
+    const db = createFirestore(project);
+    try {
+      const schedule = { cron: '0 9 * * *', timezone: 'UTC' };
+      await saveNotifications(
+        db,
+        Array.from({ length: 3000 }, (_, i) => notification(i + 1, schedule)),
+      );
+    } finally {
+      await db.terminate();
+    }
+    const whole = await runCli(['-p', project, 'reindex'], env());
+    expect(whole.code).toBe(0);
+    expect(whole.stderr).toMatch(
+      /^reindex: 3000 notifications to scan\n(reindex: \d+ of 3000 notifications scanned\n)*$/,
+    );
+    expect(whole.stderr).toContain('reindex: 3000 of 3000 notifications scanned\n');
+
+    // Interrupted as soon as it has counted them: before it has scanned them all.
+    const home = mkdtempSync(join(tmpdir(), 'no-adc-'));
+    const child = spawn(process.execPath, [CLI, '-p', project, 'reindex'], {
+      env: { PATH: process.env.PATH ?? '', HOME: home, ...env() },
+    });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (!sent && stderr.includes('to scan\n')) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(
+      /\nreindex: interrupted after scanning (0|1000|2000) of 3000 notifications \(those scanned are indexed; the page under way may be partly done\); running it again is safe\n$/,
+    );
   });
 });
