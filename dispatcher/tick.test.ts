@@ -162,7 +162,7 @@ describe('runTick', () => {
   it('checkpoints every published page: page size 2 and 5 notifications make 3 pages', async () => {
     const store = new MemoryStore();
     const ids = seed(store, { count: 5 });
-    // Five ids in 1,024 buckets: each its own bucket, so pages are 2, 2 and 1.
+    // Five ids in 128 buckets, each its own bucket (checked), so pages are 2, 2 and 1.
     expect(new Set(ids.map(bucketOf)).size).toBe(5);
     const publisher = new FakePublisher();
     const checkpoint = jest.spyOn(store, 'checkpoint');

@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { type DocumentReference, FieldValue, type Firestore, type Transaction } from '@google-cloud/firestore';
+import {
+  type DocumentReference,
+  FieldPath,
+  FieldValue,
+  type Firestore,
+  type Transaction,
+} from '@google-cloud/firestore';
 import { COLLECTIONS } from './topology';
 
 /**
@@ -15,12 +21,20 @@ import { COLLECTIONS } from './topology';
 
 /**
  * Buckets per schedule. A bucket document holds at most 20,000 ids (Firestore's field limit),
- * so one schedule holds up to about 20 million notifications; a schedule with n notifications
- * has min(n, MEMBER_BUCKETS) bucket documents.
+ * so one schedule holds up to about 2.5 million notifications; a schedule with n notifications
+ * has min(n, MEMBER_BUCKETS) bucket documents. Few buckets keep a tick cheap: the Firestore
+ * client spends about 0.2 ms of CPU on each document a query streams, whatever its size, so at
+ * 100,000 notifications on 4 schedules 1,024 buckets a schedule cost the dispatcher 29 µs of CPU
+ * a message and 128 cost 23.5 (docs/PERFORMANCE.md, item 13). Index writes never read a bucket
+ * (a merge of map keys), so concurrent imports do not contend on them.
  */
-export const MEMBER_BUCKETS = 1024;
+export const MEMBER_BUCKETS = 128;
 
-/** Whether `id` is a bucket document id, as bucketOf() makes them. */
+/**
+ * Whether `id` is a bucket document id, as bucketOf() makes them now. A bucket of an older
+ * layout (more buckets a schedule) is still read by a tick until `slack-fanout reindex` moves
+ * its ids and deletes it (removeStaleBuckets).
+ */
 export function isBucketId(id: string): boolean {
   return /^b\d{4}$/.test(id) && Number(id.slice(1)) < MEMBER_BUCKETS;
 }
@@ -95,4 +109,29 @@ export function writeIndexChanges(tx: Transaction, db: Firestore, changes: Itera
 export function indexedSchedule(doc: { scheduleId?: unknown; enabled?: unknown } | undefined | null): string | null {
   if (doc?.enabled !== true || typeof doc.scheduleId !== 'string' || !doc.scheduleId) return null;
   return doc.scheduleId;
+}
+
+/**
+ * Deletes every bucket document of an older layout (ids from MEMBER_BUCKETS up, written by a
+ * version with more buckets a schedule). Only after every enabled notification has been added
+ * to its bucket of today's layout (reindexNotifications does that first): such a bucket then
+ * holds nothing a tick needs, and no write touches it any more. Returns how many it deleted.
+ */
+export async function removeStaleBuckets(db: Firestore): Promise<number> {
+  const firstStale = `b${String(MEMBER_BUCKETS).padStart(4, '0')}`;
+  // listDocuments includes schedule ids that have members but no document of their own.
+  const schedules = await db.collection(COLLECTIONS.schedules).listDocuments();
+  const writer = db.bulkWriter();
+  const deletes: Promise<unknown>[] = [];
+  for (const schedule of schedules) {
+    const stale = await membersOf(db, schedule.id).orderBy(FieldPath.documentId()).startAt(firstStale).select().get();
+    for (const doc of stale.docs) {
+      if (!/^b\d{4}$/.test(doc.id)) continue;
+      deletes.push(writer.delete(doc.ref));
+    }
+  }
+  await writer.close();
+  // A delete that failed for good fails the whole: the next reindex tries again.
+  await Promise.all(deletes);
+  return deletes.length;
 }

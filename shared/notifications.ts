@@ -7,7 +7,7 @@ import {
 } from '@google-cloud/firestore';
 import { chunksOf, mapLimit } from './concurrency';
 import { buildQuery } from './firestore-store';
-import { indexedSchedule, type MemberChange, writeIndexChanges } from './members';
+import { indexedSchedule, type MemberChange, removeStaleBuckets, writeIndexChanges } from './members';
 import {
   type Account,
   accountSchema,
@@ -399,14 +399,16 @@ export async function resumePaused(
 
 /**
  * Adds every enabled notification to its schedule's dispatch index, where it is missing: for
- * data written before the index existed, or restored from a backup without it. Reads the
- * notifications a page at a time and writes each chunk's entries in a transaction that reads
- * those notifications again, so a change made meanwhile is not undone. Safe to repeat.
+ * data written before the index existed, restored from a backup without it, or indexed in the
+ * buckets of an older layout. Reads the notifications a page at a time and writes each chunk's
+ * entries in a transaction that reads those notifications again, so a change made meanwhile is
+ * not undone. Once every notification is scanned, deletes the buckets of an older layout
+ * (removeStaleBuckets); an interrupted reindex deletes none. Safe to repeat.
  */
 export async function reindexNotifications(
   db: Firestore,
   opts: { onProgress?: (scanned: number) => void } = {},
-): Promise<{ scanned: number; indexed: number }> {
+): Promise<{ scanned: number; indexed: number; staleBuckets: number }> {
   const collection = db.collection(COLLECTIONS.notifications);
   let scanned = 0;
   let indexed = 0;
@@ -434,5 +436,5 @@ export async function reindexNotifications(
     after = page.docs[page.docs.length - 1]?.id ?? null;
     if (page.size < 1000) break;
   }
-  return { scanned, indexed };
+  return { scanned, indexed, staleBuckets: await removeStaleBuckets(db) };
 }

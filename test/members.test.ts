@@ -133,4 +133,50 @@ describe('the dispatch index', () => {
       await old.terminate();
     }
   });
+
+  it('slack-fanout reindex moves an older layout’s buckets into today’s and deletes them', async () => {
+    const projectId = uniqueProjectId('relayout');
+    const fs = createFirestore(projectId);
+    try {
+      const schedule = { cron: '15 7 * * 1', timezone: 'Europe/Berlin' };
+      const id = scheduleIdOf(schedule);
+      const items = Array.from({ length: 300 }, (_, i) =>
+        notification(40_000 + i, { ...schedule, enabled: i % 5 !== 0 }),
+      );
+      await saveNotifications(fs, items);
+      // What a version with 1,024 buckets a schedule left: every id, disabled ones too (they
+      // were enabled when it wrote them), in buckets this layout no longer has.
+      const stale = ['b0128', 'b0500', 'b1023'];
+      for (const [k, bucket] of stale.entries()) {
+        const ids = Object.fromEntries(items.filter((_, i) => i % 3 === k).map((n) => [n.id, true]));
+        await membersOf(fs, id).doc(bucket).set({ ids });
+      }
+      const fresh = new FirestoreStore(fs);
+      const listed = async () => {
+        const ids: string[] = [];
+        for await (const page of fresh.notificationPages(id, null, 500)) ids.push(...page.ids);
+        return ids.sort();
+      };
+      const enabled = items
+        .filter((n) => n.enabled)
+        .map((n) => n.id)
+        .sort();
+      // Read as they are, the stale buckets dispatch every id, a second time for the enabled.
+      expect((await listed()).length).toBe(enabled.length + items.length);
+
+      const env = { ...process.env, GOOGLE_CLOUD_PROJECT: projectId };
+      const cli = join(ROOT, 'dist', 'bin', 'slack-fanout.js');
+      const out = await promisify(execFile)(process.execPath, [cli, 'reindex'], { env });
+      expect(out.stdout).toContain('deleted 3 index buckets of an older layout');
+      expect(await listed()).toEqual(enabled);
+      const left = (await membersOf(fs, id).listDocuments()).map((r) => r.id);
+      expect(left.filter((b) => stale.includes(b))).toEqual([]);
+      expect(left.every((b) => Number(b.slice(1)) < MEMBER_BUCKETS)).toBe(true);
+      const again = await promisify(execFile)(process.execPath, [cli, 'reindex'], { env });
+      expect(again.stdout).not.toContain('older layout');
+      expect(await listed()).toEqual(enabled);
+    } finally {
+      await fs.terminate();
+    }
+  });
 });
