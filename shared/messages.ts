@@ -4,6 +4,8 @@ import { deliveryIdOf, documentIdProblem, documentIdSchema } from './model';
 /** RFC 3339 `date-time` with a `Z` or an offset, any number of fraction digits; calendar-checked. */
 const rfc3339 = z.iso.datetime({ offset: true });
 
+const CANONICAL = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
 /**
  * The one spelling of an occurrence: `Date.prototype.toISOString()`'s (UTC, milliseconds,
  * 24 characters), which the dispatcher writes and the ledger keys (`{notificationId}:{occurrence}`)
@@ -14,8 +16,15 @@ const rfc3339 = z.iso.datetime({ offset: true });
  * no occurrence can be, and rounding it would silently merge distinct instants under one key.
  */
 export function canonicalOccurrence(s: string): { ok: true; occurrence: string } | { ok: false; problem: string } {
-  const shown = JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
-  const bad = (why: string) => ({ ok: false as const, problem: `${shown} ${why}` });
+  // The dispatcher's own spelling, on every push: already canonical when it reads back as itself.
+  if (CANONICAL.test(s)) {
+    const at = Date.parse(s);
+    if (Number.isFinite(at) && new Date(at).toISOString() === s) return { ok: true, occurrence: s };
+  }
+  const bad = (why: string) => ({
+    ok: false as const,
+    problem: `${JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s)} ${why}`,
+  });
   if (!rfc3339.safeParse(s).success) return bad('is not an RFC 3339 date-time like 2030-01-01T09:00:00.000Z');
   const fraction = /\.(\d+)/.exec(s)?.[1] ?? '';
   if (/[1-9]/.test(fraction.slice(3))) return bad('has sub-millisecond digits that are not zero');
