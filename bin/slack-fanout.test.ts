@@ -3,9 +3,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CommanderError } from 'commander';
+import { connectProblem } from '../shared/net';
 import {
   buildProgram,
-  connectProblem,
   EXIT,
   failureOf,
   MAX_IMPORT_BYTES,

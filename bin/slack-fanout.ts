@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { readFileSync, statSync } from 'node:fs';
-import { connect } from 'node:net';
 import { type Firestore, Timestamp } from '@google-cloud/firestore';
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError } from 'commander';
@@ -12,6 +11,7 @@ import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
 import { type Account, accountSchema, userIdProblem } from '../shared/model';
+import { connectProblem } from '../shared/net';
 import {
   InvalidNotificationError,
   type NewNotification,
@@ -98,21 +98,6 @@ export function whereService(service: Service, projectId: string, env: NodeJS.Pr
     ? `GOOGLE_APPLICATION_CREDENTIALS=${env.GOOGLE_APPLICATION_CREDENTIALS}`
     : 'application-default credentials';
   return `${SERVICE_HOST[service]} for project ${projectId}, with ${credentials}`;
-}
-
-/** Why host:port does not take a TCP connection within `ms`, or null when it does. */
-export function connectProblem(host: string, port: number, ms: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const done = (why: string | null) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(why);
-    };
-    const timer = setTimeout(() => done(`no answer in ${ms / 1000} s`), ms);
-    socket.once('connect', () => done(null));
-    socket.once('error', (err) => done(err.message));
-  });
 }
 
 /** host and port of an emulator address (`host:port`, `[::1]:port`). */

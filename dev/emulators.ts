@@ -1,7 +1,8 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
+import { connectProblem } from '../shared/net';
 
 /**
  * Starts the gcloud CLI's Pub/Sub and Firestore emulators on free loopback ports.
@@ -68,21 +69,8 @@ export function sdkPlatformDir(): string {
 }
 
 /** Whether something accepts a connection on host:port within `timeoutMs`. */
-export function isListening(host: string, port: number, timeoutMs = 500): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const s = new Socket();
-    s.setTimeout(timeoutMs);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-    s.once('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.connect(port, host);
-  });
+export async function isListening(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return (await connectProblem(host, port, timeoutMs)) === null;
 }
 
 export async function waitForPort(host: string, port: number, timeoutMs: number, child?: ChildProcess): Promise<void> {

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { transpileModule } from 'typescript';
 import { freePort, isListening, waitForPort } from './emulators';
@@ -19,11 +19,13 @@ const started: number[] = [];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'reaper-test-'));
-  for (const name of ['processes', 'emulators']) {
-    const source = readFileSync(join(__dirname, `${name}.ts`), 'utf8');
+  // As laid out in the project: dev/ beside shared/, so the relative imports resolve.
+  for (const name of ['dev/processes', 'dev/emulators', 'shared/net']) {
+    const source = readFileSync(join(__dirname, '..', `${name}.ts`), 'utf8');
     const { outputText } = transpileModule(source, {
       compilerOptions: { module: 1 /* CommonJS */, target: 9 /* ES2022 */, esModuleInterop: true },
     });
+    mkdirSync(dirname(join(dir, name)), { recursive: true });
     writeFileSync(join(dir, `${name}.js`), outputText);
   }
 });
@@ -77,7 +79,7 @@ interface Starter {
 async function runStarter(port: number, port2: number, graceMs: number, then: string): Promise<Starter> {
   const script = `
 const { spawn } = require('node:child_process');
-const { startReaper } = require(${JSON.stringify(join(dir, 'processes.js'))});
+const { startReaper } = require(${JSON.stringify(join(dir, 'dev', 'processes.js'))});
 const reaper = startReaper(${graceMs});
 const tree = (port) => spawn('/bin/sh', [${JSON.stringify(join(dir, 'tree.sh'))}], {
   detached: true, stdio: 'ignore', env: { ...process.env, NODE: process.execPath, PORT: String(port) },

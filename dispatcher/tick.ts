@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { mapLimit } from '../shared/concurrency';
+import { mapLimit, unlessDrained } from '../shared/concurrency';
 import { errorMessage } from '../shared/errors';
 import type { Logger } from '../shared/logger';
 import { isBucketId } from '../shared/members';
@@ -53,20 +53,9 @@ export const DRAIN_WAIT_MS = 2_500;
  */
 async function unlessDrainedLong<T>(promise: Promise<T>, isDraining: (() => boolean) | undefined): Promise<T> {
   if (!isDraining) return promise;
-  let timer: NodeJS.Timeout | undefined;
-  const drained = new Promise<never>((_resolve, reject) => {
-    let since: number | null = null;
-    timer = setInterval(() => {
-      if (!isDraining()) return;
-      since ??= Date.now();
-      if (Date.now() - since >= DRAIN_WAIT_MS) reject(new Error(SHUTTING_DOWN));
-    }, 100);
-  });
-  try {
-    return await Promise.race([promise, drained]);
-  } finally {
-    clearInterval(timer);
-  }
+  const outcome = await unlessDrained(promise, isDraining, DRAIN_WAIT_MS);
+  if (outcome.drained) throw new Error(SHUTTING_DOWN);
+  return outcome.value;
 }
 
 /** Each promise's outcome once it settles, or 'pending' if it has not within `ms` (null: no bound). */

@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Express, RequestHandler } from 'express';
+import { unlessDrained } from '../shared/concurrency';
 import { pushStatus } from '../shared/errors';
 import {
   baseApp,
@@ -52,12 +54,12 @@ export function nackHoldMs(
   return Math.max(0, Math.min(beyondBackoff, MAX_PRODUCTION_HOLD_MS, roomMs));
 }
 
-/** Waits `ms`, or less once the service starts draining (checked every 100 ms). */
+/** Waits `ms`, or less once the service starts draining. */
 async function holdUnlessDraining(ms: number, isDraining: () => boolean): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until && !isDraining()) {
-    await new Promise((r) => setTimeout(r, Math.min(100, until - Date.now())));
-  }
+  const cancel = new AbortController();
+  const held = sleep(ms, undefined, { signal: cancel.signal }).catch(() => undefined);
+  await unlessDrained(held, isDraining, 0);
+  cancel.abort();
 }
 
 export function createApp(deps: NotifierDeps): Express {

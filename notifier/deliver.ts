@@ -51,18 +51,6 @@ export type DeliverResult = PushOutcome & {
 
 const defaultOwner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
-// Checking a time zone builds an Intl.DateTimeFormat, about 0.3 ms; the answer never changes.
-const timeZoneValidity = new Map<string, boolean>();
-function knownTimeZone(timezone: string): boolean {
-  let valid = timeZoneValidity.get(timezone);
-  if (valid === undefined) {
-    valid = isValidTimeZone(timezone);
-    // Bounded: a flood of made-up zones cannot grow it without limit.
-    if (timeZoneValidity.size < 1000) timeZoneValidity.set(timezone, valid);
-  }
-  return valid;
-}
-
 /** The longest error message and Slack error kept in the ledger: a gateway's page is not stored whole. */
 const MAX_ERROR_MESSAGE = 1000;
 const MAX_SLACK_ERROR = 100;
@@ -183,7 +171,7 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       throw new PermanentError('invalid_notification', `notification ${message.notificationId} is invalid: ${what}`);
     }
     const notification = n.data;
-    if (!knownTimeZone(notification.schedule.timezone)) {
+    if (!isValidTimeZone(notification.schedule.timezone)) {
       throw new PermanentError(
         'invalid_notification',
         `notification ${message.notificationId} has unknown time zone ${JSON.stringify(notification.schedule.timezone)}`,

@@ -1,4 +1,4 @@
-import { chunksOf, mapLimit } from './concurrency';
+import { chunksOf, mapLimit, unlessDrained } from './concurrency';
 
 describe('mapLimit', () => {
   it('keeps input order and never runs more than the limit at once', async () => {
@@ -54,5 +54,47 @@ describe('chunksOf', () => {
     expect(chunksOf([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]]);
     expect(chunksOf([], 3)).toEqual([]);
     expect(() => chunksOf([1], 0)).toThrow('positive integer');
+  });
+});
+
+describe('unlessDrained', () => {
+  it('answers the value when the promise settles first, and passes its rejection on', async () => {
+    expect(await unlessDrained(Promise.resolve(7), () => false, 0)).toEqual({ drained: false, value: 7 });
+    await expect(unlessDrained(Promise.reject(new Error('refused')), () => false, 0)).rejects.toThrow('refused');
+  });
+
+  it('answers drained at once when already draining with no grace, and leaves the promise', async () => {
+    const never = new Promise<number>(() => undefined);
+    const t0 = Date.now();
+    expect(await unlessDrained(never, () => true, 0, 1000)).toEqual({ drained: true });
+    expect(Date.now() - t0).toBeLessThan(500);
+  });
+
+  it('waits the grace counted from when draining starts, not from the call', async () => {
+    let draining = false;
+    const never = new Promise<number>(() => undefined);
+    const t0 = Date.now();
+    setTimeout(() => {
+      draining = true;
+    }, 100);
+    expect(await unlessDrained(never, () => draining, 150, 10)).toEqual({ drained: true });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(240);
+  });
+
+  it('a promise that rejects after the drain won is not an unhandled rejection', async () => {
+    let reject: (e: Error) => void = () => undefined;
+    const late = new Promise<number>((_r, j) => {
+      reject = j;
+    });
+    const unhandled = jest.fn();
+    process.on('unhandledRejection', unhandled);
+    try {
+      expect(await unlessDrained(late, () => true, 0)).toEqual({ drained: true });
+      reject(new Error('too late'));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(unhandled).not.toHaveBeenCalled();
+    } finally {
+      process.off('unhandledRejection', unhandled);
+    }
   });
 });

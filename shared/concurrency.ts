@@ -46,3 +46,33 @@ export function deferred(): { promise: Promise<void>; resolve: () => void } {
   });
   return { promise, resolve };
 }
+
+/**
+ * Waits for `promise`, unless the service drains: once `isDraining()` reads true (checked now,
+ * then every `pollMs`), at most `graceMs` more, then answers `{ drained: true }` and leaves the
+ * promise to itself. A hold that a shutdown cuts short (grace 0), and a wait on Pub/Sub or
+ * Firestore that must not outlast the shutdown grace, are both this.
+ */
+export async function unlessDrained<T>(
+  promise: Promise<T>,
+  isDraining: () => boolean,
+  graceMs: number,
+  pollMs = 100,
+): Promise<{ drained: false; value: T } | { drained: true }> {
+  let timer: NodeJS.Timeout | undefined;
+  const drained = new Promise<{ drained: true }>((resolve) => {
+    let since: number | null = null;
+    const check = () => {
+      if (!isDraining()) return;
+      since ??= Date.now();
+      if (Date.now() - since >= graceMs) resolve({ drained: true });
+    };
+    check();
+    timer = setInterval(check, pollMs);
+  });
+  try {
+    return await Promise.race([promise.then((value) => ({ drained: false as const, value })), drained]);
+  } finally {
+    clearInterval(timer);
+  }
+}

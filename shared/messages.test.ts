@@ -305,6 +305,10 @@ describe('an occurrence that is not one instant in canonical reach is refused, n
     ['30 February', '2030-02-30T09:00:00Z', /RFC 3339/],
     ['29 February of a common year', '2030-02-29T09:00:00Z', /RFC 3339/],
     ['hour 24', '2030-01-01T24:00:00Z', /RFC 3339/],
+    // In the canonical shape (the fast path's), still calendar-checked.
+    ['30 February, canonical shape', '2030-02-30T09:00:00.000Z', /RFC 3339/],
+    ['hour 24, canonical shape', '2030-01-01T24:00:00.000Z', /RFC 3339/],
+    ['month 13, canonical shape', '2030-13-01T09:00:00.000Z', /RFC 3339/],
     ['month 13', '2030-13-01T09:00:00Z', /RFC 3339/],
     ['an offset of 24 hours', '2030-01-01T09:00:00+24:00', /RFC 3339/],
     ['lower-case t and z', '2030-01-01t09:00:00z', /RFC 3339/],
