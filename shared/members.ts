@@ -20,8 +20,9 @@ import { COLLECTIONS } from './topology';
  */
 
 /**
- * Buckets per schedule. A bucket document holds at most 20,000 ids (Firestore's field limit),
- * so one schedule holds up to about 2.5 million notifications; a schedule with n notifications
+ * Buckets per schedule. A bucket document holds at most 20,000 ids and 1 MiB (Firestore's
+ * limits), so one schedule holds up to about 2.5 million notifications with ids of up to 50
+ * bytes (about 1 MiB ÷ (id bytes + 2) a bucket past that); a schedule with n notifications
  * has min(n, MEMBER_BUCKETS) bucket documents. Few buckets keep a tick cheap: the Firestore
  * client spends about 0.2 ms of CPU on each document a query streams, whatever its size, so at
  * 100,000 notifications on 4 schedules 1,024 buckets a schedule cost the dispatcher 29 µs of CPU
