@@ -30,10 +30,17 @@ afterAll(async () => {
   await db.terminate();
 });
 
-async function indexed(scheduleId: string): Promise<string[]> {
+/** Every id a tick would dispatch for the schedule, sorted (from the suite's project, or another). */
+async function indexed(scheduleId: string, from: FirestoreStore = store): Promise<string[]> {
   const ids: string[] = [];
-  for await (const page of store.notificationPages(scheduleId, null, 100)) ids.push(...page.ids);
+  for await (const page of from.notificationPages(scheduleId, null, 100)) ids.push(...page.ids);
   return ids.sort();
+}
+
+/** `slack-fanout reindex` on a project, as an operator runs it. */
+function reindex(projectId: string): Promise<{ stdout: string; stderr: string }> {
+  const env = { ...process.env, GOOGLE_CLOUD_PROJECT: projectId };
+  return promisify(execFile)(process.execPath, [join(ROOT, 'dist', 'bin', 'slack-fanout.js'), 'reindex'], { env });
 }
 
 describe('the dispatch index', () => {
@@ -113,21 +120,15 @@ describe('the dispatch index', () => {
       for (const n of items) void batch.set(old.collection(COLLECTIONS.notifications).doc(n.id), notificationDoc(n));
       await batch.close();
       const fresh = new FirestoreStore(old);
-      const listed = async () => {
-        const ids: string[] = [];
-        for await (const page of fresh.notificationPages(id, null, 500)) ids.push(...page.ids);
-        return ids.sort();
-      };
+      const listed = () => indexed(id, fresh);
       expect(await listed()).toEqual([]);
 
-      const env = { ...process.env, GOOGLE_CLOUD_PROJECT: projectId };
-      const cli = join(ROOT, 'dist', 'bin', 'slack-fanout.js');
-      const out = await promisify(execFile)(process.execPath, [cli, 'reindex'], { env });
+      const out = await reindex(projectId);
       const enabled = items.filter((n) => n.enabled).map((n) => n.id);
       expect(out.stdout).toContain(`scanned 1200 notifications; ${enabled.length} enabled ones`);
       expect(await listed()).toEqual(enabled.sort());
       // Again: nothing changes.
-      await promisify(execFile)(process.execPath, [cli, 'reindex'], { env });
+      await reindex(projectId);
       expect(await listed()).toEqual(enabled.sort());
     } finally {
       await old.terminate();
@@ -152,11 +153,7 @@ describe('the dispatch index', () => {
         await membersOf(fs, id).doc(bucket).set({ ids });
       }
       const fresh = new FirestoreStore(fs);
-      const listed = async () => {
-        const ids: string[] = [];
-        for await (const page of fresh.notificationPages(id, null, 500)) ids.push(...page.ids);
-        return ids.sort();
-      };
+      const listed = () => indexed(id, fresh);
       const enabled = items
         .filter((n) => n.enabled)
         .map((n) => n.id)
@@ -164,15 +161,13 @@ describe('the dispatch index', () => {
       // Read as they are, the stale buckets dispatch every id, a second time for the enabled.
       expect((await listed()).length).toBe(enabled.length + items.length);
 
-      const env = { ...process.env, GOOGLE_CLOUD_PROJECT: projectId };
-      const cli = join(ROOT, 'dist', 'bin', 'slack-fanout.js');
-      const out = await promisify(execFile)(process.execPath, [cli, 'reindex'], { env });
+      const out = await reindex(projectId);
       expect(out.stdout).toContain('deleted 3 index buckets of an older layout');
       expect(await listed()).toEqual(enabled);
       const left = (await membersOf(fs, id).listDocuments()).map((r) => r.id);
       expect(left.filter((b) => stale.includes(b))).toEqual([]);
       expect(left.every((b) => Number(b.slice(1)) < MEMBER_BUCKETS)).toBe(true);
-      const again = await promisify(execFile)(process.execPath, [cli, 'reindex'], { env });
+      const again = await reindex(projectId);
       expect(again.stdout).not.toContain('older layout');
       expect(await listed()).toEqual(enabled);
     } finally {
