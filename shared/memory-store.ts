@@ -280,7 +280,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now, claimExpiresAt };
     }
     const status = d.status as DeliveryStatus;
-    if (endsDelivery({ status, attempts: d.attempts ?? 0, lastError: d.lastError ?? null })) {
+    if (endsDelivery(d)) {
       return { kind: 'final', status };
     }
     if (status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {

@@ -104,8 +104,8 @@ export const FINAL_STATUSES: readonly DeliveryStatus[] = ['sent', 'failed', 'ski
  * broken to read (no attempt made, `invalid_message`) is not: a good message for the same
  * delivery, arriving after it, still sends.
  */
-export function endsDelivery(d: Pick<DeliveryDoc, 'status' | 'attempts' | 'lastError'>): boolean {
-  if (!FINAL_STATUSES.includes(d.status)) return false;
+export function endsDelivery(d: Partial<Pick<DeliveryDoc, 'status' | 'attempts' | 'lastError'>>): boolean {
+  if (d.status === undefined || !FINAL_STATUSES.includes(d.status)) return false;
   return !(d.status === 'failed' && (d.attempts ?? 0) === 0 && d.lastError?.code === 'invalid_message');
 }
 
