@@ -75,6 +75,11 @@ describe('parseAccountsFile', () => {
     ['a missing name', JSON.stringify([acct, { id: 'acct-2' }]), /a\.json\[1\]: name/],
     ['an unknown field', JSON.stringify([{ ...acct, nmae: 'x' }]), /a\.json\[0\]/],
     [
+      'an unknown field of a metric',
+      JSON.stringify([{ ...acct, metrics: [{ label: 'Signups', value: 1, chnage: 5 }] }]),
+      /a\.json\[0\]: metrics\.0: .*chnage/,
+    ],
+    [
       'a metric without a value, saying what a value is',
       JSON.stringify([{ ...acct, metrics: [{ label: 'Signups' }] }]),
       /a\.json\[0\]: metrics\.0\.value: expected a number \(shown with thousands separators.*\) or a string \(shown as is.*\), got none$/,

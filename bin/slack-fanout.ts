@@ -10,7 +10,7 @@ import { nonBlankText, positiveInt, topicName } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
-import { type Account, accountSchema, userIdProblem } from '../shared/model';
+import { type Account, accountSchema, metricSchema, userIdProblem } from '../shared/model';
 import { connectProblem } from '../shared/net';
 import {
   InvalidNotificationError,
@@ -49,6 +49,8 @@ const newNotificationSchema = z.strictObject({
 const newAccountSchema = accountSchema
   .extend({
     id: z.string().min(1),
+    // A misspelt field of a metric (`chnage`) is named, not dropped: the report would lack it.
+    metrics: z.array(metricSchema.strict()).default([]),
     // A link in a Slack message: the web's own schemes only.
     dashboardUrl: z.url({ protocol: /^https?$/ }).optional(),
   })

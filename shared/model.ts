@@ -142,18 +142,17 @@ export interface DeliveryDoc {
   expireAt?: Date;
 }
 
+/** One figure of an account's report. */
+export const metricSchema = z.object({
+  label: z.string().min(1),
+  value: z.union([z.number(), z.string()]),
+  change: z.number().optional(),
+});
+
 /** `accounts/{accountId}`: the data an account's report shows. */
 export const accountSchema = z.object({
   name: z.string().min(1),
-  metrics: z
-    .array(
-      z.object({
-        label: z.string().min(1),
-        value: z.union([z.number(), z.string()]),
-        change: z.number().optional(),
-      }),
-    )
-    .default([]),
+  metrics: z.array(metricSchema).default([]),
   highlights: z.array(z.string()).default([]),
   dashboardUrl: z.string().url().optional(),
 });
