@@ -642,27 +642,27 @@ describe('Checkpoints', () => {
       writes.push(p);
       inFlight--;
     });
-    cp.add('b0001', 10);
-    cp.add('b0002', 20);
-    cp.add('b0003', 30);
+    cp.add('m0001', 10);
+    cp.add('m0002', 20);
+    cp.add('m0003', 30);
     await cp.flush();
     expect(maxInFlight).toBe(1);
     expect(writes).toEqual([
-      { cursor: 'b0001', published: 10, pages: 1 },
-      { cursor: 'b0003', published: 50, pages: 2 },
+      { cursor: 'm0001', published: 10, pages: 1 },
+      { cursor: 'm0003', published: 50, pages: 2 },
     ]);
   });
 
   it('reports a failed write (a lost lease) to the run, and writes nothing after it', async () => {
     const written: string[] = [];
     const cp = new Checkpoints(async (p) => {
-      if (p.cursor === 'b0001') throw new LeaseLostError('run r is leased by thief');
+      if (p.cursor === 'm0001') throw new LeaseLostError('run r is leased by thief');
       written.push(p.cursor);
     });
-    cp.add('b0001', 1);
+    cp.add('m0001', 1);
     await cp.settle();
     expect(() => cp.throwIfFailed()).toThrow(LeaseLostError);
-    expect(() => cp.add('b0002', 1)).toThrow('leased by thief');
+    expect(() => cp.add('m0002', 1)).toThrow('leased by thief');
     await expect(cp.flush()).rejects.toThrow(LeaseLostError);
     expect(written).toEqual([]);
   });
@@ -673,22 +673,26 @@ describe('Checkpoints with a write that throws at once', () => {
     const cp = new Checkpoints(() => {
       throw new LeaseLostError('thrown before any await');
     });
-    cp.add('b0001', 1);
+    cp.add('m0001', 1);
     await expect(cp.flush()).rejects.toThrow('thrown before any await');
     await cp.settle();
   });
 });
 
-describe('resuming a run checkpointed with a notification id', () => {
-  it('starts the run over: nothing is skipped', async () => {
+describe('resuming a run checkpointed by an older version', () => {
+  it.each([
+    ['a notification id (a version that paged by id)', 'n002'],
+    ['a bucket of the 1,024-bucket layout, one beyond today’s', 'b0500'],
+    ['a bucket of the 1,024-bucket layout, within today’s range', 'b0099'],
+  ])('at %s starts the run over: nothing is skipped', async (_what, cursor) => {
     const store = new MemoryStore();
     const ids = seed(store, { count: 5 });
-    // A run left by a version that paged by notification id, its lease expired.
+    // A run left by an older version, its lease expired.
     await store.claimRun(scheduleId, occ, 'old-version', 60_000, new Date(occurrence.getTime() - 120_000));
     await store.checkpoint(
       runId,
       'old-version',
-      { cursor: 'n002', published: 2, pages: 1 },
+      { cursor, published: 2, pages: 1 },
       60_000,
       new Date(occurrence.getTime() - 120_000),
     );

@@ -185,7 +185,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     let ids: string[] = [];
     let last: string | null = null;
     try {
-      for await (const doc of stream) {
+      // Not destroyed on an early stop (a failed run, a drain): see below.
+      for await (const doc of stream.iterator({ destroyOnReturn: false })) {
         const snap = doc as QueryDocumentSnapshot;
         const members = snap.get('ids') as Record<string, unknown> | undefined;
         if (members) for (const id of Object.keys(members).sort()) if (members[id] === true) ids.push(id);
@@ -197,7 +198,11 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       }
       if (ids.length > 0 && last) yield { ids, cursor: last };
     } finally {
-      stream.destroy();
+      // The client cannot cancel a query stream: destroying it leaves its gRPC call open and
+      // paused, and the client's terminate() waits on that call for ever. A run stopped early
+      // reads the rest to the end instead, discarded, in the background: at most the rest of
+      // one schedule's index.
+      if (!stream.readableEnded && !stream.destroyed) stream.resume();
     }
   }
 

@@ -32,18 +32,26 @@ import { COLLECTIONS } from './topology';
 export const MEMBER_BUCKETS = 128;
 
 /**
- * Whether `id` is a bucket document id, as bucketOf() makes them now. A bucket of an older
- * layout (more buckets a schedule) is still read by a tick until `slack-fanout reindex` moves
- * its ids and deletes it (removeStaleBuckets).
+ * Whether `id` is a bucket document id of today's layout, as bucketOf() makes them (`m0000` to
+ * `m0127`). The older layout's buckets (`b0000` to `b1023`, 1,024 a schedule) are still read by a
+ * tick until `slack-fanout reindex` moves their ids and deletes them (removeStaleBuckets). They
+ * sort before today's, and a run's cursor is only ever one of today's: a run checkpointed at an
+ * older bucket starts over, so a reindex moving ids between buckets cannot put one behind it
+ * unsent, and a run past the older buckets has already sent every id they held.
  */
 export function isBucketId(id: string): boolean {
-  return /^b\d{4}$/.test(id) && Number(id.slice(1)) < MEMBER_BUCKETS;
+  return /^m\d{4}$/.test(id) && Number(id.slice(1)) < MEMBER_BUCKETS;
+}
+
+/** A bucket document id of the older layout, which removeStaleBuckets deletes. */
+function isOlderBucketId(id: string): boolean {
+  return /^b\d{4}$/.test(id);
 }
 
 /** The bucket document id of a notification: stable, evenly spread, sortable. */
 export function bucketOf(notificationId: string): string {
   const h = createHash('sha1').update(notificationId).digest().readUInt32BE(0);
-  return `b${String(h % MEMBER_BUCKETS).padStart(4, '0')}`;
+  return `m${String(h % MEMBER_BUCKETS).padStart(4, '0')}`;
 }
 
 export function membersOf(db: Firestore, scheduleId: string) {
@@ -113,23 +121,20 @@ export function indexedSchedule(doc: { scheduleId?: unknown; enabled?: unknown }
 }
 
 /**
- * Deletes every bucket document of an older layout (ids from MEMBER_BUCKETS up, written by a
- * version with more buckets a schedule). Only after every enabled notification has been added
- * to its bucket of today's layout (reindexNotifications does that first): such a bucket then
- * holds nothing a tick needs, and no write touches it any more. Returns how many it deleted.
+ * Deletes every bucket document of the older layout (`b0000` to `b1023`, written by a version
+ * with 1,024 buckets a schedule). Only after every enabled notification has been added to its
+ * bucket of today's layout (reindexNotifications does that first): such a bucket then holds
+ * nothing a tick needs, and no write touches it any more. Returns how many it deleted.
  */
 export async function removeStaleBuckets(db: Firestore): Promise<number> {
-  const firstStale = `b${String(MEMBER_BUCKETS).padStart(4, '0')}`;
   // listDocuments includes schedule ids that have members but no document of their own.
   const schedules = await db.collection(COLLECTIONS.schedules).listDocuments();
   const writer = db.bulkWriter();
   const deletes: Promise<unknown>[] = [];
   for (const schedule of schedules) {
-    const stale = await membersOf(db, schedule.id).orderBy(FieldPath.documentId()).startAt(firstStale).select().get();
-    for (const doc of stale.docs) {
-      if (!/^b\d{4}$/.test(doc.id)) continue;
-      deletes.push(writer.delete(doc.ref));
-    }
+    // The older buckets sort before today's (`b` before `m`).
+    const older = await membersOf(db, schedule.id).orderBy(FieldPath.documentId()).endBefore('c').select().get();
+    for (const doc of older.docs) if (isOlderBucketId(doc.id)) deletes.push(writer.delete(doc.ref));
   }
   await writer.close();
   // A delete that failed for good fails the whole: the next reindex tries again.

@@ -1,11 +1,14 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Firestore } from '@google-cloud/firestore';
 import { ROOT } from '../dev/processes';
 import { uniqueProjectId } from '../dev/stack';
+import { runTick } from '../dispatcher/tick';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
+import { createLogger } from '../shared/logger';
 import { bucketOf, MEMBER_BUCKETS, membersOf } from '../shared/members';
 import { notificationDoc, saveNotifications, setNotificationEnabled } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
@@ -135,6 +138,78 @@ describe('the dispatch index', () => {
     }
   });
 
+  it('a run that stops reading early leaves no query open: the client still terminates', async () => {
+    const fs = createFirestore(uniqueProjectId('members-early'));
+    const schedule = { cron: '30 9 * * *', timezone: 'UTC' };
+    await saveNotifications(
+      fs,
+      Array.from({ length: 400 }, (_, i) => notification(80_000 + i, schedule)),
+    );
+    const pages = new FirestoreStore(fs).notificationPages(scheduleIdOf(schedule), null, 10)[Symbol.asyncIterator]();
+    expect((await pages.next()).done).toBe(false);
+    await pages.return(undefined);
+    const ended = await Promise.race([
+      fs.terminate().then(() => 'terminated'),
+      new Promise((resolve) => setTimeout(() => resolve('still open after 10 s'), 10_000)),
+    ]);
+    expect(ended).toBe('terminated');
+  });
+
+  it('a run half done in the older layout when reindex moves its ids still sends every notification', async () => {
+    const projectId = uniqueProjectId('relayout-run');
+    const fs = createFirestore(projectId);
+    try {
+      const schedule = { cron: '0 9 * * *', timezone: 'UTC' };
+      const id = scheduleIdOf(schedule);
+      const items = Array.from({ length: 300 }, (_, i) => notification(60_000 + i, schedule));
+      await saveNotifications(fs, items, { now: new Date('2026-01-01T00:00:00Z') });
+      // The index as a version with 1,024 buckets a schedule left it.
+      const older: Record<string, Record<string, true>> = {};
+      for (const n of items) {
+        const h = createHash('sha1').update(n.id).digest().readUInt32BE(0);
+        const bucket = `b${String(h % 1024).padStart(4, '0')}`;
+        older[bucket] = { ...older[bucket], [n.id]: true };
+      }
+      for (const doc of (await membersOf(fs, id).get()).docs) await doc.ref.delete();
+      for (const [bucket, ids] of Object.entries(older)) await membersOf(fs, id).doc(bucket).set({ ids });
+
+      const published: string[] = [];
+      const publisher = (failOnPage: number | null) => {
+        let pages = 0;
+        return {
+          async publishPage(page: { message: { notificationId: string } }[]) {
+            if (++pages === failOnPage) throw new Error('Pub/Sub unavailable');
+            published.push(...page.map((m) => m.message.notificationId));
+          },
+        };
+      };
+      const deps = (failOnPage: number | null, at: Date) => ({
+        runs: new FirestoreStore(fs),
+        publisher: publisher(failOnPage),
+        log: createLogger({ service: 'test', level: process.env.DEBUG_TICK ? 'info' : 'silent' }),
+        pageSize: 10,
+        leaseSeconds: 1,
+        catchUpWindowSeconds: 86_400 * 30,
+        clock: () => at,
+      });
+      const occurrence = new Date('2026-01-01T09:00:00.000Z');
+      // Pub/Sub fails on the 4th page: the run is checkpointed at an older bucket and released.
+      const first = await runTick(occurrence, deps(4, occurrence));
+      expect(first.occurrences[0]).toMatchObject({ status: 'failed' });
+      expect(published.length).toBeGreaterThan(0);
+      expect(published.length).toBeLessThan(items.length);
+
+      expect((await reindex(projectId)).stdout).toContain('index buckets of an older layout');
+      const later = new Date(occurrence.getTime() + 120_000);
+      const second = await runTick(later, deps(null, later));
+      expect(second.occurrences[0]).toMatchObject({ status: 'resumed', occurrence: occurrence.toISOString() });
+      // Every notification published for the occurrence (repeats are the ledger's to ack).
+      expect([...new Set(published)].sort()).toEqual(items.map((n) => n.id).sort());
+    } finally {
+      await fs.terminate();
+    }
+  });
+
   it('slack-fanout reindex moves an older layout’s buckets into today’s and deletes them', async () => {
     const projectId = uniqueProjectId('relayout');
     const fs = createFirestore(projectId);
@@ -146,8 +221,8 @@ describe('the dispatch index', () => {
       );
       await saveNotifications(fs, items);
       // What a version with 1,024 buckets a schedule left: every id, disabled ones too (they
-      // were enabled when it wrote them), in buckets this layout no longer has.
-      const stale = ['b0128', 'b0500', 'b1023'];
+      // were enabled when it wrote them), in its `b` buckets, which this layout no longer has.
+      const stale = ['b0005', 'b0500', 'b1023'];
       for (const [k, bucket] of stale.entries()) {
         const ids = Object.fromEntries(items.filter((_, i) => i % 3 === k).map((n) => [n.id, true]));
         await membersOf(fs, id).doc(bucket).set({ ids });
@@ -166,7 +241,7 @@ describe('the dispatch index', () => {
       expect(await listed()).toEqual(enabled);
       const left = (await membersOf(fs, id).listDocuments()).map((r) => r.id);
       expect(left.filter((b) => stale.includes(b))).toEqual([]);
-      expect(left.every((b) => Number(b.slice(1)) < MEMBER_BUCKETS)).toBe(true);
+      expect(left.every((b) => /^m\d{4}$/.test(b) && Number(b.slice(1)) < MEMBER_BUCKETS)).toBe(true);
       const again = await reindex(projectId);
       expect(again.stdout).not.toContain('older layout');
       expect(await listed()).toEqual(enabled);
