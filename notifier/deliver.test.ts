@@ -378,6 +378,23 @@ describe('handlePush', () => {
     expect(await store.get(id)).toMatchObject({ status: 'skipped', lastError: { code: 'notification_rescheduled' } });
   });
 
+  it('still sends the same occurrence from the schedule the notification moved to, after the old one’s skip', async () => {
+    const { store, slack, deps } = setup();
+    // Same instant, another schedule: a stale index entry or a message in flight at the move.
+    const old = scheduleIdOf({ cron: '0 9 * * *', timezone: 'Etc/GMT' });
+    expect(await handlePush(push('n-1', occurrence, { scheduleId: old }), deps)).toMatchObject({
+      reason: 'notification_rescheduled',
+    });
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent', status: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+    // And the old schedule's message again (a redelivery) now finds it sent.
+    expect(await handlePush(push('n-1', occurrence, { scheduleId: old }), deps)).toMatchObject({
+      reason: 'already_sent',
+    });
+    expect(slack.posts).toHaveLength(1);
+    expect(await store.get(id)).toMatchObject({ status: 'sent' });
+  });
+
   it('keeps a gateway page out of the ledger: the stored error is capped', async () => {
     const { store, slack, deps } = setup();
     slack.script = [

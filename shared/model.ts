@@ -100,13 +100,18 @@ export type DeliveryStatus = 'sending' | 'retrying' | 'sent' | 'failed' | 'skipp
 export const FINAL_STATUSES: readonly DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
 
 /**
- * Whether a delivery record is final for a push that claims it. A record left by a push too
- * broken to read (no attempt made, `invalid_message`) is not: a good message for the same
- * delivery, arriving after it, still sends.
+ * Whether a delivery record is final for a push that claims it. Two records are not, as they
+ * say nothing of the delivery itself, only of the message that left them:
+ * - one left by a push too broken to read (no attempt made, `invalid_message`);
+ * - a skip because the message came from a schedule the notification has since left
+ *   (`notification_rescheduled`): its new schedule may fall due at the same instant, and that
+ *   message, the same delivery, must still send.
+ * A good message for the same delivery, arriving after either, claims it and sends.
  */
 export function endsDelivery(d: Partial<Pick<DeliveryDoc, 'status' | 'attempts' | 'lastError'>>): boolean {
   if (d.status === undefined || !FINAL_STATUSES.includes(d.status)) return false;
-  return !(d.status === 'failed' && (d.attempts ?? 0) === 0 && d.lastError?.code === 'invalid_message');
+  if (d.status === 'failed' && (d.attempts ?? 0) === 0 && d.lastError?.code === 'invalid_message') return false;
+  return !(d.status === 'skipped' && d.lastError?.code === 'notification_rescheduled');
 }
 
 export interface DeliveryError {

@@ -7,7 +7,8 @@ import { expiryFrom, RETENTION } from '../shared/topology';
 
 /**
  * The delivery ledger on the Firestore emulator: what a push too broken to read may record,
- * and that such a record never stops a good message for the same delivery.
+ * and that such a record, like a skip for a schedule the notification left, never stops a good
+ * message for the same delivery.
  */
 describe('the ledger and broken pushes, on the emulator', () => {
   let db: Firestore;
@@ -56,6 +57,16 @@ describe('the ledger and broken pushes, on the emulator', () => {
     const claimed = await store.claim(claim('a#2'));
     expect(claimed).toMatchObject({ kind: 'claimed', attempts: 1, outcomeUnknown: false });
     expect(await store.get(deliveryId)).toMatchObject({ status: 'sending', notificationId: 'n-1' });
+  });
+
+  it('lets the new schedule’s message claim a delivery skipped for a schedule the notification left', async () => {
+    expect((await store.claim(claim('a#6'))).kind).toBe('claimed');
+    const moved = { ...invalid, code: 'notification_rescheduled', message: 'not sent: moved' };
+    await store.markFinal(deliveryId, 'skipped', moved, now);
+    expect(await store.claim(claim('a#7'))).toMatchObject({ kind: 'claimed', attempts: 2, outcomeUnknown: false });
+    // A skip for a pause does end it.
+    await store.markFinal(deliveryId, 'skipped', { ...invalid, code: 'notification_paused' }, now);
+    expect(await store.claim(claim('a#8'))).toEqual({ kind: 'final', status: 'skipped' });
   });
 
   it('still ends a delivery that failed for good after an attempt', async () => {
