@@ -625,7 +625,7 @@ delivery ids add ':' and a time to it).`,
   program
     .command('reindex')
     .description(
-      'add every enabled notification missing from its schedule’s dispatch index (data written before the index existed, or indexed in an older layout’s buckets, which it then deletes); safe to repeat and to interrupt',
+      'add every enabled notification missing from its schedule’s dispatch index (data written before the index existed, or indexed in an older layout’s buckets, which it then deletes), and create a schedule document that is missing; safe to repeat and to interrupt',
     )
     .addHelpText(
       'after',
@@ -651,7 +651,7 @@ it again is safe.`,
         process.exit(EXIT.interrupted);
       };
       process.once('SIGINT', interrupted);
-      let result: { scanned: number; indexed: number; staleBuckets: number };
+      let result: Awaited<ReturnType<typeof reindexNotifications>>;
       try {
         total = (await db.collection(COLLECTIONS.notifications).count().get()).data().count;
         progress = progressOf({ command: 'reindex', total, noun: 'notifications', start: 'to scan', verb: 'scanned' });
@@ -670,6 +670,11 @@ it again is safe.`,
       process.stdout.write(
         `scanned ${result.scanned} notifications; ${result.indexed} enabled ones are in their schedule's index\n`,
       );
+      if (result.schedulesCreated > 0) {
+        process.stdout.write(
+          `created ${result.schedulesCreated} missing schedule documents, due at their next occurrence\n`,
+        );
+      }
       if (result.staleBuckets > 0) {
         process.stdout.write(`deleted ${result.staleBuckets} index buckets of an older layout\n`);
       }

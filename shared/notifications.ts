@@ -147,18 +147,7 @@ export async function saveNotifications(
   const schedules = new Map<string, { cron: string; timezone: string }>();
   for (const { doc } of docs) schedules.set(doc.scheduleId, doc.schedule);
 
-  for (const [id, s] of schedules) {
-    const ref = db.collection(COLLECTIONS.schedules).doc(id);
-    const nextRunAt = (opts.dueNow ? latestOccurrence(s, now) : null) ?? nextOccurrence(s, now);
-    await db.runTransaction(async (tx) => {
-      const snap = await tx.get(ref);
-      if (!snap.exists) {
-        tx.create(ref, { ...s, nextRunAt, activeOccurrence: null, skippedOccurrences: 0, createdAt: now });
-      } else if (opts.dueNow && !snap.get('activeOccurrence')) {
-        tx.update(ref, { nextRunAt });
-      }
-    });
-  }
+  await ensureSchedules(db, schedules, now, opts.dueNow ?? false);
 
   // The last write of an id wins, as it would one write after another.
   const latest = [...new Map(docs.map((d) => [d.id, d])).values()];
@@ -398,23 +387,54 @@ export async function resumePaused(
 }
 
 /**
+ * Creates each schedule document that does not exist yet, due at its next occurrence (or, with
+ * `dueNow`, at its latest one, which also makes an existing one due now unless a run of it is
+ * under way). Returns how many it created.
+ */
+async function ensureSchedules(
+  db: Firestore,
+  schedules: Map<string, { cron: string; timezone: string }>,
+  now: Date,
+  dueNow: boolean,
+): Promise<number> {
+  let created = 0;
+  for (const [id, s] of schedules) {
+    const ref = db.collection(COLLECTIONS.schedules).doc(id);
+    const nextRunAt = (dueNow ? latestOccurrence(s, now) : null) ?? nextOccurrence(s, now);
+    await db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      if (!snap.exists) {
+        tx.create(ref, { ...s, nextRunAt, activeOccurrence: null, skippedOccurrences: 0, createdAt: now });
+        created++;
+      } else if (dueNow && !snap.get('activeOccurrence')) {
+        tx.update(ref, { nextRunAt });
+      }
+    });
+  }
+  return created;
+}
+
+/**
  * Adds every enabled notification to its schedule's dispatch index, where it is missing: for
  * data written before the index existed, restored from a backup without it, or indexed in the
  * buckets of an older layout. Reads the notifications a page at a time and writes each chunk's
  * entries in a transaction that reads those notifications again, so a change made meanwhile is
- * not undone. Once every notification is scanned, deletes the buckets of an older layout
- * (removeStaleBuckets); an interrupted reindex deletes none. Safe to repeat.
+ * not undone. Once every notification is scanned, creates the schedule documents that are
+ * missing (a tick finds a schedule's audience through its document) and deletes the buckets of
+ * an older layout (removeStaleBuckets); an interrupted reindex does neither. Safe to repeat.
  */
 export async function reindexNotifications(
   db: Firestore,
   opts: { onProgress?: (scanned: number) => void } = {},
-): Promise<{ scanned: number; indexed: number; staleBuckets: number }> {
+): Promise<{ scanned: number; indexed: number; staleBuckets: number; schedulesCreated: number }> {
   const collection = db.collection(COLLECTIONS.notifications);
+  // The schedules the enabled notifications name, with the cron and time zone they give.
+  const named = new Map<string, { cron: string; timezone: string }>();
   let scanned = 0;
   let indexed = 0;
   let after: string | null = null;
   for (;;) {
-    let q = collection.select('scheduleId', 'enabled').orderBy(FieldPath.documentId()).limit(1000);
+    let q = collection.select('scheduleId', 'enabled', 'schedule').orderBy(FieldPath.documentId()).limit(1000);
     if (after) q = q.startAfter(after);
     const page = await q.get();
     if (page.empty) break;
@@ -424,6 +444,12 @@ export async function reindexNotifications(
         const current = await tx.getAll(...chunk);
         const changes = current.flatMap((snap) => {
           const to = indexedSchedule(snap.data());
+          if (to && !named.has(to)) {
+            const s = snap.get('schedule') as { cron?: unknown; timezone?: unknown } | undefined;
+            if (typeof s?.cron === 'string' && typeof s.timezone === 'string') {
+              named.set(to, { cron: s.cron, timezone: s.timezone });
+            }
+          }
           return to ? [{ id: snap.id, from: to, to }] : [];
         });
         writeIndexChanges(tx, db, changes);
@@ -436,5 +462,8 @@ export async function reindexNotifications(
     after = page.docs[page.docs.length - 1]?.id ?? null;
     if (page.size < 1000) break;
   }
-  return { scanned, indexed, staleBuckets: await removeStaleBuckets(db) };
+  // A schedule whose cron no longer parses is left out: its notifications are refused when sent.
+  const valid = new Map([...named].filter(([, s]) => !('problem' in checkedSchedule(s.cron.trim(), s.timezone))));
+  const schedulesCreated = await ensureSchedules(db, valid, new Date(), false);
+  return { scanned, indexed, staleBuckets: await removeStaleBuckets(db), schedulesCreated };
 }

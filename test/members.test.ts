@@ -11,7 +11,7 @@ import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
 import { bucketOf, MEMBER_BUCKETS, membersOf } from '../shared/members';
 import { notificationDoc, saveNotifications, setNotificationEnabled } from '../shared/notifications';
-import { scheduleIdOf } from '../shared/schedule';
+import { nextOccurrence, scheduleIdOf } from '../shared/schedule';
 import { COLLECTIONS } from '../shared/topology';
 import { notification } from './helpers';
 
@@ -126,12 +126,19 @@ describe('the dispatch index', () => {
       const listed = () => indexed(id, fresh);
       expect(await listed()).toEqual([]);
 
+      // Nor any schedule document: a tick would not find the schedule.
+      expect((await old.collection(COLLECTIONS.schedules).doc(id).get()).exists).toBe(false);
+      const before = new Date();
       const out = await reindex(projectId);
       const enabled = items.filter((n) => n.enabled).map((n) => n.id);
       expect(out.stdout).toContain(`scanned 1200 notifications; ${enabled.length} enabled ones`);
+      expect(out.stdout).toContain('created 1 missing schedule documents, due at their next occurrence');
       expect(await listed()).toEqual(enabled.sort());
+      const created = await old.collection(COLLECTIONS.schedules).doc(id).get();
+      expect(created.get('cron')).toBe(schedule.cron);
+      expect(created.get('nextRunAt').toDate()).toEqual(nextOccurrence(schedule, before));
       // Again: nothing changes.
-      await reindex(projectId);
+      expect((await reindex(projectId)).stdout).not.toContain('created');
       expect(await listed()).toEqual(enabled.sort());
     } finally {
       await old.terminate();
