@@ -201,8 +201,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       // The client cannot cancel a query stream: destroying it leaves its gRPC call open and
       // paused, and the client's terminate() waits on that call for ever. A run stopped early
       // reads the rest to the end instead, discarded, in the background: at most the rest of
-      // one schedule's index.
-      if (!stream.readableEnded && !stream.destroyed) stream.resume();
+      // one schedule's index. An error meanwhile is the run's no more: it must not end the process.
+      if (!stream.readableEnded && !stream.destroyed) stream.on('error', () => undefined).resume();
     }
   }
 
