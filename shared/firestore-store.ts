@@ -430,12 +430,15 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     error: NonNullable<DeliveryDoc['lastError']>,
     now: Date,
     init: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>> = {},
+    claimedBy?: string,
   ): Promise<void> {
     const ref = this.deliveries().doc(deliveryId);
     await this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       // A finished delivery is never downgraded, whatever a later (possibly forged) message says.
       if (snap.exists && FINAL.has(snap.get('status'))) return;
+      // An attempt that outlived its claim must not overwrite the attempt that took over.
+      if (claimedBy !== undefined && snap.exists && snap.get('claimedBy') !== claimedBy) return;
       tx.set(
         ref,
         {
@@ -490,8 +493,9 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       const d = snap.exists ? fromDoc<DeliveryDoc>(snap.data() ?? {}) : null;
-      // A post that went through stays sent; a permanent failure stays failed.
-      if (d && (d.status === 'sent' || d.status === 'failed' || d.status === 'skipped')) return d.status;
+      // A delivery that ended stays as it ended (sent, failed for good, skipped while paused); a
+      // record that speaks only of another message (a broken push, a skip for a schedule left) does not.
+      if (d && d.status !== 'dead' && endsDelivery(d)) return d.status as DeliveryStatus;
       const fields: Record<string, unknown> = {
         status: 'dead',
         deadAt: f.now,
@@ -508,6 +512,10 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
           runId: f.runId,
           attempts: 0,
         });
+      } else if (f.runId) {
+        // The run of the message that died, which a redrive of that run looks in: a record left
+        // by another message (a skip for the schedule the notification left) named another.
+        fields.runId = f.runId;
       }
       tx.set(ref, fields, { merge: true });
       return 'dead' as const;

@@ -374,10 +374,14 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     error: DeliveryError,
     now: Date,
     init: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>> = {},
+    claimedBy?: string,
   ): Promise<void> {
-    const d = this.deliveryDocs.get(deliveryId) ?? {};
+    const stored = this.deliveryDocs.get(deliveryId);
+    const d = stored ?? {};
     // A finished delivery is never downgraded, whatever a later (possibly forged) message says.
     if (d.status && FINAL.has(d.status as DeliveryStatus)) return;
+    // An attempt that outlived its claim must not overwrite the attempt that took over.
+    if (claimedBy !== undefined && stored && stored.claimedBy !== claimedBy) return;
     this.deliveryDocs.set(deliveryId, {
       ...d,
       ...copy(init),
@@ -417,8 +421,9 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     },
   ): Promise<DeliveryStatus> {
     const d = this.deliveryDocs.get(deliveryId);
-    // A post that went through stays sent; a permanent failure stays failed.
-    if (d && (d.status === 'sent' || d.status === 'failed' || d.status === 'skipped')) return d.status;
+    // A delivery that ended stays as it ended (sent, failed for good, skipped while paused); a
+    // record that speaks only of another message (a broken push, a skip for a schedule left) does not.
+    if (d && d.status !== 'dead' && endsDelivery(d)) return d.status as DeliveryStatus;
     const fields: StoredDelivery = {
       status: 'dead',
       deadAt: f.now,
@@ -434,6 +439,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
         runId: f.runId,
         attempts: 0,
       });
+    else if (f.runId) fields.runId = f.runId;
     this.deliveryDocs.set(deliveryId, { ...(d ?? {}), ...fields });
     return 'dead';
   }

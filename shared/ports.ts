@@ -98,6 +98,11 @@ export interface DeliveryLedger {
     error: DeliveryError,
     now: Date,
     init?: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>>,
+    /**
+     * The attempt's claim token: given, nothing is written once another attempt holds the
+     * delivery (this one outlived its claim), as for markRetry.
+     */
+    claimedBy?: string,
   ): Promise<void>;
   /**
    * A push too broken to deliver, recorded `failed` under the delivery its envelope names, only

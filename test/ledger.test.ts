@@ -69,6 +69,34 @@ describe('the ledger and broken pushes, on the emulator', () => {
     expect(await store.claim(claim('a#8'))).toEqual({ kind: 'final', status: 'skipped' });
   });
 
+  it('keeps an attempt that outlived its claim from ending the delivery the next attempt holds', async () => {
+    expect((await store.claim({ ...claim('a#9'), ttlMs: 1_000 })).kind).toBe('claimed');
+    const later = new Date(now.getTime() + 5_000);
+    expect(await store.claim({ ...claim('b#1'), now: later })).toMatchObject({ kind: 'claimed', attempts: 2 });
+    const moved = { ...invalid, code: 'notification_rescheduled', message: 'not sent: moved' };
+    await store.markFinal(deliveryId, 'skipped', moved, later, {}, 'a#9');
+    expect(await store.get(deliveryId)).toMatchObject({ status: 'sending', claimedBy: 'b#1' });
+    // The holder's own outcome is written.
+    await store.markRetry(deliveryId, { ...invalid, code: 'slack_outcome_unknown' }, true, later, 'b#1');
+    expect(await store.get(deliveryId)).toMatchObject({ status: 'retrying', outcomeUnknown: true });
+  });
+
+  it('dead-letters, under the dying message’s run, a delivery skipped for a schedule the notification left', async () => {
+    expect((await store.claim(claim('a#10'))).kind).toBe('claimed');
+    const moved = { ...invalid, code: 'notification_rescheduled', message: 'not sent: moved' };
+    await store.markFinal(deliveryId, 'skipped', moved, now, {}, 'a#10');
+    const status = await store.markDead(deliveryId, {
+      attempts: 5,
+      notificationId: 'n-1',
+      occurrence: '2031-01-01T00:00:00.000Z',
+      runId: 's_2:2031-01-01T00:00:00.000Z',
+      reason: 'max delivery attempts reached',
+      now,
+    });
+    expect(status).toBe('dead');
+    expect(await store.get(deliveryId)).toMatchObject({ status: 'dead', runId: 's_2:2031-01-01T00:00:00.000Z' });
+  });
+
   it('still ends a delivery that failed for good after an attempt', async () => {
     expect((await store.claim(claim('a#3'))).kind).toBe('claimed');
     await store.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, now);
