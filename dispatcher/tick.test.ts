@@ -7,6 +7,7 @@ import { deliveryIdOf, runIdOf } from '../shared/model';
 import { LeaseLostError } from '../shared/ports';
 import * as schedule from '../shared/schedule';
 import { nextOccurrence, scheduleIdOf } from '../shared/schedule';
+import { SHUTDOWN_GRACE_MS } from '../shared/service';
 import { Checkpoints, type DispatchPublisher, DRAIN_WAIT_MS, runTick, type TickDeps } from './tick';
 
 type Page = { message: DispatchMessage; attributes: Record<string, string> }[];
@@ -628,6 +629,28 @@ describe('runTick', () => {
     expect((await store.getRun(runId))?.leaseOwner).toBe('thief');
     expect(store.schedule(scheduleId)?.activeOccurrence).toBe(occ);
   });
+});
+
+describe('a tick shutting down while Firestore does not answer', () => {
+  it('answers within the shutdown grace though its checkpoint and its release both hang', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 6 });
+    const never = new Promise<void>(() => undefined);
+    jest.spyOn(store, 'checkpoint').mockReturnValue(never);
+    jest.spyOn(store, 'releaseRun').mockReturnValue(never);
+    const { publisher, pending } = heldPublisher();
+    let draining = false;
+    const tick = runTick(occurrence, deps(store, publisher, { pagesInFlight: 2, isDraining: () => draining }));
+    await until(() => pending.length === 2);
+    pending[0]?.answer();
+    await until(() => pending.length === 3);
+    const t0 = performance.now();
+    draining = true;
+    const summary = await tick;
+    expect(performance.now() - t0).toBeLessThan(SHUTDOWN_GRACE_MS);
+    expect(summary.occurrences[0]).toMatchObject({ status: 'failed' });
+    expect(store.releaseRun).toHaveBeenCalledTimes(1);
+  }, 20_000);
 });
 
 describe('Checkpoints', () => {

@@ -288,19 +288,22 @@ async function runSchedule(
     // ledger acks the repeat), and a release that races a checkpoint still in flight is safe
     // (the checkpoint then finds its lease gone, or lands first; either way it covers only
     // pages Pub/Sub accepted).
-    const bound = deps.isDraining?.() ? DRAIN_WAIT_MS : null;
+    // One DRAIN_WAIT_MS for the three waits together, not one each.
+    const until = deps.isDraining?.() ? Date.now() + DRAIN_WAIT_MS : null;
+    const left = () => (until === null ? null : Math.max(0, until - Date.now()));
     const outcomes = await settledWithin(
       publishing.map((p) => p.accepted),
-      bound,
+      left(),
     );
     for (const [i, outcome] of outcomes.entries()) {
       const page = publishing[i];
       if (outcome !== 'fulfilled' || !page || checkpoints.failed) break;
       land(page);
     }
-    await settledWithin([checkpoints.settle()], bound);
+    await settledWithin([checkpoints.settle()], left());
     log.error({ err: errorMessage(err), published, cursor }, 'run failed; a later tick resumes it from the checkpoint');
-    await deps.runs.releaseRun(runId, owner, errorMessage(err), clock()).catch(() => undefined);
+    // Bounded too while shutting down: a Firestore that does not answer leaves the lease to expire.
+    await settledWithin([deps.runs.releaseRun(runId, owner, errorMessage(err), clock())], left());
     return { ...base, occurrence, runId, status: 'failed', published, error: errorMessage(err) };
   } finally {
     // Closes the store's query stream when the run stops early; a no-op once it has ended.
