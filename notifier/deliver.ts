@@ -185,7 +185,6 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
         'skipped',
         { code: 'notification_paused', slackError: null, message: `not sent: ${reason}`, retryable: false, at: now },
         now,
-        {},
         claimToken,
       );
       log.info({ pausedReason: reason }, 'notification is paused; delivery skipped');
@@ -202,7 +201,6 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
         'skipped',
         { code: 'notification_rescheduled', slackError: null, message: why, retryable: false, at: now },
         now,
-        {},
         claimToken,
       );
       log.info({ scheduleId: notification.scheduleId, dispatchedFor: message.scheduleId }, why);
@@ -307,7 +305,7 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
           `attempt failed, will retry: ${err.message}`,
         );
       } else {
-        await deps.ledger.markFinal(deliveryId, 'failed', toRecord(err, now), now, {}, claimToken);
+        await deps.ledger.markFinal(deliveryId, 'failed', toRecord(err, now), now, claimToken);
         log.error({ code: err.code, slackError: err.slackError }, `delivery failed permanently: ${err.message}`);
         if (err.code === 'slack_permanent_channel' || err.code === 'slack_permanent_workspace') {
           pauseReason = err.slackError ?? err.code;

@@ -429,7 +429,6 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     status: 'failed' | 'skipped',
     error: NonNullable<DeliveryDoc['lastError']>,
     now: Date,
-    init: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>> = {},
     claimedBy?: string,
   ): Promise<void> {
     const ref = this.deliveries().doc(deliveryId);
@@ -442,7 +441,6 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       tx.set(
         ref,
         {
-          ...init,
           status,
           lastError: error,
           claimExpiresAt: null,

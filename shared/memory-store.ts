@@ -373,7 +373,6 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     status: 'failed' | 'skipped',
     error: DeliveryError,
     now: Date,
-    init: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>> = {},
     claimedBy?: string,
   ): Promise<void> {
     const stored = this.deliveryDocs.get(deliveryId);
@@ -384,7 +383,6 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     if (claimedBy !== undefined && stored && stored.claimedBy !== claimedBy) return;
     this.deliveryDocs.set(deliveryId, {
       ...d,
-      ...copy(init),
       status,
       lastError: copy(error),
       claimExpiresAt: null,

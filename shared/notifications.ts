@@ -17,7 +17,7 @@ import {
   userIdSchema,
 } from './model';
 import { QUERIES } from './queries';
-import { canonicalTimeZone, latestOccurrence, nextOccurrence, scheduleIdOf, validateSchedule } from './schedule';
+import { checkedSchedule, latestOccurrence, nextOccurrence, scheduleIdOf } from './schedule';
 import { COLLECTIONS } from './topology';
 
 /** Writing notifications and accounts: the admin API, the CLI and the local seed share this. */
@@ -52,29 +52,6 @@ const FIELD_OF_PATH: Record<string, string> = {
   'report.title': 'title',
   schedule: 'cron',
 };
-
-/**
- * Each distinct (cron, time zone) checked once: an import of many notifications on a few
- * schedules would otherwise parse the same cron for every entry (about 0.5 ms each). Bounded, so
- * a file of made-up schedules cannot grow it without limit.
- */
-const checkedSchedules = new Map<string, { cron: string; timezone: string } | { problem: string }>();
-
-function checkedSchedule(cron: string, timezone: string): { cron: string; timezone: string } | { problem: string } {
-  const key = `${cron}\u0000${timezone}`;
-  let checked = checkedSchedules.get(key);
-  if (!checked) {
-    try {
-      validateSchedule({ cron, timezone });
-      // One zone, one spelling: `utc` and `UTC` share a schedule.
-      checked = { cron, timezone: canonicalTimeZone(timezone) };
-    } catch (err) {
-      checked = { problem: (err as Error).message };
-    }
-    if (checkedSchedules.size < 10_000) checkedSchedules.set(key, checked);
-  }
-  return checked;
-}
 
 /** Validates a notification (schema, cron, time zone) and gives the document to store. */
 export function notificationDoc(n: NewNotification): NotificationInput & { scheduleId: string } {
@@ -434,7 +411,7 @@ export async function reindexNotifications(
   let indexed = 0;
   let after: string | null = null;
   for (;;) {
-    let q = collection.select('scheduleId', 'enabled', 'schedule').orderBy(FieldPath.documentId()).limit(1000);
+    let q = collection.select('scheduleId', 'enabled').orderBy(FieldPath.documentId()).limit(1000);
     if (after) q = q.startAfter(after);
     const page = await q.get();
     if (page.empty) break;

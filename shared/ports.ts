@@ -97,7 +97,6 @@ export interface DeliveryLedger {
     status: Extract<DeliveryStatus, 'failed' | 'skipped'>,
     error: DeliveryError,
     now: Date,
-    init?: Partial<Pick<DeliveryDoc, 'notificationId' | 'occurrence' | 'runId'>>,
     /**
      * The attempt's claim token: given, nothing is written once another attempt holds the
      * delivery (this one outlived its claim), as for markRetry.

@@ -64,6 +64,33 @@ export function validateSchedule(s: CronSchedule): void {
   }
 }
 
+/**
+ * A schedule checked (validateSchedule) and put in its one spelling (canonicalTimeZone), or
+ * what is wrong with it. Each distinct (cron, time zone) is checked once: an import of many
+ * notifications on a few schedules would otherwise parse the same cron for every entry (about
+ * 0.5 ms each). Bounded, so a file of made-up schedules cannot grow it without limit.
+ */
+const checkedSchedules = new Map<string, { cron: string; timezone: string } | { problem: string }>();
+
+export function checkedSchedule(
+  cron: string,
+  timezone: string,
+): { cron: string; timezone: string } | { problem: string } {
+  const key = `${cron}\u0000${timezone}`;
+  let checked = checkedSchedules.get(key);
+  if (!checked) {
+    try {
+      validateSchedule({ cron, timezone });
+      // One zone, one spelling: `utc` and `UTC` share a schedule.
+      checked = { cron, timezone: canonicalTimeZone(timezone) };
+    } catch (err) {
+      checked = { problem: (err as Error).message };
+    }
+    if (checkedSchedules.size < 10_000) checkedSchedules.set(key, checked);
+  }
+  return checked;
+}
+
 /** The schedule document id: the same (cron, timezone) always maps to the same id. */
 export function scheduleIdOf(s: CronSchedule): string {
   const normalised = `${s.cron.trim().replace(/\s+/g, ' ')}|${s.timezone}`;

@@ -74,7 +74,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
     const later = new Date(now.getTime() + 5_000);
     expect(await store.claim({ ...claim('b#1'), now: later })).toMatchObject({ kind: 'claimed', attempts: 2 });
     const moved = { ...invalid, code: 'notification_rescheduled', message: 'not sent: moved' };
-    await store.markFinal(deliveryId, 'skipped', moved, later, {}, 'a#9');
+    await store.markFinal(deliveryId, 'skipped', moved, later, 'a#9');
     expect(await store.get(deliveryId)).toMatchObject({ status: 'sending', claimedBy: 'b#1' });
     // The holder's own outcome is written.
     await store.markRetry(deliveryId, { ...invalid, code: 'slack_outcome_unknown' }, true, later, 'b#1');
@@ -84,7 +84,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
   it('dead-letters, under the dying message’s run, a delivery skipped for a schedule the notification left', async () => {
     expect((await store.claim(claim('a#10'))).kind).toBe('claimed');
     const moved = { ...invalid, code: 'notification_rescheduled', message: 'not sent: moved' };
-    await store.markFinal(deliveryId, 'skipped', moved, now, {}, 'a#10');
+    await store.markFinal(deliveryId, 'skipped', moved, now, 'a#10');
     const status = await store.markDead(deliveryId, {
       attempts: 5,
       notificationId: 'n-1',
