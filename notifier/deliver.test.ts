@@ -371,28 +371,77 @@ describe('handlePush', () => {
 
   it('skips, without posting, an occurrence of a schedule the notification has left', async () => {
     const { store, slack, deps } = setup();
-    const old = scheduleIdOf({ cron: '0 8 * * *', timezone: 'UTC' });
-    const result = await handlePush(push('n-1', occurrence, { scheduleId: old }), deps);
+    // 08:30 UTC: the old schedule's time, not the notification's (09:00 in Paris).
+    const at = '2026-12-07T08:30:00.000Z';
+    const old = scheduleIdOf({ cron: '30 8 * * *', timezone: 'UTC' });
+    const result = await handlePush(push('n-1', at, { scheduleId: old }), deps);
     expect(result).toMatchObject({ kind: 'ack', reason: 'notification_rescheduled', status: 'skipped' });
     expect(slack.posts).toHaveLength(0);
-    expect(await store.get(id)).toMatchObject({ status: 'skipped', lastError: { code: 'notification_rescheduled' } });
+    expect(await store.get(deliveryIdOf('n-1', at))).toMatchObject({
+      status: 'skipped',
+      lastError: { code: 'notification_rescheduled' },
+    });
   });
 
-  it('still sends the same occurrence from the schedule the notification moved to, after the old one’s skip', async () => {
+  it('sends an occurrence from a schedule the notification has left when its own schedule falls due then too', async () => {
     const { store, slack, deps } = setup();
-    // Same instant, another schedule: a stale index entry or a message in flight at the move.
-    const old = scheduleIdOf({ cron: '0 9 * * *', timezone: 'Etc/GMT' });
+    // 08:00 UTC is 09:00 in Paris: the notification wants this instant whichever schedule's
+    // message brings it (a stale index entry, or a message in flight at the move).
+    const old = scheduleIdOf({ cron: '0 8 * * *', timezone: 'UTC' });
     expect(await handlePush(push('n-1', occurrence, { scheduleId: old }), deps)).toMatchObject({
-      reason: 'notification_rescheduled',
+      kind: 'ack',
+      reason: 'sent',
+      status: 'sent',
     });
-    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent', status: 'sent' });
-    expect(slack.posts).toHaveLength(1);
-    // And the old schedule's message again (a redelivery) now finds it sent.
-    expect(await handlePush(push('n-1', occurrence, { scheduleId: old }), deps)).toMatchObject({
-      reason: 'already_sent',
-    });
+    // The new schedule's message is the same delivery: acked, not posted again.
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'already_sent' });
     expect(slack.posts).toHaveLength(1);
     expect(await store.get(id)).toMatchObject({ status: 'sent' });
+  });
+
+  it('still sends an occurrence after an earlier skip, once the notification is on a schedule that falls due then', async () => {
+    const { store, slack, deps } = setup();
+    const at = '2026-12-07T08:30:00.000Z';
+    const old = scheduleIdOf({ cron: '30 8 * * *', timezone: 'UTC' });
+    expect(await handlePush(push('n-1', at, { scheduleId: old }), deps)).toMatchObject({
+      reason: 'notification_rescheduled',
+    });
+    // Moved again, to a schedule that falls due at 08:30 UTC: its message claims the delivery.
+    const moved = notificationDoc({
+      id: 'n-1',
+      accountId: 'acct-1',
+      channelId: 'C0123',
+      cron: '30 9 * * *',
+      timezone: 'Europe/Paris',
+    });
+    store.putNotification('n-1', moved);
+    expect(await handlePush(push('n-1', at, { scheduleId: moved.scheduleId }), deps)).toMatchObject({
+      kind: 'ack',
+      reason: 'sent',
+    });
+    // And the old schedule's message again (a redelivery) now finds it sent.
+    expect(await handlePush(push('n-1', at, { scheduleId: old }), deps)).toMatchObject({ reason: 'already_sent' });
+    expect(slack.posts).toHaveLength(1);
+  });
+
+  it('fails, without posting, a notification whose schedule cannot be read when it has left the message’s', async () => {
+    const { store, slack, deps } = setup();
+    store.putNotification('n-1', {
+      ...notificationDoc({
+        id: 'n-1',
+        accountId: 'acct-1',
+        channelId: 'C0123',
+        cron: '0 9 * * MON-FRI',
+        timezone: 'Europe/Paris',
+      }),
+      schedule: { cron: '61 9 * * *', timezone: 'Europe/Paris' },
+      scheduleId: 's_other',
+    });
+    const result = await handlePush(push(), deps);
+    expect(result).toMatchObject({ kind: 'ack', status: 'failed' });
+    expect(slack.posts).toHaveLength(0);
+    expect((await store.get(id))?.lastError).toMatchObject({ code: 'invalid_notification' });
+    expect((await store.get(id))?.lastError?.message).toMatch(/invalid cron "61 9 \* \* \*"/);
   });
 
   it('keeps a gateway page out of the ledger: the stored error is capped', async () => {

@@ -10,17 +10,18 @@ import {
   RetryableError,
 } from '../shared/errors';
 import type { Logger } from '../shared/logger';
-import { parsePushBody } from '../shared/messages';
+import { type DispatchMessage, parsePushBody } from '../shared/messages';
 import {
   accountSchema,
   type DeliveryError,
   deliveryIdOf,
   documentIdProblem,
+  type Notification,
   notificationSchema,
 } from '../shared/model';
 import type { AccountStore, DeliveryLedger, NotificationStore } from '../shared/ports';
 import { renderReport } from '../shared/report';
-import { isValidTimeZone } from '../shared/schedule';
+import { checkedSchedule, firesAt, isValidTimeZone } from '../shared/schedule';
 import type { SlackPort } from './slack';
 
 export interface DeliverDeps {
@@ -191,9 +192,12 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       return { kind: 'ack', reason: 'notification_paused', deliveryId, status: 'skipped' };
     }
 
-    if (notification.scheduleId !== message.scheduleId) {
-      // Moved to another schedule since this occurrence was dispatched: the report is no longer
-      // wanted at this time, and the new schedule's own occurrences send it.
+    if (notification.scheduleId !== message.scheduleId && !currentScheduleFiresAt(notification, message)) {
+      // Moved since this occurrence was dispatched, to a schedule that does not fall due at this
+      // instant: the report is no longer wanted now, and the new schedule's own occurrences send
+      // it. Where the new schedule falls due at the same instant, the report is still wanted and
+      // goes out, whichever schedule's message comes first (the same delivery: the ledger keeps
+      // it to one post).
       const now = clock();
       const why = `not sent: the notification moved from schedule ${message.scheduleId} to ${notification.scheduleId}`;
       await deps.ledger.markFinal(
@@ -386,4 +390,17 @@ export async function handleDeadLetter(
   });
   deps.log.error({ deliveryId, runId: message?.runId, attempts, status }, 'delivery dead-lettered');
   return { deliveryId, status };
+}
+
+/**
+ * Whether the notification's schedule, which is not the one the message was dispatched for,
+ * falls due at the message's occurrence too. A schedule that cannot be read makes the
+ * notification invalid, as an unknown time zone does.
+ */
+function currentScheduleFiresAt(notification: Notification, message: DispatchMessage): boolean {
+  const checked = checkedSchedule(notification.schedule.cron, notification.schedule.timezone);
+  if ('problem' in checked) {
+    throw new PermanentError('invalid_notification', `notification ${message.notificationId} has ${checked.problem}`);
+  }
+  return firesAt(checked, new Date(message.occurrence));
 }

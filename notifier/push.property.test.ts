@@ -215,10 +215,11 @@ describe('POST /push with arbitrary bodies', () => {
     );
   });
 
-  test('a valid message for a schedule the notification has left is acked without posting', async () => {
+  test('a valid message for a schedule the notification has left, at an instant its own schedule does not fall due, is acked without posting', async () => {
     await fc.assert(
       fc.asyncProperty(
-        validMessage.filter((m) => m.scheduleId !== SCHEDULE_ID),
+        // The notification's schedule falls due at every whole minute.
+        validMessage.filter((m) => m.scheduleId !== SCHEDULE_ID && Date.parse(m.occurrence) % 60_000 !== 0),
         async (message) => {
           f.post.mockClear();
           const res = await push(envelope(b64(message)));

@@ -103,9 +103,10 @@ export const FINAL_STATUSES: readonly DeliveryStatus[] = ['sent', 'failed', 'ski
  * Whether a delivery record is final for a push that claims it. Two records are not, as they
  * say nothing of the delivery itself, only of the message that left them:
  * - one left by a push too broken to read (no attempt made, `invalid_message`);
- * - a skip because the message came from a schedule the notification has since left
- *   (`notification_rescheduled`): its new schedule may fall due at the same instant, and that
- *   message, the same delivery, must still send.
+ * - a skip because the message came from a schedule the notification has since left for one
+ *   that does not fall due at that instant (`notification_rescheduled`): the notification may
+ *   move again, to a schedule that does, and that schedule's message, the same delivery, must
+ *   still send.
  * A good message for the same delivery, arriving after either, claims it and sends.
  */
 export function endsDelivery(d: Partial<Pick<DeliveryDoc, 'status' | 'attempts' | 'lastError'>>): boolean {

@@ -3,11 +3,13 @@ import { notificationDoc } from './notifications';
 import {
   type CronSchedule,
   canonicalTimeZone,
+  firesAt,
   InvalidScheduleError,
   isValidTimeZone,
   LATE_TICK_MS,
   latestOccurrence,
   nextOccurrence,
+  occurrencesAfter,
   planOccurrence,
   scheduleIdOf,
   validateSchedule,
@@ -282,6 +284,40 @@ describe('latestOccurrence and nextOccurrence boundaries', () => {
       }),
       { numRuns: 400 },
     );
+  });
+});
+
+describe('firesAt', () => {
+  const schedules = [
+    { cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' },
+    { cron: '30 2 * * *', timezone: 'Europe/Paris' },
+    { cron: '15 1 * * *', timezone: 'America/New_York' },
+    { cron: '*/20 * * * *', timezone: 'Asia/Kolkata' },
+  ];
+
+  it.each(schedules)('agrees with occurrencesAfter across the DST changes of 2026 ($cron, $timezone)', (s) => {
+    for (const from of [
+      '2026-03-07T00:00:00Z',
+      '2026-03-28T00:00:00Z',
+      '2026-10-24T00:00:00Z',
+      '2026-10-31T12:00:00Z',
+    ]) {
+      let seen = 0;
+      for (const d of occurrencesAfter(s, new Date(from))) {
+        if (++seen > 6) break;
+        expect(firesAt(s, d)).toBe(true);
+        expect(firesAt(s, new Date(d.getTime() + 1))).toBe(false);
+        expect(firesAt(s, new Date(d.getTime() - 60_000))).toBe(false);
+      }
+    }
+  });
+
+  it('is false on a day the cron leaves out', () => {
+    // Saturday 2026-12-05, 09:00 in Paris.
+    expect(firesAt({ cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' }, new Date('2026-12-05T08:00:00Z'))).toBe(
+      false,
+    );
+    expect(firesAt({ cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' }, new Date('2026-12-07T08:00:00Z'))).toBe(true);
   });
 });
 

@@ -260,6 +260,11 @@ export function latestOccurrence(s: CronSchedule, at: Date): Date | null {
   return latest !== null && atMs - latest <= 366 * 24 * HOUR_MS ? new Date(latest) : null;
 }
 
+/** Whether `instant` is one of the schedule's occurrences. */
+export function firesAt(s: CronSchedule, instant: Date): boolean {
+  return latestOccurrence(s, instant)?.getTime() === instant.getTime();
+}
+
 export interface OccurrencePlan {
   /** The occurrence to dispatch now, or null when every due one is too old. */
   run: Date | null;
