@@ -408,6 +408,9 @@ describe('the full stack', () => {
       expect(env(s, ENV.GOOGLE_CLOUD_PROJECT)?.value).toBe(GCP_PROJECT);
       expect(env(s, ENV.DISPATCH_TOPIC)?.value).toBe(TOPOLOGY.dispatchTopic);
       expect(env(s, ENV.AUTH_MODE)?.value).toBe('oidc');
+      // Tokens arrive with the signature Cloud Run's IAM check removed: trusted only behind it.
+      expect(env(s, ENV.AUTH_TRUST_CLOUD_RUN_IAM)?.value).toBe('true');
+      expect(s.inputs.invokerIamDisabled).toBe(false);
       expect(envOf(s).map((e) => e.name)).not.toContain(ENV.PORT);
       expect(envOf(s).map((e) => e.name)).not.toContain(ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN);
     }

@@ -61,6 +61,9 @@ export function createServices(args: ServicesArgs): Services {
     plain(ENV.GOOGLE_CLOUD_PROJECT, config.project),
     // Explicit, so that production never depends on a default for who may call it.
     plain(ENV.AUTH_MODE, 'oidc'),
+    // Behind Cloud Run's IAM invoker check (invokerIamDisabled: false, below), which verifies
+    // each token and removes its signature before the request reaches the container.
+    plain(ENV.AUTH_TRUST_CLOUD_RUN_IAM, 'true'),
     plain(ENV.DISPATCH_TOPIC, args.dispatchTopic.name),
     ...(config.logLevel !== undefined ? [plain(ENV.LOG_LEVEL, config.logLevel)] : []),
   ];

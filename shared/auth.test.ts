@@ -10,6 +10,7 @@ import {
   classifyVerifyError,
   refuseAll,
   requireInvoker,
+  SIGNATURE_REMOVED,
   serviceGuards,
   type TokenVerifier,
 } from './auth';
@@ -31,7 +32,7 @@ const noRuns = {
   dueSchedules: async () => [],
 } as unknown as RunStore;
 
-function dispatcher(verifier: TokenVerifier, log = captureLog().log): Express {
+function dispatcher(verifier: TokenVerifier, log = captureLog().log, trustCloudRunIam = false): Express {
   return createDispatcher({
     log,
     projectId: 'p',
@@ -40,7 +41,13 @@ function dispatcher(verifier: TokenVerifier, log = captureLog().log): Express {
     pageSize: 10,
     leaseSeconds: 60,
     catchUpWindowSeconds: 900,
-    tickAuth: requireInvoker({ role: 'tick', verifier, audience: [AUDIENCE], allowedEmails: [TICK_SA] }),
+    tickAuth: requireInvoker({
+      role: 'tick',
+      verifier,
+      audience: [AUDIENCE],
+      allowedEmails: [TICK_SA],
+      trustCloudRunIam,
+    }),
   });
 }
 
@@ -245,6 +252,145 @@ describe.each(routes)('POST $path', ({ path, email, app, otherEmail }) => {
   });
 });
 
+describe('a token whose signature Cloud Run’s IAM check removed', () => {
+  /** The token as Cloud Run hands it on once its invoker check has verified it. */
+  const stripped = (claims: Parameters<TestIssuer['sign']>[0], header: Record<string, unknown> = {}) =>
+    google.sign(claims, header).replace(/[^.]+$/, SIGNATURE_REMOVED);
+  /** Stripped tokens are never the library's to verify. */
+  const untouched: TokenVerifier = {
+    verify: async () => {
+      throw new Error('the verifier was called');
+    },
+  };
+  const tick = async (token: string, trust: boolean) => {
+    const { log, lines } = captureLog();
+    const res = await request(dispatcher(untouched, log, trust))
+      .post('/tick')
+      .set('authorization', `Bearer ${token}`)
+      .set('content-type', 'application/json')
+      .send('{}');
+    const refusal = lines.map((l) => JSON.parse(l)).find((l) => l.auth?.reason);
+    return { status: res.status, reason: refusal?.auth?.reason as string | undefined, refusal };
+  };
+
+  test('is refused, with a hint, when the service is not told it runs behind that check', async () => {
+    const { status, reason, refusal } = await tick(stripped({ aud: AUDIENCE, email: TICK_SA }), false);
+    expect(status).toBe(401);
+    expect(reason).toBe('signature_removed');
+    expect(refusal.hint).toMatch(/AUTH_TRUST_CLOUD_RUN_IAM=true/);
+  });
+
+  test('is admitted on its claims behind that check', async () => {
+    expect(await tick(stripped({ aud: AUDIENCE, email: TICK_SA }), true)).toMatchObject({ status: 200 });
+  });
+
+  const t = now();
+  test.each([
+    ['another caller', { aud: AUDIENCE, email: PUSH_SA }, 403, 'wrong_caller'],
+    ['an unverified email', { aud: AUDIENCE, email: TICK_SA, email_verified: false }, 403, 'email_not_verified'],
+    ['another audience', { aud: 'https://elsewhere.example.com', email: TICK_SA }, 401, 'wrong_audience'],
+    ['another issuer', { aud: AUDIENCE, email: TICK_SA, iss: 'https://evil.example.com' }, 401, 'wrong_issuer'],
+    ['an expired token', { aud: AUDIENCE, email: TICK_SA, iat: t - 4000, exp: t - 400 }, 401, 'expired'],
+    ['a token from the future', { aud: AUDIENCE, email: TICK_SA, iat: t + 400, exp: t + 4000 }, 401, 'not_yet_valid'],
+    ['a lifetime over a day', { aud: AUDIENCE, email: TICK_SA, iat: t, exp: t + 200_000 }, 401, 'lifetime_too_long'],
+    [
+      'times written as strings',
+      { aud: AUDIENCE, email: TICK_SA, iat: String(t), exp: String(t + 3600) },
+      401,
+      'malformed_token',
+    ],
+    ['no expiry', { aud: AUDIENCE, email: TICK_SA, exp: undefined }, 401, 'malformed_token'],
+  ] as const)('%s is refused behind that check too (%i %s)', async (_name, claims, status, reason) => {
+    expect(await tick(stripped(claims as never), true)).toMatchObject({ status, reason });
+  });
+
+  test('a header other than RS256, or claims that are not JSON, are refused', async () => {
+    expect(await tick(stripped({ aud: AUDIENCE, email: TICK_SA }, { alg: 'none' }), true)).toMatchObject({
+      status: 401,
+      reason: 'unsupported_alg',
+    });
+    const header = Buffer.from('{"alg":"RS256"}').toString('base64url');
+    const notJson = `${header}.${Buffer.from('not json').toString('base64url')}.${SIGNATURE_REMOVED}`;
+    expect(await tick(notJson, true)).toMatchObject({ status: 401, reason: 'malformed_token' });
+  });
+
+  test('a signed token is still verified by its signature behind that check', async () => {
+    const { log } = captureLog();
+    const res = await request(dispatcher(verifier, log, true))
+      .post('/tick')
+      .set('authorization', `Bearer ${stranger.sign({ aud: AUDIENCE, email: TICK_SA })}`)
+      .send({});
+    expect(res.status).toBe(401);
+  });
+});
+
+test('serviceGuards hands the trust to both guards: a stripped token reaches /tick and the admin API', async () => {
+  const guards = serviceGuards(
+    {
+      mode: 'oidc',
+      audience: [AUDIENCE],
+      invokerEmail: TICK_SA,
+      adminEmails: ['ops@acme.example'],
+      trustCloudRunIam: true,
+    },
+    'tick',
+    () => ({
+      verify: async () => {
+        throw new Error('the verifier was called');
+      },
+    }),
+  );
+  const app = createDispatcher({
+    log: captureLog().log,
+    projectId: 'p',
+    runs: noRuns,
+    publisher: { publishPage: async () => undefined },
+    pageSize: 10,
+    leaseSeconds: 60,
+    catchUpWindowSeconds: 900,
+    ...(guards.invoker ? { tickAuth: guards.invoker } : {}),
+    admin: {
+      auth: guards.admin,
+      getRun: async () => null,
+      countByStatus: async () => ({ sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 }),
+      recentRuns: async () => [],
+      getNotification: async () => null,
+      setNotificationEnabled: async () => false,
+      saveNotification: async () => true,
+      redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
+    },
+  });
+  const strip = (email: string) =>
+    `Bearer ${google.sign({ aud: AUDIENCE, email }).replace(/[^.]+$/, SIGNATURE_REMOVED)}`;
+  expect((await request(app).post('/tick').set('authorization', strip(TICK_SA)).send({})).status).toBe(200);
+  expect((await request(app).post('/tick').set('authorization', strip('ops@acme.example')).send({})).status).toBe(403);
+  expect((await request(app).get('/admin/runs/x').set('authorization', strip('ops@acme.example'))).status).toBe(404);
+  expect((await request(app).get('/admin/runs/x').set('authorization', strip(TICK_SA))).status).toBe(403);
+});
+
+describe('a verified token’s times', () => {
+  test('iat and exp written as strings are refused even when the library took them', async () => {
+    const lax: TokenVerifier = {
+      verify: async () => ({
+        iss: 'https://accounts.google.com',
+        aud: AUDIENCE,
+        sub: '1',
+        email: TICK_SA,
+        email_verified: true,
+        iat: String(now()) as unknown as number,
+        exp: String(now() + 2 * 86_400) as unknown as number,
+      }),
+    };
+    const { log, lines } = captureLog();
+    const res = await request(dispatcher(lax, log))
+      .post('/tick')
+      .set('authorization', `Bearer ${google.sign({ aud: AUDIENCE, email: TICK_SA })}`)
+      .send({});
+    expect(res.status).toBe(401);
+    expect(lines.map((l) => JSON.parse(l)).find((l) => l.auth)?.auth?.reason).toBe('malformed_token');
+  });
+});
+
 describe('the verifier itself (google-auth-library)', () => {
   test('rejects alg none even with a known key id, without our precheck', async () => {
     const token = google.unsigned({ aud: AUDIENCE, email: TICK_SA });
@@ -304,8 +450,19 @@ describe('auth configuration', () => {
       audience: [AUDIENCE],
       invokerEmail: TICK_SA,
       adminEmails: [],
+      trustCloudRunIam: false,
     });
     expect(() => authSettingsFor(tickOnly, 'notifier')).toThrow(/PUSH_INVOKER_EMAIL/);
+  });
+
+  test('AUTH_TRUST_CLOUD_RUN_IAM=true is taken on Cloud Run only, and a bad value is named', () => {
+    const oidc = { ...base, AUTH_AUDIENCE: AUDIENCE, TICK_INVOKER_EMAIL: TICK_SA, AUTH_TRUST_CLOUD_RUN_IAM: 'true' };
+    expect(() => authSettingsFor(loadConfig(oidc), 'dispatcher')).toThrow(
+      /AUTH_TRUST_CLOUD_RUN_IAM=true is refused off Cloud Run \(K_SERVICE is not set\)/,
+    );
+    const onRun = loadConfig({ ...oidc, K_SERVICE: 'slack-fanout-dispatcher' });
+    expect(authSettingsFor(onRun, 'dispatcher')).toMatchObject({ mode: 'oidc', trustCloudRunIam: true });
+    expect(() => loadConfig({ ...oidc, AUTH_TRUST_CLOUD_RUN_IAM: 'yes' })).toThrow(/AUTH_TRUST_CLOUD_RUN_IAM/);
   });
 
   test('AUTH_MODE=none is refused on Cloud Run unless explicitly allowed', () => {

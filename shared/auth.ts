@@ -47,6 +47,7 @@ export type AuthRejection =
   | 'email_not_verified'
   | 'wrong_caller'
   | 'certs_unavailable'
+  | 'signature_removed'
   | 'admin_requires_oidc';
 
 const FORBIDDEN = new Set<AuthRejection>(['email_not_verified', 'wrong_caller', 'admin_requires_oidc']);
@@ -97,6 +98,52 @@ function precheck(token: string): AuthRejection | null {
   return (header as { alg?: unknown }).alg === 'RS256' ? null : 'unsupported_alg';
 }
 
+/**
+ * What Cloud Run puts in place of a token's signature once its IAM invoker check has verified
+ * the token, before the request reaches the container
+ * (https://cloud.google.com/run/docs/troubleshooting#signature-removed). Cloud Scheduler and
+ * Pub/Sub push send their tokens in `Authorization`, so behind that check a service never sees
+ * a signature it could verify.
+ */
+export const SIGNATURE_REMOVED = 'SIGNATURE_REMOVED_BY_GOOGLE';
+
+const SIGNATURE_REMOVED_HINT =
+  'Cloud Run checked this token and removed its signature: set AUTH_TRUST_CLOUD_RUN_IAM=true on a service ' +
+  'behind Cloud Run’s IAM invoker check';
+
+/** A token's claims, read without checking its signature; null when they are not a JSON object. */
+export function unverifiedClaims(token: string): Record<string, unknown> | null {
+  const part = token.split('.')[1];
+  if (part === undefined) return null;
+  try {
+    const claims: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    return typeof claims === 'object' && claims !== null && !Array.isArray(claims)
+      ? (claims as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The checks google-auth-library makes of a verified token, but the signature: for a token whose
+ * signature Cloud Run's IAM check removed once it had verified it. Issuer, audience, expiry and
+ * issue time (each within the same clock skew), then what timingProblem adds.
+ */
+export function claimsProblem(
+  claims: Record<string, unknown>,
+  audience: readonly string[],
+  nowSeconds: number,
+): AuthRejection | null {
+  const { iss, aud, iat, exp } = claims;
+  if (typeof iat !== 'number' || typeof exp !== 'number') return 'malformed_token';
+  if (typeof iss !== 'string' || !GOOGLE_ISSUERS.includes(iss)) return 'wrong_issuer';
+  if (typeof aud !== 'string' || !audience.includes(aud)) return 'wrong_audience';
+  if (nowSeconds > exp + CLOCK_SKEW_SECONDS) return 'expired';
+  if (iat > nowSeconds + CLOCK_SKEW_SECONDS) return 'not_yet_valid';
+  return timingProblem(claims, nowSeconds);
+}
+
 /** The clock skew allowed between Google and this instance, as google-auth-library allows it. */
 const CLOCK_SKEW_SECONDS = 300;
 /** The longest a token may be valid for, issue to expiry: Google's ID tokens live an hour. */
@@ -111,6 +158,10 @@ export function timingProblem(
   nowSeconds: number,
 ): AuthRejection | null {
   const { iat, exp, nbf } = payload;
+  // google-auth-library takes numeric strings too; Google writes numbers.
+  if ((iat !== undefined && typeof iat !== 'number') || (exp !== undefined && typeof exp !== 'number')) {
+    return 'malformed_token';
+  }
   if (typeof iat === 'number' && typeof exp === 'number' && exp - iat > MAX_TOKEN_LIFETIME_SECONDS) {
     return 'lifetime_too_long';
   }
@@ -131,6 +182,11 @@ export interface InvokerPolicy {
   verifier: TokenVerifier;
   audience: readonly string[];
   allowedEmails: readonly string[];
+  /**
+   * Admit a token whose signature Cloud Run's IAM invoker check removed, on its claims alone
+   * (AUTH_TRUST_CLOUD_RUN_IAM). Refused otherwise, as `signature_removed`.
+   */
+  trustCloudRunIam?: boolean;
 }
 
 /** The verified caller's email, set by `requireInvoker` for the handlers after it. */
@@ -142,7 +198,12 @@ export function callerOf(res: Response): string | null {
 function refuse(req: Request, res: Response, role: string, reason: AuthRejection, email?: string): void {
   const status = rejectionStatus(reason);
   req.log.warn(
-    { auth: { role, reason, status, ...(email ? { email } : {}) }, path: routePath(req), method: req.method },
+    {
+      auth: { role, reason, status, ...(email ? { email } : {}) },
+      ...(reason === 'signature_removed' ? { hint: SIGNATURE_REMOVED_HINT } : {}),
+      path: routePath(req),
+      method: req.method,
+    },
     `request refused: ${reason}`,
   );
   if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"');
@@ -170,10 +231,20 @@ export function requireInvoker(policy: InvokerPolicy): RequestHandler {
     const early = precheck(bearer.token);
     if (early) return refuse(req, res, policy.role, early);
     let payload: TokenPayload;
-    try {
-      payload = await policy.verifier.verify(bearer.token, policy.audience);
-    } catch (err) {
-      return refuse(req, res, policy.role, classifyVerifyError(err));
+    if (bearer.token.endsWith(`.${SIGNATURE_REMOVED}`)) {
+      // Verified by Cloud Run in front of this service, which removed the signature.
+      if (!policy.trustCloudRunIam) return refuse(req, res, policy.role, 'signature_removed');
+      const claims = unverifiedClaims(bearer.token);
+      if (!claims) return refuse(req, res, policy.role, 'malformed_token');
+      const problem = claimsProblem(claims, policy.audience, Date.now() / 1000);
+      if (problem) return refuse(req, res, policy.role, problem);
+      payload = claims as unknown as TokenPayload;
+    } else {
+      try {
+        payload = await policy.verifier.verify(bearer.token, policy.audience);
+      } catch (err) {
+        return refuse(req, res, policy.role, classifyVerifyError(err));
+      }
     }
     const timing = timingProblem(payload, Date.now() / 1000);
     if (timing) return refuse(req, res, policy.role, timing);
@@ -192,7 +263,7 @@ export function refuseAll(role: string): RequestHandler {
 
 export type AuthSettings =
   | { mode: 'none' }
-  | { mode: 'oidc'; audience: string[]; invokerEmail: string; adminEmails: string[] };
+  | { mode: 'oidc'; audience: string[]; invokerEmail: string; adminEmails: string[]; trustCloudRunIam: boolean };
 
 /**
  * What one service needs from the auth configuration; a ConfigError naming each missing
@@ -220,7 +291,20 @@ export function authSettingsFor(config: Config, service: 'dispatcher' | 'notifie
       `invalid configuration: ${missing.map((v) => `${v} is required when ${ENV.AUTH_MODE}=oidc`).join('; ')}`,
     );
   }
-  return { mode: 'oidc', audience: config.authAudience, invokerEmail, adminEmails: config.adminEmails };
+  if (config.authTrustCloudRunIam && !config.cloudRunService) {
+    throw new ConfigError(
+      `${ENV.AUTH_TRUST_CLOUD_RUN_IAM}=true is refused off Cloud Run (${ENV.K_SERVICE} is not set): only Cloud ` +
+        'Run’s IAM invoker check stands behind a token whose signature it removed, and without that check anyone ' +
+        'could write such a token',
+    );
+  }
+  return {
+    mode: 'oidc',
+    audience: config.authAudience,
+    invokerEmail,
+    adminEmails: config.adminEmails,
+    trustCloudRunIam: config.authTrustCloudRunIam,
+  };
 }
 
 export interface ServiceGuards {
@@ -234,12 +318,19 @@ export function serviceGuards(settings: AuthSettings, role: string, verifier: ()
   if (settings.mode === 'none') return { admin: refuseAll('admin') };
   const v = verifier();
   return {
-    invoker: requireInvoker({ role, verifier: v, audience: settings.audience, allowedEmails: [settings.invokerEmail] }),
+    invoker: requireInvoker({
+      role,
+      verifier: v,
+      audience: settings.audience,
+      allowedEmails: [settings.invokerEmail],
+      trustCloudRunIam: settings.trustCloudRunIam,
+    }),
     admin: requireInvoker({
       role: 'admin',
       verifier: v,
       audience: settings.audience,
       allowedEmails: settings.adminEmails,
+      trustCloudRunIam: settings.trustCloudRunIam,
     }),
   };
 }

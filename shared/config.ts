@@ -31,6 +31,7 @@ export const ENV = {
   PUSH_INVOKER_EMAIL: 'PUSH_INVOKER_EMAIL',
   ADMIN_EMAILS: 'ADMIN_EMAILS',
   ALLOW_INSECURE_AUTH_ON_CLOUD_RUN: 'ALLOW_INSECURE_AUTH_ON_CLOUD_RUN',
+  AUTH_TRUST_CLOUD_RUN_IAM: 'AUTH_TRUST_CLOUD_RUN_IAM',
   /** Set by Cloud Run itself; its presence is how a service knows it runs there. */
   K_SERVICE: 'K_SERVICE',
 } as const;
@@ -88,6 +89,10 @@ const schema = z.object({
     .enum(['true', 'false'])
     .transform((v) => v === 'true')
     .default(false),
+  authTrustCloudRunIam: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .default(false),
   cloudRunService: z.string().min(1).optional(),
 });
 
@@ -116,6 +121,7 @@ const FIELD_TO_ENV: Record<keyof Config, string> = {
   pushInvokerEmail: ENV.PUSH_INVOKER_EMAIL,
   adminEmails: ENV.ADMIN_EMAILS,
   allowInsecureAuthOnCloudRun: ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN,
+  authTrustCloudRunIam: ENV.AUTH_TRUST_CLOUD_RUN_IAM,
   cloudRunService: ENV.K_SERVICE,
 };
 
