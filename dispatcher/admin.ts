@@ -11,7 +11,7 @@ import { callerOf } from '../shared/auth';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
 import { jsonBody, requireJson } from '../shared/http';
 import type { Logger } from '../shared/logger';
-import { type DeliveryStatus, documentIdProblem, type RunDoc } from '../shared/model';
+import { type DeliveryStatus, documentIdProblem, MAX_DOCUMENT_ID_BYTES, type RunDoc } from '../shared/model';
 import {
   InvalidNotificationError,
   type NewNotification,
@@ -83,7 +83,8 @@ export function firestoreAdminPorts(
 }
 
 const notificationBody = z.strictObject({
-  accountId: z.string().min(1).max(500),
+  // Checked in full as an import's (notificationDoc): a document id, up to 1,500 bytes.
+  accountId: z.string().min(1).max(MAX_DOCUMENT_ID_BYTES),
   channelId: z.string().min(1).max(100),
   teamId: z.string().min(1).max(100).optional(),
   cron: z.string().min(1).max(200),

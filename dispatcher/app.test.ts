@@ -58,6 +58,49 @@ describe('tickTimeOf (X-CloudScheduler-ScheduleTime)', () => {
   });
 });
 
+describe('the 503s a tick and /readyz answer', () => {
+  const SECRET_TEXT = '14 UNAVAILABLE: connect ECONNREFUSED 10.8.0.3:443 (project acme-prod-123)';
+  function appWith(runs: MemoryStore, readiness: Record<string, () => Promise<void>> = {}) {
+    const lines: string[] = [];
+    const app = createApp({
+      runs,
+      publisher: { publishPage: async () => undefined },
+      log: createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } }),
+      pageSize: 10,
+      leaseSeconds: 60,
+      catchUpWindowSeconds: 900,
+      projectId: 'demo-test',
+      clock: () => now,
+      readiness,
+    });
+    return { app, lines };
+  }
+  const down = async () => {
+    throw new Error(SECRET_TEXT);
+  };
+
+  it('name the dependency that failed, not its error text, which goes to the log', async () => {
+    const { app, lines } = appWith(new MemoryStore(), { firestore: down, pubsub: async () => undefined });
+    const tick = await request(app).post('/tick').send({});
+    expect(tick.status).toBe(503);
+    expect(tick.body).toEqual({ error: 'dependency_unavailable', checks: { firestore: 'unavailable', pubsub: 'ok' } });
+    const ready = await request(app).get('/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body).toEqual({ ok: false, checks: { firestore: 'unavailable', pubsub: 'ok' }, draining: false });
+    expect(lines.filter((l) => l.includes(SECRET_TEXT)).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a tick that fails before dispatching answers tick_failed without the error text', async () => {
+    const store = new MemoryStore();
+    jest.spyOn(store, 'dueSchedules').mockRejectedValue(new Error(SECRET_TEXT));
+    const { app, lines } = appWith(store);
+    const res = await request(app).post('/tick').send({});
+    expect(res.status).toBe(503);
+    expect(res.body).toEqual({ error: 'tick_failed' });
+    expect(lines.some((l) => l.includes(SECRET_TEXT))).toBe(true);
+  });
+});
+
 describe('POST /tick with a bad schedule time', () => {
   it('answers 400 invalid_schedule_time and dispatches nothing', async () => {
     const store = new MemoryStore();

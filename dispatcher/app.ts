@@ -6,6 +6,7 @@ import {
   healthRoutes,
   jsonBody,
   notFound,
+  publicChecks,
   type ReadinessCheck,
   refuseWhileDraining,
   runChecks,
@@ -85,7 +86,7 @@ export function createApp(deps: DispatcherDeps): Express {
     const ready = await runChecks(deps.readiness ?? {});
     if (!ready.ok) {
       req.log.error({ checks: ready.results }, 'tick refused: a dependency is unavailable');
-      res.status(503).json({ error: 'dependency_unavailable', checks: ready.results });
+      res.status(503).json({ error: 'dependency_unavailable', checks: publicChecks(ready.results) });
       return;
     }
     try {
@@ -95,7 +96,8 @@ export function createApp(deps: DispatcherDeps): Express {
       res.status(summary.failed > 0 ? 503 : 200).json(summary);
     } catch (err) {
       req.log.error({ err: (err as Error).message }, 'tick failed before dispatching');
-      res.status(503).json({ error: 'tick_failed', message: (err as Error).message });
+      // The error's text (a Firestore message names the project, a host) stays in the log.
+      res.status(503).json({ error: 'tick_failed' });
     }
   });
 

@@ -132,6 +132,14 @@ export async function runChecks(
   return { ok, results };
 }
 
+/**
+ * The check results as an answer says them: which dependency failed, not the text of its error
+ * (hosts, addresses, project ids), which goes to the log.
+ */
+export function publicChecks(results: Record<string, string>): Record<string, 'ok' | 'unavailable'> {
+  return Object.fromEntries(Object.entries(results).map(([name, r]) => [name, r === 'ok' ? 'ok' : 'unavailable']));
+}
+
 /** `/healthz` says the process serves; `/readyz` says its dependencies answer. */
 export function healthRoutes(app: Express, checks: Record<string, ReadinessCheck>, isDraining: () => boolean): void {
   app.get('/healthz', (_req, res) => {
@@ -141,6 +149,6 @@ export function healthRoutes(app: Express, checks: Record<string, ReadinessCheck
     const { ok: checksOk, results } = await runChecks(checks);
     const ok = checksOk && !isDraining();
     if (!ok) req.log.warn({ checks: results }, 'not ready');
-    res.status(ok ? 200 : 503).json({ ok, checks: results, draining: isDraining() });
+    res.status(ok ? 200 : 503).json({ ok, checks: publicChecks(results), draining: isDraining() });
   });
 }

@@ -25,11 +25,13 @@ export function canonicalOccurrence(s: string): { ok: true; occurrence: string }
     ok: false as const,
     problem: `${JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s)} ${why}`,
   });
-  if (!rfc3339.safeParse(s).success) return bad('is not an RFC 3339 date-time like 2030-01-01T09:00:00.000Z');
-  const fraction = /\.(\d+)/.exec(s)?.[1] ?? '';
+  // RFC 3339 allows `t` and `z` in lower case; nothing else in it has a case.
+  const upper = s.toUpperCase();
+  if (!rfc3339.safeParse(upper).success) return bad('is not an RFC 3339 date-time like 2030-01-01T09:00:00.000Z');
+  const fraction = /\.(\d+)/.exec(upper)?.[1] ?? '';
   if (/[1-9]/.test(fraction.slice(3))) return bad('has sub-millisecond digits that are not zero');
   // Parsed with exactly three fraction digits: V8 misreads longer fractions of years before 1970.
-  const at = Date.parse(s.replace(/\.(\d+)/, (_all, f: string) => `.${f.slice(0, 3).padEnd(3, '0')}`));
+  const at = Date.parse(upper.replace(/\.(\d+)/, (_all, f: string) => `.${f.slice(0, 3).padEnd(3, '0')}`));
   if (!Number.isFinite(at)) return bad('is not a valid calendar date and time');
   const occurrence = new Date(at).toISOString();
   // Outside 0000–9999 the canonical form grows a sign and two digits.

@@ -422,6 +422,22 @@ describe('validateSchedule', () => {
     expect(err.message).toContain(JSON.stringify(cron));
   });
 
+  it.each(['H 9 * * *', 'H/15 * * * *', '0 H(0-5) * * *', '0 9 * * H', '0 9 H * *', '0,H 9 * * *'])(
+    'rejects %j: H is a value picked at random, another on every reading',
+    (cron) => {
+      const err = rejection({ cron, timezone: 'Europe/Paris' });
+      expect(err).toBeInstanceOf(InvalidScheduleError);
+      expect(err.message).toContain(JSON.stringify(cron));
+      expect(err.message).toMatch(/uses H, a value picked at random/);
+    },
+  );
+
+  it('accepts names that contain an H, and the other forms cron-parser reads the same every time', () => {
+    for (const cron of ['0 9 * * THU', '0 9 * * TUE,THU', '0 9 L * *', '0 9 * * 5#2', '0 9 ? * *']) {
+      expect(() => validateSchedule({ cron, timezone: 'Europe/Paris' })).not.toThrow();
+    }
+  });
+
   it('rejects an unknown time zone, naming it', () => {
     const err = rejection({ cron: '0 9 * * *', timezone: 'Mars/Olympus_Mons' });
     expect(err).toBeInstanceOf(InvalidScheduleError);

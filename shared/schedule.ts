@@ -56,6 +56,15 @@ export function validateSchedule(s: CronSchedule): void {
       `cron ${JSON.stringify(s.cron)} must have 5 fields (minute hour day-of-month month day-of-week), got ${fields.length}`,
     );
   }
+  // `H` is cron-parser's hashed value: without a seed it is drawn afresh on every parse, so each
+  // reading of the schedule would give another time (no field name starts with H).
+  const hashed = fields.find((f) => f.split(',').some((item) => /^H(?![A-Za-z])/.test(item)));
+  if (hashed !== undefined) {
+    throw new InvalidScheduleError(
+      `cron ${JSON.stringify(s.cron)}: ${JSON.stringify(hashed)} uses H, a value picked at random, which would give ` +
+        'another time each time the schedule is read; write the value itself',
+    );
+  }
   try {
     // On the wall clock (see occurrencesAfter): the zone's changes cannot make a good cron fail.
     CronExpressionParser.parse(s.cron, { tz: 'UTC', strict: false }).next();

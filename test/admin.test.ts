@@ -223,6 +223,24 @@ describe('admin API: requests (fake ports)', () => {
     expect(res.body).toMatchObject({ error: 'invalid_request', field });
   });
 
+  test('PUT takes an account id as long as an import does (1,500 bytes), and refuses one longer, naming it', async () => {
+    const saved: unknown[] = [];
+    const ports = fakePorts({ saveNotification: async (n) => notificationDoc(n) !== null && saved.push(n) > 0 });
+    const body = (accountId: string) => ({ accountId, channelId: 'C1', cron: '* * * * *', timezone: 'UTC' });
+    const ok = await request(appWith(ports))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .send(body('a'.repeat(1500)));
+    expect(ok.status).toBe(201);
+    expect(saved).toHaveLength(1);
+    const long = await request(appWith(ports))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .send(body('é'.repeat(751)));
+    expect(long.status).toBe(400);
+    expect(long.body).toMatchObject({ error: 'invalid_request', field: 'accountId' });
+  });
+
   test.each(['{bad', 'null', '"x"'])('PUT with the body %s answers invalid_request', async (text) => {
     const res = await request(appWith(fakePorts()))
       .put('/admin/notifications/n-1')
