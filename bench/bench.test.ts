@@ -395,7 +395,7 @@ describe('the capacity phase’s pushes', () => {
         return { ts: `1.${posts.length}`, channel: req.channel };
       },
       findDelivery: async () => null,
-      ping: async () => undefined,
+      checkToken: async () => ({ team: null, scopes: null }),
     };
     const deps: DeliverDeps = {
       ledger: store,

@@ -76,7 +76,15 @@ export interface SlackStandInOptions {
   teamUrl?: string;
   /** Epoch milliseconds; message ts values follow it. */
   now?: () => number;
+  /**
+   * The token's scopes, sent as Slack does in `X-OAuth-Scopes` on every answer (default: what
+   * the notifier needs, `chat:write`, `channels:history` and `groups:history`).
+   */
+  scopes?: readonly string[];
 }
+
+/** The scopes the stand-in's token has unless told otherwise. */
+export const STANDIN_SCOPES: readonly string[] = ['chat:write', 'channels:history', 'groups:history'];
 
 export interface StandInEvents {
   post: [RecordedPost];
@@ -347,6 +355,7 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
 
   private async handle(method: string, params: Params, req: Request, res: Response): Promise<void> {
     this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
+    res.set('X-OAuth-Scopes', (this.options.scopes ?? STANDIN_SCOPES).join(','));
     if (method !== 'auth.test' && method !== 'chat.postMessage' && method !== 'conversations.history') {
       res.json({ ok: false, error: 'unknown_method', req_method: method });
       return;

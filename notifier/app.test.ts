@@ -22,7 +22,9 @@ class FakeSlack implements SlackPort {
   async findDelivery() {
     return null;
   }
-  async ping() {}
+  async checkToken() {
+    return { team: null, scopes: null };
+  }
 }
 
 const occurrence = '2026-12-07T08:00:00.000Z';

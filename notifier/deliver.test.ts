@@ -28,7 +28,9 @@ class FakeSlack implements SlackPort {
     return this.found;
   }
 
-  async ping(): Promise<void> {}
+  async checkToken() {
+    return { team: null, scopes: null };
+  }
 }
 
 const log = createLogger({ service: 'deliver-test', level: 'silent' });

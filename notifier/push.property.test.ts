@@ -23,7 +23,11 @@ function fakes() {
     ts: '1700000000.000100',
     channel: req.channel,
   }));
-  const slack: SlackPort = { post, findDelivery: async () => null, ping: async () => undefined };
+  const slack: SlackPort = {
+    post,
+    findDelivery: async () => null,
+    checkToken: async () => ({ team: null, scopes: null }),
+  };
   const ledger: DeliveryLedger = {
     claim: async (req) => ({
       kind: 'claimed',

@@ -1,12 +1,13 @@
 import { AUTH_OFF_WARNING, authSettingsFor, googleTokenVerifier, serviceGuards } from '../shared/auth';
 import { type Config, describeConfig } from '../shared/config';
+import { errorMessage, FanoutError } from '../shared/errors';
 import type { ReadinessCheck } from '../shared/http';
-import { createLogger } from '../shared/logger';
+import { createLogger, type Logger } from '../shared/logger';
 import type { AccountStore, DeliveryLedger, NotificationStore } from '../shared/ports';
 import { createLifecycle, serve } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
 import { createApp } from './app';
-import { SlackClient } from './slack';
+import { SlackClient, type SlackPort, scopeProblems } from './slack';
 
 /** Where the notifier keeps its state: Firestore in production (index.ts). */
 export interface NotifierStores {
@@ -56,4 +57,29 @@ export function serveNotifier(config: Config, stores: () => NotifierStores): voi
     readiness,
   });
   serve(app, { port: config.port, host: config.host }, log, lifecycle, close);
+  // In the background: Slack out of reach at start must not keep the notifier from serving.
+  void checkSlackToken(slack, log);
+}
+
+/**
+ * Asks Slack about the bot token once, at start, and says in the log what it will not allow: a
+ * token Slack refuses, or scopes that leave posts failing or a retry unable to look for an
+ * earlier post. Never throws: the deliveries record each failure as it comes.
+ */
+export async function checkSlackToken(slack: Pick<SlackPort, 'checkToken'>, log: Logger): Promise<void> {
+  try {
+    const { team, scopes } = await slack.checkToken();
+    log.info({ slack: { team, scopes } }, 'Slack accepted the bot token');
+    for (const problem of scopes ? scopeProblems(scopes) : []) log.warn({ slack: { scopes } }, problem);
+  } catch (err) {
+    if (err instanceof FanoutError && !err.retryable) {
+      log.error(
+        { slack: { error: err.slackError ?? err.code } },
+        `Slack refused the bot token at start (${err.slackError ?? err.code}): every post will fail until ` +
+          'SLACK_BOT_TOKEN is replaced',
+      );
+    } else {
+      log.warn({ err: errorMessage(err) }, 'could not reach Slack to check the bot token at start');
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import { WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError, WebAPIRequestError } from '@slack/web-api';
-import { SlackStandIn } from '../dev/slack-standin';
+import { SlackStandIn, STANDIN_SCOPES } from '../dev/slack-standin';
 import {
   classifySlackErrorCode,
   FanoutError,
@@ -8,7 +8,9 @@ import {
   RetryableError,
   SLACK_ERROR_GROUPS,
 } from '../shared/errors';
-import { classifySlackFailure, SlackClient } from './slack';
+import { createLogger } from '../shared/logger';
+import { checkSlackToken } from './service';
+import { classifySlackFailure, SlackClient, scopeProblems } from './slack';
 
 /** What @slack/web-api throws for an `ok: false` answer. */
 const platformError = (error: string) => new WebAPIPlatformError({ ok: false, error });
@@ -171,5 +173,72 @@ describe('SlackClient.findDelivery against the stand-in', () => {
       (e: unknown) => e as FanoutError,
     );
     expect([err?.code, err?.slackError]).toEqual(['slack_outcome_unknown', 'history_too_long']);
+  });
+});
+
+describe('the bot token, checked at start', () => {
+  const token = 'xoxb-check-test';
+  const started: SlackStandIn[] = [];
+  afterAll(async () => {
+    for (const s of started) await s.stop();
+  });
+  async function standInWith(scopes?: string[]): Promise<string> {
+    const s = new SlackStandIn({ token, ...(scopes ? { scopes } : {}) });
+    started.push(s);
+    return (await s.start()).url;
+  }
+  const client = (apiUrl: string, t = token) => new SlackClient({ apiUrl, timeoutMs: 2000, tokenFor: () => t });
+  function captureLog() {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({
+      service: 'test',
+      level: 'info',
+      destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
+    });
+    return { log, lines };
+  }
+
+  it('reads the workspace and the scopes Slack names in X-OAuth-Scopes', async () => {
+    const check = await client(await standInWith()).checkToken();
+    expect(check).toEqual({ team: 'Fanout Stand-in', scopes: [...STANDIN_SCOPES] });
+  });
+
+  it('names what missing scopes leave undone', () => {
+    expect(scopeProblems(['chat:write', 'channels:history'])).toEqual([]);
+    expect(scopeProblems(['chat:write', 'groups:history'])).toEqual([]);
+    expect(scopeProblems(['chat:write'])).toEqual([expect.stringMatching(/lacks channels:history.*posts again/)]);
+    expect(scopeProblems(['channels:history'])).toEqual([expect.stringMatching(/lacks chat:write/)]);
+  });
+
+  it('logs a warning for a token without a history scope, and serves on', async () => {
+    const { log, lines } = captureLog();
+    await checkSlackToken(client(await standInWith(['chat:write'])), log);
+    expect(lines.map((l) => [l.severity, l.message])).toEqual([
+      ['INFO', 'Slack accepted the bot token'],
+      ['WARNING', expect.stringMatching(/lacks channels:history and groups:history/)],
+    ]);
+  });
+
+  it('logs an error naming Slack’s refusal for a token Slack refuses', async () => {
+    const { log, lines } = captureLog();
+    await checkSlackToken(client(await standInWith(), 'xoxb-wrong'), log);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        severity: 'ERROR',
+        message: expect.stringMatching(/refused the bot token at start \(invalid_auth\).*SLACK_BOT_TOKEN/),
+      }),
+    ]);
+    expect(JSON.stringify(lines)).not.toContain('xoxb-wrong');
+  });
+
+  it('logs a warning, and does not throw, when Slack cannot be reached', async () => {
+    const { log, lines } = captureLog();
+    await checkSlackToken(client('http://127.0.0.1:9/api/'), log);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        severity: 'WARNING',
+        message: 'could not reach Slack to check the bot token at start',
+      }),
+    ]);
   });
 });

@@ -26,7 +26,32 @@ export interface SlackPort {
   post(req: PostRequest): Promise<{ ts: string; channel: string }>;
   /** Looks for a post of this delivery in the channel since `since`; its ts when found. */
   findDelivery(channel: string, deliveryId: string, since: Date, teamId?: string): Promise<string | null>;
-  ping(): Promise<void>;
+  /** Asks Slack who the token is (`auth.test`): its workspace, and its scopes when Slack says them. */
+  checkToken(): Promise<TokenCheck>;
+}
+
+export interface TokenCheck {
+  team: string | null;
+  /** From Slack's `X-OAuth-Scopes`; null when the answer did not carry them. */
+  scopes: string[] | null;
+}
+
+/**
+ * What a token's scopes leave the notifier unable to do: post at all (`chat:write`), or look
+ * for an earlier post after an unknown outcome (a history scope), so that the retry posts again.
+ */
+export function scopeProblems(scopes: readonly string[]): string[] {
+  const problems: string[] = [];
+  if (!scopes.includes('chat:write')) {
+    problems.push('the Slack token lacks chat:write: every post will fail (missing_scope)');
+  }
+  if (!scopes.includes('channels:history') && !scopes.includes('groups:history')) {
+    problems.push(
+      'the Slack token lacks channels:history and groups:history: after a post whose outcome is unknown, the ' +
+        'next attempt cannot look for it in the channel and posts again',
+    );
+  }
+  return problems;
 }
 
 export interface SlackOptions {
@@ -172,9 +197,10 @@ export class SlackClient implements SlackPort {
     }
   }
 
-  async ping(): Promise<void> {
+  async checkToken(): Promise<TokenCheck> {
     try {
-      await this.client(undefined).auth.test();
+      const res = await this.client(undefined).auth.test();
+      return { team: res.team ?? null, scopes: res.response_metadata?.scopes ?? null };
     } catch (err) {
       throw classifySlackFailure(err);
     }

@@ -56,7 +56,7 @@ const unusedSlack: SlackPort = {
     throw new Error('no post expected');
   },
   findDelivery: async () => null,
-  ping: async () => undefined,
+  checkToken: async () => ({ team: null, scopes: null }),
 };
 
 function notifier(verifier: TokenVerifier, log = captureLog().log): Express {
