@@ -631,6 +631,92 @@ describe('runTick', () => {
   });
 });
 
+describe('ticks that overlap on one schedule', () => {
+  const everyMinute = { cron: '* * * * *', timezone: 'UTC' };
+  const id = scheduleIdOf(everyMinute);
+  const t = (hhmmss: string) => new Date(`2026-12-07T${hhmmss}.000Z`);
+  const ids = ['a', 'b', 'c', 'd'];
+  function everyMinuteStore(nextRunAt: Date): MemoryStore {
+    const store = new MemoryStore();
+    store.putSchedule(id, { ...everyMinute, nextRunAt });
+    for (const n of ids) store.putNotification(n, { scheduleId: id, enabled: true });
+    return store;
+  }
+  /** Holds every dueSchedules() answer until `count` ticks have read: they all start from one copy. */
+  function readTogether(store: MemoryStore, count: number): void {
+    const all = deferred();
+    let reads = 0;
+    const real = store.dueSchedules.bind(store);
+    jest.spyOn(store, 'dueSchedules').mockImplementation(async (...args) => {
+      const due = await real(...args);
+      if (++reads === count) all.resolve();
+      await all.promise;
+      return due;
+    });
+  }
+
+  it('a retried tick does not clear the mark of the next tick’s run: that run, failed half-way, is resumed and finished', async () => {
+    const store = everyMinuteStore(t('10:00:00'));
+    readTogether(store, 2);
+    // The 10:01 tick (its second page refused) and Cloud Scheduler's retry of the 10:00 tick.
+    const failing = new FakePublisher([2]);
+    const retry = new FakePublisher();
+    const [late, retried] = await Promise.all([
+      runTick(t('10:01:00'), deps(store, failing, { clock: () => t('10:01:15') })),
+      runTick(t('10:00:00'), deps(store, retry, { clock: () => t('10:01:15') })),
+    ]);
+    jest.restoreAllMocks();
+    expect(late.occurrences[0]).toMatchObject({ status: 'failed', occurrence: '2026-12-07T10:01:00.000Z' });
+    // The retry's copy said nothing ran; the schedule says 10:01's run holds it.
+    expect(retried.occurrences[0]).toMatchObject({ status: 'superseded', occurrence: '2026-12-07T10:00:00.000Z' });
+    expect(retry.pages).toHaveLength(0);
+    expect(store.schedule(id)?.activeOccurrence).toBe('2026-12-07T10:01:00.000Z');
+
+    const publisher = new FakePublisher();
+    const next = await runTick(t('10:02:00'), deps(store, publisher, { clock: () => t('10:02:01') }));
+    expect(next.occurrences[0]).toMatchObject({ status: 'resumed', occurrence: '2026-12-07T10:01:00.000Z' });
+    const sentAt1001 = [...failing.messages, ...publisher.messages]
+      .filter((m) => m.occurrence === '2026-12-07T10:01:00.000Z')
+      .map((m) => m.notificationId);
+    expect(new Set(sentAt1001)).toEqual(new Set(ids));
+    expect(await store.getRun(runIdOf(id, '2026-12-07T10:01:00.000Z'))).toMatchObject({ status: 'done' });
+    expect(store.schedule(id)).toMatchObject({ activeOccurrence: null, nextRunAt: t('10:02:00') });
+  });
+
+  it('a tick with a copy read before another tick moved the schedule on leaves it as it is', async () => {
+    const store = everyMinuteStore(t('10:00:00'));
+    // The slow tick read the schedule at 10:00; meanwhile the 10:01 tick started its run.
+    const stale = await store.dueSchedules(t('10:00:00'), 10);
+    await store.claimRun(id, '2026-12-07T10:01:00.000Z', 'the-10-01-tick', 60_000, t('10:01:01'));
+    jest.spyOn(store, 'dueSchedules').mockResolvedValueOnce(stale);
+    const publisher = new FakePublisher();
+    const summary = await runTick(t('10:00:00'), deps(store, publisher, { clock: () => t('10:01:05') }));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'superseded' });
+    expect(publisher.pages).toHaveLength(0);
+    expect(store.schedule(id)).toMatchObject({
+      activeOccurrence: '2026-12-07T10:01:00.000Z',
+      nextRunAt: t('10:00:00'),
+    });
+  });
+
+  it('a stale tick whose occurrences are all too old does not move the schedule while a run holds it', async () => {
+    const store = everyMinuteStore(t('09:00:00'));
+    const stale = await store.dueSchedules(t('10:00:00'), 10);
+    await store.claimRun(id, '2026-12-07T10:01:00.000Z', 'the-10-01-tick', 60_000, t('10:01:01'));
+    jest.spyOn(store, 'dueSchedules').mockResolvedValueOnce(stale);
+    // Aged by the clock (a late retry): nothing inside the window, so it would only skip.
+    const summary = await runTick(
+      t('09:00:00'),
+      deps(store, new FakePublisher(), { clock: () => t('10:01:05'), catchUpWindowSeconds: 60 }),
+    );
+    expect(summary.occurrences[0]).toMatchObject({ status: 'skipped-missed' });
+    expect(store.schedule(id)).toMatchObject({
+      activeOccurrence: '2026-12-07T10:01:00.000Z',
+      nextRunAt: t('09:00:00'),
+    });
+  });
+});
+
 describe('a tick shutting down while Firestore does not answer', () => {
   it('answers within the shutdown grace though its checkpoint and its release both hang', async () => {
     const store = new MemoryStore();

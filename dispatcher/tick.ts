@@ -94,6 +94,7 @@ export type OccurrenceStatus =
   | 'resumed'
   | 'already-done'
   | 'leased-elsewhere'
+  | 'superseded'
   | 'skipped-missed'
   | 'invalid-schedule'
   | 'failed';
@@ -184,7 +185,7 @@ async function runSchedule(
   // An unfinished run is resumed before anything newer: its notifications are half sent.
   const occurrence = schedule.activeOccurrence ?? plan.run?.toISOString() ?? null;
   if (!occurrence) {
-    await deps.runs.advanceSchedule(schedule.id, plan.nextRunAt, plan.skipped, clock());
+    await deps.runs.advanceSchedule(schedule.id, plan.nextRunAt, plan.skipped, clock(), null);
     deps.log.warn(
       { scheduleId: schedule.id, skipped: plan.skipped, nextRunAt: plan.nextRunAt.toISOString() },
       'missed occurrences are older than the catch-up window; skipped',
@@ -200,8 +201,14 @@ async function runSchedule(
   const leaseMs = deps.leaseSeconds * 1000;
   const claim = await deps.runs.claimRun(schedule.id, occurrence, owner, leaseMs, clock());
   if (claim.kind === 'done') {
-    await deps.runs.advanceSchedule(schedule.id, nextRunAt, 0, clock());
+    await deps.runs.advanceSchedule(schedule.id, nextRunAt, 0, clock(), occurrence);
     return { ...base, occurrence, runId, status: 'already-done' };
+  }
+  if (claim.kind === 'superseded') {
+    // This tick's copy of the schedule was stale (another tick moved it on, or holds it with
+    // another occurrence's run): a later tick works from the schedule as it is.
+    log.info({ reason: claim.reason }, 'schedule moved on since this tick read it; left to a later tick');
+    return { ...base, occurrence, runId, status: 'superseded' };
   }
   if (claim.kind === 'leased') {
     log.info({ leaseOwner: claim.run.leaseOwner }, 'occurrence is being dispatched by another tick');

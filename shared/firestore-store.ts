@@ -23,6 +23,7 @@ import type {
 } from './ports';
 import { type CheckpointProgress, LeaseLostError, type NotificationPage } from './ports';
 import { QUERIES, type QuerySpec } from './queries';
+import { runBlocker, type ScheduleAdvance, scheduleAdvance, scheduleRunState } from './schedule-state';
 import { COLLECTIONS, expiryFrom } from './topology';
 
 /** Firestore gives Timestamps back; the rest of the code speaks Date. */
@@ -66,6 +67,17 @@ export interface FirestoreStoreOptions {
    * is terminated.
    */
   coalesce?: boolean;
+}
+
+/** A schedule's fields once moved on (scheduleAdvance), as one merge-write. */
+function advancedFields(advance: ScheduleAdvance, now: Date): Record<string, unknown> {
+  return {
+    nextRunAt: advance.nextRunAt,
+    ...(advance.lastRunAt ? { lastRunAt: advance.lastRunAt } : {}),
+    activeOccurrence: null,
+    ...(advance.skipped > 0 ? { skippedOccurrences: FieldValue.increment(advance.skipped) } : {}),
+    updatedAt: now,
+  };
 }
 
 export class FirestoreStore implements RunStore, DeliveryLedger, NotificationStore {
@@ -118,10 +130,13 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     const runId = `${scheduleId}:${occurrence}`;
     const runRef = this.runs().doc(runId);
     const scheduleRef = this.schedules().doc(scheduleId);
-    return this.db.runTransaction(async (tx) => {
-      const snap = await tx.get(runRef);
+    return this.db.runTransaction(async (tx): Promise<RunClaim> => {
+      const [snap, scheduleSnap] = await tx.getAll(runRef, scheduleRef);
+      const state = scheduleRunState(fromDoc<Record<string, unknown>>(scheduleSnap?.data() ?? {}));
       const leaseExpiresAt = new Date(now.getTime() + leaseMs);
-      if (!snap.exists) {
+      if (!snap?.exists) {
+        const blocker = runBlocker(state, occurrence, false);
+        if (blocker) return { kind: 'superseded', reason: blocker };
         const run: RunDoc = {
           scheduleId,
           occurrence,
@@ -147,6 +162,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       if (run.leaseOwner && run.leaseOwner !== owner && expires > now.getTime()) {
         return { kind: 'leased', run };
       }
+      const blocker = runBlocker(state, occurrence, true);
+      if (blocker) return { kind: 'superseded', reason: blocker };
       const taken: RunDoc = {
         ...run,
         status: 'running',
@@ -245,6 +262,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
   ): Promise<void> {
     await this.db.runTransaction(async (tx) => {
       const run = await this.withLease(tx, runId, owner);
+      const scheduleRef = this.schedules().doc(scheduleId);
+      const state = scheduleRunState(fromDoc<Record<string, unknown>>((await tx.get(scheduleRef)).data() ?? {}));
       tx.update(this.runs().doc(runId), {
         status: 'done',
         leaseOwner: null,
@@ -253,27 +272,29 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         updatedAt: now,
         expireAt: expiryFrom(now),
       });
-      tx.set(
-        this.schedules().doc(scheduleId),
-        {
-          nextRunAt,
-          lastRunAt: new Date(run.occurrence),
-          activeOccurrence: null,
-          skippedOccurrences: FieldValue.increment(skipped),
-          updatedAt: now,
-        },
-        { merge: true },
-      );
+      const advance = scheduleAdvance(state, run.occurrence, nextRunAt, skipped);
+      if (advance) tx.set(scheduleRef, advancedFields(advance, now), { merge: true });
     });
   }
 
-  async advanceSchedule(scheduleId: string, nextRunAt: Date, skipped: number, now: Date): Promise<void> {
-    await this.schedules()
-      .doc(scheduleId)
-      .set(
-        { nextRunAt, activeOccurrence: null, skippedOccurrences: FieldValue.increment(skipped), updatedAt: now },
-        { merge: true },
+  async advanceSchedule(
+    scheduleId: string,
+    nextRunAt: Date,
+    skipped: number,
+    now: Date,
+    finished: string | null,
+  ): Promise<void> {
+    const ref = this.schedules().doc(scheduleId);
+    await this.db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      const advance = scheduleAdvance(
+        scheduleRunState(fromDoc<Record<string, unknown>>(snap.data() ?? {})),
+        finished,
+        nextRunAt,
+        skipped,
       );
+      if (advance) tx.set(ref, advancedFields(advance, now), { merge: true });
+    });
   }
 
   async disableSchedule(scheduleId: string, reason: string, now: Date): Promise<void> {

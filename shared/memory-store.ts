@@ -20,6 +20,7 @@ import type {
   RunStore,
 } from './ports';
 import { LeaseLostError } from './ports';
+import { runBlocker, scheduleAdvance, scheduleRunState } from './schedule-state';
 
 /**
  * The ports of shared/ports.ts over Maps, with the semantics of FirestoreStore (claim and
@@ -128,7 +129,10 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     const runId = `${scheduleId}:${occurrence}`;
     const leaseExpiresAt = new Date(now.getTime() + leaseMs);
     const existing = this.runDocs.get(runId);
+    const state = scheduleRunState(this.scheduleDocs.get(scheduleId));
     if (!existing) {
+      const blocker = runBlocker(state, occurrence, false);
+      if (blocker) return { kind: 'superseded', reason: blocker };
       const run: RunDoc = {
         scheduleId,
         occurrence,
@@ -152,6 +156,8 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     if (existing.leaseOwner && existing.leaseOwner !== owner && expires > now.getTime()) {
       return { kind: 'leased', run: copy(existing) };
     }
+    const blocker = runBlocker(state, occurrence, true);
+    if (blocker) return { kind: 'superseded', reason: blocker };
     const taken: RunDoc = {
       ...existing,
       status: 'running',
@@ -233,15 +239,33 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       finishedAt: now,
       updatedAt: now,
     });
-    this.mergeSchedule(
-      scheduleId,
-      { nextRunAt, lastRunAt: new Date(run.occurrence), activeOccurrence: null, updatedAt: now },
-      skipped,
-    );
+    this.advance(scheduleId, run.occurrence, nextRunAt, skipped, now);
   }
 
-  async advanceSchedule(scheduleId: string, nextRunAt: Date, skipped: number, now: Date): Promise<void> {
-    this.mergeSchedule(scheduleId, { nextRunAt, activeOccurrence: null, updatedAt: now }, skipped);
+  async advanceSchedule(
+    scheduleId: string,
+    nextRunAt: Date,
+    skipped: number,
+    now: Date,
+    finished: string | null,
+  ): Promise<void> {
+    this.advance(scheduleId, finished, nextRunAt, skipped, now);
+  }
+
+  /** As FirestoreStore: the schedule moved on only as scheduleAdvance allows. */
+  private advance(scheduleId: string, finished: string | null, nextRunAt: Date, skipped: number, now: Date): void {
+    const advance = scheduleAdvance(scheduleRunState(this.scheduleDocs.get(scheduleId)), finished, nextRunAt, skipped);
+    if (!advance) return;
+    this.mergeSchedule(
+      scheduleId,
+      {
+        nextRunAt: advance.nextRunAt,
+        ...(advance.lastRunAt ? { lastRunAt: advance.lastRunAt } : {}),
+        activeOccurrence: null,
+        updatedAt: now,
+      },
+      advance.skipped,
+    );
   }
 
   async disableSchedule(scheduleId: string, reason: string, now: Date): Promise<void> {
@@ -351,12 +375,15 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     claimedBy?: string,
   ): Promise<void> {
     const current = this.deliveryDocs.get(deliveryId);
-    if (claimedBy !== undefined && current && current.claimedBy !== claimedBy) {
+    if (claimedBy !== undefined) {
+      // As FirestoreStore: a final record is never turned back into a retry (a delivery
+      // dead-lettered while its last attempt, past its deadline, still ran).
+      if (!current || FINAL.has(current.status as DeliveryStatus)) return;
       // An attempt that outlived its claim must not release the claim of the one that took over.
-      if (outcomeUnknown && !FINAL.has(current.status as DeliveryStatus)) {
-        this.update(deliveryId, { outcomeUnknown: true });
+      if (current.claimedBy !== claimedBy) {
+        if (outcomeUnknown) this.update(deliveryId, { outcomeUnknown: true });
+        return;
       }
-      return;
     }
     // Once unknown, it stays unknown until a later attempt settles it.
     this.update(deliveryId, {

@@ -15,7 +15,9 @@ export type RunClaim =
   | { kind: 'acquired'; run: RunDoc }
   | { kind: 'resumed'; run: RunDoc }
   | { kind: 'done'; run: RunDoc }
-  | { kind: 'leased'; run: RunDoc };
+  | { kind: 'leased'; run: RunDoc }
+  /** The tick's copy of the schedule was stale (shared/schedule-state.ts): nothing is claimed. */
+  | { kind: 'superseded'; reason: string };
 
 export interface NotificationRef {
   id: string;
@@ -36,7 +38,11 @@ export interface CheckpointProgress {
 
 export interface RunStore {
   dueSchedules(at: Date, limit: number): Promise<DueSchedule[]>;
-  /** Creates the run or takes it over when its lease expired; marks it on the schedule. */
+  /**
+   * Creates the run or takes it over when its lease expired; marks it on the schedule. Checks
+   * the schedule as it is (runBlocker): another occurrence's run holding it, or a schedule
+   * moved past the occurrence, is `superseded`.
+   */
   claimRun(scheduleId: string, occurrence: string, owner: string, leaseMs: number, now: Date): Promise<RunClaim>;
   /**
    * A schedule's enabled notification ids after `cursor`, in pages of at least `pageSize`
@@ -45,7 +51,7 @@ export interface RunStore {
   notificationPages(scheduleId: string, cursor: string | null, pageSize: number): AsyncIterable<NotificationPage>;
   /** Records progress and renews the lease; throws LeaseLostError when another owner took it. */
   checkpoint(runId: string, owner: string, progress: CheckpointProgress, leaseMs: number, now: Date): Promise<void>;
-  /** Marks the run done and moves the schedule on. */
+  /** Marks the run done and moves the schedule on, as scheduleAdvance allows. */
   finishRun(
     runId: string,
     owner: string,
@@ -54,8 +60,18 @@ export interface RunStore {
     skipped: number,
     now: Date,
   ): Promise<void>;
-  /** Moves a schedule on without a run (every due occurrence was too old). */
-  advanceSchedule(scheduleId: string, nextRunAt: Date, skipped: number, now: Date): Promise<void>;
+  /**
+   * Moves a schedule on without running: every due occurrence was too old (`finished` null), or
+   * the run of `finished` was found done. As scheduleAdvance allows: never while another
+   * occurrence's run holds the schedule, never backwards.
+   */
+  advanceSchedule(
+    scheduleId: string,
+    nextRunAt: Date,
+    skipped: number,
+    now: Date,
+    finished: string | null,
+  ): Promise<void>;
   /** Marks a schedule whose cron or time zone cannot be parsed, so it stops being due. */
   disableSchedule(scheduleId: string, reason: string, now: Date): Promise<void>;
   releaseRun(runId: string, owner: string, error: string, now: Date): Promise<void>;

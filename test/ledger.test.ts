@@ -2,7 +2,8 @@ import type { Firestore } from '@google-cloud/firestore';
 import { uniqueProjectId } from '../dev/stack';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
-import type { ClaimRequest } from '../shared/ports';
+import { MemoryStore } from '../shared/memory-store';
+import type { ClaimRequest, DeliveryLedger } from '../shared/ports';
 import { expiryFrom, RETENTION } from '../shared/topology';
 
 /**
@@ -95,6 +96,24 @@ describe('the ledger and broken pushes, on the emulator', () => {
     });
     expect(status).toBe('dead');
     expect(await store.get(deliveryId)).toMatchObject({ status: 'dead', runId: 's_2:2031-01-01T00:00:00.000Z' });
+  });
+
+  it('a delivery dead-lettered while its last attempt still runs stays dead, in both stores', async () => {
+    const memory = new MemoryStore();
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      expect((await ledger.claim(claim('a#20'))).kind).toBe('claimed');
+      await ledger.markDead(deliveryId, {
+        attempts: 5,
+        notificationId: 'n-1',
+        occurrence: '2031-01-01T00:00:00.000Z',
+        runId: 's_1:2031-01-01T00:00:00.000Z',
+        reason: 'max delivery attempts reached',
+        now,
+      });
+      // The attempt, past its push deadline, ends with a retryable failure.
+      await ledger.markRetry(deliveryId, { ...invalid, code: 'slack_retryable' }, false, now, 'a#20');
+      expect(await ledger.get(deliveryId)).toMatchObject({ status: 'dead' });
+    }
   });
 
   it('still ends a delivery that failed for good after an attempt', async () => {

@@ -1,0 +1,62 @@
+import { runBlocker, scheduleAdvance, scheduleRunState } from './schedule-state';
+
+const at = (hhmm: string) => new Date(`2026-12-07T${hhmm}:00.000Z`);
+const occ = (hhmm: string) => at(hhmm).toISOString();
+const state = (next: string | null, active: string | null, last: string | null = null) => ({
+  nextRunAt: next ? at(next) : null,
+  activeOccurrence: active ? occ(active) : null,
+  lastRunAt: last ? at(last) : null,
+});
+
+describe('runBlocker', () => {
+  it('lets a run start when nothing holds the schedule and it has not moved past the occurrence', () => {
+    expect(runBlocker(state('10:00', null), occ('10:00'), false)).toBeNull();
+    expect(runBlocker(state('10:00', null), occ('10:01'), false)).toBeNull();
+  });
+
+  it('lets the run the schedule names start or resume', () => {
+    expect(runBlocker(state('10:00', '10:00'), occ('10:00'), false)).toBeNull();
+    expect(runBlocker(state('10:00', '10:00'), occ('10:00'), true)).toBeNull();
+  });
+
+  it('refuses another occurrence while a run holds the schedule, naming it', () => {
+    expect(runBlocker(state('10:00', '10:01'), occ('10:00'), false)).toMatch(/dispatching 2026-12-07T10:01:00.000Z/);
+    expect(runBlocker(state('10:00', '10:00'), occ('10:01'), true)).toMatch(/dispatching 2026-12-07T10:00:00.000Z/);
+  });
+
+  it('refuses to start an occurrence the schedule has moved past, but lets an unfinished run of it finish', () => {
+    expect(runBlocker(state('10:02', null), occ('10:00'), false)).toMatch(/moved past 2026-12-07T10:00:00.000Z/);
+    expect(runBlocker(state('10:02', null), occ('10:00'), true)).toBeNull();
+  });
+});
+
+describe('scheduleAdvance', () => {
+  it('moves the schedule on when its own run ends, recording the occurrence and the skips', () => {
+    expect(scheduleAdvance(state('10:00', '10:00'), occ('10:00'), at('10:01'), 2)).toEqual({
+      nextRunAt: at('10:01'),
+      lastRunAt: at('10:00'),
+      skipped: 2,
+    });
+  });
+
+  it('writes nothing while another occurrence’s run holds the schedule', () => {
+    expect(scheduleAdvance(state('10:00', '10:01'), occ('10:00'), at('10:01'), 0)).toBeNull();
+    expect(scheduleAdvance(state('10:00', '10:01'), null, at('10:05'), 3)).toBeNull();
+  });
+
+  it('never moves nextRunAt or lastRunAt back, and counts skips only when it moves the schedule', () => {
+    expect(scheduleAdvance(state('10:03', null, '10:02'), occ('10:00'), at('10:01'), 4)).toEqual({
+      nextRunAt: at('10:03'),
+      skipped: 0,
+    });
+  });
+
+  it('reads a stored document, with missing or mistyped fields as null', () => {
+    expect(scheduleRunState(undefined)).toEqual({ nextRunAt: null, activeOccurrence: null, lastRunAt: null });
+    expect(scheduleRunState({ nextRunAt: 'x', activeOccurrence: 5, lastRunAt: new Date('bad') })).toEqual({
+      nextRunAt: null,
+      activeOccurrence: null,
+      lastRunAt: null,
+    });
+  });
+});
