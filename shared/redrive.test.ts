@@ -107,4 +107,24 @@ describe('redriveRun', () => {
     expect(result).toMatchObject({ redriven: 0, failed: 5 });
     expect([...status.values()].every((s) => s === 'dead')).toBe(true);
   });
+
+  it('stops at the first page Pub/Sub refuses: the pages after it are not reopened, and stay dead', async () => {
+    const { ledger, status } = fakeLedger(ids);
+    const reopenDead = jest.fn(ledger.reopenDead);
+    let calls = 0;
+    const result = await redriveRun(runId, {
+      ledger: { ...ledger, reopenDead },
+      log,
+      pageSize: 2,
+      publisher: {
+        publishPage: async () => {
+          if (++calls === 2) throw new Error('pubsub down');
+        },
+      },
+    });
+    expect(result).toMatchObject({ redriven: 2, failed: 2, stopped: 'Pub/Sub refused a page: pubsub down' });
+    expect(calls).toBe(2);
+    expect(reopenDead).toHaveBeenCalledTimes(4);
+    expect([...status.values()].filter((s) => s === 'dead')).toHaveLength(3);
+  });
 });

@@ -101,6 +101,12 @@ export interface RedriveResult {
   waitingUntil: string | null;
   /** True when the service began shutting down before the redrive had gone through the run. */
   interrupted?: boolean;
+  /**
+   * Why the redrive stopped before going through the run: Pub/Sub refused a page, and every
+   * page after it would have waited out the publisher's timeout too. What it had not reached
+   * is still dead; running the redrive again takes it.
+   */
+  stopped?: string;
 }
 
 /** The schedule id is the run id without its `:occurrence` suffix. */
@@ -159,6 +165,7 @@ interface RedriveContext {
 }
 
 function stopForShutdown(ctx: RedriveContext): boolean {
+  if (ctx.result.stopped !== undefined) return true;
   if (!ctx.deps.isDraining?.()) return false;
   ctx.result.interrupted = true;
   return true;
@@ -240,7 +247,11 @@ async function redrivePage(
       // Some may have gone out: those find the delivery dead again and are acked unsent, which is safe.
       await Promise.all(page.map((p) => restore(ctx, p.deliveryId)));
       result.failed += page.length;
-      deps.log.error({ runId, err: (err as Error).message, count: page.length }, 'redrive publish failed');
+      result.stopped = `Pub/Sub refused a page: ${(err as Error).message}`;
+      deps.log.error(
+        { runId, err: (err as Error).message, count: page.length },
+        'redrive publish failed; stopping (what it had not reached is still dead)',
+      );
     }
     if (published) {
       result.redriven += page.length;
