@@ -111,7 +111,16 @@ describe('parseAccountsFile', () => {
     [
       'an account too big for a document',
       JSON.stringify([acct, { ...acct, id: 'big', highlights: ['x'.repeat(1_100_000)] }]),
-      /a\.json\[1\]: account big is \d+ bytes; a Firestore document holds at most about 1 MB/,
+      /a\.json\[1\]: account big is \d+ bytes as Firestore counts a document .*; a document holds at most 1048576/,
+    ],
+    [
+      // Under 1 MB of JSON, over 1 MiB as Firestore counts it: a number is 8 bytes there.
+      'an account of many small metrics, too big as Firestore counts it',
+      JSON.stringify([
+        acct,
+        { ...acct, id: 'many', metrics: Array.from({ length: 28_500 }, () => ({ label: 'a', value: 1, change: 1 })) },
+      ]),
+      /a\.json\[1\]: account many is 1\d{6} bytes as Firestore counts a document/,
     ],
   ])('names %s', (_what, text, message) => {
     expect(() => parseAccountsFile(text, 'a.json')).toThrow(message);

@@ -10,7 +10,14 @@ import { nonBlankText, positiveInt, topicName } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
-import { type Account, accountSchema, metricSchema, userIdProblem } from '../shared/model';
+import {
+  type Account,
+  accountSchema,
+  documentStorageSize,
+  MAX_DOCUMENT_BYTES,
+  metricSchema,
+  userIdProblem,
+} from '../shared/model';
 import { connectProblem } from '../shared/net';
 import {
   InvalidNotificationError,
@@ -56,8 +63,6 @@ const newAccountSchema = accountSchema
   })
   .strict();
 
-/** Firestore's largest document, less room for its id and field names. */
-const MAX_ACCOUNT_BYTES = 1_000_000;
 export type NewAccount = { id: string; account: Account };
 
 /**
@@ -258,9 +263,11 @@ export function parseAccountsFile(text: string, file: string): NewAccount[] {
       const problem = userIdProblem(a.id);
       if (problem) return `account id ${JSON.stringify(a.id.slice(0, 100))}: ${problem}`;
       const { id, ...account } = a;
-      const bytes = Buffer.byteLength(JSON.stringify(account), 'utf8');
-      return bytes > MAX_ACCOUNT_BYTES
-        ? `account ${id} is ${bytes} bytes; a Firestore document holds at most about 1 MB`
+      // As stored (saveAccounts), and as Firestore counts it.
+      const bytes = documentStorageSize([COLLECTIONS.accounts, id], accountSchema.parse(account));
+      return bytes > MAX_DOCUMENT_BYTES
+        ? `account ${id} is ${bytes} bytes as Firestore counts a document (a number is 8 bytes, a string or ` +
+            `a field name its UTF-8 and 1 more); a document holds at most ${MAX_DOCUMENT_BYTES}`
         : null;
     },
     undefined,
@@ -543,7 +550,7 @@ Fields of an account:
                           (12.5 is shown as ▲ 12.5%, -3 as ▼ 3.0%)
   highlights    optional, a list of strings
   dashboardUrl  optional, an http(s) URL, linked from the report
-Each account is at most about 1 MB. Every entry is checked before anything is written.
+Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.`,
     )
     .action((file: string) =>

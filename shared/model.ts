@@ -149,6 +149,31 @@ export interface DeliveryDoc {
 }
 
 /** One figure of an account's report. */
+/** Firestore's largest document: 1 MiB as Firestore counts a document's size (documentStorageSize). */
+export const MAX_DOCUMENT_BYTES = 1_048_576;
+
+/**
+ * A document's size as Firestore counts it against its 1 MiB limit
+ * (https://firebase.google.com/docs/firestore/storage-size): its name (each collection and
+ * document id, UTF-8, plus 1, then 16), each field's name (UTF-8 plus 1) and value (a string
+ * UTF-8 plus 1, a number or a date 8, a boolean or null 1, a map or an array the sum of what it
+ * holds), and 32. A JSON text's length is no guide: `1` is one byte there and eight here.
+ */
+export function documentStorageSize(path: readonly string[], data: Record<string, unknown>): number {
+  const text = (s: string) => Buffer.byteLength(s, 'utf8') + 1;
+  const value = (v: unknown): number => {
+    if (typeof v === 'string') return text(v);
+    if (typeof v === 'number' || typeof v === 'bigint' || v instanceof Date) return 8;
+    if (v === null || v === undefined || typeof v === 'boolean') return 1;
+    if (Array.isArray(v)) return v.reduce((sum: number, item) => sum + value(item), 0);
+    if (typeof v === 'object') return fields(v as Record<string, unknown>);
+    return 0;
+  };
+  const fields = (o: Record<string, unknown>): number =>
+    Object.entries(o).reduce((sum, [k, v]) => (v === undefined ? sum : sum + text(k) + value(v)), 0);
+  return path.reduce((sum, part) => sum + text(part), 16) + fields(data) + 32;
+}
+
 export const metricSchema = z.object({
   label: z.string().min(1),
   value: z.union([z.number(), z.string()]),
