@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { nonBlankText, positiveInt, topicName } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
+import { withTimeout } from '../shared/http';
 import { createLogger } from '../shared/logger';
 import {
   type Account,
@@ -135,11 +136,33 @@ async function checkReachable(service: Service, projectId: string, env: NodeJS.P
   }
 }
 
-/** The command's Firestore client, once Firestore is known to take a connection. */
+/** How long the first read may take before the command gives up on a Firestore that took the connection. */
+const FIRST_ANSWER_TIMEOUT_MS = 10_000;
+
+/**
+ * The command's Firestore client, once Firestore is known to take a connection and to answer a
+ * first read: a server that accepts connections but does not answer (a stopped emulator, an
+ * overloaded one) would otherwise hold the command, silent, with no deadline.
+ */
 async function openFirestore(projectId: string): Promise<Firestore> {
   await checkReachable('Firestore', projectId);
   firestoreAt = whereService('Firestore', projectId);
-  return createFirestore(projectId);
+  const db = createFirestore(projectId);
+  try {
+    await withTimeout(
+      db.collection(COLLECTIONS.schedules).limit(1).get(),
+      FIRST_ANSWER_TIMEOUT_MS,
+      () =>
+        `Firestore at ${firestoreAt} took the connection but did not answer a first read within ${FIRST_ANSWER_TIMEOUT_MS / 1000} s`,
+    );
+  } catch (err) {
+    void db.terminate().catch(() => undefined);
+    if (isUnreachable(err) || (err as Error).message.includes('did not answer')) {
+      throw new CliError(`cannot use Firestore: ${(err as Error).message}`, EXIT.failed);
+    }
+    throw err;
+  }
+  return db;
 }
 
 /** An error of a connection lost or never made (gRPC UNAVAILABLE or DEADLINE_EXCEEDED), here or in its causes. */
@@ -161,9 +184,18 @@ export function failureOf(err: unknown): { message: string; exitCode: number } {
   return { message, exitCode: EXIT.failed };
 }
 
+/** A Google Cloud project id: lower-case letters, digits and hyphens, from a letter (an older one may have a `domain:` prefix). */
+const PROJECT_ID = /^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{1,61}[a-z0-9]$/;
+
 function projectOf(opts: { project?: string }): string {
   const project = opts.project ?? process.env.GOOGLE_CLOUD_PROJECT;
   if (!project) throw new CliError('no project: pass --project or set GOOGLE_CLOUD_PROJECT');
+  if (!PROJECT_ID.test(project)) {
+    throw new CliError(
+      `project ${JSON.stringify(project.slice(0, 100))} is not a Google Cloud project id ` +
+        '(lower-case letters, digits and hyphens, starting with a letter)',
+    );
+  }
   return project;
 }
 
@@ -578,8 +610,8 @@ Progress on stderr: a bar on a terminal, a line every few seconds otherwise.`,
       `
 Replaces the whole notification: one that was paused comes back enabled.
 An id (notification or account) must be able to be a Firestore document id: not blank, no '/',
-not '.', '..' or __…__, at most 1,500 bytes of UTF-8 (a notification id at most 1,475: its
-delivery ids add ':' and a time to it).`,
+not '.', '..' or __…__, at most 1,500 bytes of UTF-8 (a notification id at most 500 characters
+and 1,475 bytes: its delivery ids add ':' and a time to it).`,
     )
     .action(
       async (o: {

@@ -45,6 +45,13 @@ export function nonBlankText(max: number): (value: string) => string {
  * instead of the client library's own message once the command is under way.
  */
 export function topicName(value: string): string {
+  const problem = topicNameProblem(value);
+  if (problem) throw new InvalidArgumentError(problem);
+  return value;
+}
+
+/** What is wrong with a Pub/Sub topic name (see topicName), or null. */
+export function topicNameProblem(value: string): string | null {
   const id = value.startsWith('projects/') ? /^projects\/[^/\s]+\/topics\/([^/]*)$/.exec(value)?.[1] : value;
   const why =
     value.trim() === ''
@@ -56,10 +63,7 @@ export function topicName(value: string): string {
           : !/^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/.test(id)
             ? `got ${JSON.stringify(value.slice(0, 100))}`
             : null;
-  if (why) {
-    throw new InvalidArgumentError(
-      `expected a Pub/Sub topic id (3 to 255 letters, digits or -_.~+%, starting with a letter) or projects/{project}/topics/{id}, ${why}`,
-    );
-  }
-  return value;
+  return why
+    ? `expected a Pub/Sub topic id (3 to 255 letters, digits or -_.~+%, starting with a letter) or projects/{project}/topics/{id}, ${why}`
+    : null;
 }

@@ -102,10 +102,20 @@ describe('loadConfig', () => {
     ['DISPATCH_PAGE_SIZE', '0x10'],
     ['PORT', '1e3'],
     ['DISPATCH_PAGES_IN_FLIGHT', '2 pages'],
+    ['DISPATCH_TOPIC', 'bad/topic'],
+    ['DISPATCH_TOPIC', 'goog-topic'],
+    ['DISPATCH_TOPIC', 'projects/p/subscriptions/s'],
   ])('names %s when it is %j, and shows the bad value', (name, value) => {
     const message = configError({ ...base, [name]: value }).message;
     expect(message).toContain(name);
     expect(message).toContain(JSON.stringify(value));
+  });
+
+  it('takes a dispatch topic as an id or as a full name', () => {
+    expect(loadConfig({ ...base, DISPATCH_TOPIC: 'fanout.dispatch-2' }).dispatchTopic).toBe('fanout.dispatch-2');
+    expect(loadConfig({ ...base, DISPATCH_TOPIC: 'projects/p/topics/t-1' }).dispatchTopic).toBe(
+      'projects/p/topics/t-1',
+    );
   });
 
   it('names every bad variable at once', () => {

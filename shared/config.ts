@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { topicNameProblem } from './cli-args';
 import { TOPOLOGY } from './topology';
 
 /** The services' log levels (LOG_LEVEL), quietest last. */
@@ -64,7 +65,14 @@ const schema = z.object({
   port: int(0, 65535).default(8080),
   host: z.string().min(1).optional(),
   logLevel: z.enum(LOG_LEVELS).default('info'),
-  dispatchTopic: z.string().min(1).default(TOPOLOGY.dispatchTopic),
+  dispatchTopic: z
+    .string()
+    .min(1)
+    .superRefine((name, ctx) => {
+      const problem = topicNameProblem(name);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .default(TOPOLOGY.dispatchTopic),
   // A page is one publish request: the publisher's batch holds up to 1,000 messages.
   dispatchPageSize: int(1, 5000).default(1000),
   dispatchScheduleConcurrency: int(1, 32).default(2),

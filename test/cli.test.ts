@@ -76,6 +76,43 @@ describe('the built command, with no emulator listening', () => {
   });
 });
 
+describe('the built command, with a Firestore that takes the connection and never answers', () => {
+  it('gives up after the first read’s 10 s, in one line, exit 1', async () => {
+    // A server that accepts connections and says nothing: a stopped or overloaded emulator.
+    const held: import('node:net').Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const started = Date.now();
+      const res = await runCli(['-p', 'demo-cli-silent', 'show', 'n-1'], {
+        FIRESTORE_EMULATOR_HOST: `127.0.0.1:${port}`,
+      });
+      expect(Date.now() - started).toBeLessThan(25_000);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toBe(
+        `slack-fanout: cannot use Firestore: Firestore at FIRESTORE_EMULATOR_HOST=127.0.0.1:${port} took the connection but did not answer a first read within 10 s\n`,
+      );
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 40_000);
+});
+
+describe('a project id that cannot be one', () => {
+  it.each(['BadProj', 'my_project', '-x', 'p'])(
+    '%j is refused in one line, exit 2, before any call',
+    async (project) => {
+      const res = await runCli(['-p', project, 'show', 'n-1'], { FIRESTORE_EMULATOR_HOST: '127.0.0.1:9' });
+      expect(res.code).toBe(2);
+      expect(res.stderr).toBe(
+        `slack-fanout: project ${JSON.stringify(project)} is not a Google Cloud project id (lower-case letters, digits and hyphens, starting with a letter)\n`,
+      );
+    },
+  );
+});
+
 describe('exit codes', () => {
   it('2 for usage and bad input, whoever finds it (commander or the command)', async () => {
     const env = {
