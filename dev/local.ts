@@ -269,6 +269,8 @@ async function main(): Promise<number> {
     };
 
     const watch = async (runIds: string[], expected: number): Promise<number> => {
+      // Nothing due (a tick between two occurrences): the tick's line says so.
+      if (runIds.length === 0 && expected === 0) return 0;
       const started = Date.now();
       const verbose = expected <= 60;
       const bar = verbose
@@ -326,7 +328,11 @@ async function main(): Promise<number> {
         await stopAll();
         return stopCode;
       }
-      await runTick(new Date());
+      // A tick refused (Firestore or Pub/Sub not answering) is said, and the next one tries
+      // again, as Cloud Scheduler's next call would.
+      await runTick(new Date()).catch((err: unknown) => {
+        say(`${(err as Error).message}; the next tick, in ${opts.interval} s, tries again`);
+      });
     }
   } catch (err) {
     // A call cut short by a stop already under way is expected: the stop says why.

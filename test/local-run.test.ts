@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { isListening } from '../dev/emulators';
@@ -108,5 +108,65 @@ describe('npm start, stopped early', () => {
     expect(run.exitedWithinMs).toBeLessThan(20_000);
     expect(run.ports.length).toBeGreaterThanOrEqual(4);
     expect(await stillListening(run.ports)).toEqual([]);
+  }, 120_000);
+});
+
+describe('npm start, ticking on', () => {
+  test('a tick refused while Pub/Sub does not answer is said, and the next tick goes on', async () => {
+    const env = { ...process.env };
+    delete env.PUBSUB_EMULATOR_HOST;
+    delete env.FIRESTORE_EMULATOR_HOST;
+    delete env.SLACK_BOT_TOKEN;
+    const child = spawn(process.execPath, [LOCAL, '-n', '3', '--interval', '2'], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    let frozen: number | null = null;
+    const waiting: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      lines.push(line);
+      for (const w of [...waiting]) {
+        if (w.pattern.test(line)) {
+          waiting.splice(waiting.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    });
+    /** The first line from `from` on that matches, waiting for it up to `within` ms. */
+    const next = (pattern: RegExp, within: number, from = 0) =>
+      new Promise<string>((resolve, reject) => {
+        const found = lines.slice(from).find((l) => pattern.test(l));
+        if (found) return resolve(found);
+        const timer = setTimeout(() => reject(new Error(`no line ${pattern} in:\n${lines.join('\n')}`)), within);
+        waiting.push({
+          pattern,
+          resolve: (l) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        });
+      });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      const up = await next(/^emulators up: PUBSUB_EMULATOR_HOST=127\.0\.0\.1:(\d+)/, 60_000);
+      await next(/^summary: /, 30_000);
+      // The Pub/Sub emulator, frozen: the next tick's readiness check finds it not answering.
+      const port = up.match(/PUBSUB_EMULATOR_HOST=127\.0\.0\.1:(\d+)/)?.[1];
+      const ss = execFileSync('ss', ['-ltnpH', `sport = :${port}`]).toString();
+      frozen = Number(ss.match(/pid=(\d+)/)?.[1]);
+      expect(frozen).toBeGreaterThan(0);
+      process.kill(frozen, 'SIGSTOP');
+      await next(/^tick failed: HTTP 503 .*; the next tick, in 2 s, tries again$/, 30_000);
+      process.kill(frozen, 'SIGCONT');
+      frozen = null;
+      await next(/^tick .*: HTTP 200/, 30_000, lines.length);
+      child.kill('SIGINT');
+      expect(await exited).toBe(130);
+    } finally {
+      if (frozen) process.kill(frozen, 'SIGCONT');
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   }, 120_000);
 });
