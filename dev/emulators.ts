@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { connectProblem } from '../shared/net';
@@ -84,6 +84,38 @@ export async function waitForPort(host: string, port: number, timeoutMs: number,
   throw new Error(`nothing listened on ${host}:${port} within ${timeoutMs} ms`);
 }
 
+/**
+ * Waits for an emulator's port; a failure names the emulator, quotes the end of its log (where
+ * a missing Java or a taken port says itself) and gives the log's path.
+ */
+async function waitForEmulator(e: Emulator, timeoutMs: number): Promise<void> {
+  const port = Number(e.host.split(':')[1]);
+  try {
+    await waitForPort('127.0.0.1', port, timeoutMs, e.child);
+  } catch (err) {
+    const tail = logTail(e.logFile);
+    const java = /java/i.test(tail) ? ' (the emulators need Java 17 on PATH or in JAVA_HOME)' : '';
+    throw new Error(
+      `the ${e.name} emulator: ${(err as Error).message}${tail ? `; its log ends: ${tail}` : ''}${java} (log: ${e.logFile})`,
+    );
+  }
+}
+
+/** The last few lines of a log that say something, on one line; empty when there is none. */
+export function logTail(file: string, count = 3): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  return lines.slice(-count).join(' | ').slice(-600);
+}
+
 function launch(name: Emulator['name'], platform: string, port: number, logDir: string): Emulator {
   const logFile = join(logDir, `${name}-${port}.log`);
   mkdirSync(dirname(logFile), { recursive: true });
@@ -143,13 +175,10 @@ export async function startEmulators(opts: StartOptions = {}): Promise<Emulators
   };
   try {
     const timeout = opts.timeoutMs ?? 60_000;
-    await Promise.all([
-      waitForPort('127.0.0.1', psPort, timeout, pubsub.child),
-      waitForPort('127.0.0.1', fsPort, timeout, firestore.child),
-    ]);
+    await Promise.all(all.map((e) => waitForEmulator(e, timeout)));
   } catch (err) {
     await stop();
-    throw new Error(`the emulators did not start: ${(err as Error).message} (logs in ${logDir})`);
+    throw new Error(`the emulators did not start: ${(err as Error).message}`);
   }
   return {
     pubsub,

@@ -1,4 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { isListening } from '../dev/emulators';
@@ -169,4 +171,40 @@ describe('npm start, ticking on', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
   }, 120_000);
+});
+
+describe('npm start without Java', () => {
+  test('says the emulators need Java, quoting the emulator’s log and naming it; exit 1', async () => {
+    // A PATH with everything /usr/bin and /bin hold but java.
+    const dir = mkdtempSync(join(tmpdir(), 'no-java-'));
+    for (const bin of ['/usr/bin', '/bin']) {
+      for (const name of readdirSync(bin)) {
+        if (name === 'java' || existsSync(join(dir, name))) continue;
+        symlinkSync(join(bin, name), join(dir, name));
+      }
+    }
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: dir };
+    delete env.JAVA_HOME;
+    delete env.PUBSUB_EMULATOR_HOST;
+    delete env.FIRESTORE_EMULATOR_HOST;
+    const child = spawn(process.execPath, [LOCAL, '--once', '-n', '2'], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(1);
+    expect(out).toMatch(/the emulators did not start: the (pubsub|firestore) emulator: process exited with code \d+/);
+    expect(out).toMatch(/its log ends: .*java/i);
+    expect(out).toMatch(
+      /\(the emulators need Java 17 on PATH or in JAVA_HOME\) \(log: \S+\/(pubsub|firestore)-\d+\.log\)/,
+    );
+  }, 60_000);
 });
