@@ -70,7 +70,7 @@ function takeOverAtCheckpoint(store: MemoryStore, at: number): { calls: number }
   jest.spyOn(store, 'checkpoint').mockImplementation(async (...args) => {
     counter.calls++;
     if (counter.calls === at)
-      await store.claimRun(scheduleId, occ, 'thief', 60_000, new Date(occurrence.getTime() + 61 * 60_000));
+      await store.claimRun(scheduleId, occ, 'thief', 60_000, new Date(occurrence.getTime() + 61 * 60_000), new Date());
     return real(...args);
   });
   return counter;
@@ -477,7 +477,7 @@ describe('runTick', () => {
   it('leaves an occurrence leased by another dispatcher alone', async () => {
     const store = new MemoryStore();
     seed(store, { count: 3 });
-    await store.claimRun(scheduleId, occ, 'other-dispatcher', 60_000, occurrence);
+    await store.claimRun(scheduleId, occ, 'other-dispatcher', 60_000, occurrence, new Date());
     const publisher = new FakePublisher();
     const summary = await runTick(occurrence, deps(store, publisher));
 
@@ -489,7 +489,14 @@ describe('runTick', () => {
   it('takes over a run whose lease expired', async () => {
     const store = new MemoryStore();
     seed(store, { count: 3 });
-    await store.claimRun(scheduleId, occ, 'dead-dispatcher', 60_000, new Date(occurrence.getTime() - 120_000));
+    await store.claimRun(
+      scheduleId,
+      occ,
+      'dead-dispatcher',
+      60_000,
+      new Date(occurrence.getTime() - 120_000),
+      new Date(),
+    );
     const publisher = new FakePublisher();
     const summary = await runTick(occurrence, deps(store, publisher));
     expect(summary.occurrences[0]).toMatchObject({ status: 'resumed', published: 3 });
@@ -631,6 +638,37 @@ describe('runTick', () => {
   });
 });
 
+describe('the time a run reads its index at', () => {
+  it('is when the tick read the due schedules, for every run it starts, and the same again when a run is resumed', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 5 });
+    const readAt = new Date('2026-11-29T12:00:00.000Z');
+    const real = store.dueSchedules.bind(store);
+    jest
+      .spyOn(store, 'dueSchedules')
+      .mockImplementation(async (...args) => (await real(...args)).map((d) => ({ ...d, readAt })));
+    const pages = jest.spyOn(store, 'notificationPages');
+    // Fails on its second page: the run is left to resume.
+    await runTick(occurrence, deps(store, new FakePublisher([2])));
+    expect(pages.mock.calls[0]?.[3]).toEqual(readAt);
+    expect((await store.getRun(runId))?.indexReadAt).toEqual(readAt);
+
+    // The next tick found the schedules at another time; the resumed run keeps its own.
+    const later = new Date('2026-11-29T12:01:00.000Z');
+    jest
+      .spyOn(store, 'dueSchedules')
+      .mockImplementation(async (...args) => (await real(...args)).map((d) => ({ ...d, readAt: later })));
+    const publisher = new FakePublisher();
+    const resumed = await runTick(
+      occurrence,
+      deps(store, publisher, { clock: () => new Date(occurrence.getTime() + 90_000) }),
+    );
+    expect(resumed.occurrences[0]).toMatchObject({ status: 'resumed' });
+    expect(pages.mock.calls[1]?.[3]).toEqual(readAt);
+    expect(ids.length).toBe(5);
+  });
+});
+
 describe('ticks that overlap on one schedule', () => {
   const everyMinute = { cron: '* * * * *', timezone: 'UTC' };
   const id = scheduleIdOf(everyMinute);
@@ -687,7 +725,7 @@ describe('ticks that overlap on one schedule', () => {
     const store = everyMinuteStore(t('10:00:00'));
     // The slow tick read the schedule at 10:00; meanwhile the 10:01 tick started its run.
     const stale = await store.dueSchedules(t('10:00:00'), 10);
-    await store.claimRun(id, '2026-12-07T10:01:00.000Z', 'the-10-01-tick', 60_000, t('10:01:01'));
+    await store.claimRun(id, '2026-12-07T10:01:00.000Z', 'the-10-01-tick', 60_000, t('10:01:01'), new Date());
     jest.spyOn(store, 'dueSchedules').mockResolvedValueOnce(stale);
     const publisher = new FakePublisher();
     const summary = await runTick(t('10:00:00'), deps(store, publisher, { clock: () => t('10:01:05') }));
@@ -702,7 +740,7 @@ describe('ticks that overlap on one schedule', () => {
   it('a stale tick whose occurrences are all too old does not move the schedule while a run holds it', async () => {
     const store = everyMinuteStore(t('09:00:00'));
     const stale = await store.dueSchedules(t('10:00:00'), 10);
-    await store.claimRun(id, '2026-12-07T10:01:00.000Z', 'the-10-01-tick', 60_000, t('10:01:01'));
+    await store.claimRun(id, '2026-12-07T10:01:00.000Z', 'the-10-01-tick', 60_000, t('10:01:01'), new Date());
     jest.spyOn(store, 'dueSchedules').mockResolvedValueOnce(stale);
     // Aged by the clock (a late retry): nothing inside the window, so it would only skip.
     const summary = await runTick(
@@ -797,7 +835,7 @@ describe('resuming a run checkpointed by an older version', () => {
     const store = new MemoryStore();
     const ids = seed(store, { count: 5 });
     // A run left by an older version, its lease expired.
-    await store.claimRun(scheduleId, occ, 'old-version', 60_000, new Date(occurrence.getTime() - 120_000));
+    await store.claimRun(scheduleId, occ, 'old-version', 60_000, new Date(occurrence.getTime() - 120_000), new Date());
     await store.checkpoint(
       runId,
       'old-version',

@@ -130,9 +130,13 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
   // When the tick arrived: every schedule's occurrence is aged from it, however long the tick runs.
   const arrivedAt = clock();
   const due = await deps.runs.dueSchedules(tickTime, deps.maxSchedulesPerTick ?? 1000);
+  // Every run this tick starts reads its schedule's index as it was when the due schedules were
+  // read (the store's own read time): a notification moved between two schedules due at the
+  // same instant is then in exactly one of the indexes the tick reads, whenever each is read.
+  const indexReadAt = due[0]?.readAt ?? null;
   // Schedules run side by side: one waits on Firestore while another publishes.
   const occurrences = await mapLimit(due, deps.scheduleConcurrency ?? 1, (schedule) =>
-    runSchedule(schedule, tickTime, arrivedAt, owner, deps, clock),
+    runSchedule(schedule, tickTime, arrivedAt, owner, indexReadAt, deps, clock),
   );
   return {
     tickTime: tickTime.toISOString(),
@@ -150,6 +154,7 @@ async function runSchedule(
   tickTime: Date,
   arrivedAt: Date,
   owner: string,
+  indexReadAt: Date | null,
   deps: TickDeps,
   clock: () => Date,
 ): Promise<OccurrenceResult> {
@@ -199,7 +204,7 @@ async function runSchedule(
   const runId = runIdOf(schedule.id, occurrence);
   const log = deps.log.child({ runId, scheduleId: schedule.id, occurrence });
   const leaseMs = deps.leaseSeconds * 1000;
-  const claim = await deps.runs.claimRun(schedule.id, occurrence, owner, leaseMs, clock());
+  const claim = await deps.runs.claimRun(schedule.id, occurrence, owner, leaseMs, clock(), indexReadAt);
   if (claim.kind === 'done') {
     await deps.runs.advanceSchedule(schedule.id, nextRunAt, 0, clock(), occurrence);
     return { ...base, occurrence, runId, status: 'already-done' };
@@ -225,7 +230,9 @@ async function runSchedule(
     log.warn({ cursor: claim.run.cursor }, 'checkpoint is not an index bucket; resuming the run from its start');
   }
   let published = 0;
-  const pages = deps.runs.notificationPages(schedule.id, cursor, deps.pageSize)[Symbol.asyncIterator]();
+  // A resumed run reads the index as its first tick did (none kept: as it is now).
+  const readAt = claim.kind === 'acquired' ? indexReadAt : (claim.run.indexReadAt ?? null);
+  const pages = deps.runs.notificationPages(schedule.id, cursor, deps.pageSize, readAt)[Symbol.asyncIterator]();
   const checkpoints = new Checkpoints((p) => deps.runs.checkpoint(runId, owner, p, leaseMs, clock()));
   // Pages being published, oldest first: each is checkpointed in order once accepted.
   const publishing: InFlightPage[] = [];

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { Firestore, Query } from '@google-cloud/firestore';
-import { FirestoreStore } from './firestore-store';
+import { bucketsPerRead, FirestoreStore } from './firestore-store';
 
 /** The index stream of a run that stops early (the query itself is faked: no emulator here). */
 describe('notificationPages stopped early', () => {
@@ -29,5 +29,15 @@ describe('notificationPages stopped early', () => {
       stream.mockRestore();
       await db.terminate();
     }
+  });
+});
+
+describe('bucketsPerRead (reading the index at a past time)', () => {
+  it('asks for 32 buckets while they are small, fewer as they grow, and never none', () => {
+    expect(bucketsPerRead(32, 32 * 195)).toBe(32);
+    expect(bucketsPerRead(32, 32 * 5_000)).toBe(10);
+    expect(bucketsPerRead(10, 10 * 20_000)).toBe(2);
+    expect(bucketsPerRead(1, 80_000)).toBe(1);
+    expect(bucketsPerRead(0, 0)).toBe(1);
   });
 });

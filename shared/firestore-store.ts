@@ -69,6 +69,24 @@ export interface FirestoreStoreOptions {
   coalesce?: boolean;
 }
 
+/**
+ * How old a read time may be for the index to be read as it was then: Firestore keeps a
+ * document's older versions for an hour (without point-in-time recovery). Older, a run resumed
+ * that late reads the index as it is.
+ */
+export const INDEX_VERSION_AGE_MS = 55 * 60_000;
+/**
+ * Index buckets read at once at a past read time: 32, fewer where buckets are big (they hold up
+ * to 20,000 ids), so that one read brings about IDS_PER_READ ids at most.
+ */
+const BUCKETS_PER_READ = 32;
+const IDS_PER_READ = 50_000;
+
+/** How many buckets the next read at a past time asks for, after one of `buckets` buckets held `ids` ids. */
+export function bucketsPerRead(buckets: number, ids: number): number {
+  return Math.max(1, Math.min(BUCKETS_PER_READ, Math.floor((IDS_PER_READ * buckets) / Math.max(1, ids))));
+}
+
 /** A schedule's fields once moved on (scheduleAdvance), as one merge-write. */
 function advancedFields(advance: ScheduleAdvance, now: Date): Record<string, unknown> {
   return {
@@ -122,11 +140,19 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         nextRunAt: (data.nextRunAt as Date) ?? at,
         lastRunAt: (data.lastRunAt as Date | null) ?? null,
         activeOccurrence: typeof data.activeOccurrence === 'string' ? data.activeOccurrence : null,
+        readAt: snap.readTime.toDate(),
       };
     });
   }
 
-  async claimRun(scheduleId: string, occurrence: string, owner: string, leaseMs: number, now: Date): Promise<RunClaim> {
+  async claimRun(
+    scheduleId: string,
+    occurrence: string,
+    owner: string,
+    leaseMs: number,
+    now: Date,
+    indexReadAt: Date | null,
+  ): Promise<RunClaim> {
     const runId = `${scheduleId}:${occurrence}`;
     const runRef = this.runs().doc(runId);
     const scheduleRef = this.schedules().doc(scheduleId);
@@ -150,6 +176,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
           startedAt: now,
           updatedAt: now,
           finishedAt: null,
+          indexReadAt,
           expireAt: expiryFrom(now),
         };
         tx.create(runRef, run);
@@ -184,36 +211,81 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
   }
 
   /**
-   * A schedule's enabled notifications, read from its dispatch index (shared/members.ts) with
-   * one query stream of bucket documents: whole buckets are gathered until a page holds at
-   * least `pageSize` ids, and each page's cursor is its last bucket, so a run resumed from a
-   * checkpoint starts at the next bucket. The stream is pulled a page at a time, so memory
-   * stays near one page whatever the schedule's size.
+   * A schedule's enabled notifications, read from its dispatch index (shared/members.ts): whole
+   * buckets are gathered until a page holds at least `pageSize` ids, and each page's cursor is
+   * its last bucket, so a run resumed from a checkpoint starts at the next bucket. With
+   * `readAt` (a run's indexReadAt) the index as it was then, while Firestore still keeps that
+   * version; otherwise as it is.
    */
   async *notificationPages(
     scheduleId: string,
     cursor: string | null,
     pageSize: number,
+    readAt?: Date | null,
   ): AsyncGenerator<NotificationPage> {
+    const buckets =
+      readAt && Date.now() - readAt.getTime() < INDEX_VERSION_AGE_MS
+        ? this.bucketsAt(scheduleId, cursor, readAt)
+        : this.bucketsNow(scheduleId, cursor);
+    let ids: string[] = [];
+    let last: string | null = null;
+    for await (const snap of buckets) {
+      const members = snap.get('ids') as Record<string, unknown> | undefined;
+      if (members) for (const id of Object.keys(members).sort()) if (members[id] === true) ids.push(id);
+      last = snap.id;
+      if (ids.length >= pageSize) {
+        yield { ids, cursor: last };
+        ids = [];
+      }
+    }
+    if (ids.length > 0 && last) yield { ids, cursor: last };
+  }
+
+  /**
+   * The index's buckets after `cursor` as they were at `readAt`, a few at a time: each read is
+   * a read-only transaction at that read time (the client streams a query only as it is now).
+   */
+  private async *bucketsAt(
+    scheduleId: string,
+    cursor: string | null,
+    readAt: Date,
+  ): AsyncGenerator<QueryDocumentSnapshot> {
+    const readTime = Timestamp.fromDate(readAt);
+    let limit = BUCKETS_PER_READ;
+    const read = (after: string | null) => {
+      let q = membersOf(this.db, scheduleId).orderBy(FieldPath.documentId()).limit(limit);
+      if (after) q = q.startAfter(after);
+      const snap = this.db.runTransaction((tx) => tx.get(q), { readOnly: true, readTime });
+      // Read ahead; an early stop leaves it unread, and its failure is then no one's.
+      snap.catch(() => undefined);
+      return snap;
+    };
+    let next = read(cursor);
+    for (;;) {
+      const snap = await next;
+      const lastDoc = snap.docs[snap.docs.length - 1];
+      const more = snap.size === limit && lastDoc !== undefined;
+      const ids = snap.docs.reduce((n, d) => n + Object.keys((d.get('ids') as object | undefined) ?? {}).length, 0);
+      limit = bucketsPerRead(snap.size, ids);
+      // The next read goes out while this one's buckets are published, as a stream's would.
+      if (more) next = read(lastDoc.id);
+      yield* snap.docs;
+      if (!more) return;
+    }
+  }
+
+  /**
+   * The index's buckets after `cursor` as they are, with one query stream pulled a bucket at a
+   * time, so memory stays near one page whatever the schedule's size.
+   */
+  private async *bucketsNow(scheduleId: string, cursor: string | null): AsyncGenerator<QueryDocumentSnapshot> {
     let q = membersOf(this.db, scheduleId).orderBy(FieldPath.documentId());
     if (cursor) q = q.startAfter(cursor);
     // The client's query stream is a Node Readable; its typings say only ReadableStream.
     const stream = q.stream() as Readable;
-    let ids: string[] = [];
-    let last: string | null = null;
     try {
       // Not destroyed on an early stop (a failed run, a drain): see below.
-      for await (const doc of stream.iterator({ destroyOnReturn: false })) {
-        const snap = doc as QueryDocumentSnapshot;
-        const members = snap.get('ids') as Record<string, unknown> | undefined;
-        if (members) for (const id of Object.keys(members).sort()) if (members[id] === true) ids.push(id);
-        last = snap.id;
-        if (ids.length >= pageSize) {
-          yield { ids, cursor: last };
-          ids = [];
-        }
-      }
-      if (ids.length > 0 && last) yield { ids, cursor: last };
+      for await (const doc of stream.iterator({ destroyOnReturn: false })) yield doc as QueryDocumentSnapshot;
     } finally {
       // The client cannot cancel a query stream: destroying it leaves its gRPC call open and
       // paused, and the client's terminate() waits on that call for ever. A run stopped early

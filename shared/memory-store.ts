@@ -125,7 +125,14 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       }));
   }
 
-  async claimRun(scheduleId: string, occurrence: string, owner: string, leaseMs: number, now: Date): Promise<RunClaim> {
+  async claimRun(
+    scheduleId: string,
+    occurrence: string,
+    owner: string,
+    leaseMs: number,
+    now: Date,
+    indexReadAt: Date | null,
+  ): Promise<RunClaim> {
     const runId = `${scheduleId}:${occurrence}`;
     const leaseExpiresAt = new Date(now.getTime() + leaseMs);
     const existing = this.runDocs.get(runId);
@@ -146,6 +153,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
         startedAt: now,
         updatedAt: now,
         finishedAt: null,
+        indexReadAt,
       };
       this.runDocs.set(runId, copy(run));
       this.mergeSchedule(scheduleId, { activeOccurrence: occurrence });
@@ -170,11 +178,15 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     return { kind: 'resumed', run: taken };
   }
 
-  /** The same pages as FirestoreStore's dispatch index gives: whole buckets, in bucket order. */
+  /**
+   * The same pages as FirestoreStore's dispatch index gives: whole buckets, in bucket order.
+   * It keeps no older versions: `readAt` is not used, and the index is read as it is.
+   */
   async *notificationPages(
     scheduleId: string,
     cursor: string | null,
     pageSize: number,
+    _readAt?: Date | null,
   ): AsyncGenerator<NotificationPage> {
     const buckets = new Map<string, string[]>();
     for (const [id, n] of this.notificationDocs) {

@@ -91,6 +91,12 @@ export interface RunDoc {
   startedAt: Date;
   updatedAt: Date;
   finishedAt: Date | null;
+  /**
+   * The time the run reads its schedule's dispatch index at (Firestore's read time), the same
+   * for every run one tick starts and kept for a resume: the audience of the occurrence is the
+   * index as it was then. Absent on runs started before it was kept: they read the index as it is.
+   */
+  indexReadAt?: Date | null;
   lastError?: string | null;
   /** The TTL field (shared/topology.ts RETENTION). */
   expireAt?: Date;

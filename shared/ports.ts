@@ -9,6 +9,8 @@ export interface DueSchedule extends ScheduleDoc {
   id: string;
   /** An occurrence whose run was started and not finished; it is resumed first. */
   activeOccurrence: string | null;
+  /** When the store read it (Firestore's read time, the same for a whole answer); absent in memory. */
+  readAt?: Date;
 }
 
 export type RunClaim =
@@ -43,12 +45,26 @@ export interface RunStore {
    * the schedule as it is (runBlocker): another occurrence's run holding it, or a schedule
    * moved past the occurrence, is `superseded`.
    */
-  claimRun(scheduleId: string, occurrence: string, owner: string, leaseMs: number, now: Date): Promise<RunClaim>;
+  claimRun(
+    scheduleId: string,
+    occurrence: string,
+    owner: string,
+    leaseMs: number,
+    now: Date,
+    indexReadAt: Date | null,
+  ): Promise<RunClaim>;
   /**
    * A schedule's enabled notification ids after `cursor`, in pages of at least `pageSize`
-   * (the last page may be smaller). Each page carries the cursor a checkpoint records.
+   * (the last page may be smaller). Each page carries the cursor a checkpoint records. With
+   * `readAt`, the index as it was then (where the store keeps versions that old: FirestoreStore
+   * within the last 55 minutes; MemoryStore keeps none and reads it as it is).
    */
-  notificationPages(scheduleId: string, cursor: string | null, pageSize: number): AsyncIterable<NotificationPage>;
+  notificationPages(
+    scheduleId: string,
+    cursor: string | null,
+    pageSize: number,
+    readAt?: Date | null,
+  ): AsyncIterable<NotificationPage>;
   /** Records progress and renews the lease; throws LeaseLostError when another owner took it. */
   checkpoint(runId: string, owner: string, progress: CheckpointProgress, leaseMs: number, now: Date): Promise<void>;
   /** Marks the run done and moves the schedule on, as scheduleAdvance allows. */

@@ -108,3 +108,59 @@ test('a retried tick alongside the next one: the half-sent run keeps its mark, a
   expect(run?.status).toBe('done');
   expect(await schedule()).toEqual({ activeOccurrence: null, nextRunAt: '2026-12-07T10:02:00.000Z' });
 });
+
+test('a notification moved between two schedules due at the same instant, mid-tick, is published once, by the index as the tick found it', async () => {
+  // 08:00 UTC is 09:00 in Paris and 08:00 in London: both schedules are due at that instant.
+  const at = new Date('2026-12-07T08:00:00.000Z');
+  const paris = { cron: '0 9 * * *', timezone: 'Europe/Paris' };
+  const london = { cron: '0 8 * * *', timezone: 'Europe/London' };
+  // The tick reads the schedules in id order, one at a time: `first` is read before `second`.
+  const [first, second] = [paris, london].sort((a, b) => scheduleIdOf(a).localeCompare(scheduleIdOf(b)));
+  const entry = (id: string, s: { cron: string; timezone: string }) => ({
+    ...notification(0, { id, ...s }),
+  });
+  await saveNotifications(db, [entry('mover', second as typeof paris), entry('stay', first as typeof paris)], {
+    now: new Date(at.getTime() - 3_600_000),
+  });
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const messages: DispatchMessage[] = [];
+  let calls = 0;
+  const pub: DispatchPublisher = {
+    async publishPage(page) {
+      if (++calls === 1) await held;
+      messages.push(...page.map((m) => m.message));
+    },
+  };
+  const tick = runTick(at, { ...tickDeps(pub, new Date(at.getTime() + 1000)), scheduleConcurrency: 1 });
+  for (let i = 0; i < 200 && calls === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  expect(calls).toBe(1);
+  // While the first schedule's run publishes (its index read), the notification moves to it
+  // from the second, whose index the tick has not read yet.
+  await saveNotifications(db, [entry('mover', first as typeof paris)], { now: new Date(at.getTime() + 2000) });
+  release();
+  const summary = await tick;
+  expect(summary.occurrences.map((o) => o.status)).toEqual(['dispatched', 'dispatched']);
+  // Read as it was when the tick found the schedules due: in the second schedule's index.
+  expect(messages.filter((m) => m.notificationId === 'mover')).toEqual([
+    expect.objectContaining({ scheduleId: scheduleIdOf(second as typeof paris), occurrence: at.toISOString() }),
+  ]);
+  expect(messages.filter((m) => m.notificationId === 'stay')).toHaveLength(1);
+});
+
+test('the index read at a past time is the index as it was then, and as it is once that time is too old to keep', async () => {
+  const hourly = { cron: '0 * * * *', timezone: 'Asia/Tokyo' };
+  const before = (await db.collection(COLLECTIONS.schedules).limit(1).get()).readTime.toDate();
+  await saveNotifications(db, [notification(0, { id: 'late-1', ...hourly })]);
+  const ids = async (readAt: Date | null) => {
+    const out: string[] = [];
+    for await (const page of store.notificationPages(scheduleIdOf(hourly), null, 10, readAt)) out.push(...page.ids);
+    return out;
+  };
+  expect(await ids(before)).toEqual([]);
+  expect(await ids(null)).toEqual(['late-1']);
+  // Past what Firestore keeps (an hour): read as it is.
+  expect(await ids(new Date(Date.now() - 2 * 3_600_000))).toEqual(['late-1']);
+});
