@@ -30,6 +30,7 @@ import {
   type ResumePausedResult,
   reindexNotifications,
   resumePaused,
+  SaveInterrupted,
   saveAccounts,
   saveNotifications,
   setNotificationEnabled,
@@ -443,16 +444,49 @@ async function importFile<T>(
   projectId: string,
   items: T[],
   what: string,
-  save: (db: Firestore, items: T[], onProgress: (n: number) => void) => Promise<void>,
+  save: (db: Firestore, items: T[], onProgress: (n: number) => void, signal: AbortSignal) => Promise<void>,
 ): Promise<void> {
   const db = await openFirestore(projectId);
   const progress = progressOf({ command, total: items.length, noun: what, start: 'to save', verb: 'saved' });
   let finished = false;
+  let saved = 0;
+  // Ctrl-C lets the writes under way finish (a transaction left open would hold its locks, and
+  // an import run again at once would wait on them), says how far it got, and exits 130; a
+  // second Ctrl-C stops at once.
+  const stop = new AbortController();
+  const onSigint = () => {
+    stop.abort();
+    progress.stop(false);
+    process.stderr.write(`${command}: stopping once the writes under way finish (Ctrl-C again stops at once)\n`);
+    process.once('SIGINT', () => {
+      process.stderr.write(
+        `${command}: interrupted: ${saved} of ${items.length} ${what} saved at least (saving again is safe)\n`,
+      );
+      process.exit(EXIT.interrupted);
+    });
+  };
+  process.once('SIGINT', onSigint);
   try {
-    await save(db, items, (n) => progress.update(n));
+    await save(
+      db,
+      items,
+      (n) => {
+        saved = n;
+        progress.update(n);
+      },
+      stop.signal,
+    );
     progress.update(items.length);
     finished = true;
+  } catch (err) {
+    if (!stop.signal.aborted) throw err;
+    process.stderr.write(
+      `${command}: ${err instanceof SaveInterrupted ? err.message : `interrupted: ${(err as Error).message}`}\n`,
+    );
+    await db.terminate();
+    process.exit(EXIT.interrupted);
   } finally {
+    process.removeListener('SIGINT', onSigint);
     progress.stop(finished);
     await db.terminate();
   }
@@ -558,7 +592,7 @@ Progress on stderr: a bar on a terminal, a line every few seconds otherwise.`,
         projectOf(program.opts()),
         parseNotificationsFile(readText(file), file),
         'notifications',
-        (db, items, onProgress) => saveNotifications(db, items, { onProgress }),
+        (db, items, onProgress, signal) => saveNotifications(db, items, { onProgress, signal }),
       ),
     );
 
@@ -591,7 +625,7 @@ Progress on stderr: a bar on a terminal, a line every few seconds otherwise.`,
         projectOf(program.opts()),
         parseAccountsFile(readText(file), file),
         'accounts',
-        (db, items, onProgress) => saveAccounts(db, items, { onProgress }),
+        (db, items, onProgress, signal) => saveAccounts(db, items, { onProgress, signal }),
       ),
     );
 

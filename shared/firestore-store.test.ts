@@ -33,8 +33,9 @@ describe('notificationPages stopped early', () => {
 });
 
 describe('bucketsPerRead (reading the index at a past time)', () => {
-  it('asks for 32 buckets while they are small, fewer as they grow, and never none', () => {
-    expect(bucketsPerRead(32, 32 * 195)).toBe(32);
+  it('asks for as many buckets as hold about 50,000 ids at the last read’s size, up to 256, and never none', () => {
+    expect(bucketsPerRead(8, 8 * 195)).toBe(256);
+    expect(bucketsPerRead(8, 8 * 1_000)).toBe(50);
     expect(bucketsPerRead(32, 32 * 5_000)).toBe(10);
     expect(bucketsPerRead(10, 10 * 20_000)).toBe(2);
     expect(bucketsPerRead(1, 80_000)).toBe(1);

@@ -76,15 +76,19 @@ export interface FirestoreStoreOptions {
  */
 export const INDEX_VERSION_AGE_MS = 55 * 60_000;
 /**
- * Index buckets read at once at a past read time: 32, fewer where buckets are big (they hold up
- * to 20,000 ids), so that one read brings about IDS_PER_READ ids at most.
+ * Index buckets read at once at a past read time. The first read takes a few; each next one as
+ * many as hold about IDS_PER_READ ids at the size the last ones had (buckets hold up to 20,000
+ * ids each), so a schedule of ordinary size is read in two reads and a huge one in bounded
+ * pieces. (A query is read at a past time a page at a time, and each page costs a read of its
+ * own: the emulator, for one, scans to a page's start.)
  */
-const BUCKETS_PER_READ = 32;
+const FIRST_BUCKETS_PER_READ = 8;
+const MAX_BUCKETS_PER_READ = 256;
 const IDS_PER_READ = 50_000;
 
 /** How many buckets the next read at a past time asks for, after one of `buckets` buckets held `ids` ids. */
 export function bucketsPerRead(buckets: number, ids: number): number {
-  return Math.max(1, Math.min(BUCKETS_PER_READ, Math.floor((IDS_PER_READ * buckets) / Math.max(1, ids))));
+  return Math.max(1, Math.min(MAX_BUCKETS_PER_READ, Math.floor((IDS_PER_READ * buckets) / Math.max(1, ids))));
 }
 
 /** A schedule's fields once moved on (scheduleAdvance), as one merge-write. */
@@ -251,7 +255,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     readAt: Date,
   ): AsyncGenerator<QueryDocumentSnapshot> {
     const readTime = Timestamp.fromDate(readAt);
-    let limit = BUCKETS_PER_READ;
+    let limit = FIRST_BUCKETS_PER_READ;
     const read = (after: string | null) => {
       let q = membersOf(this.db, scheduleId).orderBy(FieldPath.documentId()).limit(limit);
       if (after) q = q.startAfter(after);

@@ -98,6 +98,11 @@ export interface SaveOptions {
    */
   dueNow?: boolean;
   onProgress?: (written: number) => void;
+  /**
+   * Once aborted (a Ctrl-C), no further chunk starts; the transactions under way finish, so
+   * none is left open holding its locks, and the call fails saying how many were saved.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -107,6 +112,17 @@ export interface SaveOptions {
 const SAVE_CHUNK = 150;
 /** Chunks written at once. */
 const SAVE_PARALLEL = 4;
+
+/** Schedule documents made at once (ensureSchedules). */
+const SCHEDULES_PARALLEL = 16;
+
+/** Accounts handed to the writer between two checks of the signal. */
+const ACCOUNTS_PER_FLUSH = 500;
+
+/** A save stopped by its signal (SaveOptions.signal): the chunks under way finished, none after. */
+export class SaveInterrupted extends Error {
+  override readonly name = 'SaveInterrupted';
+}
 
 /**
  * Writes notifications, the schedule documents they need, and their entries in the dispatch
@@ -132,6 +148,7 @@ export async function saveNotifications(
   let written = 0;
   let reported = 0;
   const writeChunk = async (chunk: typeof latest): Promise<void> => {
+    if (opts.signal?.aborted) throw new SaveInterrupted();
     const refs = chunk.map(({ id }) => db.collection(COLLECTIONS.notifications).doc(id));
     await db.runTransaction(async (tx) => {
       const current = await tx.getAll(...refs);
@@ -154,6 +171,11 @@ export async function saveNotifications(
   try {
     await mapLimit(chunks, SAVE_PARALLEL, writeChunk);
   } catch (err) {
+    if (err instanceof SaveInterrupted) {
+      throw new SaveInterrupted(
+        `interrupted: saved ${written} of ${latest.length} notifications, every one whole (saving them again is safe)`,
+      );
+    }
     // Each chunk landed whole or not at all, and saving again is harmless: say how far it got.
     throw new Error(
       `saved ${written} of ${latest.length} notifications before a write failed (saving them again is safe): ${(err as Error).message}`,
@@ -170,24 +192,37 @@ export async function saveNotifications(
 export async function saveAccounts(
   db: Firestore,
   accounts: { id: string; account: Account }[],
-  opts: { onProgress?: (written: number) => void } = {},
+  opts: { onProgress?: (written: number) => void; signal?: AbortSignal } = {},
 ): Promise<void> {
   const writer = db.bulkWriter();
   let written = 0;
   const failures: string[] = [];
-  const writes = accounts.map(({ id, account }) =>
-    writer.set(db.collection(COLLECTIONS.accounts).doc(id), accountSchema.parse(account)).then(
-      () => {
-        written++;
-        opts.onProgress?.(written);
-      },
-      (err: unknown) => {
-        failures.push(`${id}: ${(err as Error).message}`);
-      },
-    ),
-  );
+  const writes: Promise<void>[] = [];
+  // A slice at a time, so that an abort (SaveOptions.signal) stops between two.
+  for (const slice of chunksOf(accounts, ACCOUNTS_PER_FLUSH)) {
+    if (opts.signal?.aborted) break;
+    for (const { id, account } of slice) {
+      writes.push(
+        writer.set(db.collection(COLLECTIONS.accounts).doc(id), accountSchema.parse(account)).then(
+          () => {
+            written++;
+            opts.onProgress?.(written);
+          },
+          (err: unknown) => {
+            failures.push(`${id}: ${(err as Error).message}`);
+          },
+        ),
+      );
+    }
+    await writer.flush();
+  }
   await writer.close();
   await Promise.all(writes);
+  if (opts.signal?.aborted && writes.length < accounts.length) {
+    throw new SaveInterrupted(
+      `interrupted: saved ${written} of ${accounts.length} accounts (saving them again is safe)`,
+    );
+  }
   if (failures.length > 0) {
     throw new Error(
       `saved ${written} of ${accounts.length} accounts; ${failures.length} failed (saving them again is safe), the first: ${failures[0]}`,
@@ -375,19 +410,21 @@ async function ensureSchedules(
   dueNow: boolean,
 ): Promise<number> {
   let created = 0;
-  for (const [id, s] of schedules) {
+  // Side by side: an import of per-tenant schedules has thousands, one transaction each.
+  await mapLimit([...schedules], SCHEDULES_PARALLEL, async ([id, s]) => {
     const ref = db.collection(COLLECTIONS.schedules).doc(id);
     const nextRunAt = (dueNow ? latestOccurrence(s, now) : null) ?? nextOccurrence(s, now);
-    await db.runTransaction(async (tx) => {
+    const made = await db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       if (!snap.exists) {
         tx.create(ref, { ...s, nextRunAt, activeOccurrence: null, skippedOccurrences: 0, createdAt: now });
-        created++;
-      } else if (dueNow && !snap.get('activeOccurrence')) {
-        tx.update(ref, { nextRunAt });
+        return true;
       }
+      if (dueNow && !snap.get('activeOccurrence')) tx.update(ref, { nextRunAt });
+      return false;
     });
-  }
+    if (made) created++;
+  });
   return created;
 }
 

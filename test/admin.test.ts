@@ -428,7 +428,15 @@ describe('admin API on the emulators', () => {
         },
       },
     });
-    expect(failing).toEqual({ runId, redriven: 0, skipped: 1, failed: 5, waiting: 0, waitingUntil: null });
+    // It stops at the first page Pub/Sub refuses: what it had not reached is dead still, untouched.
+    expect(failing).toMatchObject({
+      runId,
+      redriven: 0,
+      failed: expect.any(Number),
+      stopped: 'Pub/Sub refused a page: pubsub unavailable',
+    });
+    expect(failing.failed).toBeGreaterThanOrEqual(1);
+    expect(failing.failed).toBeLessThanOrEqual(2);
     expect(await stack.store.countByStatus(runId)).toMatchObject({ dead: 6, retrying: 0, sent: 1 });
     // A reopen whose message never went out does not count as a redrive.
     expect((await deliveries.doc(`n-1:${occurrence}`).get()).data()).toMatchObject({ status: 'dead', redrives: 1 });

@@ -219,6 +219,7 @@ describe('redrive, on the emulators', () => {
       failed: 1,
       waiting: 0,
       waitingUntil: null,
+      stopped: 'Pub/Sub refused a page: 5 NOT_FOUND: Topic not found',
     });
     expect(res.stderr).toContain('redrive publish failed');
     expect(res.stderr).toContain('redrive: 0 redriven, 0 skipped, 1 failed so far');
@@ -416,6 +417,80 @@ describe('import and reindex off a terminal, on the emulator', () => {
     const res = await runCli(['-p', project, 'import', file], env());
     expect(res).toMatchObject({ code: 0, stdout: 'imported 3 notifications\n' });
     expect(res.stderr).toBe('import: 3 notifications to save\nimport: 3 of 3 notifications saved\n');
+  });
+
+  it('Ctrl-C lets the import’s transactions finish and says how many were saved; run again at once, it finishes', async () => {
+    const project = uniqueProjectId('cli-import-int');
+    const file = join(mkdtempSync(join(tmpdir(), 'import-')), 'n.json');
+    const items = Array.from({ length: 6000 }, (_, i) => ({
+      id: `n-${i}`,
+      accountId: 'a-1',
+      channelId: 'C1',
+      cron: '0 9 * * *',
+      timezone: 'UTC',
+    }));
+    writeFileSync(file, JSON.stringify(items));
+    const home = mkdtempSync(join(tmpdir(), 'no-adc-'));
+    const child = spawn(process.execPath, [CLI, '-p', project, 'import', file], {
+      env: { PATH: process.env.PATH ?? '', HOME: home, ...env() },
+    });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (!sent && stderr.includes('to save\n')) {
+        sent = true;
+        setTimeout(() => child.kill('SIGINT'), 300);
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(code).toBe(130);
+    expect(stderr).toContain('import: stopping once the writes under way finish (Ctrl-C again stops at once)\n');
+    const saved = Number(
+      /import: interrupted: saved (\d+) of 6000 notifications, every one whole \(saving them again is safe\)\n$/.exec(
+        stderr,
+      )?.[1],
+    );
+    // Whole transactions of 150 only.
+    expect(saved % 150 === 0 || saved === 6000).toBe(true);
+
+    const again = await runCli(['-p', project, 'import', file], env());
+    expect(again).toMatchObject({ code: 0, stdout: 'imported 6000 notifications\n' });
+    const db = createFirestore(project);
+    try {
+      const ids: string[] = [];
+      for await (const page of new FirestoreStore(db).notificationPages(
+        scheduleIdOf({ cron: '0 9 * * *', timezone: 'UTC' }),
+        null,
+        1000,
+      ))
+        ids.push(...page.ids);
+      expect(ids).toHaveLength(6000);
+    } finally {
+      await db.terminate();
+    }
+  }, 90_000);
+
+  it('an import of many schedules creates each schedule document', async () => {
+    const project = uniqueProjectId('cli-import-sched');
+    const file = join(mkdtempSync(join(tmpdir(), 'import-')), 'n.json');
+    const items = Array.from({ length: 240 }, (_, i) => ({
+      id: `n-${i}`,
+      accountId: 'a-1',
+      channelId: 'C1',
+      cron: `${i % 60} ${Math.floor(i / 60)} * * *`,
+      timezone: 'UTC',
+    }));
+    writeFileSync(file, JSON.stringify(items));
+    expect(await runCli(['-p', project, 'import', file], env())).toMatchObject({ code: 0 });
+    const db = createFirestore(project);
+    try {
+      const schedules = await db.collection('schedules').get();
+      expect(schedules.size).toBe(240);
+      expect(schedules.docs.every((d) => d.get('nextRunAt') && d.get('activeOccurrence') === null)).toBe(true);
+    } finally {
+      await db.terminate();
+    }
   });
 
   it('reindex writes its progress to stderr in lines, and Ctrl-C says how far it got', async () => {
