@@ -304,6 +304,37 @@ describe('a token whose signature Cloud Run’s IAM check removed', () => {
     expect(await tick(stripped(claims as never), true)).toMatchObject({ status, reason });
   });
 
+  test('with X-Serverless-Authorization present, a stripped token in Authorization is not the one Cloud Run checked: refused', async () => {
+    // A caller with the invoker role puts its own token where Cloud Run checks it, and a token
+    // it wrote itself, claiming another caller, in Authorization, which Cloud Run passes on as it is.
+    const own = stripped({ aud: AUDIENCE, email: PUSH_SA });
+    const forged = stripped({ aud: AUDIENCE, email: TICK_SA });
+    const { log, lines } = captureLog();
+    const res = await request(dispatcher(untouched, log, true))
+      .post('/tick')
+      .set('x-serverless-authorization', `Bearer ${own}`)
+      .set('authorization', `Bearer ${forged}`)
+      .send({});
+    expect(res.status).toBe(403);
+    expect(lines.map((l) => JSON.parse(l)).find((l) => l.auth)?.auth).toMatchObject({
+      reason: 'wrong_caller',
+      email: PUSH_SA,
+    });
+    // The checked header's own caller is admitted, whatever Authorization says.
+    const ok = await request(dispatcher(untouched, captureLog().log, true))
+      .post('/tick')
+      .set('x-serverless-authorization', `Bearer ${stripped({ aud: AUDIENCE, email: TICK_SA })}`)
+      .set('authorization', 'Bearer something-else')
+      .send({});
+    expect(ok.status).toBe(200);
+    // Not behind Cloud Run's check: the header is not read at all.
+    const off = await request(dispatcher(untouched, captureLog().log, false))
+      .post('/tick')
+      .set('x-serverless-authorization', `Bearer ${stripped({ aud: AUDIENCE, email: TICK_SA })}`)
+      .send({});
+    expect(off.status).toBe(401);
+  });
+
   test('a header other than RS256, or claims that are not JSON, are refused', async () => {
     expect(await tick(stripped({ aud: AUDIENCE, email: TICK_SA }, { alg: 'none' }), true)).toMatchObject({
       status: 401,

@@ -169,8 +169,18 @@ export function timingProblem(
   return null;
 }
 
-function bearerToken(req: Request): { token: string } | { reason: AuthRejection } {
-  const header = req.header('authorization');
+/**
+ * The header holding the token to check. Behind Cloud Run's IAM check, a request that carries
+ * `X-Serverless-Authorization` had that token checked, and its `Authorization` passed through
+ * untouched: a token in it with its signature "removed" was written by the caller, so only the
+ * checked header is read then.
+ */
+function authorizationHeader(req: Request, trustCloudRunIam: boolean): string | undefined {
+  const serverless = trustCloudRunIam ? req.header('x-serverless-authorization') : undefined;
+  return serverless !== undefined ? serverless : req.header('authorization');
+}
+
+function bearerToken(header: string | undefined): { token: string } | { reason: AuthRejection } {
   if (header === undefined || header.trim() === '') return { reason: 'missing_token' };
   const match = /^Bearer +(\S+) *$/i.exec(header);
   return match?.[1] ? { token: match[1] } : { reason: 'malformed_authorization' };
@@ -226,7 +236,7 @@ function refuse(req: Request, res: Response, role: string, reason: AuthRejection
 export function requireInvoker(policy: InvokerPolicy): RequestHandler {
   const allowed = new Set(policy.allowedEmails.map((e) => e.toLowerCase()));
   return async (req, res, next) => {
-    const bearer = bearerToken(req);
+    const bearer = bearerToken(authorizationHeader(req, policy.trustCloudRunIam === true));
     if ('reason' in bearer) return refuse(req, res, policy.role, bearer.reason);
     const early = precheck(bearer.token);
     if (early) return refuse(req, res, policy.role, early);

@@ -67,6 +67,8 @@ export interface FirestoreStoreOptions {
    * is terminated.
    */
   coalesce?: boolean;
+  /** How old a read time may be for the index to be read as it was then (INDEX_VERSION_AGE_MS). */
+  indexVersionAgeMs?: number;
 }
 
 /**
@@ -111,7 +113,10 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     opts: FirestoreStoreOptions = {},
   ) {
     this.calls = opts.coalesce ? new FirestoreCoalescer(db) : DIRECT_CALLS;
+    this.indexVersionAgeMs = opts.indexVersionAgeMs ?? INDEX_VERSION_AGE_MS;
   }
+
+  private readonly indexVersionAgeMs: number;
 
   /** Sends the coalesced writes still queued and waits for them; call before db.terminate(). */
   async close(): Promise<void> {
@@ -228,7 +233,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     readAt?: Date | null,
   ): AsyncGenerator<NotificationPage> {
     const buckets =
-      readAt && Date.now() - readAt.getTime() < INDEX_VERSION_AGE_MS
+      readAt && Date.now() - readAt.getTime() < this.indexVersionAgeMs
         ? this.bucketsAt(scheduleId, cursor, readAt)
         : this.bucketsNow(scheduleId, cursor);
     let ids: string[] = [];
@@ -271,10 +276,16 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       const more = snap.size === limit && lastDoc !== undefined;
       const ids = snap.docs.reduce((n, d) => n + Object.keys((d.get('ids') as object | undefined) ?? {}).length, 0);
       limit = bucketsPerRead(snap.size, ids);
+      // Past what Firestore keeps (a long run): the rest as it is now.
+      const aged = Date.now() - readAt.getTime() >= this.indexVersionAgeMs;
       // The next read goes out while this one's buckets are published, as a stream's would.
-      if (more) next = read(lastDoc.id);
+      if (more && !aged) next = read(lastDoc.id);
       yield* snap.docs;
       if (!more) return;
+      if (aged) {
+        yield* this.bucketsNow(scheduleId, lastDoc.id);
+        return;
+      }
     }
   }
 
