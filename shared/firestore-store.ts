@@ -69,6 +69,8 @@ export interface FirestoreStoreOptions {
   coalesce?: boolean;
   /** How old a read time may be for the index to be read as it was then (INDEX_VERSION_AGE_MS). */
   indexVersionAgeMs?: number;
+  /** About how many ids a read of the index at a past time brings (IDS_PER_READ). */
+  indexIdsPerRead?: number;
 }
 
 /**
@@ -89,8 +91,8 @@ const MAX_BUCKETS_PER_READ = 256;
 const IDS_PER_READ = 50_000;
 
 /** How many buckets the next read at a past time asks for, after one of `buckets` buckets held `ids` ids. */
-export function bucketsPerRead(buckets: number, ids: number): number {
-  return Math.max(1, Math.min(MAX_BUCKETS_PER_READ, Math.floor((IDS_PER_READ * buckets) / Math.max(1, ids))));
+export function bucketsPerRead(buckets: number, ids: number, idsPerRead = IDS_PER_READ): number {
+  return Math.max(1, Math.min(MAX_BUCKETS_PER_READ, Math.floor((idsPerRead * buckets) / Math.max(1, ids))));
 }
 
 /** A schedule's fields once moved on (scheduleAdvance), as one merge-write. */
@@ -114,9 +116,11 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
   ) {
     this.calls = opts.coalesce ? new FirestoreCoalescer(db) : DIRECT_CALLS;
     this.indexVersionAgeMs = opts.indexVersionAgeMs ?? INDEX_VERSION_AGE_MS;
+    this.indexIdsPerRead = opts.indexIdsPerRead ?? IDS_PER_READ;
   }
 
   private readonly indexVersionAgeMs: number;
+  private readonly indexIdsPerRead: number;
 
   /** Sends the coalesced writes still queued and waits for them; call before db.terminate(). */
   async close(): Promise<void> {
@@ -275,7 +279,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       const lastDoc = snap.docs[snap.docs.length - 1];
       const more = snap.size === limit && lastDoc !== undefined;
       const ids = snap.docs.reduce((n, d) => n + Object.keys((d.get('ids') as object | undefined) ?? {}).length, 0);
-      limit = bucketsPerRead(snap.size, ids);
+      limit = bucketsPerRead(snap.size, ids, this.indexIdsPerRead);
       // Past what Firestore keeps (a long run): the rest as it is now.
       const aged = Date.now() - readAt.getTime() >= this.indexVersionAgeMs;
       // The next read goes out while this one's buckets are published, as a stream's would.

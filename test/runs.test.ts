@@ -4,6 +4,7 @@ import { type DispatchPublisher, runTick } from '../dispatcher/tick';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
+import { bucketOf } from '../shared/members';
 import type { DispatchMessage } from '../shared/messages';
 import { runIdOf } from '../shared/model';
 import { saveNotifications } from '../shared/notifications';
@@ -163,4 +164,34 @@ test('the index read at a past time is the index as it was then, and as it is on
   expect(await ids(null)).toEqual(['late-1']);
   // Past what Firestore keeps (an hour): read as it is.
   expect(await ids(new Date(Date.now() - 2 * 3_600_000))).toEqual(['late-1']);
+});
+
+test('a read at a past time that grows older than Firestore keeps, mid-read, reads the rest as it is', async () => {
+  const weekly = { cron: '0 6 * * 1', timezone: 'UTC' };
+  const id = scheduleIdOf(weekly);
+  const ids = Array.from({ length: 200 }, (_, i) => `aged-${i}`);
+  await saveNotifications(
+    db,
+    ids.map((n, i) => notification(i, { id: n, ...weekly })),
+  );
+  const readAt = (await db.collection(COLLECTIONS.schedules).limit(1).get()).readTime.toDate();
+  // Added after the read time, in a bucket the first reads do not reach.
+  const late = Array.from({ length: 500 }, (_, i) => `late-${i}`).find((n) => bucketOf(n) >= 'm0100') as string;
+  await saveNotifications(db, [notification(0, { id: late, ...weekly })]);
+  const read = async (store: FirestoreStore, pauseMs: number) => {
+    const out: string[] = [];
+    let first = true;
+    // One bucket a read after the first: many reads, so the read time can age in between.
+    for await (const page of store.notificationPages(id, null, 1, readAt)) {
+      out.push(...page.ids);
+      if (first) await new Promise((r) => setTimeout(r, pauseMs));
+      first = false;
+    }
+    return out;
+  };
+  const kept = await read(new FirestoreStore(db, { indexIdsPerRead: 1 }), 0);
+  expect(kept.sort()).toEqual([...ids].sort());
+  const aging = new FirestoreStore(db, { indexIdsPerRead: 1, indexVersionAgeMs: Date.now() - readAt.getTime() + 1000 });
+  const aged = await read(aging, 1500);
+  expect(aged.sort()).toEqual([...ids, late].sort());
 });
