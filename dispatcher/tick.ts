@@ -230,9 +230,11 @@ async function runSchedule(
     log.warn({ cursor: claim.run.cursor }, 'checkpoint is not an index bucket; resuming the run from its start');
   }
   let published = 0;
-  // A resumed run reads the index as its first tick did (none kept: as it is now).
-  const readAt = claim.kind === 'acquired' ? indexReadAt : (claim.run.indexReadAt ?? null);
-  const pages = deps.runs.notificationPages(schedule.id, cursor, deps.pageSize, readAt)[Symbol.asyncIterator]();
+  // The run's own read time: this tick's for a new run, its first tick's for a resumed one (none
+  // kept, on a run from before it was: as it is now).
+  const pages = deps.runs
+    .notificationPages(schedule.id, cursor, deps.pageSize, claim.run.indexReadAt ?? null)
+    [Symbol.asyncIterator]();
   const checkpoints = new Checkpoints((p) => deps.runs.checkpoint(runId, owner, p, leaseMs, clock()));
   // Pages being published, oldest first: each is checkpointed in order once accepted.
   const publishing: InFlightPage[] = [];

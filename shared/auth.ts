@@ -88,14 +88,23 @@ const MAX_TOKEN_LENGTH = 8192;
 /** Google signs ID tokens with RS256 only: `none` and every other algorithm stop here. */
 function precheck(token: string): AuthRejection | null {
   if (token.length > MAX_TOKEN_LENGTH || !JWT_SHAPE.test(token)) return 'malformed_token';
-  let header: unknown;
+  const header = jsonSegment(token, 0);
+  if (!header) return 'malformed_token';
+  return header.alg === 'RS256' ? null : 'unsupported_alg';
+}
+
+/** A JWT's `index`-th segment (0: the JOSE header, 1: the claims) as a JSON object; null when it is not one. */
+function jsonSegment(token: string, index: number): Record<string, unknown> | null {
+  const part = token.split('.')[index];
+  if (part === undefined) return null;
   try {
-    header = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'));
+    const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
   } catch {
-    return 'malformed_token';
+    return null;
   }
-  if (typeof header !== 'object' || header === null) return 'malformed_token';
-  return (header as { alg?: unknown }).alg === 'RS256' ? null : 'unsupported_alg';
 }
 
 /**
@@ -113,16 +122,7 @@ const SIGNATURE_REMOVED_HINT =
 
 /** A token's claims, read without checking its signature; null when they are not a JSON object. */
 export function unverifiedClaims(token: string): Record<string, unknown> | null {
-  const part = token.split('.')[1];
-  if (part === undefined) return null;
-  try {
-    const claims: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
-    return typeof claims === 'object' && claims !== null && !Array.isArray(claims)
-      ? (claims as Record<string, unknown>)
-      : null;
-  } catch {
-    return null;
-  }
+  return jsonSegment(token, 1);
 }
 
 /**

@@ -23,7 +23,7 @@ import type {
 } from './ports';
 import { type CheckpointProgress, LeaseLostError, type NotificationPage } from './ports';
 import { QUERIES, type QuerySpec } from './queries';
-import { runBlocker, type ScheduleAdvance, scheduleAdvance, scheduleRunState } from './schedule-state';
+import { claimStep, type ScheduleAdvance, scheduleAdvance, scheduleRunState } from './schedule-state';
 import { COLLECTIONS, expiryFrom } from './topology';
 
 /** Firestore gives Timestamps back; the rest of the code speaks Date. */
@@ -93,6 +93,18 @@ const IDS_PER_READ = 50_000;
 /** How many buckets the next read at a past time asks for, after one of `buckets` buckets held `ids` ids. */
 export function bucketsPerRead(buckets: number, ids: number, idsPerRead = IDS_PER_READ): number {
   return Math.max(1, Math.min(MAX_BUCKETS_PER_READ, Math.floor((idsPerRead * buckets) / Math.max(1, ids))));
+}
+
+/** One dispatch-index bucket as a run reads it: its id (a run's cursor) and its enabled ids, in order. */
+interface IndexBucket {
+  id: string;
+  ids: string[];
+}
+
+function indexBucket(snap: QueryDocumentSnapshot): IndexBucket {
+  const members = snap.get('ids') as Record<string, unknown> | undefined;
+  const ids = members ? Object.keys(members).filter((id) => members[id] === true) : [];
+  return { id: snap.id, ids: ids.sort() };
 }
 
 /** A schedule's fields once moved on (scheduleAdvance), as one merge-write. */
@@ -171,55 +183,22 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     const scheduleRef = this.schedules().doc(scheduleId);
     return this.db.runTransaction(async (tx): Promise<RunClaim> => {
       const [snap, scheduleSnap] = await tx.getAll(runRef, scheduleRef);
-      const state = scheduleRunState(fromDoc<Record<string, unknown>>(scheduleSnap?.data() ?? {}));
-      const leaseExpiresAt = new Date(now.getTime() + leaseMs);
-      if (!snap?.exists) {
-        const blocker = runBlocker(state, occurrence, false);
-        if (blocker) return { kind: 'superseded', reason: blocker };
-        const run: RunDoc = {
-          scheduleId,
-          occurrence,
-          status: 'running',
-          leaseOwner: owner,
-          leaseExpiresAt,
-          cursor: null,
-          published: 0,
-          pages: 0,
-          resumes: 0,
-          startedAt: now,
-          updatedAt: now,
-          finishedAt: null,
-          indexReadAt,
-          expireAt: expiryFrom(now),
-        };
-        tx.create(runRef, run);
+      const step = claimStep(
+        snap?.exists ? fromDoc<RunDoc>(snap.data() ?? {}) : null,
+        scheduleRunState(fromDoc<Record<string, unknown>>(scheduleSnap?.data() ?? {})),
+        { scheduleId, occurrence, owner, leaseMs, now, indexReadAt },
+      );
+      if (step.kind === 'create') {
+        tx.create(runRef, { ...step.run, expireAt: expiryFrom(now) });
         tx.set(scheduleRef, { activeOccurrence: occurrence }, { merge: true });
-        return { kind: 'acquired', run };
+        return { kind: 'acquired', run: step.run };
       }
-      const run = fromDoc<RunDoc>(snap.data() ?? {});
-      if (run.status === 'done') return { kind: 'done', run };
-      const expires = run.leaseExpiresAt ? run.leaseExpiresAt.getTime() : 0;
-      if (run.leaseOwner && run.leaseOwner !== owner && expires > now.getTime()) {
-        return { kind: 'leased', run };
+      if (step.kind === 'take') {
+        const { status, leaseOwner, leaseExpiresAt, resumes, updatedAt } = step.run;
+        tx.update(runRef, { status, leaseOwner, leaseExpiresAt, resumes, updatedAt });
+        return { kind: 'resumed', run: step.run };
       }
-      const blocker = runBlocker(state, occurrence, true);
-      if (blocker) return { kind: 'superseded', reason: blocker };
-      const taken: RunDoc = {
-        ...run,
-        status: 'running',
-        leaseOwner: owner,
-        leaseExpiresAt,
-        resumes: (run.resumes ?? 0) + 1,
-        updatedAt: now,
-      };
-      tx.update(runRef, {
-        status: 'running',
-        leaseOwner: owner,
-        leaseExpiresAt,
-        resumes: taken.resumes,
-        updatedAt: now,
-      });
-      return { kind: 'resumed', run: taken };
+      return step;
     });
   }
 
@@ -242,10 +221,9 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         : this.bucketsNow(scheduleId, cursor);
     let ids: string[] = [];
     let last: string | null = null;
-    for await (const snap of buckets) {
-      const members = snap.get('ids') as Record<string, unknown> | undefined;
-      if (members) for (const id of Object.keys(members).sort()) if (members[id] === true) ids.push(id);
-      last = snap.id;
+    for await (const bucket of buckets) {
+      ids.push(...bucket.ids);
+      last = bucket.id;
       if (ids.length >= pageSize) {
         yield { ids, cursor: last };
         ids = [];
@@ -258,11 +236,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
    * The index's buckets after `cursor` as they were at `readAt`, a few at a time: each read is
    * a read-only transaction at that read time (the client streams a query only as it is now).
    */
-  private async *bucketsAt(
-    scheduleId: string,
-    cursor: string | null,
-    readAt: Date,
-  ): AsyncGenerator<QueryDocumentSnapshot> {
+  private async *bucketsAt(scheduleId: string, cursor: string | null, readAt: Date): AsyncGenerator<IndexBucket> {
     const readTime = Timestamp.fromDate(readAt);
     let limit = FIRST_BUCKETS_PER_READ;
     const read = (after: string | null) => {
@@ -278,13 +252,17 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       const snap = await next;
       const lastDoc = snap.docs[snap.docs.length - 1];
       const more = snap.size === limit && lastDoc !== undefined;
-      const ids = snap.docs.reduce((n, d) => n + Object.keys((d.get('ids') as object | undefined) ?? {}).length, 0);
-      limit = bucketsPerRead(snap.size, ids, this.indexIdsPerRead);
+      const buckets = snap.docs.map(indexBucket);
+      limit = bucketsPerRead(
+        snap.size,
+        buckets.reduce((n, b) => n + b.ids.length, 0),
+        this.indexIdsPerRead,
+      );
       // Past what Firestore keeps (a long run): the rest as it is now.
       const aged = Date.now() - readAt.getTime() >= this.indexVersionAgeMs;
       // The next read goes out while this one's buckets are published, as a stream's would.
       if (more && !aged) next = read(lastDoc.id);
-      yield* snap.docs;
+      yield* buckets;
       if (!more) return;
       if (aged) {
         yield* this.bucketsNow(scheduleId, lastDoc.id);
@@ -297,14 +275,15 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
    * The index's buckets after `cursor` as they are, with one query stream pulled a bucket at a
    * time, so memory stays near one page whatever the schedule's size.
    */
-  private async *bucketsNow(scheduleId: string, cursor: string | null): AsyncGenerator<QueryDocumentSnapshot> {
+  private async *bucketsNow(scheduleId: string, cursor: string | null): AsyncGenerator<IndexBucket> {
     let q = membersOf(this.db, scheduleId).orderBy(FieldPath.documentId());
     if (cursor) q = q.startAfter(cursor);
     // The client's query stream is a Node Readable; its typings say only ReadableStream.
     const stream = q.stream() as Readable;
     try {
       // Not destroyed on an early stop (a failed run, a drain): see below.
-      for await (const doc of stream.iterator({ destroyOnReturn: false })) yield doc as QueryDocumentSnapshot;
+      for await (const doc of stream.iterator({ destroyOnReturn: false }))
+        yield indexBucket(doc as QueryDocumentSnapshot);
     } finally {
       // The client cannot cancel a query stream: destroying it leaves its gRPC call open and
       // paused, and the client's terminate() waits on that call for ever. A run stopped early

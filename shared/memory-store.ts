@@ -20,7 +20,7 @@ import type {
   RunStore,
 } from './ports';
 import { LeaseLostError } from './ports';
-import { runBlocker, scheduleAdvance, scheduleRunState } from './schedule-state';
+import { claimStep, scheduleAdvance, scheduleRunState } from './schedule-state';
 
 /**
  * The ports of shared/ports.ts over Maps, with the semantics of FirestoreStore (claim and
@@ -134,48 +134,25 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     indexReadAt: Date | null,
   ): Promise<RunClaim> {
     const runId = `${scheduleId}:${occurrence}`;
-    const leaseExpiresAt = new Date(now.getTime() + leaseMs);
     const existing = this.runDocs.get(runId);
-    const state = scheduleRunState(this.scheduleDocs.get(scheduleId));
-    if (!existing) {
-      const blocker = runBlocker(state, occurrence, false);
-      if (blocker) return { kind: 'superseded', reason: blocker };
-      const run: RunDoc = {
-        scheduleId,
-        occurrence,
-        status: 'running',
-        leaseOwner: owner,
-        leaseExpiresAt,
-        cursor: null,
-        published: 0,
-        pages: 0,
-        resumes: 0,
-        startedAt: now,
-        updatedAt: now,
-        finishedAt: null,
-        indexReadAt,
-      };
-      this.runDocs.set(runId, copy(run));
+    const step = claimStep(existing ? copy(existing) : null, scheduleRunState(this.scheduleDocs.get(scheduleId)), {
+      scheduleId,
+      occurrence,
+      owner,
+      leaseMs,
+      now,
+      indexReadAt,
+    });
+    if (step.kind === 'create') {
+      this.runDocs.set(runId, copy(step.run));
       this.mergeSchedule(scheduleId, { activeOccurrence: occurrence });
-      return { kind: 'acquired', run };
+      return { kind: 'acquired', run: step.run };
     }
-    if (existing.status === 'done') return { kind: 'done', run: copy(existing) };
-    const expires = existing.leaseExpiresAt ? existing.leaseExpiresAt.getTime() : 0;
-    if (existing.leaseOwner && existing.leaseOwner !== owner && expires > now.getTime()) {
-      return { kind: 'leased', run: copy(existing) };
+    if (step.kind === 'take') {
+      this.runDocs.set(runId, copy(step.run));
+      return { kind: 'resumed', run: step.run };
     }
-    const blocker = runBlocker(state, occurrence, true);
-    if (blocker) return { kind: 'superseded', reason: blocker };
-    const taken: RunDoc = {
-      ...existing,
-      status: 'running',
-      leaseOwner: owner,
-      leaseExpiresAt,
-      resumes: (existing.resumes ?? 0) + 1,
-      updatedAt: now,
-    };
-    this.runDocs.set(runId, copy(taken));
-    return { kind: 'resumed', run: taken };
+    return step;
   }
 
   /**

@@ -10,6 +10,9 @@
  * - `nextRunAt` never moves back, and an occurrence the schedule has moved past is not started.
  */
 
+import type { RunDoc } from './model';
+import type { RunClaim } from './ports';
+
 export interface ScheduleRunState {
   nextRunAt: Date | null;
   activeOccurrence: string | null;
@@ -76,4 +79,69 @@ export function scheduleAdvance(
     if (!state.lastRunAt || at.getTime() > state.lastRunAt.getTime()) advance.lastRunAt = at;
   }
   return advance;
+}
+
+export interface ClaimRequest {
+  scheduleId: string;
+  occurrence: string;
+  owner: string;
+  leaseMs: number;
+  now: Date;
+  indexReadAt: Date | null;
+}
+
+/**
+ * What a claim of a run does, given the run as stored (null: none yet) and its schedule's state:
+ * create the run, take it over (its lease expired, or it is this owner's), or leave it (done,
+ * leased by another, or superseded: runBlocker). Both stores write what it says in their own way.
+ */
+export function claimStep(
+  existing: RunDoc | null,
+  state: ScheduleRunState,
+  r: ClaimRequest,
+):
+  | { kind: 'create'; run: RunDoc }
+  | { kind: 'take'; run: RunDoc }
+  | Exclude<RunClaim, { kind: 'acquired' | 'resumed' }> {
+  const leaseExpiresAt = new Date(r.now.getTime() + r.leaseMs);
+  if (!existing) {
+    const blocker = runBlocker(state, r.occurrence, false);
+    if (blocker) return { kind: 'superseded', reason: blocker };
+    return {
+      kind: 'create',
+      run: {
+        scheduleId: r.scheduleId,
+        occurrence: r.occurrence,
+        status: 'running',
+        leaseOwner: r.owner,
+        leaseExpiresAt,
+        cursor: null,
+        published: 0,
+        pages: 0,
+        resumes: 0,
+        startedAt: r.now,
+        updatedAt: r.now,
+        finishedAt: null,
+        indexReadAt: r.indexReadAt,
+      },
+    };
+  }
+  if (existing.status === 'done') return { kind: 'done', run: existing };
+  const expires = existing.leaseExpiresAt ? existing.leaseExpiresAt.getTime() : 0;
+  if (existing.leaseOwner && existing.leaseOwner !== r.owner && expires > r.now.getTime()) {
+    return { kind: 'leased', run: existing };
+  }
+  const blocker = runBlocker(state, r.occurrence, true);
+  if (blocker) return { kind: 'superseded', reason: blocker };
+  return {
+    kind: 'take',
+    run: {
+      ...existing,
+      status: 'running',
+      leaseOwner: r.owner,
+      leaseExpiresAt,
+      resumes: (existing.resumes ?? 0) + 1,
+      updatedAt: r.now,
+    },
+  };
 }
