@@ -145,6 +145,7 @@ describe('report', () => {
     publishPerSec: 30_000,
     publishClientCpuUsPerMessage: 12.5,
     publishBusyCores: 1.7,
+    topicPublishPerSec: 20_000,
     pushPerSec: 1000,
     createPerSec: 800,
     updatePerSec: 1600,

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { deferred } from '../shared/concurrency';
 import { createFirestore } from '../shared/firestore';
 import { withTimeout } from '../shared/http';
-import { createPubSub, dispatchTopic } from '../shared/pubsub';
+import { createPubSub, dispatchTopic, MAX_REQUEST_MESSAGES, pagePublisher } from '../shared/pubsub';
 import { scheduleIdOf } from '../shared/schedule';
 import type { BenchContext } from './context';
 import { dispatchMessage } from './envelope';
@@ -17,8 +17,16 @@ import { runPool } from './stats';
  */
 
 export interface CeilingRun {
-  /** Messages a second, all published at once with the dispatcher's batching settings, after an untimed round. */
+  /**
+   * Messages a second, all published at once as the dispatcher publishes (requests of 1,000 on
+   * the generated client, shared/pubsub.ts), after an untimed round.
+   */
   publishPerSec: number;
+  /**
+   * The same messages through the topic's own batching publisher, a promise a message: the
+   * ceiling of the records before the dispatcher published on the generated client.
+   */
+  topicPublishPerSec: number;
   /** CPU the publishing client (this process) spent per message of the timed round, in µs. */
   publishClientCpuUsPerMessage: number;
   /** Cores the whole machine kept busy during the timed round (the emulator's included). */
@@ -49,27 +57,43 @@ const SCHEDULE = scheduleIdOf({ cron: '* * * * *', timezone: 'UTC' });
 export async function publishCeiling(
   ctx: BenchContext,
   count: number,
-): Promise<Pick<CeilingRun, 'publishPerSec' | 'publishClientCpuUsPerMessage' | 'publishBusyCores'>> {
+): Promise<
+  Pick<CeilingRun, 'publishPerSec' | 'publishClientCpuUsPerMessage' | 'publishBusyCores' | 'topicPublishPerSec'>
+> {
   const pubsub = createPubSub(ctx.projectId('publish'));
+  const pages = pagePublisher(pubsub, 'bench-publish');
   try {
     const [topic] = await pubsub.createTopic('bench-publish');
     const batched = dispatchTopic(pubsub, topic.name);
     const messages = Array.from({ length: count }, (_, i) => dispatchMessage(i, OCCURRENCE, SCHEDULE));
-    // The same messages once untimed first: the channel is up and V8 has compiled the client's
-    // hot code, as the dispatcher's timed tick follows a tick of its own (bench/dispatch.ts).
-    await Promise.all(messages.map((m) => batched.publishMessage({ json: m.message, attributes: m.attributes })));
+    const requests: (typeof messages)[] = [];
+    for (let i = 0; i < count; i += MAX_REQUEST_MESSAGES) requests.push(messages.slice(i, i + MAX_REQUEST_MESSAGES));
+    // Every request at once, as the dispatcher's publisher sends them (1,000 messages each).
+    const raw = () => Promise.all(requests.map((r) => pages.publishPage(r)));
+    // The topic's own batching publisher, a promise a message: the previous records' ceiling.
+    const viaTopic = () =>
+      Promise.all(messages.map((m) => batched.publishMessage({ json: m.message, attributes: m.attributes })));
+    // Each once untimed first: the channel is up and V8 has compiled the client's hot code, as
+    // the dispatcher's timed tick follows a tick of its own (bench/dispatch.ts).
+    await raw();
+    await viaTopic();
+    const t1 = performance.now();
+    await viaTopic();
+    const topicSeconds = (performance.now() - t1) / 1000;
     const machine0 = machineCpu();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    await Promise.all(messages.map((m) => batched.publishMessage({ json: m.message, attributes: m.attributes })));
+    await raw();
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     return {
       publishPerSec: count / seconds,
       publishClientCpuUsPerMessage: (cpu.user + cpu.system) / count,
       publishBusyCores: busyCoresSince(machine0).busyCores,
+      topicPublishPerSec: count / topicSeconds,
     };
   } finally {
+    await pages.close();
     await pubsub.close();
   }
 }

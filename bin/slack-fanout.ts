@@ -35,7 +35,7 @@ import {
   saveNotifications,
   setNotificationEnabled,
 } from '../shared/notifications';
-import { createPubSub, dispatchTopic, topicPublisher } from '../shared/pubsub';
+import { createPubSub, pagePublisher } from '../shared/pubsub';
 import { firestoreRedriveLedger, redriveRun } from '../shared/redrive';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 
@@ -888,12 +888,13 @@ is still dead for the next run.`,
       await checkReachable('Pub/Sub', projectId);
       const db = await openFirestore(projectId);
       const pubsub = createPubSub(projectId);
+      const publisher = pagePublisher(pubsub, o.topic);
       try {
         const store = new FirestoreStore(db);
         if (!(await store.getRun(runId))) throw new CliError(`run ${runId} does not exist`);
         const result = await redriveRun(runId, {
           ledger: firestoreRedriveLedger(store),
-          publisher: topicPublisher(dispatchTopic(pubsub, o.topic)),
+          publisher,
           // Logs go to stderr: stdout holds the result alone, for scripts.
           log: createLogger({ service: 'cli', level: 'warn', destination: pino.destination(2) }),
           pageSize: o.pageSize,
@@ -909,6 +910,7 @@ is still dead for the next run.`,
         }
         if (result.failed > 0) process.exitCode = EXIT.failed;
       } finally {
+        await publisher.close();
         await pubsub.close();
         await db.terminate();
       }

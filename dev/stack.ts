@@ -10,7 +10,7 @@ import { SlackClient } from '../notifier/slack';
 import { createFirestore, firestoreReady } from '../shared/firestore';
 import { accountStoreOf, FirestoreStore } from '../shared/firestore-store';
 import { createLogger, type Logger } from '../shared/logger';
-import { createPubSub, dispatchTopic, topicPublisher, topicReady } from '../shared/pubsub';
+import { createPubSub, dispatchTopic, pagePublisher, topicReady } from '../shared/pubsub';
 import { isLocalTopology, localTopology, type Topology } from '../shared/topology';
 import { createTopology, deleteSubscriptions } from './topology';
 
@@ -123,7 +123,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   }
   const notifier = await listen(counting(notifierHandler));
 
-  const publisher = topicPublisher(topic);
+  const publisher = pagePublisher(pubsub, topology.dispatchTopic);
   const dispatcherLog = log.child({ service: 'dispatcher' });
   const adminAuth = opts.auth?.admin;
   const dispatcherApp = createDispatcher({
@@ -172,6 +172,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         s.closeAllConnections();
         await new Promise<void>((r) => s.close(() => r()));
       }
+      await publisher.close();
       await pubsub.close();
       await notifierStore.close();
       await db.terminate();

@@ -3,7 +3,7 @@ import { describeConfig, loadConfig } from '../shared/config';
 import { createFirestore, firestoreReady } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
-import { createPubSub, dispatchTopic, topicPublisher, topicReady } from '../shared/pubsub';
+import { createPubSub, dispatchTopic, pagePublisher, topicReady } from '../shared/pubsub';
 import { createLifecycle, serve } from '../shared/service';
 import { firestoreAdminPorts } from './admin';
 import { createApp } from './app';
@@ -22,7 +22,7 @@ function main(): void {
   const topic = dispatchTopic(pubsub, config.dispatchTopic);
   const store = new FirestoreStore(db);
   const lifecycle = createLifecycle(log);
-  const publisher = topicPublisher(topic);
+  const publisher = pagePublisher(pubsub, config.dispatchTopic);
   const app = createApp({
     log,
     projectId: config.projectId,
@@ -40,7 +40,7 @@ function main(): void {
     readiness: { firestore: firestoreReady(db), pubsub: topicReady(topic) },
   });
   serve(app, { port: config.port, host: config.host }, log, lifecycle, async () => {
-    await topic.flush().catch(() => undefined);
+    await publisher.close();
     await pubsub.close();
     await db.terminate();
   });

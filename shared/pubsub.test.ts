@@ -1,0 +1,48 @@
+import { MAX_REQUEST_BYTES, MAX_REQUEST_MESSAGES, type OutgoingMessage, publishRequests } from './pubsub';
+
+function message(i: number, dataBytes = 100, attribute = 'd'): OutgoingMessage {
+  return { data: Buffer.alloc(dataBytes, i % 256), attributes: { deliveryId: `${attribute}${i}`, runId: 'r' } };
+}
+
+describe('publishRequests', () => {
+  test('a page of 2,500 small messages goes as 1,000, 1,000 and 500, in order', () => {
+    const page = Array.from({ length: 2500 }, (_, i) => message(i));
+    const requests = publishRequests(page);
+    expect(requests.map((r) => r.length)).toEqual([MAX_REQUEST_MESSAGES, MAX_REQUEST_MESSAGES, 500]);
+    expect(requests.flat()).toEqual(page);
+  });
+
+  test('a page of exactly 1,000 is one request; an empty page is none', () => {
+    expect(publishRequests(Array.from({ length: 1000 }, (_, i) => message(i))).map((r) => r.length)).toEqual([1000]);
+    expect(publishRequests([])).toEqual([]);
+  });
+
+  test('large messages are split by bytes before 1,000, and no request passes the byte limit', () => {
+    const page = Array.from({ length: 30 }, (_, i) => message(i, 1024 * 1024));
+    const requests = publishRequests(page);
+    expect(requests.length).toBeGreaterThan(1);
+    expect(requests.flat()).toEqual(page);
+    for (const r of requests) {
+      expect(r.reduce((sum, m) => sum + m.data.length, 0)).toBeLessThanOrEqual(MAX_REQUEST_BYTES);
+    }
+    // 9 MiB of room, 1 MiB and a little a message: 8 a request.
+    expect(requests[0]).toHaveLength(8);
+  });
+
+  test('attributes count at their most in UTF-8, so multi-byte ids cannot push a request over', () => {
+    // 4,000 characters of a 3-byte character: 12,000 bytes of attribute a message, 12 MB a page
+    // (counted by length, 4 MB: one request, which Pub/Sub would refuse).
+    const wide = '€'.repeat(4000);
+    const page = Array.from({ length: 1000 }, (_, i) => message(i, 10, wide));
+    const requests = publishRequests(page);
+    const bytes = (r: OutgoingMessage[]) =>
+      r.reduce((sum, m) => sum + m.data.length + Buffer.byteLength(m.attributes.deliveryId ?? ''), 0);
+    expect(requests.length).toBe(2);
+    for (const r of requests) expect(bytes(r)).toBeLessThanOrEqual(MAX_REQUEST_BYTES);
+  });
+
+  test('one message larger than the limit still goes, alone, for Pub/Sub to refuse it by name', () => {
+    const page = [message(0), message(1, MAX_REQUEST_BYTES + 1), message(2)];
+    expect(publishRequests(page).map((r) => r.length)).toEqual([1, 1, 1]);
+  });
+});
