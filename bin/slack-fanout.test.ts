@@ -14,6 +14,8 @@ import {
   parseNotificationsFile,
   progressOf,
   readText,
+  STALL_TIMEOUT_SECONDS,
+  stallWatch,
   whereService,
 } from './slack-fanout';
 
@@ -351,5 +353,53 @@ describe('resume, as typed', () => {
     [['a', 'b'], 'too many arguments'],
   ])('refuses %j', async (args, message) => {
     expect(await parse(...args)).toContain(message);
+  });
+});
+
+describe('stallWatch (an import whose Firestore stops answering)', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  test('warns every warnEvery ms of silence, starts over on progress, gives up at the timeout once', () => {
+    const warned: number[] = [];
+    const gaveUp: number[] = [];
+    const watch = stallWatch({
+      timeoutMs: 120_000,
+      warnEveryMs: 30_000,
+      warn: (ms) => warned.push(Math.round(ms / 1000)),
+      giveUp: (ms) => gaveUp.push(Math.round(ms / 1000)),
+      now: () => Date.now(),
+    });
+    jest.advanceTimersByTime(29_000);
+    expect(warned).toEqual([]);
+    jest.advanceTimersByTime(2_000);
+    expect(warned).toEqual([30]);
+    // Progress: the silence starts over, and so do the warnings.
+    watch.moved();
+    jest.advanceTimersByTime(59_000);
+    expect(warned).toEqual([30, 30]);
+    jest.advanceTimersByTime(2_000);
+    expect(warned).toEqual([30, 30, 60]);
+    expect(gaveUp).toEqual([]);
+    jest.advanceTimersByTime(60_000);
+    expect(warned).toEqual([30, 30, 60, 90]);
+    expect(gaveUp).toEqual([120]);
+    jest.advanceTimersByTime(600_000);
+    expect(gaveUp).toEqual([120]);
+    watch.stop();
+  });
+
+  test('stopped, it says nothing more; the default timeout is 120 s', () => {
+    const calls: string[] = [];
+    const watch = stallWatch({
+      timeoutMs: 5_000,
+      warnEveryMs: 1_000,
+      warn: () => calls.push('warn'),
+      giveUp: () => calls.push('give up'),
+    });
+    watch.stop();
+    jest.advanceTimersByTime(60_000);
+    expect(calls).toEqual([]);
+    expect(STALL_TIMEOUT_SECONDS).toBe(120);
   });
 });

@@ -2,7 +2,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { type Firestore, Timestamp } from '@google-cloud/firestore';
 import { SingleBar } from 'cli-progress';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { GoogleAuth } from 'google-auth-library';
 import pino from 'pino';
 import { z } from 'zod';
@@ -437,6 +437,66 @@ export function progressOf(
   };
 }
 
+/** An import gives up once no write has finished for this long (`--stall-timeout`). */
+export const STALL_TIMEOUT_SECONDS = 120;
+
+export interface StallWatch {
+  /** Work moved on: the silence starts over. */
+  moved(): void;
+  stop(): void;
+}
+
+/**
+ * Watches long work for silence: `warn` every warnEvery ms without progress (with how long it
+ * has been), then `give` once it has been timeoutMs. A Firestore that stops answering mid-import
+ * is otherwise silent for minutes: its client retries each write for about 4.5 minutes.
+ */
+export function stallWatch(o: {
+  timeoutMs: number;
+  warnEveryMs: number;
+  warn: (silentMs: number) => void;
+  giveUp: (silentMs: number) => void;
+  now?: () => number;
+}): StallWatch {
+  const now = o.now ?? Date.now;
+  let since = now();
+  let warned = 0;
+  const tick = Math.min(1000, o.warnEveryMs);
+  const timer = setInterval(() => {
+    const silent = now() - since;
+    if (silent >= o.timeoutMs) {
+      clearInterval(timer);
+      o.giveUp(silent);
+    } else if (silent >= (warned + 1) * o.warnEveryMs) {
+      warned = Math.floor(silent / o.warnEveryMs);
+      o.warn(silent);
+    }
+  }, tick);
+  timer.unref();
+  return {
+    moved() {
+      since = now();
+      warned = 0;
+    },
+    stop() {
+      clearInterval(timer);
+    },
+  };
+}
+
+const STALL_HELP = `When no write finishes for 30 s (Firestore stopped answering; a third of --stall-timeout if
+that is shorter), it says so, again at each such interval, and after --stall-timeout seconds of
+it stops: says how many were saved, exit 1 (saving again is safe).`;
+
+function stallTimeoutOption(): Option {
+  return new Option(
+    '--stall-timeout <seconds>',
+    'stop when no write has finished for this long (Firestore not answering)',
+  )
+    .argParser(positiveInt(3600))
+    .default(STALL_TIMEOUT_SECONDS);
+}
+
 /** Saves an import's entries (`save`), with its progress on stderr, and says how many. */
 async function importFile<T>(
   command: string,
@@ -444,11 +504,30 @@ async function importFile<T>(
   items: T[],
   what: string,
   save: (db: Firestore, items: T[], onProgress: (n: number) => void, signal: AbortSignal) => Promise<void>,
+  stallTimeoutSeconds = STALL_TIMEOUT_SECONDS,
 ): Promise<void> {
   const db = await openFirestore(projectId);
   const progress = progressOf({ command, total: items.length, noun: what, start: 'to save', verb: 'saved' });
   let finished = false;
   let saved = 0;
+  const where = `Firestore at ${whereService('Firestore', projectId)}`;
+  const stall = stallWatch({
+    timeoutMs: stallTimeoutSeconds * 1000,
+    warnEveryMs: Math.min(30_000, (stallTimeoutSeconds * 1000) / 3),
+    warn: (ms) => {
+      process.stderr.write(
+        `${command}: no write has finished for ${Math.round(ms / 1000)} s (${where}); still trying, stopping at ${stallTimeoutSeconds} s (--stall-timeout); Ctrl-C stops now\n`,
+      );
+    },
+    giveUp: (ms) => {
+      progress.stop(false);
+      process.stderr.write(
+        `${command}: stopped: no write finished for ${Math.round(ms / 1000)} s (${where}); ${saved} of ${items.length} ${what} saved at least (saving again is safe)\n`,
+      );
+      // The writes under way wait on a Firestore that does not answer: not waited for.
+      process.exit(EXIT.failed);
+    },
+  });
   // Ctrl-C lets the writes under way finish (a transaction left open would hold its locks, and
   // an import run again at once would wait on them), says how far it got, and exits 130; a
   // second Ctrl-C stops at once.
@@ -470,6 +549,7 @@ async function importFile<T>(
       db,
       items,
       (n) => {
+        if (n > saved) stall.moved();
         saved = n;
         progress.update(n);
       },
@@ -485,6 +565,7 @@ async function importFile<T>(
     await db.terminate();
     process.exit(EXIT.interrupted);
   } finally {
+    stall.stop();
     process.removeListener('SIGINT', onSigint);
     progress.stop(finished);
     await db.terminate();
@@ -583,15 +664,18 @@ Exit codes:
 Every entry is checked before anything is written; the first bad one is named (file[3]: cron …).
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that
 was paused comes back enabled (and its failure count cleared). Ids: see \`add --help\`.
-Progress on stderr: a bar on a terminal, a line every few seconds otherwise.`,
+Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
+${STALL_HELP}`,
     )
-    .action((file: string) =>
+    .addOption(stallTimeoutOption())
+    .action((file: string, o: { stallTimeout: number }) =>
       importFile(
         'import',
         projectOf(program.opts()),
         parseNotificationsFile(readText(file), file),
         'notifications',
         (db, items, onProgress, signal) => saveNotifications(db, items, { onProgress, signal }),
+        o.stallTimeout,
       ),
     );
 
@@ -616,15 +700,18 @@ Fields of an account:
   highlights    optional, a list of strings
   dashboardUrl  optional, an http(s) URL, linked from the report
 Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written.
-Progress on stderr: a bar on a terminal, a line every few seconds otherwise.`,
+Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
+${STALL_HELP}`,
     )
-    .action((file: string) =>
+    .addOption(stallTimeoutOption())
+    .action((file: string, o: { stallTimeout: number }) =>
       importFile(
         'import-accounts',
         projectOf(program.opts()),
         parseAccountsFile(readText(file), file),
         'accounts',
         (db, items, onProgress, signal) => saveAccounts(db, items, { onProgress, signal }),
+        o.stallTimeout,
       ),
     );
 

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { Command, Option } from 'commander';
+import { Command, type CommanderError, Option } from 'commander';
 import { positiveInt } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
@@ -37,6 +37,9 @@ interface Options {
   logLevel: string;
 }
 
+/** The exit code of a usage error. */
+const USAGE = 2;
+
 function parseArgs(argv: string[]): Options {
   const program = new Command()
     .name('npm start --')
@@ -65,7 +68,18 @@ function parseArgs(argv: string[]): Options {
         .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
         .default('info'),
     )
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 done (with --once: every delivery reached a final state); 1 a failure (with
+--once: deliveries not final by --timeout); 2 a usage error (an unknown option, a bad value);
+130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, each after stopping everything the run started.`,
+    )
     .showHelpAfterError()
+    // A usage error exits 2, as the slack-fanout CLI's do; commander has printed it already.
+    .exitOverride((err: CommanderError) => {
+      process.exit(err.exitCode === 0 ? 0 : USAGE);
+    })
     .parse(argv);
   const opts = program.opts<Options>();
   if (!slackToken() && opts.channel) {

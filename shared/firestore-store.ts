@@ -9,7 +9,7 @@ import {
   type Transaction,
 } from '@google-cloud/firestore';
 import { DIRECT_CALLS, type DocumentCalls, FirestoreCoalescer } from './firestore-batching';
-import { indexedSchedule, membersOf, writeIndexChanges } from './members';
+import { type IndexBucket, indexedSchedule, membersOf, pagesOfBuckets, writeIndexChanges } from './members';
 import { type DeliveryDoc, type DeliveryStatus, endsDelivery, type RunDoc } from './model';
 import type {
   AccountStore,
@@ -96,11 +96,6 @@ export function bucketsPerRead(buckets: number, ids: number, idsPerRead = IDS_PE
 }
 
 /** One dispatch-index bucket as a run reads it: its id (a run's cursor) and its enabled ids, in order. */
-interface IndexBucket {
-  id: string;
-  ids: string[];
-}
-
 function indexBucket(snap: QueryDocumentSnapshot): IndexBucket {
   const members = snap.get('ids') as Record<string, unknown> | undefined;
   const ids = members ? Object.keys(members).filter((id) => members[id] === true) : [];
@@ -204,8 +199,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
 
   /**
    * A schedule's enabled notifications, read from its dispatch index (shared/members.ts): whole
-   * buckets are gathered until a page holds at least `pageSize` ids, and each page's cursor is
-   * its last bucket, so a run resumed from a checkpoint starts at the next bucket. With
+   * buckets, at most `pageSize` ids a page (pagesOfBuckets), and each page's cursor is its last
+   * bucket, so a run resumed from a checkpoint starts at the next bucket. With
    * `readAt` (a run's indexReadAt) the index as it was then, while Firestore still keeps that
    * version; otherwise as it is.
    */
@@ -219,17 +214,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       readAt && Date.now() - readAt.getTime() < this.indexVersionAgeMs
         ? this.bucketsAt(scheduleId, cursor, readAt)
         : this.bucketsNow(scheduleId, cursor);
-    let ids: string[] = [];
-    let last: string | null = null;
-    for await (const bucket of buckets) {
-      ids.push(...bucket.ids);
-      last = bucket.id;
-      if (ids.length >= pageSize) {
-        yield { ids, cursor: last };
-        ids = [];
-      }
-    }
-    if (ids.length > 0 && last) yield { ids, cursor: last };
+    yield* pagesOfBuckets(buckets, pageSize);
   }
 
   /**

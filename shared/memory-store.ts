@@ -1,4 +1,4 @@
-import { bucketOf } from './members';
+import { bucketOf, pagesOfBuckets } from './members';
 import {
   type DeliveryDoc,
   type DeliveryError,
@@ -172,17 +172,8 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       if (cursor !== null && b <= cursor) continue;
       buckets.set(b, [...(buckets.get(b) ?? []), id]);
     }
-    let ids: string[] = [];
-    let last: string | null = null;
-    for (const b of [...buckets.keys()].sort(cmp)) {
-      ids.push(...(buckets.get(b) ?? []).sort(cmp));
-      last = b;
-      if (ids.length >= pageSize) {
-        yield { ids, cursor: b };
-        ids = [];
-      }
-    }
-    if (ids.length > 0 && last) yield { ids, cursor: last };
+    const ordered = [...buckets.keys()].sort(cmp).map((b) => ({ id: b, ids: (buckets.get(b) ?? []).sort(cmp) }));
+    yield* pagesOfBuckets(ordered, pageSize);
   }
 
   private leased(runId: string, owner: string): RunDoc {

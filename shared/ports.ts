@@ -54,8 +54,8 @@ export interface RunStore {
     indexReadAt: Date | null,
   ): Promise<RunClaim>;
   /**
-   * A schedule's enabled notification ids after `cursor`, in pages of at least `pageSize`
-   * (the last page may be smaller). Each page carries the cursor a checkpoint records. With
+   * A schedule's enabled notification ids after `cursor`, in pages of whole index buckets of at
+   * most `pageSize` ids (a bucket that holds more is a page alone; see pagesOfBuckets). Each page carries the cursor a checkpoint records. With
    * `readAt`, the index as it was then (where the store keeps versions that old: FirestoreStore
    * within the last 55 minutes; MemoryStore keeps none and reads it as it is).
    */

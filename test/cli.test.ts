@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { uniqueProjectId } from '../dev/stack';
@@ -532,4 +532,68 @@ describe('import and reindex off a terminal, on the emulator', () => {
       /\nreindex: interrupted after scanning (0|1000|2000) of 3000 notifications \(those scanned are indexed; the page under way may be partly done\); running it again is safe\n$/,
     );
   });
+});
+
+describe('the built command, with a Firestore that stops answering mid-import', () => {
+  it('says so while it waits, then stops at --stall-timeout with how many were saved, exit 1', async () => {
+    // A proxy in front of the emulator that stops passing bytes on, both ways, when told.
+    const [host, port] = (process.env.FIRESTORE_EMULATOR_HOST ?? '').split(':');
+    let frozen = false;
+    const sockets: Socket[] = [];
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(port), host);
+      sockets.push(client, upstream);
+      client.on('data', (d) => frozen || upstream.write(d));
+      upstream.on('data', (d) => frozen || client.write(d));
+      for (const [a, b] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        a.on('error', () => undefined);
+        a.on('close', () => b.destroy());
+      }
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxyAt = `127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const dir = mkdtempSync(join(tmpdir(), 'stall-'));
+    const file = join(dir, 'n.json');
+    const items = Array.from({ length: 3000 }, (_, i) => ({
+      id: `stall-${i}`,
+      accountId: 'acct-1',
+      channelId: `C${i}`,
+      cron: '0 9 * * *',
+      timezone: 'UTC',
+    }));
+    writeFileSync(file, JSON.stringify(items));
+    try {
+      const child = spawn(
+        process.execPath,
+        [CLI, '-p', uniqueProjectId('stall'), 'import', file, '--stall-timeout', '6'],
+        {
+          env: { PATH: process.env.PATH ?? '', HOME: dir, FIRESTORE_EMULATOR_HOST: proxyAt },
+        },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        // Firestore answered the first read; from now on it says nothing.
+        if (stderr.includes('to save')) frozen = true;
+      });
+      const started = Date.now();
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(code).toBe(1);
+      expect(stderr).toContain(
+        `import: no write has finished for 2 s (Firestore at FIRESTORE_EMULATOR_HOST=${proxyAt}); still trying, stopping at 6 s (--stall-timeout); Ctrl-C stops now`,
+      );
+      expect(stderr).toMatch(
+        new RegExp(
+          `import: stopped: no write finished for 6 s \\(Firestore at FIRESTORE_EMULATOR_HOST=${proxyAt}\\); \\d+ of 3000 notifications saved at least \\(saving again is safe\\)\\n$`,
+        ),
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  }, 40_000);
 });

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -207,4 +207,39 @@ describe('npm start without Java', () => {
       /\(the emulators need Java 17 on PATH or in JAVA_HOME\) \(log: \S+\/(pubsub|firestore)-\d+\.log\)/,
     );
   }, 60_000);
+});
+
+describe('npm start, given bad usage', () => {
+  const run = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
+    delete env.PUBSUB_EMULATOR_HOST;
+    delete env.FIRESTORE_EMULATOR_HOST;
+    if (!('SLACK_BOT_TOKEN' in extraEnv)) delete env.SLACK_BOT_TOKEN;
+    return spawnSync(process.execPath, [LOCAL, ...args], { cwd: ROOT, env, encoding: 'utf8', timeout: 30_000 });
+  };
+
+  test('an unknown option or a bad value exits 2 at once, naming it, before anything starts', () => {
+    for (const [args, named] of [
+      [['--bogus'], /unknown option '--bogus'/],
+      [['-n', '0'], /-n, --notifications <count>.*0/],
+      [['--log-level', 'loud'], /--log-level.*loud/],
+      [['--channel', 'C123'], /--channel is for real Slack: set SLACK_BOT_TOKEN too/],
+    ] as const) {
+      const r = run([...args]);
+      expect({ args, status: r.status }).toEqual({ args, status: 2 });
+      expect(r.stderr).toMatch(named);
+      expect(r.stdout).not.toMatch(/starting the Pub\/Sub emulator/);
+    }
+    const real = run([], { SLACK_BOT_TOKEN: 'xoxb-real' });
+    expect(real.status).toBe(2);
+    expect(real.stderr).toMatch(/pass --channel <id>/);
+  });
+
+  test('--help exits 0 and names every exit code', () => {
+    const r = run(['--help']);
+    expect(r.status).toBe(0);
+    for (const code of ['0 done', '1 a failure', '2 a usage error', '130 Ctrl-C', '143 SIGTERM', '129 SIGHUP']) {
+      expect(r.stdout).toContain(code);
+    }
+  });
 });

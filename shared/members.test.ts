@@ -1,0 +1,64 @@
+import { type IndexBucket, pagesOfBuckets } from './members';
+
+async function pages(buckets: IndexBucket[], pageSize: number) {
+  const out: { ids: string[]; cursor: string }[] = [];
+  for await (const page of pagesOfBuckets(buckets, pageSize)) out.push(page);
+  return out;
+}
+
+const bucket = (n: number, size: number): IndexBucket => ({
+  id: `m${String(n).padStart(4, '0')}`,
+  ids: Array.from({ length: size }, (_, i) => `b${n}-${i}`),
+});
+
+describe('pagesOfBuckets', () => {
+  test('whole buckets, at most pageSize ids a page, each page as full as the next bucket allows', async () => {
+    const buckets = [bucket(0, 3), bucket(1, 3), bucket(2, 3), bucket(3, 1), bucket(4, 2)];
+    const out = await pages(buckets, 6);
+    expect(out.map((p) => [p.ids.length, p.cursor])).toEqual([
+      [6, 'm0001'],
+      [6, 'm0004'],
+    ]);
+    expect(out.flatMap((p) => p.ids)).toEqual(buckets.flatMap((b) => b.ids));
+  });
+
+  test('a bucket larger than a page is a page alone, between the pages around it', async () => {
+    const out = await pages([bucket(0, 2), bucket(1, 10), bucket(2, 2), bucket(3, 2)], 5);
+    expect(out.map((p) => [p.ids.length, p.cursor])).toEqual([
+      [2, 'm0000'],
+      [10, 'm0001'],
+      [4, 'm0003'],
+    ]);
+  });
+
+  test('1,000 a page: 195-id buckets go five to a page (975), never 1,170 as two publish requests', async () => {
+    const buckets = Array.from({ length: 128 }, (_, n) => bucket(n, 195));
+    const out = await pages(buckets, 1000);
+    expect(out.every((p) => p.ids.length <= 1000)).toBe(true);
+    expect(out.slice(0, -1).every((p) => p.ids.length === 975)).toBe(true);
+    expect(out.reduce((n, p) => n + p.ids.length, 0)).toBe(128 * 195);
+  });
+
+  test('empty buckets move no page boundary; nothing at all is no page', async () => {
+    expect(await pages([bucket(0, 0), bucket(1, 0)], 2)).toEqual([]);
+    const out = await pages([bucket(0, 1), bucket(1, 0), bucket(2, 1), bucket(3, 1)], 2);
+    expect(out.map((p) => [p.ids, p.cursor])).toEqual([
+      [['b0-0', 'b2-0'], 'm0002'],
+      [['b3-0'], 'm0003'],
+    ]);
+  });
+
+  test('a full page leaves before the next bucket is read', async () => {
+    const pulled: string[] = [];
+    async function* source() {
+      for (const b of [bucket(0, 2), bucket(1, 1)]) {
+        pulled.push(b.id);
+        yield b;
+      }
+    }
+    const it = pagesOfBuckets(source(), 2)[Symbol.asyncIterator]();
+    expect((await it.next()).value).toEqual({ ids: ['b0-0', 'b0-1'], cursor: 'm0000' });
+    expect(pulled).toEqual(['m0000']);
+    expect((await it.next()).value).toEqual({ ids: ['b1-0'], cursor: 'm0001' });
+  });
+});
