@@ -53,7 +53,22 @@ describe('parseNotificationsFile', () => {
     [
       'an id whose delivery ids would be too long',
       JSON.stringify([{ ...good, id: '界'.repeat(500) }]),
-      /f\.json\[0\]: notification id .*longer than 1475 bytes/,
+      /f\.json\[0\]: notification id .*longer than 999 bytes \(its delivery ids, the id and a time, must fit a Pub\/Sub attribute of 1,024 bytes\)/,
+    ],
+    [
+      'an id of 500 two-byte characters, 1,000 bytes (its delivery id would not fit a Pub/Sub attribute)',
+      JSON.stringify([{ ...good, id: 'é'.repeat(500) }]),
+      /f\.json\[0\]: notification id .*longer than 999 bytes/,
+    ],
+    [
+      'an id with a lone surrogate (written as a JSON escape)',
+      `[${JSON.stringify({ ...good, id: 'PLACEHOLDER' }).replace('PLACEHOLDER', 'lone\\ud800x')}]`,
+      /f\.json\[0\]: notification id .*not well-formed Unicode \(a lone surrogate\)/,
+    ],
+    [
+      'an account id with a lone surrogate',
+      `[${JSON.stringify({ ...good, accountId: 'PLACEHOLDER' }).replace('PLACEHOLDER', '\\udc00')}]`,
+      /f\.json\[0\].*accountId: .*not well-formed Unicode/,
     ],
     ['a huge channel id', JSON.stringify([{ ...good, channelId: 'C'.repeat(300) }]), /f\.json\[0\].*slack\.channelId/],
   ])('names %s', (_what, text, message) => {
@@ -108,8 +123,14 @@ describe('parseAccountsFile', () => {
     [
       'a javascript: dashboard URL',
       JSON.stringify([{ ...acct, dashboardUrl: 'javascript:alert(1)' }]),
-      /a\.json\[0\]: dashboardUrl/,
+      /a\.json\[0\]: dashboardUrl: is not an http\(s\) URL/,
     ],
+    [
+      'an ftp: dashboard URL',
+      JSON.stringify([{ ...acct, dashboardUrl: 'ftp://example.com/x' }]),
+      /a\.json\[0\]: dashboardUrl: is not an http\(s\) URL/,
+    ],
+    ['a blank name', JSON.stringify([{ ...acct, name: '   ' }]), /a\.json\[0\]: name: is blank/],
     [
       'an account too big for a document',
       JSON.stringify([acct, { ...acct, id: 'big', highlights: ['x'.repeat(1_100_000)] }]),
@@ -309,6 +330,55 @@ describe('usage errors', () => {
     command?.outputHelp();
     for (const text of texts) expect(help.replace(/\s+/g, ' ')).toContain(text.replace(/\s+/g, ' '));
   });
+});
+
+describe('add, as typed', () => {
+  const saved = process.env.FIRESTORE_EMULATOR_HOST;
+  // The checks come before any client is made: an address nothing listens on is never dialled.
+  beforeAll(() => {
+    process.env.FIRESTORE_EMULATOR_HOST = '127.0.0.1:9';
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env.FIRESTORE_EMULATOR_HOST;
+    else process.env.FIRESTORE_EMULATOR_HOST = saved;
+  });
+  const base = [
+    'add',
+    '--id',
+    'n-1',
+    '--account',
+    'a-1',
+    '--channel',
+    'C1',
+    '--cron',
+    '0 9 * * *',
+    '--timezone',
+    'UTC',
+  ];
+  const withOption = (flag: string, value: string) => {
+    const args = [...base];
+    const at = args.indexOf(flag);
+    if (at >= 0) args[at + 1] = value;
+    else args.push(flag, value);
+    return args;
+  };
+
+  it.each([
+    ['--channel', ' ', 'add: --channel: is blank'],
+    ['--account', ' ', 'add: --account: is blank'],
+    ['--team', ' ', 'add: --team: is blank'],
+    ['--timezone', 'Mars/Olympus', 'add: --timezone: '],
+    ['--cron', '61 * * * *', 'add: --cron: '],
+  ])(
+    '%s %j names the option, not a field of the stored document, before any client is made',
+    async (flag, value, says) => {
+      const program = buildProgram().exitOverride();
+      for (const c of [program, ...program.commands]) c.configureOutput({ writeErr: () => {}, writeOut: () => {} });
+      const run = program.parseAsync(['-p', 'demo-x', ...withOption(flag, value)], { from: 'user' });
+      await expect(run).rejects.toThrow(says);
+      await expect(run).rejects.not.toThrow(/slack\.|accountId|channelId|teamId/);
+    },
+  );
 });
 
 describe('resume, as typed', () => {

@@ -61,7 +61,12 @@ const newAccountSchema = accountSchema
     // A misspelt field of a metric (`chnage`) is named, not dropped: the report would lack it.
     metrics: z.array(metricSchema.strict()).default([]),
     // A link in a Slack message: the web's own schemes only.
-    dashboardUrl: z.url({ protocol: /^https?$/ }).optional(),
+    dashboardUrl: z.url({ protocol: /^https?$/, error: 'is not an http(s) URL' }).optional(),
+    // The report's title is "{name}: scheduled report": a blank name is a mistake.
+    name: z
+      .string()
+      .min(1)
+      .refine((name) => name.trim() !== '', 'is blank'),
   })
   .strict();
 
@@ -338,7 +343,9 @@ function parseNotificationEntries(
         notificationDoc(n as NewNotification);
         return null;
       } catch (err) {
-        if (err instanceof InvalidNotificationError) return err.message;
+        // `add` names the field by its option: --channel: is blank, not slack.channelId.
+        if (err instanceof InvalidNotificationError)
+          return fieldName ? `${fieldName(err.field)}: ${err.problem}` : err.message;
         throw err;
       }
     },
@@ -570,7 +577,7 @@ async function importFile<T>(
     progress.stop(finished);
     await db.terminate();
   }
-  process.stdout.write(`imported ${items.length} ${what}\n`);
+  process.stdout.write(`imported ${items.length} ${items.length === 1 ? what.replace(/s$/, '') : what}\n`);
 }
 
 /**
@@ -690,7 +697,7 @@ ${STALL_HELP}`,
       `
 Fields of an account:
   id            the account id (what a notification's accountId names; rules as in \`add --help\`)
-  name          a non-empty string; the report's title is "{name}: scheduled report" by default
+  name          a string, not blank; the report's title is "{name}: scheduled report" by default
   metrics       optional, a list of {label, value, change?}, shown in order:
                   label   a non-empty string
                   value   a number (shown with thousands separators: 1200 as 1,200)
@@ -730,8 +737,9 @@ ${STALL_HELP}`,
       `
 Replaces the whole notification: one that was paused comes back enabled.
 An id (notification or account) must be able to be a Firestore document id: not blank, no '/',
-not '.', '..' or __…__, at most 1,500 bytes of UTF-8 (a notification id at most 500 characters
-and 1,475 bytes: its delivery ids add ':' and a time to it).`,
+not '.', '..' or __…__, well-formed Unicode, at most 1,500 bytes of UTF-8 (a notification id
+at most 500 characters and 999 bytes: its delivery ids add ':' and a time to it and travel in a
+Pub/Sub attribute, which holds 1,024 bytes).`,
     )
     .action(
       async (o: {

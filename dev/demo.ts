@@ -72,7 +72,8 @@ export function demoNotifications(opts: DemoOptions): NewNotification[] {
       timezone: DEMO_TIMEZONES[i % DEMO_TIMEZONES.length] as string,
     });
   }
-  if (opts.withBrokenChannel && !opts.channel && out.length > 0) {
+  // Only beside another: a demo of one notification posts it.
+  if (opts.withBrokenChannel && !opts.channel && out.length > 1) {
     const last = out[out.length - 1] as NewNotification;
     last.channelId = ARCHIVED_CHANNEL;
   }

@@ -293,6 +293,9 @@ async function main(): Promise<number> {
             format:
               '  deliveries [{bar}] {value}/{total} final | {sent} sent {failed} failed {dead} dead | {eta_formatted} left',
             hideCursor: true,
+            // Off a terminal (a pipe, a log file), a line every 5 s instead of a bar.
+            noTTYOutput: true,
+            notTTYSchedule: 5000,
           });
       bar?.start(expected, 0, { sent: 0, failed: 0, dead: 0 });
       let totals: Record<string, number> = {};

@@ -56,6 +56,15 @@ describe('tickTimeOf (X-CloudScheduler-ScheduleTime)', () => {
     const past = new Date(now.getTime() + MAX_SCHEDULE_TIME_AHEAD_MS + 1).toISOString();
     expect('error' in (tickTimeOf(past, now) as object)).toBe(true);
   });
+
+  it('refuses a time before year 1, which Firestore cannot query for (it answered 503 for ever); year 1 is taken', () => {
+    for (const header of ['0000-01-01T00:00:00Z', '0000-12-31T23:59:59.999Z', '0001-01-01T00:30:00+01:00']) {
+      expect(tickTimeOf(header, now)).toEqual({
+        error: `X-CloudScheduler-ScheduleTime ${JSON.stringify(header)} is before 0001-01-01T00:00:00Z, the earliest time Firestore keeps`,
+      });
+    }
+    expect(tickTimeOf('0001-01-01T00:00:00Z', now)).toEqual(new Date('0001-01-01T00:00:00Z'));
+  });
 });
 
 describe('the 503s a tick and /readyz answer', () => {

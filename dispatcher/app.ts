@@ -40,8 +40,11 @@ const rfc3339 = z.iso.datetime({ offset: true });
  */
 export const MAX_SCHEDULE_TIME_AHEAD_MS = 10_000;
 
+/** Firestore's earliest timestamp: a schedule time before it cannot be queried for. */
+const EARLIEST_TIME_MS = Date.parse('0001-01-01T00:00:00Z');
+
 /**
- * Parses Cloud Scheduler's `X-CloudScheduler-ScheduleTime` (RFC 3339); now when absent. A
+ * Parses Cloud Scheduler's `X-CloudScheduler-ScheduleTime` (RFC 3339); now when absent or empty. A
  * time that is not RFC 3339, or is ahead of the clock by more than the skew allowed, is an
  * error that names the header.
  */
@@ -52,6 +55,9 @@ export function tickTimeOf(header: string | undefined, now: Date): Date | { erro
   const upper = header.toUpperCase();
   const t = rfc3339.safeParse(upper).success ? new Date(upper) : null;
   if (!t || Number.isNaN(t.getTime())) return { error: `${name} is not an RFC 3339 time` };
+  if (t.getTime() < EARLIEST_TIME_MS) {
+    return { error: `${name} is before 0001-01-01T00:00:00Z, the earliest time Firestore keeps` };
+  }
   const aheadMs = t.getTime() - now.getTime();
   if (aheadMs > MAX_SCHEDULE_TIME_AHEAD_MS) {
     return {

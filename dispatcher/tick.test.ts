@@ -638,6 +638,35 @@ describe('runTick', () => {
   });
 });
 
+describe('a notification id saved before ids were capped to fit a Pub/Sub attribute', () => {
+  it('is dispatched, its message without the delivery-id attribute Pub/Sub would refuse; the others keep theirs', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 2 });
+    // 1,400 bytes: a document id Firestore takes, a delivery id (1,425 bytes) no attribute holds.
+    const long = 'é'.repeat(700);
+    store.putNotification(long, {
+      accountId: 'acct-long',
+      slack: { channelId: 'C-long' },
+      schedule: daily9,
+      scheduleId,
+      enabled: true,
+    });
+    const publisher = new FakePublisher();
+    const summary = await runTick(occurrence, deps(store, publisher));
+    expect(summary.published).toBe(3);
+    const sent = publisher.pages.flat();
+    const at = occurrence.toISOString();
+    const runId = runIdOf(scheduleId, at);
+    expect(sent.find((m) => m.message.notificationId === long)?.attributes).toEqual({ runId });
+    for (const id of ids) {
+      expect(sent.find((m) => m.message.notificationId === id)?.attributes).toEqual({
+        deliveryId: deliveryIdOf(id, at),
+        runId,
+      });
+    }
+  });
+});
+
 describe('the time a run reads its index at', () => {
   it('is when the tick read the due schedules, for every run it starts, and the same again when a run is resumed', async () => {
     const store = new MemoryStore();

@@ -4,6 +4,7 @@ import { mapLimit, unlessDrained } from '../shared/concurrency';
 import { errorMessage } from '../shared/errors';
 import type { Logger } from '../shared/logger';
 import { isBucketId } from '../shared/members';
+import { dispatchAttributes } from '../shared/messages';
 import { deliveryIdOf, runIdOf } from '../shared/model';
 import type { CheckpointProgress, DueSchedule, RunStore } from '../shared/ports';
 import type { PagePublisher } from '../shared/pubsub';
@@ -273,7 +274,7 @@ async function runSchedule(
       const accepted = deps.publisher.publishPage(
         ids.map((notificationId) => ({
           message: { v: 1, notificationId, occurrence, scheduleId: schedule.id, runId },
-          attributes: { deliveryId: deliveryIdOf(notificationId, occurrence), runId },
+          attributes: dispatchAttributes(deliveryIdOf(notificationId, occurrence), runId),
         })),
       );
       accepted.catch((error: unknown) => {

@@ -27,7 +27,7 @@ class FakeSlack implements SlackPort {
   }
 }
 
-const occurrence = '2026-12-07T08:00:00.000Z';
+const occurrence = '2026-12-07T09:00:00.000Z';
 
 function setup() {
   const store = new MemoryStore();

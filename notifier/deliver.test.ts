@@ -503,6 +503,30 @@ describe('a push too broken to deliver', () => {
   });
 });
 
+describe('a message for an instant its schedule does not fall due at', () => {
+  it.each([
+    ['half a minute past an occurrence', '2026-12-07T08:00:30.000Z'],
+    ['a millisecond past it', '2026-12-07T08:00:00.001Z'],
+    ['a whole minute the cron does not name', '2026-12-07T08:01:00.000Z'],
+    ['a Saturday, for a MON-FRI cron', '2026-12-05T08:00:00.000Z'],
+  ])('(%s) is failed as an invalid message, posts nothing, and does not count towards pausing', async (_, occ) => {
+    const { store, slack, deps } = setup();
+    expect(await handlePush(push('n-1', occ), deps)).toMatchObject({ kind: 'ack', reason: 'invalid_message' });
+    expect(slack.posts).toHaveLength(0);
+    expect(await store.get(deliveryIdOf('n-1', occ))).toMatchObject({
+      status: 'failed',
+      lastError: {
+        code: 'invalid_message',
+        message: expect.stringContaining(`${occ} is not an occurrence of schedule`),
+      },
+    });
+    expect(store.notification('n-1')?.consecutiveFailures ?? 0).toBe(0);
+    // The schedule's own occurrence still posts.
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+  });
+});
+
 describe('handleDeadLetter', () => {
   it('marks a retrying delivery dead with its attempt count', async () => {
     const { store, slack, deps } = setup();
@@ -530,17 +554,21 @@ describe('handleDeadLetter', () => {
     expect((await store.get(id))?.status).toBe('dead');
   });
 
-  it('records a message too broken to read under the run its attributes name, so it counts in that run', async () => {
+  it('records a message too broken to read as a broken push is, under the run its attributes name, never ending its delivery', async () => {
     const { store, deps } = setup();
-    const runId = 's_x:2026-11-29T12:05:00.000Z';
-    const body = {
-      message: { data: '!!!notbase64', attributes: { deliveryId: 'broken:2026-11-29T12:05:00.000Z', runId } },
-    };
-    expect(await handleDeadLetter(body, deps)).toEqual({
-      deliveryId: 'broken:2026-11-29T12:05:00.000Z',
-      status: 'dead',
+    const deliveryId = deliveryIdOf('n-1', occurrence);
+    const runId = runIdOf(SCHEDULE_ID, occurrence);
+    const body = { message: { data: '!!!notbase64', attributes: { deliveryId, runId } } };
+    expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId, status: 'invalid' });
+    expect(await store.get(deliveryId)).toMatchObject({
+      status: 'failed',
+      attempts: 0,
+      runId,
+      lastError: { code: 'invalid_message' },
     });
-    expect(await store.get('broken:2026-11-29T12:05:00.000Z')).toMatchObject({ status: 'dead', runId });
+    // The delivery's good message still posts: the record said nothing of it.
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent' });
+    expect(await store.get(deliveryId)).toMatchObject({ status: 'sent' });
     // A run id that could not be a document is not recorded.
     const bad = { message: { data: '!!!', attributes: { deliveryId: 'broken2:x', runId: 'a/b' } } };
     await handleDeadLetter(bad, deps);

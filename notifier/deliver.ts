@@ -21,7 +21,7 @@ import {
 } from '../shared/model';
 import type { AccountStore, DeliveryLedger, NotificationStore } from '../shared/ports';
 import { renderReport } from '../shared/report';
-import { checkedSchedule, firesAt, isValidTimeZone } from '../shared/schedule';
+import { checkedSchedule, firesAtOccurrence, isValidTimeZone } from '../shared/schedule';
 import type { SlackPort } from './slack';
 
 export interface DeliverDeps {
@@ -192,7 +192,16 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       return { kind: 'ack', reason: 'notification_paused', deliveryId, status: 'skipped' };
     }
 
-    if (notification.scheduleId !== message.scheduleId && !currentScheduleFiresAt(notification, message)) {
+    const firesNow = scheduleFiresAt(notification, message);
+    if (notification.scheduleId === message.scheduleId && !firesNow) {
+      // The dispatcher sends only a schedule's own occurrences: this message was made by hand or
+      // by a fault, and posting it would be a report the schedule never asked for.
+      throw new PermanentError(
+        'invalid_message',
+        `${message.occurrence} is not an occurrence of schedule ${message.scheduleId} (${notification.schedule.cron}, ${notification.schedule.timezone})`,
+      );
+    }
+    if (notification.scheduleId !== message.scheduleId && !firesNow) {
       // Moved since this occurrence was dispatched, to a schedule that does not fall due at this
       // instant: the report is no longer wanted now, and the new schedule's own occurrences send
       // it. Where the new schedule falls due at the same instant, the report is still wanted and
@@ -369,38 +378,44 @@ export async function handleDeadLetter(
   const attrs = (body as { message?: { attributes?: Record<string, unknown> } } | null)?.message?.attributes ?? {};
   const countAttr = Number(attrs.CloudPubSubDeadLetterSourceDeliveryCount);
   const attempts = Number.isFinite(countAttr) && countAttr > 0 ? countAttr : null;
-  const message = parsed.ok ? parsed.push.message : null;
-  const deliveryId = message
-    ? deliveryIdOf(message.notificationId, message.occurrence)
-    : parsed.ok
-      ? null
-      : parsed.deliveryId;
-  if (!deliveryId) {
-    deps.log.warn({ reason: parsed.ok ? null : parsed.reason }, 'dead-lettered message without a delivery id acked');
-    return { deliveryId: null, status: 'unrecorded' };
+  if (!parsed.ok) {
+    const deliveryId = parsed.deliveryId;
+    if (!deliveryId) {
+      deps.log.warn({ reason: parsed.reason }, 'dead-lettered message without a delivery id acked');
+      return { deliveryId: null, status: 'unrecorded' };
+    }
+    // Not a dispatch message: it says nothing of the delivery its attributes name (a broken push
+    // is acked at /push, never dead-lettered, so this one was made by hand). Recorded as /push
+    // records a broken body, where that delivery has no record yet, and never ending it: marking
+    // it dead would stop the good message of that delivery from posting.
+    const now = clock();
+    const err = new PermanentError('invalid_message', `dead-lettered message: ${parsed.reason}`);
+    await deps.ledger.recordInvalid(deliveryId, toRecord(err, now), now, parsed.runId ? { runId: parsed.runId } : {});
+    deps.log.warn({ deliveryId, reason: parsed.reason }, 'dead-lettered message that is not a dispatch message acked');
+    return { deliveryId, status: 'invalid' };
   }
+  const good = parsed.push.message;
+  const deliveryId = deliveryIdOf(good.notificationId, good.occurrence);
   const status = await deps.ledger.markDead(deliveryId, {
     attempts,
-    notificationId: message?.notificationId ?? null,
-    occurrence: message?.occurrence ?? null,
-    // A message too broken to read still names its run in the attributes the dispatcher set.
-    runId: message?.runId ?? (parsed.ok ? null : parsed.runId),
-    reason: parsed.ok ? 'max delivery attempts reached' : parsed.reason,
+    notificationId: good.notificationId,
+    occurrence: good.occurrence,
+    runId: good.runId,
+    reason: 'max delivery attempts reached',
     now: clock(),
   });
-  deps.log.error({ deliveryId, runId: message?.runId, attempts, status }, 'delivery dead-lettered');
+  deps.log.error({ deliveryId, runId: good.runId, attempts, status }, 'delivery dead-lettered');
   return { deliveryId, status };
 }
 
 /**
- * Whether the notification's schedule, which is not the one the message was dispatched for,
- * falls due at the message's occurrence too. A schedule that cannot be read makes the
- * notification invalid, as an unknown time zone does.
+ * Whether the notification's schedule, as it is now, falls due at the message's occurrence. A
+ * schedule that cannot be read makes the notification invalid, as an unknown time zone does.
  */
-function currentScheduleFiresAt(notification: Notification, message: DispatchMessage): boolean {
+function scheduleFiresAt(notification: Notification, message: DispatchMessage): boolean {
   const checked = checkedSchedule(notification.schedule.cron, notification.schedule.timezone);
   if ('problem' in checked) {
     throw new PermanentError('invalid_notification', `notification ${message.notificationId} has ${checked.problem}`);
   }
-  return firesAt(checked, new Date(message.occurrence));
+  return firesAtOccurrence(checked, message.occurrence);
 }

@@ -108,9 +108,16 @@ const envelope = (data: string, attributes: Record<string, string> = {}) => ({
 const b64 = (v: unknown) =>
   Buffer.from(typeof v === 'string' ? v : (JSON.stringify(v) ?? 'undefined')).toString('base64');
 
-const isoDate = fc
-  .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true })
-  .map((d) => d.toISOString());
+const anyDate = fc.date({
+  min: new Date('2000-01-01T00:00:00Z'),
+  max: new Date('2100-01-01T00:00:00Z'),
+  noInvalidDate: true,
+});
+/** Any instant, or as often a whole minute: an occurrence of the notification's schedule. */
+const isoDate = fc.oneof(
+  anyDate.map((d) => d.toISOString()),
+  anyDate.map((d) => new Date(Math.floor(d.getTime() / 60_000) * 60_000).toISOString()),
+);
 
 const validMessage: fc.Arbitrary<DispatchMessage> = fc.record({
   v: fc.constant(1 as const),
@@ -200,8 +207,11 @@ describe('POST /push with arbitrary bodies', () => {
         const res = await push(envelope(b64(message)));
         expect(acceptable(res.status)).toBe(true);
         const parsed = dispatchMessageSchema.safeParse(JSON.parse(JSON.stringify(message)));
-        // A valid message for a schedule the notification is no longer on is skipped, not posted.
-        expect(f.post).toHaveBeenCalledTimes(parsed.success && parsed.data.scheduleId === SCHEDULE_ID ? 1 : 0);
+        // A valid message posts when the notification's schedule (every whole minute) falls due at
+        // its instant, whichever schedule it came from (one the notification left, due then too,
+        // still sends); at any other instant it posts nothing.
+        const posts = parsed.success && Date.parse(parsed.data.occurrence) % 60_000 === 0;
+        expect(f.post).toHaveBeenCalledTimes(posts ? 1 : 0);
       }),
       { numRuns: RUNS },
     );
@@ -211,10 +221,27 @@ describe('POST /push with arbitrary bodies', () => {
     await fc.assert(
       fc.asyncProperty(validMessage, async (message) => {
         f.post.mockClear();
-        const res = await push(envelope(b64({ ...message, scheduleId: SCHEDULE_ID })));
+        // An occurrence of the notification's schedule: every whole minute.
+        const occurrence = new Date(Math.floor(Date.parse(message.occurrence) / 60_000) * 60_000).toISOString();
+        const res = await push(envelope(b64({ ...message, scheduleId: SCHEDULE_ID, occurrence })));
         expect(res.status).toBe(204);
         expect(f.post).toHaveBeenCalledTimes(1);
       }),
+      { numRuns: 30 },
+    );
+  });
+
+  test('a valid message for the notification’s own schedule at an instant it does not fall due is acked without posting', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        validMessage.filter((m) => Date.parse(m.occurrence) % 60_000 !== 0),
+        async (message) => {
+          f.post.mockClear();
+          const res = await push(envelope(b64({ ...message, scheduleId: SCHEDULE_ID })));
+          expect(res.status).toBe(204);
+          expect(f.post).not.toHaveBeenCalled();
+        },
+      ),
       { numRuns: 30 },
     );
   });

@@ -98,7 +98,8 @@ export function bucketsPerRead(buckets: number, ids: number, idsPerRead = IDS_PE
 /** One dispatch-index bucket as a run reads it: its id (a run's cursor) and its enabled ids, in order. */
 function indexBucket(snap: QueryDocumentSnapshot): IndexBucket {
   const members = snap.get('ids') as Record<string, unknown> | undefined;
-  const ids = members ? Object.keys(members).filter((id) => members[id] === true) : [];
+  const ids: string[] = [];
+  if (members) for (const id in members) if (members[id] === true) ids.push(id);
   return { id: snap.id, ids: ids.sort() };
 }
 
@@ -224,33 +225,38 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
   private async *bucketsAt(scheduleId: string, cursor: string | null, readAt: Date): AsyncGenerator<IndexBucket> {
     const readTime = Timestamp.fromDate(readAt);
     let limit = FIRST_BUCKETS_PER_READ;
-    const read = (after: string | null) => {
-      let q = membersOf(this.db, scheduleId).orderBy(FieldPath.documentId()).limit(limit);
+    const read = async (after: string | null) => {
+      const asked = limit;
+      let q = membersOf(this.db, scheduleId).orderBy(FieldPath.documentId()).limit(asked);
       if (after) q = q.startAfter(after);
-      const snap = this.db.runTransaction((tx) => tx.get(q), { readOnly: true, readTime });
-      // Read ahead; an early stop leaves it unread, and its failure is then no one's.
-      snap.catch(() => undefined);
-      return snap;
+      const snap = await this.db.runTransaction((tx) => tx.get(q), { readOnly: true, readTime });
+      // The ids alone are kept: the snapshot's decoded documents are garbage at once, not held
+      // while the buckets are published (they would outlive the young generation, for the
+      // collector to mark again and again).
+      return { buckets: snap.docs.map(indexBucket), more: snap.size === asked };
     };
     let next = read(cursor);
+    // Read ahead; an early stop leaves it unread, and its failure is then no one's.
+    next.catch(() => undefined);
     for (;;) {
-      const snap = await next;
-      const lastDoc = snap.docs[snap.docs.length - 1];
-      const more = snap.size === limit && lastDoc !== undefined;
-      const buckets = snap.docs.map(indexBucket);
+      const { buckets, more } = await next;
+      const last = buckets[buckets.length - 1];
       limit = bucketsPerRead(
-        snap.size,
+        buckets.length,
         buckets.reduce((n, b) => n + b.ids.length, 0),
         this.indexIdsPerRead,
       );
       // Past what Firestore keeps (a long run): the rest as it is now.
       const aged = Date.now() - readAt.getTime() >= this.indexVersionAgeMs;
       // The next read goes out while this one's buckets are published, as a stream's would.
-      if (more && !aged) next = read(lastDoc.id);
+      if (more && last && !aged) {
+        next = read(last.id);
+        next.catch(() => undefined);
+      }
       yield* buckets;
-      if (!more) return;
+      if (!more || !last) return;
       if (aged) {
-        yield* this.bucketsNow(scheduleId, lastDoc.id);
+        yield* this.bucketsNow(scheduleId, last.id);
         return;
       }
     }

@@ -73,6 +73,16 @@ export function notFound(): RequestHandler {
   };
 }
 
+/** What body-parser's errors mean, said to the caller (their own messages quote the body). */
+const BODY_ERRORS: Record<string, string> = {
+  'entity.parse.failed': 'the body is not valid JSON',
+  'entity.too.large': 'the body is larger than this endpoint takes',
+  'encoding.unsupported': 'the body has a content encoding this endpoint does not take',
+  'charset.unsupported': 'the body has a charset this endpoint does not take (send UTF-8)',
+  'request.aborted': 'the request was cut off before its body was read',
+  'request.size.invalid': 'the body is not as long as its Content-Length says',
+};
+
 /** Answers errors without stack traces; body-parser's own errors keep their 4xx status. */
 export function errorHandler(): ErrorRequestHandler {
   return (err, req, res, _next) => {
@@ -83,7 +93,9 @@ export function errorHandler(): ErrorRequestHandler {
     const message = `request failed: ${err?.message ?? 'unknown error'}`;
     if (status >= 500) req.log?.error(fields, message);
     else req.log?.warn(fields, message);
-    if (!res.headersSent) res.status(status).json({ error: type });
+    // A 4xx says what was wrong in words of its own: the parser's would echo the body back.
+    const said = status < 500 && BODY_ERRORS[type] ? { message: BODY_ERRORS[type] } : {};
+    if (!res.headersSent) res.status(status).json({ error: type, ...said });
   };
 }
 

@@ -4,11 +4,13 @@ import fc from 'fast-check';
 import {
   canonicalOccurrence,
   type DispatchMessage,
+  dispatchAttributes,
   dispatchMessageSchema,
   encodeDispatchMessage,
+  MAX_ATTRIBUTE_VALUE_BYTES,
   parsePushBody,
 } from './messages';
-import { deliveryIdOf, documentIdProblem, runIdOf } from './model';
+import { deliveryIdOf, documentIdProblem, MAX_NOTIFICATION_ID_BYTES, runIdOf } from './model';
 
 const fixture = JSON.parse(
   readFileSync(join(__dirname, '..', 'test', 'fixtures', 'pubsub-push-envelope.json'), 'utf8'),
@@ -490,5 +492,30 @@ describe('parsePushBody properties', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('dispatchAttributes (Pub/Sub holds 1,024 bytes an attribute value)', () => {
+  const at = '2026-01-15T08:00:00.000Z';
+  it('keeps the delivery id up to 1,024 bytes of UTF-8, counted in bytes, not characters', () => {
+    for (const id of ['n-1', 'é'.repeat((MAX_ATTRIBUTE_VALUE_BYTES - 25) / 2 - 0.5), '界'.repeat(333)]) {
+      const deliveryId = deliveryIdOf(id, at);
+      expect(Buffer.byteLength(deliveryId)).toBeLessThanOrEqual(MAX_ATTRIBUTE_VALUE_BYTES);
+      expect(dispatchAttributes(deliveryId, 'r')).toEqual({ deliveryId, runId: 'r' });
+    }
+  });
+
+  it('leaves out a longer delivery id, a byte over included', () => {
+    const exact = 'x'.repeat(MAX_ATTRIBUTE_VALUE_BYTES - 2) + 'é';
+    expect(Buffer.byteLength(exact)).toBe(MAX_ATTRIBUTE_VALUE_BYTES);
+    expect(dispatchAttributes(exact, 'r')).toEqual({ deliveryId: exact, runId: 'r' });
+    expect(dispatchAttributes(`${exact}x`, 'r')).toEqual({ runId: 'r' });
+    // 342 characters, 1,026 bytes: short in characters, too long in bytes.
+    expect(dispatchAttributes('界'.repeat(342), 'r')).toEqual({ runId: 'r' });
+  });
+
+  it('fits every delivery id of a notification id the cap admits', () => {
+    const longest = 'x'.repeat(MAX_NOTIFICATION_ID_BYTES);
+    expect(Buffer.byteLength(deliveryIdOf(longest, at))).toBe(MAX_ATTRIBUTE_VALUE_BYTES);
   });
 });

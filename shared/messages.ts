@@ -204,6 +204,23 @@ function summarise(error: z.ZodError): string {
     .join('; ');
 }
 
+/** Pub/Sub's limit on an attribute value, in UTF-8 bytes; the emulator does not enforce it. */
+export const MAX_ATTRIBUTE_VALUE_BYTES = 1024;
+
+/**
+ * A dispatch message's attributes: the delivery and run it is for, which the notifier reads
+ * when the data cannot be. A delivery id longer than Pub/Sub takes in an attribute (a notification
+ * id saved before ids were capped to fit) is left out rather than failing the whole publish
+ * request: the data names the delivery too.
+ */
+export function dispatchAttributes(deliveryId: string, runId: string): Record<string, string> {
+  // UTF-8 holds a UTF-16 unit in at most 3 bytes: short ids need no count.
+  const fits =
+    deliveryId.length * 3 <= MAX_ATTRIBUTE_VALUE_BYTES ||
+    Buffer.byteLength(deliveryId, 'utf8') <= MAX_ATTRIBUTE_VALUE_BYTES;
+  return fits ? { deliveryId, runId } : { runId };
+}
+
 /** Builds the body Pub/Sub would push, for tests and for the redrive path. */
 export function encodeDispatchMessage(message: DispatchMessage): Buffer {
   return Buffer.from(JSON.stringify(message));

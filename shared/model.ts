@@ -12,6 +12,8 @@ export function documentIdProblem(id: string): string | null {
   if (id.includes('/')) return "contains '/'";
   if (id === '.' || id === '..') return "is '.' or '..'";
   if (/^__.*__$/s.test(id)) return 'has the reserved form __…__';
+  // UTF-8 cannot hold half a surrogate pair: Firestore would store another id (with U+FFFD).
+  if (/\p{Cs}/u.test(id)) return 'is not well-formed Unicode (a lone surrogate)';
   if (Buffer.byteLength(id, 'utf8') > MAX_DOCUMENT_ID_BYTES) return `is longer than ${MAX_DOCUMENT_ID_BYTES} bytes`;
   return null;
 }
@@ -24,9 +26,10 @@ export const documentIdSchema = z.string().superRefine((id, ctx) => {
 
 /**
  * The longest notification id, in UTF-8 bytes: its delivery ids (`{id}:{occurrence}`, the
- * occurrence an ISO time of 24 characters) must still be document ids.
+ * occurrence an ISO time of 24 characters) must be document ids and fit a Pub/Sub attribute
+ * value (1,024 bytes, the smaller limit; see dispatchAttributes in shared/messages.ts).
  */
-export const MAX_NOTIFICATION_ID_BYTES = MAX_DOCUMENT_ID_BYTES - ':2026-01-01T00:00:00.000Z'.length;
+export const MAX_NOTIFICATION_ID_BYTES = 1024 - ':2026-01-01T00:00:00.000Z'.length;
 
 /** An id a user gives (a notification's, an account's): a document id that is not blank. */
 export const userIdSchema = documentIdSchema.refine((id) => id.trim() !== '', 'is blank');

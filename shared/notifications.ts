@@ -39,6 +39,8 @@ export class InvalidNotificationError extends Error {
     message: string,
     /** The field of a new notification ({id, accountId, channelId, cron, …}) that is wrong. */
     readonly field: string,
+    /** What is wrong with that field, without naming it (for a caller that names it its own way). */
+    readonly problem: string,
   ) {
     super(message);
   }
@@ -58,7 +60,7 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
   const checked = checkedSchedule(n.cron.trim(), n.timezone);
   if ('problem' in checked) {
     const field = /time zone/.test(checked.problem) ? 'timezone' : 'cron';
-    throw new InvalidNotificationError(`notification ${n.id}: ${checked.problem}`, field);
+    throw new InvalidNotificationError(`notification ${n.id}: ${checked.problem}`, field, checked.problem);
   }
   const schedule = { ...checked };
   const doc = {
@@ -77,15 +79,20 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
     throw new InvalidNotificationError(
       `notification ${n.id}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
       FIELD_OF_PATH[first] ?? FIELD_OF_PATH[first.split('.')[0] ?? ''] ?? '(body)',
+      parsed.error.issues[0]?.message ?? 'is invalid',
     );
   }
   const idProblem =
     userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message ??
     (Buffer.byteLength(n.id, 'utf8') > MAX_NOTIFICATION_ID_BYTES
-      ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids must be document ids)`
+      ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids, the id and a time, must fit a Pub/Sub attribute of 1,024 bytes)`
       : undefined);
   if (idProblem) {
-    throw new InvalidNotificationError(`notification id ${JSON.stringify(n.id.slice(0, 100))}: ${idProblem}`, 'id');
+    throw new InvalidNotificationError(
+      `notification id ${JSON.stringify(n.id.slice(0, 100))}: ${idProblem}`,
+      'id',
+      idProblem,
+    );
   }
   return doc;
 }

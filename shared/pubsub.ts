@@ -85,9 +85,17 @@ export function pagePublisher(pubsub: PubSub, topicName: string): PagePublisher 
     async publishPage(page) {
       const { client, topic } = await open();
       const messages = page.map((m) => ({ data: encodeDispatchMessage(m.message), attributes: m.attributes }));
-      await Promise.all(
-        publishRequests(messages).map((request) => client.publish({ topic, messages: request }, { isBundling: false })),
-      );
+      try {
+        await Promise.all(
+          publishRequests(messages).map((request) =>
+            client.publish({ topic, messages: request }, { isBundling: false }),
+          ),
+        );
+      } catch (err) {
+        // Pub/Sub's own words do not say which topic ("5 NOT_FOUND: Topic not found").
+        if (err instanceof Error && !err.message.includes(topic)) err.message = `${err.message} (topic ${topic})`;
+        throw err;
+      }
     },
     async close() {
       const o = await opened?.catch(() => undefined);

@@ -3,7 +3,7 @@ import { FieldValue } from '@google-cloud/firestore';
 import type { FirestoreStore } from './firestore-store';
 import { toDate } from './firestore-store';
 import type { Logger } from './logger';
-import type { DispatchMessage } from './messages';
+import { type DispatchMessage, dispatchAttributes } from './messages';
 import type { DeliveryDoc, DeliveryStatus } from './model';
 import type { PagePublisher } from './pubsub';
 import { COLLECTIONS } from './topology';
@@ -239,7 +239,7 @@ async function redrivePage(
       await deps.publisher.publishPage(
         page.map((p) => ({
           message: p.message,
-          attributes: { deliveryId: p.deliveryId, runId: p.message.runId, redrive: 'true' },
+          attributes: { ...dispatchAttributes(p.deliveryId, p.message.runId), redrive: 'true' },
         })),
       );
       published = true;

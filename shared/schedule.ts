@@ -274,6 +274,20 @@ export function firesAt(s: CronSchedule, instant: Date): boolean {
   return latestOccurrence(s, instant)?.getTime() === instant.getTime();
 }
 
+/** firesAt, remembered: the pushes of one run share a schedule and an occurrence. */
+const firings = new Map<string, boolean>();
+
+export function firesAtOccurrence(s: CronSchedule, occurrence: string): boolean {
+  const key = `${s.cron}\u0000${s.timezone}\u0000${occurrence}`;
+  let fires = firings.get(key);
+  if (fires === undefined) {
+    fires = firesAt(s, new Date(occurrence));
+    if (firings.size >= 10_000) firings.clear();
+    firings.set(key, fires);
+  }
+  return fires;
+}
+
 export interface OccurrencePlan {
   /** The occurrence to dispatch now, or null when every due one is too old. */
   run: Date | null;

@@ -190,7 +190,7 @@ describe('admin API: requests (fake ports)', () => {
       .set('authorization', bearer())
       .send({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC', title: 'x'.repeat(70_000) });
     expect(res.status).toBe(413);
-    expect(res.body).toEqual({ error: 'entity.too.large' });
+    expect(res.body).toEqual({ error: 'entity.too.large', message: 'the body is larger than this endpoint takes' });
   });
 
   test.each([

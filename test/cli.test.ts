@@ -186,8 +186,8 @@ describe('import-accounts, on the emulator', () => {
     expect(latin1.stderr).toMatch(/accounts\.json is not UTF-8 text/);
     expect(latin1.code).toBe(2);
     writeFileSync(file, `\ufeff${JSON.stringify([{ id: 'acct-3', name: 'Gamma' }])}`);
-    expect((await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env)).stdout).toContain(
-      'imported 1 accounts',
+    expect((await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env)).stdout).toBe(
+      'imported 1 account\n',
     );
   });
 });
@@ -219,7 +219,8 @@ describe('redrive, on the emulators', () => {
       failed: 1,
       waiting: 0,
       waitingUntil: null,
-      stopped: 'Pub/Sub refused a page: 5 NOT_FOUND: Topic not found',
+      stopped:
+        'Pub/Sub refused a page: 5 NOT_FOUND: Topic not found (topic projects/demo-cli-redrive/topics/no-such-topic)',
     });
     expect(res.stderr).toContain('redrive publish failed');
     expect(res.stderr).toContain('redrive: 0 redriven, 0 skipped, 1 failed so far');

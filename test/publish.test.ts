@@ -56,10 +56,13 @@ describe('the page publisher on the Pub/Sub emulator', () => {
     }
   });
 
-  test('a topic that is not there: the page is refused with NOT_FOUND', async () => {
+  test('a topic that is not there: the page is refused with NOT_FOUND, naming the topic', async () => {
     const publisher = pagePublisher(pubsub, 'no-such-topic');
     try {
-      await expect(publisher.publishPage(page(3))).rejects.toMatchObject({ code: 5 });
+      await expect(publisher.publishPage(page(3))).rejects.toMatchObject({
+        code: 5,
+        message: expect.stringMatching(/NOT_FOUND.*\(topic projects\/.+\/topics\/no-such-topic\)$/),
+      });
     } finally {
       await publisher.close();
     }

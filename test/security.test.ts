@@ -201,12 +201,12 @@ describe('request hardening', () => {
       .set('content-type', 'application/json')
       .send(JSON.stringify({ pad: 'x'.repeat(20_000) }));
     expect(res.status).toBe(413);
-    expect(res.body).toEqual({ error: 'entity.too.large' });
+    expect(res.body).toEqual({ error: 'entity.too.large', message: 'the body is larger than this endpoint takes' });
   });
 
-  test('/tick answers malformed JSON with a 400 and no parser detail', async () => {
+  test('/tick answers malformed JSON with a 400 that says so in its own words, no parser detail', async () => {
     const res = await request(dispatcher()).post('/tick').set('content-type', 'application/json').send('{"a":');
     expect(res.status).toBe(400);
-    expect(res.body).toEqual({ error: 'entity.parse.failed' });
+    expect(res.body).toEqual({ error: 'entity.parse.failed', message: 'the body is not valid JSON' });
   });
 });
