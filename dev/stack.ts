@@ -132,7 +132,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     runs: store,
     publisher,
     pageSize: opts.pageSize ?? 1000,
-    scheduleConcurrency: 2,
+    scheduleConcurrency: 4,
     pagesInFlight: 2,
     leaseSeconds: opts.leaseSeconds ?? 60,
     catchUpWindowSeconds: 900,

@@ -24,7 +24,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       dispatchTopic: TOPOLOGY.dispatchTopic,
       dispatchPageSize: 1000,
-      dispatchScheduleConcurrency: 2,
+      dispatchScheduleConcurrency: 4,
       dispatchPagesInFlight: 2,
       runLeaseSeconds: 60,
       catchUpWindowSeconds: 900,

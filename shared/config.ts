@@ -75,7 +75,7 @@ const schema = z.object({
     .default(TOPOLOGY.dispatchTopic),
   // A page is one publish request: the publisher's batch holds up to 1,000 messages.
   dispatchPageSize: int(1, 5000).default(1000),
-  dispatchScheduleConcurrency: int(1, 32).default(2),
+  dispatchScheduleConcurrency: int(1, 32).default(4),
   // Pages of one run being published at once: the next is sent while Pub/Sub answers the last.
   dispatchPagesInFlight: int(1, 16).default(2),
   runLeaseSeconds: int(5, 3600).default(60),
