@@ -6,6 +6,7 @@ import { type DeliverDeps, handlePush } from '../notifier/deliver';
 import type { SlackPort } from '../notifier/slack';
 import { createLogger } from '../shared/logger';
 import { MemoryStore } from '../shared/memory-store';
+import type { DispatchMessage } from '../shared/messages';
 import { parsePushBody } from '../shared/messages';
 import { notificationDoc } from '../shared/notifications';
 import { CAPACITY_NOTIFICATIONS, type CapacityRun, nextEnvelope } from './capacity';
@@ -411,5 +412,16 @@ describe('the capacity phase’s pushes', () => {
     for (let i = 0; i < 12; i++) results.push(await handlePush(JSON.parse(nextEnvelope()), deps));
     expect(results.map((r) => r.status)).toEqual(Array(12).fill('sent'));
     expect(new Set(posts).size).toBe(12);
+  });
+
+  it('are each a delivery never seen before, made as runs make them: a round of the notifications shares one occurrence and its run id', () => {
+    const envelopes = Array.from({ length: 2 * CAPACITY_NOTIFICATIONS + 10 }, () => {
+      const body = JSON.parse(nextEnvelope()) as { message: { data: string; attributes: { deliveryId: string } } };
+      return JSON.parse(Buffer.from(body.message.data, 'base64').toString()) as DispatchMessage;
+    });
+    expect(new Set(envelopes.map((m) => `${m.notificationId}:${m.occurrence}`)).size).toBe(envelopes.length);
+    for (const m of envelopes) expect(m.runId).toBe(`${m.scheduleId}:${m.occurrence}`);
+    // At most three occurrences among them (the first round may be part-used by the test above).
+    expect(new Set(envelopes.map((m) => m.occurrence)).size).toBeLessThanOrEqual(3);
   });
 });

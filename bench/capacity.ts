@@ -43,13 +43,20 @@ const CAPACITY_ITEMS = benchNotifications(CAPACITY_NOTIFICATIONS, BENCH_ACCOUNTS
   scheduleId: scheduleIdOf({ cron: n.cron, timezone: n.timezone }),
 }));
 
-/** Each request is a delivery never seen before: a new occurrence of one of the seeded notifications. */
+/**
+ * Each request is a delivery never seen before, made as runs make them: the seeded notifications
+ * in turn, each round of them at the next occurrence, so that, as in a run, the messages that
+ * arrive together share their occurrence and their schedule's run id. (Until the notifier began
+ * to check that an occurrence is one of its schedule's, each request had an occurrence of its
+ * own; that check is worked out once a schedule and occurrence, which a new occurrence on every
+ * request, never seen in production, would pay on every push: docs/PERFORMANCE.md, item 19.)
+ */
 let sequence = 0;
 export function nextEnvelope(): string {
   const i = sequence++;
   const { notificationId, scheduleId } = CAPACITY_ITEMS[i % CAPACITY_NOTIFICATIONS] as (typeof CAPACITY_ITEMS)[number];
-  const occurrence = new Date(BASE + i * 60_000).toISOString();
-  const runId = `${scheduleId}:bench`;
+  const occurrence = new Date(BASE + Math.floor(i / CAPACITY_NOTIFICATIONS) * 60_000).toISOString();
+  const runId = `${scheduleId}:${occurrence}`;
   return JSON.stringify(pushEnvelope({ v: 1, notificationId, occurrence, scheduleId, runId }, String(1e12 + i)));
 }
 
