@@ -332,9 +332,12 @@ describe('usage errors', () => {
   });
 });
 
-describe('add, as typed', () => {
+/**
+ * For the tests of a describe block: the checks come before any client is made, so an address
+ * nothing listens on is never dialled.
+ */
+function withFirestoreNeverDialled(): void {
   const saved = process.env.FIRESTORE_EMULATOR_HOST;
-  // The checks come before any client is made: an address nothing listens on is never dialled.
   beforeAll(() => {
     process.env.FIRESTORE_EMULATOR_HOST = '127.0.0.1:9';
   });
@@ -342,6 +345,10 @@ describe('add, as typed', () => {
     if (saved === undefined) delete process.env.FIRESTORE_EMULATOR_HOST;
     else process.env.FIRESTORE_EMULATOR_HOST = saved;
   });
+}
+
+describe('add, as typed', () => {
+  withFirestoreNeverDialled();
   const base = [
     'add',
     '--id',
@@ -382,15 +389,7 @@ describe('add, as typed', () => {
 });
 
 describe('resume, as typed', () => {
-  const saved = process.env.FIRESTORE_EMULATOR_HOST;
-  // The checks come before any client is made: an address nothing listens on is never dialled.
-  beforeAll(() => {
-    process.env.FIRESTORE_EMULATOR_HOST = '127.0.0.1:9';
-  });
-  afterAll(() => {
-    if (saved === undefined) delete process.env.FIRESTORE_EMULATOR_HOST;
-    else process.env.FIRESTORE_EMULATOR_HOST = saved;
-  });
+  withFirestoreNeverDialled();
 
   const parse = async (...args: string[]): Promise<string> => {
     const program = buildProgram();
