@@ -506,7 +506,7 @@ describe('dispatchAttributes (Pub/Sub holds 1,024 bytes an attribute value)', ()
   });
 
   it('leaves out a longer delivery id, a byte over included', () => {
-    const exact = 'x'.repeat(MAX_ATTRIBUTE_VALUE_BYTES - 2) + 'é';
+    const exact = `${'x'.repeat(MAX_ATTRIBUTE_VALUE_BYTES - 2)}é`;
     expect(Buffer.byteLength(exact)).toBe(MAX_ATTRIBUTE_VALUE_BYTES);
     expect(dispatchAttributes(exact, 'r')).toEqual({ deliveryId: exact, runId: 'r' });
     expect(dispatchAttributes(`${exact}x`, 'r')).toEqual({ runId: 'r' });

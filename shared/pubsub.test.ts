@@ -1,4 +1,11 @@
-import { MAX_REQUEST_BYTES, MAX_REQUEST_MESSAGES, type OutgoingMessage, publishRequests } from './pubsub';
+import type { PubSub } from '@google-cloud/pubsub';
+import {
+  MAX_REQUEST_BYTES,
+  MAX_REQUEST_MESSAGES,
+  type OutgoingMessage,
+  pagePublisher,
+  publishRequests,
+} from './pubsub';
 
 function message(i: number, dataBytes = 100, attribute = 'd'): OutgoingMessage {
   return { data: Buffer.alloc(dataBytes, i % 256), attributes: { deliveryId: `${attribute}${i}`, runId: 'r' } };
@@ -44,5 +51,22 @@ describe('publishRequests', () => {
   test('one message larger than the limit still goes, alone, for Pub/Sub to refuse it by name', () => {
     const page = [message(0), message(1, MAX_REQUEST_BYTES + 1), message(2)];
     expect(publishRequests(page).map((r) => r.length)).toEqual([1, 1, 1]);
+  });
+});
+
+describe('pagePublisher', () => {
+  test('a client that could not be made is not kept: the next page tries again', async () => {
+    const getClientConfig = jest
+      .fn()
+      .mockRejectedValueOnce(new Error('no credentials'))
+      .mockRejectedValueOnce(new Error('still none'));
+    const publisher = pagePublisher({ getClientConfig, projectId: 'p' } as unknown as PubSub, 'topic');
+    const page = [
+      { message: { v: 1 as const, notificationId: 'n', occurrence: 'o', scheduleId: 's', runId: 'r' }, attributes: {} },
+    ];
+    await expect(publisher.publishPage(page)).rejects.toThrow('no credentials');
+    await expect(publisher.publishPage(page)).rejects.toThrow('still none');
+    expect(getClientConfig).toHaveBeenCalledTimes(2);
+    await publisher.close();
   });
 });

@@ -74,11 +74,18 @@ export function publishRequests(messages: OutgoingMessage[]): OutgoingMessage[][
 export function pagePublisher(pubsub: PubSub, topicName: string): PagePublisher & { close(): Promise<void> } {
   let opened: Promise<{ client: v1.PublisherClient; topic: string }> | undefined;
   const open = () => {
-    opened ??= pubsub.getClientConfig().then((config) => ({
-      // The settings the topic's own client gets (emulator, project); port is a number there.
-      client: new v1.PublisherClient(config as ConstructorParameters<typeof v1.PublisherClient>[0]),
-      topic: topicName.startsWith('projects/') ? topicName : `projects/${pubsub.projectId}/topics/${topicName}`,
-    }));
+    opened ??= pubsub.getClientConfig().then(
+      (config) => ({
+        // The settings the topic's own client gets (emulator, project); port is a number there.
+        client: new v1.PublisherClient(config as ConstructorParameters<typeof v1.PublisherClient>[0]),
+        topic: topicName.startsWith('projects/') ? topicName : `projects/${pubsub.projectId}/topics/${topicName}`,
+      }),
+      (err: unknown) => {
+        // Not kept: the next page tries again (credentials or the project may come back).
+        opened = undefined;
+        throw err;
+      },
+    );
     return opened;
   };
   return {
