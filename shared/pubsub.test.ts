@@ -1,4 +1,5 @@
-import type { PubSub } from '@google-cloud/pubsub';
+import { createServer, type Socket } from 'node:net';
+import { PubSub } from '@google-cloud/pubsub';
 import {
   MAX_REQUEST_BYTES,
   MAX_REQUEST_MESSAGES,
@@ -69,4 +70,27 @@ describe('pagePublisher', () => {
     expect(getClientConfig).toHaveBeenCalledTimes(2);
     await publisher.close();
   });
+
+  test('a Pub/Sub that takes the connection and never answers fails the page within its timeout, naming the topic', async () => {
+    const held: Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    const pubsub = new PubSub({ projectId: 'p', apiEndpoint: `127.0.0.1:${port}` });
+    const publisher = pagePublisher(pubsub, 'frozen', { timeoutMs: 1500 });
+    const page = [
+      { message: { v: 1 as const, notificationId: 'n', occurrence: 'o', scheduleId: 's', runId: 'r' }, attributes: {} },
+    ];
+    const started = Date.now();
+    try {
+      await expect(publisher.publishPage(page)).rejects.toThrow(/\(topic projects\/p\/topics\/frozen\)$/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await publisher.close();
+      await pubsub.close();
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 20_000);
 });

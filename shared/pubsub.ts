@@ -25,6 +25,13 @@ export function topicReady(topic: Topic): () => Promise<void> {
   };
 }
 
+/**
+ * The longest a page's publish may take, retries included (the client's own default is 60 s, as
+ * long as a run's default lease): a Pub/Sub that stops answering mid-run fails the run within
+ * this, and a later tick resumes it from its checkpoint.
+ */
+export const PAGE_PUBLISH_TIMEOUT_MS = 30_000;
+
 /** Pub/Sub takes at most 1,000 messages and 10 MB a publish request; a page is split inside both. */
 export const MAX_REQUEST_MESSAGES = 1000;
 export const MAX_REQUEST_BYTES = 9 * 1024 * 1024;
@@ -69,9 +76,15 @@ export function publishRequests(messages: OutgoingMessage[]): OutgoingMessage[][
  * already a batch, so the topic's own publisher (a queue, a promise and a size count a message,
  * then a deep copy of each request, walked for a project-id placeholder) is work thrown away: a
  * third of the dispatcher's CPU a message (docs/PERFORMANCE.md). The same RPC, with the client's
- * own retry settings for Publish and no bundling, as the topic's publisher sends it.
+ * own retry codes for Publish and no bundling, as the topic's publisher sends it, within
+ * PAGE_PUBLISH_TIMEOUT_MS.
  */
-export function pagePublisher(pubsub: PubSub, topicName: string): PagePublisher & { close(): Promise<void> } {
+export function pagePublisher(
+  pubsub: PubSub,
+  topicName: string,
+  opts: { timeoutMs?: number } = {},
+): PagePublisher & { close(): Promise<void> } {
+  const timeout = opts.timeoutMs ?? PAGE_PUBLISH_TIMEOUT_MS;
   let opened: Promise<{ client: v1.PublisherClient; topic: string }> | undefined;
   const open = () => {
     opened ??= pubsub.getClientConfig().then(
@@ -95,7 +108,7 @@ export function pagePublisher(pubsub: PubSub, topicName: string): PagePublisher 
       try {
         await Promise.all(
           publishRequests(messages).map((request) =>
-            client.publish({ topic, messages: request }, { isBundling: false }),
+            client.publish({ topic, messages: request }, { isBundling: false, timeout }),
           ),
         );
       } catch (err) {
