@@ -230,6 +230,15 @@ describe('readText', () => {
 });
 
 describe('progress off a terminal', () => {
+  it('says one of a thing in the singular', () => {
+    const lines: string[] = [];
+    progressOf(
+      { command: 'import-accounts', total: 1, noun: 'accounts', start: 'to save', verb: 'saved' },
+      { tty: false, write: (line) => lines.push(line), now: () => 0 },
+    );
+    expect(lines).toEqual(['import-accounts: 1 account to save\n']);
+  });
+
   it('writes a line to start, at most one every few seconds, and a last one when done', () => {
     const lines: string[] = [];
     let t = 0;

@@ -15,6 +15,7 @@ import {
   type Account,
   accountSchema,
   documentStorageSize,
+  excerpt,
   MAX_DOCUMENT_BYTES,
   metricSchema,
   userIdProblem,
@@ -197,7 +198,7 @@ function projectOf(opts: { project?: string }): string {
   if (!project) throw new CliError('no project: pass --project or set GOOGLE_CLOUD_PROJECT');
   if (!PROJECT_ID.test(project)) {
     throw new CliError(
-      `project ${JSON.stringify(project.slice(0, 100))} is not a Google Cloud project id ` +
+      `project ${JSON.stringify(excerpt(project))} is not a Google Cloud project id ` +
         '(lower-case letters, digits and hyphens, starting with a letter)',
     );
   }
@@ -229,7 +230,7 @@ function print(value: unknown): void {
 /** A Firestore document id as typed on the command line, or a CliError naming it. */
 function docId(what: string, id: string): string {
   const problem = userIdProblem(id);
-  if (problem) throw new CliError(`${what} id ${JSON.stringify(id.slice(0, 100))}: ${problem}`);
+  if (problem) throw new CliError(`${what} id ${JSON.stringify(excerpt(id))}: ${problem}`);
   return id;
 }
 
@@ -298,7 +299,7 @@ export function parseAccountsFile(text: string, file: string): NewAccount[] {
     (i) => `${file}[${i}]`,
     (a) => {
       const problem = userIdProblem(a.id);
-      if (problem) return `account id ${JSON.stringify(a.id.slice(0, 100))}: ${problem}`;
+      if (problem) return `account id ${JSON.stringify(excerpt(a.id))}: ${problem}`;
       const { id, ...account } = a;
       // As stored (saveAccounts), and as Firestore counts it.
       const bytes = documentStorageSize([COLLECTIONS.accounts, id], accountSchema.parse(account));
@@ -425,7 +426,7 @@ export function progressOf(
   }
   const now = out.now ?? Date.now;
   const line = (n: number) => out.write(`${o.command}: ${n} of ${o.total} ${o.noun} ${o.verb}\n`);
-  out.write(`${o.command}: ${o.total} ${o.noun} ${o.start}\n`);
+  out.write(`${o.command}: ${o.total} ${o.total === 1 ? o.noun.replace(/s$/, '') : o.noun} ${o.start}\n`);
   let last = now();
   let latest = 0;
   let written = -1;
@@ -900,7 +901,7 @@ interrupt: a second run takes only what is still paused. A notification imported
         const bulk = o.pausedReason !== undefined || o.allPaused === true;
         if (id !== undefined && bulk) {
           throw new CliError(
-            `resume: give a notification id or ${o.pausedReason !== undefined ? '--paused-reason' : '--all-paused'}, not both (got id ${JSON.stringify(id.slice(0, 100))})`,
+            `resume: give a notification id or ${o.pausedReason !== undefined ? '--paused-reason' : '--all-paused'}, not both (got id ${JSON.stringify(excerpt(id))})`,
           );
         }
         if (o.pausedReason !== undefined && o.allPaused) {

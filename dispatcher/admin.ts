@@ -11,7 +11,7 @@ import { callerOf } from '../shared/auth';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
 import { jsonBody, requireJson } from '../shared/http';
 import type { Logger } from '../shared/logger';
-import { type DeliveryStatus, documentIdProblem, MAX_DOCUMENT_ID_BYTES, type RunDoc } from '../shared/model';
+import { type DeliveryStatus, documentIdProblem, excerpt, MAX_DOCUMENT_ID_BYTES, type RunDoc } from '../shared/model';
 import {
   InvalidNotificationError,
   type NewNotification,
@@ -129,7 +129,7 @@ export function adminRouter(deps: AdminDeps): Router {
   for (const param of ['id', 'runId']) {
     router.param(param, (_req, res, next, value: string) => {
       const problem = documentIdProblem(value);
-      if (problem) invalid(res, param, `${param} ${JSON.stringify(value.slice(0, 100))}: ${problem}`);
+      if (problem) invalid(res, param, `${param} ${JSON.stringify(excerpt(value))}: ${problem}`);
       else next();
     });
   }

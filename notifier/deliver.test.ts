@@ -509,14 +509,14 @@ describe('a message for an instant its schedule does not fall due at', () => {
     ['a millisecond past it', '2026-12-07T08:00:00.001Z'],
     ['a whole minute the cron does not name', '2026-12-07T08:01:00.000Z'],
     ['a Saturday, for a MON-FRI cron', '2026-12-05T08:00:00.000Z'],
-  ])('(%s) is failed as an invalid message, posts nothing, and does not count towards pausing', async (_, occ) => {
+  ])('(%s) is skipped, posts nothing, and does not count towards pausing', async (_, occ) => {
     const { store, slack, deps } = setup();
-    expect(await handlePush(push('n-1', occ), deps)).toMatchObject({ kind: 'ack', reason: 'invalid_message' });
+    expect(await handlePush(push('n-1', occ), deps)).toMatchObject({ kind: 'ack', reason: 'not_an_occurrence' });
     expect(slack.posts).toHaveLength(0);
     expect(await store.get(deliveryIdOf('n-1', occ))).toMatchObject({
-      status: 'failed',
+      status: 'skipped',
       lastError: {
-        code: 'invalid_message',
+        code: 'not_an_occurrence',
         message: expect.stringContaining(`${occ} is not an occurrence of schedule`),
       },
     });
@@ -524,6 +524,26 @@ describe('a message for an instant its schedule does not fall due at', () => {
     // The schedule's own occurrence still posts.
     expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
     expect(slack.posts).toHaveLength(1);
+  });
+});
+
+describe('a message for an instant its schedule does not fall due at, then a move to a schedule that does', () => {
+  it('does not end the delivery: the new schedule’s message for that instant still posts', async () => {
+    const { store, slack, deps } = setup();
+    const occ = '2026-12-07T09:00:00.000Z';
+    // 10:00 in Paris: not an occurrence of '0 9 * * MON-FRI'.
+    expect(await handlePush(push('n-1', occ), deps)).toMatchObject({ reason: 'not_an_occurrence' });
+    // The notification moves to 10:00 on weekdays, whose occurrence that instant is.
+    const moved = { cron: '0 10 * * MON-FRI', timezone: 'Europe/Paris' };
+    const movedId = scheduleIdOf(moved);
+    const n = store.notification('n-1') as Record<string, unknown>;
+    store.putNotification('n-1', { ...n, schedule: moved, scheduleId: movedId });
+    expect(await handlePush(push('n-1', occ, { scheduleId: movedId }), deps)).toMatchObject({
+      kind: 'ack',
+      status: 'sent',
+    });
+    expect(slack.posts).toHaveLength(1);
+    expect((await store.get(deliveryIdOf('n-1', occ)))?.status).toBe('sent');
   });
 });
 

@@ -195,11 +195,20 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
     const firesNow = scheduleFiresAt(notification, message);
     if (notification.scheduleId === message.scheduleId && !firesNow) {
       // The dispatcher sends only a schedule's own occurrences: this message was made by hand or
-      // by a fault, and posting it would be a report the schedule never asked for.
-      throw new PermanentError(
-        'invalid_message',
-        `${message.occurrence} is not an occurrence of schedule ${message.scheduleId} (${notification.schedule.cron}, ${notification.schedule.timezone})`,
+      // by a fault, and posting it would be a report the schedule never asked for. The skip
+      // speaks of this message only: should the notification move to a schedule that falls due
+      // at this instant, that schedule's message, the same delivery, still sends (endsDelivery).
+      const now = clock();
+      const why = `not sent: ${message.occurrence} is not an occurrence of schedule ${message.scheduleId} (${notification.schedule.cron}, ${notification.schedule.timezone})`;
+      await deps.ledger.markFinal(
+        deliveryId,
+        'skipped',
+        { code: 'not_an_occurrence', slackError: null, message: why, retryable: false, at: now },
+        now,
+        claimToken,
       );
+      log.warn(why);
+      return { kind: 'ack', reason: 'not_an_occurrence', deliveryId, status: 'skipped' };
     }
     if (notification.scheduleId !== message.scheduleId && !firesNow) {
       // Moved since this occurrence was dispatched, to a schedule that does not fall due at this

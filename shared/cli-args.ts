@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { excerpt } from './model';
 
 /**
  * A command-line option that takes a whole number from `min` to `max`, written in decimal:
@@ -57,11 +58,11 @@ export function topicNameProblem(value: string): string | null {
     value.trim() === ''
       ? 'got an empty one'
       : id === undefined
-        ? `got ${JSON.stringify(value.slice(0, 100))}, not of the form projects/{project}/topics/{id}`
+        ? `got ${JSON.stringify(excerpt(value))}, not of the form projects/{project}/topics/{id}`
         : /^goog/i.test(id)
-          ? `got ${JSON.stringify(value.slice(0, 100))}: an id must not start with "goog"`
+          ? `got ${JSON.stringify(excerpt(value))}: an id must not start with "goog"`
           : !/^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/.test(id)
-            ? `got ${JSON.stringify(value.slice(0, 100))}`
+            ? `got ${JSON.stringify(excerpt(value))}`
             : null;
   return why
     ? `expected a Pub/Sub topic id (3 to 255 letters, digits or -_.~+%, starting with a letter) or projects/{project}/topics/{id}, ${why}`

@@ -1,4 +1,4 @@
-import { documentStorageSize } from './model';
+import { documentStorageSize, excerpt } from './model';
 
 describe('documentStorageSize (how Firestore counts a document against its 1 MiB)', () => {
   it('gives 147 bytes for the example of Firestore’s storage-size page', () => {
@@ -14,5 +14,17 @@ describe('documentStorageSize (how Firestore counts a document against its 1 MiB
     expect(documentStorageSize(['c', 'd'], { a: [1, 'x', null, true] }) - empty).toBe(2 + 8 + 2 + 1 + 1);
     expect(documentStorageSize(['c', 'd'], { m: { k: 1 } }) - empty).toBe(2 + 2 + 8);
     expect(documentStorageSize(['c', 'd'], { gone: undefined })).toBe(empty);
+  });
+});
+
+describe('excerpt', () => {
+  it('keeps short text whole, cuts long text at the limit, never inside a character', () => {
+    expect(excerpt('abc')).toBe('abc');
+    expect(excerpt('a'.repeat(150))).toBe('a'.repeat(100));
+    // 99 characters, then an emoji (two UTF-16 units) across the cut: the half is dropped.
+    const cut = excerpt(`${'a'.repeat(99)}😀😀`);
+    expect(cut).toBe('a'.repeat(99));
+    expect(JSON.stringify(cut)).not.toContain('\\ud83d');
+    expect(excerpt(`${'a'.repeat(98)}😀😀`)).toBe(`${'a'.repeat(98)}😀`);
   });
 });

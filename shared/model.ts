@@ -18,6 +18,16 @@ export function documentIdProblem(id: string): string | null {
   return null;
 }
 
+/**
+ * The start of `text` for an error message, at most `max` UTF-16 units, never cut inside a
+ * character (half an emoji would show as a lone surrogate).
+ */
+export function excerpt(text: string, max = 100): string {
+  if (text.length <= max) return text;
+  const cut = text.slice(0, max);
+  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
+}
+
 /** A zod string that must be a Firestore document id; the error says why it is not. */
 export const documentIdSchema = z.string().superRefine((id, ctx) => {
   const problem = documentIdProblem(id);
@@ -109,20 +119,25 @@ export type DeliveryStatus = 'sending' | 'retrying' | 'sent' | 'failed' | 'skipp
 export const FINAL_STATUSES: readonly DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
 
 /**
- * Whether a delivery record is final for a push that claims it. Two records are not, as they
+ * Whether a delivery record is final for a push that claims it. Three records are not, as they
  * say nothing of the delivery itself, only of the message that left them:
  * - one left by a push too broken to read (no attempt made, `invalid_message`);
  * - a skip because the message came from a schedule the notification has since left for one
- *   that does not fall due at that instant (`notification_rescheduled`): the notification may
- *   move again, to a schedule that does, and that schedule's message, the same delivery, must
- *   still send.
- * A good message for the same delivery, arriving after either, claims it and sends.
+ *   that does not fall due at that instant (`notification_rescheduled`);
+ * - a skip because the message, from the notification's own schedule, names an instant that
+ *   schedule does not fall due at (`not_an_occurrence`: made by hand, or by a fault).
+ * In the last two the notification may move, to a schedule that falls due at that instant, and
+ * that schedule's message, the same delivery, must still send. A good message for the same
+ * delivery, arriving after any of them, claims it and sends.
  */
 export function endsDelivery(d: Partial<Pick<DeliveryDoc, 'status' | 'attempts' | 'lastError'>>): boolean {
   if (d.status === undefined || !FINAL_STATUSES.includes(d.status)) return false;
   if (d.status === 'failed' && (d.attempts ?? 0) === 0 && d.lastError?.code === 'invalid_message') return false;
-  return !(d.status === 'skipped' && d.lastError?.code === 'notification_rescheduled');
+  return !(d.status === 'skipped' && MESSAGE_ONLY_SKIPS.includes(d.lastError?.code ?? ''));
 }
+
+/** Skips that speak of the message that left them, not of the delivery (see endsDelivery). */
+const MESSAGE_ONLY_SKIPS = ['notification_rescheduled', 'not_an_occurrence'];
 
 export interface DeliveryError {
   code: string;

@@ -11,6 +11,7 @@ import { indexedSchedule, type MemberChange, removeStaleBuckets, writeIndexChang
 import {
   type Account,
   accountSchema,
+  excerpt,
   MAX_NOTIFICATION_ID_BYTES,
   type NotificationInput,
   notificationSchema,
@@ -89,7 +90,7 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
       : undefined);
   if (idProblem) {
     throw new InvalidNotificationError(
-      `notification id ${JSON.stringify(n.id.slice(0, 100))}: ${idProblem}`,
+      `notification id ${JSON.stringify(excerpt(n.id))}: ${idProblem}`,
       'id',
       idProblem,
     );
