@@ -192,41 +192,31 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       return { kind: 'ack', reason: 'notification_paused', deliveryId, status: 'skipped' };
     }
 
-    const firesNow = scheduleFiresAt(notification, message);
-    if (notification.scheduleId === message.scheduleId && !firesNow) {
-      // The dispatcher sends only a schedule's own occurrences: this message was made by hand or
-      // by a fault, and posting it would be a report the schedule never asked for. The skip
-      // speaks of this message only: should the notification move to a schedule that falls due
-      // at this instant, that schedule's message, the same delivery, still sends (endsDelivery).
+    if (!scheduleFiresAt(notification, message)) {
+      // The notification's schedule, as it is now, does not fall due at this instant: no report
+      // is wanted now. Either the notification moved since this occurrence was dispatched
+      // (notification_rescheduled; where its new schedule falls due at the same instant, the
+      // report is still wanted and goes out, whichever schedule's message comes first, the
+      // ledger keeping it to one post), or the message is of its own schedule and names an
+      // instant that schedule never falls due at (not_an_occurrence: the dispatcher sends only a
+      // schedule's own occurrences, so it was made by hand or by a fault). Either skip speaks of
+      // this message only: should the notification move to a schedule that falls due at this
+      // instant, that schedule's message, the same delivery, still sends (endsDelivery).
+      const moved = notification.scheduleId !== message.scheduleId;
+      const code = moved ? 'notification_rescheduled' : 'not_an_occurrence';
+      const why = moved
+        ? `not sent: the notification moved from schedule ${message.scheduleId} to ${notification.scheduleId}`
+        : `not sent: ${message.occurrence} is not an occurrence of schedule ${message.scheduleId} (${notification.schedule.cron}, ${notification.schedule.timezone})`;
       const now = clock();
-      const why = `not sent: ${message.occurrence} is not an occurrence of schedule ${message.scheduleId} (${notification.schedule.cron}, ${notification.schedule.timezone})`;
       await deps.ledger.markFinal(
         deliveryId,
         'skipped',
-        { code: 'not_an_occurrence', slackError: null, message: why, retryable: false, at: now },
+        { code, slackError: null, message: why, retryable: false, at: now },
         now,
         claimToken,
       );
-      log.warn(why);
-      return { kind: 'ack', reason: 'not_an_occurrence', deliveryId, status: 'skipped' };
-    }
-    if (notification.scheduleId !== message.scheduleId && !firesNow) {
-      // Moved since this occurrence was dispatched, to a schedule that does not fall due at this
-      // instant: the report is no longer wanted now, and the new schedule's own occurrences send
-      // it. Where the new schedule falls due at the same instant, the report is still wanted and
-      // goes out, whichever schedule's message comes first (the same delivery: the ledger keeps
-      // it to one post).
-      const now = clock();
-      const why = `not sent: the notification moved from schedule ${message.scheduleId} to ${notification.scheduleId}`;
-      await deps.ledger.markFinal(
-        deliveryId,
-        'skipped',
-        { code: 'notification_rescheduled', slackError: null, message: why, retryable: false, at: now },
-        now,
-        claimToken,
-      );
-      log.info({ scheduleId: notification.scheduleId, dispatchedFor: message.scheduleId }, why);
-      return { kind: 'ack', reason: 'notification_rescheduled', deliveryId, status: 'skipped' };
+      log[moved ? 'info' : 'warn']({ scheduleId: notification.scheduleId, dispatchedFor: message.scheduleId }, why);
+      return { kind: 'ack', reason: code, deliveryId, status: 'skipped' };
     }
 
     // A missing or broken account fails every occurrence alike: it counts towards pausing, as a
