@@ -157,12 +157,32 @@ export interface StartOptions {
   onSpawn?: (child: ChildProcess) => void;
   timeoutMs?: number;
   onProgress?: (line: string) => void;
+  /** The Pub/Sub and Firestore ports of the first try (free ones otherwise), for tests. */
+  ports?: [number, number];
 }
 
 export async function startEmulators(opts: StartOptions = {}): Promise<Emulators> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEmulatorsOnce(opts, attempt === 1 ? opts.ports : undefined);
+    } catch (err) {
+      // A port picked free can be taken before the emulator binds it (another process, or the
+      // other emulator's own extra port): new ports, up to three tries.
+      if (!(err instanceof PortTaken) || attempt >= 3) throw err;
+      opts.onProgress?.(`${err.message}; starting again on other ports`);
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+/** How long an emulator must stay up once its port answers: a failed bind exits at once. */
+const SETTLE_MS = 1000;
+
+async function startEmulatorsOnce(opts: StartOptions, ports?: [number, number]): Promise<Emulators> {
   const platform = sdkPlatformDir();
   const logDir = opts.logDir ?? join(process.cwd(), '.emulators');
-  const [psPort, fsPort] = [await freePort(), await freePort()];
+  const [psPort, fsPort] = ports ?? [await freePort(), await freePort()];
   opts.onProgress?.(
     `starting the Pub/Sub emulator on 127.0.0.1:${psPort} and the Firestore emulator on 127.0.0.1:${fsPort}`,
   );
@@ -176,8 +196,20 @@ export async function startEmulators(opts: StartOptions = {}): Promise<Emulators
   try {
     const timeout = opts.timeoutMs ?? 60_000;
     await Promise.all(all.map((e) => waitForEmulator(e, timeout)));
+    // Something else may be what answers on the port: an emulator that could not bind it has
+    // exited, or exits now. Only one still running after a moment is taken as started.
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    for (const e of all) {
+      if (e.child.exitCode !== null || e.child.signalCode !== null) {
+        const tail = logTail(e.logFile);
+        const taken = /address already in use/i.test(tail) || /BindException/.test(readLog(e.logFile));
+        const why = `the ${e.name} emulator exited just after ${e.host} answered${taken ? ' (its port was taken)' : ''}${tail ? `; its log ends: ${tail}` : ''} (log: ${e.logFile})`;
+        throw taken ? new PortTaken(why) : new Error(why);
+      }
+    }
   } catch (err) {
     await stop();
+    if (err instanceof PortTaken) throw err;
     throw new Error(`the emulators did not start: ${(err as Error).message}`);
   }
   return {
@@ -186,6 +218,14 @@ export async function startEmulators(opts: StartOptions = {}): Promise<Emulators
     env: { PUBSUB_EMULATOR_HOST: pubsub.host, FIRESTORE_EMULATOR_HOST: firestore.host },
     stop,
   };
+}
+
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** Deletes every document of a project on the Firestore emulator (its own REST endpoint). */
