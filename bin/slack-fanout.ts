@@ -398,6 +398,11 @@ const ADD_OPTIONS: Record<string, string> = {
   title: '--title',
 };
 
+/** `n` things, one in the singular: "1 account", "2 accounts" (nouns whose plural adds an s). */
+function countOf(n: number, plural: string): string {
+  return `${n} ${n === 1 ? plural.replace(/s$/, '') : plural}`;
+}
+
 /** A line of progress on stderr at most this often when it is not a terminal. */
 export const PROGRESS_EVERY_MS = 2000;
 
@@ -426,7 +431,7 @@ export function progressOf(
   }
   const now = out.now ?? Date.now;
   const line = (n: number) => out.write(`${o.command}: ${n} of ${o.total} ${o.noun} ${o.verb}\n`);
-  out.write(`${o.command}: ${o.total} ${o.total === 1 ? o.noun.replace(/s$/, '') : o.noun} ${o.start}\n`);
+  out.write(`${o.command}: ${countOf(o.total, o.noun)} ${o.start}\n`);
   let last = now();
   let latest = 0;
   let written = -1;
@@ -578,7 +583,7 @@ async function importFile<T>(
     progress.stop(finished);
     await db.terminate();
   }
-  process.stdout.write(`imported ${items.length} ${items.length === 1 ? what.replace(/s$/, '') : what}\n`);
+  process.stdout.write(`imported ${countOf(items.length, what)}\n`);
 }
 
 /**

@@ -28,6 +28,21 @@ function runCli(
   });
 }
 
+/** An import file of `count` daily notifications (`{prefix}{i}`), in a directory of its own. */
+function notificationsFile(count: number, prefix = 'n-'): { dir: string; file: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'import-'));
+  const file = join(dir, 'n.json');
+  const items = Array.from({ length: count }, (_, i) => ({
+    id: `${prefix}${i}`,
+    accountId: 'a-1',
+    channelId: 'C1',
+    cron: '0 9 * * *',
+    timezone: 'UTC',
+  }));
+  writeFileSync(file, JSON.stringify(items));
+  return { dir, file };
+}
+
 describe('the built command, off the emulators', () => {
   it('without Google credentials says so in one line and exits 2, before touching anything', async () => {
     // No emulator variables, no credentials file, no metadata server to ask.
@@ -406,15 +421,7 @@ describe('import and reindex off a terminal, on the emulator', () => {
 
   it('import writes its progress to stderr in lines', async () => {
     const project = uniqueProjectId('cli-import');
-    const file = join(mkdtempSync(join(tmpdir(), 'import-')), 'n.json');
-    const items = Array.from({ length: 3 }, (_, i) => ({
-      id: `n-${i}`,
-      accountId: 'a-1',
-      channelId: 'C1',
-      cron: '0 9 * * *',
-      timezone: 'UTC',
-    }));
-    writeFileSync(file, JSON.stringify(items));
+    const { file } = notificationsFile(3);
     const res = await runCli(['-p', project, 'import', file], env());
     expect(res).toMatchObject({ code: 0, stdout: 'imported 3 notifications\n' });
     expect(res.stderr).toBe('import: 3 notifications to save\nimport: 3 of 3 notifications saved\n');
@@ -422,15 +429,7 @@ describe('import and reindex off a terminal, on the emulator', () => {
 
   it('Ctrl-C lets the import’s transactions finish and says how many were saved; run again at once, it finishes', async () => {
     const project = uniqueProjectId('cli-import-int');
-    const file = join(mkdtempSync(join(tmpdir(), 'import-')), 'n.json');
-    const items = Array.from({ length: 6000 }, (_, i) => ({
-      id: `n-${i}`,
-      accountId: 'a-1',
-      channelId: 'C1',
-      cron: '0 9 * * *',
-      timezone: 'UTC',
-    }));
-    writeFileSync(file, JSON.stringify(items));
+    const { file } = notificationsFile(6000);
     const home = mkdtempSync(join(tmpdir(), 'no-adc-'));
     const child = spawn(process.execPath, [CLI, '-p', project, 'import', file], {
       env: { PATH: process.env.PATH ?? '', HOME: home, ...env() },
@@ -556,16 +555,7 @@ describe('the built command, with a Firestore that stops answering mid-import', 
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     const proxyAt = `127.0.0.1:${(proxy.address() as { port: number }).port}`;
-    const dir = mkdtempSync(join(tmpdir(), 'stall-'));
-    const file = join(dir, 'n.json');
-    const items = Array.from({ length: 3000 }, (_, i) => ({
-      id: `stall-${i}`,
-      accountId: 'acct-1',
-      channelId: `C${i}`,
-      cron: '0 9 * * *',
-      timezone: 'UTC',
-    }));
-    writeFileSync(file, JSON.stringify(items));
+    const { dir, file } = notificationsFile(3000, 'stall-');
     try {
       const child = spawn(
         process.execPath,
