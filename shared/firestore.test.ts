@@ -1,0 +1,30 @@
+import type { Firestore } from '@google-cloud/firestore';
+import { createFirestore, FIRESTORE_TRACING_ENV } from './firestore';
+
+/** Which of its two tracers the client chose when it was made (it keeps no public flag). */
+function tracer(db: Firestore): string {
+  return (db as unknown as { _traceUtil: object })._traceUtil.constructor.name;
+}
+
+describe('createFirestore', () => {
+  const before = process.env[FIRESTORE_TRACING_ENV];
+  afterEach(() => {
+    if (before === undefined) delete process.env[FIRESTORE_TRACING_ENV];
+    else process.env[FIRESTORE_TRACING_ENV] = before;
+  });
+
+  it("turns the client's spans off when FIRESTORE_ENABLE_TRACING is not set", async () => {
+    delete process.env[FIRESTORE_TRACING_ENV];
+    const db = createFirestore('demo-tracing');
+    expect(tracer(db)).toBe('DisabledTraceUtil');
+    expect(process.env[FIRESTORE_TRACING_ENV]).toBe('off');
+    await db.terminate();
+  });
+
+  it('leaves them on where FIRESTORE_ENABLE_TRACING=on', async () => {
+    process.env[FIRESTORE_TRACING_ENV] = 'on';
+    const db = createFirestore('demo-tracing');
+    expect(tracer(db)).toBe('EnabledTraceUtil');
+    await db.terminate();
+  });
+});
