@@ -5,7 +5,7 @@ import { type DispatchMessage, encodeDispatchMessage } from '../shared/messages'
 import { deliveryIdOf, runIdOf } from '../shared/model';
 import { notificationDoc } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
-import { type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
+import { DEAD_LETTER_CLOCK_SKEW_MS, type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
 import type { PostRequest, SlackPort } from './slack';
 
 /** A Slack stand-in: answers each post from a script, records what it was asked. */
@@ -593,6 +593,114 @@ describe('handleDeadLetter', () => {
     const bad = { message: { data: '!!!', attributes: { deliveryId: 'broken2:x', runId: 'a/b' } } };
     await handleDeadLetter(bad, deps);
     expect((await store.get('broken2:x'))?.runId ?? null).toBeNull();
+  });
+
+  it('refuses, without ending the delivery, a message for an occurrence that has not fallen due yet', async () => {
+    const { store, slack, deps, advance } = setup();
+    const lines: Record<string, unknown>[] = [];
+    deps.log = createLogger({
+      service: 'deliver-test',
+      destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
+    });
+    // Tomorrow's 09:00 in Paris: an occurrence of the schedule, but not due at t0.
+    const later = '2026-12-08T08:00:00.000Z';
+    const laterId = deliveryIdOf('n-1', later);
+    const body = push('n-1', later);
+    (body.message.attributes as Record<string, string>).CloudPubSubDeadLetterSourceDeliveryCount = '10';
+    expect(await handleDeadLetter(body, deps)).toEqual({
+      deliveryId: laterId,
+      status: 'refused',
+      reason: 'future_occurrence',
+    });
+    // Recorded as a broken message is: not dead, not ending the delivery.
+    expect(await store.get(laterId)).toMatchObject({
+      status: 'failed',
+      attempts: 0,
+      runId: runIdOf(SCHEDULE_ID, later),
+      lastError: { code: 'invalid_message', message: expect.stringContaining(`${later} has not fallen due yet`) },
+    });
+    const warning = lines.find((l) => l.deliveryId === laterId && l.severity === 'WARNING');
+    expect(warning).toMatchObject({ reason: 'future_occurrence' });
+    expect(String(warning?.message)).toContain('refused');
+    // When it falls due, its real message posts.
+    advance(24 * 3_600_000);
+    expect(await handlePush(push('n-1', later), deps)).toMatchObject({ kind: 'ack', reason: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+    expect(await store.get(laterId)).toMatchObject({ status: 'sent' });
+  });
+
+  it('refuses a message for an occurrence already recorded, leaving the record as it is', async () => {
+    const { store, slack, deps } = setup();
+    const later = '2026-12-08T08:00:00.000Z';
+    const laterId = deliveryIdOf('n-1', later);
+    // A record of that delivery another message left (a retry in flight, say).
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push('n-1', later), deps);
+    const before = await store.get(laterId);
+    expect(before?.status).toBe('retrying');
+    expect(await handleDeadLetter(push('n-1', later), deps)).toMatchObject({ status: 'refused' });
+    expect(await store.get(laterId)).toEqual(before);
+  });
+
+  it('takes as due an occurrence less than the allowed clock skew ahead, and refuses one further ahead', async () => {
+    const skewed = (ms: number) => () => new Date(Date.parse(occurrence) - ms);
+    const far = setup({ now: skewed(DEAD_LETTER_CLOCK_SKEW_MS + 1000) });
+    expect(await handleDeadLetter(push(), far.deps)).toMatchObject({ status: 'refused', reason: 'future_occurrence' });
+    const near = setup({ now: skewed(DEAD_LETTER_CLOCK_SKEW_MS - 1000) });
+    expect(await handleDeadLetter(push(), near.deps)).toEqual({ deliveryId: id, status: 'dead' });
+    expect((await near.store.get(id))?.status).toBe('dead');
+  });
+
+  it('refuses, without ending the delivery, a message for an instant the notification’s schedule does not fall due at', async () => {
+    const { store, slack, deps } = setup();
+    // 09:30 in Paris, past: not an occurrence of '0 9 * * MON-FRI'.
+    const at = '2026-12-07T07:30:00.000Z';
+    const atId = deliveryIdOf('n-1', at);
+    expect(await handleDeadLetter(push('n-1', at), deps)).toEqual({
+      deliveryId: atId,
+      status: 'refused',
+      reason: 'not_an_occurrence',
+    });
+    expect(await store.get(atId)).toMatchObject({
+      status: 'failed',
+      attempts: 0,
+      lastError: { code: 'invalid_message', message: expect.stringContaining('is not an occurrence of schedule') },
+    });
+    // Moved to a schedule that falls due then: that schedule's message still posts.
+    const moved = { cron: '30 8 * * MON-FRI', timezone: 'Europe/Paris' };
+    const movedId = scheduleIdOf(moved);
+    const n = store.notification('n-1') as Record<string, unknown>;
+    store.putNotification('n-1', { ...n, schedule: moved, scheduleId: movedId });
+    expect(await handlePush(push('n-1', at, { scheduleId: movedId }), deps)).toMatchObject({ status: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+  });
+
+  it('records dead a message of a schedule the notification has left, which it cannot check', async () => {
+    const { store, deps } = setup();
+    const at = '2026-12-07T07:30:00.000Z';
+    const old = scheduleIdOf({ cron: '30 8 * * *', timezone: 'Europe/Paris' });
+    expect(await handleDeadLetter(push('n-1', at, { scheduleId: old }), deps)).toMatchObject({ status: 'dead' });
+    expect((await store.get(deliveryIdOf('n-1', at)))?.status).toBe('dead');
+  });
+
+  it('records dead a past message whose notification is gone', async () => {
+    const { store, deps } = setup();
+    expect(await handleDeadLetter(push('n-gone'), deps)).toMatchObject({ status: 'dead' });
+    expect((await store.get(deliveryIdOf('n-gone', occurrence)))?.status).toBe('dead');
+  });
+
+  it('fails, for a retry, when the notification cannot be read', async () => {
+    const { store, deps } = setup();
+    deps.notifications = {
+      ...store,
+      getRaw: async () => {
+        throw new Error('firestore unavailable');
+      },
+      recordPermanentFailure: async () => false,
+      resetFailures: async () => undefined,
+    };
+    await expect(handleDeadLetter(push(), deps)).rejects.toThrow('firestore unavailable');
+    expect(await store.get(id)).toBeNull();
   });
 
   it('acks, unrecorded, a message whose delivery id cannot be a document id', async () => {

@@ -365,12 +365,54 @@ async function loadInputs(
 export interface DeadLetterResult {
   deliveryId: string | null;
   status: string;
+  /** Why a dead-lettered dispatch message was refused (`refused`): it cannot be one Pub/Sub gave up on. */
+  reason?: string;
 }
 
-/** A message from the dead-letter subscription: record it `dead`, then ack. */
+/**
+ * How far past this service's clock a dead-lettered occurrence may lie and still be taken as
+ * due. The dispatcher publishes an occurrence only once it has fallen due on its own clock, and
+ * a message reaches the dead-letter topic only after all its attempts, so a later occurrence is
+ * one no dispatch made; the minute allows for the two services' clocks disagreeing a little.
+ */
+export const DEAD_LETTER_CLOCK_SKEW_MS = 60_000;
+
+/**
+ * Why a dead-lettered dispatch message cannot be one Pub/Sub gave up on, or null: its occurrence
+ * has not fallen due yet, or the notification's own schedule (the one the message names) does not
+ * fall due at it (the dispatcher publishes only a schedule's due occurrences). A notification that
+ * is gone, cannot be read as one, or has moved to another schedule since says nothing of the
+ * message's schedule: the message is taken as it is.
+ */
+async function deadLetterRefusal(
+  message: DispatchMessage,
+  now: Date,
+  deps: Pick<DeliverDeps, 'notifications'>,
+): Promise<{ code: string; why: string } | null> {
+  if (Date.parse(message.occurrence) > now.getTime() + DEAD_LETTER_CLOCK_SKEW_MS) {
+    return {
+      code: 'future_occurrence',
+      why: `${message.occurrence} has not fallen due yet (now ${now.toISOString()})`,
+    };
+  }
+  const raw = await deps.notifications.getRaw(message.notificationId);
+  const n = raw ? notificationSchema.safeParse(raw) : null;
+  if (!n?.success || n.data.scheduleId !== message.scheduleId) return null;
+  const checked = checkedSchedule(n.data.schedule.cron, n.data.schedule.timezone);
+  if ('problem' in checked || firesAtOccurrence(checked, message.occurrence)) return null;
+  return {
+    code: 'not_an_occurrence',
+    why: `${message.occurrence} is not an occurrence of schedule ${message.scheduleId} (${n.data.schedule.cron}, ${n.data.schedule.timezone})`,
+  };
+}
+
+/**
+ * A message from the dead-letter subscription: record its delivery `dead`, then ack. A message
+ * that cannot be one Pub/Sub gave up on (deadLetterRefusal) is acked without ending its delivery.
+ */
 export async function handleDeadLetter(
   body: unknown,
-  deps: Pick<DeliverDeps, 'ledger' | 'log' | 'clock'>,
+  deps: Pick<DeliverDeps, 'ledger' | 'notifications' | 'log' | 'clock'>,
 ): Promise<DeadLetterResult> {
   const clock = deps.clock ?? (() => new Date());
   const parsed = parsePushBody(body);
@@ -395,13 +437,26 @@ export async function handleDeadLetter(
   }
   const good = parsed.push.message;
   const deliveryId = deliveryIdOf(good.notificationId, good.occurrence);
+  const now = clock();
+  const refusal = await deadLetterRefusal(good, now, deps);
+  if (refusal) {
+    // Made by hand or by a fault, as a broken one is: recorded the same way, where the delivery
+    // has no record yet and never ending it, so that the occurrence's real message still posts.
+    const err = new PermanentError('invalid_message', `dead-lettered message refused: ${refusal.why}`);
+    await deps.ledger.recordInvalid(deliveryId, toRecord(err, now), now, { runId: good.runId });
+    deps.log.warn(
+      { deliveryId, runId: good.runId, reason: refusal.code },
+      `dead-lettered message refused, its delivery left as it is: ${refusal.why}`,
+    );
+    return { deliveryId, status: 'refused', reason: refusal.code };
+  }
   const status = await deps.ledger.markDead(deliveryId, {
     attempts,
     notificationId: good.notificationId,
     occurrence: good.occurrence,
     runId: good.runId,
     reason: 'max delivery attempts reached',
-    now: clock(),
+    now,
   });
   deps.log.error({ deliveryId, runId: good.runId, attempts, status }, 'delivery dead-lettered');
   return { deliveryId, status };

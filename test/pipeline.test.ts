@@ -116,6 +116,40 @@ describe('the pipeline on the emulators', () => {
     expect(n.get('consecutiveFailures')).toBe(1);
   });
 
+  test('a dead letter for an occurrence not yet due, or not one of its schedule, is refused without ending the delivery', async () => {
+    const now = new Date();
+    await seed(stack.db, [notification(1)], 10, now);
+    const scheduleId = scheduleIdOf({ cron: '* * * * *', timezone: 'Europe/Paris' });
+    const message = (occurrence: string) => ({
+      v: 1 as const,
+      notificationId: 'n-00001',
+      occurrence,
+      scheduleId,
+      runId: `${scheduleId}:${occurrence}`,
+    });
+    // An hour ahead: an occurrence of the schedule, but no dispatch can have made it yet.
+    const ahead = new Date(Math.floor(now.getTime() / 60_000) * 60_000 + 3_600_000).toISOString();
+    const refused = await postJson(`${stack.notifierUrl}/dead-letter`, pushEnvelope(message(ahead)));
+    expect(refused).toEqual({
+      status: 200,
+      body: { deliveryId: `n-00001:${ahead}`, status: 'refused', reason: 'future_occurrence' },
+    });
+    expect(await stack.store.get(`n-00001:${ahead}`)).toMatchObject({
+      status: 'failed',
+      attempts: 0,
+      lastError: { code: 'invalid_message' },
+    });
+    // Half a minute past a minute, already past: the every-minute schedule never falls due then.
+    const between = new Date(Math.floor(now.getTime() / 60_000) * 60_000 - 30_000).toISOString();
+    const off = await postJson(`${stack.notifierUrl}/dead-letter`, pushEnvelope(message(between)));
+    expect(off.body).toMatchObject({ status: 'refused', reason: 'not_an_occurrence' });
+    expect((await stack.store.get(`n-00001:${between}`))?.status).toBe('failed');
+    // The occurrence's real message still posts.
+    expect((await postJson(`${stack.notifierUrl}/push`, pushEnvelope(message(ahead)))).status).toBe(204);
+    expect(slack.posts).toHaveLength(1);
+    expect((await stack.store.get(`n-00001:${ahead}`))?.status).toBe('sent');
+  });
+
   test('a message that exhausts its attempts ends dead via the dead-letter topic', async () => {
     const now = new Date();
     await seed(stack.db, [notification(1)], 10, now);
