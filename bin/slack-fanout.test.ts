@@ -107,6 +107,16 @@ describe('parseAccountsFile', () => {
       /metrics\.0\.value: expected a number .*, got null$/,
     ],
     [
+      'a value too large for a number, as what it is',
+      '[{"id":"acct-1","name":"Acme","metrics":[{"label":"Signups","value":1e400}]}]',
+      /metrics\.0\.value: expected a number .*, got a number too large to represent \(read as Infinity\)$/,
+    ],
+    [
+      'a change too large for a number, below zero, as what it is',
+      '[{"id":"acct-1","name":"Acme","metrics":[{"label":"Signups","value":1,"change":-1e400}]}]',
+      /metrics\.0\.change: expected a number, the change in percent .*, got a number too large to represent \(read as -Infinity\)$/,
+    ],
+    [
       'a change given as a string, saying it is a number in percent',
       JSON.stringify([{ ...acct, metrics: [{ label: 'Signups', value: 1, change: '5%' }] }]),
       /metrics\.0\.change: expected a number, the change in percent .*, got "5%"$/,

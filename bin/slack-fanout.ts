@@ -326,7 +326,19 @@ function explainAccountField(path: string[], received: unknown): string | undefi
   const field = path[0] === 'metrics' && path.length === 3 ? path[2] : undefined;
   const holds = field === undefined ? undefined : METRIC_FIELDS[field];
   if (!holds) return undefined;
-  return `expected ${holds}, got ${received === undefined ? 'none' : JSON.stringify(received)?.slice(0, 100)}`;
+  return `expected ${holds}, got ${shownValue(received)}`;
+}
+
+/**
+ * A value from an import file as its error shows it. JSON.parse reads a number too large for a
+ * double (1e400) as Infinity, which JSON.stringify writes as null: it is named for what it is.
+ */
+function shownValue(received: unknown): string {
+  if (received === undefined) return 'none';
+  if (typeof received === 'number' && !Number.isFinite(received)) {
+    return `a number too large to represent (read as ${received})`;
+  }
+  return JSON.stringify(received)?.slice(0, 100) ?? String(received);
 }
 
 /** Validates notifications (schema, ids, cron, time zone, no id twice), naming the first bad one by `where`. */
