@@ -62,10 +62,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...base, PORT: ' 9090 ' }).port).toBe(9090);
   });
 
-  it('names the item of a list that is bad', () => {
+  it('names the item of a list that is bad by its place as written, blanks counted', () => {
     const message = configError({ ...base, ADMIN_EMAILS: 'ops@example.com,,bad' }).message;
-    expect(message).toContain('ADMIN_EMAILS: item 2, "bad"');
+    expect(message).toContain('ADMIN_EMAILS: item 3, "bad"');
     expect(message.match(/ADMIN_EMAILS/g)).toHaveLength(1);
+    expect(configError({ ...base, ADMIN_EMAILS: ' , ,ops@example.com, ,worse' }).message).toContain(
+      'ADMIN_EMAILS: item 5, "worse"',
+    );
+    expect(configError({ ...base, ADMIN_EMAILS: 'bad,ops@example.com' }).message).toContain(
+      'ADMIN_EMAILS: item 1, "bad"',
+    );
   });
 
   it('does not read process.env when given an env', () => {

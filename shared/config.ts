@@ -46,12 +46,20 @@ const int = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
-/** The items of a comma-separated list; blanks between commas are ignored. */
-function listItems(s: string): string[] {
+/**
+ * The items of a comma-separated list, each with its place in the list as written (1-based,
+ * blanks counted), for an error to name; blanks between commas are ignored.
+ */
+function writtenItems(s: string): { item: string; position: number }[] {
   return s
     .split(',')
-    .map((v) => v.trim())
-    .filter((v) => v !== '');
+    .map((v, i) => ({ item: v.trim(), position: i + 1 }))
+    .filter((v) => v.item !== '');
+}
+
+/** The items of a comma-separated list; blanks between commas are ignored. */
+function listItems(s: string): string[] {
+  return writtenItems(s).map((v) => v.item);
 }
 
 /** A comma-separated list; blanks between commas are ignored. */
@@ -153,11 +161,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       // The value of a secret is never echoed back.
       if (raw[field] === undefined) return `${name} is required`;
       const shown = name === ENV.SLACK_BOT_TOKEN ? '' : ` (got ${JSON.stringify(raw[field])})`;
-      // An item of a list: name the item, not the whole list.
+      // An item of a list: name the item, not the whole list, by its place as written.
       const index = issue.path[1];
       if (typeof index === 'number') {
-        const item = listItems(raw[field] ?? '')[index];
-        return `${name}: item ${index + 1}, ${JSON.stringify(item)}: ${issue.message}`;
+        const written = writtenItems(raw[field] ?? '')[index];
+        return `${name}: item ${written?.position ?? index + 1}, ${JSON.stringify(written?.item)}: ${issue.message}`;
       }
       return `${name}: ${issue.message}${shown}`;
     });
