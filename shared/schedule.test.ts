@@ -321,6 +321,32 @@ describe('firesAt', () => {
   });
 });
 
+describe('firesAt in the years 0 to 99 (Date.UTC reads them as 1900 to 1999; Intl writes year 0 as 1 BC)', () => {
+  it.each(['0000', '0001', '0004', '0050', '0099', '0100'])('knows 09:00 every day in the year %s', (year) => {
+    const daily = { cron: '0 9 * * *', timezone: 'UTC' };
+    expect(firesAt(daily, new Date(`${year}-03-01T09:00:00Z`))).toBe(true);
+    expect(firesAt(daily, new Date(`${year}-03-01T09:01:00Z`))).toBe(false);
+  });
+
+  it('knows the leap day of year 0, which 1900 does not have', () => {
+    expect(firesAt({ cron: '0 9 29 2 *', timezone: 'UTC' }, new Date('0000-02-29T09:00:00Z'))).toBe(true);
+  });
+
+  it.each([
+    { cron: '0 9 * * *', timezone: 'Asia/Kolkata' },
+    { cron: '30 2 * * *', timezone: 'Europe/Paris' },
+  ])('agrees with occurrencesAfter in the year 50 ($cron, $timezone, a local mean time offset)', (s) => {
+    let seen = 0;
+    for (const d of occurrencesAfter(s, new Date('0050-06-01T00:00:00Z'))) {
+      if (++seen > 3) break;
+      expect(d.getUTCFullYear()).toBe(50);
+      expect(firesAt(s, d)).toBe(true);
+      expect(firesAt(s, new Date(d.getTime() - 60_000))).toBe(false);
+    }
+    expect(seen).toBe(4);
+  });
+});
+
 describe('planOccurrence: the catch-up policy', () => {
   const hourly = { cron: '0 * * * *', timezone: 'UTC' };
   const window = 900;

@@ -142,19 +142,28 @@ function offsetAt(timezone: string, instantMs: number): number {
       hour: 'numeric',
       minute: 'numeric',
       second: 'numeric',
+      // Year 0 and before are written as years BC (year 0 is 1 BC): without the era they read as AD.
+      era: 'short',
     });
     formatters.set(timezone, f);
   }
   const parts: Record<string, number> = {};
-  for (const p of f.formatToParts(new Date(instantMs))) if (p.type !== 'literal') parts[p.type] = Number(p.value);
-  const wall = Date.UTC(
-    parts.year ?? 1970,
-    (parts.month ?? 1) - 1,
-    parts.day ?? 1,
-    parts.hour ?? 0,
-    parts.minute ?? 0,
-    parts.second ?? 0,
-  );
+  let bc = false;
+  for (const p of f.formatToParts(new Date(instantMs))) {
+    if (p.type === 'era') bc = p.value === 'BC';
+    else if (p.type !== 'literal') parts[p.type] = Number(p.value);
+  }
+  const year = bc ? 1 - (parts.year ?? 1) : (parts.year ?? 1970);
+  const month = (parts.month ?? 1) - 1;
+  const day = parts.day ?? 1;
+  let wall = Date.UTC(year, month, day, parts.hour ?? 0, parts.minute ?? 0, parts.second ?? 0);
+  if (year < 100) {
+    // Date.UTC reads a year from 0 to 99 as 1900 to 1999 (and a leap day of one may not exist
+    // there): the date is set whole on a Date whose time of day is already right.
+    const d = new Date(wall);
+    d.setUTCFullYear(year, month, day);
+    wall = d.getTime();
+  }
   return wall - (instantMs - (((instantMs % 1000) + 1000) % 1000));
 }
 
