@@ -21,10 +21,20 @@ describe('createFirestore', () => {
     await db.terminate();
   });
 
-  it('leaves them on where FIRESTORE_ENABLE_TRACING=on', async () => {
-    process.env[FIRESTORE_TRACING_ENV] = 'on';
+  it.each(['on', ' ON ', 'true'])('leaves them on where FIRESTORE_ENABLE_TRACING=%j', async (value) => {
+    process.env[FIRESTORE_TRACING_ENV] = value;
     const db = createFirestore('demo-tracing');
     expect(tracer(db)).toBe('EnabledTraceUtil');
     await db.terminate();
   });
+
+  it.each(['', 'off', '0', '1', 'yes', 'disabled'])(
+    'turns them off for any other value, %j included (the client would trace on a value it does not know)',
+    async (value) => {
+      process.env[FIRESTORE_TRACING_ENV] = value;
+      const db = createFirestore('demo-tracing');
+      expect(tracer(db)).toBe('DisabledTraceUtil');
+      await db.terminate();
+    },
+  );
 });
