@@ -675,6 +675,33 @@ describe('handleDeadLetter', () => {
     expect(slack.posts).toHaveLength(1);
   });
 
+  it('checks a message of a schedule the notification has left against that schedule’s own document', async () => {
+    const { store, slack, deps } = setup();
+    const old = { cron: '30 8 * * MON-FRI', timezone: 'Europe/Paris' };
+    const oldId = scheduleIdOf(old);
+    store.putSchedule(oldId, { ...old, nextRunAt: new Date('2026-12-08T07:30:00.000Z') });
+    // 08:45 in Paris: not an occurrence of the schedule the message names, though the
+    // notification now sits on a schedule ('45 8 * * *') that falls due then.
+    const at = '2026-12-07T07:45:00.000Z';
+    const now = { cron: '45 8 * * *', timezone: 'Europe/Paris' };
+    const n = store.notification('n-1') as Record<string, unknown>;
+    store.putNotification('n-1', { ...n, schedule: now, scheduleId: scheduleIdOf(now) });
+    expect(await handleDeadLetter(push('n-1', at, { scheduleId: oldId }), deps)).toMatchObject({
+      status: 'refused',
+      reason: 'not_an_occurrence',
+    });
+    // The real message of that instant, from the schedule the notification is on, posts.
+    expect(await handlePush(push('n-1', at, { scheduleId: scheduleIdOf(now) }), deps)).toMatchObject({
+      status: 'sent',
+    });
+    expect(slack.posts).toHaveLength(1);
+    // 08:30 is one of the old schedule's: that message may have been given up on, and is recorded dead.
+    const fired = '2026-12-07T07:30:00.000Z';
+    expect(await handleDeadLetter(push('n-1', fired, { scheduleId: oldId }), deps)).toMatchObject({
+      status: 'dead',
+    });
+  });
+
   it('records dead a message of a schedule the notification has left, which it cannot check', async () => {
     const { store, deps } = setup();
     const at = '2026-12-07T07:30:00.000Z';
@@ -689,16 +716,15 @@ describe('handleDeadLetter', () => {
     expect((await store.get(deliveryIdOf('n-gone', occurrence)))?.status).toBe('dead');
   });
 
-  it('fails, for a retry, when the notification cannot be read', async () => {
+  it('fails, for a retry, when the schedule or the notification cannot be read', async () => {
     const { store, deps } = setup();
-    deps.notifications = {
-      ...store,
-      getRaw: async () => {
-        throw new Error('firestore unavailable');
-      },
-      recordPermanentFailure: async () => false,
-      resetFailures: async () => undefined,
+    const unavailable = async (): Promise<never> => {
+      throw new Error('firestore unavailable');
     };
+    const fake = { recordPermanentFailure: async () => false, resetFailures: async () => undefined };
+    deps.notifications = { ...fake, scheduleOf: async () => null, getRaw: unavailable };
+    await expect(handleDeadLetter(push(), deps)).rejects.toThrow('firestore unavailable');
+    deps.notifications = { ...fake, scheduleOf: unavailable, getRaw: async () => store.notification('n-1') };
     await expect(handleDeadLetter(push(), deps)).rejects.toThrow('firestore unavailable');
     expect(await store.get(id)).toBeNull();
   });

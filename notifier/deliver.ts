@@ -379,10 +379,11 @@ export const DEAD_LETTER_CLOCK_SKEW_MS = 60_000;
 
 /**
  * Why a dead-lettered dispatch message cannot be one Pub/Sub gave up on, or null: its occurrence
- * has not fallen due yet, or the notification's own schedule (the one the message names) does not
- * fall due at it (the dispatcher publishes only a schedule's due occurrences). A notification that
- * is gone, cannot be read as one, or has moved to another schedule since says nothing of the
- * message's schedule: the message is taken as it is.
+ * has not fallen due yet, or the schedule the message names does not fall due at it (the
+ * dispatcher publishes only a schedule's due occurrences). That schedule is read from its own
+ * document, so a message of a schedule the notification has left since is checked too; where
+ * that document is gone, from the notification, when it is still on that schedule. Otherwise
+ * (no schedule to check it against) the message is taken as it is.
  */
 async function deadLetterRefusal(
   message: DispatchMessage,
@@ -395,14 +396,18 @@ async function deadLetterRefusal(
       why: `${message.occurrence} has not fallen due yet (now ${now.toISOString()})`,
     };
   }
-  const raw = await deps.notifications.getRaw(message.notificationId);
-  const n = raw ? notificationSchema.safeParse(raw) : null;
-  if (!n?.success || n.data.scheduleId !== message.scheduleId) return null;
-  const checked = checkedSchedule(n.data.schedule.cron, n.data.schedule.timezone);
+  let schedule = await deps.notifications.scheduleOf(message.scheduleId);
+  if (!schedule) {
+    const raw = await deps.notifications.getRaw(message.notificationId);
+    const n = raw ? notificationSchema.safeParse(raw) : null;
+    if (n?.success && n.data.scheduleId === message.scheduleId) schedule = n.data.schedule;
+  }
+  if (!schedule) return null;
+  const checked = checkedSchedule(schedule.cron, schedule.timezone);
   if ('problem' in checked || firesAtOccurrence(checked, message.occurrence)) return null;
   return {
     code: 'not_an_occurrence',
-    why: `${message.occurrence} is not an occurrence of schedule ${message.scheduleId} (${n.data.schedule.cron}, ${n.data.schedule.timezone})`,
+    why: `${message.occurrence} is not an occurrence of schedule ${message.scheduleId} (${schedule.cron}, ${schedule.timezone})`,
   };
 }
 

@@ -53,6 +53,7 @@ function fakes() {
       scheduleId: SCHEDULE_ID,
       enabled: true,
     }),
+    scheduleOf: async () => ({ cron: '* * * * *', timezone: 'UTC' }),
     recordPermanentFailure: async () => false,
     resetFailures: async () => undefined,
   };

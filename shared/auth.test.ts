@@ -66,6 +66,7 @@ function notifier(verifier: TokenVerifier, log = captureLog().log): Express {
     ledger: { markDead: async () => 'dead' } as unknown as DeliveryLedger,
     notifications: {
       getRaw: async () => null,
+      scheduleOf: async () => null,
       recordPermanentFailure: async () => false,
       resetFailures: async () => {},
     },

@@ -181,6 +181,7 @@ describe('request hardening', () => {
       ledger: {} as DeliveryLedger,
       notifications: {
         getRaw: async () => null,
+        scheduleOf: async () => null,
         recordPermanentFailure: async () => false,
         resetFailures: async () => {},
       },
