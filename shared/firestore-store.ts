@@ -471,8 +471,6 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       sentAt: f.now,
       claimExpiresAt: null,
       outcomeUnknown: false,
-      // An earlier attempt's error (or a broken message's) says nothing of a delivery that went out.
-      lastError: null,
       updatedAt: f.now,
       expireAt: expiryFrom(f.now),
     };

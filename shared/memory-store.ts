@@ -343,8 +343,6 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       sentAt: f.now,
       claimExpiresAt: null,
       outcomeUnknown: false,
-      // An earlier attempt's error (or a broken message's) says nothing of a delivery that went out.
-      lastError: null,
       updatedAt: f.now,
     });
   }

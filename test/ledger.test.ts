@@ -116,27 +116,6 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
-  it('a delivery sent after earlier errors keeps no last error, in both stores', async () => {
-    const memory = new MemoryStore();
-    const sent = { slackTs: '1.1', channelId: 'C1', accountId: 'a', latencyMs: 1, now };
-    for (const ledger of [store, memory] as DeliveryLedger[]) {
-      // A broken message named the delivery first; its good message then failed once, retryably.
-      await ledger.recordInvalid(deliveryId, invalid, now);
-      expect((await ledger.claim(claim('a#30'))).kind).toBe('claimed');
-      await ledger.markRetry(deliveryId, { ...invalid, code: 'slack_retryable', retryable: true }, false, now, 'a#30');
-      expect(await ledger.get(deliveryId)).toMatchObject({ lastError: { code: 'slack_retryable' } });
-      expect((await ledger.claim(claim('a#31'))).kind).toBe('claimed');
-      await ledger.markSent(deliveryId, sent);
-      expect(await ledger.get(deliveryId)).toMatchObject({ status: 'sent', lastError: null });
-      // Sent straight after the broken message's record: none of its error either.
-      const other = 'n-1:2031-01-02T00:00:00.000Z';
-      await ledger.recordInvalid(other, invalid, now);
-      expect((await ledger.claim({ ...claim('a#32'), deliveryId: other })).kind).toBe('claimed');
-      await ledger.markSent(other, sent);
-      expect(await ledger.get(other)).toMatchObject({ status: 'sent', lastError: null });
-    }
-  });
-
   it('still ends a delivery that failed for good after an attempt', async () => {
     expect((await store.claim(claim('a#3'))).kind).toBe('claimed');
     await store.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, now);
