@@ -710,6 +710,19 @@ describe('handleDeadLetter', () => {
     expect((await store.get(deliveryIdOf('n-1', at)))?.status).toBe('dead');
   });
 
+  it('acks, as a broken message, one whose schedule id Firestore would refuse as a document id', async () => {
+    const { store, slack, deps } = setup();
+    for (const scheduleId of ['__x__', '..', 'a/b']) {
+      expect(await handleDeadLetter(push('n-1', occurrence, { scheduleId }), deps)).toMatchObject({
+        status: 'invalid',
+      });
+    }
+    // The delivery's real message still posts.
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+    expect((await store.get(id))?.status).toBe('sent');
+  });
+
   it('records dead a past message whose notification is gone', async () => {
     const { store, deps } = setup();
     expect(await handleDeadLetter(push('n-gone'), deps)).toMatchObject({ status: 'dead' });

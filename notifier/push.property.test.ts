@@ -125,7 +125,10 @@ const validMessage: fc.Arbitrary<DispatchMessage> = fc.record({
   notificationId: fc.string({ minLength: 1, maxLength: 40 }).filter((id) => documentIdProblem(id) === null),
   occurrence: isoDate,
   // Often the notification's own schedule (it posts), sometimes another (it is skipped).
-  scheduleId: fc.oneof(fc.constant(SCHEDULE_ID), fc.string({ minLength: 1, maxLength: 40 })),
+  scheduleId: fc.oneof(
+    fc.constant(SCHEDULE_ID),
+    fc.string({ minLength: 1, maxLength: 40 }).filter((id) => documentIdProblem(id) === null),
+  ),
   runId: fc.string({ minLength: 1, maxLength: 80 }),
 });
 

@@ -164,6 +164,12 @@ describe('parsePushBody rejects bad input with a reason, never a throw', () => {
     ['v is "1"', { ...message, v: '1' }],
     ['notificationId is a number', { ...message, notificationId: 123 }],
     ['notificationId is empty', { ...message, notificationId: '' }],
+    // The dead-letter check reads schedules/{scheduleId}: an id Firestore refuses failed that read
+    // (a 503, for ever) and every read batched with it.
+    ['scheduleId has a slash', { ...message, scheduleId: 'a/b' }],
+    ['scheduleId is ..', { ...message, scheduleId: '..' }],
+    ['scheduleId has the reserved form __x__', { ...message, scheduleId: '__x__' }],
+    ['scheduleId is a lone surrogate', { ...message, scheduleId: '\ud800' }],
     ['occurrence is not a date-time', { ...message, occurrence: 'yesterday' }],
     ['occurrence is a number', { ...message, occurrence: Date.now() }],
     ['redrive is a string', { ...message, redrive: 'yes' }],
@@ -478,7 +484,7 @@ describe('parsePushBody properties', () => {
         occurrence: fc
           .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true })
           .map((d) => d.toISOString()),
-        scheduleId: idish,
+        scheduleId: documentId,
         runId: idish,
         redrive: fc.boolean(),
       },

@@ -47,7 +47,8 @@ export const dispatchMessageSchema = z
     notificationId: documentIdSchema.max(500),
     // Any RFC 3339 spelling; normalised below to the canonical one (canonicalOccurrence).
     occurrence: z.string(),
-    scheduleId: z.string().min(1).max(500),
+    // A document id too: the dead-letter check reads `schedules/{scheduleId}`.
+    scheduleId: documentIdSchema.max(500),
     runId: z.string().min(1).max(1100),
     /** Set by a redrive so that logs can tell the two apart. */
     redrive: z.boolean().optional(),
