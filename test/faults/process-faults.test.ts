@@ -43,7 +43,7 @@ describe('processes killed mid-run', () => {
   });
 
   test('the notifier killed with SIGKILL mid-run and restarted: every one sent once, none stuck', async () => {
-    const n = size(1000, 2000);
+    const n = size(600, 2000);
     const projectId = uniqueProjectId('faults-notifier-kill');
     const port = await freePort();
     const env = serviceEnv(projectId, slack.url, { CLAIM_TTL_SECONDS: '5', SLACK_TIMEOUT_MS: '1000' });

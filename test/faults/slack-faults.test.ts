@@ -16,7 +16,7 @@ describe('faults at Slack', () => {
   });
 
   test('random 429 (20%) and 500 (10%): every notification ends sent, none posted twice', async () => {
-    const n = size(1000, 2000);
+    const n = size(600, 2000);
     stack = await startStack({
       projectId: uniqueProjectId('faults-random'),
       slackApiUrl: slack.url,
