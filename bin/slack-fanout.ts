@@ -338,7 +338,7 @@ function shownValue(received: unknown): string {
   if (typeof received === 'number' && !Number.isFinite(received)) {
     return `a number too large to represent (read as ${received})`;
   }
-  return JSON.stringify(received)?.slice(0, 100) ?? String(received);
+  return excerpt(JSON.stringify(received) ?? String(received));
 }
 
 /** Validates notifications (schema, ids, cron, time zone, no id twice), naming the first bad one by `where`. */

@@ -103,12 +103,11 @@ async function waitForEmulator(e: Emulator, timeoutMs: number): Promise<void> {
 
 /** The last few lines of a log that say something, on one line; empty when there is none. */
 export function logTail(file: string, count = 3): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
+  return tailOf(readLog(file), count);
+}
+
+/** The last `count` non-blank lines of a log, joined, at most 600 characters. */
+function tailOf(text: string, count = 3): string {
   const lines = text
     .split('\n')
     .map((l) => l.trim())
@@ -201,8 +200,9 @@ async function startEmulatorsOnce(opts: StartOptions, ports?: [number, number]):
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     for (const e of all) {
       if (e.child.exitCode !== null || e.child.signalCode !== null) {
-        const tail = logTail(e.logFile);
-        const taken = /address already in use/i.test(tail) || /BindException/.test(readLog(e.logFile));
+        const log = readLog(e.logFile);
+        const tail = tailOf(log);
+        const taken = /address already in use/i.test(tail) || /BindException/.test(log);
         const why = `the ${e.name} emulator exited just after ${e.host} answered${taken ? ' (its port was taken)' : ''}${tail ? `; its log ends: ${tail}` : ''} (log: ${e.logFile})`;
         throw taken ? new PortTaken(why) : new Error(why);
       }

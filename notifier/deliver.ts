@@ -206,7 +206,7 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       const code = moved ? 'notification_rescheduled' : 'not_an_occurrence';
       const why = moved
         ? `not sent: the notification moved from schedule ${message.scheduleId} to ${notification.scheduleId}`
-        : `not sent: ${message.occurrence} is not an occurrence of schedule ${message.scheduleId} (${notification.schedule.cron}, ${notification.schedule.timezone})`;
+        : `not sent: ${notAnOccurrence(message, notification.schedule)}`;
       const now = clock();
       await deps.ledger.markFinal(
         deliveryId,
@@ -402,13 +402,9 @@ async function deadLetterRefusal(
     const n = raw ? notificationSchema.safeParse(raw) : null;
     if (n?.success && n.data.scheduleId === message.scheduleId) schedule = n.data.schedule;
   }
-  if (!schedule) return null;
-  const checked = checkedSchedule(schedule.cron, schedule.timezone);
-  if ('problem' in checked || firesAtOccurrence(checked, message.occurrence)) return null;
-  return {
-    code: 'not_an_occurrence',
-    why: `${message.occurrence} is not an occurrence of schedule ${message.scheduleId} (${schedule.cron}, ${schedule.timezone})`,
-  };
+  // A schedule that cannot be read says nothing of the message either.
+  if (!schedule || firesAtOccurrenceOf(schedule, message.occurrence) !== false) return null;
+  return { code: 'not_an_occurrence', why: notAnOccurrence(message, schedule) };
 }
 
 /**
@@ -472,9 +468,20 @@ export async function handleDeadLetter(
  * schedule that cannot be read makes the notification invalid, as an unknown time zone does.
  */
 function scheduleFiresAt(notification: Notification, message: DispatchMessage): boolean {
-  const checked = checkedSchedule(notification.schedule.cron, notification.schedule.timezone);
-  if ('problem' in checked) {
-    throw new PermanentError('invalid_notification', `notification ${message.notificationId} has ${checked.problem}`);
+  const fires = firesAtOccurrenceOf(notification.schedule, message.occurrence);
+  if (typeof fires === 'string') {
+    throw new PermanentError('invalid_notification', `notification ${message.notificationId} has ${fires}`);
   }
-  return firesAtOccurrence(checked, message.occurrence);
+  return fires;
+}
+
+/** Whether a schedule falls due at an occurrence, or what keeps the schedule from being read. */
+function firesAtOccurrenceOf(schedule: { cron: string; timezone: string }, occurrence: string): boolean | string {
+  const checked = checkedSchedule(schedule.cron, schedule.timezone);
+  return 'problem' in checked ? checked.problem : firesAtOccurrence(checked, occurrence);
+}
+
+/** The words for a message naming an instant its schedule does not fall due at. */
+function notAnOccurrence(message: DispatchMessage, schedule: { cron: string; timezone: string }): string {
+  return `${message.occurrence} is not an occurrence of schedule ${message.scheduleId} (${schedule.cron}, ${schedule.timezone})`;
 }

@@ -4,8 +4,9 @@ import { Firestore } from '@google-cloud/firestore';
  * The Firestore client's OpenTelemetry spans: on by default in the client, which then opens a
  * span (and an OpenTelemetry context) around every call, even with no tracer registered, where
  * each goes nowhere. slack-fanout registers none, so the spans are off unless
- * FIRESTORE_ENABLE_TRACING is `on` (where a deployment registers a tracer provider). Off, the notifier spends about a tenth less CPU a delivery at 64 pushes in flight
- * (docs/PERFORMANCE.md, item 20).
+ * FIRESTORE_ENABLE_TRACING is `on` (where a deployment registers a tracer provider). Off, the
+ * notifier spends about a tenth less CPU a delivery at 64 pushes in flight (docs/PERFORMANCE.md,
+ * item 20).
  */
 export const FIRESTORE_TRACING_ENV = 'FIRESTORE_ENABLE_TRACING';
 
