@@ -140,11 +140,11 @@ export function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM
 }
 
 async function stopEmulator(e: Emulator): Promise<void> {
-  if (e.child.exitCode !== null || e.child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => e.child.once('exit', () => resolve()));
+  if (exited(e.child)) return;
+  const gone = new Promise<void>((resolve) => e.child.once('exit', () => resolve()));
   killGroup(e.child, 'SIGTERM');
   const timer = setTimeout(() => killGroup(e.child, 'SIGKILL'), 5000);
-  await exited;
+  await gone;
   clearTimeout(timer);
   // The Java child may outlive the launcher by a moment.
   killGroup(e.child, 'SIGKILL');
@@ -177,6 +177,25 @@ class PortTaken extends Error {}
 
 /** How long an emulator must stay up once its port answers: a failed bind exits at once. */
 const SETTLE_MS = 1000;
+/** How long an emulator whose log shows a failed bind is given to exit. */
+const BIND_EXIT_WAIT_MS = 10_000;
+/** What an emulator's log says when its port was taken. */
+const BIND_FAILED = /address already in use|BindException/i;
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** Resolves once `child` has exited, or after `ms`, whichever comes first. */
+async function exitWithin(child: ChildProcess, ms: number): Promise<void> {
+  if (exited(child)) return;
+  let timer: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    child.once('exit', () => resolve());
+  });
+  clearTimeout(timer);
+}
 
 async function startEmulatorsOnce(opts: StartOptions, ports?: [number, number]): Promise<Emulators> {
   const platform = sdkPlatformDir();
@@ -199,10 +218,13 @@ async function startEmulatorsOnce(opts: StartOptions, ports?: [number, number]):
     // exited, or exits now. Only one still running after a moment is taken as started.
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     for (const e of all) {
-      if (e.child.exitCode !== null || e.child.signalCode !== null) {
+      // One whose log already says it could not bind is on its way out (a JVM can take longer
+      // than the moment above to exit on a busy machine): it is waited for, not taken as started.
+      if (!exited(e.child) && BIND_FAILED.test(readLog(e.logFile))) await exitWithin(e.child, BIND_EXIT_WAIT_MS);
+      if (exited(e.child)) {
         const log = readLog(e.logFile);
         const tail = tailOf(log);
-        const taken = /address already in use/i.test(tail) || /BindException/.test(log);
+        const taken = BIND_FAILED.test(log);
         const why = `the ${e.name} emulator exited just after ${e.host} answered${taken ? ' (its port was taken)' : ''}${tail ? `; its log ends: ${tail}` : ''} (log: ${e.logFile})`;
         throw taken ? new PortTaken(why) : new Error(why);
       }
