@@ -403,6 +403,7 @@ describe('the capacity phase’s pushes', () => {
       ledger: store,
       notifications: store,
       accounts: store.accounts,
+      runs: store,
       slack,
       log: createLogger({ service: 'bench-test', level: 'silent' }),
       claimTtlMs: 60_000,

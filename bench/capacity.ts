@@ -36,7 +36,7 @@ export interface CapacityRun {
 }
 
 export const CAPACITY_NOTIFICATIONS = 1000;
-const BASE = Date.UTC(2031, 0, 1);
+const BASE = Date.UTC(2021, 0, 1);
 /** The seeded notifications, by index: each push names its notification's own schedule, as the dispatcher's do. */
 const CAPACITY_ITEMS = benchNotifications(CAPACITY_NOTIFICATIONS, BENCH_ACCOUNTS, 'cap').map((n) => ({
   notificationId: n.id,

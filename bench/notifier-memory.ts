@@ -37,6 +37,7 @@ try {
       ledger: store,
       notifications: store,
       accounts: store.accounts,
+      runs: store,
       readiness: {},
       close: async () => undefined,
     };

@@ -85,6 +85,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ledger: notifierStore,
     notifications: notifierStore,
     accounts: accountStoreOf(notifierStore),
+    runs: notifierStore,
     slack: new SlackClient({
       apiUrl: opts.slackApiUrl,
       timeoutMs: opts.slackTimeoutMs ?? 5000,

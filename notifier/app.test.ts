@@ -27,7 +27,7 @@ class FakeSlack implements SlackPort {
   }
 }
 
-const occurrence = '2026-12-07T09:00:00.000Z';
+const occurrence = '2026-11-02T09:00:00.000Z';
 
 function setup() {
   const store = new MemoryStore();
@@ -42,6 +42,7 @@ function setup() {
     ledger: store,
     notifications: store,
     accounts: store.accounts,
+    runs: store,
     slack,
     log: createLogger({ service: 'notifier-app-test', level: 'silent' }),
     claimTtlMs: 60_000,

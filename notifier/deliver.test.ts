@@ -5,7 +5,7 @@ import { type DispatchMessage, encodeDispatchMessage } from '../shared/messages'
 import { deliveryIdOf, runIdOf } from '../shared/model';
 import { notificationDoc } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
-import { DEAD_LETTER_CLOCK_SKEW_MS, type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
+import { type DeliverDeps, handleDeadLetter, handlePush, OCCURRENCE_CLOCK_SKEW_MS } from './deliver';
 import type { PostRequest, SlackPort } from './slack';
 
 /** A Slack stand-in: answers each post from a script, records what it was asked. */
@@ -45,6 +45,7 @@ function setup(opts: { now?: () => Date } = {}) {
     ledger: store,
     notifications: store,
     accounts: store.accounts,
+    runs: store,
     slack,
     log,
     claimTtlMs: 60_000,
@@ -54,6 +55,10 @@ function setup(opts: { now?: () => Date } = {}) {
   };
   const advance = (ms: number) => {
     now = new Date(now.getTime() + ms);
+  };
+  /** The clock five seconds after an occurrence, as when its run has just published it. */
+  const dueAt = (occ: string) => {
+    now = new Date(Date.parse(occ) + 5000);
   };
   store.putAccount('acct-1', {
     name: 'Acme',
@@ -68,7 +73,7 @@ function setup(opts: { now?: () => Date } = {}) {
     timezone: 'Europe/Paris',
   });
   store.putNotification('n-1', doc);
-  return { store, slack, deps, advance, scheduleId: doc.scheduleId };
+  return { store, slack, deps, advance, dueAt, scheduleId: doc.scheduleId };
 }
 
 /** The schedule of the test's notifications: a push for it is one they still want. */
@@ -176,11 +181,12 @@ describe('handlePush', () => {
   });
 
   it('fails a permanent channel error, acks, counts it, and pauses the notification at 3 in a row', async () => {
-    const { store, slack, deps } = setup();
+    const { store, slack, deps, dueAt } = setup();
     const days = ['2026-12-07', '2026-12-08', '2026-12-09'].map((d) => `${d}T08:00:00.000Z`);
     slack.script = days.map(() => classifySlackErrorCode('channel_not_found'));
 
     for (const [i, occ] of days.entries()) {
+      dueAt(occ);
       const result = await handlePush(push('n-1', occ), deps);
       expect(result).toMatchObject({ kind: 'ack', reason: 'slack_permanent_channel', status: 'failed' });
       const d = await store.get(deliveryIdOf('n-1', occ));
@@ -193,9 +199,40 @@ describe('handlePush', () => {
     expect(store.notification('n-1')?.pausedReason).toBe('channel_not_found');
 
     // Paused: the next occurrence is skipped without a post.
+    dueAt('2026-12-10T08:00:00.000Z');
     const after = await handlePush(push('n-1', '2026-12-10T08:00:00.000Z'), deps);
     expect(after).toMatchObject({ kind: 'ack', reason: 'notification_paused', status: 'skipped' });
     expect(slack.posts).toHaveLength(3);
+  });
+
+  it('refuses, without posting or ending the delivery, a push for an occurrence not yet due', async () => {
+    const { store, slack, deps, dueAt } = setup();
+    // Tomorrow's 09:00 in Paris: an occurrence of the schedule, which no run has dispatched yet.
+    const later = '2026-12-08T08:00:00.000Z';
+    const laterId = deliveryIdOf('n-1', later);
+    expect(await handlePush(push('n-1', later), deps)).toEqual({
+      kind: 'ack',
+      reason: 'future_occurrence',
+      deliveryId: laterId,
+    });
+    expect(slack.posts).toHaveLength(0);
+    expect(await store.get(laterId)).toMatchObject({
+      status: 'failed',
+      attempts: 0,
+      runId: runIdOf(SCHEDULE_ID, later),
+      lastError: { code: 'invalid_message', message: expect.stringContaining(`${later} has not fallen due yet`) },
+    });
+    expect(store.notification('n-1')?.consecutiveFailures).toBe(0);
+    // When it falls due, its real message posts.
+    dueAt(later);
+    expect(await handlePush(push('n-1', later), deps)).toMatchObject({ kind: 'ack', reason: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+  });
+
+  it('posts an occurrence less than the allowed clock skew ahead of its clock', async () => {
+    const { slack, deps } = setup({ now: () => new Date(Date.parse(occurrence) - OCCURRENCE_CLOCK_SKEW_MS + 1000) });
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent' });
+    expect(slack.posts).toHaveLength(1);
   });
 
   it('does not count a payload error towards pausing', async () => {
@@ -206,10 +243,11 @@ describe('handlePush', () => {
   });
 
   it('a success after failures resets the failure count', async () => {
-    const { store, slack, deps } = setup();
+    const { store, slack, deps, dueAt } = setup();
     slack.script = [classifySlackErrorCode('not_in_channel')];
     await handlePush(push('n-1', '2026-12-07T08:00:00.000Z'), deps);
     expect(store.notification('n-1')?.consecutiveFailures).toBe(1);
+    dueAt('2026-12-08T08:00:00.000Z');
     await handlePush(push('n-1', '2026-12-08T08:00:00.000Z'), deps);
     expect(store.notification('n-1')?.consecutiveFailures).toBe(0);
   });
@@ -250,12 +288,14 @@ describe('handlePush', () => {
   });
 
   it('pauses a notification whose account is missing at 3 occurrences in a row', async () => {
-    const { store, slack, deps } = setup();
+    const { store, slack, deps, dueAt } = setup();
     store.accountDocs.clear();
     for (const [i, occ] of ['2026-12-07T08:00:00.000Z', '2026-12-08T08:00:00.000Z'].entries()) {
+      dueAt(occ);
       await handlePush(push('n-1', occ), deps);
       expect(store.notification('n-1')).toMatchObject({ enabled: true, consecutiveFailures: i + 1 });
     }
+    dueAt('2026-12-09T08:00:00.000Z');
     await handlePush(push('n-1', '2026-12-09T08:00:00.000Z'), deps);
     expect(store.notification('n-1')).toMatchObject({ enabled: false, pausedReason: 'account_not_found' });
     expect(slack.posts).toHaveLength(0);
@@ -373,9 +413,9 @@ describe('handlePush', () => {
 
   it('skips, without posting, an occurrence of a schedule the notification has left', async () => {
     const { store, slack, deps } = setup();
-    // 08:30 UTC: the old schedule's time, not the notification's (09:00 in Paris).
-    const at = '2026-12-07T08:30:00.000Z';
-    const old = scheduleIdOf({ cron: '30 8 * * *', timezone: 'UTC' });
+    // 07:30 UTC: the old schedule's time, not the notification's (09:00 in Paris).
+    const at = '2026-12-07T07:30:00.000Z';
+    const old = scheduleIdOf({ cron: '30 7 * * *', timezone: 'UTC' });
     const result = await handlePush(push('n-1', at, { scheduleId: old }), deps);
     expect(result).toMatchObject({ kind: 'ack', reason: 'notification_rescheduled', status: 'skipped' });
     expect(slack.posts).toHaveLength(0);
@@ -403,17 +443,17 @@ describe('handlePush', () => {
 
   it('still sends an occurrence after an earlier skip, once the notification is on a schedule that falls due then', async () => {
     const { store, slack, deps } = setup();
-    const at = '2026-12-07T08:30:00.000Z';
-    const old = scheduleIdOf({ cron: '30 8 * * *', timezone: 'UTC' });
+    const at = '2026-12-07T07:30:00.000Z';
+    const old = scheduleIdOf({ cron: '30 7 * * *', timezone: 'UTC' });
     expect(await handlePush(push('n-1', at, { scheduleId: old }), deps)).toMatchObject({
       reason: 'notification_rescheduled',
     });
-    // Moved again, to a schedule that falls due at 08:30 UTC: its message claims the delivery.
+    // Moved again, to a schedule that falls due at 07:30 UTC: its message claims the delivery.
     const moved = notificationDoc({
       id: 'n-1',
       accountId: 'acct-1',
       channelId: 'C0123',
-      cron: '30 9 * * *',
+      cron: '30 8 * * *',
       timezone: 'Europe/Paris',
     });
     store.putNotification('n-1', moved);
@@ -530,11 +570,11 @@ describe('a message for an instant its schedule does not fall due at', () => {
 describe('a message for an instant its schedule does not fall due at, then a move to a schedule that does', () => {
   it('does not end the delivery: the new schedule’s message for that instant still posts', async () => {
     const { store, slack, deps } = setup();
-    const occ = '2026-12-07T09:00:00.000Z';
-    // 10:00 in Paris: not an occurrence of '0 9 * * MON-FRI'.
+    const occ = '2026-12-07T07:00:00.000Z';
+    // 08:00 in Paris: not an occurrence of '0 9 * * MON-FRI'.
     expect(await handlePush(push('n-1', occ), deps)).toMatchObject({ reason: 'not_an_occurrence' });
-    // The notification moves to 10:00 on weekdays, whose occurrence that instant is.
-    const moved = { cron: '0 10 * * MON-FRI', timezone: 'Europe/Paris' };
+    // The notification moves to 08:00 on weekdays, whose occurrence that instant is.
+    const moved = { cron: '0 8 * * MON-FRI', timezone: 'Europe/Paris' };
     const movedId = scheduleIdOf(moved);
     const n = store.notification('n-1') as Record<string, unknown>;
     store.putNotification('n-1', { ...n, schedule: moved, scheduleId: movedId });
@@ -547,9 +587,23 @@ describe('a message for an instant its schedule does not fall due at, then a mov
   });
 });
 
+/** The run a dispatch of `occ` makes before it publishes, as the dispatcher makes it. */
+async function dispatched(
+  store: MemoryStore,
+  occ = occurrence,
+  schedule = { cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' },
+): Promise<string> {
+  const scheduleId = scheduleIdOf(schedule);
+  store.putSchedule(scheduleId, { ...schedule, nextRunAt: new Date(occ) });
+  const claim = await store.claimRun(scheduleId, occ, 'dispatcher-test', 60_000, new Date(occ), null);
+  expect(claim.kind).toBe('acquired');
+  return scheduleId;
+}
+
 describe('handleDeadLetter', () => {
   it('marks a retrying delivery dead with its attempt count', async () => {
     const { store, slack, deps } = setup();
+    await dispatched(store);
     slack.script = [classifySlackErrorCode('service_unavailable')];
     await handlePush(push(), deps);
     const body = push();
@@ -560,18 +614,18 @@ describe('handleDeadLetter', () => {
 
   it('leaves a sent delivery sent', async () => {
     const { store, deps } = setup();
+    await dispatched(store);
     await handlePush(push(), deps);
     expect(await handleDeadLetter(push(), deps)).toEqual({ deliveryId: id, status: 'sent' });
     expect((await store.get(id))?.status).toBe('sent');
   });
 
-  it('records a delivery dead whatever shape the envelope gives deliveryAttempt', async () => {
-    const { store, slack, deps } = setup();
-    slack.script = [classifySlackErrorCode('service_unavailable')];
-    await handlePush(push(), deps);
+  it('records dead a message none of whose attempts reached the notifier, whatever shape the envelope gives deliveryAttempt', async () => {
+    const { store, deps } = setup();
+    await dispatched(store);
     const body = { ...push(), deliveryAttempt: '1' };
     expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: id, status: 'dead' });
-    expect((await store.get(id))?.status).toBe('dead');
+    expect(await store.get(id)).toMatchObject({ status: 'dead', attempts: 0, runId: runIdOf(SCHEDULE_ID, occurrence) });
   });
 
   it('records a message too broken to read as a broken push is, under the run its attributes name, never ending its delivery', async () => {
@@ -630,84 +684,111 @@ describe('handleDeadLetter', () => {
   });
 
   it('refuses a message for an occurrence already recorded, leaving the record as it is', async () => {
-    const { store, slack, deps } = setup();
+    const { store, deps } = setup();
     const later = '2026-12-08T08:00:00.000Z';
     const laterId = deliveryIdOf('n-1', later);
-    // A record of that delivery another message left (a retry in flight, say).
-    slack.script = [classifySlackErrorCode('service_unavailable')];
-    await handlePush(push('n-1', later), deps);
+    // A record of that delivery another message left (an attempt in flight, say).
+    const claim = await store.claim({
+      deliveryId: laterId,
+      notificationId: 'n-1',
+      occurrence: later,
+      runId: runIdOf(SCHEDULE_ID, later),
+      owner: 'another-notifier',
+      ttlMs: 60_000,
+      now: t0,
+      publishedAt: null,
+    });
+    expect(claim.kind).toBe('claimed');
     const before = await store.get(laterId);
-    expect(before?.status).toBe('retrying');
     expect(await handleDeadLetter(push('n-1', later), deps)).toMatchObject({ status: 'refused' });
     expect(await store.get(laterId)).toEqual(before);
   });
 
   it('takes as due an occurrence less than the allowed clock skew ahead, and refuses one further ahead', async () => {
     const skewed = (ms: number) => () => new Date(Date.parse(occurrence) - ms);
-    const far = setup({ now: skewed(DEAD_LETTER_CLOCK_SKEW_MS + 1000) });
+    const far = setup({ now: skewed(OCCURRENCE_CLOCK_SKEW_MS + 1000) });
+    await dispatched(far.store);
     expect(await handleDeadLetter(push(), far.deps)).toMatchObject({ status: 'refused', reason: 'future_occurrence' });
-    const near = setup({ now: skewed(DEAD_LETTER_CLOCK_SKEW_MS - 1000) });
+    const near = setup({ now: skewed(OCCURRENCE_CLOCK_SKEW_MS - 1000) });
+    await dispatched(near.store);
     expect(await handleDeadLetter(push(), near.deps)).toEqual({ deliveryId: id, status: 'dead' });
     expect((await near.store.get(id))?.status).toBe('dead');
   });
 
-  it('refuses, without ending the delivery, a message for an instant the notification’s schedule does not fall due at', async () => {
+  it('refuses, without ending the delivery, a message of a run that was never dispatched', async () => {
     const { store, slack, deps } = setup();
-    // 09:30 in Paris, past: not an occurrence of '0 9 * * MON-FRI'.
+    // 09:30 in Paris, past: not an occurrence of '0 9 * * MON-FRI', so no run of it exists.
     const at = '2026-12-07T07:30:00.000Z';
     const atId = deliveryIdOf('n-1', at);
     expect(await handleDeadLetter(push('n-1', at), deps)).toEqual({
       deliveryId: atId,
       status: 'refused',
-      reason: 'not_an_occurrence',
+      reason: 'no_such_run',
     });
     expect(await store.get(atId)).toMatchObject({
       status: 'failed',
       attempts: 0,
-      lastError: { code: 'invalid_message', message: expect.stringContaining('is not an occurrence of schedule') },
+      lastError: {
+        code: 'invalid_message',
+        message: expect.stringContaining(`no run ${runIdOf(SCHEDULE_ID, at)} was dispatched`),
+      },
     });
+    // A made-up schedule, and a real occurrence not dispatched yet: refused alike.
+    const madeUp = scheduleIdOf({ cron: '30 8 * * *', timezone: 'Europe/Paris' });
+    expect(await handleDeadLetter(push('n-1', at, { scheduleId: madeUp }), deps)).toMatchObject({
+      reason: 'no_such_run',
+    });
+    expect(await handleDeadLetter(push(), deps)).toMatchObject({ status: 'refused', reason: 'no_such_run' });
     // Moved to a schedule that falls due then: that schedule's message still posts.
     const moved = { cron: '30 8 * * MON-FRI', timezone: 'Europe/Paris' };
     const movedId = scheduleIdOf(moved);
     const n = store.notification('n-1') as Record<string, unknown>;
     store.putNotification('n-1', { ...n, schedule: moved, scheduleId: movedId });
     expect(await handlePush(push('n-1', at, { scheduleId: movedId }), deps)).toMatchObject({ status: 'sent' });
-    expect(slack.posts).toHaveLength(1);
+    // And so does the occurrence the last made-up message named.
+    store.putNotification('n-1', n);
+    expect(await handlePush(push(), deps)).toMatchObject({ status: 'sent' });
+    expect(slack.posts).toHaveLength(2);
   });
 
-  it('checks a message of a schedule the notification has left against that schedule’s own document', async () => {
+  it('refuses a message of a real run the notification is not part of, and takes one of a run it left', async () => {
     const { store, slack, deps } = setup();
-    const old = { cron: '30 8 * * MON-FRI', timezone: 'Europe/Paris' };
-    const oldId = scheduleIdOf(old);
-    store.putSchedule(oldId, { ...old, nextRunAt: new Date('2026-12-08T07:30:00.000Z') });
-    // 08:45 in Paris: not an occurrence of the schedule the message names, though the
-    // notification now sits on a schedule ('45 8 * * *') that falls due then.
-    const at = '2026-12-07T07:45:00.000Z';
-    const now = { cron: '45 8 * * *', timezone: 'Europe/Paris' };
-    const n = store.notification('n-1') as Record<string, unknown>;
-    store.putNotification('n-1', { ...n, schedule: now, scheduleId: scheduleIdOf(now) });
-    expect(await handleDeadLetter(push('n-1', at, { scheduleId: oldId }), deps)).toMatchObject({
-      status: 'refused',
-      reason: 'not_an_occurrence',
-    });
-    // The real message of that instant, from the schedule the notification is on, posts.
-    expect(await handlePush(push('n-1', at, { scheduleId: scheduleIdOf(now) }), deps)).toMatchObject({
-      status: 'sent',
-    });
-    expect(slack.posts).toHaveLength(1);
-    // 08:30 is one of the old schedule's: that message may have been given up on, and is recorded dead.
-    const fired = '2026-12-07T07:30:00.000Z';
-    expect(await handleDeadLetter(push('n-1', fired, { scheduleId: oldId }), deps)).toMatchObject({
-      status: 'dead',
-    });
-  });
-
-  it('records dead a message of a schedule the notification has left, which it cannot check', async () => {
-    const { store, deps } = setup();
+    // A real run of another schedule, at 08:30 in Paris.
     const at = '2026-12-07T07:30:00.000Z';
-    const old = scheduleIdOf({ cron: '30 8 * * *', timezone: 'Europe/Paris' });
-    expect(await handleDeadLetter(push('n-1', at, { scheduleId: old }), deps)).toMatchObject({ status: 'dead' });
-    expect((await store.get(deliveryIdOf('n-1', at)))?.status).toBe('dead');
+    const other = await dispatched(store, at, { cron: '30 8 * * MON-FRI', timezone: 'Europe/Paris' });
+    // The notification sits on a schedule that falls due then too, whose message is yet to come.
+    const own = { cron: '30 8 * * *', timezone: 'Europe/Paris' };
+    const ownId = scheduleIdOf(own);
+    const n = store.notification('n-1') as Record<string, unknown>;
+    store.putNotification('n-1', { ...n, schedule: own, scheduleId: ownId });
+    expect(await handleDeadLetter(push('n-1', at, { scheduleId: other }), deps)).toMatchObject({
+      status: 'refused',
+      reason: 'not_in_run',
+    });
+    // The notification's own message posts.
+    expect(await handlePush(push('n-1', at, { scheduleId: ownId }), deps)).toMatchObject({ status: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+
+    // A message of a run of the other schedule, pushed, is skipped where the notification's own
+    // schedule does not fall due: a message that was acked cannot be given up on either.
+    const friday = '2026-12-04T07:30:00.000Z';
+    await dispatched(store, friday, { cron: '30 8 * * MON-FRI', timezone: 'Europe/Paris' });
+    store.putNotification('n-1', n);
+    expect(await handlePush(push('n-1', friday, { scheduleId: other }), deps)).toMatchObject({
+      reason: 'notification_rescheduled',
+    });
+    expect(await handleDeadLetter(push('n-1', friday, { scheduleId: other }), deps)).toMatchObject({
+      reason: 'not_in_run',
+    });
+    expect((await store.get(deliveryIdOf('n-1', friday)))?.status).toBe('skipped');
+
+    // A notification that left a schedule after that schedule's message was attempted: the
+    // message Pub/Sub gave up on is recorded dead.
+    await dispatched(store);
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    expect(await handlePush(push(), deps)).toMatchObject({ status: 'retrying' });
+    store.putNotification('n-1', { ...n, schedule: own, scheduleId: ownId });
+    expect(await handleDeadLetter(push(), deps)).toEqual({ deliveryId: id, status: 'dead' });
   });
 
   it('acks, as a broken message, one whose schedule id Firestore would refuse as a document id', async () => {
@@ -725,20 +806,26 @@ describe('handleDeadLetter', () => {
 
   it('records dead a past message whose notification is gone', async () => {
     const { store, deps } = setup();
+    await dispatched(store);
     expect(await handleDeadLetter(push('n-gone'), deps)).toMatchObject({ status: 'dead' });
     expect((await store.get(deliveryIdOf('n-gone', occurrence)))?.status).toBe('dead');
   });
 
-  it('fails, for a retry, when the schedule or the notification cannot be read', async () => {
+  it('fails, for a retry, when the run, the notification or the delivery cannot be read', async () => {
     const { store, deps } = setup();
+    await dispatched(store);
     const unavailable = async (): Promise<never> => {
       throw new Error('firestore unavailable');
     };
     const fake = { recordPermanentFailure: async () => false, resetFailures: async () => undefined };
-    deps.notifications = { ...fake, scheduleOf: async () => null, getRaw: unavailable };
-    await expect(handleDeadLetter(push(), deps)).rejects.toThrow('firestore unavailable');
-    deps.notifications = { ...fake, scheduleOf: unavailable, getRaw: async () => store.notification('n-1') };
-    await expect(handleDeadLetter(push(), deps)).rejects.toThrow('firestore unavailable');
+    const broken: Partial<DeliverDeps>[] = [
+      { runs: { getRun: unavailable } },
+      { notifications: { ...fake, getRaw: unavailable } },
+      { ledger: Object.assign(Object.create(store) as MemoryStore, { get: unavailable }) },
+    ];
+    for (const part of broken) {
+      await expect(handleDeadLetter(push(), { ...deps, ...part })).rejects.toThrow('firestore unavailable');
+    }
     expect(await store.get(id)).toBeNull();
   });
 

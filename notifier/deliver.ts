@@ -18,8 +18,9 @@ import {
   documentIdProblem,
   type Notification,
   notificationSchema,
+  runIdOf,
 } from '../shared/model';
-import type { AccountStore, DeliveryLedger, NotificationStore } from '../shared/ports';
+import type { AccountStore, DeliveryLedger, NotificationStore, RunStore } from '../shared/ports';
 import { renderReport } from '../shared/report';
 import { checkedSchedule, firesAtOccurrence, isValidTimeZone } from '../shared/schedule';
 import type { SlackPort } from './slack';
@@ -28,6 +29,8 @@ export interface DeliverDeps {
   ledger: DeliveryLedger;
   notifications: NotificationStore;
   accounts: AccountStore;
+  /** Runs, read only by the dead-letter check: a message Pub/Sub gave up on belongs to a run the dispatcher made. */
+  runs: Pick<RunStore, 'getRun'>;
   slack: SlackPort;
   log: Logger;
   claimTtlMs: number;
@@ -121,6 +124,21 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
     messageId,
     deliveryAttempt,
   });
+
+  const early = notYetDue(message, clock());
+  if (early) {
+    // No dispatch made it (the dispatcher publishes an occurrence once it has fallen due): made
+    // by hand or by a fault. Posting now would post early, and the real message, when it comes,
+    // would find the delivery sent. Recorded as a broken message is, where the delivery has no
+    // record yet and never ending it, so that the real message still posts when it is due.
+    const now = clock();
+    const err = new PermanentError('invalid_message', `push refused: ${early}`);
+    await deps.ledger.recordInvalid(deliveryId, toRecord(err, now), now, { runId: message.runId }).catch((e) => {
+      log.warn({ err: errorMessage(e) }, 'could not record the refused push');
+    });
+    log.warn({ reason: 'future_occurrence' }, `push refused, its delivery left as it is: ${early}`);
+    return { kind: 'ack', reason: 'future_occurrence', deliveryId };
+  }
 
   // The reads start with the claim, not after it: one round trip less on every delivery.
   const inputs = loadInputs(message.notificationId, deps);
@@ -370,41 +388,56 @@ export interface DeadLetterResult {
 }
 
 /**
- * How far past this service's clock a dead-lettered occurrence may lie and still be taken as
- * due. The dispatcher publishes an occurrence only once it has fallen due on its own clock, and
- * a message reaches the dead-letter topic only after all its attempts, so a later occurrence is
- * one no dispatch made; the minute allows for the two services' clocks disagreeing a little.
+ * How far past a service's clock a message's occurrence may lie and still be taken as due. The
+ * dispatcher publishes an occurrence only once it has fallen due on its own clock, so a later
+ * one is one no dispatch made; the minute allows for the two services' clocks disagreeing a little.
  */
-export const DEAD_LETTER_CLOCK_SKEW_MS = 60_000;
+export const OCCURRENCE_CLOCK_SKEW_MS = 60_000;
+
+/** Why the message's occurrence cannot have been dispatched yet, or null when it can have been. */
+function notYetDue(message: DispatchMessage, now: Date): string | null {
+  return Date.parse(message.occurrence) > now.getTime() + OCCURRENCE_CLOCK_SKEW_MS
+    ? `${message.occurrence} has not fallen due yet (now ${now.toISOString()})`
+    : null;
+}
 
 /**
- * Why a dead-lettered dispatch message cannot be one Pub/Sub gave up on, or null: its occurrence
- * has not fallen due yet, or the schedule the message names does not fall due at it (the
- * dispatcher publishes only a schedule's due occurrences). That schedule is read from its own
- * document, so a message of a schedule the notification has left since is checked too; where
- * that document is gone, from the notification, when it is still on that schedule. Otherwise
- * (no schedule to check it against) the message is taken as it is.
+ * Why a dead-lettered dispatch message cannot be one Pub/Sub gave up on, or null. Such a message
+ * was published by a run, and the dispatcher makes the run (`runs/{scheduleId}:{occurrence}`)
+ * before it publishes: a message of an occurrence not yet due, or of a run that does not exist
+ * (a made-up schedule, an instant its schedule does not fall due at, an occurrence not yet
+ * dispatched), was made by hand or by a fault. So is one of a real run the notification is not
+ * part of: the notification is on another schedule, and its delivery was not attempted through
+ * that run. (A notification that moved after its message was published still has the record
+ * that message's attempts left, naming that run.)
  */
 async function deadLetterRefusal(
   message: DispatchMessage,
   now: Date,
-  deps: Pick<DeliverDeps, 'notifications'>,
+  deps: Pick<DeliverDeps, 'notifications' | 'ledger' | 'runs'>,
 ): Promise<{ code: string; why: string } | null> {
-  if (Date.parse(message.occurrence) > now.getTime() + DEAD_LETTER_CLOCK_SKEW_MS) {
+  const early = notYetDue(message, now);
+  if (early) return { code: 'future_occurrence', why: early };
+  const runId = runIdOf(message.scheduleId, message.occurrence);
+  const deliveryId = deliveryIdOf(message.notificationId, message.occurrence);
+  const [run, raw, delivery] = await Promise.all([
+    deps.runs.getRun(runId),
+    deps.notifications.getRaw(message.notificationId),
+    deps.ledger.get(deliveryId),
+  ]);
+  if (!run) return { code: 'no_such_run', why: `no run ${runId} was dispatched` };
+  const scheduleId = raw?.scheduleId;
+  // Attempted through that run: claimed by its message (a broken message's record has no
+  // attempt), and not skipped (a skipped message was acked, so Pub/Sub cannot give up on it).
+  const attempted =
+    delivery !== null && delivery.runId === runId && delivery.attempts > 0 && delivery.status !== 'skipped';
+  if (typeof scheduleId === 'string' && scheduleId !== message.scheduleId && !attempted) {
     return {
-      code: 'future_occurrence',
-      why: `${message.occurrence} has not fallen due yet (now ${now.toISOString()})`,
+      code: 'not_in_run',
+      why: `notification ${message.notificationId} is on schedule ${scheduleId}, and its delivery was not attempted in run ${runId}`,
     };
   }
-  let schedule = await deps.notifications.scheduleOf(message.scheduleId);
-  if (!schedule) {
-    const raw = await deps.notifications.getRaw(message.notificationId);
-    const n = raw ? notificationSchema.safeParse(raw) : null;
-    if (n?.success && n.data.scheduleId === message.scheduleId) schedule = n.data.schedule;
-  }
-  // A schedule that cannot be read says nothing of the message either.
-  if (!schedule || firesAtOccurrenceOf(schedule, message.occurrence) !== false) return null;
-  return { code: 'not_an_occurrence', why: notAnOccurrence(message, schedule) };
+  return null;
 }
 
 /**
@@ -413,7 +446,7 @@ async function deadLetterRefusal(
  */
 export async function handleDeadLetter(
   body: unknown,
-  deps: Pick<DeliverDeps, 'ledger' | 'notifications' | 'log' | 'clock'>,
+  deps: Pick<DeliverDeps, 'ledger' | 'notifications' | 'runs' | 'log' | 'clock'>,
 ): Promise<DeadLetterResult> {
   const clock = deps.clock ?? (() => new Date());
   const parsed = parsePushBody(body);

@@ -13,6 +13,7 @@ try {
       ledger: store,
       notifications: store,
       accounts: accountStoreOf(store),
+      runs: store,
       readiness: { firestore: firestoreReady(db) },
       close: async () => {
         // Queued writes leave before the client goes (terminate() refuses while a writer is open).

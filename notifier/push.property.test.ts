@@ -53,7 +53,6 @@ function fakes() {
       scheduleId: SCHEDULE_ID,
       enabled: true,
     }),
-    scheduleOf: async () => ({ cron: '* * * * *', timezone: 'UTC' }),
     recordPermanentFailure: async () => false,
     resetFailures: async () => undefined,
   };
@@ -68,9 +67,13 @@ const app = createApp({
   ledger: f.ledger,
   notifications: f.notifications,
   accounts: f.accounts,
+  runs: { getRun: async () => null },
   slack: f.slack,
   claimTtlMs: 60_000,
   pauseAfterFailures: 3,
+  // Past every instant the messages name (up to 2100): a push for an occurrence not yet due is
+  // refused before anything else is checked (notifier/deliver.test.ts tests that on its own).
+  clock: () => new Date('2100-01-02T00:00:00.000Z'),
 });
 let server: Server;
 const unhandled: unknown[] = [];

@@ -3,7 +3,7 @@ import { type Config, describeConfig } from '../shared/config';
 import { errorMessage, FanoutError } from '../shared/errors';
 import type { ReadinessCheck } from '../shared/http';
 import { createLogger, type Logger } from '../shared/logger';
-import type { AccountStore, DeliveryLedger, NotificationStore } from '../shared/ports';
+import type { AccountStore, DeliveryLedger, NotificationStore, RunStore } from '../shared/ports';
 import { createLifecycle, serve } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
 import { createApp } from './app';
@@ -14,6 +14,7 @@ export interface NotifierStores {
   ledger: DeliveryLedger;
   notifications: NotificationStore;
   accounts: AccountStore;
+  runs: Pick<RunStore, 'getRun'>;
   readiness: Record<string, ReadinessCheck>;
   /** Called once the server has stopped taking requests: queued writes leave, clients close. */
   close(): Promise<void>;

@@ -66,11 +66,11 @@ function notifier(verifier: TokenVerifier, log = captureLog().log): Express {
     ledger: { markDead: async () => 'dead' } as unknown as DeliveryLedger,
     notifications: {
       getRaw: async () => null,
-      scheduleOf: async () => null,
       recordPermanentFailure: async () => false,
       resetFailures: async () => {},
     },
     accounts: { getRaw: async () => null },
+    runs: { getRun: async () => null },
     slack: unusedSlack,
     claimTtlMs: 60_000,
     pauseAfterFailures: 3,

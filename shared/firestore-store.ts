@@ -653,13 +653,6 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return snap.exists ? fromDoc<Record<string, unknown>>(snap.data() ?? {}) : null;
   }
 
-  async scheduleOf(scheduleId: string): Promise<{ cron: string; timezone: string } | null> {
-    const snap = await this.calls.get(this.schedules().doc(scheduleId));
-    const cron: unknown = snap.get('cron');
-    const timezone: unknown = snap.get('timezone');
-    return snap.exists && typeof cron === 'string' && typeof timezone === 'string' ? { cron, timezone } : null;
-  }
-
   async getAccountRaw(accountId: string): Promise<Record<string, unknown> | null> {
     const ref = this.db.collection(COLLECTIONS.accounts).doc(accountId);
     const snap = await this.calls.get(ref);

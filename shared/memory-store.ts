@@ -482,11 +482,6 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     return this.notification(id);
   }
 
-  async scheduleOf(scheduleId: string): Promise<{ cron: string; timezone: string } | null> {
-    const s = this.scheduleDocs.get(scheduleId);
-    return s?.cron !== undefined && s.timezone !== undefined ? { cron: s.cron, timezone: s.timezone } : null;
-  }
-
   async recordPermanentFailure(id: string, reason: string, threshold: number, now: Date): Promise<boolean> {
     const n = this.notificationDocs.get(id);
     if (!n) return false;

@@ -163,8 +163,6 @@ export interface DeliveryLedger {
 
 export interface NotificationStore {
   getRaw(id: string): Promise<Record<string, unknown> | null>;
-  /** A schedule's cron and time zone, from its `schedules/{id}` document, or null where there is none. */
-  scheduleOf(scheduleId: string): Promise<{ cron: string; timezone: string } | null>;
   /** Counts a permanent failure; pauses the notification at `threshold` in a row. Returns whether it paused. */
   recordPermanentFailure(id: string, reason: string, threshold: number, now: Date): Promise<boolean>;
   resetFailures(id: string): Promise<void>;

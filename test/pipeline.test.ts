@@ -116,7 +116,7 @@ describe('the pipeline on the emulators', () => {
     expect(n.get('consecutiveFailures')).toBe(1);
   });
 
-  test('a dead letter for an occurrence not yet due, or not one of its schedule, is refused without ending the delivery', async () => {
+  test('a push or a dead letter for an occurrence not yet due, and a dead letter of a run never dispatched, are refused without ending the delivery', async () => {
     const now = new Date();
     await seed(stack.db, [notification(1)], 10, now);
     const scheduleId = scheduleIdOf({ cron: '* * * * *', timezone: 'Europe/Paris' });
@@ -139,15 +139,17 @@ describe('the pipeline on the emulators', () => {
       attempts: 0,
       lastError: { code: 'invalid_message' },
     });
-    // Half a minute past a minute, already past: the every-minute schedule never falls due then.
-    const between = new Date(Math.floor(now.getTime() / 60_000) * 60_000 - 30_000).toISOString();
-    const off = await postJson(`${stack.notifierUrl}/dead-letter`, pushEnvelope(message(between)));
-    expect(off.body).toMatchObject({ status: 'refused', reason: 'not_an_occurrence' });
-    expect((await stack.store.get(`n-00001:${between}`))?.status).toBe('failed');
-    // The occurrence's real message still posts.
     expect((await postJson(`${stack.notifierUrl}/push`, pushEnvelope(message(ahead)))).status).toBe(204);
+    expect(slack.posts).toHaveLength(0);
+    // The minute just past, which no tick has dispatched: no run of it exists.
+    const past = new Date(Math.floor(now.getTime() / 60_000) * 60_000 - 60_000).toISOString();
+    const off = await postJson(`${stack.notifierUrl}/dead-letter`, pushEnvelope(message(past)));
+    expect(off.body).toMatchObject({ status: 'refused', reason: 'no_such_run' });
+    expect((await stack.store.get(`n-00001:${past}`))?.status).toBe('failed');
+    // That occurrence's real message still posts.
+    expect((await postJson(`${stack.notifierUrl}/push`, pushEnvelope(message(past)))).status).toBe(204);
     expect(slack.posts).toHaveLength(1);
-    expect((await stack.store.get(`n-00001:${ahead}`))?.status).toBe('sent');
+    expect((await stack.store.get(`n-00001:${past}`))?.status).toBe('sent');
   });
 
   test('a message that exhausts its attempts ends dead via the dead-letter topic', async () => {

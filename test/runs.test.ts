@@ -195,17 +195,3 @@ test('a read at a past time that grows older than Firestore keeps, mid-read, rea
   const aged = await read(aging, 1500);
   expect(aged.sort()).toEqual([...ids, late].sort());
 });
-
-test("scheduleOf reads a schedule's cron and time zone from its document, for the dead-letter check", async () => {
-  const weekly = { cron: '0 9 * * MON', timezone: 'Europe/Paris' };
-  await saveNotifications(db, [notification(90_001, weekly)], { now: t('08:00:00') });
-  expect(await store.scheduleOf(scheduleIdOf(weekly))).toEqual(weekly);
-  expect(await store.scheduleOf(scheduleIdOf({ cron: '0 9 * * TUE', timezone: 'Europe/Paris' }))).toBeNull();
-  // The notifier's store reads it through its batched calls, as it reads a notification.
-  const coalesced = new FirestoreStore(db, { coalesce: true });
-  try {
-    expect(await coalesced.scheduleOf(scheduleIdOf(weekly))).toEqual(weekly);
-  } finally {
-    await coalesced.close();
-  }
-});

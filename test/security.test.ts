@@ -181,11 +181,11 @@ describe('request hardening', () => {
       ledger: {} as DeliveryLedger,
       notifications: {
         getRaw: async () => null,
-        scheduleOf: async () => null,
         recordPermanentFailure: async () => false,
         resetFailures: async () => {},
       },
       accounts: { getRaw: async () => null },
+      runs: { getRun: async () => null },
       slack: {} as SlackPort,
       claimTtlMs: 1000,
       pauseAfterFailures: 3,
