@@ -205,25 +205,20 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(3);
   });
 
-  it('refuses, without posting or ending the delivery, a push for an occurrence not yet due', async () => {
+  it('answers retry, posting nothing and recording nothing, to a push for an occurrence not yet due', async () => {
     const { store, slack, deps, dueAt } = setup();
     // Tomorrow's 09:00 in Paris: an occurrence of the schedule, which no run has dispatched yet.
     const later = '2026-12-08T08:00:00.000Z';
     const laterId = deliveryIdOf('n-1', later);
+    // Pub/Sub's backoff decides when it comes again: the nack is not held for it.
     expect(await handlePush(push('n-1', later), deps)).toEqual({
-      kind: 'ack',
+      kind: 'retry',
       reason: 'future_occurrence',
       deliveryId: laterId,
     });
     expect(slack.posts).toHaveLength(0);
-    expect(await store.get(laterId)).toMatchObject({
-      status: 'failed',
-      attempts: 0,
-      runId: runIdOf(SCHEDULE_ID, later),
-      lastError: { code: 'invalid_message', message: expect.stringContaining(`${later} has not fallen due yet`) },
-    });
-    expect(store.notification('n-1')?.consecutiveFailures).toBe(0);
-    // When it falls due, its real message posts.
+    expect(await store.get(laterId)).toBeNull();
+    // Once it is due on this clock (a clock that was behind the dispatcher's, say), it posts.
     dueAt(later);
     expect(await handlePush(push('n-1', later), deps)).toMatchObject({ kind: 'ack', reason: 'sent' });
     expect(slack.posts).toHaveLength(1);
@@ -751,7 +746,7 @@ describe('handleDeadLetter', () => {
     expect(slack.posts).toHaveLength(2);
   });
 
-  it('refuses a message of a real run the notification is not part of, and takes one of a run it left', async () => {
+  it('records dead a message of a real run the notification is not part of, which ends that run’s message only', async () => {
     const { store, slack, deps } = setup();
     // A real run of another schedule, at 08:30 in Paris.
     const at = '2026-12-07T07:30:00.000Z';
@@ -761,34 +756,46 @@ describe('handleDeadLetter', () => {
     const ownId = scheduleIdOf(own);
     const n = store.notification('n-1') as Record<string, unknown>;
     store.putNotification('n-1', { ...n, schedule: own, scheduleId: ownId });
-    expect(await handleDeadLetter(push('n-1', at, { scheduleId: other }), deps)).toMatchObject({
-      status: 'refused',
-      reason: 'not_in_run',
-    });
-    // The notification's own message posts.
+    expect(await handleDeadLetter(push('n-1', at, { scheduleId: other }), deps)).toMatchObject({ status: 'dead' });
+    // The other run's message, again (a redelivery), is done with; the notification's own posts.
+    expect(await handlePush(push('n-1', at, { scheduleId: other }), deps)).toMatchObject({ reason: 'already_dead' });
     expect(await handlePush(push('n-1', at, { scheduleId: ownId }), deps)).toMatchObject({ status: 'sent' });
     expect(slack.posts).toHaveLength(1);
+    expect(await store.get(deliveryIdOf('n-1', at))).toMatchObject({ status: 'sent', runId: runIdOf(ownId, at) });
+    // And the other run's message after that finds it sent.
+    expect(await handlePush(push('n-1', at, { scheduleId: other }), deps)).toMatchObject({ reason: 'already_sent' });
+    expect(slack.posts).toHaveLength(1);
+  });
 
-    // A message of a run of the other schedule, pushed, is skipped where the notification's own
-    // schedule does not fall due: a message that was acked cannot be given up on either.
-    const friday = '2026-12-04T07:30:00.000Z';
-    await dispatched(store, friday, { cron: '30 8 * * MON-FRI', timezone: 'Europe/Paris' });
-    store.putNotification('n-1', n);
-    expect(await handlePush(push('n-1', friday, { scheduleId: other }), deps)).toMatchObject({
-      reason: 'notification_rescheduled',
-    });
-    expect(await handleDeadLetter(push('n-1', friday, { scheduleId: other }), deps)).toMatchObject({
-      reason: 'not_in_run',
-    });
-    expect((await store.get(deliveryIdOf('n-1', friday)))?.status).toBe('skipped');
+  it('records dead the message of a notification that moved since, none of whose attempts left a record', async () => {
+    const { store, slack, deps } = setup();
+    // Both schedules ran at 09:00 in Paris; the notification was in the weekday one's run, and
+    // moved to the daily one after both read their index.
+    await dispatched(store);
+    const daily = { cron: '0 9 * * *', timezone: 'Europe/Paris' };
+    const dailyId = await dispatched(store, occurrence, daily);
+    const n = store.notification('n-1') as Record<string, unknown>;
+    store.putNotification('n-1', { ...n, schedule: daily, scheduleId: dailyId });
+    // Every attempt of the weekday run's message failed before its claim (an outage, say).
+    expect(await handleDeadLetter(push(), deps)).toEqual({ deliveryId: id, status: 'dead' });
+    // Under that run, where a redrive of it looks for it.
+    expect(await store.get(id)).toMatchObject({ status: 'dead', runId: runIdOf(SCHEDULE_ID, occurrence) });
+    expect(await handlePush(push(), deps)).toMatchObject({ reason: 'already_dead' });
+    expect(slack.posts).toHaveLength(0);
+  });
 
-    // A notification that left a schedule after that schedule's message was attempted: the
-    // message Pub/Sub gave up on is recorded dead.
+  it('records dead a message whose run is gone since an attempt claimed its delivery through it', async () => {
+    const { store, slack, deps } = setup();
     await dispatched(store);
     slack.script = [classifySlackErrorCode('service_unavailable')];
     expect(await handlePush(push(), deps)).toMatchObject({ status: 'retrying' });
-    store.putNotification('n-1', { ...n, schedule: own, scheduleId: ownId });
+    // The run's record expired (its retention) while a redrive of it was under way.
+    store.runDocs.delete(runIdOf(SCHEDULE_ID, occurrence));
     expect(await handleDeadLetter(push(), deps)).toEqual({ deliveryId: id, status: 'dead' });
+    // Without that attempt, a message of a run that does not exist is refused.
+    const other = deliveryIdOf('n-2', occurrence);
+    expect(await handleDeadLetter(push('n-2'), deps)).toMatchObject({ status: 'refused', reason: 'no_such_run' });
+    expect((await store.get(other))?.status).toBe('failed');
   });
 
   it('acks, as a broken message, one whose schedule id Firestore would refuse as a document id', async () => {
@@ -811,16 +818,14 @@ describe('handleDeadLetter', () => {
     expect((await store.get(deliveryIdOf('n-gone', occurrence)))?.status).toBe('dead');
   });
 
-  it('fails, for a retry, when the run, the notification or the delivery cannot be read', async () => {
+  it('fails, for a retry, when the run or the delivery cannot be read', async () => {
     const { store, deps } = setup();
     await dispatched(store);
     const unavailable = async (): Promise<never> => {
       throw new Error('firestore unavailable');
     };
-    const fake = { recordPermanentFailure: async () => false, resetFailures: async () => undefined };
     const broken: Partial<DeliverDeps>[] = [
       { runs: { getRun: unavailable } },
-      { notifications: { ...fake, getRaw: unavailable } },
       { ledger: Object.assign(Object.create(store) as MemoryStore, { get: unavailable }) },
     ];
     for (const part of broken) {

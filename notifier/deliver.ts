@@ -127,17 +127,15 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
 
   const early = notYetDue(message, clock());
   if (early) {
-    // No dispatch made it (the dispatcher publishes an occurrence once it has fallen due): made
-    // by hand or by a fault. Posting now would post early, and the real message, when it comes,
-    // would find the delivery sent. Recorded as a broken message is, where the delivery has no
-    // record yet and never ending it, so that the real message still posts when it is due.
-    const now = clock();
-    const err = new PermanentError('invalid_message', `push refused: ${early}`);
-    await deps.ledger.recordInvalid(deliveryId, toRecord(err, now), now, { runId: message.runId }).catch((e) => {
-      log.warn({ err: errorMessage(e) }, 'could not record the refused push');
-    });
-    log.warn({ reason: 'future_occurrence' }, `push refused, its delivery left as it is: ${early}`);
-    return { kind: 'ack', reason: 'future_occurrence', deliveryId };
+    // The dispatcher publishes an occurrence once it has fallen due on its own clock: either this
+    // service's clock is behind, or the message was made by hand or by a fault. Posting now would
+    // post early, and the real message would then find the delivery sent. Nothing is recorded,
+    // and the push is answered retry: Pub/Sub tries again with backoff, so a message that was
+    // early only by this clock posts once it is due here, and one made up for a later instant
+    // ends on the dead-letter topic after its attempts, where it is refused and recorded.
+    // The nack is not held for it: a made-up message could name any instant.
+    log.warn({ reason: 'future_occurrence' }, `push not taken yet, retry later: ${early}`);
+    return { kind: 'retry', reason: 'future_occurrence', deliveryId };
   }
 
   // The reads start with the claim, not after it: one round trip less on every delivery.
@@ -406,38 +404,28 @@ function notYetDue(message: DispatchMessage, now: Date): string | null {
  * was published by a run, and the dispatcher makes the run (`runs/{scheduleId}:{occurrence}`)
  * before it publishes: a message of an occurrence not yet due, or of a run that does not exist
  * (a made-up schedule, an instant its schedule does not fall due at, an occurrence not yet
- * dispatched), was made by hand or by a fault. So is one of a real run the notification is not
- * part of: the notification is on another schedule, and its delivery was not attempted through
- * that run. (A notification that moved after its message was published still has the record
- * that message's attempts left, naming that run.)
+ * dispatched), was made by hand or by a fault. A run that is gone since (its record expired
+ * while a redrive of it was under way) is vouched for by the delivery's own record: an attempt
+ * claimed it through that run.
  */
 async function deadLetterRefusal(
   message: DispatchMessage,
   now: Date,
-  deps: Pick<DeliverDeps, 'notifications' | 'ledger' | 'runs'>,
+  deps: Pick<DeliverDeps, 'ledger' | 'runs'>,
 ): Promise<{ code: string; why: string } | null> {
   const early = notYetDue(message, now);
   if (early) return { code: 'future_occurrence', why: early };
   const runId = runIdOf(message.scheduleId, message.occurrence);
-  const deliveryId = deliveryIdOf(message.notificationId, message.occurrence);
-  const [run, raw, delivery] = await Promise.all([
+  const [run, delivery] = await Promise.all([
     deps.runs.getRun(runId),
-    deps.notifications.getRaw(message.notificationId),
-    deps.ledger.get(deliveryId),
+    deps.ledger.get(deliveryIdOf(message.notificationId, message.occurrence)),
   ]);
-  if (!run) return { code: 'no_such_run', why: `no run ${runId} was dispatched` };
-  const scheduleId = raw?.scheduleId;
-  // Attempted through that run: claimed by its message (a broken message's record has no
-  // attempt), and not skipped (a skipped message was acked, so Pub/Sub cannot give up on it).
+  if (run) return null;
+  // Claimed through that run (a broken message's record has no attempt; a skipped message was
+  // acked, so Pub/Sub cannot have given up on it).
   const attempted =
     delivery !== null && delivery.runId === runId && delivery.attempts > 0 && delivery.status !== 'skipped';
-  if (typeof scheduleId === 'string' && scheduleId !== message.scheduleId && !attempted) {
-    return {
-      code: 'not_in_run',
-      why: `notification ${message.notificationId} is on schedule ${scheduleId}, and its delivery was not attempted in run ${runId}`,
-    };
-  }
-  return null;
+  return attempted ? null : { code: 'no_such_run', why: `no run ${runId} was dispatched` };
 }
 
 /**
@@ -446,7 +434,7 @@ async function deadLetterRefusal(
  */
 export async function handleDeadLetter(
   body: unknown,
-  deps: Pick<DeliverDeps, 'ledger' | 'notifications' | 'runs' | 'log' | 'clock'>,
+  deps: Pick<DeliverDeps, 'ledger' | 'runs' | 'log' | 'clock'>,
 ): Promise<DeadLetterResult> {
   const clock = deps.clock ?? (() => new Date());
   const parsed = parsePushBody(body);

@@ -416,7 +416,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         } as const;
       }
       const d = fromDoc<DeliveryDoc>(snap.data() ?? {});
-      if (endsDelivery(d)) return { kind: 'final', status: d.status } as const;
+      if (endsDelivery(d, req.runId)) return { kind: 'final', status: d.status } as const;
       if (d.status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {
         // Our own create, which landed although its answer was lost and it was retried: the
         // claim (the owner token is this attempt's alone) is this attempt's.

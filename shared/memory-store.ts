@@ -284,7 +284,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now, claimExpiresAt };
     }
     const status = d.status as DeliveryStatus;
-    if (endsDelivery(d)) {
+    if (endsDelivery(d, req.runId)) {
       return { kind: 'final', status };
     }
     if (status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {

@@ -213,6 +213,14 @@ describe('parsePushBody rejects bad input with a reason, never a throw', () => {
     expect(result.reason).toMatch(/notificationId: its delivery id is longer than 1500 bytes/);
   });
 
+  it('a message whose run id could not be a document id (a scheduleId of 500 characters, 1,500 bytes)', () => {
+    const scheduleId = '€'.repeat(500);
+    const result = rejected(envelope(b64(JSON.stringify({ ...message, scheduleId, runId: 'r' }))));
+    expect(result.reason).toMatch(/scheduleId: its run id is longer than 1500 bytes/);
+    // Its delivery is still named, so that the broken message is recorded against it.
+    expect(result.deliveryId).toBe(`${message.notificationId}:${message.occurrence}`);
+  });
+
   it.each([
     ['a slash', 'a/b:2026-12-07T08:00:00.000Z'],
     ['too many bytes', 'é'.repeat(751)],

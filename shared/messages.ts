@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { deliveryIdOf, documentIdProblem, documentIdSchema } from './model';
+import { deliveryIdOf, documentIdProblem, documentIdSchema, runIdOf } from './model';
 
 /** RFC 3339 `date-time` with a `Z` or an offset, any number of fraction digits; calendar-checked. */
 const rfc3339 = z.iso.datetime({ offset: true });
@@ -47,7 +47,7 @@ export const dispatchMessageSchema = z
     notificationId: documentIdSchema.max(500),
     // Any RFC 3339 spelling; normalised below to the canonical one (canonicalOccurrence).
     occurrence: z.string(),
-    // A document id too: the dead-letter check reads `schedules/{scheduleId}`.
+    // A document id too, and with the occurrence the run's (checked below).
     scheduleId: documentIdSchema.max(500),
     runId: z.string().min(1).max(1100),
     /** Set by a redrive so that logs can tell the two apart. */
@@ -76,9 +76,12 @@ export const dispatchMessageSchema = z
         message: 'is longer than 1100 characters with its occurrence normalised',
       });
     }
-    // The ledger key built from the two must be a document id too (a long notification id).
+    // The ledger key built from the two must be a document id too (a long notification id), and
+    // so must the run's, which the dead-letter check reads (500 characters can be 2,000 bytes).
     const problem = documentIdProblem(deliveryIdOf(m.notificationId, occurrence));
     if (problem) ctx.addIssue({ code: 'custom', path: ['notificationId'], message: `its delivery id ${problem}` });
+    const runProblem = documentIdProblem(runIdOf(m.scheduleId, occurrence));
+    if (runProblem) ctx.addIssue({ code: 'custom', path: ['scheduleId'], message: `its run id ${runProblem}` });
     return { ...m, occurrence, runId };
   });
 export type DispatchMessage = z.infer<typeof dispatchMessageSchema>;

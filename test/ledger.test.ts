@@ -116,6 +116,30 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
+  it('a dead delivery ends its own run’s messages only: another run’s message claims it, in both stores', async () => {
+    const memory = new MemoryStore();
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      expect((await ledger.claim(claim('a#30'))).kind).toBe('claimed');
+      await ledger.markRetry(deliveryId, { ...invalid, code: 'slack_outcome_unknown' }, true, now, 'a#30');
+      await ledger.markDead(deliveryId, {
+        attempts: 10,
+        notificationId: 'n-1',
+        occurrence: '2031-01-01T00:00:00.000Z',
+        runId: 's_1:2031-01-01T00:00:00.000Z',
+        reason: 'max delivery attempts reached',
+        now,
+      });
+      expect(await ledger.claim(claim('a#31'))).toEqual({ kind: 'final', status: 'dead' });
+      const other = { ...claim('b#30'), runId: 's_2:2031-01-01T00:00:00.000Z' };
+      // Taken over as an attempt whose outcome is unknown is: the channel is looked at first.
+      expect(await ledger.claim(other)).toMatchObject({ kind: 'claimed', attempts: 2, outcomeUnknown: true });
+      expect(await ledger.get(deliveryId)).toMatchObject({
+        status: 'sending',
+        runId: 's_2:2031-01-01T00:00:00.000Z',
+      });
+    }
+  });
+
   it('still ends a delivery that failed for good after an attempt', async () => {
     expect((await store.claim(claim('a#3'))).kind).toBe('claimed');
     await store.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, now);

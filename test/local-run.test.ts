@@ -94,7 +94,7 @@ describe('npm start, stopped early', () => {
     ['SIGTERM (kill, timeout, an IDE’s stop button)', 'sigterm', 143],
     ['SIGHUP (the terminal closed)', 'sighup', 129],
   ] as const)(
-    '%s between ticks: exits %i and leaves nothing listening',
+    '%s between ticks (%s): exits %i and leaves nothing listening',
     async (_what, stop, code) => {
       const run = await runAndStop(/^running: /, stop, ['-n', '5', '--interval', '5']);
       expect(run.code).toBe(code);
