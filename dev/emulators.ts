@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { connectProblem } from '../shared/net';
@@ -16,6 +16,8 @@ export interface Emulator {
   host: string;
   child: ChildProcess;
   logFile: string;
+  /** Where this launch's output starts in the log (a log of the same port is appended to). */
+  logStart: number;
 }
 
 export interface Emulators {
@@ -84,20 +86,40 @@ export async function waitForPort(host: string, port: number, timeoutMs: number,
   throw new Error(`nothing listened on ${host}:${port} within ${timeoutMs} ms`);
 }
 
+/** What each emulator writes once it serves on its port (both bind it before they say so). */
+const READY: Record<Emulator['name'], RegExp> = {
+  pubsub: /Server started, listening on \d+/,
+  firestore: /Dev App Server is now running/,
+};
+
 /**
- * Waits for an emulator's port; a failure names the emulator, quotes the end of its log (where
- * a missing Java or a taken port says itself) and gives the log's path.
+ * Waits until the emulator says in its log that it serves, and its port answers. Its own log,
+ * not the port alone: whatever else took the port would answer too. A failed bind (the port
+ * taken since it was picked) is PortTaken; the Pub/Sub emulator does not exit on one, so it is
+ * read in the log, not from an exit. Any other failure names the emulator, quotes the end of
+ * its log (where a missing Java says itself) and gives the log's path.
  */
 async function waitForEmulator(e: Emulator, timeoutMs: number): Promise<void> {
   const port = Number(e.host.split(':')[1]);
-  try {
-    await waitForPort('127.0.0.1', port, timeoutMs, e.child);
-  } catch (err) {
-    const tail = logTail(e.logFile);
+  const fail = (what: string): Error => {
+    const tail = tailOf(launchLog(e));
     const java = /java/i.test(tail) ? ' (the emulators need Java 17 on PATH or in JAVA_HOME)' : '';
-    throw new Error(
-      `the ${e.name} emulator: ${(err as Error).message}${tail ? `; its log ends: ${tail}` : ''}${java} (log: ${e.logFile})`,
+    return new Error(
+      `the ${e.name} emulator: ${what}${tail ? `; its log ends: ${tail}` : ''}${java} (log: ${e.logFile})`,
     );
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const log = launchLog(e);
+    if (BIND_FAILED.test(log)) {
+      throw new PortTaken(`the ${e.name} emulator could not bind ${e.host} (its port was taken) (log: ${e.logFile})`);
+    }
+    if (exited(e.child)) {
+      throw fail(`process exited with code ${e.child.exitCode ?? e.child.signalCode} before serving on ${port}`);
+    }
+    if (READY[e.name].test(log) && (await isListening('127.0.0.1', port))) return;
+    if (Date.now() >= deadline) throw fail(`it did not serve on ${e.host} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
@@ -118,6 +140,7 @@ function tailOf(text: string, count = 3): string {
 function launch(name: Emulator['name'], platform: string, port: number, logDir: string): Emulator {
   const logFile = join(logDir, `${name}-${port}.log`);
   mkdirSync(dirname(logFile), { recursive: true });
+  const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
   const out = openSync(logFile, 'a');
   const [cmd, args] =
     name === 'pubsub'
@@ -127,7 +150,7 @@ function launch(name: Emulator['name'], platform: string, port: number, logDir: 
           ['start', '--host=127.0.0.1', `--port=${port}`],
         ];
   const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
-  return { name, host: `127.0.0.1:${port}`, child, logFile };
+  return { name, host: `127.0.0.1:${port}`, child, logFile, logStart };
 }
 
 export function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): void {
@@ -175,26 +198,11 @@ export async function startEmulators(opts: StartOptions = {}): Promise<Emulators
 
 class PortTaken extends Error {}
 
-/** How long an emulator must stay up once its port answers: a failed bind exits at once. */
-const SETTLE_MS = 1000;
-/** How long an emulator whose log shows a failed bind is given to exit. */
-const BIND_EXIT_WAIT_MS = 10_000;
 /** What an emulator's log says when its port was taken. */
 const BIND_FAILED = /address already in use|BindException/i;
 
 function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
-}
-
-/** Resolves once `child` has exited, or after `ms`, whichever comes first. */
-async function exitWithin(child: ChildProcess, ms: number): Promise<void> {
-  if (exited(child)) return;
-  let timer: NodeJS.Timeout | undefined;
-  await new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-    child.once('exit', () => resolve());
-  });
-  clearTimeout(timer);
 }
 
 async function startEmulatorsOnce(opts: StartOptions, ports?: [number, number]): Promise<Emulators> {
@@ -214,21 +222,6 @@ async function startEmulatorsOnce(opts: StartOptions, ports?: [number, number]):
   try {
     const timeout = opts.timeoutMs ?? 60_000;
     await Promise.all(all.map((e) => waitForEmulator(e, timeout)));
-    // Something else may be what answers on the port: an emulator that could not bind it has
-    // exited, or exits now. Only one still running after a moment is taken as started.
-    await new Promise((r) => setTimeout(r, SETTLE_MS));
-    for (const e of all) {
-      // One whose log already says it could not bind is on its way out (a JVM can take longer
-      // than the moment above to exit on a busy machine): it is waited for, not taken as started.
-      if (!exited(e.child) && BIND_FAILED.test(readLog(e.logFile))) await exitWithin(e.child, BIND_EXIT_WAIT_MS);
-      if (exited(e.child)) {
-        const log = readLog(e.logFile);
-        const tail = tailOf(log);
-        const taken = BIND_FAILED.test(log);
-        const why = `the ${e.name} emulator exited just after ${e.host} answered${taken ? ' (its port was taken)' : ''}${tail ? `; its log ends: ${tail}` : ''} (log: ${e.logFile})`;
-        throw taken ? new PortTaken(why) : new Error(why);
-      }
-    }
   } catch (err) {
     await stop();
     if (err instanceof PortTaken) throw err;
@@ -242,12 +235,17 @@ async function startEmulatorsOnce(opts: StartOptions, ports?: [number, number]):
   };
 }
 
-function readLog(file: string): string {
+function readLog(file: string, from = 0): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readFileSync(file).subarray(from).toString('utf8');
   } catch {
     return '';
   }
+}
+
+/** What the emulator has written to its log since this launch. */
+function launchLog(e: Emulator): string {
+  return readLog(e.logFile, e.logStart);
 }
 
 /** Deletes every document of a project on the Firestore emulator (its own REST endpoint). */
