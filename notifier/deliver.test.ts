@@ -746,25 +746,46 @@ describe('handleDeadLetter', () => {
     expect(slack.posts).toHaveLength(2);
   });
 
-  it('records dead a message of a real run the notification is not part of, which ends that run’s message only', async () => {
+  it('records dead, under its run, a message of a real run the notification is not part of, for a redrive', async () => {
     const { store, slack, deps } = setup();
     // A real run of another schedule, at 08:30 in Paris.
     const at = '2026-12-07T07:30:00.000Z';
     const other = await dispatched(store, at, { cron: '30 8 * * MON-FRI', timezone: 'Europe/Paris' });
-    // The notification sits on a schedule that falls due then too, whose message is yet to come.
+    // The notification sits on a schedule that falls due then too (or moved there since).
     const own = { cron: '30 8 * * *', timezone: 'Europe/Paris' };
     const ownId = scheduleIdOf(own);
     const n = store.notification('n-1') as Record<string, unknown>;
     store.putNotification('n-1', { ...n, schedule: own, scheduleId: ownId });
+    const atId = deliveryIdOf('n-1', at);
     expect(await handleDeadLetter(push('n-1', at, { scheduleId: other }), deps)).toMatchObject({ status: 'dead' });
-    // The other run's message, again (a redelivery), is done with; the notification's own posts.
-    expect(await handlePush(push('n-1', at, { scheduleId: other }), deps)).toMatchObject({ reason: 'already_dead' });
-    expect(await handlePush(push('n-1', at, { scheduleId: ownId }), deps)).toMatchObject({ status: 'sent' });
+    // Dead is dead for every message of the delivery, and is where a redrive of that run finds it.
+    expect(await handlePush(push('n-1', at, { scheduleId: ownId }), deps)).toMatchObject({ reason: 'already_dead' });
+    expect((await store.countByStatus(runIdOf(other, at))).dead).toBe(1);
+    // A second dead letter, naming the notification's own run, leaves it under the first.
+    await dispatched(store, at, own);
+    expect(await handleDeadLetter(push('n-1', at, { scheduleId: ownId }), deps)).toMatchObject({ status: 'dead' });
+    expect(await store.get(atId)).toMatchObject({ status: 'dead', runId: runIdOf(other, at) });
+    // The redrive reopens it and publishes that run's message again: it posts, once.
+    const dead = store.deliveryDocs.get(atId);
+    store.deliveryDocs.set(atId, { ...dead, status: 'retrying', outcomeUnknown: false, redrivePending: true });
+    expect(await handlePush(push('n-1', at, { scheduleId: other, redrive: true }), deps)).toMatchObject({
+      status: 'sent',
+    });
+    expect(await handlePush(push('n-1', at, { scheduleId: ownId }), deps)).toMatchObject({ reason: 'already_sent' });
     expect(slack.posts).toHaveLength(1);
-    expect(await store.get(deliveryIdOf('n-1', at))).toMatchObject({ status: 'sent', runId: runIdOf(ownId, at) });
-    // And the other run's message after that finds it sent.
-    expect(await handlePush(push('n-1', at, { scheduleId: other }), deps)).toMatchObject({ reason: 'already_sent' });
-    expect(slack.posts).toHaveLength(1);
+  });
+
+  it('refuses a message whose run id is not its schedule’s at its occurrence', async () => {
+    const { store, deps } = setup();
+    await dispatched(store);
+    // A real run's schedule and occurrence, recorded under a run no redrive would look in.
+    expect(await handleDeadLetter(push('n-1', occurrence, { runId: 'junk' }), deps)).toMatchObject({
+      status: 'refused',
+      reason: 'run_mismatch',
+    });
+    expect((await store.get(id))?.status).toBe('failed');
+    expect(await handleDeadLetter(push(), deps)).toMatchObject({ status: 'dead' });
+    expect(await store.get(id)).toMatchObject({ status: 'dead', runId: runIdOf(SCHEDULE_ID, occurrence) });
   });
 
   it('records dead the message of a notification that moved since, none of whose attempts left a record', async () => {

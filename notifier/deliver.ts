@@ -404,9 +404,9 @@ function notYetDue(message: DispatchMessage, now: Date): string | null {
  * was published by a run, and the dispatcher makes the run (`runs/{scheduleId}:{occurrence}`)
  * before it publishes: a message of an occurrence not yet due, or of a run that does not exist
  * (a made-up schedule, an instant its schedule does not fall due at, an occurrence not yet
- * dispatched), was made by hand or by a fault. A run that is gone since (its record expired
- * while a redrive of it was under way) is vouched for by the delivery's own record: an attempt
- * claimed it through that run.
+ * dispatched), was made by hand or by a fault, and so was one whose run id is not that run's. A
+ * run that is gone since (its record expired while a redrive of it was under way) is vouched
+ * for by the delivery's own record: an attempt claimed it through that run.
  */
 async function deadLetterRefusal(
   message: DispatchMessage,
@@ -416,6 +416,13 @@ async function deadLetterRefusal(
   const early = notYetDue(message, now);
   if (early) return { code: 'future_occurrence', why: early };
   const runId = runIdOf(message.scheduleId, message.occurrence);
+  // The run it is recorded under, which a redrive looks in, must be the one checked here.
+  if (message.runId !== runId) {
+    return {
+      code: 'run_mismatch',
+      why: `its run id ${message.runId} is not ${runId}, its schedule's at its occurrence`,
+    };
+  }
   const [run, delivery] = await Promise.all([
     deps.runs.getRun(runId),
     deps.ledger.get(deliveryIdOf(message.notificationId, message.occurrence)),

@@ -416,7 +416,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         } as const;
       }
       const d = fromDoc<DeliveryDoc>(snap.data() ?? {});
-      if (endsDelivery(d, req.runId)) return { kind: 'final', status: d.status } as const;
+      if (endsDelivery(d)) return { kind: 'final', status: d.status } as const;
       if (d.status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {
         // Our own create, which landed although its answer was lost and it was retried: the
         // claim (the owner token is this attempt's alone) is this attempt's.
@@ -573,9 +573,10 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       const d = snap.exists ? fromDoc<DeliveryDoc>(snap.data() ?? {}) : null;
-      // A delivery that ended stays as it ended (sent, failed for good, skipped while paused); a
-      // record that speaks only of another message (a broken push, a skip for a schedule left) does not.
-      if (d && d.status !== 'dead' && endsDelivery(d)) return d.status as DeliveryStatus;
+      // A delivery that ended stays as it ended (sent, failed for good, skipped while paused, dead
+      // already: under the run it died in, which a redrive of that run looks in); a record that
+      // speaks only of another message (a broken push, a skip for a schedule left) does not.
+      if (d && endsDelivery(d)) return d.status as DeliveryStatus;
       const fields: Record<string, unknown> = {
         status: 'dead',
         deadAt: f.now,

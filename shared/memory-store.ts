@@ -284,7 +284,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now, claimExpiresAt };
     }
     const status = d.status as DeliveryStatus;
-    if (endsDelivery(d, req.runId)) {
+    if (endsDelivery(d)) {
       return { kind: 'final', status };
     }
     if (status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {
@@ -426,9 +426,10 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     },
   ): Promise<DeliveryStatus> {
     const d = this.deliveryDocs.get(deliveryId);
-    // A delivery that ended stays as it ended (sent, failed for good, skipped while paused); a
-    // record that speaks only of another message (a broken push, a skip for a schedule left) does not.
-    if (d && d.status !== 'dead' && endsDelivery(d)) return d.status as DeliveryStatus;
+    // A delivery that ended stays as it ended (sent, failed for good, skipped while paused, dead
+    // already: under the run it died in, which a redrive of that run looks in); a record that
+    // speaks only of another message (a broken push, a skip for a schedule left) does not.
+    if (d && endsDelivery(d)) return d.status as DeliveryStatus;
     const fields: StoredDelivery = {
       status: 'dead',
       deadAt: f.now,

@@ -129,18 +129,9 @@ export const FINAL_STATUSES: readonly DeliveryStatus[] = ['sent', 'failed', 'ski
  * In the last two the notification may move, to a schedule that falls due at that instant, and
  * that schedule's message, the same delivery, must still send. A good message for the same
  * delivery, arriving after any of them, claims it and sends.
- *
- * With `runId`, the run of the message that claims: a `dead` record ends the delivery for the
- * messages of the run whose message Pub/Sub gave up on, not for another run's message of the
- * same delivery (a notification that moved between two schedules due at the same instant, or
- * a dead letter made by hand naming a run the notification is not part of), which still sends.
  */
-export function endsDelivery(
-  d: Partial<Pick<DeliveryDoc, 'status' | 'attempts' | 'lastError' | 'runId'>>,
-  runId?: string,
-): boolean {
+export function endsDelivery(d: Partial<Pick<DeliveryDoc, 'status' | 'attempts' | 'lastError'>>): boolean {
   if (d.status === undefined || !FINAL_STATUSES.includes(d.status)) return false;
-  if (d.status === 'dead' && runId !== undefined && d.runId !== undefined && d.runId !== runId) return false;
   if (d.status === 'failed' && (d.attempts ?? 0) === 0 && d.lastError?.code === 'invalid_message') return false;
   return !(d.status === 'skipped' && MESSAGE_ONLY_SKIPS.includes(d.lastError?.code ?? ''));
 }

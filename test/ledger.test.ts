@@ -116,27 +116,31 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
-  it('a dead delivery ends its own run’s messages only: another run’s message claims it, in both stores', async () => {
+  it('a dead delivery stays dead, under the run it died in, when another run’s dead letter comes, in both stores', async () => {
     const memory = new MemoryStore();
     for (const ledger of [store, memory] as DeliveryLedger[]) {
       expect((await ledger.claim(claim('a#30'))).kind).toBe('claimed');
-      await ledger.markRetry(deliveryId, { ...invalid, code: 'slack_outcome_unknown' }, true, now, 'a#30');
-      await ledger.markDead(deliveryId, {
+      const dead = {
         attempts: 10,
         notificationId: 'n-1',
         occurrence: '2031-01-01T00:00:00.000Z',
         runId: 's_1:2031-01-01T00:00:00.000Z',
         reason: 'max delivery attempts reached',
         now,
-      });
-      expect(await ledger.claim(claim('a#31'))).toEqual({ kind: 'final', status: 'dead' });
-      const other = { ...claim('b#30'), runId: 's_2:2031-01-01T00:00:00.000Z' };
-      // Taken over as an attempt whose outcome is unknown is: the channel is looked at first.
-      expect(await ledger.claim(other)).toMatchObject({ kind: 'claimed', attempts: 2, outcomeUnknown: true });
+      };
+      expect(await ledger.markDead(deliveryId, dead)).toBe('dead');
+      const later = new Date(now.getTime() + 60_000);
+      expect(await ledger.markDead(deliveryId, { ...dead, runId: 's_2:2031-01-01T00:00:00.000Z', now: later })).toBe(
+        'dead',
+      );
       expect(await ledger.get(deliveryId)).toMatchObject({
-        status: 'sending',
-        runId: 's_2:2031-01-01T00:00:00.000Z',
+        status: 'dead',
+        runId: 's_1:2031-01-01T00:00:00.000Z',
+        deadAt: now,
       });
+      // A message of either run is acked without posting.
+      const other = { ...claim('b#30'), runId: 's_2:2031-01-01T00:00:00.000Z' };
+      expect(await ledger.claim(other)).toEqual({ kind: 'final', status: 'dead' });
     }
   });
 
