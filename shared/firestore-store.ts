@@ -10,7 +10,7 @@ import {
 } from '@google-cloud/firestore';
 import { DIRECT_CALLS, type DocumentCalls, FirestoreCoalescer } from './firestore-batching';
 import { type IndexBucket, indexedSchedule, membersOf, pagesOfBuckets, writeIndexChanges } from './members';
-import { type DeliveryDoc, type DeliveryStatus, endsDelivery, type RunDoc } from './model';
+import { claimHeld, type DeliveryDoc, type DeliveryStatus, endsDelivery, liveClaim, type RunDoc } from './model';
 import type {
   AccountStore,
   ClaimRequest,
@@ -428,7 +428,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
           claimExpiresAt: d.claimExpiresAt,
         } as const;
       }
-      if (d.status === 'sending' && d.claimExpiresAt && d.claimExpiresAt.getTime() > req.now.getTime()) {
+      if (claimHeld(d, req.now) && d.claimExpiresAt) {
         return { kind: 'busy', claimExpiresAt: d.claimExpiresAt } as const;
       }
       const attempts = (d.attempts ?? 0) + 1;
@@ -581,7 +581,9 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         status: 'dead',
         deadAt: f.now,
         deadReason: f.reason,
-        claimExpiresAt: null,
+        // An attempt still inside its claim may be posting: its claim outlives the dead letter, so
+        // that a redrive's message waits for it instead of posting beside it.
+        claimExpiresAt: liveClaim(d, f.now),
         updatedAt: f.now,
         expireAt: expiryFrom(f.now),
       };

@@ -1,9 +1,11 @@
 import { bucketOf, pagesOfBuckets } from './members';
 import {
+  claimHeld,
   type DeliveryDoc,
   type DeliveryError,
   type DeliveryStatus,
   endsDelivery,
+  liveClaim,
   type RunDoc,
   type ScheduleDoc,
 } from './model';
@@ -297,7 +299,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
         claimExpiresAt: new Date(d.claimExpiresAt.getTime()),
       };
     }
-    if (status === 'sending' && d.claimExpiresAt && d.claimExpiresAt.getTime() > req.now.getTime()) {
+    if (claimHeld(d, req.now) && d.claimExpiresAt) {
       return { kind: 'busy', claimExpiresAt: new Date(d.claimExpiresAt.getTime()) };
     }
     const attempts = (d.attempts ?? 0) + 1;
@@ -434,7 +436,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       status: 'dead',
       deadAt: f.now,
       deadReason: f.reason,
-      claimExpiresAt: null,
+      claimExpiresAt: liveClaim(d, f.now),
       updatedAt: f.now,
     };
     if (f.attempts !== null) fields.deadLetterAttempts = f.attempts;

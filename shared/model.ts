@@ -136,6 +136,21 @@ export function endsDelivery(d: Partial<Pick<DeliveryDoc, 'status' | 'attempts' 
   return !(d.status === 'skipped' && MESSAGE_ONLY_SKIPS.includes(d.lastError?.code ?? ''));
 }
 
+/** A record's claim while it still holds at `now`, else null. */
+export function liveClaim(d: Partial<Pick<DeliveryDoc, 'claimExpiresAt'>> | null | undefined, now: Date): Date | null {
+  const until = d?.claimExpiresAt;
+  return until && until.getTime() > now.getTime() ? until : null;
+}
+
+/**
+ * Whether an attempt holds the delivery at `now`, so that another must wait: a live claim on a
+ * record being sent, or on one a redrive reopened while the attempt the dead letter overtook
+ * may still be posting (markDead and a redrive keep that attempt's claim).
+ */
+export function claimHeld(d: Partial<Pick<DeliveryDoc, 'status' | 'claimExpiresAt'>>, now: Date): boolean {
+  return (d.status === 'sending' || d.status === 'retrying') && liveClaim(d, now) !== null;
+}
+
 /** Skips that speak of the message that left them, not of the delivery (see endsDelivery). */
 const MESSAGE_ONLY_SKIPS = ['notification_rescheduled', 'not_an_occurrence'];
 

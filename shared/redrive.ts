@@ -4,7 +4,7 @@ import type { FirestoreStore } from './firestore-store';
 import { toDate } from './firestore-store';
 import type { Logger } from './logger';
 import { type DispatchMessage, dispatchAttributes } from './messages';
-import type { DeliveryDoc, DeliveryStatus } from './model';
+import { type DeliveryDoc, type DeliveryStatus, liveClaim } from './model';
 import type { PagePublisher } from './pubsub';
 import { COLLECTIONS } from './topology';
 
@@ -305,7 +305,9 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         const attempted = (Number(snap.get('attempts')) || 0) > 0;
         tx.update(ref, {
           status: 'retrying',
-          claimExpiresAt: null,
+          // A claim still live is kept: the attempt the dead letter overtook may still be posting,
+          // and the redriven message waits for it (claimHeld).
+          claimExpiresAt: liveClaim({ claimExpiresAt: toDate(snap.get('claimExpiresAt')) }, now),
           // Dead-lettering overwrites a claim that may have posted: look in the channel before posting again.
           ...(attempted ? { outcomeUnknown: true } : {}),
           lastRedriveAt: now,

@@ -4,6 +4,7 @@ import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { MemoryStore } from '../shared/memory-store';
 import type { ClaimRequest, DeliveryLedger } from '../shared/ports';
+import { firestoreRedriveLedger } from '../shared/redrive';
 import { expiryFrom, RETENTION } from '../shared/topology';
 
 /**
@@ -141,6 +142,47 @@ describe('the ledger and broken pushes, on the emulator', () => {
       // A message of either run is acked without posting.
       const other = { ...claim('b#30'), runId: 's_2:2031-01-01T00:00:00.000Z' };
       expect(await ledger.claim(other)).toEqual({ kind: 'final', status: 'dead' });
+    }
+  });
+
+  it('a dead letter that overtakes an attempt keeps its claim: a redrive’s message waits for it, then looks first', async () => {
+    const at = (s: number) => new Date(now.getTime() + s * 1000);
+    expect((await store.claim(claim('a#40'))).kind).toBe('claimed');
+    const dead = {
+      attempts: 10,
+      notificationId: 'n-1',
+      occurrence: '2031-01-01T00:00:00.000Z',
+      runId: 's_1:2031-01-01T00:00:00.000Z',
+      reason: 'max delivery attempts reached',
+      now: at(1),
+    };
+    await store.markDead(deliveryId, dead);
+    expect(await store.get(deliveryId)).toMatchObject({ status: 'dead', claimExpiresAt: at(60) });
+    // An operator redrives the run at once, while that attempt may still be posting.
+    const reopened = await firestoreRedriveLedger(store).reopenDead(deliveryId, at(2), 'r-1');
+    expect(reopened.kind).toBe('reopened');
+    expect(await store.claim({ ...claim('b#40'), now: at(3) })).toEqual({ kind: 'busy', claimExpiresAt: at(60) });
+    // Once the claim is out, the redriven message takes it, and looks in the channel first.
+    expect(await store.claim({ ...claim('b#41'), now: at(61) })).toMatchObject({
+      kind: 'claimed',
+      attempts: 2,
+      outcomeUnknown: true,
+    });
+  });
+
+  it('a dead letter after a claim ran out leaves no claim, in both stores', async () => {
+    const memory = new MemoryStore();
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      expect((await ledger.claim(claim('a#50'))).kind).toBe('claimed');
+      await ledger.markDead(deliveryId, {
+        attempts: 10,
+        notificationId: 'n-1',
+        occurrence: '2031-01-01T00:00:00.000Z',
+        runId: 's_1:2031-01-01T00:00:00.000Z',
+        reason: 'max delivery attempts reached',
+        now: new Date(now.getTime() + 61_000),
+      });
+      expect(await ledger.get(deliveryId)).toMatchObject({ status: 'dead', claimExpiresAt: null });
     }
   });
 
