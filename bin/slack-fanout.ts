@@ -37,7 +37,7 @@ import {
   setNotificationEnabled,
 } from '../shared/notifications';
 import { createPubSub, pagePublisher } from '../shared/pubsub';
-import { firestoreRedriveLedger, redriveRun } from '../shared/redrive';
+import { firestoreRedriveLedger, redrivable, redriveRun } from '../shared/redrive';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 
 /**
@@ -976,7 +976,7 @@ interrupt: a second run takes only what is still paused. A notification imported
   program
     .command('redrive')
     .description(
-      "put a run's dead deliveries back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later)",
+      "put a run's dead deliveries back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later; a run whose record has expired still redrives while any delivery of it is dead or reopened)",
     )
     .argument('<runId>', 'scheduleId:occurrence')
     .option(
@@ -1004,7 +1004,9 @@ is still dead for the next run.`,
       const publisher = pagePublisher(pubsub, o.topic);
       try {
         const store = new FirestoreStore(db);
-        if (!(await store.getRun(runId))) throw new CliError(`run ${runId} does not exist`);
+        if (!(await redrivable(runId, store))) {
+          throw new CliError(`run ${runId} does not exist, and no delivery of it is dead or reopened`);
+        }
         const result = await redriveRun(runId, {
           ledger: firestoreRedriveLedger(store),
           publisher,

@@ -19,7 +19,13 @@ import {
   setNotificationEnabled,
 } from '../shared/notifications';
 import { QUERIES } from '../shared/queries';
-import { firestoreRedriveLedger, type RedrivePublisher, type RedriveResult, redriveRun } from '../shared/redrive';
+import {
+  firestoreRedriveLedger,
+  type RedrivePublisher,
+  type RedriveResult,
+  redrivable,
+  redriveRun,
+} from '../shared/redrive';
 import { isValidTimeZone, validateSchedule } from '../shared/schedule';
 import { renderStatusPage } from './status-page';
 
@@ -154,7 +160,7 @@ export function adminRouter(deps: AdminDeps): Router {
 
   router.post('/admin/runs/:runId/redrive', requireJson({ optional: true }), jsonBody('16kb'), async (req, res) => {
     const runId = String(req.params.runId);
-    if (!(await deps.getRun(runId))) {
+    if (!(await redrivable(runId, deps))) {
       res.status(404).json({ error: 'run_not_found', runId });
       return;
     }

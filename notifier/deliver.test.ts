@@ -340,8 +340,29 @@ describe('handlePush', () => {
       expect(result).toMatchObject({ kind: 'retry', reason: 'slack_outcome_unknown' });
       expect(result.notBeforeMs).toBe(waits ? 10_000 : undefined);
       expect((await store.get(id))?.outcomeUnknown).toBe(true);
+      // The delivery is held as long, against any other message of it: a Pub/Sub duplicate, or
+      // a redrive's, would otherwise look in the channel before the post could have landed.
+      expect((await store.get(id))?.claimExpiresAt ?? null).toEqual(waits ? new Date(t0.getTime() + 10_000) : null);
     },
   );
+
+  it('holds a delivery whose post timed out against another message until the post could have landed', async () => {
+    const { slack, deps, advance } = setup();
+    slack.script = [new RetryableError('slack_outcome_unknown', 'timed out', { slackError: 'request_timeout' })];
+    await handlePush(push(), deps);
+    advance(5_000);
+    expect(await handlePush(push(), deps)).toMatchObject({
+      kind: 'retry',
+      reason: 'claimed_elsewhere',
+      notBeforeMs: 5_000,
+    });
+    expect(slack.lookups).toHaveLength(0);
+    advance(5_001);
+    slack.found = '1700000000.424242';
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+    expect(slack.lookups).toHaveLength(1);
+    expect(slack.posts).toHaveLength(1);
+  });
 
   it('after an outcome-unknown attempt that did not post, posts once', async () => {
     const { store, slack, deps } = setup();
@@ -699,11 +720,14 @@ describe('handleDeadLetter', () => {
     expect(await store.get(laterId)).toEqual(before);
   });
 
-  it('takes as due an occurrence less than the allowed clock skew ahead, and refuses one further ahead', async () => {
+  it('takes as due an occurrence less than the allowed clock skew ahead, and refuses one further ahead with no run', async () => {
     const skewed = (ms: number) => () => new Date(Date.parse(occurrence) - ms);
     const far = setup({ now: skewed(OCCURRENCE_CLOCK_SKEW_MS + 1000) });
-    await dispatched(far.store);
     expect(await handleDeadLetter(push(), far.deps)).toMatchObject({ status: 'refused', reason: 'future_occurrence' });
+    // Its run says it was dispatched: this clock is behind the dispatcher's, by more than the
+    // pushes' retry window, and the message Pub/Sub gave up on is recorded dead, for a redrive.
+    await dispatched(far.store);
+    expect(await handleDeadLetter(push(), far.deps)).toEqual({ deliveryId: id, status: 'dead' });
     const near = setup({ now: skewed(OCCURRENCE_CLOCK_SKEW_MS - 1000) });
     await dispatched(near.store);
     expect(await handleDeadLetter(push(), near.deps)).toEqual({ deliveryId: id, status: 'dead' });

@@ -274,7 +274,7 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
     // A post starts only while this attempt is still wanted (its push not yet answered by the
     // deadline) and holds a claim that outlasts the Slack call: otherwise a later attempt could
     // take the claim over and post too.
-    const slackTimeout = deps.slackTimeoutMs ?? 10_000;
+    const slackTimeout = slackTimeoutOf(deps);
     const nowMs = clock().getTime();
     if (deps.deadlineMs && Date.now() - startedAt >= deps.deadlineMs) {
       throw new RetryableError('dependency_unavailable', 'the push deadline passed before posting; retry later');
@@ -321,12 +321,17 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
     }
     try {
       if (err.retryable) {
+        // A post that timed out may still land for as long again: the claim is held till then, so
+        // that no other message of this delivery (a Pub/Sub duplicate, a redrive's) looks in the
+        // channel, finds nothing yet, and posts beside it.
+        const holdUntil = postMayStillLand(err) ? new Date(now.getTime() + slackTimeoutOf(deps)) : undefined;
         await deps.ledger.markRetry(
           deliveryId,
           toRecord(err, now),
           err.code === 'slack_outcome_unknown' || posted,
           now,
           claimToken,
+          holdUntil,
         );
         log.warn(
           { code: err.code, slackError: err.slackError, retryAfterSeconds: err.retryAfterSeconds },
@@ -358,9 +363,14 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       deliveryId,
       status: err.retryable ? 'retrying' : 'failed',
       // A timed-out post may still land: the next attempt's channel check should come after it could.
-      ...(postMayStillLand(err) ? { notBeforeMs: deps.slackTimeoutMs ?? 10_000 } : {}),
+      ...(postMayStillLand(err) ? { notBeforeMs: slackTimeoutOf(deps) } : {}),
     };
   }
+}
+
+/** The Slack client's timeout: how long a post may take, and so how long one that timed out may still land. */
+function slackTimeoutOf(deps: Pick<DeliverDeps, 'slackTimeoutMs'>): number {
+  return deps.slackTimeoutMs ?? 10_000;
 }
 
 async function loadInputs(
@@ -402,19 +412,19 @@ function notYetDue(message: DispatchMessage, now: Date): string | null {
 /**
  * Why a dead-lettered dispatch message cannot be one Pub/Sub gave up on, or null. Such a message
  * was published by a run, and the dispatcher makes the run (`runs/{scheduleId}:{occurrence}`)
- * before it publishes: a message of an occurrence not yet due, or of a run that does not exist
- * (a made-up schedule, an instant its schedule does not fall due at, an occurrence not yet
- * dispatched), was made by hand or by a fault, and so was one whose run id is not that run's. A
- * run that is gone since (its record expired while a redrive of it was under way) is vouched
- * for by the delivery's own record: an attempt claimed it through that run.
+ * before it publishes: a message of a run that does not exist (an occurrence not yet due, a
+ * made-up schedule, an instant its schedule does not fall due at) was made by hand or by a
+ * fault, and so was one whose run id is not that run's. A run that exists vouches for the
+ * message whatever this service's clock says of its occurrence (a clock behind the
+ * dispatcher's by more than the pushes' retry window); one that is gone since (its record
+ * expired while a redrive of it was under way) is vouched for by the delivery's own record: an
+ * attempt claimed it through that run.
  */
 async function deadLetterRefusal(
   message: DispatchMessage,
   now: Date,
   deps: Pick<DeliverDeps, 'ledger' | 'runs'>,
 ): Promise<{ code: string; why: string } | null> {
-  const early = notYetDue(message, now);
-  if (early) return { code: 'future_occurrence', why: early };
   const runId = runIdOf(message.scheduleId, message.occurrence);
   // The run it is recorded under, which a redrive looks in, must be the one checked here.
   if (message.runId !== runId) {
@@ -428,6 +438,8 @@ async function deadLetterRefusal(
     deps.ledger.get(deliveryIdOf(message.notificationId, message.occurrence)),
   ]);
   if (run) return null;
+  const early = notYetDue(message, now);
+  if (early) return { code: 'future_occurrence', why: early };
   // Claimed through that run (a broken message's record has no attempt; a skipped message was
   // acked, so Pub/Sub cannot have given up on it).
   const attempted =

@@ -483,12 +483,13 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     outcomeUnknown: boolean,
     now: Date,
     claimedBy?: string,
+    holdUntil?: Date,
   ): Promise<void> {
     const ref = this.deliveries().doc(deliveryId);
     const update: Record<string, unknown> = {
       status: 'retrying',
       lastError: error,
-      claimExpiresAt: null,
+      claimExpiresAt: holdUntil ?? null,
       updatedAt: now,
     };
     // Once unknown, it stays unknown until a later attempt settles it.
@@ -595,10 +596,13 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
           runId: f.runId,
           attempts: 0,
         });
-      } else if (f.runId) {
+      } else {
         // The run of the message that died, which a redrive of that run looks in: a record left
         // by another message (a skip for the schedule the notification left) named another.
-        fields.runId = f.runId;
+        if (f.runId) fields.runId = f.runId;
+        // A broken message's record names neither: a redrive needs both to publish it again.
+        if (typeof d.notificationId !== 'string' && f.notificationId) fields.notificationId = f.notificationId;
+        if (typeof d.occurrence !== 'string' && f.occurrence) fields.occurrence = f.occurrence;
       }
       tx.set(ref, fields, { merge: true });
       return 'dead' as const;

@@ -355,6 +355,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     outcomeUnknown: boolean,
     now: Date,
     claimedBy?: string,
+    holdUntil?: Date,
   ): Promise<void> {
     const current = this.deliveryDocs.get(deliveryId);
     if (claimedBy !== undefined) {
@@ -371,7 +372,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     this.update(deliveryId, {
       status: 'retrying',
       lastError: error,
-      claimExpiresAt: null,
+      claimExpiresAt: holdUntil ?? null,
       updatedAt: now,
       ...(outcomeUnknown ? { outcomeUnknown: true } : {}),
     });
@@ -447,7 +448,12 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
         runId: f.runId,
         attempts: 0,
       });
-    else if (f.runId) fields.runId = f.runId;
+    else {
+      if (f.runId) fields.runId = f.runId;
+      // As FirestoreStore: a broken message's record names neither, and a redrive needs both.
+      if (typeof d.notificationId !== 'string' && f.notificationId) fields.notificationId = f.notificationId;
+      if (typeof d.occurrence !== 'string' && f.occurrence) fields.occurrence = f.occurrence;
+    }
     this.deliveryDocs.set(deliveryId, { ...(d ?? {}), ...fields });
     return 'dead';
   }

@@ -116,13 +116,18 @@ export interface DeliveryLedger {
     deliveryId: string,
     fields: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date },
   ): Promise<void>;
-  /** With `claimedBy`, only the attempt that still holds the claim releases it. */
+  /**
+   * With `claimedBy`, only the attempt that still holds the claim releases it. With `holdUntil`
+   * (a post that timed out may still land until then), the claim is kept until then instead of
+   * released, so that no other message of the delivery looks in the channel before it could.
+   */
   markRetry(
     deliveryId: string,
     error: DeliveryError,
     outcomeUnknown: boolean,
     now: Date,
     claimedBy?: string,
+    holdUntil?: Date,
   ): Promise<void>;
   markFinal(
     deliveryId: string,

@@ -1,7 +1,7 @@
 import { createLogger } from './logger';
 import type { DispatchMessage } from './messages';
 import type { DeliveryStatus } from './model';
-import { type RedriveLedger, type RedriveResult, redriveRun } from './redrive';
+import { type RedriveLedger, type RedriveResult, redrivable, redriveRun } from './redrive';
 
 const log = createLogger({ service: 'redrive-test', level: 'silent' });
 const occurrence = '2030-01-01T00:00:00.000Z';
@@ -126,5 +126,19 @@ describe('redriveRun', () => {
     expect(calls).toBe(2);
     expect(reopenDead).toHaveBeenCalledTimes(4);
     expect([...status.values()].filter((s) => s === 'dead')).toHaveLength(3);
+  });
+});
+
+describe('redrivable', () => {
+  const none: Record<DeliveryStatus, number> = { sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 };
+  it.each<[string, unknown, Partial<Record<DeliveryStatus, number>>, boolean]>([
+    ['a run that exists', { status: 'done' }, {}, true],
+    ['a run expired since, with dead deliveries', null, { dead: 2, sent: 5 }, true],
+    ['a run expired since, with deliveries a redrive reopened', null, { retrying: 1 }, true],
+    ['a run expired since, all its deliveries settled', null, { sent: 5, failed: 1 }, false],
+    ['no run and no delivery', null, {}, false],
+  ])('%s: %s', async (_what, run, counts, expected) => {
+    const reads = { getRun: async () => run, countByStatus: async () => ({ ...none, ...counts }) };
+    expect(await redrivable(runId, reads)).toBe(expected);
   });
 });

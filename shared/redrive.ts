@@ -115,6 +115,23 @@ function scheduleIdOf(runId: string, occurrence: string): string | null {
   return runId.endsWith(suffix) && runId.length > suffix.length ? runId.slice(0, -suffix.length) : null;
 }
 
+/**
+ * Whether a run can be redriven: its record exists, or, since it expired (a run's record goes
+ * 90 days after it finished, a delivery's 90 days after its last outcome), deliveries of it are
+ * still dead or reopened. A redrive reads only the deliveries, never the run.
+ */
+export async function redrivable(
+  runId: string,
+  reads: {
+    getRun(runId: string): Promise<unknown>;
+    countByStatus(runId: string): Promise<Record<DeliveryStatus, number>>;
+  },
+): Promise<boolean> {
+  if (await reads.getRun(runId)) return true;
+  const counts = await reads.countByStatus(runId);
+  return counts.dead + counts.retrying > 0;
+}
+
 export async function redriveRun(runId: string, deps: RedriveDeps): Promise<RedriveResult> {
   const clock = deps.clock ?? (() => new Date());
   const pageSize = deps.pageSize ?? 200;
@@ -323,13 +340,9 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         const ref = deliveries().doc(deliveryId);
         const snap = await tx.get(ref);
         const since = toDate(snap.get('lastRedriveAt'));
-        const claimUntil = toDate(snap.get('claimExpiresAt'));
-        if (
-          snap.get('status') !== 'retrying' ||
-          snap.get('redrivePending') !== true ||
-          !since ||
-          (claimUntil && claimUntil.getTime() > now.getTime())
-        ) {
+        // A claim still live (the attempt a dead letter overtook, kept by reopenDead) does not
+        // keep it from being published again: the message then waits for that claim (claimHeld).
+        if (snap.get('status') !== 'retrying' || snap.get('redrivePending') !== true || !since) {
           return { kind: 'not_stranded' };
         }
         if (since.getTime() >= staleBefore.getTime()) return { kind: 'waiting', since };

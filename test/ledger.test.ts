@@ -186,6 +186,63 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
+  it('a redrive left stranded is published again past its wait even while the overtaken attempt’s claim is live', async () => {
+    const at = (s: number) => new Date(now.getTime() + s * 1000);
+    // A claim TTL of an hour (CLAIM_TTL_SECONDS allows it).
+    expect((await store.claim({ ...claim('a#60'), ttlMs: 3_600_000 })).kind).toBe('claimed');
+    await store.markDead(deliveryId, {
+      attempts: 10,
+      notificationId: 'n-1',
+      occurrence: '2031-01-01T00:00:00.000Z',
+      runId: 's_1:2031-01-01T00:00:00.000Z',
+      reason: 'max delivery attempts reached',
+      now: at(1),
+    });
+    const ledger = firestoreRedriveLedger(store);
+    expect((await ledger.reopenDead(deliveryId, at(2), 'r-1')).kind).toBe('reopened');
+    // That redrive stopped before publishing; another, 31 minutes later, takes it over.
+    const check = await ledger.reopenStranded(deliveryId, at(31 * 60), at(31 * 60 - 1800), 'r-2');
+    expect(check.kind).toBe('reopened');
+  });
+
+  it('a dead letter for a broken message’s record fills in what a redrive needs, in both stores', async () => {
+    const memory = new MemoryStore();
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      await ledger.recordInvalid(deliveryId, invalid, now);
+      await ledger.markDead(deliveryId, {
+        attempts: 10,
+        notificationId: 'n-1',
+        occurrence: '2031-01-01T00:00:00.000Z',
+        runId: 's_1:2031-01-01T00:00:00.000Z',
+        reason: 'max delivery attempts reached',
+        now,
+      });
+      expect(await ledger.get(deliveryId)).toMatchObject({
+        status: 'dead',
+        notificationId: 'n-1',
+        occurrence: '2031-01-01T00:00:00.000Z',
+        runId: 's_1:2031-01-01T00:00:00.000Z',
+      });
+    }
+  });
+
+  it('a timed-out post’s claim is kept until it could have landed, in both stores', async () => {
+    const memory = new MemoryStore();
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      expect((await ledger.claim(claim('a#70'))).kind).toBe('claimed');
+      const holdUntil = new Date(now.getTime() + 10_000);
+      await ledger.markRetry(deliveryId, { ...invalid, code: 'slack_outcome_unknown' }, true, now, 'a#70', holdUntil);
+      expect(await ledger.claim({ ...claim('b#70'), now: new Date(now.getTime() + 5_000) })).toEqual({
+        kind: 'busy',
+        claimExpiresAt: holdUntil,
+      });
+      expect(await ledger.claim({ ...claim('b#71'), now: new Date(now.getTime() + 10_001) })).toMatchObject({
+        kind: 'claimed',
+        outcomeUnknown: true,
+      });
+    }
+  });
+
   it('still ends a delivery that failed for good after an attempt', async () => {
     expect((await store.claim(claim('a#3'))).kind).toBe('claimed');
     await store.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, now);
