@@ -837,7 +837,18 @@ describe('handleDeadLetter', () => {
     // The run's record expired (its retention) while a redrive of it was under way.
     store.runDocs.delete(runIdOf(SCHEDULE_ID, occurrence));
     expect(await handleDeadLetter(push(), deps)).toEqual({ deliveryId: id, status: 'dead' });
-    // Without that attempt, a message of a run that does not exist is refused.
+    // So is one a redrive of that run reopened, though no attempt of it ever claimed it.
+    const reopened = deliveryIdOf('n-3', occurrence);
+    store.deliveryDocs.set(reopened, {
+      notificationId: 'n-3',
+      occurrence,
+      runId: runIdOf(SCHEDULE_ID, occurrence),
+      status: 'retrying',
+      attempts: 0,
+      redrivePending: false,
+    });
+    expect(await handleDeadLetter(push('n-3'), deps)).toEqual({ deliveryId: reopened, status: 'dead' });
+    // Without either, a message of a run that does not exist is refused.
     const other = deliveryIdOf('n-2', occurrence);
     expect(await handleDeadLetter(push('n-2'), deps)).toMatchObject({ status: 'refused', reason: 'no_such_run' });
     expect((await store.get(other))?.status).toBe('failed');

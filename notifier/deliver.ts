@@ -417,8 +417,8 @@ function notYetDue(message: DispatchMessage, now: Date): string | null {
  * fault, and so was one whose run id is not that run's. A run that exists vouches for the
  * message whatever this service's clock says of its occurrence (a clock behind the
  * dispatcher's by more than the pushes' retry window); one that is gone since (its record
- * expired while a redrive of it was under way) is vouched for by the delivery's own record: an
- * attempt claimed it through that run.
+ * expired while a redrive of it was under way) is vouched for by the delivery's own record,
+ * which that run still carries.
  */
 async function deadLetterRefusal(
   message: DispatchMessage,
@@ -440,11 +440,12 @@ async function deadLetterRefusal(
   if (run) return null;
   const early = notYetDue(message, now);
   if (early) return { code: 'future_occurrence', why: early };
-  // Claimed through that run (a broken message's record has no attempt; a skipped message was
-  // acked, so Pub/Sub cannot have given up on it).
-  const attempted =
-    delivery !== null && delivery.runId === runId && delivery.attempts > 0 && delivery.status !== 'skipped';
-  return attempted ? null : { code: 'no_such_run', why: `no run ${runId} was dispatched` };
+  // Carried by that run: claimed through it, dead under it, or reopened by a redrive of it (a
+  // broken message's record is `failed`; a skipped message was acked, so Pub/Sub cannot have
+  // given up on it).
+  const carried =
+    delivery !== null && delivery.runId === runId && ['sending', 'retrying', 'dead'].includes(delivery.status);
+  return carried ? null : { code: 'no_such_run', why: `no run ${runId} was dispatched` };
 }
 
 /**

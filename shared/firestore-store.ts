@@ -10,7 +10,15 @@ import {
 } from '@google-cloud/firestore';
 import { DIRECT_CALLS, type DocumentCalls, FirestoreCoalescer } from './firestore-batching';
 import { type IndexBucket, indexedSchedule, membersOf, pagesOfBuckets, writeIndexChanges } from './members';
-import { claimHeld, type DeliveryDoc, type DeliveryStatus, endsDelivery, liveClaim, type RunDoc } from './model';
+import {
+  claimHeld,
+  type DeliveryDoc,
+  type DeliveryStatus,
+  deadClaimUpdate,
+  endsDelivery,
+  liveClaim,
+  type RunDoc,
+} from './model';
 import type {
   AccountStore,
   ClaimRequest,
@@ -500,9 +508,18 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     }
     await this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
-      if (!snap.exists || FINAL.has(snap.get('status'))) return;
+      if (!snap.exists) return;
+      const mine = snap.get('claimedBy') === claimedBy;
+      if (snap.get('status') === 'dead') {
+        // Dead-lettered while this attempt ran: it stays dead, but the attempt's claim becomes
+        // what it leaves behind (a hold while its post may still land, or none), which a redrive
+        // carries over.
+        if (mine) tx.update(ref, deadClaimUpdate(holdUntil, outcomeUnknown, now));
+        return;
+      }
+      if (FINAL.has(snap.get('status'))) return;
       // An attempt that outlived its claim must not release the claim of the attempt that took over.
-      if (snap.get('claimedBy') === claimedBy) tx.update(ref, update);
+      if (mine) tx.update(ref, update);
       else if (outcomeUnknown) tx.update(ref, { outcomeUnknown: true });
     });
   }
@@ -517,6 +534,11 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     const ref = this.deliveries().doc(deliveryId);
     await this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
+      // Dead-lettered while this attempt ran: it stays dead, and the attempt's claim goes.
+      if (claimedBy !== undefined && snap.get('status') === 'dead' && snap.get('claimedBy') === claimedBy) {
+        tx.update(ref, deadClaimUpdate(undefined, false, now));
+        return;
+      }
       // A finished delivery is never downgraded, whatever a later (possibly forged) message says.
       if (snap.exists && FINAL.has(snap.get('status'))) return;
       // An attempt that outlived its claim must not overwrite the attempt that took over.

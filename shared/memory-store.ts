@@ -4,6 +4,7 @@ import {
   type DeliveryDoc,
   type DeliveryError,
   type DeliveryStatus,
+  deadClaimUpdate,
   endsDelivery,
   liveClaim,
   type RunDoc,
@@ -360,7 +361,12 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     const current = this.deliveryDocs.get(deliveryId);
     if (claimedBy !== undefined) {
       // As FirestoreStore: a final record is never turned back into a retry (a delivery
-      // dead-lettered while its last attempt, past its deadline, still ran).
+      // dead-lettered while its last attempt, past its deadline, still ran), but a dead one
+      // takes the ending attempt's claim as it leaves it.
+      if (current?.status === 'dead' && current.claimedBy === claimedBy) {
+        this.update(deliveryId, deadClaimUpdate(holdUntil, outcomeUnknown, now));
+        return;
+      }
       if (!current || FINAL.has(current.status as DeliveryStatus)) return;
       // An attempt that outlived its claim must not release the claim of the one that took over.
       if (current.claimedBy !== claimedBy) {
@@ -387,6 +393,10 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
   ): Promise<void> {
     const stored = this.deliveryDocs.get(deliveryId);
     const d = stored ?? {};
+    if (claimedBy !== undefined && stored?.status === 'dead' && stored.claimedBy === claimedBy) {
+      this.update(deliveryId, deadClaimUpdate(undefined, false, now));
+      return;
+    }
     // A finished delivery is never downgraded, whatever a later (possibly forged) message says.
     if (d.status && FINAL.has(d.status as DeliveryStatus)) return;
     // An attempt that outlived its claim must not overwrite the attempt that took over.

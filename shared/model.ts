@@ -151,6 +151,19 @@ export function claimHeld(d: Partial<Pick<DeliveryDoc, 'status' | 'claimExpiresA
   return (d.status === 'sending' || d.status === 'retrying') && liveClaim(d, now) !== null;
 }
 
+/**
+ * What an attempt that ends on a record dead-lettered meanwhile leaves on it: its claim kept as
+ * a hold while its post may still land, or released; and that its outcome is unknown, for the
+ * redrive that reopens it.
+ */
+export function deadClaimUpdate(
+  holdUntil: Date | undefined,
+  outcomeUnknown: boolean,
+  now: Date,
+): Partial<Pick<DeliveryDoc, 'claimExpiresAt' | 'outcomeUnknown' | 'updatedAt'>> {
+  return { claimExpiresAt: holdUntil ?? null, ...(outcomeUnknown ? { outcomeUnknown: true } : {}), updatedAt: now };
+}
+
 /** Skips that speak of the message that left them, not of the delivery (see endsDelivery). */
 const MESSAGE_ONLY_SKIPS = ['notification_rescheduled', 'not_an_occurrence'];
 

@@ -243,6 +243,57 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
+  it('a post that times out after its dead letter leaves its hold on the dead record, and a redrive carries it over', async () => {
+    const at = (s: number) => new Date(now.getTime() + s * 1000);
+    expect((await store.claim(claim('a#80'))).kind).toBe('claimed');
+    const dead = {
+      attempts: 10,
+      notificationId: 'n-1',
+      occurrence: '2031-01-01T00:00:00.000Z',
+      runId: 's_1:2031-01-01T00:00:00.000Z',
+      reason: 'max delivery attempts reached',
+      now: at(51),
+    };
+    await store.markDead(deliveryId, dead);
+    // The attempt's post, started at 45 s, times out at 55 s: it may land until 65 s.
+    await store.markRetry(deliveryId, { ...invalid, code: 'slack_outcome_unknown' }, true, at(55), 'a#80', at(65));
+    expect(await store.get(deliveryId)).toMatchObject({ status: 'dead', claimExpiresAt: at(65), outcomeUnknown: true });
+    expect((await firestoreRedriveLedger(store).reopenDead(deliveryId, at(56), 'r-1')).kind).toBe('reopened');
+    expect(await store.claim({ ...claim('b#80'), now: at(61) })).toEqual({ kind: 'busy', claimExpiresAt: at(65) });
+    expect(await store.claim({ ...claim('b#81'), now: at(66) })).toMatchObject({
+      kind: 'claimed',
+      outcomeUnknown: true,
+    });
+  });
+
+  it('an attempt that ends on a record dead-lettered meanwhile releases its claim, in both stores', async () => {
+    const memory = new MemoryStore();
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      expect((await ledger.claim({ ...claim('a#90'), ttlMs: 3_600_000 })).kind).toBe('claimed');
+      await ledger.markDead(deliveryId, {
+        attempts: 10,
+        notificationId: 'n-1',
+        occurrence: '2031-01-01T00:00:00.000Z',
+        runId: 's_1:2031-01-01T00:00:00.000Z',
+        reason: 'max delivery attempts reached',
+        now,
+      });
+      // A 429: nothing of it can land, so nothing is held.
+      await ledger.markRetry(deliveryId, { ...invalid, code: 'slack_rate_limited' }, false, now, 'a#90');
+      expect(await ledger.get(deliveryId)).toMatchObject({ status: 'dead', claimExpiresAt: null });
+      // Another attempt's token changes nothing.
+      await ledger.markRetry(
+        deliveryId,
+        { ...invalid, code: 'slack_rate_limited' },
+        true,
+        now,
+        'x#1',
+        new Date(now.getTime() + 10_000),
+      );
+      expect(await ledger.get(deliveryId)).toMatchObject({ status: 'dead', claimExpiresAt: null });
+    }
+  });
+
   it('still ends a delivery that failed for good after an attempt', async () => {
     expect((await store.claim(claim('a#3'))).kind).toBe('claimed');
     await store.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, now);
