@@ -189,3 +189,25 @@ describe('undiciFetch under the Slack client', () => {
     expect(answer.response_metadata?.scopes).toEqual(['chat:write']);
   });
 });
+
+describe('the Slack client under load', () => {
+  it('sends every call at once, so each reaches Slack within its timeout of being made', async () => {
+    // More calls than @slack/web-api's own queue lets out at once by default (100).
+    const arrivals: number[] = [];
+    const started = Date.now();
+    handler = (_req, _body, res) => {
+      arrivals.push(Date.now() - started);
+      setTimeout(() => json(res, 200, { ok: true, channel: 'C1', ts: '1.000001' }), 1000);
+    };
+    const c = client(3000);
+    const results = await Promise.allSettled(
+      Array.from({ length: 150 }, (_, i) =>
+        c.post({ channel: 'C1', text: `t${i}`, blocks: [], deliveryId: `n-${i}:x` }),
+      ),
+    );
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(150);
+    expect(arrivals).toHaveLength(150);
+    // Queued behind the first 100, the last 50 would arrive only once those were answered (1 s).
+    expect(Math.max(...arrivals)).toBeLessThan(900);
+  });
+});

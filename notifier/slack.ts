@@ -138,6 +138,10 @@ export class SlackClient implements SlackPort {
         slackApiUrl: this.opts.apiUrl,
         timeout: this.opts.timeoutMs,
         retryConfig: { retries: 0 },
+        // No queue of the client's own (100 calls by default): a call waiting in it has not yet
+        // started its timeout, so a post could reach Slack after the claim that let it start
+        // had run out, and another attempt post too. The notifier bounds its own concurrency.
+        maxRequestConcurrency: Number.POSITIVE_INFINITY,
         rejectRateLimitedCalls: true,
         logger: silent,
         fetch: this.fetch,

@@ -305,8 +305,10 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     }
     const attempts = (d.attempts ?? 0) + 1;
     const firstAttemptAt = d.firstAttemptAt ?? req.now;
+    // As FirestoreStore: a redriven message arrived, so its redrive is no longer waiting to publish it.
+    const { redrivePending: _published, ...rest } = d;
     this.deliveryDocs.set(req.deliveryId, {
-      ...d,
+      ...rest,
       status: 'sending',
       attempts,
       claimedBy: req.owner,

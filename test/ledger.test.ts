@@ -294,6 +294,29 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
+  it('a redriven message’s claim clears its redrive’s pending mark, in both stores', async () => {
+    const memory = new MemoryStore();
+    const dead = {
+      attempts: null,
+      notificationId: 'n-1',
+      occurrence: '2031-01-01T00:00:00.000Z',
+      runId: 's_1:2031-01-01T00:00:00.000Z',
+      reason: 'max delivery attempts reached',
+      now,
+    };
+    await store.markDead(deliveryId, dead);
+    expect((await firestoreRedriveLedger(store).reopenDead(deliveryId, now, 'r-1')).kind).toBe('reopened');
+    await memory.markDead(deliveryId, dead);
+    const reopened = memory.deliveryDocs.get(deliveryId);
+    memory.deliveryDocs.set(deliveryId, { ...reopened, status: 'retrying', redrivePending: true });
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      const pending = async () => ((await ledger.get(deliveryId)) as Record<string, unknown> | null)?.redrivePending;
+      expect(await pending()).toBe(true);
+      expect((await ledger.claim(claim('a#95'))).kind).toBe('claimed');
+      expect(await pending()).toBeUndefined();
+    }
+  });
+
   it('still ends a delivery that failed for good after an attempt', async () => {
     expect((await store.claim(claim('a#3'))).kind).toBe('claimed');
     await store.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, now);
