@@ -188,7 +188,7 @@ async function main(): Promise<number> {
     processes.push(() => emulators.stop());
     Object.assign(process.env, emulators.env);
     say(
-      `emulators up: PUBSUB_EMULATOR_HOST=${emulators.env.PUBSUB_EMULATOR_HOST} FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST}`,
+      `emulators up: PUBSUB_EMULATOR_HOST=${emulators.env.PUBSUB_EMULATOR_HOST} FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID}`,
     );
 
     const realSlack = Boolean(slackToken());

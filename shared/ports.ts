@@ -150,7 +150,7 @@ export interface DeliveryLedger {
     now: Date,
     init?: Partial<Pick<DeliveryDoc, 'runId'>>,
   ): Promise<void>;
-  /** Dead-lettered: recorded `dead` unless it was already sent. */
+  /** Dead-lettered: recorded `dead` unless it had already ended (sent, failed for good, skipped while paused). */
   markDead(
     deliveryId: string,
     fields: {
