@@ -123,11 +123,6 @@ async function waitForEmulator(e: Emulator, timeoutMs: number): Promise<void> {
   }
 }
 
-/** The last few lines of a log that say something, on one line; empty when there is none. */
-export function logTail(file: string, count = 3): string {
-  return tailOf(readLog(file), count);
-}
-
 /** The last `count` non-blank lines of a log, joined, at most 600 characters. */
 function tailOf(text: string, count = 3): string {
   const lines = text

@@ -436,9 +436,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
           claimExpiresAt: d.claimExpiresAt,
         } as const;
       }
-      if (claimHeld(d, req.now) && d.claimExpiresAt) {
-        return { kind: 'busy', claimExpiresAt: d.claimExpiresAt } as const;
-      }
+      const held = claimHeld(d, req.now);
+      if (held) return { kind: 'busy', claimExpiresAt: held } as const;
       const attempts = (d.attempts ?? 0) + 1;
       tx.update(ref, {
         status: 'sending',

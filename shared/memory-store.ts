@@ -300,9 +300,8 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
         claimExpiresAt: new Date(d.claimExpiresAt.getTime()),
       };
     }
-    if (claimHeld(d, req.now) && d.claimExpiresAt) {
-      return { kind: 'busy', claimExpiresAt: new Date(d.claimExpiresAt.getTime()) };
-    }
+    const held = claimHeld(d, req.now);
+    if (held) return { kind: 'busy', claimExpiresAt: new Date(held.getTime()) };
     const attempts = (d.attempts ?? 0) + 1;
     const firstAttemptAt = d.firstAttemptAt ?? req.now;
     // As FirestoreStore: a redriven message arrived, so its redrive is no longer waiting to publish it.

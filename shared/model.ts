@@ -145,10 +145,11 @@ export function liveClaim(d: Partial<Pick<DeliveryDoc, 'claimExpiresAt'>> | null
 /**
  * Whether an attempt holds the delivery at `now`, so that another must wait: a live claim on a
  * record being sent, or on one a redrive reopened while the attempt the dead letter overtook
- * may still be posting (markDead and a redrive keep that attempt's claim).
+ * may still be posting (markDead and a redrive keep that attempt's claim). Returns when that
+ * claim runs out, or null when nothing holds the delivery.
  */
-export function claimHeld(d: Partial<Pick<DeliveryDoc, 'status' | 'claimExpiresAt'>>, now: Date): boolean {
-  return (d.status === 'sending' || d.status === 'retrying') && liveClaim(d, now) !== null;
+export function claimHeld(d: Partial<Pick<DeliveryDoc, 'status' | 'claimExpiresAt'>>, now: Date): Date | null {
+  return d.status === 'sending' || d.status === 'retrying' ? liveClaim(d, now) : null;
 }
 
 /**

@@ -28,6 +28,16 @@ describe('the ledger and broken pushes, on the emulator', () => {
     now,
     publishedAt: null,
   });
+  /** What the dead-letter endpoint hands markDead for n-1's message of run s_1. */
+  const deadLetter = (over: { attempts?: number | null; runId?: string; now?: Date } = {}) => ({
+    attempts: 10,
+    notificationId: 'n-1',
+    occurrence: '2031-01-01T00:00:00.000Z',
+    runId: 's_1:2031-01-01T00:00:00.000Z',
+    reason: 'max delivery attempts reached',
+    now,
+    ...over,
+  });
 
   beforeEach(() => {
     db = createFirestore(uniqueProjectId('ledger'));
@@ -87,14 +97,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
     expect((await store.claim(claim('a#10'))).kind).toBe('claimed');
     const moved = { ...invalid, code: 'notification_rescheduled', message: 'not sent: moved' };
     await store.markFinal(deliveryId, 'skipped', moved, now, 'a#10');
-    const status = await store.markDead(deliveryId, {
-      attempts: 5,
-      notificationId: 'n-1',
-      occurrence: '2031-01-01T00:00:00.000Z',
-      runId: 's_2:2031-01-01T00:00:00.000Z',
-      reason: 'max delivery attempts reached',
-      now,
-    });
+    const status = await store.markDead(deliveryId, deadLetter({ attempts: 5, runId: 's_2:2031-01-01T00:00:00.000Z' }));
     expect(status).toBe('dead');
     expect(await store.get(deliveryId)).toMatchObject({ status: 'dead', runId: 's_2:2031-01-01T00:00:00.000Z' });
   });
@@ -103,14 +106,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
     const memory = new MemoryStore();
     for (const ledger of [store, memory] as DeliveryLedger[]) {
       expect((await ledger.claim(claim('a#20'))).kind).toBe('claimed');
-      await ledger.markDead(deliveryId, {
-        attempts: 5,
-        notificationId: 'n-1',
-        occurrence: '2031-01-01T00:00:00.000Z',
-        runId: 's_1:2031-01-01T00:00:00.000Z',
-        reason: 'max delivery attempts reached',
-        now,
-      });
+      await ledger.markDead(deliveryId, deadLetter({ attempts: 5 }));
       // The attempt, past its push deadline, ends with a retryable failure.
       await ledger.markRetry(deliveryId, { ...invalid, code: 'slack_retryable' }, false, now, 'a#20');
       expect(await ledger.get(deliveryId)).toMatchObject({ status: 'dead' });
@@ -121,14 +117,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
     const memory = new MemoryStore();
     for (const ledger of [store, memory] as DeliveryLedger[]) {
       expect((await ledger.claim(claim('a#30'))).kind).toBe('claimed');
-      const dead = {
-        attempts: 10,
-        notificationId: 'n-1',
-        occurrence: '2031-01-01T00:00:00.000Z',
-        runId: 's_1:2031-01-01T00:00:00.000Z',
-        reason: 'max delivery attempts reached',
-        now,
-      };
+      const dead = deadLetter();
       expect(await ledger.markDead(deliveryId, dead)).toBe('dead');
       const later = new Date(now.getTime() + 60_000);
       expect(await ledger.markDead(deliveryId, { ...dead, runId: 's_2:2031-01-01T00:00:00.000Z', now: later })).toBe(
@@ -148,14 +137,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
   it('a dead letter that overtakes an attempt keeps its claim: a redrive’s message waits for it, then looks first', async () => {
     const at = (s: number) => new Date(now.getTime() + s * 1000);
     expect((await store.claim(claim('a#40'))).kind).toBe('claimed');
-    const dead = {
-      attempts: 10,
-      notificationId: 'n-1',
-      occurrence: '2031-01-01T00:00:00.000Z',
-      runId: 's_1:2031-01-01T00:00:00.000Z',
-      reason: 'max delivery attempts reached',
-      now: at(1),
-    };
+    const dead = deadLetter({ now: at(1) });
     await store.markDead(deliveryId, dead);
     expect(await store.get(deliveryId)).toMatchObject({ status: 'dead', claimExpiresAt: at(60) });
     // An operator redrives the run at once, while that attempt may still be posting.
@@ -174,14 +156,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
     const memory = new MemoryStore();
     for (const ledger of [store, memory] as DeliveryLedger[]) {
       expect((await ledger.claim(claim('a#50'))).kind).toBe('claimed');
-      await ledger.markDead(deliveryId, {
-        attempts: 10,
-        notificationId: 'n-1',
-        occurrence: '2031-01-01T00:00:00.000Z',
-        runId: 's_1:2031-01-01T00:00:00.000Z',
-        reason: 'max delivery attempts reached',
-        now: new Date(now.getTime() + 61_000),
-      });
+      await ledger.markDead(deliveryId, deadLetter({ now: new Date(now.getTime() + 61_000) }));
       expect(await ledger.get(deliveryId)).toMatchObject({ status: 'dead', claimExpiresAt: null });
     }
   });
@@ -190,14 +165,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
     const at = (s: number) => new Date(now.getTime() + s * 1000);
     // A claim TTL of an hour (CLAIM_TTL_SECONDS allows it).
     expect((await store.claim({ ...claim('a#60'), ttlMs: 3_600_000 })).kind).toBe('claimed');
-    await store.markDead(deliveryId, {
-      attempts: 10,
-      notificationId: 'n-1',
-      occurrence: '2031-01-01T00:00:00.000Z',
-      runId: 's_1:2031-01-01T00:00:00.000Z',
-      reason: 'max delivery attempts reached',
-      now: at(1),
-    });
+    await store.markDead(deliveryId, deadLetter({ now: at(1) }));
     const ledger = firestoreRedriveLedger(store);
     expect((await ledger.reopenDead(deliveryId, at(2), 'r-1')).kind).toBe('reopened');
     // That redrive stopped before publishing; another, 31 minutes later, takes it over.
@@ -209,14 +177,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
     const memory = new MemoryStore();
     for (const ledger of [store, memory] as DeliveryLedger[]) {
       await ledger.recordInvalid(deliveryId, invalid, now);
-      await ledger.markDead(deliveryId, {
-        attempts: 10,
-        notificationId: 'n-1',
-        occurrence: '2031-01-01T00:00:00.000Z',
-        runId: 's_1:2031-01-01T00:00:00.000Z',
-        reason: 'max delivery attempts reached',
-        now,
-      });
+      await ledger.markDead(deliveryId, deadLetter());
       expect(await ledger.get(deliveryId)).toMatchObject({
         status: 'dead',
         notificationId: 'n-1',
@@ -246,14 +207,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
   it('a post that times out after its dead letter leaves its hold on the dead record, and a redrive carries it over', async () => {
     const at = (s: number) => new Date(now.getTime() + s * 1000);
     expect((await store.claim(claim('a#80'))).kind).toBe('claimed');
-    const dead = {
-      attempts: 10,
-      notificationId: 'n-1',
-      occurrence: '2031-01-01T00:00:00.000Z',
-      runId: 's_1:2031-01-01T00:00:00.000Z',
-      reason: 'max delivery attempts reached',
-      now: at(51),
-    };
+    const dead = deadLetter({ now: at(51) });
     await store.markDead(deliveryId, dead);
     // The attempt's post, started at 45 s, times out at 55 s: it may land until 65 s.
     await store.markRetry(deliveryId, { ...invalid, code: 'slack_outcome_unknown' }, true, at(55), 'a#80', at(65));
@@ -270,14 +224,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
     const memory = new MemoryStore();
     for (const ledger of [store, memory] as DeliveryLedger[]) {
       expect((await ledger.claim({ ...claim('a#90'), ttlMs: 3_600_000 })).kind).toBe('claimed');
-      await ledger.markDead(deliveryId, {
-        attempts: 10,
-        notificationId: 'n-1',
-        occurrence: '2031-01-01T00:00:00.000Z',
-        runId: 's_1:2031-01-01T00:00:00.000Z',
-        reason: 'max delivery attempts reached',
-        now,
-      });
+      await ledger.markDead(deliveryId, deadLetter());
       // A 429: nothing of it can land, so nothing is held.
       await ledger.markRetry(deliveryId, { ...invalid, code: 'slack_rate_limited' }, false, now, 'a#90');
       expect(await ledger.get(deliveryId)).toMatchObject({ status: 'dead', claimExpiresAt: null });
@@ -296,14 +243,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
 
   it('a redriven message’s claim clears its redrive’s pending mark, in both stores', async () => {
     const memory = new MemoryStore();
-    const dead = {
-      attempts: null,
-      notificationId: 'n-1',
-      occurrence: '2031-01-01T00:00:00.000Z',
-      runId: 's_1:2031-01-01T00:00:00.000Z',
-      reason: 'max delivery attempts reached',
-      now,
-    };
+    const dead = deadLetter({ attempts: null });
     await store.markDead(deliveryId, dead);
     expect((await firestoreRedriveLedger(store).reopenDead(deliveryId, now, 'r-1')).kind).toBe('reopened');
     await memory.markDead(deliveryId, dead);
