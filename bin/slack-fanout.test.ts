@@ -6,7 +6,9 @@ import { CommanderError } from 'commander';
 import { connectProblem } from '../shared/net';
 import {
   buildProgram,
+  checkEmulatorVariables,
   EXIT,
+  emulatorAddress,
   failureOf,
   MAX_IMPORT_BYTES,
   PROGRESS_EVERY_MS,
@@ -441,6 +443,115 @@ describe('resume, as typed', () => {
     [['a', 'b'], 'too many arguments'],
   ])('refuses %j', async (args, message) => {
     expect(await parse(...args)).toContain(message);
+  });
+});
+
+describe('emulator addresses', () => {
+  it.each([
+    ['127.0.0.1:8080', { host: '127.0.0.1', port: 8080 }],
+    ['localhost:65535', { host: 'localhost', port: 65535 }],
+    ['[::1]:8085', { host: '::1', port: 8085 }],
+    ['emulators', { host: 'emulators', port: 8080 }],
+  ])('reads %j', (address, where) => {
+    expect(emulatorAddress('FIRESTORE_EMULATOR_HOST', address)).toEqual(where);
+  });
+
+  it.each([
+    '127.0.0.1:99999',
+    '127.0.0.1:0',
+    '127.0.0.1:',
+    ':8080',
+    'http://127.0.0.1:8080',
+    '127.0.0.1:80a',
+    '127.0.0.1 :8080',
+  ])('refuses %j, naming the variable and the form, exit 2', (address) => {
+    expect(() => emulatorAddress('PUBSUB_EMULATOR_HOST', address)).toThrow(
+      `PUBSUB_EMULATOR_HOST=${JSON.stringify(address)} is not an emulator address: expected host:port, the port from 1 to 65535`,
+    );
+    try {
+      checkEmulatorVariables({ FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080', PUBSUB_EMULATOR_HOST: address });
+      throw new Error('accepted');
+    } catch (err) {
+      expect((err as Error).message).toMatch(/^PUBSUB_EMULATOR_HOST=/);
+      expect(failureOf(err).exitCode).toBe(EXIT.usage);
+    }
+  });
+});
+
+describe('checked before the credentials', () => {
+  const names = ['FIRESTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'GOOGLE_APPLICATION_CREDENTIALS'] as const;
+  const saved = Object.fromEntries(names.map((n) => [n, process.env[n]]));
+  afterEach(() => {
+    for (const n of names) {
+      if (saved[n] === undefined) delete process.env[n];
+      else process.env[n] = saved[n];
+    }
+  });
+
+  const failure = async (env: Partial<Record<(typeof names)[number], string>>, args: string[]): Promise<string> => {
+    for (const n of names) delete process.env[n];
+    Object.assign(process.env, env);
+    const program = buildProgram();
+    for (const c of [program, ...program.commands]) c.configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    try {
+      await program.parseAsync(args, { from: 'user' });
+    } catch (err) {
+      return failureOf(err).message;
+    }
+    throw new Error(`${args.join(' ')} was accepted`);
+  };
+
+  it('a bad project id is named with the rule, not reported as missing credentials', async () => {
+    // No emulator variables and credentials that cannot load: the project is refused first.
+    const message = await failure({ GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/key.json' }, [
+      '-p',
+      'p1',
+      'pause',
+      'n-1',
+    ]);
+    expect(message).toBe(
+      'project "p1" is not a Google Cloud project id (3 to 63 lower-case letters, digits and hyphens, starting ' +
+        'with a letter and not ending with a hyphen, after an optional domain: prefix; a project made today has 6 to 30)',
+    );
+  });
+
+  it('a bad emulator address is named before anything is dialled', async () => {
+    const message = await failure({ FIRESTORE_EMULATOR_HOST: '127.0.0.1:99999' }, ['-p', 'demo-x', 'pause', 'n-1']);
+    expect(message).toMatch(/^FIRESTORE_EMULATOR_HOST="127\.0\.0\.1:99999" is not an emulator address/);
+  });
+
+  it('with good input, the missing credentials are what is said', async () => {
+    const message = await failure({ GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/key.json' }, [
+      '-p',
+      'demo-x',
+      'pause',
+      'n-1',
+    ]);
+    expect(message).toMatch(/^no Google credentials/);
+  });
+});
+
+describe('pause --reason, as typed', () => {
+  withFirestoreNeverDialled();
+
+  const parse = async (reason: string): Promise<string> => {
+    const program = buildProgram();
+    let err = '';
+    for (const c of [program, ...program.commands]) {
+      c.exitOverride().configureOutput({ writeErr: (s) => (err += s), writeOut: () => {} });
+    }
+    try {
+      await program.parseAsync(['-p', 'demo-unit', 'pause', 'n-1', '--reason', reason], { from: 'user' });
+    } catch (e) {
+      return err || (e as Error).message;
+    }
+    return 'accepted';
+  };
+
+  it('counts characters, not UTF-16 units: 500 emoji pass the check, 501 are 501', async () => {
+    // Past the check the command dials Firestore (nothing listens there): not a reason problem.
+    expect(await parse('🙂'.repeat(500))).not.toMatch(/characters/);
+    expect(await parse('🙂'.repeat(501))).toContain('expected 1 to 500 characters, got 501');
   });
 });
 

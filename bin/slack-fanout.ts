@@ -17,6 +17,7 @@ import {
   documentStorageSize,
   excerpt,
   MAX_DOCUMENT_BYTES,
+  MAX_PAUSE_REASON_CHARS,
   metricSchema,
   userIdProblem,
 } from '../shared/model';
@@ -115,10 +116,28 @@ export function whereService(service: Service, projectId: string, env: NodeJS.Pr
   return `${SERVICE_HOST[service]} for project ${projectId}, with ${credentials}`;
 }
 
-/** host and port of an emulator address (`host:port`, `[::1]:port`). */
-function hostPort(address: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(address) ?? /^([^:]*)(?::(\d+))?$/.exec(address);
-  return { host: m?.[1] || address, port: Number(m?.[2] ?? 8080) };
+/**
+ * Host and port of an emulator address (`host:port`, `[::1]:port`; the port 8080 when left
+ * out), or a CliError that names the variable: the clients' own words do not.
+ */
+export function emulatorAddress(variable: string, address: string): { host: string; port: number } {
+  const m = /^\[([^\]\s]+)\](?::(\d{1,5}))?$/.exec(address) ?? /^([^:/\s[\]]+)(?::(\d{1,5}))?$/.exec(address);
+  const port = Number(m?.[2] ?? 8080);
+  if (!m?.[1] || port < 1 || port > 65535) {
+    throw new CliError(
+      `${variable}=${JSON.stringify(excerpt(address))} is not an emulator address: expected host:port, ` +
+        'the port from 1 to 65535 (as `gcloud beta emulators firestore env-init` prints it, e.g. 127.0.0.1:8080)',
+    );
+  }
+  return { host: m[1], port };
+}
+
+/** Both emulator variables, when set, are addresses (emulatorAddress). */
+export function checkEmulatorVariables(env: NodeJS.ProcessEnv = process.env): void {
+  for (const variable of Object.values(EMULATOR_VARIABLE)) {
+    const value = env[variable];
+    if (value) emulatorAddress(variable, value);
+  }
 }
 
 /** Where the command's Firestore is, once it has one: named by an error that reaches it no more. */
@@ -133,7 +152,9 @@ let firestoreAt: string | undefined;
 async function checkReachable(service: Service, projectId: string, env: NodeJS.ProcessEnv = process.env) {
   const emulator = env[EMULATOR_VARIABLE[service]];
   if (!emulator && PROXY_VARIABLES.some((v) => env[v])) return;
-  const { host, port } = emulator ? hostPort(emulator) : { host: SERVICE_HOST[service], port: 443 };
+  const { host, port } = emulator
+    ? emulatorAddress(EMULATOR_VARIABLE[service], emulator)
+    : { host: SERVICE_HOST[service], port: 443 };
   const why = await connectProblem(host, port, REACH_TIMEOUT_MS);
   if (why) {
     throw new CliError(
@@ -199,7 +220,9 @@ function projectOf(opts: { project?: string }): string {
   if (!PROJECT_ID.test(project)) {
     throw new CliError(
       `project ${JSON.stringify(excerpt(project))} is not a Google Cloud project id ` +
-        '(lower-case letters, digits and hyphens, starting with a letter)',
+        '(3 to 63 lower-case letters, digits and hyphens, starting with a letter and not ending with a hyphen, ' +
+        'after an optional domain: prefix; ' +
+        'a project made today has 6 to 30)',
     );
   }
   return project;
@@ -673,6 +696,10 @@ Exit codes:
   130  interrupted (Ctrl-C)`,
     )
     .hook('preAction', async (_program, command) => {
+      // What was typed or set is checked before the credentials are looked for: a bad project
+      // id or emulator address is named as such, not reported as missing credentials.
+      projectOf(program.opts());
+      checkEmulatorVariables();
       // Only `redrive` publishes; every other command talks to Firestore alone.
       await checkCredentials(command.name() === 'redrive');
     });
@@ -864,12 +891,12 @@ it again is safe.`,
         process.stdout.write(`deleted ${result.staleBuckets} index buckets of an older layout\n`);
       }
     });
-  const reasonText = nonBlankText(500);
+  const reasonText = nonBlankText(MAX_PAUSE_REASON_CHARS);
   program
     .command('pause')
     .description('pause a notification: it is no longer dispatched')
     .argument('<id>', 'the notification id')
-    .option('--reason <text>', 'why, kept as its pausedReason (1 to 500 characters)', reasonText)
+    .option('--reason <text>', `why, kept as its pausedReason (1 to ${MAX_PAUSE_REASON_CHARS} characters)`, reasonText)
     .action((id: string, o: { reason?: string }) => setEnabled(id, false, o.reason));
   program
     .command('resume')

@@ -14,6 +14,7 @@ import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
 import { type Emulators, killGroup, startEmulators } from './emulators';
 import { ROOT, startReaper, startService, stopService } from './processes';
+import { timeLeft } from './progress';
 import { SlackStandIn } from './slack-standin';
 import { createTopology } from './topology';
 
@@ -290,14 +291,13 @@ async function main(): Promise<number> {
       const bar = verbose
         ? null
         : new SingleBar({
-            format:
-              '  deliveries [{bar}] {value}/{total} final | {sent} sent {failed} failed {dead} dead | {eta_formatted} left',
+            format: '  deliveries [{bar}] {value}/{total} final | {sent} sent {failed} failed {dead} dead | {left}',
             hideCursor: true,
             // Off a terminal (a pipe, a log file), a line every 5 s instead of a bar.
             noTTYOutput: true,
             notTTYSchedule: 5000,
           });
-      bar?.start(expected, 0, { sent: 0, failed: 0, dead: 0 });
+      bar?.start(expected, 0, { sent: 0, failed: 0, dead: 0, left: timeLeft(0, expected, 0) });
       let totals: Record<string, number> = {};
       try {
         const deadline = Date.now() + opts.timeout * 1000;
@@ -308,7 +308,12 @@ async function main(): Promise<number> {
             for (const [k, v] of Object.entries(counts)) totals[k] = (totals[k] ?? 0) + v;
           }
           const final = FINAL.reduce((n, s) => n + (totals[s] ?? 0), 0);
-          bar?.update(final, { sent: totals.sent ?? 0, failed: totals.failed ?? 0, dead: totals.dead ?? 0 });
+          bar?.update(final, {
+            sent: totals.sent ?? 0,
+            failed: totals.failed ?? 0,
+            dead: totals.dead ?? 0,
+            left: timeLeft(final, expected, Date.now() - started),
+          });
           if (final >= expected || Date.now() > deadline) break;
           await new Promise((r) => setTimeout(r, 500));
         }

@@ -11,7 +11,15 @@ import { callerOf } from '../shared/auth';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
 import { jsonBody, requireJson } from '../shared/http';
 import type { Logger } from '../shared/logger';
-import { type DeliveryStatus, documentIdProblem, excerpt, MAX_DOCUMENT_ID_BYTES, type RunDoc } from '../shared/model';
+import {
+  characterCount,
+  type DeliveryStatus,
+  documentIdProblem,
+  excerpt,
+  MAX_DOCUMENT_ID_BYTES,
+  MAX_PAUSE_REASON_CHARS,
+  type RunDoc,
+} from '../shared/model';
 import {
   InvalidNotificationError,
   type NewNotification,
@@ -99,7 +107,15 @@ const notificationBody = z.strictObject({
   enabled: z.boolean().optional(),
 });
 
-const pauseBody = z.strictObject({ reason: z.string().min(1).max(500).optional() });
+const pauseBody = z.strictObject({
+  reason: z
+    .string()
+    .min(1)
+    .refine((r) => characterCount(r) <= MAX_PAUSE_REASON_CHARS, {
+      error: (issue) => `at most ${MAX_PAUSE_REASON_CHARS} characters, got ${characterCount(String(issue.input))}`,
+    })
+    .optional(),
+});
 
 function invalid(res: Response, field: string, message: string): void {
   res.status(400).json({ error: 'invalid_request', field, message });

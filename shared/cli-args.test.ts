@@ -26,6 +26,8 @@ describe('nonBlankText', () => {
   it('takes 1 to max characters of text', () => {
     expect(nonBlankText(5)(' a ')).toBe(' a ');
     expect(nonBlankText(5)('abcde')).toBe('abcde');
+    // Characters as a reader counts them: five emoji are ten UTF-16 units.
+    expect(nonBlankText(5)('🙂🙂🙂🙂🙂')).toBe('🙂🙂🙂🙂🙂');
   });
 
   it.each([
@@ -33,6 +35,7 @@ describe('nonBlankText', () => {
     ['   ', 'expected 1 to 5 characters, got a blank one (only white space: "   ")'],
     ['\t', 'got a blank one'],
     ['abcdef', 'expected 1 to 5 characters, got 6'],
+    ['🙂🙂🙂🙂🙂🙂', 'expected 1 to 5 characters, got 6'],
   ])('refuses %j, saying why', (value, message) => {
     expect(() => nonBlankText(5)(value)).toThrow(InvalidArgumentError);
     expect(() => nonBlankText(5)(value)).toThrow(message);

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { excerpt } from './model';
+import { characterCount, excerpt } from './model';
 
 /**
  * A command-line option that takes a whole number from `min` to `max`, written in decimal:
@@ -34,7 +34,8 @@ export function nonBlankText(max: number): (value: string) => string {
         `${expected}, got a blank one (only white space: ${JSON.stringify(value.slice(0, 40))})`,
       );
     }
-    if (value.length > max) throw new InvalidArgumentError(`${expected}, got ${value.length}`);
+    const chars = characterCount(value);
+    if (chars > max) throw new InvalidArgumentError(`${expected}, got ${chars}`);
     return value;
   };
 }

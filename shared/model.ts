@@ -249,3 +249,13 @@ export function deliveryIdOf(notificationId: string, occurrence: string): string
 export function runIdOf(scheduleId: string, occurrence: string): string {
   return `${scheduleId}:${occurrence}`;
 }
+
+/** Characters as a reader counts them (Unicode code points): an emoji is one, not two UTF-16 units. */
+export function characterCount(value: string): number {
+  let n = 0;
+  for (const _ of value) n++;
+  return n;
+}
+
+/** A pause reason's longest, in characters (code points): the admin API and `slack-fanout pause --reason`. */
+export const MAX_PAUSE_REASON_CHARS = 500;

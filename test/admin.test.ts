@@ -184,6 +184,32 @@ describe('admin API: requests (fake ports)', () => {
     expect(form.status).toBe(415);
   });
 
+  test('a pause reason is 1 to 500 characters, counted as a reader counts them', async () => {
+    const reasons: (string | undefined)[] = [];
+    const app = appWith(
+      fakePorts({
+        setNotificationEnabled: async (_id, _enabled, reason) => {
+          reasons.push(reason);
+          return true;
+        },
+      }),
+    );
+    const pause = (reason: string) =>
+      request(app).post('/admin/notifications/n-1/pause').set('authorization', bearer()).send({ reason });
+    // 500 emoji are 1,000 UTF-16 units: still 500 characters.
+    expect((await pause('🙂'.repeat(500))).status).toBe(200);
+    expect(reasons).toEqual(['🙂'.repeat(500)]);
+    const long = await pause('🙂'.repeat(501));
+    expect(long.status).toBe(400);
+    expect(long.body).toEqual({
+      error: 'invalid_request',
+      field: 'reason',
+      message: 'at most 500 characters, got 501',
+    });
+    expect((await pause('')).status).toBe(400);
+    expect(reasons).toHaveLength(1);
+  });
+
   test('a body over the limit is refused with 413', async () => {
     const res = await request(appWith(fakePorts()))
       .put('/admin/notifications/n-1')
