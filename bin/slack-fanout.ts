@@ -38,7 +38,7 @@ import {
   setNotificationEnabled,
 } from '../shared/notifications';
 import { createPubSub, pagePublisher } from '../shared/pubsub';
-import { firestoreRedriveLedger, redrivable, redriveRun } from '../shared/redrive';
+import { firestoreRedriveLedger, redrivable, redriveRun, runSummary } from '../shared/redrive';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 
 /**
@@ -985,16 +985,17 @@ interrupt: a second run takes only what is still paused. A notification imported
 
   program
     .command('run')
-    .description("print a run and its deliveries' counts by status")
+    .description(
+      "print a run and its deliveries' counts by status (once the run's record has expired, its deliveries' counts, with run: null and a note, while any is left)",
+    )
     .argument('<runId>', 'scheduleId:occurrence, as the tick answers and the logs show')
     .action(async (runId: string) => {
       docId('run', runId);
       const db = await openFirestore(projectOf(program.opts()));
       try {
-        const store = new FirestoreStore(db);
-        const run = await store.getRun(runId);
-        if (!run) throw new CliError(`run ${runId} does not exist`);
-        print({ runId, run, deliveries: await store.countByStatus(runId) });
+        const summary = await runSummary(runId, new FirestoreStore(db));
+        if (!summary) throw new CliError(`run ${runId} does not exist, and no delivery of it is in the ledger`);
+        print(summary);
       } finally {
         await db.terminate();
       }
@@ -1003,7 +1004,7 @@ interrupt: a second run takes only what is still paused. A notification imported
   program
     .command('redrive')
     .description(
-      "put a run's dead deliveries back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later; a run whose record has expired still redrives while any delivery of it is dead or reopened)",
+      "put a run's dead deliveries back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later; a run whose record has expired still redrives while any delivery of it is dead, or reopened by a redrive and not yet published)",
     )
     .argument('<runId>', 'scheduleId:occurrence')
     .option(
@@ -1031,8 +1032,10 @@ is still dead for the next run.`,
       const publisher = pagePublisher(pubsub, o.topic);
       try {
         const store = new FirestoreStore(db);
-        if (!(await redrivable(runId, store))) {
-          throw new CliError(`run ${runId} does not exist, and no delivery of it is dead or reopened`);
+        if (!(await redrivable(runId, store, firestoreRedriveLedger(store)))) {
+          throw new CliError(
+            `run ${runId} does not exist, and no delivery of it is dead, or reopened by a redrive and not yet published`,
+          );
         }
         const result = await redriveRun(runId, {
           ledger: firestoreRedriveLedger(store),

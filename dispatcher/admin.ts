@@ -33,6 +33,7 @@ import {
   type RedriveResult,
   redrivable,
   redriveRun,
+  runSummary,
 } from '../shared/redrive';
 import { isValidTimeZone, validateSchedule } from '../shared/schedule';
 import { renderStatusPage } from './status-page';
@@ -52,6 +53,8 @@ export interface AdminPorts {
   setNotificationEnabled(id: string, enabled: boolean, reason?: string): Promise<boolean>;
   /** Creates or replaces; true when it was created. */
   saveNotification(n: NewNotification): Promise<boolean>;
+  /** Whether a redrive of the run has anything to do (shared/redrive.ts `redrivable`). */
+  redrivable(runId: string): Promise<boolean>;
   redrive(runId: string): Promise<RedriveResult>;
 }
 
@@ -92,6 +95,7 @@ export function firestoreAdminPorts(
       await saveNotifications(db, [n]);
       return !existed;
     },
+    redrivable: (runId) => redrivable(runId, store, ledger),
     redrive: (runId) => redriveRun(runId, { ledger, publisher, log, ...(isDraining ? { isDraining } : {}) }),
   };
 }
@@ -166,17 +170,17 @@ export function adminRouter(deps: AdminDeps): Router {
 
   router.get('/admin/runs/:runId', async (req, res) => {
     const runId = String(req.params.runId);
-    const run = await deps.getRun(runId);
-    if (!run) {
+    const summary = await runSummary(runId, deps);
+    if (!summary) {
       res.status(404).json({ error: 'run_not_found', runId });
       return;
     }
-    res.json({ runId, run, deliveries: await deps.countByStatus(runId) });
+    res.json(summary);
   });
 
   router.post('/admin/runs/:runId/redrive', requireJson({ optional: true }), jsonBody('16kb'), async (req, res) => {
     const runId = String(req.params.runId);
-    if (!(await redrivable(runId, deps))) {
+    if (!(await deps.redrivable(runId))) {
       res.status(404).json({ error: 'run_not_found', runId });
       return;
     }

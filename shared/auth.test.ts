@@ -389,6 +389,7 @@ test('serviceGuards hands the trust to both guards: a stripped token reaches /ti
       getNotification: async () => null,
       setNotificationEnabled: async () => false,
       saveNotification: async () => true,
+      redrivable: async () => false,
       redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
     },
   });
@@ -528,6 +529,7 @@ describe('auth configuration', () => {
         getNotification: async () => null,
         setNotificationEnabled: async () => false,
         saveNotification: async () => true,
+        redrivable: async () => false,
         redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
       },
     });

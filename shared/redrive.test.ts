@@ -1,7 +1,15 @@
 import { createLogger } from './logger';
 import type { DispatchMessage } from './messages';
 import type { DeliveryStatus } from './model';
-import { type RedriveLedger, type RedriveResult, redrivable, redriveRun } from './redrive';
+import {
+  hasRedrivePending,
+  type RedriveLedger,
+  type RedriveResult,
+  RUN_RECORD_GONE,
+  redrivable,
+  redriveRun,
+  runSummary,
+} from './redrive';
 
 const log = createLogger({ service: 'redrive-test', level: 'silent' });
 const occurrence = '2030-01-01T00:00:00.000Z';
@@ -131,14 +139,62 @@ describe('redriveRun', () => {
 
 describe('redrivable', () => {
   const none: Record<DeliveryStatus, number> = { sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 };
-  it.each<[string, unknown, Partial<Record<DeliveryStatus, number>>, boolean]>([
-    ['a run that exists', { status: 'done' }, {}, true],
-    ['a run expired since, with dead deliveries', null, { dead: 2, sent: 5 }, true],
-    ['a run expired since, with deliveries a redrive reopened', null, { retrying: 1 }, true],
-    ['a run expired since, all its deliveries settled', null, { sent: 5, failed: 1 }, false],
-    ['no run and no delivery', null, {}, false],
-  ])('%s: %s', async (_what, run, counts, expected) => {
+  /** A ledger whose retrying deliveries are `ids`, those in `pending` reopened by a redrive and not yet published. */
+  const pendingLedger = (ids: string[], pending: string[], asked: (string | null)[] = []) => ({
+    redrivePendingOfRun: async (_runId: string, cursor: string | null, limit: number) => {
+      asked.push(cursor);
+      const page = ids.filter((id) => !cursor || id > cursor).slice(0, limit);
+      return {
+        pending: page.filter((id) => pending.includes(id)).map((id) => ({ id, since: new Date(0) })),
+        scanned: page.at(-1) ?? null,
+        done: page.length < limit,
+      };
+    },
+  });
+  it.each<[string, unknown, Partial<Record<DeliveryStatus, number>>, string[], boolean]>([
+    ['a run that exists', { status: 'done' }, {}, [], true],
+    ['a run expired since, with dead deliveries', null, { dead: 2, sent: 5 }, [], true],
+    ['a run expired since, with deliveries a redrive reopened', null, { retrying: 1 }, ['d-1'], true],
+    [
+      'a run expired since, only retrying on their own (Pub/Sub redelivering)',
+      null,
+      { retrying: 1, sent: 3 },
+      [],
+      false,
+    ],
+    ['a run expired since, all its deliveries settled', null, { sent: 5, failed: 1 }, [], false],
+    ['no run and no delivery', null, {}, [], false],
+  ])('%s: %s', async (_what, run, counts, pending, expected) => {
     const reads = { getRun: async () => run, countByStatus: async () => ({ ...none, ...counts }) };
-    expect(await redrivable(runId, reads)).toBe(expected);
+    const ids = Array.from({ length: counts.retrying ?? 0 }, (_, i) => `d-${i + 1}`);
+    expect(await redrivable(runId, reads, pendingLedger(ids, pending))).toBe(expected);
+  });
+
+  it('reads the retrying deliveries a page at a time until one a redrive reopened', async () => {
+    const ids = Array.from({ length: 12 }, (_, i) => `d-${String(i).padStart(2, '0')}`);
+    const asked: (string | null)[] = [];
+    const reads = { getRun: async () => null, countByStatus: async () => ({ ...none, retrying: 12 }) };
+    expect(await hasRedrivePending(runId, pendingLedger(ids, ['d-09'], asked), 5)).toBe(true);
+    expect(asked).toEqual([null, 'd-04']);
+    asked.length = 0;
+    expect(await redrivable(runId, reads, pendingLedger(ids, [], asked))).toBe(false);
+    expect(asked).toEqual([null]);
+  });
+});
+
+describe('runSummary', () => {
+  const none: Record<DeliveryStatus, number> = { sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 };
+  it('shows the record and the counts; once the record is gone, the counts with a note; nothing when neither', async () => {
+    const counts = { ...none, sent: 3, dead: 1 };
+    expect(
+      await runSummary(runId, { getRun: async () => ({ status: 'done' }), countByStatus: async () => counts }),
+    ).toEqual({ runId, run: { status: 'done' }, deliveries: counts });
+    expect(await runSummary(runId, { getRun: async () => null, countByStatus: async () => counts })).toEqual({
+      runId,
+      run: null,
+      deliveries: counts,
+      note: RUN_RECORD_GONE,
+    });
+    expect(await runSummary(runId, { getRun: async () => null, countByStatus: async () => none })).toBeNull();
   });
 });

@@ -115,21 +115,62 @@ function scheduleIdOf(runId: string, occurrence: string): string | null {
   return runId.endsWith(suffix) && runId.length > suffix.length ? runId.slice(0, -suffix.length) : null;
 }
 
+/** What the operator's views of a run read: its record and its deliveries' counts. */
+export interface RunReads<Run = unknown> {
+  getRun(runId: string): Promise<Run | null>;
+  countByStatus(runId: string): Promise<Record<DeliveryStatus, number>>;
+}
+
+/** Said beside a run whose record is gone while deliveries of it are still in the ledger. */
+export const RUN_RECORD_GONE =
+  "the run's record is gone (it is kept 90 days after the run finished, a delivery 90 days after its last outcome); its deliveries still in the ledger are counted";
+
 /**
- * Whether a run can be redriven: its record exists, or, since it expired (a run's record goes
- * 90 days after it finished, a delivery's 90 days after its last outcome), deliveries of it are
- * still dead or reopened. A redrive reads only the deliveries, never the run.
+ * A run as `GET /admin/runs/:runId` and `slack-fanout run` show it: its record and its
+ * deliveries' counts; once the record has expired, null in its place and RUN_RECORD_GONE, as
+ * long as any delivery of it is left. Null when there is neither.
+ */
+export async function runSummary<Run>(
+  runId: string,
+  reads: RunReads<Run>,
+): Promise<{ runId: string; run: Run | null; deliveries: Record<DeliveryStatus, number>; note?: string } | null> {
+  const [run, deliveries] = await Promise.all([reads.getRun(runId), reads.countByStatus(runId)]);
+  if (run) return { runId, run, deliveries };
+  if (Object.values(deliveries).every((n) => n === 0)) return null;
+  return { runId, run: null, deliveries, note: RUN_RECORD_GONE };
+}
+
+/** Whether a redrive left any delivery of the run reopened and not yet published, read a page at a time. */
+export async function hasRedrivePending(
+  runId: string,
+  ledger: Pick<RedriveLedger, 'redrivePendingOfRun'>,
+  pageSize = 500,
+): Promise<boolean> {
+  let cursor: string | null = null;
+  for (;;) {
+    const page = await ledger.redrivePendingOfRun(runId, cursor, pageSize);
+    if (page.pending.length > 0) return true;
+    if (page.done || !page.scanned) return false;
+    cursor = page.scanned;
+  }
+}
+
+/**
+ * Whether a redrive has anything to do: the run's record exists, or, since it expired (a run's
+ * record goes 90 days after it finished, a delivery's 90 days after its last outcome),
+ * deliveries of it are still dead, or reopened by a redrive and not yet published. A delivery
+ * that is only `retrying` (Pub/Sub's own redelivery, or a message for a run no tick made) is
+ * nothing a redrive takes. A redrive reads only the deliveries, never the run.
  */
 export async function redrivable(
   runId: string,
-  reads: {
-    getRun(runId: string): Promise<unknown>;
-    countByStatus(runId: string): Promise<Record<DeliveryStatus, number>>;
-  },
+  reads: RunReads,
+  ledger: Pick<RedriveLedger, 'redrivePendingOfRun'>,
 ): Promise<boolean> {
   if (await reads.getRun(runId)) return true;
   const counts = await reads.countByStatus(runId);
-  return counts.dead + counts.retrying > 0;
+  if (counts.dead > 0) return true;
+  return counts.retrying > 0 && (await hasRedrivePending(runId, ledger));
 }
 
 export async function redriveRun(runId: string, deps: RedriveDeps): Promise<RedriveResult> {

@@ -40,6 +40,7 @@ function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
     getNotification: async () => null,
     setNotificationEnabled: async () => false,
     saveNotification: async () => true,
+    redrivable: async () => false,
     redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
     ...over,
   };
@@ -375,6 +376,10 @@ describe('admin API on the emulators', () => {
     // The run's record expired since (90 days after it finished; its dead delivery keeps 90 days
     // of its own): the delivery still redrives.
     await stack.db.collection(COLLECTIONS.runs).doc(runId).delete();
+    // Shown as what is left of it: its deliveries' counts, no record, and why.
+    const gone = await call('GET', `/admin/runs/${encodeURIComponent(runId)}`);
+    expect(gone).toMatchObject({ status: 200, body: { runId, run: null, deliveries: { sent: 1, dead: 1 } } });
+    expect(gone.body.note).toMatch(/record is gone/);
     const redrive = await call('POST', `/admin/runs/${encodeURIComponent(runId)}/redrive`);
     expect(redrive.status).toBe(200);
     expect(redrive.body).toEqual({ runId, redriven: 1, skipped: 0, failed: 0, waiting: 0, waitingUntil: null });
@@ -395,6 +400,25 @@ describe('admin API on the emulators', () => {
 
     expect((await call('GET', '/admin/runs/s_nope:2030-01-01T00:00:00.000Z')).status).toBe(404);
     expect((await call('POST', '/admin/runs/s_nope:2030-01-01T00:00:00.000Z/redrive')).status).toBe(404);
+
+    // A run no tick made, with a delivery only retrying (a message made by hand past push
+    // auth): shown, but nothing a redrive takes.
+    const madeUp = 's_madeup:2030-01-01T00:00:00.000Z';
+    await stack.db.collection(COLLECTIONS.deliveries).doc('n-madeup:2030-01-01T00:00:00.000Z').set({
+      notificationId: 'n-madeup',
+      occurrence: '2030-01-01T00:00:00.000Z',
+      runId: madeUp,
+      status: 'retrying',
+      attempts: 1,
+    });
+    expect(await call('GET', `/admin/runs/${encodeURIComponent(madeUp)}`)).toMatchObject({
+      status: 200,
+      body: { runId: madeUp, run: null, deliveries: { retrying: 1 } },
+    });
+    expect(await call('POST', `/admin/runs/${encodeURIComponent(madeUp)}/redrive`)).toMatchObject({
+      status: 404,
+      body: { error: 'run_not_found', runId: madeUp },
+    });
   }, 150_000);
 
   test('redrive pages through dead deliveries, skips what is not redrivable, and restores on publish failure', async () => {

@@ -9,6 +9,7 @@ import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { accountSchema } from '../shared/model';
 import { saveNotifications, setNotificationEnabled } from '../shared/notifications';
+import { RUN_RECORD_GONE } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
 import { notification } from './helpers';
 
@@ -122,7 +123,9 @@ describe('a project id that cannot be one', () => {
       const res = await runCli(['-p', project, 'show', 'n-1'], { FIRESTORE_EMULATOR_HOST: '127.0.0.1:9' });
       expect(res.code).toBe(2);
       expect(res.stderr).toBe(
-        `slack-fanout: project ${JSON.stringify(project)} is not a Google Cloud project id (lower-case letters, digits and hyphens, starting with a letter)\n`,
+        `slack-fanout: project ${JSON.stringify(project)} is not a Google Cloud project id (3 to 63 lower-case letters, ` +
+          'digits and hyphens, starting with a letter and not ending with a hyphen, after an optional domain: prefix; ' +
+          'a project made today has 6 to 30)\n',
       );
     },
   );
@@ -239,6 +242,38 @@ describe('redrive, on the emulators', () => {
     });
     expect(res.stderr).toContain('redrive publish failed');
     expect(res.stderr).toContain('redrive: 0 redriven, 0 skipped, 1 failed so far');
+  });
+});
+
+describe('run, on the emulator', () => {
+  it("shows a run whose record has expired by its deliveries' counts, and a run of neither as not there", async () => {
+    const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
+    const occurrence = '2030-01-01T00:00:00.000Z';
+    const runId = `s_gone:${occurrence}`;
+    const db = createFirestore('demo-cli-run');
+    try {
+      await db
+        .doc(`deliveries/n-1:${occurrence}`)
+        .set({ notificationId: 'n-1', occurrence, runId, status: 'sent', attempts: 1 });
+      await db
+        .doc(`deliveries/n-2:${occurrence}`)
+        .set({ notificationId: 'n-2', occurrence, runId, status: 'dead', attempts: 10 });
+    } finally {
+      await db.terminate();
+    }
+    const gone = await runCli(['-p', 'demo-cli-run', 'run', runId], env);
+    expect(gone.code).toBe(0);
+    expect(JSON.parse(gone.stdout)).toEqual({
+      runId,
+      run: null,
+      deliveries: { sending: 0, retrying: 0, sent: 1, failed: 0, skipped: 0, dead: 1 },
+      note: RUN_RECORD_GONE,
+    });
+    const none = await runCli(['-p', 'demo-cli-run', 'run', `s_never:${occurrence}`], env);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toBe(
+      `slack-fanout: run s_never:${occurrence} does not exist, and no delivery of it is in the ledger\n`,
+    );
   });
 });
 
