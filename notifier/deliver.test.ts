@@ -418,6 +418,30 @@ describe('handlePush', () => {
     expect(await store.get(id)).toMatchObject({ status: 'sent', slackTs: '1700000000.000001' });
   });
 
+  it('counts a permanent failure towards pausing once per occurrence: the same occurrence failing again is not counted', async () => {
+    const { store, slack, deps } = setup();
+    deps.pauseAfterFailures = 2;
+    slack.script = [classifySlackErrorCode('channel_not_found'), classifySlackErrorCode('channel_not_found')];
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'failed' });
+    expect(store.notification('n-1')).toMatchObject({ consecutiveFailures: 1, enabled: true });
+    // The same occurrence again, as after a redrive of the delivery: it fails the same way.
+    const id = deliveryIdOf('n-1', occurrence);
+    store.deliveryDocs.set(id, { ...store.deliveryDocs.get(id), status: 'retrying' });
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'failed' });
+    expect(slack.posts).toHaveLength(2);
+    // Still one occurrence in a row: not paused.
+    expect(store.notification('n-1')).toMatchObject({ consecutiveFailures: 1, enabled: true });
+    // The next occurrence failing is the second in a row: paused.
+    expect(await store.recordPermanentFailure('n-1', 'channel_not_found', 2, t0, '2026-12-08T08:00:00.000Z')).toBe(
+      true,
+    );
+    expect(store.notification('n-1')).toMatchObject({
+      consecutiveFailures: 2,
+      enabled: false,
+      pausedReason: 'channel_not_found',
+    });
+  });
+
   it('a failure count that cannot be reset after a post leaves the delivery sent', async () => {
     const { store, slack, deps } = setup();
     await store.recordPermanentFailure('n-1', 'channel_not_found', 3, t0);

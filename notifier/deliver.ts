@@ -349,6 +349,7 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
             pauseReason,
             deps.pauseAfterFailures,
             now,
+            message.occurrence,
           );
           if (paused) log.warn({ pausedReason: pauseReason }, 'notification paused after repeated permanent failures');
         }

@@ -17,6 +17,7 @@ import {
   deadClaimUpdate,
   endsDelivery,
   liveClaim,
+  permanentFailureUpdate,
   type RunDoc,
 } from './model';
 import type {
@@ -513,7 +514,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         // Dead-lettered while this attempt ran: it stays dead, but the attempt's claim becomes
         // what it leaves behind (a hold while its post may still land, or none), which a redrive
         // carries over.
-        if (mine) tx.update(ref, deadClaimUpdate(holdUntil, outcomeUnknown, now));
+        if (mine) tx.update(ref, deadClaimUpdate(error, holdUntil, outcomeUnknown, now));
         return;
       }
       if (FINAL.has(snap.get('status'))) return;
@@ -535,7 +536,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       const snap = await tx.get(ref);
       // Dead-lettered while this attempt ran: it stays dead, and the attempt's claim goes.
       if (claimedBy !== undefined && snap.get('status') === 'dead' && snap.get('claimedBy') === claimedBy) {
-        tx.update(ref, deadClaimUpdate(undefined, false, now));
+        tx.update(ref, deadClaimUpdate(error, undefined, false, now));
         return;
       }
       // A finished delivery is never downgraded, whatever a later (possibly forged) message says.
@@ -687,22 +688,26 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return snap.exists ? fromDoc<Record<string, unknown>>(snap.data() ?? {}) : null;
   }
 
-  async recordPermanentFailure(id: string, reason: string, threshold: number, now: Date): Promise<boolean> {
+  async recordPermanentFailure(
+    id: string,
+    reason: string,
+    threshold: number,
+    now: Date,
+    occurrence?: string,
+  ): Promise<boolean> {
     const ref = this.notifications().doc(id);
     return this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       if (!snap.exists) return false;
-      const count = Number(snap.get('consecutiveFailures') ?? 0) + 1;
-      const pause = count >= threshold && snap.get('enabled') !== false;
-      const update: Record<string, unknown> = { consecutiveFailures: count, lastFailure: reason, updatedAt: now };
-      if (pause) {
-        Object.assign(update, { enabled: false, pausedReason: reason, pausedAt: now });
+      const counted = permanentFailureUpdate(snap.data() ?? {}, reason, threshold, now, occurrence);
+      if (!counted) return false;
+      if (counted.pause) {
         // A paused notification leaves the dispatch index in the same commit.
         const change = { id, from: indexedSchedule(snap.data()), to: null };
         writeIndexChanges(tx, this.db, [change]);
       }
-      tx.update(ref, update);
-      return pause;
+      tx.update(ref, counted.update);
+      return counted.pause;
     });
   }
 

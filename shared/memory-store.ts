@@ -7,6 +7,7 @@ import {
   deadClaimUpdate,
   endsDelivery,
   liveClaim,
+  permanentFailureUpdate,
   type RunDoc,
   type ScheduleDoc,
 } from './model';
@@ -365,7 +366,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       // dead-lettered while its last attempt, past its deadline, still ran), but a dead one
       // takes the ending attempt's claim as it leaves it.
       if (current?.status === 'dead' && current.claimedBy === claimedBy) {
-        this.update(deliveryId, deadClaimUpdate(holdUntil, outcomeUnknown, now));
+        this.update(deliveryId, deadClaimUpdate(copy(error), holdUntil, outcomeUnknown, now));
         return;
       }
       if (!current || FINAL.has(current.status as DeliveryStatus)) return;
@@ -395,7 +396,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     const stored = this.deliveryDocs.get(deliveryId);
     const d = stored ?? {};
     if (claimedBy !== undefined && stored?.status === 'dead' && stored.claimedBy === claimedBy) {
-      this.update(deliveryId, deadClaimUpdate(undefined, false, now));
+      this.update(deliveryId, deadClaimUpdate(copy(error), undefined, false, now));
       return;
     }
     // A finished delivery is never downgraded, whatever a later (possibly forged) message says.
@@ -502,15 +503,19 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     return this.notification(id);
   }
 
-  async recordPermanentFailure(id: string, reason: string, threshold: number, now: Date): Promise<boolean> {
+  async recordPermanentFailure(
+    id: string,
+    reason: string,
+    threshold: number,
+    now: Date,
+    occurrence?: string,
+  ): Promise<boolean> {
     const n = this.notificationDocs.get(id);
     if (!n) return false;
-    const count = Number(n.consecutiveFailures ?? 0) + 1;
-    const pause = count >= threshold && n.enabled !== false;
-    const update: Record<string, unknown> = { consecutiveFailures: count, lastFailure: reason, updatedAt: now };
-    if (pause) Object.assign(update, { enabled: false, pausedReason: reason, pausedAt: now });
-    this.notificationDocs.set(id, { ...n, ...update });
-    return pause;
+    const counted = permanentFailureUpdate(n, reason, threshold, now, occurrence);
+    if (!counted) return false;
+    this.notificationDocs.set(id, { ...n, ...counted.update });
+    return counted.pause;
   }
 
   async resetFailures(id: string): Promise<void> {

@@ -154,15 +154,47 @@ export function claimHeld(d: Partial<Pick<DeliveryDoc, 'status' | 'claimExpiresA
 
 /**
  * What an attempt that ends on a record dead-lettered meanwhile leaves on it: its claim kept as
- * a hold while its post may still land, or released; and that its outcome is unknown, for the
- * redrive that reopens it.
+ * a hold while its post may still land, or released; that its outcome is unknown, for the
+ * redrive that reopens it; and how it ended (`lastError`), for the operator deciding on that
+ * redrive. The record stays `dead`.
  */
 export function deadClaimUpdate(
+  error: DeliveryDoc['lastError'],
   holdUntil: Date | undefined,
   outcomeUnknown: boolean,
   now: Date,
-): Partial<Pick<DeliveryDoc, 'claimExpiresAt' | 'outcomeUnknown' | 'updatedAt'>> {
-  return { claimExpiresAt: holdUntil ?? null, ...(outcomeUnknown ? { outcomeUnknown: true } : {}), updatedAt: now };
+): Partial<Pick<DeliveryDoc, 'lastError' | 'claimExpiresAt' | 'outcomeUnknown' | 'updatedAt'>> {
+  return {
+    lastError: error,
+    claimExpiresAt: holdUntil ?? null,
+    ...(outcomeUnknown ? { outcomeUnknown: true } : {}),
+    updatedAt: now,
+  };
+}
+
+/**
+ * A permanent failure counted towards pausing a notification: occurrences in a row, so a
+ * failure of the occurrence counted last (its redrive failing the same way, a duplicate) is
+ * not counted again (null: nothing to write). `pause` when this one reaches the threshold.
+ */
+export function permanentFailureUpdate(
+  n: { consecutiveFailures?: unknown; enabled?: unknown; lastFailedOccurrence?: unknown },
+  reason: string,
+  threshold: number,
+  now: Date,
+  occurrence?: string,
+): { update: Record<string, unknown>; pause: boolean } | null {
+  if (occurrence !== undefined && n.lastFailedOccurrence === occurrence) return null;
+  const count = Number(n.consecutiveFailures ?? 0) + 1;
+  const pause = count >= threshold && n.enabled !== false;
+  const update: Record<string, unknown> = {
+    consecutiveFailures: count,
+    lastFailure: reason,
+    ...(occurrence !== undefined ? { lastFailedOccurrence: occurrence } : {}),
+    updatedAt: now,
+  };
+  if (pause) Object.assign(update, { enabled: false, pausedReason: reason, pausedAt: now });
+  return { update, pause };
 }
 
 /** Skips that speak of the message that left them, not of the delivery (see endsDelivery). */

@@ -169,7 +169,17 @@ export interface DeliveryLedger {
 export interface NotificationStore {
   getRaw(id: string): Promise<Record<string, unknown> | null>;
   /** Counts a permanent failure; pauses the notification at `threshold` in a row. Returns whether it paused. */
-  recordPermanentFailure(id: string, reason: string, threshold: number, now: Date): Promise<boolean>;
+  /**
+   * Counts a permanent failure of the notification towards pausing it, once per occurrence (a
+   * failure of the occurrence counted last is not counted again); true when this one paused it.
+   */
+  recordPermanentFailure(
+    id: string,
+    reason: string,
+    threshold: number,
+    now: Date,
+    occurrence?: string,
+  ): Promise<boolean>;
   resetFailures(id: string): Promise<void>;
 }
 

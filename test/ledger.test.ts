@@ -227,7 +227,12 @@ describe('the ledger and broken pushes, on the emulator', () => {
       await ledger.markDead(deliveryId, deadLetter());
       // A 429: nothing of it can land, so nothing is held.
       await ledger.markRetry(deliveryId, { ...invalid, code: 'slack_rate_limited' }, false, now, 'a#90');
-      expect(await ledger.get(deliveryId)).toMatchObject({ status: 'dead', claimExpiresAt: null });
+      // It says how the attempt ended, for the operator deciding on a redrive.
+      expect(await ledger.get(deliveryId)).toMatchObject({
+        status: 'dead',
+        claimExpiresAt: null,
+        lastError: { code: 'slack_rate_limited' },
+      });
       // Another attempt's token changes nothing.
       await ledger.markRetry(
         deliveryId,
@@ -238,6 +243,21 @@ describe('the ledger and broken pushes, on the emulator', () => {
         new Date(now.getTime() + 10_000),
       );
       expect(await ledger.get(deliveryId)).toMatchObject({ status: 'dead', claimExpiresAt: null });
+    }
+  });
+
+  it('an attempt that fails for good on a record dead-lettered meanwhile leaves it dead with that failure, in both stores', async () => {
+    const memory = new MemoryStore();
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      await ledger.claim(claim('a#91'));
+      await ledger.markDead(deliveryId, deadLetter());
+      await ledger.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, now, 'a#91');
+      expect(await ledger.get(deliveryId)).toMatchObject({
+        status: 'dead',
+        claimExpiresAt: null,
+        deadReason: 'max delivery attempts reached',
+        lastError: { code: 'slack_permanent_channel' },
+      });
     }
   });
 
