@@ -652,6 +652,44 @@ describe('handleDeadLetter', () => {
     expect(await store.get(id)).toMatchObject({ status: 'dead', deadLetterAttempts: 10 });
   });
 
+  it('leaves a redriven delivery to its redriven message when the dead letter is of the message before the redrive', async () => {
+    const { store, slack, deps, advance } = setup();
+    await dispatched(store);
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push(), deps);
+    const deadLetter = (sourcePublishedAt?: string) => {
+      const body = push();
+      const attrs = body.message.attributes as Record<string, string>;
+      attrs.CloudPubSubDeadLetterSourceDeliveryCount = '10';
+      if (sourcePublishedAt) attrs.CloudPubSubDeadLetterSourceTopicPublishTime = sourcePublishedAt;
+      return body;
+    };
+    // The first message dies; a redrive reopens the delivery ten minutes later.
+    expect(await handleDeadLetter(deadLetter('2026-12-07T08:00:01.000Z'), deps)).toEqual({
+      deliveryId: id,
+      status: 'dead',
+    });
+    advance(600_000);
+    const redriveAt = new Date(t0.getTime() + 600_000);
+    store.deliveryDocs.set(id, { ...store.deliveryDocs.get(id), status: 'retrying', lastRedriveAt: redriveAt });
+    // Pub/Sub sends that dead letter again: the redriven message carries the delivery now.
+    expect(await handleDeadLetter(deadLetter('2026-12-07T08:00:01.000Z'), deps)).toEqual({
+      deliveryId: id,
+      status: 'superseded',
+    });
+    expect((await store.get(id))?.status).toBe('retrying');
+    // Within the clock allowance of the redrive, or with no source publish time: taken as the
+    // redriven message's own dead letter.
+    expect(await handleDeadLetter(deadLetter(new Date(redriveAt.getTime() - 30_000).toISOString()), deps)).toEqual({
+      deliveryId: id,
+      status: 'dead',
+    });
+    store.deliveryDocs.set(id, { ...store.deliveryDocs.get(id), status: 'retrying' });
+    expect(await handleDeadLetter(deadLetter(), deps)).toEqual({ deliveryId: id, status: 'dead' });
+    store.deliveryDocs.set(id, { ...store.deliveryDocs.get(id), status: 'retrying' });
+    expect(await handleDeadLetter(deadLetter('not a time'), deps)).toEqual({ deliveryId: id, status: 'dead' });
+  });
+
   it('leaves a sent delivery sent', async () => {
     const { store, deps } = setup();
     await dispatched(store);

@@ -462,6 +462,7 @@ export async function handleDeadLetter(
   const attrs = (body as { message?: { attributes?: Record<string, unknown> } } | null)?.message?.attributes ?? {};
   const countAttr = Number(attrs.CloudPubSubDeadLetterSourceDeliveryCount);
   const attempts = Number.isFinite(countAttr) && countAttr > 0 ? countAttr : null;
+  const sourcePublishedAt = timeAttribute(attrs.CloudPubSubDeadLetterSourceTopicPublishTime);
   if (!parsed.ok) {
     const deliveryId = parsed.deliveryId;
     if (!deliveryId) {
@@ -500,9 +501,25 @@ export async function handleDeadLetter(
     runId: good.runId,
     reason: 'max delivery attempts reached',
     now,
+    sourcePublishedAt,
   });
+  if (status === 'retrying' || status === 'sending') {
+    // Published before the delivery's last redrive: the redriven message carries it.
+    deps.log.warn(
+      { deliveryId, runId: good.runId, status, sourcePublishedAt },
+      'dead letter of a message published before the delivery was redriven: the delivery is left to the redriven message',
+    );
+    return { deliveryId, status: 'superseded' };
+  }
   deps.log.error({ deliveryId, runId: good.runId, attempts, status }, 'delivery dead-lettered');
   return { deliveryId, status };
+}
+
+/** A time an attribute gives (RFC 3339), or null when it gives none a Date can hold. */
+function timeAttribute(value: unknown): Date | null {
+  if (typeof value !== 'string' || value === '') return null;
+  const at = new Date(value);
+  return Number.isNaN(at.getTime()) ? null : at;
 }
 
 /**

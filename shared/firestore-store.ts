@@ -15,6 +15,7 @@ import {
   type DeliveryDoc,
   type DeliveryStatus,
   deadClaimUpdate,
+  deadLetterPredatesRedrive,
   endsDelivery,
   liveClaim,
   permanentFailureUpdate,
@@ -590,6 +591,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       runId: string | null;
       reason: string;
       now: Date;
+      /** When the message that died was published (its dead letter's source publish time). */
+      sourcePublishedAt?: Date | null;
     },
   ): Promise<DeliveryStatus> {
     const ref = this.deliveries().doc(deliveryId);
@@ -600,6 +603,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       // already: under the run it died in, which a redrive of that run looks in); a record that
       // speaks only of another message (a broken push, a skip for a schedule left) does not.
       if (d && endsDelivery(d)) return d.status as DeliveryStatus;
+      // A dead letter again of the message a redrive has replaced since: the redriven one carries it.
+      if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt)) return d.status as DeliveryStatus;
       const fields: Record<string, unknown> = {
         status: 'dead',
         deadAt: f.now,

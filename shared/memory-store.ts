@@ -5,6 +5,7 @@ import {
   type DeliveryError,
   type DeliveryStatus,
   deadClaimUpdate,
+  deadLetterPredatesRedrive,
   endsDelivery,
   liveClaim,
   permanentFailureUpdate,
@@ -438,6 +439,8 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       runId: string | null;
       reason: string;
       now: Date;
+      /** When the message that died was published (its dead letter's source publish time). */
+      sourcePublishedAt?: Date | null;
     },
   ): Promise<DeliveryStatus> {
     const d = this.deliveryDocs.get(deliveryId);
@@ -445,6 +448,8 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     // already: under the run it died in, which a redrive of that run looks in); a record that
     // speaks only of another message (a broken push, a skip for a schedule left) does not.
     if (d && endsDelivery(d)) return d.status as DeliveryStatus;
+    // A dead letter again of the message a redrive has replaced since: the redriven one carries it.
+    if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt)) return d.status as DeliveryStatus;
     const fields: StoredDelivery = {
       status: 'dead',
       deadAt: f.now,

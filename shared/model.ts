@@ -231,9 +231,33 @@ export interface DeliveryDoc {
   updatedAt: Date;
   /** The TTL field (shared/topology.ts RETENTION). */
   expireAt?: Date;
+  /** When a redrive last reopened it (shared/redrive.ts). */
+  lastRedriveAt?: Date | null;
 }
 
-/** One figure of an account's report. */
+/**
+ * How far Pub/Sub's clock and a redriver's may disagree, for deadLetterPredatesRedrive. A dead
+ * letter of the message before a redrive was published a whole retry policy (at least ten
+ * attempts) and an operator's decision earlier than the redrive, so a minute takes nothing real.
+ */
+export const REDRIVE_CLOCK_SKEW_MS = 60_000;
+
+/**
+ * Whether a dead letter is of a message published before the delivery's last redrive (Pub/Sub
+ * delivers a dead letter at least once, so the one that ended the delivery can come again after
+ * its redrive): the redriven message carries the delivery now, and the old one's death says
+ * nothing of it. `sourcePublishedAt` is the dead letter's
+ * `CloudPubSubDeadLetterSourceTopicPublishTime`; without it, nothing is known to predate.
+ */
+export function deadLetterPredatesRedrive(
+  d: Pick<DeliveryDoc, 'lastRedriveAt'> | null,
+  sourcePublishedAt: Date | null | undefined,
+): boolean {
+  const redrive = d?.lastRedriveAt;
+  if (!(redrive instanceof Date) || !sourcePublishedAt) return false;
+  return sourcePublishedAt.getTime() < redrive.getTime() - REDRIVE_CLOCK_SKEW_MS;
+}
+
 /** Firestore's largest document: 1 MiB as Firestore counts a document's size (documentStorageSize). */
 export const MAX_DOCUMENT_BYTES = 1_048_576;
 
@@ -259,6 +283,7 @@ export function documentStorageSize(path: readonly string[], data: Record<string
   return path.reduce((sum, part) => sum + text(part), 16) + fields(data) + 32;
 }
 
+/** One figure of an account's report. */
 export const metricSchema = z.object({
   label: z.string().min(1),
   value: z.union([z.number(), z.string()]),

@@ -150,7 +150,11 @@ export interface DeliveryLedger {
     now: Date,
     init?: Partial<Pick<DeliveryDoc, 'runId'>>,
   ): Promise<void>;
-  /** Dead-lettered: recorded `dead` unless it had already ended (sent, failed for good, skipped while paused). */
+  /**
+   * Dead-lettered: recorded `dead` unless it had already ended (sent, failed for good, skipped
+   * while paused, dead), or the message that died was published before the delivery's last
+   * redrive (deadLetterPredatesRedrive). The record's status after it.
+   */
   markDead(
     deliveryId: string,
     fields: {
@@ -160,6 +164,8 @@ export interface DeliveryLedger {
       runId: string | null;
       reason: string;
       now: Date;
+      /** When the message that died was published (its dead letter's source publish time). */
+      sourcePublishedAt?: Date | null;
     },
   ): Promise<DeliveryStatus>;
   get(deliveryId: string): Promise<DeliveryDoc | null>;

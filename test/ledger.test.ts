@@ -261,6 +261,28 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
+  it('a dead letter again of the message a redrive replaced leaves the reopened delivery as it is, in both stores', async () => {
+    const memory = new MemoryStore();
+    await store.markDead(deliveryId, deadLetter());
+    const redriveAt = new Date(now.getTime() + 600_000);
+    expect((await firestoreRedriveLedger(store).reopenDead(deliveryId, redriveAt, 'r-1')).kind).toBe('reopened');
+    await memory.markDead(deliveryId, deadLetter());
+    memory.deliveryDocs.set(deliveryId, {
+      ...memory.deliveryDocs.get(deliveryId),
+      status: 'retrying',
+      lastRedriveAt: redriveAt,
+    });
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      // Published at the occurrence, ten minutes before the redrive.
+      const again = deadLetter({ now: new Date(redriveAt.getTime() + 1000) });
+      expect(await ledger.markDead(deliveryId, { ...again, sourcePublishedAt: now })).toBe('retrying');
+      expect((await ledger.get(deliveryId))?.status).toBe('retrying');
+      // The redriven message's own dead letter, published after the redrive: dead again.
+      const own = { ...again, sourcePublishedAt: new Date(redriveAt.getTime() + 500) };
+      expect(await ledger.markDead(deliveryId, own)).toBe('dead');
+    }
+  });
+
   it('a redriven message’s claim clears its redrive’s pending mark, in both stores', async () => {
     const memory = new MemoryStore();
     const dead = deadLetter({ attempts: null });
