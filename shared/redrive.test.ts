@@ -67,6 +67,37 @@ describe('redriveRun', () => {
     expect(pub.sent).toHaveLength(5);
   });
 
+  it('counts each delivery once: not again as waiting when recording its publish failed, or when another redrive reopened it', async () => {
+    const pendingAll = async () => ({
+      pending: ids.map((id) => ({ id, since: new Date() })),
+      scanned: ids.at(-1) ?? null,
+      done: true,
+    });
+    const lost = fakeLedger(ids, {
+      markPublished: async () => {
+        throw new Error('firestore unavailable');
+      },
+      redrivePendingOfRun: pendingAll,
+    });
+    expect(await redriveRun(runId, { ledger: lost.ledger, publisher: publisher(), log, pageSize: 2 })).toEqual({
+      runId,
+      redriven: 5,
+      skipped: 0,
+      failed: 0,
+      waiting: 0,
+      waitingUntil: null,
+    });
+    // Another redrive reopened n-2 between this one's read and its reopen: skipped, not also waiting.
+    const raced = fakeLedger(ids, { redrivePendingOfRun: async () => await pendingAll() });
+    const reopen = raced.ledger.reopenDead;
+    raced.ledger.reopenDead = async (id, now, redriveId) => {
+      if (id === ids[1]) raced.status.set(id, 'retrying');
+      return reopen(id, now, redriveId);
+    };
+    const result = await redriveRun(runId, { ledger: raced.ledger, publisher: publisher(), log, pageSize: 5 });
+    expect(result).toMatchObject({ redriven: 4, skipped: 1, waiting: 0 });
+  });
+
   it('counts a reopen that throws as failed and goes on with the rest', async () => {
     const base = fakeLedger(ids);
     const { ledger } = fakeLedger(ids, {

@@ -178,7 +178,7 @@ export async function redriveRun(runId: string, deps: RedriveDeps): Promise<Redr
   const pageSize = deps.pageSize ?? 200;
   const redriveId = randomUUID();
   const result: RedriveResult = { runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null };
-  const ctx = { runId, redriveId, pageSize, result, deps, clock };
+  const ctx: RedriveContext = { runId, redriveId, pageSize, result, deps, clock, counted: new Set() };
 
   // The dead deliveries first.
   let cursor: string | null = null;
@@ -197,9 +197,10 @@ export async function redriveRun(runId: string, deps: RedriveDeps): Promise<Redr
   for (;;) {
     if (stopForShutdown(ctx)) return finish(ctx);
     const page = await deps.ledger.redrivePendingOfRun(runId, cursor, pageSize);
-    const recent = page.pending.filter((p) => p.since && p.since.getTime() >= staleBefore.getTime());
+    const pending = page.pending.filter((p) => !ctx.counted.has(p.id));
+    const recent = pending.filter((p) => p.since && p.since.getTime() >= staleBefore.getTime());
     for (const p of recent) countWaiting(result, p.since as Date);
-    const candidates = page.pending.filter((p) => !recent.includes(p)).map((p) => p.id);
+    const candidates = pending.filter((p) => !recent.includes(p)).map((p) => p.id);
     if (candidates.length > 0) {
       await redrivePage(ctx, candidates, async (id) => {
         const r = await deps.ledger.reopenStranded(id, clock(), staleBefore, redriveId);
@@ -220,6 +221,12 @@ interface RedriveContext {
   result: RedriveResult;
   deps: RedriveDeps;
   clock: () => Date;
+  /**
+   * The deliveries this redrive has counted (redriven, skipped or failed): its pass over the
+   * reopened ones does not count them again (as waiting, when recording a publish failed or
+   * another redrive reopened one this one found no longer dead).
+   */
+  counted: Set<string>;
 }
 
 function stopForShutdown(ctx: RedriveContext): boolean {
@@ -263,6 +270,7 @@ async function redrivePage(
   for (const { deliveryId, r } of reopened) {
     // Retrying on Pub/Sub's own redelivery, claimed, or another redrive's to publish: not this one's.
     if (r.kind === 'not_stranded' || r.kind === 'waiting') continue;
+    ctx.counted.add(deliveryId);
     if (r.kind === 'reopen_failed') {
       result.failed++;
       continue;
