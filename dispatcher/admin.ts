@@ -23,6 +23,9 @@ import {
 import {
   InvalidNotificationError,
   type NewNotification,
+  type PausedSelector,
+  type ResumePausedResult,
+  resumePaused,
   saveNotifications,
   setNotificationEnabled,
 } from '../shared/notifications';
@@ -53,6 +56,8 @@ export interface AdminPorts {
   setNotificationEnabled(id: string, enabled: boolean, reason?: string): Promise<boolean>;
   /** Creates or replaces; true when it was created. */
   saveNotification(n: NewNotification): Promise<boolean>;
+  /** Resumes in bulk the notifications paused for a reason, or every paused one (shared/notifications.ts). */
+  resumePaused(selector: PausedSelector, opts: { dryRun: boolean }): Promise<ResumePausedResult>;
   /** Whether a redrive of the run has anything to do (shared/redrive.ts `redrivable`). */
   redrivable(runId: string): Promise<boolean>;
   redrive(runId: string): Promise<RedriveResult>;
@@ -95,6 +100,7 @@ export function firestoreAdminPorts(
       await saveNotifications(db, [n]);
       return !existed;
     },
+    resumePaused: (selector, opts) => resumePaused(db, selector, opts),
     redrivable: (runId) => redrivable(runId, store, ledger),
     redrive: (runId) => redriveRun(runId, { ledger, publisher, log, ...(isDraining ? { isDraining } : {}) }),
   };
@@ -120,6 +126,25 @@ const pauseBody = z.strictObject({
     })
     .optional(),
 });
+
+/** A bulk resume: `{pausedReason}` or `{allPaused: true}`, and `dryRun` to count and list only. */
+const resumePausedBody = z
+  .strictObject({
+    pausedReason: z
+      .string()
+      .refine((r) => r.trim() !== '', 'must not be empty or blank')
+      .refine((r) => characterCount(r) <= MAX_PAUSE_REASON_CHARS, `at most ${MAX_PAUSE_REASON_CHARS} characters`)
+      .optional(),
+    allPaused: z.literal(true).optional(),
+    dryRun: z.boolean().optional(),
+  })
+  .superRefine((b, ctx) => {
+    if (b.pausedReason !== undefined && b.allPaused) {
+      ctx.addIssue({ code: 'custom', path: ['allPaused'], message: 'give pausedReason or allPaused, not both' });
+    } else if (b.pausedReason === undefined && !b.allPaused) {
+      ctx.addIssue({ code: 'custom', path: ['pausedReason'], message: 'give pausedReason or allPaused: true' });
+    }
+  });
 
 function invalid(res: Response, field: string, message: string): void {
   res.status(400).json({ error: 'invalid_request', field, message });
@@ -196,6 +221,21 @@ export function adminRouter(deps: AdminDeps): Router {
       return;
     }
     res.json({ id, notification });
+  });
+
+  router.post('/admin/paused/resume', requireJson(), jsonBody('16kb'), async (req, res) => {
+    const body = resumePausedBody.safeParse(req.body);
+    if (!body.success) {
+      const { field, message } = firstIssue(body.error);
+      invalid(res, field, message);
+      return;
+    }
+    const { pausedReason, dryRun = false } = body.data;
+    const selector: PausedSelector = pausedReason !== undefined ? { pausedReason } : { allPaused: true };
+    audit(req, res, 'resume-paused', { ...selector, dryRun });
+    const result = await deps.resumePaused(selector, { dryRun });
+    const { ids, unlisted, ...counts } = result;
+    res.json({ ...selector, ...counts, ...(dryRun ? { ids, unlisted } : {}) });
   });
 
   for (const action of ['pause', 'resume'] as const) {

@@ -390,6 +390,9 @@ test('serviceGuards hands the trust to both guards: a stripped token reaches /ti
       setNotificationEnabled: async () => false,
       saveNotification: async () => true,
       redrivable: async () => false,
+      resumePaused: async () => {
+        throw new Error('not in this test');
+      },
       redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
     },
   });
@@ -530,6 +533,9 @@ describe('auth configuration', () => {
         setNotificationEnabled: async () => false,
         saveNotification: async () => true,
         redrivable: async () => false,
+        resumePaused: async () => {
+          throw new Error('not in this test');
+        },
         redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
       },
     });

@@ -41,6 +41,17 @@ function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
     setNotificationEnabled: async () => false,
     saveNotification: async () => true,
     redrivable: async () => false,
+    resumePaused: async (_selector, { dryRun }) => ({
+      dryRun,
+      matched: 0,
+      resumed: 0,
+      skipped: 0,
+      failed: 0,
+      byReason: {},
+      ids: [],
+      unlisted: 0,
+      firstError: null,
+    }),
     redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
     ...over,
   };
@@ -209,6 +220,82 @@ describe('admin API: requests (fake ports)', () => {
     });
     expect((await pause('')).status).toBe(400);
     expect(reasons).toHaveLength(1);
+  });
+
+  test.each([
+    [{}, 'pausedReason', 'give pausedReason or allPaused: true'],
+    [{ pausedReason: 'is_archived', allPaused: true }, 'allPaused', 'give pausedReason or allPaused, not both'],
+    [{ pausedReason: '  ' }, 'pausedReason', 'must not be empty or blank'],
+    [{ pausedReason: 'x'.repeat(501) }, 'pausedReason', 'at most 500 characters'],
+    [{ allPaused: false }, 'allPaused', ''],
+    [{ allPaused: true, dryRun: 'yes' }, 'dryRun', ''],
+    [{ allPaused: true, limit: 3 }, 'limit', ''],
+  ])('POST /admin/paused/resume refuses %j, naming %s', async (body, field, message) => {
+    const calls: unknown[] = [];
+    const app = appWith(
+      fakePorts({
+        resumePaused: async (...args) => {
+          calls.push(args);
+          throw new Error('not reached');
+        },
+      }),
+    );
+    const res = await request(app).post('/admin/paused/resume').set('authorization', bearer()).send(body);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_request', field });
+    expect(res.body.message).toContain(message);
+    expect(calls).toEqual([]);
+  });
+
+  test('POST /admin/paused/resume takes JSON only, and answers the counts (the ids only for a dry run)', async () => {
+    const asked: unknown[] = [];
+    const app = appWith(
+      fakePorts({
+        resumePaused: async (selector, opts) => {
+          asked.push([selector, opts]);
+          return {
+            dryRun: opts.dryRun,
+            matched: 2,
+            resumed: opts.dryRun ? 0 : 2,
+            skipped: 0,
+            failed: 0,
+            byReason: { is_archived: 2 },
+            ids: ['n-1', 'n-2'],
+            unlisted: 0,
+            firstError: null,
+          };
+        },
+      }),
+    );
+    const post = (body: unknown) =>
+      request(app)
+        .post('/admin/paused/resume')
+        .set('authorization', bearer())
+        .send(body as object);
+    const real = await post({ pausedReason: 'is_archived' });
+    expect(real.status).toBe(200);
+    expect(real.body).toEqual({
+      pausedReason: 'is_archived',
+      dryRun: false,
+      matched: 2,
+      resumed: 2,
+      skipped: 0,
+      failed: 0,
+      byReason: { is_archived: 2 },
+      firstError: null,
+    });
+    const dry = await post({ allPaused: true, dryRun: true });
+    expect(dry.body).toMatchObject({ allPaused: true, dryRun: true, ids: ['n-1', 'n-2'], unlisted: 0 });
+    expect(asked).toEqual([
+      [{ pausedReason: 'is_archived' }, { dryRun: false }],
+      [{ allPaused: true }, { dryRun: true }],
+    ]);
+    const form = await request(app)
+      .post('/admin/paused/resume')
+      .set('authorization', bearer())
+      .type('form')
+      .send({ allPaused: 'true' });
+    expect(form.status).toBe(415);
   });
 
   test('a body over the limit is refused with 413', async () => {
@@ -626,6 +713,34 @@ describe('admin API on the emulators', () => {
     expect((await call('GET', '/admin/notifications/n-admin')).body.notification.pausedReason).toBe(
       `paused by ${ADMIN}`,
     );
+
+    // In bulk: every notification paused for a reason, a dry run first.
+    await call('PUT', '/admin/notifications/n-admin-2', body);
+    await call('PUT', '/admin/notifications/n-admin-3', body);
+    await call('POST', '/admin/notifications/n-admin/pause', { reason: 'channel_not_found' });
+    await call('POST', '/admin/notifications/n-admin-2/pause', { reason: 'channel_not_found' });
+    await call('POST', '/admin/notifications/n-admin-3/pause', { reason: 'customer asked' });
+    const dry = await call('POST', '/admin/paused/resume', { pausedReason: 'channel_not_found', dryRun: true });
+    expect(dry).toMatchObject({
+      status: 200,
+      body: { pausedReason: 'channel_not_found', dryRun: true, matched: 2, resumed: 0, ids: ['n-admin', 'n-admin-2'] },
+    });
+    expect((await call('GET', '/admin/notifications/n-admin')).body.notification.enabled).toBe(false);
+    const bulk = await call('POST', '/admin/paused/resume', { pausedReason: 'channel_not_found' });
+    expect(bulk).toMatchObject({ status: 200, body: { matched: 2, resumed: 2, failed: 0 } });
+    expect(bulk.body.ids).toBeUndefined();
+    for (const [id, enabled] of [
+      ['n-admin', true],
+      ['n-admin-2', true],
+      ['n-admin-3', false],
+    ] as const) {
+      expect((await call('GET', `/admin/notifications/${id}`)).body.notification.enabled).toBe(enabled);
+    }
+    expect(await call('POST', '/admin/paused/resume', { allPaused: true })).toMatchObject({
+      status: 200,
+      body: { allPaused: true, resumed: 1 },
+    });
+    expect((await call('GET', '/admin/notifications/n-admin-3')).body.notification.enabled).toBe(true);
 
     expect((await call('GET', '/admin/notifications/missing')).status).toBe(404);
     expect((await call('POST', '/admin/notifications/missing/pause')).status).toBe(404);
