@@ -93,6 +93,7 @@ const ROUTES: [method: 'get' | 'post' | 'put', path: string][] = [
   ['post', '/admin/notifications/n-1/pause'],
   ['post', '/admin/notifications/n-1/resume'],
   ['put', '/admin/notifications/n-1'],
+  ['post', '/admin/paused/resume'],
   ['get', '/admin/no-such-route'],
 ];
 
