@@ -47,6 +47,18 @@ export function notification(i: number, over: Partial<NewNotification> = {}): Ne
   };
 }
 
+/**
+ * A waitFor check that every one of `n` deliveries is sent; until then it fails with the counts
+ * by status, so a wait that times out says where the deliveries stood.
+ */
+export function allSent(db: Firestore, n: number): () => Promise<true> {
+  return async () => {
+    const statuses = await deliveryStatuses(db);
+    if (statuses.sent === n) return true;
+    throw new Error(`${n} expected, by status: ${JSON.stringify(statuses)}`);
+  };
+}
+
 export async function deliveryStatuses(db: Firestore): Promise<Record<string, number>> {
   const snap = await db.collection(COLLECTIONS.deliveries).get();
   const counts: Record<string, number> = {};

@@ -8,7 +8,7 @@ import { runIdOf } from '../../shared/model';
 import { setNotificationEnabled } from '../../shared/notifications';
 import { scheduleIdOf } from '../../shared/schedule';
 import { COLLECTIONS, localTopology } from '../../shared/topology';
-import { deliveryStatuses, notification, pushEnvelope, seed, standInForFile, waitFor } from '../helpers';
+import { allSent, deliveryStatuses, notification, pushEnvelope, seed, standInForFile, waitFor } from '../helpers';
 import { deliveryIds, minuteOf, size, verdict } from './harness';
 
 const TOKEN = 'xoxb-dispatch-fault-test';
@@ -44,7 +44,7 @@ describe('faults around dispatch and bad input', () => {
     expect(statuses.every((s) => ['dispatched', 'leased-elsewhere', 'already-done'].includes(s))).toBe(true);
     expect(bodies[0]!.published + bodies[1]!.published).toBe(n);
     const db = stack.db;
-    await waitFor('every delivery sent', async () => (await deliveryStatuses(db)).sent === n, 300_000, 500);
+    await waitFor('every delivery sent', allSent(db, n), 300_000, 500);
     const v = await verdict(
       'concurrent-ticks',
       slack,

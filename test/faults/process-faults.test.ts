@@ -5,7 +5,7 @@ import { type Stack, startStack, uniqueProjectId } from '../../dev/stack';
 import { runIdOf } from '../../shared/model';
 import { scheduleIdOf } from '../../shared/schedule';
 import { COLLECTIONS, localTopology } from '../../shared/topology';
-import { deliveryStatuses, notification, postJson, pushEnvelope, seed, standInForFile, waitFor } from '../helpers';
+import { allSent, notification, postJson, pushEnvelope, seed, standInForFile, waitFor } from '../helpers';
 import { deliveryIds, minuteOf, size, verdict } from './harness';
 
 const TOKEN = 'xoxb-process-fault-test';
@@ -72,7 +72,7 @@ describe('processes killed mid-run', () => {
     services.push(await startService('notifier', env, { port }));
 
     const db = stack.db;
-    await waitFor('every delivery sent', async () => (await deliveryStatuses(db)).sent === n, 600_000, 1000);
+    await waitFor('every delivery sent', allSent(db, n), 600_000, 1000);
     const v = await verdict(
       'notifier-sigkill',
       slack,
@@ -151,7 +151,7 @@ describe('processes killed mid-run', () => {
     expect(resumed.published).toBeLessThanOrEqual(n - publishedAtKill);
 
     const db = stack.db;
-    await waitFor('every delivery sent', async () => (await deliveryStatuses(db)).sent === n, 900_000, 1000);
+    await waitFor('every delivery sent', allSent(db, n), 900_000, 1000);
     const v = await verdict(
       'dispatcher-sigkill',
       slack,

@@ -1,6 +1,6 @@
 import { type Stack, startStack, uniqueProjectId } from '../../dev/stack';
 import { localTopology } from '../../shared/topology';
-import { deliveryStatuses, notification, seed, standInForFile, waitFor } from '../helpers';
+import { allSent, deliveryStatuses, notification, seed, standInForFile, waitFor } from '../helpers';
 import { deliveryIds, minuteOf, size, verdict } from './harness';
 
 const TOKEN = 'xoxb-fault-test';
@@ -38,7 +38,7 @@ describe('faults at Slack', () => {
     const tick = await stack.tick(now);
     expect(tick.body.published).toBe(n);
     const db = stack.db;
-    await waitFor('every delivery sent', async () => (await deliveryStatuses(db)).sent === n, 400_000, 1000);
+    await waitFor('every delivery sent', allSent(db, n), 400_000, 1000);
     const v = await verdict(
       'slack-429-500',
       slack,
