@@ -11,6 +11,7 @@ import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { withTimeout } from '../shared/http';
 import { createLogger } from '../shared/logger';
+import { canonicalRunId } from '../shared/messages';
 import {
   type Account,
   accountSchema,
@@ -988,9 +989,14 @@ interrupt: a second run takes only what is still paused. A notification imported
     .description(
       "print a run and its deliveries' counts by status (once the run's record has expired, its deliveries' counts, with run: null and a note, while any is left)",
     )
-    .argument('<runId>', 'scheduleId:occurrence, as the tick answers and the logs show')
-    .action(async (runId: string) => {
-      docId('run', runId);
+    .argument(
+      '<runId>',
+      'scheduleId:occurrence, as the tick answers and the logs show (the occurrence in any RFC 3339 spelling)',
+    )
+    .action(async (typed: string) => {
+      docId('run', typed);
+      // The occurrence in any RFC 3339 spelling: runs are stored under the canonical one.
+      const runId = canonicalRunId(typed);
       const db = await openFirestore(projectOf(program.opts()));
       try {
         const summary = await runSummary(runId, new FirestoreStore(db));
@@ -1006,7 +1012,7 @@ interrupt: a second run takes only what is still paused. A notification imported
     .description(
       "put a run's dead deliveries back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later; a run whose record has expired still redrives while any delivery of it is dead, or reopened by a redrive and not yet published)",
     )
-    .argument('<runId>', 'scheduleId:occurrence')
+    .argument('<runId>', 'scheduleId:occurrence (the occurrence in any RFC 3339 spelling)')
     .option(
       '--topic <name>',
       'the dispatch topic the deliveries are published to: a topic id, or projects/{project}/topics/{id}',
@@ -1023,9 +1029,10 @@ redrive that has not published them yet) and waitingUntil (when a redrive may ta
 stopped, when Pub/Sub refused a page: the redrive went no further, and what it had not reached
 is still dead for the next run.`,
     )
-    .action(async (runId: string, o: { topic: string; pageSize: number }) => {
+    .action(async (typed: string, o: { topic: string; pageSize: number }) => {
       const projectId = projectOf(program.opts());
-      docId('run', runId);
+      docId('run', typed);
+      const runId = canonicalRunId(typed);
       await checkReachable('Pub/Sub', projectId);
       const db = await openFirestore(projectId);
       const pubsub = createPubSub(projectId);

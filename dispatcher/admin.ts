@@ -11,6 +11,7 @@ import { callerOf } from '../shared/auth';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
 import { jsonBody, requireJson } from '../shared/http';
 import type { Logger } from '../shared/logger';
+import { canonicalRunId } from '../shared/messages';
 import {
   characterCount,
   type DeliveryStatus,
@@ -120,7 +121,7 @@ const notificationBody = z.strictObject({
 const pauseBody = z.strictObject({
   reason: z
     .string()
-    .min(1)
+    .refine((r) => r.trim() !== '', 'must not be empty or blank (only white space)')
     .refine((r) => characterCount(r) <= MAX_PAUSE_REASON_CHARS, {
       error: (issue) => `at most ${MAX_PAUSE_REASON_CHARS} characters, got ${characterCount(String(issue.input))}`,
     })
@@ -132,7 +133,7 @@ const resumePausedBody = z
   .strictObject({
     pausedReason: z
       .string()
-      .refine((r) => r.trim() !== '', 'must not be empty or blank')
+      .refine((r) => r.trim() !== '', 'must not be empty or blank (only white space)')
       .refine((r) => characterCount(r) <= MAX_PAUSE_REASON_CHARS, `at most ${MAX_PAUSE_REASON_CHARS} characters`)
       .optional(),
     allPaused: z.literal(true).optional(),
@@ -145,6 +146,17 @@ const resumePausedBody = z
       ctx.addIssue({ code: 'custom', path: ['pausedReason'], message: 'give pausedReason or allPaused: true' });
     }
   });
+
+/** What kind of JSON value a text is (`null`, a string, a number, a boolean), or undefined when it is not JSON. */
+function jsonKind(text: unknown): string | undefined {
+  if (typeof text !== 'string') return undefined;
+  try {
+    const v: unknown = JSON.parse(text);
+    return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
+  } catch {
+    return undefined;
+  }
+}
 
 function invalid(res: Response, field: string, message: string): void {
   res.status(400).json({ error: 'invalid_request', field, message });
@@ -194,7 +206,8 @@ export function adminRouter(deps: AdminDeps): Router {
   });
 
   router.get('/admin/runs/:runId', async (req, res) => {
-    const runId = String(req.params.runId);
+    // The occurrence in any RFC 3339 spelling: runs are stored under the canonical one.
+    const runId = canonicalRunId(String(req.params.runId));
     const summary = await runSummary(runId, deps);
     if (!summary) {
       res.status(404).json({ error: 'run_not_found', runId });
@@ -204,7 +217,7 @@ export function adminRouter(deps: AdminDeps): Router {
   });
 
   router.post('/admin/runs/:runId/redrive', requireJson({ optional: true }), jsonBody('16kb'), async (req, res) => {
-    const runId = String(req.params.runId);
+    const runId = canonicalRunId(String(req.params.runId));
     if (!(await deps.redrivable(runId))) {
       res.status(404).json({ error: 'run_not_found', runId });
       return;
@@ -303,9 +316,18 @@ export function adminRouter(deps: AdminDeps): Router {
   });
   // A body that is not JSON answers like every other bad request of the admin API.
   router.use('/admin', ((err, _req, res, next) => {
-    const e = err as { type?: unknown; message?: unknown };
+    const e = err as { type?: unknown; message?: unknown; body?: unknown };
     if (e?.type === 'entity.parse.failed') {
-      invalid(res, '(body)', `the body is not JSON: ${String(e.message).slice(0, 200)}`);
+      // JSON, but not an object or array (`null`, `"text"`, `3`): the parser's strict mode
+      // refuses it with JSON.parse's own words, which would call it not JSON.
+      const kind = jsonKind(e.body);
+      invalid(
+        res,
+        '(body)',
+        kind
+          ? `the body must be a JSON object, got ${kind}`
+          : `the body is not JSON: ${String(e.message).slice(0, 200)}`,
+      );
       return;
     }
     next(err);

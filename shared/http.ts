@@ -83,6 +83,21 @@ const BODY_ERRORS: Record<string, string> = {
   'request.size.invalid': 'the body is not as long as its Content-Length says',
 };
 
+/** What was wrong with a request no BODY_ERRORS entry names, in words that never quote it. */
+function requestProblem(err: unknown): string {
+  const message = String((err as { message?: unknown } | null)?.message ?? '');
+  // The router's own words for a path segment that is not percent-encoded UTF-8 (`%FF`).
+  if (err instanceof URIError || message.startsWith('Failed to decode param')) {
+    return 'a part of the path is not valid percent-encoded UTF-8';
+  }
+  // zlib's, for a body whose Content-Encoding it is not in.
+  const code = String((err as { code?: unknown } | null)?.code ?? '');
+  if (code.startsWith('Z_') || /incorrect header check|unexpected end of file/i.test(message)) {
+    return 'the body is not in the Content-Encoding it names';
+  }
+  return 'the request could not be read';
+}
+
 /** Answers errors without stack traces; body-parser's own errors keep their 4xx status. */
 export function errorHandler(): ErrorRequestHandler {
   return (err, req, res, _next) => {
@@ -94,7 +109,7 @@ export function errorHandler(): ErrorRequestHandler {
     if (status >= 500) req.log?.error(fields, message);
     else req.log?.warn(fields, message);
     // A 4xx says what was wrong in words of its own: the parser's would echo the body back.
-    const said = status < 500 && BODY_ERRORS[type] ? { message: BODY_ERRORS[type] } : {};
+    const said = status < 500 ? { message: BODY_ERRORS[type] ?? requestProblem(err) } : {};
     if (!res.headersSent) res.status(status).json({ error: type, ...said });
   };
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import {
   canonicalOccurrence,
+  canonicalRunId,
   type DispatchMessage,
   dispatchAttributes,
   dispatchMessageSchema,
@@ -531,5 +532,19 @@ describe('dispatchAttributes (Pub/Sub holds 1,024 bytes an attribute value)', ()
   it('fits every delivery id of a notification id the cap admits', () => {
     const longest = 'x'.repeat(MAX_NOTIFICATION_ID_BYTES);
     expect(Buffer.byteLength(deliveryIdOf(longest, at))).toBe(MAX_ATTRIBUTE_VALUE_BYTES);
+  });
+});
+
+describe('canonicalRunId', () => {
+  it.each([
+    ['s_ab:2030-01-01T09:00:00.000Z', 's_ab:2030-01-01T09:00:00.000Z'],
+    ['s_ab:2030-01-01T09:00:00Z', 's_ab:2030-01-01T09:00:00.000Z'],
+    ['s_ab:2030-01-01t10:00:00+01:00', 's_ab:2030-01-01T09:00:00.000Z'],
+    ['s:x:2030-01-01T09:00:00.5Z', 's:x:2030-01-01T09:00:00.500Z'],
+    ['s_ab:2030-02-30T09:00:00Z', 's_ab:2030-02-30T09:00:00Z'],
+    ['r-1', 'r-1'],
+    [':2030-01-01T09:00:00Z', ':2030-01-01T09:00:00Z'],
+  ])('%j is %j', (typed, stored) => {
+    expect(canonicalRunId(typed)).toBe(stored);
   });
 });

@@ -39,6 +39,18 @@ export function canonicalOccurrence(s: string): { ok: true; occurrence: string }
   return { ok: true, occurrence };
 }
 
+/**
+ * A run id as an operator may type it (`{scheduleId}:{occurrence}`, the occurrence in any RFC 3339
+ * spelling, `…T09:00:00Z` or `…T10:00:00+01:00`) in the one spelling runs are stored under, the
+ * occurrence canonical (canonicalOccurrence). Unchanged when no date-time follows a colon.
+ */
+export function canonicalRunId(runId: string): string {
+  const m = /^(.+?):(\d{4}-\d{2}-\d{2}[Tt].*)$/.exec(runId);
+  if (!m?.[1] || !m[2]) return runId;
+  const occurrence = canonicalOccurrence(m[2]);
+  return occurrence.ok ? `${m[1]}:${occurrence.occurrence}` : runId;
+}
+
 /** The payload of one dispatch message: one notification at one occurrence. */
 export const dispatchMessageSchema = z
   .object({

@@ -219,7 +219,13 @@ describe('admin API: requests (fake ports)', () => {
       field: 'reason',
       message: 'at most 500 characters, got 501',
     });
-    expect((await pause('')).status).toBe(400);
+    for (const blank of ['', '   ', '\t\n']) {
+      expect((await pause(blank)).body).toEqual({
+        error: 'invalid_request',
+        field: 'reason',
+        message: 'must not be empty or blank (only white space)',
+      });
+    }
     expect(reasons).toHaveLength(1);
   });
 
@@ -297,6 +303,33 @@ describe('admin API: requests (fake ports)', () => {
       .type('form')
       .send({ allPaused: 'true' });
     expect(form.status).toBe(415);
+  });
+
+  test('a request it cannot read is named: JSON that is not an object, a path that is not UTF-8, a body not in its encoding', async () => {
+    const app = appWith(fakePorts());
+    const put = (body: string, headers: Record<string, string> = {}) =>
+      request(app)
+        .put('/admin/notifications/n-1')
+        .set('authorization', bearer())
+        .set('content-type', 'application/json')
+        .set(headers)
+        .send(body);
+    expect((await put('null')).body).toEqual({
+      error: 'invalid_request',
+      field: '(body)',
+      message: 'the body must be a JSON object, got null',
+    });
+    expect((await put('"text"')).body.message).toBe('the body must be a JSON object, got a string');
+    expect((await put('{"a":')).body.message).toMatch(/^the body is not JSON: /);
+    const path = await request(app).get('/admin/notifications/%FF').set('authorization', bearer());
+    expect(path.status).toBe(400);
+    expect(path.body).toEqual({
+      error: 'bad_request',
+      message: 'a part of the path is not valid percent-encoded UTF-8',
+    });
+    const gzip = await put('{"not":"gzip"}', { 'content-encoding': 'gzip' });
+    expect(gzip.status).toBe(400);
+    expect(gzip.body.message).toBe('the body is not in the Content-Encoding it names');
   });
 
   test('a body over the limit is refused with 413', async () => {
@@ -450,6 +483,9 @@ describe('admin API on the emulators', () => {
 
     const before = await call('GET', `/admin/runs/${encodeURIComponent(runId)}`);
     expect(before.status).toBe(200);
+    // The occurrence without its milliseconds names the same run.
+    const typed = await call('GET', `/admin/runs/${encodeURIComponent(runId.replace('.000Z', 'Z'))}`);
+    expect(typed).toMatchObject({ status: 200, body: { runId, run: { status: 'done' } } });
     expect(before.body).toMatchObject({
       runId,
       run: { status: 'done', published: 2 },

@@ -269,6 +269,9 @@ describe('run, on the emulator', () => {
       deliveries: { sending: 0, retrying: 0, sent: 1, failed: 0, skipped: 0, dead: 1 },
       note: RUN_RECORD_GONE,
     });
+    // The occurrence in another RFC 3339 spelling names the same run.
+    const typed = await runCli(['-p', 'demo-cli-run', 'run', 's_gone:2030-01-01T01:00:00+01:00'], env);
+    expect(JSON.parse(typed.stdout)).toMatchObject({ runId, deliveries: { sent: 1, dead: 1 } });
     const none = await runCli(['-p', 'demo-cli-run', 'run', `s_never:${occurrence}`], env);
     expect(none.code).toBe(2);
     expect(none.stderr).toBe(
