@@ -13,9 +13,11 @@ import { createPubSub } from '../shared/pubsub';
 import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
 import { type Emulators, killGroup, startEmulators } from './emulators';
-import { ROOT, startReaper, startService, stopService } from './processes';
+import { startFrontend } from './frontend';
+import { ROOT, startReaper, startService } from './processes';
 import { timeLeft } from './progress';
 import { SlackStandIn } from './slack-standin';
+import { superviseService } from './supervise';
 import { createTopology } from './topology';
 
 /**
@@ -98,6 +100,9 @@ const FINAL: DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
 function slackToken(): string | undefined {
   return process.env.SLACK_BOT_TOKEN?.trim() || undefined;
 }
+
+/** How long a push waits at the front end for a notifier that is down (Cloud Run holds a request while it starts an instance). */
+const FRONTEND_WAIT_MS = 10_000;
 
 /** How long stopping waits for one client to close: its server may already be gone. */
 const CLIENT_CLOSE_MS = 3000;
@@ -230,21 +235,38 @@ async function main(): Promise<number> {
       HOST: '127.0.0.1',
     };
     const topology = localTopology();
-    const notifier = await startService('notifier', serviceEnv, {
-      logFile: join(logDir, 'notifier.log'),
-      onSpawn,
-    });
-    processes.push(() => stopService(notifier));
-    const dispatcher = await startService('dispatcher', serviceEnv, {
-      logFile: join(logDir, 'dispatcher.log'),
-      onSpawn,
-    });
-    processes.push(() => stopService(dispatcher));
-    say(`notifier at ${notifier.url}, dispatcher at ${dispatcher.url} (logs in ${logDir})`);
+    // A service that exits unasked (a crash, a kill -9) is started again, as Cloud Run starts
+    // an instance; one that keeps exiting ends the run.
+    const supervision = {
+      say,
+      onGiveUp: (why: string) => {
+        if (stopping) return;
+        process.stderr.write(`npm start: ${why}\n`);
+        void stopAll().then(() => process.exit(1));
+      },
+    };
+    const notifier = await superviseService(
+      () => startService('notifier', serviceEnv, { logFile: join(logDir, 'notifier.log'), onSpawn }),
+      supervision,
+    );
+    processes.push(() => notifier.stop());
+    // Pushes reach the notifier through a stand-in for Cloud Run's front end: while the
+    // notifier is down, a push waits for it instead of being refused (each refusal would spend
+    // one of the message's delivery attempts at once, the emulator having no retry policy).
+    const front = await startFrontend(() => notifier.current().url, { waitForInstanceMs: FRONTEND_WAIT_MS });
+    processes.push(() => front.stop());
+    const dispatcher = await superviseService(
+      () => startService('dispatcher', serviceEnv, { logFile: join(logDir, 'dispatcher.log'), onSpawn }),
+      supervision,
+    );
+    processes.push(() => dispatcher.stop());
+    say(
+      `notifier at ${notifier.current().url} (pushed through ${front.url}), dispatcher at ${dispatcher.current().url} (logs in ${logDir})`,
+    );
 
     const pubsub = createPubSub(PROJECT_ID);
     clients.push(() => pubsub.close());
-    await createTopology(pubsub, topology, notifier.url);
+    await createTopology(pubsub, topology, front.url);
     say(
       `topology: ${topology.dispatchTopic} → push ${topology.pushPath} (${topology.maxDeliveryAttempts} attempts), ${topology.deadLetterTopic} → push ${topology.deadLetterPath}`,
     );
@@ -264,7 +286,7 @@ async function main(): Promise<number> {
     say(`seeded ${opts.accounts} accounts and ${notifications.length} notifications in ${zones.size} time zones`);
 
     const runTick = async (at: Date): Promise<number> => {
-      const res = await fetch(`${dispatcher.url}${topology.tickPath}`, {
+      const res = await fetch(`${dispatcher.current().url}${topology.tickPath}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-cloudscheduler-scheduletime': at.toISOString() },
         body: '{}',

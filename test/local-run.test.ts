@@ -173,6 +173,48 @@ describe('npm start, ticking on', () => {
   }, 120_000);
 });
 
+describe('npm start, a service killed', () => {
+  test('the notifier killed before the tick is started again, and every push waits for it: none dead, exit 0', async () => {
+    const env = { ...process.env };
+    delete env.PUBSUB_EMULATOR_HOST;
+    delete env.FIRESTORE_EMULATOR_HOST;
+    delete env.SLACK_BOT_TOKEN;
+    const child = spawn(process.execPath, [LOCAL, '-n', '3', '--once'], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    let killed = 0;
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      lines.push(line);
+      // Killed once the services are up and before the tick: its pushes find no notifier.
+      if (!killed && /^seeded /.test(line)) {
+        const at = lines.find((l) => l.startsWith('notifier at '));
+        const port = at?.match(/^notifier at http:\/\/127\.0\.0\.1:(\d+)/)?.[1];
+        const ss = execFileSync('ss', ['-ltnpH', `sport = :${port}`]).toString();
+        killed = Number(ss.match(/pid=(\d+)/)?.[1]);
+        process.kill(killed, 'SIGKILL');
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString().trim()}`));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
+      child.on('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    const output = lines.join('\n');
+    expect(killed).toBeGreaterThan(0);
+    expect(output).toContain('the notifier exited (SIGKILL); starting it again');
+    expect(output).toMatch(/the notifier is up again at http:\/\/127\.0\.0\.1:\d+/);
+    // Two sent, the archived channel's failed for good; nothing spent its attempts on a notifier that was down.
+    expect(output).toMatch(/^summary: 3 expected, 2 sent, 1 failed, 0 skipped, 0 dead, 0 not final/m);
+    expect(code).toBe(0);
+  }, 120_000);
+});
+
 describe('npm start without Java', () => {
   test('says the emulators need Java, quoting the emulator’s log and naming it; exit 1', async () => {
     // A PATH with everything /usr/bin and /bin hold but java.

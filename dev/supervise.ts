@@ -1,0 +1,89 @@
+import { type ServiceProcess, stopService } from './processes';
+
+/**
+ * A service of the local run kept up as Cloud Run keeps an instance up: when it exits without
+ * being asked to (a crash, an out-of-memory kill, a `kill -9` by hand), it is started again,
+ * and the run says so. A service that keeps exiting (more than `maxRestarts` times within
+ * `windowMs`) is given up on: `onGiveUp` is told why, once.
+ */
+export interface Supervised {
+  /** The instance up now; a restart replaces it. */
+  current(): ServiceProcess;
+  /** How many times it has been started again. */
+  readonly restarts: number;
+  /** Stops it for good: it is not started again after this. */
+  stop(): Promise<void>;
+}
+
+export interface SuperviseOptions {
+  say: (line: string) => void;
+  onGiveUp: (why: string) => void;
+  maxRestarts?: number;
+  windowMs?: number;
+  now?: () => number;
+}
+
+/** How an exited child ended, in words: `code 1`, `SIGKILL`. */
+export function howExited(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? signal : `code ${code ?? '?'}`;
+}
+
+export async function superviseService(
+  start: () => Promise<ServiceProcess>,
+  opts: SuperviseOptions,
+): Promise<Supervised> {
+  const maxRestarts = opts.maxRestarts ?? 5;
+  const windowMs = opts.windowMs ?? 60_000;
+  const now = opts.now ?? Date.now;
+  let instance = await start();
+  let stopped = false;
+  let gaveUp = false;
+  let restarts = 0;
+  const recent: number[] = [];
+
+  const giveUp = (why: string) => {
+    if (gaveUp) return;
+    gaveUp = true;
+    opts.onGiveUp(why);
+  };
+
+  const watch = (s: ServiceProcess) => {
+    s.child.once('exit', (code, signal) => {
+      if (stopped || gaveUp) return;
+      const how = howExited(code, signal);
+      const at = now();
+      while (recent.length > 0 && (recent[0] ?? 0) <= at - windowMs) recent.shift();
+      if (recent.length >= maxRestarts) {
+        giveUp(`the ${s.name} exited (${how}) ${recent.length + 1} times within ${windowMs / 1000} s; giving up`);
+        return;
+      }
+      recent.push(at);
+      restarts++;
+      opts.say(`the ${s.name} exited (${how}); starting it again`);
+      start().then(
+        (next) => {
+          if (stopped) {
+            void stopService(next);
+            return;
+          }
+          instance = next;
+          opts.say(`the ${s.name} is up again at ${next.url}`);
+          watch(next);
+        },
+        (err: unknown) => giveUp(`the ${s.name} could not be started again: ${(err as Error).message}`),
+      );
+    });
+  };
+  watch(instance);
+
+  return {
+    current: () => instance,
+    get restarts() {
+      return restarts;
+    },
+    async stop() {
+      stopped = true;
+      await stopService(instance);
+    },
+  };
+}
