@@ -519,6 +519,31 @@ describe('runTick', () => {
     expect(await store.dueSchedules(new Date('2030-01-01T00:00:00Z'), 10)).toEqual([]);
   });
 
+  it('takes a schedule mark that is not a date-time (a document edited by hand) as none, says so, and clears it', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 3 });
+    store.scheduleDocs.set(scheduleId, { ...store.schedule(scheduleId), activeOccurrence: 'garbage' });
+    const lines: string[] = [];
+    const publisher = new FakePublisher();
+    const logged = createLogger({
+      service: 'tick-test',
+      level: 'error',
+      destination: { write: (l: string) => void lines.push(l) },
+    });
+    const summary = await runTick(occurrence, deps(store, publisher, { log: logged }));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'dispatched', published: 3 });
+    expect(store.schedule(scheduleId)?.activeOccurrence).toBeNull();
+    expect(lines.join('')).toContain('the schedule\'s activeOccurrence \\"garbage\\" is not a date-time');
+    // A mark in another spelling of a real instant is that instant's run.
+    store.scheduleDocs.set(scheduleId, {
+      ...store.schedule(scheduleId),
+      activeOccurrence: '2026-01-15T09:00:00+01:00',
+    });
+    expect((await store.dueSchedules(new Date('2030-01-01T00:00:00Z'), 10))[0]?.activeOccurrence).toBe(
+      '2026-01-15T08:00:00.000Z',
+    );
+  });
+
   it('disables a schedule with an unknown time zone', async () => {
     const store = new MemoryStore();
     store.putSchedule('s_tz', { cron: '0 9 * * *', timezone: 'Mars/Olympus_Mons', nextRunAt: occurrence });

@@ -5,7 +5,7 @@ import { errorMessage } from '../shared/errors';
 import type { Logger } from '../shared/logger';
 import { isBucketId } from '../shared/members';
 import { dispatchAttributes } from '../shared/messages';
-import { deliveryIdOf, runIdOf } from '../shared/model';
+import { deliveryIdOf, excerpt, runIdOf } from '../shared/model';
 import type { CheckpointProgress, DueSchedule, RunStore } from '../shared/ports';
 import type { PagePublisher } from '../shared/pubsub';
 import {
@@ -175,6 +175,12 @@ async function runSchedule(
     return { ...base, occurrence: null, runId: null, status: 'invalid-schedule', error: err.message };
   }
 
+  if (schedule.ignoredActiveOccurrence !== undefined) {
+    deps.log.error(
+      { scheduleId: schedule.id, activeOccurrence: schedule.ignoredActiveOccurrence },
+      `the schedule's activeOccurrence ${JSON.stringify(excerpt(schedule.ignoredActiveOccurrence))} is not a date-time: taken as none, and cleared by the schedule's next write`,
+    );
+  }
   let plan: OccurrencePlan;
   let resumedNext: Date | null;
   try {

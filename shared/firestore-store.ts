@@ -33,7 +33,7 @@ import type {
 } from './ports';
 import { type CheckpointProgress, LeaseLostError, type NotificationPage } from './ports';
 import { QUERIES, type QuerySpec } from './queries';
-import { claimStep, type ScheduleAdvance, scheduleAdvance, scheduleRunState } from './schedule-state';
+import { claimStep, type ScheduleAdvance, scheduleAdvance, scheduleRunState, storedOccurrence } from './schedule-state';
 import { COLLECTIONS, expiryFrom } from './topology';
 
 /** Firestore gives Timestamps back; the rest of the code speaks Date. */
@@ -170,7 +170,10 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         timezone: String(data.timezone ?? ''),
         nextRunAt: (data.nextRunAt as Date) ?? at,
         lastRunAt: (data.lastRunAt as Date | null) ?? null,
-        activeOccurrence: typeof data.activeOccurrence === 'string' ? data.activeOccurrence : null,
+        activeOccurrence: storedOccurrence(data.activeOccurrence),
+        ...(typeof data.activeOccurrence === 'string' && storedOccurrence(data.activeOccurrence) === null
+          ? { ignoredActiveOccurrence: data.activeOccurrence }
+          : {}),
         readAt: snap.readTime.toDate(),
       };
     });

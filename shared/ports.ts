@@ -9,6 +9,8 @@ export interface DueSchedule extends ScheduleDoc {
   id: string;
   /** An occurrence whose run was started and not finished; it is resumed first. */
   activeOccurrence: string | null;
+  /** An `activeOccurrence` stored that is not a date-time, taken as none (storedOccurrence): for the log. */
+  ignoredActiveOccurrence?: string;
   /** When the store read it (Firestore's read time, the same for a whole answer); absent in memory. */
   readAt?: Date;
 }

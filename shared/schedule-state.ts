@@ -10,6 +10,7 @@
  * - `nextRunAt` never moves back, and an occurrence the schedule has moved past is not started.
  */
 
+import { canonicalOccurrence } from './messages';
 import type { RunDoc } from './model';
 import type { RunClaim } from './ports';
 
@@ -20,11 +21,23 @@ export interface ScheduleRunState {
 }
 
 /** Reads the state out of a stored schedule document (missing or mistyped fields as null). */
+/**
+ * A schedule's `activeOccurrence` as stored, in its canonical spelling, or null when there is
+ * none, or when it is not a date-time at all (a document edited by hand): such a mark names no
+ * run any tick could resume, and would hold the schedule for ever, so it is taken as none, and
+ * the schedule's next write clears it.
+ */
+export function storedOccurrence(v: unknown): string | null {
+  if (typeof v !== 'string') return null;
+  const c = canonicalOccurrence(v);
+  return c.ok ? c.occurrence : null;
+}
+
 export function scheduleRunState(doc: Record<string, unknown> | undefined): ScheduleRunState {
   const date = (v: unknown): Date | null => (v instanceof Date && !Number.isNaN(v.getTime()) ? v : null);
   return {
     nextRunAt: date(doc?.nextRunAt),
-    activeOccurrence: typeof doc?.activeOccurrence === 'string' ? doc.activeOccurrence : null,
+    activeOccurrence: storedOccurrence(doc?.activeOccurrence),
     lastRunAt: date(doc?.lastRunAt),
   };
 }
