@@ -9,7 +9,7 @@ import express, {
 import { z } from 'zod';
 import { callerOf } from '../shared/auth';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
-import { jsonBody, requireJson } from '../shared/http';
+import { jsonBody, methodNotAllowed, requireJson } from '../shared/http';
 import type { Logger } from '../shared/logger';
 import { canonicalRunId } from '../shared/messages';
 import {
@@ -311,6 +311,14 @@ export function adminRouter(deps: AdminDeps): Router {
     res.status(created ? 201 : 200).json({ id, created });
   });
 
+  // A path above asked with a method it does not take.
+  router.all('/status', methodNotAllowed(['GET']));
+  router.all('/admin/runs/:runId', methodNotAllowed(['GET']));
+  router.all('/admin/runs/:runId/redrive', methodNotAllowed(['POST']));
+  router.all('/admin/notifications/:id', methodNotAllowed(['GET', 'PUT']));
+  router.all('/admin/notifications/:id/pause', methodNotAllowed(['POST']));
+  router.all('/admin/notifications/:id/resume', methodNotAllowed(['POST']));
+  router.all('/admin/paused/resume', methodNotAllowed(['POST']));
   router.use('/admin', (_req, res) => {
     res.status(404).json({ error: 'not_found' });
   });

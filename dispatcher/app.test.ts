@@ -88,6 +88,14 @@ describe('the 503s a tick and /readyz answer', () => {
     throw new Error(SECRET_TEXT);
   };
 
+  it('answer 405, with Allow: POST, for /tick asked with another method', async () => {
+    const { app } = appWith(new MemoryStore());
+    const res = await request(app).get('/tick');
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+    expect(res.body).toMatchObject({ error: 'method_not_allowed', method: 'GET' });
+  });
+
   it('name the dependency that failed, not its error text, which goes to the log', async () => {
     const { app, lines } = appWith(new MemoryStore(), { firestore: down, pubsub: async () => undefined });
     const tick = await request(app).post('/tick').send({});

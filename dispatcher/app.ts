@@ -5,6 +5,7 @@ import {
   errorHandler,
   healthRoutes,
   jsonBody,
+  methodNotAllowed,
   notFound,
   publicChecks,
   type ReadinessCheck,
@@ -109,6 +110,7 @@ export function createApp(deps: DispatcherDeps): Express {
 
   if (deps.admin) app.use(adminRouter(deps.admin));
   deps.mount?.(app);
+  app.all(TOPOLOGY.tickPath, methodNotAllowed(['POST']));
   app.use(notFound());
   app.use(errorHandler());
   return app;

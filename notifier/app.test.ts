@@ -69,6 +69,18 @@ function envelope(notificationId = 'n-1', occ = occurrence) {
 const ACK = [102, 200, 201, 202, 204];
 
 describe('notifier app POST /push', () => {
+  it('answers 405, with Allow, for /push and /dead-letter asked with another method; 404 for a path it has not', async () => {
+    const { app } = setup();
+    for (const path of [TOPOLOGY.pushPath, TOPOLOGY.deadLetterPath]) {
+      const res = await request(app).get(path);
+      expect(res.status).toBe(405);
+      expect(res.headers.allow).toBe('POST');
+      expect(res.body).toEqual({ error: 'method_not_allowed', method: 'GET', allow: ['POST'] });
+    }
+    expect((await request(app).delete(TOPOLOGY.pushPath)).status).toBe(405);
+    expect((await request(app).get('/nope')).status).toBe(404);
+  });
+
   it('delivers a valid push and acks with 204', async () => {
     const { app, slack, store } = setup();
     const res = await request(app).post(TOPOLOGY.pushPath).send(envelope());

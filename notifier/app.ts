@@ -7,6 +7,7 @@ import {
   errorHandler,
   healthRoutes,
   jsonBody,
+  methodNotAllowed,
   notFound,
   type ReadinessCheck,
   refuseWhileDraining,
@@ -115,6 +116,7 @@ export function createApp(deps: NotifierDeps): Express {
       next(err);
     },
   );
+  app.all([TOPOLOGY.pushPath, TOPOLOGY.deadLetterPath], methodNotAllowed(['POST']));
   app.use(notFound());
   app.use(errorHandler());
   return app;

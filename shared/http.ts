@@ -66,6 +66,20 @@ export function routePath(req: Request): string {
   return (req.originalUrl || req.url).split('?')[0] ?? '/';
 }
 
+/**
+ * A known path asked with a method it does not take: 405 with the `Allow` header, rather than
+ * the 404 of a path that does not exist. Registered after the path's own routes.
+ */
+export function methodNotAllowed(allow: readonly string[]): RequestHandler {
+  const methods = allow.includes('GET') && !allow.includes('HEAD') ? [...allow, 'HEAD'] : [...allow];
+  return (req, res) => {
+    res
+      .set('Allow', methods.join(', '))
+      .status(405)
+      .json({ error: 'method_not_allowed', method: req.method, allow: methods });
+  };
+}
+
 /** Any route no handler took: a JSON 404 like every other answer of the services. */
 export function notFound(): RequestHandler {
   return (req, res) => {

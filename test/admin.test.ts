@@ -332,6 +332,23 @@ describe('admin API: requests (fake ports)', () => {
     expect(gzip.body.message).toBe('the body is not in the Content-Encoding it names');
   });
 
+  test('a known path asked with a method it does not take: 405 with Allow, once authenticated', async () => {
+    const app = appWith(fakePorts());
+    const asked = async (method: 'get' | 'delete' | 'post' | 'patch', path: string) => {
+      const res = await request(app)[method](path).set('authorization', bearer());
+      return { status: res.status, allow: res.headers.allow };
+    };
+    expect(await asked('delete', '/admin/notifications/n-1')).toEqual({ status: 405, allow: 'GET, PUT, HEAD' });
+    expect(await asked('get', '/admin/notifications/n-1/pause')).toEqual({ status: 405, allow: 'POST' });
+    expect(await asked('get', '/admin/runs/r-1/redrive')).toEqual({ status: 405, allow: 'POST' });
+    expect(await asked('post', '/admin/runs/r-1')).toEqual({ status: 405, allow: 'GET, HEAD' });
+    expect(await asked('get', '/admin/paused/resume')).toEqual({ status: 405, allow: 'POST' });
+    expect(await asked('patch', '/status')).toEqual({ status: 405, allow: 'GET, HEAD' });
+    expect((await asked('get', '/admin/nope')).status).toBe(404);
+    // Without a token, the guard answers first, as for every admin path.
+    expect((await request(app).delete('/admin/notifications/n-1')).status).toBe(401);
+  });
+
   test('a body over the limit is refused with 413', async () => {
     const res = await request(appWith(fakePorts()))
       .put('/admin/notifications/n-1')
