@@ -183,6 +183,7 @@ describe('the command line', () => {
       'pause',
       'resume',
       'show',
+      'delete',
       'run',
       'redrive',
     ]) {

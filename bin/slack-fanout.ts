@@ -24,6 +24,7 @@ import {
 } from '../shared/model';
 import { connectProblem } from '../shared/net';
 import {
+  deleteNotification,
   InvalidNotificationError,
   type NewNotification,
   notificationDoc,
@@ -979,6 +980,23 @@ interrupt: a second run takes only what is still paused. A notification imported
         const snap = await db.collection(COLLECTIONS.notifications).doc(id).get();
         if (!snap.exists) throw new CliError(`notification ${id} does not exist`);
         print({ id, ...snap.data() });
+      } finally {
+        await db.terminate();
+      }
+    });
+
+  program
+    .command('delete')
+    .description(
+      'delete a notification: it leaves the dispatch index in the same commit, so no tick publishes it again (a message already published for it is recorded failed, notification_not_found, and posts nothing)',
+    )
+    .argument('<id>', 'the notification id')
+    .action(async (id: string) => {
+      docId('notification', id);
+      const db = await openFirestore(projectOf(program.opts()));
+      try {
+        if (!(await deleteNotification(db, id))) throw new CliError(`notification ${id} does not exist`);
+        print({ id, deleted: true });
       } finally {
         await db.terminate();
       }

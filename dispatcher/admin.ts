@@ -22,6 +22,7 @@ import {
   type RunDoc,
 } from '../shared/model';
 import {
+  deleteNotification,
   InvalidNotificationError,
   type NewNotification,
   type PausedSelector,
@@ -55,6 +56,8 @@ export interface AdminPorts {
   getNotification(id: string): Promise<Record<string, unknown> | null>;
   /** False when the notification does not exist. */
   setNotificationEnabled(id: string, enabled: boolean, reason?: string): Promise<boolean>;
+  /** False when the notification does not exist. */
+  deleteNotification(id: string): Promise<boolean>;
   /** Creates or replaces; true when it was created. */
   saveNotification(n: NewNotification): Promise<boolean>;
   /** Resumes in bulk the notifications paused for a reason, or every paused one (shared/notifications.ts). */
@@ -96,6 +99,7 @@ export function firestoreAdminPorts(
     },
     getNotification: (id) => store.getRaw(id),
     setNotificationEnabled: (id, enabled, reason) => setNotificationEnabled(db, id, enabled, reason),
+    deleteNotification: (id) => deleteNotification(db, id),
     async saveNotification(n) {
       const existed = (await store.getRaw(n.id)) !== null;
       await saveNotifications(db, [n]);
@@ -280,6 +284,16 @@ export function adminRouter(deps: AdminDeps): Router {
     );
   }
 
+  router.delete('/admin/notifications/:id', async (req, res) => {
+    const id = String(req.params.id);
+    if (!(await deps.deleteNotification(id))) {
+      res.status(404).json({ error: 'notification_not_found', id });
+      return;
+    }
+    audit(req, res, 'delete-notification', { notificationId: id });
+    res.json({ id, deleted: true });
+  });
+
   router.put('/admin/notifications/:id', requireJson(), jsonBody('64kb'), async (req, res) => {
     const id = String(req.params.id);
     const body = notificationBody.safeParse(req.body);
@@ -315,7 +329,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.all('/status', methodNotAllowed(['GET']));
   router.all('/admin/runs/:runId', methodNotAllowed(['GET']));
   router.all('/admin/runs/:runId/redrive', methodNotAllowed(['POST']));
-  router.all('/admin/notifications/:id', methodNotAllowed(['GET', 'PUT']));
+  router.all('/admin/notifications/:id', methodNotAllowed(['GET', 'PUT', 'DELETE']));
   router.all('/admin/notifications/:id/pause', methodNotAllowed(['POST']));
   router.all('/admin/notifications/:id/resume', methodNotAllowed(['POST']));
   router.all('/admin/paused/resume', methodNotAllowed(['POST']));

@@ -388,6 +388,7 @@ test('serviceGuards hands the trust to both guards: a stripped token reaches /ti
       recentRuns: async () => [],
       getNotification: async () => null,
       setNotificationEnabled: async () => false,
+      deleteNotification: async () => false,
       saveNotification: async () => true,
       redrivable: async () => false,
       resumePaused: async () => {
@@ -531,6 +532,7 @@ describe('auth configuration', () => {
         recentRuns: async () => [],
         getNotification: async () => null,
         setNotificationEnabled: async () => false,
+        deleteNotification: async () => false,
         saveNotification: async () => true,
         redrivable: async () => false,
         resumePaused: async () => {

@@ -274,6 +274,23 @@ export async function setNotificationEnabled(
   });
 }
 
+/**
+ * Deletes a notification, and its dispatch index entry in the same commit, so no tick
+ * publishes it again; false when it does not exist. A message already published for it finds
+ * it gone and posts nothing. Its schedule document stays (shared with others, or ticking over
+ * an empty index), and so do its deliveries, until they expire.
+ */
+export async function deleteNotification(db: Firestore, id: string): Promise<boolean> {
+  const ref = db.collection(COLLECTIONS.notifications).doc(id);
+  return db.runTransaction(async (tx) => {
+    const snap = await tx.get(ref);
+    if (!snap.exists) return false;
+    writeIndexChanges(tx, db, [{ id, from: indexedSchedule(snap.data()), to: null }]);
+    tx.delete(ref);
+    return true;
+  });
+}
+
 /** Which paused notifications a bulk resume takes: those paused for one reason, or every paused one. */
 export type PausedSelector = { pausedReason: string } | { allPaused: true };
 

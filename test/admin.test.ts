@@ -39,6 +39,7 @@ function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
     recentRuns: async () => [],
     getNotification: async () => null,
     setNotificationEnabled: async () => false,
+    deleteNotification: async () => false,
     saveNotification: async () => true,
     redrivable: async () => false,
     resumePaused: async (_selector, { dryRun }) => ({
@@ -85,7 +86,7 @@ const run: RunDoc = {
   finishedAt: new Date('2030-01-01T00:00:02Z'),
 };
 
-const ROUTES: [method: 'get' | 'post' | 'put', path: string][] = [
+const ROUTES: [method: 'get' | 'post' | 'put' | 'delete', path: string][] = [
   ['get', '/status'],
   ['get', '/admin/runs/s_1:2030-01-01T00:00:00.000Z'],
   ['post', '/admin/runs/s_1:2030-01-01T00:00:00.000Z/redrive'],
@@ -93,6 +94,7 @@ const ROUTES: [method: 'get' | 'post' | 'put', path: string][] = [
   ['post', '/admin/notifications/n-1/pause'],
   ['post', '/admin/notifications/n-1/resume'],
   ['put', '/admin/notifications/n-1'],
+  ['delete', '/admin/notifications/n-1'],
   ['post', '/admin/paused/resume'],
   ['get', '/admin/no-such-route'],
 ];
@@ -338,7 +340,7 @@ describe('admin API: requests (fake ports)', () => {
       const res = await request(app)[method](path).set('authorization', bearer());
       return { status: res.status, allow: res.headers.allow };
     };
-    expect(await asked('delete', '/admin/notifications/n-1')).toEqual({ status: 405, allow: 'GET, PUT, HEAD' });
+    expect(await asked('patch', '/admin/notifications/n-1')).toEqual({ status: 405, allow: 'GET, PUT, DELETE, HEAD' });
     expect(await asked('get', '/admin/notifications/n-1/pause')).toEqual({ status: 405, allow: 'POST' });
     expect(await asked('get', '/admin/runs/r-1/redrive')).toEqual({ status: 405, allow: 'POST' });
     expect(await asked('post', '/admin/runs/r-1')).toEqual({ status: 405, allow: 'GET, HEAD' });
@@ -346,7 +348,7 @@ describe('admin API: requests (fake ports)', () => {
     expect(await asked('patch', '/status')).toEqual({ status: 405, allow: 'GET, HEAD' });
     expect((await asked('get', '/admin/nope')).status).toBe(404);
     // Without a token, the guard answers first, as for every admin path.
-    expect((await request(app).delete('/admin/notifications/n-1')).status).toBe(401);
+    expect((await request(app).patch('/admin/notifications/n-1')).status).toBe(401);
   });
 
   test('a body over the limit is refused with 413', async () => {
@@ -795,6 +797,16 @@ describe('admin API on the emulators', () => {
       body: { allPaused: true, resumed: 1 },
     });
     expect((await call('GET', '/admin/notifications/n-admin-3')).body.notification.enabled).toBe(true);
+
+    // Deleted: gone, and out of its schedule's dispatch index in the same commit.
+    const deleted = await call('DELETE', '/admin/notifications/n-admin-3');
+    expect(deleted).toMatchObject({ status: 200, body: { id: 'n-admin-3', deleted: true } });
+    expect((await call('GET', '/admin/notifications/n-admin-3')).status).toBe(404);
+    const buckets = await stack.db.collection(COLLECTIONS.schedules).doc(scheduleId).collection('members').get();
+    const indexed = buckets.docs.flatMap((d) => Object.keys((d.get('ids') as Record<string, unknown>) ?? {}));
+    expect(indexed).toEqual(expect.arrayContaining(['n-admin', 'n-admin-2']));
+    expect(indexed).not.toContain('n-admin-3');
+    expect((await call('DELETE', '/admin/notifications/n-admin-3')).status).toBe(404);
 
     expect((await call('GET', '/admin/notifications/missing')).status).toBe(404);
     expect((await call('POST', '/admin/notifications/missing/pause')).status).toBe(404);

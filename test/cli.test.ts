@@ -280,6 +280,29 @@ describe('run, on the emulator', () => {
   });
 });
 
+describe('delete, on the emulator', () => {
+  it('deletes a notification and its dispatch index entry; a second delete says it does not exist, exit 2', async () => {
+    const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
+    const db = createFirestore('demo-cli-delete');
+    try {
+      await saveNotifications(db, [notification(1), notification(2)]);
+      const gone = await runCli(['-p', 'demo-cli-delete', 'delete', 'n-00001'], env);
+      expect(gone.code).toBe(0);
+      expect(JSON.parse(gone.stdout)).toEqual({ id: 'n-00001', deleted: true });
+      expect((await db.doc('notifications/n-00001').get()).exists).toBe(false);
+      const scheduleId = String((await db.doc('notifications/n-00002').get()).get('scheduleId'));
+      const buckets = await db.collection(`schedules/${scheduleId}/members`).get();
+      const indexed = buckets.docs.flatMap((d) => Object.keys((d.get('ids') as Record<string, unknown>) ?? {}));
+      expect(indexed).toEqual(['n-00002']);
+      const again = await runCli(['-p', 'demo-cli-delete', 'delete', 'n-00001'], env);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toBe('slack-fanout: notification n-00001 does not exist\n');
+    } finally {
+      await db.terminate();
+    }
+  });
+});
+
 describe('the command line names what is wrong, as typed', () => {
   it('an option of add by its flag, a blank id, an empty pause reason', async () => {
     const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
