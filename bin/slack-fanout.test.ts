@@ -183,6 +183,7 @@ describe('the command line', () => {
       'pause',
       'resume',
       'show',
+      'list',
       'delete',
       'run',
       'redrive',

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { z } from 'zod';
 import { nonBlankText, positiveInt, topicName } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
-import { FirestoreStore } from '../shared/firestore-store';
+import { buildQuery, FirestoreStore } from '../shared/firestore-store';
 import { withTimeout } from '../shared/http';
 import { createLogger } from '../shared/logger';
 import { canonicalRunId } from '../shared/messages';
@@ -40,6 +40,7 @@ import {
   setNotificationEnabled,
 } from '../shared/notifications';
 import { createPubSub, pagePublisher } from '../shared/pubsub';
+import { QUERIES } from '../shared/queries';
 import { firestoreRedriveLedger, redrivable, redriveRun, runSummary } from '../shared/redrive';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 
@@ -244,6 +245,22 @@ async function checkCredentials(usesPubSub: boolean, env: NodeJS.ProcessEnv = pr
         'or set GOOGLE_APPLICATION_CREDENTIALS; for the emulators set FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST',
     );
   }
+}
+
+/** A notification as `list` shows it: what says who gets what, when, and whether it is paused. */
+function listed(id: string, d: Record<string, unknown>): Record<string, unknown> {
+  const slack = (d.slack ?? {}) as { channelId?: unknown; teamId?: unknown };
+  const schedule = (d.schedule ?? {}) as { cron?: unknown; timezone?: unknown };
+  return {
+    id,
+    accountId: d.accountId ?? null,
+    channelId: slack.channelId ?? null,
+    ...(slack.teamId ? { teamId: slack.teamId } : {}),
+    cron: schedule.cron ?? null,
+    timezone: schedule.timezone ?? null,
+    enabled: d.enabled !== false,
+    ...(typeof d.pausedReason === 'string' ? { pausedReason: d.pausedReason } : {}),
+  };
 }
 
 function print(value: unknown): void {
@@ -980,6 +997,31 @@ interrupt: a second run takes only what is still paused. A notification imported
         const snap = await db.collection(COLLECTIONS.notifications).doc(id).get();
         if (!snap.exists) throw new CliError(`notification ${id} does not exist`);
         print({ id, ...snap.data() });
+      } finally {
+        await db.terminate();
+      }
+    });
+
+  program
+    .command('list')
+    .description(
+      'list notifications by id, a page at a time, as JSON: {notifications: [{id, accountId, channelId, teamId?, cron, timezone, enabled, pausedReason?}], next}',
+    )
+    .option('--paused', 'only the paused ones (enabled: false)')
+    .option('--limit <n>', 'notifications in the page (1 to 1000)', positiveInt(1000), 100)
+    .option('--after <id>', 'the page after this notification id (the "next" a page printed)')
+    .addHelpText('after', '\n"next" is the last id of a full page, to pass as --after; null after the last page.')
+    .action(async (o: { paused?: boolean; limit: number; after?: string }) => {
+      if (o.after !== undefined) docId('notification', o.after);
+      const db = await openFirestore(projectOf(program.opts()));
+      try {
+        let q = o.paused
+          ? buildQuery(db, QUERIES.disabledNotifications, { enabled: false })
+          : buildQuery(db, QUERIES.notificationsById, {});
+        if (o.after !== undefined) q = q.startAfter(o.after);
+        const snap = await q.limit(o.limit).get();
+        const notifications = snap.docs.map((d) => listed(d.id, d.data()));
+        print({ notifications, next: snap.size === o.limit ? (snap.docs.at(-1)?.id ?? null) : null });
       } finally {
         await db.terminate();
       }

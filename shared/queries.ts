@@ -67,6 +67,23 @@ export const QUERIES = {
     ],
     needsCompositeIndex: false,
   },
+  /** `slack-fanout list`: every notification, a page at a time by id. */
+  notificationsById: {
+    name: 'notificationsById',
+    collection: COLLECTIONS.notifications,
+    fields: [{ fieldPath: '__name__', op: 'orderBy', order: 'ASCENDING' }],
+    needsCompositeIndex: false,
+  },
+  /** `slack-fanout list --paused`: the paused notifications (enabled false), a page at a time by id. */
+  disabledNotifications: {
+    name: 'disabledNotifications',
+    collection: COLLECTIONS.notifications,
+    fields: [
+      { fieldPath: 'enabled', op: '==', order: 'ASCENDING' },
+      { fieldPath: '__name__', op: 'orderBy', order: 'ASCENDING' },
+    ],
+    needsCompositeIndex: false,
+  },
   /** The status page: the latest runs first. */
   recentRuns: {
     name: 'recentRuns',

@@ -280,6 +280,45 @@ describe('run, on the emulator', () => {
   });
 });
 
+describe('list, on the emulator', () => {
+  it('lists notifications by id a page at a time, and the paused ones alone', async () => {
+    const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
+    const db = createFirestore('demo-cli-list');
+    try {
+      await saveNotifications(db, [notification(1), notification(2), notification(3, { teamId: 'T1' })]);
+      await setNotificationEnabled(db, 'n-00002', false, 'channel_not_found');
+      const list = async (...args: string[]) => {
+        const res = await runCli(['-p', 'demo-cli-list', 'list', ...args], env);
+        expect(res.code).toBe(0);
+        return JSON.parse(res.stdout) as { notifications: { id: string }[]; next: string | null };
+      };
+      const first = await list('--limit', '2');
+      expect(first.notifications.map((n) => n.id)).toEqual(['n-00001', 'n-00002']);
+      expect(first.notifications[0]).toEqual({
+        id: 'n-00001',
+        accountId: 'acct-0002',
+        channelId: 'C000000001',
+        cron: '* * * * *',
+        timezone: 'Europe/Paris',
+        enabled: true,
+      });
+      expect(first.next).toBe('n-00002');
+      const rest = await list('--limit', '2', '--after', first.next ?? '');
+      expect(rest.notifications).toEqual([expect.objectContaining({ id: 'n-00003', teamId: 'T1' })]);
+      expect(rest.next).toBeNull();
+      const paused = await list('--paused');
+      expect(paused.notifications).toEqual([
+        expect.objectContaining({ id: 'n-00002', enabled: false, pausedReason: 'channel_not_found' }),
+      ]);
+      const bad = await runCli(['-p', 'demo-cli-list', 'list', '--limit', '0'], env);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain("option '--limit <n>' argument '0' is invalid");
+    } finally {
+      await db.terminate();
+    }
+  });
+});
+
 describe('delete, on the emulator', () => {
   it('deletes a notification and its dispatch index entry; a second delete says it does not exist, exit 2', async () => {
     const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
