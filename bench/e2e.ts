@@ -87,7 +87,8 @@ export async function e2eRun(ctx: BenchContext, n: number, run: number): Promise
         posts.stop();
         throw new Error(`e2e tick: HTTP ${res.status}: ${JSON.stringify(res.body).slice(0, 500)}`);
       }
-      await posts.wait();
+      // A notifier that dies mid-run ends the wait at once, saying so, rather than at --timeout.
+      await Promise.race([posts.wait(), notifier.exited()]).finally(() => posts.stop());
       const seconds = (posts.lastAt() - t0) / 1000;
       // Let the last acks and ledger writes land before reading the counters.
       await sleep(1000);

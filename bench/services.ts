@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../dev/emulators';
 import { type ServiceProcess, startService, stopService } from '../dev/processes';
+import { howExited } from '../dev/supervise';
 import { guardSpawned, onCleanup } from './cleanup';
 import { cpuSeconds, peakRssMiB } from './proc';
 
@@ -37,6 +38,11 @@ export interface BenchService {
   resetStats(): Promise<void>;
   profileStart(intervalUs?: number): Promise<void>;
   profileStop(file: string): Promise<void>;
+  /**
+   * Rejects, naming how and where to read why, if the process exits before stop(): a wait on
+   * its work raced with this ends at once instead of at its timeout.
+   */
+  exited(): Promise<never>;
   stop(): Promise<void>;
 }
 
@@ -60,8 +66,24 @@ export async function startBenchService(
   );
   const pid = svc.child.pid;
   if (pid === undefined) throw new Error(`the ${name} has no pid`);
-  const remove = onCleanup(name, () => stopService(svc), svc.child);
+  let stopping = false;
+  const remove = onCleanup(
+    name,
+    () => {
+      stopping = true;
+      return stopService(svc);
+    },
+    svc.child,
+  );
   starting.release();
+  const logFile = join(logDir, `${name}.log`);
+  const exited = new Promise<never>((_resolve, reject) => {
+    svc.child.once('exit', (code, signal) => {
+      if (!stopping) reject(new Error(`the ${name} exited (${howExited(code, signal)}) mid-run; see ${logFile}`));
+    });
+  });
+  // Raced only where a phase waits on the service; unobserved otherwise.
+  exited.catch(() => undefined);
   const base = `http://127.0.0.1:${statsPort}`;
   const call = async (method: string, path: string): Promise<unknown> => {
     const res = await fetch(`${base}${path}`, { method });
@@ -95,6 +117,7 @@ export async function startBenchService(
     profileStop: async (file: string) => {
       await call('POST', `/profile/stop?file=${encodeURIComponent(file)}`);
     },
+    exited: () => exited,
     stop: remove,
   };
 }
