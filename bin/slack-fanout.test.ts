@@ -468,7 +468,10 @@ describe('emulator addresses', () => {
     '127.0.0.1 :8080',
   ])('refuses %j, naming the variable and the form, exit 2', (address) => {
     expect(() => emulatorAddress('PUBSUB_EMULATOR_HOST', address)).toThrow(
-      `PUBSUB_EMULATOR_HOST=${JSON.stringify(address)} is not an emulator address: expected host:port, the port from 1 to 65535`,
+      `PUBSUB_EMULATOR_HOST=${JSON.stringify(address)} is not an emulator address: expected host:port, the port from 1 to 65535 (as \`gcloud beta emulators pubsub env-init\``,
+    );
+    expect(() => emulatorAddress('FIRESTORE_EMULATOR_HOST', address)).toThrow(
+      'gcloud beta emulators firestore env-init',
     );
     try {
       checkEmulatorVariables({ FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080', PUBSUB_EMULATOR_HOST: address });

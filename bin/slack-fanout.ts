@@ -129,7 +129,7 @@ export function emulatorAddress(variable: string, address: string): { host: stri
   if (!m?.[1] || port < 1 || port > 65535) {
     throw new CliError(
       `${variable}=${JSON.stringify(excerpt(address))} is not an emulator address: expected host:port, ` +
-        'the port from 1 to 65535 (as `gcloud beta emulators firestore env-init` prints it, e.g. 127.0.0.1:8080)',
+        `the port from 1 to 65535 (as \`gcloud beta emulators ${variable.startsWith('PUBSUB') ? 'pubsub' : 'firestore'} env-init\` prints it, e.g. 127.0.0.1:8085)`,
     );
   }
   return { host: m[1], port };

@@ -78,8 +78,11 @@ export async function isListening(host: string, port: number, timeoutMs = 500): 
 export async function waitForPort(host: string, port: number, timeoutMs: number, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child && child.exitCode !== null)
-      throw new Error(`process exited with code ${child.exitCode} before listening on ${port}`);
+    // Killed by a signal, a child has no exit code: its signal says it is gone.
+    if (child && (child.exitCode !== null || child.signalCode !== null)) {
+      const how = child.signalCode ?? `code ${child.exitCode}`;
+      throw new Error(`process exited (${how}) before listening on ${port}`);
+    }
     if (await isListening(host, port)) return;
     await new Promise((r) => setTimeout(r, 200));
   }

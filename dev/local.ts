@@ -104,6 +104,19 @@ function slackToken(): string | undefined {
 /** How long a push waits at the front end for a notifier that is down (Cloud Run holds a request while it starts an instance). */
 const FRONTEND_WAIT_MS = 10_000;
 
+/** How long the first tick is sent again for: a run's lease (60 s) held by a dispatcher that died, and then some. */
+const FIRST_TICK_RETRY_MS = 90_000;
+const TICK_RETRY_MS = 5_000;
+/** A run a tick did not dispatch that a tick sent again may: it failed, or another dispatcher's lease holds it. */
+const RETRIED = ['failed', 'leased-elsewhere'];
+
+interface TickSummary {
+  published?: number;
+  occurrences?: { runId: string | null; status: string; published: number }[];
+  error?: string;
+  message?: string;
+}
+
 /** How long stopping waits for one client to close: its server may already be gone. */
 const CLIENT_CLOSE_MS = 3000;
 
@@ -285,24 +298,59 @@ async function main(): Promise<number> {
     const zones = new Set(notifications.map((n) => n.timezone));
     say(`seeded ${opts.accounts} accounts and ${notifications.length} notifications in ${zones.size} time zones`);
 
-    const runTick = async (at: Date): Promise<number> => {
-      const res = await fetch(`${dispatcher.current().url}${topology.tickPath}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-cloudscheduler-scheduletime': at.toISOString() },
-        body: '{}',
-      });
-      const summary = (await res.json()) as {
-        published?: number;
-        occurrences?: { runId: string | null; status: string; published: number }[];
-        error?: string;
-        message?: string;
-      };
+    /** One tick as Cloud Scheduler sends it: the dispatcher's answer, said, or an Error saying why there is none. */
+    const sendTick = async (at: Date): Promise<TickSummary> => {
+      const url = dispatcher.current().url;
+      let res: Response;
+      try {
+        res = await fetch(`${url}${topology.tickPath}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-cloudscheduler-scheduletime': at.toISOString() },
+          body: '{}',
+        });
+      } catch (err) {
+        // fetch's own words ("fetch failed") say nothing; its cause says what happened.
+        const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+        throw new Error(`tick failed: the dispatcher at ${url} did not answer (${cause})`);
+      }
+      const summary = (await res.json()) as TickSummary;
       if (!res.ok && !summary.occurrences)
         throw new Error(`tick failed: HTTP ${res.status} ${summary.message ?? summary.error ?? ''}`);
       say(`tick ${at.toISOString()}: HTTP ${res.status}, ${summary.published ?? 0} messages published`);
       for (const o of summary.occurrences ?? []) say(`  run ${o.runId ?? '-'}: ${o.status}, ${o.published} published`);
-      const runIds = (summary.occurrences ?? []).map((o) => o.runId).filter((r): r is string => Boolean(r));
-      return watch(runIds, summary.published ?? 0);
+      return summary;
+    };
+
+    /**
+     * A tick, then its deliveries watched until final. The first tick is sent again, as Cloud
+     * Scheduler retries a call, while it fails or a run of it is not dispatched yet (failed, or
+     * leased by a dispatcher that died mid-tick, until that lease runs out): for at most
+     * FIRST_TICK_RETRY_MS, at the same schedule time, so a run cut short is resumed, not lost.
+     */
+    const runTick = async (at: Date, retry = false): Promise<number> => {
+      const runIds = new Set<string>();
+      const deadline = Date.now() + FIRST_TICK_RETRY_MS;
+      for (;;) {
+        try {
+          const summary = await sendTick(at);
+          for (const o of summary.occurrences ?? []) if (o.runId) runIds.add(o.runId);
+          const pending = (summary.occurrences ?? []).filter((o) => RETRIED.includes(o.status));
+          if (!retry || pending.length === 0 || Date.now() > deadline) break;
+          say(
+            `  ${pending.length} run(s) not dispatched yet (${pending.map((o) => o.status).join(', ')}); the tick is sent again in ${TICK_RETRY_MS / 1000} s, as Cloud Scheduler retries`,
+          );
+        } catch (err) {
+          if (!retry || stopping || Date.now() > deadline) throw err;
+          say(
+            `${(err as Error).message}; the tick is sent again in ${TICK_RETRY_MS / 1000} s, as Cloud Scheduler retries`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, TICK_RETRY_MS));
+      }
+      // Every message its runs published, a resumed run's before it was cut short included.
+      let expected = 0;
+      for (const runId of runIds) expected += (await store.getRun(runId))?.published ?? 0;
+      return watch([...runIds], expected);
     };
 
     const watch = async (runIds: string[], expected: number): Promise<number> => {
@@ -359,7 +407,7 @@ async function main(): Promise<number> {
       return expected - final;
     };
 
-    const notFinal = await runTick(new Date());
+    const notFinal = await runTick(new Date(), true);
     if (opts.once) {
       await stopAll();
       return notFinal === 0 ? 0 : 1;

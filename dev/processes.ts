@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { openSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { freePort, killGroup, waitForPort } from './emulators';
@@ -61,8 +61,10 @@ export async function startService(
     await waitForPort('127.0.0.1', port, 30_000, child);
   } catch (err) {
     killGroup(child, 'SIGKILL');
+    // A missing build is the usual cause on a fresh clone; said only when it is the cause.
+    const hint = existsSync(entry) ? '' : ' (run npm run build first)';
     throw new Error(
-      `the ${name} did not start from ${entry}: ${(err as Error).message}${opts.logFile ? `; see ${opts.logFile}` : ''} (run npm run build first)`,
+      `the ${name} did not start from ${entry}: ${(err as Error).message}${opts.logFile ? `; see ${opts.logFile}` : ''}${hint}`,
     );
   }
   return { name, child, port, url: `http://127.0.0.1:${port}` };

@@ -104,21 +104,52 @@ describe('superviseService', () => {
     expect(gaveUp).toEqual([]);
   });
 
-  it('gives up when it cannot start the service again', async () => {
+  it('counts a start that fails as one more exit: tried again, and given up on past the limit', async () => {
+    let starts = 0;
     let first: ReturnType<typeof fakeService> | undefined;
+    const lines: string[] = [];
     const gaveUp: string[] = [];
+    const s = await superviseService(
+      async () => {
+        starts++;
+        if (!first) {
+          first = fakeService(4000);
+          return first;
+        }
+        // Killed again while it starts, twice; then it comes up.
+        if (starts <= 3) throw new Error('process exited (SIGKILL) before listening on 4001');
+        return fakeService(4000 + starts);
+      },
+      { say: (l) => lines.push(l), onGiveUp: (w) => gaveUp.push(w) },
+    );
+    first?.exit(null, 'SIGKILL');
+    for (let i = 0; i < 6; i++) await tick();
+    expect(starts).toBe(4);
+    expect(s.current().port).toBe(4004);
+    expect(lines).toEqual([
+      'the notifier exited (SIGKILL); starting it again',
+      'the notifier exited (while starting: process exited (SIGKILL) before listening on 4001); starting it again',
+      'the notifier exited (while starting: process exited (SIGKILL) before listening on 4001); starting it again',
+      'the notifier is up again at http://127.0.0.1:4004',
+    ]);
+    expect(gaveUp).toEqual([]);
+
+    // One that never comes up again is given up on once the limit is reached.
+    let never: ReturnType<typeof fakeService> | undefined;
+    const gaveUpNever: string[] = [];
     await superviseService(
       async () => {
-        if (first) throw new Error('the notifier did not start');
-        first = fakeService(4000);
-        return first;
+        if (never) throw new Error('the notifier did not start');
+        never = fakeService(5000);
+        return never;
       },
-      { say: () => {}, onGiveUp: (w) => gaveUp.push(w) },
+      { say: () => {}, onGiveUp: (w) => gaveUpNever.push(w), maxRestarts: 3 },
     );
-    first?.exit(null, 'SIGSEGV');
-    await tick();
-    await tick();
-    expect(gaveUp).toEqual(['the notifier could not be started again: the notifier did not start']);
+    never?.exit(null, 'SIGSEGV');
+    for (let i = 0; i < 10; i++) await tick();
+    expect(gaveUpNever).toEqual([
+      'the notifier exited (while starting: the notifier did not start) 4 times within 60 s; giving up',
+    ]);
   });
 
   it('says how a child exited', () => {

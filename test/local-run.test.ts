@@ -174,7 +174,7 @@ describe('npm start, ticking on', () => {
 });
 
 describe('npm start, a service killed', () => {
-  test('the notifier killed before the tick is started again, and every push waits for it: none dead, exit 0', async () => {
+  test('the notifier and the dispatcher killed as the tick goes out are started again, and the tick is sent again: none dead, exit 0', async () => {
     const env = { ...process.env };
     delete env.PUBSUB_EMULATOR_HOST;
     delete env.FIRESTORE_EMULATOR_HOST;
@@ -185,34 +185,45 @@ describe('npm start, a service killed', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const lines: string[] = [];
-    let killed = 0;
+    const killed: number[] = [];
+    const pidOn = (port: string | undefined) =>
+      Number(
+        execFileSync('ss', ['-ltnpH', `sport = :${port}`])
+          .toString()
+          .match(/pid=(\d+)/)?.[1],
+      );
     createInterface({ input: child.stdout }).on('line', (line) => {
       lines.push(line);
-      // Killed once the services are up and before the tick: its pushes find no notifier.
-      if (!killed && /^seeded /.test(line)) {
-        const at = lines.find((l) => l.startsWith('notifier at '));
-        const port = at?.match(/^notifier at http:\/\/127\.0\.0\.1:(\d+)/)?.[1];
-        const ss = execFileSync('ss', ['-ltnpH', `sport = :${port}`]).toString();
-        killed = Number(ss.match(/pid=(\d+)/)?.[1]);
-        process.kill(killed, 'SIGKILL');
+      // Both killed once the demo data is in, as the tick goes out: it finds no dispatcher, or
+      // one that dies under it, and its pushes find no notifier.
+      if (killed.length === 0 && /^seeded /.test(line)) {
+        const at = lines.find((l) => l.startsWith('notifier at ')) ?? '';
+        const notifier = at.match(/^notifier at http:\/\/127\.0\.0\.1:(\d+)/)?.[1];
+        const dispatcher = at.match(/dispatcher at http:\/\/127\.0\.0\.1:(\d+)/)?.[1];
+        for (const pid of [pidOn(dispatcher), pidOn(notifier)]) {
+          killed.push(pid);
+          process.kill(pid, 'SIGKILL');
+        }
       }
     });
     child.stderr.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString().trim()}`));
     const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
       child.on('exit', (c) => {
         clearTimeout(timer);
         resolve(c);
       });
     });
     const output = lines.join('\n');
-    expect(killed).toBeGreaterThan(0);
+    expect(killed).toHaveLength(2);
+    expect(killed.every((pid) => pid > 0)).toBe(true);
     expect(output).toContain('the notifier exited (SIGKILL); starting it again');
+    expect(output).toContain('the dispatcher exited (SIGKILL); starting it again');
     expect(output).toMatch(/the notifier is up again at http:\/\/127\.0\.0\.1:\d+/);
     // Two sent, the archived channel's failed for good; nothing spent its attempts on a notifier that was down.
     expect(output).toMatch(/^summary: 3 expected, 2 sent, 1 failed, 0 skipped, 0 dead, 0 not final/m);
     expect(code).toBe(0);
-  }, 120_000);
+  }, 180_000);
 });
 
 describe('npm start without Java', () => {
