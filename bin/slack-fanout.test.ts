@@ -65,7 +65,7 @@ describe('parseNotificationsFile', () => {
     [
       'an id with a lone surrogate (written as a JSON escape)',
       `[${JSON.stringify({ ...good, id: 'PLACEHOLDER' }).replace('PLACEHOLDER', 'lone\\ud800x')}]`,
-      /f\.json\[0\]: notification id .*not well-formed Unicode \(a lone surrogate\)/,
+      /^f\.json\[0\]\.id: is not well-formed Unicode \(a lone surrogate\)$/,
     ],
     [
       'an account id with a lone surrogate',
@@ -75,6 +75,19 @@ describe('parseNotificationsFile', () => {
     ['a huge channel id', JSON.stringify([{ ...good, channelId: 'C'.repeat(300) }]), /f\.json\[0\].*slack\.channelId/],
   ])('names %s', (_what, text, message) => {
     expect(() => parseNotificationsFile(text, 'f.json')).toThrow(message);
+  });
+});
+
+describe('text Firestore cannot hold', () => {
+  it('is named in an import file, entry and field, before anything is written', () => {
+    const notifications = `[${JSON.stringify(good)}, ${JSON.stringify({ ...good, id: 'n-2' }).replace('}', ',"title":"\\ud800"}')}]`;
+    expect(() => parseNotificationsFile(notifications, 'f.json')).toThrow(
+      'f.json[1].title: is not well-formed Unicode (a lone surrogate)',
+    );
+    const accounts = '[{"id":"a-1","name":"Acme","metrics":[{"label":"x\\udc00","value":1}]}]';
+    expect(() => parseAccountsFile(accounts, 'a.json')).toThrow(
+      'a.json[0].metrics[0].label: is not well-formed Unicode (a lone surrogate)',
+    );
   });
 });
 

@@ -17,6 +17,7 @@ import {
   accountSchema,
   documentStorageSize,
   excerpt,
+  loneSurrogatePath,
   MAX_DOCUMENT_BYTES,
   MAX_PAUSE_REASON_CHARS,
   metricSchema,
@@ -330,6 +331,12 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
     throw new CliError(`${file} is not JSON: ${(err as Error).message}`);
   }
   if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of ${of}`);
+  for (const [i, entry] of data.entries()) {
+    const at = loneSurrogatePath(entry);
+    if (at !== null) {
+      throw new CliError(`${file}[${i}]${at ? `.${at}` : ''}: is not well-formed Unicode (a lone surrogate)`);
+    }
+  }
   return data;
 }
 

@@ -17,6 +17,7 @@ import {
   type DeliveryStatus,
   documentIdProblem,
   excerpt,
+  loneSurrogatePath,
   MAX_DOCUMENT_ID_BYTES,
   MAX_PAUSE_REASON_CHARS,
   type RunDoc,
@@ -178,6 +179,19 @@ function audit(req: Request, res: Response, action: string, fields: Record<strin
   req.log.info({ admin: { caller: callerOf(res), action, ...fields } }, `admin ${action}`);
 }
 
+/**
+ * Text Firestore cannot hold (a lone surrogate, which JSON's `\ud800` can write) is named with
+ * a 400 before any write: Firestore's own answer is a bare 500. After the body is parsed.
+ */
+const wellFormedBody: RequestHandler = (req, res, next) => {
+  const at = req.body === undefined ? null : loneSurrogatePath(req.body);
+  if (at !== null) {
+    invalid(res, at || '(body)', 'is not well-formed Unicode (a lone surrogate)');
+    return;
+  }
+  next();
+};
+
 export function adminRouter(deps: AdminDeps): Router {
   const clock = deps.clock ?? (() => new Date());
   const router = express.Router();
@@ -220,15 +234,21 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json(summary);
   });
 
-  router.post('/admin/runs/:runId/redrive', requireJson({ optional: true }), jsonBody('16kb'), async (req, res) => {
-    const runId = canonicalRunId(String(req.params.runId));
-    if (!(await deps.redrivable(runId))) {
-      res.status(404).json({ error: 'run_not_found', runId });
-      return;
-    }
-    audit(req, res, 'redrive', { runId });
-    res.json(await deps.redrive(runId));
-  });
+  router.post(
+    '/admin/runs/:runId/redrive',
+    requireJson({ optional: true }),
+    jsonBody('16kb'),
+    wellFormedBody,
+    async (req, res) => {
+      const runId = canonicalRunId(String(req.params.runId));
+      if (!(await deps.redrivable(runId))) {
+        res.status(404).json({ error: 'run_not_found', runId });
+        return;
+      }
+      audit(req, res, 'redrive', { runId });
+      res.json(await deps.redrive(runId));
+    },
+  );
 
   router.get('/admin/notifications/:id', async (req, res) => {
     const id = String(req.params.id);
@@ -240,7 +260,7 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json({ id, notification });
   });
 
-  router.post('/admin/paused/resume', requireJson(), jsonBody('16kb'), async (req, res) => {
+  router.post('/admin/paused/resume', requireJson(), jsonBody('16kb'), wellFormedBody, async (req, res) => {
     const body = resumePausedBody.safeParse(req.body);
     if (!body.success) {
       const { field, message } = firstIssue(body.error);
@@ -260,6 +280,7 @@ export function adminRouter(deps: AdminDeps): Router {
       `/admin/notifications/:id/${action}`,
       requireJson({ optional: true }),
       jsonBody('16kb'),
+      wellFormedBody,
       async (req, res) => {
         const id = String(req.params.id);
         const body = pauseBody.safeParse(req.body ?? {});
@@ -294,7 +315,7 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json({ id, deleted: true });
   });
 
-  router.put('/admin/notifications/:id', requireJson(), jsonBody('64kb'), async (req, res) => {
+  router.put('/admin/notifications/:id', requireJson(), jsonBody('64kb'), wellFormedBody, async (req, res) => {
     const id = String(req.params.id);
     const body = notificationBody.safeParse(req.body);
     if (!body.success) {

@@ -316,3 +316,29 @@ export function characterCount(value: string): number {
 
 /** A pause reason's longest, in characters (code points): the admin API and `slack-fanout pause --reason`. */
 export const MAX_PAUSE_REASON_CHARS = 500;
+
+/**
+ * Where in a JSON value a string or a key is not well-formed Unicode (a lone surrogate, which
+ * JSON's `\ud800` can write and UTF-8 cannot hold: Firestore refuses the write with a bare
+ * "2 UNKNOWN"), as a path (`title`, `metrics[0].label`; `''` for the value itself), or null.
+ */
+export function loneSurrogatePath(value: unknown, path = ''): string | null {
+  const lone = (s: string) => /\p{Cs}/u.test(s);
+  if (typeof value === 'string') return lone(value) ? path : null;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const found = loneSurrogatePath(item, `${path}[${i}]`);
+      if (found !== null) return found;
+    }
+    return null;
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const at = path ? `${path}.${key}` : key;
+      if (lone(key)) return at;
+      const found = loneSurrogatePath(item, at);
+      if (found !== null) return found;
+    }
+  }
+  return null;
+}

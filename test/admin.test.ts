@@ -351,6 +351,34 @@ describe('admin API: requests (fake ports)', () => {
     expect((await request(app).patch('/admin/notifications/n-1')).status).toBe(401);
   });
 
+  test('text Firestore cannot hold (a lone surrogate) is named with a 400 before any write', async () => {
+    const writes: unknown[] = [];
+    const app = appWith(
+      fakePorts({
+        saveNotification: async (n) => writes.push(n) > 0,
+        setNotificationEnabled: async (...a) => writes.push(a) > 0,
+      }),
+    );
+    const send = (method: 'put' | 'post', path: string, json: string) =>
+      request(app)[method](path).set('authorization', bearer()).set('content-type', 'application/json').send(json);
+    const put = await send(
+      'put',
+      '/admin/notifications/n-1',
+      '{"accountId":"a","channelId":"C1","cron":"* * * * *","timezone":"UTC","title":"\\ud800x"}',
+    );
+    expect(put.status).toBe(400);
+    expect(put.body).toEqual({
+      error: 'invalid_request',
+      field: 'title',
+      message: 'is not well-formed Unicode (a lone surrogate)',
+    });
+    expect((await send('post', '/admin/notifications/n-1/pause', '{"reason":"\\udc00"}')).body.field).toBe('reason');
+    expect((await send('post', '/admin/paused/resume', '{"pausedReason":"x\\ud800"}')).body.field).toBe('pausedReason');
+    // A pair is one character, and fine.
+    expect((await send('post', '/admin/notifications/n-1/pause', '{"reason":"\\ud83d\\ude42"}')).status).toBe(200);
+    expect(writes).toHaveLength(1);
+  });
+
   test('a body over the limit is refused with 413', async () => {
     const res = await request(appWith(fakePorts()))
       .put('/admin/notifications/n-1')
