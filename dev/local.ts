@@ -107,6 +107,8 @@ const FRONTEND_WAIT_MS = 10_000;
 /** How long the first tick is sent again for: a run's lease (60 s) held by a dispatcher that died, and then some. */
 const FIRST_TICK_RETRY_MS = 90_000;
 const TICK_RETRY_MS = 5_000;
+/** Cloud Scheduler's attempt deadline for the tick, as infra/ sets it by default (300 s). */
+const TICK_DEADLINE_MS = 300_000;
 /** A run a tick did not dispatch that a tick sent again may: it failed, or another dispatcher's lease holds it. */
 const RETRIED = ['failed', 'leased-elsewhere'];
 
@@ -300,20 +302,38 @@ async function main(): Promise<number> {
 
     /** One tick as Cloud Scheduler sends it: the dispatcher's answer, said, or an Error saying why there is none. */
     const sendTick = async (at: Date): Promise<TickSummary> => {
-      const url = dispatcher.current().url;
+      const instance = dispatcher.current();
+      const url = instance.url;
+      // Given up on when the instance it went to dies (its answer will never come) or after
+      // Cloud Scheduler's attempt deadline, as Cloud Scheduler gives up on a call.
+      const abort = new AbortController();
+      const onExit = () => abort.abort(new Error('the dispatcher exited before it answered'));
+      const gone = instance.child.exitCode !== null || instance.child.signalCode !== null;
+      if (gone) onExit();
+      else instance.child.once('exit', onExit);
+      const timer = setTimeout(
+        () => abort.abort(new Error(`no answer within ${TICK_DEADLINE_MS / 1000} s`)),
+        TICK_DEADLINE_MS,
+      );
       let res: Response;
+      let summary: TickSummary;
       try {
         res = await fetch(`${url}${topology.tickPath}`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'x-cloudscheduler-scheduletime': at.toISOString() },
           body: '{}',
+          signal: abort.signal,
         });
+        summary = (await res.json()) as TickSummary;
       } catch (err) {
-        // fetch's own words ("fetch failed") say nothing; its cause says what happened.
-        const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
-        throw new Error(`tick failed: the dispatcher at ${url} did not answer (${cause})`);
+        // fetch's own words ("fetch failed", "This operation was aborted") say nothing; the cause does.
+        const e = err as { cause?: { message?: string }; message?: string };
+        const reason = abort.signal.aborted ? (abort.signal.reason as Error).message : (e.cause?.message ?? e.message);
+        throw new Error(`tick failed: the dispatcher at ${url} did not answer (${reason})`);
+      } finally {
+        clearTimeout(timer);
+        instance.child.off('exit', onExit);
       }
-      const summary = (await res.json()) as TickSummary;
       if (!res.ok && !summary.occurrences)
         throw new Error(`tick failed: HTTP ${res.status} ${summary.message ?? summary.error ?? ''}`);
       say(`tick ${at.toISOString()}: HTTP ${res.status}, ${summary.published ?? 0} messages published`);
