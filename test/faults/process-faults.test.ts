@@ -8,6 +8,9 @@ import { COLLECTIONS, localTopology } from '../../shared/topology';
 import { allSent, notification, postJson, pushEnvelope, seed, standInForFile, waitFor } from '../helpers';
 import { deliveryIds, minuteOf, size, verdict } from './harness';
 
+/** The dispatcher-kill test's run lease (RUN_LEASE_SECONDS). */
+const LEASE_SECONDS = 15;
+
 const TOKEN = 'xoxb-process-fault-test';
 
 type TickBody = { published: number; occurrences: { status: string }[] };
@@ -92,9 +95,11 @@ describe('processes killed mid-run', () => {
     const n = size(2000, 20_000);
     const projectId = uniqueProjectId('faults-dispatcher-kill');
     stack = await startStack({ projectId, slackApiUrl: slack.url, slackToken: TOKEN });
+    // A lease long enough that a dispatcher started in the dead one's place still ticks inside
+    // it on a loaded machine (two test files at a time): 5 s was not, once in CI.
     const env = serviceEnv(projectId, slack.url, {
       DISPATCH_PAGE_SIZE: String(size(25, 100)),
-      RUN_LEASE_SECONDS: '5',
+      RUN_LEASE_SECONDS: String(LEASE_SECONDS),
     });
     const dispatcher = await startService('dispatcher', env);
     services.push(dispatcher);
@@ -134,7 +139,7 @@ describe('processes killed mid-run', () => {
     // A tick inside the dead owner's lease leaves the run alone.
     const early = (await (await tick(second.url)).json()) as TickBody;
     expect(early.occurrences[0]?.status).toBe('leased-elsewhere');
-    await new Promise((r) => setTimeout(r, 5500));
+    await new Promise((r) => setTimeout(r, LEASE_SECONDS * 1000 + 500));
     // A tick that failed before dispatching (503) is sent again, as Cloud Scheduler does: a checkpoint transaction the
     // killed dispatcher left open can hold its lock on the run until the emulator times it out
     // ("10 ABORTED: Transaction lock timeout"), and the tick then fails without touching the run.
