@@ -1,8 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../dev/emulators';
+import { freePort, howExited } from '../dev/emulators';
 import { type ServiceProcess, startService, stopService } from '../dev/processes';
-import { howExited } from '../dev/supervise';
 import { guardSpawned, onCleanup } from './cleanup';
 import { cpuSeconds, peakRssMiB } from './proc';
 

@@ -78,10 +78,8 @@ export async function isListening(host: string, port: number, timeoutMs = 500): 
 export async function waitForPort(host: string, port: number, timeoutMs: number, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    // Killed by a signal, a child has no exit code: its signal says it is gone.
-    if (child && (child.exitCode !== null || child.signalCode !== null)) {
-      const how = child.signalCode ?? `code ${child.exitCode}`;
-      throw new Error(`process exited (${how}) before listening on ${port}`);
+    if (child && hasExited(child)) {
+      throw new Error(`process exited (${howExited(child.exitCode, child.signalCode)}) before listening on ${port}`);
     }
     if (await isListening(host, port)) return;
     await new Promise((r) => setTimeout(r, 200));
@@ -117,7 +115,7 @@ async function waitForEmulator(e: Emulator, timeoutMs: number): Promise<void> {
     if (BIND_FAILED.test(log)) {
       throw new PortTaken(`the ${e.name} emulator could not bind ${e.host} (its port was taken) (log: ${e.logFile})`);
     }
-    if (exited(e.child)) {
+    if (hasExited(e.child)) {
       throw fail(`process exited with code ${e.child.exitCode ?? e.child.signalCode} before serving on ${port}`);
     }
     if (READY[e.name].test(log) && (await isListening('127.0.0.1', port))) return;
@@ -161,7 +159,7 @@ export function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM
 }
 
 async function stopEmulator(e: Emulator): Promise<void> {
-  if (exited(e.child)) return;
+  if (hasExited(e.child)) return;
   const gone = new Promise<void>((resolve) => e.child.once('exit', () => resolve()));
   killGroup(e.child, 'SIGTERM');
   const timer = setTimeout(() => killGroup(e.child, 'SIGKILL'), 5000);
@@ -199,8 +197,14 @@ class PortTaken extends Error {}
 /** What an emulator's log says when its port was taken. */
 const BIND_FAILED = /address already in use|BindException/i;
 
-function exited(child: ChildProcess): boolean {
+/** Whether a child has exited: by a signal, it has no exit code, only its signal. */
+export function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** How an exited child ended, in words: `code 1`, `SIGKILL`. */
+export function howExited(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? signal : `code ${code ?? '?'}`;
 }
 
 async function startEmulatorsOnce(opts: StartOptions, ports?: [number, number]): Promise<Emulators> {

@@ -12,7 +12,7 @@ import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
-import { type Emulators, killGroup, startEmulators } from './emulators';
+import { type Emulators, hasExited, killGroup, startEmulators } from './emulators';
 import { startFrontend } from './frontend';
 import { ROOT, startReaper, startService } from './processes';
 import { timeLeft } from './progress';
@@ -308,8 +308,7 @@ async function main(): Promise<number> {
       // Cloud Scheduler's attempt deadline, as Cloud Scheduler gives up on a call.
       const abort = new AbortController();
       const onExit = () => abort.abort(new Error('the dispatcher exited before it answered'));
-      const gone = instance.child.exitCode !== null || instance.child.signalCode !== null;
-      if (gone) onExit();
+      if (hasExited(instance.child)) onExit();
       else instance.child.once('exit', onExit);
       const timer = setTimeout(
         () => abort.abort(new Error(`no answer within ${TICK_DEADLINE_MS / 1000} s`)),

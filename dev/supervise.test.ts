@@ -1,7 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { howExited } from './emulators';
 import type { ServiceProcess } from './processes';
-import { howExited, superviseService } from './supervise';
+import { superviseService } from './supervise';
 
 /** A service whose child only emits what the test says: exited ones need no signal to stop. */
 function fakeService(

@@ -1,3 +1,4 @@
+import { howExited } from './emulators';
 import { type ServiceProcess, stopService } from './processes';
 
 /**
@@ -22,11 +23,6 @@ export interface SuperviseOptions {
   maxRestarts?: number;
   windowMs?: number;
   now?: () => number;
-}
-
-/** How an exited child ended, in words: `code 1`, `SIGKILL`. */
-export function howExited(code: number | null, signal: NodeJS.Signals | null): string {
-  return signal ? signal : `code ${code ?? '?'}`;
 }
 
 export async function superviseService(

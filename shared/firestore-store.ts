@@ -33,7 +33,13 @@ import type {
 } from './ports';
 import { type CheckpointProgress, LeaseLostError, type NotificationPage } from './ports';
 import { QUERIES, type QuerySpec } from './queries';
-import { claimStep, type ScheduleAdvance, scheduleAdvance, scheduleRunState, storedOccurrence } from './schedule-state';
+import {
+  activeOccurrenceOf,
+  claimStep,
+  type ScheduleAdvance,
+  scheduleAdvance,
+  scheduleRunState,
+} from './schedule-state';
 import { COLLECTIONS, expiryFrom } from './topology';
 
 /** Firestore gives Timestamps back; the rest of the code speaks Date. */
@@ -170,10 +176,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         timezone: String(data.timezone ?? ''),
         nextRunAt: (data.nextRunAt as Date) ?? at,
         lastRunAt: (data.lastRunAt as Date | null) ?? null,
-        activeOccurrence: storedOccurrence(data.activeOccurrence),
-        ...(typeof data.activeOccurrence === 'string' && storedOccurrence(data.activeOccurrence) === null
-          ? { ignoredActiveOccurrence: data.activeOccurrence }
-          : {}),
+        ...activeOccurrenceOf(data.activeOccurrence),
         readAt: snap.readTime.toDate(),
       };
     });

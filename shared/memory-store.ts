@@ -25,7 +25,7 @@ import type {
   RunStore,
 } from './ports';
 import { LeaseLostError } from './ports';
-import { claimStep, scheduleAdvance, scheduleRunState, storedOccurrence } from './schedule-state';
+import { activeOccurrenceOf, claimStep, scheduleAdvance, scheduleRunState } from './schedule-state';
 
 /**
  * The ports of shared/ports.ts over Maps, with the semantics of FirestoreStore (claim and
@@ -126,10 +126,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
         timezone: String(s.timezone ?? ''),
         nextRunAt: new Date((s.nextRunAt as Date).getTime()),
         lastRunAt: s.lastRunAt ? new Date(s.lastRunAt.getTime()) : null,
-        activeOccurrence: storedOccurrence(s.activeOccurrence),
-        ...(typeof s.activeOccurrence === 'string' && storedOccurrence(s.activeOccurrence) === null
-          ? { ignoredActiveOccurrence: s.activeOccurrence }
-          : {}),
+        ...activeOccurrenceOf(s.activeOccurrence),
       }));
   }
 

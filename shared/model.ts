@@ -3,6 +3,9 @@ import { z } from 'zod';
 /** Firestore's limit on a document id, in UTF-8 bytes. */
 export const MAX_DOCUMENT_ID_BYTES = 1500;
 
+/** Half a surrogate pair, which UTF-8 cannot hold (a pair is one code point, so not matched). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /**
  * Why a string cannot be a Firestore document id, or null when it can: not empty, at most
  * 1,500 bytes, no `/`, not `.` or `..`, not of the reserved form `__…__`.
@@ -13,7 +16,7 @@ export function documentIdProblem(id: string): string | null {
   if (id === '.' || id === '..') return "is '.' or '..'";
   if (/^__.*__$/s.test(id)) return 'has the reserved form __…__';
   // UTF-8 cannot hold half a surrogate pair: Firestore would store another id (with U+FFFD).
-  if (/\p{Cs}/u.test(id)) return 'is not well-formed Unicode (a lone surrogate)';
+  if (LONE_SURROGATE.test(id)) return 'is not well-formed Unicode (a lone surrogate)';
   if (Buffer.byteLength(id, 'utf8') > MAX_DOCUMENT_ID_BYTES) return `is longer than ${MAX_DOCUMENT_ID_BYTES} bytes`;
   return null;
 }
@@ -323,7 +326,7 @@ export const MAX_PAUSE_REASON_CHARS = 500;
  * "2 UNKNOWN"), as a path (`title`, `metrics[0].label`; `''` for the value itself), or null.
  */
 export function loneSurrogatePath(value: unknown, path = ''): string | null {
-  const lone = (s: string) => /\p{Cs}/u.test(s);
+  const lone = (s: string) => LONE_SURROGATE.test(s);
   if (typeof value === 'string') return lone(value) ? path : null;
   if (Array.isArray(value)) {
     for (const [i, item] of value.entries()) {

@@ -33,6 +33,17 @@ export function storedOccurrence(v: unknown): string | null {
   return c.ok ? c.occurrence : null;
 }
 
+/**
+ * A due schedule's `activeOccurrence` as the tick takes it (storedOccurrence), and, when one was
+ * stored that is not a date-time, that value for the tick to log.
+ */
+export function activeOccurrenceOf(v: unknown): { activeOccurrence: string | null; ignoredActiveOccurrence?: string } {
+  const activeOccurrence = storedOccurrence(v);
+  return typeof v === 'string' && activeOccurrence === null
+    ? { activeOccurrence, ignoredActiveOccurrence: v }
+    : { activeOccurrence };
+}
+
 export function scheduleRunState(doc: Record<string, unknown> | undefined): ScheduleRunState {
   const date = (v: unknown): Date | null => (v instanceof Date && !Number.isNaN(v.getTime()) ? v : null);
   return {

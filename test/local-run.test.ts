@@ -21,6 +21,15 @@ interface Stopped {
   exitedWithinMs: number;
 }
 
+/** The local runner as a new user starts it: its own emulators, the Slack stand-in. */
+function spawnLocal(args: string[]) {
+  const env = { ...process.env };
+  delete env.PUBSUB_EMULATOR_HOST;
+  delete env.FIRESTORE_EMULATOR_HOST;
+  delete env.SLACK_BOT_TOKEN;
+  return spawn(process.execPath, [LOCAL, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 /** Runs the local runner until `trigger` appears in its output, then stops it with `stop`. */
 function runAndStop(
   trigger: RegExp,
@@ -28,11 +37,7 @@ function runAndStop(
   args: string[] = ['-n', '300'],
   delayMs = 0,
 ): Promise<Stopped> {
-  const env = { ...process.env };
-  delete env.PUBSUB_EMULATOR_HOST;
-  delete env.FIRESTORE_EMULATOR_HOST;
-  delete env.SLACK_BOT_TOKEN;
-  const child = spawn(process.execPath, [LOCAL, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnLocal(args);
   const lines: string[] = [];
   let stoppedAt = 0;
   return new Promise((resolve, reject) => {
@@ -115,15 +120,7 @@ describe('npm start, stopped early', () => {
 
 describe('npm start, ticking on', () => {
   test('a tick refused while Pub/Sub does not answer is said, and the next tick goes on', async () => {
-    const env = { ...process.env };
-    delete env.PUBSUB_EMULATOR_HOST;
-    delete env.FIRESTORE_EMULATOR_HOST;
-    delete env.SLACK_BOT_TOKEN;
-    const child = spawn(process.execPath, [LOCAL, '-n', '3', '--interval', '2'], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnLocal(['-n', '3', '--interval', '2']);
     const lines: string[] = [];
     let frozen: number | null = null;
     const waiting: { pattern: RegExp; resolve: (line: string) => void }[] = [];
@@ -175,15 +172,7 @@ describe('npm start, ticking on', () => {
 
 describe('npm start, a service killed', () => {
   test('the notifier and the dispatcher killed as the tick goes out are started again, and the tick is sent again: none dead, exit 0', async () => {
-    const env = { ...process.env };
-    delete env.PUBSUB_EMULATOR_HOST;
-    delete env.FIRESTORE_EMULATOR_HOST;
-    delete env.SLACK_BOT_TOKEN;
-    const child = spawn(process.execPath, [LOCAL, '-n', '3', '--once'], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnLocal(['-n', '3', '--once']);
     const lines: string[] = [];
     const killed: number[] = [];
     const pidOn = (port: string | undefined) =>
