@@ -15,6 +15,8 @@ class FakeSlack implements SlackPort {
   /** One entry per post: an error to throw, or undefined to succeed. */
   script: (Error | undefined)[] = [];
   found: string | null = null;
+  /** Posts found per channel, where one is set there; otherwise `found`. */
+  readonly foundIn = new Map<string, string>();
 
   async post(req: PostRequest): Promise<{ ts: string; channel: string }> {
     this.posts.push(req);
@@ -25,7 +27,7 @@ class FakeSlack implements SlackPort {
 
   async findDelivery(channel: string, deliveryId: string, since: Date, teamId?: string): Promise<string | null> {
     this.lookups.push({ channel, deliveryId, since, teamId });
-    return this.found;
+    return this.foundIn.get(channel) ?? this.found;
   }
 
   async checkToken() {
@@ -362,6 +364,101 @@ describe('handlePush', () => {
     expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
     expect(slack.lookups).toHaveLength(1);
     expect(slack.posts).toHaveLength(1);
+  });
+
+  describe('after an outcome-unknown attempt, the notification changed meanwhile', () => {
+    /** One attempt whose outcome is unknown (Slack took the post, then a gateway answered 502), 30 s ago. */
+    async function unknownOutcome() {
+      const ctx = setup();
+      ctx.slack.script = [classifySlackHttpStatus(502)];
+      expect(await handlePush(push(), ctx.deps)).toMatchObject({ kind: 'retry', reason: 'slack_outcome_unknown' });
+      expect(await ctx.store.get(id)).toMatchObject({
+        outcomeUnknown: true,
+        postTargets: [{ channelId: 'C0123', teamId: null, accountId: 'acct-1' }],
+      });
+      ctx.advance(30_000);
+      return ctx;
+    }
+    const edit = (store: MemoryStore, change: Record<string, unknown>) =>
+      store.putNotification('n-1', { ...(store.notification('n-1') as Record<string, unknown>), ...change });
+
+    it('moved to another channel: finds the post in the channel it went to, and does not post in the new one', async () => {
+      const { store, slack, deps } = await unknownOutcome();
+      edit(store, { slack: { channelId: 'C0999' } });
+      slack.foundIn.set('C0123', '1700000000.000001');
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+      expect(slack.posts.map((p) => p.channel)).toEqual(['C0123']);
+      expect(slack.lookups.map((l) => l.channel)).toEqual(['C0123']);
+      expect(await store.get(id)).toMatchObject({ status: 'sent', channelId: 'C0123', slackTs: '1700000000.000001' });
+    });
+
+    it('moved to another channel, the earlier post not found: looks in both, then posts once in the new one', async () => {
+      const { store, slack, deps } = await unknownOutcome();
+      edit(store, { slack: { channelId: 'C0999', teamId: 'T0002' } });
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+      expect(slack.lookups.map((l) => [l.channel, l.teamId])).toEqual([
+        ['C0123', undefined],
+        ['C0999', 'T0002'],
+      ]);
+      expect(slack.posts.map((p) => p.channel)).toEqual(['C0123', 'C0999']);
+      expect(await store.get(id)).toMatchObject({ status: 'sent', channelId: 'C0999' });
+    });
+
+    it.each<[string, (store: MemoryStore) => void]>([
+      ['paused', (store) => edit(store, { enabled: false, pausedReason: 'ops pause' })],
+      ['deleted', (store) => store.notificationDocs.delete('n-1')],
+      ['its account deleted', (store) => store.accountDocs.delete('acct-1')],
+      ['moved to a schedule that does not fall due then', (store) => edit(store, { scheduleId: 'other-schedule' })],
+    ])('%s: a post that landed is recorded sent, not skipped or failed', async (_what, change) => {
+      const { store, slack, deps } = await unknownOutcome();
+      change(store);
+      slack.foundIn.set('C0123', '1700000000.000001');
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent', status: 'sent' });
+      expect(slack.posts).toHaveLength(1);
+      expect(await store.get(id)).toMatchObject({ status: 'sent', channelId: 'C0123', accountId: 'acct-1' });
+      // A delivered report does not count towards pausing.
+      expect(store.notification('n-1')?.consecutiveFailures ?? 0).toBe(0);
+    });
+
+    it('paused, the earlier post not found: skipped after looking', async () => {
+      const { store, slack, deps } = await unknownOutcome();
+      edit(store, { enabled: false, pausedReason: 'ops pause' });
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'skipped' });
+      expect(slack.lookups.map((l) => l.channel)).toEqual(['C0123']);
+      expect(slack.posts).toHaveLength(1);
+    });
+
+    it('an attempt that died mid-post (its claim expired, nothing recorded), then a channel change', async () => {
+      const { store, slack, deps, advance } = setup();
+      // The first attempt's claim, as its create() left it, and then no word from it.
+      expect(
+        await store.claim({
+          deliveryId: id,
+          notificationId: 'n-1',
+          occurrence,
+          runId: runIdOf(SCHEDULE_ID, occurrence),
+          owner: 'died',
+          ttlMs: 60_000,
+          now: t0,
+          publishedAt: null,
+          target: { channelId: 'C0123', teamId: null, accountId: 'acct-1' },
+        }),
+      ).toMatchObject({ kind: 'claimed', earlierTargets: [] });
+      advance(61_000);
+      edit(store, { slack: { channelId: 'C0999' } });
+      slack.foundIn.set('C0123', '1700000000.777777');
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+      expect(slack.posts).toHaveLength(0);
+      expect(await store.get(id)).toMatchObject({
+        status: 'sent',
+        channelId: 'C0123',
+        slackTs: '1700000000.777777',
+        postTargets: [
+          { channelId: 'C0123', teamId: null, accountId: 'acct-1' },
+          { channelId: 'C0999', teamId: null, accountId: 'acct-1' },
+        ],
+      });
+    });
   });
 
   it('after an outcome-unknown attempt that did not post, posts once', async () => {

@@ -10,7 +10,7 @@ import {
   RetryableError,
 } from '../shared/errors';
 import type { Logger } from '../shared/logger';
-import { type DispatchMessage, parsePushBody } from '../shared/messages';
+import { type DispatchMessage, parsePushBody, pubsubTime } from '../shared/messages';
 import {
   accountSchema,
   type DeliveryError,
@@ -18,6 +18,9 @@ import {
   documentIdProblem,
   type Notification,
   notificationSchema,
+  type PostTarget,
+  postTargetOf,
+  postTargetsAfter,
   runIdOf,
 } from '../shared/model';
 import type { AccountStore, DeliveryLedger, NotificationStore, RunStore } from '../shared/ports';
@@ -138,9 +141,6 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
     return { kind: 'retry', reason: 'future_occurrence', deliveryId };
   }
 
-  // The reads start with the claim, not after it: one round trip less on every delivery.
-  const inputs = loadInputs(message.notificationId, deps);
-  inputs.catch(() => undefined);
   let claimed = false;
   // Set once Slack has taken the post: from then on, a failure to record it must leave the next
   // attempt looking for the post instead of posting again.
@@ -151,6 +151,12 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
   const claimToken = `${deps.owner ?? defaultOwner}#${randomUUID().slice(0, 8)}`;
   const startedAt = Date.now();
   try {
+    // The notification is read before the claim, so that the claim records where this attempt
+    // is to post: should its outcome be unknown, the next attempt looks there, whatever the
+    // notification says by then (another channel, paused, deleted).
+    const { raw, accountRaw } = await loadInputs(message.notificationId, deps);
+    const n = raw ? notificationSchema.safeParse(raw) : null;
+    const target = n?.success ? postTargetOf(n.data) : null;
     const claim = await deps.ledger.claim({
       deliveryId,
       notificationId: message.notificationId,
@@ -160,6 +166,7 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       ttlMs: deps.claimTtlMs,
       now: clock(),
       publishedAt: publishTime,
+      target,
     });
     if (claim.kind === 'final') {
       log.info({ status: claim.status }, 'duplicate push of a finished delivery acked');
@@ -179,10 +186,29 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
     }
     claimed = true;
 
-    const { raw, accountRaw } = await inputs;
-    if (!raw)
+    if (claim.outcomeUnknown) {
+      // An earlier attempt may have posted: look where it was to post before anything else, so
+      // that neither a post elsewhere nor a skip or failure is recorded over a post that landed.
+      const found = await findEarlierPost(claim.earlierTargets, target, deliveryId, claim.firstAttemptAt, deps, log);
+      if (found) {
+        const now = clock();
+        await deps.ledger.markSent(deliveryId, {
+          slackTs: found.ts,
+          channelId: found.target.channelId,
+          accountId: found.target.accountId,
+          latencyMs: null,
+          now,
+        });
+        log.info(
+          { slackTs: found.ts, channelId: found.target.channelId },
+          'earlier attempt had posted; recorded sent without posting again',
+        );
+        return { kind: 'ack', reason: 'sent', deliveryId, status: 'sent' };
+      }
+    }
+
+    if (!raw || !n)
       throw new PermanentError('notification_not_found', `notification ${message.notificationId} does not exist`);
-    const n = notificationSchema.safeParse(raw);
     if (!n.success) {
       const what = n.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
       throw new PermanentError('invalid_notification', `notification ${message.notificationId} is invalid: ${what}`);
@@ -248,28 +274,6 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
     }
 
     const { channelId, teamId } = notification.slack;
-    if (claim.outcomeUnknown) {
-      // An earlier attempt may have posted: look before posting again.
-      const found = await deps.slack
-        .findDelivery(channelId, deliveryId, claim.firstAttemptAt, teamId)
-        .catch((err: unknown) => {
-          if (err instanceof FanoutError && err.retryable) throw err;
-          log.warn({ err: errorMessage(err) }, 'could not check the channel for an earlier post; posting');
-          return null;
-        });
-      if (found) {
-        const now = clock();
-        await deps.ledger.markSent(deliveryId, {
-          slackTs: found,
-          channelId,
-          accountId: notification.accountId,
-          latencyMs: null,
-          now,
-        });
-        log.info({ slackTs: found }, 'earlier attempt had posted; recorded sent without posting again');
-        return { kind: 'ack', reason: 'sent', deliveryId, status: 'sent' };
-      }
-    }
 
     // A post starts only while this attempt is still wanted (its push not yet answered by the
     // deadline) and holds a claim that outlasts the Slack call: otherwise a later attempt could
@@ -316,7 +320,7 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
     const outcome = outcomeOf(err);
     const now = clock();
     if (!claimed) {
-      log.warn({ err: err.message, code: err.code }, 'could not claim the delivery; retry later');
+      log.warn({ err: err.message, code: err.code }, 'could not read or claim the delivery; retry later');
       return { ...outcome, deliveryId };
     }
     try {
@@ -367,6 +371,40 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
       ...(postMayStillLand(err) ? { notBeforeMs: slackTimeoutOf(deps) } : {}),
     };
   }
+}
+
+/**
+ * A post of this delivery by an earlier attempt whose outcome is unknown: looked for in every
+ * place an attempt was to post (the claim's record of them), and where this one would post; the
+ * first found. A channel that cannot be searched for good (gone, the bot not in it) is logged and
+ * passed over; a failure worth retrying (rate limited, Slack unreachable) fails the attempt, so
+ * that it never posts without having looked.
+ */
+async function findEarlierPost(
+  earlier: PostTarget[],
+  current: PostTarget | null,
+  deliveryId: string,
+  since: Date,
+  deps: Pick<DeliverDeps, 'slack'>,
+  log: Logger,
+): Promise<{ ts: string; target: PostTarget } | null> {
+  // A record from before attempts kept their targets has none: this attempt's place is then the
+  // only one known.
+  const places = postTargetsAfter(earlier, current);
+  for (const target of places) {
+    const ts = await deps.slack
+      .findDelivery(target.channelId, deliveryId, since, target.teamId ?? undefined)
+      .catch((err: unknown) => {
+        if (err instanceof FanoutError && err.retryable) throw err;
+        log.warn(
+          { err: errorMessage(err), channelId: target.channelId },
+          'could not check the channel for an earlier post; going on',
+        );
+        return null;
+      });
+    if (ts) return { ts, target };
+  }
+  return null;
 }
 
 /** The Slack client's timeout: how long a post may take, and so how long one that timed out may still land. */
@@ -462,7 +500,7 @@ export async function handleDeadLetter(
   const attrs = (body as { message?: { attributes?: Record<string, unknown> } } | null)?.message?.attributes ?? {};
   const countAttr = Number(attrs.CloudPubSubDeadLetterSourceDeliveryCount);
   const attempts = Number.isFinite(countAttr) && countAttr > 0 ? countAttr : null;
-  const sourcePublishedAt = timeAttribute(attrs.CloudPubSubDeadLetterSourceTopicPublishTime);
+  const sourcePublishedAt = pubsubTime(attrs.CloudPubSubDeadLetterSourceTopicPublishTime);
   if (!parsed.ok) {
     const deliveryId = parsed.deliveryId;
     if (!deliveryId) {
@@ -513,13 +551,6 @@ export async function handleDeadLetter(
   }
   deps.log.error({ deliveryId, runId: good.runId, attempts, status }, 'delivery dead-lettered');
   return { deliveryId, status };
-}
-
-/** A time an attribute gives (RFC 3339), or null when it gives none a Date can hold. */
-function timeAttribute(value: unknown): Date | null {
-  if (typeof value !== 'string' || value === '') return null;
-  const at = new Date(value);
-  return Number.isNaN(at.getTime()) ? null : at;
 }
 
 /**

@@ -35,6 +35,7 @@ function fakes() {
       outcomeUnknown: false,
       firstAttemptAt: req.now,
       claimExpiresAt: new Date(req.now.getTime() + req.ttlMs),
+      earlierTargets: [],
     }),
     markSent: async () => undefined,
     markRetry: async () => undefined,

@@ -19,6 +19,8 @@ import {
   endsDelivery,
   liveClaim,
   permanentFailureUpdate,
+  postTargetsAfter,
+  postTargetsOf,
   type RunDoc,
 } from './model';
 import type {
@@ -411,11 +413,19 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       firstAttemptAt: req.now,
       updatedAt: req.now,
       expireAt: expiryFrom(req.now),
+      postTargets: postTargetsAfter([], req.target ?? null),
     };
     try {
       // The common path: one write, no read.
       await this.calls.create(ref, fresh);
-      return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now, claimExpiresAt };
+      return {
+        kind: 'claimed',
+        attempts: 1,
+        outcomeUnknown: false,
+        firstAttemptAt: req.now,
+        claimExpiresAt,
+        earlierTargets: [],
+      };
     } catch (err) {
       if ((err as { code?: number }).code !== 6 /* ALREADY_EXISTS */) throw err;
     }
@@ -429,9 +439,11 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
           outcomeUnknown: false,
           firstAttemptAt: req.now,
           claimExpiresAt,
+          earlierTargets: [],
         } as const;
       }
       const d = fromDoc<DeliveryDoc>(snap.data() ?? {});
+      const earlierTargets = postTargetsOf(d);
       if (endsDelivery(d)) return { kind: 'final', status: d.status } as const;
       if (d.status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {
         // Our own create, which landed although its answer was lost and it was retried: the
@@ -442,6 +454,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
           outcomeUnknown: Boolean(d.outcomeUnknown),
           firstAttemptAt: d.firstAttemptAt ?? req.now,
           claimExpiresAt: d.claimExpiresAt,
+          earlierTargets,
         } as const;
       }
       const held = claimHeld(d, req.now);
@@ -458,6 +471,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         occurrence: req.occurrence,
         runId: req.runId,
         firstAttemptAt: d.firstAttemptAt ?? req.now,
+        postTargets: postTargetsAfter(earlierTargets, req.target ?? null),
         // A redriven message arrived: its redrive is no longer waiting to publish it.
         redrivePending: FieldValue.delete(),
       });
@@ -468,6 +482,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         outcomeUnknown: Boolean(d.outcomeUnknown) || d.status === 'sending',
         firstAttemptAt: d.firstAttemptAt ?? req.now,
         claimExpiresAt,
+        earlierTargets,
       } as const;
     });
   }

@@ -9,6 +9,8 @@ import {
   endsDelivery,
   liveClaim,
   permanentFailureUpdate,
+  postTargetsAfter,
+  postTargetsOf,
   type RunDoc,
   type ScheduleDoc,
 } from './model';
@@ -285,9 +287,18 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
         publishedAt: req.publishedAt,
         firstAttemptAt: req.now,
         updatedAt: req.now,
+        postTargets: postTargetsAfter([], req.target ?? null),
       });
-      return { kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: req.now, claimExpiresAt };
+      return {
+        kind: 'claimed',
+        attempts: 1,
+        outcomeUnknown: false,
+        firstAttemptAt: req.now,
+        claimExpiresAt,
+        earlierTargets: [],
+      };
     }
+    const earlierTargets = postTargetsOf(d).map((t) => ({ ...t }));
     const status = d.status as DeliveryStatus;
     if (endsDelivery(d)) {
       return { kind: 'final', status };
@@ -300,6 +311,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
         outcomeUnknown: Boolean(d.outcomeUnknown),
         firstAttemptAt: new Date((d.firstAttemptAt ?? req.now).getTime()),
         claimExpiresAt: new Date(d.claimExpiresAt.getTime()),
+        earlierTargets,
       };
     }
     const held = claimHeld(d, req.now);
@@ -319,6 +331,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       occurrence: req.occurrence,
       runId: req.runId,
       firstAttemptAt,
+      postTargets: postTargetsAfter(earlierTargets, req.target ?? null),
     });
     return {
       kind: 'claimed',
@@ -327,6 +340,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       outcomeUnknown: Boolean(d.outcomeUnknown) || status === 'sending',
       firstAttemptAt: new Date(firstAttemptAt.getTime()),
       claimExpiresAt,
+      earlierTargets,
     };
   }
 

@@ -10,6 +10,7 @@ import {
   encodeDispatchMessage,
   MAX_ATTRIBUTE_VALUE_BYTES,
   parsePushBody,
+  pubsubTime,
 } from './messages';
 import { deliveryIdOf, documentIdProblem, MAX_NOTIFICATION_ID_BYTES, runIdOf } from './model';
 
@@ -115,6 +116,26 @@ describe('parsePushBody with a well-formed envelope', () => {
       }),
     );
     expect(result.ok && result.push.publishTime).toBeNull();
+  });
+
+  it.each([
+    ['a bare number, which Date reads as a year', '1'],
+    ['a year past 9999, which Firestore cannot store', '+010000-01-01T00:00:00Z'],
+    ['year 0, before Firestore’s first instant', '0000-06-01T00:00:00Z'],
+    ['a date without a time', '2026-12-07'],
+    ['a negative year', '-000001-01-01T00:00:00Z'],
+  ])('reads a publish time Pub/Sub never writes (%s) as unknown', (_what, publishTime) => {
+    const result = parsePushBody(
+      envelope(encodeDispatchMessage(message).toString('base64'), { publishTime, publish_time: publishTime }),
+    );
+    expect(result.ok && result.push.publishTime).toBeNull();
+  });
+
+  it('reads a publish time with nanoseconds or an offset to the millisecond', () => {
+    expect(pubsubTime('2026-12-07T08:00:01.123456789Z')?.toISOString()).toBe('2026-12-07T08:00:01.123Z');
+    expect(pubsubTime('2026-12-07t09:00:01+01:00')?.toISOString()).toBe('2026-12-07T08:00:01.000Z');
+    expect(pubsubTime('0001-01-01T00:00:00Z')?.toISOString()).toBe('0001-01-01T00:00:00.000Z');
+    expect(pubsubTime('9999-12-31T23:59:59.999999999Z')?.toISOString()).toBe('9999-12-31T23:59:59.999Z');
   });
 
   it('accepts an envelope with no attributes at all', () => {

@@ -39,6 +39,25 @@ export function canonicalOccurrence(s: string): { ok: true; occurrence: string }
   return { ok: true, occurrence };
 }
 
+/** The instants a Firestore timestamp holds: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z. */
+const FIRESTORE_MIN_MS = Date.parse('0001-01-01T00:00:00.000Z');
+const FIRESTORE_MAX_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * A time Pub/Sub gives (a message's `publishTime`, a dead letter's publish-time attribute): an
+ * RFC 3339 date-time (nanoseconds kept to the millisecond) that Firestore can store, else null.
+ * Pub/Sub writes only such times; anything else (`"1"`, which Date reads as 2001, a year past
+ * 9999, which Firestore refuses) was made by hand and is read as absent.
+ */
+export function pubsubTime(value: unknown): Date | null {
+  if (typeof value !== 'string' || value === '') return null;
+  const upper = value.toUpperCase();
+  if (!rfc3339.safeParse(upper).success) return null;
+  // Parsed with exactly three fraction digits, as in canonicalOccurrence.
+  const at = Date.parse(upper.replace(/\.(\d+)/, (_all, f: string) => `.${f.slice(0, 3).padEnd(3, '0')}`));
+  return Number.isFinite(at) && at >= FIRESTORE_MIN_MS && at <= FIRESTORE_MAX_MS ? new Date(at) : null;
+}
+
 /**
  * A run id as an operator may type it (`{scheduleId}:{occurrence}`, the occurrence in any RFC 3339
  * spelling, `…T09:00:00Z` or `…T10:00:00+01:00`) in the one spelling runs are stored under, the
@@ -179,14 +198,12 @@ export function parsePushBody(body: unknown): ParseResult {
   const msg = dispatchMessageSchema.safeParse(json);
   if (!msg.success) return fail(`message.data is not a dispatch message: ${summarise(msg.error)}`);
 
-  const published = m.publishTime ?? m.publish_time;
-  const publishTime = published ? new Date(published) : null;
   return {
     ok: true,
     push: {
       message: msg.data,
       messageId,
-      publishTime: publishTime && !Number.isNaN(publishTime.getTime()) ? publishTime : null,
+      publishTime: pubsubTime(m.publishTime ?? m.publish_time),
       deliveryAttempt: env.data.deliveryAttempt ?? null,
       attributes,
     },

@@ -236,6 +236,51 @@ export interface DeliveryDoc {
   expireAt?: Date;
   /** When a redrive last reopened it (shared/redrive.ts). */
   lastRedriveAt?: Date | null;
+  /**
+   * Where the delivery's attempts were to post, each claim adding its own (postTargetsAfter): an
+   * attempt after one whose outcome is unknown looks in each of them before it decides anything,
+   * so a channel changed or a notification paused or deleted meanwhile cannot hide that post.
+   */
+  postTargets?: PostTarget[];
+}
+
+/** Where an attempt is to post: the notification's channel and workspace, and its account. */
+export interface PostTarget {
+  channelId: string;
+  teamId: string | null;
+  accountId: string;
+}
+
+/** The most post targets a delivery keeps: its latest ones (a channel changed that often is not a case). */
+export const MAX_POST_TARGETS = 10;
+
+/** Where a notification's attempt posts. */
+export function postTargetOf(n: Pick<Notification, 'slack' | 'accountId'>): PostTarget {
+  return { channelId: n.slack.channelId, teamId: n.slack.teamId ?? null, accountId: n.accountId };
+}
+
+function samePlace(a: PostTarget, b: PostTarget): boolean {
+  return a.channelId === b.channelId && a.teamId === b.teamId;
+}
+
+/** A record's post targets as stored, entries of another shape left out. */
+export function postTargetsOf(d: { postTargets?: unknown } | null | undefined): PostTarget[] {
+  const stored = d?.postTargets;
+  if (!Array.isArray(stored)) return [];
+  return stored.filter(
+    (t): t is PostTarget =>
+      typeof t === 'object' &&
+      t !== null &&
+      typeof (t as PostTarget).channelId === 'string' &&
+      typeof (t as PostTarget).accountId === 'string' &&
+      ((t as PostTarget).teamId === null || typeof (t as PostTarget).teamId === 'string'),
+  );
+}
+
+/** The targets a claim leaves: the earlier ones and `target`, each place once, the latest last. */
+export function postTargetsAfter(earlier: PostTarget[], target: PostTarget | null): PostTarget[] {
+  if (!target) return earlier.slice(-MAX_POST_TARGETS);
+  return [...earlier.filter((t) => !samePlace(t, target)), target].slice(-MAX_POST_TARGETS);
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { DeliveryDoc, DeliveryError, DeliveryStatus, RunDoc, ScheduleDoc } from './model';
+import type { DeliveryDoc, DeliveryError, DeliveryStatus, PostTarget, RunDoc, ScheduleDoc } from './model';
 
 /**
  * The storage the services depend on, as small interfaces. `FirestoreStore` implements
@@ -97,7 +97,15 @@ export interface RunStore {
 }
 
 export type DeliveryClaim =
-  | { kind: 'claimed'; attempts: number; outcomeUnknown: boolean; firstAttemptAt: Date; claimExpiresAt: Date }
+  | {
+      kind: 'claimed';
+      attempts: number;
+      outcomeUnknown: boolean;
+      firstAttemptAt: Date;
+      claimExpiresAt: Date;
+      /** Where earlier attempts were to post (DeliveryDoc.postTargets), before this claim's own. */
+      earlierTargets: PostTarget[];
+    }
   | { kind: 'final'; status: DeliveryStatus }
   | { kind: 'busy'; claimExpiresAt: Date };
 
@@ -110,6 +118,8 @@ export interface ClaimRequest {
   ttlMs: number;
   now: Date;
   publishedAt: Date | null;
+  /** Where this attempt is to post, kept on the record; null when the notification cannot be read. */
+  target?: PostTarget | null;
 }
 
 export interface DeliveryLedger {

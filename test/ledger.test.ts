@@ -299,6 +299,29 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
+  it('each claim keeps where its attempt is to post, and hands the next the earlier ones, in both stores', async () => {
+    const memory = new MemoryStore();
+    const a = { channelId: 'C0001', teamId: null, accountId: 'acct-1' };
+    const b = { channelId: 'C0002', teamId: 'T0001', accountId: 'acct-1' };
+    const retry = { code: 'slack_outcome_unknown', slackError: 'http_502', message: '502', retryable: true, at: now };
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      expect(await ledger.claim({ ...claim('a#1'), target: a })).toMatchObject({ kind: 'claimed', earlierTargets: [] });
+      await ledger.markRetry(deliveryId, retry, true, now, 'a#1');
+      // The channel changed: the next claim is told where the first was to post, and adds its own.
+      expect(await ledger.claim({ ...claim('a#2'), target: b })).toMatchObject({
+        kind: 'claimed',
+        outcomeUnknown: true,
+        earlierTargets: [a],
+      });
+      await ledger.markRetry(deliveryId, retry, true, now, 'a#2');
+      // Back to the first channel: each place kept once, the latest last; an unreadable notification adds none.
+      expect(await ledger.claim({ ...claim('a#3'), target: a })).toMatchObject({ earlierTargets: [a, b] });
+      await ledger.markRetry(deliveryId, retry, true, now, 'a#3');
+      expect(await ledger.claim({ ...claim('a#4'), target: null })).toMatchObject({ earlierTargets: [b, a] });
+      expect((await ledger.get(deliveryId))?.postTargets).toEqual([b, a]);
+    }
+  });
+
   it('still ends a delivery that failed for good after an attempt', async () => {
     expect((await store.claim(claim('a#3'))).kind).toBe('claimed');
     await store.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, now);
