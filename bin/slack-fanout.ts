@@ -7,6 +7,7 @@ import { GoogleAuth } from 'google-auth-library';
 import pino from 'pino';
 import { z } from 'zod';
 import { nonBlankText, positiveInt, topicName } from '../shared/cli-args';
+import { projectIdProblem } from '../shared/config';
 import { createFirestore } from '../shared/firestore';
 import { buildQuery, FirestoreStore } from '../shared/firestore-store';
 import { withTimeout } from '../shared/http';
@@ -215,20 +216,11 @@ export function failureOf(err: unknown): { message: string; exitCode: number } {
   return { message, exitCode: EXIT.failed };
 }
 
-/** A Google Cloud project id: lower-case letters, digits and hyphens, from a letter (an older one may have a `domain:` prefix). */
-const PROJECT_ID = /^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{1,61}[a-z0-9]$/;
-
 function projectOf(opts: { project?: string }): string {
   const project = opts.project ?? process.env.GOOGLE_CLOUD_PROJECT;
   if (!project) throw new CliError('no project: pass --project or set GOOGLE_CLOUD_PROJECT');
-  if (!PROJECT_ID.test(project)) {
-    throw new CliError(
-      `project ${JSON.stringify(excerpt(project))} is not a Google Cloud project id ` +
-        '(3 to 63 lower-case letters, digits and hyphens, starting with a letter and not ending with a hyphen, ' +
-        'after an optional domain: prefix; ' +
-        'a project made today has 6 to 30)',
-    );
-  }
+  const problem = projectIdProblem(project);
+  if (problem) throw new CliError(`project ${JSON.stringify(excerpt(project))} ${problem}`);
   return project;
 }
 

@@ -454,7 +454,7 @@ describe('the verifier itself (google-auth-library)', () => {
 });
 
 describe('auth configuration', () => {
-  const base = { GOOGLE_CLOUD_PROJECT: 'p' };
+  const base = { GOOGLE_CLOUD_PROJECT: 'my-project' };
 
   test('parses the lists and lower-cases emails', () => {
     const c = loadConfig({
@@ -589,7 +589,12 @@ describe('the services at start', () => {
   };
 
   test.each(['../dispatcher/index', '../notifier/index'])('%s refuses AUTH_MODE=none on Cloud Run', (entry) => {
-    const r = run(entry, { GOOGLE_CLOUD_PROJECT: 'p', AUTH_MODE: 'none', K_SERVICE: 'svc', SLACK_BOT_TOKEN: 'x' });
+    const r = run(entry, {
+      GOOGLE_CLOUD_PROJECT: 'my-project',
+      AUTH_MODE: 'none',
+      K_SERVICE: 'svc',
+      SLACK_BOT_TOKEN: 'x',
+    });
     expect(r.code).toBe(1);
     expect(r.message).toMatch(/AUTH_MODE=none is refused on Cloud Run/);
   });
@@ -598,7 +603,7 @@ describe('the services at start', () => {
     ['../dispatcher/index', /AUTH_AUDIENCE is required.*TICK_INVOKER_EMAIL is required/],
     ['../notifier/index', /AUTH_AUDIENCE is required.*PUSH_INVOKER_EMAIL is required/],
   ])('%s names the missing auth variables', (entry, pattern) => {
-    const r = run(entry, { GOOGLE_CLOUD_PROJECT: 'p', SLACK_BOT_TOKEN: 'x' });
+    const r = run(entry, { GOOGLE_CLOUD_PROJECT: 'my-project', SLACK_BOT_TOKEN: 'x' });
     expect(r.code).toBe(1);
     expect(r.message).toMatch(pattern);
   });

@@ -92,6 +92,19 @@ describe('loadConfig', () => {
     expect(configError(env).message).toContain('GOOGLE_CLOUD_PROJECT');
   });
 
+  it.each(['Bad_Proj', 'ab', 'my-project-', '1project', 'my project'])(
+    'fails naming GOOGLE_CLOUD_PROJECT and the rule when it is %j, which no project can be',
+    (project) => {
+      const { message } = configError({ GOOGLE_CLOUD_PROJECT: project });
+      expect(message).toContain('GOOGLE_CLOUD_PROJECT');
+      expect(message).toContain('is not a Google Cloud project id (3 to 63 lower-case letters');
+    },
+  );
+
+  it('takes a project id with an older domain: prefix', () => {
+    expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'example.com:my-project' }).projectId).toBe('example.com:my-project');
+  });
+
   it.each([
     ['PORT', 'eighty'],
     ['PORT', '70000'],
@@ -174,11 +187,12 @@ describe('the Slack token stays secret', () => {
 
 describe('claim and Slack timeout', () => {
   it('refuses a claim that would not outlast the Slack call, naming both variables', () => {
-    expect(() => loadConfig({ GOOGLE_CLOUD_PROJECT: 'p', CLAIM_TTL_SECONDS: '5', SLACK_TIMEOUT_MS: '10000' })).toThrow(
-      /CLAIM_TTL_SECONDS.*SLACK_TIMEOUT_MS/,
-    );
+    expect(() =>
+      loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project', CLAIM_TTL_SECONDS: '5', SLACK_TIMEOUT_MS: '10000' }),
+    ).toThrow(/CLAIM_TTL_SECONDS.*SLACK_TIMEOUT_MS/);
     expect(
-      loadConfig({ GOOGLE_CLOUD_PROJECT: 'p', CLAIM_TTL_SECONDS: '5', SLACK_TIMEOUT_MS: '1000' }).claimTtlSeconds,
+      loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project', CLAIM_TTL_SECONDS: '5', SLACK_TIMEOUT_MS: '1000' })
+        .claimTtlSeconds,
     ).toBe(5);
   });
 });

@@ -68,8 +68,25 @@ const list = <T extends z.ZodType<string, string>>(item: T) => z.string().transf
 // Google writes service-account emails in lower case; comparing lower case avoids a silent 403.
 const email = () => z.email().transform((e) => e.toLowerCase());
 
+/** A Google Cloud project id: lower-case letters, digits and hyphens, from a letter (an older one may have a `domain:` prefix). */
+const PROJECT_ID = /^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{1,61}[a-z0-9]$/;
+
+/** Why `project` cannot be a Google Cloud project id, or null when it can. */
+export function projectIdProblem(project: string): string | null {
+  return PROJECT_ID.test(project)
+    ? null
+    : 'is not a Google Cloud project id (3 to 63 lower-case letters, digits and hyphens, starting with a ' +
+        'letter and not ending with a hyphen, after an optional domain: prefix; a project made today has 6 to 30)';
+}
+
 const schema = z.object({
-  projectId: z.string().min(1),
+  projectId: z
+    .string()
+    .min(1)
+    .superRefine((project, ctx) => {
+      const problem = projectIdProblem(project);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
   port: int(0, 65535).default(8080),
   host: z.string().min(1).optional(),
   logLevel: z.enum(LOG_LEVELS).default('info'),

@@ -128,7 +128,7 @@ describe('configuration never echoes the token', () => {
   });
 
   test('the start-up description hides it', () => {
-    const config = loadConfig({ GOOGLE_CLOUD_PROJECT: 'p', SLACK_BOT_TOKEN: CANARY });
+    const config = loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project', SLACK_BOT_TOKEN: CANARY });
     expect(config.slackBotToken).toBe(CANARY);
     expect(JSON.stringify(describeConfig(config))).not.toContain(CANARY);
     expect(describeConfig(config).slackBotToken).toBe('[set]');
