@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { WebClient } from '@slack/web-api';
-import { FanoutError } from '../shared/errors';
+import { FanoutError, postMayStillLand } from '../shared/errors';
 import { SlackClient } from './slack';
 import { undiciFetch } from './slack-fetch';
 
@@ -118,8 +118,26 @@ describe('undiciFetch under the Slack client', () => {
       res.end();
     };
     const err = await failure(post());
-    expect([err.code, err.retryable]).toEqual(['slack_outcome_unknown', true]);
+    expect([err.code, err.retryable, err.slackError]).toEqual(['slack_outcome_unknown', true, 'http_302']);
+    // Named as what it is, with the setting to check, and not held as a post that may still land.
+    expect(err.message).toBe(
+      "Slack's API answered HTTP 302, a redirect to http://127.0.0.1:1/elsewhere, refused: check SLACK_API_URL (Slack's is https://slack.com/api/)",
+    );
+    expect(postMayStillLand(err)).toBe(false);
     expect(received).toHaveLength(1);
+  });
+
+  it('a body that is not in its Content-Encoding is an answer that cannot be read, not a timeout', async () => {
+    handler = (_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end('{"ok":true}');
+    };
+    const err = await failure(post());
+    expect([err.code, err.slackError]).toEqual(['slack_outcome_unknown', 'unreadable_response']);
+    expect(err.message).toBe(
+      "Slack's answer could not be read: the answer's body is not gzip as its Content-Encoding says",
+    );
+    expect(postMayStillLand(err)).toBe(false);
   });
 
   it('a server that does not answer within the timeout leaves the outcome unknown', async () => {

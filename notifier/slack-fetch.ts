@@ -47,6 +47,28 @@ function decoded(body: Buffer, encoding: string | null): Buffer {
   }
 }
 
+/** A redirect the transport refused: Slack's API never redirects, so SLACK_API_URL is likely wrong. */
+export class SlackRedirectError extends Error {
+  override readonly name = 'SlackRedirectError';
+  constructor(
+    readonly status: number,
+    readonly location: string | null,
+  ) {
+    super(`HTTP ${status}, a redirect to ${location ?? '(no location)'}, refused`);
+  }
+}
+
+/** An answer whose body is not in the Content-Encoding it names: it came, but cannot be read. */
+export class SlackBodyError extends Error {
+  override readonly name = 'SlackBodyError';
+  constructor(
+    readonly encoding: string,
+    options: { cause: unknown },
+  ) {
+    super(`the answer's body is not ${encoding} as its Content-Encoding says`, options);
+  }
+}
+
 export function undiciFetch(dispatcher: Agent = new Agent()): FetchFunction {
   return async (url, init: Init = {}) => {
     if (init.body !== undefined && typeof init.body !== 'string') return fetch(url, init);
@@ -59,10 +81,16 @@ export function undiciFetch(dispatcher: Agent = new Agent()): FetchFunction {
       dispatcher,
     });
     const headers = headersOf(res.headers);
-    const body = decoded(Buffer.from(await res.body.arrayBuffer()), headers.get('content-encoding'));
+    const raw = Buffer.from(await res.body.arrayBuffer());
     if (res.statusCode >= 300 && res.statusCode < 400) {
       // Never followed: what fetch() does with redirect: 'error'.
-      throw new TypeError(`redirect to ${headers.get('location') ?? '(no location)'} refused`);
+      throw new SlackRedirectError(res.statusCode, headers.get('location'));
+    }
+    let body: Buffer;
+    try {
+      body = decoded(raw, headers.get('content-encoding'));
+    } catch (err) {
+      throw new SlackBodyError(String(headers.get('content-encoding')).trim(), { cause: err });
     }
     const text = () => body.toString('utf8');
     return {

@@ -9,7 +9,7 @@ import {
 } from '@slack/web-api';
 import { classifySlackErrorCode, classifySlackHttpStatus, FanoutError, RetryableError } from '../shared/errors';
 import type { Block } from '../shared/report';
-import { undiciFetch } from './slack-fetch';
+import { SlackBodyError, SlackRedirectError, undiciFetch } from './slack-fetch';
 
 /** The metadata event every post carries, so a later attempt can find a post whose outcome was unknown. */
 export const DELIVERY_EVENT_TYPE = 'slack_fanout_delivery';
@@ -105,6 +105,23 @@ export function classifySlackFailure(err: unknown): FanoutError {
   if (err instanceof WebAPIHTTPError) return classifySlackHttpStatus(err.statusCode);
   if (err instanceof WebAPIRequestError) {
     const original = err.original as Error & { code?: string; cause?: { code?: string } };
+    if (original instanceof SlackRedirectError) {
+      // Slack's API answers every call itself: a redirect comes from something in between (an
+      // http:// URL sent on to https://, a proxy), most likely a wrong SLACK_API_URL, named so it
+      // can be put right. What that hop did with the post is not known, so the next attempt looks
+      // before posting; it is over, so nothing is held for it.
+      return new RetryableError(
+        'slack_outcome_unknown',
+        `Slack's API answered ${original.message}: check SLACK_API_URL (Slack's is https://slack.com/api/)`,
+        { slackError: `http_${original.status}` },
+      );
+    }
+    if (original instanceof SlackBodyError) {
+      // An answer came, so the post may have been taken: looked for before posting again.
+      return new RetryableError('slack_outcome_unknown', `Slack's answer could not be read: ${original.message}`, {
+        slackError: 'unreadable_response',
+      });
+    }
     // fetch() reports a refused connection as `fetch failed` with the socket error as its cause.
     const code = original?.cause?.code ?? original?.code;
     const refused =
