@@ -36,6 +36,17 @@ class FakeSlack implements SlackPort {
 }
 
 const log = createLogger({ service: 'deliver-test', level: 'silent' });
+
+/** A logger that keeps each line's level and message. */
+function recordingLogger(lines: { level: string; msg: string }[]): DeliverDeps['log'] {
+  const stream = {
+    write(line: string) {
+      const { severity, message } = JSON.parse(line) as { severity: string; message: string };
+      lines.push({ level: severity.toLowerCase(), msg: message });
+    },
+  };
+  return createLogger({ service: 'deliver-test', level: 'info', destination: stream });
+}
 const t0 = new Date('2026-12-07T08:00:05.000Z');
 const occurrence = '2026-12-07T08:00:00.000Z';
 
@@ -749,6 +760,20 @@ describe('handleDeadLetter', () => {
     expect(await store.get(id)).toMatchObject({ status: 'dead', deadLetterAttempts: 10 });
   });
 
+  it.each(['1.5', '-3', '0', 'ten', '1e400'])(
+    'reads a delivery count Pub/Sub never writes (%j) as none',
+    async (count) => {
+      const { store, slack, deps } = setup();
+      await dispatched(store);
+      slack.script = [classifySlackErrorCode('service_unavailable')];
+      await handlePush(push(), deps);
+      const body = push();
+      (body.message.attributes as Record<string, string>).CloudPubSubDeadLetterSourceDeliveryCount = count;
+      expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: id, status: 'dead' });
+      expect(store.deliveryDocs.get(id)?.deadLetterAttempts ?? null).toBeNull();
+    },
+  );
+
   it('leaves a redriven delivery to its redriven message when the dead letter is of the message before the redrive', async () => {
     const { store, slack, deps, advance } = setup();
     await dispatched(store);
@@ -791,8 +816,12 @@ describe('handleDeadLetter', () => {
     const { store, deps } = setup();
     await dispatched(store);
     await handlePush(push(), deps);
-    expect(await handleDeadLetter(push(), deps)).toEqual({ deliveryId: id, status: 'sent' });
+    const logged: { level: string; msg: string }[] = [];
+    const spy = { ...deps, log: recordingLogger(logged) };
+    expect(await handleDeadLetter(push(), spy)).toEqual({ deliveryId: id, status: 'sent' });
     expect((await store.get(id))?.status).toBe('sent');
+    // Nothing went wrong with the delivery: no error is logged for it.
+    expect(logged).toEqual([{ level: 'info', msg: 'dead letter of a delivery already sent: left as it is' }]);
   });
 
   it('records dead a message none of whose attempts reached the notifier, whatever shape the envelope gives deliveryAttempt', async () => {

@@ -499,7 +499,8 @@ export async function handleDeadLetter(
   const parsed = parsePushBody(body);
   const attrs = (body as { message?: { attributes?: Record<string, unknown> } } | null)?.message?.attributes ?? {};
   const countAttr = Number(attrs.CloudPubSubDeadLetterSourceDeliveryCount);
-  const attempts = Number.isFinite(countAttr) && countAttr > 0 ? countAttr : null;
+  // Pub/Sub writes a whole count; anything else was made by hand and is read as none.
+  const attempts = Number.isSafeInteger(countAttr) && countAttr > 0 ? countAttr : null;
   const sourcePublishedAt = pubsubTime(attrs.CloudPubSubDeadLetterSourceTopicPublishTime);
   if (!parsed.ok) {
     const deliveryId = parsed.deliveryId;
@@ -549,7 +550,14 @@ export async function handleDeadLetter(
     );
     return { deliveryId, status: 'superseded' };
   }
-  deps.log.error({ deliveryId, runId: good.runId, attempts, status }, 'delivery dead-lettered');
+  if (status === 'dead') deps.log.error({ deliveryId, runId: good.runId, attempts, status }, 'delivery dead-lettered');
+  else {
+    // A final outcome came first (a Pub/Sub duplicate of a message that did post): nothing ends.
+    deps.log.info(
+      { deliveryId, runId: good.runId, attempts, status },
+      `dead letter of a delivery already ${status}: left as it is`,
+    );
+  }
   return { deliveryId, status };
 }
 
