@@ -121,9 +121,9 @@ export interface RunReads<Run = unknown> {
   countByStatus(runId: string): Promise<Record<DeliveryStatus, number>>;
 }
 
-/** Said beside a run whose record is gone while deliveries of it are still in the ledger. */
+/** Said beside a run with no record while deliveries of it are in the ledger. */
 export const RUN_RECORD_GONE =
-  "the run's record is gone (it is kept 90 days after the run finished, a delivery 90 days after its last outcome); its deliveries still in the ledger are counted";
+  "the run has no record: it expired (a run's record is kept 90 days after the run finished, a delivery's 90 days after its last outcome), or no tick made this run (its deliveries were recorded from messages naming it, made by hand or by a fault); its deliveries in the ledger are counted";
 
 /**
  * A run as `GET /admin/runs/:runId` and `slack-fanout run` show it: its record and its

@@ -550,7 +550,7 @@ describe('admin API on the emulators', () => {
     // Shown as what is left of it: its deliveries' counts, no record, and why.
     const gone = await call('GET', `/admin/runs/${encodeURIComponent(runId)}`);
     expect(gone).toMatchObject({ status: 200, body: { runId, run: null, deliveries: { sent: 1, dead: 1 } } });
-    expect(gone.body.note).toMatch(/record is gone/);
+    expect(gone.body.note).toMatch(/the run has no record: it expired/);
     const redrive = await call('POST', `/admin/runs/${encodeURIComponent(runId)}/redrive`);
     expect(redrive.status).toBe(200);
     expect(redrive.body).toEqual({ runId, redriven: 1, skipped: 0, failed: 0, waiting: 0, waitingUntil: null });
