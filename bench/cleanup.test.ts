@@ -32,3 +32,72 @@ describe('guardSpawned', () => {
     }
   });
 });
+
+/**
+ * The benchmark's signal handling, in a process of its own (dist/bench/cleanup.js, built by
+ * `npm test`'s pretest): it registers one detached `sleep`, as the benchmark registers an emulator,
+ * with a stop that takes its time, and prints the sleep's pid.
+ */
+describe('installSignalHandlers', () => {
+  const harness = (stop: 'quick' | 'hangs') => `
+    const { spawn } = require('node:child_process');
+    const { installSignalHandlers, onCleanup } = require(${JSON.stringify(`${__dirname}/../dist/bench/cleanup.js`)});
+    installSignalHandlers((line) => process.stderr.write(line + '\\n'));
+    const child = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' });
+    const stop = ${stop === 'quick' ? "async () => { process.kill(-child.pid, 'SIGTERM'); }" : '() => new Promise(() => undefined)'};
+    onCleanup('sleep', stop, child);
+    process.stdout.write(child.pid + '\\n');
+    setInterval(() => undefined, 1000);
+  `;
+
+  async function start(stop: 'quick' | 'hangs') {
+    const proc = spawn(process.execPath, ['-e', harness(stop)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    proc.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      proc.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+      proc.once('exit', (code) => reject(new Error(`harness exited ${code}: ${stderr}`)));
+    });
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    return { proc, pid, exited, stderr: () => stderr };
+  }
+
+  async function gone(pid: number, withinMs: number): Promise<boolean> {
+    const until = Date.now() + withinMs;
+    while (Date.now() < until) {
+      if (!alive(pid)) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return !alive(pid);
+  }
+
+  it('a hang-up (the terminal closed) stops what the benchmark started and exits 129', async () => {
+    const h = await start('quick');
+    h.proc.kill('SIGHUP');
+    expect(await h.exited).toBe(129);
+    expect(await gone(h.pid, 5000)).toBe(true);
+    expect(h.stderr()).toContain('SIGHUP: stopping every process the benchmark started');
+    expect(h.stderr()).toContain('stopped: nothing the benchmark started is left running');
+  });
+
+  it('a second Ctrl-C while a stop is still running kills what is left at once', async () => {
+    const h = await start('hangs');
+    h.proc.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(alive(h.pid)).toBe(true);
+    h.proc.kill('SIGINT');
+    expect(await h.exited).toBe(130);
+    expect(await gone(h.pid, 5000)).toBe(true);
+    expect(h.stderr()).toContain('SIGINT again: killing what is left now');
+  });
+
+  it('a benchmark killed outright leaves nothing running: its watchdog stops the rest', async () => {
+    const h = await start('hangs');
+    h.proc.kill('SIGKILL');
+    await h.exited;
+    // The watchdog sends SIGTERM at once (SIGKILL after 5 s to anything still there).
+    expect(await gone(h.pid, 8000)).toBe(true);
+  });
+});

@@ -1,10 +1,16 @@
 import type { ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
+import { type Reaper, startReaper } from '../dev/processes';
 
 /**
  * Everything the benchmark starts registers how to stop it here. The registry runs in reverse
- * order at the end, on an error, and on Ctrl-C or SIGTERM; a last synchronous pass at process
- * exit kills any process group still registered, so nothing outlives the run.
+ * order at the end, on an error, and on Ctrl-C, SIGTERM or SIGHUP; a last synchronous pass at
+ * process exit kills any process group still registered; and a watchdog (dev/processes.ts
+ * startReaper) kills the groups of every process it started should the benchmark die without
+ * either (SIGKILL, a crash), so nothing outlives the run.
  */
+
+let reaper: Reaper | null = null;
 
 interface Entry {
   name: string;
@@ -22,6 +28,7 @@ export function onCleanup(
   children: ChildProcess | ChildProcess[] = [],
 ): () => Promise<void> {
   const entry: Entry = { name, stop, children: Array.isArray(children) ? children : [children] };
+  for (const child of entry.children) reaper?.watch(child);
   entries.push(entry);
   // Stopping it early takes it out of the registry.
   return async () => {
@@ -49,6 +56,7 @@ export function guardSpawned(name: string): { onSpawn: (child: ChildProcess) => 
   return {
     onSpawn: (child) => {
       children.push(child);
+      reaper?.watch(child);
     },
     release: () => {
       const i = entries.indexOf(entry);
@@ -68,6 +76,8 @@ export async function cleanupAll(say: (line: string) => void = () => undefined):
       } catch (err) {
         say(`cleanup of ${entry.name} failed: ${(err as Error).message}`);
       }
+      // A stop that failed or ran out of time leaves nothing behind either.
+      for (const child of entry.children) killGroupSync(child);
     }
   })();
   return running;
@@ -82,15 +92,41 @@ function killGroupSync(child: ChildProcess): void {
   }
 }
 
-/** Ctrl-C and SIGTERM stop everything, then exit 130; process exit kills any group left behind. */
+/**
+ * Ctrl-C, SIGTERM and SIGHUP (the terminal closed) stop everything, then exit 128 + the
+ * signal's number (130 for Ctrl-C); a second signal while stopping kills every process group
+ * left at once and exits. Process exit kills any group left behind, and the watchdog any the
+ * benchmark could not (it died outright).
+ */
 export function installSignalHandlers(say: (line: string) => void): void {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
+  reaper ??= startReaper();
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      const code = 128 + constants.signals[signal];
+      if (stopping) {
+        say(`${signal} again: killing what is left now`);
+        killAllSync();
+        process.exit(code);
+      }
+      stopping = true;
       say(`\n${signal}: stopping every process the benchmark started…`);
-      void cleanupAll(say).finally(() => process.exit(130));
+      void cleanupAll(say).finally(() => {
+        say('stopped: nothing the benchmark started is left running');
+        releaseReaper();
+        process.exit(code);
+      });
     });
   }
-  process.once('exit', () => {
-    for (const entry of entries) for (const child of entry.children) killGroupSync(child);
-  });
+  process.once('exit', killAllSync);
+}
+
+function killAllSync(): void {
+  for (const entry of entries) for (const child of entry.children) killGroupSync(child);
+}
+
+/** Everything the benchmark started is stopped: the watchdog exits without killing anything. */
+export function releaseReaper(): void {
+  reaper?.release();
+  reaper = null;
 }

@@ -10,7 +10,7 @@ import { LOG_LEVELS } from '../shared/config';
 import { type PeerRun, peerRun, seedRedis } from './bullmq-peer';
 import { type CapacityFixture, type CapacityRun, capacityFixture, capacityRun } from './capacity';
 import { type CeilingRun, ceilingSizes, measureCeilings } from './ceilings';
-import { cleanupAll, guardSpawned, installSignalHandlers, onCleanup } from './cleanup';
+import { cleanupAll, guardSpawned, installSignalHandlers, onCleanup, releaseReaper } from './cleanup';
 import { type BenchContext, type BenchOptions, makeContext, PHASES, type Phase } from './context';
 import { profileMarkdown } from './cpuprofile';
 import { type DispatchFixture, type DispatchRun, dispatchFixture, dispatchRun } from './dispatch';
@@ -393,5 +393,6 @@ main()
   })
   .then(async (code) => {
     await cleanupAll((l) => process.stderr.write(`${l}\n`));
+    releaseReaper();
     process.exit(code);
   });
