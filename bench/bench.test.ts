@@ -367,6 +367,15 @@ describe('npm run bench arguments (the built command)', () => {
     [['--runs', '0x2'], /--runs <n>' argument '0x2' is invalid\. expected a whole number from 1 to 20/],
     [['--sizes', '1e3'], /--sizes <list>' argument '1e3' is invalid/],
     [['--only', 'dispatch', '--skip', 'dispatch'], /--only dispatch with --skip dispatch leaves no phase to run/],
+    [['--out', ''], /--out <dir>' argument '' is invalid\. a directory is needed, not an empty path/],
+    [
+      ['--out', __filename],
+      /--out .*bench\.test\.ts: results cannot be written there: .*(ENOTDIR|EEXIST|not a directory)/,
+    ],
+    [
+      ['--in-flight', '1,8', '--worker-concurrency', '8,16'],
+      /--worker-concurrency 16 has no --in-flight level to be compared with \(--in-flight 1,8\)/,
+    ],
   ])('refuses %j before starting anything, naming the input', (args, message) => {
     const res = run(...args);
     expect(res.status).toBe(1);

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -48,7 +48,25 @@ function phaseList(value: string): Phase[] {
     if (!PHASES.includes(p as Phase))
       throw new InvalidArgumentError(`unknown phase ${p}; phases: ${PHASES.join(', ')}`);
   }
-  return out as Phase[];
+  // Named twice is still one phase.
+  return [...new Set(out)] as Phase[];
+}
+
+function outDir(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('a directory is needed, not an empty path');
+  return value;
+}
+
+/** Why results cannot be written under `dir` (made if missing), or null when they can. */
+function outProblem(dir: string): string | null {
+  try {
+    mkdirSync(dir, { recursive: true });
+    if (!statSync(dir).isDirectory()) return 'it is not a directory';
+    accessSync(dir, fsConstants.W_OK);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 interface RawOptions {
@@ -101,7 +119,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     )
     .option(
       '--capacity-requests <n>',
-      `notifier capacity: requests at the highest level (1/8 of it at 1 in flight, 1/2 at 8) (default: ${FULL.capacityRequests}; --quick: ${QUICK.capacityRequests})`,
+      `notifier capacity: requests at a level above 8 in flight; a level of 2 to 8 in flight gets half of it (at least 200), one of 1 an eighth (at least 100) (default: ${FULL.capacityRequests}; --quick: ${QUICK.capacityRequests})`,
       wholeNumber(10, 1_000_000),
     )
     .option(
@@ -120,7 +138,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     .option('--only <phases>', `run only these phases, comma-separated: ${PHASES.join(', ')}`, phaseList)
     .option('--skip <phases>', 'skip these phases, comma-separated', phaseList)
     .option('--no-install-redis', 'do not apt-get install redis-server when it is missing (the peer is skipped)')
-    .option('--out <dir>', 'where results go', join(ROOT, 'bench', 'results'))
+    .option('--out <dir>', 'where results go (made if missing)', outDir, join(ROOT, 'bench', 'results'))
     .addOption(
       new Option('--log-level <level>', 'the services’ log level (production default: info)')
         .choices(LOG_LEVELS)
@@ -136,6 +154,18 @@ export function parseArgs(argv: string[]): BenchOptions {
   if (phases.length === 0) {
     program.error(`error: --only ${only.join(',')} with --skip ${(raw.skip ?? []).join(',')} leaves no phase to run`);
   }
+  if (phases.includes('peer') && phases.includes('capacity')) {
+    const unmatched = raw.workerConcurrency.filter((c) => !raw.inFlight.includes(c));
+    if (unmatched.length > 0) {
+      program.error(
+        `error: --worker-concurrency ${unmatched.join(',')} has no --in-flight level to be compared with ` +
+          `(--in-flight ${raw.inFlight.join(',')}); each peer run is compared with the notifier at the same number in flight`,
+      );
+    }
+  }
+  const out = resolve(raw.out);
+  const problem = outProblem(out);
+  if (problem) program.error(`error: --out ${out}: results cannot be written there: ${problem}`);
   return {
     quick: raw.quick,
     runs: raw.runs ?? base.runs,
@@ -147,7 +177,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     workerConcurrency: raw.workerConcurrency,
     phases,
     installRedis: raw.installRedis,
-    out: resolve(raw.out),
+    out,
     logLevel: raw.logLevel,
     timeout: raw.timeout,
   };
