@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoAccounts } from '../dev/demo';
 import { type DeliverDeps, handlePush } from '../notifier/deliver';
@@ -388,6 +389,64 @@ describe('npm run bench arguments (the built command)', () => {
     expect(help).toContain('(default: 1,8,64)');
     expect(help).toContain('(default: 8,64)');
     expect(help).toContain('<date>-profile.md');
+  });
+});
+
+describe('node dist/bench/cpuprofile.js (the built command)', () => {
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'bench', 'cpuprofile.js'), ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+  const file = (name: string, text: string) => {
+    const path = join(mkdtempSync(join(tmpdir(), 'cpuprofile-')), name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it.each<[string, () => string[], RegExp]>([
+    [
+      'a file that is not there',
+      () => ['/nonexistent/x.cpuprofile'],
+      /^cpuprofile: cannot read \/nonexistent\/x\.cpuprofile: ENOENT/,
+    ],
+    [
+      'a file that is not JSON',
+      () => [file('a.cpuprofile', 'not json')],
+      /a\.cpuprofile is not a V8 CPU profile: it is not JSON/,
+    ],
+    [
+      'JSON of another shape',
+      () => [file('b.cpuprofile', '{}')],
+      /b\.cpuprofile is not a V8 CPU profile: it has no nodes array/,
+    ],
+    [
+      'a [top] that is not a whole number',
+      () => [file('c.cpuprofile', '{}'), 'abc'],
+      /'abc' is invalid for argument 'top'\. expected a whole number from 1 to 1000/,
+    ],
+  ])('refuses %s, naming it, without a stack trace', (_what, args, message) => {
+    const res = run(...args());
+    expect(res.status).not.toBe(0);
+    expect(res.stderr).toMatch(message);
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('summarises a profile, and says how in --help', () => {
+    const profile = {
+      nodes: [
+        { id: 1, callFrame: { functionName: '(root)', url: '', lineNumber: -1, columnNumber: -1 }, children: [2] },
+        { id: 2, callFrame: { functionName: 'work', url: 'file:///app/dist/x.js', lineNumber: 1, columnNumber: 1 } },
+      ],
+      startTime: 0,
+      endTime: 2000,
+      samples: [2, 2],
+      timeDeltas: [1000, 1000],
+    };
+    const res = run(file('d.cpuprofile', JSON.stringify(profile)), '5');
+    expect(res.status).toBe(0);
+    expect(res.stdout).toContain('`work`');
+    expect(run('--help').stdout).toContain('how many functions to list (1 to 1000)');
   });
 });
 

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { wholeNumber } from '../shared/cli-args';
 
 /**
  * Summarises a V8 .cpuprofile (what `node --cpu-prof` and the inspector's Profiler.stop
@@ -118,8 +120,36 @@ export function summariseProfile(profile: CpuProfile, file = '', top = 15): Prof
   };
 }
 
+/** Why `data` is not a V8 CPU profile, or null when it is one. */
+export function profileProblem(data: unknown): string | null {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return 'it is not a JSON object';
+  const p = data as Partial<Record<keyof CpuProfile, unknown>>;
+  for (const key of ['nodes', 'samples', 'timeDeltas'] as const) {
+    if (!Array.isArray(p[key])) return `it has no ${key} array, as a V8 .cpuprofile has`;
+  }
+  for (const key of ['startTime', 'endTime'] as const) {
+    if (typeof p[key] !== 'number') return `it has no ${key} number, as a V8 .cpuprofile has`;
+  }
+  return null;
+}
+
+/** Reads and summarises a .cpuprofile; an error names the file and what is wrong with it. */
 export function summariseFile(file: string, top = 15): ProfileSummary {
-  return summariseProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, file, top);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new Error(`${file} is not a V8 CPU profile: it is not JSON`);
+  }
+  const problem = profileProblem(data);
+  if (problem) throw new Error(`${file} is not a V8 CPU profile: ${problem}`);
+  return summariseProfile(data as CpuProfile, file, top);
 }
 
 export function profileMarkdown(title: string, s: ProfileSummary): string {
@@ -144,10 +174,22 @@ export function profileMarkdown(title: string, s: ProfileSummary): string {
 }
 
 if (require.main === module) {
-  const [file, top] = process.argv.slice(2);
-  if (!file) {
-    process.stderr.write('usage: node dist/bench/cpuprofile.js <file.cpuprofile> [top]\n');
-    process.exit(2);
-  }
-  process.stdout.write(profileMarkdown(file, summariseFile(file, Number(top ?? 15))));
+  new Command()
+    .name('node dist/bench/cpuprofile.js')
+    .description(
+      'Summarises a V8 .cpuprofile (node --cpu-prof, or the benchmark’s under bench/results/tmp/): self time ' +
+        'per package and per function, as a share of the main thread’s busy time, in markdown.',
+    )
+    .argument('<file>', 'the .cpuprofile to read')
+    .argument('[top]', 'how many functions to list (1 to 1000)', wholeNumber(1, 1000), 15)
+    .showHelpAfterError()
+    .action((file: string, top: number) => {
+      try {
+        process.stdout.write(profileMarkdown(file, summariseFile(file, top)));
+      } catch (err) {
+        process.stderr.write(`cpuprofile: ${(err as Error).message}\n`);
+        process.exitCode = 1;
+      }
+    })
+    .parse();
 }
