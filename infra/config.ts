@@ -36,6 +36,13 @@ export interface ConfigContext {
   /** `gcp:project` and `gcp:region`, the provider's own settings. */
   gcpProject?: string;
   gcpRegion?: string;
+  /**
+   * The Slack token's value, only to check it is there and not blank (the program itself reads
+   * it as a secret Output); left out, it is not checked here.
+   */
+  slackBotToken?: string;
+  /** Every key set in the namespace (`<namespace>:<key>`, as Pulumi keeps them): one the program does not read is named. */
+  setKeys?: readonly string[];
 }
 
 export interface ServiceSettings {
@@ -203,6 +210,30 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
     fail('slackApiUrl', `must be an https URL (got ${JSON.stringify(slackApiUrl)})`);
   }
 
+  if ('slackBotToken' in ctx) {
+    if (ctx.slackBotToken === undefined) {
+      fail('slackBotToken', 'is required: pulumi config set --secret slackBotToken xoxb-…');
+    } else if (ctx.slackBotToken.trim() === '') {
+      fail('slackBotToken', 'is blank: pulumi config set --secret slackBotToken xoxb-…');
+    }
+  }
+  const known: readonly string[] = [...CONFIG_KEYS, ...SECRET_CONFIG_KEYS];
+  for (const full of ctx.setKeys ?? []) {
+    if (!full.startsWith(`${ctx.namespace}:`)) continue;
+    const k = full.slice(ctx.namespace.length + 1);
+    if (known.includes(k)) continue;
+    // A setting it differs from only in case, or one letter at the end (notifierMaxInstance).
+    const lower = k.toLowerCase();
+    const near = known.find((c) => {
+      const l = c.toLowerCase();
+      return l === lower || (Math.abs(l.length - lower.length) === 1 && (l.startsWith(lower) || lower.startsWith(l)));
+    });
+    fail(
+      k,
+      `is not a setting of this program${near ? `; did you mean ${key(near)}?` : ''} (settings: ${known.join(', ')})`,
+    );
+  }
+
   if (problems.length > 0) throw new InfraConfigError(problems);
   return {
     project,
@@ -228,11 +259,15 @@ export function loadConfig(): StackConfig {
   const gcpConfig = new pulumi.Config('gcp');
   const raw: Partial<Record<ConfigKey, string>> = {};
   for (const k of CONFIG_KEYS) raw[k] = config.get(k);
+  const all = pulumi.runtime.allConfig();
   const parsed = parseConfig(raw, {
     namespace: config.name,
     stack: pulumi.getStack(),
     gcpProject: gcpConfig.get('project'),
     gcpRegion: gcpConfig.get('region'),
+    // Read here only to be checked with every other key; it is used as the secret Output below.
+    slackBotToken: all[`${config.name}:slackBotToken`],
+    setKeys: Object.keys(all),
   });
   return { ...parsed, slackBotToken: config.requireSecret('slackBotToken') };
 }

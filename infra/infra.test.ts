@@ -512,6 +512,28 @@ describe('a stack without the Slack token', () => {
     delete config[`${NS}:slackBotToken`];
     await expect(runProgram(config)).rejects.toThrow(/slackBotToken/);
   });
+
+  it.each(['', '   '])('fails on a blank token (%j), naming the key, before any resource', async (token) => {
+    await expect(runProgram({ ...FULL_CONFIG, [`${NS}:slackBotToken`]: token })).rejects.toThrow(
+      `${NS}:slackBotToken: is blank: pulumi config set --secret slackBotToken`,
+    );
+  });
+
+  it('names the missing token with every other problem at once', async () => {
+    const config: Record<string, string> = { ...FULL_CONFIG, [`${NS}:notifierMaxInstances`]: '0' };
+    delete config[`${NS}:slackBotToken`];
+    const err = await runProgram(config).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain(`${NS}:notifierMaxInstances: must be an integer from 1 to 1000`);
+    expect((err as Error).message).toContain(`${NS}:slackBotToken: is required`);
+  });
+
+  it('names a key the program does not read, and the setting it was likely meant to be', async () => {
+    const err = await runProgram({ ...FULL_CONFIG, [`${NS}:notifierMaxInstance`]: '5' }).catch((e: unknown) => e);
+    expect((err as Error).message).toContain(
+      `${NS}:notifierMaxInstance: is not a setting of this program; did you mean ${NS}:notifierMaxInstances?`,
+    );
+  });
 });
 
 describe('parseConfig', () => {
