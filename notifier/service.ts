@@ -1,5 +1,11 @@
-import { AUTH_OFF_WARNING, authSettingsFor, googleTokenVerifier, serviceGuards } from '../shared/auth';
-import { type Config, describeConfig } from '../shared/config';
+import {
+  AUTH_OFF_WARNING,
+  type AuthSettings,
+  authSettingsFor,
+  googleTokenVerifier,
+  serviceGuards,
+} from '../shared/auth';
+import { type Config, ConfigError, describeConfig } from '../shared/config';
 import { errorMessage, FanoutError } from '../shared/errors';
 import type { ReadinessCheck } from '../shared/http';
 import { createLogger, type Logger } from '../shared/logger';
@@ -27,9 +33,19 @@ export interface NotifierStores {
  */
 export function serveNotifier(config: Config, stores: () => NotifierStores): void {
   const token = config.slackBotToken;
-  if (!token) throw new Error('SLACK_BOT_TOKEN is required: the notifier needs a bot token to post');
+  const tokenProblem = 'SLACK_BOT_TOKEN is required: the notifier needs a bot token to post';
   // Before anything listens: a service that would run open on Cloud Run does not start.
-  const auth = authSettingsFor(config, 'notifier');
+  let auth: AuthSettings;
+  try {
+    auth = authSettingsFor(config, 'notifier');
+  } catch (err) {
+    // Every missing variable named at once, the token's with the auth settings'.
+    if (!token && err instanceof ConfigError) {
+      throw new ConfigError(`${tokenProblem}; ${err.message.replace(/^invalid configuration: /, '')}`);
+    }
+    throw err;
+  }
+  if (!token) throw new ConfigError(tokenProblem);
   const log = createLogger({ service: 'notifier', level: config.logLevel });
   log.info({ config: describeConfig(config) }, 'starting');
   if (auth.mode === 'none') log.warn({ authMode: 'none' }, AUTH_OFF_WARNING);

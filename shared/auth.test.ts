@@ -608,6 +608,18 @@ describe('the services at start', () => {
     expect(r.message).toMatch(pattern);
   });
 
+  test('the notifier names a missing token and the missing auth variables at once', () => {
+    const r = run('../notifier/index', { GOOGLE_CLOUD_PROJECT: 'my-project' });
+    expect(r.code).toBe(1);
+    expect(r.message).toMatch(/SLACK_BOT_TOKEN is required.*AUTH_AUDIENCE is required.*PUSH_INVOKER_EMAIL is required/);
+  });
+
+  test('the notifier names a missing token alone when nothing else is missing', () => {
+    const r = run('../notifier/index', { GOOGLE_CLOUD_PROJECT: 'my-project', AUTH_MODE: 'none' });
+    expect(r.code).toBe(1);
+    expect(r.message).toMatch(/SLACK_BOT_TOKEN is required: the notifier needs a bot token to post/);
+  });
+
   test('the warning is loud', () => {
     expect(AUTH_OFF_WARNING).toMatch(/^WARNING: AUTH_MODE=none/);
   });
