@@ -34,7 +34,11 @@ export function watchPosts(
     if (seen.size >= n) all.resolve();
   };
   standIn.on('post', onPost);
+  let stopped = false;
   const stop = () => {
+    // Stopped by wait() and again by its caller: the bar's last line is written once.
+    if (stopped) return;
+    stopped = true;
     bar.stop();
     standIn.off('post', onPost);
   };
