@@ -44,8 +44,8 @@ export const CODES = Object.freeze({
  * Per-write failures tried again by the writer, at most `maxWriteAttempts` times in all.
  * ABORTED (contention) and UNAVAILABLE are transient. Both are safe for a claim's create: if
  * an earlier try did land, the retry comes back ALREADY_EXISTS, the claim reads the record,
- * finds its own live `sending` claim and answers busy, and the push is retried once the claim
- * expires (as a claim whose outcome is unknown: the channel is checked before posting). Not
+ * finds its own live `sending` claim (the owner token is this attempt's alone) and takes it as
+ * this attempt's (FirestoreStore.claim). Not
  * retried here: RESOURCE_EXHAUSTED (the writer backs it off by 60 s, past the push deadline;
  * Pub/Sub's redelivery is the better back-off) and DEADLINE_EXCEEDED (the RPC already waited
  * its full timeout). The RPC as a whole is retried by the client itself, as for any write.
