@@ -483,6 +483,23 @@ describe('handlePush', () => {
     expect((await store.get(id))?.slackTs).toBe('1700000000.000002');
   });
 
+  it('answers retry by its deadline when a dependency hangs, naming the delivery, and never posts late', async () => {
+    const { store, slack, deps } = setup();
+    let release: () => void = () => undefined;
+    jest.spyOn(store, 'claim').mockImplementation(
+      (req) =>
+        new Promise((resolve) => {
+          release = () => resolve(MemoryStore.prototype.claim.call(store, req));
+        }),
+    );
+    const result = await handlePush(push(), { ...deps, deadlineMs: 50 });
+    expect(result).toEqual({ kind: 'retry', reason: 'deadline_exceeded', deliveryId: id });
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    // The attempt went on after its answer, found the deadline passed, and did not post.
+    expect(slack.posts).toHaveLength(0);
+  });
+
   it('acks an invalid push and records it against the delivery the envelope names', async () => {
     const { store, slack, deps } = setup();
     const body = push();

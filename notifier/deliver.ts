@@ -82,21 +82,30 @@ function toRecord(err: FanoutError, now: Date): DeliveryError {
  */
 export async function handlePush(body: unknown, deps: DeliverDeps): Promise<DeliverResult> {
   if (!deps.deadlineMs) return deliver(body, deps);
+  // The delivery the push is for, once it is known: the deadline's answer names it too.
+  const known: { deliveryId: string | null } = { deliveryId: null };
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<DeliverResult>((resolve) => {
     timer = setTimeout(() => {
-      deps.log.warn({ deadlineMs: deps.deadlineMs }, 'push not finished by its deadline; answered retry');
-      resolve({ kind: 'retry', reason: 'deadline_exceeded', deliveryId: null });
+      deps.log.warn(
+        { deadlineMs: deps.deadlineMs, deliveryId: known.deliveryId },
+        'push not finished by its deadline; answered retry',
+      );
+      resolve({ kind: 'retry', reason: 'deadline_exceeded', deliveryId: known.deliveryId });
     }, deps.deadlineMs);
   });
   try {
-    return await Promise.race([deliver(body, deps), deadline]);
+    return await Promise.race([deliver(body, deps, known), deadline]);
   } finally {
     clearTimeout(timer);
   }
 }
 
-async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult> {
+async function deliver(
+  body: unknown,
+  deps: DeliverDeps,
+  known: { deliveryId: string | null } = { deliveryId: null },
+): Promise<DeliverResult> {
   const clock = deps.clock ?? (() => new Date());
   const parsed = parsePushBody(body);
   if (!parsed.ok) {
@@ -120,6 +129,7 @@ async function deliver(body: unknown, deps: DeliverDeps): Promise<DeliverResult>
 
   const { message, publishTime, deliveryAttempt, messageId } = parsed.push;
   const deliveryId = deliveryIdOf(message.notificationId, message.occurrence);
+  known.deliveryId = deliveryId;
   const log = deps.log.child({
     deliveryId,
     notificationId: message.notificationId,
