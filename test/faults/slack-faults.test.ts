@@ -1,4 +1,5 @@
 import { type Stack, startStack, uniqueProjectId } from '../../dev/stack';
+import { saveNotifications } from '../../shared/notifications';
 import { localTopology } from '../../shared/topology';
 import { allSent, deliveryStatuses, notification, seed, standInForFile, waitFor } from '../helpers';
 import { deliveryIds, minuteOf, size, verdict } from './harness';
@@ -93,5 +94,31 @@ describe('faults at Slack', () => {
     }
     // Well inside the ack deadline: the timeout ended the attempt, not Pub/Sub.
     expect(Date.now() - started).toBeLessThan(localTopology().ackDeadlineSeconds * 1000);
+  });
+
+  test('a post whose outcome was unknown is found in the channel it went to after the notification moved to another', async () => {
+    stack = await startStack({
+      projectId: uniqueProjectId('faults-moved-channel'),
+      slackApiUrl: slack.url,
+      slackToken: TOKEN,
+    });
+    const now = new Date();
+    const n = notification(1);
+    await seed(stack.db, [n], 10, now);
+    // Slack takes the post; a gateway in front of it answers 502: the outcome is unknown.
+    slack.setFaults([{ channel: n.channelId, times: 1, respond: { kind: 'post_then_http', status: 502 } }]);
+    await stack.tick(now);
+    const id = `${n.id}:${minuteOf(now)}`;
+    const store = stack.store;
+    await waitFor(
+      'the first attempt’s outcome unknown',
+      async () => (await store.get(id))?.outcomeUnknown === true,
+      60_000,
+    );
+    // The notification moves to another channel before the retry.
+    await saveNotifications(stack.db, [{ ...n, channelId: 'C0MOVED001' }], { now });
+    await waitFor('sent', async () => (await store.get(id))?.status === 'sent', 60_000);
+    expect(slack.posts.map((p) => p.channel)).toEqual([n.channelId]);
+    expect(await store.get(id)).toMatchObject({ status: 'sent', channelId: n.channelId, attempts: 2 });
   });
 });
