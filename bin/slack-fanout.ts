@@ -1141,5 +1141,12 @@ if (require.main === module) {
   };
   // A client failing in the background (a connection, credentials) still ends in one line.
   process.on('unhandledRejection', fail);
+  // A reader that stopped early (`| head`): what is left to print goes nowhere, and the command
+  // ends as it would have, with its own exit code, instead of on an unhandled EPIPE.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') fail(err);
+    });
+  }
   buildProgram().parseAsync(process.argv).catch(fail);
 }

@@ -152,6 +152,24 @@ describe('exit codes', () => {
     expect(help.stdout).toContain('Exit codes:');
   });
 
+  it('keeps its own exit code, and prints no stack trace, when its reader has stopped reading (| head)', async () => {
+    // `true` reads nothing and exits at once: every write the command makes meets a closed pipe.
+    for (const [args, code] of [
+      [['add', '--id', 'x1'], 2],
+      [['--help'], 0],
+    ] as const) {
+      const res = await new Promise<{ status: string; stderr: string }>((resolve) => {
+        execFile(
+          'bash',
+          ['-c', `"${process.execPath}" "${CLI}" ${args.join(' ')} 2>&1 | true; echo "\${PIPESTATUS[0]}"`],
+          { timeout: 30_000 },
+          (_err, stdout, stderr) => resolve({ status: stdout.trim(), stderr }),
+        );
+      });
+      expect([args, res.status]).toEqual([args, String(code)]);
+    }
+  });
+
   it('redrive --topic "" names --topic before anything starts', async () => {
     const env = {
       FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
