@@ -17,6 +17,8 @@ class FakeSlack implements SlackPort {
   found: string | null = null;
   /** Posts found per channel, where one is set there; otherwise `found`. */
   readonly foundIn = new Map<string, string>();
+  /** Run at each look, before it answers (a look that takes its time). */
+  onLookup: () => void = () => undefined;
 
   async post(req: PostRequest): Promise<{ ts: string; channel: string }> {
     this.posts.push(req);
@@ -27,6 +29,7 @@ class FakeSlack implements SlackPort {
 
   async findDelivery(channel: string, deliveryId: string, since: Date, teamId?: string): Promise<string | null> {
     this.lookups.push({ channel, deliveryId, since, teamId });
+    this.onLookup();
     return this.foundIn.get(channel) ?? this.found;
   }
 
@@ -429,6 +432,46 @@ describe('handlePush', () => {
       expect(await store.get(id)).toMatchObject({ status: 'sent', channelId: 'C0123', accountId: 'acct-1' });
       // A delivered report does not count towards pausing.
       expect(store.notification('n-1')?.consecutiveFailures ?? 0).toBe(0);
+    });
+
+    it('its account changed, the channel not: the post found is recorded for the account it was made for', async () => {
+      const { store, slack, deps } = await unknownOutcome();
+      store.putAccount('acct-2', { name: 'Other', metrics: [], highlights: [] });
+      edit(store, { accountId: 'acct-2' });
+      slack.foundIn.set('C0123', '1700000000.000001');
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+      expect(await store.get(id)).toMatchObject({ status: 'sent', accountId: 'acct-1' });
+      expect((await store.get(id))?.postTargets).toEqual([{ channelId: 'C0123', teamId: null, accountId: 'acct-1' }]);
+    });
+
+    it('a post found resets the failure count, as a post made does', async () => {
+      const { store, slack, deps } = await unknownOutcome();
+      edit(store, { consecutiveFailures: 2 });
+      slack.foundIn.set('C0123', '1700000000.000001');
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+      expect(store.notification('n-1')?.consecutiveFailures).toBe(0);
+    });
+
+    it('a look that outlasts what the claim has left renews the claim, then posts once', async () => {
+      const { store, slack, deps, advance } = await unknownOutcome();
+      edit(store, { slack: { channelId: 'C0999' } });
+      // Each look takes 30 s: two of them leave less of the 60 s claim than a post may take.
+      slack.onLookup = () => advance(30_000);
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+      expect(slack.lookups.map((l) => l.channel)).toEqual(['C0123', 'C0999']);
+      expect(slack.posts.map((p) => p.channel)).toEqual(['C0123', 'C0999']);
+    });
+
+    it('a look during which another attempt took the delivery over posts nothing', async () => {
+      const { store, slack, deps, advance } = await unknownOutcome();
+      slack.onLookup = () => {
+        advance(55_000);
+        const d = store.deliveryDocs.get(id);
+        store.deliveryDocs.set(id, { ...d, claimedBy: 'another-attempt' });
+      };
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'retry', reason: 'dependency_unavailable' });
+      expect(slack.posts).toHaveLength(1);
+      expect(store.deliveryDocs.get(id)?.claimedBy).toBe('another-attempt');
     });
 
     it('paused, the earlier post not found: skipped after looking', async () => {

@@ -195,6 +195,7 @@ async function deliver(
       };
     }
     claimed = true;
+    let claimExpiresAt = claim.claimExpiresAt;
 
     if (claim.outcomeUnknown) {
       // An earlier attempt may have posted: look where it was to post before anything else, so
@@ -213,7 +214,22 @@ async function deliver(
           { slackTs: found.ts, channelId: found.target.channelId },
           'earlier attempt had posted; recorded sent without posting again',
         );
+        // A post that went through resets the failure count, found or made.
+        if (n?.success && n.data.consecutiveFailures > 0) await resetFailures(message.notificationId, deps, log);
         return { kind: 'ack', reason: 'sent', deliveryId, status: 'sent' };
+      }
+      // The look took its time (a busy channel, several channels): the claim is renewed if it
+      // would no longer outlast a post, so the attempt can still post once it has looked.
+      const now = clock();
+      if (now.getTime() + slackTimeoutOf(deps) >= claimExpiresAt.getTime()) {
+        const until = new Date(now.getTime() + deps.claimTtlMs);
+        if (!(await deps.ledger.renewClaim(deliveryId, claimToken, until, now))) {
+          throw new RetryableError(
+            'dependency_unavailable',
+            'another attempt took the delivery over while this one looked for an earlier post; retry later',
+          );
+        }
+        claimExpiresAt = until;
       }
     }
 
@@ -293,7 +309,7 @@ async function deliver(
     if (deps.deadlineMs && Date.now() - startedAt >= deps.deadlineMs) {
       throw new RetryableError('dependency_unavailable', 'the push deadline passed before posting; retry later');
     }
-    if (nowMs + slackTimeout >= claim.claimExpiresAt.getTime()) {
+    if (nowMs + slackTimeout >= claimExpiresAt.getTime()) {
       throw new RetryableError('dependency_unavailable', 'too little of the claim left to post safely; retry later');
     }
     const rendered = renderReport(notification, account.data, new Date(message.occurrence));
@@ -314,12 +330,7 @@ async function deliver(
       latencyMs,
       now,
     });
-    if (notification.consecutiveFailures > 0) {
-      // The delivery is recorded: a failed reset is logged, not retried (the post is done).
-      await deps.notifications.resetFailures(message.notificationId).catch((err: unknown) => {
-        log.warn({ err: errorMessage(err) }, 'could not reset the notification’s failure count');
-      });
-    }
+    if (notification.consecutiveFailures > 0) await resetFailures(message.notificationId, deps, log);
     log.info({ slackTs: sent.ts, channelId, latencyMs, attempt: claim.attempts }, 'delivered');
     return { kind: 'ack', reason: 'sent', deliveryId, status: 'sent' };
   } catch (caught) {
@@ -415,6 +426,13 @@ async function findEarlierPost(
     if (ts) return { ts, target };
   }
   return null;
+}
+
+/** After a post that went through: the delivery is recorded, so a failed reset is logged, not retried. */
+async function resetFailures(notificationId: string, deps: Pick<DeliverDeps, 'notifications'>, log: Logger) {
+  await deps.notifications.resetFailures(notificationId).catch((err: unknown) => {
+    log.warn({ err: errorMessage(err) }, 'could not reset the notification’s failure count');
+  });
 }
 
 /** The Slack client's timeout: how long a post may take, and so how long one that timed out may still land. */

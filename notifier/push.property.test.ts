@@ -38,6 +38,7 @@ function fakes() {
       earlierTargets: [],
     }),
     markSent: async () => undefined,
+    renewClaim: async () => true,
     markRetry: async () => undefined,
     markFinal: async () => undefined,
     recordInvalid: async () => undefined,

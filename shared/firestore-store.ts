@@ -546,6 +546,16 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     });
   }
 
+  async renewClaim(deliveryId: string, claimedBy: string, until: Date, now: Date): Promise<boolean> {
+    const ref = this.deliveries().doc(deliveryId);
+    return this.db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      if (snap.get('status') !== 'sending' || snap.get('claimedBy') !== claimedBy) return false;
+      tx.update(ref, { claimExpiresAt: until, updatedAt: now });
+      return true;
+    });
+  }
+
   async markFinal(
     deliveryId: string,
     status: 'failed' | 'skipped',

@@ -401,6 +401,13 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     });
   }
 
+  async renewClaim(deliveryId: string, claimedBy: string, until: Date, now: Date): Promise<boolean> {
+    const d = this.deliveryDocs.get(deliveryId);
+    if (d?.status !== 'sending' || d.claimedBy !== claimedBy) return false;
+    this.update(deliveryId, { claimExpiresAt: new Date(until.getTime()), updatedAt: now });
+    return true;
+  }
+
   async markFinal(
     deliveryId: string,
     status: 'failed' | 'skipped',

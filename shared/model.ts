@@ -277,10 +277,14 @@ export function postTargetsOf(d: { postTargets?: unknown } | null | undefined): 
   );
 }
 
-/** The targets a claim leaves: the earlier ones and `target`, each place once, the latest last. */
+/**
+ * The targets a claim leaves: the earlier ones, and `target` where it is a place none of them
+ * is, the latest places kept. A place already there keeps its first entry, whose account is the
+ * one an earlier attempt posted for there.
+ */
 export function postTargetsAfter(earlier: PostTarget[], target: PostTarget | null): PostTarget[] {
-  if (!target) return earlier.slice(-MAX_POST_TARGETS);
-  return [...earlier.filter((t) => !samePlace(t, target)), target].slice(-MAX_POST_TARGETS);
+  if (!target || earlier.some((t) => samePlace(t, target))) return earlier.slice(-MAX_POST_TARGETS);
+  return [...earlier, target].slice(-MAX_POST_TARGETS);
 }
 
 /**

@@ -141,6 +141,11 @@ export interface DeliveryLedger {
     claimedBy?: string,
     holdUntil?: Date,
   ): Promise<void>;
+  /**
+   * Extends this attempt's claim (`claimedBy`) to `until`, while the attempt still holds it on a
+   * record being sent; false when it does not (another attempt took over, a dead letter came).
+   */
+  renewClaim(deliveryId: string, claimedBy: string, until: Date, now: Date): Promise<boolean>;
   markFinal(
     deliveryId: string,
     status: Extract<DeliveryStatus, 'failed' | 'skipped'>,

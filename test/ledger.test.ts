@@ -314,11 +314,14 @@ describe('the ledger and broken pushes, on the emulator', () => {
         earlierTargets: [a],
       });
       await ledger.markRetry(deliveryId, retry, true, now, 'a#2');
-      // Back to the first channel: each place kept once, the latest last; an unreadable notification adds none.
-      expect(await ledger.claim({ ...claim('a#3'), target: a })).toMatchObject({ earlierTargets: [a, b] });
+      // Back to the first channel, for another account: each place kept once, with the account an
+      // attempt first posted for there; an unreadable notification adds none.
+      expect(await ledger.claim({ ...claim('a#3'), target: { ...a, accountId: 'acct-2' } })).toMatchObject({
+        earlierTargets: [a, b],
+      });
       await ledger.markRetry(deliveryId, retry, true, now, 'a#3');
-      expect(await ledger.claim({ ...claim('a#4'), target: null })).toMatchObject({ earlierTargets: [b, a] });
-      expect((await ledger.get(deliveryId))?.postTargets).toEqual([b, a]);
+      expect(await ledger.claim({ ...claim('a#4'), target: null })).toMatchObject({ earlierTargets: [a, b] });
+      expect((await ledger.get(deliveryId))?.postTargets).toEqual([a, b]);
     }
   });
 
