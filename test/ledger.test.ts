@@ -325,6 +325,20 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
+  it('renews a claim only for the attempt that holds it, on a record being sent, in both stores', async () => {
+    const memory = new MemoryStore();
+    const later = new Date(now.getTime() + 120_000);
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      expect((await ledger.claim(claim('a#1'))).kind).toBe('claimed');
+      expect(await ledger.renewClaim(deliveryId, 'a#1', later, now)).toBe(true);
+      expect((await ledger.get(deliveryId))?.claimExpiresAt).toEqual(later);
+      expect(await ledger.renewClaim(deliveryId, 'someone-else', new Date(0), now)).toBe(false);
+      await ledger.markSent(deliveryId, { slackTs: '1.1', channelId: 'C1', accountId: 'a', latencyMs: 1, now });
+      expect(await ledger.renewClaim(deliveryId, 'a#1', later, now)).toBe(false);
+      expect(await ledger.renewClaim('no-such:2031-01-01T00:00:00.000Z', 'a#1', later, now)).toBe(false);
+    }
+  });
+
   it('still ends a delivery that failed for good after an attempt', async () => {
     expect((await store.claim(claim('a#3'))).kind).toBe('claimed');
     await store.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, now);
