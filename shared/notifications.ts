@@ -251,8 +251,8 @@ function enabledWrite(
   now: Date,
 ): { update: Record<string, unknown>; change: MemberChange } {
   const update = enabled
-    ? { enabled: true, pausedReason: null, consecutiveFailures: 0, updatedAt: now }
-    : { enabled: false, pausedReason: reason ?? 'paused by an operator', updatedAt: now };
+    ? { enabled: true, pausedReason: null, pausedAt: null, consecutiveFailures: 0, updatedAt: now }
+    : { enabled: false, pausedReason: reason ?? 'paused by an operator', pausedAt: now, updatedAt: now };
   return { update, change: { id, from: indexedSchedule(data), to: indexedSchedule({ ...data, ...update }) } };
 }
 

@@ -63,10 +63,17 @@ describe('the dispatch index', () => {
 
     // Pause and resume through the operator path.
     const target = items[20]?.id as string;
+    const before = Date.now();
     expect(await setNotificationEnabled(db, target, false, 'test')).toBe(true);
     expect(await indexed(parisId)).not.toContain(target);
+    const paused = (await db.collection('notifications').doc(target).get()).data();
+    expect(paused?.pausedReason).toBe('test');
+    expect(paused?.pausedAt?.toMillis()).toBeGreaterThanOrEqual(before);
     expect(await setNotificationEnabled(db, target, true)).toBe(true);
     expect(await indexed(parisId)).toContain(target);
+    // Resumed: nothing of the pause is left behind.
+    const resumed = (await db.collection('notifications').doc(target).get()).data();
+    expect([resumed?.enabled, resumed?.pausedReason, resumed?.pausedAt]).toEqual([true, null, null]);
 
     // The notifier's automatic pause after repeated permanent failures.
     const failing = items[21]?.id as string;
