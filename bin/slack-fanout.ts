@@ -44,6 +44,7 @@ import {
 import { createPubSub, pagePublisher } from '../shared/pubsub';
 import { QUERIES } from '../shared/queries';
 import { firestoreRedriveLedger, redrivable, redriveRun, runSummary } from '../shared/redrive';
+import { dashboardUrlProblem } from '../shared/report';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 
 /**
@@ -68,7 +69,13 @@ const newAccountSchema = accountSchema
     // A misspelt field of a metric (`chnage`) is named, not dropped: the report would lack it.
     metrics: z.array(metricSchema.strict()).default([]),
     // A link in a Slack message: the web's own schemes only.
-    dashboardUrl: z.url({ protocol: /^https?$/, error: 'is not an http(s) URL' }).optional(),
+    dashboardUrl: z
+      .url({ protocol: /^https?$/, error: 'is not an http(s) URL' })
+      .superRefine((url, ctx) => {
+        const problem = dashboardUrlProblem(url);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
     // The report's title is "{name}: scheduled report": a blank name is a mistake.
     name: z
       .string()
@@ -768,7 +775,7 @@ Fields of an account:
                   change  optional, a number: the change in percent, not a fraction
                           (12.5 is shown as ▲ 12.5%, -3 as ▼ 3.0%)
   highlights    optional, a list of strings
-  dashboardUrl  optional, an http(s) URL, linked from the report
+  dashboardUrl  optional, an http(s) URL, linked from the report (at most about 2,880 characters)
 Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
 ${STALL_HELP}`,

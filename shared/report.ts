@@ -101,6 +101,22 @@ function formatChange(change: number | undefined): string {
  * notifications and screen readers use. Pure: the same input gives the same message,
  * and every limit Slack enforces is kept here, so a big account cannot make a post fail.
  */
+/** The longest dashboard link a report's context line holds, beside the rest of that line. */
+const MAX_DASHBOARD_LINK = SLACK_LIMITS.contextTextChars - 100;
+
+/** The report's link to an account's dashboard, in Slack's mrkdwn (`|` would end the URL early). */
+function dashboardLink(url: string): string {
+  return `<${escapeMrkdwn(url).replace(/\|/g, '%7C')}|Open the dashboard>`;
+}
+
+/** Why a report could not link to `url` (too long, once written as a link), or null when it can. */
+export function dashboardUrlProblem(url: string): string | null {
+  const length = dashboardLink(url).length;
+  return length <= MAX_DASHBOARD_LINK
+    ? null
+    : `is too long for a report's link: ${length} characters written as a Slack link, at most ${MAX_DASHBOARD_LINK}`;
+}
+
 export function renderReport(
   notification: Pick<Notification, 'report' | 'schedule'>,
   account: Account,
@@ -149,9 +165,9 @@ export function renderReport(
   const footer: string[] = [];
   if (omittedMetrics > 0) footer.push(`${omittedMetrics} more metrics not shown`);
   if (account.dashboardUrl) {
-    // `|` would end the URL early; a link too long for the context text is left out, not cut.
-    const link = `<${escapeMrkdwn(account.dashboardUrl).replace(/\|/g, '%7C')}|Open the dashboard>`;
-    if (link.length <= SLACK_LIMITS.contextTextChars - 100) footer.push(link);
+    // A link too long for the context text (import refuses one) is left out, not cut.
+    const link = dashboardLink(account.dashboardUrl);
+    if (link.length <= MAX_DASHBOARD_LINK) footer.push(link);
   }
   if (footer.length > 0 && blocks.length < SLACK_LIMITS.blocksPerMessage) {
     blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: footer.join(' · ') }] });

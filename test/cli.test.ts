@@ -225,6 +225,16 @@ describe('import-accounts, on the emulator', () => {
     expect((await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env)).stdout).toBe(
       'imported 1 account\n',
     );
+    // A dashboard URL too long for the report's link is named, not left out of every report.
+    writeFileSync(
+      file,
+      JSON.stringify([{ id: 'acct-4', name: 'Delta', dashboardUrl: `https://x.io/${'p'.repeat(3000)}` }]),
+    );
+    const long = await runCli(['-p', 'demo-cli-accounts', 'import-accounts', file], env);
+    expect(long.code).toBe(2);
+    expect(long.stderr).toMatch(
+      /dashboardUrl: is too long for a report's link: 3034 characters written as a Slack link, at most 2900/,
+    );
   });
 });
 
