@@ -12,7 +12,7 @@ import { createFirestore } from '../shared/firestore';
 import { buildQuery, FirestoreStore } from '../shared/firestore-store';
 import { withTimeout } from '../shared/http';
 import { createLogger } from '../shared/logger';
-import { canonicalRunId } from '../shared/messages';
+import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
   type Account,
   accountSchema,
@@ -267,6 +267,14 @@ function print(value: unknown): void {
   // Firestore Timestamps print as ISO times, not as {_seconds, _nanoseconds}.
   const replacer = (_key: string, v: unknown) => (v instanceof Timestamp ? v.toDate().toISOString() : v);
   process.stdout.write(`${JSON.stringify(value, replacer, 2)}\n`);
+}
+
+/** A run id as typed (the occurrence in any RFC 3339 spelling) as runs are stored, or a CliError naming what is wrong with it. */
+function typedRunId(typed: string): string {
+  docId('run', typed);
+  const problem = runIdProblem(typed);
+  if (problem) throw new CliError(`run id ${JSON.stringify(excerpt(typed))} ${problem}`);
+  return canonicalRunId(typed);
 }
 
 /** A Firestore document id as typed on the command line, or a CliError naming it. */
@@ -1060,9 +1068,7 @@ interrupt: a second run takes only what is still paused. A notification imported
       'scheduleId:occurrence, as the tick answers and the logs show (the occurrence in any RFC 3339 spelling)',
     )
     .action(async (typed: string) => {
-      docId('run', typed);
-      // The occurrence in any RFC 3339 spelling: runs are stored under the canonical one.
-      const runId = canonicalRunId(typed);
+      const runId = typedRunId(typed);
       const db = await openFirestore(projectOf(program.opts()));
       try {
         const summary = await runSummary(runId, new FirestoreStore(db));
@@ -1097,8 +1103,7 @@ is still dead for the next run.`,
     )
     .action(async (typed: string, o: { topic: string; pageSize: number }) => {
       const projectId = projectOf(program.opts());
-      docId('run', typed);
-      const runId = canonicalRunId(typed);
+      const runId = typedRunId(typed);
       await checkReachable('Pub/Sub', projectId);
       const db = await openFirestore(projectId);
       const pubsub = createPubSub(projectId);

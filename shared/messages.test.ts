@@ -11,6 +11,7 @@ import {
   MAX_ATTRIBUTE_VALUE_BYTES,
   parsePushBody,
   pubsubTime,
+  runIdProblem,
 } from './messages';
 import { deliveryIdOf, documentIdProblem, MAX_NOTIFICATION_ID_BYTES, runIdOf } from './model';
 
@@ -565,7 +566,27 @@ describe('canonicalRunId', () => {
     ['s_ab:2030-02-30T09:00:00Z', 's_ab:2030-02-30T09:00:00Z'],
     ['r-1', 'r-1'],
     [':2030-01-01T09:00:00Z', ':2030-01-01T09:00:00Z'],
+    ['s_ab:2030-01-01 09:00:00Z', 's_ab:2030-01-01T09:00:00.000Z'],
   ])('%j is %j', (typed, stored) => {
     expect(canonicalRunId(typed)).toBe(stored);
   });
+
+  it.each([
+    [
+      's_ab:2030-01-01T09:00Z',
+      /has an occurrence that cannot be read: "2030-01-01T09:00Z" is not an RFC 3339 date-time/,
+    ],
+    ['s_ab:notatime', /has an occurrence that cannot be read: "notatime" is not an RFC 3339 date-time/],
+    ['s_ab:2030-02-30T09:00:00Z', /"2030-02-30T09:00:00Z" is not an RFC 3339 date-time/],
+    ['r-1', /is not \{scheduleId\}:\{occurrence\}/],
+  ])('names what keeps %j from being a run id', (typed, problem) => {
+    expect(runIdProblem(typed)).toMatch(problem);
+  });
+
+  it.each(['s_ab:2030-01-01T09:00:00.000Z', 's_ab:2030-01-01 10:00:00+01:00', 's:x:2030-01-01T09:00:00Z'])(
+    'takes %j as a run id',
+    (typed) => {
+      expect(runIdProblem(typed)).toBeNull();
+    },
+  );
 });

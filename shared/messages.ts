@@ -64,10 +64,35 @@ export function pubsubTime(value: unknown): Date | null {
  * occurrence canonical (canonicalOccurrence). Unchanged when no date-time follows a colon.
  */
 export function canonicalRunId(runId: string): string {
-  const m = /^(.+?):(\d{4}-\d{2}-\d{2}[Tt].*)$/.exec(runId);
-  if (!m?.[1] || !m[2]) return runId;
-  const occurrence = canonicalOccurrence(m[2]);
-  return occurrence.ok ? `${m[1]}:${occurrence.occurrence}` : runId;
+  const parts = runIdParts(runId);
+  if (!parts) return runId;
+  const occurrence = canonicalOccurrence(parts.occurrence);
+  return occurrence.ok ? `${parts.scheduleId}:${occurrence.occurrence}` : runId;
+}
+
+/**
+ * A typed run id's schedule id and occurrence: the occurrence is what follows the first colon
+ * that a date follows (a schedule id may hold colons), else the first colon; RFC 3339 lets a
+ * space stand for the `T` (its section 5.6), as people often type it.
+ */
+function runIdParts(runId: string): { scheduleId: string; occurrence: string } | null {
+  const dated = /^(.+?):(\d{4}-\d{2}-\d{2})[ ](.*)$/.exec(runId) ?? /^(.+?):(\d{4}-\d{2}-\d{2}[Tt].*)$/.exec(runId);
+  if (dated?.[1] && dated[2]) {
+    return { scheduleId: dated[1], occurrence: dated[3] === undefined ? dated[2] : `${dated[2]}T${dated[3]}` };
+  }
+  const colon = runId.indexOf(':');
+  return colon > 0 ? { scheduleId: runId.slice(0, colon), occurrence: runId.slice(colon + 1) } : null;
+}
+
+/**
+ * Why `runId`, as typed, cannot name a run (`{scheduleId}:{occurrence}`, the occurrence in any
+ * RFC 3339 spelling), or null when it can: said instead of "no such run".
+ */
+export function runIdProblem(runId: string): string | null {
+  const parts = runIdParts(runId);
+  if (!parts) return 'is not {scheduleId}:{occurrence}, as the tick answers and the logs show';
+  const occurrence = canonicalOccurrence(parts.occurrence);
+  return occurrence.ok ? null : `has an occurrence that cannot be read: ${occurrence.problem}`;
 }
 
 /** The payload of one dispatch message: one notification at one occurrence. */

@@ -58,7 +58,7 @@ describe('the built command, off the emulators', () => {
     const show = await runCli(['-p', 'demo-cli-fs', 'show', 'n-1'], env);
     expect(show.stderr).toBe('slack-fanout: notification n-1 does not exist\n');
     // redrive publishes too: without the Pub/Sub emulator it needs credentials.
-    const redrive = await runCli(['-p', 'demo-cli-fs', 'redrive', 'r-1'], env);
+    const redrive = await runCli(['-p', 'demo-cli-fs', 'redrive', 's_1:2030-01-01T00:00:00Z'], env);
     expect(redrive.stderr).toMatch(/^slack-fanout: no Google credentials/);
   });
 });
@@ -86,7 +86,7 @@ describe('the built command, with no emulator listening', () => {
       );
     }
     // redrive publishes too: Pub/Sub is checked first.
-    const redrive = await runCli(['-p', 'demo-cli-down', 'redrive', 'r-1'], env);
+    const redrive = await runCli(['-p', 'demo-cli-down', 'redrive', 's_1:2030-01-01T00:00:00Z'], env);
     expect(redrive.code).toBe(1);
     expect(redrive.stderr).toMatch(/^slack-fanout: cannot reach Pub\/Sub at PUBSUB_EMULATOR_HOST=127\.0\.0\.1:\d+: /);
   });
@@ -167,6 +167,20 @@ describe('exit codes', () => {
         );
       });
       expect([args, res.status]).toEqual([args, String(code)]);
+    }
+  });
+
+  it('run and redrive name a run id whose occurrence cannot be read, instead of saying no such run', async () => {
+    const env = {
+      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+      PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
+    };
+    for (const command of ['run', 'redrive']) {
+      const res = await runCli(['-p', 'demo-cli-codes', command, 's_1:2030-01-01T10:33Z'], env);
+      expect([command, res.code]).toEqual([command, 2]);
+      expect(res.stderr).toBe(
+        'slack-fanout: run id "s_1:2030-01-01T10:33Z" has an occurrence that cannot be read: "2030-01-01T10:33Z" is not an RFC 3339 date-time like 2030-01-01T09:00:00.000Z\n',
+      );
     }
   });
 
