@@ -43,7 +43,13 @@ import {
 } from '../shared/notifications';
 import { createPubSub, pagePublisher } from '../shared/pubsub';
 import { QUERIES } from '../shared/queries';
-import { firestoreRedriveLedger, redrivable, redriveRun, runSummary } from '../shared/redrive';
+import {
+  firestoreRedriveLedger,
+  REDRIVE_STRANDED_AFTER_MS,
+  redrivable,
+  redriveRun,
+  runSummary,
+} from '../shared/redrive';
 import { dashboardUrlProblem } from '../shared/report';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 
@@ -671,10 +677,18 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
     const total = (await pausedQuery(db, selector).count().get()).data().count;
     if (tty) bar.start(total, 0, { resumed: 0, skipped: 0, failed: 0 });
     else process.stderr.write(`resume: ${total} to ${dryRun ? 'count' : 'resume'}\n`);
+    // Ctrl-C says how far it got: resuming is safe to run again, whatever was left.
+    let sofar = 'nothing resumed yet';
+    process.once('SIGINT', () => {
+      if (tty) bar.stop();
+      process.stderr.write(`resume: interrupted: ${sofar} (running it again is safe)\n`);
+      process.exit(EXIT.interrupted);
+    });
     result = await resumePaused(db, selector, {
       dryRun,
       pageSize,
       onProgress: (p) => {
+        sofar = `${p.matched} of ${total} read, ${p.resumed} resumed, ${p.skipped} skipped, ${p.failed} failed`;
         if (tty) bar.update(p.matched, { resumed: p.resumed, skipped: p.skipped, failed: p.failed });
         else {
           process.stderr.write(
@@ -1115,17 +1129,41 @@ is still dead for the next run.`,
             `run ${runId} does not exist, and no delivery of it is dead, or reopened by a redrive and not yet published`,
           );
         }
+        // Ctrl-C stops after the page under way, which is published or put back to dead, and
+        // says so; a second stops at once, leaving that page to a later redrive.
+        let draining = false;
+        let sofar = 'nothing redriven yet';
+        const onSigint = () => {
+          draining = true;
+          process.stderr.write('redrive: stopping after the page under way (Ctrl-C again stops at once)\n');
+          process.once('SIGINT', () => {
+            process.stderr.write(
+              `redrive: interrupted: ${sofar}; a page being published is left reopened, and a redrive after ${REDRIVE_STRANDED_AFTER_MS / 60_000} minutes takes it over\n`,
+            );
+            process.exit(EXIT.interrupted);
+          });
+        };
+        process.once('SIGINT', onSigint);
         const result = await redriveRun(runId, {
           ledger: firestoreRedriveLedger(store),
           publisher,
+          isDraining: () => draining,
           // Logs go to stderr: stdout holds the result alone, for scripts.
           log: createLogger({ service: 'cli', level: 'warn', destination: pino.destination(2) }),
           pageSize: o.pageSize,
           onProgress: (r) => {
-            process.stderr.write(`redrive: ${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed so far\n`);
+            sofar = `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed`;
+            process.stderr.write(`redrive: ${sofar} so far\n`);
           },
         });
+        process.removeListener('SIGINT', onSigint);
         print(result);
+        if (result.interrupted) {
+          process.stderr.write(
+            'redrive: interrupted: what it had not reached is still dead (running it again is safe)\n',
+          );
+          process.exitCode = EXIT.interrupted;
+        }
         if (result.waiting > 0) {
           process.stderr.write(
             `redrive: ${result.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${result.waitingUntil} takes them over\n`,

@@ -9,6 +9,7 @@ import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { accountSchema } from '../shared/model';
 import { saveNotifications, setNotificationEnabled } from '../shared/notifications';
+import { createPubSub } from '../shared/pubsub';
 import { RUN_RECORD_GONE } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
 import { notification } from './helpers';
@@ -284,6 +285,64 @@ describe('redrive, on the emulators', () => {
     });
     expect(res.stderr).toContain('redrive publish failed');
     expect(res.stderr).toContain('redrive: 0 redriven, 0 skipped, 1 failed so far');
+  });
+});
+
+describe('redrive interrupted, on the emulators', () => {
+  it('Ctrl-C stops after the page under way, says so, and leaves the rest dead; exit 130', async () => {
+    const projectId = 'demo-cli-redrive-int';
+    const occurrence = '2030-01-01T00:00:00.000Z';
+    const runId = `s_int:${occurrence}`;
+    const n = 300;
+    const pubsub = createPubSub(projectId);
+    await pubsub.createTopic('slack-fanout-dispatch');
+    await pubsub.close();
+    const db = createFirestore(projectId);
+    try {
+      await db.doc(`runs/${runId}`).set({ scheduleId: 's_int', occurrence, status: 'done' });
+      const writer = db.bulkWriter();
+      for (let i = 0; i < n; i++) {
+        void writer.set(db.doc(`deliveries/n-${i}:${occurrence}`), {
+          notificationId: `n-${i}`,
+          occurrence,
+          runId,
+          status: 'dead',
+          attempts: 10,
+        });
+      }
+      await writer.close();
+      const env = {
+        PATH: process.env.PATH ?? '',
+        HOME: mkdtempSync(join(tmpdir(), 'no-adc-')),
+        FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+        PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
+      };
+      const child = spawn(process.execPath, [CLI, '-p', projectId, 'redrive', runId, '--page-size', '1'], { env });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('so far') && !child.killed) child.kill('SIGINT');
+      });
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      expect(code).toBe(130);
+      expect(stderr).toContain('redrive: stopping after the page under way (Ctrl-C again stops at once)');
+      expect(stderr).toContain(
+        'redrive: interrupted: what it had not reached is still dead (running it again is safe)',
+      );
+      const result = JSON.parse(stdout) as { redriven: number; interrupted?: boolean };
+      expect(result.interrupted).toBe(true);
+      expect(result.redriven).toBeGreaterThan(0);
+      expect(result.redriven).toBeLessThan(n);
+      // What it reopened it published; the rest is still dead, for the next redrive.
+      const dead = (await db.collection('deliveries').where('status', '==', 'dead').count().get()).data().count;
+      expect(dead).toBe(n - result.redriven);
+    } finally {
+      await db.terminate();
+    }
   });
 });
 
