@@ -4,7 +4,7 @@ import { createFirestore, firestoreReady } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
 import { createPubSub, dispatchTopic, pagePublisher, topicReady } from '../shared/pubsub';
-import { createLifecycle, serve } from '../shared/service';
+import { createLifecycle, REDRIVE_PAGE_TIMEOUT_MS, serve } from '../shared/service';
 import { firestoreAdminPorts } from './admin';
 import { createApp } from './app';
 
@@ -23,13 +23,17 @@ function main(): void {
   const store = new FirestoreStore(db);
   const lifecycle = createLifecycle(log);
   const publisher = pagePublisher(pubsub, config.dispatchTopic);
+  // A redrive's page must fail, and be put back to dead, within the shutdown's grace, so that a
+  // redrive stopped by a shutdown still answers; a tick's pages keep the longer timeout (a tick
+  // cut short is sent again by Cloud Scheduler, and resumes from its checkpoint).
+  const redrivePublisher = pagePublisher(pubsub, config.dispatchTopic, { timeoutMs: REDRIVE_PAGE_TIMEOUT_MS });
   const app = createApp({
     log,
     projectId: config.projectId,
     runs: store,
     publisher,
     ...(guards.invoker ? { tickAuth: guards.invoker } : {}),
-    admin: { auth: guards.admin, ...firestoreAdminPorts(db, store, publisher, log, lifecycle.isDraining) },
+    admin: { auth: guards.admin, ...firestoreAdminPorts(db, store, redrivePublisher, log, lifecycle.isDraining) },
     pageSize: config.dispatchPageSize,
     scheduleConcurrency: config.dispatchScheduleConcurrency,
     pagesInFlight: config.dispatchPagesInFlight,
@@ -40,7 +44,7 @@ function main(): void {
     readiness: { firestore: firestoreReady(db), pubsub: topicReady(topic) },
   });
   serve(app, { port: config.port, host: config.host }, log, lifecycle, async () => {
-    await publisher.close();
+    await Promise.all([publisher.close(), redrivePublisher.close()]);
     await pubsub.close();
     await db.terminate();
   });

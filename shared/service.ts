@@ -5,6 +5,12 @@ import type { Logger } from './logger';
 
 /** Cloud Run sends SIGTERM and kills the instance 10 s later; in-flight work gets 8 s of that. */
 export const SHUTDOWN_GRACE_MS = 8000;
+/**
+ * The longest a redrive's page may take to publish: a page that fails is put back to dead and
+ * the redrive answers, all within SHUTDOWN_GRACE_MS, so a redrive that a shutdown stops still
+ * answers its caller.
+ */
+export const REDRIVE_PAGE_TIMEOUT_MS = SHUTDOWN_GRACE_MS - 3000;
 /** Then closing the clients gets at most this long: a client waiting on a stream cut short must not keep the process past Cloud Run's kill. */
 export const CLOSE_GRACE_MS = 1500;
 
