@@ -16,7 +16,9 @@ import {
   parseNotificationsFile,
   progressOf,
   readText,
+  SILENCE_WARNING_MS,
   STALL_TIMEOUT_SECONDS,
+  silenceWarning,
   stallWatch,
   whereService,
 } from './slack-fanout';
@@ -570,6 +572,41 @@ describe('pause --reason, as typed', () => {
     // Past the check the command dials Firestore (nothing listens there): not a reason problem.
     expect(await parse('🙂'.repeat(500))).not.toMatch(/characters/);
     expect(await parse('🙂'.repeat(501))).toContain('expected 1 to 500 characters, got 501');
+  });
+});
+
+describe('silenceWarning (a bulk resume or redrive whose Firestore or Pub/Sub stops answering)', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  test('says every 30 s without a finished page what it waits on, starts over on progress, and never gives up', () => {
+    const lines: string[] = [];
+    const write = jest.spyOn(process.stderr, 'write').mockImplementation((chunk) => lines.push(String(chunk)) > 0);
+    const env = { ...process.env };
+    process.env.FIRESTORE_EMULATOR_HOST = '127.0.0.1:9';
+    process.env.PUBSUB_EMULATOR_HOST = '127.0.0.1:10';
+    try {
+      const watch = silenceWarning('redrive', 'page', 'my-project');
+      jest.advanceTimersByTime(29_000);
+      expect(lines).toEqual([]);
+      jest.advanceTimersByTime(2_000);
+      expect(lines).toEqual([
+        'redrive: no page has finished for 30 s (Firestore at FIRESTORE_EMULATOR_HOST=127.0.0.1:9, Pub/Sub at PUBSUB_EMULATOR_HOST=127.0.0.1:10); still waiting (Ctrl-C stops; running it again is safe)\n',
+      ]);
+      watch.moved();
+      jest.advanceTimersByTime(29_000);
+      expect(lines).toHaveLength(1);
+      jest.advanceTimersByTime(600_000);
+      expect(lines.length).toBeGreaterThan(10);
+      watch.stop();
+      const after = lines.length;
+      jest.advanceTimersByTime(120_000);
+      expect(lines).toHaveLength(after);
+      expect(SILENCE_WARNING_MS).toBe(30_000);
+    } finally {
+      write.mockRestore();
+      process.env = env;
+    }
   });
 });
 

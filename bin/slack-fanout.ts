@@ -571,6 +571,27 @@ export function stallWatch(o: {
   };
 }
 
+/** How long a bulk command (resume, redrive) may go without finishing a page before it says so. */
+export const SILENCE_WARNING_MS = 30_000;
+
+/**
+ * Says on stderr, every SILENCE_WARNING_MS without a finished page, that a bulk command is still
+ * waiting and on what: a Firestore or Pub/Sub that stops answering mid-command would otherwise
+ * leave it silent for minutes while the clients retry.
+ */
+export function silenceWarning(command: string, unit: string, projectId: string): StallWatch {
+  const where = `Firestore at ${whereService('Firestore', projectId)}${command === 'redrive' ? `, Pub/Sub at ${whereService('Pub/Sub', projectId)}` : ''}`;
+  return stallWatch({
+    timeoutMs: Number.POSITIVE_INFINITY,
+    warnEveryMs: SILENCE_WARNING_MS,
+    warn: (ms) =>
+      process.stderr.write(
+        `${command}: no ${unit} has finished for ${Math.round(ms / 1000)} s (${where}); still waiting (Ctrl-C stops; running it again is safe)\n`,
+      ),
+    giveUp: () => undefined,
+  });
+}
+
 const STALL_HELP = `When no write finishes for 30 s (Firestore stopped answering; a third of --stall-timeout if
 that is shorter), it says so, again at each such interval, and after --stall-timeout seconds of
 it stops: says how many were saved, exit 1 (saving again is safe).`;
@@ -672,6 +693,7 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
     hideCursor: true,
   });
   let result: ResumePausedResult;
+  let stall: StallWatch | undefined;
   try {
     // The total is an estimate for the bar: what is paused or resumed meanwhile moves it.
     const total = (await pausedQuery(db, selector).count().get()).data().count;
@@ -684,10 +706,12 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
       process.stderr.write(`resume: interrupted: ${sofar} (running it again is safe)\n`);
       process.exit(EXIT.interrupted);
     });
+    stall = silenceWarning('resume', 'page', projectId);
     result = await resumePaused(db, selector, {
       dryRun,
       pageSize,
       onProgress: (p) => {
+        stall?.moved();
         sofar = `${p.matched} of ${total} read, ${p.resumed} resumed, ${p.skipped} skipped, ${p.failed} failed`;
         if (tty) bar.update(p.matched, { resumed: p.resumed, skipped: p.skipped, failed: p.failed });
         else {
@@ -698,6 +722,7 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
       },
     });
   } finally {
+    stall?.stop();
     if (tty) bar.stop();
     await db.terminate();
   }
@@ -1144,6 +1169,7 @@ is still dead for the next run.`,
           });
         };
         process.once('SIGINT', onSigint);
+        const stall = silenceWarning('redrive', 'page', projectId);
         const result = await redriveRun(runId, {
           ledger: firestoreRedriveLedger(store),
           publisher,
@@ -1152,10 +1178,12 @@ is still dead for the next run.`,
           log: createLogger({ service: 'cli', level: 'warn', destination: pino.destination(2) }),
           pageSize: o.pageSize,
           onProgress: (r) => {
+            stall.moved();
             sofar = `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed`;
             process.stderr.write(`redrive: ${sofar} so far\n`);
           },
         });
+        stall.stop();
         process.removeListener('SIGINT', onSigint);
         print(result);
         if (result.interrupted) {
