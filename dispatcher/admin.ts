@@ -11,7 +11,7 @@ import { callerOf } from '../shared/auth';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
 import { jsonBody, methodNotAllowed, requireJson } from '../shared/http';
 import type { Logger } from '../shared/logger';
-import { canonicalRunId } from '../shared/messages';
+import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
   characterCount,
   type DeliveryStatus,
@@ -210,7 +210,13 @@ export function adminRouter(deps: AdminDeps): Router {
   for (const param of ['id', 'runId']) {
     router.param(param, (_req, res, next, value: string) => {
       const problem = documentIdProblem(value);
-      if (problem) invalid(res, param, `${param} ${JSON.stringify(excerpt(value))}: ${problem}`);
+      if (problem) {
+        invalid(res, param, `${param} ${JSON.stringify(excerpt(value))}: ${problem}`);
+        return;
+      }
+      // A run id whose occurrence cannot be read names no run: said, rather than "not found".
+      const runProblem = param === 'runId' ? runIdProblem(value) : null;
+      if (runProblem) invalid(res, param, `${param} ${JSON.stringify(excerpt(value))} ${runProblem}`);
       else next();
     });
   }

@@ -136,7 +136,7 @@ describe('admin API: authentication', () => {
   });
 
   test('answers admins with no-store', async () => {
-    const res = await request(app).get('/admin/runs/x').set('authorization', bearer());
+    const res = await request(app).get('/admin/runs/s_1:2030-01-01T00:00:00.000Z').set('authorization', bearer());
     expect(res.status).toBe(200);
     expect(res.headers['cache-control']).toBe('no-store');
   });
@@ -155,6 +155,8 @@ describe('admin API: requests (fake ports)', () => {
     ['put', '/admin/notifications/__x__', 'id', 'reserved'],
     ['get', `/admin/runs/${'r'.repeat(1600)}`, 'runId', 'longer than 1500 bytes'],
     ['post', '/admin/runs/__r__/redrive', 'runId', 'reserved'],
+    ['get', '/admin/runs/s_1:2030-01-01T10:33Z', 'runId', 'has an occurrence that cannot be read'],
+    ['post', '/admin/runs/r-1/redrive', 'runId', 'is not {scheduleId}:{occurrence}'],
   ] as const)(
     '%s %s: an id that cannot be a document is refused (400) before any port is called',
     async (method, path, field, why) => {
@@ -342,8 +344,8 @@ describe('admin API: requests (fake ports)', () => {
     };
     expect(await asked('patch', '/admin/notifications/n-1')).toEqual({ status: 405, allow: 'GET, PUT, DELETE, HEAD' });
     expect(await asked('get', '/admin/notifications/n-1/pause')).toEqual({ status: 405, allow: 'POST' });
-    expect(await asked('get', '/admin/runs/r-1/redrive')).toEqual({ status: 405, allow: 'POST' });
-    expect(await asked('post', '/admin/runs/r-1')).toEqual({ status: 405, allow: 'GET, HEAD' });
+    expect(await asked('get', '/admin/runs/s_1:2030-01-01T00:00:00Z/redrive')).toEqual({ status: 405, allow: 'POST' });
+    expect(await asked('post', '/admin/runs/s_1:2030-01-01T00:00:00Z')).toEqual({ status: 405, allow: 'GET, HEAD' });
     expect(await asked('get', '/admin/paused/resume')).toEqual({ status: 405, allow: 'POST' });
     expect(await asked('patch', '/status')).toEqual({ status: 405, allow: 'GET, HEAD' });
     expect((await asked('get', '/admin/nope')).status).toBe(404);
@@ -457,7 +459,7 @@ describe('admin API: requests (fake ports)', () => {
       }),
       log,
     );
-    const res = await request(app).get('/admin/runs/x').set('authorization', bearer());
+    const res = await request(app).get('/admin/runs/s_1:2030-01-01T00:00:00.000Z').set('authorization', bearer());
     expect(res.status).toBe(500);
     expect(res.body).toEqual({ error: 'internal_error' });
     expect(res.text).not.toMatch(/exploded|at |\.ts:/);
