@@ -401,8 +401,13 @@ test('serviceGuards hands the trust to both guards: a stripped token reaches /ti
     `Bearer ${google.sign({ aud: AUDIENCE, email }).replace(/[^.]+$/, SIGNATURE_REMOVED)}`;
   expect((await request(app).post('/tick').set('authorization', strip(TICK_SA)).send({})).status).toBe(200);
   expect((await request(app).post('/tick').set('authorization', strip('ops@acme.example')).send({})).status).toBe(403);
-  expect((await request(app).get('/admin/runs/x').set('authorization', strip('ops@acme.example'))).status).toBe(404);
-  expect((await request(app).get('/admin/runs/x').set('authorization', strip(TICK_SA))).status).toBe(403);
+  expect(
+    (await request(app).get('/admin/runs/s_1:2030-01-01T00:00:00Z').set('authorization', strip('ops@acme.example')))
+      .status,
+  ).toBe(404);
+  expect(
+    (await request(app).get('/admin/runs/s_1:2030-01-01T00:00:00Z').set('authorization', strip(TICK_SA))).status,
+  ).toBe(403);
 });
 
 describe('a verified token’s times', () => {
@@ -542,7 +547,7 @@ describe('auth configuration', () => {
       },
     });
     expect((await request(app).post('/tick').send({})).status).toBe(200);
-    for (const path of ['/status', '/admin/runs/x']) {
+    for (const path of ['/status', '/admin/runs/s_1:2030-01-01T00:00:00Z']) {
       const res = await request(app).get(path);
       // The answer says why, and no cache keeps it.
       expect({ path, status: res.status, body: res.body, cache: res.headers['cache-control'] }).toEqual({
