@@ -571,7 +571,7 @@ export function stallWatch(o: {
   };
 }
 
-/** How long a bulk command (resume, redrive) may go without finishing a page before it says so. */
+/** How long a bulk command (resume, redrive, reindex) may go without finishing a page before it says so. */
 export const SILENCE_WARNING_MS = 30_000;
 
 /**
@@ -919,7 +919,8 @@ Progress on stderr: a bar on a terminal, a line every few seconds otherwise. Int
 it again is safe.`,
     )
     .action(async () => {
-      const db = await openFirestore(projectOf(program.opts()));
+      const projectId = projectOf(program.opts());
+      const db = await openFirestore(projectId);
       let progress: Progress | undefined;
       let total: number | undefined;
       let scanned = 0;
@@ -935,18 +936,21 @@ it again is safe.`,
         process.exit(EXIT.interrupted);
       };
       process.once('SIGINT', interrupted);
+      const stall = silenceWarning('reindex', 'page', projectId);
       let result: Awaited<ReturnType<typeof reindexNotifications>>;
       try {
         total = (await db.collection(COLLECTIONS.notifications).count().get()).data().count;
         progress = progressOf({ command: 'reindex', total, noun: 'notifications', start: 'to scan', verb: 'scanned' });
         result = await reindexNotifications(db, {
           onProgress: (n) => {
+            stall.moved();
             scanned = n;
             progress?.update(n);
           },
         });
         finished = true;
       } finally {
+        stall.stop();
         process.off('SIGINT', interrupted);
         progress?.stop(finished);
         await db.terminate();
