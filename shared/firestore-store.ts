@@ -8,10 +8,10 @@ import {
   Timestamp,
   type Transaction,
 } from '@google-cloud/firestore';
+import { deliveryClaimStep, freshClaim, holdsClaim } from './delivery-claim';
 import { DIRECT_CALLS, type DocumentCalls, FirestoreCoalescer } from './firestore-batching';
 import { type IndexBucket, indexedSchedule, membersOf, pagesOfBuckets, writeIndexChanges } from './members';
 import {
-  claimHeld,
   type DeliveryDoc,
   type DeliveryStatus,
   deadClaimUpdate,
@@ -19,8 +19,6 @@ import {
   endsDelivery,
   liveClaim,
   permanentFailureUpdate,
-  postTargetsAfter,
-  postTargetsOf,
   type RunDoc,
 } from './model';
 import type {
@@ -399,91 +397,25 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
 
   async claim(req: ClaimRequest): Promise<DeliveryClaim> {
     const ref = this.deliveries().doc(req.deliveryId);
-    const claimExpiresAt = new Date(req.now.getTime() + req.ttlMs);
-    const fresh: DeliveryDoc = {
-      notificationId: req.notificationId,
-      occurrence: req.occurrence,
-      runId: req.runId,
-      status: 'sending',
-      attempts: 1,
-      claimedBy: req.owner,
-      claimExpiresAt,
-      outcomeUnknown: false,
-      publishedAt: req.publishedAt,
-      firstAttemptAt: req.now,
-      updatedAt: req.now,
-      expireAt: expiryFrom(req.now),
-      postTargets: postTargetsAfter([], req.target ?? null),
-    };
+    const fresh = freshClaim(req);
+    const created = { ...fresh.doc, expireAt: expiryFrom(req.now) };
     try {
       // The common path: one write, no read.
-      await this.calls.create(ref, fresh);
-      return {
-        kind: 'claimed',
-        attempts: 1,
-        outcomeUnknown: false,
-        firstAttemptAt: req.now,
-        claimExpiresAt,
-        earlierTargets: [],
-      };
+      await this.calls.create(ref, created);
+      return fresh.claim;
     } catch (err) {
       if ((err as { code?: number }).code !== 6 /* ALREADY_EXISTS */) throw err;
     }
     return this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       if (!snap.exists) {
-        tx.create(ref, fresh);
-        return {
-          kind: 'claimed',
-          attempts: 1,
-          outcomeUnknown: false,
-          firstAttemptAt: req.now,
-          claimExpiresAt,
-          earlierTargets: [],
-        } as const;
+        tx.create(ref, created);
+        return fresh.claim;
       }
-      const d = fromDoc<DeliveryDoc>(snap.data() ?? {});
-      const earlierTargets = postTargetsOf(d);
-      if (endsDelivery(d)) return { kind: 'final', status: d.status } as const;
-      if (d.status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {
-        // Our own create, which landed although its answer was lost and it was retried: the
-        // claim (the owner token is this attempt's alone) is this attempt's.
-        return {
-          kind: 'claimed',
-          attempts: d.attempts ?? 1,
-          outcomeUnknown: Boolean(d.outcomeUnknown),
-          firstAttemptAt: d.firstAttemptAt ?? req.now,
-          claimExpiresAt: d.claimExpiresAt,
-          earlierTargets,
-        } as const;
-      }
-      const held = claimHeld(d, req.now);
-      if (held) return { kind: 'busy', claimExpiresAt: held } as const;
-      const attempts = (d.attempts ?? 0) + 1;
-      tx.update(ref, {
-        status: 'sending',
-        attempts,
-        claimedBy: req.owner,
-        claimExpiresAt,
-        updatedAt: req.now,
-        // A record created by a dead-letter or invalid-input path may lack these.
-        notificationId: req.notificationId,
-        occurrence: req.occurrence,
-        runId: req.runId,
-        firstAttemptAt: d.firstAttemptAt ?? req.now,
-        postTargets: postTargetsAfter(earlierTargets, req.target ?? null),
-        // A redriven message arrived: its redrive is no longer waiting to publish it.
-        redrivePending: FieldValue.delete(),
-      });
-      return {
-        kind: 'claimed',
-        attempts,
-        // A claim that expired mid-call may have posted: check before posting again.
-        outcomeUnknown: Boolean(d.outcomeUnknown) || d.status === 'sending',
-        firstAttemptAt: d.firstAttemptAt ?? req.now,
-        claimExpiresAt,
-        earlierTargets,
-      } as const;
+      const step = deliveryClaimStep(fromDoc<DeliveryDoc>(snap.data() ?? {}), req);
+      if (step.kind !== 'claimed') return step;
+      if (step.update) tx.update(ref, { ...step.update, redrivePending: FieldValue.delete() });
+      return step.claim;
     });
   }
 
@@ -550,7 +482,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     const ref = this.deliveries().doc(deliveryId);
     return this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
-      if (snap.get('status') !== 'sending' || snap.get('claimedBy') !== claimedBy) return false;
+      if (!holdsClaim(snap.data(), claimedBy)) return false;
       tx.update(ref, { claimExpiresAt: until, updatedAt: now });
       return true;
     });

@@ -1,6 +1,6 @@
+import { deliveryClaimStep, freshClaim, holdsClaim } from './delivery-claim';
 import { bucketOf, pagesOfBuckets } from './members';
 import {
-  claimHeld,
   type DeliveryDoc,
   type DeliveryError,
   type DeliveryStatus,
@@ -9,8 +9,6 @@ import {
   endsDelivery,
   liveClaim,
   permanentFailureUpdate,
-  postTargetsAfter,
-  postTargetsOf,
   type RunDoc,
   type ScheduleDoc,
 } from './model';
@@ -272,76 +270,20 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
   // ---- DeliveryLedger ----
 
   async claim(req: ClaimRequest): Promise<DeliveryClaim> {
-    const claimExpiresAt = new Date(req.now.getTime() + req.ttlMs);
     const d = this.deliveryDocs.get(req.deliveryId);
     if (!d) {
-      this.deliveryDocs.set(req.deliveryId, {
-        notificationId: req.notificationId,
-        occurrence: req.occurrence,
-        runId: req.runId,
-        status: 'sending',
-        attempts: 1,
-        claimedBy: req.owner,
-        claimExpiresAt,
-        outcomeUnknown: false,
-        publishedAt: req.publishedAt,
-        firstAttemptAt: req.now,
-        updatedAt: req.now,
-        postTargets: postTargetsAfter([], req.target ?? null),
-      });
-      return {
-        kind: 'claimed',
-        attempts: 1,
-        outcomeUnknown: false,
-        firstAttemptAt: req.now,
-        claimExpiresAt,
-        earlierTargets: [],
-      };
+      const fresh = freshClaim(req);
+      this.deliveryDocs.set(req.deliveryId, { ...copy(fresh.doc) });
+      return copy(fresh.claim);
     }
-    const earlierTargets = postTargetsOf(d).map((t) => ({ ...t }));
-    const status = d.status as DeliveryStatus;
-    if (endsDelivery(d)) {
-      return { kind: 'final', status };
+    const step = deliveryClaimStep(d, req);
+    if (step.kind !== 'claimed') return copy(step);
+    if (step.update) {
+      // As FirestoreStore: a redriven message arrived, so its redrive is no longer waiting to publish it.
+      const { redrivePending: _published, ...rest } = d;
+      this.deliveryDocs.set(req.deliveryId, { ...rest, ...copy(step.update) });
     }
-    if (status === 'sending' && d.claimedBy === req.owner && d.claimExpiresAt) {
-      // As FirestoreStore: this attempt's own create, retried after it had landed.
-      return {
-        kind: 'claimed',
-        attempts: d.attempts ?? 1,
-        outcomeUnknown: Boolean(d.outcomeUnknown),
-        firstAttemptAt: new Date((d.firstAttemptAt ?? req.now).getTime()),
-        claimExpiresAt: new Date(d.claimExpiresAt.getTime()),
-        earlierTargets,
-      };
-    }
-    const held = claimHeld(d, req.now);
-    if (held) return { kind: 'busy', claimExpiresAt: new Date(held.getTime()) };
-    const attempts = (d.attempts ?? 0) + 1;
-    const firstAttemptAt = d.firstAttemptAt ?? req.now;
-    // As FirestoreStore: a redriven message arrived, so its redrive is no longer waiting to publish it.
-    const { redrivePending: _published, ...rest } = d;
-    this.deliveryDocs.set(req.deliveryId, {
-      ...rest,
-      status: 'sending',
-      attempts,
-      claimedBy: req.owner,
-      claimExpiresAt,
-      updatedAt: req.now,
-      notificationId: req.notificationId,
-      occurrence: req.occurrence,
-      runId: req.runId,
-      firstAttemptAt,
-      postTargets: postTargetsAfter(earlierTargets, req.target ?? null),
-    });
-    return {
-      kind: 'claimed',
-      attempts,
-      // A claim that expired mid-call may have posted: check before posting again.
-      outcomeUnknown: Boolean(d.outcomeUnknown) || status === 'sending',
-      firstAttemptAt: new Date(firstAttemptAt.getTime()),
-      claimExpiresAt,
-      earlierTargets,
-    };
+    return copy(step.claim);
   }
 
   private update(deliveryId: string, fields: StoredDelivery): void {
@@ -402,8 +344,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
   }
 
   async renewClaim(deliveryId: string, claimedBy: string, until: Date, now: Date): Promise<boolean> {
-    const d = this.deliveryDocs.get(deliveryId);
-    if (d?.status !== 'sending' || d.claimedBy !== claimedBy) return false;
+    if (!holdsClaim(this.deliveryDocs.get(deliveryId), claimedBy)) return false;
     this.update(deliveryId, { claimExpiresAt: new Date(until.getTime()), updatedAt: now });
     return true;
   }
