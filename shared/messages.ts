@@ -7,6 +7,14 @@ const rfc3339 = z.iso.datetime({ offset: true });
 const CANONICAL = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /**
+ * An RFC 3339 date-time (already checked as one) as milliseconds, its fraction cut to three
+ * digits (V8 misreads longer fractions of years before 1970); NaN for no calendar instant.
+ */
+function rfc3339Millis(s: string): number {
+  return Date.parse(s.replace(/\.(\d+)/, (_all, f: string) => `.${f.slice(0, 3).padEnd(3, '0')}`));
+}
+
+/**
  * The one spelling of an occurrence: `Date.prototype.toISOString()`'s (UTC, milliseconds,
  * 24 characters), which the dispatcher writes and the ledger keys (`{notificationId}:{occurrence}`)
  * and run ids (`{scheduleId}:{occurrence}`) are built from. Any RFC 3339 spelling of an instant
@@ -30,8 +38,7 @@ export function canonicalOccurrence(s: string): { ok: true; occurrence: string }
   if (!rfc3339.safeParse(upper).success) return bad('is not an RFC 3339 date-time like 2030-01-01T09:00:00.000Z');
   const fraction = /\.(\d+)/.exec(upper)?.[1] ?? '';
   if (/[1-9]/.test(fraction.slice(3))) return bad('has sub-millisecond digits that are not zero');
-  // Parsed with exactly three fraction digits: V8 misreads longer fractions of years before 1970.
-  const at = Date.parse(upper.replace(/\.(\d+)/, (_all, f: string) => `.${f.slice(0, 3).padEnd(3, '0')}`));
+  const at = rfc3339Millis(upper);
   if (!Number.isFinite(at)) return bad('is not a valid calendar date and time');
   const occurrence = new Date(at).toISOString();
   // Outside 0000–9999 the canonical form grows a sign and two digits.
@@ -53,8 +60,7 @@ export function pubsubTime(value: unknown): Date | null {
   if (typeof value !== 'string' || value === '') return null;
   const upper = value.toUpperCase();
   if (!rfc3339.safeParse(upper).success) return null;
-  // Parsed with exactly three fraction digits, as in canonicalOccurrence.
-  const at = Date.parse(upper.replace(/\.(\d+)/, (_all, f: string) => `.${f.slice(0, 3).padEnd(3, '0')}`));
+  const at = rfc3339Millis(upper);
   return Number.isFinite(at) && at >= FIRESTORE_MIN_MS && at <= FIRESTORE_MAX_MS ? new Date(at) : null;
 }
 
@@ -76,10 +82,8 @@ export function canonicalRunId(runId: string): string {
  * space stand for the `T` (its section 5.6), as people often type it.
  */
 function runIdParts(runId: string): { scheduleId: string; occurrence: string } | null {
-  const dated = /^(.+?):(\d{4}-\d{2}-\d{2})[ ](.*)$/.exec(runId) ?? /^(.+?):(\d{4}-\d{2}-\d{2}[Tt].*)$/.exec(runId);
-  if (dated?.[1] && dated[2]) {
-    return { scheduleId: dated[1], occurrence: dated[3] === undefined ? dated[2] : `${dated[2]}T${dated[3]}` };
-  }
+  const dated = /^(.+?):(\d{4}-\d{2}-\d{2})[Tt ](.*)$/.exec(runId);
+  if (dated?.[1] && dated[2]) return { scheduleId: dated[1], occurrence: `${dated[2]}T${dated[3] ?? ''}` };
   const colon = runId.indexOf(':');
   return colon > 0 ? { scheduleId: runId.slice(0, colon), occurrence: runId.slice(colon + 1) } : null;
 }
