@@ -1,7 +1,7 @@
 import { accessSync, constants as fsConstants, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { dirname, join, resolve } from 'node:path';
+import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
 import { startEmulators } from '../dev/emulators';
 import { ROOT } from '../dev/processes';
 import { SlackStandIn } from '../dev/slack-standin';
@@ -36,6 +36,8 @@ const QUICK = { runs: 1, sizes: [500, 2000, 5000], e2e: 1000, capacityRequests: 
 const UNCAPPED_OLD_SPACE_MIB = 4096;
 /** The dispatcher's page size (DISPATCH_PAGE_SIZE default): messages per publish request. */
 const PAGE_SIZE = 1000;
+/** The exit code of a usage error, as the slack-fanout CLI and `npm start` give it. */
+const USAGE = 2;
 
 function intList(min: number, max: number) {
   const one = wholeNumber(min, max);
@@ -57,10 +59,38 @@ function outDir(value: string): string {
   return value;
 }
 
+/**
+ * Makes `dir` and its missing parents one level at a time. Node's own `recursive` spins for ever
+ * on a path no directory can be made in that says ENOENT for its parent even once it exists, as
+ * under /proc; this stops at the first level that cannot be made and throws its error.
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  let at = resolve(dir);
+  for (;;) {
+    try {
+      statSync(at);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(at) === at) throw err;
+      missing.unshift(at);
+      at = dirname(at);
+    }
+  }
+  for (const level of missing) {
+    try {
+      mkdirSync(level);
+    } catch (err) {
+      // Made meanwhile by someone else: as good.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
 /** Why results cannot be written under `dir` (made if missing), or null when they can. */
 function outProblem(dir: string): string | null {
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     if (!statSync(dir).isDirectory()) return 'it is not a directory';
     accessSync(dir, fsConstants.W_OK);
     return null;
@@ -145,7 +175,19 @@ export function parseArgs(argv: string[]): BenchOptions {
         .default('info'),
     )
     .option('--timeout <seconds>', 'longest wait for one run’s deliveries', wholeNumber(10, 86_400), 900)
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 done; 1 a failure while measuring (an emulator or a service that would not start or
+died, deliveries not in by --timeout); 2 a usage error (an unknown option, a bad value, an --out
+that cannot be written), before anything starts; 128 + the signal's number when stopped by one
+(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), after stopping everything it started.`,
+    )
     .showHelpAfterError()
+    // A usage error exits 2, as the slack-fanout CLI's and npm start's do; commander has printed it.
+    .exitOverride((err: CommanderError) => {
+      process.exit(err.exitCode === 0 ? 0 : USAGE);
+    })
     .parse(argv);
   const raw = program.opts<RawOptions>();
   const base = raw.quick ? QUICK : FULL;
@@ -206,7 +248,7 @@ async function main(): Promise<number> {
   const date = started.toISOString().slice(0, 10);
   const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '').toLowerCase();
   const tmpDir = join(opts.out, 'tmp', stamp);
-  mkdirSync(tmpDir, { recursive: true });
+  makeDirs(tmpDir);
   const has = (p: Phase) => opts.phases.includes(p);
 
   say(`slack-fanout benchmark${opts.quick ? ' (--quick)' : ''}: ${opts.phases.join(', ')}; ${opts.runs} run(s) each`);
@@ -402,7 +444,7 @@ async function main(): Promise<number> {
   results.targets = evaluateTargets(results);
   results.finishedAt = new Date().toISOString();
 
-  mkdirSync(opts.out, { recursive: true });
+  makeDirs(opts.out);
   const base = join(opts.out, resultsBaseName(opts, date));
   const table = markdown(results);
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
