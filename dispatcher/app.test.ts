@@ -88,6 +88,30 @@ describe('the 503s a tick and /readyz answer', () => {
     throw new Error(SECRET_TEXT);
   };
 
+  it.each([
+    ['JSON that is not an object', 'application/json', '42'],
+    ['a JSON string', 'application/json', '"tick"'],
+    ['JSON that does not parse', 'application/json', '{tick'],
+    ['plain text', 'text/plain', 'tick'],
+  ])(
+    'tick whatever body a Scheduler job was given (%s): the tick reads only its headers',
+    async (_what, type, body) => {
+      const { app } = appWith(new MemoryStore());
+      const res = await request(app).post('/tick').set('Content-Type', type).send(body);
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ tickTime: now.toISOString(), published: 0 });
+    },
+  );
+
+  it('refuse a tick body past 16 KB with 413', async () => {
+    const { app } = appWith(new MemoryStore());
+    const res = await request(app)
+      .post('/tick')
+      .set('Content-Type', 'text/plain')
+      .send('x'.repeat(17 * 1024));
+    expect(res.status).toBe(413);
+  });
+
   it('answer 405, with Allow: POST, for /tick asked with another method', async () => {
     const { app } = appWith(new MemoryStore());
     const res = await request(app).get('/tick');

@@ -4,7 +4,7 @@ import {
   baseApp,
   errorHandler,
   healthRoutes,
-  jsonBody,
+  ignoredBody,
   methodNotAllowed,
   notFound,
   publicChecks,
@@ -81,7 +81,8 @@ export function createApp(deps: DispatcherDeps): Express {
   app.use(['/admin', '/status'], draining);
 
   const guards: RequestHandler[] = deps.tickAuth ? [deps.tickAuth] : [];
-  app.post(TOPOLOGY.tickPath, ...guards, jsonBody('16kb'), draining, async (req, res) => {
+  // The tick reads only its headers: a body, JSON or not, is drained and passed over.
+  app.post(TOPOLOGY.tickPath, ...guards, ignoredBody('16kb'), draining, async (req, res) => {
     const tickTime = tickTimeOf(req.header('x-cloudscheduler-scheduletime'), clock());
     if ('error' in tickTime) {
       req.log.warn({ header: req.header('x-cloudscheduler-scheduletime') }, tickTime.error);

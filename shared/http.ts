@@ -35,6 +35,14 @@ export function jsonBody(limit = '256kb') {
 const JSON_TYPES = ['application/json', 'application/*+json'];
 
 /**
+ * Reads and drops a body the route does not use, whatever its type (a Cloud Scheduler job's
+ * body is whatever its owner typed), up to `limit`: past it, 413.
+ */
+export function ignoredBody(limit: string) {
+  return express.raw({ limit, type: () => true });
+}
+
+/**
  * Refuses a body that is not JSON with 415, where the route expects JSON. Without this,
  * `express.json` silently leaves a form or text body unparsed and the route sees none.
  */
