@@ -40,6 +40,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Why nothing can listen on 127.0.0.1:`port` now (in use, not allowed), or null when something can. */
+export async function portProblem(port: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', (err: NodeJS.ErrnoException) =>
+      resolve(err.code === 'EADDRINUSE' ? `127.0.0.1:${port} is in use` : `127.0.0.1:${port}: ${err.message}`),
+    );
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(null)));
+  });
+}
+
 /** The SDK's platform folder, where the emulators' own launchers live. */
 export function sdkPlatformDir(): string {
   const fromEnv = process.env.CLOUDSDK_ROOT_DIR;
@@ -113,7 +125,10 @@ async function waitForEmulator(e: Emulator, timeoutMs: number): Promise<void> {
   for (;;) {
     const log = launchLog(e);
     if (BIND_FAILED.test(log)) {
-      throw new PortTaken(`the ${e.name} emulator could not bind ${e.host} (its port was taken) (log: ${e.logFile})`);
+      throw new PortTaken(
+        `the ${e.name} emulator could not bind ${e.host} (its port was taken) (log: ${e.logFile})`,
+        e.name,
+      );
     }
     if (hasExited(e.child)) {
       throw fail(`process exited with code ${e.child.exitCode ?? e.child.signalCode} before serving on ${port}`);
@@ -177,6 +192,11 @@ export interface StartOptions {
   onProgress?: (line: string) => void;
   /** The Pub/Sub and Firestore ports of the first try (free ones otherwise), for tests. */
   ports?: [number, number];
+  /**
+   * Ports a user chose, kept on every try: one taken is an error that names it, not a reason to
+   * pick another (the variables they set for the CLI would point nowhere).
+   */
+  chosen?: { pubsub?: number; firestore?: number };
 }
 
 export async function startEmulators(opts: StartOptions = {}): Promise<Emulators> {
@@ -187,12 +207,25 @@ export async function startEmulators(opts: StartOptions = {}): Promise<Emulators
       // A port picked free can be taken before the emulator binds it (another process, or the
       // other emulator's own extra port): new ports, up to three tries.
       if (!(err instanceof PortTaken) || attempt >= 3) throw err;
+      const chosen = opts.chosen?.[err.emulator];
+      if (chosen !== undefined) {
+        throw new Error(
+          `the ${err.emulator} emulator could not listen on 127.0.0.1:${chosen}, the port chosen for it: it was taken`,
+        );
+      }
       opts.onProgress?.(`${err.message}; starting again on other ports`);
     }
   }
 }
 
-class PortTaken extends Error {}
+class PortTaken extends Error {
+  constructor(
+    message: string,
+    readonly emulator: Emulator['name'],
+  ) {
+    super(message);
+  }
+}
 
 /** What an emulator's log says when its port was taken. */
 const BIND_FAILED = /address already in use|BindException/i;
@@ -210,7 +243,10 @@ export function howExited(code: number | null, signal: NodeJS.Signals | null): s
 async function startEmulatorsOnce(opts: StartOptions, ports?: [number, number]): Promise<Emulators> {
   const platform = sdkPlatformDir();
   const logDir = opts.logDir ?? join(process.cwd(), '.emulators');
-  const [psPort, fsPort] = ports ?? [await freePort(), await freePort()];
+  const [psPort, fsPort] = ports ?? [
+    opts.chosen?.pubsub ?? (await freePort()),
+    opts.chosen?.firestore ?? (await freePort()),
+  ];
   opts.onProgress?.(
     `starting the Pub/Sub emulator on 127.0.0.1:${psPort} and the Firestore emulator on 127.0.0.1:${fsPort}`,
   );

@@ -12,7 +12,7 @@ import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
-import { type Emulators, hasExited, killGroup, startEmulators } from './emulators';
+import { type Emulators, hasExited, killGroup, portProblem, startEmulators } from './emulators';
 import { startFrontend } from './frontend';
 import { ROOT, startReaper, startService } from './processes';
 import { timeLeft } from './progress';
@@ -38,6 +38,9 @@ interface Options {
   channel?: string;
   interval: number;
   logLevel: string;
+  pubsubPort?: number;
+  firestorePort?: number;
+  dispatcherPort?: number;
 }
 
 /** The exit code of a usage error. */
@@ -66,6 +69,21 @@ function parseArgs(argv: string[]): Options {
       60,
     )
     .option('--channel <id>', 'a real Slack channel id for every demo notification (with SLACK_BOT_TOKEN)')
+    .option(
+      '--pubsub-port <port>',
+      'the Pub/Sub emulator on 127.0.0.1:<port>, so the CLI variables stay the same from run to run (default: a free port)',
+      positiveInt(65_535),
+    )
+    .option(
+      '--firestore-port <port>',
+      'the Firestore emulator on 127.0.0.1:<port> (default: a free port)',
+      positiveInt(65_535),
+    )
+    .option(
+      '--dispatcher-port <port>',
+      'the dispatcher (its status page and admin API) on 127.0.0.1:<port> (default: a free port; a restart keeps it)',
+      positiveInt(65_535),
+    )
     .addOption(
       new Option('--log-level <level>', "the services' log level (their logs go to .local/logs/)")
         .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
@@ -91,7 +109,34 @@ Exit codes: 0 done (with --once: every delivery reached a final state); 1 a fail
   if (slackToken() && !opts.channel) {
     program.error('SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id> for the demo notifications');
   }
+  const chosen = chosenPorts(opts);
+  for (const [i, [flag, port]] of chosen.entries()) {
+    const other = chosen.slice(0, i).find(([, p]) => p === port);
+    if (other) program.error(`${flag} ${port}: ${other[0]} is ${port} too; each needs a port of its own`);
+  }
   return opts;
+}
+
+/** The ports given on the command line, with the option that gave each. */
+function chosenPorts(opts: Options): [string, number][] {
+  const given: [string, number | undefined][] = [
+    ['--pubsub-port', opts.pubsubPort],
+    ['--firestore-port', opts.firestorePort],
+    ['--dispatcher-port', opts.dispatcherPort],
+  ];
+  return given.filter((g): g is [string, number] => g[1] !== undefined);
+}
+
+/**
+ * A usage error for a chosen port nothing can listen on now (another process has it), said
+ * before anything starts; null when every chosen port is free.
+ */
+async function takenPort(opts: Options): Promise<string | null> {
+  for (const [flag, port] of chosenPorts(opts)) {
+    const problem = await portProblem(port);
+    if (problem) return `${flag} ${port}: ${problem}; choose another, or leave the option out for a free one`;
+  }
+  return null;
 }
 
 const FINAL: DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
@@ -124,6 +169,11 @@ const CLIENT_CLOSE_MS = 3000;
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv);
+  const taken = await takenPort(opts);
+  if (taken) {
+    process.stderr.write(`error: ${taken}\n`);
+    return USAGE;
+  }
   // Output piped into a reader that quits (`| head`) must not crash the run and strand its processes.
   let stdoutOpen = true;
   const say = (line: string) => {
@@ -205,6 +255,10 @@ async function main(): Promise<number> {
       logDir: join(ROOT, '.local', 'emulators'),
       onProgress: say,
       onSpawn,
+      chosen: {
+        ...(opts.pubsubPort ? { pubsub: opts.pubsubPort } : {}),
+        ...(opts.firestorePort ? { firestore: opts.firestorePort } : {}),
+      },
     });
     processes.push(() => emulators.stop());
     Object.assign(process.env, emulators.env);
@@ -260,20 +314,34 @@ async function main(): Promise<number> {
         void stopAll().then(() => process.exit(1));
       },
     };
-    const notifier = await superviseService(
-      () => startService('notifier', serviceEnv, { logFile: join(logDir, 'notifier.log'), onSpawn }),
-      supervision,
-    );
+    // A service started again keeps its port, as a Cloud Run service keeps its URL: an open
+    // status page, or an address a user copied, still reaches it.
+    let notifierPort: number | undefined;
+    const notifier = await superviseService(async () => {
+      const s = await startService('notifier', serviceEnv, {
+        logFile: join(logDir, 'notifier.log'),
+        onSpawn,
+        ...(notifierPort ? { port: notifierPort } : {}),
+      });
+      notifierPort = s.port;
+      return s;
+    }, supervision);
     processes.push(() => notifier.stop());
     // Pushes reach the notifier through a stand-in for Cloud Run's front end: while the
     // notifier is down, a push waits for it instead of being refused (each refusal would spend
     // one of the message's delivery attempts at once, the emulator having no retry policy).
     const front = await startFrontend(() => notifier.current().url, { waitForInstanceMs: FRONTEND_WAIT_MS });
     processes.push(() => front.stop());
-    const dispatcher = await superviseService(
-      () => startService('dispatcher', serviceEnv, { logFile: join(logDir, 'dispatcher.log'), onSpawn }),
-      supervision,
-    );
+    let dispatcherPort = opts.dispatcherPort;
+    const dispatcher = await superviseService(async () => {
+      const s = await startService('dispatcher', serviceEnv, {
+        logFile: join(logDir, 'dispatcher.log'),
+        onSpawn,
+        ...(dispatcherPort ? { port: dispatcherPort } : {}),
+      });
+      dispatcherPort = s.port;
+      return s;
+    }, supervision);
     processes.push(() => dispatcher.stop());
     say(
       `notifier at ${notifier.current().url} (pushed through ${front.url}), dispatcher at ${dispatcher.current().url} (logs in ${logDir})`,

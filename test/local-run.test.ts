@@ -1,9 +1,11 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { isListening } from '../dev/emulators';
+import { freePort, isListening } from '../dev/emulators';
 import { ROOT } from '../dev/processes';
 
 /**
@@ -171,8 +173,20 @@ describe('npm start, ticking on', () => {
 });
 
 describe('npm start, a service killed', () => {
-  test('the notifier and the dispatcher killed as the tick goes out are started again, and the tick is sent again: none dead, exit 0', async () => {
-    const child = spawnLocal(['-n', '3', '--once']);
+  test('the notifier and the dispatcher killed as the tick goes out are started again on their ports, and the tick is sent again: none dead, exit 0', async () => {
+    // The ports chosen on the command line are the ones used, and a restart keeps them.
+    const [pubsubPort, firestorePort, dispatcherPort] = [await freePort(), await freePort(), await freePort()];
+    const child = spawnLocal([
+      '-n',
+      '3',
+      '--once',
+      '--pubsub-port',
+      String(pubsubPort),
+      '--firestore-port',
+      String(firestorePort),
+      '--dispatcher-port',
+      String(dispatcherPort),
+    ]);
     const lines: string[] = [];
     const killed: number[] = [];
     const pidOn = (port: string | undefined) =>
@@ -208,7 +222,13 @@ describe('npm start, a service killed', () => {
     expect(killed.every((pid) => pid > 0)).toBe(true);
     expect(output).toContain('the notifier exited (SIGKILL); starting it again');
     expect(output).toContain('the dispatcher exited (SIGKILL); starting it again');
-    expect(output).toMatch(/the notifier is up again at http:\/\/127\.0\.0\.1:\d+/);
+    expect(output).toContain(
+      `emulators up: PUBSUB_EMULATOR_HOST=127.0.0.1:${pubsubPort} FIRESTORE_EMULATOR_HOST=127.0.0.1:${firestorePort}`,
+    );
+    expect(output).toMatch(new RegExp(`dispatcher at http://127\\.0\\.0\\.1:${dispatcherPort} `));
+    const notifierUrl = output.match(/^notifier at (http:\/\/127\.0\.0\.1:\d+)/m)?.[1];
+    expect(output).toContain(`the notifier is up again at ${notifierUrl}\n`);
+    expect(output).toContain(`the dispatcher is up again at http://127.0.0.1:${dispatcherPort}\n`);
     // Two sent, the archived channel's failed for good; nothing spent its attempts on a notifier that was down.
     expect(output).toMatch(/^summary: 3 expected, 2 sent, 1 failed, 0 skipped, 0 dead, 0 not final/m);
     expect(code).toBe(0);
@@ -272,9 +292,51 @@ describe('npm start, given bad usage', () => {
       expect(r.stderr).toMatch(named);
       expect(r.stdout).not.toMatch(/starting the Pub\/Sub emulator/);
     }
+    for (const [args, named] of [
+      [['--dispatcher-port', '70000'], /--dispatcher-port <port>.*70000/],
+      [['--pubsub-port', '9311', '--firestore-port', '9311'], /--firestore-port 9311: --pubsub-port is 9311 too/],
+    ] as const) {
+      const r = run([...args]);
+      expect({ args, status: r.status }).toEqual({ args, status: 2 });
+      expect(r.stderr).toMatch(named);
+    }
     const real = run([], { SLACK_BOT_TOKEN: 'xoxb-real' });
     expect(real.status).toBe(2);
     expect(real.stderr).toMatch(/pass --channel <id>/);
+  });
+
+  test('a chosen port another process has is named, exit 2, before anything starts', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const env: NodeJS.ProcessEnv = { ...process.env };
+        delete env.PUBSUB_EMULATOR_HOST;
+        delete env.FIRESTORE_EMULATOR_HOST;
+        delete env.SLACK_BOT_TOKEN;
+        // Not spawnSync: the server holding the port lives in this process's event loop.
+        const child = spawn(process.execPath, [LOCAL, '--dispatcher-port', String(port)], { cwd: ROOT, env });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+        });
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        child.on('exit', (status) => {
+          clearTimeout(timer);
+          resolve({ status, stdout, stderr });
+        });
+      });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`--dispatcher-port ${port}: 127.0.0.1:${port} is in use`);
+      expect(r.stdout).not.toMatch(/starting the Pub\/Sub emulator/);
+    } finally {
+      server.close();
+    }
   });
 
   test('--help exits 0 and names every exit code', () => {
