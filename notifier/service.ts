@@ -41,7 +41,7 @@ export function serveNotifier(config: Config, stores: () => NotifierStores): voi
   } catch (err) {
     // Every missing variable named at once, the token's with the auth settings'.
     if (!token && err instanceof ConfigError) {
-      throw new ConfigError(`${tokenProblem}; ${err.message.replace(/^invalid configuration: /, '')}`);
+      throw new ConfigError(`${tokenProblem}; ${err.problems.join('; ')}`, [tokenProblem, ...err.problems]);
     }
     throw err;
   }

@@ -297,9 +297,7 @@ export function authSettingsFor(config: Config, service: 'dispatcher' | 'notifie
     ...(invokerEmail ? [] : [invokerVar]),
   ];
   if (missing.length > 0 || !invokerEmail) {
-    throw new ConfigError(
-      `invalid configuration: ${missing.map((v) => `${v} is required when ${ENV.AUTH_MODE}=oidc`).join('; ')}`,
-    );
+    throw ConfigError.of(missing.map((v) => `${v} is required when ${ENV.AUTH_MODE}=oidc`));
   }
   if (config.authTrustCloudRunIam && !config.cloudRunService) {
     throw new ConfigError(

@@ -160,6 +160,18 @@ const FIELD_TO_ENV: Record<keyof Config, string> = {
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+  /** Each problem on its own, where the error names several: a caller can add its own to them. */
+  readonly problems: string[];
+
+  constructor(message: string, problems: string[] = [message]) {
+    super(message);
+    this.problems = problems;
+  }
+
+  /** One error naming every problem in `problems`, as `invalid configuration: a; b`. */
+  static of(problems: string[]): ConfigError {
+    return new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
+  }
 }
 
 /** Reads and validates the configuration; throws a ConfigError naming every bad variable. */
@@ -186,7 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       }
       return `${name}: ${issue.message}${shown}`;
     });
-    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+    throw ConfigError.of(problems);
   }
   const config = parsed.data;
   // A claim shorter than the Slack call would let a second attempt post while the first still may.
