@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { readFileSync, statSync } from 'node:fs';
 import { type Firestore, Timestamp } from '@google-cloud/firestore';
+import type { PubSub } from '@google-cloud/pubsub';
 import { SingleBar } from 'cli-progress';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { GoogleAuth } from 'google-auth-library';
 import pino from 'pino';
 import { z } from 'zod';
@@ -220,6 +221,48 @@ function isUnreachable(err: unknown): boolean {
 }
 
 /** The one line and the exit code a failure ends the command with. */
+/**
+ * `redrive --topic`: a topic name (topicName), and not the dead-letter topic: a message
+ * published there is recorded dead again at once, with nothing posted, while the redrive
+ * counts it redriven.
+ */
+export function redriveTopic(value: string): string {
+  const name = topicName(value);
+  const id = name.split('/').at(-1);
+  if (id === TOPOLOGY.deadLetterTopic) {
+    throw new InvalidArgumentError(
+      `${name} is the dead-letter topic: what is published there is recorded dead again at once, with nothing posted; a redrive publishes to the dispatch topic (${TOPOLOGY.dispatchTopic} unless you named it otherwise)`,
+    );
+  }
+  return name;
+}
+
+/**
+ * Before anything is reopened: the redrive's topic, where it exists, has a subscription, so
+ * what is published there reaches a notifier. Without one, Pub/Sub takes the messages and delivers them
+ * to no one, and the deliveries would wait as retrying until they expire. A caller that may
+ * publish but not list the topic's subscriptions is told so, and the redrive goes on.
+ */
+async function checkRedriveTopic(pubsub: PubSub, topic: string): Promise<void> {
+  let subscriptions: unknown[];
+  try {
+    [subscriptions] = await pubsub.topic(topic).getSubscriptions();
+  } catch (err) {
+    // A topic that does not exist fails the first page's publish, which says so and puts it back.
+    if ((err as { code?: number }).code === 5) return;
+    process.stderr.write(
+      `redrive: could not list the subscriptions of topic ${topic} (${(err as Error).message}); going on without that check\n`,
+    );
+    return;
+  }
+  // The emulator lists none for a topic that does not exist, where Pub/Sub answers NOT_FOUND.
+  if (subscriptions.length === 0 && (await pubsub.topic(topic).exists())[0]) {
+    throw new CliError(
+      `topic ${topic} has no subscription: what is published there reaches no notifier; nothing was redriven (the dispatch topic is ${TOPOLOGY.dispatchTopic} unless you named it otherwise)`,
+    );
+  }
+}
+
 export function failureOf(err: unknown): { message: string; exitCode: number } {
   if (err instanceof CliError) return { message: err.message, exitCode: err.exitCode };
   const message = (err instanceof Error ? err.message : String(err)).replace(/\s*Resolution note:\s*$/, '');
@@ -1130,8 +1173,8 @@ interrupt: a second run takes only what is still paused. A notification imported
     .argument('<runId>', 'scheduleId:occurrence (the occurrence in any RFC 3339 spelling)')
     .option(
       '--topic <name>',
-      'the dispatch topic the deliveries are published to: a topic id, or projects/{project}/topics/{id}',
-      topicName,
+      'the dispatch topic the deliveries are published to: a topic id, or projects/{project}/topics/{id}; not the dead-letter topic, and one with a subscription',
+      redriveTopic,
       TOPOLOGY.dispatchTopic,
     )
     .option('--page-size <n>', 'dead deliveries read and published per page', positiveInt(), 200)
@@ -1152,6 +1195,7 @@ is still dead for the next run.`,
       const pubsub = createPubSub(projectId);
       const publisher = pagePublisher(pubsub, o.topic);
       try {
+        await checkRedriveTopic(pubsub, o.topic);
         const store = new FirestoreStore(db);
         if (!(await redrivable(runId, store, firestoreRedriveLedger(store)))) {
           throw new CliError(

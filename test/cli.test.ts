@@ -195,6 +195,20 @@ describe('exit codes', () => {
     expect(res.stderr).toContain("error: option '--topic <name>' argument '' is invalid. expected a Pub/Sub topic id");
     expect(res.stderr).not.toContain('A name must be specified');
   });
+
+  it('redrive --topic refuses the dead-letter topic, in either spelling, before anything starts', async () => {
+    const env = {
+      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+      PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
+    };
+    for (const topic of ['slack-fanout-dead-letter', 'projects/demo-cli-codes/topics/slack-fanout-dead-letter']) {
+      const res = await runCli(['-p', 'demo-cli-codes', 'redrive', 'r-1', '--topic', topic], env);
+      expect([topic, res.code]).toEqual([topic, 2]);
+      expect(res.stderr).toContain(
+        `${topic} is the dead-letter topic: what is published there is recorded dead again at once, with nothing posted`,
+      );
+    }
+  });
 });
 
 describe('import-accounts, on the emulator', () => {
@@ -270,6 +284,23 @@ describe('redrive, on the emulators', () => {
     } finally {
       await db.terminate();
     }
+    // A topic with no subscription: what it would publish reaches no notifier, so nothing is reopened.
+    const pubsub = createPubSub('demo-cli-redrive');
+    await pubsub.createTopic('no-subscriber');
+    await pubsub.close();
+    const lone = await runCli(['-p', 'demo-cli-redrive', 'redrive', runId, '--topic', 'no-subscriber'], env);
+    expect(lone.code).toBe(2);
+    expect(lone.stderr).toContain(
+      'slack-fanout: topic no-subscriber has no subscription: what is published there reaches no notifier; nothing was redriven',
+    );
+    const untouched = createFirestore('demo-cli-redrive');
+    try {
+      const d = await untouched.doc(`deliveries/n-1:${occurrence}`).get();
+      expect(d.get('status')).toBe('dead');
+      expect(d.get('lastRedriveAt')).toBeUndefined();
+    } finally {
+      await untouched.terminate();
+    }
     // A topic that does not exist: the publish fails, and says so.
     const res = await runCli(['-p', 'demo-cli-redrive', 'redrive', runId, '--topic', 'no-such-topic'], env);
     expect(res.code).toBe(1);
@@ -295,7 +326,9 @@ describe('redrive interrupted, on the emulators', () => {
     const runId = `s_int:${occurrence}`;
     const n = 300;
     const pubsub = createPubSub(projectId);
-    await pubsub.createTopic('slack-fanout-dispatch');
+    const [topic] = await pubsub.createTopic('slack-fanout-dispatch');
+    // A redrive publishes only to a topic something reads.
+    await topic.createSubscription('slack-fanout-dispatch-pull');
     await pubsub.close();
     const db = createFirestore(projectId);
     try {
