@@ -219,7 +219,9 @@ async function main(): Promise<number> {
         stdoutOpen = false;
         if (err.code !== 'EPIPE') process.stderr.write(`npm start: standard output: ${err.message}\n`);
       }
-      void stopAll().then(() => process.exit(err.code === 'EPIPE' ? 0 : 1));
+      // A reader that quits stops the run: 0 for a run that ticks on, as for any stop; with
+      // --once, 1, since 0 says every delivery reached a final state, which a run cut short cannot.
+      void stopAll().then(() => process.exit(err.code === 'EPIPE' && !opts.once ? 0 : 1));
     });
   }
   // Calls cut short by the shutdown reject; they are expected then, and nothing else is running.
