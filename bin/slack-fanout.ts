@@ -17,6 +17,8 @@ import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
   type Account,
   accountSchema,
+  DELIVERY_STATUSES,
+  type DeliveryStatus,
   documentStorageSize,
   excerpt,
   loneSurrogatePath,
@@ -309,6 +311,41 @@ function listed(id: string, d: Record<string, unknown>): Record<string, unknown>
     timezone: schedule.timezone ?? null,
     enabled: d.enabled !== false,
     ...(typeof d.pausedReason === 'string' ? { pausedReason: d.pausedReason } : {}),
+  };
+}
+
+/** What `deliveries` reads of each delivery. */
+const LISTED_DELIVERY_FIELDS = [
+  'notificationId',
+  'attempts',
+  'lastError',
+  'channelId',
+  'slackTs',
+  'sentAt',
+  'updatedAt',
+] as const;
+
+/** A delivery as `deliveries` lists it: what happened to it, and when, without the ledger's claim fields. */
+function listedDelivery(id: string, d: Record<string, unknown>): Record<string, unknown> {
+  const e = d.lastError as { code?: unknown; slackError?: unknown; message?: unknown; at?: unknown } | null | undefined;
+  return {
+    id,
+    notificationId: d.notificationId ?? null,
+    attempts: d.attempts ?? 0,
+    ...(e
+      ? {
+          lastError: {
+            code: e.code ?? null,
+            ...(typeof e.slackError === 'string' ? { slackError: e.slackError } : {}),
+            message: e.message ?? null,
+            at: e.at ?? null,
+          },
+        }
+      : {}),
+    ...(typeof d.channelId === 'string' ? { channelId: d.channelId } : {}),
+    ...(typeof d.slackTs === 'string' ? { slackTs: d.slackTs } : {}),
+    ...(d.sentAt ? { sentAt: d.sentAt } : {}),
+    updatedAt: d.updatedAt ?? null,
   };
 }
 
@@ -1160,6 +1197,50 @@ interrupt: a second run takes only what is still paused. A notification imported
         const summary = await runSummary(runId, new FirestoreStore(db));
         if (!summary) throw new CliError(`run ${runId} does not exist, and no delivery of it is in the ledger`);
         print(summary);
+      } finally {
+        await db.terminate();
+      }
+    });
+
+  program
+    .command('deliveries')
+    .description(
+      "list a run's deliveries in one status, a page at a time by delivery id, as JSON: {runId, status, deliveries: [{id, notificationId, attempts, lastError?: {code, slackError?, message, at}, channelId?, slackTs?, sentAt?, updatedAt}], next}",
+    )
+    .argument('<runId>', 'scheduleId:occurrence (the occurrence in any RFC 3339 spelling)')
+    .addOption(
+      new Option('--status <status>', 'the status of the deliveries listed')
+        .choices(DELIVERY_STATUSES)
+        .default('failed'),
+    )
+    .option('--limit <n>', 'deliveries in the page (1 to 1000)', positiveInt(1000), 100)
+    .option('--after <id>', 'the page after this delivery id (the "next" a page printed)')
+    .addHelpText(
+      'after',
+      `
+Which deliveries failed, and why: \`slack-fanout deliveries <runId>\` (failed is the default
+status); those a redrive would send again: --status dead. "next" is the last id of a full page,
+to pass as --after; null after the last page. A run that does not exist, with no delivery in the
+ledger, exits 2.`,
+    )
+    .action(async (typed: string, o: { status: DeliveryStatus; limit: number; after?: string }) => {
+      const runId = typedRunId(typed);
+      if (o.after !== undefined) docId('delivery', o.after);
+      const db = await openFirestore(projectOf(program.opts()));
+      try {
+        const store = new FirestoreStore(db);
+        const page = await store.deliveriesOfRun(runId, o.status, o.after ?? null, o.limit, [
+          ...LISTED_DELIVERY_FIELDS,
+        ]);
+        if (page.length === 0 && o.after === undefined && !(await runSummary(runId, store))) {
+          throw new CliError(`run ${runId} does not exist, and no delivery of it is in the ledger`);
+        }
+        print({
+          runId,
+          status: o.status,
+          deliveries: page.map((d) => listedDelivery(d.id, d.data)),
+          next: page.length === o.limit ? (page.at(-1)?.id ?? null) : null,
+        });
       } finally {
         await db.terminate();
       }

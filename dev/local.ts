@@ -141,6 +141,25 @@ async function takenPort(opts: Options): Promise<string | null> {
 
 const FINAL: DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
 
+/** A post's text in at most `max` characters, cut between words, with … when cut. */
+function preview(text: string, max = 60): string {
+  if (text.length <= max) return text;
+  const cut = text.slice(0, max);
+  const space = cut.lastIndexOf(' ');
+  return `${(space > max / 2 ? cut.slice(0, space) : cut).replace(/[\s,:;]+$/, '')}…`;
+}
+
+/** The failed (or dead) deliveries of a run the summary names, with why, before "… and N more". */
+const SHOWN_FAILURES = 5;
+
+/** A delivery's last error in a line: Slack's error or the code, and the message. */
+function whyEnded(lastError: unknown): string {
+  const e = lastError as { code?: unknown; slackError?: unknown; message?: unknown } | null | undefined;
+  if (!e) return 'no error recorded';
+  const what = typeof e.slackError === 'string' ? e.slackError : String(e.code ?? 'error');
+  return typeof e.message === 'string' && e.message !== what ? `${what} (${e.message})` : what;
+}
+
 /** A real Slack token, when one is given: an empty or blank SLACK_BOT_TOKEN is no token. */
 function slackToken(): string | undefined {
   return process.env.SLACK_BOT_TOKEN?.trim() || undefined;
@@ -278,7 +297,7 @@ async function main(): Promise<number> {
       if (opts.notifications <= 60) {
         standIn.on('post', (p) => {
           const id = String(p.metadata?.event_payload?.deliveryId ?? '?');
-          say(`  ✓ posted ${id} → #${p.channel}: ${String(p.text ?? '').slice(0, 60)}`);
+          say(`  ✓ posted ${id} → #${p.channel}: ${preview(String(p.text ?? ''))}`);
         });
         standIn.on('refused', (r) => say(`  ✗ refused ${r.deliveryId ?? '?'} → #${r.channel ?? '?'}: ${r.error}`));
       }
@@ -458,13 +477,17 @@ async function main(): Promise<number> {
           });
       bar?.start(expected, 0, { sent: 0, failed: 0, dead: 0, left: timeLeft(0, expected, 0) });
       let totals: Record<string, number> = {};
+      // The runs with a failed or dead delivery, for the hint at the end.
+      let failing: { runId: string; failed: number; dead: number }[] = [];
       try {
         const deadline = Date.now() + opts.timeout * 1000;
         for (;;) {
           totals = {};
+          failing = [];
           for (const runId of runIds) {
             const counts = await store.countByStatus(runId);
             for (const [k, v] of Object.entries(counts)) totals[k] = (totals[k] ?? 0) + v;
+            if (counts.failed > 0 || counts.dead > 0) failing.push({ runId, failed: counts.failed, dead: counts.dead });
           }
           const final = FINAL.reduce((n, s) => n + (totals[s] ?? 0), 0);
           bar?.update(final, {
@@ -491,8 +514,22 @@ async function main(): Promise<number> {
         const dups = standIn.duplicates();
         say(`Slack stand-in received ${standIn.posts.length} posts in all, ${dups.length} delivered more than once`);
       }
-      if (totals.failed)
-        say('  (failed: permanent Slack errors such as an archived channel; see the deliveries collection)');
+      // Failed: a permanent error (an archived channel, a missing account or notification); dead:
+      // out of attempts. The CLI names each and why.
+      for (const f of failing) {
+        for (const status of ['failed', 'dead'] as const) {
+          if (f[status] === 0) continue;
+          const shown = await store.deliveriesOfRun(f.runId, status, null, SHOWN_FAILURES, ['lastError']);
+          for (const d of shown) say(`  ✗ ${status} ${d.id}: ${whyEnded(d.data.lastError)}`);
+          if (f[status] > shown.length) say(`  … and ${f[status] - shown.length} more ${status} in run ${f.runId}`);
+        }
+        // While the run ticks on, the emulators are up for the CLI; --once stops them at the end.
+        if (!opts.once) {
+          say(
+            `  all of them: FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- deliveries '${f.runId}' [--status dead]`,
+          );
+        }
+      }
       return expected - final;
     };
 

@@ -12,6 +12,7 @@ import { deliveryClaimStep, freshClaim, holdsClaim } from './delivery-claim';
 import { DIRECT_CALLS, type DocumentCalls, FirestoreCoalescer } from './firestore-batching';
 import { type IndexBucket, indexedSchedule, membersOf, pagesOfBuckets, writeIndexChanges } from './members';
 import {
+  DELIVERY_STATUSES,
   type DeliveryDoc,
   type DeliveryStatus,
   deadClaimUpdate,
@@ -71,7 +72,6 @@ export function buildQuery(db: Firestore, spec: QuerySpec, values: Record<string
   return q;
 }
 
-const STATUSES: DeliveryStatus[] = ['sending', 'retrying', 'sent', 'failed', 'skipped', 'dead'];
 const FINAL = new Set<DeliveryStatus>(['sent', 'failed', 'skipped', 'dead']);
 
 export interface FirestoreStoreOptions {
@@ -606,7 +606,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
 
   async countByStatus(runId: string): Promise<Record<DeliveryStatus, number>> {
     const counts = await Promise.all(
-      STATUSES.map(async (status) => {
+      DELIVERY_STATUSES.map(async (status) => {
         const q = buildQuery(this.db, QUERIES.deliveriesOfRunByStatus, { runId, status });
         const snap = await q.count().get();
         return [status, snap.data().count] as const;

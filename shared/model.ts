@@ -119,6 +119,15 @@ export interface RunDoc {
 }
 
 export type DeliveryStatus = 'sending' | 'retrying' | 'sent' | 'failed' | 'skipped' | 'dead';
+/** Every delivery status, in the order a delivery meets them. */
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] = [
+  'sending',
+  'retrying',
+  'sent',
+  'failed',
+  'skipped',
+  'dead',
+];
 export const FINAL_STATUSES: readonly DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
 
 /**

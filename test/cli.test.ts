@@ -319,6 +319,116 @@ describe('redrive, on the emulators', () => {
   });
 });
 
+describe('deliveries, on the emulator', () => {
+  it("lists a run's deliveries of one status with why each ended, a page at a time", async () => {
+    const env = {
+      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+      PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
+    };
+    const projectId = 'demo-cli-deliveries';
+    const occurrence = '2030-01-01T00:00:00.000Z';
+    const runId = `s_list:${occurrence}`;
+    const at = new Date('2030-01-01T00:00:05.000Z');
+    const db = createFirestore(projectId);
+    try {
+      await db.doc(`runs/${runId}`).set({ scheduleId: 's_list', occurrence, status: 'done' });
+      for (const [n, fields] of [
+        [
+          'n-1',
+          {
+            status: 'failed',
+            attempts: 1,
+            lastError: {
+              code: 'slack_permanent',
+              slackError: 'is_archived',
+              message: 'Slack refused: is_archived',
+              retryable: false,
+              at,
+            },
+          },
+        ],
+        [
+          'n-2',
+          {
+            status: 'failed',
+            attempts: 1,
+            lastError: { code: 'account_not_found', message: 'account acct-9 does not exist', retryable: false, at },
+          },
+        ],
+        [
+          'n-3',
+          { status: 'sent', attempts: 1, channelId: 'C1', slackTs: '1893456005.000100', sentAt: at, claimedBy: 'x' },
+        ],
+      ] as const) {
+        await db
+          .doc(`deliveries/${n}:${occurrence}`)
+          .set({ notificationId: n, occurrence, runId, updatedAt: at, ...fields });
+      }
+    } finally {
+      await db.terminate();
+    }
+    const failed = await runCli(['-p', projectId, 'deliveries', runId], env);
+    expect(failed.code).toBe(0);
+    expect(JSON.parse(failed.stdout)).toEqual({
+      runId,
+      status: 'failed',
+      deliveries: [
+        {
+          id: `n-1:${occurrence}`,
+          notificationId: 'n-1',
+          attempts: 1,
+          lastError: {
+            code: 'slack_permanent',
+            slackError: 'is_archived',
+            message: 'Slack refused: is_archived',
+            at: at.toISOString(),
+          },
+          updatedAt: at.toISOString(),
+        },
+        {
+          id: `n-2:${occurrence}`,
+          notificationId: 'n-2',
+          attempts: 1,
+          lastError: { code: 'account_not_found', message: 'account acct-9 does not exist', at: at.toISOString() },
+          updatedAt: at.toISOString(),
+        },
+      ],
+      next: null,
+    });
+    const sent = JSON.parse((await runCli(['-p', projectId, 'deliveries', runId, '--status', 'sent'], env)).stdout);
+    expect(sent.deliveries).toEqual([
+      {
+        id: `n-3:${occurrence}`,
+        notificationId: 'n-3',
+        attempts: 1,
+        channelId: 'C1',
+        slackTs: '1893456005.000100',
+        sentAt: at.toISOString(),
+        updatedAt: at.toISOString(),
+      },
+    ]);
+    // Pages: the first's next is its last id; the page after it holds the rest.
+    const first = JSON.parse((await runCli(['-p', projectId, 'deliveries', runId, '--limit', '1'], env)).stdout);
+    expect(first.deliveries.map((d: { id: string }) => d.id)).toEqual([`n-1:${occurrence}`]);
+    expect(first.next).toBe(`n-1:${occurrence}`);
+    const second = JSON.parse(
+      (await runCli(['-p', projectId, 'deliveries', runId, '--limit', '1', '--after', first.next], env)).stdout,
+    );
+    expect(second.deliveries.map((d: { id: string }) => d.id)).toEqual([`n-2:${occurrence}`]);
+    // A run with none in that status lists none; a run with nothing at all is named; a bad status is usage.
+    const dead = JSON.parse((await runCli(['-p', projectId, 'deliveries', runId, '--status', 'dead'], env)).stdout);
+    expect(dead).toEqual({ runId, status: 'dead', deliveries: [], next: null });
+    const none = await runCli(['-p', projectId, 'deliveries', `s_none:${occurrence}`], env);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(`run s_none:${occurrence} does not exist, and no delivery of it is in the ledger`);
+    const bad = await runCli(['-p', projectId, 'deliveries', runId, '--status', 'lost'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /--status <status>' argument 'lost' is invalid\. Allowed choices are sending, retrying, sent, failed, skipped, dead/,
+    );
+  });
+});
+
 describe('redrive interrupted, on the emulators', () => {
   it('Ctrl-C stops after the page under way, says so, and leaves the rest dead; exit 130', async () => {
     const projectId = 'demo-cli-redrive-int';
