@@ -134,6 +134,49 @@ function deps(store: MemoryStore, publisher: DispatchPublisher, over: Partial<Ti
 }
 
 describe('runTick', () => {
+  it('takes on every due schedule, a page of them at a time: none waits for the next tick, none skips its occurrence', async () => {
+    const store = new MemoryStore();
+    // Seven every-minute schedules (one time zone each), one notification each, all due now.
+    const zones = [
+      'UTC',
+      'Europe/Paris',
+      'Asia/Tokyo',
+      'America/New_York',
+      'Europe/London',
+      'Asia/Kolkata',
+      'Africa/Cairo',
+    ];
+    const everyMinute = zones.map((timezone) => ({ cron: '* * * * *', timezone }));
+    for (const [i, s] of everyMinute.entries()) {
+      const id = scheduleIdOf(s);
+      store.putSchedule(id, { ...s, nextRunAt: occurrence });
+      store.putNotification(`m${i}`, {
+        accountId: 'a',
+        slack: { channelId: 'C1' },
+        schedule: s,
+        scheduleId: id,
+        enabled: true,
+      });
+    }
+    const publisher = new FakePublisher();
+    const pagesRead: number[] = [];
+    const real = store.dueSchedules.bind(store);
+    jest.spyOn(store, 'dueSchedules').mockImplementation(async (...args) => {
+      const page = await real(...args);
+      pagesRead.push(page.length);
+      return page;
+    });
+    const summary = await runTick(occurrence, deps(store, publisher, { duePageSize: 3 }));
+    expect(pagesRead).toEqual([3, 3, 1]);
+    expect(summary.dueSchedules).toBe(7);
+    expect(summary.occurrences.map((o) => [o.status, o.occurrence, o.skipped])).toEqual(
+      zones.map(() => ['dispatched', occ, 0]),
+    );
+    expect(publisher.messages.map((m) => m.notificationId).sort()).toEqual(zones.map((_, i) => `m${i}`));
+    // Each schedule has moved on to its next minute; none is left due at this tick's time.
+    expect(await real(occurrence, 10)).toEqual([]);
+  });
+
   it('publishes one message per enabled notification, with its delivery id, and finishes the run', async () => {
     const store = new MemoryStore();
     const ids = seed(store, { count: 5, disabled: ['n003'] });

@@ -6,7 +6,7 @@ import type { Logger } from '../shared/logger';
 import { isBucketId } from '../shared/members';
 import { dispatchAttributes } from '../shared/messages';
 import { deliveryIdOf, excerpt, runIdOf } from '../shared/model';
-import type { CheckpointProgress, DueSchedule, RunStore } from '../shared/ports';
+import type { CheckpointProgress, DueCursor, DueSchedule, RunStore } from '../shared/ports';
 import type { PagePublisher } from '../shared/pubsub';
 import {
   InvalidScheduleError,
@@ -26,8 +26,8 @@ export interface TickDeps {
   pageSize: number;
   leaseSeconds: number;
   catchUpWindowSeconds: number;
-  /** How many due schedules one tick takes on; the rest wait for the next tick. */
-  maxSchedulesPerTick?: number;
+  /** Due schedules read a page at a time (default DUE_PAGE_SIZE); a tick takes on every page. */
+  duePageSize?: number;
   /** How many of them are dispatched at once (default 1). */
   scheduleConcurrency?: number;
   /**
@@ -45,6 +45,9 @@ export interface TickDeps {
 }
 
 /** The longest a run stopping for a shutdown waits for its publishes, then its checkpoint. */
+/** Due schedules a tick reads at a time (TickDeps.duePageSize). */
+export const DUE_PAGE_SIZE = 1000;
+
 export const DRAIN_WAIT_MS = 2_500;
 
 /**
@@ -130,18 +133,33 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
   const owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   // When the tick arrived: every schedule's occurrence is aged from it, however long the tick runs.
   const arrivedAt = clock();
-  const due = await deps.runs.dueSchedules(tickTime, deps.maxSchedulesPerTick ?? 1000);
-  // Every run this tick starts reads its schedule's index as it was when the due schedules were
-  // read (the store's own read time): a notification moved between two schedules due at the
-  // same instant is then in exactly one of the indexes the tick reads, whenever each is read.
-  const indexReadAt = due[0]?.readAt ?? null;
-  // Schedules run side by side: one waits on Firestore while another publishes.
-  const occurrences = await mapLimit(due, deps.scheduleConcurrency ?? 1, (schedule) =>
-    runSchedule(schedule, tickTime, arrivedAt, owner, indexReadAt, deps, clock),
-  );
+  const pageSize = deps.duePageSize ?? DUE_PAGE_SIZE;
+  const occurrences: OccurrenceResult[] = [];
+  let dueCount = 0;
+  // Every run this tick starts reads its schedule's index as it was when the first page of due
+  // schedules was read (the store's own read time): a notification moved between two schedules
+  // due at the same instant is then in exactly one of the indexes the tick reads, whenever each is read.
+  let indexReadAt: Date | null | undefined;
+  let after: DueCursor | undefined;
+  // Every due schedule, a page at a time: a tick that left some for the next would skip an
+  // every-minute schedule's occurrence each time, and make every other one late.
+  for (;;) {
+    const due = await deps.runs.dueSchedules(tickTime, pageSize, after);
+    indexReadAt ??= due[0]?.readAt ?? null;
+    dueCount += due.length;
+    // Schedules run side by side: one waits on Firestore while another publishes.
+    const page = await mapLimit(due, deps.scheduleConcurrency ?? 1, (schedule) =>
+      runSchedule(schedule, tickTime, arrivedAt, owner, indexReadAt ?? null, deps, clock),
+    );
+    occurrences.push(...page);
+    const last = due.at(-1);
+    // Draining: the rest wait for a tick on another instance (Cloud Scheduler's retry, or the next).
+    if (due.length < pageSize || !last || deps.isDraining?.()) break;
+    after = { nextRunAt: last.nextRunAt, id: last.id };
+  }
   return {
     tickTime: tickTime.toISOString(),
-    dueSchedules: due.length,
+    dueSchedules: dueCount,
     occurrences,
     published: occurrences.reduce((n, o) => n + o.published, 0),
     resumed: occurrences.some((o) => o.status === 'resumed'),

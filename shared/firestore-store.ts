@@ -27,6 +27,7 @@ import type {
   ClaimRequest,
   DeliveryClaim,
   DeliveryLedger,
+  DueCursor,
   DueSchedule,
   NotificationStore,
   RunClaim,
@@ -166,8 +167,10 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
 
   // ---- RunStore ----
 
-  async dueSchedules(at: Date, limit: number): Promise<DueSchedule[]> {
-    const snap = await buildQuery(this.db, QUERIES.dueSchedules, { nextRunAt: at }).limit(limit).get();
+  async dueSchedules(at: Date, limit: number, after?: DueCursor): Promise<DueSchedule[]> {
+    let q = buildQuery(this.db, QUERIES.dueSchedules, { nextRunAt: at });
+    if (after) q = q.startAfter(Timestamp.fromDate(after.nextRunAt), after.id);
+    const snap = await q.limit(limit).get();
     return snap.docs.map((d) => {
       const data = fromDoc<Record<string, unknown>>(d.data());
       return {

@@ -18,6 +18,7 @@ import type {
   ClaimRequest,
   DeliveryClaim,
   DeliveryLedger,
+  DueCursor,
   DueSchedule,
   NotificationPage,
   NotificationStore,
@@ -115,9 +116,11 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
 
   // ---- RunStore ----
 
-  async dueSchedules(at: Date, limit: number): Promise<DueSchedule[]> {
+  async dueSchedules(at: Date, limit: number, after?: DueCursor): Promise<DueSchedule[]> {
+    const key = (time: number, id: string) => (c: DueCursor) => time - c.nextRunAt.getTime() || cmp(id, c.id);
     return [...this.scheduleDocs.entries()]
       .filter(([, s]) => s.nextRunAt instanceof Date && s.nextRunAt.getTime() <= at.getTime())
+      .filter(([id, s]) => !after || key((s.nextRunAt as Date).getTime(), id)(after) > 0)
       .sort(([ia, a], [ib, b]) => (a.nextRunAt as Date).getTime() - (b.nextRunAt as Date).getTime() || cmp(ia, ib))
       .slice(0, limit)
       .map(([id, s]) => ({

@@ -40,8 +40,15 @@ export interface CheckpointProgress {
   pages: number;
 }
 
+/** Where the next page of due schedules starts: after this schedule, in (nextRunAt, id) order. */
+export interface DueCursor {
+  nextRunAt: Date;
+  id: string;
+}
+
 export interface RunStore {
-  dueSchedules(at: Date, limit: number): Promise<DueSchedule[]>;
+  /** The schedules due at `at`, by nextRunAt then id, at most `limit`, after `after` when given. */
+  dueSchedules(at: Date, limit: number, after?: DueCursor): Promise<DueSchedule[]>;
   /**
    * Creates the run or takes it over when its lease expired; marks it on the schedule. Checks
    * the schedule as it is (runBlocker): another occurrence's run holding it, or a schedule

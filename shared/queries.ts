@@ -33,11 +33,17 @@ export const QUERIES = {
     ],
     needsCompositeIndex: true,
   },
-  /** The due schedules at a tick. */
+  /**
+   * The due schedules at a tick, a page at a time by nextRunAt then id: the automatic
+   * single-field index on `nextRunAt` (which ends with the document name) serves it.
+   */
   dueSchedules: {
     name: 'dueSchedules',
     collection: COLLECTIONS.schedules,
-    fields: [{ fieldPath: 'nextRunAt', op: '<=', order: 'ASCENDING' }],
+    fields: [
+      { fieldPath: 'nextRunAt', op: '<=', order: 'ASCENDING' },
+      { fieldPath: '__name__', op: 'orderBy', order: 'ASCENDING' },
+    ],
     needsCompositeIndex: false,
   },
   /**

@@ -195,3 +195,40 @@ test('a read at a past time that grows older than Firestore keeps, mid-read, rea
   const aged = await read(aging, 1500);
   expect(aged.sort()).toEqual([...ids, late].sort());
 });
+
+test('the due schedules a page at a time, by nextRunAt then id, ties included, each page after the last', async () => {
+  const pagedDb = createFirestore(uniqueProjectId('runs-due'));
+  try {
+    const paged = new FirestoreStore(pagedDb);
+    // Five due at 08:00 (a tie the id breaks), two due earlier, one not due yet.
+    const at = new Date('2026-12-07T08:00:00.000Z');
+    const due = [
+      ['s_b', '2026-12-07T08:00:00.000Z'],
+      ['s_a', '2026-12-07T08:00:00.000Z'],
+      ['s_e', '2026-12-07T08:00:00.000Z'],
+      ['s_c', '2026-12-07T08:00:00.000Z'],
+      ['s_d', '2026-12-07T08:00:00.000Z'],
+      ['s_z', '2026-12-07T07:00:00.000Z'],
+      ['s_y', '2026-12-07T07:30:00.000Z'],
+      ['s_later', '2026-12-07T08:01:00.000Z'],
+    ] as const;
+    for (const [sid, next] of due) {
+      await pagedDb
+        .collection(COLLECTIONS.schedules)
+        .doc(sid)
+        .set({ ...everyMinute, nextRunAt: new Date(next) });
+    }
+    const seen: string[][] = [];
+    let after: { nextRunAt: Date; id: string } | undefined;
+    for (let i = 0; i < 10; i++) {
+      const page = await paged.dueSchedules(at, 3, after);
+      seen.push(page.map((s) => s.id));
+      const last = page.at(-1);
+      if (page.length < 3 || !last) break;
+      after = { nextRunAt: last.nextRunAt, id: last.id };
+    }
+    expect(seen).toEqual([['s_z', 's_y', 's_a'], ['s_b', 's_c', 's_d'], ['s_e']]);
+  } finally {
+    await pagedDb.terminate();
+  }
+});
