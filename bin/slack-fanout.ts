@@ -1043,6 +1043,11 @@ it again is safe.`,
           `created ${result.schedulesCreated} missing schedule documents, due at their next occurrence\n`,
         );
       }
+      if (result.schedulesRepaired > 0) {
+        process.stdout.write(
+          `mended ${result.schedulesRepaired} schedule documents that could not run as stored (a cron or time zone not their id's, no nextRunAt time, or disabled with a valid schedule), due at their next occurrence\n`,
+        );
+      }
       if (result.staleBuckets > 0) {
         process.stdout.write(`deleted ${result.staleBuckets} index buckets of an older layout\n`);
       }

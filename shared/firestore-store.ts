@@ -200,7 +200,9 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       const [snap, scheduleSnap] = await tx.getAll(runRef, scheduleRef);
       const step = claimStep(
         snap?.exists ? fromDoc<RunDoc>(snap.data() ?? {}) : null,
-        scheduleRunState(fromDoc<Record<string, unknown>>(scheduleSnap?.data() ?? {})),
+        scheduleRunState(
+          scheduleSnap?.exists ? fromDoc<Record<string, unknown>>(scheduleSnap.data() ?? {}) : undefined,
+        ),
         { scheduleId, occurrence, owner, leaseMs, now, indexReadAt },
       );
       if (step.kind === 'create') {
@@ -343,7 +345,10 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     await this.db.runTransaction(async (tx) => {
       const run = await this.withLease(tx, runId, owner);
       const scheduleRef = this.schedules().doc(scheduleId);
-      const state = scheduleRunState(fromDoc<Record<string, unknown>>((await tx.get(scheduleRef)).data() ?? {}));
+      const scheduleSnap = await tx.get(scheduleRef);
+      const state = scheduleRunState(
+        scheduleSnap.exists ? fromDoc<Record<string, unknown>>(scheduleSnap.data() ?? {}) : undefined,
+      );
       tx.update(this.runs().doc(runId), {
         status: 'done',
         leaseOwner: null,
@@ -368,7 +373,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     await this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       const advance = scheduleAdvance(
-        scheduleRunState(fromDoc<Record<string, unknown>>(snap.data() ?? {})),
+        scheduleRunState(snap.exists ? fromDoc<Record<string, unknown>>(snap.data() ?? {}) : undefined),
         finished,
         nextRunAt,
         skipped,

@@ -1,9 +1,11 @@
 import {
   type DocumentReference,
   FieldPath,
+  FieldValue,
   type Firestore,
   type Query,
   type QueryDocumentSnapshot,
+  Timestamp,
 } from '@google-cloud/firestore';
 import { chunksOf, mapLimit } from './concurrency';
 import { buildQuery } from './firestore-store';
@@ -424,33 +426,75 @@ export async function resumePaused(
 }
 
 /**
- * Creates each schedule document that does not exist yet, due at its next occurrence (or, with
- * `dueNow`, at its latest one, which also makes an existing one due now unless a run of it is
- * under way). Returns how many it created.
+ * How long after one of its instants a schedule made then is still due at that instant. A
+ * notification moved to a schedule that does not exist yet, in the seconds between an instant
+ * and the tick that dispatches it, has left the old schedule's index before that tick reads it:
+ * made due at its next instant, the new schedule would not send that one, and neither would
+ * the old. Made due at the instant just past, the tick sends it; where the old schedule's run
+ * had already sent it, the ledger keeps it to one post (the same delivery id).
+ */
+export const NEW_SCHEDULE_GRACE_MS = 60_000;
+
+/** When a schedule made at `now` is first due: its instant just past (NEW_SCHEDULE_GRACE_MS), else its next. */
+export function firstDueAt(s: { cron: string; timezone: string }, now: Date): Date {
+  const latest = latestOccurrence(s, now);
+  if (latest && now.getTime() - latest.getTime() <= NEW_SCHEDULE_GRACE_MS) return latest;
+  return nextOccurrence(s, now);
+}
+
+/**
+ * What to write to mend a stored schedule document that cannot work as it is (edited by hand,
+ * or made again by an older version's write after it was deleted): its cron or time zone not
+ * those of its id's, a `nextRunAt` that is not a time (no due query finds it), or disabled
+ * (`invalidReason`) although its cron and time zone are valid. Null when it is sound.
+ */
+export function scheduleRepair(
+  stored: Record<string, unknown>,
+  s: { cron: string; timezone: string },
+  nextRunAt: Date,
+): Record<string, unknown> | null {
+  const fields: Record<string, unknown> = {};
+  if (stored.cron !== s.cron || stored.timezone !== s.timezone) Object.assign(fields, s);
+  const disabled = typeof stored.invalidReason === 'string';
+  if (disabled || !(stored.nextRunAt instanceof Timestamp)) fields.nextRunAt = nextRunAt;
+  if (disabled) fields.invalidReason = FieldValue.delete();
+  return Object.keys(fields).length > 0 ? fields : null;
+}
+
+/**
+ * Creates each schedule document that does not exist yet, due at firstDueAt (or, with `dueNow`,
+ * at its latest occurrence, which also makes an existing one due now unless a run of it is
+ * under way), and mends one that cannot work as stored (scheduleRepair). Returns how many it
+ * created and mended.
  */
 async function ensureSchedules(
   db: Firestore,
   schedules: Map<string, { cron: string; timezone: string }>,
   now: Date,
   dueNow: boolean,
-): Promise<number> {
-  let created = 0;
+): Promise<{ created: number; repaired: number }> {
+  const counts = { created: 0, repaired: 0 };
   // Side by side: an import of per-tenant schedules has thousands, one transaction each.
   await mapLimit([...schedules], SCHEDULES_PARALLEL, async ([id, s]) => {
     const ref = db.collection(COLLECTIONS.schedules).doc(id);
-    const nextRunAt = (dueNow ? latestOccurrence(s, now) : null) ?? nextOccurrence(s, now);
-    const made = await db.runTransaction(async (tx) => {
+    const nextRunAt = (dueNow ? latestOccurrence(s, now) : null) ?? firstDueAt(s, now);
+    const done = await db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       if (!snap.exists) {
         tx.create(ref, { ...s, nextRunAt, activeOccurrence: null, skippedOccurrences: 0, createdAt: now });
-        return true;
+        return 'created' as const;
+      }
+      const repair = scheduleRepair(snap.data() ?? {}, s, nextRunAt);
+      if (repair) {
+        tx.update(ref, { ...repair, updatedAt: now });
+        return 'repaired' as const;
       }
       if (dueNow && !snap.get('activeOccurrence')) tx.update(ref, { nextRunAt });
-      return false;
+      return null;
     });
-    if (made) created++;
+    if (done) counts[done]++;
   });
-  return created;
+  return counts;
 }
 
 /**
@@ -465,7 +509,13 @@ async function ensureSchedules(
 export async function reindexNotifications(
   db: Firestore,
   opts: { onProgress?: (scanned: number) => void } = {},
-): Promise<{ scanned: number; indexed: number; staleBuckets: number; schedulesCreated: number }> {
+): Promise<{
+  scanned: number;
+  indexed: number;
+  staleBuckets: number;
+  schedulesCreated: number;
+  schedulesRepaired: number;
+}> {
   const collection = db.collection(COLLECTIONS.notifications);
   // The schedules the enabled notifications name, with the cron and time zone they give.
   const named = new Map<string, { cron: string; timezone: string }>();
@@ -503,6 +553,12 @@ export async function reindexNotifications(
   }
   // A schedule whose cron no longer parses is left out: its notifications are refused when sent.
   const valid = new Map([...named].filter(([, s]) => !('problem' in checkedSchedule(s.cron.trim(), s.timezone))));
-  const schedulesCreated = await ensureSchedules(db, valid, new Date(), false);
-  return { scanned, indexed, staleBuckets: await removeStaleBuckets(db), schedulesCreated };
+  const schedules = await ensureSchedules(db, valid, new Date(), false);
+  return {
+    scanned,
+    indexed,
+    staleBuckets: await removeStaleBuckets(db),
+    schedulesCreated: schedules.created,
+    schedulesRepaired: schedules.repaired,
+  };
 }

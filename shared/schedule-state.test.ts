@@ -3,6 +3,7 @@ import { runBlocker, scheduleAdvance, scheduleRunState } from './schedule-state'
 const at = (hhmm: string) => new Date(`2026-12-07T${hhmm}:00.000Z`);
 const occ = (hhmm: string) => at(hhmm).toISOString();
 const state = (next: string | null, active: string | null, last: string | null = null) => ({
+  exists: true,
   nextRunAt: next ? at(next) : null,
   activeOccurrence: active ? occ(active) : null,
   lastRunAt: last ? at(last) : null,
@@ -30,6 +31,16 @@ describe('runBlocker', () => {
   });
 });
 
+describe('a schedule document that is gone', () => {
+  it('starts no run and is not written again: a write of the run state alone would leave it without cron and time zone', () => {
+    const gone = scheduleRunState(undefined);
+    expect(runBlocker(gone, occ('10:00'), false)).toMatch(/the schedule document is gone.*reindex/);
+    expect(runBlocker(gone, occ('10:00'), true)).toMatch(/the schedule document is gone/);
+    expect(scheduleAdvance(gone, occ('10:00'), at('10:01'), 0)).toBeNull();
+    expect(scheduleAdvance(gone, null, at('10:01'), 3)).toBeNull();
+  });
+});
+
 describe('scheduleAdvance', () => {
   it('moves the schedule on when its own run ends, recording the occurrence and the skips', () => {
     expect(scheduleAdvance(state('10:00', '10:00'), occ('10:00'), at('10:01'), 2)).toEqual({
@@ -52,8 +63,14 @@ describe('scheduleAdvance', () => {
   });
 
   it('reads a stored document, with missing or mistyped fields as null', () => {
-    expect(scheduleRunState(undefined)).toEqual({ nextRunAt: null, activeOccurrence: null, lastRunAt: null });
+    expect(scheduleRunState(undefined)).toEqual({
+      exists: false,
+      nextRunAt: null,
+      activeOccurrence: null,
+      lastRunAt: null,
+    });
     expect(scheduleRunState({ nextRunAt: 'x', activeOccurrence: 5, lastRunAt: new Date('bad') })).toEqual({
+      exists: true,
       nextRunAt: null,
       activeOccurrence: null,
       lastRunAt: null,

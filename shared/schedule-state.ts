@@ -15,6 +15,12 @@ import type { RunDoc } from './model';
 import type { RunClaim } from './ports';
 
 export interface ScheduleRunState {
+  /**
+   * False when the schedule document is gone (deleted while a tick ran): nothing writes it
+   * again, as a write of the run state alone would make a document without its cron and time
+   * zone, which the next tick would disable for good.
+   */
+  exists: boolean;
   nextRunAt: Date | null;
   activeOccurrence: string | null;
   lastRunAt: Date | null;
@@ -47,6 +53,7 @@ export function activeOccurrenceOf(v: unknown): { activeOccurrence: string | nul
 export function scheduleRunState(doc: Record<string, unknown> | undefined): ScheduleRunState {
   const date = (v: unknown): Date | null => (v instanceof Date && !Number.isNaN(v.getTime()) ? v : null);
   return {
+    exists: doc !== undefined,
     nextRunAt: date(doc?.nextRunAt),
     activeOccurrence: storedOccurrence(doc?.activeOccurrence),
     lastRunAt: date(doc?.lastRunAt),
@@ -59,6 +66,7 @@ export function scheduleRunState(doc: Record<string, unknown> | undefined): Sche
  * works from the document as it is.
  */
 export function runBlocker(state: ScheduleRunState, occurrence: string, resume: boolean): string | null {
+  if (!state.exists) return 'the schedule document is gone (deleted); `slack-fanout reindex` makes it again';
   if (state.activeOccurrence !== null && state.activeOccurrence !== occurrence) {
     return `the schedule is dispatching ${state.activeOccurrence}; that run finishes first`;
   }
@@ -84,7 +92,7 @@ export interface ScheduleAdvance {
 /**
  * The fields to write when the run of `finished` ends (or is found done), or when nothing was
  * due (`finished` null): null when another occurrence's run holds the schedule, as that run
- * moves it on when it ends. `activeOccurrence` is cleared with them.
+ * moves it on when it ends, and when the document is gone. `activeOccurrence` is cleared with them.
  */
 export function scheduleAdvance(
   state: ScheduleRunState,
@@ -92,6 +100,7 @@ export function scheduleAdvance(
   nextRunAt: Date,
   skipped: number,
 ): ScheduleAdvance | null {
+  if (!state.exists) return null;
   if (state.activeOccurrence !== null && state.activeOccurrence !== finished) return null;
   const moves = state.nextRunAt === null || nextRunAt.getTime() > state.nextRunAt.getTime();
   const advance: ScheduleAdvance = {

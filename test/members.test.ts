@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Firestore } from '@google-cloud/firestore';
+import { FieldValue, type Firestore, Timestamp } from '@google-cloud/firestore';
 import { ROOT } from '../dev/processes';
 import { uniqueProjectId } from '../dev/stack';
 import { runTick } from '../dispatcher/tick';
@@ -10,8 +10,8 @@ import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
 import { bucketOf, MEMBER_BUCKETS, membersOf } from '../shared/members';
-import { notificationDoc, saveNotifications, setNotificationEnabled } from '../shared/notifications';
-import { nextOccurrence, scheduleIdOf } from '../shared/schedule';
+import { firstDueAt, notificationDoc, saveNotifications, setNotificationEnabled } from '../shared/notifications';
+import { scheduleIdOf } from '../shared/schedule';
 import { COLLECTIONS } from '../shared/topology';
 import { notification } from './helpers';
 
@@ -123,6 +123,56 @@ describe('the dispatch index', () => {
     expect(rest.length + pages[0]!.ids.length + pages[1]!.ids.length).toBe(items.length);
   });
 
+  it('slack-fanout reindex mends schedule documents that could not run as stored, and leaves sound ones alone', async () => {
+    const projectId = uniqueProjectId('reindex-mend');
+    const db = createFirestore(projectId);
+    try {
+      const kinds = {
+        remade: { cron: '* * * * *', timezone: 'America/Sao_Paulo' },
+        noTime: { cron: '*/6 * * * *', timezone: 'UTC' },
+        stringTime: { cron: '*/5 * * * *', timezone: 'UTC' },
+        disabled: { cron: '0 * * * *', timezone: 'Asia/Tokyo' },
+        sound: { cron: '30 * * * *', timezone: 'UTC' },
+      };
+      await saveNotifications(
+        db,
+        Object.entries(kinds).map(([k, s], i) => notification(i, { id: `mend-${k}`, ...s })),
+      );
+      const ref = (k: keyof typeof kinds) => db.collection(COLLECTIONS.schedules).doc(scheduleIdOf(kinds[k]));
+      const soundBefore = (await ref('sound').get()).data();
+      // A run-state write that made a deleted document again; fields edited or lost by hand; a
+      // schedule disabled for a time zone it has.
+      await ref('remade').set({
+        lastRunAt: new Date(),
+        activeOccurrence: null,
+        nextRunAt: new Date(),
+        skippedOccurrences: 1,
+      });
+      await ref('noTime').update({ nextRunAt: FieldValue.delete() });
+      await ref('stringTime').update({ nextRunAt: '2026-11-30T13:20:00Z' });
+      await ref('disabled').update({
+        nextRunAt: new Date('9999-12-31T00:00:00Z'),
+        invalidReason: 'unknown time zone ""',
+      });
+
+      const before = new Date();
+      const out = await reindex(projectId);
+      expect(out.stdout).toContain('mended 4 schedule documents that could not run as stored');
+      for (const k of ['remade', 'noTime', 'stringTime', 'disabled'] as const) {
+        const d = (await ref(k).get()).data() ?? {};
+        expect([k, d.cron, d.timezone, d.invalidReason]).toEqual([k, kinds[k].cron, kinds[k].timezone, undefined]);
+        expect(d.nextRunAt).toBeInstanceOf(Timestamp);
+        // Due at its next occurrence, or one of the minute just past: never disabled, never far off.
+        expect(Math.abs(d.nextRunAt.toDate().getTime() - before.getTime())).toBeLessThan(3_700_000);
+      }
+      expect((await ref('sound').get()).data()).toEqual(soundBefore);
+      // Again: nothing left to mend.
+      expect((await reindex(projectId)).stdout).not.toContain('mended');
+    } finally {
+      await db.terminate();
+    }
+  });
+
   it('slack-fanout reindex adds notifications written without the index, and only the enabled ones', async () => {
     const projectId = uniqueProjectId('reindex');
     const old = createFirestore(projectId);
@@ -150,7 +200,7 @@ describe('the dispatch index', () => {
       expect(await listed()).toEqual(enabled.sort());
       const created = await old.collection(COLLECTIONS.schedules).doc(id).get();
       expect(created.get('cron')).toBe(schedule.cron);
-      expect(created.get('nextRunAt').toDate()).toEqual(nextOccurrence(schedule, before));
+      expect(created.get('nextRunAt').toDate()).toEqual(firstDueAt(schedule, before));
       // Again: nothing changes.
       expect((await reindex(projectId)).stdout).not.toContain('created');
       expect(await listed()).toEqual(enabled.sort());

@@ -65,7 +65,8 @@ test('a retried tick alongside the next one: the half-sent run keeps its mark, a
     ids.map((n, i) => notification(i, { id: n, ...everyMinute })),
     { now: t('09:59:30') },
   );
-  expect(await schedule()).toMatchObject({ nextRunAt: '2026-12-07T10:00:00.000Z' });
+  // Made 30 s after its instant of 09:59, within NEW_SCHEDULE_GRACE_MS: due at it.
+  expect(await schedule()).toMatchObject({ nextRunAt: '2026-12-07T09:59:00.000Z' });
 
   // Cloud Scheduler's retry of the 10:00 tick read the schedule before the 10:01 tick claimed it.
   const stale = await store.dueSchedules(t('10:01:15'), 10);
@@ -230,5 +231,65 @@ test('the due schedules a page at a time, by nextRunAt then id, ties included, e
     expect(seen).toEqual([['s_z', 's_y', 's_a'], ['s_b', 's_c', 's_d'], ['s_e']]);
   } finally {
     await pagedDb.terminate();
+  }
+});
+
+test('a notification moved, just after an instant, to a schedule not made yet that falls due then too is sent at that instant', async () => {
+  const moveDb = createFirestore(uniqueProjectId('runs-move-new'));
+  try {
+    const moveStore = new FirestoreStore(moveDb);
+    const at = new Date('2026-11-30T13:24:00.000Z');
+    const everyTwo = { cron: '*/2 * * * *', timezone: 'UTC' };
+    // The same instants under another spelling: another schedule, not made until the move.
+    const sameInstants = { cron: '0-59/2 * * * *', timezone: 'UTC' };
+    await saveNotifications(moveDb, [notification(0, { id: 'n-mv', ...everyTwo })], {
+      now: new Date(at.getTime() - 30_000),
+    });
+    // 1.4 s after 13:24, before the tick of 13:24 comes.
+    await saveNotifications(moveDb, [notification(0, { id: 'n-mv', ...sameInstants })], {
+      now: new Date(at.getTime() + 1_400),
+    });
+    const made = await moveDb.collection(COLLECTIONS.schedules).doc(scheduleIdOf(sameInstants)).get();
+    expect(made.get('nextRunAt').toDate()).toEqual(at);
+    const p = publisher();
+    const summary = await runTick(at, { ...tickDeps(p, new Date(at.getTime() + 3_000)), runs: moveStore });
+    expect(p.messages.map((m) => [m.notificationId, m.occurrence, m.scheduleId])).toEqual([
+      ['n-mv', at.toISOString(), scheduleIdOf(sameInstants)],
+    ]);
+    expect(summary.dueSchedules).toBe(2);
+  } finally {
+    await moveDb.terminate();
+  }
+});
+
+test('a schedule document deleted while its run goes on is not made again, half, by the run’s end', async () => {
+  const goneDb = createFirestore(uniqueProjectId('runs-gone'));
+  try {
+    const goneStore = new FirestoreStore(goneDb);
+    const hourly = { cron: '0 * * * *', timezone: 'UTC' };
+    const sid = scheduleIdOf(hourly);
+    const at = new Date('2026-12-07T10:00:00.000Z');
+    await saveNotifications(goneDb, [notification(0, { id: 'gone-1', ...hourly })], {
+      now: new Date(at.getTime() - 60_000),
+    });
+    const claim = await goneStore.claimRun(sid, at.toISOString(), 'owner-1', 60_000, at, null);
+    expect(claim.kind).toBe('acquired');
+    await goneDb.collection(COLLECTIONS.schedules).doc(sid).delete();
+    await goneStore.finishRun(
+      runIdOf(sid, at.toISOString()),
+      'owner-1',
+      sid,
+      new Date('2026-12-07T11:00:00.000Z'),
+      0,
+      at,
+    );
+    expect((await goneDb.collection(COLLECTIONS.schedules).doc(sid).get()).exists).toBe(false);
+    expect((await goneStore.getRun(runIdOf(sid, at.toISOString())))?.status).toBe('done');
+    // Nor does a claim make it again: the run is refused, naming why.
+    const again = await goneStore.claimRun(sid, '2026-12-07T11:00:00.000Z', 'owner-2', 60_000, at, null);
+    expect(again).toEqual({ kind: 'superseded', reason: expect.stringMatching(/the schedule document is gone/) });
+    expect((await goneDb.collection(COLLECTIONS.schedules).doc(sid).get()).exists).toBe(false);
+  } finally {
+    await goneDb.terminate();
   }
 });

@@ -1,0 +1,55 @@
+import { FieldValue, Timestamp } from '@google-cloud/firestore';
+import { firstDueAt, NEW_SCHEDULE_GRACE_MS, scheduleRepair } from './notifications';
+
+describe('firstDueAt: when a schedule made now is first due', () => {
+  const everyTwo = { cron: '*/2 * * * *', timezone: 'UTC' };
+  const at = (iso: string) => new Date(iso);
+
+  it('is the instant just past, within a minute of it: a notification moved there before its tick is still sent', () => {
+    expect(firstDueAt(everyTwo, at('2026-11-30T13:24:01.400Z'))).toEqual(at('2026-11-30T13:24:00.000Z'));
+    expect(firstDueAt(everyTwo, at('2026-11-30T13:25:00.000Z'))).toEqual(at('2026-11-30T13:24:00.000Z'));
+  });
+
+  it('is the next instant once the last is more than a minute past', () => {
+    expect(NEW_SCHEDULE_GRACE_MS).toBe(60_000);
+    expect(firstDueAt(everyTwo, at('2026-11-30T13:25:00.001Z'))).toEqual(at('2026-11-30T13:26:00.000Z'));
+    const daily = { cron: '0 9 * * *', timezone: 'Europe/Paris' };
+    expect(firstDueAt(daily, at('2026-12-07T10:00:00.000Z'))).toEqual(at('2026-12-08T08:00:00.000Z'));
+  });
+});
+
+describe('scheduleRepair: a stored schedule document that cannot run as it is', () => {
+  const s = { cron: '* * * * *', timezone: 'America/Sao_Paulo' };
+  const next = new Date('2026-11-30T13:38:00.000Z');
+  const sound = { ...s, nextRunAt: Timestamp.fromDate(new Date('2026-11-30T13:37:00.000Z')), activeOccurrence: null };
+
+  it('leaves a sound one alone', () => {
+    expect(scheduleRepair(sound, s, next)).toBeNull();
+  });
+
+  it('gives back the cron, time zone and a due time to one a run-state write made again without them', () => {
+    const remade = { lastRunAt: Timestamp.fromDate(next), activeOccurrence: null, nextRunAt: Timestamp.fromDate(next) };
+    expect(scheduleRepair(remade, s, next)).toEqual({ ...s });
+    expect(scheduleRepair({ activeOccurrence: null }, s, next)).toEqual({ ...s, nextRunAt: next });
+  });
+
+  it('makes one due that no due query finds: nextRunAt missing, or not a time', () => {
+    const { nextRunAt: _, ...without } = sound;
+    expect(scheduleRepair(without, s, next)).toEqual({ nextRunAt: next });
+    expect(scheduleRepair({ ...sound, nextRunAt: '2026-11-30T13:20:00Z' }, s, next)).toEqual({ nextRunAt: next });
+  });
+
+  it('enables one disabled although its cron and time zone are valid', () => {
+    const disabled = {
+      ...sound,
+      timezone: '',
+      nextRunAt: Timestamp.fromDate(new Date('9999-12-31T00:00:00Z')),
+      invalidReason: 'unknown time zone ""',
+    };
+    expect(scheduleRepair(disabled, s, next)).toEqual({
+      ...s,
+      nextRunAt: next,
+      invalidReason: FieldValue.delete(),
+    });
+  });
+});
