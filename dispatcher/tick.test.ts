@@ -470,7 +470,7 @@ describe('runTick', () => {
     expect(store.schedule(scheduleId)).toMatchObject({ nextRunAt: occurrence });
   });
 
-  it('after resuming an old run, a newer occurrence that fell due meanwhile still runs', async () => {
+  it('after resuming an old run, a newer occurrence that fell due meanwhile runs in the same tick', async () => {
     const hourly = { cron: '0 * * * *', timezone: 'UTC' };
     const id = scheduleIdOf(hourly);
     const store = new MemoryStore();
@@ -481,11 +481,15 @@ describe('runTick', () => {
     await runTick(new Date('2026-01-15T09:00:00Z'), deps(store, new FakePublisher([2])));
     const publisher = new FakePublisher();
     const resume = await runTick(new Date('2026-01-15T10:00:30Z'), deps(store, publisher));
-    expect(resume.occurrences[0]).toMatchObject({ status: 'resumed', occurrence: '2026-01-15T09:00:00.000Z' });
-    const next = await runTick(new Date('2026-01-15T10:01:00Z'), deps(store, publisher));
-    expect(next.occurrences[0]).toMatchObject({ status: 'dispatched', occurrence: '2026-01-15T10:00:00.000Z' });
+    expect(resume.occurrences).toEqual([
+      expect.objectContaining({ status: 'resumed', occurrence: '2026-01-15T09:00:00.000Z' }),
+      expect.objectContaining({ status: 'dispatched', occurrence: '2026-01-15T10:00:00.000Z', skipped: 0 }),
+    ]);
     expect(publisher.messages.filter((m) => m.occurrence === '2026-01-15T10:00:00.000Z')).toHaveLength(3);
     expect(store.schedule(id)?.nextRunAt?.toISOString()).toBe('2026-01-15T11:00:00.000Z');
+    // Nothing is left for the next tick.
+    const next = await runTick(new Date('2026-01-15T10:01:00Z'), deps(store, publisher));
+    expect(next.occurrences).toEqual([]);
   });
 
   it('dispatches several due schedules at once, up to scheduleConcurrency, each to completion', async () => {
@@ -790,6 +794,31 @@ describe('ticks that overlap on one schedule', () => {
     });
   }
 
+  it('a run a crashed dispatcher left half-sent costs an every-minute schedule no occurrence but those the resume came too late for', async () => {
+    const store = everyMinuteStore(t('10:00:00'));
+    // The 10:00 run, its second page refused: half-sent, as a crash leaves it once its lease expires.
+    await runTick(t('10:00:00'), deps(store, new FakePublisher([2]), { clock: () => t('10:00:01') }));
+    expect(store.schedule(id)?.activeOccurrence).toBe('2026-12-07T10:00:00.000Z');
+    // The 10:01 tick resumes it, then sends 10:01 itself: before, 10:01 was left to the 10:02
+    // tick, which passed over it as missed.
+    const publisher = new FakePublisher();
+    const tick = await runTick(t('10:01:00'), deps(store, publisher, { clock: () => t('10:01:01') }));
+    expect(tick.occurrences.map((o) => [o.status, o.occurrence, o.skipped])).toEqual([
+      ['resumed', '2026-12-07T10:00:00.000Z', 0],
+      ['dispatched', '2026-12-07T10:01:00.000Z', 0],
+    ]);
+    expect(
+      new Set(
+        publisher.messages.filter((m) => m.occurrence === '2026-12-07T10:01:00.000Z').map((m) => m.notificationId),
+      ),
+    ).toEqual(new Set(ids));
+    expect(store.schedule(id)).toMatchObject({
+      activeOccurrence: null,
+      nextRunAt: t('10:02:00'),
+      skippedOccurrences: 0,
+    });
+  });
+
   it('a retried tick does not clear the mark of the next tick’s run: that run, failed half-way, is resumed and finished', async () => {
     const store = everyMinuteStore(t('10:00:00'));
     readTogether(store, 2);
@@ -810,12 +839,14 @@ describe('ticks that overlap on one schedule', () => {
     const publisher = new FakePublisher();
     const next = await runTick(t('10:02:00'), deps(store, publisher, { clock: () => t('10:02:01') }));
     expect(next.occurrences[0]).toMatchObject({ status: 'resumed', occurrence: '2026-12-07T10:01:00.000Z' });
+    // Then 10:02 itself, in the same tick.
+    expect(next.occurrences[1]).toMatchObject({ status: 'dispatched', occurrence: '2026-12-07T10:02:00.000Z' });
     const sentAt1001 = [...failing.messages, ...publisher.messages]
       .filter((m) => m.occurrence === '2026-12-07T10:01:00.000Z')
       .map((m) => m.notificationId);
     expect(new Set(sentAt1001)).toEqual(new Set(ids));
     expect(await store.getRun(runIdOf(id, '2026-12-07T10:01:00.000Z'))).toMatchObject({ status: 'done' });
-    expect(store.schedule(id)).toMatchObject({ activeOccurrence: null, nextRunAt: t('10:02:00') });
+    expect(store.schedule(id)).toMatchObject({ activeOccurrence: null, nextRunAt: t('10:03:00') });
   });
 
   it('a tick with a copy read before another tick moved the schedule on leaves it as it is', async () => {

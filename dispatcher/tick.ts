@@ -149,9 +149,9 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
     dueCount += due.length;
     // Schedules run side by side: one waits on Firestore while another publishes.
     const page = await mapLimit(due, deps.scheduleConcurrency ?? 1, (schedule) =>
-      runSchedule(schedule, tickTime, arrivedAt, owner, indexReadAt ?? null, deps, clock),
+      runDueSchedule(schedule, tickTime, arrivedAt, owner, indexReadAt ?? null, deps, clock),
     );
-    occurrences.push(...page);
+    occurrences.push(...page.flat());
     const last = due.at(-1);
     // Draining: the rest wait for a tick on another instance (Cloud Scheduler's retry, or the next).
     if (due.length < pageSize || !last || deps.isDraining?.()) break;
@@ -166,6 +166,45 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
     failed: occurrences.filter((o) => o.status === 'failed').length,
     durationMs: Date.now() - started,
   };
+}
+
+/**
+ * A due schedule's part of a tick: its unfinished run first (runSchedule), and, once that run
+ * has ended, the occurrence due now, in the same tick. Left to the next tick, that occurrence
+ * would be passed over as missed whenever another fell due before it (an every-minute
+ * schedule whose run a crashed dispatcher left half-sent lost one more occurrence so).
+ */
+async function runDueSchedule(
+  schedule: DueSchedule,
+  tickTime: Date,
+  arrivedAt: Date,
+  owner: string,
+  indexReadAt: Date | null,
+  deps: TickDeps,
+  clock: () => Date,
+): Promise<OccurrenceResult[]> {
+  const first = await runSchedule(schedule, tickTime, arrivedAt, owner, indexReadAt, deps, clock);
+  const ended = first.status === 'resumed' || first.status === 'dispatched' || first.status === 'already-done';
+  if (!schedule.activeOccurrence || first.occurrence !== schedule.activeOccurrence || !ended) return [first];
+  // The schedule as that run's end left it: due at the occurrence after the run's own.
+  let after: Date;
+  try {
+    after = nextOccurrence(schedule, new Date(schedule.activeOccurrence));
+  } catch {
+    return [first];
+  }
+  if (after.getTime() > tickTime.getTime() || deps.isDraining?.()) return [first];
+  const { ignoredActiveOccurrence: _ignored, ...rest } = schedule;
+  const then = await runSchedule(
+    { ...rest, activeOccurrence: null, nextRunAt: after },
+    tickTime,
+    arrivedAt,
+    owner,
+    indexReadAt,
+    deps,
+    clock,
+  );
+  return [first, then];
 }
 
 async function runSchedule(

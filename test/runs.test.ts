@@ -100,6 +100,8 @@ test('a retried tick alongside the next one: the half-sent run keeps its mark, a
   const rest = publisher();
   const next = await runTick(t('10:02:00'), tickDeps(rest, t('10:02:01')));
   expect(next.occurrences[0]).toMatchObject({ status: 'resumed', occurrence: '2026-12-07T10:01:00.000Z' });
+  // And then 10:02 itself, in the same tick.
+  expect(next.occurrences[1]).toMatchObject({ status: 'dispatched', occurrence: '2026-12-07T10:02:00.000Z' });
   const sent = new Set(
     [...late.messages, ...rest.messages]
       .filter((m) => m.occurrence === '2026-12-07T10:01:00.000Z')
@@ -108,7 +110,7 @@ test('a retried tick alongside the next one: the half-sent run keeps its mark, a
   expect(sent).toEqual(new Set(ids));
   const run = await store.getRun(runIdOf(id, '2026-12-07T10:01:00.000Z'));
   expect(run?.status).toBe('done');
-  expect(await schedule()).toEqual({ activeOccurrence: null, nextRunAt: '2026-12-07T10:02:00.000Z' });
+  expect(await schedule()).toEqual({ activeOccurrence: null, nextRunAt: '2026-12-07T10:03:00.000Z' });
 });
 
 test('a notification moved between two schedules due at the same instant, mid-tick, is published once, by the index as the tick found it', async () => {
