@@ -72,7 +72,7 @@ describe('classifySlackErrorCode against the chat.postMessage error fixture', ()
 });
 
 describe('classifySlackHttpStatus', () => {
-  it.each([429, 408, 503])('HTTP %i is retryable and carries Retry-After', (status) => {
+  it.each([429, 408])('HTTP %i is retryable and carries Retry-After', (status) => {
     const err = classifySlackHttpStatus(status, 30);
     expect(err).toBeInstanceOf(RetryableError);
     expect(err.code).toBe('slack_retryable');
@@ -81,7 +81,8 @@ describe('classifySlackHttpStatus', () => {
     expect(pushStatus(outcomeOf(err))).toBe(503);
   });
 
-  it.each([500, 502, 504, 599])(
+  // 503 too: a gateway such as Envoy answers it for a reset upstream after the post was sent on.
+  it.each([500, 502, 503, 504, 599])(
     'HTTP %i is retried as an outcome unknown: the post may have gone through',
     (status) => {
       const err = classifySlackHttpStatus(status, 30);
@@ -95,7 +96,7 @@ describe('classifySlackHttpStatus', () => {
   );
 
   it('leaves retryAfter out when Slack gave none', () => {
-    const err = classifySlackHttpStatus(503);
+    const err = classifySlackHttpStatus(429);
     expect(err.retryAfterSeconds).toBeUndefined();
     expect('retryAfterSeconds' in outcomeOf(err)).toBe(false);
   });

@@ -157,12 +157,13 @@ export function classifySlackErrorCode(slackError: string, cause?: unknown): Fan
 export function classifySlackHttpStatus(status: number, retryAfterSeconds?: number, cause?: unknown): FanoutError {
   const opts: FanoutErrorOptions = { cause, slackError: `http_${status}` };
   if (retryAfterSeconds !== undefined) opts.retryAfterSeconds = retryAfterSeconds;
-  // 503: Slack (or the gateway in front of it) did not take the request.
-  if (status === 429 || status === 408 || status === 503) {
+  // 429, 408: Slack (or the gateway in front of it) did not take the request.
+  if (status === 429 || status === 408) {
     return new RetryableError('slack_retryable', `Slack answered HTTP ${status}`, opts);
   }
-  // Another 5xx can come from a proxy or gateway after Slack took the request (a 502 or 504
-  // once the post went through): the next attempt looks for the post before posting again.
+  // Any 5xx can come from a proxy or gateway after Slack took the request (a 502 or 504 once
+  // the post went through, and a 503 too: Envoy answers 503 for a connection reset upstream
+  // after it sent the request on): the next attempt looks for the post before posting again.
   if (status >= 500) {
     return new RetryableError('slack_outcome_unknown', `Slack answered HTTP ${status}`, opts);
   }
