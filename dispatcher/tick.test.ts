@@ -684,6 +684,26 @@ describe('runTick', () => {
     expect(summary).toMatchObject({ dueSchedules: 0, published: 0, occurrences: [] });
   });
 
+  it('stops, without failing the tick, when another dispatcher took the run over and finished it', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 5 });
+    const publisher = new FakePublisher();
+    // The other dispatcher takes the run over (this one's lease ran out) and finishes it, all
+    // before this one's first checkpoint.
+    const real = store.checkpoint.bind(store);
+    jest.spyOn(store, 'checkpoint').mockImplementationOnce(async (...args) => {
+      const later = new Date(occurrence.getTime() + 61 * 60_000);
+      await store.claimRun(scheduleId, occ, 'thief', 60_000, later, new Date());
+      await store.finishRun(runId, 'thief', scheduleId, nextOccurrence(daily9, occurrence), 0, later);
+      return real(...args);
+    });
+    const summary = await runTick(occurrence, deps(store, publisher));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'already-done', occurrence: occ });
+    expect(summary.occurrences[0]?.error).toBeUndefined();
+    expect(summary.failed).toBe(0);
+    expect(await store.getRun(runId)).toMatchObject({ status: 'done', leaseOwner: null });
+  });
+
   it('with pages in flight, stops at a lost lease without writing another checkpoint', async () => {
     const store = new MemoryStore();
     seed(store, { count: 5 });

@@ -6,7 +6,13 @@ import type { Logger } from '../shared/logger';
 import { isBucketId } from '../shared/members';
 import { dispatchAttributes } from '../shared/messages';
 import { deliveryIdOf, excerpt, runIdOf } from '../shared/model';
-import type { CheckpointProgress, DueCursor, DueSchedule, RunStore } from '../shared/ports';
+import {
+  type CheckpointProgress,
+  type DueCursor,
+  type DueSchedule,
+  LeaseLostError,
+  type RunStore,
+} from '../shared/ports';
 import type { PagePublisher } from '../shared/pubsub';
 import {
   InvalidScheduleError,
@@ -381,6 +387,12 @@ async function runSchedule(
       land(page);
     }
     await settledWithin([checkpoints.settle()], left());
+    if (err instanceof LeaseLostError && err.finishedElsewhere) {
+      // Nothing is lost: the other dispatcher sent it all (what this one sent again, the ledger
+      // acks), and nothing is left to resume, so the tick need not be retried.
+      log.warn({ published, cursor }, `${err.message}; this dispatcher stopped`);
+      return { ...base, occurrence, runId, status: 'already-done', published };
+    }
     log.error({ err: errorMessage(err), published, cursor }, 'run failed; a later tick resumes it from the checkpoint');
     // Bounded too while shutting down: a Firestore that does not answer leaves the lease to expire.
     await settledWithin([deps.runs.releaseRun(runId, owner, errorMessage(err), clock())], left());

@@ -33,7 +33,7 @@ import type {
   RunClaim,
   RunStore,
 } from './ports';
-import { type CheckpointProgress, LeaseLostError, type NotificationPage } from './ports';
+import { type CheckpointProgress, LeaseLostError, leaseLost, type NotificationPage } from './ports';
 import { QUERIES, type QuerySpec } from './queries';
 import {
   activeOccurrenceOf,
@@ -310,7 +310,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     const snap = await tx.get(ref);
     if (!snap.exists) throw new LeaseLostError(`run ${runId} does not exist`);
     const run = fromDoc<RunDoc>(snap.data() ?? {});
-    if (run.leaseOwner !== owner) throw new LeaseLostError(`run ${runId} is leased by ${run.leaseOwner}`);
+    if (run.leaseOwner !== owner) throw leaseLost(runId, run);
     return run;
   }
 

@@ -25,7 +25,7 @@ import type {
   RunClaim,
   RunStore,
 } from './ports';
-import { LeaseLostError } from './ports';
+import { LeaseLostError, leaseLost } from './ports';
 import { activeOccurrenceOf, claimStep, scheduleAdvance, scheduleRunState } from './schedule-state';
 
 /**
@@ -187,7 +187,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
   private leased(runId: string, owner: string): RunDoc {
     const run = this.runDocs.get(runId);
     if (!run) throw new LeaseLostError(`run ${runId} does not exist`);
-    if (run.leaseOwner !== owner) throw new LeaseLostError(`run ${runId} is leased by ${run.leaseOwner}`);
+    if (run.leaseOwner !== owner) throw leaseLost(runId, run);
     return run;
   }
 

@@ -219,4 +219,23 @@ export interface AccountStore {
 
 export class LeaseLostError extends Error {
   override readonly name = 'LeaseLostError';
+
+  /** True when the run is done: another dispatcher took it over when this one's lease ran out, and finished it. */
+  constructor(
+    message: string,
+    readonly finishedElsewhere = false,
+  ) {
+    super(message);
+  }
+}
+
+/** Why `owner` no longer holds the run as stored: LeaseLostError's words for it. */
+export function leaseLost(runId: string, run: { status: string; leaseOwner: string | null }): LeaseLostError {
+  if (run.status === 'done') {
+    return new LeaseLostError(
+      `run ${runId} was finished by another dispatcher, which took it over when this one's lease ran out`,
+      true,
+    );
+  }
+  return new LeaseLostError(`run ${runId} is leased by ${run.leaseOwner ?? 'no one (released)'}`);
 }
