@@ -356,7 +356,16 @@ function print(value: unknown): void {
 }
 
 /** A run id as typed (the occurrence in any RFC 3339 spelling) as runs are stored, or a CliError naming what is wrong with it. */
-function typedRunId(typed: string): string {
+function typedRunId(input: string): string {
+  // As copied: from a log or a terminal with blanks around it, or out of a URL (%3A for the colon).
+  let typed = input.trim();
+  if (/%[0-9A-Fa-f]{2}/.test(typed)) {
+    try {
+      typed = decodeURIComponent(typed);
+    } catch {
+      // Not percent-encoding after all: taken as typed.
+    }
+  }
   docId('run', typed);
   const problem = runIdProblem(typed);
   if (problem) throw new CliError(`run id ${JSON.stringify(excerpt(typed))} ${problem}`);

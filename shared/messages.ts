@@ -78,11 +78,11 @@ export function canonicalRunId(runId: string): string {
 
 /**
  * A typed run id's schedule id and occurrence: the occurrence is what follows the first colon
- * that a date follows (a schedule id may hold colons), else the first colon; RFC 3339 lets a
- * space stand for the `T` (its section 5.6), as people often type it.
+ * (or blank) that a date follows (a schedule id may hold colons), else the first colon; RFC
+ * 3339 lets a space stand for the `T` (its section 5.6), as people often type it.
  */
 function runIdParts(runId: string): { scheduleId: string; occurrence: string } | null {
-  const dated = /^(.+?):(\d{4}-\d{2}-\d{2})[Tt ](.*)$/.exec(runId);
+  const dated = /^(.+?)[:\s](\d{4}-\d{2}-\d{2})[Tt ](.*)$/.exec(runId);
   if (dated?.[1] && dated[2]) return { scheduleId: dated[1], occurrence: `${dated[2]}T${dated[3] ?? ''}` };
   const colon = runId.indexOf(':');
   return colon > 0 ? { scheduleId: runId.slice(0, colon), occurrence: runId.slice(colon + 1) } : null;

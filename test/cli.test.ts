@@ -185,6 +185,25 @@ describe('exit codes', () => {
     }
   });
 
+  it('run takes a run id as copied: blanks around it, out of a URL (%3A), or a blank for its colon', async () => {
+    const env = {
+      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+      PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
+    };
+    for (const typed of [
+      '  s_1:2030-01-01T00:00:00Z \n',
+      's_1%3A2030-01-01T00%3A00%3A00Z',
+      's_1 2030-01-01T00:00:00Z',
+    ]) {
+      const res = await runCli(['-p', 'demo-cli-codes', 'run', typed], env);
+      // Read as the run it names, which this project does not have.
+      expect([typed, res.stderr]).toEqual([
+        typed,
+        'slack-fanout: run s_1:2030-01-01T00:00:00.000Z does not exist, and no delivery of it is in the ledger\n',
+      ]);
+    }
+  });
+
   it('redrive --topic "" names --topic before anything starts', async () => {
     const env = {
       FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
