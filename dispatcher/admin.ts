@@ -208,7 +208,12 @@ export function adminRouter(deps: AdminDeps): Router {
 
   // An id that cannot be a Firestore document is refused before any read or write.
   for (const param of ['id', 'runId']) {
-    router.param(param, (_req, res, next, value: string) => {
+    router.param(param, (req, res, next, value: string) => {
+      // A method the path does not take is answered 405 (the router.all routes below), whatever the id.
+      if ((req.route as { methods?: { _all?: boolean } } | undefined)?.methods?._all) {
+        next();
+        return;
+      }
       const problem = documentIdProblem(value);
       if (problem) {
         invalid(res, param, `${param} ${JSON.stringify(excerpt(value))}: ${problem}`);

@@ -346,6 +346,12 @@ describe('admin API: requests (fake ports)', () => {
     expect(await asked('get', '/admin/notifications/n-1/pause')).toEqual({ status: 405, allow: 'POST' });
     expect(await asked('get', '/admin/runs/s_1:2030-01-01T00:00:00Z/redrive')).toEqual({ status: 405, allow: 'POST' });
     expect(await asked('post', '/admin/runs/s_1:2030-01-01T00:00:00Z')).toEqual({ status: 405, allow: 'GET, HEAD' });
+    // The method first, whatever the id: one that cannot be read is not named for a method the path does not take.
+    expect(await asked('delete', '/admin/runs/x:y')).toEqual({ status: 405, allow: 'GET, HEAD' });
+    expect(await asked('patch', '/admin/notifications/__x__')).toEqual({
+      status: 405,
+      allow: 'GET, PUT, DELETE, HEAD',
+    });
     expect(await asked('get', '/admin/paused/resume')).toEqual({ status: 405, allow: 'POST' });
     expect(await asked('patch', '/status')).toEqual({ status: 405, allow: 'GET, HEAD' });
     expect((await asked('get', '/admin/nope')).status).toBe(404);
