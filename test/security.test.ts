@@ -6,6 +6,7 @@ import { createApp as createDispatcher } from '../dispatcher/app';
 import { createApp as createNotifier } from '../notifier/app';
 import type { SlackPort } from '../notifier/slack';
 import { describeConfig, loadConfig } from '../shared/config';
+import { baseApp, errorHandler, jsonBody } from '../shared/http';
 import { createLogger } from '../shared/logger';
 import type { DeliveryLedger, RunStore } from '../shared/ports';
 import { deliveryStatuses, notification, postJson, pushEnvelope, seed, waitFor } from './helpers';
@@ -205,9 +206,17 @@ describe('request hardening', () => {
     expect(res.body).toEqual({ error: 'entity.too.large', message: 'the body is larger than this endpoint takes' });
   });
 
-  test('/tick answers malformed JSON with a 400 that says so in its own words, no parser detail', async () => {
-    const res = await request(dispatcher()).post('/tick').set('content-type', 'application/json').send('{"a":');
+  test('a JSON route answers malformed JSON with a 400 that says so in its own words, no parser detail', async () => {
+    const app = baseApp(silent, 'p');
+    app.post('/json', jsonBody('16kb'), (_req, res) => {
+      res.json({});
+    });
+    app.use(errorHandler());
+    const res = await request(app).post('/json').set('content-type', 'application/json').send('{"a":');
     expect(res.status).toBe(400);
     expect(res.body).toEqual({ error: 'entity.parse.failed', message: 'the body is not valid JSON' });
+    // /tick reads its headers alone: a body, even one that does not parse, is passed over.
+    const tick = await request(dispatcher()).post('/tick').set('content-type', 'application/json').send('{"a":');
+    expect(tick.status).toBe(200);
   });
 });
