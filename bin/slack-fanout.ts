@@ -62,10 +62,11 @@ import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
  */
 
 const newNotificationSchema = z.strictObject({
+  // Blank ids and fields are named as such by notificationDoc ("is blank"), with the rest.
   id: z.string().min(1),
   accountId: z.string().min(1),
-  channelId: z.string().min(1),
-  teamId: z.string().min(1).optional(),
+  channelId: z.string(),
+  teamId: z.string().optional(),
   cron: z.string().min(1),
   timezone: z.string().min(1),
   title: z.string().max(150).optional(),

@@ -115,8 +115,9 @@ export function firestoreAdminPorts(
 const notificationBody = z.strictObject({
   // Checked in full as an import's (notificationDoc): a document id, up to 1,500 bytes.
   accountId: z.string().min(1).max(MAX_DOCUMENT_ID_BYTES),
-  channelId: z.string().min(1).max(100),
-  teamId: z.string().min(1).max(100).optional(),
+  // Blank: named as such by notificationDoc ("is blank").
+  channelId: z.string().max(100),
+  teamId: z.string().max(100).optional(),
   cron: z.string().min(1).max(200),
   timezone: z.string().min(1).max(100),
   title: z.string().max(150).optional(),

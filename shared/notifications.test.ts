@@ -1,5 +1,12 @@
 import { FieldValue, Timestamp } from '@google-cloud/firestore';
-import { firstDueAt, NEW_SCHEDULE_GRACE_MS, scheduleRepair } from './notifications';
+import {
+  firstDueAt,
+  InvalidNotificationError,
+  NEW_SCHEDULE_GRACE_MS,
+  type NewNotification,
+  notificationDoc,
+  scheduleRepair,
+} from './notifications';
 
 describe('firstDueAt: when a schedule made now is first due', () => {
   const everyTwo = { cron: '*/2 * * * *', timezone: 'UTC' };
@@ -50,6 +57,38 @@ describe('scheduleRepair: a stored schedule document that cannot run as it is', 
       ...s,
       nextRunAt: next,
       invalidReason: FieldValue.delete(),
+    });
+  });
+});
+
+describe('notificationDoc: blank fields are named, never dropped or kept unseen', () => {
+  const base = { id: 'n-1', accountId: 'a-1', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' };
+  const problemOf = (n: Partial<NewNotification>) => {
+    try {
+      notificationDoc({ ...base, ...n });
+      return null;
+    } catch (err) {
+      if (!(err instanceof InvalidNotificationError)) throw err;
+      return [err.field, err.problem];
+    }
+  };
+
+  it.each(['', '   '])('a title of %j', (title) => {
+    expect(problemOf({ title })).toEqual([
+      'title',
+      'is blank: leave the title out for the default, "{account name}: scheduled report"',
+    ]);
+  });
+
+  it.each(['', '  '])('a workspace or channel id of %j', (id) => {
+    expect(problemOf({ teamId: id })).toEqual(['teamId', 'is blank']);
+    expect(problemOf({ channelId: id })).toEqual(['channelId', 'is blank']);
+  });
+
+  it('keeps a title and a workspace given', () => {
+    expect(notificationDoc({ ...base, title: 'Weekly', teamId: 'T1' })).toMatchObject({
+      report: { title: 'Weekly' },
+      slack: { teamId: 'T1', channelId: 'C1' },
     });
   });
 });

@@ -65,14 +65,20 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
     const field = /time zone/.test(checked.problem) ? 'timezone' : 'cron';
     throw new InvalidNotificationError(`notification ${n.id}: ${checked.problem}`, field, checked.problem);
   }
+  // A title given blank would be dropped, or kept and never shown: said instead.
+  if (n.title !== undefined && n.title.trim() === '') {
+    const problem = 'is blank: leave the title out for the default, "{account name}: scheduled report"';
+    throw new InvalidNotificationError(`notification ${n.id}: title: ${problem}`, 'title', problem);
+  }
   const schedule = { ...checked };
   const doc = {
     accountId: n.accountId,
-    slack: n.teamId ? { teamId: n.teamId, channelId: n.channelId } : { channelId: n.channelId },
+    // A workspace id given blank is named as such (slackIdSchema), not dropped.
+    slack: n.teamId !== undefined ? { teamId: n.teamId, channelId: n.channelId } : { channelId: n.channelId },
     schedule,
     scheduleId: scheduleIdOf(schedule),
     enabled: n.enabled ?? true,
-    report: n.title ? { kind: 'account-summary', title: n.title } : { kind: 'account-summary' },
+    report: n.title !== undefined ? { kind: 'account-summary', title: n.title } : { kind: 'account-summary' },
     consecutiveFailures: 0,
     pausedReason: null,
   };
