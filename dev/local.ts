@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { Command, type CommanderError, Option } from 'commander';
+import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
 import { positiveInt } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
@@ -68,7 +68,17 @@ function parseArgs(argv: string[]): Options {
       positiveInt(3600),
       60,
     )
-    .option('--channel <id>', 'a real Slack channel id for every demo notification (with SLACK_BOT_TOKEN)')
+    .option(
+      '--channel <id>',
+      'a real Slack channel id for every demo notification (with SLACK_BOT_TOKEN)',
+      (value: string) => {
+        // Slack's ids (C0123456789, or a name) have no blanks: one with them is a slip, said before anything starts.
+        if (value === '' || /\s/.test(value)) {
+          throw new InvalidArgumentError('expected a Slack channel id such as C0123456789, without blanks');
+        }
+        return value;
+      },
+    )
     .option(
       '--pubsub-port <port>',
       'the Pub/Sub emulator on 127.0.0.1:<port>, so the CLI variables stay the same from run to run (default: a free port)',
@@ -81,7 +91,7 @@ function parseArgs(argv: string[]): Options {
     )
     .option(
       '--dispatcher-port <port>',
-      'the dispatcher (its status page and admin API) on 127.0.0.1:<port> (default: a free port; a restart keeps it)',
+      'the dispatcher (its /status page and admin API) on 127.0.0.1:<port> (default: a free port; a restart keeps it)',
       positiveInt(65_535),
     )
     .addOption(
@@ -323,6 +333,8 @@ async function main(): Promise<number> {
       METADATA_SERVER_DETECTION: 'none',
       // Verification is off, so nothing but this machine may reach the services.
       HOST: '127.0.0.1',
+      // The status page and the admin API, open to this machine alone (the dispatcher checks HOST).
+      ADMIN_OPEN_ON_LOOPBACK: 'true',
     };
     const topology = localTopology();
     // A service that exits unasked (a crash, a kill -9) is started again, as Cloud Run starts
@@ -367,6 +379,7 @@ async function main(): Promise<number> {
     say(
       `notifier at ${notifier.current().url} (pushed through ${front.url}), dispatcher at ${dispatcher.current().url} (logs in ${logDir})`,
     );
+    say(`status page: ${dispatcher.current().url}/status (the admin API under ${dispatcher.current().url}/admin/)`);
 
     const pubsub = createPubSub(PROJECT_ID);
     clients.push(() => pubsub.close());

@@ -14,8 +14,15 @@ function main(): void {
   const auth = authSettingsFor(config, 'dispatcher');
   const log = createLogger({ service: 'dispatcher', level: config.logLevel });
   log.info({ config: describeConfig(config) }, 'starting');
-  if (auth.mode === 'none') log.warn({ authMode: 'none' }, AUTH_OFF_WARNING);
-  else if (auth.adminEmails.length === 0) log.info('ADMIN_EMAILS is empty: the admin API refuses everyone');
+  if (auth.mode === 'none') {
+    log.warn({ authMode: 'none' }, AUTH_OFF_WARNING);
+    if (auth.adminOpen) {
+      log.warn(
+        { adminOpenOnLoopback: true, host: config.host },
+        'ADMIN_OPEN_ON_LOOPBACK: the admin API and the status page answer any caller on this machine',
+      );
+    }
+  } else if (auth.adminEmails.length === 0) log.info('ADMIN_EMAILS is empty: the admin API refuses everyone');
   const guards = serviceGuards(auth, 'tick', () => googleTokenVerifier());
   const db = createFirestore(config.projectId);
   const pubsub = createPubSub(config.projectId);

@@ -516,6 +516,72 @@ describe('auth configuration', () => {
     expect(authSettingsFor(loadConfig({ ...base, AUTH_MODE: 'none' }), 'notifier')).toEqual({ mode: 'none' });
   });
 
+  test('ADMIN_OPEN_ON_LOOPBACK=true opens the admin API with auth off, on a loopback address alone, off Cloud Run', () => {
+    const local = { ...base, AUTH_MODE: 'none', ADMIN_OPEN_ON_LOOPBACK: 'true' };
+    for (const host of ['127.0.0.1', '::1', 'localhost']) {
+      expect(authSettingsFor(loadConfig({ ...local, HOST: host }), 'dispatcher')).toEqual({
+        mode: 'none',
+        adminOpen: true,
+      });
+    }
+    // The notifier serves no admin API: the setting is not its.
+    expect(authSettingsFor(loadConfig({ ...local, HOST: '127.0.0.1' }), 'notifier')).toEqual({ mode: 'none' });
+    expect(() => authSettingsFor(loadConfig(local), 'dispatcher')).toThrow(
+      /ADMIN_OPEN_ON_LOOPBACK=true needs HOST to be a loopback address .*HOST is not set \(every interface\)/,
+    );
+    expect(() => authSettingsFor(loadConfig({ ...local, HOST: '0.0.0.0' }), 'dispatcher')).toThrow(
+      /HOST is 0\.0\.0\.0/,
+    );
+    const onRun = {
+      ...local,
+      HOST: '127.0.0.1',
+      K_SERVICE: 'slack-fanout-dispatcher',
+      ALLOW_INSECURE_AUTH_ON_CLOUD_RUN: 'true',
+    };
+    expect(() => authSettingsFor(loadConfig(onRun), 'dispatcher')).toThrow(
+      /ADMIN_OPEN_ON_LOOPBACK=true is refused on Cloud Run/,
+    );
+    const oidc = { ...base, AUTH_AUDIENCE: AUDIENCE, TICK_INVOKER_EMAIL: TICK_SA, ADMIN_OPEN_ON_LOOPBACK: 'true' };
+    expect(() => authSettingsFor(loadConfig(oidc), 'dispatcher')).toThrow(
+      /is for AUTH_MODE=none on this machine alone/,
+    );
+    expect(() => loadConfig({ ...local, ADMIN_OPEN_ON_LOOPBACK: 'yes' })).toThrow(/ADMIN_OPEN_ON_LOOPBACK/);
+  });
+
+  test('an admin guard opened on loopback lets the status page and the admin API answer', async () => {
+    const guards = serviceGuards({ mode: 'none', adminOpen: true }, 'tick', () => {
+      throw new Error('no verifier is built when auth is off');
+    });
+    const app = createDispatcher({
+      log: captureLog().log,
+      projectId: 'p',
+      runs: noRuns,
+      publisher: { publishPage: async () => undefined },
+      pageSize: 10,
+      leaseSeconds: 60,
+      catchUpWindowSeconds: 900,
+      admin: {
+        auth: guards.admin,
+        getRun: async () => null,
+        countByStatus: async () => ({ sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 }),
+        recentRuns: async () => [],
+        getNotification: async () => null,
+        setNotificationEnabled: async () => false,
+        deleteNotification: async () => false,
+        saveNotification: async () => true,
+        redrivable: async () => false,
+        resumePaused: async () => {
+          throw new Error('not in this test');
+        },
+        redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
+      },
+    });
+    const status = await request(app).get('/status');
+    expect(status.status).toBe(200);
+    expect(status.type).toBe('text/html');
+    expect((await request(app).get('/admin/notifications/n-1')).status).toBe(404);
+  });
+
   test('with auth off there is no invoker guard and the admin guard refuses everyone', async () => {
     const guards = serviceGuards({ mode: 'none' }, 'tick', () => {
       throw new Error('no verifier is built when auth is off');

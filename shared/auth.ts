@@ -272,7 +272,8 @@ export function refuseAll(role: string): RequestHandler {
 }
 
 export type AuthSettings =
-  | { mode: 'none' }
+  /** `adminOpen`: the admin API and status page open to any caller (ADMIN_OPEN_ON_LOOPBACK, loopback only). */
+  | { mode: 'none'; adminOpen?: boolean }
   | { mode: 'oidc'; audience: string[]; invokerEmail: string; adminEmails: string[]; trustCloudRunIam: boolean };
 
 /**
@@ -288,7 +289,18 @@ export function authSettingsFor(config: Config, service: 'dispatcher' | 'notifie
           `or ${ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN}=true if you really mean it`,
       );
     }
+    // The notifier serves no admin API: the setting is the dispatcher's alone.
+    if (config.adminOpenOnLoopback && service === 'dispatcher') {
+      const problem = adminOpenProblem(config);
+      if (problem) throw new ConfigError(`${ENV.ADMIN_OPEN_ON_LOOPBACK}=true ${problem}`);
+      return { mode: 'none', adminOpen: true };
+    }
     return { mode: 'none' };
+  }
+  if (config.adminOpenOnLoopback && service === 'dispatcher') {
+    throw new ConfigError(
+      `${ENV.ADMIN_OPEN_ON_LOOPBACK}=true is for AUTH_MODE=none on this machine alone; with ${ENV.AUTH_MODE}=oidc the admin API takes ${ENV.ADMIN_EMAILS}`,
+    );
   }
   const invokerVar = service === 'dispatcher' ? ENV.TICK_INVOKER_EMAIL : ENV.PUSH_INVOKER_EMAIL;
   const invokerEmail = service === 'dispatcher' ? config.tickInvokerEmail : config.pushInvokerEmail;
@@ -322,8 +334,25 @@ export interface ServiceGuards {
   admin: RequestHandler;
 }
 
+/**
+ * Why ADMIN_OPEN_ON_LOOPBACK cannot be honoured here, or null: it opens the admin API and the
+ * status page to whoever reaches the dispatcher, so the dispatcher must listen on a loopback
+ * address alone (HOST), and never on Cloud Run.
+ */
+function adminOpenProblem(config: Config): string | null {
+  if (config.cloudRunService) return `is refused on Cloud Run (${ENV.K_SERVICE}=${config.cloudRunService})`;
+  if (!config.host || !LOOPBACK_HOSTS.has(config.host)) {
+    return `needs ${ENV.HOST} to be a loopback address (127.0.0.1, ::1 or localhost), so that only this machine reaches the admin API; ${ENV.HOST} is ${config.host ?? 'not set (every interface)'}`;
+  }
+  return null;
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+
 export function serviceGuards(settings: AuthSettings, role: string, verifier: () => TokenVerifier): ServiceGuards {
-  if (settings.mode === 'none') return { admin: refuseAll('admin') };
+  if (settings.mode === 'none') {
+    return { admin: settings.adminOpen ? (_req, _res, next) => next() : refuseAll('admin') };
+  }
   const v = verifier();
   return {
     invoker: requireInvoker({

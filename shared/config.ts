@@ -32,6 +32,7 @@ export const ENV = {
   PUSH_INVOKER_EMAIL: 'PUSH_INVOKER_EMAIL',
   ADMIN_EMAILS: 'ADMIN_EMAILS',
   ALLOW_INSECURE_AUTH_ON_CLOUD_RUN: 'ALLOW_INSECURE_AUTH_ON_CLOUD_RUN',
+  ADMIN_OPEN_ON_LOOPBACK: 'ADMIN_OPEN_ON_LOOPBACK',
   AUTH_TRUST_CLOUD_RUN_IAM: 'AUTH_TRUST_CLOUD_RUN_IAM',
   /** Set by Cloud Run itself; its presence is how a service knows it runs there. */
   K_SERVICE: 'K_SERVICE',
@@ -126,6 +127,10 @@ const schema = z.object({
     .enum(['true', 'false'])
     .transform((v) => v === 'true')
     .default(false),
+  adminOpenOnLoopback: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .default(false),
   cloudRunService: z.string().min(1).optional(),
 });
 
@@ -155,6 +160,7 @@ const FIELD_TO_ENV: Record<keyof Config, string> = {
   adminEmails: ENV.ADMIN_EMAILS,
   allowInsecureAuthOnCloudRun: ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN,
   authTrustCloudRunIam: ENV.AUTH_TRUST_CLOUD_RUN_IAM,
+  adminOpenOnLoopback: ENV.ADMIN_OPEN_ON_LOOPBACK,
   cloudRunService: ENV.K_SERVICE,
 };
 

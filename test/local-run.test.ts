@@ -234,6 +234,7 @@ describe('npm start, a service killed', () => {
       `emulators up: PUBSUB_EMULATOR_HOST=127.0.0.1:${pubsubPort} FIRESTORE_EMULATOR_HOST=127.0.0.1:${firestorePort}`,
     );
     expect(output).toMatch(new RegExp(`dispatcher at http://127\\.0\\.0\\.1:${dispatcherPort} `));
+    expect(output).toContain(`status page: http://127.0.0.1:${dispatcherPort}/status`);
     const notifierUrl = output.match(/^notifier at (http:\/\/127\.0\.0\.1:\d+)/m)?.[1];
     expect(output).toContain(`the notifier is up again at ${notifierUrl}\n`);
     expect(output).toContain(`the dispatcher is up again at http://127.0.0.1:${dispatcherPort}\n`);
@@ -308,6 +309,9 @@ describe('npm start, given bad usage', () => {
       expect({ args, status: r.status }).toEqual({ args, status: 2 });
       expect(r.stderr).toMatch(named);
     }
+    const blank = run(['--channel', 'not a channel'], { SLACK_BOT_TOKEN: 'xoxb-real' });
+    expect(blank.status).toBe(2);
+    expect(blank.stderr).toMatch(/--channel <id>' argument 'not a channel' is invalid\. expected a Slack channel id/);
     const real = run([], { SLACK_BOT_TOKEN: 'xoxb-real' });
     expect(real.status).toBe(2);
     expect(real.stderr).toMatch(/pass --channel <id>/);
