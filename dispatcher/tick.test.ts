@@ -839,6 +839,21 @@ describe('ticks that overlap on one schedule', () => {
     });
   });
 
+  it('the occurrences a run passed over are counted once, by whichever dispatcher ends the run', async () => {
+    const store = everyMinuteStore(t('10:00:00'));
+    // 10:03 comes after three missed ticks; its run fails half-way (as a crash would leave it).
+    const first = await runTick(t('10:03:00'), deps(store, new FakePublisher([2]), { clock: () => t('10:03:01') }));
+    expect(first.occurrences[0]).toMatchObject({ status: 'failed', occurrence: '2026-12-07T10:03:00.000Z' });
+    expect(store.schedule(id)?.skippedOccurrences ?? 0).toBe(0);
+    // The next tick resumes it and ends it: the three it passed over are counted then.
+    const next = await runTick(t('10:04:00'), deps(store, new FakePublisher(), { clock: () => t('10:04:01') }));
+    expect(next.occurrences.map((o) => [o.status, o.occurrence, o.skipped])).toEqual([
+      ['resumed', '2026-12-07T10:03:00.000Z', 3],
+      ['dispatched', '2026-12-07T10:04:00.000Z', 0],
+    ]);
+    expect(store.schedule(id)?.skippedOccurrences).toBe(3);
+  });
+
   it('a retried tick does not clear the mark of the next tick’s run: that run, failed half-way, is resumed and finished', async () => {
     const store = everyMinuteStore(t('10:00:00'));
     readTogether(store, 2);

@@ -274,7 +274,9 @@ async function runSchedule(
   const runId = runIdOf(schedule.id, occurrence);
   const log = deps.log.child({ runId, scheduleId: schedule.id, occurrence });
   const leaseMs = deps.leaseSeconds * 1000;
-  const claim = await deps.runs.claimRun(schedule.id, occurrence, owner, leaseMs, clock(), indexReadAt);
+  // What this plan passed over is kept on the run it creates, for whichever dispatcher ends it.
+  const planned = schedule.activeOccurrence ? 0 : plan.skipped;
+  const claim = await deps.runs.claimRun(schedule.id, occurrence, owner, leaseMs, clock(), indexReadAt, planned);
   if (claim.kind === 'done') {
     await deps.runs.advanceSchedule(schedule.id, nextRunAt, 0, clock(), occurrence);
     return { ...base, occurrence, runId, status: 'already-done' };
@@ -354,7 +356,8 @@ async function runSchedule(
     }
     while (publishing.length > 0) await landOldest();
     await checkpoints.flush();
-    const skipped = schedule.activeOccurrence ? 0 : plan.skipped;
+    // The run's own count (a resumed run's, kept by the dispatcher that planned it), or this plan's.
+    const skipped = claim.run.skippedBefore ?? planned;
     await deps.runs.finishRun(runId, owner, schedule.id, nextRunAt, skipped, clock());
     log.info({ published, total: (claim.run.published ?? 0) + published }, 'run finished');
     return {

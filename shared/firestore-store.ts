@@ -192,6 +192,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     leaseMs: number,
     now: Date,
     indexReadAt: Date | null,
+    skipped = 0,
   ): Promise<RunClaim> {
     const runId = `${scheduleId}:${occurrence}`;
     const runRef = this.runs().doc(runId);
@@ -203,7 +204,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         scheduleRunState(
           scheduleSnap?.exists ? fromDoc<Record<string, unknown>>(scheduleSnap.data() ?? {}) : undefined,
         ),
-        { scheduleId, occurrence, owner, leaseMs, now, indexReadAt },
+        { scheduleId, occurrence, owner, leaseMs, now, indexReadAt, skipped },
       );
       if (step.kind === 'create') {
         tx.create(runRef, { ...step.run, expireAt: expiryFrom(now) });

@@ -140,6 +140,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     leaseMs: number,
     now: Date,
     indexReadAt: Date | null,
+    skipped = 0,
   ): Promise<RunClaim> {
     const runId = `${scheduleId}:${occurrence}`;
     const existing = this.runDocs.get(runId);
@@ -150,6 +151,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       leaseMs,
       now,
       indexReadAt,
+      skipped,
     });
     if (step.kind === 'create') {
       this.runDocs.set(runId, copy(step.run));

@@ -113,6 +113,12 @@ export interface RunDoc {
    * index as it was then. Absent on runs started before it was kept: they read the index as it is.
    */
   indexReadAt?: Date | null;
+  /**
+   * Occurrences of its schedule passed over as missed when this run was planned (the catch-up
+   * policy): the run's end adds them to the schedule's `skippedOccurrences`, whichever
+   * dispatcher ends it. Absent on runs started before it was kept: a resume then adds none.
+   */
+  skippedBefore?: number;
   lastError?: string | null;
   /** The TTL field (shared/topology.ts RETENTION). */
   expireAt?: Date;

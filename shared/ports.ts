@@ -61,6 +61,8 @@ export interface RunStore {
     leaseMs: number,
     now: Date,
     indexReadAt: Date | null,
+    /** Occurrences the run's plan passed over as missed, kept on a run it creates (RunDoc.skippedBefore). */
+    skipped?: number,
   ): Promise<RunClaim>;
   /**
    * A schedule's enabled notification ids after `cursor`, in pages of whole index buckets of at

@@ -121,6 +121,8 @@ export interface ClaimRequest {
   leaseMs: number;
   now: Date;
   indexReadAt: Date | null;
+  /** Occurrences passed over as missed when the run was planned (RunDoc.skippedBefore). */
+  skipped?: number;
 }
 
 /**
@@ -156,6 +158,7 @@ export function claimStep(
         updatedAt: r.now,
         finishedAt: null,
         indexReadAt: r.indexReadAt,
+        skippedBefore: r.skipped ?? 0,
       },
     };
   }
