@@ -30,8 +30,9 @@ describe('scheduleRepair: a stored schedule document that cannot run as it is', 
   const next = new Date('2026-11-30T13:38:00.000Z');
   const sound = { ...s, nextRunAt: Timestamp.fromDate(new Date('2026-11-30T13:37:00.000Z')), activeOccurrence: null };
 
-  it('leaves a sound one alone', () => {
+  it('leaves a sound one alone, its cron spaced as any of its notifications wrote it', () => {
     expect(scheduleRepair(sound, s, next)).toBeNull();
+    expect(scheduleRepair({ ...sound, cron: '*  * *   * *' }, s, next)).toBeNull();
   });
 
   it('gives back the cron, time zone and a due time to one a run-state write made again without them', () => {

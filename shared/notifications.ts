@@ -156,7 +156,8 @@ export async function saveNotifications(
   const schedules = new Map<string, { cron: string; timezone: string }>();
   for (const { doc } of docs) schedules.set(doc.scheduleId, doc.schedule);
 
-  await ensureSchedules(db, schedules, now, opts.dueNow ?? false);
+  // A save makes a schedule due at the instant just past, for a notification moved to it then.
+  await ensureSchedules(db, schedules, now, { dueNow: opts.dueNow ?? false, grace: true });
 
   // The last write of an id wins, as it would one write after another.
   const latest = [...new Map(docs.map((d) => [d.id, d])).values()];
@@ -460,7 +461,12 @@ export function scheduleRepair(
   nextRunAt: Date,
 ): Record<string, unknown> | null {
   const fields: Record<string, unknown> = {};
-  if (stored.cron !== s.cron || stored.timezone !== s.timezone) Object.assign(fields, s);
+  // Its own cron and zone, however spaced: a cron written with other blanks shares the id (scheduleIdOf).
+  const own =
+    typeof stored.cron === 'string' &&
+    typeof stored.timezone === 'string' &&
+    scheduleIdOf({ cron: stored.cron, timezone: stored.timezone }) === scheduleIdOf(s);
+  if (!own) Object.assign(fields, s);
   const disabled = typeof stored.invalidReason === 'string';
   if (disabled || !(stored.nextRunAt instanceof Timestamp)) fields.nextRunAt = nextRunAt;
   if (disabled) fields.invalidReason = FieldValue.delete();
@@ -468,34 +474,36 @@ export function scheduleRepair(
 }
 
 /**
- * Creates each schedule document that does not exist yet, due at firstDueAt (or, with `dueNow`,
- * at its latest occurrence, which also makes an existing one due now unless a run of it is
- * under way), and mends one that cannot work as stored (scheduleRepair). Returns how many it
- * created and mended.
+ * Creates each schedule document that does not exist yet, due at its next occurrence (with
+ * `grace`, a save's, at firstDueAt; with `dueNow`, at its latest occurrence, which also makes an
+ * existing one due now unless a run of it is under way), and mends one that cannot work as
+ * stored (scheduleRepair), due at its next occurrence: an instant just past may have been sent
+ * already. Returns how many it created and mended.
  */
 async function ensureSchedules(
   db: Firestore,
   schedules: Map<string, { cron: string; timezone: string }>,
   now: Date,
-  dueNow: boolean,
+  opts: { dueNow: boolean; grace: boolean },
 ): Promise<{ created: number; repaired: number }> {
   const counts = { created: 0, repaired: 0 };
   // Side by side: an import of per-tenant schedules has thousands, one transaction each.
   await mapLimit([...schedules], SCHEDULES_PARALLEL, async ([id, s]) => {
     const ref = db.collection(COLLECTIONS.schedules).doc(id);
-    const nextRunAt = (dueNow ? latestOccurrence(s, now) : null) ?? firstDueAt(s, now);
+    const latest = opts.dueNow ? latestOccurrence(s, now) : null;
+    const nextRunAt = latest ?? (opts.grace ? firstDueAt(s, now) : nextOccurrence(s, now));
     const done = await db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       if (!snap.exists) {
         tx.create(ref, { ...s, nextRunAt, activeOccurrence: null, skippedOccurrences: 0, createdAt: now });
         return 'created' as const;
       }
-      const repair = scheduleRepair(snap.data() ?? {}, s, nextRunAt);
+      const repair = scheduleRepair(snap.data() ?? {}, s, latest ?? nextOccurrence(s, now));
       if (repair) {
         tx.update(ref, { ...repair, updatedAt: now });
         return 'repaired' as const;
       }
-      if (dueNow && !snap.get('activeOccurrence')) tx.update(ref, { nextRunAt });
+      if (opts.dueNow && !snap.get('activeOccurrence')) tx.update(ref, { nextRunAt });
       return null;
     });
     if (done) counts[done]++;
@@ -559,7 +567,7 @@ export async function reindexNotifications(
   }
   // A schedule whose cron no longer parses is left out: its notifications are refused when sent.
   const valid = new Map([...named].filter(([, s]) => !('problem' in checkedSchedule(s.cron.trim(), s.timezone))));
-  const schedules = await ensureSchedules(db, valid, new Date(), false);
+  const schedules = await ensureSchedules(db, valid, new Date(), { dueNow: false, grace: false });
   return {
     scanned,
     indexed,
