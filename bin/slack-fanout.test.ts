@@ -74,7 +74,11 @@ describe('parseNotificationsFile', () => {
       `[${JSON.stringify({ ...good, accountId: 'PLACEHOLDER' }).replace('PLACEHOLDER', '\\udc00')}]`,
       /f\.json\[0\].*accountId: .*not well-formed Unicode/,
     ],
-    ['a huge channel id', JSON.stringify([{ ...good, channelId: 'C'.repeat(300) }]), /f\.json\[0\].*slack\.channelId/],
+    [
+      'a huge channel id',
+      JSON.stringify([{ ...good, channelId: 'C'.repeat(300) }]),
+      /f\.json\[0\]: notification n-1: channelId: Too big/,
+    ],
   ])('names %s', (_what, text, message) => {
     expect(() => parseNotificationsFile(text, 'f.json')).toThrow(message);
   });

@@ -1220,7 +1220,7 @@ interrupt: a second run takes only what is still paused. A notification imported
   program
     .command('deliveries')
     .description(
-      "list a run's deliveries in one status, a page at a time by delivery id, as JSON: {runId, status, deliveries: [{id, notificationId, attempts, lastError?: {code, slackError?, message, at}, channelId?, slackTs?, sentAt?, updatedAt}], next}",
+      "list a run's deliveries in one status, a page at a time by delivery id, as JSON: {runId, status, deliveries: [{id, notificationId (null for one recorded from a message too broken to name it), attempts, lastError?: {code, slackError?, message, at}, channelId?, slackTs?, sentAt?, updatedAt}], next}",
     )
     .argument('<runId>', 'scheduleId:occurrence (the occurrence in any RFC 3339 spelling)')
     .addOption(

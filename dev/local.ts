@@ -122,7 +122,7 @@ Exit codes: 0 done (with --once: every delivery reached a final state); 1 a fail
   const chosen = chosenPorts(opts);
   for (const [i, [flag, port]] of chosen.entries()) {
     const other = chosen.slice(0, i).find(([, p]) => p === port);
-    if (other) program.error(`${flag} ${port}: ${other[0]} is ${port} too; each needs a port of its own`);
+    if (other) program.error(`error: ${flag} ${port}: ${other[0]} is ${port} too; each needs a port of its own`);
   }
   return opts;
 }
@@ -538,9 +538,9 @@ async function main(): Promise<number> {
         }
         // While the run ticks on, the emulators are up for the CLI; --once stops them at the end.
         if (!opts.once) {
-          say(
-            `  all of them: FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- deliveries '${f.runId}' [--status dead]`,
-          );
+          const cli = `FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- deliveries '${f.runId}'`;
+          if (f.failed > 0) say(`  all the failed: ${cli}`);
+          if (f.dead > 0) say(`  all the dead: ${cli} --status dead`);
         }
       }
       return expected - final;

@@ -21,6 +21,7 @@ import {
   MAX_DOCUMENT_ID_BYTES,
   MAX_PAUSE_REASON_CHARS,
   type RunDoc,
+  userIdProblem,
 } from '../shared/model';
 import {
   deleteNotification,
@@ -215,7 +216,8 @@ export function adminRouter(deps: AdminDeps): Router {
         next();
         return;
       }
-      const problem = documentIdProblem(value);
+      // A blank notification id too, as the CLI and a PUT name it.
+      const problem = param === 'id' ? userIdProblem(value) : documentIdProblem(value);
       if (problem) {
         invalid(res, param, `${param} ${JSON.stringify(excerpt(value))}: ${problem}`);
         return;

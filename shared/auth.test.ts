@@ -530,7 +530,7 @@ describe('auth configuration', () => {
       /ADMIN_OPEN_ON_LOOPBACK=true needs HOST to be a loopback address .*HOST is not set \(every interface\)/,
     );
     expect(() => authSettingsFor(loadConfig({ ...local, HOST: '0.0.0.0' }), 'dispatcher')).toThrow(
-      /HOST is 0\.0\.0\.0/,
+      /HOST is "0\.0\.0\.0"/,
     );
     const onRun = {
       ...local,

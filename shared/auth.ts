@@ -342,7 +342,7 @@ export interface ServiceGuards {
 function adminOpenProblem(config: Config): string | null {
   if (config.cloudRunService) return `is refused on Cloud Run (${ENV.K_SERVICE}=${config.cloudRunService})`;
   if (!config.host || !LOOPBACK_HOSTS.has(config.host)) {
-    return `needs ${ENV.HOST} to be a loopback address (127.0.0.1, ::1 or localhost), so that only this machine reaches the admin API; ${ENV.HOST} is ${config.host ?? 'not set (every interface)'}`;
+    return `needs ${ENV.HOST} to be a loopback address (127.0.0.1, ::1 or localhost), so that only this machine reaches the admin API; ${ENV.HOST} is ${config.host === undefined ? 'not set (every interface)' : JSON.stringify(config.host)}`;
   }
   return null;
 }

@@ -569,6 +569,7 @@ describe('canonicalRunId', () => {
     ['s_ab:2030-01-01 09:00:00Z', 's_ab:2030-01-01T09:00:00.000Z'],
     // A blank where the colon goes, as a copy from a table or a log can leave it.
     ['s_ab 2030-01-01T09:00:00.000Z', 's_ab:2030-01-01T09:00:00.000Z'],
+    ['s_ab  \t2030-01-01T09:00:00.000Z', 's_ab:2030-01-01T09:00:00.000Z'],
   ])('%j is %j', (typed, stored) => {
     expect(canonicalRunId(typed)).toBe(stored);
   });

@@ -82,7 +82,7 @@ export function canonicalRunId(runId: string): string {
  * 3339 lets a space stand for the `T` (its section 5.6), as people often type it.
  */
 function runIdParts(runId: string): { scheduleId: string; occurrence: string } | null {
-  const dated = /^(.+?)[:\s](\d{4}-\d{2}-\d{2})[Tt ](.*)$/.exec(runId);
+  const dated = /^(.+?)(?::|\s+)(\d{4}-\d{2}-\d{2})[Tt ](.*)$/.exec(runId);
   if (dated?.[1] && dated[2]) return { scheduleId: dated[1], occurrence: `${dated[2]}T${dated[3] ?? ''}` };
   const colon = runId.indexOf(':');
   return colon > 0 ? { scheduleId: runId.slice(0, colon), occurrence: runId.slice(colon + 1) } : null;

@@ -86,6 +86,27 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
     expect(problemOf({ channelId: id })).toEqual(['channelId', 'is blank']);
   });
 
+  it.each([' C1 ', 'C1\t', 'C\u200b1', '\u200b', '\ufeffC1'])(
+    'a Slack id with blanks or invisible characters, %j',
+    (id) => {
+      const problem = 'has blanks or invisible characters in it, which no Slack id has';
+      expect(problemOf({ channelId: id })).toEqual(['channelId', problem]);
+      expect(problemOf({ teamId: id })).toEqual(['teamId', problem]);
+    },
+  );
+
+  it('a title of invisible characters only is blank; one with blanks around words is kept', () => {
+    expect(problemOf({ title: '\u200b\u2060' })?.[0]).toBe('title');
+    expect(notificationDoc({ ...base, title: ' Weekly ' }).report).toEqual({
+      kind: 'account-summary',
+      title: ' Weekly ',
+    });
+  });
+
+  it('names the field as written, not as stored', () => {
+    expect(() => notificationDoc({ ...base, teamId: '' })).toThrow(/notification n-1: teamId: is blank/);
+  });
+
   it('keeps a title and a workspace given', () => {
     expect(notificationDoc({ ...base, title: 'Weekly', teamId: 'T1' })).toMatchObject({
       report: { title: 'Weekly' },

@@ -58,6 +58,10 @@ const FIELD_OF_PATH: Record<string, string> = {
   schedule: 'cron',
 };
 
+/** White space, and the characters that show nothing (zero-width spaces and joiners, the BOM). */
+const BLANK_OR_INVISIBLE = /[\s\u200b-\u200d\u2060\ufeff]/;
+const BLANK_OR_INVISIBLE_ALL = /[\s\u200b-\u200d\u2060\ufeff]/g;
+
 /** Validates a notification (schema, cron, time zone) and gives the document to store. */
 export function notificationDoc(n: NewNotification): NotificationInput & { scheduleId: string } {
   const checked = checkedSchedule(n.cron.trim(), n.timezone);
@@ -65,8 +69,18 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
     const field = /time zone/.test(checked.problem) ? 'timezone' : 'cron';
     throw new InvalidNotificationError(`notification ${n.id}: ${checked.problem}`, field, checked.problem);
   }
+  // A Slack id has no blanks or invisible characters: one with them could never be posted to.
+  for (const [field, id] of [
+    ['channelId', n.channelId],
+    ['teamId', n.teamId],
+  ] as const) {
+    if (id !== undefined && id.trim() !== '' && BLANK_OR_INVISIBLE.test(id)) {
+      const problem = 'has blanks or invisible characters in it, which no Slack id has';
+      throw new InvalidNotificationError(`notification ${n.id}: ${field}: ${problem}`, field, problem);
+    }
+  }
   // A title given blank would be dropped, or kept and never shown: said instead.
-  if (n.title !== undefined && n.title.trim() === '') {
+  if (n.title !== undefined && n.title.replace(BLANK_OR_INVISIBLE_ALL, '') === '') {
     const problem = 'is blank: leave the title out for the default, "{account name}: scheduled report"';
     throw new InvalidNotificationError(`notification ${n.id}: title: ${problem}`, 'title', problem);
   }
@@ -86,7 +100,7 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
   if (!parsed.success) {
     const first = parsed.error.issues[0]?.path.join('.') ?? '';
     throw new InvalidNotificationError(
-      `notification ${n.id}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      `notification ${n.id}: ${parsed.error.issues.map((i) => `${FIELD_OF_PATH[i.path.join('.')] ?? i.path.join('.')}: ${i.message}`).join('; ')}`,
       FIELD_OF_PATH[first] ?? FIELD_OF_PATH[first.split('.')[0] ?? ''] ?? '(body)',
       parsed.error.issues[0]?.message ?? 'is invalid',
     );

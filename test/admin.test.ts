@@ -352,11 +352,29 @@ describe('admin API: requests (fake ports)', () => {
       status: 405,
       allow: 'GET, PUT, DELETE, HEAD',
     });
+
     expect(await asked('get', '/admin/paused/resume')).toEqual({ status: 405, allow: 'POST' });
     expect(await asked('patch', '/status')).toEqual({ status: 405, allow: 'GET, HEAD' });
     expect((await asked('get', '/admin/nope')).status).toBe(404);
     // Without a token, the guard answers first, as for every admin path.
     expect((await request(app).patch('/admin/notifications/n-1')).status).toBe(401);
+  });
+
+  test('a blank notification id is named with 400 on every :id route, before any read, as the CLI and a PUT name it', async () => {
+    for (const [method, path] of [
+      ['get', '/admin/notifications/%20'],
+      ['delete', '/admin/notifications/%20'],
+      ['post', '/admin/notifications/%09/pause'],
+      ['post', '/admin/notifications/%20/resume'],
+    ] as const) {
+      const res = await request(appWith(fakePorts()))[method](path).set('authorization', bearer());
+      expect({ method, path, status: res.status, body: res.body.message }).toEqual({
+        method,
+        path,
+        status: 400,
+        body: expect.stringContaining('is blank'),
+      });
+    }
   });
 
   test('text Firestore cannot hold (a lone surrogate) is named with a 400 before any write', async () => {
