@@ -269,7 +269,8 @@ async function runSchedule(
   }
 
   // A resumed run moves the schedule on from its own occurrence, not from the tick: a newer
-  // occurrence that fell due meanwhile is then planned by the next tick instead of dropped.
+  // occurrence that fell due meanwhile is then planned at once, by the same tick
+  // (runDueSchedule), instead of dropped.
   const nextRunAt = resumedNext ?? plan.nextRunAt;
   const runId = runIdOf(schedule.id, occurrence);
   const log = deps.log.child({ runId, scheduleId: schedule.id, occurrence });
