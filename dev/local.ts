@@ -349,32 +349,26 @@ async function main(): Promise<number> {
     };
     // A service started again keeps its port, as a Cloud Run service keeps its URL: an open
     // status page, or an address a user copied, still reaches it.
-    let notifierPort: number | undefined;
-    const notifier = await superviseService(async () => {
-      const s = await startService('notifier', serviceEnv, {
-        logFile: join(logDir, 'notifier.log'),
-        onSpawn,
-        ...(notifierPort ? { port: notifierPort } : {}),
-      });
-      notifierPort = s.port;
-      return s;
-    }, supervision);
+    const onItsPort = (name: 'notifier' | 'dispatcher', first?: number) => {
+      let port = first;
+      return async () => {
+        const s = await startService(name, serviceEnv, {
+          logFile: join(logDir, `${name}.log`),
+          onSpawn,
+          ...(port ? { port } : {}),
+        });
+        port = s.port;
+        return s;
+      };
+    };
+    const notifier = await superviseService(onItsPort('notifier'), supervision);
     processes.push(() => notifier.stop());
     // Pushes reach the notifier through a stand-in for Cloud Run's front end: while the
     // notifier is down, a push waits for it instead of being refused (each refusal would spend
     // one of the message's delivery attempts at once, the emulator having no retry policy).
     const front = await startFrontend(() => notifier.current().url, { waitForInstanceMs: FRONTEND_WAIT_MS });
     processes.push(() => front.stop());
-    let dispatcherPort = opts.dispatcherPort;
-    const dispatcher = await superviseService(async () => {
-      const s = await startService('dispatcher', serviceEnv, {
-        logFile: join(logDir, 'dispatcher.log'),
-        onSpawn,
-        ...(dispatcherPort ? { port: dispatcherPort } : {}),
-      });
-      dispatcherPort = s.port;
-      return s;
-    }, supervision);
+    const dispatcher = await superviseService(onItsPort('dispatcher', opts.dispatcherPort), supervision);
     processes.push(() => dispatcher.stop());
     say(
       `notifier at ${notifier.current().url} (pushed through ${front.url}), dispatcher at ${dispatcher.current().url} (logs in ${logDir})`,

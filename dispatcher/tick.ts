@@ -155,7 +155,7 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
     dueCount += due.length;
     // Schedules run side by side: one waits on Firestore while another publishes.
     const page = await mapLimit(due, deps.scheduleConcurrency ?? 1, (schedule) =>
-      runDueSchedule(schedule, tickTime, arrivedAt, owner, indexReadAt ?? null, deps, clock),
+      runDueSchedule(schedule, { tickTime, arrivedAt, owner, indexReadAt: indexReadAt ?? null, deps, clock }),
     );
     occurrences.push(...page.flat());
     const last = due.at(-1);
@@ -180,16 +180,9 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
  * would be passed over as missed whenever another fell due before it (an every-minute
  * schedule whose run a crashed dispatcher left half-sent lost one more occurrence so).
  */
-async function runDueSchedule(
-  schedule: DueSchedule,
-  tickTime: Date,
-  arrivedAt: Date,
-  owner: string,
-  indexReadAt: Date | null,
-  deps: TickDeps,
-  clock: () => Date,
-): Promise<OccurrenceResult[]> {
-  const first = await runSchedule(schedule, tickTime, arrivedAt, owner, indexReadAt, deps, clock);
+async function runDueSchedule(schedule: DueSchedule, tick: TickRun): Promise<OccurrenceResult[]> {
+  const { tickTime, deps } = tick;
+  const first = await runSchedule(schedule, tick);
   const ended = first.status === 'resumed' || first.status === 'dispatched' || first.status === 'already-done';
   if (!schedule.activeOccurrence || first.occurrence !== schedule.activeOccurrence || !ended) return [first];
   // The schedule as that run's end left it: due at the occurrence after the run's own.
@@ -201,27 +194,23 @@ async function runDueSchedule(
   }
   if (after.getTime() > tickTime.getTime() || deps.isDraining?.()) return [first];
   const { ignoredActiveOccurrence: _ignored, ...rest } = schedule;
-  const then = await runSchedule(
-    { ...rest, activeOccurrence: null, nextRunAt: after },
-    tickTime,
-    arrivedAt,
-    owner,
-    indexReadAt,
-    deps,
-    clock,
-  );
+  const then = await runSchedule({ ...rest, activeOccurrence: null, nextRunAt: after }, tick);
   return [first, then];
 }
 
-async function runSchedule(
-  schedule: DueSchedule,
-  tickTime: Date,
-  arrivedAt: Date,
-  owner: string,
-  indexReadAt: Date | null,
-  deps: TickDeps,
-  clock: () => Date,
-): Promise<OccurrenceResult> {
+/** What every run of one tick shares. */
+interface TickRun {
+  tickTime: Date;
+  /** When the tick arrived: every schedule's occurrence is aged from it. */
+  arrivedAt: Date;
+  owner: string;
+  indexReadAt: Date | null;
+  deps: TickDeps;
+  clock: () => Date;
+}
+
+async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<OccurrenceResult> {
+  const { tickTime, arrivedAt, owner, indexReadAt, deps, clock } = tick;
   const base = { scheduleId: schedule.id, published: 0, skipped: 0 };
   if (deps.isDraining?.()) {
     return { ...base, occurrence: null, runId: null, status: 'failed', error: SHUTTING_DOWN };

@@ -1,4 +1,4 @@
-import type { Express } from 'express';
+import type { Express, RequestHandler } from 'express';
 import request from 'supertest';
 import { createApp as createDispatcher } from '../dispatcher/app';
 import { createApp as createNotifier } from '../notifier/app';
@@ -15,7 +15,7 @@ import {
   type TokenVerifier,
 } from './auth';
 import { ConfigError, loadConfig } from './config';
-import { createLogger } from './logger';
+import { createLogger, type Logger } from './logger';
 import type { DeliveryLedger, RunStore } from './ports';
 
 const AUDIENCE = 'https://dispatcher-abc-ew.a.run.app';
@@ -58,6 +58,33 @@ const unusedSlack: SlackPort = {
   findDelivery: async () => null,
   checkToken: async () => ({ team: null, scopes: null }),
 };
+/** A dispatcher whose admin API answers from empty fakes, behind `auth`. */
+function dispatcherWithAdmin(auth: RequestHandler, log: Logger) {
+  return createDispatcher({
+    log,
+    projectId: 'p',
+    runs: noRuns,
+    publisher: { publishPage: async () => undefined },
+    pageSize: 10,
+    leaseSeconds: 60,
+    catchUpWindowSeconds: 900,
+    admin: {
+      auth,
+      getRun: async () => null,
+      countByStatus: async () => ({ sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 }),
+      recentRuns: async () => [],
+      getNotification: async () => null,
+      setNotificationEnabled: async () => false,
+      deleteNotification: async () => false,
+      saveNotification: async () => true,
+      redrivable: async () => false,
+      resumePaused: async () => {
+        throw new Error('not in this test');
+      },
+      redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
+    },
+  });
+}
 
 function notifier(verifier: TokenVerifier, log = captureLog().log): Express {
   return createNotifier({
@@ -552,30 +579,7 @@ describe('auth configuration', () => {
     const guards = serviceGuards({ mode: 'none', adminOpen: true }, 'tick', () => {
       throw new Error('no verifier is built when auth is off');
     });
-    const app = createDispatcher({
-      log: captureLog().log,
-      projectId: 'p',
-      runs: noRuns,
-      publisher: { publishPage: async () => undefined },
-      pageSize: 10,
-      leaseSeconds: 60,
-      catchUpWindowSeconds: 900,
-      admin: {
-        auth: guards.admin,
-        getRun: async () => null,
-        countByStatus: async () => ({ sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 }),
-        recentRuns: async () => [],
-        getNotification: async () => null,
-        setNotificationEnabled: async () => false,
-        deleteNotification: async () => false,
-        saveNotification: async () => true,
-        redrivable: async () => false,
-        resumePaused: async () => {
-          throw new Error('not in this test');
-        },
-        redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
-      },
-    });
+    const app = dispatcherWithAdmin(guards.admin, captureLog().log);
     const status = await request(app).get('/status');
     expect(status.status).toBe(200);
     expect(status.type).toBe('text/html');
@@ -588,30 +592,7 @@ describe('auth configuration', () => {
     });
     expect(guards.invoker).toBeUndefined();
     const { log, lines } = captureLog();
-    const app = createDispatcher({
-      log,
-      projectId: 'p',
-      runs: noRuns,
-      publisher: { publishPage: async () => undefined },
-      pageSize: 10,
-      leaseSeconds: 60,
-      catchUpWindowSeconds: 900,
-      admin: {
-        auth: guards.admin,
-        getRun: async () => null,
-        countByStatus: async () => ({ sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 }),
-        recentRuns: async () => [],
-        getNotification: async () => null,
-        setNotificationEnabled: async () => false,
-        deleteNotification: async () => false,
-        saveNotification: async () => true,
-        redrivable: async () => false,
-        resumePaused: async () => {
-          throw new Error('not in this test');
-        },
-        redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
-      },
-    });
+    const app = dispatcherWithAdmin(guards.admin, log);
     expect((await request(app).post('/tick').send({})).status).toBe(200);
     for (const path of ['/status', '/admin/runs/s_1:2030-01-01T00:00:00Z']) {
       const res = await request(app).get(path);
