@@ -65,7 +65,8 @@ export async function seed(
   }
   // The dispatch index, as saveNotifications writes it: one write per bucket, every id in it.
   const changes = docs.map(({ id, doc }) => ({ id, from: null, to: indexedSchedule(doc) }));
-  for (const w of bucketWrites(db, changes)) void writer.set(w.ref, bucketData(w), { merge: true });
+  for (const w of bucketWrites(db, changes))
+    for (const data of bucketData(w)) void writer.set(w.ref, data, { merge: true });
   await writer.close();
   if (written !== docs.length) throw new Error(`seeded ${written} of ${docs.length} notifications`);
 }

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
-import { freePort, killGroup, waitForPort } from './emulators';
+import { freePort, hasExited, howExited, killGroup, waitForPort } from './emulators';
 
 /** The repository root, from both `dev/` (ts-jest) and `dist/dev/` (built). */
 export const ROOT = resolve(__dirname, '..', __dirname.includes(`${join('dist', 'dev')}`) ? '..' : '');
@@ -46,10 +46,33 @@ export async function startService(
     entry?: string;
   } = {},
 ): Promise<ServiceProcess> {
-  const port = opts.port ?? (await freePort());
+  // A port picked here can be taken before the service binds it (by any process's outgoing
+  // connection: free ports and ephemeral ones are the same range), so a lost race picks again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServiceOn(name, env, opts, opts.port ?? (await freePort()));
+    } catch (err) {
+      if (!(err instanceof PortLost) || opts.port !== undefined || attempt >= PORT_ATTEMPTS) throw err;
+    }
+  }
+}
+
+/** Tries at a picked port before a service's start fails for its port alone. */
+const PORT_ATTEMPTS = 3;
+
+/** A service that exited because its port was taken between being picked and being bound. */
+class PortLost extends Error {}
+
+async function startServiceOn(
+  name: 'dispatcher' | 'notifier',
+  env: NodeJS.ProcessEnv,
+  opts: Parameters<typeof startService>[2] & object,
+  port: number,
+): Promise<ServiceProcess> {
   const args = containerCommand(name).slice(1);
   const entry = opts.entry ?? join(ROOT, args.at(-1) ?? '');
   const out = opts.logFile ? openSync(opts.logFile, 'a') : 'ignore';
+  const logStart = opts.logFile ? statSync(opts.logFile).size : 0;
   const child = spawn(process.execPath, [...args.slice(0, -1), ...(opts.nodeArgs ?? []), entry], {
     env: { ...env, PORT: String(port) },
     stdio: ['ignore', out, out],
@@ -59,15 +82,79 @@ export async function startService(
   opts.onSpawn?.(child);
   try {
     await waitForPort('127.0.0.1', port, 30_000, child);
+    // Answered: by the service, or by whatever took its port (which the service then exits on).
+    await waitUntilItListens(child, port, 30_000);
   } catch (err) {
     killGroup(child, 'SIGKILL');
     // A missing build is the usual cause on a fresh clone; said only when it is the cause.
     const hint = existsSync(entry) ? '' : ' (run npm run build first)';
-    throw new Error(
+    const Failure = opts.logFile && portLostIn(opts.logFile, logStart, port) ? PortLost : Error;
+    throw new Failure(
       `the ${name} did not start from ${entry}: ${(err as Error).message}${opts.logFile ? `; see ${opts.logFile}` : ''}${hint}`,
     );
   }
   return { name, child, port, url: `http://127.0.0.1:${port}` };
+}
+
+/** Waits until `child` itself listens on `port`, or fails once it has exited. */
+async function waitUntilItListens(child: ChildProcess, port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (hasExited(child)) {
+      throw new Error(`process exited (${howExited(child.exitCode, child.signalCode)}) before listening on ${port}`);
+    }
+    if (child.pid === undefined || listensOn(child.pid, port) !== false) return;
+    if (Date.now() >= deadline)
+      throw new Error(`another process, not this one, listened on ${port} for ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Whether process `pid` has a socket listening on TCP `port`, from Linux's /proc (the listening
+ * sockets of /proc/net/tcp and tcp6, and the process's descriptors), or null where /proc cannot tell.
+ */
+export function listensOn(pid: number, port: number): boolean | null {
+  const inodes = new Set<string>();
+  let readable = false;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    readable = true;
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      const [, local, , state, , , , , , inode] = line.trim().split(/\s+/);
+      const localPort = Number.parseInt(local?.split(':')[1] ?? '', 16);
+      if (state === '0A' && localPort === port && inode) inodes.add(inode);
+    }
+  }
+  if (!readable) return null;
+  if (inodes.size === 0) return false;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return null;
+  }
+  for (const fd of fds) {
+    try {
+      const socket = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+      if (socket && inodes.has(socket)) return true;
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  return false;
+}
+
+/** Whether what a service logged from byte `from` on says it could not listen on `port` as it was in use. */
+function portLostIn(logFile: string, from: number, port: number): boolean {
+  const log = readFileSync(logFile).subarray(from).toString('utf8');
+  return log.includes(`cannot listen on `) && log.includes(`:${port}: listen EADDRINUSE`);
 }
 
 /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */

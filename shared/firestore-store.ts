@@ -10,7 +10,7 @@ import {
 } from '@google-cloud/firestore';
 import { deliveryClaimStep, freshClaim, holdsClaim } from './delivery-claim';
 import { DIRECT_CALLS, type DocumentCalls, FirestoreCoalescer } from './firestore-batching';
-import { type IndexBucket, indexedSchedule, membersOf, pagesOfBuckets, writeIndexChanges } from './members';
+import { bucketIds, type IndexBucket, indexedSchedule, membersOf, pagesOfBuckets, writeIndexChanges } from './members';
 import {
   DELIVERY_STATUSES,
   type DeliveryDoc,
@@ -114,10 +114,7 @@ export function bucketsPerRead(buckets: number, ids: number, idsPerRead = IDS_PE
 
 /** One dispatch-index bucket as a run reads it: its id (a run's cursor) and its enabled ids, in order. */
 function indexBucket(snap: QueryDocumentSnapshot): IndexBucket {
-  const members = snap.get('ids') as Record<string, unknown> | undefined;
-  const ids: string[] = [];
-  if (members) for (const id in members) if (members[id] === true) ids.push(id);
-  return { id: snap.id, ids: ids.sort() };
+  return { id: snap.id, ids: bucketIds(snap).sort() };
 }
 
 /** A schedule's fields once moved on (scheduleAdvance), as one merge-write. */

@@ -1,4 +1,5 @@
-import { type IndexBucket, pagesOfBuckets } from './members';
+import { FieldValue, Firestore } from '@google-cloud/firestore';
+import { bucketData, bucketIds, bucketWrites, type IndexBucket, pagesOfBuckets } from './members';
 
 async function pages(buckets: IndexBucket[], pageSize: number) {
   const out: { ids: string[]; cursor: string }[] = [];
@@ -60,5 +61,48 @@ describe('pagesOfBuckets', () => {
     expect((await it.next()).value).toEqual({ ids: ['b0-0', 'b0-1'], cursor: 'm0000' });
     expect(pulled).toEqual(['m0000']);
     expect((await it.next()).value).toEqual({ ids: ['b1-0'], cursor: 'm0001' });
+  });
+});
+
+describe('bucket documents', () => {
+  const doc = (fields: Record<string, unknown>) => ({ get: (f: string) => fields[f] });
+
+  test('ids are the list, then any map key set to true that the list lacks; anything else is passed over', () => {
+    expect(bucketIds(doc({ list: ['a', 'b'] }))).toEqual(['a', 'b']);
+    expect(bucketIds(doc({ ids: { a: true, b: true } }))).toEqual(['a', 'b']);
+    expect(bucketIds(doc({ list: ['a', 7, '', null, 'c'], ids: { a: true, b: true, x: false, y: 'true' } }))).toEqual([
+      'a',
+      'c',
+      'b',
+    ]);
+    expect(bucketIds(doc({ list: 'a,b', ids: [true] }))).toEqual([]);
+    expect(bucketIds(doc({}))).toEqual([]);
+  });
+
+  test('a bucket that loses and gains ids is two writes, the removal first, from the list and the map', () => {
+    const ref = new Firestore({ projectId: 'unit' }).doc('schedules/s1/members/m0001');
+    const data = bucketData({ ref, add: ['n-in'], remove: ['n-out'] });
+    expect(data).toHaveLength(2);
+    const [removal, addition] = data as [Record<string, unknown>, Record<string, unknown>];
+    expect((removal.list as FieldValue).isEqual(FieldValue.arrayRemove('n-out'))).toBe(true);
+    expect((removal.ids as Record<string, FieldValue>)['n-out']?.isEqual(FieldValue.delete())).toBe(true);
+    expect((addition.list as FieldValue).isEqual(FieldValue.arrayUnion('n-in'))).toBe(true);
+    expect(Object.keys(addition)).toEqual(['list']);
+    // Only additions, or only removals: one write; nothing: none.
+    expect(bucketData({ ref, add: ['n-in'], remove: [] })).toHaveLength(1);
+    expect(bucketData({ ref, add: [], remove: ['n-out'] })).toHaveLength(1);
+    expect(bucketData({ ref, add: [], remove: [] })).toEqual([]);
+  });
+
+  test('writes for one bucket gather every change to it, so a commit writes it once or twice', () => {
+    const db = new Firestore({ projectId: 'unit' });
+    const writes = bucketWrites(db, [
+      { id: 'n-1', from: 's1', to: 's2' },
+      { id: 'n-1', from: 's2', to: 's2' },
+    ]);
+    expect(writes.map((w) => [w.ref.path.split('/')[1], w.add, w.remove])).toEqual([
+      ['s1', [], ['n-1']],
+      ['s2', ['n-1', 'n-1'], []],
+    ]);
   });
 });

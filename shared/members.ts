@@ -6,14 +6,18 @@ import {
   type Firestore,
   type Transaction,
 } from '@google-cloud/firestore';
+import { mapLimit } from './concurrency';
 import type { NotificationPage } from './ports';
-import { COLLECTIONS } from './topology';
+import { BUCKET_FIELDS, COLLECTIONS } from './topology';
 
 /**
  * The dispatch index: which notifications a schedule sends to. Each schedule keeps its enabled
- * notifications' ids in `schedules/{scheduleId}/members/{bucket}` documents, as the keys of an
- * `ids` map, a notification in the bucket its id hashes to. A tick reads a schedule's whole
+ * notifications' ids in `schedules/{scheduleId}/members/{bucket}` documents, as the elements of
+ * a `list` array, a notification in the bucket its id hashes to. A tick reads a schedule's whole
  * audience in at most MEMBER_BUCKETS document reads, instead of one read per notification.
+ * Buckets written before kept their ids as the keys of an `ids` map (set to true); a read still
+ * takes those too, a removal drops an id from both, and `slack-fanout reindex` folds the map into
+ * the array (foldBucketMaps).
  *
  * The index is written in the same transaction as the notification it describes (see
  * shared/notifications.ts and FirestoreStore.recordPermanentFailure), so the two cannot disagree.
@@ -21,14 +25,14 @@ import { COLLECTIONS } from './topology';
  */
 
 /**
- * Buckets per schedule. A bucket document holds at most 20,000 ids and 1 MiB (Firestore's
- * limits), so one schedule holds up to about 2.5 million notifications with ids of up to 50
- * bytes (about 1 MiB ÷ (id bytes + 2) a bucket past that); a schedule with n notifications
+ * Buckets per schedule. A bucket document holds at most 1 MiB (Firestore's limit), about 20,000
+ * ids of 50 bytes, so one schedule holds up to about 2.5 million notifications with ids of up to
+ * 50 bytes (about 1 MiB ÷ (id bytes + 1) a bucket past that); a schedule with n notifications
  * has min(n, MEMBER_BUCKETS) bucket documents. Few buckets keep a tick cheap: the Firestore
  * client spends about 0.2 ms of CPU on each document a query streams, whatever its size, so at
  * 100,000 notifications on 4 schedules 1,024 buckets a schedule cost the dispatcher 29 µs of CPU
  * a message and 128 cost 23.5 (docs/PERFORMANCE.md, item 13). Index writes never read a bucket
- * (a merge of map keys), so concurrent imports do not contend on them.
+ * (array union and remove), so concurrent imports do not contend on them.
  */
 export const MEMBER_BUCKETS = 128;
 
@@ -102,17 +106,48 @@ export function bucketWrites(db: Firestore, changes: Iterable<MemberChange>): Bu
   return [...byPath.values()];
 }
 
-/** The merge-set data of one bucket write: present ids are true, dropped ids are deleted. */
-export function bucketData(w: BucketWrite): { ids: Record<string, unknown> } {
-  const ids: Record<string, unknown> = {};
-  for (const id of w.remove) ids[id] = FieldValue.delete();
-  for (const id of w.add) ids[id] = true;
-  return { ids };
+/** The array a bucket document keeps its ids in. */
+const BUCKET_LIST = BUCKET_FIELDS.list;
+/**
+ * The map buckets written before kept their ids in, as keys set to true. Still read; a removal
+ * deletes from it too; reindex folds it into the array and deletes it (foldBucketMaps).
+ */
+const BUCKET_MAP = BUCKET_FIELDS.map;
+
+/**
+ * The merge-set data of one bucket write, in order: the removals first (from the array, and from
+ * an older bucket's map), then the additions. A field takes one transform a write, so a bucket
+ * that gains and loses ids takes two writes. Neither reads the bucket.
+ */
+export function bucketData(w: BucketWrite): Record<string, unknown>[] {
+  const writes: Record<string, unknown>[] = [];
+  if (w.remove.length > 0) {
+    const map: Record<string, unknown> = {};
+    for (const id of w.remove) map[id] = FieldValue.delete();
+    writes.push({ [BUCKET_LIST]: FieldValue.arrayRemove(...w.remove), [BUCKET_MAP]: map });
+  }
+  if (w.add.length > 0) writes.push({ [BUCKET_LIST]: FieldValue.arrayUnion(...w.add) });
+  return writes;
 }
 
 /** Writes the index changes in the transaction that writes the notifications they describe. */
 export function writeIndexChanges(tx: Transaction, db: Firestore, changes: Iterable<MemberChange>): void {
-  for (const w of bucketWrites(db, changes)) tx.set(w.ref, bucketData(w), { merge: true });
+  for (const w of bucketWrites(db, changes)) for (const data of bucketData(w)) tx.set(w.ref, data, { merge: true });
+}
+
+/**
+ * The ids a bucket document lists: its array's, then any of an older bucket's map (keys set to
+ * true) not in the array. Anything else a hand edit left there is passed over.
+ */
+export function bucketIds(snap: { get(field: string): unknown }): string[] {
+  const list = snap.get(BUCKET_LIST);
+  const ids = Array.isArray(list) ? list.filter((id): id is string => typeof id === 'string' && id !== '') : [];
+  const map = snap.get(BUCKET_MAP);
+  if (map !== null && typeof map === 'object' && !Array.isArray(map)) {
+    const listed = new Set(ids);
+    for (const [id, v] of Object.entries(map)) if (v === true && !listed.has(id)) ids.push(id);
+  }
+  return ids;
 }
 
 /** The index entry a notification document calls for: its schedule while enabled, else none. */
@@ -142,6 +177,37 @@ export async function removeStaleBuckets(db: Firestore): Promise<number> {
   await Promise.all(deletes);
   return deletes.length;
 }
+
+/**
+ * Folds the `ids` map of each bucket of today's layout into its `list` array and deletes the map,
+ * each bucket in a transaction of its own, so a write meanwhile is neither lost nor undone. A
+ * tick reads either shape; a bucket of one array costs the client and the emulator about half
+ * the CPU to read (docs/PERFORMANCE.md, item 22). Returns how many buckets it folded.
+ */
+export async function foldBucketMaps(db: Firestore): Promise<number> {
+  const schedules = await db.collection(COLLECTIONS.schedules).listDocuments();
+  const buckets: DocumentReference[] = [];
+  for (const schedule of schedules) {
+    const withMap = await membersOf(db, schedule.id)
+      .orderBy(FieldPath.documentId())
+      .startAt('m')
+      .select(BUCKET_MAP)
+      .get();
+    for (const doc of withMap.docs) if (isBucketId(doc.id) && doc.get(BUCKET_MAP) !== undefined) buckets.push(doc.ref);
+  }
+  const folded = await mapLimit(buckets, FOLD_PARALLEL, (ref) =>
+    db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      if (!snap.exists || snap.get(BUCKET_MAP) === undefined) return 0;
+      tx.update(ref, { [BUCKET_LIST]: bucketIds(snap), [BUCKET_MAP]: FieldValue.delete() });
+      return 1;
+    }),
+  );
+  return folded.reduce((a: number, b) => a + b, 0);
+}
+
+/** Bucket folds in flight at once. */
+const FOLD_PARALLEL = 8;
 
 /** One bucket of a schedule's index: its document id and its enabled notifications' ids. */
 export interface IndexBucket {

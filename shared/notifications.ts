@@ -9,7 +9,7 @@ import {
 } from '@google-cloud/firestore';
 import { chunksOf, mapLimit } from './concurrency';
 import { buildQuery } from './firestore-store';
-import { indexedSchedule, type MemberChange, removeStaleBuckets, writeIndexChanges } from './members';
+import { foldBucketMaps, indexedSchedule, type MemberChange, removeStaleBuckets, writeIndexChanges } from './members';
 import {
   type Account,
   accountSchema,
@@ -531,8 +531,9 @@ async function ensureSchedules(
  * buckets of an older layout. Reads the notifications a page at a time and writes each chunk's
  * entries in a transaction that reads those notifications again, so a change made meanwhile is
  * not undone. Once every notification is scanned, creates the schedule documents that are
- * missing (a tick finds a schedule's audience through its document) and deletes the buckets of
- * an older layout (removeStaleBuckets); an interrupted reindex does neither. Safe to repeat.
+ * missing (a tick finds a schedule's audience through its document), deletes the buckets of
+ * an older layout (removeStaleBuckets) and folds the `ids` map of older buckets into their
+ * array (foldBucketMaps); an interrupted reindex does none of these. Safe to repeat.
  */
 export async function reindexNotifications(
   db: Firestore,
@@ -541,6 +542,7 @@ export async function reindexNotifications(
   scanned: number;
   indexed: number;
   staleBuckets: number;
+  foldedBuckets: number;
   schedulesCreated: number;
   schedulesRepaired: number;
 }> {
@@ -586,6 +588,7 @@ export async function reindexNotifications(
     scanned,
     indexed,
     staleBuckets: await removeStaleBuckets(db),
+    foldedBuckets: await foldBucketMaps(db),
     schedulesCreated: schedules.created,
     schedulesRepaired: schedules.repaired,
   };

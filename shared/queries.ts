@@ -1,4 +1,4 @@
-import { COLLECTIONS, RETENTION } from './topology';
+import { BUCKET_FIELDS, COLLECTIONS, RETENTION } from './topology';
 
 /**
  * Every Firestore query that needs a composite index, described once. The stores
@@ -122,10 +122,12 @@ export const TTL_FIELDS: readonly { collectionGroup: string; field: string }[] =
 
 /**
  * Fields no query filters on, whose automatic single-field indexes would only cost: the
- * dispatch index's `ids` map (shared/members.ts) has one key per notification, up to 20,000 a
- * document, and indexing each key would exceed Firestore's 40,000 index entries a document.
- * infra/ exempts each from indexing (the exemption covers the map's keys).
+ * dispatch index's `list` array (shared/members.ts) has one element per notification, up to
+ * 20,000 a document, and the `ids` map of buckets written before one key each; indexing each
+ * would exceed Firestore's 40,000 index entries a document. infra/ exempts each from indexing
+ * (the exemption covers a map's keys and an array's elements).
  */
 export const INDEX_EXEMPTIONS: readonly { collectionGroup: string; field: string }[] = [
-  { collectionGroup: COLLECTIONS.members, field: 'ids' },
+  { collectionGroup: COLLECTIONS.members, field: BUCKET_FIELDS.list },
+  { collectionGroup: COLLECTIONS.members, field: BUCKET_FIELDS.map },
 ];

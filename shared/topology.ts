@@ -87,3 +87,9 @@ export const COLLECTIONS = Object.freeze({
   accounts: 'accounts',
   installations: 'installations',
 });
+
+/**
+ * A dispatch-index bucket's fields (shared/members.ts): `list`, the array of its ids, and `ids`,
+ * the map (keys set to true) that buckets written before kept them in, read until reindex folds it.
+ */
+export const BUCKET_FIELDS = Object.freeze({ list: 'list', map: 'ids' });

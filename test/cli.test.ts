@@ -7,6 +7,7 @@ import { uniqueProjectId } from '../dev/stack';
 import { mapLimit } from '../shared/concurrency';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
+import { bucketIds } from '../shared/members';
 import { accountSchema } from '../shared/model';
 import { saveNotifications, setNotificationEnabled } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
@@ -594,7 +595,7 @@ describe('delete, on the emulator', () => {
       expect((await db.doc('notifications/n-00001').get()).exists).toBe(false);
       const scheduleId = String((await db.doc('notifications/n-00002').get()).get('scheduleId'));
       const buckets = await db.collection(`schedules/${scheduleId}/members`).get();
-      const indexed = buckets.docs.flatMap((d) => Object.keys((d.get('ids') as Record<string, unknown>) ?? {}));
+      const indexed = buckets.docs.flatMap((d) => bucketIds(d));
       expect(indexed).toEqual(['n-00002']);
       const again = await runCli(['-p', 'demo-cli-delete', 'delete', 'n-00001'], env);
       expect(again.code).toBe(2);

@@ -284,6 +284,57 @@ describe('the dispatch index', () => {
     }
   });
 
+  it('buckets written as a map of ids are still read and kept true, and reindex folds them into the list', async () => {
+    const projectId = uniqueProjectId('fold');
+    const fs = createFirestore(projectId);
+    try {
+      const schedule = { cron: '20 5 * * *', timezone: 'Europe/Madrid' };
+      const id = scheduleIdOf(schedule);
+      const items = Array.from({ length: 400 }, (_, i) => notification(50_000 + i, schedule));
+      await saveNotifications(fs, items);
+      const fresh = new FirestoreStore(fs);
+      const listed = () => indexed(id, fresh);
+      // One bucket as a version with the map wrote it: its ids as keys set to true, no list.
+      const bucket = bucketOf(items[0]!.id);
+      const inBucket = items.filter((n) => bucketOf(n.id) === bucket).map((n) => n.id);
+      expect(inBucket.length).toBeGreaterThanOrEqual(3);
+      await membersOf(fs, id)
+        .doc(bucket)
+        .set({ ids: { ...Object.fromEntries(inBucket.map((n) => [n, true])), 'n-hand-edit': false } });
+      const expected = new Set(items.map((n) => n.id));
+      expect(await listed()).toEqual([...expected].sort());
+
+      // A pause drops the id from the map, not only from the list.
+      const [paused, disabled] = inBucket as [string, string];
+      expect(await setNotificationEnabled(fs, paused, false, 'test')).toBe(true);
+      expected.delete(paused);
+      expect(await listed()).toEqual([...expected].sort());
+
+      // One commit in which the bucket loses an id and gains another: two writes, in order.
+      let n = 60_000;
+      while (bucketOf(notification(n).id) !== bucket) n++;
+      const added = notification(n, schedule);
+      await saveNotifications(fs, [{ ...items.find((i) => i.id === disabled)!, enabled: false }, added]);
+      expected.delete(disabled);
+      expected.add(added.id);
+      expect(await listed()).toEqual([...expected].sort());
+
+      const out = await reindex(projectId);
+      expect(out.stdout).toContain('rewrote 1 index buckets from a map of ids to a list of ids');
+      const folded = await membersOf(fs, id).doc(bucket).get();
+      expect(folded.get('ids')).toBeUndefined();
+      expect([...(folded.get('list') as string[])].sort()).toEqual(
+        [...expected].filter((i) => bucketOf(i) === bucket).sort(),
+      );
+      expect(await listed()).toEqual([...expected].sort());
+      // Every bucket is a list now: nothing to fold again.
+      expect((await reindex(projectId)).stdout).not.toContain('rewrote');
+      expect(await listed()).toEqual([...expected].sort());
+    } finally {
+      await fs.terminate();
+    }
+  });
+
   it('slack-fanout reindex moves an older layout’s buckets into today’s and deletes them', async () => {
     const projectId = uniqueProjectId('relayout');
     const fs = createFirestore(projectId);
