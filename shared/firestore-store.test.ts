@@ -9,10 +9,14 @@ describe('notificationPages stopped early', () => {
     const stream = jest.spyOn(Query.prototype, 'stream').mockReturnValue(fake as never);
     const db = new Firestore({ projectId: 'unit' });
     try {
-      const bucket = (id: string, ids: string[]) => ({ id, get: () => Object.fromEntries(ids.map((n) => [n, true])) });
+      const bucket = (id: string, ids: string[]) => ({
+        id,
+        get: (field: string) => (field === 'list' ? ids : undefined),
+      });
       const pages = new FirestoreStore(db).notificationPages('s_1', null, 2)[Symbol.asyncIterator]();
       fake.write(bucket('m0000', ['n-2', 'n-1']));
-      expect(await pages.next()).toEqual({ done: false, value: { ids: ['n-1', 'n-2'], cursor: 'm0000' } });
+      // The ids in the order the bucket's list keeps them.
+      expect(await pages.next()).toEqual({ done: false, value: { ids: ['n-2', 'n-1'], cursor: 'm0000' } });
       await pages.return(undefined);
       await new Promise((resolve) => setImmediate(resolve));
       // The client cannot cancel its call: the rest is read and dropped, so the call ends.

@@ -112,9 +112,13 @@ export function bucketsPerRead(buckets: number, ids: number, idsPerRead = IDS_PE
   return Math.max(1, Math.min(MAX_BUCKETS_PER_READ, Math.floor((idsPerRead * buckets) / Math.max(1, ids))));
 }
 
-/** One dispatch-index bucket as a run reads it: its id (a run's cursor) and its enabled ids, in order. */
+/**
+ * One dispatch-index bucket as a run reads it: its id (a run's cursor) and its enabled ids, in
+ * the order its list keeps them (a run resumes after a whole bucket, so the order within one
+ * does not matter; sorting them cost about 1% of a tick's CPU).
+ */
 function indexBucket(snap: QueryDocumentSnapshot): IndexBucket {
-  return { id: snap.id, ids: bucketIds(snap).sort() };
+  return { id: snap.id, ids: bucketIds(snap) };
 }
 
 /** A schedule's fields once moved on (scheduleAdvance), as one merge-write. */
