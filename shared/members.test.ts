@@ -88,7 +88,9 @@ describe('bucket documents', () => {
     expect((removal.list as FieldValue).isEqual(FieldValue.arrayRemove('n-out'))).toBe(true);
     expect((removal.ids as Record<string, FieldValue>)['n-out']?.isEqual(FieldValue.delete())).toBe(true);
     expect((addition.list as FieldValue).isEqual(FieldValue.arrayUnion('n-in'))).toBe(true);
-    expect(Object.keys(addition)).toEqual(['list']);
+    // An added id leaves the older map in the same write: moved, never held twice.
+    expect(Object.keys(addition.ids as object)).toEqual(['n-in']);
+    expect((addition.ids as Record<string, FieldValue>)['n-in']?.isEqual(FieldValue.delete())).toBe(true);
     // Only additions, or only removals: one write; nothing: none.
     expect(bucketData({ ref, add: ['n-in'], remove: [] })).toHaveLength(1);
     expect(bucketData({ ref, add: [], remove: ['n-out'] })).toHaveLength(1);

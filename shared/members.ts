@@ -115,18 +115,21 @@ const BUCKET_LIST = BUCKET_FIELDS.list;
 const BUCKET_MAP = BUCKET_FIELDS.map;
 
 /**
- * The merge-set data of one bucket write, in order: the removals first (from the array, and from
- * an older bucket's map), then the additions. A field takes one transform a write, so a bucket
- * that gains and loses ids takes two writes. Neither reads the bucket.
+ * The merge-set data of one bucket write, in order: the removals first, then the additions. A
+ * field takes one transform a write, so a bucket that gains and loses ids takes two writes.
+ * Neither reads the bucket. Each also deletes its ids from an older bucket's map, so an id added
+ * to the list moves there rather than being held twice: a bucket near Firestore's 1 MiB limit
+ * as a map would otherwise outgrow it when its ids are written again (an import, a reindex).
  */
 export function bucketData(w: BucketWrite): Record<string, unknown>[] {
+  const fromMap = (ids: string[]) => Object.fromEntries(ids.map((id) => [id, FieldValue.delete()]));
   const writes: Record<string, unknown>[] = [];
   if (w.remove.length > 0) {
-    const map: Record<string, unknown> = {};
-    for (const id of w.remove) map[id] = FieldValue.delete();
-    writes.push({ [BUCKET_LIST]: FieldValue.arrayRemove(...w.remove), [BUCKET_MAP]: map });
+    writes.push({ [BUCKET_LIST]: FieldValue.arrayRemove(...w.remove), [BUCKET_MAP]: fromMap(w.remove) });
   }
-  if (w.add.length > 0) writes.push({ [BUCKET_LIST]: FieldValue.arrayUnion(...w.add) });
+  if (w.add.length > 0) {
+    writes.push({ [BUCKET_LIST]: FieldValue.arrayUnion(...w.add), [BUCKET_MAP]: fromMap(w.add) });
+  }
   return writes;
 }
 

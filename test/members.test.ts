@@ -335,6 +335,36 @@ describe('the dispatch index', () => {
     }
   });
 
+  it('a bucket of the older map near 1 MiB: saving its ids again moves them into the list, never holds them twice', async () => {
+    const projectId = uniqueProjectId('fold-size');
+    const fs = createFirestore(projectId);
+    try {
+      const schedule = { cron: '40 4 * * *', timezone: 'Europe/Lisbon' };
+      const id = scheduleIdOf(schedule);
+      // 7,000 ids of 80 bytes in one bucket: about 570 kB as a map, over 1 MiB if held twice.
+      const ids: string[] = [];
+      for (let i = 0; ids.length < 7_000 && i < 2_000_000; i++) {
+        const candidate = `n-${String(i).padStart(10, '0')}-${'x'.repeat(67)}`;
+        if (bucketOf(candidate) === 'm0000') ids.push(candidate);
+      }
+      expect(ids).toHaveLength(7_000);
+      await membersOf(fs, id)
+        .doc('m0000')
+        .set({ ids: Object.fromEntries(ids.map((n) => [n, true])) });
+      // Imported again, as a re-import or reindex writes them: every id added to the list.
+      await saveNotifications(
+        fs,
+        ids.map((n, i) => notification(i, { ...schedule, id: n })),
+      );
+      const bucket = await membersOf(fs, id).doc('m0000').get();
+      expect((bucket.get('list') as string[]).length).toBe(7_000);
+      expect(Object.keys((bucket.get('ids') as Record<string, unknown> | undefined) ?? {})).toEqual([]);
+      expect(await indexed(id, new FirestoreStore(fs))).toEqual([...ids].sort());
+    } finally {
+      await fs.terminate();
+    }
+  });
+
   it('slack-fanout reindex moves an older layout’s buckets into today’s and deletes them', async () => {
     const projectId = uniqueProjectId('relayout');
     const fs = createFirestore(projectId);
