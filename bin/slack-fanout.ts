@@ -999,7 +999,7 @@ Pub/Sub attribute, which holds 1,024 bytes).`,
   program
     .command('reindex')
     .description(
-      'add every enabled notification missing from its schedule’s dispatch index (data written before the index existed, or indexed in an older layout’s buckets, which it then deletes), rewrite an older bucket’s map of ids as the list a tick reads faster, and create a schedule document that is missing; safe to repeat and to interrupt',
+      'add every enabled notification missing from its schedule’s dispatch index (data written before the index existed, or indexed in an older layout’s buckets, which it then deletes), rewrite a bucket kept as a map of ids, or whose list repeats an id, as a plain list, and create a schedule document that is missing; safe to repeat and to interrupt',
     )
     .addHelpText(
       'after',
@@ -1063,7 +1063,7 @@ it again is safe.`,
       }
       if (result.foldedBuckets > 0) {
         process.stdout.write(
-          `rewrote ${result.foldedBuckets} index buckets from a map of ids to a list of ids, which a tick reads faster\n`,
+          `rewrote ${result.foldedBuckets} index buckets as a plain list of ids (from a map of ids, which a tick reads slower, or dropping an id repeated or a value that is not one)\n`,
         );
       }
     });

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import {
   type DocumentReference,
   FieldPath,
   FieldValue,
   type Firestore,
+  type QueryDocumentSnapshot,
   type Transaction,
 } from '@google-cloud/firestore';
 import { mapLimit } from './concurrency';
@@ -182,31 +184,43 @@ export async function removeStaleBuckets(db: Firestore): Promise<number> {
 }
 
 /**
- * Folds the `ids` map of each bucket of today's layout into its `list` array and deletes the map,
- * each bucket in a transaction of its own, so a write meanwhile is neither lost nor undone. A
- * tick reads either shape; a bucket of one array costs the client and the emulator about half
- * the CPU to read (docs/PERFORMANCE.md, item 22). Returns how many buckets it folded.
+ * Rewrites each bucket of today's layout that is not a plain list of ids as one: its `ids` map
+ * folded into its `list` array and deleted, and a repeated id, or a value that is not an id (a
+ * hand edit; `arrayUnion` writes neither), dropped from the list. Each bucket in a transaction
+ * of its own, so a write meanwhile is neither lost nor undone. A tick reads either shape; a
+ * bucket of one array costs the client and the emulator about half the CPU to read
+ * (docs/PERFORMANCE.md, item 22), and a repeated id would be published twice. Returns how
+ * many buckets it rewrote.
  */
 export async function foldBucketMaps(db: Firestore): Promise<number> {
   const schedules = await db.collection(COLLECTIONS.schedules).listDocuments();
   const buckets: DocumentReference[] = [];
   for (const schedule of schedules) {
-    const withMap = await membersOf(db, schedule.id)
-      .orderBy(FieldPath.documentId())
-      .startAt('m')
-      .select(BUCKET_MAP)
-      .get();
-    for (const doc of withMap.docs) if (isBucketId(doc.id) && doc.get(BUCKET_MAP) !== undefined) buckets.push(doc.ref);
+    // A stream, a bucket at a time: a schedule's buckets together can hold millions of ids.
+    const stream = membersOf(db, schedule.id).orderBy(FieldPath.documentId()).startAt('m').stream() as Readable;
+    for await (const doc of stream as AsyncIterable<QueryDocumentSnapshot>) {
+      if (isBucketId(doc.id) && !isPlainList(doc)) buckets.push(doc.ref);
+    }
   }
   const folded = await mapLimit(buckets, FOLD_PARALLEL, (ref) =>
     db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
-      if (!snap.exists || snap.get(BUCKET_MAP) === undefined) return 0;
-      tx.update(ref, { [BUCKET_LIST]: bucketIds(snap), [BUCKET_MAP]: FieldValue.delete() });
+      if (!snap.exists || isPlainList(snap)) return 0;
+      tx.update(ref, { [BUCKET_LIST]: [...new Set(bucketIds(snap))], [BUCKET_MAP]: FieldValue.delete() });
       return 1;
     }),
   );
   return folded.reduce((a: number, b) => a + b, 0);
+}
+
+/** Whether a bucket is a plain list: no map, and a list (if any) of ids, each once. */
+function isPlainList(snap: { get(field: string): unknown }): boolean {
+  if (snap.get(BUCKET_MAP) !== undefined) return false;
+  const list = snap.get(BUCKET_LIST);
+  if (list === undefined) return true;
+  if (!Array.isArray(list)) return false;
+  const ids = bucketIds(snap);
+  return ids.length === list.length && new Set(ids).size === ids.length;
 }
 
 /** Bucket folds in flight at once. */

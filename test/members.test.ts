@@ -319,8 +319,19 @@ describe('the dispatch index', () => {
       expected.add(added.id);
       expect(await listed()).toEqual([...expected].sort());
 
+      // Another bucket, hand-edited: an id twice, and values that are no ids. The repeat is published twice.
+      const other = bucketOf(items.find((i) => bucketOf(i.id) !== bucket)!.id);
+      const otherIds = [...expected].filter((i) => bucketOf(i) === other);
+      await membersOf(fs, id)
+        .doc(other)
+        .set({ list: [...otherIds, otherIds[0], 7, ''] });
+      expect((await listed()).filter((i) => i === otherIds[0])).toHaveLength(2);
+
       const out = await reindex(projectId);
-      expect(out.stdout).toContain('rewrote 1 index buckets from a map of ids to a list of ids');
+      expect(out.stdout).toContain('rewrote 2 index buckets as a plain list of ids');
+      expect([...((await membersOf(fs, id).doc(other).get()).get('list') as string[])].sort()).toEqual(
+        [...otherIds].sort(),
+      );
       const folded = await membersOf(fs, id).doc(bucket).get();
       expect(folded.get('ids')).toBeUndefined();
       expect([...(folded.get('list') as string[])].sort()).toEqual(
