@@ -1,7 +1,7 @@
 import type { Firestore } from '@google-cloud/firestore';
 import { demoAccounts } from '../dev/demo';
 import { chunksOf } from '../shared/concurrency';
-import { bucketData, bucketWrites, indexedSchedule } from '../shared/members';
+import { indexedSchedule, writeIndexChanges } from '../shared/members';
 import { type NewNotification, notificationDoc, saveAccounts } from '../shared/notifications';
 import { latestOccurrence } from '../shared/schedule';
 import { COLLECTIONS } from '../shared/topology';
@@ -65,8 +65,7 @@ export async function seed(
   }
   // The dispatch index, as saveNotifications writes it: one write per bucket, every id in it.
   const changes = docs.map(({ id, doc }) => ({ id, from: null, to: indexedSchedule(doc) }));
-  for (const w of bucketWrites(db, changes))
-    for (const data of bucketData(w)) void writer.set(w.ref, data, { merge: true });
+  writeIndexChanges(writer, db, changes);
   await writer.close();
   if (written !== docs.length) throw new Error(`seeded ${written} of ${docs.length} notifications`);
 }

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
-import { freePort, hasExited, howExited, killGroup, waitForPort } from './emulators';
+import { freePort, hasExited, howExited, isListening, killGroup } from './emulators';
 
 /** The repository root, from both `dev/` (ts-jest) and `dist/dev/` (built). */
 export const ROOT = resolve(__dirname, '..', __dirname.includes(`${join('dist', 'dev')}`) ? '..' : '');
@@ -81,8 +81,6 @@ async function startServiceOn(
   // Known to the caller before it listens, so a stop during start-up can end it too.
   opts.onSpawn?.(child);
   try {
-    await waitForPort('127.0.0.1', port, 30_000, child);
-    // Answered: by the service, or by whatever took its port (which the service then exits on).
     await waitUntilItListens(child, port, 30_000);
   } catch (err) {
     killGroup(child, 'SIGKILL');
@@ -96,16 +94,20 @@ async function startServiceOn(
   return { name, child, port, url: `http://127.0.0.1:${port}` };
 }
 
-/** Waits until `child` itself listens on `port`, or fails once it has exited. */
+/**
+ * Waits until `child` itself listens on `port`, or fails once it has exited. The port answering
+ * is not enough: whatever took it would answer too (and the service then exits). Where /proc
+ * cannot tell whose socket it is, an answer is taken.
+ */
 async function waitUntilItListens(child: ChildProcess, port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (hasExited(child)) {
       throw new Error(`process exited (${howExited(child.exitCode, child.signalCode)}) before listening on ${port}`);
     }
-    if (child.pid === undefined || listensOn(child.pid, port) !== false) return;
-    if (Date.now() >= deadline)
-      throw new Error(`another process, not this one, listened on ${port} for ${timeoutMs} ms`);
+    const own = child.pid === undefined ? null : listensOn(child.pid, port);
+    if (own === true || (own === null && (await isListening('127.0.0.1', port)))) return;
+    if (Date.now() >= deadline) throw new Error(`it did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

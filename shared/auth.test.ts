@@ -58,8 +58,8 @@ const unusedSlack: SlackPort = {
   findDelivery: async () => null,
   checkToken: async () => ({ team: null, scopes: null }),
 };
-/** A dispatcher whose admin API answers from empty fakes, behind `auth`. */
-function dispatcherWithAdmin(auth: RequestHandler, log: Logger) {
+/** A dispatcher whose admin API answers from empty fakes, behind `auth` (and `/tick` behind `tickAuth`). */
+function dispatcherWithAdmin(auth: RequestHandler, log: Logger, tickAuth?: RequestHandler) {
   return createDispatcher({
     log,
     projectId: 'p',
@@ -68,6 +68,7 @@ function dispatcherWithAdmin(auth: RequestHandler, log: Logger) {
     pageSize: 10,
     leaseSeconds: 60,
     catchUpWindowSeconds: 900,
+    ...(tickAuth ? { tickAuth } : {}),
     admin: {
       auth,
       getRun: async () => null,
@@ -399,31 +400,7 @@ test('serviceGuards hands the trust to both guards: a stripped token reaches /ti
       },
     }),
   );
-  const app = createDispatcher({
-    log: captureLog().log,
-    projectId: 'p',
-    runs: noRuns,
-    publisher: { publishPage: async () => undefined },
-    pageSize: 10,
-    leaseSeconds: 60,
-    catchUpWindowSeconds: 900,
-    ...(guards.invoker ? { tickAuth: guards.invoker } : {}),
-    admin: {
-      auth: guards.admin,
-      getRun: async () => null,
-      countByStatus: async () => ({ sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 }),
-      recentRuns: async () => [],
-      getNotification: async () => null,
-      setNotificationEnabled: async () => false,
-      deleteNotification: async () => false,
-      saveNotification: async () => true,
-      redrivable: async () => false,
-      resumePaused: async () => {
-        throw new Error('not in this test');
-      },
-      redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
-    },
-  });
+  const app = dispatcherWithAdmin(guards.admin, captureLog().log, guards.invoker);
   const strip = (email: string) =>
     `Bearer ${google.sign({ aud: AUDIENCE, email }).replace(/[^.]+$/, SIGNATURE_REMOVED)}`;
   expect((await request(app).post('/tick').set('authorization', strip(TICK_SA)).send({})).status).toBe(200);

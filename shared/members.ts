@@ -6,7 +6,6 @@ import {
   FieldValue,
   type Firestore,
   type QueryDocumentSnapshot,
-  type Transaction,
 } from '@google-cloud/firestore';
 import { mapLimit } from './concurrency';
 import type { NotificationPage } from './ports';
@@ -19,7 +18,7 @@ import { BUCKET_FIELDS, COLLECTIONS } from './topology';
  * audience in at most MEMBER_BUCKETS document reads, instead of one read per notification.
  * Buckets written before kept their ids as the keys of an `ids` map (set to true); a read still
  * takes those too, a removal drops an id from both, and `slack-fanout reindex` folds the map into
- * the array (foldBucketMaps).
+ * the array (tidyBuckets).
  *
  * The index is written in the same transaction as the notification it describes (see
  * shared/notifications.ts and FirestoreStore.recordPermanentFailure), so the two cannot disagree.
@@ -41,7 +40,7 @@ export const MEMBER_BUCKETS = 128;
 /**
  * Whether `id` is a bucket document id of today's layout, as bucketOf() makes them (`m0000` to
  * `m0127`). The older layout's buckets (`b0000` to `b1023`, 1,024 a schedule) are still read by a
- * tick until `slack-fanout reindex` moves their ids and deletes them (removeStaleBuckets). They
+ * tick until `slack-fanout reindex` moves their ids and deletes them (tidyBuckets). They
  * sort before today's, and a run's cursor is only ever one of today's: a run checkpointed at an
  * older bucket starts over, so a reindex moving ids between buckets cannot put one behind it
  * unsent, and a run past the older buckets has already sent every id they held.
@@ -50,7 +49,7 @@ export function isBucketId(id: string): boolean {
   return /^m\d{4}$/.test(id) && Number(id.slice(1)) < MEMBER_BUCKETS;
 }
 
-/** A bucket document id of the older layout, which removeStaleBuckets deletes. */
+/** A bucket document id of the older layout, which tidyBuckets deletes. */
 function isOlderBucketId(id: string): boolean {
   return /^b\d{4}$/.test(id);
 }
@@ -112,7 +111,7 @@ export function bucketWrites(db: Firestore, changes: Iterable<MemberChange>): Bu
 const BUCKET_LIST = BUCKET_FIELDS.list;
 /**
  * The map buckets written before kept their ids in, as keys set to true. Still read; a removal
- * deletes from it too; reindex folds it into the array and deletes it (foldBucketMaps).
+ * deletes from it too; reindex folds it into the array and deletes it (tidyBuckets).
  */
 const BUCKET_MAP = BUCKET_FIELDS.map;
 
@@ -135,9 +134,17 @@ export function bucketData(w: BucketWrite): Record<string, unknown>[] {
   return writes;
 }
 
-/** Writes the index changes in the transaction that writes the notifications they describe. */
-export function writeIndexChanges(tx: Transaction, db: Firestore, changes: Iterable<MemberChange>): void {
-  for (const w of bucketWrites(db, changes)) for (const data of bucketData(w)) tx.set(w.ref, data, { merge: true });
+/**
+ * Writes the index changes: in the transaction that writes the notifications they describe, or
+ * (bench/seed.ts) through a BulkWriter beside them.
+ */
+export function writeIndexChanges(
+  writer: { set(ref: DocumentReference, data: Record<string, unknown>, options: { merge: true }): unknown },
+  db: Firestore,
+  changes: Iterable<MemberChange>,
+): void {
+  for (const w of bucketWrites(db, changes))
+    for (const data of bucketData(w)) void writer.set(w.ref, data, { merge: true });
 }
 
 /**
@@ -162,47 +169,36 @@ export function indexedSchedule(doc: { scheduleId?: unknown; enabled?: unknown }
 }
 
 /**
- * Deletes every bucket document of the older layout (`b0000` to `b1023`, written by a version
- * with 1,024 buckets a schedule). Only after every enabled notification has been added to its
- * bucket of today's layout (reindexNotifications does that first): such a bucket then holds
- * nothing a tick needs, and no write touches it any more. Returns how many it deleted.
+ * Tidies every schedule's buckets once every enabled notification has been added to its bucket
+ * of today's layout (reindexNotifications does that first), in one pass over each schedule's
+ * buckets, a bucket at a time (a schedule's buckets together can hold millions of ids):
+ * - deletes each bucket of the older layout (`b0000` to `b1023`, written by a version with
+ *   1,024 buckets a schedule): it then holds nothing a tick needs, and no write touches it;
+ * - rewrites each bucket of today's layout that is not a plain list of ids as one: its `ids`
+ *   map folded into its `list` array and deleted, and a repeated id, or a value that is not an
+ *   id (a hand edit; `arrayUnion` writes neither), dropped. Each in a transaction of its own, so
+ *   a write meanwhile is neither lost nor undone. A tick reads either shape; a bucket of one
+ *   array costs the client and the emulator about half the CPU to read (docs/PERFORMANCE.md,
+ *   item 22), and a repeated id would be published twice.
+ * Returns how many buckets it deleted and rewrote.
  */
-export async function removeStaleBuckets(db: Firestore): Promise<number> {
+export async function tidyBuckets(db: Firestore): Promise<{ deleted: number; rewritten: number }> {
   // listDocuments includes schedule ids that have members but no document of their own.
   const schedules = await db.collection(COLLECTIONS.schedules).listDocuments();
   const writer = db.bulkWriter();
   const deletes: Promise<unknown>[] = [];
+  const unplain: DocumentReference[] = [];
   for (const schedule of schedules) {
-    // The older buckets sort before today's (`b` before `m`).
-    const older = await membersOf(db, schedule.id).orderBy(FieldPath.documentId()).endBefore('c').select().get();
-    for (const doc of older.docs) if (isOlderBucketId(doc.id)) deletes.push(writer.delete(doc.ref));
+    const stream = membersOf(db, schedule.id).orderBy(FieldPath.documentId()).stream() as Readable;
+    for await (const doc of stream as AsyncIterable<QueryDocumentSnapshot>) {
+      if (isOlderBucketId(doc.id)) deletes.push(writer.delete(doc.ref));
+      else if (isBucketId(doc.id) && !isPlainList(doc)) unplain.push(doc.ref);
+    }
   }
   await writer.close();
   // A delete that failed for good fails the whole: the next reindex tries again.
   await Promise.all(deletes);
-  return deletes.length;
-}
-
-/**
- * Rewrites each bucket of today's layout that is not a plain list of ids as one: its `ids` map
- * folded into its `list` array and deleted, and a repeated id, or a value that is not an id (a
- * hand edit; `arrayUnion` writes neither), dropped from the list. Each bucket in a transaction
- * of its own, so a write meanwhile is neither lost nor undone. A tick reads either shape; a
- * bucket of one array costs the client and the emulator about half the CPU to read
- * (docs/PERFORMANCE.md, item 22), and a repeated id would be published twice. Returns how
- * many buckets it rewrote.
- */
-export async function foldBucketMaps(db: Firestore): Promise<number> {
-  const schedules = await db.collection(COLLECTIONS.schedules).listDocuments();
-  const buckets: DocumentReference[] = [];
-  for (const schedule of schedules) {
-    // A stream, a bucket at a time: a schedule's buckets together can hold millions of ids.
-    const stream = membersOf(db, schedule.id).orderBy(FieldPath.documentId()).startAt('m').stream() as Readable;
-    for await (const doc of stream as AsyncIterable<QueryDocumentSnapshot>) {
-      if (isBucketId(doc.id) && !isPlainList(doc)) buckets.push(doc.ref);
-    }
-  }
-  const folded = await mapLimit(buckets, FOLD_PARALLEL, (ref) =>
+  const rewritten = await mapLimit(unplain, REWRITE_PARALLEL, (ref) =>
     db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       if (!snap.exists || isPlainList(snap)) return 0;
@@ -210,7 +206,7 @@ export async function foldBucketMaps(db: Firestore): Promise<number> {
       return 1;
     }),
   );
-  return folded.reduce((a: number, b) => a + b, 0);
+  return { deleted: deletes.length, rewritten: rewritten.reduce((a: number, b) => a + b, 0) };
 }
 
 /** Whether a bucket is a plain list: no map, and a list (if any) of ids, each once. */
@@ -223,8 +219,8 @@ function isPlainList(snap: { get(field: string): unknown }): boolean {
   return ids.length === list.length && new Set(ids).size === ids.length;
 }
 
-/** Bucket folds in flight at once. */
-const FOLD_PARALLEL = 8;
+/** Bucket rewrites in flight at once. */
+const REWRITE_PARALLEL = 8;
 
 /** One bucket of a schedule's index: its document id and its enabled notifications' ids. */
 export interface IndexBucket {

@@ -9,7 +9,7 @@ import {
 } from '@google-cloud/firestore';
 import { chunksOf, mapLimit } from './concurrency';
 import { buildQuery } from './firestore-store';
-import { foldBucketMaps, indexedSchedule, type MemberChange, removeStaleBuckets, writeIndexChanges } from './members';
+import { indexedSchedule, type MemberChange, tidyBuckets, writeIndexChanges } from './members';
 import {
   type Account,
   accountSchema,
@@ -532,8 +532,9 @@ async function ensureSchedules(
  * entries in a transaction that reads those notifications again, so a change made meanwhile is
  * not undone. Once every notification is scanned, creates the schedule documents that are
  * missing (a tick finds a schedule's audience through its document), deletes the buckets of
- * an older layout (removeStaleBuckets) and folds the `ids` map of older buckets into their
- * array (foldBucketMaps); an interrupted reindex does none of these. Safe to repeat.
+ * an older layout and rewrites a bucket that is not a plain list of ids (its older `ids` map
+ * folded into its array, a repeat dropped) in one pass (tidyBuckets); an interrupted reindex
+ * does none of these. Safe to repeat.
  */
 export async function reindexNotifications(
   db: Firestore,
@@ -584,11 +585,12 @@ export async function reindexNotifications(
   // A schedule whose cron no longer parses is left out: its notifications are refused when sent.
   const valid = new Map([...named].filter(([, s]) => !('problem' in checkedSchedule(s.cron.trim(), s.timezone))));
   const schedules = await ensureSchedules(db, valid, new Date(), { dueNow: false, grace: false });
+  const buckets = await tidyBuckets(db);
   return {
     scanned,
     indexed,
-    staleBuckets: await removeStaleBuckets(db),
-    foldedBuckets: await foldBucketMaps(db),
+    staleBuckets: buckets.deleted,
+    foldedBuckets: buckets.rewritten,
     schedulesCreated: schedules.created,
     schedulesRepaired: schedules.repaired,
   };
