@@ -283,7 +283,12 @@ export function dispatchAttributes(deliveryId: string, runId: string): Record<st
   return fits ? { deliveryId, runId } : { runId };
 }
 
+/** A dispatch message's data, as the dispatcher publishes it. */
+export function dispatchMessageJson(message: DispatchMessage): string {
+  return JSON.stringify(message);
+}
+
 /** Builds the body Pub/Sub would push, for tests and for the redrive path. */
 export function encodeDispatchMessage(message: DispatchMessage): Buffer {
-  return Buffer.from(JSON.stringify(message));
+  return Buffer.from(dispatchMessageJson(message));
 }

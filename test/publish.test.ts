@@ -1,6 +1,7 @@
 import type { Message, PubSub } from '@google-cloud/pubsub';
 import { uniqueProjectId } from '../dev/stack';
 import type { DispatchMessage } from '../shared/messages';
+import * as wire from '../shared/publish-request';
 import { createPubSub, pagePublisher } from '../shared/pubsub';
 import { waitFor } from './helpers';
 
@@ -17,12 +18,16 @@ describe('the page publisher on the Pub/Sub emulator', () => {
     return Array.from({ length: n }, (_, i) => {
       const message: DispatchMessage = {
         v: 1,
-        notificationId: `n${i}`,
+        // Multi-byte ids too: the request is written here, in UTF-8.
+        notificationId: i % 7 === 3 ? `n${i}-Zürich-☕-𝄞` : `n${i}`,
         occurrence: '2030-01-01T09:00:00.000Z',
         scheduleId: 's1',
         runId: 's1:2030-01-01T09:00:00.000Z',
       };
-      return { message, attributes: { deliveryId: `n${i}:2030-01-01T09:00:00.000Z`, runId: message.runId } };
+      return {
+        message,
+        attributes: { deliveryId: `${message.notificationId}:${message.occurrence}`, runId: message.runId },
+      };
     });
   }
 
@@ -31,11 +36,17 @@ describe('the page publisher on the Pub/Sub emulator', () => {
     const [subscription] = await topic.createSubscription('dispatch-page-pull');
     const publisher = pagePublisher(pubsub, 'dispatch-page');
     const sent = page(2345);
+    const encode = jest.spyOn(wire, 'encodePublishRequest');
+    let encoded: number[] = [];
     try {
       await publisher.publishPage(sent);
     } finally {
+      encoded = encode.mock.calls.map(([, messages]) => messages.length);
+      encode.mockRestore();
       await publisher.close();
     }
+    // Three requests (1,000, 1,000 and 345), each encoded here, not by the generated client.
+    expect(encoded).toEqual([1000, 1000, 345]);
     const seen = new Map<string, { data: unknown; attributes: Record<string, string> }>();
     const repeated: string[] = [];
     subscription.on('message', (m: Message) => {
