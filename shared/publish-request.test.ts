@@ -27,7 +27,7 @@ describe('encodePublishRequest', () => {
   });
 
   test('the same bytes protobufjs writes for the same request', () => {
-    const messages = [
+    const messages: WireMessage[] = [
       { data: Buffer.from([0, 1, 2, 255]), attributes: { a: 'b', '': '' } },
       { data: '', attributes: {} },
       { data: 'x' },
