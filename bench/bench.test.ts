@@ -16,7 +16,7 @@ import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
 import { BENCH_ACCOUNTS } from './e2e';
 import { billableMessageBytes, dispatchMessage, pushEnvelope } from './envelope';
 import { costPerMillion, PRICES, pubsubBytesPerNotification } from './prices';
-import { busyCoresSince, machineCpu, peakRssMiB, resetPeakRss } from './proc';
+import { busyCoresSince, cpuSeconds, machineCpu, peakRssMiB, resetPeakRss, treeCpuSeconds } from './proc';
 import {
   evaluateTargets,
   markdown,
@@ -146,6 +146,7 @@ describe('report', () => {
   const ceilings = {
     publishPerSec: 30_000,
     publishClientCpuUsPerMessage: 12.5,
+    publishEmulatorCpuUsPerMessage: 20,
     publishBusyCores: 1.7,
     topicPublishPerSec: 20_000,
     pushPerSec: 1000,
@@ -169,6 +170,8 @@ describe('report', () => {
     writesPerNotification: 0.002,
     coldWallSeconds: wallSeconds * 1.3,
     busyCores: 1.96,
+    pubsubEmulatorCpuSeconds: n * 30e-6,
+    firestoreEmulatorCpuSeconds: n * 40e-6,
   });
   const capacityLevel = (inFlight: number, cpuMsPerDelivery: number): CapacityRun => ({
     inFlight,
@@ -243,11 +246,14 @@ describe('report', () => {
     const dispatch = evaluateTargets(r).find((t) => t.name.startsWith('dispatch rate'));
     // 100,000 in 20 s = 5,000 msg/s against 30,000; 0.1 CPU s per 1,000 = 100 µs a message.
     expect(dispatch?.measured).toBe(
-      '5,000 / 30,000 msg/s = 17% (CPU a message: dispatcher 100.0 µs, publishing client 12.5 µs; machine busy 1.96 of 2 cores in the tick, 1.70 in the ceiling)',
+      '5,000 / 30,000 msg/s = 17% (CPU a message: dispatcher 100.0 µs, publishing client 12.5 µs; machine busy 1.96 of 2 cores in the tick, 1.70 in the ceiling; in the tick the Pub/Sub emulator 30.0 µs and the Firestore emulator 40.0 µs a message, in the ceiling the Pub/Sub emulator 20.0 µs)',
     );
     const md = markdown(r);
     expect(md).toContain(
-      'the publishing client spent 12.5 µs of CPU a message, and the machine kept 1.70 of its 2 cores busy',
+      'the publishing client spent 12.5 µs of CPU a message and the Pub/Sub emulator 20.0 µs, and the machine kept 1.70 of its 2 cores busy',
+    );
+    expect(md).toContain(
+      'N=10,000: dispatcher 100.0 µs, Pub/Sub emulator 30.0 µs, Firestore emulator 40.0 µs; N=100,000: dispatcher 100.0 µs,',
     );
     expect(md).toContain('| machine busy (of 2 cores) |');
     expect(md).toContain('| 100,000 | 20.00 s | 5,000 | 17% | 120 MiB | 0.100 s | 1.96 | 1.0000 | 0.0020 | 26.00 s |');
@@ -313,6 +319,33 @@ describe('busyCoresSince', () => {
     expect(busyCores).toBeGreaterThan(ours * 0.8);
     expect(busyCores).toBeLessThanOrEqual(cores + 0.01);
     expect(cores).toBe(readFileSync('/proc/stat', 'utf8').match(/^cpu\d+ /gm)?.length);
+  });
+});
+
+describe('treeCpuSeconds', () => {
+  it("counts a launcher's running child, as an emulator's Java child under its launcher script", async () => {
+    // A shell (the launcher) whose node child spins for 400 ms of CPU, says so, then waits.
+    const script =
+      'const t = process.cpuUsage(); while (process.cpuUsage(t).user < 400_000) {} console.log("spun"); setInterval(() => {}, 1000);';
+    const launcher = spawn('sh', ['-c', `"${process.execPath}" -e '${script}'; sleep 30`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the child did not spin within 20 s')), 20_000);
+        launcher.stdout?.once('data', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      const pid = launcher.pid as number;
+      expect(cpuSeconds(pid)).toBeLessThan(0.2);
+      expect(treeCpuSeconds(pid)).toBeGreaterThanOrEqual(0.39);
+    } finally {
+      process.kill(-(launcher.pid as number), 'SIGKILL');
+    }
+    expect(treeCpuSeconds(2 ** 30)).toBe(0);
   });
 });
 

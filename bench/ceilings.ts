@@ -7,7 +7,7 @@ import { createPubSub, dispatchTopic, pagePublisher } from '../shared/pubsub';
 import { scheduleIdOf } from '../shared/schedule';
 import type { BenchContext } from './context';
 import { dispatchMessage } from './envelope';
-import { busyCoresSince, machineCpu } from './proc';
+import { busyCoresSince, emulatorsCpu, machineCpu } from './proc';
 import { runPool } from './stats';
 
 /**
@@ -29,6 +29,8 @@ export interface CeilingRun {
   topicPublishPerSec: number;
   /** CPU the publishing client (this process) spent per message of the timed round, in µs. */
   publishClientCpuUsPerMessage: number;
+  /** CPU the Pub/Sub emulator (launcher and Java child) spent per message of the same round, in µs. */
+  publishEmulatorCpuUsPerMessage: number;
   /** Cores the whole machine kept busy during the timed round (the emulator's included). */
   publishBusyCores: number;
   /** Messages a second the emulator pushes to a server that answers 204 at once. */
@@ -58,7 +60,14 @@ export async function publishCeiling(
   ctx: BenchContext,
   count: number,
 ): Promise<
-  Pick<CeilingRun, 'publishPerSec' | 'publishClientCpuUsPerMessage' | 'publishBusyCores' | 'topicPublishPerSec'>
+  Pick<
+    CeilingRun,
+    | 'publishPerSec'
+    | 'publishClientCpuUsPerMessage'
+    | 'publishEmulatorCpuUsPerMessage'
+    | 'publishBusyCores'
+    | 'topicPublishPerSec'
+  >
 > {
   const pubsub = createPubSub(ctx.projectId('publish'));
   const pages = pagePublisher(pubsub, 'bench-publish');
@@ -79,14 +88,17 @@ export async function publishCeiling(
     await viaTopic();
     const topicSeconds = (performance.now() - t1) / 1000;
     const machine0 = machineCpu();
+    const emulator0 = emulatorsCpu(ctx.emulators).pubsub;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await raw();
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    const emulator = emulatorsCpu(ctx.emulators).pubsub - emulator0;
     return {
       publishPerSec: count / seconds,
       publishClientCpuUsPerMessage: (cpu.user + cpu.system) / count,
+      publishEmulatorCpuUsPerMessage: (emulator / count) * 1e6,
       publishBusyCores: busyCoresSince(machine0).busyCores,
       topicPublishPerSec: count / topicSeconds,
     };

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { createFirestore } from '../shared/firestore';
 import { createPubSub } from '../shared/pubsub';
 import type { BenchContext } from './context';
-import { busyCoresSince, machineCpu, resetPeakRss } from './proc';
+import { busyCoresSince, emulatorsCpu, machineCpu, resetPeakRss } from './proc';
 import { benchNotifications, resetSchedules, schedulesOf, seed } from './seed';
 import { type BenchService, startBenchService, warmUp } from './services';
 
@@ -36,6 +36,9 @@ export interface DispatchRun {
   coldWallSeconds: number;
   /** Cores the whole machine kept busy during the timed tick: the dispatcher, both emulators, the rest. */
   busyCores: number;
+  /** CPU seconds each emulator (its launcher and Java child) used during the timed tick. */
+  pubsubEmulatorCpuSeconds: number;
+  firestoreEmulatorCpuSeconds: number;
 }
 
 export const DISPATCH_TOPIC = 'bench-dispatch';
@@ -153,12 +156,14 @@ export async function dispatchRun(
     }
     await svc.resetStats();
     const cpu0 = svc.cpu();
+    const emulators0 = emulatorsCpu(ctx.emulators);
     const machine0 = machineCpu();
     const t0 = performance.now();
     const res = await tick(svc.url, at);
     const wallSeconds = (performance.now() - t0) / 1000;
     const cpu = svc.cpu() - cpu0;
     const { busyCores } = busyCoresSince(machine0);
+    const emulators = emulatorsCpu(ctx.emulators);
     const peak = svc.peakRssMiB();
     const stats = await svc.stats();
     checkTick(fixture, res);
@@ -178,6 +183,8 @@ export async function dispatchRun(
       externalPeakMiB: stats.memoryPeakMiB.external ?? Number.NaN,
       coldWallSeconds,
       busyCores,
+      pubsubEmulatorCpuSeconds: emulators.pubsub - emulators0.pubsub,
+      firestoreEmulatorCpuSeconds: emulators.firestore - emulators0.firestore,
     };
   } finally {
     await svc.stop();

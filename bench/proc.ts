@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Emulators } from '../dev/emulators';
 
 /**
  * What the kernel says about another process: CPU time from /proc/<pid>/stat (utime + stime,
@@ -19,15 +20,52 @@ function ticksPerSecond(): number {
   return clockTicks;
 }
 
-/** User plus system CPU seconds the process has used so far. */
-export function cpuSeconds(pid: number): number {
+/** The fields of /proc/<pid>/stat after the command name, from field 3 (state) on. */
+function statFields(pid: number): string[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** User plus system CPU seconds the process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const fields = statFields(pid);
   // After the name: state is field 3, so utime (14) and stime (15) sit at offsets 11 and 12.
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return (utime + stime) / ticksPerSecond();
+}
+
+/**
+ * CPU seconds used so far by a process and every descendant still running: an emulator is a
+ * launcher script whose Java child does the work, and a child's time reaches its parent's
+ * counters only once it has exited. A process that exits while the tree is read is left out.
+ */
+export function treeCpuSeconds(rootPid: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // ppid is field 4: offset 1 after the name.
+      const ppid = Number(statFields(Number(entry))[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // Gone since the listing.
+    }
+  }
+  let total = 0;
+  const stack = [rootPid];
+  for (let pid = stack.pop(); pid !== undefined; pid = stack.pop()) {
+    try {
+      total += cpuSeconds(pid);
+    } catch {
+      continue;
+    }
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return total;
 }
 
 function statusField(pid: number, name: string): number {
@@ -91,4 +129,10 @@ export function busyCoresSince(since: MachineCpu): { busyCores: number; cores: n
   const now = machineCpu();
   const total = now.total - since.total;
   return { busyCores: total > 0 ? ((now.busy - since.busy) / total) * now.cores : 0, cores: now.cores };
+}
+
+/** CPU seconds the emulators' process trees have used so far (NaN for one without a pid). */
+export function emulatorsCpu(emulators: Emulators): { pubsub: number; firestore: number } {
+  const of = (pid: number | undefined) => (pid === undefined ? Number.NaN : treeCpuSeconds(pid));
+  return { pubsub: of(emulators.pubsub.child.pid), firestore: of(emulators.firestore.child.pid) };
 }

@@ -132,7 +132,8 @@ export function evaluateTargets(r: Results): Target[] {
       measured:
         `${fmt(big.median.messagesPerSec)} / ${fmt(r.ceilings.median.publishPerSec)} msg/s = ${fmt(share * 100)}%` +
         ` (CPU a message: dispatcher ${fmt(big.median.cpuSecondsPer1k * 1000, 1)} µs, publishing client ${fmt(r.ceilings.median.publishClientCpuUsPerMessage, 1)} µs;` +
-        ` machine busy ${fmt(big.median.busyCores, 2)} of ${fmt(cores)} cores in the tick, ${fmt(r.ceilings.median.publishBusyCores, 2)} in the ceiling)`,
+        ` machine busy ${fmt(big.median.busyCores, 2)} of ${fmt(cores)} cores in the tick, ${fmt(r.ceilings.median.publishBusyCores, 2)} in the ceiling;` +
+        ` in the tick the Pub/Sub emulator ${fmt((big.median.pubsubEmulatorCpuSeconds / big.n) * 1e6, 1)} µs and the Firestore emulator ${fmt((big.median.firestoreEmulatorCpuSeconds / big.n) * 1e6, 1)} µs a message, in the ceiling the Pub/Sub emulator ${fmt(r.ceilings.median.publishEmulatorCpuUsPerMessage, 1)} µs)`,
       pass: share >= 0.5,
     });
   } else {
@@ -206,7 +207,7 @@ export function markdown(r: Results): string {
     );
     L.push(
       '',
-      `The raw publish round (every request of 1,000 messages at once, on the generated client the dispatcher publishes with): the publishing client spent ${fmt(c.publishClientCpuUsPerMessage, 1)} µs of CPU a message, and the machine kept ${fmt(c.publishBusyCores, 2)} of its ${fmt(cores)} cores busy (client and emulator). The topic client's batching publisher, a promise a message (the ceiling of records before the dispatcher published on the generated client), managed ${fmt(c.topicPublishPerSec)} msg/s.`,
+      `The raw publish round (every request of 1,000 messages at once, on the generated client the dispatcher publishes with): the publishing client spent ${fmt(c.publishClientCpuUsPerMessage, 1)} µs of CPU a message and the Pub/Sub emulator ${fmt(c.publishEmulatorCpuUsPerMessage, 1)} µs, and the machine kept ${fmt(c.publishBusyCores, 2)} of its ${fmt(cores)} cores busy (client and emulator). The topic client's batching publisher, a promise a message (the ceiling of records before the dispatcher published on the generated client), managed ${fmt(c.topicPublishPerSec)} msg/s.`,
     );
     L.push('');
   }
@@ -225,6 +226,15 @@ export function markdown(r: Results): string {
         `| ${fmt(d.n)} | ${fmt(m.wallSeconds, 2)} s | ${fmt(m.messagesPerSec)} | ${c ? `${fmt((m.messagesPerSec / c.publishPerSec) * 100)}%` : '–'} | ${fmt(m.peakRssMiB)} MiB | ${fmt(m.cpuSecondsPer1k, 3)} s | ${fmt(m.busyCores, 2)} | ${fmt(m.readsPerNotification, 4)} | ${fmt(m.writesPerNotification, 4)} | ${fmt(m.coldWallSeconds, 2)} s |`,
       );
     }
+    L.push(
+      '',
+      `CPU a message in the timed tick, process by process (medians): ${r.dispatch
+        .map(
+          (d) =>
+            `N=${fmt(d.n)}: dispatcher ${fmt(d.median.cpuSecondsPer1k * 1000, 1)} µs, Pub/Sub emulator ${fmt((d.median.pubsubEmulatorCpuSeconds / d.n) * 1e6, 1)} µs, Firestore emulator ${fmt((d.median.firestoreEmulatorCpuSeconds / d.n) * 1e6, 1)} µs`,
+        )
+        .join('; ')}. The emulators are each a launcher and its Java child, counted together.`,
+    );
     const uncapped = r.dispatchHeapUncapped;
     if (uncapped) {
       L.push(
