@@ -44,6 +44,7 @@ function main(): void {
     pageSize: config.dispatchPageSize,
     scheduleConcurrency: config.dispatchScheduleConcurrency,
     pagesInFlight: config.dispatchPagesInFlight,
+    checkpointIntervalMs: config.dispatchCheckpointIntervalMs,
     leaseSeconds: config.runLeaseSeconds,
     catchUpWindowSeconds: config.catchUpWindowSeconds,
     isDraining: lifecycle.isDraining,

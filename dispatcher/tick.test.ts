@@ -223,6 +223,24 @@ describe('runTick', () => {
     expect(await store.getRun(runId)).toMatchObject({ pages: 3, published: 5 });
   });
 
+  it('with a checkpoint interval, a fast run of 5 pages takes 2 checkpoint writes, which still cover every page', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 10 });
+    const publisher = new FakePublisher();
+    const checkpoint = jest.spyOn(store, 'checkpoint');
+    const summary = await runTick(occurrence, { ...deps(store, publisher), checkpointIntervalMs: 60_000 });
+
+    expect(summary.published).toBe(10);
+    expect(publisher.pages.length).toBeGreaterThanOrEqual(5);
+    // The first page at once, the rest at the end of the run (the interval never passed).
+    const progress = checkpoint.mock.calls.map(([, , p]) => p);
+    expect(progress).toHaveLength(2);
+    expect(progress[0]?.pages).toBe(1);
+    expect(progress.reduce((n, p) => n + p.published, 0)).toBe(10);
+    expect(progress.at(-1)?.cursor).toBe(lastBucket(ids));
+    expect(await store.getRun(runId)).toMatchObject({ status: 'done', pages: publisher.pages.length, published: 10 });
+  });
+
   it('keeps publishing while a checkpoint write is slow, and folds the pages published meanwhile into the next write', async () => {
     const store = new MemoryStore();
     const ids = seed(store, { count: 5 });
@@ -975,6 +993,67 @@ describe('Checkpoints', () => {
     expect(() => cp.add('m0002', 1)).toThrow('leased by thief');
     await expect(cp.flush()).rejects.toThrow(LeaseLostError);
     expect(written).toEqual([]);
+  });
+});
+
+describe('Checkpoints at a least interval', () => {
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  it('writes the first page at once, then folds every page of the interval into one write', async () => {
+    jest.useFakeTimers({ now: 0 });
+    const writes: { cursor: string; published: number; pages: number; at: number }[] = [];
+    const cp = new Checkpoints(async (p) => {
+      writes.push({ ...p, at: Date.now() });
+    }, 1000);
+    cp.add('m0001', 10);
+    await jest.advanceTimersByTimeAsync(0);
+    for (const [i, cursor] of ['m0002', 'm0003', 'm0004'].entries()) {
+      await jest.advanceTimersByTimeAsync(200);
+      cp.add(cursor, i + 1);
+    }
+    // 600 ms in: only the first page is written.
+    expect(writes.map((w) => w.cursor)).toEqual(['m0001']);
+    await jest.advanceTimersByTimeAsync(399);
+    expect(writes).toHaveLength(1);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(writes).toEqual([
+      { cursor: 'm0001', published: 10, pages: 1, at: 0 },
+      { cursor: 'm0004', published: 6, pages: 3, at: 1000 },
+    ]);
+    // A page long after the last write is written at once.
+    await jest.advanceTimersByTimeAsync(5000);
+    cp.add('m0005', 1);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(writes.at(-1)).toMatchObject({ cursor: 'm0005', at: 6000 });
+  });
+
+  it('flush and settle write what is left at once, not after the interval', async () => {
+    jest.useFakeTimers({ now: 0 });
+    const written: string[] = [];
+    const cp = new Checkpoints(async (p) => {
+      written.push(p.cursor);
+    }, 60_000);
+    cp.add('m0001', 1);
+    cp.add('m0002', 1);
+    const flushed = cp.flush();
+    await jest.advanceTimersByTimeAsync(0);
+    await flushed;
+    expect(written).toEqual(['m0001', 'm0002']);
+    expect(Date.now()).toBe(0);
+
+    const other = new Checkpoints(async (p) => {
+      written.push(p.cursor);
+    }, 60_000);
+    other.add('m0003', 1);
+    await jest.advanceTimersByTimeAsync(0);
+    other.add('m0004', 1);
+    const settled = other.settle();
+    await jest.advanceTimersByTimeAsync(0);
+    await settled;
+    expect(written).toEqual(['m0001', 'm0002', 'm0003', 'm0004']);
+    expect(jest.getTimerCount()).toBe(0);
   });
 });
 

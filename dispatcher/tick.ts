@@ -41,6 +41,11 @@ export interface TickDeps {
    * every page before it are accepted, so a crash still republishes only unacknowledged pages.
    */
   pagesInFlight?: number;
+  /**
+   * The least time between two checkpoints of a run, in ms (default 0: as often as one write
+   * at a time allows). Each is a transaction; a crash republishes what came after the last.
+   */
+  checkpointIntervalMs?: number;
   clock?: () => Date;
   /**
    * True once the service is shutting down: a run stops at its next page, checkpointed up to
@@ -297,7 +302,10 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   const pages = deps.runs
     .notificationPages(schedule.id, cursor, deps.pageSize, claim.run.indexReadAt ?? null)
     [Symbol.asyncIterator]();
-  const checkpoints = new Checkpoints((p) => deps.runs.checkpoint(runId, owner, p, leaseMs, clock()));
+  const checkpoints = new Checkpoints(
+    (p) => deps.runs.checkpoint(runId, owner, p, leaseMs, clock()),
+    deps.checkpointIntervalMs ?? 0,
+  );
   // Pages being published, oldest first: each is checkpointed in order once accepted.
   const publishing: InFlightPage[] = [];
   // Publishes Pub/Sub refused, as soon as they are known: the run then publishes no more.
@@ -406,16 +414,25 @@ interface InFlightPage {
 /**
  * A run's checkpoints, written behind the publishing. Only pages Pub/Sub has accepted are
  * added, in order, so a checkpoint never covers an unpublished page. One write is in flight at
- * a time; pages added meanwhile are folded into the next write, so a slow write never holds
- * up publishing and a crash republishes at most the pages since the last write that landed
- * (the delivery ledger turns those repeats into acks, not posts).
+ * a time, and a write starts at least `minIntervalMs` after the one before it started; pages
+ * added meanwhile are folded into the next write, so a slow write never holds up publishing,
+ * a fast run makes a checkpoint transaction a second or so rather than one a page
+ * (docs/PERFORMANCE.md, item 24), and a crash republishes at most the pages since the last
+ * write that landed (the delivery ledger turns those repeats into acks, not posts). Once the
+ * run ends (`flush`, `settle`), what is left is written at once.
  */
 export class Checkpoints {
   private pending: CheckpointProgress | null = null;
   private writing: Promise<void> | null = null;
   private failure: { error: unknown } | null = null;
+  private lastStarted = Number.NEGATIVE_INFINITY;
+  private ending = false;
+  private wake: (() => void) | null = null;
 
-  constructor(private readonly write: (progress: CheckpointProgress) => Promise<void>) {}
+  constructor(
+    private readonly write: (progress: CheckpointProgress) => Promise<void>,
+    private readonly minIntervalMs = 0,
+  ) {}
 
   add(cursor: string, published: number): void {
     this.throwIfFailed();
@@ -441,26 +458,44 @@ export class Checkpoints {
     if (this.failure) throw this.failure.error;
   }
 
-  /** Waits until every added page is written; throws if a write failed. */
+  /** Writes what is left at once and waits until every added page is written; throws if a write failed. */
   async flush(): Promise<void> {
     await this.settle();
     this.throwIfFailed();
   }
 
-  /** Waits for the write in flight, whatever its outcome. */
+  /** Writes what is left at once (no more waiting out the interval) and waits, whatever the outcome. */
   async settle(): Promise<void> {
+    this.ending = true;
+    this.wake?.();
     while (this.writing) await this.writing;
   }
 
   private async drain(): Promise<void> {
     try {
       while (this.pending && !this.failure) {
+        const wait = this.lastStarted + this.minIntervalMs - Date.now();
+        if (wait > 0 && !this.ending) await this.sleep(wait);
         const progress = this.pending;
         this.pending = null;
+        this.lastStarted = Date.now();
         await this.write(progress);
       }
     } catch (error) {
       this.failure = { error };
     }
+  }
+
+  /** Waits `ms`, or less if the run ends meanwhile. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
   }
 }

@@ -26,6 +26,7 @@ describe('loadConfig', () => {
       dispatchPageSize: 1000,
       dispatchScheduleConcurrency: 4,
       dispatchPagesInFlight: 2,
+      dispatchCheckpointIntervalMs: 1000,
       runLeaseSeconds: 60,
       catchUpWindowSeconds: 900,
       slackApiUrl: 'https://slack.com/api/',
@@ -121,6 +122,8 @@ describe('loadConfig', () => {
     ['DISPATCH_PAGE_SIZE', '0x10'],
     ['PORT', '1e3'],
     ['DISPATCH_PAGES_IN_FLIGHT', '2 pages'],
+    ['DISPATCH_CHECKPOINT_INTERVAL_MS', '-1'],
+    ['DISPATCH_CHECKPOINT_INTERVAL_MS', '60001'],
     ['DISPATCH_TOPIC', 'bad/topic'],
     ['DISPATCH_TOPIC', 'goog-topic'],
     ['DISPATCH_TOPIC', 'projects/p/subscriptions/s'],
@@ -194,5 +197,16 @@ describe('claim and Slack timeout', () => {
       loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project', CLAIM_TTL_SECONDS: '5', SLACK_TIMEOUT_MS: '1000' })
         .claimTtlSeconds,
     ).toBe(5);
+  });
+});
+
+describe('checkpoint interval and run lease', () => {
+  it('refuses an interval longer than a quarter of the lease each checkpoint renews, naming both variables', () => {
+    const env = { GOOGLE_CLOUD_PROJECT: 'my-project', RUN_LEASE_SECONDS: '8' };
+    expect(() => loadConfig({ ...env, DISPATCH_CHECKPOINT_INTERVAL_MS: '2001' })).toThrow(
+      /DISPATCH_CHECKPOINT_INTERVAL_MS \(2001 ms\).*RUN_LEASE_SECONDS \(8 s\)/,
+    );
+    expect(loadConfig({ ...env, DISPATCH_CHECKPOINT_INTERVAL_MS: '2000' }).dispatchCheckpointIntervalMs).toBe(2000);
+    expect(loadConfig({ ...env, DISPATCH_CHECKPOINT_INTERVAL_MS: '0' }).dispatchCheckpointIntervalMs).toBe(0);
   });
 });

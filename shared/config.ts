@@ -18,6 +18,7 @@ export const ENV = {
   DISPATCH_PAGE_SIZE: 'DISPATCH_PAGE_SIZE',
   DISPATCH_SCHEDULE_CONCURRENCY: 'DISPATCH_SCHEDULE_CONCURRENCY',
   DISPATCH_PAGES_IN_FLIGHT: 'DISPATCH_PAGES_IN_FLIGHT',
+  DISPATCH_CHECKPOINT_INTERVAL_MS: 'DISPATCH_CHECKPOINT_INTERVAL_MS',
   RUN_LEASE_SECONDS: 'RUN_LEASE_SECONDS',
   CATCHUP_WINDOW_SECONDS: 'CATCHUP_WINDOW_SECONDS',
   SLACK_API_URL: 'SLACK_API_URL',
@@ -104,6 +105,8 @@ const schema = z.object({
   dispatchScheduleConcurrency: int(1, 32).default(4),
   // Pages of one run being published at once: the next is sent while Pub/Sub answers the last.
   dispatchPagesInFlight: int(1, 16).default(2),
+  // The least time between a run's checkpoints: each is a transaction (docs/PERFORMANCE.md, item 24).
+  dispatchCheckpointIntervalMs: int(0, 60_000).default(1000),
   runLeaseSeconds: int(5, 3600).default(60),
   catchUpWindowSeconds: int(0, 7 * 24 * 3600).default(900),
   slackApiUrl: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).default('https://slack.com/api/'),
@@ -145,6 +148,7 @@ const FIELD_TO_ENV: Record<keyof Config, string> = {
   dispatchPageSize: ENV.DISPATCH_PAGE_SIZE,
   dispatchScheduleConcurrency: ENV.DISPATCH_SCHEDULE_CONCURRENCY,
   dispatchPagesInFlight: ENV.DISPATCH_PAGES_IN_FLIGHT,
+  dispatchCheckpointIntervalMs: ENV.DISPATCH_CHECKPOINT_INTERVAL_MS,
   runLeaseSeconds: ENV.RUN_LEASE_SECONDS,
   catchUpWindowSeconds: ENV.CATCHUP_WINDOW_SECONDS,
   slackApiUrl: ENV.SLACK_API_URL,
@@ -211,6 +215,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (config.claimTtlSeconds * 1000 <= config.slackTimeoutMs + 1000) {
     throw new ConfigError(
       `invalid configuration: ${ENV.CLAIM_TTL_SECONDS} (${config.claimTtlSeconds} s) must exceed ${ENV.SLACK_TIMEOUT_MS} (${config.slackTimeoutMs} ms) by more than a second`,
+    );
+  }
+  // A checkpoint renews the run's lease: the lease must outlast several intervals.
+  if (config.dispatchCheckpointIntervalMs * 4 > config.runLeaseSeconds * 1000) {
+    throw new ConfigError(
+      `invalid configuration: ${ENV.DISPATCH_CHECKPOINT_INTERVAL_MS} (${config.dispatchCheckpointIntervalMs} ms) must be at most a quarter of ${ENV.RUN_LEASE_SECONDS} (${config.runLeaseSeconds} s), as each checkpoint renews the run's lease`,
     );
   }
   return config;

@@ -100,6 +100,8 @@ describe('processes killed mid-run', () => {
     const env = serviceEnv(projectId, slack.url, {
       DISPATCH_PAGE_SIZE: String(size(25, 100)),
       RUN_LEASE_SECONDS: String(LEASE_SECONDS),
+      // A checkpoint a page, so that the run is seen under way (and killed) well before its end.
+      DISPATCH_CHECKPOINT_INTERVAL_MS: '0',
     });
     const dispatcher = await startService('dispatcher', env);
     services.push(dispatcher);
