@@ -8,7 +8,7 @@ import type { DispatchMessage } from '../shared/messages';
 import { runIdOf } from '../shared/model';
 import { saveNotifications } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
-import { notification } from './helpers';
+import { emulatorTickDeps, notification } from './helpers';
 
 /** A run's checkpoints at the services' default interval, on the Firestore emulator (dispatcher/tick.ts). */
 
@@ -45,14 +45,8 @@ test('at 1 s between checkpoints, a run that fails mid-way has checkpointed ever
     },
   });
   const deps = (publisher: DispatchPublisher, now: Date) => ({
-    runs: store,
-    publisher,
-    log,
-    pageSize: 2,
-    leaseSeconds: 60,
-    catchUpWindowSeconds: 900,
+    ...emulatorTickDeps(store, publisher, now, log),
     checkpointIntervalMs: 1000,
-    clock: () => now,
   });
   const checkpoint = jest.spyOn(store, 'checkpoint');
 

@@ -1,8 +1,11 @@
 import type { Firestore } from '@google-cloud/firestore';
 import { demoAccounts } from '../dev/demo';
 import { SlackStandIn, type SlackStandInOptions } from '../dev/slack-standin';
+import type { DispatchPublisher, TickDeps } from '../dispatcher/tick';
+import type { Logger } from '../shared/logger';
 import type { DispatchMessage } from '../shared/messages';
 import { type NewNotification, saveAccounts, saveNotifications } from '../shared/notifications';
+import type { RunStore } from '../shared/ports';
 import { COLLECTIONS } from '../shared/topology';
 
 /** Polls until `check` returns a value, or fails naming what it waited for. */
@@ -107,4 +110,9 @@ export function standInForFile(opts: SlackStandInOptions): SlackStandIn {
     await slack.stop();
   });
   return slack;
+}
+
+/** A tick's dependencies for the emulator suites: pages of 2, a 60 s lease, the clock held at `now`. */
+export function emulatorTickDeps(runs: RunStore, publisher: DispatchPublisher, now: Date, log: Logger): TickDeps {
+  return { runs, publisher, log, pageSize: 2, leaseSeconds: 60, catchUpWindowSeconds: 900, clock: () => now };
 }

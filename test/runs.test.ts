@@ -10,7 +10,7 @@ import { runIdOf } from '../shared/model';
 import { saveNotifications } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
 import { COLLECTIONS } from '../shared/topology';
-import { notification } from './helpers';
+import { emulatorTickDeps, notification } from './helpers';
 
 /** A schedule's run state on the Firestore emulator when ticks overlap (shared/schedule-state.ts). */
 
@@ -42,15 +42,7 @@ function publisher(failAt?: number): DispatchPublisher & { messages: DispatchMes
   };
 }
 
-const tickDeps = (p: DispatchPublisher, now: Date) => ({
-  runs: store,
-  publisher: p,
-  log,
-  pageSize: 2,
-  leaseSeconds: 60,
-  catchUpWindowSeconds: 900,
-  clock: () => now,
-});
+const tickDeps = (p: DispatchPublisher, now: Date) => emulatorTickDeps(store, p, now, log);
 
 async function schedule() {
   const data = (await db.collection(COLLECTIONS.schedules).doc(id).get()).data() ?? {};
