@@ -186,6 +186,8 @@ describe('report', () => {
     writesPerDelivery: 2,
     rpcsPerDelivery: 0.5,
     failures: 0,
+    emulatorCpuMsPerDelivery: 1.25,
+    busyCores: 1.97,
   });
   const measuredLevel = (inFlight: number, cpuMsPerDelivery: number) => {
     const m = capacityLevel(inFlight, cpuMsPerDelivery);
@@ -287,6 +289,10 @@ describe('report', () => {
     const md = markdown(r);
     expect(md).toContain(
       '0.90 ms CPU per delivery and 100/s at 8 in flight; 0.60 ms CPU per delivery and 100/s at 64 in flight',
+    );
+    // The emulator's share of each delivery, and the machine's, beside the notifier's own CPU.
+    expect(md).toContain(
+      '| 64 | 100 | 1.0 / 2.0 / 3.0 ms | 1.00 ms | 1.25 ms | 1.97 of 2 cores | 2.00 / 2.00 | 0.50 |',
     );
     expect(md).toContain(
       '| CPU per delivery, 64 in flight, in-memory store in place of Firestore (diagnostic) | 0.60 ms | 0.50 ms | 1.20 |',
@@ -532,4 +538,34 @@ describe('the capacity phase’s pushes', () => {
     // At most three occurrences among them (the first round may be part-used by the test above).
     expect(new Set(envelopes.map((m) => m.occurrence)).size).toBeLessThanOrEqual(3);
   });
+});
+
+describe('the instrument preloaded into a measured service', () => {
+  const INSTRUMENT = join(__dirname, '..', 'dist', 'bench', 'instrument.js');
+  // Holds about 80 MiB for half a second, lets it go, collects, then asks for the stats.
+  const SCRIPT = `
+    let held = Array.from({ length: 80 }, () => new Array(2 ** 17).fill(0.5));
+    setTimeout(async () => {
+      held = null;
+      globalThis.gc();
+      const res = await fetch('http://127.0.0.1:' + process.env.BENCH_STATS_PORT + '/stats');
+      process.stdout.write(JSON.stringify((await res.json()).memoryPeakMiB));
+    }, 500);`;
+
+  async function heapPeakMiB(sample: boolean): Promise<number> {
+    const { freePort } = await import('../dev/emulators');
+    const env = { ...process.env, BENCH_STATS_PORT: String(await freePort()), BENCH_SAMPLE_MEMORY: sample ? '1' : '' };
+    const out = spawnSync(process.execPath, ['--expose-gc', `--require=${INSTRUMENT}`, '-e', SCRIPT], {
+      env,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(out.stderr).toBe('');
+    return (JSON.parse(out.stdout) as { heapUsed: number }).heapUsed;
+  }
+
+  it('samples memory peaks every 50 ms only when asked to (the dispatcher is; the notifier is not charged for it)', async () => {
+    expect(await heapPeakMiB(true)).toBeGreaterThan(60);
+    expect(await heapPeakMiB(false)).toBeLessThan(40);
+  }, 30_000);
 });

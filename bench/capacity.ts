@@ -7,6 +7,7 @@ import { onCleanup } from './cleanup';
 import type { BenchContext } from './context';
 import { BENCH_ACCOUNTS, STANDIN_TOKEN } from './e2e';
 import { pushEnvelope } from './envelope';
+import { busyCoresSince, emulatorsCpu, machineCpu } from './proc';
 import { benchNotifications, seed } from './seed';
 import { type BenchService, startBenchService } from './services';
 import { percentiles } from './stats';
@@ -33,6 +34,10 @@ export interface CapacityRun {
   rpcsPerDelivery: number;
   /** Answers other than 204, and transport errors: both should be 0. */
   failures: number;
+  /** CPU the Firestore emulator (its Java process tree) spent a delivery, ms; NaN when not measured. */
+  emulatorCpuMsPerDelivery: number;
+  /** Cores the whole machine kept busy during the level (the notifier, the emulator, the load generator). */
+  busyCores: number;
 }
 
 export const CAPACITY_NOTIFICATIONS = 1000;
@@ -152,12 +157,18 @@ export async function capacityLevel(
   fixture: CapacityFixture,
   inFlight: number,
   amount: number,
+  /** The Firestore emulator's CPU seconds so far (its process tree), to split the machine's work. */
+  emulatorCpu: () => number = () => Number.NaN,
 ): Promise<CapacityRun> {
   fixture.standIn.reset();
   await notifier.resetStats();
+  const machine0 = machineCpu();
+  const emulator0 = emulatorCpu();
   const cpu0 = notifier.cpu();
   const r = await drive(notifier.url, inFlight, amount);
   const cpu = notifier.cpu() - cpu0;
+  const emulator = emulatorCpu() - emulator0;
+  const { busyCores } = busyCoresSince(machine0);
   const stats = await notifier.stats();
   const lat = percentiles(r.times);
   const posted = fixture.standIn.posts.length;
@@ -180,6 +191,8 @@ export async function capacityLevel(
     writesPerDelivery: stats.firestore.writes / Math.max(1, posted),
     rpcsPerDelivery: Object.values(stats.firestore.rpcs).reduce((a, b) => a + b, 0) / Math.max(1, posted),
     failures: r.non2xx + r.errors + Math.max(0, amount - posted),
+    emulatorCpuMsPerDelivery: (emulator / Math.max(1, posted)) * 1000,
+    busyCores,
   };
 }
 
@@ -213,7 +226,8 @@ export async function capacityRun(
     }
     const out: CapacityRun[] = [];
     for (const c of ctx.opts.inFlight) {
-      out.push(await capacityLevel(notifier, fixture, c, levelAmount(c, ctx.opts.capacityRequests)));
+      const emulator = () => emulatorsCpu(ctx.emulators).firestore;
+      out.push(await capacityLevel(notifier, fixture, c, levelAmount(c, ctx.opts.capacityRequests), emulator));
     }
     return out;
   } finally {

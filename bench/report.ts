@@ -260,13 +260,13 @@ export function markdown(r: Results): string {
     const bound = c ? writeCeilingPerSec(c) : Number.NaN;
     L.push('**Notifier capacity** (POST /push driven directly, Firestore emulator + stand-in)', '');
     L.push(
-      '| in flight | deliveries/s | p50 / p95 / p99 | CPU per delivery | reads / writes per delivery | Firestore RPCs per delivery | % of Firestore write bound |',
+      '| in flight | deliveries/s | p50 / p95 / p99 | CPU per delivery | Firestore emulator CPU per delivery | machine busy | reads / writes per delivery | Firestore RPCs per delivery | % of Firestore write bound |',
     );
-    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const k of r.capacity) {
       const m = k.median;
       L.push(
-        `| ${k.inFlight} | ${fmt(m.deliveriesPerSec)} | ${fmt(m.p50Ms, 1)} / ${fmt(m.p95Ms, 1)} / ${fmt(m.p99Ms, 1)} ms | ${fmt(m.cpuMsPerDelivery, 2)} ms | ${fmt(m.readsPerDelivery, 2)} / ${fmt(m.writesPerDelivery, 2)} | ${fmt(m.rpcsPerDelivery, 2)} | ${fmt((m.deliveriesPerSec / (bound / m.writesPerDelivery)) * 100)}% |`,
+        `| ${k.inFlight} | ${fmt(m.deliveriesPerSec)} | ${fmt(m.p50Ms, 1)} / ${fmt(m.p95Ms, 1)} / ${fmt(m.p99Ms, 1)} ms | ${fmt(m.cpuMsPerDelivery, 2)} ms | ${fmt(m.emulatorCpuMsPerDelivery, 2)} ms | ${fmt(m.busyCores, 2)} of ${cores} cores | ${fmt(m.readsPerDelivery, 2)} / ${fmt(m.writesPerDelivery, 2)} | ${fmt(m.rpcsPerDelivery, 2)} | ${fmt((m.deliveriesPerSec / (bound / m.writesPerDelivery)) * 100)}% |`,
       );
     }
     const mem = r.capacityMemoryStore;

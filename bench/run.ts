@@ -344,7 +344,7 @@ async function main(): Promise<number> {
       const levels = await capacityRun(ctx, fixture, run);
       for (const l of levels) {
         say(
-          `    ${l.inFlight} in flight: ${Math.round(l.deliveriesPerSec)} deliveries/s, p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, ${l.cpuMsPerDelivery.toFixed(2)} ms CPU, ${l.rpcsPerDelivery.toFixed(2)} RPCs, ${l.failures} failures`,
+          `    ${l.inFlight} in flight: ${Math.round(l.deliveriesPerSec)} deliveries/s, p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, ${l.cpuMsPerDelivery.toFixed(2)} ms CPU (Firestore emulator ${l.emulatorCpuMsPerDelivery.toFixed(2)} ms), ${l.rpcsPerDelivery.toFixed(2)} RPCs, ${l.busyCores.toFixed(2)} cores busy, ${l.failures} failures`,
         );
       }
       return levels;

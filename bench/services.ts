@@ -60,7 +60,13 @@ export async function startBenchService(
   const starting = guardSpawned(`${name} (starting)`);
   const svc = await startService(
     name,
-    { ...env, NODE_OPTIONS: nodeOptions, BENCH_STATS_PORT: String(statsPort) },
+    {
+      ...env,
+      NODE_OPTIONS: nodeOptions,
+      BENCH_STATS_PORT: String(statsPort),
+      // The dispatcher's memory peaks are reported (bench/dispatch.ts); the notifier's are not.
+      ...(name === 'dispatcher' ? { BENCH_SAMPLE_MEMORY: '1' } : {}),
+    },
     { logFile: join(logDir, `${name}.log`), nodeArgs, onSpawn: starting.onSpawn, ...(entry ? { entry } : {}) },
   );
   const pid = svc.child.pid;

@@ -1,4 +1,5 @@
 import { PubSub, type Topic, v1 } from '@google-cloud/pubsub';
+import { withTimeout } from './http';
 import { type DispatchMessage, dispatchMessageJson } from './messages';
 import { EncodedPublishRequest, encodePublishRequest, sendEncodedRequests } from './publish-request';
 
@@ -112,17 +113,34 @@ export function pagePublisher(
   };
   return {
     async publishPage(page) {
-      const { client, topic, encoded } = await open();
+      const current = open();
+      const { client, topic, encoded } = await current;
       const messages = page.map((m) => ({ data: dispatchMessageJson(m.message), attributes: m.attributes }));
       const request = (r: OutgoingMessage[]) =>
         encoded
           ? new EncodedPublishRequest(topic, encodePublishRequest(topic, r), r.length)
           : { topic, messages: r.map((m) => ({ data: Buffer.from(m.data), attributes: m.attributes })) };
+      let timedOut = false;
       try {
-        await Promise.all(
-          publishRequests(messages).map((r) => client.publish(request(r), { isBundling: false, timeout })),
+        // The client's own timeout bounds its retries, not the last attempt, which may start
+        // just before it: against a Pub/Sub that takes no connections a page failed after 8 to
+        // 34 s for a timeout of 5. So the page gives up at the timeout itself.
+        await withTimeout(
+          Promise.all(publishRequests(messages).map((r) => client.publish(request(r), { isBundling: false, timeout }))),
+          timeout,
+          () => {
+            timedOut = true;
+            return `publishing a page of ${page.length} message${page.length === 1 ? '' : 's'} did not finish within ${timeout} ms`;
+          },
         );
       } catch (err) {
+        if (timedOut) {
+          // The client still retries what it was sent; closing it ends that (a request that
+          // landed after all is published again by the resumed run, and the delivery ledger
+          // acks it), and the next page opens a fresh connection.
+          if (opened === current) opened = undefined;
+          void client.close().catch(() => undefined);
+        }
         // Pub/Sub's own words do not say which topic ("5 NOT_FOUND: Topic not found").
         if (err instanceof Error && !err.message.includes(topic)) err.message = `${err.message} (topic ${topic})`;
         throw err;
