@@ -22,6 +22,11 @@ export interface LoggerOptions {
 /**
  * One JSON line per entry in the shape Cloud Logging parses from a container's stdout:
  * `severity`, `message`, and the ids passed as bindings.
+ *
+ * Each line is written to stdout before the call returns (pino's destination with `sync`), so
+ * a crash or an exit loses no line. pino's default, writing behind, flushes what is left when
+ * the process exits, and when stdout is a pipe that has lost its reader (`| head`), that flush
+ * retries for ever: a service told to stop after logging would never exit.
  */
 export function createLogger(opts: LoggerOptions): Logger {
   const options: pino.LoggerOptions = {
@@ -37,7 +42,7 @@ export function createLogger(opts: LoggerOptions): Logger {
       censor: '[redacted]',
     },
   };
-  return opts.destination ? pino(options, opts.destination) : pino(options);
+  return pino(options, opts.destination ?? pino.destination({ dest: 1, sync: true }));
 }
 
 /**
