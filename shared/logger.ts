@@ -21,12 +21,8 @@ export interface LoggerOptions {
 
 /**
  * One JSON line per entry in the shape Cloud Logging parses from a container's stdout:
- * `severity`, `message`, and the ids passed as bindings.
- *
- * Each line is written to stdout before the call returns (pino's destination with `sync`), so
- * a crash or an exit loses no line. pino's default, writing behind, flushes what is left when
- * the process exits, and when stdout is a pipe that has lost its reader (`| head`), that flush
- * retries for ever: a service told to stop after logging would never exit.
+ * `severity`, `message`, and the ids passed as bindings. Lines go to stdout behind the
+ * service's work (stdoutDestination), so a log reader that is slow never holds a request up.
  */
 export function createLogger(opts: LoggerOptions): Logger {
   const options: pino.LoggerOptions = {
@@ -42,7 +38,85 @@ export function createLogger(opts: LoggerOptions): Logger {
       censor: '[redacted]',
     },
   };
-  return pino(options, opts.destination ?? pino.destination({ dest: 1, sync: true }));
+  return pino(options, opts.destination ?? stdoutDestination());
+}
+
+/** Log bytes held for stdout at most while it is not read; past that, lines are dropped and counted. */
+export const STDOUT_BUFFER_BYTES = 16 * 2 ** 20;
+
+type Destination = ReturnType<typeof pino.destination>;
+
+interface Stdout {
+  dest: Destination;
+  dropped: number;
+  /** stdout failed for good (EPIPE: its reader is gone; ENOSPC, EIO): lines are dropped from then on. */
+  failed: boolean;
+}
+
+let stdout: Stdout | undefined;
+
+const noop = () => true;
+
+/**
+ * The process's one stdout destination for log lines: pino's, writing behind, with its buffer
+ * bounded. A stdout not read for a while (a stalled collector, `| (sleep 60; cat)`) costs at
+ * most STDOUT_BUFFER_BYTES, then lines are dropped, and stderr says how many once it is read
+ * again; a stdout that cannot be written any more (its reader gone, a full disk) is said once
+ * on stderr and logging stops, where an unhandled write error would end the process.
+ */
+export function stdoutDestination(): Destination {
+  if (stdout) return stdout.dest;
+  // process.stdout is opened first, as pino's default destination does: for a pipe that makes
+  // fd 1 non-blocking, so a write to a pipe nobody reads waits on a timer, not in a thread the
+  // process would have to join before it can exit.
+  const dest = pino.destination({ dest: process.stdout.fd, sync: false, maxLength: STDOUT_BUFFER_BYTES });
+  const state: Stdout = { dest, dropped: 0, failed: false };
+  dest.on('drop', () => {
+    state.dropped++;
+  });
+  dest.on('drain', () => reportDropped(state));
+  dest.on('error', (err: NodeJS.ErrnoException) => {
+    if (state.failed) return;
+    state.failed = true;
+    dest.write = noop;
+    dest.flushSync = () => undefined;
+    if (err.code !== 'EPIPE')
+      process.stderr.write(`stdout cannot be written (${err.message}); log lines are dropped\n`);
+  });
+  stdout = state;
+  return dest;
+}
+
+function reportDropped(state: Stdout): void {
+  if (state.dropped === 0) return;
+  process.stderr.write(`${state.dropped} log lines were dropped while stdout was not being read\n`);
+  state.dropped = 0;
+}
+
+/**
+ * Writes what the stdout destination still holds, waiting at most `ms`, before the process
+ * exits. pino's own flush at exit writes synchronously and retries a pipe that has lost its
+ * reader for ever, so a service told to stop would never exit; after this, that flush has
+ * nothing left to do, and what could not be written by then is dropped.
+ */
+export function flushStdoutLogs(ms = 1000): Promise<void> {
+  const s = stdout;
+  if (!s || s.failed) return Promise.resolve();
+  const { dest } = s;
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      dest.flushSync = () => undefined;
+      reportDropped(s);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    dest.once('close', done);
+    dest.once('error', done);
+    dest.end();
+    // Lines logged from here on would meet a closed destination: they are dropped.
+    dest.write = noop;
+  });
 }
 
 /**

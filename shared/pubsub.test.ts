@@ -85,7 +85,7 @@ describe('pagePublisher', () => {
     try {
       await expect(publisher.publishPage(page)).rejects.toThrow(/\(topic projects\/p\/topics\/frozen\)$/);
       expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
-      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(Date.now() - started).toBeLessThan(6_000);
     } finally {
       await publisher.close();
       await pubsub.close();
@@ -113,9 +113,11 @@ describe('pagePublisher', () => {
         await expect(publisher.publishPage(page)).rejects.toThrow(
           'publishing a page of 1 message did not finish within 2000 ms (topic projects/p/topics/unreachable)',
         );
+        // The timeout and the client's set-up (the first page loads its protos), on a busy
+        // machine; without the page's own deadline this took 2.5 to 34 s and said otherwise.
         const took = Date.now() - started;
         expect(took).toBeGreaterThanOrEqual(1900);
-        expect(took).toBeLessThan(3_000);
+        expect(took).toBeLessThan(6_000);
       }
     } finally {
       await publisher.close();

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Express, RequestHandler } from 'express';
 import { withTimeout } from './http';
-import type { Logger } from './logger';
+import { flushStdoutLogs, type Logger } from './logger';
 
 /** Cloud Run sends SIGTERM and kills the instance 10 s later; in-flight work gets 8 s of that. */
 export const SHUTDOWN_GRACE_MS = 8000;
@@ -65,7 +65,7 @@ export function serve(
   server.once('error', (err: NodeJS.ErrnoException) => {
     log.fatal({ port: listenOn.port, host: listenOn.host, code: err.code }, `cannot listen: ${err.message}`);
     process.stderr.write(`cannot listen on ${listenOn.host ?? '*'}:${listenOn.port}: ${err.message}\n`);
-    process.exit(1);
+    void flushStdoutLogs().then(() => process.exit(1));
   });
   server.listen(listenOn.port, listenOn.host, () => {
     const addr = server.address();
@@ -80,7 +80,10 @@ export function serve(
     log.info({ signal, alreadyStopping: stopping }, 'signal received');
     if (stopping) return;
     stopping = true;
-    void lifecycle.shutdown(server, close).then(() => process.exit(0));
+    void lifecycle
+      .shutdown(server, close)
+      .then(() => flushStdoutLogs())
+      .then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
