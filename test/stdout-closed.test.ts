@@ -107,7 +107,7 @@ describe('a service whose stdout is not being read', () => {
       expect(Date.now() - started).toBeLessThan(1_000);
       const { code, ms } = await svc.stop();
       expect(code).toBe(0);
-      // The lines still waiting get a second at most (flushStdoutLogs), then are dropped.
+      // The lines still waiting get half a second at most (flushStdoutLogs), then are dropped.
       expect(ms).toBeLessThan(5_000);
     } finally {
       svc.kill();
