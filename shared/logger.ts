@@ -55,7 +55,11 @@ interface Stdout {
 
 let stdout: Stdout | undefined;
 
-const noop = () => true;
+/** Makes every later write, and pino's synchronous flush at exit, a no-op (as pino does on EPIPE). */
+function stopWriting(dest: Destination): void {
+  dest.write = () => true;
+  dest.flushSync = () => undefined;
+}
 
 /**
  * The process's one stdout destination for log lines: pino's, writing behind, with its buffer
@@ -78,8 +82,7 @@ export function stdoutDestination(): Destination {
   dest.on('error', (err: NodeJS.ErrnoException) => {
     if (state.failed) return;
     state.failed = true;
-    dest.write = noop;
-    dest.flushSync = () => undefined;
+    stopWriting(dest);
     if (err.code !== 'EPIPE')
       process.stderr.write(`stdout cannot be written (${err.message}); log lines are dropped\n`);
   });
@@ -107,7 +110,6 @@ export function flushStdoutLogs(ms = 500): Promise<void> {
   return new Promise<void>((resolve) => {
     const done = () => {
       clearTimeout(timer);
-      dest.flushSync = () => undefined;
       reportDropped(s);
       resolve();
     };
@@ -115,8 +117,9 @@ export function flushStdoutLogs(ms = 500): Promise<void> {
     dest.once('close', done);
     dest.once('error', done);
     dest.end();
-    // Lines logged from here on would meet a closed destination: they are dropped.
-    dest.write = noop;
+    // Lines logged from here on would meet a closed destination, and pino's exit flush would
+    // retry what could not be written by then: both are dropped.
+    stopWriting(dest);
   });
 }
 

@@ -4,6 +4,7 @@ import { freePort, waitForPort } from '../dev/emulators';
 import { containerCommand, ROOT } from '../dev/processes';
 import { uniqueProjectId } from '../dev/stack';
 import { TOPOLOGY } from '../shared/topology';
+import { emulatorServiceEnv } from './helpers';
 
 describe("the containers' entry commands, run the way the images run them", () => {
   const projectId = uniqueProjectId('containers');
@@ -26,20 +27,15 @@ describe("the containers' entry commands, run the way the images run them", () =
       const child = spawn(process.execPath, args, {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          PATH: process.env.PATH,
+        env: emulatorServiceEnv(projectId, {
           NODE_ENV: 'production',
           PORT: String(port),
-          GOOGLE_CLOUD_PROJECT: projectId,
-          FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST,
-          PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST,
-          METADATA_SERVER_DETECTION: 'none',
           // Verification on, as on Cloud Run.
           AUTH_AUDIENCE: url,
           TICK_INVOKER_EMAIL: 'scheduler@p.iam.gserviceaccount.com',
           PUSH_INVOKER_EMAIL: 'push@p.iam.gserviceaccount.com',
           SLACK_BOT_TOKEN: 'xoxb-container-test',
-        },
+        }),
       });
       let output = '';
       child.stdout?.on('data', (d) => {

@@ -8,6 +8,21 @@ import { type NewNotification, saveAccounts, saveNotifications } from '../shared
 import type { RunStore } from '../shared/ports';
 import { COLLECTIONS } from '../shared/topology';
 
+/**
+ * The environment a service process needs to run as project `projectId` on this test run's
+ * emulators (no metadata server asked for credentials), with `extra` on top.
+ */
+export function emulatorServiceEnv(projectId: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    GOOGLE_CLOUD_PROJECT: projectId,
+    FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST,
+    PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST,
+    METADATA_SERVER_DETECTION: 'none',
+    ...extra,
+  };
+}
+
 /** Polls until `check` returns a value, or fails naming what it waited for. */
 export async function waitFor<T>(
   what: string,

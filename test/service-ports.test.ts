@@ -22,16 +22,10 @@ jest.mock('../dev/emulators', () => ({
 }));
 
 import { listensOn, type ServiceProcess, startService, stopService } from '../dev/processes';
+import { emulatorServiceEnv } from './helpers';
 
-const env = (): NodeJS.ProcessEnv => ({
-  PATH: process.env.PATH,
-  GOOGLE_CLOUD_PROJECT: uniqueProjectId('service-ports'),
-  FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST,
-  PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST,
-  AUTH_MODE: 'none',
-  LOG_LEVEL: 'info',
-  METADATA_SERVER_DETECTION: 'none',
-});
+const env = (): NodeJS.ProcessEnv =>
+  emulatorServiceEnv(uniqueProjectId('service-ports'), { AUTH_MODE: 'none', LOG_LEVEL: 'info' });
 
 /**
  * A free port taken by a listener of this process, as another process's server or a service's

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { freePort } from '../dev/emulators';
 import { uniqueProjectId } from '../dev/stack';
+import { emulatorServiceEnv } from './helpers';
 
 /**
  * A service whose standard output has lost its reader (`node dist/dispatcher/index.js | head -3`,
@@ -11,20 +12,15 @@ import { uniqueProjectId } from '../dev/stack';
 
 const ROOT = join(__dirname, '..');
 
-async function startService(service: 'dispatcher' | 'notifier') {
+async function startWithPipedStdout(service: 'dispatcher' | 'notifier') {
   const port = await freePort();
   const child = spawn(process.execPath, [join(ROOT, 'dist', service, 'index.js')], {
-    env: {
-      PATH: process.env.PATH,
-      GOOGLE_CLOUD_PROJECT: uniqueProjectId('stdout-closed'),
-      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST,
-      PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST,
+    env: emulatorServiceEnv(uniqueProjectId('stdout-closed'), {
       AUTH_MODE: 'none',
       HOST: '127.0.0.1',
       PORT: String(port),
       SLACK_BOT_TOKEN: 'xoxb-stdout-closed',
-      METADATA_SERVER_DETECTION: 'none',
-    },
+    }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -70,7 +66,7 @@ describe('a service whose stdout has no reader any more', () => {
   test.each(['dispatcher', 'notifier'] as const)(
     'the %s exits 0 on SIGTERM, promptly',
     async (service) => {
-      const svc = await startService(service);
+      const svc = await startWithPipedStdout(service);
       try {
         // Every write from now on meets a pipe with no reader.
         svc.child.stdout.destroy();
@@ -88,7 +84,7 @@ describe('a service whose stdout has no reader any more', () => {
 
 describe('a service whose stdout is not being read', () => {
   test('keeps answering while its log lines wait, and still exits 0 on SIGTERM', async () => {
-    const svc = await startService('dispatcher');
+    const svc = await startWithPipedStdout('dispatcher');
     try {
       svc.child.stdout.pause();
       // Each refused tick logs the header it got: 40 of them are about 4 times a pipe's buffer.
@@ -115,7 +111,7 @@ describe('a service whose stdout is not being read', () => {
   }, 60_000);
 
   test('read as usual, every line reaches stdout, the last one logged at shutdown included', async () => {
-    const svc = await startService('notifier');
+    const svc = await startWithPipedStdout('notifier');
     try {
       const { code } = await svc.stop();
       expect(code).toBe(0);

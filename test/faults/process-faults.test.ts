@@ -5,7 +5,16 @@ import { type Stack, startStack, uniqueProjectId } from '../../dev/stack';
 import { runIdOf } from '../../shared/model';
 import { scheduleIdOf } from '../../shared/schedule';
 import { COLLECTIONS, localTopology } from '../../shared/topology';
-import { allSent, notification, postJson, pushEnvelope, seed, standInForFile, waitFor } from '../helpers';
+import {
+  allSent,
+  emulatorServiceEnv,
+  notification,
+  postJson,
+  pushEnvelope,
+  seed,
+  standInForFile,
+  waitFor,
+} from '../helpers';
 import { deliveryIds, minuteOf, size, verdict } from './harness';
 
 /** The dispatcher-kill test's run lease (RUN_LEASE_SECONDS). */
@@ -16,19 +25,14 @@ const TOKEN = 'xoxb-process-fault-test';
 type TickBody = { published: number; occurrences: { status: string }[] };
 
 function serviceEnv(projectId: string, slackUrl: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    GOOGLE_CLOUD_PROJECT: projectId,
-    FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST,
-    PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST,
+  return emulatorServiceEnv(projectId, {
     SLACK_API_URL: slackUrl,
     SLACK_BOT_TOKEN: TOKEN,
     LOG_LEVEL: 'warn',
     AUTH_MODE: 'none',
-    METADATA_SERVER_DETECTION: 'none',
     NACK_DELAY_MS: String(localTopology().nackDelayMs),
     ...extra,
-  };
+  });
 }
 
 describe('processes killed mid-run', () => {
