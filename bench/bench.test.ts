@@ -1,5 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoAccounts } from '../dev/demo';
@@ -10,7 +12,7 @@ import { MemoryStore } from '../shared/memory-store';
 import type { DispatchMessage } from '../shared/messages';
 import { parsePushBody } from '../shared/messages';
 import { notificationDoc } from '../shared/notifications';
-import { CAPACITY_NOTIFICATIONS, type CapacityRun, nextEnvelope } from './capacity';
+import { CAPACITY_NOTIFICATIONS, type CapacityRun, drive, nextEnvelope } from './capacity';
 import { PHASES } from './context';
 import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
 import { BENCH_ACCOUNTS } from './e2e';
@@ -537,6 +539,79 @@ describe('the capacity phase’s pushes', () => {
     for (const m of envelopes) expect(m.runId).toBe(`${m.scheduleId}:${m.occurrence}`);
     // At most three occurrences among them (the first round may be part-used by the test above).
     expect(new Set(envelopes.map((m) => m.occurrence)).size).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('drive (the capacity load generator)', () => {
+  // A stand-in for the notifier's POST /push: 204 at once, or the connection dropped.
+  async function server(answer: 'ok' | 'drop'): Promise<{ url: string; close: () => Promise<void> }> {
+    const srv = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (answer === 'drop') req.socket.destroy();
+        else res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    const { port } = srv.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      close: () => new Promise<void>((resolve) => srv.close(() => resolve())),
+    };
+  }
+
+  it('ends a level at its last answer, not at autocannon’s next one-second tick, and reads there', async () => {
+    const s = await server('ok');
+    try {
+      let readAt = Number.NaN;
+      let reads = 0;
+      const t0 = performance.now();
+      const r = await drive(s.url, 4, 40, () => {
+        reads++;
+        readAt = performance.now();
+      });
+      const resolvedAt = performance.now();
+      expect(r.times).toHaveLength(40);
+      expect(r.non2xx + r.errors).toBe(0);
+      expect(reads).toBe(1);
+      // autocannon itself reports on its sample tick, a second after it started.
+      expect(resolvedAt - t0).toBeGreaterThan(900);
+      // The level's time is the work's: 40 answers from a local server are far from a second.
+      expect(r.seconds).toBeLessThan(0.6);
+      expect(r.seconds * 1000).toBeLessThanOrEqual(readAt - t0 + 1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('counts a refused connection as an error, and the level still ends at the last of them', async () => {
+    const s = await server('ok');
+    const url = s.url;
+    await s.close();
+    let reads = 0;
+    const r = await drive(url, 2, 10, () => {
+      reads++;
+    });
+    expect(r.times).toHaveLength(0);
+    expect(r.errors).toBeGreaterThanOrEqual(10);
+    expect(reads).toBe(1);
+    expect(r.seconds).toBeLessThan(0.6);
+  });
+
+  it('ends at autocannon’s report when some request is neither answered nor failed (a dropped connection)', async () => {
+    const s = await server('drop');
+    try {
+      let reads = 0;
+      const r = await drive(s.url, 2, 10, () => {
+        reads++;
+      });
+      // autocannon reconnects and counts the request as made: no answer, no error, no reading.
+      expect(r.times.length + r.errors).toBeLessThan(10);
+      expect(reads).toBe(0);
+      expect(r.seconds).toBeGreaterThan(0.9);
+    } finally {
+      await s.close();
+    }
   });
 });
 

@@ -111,16 +111,34 @@ export async function startNotifier(
   );
 }
 
-/** Sends `amount` pushes with `inFlight` connections; the response times autocannon measured. */
-export function drive(
-  url: string,
-  inFlight: number,
-  amount: number,
-): Promise<{ times: number[]; non2xx: number; errors: number; seconds: number }> {
+/** What one drive of the notifier measured. */
+export interface Drive {
+  /** autocannon's response time of each answered request, ms. */
+  times: number[];
+  non2xx: number;
+  /** Transport errors and timeouts. */
+  errors: number;
+  /** From the start to the last answer (or error), s. */
+  seconds: number;
+}
+
+/**
+ * Sends `amount` pushes with `inFlight` connections. The level ends at its last answer:
+ * autocannon reports its own result only on its next one-second sample tick, so its end (and
+ * its `duration`) can be up to a second of idle later than the work. `onLastAnswer` runs at
+ * that moment, for readings (CPU) that must cover the work and not the idle tail after it.
+ */
+export function drive(url: string, inFlight: number, amount: number, onLastAnswer?: () => void): Promise<Drive> {
   return new Promise((resolve, reject) => {
     const times: number[] = [];
     let non2xx = 0;
+    let errors = 0;
+    let lastAt = Number.NaN;
     const t0 = performance.now();
+    const answered = () => {
+      lastAt = performance.now();
+      if (times.length + errors === amount) onLastAnswer?.();
+    };
     const instance = autocannon(
       {
         url,
@@ -142,12 +160,23 @@ export function drive(
           reject(err);
           return;
         }
-        resolve({ times, non2xx, errors: result.errors + result.timeouts, seconds: (performance.now() - t0) / 1000 });
+        const end = Number.isNaN(lastAt) ? performance.now() : lastAt;
+        resolve({
+          times,
+          non2xx,
+          errors: Math.max(errors, result.errors + result.timeouts),
+          seconds: (end - t0) / 1000,
+        });
       },
     );
     instance.on('response', (_client, status, _bytes, ms) => {
       times.push(ms);
       if (status !== 204) non2xx++;
+      answered();
+    });
+    instance.on('reqError', () => {
+      errors++;
+      answered();
     });
   });
 }
@@ -165,10 +194,18 @@ export async function capacityLevel(
   const machine0 = machineCpu();
   const emulator0 = emulatorCpu();
   const cpu0 = notifier.cpu();
-  const r = await drive(notifier.url, inFlight, amount);
-  const cpu = notifier.cpu() - cpu0;
-  const emulator = emulatorCpu() - emulator0;
-  const { busyCores } = busyCoresSince(machine0);
+  const take = () => ({
+    cpu: notifier.cpu() - cpu0,
+    emulator: emulatorCpu() - emulator0,
+    busyCores: busyCoresSince(machine0).busyCores,
+  });
+  // Read when the last answer comes in, not when autocannon reports up to a second later.
+  let atLastAnswer: ReturnType<typeof take> | undefined;
+  const r = await drive(notifier.url, inFlight, amount, () => {
+    atLastAnswer = take();
+  });
+  // Every request answered or failed is counted; should one not be, the end will do.
+  const { cpu, emulator, busyCores } = atLastAnswer ?? take();
   const stats = await notifier.stats();
   const lat = percentiles(r.times);
   const posted = fixture.standIn.posts.length;
