@@ -12,7 +12,7 @@ import { MemoryStore } from '../shared/memory-store';
 import type { DispatchMessage } from '../shared/messages';
 import { parsePushBody } from '../shared/messages';
 import { notificationDoc } from '../shared/notifications';
-import { CAPACITY_NOTIFICATIONS, type CapacityRun, drive, nextEnvelope } from './capacity';
+import { CAPACITY_NOTIFICATIONS, type CapacityRun, capacityLevel, drive, nextEnvelope } from './capacity';
 import { PHASES } from './context';
 import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
 import { BENCH_ACCOUNTS } from './e2e';
@@ -423,6 +423,15 @@ describe('npm run bench arguments (the built command)', () => {
       ['--in-flight', '1,8', '--worker-concurrency', '8,16'],
       /--worker-concurrency 16 has no --in-flight level to be compared with \(--in-flight 1,8\)/,
     ],
+    // autocannon refuses more connections than requests: said before the emulators start.
+    [
+      ['--only', 'capacity', '--in-flight', '64', '--capacity-requests', '10'],
+      /--in-flight 64: 64 in flight needs at least 64 requests, and --capacity-requests 10 gives that level 10/,
+    ],
+    [
+      ['--quick', '--only', 'profile', '--in-flight', '1,1024'],
+      /--in-flight 1,1024: 1024 in flight needs at least 1024 requests, and --capacity-requests 1000 gives that level 1000/,
+    ],
   ])('refuses %j before starting anything, naming the input', (args, message) => {
     const res = run(...args);
     // 2, a usage error, as the slack-fanout CLI and npm start give it.
@@ -596,6 +605,55 @@ describe('drive (the capacity load generator)', () => {
     expect(r.errors).toBeGreaterThanOrEqual(10);
     expect(reads).toBe(1);
     expect(r.seconds).toBeLessThan(0.6);
+  });
+
+  it('counts a request that failed once, though it was not posted either', async () => {
+    // A notifier stand-in: 204 and a post for every push but the 7th, answered 500.
+    const posts: number[] = [];
+    let n = 0;
+    const srv = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        n++;
+        if (n === 7) {
+          res.writeHead(500).end();
+          return;
+        }
+        posts.push(n);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    try {
+      const notifier = {
+        url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`,
+        resetStats: async () => undefined,
+        cpu: () => 0,
+        stats: async () => ({ firestore: { reads: 0, writes: 0, rpcs: {} } }),
+      };
+      const fixture = {
+        standIn: {
+          posts,
+          reset: () => {
+            posts.length = 0;
+          },
+        },
+      };
+      const r = await capacityLevel(
+        notifier as unknown as Parameters<typeof capacityLevel>[0],
+        fixture as unknown as Parameters<typeof capacityLevel>[1],
+        4,
+        40,
+        () => 0,
+      );
+      expect(posts).toHaveLength(39);
+      expect(r.failures).toBe(1);
+      expect(r.requests).toBe(40);
+      expect(r.deliveriesPerSec).toBeCloseTo(39 / r.seconds, 6);
+    } finally {
+      srv.closeAllConnections();
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
+    }
   });
 
   it('ends at autocannon’s report when some request is neither answered nor failed (a dropped connection)', async () => {

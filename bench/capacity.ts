@@ -32,7 +32,10 @@ export interface CapacityRun {
   writesPerDelivery: number;
   /** Firestore RPCs per delivery: how well concurrent pushes share round trips. */
   rpcsPerDelivery: number;
-  /** Answers other than 204, and transport errors: both should be 0. */
+  /**
+   * Requests that failed (an answer other than 204, a transport error or timeout) or were not
+   * posted, each counted once: should be 0.
+   */
   failures: number;
   /** CPU the Firestore emulator (its Java process tree) spent a delivery, ms; NaN when not measured. */
   emulatorCpuMsPerDelivery: number;
@@ -164,7 +167,8 @@ export function drive(url: string, inFlight: number, amount: number, onLastAnswe
         resolve({
           times,
           non2xx,
-          errors: Math.max(errors, result.errors + result.timeouts),
+          // autocannon's errors include its timeouts.
+          errors: Math.max(errors, result.errors),
           seconds: (end - t0) / 1000,
         });
       },
@@ -227,17 +231,30 @@ export async function capacityLevel(
     readsPerDelivery: stats.firestore.reads / Math.max(1, posted),
     writesPerDelivery: stats.firestore.writes / Math.max(1, posted),
     rpcsPerDelivery: Object.values(stats.firestore.rpcs).reduce((a, b) => a + b, 0) / Math.max(1, posted),
-    failures: r.non2xx + r.errors + Math.max(0, amount - posted),
+    // A request that failed was not posted either: counted once, whichever way it is seen.
+    failures: Math.max(r.non2xx + r.errors, amount - posted),
     emulatorCpuMsPerDelivery: (emulator / Math.max(1, posted)) * 1000,
     busyCores,
   };
 }
 
-/** Requests per level: fewer at 1 in flight, where each waits for the one before. */
+/**
+ * Requests per level: fewer at 1 in flight, where each waits for the one before. autocannon
+ * refuses a level with fewer requests than connections; `levelProblem` finds one before
+ * anything starts.
+ */
 export function levelAmount(inFlight: number, atMax: number): number {
   if (inFlight <= 1) return Math.max(100, Math.round(atMax / 8));
   if (inFlight <= 8) return Math.max(200, Math.round(atMax / 2));
   return atMax;
+}
+
+/** Why `inFlight` cannot be driven with `atMax` requests at the highest levels, or null. */
+export function levelProblem(inFlight: number, atMax: number): string | null {
+  const amount = levelAmount(inFlight, atMax);
+  return amount < inFlight
+    ? `${inFlight} in flight needs at least ${inFlight} requests, and --capacity-requests ${atMax} gives that level ${amount}`
+    : null;
 }
 
 /**
@@ -253,6 +270,8 @@ export async function capacityRun(
   fixture: CapacityFixture,
   run: number | string,
   store: NotifierStore = 'firestore',
+  /** Told of each level once it is measured: progress on a run that takes a while. */
+  onLevel: (level: CapacityRun) => void = () => undefined,
 ): Promise<CapacityRun[]> {
   const notifier = await startNotifier(ctx, fixture, join(ctx.tmpDir, `capacity-${run}`), store);
   try {
@@ -264,7 +283,9 @@ export async function capacityRun(
     const out: CapacityRun[] = [];
     for (const c of ctx.opts.inFlight) {
       const emulator = () => emulatorsCpu(ctx.emulators).firestore;
-      out.push(await capacityLevel(notifier, fixture, c, levelAmount(c, ctx.opts.capacityRequests), emulator));
+      const level = await capacityLevel(notifier, fixture, c, levelAmount(c, ctx.opts.capacityRequests), emulator);
+      onLevel(level);
+      out.push(level);
     }
     return out;
   } finally {

@@ -41,10 +41,11 @@ describe('guardSpawned', () => {
 describe('installSignalHandlers', () => {
   const harness = (stop: 'quick' | 'hangs') => `
     const { spawn } = require('node:child_process');
-    const { installSignalHandlers, onCleanup } = require(${JSON.stringify(`${__dirname}/../dist/bench/cleanup.js`)});
+    const { installSignalHandlers, onCleanup, stoppingOnSignal } = require(${JSON.stringify(`${__dirname}/../dist/bench/cleanup.js`)});
+    process.stderr.write('stopping before: ' + stoppingOnSignal() + '\\n');
     installSignalHandlers((line) => process.stderr.write(line + '\\n'));
     const child = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' });
-    const stop = ${stop === 'quick' ? "async () => { process.kill(-child.pid, 'SIGTERM'); }" : '() => new Promise(() => undefined)'};
+    const stop = ${stop === 'quick' ? "async () => { process.stderr.write('stopping while stopping: ' + stoppingOnSignal() + '\\n'); process.kill(-child.pid, 'SIGTERM'); }" : '() => new Promise(() => undefined)'};
     onCleanup('sleep', stop, child);
     process.stdout.write(child.pid + '\\n');
     setInterval(() => undefined, 1000);
@@ -80,6 +81,9 @@ describe('installSignalHandlers', () => {
     expect(await gone(h.pid, 5000)).toBe(true);
     expect(h.stderr()).toContain('SIGHUP: stopping every process the benchmark started');
     expect(h.stderr()).toContain('stopped: nothing the benchmark started is left running');
+    // What fails because of the stop (a service killed while starting) is told apart from a fault.
+    expect(h.stderr()).toContain('stopping before: false');
+    expect(h.stderr()).toContain('stopping while stopping: true');
   });
 
   it('a second Ctrl-C while a stop is still running kills what is left at once', async () => {

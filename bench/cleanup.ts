@@ -98,9 +98,15 @@ function killGroupSync(child: ChildProcess): void {
  * left at once and exits. Process exit kills any group left behind, and the watchdog any the
  * benchmark could not (it died outright).
  */
+let stopping = false;
+
+/** True once a signal has started stopping the benchmark. */
+export function stoppingOnSignal(): boolean {
+  return stopping;
+}
+
 export function installSignalHandlers(say: (line: string) => void): void {
   reaper ??= startReaper();
-  let stopping = false;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
       const code = 128 + constants.signals[signal];

@@ -8,9 +8,9 @@ import { SlackStandIn } from '../dev/slack-standin';
 import { wholeNumber } from '../shared/cli-args';
 import { LOG_LEVELS } from '../shared/config';
 import { type PeerRun, peerRun, seedRedis } from './bullmq-peer';
-import { type CapacityFixture, type CapacityRun, capacityFixture, capacityRun } from './capacity';
+import { type CapacityFixture, type CapacityRun, capacityFixture, capacityRun, levelProblem } from './capacity';
 import { type CeilingRun, ceilingSizes, measureCeilings } from './ceilings';
-import { cleanupAll, guardSpawned, installSignalHandlers, onCleanup, releaseReaper } from './cleanup';
+import { cleanupAll, guardSpawned, installSignalHandlers, onCleanup, releaseReaper, stoppingOnSignal } from './cleanup';
 import { type BenchContext, type BenchOptions, makeContext, PHASES, type Phase } from './context';
 import { profileMarkdown } from './cpuprofile';
 import { type DispatchFixture, type DispatchRun, dispatchFixture, dispatchRun } from './dispatch';
@@ -122,9 +122,10 @@ export function parseArgs(argv: string[]): BenchOptions {
     .description(
       'Benchmarks slack-fanout on the Pub/Sub and Firestore emulators: the emulators’ ceilings, dispatch at ' +
         'several N, end to end, the notifier’s capacity driven directly, and a cron + BullMQ peer on a local Redis. ' +
-        'Every figure is the median of --runs runs. Writes <date>.json, <date>.md, <date>-throughput.svg and, with ' +
-        'the profile phase, <date>-profile.md into --out (<date>-quick.* for --quick, <date>-partial.* when ' +
-        '--only or --skip leave phases out), and the services’ logs and CPU profiles under <out>/tmp/.',
+        'Every figure is the median of --runs runs. Writes <date>.json, <date>.md, with the dispatch phase ' +
+        '<date>-throughput.svg, and with the profile phase <date>-profile.md into --out (<date>-quick.* for ' +
+        '--quick, <date>-partial.* when --only or --skip leave phases out, <date>-quick-partial.* for both), and ' +
+        'the services’ logs and CPU profiles under <out>/tmp/.',
     )
     .option('--quick', `a smoke check: N=${QUICK.sizes.join(',')}, end to end ${QUICK.e2e}, 1 run`, false)
     .option(
@@ -149,7 +150,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     )
     .option(
       '--capacity-requests <n>',
-      `notifier capacity: requests at a level above 8 in flight; a level of 2 to 8 in flight gets half of it (at least 200), one of 1 an eighth (at least 100) (default: ${FULL.capacityRequests}; --quick: ${QUICK.capacityRequests})`,
+      `notifier capacity: requests at a level above 8 in flight, and at least as many as that level has in flight; a level of 2 to 8 in flight gets half of it (at least 200), one of 1 an eighth (at least 100) (default: ${FULL.capacityRequests}; --quick: ${QUICK.capacityRequests})`,
       wholeNumber(10, 1_000_000),
     )
     .option(
@@ -160,7 +161,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     .addOption(
       new Option(
         '--worker-concurrency <list>',
-        'BullMQ peer: the Worker’s concurrency, comma-separated, one peer run each (compared with the same --in-flight level)',
+        'BullMQ peer: the Worker’s concurrency, comma-separated, one peer run each (compared with the same --in-flight level, which must be among them when the capacity phase runs too)',
       )
         .argParser(intList(1, 1024))
         .default([8, 64], '8,64'),
@@ -205,6 +206,12 @@ that cannot be written), before anything starts; 128 + the signal's number when 
       );
     }
   }
+  const capacityRequests = raw.capacityRequests ?? base.capacityRequests;
+  if (phases.includes('capacity') || phases.includes('profile')) {
+    const levels = phases.includes('capacity') ? raw.inFlight : [Math.max(...raw.inFlight)];
+    const tooFew = levels.map((c) => levelProblem(c, capacityRequests)).find((p) => p !== null);
+    if (tooFew) program.error(`error: --in-flight ${raw.inFlight.join(',')}: ${tooFew}`);
+  }
   const out = resolve(raw.out);
   const problem = outProblem(out);
   if (problem) program.error(`error: --out ${out}: results cannot be written there: ${problem}`);
@@ -214,7 +221,7 @@ that cannot be written), before anything starts; 128 + the signal's number when 
     sizes: raw.sizes ?? base.sizes,
     e2e: raw.e2e ?? base.e2e,
     inFlight: raw.inFlight,
-    capacityRequests: raw.capacityRequests ?? base.capacityRequests,
+    capacityRequests,
     peerJobs: raw.peerJobs ?? base.peerJobs,
     workerConcurrency: raw.workerConcurrency,
     phases,
@@ -340,26 +347,23 @@ async function main(): Promise<number> {
   if (has('capacity')) {
     say(`\n== notifier capacity: POST /push at ${opts.inFlight.join(', ')} in flight ==`);
     const fixture = await getCapFixture();
-    const runs = await repeat(ctx, 'capacity', async (run) => {
-      const levels = await capacityRun(ctx, fixture, run);
-      for (const l of levels) {
+    const runs = await repeat(ctx, 'capacity', (run) =>
+      capacityRun(ctx, fixture, run, 'firestore', (l) =>
         say(
           `    ${l.inFlight} in flight: ${Math.round(l.deliveriesPerSec)} deliveries/s, p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, ${l.cpuMsPerDelivery.toFixed(2)} ms CPU (Firestore emulator ${l.emulatorCpuMsPerDelivery.toFixed(2)} ms), ${l.rpcsPerDelivery.toFixed(2)} RPCs, ${l.busyCores.toFixed(2)} cores busy, ${l.failures} failures`,
-        );
-      }
-      return levels;
-    });
+        ),
+      ),
+    );
     results.capacity = opts.inFlight.map((inFlight, i) => ({
       inFlight,
       ...measured<CapacityRun>(runs.map((levels) => levels[i] as CapacityRun)),
     }));
     say('  diagnostic: the same notifier with the in-memory store in place of Firestore');
-    results.capacityMemoryStore = await capacityRun(ctx, fixture, 'memory-store', 'memory');
-    for (const l of results.capacityMemoryStore) {
+    results.capacityMemoryStore = await capacityRun(ctx, fixture, 'memory-store', 'memory', (l) =>
       say(
         `    ${l.inFlight} in flight: ${Math.round(l.deliveriesPerSec)} deliveries/s, ${l.cpuMsPerDelivery.toFixed(2)} ms CPU, ${l.failures} failures`,
-      );
-    }
+      ),
+    );
   }
 
   if (has('peer')) {
@@ -460,6 +464,9 @@ async function main(): Promise<number> {
 
 main()
   .catch((err: unknown) => {
+    // Stopping on a signal fails what was under way (a service killed while starting): that is
+    // the stop, not a fault, and the signal's handler exits once everything is stopped.
+    if (stoppingOnSignal()) return new Promise<number>(() => undefined);
     process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
     return 1;
   })
