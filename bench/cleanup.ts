@@ -92,12 +92,6 @@ function killGroupSync(child: ChildProcess): void {
   }
 }
 
-/**
- * Ctrl-C, SIGTERM and SIGHUP (the terminal closed) stop everything, then exit 128 + the
- * signal's number (130 for Ctrl-C); a second signal while stopping kills every process group
- * left at once and exits. Process exit kills any group left behind, and the watchdog any the
- * benchmark could not (it died outright).
- */
 let stopping = false;
 
 /** True once a signal has started stopping the benchmark. */
@@ -105,6 +99,12 @@ export function stoppingOnSignal(): boolean {
   return stopping;
 }
 
+/**
+ * Ctrl-C, SIGTERM and SIGHUP (the terminal closed) stop everything, then exit 128 + the
+ * signal's number (130 for Ctrl-C); a second signal while stopping kills every process group
+ * left at once and exits. Process exit kills any group left behind, and the watchdog any the
+ * benchmark could not (it died outright).
+ */
 export function installSignalHandlers(say: (line: string) => void): void {
   reaper ??= startReaper();
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
