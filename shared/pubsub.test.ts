@@ -102,6 +102,8 @@ describe('pagePublisher', () => {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const { port } = probe.address() as { port: number };
     await new Promise((resolve) => probe.close(resolve));
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const timersBefore = timers();
     const pubsub = new PubSub({ projectId: 'p', apiEndpoint: `127.0.0.1:${port}` });
     const publisher = pagePublisher(pubsub, 'unreachable', { timeoutMs: 2000 });
     const page = [
@@ -123,5 +125,9 @@ describe('pagePublisher', () => {
       await publisher.close();
       await pubsub.close();
     }
+    // A timed-out page's requests are cancelled, not only its client closed: the client's retry
+    // back-off (a timer of up to a minute) does not outlive the page and hold the process open.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(timers()).toBeLessThanOrEqual(timersBefore);
   }, 30_000);
 });

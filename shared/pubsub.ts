@@ -121,24 +121,33 @@ export function pagePublisher(
           ? new EncodedPublishRequest(topic, encodePublishRequest(topic, r), r.length)
           : { topic, messages: r.map((m) => ({ data: Buffer.from(m.data), attributes: m.attributes })) };
       let timedOut = false;
+      // client.publish's own call (its routing header included), made on innerApiCalls to keep
+      // the cancel() that client.publish's promise drops: a timed-out page must end its retries.
+      const publish = client.innerApiCalls.publish as (
+        request: unknown,
+        options: object,
+      ) => Promise<unknown> & { cancel(): void };
+      const headers = { 'x-goog-request-params': `topic=${encodeURIComponent(topic)}` };
+      const calls = publishRequests(messages).map((r) =>
+        publish(request(r), { isBundling: false, timeout, otherArgs: { headers } }),
+      );
       try {
         // The client's own timeout bounds its retries, not the last attempt, which may start
         // just before it: against a Pub/Sub that takes no connections a page failed after 8 to
         // 34 s for a timeout of 5. So the page gives up at the timeout itself.
-        await withTimeout(
-          Promise.all(publishRequests(messages).map((r) => client.publish(request(r), { isBundling: false, timeout }))),
-          timeout,
-          () => {
-            timedOut = true;
-            return `publishing a page of ${page.length} message${page.length === 1 ? '' : 's'} did not finish within ${timeout} ms`;
-          },
-        );
+        await withTimeout(Promise.all(calls), timeout, () => {
+          timedOut = true;
+          return `publishing a page of ${page.length} message${page.length === 1 ? '' : 's'} did not finish within ${timeout} ms`;
+        });
       } catch (err) {
         if (timedOut) {
-          // The client still retries what it was sent; closing it ends that (a request that
-          // landed after all is published again by the resumed run, and the delivery ledger
-          // acks it), and the next page opens a fresh connection.
+          // The client still retries what it was sent, and closing it does not end that: a
+          // retry's back-off sleep (up to a minute for Publish) outlives the page and keeps the
+          // process alive. Cancelling ends it (a request that landed after all is published
+          // again by the resumed run, and the delivery ledger acks it); closing ends the
+          // connection, and the next page opens a fresh one.
           if (opened === current) opened = undefined;
+          for (const call of calls) call.cancel();
           void client.close().catch(() => undefined);
         }
         // Pub/Sub's own words do not say which topic ("5 NOT_FOUND: Topic not found").
