@@ -278,6 +278,14 @@ describe('report', () => {
     expect(cpu[0]?.measured).toBe('3.00 / 1.50 ms = 2.00×');
   });
 
+  it("shows the BullMQ worker's own figures when ours were not measured in the run (--only peer)", () => {
+    const r = { ...results(), ...noMeasurements(), peer: [measuredPeer(8, 1.5)] };
+    const md = markdown(r);
+    expect(md).toContain('| enqueue (dispatch / addBulk) | not measured | 10 jobs/s | n/a |');
+    expect(md).toContain('| delivery rate, 8 in flight (driven / worker) | not measured | 10 /s | n/a |');
+    expect(md).toContain('| CPU per delivery, 8 in flight (own process, /proc) | not measured | 1.50 ms | n/a |');
+  });
+
   it("shows the in-memory store diagnostic beside the capacity table and the peer's CPU, without judging a target on it", () => {
     const r = {
       ...results(),

@@ -287,30 +287,39 @@ export function markdown(r: Results): string {
     );
     L.push('| | slack-fanout | cron + BullMQ | ours ÷ theirs |');
     L.push('| --- | ---: | ---: | ---: |');
-    if (dispatchRef) {
+    // The peer's own figures are shown whether or not ours were measured in this run.
+    const row = (what: string, ours: number | undefined, theirs: number, unit: string, digits = 0) =>
       L.push(
-        `| enqueue (dispatch at N=${fmt(dispatchRef.n)} / addBulk) | ${fmt(dispatchRef.messagesPerSec)} msg/s | ${fmt(p.enqueuePerSec)} jobs/s | ${fmt(dispatchRef.messagesPerSec / p.enqueuePerSec, 2)} |`,
+        `| ${what} | ${ours === undefined ? 'not measured' : `${fmt(ours, digits)}${unit}`} | ${fmt(theirs, digits)}${unit} | ${ours === undefined ? 'n/a' : fmt(ours / theirs, 2)} |`,
       );
-    }
-    if (e) {
-      L.push(
-        `| end to end (emulator push, 2 in flight / worker at concurrency ${r.peer[0]?.concurrency}) | ${fmt(e.deliveriesPerSec)} /s | ${fmt(p.e2ePerSec)} /s | ${fmt(e.deliveriesPerSec / p.e2ePerSec, 2)} |`,
-      );
-    }
+    L.push(
+      `| enqueue (${dispatchRef ? `dispatch at N=${fmt(dispatchRef.n)}` : 'dispatch'} / addBulk) | ${dispatchRef ? `${fmt(dispatchRef.messagesPerSec)} msg/s` : 'not measured'} | ${fmt(p.enqueuePerSec)} jobs/s | ${dispatchRef ? fmt(dispatchRef.messagesPerSec / p.enqueuePerSec, 2) : 'n/a'} |`,
+    );
+    row(
+      `end to end (emulator push, 2 in flight / worker at concurrency ${r.peer[0]?.concurrency})`,
+      e?.deliveriesPerSec,
+      p.e2ePerSec,
+      ' /s',
+    );
     for (const peer of r.peer) {
       const ours = r.capacity.find((k) => k.inFlight === peer.concurrency)?.median;
-      if (!ours) continue;
       const t = peer.median;
-      L.push(
-        `| delivery rate, ${peer.concurrency} in flight (driven / worker) | ${fmt(ours.deliveriesPerSec)} /s | ${fmt(t.e2ePerSec)} /s | ${fmt(ours.deliveriesPerSec / t.e2ePerSec, 2)} |`,
-      );
-      L.push(
-        `| CPU per delivery, ${peer.concurrency} in flight (own process, /proc) | ${fmt(ours.cpuMsPerDelivery, 2)} ms | ${fmt(t.workerCpuMsPerJob, 2)} ms | ${fmt(ours.cpuMsPerDelivery / t.workerCpuMsPerJob, 2)} |`,
+      row(`delivery rate, ${peer.concurrency} in flight (driven / worker)`, ours?.deliveriesPerSec, t.e2ePerSec, ' /s');
+      row(
+        `CPU per delivery, ${peer.concurrency} in flight (own process, /proc)`,
+        ours?.cpuMsPerDelivery,
+        t.workerCpuMsPerJob,
+        ' ms',
+        2,
       );
       const mem = r.capacityMemoryStore?.find((k) => k.inFlight === peer.concurrency);
       if (mem) {
-        L.push(
-          `| CPU per delivery, ${peer.concurrency} in flight, in-memory store in place of Firestore (diagnostic) | ${fmt(mem.cpuMsPerDelivery, 2)} ms | ${fmt(t.workerCpuMsPerJob, 2)} ms | ${fmt(mem.cpuMsPerDelivery / t.workerCpuMsPerJob, 2)} |`,
+        row(
+          `CPU per delivery, ${peer.concurrency} in flight, in-memory store in place of Firestore (diagnostic)`,
+          mem.cpuMsPerDelivery,
+          t.workerCpuMsPerJob,
+          ' ms',
+          2,
         );
       }
     }
