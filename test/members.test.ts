@@ -224,7 +224,8 @@ describe('the dispatch index', () => {
     await pages.return(undefined);
     const ended = await Promise.race([
       fs.terminate().then(() => 'terminated'),
-      new Promise((resolve) => setTimeout(() => resolve('still open after 10 s'), 10_000)),
+      // Unref'd: once the race is decided, the timer must not hold the test's worker open.
+      new Promise((resolve) => setTimeout(() => resolve('still open after 10 s'), 10_000).unref()),
     ]);
     expect(ended).toBe('terminated');
   });
