@@ -560,20 +560,31 @@ describe('the capacity phase’s pushes', () => {
 });
 
 describe('drive (the capacity load generator)', () => {
-  // A stand-in for the notifier's POST /push: 204 at once, or the connection dropped.
-  async function server(answer: 'ok' | 'drop'): Promise<{ url: string; close: () => Promise<void> }> {
+  // A stand-in for the notifier's POST /push: 204 at once, or the connection dropped, or per
+  // push (numbered from 1) one of those or another status.
+  type Answer = 'ok' | 'drop' | number;
+  async function server(
+    answer: Answer | ((n: number) => Answer),
+  ): Promise<{ url: string; close: () => Promise<void> }> {
+    let n = 0;
     const srv = http.createServer((req, res) => {
       req.resume();
       req.on('end', () => {
-        if (answer === 'drop') req.socket.destroy();
-        else res.writeHead(204).end();
+        n++;
+        const a = typeof answer === 'function' ? answer(n) : answer;
+        if (a === 'drop') req.socket.destroy();
+        else res.writeHead(a === 'ok' ? 204 : a).end();
       });
     });
     await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
     const { port } = srv.address() as AddressInfo;
     return {
       url: `http://127.0.0.1:${port}`,
-      close: () => new Promise<void>((resolve) => srv.close(() => resolve())),
+      close: () =>
+        new Promise<void>((resolve) => {
+          srv.close(() => resolve());
+          srv.closeAllConnections();
+        }),
     };
   }
 
@@ -618,23 +629,14 @@ describe('drive (the capacity load generator)', () => {
   it('counts a request that failed once, though it was not posted either', async () => {
     // A notifier stand-in: 204 and a post for every push but the 7th, answered 500.
     const posts: number[] = [];
-    let n = 0;
-    const srv = http.createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        n++;
-        if (n === 7) {
-          res.writeHead(500).end();
-          return;
-        }
-        posts.push(n);
-        res.writeHead(204).end();
-      });
+    const s = await server((n) => {
+      if (n === 7) return 500;
+      posts.push(n);
+      return 'ok';
     });
-    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
     try {
       const notifier = {
-        url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`,
+        url: s.url,
         resetStats: async () => undefined,
         cpu: () => 0,
         stats: async () => ({ firestore: { reads: 0, writes: 0, rpcs: {} } }),
@@ -659,8 +661,7 @@ describe('drive (the capacity load generator)', () => {
       expect(r.requests).toBe(40);
       expect(r.deliveriesPerSec).toBeCloseTo(39 / r.seconds, 6);
     } finally {
-      srv.closeAllConnections();
-      await new Promise<void>((resolve) => srv.close(() => resolve()));
+      await s.close();
     }
   });
 

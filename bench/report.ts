@@ -288,12 +288,17 @@ export function markdown(r: Results): string {
     L.push('| | slack-fanout | cron + BullMQ | ours ÷ theirs |');
     L.push('| --- | ---: | ---: | ---: |');
     // The peer's own figures are shown whether or not ours were measured in this run.
-    const row = (what: string, ours: number | undefined, theirs: number, unit: string, digits = 0) =>
+    const row = (what: string, ours: number | undefined, theirs: number, unit: string, digits = 0, theirUnit = unit) =>
       L.push(
-        `| ${what} | ${ours === undefined ? 'not measured' : `${fmt(ours, digits)}${unit}`} | ${fmt(theirs, digits)}${unit} | ${ours === undefined ? 'n/a' : fmt(ours / theirs, 2)} |`,
+        `| ${what} | ${ours === undefined ? 'not measured' : `${fmt(ours, digits)}${unit}`} | ${fmt(theirs, digits)}${theirUnit} | ${ours === undefined ? 'n/a' : fmt(ours / theirs, 2)} |`,
       );
-    L.push(
-      `| enqueue (${dispatchRef ? `dispatch at N=${fmt(dispatchRef.n)}` : 'dispatch'} / addBulk) | ${dispatchRef ? `${fmt(dispatchRef.messagesPerSec)} msg/s` : 'not measured'} | ${fmt(p.enqueuePerSec)} jobs/s | ${dispatchRef ? fmt(dispatchRef.messagesPerSec / p.enqueuePerSec, 2) : 'n/a'} |`,
+    row(
+      `enqueue (${dispatchRef ? `dispatch at N=${fmt(dispatchRef.n)}` : 'dispatch'} / addBulk)`,
+      dispatchRef?.messagesPerSec,
+      p.enqueuePerSec,
+      ' msg/s',
+      0,
+      ' jobs/s',
     );
     row(
       `end to end (emulator push, 2 in flight / worker at concurrency ${r.peer[0]?.concurrency})`,

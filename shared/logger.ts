@@ -99,9 +99,10 @@ function reportDropped(state: Stdout): void {
 /**
  * Writes what the stdout destination still holds, waiting at most `ms`, before the process
  * exits (half a second by default: with the 8 s of in-flight work and the 1.5 s the clients get
- * to close, a stop stays within the 10 s Cloud Run gives after SIGTERM). pino's own flush at exit writes synchronously and retries a pipe that has lost its
- * reader for ever, so a service told to stop would never exit; after this, that flush has
- * nothing left to do, and what could not be written by then is dropped.
+ * to close, a stop stays within the 10 s Cloud Run gives after SIGTERM). pino's own flush at
+ * exit writes synchronously and retries a pipe that has lost its reader for ever, so a service
+ * told to stop would never exit; after this, that flush has nothing left to do, and what could
+ * not be written by then is dropped.
  */
 export function flushStdoutLogs(ms = 500): Promise<void> {
   const s = stdout;
