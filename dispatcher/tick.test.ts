@@ -76,6 +76,25 @@ function takeOverAtCheckpoint(store: MemoryStore, at: number): { calls: number }
   return counter;
 }
 
+/**
+ * A run's progress as it is written: each checkpoint, then what the run's end writes with it
+ * (finishRun's `progress`), if anything.
+ */
+function progressWrites(store: MemoryStore): { cursor: string; published: number; pages: number; by: string }[] {
+  const writes: { cursor: string; published: number; pages: number; by: string }[] = [];
+  const checkpoint = store.checkpoint.bind(store);
+  jest.spyOn(store, 'checkpoint').mockImplementation(async (id, owner, p, leaseMs, now) => {
+    writes.push({ ...p, by: 'checkpoint' });
+    return checkpoint(id, owner, p, leaseMs, now);
+  });
+  const finish = store.finishRun.bind(store);
+  jest.spyOn(store, 'finishRun').mockImplementation(async (id, owner, sid, next, skipped, now, p) => {
+    if (p) writes.push({ ...p, by: 'finishRun' });
+    return finish(id, owner, sid, next, skipped, now, p);
+  });
+  return writes;
+}
+
 function seed(store: MemoryStore, opts: { count: number; disabled?: string[]; nextRunAt?: Date }) {
   store.putSchedule(scheduleId, { ...daily9, nextRunAt: opts.nextRunAt ?? occurrence });
   const ids: string[] = [];
@@ -209,11 +228,10 @@ describe('runTick', () => {
     // Five ids in 128 buckets, each its own bucket (checked), so pages are 2, 2 and 1.
     expect(new Set(ids.map(bucketOf)).size).toBe(5);
     const publisher = new FakePublisher();
-    const checkpoint = jest.spyOn(store, 'checkpoint');
+    const progress = progressWrites(store);
     await runTick(occurrence, deps(store, publisher));
 
     expect(publisher.pages.map((p) => p.length)).toEqual([2, 2, 1]);
-    const progress = checkpoint.mock.calls.map(([, , p]) => p);
     // Writes may fold pages together, but together they cover every page once, in order.
     expect(progress.reduce((n, p) => n + p.published, 0)).toBe(5);
     expect(progress.reduce((n, p) => n + p.pages, 0)).toBe(3);
@@ -223,18 +241,17 @@ describe('runTick', () => {
     expect(await store.getRun(runId)).toMatchObject({ pages: 3, published: 5 });
   });
 
-  it('with a checkpoint interval, a fast run of 5 pages takes 2 checkpoint writes, which still cover every page', async () => {
+  it('with a checkpoint interval, a fast run of 5 pages takes 1 checkpoint write and the run’s end, which still cover every page', async () => {
     const store = new MemoryStore();
     const ids = seed(store, { count: 10 });
     const publisher = new FakePublisher();
-    const checkpoint = jest.spyOn(store, 'checkpoint');
+    const progress = progressWrites(store);
     const summary = await runTick(occurrence, { ...deps(store, publisher), checkpointIntervalMs: 60_000 });
 
     expect(summary.published).toBe(10);
     expect(publisher.pages.length).toBeGreaterThanOrEqual(5);
-    // The first page at once, the rest at the end of the run (the interval never passed).
-    const progress = checkpoint.mock.calls.map(([, , p]) => p);
-    expect(progress).toHaveLength(2);
+    // The first page at once, the rest with the run's end (the interval never passed).
+    expect(progress.map((p) => p.by)).toEqual(['checkpoint', 'finishRun']);
     expect(progress[0]?.pages).toBe(1);
     expect(progress.reduce((n, p) => n + p.published, 0)).toBe(10);
     expect(progress.at(-1)?.cursor).toBe(lastBucket(ids));
@@ -261,12 +278,12 @@ describe('runTick', () => {
       await firstWriteHeld;
       return real(id, owner, p, leaseMs, now);
     });
+    const finish = jest.spyOn(store, 'finishRun');
     const summary = await runTick(occurrence, deps(store, publisher));
     expect(summary.occurrences[0]).toMatchObject({ status: 'dispatched', published: 5 });
-    expect(calls).toEqual([
-      { published: 2, pages: 1, pagesPublishedBefore: 1 },
-      { published: 3, pages: 2, pagesPublishedBefore: 3 },
-    ]);
+    // The pages published meanwhile go with the run's end, once the slow write has landed.
+    expect(calls).toEqual([{ published: 2, pages: 1, pagesPublishedBefore: 1 }]);
+    expect(finish.mock.calls[0]?.[6]).toEqual({ cursor: lastBucket(ids), published: 3, pages: 2 });
     expect(await store.getRun(runId)).toMatchObject({
       status: 'done',
       pages: 3,
@@ -275,17 +292,60 @@ describe('runTick', () => {
     });
   });
 
+  it('writes no checkpoint for a run of one page: the run’s end records it', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 3 });
+    const publisher = new FakePublisher();
+    const progress = progressWrites(store);
+    const summary = await runTick(occurrence, deps(store, publisher, { pageSize: 1000 }));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'dispatched', published: 3 });
+    expect(publisher.pages).toHaveLength(1);
+    expect(progress).toEqual([{ cursor: lastBucket(ids), published: 3, pages: 1, by: 'finishRun' }]);
+    expect(await store.getRun(runId)).toMatchObject({
+      status: 'done',
+      published: 3,
+      pages: 1,
+      cursor: lastBucket(ids),
+    });
+  });
+
+  it('checkpoints the last pages when the run’s end fails, so that the run resumes after them', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 3 });
+    const publisher = new FakePublisher();
+    // The run's first end fails (Firestore out of reach); a later one goes through.
+    const finish = store.finishRun.bind(store);
+    let failed = false;
+    store.finishRun = async (...args) => {
+      if (failed) return finish(...args);
+      failed = true;
+      throw new Error('14 UNAVAILABLE: Firestore went away');
+    };
+    const progress = progressWrites(store);
+    const summary = await runTick(occurrence, deps(store, publisher, { pageSize: 1000 }));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'failed', published: 3 });
+    // The end that failed carried the page; the checkpoint after it records it instead.
+    const page = { cursor: lastBucket(ids), published: 3, pages: 1 };
+    expect(progress).toEqual([
+      { ...page, by: 'finishRun' },
+      { ...page, by: 'checkpoint' },
+    ]);
+    const run = await store.getRun(runId);
+    expect(run).toMatchObject({ cursor: lastBucket(ids), published: 3, leaseOwner: null });
+    expect(run?.status).not.toBe('done');
+    // The next tick resumes after the checkpoint: nothing is published twice, and the run ends.
+    const again = await runTick(new Date(occurrence.getTime() + 60_000), deps(store, publisher, { pageSize: 1000 }));
+    expect(again.occurrences[0]).toMatchObject({ status: 'resumed', published: 0 });
+    expect(publisher.pages).toHaveLength(1);
+    expect(await store.getRun(runId)).toMatchObject({ status: 'done', published: 3 });
+  });
+
   it('publishes up to pagesInFlight pages at once and checkpoints them in page order, whatever order they land in', async () => {
     const store = new MemoryStore();
     const ids = seed(store, { count: 5 });
     const order = inDispatchOrder(ids);
     const { publisher, pending } = heldPublisher();
-    const checkpoints: { cursor: string; published: number }[] = [];
-    const real = store.checkpoint.bind(store);
-    jest.spyOn(store, 'checkpoint').mockImplementation(async (id, owner, p, leaseMs, now) => {
-      checkpoints.push({ cursor: p.cursor, published: p.published });
-      return real(id, owner, p, leaseMs, now);
-    });
+    const checkpoints = progressWrites(store);
     const tick = runTick(occurrence, deps(store, publisher, { pagesInFlight: 2 }));
     // Pages 1 and 2 go out together; page 3 waits for page 1.
     await until(() => pending.length === 2);
@@ -1054,6 +1114,84 @@ describe('Checkpoints at a least interval', () => {
     await settled;
     expect(written).toEqual(['m0001', 'm0002', 'm0003', 'm0004']);
     expect(jest.getTimerCount()).toBe(0);
+  });
+});
+
+describe('Checkpoints held for the run’s end', () => {
+  it('starts no write once held: what is added is kept, with what was waiting, after the write in flight', async () => {
+    const writes: string[] = [];
+    let finishWrite: () => void = () => undefined;
+    const cp = new Checkpoints(async (p) => {
+      writes.push(p.cursor);
+      await new Promise<void>((r) => {
+        finishWrite = r;
+      });
+    });
+    cp.add('m0001', 1);
+    // m0002 waits for the write of m0001.
+    cp.add('m0002', 2);
+    cp.hold();
+    cp.add('m0003', 3);
+    const unwritten = cp.unwritten();
+    let given = false;
+    void unwritten.then(() => {
+      given = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(given).toBe(false);
+    finishWrite();
+    expect(await unwritten).toEqual({ cursor: 'm0003', published: 5, pages: 2 });
+    expect(writes).toEqual(['m0001']);
+    // Kept until cleared; cleared, nothing is left to write.
+    expect(await cp.unwritten()).toEqual({ cursor: 'm0003', published: 5, pages: 2 });
+    cp.clear();
+    await cp.settle();
+    expect(writes).toEqual(['m0001']);
+  });
+
+  it('wakes a write waiting out its interval, which then does not start', async () => {
+    jest.useFakeTimers({ now: 0 });
+    try {
+      const writes: string[] = [];
+      const cp = new Checkpoints(async (p) => {
+        writes.push(p.cursor);
+      }, 60_000);
+      cp.add('m0001', 1);
+      await jest.advanceTimersByTimeAsync(0);
+      cp.add('m0002', 1);
+      cp.hold();
+      const unwritten = cp.unwritten();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(await unwritten).toEqual({ cursor: 'm0002', published: 1, pages: 1 });
+      expect(writes).toEqual(['m0001']);
+      expect(Date.now()).toBe(0);
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('writes what it held on settle, when the run could not finish', async () => {
+    const writes: string[] = [];
+    const cp = new Checkpoints(async (p) => {
+      writes.push(p.cursor);
+    });
+    cp.hold();
+    cp.add('m0001', 1);
+    expect(await cp.unwritten()).toMatchObject({ cursor: 'm0001' });
+    expect(writes).toEqual([]);
+    await cp.settle();
+    expect(writes).toEqual(['m0001']);
+  });
+
+  it('rethrows a failed write (a lost lease) instead of giving what is left', async () => {
+    const cp = new Checkpoints(async () => {
+      throw new LeaseLostError('run r is leased by thief');
+    });
+    cp.add('m0001', 1);
+    cp.hold();
+    cp.add('m0002', 1);
+    await expect(cp.unwritten()).rejects.toThrow(LeaseLostError);
   });
 });
 

@@ -350,13 +350,21 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
         refused.push({ error });
       });
       publishing.push({ accepted, cursor: page.value.cursor, count: ids.length });
-      if (publishing.length >= maxInFlight) await landOldest();
+      if (publishing.length >= maxInFlight) {
+        // Whether a next page comes is known first: the last pages go with the run's end.
+        if ((await unlessDrainedLong(next, deps.isDraining)).done) break;
+        await landOldest();
+      }
     }
+    // The last pages go with the run's end, in the same transaction: a run of one page (most
+    // schedules, when they are many and small) then costs no checkpoint of its own.
+    checkpoints.hold();
     while (publishing.length > 0) await landOldest();
-    await checkpoints.flush();
+    const last = await checkpoints.unwritten();
     // The run's own count (a resumed run's, kept by the dispatcher that planned it), or this plan's.
     const skipped = claim.run.skippedBefore ?? planned;
-    await deps.runs.finishRun(runId, owner, schedule.id, nextRunAt, skipped, clock());
+    await deps.runs.finishRun(runId, owner, schedule.id, nextRunAt, skipped, clock(), last);
+    checkpoints.clear();
     log.info({ published, total: (claim.run.published ?? 0) + published }, 'run finished');
     return {
       ...base,
@@ -419,7 +427,8 @@ interface InFlightPage {
  * a fast run makes a checkpoint transaction a second or so rather than one a page
  * (docs/PERFORMANCE.md, item 24), and a crash republishes at most the pages since the last
  * write that landed (the delivery ledger turns those repeats into acks, not posts). Once the
- * run ends (`flush`, `settle`), what is left is written at once.
+ * run ends (`flush`, `settle`), what is left is written at once; or, once the run is about to
+ * finish (`hold`), it is kept for the run's last write (`unwritten`, then `clear`).
  */
 export class Checkpoints {
   private pending: CheckpointProgress | null = null;
@@ -427,6 +436,7 @@ export class Checkpoints {
   private failure: { error: unknown } | null = null;
   private lastStarted = Number.NEGATIVE_INFINITY;
   private ending = false;
+  private holding = false;
   private wake: (() => void) | null = null;
 
   constructor(
@@ -438,14 +448,40 @@ export class Checkpoints {
     this.throwIfFailed();
     const p = this.pending;
     this.pending = { cursor, published: (p?.published ?? 0) + published, pages: (p?.pages ?? 0) + 1 };
-    if (!this.writing) {
-      const writing = this.drain();
-      this.writing = writing;
-      // Cleared when this drain ends, however it ends (even a write that throws at once).
-      void writing.finally(() => {
-        if (this.writing === writing) this.writing = null;
-      });
-    }
+    if (!this.writing && !this.holding) this.startDrain();
+  }
+
+  private startDrain(): void {
+    const writing = this.drain();
+    this.writing = writing;
+    // Cleared when this drain ends, however it ends (even a write that throws at once).
+    void writing.finally(() => {
+      if (this.writing === writing) this.writing = null;
+    });
+  }
+
+  /**
+   * The run is about to finish: no write starts from now on, and pages added are kept with
+   * what is not written yet, for the run's last write (`unwritten`). `settle` undoes it.
+   */
+  hold(): void {
+    this.holding = true;
+    this.wake?.();
+  }
+
+  /**
+   * Once the write in flight has ended: what is added and not written, kept until `clear` (a
+   * run that then fails to finish still writes it on `settle`); throws if a write failed.
+   */
+  async unwritten(): Promise<CheckpointProgress | null> {
+    while (this.writing) await this.writing;
+    this.throwIfFailed();
+    return this.pending;
+  }
+
+  /** What `unwritten` gave is written (with the run's end). */
+  clear(): void {
+    this.pending = null;
   }
 
   /** Whether a write failed (a lost lease). */
@@ -467,15 +503,18 @@ export class Checkpoints {
   /** Writes what is left at once (no more waiting out the interval) and waits, whatever the outcome. */
   async settle(): Promise<void> {
     this.ending = true;
+    this.holding = false;
     this.wake?.();
+    if (this.pending && !this.writing && !this.failure) this.startDrain();
     while (this.writing) await this.writing;
   }
 
   private async drain(): Promise<void> {
     try {
-      while (this.pending && !this.failure) {
+      while (this.pending && !this.failure && !this.holding) {
         const wait = this.lastStarted + this.minIntervalMs - Date.now();
         if (wait > 0 && !this.ending) await this.sleep(wait);
+        if (this.holding) break;
         const progress = this.pending;
         this.pending = null;
         this.lastStarted = Date.now();

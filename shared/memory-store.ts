@@ -219,10 +219,14 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     nextRunAt: Date,
     skipped: number,
     now: Date,
+    progress: CheckpointProgress | null = null,
   ): Promise<void> {
     const run = this.leased(runId, owner);
     this.runDocs.set(runId, {
       ...run,
+      ...(progress
+        ? { cursor: progress.cursor, published: run.published + progress.published, pages: run.pages + progress.pages }
+        : {}),
       status: 'done',
       leaseOwner: null,
       leaseExpiresAt: null,

@@ -78,7 +78,11 @@ export interface RunStore {
   ): AsyncIterable<NotificationPage>;
   /** Records progress and renews the lease; throws LeaseLostError when another owner took it. */
   checkpoint(runId: string, owner: string, progress: CheckpointProgress, leaseMs: number, now: Date): Promise<void>;
-  /** Marks the run done and moves the schedule on, as scheduleAdvance allows. */
+  /**
+   * Marks the run done and moves the schedule on, as scheduleAdvance allows; with `progress`,
+   * records the run's last pages as a checkpoint would, in the same write (the run's last
+   * checkpoint, saved a transaction of its own); throws LeaseLostError when another owner took it.
+   */
   finishRun(
     runId: string,
     owner: string,
@@ -86,6 +90,7 @@ export interface RunStore {
     nextRunAt: Date,
     skipped: number,
     now: Date,
+    progress?: CheckpointProgress | null,
   ): Promise<void>;
   /**
    * Moves a schedule on without running: every due occurrence was too old (`finished` null), or

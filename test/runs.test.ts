@@ -287,3 +287,30 @@ test('a schedule document deleted while its run goes on is not made again, half,
     await goneDb.terminate();
   }
 });
+
+test('a run’s end records its last pages with it, once, and not for an owner that lost the lease', async () => {
+  const endDb = createFirestore(uniqueProjectId('runs-end'));
+  try {
+    const endStore = new FirestoreStore(endDb);
+    const hourly = { cron: '0 * * * *', timezone: 'UTC' };
+    const sid = scheduleIdOf(hourly);
+    const at = new Date('2026-12-07T10:00:00.000Z');
+    const run = runIdOf(sid, at.toISOString());
+    await saveNotifications(endDb, [notification(0, { id: 'end-1', ...hourly })], {
+      now: new Date(at.getTime() - 60_000),
+    });
+    expect((await endStore.claimRun(sid, at.toISOString(), 'owner-1', 60_000, at, null)).kind).toBe('acquired');
+    await endStore.checkpoint(run, 'owner-1', { cursor: 'm0003', published: 5, pages: 1 }, 60_000, at);
+    const next = new Date('2026-12-07T11:00:00.000Z');
+    const last = { cursor: 'm0007', published: 2, pages: 1 };
+    await expect(endStore.finishRun(run, 'thief', sid, next, 0, at, last)).rejects.toThrow(/leased by owner-1/);
+    expect(await endStore.getRun(run)).toMatchObject({ status: 'running', cursor: 'm0003', published: 5, pages: 1 });
+    await endStore.finishRun(run, 'owner-1', sid, next, 0, at, last);
+    expect(await endStore.getRun(run)).toMatchObject({ status: 'done', cursor: 'm0007', published: 7, pages: 2 });
+    const scheduleDoc = (await endDb.collection(COLLECTIONS.schedules).doc(sid).get()).data();
+    expect(scheduleDoc?.nextRunAt.toDate()).toEqual(next);
+    expect(scheduleDoc?.activeOccurrence).toBeNull();
+  } finally {
+    await endDb.terminate();
+  }
+});
