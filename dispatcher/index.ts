@@ -43,6 +43,7 @@ function main(): void {
     admin: { auth: guards.admin, ...firestoreAdminPorts(db, store, redrivePublisher, log, lifecycle.isDraining) },
     pageSize: config.dispatchPageSize,
     scheduleConcurrency: config.dispatchScheduleConcurrency,
+    largeRuns: config.dispatchLargeRuns,
     pagesInFlight: config.dispatchPagesInFlight,
     checkpointIntervalMs: config.dispatchCheckpointIntervalMs,
     leaseSeconds: config.runLeaseSeconds,

@@ -599,6 +599,77 @@ describe('runTick', () => {
       expect(await store.getRun(o.runId as string)).toMatchObject({ status: 'done', published: 5 });
   });
 
+  it('lets only largeRuns runs past a large read at once, while small schedules go on beside them', async () => {
+    const store = new MemoryStore();
+    // A read of more than 4 ids after a run's first page is a large one.
+    store.largeReadIds = 4;
+    const schedulesOf = (zones: string[], count: number) =>
+      zones.map((timezone) => {
+        const schedule = { cron: '* * * * *', timezone };
+        const id = scheduleIdOf(schedule);
+        store.putSchedule(id, { ...schedule, nextRunAt: occurrence });
+        for (let i = 0; i < count; i++) store.putNotification(`${timezone}-${i}`, { scheduleId: id, enabled: true });
+        return id;
+      });
+    const large = schedulesOf(['UTC', 'Asia/Tokyo', 'America/New_York'], 12);
+    const small = schedulesOf(['Europe/Paris', 'Europe/Berlin', 'Australia/Sydney', 'Africa/Cairo'], 2);
+    // Every publish, in order: which schedule, and its how-manyth page.
+    const log: { sid: string; page: number }[] = [];
+    const publisher: DispatchPublisher = {
+      async publishPage(page) {
+        const sid = page[0]?.message.scheduleId as string;
+        log.push({ sid, page: log.filter((e) => e.sid === sid).length + 1 });
+        await new Promise((r) => setTimeout(r, 2));
+      },
+    };
+    const summary = await runTick(
+      occurrence,
+      deps(store, publisher, { pageSize: 2, scheduleConcurrency: 7, largeRuns: 1, pagesInFlight: 1 }),
+    );
+    expect(summary.published).toBe(3 * 12 + 4 * 2);
+    expect(summary.occurrences.map((o) => o.status)).toEqual(Array(7).fill('dispatched'));
+    const pages = (sid: string) => log.filter((e) => e.sid === sid).length;
+    for (const id of large) expect(pages(id)).toBeGreaterThanOrEqual(6);
+    // Replayed: a large run is past its large read from its second page to its last.
+    let peakLarge = 0;
+    const past = new Set<string>();
+    const largeLeftAtSmall: boolean[] = [];
+    for (const [i, e] of log.entries()) {
+      if (large.includes(e.sid) && e.page === 2) past.add(e.sid);
+      peakLarge = Math.max(peakLarge, past.size);
+      if (large.includes(e.sid) && e.page === pages(e.sid)) past.delete(e.sid);
+      if (small.includes(e.sid)) largeLeftAtSmall.push(large.some((id) => log.slice(i).some((l) => l.sid === id)));
+    }
+    expect(peakLarge).toBe(1);
+    // The small schedules did not wait for the large ones: each was published with large pages still to come.
+    expect(largeLeftAtSmall).toEqual(Array(4).fill(true));
+  });
+
+  it('gives a large-read slot back when its run fails, so the next large run goes on', async () => {
+    const store = new MemoryStore();
+    store.largeReadIds = 2;
+    const ids = ['UTC', 'Asia/Tokyo'].map((timezone) => {
+      const schedule = { cron: '* * * * *', timezone };
+      const id = scheduleIdOf(schedule);
+      store.putSchedule(id, { ...schedule, nextRunAt: occurrence });
+      for (let i = 0; i < 6; i++) store.putNotification(`${timezone}-${i}`, { scheduleId: id, enabled: true });
+      return id;
+    });
+    let calls = 0;
+    const publisher: DispatchPublisher = {
+      async publishPage() {
+        // The second page of whichever run gets the slot first is refused.
+        if (++calls === 3) throw new Error('Pub/Sub refused the page');
+      },
+    };
+    const summary = await runTick(
+      occurrence,
+      deps(store, publisher, { pageSize: 2, scheduleConcurrency: 2, largeRuns: 1 }),
+    );
+    expect(summary.occurrences.map((o) => o.status).sort()).toEqual(['dispatched', 'failed']);
+    expect(new Set(summary.occurrences.map((o) => o.scheduleId))).toEqual(new Set(ids));
+  });
+
   it('leaves an occurrence leased by another dispatcher alone', async () => {
     const store = new MemoryStore();
     seed(store, { count: 3 });

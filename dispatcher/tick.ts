@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { mapLimit, unlessDrained } from '../shared/concurrency';
+import { mapLimit, Semaphore, unlessDrained } from '../shared/concurrency';
 import { errorMessage } from '../shared/errors';
 import type { Logger } from '../shared/logger';
 import { isBucketId } from '../shared/members';
@@ -36,6 +36,13 @@ export interface TickDeps {
   duePageSize?: number;
   /** How many of them are dispatched at once (default 1). */
   scheduleConcurrency?: number;
+  /**
+   * Of those, how many runs may read a large part of their index at once (default 1): a read
+   * expected to bring more than LARGE_READ_IDS ids (shared/members.ts) waits for one of these
+   * slots, held until its run ends. Many small schedules at once then cost little memory, and
+   * large ones are bounded as by this alone.
+   */
+  largeRuns?: number;
   /**
    * Pages of one run being published at once (default 1). A page is checkpointed once it and
    * every page before it are accepted, so a crash still republishes only unacknowledged pages.
@@ -152,6 +159,7 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
   // due at the same instant is then in exactly one of the indexes the tick reads, whenever each is read.
   let indexReadAt: Date | null | undefined;
   let after: DueCursor | undefined;
+  const largeRuns = new Semaphore(deps.largeRuns ?? 1);
   // Every due schedule, a page at a time: a tick that left some for the next would skip an
   // every-minute schedule's occurrence each time, and make every other one late.
   for (;;) {
@@ -160,7 +168,15 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
     dueCount += due.length;
     // Schedules run side by side: one waits on Firestore while another publishes.
     const page = await mapLimit(due, deps.scheduleConcurrency ?? 1, (schedule) =>
-      runDueSchedule(schedule, { tickTime, arrivedAt, owner, indexReadAt: indexReadAt ?? null, deps, clock }),
+      runDueSchedule(schedule, {
+        tickTime,
+        arrivedAt,
+        owner,
+        indexReadAt: indexReadAt ?? null,
+        largeRuns,
+        deps,
+        clock,
+      }),
     );
     occurrences.push(...page.flat());
     const last = due.at(-1);
@@ -210,6 +226,8 @@ interface TickRun {
   arrivedAt: Date;
   owner: string;
   indexReadAt: Date | null;
+  /** The tick's slots for runs reading a large part of their index (TickDeps.largeRuns). */
+  largeRuns: Semaphore;
   deps: TickDeps;
   clock: () => Date;
 }
@@ -299,8 +317,14 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   let published = 0;
   // The run's own read time: this tick's for a new run, its first tick's for a resumed one (none
   // kept, on a run from before it was: as it is now).
+  // A large read waits for one of the tick's slots, taken once and held until the run ends.
+  const large: { slot: Promise<() => void> | null } = { slot: null };
+  const beforeLargeRead = async (): Promise<void> => {
+    large.slot ??= tick.largeRuns.acquire();
+    await large.slot;
+  };
   const pages = deps.runs
-    .notificationPages(schedule.id, cursor, deps.pageSize, claim.run.indexReadAt ?? null)
+    .notificationPages(schedule.id, cursor, deps.pageSize, claim.run.indexReadAt ?? null, beforeLargeRead)
     [Symbol.asyncIterator]();
   const checkpoints = new Checkpoints(
     (p) => deps.runs.checkpoint(runId, owner, p, leaseMs, clock()),
@@ -409,6 +433,8 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   } finally {
     // Closes the store's query stream when the run stops early; a no-op once it has ended.
     pages.return?.(undefined).catch(() => undefined);
+    // A slot still awaited (a run stopped early) is given back once it comes.
+    void large.slot?.then((release) => release());
   }
 }
 

@@ -1,4 +1,4 @@
-import { chunksOf, mapLimit, unlessDrained } from './concurrency';
+import { chunksOf, mapLimit, Semaphore, unlessDrained } from './concurrency';
 
 describe('mapLimit', () => {
   it('keeps input order and never runs more than the limit at once', async () => {
@@ -96,5 +96,49 @@ describe('unlessDrained', () => {
     } finally {
       process.off('unhandledRejection', unhandled);
     }
+  });
+});
+
+describe('Semaphore', () => {
+  it('holds at most size at once, hands slots on in the order asked, and releases once', async () => {
+    const sem = new Semaphore(2);
+    const order: string[] = [];
+    const a = await sem.acquire();
+    const b = await sem.acquire();
+    const c = sem.acquire().then((release) => {
+      order.push('c');
+      return release;
+    });
+    const d = sem.acquire().then((release) => {
+      order.push('d');
+      return release;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual([]);
+    expect(sem.queued).toBe(2);
+    a();
+    // A second release of the same slot frees nothing more.
+    a();
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual(['c']);
+    b();
+    (await c)();
+    (await d)();
+    expect(order).toEqual(['c', 'd']);
+    expect(sem.queued).toBe(0);
+    // All free again: two at once, not three.
+    await sem.acquire();
+    await sem.acquire();
+    let third = false;
+    void sem.acquire().then(() => {
+      third = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(third).toBe(false);
+  });
+
+  it('refuses a size that is not a positive integer', () => {
+    expect(() => new Semaphore(0)).toThrow('size must be a positive integer, got 0');
+    expect(() => new Semaphore(1.5)).toThrow(RangeError);
   });
 });

@@ -30,6 +30,44 @@ export async function mapLimit<T, R>(
   return results;
 }
 
+/**
+ * At most `size` holders at once: `acquire()` resolves, in the order asked, with the slot's
+ * release (safe to call twice) once a slot is free.
+ */
+export class Semaphore {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(readonly size: number) {
+    if (!Number.isInteger(size) || size < 1) throw new RangeError(`size must be a positive integer, got ${size}`);
+    this.free = size;
+  }
+
+  acquire(): Promise<() => void> {
+    return new Promise((resolve) => {
+      const grant = () => {
+        let released = false;
+        resolve(() => {
+          if (released) return;
+          released = true;
+          const next = this.waiting.shift();
+          if (next) next();
+          else this.free++;
+        });
+      };
+      if (this.free > 0) {
+        this.free--;
+        grant();
+      } else this.waiting.push(grant);
+    });
+  }
+
+  /** Holders waiting for a slot. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+}
+
 /** `items` in consecutive slices of at most `size`. */
 export function chunksOf<T>(items: readonly T[], size: number): T[][] {
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`size must be a positive integer, got ${size}`);

@@ -17,6 +17,7 @@ export const ENV = {
   DISPATCH_TOPIC: 'DISPATCH_TOPIC',
   DISPATCH_PAGE_SIZE: 'DISPATCH_PAGE_SIZE',
   DISPATCH_SCHEDULE_CONCURRENCY: 'DISPATCH_SCHEDULE_CONCURRENCY',
+  DISPATCH_LARGE_RUNS: 'DISPATCH_LARGE_RUNS',
   DISPATCH_PAGES_IN_FLIGHT: 'DISPATCH_PAGES_IN_FLIGHT',
   DISPATCH_CHECKPOINT_INTERVAL_MS: 'DISPATCH_CHECKPOINT_INTERVAL_MS',
   RUN_LEASE_SECONDS: 'RUN_LEASE_SECONDS',
@@ -102,7 +103,10 @@ const schema = z.object({
     .default(TOPOLOGY.dispatchTopic),
   // A page is one publish request: the publisher's batch holds up to 1,000 messages.
   dispatchPageSize: int(1, 5000).default(1000),
-  dispatchScheduleConcurrency: int(1, 32).default(4),
+  // Schedules at once: a small one is a few Firestore round trips, so many at once keep a tick
+  // of many schedules short; of those, only DISPATCH_LARGE_RUNS read a large index at once.
+  dispatchScheduleConcurrency: int(1, 64).default(16),
+  dispatchLargeRuns: int(1, 32).default(4),
   // Pages of one run being published at once: the next is sent while Pub/Sub answers the last.
   dispatchPagesInFlight: int(1, 16).default(2),
   // The least time between a run's checkpoints: each is a transaction (docs/PERFORMANCE.md, item 24).
@@ -147,6 +151,7 @@ const FIELD_TO_ENV: Record<keyof Config, string> = {
   dispatchTopic: ENV.DISPATCH_TOPIC,
   dispatchPageSize: ENV.DISPATCH_PAGE_SIZE,
   dispatchScheduleConcurrency: ENV.DISPATCH_SCHEDULE_CONCURRENCY,
+  dispatchLargeRuns: ENV.DISPATCH_LARGE_RUNS,
   dispatchPagesInFlight: ENV.DISPATCH_PAGES_IN_FLIGHT,
   dispatchCheckpointIntervalMs: ENV.DISPATCH_CHECKPOINT_INTERVAL_MS,
   runLeaseSeconds: ENV.RUN_LEASE_SECONDS,

@@ -11,7 +11,16 @@ import {
 } from '@google-cloud/firestore';
 import { deliveryClaimStep, freshClaim, holdsClaim } from './delivery-claim';
 import { DIRECT_CALLS, type DocumentCalls, FirestoreCoalescer } from './firestore-batching';
-import { bucketIds, type IndexBucket, indexedSchedule, membersOf, pagesOfBuckets, writeIndexChanges } from './members';
+import {
+  bucketIds,
+  type IndexBucket,
+  indexedSchedule,
+  LARGE_READ_IDS,
+  MEMBER_BUCKETS,
+  membersOf,
+  pagesOfBuckets,
+  writeIndexChanges,
+} from './members';
 import {
   DELIVERY_STATUSES,
   type DeliveryDoc,
@@ -89,6 +98,8 @@ export interface FirestoreStoreOptions {
   indexVersionAgeMs?: number;
   /** About how many ids a read of the index at a past time brings (IDS_PER_READ). */
   indexIdsPerRead?: number;
+  /** A read of the index expected to bring more ids than this waits for `beforeLargeRead` (LARGE_READ_IDS). */
+  largeReadIds?: number;
 }
 
 /**
@@ -152,10 +163,12 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     this.calls = opts.coalesce ? new FirestoreCoalescer(db) : DIRECT_CALLS;
     this.indexVersionAgeMs = opts.indexVersionAgeMs ?? INDEX_VERSION_AGE_MS;
     this.indexIdsPerRead = opts.indexIdsPerRead ?? IDS_PER_READ;
+    this.largeReadIds = opts.largeReadIds ?? LARGE_READ_IDS;
   }
 
   private readonly indexVersionAgeMs: number;
   private readonly indexIdsPerRead: number;
+  private readonly largeReadIds: number;
 
   /** Sends the coalesced writes still queued and waits for them; call before db.terminate(). */
   async close(): Promise<void> {
@@ -242,11 +255,12 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     cursor: string | null,
     pageSize: number,
     readAt?: Date | null,
+    beforeLargeRead?: () => Promise<void>,
   ): AsyncGenerator<NotificationPage> {
     const buckets =
       readAt && Date.now() - readAt.getTime() < this.indexVersionAgeMs
-        ? this.bucketsAt(scheduleId, cursor, readAt)
-        : this.bucketsNow(scheduleId, cursor);
+        ? this.bucketsAt(scheduleId, cursor, readAt, beforeLargeRead)
+        : this.bucketsNow(scheduleId, cursor, beforeLargeRead);
     yield* pagesOfBuckets(buckets, pageSize);
   }
 
@@ -254,7 +268,12 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
    * The index's buckets after `cursor` as they were at `readAt`, a few at a time: each read is
    * a read-only transaction at that read time (the client streams a query only as it is now).
    */
-  private async *bucketsAt(scheduleId: string, cursor: string | null, readAt: Date): AsyncGenerator<IndexBucket> {
+  private async *bucketsAt(
+    scheduleId: string,
+    cursor: string | null,
+    readAt: Date,
+    beforeLargeRead: (() => Promise<void>) | undefined,
+  ): AsyncGenerator<IndexBucket> {
     const readTime = Timestamp.fromDate(readAt);
     let limit = FIRST_BUCKETS_PER_READ;
     const read = async (after: string | null) => {
@@ -273,22 +292,23 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     for (;;) {
       const { buckets, more } = await next;
       const last = buckets[buckets.length - 1];
-      limit = bucketsPerRead(
-        buckets.length,
-        buckets.reduce((n, b) => n + b.ids.length, 0),
-        this.indexIdsPerRead,
-      );
+      const ids = buckets.reduce((n, b) => n + b.ids.length, 0);
+      limit = bucketsPerRead(buckets.length, ids, this.indexIdsPerRead);
       // Past what Firestore keeps (a long run): the rest as it is now.
       const aged = Date.now() - readAt.getTime() >= this.indexVersionAgeMs;
-      // The next read goes out while this one's buckets are published, as a stream's would.
+      // The next read goes out while this one's buckets are published, as a stream's would; a
+      // large one once the run may make it (the wait holds the read, not these buckets).
       if (more && last && !aged) {
-        next = read(last.id);
+        const after = last.id;
+        const expected = (Math.min(limit, MEMBER_BUCKETS) * ids) / Math.max(1, buckets.length);
+        next =
+          beforeLargeRead && expected > this.largeReadIds ? beforeLargeRead().then(() => read(after)) : read(after);
         next.catch(() => undefined);
       }
       yield* buckets;
       if (!more || !last) return;
       if (aged) {
-        yield* this.bucketsNow(scheduleId, last.id);
+        yield* this.bucketsNow(scheduleId, last.id, beforeLargeRead);
         return;
       }
     }
@@ -298,7 +318,14 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
    * The index's buckets after `cursor` as they are, with one query stream pulled a bucket at a
    * time, so memory stays near one page whatever the schedule's size.
    */
-  private async *bucketsNow(scheduleId: string, cursor: string | null): AsyncGenerator<IndexBucket> {
+  private async *bucketsNow(
+    scheduleId: string,
+    cursor: string | null,
+    beforeLargeRead: (() => Promise<void>) | undefined,
+  ): AsyncGenerator<IndexBucket> {
+    // A stream's size is not known before it is read: it is taken as large (a run older than
+    // Firestore keeps versions for, or from before runs kept their read time).
+    await beforeLargeRead?.();
     let q = membersOf(this.db, scheduleId).orderBy(FieldPath.documentId());
     if (cursor) q = q.startAfter(cursor);
     // The client's query stream is a Node Readable; its typings say only ReadableStream.

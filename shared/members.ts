@@ -38,6 +38,13 @@ import { BUCKET_FIELDS, COLLECTIONS } from './topology';
 export const MEMBER_BUCKETS = 128;
 
 /**
+ * A read of a schedule's index expected to bring more ids than this is a large one: a tick lets
+ * only a few runs make large reads at once (DISPATCH_LARGE_RUNS), so that many schedules at once
+ * (DISPATCH_SCHEDULE_CONCURRENCY) do not mean many large indexes in memory at once.
+ */
+export const LARGE_READ_IDS = 10_000;
+
+/**
  * Whether `id` is a bucket document id of today's layout, as bucketOf() makes them (`m0000` to
  * `m0127`). The older layout's buckets (`b0000` to `b1023`, 1,024 a schedule) are still read by a
  * tick until `slack-fanout reindex` moves their ids and deletes them (tidyBuckets). They

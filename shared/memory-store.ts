@@ -1,5 +1,5 @@
 import { deliveryClaimStep, freshClaim, holdsClaim } from './delivery-claim';
-import { bucketOf, pagesOfBuckets } from './members';
+import { bucketOf, LARGE_READ_IDS, pagesOfBuckets } from './members';
 import {
   type DeliveryDoc,
   type DeliveryError,
@@ -73,6 +73,8 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
   readonly deliveryDocs = new Map<string, StoredDelivery>();
   readonly notificationDocs = new Map<string, Record<string, unknown>>();
   readonly accountDocs = new Map<string, Record<string, unknown>>();
+  /** As FirestoreStore's `largeReadIds`: more ids than this after a run's first page is a large read. */
+  largeReadIds = LARGE_READ_IDS;
 
   /** The AccountStore port (its `getRaw` would clash with the notifications' one). */
   readonly accounts: AccountStore = {
@@ -174,6 +176,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     cursor: string | null,
     pageSize: number,
     _readAt?: Date | null,
+    beforeLargeRead?: () => Promise<void>,
   ): AsyncGenerator<NotificationPage> {
     const buckets = new Map<string, string[]>();
     for (const [id, n] of this.notificationDocs) {
@@ -183,7 +186,19 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       buckets.set(b, [...(buckets.get(b) ?? []), id]);
     }
     const ordered = [...buckets.keys()].sort(cmp).map((b) => ({ id: b, ids: (buckets.get(b) ?? []).sort(cmp) }));
-    yield* pagesOfBuckets(ordered, pageSize);
+    // The index is all in memory; the first page stands for FirestoreStore's first read, and the
+    // rest for one read, large when it holds more than largeReadIds ids.
+    let left = ordered.reduce((n, b) => n + b.ids.length, 0);
+    let first = true;
+    for await (const page of pagesOfBuckets(ordered, pageSize)) {
+      if (!first && left > this.largeReadIds && beforeLargeRead) {
+        await beforeLargeRead();
+        left = 0;
+      }
+      first = false;
+      left -= page.ids.length;
+      yield page;
+    }
   }
 
   private leased(runId: string, owner: string): RunDoc {

@@ -68,13 +68,17 @@ export interface RunStore {
    * A schedule's enabled notification ids after `cursor`, in pages of whole index buckets of at
    * most `pageSize` ids (a bucket that holds more is a page alone; see pagesOfBuckets). Each page carries the cursor a checkpoint records. With
    * `readAt`, the index as it was then (where the store keeps versions that old: FirestoreStore
-   * within the last 55 minutes; MemoryStore keeps none and reads it as it is).
+   * within the last 55 minutes; MemoryStore keeps none and reads it as it is). Before a read
+   * expected to bring more than LARGE_READ_IDS ids (shared/members.ts; a store may be given
+   * another bound), the store waits for `beforeLargeRead()`: a run's first read, and every read
+   * of a small schedule, do not.
    */
   notificationPages(
     scheduleId: string,
     cursor: string | null,
     pageSize: number,
     readAt?: Date | null,
+    beforeLargeRead?: () => Promise<void>,
   ): AsyncIterable<NotificationPage>;
   /** Records progress and renews the lease; throws LeaseLostError when another owner took it. */
   checkpoint(runId: string, owner: string, progress: CheckpointProgress, leaseMs: number, now: Date): Promise<void>;

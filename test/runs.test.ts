@@ -191,6 +191,55 @@ test('a read at a past time that grows older than Firestore keeps, mid-read, rea
   expect(aged.sort()).toEqual([...ids, late].sort());
 });
 
+test('a read of the index expected to be large waits for beforeLargeRead; a small schedule’s reads never ask', async () => {
+  const daily = { cron: '0 7 * * *', timezone: 'America/Chicago' };
+  const id = scheduleIdOf(daily);
+  const ids = Array.from({ length: 60 }, (_, i) => `big-${i}`);
+  await saveNotifications(
+    db,
+    ids.map((n, i) => notification(i, { id: n, ...daily })),
+  );
+  const readAt = (await db.collection(COLLECTIONS.schedules).limit(1).get()).readTime.toDate();
+  const firstRead = new Set(
+    [...new Set(ids.map(bucketOf))]
+      .sort()
+      .slice(0, 8)
+      .flatMap((b) => ids.filter((n) => bucketOf(n) === b)),
+  );
+  // 60 ids in about 50 buckets: after the first read of 8 buckets, the rest is expected to
+  // hold over 20 ids, a large read for a bound of 20, a small one for a bound of 1,000.
+  let asked = 0;
+  let open: () => void = () => undefined;
+  const gate = () => {
+    asked++;
+    return new Promise<void>((r) => {
+      open = r;
+    });
+  };
+  const bounded = new FirestoreStore(db, { largeReadIds: 20 });
+  const out: string[] = [];
+  const reading = (async () => {
+    // A bucket a page: the first read's buckets come through while the next read waits.
+    for await (const page of bounded.notificationPages(id, null, 1, readAt, gate)) out.push(...page.ids);
+  })();
+  await new Promise((r) => setTimeout(r, 300));
+  expect(asked).toBe(1);
+  expect(new Set(out)).toEqual(firstRead);
+  open();
+  await reading;
+  expect(out.sort()).toEqual([...ids].sort());
+
+  let askedSmall = 0;
+  const small = new FirestoreStore(db, { largeReadIds: 1000 });
+  const all: string[] = [];
+  for await (const page of small.notificationPages(id, null, 1000, readAt, async () => {
+    askedSmall++;
+  }))
+    all.push(...page.ids);
+  expect(askedSmall).toBe(0);
+  expect(all.sort()).toEqual([...ids].sort());
+});
+
 test('the due schedules a page at a time, by nextRunAt then id, ties included, each page after the last', async () => {
   const pagedDb = createFirestore(uniqueProjectId('runs-due'));
   try {
