@@ -12,6 +12,7 @@ import { MemoryStore } from '../shared/memory-store';
 import type { DispatchMessage } from '../shared/messages';
 import { parsePushBody } from '../shared/messages';
 import { notificationDoc } from '../shared/notifications';
+import { latestOccurrence, validateSchedule } from '../shared/schedule';
 import { CAPACITY_NOTIFICATIONS, type CapacityRun, capacityLevel, drive, nextEnvelope } from './capacity';
 import { PHASES } from './context';
 import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
@@ -28,7 +29,7 @@ import {
   throughputSvg,
   writeCeilingPerSec,
 } from './report';
-import { benchNotifications } from './seed';
+import { benchNotifications, maxSpreadSchedules, spreadNotifications } from './seed';
 import { median, medianRecord, percentiles, runPool } from './stats';
 
 describe('stats', () => {
@@ -158,6 +159,7 @@ describe('report', () => {
   };
   const dispatchRun = (n: number, wallSeconds: number, peakRssMiB: number) => ({
     n,
+    dueSchedules: 4,
     wallSeconds,
     tickSeconds: wallSeconds,
     heapUsedPeakMiB: 10,
@@ -217,6 +219,7 @@ describe('report', () => {
       quick: false,
       runs: 1,
       sizes: [10_000, 100_000],
+      schedules: 0,
       e2e: 10,
       inFlight: [8, 64],
       capacityRequests: 10,
@@ -312,11 +315,68 @@ describe('report', () => {
     expect(cpu?.measured).toBe('1.00 / 0.50 ms = 2.00×');
   });
 
+  it('shows the tick of many small schedules at both schedules at once, per schedule, with their ratio', () => {
+    const at = (wallSeconds: number, cpuSeconds: number) => ({
+      ...dispatchRun(10_000, wallSeconds, 140),
+      dueSchedules: 1000,
+      reads: 3000,
+      writes: 3000,
+      cpuSeconds,
+      firestoreEmulatorCpuSeconds: 25,
+    });
+    const now = at(20, 7);
+    const md = markdown({
+      ...results(),
+      dispatchSchedules: {
+        schedules: 1000,
+        perSchedule: 10,
+        concurrency: 16,
+        runs: [now, now, now],
+        median: now,
+        previous: { concurrency: 4, run: at(40, 9) },
+      },
+    });
+    expect(md).toContain('**Dispatch of many small schedules** (N=10,000 over 1,000 schedules of 10, each due now');
+    expect(md).toContain(
+      '| 16 (default, median of 3) | 20.00 s | 50 | 500 | 3.0 / 3.0 | 7.00 ms | 25.00 ms | 140 MiB |',
+    );
+    expect(md).toContain(
+      '| 4 (the default before, one run) | 40.00 s | 25 | 250 | 3.0 / 3.0 | 9.00 ms | 25.00 ms | 140 MiB |',
+    );
+    expect(md).toContain('The tick at 16 schedules at once took 0.50× the time it took at 4, in the same run.');
+    expect(markdown(results())).not.toContain('many small schedules');
+  });
+
   it('draws a well-formed SVG', () => {
     const svg = throughputSvg(results());
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trim().endsWith('</svg>')).toBe(true);
     expect(svg).toContain('<polyline');
+  });
+});
+
+describe('spreadNotifications (the many-schedules tick)', () => {
+  it('makes that many distinct schedules, every one valid and due every minute, of perSchedule notifications each', () => {
+    const max = maxSpreadSchedules();
+    expect(max).toBeGreaterThanOrEqual(1000);
+    const items = spreadNotifications(max, 2);
+    expect(items).toHaveLength(2 * max);
+    expect(new Set(items.map((n) => n.id)).size).toBe(items.length);
+    const schedules = new Map<string, { cron: string; timezone: string; count: number }>();
+    for (const n of items) {
+      const doc = notificationDoc(n);
+      const s = schedules.get(doc.scheduleId) ?? { ...doc.schedule, count: 0 };
+      s.count++;
+      schedules.set(doc.scheduleId, s);
+    }
+    expect(schedules.size).toBe(max);
+    const at = new Date('2030-01-01T09:00:30.000Z');
+    for (const s of schedules.values()) {
+      expect(s.count).toBe(2);
+      expect(() => validateSchedule(s)).not.toThrow();
+      expect(latestOccurrence(s, at)?.toISOString()).toBe('2030-01-01T09:00:00.000Z');
+    }
+    expect(() => spreadNotifications(max + 1, 1)).toThrow(`schedules must be a whole number from 1 to ${max}`);
   });
 });
 
@@ -416,6 +476,10 @@ describe('npm run bench arguments (the built command)', () => {
     [['--log-level', 'loud'], /--log-level <level>' argument 'loud' is invalid\. Allowed choices are trace, debug/],
     [['--runs', '0x2'], /--runs <n>' argument '0x2' is invalid\. expected a whole number from 1 to 20/],
     [['--sizes', '1e3'], /--sizes <list>' argument '1e3' is invalid/],
+    [
+      ['--schedules', '100000'],
+      /--schedules <n>' argument '100000' is invalid\. expected a whole number from 0 to \d{4}/,
+    ],
     [['--only', 'dispatch', '--skip', 'dispatch'], /--only dispatch with --skip dispatch leaves no phase to run/],
     [['--out', ''], /--out <dir>' argument '' is invalid\. a directory is needed, not an empty path/],
     [

@@ -10,6 +10,8 @@ export interface BenchOptions {
   quick: boolean;
   runs: number;
   sizes: number[];
+  /** Dispatch of many small schedules: how many (SPREAD_PER_SCHEDULE notifications each); 0 leaves it out. */
+  schedules: number;
   e2e: number;
   inFlight: number[];
   capacityRequests: number;

@@ -3,7 +3,7 @@ import { createFirestore } from '../shared/firestore';
 import { createPubSub } from '../shared/pubsub';
 import type { BenchContext } from './context';
 import { busyCoresSince, emulatorsCpu, machineCpu, resetPeakRss } from './proc';
-import { benchNotifications, resetSchedules, schedulesOf, seed } from './seed';
+import { benchNotifications, resetSchedules, schedulesOf, seed, spreadNotifications } from './seed';
 import { type BenchService, startBenchService, warmUp } from './services';
 
 /**
@@ -16,6 +16,8 @@ import { type BenchService, startBenchService, warmUp } from './services';
 
 export interface DispatchRun {
   n: number;
+  /** Schedules the timed tick found due (its summary's `dueSchedules`). */
+  dueSchedules: number;
   /** From sending POST /tick to its answer. */
   wallSeconds: number;
   /** The tick's own durationMs, from its summary. */
@@ -45,20 +47,29 @@ export const DISPATCH_TOPIC = 'bench-dispatch';
 
 export interface DispatchFixture {
   n: number;
+  /** What the logs and projects are named after: `${n}`, or `${n}-over-${schedules}`. */
+  label: string;
   projectId: string;
   schedules: Map<string, { cron: string; timezone: string }>;
   close(): Promise<void>;
 }
 
-/** Seeds one project with N notifications; reused by every run at that N (and the profile). */
-export async function dispatchFixture(ctx: BenchContext, n: number): Promise<DispatchFixture> {
-  const projectId = ctx.projectId(`dispatch-${n}`);
+/**
+ * Seeds one project with N notifications, on the few BENCH_SCHEDULES or, with `spread`, on that
+ * many schedules of N / spread each (spreadNotifications); reused by every run of it (and the profile).
+ */
+export async function dispatchFixture(ctx: BenchContext, n: number, spread?: number): Promise<DispatchFixture> {
+  const label = spread ? `${n}-over-${spread}` : `${n}`;
+  const projectId = ctx.projectId(`dispatch-${label}`);
   const db = createFirestore(projectId);
   const pubsub = createPubSub(projectId);
   await pubsub.createTopic(DISPATCH_TOPIC);
   await pubsub.close();
-  const items = benchNotifications(n, 0);
-  const bar = ctx.bar(`seeding ${n.toLocaleString('en-US')} notifications`, n);
+  const items = spread ? spreadNotifications(spread, Math.ceil(n / spread)).slice(0, n) : benchNotifications(n, 0);
+  const bar = ctx.bar(
+    `seeding ${n.toLocaleString('en-US')} notifications${spread ? ` over ${spread.toLocaleString('en-US')} schedules` : ''}`,
+    n,
+  );
   const t0 = performance.now();
   try {
     await seed(db, items, 0, new Date(), (written) => bar.update(written));
@@ -70,6 +81,7 @@ export async function dispatchFixture(ctx: BenchContext, n: number): Promise<Dis
   const schedules = schedulesOf(items);
   return {
     n,
+    label,
     projectId,
     schedules,
     close: () => db.terminate(),
@@ -91,10 +103,11 @@ export async function startDispatcher(
   logDir: string,
   topic = DISPATCH_TOPIC,
   nodeArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<BenchService> {
   const svc = await startBenchService(
     'dispatcher',
-    ctx.serviceEnv(projectId, { DISPATCH_TOPIC: topic }),
+    ctx.serviceEnv(projectId, { DISPATCH_TOPIC: topic, ...env }),
     logDir,
     nodeArgs,
   );
@@ -137,16 +150,17 @@ function checkTick(fixture: DispatchFixture, res: { status: number; body: Record
 
 /**
  * One run: a fresh dispatcher, its cold first tick, then the timed tick. `nodeArgs` adds Node
- * flags after the container's (the uncapped-heap diagnostic).
+ * flags after the container's (the uncapped-heap diagnostic), `env` settings to the dispatcher's.
  */
 export async function dispatchRun(
   ctx: BenchContext,
   fixture: DispatchFixture,
   run: number | string,
   nodeArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<DispatchRun> {
-  const logDir = join(ctx.tmpDir, `dispatch-${fixture.n}-${run}`);
-  const svc = await startDispatcher(ctx, fixture.projectId, logDir, DISPATCH_TOPIC, nodeArgs);
+  const logDir = join(ctx.tmpDir, `dispatch-${fixture.label}-${run}`);
+  const svc = await startDispatcher(ctx, fixture.projectId, logDir, DISPATCH_TOPIC, nodeArgs, env);
   try {
     const coldWallSeconds = await coldTick(svc, fixture);
     const at = new Date();
@@ -169,6 +183,7 @@ export async function dispatchRun(
     checkTick(fixture, res);
     return {
       n: fixture.n,
+      dueSchedules: Number(res.body.dueSchedules ?? Number.NaN),
       wallSeconds,
       tickSeconds: Number(res.body.durationMs ?? Number.NaN) / 1000,
       messagesPerSec: fixture.n / wallSeconds,

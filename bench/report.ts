@@ -14,6 +14,18 @@ export interface Measured<T> {
   median: T;
 }
 
+/**
+ * One tick of many small schedules (bench/seed.ts spreadNotifications): the dispatcher at its
+ * default schedules at once (`concurrency`, median of the runs) and at the default before
+ * (`previous`, one run), in the same run.
+ */
+export interface SpreadDispatch extends Measured<DispatchRun> {
+  schedules: number;
+  perSchedule: number;
+  concurrency: number;
+  previous: { concurrency: number; run: DispatchRun };
+}
+
 export interface Results {
   date: string;
   startedAt: string;
@@ -27,6 +39,8 @@ export interface Results {
    * from the host's memory). Its peak RSS against the capped runs shows what the cap saves.
    */
   dispatchHeapUncapped: { maxOldSpaceMiB: number; run: DispatchRun } | null;
+  /** The tick of many small schedules (--schedules), when measured. */
+  dispatchSchedules: SpreadDispatch | null;
   e2e: Measured<E2eRun> | null;
   capacity: (Measured<CapacityRun> & { inFlight: number })[];
   /**
@@ -49,6 +63,7 @@ export function noMeasurements(): Omit<Results, 'date' | 'startedAt' | 'finished
     ceilings: null,
     dispatch: [],
     dispatchHeapUncapped: null,
+    dispatchSchedules: null,
     e2e: null,
     capacity: [],
     capacityMemoryStore: null,
@@ -244,6 +259,7 @@ export function markdown(r: Results): string {
     }
     L.push('');
   }
+  if (r.dispatchSchedules) L.push(...spreadMarkdown(r.dispatchSchedules));
   const e = r.e2e?.median;
   if (e) {
     L.push('**End to end through the emulators** (tick → last post at the stand-in)', '');
@@ -346,6 +362,25 @@ export function markdown(r: Results): string {
   }
   L.push('');
   return L.join('\n');
+}
+
+/** The many-schedules tick: a row at the default schedules at once, one at the previous default, and their ratio. */
+export function spreadMarkdown(d: SpreadDispatch): string[] {
+  const row = (concurrency: number, m: DispatchRun, what: string) =>
+    `| ${fmt(concurrency)} (${what}) | ${fmt(m.wallSeconds, 2)} s | ${fmt(m.dueSchedules / m.wallSeconds)} | ${fmt(m.messagesPerSec)} | ${fmt(m.reads / m.dueSchedules, 1)} / ${fmt(m.writes / m.dueSchedules, 1)} | ${fmt((m.cpuSeconds / m.dueSchedules) * 1000, 2)} ms | ${fmt((m.firestoreEmulatorCpuSeconds / m.dueSchedules) * 1000, 2)} ms | ${fmt(m.peakRssMiB)} MiB |`;
+  const m = d.median;
+  const p = d.previous.run;
+  return [
+    `**Dispatch of many small schedules** (N=${fmt(m.n)} over ${fmt(d.schedules)} schedules of ${fmt(d.perSchedule)}, each due now; the dispatcher as above)`,
+    '',
+    '| schedules at once | tick wall | schedules/s | messages/s | Firestore reads / writes per schedule | dispatcher CPU per schedule | Firestore emulator CPU per schedule | peak RSS |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    row(d.concurrency, m, `default, median of ${fmt(d.runs.length)}`),
+    row(d.previous.concurrency, p, 'the default before, one run'),
+    '',
+    `The tick at ${fmt(d.concurrency)} schedules at once took ${fmt(m.wallSeconds / p.wallSeconds, 2)}× the time it took at ${fmt(d.previous.concurrency)}, in the same run.`,
+    '',
+  ];
 }
 
 /** A small hand-written SVG: dispatch throughput against N (log scale) with the ceilings. */

@@ -6,7 +6,7 @@ import { startEmulators } from '../dev/emulators';
 import { ROOT } from '../dev/processes';
 import { SlackStandIn } from '../dev/slack-standin';
 import { wholeNumber } from '../shared/cli-args';
-import { LOG_LEVELS } from '../shared/config';
+import { DEFAULT_SCHEDULE_CONCURRENCY, LOG_LEVELS } from '../shared/config';
 import { type PeerRun, peerRun, seedRedis } from './bullmq-peer';
 import { type CapacityFixture, type CapacityRun, capacityFixture, capacityRun, levelProblem } from './capacity';
 import { type CeilingRun, ceilingSizes, measureCeilings } from './ceilings';
@@ -19,7 +19,16 @@ import { billableMessageBytes, dispatchMessage } from './envelope';
 import { costPerMillion, pubsubBytesPerNotification, type UsagePerNotification } from './prices';
 import { profileDispatcher, profileNotifier } from './profile';
 import { ensureRedisServer, startRedis } from './redis';
-import { evaluateTargets, markdown, noMeasurements, type Results, resultsBaseName, throughputSvg } from './report';
+import {
+  evaluateTargets,
+  markdown,
+  noMeasurements,
+  type Results,
+  resultsBaseName,
+  type SpreadDispatch,
+  throughputSvg,
+} from './report';
+import { maxSpreadSchedules, SPREAD_PER_SCHEDULE } from './seed';
 import { medianRecord } from './stats';
 
 /**
@@ -27,8 +36,20 @@ import { medianRecord } from './stats';
  * emulators, beside the emulators' own ceilings and a cron + BullMQ peer. Not part of npm test.
  */
 
-const FULL = { runs: 3, sizes: [1000, 10_000, 100_000], e2e: 10_000, capacityRequests: 4000, peerJobs: 10_000 };
-const QUICK = { runs: 1, sizes: [500, 2000, 5000], e2e: 1000, capacityRequests: 1000, peerJobs: 1000 };
+const FULL = {
+  runs: 3,
+  sizes: [1000, 10_000, 100_000],
+  schedules: 1000,
+  e2e: 10_000,
+  capacityRequests: 4000,
+  peerJobs: 10_000,
+};
+const QUICK = { runs: 1, sizes: [500, 2000, 5000], schedules: 100, e2e: 1000, capacityRequests: 1000, peerJobs: 1000 };
+/**
+ * The dispatcher's schedules at once before DISPATCH_SCHEDULE_CONCURRENCY's default became
+ * DEFAULT_SCHEDULE_CONCURRENCY: the many-schedules tick is timed at both, in the same run.
+ */
+const PREVIOUS_SCHEDULE_CONCURRENCY = 4;
 /**
  * The diagnostic's V8 old-space limit: about V8's own default on a 24 GiB host, i.e. the
  * dispatcher without its container's `--max-old-space-size` (dispatcher/Dockerfile).
@@ -103,6 +124,7 @@ interface RawOptions {
   quick: boolean;
   runs?: number;
   sizes?: number[];
+  schedules?: number;
   e2e?: number;
   inFlight: number[];
   capacityRequests?: number;
@@ -137,6 +159,11 @@ export function parseArgs(argv: string[]): BenchOptions {
       '--sizes <list>',
       `dispatch sizes N, comma-separated (default: ${FULL.sizes.join(',')}; --quick: ${QUICK.sizes.join(',')})`,
       intList(1, 1_000_000),
+    )
+    .option(
+      '--schedules <n>',
+      `dispatch: a tick of this many small schedules, each due now with ${SPREAD_PER_SCHEDULE} notifications, at the dispatcher's default schedules at once (${DEFAULT_SCHEDULE_CONCURRENCY}) and at ${PREVIOUS_SCHEDULE_CONCURRENCY} (its default before); 0 leaves it out (default: ${FULL.schedules}; --quick: ${QUICK.schedules}; at most ${maxSpreadSchedules()})`,
+      wholeNumber(0, maxSpreadSchedules()),
     )
     .option(
       '--e2e <n>',
@@ -219,6 +246,7 @@ that cannot be written), before anything starts; 128 + the signal's number when 
     quick: raw.quick,
     runs: raw.runs ?? base.runs,
     sizes: raw.sizes ?? base.sizes,
+    schedules: raw.schedules ?? base.schedules,
     e2e: raw.e2e ?? base.e2e,
     inFlight: raw.inFlight,
     capacityRequests,
@@ -230,6 +258,37 @@ that cannot be written), before anything starts; 128 + the signal's number when 
     logLevel: raw.logLevel,
     timeout: raw.timeout,
   };
+}
+
+/** A tick of `schedules` small schedules, at the default schedules at once and at the previous default. */
+async function dispatchSpread(ctx: BenchContext, schedules: number): Promise<SpreadDispatch> {
+  const n = schedules * SPREAD_PER_SCHEDULE;
+  ctx.say(
+    `\n== dispatch: N = ${n.toLocaleString('en-US')} over ${schedules.toLocaleString('en-US')} schedules of ${SPREAD_PER_SCHEDULE} ==`,
+  );
+  const fixture = await dispatchFixture(ctx, n, schedules);
+  const line = (r: DispatchRun, concurrency: number) =>
+    `    ${concurrency} at once: ${r.wallSeconds.toFixed(2)} s, ${Math.round(r.dueSchedules / r.wallSeconds)} schedules/s, ${((r.cpuSeconds / r.dueSchedules) * 1000).toFixed(2)} ms dispatcher CPU and ${((r.firestoreEmulatorCpuSeconds / r.dueSchedules) * 1000).toFixed(2)} ms Firestore emulator CPU a schedule`;
+  try {
+    const runs = await repeat(ctx, `${schedules} schedules`, async (run) => {
+      const r = await dispatchRun(ctx, fixture, `${run}`);
+      ctx.say(line(r, DEFAULT_SCHEDULE_CONCURRENCY));
+      return r;
+    });
+    const env = { DISPATCH_SCHEDULE_CONCURRENCY: String(PREVIOUS_SCHEDULE_CONCURRENCY) };
+    ctx.say(`  ${schedules} schedules, ${PREVIOUS_SCHEDULE_CONCURRENCY} at once: one run`);
+    const previous = await dispatchRun(ctx, fixture, `at-${PREVIOUS_SCHEDULE_CONCURRENCY}`, [], env);
+    ctx.say(line(previous, PREVIOUS_SCHEDULE_CONCURRENCY));
+    return {
+      schedules,
+      perSchedule: SPREAD_PER_SCHEDULE,
+      concurrency: DEFAULT_SCHEDULE_CONCURRENCY,
+      ...measured<DispatchRun>(runs),
+      previous: { concurrency: PREVIOUS_SCHEDULE_CONCURRENCY, run: previous },
+    };
+  } finally {
+    await fixture.close();
+  }
 }
 
 async function repeat<T>(ctx: BenchContext, what: string, fn: (run: number) => Promise<T>): Promise<T[]> {
@@ -325,6 +384,7 @@ async function main(): Promise<number> {
       }
       await fixture.close();
     }
+    if (opts.schedules > 0) results.dispatchSchedules = await dispatchSpread(ctx, opts.schedules);
   }
 
   if (has('e2e')) {

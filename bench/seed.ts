@@ -35,6 +35,50 @@ export function benchNotifications(count: number, accounts: number, prefix = 'n'
   });
 }
 
+/** Notifications a schedule of the many-schedules tick holds (spreadNotifications). */
+export const SPREAD_PER_SCHEDULE = 10;
+
+/** Every-minute crons written differently: each is a schedule of its own in every time zone. */
+const SPREAD_CRONS = ['* * * * *', '*/1 * * * *', '0-59 * * * *', '0-59/1 * * * *'] as const;
+
+/** The time zones the spread schedules use: the runtime's own list, in its order. */
+function spreadZones(): string[] {
+  return Intl.supportedValuesOf('timeZone');
+}
+
+/** How many distinct every-minute schedules spreadNotifications can make. */
+export function maxSpreadSchedules(): number {
+  return SPREAD_CRONS.length * spreadZones().length;
+}
+
+/**
+ * `schedules` distinct schedules, each due every minute (one cron text in one time zone), of
+ * `perSchedule` notifications each: the shape of many tenants that each pick their own zone and
+ * time, where the BENCH_SCHEDULES shape is a few large audiences.
+ */
+export function spreadNotifications(schedules: number, perSchedule: number, prefix = 's'): NewNotification[] {
+  const zones = spreadZones();
+  if (!Number.isInteger(schedules) || schedules < 1 || schedules > maxSpreadSchedules()) {
+    throw new RangeError(`schedules must be a whole number from 1 to ${maxSpreadSchedules()}, got ${schedules}`);
+  }
+  const out: NewNotification[] = [];
+  for (let s = 0; s < schedules; s++) {
+    const cron = SPREAD_CRONS[Math.floor(s / zones.length)] as string;
+    const timezone = zones[s % zones.length] as string;
+    for (let k = 0; k < perSchedule; k++) {
+      const i = s * perSchedule + k;
+      out.push({
+        id: `${prefix}-${String(i + 1).padStart(7, '0')}`,
+        accountId: `acct-${String((i % 100) + 1).padStart(4, '0')}`,
+        channelId: `C${String(i + 1).padStart(9, '0')}`,
+        cron,
+        timezone,
+      });
+    }
+  }
+  return out;
+}
+
 /** Writes the notifications and their schedules (due at `now`), and `accounts` demo accounts. */
 export async function seed(
   db: Firestore,

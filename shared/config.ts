@@ -9,6 +9,9 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
  * Every environment variable the services read, in one list. The README's
  * "Configuration" table is this list.
  */
+/** Due schedules a tick dispatches at once, unless DISPATCH_SCHEDULE_CONCURRENCY says otherwise. */
+export const DEFAULT_SCHEDULE_CONCURRENCY = 16;
+
 export const ENV = {
   GOOGLE_CLOUD_PROJECT: 'GOOGLE_CLOUD_PROJECT',
   PORT: 'PORT',
@@ -105,7 +108,7 @@ const schema = z.object({
   dispatchPageSize: int(1, 5000).default(1000),
   // Schedules at once: a small one is a few Firestore round trips, so many at once keep a tick
   // of many schedules short; of those, only DISPATCH_LARGE_RUNS read a large index at once.
-  dispatchScheduleConcurrency: int(1, 64).default(16),
+  dispatchScheduleConcurrency: int(1, 64).default(DEFAULT_SCHEDULE_CONCURRENCY),
   dispatchLargeRuns: int(1, 32).default(4),
   // Pages of one run being published at once: the next is sent while Pub/Sub answers the last.
   dispatchPagesInFlight: int(1, 16).default(2),
