@@ -315,14 +315,14 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
     log.warn({ cursor: claim.run.cursor }, 'checkpoint is not an index bucket; resuming the run from its start');
   }
   let published = 0;
-  // The run's own read time: this tick's for a new run, its first tick's for a resumed one (none
-  // kept, on a run from before it was: as it is now).
   // A large read waits for one of the tick's slots, taken once and held until the run ends.
   const large: { slot: Promise<() => void> | null } = { slot: null };
   const beforeLargeRead = async (): Promise<void> => {
     large.slot ??= tick.largeRuns.acquire();
     await large.slot;
   };
+  // The run's own read time: this tick's for a new run, its first tick's for a resumed one (none
+  // kept, on a run from before it was: as it is now).
   const pages = deps.runs
     .notificationPages(schedule.id, cursor, deps.pageSize, claim.run.indexReadAt ?? null, beforeLargeRead)
     [Symbol.asyncIterator]();
