@@ -7,6 +7,7 @@ import { firestoreAdminPorts } from '../dispatcher/admin';
 import { createApp as createDispatcher } from '../dispatcher/app';
 import { createApp as createNotifier } from '../notifier/app';
 import { SlackClient } from '../notifier/slack';
+import { Semaphore } from '../shared/concurrency';
 import { createFirestore, firestoreReady } from '../shared/firestore';
 import { accountStoreOf, FirestoreStore } from '../shared/firestore-store';
 import { createLogger, type Logger } from '../shared/logger';
@@ -134,7 +135,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     publisher,
     pageSize: opts.pageSize ?? 1000,
     scheduleConcurrency: 16,
-    largeRuns: 4,
+    largeRuns: new Semaphore(4),
     pagesInFlight: 2,
     leaseSeconds: opts.leaseSeconds ?? 60,
     catchUpWindowSeconds: 900,

@@ -1,4 +1,5 @@
 import { AUTH_OFF_WARNING, authSettingsFor, googleTokenVerifier, serviceGuards } from '../shared/auth';
+import { Semaphore } from '../shared/concurrency';
 import { describeConfig, loadConfig } from '../shared/config';
 import { createFirestore, firestoreReady } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
@@ -43,7 +44,8 @@ function main(): void {
     admin: { auth: guards.admin, ...firestoreAdminPorts(db, store, redrivePublisher, log, lifecycle.isDraining) },
     pageSize: config.dispatchPageSize,
     scheduleConcurrency: config.dispatchScheduleConcurrency,
-    largeRuns: config.dispatchLargeRuns,
+    // One set of slots for the service: overlapping ticks share it.
+    largeRuns: new Semaphore(config.dispatchLargeRuns),
     pagesInFlight: config.dispatchPagesInFlight,
     checkpointIntervalMs: config.dispatchCheckpointIntervalMs,
     leaseSeconds: config.runLeaseSeconds,

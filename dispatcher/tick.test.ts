@@ -670,6 +670,97 @@ describe('runTick', () => {
     expect(new Set(summary.occurrences.map((o) => o.scheduleId))).toEqual(new Set(ids));
   });
 
+  it('renews the lease of a run waiting for a large-read slot, so that no later tick takes it over meanwhile', async () => {
+    const store = new MemoryStore();
+    store.largeReadIds = 2;
+    for (const timezone of ['UTC', 'Asia/Tokyo']) {
+      const s = { cron: '* * * * *', timezone };
+      store.putSchedule(scheduleIdOf(s), { ...s, nextRunAt: occurrence });
+      for (let i = 0; i < 8; i++)
+        store.putNotification(`${timezone}-${i}`, { scheduleId: scheduleIdOf(s), enabled: true });
+    }
+    let now = occurrence.getTime() + 5_000;
+    // Each run's first page goes out; the slot holder's next pages wait until the test is done.
+    const held = deferred();
+    const pagesOf = new Map<string, number>();
+    const publisher: DispatchPublisher = {
+      async publishPage(page) {
+        const sid = page[0]?.message.scheduleId as string;
+        pagesOf.set(sid, (pagesOf.get(sid) ?? 0) + 1);
+        if ((pagesOf.get(sid) ?? 0) > 1) await held.promise;
+      },
+    };
+    const renew = jest.spyOn(store, 'renewLease');
+    // Renewals come on timers: waited for in real time, at most 3 s.
+    const waitFor = async (done: () => boolean) => {
+      for (let i = 0; i < 300 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(done()).toBe(true);
+    };
+    // A lease of 0.3 s, renewed every 0.1 s while the run waits.
+    const tick = runTick(
+      occurrence,
+      deps(store, publisher, { scheduleConcurrency: 2, largeRuns: 1, leaseSeconds: 0.3, clock: () => new Date(now) }),
+    );
+    await waitFor(() => renew.mock.calls.length >= 2);
+    const waiting = renew.mock.calls[0]?.[0] as string;
+    expect(new Set(renew.mock.calls.map((c) => c[0]))).toEqual(new Set([waiting]));
+    // The waiting run published its first page only; the holder is past it.
+    expect(pagesOf.get(waiting.split(':')[0] as string)).toBe(1);
+    // An hour later by the clock, the next renewal still holds the lease from then.
+    now += 3_600_000;
+    const calls = renew.mock.calls.length;
+    await waitFor(() => renew.mock.calls.length > calls);
+    expect((await store.getRun(waiting))?.leaseExpiresAt?.getTime()).toBeGreaterThan(now);
+    held.resolve();
+    const summary = await tick;
+    expect(summary.occurrences.map((o) => o.status)).toEqual(['dispatched', 'dispatched']);
+    expect(summary.published).toBe(16);
+  });
+
+  it('refuses a large-read slot asked for once its run has ended, so the next large run still gets one', async () => {
+    const store = new MemoryStore();
+    for (const timezone of ['UTC', 'Asia/Tokyo']) {
+      const s = { cron: '* * * * *', timezone };
+      store.putSchedule(scheduleIdOf(s), { ...s, nextRunAt: occurrence });
+      for (let i = 0; i < 8; i++)
+        store.putNotification(`${timezone}-${i}`, { scheduleId: scheduleIdOf(s), enabled: true });
+    }
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // As FirestoreStore: a later page is a read in flight, and the large read's gate is asked
+    // once that read has come back, which may be after the run stopped.
+    const firestoreLike = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop !== 'notificationPages') return Reflect.get(target, prop, receiver);
+        return async function* (
+          sid: string,
+          cursor: string | null,
+          size: number,
+          at?: Date | null,
+          beforeLargeRead?: () => Promise<void>,
+        ) {
+          let k = 0;
+          for await (const page of target.notificationPages(sid, cursor, size, at)) {
+            if (++k > 1) await sleep(5);
+            if (k >= 3) await beforeLargeRead?.();
+            yield page;
+          }
+        };
+      },
+    });
+    let calls = 0;
+    const publisher: DispatchPublisher = {
+      async publishPage() {
+        if (++calls === 1) throw new Error('Pub/Sub refused the page');
+      },
+    };
+    const tick = runTick(occurrence, {
+      ...deps(store, publisher, { scheduleConcurrency: 1, largeRuns: 1, pagesInFlight: 2 }),
+      runs: firestoreLike,
+    }).then((s) => s.occurrences.map((o) => o.status));
+    const outcome = await Promise.race([tick, sleep(3000).then(() => 'the tick still runs after 3 s')]);
+    expect(outcome).toEqual(['failed', 'dispatched']);
+  });
+
   it('leaves an occurrence leased by another dispatcher alone', async () => {
     const store = new MemoryStore();
     seed(store, { count: 3 });

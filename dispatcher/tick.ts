@@ -39,10 +39,11 @@ export interface TickDeps {
   /**
    * Of those, how many runs may read a large part of their index at once (default 1): a read
    * expected to bring more than LARGE_READ_IDS ids (shared/members.ts) waits for one of these
-   * slots, held until its run ends. Many small schedules at once then cost little memory, and
-   * large ones are bounded as by this alone.
+   * slots, held until its run ends, its lease renewed while it waits. Many small schedules at
+   * once then cost little memory. A Semaphore is shared by every tick given it (the service's
+   * overlapping ticks); a number is a tick's own.
    */
-  largeRuns?: number;
+  largeRuns?: number | Semaphore;
   /**
    * Pages of one run being published at once (default 1). A page is checkpointed once it and
    * every page before it are accepted, so a crash still republishes only unacknowledged pages.
@@ -78,6 +79,17 @@ async function unlessDrainedLong<T>(promise: Promise<T>, isDraining: (() => bool
   const outcome = await unlessDrained(promise, isDraining, DRAIN_WAIT_MS);
   if (outcome.drained) throw new Error(SHUTTING_DOWN);
   return outcome.value;
+}
+
+/** What `promise` gives if it settles within `ms`, else null; the timer does not outlive it. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    // Unref'd: a wait for a slot must not hold a process that is shutting down.
+    return await Promise.race([promise, new Promise<null>((r) => (timer = setTimeout(() => r(null), ms).unref()))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Each promise's outcome once it settles, or 'pending' if it has not within `ms` (null: no bound). */
@@ -159,7 +171,7 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
   // due at the same instant is then in exactly one of the indexes the tick reads, whenever each is read.
   let indexReadAt: Date | null | undefined;
   let after: DueCursor | undefined;
-  const largeRuns = new Semaphore(deps.largeRuns ?? 1);
+  const largeRuns = deps.largeRuns instanceof Semaphore ? deps.largeRuns : new Semaphore(deps.largeRuns ?? 1);
   // Every due schedule, a page at a time: a tick that left some for the next would skip an
   // every-minute schedule's occurrence each time, and make every other one late.
   for (;;) {
@@ -315,10 +327,28 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
     log.warn({ cursor: claim.run.cursor }, 'checkpoint is not an index bucket; resuming the run from its start');
   }
   let published = 0;
-  // A large read waits for one of the tick's slots, taken once and held until the run ends.
-  const large: { slot: Promise<() => void> | null } = { slot: null };
+  // A large read waits for one of the tick's slots, taken once and held until the run ends. The
+  // wait may outlast the lease (other runs hold the slots), so the lease is renewed meanwhile.
+  // The store may ask only once the run has ended (a read that was in flight then): refused.
+  const large: { slot: Promise<() => void> | null; ended: boolean } = { slot: null, ended: false };
+  const ended = () => new Error(`run ${runId} has ended; its index is not read further`);
+  const waitForSlot = async (): Promise<() => void> => {
+    const slot = tick.largeRuns.acquire();
+    try {
+      for (;;) {
+        const granted = await within(slot, Math.max(1, Math.floor(leaseMs / 3)));
+        if (large.ended) throw ended();
+        if (granted) return granted;
+        await deps.runs.renewLease(runId, owner, leaseMs, clock());
+      }
+    } catch (err) {
+      void slot.then((release) => release());
+      throw err;
+    }
+  };
   const beforeLargeRead = async (): Promise<void> => {
-    large.slot ??= tick.largeRuns.acquire();
+    if (large.ended) throw ended();
+    large.slot ??= waitForSlot();
     await large.slot;
   };
   // The run's own read time: this tick's for a new run, its first tick's for a resumed one (none
@@ -434,7 +464,11 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
     // Closes the store's query stream when the run stops early; a no-op once it has ended.
     pages.return?.(undefined).catch(() => undefined);
     // A slot still awaited (a run stopped early) is given back once it comes.
-    void large.slot?.then((release) => release());
+    large.ended = true;
+    void large.slot?.then(
+      (release) => release(),
+      () => undefined,
+    );
   }
 }
 

@@ -15,6 +15,7 @@ import {
   bucketIds,
   type IndexBucket,
   indexedSchedule,
+  isBucketId,
   LARGE_READ_IDS,
   MEMBER_BUCKETS,
   membersOf,
@@ -300,7 +301,9 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       // large one once the run may make it (the wait holds the read, not these buckets).
       if (more && last && !aged) {
         const after = last.id;
-        const expected = (Math.min(limit, MEMBER_BUCKETS) * ids) / Math.max(1, buckets.length);
+        // The read brings at most `limit` buckets, and no more than today's layout has left.
+        const left = isBucketId(after) ? MEMBER_BUCKETS - 1 - Number(after.slice(1)) : limit;
+        const expected = (Math.min(limit, left) * ids) / Math.max(1, buckets.length);
         next =
           beforeLargeRead && expected > this.largeReadIds ? beforeLargeRead().then(() => read(after)) : read(after);
         next.catch(() => undefined);
@@ -345,6 +348,13 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
 
   private async withLease(tx: Transaction, runId: string, owner: string): Promise<RunDoc> {
     return leasedRun(runId, owner, await tx.get(this.runs().doc(runId)));
+  }
+
+  async renewLease(runId: string, owner: string, leaseMs: number, now: Date): Promise<void> {
+    await this.db.runTransaction(async (tx) => {
+      await this.withLease(tx, runId, owner);
+      tx.update(this.runs().doc(runId), { leaseExpiresAt: new Date(now.getTime() + leaseMs), updatedAt: now });
+    });
   }
 
   async checkpoint(

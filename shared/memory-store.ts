@@ -208,6 +208,11 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     return run;
   }
 
+  async renewLease(runId: string, owner: string, leaseMs: number, now: Date): Promise<void> {
+    const run = this.leased(runId, owner);
+    this.runDocs.set(runId, { ...run, leaseExpiresAt: new Date(now.getTime() + leaseMs), updatedAt: now });
+  }
+
   async checkpoint(
     runId: string,
     owner: string,

@@ -80,6 +80,8 @@ export interface RunStore {
     readAt?: Date | null,
     beforeLargeRead?: () => Promise<void>,
   ): AsyncIterable<NotificationPage>;
+  /** Renews the lease alone (a run waiting its turn); throws LeaseLostError when another owner took it. */
+  renewLease(runId: string, owner: string, leaseMs: number, now: Date): Promise<void>;
   /** Records progress and renews the lease; throws LeaseLostError when another owner took it. */
   checkpoint(runId: string, owner: string, progress: CheckpointProgress, leaseMs: number, now: Date): Promise<void>;
   /**

@@ -363,3 +363,25 @@ test('a run’s end records its last pages with it, once, and not for an owner t
     await endDb.terminate();
   }
 });
+
+test('a run’s lease is renewed alone by its owner, and not for another', async () => {
+  const leaseDb = createFirestore(uniqueProjectId('runs-lease'));
+  try {
+    const leaseStore = new FirestoreStore(leaseDb);
+    const daily = { cron: '0 8 * * *', timezone: 'UTC' };
+    const sid = scheduleIdOf(daily);
+    const at = new Date('2026-12-07T08:00:00.000Z');
+    const run = runIdOf(sid, at.toISOString());
+    await saveNotifications(leaseDb, [notification(0, { id: 'lease-1', ...daily })], {
+      now: new Date(at.getTime() - 60_000),
+    });
+    expect((await leaseStore.claimRun(sid, at.toISOString(), 'owner-1', 60_000, at, null)).kind).toBe('acquired');
+    const later = new Date(at.getTime() + 50_000);
+    await leaseStore.renewLease(run, 'owner-1', 60_000, later);
+    expect((await leaseStore.getRun(run))?.leaseExpiresAt).toEqual(new Date(later.getTime() + 60_000));
+    await expect(leaseStore.renewLease(run, 'thief', 60_000, later)).rejects.toThrow(/leased by owner-1/);
+    expect(await leaseStore.getRun(run)).toMatchObject({ leaseOwner: 'owner-1', published: 0, status: 'running' });
+  } finally {
+    await leaseDb.terminate();
+  }
+});
