@@ -95,6 +95,17 @@ function progressWrites(store: MemoryStore): { cursor: string; published: number
   return writes;
 }
 
+/** Every-minute schedules due now, one a time zone, of `count` notifications each; their ids. */
+function everyMinute(store: MemoryStore, zones: string[], count: number): string[] {
+  return zones.map((timezone) => {
+    const schedule = { cron: '* * * * *', timezone };
+    const id = scheduleIdOf(schedule);
+    store.putSchedule(id, { ...schedule, nextRunAt: occurrence });
+    for (let i = 0; i < count; i++) store.putNotification(`${timezone}-${i}`, { scheduleId: id, enabled: true });
+    return id;
+  });
+}
+
 function seed(store: MemoryStore, opts: { count: number; disabled?: string[]; nextRunAt?: Date }) {
   store.putSchedule(scheduleId, { ...daily9, nextRunAt: opts.nextRunAt ?? occurrence });
   const ids: string[] = [];
@@ -572,14 +583,7 @@ describe('runTick', () => {
 
   it('dispatches several due schedules at once, up to scheduleConcurrency, each to completion', async () => {
     const store = new MemoryStore();
-    const zones = ['UTC', 'Asia/Tokyo', 'America/New_York'];
-    const ids = zones.map((timezone) => {
-      const schedule = { cron: '* * * * *', timezone };
-      const id = scheduleIdOf(schedule);
-      store.putSchedule(id, { ...schedule, nextRunAt: occurrence });
-      for (let i = 0; i < 5; i++) store.putNotification(`${timezone}-${i}`, { scheduleId: id, enabled: true });
-      return id;
-    });
+    const ids = everyMinute(store, ['UTC', 'Asia/Tokyo', 'America/New_York'], 5);
     let inFlight = 0;
     let peak = 0;
     const publisher: DispatchPublisher = {
@@ -603,16 +607,8 @@ describe('runTick', () => {
     const store = new MemoryStore();
     // A read of more than 4 ids after a run's first page is a large one.
     store.largeReadIds = 4;
-    const schedulesOf = (zones: string[], count: number) =>
-      zones.map((timezone) => {
-        const schedule = { cron: '* * * * *', timezone };
-        const id = scheduleIdOf(schedule);
-        store.putSchedule(id, { ...schedule, nextRunAt: occurrence });
-        for (let i = 0; i < count; i++) store.putNotification(`${timezone}-${i}`, { scheduleId: id, enabled: true });
-        return id;
-      });
-    const large = schedulesOf(['UTC', 'Asia/Tokyo', 'America/New_York'], 12);
-    const small = schedulesOf(['Europe/Paris', 'Europe/Berlin', 'Australia/Sydney', 'Africa/Cairo'], 2);
+    const large = everyMinute(store, ['UTC', 'Asia/Tokyo', 'America/New_York'], 12);
+    const small = everyMinute(store, ['Europe/Paris', 'Europe/Berlin', 'Australia/Sydney', 'Africa/Cairo'], 2);
     // Every publish, in order: which schedule, and its how-manyth page.
     const log: { sid: string; page: number }[] = [];
     const publisher: DispatchPublisher = {
@@ -648,13 +644,7 @@ describe('runTick', () => {
   it('gives a large-read slot back when its run fails, so the next large run goes on', async () => {
     const store = new MemoryStore();
     store.largeReadIds = 2;
-    const ids = ['UTC', 'Asia/Tokyo'].map((timezone) => {
-      const schedule = { cron: '* * * * *', timezone };
-      const id = scheduleIdOf(schedule);
-      store.putSchedule(id, { ...schedule, nextRunAt: occurrence });
-      for (let i = 0; i < 6; i++) store.putNotification(`${timezone}-${i}`, { scheduleId: id, enabled: true });
-      return id;
-    });
+    const ids = everyMinute(store, ['UTC', 'Asia/Tokyo'], 6);
     let calls = 0;
     const publisher: DispatchPublisher = {
       async publishPage() {
@@ -673,12 +663,7 @@ describe('runTick', () => {
   it('renews the lease of a run waiting for a large-read slot, so that no later tick takes it over meanwhile', async () => {
     const store = new MemoryStore();
     store.largeReadIds = 2;
-    for (const timezone of ['UTC', 'Asia/Tokyo']) {
-      const s = { cron: '* * * * *', timezone };
-      store.putSchedule(scheduleIdOf(s), { ...s, nextRunAt: occurrence });
-      for (let i = 0; i < 8; i++)
-        store.putNotification(`${timezone}-${i}`, { scheduleId: scheduleIdOf(s), enabled: true });
-    }
+    everyMinute(store, ['UTC', 'Asia/Tokyo'], 8);
     let now = occurrence.getTime() + 5_000;
     // Each run's first page goes out; the slot holder's next pages wait until the test is done.
     const held = deferred();
@@ -719,12 +704,7 @@ describe('runTick', () => {
 
   it('refuses a large-read slot asked for once its run has ended, so the next large run still gets one', async () => {
     const store = new MemoryStore();
-    for (const timezone of ['UTC', 'Asia/Tokyo']) {
-      const s = { cron: '* * * * *', timezone };
-      store.putSchedule(scheduleIdOf(s), { ...s, nextRunAt: occurrence });
-      for (let i = 0; i < 8; i++)
-        store.putNotification(`${timezone}-${i}`, { scheduleId: scheduleIdOf(s), enabled: true });
-    }
+    everyMinute(store, ['UTC', 'Asia/Tokyo'], 8);
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     // As FirestoreStore: a later page is a read in flight, and the large read's gate is asked
     // once that read has come back, which may be after the run stopped.

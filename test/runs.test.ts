@@ -161,15 +161,20 @@ test('the index read at a past time is the index as it was then, and as it is on
   expect(await ids(new Date(Date.now() - 2 * 3_600_000))).toEqual(['late-1']);
 });
 
+/** Saves `ids` on `schedule` and gives a time Firestore read them at, for reads of the index at a past time. */
+async function savedAt(schedule: { cron: string; timezone: string }, ids: string[]): Promise<Date> {
+  await saveNotifications(
+    db,
+    ids.map((n, i) => notification(i, { id: n, ...schedule })),
+  );
+  return (await db.collection(COLLECTIONS.schedules).limit(1).get()).readTime.toDate();
+}
+
 test('a read at a past time that grows older than Firestore keeps, mid-read, reads the rest as it is', async () => {
   const weekly = { cron: '0 6 * * 1', timezone: 'UTC' };
   const id = scheduleIdOf(weekly);
   const ids = Array.from({ length: 200 }, (_, i) => `aged-${i}`);
-  await saveNotifications(
-    db,
-    ids.map((n, i) => notification(i, { id: n, ...weekly })),
-  );
-  const readAt = (await db.collection(COLLECTIONS.schedules).limit(1).get()).readTime.toDate();
+  const readAt = await savedAt(weekly, ids);
   // Added after the read time, in a bucket the first reads do not reach.
   const late = Array.from({ length: 500 }, (_, i) => `late-${i}`).find((n) => bucketOf(n) >= 'm0100') as string;
   await saveNotifications(db, [notification(0, { id: late, ...weekly })]);
@@ -195,11 +200,7 @@ test('a read of the index expected to be large waits for beforeLargeRead; a smal
   const daily = { cron: '0 7 * * *', timezone: 'America/Chicago' };
   const id = scheduleIdOf(daily);
   const ids = Array.from({ length: 60 }, (_, i) => `big-${i}`);
-  await saveNotifications(
-    db,
-    ids.map((n, i) => notification(i, { id: n, ...daily })),
-  );
-  const readAt = (await db.collection(COLLECTIONS.schedules).limit(1).get()).readTime.toDate();
+  const readAt = await savedAt(daily, ids);
   const firstRead = new Set(
     [...new Set(ids.map(bucketOf))]
       .sort()
@@ -305,83 +306,74 @@ test('a notification moved, just after an instant, to a schedule not made yet th
   }
 });
 
-test('a schedule document deleted while its run goes on is not made again, half, by the run’s end', async () => {
-  const goneDb = createFirestore(uniqueProjectId('runs-gone'));
+/** A project of its own, one notification on `schedule`, and its run at `at` claimed by owner-1. */
+async function withClaimedRun(
+  name: string,
+  schedule: { cron: string; timezone: string },
+  at: Date,
+  fn: (c: { db: Firestore; store: FirestoreStore; sid: string; run: string }) => Promise<void>,
+): Promise<void> {
+  const runDb = createFirestore(uniqueProjectId(name));
   try {
-    const goneStore = new FirestoreStore(goneDb);
-    const hourly = { cron: '0 * * * *', timezone: 'UTC' };
-    const sid = scheduleIdOf(hourly);
-    const at = new Date('2026-12-07T10:00:00.000Z');
-    await saveNotifications(goneDb, [notification(0, { id: 'gone-1', ...hourly })], {
+    const runStore = new FirestoreStore(runDb);
+    const sid = scheduleIdOf(schedule);
+    await saveNotifications(runDb, [notification(0, { id: `${name}-1`, ...schedule })], {
       now: new Date(at.getTime() - 60_000),
     });
-    const claim = await goneStore.claimRun(sid, at.toISOString(), 'owner-1', 60_000, at, null);
-    expect(claim.kind).toBe('acquired');
-    await goneDb.collection(COLLECTIONS.schedules).doc(sid).delete();
-    await goneStore.finishRun(
-      runIdOf(sid, at.toISOString()),
-      'owner-1',
-      sid,
-      new Date('2026-12-07T11:00:00.000Z'),
-      0,
-      at,
-    );
-    expect((await goneDb.collection(COLLECTIONS.schedules).doc(sid).get()).exists).toBe(false);
-    expect((await goneStore.getRun(runIdOf(sid, at.toISOString())))?.status).toBe('done');
-    // Nor does a claim make it again: the run is refused, naming why.
-    const again = await goneStore.claimRun(sid, '2026-12-07T11:00:00.000Z', 'owner-2', 60_000, at, null);
-    expect(again).toEqual({ kind: 'superseded', reason: expect.stringMatching(/the schedule document is gone/) });
-    expect((await goneDb.collection(COLLECTIONS.schedules).doc(sid).get()).exists).toBe(false);
+    expect((await runStore.claimRun(sid, at.toISOString(), 'owner-1', 60_000, at, null)).kind).toBe('acquired');
+    await fn({ db: runDb, store: runStore, sid, run: runIdOf(sid, at.toISOString()) });
   } finally {
-    await goneDb.terminate();
+    await runDb.terminate();
   }
+}
+
+test('a schedule document deleted while its run goes on is not made again, half, by the run’s end', async () => {
+  const at = new Date('2026-12-07T10:00:00.000Z');
+  await withClaimedRun(
+    'runs-gone',
+    { cron: '0 * * * *', timezone: 'UTC' },
+    at,
+    async ({ db: goneDb, store: goneStore, sid, run }) => {
+      await goneDb.collection(COLLECTIONS.schedules).doc(sid).delete();
+      await goneStore.finishRun(run, 'owner-1', sid, new Date('2026-12-07T11:00:00.000Z'), 0, at);
+      expect((await goneDb.collection(COLLECTIONS.schedules).doc(sid).get()).exists).toBe(false);
+      expect((await goneStore.getRun(run))?.status).toBe('done');
+      // Nor does a claim make it again: the run is refused, naming why.
+      const again = await goneStore.claimRun(sid, '2026-12-07T11:00:00.000Z', 'owner-2', 60_000, at, null);
+      expect(again).toEqual({ kind: 'superseded', reason: expect.stringMatching(/the schedule document is gone/) });
+      expect((await goneDb.collection(COLLECTIONS.schedules).doc(sid).get()).exists).toBe(false);
+    },
+  );
 });
 
 test('a run’s end records its last pages with it, once, and not for an owner that lost the lease', async () => {
-  const endDb = createFirestore(uniqueProjectId('runs-end'));
-  try {
-    const endStore = new FirestoreStore(endDb);
-    const hourly = { cron: '0 * * * *', timezone: 'UTC' };
-    const sid = scheduleIdOf(hourly);
-    const at = new Date('2026-12-07T10:00:00.000Z');
-    const run = runIdOf(sid, at.toISOString());
-    await saveNotifications(endDb, [notification(0, { id: 'end-1', ...hourly })], {
-      now: new Date(at.getTime() - 60_000),
-    });
-    expect((await endStore.claimRun(sid, at.toISOString(), 'owner-1', 60_000, at, null)).kind).toBe('acquired');
-    await endStore.checkpoint(run, 'owner-1', { cursor: 'm0003', published: 5, pages: 1 }, 60_000, at);
-    const next = new Date('2026-12-07T11:00:00.000Z');
-    const last = { cursor: 'm0007', published: 2, pages: 1 };
-    await expect(endStore.finishRun(run, 'thief', sid, next, 0, at, last)).rejects.toThrow(/leased by owner-1/);
-    expect(await endStore.getRun(run)).toMatchObject({ status: 'running', cursor: 'm0003', published: 5, pages: 1 });
-    await endStore.finishRun(run, 'owner-1', sid, next, 0, at, last);
-    expect(await endStore.getRun(run)).toMatchObject({ status: 'done', cursor: 'm0007', published: 7, pages: 2 });
-    const scheduleDoc = (await endDb.collection(COLLECTIONS.schedules).doc(sid).get()).data();
-    expect(scheduleDoc?.nextRunAt.toDate()).toEqual(next);
-    expect(scheduleDoc?.activeOccurrence).toBeNull();
-  } finally {
-    await endDb.terminate();
-  }
+  const at = new Date('2026-12-07T10:00:00.000Z');
+  await withClaimedRun(
+    'runs-end',
+    { cron: '0 * * * *', timezone: 'UTC' },
+    at,
+    async ({ db: endDb, store: endStore, sid, run }) => {
+      await endStore.checkpoint(run, 'owner-1', { cursor: 'm0003', published: 5, pages: 1 }, 60_000, at);
+      const next = new Date('2026-12-07T11:00:00.000Z');
+      const last = { cursor: 'm0007', published: 2, pages: 1 };
+      await expect(endStore.finishRun(run, 'thief', sid, next, 0, at, last)).rejects.toThrow(/leased by owner-1/);
+      expect(await endStore.getRun(run)).toMatchObject({ status: 'running', cursor: 'm0003', published: 5, pages: 1 });
+      await endStore.finishRun(run, 'owner-1', sid, next, 0, at, last);
+      expect(await endStore.getRun(run)).toMatchObject({ status: 'done', cursor: 'm0007', published: 7, pages: 2 });
+      const scheduleDoc = (await endDb.collection(COLLECTIONS.schedules).doc(sid).get()).data();
+      expect(scheduleDoc?.nextRunAt.toDate()).toEqual(next);
+      expect(scheduleDoc?.activeOccurrence).toBeNull();
+    },
+  );
 });
 
 test('a run’s lease is renewed alone by its owner, and not for another', async () => {
-  const leaseDb = createFirestore(uniqueProjectId('runs-lease'));
-  try {
-    const leaseStore = new FirestoreStore(leaseDb);
-    const daily = { cron: '0 8 * * *', timezone: 'UTC' };
-    const sid = scheduleIdOf(daily);
-    const at = new Date('2026-12-07T08:00:00.000Z');
-    const run = runIdOf(sid, at.toISOString());
-    await saveNotifications(leaseDb, [notification(0, { id: 'lease-1', ...daily })], {
-      now: new Date(at.getTime() - 60_000),
-    });
-    expect((await leaseStore.claimRun(sid, at.toISOString(), 'owner-1', 60_000, at, null)).kind).toBe('acquired');
+  const at = new Date('2026-12-07T08:00:00.000Z');
+  await withClaimedRun('runs-lease', { cron: '0 8 * * *', timezone: 'UTC' }, at, async ({ store: leaseStore, run }) => {
     const later = new Date(at.getTime() + 50_000);
     await leaseStore.renewLease(run, 'owner-1', 60_000, later);
     expect((await leaseStore.getRun(run))?.leaseExpiresAt).toEqual(new Date(later.getTime() + 60_000));
     await expect(leaseStore.renewLease(run, 'thief', 60_000, later)).rejects.toThrow(/leased by owner-1/);
     expect(await leaseStore.getRun(run)).toMatchObject({ leaseOwner: 'owner-1', published: 0, status: 'running' });
-  } finally {
-    await leaseDb.terminate();
-  }
+  });
 });
