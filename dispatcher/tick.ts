@@ -327,9 +327,10 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
     log.warn({ cursor: claim.run.cursor }, 'checkpoint is not an index bucket; resuming the run from its start');
   }
   let published = 0;
-  // A large read waits for one of the tick's slots, taken once and held until the run ends. The
-  // wait may outlast the lease (other runs hold the slots), so the lease is renewed meanwhile.
-  // The store may ask only once the run has ended (a read that was in flight then): refused.
+  // A large read waits for one of the slots (TickDeps.largeRuns), taken once and held until the
+  // run ends. The wait may outlast the lease (other runs hold the slots), so the lease is renewed
+  // meanwhile. The store may ask only once the run has ended (a read that was in flight then):
+  // refused, so that no slot is held by a run that is over.
   const large: { slot: Promise<() => void> | null; ended: boolean } = { slot: null, ended: false };
   const ended = () => new Error(`run ${runId} has ended; its index is not read further`);
   const waitForSlot = async (): Promise<() => void> => {
