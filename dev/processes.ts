@@ -86,7 +86,7 @@ async function startServiceOn(
     killGroup(child, 'SIGKILL');
     // A missing build is the usual cause on a fresh clone; said only when it is the cause.
     const hint = existsSync(entry) ? '' : ' (run npm run build first)';
-    const Failure = opts.logFile && portLostIn(opts.logFile, logStart, port) ? PortLost : Error;
+    const Failure = (await portLost(child, port, opts.logFile, logStart)) ? PortLost : Error;
     throw new Failure(
       `the ${name} did not start from ${entry}: ${(err as Error).message}${opts.logFile ? `; see ${opts.logFile}` : ''}${hint}`,
     );
@@ -154,6 +154,20 @@ export function listensOn(pid: number, port: number): boolean | null {
 }
 
 /** Whether what a service logged from byte `from` on says it could not listen on `port` as it was in use. */
+/**
+ * Whether a service that did not start lost its port: its log says so, or, with no log to read,
+ * it exited before listening and something else listens on the port.
+ */
+async function portLost(
+  child: ChildProcess,
+  port: number,
+  logFile: string | undefined,
+  from: number,
+): Promise<boolean> {
+  if (logFile) return portLostIn(logFile, from, port);
+  return hasExited(child) && (await isListening('127.0.0.1', port));
+}
+
 function portLostIn(logFile: string, from: number, port: number): boolean {
   const log = readFileSync(logFile).subarray(from).toString('utf8');
   return log.includes(`cannot listen on `) && log.includes(`:${port}: listen EADDRINUSE`);

@@ -67,6 +67,18 @@ describe('startService and a picked port taken before it is bound', () => {
     );
   });
 
+  test('picks another port without a log file too: it exited before listening, and the port answers', async () => {
+    const taken = await holdPort();
+    held.push(taken);
+    next = [async () => taken.port];
+    const svc = await startService('dispatcher', env());
+    started.push(svc);
+    expect(picks).toEqual([taken.port, svc.port]);
+    expect(svc.port).not.toBe(taken.port);
+    expect((await fetch(`${svc.url}/healthz`)).status).toBe(200);
+    expect(listensOn(svc.child.pid as number, svc.port)).toBe(true);
+  });
+
   test('gives up after three ports taken, naming the last', async () => {
     const taken = [await holdPort(), await holdPort(), await holdPort()];
     held.push(...taken);
