@@ -364,10 +364,25 @@ export function markdown(r: Results): string {
   return L.join('\n');
 }
 
+/** A tick's figures per due schedule: schedules/s, and the dispatcher's and the Firestore emulator's CPU in ms. */
+export function perSchedule(r: DispatchRun): {
+  schedulesPerSec: number;
+  cpuMs: number;
+  firestoreEmulatorCpuMs: number;
+} {
+  return {
+    schedulesPerSec: r.dueSchedules / r.wallSeconds,
+    cpuMs: (r.cpuSeconds / r.dueSchedules) * 1000,
+    firestoreEmulatorCpuMs: (r.firestoreEmulatorCpuSeconds / r.dueSchedules) * 1000,
+  };
+}
+
 /** The many-schedules tick: a row at the default schedules at once, one at the previous default, and their ratio. */
 export function spreadMarkdown(d: SpreadDispatch): string[] {
-  const row = (concurrency: number, m: DispatchRun, what: string) =>
-    `| ${fmt(concurrency)} (${what}) | ${fmt(m.wallSeconds, 2)} s | ${fmt(m.dueSchedules / m.wallSeconds)} | ${fmt(m.messagesPerSec)} | ${fmt(m.reads / m.dueSchedules, 1)} / ${fmt(m.writes / m.dueSchedules, 1)} | ${fmt((m.cpuSeconds / m.dueSchedules) * 1000, 2)} ms | ${fmt((m.firestoreEmulatorCpuSeconds / m.dueSchedules) * 1000, 2)} ms | ${fmt(m.peakRssMiB)} MiB |`;
+  const row = (concurrency: number, m: DispatchRun, what: string) => {
+    const each = perSchedule(m);
+    return `| ${fmt(concurrency)} (${what}) | ${fmt(m.wallSeconds, 2)} s | ${fmt(each.schedulesPerSec)} | ${fmt(m.messagesPerSec)} | ${fmt(m.reads / m.dueSchedules, 1)} / ${fmt(m.writes / m.dueSchedules, 1)} | ${fmt(each.cpuMs, 2)} ms | ${fmt(each.firestoreEmulatorCpuMs, 2)} ms | ${fmt(m.peakRssMiB)} MiB |`;
+  };
   const m = d.median;
   const p = d.previous.run;
   return [

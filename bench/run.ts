@@ -23,6 +23,7 @@ import {
   evaluateTargets,
   markdown,
   noMeasurements,
+  perSchedule,
   type Results,
   resultsBaseName,
   type SpreadDispatch,
@@ -267,8 +268,10 @@ async function dispatchSpread(ctx: BenchContext, schedules: number): Promise<Spr
     `\n== dispatch: N = ${n.toLocaleString('en-US')} over ${schedules.toLocaleString('en-US')} schedules of ${SPREAD_PER_SCHEDULE} ==`,
   );
   const fixture = await dispatchFixture(ctx, n, schedules);
-  const line = (r: DispatchRun, concurrency: number) =>
-    `    ${concurrency} at once: ${r.wallSeconds.toFixed(2)} s, ${Math.round(r.dueSchedules / r.wallSeconds)} schedules/s, ${((r.cpuSeconds / r.dueSchedules) * 1000).toFixed(2)} ms dispatcher CPU and ${((r.firestoreEmulatorCpuSeconds / r.dueSchedules) * 1000).toFixed(2)} ms Firestore emulator CPU a schedule`;
+  const line = (r: DispatchRun, concurrency: number) => {
+    const each = perSchedule(r);
+    return `    ${concurrency} at once: ${r.wallSeconds.toFixed(2)} s, ${Math.round(each.schedulesPerSec)} schedules/s, ${each.cpuMs.toFixed(2)} ms dispatcher CPU and ${each.firestoreEmulatorCpuMs.toFixed(2)} ms Firestore emulator CPU a schedule`;
+  };
   try {
     const runs = await repeat(ctx, `${schedules} schedules`, async (run) => {
       const r = await dispatchRun(ctx, fixture, `${run}`);

@@ -8,6 +8,7 @@ import { createApp as createDispatcher } from '../dispatcher/app';
 import { createApp as createNotifier } from '../notifier/app';
 import { SlackClient } from '../notifier/slack';
 import { Semaphore } from '../shared/concurrency';
+import { DEFAULT_LARGE_RUNS, DEFAULT_SCHEDULE_CONCURRENCY } from '../shared/config';
 import { createFirestore, firestoreReady } from '../shared/firestore';
 import { accountStoreOf, FirestoreStore } from '../shared/firestore-store';
 import { createLogger, type Logger } from '../shared/logger';
@@ -134,8 +135,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     runs: store,
     publisher,
     pageSize: opts.pageSize ?? 1000,
-    scheduleConcurrency: 16,
-    largeRuns: new Semaphore(4),
+    scheduleConcurrency: DEFAULT_SCHEDULE_CONCURRENCY,
+    largeRuns: new Semaphore(DEFAULT_LARGE_RUNS),
     pagesInFlight: 2,
     leaseSeconds: opts.leaseSeconds ?? 60,
     catchUpWindowSeconds: 900,

@@ -81,12 +81,20 @@ async function unlessDrainedLong<T>(promise: Promise<T>, isDraining: (() => bool
   return outcome.value;
 }
 
-/** What `promise` gives if it settles within `ms`, else null; the timer does not outlive it. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+/**
+ * What `promise` gives if it settles within `ms`, else null; the timer does not outlive it, and
+ * with `unref` does not hold the process either.
+ */
+async function within<T>(promise: Promise<T>, ms: number, unref = false): Promise<T | null> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    // Unref'd: a wait for a slot must not hold a process that is shutting down.
-    return await Promise.race([promise, new Promise<null>((r) => (timer = setTimeout(() => r(null), ms).unref()))]);
+    return await Promise.race([
+      promise,
+      new Promise<null>((r) => {
+        timer = setTimeout(() => r(null), ms);
+        if (unref) timer.unref();
+      }),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -110,13 +118,7 @@ async function settledWithin(
       ),
     ),
   );
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = ms === null ? null : new Promise<void>((r) => (timer = setTimeout(r, ms)));
-  try {
-    await (timeout ? Promise.race([all, timeout]) : all);
-  } finally {
-    clearTimeout(timer);
-  }
+  await (ms === null ? all : within(all, ms));
   return [...outcomes];
 }
 
@@ -337,7 +339,8 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
     const slot = tick.largeRuns.acquire();
     try {
       for (;;) {
-        const granted = await within(slot, Math.max(1, Math.floor(leaseMs / 3)));
+        // Unref'd: a wait for a slot must not hold a process that is shutting down.
+        const granted = await within(slot, Math.max(1, Math.floor(leaseMs / 3)), true);
         if (large.ended) throw ended();
         if (granted) return granted;
         await deps.runs.renewLease(runId, owner, leaseMs, clock());

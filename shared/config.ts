@@ -11,6 +11,8 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
  */
 /** Due schedules a tick dispatches at once, unless DISPATCH_SCHEDULE_CONCURRENCY says otherwise. */
 export const DEFAULT_SCHEDULE_CONCURRENCY = 16;
+/** Of those, runs at once that may read a large part of their index, unless DISPATCH_LARGE_RUNS says otherwise. */
+export const DEFAULT_LARGE_RUNS = 4;
 
 export const ENV = {
   GOOGLE_CLOUD_PROJECT: 'GOOGLE_CLOUD_PROJECT',
@@ -109,7 +111,7 @@ const schema = z.object({
   // Schedules at once: a small one is a few Firestore round trips, so many at once keep a tick
   // of many schedules short; of those, only DISPATCH_LARGE_RUNS read a large index at once.
   dispatchScheduleConcurrency: int(1, 64).default(DEFAULT_SCHEDULE_CONCURRENCY),
-  dispatchLargeRuns: int(1, 32).default(4),
+  dispatchLargeRuns: int(1, 32).default(DEFAULT_LARGE_RUNS),
   // Pages of one run being published at once: the next is sent while Pub/Sub answers the last.
   dispatchPagesInFlight: int(1, 16).default(2),
   // The least time between a run's checkpoints: each is a transaction (docs/PERFORMANCE.md, item 24).

@@ -145,6 +145,11 @@ function advancedFields(advance: ScheduleAdvance, now: Date): Record<string, unk
   };
 }
 
+/** A run's progress as a write adds it: its cursor, and its counts incremented. */
+function progressFields({ cursor, published, pages }: CheckpointProgress): Record<string, unknown> {
+  return { cursor, published: FieldValue.increment(published), pages: FieldValue.increment(pages) };
+}
+
 /** A run read in a transaction, while `owner` holds its lease; LeaseLostError otherwise. */
 function leasedRun(runId: string, owner: string, snap: DocumentSnapshot | undefined): RunDoc {
   if (!snap?.exists) throw new LeaseLostError(`run ${runId} does not exist`);
@@ -350,11 +355,16 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return leasedRun(runId, owner, await tx.get(this.runs().doc(runId)));
   }
 
-  async renewLease(runId: string, owner: string, leaseMs: number, now: Date): Promise<void> {
+  /** Writes `fields` to a run in a transaction, while `owner` holds its lease. */
+  private async updateLeased(runId: string, owner: string, fields: Record<string, unknown>): Promise<void> {
     await this.db.runTransaction(async (tx) => {
       await this.withLease(tx, runId, owner);
-      tx.update(this.runs().doc(runId), { leaseExpiresAt: new Date(now.getTime() + leaseMs), updatedAt: now });
+      tx.update(this.runs().doc(runId), fields);
     });
+  }
+
+  async renewLease(runId: string, owner: string, leaseMs: number, now: Date): Promise<void> {
+    await this.updateLeased(runId, owner, { leaseExpiresAt: new Date(now.getTime() + leaseMs), updatedAt: now });
   }
 
   async checkpoint(
@@ -364,16 +374,10 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     leaseMs: number,
     now: Date,
   ): Promise<void> {
-    const { cursor, published, pages } = progress;
-    await this.db.runTransaction(async (tx) => {
-      await this.withLease(tx, runId, owner);
-      tx.update(this.runs().doc(runId), {
-        cursor,
-        published: FieldValue.increment(published),
-        pages: FieldValue.increment(pages),
-        leaseExpiresAt: new Date(now.getTime() + leaseMs),
-        updatedAt: now,
-      });
+    await this.updateLeased(runId, owner, {
+      ...progressFields(progress),
+      leaseExpiresAt: new Date(now.getTime() + leaseMs),
+      updatedAt: now,
     });
   }
 
@@ -396,13 +400,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         scheduleSnap?.exists ? fromDoc<Record<string, unknown>>(scheduleSnap.data() ?? {}) : undefined,
       );
       tx.update(runRef, {
-        ...(progress
-          ? {
-              cursor: progress.cursor,
-              published: FieldValue.increment(progress.published),
-              pages: FieldValue.increment(progress.pages),
-            }
-          : {}),
+        ...(progress ? progressFields(progress) : {}),
         status: 'done',
         leaseOwner: null,
         leaseExpiresAt: null,
@@ -443,10 +441,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
   }
 
   async releaseRun(runId: string, owner: string, error: string, now: Date): Promise<void> {
-    await this.db.runTransaction(async (tx) => {
-      await this.withLease(tx, runId, owner);
-      tx.update(this.runs().doc(runId), { leaseOwner: null, leaseExpiresAt: null, lastError: error, updatedAt: now });
-    });
+    await this.updateLeased(runId, owner, { leaseOwner: null, leaseExpiresAt: null, lastError: error, updatedAt: now });
   }
 
   async getRun(runId: string): Promise<RunDoc | null> {

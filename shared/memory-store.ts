@@ -67,6 +67,11 @@ function copy<T>(v: T): T {
   return v;
 }
 
+/** A run's cursor and counts once `progress` is added, as FirestoreStore's increments make them. */
+function withProgress(run: RunDoc, { cursor, published, pages }: CheckpointProgress) {
+  return { cursor, published: run.published + published, pages: run.pages + pages };
+}
+
 export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore {
   readonly scheduleDocs = new Map<string, StoredSchedule>();
   readonly runDocs = new Map<string, RunDoc>();
@@ -220,13 +225,10 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     leaseMs: number,
     now: Date,
   ): Promise<void> {
-    const { cursor, published, pages } = progress;
     const run = this.leased(runId, owner);
     this.runDocs.set(runId, {
       ...run,
-      cursor,
-      published: run.published + published,
-      pages: run.pages + pages,
+      ...withProgress(run, progress),
       leaseExpiresAt: new Date(now.getTime() + leaseMs),
       updatedAt: now,
     });
@@ -244,9 +246,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     const run = this.leased(runId, owner);
     this.runDocs.set(runId, {
       ...run,
-      ...(progress
-        ? { cursor: progress.cursor, published: run.published + progress.published, pages: run.pages + progress.pages }
-        : {}),
+      ...(progress ? withProgress(run, progress) : {}),
       status: 'done',
       leaseOwner: null,
       leaseExpiresAt: null,
