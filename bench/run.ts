@@ -273,14 +273,21 @@ async function dispatchSpread(ctx: BenchContext, schedules: number): Promise<Spr
     return `    ${concurrency} at once: ${r.wallSeconds.toFixed(2)} s, ${Math.round(each.schedulesPerSec)} schedules/s, ${each.cpuMs.toFixed(2)} ms dispatcher CPU and ${each.firestoreEmulatorCpuMs.toFixed(2)} ms Firestore emulator CPU a schedule`;
   };
   try {
+    // Set for both, so that a DISPATCH_SCHEDULE_CONCURRENCY of the caller's does not run under the default's name.
+    const at = (concurrency: number) => ({ DISPATCH_SCHEDULE_CONCURRENCY: String(concurrency) });
     const runs = await repeat(ctx, `${schedules} schedules`, async (run) => {
-      const r = await dispatchRun(ctx, fixture, `${run}`);
+      const r = await dispatchRun(ctx, fixture, `${run}`, [], at(DEFAULT_SCHEDULE_CONCURRENCY));
       ctx.say(line(r, DEFAULT_SCHEDULE_CONCURRENCY));
       return r;
     });
-    const env = { DISPATCH_SCHEDULE_CONCURRENCY: String(PREVIOUS_SCHEDULE_CONCURRENCY) };
     ctx.say(`  ${schedules} schedules, ${PREVIOUS_SCHEDULE_CONCURRENCY} at once: one run`);
-    const previous = await dispatchRun(ctx, fixture, `at-${PREVIOUS_SCHEDULE_CONCURRENCY}`, [], env);
+    const previous = await dispatchRun(
+      ctx,
+      fixture,
+      `at-${PREVIOUS_SCHEDULE_CONCURRENCY}`,
+      [],
+      at(PREVIOUS_SCHEDULE_CONCURRENCY),
+    );
     ctx.say(line(previous, PREVIOUS_SCHEDULE_CONCURRENCY));
     return {
       schedules,
