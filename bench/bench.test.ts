@@ -14,7 +14,7 @@ import { parsePushBody } from '../shared/messages';
 import { notificationDoc } from '../shared/notifications';
 import { latestOccurrence, validateSchedule } from '../shared/schedule';
 import { CAPACITY_NOTIFICATIONS, type CapacityRun, capacityLevel, drive, nextEnvelope } from './capacity';
-import { PHASES } from './context';
+import { makeContext, PHASES, usesEmulators } from './context';
 import { type CpuProfile, packageOf, summariseProfile } from './cpuprofile';
 import { BENCH_ACCOUNTS } from './e2e';
 import { billableMessageBytes, dispatchMessage, pushEnvelope } from './envelope';
@@ -462,6 +462,17 @@ describe('resultsBaseName', () => {
     expect(resultsBaseName({ quick: true, phases: all.filter((p) => p !== 'peer') }, '2030-01-01')).toBe(
       '2030-01-01-quick-partial',
     );
+  });
+});
+
+describe('the emulators a run starts', () => {
+  it('are wanted by every phase but the peer, and a context without them says so when a phase reaches for them', () => {
+    expect(PHASES.filter((p) => !usesEmulators(p))).toEqual(['peer']);
+    const opts = { logLevel: 'info' } as Parameters<typeof makeContext>[0];
+    const ctx = makeContext(opts, null, tmpdir(), 'stamp', () => undefined);
+    expect(() => ctx.emulators).toThrow('the emulators were not started: no phase of this run uses them');
+    expect(() => ctx.serviceEnv('p')).toThrow('the emulators were not started');
+    expect(ctx.projectId('peer')).toBe('bench-peer-stamp-1');
   });
 });
 

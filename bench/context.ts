@@ -6,6 +6,11 @@ import type { Emulators } from '../dev/emulators';
 export type Phase = 'ceilings' | 'dispatch' | 'e2e' | 'capacity' | 'peer' | 'profile';
 export const PHASES: readonly Phase[] = ['ceilings', 'dispatch', 'e2e', 'capacity', 'peer', 'profile'];
 
+/** Whether a phase needs the Pub/Sub and Firestore emulators: every phase but the peer, which runs on Redis. */
+export function usesEmulators(phase: Phase): boolean {
+  return phase !== 'peer';
+}
+
 export interface BenchOptions {
   quick: boolean;
   runs: number;
@@ -32,7 +37,8 @@ export interface Progress {
 
 export interface BenchContext {
   opts: BenchOptions;
-  emulators: Emulators;
+  /** The emulators; reading it in a run whose phases did not start them (`--only peer`) throws. */
+  readonly emulators: Emulators;
   /** A fresh folder for this run's logs and profiles (bench/results/tmp/<stamp>/). */
   tmpDir: string;
   stamp: string;
@@ -47,16 +53,22 @@ export interface BenchContext {
 
 export function makeContext(
   opts: BenchOptions,
-  emulators: Emulators,
+  emulators: Emulators | null,
   tmpDir: string,
   stamp: string,
   say: (line: string) => void,
 ): BenchContext {
   let counter = 0;
   const interactive = Boolean(process.stdout.isTTY);
+  const started = (): Emulators => {
+    if (!emulators) throw new Error('the emulators were not started: no phase of this run uses them');
+    return emulators;
+  };
   return {
     opts,
-    emulators,
+    get emulators() {
+      return started();
+    },
     tmpDir,
     stamp,
     say,
@@ -89,7 +101,7 @@ export function makeContext(
     serviceEnv(projectId, extra = {}) {
       return {
         ...process.env,
-        ...emulators.env,
+        ...started().env,
         GOOGLE_CLOUD_PROJECT: projectId,
         // The emulator sends no OIDC token; verification is off explicitly, here only, so the
         // services listen on loopback alone.

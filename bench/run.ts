@@ -2,7 +2,7 @@ import { accessSync, constants as fsConstants, mkdirSync, statSync, writeFileSyn
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
-import { startEmulators } from '../dev/emulators';
+import { type Emulators, startEmulators } from '../dev/emulators';
 import { ROOT } from '../dev/processes';
 import { SlackStandIn } from '../dev/slack-standin';
 import { wholeNumber } from '../shared/cli-args';
@@ -11,7 +11,7 @@ import { type PeerRun, peerRun, seedRedis } from './bullmq-peer';
 import { type CapacityFixture, type CapacityRun, capacityFixture, capacityRun, levelProblem } from './capacity';
 import { type CeilingRun, ceilingSizes, measureCeilings } from './ceilings';
 import { cleanupAll, guardSpawned, installSignalHandlers, onCleanup, releaseReaper, stoppingOnSignal } from './cleanup';
-import { type BenchContext, type BenchOptions, makeContext, PHASES, type Phase } from './context';
+import { type BenchContext, type BenchOptions, makeContext, PHASES, type Phase, usesEmulators } from './context';
 import { profileMarkdown } from './cpuprofile';
 import { type DispatchFixture, type DispatchRun, dispatchFixture, dispatchRun } from './dispatch';
 import { type E2eRun, e2eRun, STANDIN_TOKEN } from './e2e';
@@ -329,16 +329,21 @@ async function main(): Promise<number> {
 
   say(`slack-fanout benchmark${opts.quick ? ' (--quick)' : ''}: ${opts.phases.join(', ')}; ${opts.runs} run(s) each`);
   say(`logs and profiles in ${tmpDir}`);
-  const starting = guardSpawned('emulators (starting)');
-  const emulators = await startEmulators({
-    logDir: join(tmpDir, 'emulators'),
-    onProgress: (l) => say(`  ${l}`),
-    onSpawn: starting.onSpawn,
-  });
-  onCleanup('emulators', () => emulators.stop(), [emulators.pubsub.child, emulators.firestore.child]);
-  starting.release();
-  // The benchmark's own clients (seeding, ceilings) talk to the emulators too.
-  Object.assign(process.env, emulators.env);
+  // The peer runs on Redis alone: a run of it alone starts no emulator.
+  let emulators: Emulators | null = null;
+  if (opts.phases.some(usesEmulators)) {
+    const starting = guardSpawned('emulators (starting)');
+    const started = await startEmulators({
+      logDir: join(tmpDir, 'emulators'),
+      onProgress: (l) => say(`  ${l}`),
+      onSpawn: starting.onSpawn,
+    });
+    emulators = started;
+    onCleanup('emulators', () => started.stop(), [started.pubsub.child, started.firestore.child]);
+    starting.release();
+    // The benchmark's own clients (seeding, ceilings) talk to the emulators too.
+    Object.assign(process.env, started.env);
+  }
   const ctx = makeContext(opts, emulators, tmpDir, stamp, say);
 
   const results: Results = {
