@@ -97,6 +97,25 @@ describe('text Firestore cannot hold', () => {
   });
 });
 
+describe('a value nested deeper than the call stack', () => {
+  // A few tens of kilobytes of brackets: well-formed JSON that a recursive walk cannot finish.
+  const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+
+  it('is named in an import file as the field that is not what it should be, not a crash', () => {
+    const notifications = `[${JSON.stringify(good).replace('}', `,"title":${deep(20_000)}}`)}]`;
+    expect(() => parseNotificationsFile(notifications, 'f.json')).toThrow(/^f\.json\[0\].*title: /);
+    const accounts = `[{"id":"a-1","name":"Acme","highlights":${deep(20_000)}}]`;
+    expect(() => parseAccountsFile(accounts, 'a.json')).toThrow(/^a\.json\[0\].*highlights/);
+  });
+
+  it('still has its lone surrogate found, wherever it is', () => {
+    const accounts = `[{"id":"a-1","name":"Acme","highlights":${'['.repeat(20_000)}"\\ud800"${']'.repeat(20_000)}}]`;
+    expect(() => parseAccountsFile(accounts, 'a.json')).toThrow(
+      /^a\.json\[0\]\.highlights(\[0\]){20000}: is not well-formed Unicode \(a lone surrogate\)$/,
+    );
+  });
+});
+
 describe('parseAccountsFile', () => {
   const acct = { id: 'acct-1', name: 'Acme', metrics: [{ label: 'Signups', value: 12, change: 0.1 }] };
 

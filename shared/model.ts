@@ -391,20 +391,22 @@ export const MAX_PAUSE_REASON_CHARS = 500;
  */
 export function loneSurrogatePath(value: unknown, path = ''): string | null {
   const lone = (s: string) => LONE_SURROGATE.test(s);
-  if (typeof value === 'string') return lone(value) ? path : null;
-  if (Array.isArray(value)) {
-    for (const [i, item] of value.entries()) {
-      const found = loneSurrogatePath(item, `${path}[${i}]`);
-      if (found !== null) return found;
-    }
-    return null;
-  }
-  if (value !== null && typeof value === 'object') {
-    for (const [key, item] of Object.entries(value)) {
-      const at = path ? `${path}.${key}` : key;
-      if (lone(key)) return at;
-      const found = loneSurrogatePath(item, at);
-      if (found !== null) return found;
+  // Depth first with a stack of its own, not by recursion: a body of a few kilobytes can nest
+  // arrays thousands deep, past the call stack, and it is for the schema to refuse such a value.
+  const stack: [unknown, string][] = [[value, path]];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const [v, at] = next;
+    if (typeof v === 'string') {
+      if (lone(v)) return at;
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], `${at}[${i}]`]);
+    } else if (v !== null && typeof v === 'object') {
+      const entries = Object.entries(v);
+      for (const [key] of entries) if (lone(key)) return at ? `${at}.${key}` : key;
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [key, item] = entries[i] as [string, unknown];
+        stack.push([item, at ? `${at}.${key}` : key]);
+      }
     }
   }
   return null;

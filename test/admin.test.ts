@@ -406,6 +406,26 @@ describe('admin API: requests (fake ports)', () => {
     expect(writes).toHaveLength(1);
   });
 
+  test('a value nested thousands deep is refused with a 400 that names its field, not a 500', async () => {
+    const writes: unknown[] = [];
+    const app = appWith(fakePorts({ saveNotification: async (n) => writes.push(n) > 0 }));
+    const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`;
+    const send = (method: 'put' | 'post', path: string, json: string) =>
+      request(app)[method](path).set('authorization', bearer()).set('content-type', 'application/json').send(json);
+    const put = await send('put', '/admin/notifications/n-1', `{"accountId":${deep}}`);
+    expect(put.status).toBe(400);
+    expect(put.body).toMatchObject({ error: 'invalid_request', field: 'accountId' });
+    expect((await send('post', '/admin/notifications/n-1/pause', `{"reason":${deep}}`)).body).toMatchObject({
+      error: 'invalid_request',
+      field: 'reason',
+    });
+    expect((await send('post', '/admin/paused/resume', `{"pausedReason":${deep}}`)).body).toMatchObject({
+      error: 'invalid_request',
+      field: 'pausedReason',
+    });
+    expect(writes).toHaveLength(0);
+  });
+
   test('a body over the limit is refused with 413', async () => {
     const res = await request(appWith(fakePorts()))
       .put('/admin/notifications/n-1')
