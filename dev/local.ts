@@ -15,7 +15,7 @@ import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
 import { type Emulators, hasExited, killGroup, portProblem, startEmulators } from './emulators';
 import { startFrontend } from './frontend';
 import { ROOT, startReaper, startService } from './processes';
-import { timeLeft } from './progress';
+import { expectedDeliveries, PostLines, runsToWatch, timeLeft, VERBOSE_MAX } from './progress';
 import { SlackStandIn } from './slack-standin';
 import { superviseService } from './supervise';
 import { createTopology } from './topology';
@@ -61,7 +61,12 @@ function parseArgs(argv: string[]): Options {
     )
     .option('-n, --notifications <count>', 'demo notifications to seed', positiveInt(1_000_000), 200)
     .option('--accounts <count>', 'demo accounts the notifications report on', positiveInt(100_000), 20)
-    .option('--timeout <seconds>', 'how long --once waits for every delivery', positiveInt(3600), 180)
+    .option(
+      '--timeout <seconds>',
+      "how long a tick's deliveries are waited for (with --once, past it the run exits 1; without, the next tick follows)",
+      positiveInt(3600),
+      180,
+    )
     .option(
       '--interval <seconds>',
       "without --once: seconds from a tick's last delivery to the next tick",
@@ -297,20 +302,22 @@ async function main(): Promise<number> {
       `emulators up: PUBSUB_EMULATOR_HOST=${emulators.env.PUBSUB_EMULATOR_HOST} FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID}`,
     );
 
+    const postLines = new PostLines(say);
     const realSlack = Boolean(slackToken());
     let standIn: SlackStandIn | null = null;
     let slackApiUrl = process.env.SLACK_API_URL ?? 'https://slack.com/api/';
     if (!realSlack) {
       standIn = new SlackStandIn({ token: STANDIN_TOKEN });
       slackApiUrl = (await standIn.start()).url;
-      // Posts land while the tick is still publishing, so the listener is on from the start.
-      if (opts.notifications <= 60) {
-        standIn.on('post', (p) => {
-          const id = String(p.metadata?.event_payload?.deliveryId ?? '?');
-          say(`  ✓ posted ${id} → #${p.channel}: ${preview(String(p.text ?? ''))}`);
-        });
-        standIn.on('refused', (r) => say(`  ✗ refused ${r.deliveryId ?? '?'} → #${r.channel ?? '?'}: ${r.error}`));
-      }
+      // Posts land while the tick is still publishing, so the listener is on from the start; a
+      // tick's lines wait until its size is known (postLines).
+      standIn.on('post', (p) => {
+        const id = String(p.metadata?.event_payload?.deliveryId ?? '?');
+        postLines.add(`  ✓ posted ${id} → #${p.channel}: ${preview(String(p.text ?? ''))}`);
+      });
+      standIn.on('refused', (r) =>
+        postLines.add(`  ✗ refused ${r.deliveryId ?? '?'} → #${r.channel ?? '?'}: ${r.error}`),
+      );
       processes.push(() => (standIn as SlackStandIn).stop());
       // One demo channel is archived, to show a permanent failure recorded and acked.
       standIn.addFault({ channel: ARCHIVED_CHANNEL, respond: { kind: 'slack_error', error: 'is_archived' } });
@@ -436,6 +443,9 @@ async function main(): Promise<number> {
       return summary;
     };
 
+    // Runs a tick of this run watched, so a later tick does not sum them up again.
+    const watched = new Set<string>();
+
     /**
      * A tick, then its deliveries watched until final. The first tick is sent again, as Cloud
      * Scheduler retries a call, while it fails or a run of it is not dispatched yet (failed, or
@@ -443,12 +453,13 @@ async function main(): Promise<number> {
      * FIRST_TICK_RETRY_MS, at the same schedule time, so a run cut short is resumed, not lost.
      */
     const runTick = async (at: Date, retry = false): Promise<number> => {
+      postLines.hold();
       const runIds = new Set<string>();
       const deadline = Date.now() + FIRST_TICK_RETRY_MS;
       for (;;) {
         try {
           const summary = await sendTick(at);
-          for (const o of summary.occurrences ?? []) if (o.runId) runIds.add(o.runId);
+          for (const runId of runsToWatch(summary.occurrences ?? [], watched)) runIds.add(runId);
           const pending = (summary.occurrences ?? []).filter((o) => RETRIED.includes(o.status));
           if (!retry || pending.length === 0 || Date.now() > deadline) break;
           say(
@@ -462,17 +473,29 @@ async function main(): Promise<number> {
         }
         await new Promise((r) => setTimeout(r, TICK_RETRY_MS));
       }
-      // Every message its runs published, a resumed run's before it was cut short included.
-      let expected = 0;
-      for (const runId of runIds) expected += (await store.getRun(runId))?.published ?? 0;
-      return watch([...runIds], expected);
+      for (const runId of runIds) watched.add(runId);
+      return watch([...runIds], await expectedOf(runIds, new Map()));
     };
 
-    const watch = async (runIds: string[], expected: number): Promise<number> => {
+    /** The deliveries the runs are to end with (expectedDeliveries), with what each has on record. */
+    const expectedOf = async (runIds: Iterable<string>, recorded: Map<string, number>): Promise<number> => {
+      const runs: { published: number; recorded: number }[] = [];
+      for (const runId of runIds) {
+        runs.push({ published: (await store.getRun(runId))?.published ?? 0, recorded: recorded.get(runId) ?? 0 });
+      }
+      return expectedDeliveries(runs);
+    };
+
+    const watch = async (runIds: string[], firstExpected: number): Promise<number> => {
       // Nothing due (a tick between two occurrences): the tick's line says so.
-      if (runIds.length === 0 && expected === 0) return 0;
+      if (runIds.length === 0 && firstExpected === 0) {
+        postLines.asBefore();
+        return 0;
+      }
+      let expected = firstExpected;
       const started = Date.now();
-      const verbose = expected <= 60;
+      const verbose = expected <= VERBOSE_MAX;
+      postLines.decide(verbose);
       const bar = verbose
         ? null
         : new SingleBar({
@@ -491,12 +514,19 @@ async function main(): Promise<number> {
         for (;;) {
           totals = {};
           failing = [];
+          const recorded = new Map<string, number>();
           for (const runId of runIds) {
             const counts = await store.countByStatus(runId);
             for (const [k, v] of Object.entries(counts)) totals[k] = (totals[k] ?? 0) + v;
+            recorded.set(
+              runId,
+              Object.values(counts).reduce((n, v) => n + v, 0),
+            );
             if (counts.failed > 0 || counts.dead > 0) failing.push({ runId, failed: counts.failed, dead: counts.dead });
           }
+          expected = await expectedOf(runIds, recorded);
           const final = FINAL.reduce((n, s) => n + (totals[s] ?? 0), 0);
+          bar?.setTotal(expected);
           bar?.update(final, {
             sent: totals.sent ?? 0,
             failed: totals.failed ?? 0,

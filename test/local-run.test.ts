@@ -112,12 +112,12 @@ describe('npm start, stopped early', () => {
   );
 
   test.each([
-    ['ticking on', ['-n', '300'], 0],
+    ['ticking on', 0, ['-n', '300']],
     // With --once, 0 says every delivery reached a final state: a run cut short cannot say that.
-    ['--once', ['-n', '3', '--once'], 1],
+    ['--once', 1, ['-n', '3', '--once']],
   ])(
     'its output closed by the reader (npm start | head), %s: exits %d and leaves nothing listening',
-    async (_mode, args, exitCode) => {
+    async (_mode, exitCode, args) => {
       const run = await runAndStop(/^notifier at /, 'close-stdout', args);
       expect(run.code).toBe(exitCode);
       expect(run.exitedWithinMs).toBeLessThan(20_000);
