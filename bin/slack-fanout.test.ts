@@ -77,7 +77,7 @@ describe('parseNotificationsFile', () => {
     [
       'a huge channel id',
       JSON.stringify([{ ...good, channelId: 'C'.repeat(300) }]),
-      /f\.json\[0\]: notification n-1: channelId: Too big/,
+      /f\.json\[0\]: notification n-1: channelId: is longer than 255 characters \(300\)$/,
     ],
   ])('names %s', (_what, text, message) => {
     expect(() => parseNotificationsFile(text, 'f.json')).toThrow(message);

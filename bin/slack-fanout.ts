@@ -6,7 +6,6 @@ import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { GoogleAuth } from 'google-auth-library';
 import pino from 'pino';
-import { z } from 'zod';
 import { nonBlankText, positiveInt, topicName } from '../shared/cli-args';
 import { projectIdProblem } from '../shared/config';
 import { createFirestore } from '../shared/firestore';
@@ -55,6 +54,7 @@ import {
 } from '../shared/redrive';
 import { dashboardUrlProblem } from '../shared/report';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
+import { z } from '../shared/zod';
 
 /**
  * `slack-fanout`: the operator's command line. It talks to Firestore and Pub/Sub directly

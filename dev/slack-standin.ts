@@ -21,7 +21,7 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { z } from 'zod';
+import { z } from '../shared/zod';
 import { mulberry32 } from './demo';
 
 export type FaultResponse =

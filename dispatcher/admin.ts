@@ -6,7 +6,6 @@ import express, {
   type Response,
   type Router,
 } from 'express';
-import { z } from 'zod';
 import { callerOf } from '../shared/auth';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
 import { jsonBody, methodNotAllowed, requireJson } from '../shared/http';
@@ -43,6 +42,7 @@ import {
   runSummary,
 } from '../shared/redrive';
 import { isValidTimeZone, validateSchedule } from '../shared/schedule';
+import { z } from '../shared/zod';
 import { renderStatusPage } from './status-page';
 
 /**

@@ -1,5 +1,4 @@
 import type { Express, RequestHandler } from 'express';
-import { z } from 'zod';
 import {
   baseApp,
   errorHandler,
@@ -14,6 +13,7 @@ import {
 } from '../shared/http';
 import type { Logger } from '../shared/logger';
 import { TOPOLOGY } from '../shared/topology';
+import { z } from '../shared/zod';
 import { type AdminDeps, adminRouter } from './admin';
 import { runTick, type TickDeps } from './tick';
 

@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { topicNameProblem } from './cli-args';
 import { TOPOLOGY } from './topology';
+import { z } from './zod';
 
 /** The services' log levels (LOG_LEVEL), quietest last. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

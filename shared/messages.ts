@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { deliveryIdOf, documentIdProblem, documentIdSchema, runIdOf } from './model';
+import { z } from './zod';
 
 /** RFC 3339 `date-time` with a `Z` or an offset, any number of fraction digits; calendar-checked. */
 const rfc3339 = z.iso.datetime({ offset: true });

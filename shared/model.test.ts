@@ -1,4 +1,5 @@
 import { documentStorageSize, excerpt } from './model';
+import { z } from './zod';
 
 describe('documentStorageSize (how Firestore counts a document against its 1 MiB)', () => {
   it('gives 147 bytes for the example of Firestore’s storage-size page', () => {
@@ -26,5 +27,16 @@ describe('excerpt', () => {
     expect(cut).toBe('a'.repeat(99));
     expect(JSON.stringify(cut)).not.toContain('\\ud83d');
     expect(excerpt(`${'a'.repeat(98)}😀😀`)).toBe(`${'a'.repeat(98)}😀`);
+  });
+});
+
+describe('zod messages for text too short or too long (shared/zod.ts)', () => {
+  it('say what is wrong with the value, and a schema’s own message still comes first', () => {
+    const schema = z.object({ a: z.string().min(1), b: z.string().max(3), c: z.string().min(2, 'own words') });
+    const issues = schema.safeParse({ a: '', b: 'abcd', c: 'x' }).error?.issues.map((i) => `${i.path}: ${i.message}`);
+    expect(issues).toEqual(['a: is empty', 'b: is longer than 3 characters (4)', 'c: own words']);
+    expect(z.string().min(3).safeParse('ab').error?.issues[0]?.message).toBe('is shorter than 3 characters');
+    // Other kinds keep zod's words.
+    expect(z.number().min(2).safeParse(1).error?.issues[0]?.message).toMatch(/^Too small/);
   });
 });

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from './zod';
 
 /** Firestore's limit on a document id, in UTF-8 bytes. */
 export const MAX_DOCUMENT_ID_BYTES = 1500;

@@ -441,11 +441,16 @@ describe('validateSchedule', () => {
     ['0 9 * * FUNDAY', 'unknown weekday'],
     ['garbage', 'garbage'],
     ['a b c d e', 'five garbage fields'],
-    ['', 'empty'],
   ])('rejects %j (%s) with an InvalidScheduleError naming it', (cron) => {
     const err = rejection({ cron, timezone: 'Europe/Paris' });
     expect(err).toBeInstanceOf(InvalidScheduleError);
     expect(err.message).toContain(JSON.stringify(cron));
+  });
+
+  it.each(['', '   ', '\t'])('says a blank cron %j is blank, not that it has 1 field', (cron) => {
+    const err = rejection({ cron, timezone: 'Europe/Paris' });
+    expect(err).toBeInstanceOf(InvalidScheduleError);
+    expect(err.message).toBe('cron is blank: it must have 5 fields (minute hour day-of-month month day-of-week)');
   });
 
   it.each(['H 9 * * *', 'H/15 * * * *', '0 H(0-5) * * *', '0 9 * * H', '0 9 H * *', '0,H 9 * * *'])(

@@ -50,6 +50,8 @@ export function validateSchedule(s: CronSchedule): void {
   if (!isValidTimeZone(s.timezone)) {
     throw new InvalidScheduleError(`unknown time zone ${JSON.stringify(s.timezone)}`);
   }
+  if (s.cron.trim() === '')
+    throw new InvalidScheduleError('cron is blank: it must have 5 fields (minute hour day-of-month month day-of-week)');
   const fields = s.cron.trim().split(/\s+/);
   if (fields.length !== 5) {
     throw new InvalidScheduleError(
