@@ -223,7 +223,6 @@ function isUnreachable(err: unknown): boolean {
   return false;
 }
 
-/** The one line and the exit code a failure ends the command with. */
 /**
  * `redrive --topic`: a topic name (topicName), and not the dead-letter topic: a message
  * published there is recorded dead again at once, with nothing posted, while the redrive

@@ -56,12 +56,13 @@ describe('topicName', () => {
   it.each([
     ['', /expected a Pub\/Sub topic id .*, got an empty one/],
     ['  ', /got an empty one/],
-    ['ab', /got "ab"/],
-    ['1abc', /got "1abc"/],
-    ['has space', /got "has space"/],
+    ['ab', /got "ab": it has 2 characters$/],
+    ['1abc', /got "1abc": it does not start with a letter$/],
+    ['has space', /got "has space": it has a character other than letters, digits and -_.~\+%$/],
     ['google-x', /must not start with "goog"/],
-    ['a'.repeat(256), /got "a+"/],
-    ['projects/p/topics/', /got "projects\/p\/topics\/"/],
+    ['a'.repeat(256), /got "a+.*": it has 256 characters$/],
+    ['projects/p/topics/', /got "projects\/p\/topics\/": its id "" is empty$/],
+    ['projects/other/topics/x', /got "projects\/other\/topics\/x": its id "x" has 1 character$/],
     ['projects/p/subscriptions/s', /not of the form projects\/\{project\}\/topics\/\{id\}/],
   ])('refuses %j, naming it', (value, message) => {
     expect(() => topicName(value)).toThrow(InvalidArgumentError);

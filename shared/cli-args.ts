@@ -52,6 +52,14 @@ export function topicName(value: string): string {
   return value;
 }
 
+/** What is wrong with a topic id's letters or length, or null. */
+function idProblem(id: string): string | null {
+  if (!/^[A-Za-z]/.test(id)) return id === '' ? 'is empty' : 'does not start with a letter';
+  if (!/^[A-Za-z0-9\-_.~+%]*$/.test(id)) return 'has a character other than letters, digits and -_.~+%';
+  if (id.length < 3 || id.length > 255) return `has ${id.length} character${id.length === 1 ? '' : 's'}`;
+  return null;
+}
+
 /** What is wrong with a Pub/Sub topic name (see topicName), or null. */
 export function topicNameProblem(value: string): string | null {
   const id = value.startsWith('projects/') ? /^projects\/[^/\s]+\/topics\/([^/]*)$/.exec(value)?.[1] : value;
@@ -62,8 +70,8 @@ export function topicNameProblem(value: string): string | null {
         ? `got ${JSON.stringify(excerpt(value))}, not of the form projects/{project}/topics/{id}`
         : /^goog/i.test(id)
           ? `got ${JSON.stringify(excerpt(value))}: an id must not start with "goog"`
-          : !/^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/.test(id)
-            ? `got ${JSON.stringify(excerpt(value))}`
+          : idProblem(id)
+            ? `got ${JSON.stringify(excerpt(value))}: ${id === value ? 'it' : `its id ${JSON.stringify(excerpt(id))}`} ${idProblem(id)}`
             : null;
   return why
     ? `expected a Pub/Sub topic id (3 to 255 letters, digits or -_.~+%, starting with a letter) or projects/{project}/topics/{id}, ${why}`
