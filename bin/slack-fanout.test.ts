@@ -75,6 +75,16 @@ describe('parseNotificationsFile', () => {
       /f\.json\[0\].*accountId: .*not well-formed Unicode/,
     ],
     [
+      'an id with a line break in it',
+      JSON.stringify([{ ...good, id: 'n\n1' }]),
+      /^f\.json\[0\]: notification id "n\\n1": has a control character in it \(a line break, a tab, a mark that turns the text’s direction\)$/,
+    ],
+    [
+      'an account id that turns the text’s direction',
+      JSON.stringify([{ ...good, accountId: 'acct\u202e1' }]),
+      /^f\.json\[0\]: notification n-1: accountId: has a control character in it/,
+    ],
+    [
       'a huge channel id',
       JSON.stringify([{ ...good, channelId: 'C'.repeat(300) }]),
       /f\.json\[0\]: notification n-1: channelId: is longer than 255 characters \(300\)$/,
@@ -131,6 +141,11 @@ describe('parseAccountsFile', () => {
     ['not an array', '{"id":"x"}', /a\.json must hold a JSON array of accounts/],
     ['a missing name', JSON.stringify([acct, { id: 'acct-2' }]), /a\.json\[1\]: name/],
     ['an unknown field', JSON.stringify([{ ...acct, nmae: 'x' }]), /a\.json\[0\]/],
+    [
+      'an id with a tab in it',
+      JSON.stringify([{ ...acct, id: 'acct\t1' }]),
+      /a\.json\[0\]: account id "acct\\t1": has a control character in it/,
+    ],
     [
       'an unknown field of a metric',
       JSON.stringify([{ ...acct, metrics: [{ label: 'Signups', value: 1, chnage: 5 }] }]),

@@ -24,6 +24,7 @@ import {
   MAX_DOCUMENT_BYTES,
   MAX_PAUSE_REASON_CHARS,
   metricSchema,
+  newIdProblem,
   userIdProblem,
 } from '../shared/model';
 import { connectProblem } from '../shared/net';
@@ -449,7 +450,7 @@ export function parseAccountsFile(text: string, file: string): NewAccount[] {
     newAccountSchema,
     (i) => `${file}[${i}]`,
     (a) => {
-      const problem = userIdProblem(a.id);
+      const problem = newIdProblem(a.id);
       if (problem) return `account id ${JSON.stringify(excerpt(a.id))}: ${problem}`;
       const { id, ...account } = a;
       // As stored (saveAccounts), and as Firestore counts it.

@@ -52,6 +52,25 @@ export function userIdProblem(id: string): string | null {
   return id.trim() === '' ? 'is blank' : documentIdProblem(id);
 }
 
+/** C0 and C1 controls (line breaks, tabs, escapes) and the marks that turn text's direction. */
+const CONTROL_CHARACTER = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/u;
+
+/**
+ * Why `id` cannot be the id of something made now, for a control character in it (such an id
+ * breaks the line of every list and log it is printed in, or shows reversed), or null. Ids made
+ * before this check are still read and addressed as they are.
+ */
+export function controlCharacterProblem(id: string): string | null {
+  return CONTROL_CHARACTER.test(id)
+    ? 'has a control character in it (a line break, a tab, a mark that turns the text’s direction)'
+    : null;
+}
+
+/** Why `id` cannot be the id of a notification or an account made now, or null. */
+export function newIdProblem(id: string): string | null {
+  return userIdProblem(id) ?? controlCharacterProblem(id);
+}
+
 /** A Slack channel or workspace id (or a channel name): not blank, at most 255 characters. */
 const slackIdSchema = z
   .string()

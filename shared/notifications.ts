@@ -13,9 +13,11 @@ import { indexedSchedule, type MemberChange, tidyBuckets, writeIndexChanges } fr
 import {
   type Account,
   accountSchema,
+  controlCharacterProblem,
   excerpt,
   MAX_NOTIFICATION_ID_BYTES,
   type NotificationInput,
+  newIdProblem,
   notificationSchema,
   userIdSchema,
 } from './model';
@@ -79,6 +81,14 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
       throw new InvalidNotificationError(`notification ${n.id}: ${field}: ${problem}`, field, problem);
     }
   }
+  const accountIdProblem = controlCharacterProblem(n.accountId);
+  if (accountIdProblem) {
+    throw new InvalidNotificationError(
+      `notification ${n.id}: accountId: ${accountIdProblem}`,
+      'accountId',
+      accountIdProblem,
+    );
+  }
   // A title given blank would be dropped, or kept and never shown: said instead.
   if (n.title !== undefined && n.title.replace(BLANK_OR_INVISIBLE_ALL, '') === '') {
     const problem = 'is blank: leave the title out for the default, "{account name}: scheduled report"';
@@ -107,6 +117,7 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
   }
   const idProblem =
     userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message ??
+    newIdProblem(n.id) ??
     (Buffer.byteLength(n.id, 'utf8') > MAX_NOTIFICATION_ID_BYTES
       ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids, the id and a time, must fit a Pub/Sub attribute of 1,024 bytes)`
       : undefined);

@@ -406,6 +406,30 @@ describe('admin API: requests (fake ports)', () => {
     expect(writes).toHaveLength(1);
   });
 
+  test('a new id with a control character (a line break) is refused with a 400 that names the field', async () => {
+    const writes: unknown[] = [];
+    // As the store saves it: notificationDoc checks it first.
+    const app = appWith(
+      fakePorts({ saveNotification: async (n) => notificationDoc(n) !== null && writes.push(n) > 0 }),
+    );
+    const body = { accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' };
+    const put = (id: string, b: object) =>
+      request(app).put(`/admin/notifications/${id}`).set('authorization', bearer()).send(b);
+    const res = await put('nl%0Ax', body);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({
+      error: 'invalid_request',
+      field: 'id',
+      message: expect.stringContaining('control character'),
+    });
+    const account = await put('n-1', { ...body, accountId: 'a\u202eb' });
+    expect(account.status).toBe(400);
+    expect(account.body).toMatchObject({ field: 'accountId', message: expect.stringContaining('control character') });
+    expect(writes).toHaveLength(0);
+    expect((await put('n-1', body)).status).toBe(201);
+    expect(writes).toHaveLength(1);
+  });
+
   test('a value nested thousands deep is refused with a 400 that names its field, not a 500', async () => {
     const writes: unknown[] = [];
     const app = appWith(fakePorts({ saveNotification: async (n) => writes.push(n) > 0 }));
