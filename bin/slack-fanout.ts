@@ -246,11 +246,18 @@ export function redriveTopic(value: string): string {
  * to no one, and the deliveries would wait as retrying until they expire. A caller that may
  * publish but not list the topic's subscriptions is told so, and the redrive goes on.
  */
-async function checkRedriveTopic(pubsub: PubSub, topic: string): Promise<void> {
+async function checkRedriveTopic(pubsub: PubSub, topic: string, projectId: string): Promise<void> {
   let subscriptions: unknown[];
+  // Redrive's first Pub/Sub call: a Pub/Sub that took the connection but answers nothing (a
+  // stopped emulator) is said within the same 10 s as such a Firestore, before anything is reopened.
+  let silent = false;
   try {
-    [subscriptions] = await pubsub.topic(topic).getSubscriptions();
+    [subscriptions] = await withTimeout(pubsub.topic(topic).getSubscriptions(), FIRST_ANSWER_TIMEOUT_MS, () => {
+      silent = true;
+      return `Pub/Sub at ${whereService('Pub/Sub', projectId)} took the connection but did not answer a first call (listing the subscriptions of topic ${topic}) within ${FIRST_ANSWER_TIMEOUT_MS / 1000} s; nothing was redriven`;
+    });
   } catch (err) {
+    if (silent) throw new CliError(`cannot use Pub/Sub: ${(err as Error).message}`, EXIT.failed);
     // A topic that does not exist fails the first page's publish, which says so and puts it back.
     if ((err as { code?: number }).code === 5) return;
     process.stderr.write(
@@ -1296,7 +1303,7 @@ is still dead for the next run.`,
       const pubsub = createPubSub(projectId);
       const publisher = pagePublisher(pubsub, o.topic);
       try {
-        await checkRedriveTopic(pubsub, o.topic);
+        await checkRedriveTopic(pubsub, o.topic, projectId);
         const store = new FirestoreStore(db);
         if (!(await redrivable(runId, store, firestoreRedriveLedger(store)))) {
           throw new CliError(

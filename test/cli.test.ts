@@ -118,6 +118,30 @@ describe('the built command, with a Firestore that takes the connection and neve
   }, 40_000);
 });
 
+describe('redrive, with a Pub/Sub that takes the connection and never answers', () => {
+  it('gives up on its first Pub/Sub call after 10 s, in one line, exit 1, nothing redriven', async () => {
+    const held: import('node:net').Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const started = Date.now();
+      const res = await runCli(['-p', 'demo-cli-silent-pubsub', 'redrive', 's_1:2030-01-01T00:00:00Z'], {
+        FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+        PUBSUB_EMULATOR_HOST: `127.0.0.1:${port}`,
+      });
+      expect(Date.now() - started).toBeLessThan(25_000);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toBe(
+        `slack-fanout: cannot use Pub/Sub: Pub/Sub at PUBSUB_EMULATOR_HOST=127.0.0.1:${port} took the connection but did not answer a first call (listing the subscriptions of topic slack-fanout-dispatch) within 10 s; nothing was redriven\n`,
+      );
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 40_000);
+});
+
 describe('a project id that cannot be one', () => {
   it.each(['BadProj', 'my_project', '-x', 'p'])(
     '%j is refused in one line, exit 2, before any call',
