@@ -7,12 +7,13 @@ import { Command, type CommanderError, InvalidArgumentError, Option } from 'comm
 import { positiveInt } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
-import { type DeliveryStatus, deliveryIdOf } from '../shared/model';
+
 import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
-import { COLLECTIONS, localTopology } from '../shared/topology';
+import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
 import { type Emulators, hasExited, killGroup, portProblem, startEmulators } from './emulators';
+import { endedElsewhere, FINAL } from './ended-elsewhere';
 import { startFrontend } from './frontend';
 import { ROOT, startReaper, startService } from './processes';
 import { expectedDeliveries, PostLines, runsToWatch, timeLeft, VERBOSE_MAX } from './progress';
@@ -153,10 +154,6 @@ async function takenPort(opts: Options): Promise<string | null> {
   }
   return null;
 }
-
-const FINAL: DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
-/** The largest schedule the runner looks through for deliveries of a run that ended under another. */
-const ENDED_ELSEWHERE_MAX = 1_000;
 
 /** A post's text in at most `max` characters, cut between words, with … when cut. */
 function preview(text: string, max = 60): string {
@@ -488,30 +485,9 @@ async function main(): Promise<number> {
       return expectedDeliveries(runs);
     };
 
-    /**
-     * Deliveries a run published that ended under another run, and so are not on its record: a
-     * notification moved to the run's schedule after it was sent in the same minute under its old
-     * one (its message acked, the ledger keeping it to one post). Looked for among the schedule's
-     * notifications once the run's own record has stopped growing, for a schedule of at most
-     * ENDED_ELSEWHERE_MAX of them.
-     */
-    const endedElsewhere = async (runId: string): Promise<number> => {
+    const endedElsewhereOf = async (runId: string): Promise<number> => {
       const run = await store.getRun(runId);
-      if (!run) return 0;
-      const members = await db
-        .collection(COLLECTIONS.notifications)
-        .where('scheduleId', '==', run.scheduleId)
-        .select()
-        .limit(ENDED_ELSEWHERE_MAX + 1)
-        .get();
-      if (members.empty || members.size > ENDED_ELSEWHERE_MAX) return 0;
-      const deliveries = await db.getAll(
-        ...members.docs.map((n) => db.collection(COLLECTIONS.deliveries).doc(deliveryIdOf(n.id, run.occurrence))),
-      );
-      return deliveries.filter((d) => {
-        const data = d.data();
-        return data !== undefined && data.runId !== runId && FINAL.includes(data.status as DeliveryStatus);
-      }).length;
+      return run ? endedElsewhere(db, runId, run) : 0;
     };
 
     const watch = async (runIds: string[], firstExpected: number): Promise<number> => {
@@ -556,7 +532,7 @@ async function main(): Promise<number> {
             // ended under another run (endedElsewhere), looked for once per halt.
             if (onRecord === lastOnRecord.get(runId) && !checkedAt.has(`${runId}#${onRecord}`)) {
               checkedAt.add(`${runId}#${onRecord}`);
-              elsewhere.set(runId, await endedElsewhere(runId));
+              elsewhere.set(runId, await endedElsewhereOf(runId));
             }
             lastOnRecord.set(runId, onRecord);
             recorded.set(runId, onRecord + (elsewhere.get(runId) ?? 0));
