@@ -1,9 +1,6 @@
 import type { Firestore } from '@google-cloud/firestore';
-import { type DeliveryStatus, deliveryIdOf } from '../shared/model';
+import { deliveryIdOf, endsDelivery } from '../shared/model';
 import { COLLECTIONS } from '../shared/topology';
-
-/** The statuses a delivery ends in. */
-export const FINAL: readonly DeliveryStatus[] = ['sent', 'failed', 'skipped', 'dead'];
 
 /** The largest schedule the local runner looks through for deliveries of a run that ended under another. */
 export const ENDED_ELSEWHERE_MAX = 1_000;
@@ -30,8 +27,10 @@ export async function endedElsewhere(
   const deliveries = await db.getAll(
     ...members.docs.map((n) => db.collection(COLLECTIONS.deliveries).doc(deliveryIdOf(n.id, run.occurrence))),
   );
+  // Ended as a push that claims it finds it (endsDelivery): a record that speaks only of another
+  // message is not an end, and the run's own message claims that delivery and records it there.
   return deliveries.filter((d) => {
     const data = d.data();
-    return data !== undefined && data.runId !== runId && FINAL.includes(data.status as DeliveryStatus);
+    return data !== undefined && data.runId !== runId && endsDelivery(data);
   }).length;
 }

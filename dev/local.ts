@@ -7,13 +7,13 @@ import { Command, type CommanderError, InvalidArgumentError, Option } from 'comm
 import { positiveInt } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
-
+import { FINAL_STATUSES } from '../shared/model';
 import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
 import { type Emulators, hasExited, killGroup, portProblem, startEmulators } from './emulators';
-import { endedElsewhere, FINAL } from './ended-elsewhere';
+import { endedElsewhere } from './ended-elsewhere';
 import { startFrontend } from './frontend';
 import { ROOT, startReaper, startService } from './processes';
 import { expectedDeliveries, PostLines, runsToWatch, timeLeft, VERBOSE_MAX } from './progress';
@@ -473,21 +473,9 @@ async function main(): Promise<number> {
         await new Promise((r) => setTimeout(r, TICK_RETRY_MS));
       }
       for (const runId of runIds) watched.add(runId);
-      return watch([...runIds], await expectedOf(runIds, new Map()));
-    };
-
-    /** The deliveries the runs are to end with (expectedDeliveries), with what each has on record. */
-    const expectedOf = async (runIds: Iterable<string>, recorded: Map<string, number>): Promise<number> => {
-      const runs: { published: number; recorded: number }[] = [];
-      for (const runId of runIds) {
-        runs.push({ published: (await store.getRun(runId))?.published ?? 0, recorded: recorded.get(runId) ?? 0 });
-      }
-      return expectedDeliveries(runs);
-    };
-
-    const endedElsewhereOf = async (runId: string): Promise<number> => {
-      const run = await store.getRun(runId);
-      return run ? endedElsewhere(db, runId, run) : 0;
+      let published = 0;
+      for (const runId of runIds) published += (await store.getRun(runId))?.published ?? 0;
+      return watch([...runIds], published);
     };
 
     const watch = async (runIds: string[], firstExpected: number): Promise<number> => {
@@ -511,11 +499,14 @@ async function main(): Promise<number> {
           });
       bar?.start(expected, 0, { sent: 0, failed: 0, dead: 0, left: timeLeft(0, expected, 0) });
       let totals: Record<string, number> = {};
-      // Per run: its record's size at the last look, the halts already looked past, and what
-      // ended under another run (endedElsewhere).
+      // Per run: its record's size at the last look, the size at which it was last looked past
+      // (endedElsewhere), and what ended under another run then.
       const lastOnRecord = new Map<string, number>();
-      const checkedAt = new Set<string>();
+      const lookedAt = new Map<string, number>();
       const elsewhere = new Map<string, number>();
+      const elsewhereTotal = () => [...elsewhere.values()].reduce((n, v) => n + v, 0);
+      const finalOf = (t: Record<string, number>) =>
+        FINAL_STATUSES.reduce((n, s) => n + (t[s] ?? 0), 0) + elsewhereTotal();
       // The runs with a failed or dead delivery, for the hint at the end.
       let failing: { runId: string; failed: number; dead: number }[] = [];
       try {
@@ -523,24 +514,24 @@ async function main(): Promise<number> {
         for (;;) {
           totals = {};
           failing = [];
-          const recorded = new Map<string, number>();
+          const runs: { published: number; recorded: number }[] = [];
           for (const runId of runIds) {
+            const run = await store.getRun(runId);
             const counts = await store.countByStatus(runId);
             for (const [k, v] of Object.entries(counts)) totals[k] = (totals[k] ?? 0) + v;
             const onRecord = Object.values(counts).reduce((n, v) => n + v, 0);
-            // A record that stopped growing short of what the run published: some may have
-            // ended under another run (endedElsewhere), looked for once per halt.
-            if (onRecord === lastOnRecord.get(runId) && !checkedAt.has(`${runId}#${onRecord}`)) {
-              checkedAt.add(`${runId}#${onRecord}`);
-              elsewhere.set(runId, await endedElsewhereOf(runId));
+            // A record that stopped growing: some of what the run published may have ended
+            // under another run (endedElsewhere), looked for once each time it stops.
+            if (run && onRecord === lastOnRecord.get(runId) && lookedAt.get(runId) !== onRecord) {
+              lookedAt.set(runId, onRecord);
+              elsewhere.set(runId, await endedElsewhere(db, runId, run));
             }
             lastOnRecord.set(runId, onRecord);
-            recorded.set(runId, onRecord + (elsewhere.get(runId) ?? 0));
+            runs.push({ published: run?.published ?? 0, recorded: onRecord + (elsewhere.get(runId) ?? 0) });
             if (counts.failed > 0 || counts.dead > 0) failing.push({ runId, failed: counts.failed, dead: counts.dead });
           }
-          totals.elsewhere = [...elsewhere.values()].reduce((n, v) => n + v, 0);
-          expected = await expectedOf(runIds, recorded);
-          const final = FINAL.reduce((n, s) => n + (totals[s] ?? 0), 0) + totals.elsewhere;
+          expected = expectedDeliveries(runs);
+          const final = finalOf(totals);
           bar?.setTotal(expected);
           bar?.update(final, {
             sent: totals.sent ?? 0,
@@ -554,13 +545,13 @@ async function main(): Promise<number> {
       } finally {
         bar?.stop();
       }
-      const final = FINAL.reduce((n, s) => n + (totals[s] ?? 0), 0) + (totals.elsewhere ?? 0);
+      const final = finalOf(totals);
       const secs = (Date.now() - started) / 1000;
       if (final < expected) {
         say(`timed out: ${expected - final} deliveries not final after ${opts.timeout} s (--timeout)`);
       }
       say(
-        `summary: ${expected} expected, ${totals.sent ?? 0} sent, ${totals.failed ?? 0} failed, ${totals.skipped ?? 0} skipped, ${totals.dead ?? 0} dead, ${expected - final} not final${totals.elsewhere ? `, ${totals.elsewhere} ended under an earlier run (a notification moved after it was sent)` : ''}, in ${secs.toFixed(1)} s`,
+        `summary: ${expected} expected, ${totals.sent ?? 0} sent, ${totals.failed ?? 0} failed, ${totals.skipped ?? 0} skipped, ${totals.dead ?? 0} dead, ${expected - final} not final${elsewhereTotal() ? `, ${elsewhereTotal()} ended under an earlier run (a notification moved after it was sent)` : ''}, in ${secs.toFixed(1)} s`,
       );
       if (standIn) {
         const dups = standIn.duplicates();

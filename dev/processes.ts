@@ -153,7 +153,6 @@ export function listensOn(pid: number, port: number): boolean | null {
   return false;
 }
 
-/** Whether what a service logged from byte `from` on says it could not listen on `port` as it was in use. */
 /**
  * Whether a service that did not start lost its port: its log says so, or, with no log to read,
  * it exited before listening and something else listens on the port.
@@ -168,6 +167,7 @@ async function portLost(
   return hasExited(child) && (await isListening('127.0.0.1', port));
 }
 
+/** Whether what a service logged from byte `from` on says it could not listen on `port` as it was in use. */
 function portLostIn(logFile: string, from: number, port: number): boolean {
   const log = readFileSync(logFile).subarray(from).toString('utf8');
   return log.includes(`cannot listen on `) && log.includes(`:${port}: listen EADDRINUSE`);

@@ -63,6 +63,7 @@ function idProblem(id: string): string | null {
 /** What is wrong with a Pub/Sub topic name (see topicName), or null. */
 export function topicNameProblem(value: string): string | null {
   const id = value.startsWith('projects/') ? /^projects\/[^/\s]+\/topics\/([^/]*)$/.exec(value)?.[1] : value;
+  const idWrong = id === undefined ? null : idProblem(id);
   const why =
     value.trim() === ''
       ? 'got an empty one'
@@ -70,8 +71,8 @@ export function topicNameProblem(value: string): string | null {
         ? `got ${JSON.stringify(excerpt(value))}, not of the form projects/{project}/topics/{id}`
         : /^goog/i.test(id)
           ? `got ${JSON.stringify(excerpt(value))}: an id must not start with "goog"`
-          : idProblem(id)
-            ? `got ${JSON.stringify(excerpt(value))}: ${id === value ? 'it' : `its id ${JSON.stringify(excerpt(id))}`} ${idProblem(id)}`
+          : idWrong
+            ? `got ${JSON.stringify(excerpt(value))}: ${id === value ? 'it' : `its id ${JSON.stringify(excerpt(id))}`} ${idWrong}`
             : null;
   return why
     ? `expected a Pub/Sub topic id (3 to 255 letters, digits or -_.~+%, starting with a letter) or projects/{project}/topics/{id}, ${why}`

@@ -29,6 +29,7 @@ import {
   deadClaimUpdate,
   deadLetterPredatesRedrive,
   endsDelivery,
+  FINAL_STATUSES,
   liveClaim,
   permanentFailureUpdate,
   type RunDoc,
@@ -84,7 +85,7 @@ export function buildQuery(db: Firestore, spec: QuerySpec, values: Record<string
   return q;
 }
 
-const FINAL = new Set<DeliveryStatus>(['sent', 'failed', 'skipped', 'dead']);
+const FINAL = new Set<DeliveryStatus>(FINAL_STATUSES);
 
 export interface FirestoreStoreOptions {
   /**

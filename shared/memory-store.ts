@@ -1,12 +1,14 @@
 import { deliveryClaimStep, freshClaim, holdsClaim } from './delivery-claim';
 import { bucketOf, LARGE_READ_IDS, pagesOfBuckets } from './members';
 import {
+  DELIVERY_STATUSES,
   type DeliveryDoc,
   type DeliveryError,
   type DeliveryStatus,
   deadClaimUpdate,
   deadLetterPredatesRedrive,
   endsDelivery,
+  FINAL_STATUSES,
   liveClaim,
   permanentFailureUpdate,
   type RunDoc,
@@ -44,8 +46,7 @@ export type StoredSchedule = Partial<ScheduleDoc> & {
 /** A delivery document as stored: the dead-letter and invalid-input paths write partial ones. */
 export type StoredDelivery = Partial<DeliveryDoc> & Record<string, unknown>;
 
-const STATUSES: DeliveryStatus[] = ['sending', 'retrying', 'sent', 'failed', 'skipped', 'dead'];
-const FINAL = new Set<DeliveryStatus>(['sent', 'failed', 'skipped', 'dead']);
+const FINAL = new Set<DeliveryStatus>(FINAL_STATUSES);
 const DISABLED_UNTIL = new Date('9999-12-31T00:00:00Z');
 
 /** Firestore's answer to `update()` on a document that does not exist. */
@@ -472,7 +473,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
   }
 
   async countByStatus(runId: string): Promise<Record<DeliveryStatus, number>> {
-    const counts = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<DeliveryStatus, number>;
+    const counts = Object.fromEntries(DELIVERY_STATUSES.map((s) => [s, 0])) as Record<DeliveryStatus, number>;
     for (const d of this.deliveryDocs.values()) {
       if (d.runId === runId && d.status && d.status in counts) counts[d.status]++;
     }

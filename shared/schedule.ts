@@ -50,9 +50,10 @@ export function validateSchedule(s: CronSchedule): void {
   if (!isValidTimeZone(s.timezone)) {
     throw new InvalidScheduleError(`unknown time zone ${JSON.stringify(s.timezone)}`);
   }
-  if (s.cron.trim() === '')
+  const cron = s.cron.trim();
+  if (cron === '')
     throw new InvalidScheduleError('cron is blank: it must have 5 fields (minute hour day-of-month month day-of-week)');
-  const fields = s.cron.trim().split(/\s+/);
+  const fields = cron.split(/\s+/);
   if (fields.length !== 5) {
     throw new InvalidScheduleError(
       `cron ${JSON.stringify(s.cron)} must have 5 fields (minute hour day-of-month month day-of-week), got ${fields.length}`,

@@ -94,13 +94,24 @@ describe('the built command, with no emulator listening', () => {
   });
 });
 
+/** A local server that accepts connections and says nothing: a stopped or overloaded emulator. */
+async function silentServer(): Promise<{ port: number; close(): Promise<void> }> {
+  const held: import('node:net').Socket[] = [];
+  const silent = createServer((socket) => held.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const { port } = silent.address() as { port: number };
+  return {
+    port,
+    close: async () => {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    },
+  };
+}
+
 describe('the built command, with a Firestore that takes the connection and never answers', () => {
   it('gives up after the first read’s 10 s, in one line, exit 1', async () => {
-    // A server that accepts connections and says nothing: a stopped or overloaded emulator.
-    const held: import('node:net').Socket[] = [];
-    const silent = createServer((socket) => held.push(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const { port } = silent.address() as { port: number };
+    const { port, close } = await silentServer();
     try {
       const started = Date.now();
       const res = await runCli(['-p', 'demo-cli-silent', 'show', 'n-1'], {
@@ -112,18 +123,14 @@ describe('the built command, with a Firestore that takes the connection and neve
         `slack-fanout: cannot use Firestore: Firestore at FIRESTORE_EMULATOR_HOST=127.0.0.1:${port} took the connection but did not answer a first read within 10 s\n`,
       );
     } finally {
-      for (const socket of held) socket.destroy();
-      await new Promise((resolve) => silent.close(resolve));
+      await close();
     }
   }, 40_000);
 });
 
 describe('redrive, with a Pub/Sub that takes the connection and never answers', () => {
   it('gives up on its first Pub/Sub call after 10 s, in one line, exit 1, nothing redriven', async () => {
-    const held: import('node:net').Socket[] = [];
-    const silent = createServer((socket) => held.push(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const { port } = silent.address() as { port: number };
+    const { port, close } = await silentServer();
     try {
       const started = Date.now();
       const res = await runCli(['-p', 'demo-cli-silent-pubsub', 'redrive', 's_1:2030-01-01T00:00:00Z'], {
@@ -136,8 +143,7 @@ describe('redrive, with a Pub/Sub that takes the connection and never answers', 
         `slack-fanout: cannot use Pub/Sub: Pub/Sub at PUBSUB_EMULATOR_HOST=127.0.0.1:${port} took the connection but did not answer a first call (listing the subscriptions of topic slack-fanout-dispatch) within 10 s; nothing was redriven\n`,
       );
     } finally {
-      for (const socket of held) socket.destroy();
-      await new Promise((resolve) => silent.close(resolve));
+      await close();
     }
   }, 40_000);
 });
