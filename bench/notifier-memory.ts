@@ -10,7 +10,7 @@
  */
 import { demoAccounts } from '../dev/demo';
 import { serveNotifier } from '../notifier/service';
-import { loadConfig } from '../shared/config';
+import { loadServiceConfig } from '../shared/auth';
 import { MemoryStore } from '../shared/memory-store';
 import { notificationDoc } from '../shared/notifications';
 import { benchNotifications } from './seed';
@@ -22,11 +22,11 @@ function count(name: string): number {
 }
 
 try {
-  const config = loadConfig();
+  const { config, auth } = loadServiceConfig('notifier');
   const notifications = count('BENCH_NOTIFICATIONS');
   const accounts = count('BENCH_ACCOUNTS');
   const prefix = process.env.BENCH_ID_PREFIX ?? 'n';
-  serveNotifier(config, () => {
+  serveNotifier(config, auth, () => {
     const store = new MemoryStore();
     const now = new Date();
     for (const n of benchNotifications(notifications, accounts, prefix)) {

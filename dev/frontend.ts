@@ -75,7 +75,7 @@ export async function startFrontend(target: () => string, opts: FrontendOptions 
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > maxBody) {
-        res.writeHead(413, { 'content-type': 'application/json' }).end('{"error":"entity.too.large"}');
+        res.writeHead(413, { 'content-type': 'application/json' }).end('{"error":"entity_too_large"}');
         req.destroy();
         return;
       }

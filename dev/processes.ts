@@ -170,7 +170,7 @@ async function portLost(
 /** Whether what a service logged from byte `from` on says it could not listen on `port` as it was in use. */
 function portLostIn(logFile: string, from: number, port: number): boolean {
   const log = readFileSync(logFile).subarray(from).toString('utf8');
-  return log.includes(`cannot listen on `) && log.includes(`:${port}: listen EADDRINUSE`);
+  return log.includes(` port ${port} (HOST, PORT): listen EADDRINUSE`);
 }
 
 /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */

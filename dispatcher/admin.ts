@@ -8,7 +8,7 @@ import express, {
 } from 'express';
 import { callerOf } from '../shared/auth';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
-import { jsonBody, methodNotAllowed, requireJson } from '../shared/http';
+import { jsonBody, methodNotAllowed, notFound, requireJson } from '../shared/http';
 import type { Logger } from '../shared/logger';
 import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
@@ -368,9 +368,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.all('/admin/notifications/:id/pause', methodNotAllowed(['POST']));
   router.all('/admin/notifications/:id/resume', methodNotAllowed(['POST']));
   router.all('/admin/paused/resume', methodNotAllowed(['POST']));
-  router.use('/admin', (_req, res) => {
-    res.status(404).json({ error: 'not_found' });
-  });
+  router.use('/admin', notFound());
   // A body that is not JSON answers like every other bad request of the admin API.
   router.use('/admin', ((err, _req, res, next) => {
     const e = err as { type?: unknown; message?: unknown; body?: unknown };

@@ -239,7 +239,7 @@ describe('the lifecycle', () => {
       const closing = deferred();
       const server = serve(
         createApp({ ...minimalDeps(), log }),
-        { port: 0, host: '127.0.0.1' },
+        { service: 'test', port: 0, host: '127.0.0.1' },
         log,
         lifecycle,
         () => closing.promise,

@@ -1,6 +1,6 @@
-import { AUTH_OFF_WARNING, authSettingsFor, googleTokenVerifier, serviceGuards } from '../shared/auth';
+import { AUTH_OFF_WARNING, googleTokenVerifier, loadServiceConfig, serviceGuards } from '../shared/auth';
 import { Semaphore } from '../shared/concurrency';
-import { describeConfig, loadConfig } from '../shared/config';
+import { describeConfig } from '../shared/config';
 import { createFirestore, firestoreReady } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
@@ -10,9 +10,8 @@ import { firestoreAdminPorts } from './admin';
 import { createApp } from './app';
 
 function main(): void {
-  const config = loadConfig();
-  // Before anything listens: a service that would run open on Cloud Run does not start.
-  const auth = authSettingsFor(config, 'dispatcher');
+  // Before anything listens: a bad setting, or one that would run open on Cloud Run, stops it.
+  const { config, auth } = loadServiceConfig('dispatcher');
   const log = createLogger({ service: 'dispatcher', level: config.logLevel });
   log.info({ config: describeConfig(config) }, 'starting');
   if (auth.mode === 'none') {
@@ -54,7 +53,7 @@ function main(): void {
     track: lifecycle.track,
     readiness: { firestore: firestoreReady(db), pubsub: topicReady(topic) },
   });
-  serve(app, { port: config.port, host: config.host }, log, lifecycle, async () => {
+  serve(app, { service: 'dispatcher', port: config.port, host: config.host }, log, lifecycle, async () => {
     await Promise.all([publisher.close(), redrivePublisher.close()]);
     await pubsub.close();
     await db.terminate();

@@ -1,4 +1,5 @@
 import * as pulumi from '@pulumi/pulumi';
+import { isEmail, LOG_LEVELS } from '../shared/config';
 import { validateSchedule } from '../shared/schedule';
 
 /**
@@ -98,7 +99,6 @@ const MAX_INSTANCES_LIMIT = 1000;
 const CONCURRENCY_LIMIT = 1000;
 /** Cloud Scheduler accepts an HTTP attempt deadline of 15 s to 30 min. */
 const TICK_DEADLINE_RANGE = [15, 1800] as const;
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const RESERVED_LABELS = ['app', 'stack', 'managed-by'];
 
 const REGION = /^[a-z]+-[a-z]+\d+$/;
@@ -107,7 +107,6 @@ const PROJECT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 const IMAGE = /^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)+(:[\w][\w.-]{0,127}(@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$/;
 const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
 const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
-const EMAIL = /^[^@\s,]+@[^@\s,]+\.[^@\s,]+$/;
 
 /**
  * Validates the stack configuration and fills in defaults. Pure, so that every
@@ -197,11 +196,12 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
 
   const adminEmails = parseList(value('adminEmails'), (message) => fail('adminEmails', message));
   for (const email of adminEmails) {
-    if (!EMAIL.test(email)) fail('adminEmails', `${JSON.stringify(email)} is not an email address`);
+    // As the dispatcher reads ADMIN_EMAILS: one it would refuse would stop the new revision.
+    if (!isEmail(email)) fail('adminEmails', `${JSON.stringify(email)} is not an email address`);
   }
 
   const logLevel = value('logLevel');
-  if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel)) {
+  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     fail('logLevel', `must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(logLevel)})`);
   }
 

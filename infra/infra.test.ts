@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as gcp from '@pulumi/gcp';
 import { specialSecretSig, specialSigKey } from '@pulumi/pulumi/runtime/rpc';
-import { ENV } from '../shared/config';
+import { ENV, loadConfig } from '../shared/config';
 import { compositeIndexes, INDEX_EXEMPTIONS, TTL_FIELDS } from '../shared/queries';
 import { TOPOLOGY } from '../shared/topology';
 import { REQUIRED_APIS } from './apis';
@@ -685,6 +685,14 @@ describe('parseConfig', () => {
       `${NS}:logLevel`,
       `${NS}:slackApiUrl`,
     ]);
+  });
+
+  it('refuses an admin email the dispatcher would refuse at start, as it reads ADMIN_EMAILS', () => {
+    for (const email of ["o'brien!@example.c", 'ops@localhost', 'a b@acme.example']) {
+      expect(problemKeys({ ...valid, adminEmails: email })).toEqual([`${NS}:adminEmails`]);
+      expect(() => loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project', ADMIN_EMAILS: email })).toThrow(/ADMIN_EMAILS/);
+    }
+    expect(problemKeys({ ...valid, adminEmails: 'ops+oncall@acme.example' })).toEqual([]);
   });
 
   it('rejects labels that Google Cloud would refuse, or that would hide the program’s own', () => {

@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { classifySlackErrorCode, RetryableError } from '../shared/errors';
 import { createLogger } from '../shared/logger';
@@ -6,6 +7,7 @@ import { type DispatchMessage, encodeDispatchMessage } from '../shared/messages'
 import { deliveryIdOf } from '../shared/model';
 import { notificationDoc } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
+import { createLifecycle } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
 import { createApp, type NotifierDeps, nackHoldMs } from './app';
 import type { PostRequest, SlackPort } from './slack';
@@ -29,7 +31,7 @@ class FakeSlack implements SlackPort {
 
 const occurrence = '2026-11-02T09:00:00.000Z';
 
-function setup() {
+function setup(over: Partial<NotifierDeps> = {}) {
   const store = new MemoryStore();
   const slack = new FakeSlack();
   store.putAccount('acct-1', { name: 'Acme', metrics: [{ label: 'Revenue', value: 1 }] });
@@ -47,6 +49,7 @@ function setup() {
     log: createLogger({ service: 'notifier-app-test', level: 'silent' }),
     claimTtlMs: 60_000,
     pauseAfterFailures: 3,
+    ...over,
   };
   return { app: createApp(deps), store, slack };
 }
@@ -79,6 +82,13 @@ describe('notifier app POST /push', () => {
     }
     expect((await request(app).delete(TOPOLOGY.pushPath)).status).toBe(405);
     expect((await request(app).get('/nope')).status).toBe(404);
+    // The probes too: they take GET (and HEAD) alone.
+    for (const path of ['/healthz', '/readyz']) {
+      const res = await request(app).post(path);
+      expect(res.status).toBe(405);
+      expect(res.headers.allow).toBe('GET, HEAD');
+      expect((await request(app).head(path)).status).toBe(200);
+    }
   });
 
   it('delivers a valid push and acks with 204', async () => {
@@ -104,14 +114,33 @@ describe('notifier app POST /push', () => {
     expect(slack.posts).toHaveLength(1);
   });
 
-  it('acks a text/plain body', async () => {
-    const { app, slack } = setup();
-    const res = await request(app)
-      .post(TOPOLOGY.pushPath)
-      .set('Content-Type', 'text/plain')
-      .send(JSON.stringify(envelope()));
-    expect(res.status).toBe(204);
+  it('acks a text/plain body, saying in the log that its Content-Type is the problem', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const { app, slack } = setup({ log });
+    for (const path of [TOPOLOGY.pushPath, TOPOLOGY.deadLetterPath]) {
+      const res = await request(app).post(path).set('Content-Type', 'text/plain').send(JSON.stringify(envelope()));
+      expect(res.status).toBe(204);
+    }
     expect(slack.posts).toHaveLength(0);
+    const acked = lines.map((l) => JSON.parse(l)).filter((l) => l.contentType !== undefined);
+    expect(acked.map((l) => [l.severity, l.message])).toEqual([
+      ['WARNING', 'unreadable body acked: its Content-Type is "text/plain", not application/json'],
+      ['WARNING', 'unreadable body acked: its Content-Type is "text/plain", not application/json'],
+    ]);
+    // Without a Content-Type at all, that is said.
+    await request(app).post(TOPOLOGY.pushPath).send(Buffer.from('{}'));
+    expect(lines.at(-1)).toContain('its Content-Type is missing');
+  });
+
+  it('says what is wrong with an empty JSON body, not its Content-Type', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const { app } = setup({ log });
+    const res = await request(app).post(TOPOLOGY.pushPath).set('Content-Type', 'application/json');
+    expect(res.status).toBe(204);
+    expect(lines.join('')).not.toContain('Content-Type');
+    expect(lines.join('')).toContain('not a Pub/Sub push envelope');
   });
 
   it('acks a body over 256kb rather than having it retried', async () => {
@@ -166,6 +195,43 @@ describe('notifier app POST /push', () => {
       publishedAt: null,
     });
     expect((await request(app).post(TOPOLOGY.pushPath).send(envelope())).status).toBe(503);
+  });
+});
+
+describe('a shutdown that abandons pushes', () => {
+  it('names each by its delivery and message ids in its log line', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const lifecycle = createLifecycle(log);
+    let posting: () => void = () => undefined;
+    const posted = new Promise<void>((r) => {
+      posting = r;
+    });
+    const slack = new FakeSlack();
+    // A Slack call that outlasts the shutdown's grace.
+    slack.post = async () => {
+      posting();
+      return new Promise(() => undefined);
+    };
+    const { app } = setup({ log, slack, track: lifecycle.track, isDraining: lifecycle.isDraining });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    const push = fetch(`http://127.0.0.1:${port}${TOPOLOGY.pushPath}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(envelope()),
+    }).catch((err: unknown) => err);
+    await posted;
+    await lifecycle.shutdown(server, async () => undefined, 100);
+    await push;
+    const abandoned = lines.map((l) => JSON.parse(l)).find((l) => l.message.startsWith('abandoning'));
+    expect(abandoned).toMatchObject({
+      inFlight: 1,
+      requests: [
+        { method: 'POST', path: TOPOLOGY.pushPath, messageId: '1', deliveryId: deliveryIdOf('n-1', occurrence) },
+      ],
+    });
   });
 });
 

@@ -6,12 +6,15 @@ import {
   baseApp,
   errorHandler,
   healthRoutes,
+  JSON_TYPES,
   jsonBody,
   methodNotAllowed,
   notFound,
   type ReadinessCheck,
   refuseWhileDraining,
 } from '../shared/http';
+import { excerpt } from '../shared/model';
+import { nameRequest } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
 import { type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
 
@@ -63,6 +66,39 @@ async function holdUnlessDraining(ms: number, isDraining: () => boolean): Promis
   cancel.abort();
 }
 
+/**
+ * Acks a body sent as something other than JSON unread, naming its Content-Type: Pub/Sub
+ * sends JSON, so redelivering it cannot help. A JSON body that is empty or not an envelope
+ * goes on, for the handler to say what is wrong with it.
+ */
+function ackUnlessJson(): RequestHandler {
+  return (req, res, next) => {
+    if (req.body !== undefined || req.is(JSON_TYPES)) return next();
+    const type = req.header('content-type');
+    req.log.warn(
+      { contentType: type === undefined ? null : excerpt(type) },
+      `unreadable body acked: its Content-Type is ${type === undefined ? 'missing' : JSON.stringify(excerpt(type))}, not application/json`,
+    );
+    res.status(204).end();
+  };
+}
+
+/** Names the request by its envelope's message and delivery ids, for a shutdown's log line. */
+function nameByEnvelope(): RequestHandler {
+  return (req, res, next) => {
+    const message: unknown = (req.body as { message?: unknown } | undefined)?.message;
+    const ids: Record<string, string> = {};
+    if (message && typeof message === 'object') {
+      const { messageId, attributes } = message as { messageId?: unknown; attributes?: { deliveryId?: unknown } };
+      if (typeof messageId === 'string') ids.messageId = excerpt(messageId);
+      const deliveryId = attributes && typeof attributes === 'object' ? attributes.deliveryId : undefined;
+      if (typeof deliveryId === 'string') ids.deliveryId = excerpt(deliveryId, 1100);
+    }
+    nameRequest(res, ids);
+    next();
+  };
+}
+
 export function createApp(deps: NotifierDeps): Express {
   const app = baseApp(deps.log, deps.projectId);
   const isDraining = deps.isDraining ?? (() => false);
@@ -70,8 +106,9 @@ export function createApp(deps: NotifierDeps): Express {
   const guards: RequestHandler[] = [...(deps.track ? [deps.track] : []), ...(deps.pushAuth ? [deps.pushAuth] : [])];
 
   const draining = refuseWhileDraining(isDraining);
+  const body = [jsonBody(), ackUnlessJson(), nameByEnvelope()];
 
-  app.post(TOPOLOGY.pushPath, ...guards, jsonBody(), draining, async (req, res) => {
+  app.post(TOPOLOGY.pushPath, ...guards, ...body, draining, async (req, res) => {
     const started = Date.now();
     const result = await handlePush(req.body, { ...deps, log: req.log });
     const status = pushStatus(result);
@@ -88,7 +125,7 @@ export function createApp(deps: NotifierDeps): Express {
     else res.status(status).json(result);
   });
 
-  app.post(TOPOLOGY.deadLetterPath, ...guards, jsonBody(), draining, async (req, res) => {
+  app.post(TOPOLOGY.deadLetterPath, ...guards, ...body, draining, async (req, res) => {
     try {
       const result = await handleDeadLetter(req.body, { ...deps, log: req.log });
       res.status(200).json(result);

@@ -820,6 +820,29 @@ describe('handleDeadLetter', () => {
     expect(await store.get(id)).toMatchObject({ status: 'dead', deadLetterAttempts: 10 });
   });
 
+  it('logs the death with the ids that follow the delivery, as /push does', async () => {
+    const { store, slack, deps } = setup();
+    await dispatched(store);
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push(), deps);
+    const lines: Record<string, unknown>[] = [];
+    deps.log = createLogger({
+      service: 'deliver-test',
+      destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
+    });
+    const body = push();
+    (body.message.attributes as Record<string, string>).CloudPubSubDeadLetterSourceDeliveryCount = '10';
+    await handleDeadLetter(body, deps);
+    expect(lines.find((l) => l.message === 'delivery dead-lettered')).toMatchObject({
+      severity: 'ERROR',
+      deliveryId: id,
+      notificationId: 'n-1',
+      runId: runIdOf(SCHEDULE_ID, occurrence),
+      messageId: body.message.messageId,
+      attempts: 10,
+    });
+  });
+
   it.each(['1.5', '-3', '0', 'ten', '1e400'])(
     'reads a delivery count Pub/Sub never writes (%j) as none',
     async (count) => {

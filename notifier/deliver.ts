@@ -548,6 +548,13 @@ export async function handleDeadLetter(
   }
   const good = parsed.push.message;
   const deliveryId = deliveryIdOf(good.notificationId, good.occurrence);
+  // The ids that follow one delivery, on each line of it, as at /push.
+  const log = deps.log.child({
+    deliveryId,
+    notificationId: good.notificationId,
+    runId: good.runId,
+    messageId: parsed.push.messageId,
+  });
   const now = clock();
   const refusal = await deadLetterRefusal(good, now, deps);
   if (refusal) {
@@ -555,10 +562,7 @@ export async function handleDeadLetter(
     // has no record yet and never ending it, so that the occurrence's real message still posts.
     const err = new PermanentError('invalid_message', `dead-lettered message refused: ${refusal.why}`);
     await deps.ledger.recordInvalid(deliveryId, toRecord(err, now), now, { runId: good.runId });
-    deps.log.warn(
-      { deliveryId, runId: good.runId, reason: refusal.code },
-      `dead-lettered message refused, its delivery left as it is: ${refusal.why}`,
-    );
+    log.warn({ reason: refusal.code }, `dead-lettered message refused, its delivery left as it is: ${refusal.why}`);
     return { deliveryId, status: 'refused', reason: refusal.code };
   }
   const status = await deps.ledger.markDead(deliveryId, {
@@ -572,19 +576,16 @@ export async function handleDeadLetter(
   });
   if (status === 'retrying' || status === 'sending') {
     // Published before the delivery's last redrive: the redriven message carries it.
-    deps.log.warn(
-      { deliveryId, runId: good.runId, status, sourcePublishedAt },
+    log.warn(
+      { status, sourcePublishedAt },
       'dead letter of a message published before the delivery was redriven: the delivery is left to the redriven message',
     );
     return { deliveryId, status: 'superseded' };
   }
-  if (status === 'dead') deps.log.error({ deliveryId, runId: good.runId, attempts, status }, 'delivery dead-lettered');
+  if (status === 'dead') log.error({ attempts, status }, 'delivery dead-lettered');
   else {
     // A final outcome came first (a Pub/Sub duplicate of a message that did post): nothing ends.
-    deps.log.info(
-      { deliveryId, runId: good.runId, attempts, status },
-      `dead letter of a delivery already ${status}: left as it is`,
-    );
+    log.info({ attempts, status }, `dead letter of a delivery already ${status}: left as it is`);
   }
   return { deliveryId, status };
 }

@@ -1,11 +1,12 @@
-import { loadConfig } from '../shared/config';
+import { loadServiceConfig } from '../shared/auth';
 import { createFirestore, firestoreReady } from '../shared/firestore';
 import { accountStoreOf, FirestoreStore } from '../shared/firestore-store';
 import { serveNotifier } from './service';
 
 try {
-  const config = loadConfig();
-  serveNotifier(config, () => {
+  // Before anything listens: a bad setting, or one that would run open on Cloud Run, stops it.
+  const { config, auth } = loadServiceConfig('notifier');
+  serveNotifier(config, auth, () => {
     const db = createFirestore(config.projectId);
     // Reads and ledger writes of concurrent pushes share round trips (shared/firestore-batching.ts).
     const store = new FirestoreStore(db, { coalesce: true });

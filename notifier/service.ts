@@ -1,11 +1,5 @@
-import {
-  AUTH_OFF_WARNING,
-  type AuthSettings,
-  authSettingsFor,
-  googleTokenVerifier,
-  serviceGuards,
-} from '../shared/auth';
-import { type Config, ConfigError, describeConfig } from '../shared/config';
+import { AUTH_OFF_WARNING, type AuthSettings, googleTokenVerifier, serviceGuards } from '../shared/auth';
+import { type Config, ConfigError, describeConfig, TOKEN_REQUIRED } from '../shared/config';
 import { errorMessage, FanoutError } from '../shared/errors';
 import type { ReadinessCheck } from '../shared/http';
 import { createLogger, type Logger } from '../shared/logger';
@@ -28,24 +22,12 @@ export interface NotifierStores {
 
 /**
  * The notifier service around its stores: auth, logging, the Slack client, the app, and a
- * graceful shutdown. Throws, before anything listens or any store is made, on a bad
- * configuration.
+ * graceful shutdown, from a configuration loadServiceConfig checked. Throws, before anything
+ * listens or any store is made, without a bot token.
  */
-export function serveNotifier(config: Config, stores: () => NotifierStores): void {
+export function serveNotifier(config: Config, auth: AuthSettings, stores: () => NotifierStores): void {
   const token = config.slackBotToken;
-  const tokenProblem = 'SLACK_BOT_TOKEN is required: the notifier needs a bot token to post';
-  // Before anything listens: a service that would run open on Cloud Run does not start.
-  let auth: AuthSettings;
-  try {
-    auth = authSettingsFor(config, 'notifier');
-  } catch (err) {
-    // Every missing variable named at once, the token's with the auth settings'.
-    if (!token && err instanceof ConfigError) {
-      throw new ConfigError(`${tokenProblem}; ${err.problems.join('; ')}`, [tokenProblem, ...err.problems]);
-    }
-    throw err;
-  }
-  if (!token) throw new ConfigError(tokenProblem);
+  if (!token) throw ConfigError.of([TOKEN_REQUIRED]);
   const log = createLogger({ service: 'notifier', level: config.logLevel });
   log.info({ config: describeConfig(config) }, 'starting');
   if (auth.mode === 'none') log.warn({ authMode: 'none' }, AUTH_OFF_WARNING);
@@ -73,7 +55,7 @@ export function serveNotifier(config: Config, stores: () => NotifierStores): voi
     track: lifecycle.track,
     readiness,
   });
-  serve(app, { port: config.port, host: config.host }, log, lifecycle, close);
+  serve(app, { service: 'notifier', port: config.port, host: config.host }, log, lifecycle, close);
   // In the background: Slack out of reach at start must not keep the notifier from serving.
   void checkSlackToken(slack, log);
 }

@@ -8,6 +8,7 @@ import {
   AUTH_OFF_WARNING,
   authSettingsFor,
   classifyVerifyError,
+  loadServiceConfig,
   refuseAll,
   requireInvoker,
   SIGNATURE_REMOVED,
@@ -265,7 +266,7 @@ describe.each(routes)('POST $path', ({ path, email, app, otherEmail }) => {
     expect(res.status).toBe(403);
   });
 
-  test('answers 503 when Google certificates cannot be fetched', async () => {
+  test('answers 503 when Google certificates cannot be fetched, and logs it as an error', async () => {
     const down: TokenVerifier = {
       verify: async () => {
         throw Object.assign(new Error('Failed to retrieve verification certificates: ECONNRESET'), {
@@ -273,11 +274,17 @@ describe.each(routes)('POST $path', ({ path, email, app, otherEmail }) => {
         });
       },
     };
-    const res = await request(app(down))
+    const { log, lines } = captureLog();
+    const res = await request(app(down, log))
       .post(path)
       .set('authorization', `Bearer ${google.sign({ aud: AUDIENCE, email })}`)
       .send({});
     expect(res.status).toBe(503);
+    // Every request fails while it lasts: an alert on errors must see it.
+    const refusals = lines.map((l) => JSON.parse(l)).filter((l) => l.auth?.reason);
+    expect(refusals).toEqual([
+      expect.objectContaining({ severity: 'ERROR', auth: expect.objectContaining({ reason: 'certs_unavailable' }) }),
+    ]);
   });
 });
 
@@ -550,6 +557,49 @@ describe('auth configuration', () => {
       /is for AUTH_MODE=none on this machine alone/,
     );
     expect(() => loadConfig({ ...local, ADMIN_OPEN_ON_LOOPBACK: 'yes' })).toThrow(/ADMIN_OPEN_ON_LOOPBACK/);
+  });
+
+  test('AUTH_TRUST_CLOUD_RUN_IAM=true off Cloud Run is refused with AUTH_MODE=none too', () => {
+    expect(() =>
+      authSettingsFor(loadConfig({ ...base, AUTH_MODE: 'none', AUTH_TRUST_CLOUD_RUN_IAM: 'true' }), 'notifier'),
+    ).toThrow(/AUTH_TRUST_CLOUD_RUN_IAM=true is refused off Cloud Run/);
+  });
+
+  test('every problem of a service is named at once: its variables, then how they go together', () => {
+    const problems = (service: 'dispatcher' | 'notifier', env: Record<string, string>) => {
+      try {
+        loadServiceConfig(service, env);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as ConfigError).problems;
+      }
+      throw new Error('accepted');
+    };
+    expect(problems('dispatcher', {})).toEqual([
+      'GOOGLE_CLOUD_PROJECT is required',
+      'AUTH_AUDIENCE is required when AUTH_MODE=oidc',
+      'TICK_INVOKER_EMAIL is required when AUTH_MODE=oidc',
+    ]);
+    expect(problems('notifier', { ...base, PORT: 'abc', AUTH_TRUST_CLOUD_RUN_IAM: 'true' })).toEqual([
+      'PORT: must be a whole number (got "abc")',
+      'SLACK_BOT_TOKEN is required: the notifier needs a bot token to post',
+      expect.stringMatching(/^AUTH_TRUST_CLOUD_RUN_IAM=true is refused off Cloud Run/),
+      'AUTH_AUDIENCE is required when AUTH_MODE=oidc',
+      'PUSH_INVOKER_EMAIL is required when AUTH_MODE=oidc',
+    ]);
+    // A refused value is named once, not again as missing.
+    expect(problems('dispatcher', { ...base, AUTH_AUDIENCE: AUDIENCE, TICK_INVOKER_EMAIL: 'scheduler' })).toEqual([
+      'TICK_INVOKER_EMAIL: Invalid email address (got "scheduler")',
+    ]);
+    // A refused AUTH_MODE leaves open which variables auth needs: only its own problem is said.
+    expect(problems('dispatcher', { ...base, AUTH_MODE: 'off' })).toEqual([
+      expect.stringMatching(/^AUTH_MODE: .*\(got "off"\)$/),
+    ]);
+    // The other service's variables are not read.
+    expect(
+      loadServiceConfig('dispatcher', { ...base, AUTH_MODE: 'none', PUSH_INVOKER_EMAIL: 'nope', NACK_DELAY_MS: '-1' })
+        .auth,
+    ).toEqual({ mode: 'none' });
   });
 
   test('an admin guard opened on loopback lets the status page and the admin API answer', async () => {

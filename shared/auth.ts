@@ -1,6 +1,6 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { OAuth2Client, type TokenPayload } from 'google-auth-library';
-import { type Config, ConfigError, ENV } from './config';
+import { type Config, ConfigError, ENV, readConfig, type ServiceName } from './config';
 import { routePath } from './http';
 
 /**
@@ -207,7 +207,10 @@ export function callerOf(res: Response): string | null {
 
 function refuse(req: Request, res: Response, role: string, reason: AuthRejection, email?: string): void {
   const status = rejectionStatus(reason);
-  req.log.warn(
+  // A refused caller is the caller's problem; certificates out of reach fail every request
+  // until they are back, so that line is an error, for an alert on errors to see.
+  const level = status === 503 ? 'error' : 'warn';
+  req.log[level](
     {
       auth: { role, reason, status, ...(email ? { email } : {}) },
       ...(reason === 'signature_removed' ? { hint: SIGNATURE_REMOVED_HINT } : {}),
@@ -277,54 +280,81 @@ export type AuthSettings =
   | { mode: 'oidc'; audience: string[]; invokerEmail: string; adminEmails: string[]; trustCloudRunIam: boolean };
 
 /**
- * What one service needs from the auth configuration; a ConfigError naming each missing
- * variable, and a refusal of AUTH_MODE=none on Cloud Run unless explicitly allowed.
+ * What one service needs from the auth configuration; a ConfigError naming every problem at
+ * once: each missing variable, a refusal of AUTH_MODE=none on Cloud Run unless explicitly
+ * allowed, and a switch set where it cannot hold.
  */
-export function authSettingsFor(config: Config, service: 'dispatcher' | 'notifier'): AuthSettings {
-  if (config.authMode === 'none') {
-    if (config.cloudRunService && !config.allowInsecureAuthOnCloudRun) {
-      throw new ConfigError(
-        `${ENV.AUTH_MODE}=none is refused on Cloud Run (${ENV.K_SERVICE}=${config.cloudRunService}): ` +
-          `it would let anyone who reaches the service call it; set ${ENV.AUTH_MODE}=oidc, ` +
-          `or ${ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN}=true if you really mean it`,
-      );
-    }
-    // The notifier serves no admin API: the setting is the dispatcher's alone.
-    if (config.adminOpenOnLoopback && service === 'dispatcher') {
-      const problem = adminOpenProblem(config);
-      if (problem) throw new ConfigError(`${ENV.ADMIN_OPEN_ON_LOOPBACK}=true ${problem}`);
-      return { mode: 'none', adminOpen: true };
-    }
-    return { mode: 'none' };
-  }
-  if (config.adminOpenOnLoopback && service === 'dispatcher') {
-    throw new ConfigError(
-      `${ENV.ADMIN_OPEN_ON_LOOPBACK}=true is for AUTH_MODE=none on this machine alone; with ${ENV.AUTH_MODE}=oidc the admin API takes ${ENV.ADMIN_EMAILS}`,
-    );
-  }
-  const invokerVar = service === 'dispatcher' ? ENV.TICK_INVOKER_EMAIL : ENV.PUSH_INVOKER_EMAIL;
-  const invokerEmail = service === 'dispatcher' ? config.tickInvokerEmail : config.pushInvokerEmail;
-  const missing = [
-    ...(config.authAudience.length === 0 ? [ENV.AUTH_AUDIENCE] : []),
-    ...(invokerEmail ? [] : [invokerVar]),
-  ];
-  if (missing.length > 0 || !invokerEmail) {
-    throw ConfigError.of(missing.map((v) => `${v} is required when ${ENV.AUTH_MODE}=oidc`));
-  }
+export function authSettingsFor(config: Config, service: ServiceName): AuthSettings {
+  const { settings, problems } = checkAuth(config, service);
+  if (!settings) throw ConfigError.of(problems);
+  return settings;
+}
+
+/** The auth settings of `service`, or null with every problem that keeps it from having them. */
+function checkAuth(config: Config, service: ServiceName): { settings: AuthSettings | null; problems: string[] } {
+  const problems: string[] = [];
   if (config.authTrustCloudRunIam && !config.cloudRunService) {
-    throw new ConfigError(
+    problems.push(
       `${ENV.AUTH_TRUST_CLOUD_RUN_IAM}=true is refused off Cloud Run (${ENV.K_SERVICE} is not set): only Cloud ` +
         'Run’s IAM invoker check stands behind a token whose signature it removed, and without that check anyone ' +
         'could write such a token',
     );
   }
+  // The notifier serves no admin API: the setting is the dispatcher's alone.
+  const adminOpen = config.adminOpenOnLoopback && service === 'dispatcher';
+  if (config.authMode === 'none') {
+    if (config.cloudRunService && !config.allowInsecureAuthOnCloudRun) {
+      problems.push(
+        `${ENV.AUTH_MODE}=none is refused on Cloud Run (${ENV.K_SERVICE}=${config.cloudRunService}): ` +
+          `it would let anyone who reaches the service call it; set ${ENV.AUTH_MODE}=oidc, ` +
+          `or ${ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN}=true if you really mean it`,
+      );
+    }
+    const openProblem = adminOpen ? adminOpenProblem(config) : null;
+    if (openProblem) problems.push(`${ENV.ADMIN_OPEN_ON_LOOPBACK}=true ${openProblem}`);
+    if (problems.length > 0) return { settings: null, problems };
+    return { settings: adminOpen ? { mode: 'none', adminOpen: true } : { mode: 'none' }, problems };
+  }
+  if (adminOpen) {
+    problems.push(
+      `${ENV.ADMIN_OPEN_ON_LOOPBACK}=true is for AUTH_MODE=none on this machine alone; with ${ENV.AUTH_MODE}=oidc the admin API takes ${ENV.ADMIN_EMAILS}`,
+    );
+  }
+  const invokerVar = service === 'dispatcher' ? ENV.TICK_INVOKER_EMAIL : ENV.PUSH_INVOKER_EMAIL;
+  const invokerEmail = service === 'dispatcher' ? config.tickInvokerEmail : config.pushInvokerEmail;
+  if (config.authAudience.length === 0) problems.push(`${ENV.AUTH_AUDIENCE} is required when ${ENV.AUTH_MODE}=oidc`);
+  if (!invokerEmail) problems.push(`${invokerVar} is required when ${ENV.AUTH_MODE}=oidc`);
+  if (problems.length > 0 || !invokerEmail) return { settings: null, problems };
   return {
-    mode: 'oidc',
-    audience: config.authAudience,
-    invokerEmail,
-    adminEmails: config.adminEmails,
-    trustCloudRunIam: config.authTrustCloudRunIam,
+    settings: {
+      mode: 'oidc',
+      audience: config.authAudience,
+      invokerEmail,
+      adminEmails: config.adminEmails,
+      trustCloudRunIam: config.authTrustCloudRunIam,
+    },
+    problems,
   };
+}
+
+/**
+ * A service's configuration and auth settings from the environment, before anything listens;
+ * a ConfigError naming every problem at once, of the variables and of how they go together.
+ * The variables only the other service reads are left alone.
+ */
+export function loadServiceConfig(
+  service: ServiceName,
+  env: NodeJS.ProcessEnv = process.env,
+): { config: Config; auth: AuthSettings } {
+  const { config, problems, refused } = readConfig(env, service);
+  // With AUTH_MODE refused, which variables the auth needs is not known: its problem says enough.
+  const auth = refused.has(ENV.AUTH_MODE) ? null : checkAuth(config, service);
+  // A variable whose value was refused has said its problem; "is required" again would mislead.
+  for (const problem of auth?.problems ?? []) {
+    if (![...refused].some((name) => problem.startsWith(`${name} `))) problems.push(problem);
+  }
+  if (problems.length > 0 || !auth?.settings) throw ConfigError.of(problems);
+  return { config, auth: auth.settings };
 }
 
 export interface ServiceGuards {

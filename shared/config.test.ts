@@ -211,3 +211,90 @@ describe('checkpoint interval and run lease', () => {
     expect(loadConfig({ ...env, DISPATCH_CHECKPOINT_INTERVAL_MS: '0' }).dispatchCheckpointIntervalMs).toBe(0);
   });
 });
+
+describe('each service reads its own variables', () => {
+  it("leaves the notifier's variables alone in the dispatcher, and the dispatcher's in the notifier", () => {
+    const shared = { ...base, CLAIM_TTL_SECONDS: '11', SLACK_API_URL: 'slack.com/api' };
+    const dispatcher = loadConfig(shared, 'dispatcher');
+    expect(dispatcher.claimTtlSeconds).toBe(TOPOLOGY.ackDeadlineSeconds);
+    expect(dispatcher.slackApiUrl).toBe('https://slack.com/api/');
+    const notifier = configError2(() => loadConfig(shared, 'notifier'));
+    expect(notifier.problems).toEqual([
+      expect.stringMatching(/^SLACK_API_URL: must be an http or https URL/),
+      'CLAIM_TTL_SECONDS (11 s) must exceed SLACK_TIMEOUT_MS (10000 ms) by more than a second',
+      'SLACK_BOT_TOKEN is required: the notifier needs a bot token to post',
+    ]);
+    const dispatcherOnly = configError2(() => loadConfig({ ...base, DISPATCH_PAGE_SIZE: '0' }, 'dispatcher'));
+    expect(dispatcherOnly.problems).toEqual([expect.stringMatching(/^DISPATCH_PAGE_SIZE: /)]);
+    expect(loadConfig({ ...base, DISPATCH_PAGE_SIZE: '0', SLACK_BOT_TOKEN: TOKEN }, 'notifier').dispatchPageSize).toBe(
+      1000,
+    );
+  });
+
+  it('checks every variable when no service is named', () => {
+    const err = configError({ ...base, CLAIM_TTL_SECONDS: '11', DISPATCH_PAGE_SIZE: '0' });
+    expect(err.problems).toEqual([
+      expect.stringMatching(/^DISPATCH_PAGE_SIZE: /),
+      expect.stringMatching(/^CLAIM_TTL_SECONDS \(11 s\) must exceed/),
+    ]);
+  });
+
+  it('names a bad value together with the rules between variables that still hold', () => {
+    const err = configError({ ...base, PORT: 'abc', CLAIM_TTL_SECONDS: '5' });
+    expect(err.problems).toEqual([
+      'PORT: must be a whole number (got "abc")',
+      expect.stringMatching(/^CLAIM_TTL_SECONDS \(5 s\) must exceed/),
+    ]);
+    // A refused side of a rule is named once, not again by the rule.
+    expect(configError({ ...base, SLACK_TIMEOUT_MS: 'soon', CLAIM_TTL_SECONDS: '5' }).problems).toEqual([
+      expect.stringMatching(/^SLACK_TIMEOUT_MS: must be a whole number/),
+    ]);
+  });
+});
+
+describe('blanks around a value', () => {
+  it('are dropped from every value, not only numbers', () => {
+    const config = loadConfig({
+      ...base,
+      GOOGLE_CLOUD_PROJECT: ' my-project ',
+      LOG_LEVEL: 'info ',
+      AUTH_MODE: ' none',
+      ADMIN_OPEN_ON_LOOPBACK: 'true ',
+      DISPATCH_TOPIC: 'slack-fanout-dispatch\t',
+      HOST: ' 127.0.0.1 ',
+    });
+    expect(config).toMatchObject({
+      projectId: 'my-project',
+      logLevel: 'info',
+      authMode: 'none',
+      adminOpenOnLoopback: true,
+      dispatchTopic: 'slack-fanout-dispatch',
+      host: '127.0.0.1',
+    });
+  });
+});
+
+describe('HOST', () => {
+  it.each(['127.0.0.1', '0.0.0.0', '::1', '::', 'localhost', 'svc-1.internal', 'fd00::1'])('takes %s', (host) => {
+    expect(loadConfig({ ...base, HOST: host }).host).toBe(host);
+  });
+
+  it.each(['not a host', 'http://127.0.0.1', '127.0.0.1:8080', '[::1]', '-host', 'a..b'])(
+    'refuses %j, naming it',
+    (host) => {
+      expect(configError({ ...base, HOST: host }).problems).toEqual([
+        `HOST: is not an IP address or a host name to listen on (got ${JSON.stringify(host)})`,
+      ]);
+    },
+  );
+});
+
+function configError2(load: () => unknown): ConfigError {
+  try {
+    load();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('the configuration was accepted');
+}

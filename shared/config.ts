@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { topicNameProblem } from './cli-args';
 import { TOPOLOGY } from './topology';
 import { z } from './zod';
@@ -76,6 +77,11 @@ const list = <T extends z.ZodType<string, string>>(item: T) => z.string().transf
 // Google writes service-account emails in lower case; comparing lower case avoids a silent 403.
 const email = () => z.email().transform((e) => e.toLowerCase());
 
+/** Whether the services take `value` as an email (ADMIN_EMAILS, the invokers'): infra checks with it too. */
+export function isEmail(value: string): boolean {
+  return email().safeParse(value).success;
+}
+
 /** A Google Cloud project id: lower-case letters, digits and hyphens, from a letter (an older one may have a `domain:` prefix). */
 const PROJECT_ID = /^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{1,61}[a-z0-9]$/;
 
@@ -87,6 +93,9 @@ export function projectIdProblem(project: string): string | null {
         'letter and not ending with a hyphen, after an optional domain: prefix; a project made today has 6 to 30)';
 }
 
+/** A host name: dot-separated labels of letters, digits and hyphens (`localhost`, `svc.internal`). */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
 const schema = z.object({
   projectId: z
     .string()
@@ -96,7 +105,10 @@ const schema = z.object({
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     }),
   port: int(0, 65535).default(8080),
-  host: z.string().min(1).optional(),
+  host: z
+    .string()
+    .refine((h) => isIP(h) !== 0 || HOST_NAME.test(h), 'is not an IP address or a host name to listen on')
+    .optional(),
   logLevel: z.enum(LOG_LEVELS).default('info'),
   dispatchTopic: z
     .string()
@@ -148,6 +160,43 @@ const schema = z.object({
 
 export type Config = z.infer<typeof schema>;
 
+/** The two services; each reads the variables of its own and those of both. */
+export type ServiceName = 'dispatcher' | 'notifier';
+
+/**
+ * Which service reads each variable (the README's "service" column): a service leaves the
+ * other's alone, so one env file for both cannot stop a service on a value it never reads.
+ */
+const READ_BY: Record<keyof Config, ServiceName | 'both'> = {
+  projectId: 'both',
+  port: 'both',
+  host: 'both',
+  logLevel: 'both',
+  dispatchTopic: 'both',
+  dispatchPageSize: 'dispatcher',
+  dispatchScheduleConcurrency: 'dispatcher',
+  dispatchLargeRuns: 'dispatcher',
+  dispatchPagesInFlight: 'dispatcher',
+  dispatchCheckpointIntervalMs: 'dispatcher',
+  runLeaseSeconds: 'dispatcher',
+  catchUpWindowSeconds: 'dispatcher',
+  slackApiUrl: 'notifier',
+  slackBotToken: 'notifier',
+  slackTimeoutMs: 'notifier',
+  claimTtlSeconds: 'notifier',
+  pauseAfterFailures: 'notifier',
+  nackDelayMs: 'notifier',
+  authMode: 'both',
+  authAudience: 'both',
+  tickInvokerEmail: 'dispatcher',
+  pushInvokerEmail: 'notifier',
+  adminEmails: 'dispatcher',
+  allowInsecureAuthOnCloudRun: 'both',
+  authTrustCloudRunIam: 'both',
+  adminOpenOnLoopback: 'dispatcher',
+  cloudRunService: 'both',
+};
+
 const FIELD_TO_ENV: Record<keyof Config, string> = {
   projectId: ENV.GOOGLE_CLOUD_PROJECT,
   port: ENV.PORT,
@@ -194,45 +243,90 @@ export class ConfigError extends Error {
   }
 }
 
-/** Reads and validates the configuration; throws a ConfigError naming every bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const raw: Record<string, string | undefined> = {};
-  for (const [field, name] of Object.entries(FIELD_TO_ENV)) {
-    const value = env[name];
-    // Empty or only blanks: unset, as if the variable were not there.
-    raw[field] = value === undefined || value.trim() === '' ? undefined : value;
+/** The notifier's one required variable beyond the project (with AUTH_MODE=oidc, the auth ones too). */
+export const TOKEN_REQUIRED = `${ENV.SLACK_BOT_TOKEN} is required: the notifier needs a bot token to post`;
+
+/** What reading the configuration found: every problem, and the variables whose values were refused. */
+export interface ConfigReading {
+  /** The values read; a refused one stands at its default (or unset), for further checks to go on with. */
+  config: Config;
+  problems: string[];
+  /** The variables whose values were refused, by name (`PORT`): a later check leaves them to their problem. */
+  refused: Set<string>;
+}
+
+/**
+ * Reads every variable `service` reads (with none given, every variable) and checks it,
+ * going on past a bad value so that every problem is named at once. A value is taken with
+ * the blanks around it dropped; one that is empty or only blanks counts as unset.
+ */
+export function readConfig(env: NodeJS.ProcessEnv = process.env, service?: ServiceName): ConfigReading {
+  const problems: string[] = [];
+  const refused = new Set<string>();
+  const values: Record<string, unknown> = {};
+  for (const [field, shape] of Object.entries(schema.shape) as [keyof Config, z.ZodType][]) {
+    const name = FIELD_TO_ENV[field];
+    const readBy = READ_BY[field];
+    const written = readBy === 'both' || service === undefined || readBy === service ? env[name]?.trim() : undefined;
+    const raw = written === '' ? undefined : written;
+    const parsed = shape.safeParse(raw);
+    if (parsed.success) {
+      values[field] = parsed.data;
+      continue;
+    }
+    refused.add(name);
+    problems.push(...parsed.error.issues.map((issue) => fieldProblem(name, raw, issue)));
+    const fallback = shape.safeParse(undefined);
+    values[field] = fallback.success ? fallback.data : undefined;
   }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const field = issue.path[0] as keyof Config;
-      const name = FIELD_TO_ENV[field] ?? String(field);
-      // The value of a secret is never echoed back.
-      if (raw[field] === undefined) return `${name} is required`;
-      const shown = name === ENV.SLACK_BOT_TOKEN ? '' : ` (got ${JSON.stringify(raw[field])})`;
-      // An item of a list: name the item, not the whole list, by its place as written.
-      const index = issue.path[1];
-      if (typeof index === 'number') {
-        const written = writtenItems(raw[field] ?? '')[index];
-        return `${name}: item ${written?.position ?? index + 1}, ${JSON.stringify(written?.item)}: ${issue.message}`;
-      }
-      return `${name}: ${issue.message}${shown}`;
-    });
-    throw ConfigError.of(problems);
-  }
-  const config = parsed.data;
+  // Checked as the schema's types say; a refused value stands at its default for the checks below.
+  const config = values as Config;
+  const unrefused = (...names: string[]) => names.every((n) => !refused.has(n));
   // A claim shorter than the Slack call would let a second attempt post while the first still may.
-  if (config.claimTtlSeconds * 1000 <= config.slackTimeoutMs + 1000) {
-    throw new ConfigError(
-      `invalid configuration: ${ENV.CLAIM_TTL_SECONDS} (${config.claimTtlSeconds} s) must exceed ${ENV.SLACK_TIMEOUT_MS} (${config.slackTimeoutMs} ms) by more than a second`,
+  if (
+    service !== 'dispatcher' &&
+    unrefused(ENV.CLAIM_TTL_SECONDS, ENV.SLACK_TIMEOUT_MS) &&
+    config.claimTtlSeconds * 1000 <= config.slackTimeoutMs + 1000
+  ) {
+    problems.push(
+      `${ENV.CLAIM_TTL_SECONDS} (${config.claimTtlSeconds} s) must exceed ${ENV.SLACK_TIMEOUT_MS} (${config.slackTimeoutMs} ms) by more than a second`,
     );
   }
   // A checkpoint renews the run's lease: the lease must outlast several intervals.
-  if (config.dispatchCheckpointIntervalMs * 4 > config.runLeaseSeconds * 1000) {
-    throw new ConfigError(
-      `invalid configuration: ${ENV.DISPATCH_CHECKPOINT_INTERVAL_MS} (${config.dispatchCheckpointIntervalMs} ms) must be at most a quarter of ${ENV.RUN_LEASE_SECONDS} (${config.runLeaseSeconds} s), as each checkpoint renews the run's lease`,
+  if (
+    service !== 'notifier' &&
+    unrefused(ENV.DISPATCH_CHECKPOINT_INTERVAL_MS, ENV.RUN_LEASE_SECONDS) &&
+    config.dispatchCheckpointIntervalMs * 4 > config.runLeaseSeconds * 1000
+  ) {
+    problems.push(
+      `${ENV.DISPATCH_CHECKPOINT_INTERVAL_MS} (${config.dispatchCheckpointIntervalMs} ms) must be at most a quarter of ${ENV.RUN_LEASE_SECONDS} (${config.runLeaseSeconds} s), as each checkpoint renews the run's lease`,
     );
   }
+  if (service === 'notifier' && !config.slackBotToken && unrefused(ENV.SLACK_BOT_TOKEN)) problems.push(TOKEN_REQUIRED);
+  return { config, problems, refused };
+}
+
+/** One problem of a variable's value, naming the variable (and, in a list, the item). */
+function fieldProblem(name: string, raw: string | undefined, issue: z.core.$ZodIssue): string {
+  if (raw === undefined) return `${name} is required`;
+  // An item of a list: name the item, not the whole list, by its place as written.
+  const index = issue.path[0];
+  if (typeof index === 'number') {
+    const written = writtenItems(raw)[index];
+    return `${name}: item ${written?.position ?? index + 1}, ${JSON.stringify(written?.item)}: ${issue.message}`;
+  }
+  // The value of a secret is never echoed back.
+  const shown = name === ENV.SLACK_BOT_TOKEN ? '' : ` (got ${JSON.stringify(raw)})`;
+  return `${name}: ${issue.message}${shown}`;
+}
+
+/**
+ * Reads and validates the configuration (of `service`, or with none given, of both); throws
+ * a ConfigError naming every bad variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: ServiceName): Config {
+  const { config, problems } = readConfig(env, service);
+  if (problems.length > 0) throw ConfigError.of(problems);
   return config;
 }
 

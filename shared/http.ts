@@ -32,7 +32,8 @@ export function jsonBody(limit = '256kb') {
   return express.json({ limit, type: JSON_TYPES });
 }
 
-const JSON_TYPES = ['application/json', 'application/*+json'];
+/** The Content-Types read as JSON. */
+export const JSON_TYPES = ['application/json', 'application/*+json'];
 
 /**
  * Reads and drops a body the route does not use, whatever its type (a Cloud Scheduler job's
@@ -132,7 +133,8 @@ export function errorHandler(): ErrorRequestHandler {
     else req.log?.warn(fields, message);
     // A 4xx says what was wrong in words of its own: the parser's would echo the body back.
     const said = status < 500 ? { message: BODY_ERRORS[type] ?? requestProblem(err) } : {};
-    if (!res.headersSent) res.status(status).json({ error: type, ...said });
+    // Written like every other error code of the services: `entity.too.large` is `entity_too_large`.
+    if (!res.headersSent) res.status(status).json({ error: type.replaceAll('.', '_'), ...said });
   };
 }
 
@@ -200,4 +202,5 @@ export function healthRoutes(app: Express, checks: Record<string, ReadinessCheck
     if (!ok) req.log.warn({ checks: results }, 'not ready');
     res.status(ok ? 200 : 503).json({ ok, checks: publicChecks(results), draining: isDraining() });
   });
+  app.all(['/healthz', '/readyz'], methodNotAllowed(['GET']));
 }

@@ -30,13 +30,16 @@ describe('excerpt', () => {
   });
 });
 
-describe('zod messages for text too short or too long (shared/zod.ts)', () => {
+describe('zod messages for text too short or too long, and numbers out of range (shared/zod.ts)', () => {
   it('say what is wrong with the value, and a schema’s own message still comes first', () => {
     const schema = z.object({ a: z.string().min(1), b: z.string().max(3), c: z.string().min(2, 'own words') });
     const issues = schema.safeParse({ a: '', b: 'abcd', c: 'x' }).error?.issues.map((i) => `${i.path}: ${i.message}`);
     expect(issues).toEqual(['a: is empty', 'b: is longer than 3 characters (4)', 'c: own words']);
     expect(z.string().min(3).safeParse('ab').error?.issues[0]?.message).toBe('is shorter than 3 characters');
-    // Other kinds keep zod's words.
-    expect(z.number().min(2).safeParse(1).error?.issues[0]?.message).toMatch(/^Too small/);
+    // So do numbers out of range; other kinds keep zod's words.
+    expect(z.number().min(2).safeParse(1).error?.issues[0]?.message).toBe('must be at least 2');
+    expect(z.number().max(2).safeParse(3).error?.issues[0]?.message).toBe('must be at most 2');
+    expect(z.number().positive().safeParse(0).error?.issues[0]?.message).toBe('must be more than 0');
+    expect(z.array(z.string()).min(1).safeParse([]).error?.issues[0]?.message).toMatch(/^Too small/);
   });
 });

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
-import type { Express, RequestHandler } from 'express';
+import type { Express, RequestHandler, Response } from 'express';
+import { ENV } from './config';
 import { withTimeout } from './http';
 import { flushStdoutLogs, type Logger } from './logger';
 
@@ -14,6 +15,11 @@ export const REDRIVE_PAGE_TIMEOUT_MS = SHUTDOWN_GRACE_MS - 3000;
 /** Then closing the clients gets at most this long: a client waiting on a stream cut short must not keep the process past Cloud Run's kill. */
 export const CLOSE_GRACE_MS = 1500;
 
+/** The start of the line a service writes when it cannot listen (dev/processes.ts looks for it). */
+export function cannotListen(host: string | undefined, port: number): string {
+  return `cannot listen on ${host ?? 'every interface'} port ${port} (${ENV.HOST}, ${ENV.PORT})`;
+}
+
 export interface Lifecycle {
   isDraining: () => boolean;
   /** Middleware that counts requests in flight. */
@@ -23,27 +29,44 @@ export interface Lifecycle {
   shutdown: (server: Server, close: () => Promise<void>, graceMs?: number) => Promise<void>;
 }
 
+/** The most requests a shutdown's log line names one by one when it abandons them. */
+const ABANDONED_NAMED_MAX = 50;
+
+/**
+ * The ids a handler names its request by (a delivery's, a message's), kept in `res.locals`
+ * for the shutdown's log line to say which requests it abandoned.
+ */
+export function nameRequest(res: Response, ids: Record<string, string>): void {
+  res.locals.requestIds = ids;
+}
+
 export function createLifecycle(log: Logger): Lifecycle {
   let draining = false;
-  let inFlight = 0;
+  const open = new Set<Response>();
   return {
     isDraining: () => draining,
-    inFlight: () => inFlight,
+    inFlight: () => open.size,
     track: (_req, res, next) => {
-      inFlight++;
+      open.add(res);
       res.on('close', () => {
-        inFlight--;
+        open.delete(res);
       });
       next();
     },
     async shutdown(server, close, graceMs = SHUTDOWN_GRACE_MS) {
       if (draining) return;
       draining = true;
-      log.info({ inFlight }, 'shutting down: no new work');
+      log.info({ inFlight: open.size }, 'shutting down: no new work');
       server.close();
       const deadline = Date.now() + graceMs;
-      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      if (inFlight > 0) log.warn({ inFlight }, 'abandoning in-flight requests at the shutdown deadline');
+      while (open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (open.size > 0) {
+        // Which ones, so that their retries can be followed in the log.
+        const requests = [...open]
+          .slice(0, ABANDONED_NAMED_MAX)
+          .map((res) => ({ method: res.req.method, path: res.req.path, ...res.locals.requestIds }));
+        log.warn({ inFlight: open.size, requests }, 'abandoning in-flight requests at the shutdown deadline');
+      }
       server.closeAllConnections();
       await withTimeout(close(), CLOSE_GRACE_MS, 'closing the clients').catch((err: unknown) =>
         log.warn({ err: (err as Error).message }, 'clients not closed cleanly; exiting anyway'),
@@ -53,10 +76,13 @@ export function createLifecycle(log: Logger): Lifecycle {
   };
 }
 
-/** Listens, and on SIGTERM or SIGINT drains and exits. A port that cannot be had ends the process. */
+/**
+ * Listens, and on SIGTERM or SIGINT drains and exits. A port that cannot be had ends the
+ * process, with a line on stderr that names the service and the variables that chose the port.
+ */
 export function serve(
   app: Express,
-  listenOn: { port: number; host?: string | undefined },
+  listenOn: { service: string; port: number; host?: string | undefined },
   log: Logger,
   lifecycle: Lifecycle,
   close: () => Promise<void>,
@@ -64,7 +90,7 @@ export function serve(
   const server = createServer(app);
   server.once('error', (err: NodeJS.ErrnoException) => {
     log.fatal({ port: listenOn.port, host: listenOn.host, code: err.code }, `cannot listen: ${err.message}`);
-    process.stderr.write(`cannot listen on ${listenOn.host ?? '*'}:${listenOn.port}: ${err.message}\n`);
+    process.stderr.write(`${listenOn.service}: ${cannotListen(listenOn.host, listenOn.port)}: ${err.message}\n`);
     void flushStdoutLogs().then(() => process.exit(1));
   });
   server.listen(listenOn.port, listenOn.host, () => {

@@ -1,14 +1,21 @@
 import { z } from 'zod';
 
 /**
- * zod, with its messages for text too short or too long said the way this project's own
- * checks say a problem ("is blank", "is not well-formed Unicode"): as what is wrong with the
- * value, after the field's name. zod's own words ("Too small: expected string to have >=1
- * characters") are kept for everything else. A schema's own message still comes first.
- * Every module takes zod from here, so the messages are the same whichever is loaded first.
+ * zod, with its messages for text too short or too long, and a number out of its range, said
+ * the way this project's own checks say a problem ("is blank", "is not well-formed Unicode"):
+ * as what is wrong with the value, after the field's name. zod's own words ("Too small:
+ * expected string to have >=1 characters") are kept for everything else. A schema's own
+ * message still comes first. Every module takes zod from here, so the messages are the same
+ * whichever is loaded first.
  */
 z.config({
   customError: (issue) => {
+    if (issue.origin === 'number' && issue.code === 'too_small') {
+      return issue.inclusive ? `must be at least ${issue.minimum}` : `must be more than ${issue.minimum}`;
+    }
+    if (issue.origin === 'number' && issue.code === 'too_big') {
+      return issue.inclusive ? `must be at most ${issue.maximum}` : `must be less than ${issue.maximum}`;
+    }
     if (issue.origin !== 'string') return undefined;
     if (issue.code === 'too_small') {
       return Number(issue.minimum) === 1 ? 'is empty' : `is shorter than ${issue.minimum} characters`;

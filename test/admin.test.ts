@@ -143,9 +143,10 @@ describe('admin API: authentication', () => {
   });
 
   test('an unknown admin path is a JSON 404 once authenticated', async () => {
-    const res = await request(app).get('/admin/nope').set('authorization', bearer());
+    const res = await request(app).get('/admin/nope?x=1').set('authorization', bearer());
     expect(res.status).toBe(404);
-    expect(res.body).toEqual({ error: 'not_found' });
+    // Like every other 404 of the services: the path asked for, without its query.
+    expect(res.body).toEqual({ error: 'not_found', path: '/admin/nope' });
   });
 });
 
@@ -456,7 +457,7 @@ describe('admin API: requests (fake ports)', () => {
       .set('authorization', bearer())
       .send({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC', title: 'x'.repeat(70_000) });
     expect(res.status).toBe(413);
-    expect(res.body).toEqual({ error: 'entity.too.large', message: 'the body is larger than this endpoint takes' });
+    expect(res.body).toEqual({ error: 'entity_too_large', message: 'the body is larger than this endpoint takes' });
   });
 
   test.each([

@@ -203,7 +203,7 @@ describe('request hardening', () => {
       .set('content-type', 'application/json')
       .send(JSON.stringify({ pad: 'x'.repeat(20_000) }));
     expect(res.status).toBe(413);
-    expect(res.body).toEqual({ error: 'entity.too.large', message: 'the body is larger than this endpoint takes' });
+    expect(res.body).toEqual({ error: 'entity_too_large', message: 'the body is larger than this endpoint takes' });
   });
 
   test('a JSON route answers malformed JSON with a 400 that says so in its own words, no parser detail', async () => {
@@ -214,7 +214,7 @@ describe('request hardening', () => {
     app.use(errorHandler());
     const res = await request(app).post('/json').set('content-type', 'application/json').send('{"a":');
     expect(res.status).toBe(400);
-    expect(res.body).toEqual({ error: 'entity.parse.failed', message: 'the body is not valid JSON' });
+    expect(res.body).toEqual({ error: 'entity_parse_failed', message: 'the body is not valid JSON' });
     // /tick reads its headers alone: a body, even one that does not parse, is passed over.
     const tick = await request(dispatcher()).post('/tick').set('content-type', 'application/json').send('{"a":');
     expect(tick.status).toBe(200);

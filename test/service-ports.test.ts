@@ -63,7 +63,7 @@ describe('startService and a picked port taken before it is bound', () => {
     expect(listensOn(svc.child.pid as number, taken.port)).toBe(false);
     // The lost race is in the log, as the service said it.
     expect(readFileSync(logFile, 'utf8')).toMatch(
-      new RegExp(`cannot listen on [^ ]*:${taken.port}: listen EADDRINUSE`),
+      new RegExp(`dispatcher: cannot listen on every interface port ${taken.port} \\(HOST, PORT\\): listen EADDRINUSE`),
     );
   });
 
