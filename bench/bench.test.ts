@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,7 @@ import {
   markdown,
   noMeasurements,
   type Results,
+  reserveResults,
   resultsBaseName,
   throughputSvg,
   writeCeilingPerSec,
@@ -248,6 +249,20 @@ describe('report', () => {
     expect(t.map((x) => x.pass)).toEqual([true, true, false, null, null, null]);
   });
 
+  it('gives no verdict on dispatching 100,000 from a smaller N, only a hint', () => {
+    const r = results();
+    r.dispatch = r.dispatch.filter((d) => d.n === 10_000);
+    const t = evaluateTargets(r).find((x) => x.name === 'dispatch 100k');
+    expect(t).toMatchObject({ pass: null, measured: expect.stringMatching(/^not measured \(N=100,000 did not run; /) });
+  });
+
+  it('says in the markdown what the run could not do', () => {
+    const r = results();
+    r.notes.push('The BullMQ peer was skipped: redis-server was not available.');
+    expect(markdown(r)).toContain('**Notes**\n\n- The BullMQ peer was skipped: redis-server was not available.');
+    expect(markdown(results())).not.toContain('**Notes**');
+  });
+
   it("puts the dispatcher's CPU a message and the machine's busy cores beside the publish ceiling's", () => {
     const r = results();
     const dispatch = evaluateTargets(r).find((t) => t.name.startsWith('dispatch rate'));
@@ -465,6 +480,26 @@ describe('resultsBaseName', () => {
   });
 });
 
+describe('reserveResults', () => {
+  it('takes the name no earlier run has a file under, never overwriting one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-results-'));
+    expect(reserveResults(dir, '2030-01-01', 'first')).toBe(join(dir, '2030-01-01'));
+    expect(reserveResults(dir, '2030-01-01', 'second')).toBe(join(dir, '2030-01-01-2'));
+    // Any file of a run holds its name, not only the JSON: a chart left from an older run too.
+    writeFileSync(join(dir, '2030-01-01-3-throughput.svg'), '<svg/>');
+    expect(reserveResults(dir, '2030-01-01', 'third')).toBe(join(dir, '2030-01-01-4'));
+    expect(readFileSync(join(dir, '2030-01-01.json'), 'utf8')).toBe('first');
+    expect(readFileSync(join(dir, '2030-01-01-2.json'), 'utf8')).toBe('second');
+    expect(readdirSync(dir).sort()).toEqual([
+      '2030-01-01-2.json',
+      '2030-01-01-3-throughput.svg',
+      '2030-01-01-4.json',
+      '2030-01-01.json',
+    ]);
+    expect(() => reserveResults(dir, '2030-01-01', 'x', 2)).toThrow(/2 runs' results already have that name/);
+  });
+});
+
 describe('the emulators a run starts', () => {
   it('are wanted by every phase but the peer, and a context without them says so when a phase reaches for them', () => {
     expect(PHASES.filter((p) => !usesEmulators(p))).toEqual(['peer']);
@@ -492,6 +527,16 @@ describe('npm run bench arguments (the built command)', () => {
       /--schedules <n>' argument '100000' is invalid\. expected a whole number from 0 to \d{4}/,
     ],
     [['--only', 'dispatch', '--skip', 'dispatch'], /--only dispatch with --skip dispatch leaves no phase to run/],
+    // Without --only, no --only is named.
+    [
+      ['--skip', [...PHASES].reverse().join(',')],
+      new RegExp(`error: --skip ${[...PHASES].reverse().join(',')} leaves`),
+    ],
+    // One size named twice would be measured twice and compared with itself.
+    [['--sizes', '300,300'], /--sizes <list>' argument '300,300' is invalid\. 300 is named twice/],
+    [['--in-flight', '8,8'], /--in-flight <list>' argument '8,8' is invalid\. 8 is named twice/],
+    // The README's example: the capacity problem, whatever else the defaults leave unmatched.
+    [['--in-flight', '64', '--capacity-requests', '10'], /--in-flight 64: 64 in flight needs at least 64 requests/],
     [['--out', ''], /--out <dir>' argument '' is invalid\. a directory is needed, not an empty path/],
     [
       ['--out', __filename],
@@ -521,11 +566,24 @@ describe('npm run bench arguments (the built command)', () => {
     expect(res.status).toBe(2);
     expect(res.stderr).toMatch(message);
     expect(res.stdout).not.toContain('starting the Pub/Sub emulator');
+    // The error and where the help is, not the whole help under it.
+    expect(res.stderr).toContain('(npm run bench -- --help lists every option)');
+    expect(res.stderr).not.toContain('Options:');
+  });
+
+  it('refuses an --out whose tmp/ for the logs cannot be made, before starting anything', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-out-'));
+    writeFileSync(join(dir, 'tmp'), 'a file where the logs folder goes');
+    const res = run('--only', 'peer', '--out', dir);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toMatch(/results cannot be written there: .*tmp is not a directory/);
   });
 
   it('shows list defaults the way they are written', () => {
     const help = run('--help').stdout.replace(/\s+/g, ' ');
     expect(help).toContain('(default: 1,8,64)');
+    // A switch has no default to show.
+    expect(help).not.toContain('(default: false)');
     expect(help).toContain('(default: 8,64)');
     expect(help).toContain('<date>-profile.md');
   });

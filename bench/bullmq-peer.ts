@@ -128,6 +128,11 @@ export async function peerRun(
     concurrency,
   );
   const queue = new Queue(queueName, { connection });
+  // Its failures reach the calls awaited below; the event alone would be printed with a stack
+  // by BullMQ (a connection Redis resets as a Ctrl-C stops it, for one).
+  queue.on('error', () => undefined);
+  // Closed before Redis stops, on a Ctrl-C too (cleanup runs in reverse order).
+  const closeQueue = onCleanup('BullMQ queue', () => queue.close().catch(() => undefined));
   // Jobs of one batch: each one notification at one occurrence, as a dispatch message is.
   const jobsOf = (count: number, batch: number) =>
     Array.from({ length: count }, (_, i) => {
@@ -186,7 +191,7 @@ export async function peerRun(
     };
   } finally {
     await queue.obliterate({ force: true }).catch(() => undefined);
-    await queue.close();
+    await closeQueue();
     await worker.stop();
   }
 }

@@ -93,6 +93,14 @@ function killGroupSync(child: ChildProcess): void {
 }
 
 let stopping = false;
+/** The signal that started the stop, and when. */
+let first: { signal: NodeJS.Signals; at: number } | null = null;
+/**
+ * A repeat of the first signal this soon after it is the same stop: Ctrl-C in a terminal
+ * signals the whole process group, so `npm run bench` and the benchmark both get it, and npm
+ * then passes it on again.
+ */
+const REPEAT_WINDOW_MS = 1000;
 
 /** True once a signal has started stopping the benchmark. */
 export function stoppingOnSignal(): boolean {
@@ -101,8 +109,8 @@ export function stoppingOnSignal(): boolean {
 
 /**
  * Ctrl-C, SIGTERM and SIGHUP (the terminal closed) stop everything, then exit 128 + the
- * signal's number (130 for Ctrl-C); a second signal while stopping kills every process group
- * left at once and exits. Process exit kills any group left behind, and the watchdog any the
+ * signal's number (130 for Ctrl-C); a second signal while stopping (not the first one again
+ * within REPEAT_WINDOW_MS) kills every process group left at once and exits. Process exit kills any group left behind, and the watchdog any the
  * benchmark could not (it died outright).
  */
 export function installSignalHandlers(say: (line: string) => void): void {
@@ -110,21 +118,32 @@ export function installSignalHandlers(say: (line: string) => void): void {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
       const code = 128 + constants.signals[signal];
+      if (stopping && first?.signal === signal && Date.now() - first.at < REPEAT_WINDOW_MS) return;
       if (stopping) {
         say(`${signal} again: killing what is left now`);
         killAllSync();
         process.exit(code);
       }
-      stopping = true;
-      say(`\n${signal}: stopping every process the benchmark started…`);
-      void cleanupAll(say).finally(() => {
-        say('stopped: nothing the benchmark started is left running');
-        releaseReaper();
-        process.exit(code);
-      });
+      first = { signal, at: Date.now() };
+      stopAndExit(signal, code, say);
     });
   }
   process.once('exit', killAllSync);
+}
+
+/**
+ * Stops everything the benchmark started, as a signal does, and exits `code`: for a stop that
+ * is not a signal's (standard output closed by its reader). Once only.
+ */
+export function stopAndExit(why: string, code: number, say: (line: string) => void): void {
+  if (stopping) return;
+  stopping = true;
+  say(`\n${why}: stopping every process the benchmark started…`);
+  void cleanupAll(say).finally(() => {
+    say('stopped: nothing the benchmark started is left running');
+    releaseReaper();
+    process.exit(code);
+  });
 }
 
 function killAllSync(): void {

@@ -82,7 +82,10 @@ export function makeContext(
           update: (v) => {
             last = v;
           },
-          stop: () => say(`  ${label}: ${last}/${total} in ${((performance.now() - started) / 1000).toFixed(1)} s`),
+          stop: () =>
+            say(
+              `  ${label}: ${last}/${total} in ${((performance.now() - started) / 1000).toFixed(1)} s${last < total ? ' (stopped short, counted at its last update)' : ''}`,
+            ),
         };
       }
       const bar = new SingleBar(

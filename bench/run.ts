@@ -1,5 +1,5 @@
-import { accessSync, constants as fsConstants, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { constants, cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type Emulators, startEmulators } from '../dev/emulators';
@@ -10,7 +10,15 @@ import { DEFAULT_SCHEDULE_CONCURRENCY, LOG_LEVELS } from '../shared/config';
 import { type PeerRun, peerRun, seedRedis } from './bullmq-peer';
 import { type CapacityFixture, type CapacityRun, capacityFixture, capacityRun, levelProblem } from './capacity';
 import { type CeilingRun, ceilingSizes, measureCeilings } from './ceilings';
-import { cleanupAll, guardSpawned, installSignalHandlers, onCleanup, releaseReaper, stoppingOnSignal } from './cleanup';
+import {
+  cleanupAll,
+  guardSpawned,
+  installSignalHandlers,
+  onCleanup,
+  releaseReaper,
+  stopAndExit,
+  stoppingOnSignal,
+} from './cleanup';
 import { type BenchContext, type BenchOptions, makeContext, PHASES, type Phase, usesEmulators } from './context';
 import { profileMarkdown } from './cpuprofile';
 import { type DispatchFixture, type DispatchRun, dispatchFixture, dispatchRun } from './dispatch';
@@ -25,6 +33,7 @@ import {
   noMeasurements,
   perSchedule,
   type Results,
+  reserveResults,
   resultsBaseName,
   type SpreadDispatch,
   throughputSvg,
@@ -63,7 +72,13 @@ const USAGE = 2;
 
 function intList(min: number, max: number) {
   const one = wholeNumber(min, max);
-  return (value: string): number[] => value.split(',').map((v) => one(v.trim()));
+  return (value: string): number[] => {
+    const out = value.split(',').map((v) => one(v.trim()));
+    // One value named twice would be measured twice, and compared with itself.
+    const twice = out.find((v, i) => out.indexOf(v) !== i);
+    if (twice !== undefined) throw new InvalidArgumentError(`${twice} is named twice`);
+    return out;
+  };
 }
 
 function phaseList(value: string): Phase[] {
@@ -109,12 +124,20 @@ export function makeDirs(dir: string): void {
   }
 }
 
-/** Why results cannot be written under `dir` (made if missing), or null when they can. */
+/**
+ * Why results cannot be written under `dir` (made if missing), or null when they can: the
+ * directory and its `tmp/` for the logs are made, and a file written and removed in each, as
+ * the run will (a permission check alone passes for root where nothing can be written).
+ */
 function outProblem(dir: string): string | null {
   try {
-    makeDirs(dir);
-    if (!statSync(dir).isDirectory()) return 'it is not a directory';
-    accessSync(dir, fsConstants.W_OK);
+    for (const at of [dir, join(dir, 'tmp')]) {
+      makeDirs(at);
+      if (!statSync(at).isDirectory()) return `${at} is not a directory`;
+      const probe = join(at, `.write-check-${process.pid}`);
+      writeFileSync(probe, '');
+      unlinkSync(probe);
+    }
     return null;
   } catch (err) {
     return (err as Error).message;
@@ -122,7 +145,7 @@ function outProblem(dir: string): string | null {
 }
 
 interface RawOptions {
-  quick: boolean;
+  quick?: boolean;
   runs?: number;
   sizes?: number[];
   schedules?: number;
@@ -150,7 +173,7 @@ export function parseArgs(argv: string[]): BenchOptions {
         '--quick, <date>-partial.* when --only or --skip leave phases out, <date>-quick-partial.* for both), and ' +
         'the services’ logs and CPU profiles under <out>/tmp/.',
     )
-    .option('--quick', `a smoke check: N=${QUICK.sizes.join(',')}, end to end ${QUICK.e2e}, 1 run`, false)
+    .option('--quick', `a smoke check: N=${QUICK.sizes.join(',')}, end to end ${QUICK.e2e}, 1 run`)
     .option(
       '--runs <n>',
       `runs per figure, the median reported (default: ${FULL.runs}; --quick: 1)`,
@@ -210,9 +233,10 @@ export function parseArgs(argv: string[]): BenchOptions {
 Exit codes: 0 done; 1 a failure while measuring (an emulator or a service that would not start or
 died, deliveries not in by --timeout); 2 a usage error (an unknown option, a bad value, an --out
 that cannot be written), before anything starts; 128 + the signal's number when stopped by one
-(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), after stopping everything it started.`,
+(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; 141, as SIGPIPE, when its output's reader goes, as with
+| head), after stopping everything it started, with no results written.`,
     )
-    .showHelpAfterError()
+    .showHelpAfterError('(npm run bench -- --help lists every option)')
     // A usage error exits 2, as the slack-fanout CLI's and npm start's do; commander has printed it.
     .exitOverride((err: CommanderError) => {
       process.exit(err.exitCode === 0 ? 0 : USAGE);
@@ -221,9 +245,17 @@ that cannot be written), before anything starts; 128 + the signal's number when 
   const raw = program.opts<RawOptions>();
   const base = raw.quick ? QUICK : FULL;
   const only = raw.only ?? [...PHASES];
-  const phases = only.filter((p) => !(raw.skip ?? []).includes(p));
+  // In the order they run, whatever order they were named in.
+  const phases = PHASES.filter((p) => only.includes(p) && !(raw.skip ?? []).includes(p));
   if (phases.length === 0) {
-    program.error(`error: --only ${only.join(',')} with --skip ${(raw.skip ?? []).join(',')} leaves no phase to run`);
+    const skip = `--skip ${(raw.skip ?? []).join(',')}`;
+    program.error(`error: ${raw.only ? `--only ${raw.only.join(',')} with ${skip}` : skip} leaves no phase to run`);
+  }
+  const capacityRequests = raw.capacityRequests ?? base.capacityRequests;
+  if (phases.includes('capacity') || phases.includes('profile')) {
+    const levels = phases.includes('capacity') ? raw.inFlight : [Math.max(...raw.inFlight)];
+    const tooFew = levels.map((c) => levelProblem(c, capacityRequests)).find((p) => p !== null);
+    if (tooFew) program.error(`error: --in-flight ${raw.inFlight.join(',')}: ${tooFew}`);
   }
   if (phases.includes('peer') && phases.includes('capacity')) {
     const unmatched = raw.workerConcurrency.filter((c) => !raw.inFlight.includes(c));
@@ -234,17 +266,11 @@ that cannot be written), before anything starts; 128 + the signal's number when 
       );
     }
   }
-  const capacityRequests = raw.capacityRequests ?? base.capacityRequests;
-  if (phases.includes('capacity') || phases.includes('profile')) {
-    const levels = phases.includes('capacity') ? raw.inFlight : [Math.max(...raw.inFlight)];
-    const tooFew = levels.map((c) => levelProblem(c, capacityRequests)).find((p) => p !== null);
-    if (tooFew) program.error(`error: --in-flight ${raw.inFlight.join(',')}: ${tooFew}`);
-  }
   const out = resolve(raw.out);
   const problem = outProblem(out);
   if (problem) program.error(`error: --out ${out}: results cannot be written there: ${problem}`);
   return {
-    quick: raw.quick,
+    quick: raw.quick === true,
     runs: raw.runs ?? base.runs,
     sizes: raw.sizes ?? base.sizes,
     schedules: raw.schedules ?? base.schedules,
@@ -314,17 +340,31 @@ function measured<T extends object>(runs: T[]) {
   return { runs, median: medianRecord(runs) };
 }
 
+/** Where a failure's stack is written: in the run's folder of logs, once it is made. */
+let errorFile: string | null = null;
+
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv);
-  const say = (line: string) => process.stdout.write(`${line}\n`);
+  let stdoutOpen = true;
+  const say = (line: string) => {
+    if (stdoutOpen) process.stdout.write(`${line}\n`);
+  };
   installSignalHandlers(say);
+  // Its reader gone (`npm run bench | head`): stopped as by SIGPIPE, with nothing written.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    stdoutOpen = false;
+    const why = err.code === 'EPIPE' ? 'standard output closed by its reader' : `standard output: ${err.message}`;
+    stopAndExit(why, 128 + constants.signals.SIGPIPE, (line) => process.stderr.write(`${line.trimStart()}\n`));
+  });
   process.env.METADATA_SERVER_DETECTION ??= 'none';
 
   const started = new Date();
   const date = started.toISOString().slice(0, 10);
-  const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '').toLowerCase();
+  // The process id too: two runs started in the same second keep their logs apart.
+  const stamp = `${started.toISOString().replace(/[-:]/g, '').replace(/\..*/, '').toLowerCase()}-${process.pid}`;
   const tmpDir = join(opts.out, 'tmp', stamp);
   makeDirs(tmpDir);
+  errorFile = join(tmpDir, 'error.txt');
   const has = (p: Phase) => opts.phases.includes(p);
 
   say(`slack-fanout benchmark${opts.quick ? ' (--quick)' : ''}: ${opts.phases.join(', ')}; ${opts.runs} run(s) each`);
@@ -360,6 +400,8 @@ async function main(): Promise<number> {
     options: opts,
     ...noMeasurements(),
   };
+  // Written with the other results files at the end, under the name they share.
+  let profileMd: string | null = null;
 
   if (has('ceilings')) {
     say('\n== ceilings: the emulators alone ==');
@@ -488,7 +530,7 @@ async function main(): Promise<number> {
       profileMarkdown(`Dispatcher: one tick of ${fixture.n.toLocaleString('en-US')} notifications`, dispatcher),
       profileMarkdown(`Notifier: ${opts.capacityRequests} pushes at ${top} in flight`, notifier),
     ].join('\n');
-    writeFileSync(join(opts.out, `${resultsBaseName(opts, date)}-profile.md`), md);
+    profileMd = md;
     say(md);
   }
   if (capFixture) await (capFixture as CapacityFixture).close();
@@ -524,15 +566,21 @@ async function main(): Promise<number> {
   results.finishedAt = new Date().toISOString();
 
   makeDirs(opts.out);
-  const base = join(opts.out, resultsBaseName(opts, date));
+  // A name no earlier run's files hold, taken with the JSON: nothing is overwritten, not even
+  // by a run that ends at the same moment.
+  const base = reserveResults(opts.out, resultsBaseName(opts, date), `${JSON.stringify(results, null, 2)}\n`);
   const table = markdown(results);
-  writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(`${base}.md`, table);
-  if (results.dispatch.length > 0) writeFileSync(`${base}-throughput.svg`, throughputSvg(results));
-  say(`\n${table}`);
   const written = [`${base}.json`, `${base}.md`];
-  if (results.dispatch.length > 0) written.push(`${base}-throughput.svg`);
-  if (results.profile) written.push(`${base}-profile.md`);
+  if (results.dispatch.length > 0) {
+    writeFileSync(`${base}-throughput.svg`, throughputSvg(results));
+    written.push(`${base}-throughput.svg`);
+  }
+  if (profileMd !== null) {
+    writeFileSync(`${base}-profile.md`, profileMd);
+    written.push(`${base}-profile.md`);
+  }
+  say(`\n${table}`);
   say(`results: ${written.join(', ')}`);
   return 0;
 }
@@ -542,7 +590,18 @@ main()
     // Stopping on a signal fails what was under way (a service killed while starting): that is
     // the stop, not a fault, and the signal's handler exits once everything is stopped.
     if (stoppingOnSignal()) return new Promise<number>(() => undefined);
-    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+    // One line a person can act on; where the failure arose, for a report, in the run's folder.
+    const message = err instanceof Error ? err.message : String(err);
+    let where = '';
+    if (errorFile) {
+      try {
+        writeFileSync(errorFile, `${(err as Error)?.stack ?? message}\n`);
+        where = ` (its stack: ${errorFile})`;
+      } catch {
+        // The folder went away: the line alone.
+      }
+    }
+    process.stderr.write(`bench: ${message}${where}\n`);
     return 1;
   })
   .then(async (code) => {
