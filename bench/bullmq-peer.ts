@@ -8,7 +8,7 @@ import { killGroup } from '../dev/emulators';
 import type { SlackStandIn } from '../dev/slack-standin';
 import { notificationDoc } from '../shared/notifications';
 import { WARM_UP_REQUESTS } from './capacity';
-import { onCleanup } from './cleanup';
+import { onCleanup, stoppingOnSignal } from './cleanup';
 import type { BenchContext } from './context';
 import { BENCH_ACCOUNTS } from './e2e';
 import { watchPosts } from './posts';
@@ -128,9 +128,14 @@ export async function peerRun(
     concurrency,
   );
   const queue = new Queue(queueName, { connection });
-  // Its failures reach the calls awaited below; the event alone would be printed with a stack
-  // by BullMQ (a connection Redis resets as a Ctrl-C stops it, for one).
-  queue.on('error', () => undefined);
+  // Said once, in a line: BullMQ would print each with a stack, and with Redis gone its calls
+  // wait rather than fail. A stop's own (Redis reset as a Ctrl-C stops it) is not said.
+  let said = false;
+  queue.on('error', (err) => {
+    if (said || stoppingOnSignal()) return;
+    said = true;
+    ctx.say(`  BullMQ queue: ${err.message} (Redis on 127.0.0.1:${redisPort}); its calls wait for Redis`);
+  });
   // Closed before Redis stops, on a Ctrl-C too (cleanup runs in reverse order).
   const closeQueue = onCleanup('BullMQ queue', () => queue.close().catch(() => undefined));
   // Jobs of one batch: each one notification at one occurrence, as a dispatch message is.

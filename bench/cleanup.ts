@@ -120,7 +120,7 @@ export function installSignalHandlers(say: (line: string) => void): void {
       const code = 128 + constants.signals[signal];
       if (stopping && first?.signal === signal && Date.now() - first.at < REPEAT_WINDOW_MS) return;
       if (stopping) {
-        say(`${signal} again: killing what is left now`);
+        say(`${signal} ${first ? 'again' : 'while stopping'}: killing what is left now`);
         killAllSync();
         process.exit(code);
       }

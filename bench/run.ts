@@ -233,8 +233,9 @@ export function parseArgs(argv: string[]): BenchOptions {
 Exit codes: 0 done; 1 a failure while measuring (an emulator or a service that would not start or
 died, deliveries not in by --timeout); 2 a usage error (an unknown option, a bad value, an --out
 that cannot be written), before anything starts; 128 + the signal's number when stopped by one
-(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; 141, as SIGPIPE, when its output's reader goes, as with
-| head), after stopping everything it started, with no results written.`,
+(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; 141, as SIGPIPE, when its output cannot be written any
+more, its reader gone as with | head), after stopping everything it started; results are written
+only once every phase has run.`,
     )
     .showHelpAfterError('(npm run bench -- --help lists every option)')
     // A usage error exits 2, as the slack-fanout CLI's and npm start's do; commander has printed it.

@@ -13,7 +13,7 @@ function main(): void {
   // Before anything listens: a bad setting, or one that would run open on Cloud Run, stops it.
   const { config, auth } = loadServiceConfig('dispatcher');
   const log = createLogger({ service: 'dispatcher', level: config.logLevel });
-  log.info({ config: describeConfig(config) }, 'starting');
+  log.info({ config: describeConfig(config, 'dispatcher') }, 'starting');
   if (auth.mode === 'none') {
     log.warn({ authMode: 'none' }, AUTH_OFF_WARNING);
     if (auth.adminOpen) {

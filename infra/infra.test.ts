@@ -402,11 +402,13 @@ describe('the full stack', () => {
   it('configures the services: ingress, identity, timeout, scaling, image and caller checks', () => {
     const dispatcher = service('slack-fanout-dispatcher');
     const notifier = service('slack-fanout-notifier');
+    // The topic is the dispatcher's alone: the notifier does not read it.
+    expect(env(dispatcher, ENV.DISPATCH_TOPIC)?.value).toBe(TOPOLOGY.dispatchTopic);
+    expect(env(notifier, ENV.DISPATCH_TOPIC)).toBeUndefined();
     for (const s of [dispatcher, notifier]) {
       expect(s.inputs.ingress).toBe('INGRESS_TRAFFIC_ALL');
       expect(s.inputs.location).toBe(REGION);
       expect(env(s, ENV.GOOGLE_CLOUD_PROJECT)?.value).toBe(GCP_PROJECT);
-      expect(env(s, ENV.DISPATCH_TOPIC)?.value).toBe(TOPOLOGY.dispatchTopic);
       expect(env(s, ENV.AUTH_MODE)?.value).toBe('oidc');
       // Tokens arrive with the signature Cloud Run's IAM check removed: trusted only behind it.
       expect(env(s, ENV.AUTH_TRUST_CLOUD_RUN_IAM)?.value).toBe('true');

@@ -64,12 +64,13 @@ export function createServices(args: ServicesArgs): Services {
     // Behind Cloud Run's IAM invoker check (invokerIamDisabled: false, below), which verifies
     // each token and removes its signature before the request reaches the container.
     plain(ENV.AUTH_TRUST_CLOUD_RUN_IAM, 'true'),
-    plain(ENV.DISPATCH_TOPIC, args.dispatchTopic.name),
     ...(config.logLevel !== undefined ? [plain(ENV.LOG_LEVEL, config.logLevel)] : []),
   ];
 
   const dispatcherEnv: Env[] = [
     ...commonEnv,
+    // The notifier publishes nothing: the topic is the dispatcher's alone.
+    plain(ENV.DISPATCH_TOPIC, args.dispatchTopic.name),
     plain(ENV.AUTH_AUDIENCE, dispatcherUrl),
     plain(ENV.TICK_INVOKER_EMAIL, args.accounts.scheduler.email),
     ...(config.adminEmails.length > 0 ? [plain(ENV.ADMIN_EMAILS, config.adminEmails.join(','))] : []),

@@ -73,14 +73,21 @@ async function holdUnlessDraining(ms: number, isDraining: () => boolean): Promis
  */
 function ackUnlessJson(): RequestHandler {
   return (req, res, next) => {
-    if (req.body !== undefined || req.is(JSON_TYPES)) return next();
     const type = req.header('content-type');
+    // The header itself: `req.is` answers null for a request without a body, whatever its type.
+    if (req.body !== undefined || (type !== undefined && isJsonType(type))) return next();
     req.log.warn(
       { contentType: type === undefined ? null : excerpt(type) },
       `unreadable body acked: its Content-Type is ${type === undefined ? 'missing' : JSON.stringify(excerpt(type))}, not application/json`,
     );
     res.status(204).end();
   };
+}
+
+/** Whether a Content-Type is one JSON_TYPES reads (`application/json`, `application/*+json`, any parameters). */
+function isJsonType(contentType: string): boolean {
+  const media = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
+  return JSON_TYPES.some((t) => (t.includes('*') ? /^application\/[^/]+\+json$/.test(media) : media === t));
 }
 
 /** Names the request by its envelope's message and delivery ids, for a shutdown's log line. */

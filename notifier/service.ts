@@ -29,7 +29,7 @@ export function serveNotifier(config: Config, auth: AuthSettings, stores: () => 
   const token = config.slackBotToken;
   if (!token) throw ConfigError.of([TOKEN_REQUIRED]);
   const log = createLogger({ service: 'notifier', level: config.logLevel });
-  log.info({ config: describeConfig(config) }, 'starting');
+  log.info({ config: describeConfig(config, 'notifier') }, 'starting');
   if (auth.mode === 'none') log.warn({ authMode: 'none' }, AUTH_OFF_WARNING);
   const guards = serviceGuards(auth, 'push', () => googleTokenVerifier());
   const { close, readiness, ...ports } = stores();

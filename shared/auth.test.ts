@@ -566,6 +566,7 @@ describe('auth configuration', () => {
   });
 
   test('every problem of a service is named at once: its variables, then how they go together', () => {
+    const TOKEN_PROBLEM = 'SLACK_BOT_TOKEN is required: the notifier needs a bot token to post';
     const problems = (service: 'dispatcher' | 'notifier', env: Record<string, string>) => {
       try {
         loadServiceConfig(service, env);
@@ -595,9 +596,25 @@ describe('auth configuration', () => {
     expect(problems('dispatcher', { ...base, AUTH_MODE: 'off' })).toEqual([
       expect.stringMatching(/^AUTH_MODE: .*\(got "off"\)$/),
     ]);
+    // A rule that reads a refused variable is left out: HOST was set, if badly.
+    expect(
+      problems('dispatcher', { ...base, AUTH_MODE: 'none', ADMIN_OPEN_ON_LOOPBACK: 'true', HOST: '[::1]' }),
+    ).toEqual(['HOST: is not an IP address or a host name to listen on (got "[::1]")']);
+    expect(
+      problems('notifier', { ...base, AUTH_MODE: 'none', K_SERVICE: 'svc', ALLOW_INSECURE_AUTH_ON_CLOUD_RUN: 'TRUE' }),
+    ).toEqual([expect.stringMatching(/^ALLOW_INSECURE_AUTH_ON_CLOUD_RUN: /), TOKEN_PROBLEM]);
+    // A rule that does not depend on the mode still holds with AUTH_MODE refused.
+    expect(problems('dispatcher', { ...base, AUTH_MODE: 'off', AUTH_TRUST_CLOUD_RUN_IAM: 'true' })).toEqual([
+      expect.stringMatching(/^AUTH_MODE: /),
+      expect.stringMatching(/^AUTH_TRUST_CLOUD_RUN_IAM=true is refused off Cloud Run/),
+    ]);
     // The other service's variables are not read.
     expect(
       loadServiceConfig('dispatcher', { ...base, AUTH_MODE: 'none', PUSH_INVOKER_EMAIL: 'nope', NACK_DELAY_MS: '-1' })
+        .auth,
+    ).toEqual({ mode: 'none' });
+    expect(
+      loadServiceConfig('notifier', { ...base, AUTH_MODE: 'none', SLACK_BOT_TOKEN: 'x', DISPATCH_TOPIC: 'bad/topic' })
         .auth,
     ).toEqual({ mode: 'none' });
   });

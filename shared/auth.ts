@@ -290,9 +290,18 @@ export function authSettingsFor(config: Config, service: ServiceName): AuthSetti
   return settings;
 }
 
-/** The auth settings of `service`, or null with every problem that keeps it from having them. */
-function checkAuth(config: Config, service: ServiceName): { settings: AuthSettings | null; problems: string[] } {
+/**
+ * The auth settings of `service`, or null with every problem that keeps it from having them.
+ * A variable in `refused` (by name) had a value that was refused, and stands at its default:
+ * a rule that reads it is left out, its own problem having been said.
+ */
+function checkAuth(
+  config: Config,
+  service: ServiceName,
+  refused: ReadonlySet<string> = new Set(),
+): { settings: AuthSettings | null; problems: string[] } {
   const problems: string[] = [];
+  const known = (...names: string[]) => names.every((n) => !refused.has(n));
   if (config.authTrustCloudRunIam && !config.cloudRunService) {
     problems.push(
       `${ENV.AUTH_TRUST_CLOUD_RUN_IAM}=true is refused off Cloud Run (${ENV.K_SERVICE} is not set): only Cloud ` +
@@ -300,17 +309,19 @@ function checkAuth(config: Config, service: ServiceName): { settings: AuthSettin
         'could write such a token',
     );
   }
+  // With AUTH_MODE refused, which variables the auth needs is not known: its problem says enough.
+  if (!known(ENV.AUTH_MODE)) return { settings: null, problems };
   // The notifier serves no admin API: the setting is the dispatcher's alone.
   const adminOpen = config.adminOpenOnLoopback && service === 'dispatcher';
   if (config.authMode === 'none') {
-    if (config.cloudRunService && !config.allowInsecureAuthOnCloudRun) {
+    if (config.cloudRunService && !config.allowInsecureAuthOnCloudRun && known(ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN)) {
       problems.push(
         `${ENV.AUTH_MODE}=none is refused on Cloud Run (${ENV.K_SERVICE}=${config.cloudRunService}): ` +
           `it would let anyone who reaches the service call it; set ${ENV.AUTH_MODE}=oidc, ` +
           `or ${ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN}=true if you really mean it`,
       );
     }
-    const openProblem = adminOpen ? adminOpenProblem(config) : null;
+    const openProblem = adminOpen && known(ENV.HOST) ? adminOpenProblem(config) : null;
     if (openProblem) problems.push(`${ENV.ADMIN_OPEN_ON_LOOPBACK}=true ${openProblem}`);
     if (problems.length > 0) return { settings: null, problems };
     return { settings: adminOpen ? { mode: 'none', adminOpen: true } : { mode: 'none' }, problems };
@@ -347,13 +358,12 @@ export function loadServiceConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): { config: Config; auth: AuthSettings } {
   const { config, problems, refused } = readConfig(env, service);
-  // With AUTH_MODE refused, which variables the auth needs is not known: its problem says enough.
-  const auth = refused.has(ENV.AUTH_MODE) ? null : checkAuth(config, service);
+  const auth = checkAuth(config, service, refused);
   // A variable whose value was refused has said its problem; "is required" again would mislead.
-  for (const problem of auth?.problems ?? []) {
+  for (const problem of auth.problems) {
     if (![...refused].some((name) => problem.startsWith(`${name} `))) problems.push(problem);
   }
-  if (problems.length > 0 || !auth?.settings) throw ConfigError.of(problems);
+  if (problems.length > 0 || !auth.settings) throw ConfigError.of(problems);
   return { config, auth: auth.settings };
 }
 

@@ -252,6 +252,20 @@ describe('each service reads its own variables', () => {
   });
 });
 
+describe('describeConfig of a service', () => {
+  it("shows what the service reads, not the other's fields at defaults it never read", () => {
+    const config = loadConfig({ ...base, SLACK_BOT_TOKEN: TOKEN });
+    const notifier = describeConfig(config, 'notifier');
+    expect(notifier).toMatchObject({ projectId: 'my-project', claimTtlSeconds: 60, slackBotToken: '[set]' });
+    expect(notifier).not.toHaveProperty('dispatchPageSize');
+    expect(notifier).not.toHaveProperty('dispatchTopic');
+    const dispatcher = describeConfig(config, 'dispatcher');
+    expect(dispatcher).toMatchObject({ dispatchPageSize: 1000, dispatchTopic: TOPOLOGY.dispatchTopic });
+    expect(dispatcher).not.toHaveProperty('slackBotToken');
+    expect(dispatcher).not.toHaveProperty('claimTtlSeconds');
+  });
+});
+
 describe('blanks around a value', () => {
   it('are dropped from every value, not only numbers', () => {
     const config = loadConfig({

@@ -172,7 +172,7 @@ const READ_BY: Record<keyof Config, ServiceName | 'both'> = {
   port: 'both',
   host: 'both',
   logLevel: 'both',
-  dispatchTopic: 'both',
+  dispatchTopic: 'dispatcher',
   dispatchPageSize: 'dispatcher',
   dispatchScheduleConcurrency: 'dispatcher',
   dispatchLargeRuns: 'dispatcher',
@@ -330,8 +330,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   return config;
 }
 
-/** The configuration with secrets removed, for a start-up log line. */
-export function describeConfig(config: Config): Record<string, unknown> {
+/**
+ * The configuration with secrets removed, for a start-up log line: of `service`, only what it
+ * reads (another service's fields would show defaults it never took from the environment).
+ */
+export function describeConfig(config: Config, service?: ServiceName): Record<string, unknown> {
   const { slackBotToken, ...rest } = config;
-  return { ...rest, slackBotToken: slackBotToken ? '[set]' : '[not set]' };
+  const read = (field: string) => service === undefined || [service, 'both'].includes(READ_BY[field as keyof Config]);
+  const shown = Object.fromEntries(Object.entries(rest).filter(([field]) => read(field)));
+  return read('slackBotToken') ? { ...shown, slackBotToken: slackBotToken ? '[set]' : '[not set]' } : shown;
 }

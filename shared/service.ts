@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Express, RequestHandler, Response } from 'express';
 import { ENV } from './config';
-import { withTimeout } from './http';
+import { routePath, withTimeout } from './http';
 import { flushStdoutLogs, type Logger } from './logger';
 
 /** Cloud Run sends SIGTERM and kills the instance 10 s later; in-flight work gets 8 s of that. */
@@ -64,7 +64,7 @@ export function createLifecycle(log: Logger): Lifecycle {
         // Which ones, so that their retries can be followed in the log.
         const requests = [...open]
           .slice(0, ABANDONED_NAMED_MAX)
-          .map((res) => ({ method: res.req.method, path: res.req.path, ...res.locals.requestIds }));
+          .map((res) => ({ method: res.req.method, path: routePath(res.req), ...res.locals.requestIds }));
         log.warn({ inFlight: open.size, requests }, 'abandoning in-flight requests at the shutdown deadline');
       }
       server.closeAllConnections();
