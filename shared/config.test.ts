@@ -294,9 +294,12 @@ describe('blanks around a value', () => {
 });
 
 describe('HOST', () => {
-  it.each(['127.0.0.1', '0.0.0.0', '::1', '::', 'localhost', 'svc-1.internal', 'fd00::1'])('takes %s', (host) => {
-    expect(loadConfig({ ...base, HOST: host }).host).toBe(host);
-  });
+  it.each(['127.0.0.1', '0.0.0.0', '::1', '::', 'localhost', 'svc-1.internal', 'fd00::1', 'project_service_1'])(
+    'takes %s',
+    (host) => {
+      expect(loadConfig({ ...base, HOST: host }).host).toBe(host);
+    },
+  );
 
   it.each(['not a host', 'http://127.0.0.1', '127.0.0.1:8080', '[::1]', '-host', 'a..b'])(
     'refuses %j, naming it',

@@ -93,8 +93,13 @@ export function projectIdProblem(project: string): string | null {
         'letter and not ending with a hyphen, after an optional domain: prefix; a project made today has 6 to 30)';
 }
 
-/** A host name: dot-separated labels of letters, digits and hyphens (`localhost`, `svc.internal`). */
-const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+/**
+ * A host name: dot-separated labels of letters, digits and hyphens (`localhost`, `svc.internal`),
+ * and underscores, which resolvers take though host names may not have them (a container's
+ * `project_service_1`).
+ */
+const HOST_NAME =
+  /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
 
 const schema = z.object({
   projectId: z
