@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { type Reaper, startReaper } from '../dev/processes';
+import { SIGNAL_REPEAT_MS } from '../shared/signals';
 
 /**
  * Everything the benchmark starts registers how to stop it here. The registry runs in reverse
@@ -95,12 +96,6 @@ function killGroupSync(child: ChildProcess): void {
 let stopping = false;
 /** The signal that started the stop, and when. */
 let first: { signal: NodeJS.Signals; at: number } | null = null;
-/**
- * A repeat of the first signal this soon after it is the same stop: Ctrl-C in a terminal
- * signals the whole process group, so `npm run bench` and the benchmark both get it, and npm
- * then passes it on again.
- */
-const REPEAT_WINDOW_MS = 1000;
 
 /** True once a signal has started stopping the benchmark. */
 export function stoppingOnSignal(): boolean {
@@ -110,7 +105,7 @@ export function stoppingOnSignal(): boolean {
 /**
  * Ctrl-C, SIGTERM and SIGHUP (the terminal closed) stop everything, then exit 128 + the
  * signal's number (130 for Ctrl-C); a second signal while stopping (not the first one again
- * within REPEAT_WINDOW_MS) kills every process group left at once and exits. Process exit kills any group left behind, and the watchdog any the
+ * within SIGNAL_REPEAT_MS, npm passing a Ctrl-C on) kills every process group left at once and exits. Process exit kills any group left behind, and the watchdog any the
  * benchmark could not (it died outright).
  */
 export function installSignalHandlers(say: (line: string) => void): void {
@@ -118,7 +113,7 @@ export function installSignalHandlers(say: (line: string) => void): void {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
       const code = 128 + constants.signals[signal];
-      if (stopping && first?.signal === signal && Date.now() - first.at < REPEAT_WINDOW_MS) return;
+      if (stopping && first?.signal === signal && Date.now() - first.at < SIGNAL_REPEAT_MS) return;
       if (stopping) {
         say(`${signal} ${first ? 'again' : 'while stopping'}: killing what is left now`);
         killAllSync();

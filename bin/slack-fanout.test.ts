@@ -611,6 +611,13 @@ describe('pause --reason, as typed', () => {
     expect(await parse('🙂'.repeat(500))).not.toMatch(/characters/);
     expect(await parse('🙂'.repeat(501))).toContain('expected 1 to 500 characters, got 501');
   });
+
+  it('refuses a control character in a new reason: it would break or reverse every line it is printed in', async () => {
+    for (const reason of ['two\nlines', 'evil\u202eTXET', 'tab\there']) {
+      expect(await parse(reason)).toContain('has a control character in it');
+    }
+    expect(await parse('channel archived by ops')).not.toContain('control character');
+  });
 });
 
 describe('silenceWarning (a bulk resume or redrive whose Firestore or Pub/Sub stops answering)', () => {

@@ -16,6 +16,7 @@ import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
   type Account,
   accountSchema,
+  controlCharacterProblem,
   DELIVERY_STATUSES,
   type DeliveryStatus,
   documentStorageSize,
@@ -54,6 +55,7 @@ import {
   runSummary,
 } from '../shared/redrive';
 import { dashboardUrlProblem } from '../shared/report';
+import { onSignalTwice } from '../shared/signals';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 import { z } from '../shared/zod';
 
@@ -737,18 +739,20 @@ async function importFile<T>(
   // an import run again at once would wait on them), says how far it got, and exits 130; a
   // second Ctrl-C stops at once.
   const stop = new AbortController();
-  const onSigint = () => {
-    stop.abort();
-    progress.stop(false);
-    process.stderr.write(`${command}: stopping once the writes under way finish (Ctrl-C again stops at once)\n`);
-    process.once('SIGINT', () => {
+  const removeSigint = onSignalTwice(
+    'SIGINT',
+    () => {
+      stop.abort();
+      progress.stop(false);
+      process.stderr.write(`${command}: stopping once the writes under way finish (Ctrl-C again stops at once)\n`);
+    },
+    () => {
       process.stderr.write(
         `${command}: interrupted: ${saved} of ${items.length} ${what} saved at least (saving again is safe)\n`,
       );
       process.exit(EXIT.interrupted);
-    });
-  };
-  process.once('SIGINT', onSigint);
+    },
+  );
   try {
     await save(
       db,
@@ -771,7 +775,7 @@ async function importFile<T>(
     process.exit(EXIT.interrupted);
   } finally {
     stall.stop();
-    process.removeListener('SIGINT', onSigint);
+    removeSigint();
     progress.stop(finished);
     await db.terminate();
   }
@@ -882,7 +886,7 @@ Exit codes:
     .addHelpText(
       'after',
       `
-Every entry is checked before anything is written; the first bad one is named (file[3]: cron …).
+Every entry is checked before anything is written; a bad one is named (file[3]: cron …), and nothing is written.
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that
 was paused comes back enabled (and its failure count cleared). Ids: see \`add --help\`.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
@@ -1075,11 +1079,23 @@ it again is safe.`,
       }
     });
   const reasonText = nonBlankText(MAX_PAUSE_REASON_CHARS);
+  // A new reason is kept and printed as it is: no control character (the admin API refuses it
+  // too). A selector (--paused-reason) takes any stored reason, to resume those made before.
+  const newReasonText = (value: string): string => {
+    const reason = reasonText(value);
+    const problem = controlCharacterProblem(reason);
+    if (problem) throw new InvalidArgumentError(problem);
+    return reason;
+  };
   program
     .command('pause')
     .description('pause a notification: it is no longer dispatched')
     .argument('<id>', 'the notification id')
-    .option('--reason <text>', `why, kept as its pausedReason (1 to ${MAX_PAUSE_REASON_CHARS} characters)`, reasonText)
+    .option(
+      '--reason <text>',
+      `why, kept as its pausedReason (1 to ${MAX_PAUSE_REASON_CHARS} characters, no control character)`,
+      newReasonText,
+    )
     .action((id: string, o: { reason?: string }) => setEnabled(id, false, o.reason));
   program
     .command('resume')
@@ -1314,17 +1330,19 @@ is still dead for the next run.`,
         // says so; a second stops at once, leaving that page to a later redrive.
         let draining = false;
         let sofar = 'nothing redriven yet';
-        const onSigint = () => {
-          draining = true;
-          process.stderr.write('redrive: stopping after the page under way (Ctrl-C again stops at once)\n');
-          process.once('SIGINT', () => {
+        const removeSigint = onSignalTwice(
+          'SIGINT',
+          () => {
+            draining = true;
+            process.stderr.write('redrive: stopping after the page under way (Ctrl-C again stops at once)\n');
+          },
+          () => {
             process.stderr.write(
               `redrive: interrupted: ${sofar}; a page being published is left reopened, and a redrive after ${REDRIVE_STRANDED_AFTER_MS / 60_000} minutes takes it over\n`,
             );
             process.exit(EXIT.interrupted);
-          });
-        };
-        process.once('SIGINT', onSigint);
+          },
+        );
         const stall = silenceWarning('redrive', 'page', projectId);
         const result = await redriveRun(runId, {
           ledger: firestoreRedriveLedger(store),
@@ -1340,7 +1358,7 @@ is still dead for the next run.`,
           },
         });
         stall.stop();
-        process.removeListener('SIGINT', onSigint);
+        removeSigint();
         print(result);
         if (result.interrupted) {
           process.stderr.write(

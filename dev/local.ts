@@ -10,6 +10,7 @@ import { FirestoreStore } from '../shared/firestore-store';
 import { FINAL_STATUSES } from '../shared/model';
 import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
+import { onSignalTwice } from '../shared/signals';
 import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
 import { type Emulators, hasExited, killGroup, portProblem, startEmulators } from './emulators';
@@ -271,10 +272,20 @@ async function main(): Promise<number> {
     if (stopping) return;
     stopCode = code;
     say(`\n${why}: stopping everything this run started…`);
-    void stopAll().then(() => process.exit(code));
+    void stopAll().then(() => {
+      say('stopped: nothing this run started is left running');
+      process.exit(code);
+    });
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => stopOn(signal, 128 + constants.signals[signal]));
+    const code = 128 + constants.signals[signal];
+    // npm's repeat of a Ctrl-C is the same stop; a later second one exits at once, and the
+    // watchdog stops what is left.
+    onSignalTwice(
+      signal,
+      () => stopOn(signal, code),
+      () => process.exit(code),
+    );
   }
   // npm killed outright (SIGKILL) leaves this process orphaned: stop as for a hang-up.
   const parent = process.ppid;

@@ -13,6 +13,7 @@ import type { Logger } from '../shared/logger';
 import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
   characterCount,
+  controlCharacterProblem,
   type DeliveryStatus,
   documentIdProblem,
   excerpt,
@@ -43,7 +44,7 @@ import {
 } from '../shared/redrive';
 import { isValidTimeZone, validateSchedule } from '../shared/schedule';
 import { z } from '../shared/zod';
-import { renderStatusPage } from './status-page';
+import { renderStatusPage, STATUS_PAGE_MAX_RUNS, STATUS_PAGE_RUNS } from './status-page';
 
 /**
  * The operators' API on the dispatcher: runs, redrive, notifications, and the status page.
@@ -74,8 +75,6 @@ export interface AdminDeps extends AdminPorts {
   auth: RequestHandler;
   clock?: () => Date;
 }
-
-export const STATUS_PAGE_RUNS = 20;
 
 /** The admin ports over Firestore, with redrive publishing to the dispatch topic. */
 export function firestoreAdminPorts(
@@ -132,8 +131,20 @@ const pauseBody = z.strictObject({
     .refine((r) => characterCount(r) <= MAX_PAUSE_REASON_CHARS, {
       error: (issue) => `at most ${MAX_PAUSE_REASON_CHARS} characters, got ${characterCount(String(issue.input))}`,
     })
+    // Kept and printed as it is (`slack-fanout resume --dry-run`'s byReason): no line breaks or
+    // marks that reverse what follows. A reason stored before still selects its notifications.
+    .superRefine((r, ctx) => {
+      const problem = controlCharacterProblem(r);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .optional(),
 });
+
+/**
+ * The bodies that take no field (a resume, a redrive): `{}` or none. A field is refused, not
+ * passed over, so that `{"dryRun": true}` on a redrive does not redrive for real.
+ */
+const noFieldsBody = z.strictObject({});
 
 /** A bulk resume: `{pausedReason}` or `{allPaused: true}`, and `dryRun` to count and list only. */
 const resumePausedBody = z
@@ -229,8 +240,17 @@ export function adminRouter(deps: AdminDeps): Router {
     });
   }
 
-  router.get('/status', async (_req, res) => {
-    const runs = await deps.recentRuns(STATUS_PAGE_RUNS);
+  router.get('/status', async (req, res) => {
+    // `?limit=50`: written in decimal digits alone, as every number the project reads.
+    const asked = req.query.limit;
+    const limit =
+      asked === undefined ? STATUS_PAGE_RUNS : typeof asked === 'string' && /^\d+$/.test(asked) ? Number(asked) : 0;
+    if (limit < 1 || limit > STATUS_PAGE_MAX_RUNS) {
+      const got = typeof asked === 'string' ? JSON.stringify(excerpt(asked)) : 'more than one value';
+      invalid(res, 'limit', `limit must be a whole number from 1 to ${STATUS_PAGE_MAX_RUNS}, got ${got}`);
+      return;
+    }
+    const runs = await deps.recentRuns(limit);
     const rows = await Promise.all(runs.map(async (r) => ({ ...r, counts: await deps.countByStatus(r.id) })));
     res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
     res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -254,6 +274,12 @@ export function adminRouter(deps: AdminDeps): Router {
     jsonBody('16kb'),
     wellFormedBody,
     async (req, res) => {
+      const body = noFieldsBody.safeParse(req.body ?? {});
+      if (!body.success) {
+        const { field, message } = firstIssue(body.error);
+        invalid(res, field, message);
+        return;
+      }
       const runId = canonicalRunId(String(req.params.runId));
       if (!(await deps.redrivable(runId))) {
         res.status(404).json({ error: 'run_not_found', runId });
@@ -297,7 +323,7 @@ export function adminRouter(deps: AdminDeps): Router {
       wellFormedBody,
       async (req, res) => {
         const id = String(req.params.id);
-        const body = pauseBody.safeParse(req.body ?? {});
+        const body = (action === 'pause' ? pauseBody : noFieldsBody).safeParse(req.body ?? {});
         if (!body.success) {
           const { field, message } = firstIssue(body.error);
           invalid(res, field, message);

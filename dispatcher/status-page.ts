@@ -2,6 +2,11 @@ import type { DeliveryStatus, RunDoc } from '../shared/model';
 
 /** The status page: a plain HTML table of the latest runs and their delivery counts. */
 
+/** The runs the page shows, unless `?limit=` asks for another number. */
+export const STATUS_PAGE_RUNS = 20;
+/** The most `?limit=` may ask for: each run is one count query. */
+export const STATUS_PAGE_MAX_RUNS = 200;
+
 export interface RunRow {
   id: string;
   run: RunDoc;
@@ -24,42 +29,58 @@ function time(d: Date | null | undefined): string {
 export function renderStatusPage(rows: RunRow[], now: Date): string {
   const body = rows
     .map(({ id, run, counts }) => {
+      const recorded = COLUMNS.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
+      const published = typeof run.published === 'number' ? run.published : null;
       const cells = [
-        id,
-        run.status,
-        time(run.startedAt),
-        time(run.finishedAt),
-        run.published,
-        ...COLUMNS.map((s) => counts[s] ?? 0),
+        // The run's details and counts, as JSON: the admin API's answer for it.
+        `<a href="/admin/runs/${encodeURIComponent(id)}">${escapeHtml(id)}</a>`,
+        escapeHtml(run.status),
+        escapeHtml(time(run.startedAt)),
+        escapeHtml(time(run.finishedAt)),
+        escapeHtml(published ?? run.published),
+        ...COLUMNS.map((s) => escapeHtml(counts[s] ?? 0)),
+        // Published and not yet attempted: still in Pub/Sub. Not below 0: a delivery redriven
+        // or recorded from another run's message counts here without being published by it.
+        escapeHtml(published === null ? '' : Math.max(0, published - recorded)),
       ];
-      const dead = (counts.dead ?? 0) > 0 ? ' class="dead"' : '';
-      return `<tr${dead}>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
+      const rowClass = (counts.dead ?? 0) > 0 ? ' class="dead"' : (counts.failed ?? 0) > 0 ? ' class="failed"' : '';
+      return `<tr${rowClass}>${cells.map((c, i) => `<td${i === 0 ? ' class="id"' : ''}>${c}</td>`).join('')}</tr>`;
     })
     .join('\n');
-  const head = ['run', 'status', 'started', 'finished', 'published', ...COLUMNS]
+  const head = ['run', 'dispatch', 'started', 'finished', 'published', ...COLUMNS, 'no record yet']
     .map((h) => `<th>${escapeHtml(h)}</th>`)
     .join('');
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>slack-fanout status</title>
 <style>
-body { font-family: system-ui, sans-serif; margin: 2rem; }
+body { font-family: system-ui, sans-serif; margin: 1rem; }
 table { border-collapse: collapse; }
-th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.id { white-space: normal; overflow-wrap: anywhere; max-width: 40ch; }
+tr.failed td { background: #fff6e0; }
 tr.dead td { background: #fee; }
+.scroll { overflow-x: auto; }
 </style>
 </head>
 <body>
 <h1>slack-fanout: recent runs</h1>
-<p>${escapeHtml(rows.length)} most recent runs, as of ${escapeHtml(now.toISOString())}.</p>
+<p>${escapeHtml(rows.length)} most recent runs, as of ${escapeHtml(now.toISOString())} (<code>?limit=</code> up to
+${escapeHtml(STATUS_PAGE_MAX_RUNS)} shows more). "dispatch" is the run's own state (running, done, failed): its
+deliveries are counted by status beside it, and "no record yet" are published and not yet attempted. A row with a dead delivery is red, one with a failed delivery
+yellow. Each run links to its details (JSON); <code>slack-fanout deliveries &lt;runId&gt; --status dead</code>
+lists its deliveries.</p>
+<div class="scroll">
 <table>
 <thead><tr>${head}</tr></thead>
 <tbody>
 ${body}
 </tbody>
 </table>
+</div>
 </body>
 </html>
 `;

@@ -536,6 +536,76 @@ describe('admin API: requests (fake ports)', () => {
     expect(lines.some((l) => l.includes('firestore exploded'))).toBe(true);
   });
 
+  test('the status page links each run to its details, counts what has no record yet, and marks failures', async () => {
+    let asked = 0;
+    const id = 's_1:2030-01-01T00:00:00.000Z';
+    const app = appWith(
+      fakePorts({
+        recentRuns: async (limit) => {
+          asked = limit;
+          return [
+            { id, run: { ...run, published: 10 } },
+            { id: 's_2:2030-01-01T00:00:00.000Z', run: { ...run, published: 1 } },
+          ];
+        },
+        countByStatus: async (runId) =>
+          runId === id ? { ...zeroCounts(), sent: 5, failed: 1 } : { ...zeroCounts(), sent: 2 },
+      }),
+    );
+    const res = await request(app).get('/status').set('authorization', bearer());
+    expect(res.status).toBe(200);
+    expect(asked).toBe(20);
+    expect(res.text).toContain(`<a href="/admin/runs/${encodeURIComponent(id)}">${id}</a>`);
+    // 10 published, 6 recorded: 4 still in Pub/Sub; never below 0 (2 recorded of 1 published).
+    const rows = res.text.match(/<tr( class="\w+")?><td class="id">.*<\/tr>/g) ?? [];
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatch(/^<tr class="failed">/);
+    expect(rows[0]).toMatch(/<td>4<\/td><\/tr>$/);
+    expect(rows[1]).toMatch(/^<tr><td/);
+    expect(rows[1]).toMatch(/<td>0<\/td><\/tr>$/);
+    expect(res.text).toContain('<meta name="viewport"');
+
+    expect((await request(app).get('/status?limit=200').set('authorization', bearer())).status).toBe(200);
+    expect(asked).toBe(200);
+    for (const bad of ['0', '201', '1e2', 'ten', '5&limit=6']) {
+      const r = await request(app).get(`/status?limit=${bad}`).set('authorization', bearer());
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({ error: 'invalid_request', field: 'limit' });
+    }
+  });
+
+  test('a redrive or a resume refuses a field it does not take, rather than passing it over', async () => {
+    let redriven = 0;
+    const app = appWith(
+      fakePorts({
+        redrivable: async () => true,
+        redrive: async (runId) => {
+          redriven++;
+          return { runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null };
+        },
+        setNotificationEnabled: async () => true,
+      }),
+    );
+    const post = (path: string, body?: unknown) => {
+      const r = request(app).post(path).set('authorization', bearer());
+      return body === undefined ? r : r.send(body as object);
+    };
+    const runPath = '/admin/runs/s_1:2030-01-01T00:00:00.000Z/redrive';
+    // {"dryRun": true} does not make a dry run of a redrive: it is refused, and nothing redrives.
+    expect((await post(runPath, { dryRun: true })).body).toMatchObject({ error: 'invalid_request', field: 'dryRun' });
+    expect(redriven).toBe(0);
+    expect((await post(runPath)).status).toBe(200);
+    expect((await post(runPath, {})).status).toBe(200);
+    expect(redriven).toBe(2);
+    const resume = await post('/admin/notifications/n-1/resume', { reason: 'x' });
+    expect(resume).toMatchObject({ status: 400, body: { field: 'reason' } });
+    expect((await post('/admin/notifications/n-1/resume')).status).toBe(200);
+    // A pause reason with a control character is refused, naming it.
+    const pause = await post('/admin/notifications/n-1/pause', { reason: 'evil\u202eTXET\nline2' });
+    expect(pause.status).toBe(400);
+    expect(pause.body).toMatchObject({ field: 'reason', message: expect.stringContaining('control character') });
+  });
+
   test('the status page escapes what it shows', async () => {
     const evil = '<script>alert("x")</script>';
     const app = appWith(
@@ -926,7 +996,7 @@ describe('admin API on the emulators', () => {
     }
     const page = await call('GET', '/status');
     expect(page.status).toBe(200);
-    const ids = [...page.text.matchAll(/<td>(s_x:run-\d+)<\/td>/g)].map((m) => m[1]);
+    const ids = [...page.text.matchAll(/<a href="[^"]+">(s_x:run-\d+)<\/a>/g)].map((m) => m[1]);
     expect(ids).toHaveLength(20);
     expect(ids[0]).toBe('s_x:run-24');
     expect(ids[19]).toBe('s_x:run-05');

@@ -834,7 +834,11 @@ describe('import and reindex off a terminal, on the emulator', () => {
       stderr += chunk.toString();
       if (!sent && stderr.includes('to save\n')) {
         sent = true;
-        setTimeout(() => child.kill('SIGINT'), 300);
+        // Twice at once, as a terminal's Ctrl-C reaches `npm run cli` and npm passes it on: one stop.
+        setTimeout(() => {
+          child.kill('SIGINT');
+          setTimeout(() => child.kill('SIGINT'), 20);
+        }, 300);
       }
     });
     const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
