@@ -60,7 +60,9 @@ export function renderStatusPage(rows: RunRow[], now: Date): string {
 body { font-family: system-ui, sans-serif; margin: 1rem; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.id { white-space: normal; overflow-wrap: anywhere; max-width: 40ch; }
+table { font-size: .9rem; }
+/* A run id (47 characters) on one line; a longer one, stored by hand, wraps rather than widening the page. */
+td.id { font-family: ui-monospace, monospace; white-space: normal; overflow-wrap: anywhere; min-width: 47ch; max-width: 60ch; }
 tr.failed td { background: #fff6e0; }
 tr.dead td { background: #fee; }
 .scroll { overflow-x: auto; }
