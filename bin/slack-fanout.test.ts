@@ -77,7 +77,7 @@ describe('parseNotificationsFile', () => {
     [
       'an id with a line break in it',
       JSON.stringify([{ ...good, id: 'n\n1' }]),
-      /^f\.json\[0\]: notification id "n\\n1": has a control character in it \(a line break, a tab, a mark that turns the text’s direction\)$/,
+      /^f\.json\[0\]: notification id "n\\n1": has a control character in it \(a line break or line separator, a tab, a mark that turns or sets the text’s direction\)$/,
     ],
     [
       'an account id that turns the text’s direction',
@@ -613,7 +613,7 @@ describe('pause --reason, as typed', () => {
   });
 
   it('refuses a control character in a new reason: it would break or reverse every line it is printed in', async () => {
-    for (const reason of ['two\nlines', 'evil\u202eTXET', 'tab\there']) {
+    for (const reason of ['two\nlines', 'evil\u202eTXET', 'tab\there', 'line\u2028sep', 'mark\u200fRLM']) {
       expect(await parse(reason)).toContain('has a control character in it');
     }
     expect(await parse('channel archived by ops')).not.toContain('control character');

@@ -1344,21 +1344,26 @@ is still dead for the next run.`,
           },
         );
         const stall = silenceWarning('redrive', 'page', projectId);
-        const result = await redriveRun(runId, {
-          ledger: firestoreRedriveLedger(store),
-          publisher,
-          isDraining: () => draining,
-          // Logs go to stderr: stdout holds the result alone, for scripts.
-          log: createLogger({ service: 'cli', level: 'warn', destination: pino.destination(2) }),
-          pageSize: o.pageSize,
-          onProgress: (r) => {
-            stall.moved();
-            sofar = `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed`;
-            process.stderr.write(`redrive: ${sofar} so far\n`);
-          },
-        });
-        stall.stop();
-        removeSigint();
+        let result: Awaited<ReturnType<typeof redriveRun>>;
+        try {
+          result = await redriveRun(runId, {
+            ledger: firestoreRedriveLedger(store),
+            publisher,
+            isDraining: () => draining,
+            // Logs go to stderr: stdout holds the result alone, for scripts.
+            log: createLogger({ service: 'cli', level: 'warn', destination: pino.destination(2) }),
+            pageSize: o.pageSize,
+            onProgress: (r) => {
+              stall.moved();
+              sofar = `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed`;
+              process.stderr.write(`redrive: ${sofar} so far\n`);
+            },
+          });
+        } finally {
+          // A redrive that throws leaves no stall warning running and no Ctrl-C handler behind.
+          stall.stop();
+          removeSigint();
+        }
         print(result);
         if (result.interrupted) {
           process.stderr.write(

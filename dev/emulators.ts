@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { connectProblem } from '../shared/net';
@@ -170,6 +170,50 @@ export function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM
     process.kill(-child.pid, signal);
   } catch {
     // Already gone.
+  }
+}
+
+/**
+ * Whether a process of `child`'s process group is still running. A zombie (exited, waiting for
+ * its parent or init to reap it) is not: on Linux the group's members are read from /proc, so
+ * one is passed over; elsewhere any member counts.
+ */
+export function groupAlive(child: ChildProcess): boolean {
+  if (child.pid === undefined) return false;
+  try {
+    process.kill(-child.pid, 0);
+  } catch (err) {
+    // EPERM: there, but not ours to signal.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return true;
+  }
+  return pids.some((pid) => {
+    try {
+      // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses, so read after its last ')'.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return pgrp === String(child.pid) && state !== 'Z' && state !== 'X';
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
+/**
+ * Waits up to `ms` for every process group of `children` to be empty, and returns the ones
+ * that are not: what a stop can truthfully say is left running.
+ */
+export async function groupsLeft(children: readonly ChildProcess[], ms: number): Promise<ChildProcess[]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left = children.filter(groupAlive);
+    if (left.length === 0 || Date.now() >= deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 

@@ -13,7 +13,7 @@ import { createPubSub } from '../shared/pubsub';
 import { onSignalTwice } from '../shared/signals';
 import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
-import { type Emulators, hasExited, killGroup, portProblem, startEmulators } from './emulators';
+import { type Emulators, groupsLeft, hasExited, killGroup, portProblem, startEmulators } from './emulators';
 import { endedElsewhere } from './ended-elsewhere';
 import { startFrontend } from './frontend';
 import { ROOT, startReaper, startService } from './processes';
@@ -198,6 +198,8 @@ interface TickSummary {
   message?: string;
 }
 
+/** How long a stop waits, after SIGKILL, for the process groups it started to be empty. */
+const GROUP_GONE_MS = 2000;
 /** How long stopping waits for one client to close: its server may already be gone. */
 const CLIENT_CLOSE_MS = 3000;
 
@@ -229,19 +231,22 @@ async function main(): Promise<number> {
   };
   const clients: (() => Promise<void>)[] = [];
   let stopping = false;
-  let stopped: Promise<void> | null = null;
+  let stopped: Promise<ChildProcess[]> | null = null;
   const closeClient = (fn: () => Promise<void>) =>
     Promise.race([fn().catch(() => undefined), new Promise<void>((r) => setTimeout(r, CLIENT_CLOSE_MS).unref())]);
   // Every caller (a signal, a failure, the end of the run) waits for the same one stop.
-  const stopAll = (): Promise<void> => {
+  // Resolves with the processes whose group still had a process in it once the stop was done.
+  const stopAll = (): Promise<ChildProcess[]> => {
     stopping = true;
     stopped ??= (async () => {
       for (const fn of processes.reverse()) await fn().catch(() => undefined);
       for (const fn of clients) await closeClient(fn);
-      // A service still starting when the stop came is not in `processes` yet.
-      for (const child of spawned)
-        if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
+      // A service still starting when the stop came is not in `processes` yet, and a process
+      // that has exited can leave one of its own behind in its group (an emulator's Java).
+      for (const child of spawned) killGroup(child, 'SIGKILL');
+      const left = await groupsLeft(spawned, GROUP_GONE_MS);
       reaper.release();
+      return left;
     })();
     return stopped;
   };
@@ -272,8 +277,12 @@ async function main(): Promise<number> {
     if (stopping) return;
     stopCode = code;
     say(`\n${why}: stopping everything this run started…`);
-    void stopAll().then(() => {
-      say('stopped: nothing this run started is left running');
+    void stopAll().then((left) => {
+      say(
+        left.length === 0
+          ? 'stopped: nothing this run started is left running'
+          : `stopped, but the process groups ${left.map((c) => c.pid).join(', ')} still had a process ${GROUP_GONE_MS / 1000} s after SIGKILL`,
+      );
       process.exit(code);
     });
   };

@@ -7,6 +7,7 @@ import express, {
   type Router,
 } from 'express';
 import { callerOf } from '../shared/auth';
+import { mapLimit } from '../shared/concurrency';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
 import { jsonBody, methodNotAllowed, notFound, requireJson } from '../shared/http';
 import type { Logger } from '../shared/logger';
@@ -44,7 +45,7 @@ import {
 } from '../shared/redrive';
 import { isValidTimeZone, validateSchedule } from '../shared/schedule';
 import { z } from '../shared/zod';
-import { renderStatusPage, STATUS_PAGE_MAX_RUNS, STATUS_PAGE_RUNS } from './status-page';
+import { renderStatusPage, STATUS_PAGE_COUNT_CONCURRENCY, STATUS_PAGE_MAX_RUNS, STATUS_PAGE_RUNS } from './status-page';
 
 /**
  * The operators' API on the dispatcher: runs, redrive, notifications, and the status page.
@@ -251,7 +252,10 @@ export function adminRouter(deps: AdminDeps): Router {
       return;
     }
     const runs = await deps.recentRuns(limit);
-    const rows = await Promise.all(runs.map(async (r) => ({ ...r, counts: await deps.countByStatus(r.id) })));
+    const rows = await mapLimit(runs, STATUS_PAGE_COUNT_CONCURRENCY, async (r) => ({
+      ...r,
+      counts: await deps.countByStatus(r.id),
+    }));
     res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.type('html').send(renderStatusPage(rows, clock()));

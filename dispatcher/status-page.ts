@@ -4,8 +4,10 @@ import type { DeliveryStatus, RunDoc } from '../shared/model';
 
 /** The runs the page shows, unless `?limit=` asks for another number. */
 export const STATUS_PAGE_RUNS = 20;
-/** The most `?limit=` may ask for: each run is one count query. */
+/** The most `?limit=` may ask for: each run's counts are 6 count queries. */
 export const STATUS_PAGE_MAX_RUNS = 200;
+/** Runs whose counts are read at once: at `?limit=200`, 60 count queries in flight rather than 1,200. */
+export const STATUS_PAGE_COUNT_CONCURRENCY = 10;
 
 export interface RunRow {
   id: string;
@@ -32,22 +34,24 @@ export function renderStatusPage(rows: RunRow[], now: Date): string {
       const recorded = COLUMNS.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
       const published = typeof run.published === 'number' ? run.published : null;
       const cells = [
-        // The run's details and counts, as JSON: the admin API's answer for it.
-        `<a href="/admin/runs/${encodeURIComponent(id)}">${escapeHtml(id)}</a>`,
+        // The run's details and counts, as JSON: the admin API's answer for it. Relative to
+        // /status, so it holds behind a proxy that serves the dispatcher under a path prefix.
+        `<a href="admin/runs/${encodeURIComponent(id)}">${escapeHtml(id)}</a>`,
         escapeHtml(run.status),
         escapeHtml(time(run.startedAt)),
         escapeHtml(time(run.finishedAt)),
         escapeHtml(published ?? run.published),
         ...COLUMNS.map((s) => escapeHtml(counts[s] ?? 0)),
-        // Published and not yet attempted: still in Pub/Sub. Not below 0: a delivery redriven
-        // or recorded from another run's message counts here without being published by it.
+        // Published with no delivery record: not yet attempted (still in Pub/Sub), or a message
+        // lost. Not below 0: a delivery redriven or recorded from another run's message counts
+        // here without being published by it.
         escapeHtml(published === null ? '' : Math.max(0, published - recorded)),
       ];
       const rowClass = (counts.dead ?? 0) > 0 ? ' class="dead"' : (counts.failed ?? 0) > 0 ? ' class="failed"' : '';
-      return `<tr${rowClass}>${cells.map((c, i) => `<td${i === 0 ? ' class="id"' : ''}>${c}</td>`).join('')}</tr>`;
+      return `<tr${rowClass}>${cells.map((c, i) => (i === 0 ? `<td class="id"><span>${c}</span></td>` : `<td>${c}</td>`)).join('')}</tr>`;
     })
     .join('\n');
-  const head = ['run', 'dispatch', 'started', 'finished', 'published', ...COLUMNS, 'no record yet']
+  const head = ['run', 'dispatch', 'started', 'finished', 'published', ...COLUMNS, 'published, no record']
     .map((h) => `<th>${escapeHtml(h)}</th>`)
     .join('');
   return `<!doctype html>
@@ -61,8 +65,10 @@ body { font-family: system-ui, sans-serif; margin: 1rem; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table { font-size: .9rem; }
-/* A run id (47 characters) on one line; a longer one, stored by hand, wraps rather than widening the page. */
-td.id { font-family: ui-monospace, monospace; white-space: normal; overflow-wrap: anywhere; min-width: 47ch; max-width: 60ch; }
+/* A run id (47 characters) on one line; a longer one, stored by hand, wraps rather than widening the page.
+   The width is on a block inside the cell: a table cell's min-width and max-width are not kept alike by every browser. */
+td.id { font-family: ui-monospace, monospace; }
+td.id > span { display: inline-block; width: 47ch; white-space: normal; overflow-wrap: anywhere; }
 tr.failed td { background: #fff6e0; }
 tr.dead td { background: #fee; }
 .scroll { overflow-x: auto; }
@@ -72,7 +78,8 @@ tr.dead td { background: #fee; }
 <h1>slack-fanout: recent runs</h1>
 <p>${escapeHtml(rows.length)} most recent runs, as of ${escapeHtml(now.toISOString())} (<code>?limit=</code> up to
 ${escapeHtml(STATUS_PAGE_MAX_RUNS)} shows more). "dispatch" is the run's own state (running, done, failed): its
-deliveries are counted by status beside it, and "no record yet" are published and not yet attempted. A row with a dead delivery is red, one with a failed delivery
+deliveries are counted by status beside it, and "published, no record" are published with no delivery record yet (not yet
+attempted, still in Pub/Sub, or lost). A row with a dead delivery is red, one with a failed delivery
 yellow. Each run links to its details (JSON); <code>slack-fanout deliveries &lt;runId&gt; --status dead</code>
 lists its deliveries.</p>
 <div class="scroll">

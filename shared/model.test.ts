@@ -1,4 +1,4 @@
-import { documentStorageSize, excerpt } from './model';
+import { controlCharacterProblem, documentStorageSize, excerpt } from './model';
 import { z } from './zod';
 
 describe('documentStorageSize (how Firestore counts a document against its 1 MiB)', () => {
@@ -41,5 +41,29 @@ describe('zod messages for text too short or too long, and numbers out of range 
     expect(z.number().max(2).safeParse(3).error?.issues[0]?.message).toBe('must be at most 2');
     expect(z.number().positive().safeParse(0).error?.issues[0]?.message).toBe('must be more than 0');
     expect(z.array(z.string()).min(1).safeParse([]).error?.issues[0]?.message).toMatch(/^Too small/);
+  });
+});
+
+describe('controlCharacterProblem (text made now that is printed in lists and logs)', () => {
+  it.each([
+    ['a line feed', 'a\nb'],
+    ['a tab', 'a\tb'],
+    ['an escape', 'a\u001b[31mb'],
+    ['a C1 control', 'a\u0085b'],
+    ['the line separator', 'a\u2028b'],
+    ['the paragraph separator', 'a\u2029b'],
+    ['a right-to-left override', 'a\u202eb'],
+    ['a first-strong isolate', 'a\u2068b'],
+    ['the left-to-right mark', 'a\u200eb'],
+    ['the right-to-left mark', 'a\u200fb'],
+    ['the Arabic letter mark', 'a\u061cb'],
+  ])('refuses %s', (_name, text) => {
+    expect(controlCharacterProblem(text)).toMatch(/has a control character in it/);
+  });
+
+  it('takes plain text in any script, emoji and joiners', () => {
+    for (const text of ['channel archived by ops', 'قناة مؤرشفة', '频道已归档', '👩‍💻 team', 'naïve café']) {
+      expect(controlCharacterProblem(text)).toBeNull();
+    }
   });
 });

@@ -52,8 +52,12 @@ export function userIdProblem(id: string): string | null {
   return id.trim() === '' ? 'is blank' : documentIdProblem(id);
 }
 
-/** C0 and C1 controls (line breaks, tabs, escapes) and the marks that turn text's direction. */
-const CONTROL_CHARACTER = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/u;
+/**
+ * C0 and C1 controls (line breaks, tabs, escapes), the line and paragraph separators (U+2028,
+ * U+2029: a line break to many viewers), and the marks that turn or set text's direction
+ * (embeddings, overrides and isolates, and the left-to-right, right-to-left and Arabic marks).
+ */
+const CONTROL_CHARACTER = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/u;
 
 /**
  * Why `id` cannot be the id of something made now, for a control character in it (such an id
@@ -62,7 +66,7 @@ const CONTROL_CHARACTER = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/u;
  */
 export function controlCharacterProblem(id: string): string | null {
   return CONTROL_CHARACTER.test(id)
-    ? 'has a control character in it (a line break, a tab, a mark that turns the text’s direction)'
+    ? 'has a control character in it (a line break or line separator, a tab, a mark that turns or sets the text’s direction)'
     : null;
 }
 

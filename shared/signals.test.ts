@@ -1,30 +1,76 @@
 import { onSignalTwice, SIGNAL_REPEAT_MS } from './signals';
 
-describe('onSignalTwice', () => {
-  afterEach(() => jest.restoreAllMocks());
+// process.emit calls the listeners as a delivered signal would, without sending one.
+const signal = 'SIGUSR2';
+const emit = () => process.emit(signal);
 
-  it('takes a repeat of the first signal at once as the same one, and a later one as a second', () => {
-    let now = 1_000_000;
-    jest.spyOn(Date, 'now').mockImplementation(() => now);
+describe('onSignalTwice', () => {
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_000_000 });
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+    process.removeAllListeners(signal);
+  });
+
+  it('takes a repeat within the window for the first signal, and a later one for a second', () => {
+    const first = jest.fn();
+    const again = jest.fn();
+    const remove = onSignalTwice(signal, first, again);
+    emit();
+    jest.advanceTimersByTime(SIGNAL_REPEAT_MS - 1);
+    emit();
+    expect(first).toHaveBeenCalledTimes(1);
+    expect(again).not.toHaveBeenCalled();
+    jest.advanceTimersByTime(1);
+    emit();
+    expect(again).toHaveBeenCalledTimes(1);
+    remove();
+    expect(process.listenerCount(signal)).toBe(0);
+  });
+
+  it('takes npm passing the same Ctrl-C on as one stop, and stops listening once removed', () => {
     const calls: string[] = [];
     const remove = onSignalTwice(
-      'SIGUSR2',
+      signal,
       () => calls.push('first'),
       () => calls.push('again'),
     );
     try {
-      process.emit('SIGUSR2');
-      // npm passing the same Ctrl-C on: the same stop.
-      now += 50;
-      process.emit('SIGUSR2');
+      emit();
+      jest.advanceTimersByTime(50);
+      emit();
       expect(calls).toEqual(['first']);
-      now += SIGNAL_REPEAT_MS;
-      process.emit('SIGUSR2');
+      jest.advanceTimersByTime(SIGNAL_REPEAT_MS);
+      emit();
       expect(calls).toEqual(['first', 'again']);
     } finally {
       remove();
     }
-    process.emit('SIGUSR2');
+    emit();
     expect(calls).toEqual(['first', 'again']);
+  });
+
+  it('removed within the window, still passes over the signal until the window ends', () => {
+    const first = jest.fn();
+    const again = jest.fn();
+    const remove = onSignalTwice(signal, first, again);
+    emit();
+    jest.advanceTimersByTime(400);
+    remove();
+    // Something still listens, so the repeat does not end the process as the default would.
+    expect(process.listenerCount(signal)).toBe(1);
+    emit();
+    expect(first).toHaveBeenCalledTimes(1);
+    expect(again).not.toHaveBeenCalled();
+    jest.advanceTimersByTime(SIGNAL_REPEAT_MS - 400);
+    expect(process.listenerCount(signal)).toBe(0);
+  });
+
+  it('removed with no signal seen, or twice, leaves nothing listening', () => {
+    const remove = onSignalTwice(signal, jest.fn(), jest.fn());
+    remove();
+    remove();
+    expect(process.listenerCount(signal)).toBe(0);
   });
 });

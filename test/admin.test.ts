@@ -536,7 +536,7 @@ describe('admin API: requests (fake ports)', () => {
     expect(lines.some((l) => l.includes('firestore exploded'))).toBe(true);
   });
 
-  test('the status page links each run to its details, counts what has no record yet, and marks failures', async () => {
+  test('the status page links each run to its details, counts what it published that has no record, and marks failures', async () => {
     let asked = 0;
     const id = 's_1:2030-01-01T00:00:00.000Z';
     const app = appWith(
@@ -555,9 +555,10 @@ describe('admin API: requests (fake ports)', () => {
     const res = await request(app).get('/status').set('authorization', bearer());
     expect(res.status).toBe(200);
     expect(asked).toBe(20);
-    expect(res.text).toContain(`<a href="/admin/runs/${encodeURIComponent(id)}">${id}</a>`);
+    // Relative to /status, so it holds under a proxy's path prefix.
+    expect(res.text).toContain(`<a href="admin/runs/${encodeURIComponent(id)}">${id}</a>`);
     // 10 published, 6 recorded: 4 still in Pub/Sub; never below 0 (2 recorded of 1 published).
-    const rows = res.text.match(/<tr( class="\w+")?><td class="id">.*<\/tr>/g) ?? [];
+    const rows = res.text.match(/<tr( class="\w+")?><td class="id"><span>.*<\/tr>/g) ?? [];
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatch(/^<tr class="failed">/);
     expect(rows[0]).toMatch(/<td>4<\/td><\/tr>$/);
@@ -565,8 +566,36 @@ describe('admin API: requests (fake ports)', () => {
     expect(rows[1]).toMatch(/<td>0<\/td><\/tr>$/);
     expect(res.text).toContain('<meta name="viewport"');
 
-    expect((await request(app).get('/status?limit=200').set('authorization', bearer())).status).toBe(200);
-    expect(asked).toBe(200);
+    expect(res.text).toContain('<th>published, no record</th>');
+  });
+
+  test('the status page reads the counts of at most 10 runs at once, whatever ?limit= asks for', async () => {
+    let inFlight = 0;
+    let most = 0;
+    let counted = 0;
+    const app = appWith(
+      fakePorts({
+        recentRuns: async (limit) =>
+          Array.from({ length: limit }, (_, i) => ({ id: `s_${i}:2030-01-01T00:00:00.000Z`, run })),
+        countByStatus: async () => {
+          inFlight++;
+          most = Math.max(most, inFlight);
+          await new Promise((resolve) => setTimeout(resolve, 2));
+          inFlight--;
+          counted++;
+          return zeroCounts();
+        },
+      }),
+    );
+    const res = await request(app).get('/status?limit=200').set('authorization', bearer());
+    expect(res.status).toBe(200);
+    expect(counted).toBe(200);
+    expect(most).toBe(10);
+    expect(res.text.match(/<tr><td class="id">/g)).toHaveLength(200);
+  });
+
+  test('the status page refuses a ?limit= that is not a whole number from 1 to 200', async () => {
+    const app = appWith(fakePorts({}));
     for (const bad of ['0', '201', '1e2', 'ten', '5&limit=6']) {
       const r = await request(app).get(`/status?limit=${bad}`).set('authorization', bearer());
       expect(r.status).toBe(400);
