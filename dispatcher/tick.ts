@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { mapLimit, Semaphore, unlessDrained } from '../shared/concurrency';
+import { mapLimit, raceTimeout, Semaphore, unlessDrained } from '../shared/concurrency';
 import { errorMessage } from '../shared/errors';
 import type { Logger } from '../shared/logger';
 import { isBucketId } from '../shared/members';
@@ -85,19 +85,8 @@ async function unlessDrainedLong<T>(promise: Promise<T>, isDraining: (() => bool
  * What `promise` gives if it settles within `ms`, else null; the timer does not outlive it, and
  * with `unref` does not hold the process either.
  */
-async function within<T>(promise: Promise<T>, ms: number, unref = false): Promise<T | null> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<null>((r) => {
-        timer = setTimeout(() => r(null), ms);
-        if (unref) timer.unref();
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+function within<T>(promise: Promise<T>, ms: number, unref = false): Promise<T | null> {
+  return raceTimeout(promise, ms, () => null, unref);
 }
 
 /** Each promise's outcome once it settles, or 'pending' if it has not within `ms` (null: no bound). */

@@ -1,4 +1,4 @@
-import { chunksOf, mapLimit, Semaphore, unlessDrained } from './concurrency';
+import { chunksOf, mapLimit, raceTimeout, Semaphore, unlessDrained } from './concurrency';
 
 describe('mapLimit', () => {
   it('keeps input order and never runs more than the limit at once', async () => {
@@ -140,5 +140,39 @@ describe('Semaphore', () => {
   it('refuses a size that is not a positive integer', () => {
     expect(() => new Semaphore(0)).toThrow('size must be a positive integer, got 0');
     expect(() => new Semaphore(1.5)).toThrow(RangeError);
+  });
+});
+
+describe('raceTimeout', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('answers the promise when it settles first, and leaves no timer behind', async () => {
+    await expect(raceTimeout(Promise.resolve(7), 1000, () => null)).resolves.toBe(7);
+    await expect(raceTimeout(Promise.reject(new Error('boom')), 1000, () => null)).rejects.toThrow('boom');
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it("answers onTimeout's value, or rejects with what it throws, once the time is up first", async () => {
+    const never = new Promise<number>(() => undefined);
+    const valued = raceTimeout(never, 1000, () => 'late' as const);
+    const thrown = raceTimeout(never, 1000, (): never => {
+      throw new Error('did not answer within 1000 ms');
+    });
+    const thrownSeen = expect(thrown).rejects.toThrow('did not answer within 1000 ms');
+    jest.advanceTimersByTime(999);
+    expect(jest.getTimerCount()).toBe(2);
+    jest.advanceTimersByTime(1);
+    await expect(valued).resolves.toBe('late');
+    await thrownSeen;
+  });
+
+  it('with unref, the timer does not hold the process', () => {
+    jest.useRealTimers();
+    const unref = jest.spyOn(global, 'setTimeout');
+    void raceTimeout(Promise.resolve(1), 1000, () => null, true);
+    const timer = unref.mock.results[0]?.value as NodeJS.Timeout;
+    expect(timer.hasRef()).toBe(false);
+    unref.mockRestore();
   });
 });

@@ -114,3 +114,33 @@ export async function unlessDrained<T>(
     clearInterval(timer);
   }
 }
+
+/**
+ * `promise`'s outcome, or `onTimeout()`'s (its value, or what it throws) once `ms` have passed
+ * first. The timer is cleared either way; `unref` lets the process end while it runs.
+ */
+export async function raceTimeout<T, U>(
+  promise: Promise<T>,
+  ms: number,
+  onTimeout: () => U,
+  unref = false,
+): Promise<T | U> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<U>((resolve, reject) => {
+        timer = setTimeout(() => {
+          try {
+            resolve(onTimeout());
+          } catch (err) {
+            reject(err);
+          }
+        }, ms);
+        if (unref) timer.unref();
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -6,6 +6,7 @@ import express, {
   type RequestHandler,
   type Response,
 } from 'express';
+import { raceTimeout } from './concurrency';
 import type { Logger } from './logger';
 import { traceFields } from './logger';
 
@@ -143,21 +144,10 @@ export function errorHandler(): ErrorRequestHandler {
  * waits). Past the deadline it rejects with "`what` did not answer within `ms` ms", or with the
  * message `what()` gives at that moment.
  */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string | (() => string)): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(typeof what === 'function' ? what() : `${what} did not answer within ${ms} ms`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    if (timer) clearTimeout(timer);
-  }
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string | (() => string)): Promise<T> {
+  return raceTimeout(promise, ms, (): never => {
+    throw new Error(typeof what === 'function' ? what() : `${what} did not answer within ${ms} ms`);
+  });
 }
 
 export type ReadinessCheck = () => Promise<void>;
