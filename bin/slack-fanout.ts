@@ -330,6 +330,7 @@ const LISTED_DELIVERY_FIELDS = [
   'attempts',
   'lastError',
   'channelId',
+  'postTargets',
   'slackTs',
   'sentAt',
   'updatedAt',
@@ -353,10 +354,22 @@ function listedDelivery(id: string, d: Record<string, unknown>): Record<string, 
         }
       : {}),
     ...(typeof d.channelId === 'string' ? { channelId: d.channelId } : {}),
+    // Where its attempts were to post (a sent one says where it posted, as channelId): the
+    // channel a failure speaks of, though the notification may have moved since.
+    ...(typeof d.channelId !== 'string' && channelsTried(d.postTargets).length > 0
+      ? { channelsTried: channelsTried(d.postTargets) }
+      : {}),
     ...(typeof d.slackTs === 'string' ? { slackTs: d.slackTs } : {}),
     ...(d.sentAt ? { sentAt: d.sentAt } : {}),
     updatedAt: d.updatedAt ?? null,
   };
+}
+
+/** The channel ids of a delivery's stored post targets, oldest first, each once. */
+function channelsTried(targets: unknown): string[] {
+  if (!Array.isArray(targets)) return [];
+  const ids = targets.map((t) => (t as { channelId?: unknown } | null)?.channelId);
+  return [...new Set(ids.filter((id): id is string => typeof id === 'string'))];
 }
 
 function print(value: unknown): void {
@@ -1248,7 +1261,7 @@ interrupt: a second run takes only what is still paused. A notification imported
   program
     .command('deliveries')
     .description(
-      "list a run's deliveries in one status, a page at a time by delivery id, as JSON: {runId, status, deliveries: [{id, notificationId (null for one recorded from a message too broken to name it), attempts, lastError?: {code, slackError?, message, at}, channelId?, slackTs?, sentAt?, updatedAt}], next}",
+      "list a run's deliveries in one status, a page at a time by delivery id, as JSON: {runId, status, deliveries: [{id, notificationId (null for one recorded from a message too broken to name it), attempts, lastError?: {code, slackError?, message, at}, channelId? (where it posted), channelsTried? (where its attempts were to post, for one not posted), slackTs?, sentAt?, updatedAt}], next}",
     )
     .argument('<runId>', 'scheduleId:occurrence (the occurrence in any RFC 3339 spelling)')
     .addOption(

@@ -99,6 +99,20 @@ describe('notifier app POST /push', () => {
     expect((await store.get(deliveryIdOf('n-1', occurrence)))?.status).toBe('sent');
   });
 
+  it('acks a JSON body that is not an object or array, saying so rather than calling it invalid JSON', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const { app } = setup({ log });
+    for (const body of ['null', '5', '"text"']) {
+      const res = await request(app).post(TOPOLOGY.pushPath).set('Content-Type', 'application/json').send(body);
+      expect(res.status).toBe(204);
+    }
+    const acked = lines.map((l) => JSON.parse(l)).filter((l) => l.type === 'entity.parse.failed');
+    expect(acked.map((l) => l.message)).toEqual(
+      Array(3).fill('unreadable body acked: the body is not a JSON object or array'),
+    );
+  });
+
   it('acks malformed JSON (redelivering it cannot help) and keeps serving', async () => {
     const { app, slack } = setup();
     const bad = await request(app)
@@ -160,12 +174,20 @@ describe('notifier app POST /push', () => {
     expect(lines.filter((l) => l.includes('not a Pub/Sub push envelope'))).toHaveLength(2);
   });
 
-  it('acks a body over 256kb rather than having it retried', async () => {
-    const { app, slack } = setup();
+  it('acks a body over 256kb rather than having it retried, logging its size and the limit', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const { app, slack } = setup({ log });
     const big = { ...envelope(), padding: 'x'.repeat(300 * 1024) };
     const res = await request(app).post(TOPOLOGY.pushPath).send(big);
     expect(res.status).toBe(204);
     expect(slack.posts).toHaveLength(0);
+    const acked = lines.map((l) => JSON.parse(l)).find((l) => l.type === 'entity.too.large');
+    expect(acked).toMatchObject({
+      message: 'unreadable body acked: the body is larger than this endpoint takes',
+      length: Buffer.byteLength(JSON.stringify(big)),
+      limit: 256 * 1024,
+    });
     // Still serving afterwards.
     expect((await request(app).post(TOPOLOGY.pushPath).send(envelope())).status).toBe(204);
   });

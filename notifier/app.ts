@@ -4,6 +4,7 @@ import { unlessDrained } from '../shared/concurrency';
 import { pushStatus } from '../shared/errors';
 import {
   baseApp,
+  bodyProblem,
   errorHandler,
   healthRoutes,
   JSON_TYPES,
@@ -151,9 +152,11 @@ export function createApp(deps: NotifierDeps): Express {
       res: Parameters<RequestHandler>[1],
       next: Parameters<RequestHandler>[2],
     ) => {
-      const e = err as { status?: number; type?: string; message?: string };
+      const e = err as { status?: number; type?: string; length?: unknown; limit?: unknown };
       if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
-        req.log.warn({ status: e.status, type: e.type }, `unreadable body acked: ${e.message}`);
+        // A body too large says its size and the limit, in bytes, as body-parser gives them.
+        const size = e.type === 'entity.too.large' ? { length: e.length, limit: e.limit } : {};
+        req.log.warn({ status: e.status, type: e.type, ...size }, `unreadable body acked: ${bodyProblem(err)}`);
         res.status(204).end();
         return;
       }

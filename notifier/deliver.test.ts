@@ -312,6 +312,38 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(0);
   });
 
+  it.each<[string, (doc: Record<string, unknown>) => Record<string, unknown>, RegExp]>([
+    ['no channel', (doc) => ({ ...doc, slack: {} }), /is invalid: slack\.channelId: /],
+    ['a cron that cannot be read', (doc) => ({ ...doc, schedule: { cron: 'every day', timezone: 'UTC' } }), /cron/],
+    ['an account id that is a number', (doc) => ({ ...doc, accountId: 42 }), /is invalid: accountId: /],
+  ])(
+    'pauses a notification with %s at 3 occurrences in a row, as notification_invalid',
+    async (_what, broken, says) => {
+      const { store, slack, deps, dueAt } = setup();
+      store.putNotification('n-1', broken(store.notification('n-1') as Record<string, unknown>));
+      const occurrences = ['2026-12-07T08:00:00.000Z', '2026-12-08T08:00:00.000Z', '2026-12-09T08:00:00.000Z'];
+      for (const [i, occ] of occurrences.entries()) {
+        dueAt(occ);
+        expect(await handlePush(push('n-1', occ), deps)).toMatchObject({ kind: 'ack', status: 'failed' });
+        expect(store.notification('n-1')).toMatchObject({ consecutiveFailures: i + 1 });
+      }
+      expect(store.notification('n-1')).toMatchObject({ enabled: false, pausedReason: 'notification_invalid' });
+      const record = await store.get(deliveryIdOf('n-1', occurrences[2] as string));
+      expect(record?.lastError).toMatchObject({ code: 'invalid_notification' });
+      expect(record?.lastError?.message).toMatch(says);
+      expect(slack.posts).toHaveLength(0);
+    },
+  );
+
+  it('names what is wrong with an invalid account', async () => {
+    const { store, slack, deps } = setup();
+    for (const [accountId] of store.accountDocs) store.accountDocs.set(accountId, { name: 12345, metrics: 'lots' });
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'invalid_notification' });
+    expect((await store.get(id))?.lastError?.message).toMatch(/^account \S+ is invalid: name: .+; metrics: /);
+    expect(store.notification('n-1')).toMatchObject({ consecutiveFailures: 1, lastFailure: 'account_invalid' });
+    expect(slack.posts).toHaveLength(0);
+  });
+
   it('skips a paused notification', async () => {
     const { store, slack, deps } = setup();
     const doc = store.notification('n-1') as Record<string, unknown>;

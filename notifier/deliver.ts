@@ -26,6 +26,7 @@ import {
 import type { AccountStore, DeliveryLedger, NotificationStore, RunStore } from '../shared/ports';
 import { renderReport } from '../shared/report';
 import { checkedSchedule, firesAtOccurrence, isValidTimeZone } from '../shared/schedule';
+import type { z } from '../shared/zod';
 import type { SlackPort } from './slack';
 
 export interface DeliverDeps {
@@ -157,6 +158,8 @@ async function deliver(
   let posted = false;
   // Set when a permanent failure of this notification's own input should count towards pausing it.
   let pauseReason: string | null = null;
+  // Where this attempt was to post, once the notification is read: named in its failure's log line.
+  let target: PostTarget | null = null;
   // One token per attempt: an attempt that outlives its claim cannot release its successor's.
   const claimToken = `${deps.owner ?? defaultOwner}#${randomUUID().slice(0, 8)}`;
   const startedAt = Date.now();
@@ -166,7 +169,7 @@ async function deliver(
     // notification says by then (another channel, paused, deleted).
     const { raw, accountRaw } = await loadInputs(message.notificationId, deps);
     const n = raw ? notificationSchema.safeParse(raw) : null;
-    const target = n?.success ? postTargetOf(n.data) : null;
+    target = n?.success ? postTargetOf(n.data) : null;
     const claim = await deps.ledger.claim({
       deliveryId,
       notificationId: message.notificationId,
@@ -236,8 +239,10 @@ async function deliver(
     if (!raw || !n)
       throw new PermanentError('notification_not_found', `notification ${message.notificationId} does not exist`);
     if (!n.success) {
-      const what = n.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-      throw new PermanentError('invalid_notification', `notification ${message.notificationId} is invalid: ${what}`);
+      throw new PermanentError(
+        'invalid_notification',
+        `notification ${message.notificationId} is invalid: ${issuesOf(n.error)}`,
+      );
     }
     const notification = n.data;
     if (!isValidTimeZone(notification.schedule.timezone)) {
@@ -296,7 +301,10 @@ async function deliver(
     const account = accountSchema.safeParse(accountRaw);
     if (!account.success) {
       pauseReason = 'account_invalid';
-      throw new PermanentError('invalid_notification', `account ${notification.accountId} is invalid`);
+      throw new PermanentError(
+        'invalid_notification',
+        `account ${notification.accountId} is invalid: ${issuesOf(account.error)}`,
+      );
     }
 
     const { channelId, teamId } = notification.slack;
@@ -359,15 +367,27 @@ async function deliver(
           holdUntil,
         );
         log.warn(
-          { code: err.code, slackError: err.slackError, retryAfterSeconds: err.retryAfterSeconds },
+          {
+            code: err.code,
+            slackError: err.slackError,
+            retryAfterSeconds: err.retryAfterSeconds,
+            ...targetFields(target),
+          },
           `attempt failed, will retry: ${err.message}`,
         );
       } else {
         await deps.ledger.markFinal(deliveryId, 'failed', toRecord(err, now), now, claimToken);
-        log.error({ code: err.code, slackError: err.slackError }, `delivery failed permanently: ${err.message}`);
+        log.error(
+          { code: err.code, slackError: err.slackError, ...targetFields(target) },
+          `delivery failed permanently: ${err.message}`,
+        );
         if (err.code === 'slack_permanent_channel' || err.code === 'slack_permanent_workspace') {
           pauseReason = err.slackError ?? err.code;
         }
+        // A notification document that cannot be read as one (a field missing or of the wrong
+        // type, a cron or time zone that cannot be read) fails every occurrence alike until it
+        // is replaced: it counts towards pausing, as a broken account does.
+        if (err.code === 'invalid_notification' && pauseReason === null) pauseReason = 'notification_invalid';
         if (pauseReason) {
           const paused = await deps.notifications.recordPermanentFailure(
             message.notificationId,
@@ -588,6 +608,17 @@ export async function handleDeadLetter(
     log.info({ attempts, status }, `dead letter of a delivery already ${status}: left as it is`);
   }
   return { deliveryId, status };
+}
+
+/** The channel (and workspace) an attempt was to post to, for its log lines; none before it knew. */
+function targetFields(target: PostTarget | null): { channelId?: string; teamId?: string } {
+  if (!target) return {};
+  return { channelId: target.channelId, ...(target.teamId ? { teamId: target.teamId } : {}) };
+}
+
+/** A document's schema problems, each as `path: message` (`(root)` for the document itself). */
+function issuesOf(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
 
 /**

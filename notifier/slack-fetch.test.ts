@@ -91,6 +91,25 @@ describe('undiciFetch under the Slack client', () => {
     expect([err.code, err.retryable, err.retryAfterSeconds]).toEqual(['slack_retryable', true, 7]);
   });
 
+  it('a 429 with no Retry-After, or one in date form, is a rate limit: retried, not looked for', async () => {
+    handler = (_req, _body, res) => json(res, 429, { ok: false, error: 'ratelimited' });
+    const none = await failure(post());
+    expect([none.code, none.retryable, none.slackError, none.retryAfterSeconds]).toEqual([
+      'slack_retryable',
+      true,
+      'http_429',
+      undefined,
+    ]);
+    expect(postMayStillLand(none)).toBe(false);
+    const at = new Date(Date.now() + 30_000).toUTCString();
+    handler = (_req, _body, res) => json(res, 429, { ok: false, error: 'ratelimited' }, { 'Retry-After': at });
+    const dated = await failure(post());
+    expect([dated.code, dated.slackError]).toEqual(['slack_retryable', 'http_429']);
+    // An HTTP date has whole seconds: 29 to 30 s from now.
+    expect(dated.retryAfterSeconds).toBeGreaterThanOrEqual(28);
+    expect(dated.retryAfterSeconds).toBeLessThanOrEqual(30);
+  });
+
   it('a 503 and a 400 are retried, a 413 is not', async () => {
     handler = (_req, _body, res) => json(res, 503, { error: 'unavailable' });
     expect((await failure(post())).retryable).toBe(true);
@@ -158,10 +177,13 @@ describe('undiciFetch under the Slack client', () => {
     expect([err.code, err.slackError]).toEqual(['slack_retryable', 'connection_refused']);
   });
 
-  it('a connection cut before the answer leaves the outcome unknown', async () => {
+  it('a connection cut before the answer leaves the outcome unknown, named as a reset, not a timeout', async () => {
     handler = (req) => req.socket.destroy();
     const err = await failure(post());
-    expect(err.code).toBe('slack_outcome_unknown');
+    expect([err.code, err.slackError]).toEqual(['slack_outcome_unknown', 'connection_reset']);
+    expect(err.message).toMatch(/^the connection to Slack was closed before its answer \(.+\)$/);
+    // Slack may still be working on the post: held as a timeout is.
+    expect(postMayStillLand(err)).toBe(true);
   });
 
   it('asks for no compression, and decompresses an answer compressed anyway', async () => {

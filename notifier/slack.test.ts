@@ -10,7 +10,7 @@ import {
 } from '../shared/errors';
 import { createLogger } from '../shared/logger';
 import { checkSlackToken } from './service';
-import { classifySlackFailure, SlackClient, scopeProblems } from './slack';
+import { classifySlackFailure, retryAfterOf, SlackClient, scopeProblems } from './slack';
 
 /** What @slack/web-api throws for an `ok: false` answer. */
 const platformError = (error: string) => new WebAPIPlatformError({ ok: false, error });
@@ -115,6 +115,19 @@ describe('classifySlackFailure with the real @slack/web-api errors', () => {
       code: 23,
     });
     expect(classifySlackFailure(new WebAPIRequestError(timeout)).code).toBe('slack_outcome_unknown');
+  });
+
+  it('a TCP reset (ECONNRESET) is named a reset', () => {
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    const err = classifySlackFailure(new WebAPIRequestError(reset));
+    expect([err.code, err.slackError]).toEqual(['slack_outcome_unknown', 'connection_reset']);
+  });
+
+  it('retryAfterOf reads an HTTP date as seconds from now, and nothing else', () => {
+    const now = Date.parse('2026-12-01T12:00:00Z');
+    expect(retryAfterOf('Tue, 01 Dec 2026 12:00:30 GMT', now)).toBe(30);
+    expect(retryAfterOf('Tue, 01 Dec 2026 11:59:00 GMT', now)).toBe(0);
+    for (const header of ['null', '', 'soon', '1.5', '-1']) expect(retryAfterOf(header, now)).toBeUndefined();
   });
 
   it('a FanoutError passes through unchanged', () => {

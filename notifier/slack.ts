@@ -84,6 +84,19 @@ const SLACK_ERROR_CODE = /^[a-z0-9_.]{1,100}$/;
 export const HISTORY_PAGE_SIZE = 200;
 export const HISTORY_MAX_PAGES = 50;
 
+/** @slack/web-api's message for a 429 without a Retry-After in seconds; the header's value last. */
+const RETRY_HEADER_UNREADABLE = /^Retry header did not contain a valid timeout \(url: .*, retry-after header: (.*)\)$/s;
+
+/**
+ * Seconds until an HTTP-date Retry-After (RFC 9110; 0 if past), or undefined for none ("null",
+ * as the client prints a missing header) or one that is not a date.
+ */
+export function retryAfterOf(header: string, now = Date.now()): number | undefined {
+  if (header === 'null' || !/[a-z]/i.test(header)) return undefined;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
 /** Turns whatever the Slack client threw into a FanoutError that says retry or not. */
 export function classifySlackFailure(err: unknown): FanoutError {
   if (err instanceof FanoutError) return err;
@@ -127,12 +140,26 @@ export function classifySlackFailure(err: unknown): FanoutError {
     const refused =
       code === 'ECONNREFUSED' || code === 'ENOTFOUND' || /ECONNREFUSED|ENOTFOUND/.test(String(original?.message));
     // Refused means nothing was sent; a timeout or a reset may have reached Slack.
-    return refused
-      ? new RetryableError('slack_retryable', 'Slack could not be reached', { slackError: 'connection_refused' })
-      : new RetryableError('slack_outcome_unknown', 'the Slack call timed out or was cut off', {
-          slackError: 'request_timeout',
-        });
+    if (refused) {
+      return new RetryableError('slack_retryable', 'Slack could not be reached', { slackError: 'connection_refused' });
+    }
+    // A connection closed or reset before the answer (undici's SocketError, "other side
+    // closed"; a TCP reset), named apart from a timeout so an operator can tell the two apart.
+    if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE' || original?.name === 'SocketError') {
+      return new RetryableError(
+        'slack_outcome_unknown',
+        `the connection to Slack was closed before its answer (${original?.message || code})`,
+        { slackError: 'connection_reset' },
+      );
+    }
+    return new RetryableError('slack_outcome_unknown', 'the Slack call timed out or was cut off', {
+      slackError: 'request_timeout',
+    });
   }
+  // A 429 whose Retry-After the client cannot read as seconds (none, or an HTTP date): the client
+  // throws a plain Error for it. Slack did not take the call, as for any 429.
+  const noRetryHeader = err instanceof Error ? RETRY_HEADER_UNREADABLE.exec(err.message) : null;
+  if (noRetryHeader) return classifySlackHttpStatus(429, retryAfterOf(noRetryHeader[1] ?? 'null'));
   return new RetryableError(
     'slack_outcome_unknown',
     `unexpected Slack client failure: ${String((err as Error)?.message ?? err)}`,

@@ -183,7 +183,12 @@ export function classifySlackHttpStatus(status: number, retryAfterSeconds?: numb
  */
 export function postMayStillLand(err: FanoutError): boolean {
   if (err.code !== 'slack_outcome_unknown') return false;
-  return err.slackError === undefined || err.slackError === 'request_timeout' || err.slackError === 'http_504';
+  return (
+    err.slackError === undefined ||
+    err.slackError === 'request_timeout' ||
+    err.slackError === 'connection_reset' ||
+    err.slackError === 'http_504'
+  );
 }
 
 /** What a push handler answers. Pub/Sub acks only 102, 200, 201, 202 and 204. */

@@ -672,7 +672,6 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return Object.fromEntries(counts) as Record<DeliveryStatus, number>;
   }
 
-  /** Ids of a run's deliveries in one status, in pages. */
   /** A run's deliveries of one status, a page at a time by id, with only `fields` read. */
   async deliveriesOfRun(
     runId: string,

@@ -99,7 +99,8 @@ export function notFound(): RequestHandler {
 
 /** What body-parser's errors mean, said to the caller (their own messages quote the body). */
 const BODY_ERRORS: Record<string, string> = {
-  'entity.parse.failed': 'the body is not valid JSON',
+  // body-parser's strict mode takes an object or an array alone: `null`, `5` and `"x"` fail here too.
+  'entity.parse.failed': 'the body is not a JSON object or array',
   'entity.too.large': 'the body is larger than this endpoint takes',
   'encoding.unsupported': 'the body has a content encoding this endpoint does not take',
   'charset.unsupported': 'the body has a charset this endpoint does not take (send UTF-8)',
@@ -122,6 +123,12 @@ function requestProblem(err: unknown): string {
   return 'the request could not be read';
 }
 
+/** What was wrong with a request, in words that never quote its body. */
+export function bodyProblem(err: unknown): string {
+  const type = (err as { type?: unknown } | null)?.type;
+  return (typeof type === 'string' ? BODY_ERRORS[type] : undefined) ?? requestProblem(err);
+}
+
 /** Answers errors without stack traces; body-parser's own errors keep their 4xx status. */
 export function errorHandler(): ErrorRequestHandler {
   return (err, req, res, _next) => {
@@ -133,7 +140,7 @@ export function errorHandler(): ErrorRequestHandler {
     if (status >= 500) req.log?.error(fields, message);
     else req.log?.warn(fields, message);
     // A 4xx says what was wrong in words of its own: the parser's would echo the body back.
-    const said = status < 500 ? { message: BODY_ERRORS[type] ?? requestProblem(err) } : {};
+    const said = status < 500 ? { message: bodyProblem(err) } : {};
     // Written like every other error code of the services: `entity.too.large` is `entity_too_large`.
     if (!res.headersSent) res.status(status).json({ error: type.replaceAll('.', '_'), ...said });
   };

@@ -395,6 +395,10 @@ describe('deliveries, on the emulator', () => {
               retryable: false,
               at,
             },
+            postTargets: [
+              { channelId: 'C-OLD', teamId: null, accountId: 'acct-1' },
+              { channelId: 'C-NEW', teamId: 'T1', accountId: 'acct-1' },
+            ],
           },
         ],
         [
@@ -433,6 +437,7 @@ describe('deliveries, on the emulator', () => {
             message: 'Slack refused: is_archived',
             at: at.toISOString(),
           },
+          channelsTried: ['C-OLD', 'C-NEW'],
           updatedAt: at.toISOString(),
         },
         {
