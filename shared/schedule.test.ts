@@ -525,4 +525,41 @@ describe('canonicalTimeZone', () => {
     expect(a.scheduleId).toBe(b.scheduleId);
     expect(a.schedule.timezone).toBe('UTC');
   });
+
+  it('drops blanks around a zone, as around a cron: one schedule', () => {
+    const a = notificationDoc({
+      id: 'a',
+      accountId: 'x',
+      channelId: 'C1',
+      cron: '0 9 * * *',
+      timezone: ' America/New_York ',
+    });
+    const b = notificationDoc({
+      id: 'b',
+      accountId: 'x',
+      channelId: 'C1',
+      cron: '0 9 * * *',
+      timezone: 'America/New_York',
+    });
+    expect(a.schedule.timezone).toBe('America/New_York');
+    expect(a.scheduleId).toBe(b.scheduleId);
+  });
+});
+
+describe('cron macros', () => {
+  it.each([
+    ['@daily', '0 0 * * *'],
+    ['@HOURLY', '0 * * * *'],
+    ['@weekly', '0 0 * * 0'],
+    ['@monthly', '0 0 1 * *'],
+    ['@yearly', '0 0 1 1 *'],
+  ])('%s is refused with the 5 fields it stands for', (cron, fields) => {
+    expect(() => validateSchedule({ cron, timezone: 'UTC' })).toThrow(
+      `cron "${cron}": a macro is not taken; write its 5 fields (minute hour day-of-month month day-of-week): "${fields}"`,
+    );
+  });
+
+  it('@reboot, and anything else of one field, is told to have 5 fields', () => {
+    expect(() => validateSchedule({ cron: '@reboot', timezone: 'UTC' })).toThrow('must have 5 fields');
+  });
 });

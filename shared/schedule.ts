@@ -45,6 +45,17 @@ export function canonicalTimeZone(timezone: string): string {
   return zoneOf(timezone) ?? timezone;
 }
 
+/** The cron macros, refused with the 5 fields each stands for (`@reboot` has none). */
+const CRON_MACROS: Record<string, string> = {
+  '@yearly': '0 0 1 1 *',
+  '@annually': '0 0 1 1 *',
+  '@monthly': '0 0 1 * *',
+  '@weekly': '0 0 * * 0',
+  '@daily': '0 0 * * *',
+  '@midnight': '0 0 * * *',
+  '@hourly': '0 * * * *',
+};
+
 /** Throws an InvalidScheduleError naming the bad cron or time zone. */
 export function validateSchedule(s: CronSchedule): void {
   if (!isValidTimeZone(s.timezone)) {
@@ -54,6 +65,12 @@ export function validateSchedule(s: CronSchedule): void {
   if (cron === '')
     throw new InvalidScheduleError('cron is blank: it must have 5 fields (minute hour day-of-month month day-of-week)');
   const fields = cron.split(/\s+/);
+  const macro = fields.length === 1 ? CRON_MACROS[cron.toLowerCase()] : undefined;
+  if (macro !== undefined) {
+    throw new InvalidScheduleError(
+      `cron ${JSON.stringify(s.cron)}: a macro is not taken; write its 5 fields (minute hour day-of-month month day-of-week): ${JSON.stringify(macro)}`,
+    );
+  }
   if (fields.length !== 5) {
     throw new InvalidScheduleError(
       `cron ${JSON.stringify(s.cron)} must have 5 fields (minute hour day-of-month month day-of-week), got ${fields.length}`,
@@ -92,9 +109,11 @@ export function checkedSchedule(
   let checked = checkedSchedules.get(key);
   if (!checked) {
     try {
-      validateSchedule({ cron, timezone });
+      // Blanks around a zone are dropped, as around a cron (scheduleIdOf).
+      const zone = timezone.trim();
+      validateSchedule({ cron, timezone: zone });
       // One zone, one spelling: `utc` and `UTC` share a schedule.
-      checked = { cron, timezone: canonicalTimeZone(timezone) };
+      checked = { cron, timezone: canonicalTimeZone(zone) };
     } catch (err) {
       checked = { problem: (err as Error).message };
     }
