@@ -102,7 +102,7 @@ export type NewAccount = { id: string; account: Account };
 /**
  * The exit codes, as `--help` and the README list them: 0 done; 1 a failure while doing the work
  * (Firestore or Pub/Sub out of reach, a write that failed, a bulk resume or redrive that left
- * some undone); 2 bad input or usage, before anything is written (an unknown option, a bad file
+ * some undone); 2 bad input or usage, before anything is written (an unknown command or option, a bad file
  * or id, a notification or run that does not exist, no project, no credentials); 130 interrupted.
  */
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
@@ -877,8 +877,9 @@ Exit codes:
   0    done
   1    a failure while doing the work: Firestore or Pub/Sub out of reach, a write that failed,
        a bulk resume or a redrive that left some undone (its JSON says how many)
-  2    bad input or usage, before anything is written: an unknown option, a bad file, entry
-       or id, a notification or run that does not exist, no project, no credentials
+  2    bad input or usage, before anything is written: an unknown command or option, a bad
+       option value, file, entry or id, a notification or run that does not exist, no project,
+       no credentials
   130  interrupted (Ctrl-C)`,
     )
     .hook('preAction', async (_program, command) => {
@@ -899,7 +900,8 @@ Exit codes:
     .addHelpText(
       'after',
       `
-Every entry is checked before anything is written; a bad one is named (file[3]: cron …), and nothing is written.
+Every entry is checked before anything is written; a bad one is named
+(file[3]: notification <id>: invalid cron "…": …), and nothing is written.
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that
 was paused comes back enabled (and its failure count cleared). Ids: see \`add --help\`.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.

@@ -13,7 +13,7 @@ import { createPubSub } from '../shared/pubsub';
 import { onSignalTwice } from '../shared/signals';
 import { localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
-import { type Emulators, groupsLeft, hasExited, killGroup, portProblem, startEmulators } from './emulators';
+import { type Emulators, groupAlive, groupsLeft, hasExited, killGroup, portProblem, startEmulators } from './emulators';
 import { endedElsewhere } from './ended-elsewhere';
 import { startFrontend } from './frontend';
 import { ROOT, startReaper, startService } from './processes';
@@ -225,9 +225,15 @@ async function main(): Promise<number> {
   // The services and emulators run in process groups of their own; should this process die
   // before it stops them (SIGKILL, a second Ctrl-C mid-stop, a crash), the reaper kills them.
   const reaper = startReaper();
+  // A child whose group was empty when it exited: its number may since have gone to another
+  // process group, which the stop must not signal.
+  const groupGone = new WeakSet<ChildProcess>();
   const onSpawn = (child: ChildProcess) => {
     spawned.push(child);
     reaper.watch(child);
+    child.once('exit', () => {
+      if (!groupAlive(child)) groupGone.add(child);
+    });
   };
   const clients: (() => Promise<void>)[] = [];
   let stopping = false;
@@ -243,8 +249,9 @@ async function main(): Promise<number> {
       for (const fn of clients) await closeClient(fn);
       // A service still starting when the stop came is not in `processes` yet, and a process
       // that has exited can leave one of its own behind in its group (an emulator's Java).
-      for (const child of spawned) killGroup(child, 'SIGKILL');
-      const left = await groupsLeft(spawned, GROUP_GONE_MS);
+      const live = spawned.filter((child) => !groupGone.has(child));
+      for (const child of live) killGroup(child, 'SIGKILL');
+      const left = await groupsLeft(live, GROUP_GONE_MS);
       reaper.release();
       return left;
     })();

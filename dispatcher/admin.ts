@@ -367,7 +367,9 @@ export function adminRouter(deps: AdminDeps): Router {
       invalid(res, field, message);
       return;
     }
-    const { timezone, cron } = body.data;
+    // Blanks around the zone are dropped when it is saved (checkedSchedule), so not refused here.
+    const { cron } = body.data;
+    const timezone = body.data.timezone.trim();
     if (!isValidTimeZone(timezone)) {
       invalid(res, 'timezone', `unknown time zone ${JSON.stringify(timezone)}`);
       return;

@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { deferred } from '../shared/concurrency';
@@ -64,6 +64,15 @@ describe('tickTimeOf (X-CloudScheduler-ScheduleTime)', () => {
       });
     }
     expect(tickTimeOf('0001-01-01T00:00:00Z', now)).toEqual(new Date('0001-01-01T00:00:00Z'));
+  });
+
+  it('refuses the header sent more than once, saying so, and takes it sent once', () => {
+    expect(tickTimeOf(['2026-11-29T09:29:00Z', '2026-11-29T09:28:00Z'], now)).toEqual({
+      error:
+        'X-CloudScheduler-ScheduleTime was sent 2 times ("2026-11-29T09:29:00Z", "2026-11-29T09:28:00Z"); Cloud Scheduler sends it once',
+    });
+    expect(tickTimeOf(['2026-11-29T09:29:00Z'], now)).toEqual(new Date('2026-11-29T09:29:00Z'));
+    expect(tickTimeOf([], now)).toBe(now);
   });
 });
 
@@ -161,6 +170,30 @@ describe('POST /tick with a bad schedule time', () => {
       const res = await request(app).post('/tick').set('X-CloudScheduler-ScheduleTime', header).send({});
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({ error: 'invalid_schedule_time', message: expect.stringContaining(header) });
+    }
+    // Sent twice on the wire (setHeader with two values writes two lines): Node would join them.
+    const server = createServer(app).listen(0, '127.0.0.1');
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      const { port } = server.address() as AddressInfo;
+      const twice = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: '/tick', method: 'POST' }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => {
+            text += c;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+        });
+        req.setHeader('X-CloudScheduler-ScheduleTime', ['2026-11-29T09:29:00Z', '2026-11-29T09:29:00Z']);
+        req.on('error', reject).end();
+      });
+      expect(twice.status).toBe(400);
+      expect(twice.body).toMatchObject({
+        error: 'invalid_schedule_time',
+        message: expect.stringContaining('sent 2 times'),
+      });
+    } finally {
+      server.close();
     }
     expect(publish).not.toHaveBeenCalled();
     expect(store.schedule('s1')?.nextRunAt?.toISOString()).toBe(new Date(now.getTime() - 60_000).toISOString());

@@ -46,10 +46,18 @@ const EARLIEST_TIME_MS = Date.parse('0001-01-01T00:00:00Z');
 
 /**
  * Parses Cloud Scheduler's `X-CloudScheduler-ScheduleTime` (RFC 3339); now when absent or empty. A
- * time that is not RFC 3339, or is ahead of the clock by more than the skew allowed, is an
- * error that names the header.
+ * time that is not RFC 3339, or is ahead of the clock by more than the skew allowed, or a header
+ * sent more than once, is an error that names the header.
  */
-export function tickTimeOf(header: string | undefined, now: Date): Date | { error: string } {
+export function tickTimeOf(sent: string | readonly string[] | undefined, now: Date): Date | { error: string } {
+  // Node joins a header sent more than once with ", ": said as such, not as one odd time.
+  if (Array.isArray(sent) && sent.length > 1) {
+    const times = sent.slice(0, 3).map((h) => JSON.stringify(h.slice(0, 100)));
+    return {
+      error: `X-CloudScheduler-ScheduleTime was sent ${sent.length} times (${times.join(', ')}${sent.length > 3 ? ', …' : ''}); Cloud Scheduler sends it once`,
+    };
+  }
+  const header: string | undefined = typeof sent === 'string' ? sent : sent?.[0];
   if (header === undefined || header === '') return now;
   const name = `X-CloudScheduler-ScheduleTime ${JSON.stringify(header.slice(0, 100))}`;
   // RFC 3339 lets `T` and `Z` be lower case.
@@ -83,9 +91,10 @@ export function createApp(deps: DispatcherDeps): Express {
   const guards: RequestHandler[] = deps.tickAuth ? [deps.tickAuth] : [];
   // The tick reads only its headers: a body, JSON or not, is drained and passed over.
   app.post(TOPOLOGY.tickPath, ...guards, ignoredBody('16kb'), draining, async (req, res) => {
-    const tickTime = tickTimeOf(req.header('x-cloudscheduler-scheduletime'), clock());
+    const sent = req.headersDistinct['x-cloudscheduler-scheduletime'];
+    const tickTime = tickTimeOf(sent, clock());
     if ('error' in tickTime) {
-      req.log.warn({ header: req.header('x-cloudscheduler-scheduletime') }, tickTime.error);
+      req.log.warn({ header: sent }, tickTime.error);
       res.status(400).json({ error: 'invalid_schedule_time', message: tickTime.error });
       return;
     }

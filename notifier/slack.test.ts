@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError, WebAPIRequestError } from '@slack/web-api';
 import { SlackStandIn, STANDIN_SCOPES } from '../dev/slack-standin';
 import {
@@ -5,6 +7,7 @@ import {
   FanoutError,
   outcomeOf,
   PermanentError,
+  postMayStillLand,
   RetryableError,
   SLACK_ERROR_GROUPS,
 } from '../shared/errors';
@@ -128,6 +131,10 @@ describe('classifySlackFailure with the real @slack/web-api errors', () => {
     expect(retryAfterOf('Tue, 01 Dec 2026 12:00:30 GMT', now)).toBe(30);
     expect(retryAfterOf('Tue, 01 Dec 2026 11:59:00 GMT', now)).toBe(0);
     for (const header of ['null', '', 'soon', '1.5', '-1']) expect(retryAfterOf(header, now)).toBeUndefined();
+    // Date.parse would take these (2001, December 2099); only the HTTP date form is read.
+    for (const header of ['x 1', 'Dec 2099', '2026-12-01T12:00:30Z']) expect(retryAfterOf(header, now)).toBeUndefined();
+    // A date years off is held for a day at most.
+    expect(retryAfterOf('Tue, 01 Dec 2099 12:00:00 GMT', now)).toBe(86_400);
   });
 
   it('a FanoutError passes through unchanged', () => {
@@ -144,6 +151,62 @@ describe('classifySlackFailure with the real @slack/web-api errors', () => {
     expect(err).toBeInstanceOf(FanoutError);
     expect(err.code).toBe('slack_outcome_unknown');
     expect(err.retryable).toBe(true);
+  });
+});
+
+describe('SlackClient.post against a server that drops the connection', () => {
+  let server: Server;
+  let apiUrl = '';
+  let answer: 'reset' | 'reset-mid-body' | 'unreadable-retry-after' = 'reset';
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (answer === 'reset') req.socket.resetAndDestroy();
+        else if (answer === 'reset-mid-body') {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+          res.write('{"ok":');
+          setTimeout(() => req.socket.resetAndDestroy(), 20);
+        } else {
+          res.writeHead(429, { 'retry-after': 'Dec 2099' });
+          res.end('{}');
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  const postOnce = () =>
+    new SlackClient({ apiUrl, timeoutMs: 5_000, tokenFor: () => 'xoxb-test' })
+      .post({ channel: 'C0123456789', text: 'report', blocks: [], deliveryId: 'n-1:2026-12-01T09:00:00.000Z' })
+      .then(
+        () => {
+          throw new Error('the post was taken');
+        },
+        (err: unknown) => err as FanoutError,
+      );
+
+  it.each(['reset', 'reset-mid-body'] as const)(
+    'a TCP reset (%s) is a reset, looked for before posting again',
+    async (how) => {
+      answer = how;
+      const err = await postOnce();
+      expect([err.code, err.slackError, postMayStillLand(err)]).toEqual([
+        'slack_outcome_unknown',
+        'connection_reset',
+        true,
+      ]);
+    },
+  );
+
+  it('a 429 whose Retry-After is no date is a rate limit with no wait named', async () => {
+    answer = 'unreadable-retry-after';
+    const err = await postOnce();
+    expect([err.code, err.slackError, err.retryAfterSeconds]).toEqual(['slack_retryable', 'http_429', undefined]);
   });
 });
 

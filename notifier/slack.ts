@@ -87,14 +87,22 @@ export const HISTORY_MAX_PAGES = 50;
 /** @slack/web-api's message for a 429 without a Retry-After in seconds; the header's value last. */
 const RETRY_HEADER_UNREADABLE = /^Retry header did not contain a valid timeout \(url: .*, retry-after header: (.*)\)$/s;
 
+const IMF_FIXDATE =
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
+/** A day: a date further off than that is taken as the day, not believed to the second. */
+const MAX_RETRY_AFTER_SECONDS = 86_400;
+
 /**
  * Seconds until an HTTP-date Retry-After (RFC 9110; 0 if past), or undefined for none ("null",
  * as the client prints a missing header) or one that is not a date.
  */
 export function retryAfterOf(header: string, now = Date.now()): number | undefined {
-  if (header === 'null' || !/[a-z]/i.test(header)) return undefined;
+  // The preferred form, IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), alone: Date.parse takes
+  // almost anything with a letter in it (`x 1` is 2001).
+  if (!IMF_FIXDATE.test(header.trim())) return undefined;
   const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+  return Number.isNaN(at) ? undefined : Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, Math.ceil((at - now) / 1000)));
 }
 
 /** Turns whatever the Slack client threw into a FanoutError that says retry or not. */
@@ -137,15 +145,23 @@ export function classifySlackFailure(err: unknown): FanoutError {
     }
     // fetch() reports a refused connection as `fetch failed` with the socket error as its cause.
     const code = original?.cause?.code ?? original?.code;
-    const refused =
-      code === 'ECONNREFUSED' || code === 'ENOTFOUND' || /ECONNREFUSED|ENOTFOUND/.test(String(original?.message));
+    const message = String(original?.message);
+    const refused = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || /ECONNREFUSED|ENOTFOUND/.test(message);
     // Refused means nothing was sent; a timeout or a reset may have reached Slack.
     if (refused) {
       return new RetryableError('slack_retryable', 'Slack could not be reached', { slackError: 'connection_refused' });
     }
     // A connection closed or reset before the answer (undici's SocketError, "other side
     // closed"; a TCP reset), named apart from a timeout so an operator can tell the two apart.
-    if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE' || original?.name === 'SocketError') {
+    // The client wraps an error from another realm (a test runner's) as a plain Error with the
+    // original's text and no code, so the code is looked for in the message too, as above.
+    if (
+      code === 'ECONNRESET' ||
+      code === 'UND_ERR_SOCKET' ||
+      code === 'EPIPE' ||
+      original?.name === 'SocketError' ||
+      /ECONNRESET|EPIPE|UND_ERR_SOCKET|other side closed/.test(message)
+    ) {
       return new RetryableError(
         'slack_outcome_unknown',
         `the connection to Slack was closed before its answer (${original?.message || code})`,

@@ -1,4 +1,4 @@
-import { controlCharacterProblem, documentStorageSize, excerpt } from './model';
+import { accountSchema, controlCharacterProblem, documentStorageSize, excerpt, notificationSchema } from './model';
 import { z } from './zod';
 
 describe('documentStorageSize (how Firestore counts a document against its 1 MiB)', () => {
@@ -42,6 +42,19 @@ describe('zod messages for text too short or too long, and numbers out of range 
     expect(z.number().positive().safeParse(0).error?.issues[0]?.message).toBe('must be more than 0');
     expect(z.array(z.string()).min(1).safeParse([]).error?.issues[0]?.message).toMatch(/^Too small/);
   });
+
+  it('name a number that is NaN or infinite, alone or in a union, as Firestore can store one', () => {
+    const metric = (value: unknown, change?: unknown) =>
+      accountSchema
+        .safeParse({ name: 'a', metrics: [{ label: 'l', value, change }] })
+        .error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    expect(metric(Number.NaN)).toEqual(['metrics.0.value: is not a finite number (NaN)']);
+    expect(metric(Number.POSITIVE_INFINITY)).toEqual(['metrics.0.value: is not a finite number (Infinity)']);
+    expect(metric(1, Number.NEGATIVE_INFINITY)).toEqual(['metrics.0.change: is not a finite number (-Infinity)']);
+    expect(metric(1.5, -2)).toBeUndefined();
+    // Anything else keeps zod's words.
+    expect(metric(true)).toEqual(['metrics.0.value: Invalid input']);
+  });
 });
 
 describe('controlCharacterProblem (text made now that is printed in lists and logs)', () => {
@@ -65,5 +78,26 @@ describe('controlCharacterProblem (text made now that is printed in lists and lo
     for (const text of ['channel archived by ops', 'قناة مؤرشفة', '频道已归档', '👩‍💻 team', 'naïve café']) {
       expect(controlCharacterProblem(text)).toBeNull();
     }
+  });
+});
+
+describe('notificationSchema', () => {
+  const stored = {
+    accountId: 'acct-1',
+    slack: { channelId: 'C1' },
+    schedule: { cron: ' 0 9 * * * ', timezone: ' Europe/London ' },
+    scheduleId: 's_x',
+    enabled: true,
+  };
+
+  it('reads a schedule written by hand with blanks around its cron and zone as it would have been saved', () => {
+    const parsed = notificationSchema.safeParse(stored);
+    expect(parsed.success && parsed.data.schedule).toEqual({ cron: '0 9 * * *', timezone: 'Europe/London' });
+  });
+
+  it('refuses a zone of blanks alone, naming the field', () => {
+    const parsed = notificationSchema.safeParse({ ...stored, schedule: { cron: '0 9 * * *', timezone: '   ' } });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.path).toEqual(['schedule', 'timezone']);
   });
 });

@@ -88,7 +88,9 @@ export const notificationSchema = z.object({
     teamId: slackIdSchema.optional(),
     channelId: slackIdSchema,
   }),
-  schedule: z.object({ cron: z.string().min(1), timezone: z.string().min(1) }),
+  // Blanks around either are dropped, as when a notification is saved (checkedSchedule): a
+  // document written by hand with them is read as it would have been saved.
+  schedule: z.object({ cron: z.string().trim().min(1), timezone: z.string().trim().min(1) }),
   scheduleId: z.string().min(1),
   enabled: z.boolean(),
   report: z

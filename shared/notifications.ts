@@ -593,7 +593,13 @@ export async function reindexNotifications(
     if (page.size < 1000) break;
   }
   // A schedule whose cron no longer parses is left out: its notifications are refused when sent.
-  const valid = new Map([...named].filter(([, s]) => !('problem' in checkedSchedule(s.cron.trim(), s.timezone))));
+  // Each in its checked spelling: a zone stored with blanks around it, by hand, is read without them.
+  const valid = new Map(
+    [...named].flatMap(([id, s]) => {
+      const checked = checkedSchedule(s.cron.trim(), s.timezone);
+      return 'problem' in checked ? [] : [[id, checked] as const];
+    }),
+  );
   const schedules = await ensureSchedules(db, valid, new Date(), { dueNow: false, grace: false });
   const buckets = await tidyBuckets(db);
   return {

@@ -562,4 +562,11 @@ describe('cron macros', () => {
   it('@reboot, and anything else of one field, is told to have 5 fields', () => {
     expect(() => validateSchedule({ cron: '@reboot', timezone: 'UTC' })).toThrow('must have 5 fields');
   });
+
+  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])(
+    '%s, a name every object has, is no macro: it is told to have 5 fields',
+    (cron) => {
+      expect(() => validateSchedule({ cron, timezone: 'UTC' })).toThrow('must have 5 fields');
+    },
+  );
 });

@@ -65,7 +65,8 @@ export function validateSchedule(s: CronSchedule): void {
   if (cron === '')
     throw new InvalidScheduleError('cron is blank: it must have 5 fields (minute hour day-of-month month day-of-week)');
   const fields = cron.split(/\s+/);
-  const macro = fields.length === 1 ? CRON_MACROS[cron.toLowerCase()] : undefined;
+  const macro =
+    fields.length === 1 && Object.hasOwn(CRON_MACROS, cron.toLowerCase()) ? CRON_MACROS[cron.toLowerCase()] : undefined;
   if (macro !== undefined) {
     throw new InvalidScheduleError(
       `cron ${JSON.stringify(s.cron)}: a macro is not taken; write its 5 fields (minute hour day-of-month month day-of-week): ${JSON.stringify(macro)}`,

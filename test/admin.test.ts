@@ -1015,6 +1015,13 @@ describe('admin API on the emulators', () => {
     const badTz = await call('PUT', '/admin/notifications/n-bad', { ...body, timezone: 'Europe/Atlantis' });
     expect(badTz).toMatchObject({ status: 400, body: { field: 'timezone' } });
     expect((await call('GET', '/admin/notifications/n-bad')).status).toBe(404);
+
+    // Blanks around a zone are dropped, as around a cron: the same schedule as without them.
+    const padded = await call('PUT', '/admin/notifications/n-padded', { ...body, timezone: ' Europe/Paris ' });
+    expect(padded.status).toBe(201);
+    const stored = (await call('GET', '/admin/notifications/n-padded')).body.notification;
+    expect(stored.schedule).toEqual({ cron: body.cron, timezone: 'Europe/Paris' });
+    expect(stored.scheduleId).toBe(scheduleId);
   });
 
   test('the status page lists the latest runs first', async () => {

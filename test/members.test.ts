@@ -212,6 +212,27 @@ describe('the dispatch index', () => {
     }
   });
 
+  it('slack-fanout reindex reads a time zone stored by hand with blanks around it as the zone', async () => {
+    const projectId = uniqueProjectId('reindex-padded');
+    const db = createFirestore(projectId);
+    try {
+      const schedule = { cron: '15 7 * * *', timezone: 'Europe/London' };
+      const id = scheduleIdOf(schedule);
+      const n = notification(30_000, schedule);
+      await db
+        .collection(COLLECTIONS.notifications)
+        .doc(n.id)
+        .set({ ...notificationDoc(n), schedule: { cron: schedule.cron, timezone: ' Europe/London ' } });
+      const out = await reindex(projectId);
+      expect(out.stdout).toContain('created 1 missing schedule documents, due at their next occurrence');
+      const created = await db.collection(COLLECTIONS.schedules).doc(id).get();
+      expect([created.get('cron'), created.get('timezone')]).toEqual([schedule.cron, 'Europe/London']);
+      expect(await indexed(id, new FirestoreStore(db))).toEqual([n.id]);
+    } finally {
+      await db.terminate();
+    }
+  });
+
   it('a run that stops reading early leaves no query open: the client still terminates', async () => {
     const fs = createFirestore(uniqueProjectId('members-early'));
     const schedule = { cron: '30 9 * * *', timezone: 'UTC' };
