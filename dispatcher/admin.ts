@@ -370,6 +370,10 @@ export function adminRouter(deps: AdminDeps): Router {
     // Blanks around the zone are dropped when it is saved (checkedSchedule), so not refused here.
     const { cron } = body.data;
     const timezone = body.data.timezone.trim();
+    if (timezone === '') {
+      invalid(res, 'timezone', 'is blank');
+      return;
+    }
     if (!isValidTimeZone(timezone)) {
       invalid(res, 'timezone', `unknown time zone ${JSON.stringify(timezone)}`);
       return;

@@ -811,6 +811,21 @@ describe('runTick', () => {
     );
   });
 
+  it('runs a schedule whose cron and time zone were written by hand with blanks around them', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 3 });
+    store.scheduleDocs.set(scheduleId, {
+      ...store.schedule(scheduleId),
+      cron: ` ${daily9.cron} `,
+      timezone: ` ${daily9.timezone} `,
+    });
+    const publisher = new FakePublisher();
+    const summary = await runTick(occurrence, deps(store, publisher));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'dispatched', published: 3 });
+    expect(store.schedule(scheduleId)?.invalidReason).toBeUndefined();
+    expect(store.schedule(scheduleId)?.nextRunAt?.toISOString()).toBe(nextOccurrence(daily9, occurrence).toISOString());
+  });
+
   it('disables a schedule with an unknown time zone', async () => {
     const store = new MemoryStore();
     store.putSchedule('s_tz', { cron: '0 9 * * *', timezone: 'Mars/Olympus_Mons', nextRunAt: occurrence });

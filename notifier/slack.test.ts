@@ -157,7 +157,7 @@ describe('classifySlackFailure with the real @slack/web-api errors', () => {
 describe('SlackClient.post against a server that drops the connection', () => {
   let server: Server;
   let apiUrl = '';
-  let answer: 'reset' | 'reset-mid-body' | 'unreadable-retry-after' = 'reset';
+  let answer: 'reset' | 'reset-mid-body' | { retryAfter: string } = 'reset';
   beforeAll(async () => {
     server = createServer((req, res) => {
       req.resume();
@@ -168,7 +168,7 @@ describe('SlackClient.post against a server that drops the connection', () => {
           res.write('{"ok":');
           setTimeout(() => req.socket.resetAndDestroy(), 20);
         } else {
-          res.writeHead(429, { 'retry-after': 'Dec 2099' });
+          res.writeHead(429, { 'retry-after': answer.retryAfter });
           res.end('{}');
         }
       });
@@ -203,11 +203,19 @@ describe('SlackClient.post against a server that drops the connection', () => {
     },
   );
 
-  it('a 429 whose Retry-After is no date is a rate limit with no wait named', async () => {
-    answer = 'unreadable-retry-after';
-    const err = await postOnce();
-    expect([err.code, err.slackError, err.retryAfterSeconds]).toEqual(['slack_retryable', 'http_429', undefined]);
-  });
+  it.each([
+    ['Dec 2099', undefined],
+    ['-1', 0],
+    ['99999999', 86_400],
+    ['30', 30],
+  ])(
+    'a 429 with Retry-After %s is a rate limit with a wait of %s s (none below 0 or above a day)',
+    async (header, wait) => {
+      answer = { retryAfter: header };
+      const err = await postOnce();
+      expect([err.code, err.slackError, err.retryAfterSeconds]).toEqual(['slack_retryable', 'http_429', wait]);
+    },
+  );
 });
 
 describe('SlackClient.findDelivery against the stand-in', () => {

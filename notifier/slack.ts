@@ -94,8 +94,9 @@ const IMF_FIXDATE =
 const MAX_RETRY_AFTER_SECONDS = 86_400;
 
 /**
- * Seconds until an HTTP-date Retry-After (RFC 9110; 0 if past), or undefined for none ("null",
- * as the client prints a missing header) or one that is not a date.
+ * Seconds until a Retry-After in IMF-fixdate form, RFC 9110's preferred HTTP-date (0 if past, at
+ * most a day), or undefined for none ("null", as the client prints a missing header) or anything
+ * else, the obsolete RFC 850 and asctime date forms included.
  */
 export function retryAfterOf(header: string, now = Date.now()): number | undefined {
   // The preferred form, IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), alone: Date.parse takes
@@ -122,7 +123,10 @@ export function classifySlackFailure(err: unknown): FanoutError {
     }
     return classifySlackErrorCode(code);
   }
-  if (err instanceof WebAPIRateLimitedError) return classifySlackHttpStatus(429, err.retryAfter);
+  if (err instanceof WebAPIRateLimitedError) {
+    // The client reads the header with parseInt: `-1` and `99999999` come through as they are.
+    return classifySlackHttpStatus(429, Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, err.retryAfter)));
+  }
   if (err instanceof WebAPIHTTPError) return classifySlackHttpStatus(err.statusCode);
   if (err instanceof WebAPIRequestError) {
     const original = err.original as Error & { code?: string; cause?: { code?: string } };

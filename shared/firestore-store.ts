@@ -205,8 +205,9 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       const data = fromDoc<Record<string, unknown>>(d.data());
       return {
         id: d.id,
-        cron: String(data.cron ?? ''),
-        timezone: String(data.timezone ?? ''),
+        // Blanks around either, written by hand, are dropped, as when a notification is saved.
+        cron: String(data.cron ?? '').trim(),
+        timezone: String(data.timezone ?? '').trim(),
         nextRunAt: (data.nextRunAt as Date) ?? at,
         lastRunAt: (data.lastRunAt as Date | null) ?? null,
         ...activeOccurrenceOf(data.activeOccurrence),

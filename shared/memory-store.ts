@@ -133,8 +133,8 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       .slice(0, limit)
       .map(([id, s]) => ({
         id,
-        cron: String(s.cron ?? ''),
-        timezone: String(s.timezone ?? ''),
+        cron: String(s.cron ?? '').trim(),
+        timezone: String(s.timezone ?? '').trim(),
         nextRunAt: new Date((s.nextRunAt as Date).getTime()),
         lastRunAt: s.lastRunAt ? new Date(s.lastRunAt.getTime()) : null,
         ...activeOccurrenceOf(s.activeOccurrence),

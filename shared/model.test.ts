@@ -52,8 +52,15 @@ describe('zod messages for text too short or too long, and numbers out of range 
     expect(metric(Number.POSITIVE_INFINITY)).toEqual(['metrics.0.value: is not a finite number (Infinity)']);
     expect(metric(1, Number.NEGATIVE_INFINITY)).toEqual(['metrics.0.change: is not a finite number (-Infinity)']);
     expect(metric(1.5, -2)).toBeUndefined();
-    // Anything else keeps zod's words.
+    // Anything else keeps zod's words, and so does a field that takes no number.
     expect(metric(true)).toEqual(['metrics.0.value: Invalid input']);
+    const notNumbers = z.object({ b: z.boolean(), s: z.string(), u: z.union([z.string(), z.boolean()]) });
+    const words = notNumbers.safeParse({ b: Number.NaN, s: Number.POSITIVE_INFINITY, u: Number.NaN });
+    expect(words.error?.issues.map((i) => i.message)).toEqual([
+      'Invalid input: expected boolean, received NaN',
+      'Invalid input: expected string, received Infinity',
+      'Invalid input',
+    ]);
   });
 });
 

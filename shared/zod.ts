@@ -9,12 +9,22 @@ import { z } from 'zod';
  * message still comes first. Every module takes zod from here, so the messages are the same
  * whichever is loaded first.
  */
+type RawIssue = { code?: string; expected?: unknown; errors?: readonly (readonly RawIssue[])[] };
+
+/** Whether a type or union issue is about a value that should have been a number. */
+function expectsNumber(issue: RawIssue): boolean {
+  if (issue.code === 'invalid_type') return issue.expected === 'number';
+  if (issue.code === 'invalid_union') return (issue.errors ?? []).some((branch) => branch.some(expectsNumber));
+  return false;
+}
+
 z.config({
   customError: (issue) => {
-    // NaN and ±Infinity are numbers to JavaScript, and Firestore stores them, but no field takes
-    // one: zod's "Invalid input" would not say why (a number or a string field says it of a union).
-    if ((issue.code === 'invalid_type' || issue.code === 'invalid_union') && typeof issue.input === 'number') {
-      if (!Number.isFinite(issue.input)) return `is not a finite number (${issue.input})`;
+    // NaN and ±Infinity are numbers to JavaScript, and Firestore stores them, but no number field
+    // takes one: zod's "Invalid input" would not say why (a union of a number and a string says
+    // that). Only where a number was expected: a boolean or text field keeps zod's words.
+    if (typeof issue.input === 'number' && !Number.isFinite(issue.input) && expectsNumber(issue)) {
+      return `is not a finite number (${issue.input})`;
     }
     if (issue.origin === 'number' && issue.code === 'too_small') {
       return issue.inclusive ? `must be at least ${issue.minimum}` : `must be more than ${issue.minimum}`;

@@ -1022,6 +1022,11 @@ describe('admin API on the emulators', () => {
     const stored = (await call('GET', '/admin/notifications/n-padded')).body.notification;
     expect(stored.schedule).toEqual({ cron: body.cron, timezone: 'Europe/Paris' });
     expect(stored.scheduleId).toBe(scheduleId);
+    const blankTz = await call('PUT', '/admin/notifications/n-bad', { ...body, timezone: '   ' });
+    expect(blankTz).toMatchObject({
+      status: 400,
+      body: { field: 'timezone', message: expect.stringContaining('is blank') },
+    });
   });
 
   test('the status page lists the latest runs first', async () => {

@@ -273,6 +273,13 @@ test('the due schedules a page at a time, by nextRunAt then id, ties included, e
       after = { nextRunAt: last.nextRunAt, id: last.id };
     }
     expect(seen).toEqual([['s_z', 's_y', 's_a'], ['s_b', 's_c', 's_d'], ['s_e']]);
+    // A cron and zone written by hand with blanks around them are read without.
+    await pagedDb
+      .collection(COLLECTIONS.schedules)
+      .doc('s_a')
+      .set({ cron: ` ${everyMinute.cron} `, timezone: ` ${everyMinute.timezone} `, nextRunAt: new Date(due[1][1]) });
+    const padded = (await paged.dueSchedules(at, 10)).find((s) => s.id === 's_a');
+    expect([padded?.cron, padded?.timezone]).toEqual([everyMinute.cron, everyMinute.timezone]);
   } finally {
     await pagedDb.terminate();
   }
