@@ -575,6 +575,29 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(0);
   });
 
+  it('never posts after its deadline answered, even when its own clock says time is left (a timer early under load)', async () => {
+    const { store, slack, deps } = setup();
+    let release: () => void = () => undefined;
+    jest.spyOn(store, 'claim').mockImplementation(
+      (req) =>
+        new Promise((resolve) => {
+          release = () => resolve(MemoryStore.prototype.claim.call(store, req));
+        }),
+    );
+    // The attempt's clock stands still: only the deadline's own mark says it was answered.
+    const frozen = Date.now();
+    const now = jest.spyOn(Date, 'now').mockReturnValue(frozen);
+    try {
+      const result = await handlePush(push(), { ...deps, deadlineMs: 50 });
+      expect(result).toEqual({ kind: 'retry', reason: 'deadline_exceeded', deliveryId: id });
+      release();
+      await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      now.mockRestore();
+    }
+    expect(slack.posts).toHaveLength(0);
+  });
+
   it('acks an invalid push and records it against the delivery the envelope names', async () => {
     const { store, slack, deps } = setup();
     const body = push();

@@ -84,10 +84,12 @@ function toRecord(err: FanoutError, now: Date): DeliveryError {
 export async function handlePush(body: unknown, deps: DeliverDeps): Promise<DeliverResult> {
   if (!deps.deadlineMs) return deliver(body, deps);
   // The delivery the push is for, once it is known: the deadline's answer names it too.
-  const known: { deliveryId: string | null } = { deliveryId: null };
+  const known: Attempt = { deliveryId: null, answered: false };
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<DeliverResult>((resolve) => {
     timer = setTimeout(() => {
+      // Marked before the answer: the attempt, still running, must not post after it.
+      known.answered = true;
       deps.log.warn(
         { deadlineMs: deps.deadlineMs, deliveryId: known.deliveryId },
         'push not finished by its deadline; answered retry',
@@ -102,10 +104,13 @@ export async function handlePush(body: unknown, deps: DeliverDeps): Promise<Deli
   }
 }
 
+/** What an attempt shares with its deadline: the delivery it is for, and whether it was answered. */
+type Attempt = { deliveryId: string | null; answered: boolean };
+
 async function deliver(
   body: unknown,
   deps: DeliverDeps,
-  known: { deliveryId: string | null } = { deliveryId: null },
+  known: Attempt = { deliveryId: null, answered: false },
 ): Promise<DeliverResult> {
   const clock = deps.clock ?? (() => new Date());
   const parsed = parsePushBody(body);
@@ -314,7 +319,9 @@ async function deliver(
     // take the claim over and post too.
     const slackTimeout = slackTimeoutOf(deps);
     const nowMs = clock().getTime();
-    if (deps.deadlineMs && Date.now() - startedAt >= deps.deadlineMs) {
+    // The timer's mark decides: under load it can fire before this attempt's own clock says the
+    // time is up (the attempt starts after the timer), and the push has been answered then.
+    if (known.answered || (deps.deadlineMs && Date.now() - startedAt >= deps.deadlineMs)) {
       throw new RetryableError('dependency_unavailable', 'the push deadline passed before posting; retry later');
     }
     if (nowMs + slackTimeout >= claimExpiresAt.getTime()) {
