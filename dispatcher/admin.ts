@@ -242,6 +242,13 @@ export function adminRouter(deps: AdminDeps): Router {
   }
 
   router.get('/status', async (req, res) => {
+    // `/status/` would resolve the page's relative links one level down: sent to `/status`, by a
+    // relative address, which holds behind a proxy that adds a path in front.
+    if (req.path.endsWith('/')) {
+      const query = req.originalUrl.indexOf('?');
+      res.redirect(301, `../status${query === -1 ? '' : req.originalUrl.slice(query)}`);
+      return;
+    }
     // `?limit=50`: written in decimal digits alone, as every number the project reads.
     const asked = req.query.limit;
     const limit =

@@ -1041,6 +1041,19 @@ describe('admin API on the emulators', () => {
     expect(ids).toHaveLength(20);
     expect(ids[0]).toBe('s_x:run-24');
     expect(ids[19]).toBe('s_x:run-05');
+
+    // With a trailing slash, its relative links would point one level down: sent to /status.
+    const slashed = await fetch(`${stack.dispatcherUrl}/status/?limit=3`, {
+      headers: { authorization: bearer() },
+      redirect: 'manual',
+    });
+    expect(slashed.status).toBe(301);
+    expect(slashed.headers.get('location')).toBe('../status?limit=3');
+    expect(new URL('../status?limit=3', 'https://ops.example/fanout/status/').pathname).toBe('/fanout/status');
+    const followed = await call('GET', '/status/?limit=3');
+    expect([...followed.text.matchAll(/<a href="([^"]+)">s_x:run-24<\/a>/g)].map((m) => m[1])).toEqual([
+      `admin/runs/${encodeURIComponent('s_x:run-24')}`,
+    ]);
   });
 });
 
