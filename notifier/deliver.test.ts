@@ -558,44 +558,33 @@ describe('handlePush', () => {
     expect((await store.get(id))?.slackTs).toBe('1700000000.000002');
   });
 
-  it('answers retry by its deadline when a dependency hangs, naming the delivery, and never posts late', async () => {
-    const { store, slack, deps } = setup();
-    let release: () => void = () => undefined;
-    jest.spyOn(store, 'claim').mockImplementation(
-      (req) =>
-        new Promise((resolve) => {
-          release = () => resolve(MemoryStore.prototype.claim.call(store, req));
-        }),
-    );
-    const result = await handlePush(push(), { ...deps, deadlineMs: 50 });
-    expect(result).toEqual({ kind: 'retry', reason: 'deadline_exceeded', deliveryId: id });
-    release();
-    await new Promise((r) => setTimeout(r, 20));
-    // The attempt went on after its answer, found the deadline passed, and did not post.
-    expect(slack.posts).toHaveLength(0);
-  });
-
-  it('never posts after its deadline answered, even when its own clock says time is left (a timer early under load)', async () => {
-    const { store, slack, deps } = setup();
-    let release: () => void = () => undefined;
-    jest.spyOn(store, 'claim').mockImplementation(
-      (req) =>
-        new Promise((resolve) => {
-          release = () => resolve(MemoryStore.prototype.claim.call(store, req));
-        }),
-    );
-    // The attempt's clock stands still: only the deadline's own mark says it was answered.
-    const frozen = Date.now();
-    const now = jest.spyOn(Date, 'now').mockReturnValue(frozen);
-    try {
-      const result = await handlePush(push(), { ...deps, deadlineMs: 50 });
-      expect(result).toEqual({ kind: 'retry', reason: 'deadline_exceeded', deliveryId: id });
-      release();
-      await new Promise((r) => setTimeout(r, 20));
-    } finally {
-      now.mockRestore();
-    }
-    expect(slack.posts).toHaveLength(0);
+  describe.each([
+    ['as its own clock says', false],
+    // The attempt's clock stands still: only the deadline's own mark says it was answered, as
+    // when its timer fires before the attempt's clock shows the time up, under load.
+    ['even when its own clock says time is left', true],
+  ])('a push whose claim hangs past its deadline (%s)', (_how, frozen) => {
+    it('is answered retry by its deadline, naming the delivery, and never posts after', async () => {
+      const { store, slack, deps } = setup();
+      let release: () => void = () => undefined;
+      jest.spyOn(store, 'claim').mockImplementation(
+        (req) =>
+          new Promise((resolve) => {
+            release = () => resolve(MemoryStore.prototype.claim.call(store, req));
+          }),
+      );
+      const now = frozen ? jest.spyOn(Date, 'now').mockReturnValue(Date.now()) : null;
+      try {
+        const result = await handlePush(push(), { ...deps, deadlineMs: 50 });
+        expect(result).toEqual({ kind: 'retry', reason: 'deadline_exceeded', deliveryId: id });
+        release();
+        await new Promise((r) => setTimeout(r, 20));
+      } finally {
+        now?.mockRestore();
+      }
+      // The attempt went on after its answer, found it answered, and did not post.
+      expect(slack.posts).toHaveLength(0);
+    });
   });
 
   it('acks an invalid push and records it against the delivery the envelope names', async () => {
