@@ -197,6 +197,16 @@ describe('parseAccountsFile', () => {
     ],
     ['a blank name', JSON.stringify([{ ...acct, name: '   ' }]), /a\.json\[0\]: name: is blank/],
     [
+      'a blank metric label',
+      JSON.stringify([{ ...acct, metrics: [{ label: ' ', value: 1 }] }]),
+      /a\.json\[0\]: metrics\.0\.label: expected a string, not blank, got " "/,
+    ],
+    [
+      'a blank highlight',
+      JSON.stringify([{ ...acct, highlights: ['ok', ''] }]),
+      /a\.json\[0\]: highlights\.1: is blank/,
+    ],
+    [
       'an account too big for a document',
       JSON.stringify([acct, { ...acct, id: 'big', highlights: ['x'.repeat(1_100_000)] }]),
       /a\.json\[1\]: account big is \d+ bytes as Firestore counts a document .*; a document holds at most 1048576/,

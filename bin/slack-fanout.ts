@@ -76,11 +76,17 @@ const newNotificationSchema = z.strictObject({
   enabled: z.boolean().optional(),
 });
 
+const notBlank = (text: string) => text.trim() !== '';
+
 const newAccountSchema = accountSchema
   .extend({
     id: z.string().min(1),
     // A misspelt field of a metric (`chnage`) is named, not dropped: the report would lack it.
-    metrics: z.array(metricSchema.strict()).default([]),
+    // A blank label or highlight would show as an empty bold mark or bullet.
+    metrics: z
+      .array(metricSchema.extend({ label: metricSchema.shape.label.refine(notBlank, 'is blank') }).strict())
+      .default([]),
+    highlights: z.array(z.string().refine(notBlank, 'is blank')).default([]),
     // A link in a Slack message: the web's own schemes only.
     dashboardUrl: z
       .url({ protocol: /^https?$/, error: 'is not an http(s) URL' })
@@ -90,10 +96,7 @@ const newAccountSchema = accountSchema
       })
       .optional(),
     // The report's title is "{name}: scheduled report": a blank name is a mistake.
-    name: z
-      .string()
-      .min(1)
-      .refine((name) => name.trim() !== '', 'is blank'),
+    name: z.string().min(1).refine(notBlank, 'is blank'),
   })
   .strict();
 
@@ -490,7 +493,7 @@ export function parseAccountsFile(text: string, file: string): NewAccount[] {
 
 /** What a metric's field holds, for an error about it (shared/report.ts shows them). */
 const METRIC_FIELDS: Record<string, string> = {
-  label: 'a non-empty string',
+  label: 'a string, not blank',
   value: 'a number (shown with thousands separators: 1200 as 1,200) or a string (shown as is, e.g. "$1.2k")',
   change: 'a number, the change in percent (12.5 is shown as ▲ 12.5%), or no change field',
 };
@@ -932,12 +935,12 @@ Fields of an account:
   id            the account id (what a notification's accountId names; rules as in \`add --help\`)
   name          a string, not blank; the report's title is "{name}: scheduled report" by default
   metrics       optional, a list of {label, value, change?}, shown in order:
-                  label   a non-empty string
+                  label   a string, not blank
                   value   a number (shown with thousands separators: 1200 as 1,200)
                           or a string (shown as is, e.g. "$1.2k")
                   change  optional, a number: the change in percent, not a fraction
                           (12.5 is shown as ▲ 12.5%, -3 as ▼ 3.0%)
-  highlights    optional, a list of strings
+  highlights    optional, a list of strings, none blank
   dashboardUrl  optional, an http(s) URL, linked from the report (at most about 2,880 characters)
 Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.

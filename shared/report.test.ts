@@ -171,7 +171,10 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
     const shown = fieldsOf(r);
     expect(shown.length).toBeGreaterThan(0);
     expect(shown.length).toBeLessThan(1000);
-    expect(shown.every((f) => f.text.endsWith('…'))).toBe(true);
+    // Each label is cut, its bold kept closed, and its value still shown.
+    expect(
+      shown.every((f, i) => new RegExp(`^\\*\\d{4}L+…\\*\n${(i * 1000).toLocaleString('en-US')}$`).test(f.text)),
+    ).toBe(true);
     // The rest are counted, not silently dropped.
     const footer = contextTexts(r).join(' ');
     expect(footer).toContain(`${1000 - shown.length} more metrics not shown`);
@@ -309,8 +312,9 @@ describe('renderReport cuts long texts between characters', () => {
   });
 
   it('a metric field and the highlights section cut where an emoji straddles the limit', () => {
-    // A field is `*label*\nvalue`: the label's 1,997 letters and `*` take the cut to an emoji.
-    const label = `${'L'.repeat(1997)}${emoji.repeat(10)}`;
+    // A field is `*label*\nvalue`: with `**\n` and the value `1`, a label has 1,996 characters,
+    // the last for `…`: its 1,994 letters take the cut to an emoji.
+    const label = `${'L'.repeat(1994)}${emoji.repeat(10)}`;
     const highlight = `${'h'.repeat(limits.section_text_chars - 3)}${emoji.repeat(10)}`;
     const r = renderReport(
       notification(),
@@ -318,9 +322,60 @@ describe('renderReport cuts long texts between characters', () => {
       occurrence,
     );
     expectWithinSlackLimits(r);
-    expect(fieldsOf(r)[0]?.text).toBe(`*${'L'.repeat(1997)}…`);
+    expect(fieldsOf(r)[0]?.text).toBe(`*${'L'.repeat(1994)}…*\n1`);
     const section = sections(r).find((s) => s.text?.text.startsWith('• h'))?.text?.text;
     expect(section).toBe(`• ${'h'.repeat(limits.section_text_chars - 3)}…`);
+  });
+});
+
+describe('cuts in escaped text', () => {
+  it('never fall inside an escape, in a field, the highlights or the fallback text', () => {
+    const r = renderReport(
+      notification(),
+      account({
+        name: 'Acme',
+        metrics: [{ label: '&'.repeat(3000), value: '<'.repeat(3000) }],
+        highlights: ['&'.repeat(2000)],
+      }),
+      occurrence,
+    );
+    expectWithinSlackLimits(r);
+    const texts = [...fieldsOf(r).map((f) => f.text), ...sections(r).flatMap((s) => (s.text ? [s.text.text] : []))];
+    for (const t of [...texts, r.text]) {
+      // Every & starts a whole escape.
+      expect(t.replace(/&(amp|lt|gt);/g, '')).not.toContain('&');
+    }
+    expect(fieldsOf(r)[0]?.text).toMatch(/^\*(&amp;)+…\*\n(&lt;)+…$/);
+  });
+
+  it('keep a long label from pushing its value out, and a short label whole', () => {
+    const r = renderReport(
+      notification(),
+      account({
+        name: 'Acme',
+        metrics: [
+          { label: 'L'.repeat(5000), value: 1234, change: 2 },
+          { label: 'Revenue', value: 'V'.repeat(5000) },
+        ],
+      }),
+      occurrence,
+    );
+    expectWithinSlackLimits(r);
+    const [long, short] = fieldsOf(r).map((f) => f.text);
+    expect(long).toMatch(/^\*L+…\*\n1,234 ▲ 2\.0%$/);
+    expect(short).toMatch(/^\*Revenue\*\nV+…$/);
+    expect(short).toHaveLength(limits.section_field_chars);
+  });
+});
+
+describe('the dashboard link', () => {
+  it('is written as a browser writes the URL: a blank encoded, the scheme and host lower case', () => {
+    const r = renderReport(
+      notification(),
+      account({ name: 'Acme', dashboardUrl: 'HTTPS://EXAMPLE.COM/x y?q=a|b' }),
+      occurrence,
+    );
+    expect(contextTexts(r).join(' ')).toContain('<https://example.com/x%20y?q=a%7Cb|Open the dashboard>');
   });
 });
 

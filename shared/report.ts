@@ -73,6 +73,47 @@ export function escapeMrkdwn(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/** How long one character is once escaped for mrkdwn. */
+function escapedWidth(c: string): number {
+  return c === '&' ? 5 : c === '<' || c === '>' ? 4 : 1;
+}
+
+/**
+ * `s` escaped for mrkdwn and cut to at most `max` code units, ending in `…` when cut. The cut
+ * is made in the text, before it is escaped, so it never falls inside an escape (`&am…` would
+ * show as such), and never inside a character (as `truncate`).
+ */
+export function escapeAndTruncate(s: string, max: number): string {
+  const escaped = escapeMrkdwn(s);
+  if (escaped.length <= max) return escaped;
+  if (max < 1) return '';
+  let room = max - 1;
+  let end = 0;
+  while (end < s.length) {
+    const width = escapedWidth(s[end] as string);
+    if (width > room) break;
+    room -= width;
+    end++;
+  }
+  return `${escapeMrkdwn(s.slice(0, safeCut(s, end)))}…`;
+}
+
+/** The most of a field a metric's label takes when its value needs the room. */
+const MAX_LABEL_SHARE = 500;
+
+/**
+ * A metric as a field, `*label*` over its value and change, within Slack's field limit: cut in
+ * its label and value, each escaped, so that the bold label keeps its closing `*` and the value
+ * is never pushed out by a long label.
+ */
+function metricField(label: string, value: string, change: string): string {
+  const room = SLACK_LIMITS.sectionFieldChars - '**\n'.length - change.length;
+  const labelShare = Math.min(escapeMrkdwn(label).length, MAX_LABEL_SHARE);
+  const shownValue = escapeAndTruncate(value, room - labelShare);
+  const shownLabel = escapeAndTruncate(label, room - shownValue.length);
+  return `*${shownLabel}*\n${shownValue}${change}`;
+}
+
 const numberFormat = new Intl.NumberFormat('en-US');
 
 function formatValue(value: number | string): string {
@@ -104,9 +145,14 @@ function formatChange(change: number | undefined): string {
 /** The longest dashboard link a report's context line holds, beside the rest of that line. */
 const MAX_DASHBOARD_LINK = SLACK_LIMITS.contextTextChars - 100;
 
-/** The report's link to an account's dashboard, in Slack's mrkdwn (`|` would end the URL early). */
+/**
+ * The report's link to an account's dashboard, in Slack's mrkdwn (`|` would end the URL early).
+ * The URL as a browser writes it: a blank in it (`/x y`), which would end Slack's link there,
+ * is percent-encoded, and the scheme and host are lower case.
+ */
 function dashboardLink(url: string): string {
-  return `<${escapeMrkdwn(url).replace(/\|/g, '%7C')}|Open the dashboard>`;
+  const href = URL.canParse(url) ? new URL(url).href : url;
+  return `<${escapeMrkdwn(href).replace(/\|/g, '%7C')}|Open the dashboard>`;
 }
 
 /** Why a report could not link to `url` (too long, once written as a link), or null when it can. */
@@ -137,10 +183,7 @@ export function renderReport(
   // Metrics go ten to a section (Slack's field limit); whole sections stop at the block limit.
   const fields = account.metrics.map((m) => ({
     type: 'mrkdwn' as const,
-    text: truncate(
-      `*${escapeMrkdwn(m.label)}*\n${escapeMrkdwn(formatValue(m.value))}${formatChange(m.change)}`,
-      SLACK_LIMITS.sectionFieldChars,
-    ),
+    text: metricField(m.label, formatValue(m.value), formatChange(m.change)),
   }));
   // Room kept for the divider, highlights section and footer.
   const reserved = 3;
@@ -158,8 +201,11 @@ export function renderReport(
 
   if (account.highlights.length > 0) {
     blocks.push({ type: 'divider' });
-    const lines = account.highlights.map((h) => `• ${escapeMrkdwn(h)}`).join('\n');
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(lines, SLACK_LIMITS.sectionTextChars) } });
+    const lines = account.highlights.map((h) => `• ${h}`).join('\n');
+    blocks.push({
+      type: 'section',
+      text: { type: 'mrkdwn', text: escapeAndTruncate(lines, SLACK_LIMITS.sectionTextChars) },
+    });
   }
 
   const footer: string[] = [];
@@ -178,6 +224,6 @@ export function renderReport(
     .map((m) => `${m.label}: ${formatValue(m.value)}`)
     .join(', ');
   // The fallback text is mrkdwn too: unescaped, a name like `<!channel>` would notify everyone.
-  const text = truncate(escapeMrkdwn(summary ? `${title}: ${summary}` : title), SLACK_LIMITS.fallbackTextChars);
+  const text = escapeAndTruncate(summary ? `${title}: ${summary}` : title, SLACK_LIMITS.fallbackTextChars);
   return { text, blocks: blocks.slice(0, SLACK_LIMITS.blocksPerMessage) };
 }
