@@ -1,4 +1,4 @@
-import { ARCHIVED_CHANNEL, DEMO_TIMEZONES, demoNotifications } from './demo';
+import { ARCHIVED_CHANNEL, DEMO_TIMEZONES, demoNotifications, seededLine } from './demo';
 
 describe('demoNotifications', () => {
   test('a demo of one notification posts it: the archived channel comes only beside another', () => {
@@ -12,5 +12,19 @@ describe('demoNotifications', () => {
     const real = demoNotifications({ notifications: 7, accounts: 3, channel: 'C0REAL', withBrokenChannel: true });
     expect(new Set(real.map((n) => n.channelId))).toEqual(new Set(['C0REAL']));
     expect(new Set(real.map((n) => n.timezone)).size).toBe(DEMO_TIMEZONES.length);
+  });
+});
+
+describe('seededLine', () => {
+  test('says what was seeded', () => {
+    const notifications = demoNotifications({ notifications: 200, accounts: 20 });
+    expect(seededLine(20, notifications)).toBe('seeded 20 accounts and 200 notifications in 5 time zones');
+  });
+
+  test('says how many accounts are reported on when the notifications are fewer', () => {
+    const notifications = demoNotifications({ notifications: 1, accounts: 100_000 });
+    expect(seededLine(100_000, notifications)).toBe(
+      'seeded 100000 accounts (1 of them reported on, one per notification) and 1 notification in 1 time zone',
+    );
   });
 });

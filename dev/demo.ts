@@ -79,3 +79,20 @@ export function demoNotifications(opts: DemoOptions): NewNotification[] {
   }
   return out;
 }
+
+/** `1 notification`, `200 notifications`. */
+function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * The line that says what was seeded. Accounts beyond the notifications' count have none
+ * reporting on them (notification i reports on account i modulo the accounts): the line says
+ * how many are reported on, rather than let `--accounts 100000 -n 200` sound like 100,000 reports.
+ */
+export function seededLine(accounts: number, notifications: readonly NewNotification[]): string {
+  const reported = new Set(notifications.map((n) => n.accountId)).size;
+  const zones = new Set(notifications.map((n) => n.timezone)).size;
+  const some = reported < accounts ? ` (${reported} of them reported on, one per notification)` : '';
+  return `seeded ${count(accounts, 'account')}${some} and ${count(notifications.length, 'notification')} in ${count(zones, 'time zone')}`;
+}

@@ -1,6 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { connectProblem } from '../shared/net';
 
@@ -25,6 +26,51 @@ export interface Emulators {
   firestore: Emulator;
   env: { PUBSUB_EMULATOR_HOST: string; FIRESTORE_EMULATOR_HOST: string };
   stop(): Promise<void>;
+  /**
+   * Tells `listener` once, with why (`the Pub/Sub emulator exited (SIGKILL)`), when an emulator
+   * exits before stop() is called: a crash, its Java killed. It keeps nothing on disk, so what
+   * was sent to it is gone, and a restart cannot resume it.
+   */
+  onExit(listener: (why: string) => void): void;
+}
+
+/** Each emulator as a person names it. */
+export const EMULATOR_TITLES: Record<Emulator['name'], string> = {
+  pubsub: 'the Pub/Sub emulator',
+  firestore: 'the Firestore emulator',
+};
+
+/**
+ * How an emulator ended, in words. The Firestore emulator's launcher is a shell that runs Java
+ * as its child, and exits 128 + n when Java is ended by signal n: that signal is named too.
+ */
+export function emulatorExit(name: Emulator['name'], code: number | null, signal: NodeJS.Signals | null): string {
+  const bySignal =
+    signal === null && code !== null && code > 128
+      ? Object.entries(constants.signals).find(([, n]) => n === code - 128)?.[0]
+      : undefined;
+  return `${EMULATOR_TITLES[name]} exited (${howExited(code, signal)}${bySignal ? `, its Java ended by ${bySignal}` : ''})`;
+}
+
+/**
+ * Calls `listener` once, with emulatorExit's words, for the first of `emulators` to exit while
+ * `expected()` is false (one already gone is told at once); exits once it is true go unsaid.
+ */
+export function watchExits(
+  emulators: readonly Emulator[],
+  expected: () => boolean,
+  listener: (why: string) => void,
+): void {
+  let told = false;
+  const tell = (e: Emulator) => {
+    if (told || expected()) return;
+    told = true;
+    listener(emulatorExit(e.name, e.child.exitCode, e.child.signalCode));
+  };
+  for (const e of emulators) {
+    if (hasExited(e.child)) queueMicrotask(() => tell(e));
+    else e.child.once('exit', () => tell(e));
+  }
 }
 
 export async function freePort(): Promise<number> {
@@ -298,7 +344,9 @@ async function startEmulatorsOnce(opts: StartOptions, ports?: [number, number]):
   const firestore = launch('firestore', platform, fsPort, logDir);
   const all = [pubsub, firestore];
   for (const e of all) opts.onSpawn?.(e.child);
+  let stopping = false;
   const stop = async () => {
+    stopping = true;
     await Promise.all(all.map(stopEmulator));
   };
   try {
@@ -314,6 +362,7 @@ async function startEmulatorsOnce(opts: StartOptions, ports?: [number, number]):
     firestore,
     env: { PUBSUB_EMULATOR_HOST: pubsub.host, FIRESTORE_EMULATOR_HOST: firestore.host },
     stop,
+    onExit: (listener) => watchExits(all, () => stopping, listener),
   };
 }
 

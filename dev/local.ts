@@ -3,8 +3,6 @@ import { mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
-import { positiveInt } from '../shared/cli-args';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { FINAL_STATUSES } from '../shared/model';
@@ -12,14 +10,17 @@ import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { onSignalTwice } from '../shared/signals';
 import { localTopology } from '../shared/topology';
-import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications } from './demo';
+import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications, seededLine } from './demo';
 import { type Emulators, groupAlive, groupsLeft, hasExited, killGroup, portProblem, startEmulators } from './emulators';
 import { endedElsewhere } from './ended-elsewhere';
 import { startFrontend } from './frontend';
+import { chosenPorts, type Options, parseArgs, slackToken, USAGE } from './local-options';
 import { ROOT, startReaper, startService } from './processes';
-import { expectedDeliveries, PostLines, runsToWatch, timeLeft, VERBOSE_MAX } from './progress';
+import { expectedDeliveries, PostLines, runsToWatch, SeedProgress, timeLeft, VERBOSE_MAX } from './progress';
+import { serviceEnv, serviceEnvProblems } from './service-env';
 import { SlackStandIn } from './slack-standin';
 import { superviseService } from './supervise';
+import { type TickSummary, tickRefusal } from './tick-answer';
 import { createTopology } from './topology';
 
 /**
@@ -31,118 +32,6 @@ import { createTopology } from './topology';
 
 const PROJECT_ID = 'slack-fanout-local';
 const STANDIN_TOKEN = 'xoxb-local-standin';
-
-interface Options {
-  once: boolean;
-  notifications: number;
-  accounts: number;
-  timeout: number;
-  channel?: string;
-  interval: number;
-  logLevel: string;
-  pubsubPort?: number;
-  firestorePort?: number;
-  dispatcherPort?: number;
-}
-
-/** The exit code of a usage error. */
-const USAGE = 2;
-
-function parseArgs(argv: string[]): Options {
-  const program = new Command()
-    .name('npm start --')
-    .description(
-      'Run slack-fanout locally: Pub/Sub and Firestore emulators, dispatcher, notifier and a Slack stand-in.\n' +
-        'Seeds demo notifications in several time zones, sends a tick as Cloud Scheduler would, and shows deliveries landing.\n' +
-        'With SLACK_BOT_TOKEN set, posts go to real Slack (SLACK_API_URL to override) and --channel is required.',
-    )
-    .option(
-      '--once',
-      'exit after the first tick is delivered (exit 0 only if every delivery reached a final state)',
-      false,
-    )
-    .option('-n, --notifications <count>', 'demo notifications to seed', positiveInt(1_000_000), 200)
-    .option('--accounts <count>', 'demo accounts the notifications report on', positiveInt(100_000), 20)
-    .option(
-      '--timeout <seconds>',
-      "how long a tick's deliveries are waited for (with --once, past it the run exits 1; without, the next tick follows)",
-      positiveInt(3600),
-      180,
-    )
-    .option(
-      '--interval <seconds>',
-      "without --once: seconds from a tick's last delivery to the next tick",
-      positiveInt(3600),
-      60,
-    )
-    .option(
-      '--channel <id>',
-      'a real Slack channel id for every demo notification (with SLACK_BOT_TOKEN)',
-      (value: string) => {
-        // Slack's ids (C0123456789, or a name) have no blanks: one with them is a slip, said before anything starts.
-        if (value === '' || /\s/.test(value)) {
-          throw new InvalidArgumentError('expected a Slack channel id such as C0123456789, without blanks');
-        }
-        return value;
-      },
-    )
-    .option(
-      '--pubsub-port <port>',
-      'the Pub/Sub emulator on 127.0.0.1:<port>, so the CLI variables stay the same from run to run (default: a free port)',
-      positiveInt(65_535),
-    )
-    .option(
-      '--firestore-port <port>',
-      'the Firestore emulator on 127.0.0.1:<port> (default: a free port)',
-      positiveInt(65_535),
-    )
-    .option(
-      '--dispatcher-port <port>',
-      'the dispatcher (its /status page and admin API) on 127.0.0.1:<port> (default: a free port; a restart keeps it)',
-      positiveInt(65_535),
-    )
-    .addOption(
-      new Option('--log-level <level>', "the services' log level (their logs go to .local/logs/)")
-        .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
-        .default('info'),
-    )
-    .addHelpText(
-      'after',
-      `
-Exit codes: 0 done (with --once: every delivery reached a final state); 1 a failure (with
---once: deliveries not final by --timeout); 2 a usage error (an unknown option, a bad value);
-130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, each after stopping everything the run started.`,
-    )
-    .showHelpAfterError()
-    // A usage error exits 2, as the slack-fanout CLI's do; commander has printed it already.
-    .exitOverride((err: CommanderError) => {
-      process.exit(err.exitCode === 0 ? 0 : USAGE);
-    })
-    .parse(argv);
-  const opts = program.opts<Options>();
-  if (!slackToken() && opts.channel) {
-    program.error('--channel is for real Slack: set SLACK_BOT_TOKEN too (without it, posts go to the local stand-in)');
-  }
-  if (slackToken() && !opts.channel) {
-    program.error('SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id> for the demo notifications');
-  }
-  const chosen = chosenPorts(opts);
-  for (const [i, [flag, port]] of chosen.entries()) {
-    const other = chosen.slice(0, i).find(([, p]) => p === port);
-    if (other) program.error(`error: ${flag} ${port}: ${other[0]} is ${port} too; each needs a port of its own`);
-  }
-  return opts;
-}
-
-/** The ports given on the command line, with the option that gave each. */
-function chosenPorts(opts: Options): [string, number][] {
-  const given: [string, number | undefined][] = [
-    ['--pubsub-port', opts.pubsubPort],
-    ['--firestore-port', opts.firestorePort],
-    ['--dispatcher-port', opts.dispatcherPort],
-  ];
-  return given.filter((g): g is [string, number] => g[1] !== undefined);
-}
 
 /**
  * A usage error for a chosen port nothing can listen on now (another process has it), said
@@ -175,11 +64,6 @@ function whyEnded(lastError: unknown): string {
   return typeof e.message === 'string' && e.message !== what ? `${what} (${e.message})` : what;
 }
 
-/** A real Slack token, when one is given: an empty or blank SLACK_BOT_TOKEN is no token. */
-function slackToken(): string | undefined {
-  return process.env.SLACK_BOT_TOKEN?.trim() || undefined;
-}
-
 /** How long a push waits at the front end for a notifier that is down (Cloud Run holds a request while it starts an instance). */
 const FRONTEND_WAIT_MS = 10_000;
 
@@ -191,20 +75,54 @@ const TICK_DEADLINE_MS = 300_000;
 /** A run a tick did not dispatch that a tick sent again may: it failed, or another dispatcher's lease holds it. */
 const RETRIED = ['failed', 'leased-elsewhere'];
 
-interface TickSummary {
-  published?: number;
-  occurrences?: { runId: string | null; status: string; published: number }[];
-  error?: string;
-  message?: string;
-}
-
 /** How long a stop waits, after SIGKILL, for the process groups it started to be empty. */
 const GROUP_GONE_MS = 2000;
+
+/** A progress bar of the run, on stderr: off a terminal (a pipe, a log file), a line every 5 s instead. */
+function progressBar(format: string): SingleBar {
+  return new SingleBar({ format: `  ${format}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 5000 });
+}
+
+/** What a stop says once done: whether anything it started is left. */
+function stoppedLine(left: readonly ChildProcess[]): string {
+  return left.length === 0
+    ? 'stopped: nothing this run started is left running'
+    : `stopped, but the process groups ${left.map((c) => c.pid).join(', ')} still had a process ${GROUP_GONE_MS / 1000} s after SIGKILL`;
+}
 /** How long stopping waits for one client to close: its server may already be gone. */
 const CLIENT_CLOSE_MS = 3000;
 
+/** Real Slack's Web API, unless SLACK_API_URL says another (with SLACK_BOT_TOKEN set). */
+function realSlackUrl(): string {
+  return process.env.SLACK_API_URL?.trim() || 'https://slack.com/api/';
+}
+
+/** The services' environment, but for what only the run knows once under way (addresses, the stand-in's URL). */
+function envFor(opts: Options, emulators: Record<string, string>, slackApiUrl: string): NodeJS.ProcessEnv {
+  return serviceEnv(process.env, {
+    projectId: PROJECT_ID,
+    emulators,
+    slackApiUrl,
+    slackBotToken: slackToken() ?? STANDIN_TOKEN,
+    logLevel: opts.logLevel,
+    nackDelayMs: localTopology().nackDelayMs,
+  });
+}
+
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv);
+  // What the services would refuse as they start (SLACK_API_URL=notaurl, SLACK_TIMEOUT_MS=abc)
+  // is a usage error, said before anything starts, in their words. The stand-in's URL is the
+  // run's own, and replaces SLACK_API_URL without a token.
+  const problems = serviceEnvProblems(envFor(opts, {}, slackToken() ? realSlackUrl() : 'http://127.0.0.1/api/'));
+  if (problems.length > 0) {
+    for (const problem of problems) process.stderr.write(`error: ${problem}\n`);
+    const what = problems.length === 1 ? 'this value' : 'these values';
+    process.stderr.write(
+      `(npm start passes its environment on to the notifier and the dispatcher, which would refuse ${what} as they start; see "Configuration" in the README)\n`,
+    );
+    return USAGE;
+  }
   const taken = await takenPort(opts);
   if (taken) {
     process.stderr.write(`error: ${taken}\n`);
@@ -236,6 +154,8 @@ async function main(): Promise<number> {
     });
   };
   const clients: (() => Promise<void>)[] = [];
+  // Seeding stops between two batches once a stop begins, rather than write to closed clients.
+  const seeding = new AbortController();
   let stopping = false;
   let stopped: Promise<ChildProcess[]> | null = null;
   const closeClient = (fn: () => Promise<void>) =>
@@ -244,6 +164,7 @@ async function main(): Promise<number> {
   // Resolves with the processes whose group still had a process in it once the stop was done.
   const stopAll = (): Promise<ChildProcess[]> => {
     stopping = true;
+    seeding.abort();
     stopped ??= (async () => {
       for (const fn of processes.reverse()) await fn().catch(() => undefined);
       for (const fn of clients) await closeClient(fn);
@@ -285,12 +206,19 @@ async function main(): Promise<number> {
     stopCode = code;
     say(`\n${why}: stopping everything this run started…`);
     void stopAll().then((left) => {
-      say(
-        left.length === 0
-          ? 'stopped: nothing this run started is left running'
-          : `stopped, but the process groups ${left.map((c) => c.pid).join(', ')} still had a process ${GROUP_GONE_MS / 1000} s after SIGKILL`,
-      );
+      say(stoppedLine(left));
       process.exit(code);
+    });
+  };
+  // A failure that ends the run while it goes on (an emulator gone, a service that keeps
+  // exiting): said on stderr, everything stopped, exit 1, whatever step the run was at.
+  const failRun = (why: string) => {
+    if (stopping) return;
+    stopCode = 1;
+    process.stderr.write(`\nnpm start: ${why}; stopping everything this run started…\n`);
+    void stopAll().then((left) => {
+      say(stoppedLine(left));
+      process.exit(1);
     });
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -323,6 +251,11 @@ async function main(): Promise<number> {
       },
     });
     processes.push(() => emulators.stop());
+    // An emulator that exits (a crash, its Java killed) ends the run: it keeps nothing on disk,
+    // so what the run sent it is gone, and every tick after would only be refused.
+    emulators.onExit((why) =>
+      failRun(`${why}; it keeps nothing on disk, so this run cannot go on (start it again for a fresh one)`),
+    );
     Object.assign(process.env, emulators.env);
     say(
       `emulators up: PUBSUB_EMULATOR_HOST=${emulators.env.PUBSUB_EMULATOR_HOST} FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID}`,
@@ -331,7 +264,7 @@ async function main(): Promise<number> {
     const postLines = new PostLines(say);
     const realSlack = Boolean(slackToken());
     let standIn: SlackStandIn | null = null;
-    let slackApiUrl = process.env.SLACK_API_URL ?? 'https://slack.com/api/';
+    let slackApiUrl = realSlackUrl();
     if (!realSlack) {
       standIn = new SlackStandIn({ token: STANDIN_TOKEN });
       slackApiUrl = (await standIn.start()).url;
@@ -352,40 +285,17 @@ async function main(): Promise<number> {
       say(`posting to real Slack at ${slackApiUrl}, channel ${opts.channel}`);
     }
 
-    const serviceEnv: NodeJS.ProcessEnv = {
-      ...process.env,
-      ...emulators.env,
-      GOOGLE_CLOUD_PROJECT: PROJECT_ID,
-      SLACK_API_URL: slackApiUrl,
-      SLACK_BOT_TOKEN: slackToken() ?? STANDIN_TOKEN,
-      LOG_LEVEL: opts.logLevel,
-      // The emulator sends no OIDC token; verification is switched off explicitly, here only.
-      AUTH_MODE: 'none',
-      // The emulator redelivers a nacked message at once: the notifier paces retries instead.
-      NACK_DELAY_MS: String(localTopology().nackDelayMs),
-      METADATA_SERVER_DETECTION: 'none',
-      // Verification is off, so nothing but this machine may reach the services.
-      HOST: '127.0.0.1',
-      // The status page and the admin API, open to this machine alone (the dispatcher checks HOST).
-      ADMIN_OPEN_ON_LOOPBACK: 'true',
-    };
+    const env = envFor(opts, emulators.env, slackApiUrl);
     const topology = localTopology();
     // A service that exits unasked (a crash, a kill -9) is started again, as Cloud Run starts
     // an instance; one that keeps exiting ends the run.
-    const supervision = {
-      say,
-      onGiveUp: (why: string) => {
-        if (stopping) return;
-        process.stderr.write(`npm start: ${why}\n`);
-        void stopAll().then(() => process.exit(1));
-      },
-    };
+    const supervision = { say, onGiveUp: failRun };
     // A service started again keeps its port, as a Cloud Run service keeps its URL: an open
     // status page, or an address a user copied, still reaches it.
     const onItsPort = (name: 'notifier' | 'dispatcher', first?: number) => {
       let port = first;
       return async () => {
-        const s = await startService(name, serviceEnv, {
+        const s = await startService(name, env, {
           logFile: join(logDir, `${name}.log`),
           onSpawn,
           ...(port ? { port } : {}),
@@ -424,10 +334,30 @@ async function main(): Promise<number> {
       withBrokenChannel: !realSlack,
       ...(opts.channel ? { channel: opts.channel } : {}),
     });
-    await saveAccounts(db, demoAccounts(opts.accounts));
-    await saveNotifications(db, notifications, { dueNow: true });
-    const zones = new Set(notifications.map((n) => n.timezone));
-    say(`seeded ${opts.accounts} accounts and ${notifications.length} notifications in ${zones.size} time zones`);
+    // Seeding many (100,000 accounts take minutes on the emulator) shows its progress as the
+    // deliveries' does; a stop under way ends it between two batches.
+    const seeded = (what: string, total: number) =>
+      new SeedProgress(total, () => progressBar(`seeding ${what} [{bar}] {value}/{total}`));
+    const accountsBar = seeded('accounts', opts.accounts);
+    try {
+      await saveAccounts(db, demoAccounts(opts.accounts), {
+        onProgress: (n) => accountsBar.update(n),
+        signal: seeding.signal,
+      });
+    } finally {
+      accountsBar.stop();
+    }
+    const notificationsBar = seeded('notifications', notifications.length);
+    try {
+      await saveNotifications(db, notifications, {
+        dueNow: true,
+        onProgress: (n) => notificationsBar.update(n),
+        signal: seeding.signal,
+      });
+    } finally {
+      notificationsBar.stop();
+    }
+    say(seededLine(opts.accounts, notifications));
 
     /** One tick as Cloud Scheduler sends it: the dispatcher's answer, said, or an Error saying why there is none. */
     const sendTick = async (at: Date): Promise<TickSummary> => {
@@ -462,8 +392,7 @@ async function main(): Promise<number> {
         clearTimeout(timer);
         instance.child.off('exit', onExit);
       }
-      if (!res.ok && !summary.occurrences)
-        throw new Error(`tick failed: HTTP ${res.status} ${summary.message ?? summary.error ?? ''}`);
+      if (!res.ok && !summary.occurrences) throw new Error(tickRefusal(res.status, summary));
       say(`tick ${at.toISOString()}: HTTP ${res.status}, ${summary.published ?? 0} messages published`);
       for (const o of summary.occurrences ?? []) say(`  run ${o.runId ?? '-'}: ${o.status}, ${o.published} published`);
       return summary;
@@ -517,14 +446,11 @@ async function main(): Promise<number> {
       postLines.decide(verbose);
       const bar = verbose
         ? null
-        : new SingleBar({
-            format: '  deliveries [{bar}] {value}/{total} final | {sent} sent {failed} failed {dead} dead | {left}',
-            hideCursor: true,
-            // Off a terminal (a pipe, a log file), a line every 5 s instead of a bar.
-            noTTYOutput: true,
-            notTTYSchedule: 5000,
-          });
-      bar?.start(expected, 0, { sent: 0, failed: 0, dead: 0, left: timeLeft(0, expected, 0) });
+        : progressBar('deliveries [{bar}] {value}/{total} final | {sent} sent {failed} failed {dead} dead | {left}');
+      bar?.start(expected, 0, { sent: 0, failed: 0, dead: 0, left: 'waiting for the first' });
+      // When a delivery last became final, for the time left not to guess from a stalled rate.
+      let lastFinal = 0;
+      let lastMovedAt = started;
       let totals: Record<string, number> = {};
       // Per run: its record's size at the last look, the size at which it was last looked past
       // (endedElsewhere), and what ended under another run then.
@@ -559,12 +485,23 @@ async function main(): Promise<number> {
           }
           expected = expectedDeliveries(runs);
           const final = finalOf(totals);
+          const now = Date.now();
+          if (final > lastFinal) {
+            lastFinal = final;
+            lastMovedAt = now;
+          }
           bar?.setTotal(expected);
           bar?.update(final, {
             sent: totals.sent ?? 0,
             failed: totals.failed ?? 0,
             dead: totals.dead ?? 0,
-            left: timeLeft(final, expected, Date.now() - started),
+            left: timeLeft({
+              done: final,
+              total: expected,
+              elapsedMs: now - started,
+              sinceLastFinalMs: now - lastMovedAt,
+              timeoutInMs: deadline - now,
+            }),
           });
           if (final >= expected || Date.now() > deadline) break;
           await new Promise((r) => setTimeout(r, 500));

@@ -1,20 +1,95 @@
-import { expectedDeliveries, PostLines, runsToWatch, timeLeft, VERBOSE_MAX } from './progress';
+import {
+  type BarLike,
+  expectedDeliveries,
+  PostLines,
+  runsToWatch,
+  SEED_QUIET_MS,
+  SeedProgress,
+  STALL_MS,
+  timeLeft,
+  VERBOSE_MAX,
+} from './progress';
 
 describe('timeLeft', () => {
+  // Deliveries moving, an hour before --timeout: the rate so far says the rest.
+  const moving = { sinceLastFinalMs: 500, timeoutInMs: 3_600_000 };
+
   it('guesses nothing before the first delivery is final', () => {
-    expect(timeLeft(0, 500, 0)).toBe('waiting for the first');
-    expect(timeLeft(0, 500, 12_000)).toBe('waiting for the first');
+    expect(timeLeft({ ...moving, done: 0, total: 500, elapsedMs: 0 })).toBe('waiting for the first');
+    expect(timeLeft({ ...moving, done: 0, total: 500, elapsedMs: 12_000 })).toBe('waiting for the first');
   });
 
   it('says the rest at the rate so far, in seconds, then minutes', () => {
     // 100 of 500 in 5 s: 400 more at 20/s.
-    expect(timeLeft(100, 500, 5_000)).toBe('about 20s left');
-    expect(timeLeft(499, 500, 10_000)).toBe('about 1s left');
-    expect(timeLeft(10, 500, 5_000)).toBe('about 4m 05s left');
+    expect(timeLeft({ ...moving, done: 100, total: 500, elapsedMs: 5_000 })).toBe('about 20s left');
+    expect(timeLeft({ ...moving, done: 499, total: 500, elapsedMs: 10_000 })).toBe('about 1s left');
+    expect(timeLeft({ ...moving, done: 10, total: 500, elapsedMs: 5_000 })).toBe('about 4m 05s left');
   });
 
-  it('says done once every delivery is final', () => {
-    expect(timeLeft(500, 500, 9_000)).toBe('done');
+  it(`guesses nothing once no delivery has become final for ${STALL_MS / 1000} s, and says for how long`, () => {
+    const stalled = { done: 10, total: 500, elapsedMs: 9_000, timeoutInMs: 3_600_000 };
+    expect(timeLeft({ ...stalled, sinceLastFinalMs: STALL_MS - 1 })).toBe('about 7m 21s left');
+    expect(timeLeft({ ...stalled, sinceLastFinalMs: STALL_MS })).toBe('no progress for 20s');
+    expect(timeLeft({ ...stalled, sinceLastFinalMs: 65_400 })).toBe('no progress for 1m 05s');
+  });
+
+  it('never says more than the time before --timeout gives up: it says the timeout comes first', () => {
+    // The trial's case: 1 of 2,000 final after 25 s would be 13 hours at that rate, with 35 s of --timeout left.
+    const slow = { done: 1, total: 2000, elapsedMs: 25_000, sinceLastFinalMs: 1_000 };
+    expect(timeLeft({ ...slow, timeoutInMs: 35_000 })).toBe('at this rate, --timeout first (in 35s)');
+    // A rest that fits says itself.
+    expect(timeLeft({ done: 100, total: 500, elapsedMs: 5_000, sinceLastFinalMs: 0, timeoutInMs: 21_000 })).toBe(
+      'about 20s left',
+    );
+  });
+
+  it('says done once every delivery is final, stalled or not', () => {
+    expect(timeLeft({ done: 500, total: 500, elapsedMs: 9_000, sinceLastFinalMs: 60_000, timeoutInMs: 0 })).toBe(
+      'done',
+    );
+  });
+});
+
+describe('SeedProgress', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  const recorder = () => {
+    const calls: string[] = [];
+    const bars: BarLike[] = [];
+    const make = (): BarLike => {
+      const bar: BarLike = {
+        start: (total, value) => calls.push(`start ${value}/${total}`),
+        update: (value) => calls.push(`update ${value}`),
+        stop: () => calls.push('stop'),
+      };
+      bars.push(bar);
+      return bar;
+    };
+    return { calls, bars, make };
+  };
+
+  it('shows nothing for seeding done before it has taken long', () => {
+    const { calls, make } = recorder();
+    const p = new SeedProgress(100, make);
+    p.update(50);
+    jest.advanceTimersByTime(SEED_QUIET_MS - 1);
+    p.update(100);
+    p.stop();
+    jest.advanceTimersByTime(10 * SEED_QUIET_MS);
+    expect(calls).toEqual([]);
+  });
+
+  it('shows a bar from where seeding is once it takes long, keeps it up to date, and stops it', () => {
+    const { calls, bars, make } = recorder();
+    const p = new SeedProgress(100_000, make);
+    p.update(1500);
+    jest.advanceTimersByTime(SEED_QUIET_MS);
+    p.update(2000);
+    p.stop();
+    p.update(2500);
+    expect(bars).toHaveLength(1);
+    expect(calls).toEqual(['start 1500/100000', 'update 2000', 'stop']);
   });
 });
 

@@ -1,14 +1,39 @@
+/** How long no delivery becoming final makes `npm start`'s progress line stop guessing. */
+export const STALL_MS = 20_000;
+
+export interface Progress {
+  /** Deliveries final so far, of `total`. */
+  done: number;
+  total: number;
+  /** Since the tick's deliveries began to be watched. */
+  elapsedMs: number;
+  /** Since a delivery last became final (or, before the first, since the start). */
+  sinceLastFinalMs: number;
+  /** Until --timeout gives up on the tick's deliveries. */
+  timeoutInMs: number;
+}
+
+/** `45s`, `3m 07s`. */
+export function duration(ms: number): string {
+  const seconds = Math.max(0, Math.ceil(ms / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  return `${Math.floor(seconds / 60)}m ${String(seconds % 60).padStart(2, '0')}s`;
+}
+
 /**
  * What `npm start`'s progress line says of the time left: nothing is guessed before the first
- * delivery is final (no rate to go by yet), then the rest at the rate so far.
+ * delivery is final (no rate to go by yet), nor once none has become final for STALL_MS (a
+ * rate from before is no guide then); otherwise the rest at the rate so far, but never past
+ * --timeout: a rest that would take longer says when the wait gives up instead.
  */
-export function timeLeft(done: number, total: number, elapsedMs: number): string {
-  if (done >= total) return 'done';
-  if (done <= 0 || elapsedMs <= 0) return 'waiting for the first';
-  const seconds = Math.ceil(((total - done) * elapsedMs) / done / 1000);
-  if (seconds < 60) return `about ${seconds}s left`;
-  const minutes = Math.floor(seconds / 60);
-  return `about ${minutes}m ${String(seconds % 60).padStart(2, '0')}s left`;
+export function timeLeft(p: Progress): string {
+  if (p.done >= p.total) return 'done';
+  if (p.done <= 0 || p.elapsedMs <= 0) return 'waiting for the first';
+  if (p.sinceLastFinalMs >= STALL_MS)
+    return `no progress for ${duration(Math.floor(p.sinceLastFinalMs / 1000) * 1000)}`;
+  const leftMs = ((p.total - p.done) * p.elapsedMs) / p.done;
+  if (leftMs > p.timeoutInMs) return `at this rate, --timeout first (in ${duration(p.timeoutInMs)})`;
+  return `about ${duration(leftMs)} left`;
 }
 
 /** The most deliveries a tick has for its posts to be printed one by one; past it, a progress bar. */
@@ -76,4 +101,48 @@ export function runsToWatch(
  */
 export function expectedDeliveries(runs: readonly { published: number; recorded: number }[]): number {
   return runs.reduce((n, r) => n + Math.max(r.published, r.recorded), 0);
+}
+
+/** The part of a cli-progress bar that SeedProgress uses. */
+export interface BarLike {
+  start(total: number, value: number): void;
+  update(value: number): void;
+  stop(): void;
+}
+
+/** How long seeding goes on before its progress is shown. */
+export const SEED_QUIET_MS = 2000;
+
+/**
+ * The progress of a step that may take long (seeding 100,000 accounts takes minutes): nothing
+ * for a step done within `quietMs`, then a bar (`makeBar`: on a terminal a bar, otherwise a
+ * line every 5 s, as the deliveries' progress is shown), kept up to date until stop().
+ */
+export class SeedProgress {
+  private bar: BarLike | null = null;
+  private value = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly total: number,
+    private readonly makeBar: () => BarLike,
+    quietMs = SEED_QUIET_MS,
+  ) {
+    this.timer = setTimeout(() => {
+      this.bar = this.makeBar();
+      this.bar.start(this.total, this.value);
+    }, quietMs);
+    this.timer.unref();
+  }
+
+  update(value: number): void {
+    this.value = value;
+    this.bar?.update(value);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.bar?.stop();
+    this.bar = null;
+  }
 }

@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { localProgram, MAX_ACCOUNTS, MAX_NOTIFICATIONS, MAX_SECONDS } from './local-options';
+import { ROOT } from './processes';
+
+/** `npm start -- --help` as printed off a terminal (80 columns), the text after the options included. */
+function help(): string {
+  let out = '';
+  const program = localProgram().configureOutput({ writeOut: (s) => (out += s), getOutHelpWidth: () => 80 });
+  program.outputHelp();
+  return out;
+}
+
+describe("npm start's options", () => {
+  it('says each counted option’s range in its help', () => {
+    const text = help().replace(/\s+/g, ' ');
+    expect(text).toContain('demo notifications to seed, 1 to 1,000,000 (default: 200)');
+    expect(text).toContain('demo accounts the notifications report on, 1 to 100,000 (default: 20)');
+    expect(text).toContain("how long a tick's deliveries are waited for, 1 to 3,600 (with --once");
+    expect(text).toContain("seconds from a tick's last delivery to the next tick, 1 to 3,600 (default: 60)");
+  });
+
+  it('takes the ends of each range, and refuses just past them', () => {
+    const parse = (...args: string[]) => {
+      const program = localProgram()
+        .exitOverride()
+        .configureOutput({ writeErr: () => undefined });
+      return program.parse(['node', 'local.js', ...args]).opts();
+    };
+    expect(parse('-n', String(MAX_NOTIFICATIONS), '--accounts', String(MAX_ACCOUNTS))).toMatchObject({
+      notifications: MAX_NOTIFICATIONS,
+      accounts: MAX_ACCOUNTS,
+    });
+    expect(parse('--timeout', String(MAX_SECONDS), '--interval', '1')).toMatchObject({ timeout: 3600, interval: 1 });
+    expect(() => parse('-n', String(MAX_NOTIFICATIONS + 1))).toThrow(/from 1 to 1000000/);
+    expect(() => parse('--accounts', '0')).toThrow(/from 1 to 100000/);
+    expect(() => parse('--interval', String(MAX_SECONDS + 1))).toThrow(/from 1 to 3600/);
+  });
+
+  it('has its help pasted in the README exactly as it prints', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const pasted = /```\nnpm start -- --help\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(pasted).toBe(help());
+  });
+});

@@ -1,0 +1,146 @@
+import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
+import { positiveInt } from '../shared/cli-args';
+
+/** `npm start`'s command line: its options, their ranges, and the help the README pastes. */
+
+export interface Options {
+  once: boolean;
+  notifications: number;
+  accounts: number;
+  timeout: number;
+  channel?: string;
+  interval: number;
+  logLevel: string;
+  pubsubPort?: number;
+  firestorePort?: number;
+  dispatcherPort?: number;
+}
+
+/** The exit code of a usage error. */
+export const USAGE = 2;
+
+/** The most of each counted option; the help says each range from these, so the two cannot differ. */
+export const MAX_NOTIFICATIONS = 1_000_000;
+export const MAX_ACCOUNTS = 100_000;
+export const MAX_SECONDS = 3600;
+
+/** `, 1 to 1,000,000`: an option's range as its help says it. */
+const range = (max: number) => `, 1 to ${max.toLocaleString('en-US')}`;
+
+/** A real Slack token, when one is given: an empty or blank SLACK_BOT_TOKEN is no token. */
+export function slackToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.SLACK_BOT_TOKEN?.trim() || undefined;
+}
+
+/** The command, unparsed: `--help` prints its help, and a test reads the same help. */
+export function localProgram(): Command {
+  return (
+    new Command()
+      .name('npm start --')
+      .description(
+        'Run slack-fanout locally: Pub/Sub and Firestore emulators, dispatcher, notifier and a Slack stand-in.\n' +
+          'Seeds demo notifications in several time zones, sends a tick as Cloud Scheduler would, and shows deliveries landing.\n' +
+          'With SLACK_BOT_TOKEN set, posts go to real Slack (SLACK_API_URL to override) and --channel is required.',
+      )
+      .option(
+        '--once',
+        'exit after the first tick is delivered (exit 0 only if every delivery reached a final state)',
+        false,
+      )
+      .option(
+        '-n, --notifications <count>',
+        `demo notifications to seed${range(MAX_NOTIFICATIONS)}`,
+        positiveInt(MAX_NOTIFICATIONS),
+        200,
+      )
+      .option(
+        '--accounts <count>',
+        `demo accounts the notifications report on${range(MAX_ACCOUNTS)}`,
+        positiveInt(MAX_ACCOUNTS),
+        20,
+      )
+      .option(
+        '--timeout <seconds>',
+        `how long a tick's deliveries are waited for${range(MAX_SECONDS)} (with --once, past it the run exits 1; without, the next tick follows)`,
+        positiveInt(MAX_SECONDS),
+        180,
+      )
+      .option(
+        '--interval <seconds>',
+        `without --once: seconds from a tick's last delivery to the next tick${range(MAX_SECONDS)}`,
+        positiveInt(MAX_SECONDS),
+        60,
+      )
+      .option(
+        '--channel <id>',
+        'a real Slack channel id for every demo notification (with SLACK_BOT_TOKEN)',
+        (value: string) => {
+          // Slack's ids (C0123456789, or a name) have no blanks: one with them is a slip, said before anything starts.
+          if (value === '' || /\s/.test(value)) {
+            throw new InvalidArgumentError('expected a Slack channel id such as C0123456789, without blanks');
+          }
+          return value;
+        },
+      )
+      .option(
+        '--pubsub-port <port>',
+        'the Pub/Sub emulator on 127.0.0.1:<port>, so the CLI variables stay the same from run to run (default: a free port)',
+        positiveInt(65_535),
+      )
+      .option(
+        '--firestore-port <port>',
+        'the Firestore emulator on 127.0.0.1:<port> (default: a free port)',
+        positiveInt(65_535),
+      )
+      .option(
+        '--dispatcher-port <port>',
+        'the dispatcher (its /status page and admin API) on 127.0.0.1:<port> (default: a free port; a restart keeps it)',
+        positiveInt(65_535),
+      )
+      .addOption(
+        new Option('--log-level <level>', "the services' log level (their logs go to .local/logs/)")
+          .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+          .default('info'),
+      )
+      .addHelpText(
+        'after',
+        `
+Exit codes: 0 done (with --once: every delivery reached a final state); 1 a failure (an
+emulator that exited; with --once: deliveries not final by --timeout); 2 a usage error (an
+unknown option, a bad value, an environment variable the services would refuse); 130 Ctrl-C,
+143 SIGTERM, 129 SIGHUP, each after stopping everything the run started.`,
+      )
+      .showHelpAfterError()
+      // A usage error exits 2, as the slack-fanout CLI's do; commander has printed it already.
+      .exitOverride((err: CommanderError) => {
+        process.exit(err.exitCode === 0 ? 0 : USAGE);
+      })
+  );
+}
+
+export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Options {
+  const program = localProgram().parse(argv);
+  const opts = program.opts<Options>();
+  if (!slackToken(env) && opts.channel) {
+    program.error('--channel is for real Slack: set SLACK_BOT_TOKEN too (without it, posts go to the local stand-in)');
+  }
+  if (slackToken(env) && !opts.channel) {
+    program.error('SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id> for the demo notifications');
+  }
+  const chosen = chosenPorts(opts);
+  for (const [i, [flag, port]] of chosen.entries()) {
+    const other = chosen.slice(0, i).find(([, p]) => p === port);
+    if (other) program.error(`error: ${flag} ${port}: ${other[0]} is ${port} too; each needs a port of its own`);
+  }
+  return opts;
+}
+
+/** The ports given on the command line, with the option that gave each. */
+export function chosenPorts(opts: Options): [string, number][] {
+  const given: [string, number | undefined][] = [
+    ['--pubsub-port', opts.pubsubPort],
+    ['--firestore-port', opts.firestorePort],
+    ['--dispatcher-port', opts.dispatcherPort],
+  ];
+  return given.filter((g): g is [string, number] => g[1] !== undefined);
+}

@@ -1,0 +1,38 @@
+import { type ServiceEnvSettings, serviceEnv, serviceEnvProblems } from './service-env';
+
+const settings: ServiceEnvSettings = {
+  projectId: 'slack-fanout-local',
+  emulators: { PUBSUB_EMULATOR_HOST: '127.0.0.1:1', FIRESTORE_EMULATOR_HOST: '127.0.0.1:2' },
+  slackApiUrl: 'http://127.0.0.1/api/',
+  slackBotToken: 'xoxb-local-standin',
+  logLevel: 'info',
+  nackDelayMs: 10_000,
+};
+
+describe('serviceEnvProblems (what npm start refuses before anything starts)', () => {
+  it('finds nothing in the environment npm start makes of a plain one', () => {
+    expect(serviceEnvProblems(serviceEnv({ PATH: '/usr/bin' }, settings))).toEqual([]);
+  });
+
+  it('names a bad SLACK_API_URL in the notifier’s own words', () => {
+    expect(serviceEnvProblems(serviceEnv({}, { ...settings, slackApiUrl: 'notaurl' }))).toEqual([
+      'SLACK_API_URL: must be an http or https URL (got "notaurl")',
+    ]);
+  });
+
+  it('names each variable passed on that a service would refuse, once, whichever service reads it', () => {
+    const env = serviceEnv({ SLACK_TIMEOUT_MS: 'abc', DISPATCH_PAGE_SIZE: '0', K_SERVICE: 'somewhere' }, settings);
+    const problems = serviceEnvProblems(env);
+    expect(problems).toEqual([
+      'SLACK_TIMEOUT_MS: must be a whole number (got "abc")',
+      expect.stringMatching(/^AUTH_MODE=none is refused on Cloud Run \(K_SERVICE=somewhere\)/),
+      expect.stringMatching(/^DISPATCH_PAGE_SIZE: .*\(got "0"\)$/),
+      'ADMIN_OPEN_ON_LOOPBACK=true is refused on Cloud Run (K_SERVICE=somewhere)',
+    ]);
+  });
+
+  it('leaves alone what npm start sets over: a PORT, HOST, LOG_LEVEL or AUTH_MODE of the shell', () => {
+    const env = serviceEnv({ PORT: 'abc', HOST: '0.0.0.0', LOG_LEVEL: 'loud', AUTH_MODE: 'oidc' }, settings);
+    expect(serviceEnvProblems(env)).toEqual([]);
+  });
+});

@@ -1,0 +1,58 @@
+import { loadServiceConfig } from '../shared/auth';
+import { ConfigError } from '../shared/config';
+
+/**
+ * The environment `npm start` gives the notifier and the dispatcher: this process's own, with
+ * what the local run sets over it. Whatever it passes on (SLACK_API_URL with a real token,
+ * SLACK_TIMEOUT_MS, DISPATCH_PAGE_SIZE, K_SERVICE…) the services check as they start; so the
+ * runner checks it first, with the services' own check, and refuses a bad value as a usage
+ * error before anything starts.
+ */
+
+export interface ServiceEnvSettings {
+  projectId: string;
+  /** PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST. */
+  emulators: Record<string, string>;
+  slackApiUrl: string;
+  slackBotToken: string;
+  logLevel: string;
+  nackDelayMs: number;
+}
+
+export function serviceEnv(base: NodeJS.ProcessEnv, s: ServiceEnvSettings): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    ...s.emulators,
+    GOOGLE_CLOUD_PROJECT: s.projectId,
+    SLACK_API_URL: s.slackApiUrl,
+    SLACK_BOT_TOKEN: s.slackBotToken,
+    LOG_LEVEL: s.logLevel,
+    // The emulator sends no OIDC token; verification is switched off explicitly, here only.
+    AUTH_MODE: 'none',
+    // The emulator redelivers a nacked message at once: the notifier paces retries instead.
+    NACK_DELAY_MS: String(s.nackDelayMs),
+    METADATA_SERVER_DETECTION: 'none',
+    // Verification is off, so nothing but this machine may reach the services.
+    HOST: '127.0.0.1',
+    // The status page and the admin API, open to this machine alone (the dispatcher checks HOST).
+    ADMIN_OPEN_ON_LOOPBACK: 'true',
+  };
+}
+
+/**
+ * What the notifier or the dispatcher would refuse in `env` as it starts (each problem once, in
+ * the services' own words, `SLACK_API_URL: must be an http or https URL (got "notaurl")`), or
+ * none. PORT is the runner's to set, per service, so a PORT in `env` is not checked.
+ */
+export function serviceEnvProblems(env: NodeJS.ProcessEnv): string[] {
+  const problems: string[] = [];
+  for (const service of ['notifier', 'dispatcher'] as const) {
+    try {
+      loadServiceConfig(service, { ...env, PORT: '0' });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      for (const p of err.problems) if (!problems.includes(p)) problems.push(p);
+    }
+  }
+  return problems;
+}
