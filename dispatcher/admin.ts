@@ -43,7 +43,7 @@ import {
   redriveRun,
   runSummary,
 } from '../shared/redrive';
-import { isValidTimeZone, validateSchedule } from '../shared/schedule';
+import { checkedSchedule, scheduleProblemField } from '../shared/schedule';
 import { z } from '../shared/zod';
 import { renderStatusPage, STATUS_PAGE_COUNT_CONCURRENCY, STATUS_PAGE_MAX_RUNS, STATUS_PAGE_RUNS } from './status-page';
 
@@ -374,21 +374,15 @@ export function adminRouter(deps: AdminDeps): Router {
       invalid(res, field, message);
       return;
     }
-    // Blanks around the zone are dropped when it is saved (checkedSchedule), so not refused here.
-    const { cron } = body.data;
-    const timezone = body.data.timezone.trim();
-    if (timezone === '') {
+    // Checked as the save checks it (checkedSchedule), before anything is read: blanks around
+    // the zone are dropped, not refused.
+    if (body.data.timezone.trim() === '') {
       invalid(res, 'timezone', 'is blank');
       return;
     }
-    if (!isValidTimeZone(timezone)) {
-      invalid(res, 'timezone', `unknown time zone ${JSON.stringify(timezone)}`);
-      return;
-    }
-    try {
-      validateSchedule({ cron, timezone });
-    } catch (err) {
-      invalid(res, 'cron', (err as Error).message);
+    const checked = checkedSchedule(body.data.cron.trim(), body.data.timezone);
+    if ('problem' in checked) {
+      invalid(res, scheduleProblemField(checked.problem), checked.problem);
       return;
     }
     let created: boolean;

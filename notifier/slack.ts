@@ -93,6 +93,11 @@ const IMF_FIXDATE =
 /** A day: a date further off than that is taken as the day, not believed to the second. */
 const MAX_RETRY_AFTER_SECONDS = 86_400;
 
+/** A wait Slack asked for, from 0 (one past) to a day. */
+function boundedRetryAfter(seconds: number): number {
+  return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, seconds));
+}
+
 /**
  * Seconds until a Retry-After in IMF-fixdate form, RFC 9110's preferred HTTP-date (0 if past, at
  * most a day), or undefined for none ("null", as the client prints a missing header) or anything
@@ -103,7 +108,7 @@ export function retryAfterOf(header: string, now = Date.now()): number | undefin
   // almost anything with a letter in it (`x 1` is 2001).
   if (!IMF_FIXDATE.test(header.trim())) return undefined;
   const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, Math.ceil((at - now) / 1000)));
+  return Number.isNaN(at) ? undefined : boundedRetryAfter(Math.ceil((at - now) / 1000));
 }
 
 /** Turns whatever the Slack client threw into a FanoutError that says retry or not. */
@@ -125,7 +130,7 @@ export function classifySlackFailure(err: unknown): FanoutError {
   }
   if (err instanceof WebAPIRateLimitedError) {
     // The client reads the header with parseInt: `-1` and `99999999` come through as they are.
-    return classifySlackHttpStatus(429, Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, err.retryAfter)));
+    return classifySlackHttpStatus(429, boundedRetryAfter(err.retryAfter));
   }
   if (err instanceof WebAPIHTTPError) return classifySlackHttpStatus(err.statusCode);
   if (err instanceof WebAPIRequestError) {

@@ -21,7 +21,7 @@ import {
   userIdSchema,
 } from './model';
 import { QUERIES } from './queries';
-import { checkedSchedule, latestOccurrence, nextOccurrence, scheduleIdOf } from './schedule';
+import { checkedSchedule, latestOccurrence, nextOccurrence, scheduleIdOf, scheduleProblemField } from './schedule';
 import { COLLECTIONS } from './topology';
 
 /** Writing notifications and accounts: the admin API, the CLI and the local seed share this. */
@@ -67,7 +67,7 @@ const BLANK_OR_INVISIBLE_ALL = /[\s\u200b-\u200d\u2060\ufeff]/g;
 export function notificationDoc(n: NewNotification): NotificationInput & { scheduleId: string } {
   const checked = checkedSchedule(n.cron.trim(), n.timezone);
   if ('problem' in checked) {
-    const field = /time zone/.test(checked.problem) ? 'timezone' : 'cron';
+    const field = scheduleProblemField(checked.problem);
     throw new InvalidNotificationError(`notification ${n.id}: ${checked.problem}`, field, checked.problem);
   }
   // A Slack id has no blanks or invisible characters: one with them could never be posted to.

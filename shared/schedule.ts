@@ -94,6 +94,11 @@ export function validateSchedule(s: CronSchedule): void {
   }
 }
 
+/** The field a checkedSchedule problem is about. */
+export function scheduleProblemField(problem: string): 'cron' | 'timezone' {
+  return /time zone/.test(problem) ? 'timezone' : 'cron';
+}
+
 /**
  * A schedule checked (validateSchedule) and put in its one spelling (canonicalTimeZone), or
  * what is wrong with it. Each distinct (cron, time zone) is checked once: an import of many
