@@ -33,7 +33,11 @@ describe('parseNotificationsFile', () => {
   it.each([
     ['not JSON', '{', /f\.json is not JSON/],
     ['not an array', '{}', /must hold a JSON array/],
-    ['a missing field', JSON.stringify([good, { ...good, channelId: undefined }]), /f\.json\[1\]: channelId/],
+    [
+      'a missing field',
+      JSON.stringify([good, { ...good, channelId: undefined }]),
+      /f\.json\[1\]: notification n-1: channelId/,
+    ],
     ['an unknown field', JSON.stringify([{ ...good, chanel: 'C2' }]), /f\.json\[0\]/],
     ['a bad cron', JSON.stringify([{ ...good, cron: '61 * * * *' }]), /f\.json\[0\]: notification n-1: invalid cron/],
     ['a duplicate id', JSON.stringify([good, good]), /f\.json\[1\]: duplicate id n-1 \(also f\.json\[0\]\)/],
@@ -139,7 +143,7 @@ describe('parseAccountsFile', () => {
   it.each([
     ['not JSON', '[', /a\.json is not JSON/],
     ['not an array', '{"id":"x"}', /a\.json must hold a JSON array of accounts/],
-    ['a missing name', JSON.stringify([acct, { id: 'acct-2' }]), /a\.json\[1\]: name/],
+    ['a missing name', JSON.stringify([acct, { id: 'acct-2' }]), /a\.json\[1\]: account acct-2: name/],
     ['an unknown field', JSON.stringify([{ ...acct, nmae: 'x' }]), /a\.json\[0\]/],
     [
       'an id with a tab in it',
@@ -149,12 +153,12 @@ describe('parseAccountsFile', () => {
     [
       'an unknown field of a metric',
       JSON.stringify([{ ...acct, metrics: [{ label: 'Signups', value: 1, chnage: 5 }] }]),
-      /a\.json\[0\]: metrics\.0: .*chnage/,
+      /a\.json\[0\]: account acct-1: metrics\.0: .*chnage/,
     ],
     [
       'a metric without a value, saying what a value is',
       JSON.stringify([{ ...acct, metrics: [{ label: 'Signups' }] }]),
-      /a\.json\[0\]: metrics\.0\.value: expected a number \(shown with thousands separators.*\) or a string \(shown as is.*\), got none$/,
+      /a\.json\[0\]: account acct-1: metrics\.0\.value: expected a number \(shown with thousands separators.*\) or a string \(shown as is.*\), got none$/,
     ],
     [
       'a metric with a null value',
@@ -179,32 +183,36 @@ describe('parseAccountsFile', () => {
     [
       'a metric without a label',
       JSON.stringify([{ ...acct, metrics: [{ value: 1 }] }]),
-      /a\.json\[0\]: metrics\.0\.label/,
+      /a\.json\[0\]: account acct-1: metrics\.0\.label/,
     ],
-    ['a bad dashboard URL', JSON.stringify([{ ...acct, dashboardUrl: 'not a url' }]), /a\.json\[0\]: dashboardUrl/],
+    [
+      'a bad dashboard URL',
+      JSON.stringify([{ ...acct, dashboardUrl: 'not a url' }]),
+      /a\.json\[0\]: account acct-1: dashboardUrl/,
+    ],
     ['an id with a slash', JSON.stringify([{ ...acct, id: 'a/b' }]), /a\.json\[0\]: account id "a\/b".*'\/'/],
     ['a duplicate id', JSON.stringify([acct, acct]), /a\.json\[1\]: duplicate id acct-1 \(also a\.json\[0\]\)/],
     ['a blank id', JSON.stringify([{ ...acct, id: ' ' }]), /a\.json\[0\]: account id " ": is blank/],
     [
       'a javascript: dashboard URL',
       JSON.stringify([{ ...acct, dashboardUrl: 'javascript:alert(1)' }]),
-      /a\.json\[0\]: dashboardUrl: is not an http\(s\) URL/,
+      /a\.json\[0\]: account acct-1: dashboardUrl: is not an http\(s\) URL/,
     ],
     [
       'an ftp: dashboard URL',
       JSON.stringify([{ ...acct, dashboardUrl: 'ftp://example.com/x' }]),
-      /a\.json\[0\]: dashboardUrl: is not an http\(s\) URL/,
+      /a\.json\[0\]: account acct-1: dashboardUrl: is not an http\(s\) URL/,
     ],
-    ['a blank name', JSON.stringify([{ ...acct, name: '   ' }]), /a\.json\[0\]: name: is blank/],
+    ['a blank name', JSON.stringify([{ ...acct, name: '   ' }]), /a\.json\[0\]: account acct-1: name: is blank/],
     [
       'a blank metric label',
       JSON.stringify([{ ...acct, metrics: [{ label: ' ', value: 1 }] }]),
-      /a\.json\[0\]: metrics\.0\.label: expected a string, not blank, got " "/,
+      /a\.json\[0\]: account acct-1: metrics\.0\.label: expected a string, not blank, got " "/,
     ],
     [
       'a blank highlight',
       JSON.stringify([{ ...acct, highlights: ['ok', ''] }]),
-      /a\.json\[0\]: highlights\.1: is blank/,
+      /a\.json\[0\]: account acct-1: highlights\.1: is blank/,
     ],
     [
       'an account too big for a document',

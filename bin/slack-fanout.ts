@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Firestore, Timestamp } from '@google-cloud/firestore';
 import type { PubSub } from '@google-cloud/pubsub';
 import { SingleBar } from 'cli-progress';
@@ -470,11 +471,11 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
 
 /** Reads a JSON array of accounts (the data a report shows), naming the first bad entry. */
 export function parseAccountsFile(text: string, file: string): NewAccount[] {
-  const entries = validEntries(
-    parseJsonArray(text, file, 'accounts'),
-    newAccountSchema,
-    (i) => `${file}[${i}]`,
-    (a) => {
+  const entries = validEntries(parseJsonArray(text, file, 'accounts'), {
+    schema: newAccountSchema,
+    where: (i) => `${file}[${i}]`,
+    noun: 'account',
+    problem: (a) => {
       const problem = newIdProblem(a.id);
       if (problem) return `account id ${JSON.stringify(excerpt(a.id))}: ${problem}`;
       const { id, ...account } = a;
@@ -485,9 +486,8 @@ export function parseAccountsFile(text: string, file: string): NewAccount[] {
             `a field name its UTF-8 and 1 more); a document holds at most ${MAX_DOCUMENT_BYTES}`
         : null;
     },
-    undefined,
-    explainAccountField,
-  );
+    explain: explainAccountField,
+  });
   return entries.map(({ id, ...account }) => ({ id, account }));
 }
 
@@ -518,17 +518,20 @@ function shownValue(received: unknown): string {
   return excerpt(JSON.stringify(received) ?? String(received));
 }
 
-/** Validates notifications (schema, ids, cron, time zone, no id twice), naming the first bad one by `where`. */
+/**
+ * Validates notifications (schema, ids, cron, time zone, no id twice), naming the first bad one
+ * by `where`, and by its id when it is an import file's entry (`add` names its fields by option).
+ */
 function parseNotificationEntries(
   entries: unknown[],
   where: (i: number) => string,
   fieldName?: (field: string) => string,
 ): NewNotification[] {
-  return validEntries(
-    entries,
-    newNotificationSchema,
+  return validEntries(entries, {
+    schema: newNotificationSchema,
     where,
-    (n) => {
+    ...(fieldName ? { fieldName } : { noun: 'notification' }),
+    problem: (n) => {
       try {
         notificationDoc(n as NewNotification);
         return null;
@@ -539,22 +542,27 @@ function parseNotificationEntries(
         throw err;
       }
     },
-    fieldName,
-  ) as NewNotification[];
+  }) as NewNotification[];
 }
 
 /**
  * The entries of an import, each checked by `schema` and then `problem`, no id twice: a
- * CliError names the first bad entry by `where` (and a field by `fieldName`).
+ * CliError names the first bad entry by `where` (and a field by `fieldName`). With a `noun`, a
+ * schema error also names the entry by its id (`f.json[3]: account acme: name: …`), as
+ * `problem`'s messages do, when the entry has an id that can be one and the error is not about it.
  */
 function validEntries<T extends { id: string }>(
   entries: unknown[],
-  schema: z.ZodType<T>,
-  where: (i: number) => string,
-  problem: (entry: T) => string | null,
-  fieldName: (field: string) => string = (field) => field,
-  explain: (path: string[], received: unknown) => string | undefined = () => undefined,
+  o: {
+    schema: z.ZodType<T>;
+    where: (i: number) => string;
+    problem: (entry: T) => string | null;
+    noun?: string;
+    fieldName?: (field: string) => string;
+    explain?: (path: string[], received: unknown) => string | undefined;
+  },
 ): T[] {
+  const { schema, where, problem, noun, fieldName = (field) => field, explain = () => undefined } = o;
   const seen = new Map<string, number>();
   return entries.map((entry, i) => {
     const parsed = schema.safeParse(entry);
@@ -564,7 +572,9 @@ function validEntries<T extends { id: string }>(
       const [field, ...rest] = keys;
       const path = field === undefined ? '(entry)' : [fieldName(field), ...rest].join('.');
       const received = keys.reduce<unknown>((v, k) => (v as Record<string, unknown> | null)?.[k], entry);
-      throw new CliError(`${where(i)}: ${path}: ${explain(keys, received) ?? issue?.message}`);
+      const id = field === 'id' || noun === undefined ? undefined : entryId(entry);
+      const named = id === undefined ? '' : `${noun} ${id}: `;
+      throw new CliError(`${where(i)}: ${named}${path}: ${explain(keys, received) ?? issue?.message}`);
     }
     const e = parsed.data;
     const first = seen.get(e.id);
@@ -574,6 +584,12 @@ function validEntries<T extends { id: string }>(
     if (why) throw new CliError(`${where(i)}: ${why}`);
     return e;
   });
+}
+
+/** An import entry's id, when it has one that can be a new document's id, to name the entry by. */
+function entryId(entry: unknown): string | undefined {
+  const id = typeof entry === 'object' && entry !== null ? (entry as { id?: unknown }).id : undefined;
+  return typeof id === 'string' && newIdProblem(id) === null ? id : undefined;
 }
 
 /** The import-file fields `add` takes as options, by option. */
@@ -858,9 +874,29 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
   }
 }
 
+/**
+ * This package's version, from its package.json: one level up from `bin/` when run from the
+ * sources, two from `dist/bin/` when built.
+ */
+export function packageVersion(): string {
+  for (const up of ['..', join('..', '..')]) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(__dirname, up, 'package.json'), 'utf8')) as {
+        name?: unknown;
+        version?: unknown;
+      };
+      if (pkg.name === 'slack-fanout' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // Not here: look one level further up.
+    }
+  }
+  return 'unknown';
+}
+
 export function buildProgram(): Command {
   const program = new Command()
     .name('slack-fanout')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .description(
       'Operate slack-fanout: import and manage notifications, inspect runs, redrive dead deliveries. ' +
         'Uses your Google credentials (gcloud auth application-default login), or the emulators when ' +

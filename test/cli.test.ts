@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -182,6 +182,14 @@ describe('exit codes', () => {
     const help = await runCli(['--help'], env);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Exit codes:');
+  });
+
+  it('0 for --version, which prints the version in package.json and needs no project or emulator', async () => {
+    const { version } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const res = await runCli([flag], { GOOGLE_CLOUD_PROJECT: '', FIRESTORE_EMULATOR_HOST: '' });
+      expect([flag, res.code, res.stdout, res.stderr]).toEqual([flag, 0, `${version}\n`, '']);
+    }
   });
 
   it('keeps its own exit code, and prints no stack trace, when its reader has stopped reading (| head)', async () => {
