@@ -1,6 +1,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import { isEmail, LOG_LEVELS } from '../shared/config';
 import { validateSchedule } from '../shared/schedule';
+import { GCP_LIMITS } from './limits';
 
 /**
  * Every stack configuration key the program reads, in the project's namespace
@@ -95,10 +96,9 @@ export const DEFAULTS = Object.freeze({
 });
 
 /** Cloud Run's ceilings; beyond them a deploy fails late, after the images are built. */
-const MAX_INSTANCES_LIMIT = 1000;
-const CONCURRENCY_LIMIT = 1000;
-/** Cloud Scheduler accepts an HTTP attempt deadline of 15 s to 30 min. */
-const TICK_DEADLINE_RANGE = [15, 1800] as const;
+const MAX_INSTANCES_LIMIT = GCP_LIMITS.run.maxInstances;
+const CONCURRENCY_LIMIT = GCP_LIMITS.run.concurrency;
+const TICK_DEADLINE_RANGE = GCP_LIMITS.scheduler.attemptDeadlineSeconds;
 const RESERVED_LABELS = ['app', 'stack', 'managed-by'];
 
 const REGION = /^[a-z]+-[a-z]+\d+$/;

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as gcp from '@pulumi/gcp';
 import { specialSecretSig, specialSigKey } from '@pulumi/pulumi/runtime/rpc';
-import { ENV, loadConfig } from '../shared/config';
+import { DEFAULT_CATCH_UP_WINDOW_SECONDS, ENV, loadConfig } from '../shared/config';
 import { compositeIndexes, INDEX_EXEMPTIONS, TTL_FIELDS } from '../shared/queries';
 import { TOPOLOGY } from '../shared/topology';
 import { REQUIRED_APIS } from './apis';
@@ -16,6 +16,8 @@ import {
 } from './config';
 import { indexKey, uniqueIndexes } from './firestore';
 import { emailMember } from './iam';
+import { GCP_LIMITS } from './limits';
+import { TICK_RETRY_BACKOFF_SECONDS, tickRetryCount, tickRetrySpanSeconds } from './scheduling';
 
 // biome-ignore lint/suspicious/noExplicitAny: resource inputs reach the mocks as untyped JSON.
 type Inputs = Record<string, any>;
@@ -25,6 +27,20 @@ interface Registered {
   name: string;
   inputs: Inputs;
   state: Inputs;
+  /** What Pulumi creates before it, implicit and explicit (`dependsOn`), as `type::name`. */
+  dependsOn: string[];
+}
+
+/** The `type::name` of a mock URN (`urn:pulumi:stack::project::parent$type::name`). */
+function urnKey(urn: string): string {
+  const parts = urn.split('::');
+  return `${parts[2]?.split('$').pop()}::${parts[3]}`;
+}
+
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getDependenciesList(): string[];
 }
 
 interface ProgramRun {
@@ -78,10 +94,7 @@ function mockState(type: string, name: string, inputs: Inputs): { id: string; st
     case 'gcp:secretmanager/secretVersion:SecretVersion':
       return { id: `${inputs.secret}/versions/1`, state: { ...inputs, version: '1' } };
     case 'gcp:cloudrunv2/service:Service':
-      return {
-        id: `projects/${project}/locations/${inputs.location}/services/${inputs.name}`,
-        state: { ...inputs, uri: `https://${inputs.name}-${PROJECT_NUMBER}.${inputs.location}.run.app` },
-      };
+      return { id: `projects/${project}/locations/${inputs.location}/services/${inputs.name}`, state: inputs };
     case 'gcp:artifactregistry/repository:Repository':
       return {
         id: inputs.repositoryId,
@@ -95,6 +108,7 @@ function mockState(type: string, name: string, inputs: Inputs): { id: string; st
 /** Runs the whole program against mocks, in a fresh module registry so that each run reads its own config. */
 async function runProgram(config: Record<string, string>): Promise<ProgramRun> {
   const resources: Registered[] = [];
+  const dependencies = new Map<string, string[]>();
   let outputs: Inputs = {};
   await jest.isolateModulesAsync(async () => {
     const pulumi = await import('@pulumi/pulumi');
@@ -102,7 +116,8 @@ async function runProgram(config: Record<string, string>): Promise<ProgramRun> {
       {
         newResource(args) {
           const { id, state } = mockState(args.type, args.name, args.inputs);
-          resources.push({ type: args.type, name: args.name, inputs: args.inputs, state });
+          const dependsOn = dependencies.get(`${args.type}::${args.name}`) ?? [];
+          resources.push({ type: args.type, name: args.name, inputs: args.inputs, state, dependsOn });
           return { id, state };
         },
         call(args) {
@@ -116,6 +131,15 @@ async function runProgram(config: Record<string, string>): Promise<ProgramRun> {
       'test',
       false,
     );
+    // The mocks do not pass a resource's dependencies on: read them from the request.
+    const monitor = pulumi.runtime.getMonitor() as unknown as {
+      registerResource(req: RegisterRequest, callback: unknown): unknown;
+    };
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req, callback) => {
+      dependencies.set(`${req.getType()}::${req.getName()}`, req.getDependenciesList().map(urnKey));
+      return register(req, callback);
+    };
     pulumi.runtime.setAllConfig(config, SECRET_KEYS);
     const program: Inputs = await import('./index');
     for (const [key, value] of Object.entries(program)) {
@@ -151,6 +175,22 @@ function acceptsLabels(type: string): boolean {
   return /resourceInputs\["labels"\]\s*=\s*args/.test(cls.toString());
 }
 
+const inRange = (value: number, [min, max]: readonly [number, number]) => {
+  expect(value).toBeGreaterThanOrEqual(min);
+  expect(value).toBeLessThanOrEqual(max);
+};
+/** Seconds of a Google duration string, `300s`. */
+const secondsOf = (duration: unknown): number => {
+  expect(duration).toMatch(/^\d+s$/);
+  return Number.parseInt(String(duration), 10);
+};
+/** MiB of a Kubernetes-style memory size, `512Mi` or `1Gi`. */
+const mebibytes = (size: string): number => {
+  const m = /^(\d+)(Mi|Gi)$/.exec(size);
+  if (!m) throw new Error(`not a memory size in Mi or Gi: ${size}`);
+  return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
+};
+
 jest.setTimeout(120_000);
 
 describe('the full stack', () => {
@@ -179,13 +219,6 @@ describe('the full stack', () => {
     expect(run.outputs.deadLetterSubscriptionName).toBe(TOPOLOGY.deadLetterSubscription);
     expect(run.outputs.schedulerJobName).toBe(one(run, 'gcp:cloudscheduler/job:Job', () => true).inputs.name);
     expect(run.outputs.imageRepository).toEqual(expect.any(String));
-  });
-
-  it('the deterministic URL the program computes is the URL Cloud Run reports', () => {
-    for (const s of services()) {
-      const url = s.inputs.name.endsWith('dispatcher') ? run.outputs.dispatcherUrl : run.outputs.notifierUrl;
-      expect(s.state.uri).toBe(url);
-    }
   });
 
   it('names an admin by the IAM member kind of their email', () => {
@@ -342,6 +375,111 @@ describe('the full stack', () => {
     expect(ofType(run, 'gcp:pubsub/subscription:Subscription')).toHaveLength(2);
   });
 
+  it('gives the dead-letter subscription the dispatch subscription’s deadline, backoff, retention and no expiry', () => {
+    const subscription = (name: string) =>
+      one(run, 'gcp:pubsub/subscription:Subscription', (r) => r.inputs.name === name).inputs;
+    const dispatch = subscription(TOPOLOGY.dispatchSubscription);
+    const deadLetter = subscription(TOPOLOGY.deadLetterSubscription);
+    for (const field of [
+      'ackDeadlineSeconds',
+      'retryPolicy',
+      'messageRetentionDuration',
+      'expirationPolicy',
+      'labels',
+    ]) {
+      expect({ field, value: deadLetter[field] }).toEqual({ field, value: dispatch[field] });
+      expect(deadLetter[field]).toBeDefined();
+    }
+  });
+
+  it('keeps every Pub/Sub setting within what Pub/Sub accepts', () => {
+    const limits = GCP_LIMITS.pubsub;
+    const subscriptions = ofType(run, 'gcp:pubsub/subscription:Subscription');
+    expect(subscriptions).toHaveLength(2);
+    for (const { inputs } of subscriptions) {
+      inRange(inputs.ackDeadlineSeconds, limits.ackDeadlineSeconds);
+      const minimum = secondsOf(inputs.retryPolicy.minimumBackoff);
+      const maximum = secondsOf(inputs.retryPolicy.maximumBackoff);
+      inRange(minimum, limits.backoffSeconds);
+      inRange(maximum, limits.backoffSeconds);
+      expect(minimum).toBeLessThanOrEqual(maximum);
+      inRange(secondsOf(inputs.messageRetentionDuration), limits.messageRetentionSeconds);
+      if (inputs.deadLetterPolicy !== undefined) {
+        inRange(inputs.deadLetterPolicy.maxDeliveryAttempts, limits.maxDeliveryAttempts);
+      }
+    }
+  });
+
+  it('keeps the tick job within what Cloud Scheduler accepts, and its retry within the catch-up window', () => {
+    const job = one(run, 'gcp:cloudscheduler/job:Job', () => true);
+    const deadline = secondsOf(job.inputs.attemptDeadline);
+    inRange(deadline, GCP_LIMITS.scheduler.attemptDeadlineSeconds);
+    const { retryCount, minBackoffDuration, maxBackoffDuration } = job.inputs.retryConfig;
+    inRange(retryCount, GCP_LIMITS.scheduler.retryCount);
+    expect(secondsOf(minBackoffDuration)).toBe(TICK_RETRY_BACKOFF_SECONDS);
+    expect(secondsOf(maxBackoffDuration)).toBe(TICK_RETRY_BACKOFF_SECONDS);
+    // The dispatcher keeps the default window, which the retry is sized for.
+    expect(env(service('slack-fanout-dispatcher'), ENV.CATCHUP_WINDOW_SECONDS)).toBeUndefined();
+    expect(tickRetrySpanSeconds(deadline, retryCount)).toBeLessThanOrEqual(DEFAULT_CATCH_UP_WINDOW_SECONDS);
+  });
+
+  it('sizes each service within what Cloud Run accepts, with memory beyond its image’s heap cap', () => {
+    for (const name of ['dispatcher', 'notifier'] as const) {
+      const { template } = service(`slack-fanout-${name}`).inputs;
+      inRange(secondsOf(template.timeout), GCP_LIMITS.run.requestTimeoutSeconds);
+      inRange(template.maxInstanceRequestConcurrency, [1, GCP_LIMITS.run.concurrency]);
+      inRange(template.scaling.maxInstanceCount, [1, GCP_LIMITS.run.maxInstances]);
+      expect(template.scaling.minInstanceCount).toBe(0);
+      const { limits } = template.containers[0].resources;
+      expect(limits.cpu).toBe('1');
+      const memory = mebibytes(limits.memory);
+      inRange(memory, GCP_LIMITS.run.memoryMiBPerCpu);
+      const dockerfile = fs.readFileSync(path.join(__dirname, '..', name, 'Dockerfile'), 'utf8');
+      const heap = Number(/--max-old-space-size=(\d+)/.exec(dockerfile)?.[1]);
+      expect(heap).toBeGreaterThan(0);
+      // The cap bounds V8's old space alone: new space, code and native buffers (gRPC, sockets) come on top.
+      expect({ name, memory, heap, twiceTheHeap: memory >= 2 * heap }).toEqual({
+        name,
+        memory,
+        heap,
+        twiceTheHeap: true,
+      });
+    }
+  });
+
+  it('creates each part after what it needs: the services after their grants and indexes, each caller after its invoker grant', () => {
+    const key = (r: Registered) => `${r.type}::${r.name}`;
+    const dependsOn = (r: Registered) => ({ resource: key(r), dependsOn: r.dependsOn });
+    const needs = (r: Registered, needed: Registered[]) => {
+      expect(needed.length).toBeGreaterThan(0);
+      expect(dependsOn(r)).toEqual({ resource: key(r), dependsOn: expect.arrayContaining(needed.map(key)) });
+    };
+    const dispatcher = service('slack-fanout-dispatcher');
+    const notifier = service('slack-fanout-notifier');
+    const grantsTo = (...members: string[]) =>
+      run.resources.filter((r) => members.includes(r.inputs.member) && r.inputs.role !== 'roles/run.invoker');
+    const invoker = (svc: Registered, member: string) =>
+      one(
+        run,
+        'gcp:cloudrunv2/serviceIamMember:ServiceIamMember',
+        (r) => r.inputs.name === svc.inputs.name && r.inputs.member === member,
+      );
+    const state = [
+      one(run, 'gcp:firestore/database:Database', () => true),
+      ...ofType(run, 'gcp:firestore/index:Index'),
+      ...grantsTo(saMember('dispatcher'), saMember('notifier')),
+    ];
+    needs(dispatcher, state);
+    needs(notifier, state);
+    for (const sub of ofType(run, 'gcp:pubsub/subscription:Subscription')) {
+      needs(sub, [notifier, invoker(notifier, saMember('push'))]);
+    }
+    needs(
+      one(run, 'gcp:cloudscheduler/job:Job', () => true),
+      [dispatcher, invoker(dispatcher, saMember('scheduler'))],
+    );
+  });
+
   it('exempts the dispatch index map from single-field indexing', () => {
     const fields = ofType(run, 'gcp:firestore/field:Field');
     expect(fields).toHaveLength(INDEX_EXEMPTIONS.length + TTL_FIELDS.length);
@@ -476,6 +614,25 @@ describe('the full stack', () => {
       });
     }
     for (const s of services()) expect(s.inputs.template.labels).toEqual(s.inputs.labels);
+  });
+});
+
+describe('the tick job’s retry', () => {
+  it('is one retry while it ends within the catch-up window, none past it', () => {
+    expect(tickRetryCount(300)).toBe(1);
+    expect(tickRetrySpanSeconds(300, 1)).toBe(615);
+    // 2 × 442 + 15 = 899 s; 2 × 443 + 15 = 901 s.
+    expect(tickRetryCount(442)).toBe(1);
+    expect(tickRetryCount(443)).toBe(0);
+    expect(tickRetryCount(300, 600)).toBe(0);
+    expect(tickRetrySpanSeconds(1800, 0)).toBe(1800);
+  });
+
+  it('is left out by a stack whose tick deadline leaves no room for it', async () => {
+    const run = await runProgram({ ...FULL_CONFIG, [`${NS}:tickDeadlineSeconds`]: '1800' });
+    const job = one(run, 'gcp:cloudscheduler/job:Job', () => true);
+    expect(job.inputs.attemptDeadline).toBe('1800s');
+    expect(job.inputs.retryConfig.retryCount).toBe(0);
   });
 });
 

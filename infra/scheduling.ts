@@ -1,11 +1,36 @@
 import * as gcp from '@pulumi/gcp';
 import * as pulumi from '@pulumi/pulumi';
+import { DEFAULT_CATCH_UP_WINDOW_SECONDS } from '../shared/config';
 import { TOPOLOGY } from '../shared/topology';
 import type { Apis } from './apis';
 import type { InfraConfig } from './config';
 import { seconds } from './messaging';
 
 export const TICK_JOB_NAME = 'slack-fanout-tick';
+
+/** The wait before a failed tick is tried again. */
+export const TICK_RETRY_BACKOFF_SECONDS = 15;
+
+/**
+ * How many times Cloud Scheduler tries a failed tick again: once, for a quick failure (a cold
+ * start, a 503 while Firestore is away), when a retry ends within the catch-up window; else never.
+ *
+ * A retry is safe (runs are leased and resume at their cursor) but carries the first attempt's
+ * schedule time, and Cloud Scheduler skips the scheduled ticks that fall while it retries. A
+ * retry that ends past the catch-up window would find that time's occurrences too old to send,
+ * with no tick between to have sent them: without it, the next scheduled tick sends them.
+ */
+export function tickRetryCount(
+  attemptDeadlineSeconds: number,
+  catchUpWindowSeconds: number = DEFAULT_CATCH_UP_WINDOW_SECONDS,
+): number {
+  return tickRetrySpanSeconds(attemptDeadlineSeconds, 1) <= catchUpWindowSeconds ? 1 : 0;
+}
+
+/** From a tick's schedule time to the end of its last attempt, at the longest. */
+export function tickRetrySpanSeconds(attemptDeadlineSeconds: number, retryCount: number): number {
+  return attemptDeadlineSeconds * (retryCount + 1) + TICK_RETRY_BACKOFF_SECONDS * retryCount;
+}
 
 export interface SchedulingArgs {
   project: string;
@@ -29,12 +54,11 @@ export function createTickJob(args: SchedulingArgs): gcp.cloudscheduler.Job {
       schedule: args.scheduler.cron,
       timeZone: args.scheduler.timeZone,
       attemptDeadline: seconds(args.scheduler.attemptDeadlineSeconds),
-      // A retried tick is safe (runs are leased and resume at their cursor), and the next tick is minutes away.
       retryConfig: {
-        retryCount: 2,
-        minBackoffDuration: seconds(15),
-        maxBackoffDuration: seconds(60),
-        maxDoublings: 2,
+        retryCount: tickRetryCount(args.scheduler.attemptDeadlineSeconds),
+        minBackoffDuration: seconds(TICK_RETRY_BACKOFF_SECONDS),
+        maxBackoffDuration: seconds(TICK_RETRY_BACKOFF_SECONDS),
+        maxDoublings: 0,
       },
       httpTarget: {
         uri: pulumi.interpolate`${args.dispatcherUrl}${TOPOLOGY.tickPath}`,

@@ -6,15 +6,17 @@ import { z } from './zod';
 /** The services' log levels (LOG_LEVEL), quietest last. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-/**
- * Every environment variable the services read, in one list. The README's
- * "Configuration" table is this list.
- */
 /** Due schedules a tick dispatches at once, unless DISPATCH_SCHEDULE_CONCURRENCY says otherwise. */
 export const DEFAULT_SCHEDULE_CONCURRENCY = 16;
 /** Of those, runs at once that may read a large part of their index, unless DISPATCH_LARGE_RUNS says otherwise. */
 export const DEFAULT_LARGE_RUNS = 4;
+/** How old an occurrence may be and still be sent, unless CATCHUP_WINDOW_SECONDS says otherwise. */
+export const DEFAULT_CATCH_UP_WINDOW_SECONDS = 900;
 
+/**
+ * Every environment variable the services read, in one list. The README's
+ * "Configuration" table is this list.
+ */
 export const ENV = {
   GOOGLE_CLOUD_PROJECT: 'GOOGLE_CLOUD_PROJECT',
   PORT: 'PORT',
@@ -134,7 +136,7 @@ const schema = z.object({
   // The least time between a run's checkpoints: each is a transaction (docs/PERFORMANCE.md, item 24).
   dispatchCheckpointIntervalMs: int(0, 60_000).default(1000),
   runLeaseSeconds: int(5, 3600).default(60),
-  catchUpWindowSeconds: int(0, 7 * 24 * 3600).default(900),
+  catchUpWindowSeconds: int(0, 7 * 24 * 3600).default(DEFAULT_CATCH_UP_WINDOW_SECONDS),
   slackApiUrl: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).default('https://slack.com/api/'),
   slackBotToken: z.string().min(1).optional(),
   // At most 30 s: a timed-out post may still land, and the next attempt must not look for it
