@@ -27,6 +27,7 @@ import {
   MAX_PAUSE_REASON_CHARS,
   metricSchema,
   newIdProblem,
+  titleSchema,
   userIdProblem,
 } from '../shared/model';
 import { connectProblem } from '../shared/net';
@@ -73,7 +74,7 @@ const newNotificationSchema = z.strictObject({
   teamId: z.string().optional(),
   cron: z.string().min(1),
   timezone: z.string().min(1),
-  title: z.string().max(150).optional(),
+  title: titleSchema.optional(),
   enabled: z.boolean().optional(),
 });
 
@@ -1003,7 +1004,10 @@ ${STALL_HELP}`,
     .requiredOption('--cron <expr>', "5-field cron, e.g. '0 9 * * MON-FRI' (required)")
     .requiredOption('--timezone <tz>', 'IANA time zone, e.g. Europe/Paris (required)')
     .option('--team <teamId>', 'the Slack workspace id')
-    .option('--title <title>', 'the report title, up to 150 characters (default: "{account name}: scheduled report")')
+    .option(
+      '--title <title>',
+      'the report title, up to 150 UTF-16 code units, an emoji counting 2 (default: "{account name}: scheduled report")',
+    )
     .addHelpText(
       'after',
       `
@@ -1011,7 +1015,9 @@ Replaces the whole notification: one that was paused comes back enabled.
 An id (notification or account) must be able to be a Firestore document id: not blank, no '/',
 not '.', '..' or __…__, well-formed Unicode, at most 1,500 bytes of UTF-8 (a notification id
 at most 500 characters and 999 bytes: its delivery ids add ':' and a time to it and travel in a
-Pub/Sub attribute, which holds 1,024 bytes).`,
+Pub/Sub attribute, which holds 1,024 bytes). A new id holds no control character (a line
+break, a tab, a direction mark) and no invisible one (a zero-width space, a word joiner,
+U+FEFF, a soft hyphen).`,
     )
     .action(
       async (o: {
@@ -1147,7 +1153,7 @@ it again is safe.`,
     .argument('<id>', 'the notification id')
     .option(
       '--reason <text>',
-      `why, kept as its pausedReason (1 to ${MAX_PAUSE_REASON_CHARS} characters, no control character)`,
+      `why, kept as its pausedReason (1 to ${MAX_PAUSE_REASON_CHARS} characters, not blank, no control character; default "paused by an operator")`,
       newReasonText,
     )
     .action((id: string, o: { reason?: string }) => setEnabled(id, false, o.reason));
@@ -1368,6 +1374,30 @@ is still dead for the next run.`,
     .action(async (typed: string, o: { topic: string; pageSize: number }) => {
       const projectId = projectOf(program.opts());
       const runId = typedRunId(typed);
+      // Ctrl-C before the redrive starts ends it there: nothing was reopened. Once it runs, it
+      // stops after the page under way, which is published or put back to dead, and says so; a
+      // second stops at once, leaving that page to a later redrive.
+      let started = false;
+      let draining = false;
+      let sofar = 'nothing redriven yet';
+      const removeSigint = onSignalTwice(
+        'SIGINT',
+        () => {
+          if (!started) {
+            process.stderr.write('redrive: interrupted before it reopened any delivery: nothing changed\n');
+            process.exit(EXIT.interrupted);
+          }
+          draining = true;
+          process.stderr.write('redrive: stopping after the page under way (Ctrl-C again stops at once)\n');
+        },
+        () => {
+          process.stderr.write(
+            `redrive: interrupted: ${sofar}; a page being published is left reopened, and a redrive after ${REDRIVE_STRANDED_AFTER_MS / 60_000} minutes takes it over\n`,
+          );
+          process.exit(EXIT.interrupted);
+        },
+      );
+      // A failure from here to the try below ends the command; the handler holds no process open.
       await checkReachable('Pub/Sub', projectId);
       const db = await openFirestore(projectId);
       const pubsub = createPubSub(projectId);
@@ -1380,23 +1410,7 @@ is still dead for the next run.`,
             `run ${runId} does not exist, and no delivery of it is dead, or reopened by a redrive and not yet published`,
           );
         }
-        // Ctrl-C stops after the page under way, which is published or put back to dead, and
-        // says so; a second stops at once, leaving that page to a later redrive.
-        let draining = false;
-        let sofar = 'nothing redriven yet';
-        const removeSigint = onSignalTwice(
-          'SIGINT',
-          () => {
-            draining = true;
-            process.stderr.write('redrive: stopping after the page under way (Ctrl-C again stops at once)\n');
-          },
-          () => {
-            process.stderr.write(
-              `redrive: interrupted: ${sofar}; a page being published is left reopened, and a redrive after ${REDRIVE_STRANDED_AFTER_MS / 60_000} minutes takes it over\n`,
-            );
-            process.exit(EXIT.interrupted);
-          },
-        );
+        started = true;
         const stall = silenceWarning('redrive', 'page', projectId);
         let result: Awaited<ReturnType<typeof redriveRun>>;
         try {
@@ -1414,9 +1428,8 @@ is still dead for the next run.`,
             },
           });
         } finally {
-          // A redrive that throws leaves no stall warning running and no Ctrl-C handler behind.
+          // A redrive that throws leaves no stall warning running.
           stall.stop();
-          removeSigint();
         }
         print(result);
         if (result.interrupted) {
@@ -1432,6 +1445,8 @@ is still dead for the next run.`,
         }
         if (result.failed > 0) process.exitCode = EXIT.failed;
       } finally {
+        // Nor a Ctrl-C handler, however it ends.
+        removeSigint();
         await publisher.close();
         await pubsub.close();
         await db.terminate();

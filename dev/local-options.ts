@@ -14,6 +14,7 @@ export interface Options {
   pubsubPort?: number;
   firestorePort?: number;
   dispatcherPort?: number;
+  slackPort?: number;
 }
 
 /** The exit code of a usage error. */
@@ -97,6 +98,11 @@ export function localProgram(): Command {
         'the dispatcher (its /status page and admin API) on 127.0.0.1:<port> (default: a free port; a restart keeps it)',
         positiveInt(65_535),
       )
+      .option(
+        '--slack-port <port>',
+        'the Slack stand-in (its API under /api/, its faults and posts under /_admin/) on 127.0.0.1:<port> (default: a free port)',
+        positiveInt(65_535),
+      )
       .addOption(
         new Option('--log-level <level>', "the services' log level (their logs go to .local/logs/)")
           .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
@@ -122,10 +128,19 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const program = localProgram().parse(argv);
   const opts = program.opts<Options>();
   if (!slackToken(env) && opts.channel) {
-    program.error('--channel is for real Slack: set SLACK_BOT_TOKEN too (without it, posts go to the local stand-in)');
+    program.error(
+      'error: --channel is for real Slack: set SLACK_BOT_TOKEN too (without it, posts go to the local stand-in)',
+    );
   }
   if (slackToken(env) && !opts.channel) {
-    program.error('SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id> for the demo notifications');
+    program.error(
+      'error: SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id> for the demo notifications',
+    );
+  }
+  if (slackToken(env) && opts.slackPort !== undefined) {
+    program.error(
+      'error: --slack-port is for the local Slack stand-in, and SLACK_BOT_TOKEN is set: posts go to real Slack',
+    );
   }
   const chosen = chosenPorts(opts);
   for (const [i, [flag, port]] of chosen.entries()) {
@@ -141,6 +156,7 @@ export function chosenPorts(opts: Options): [string, number][] {
     ['--pubsub-port', opts.pubsubPort],
     ['--firestore-port', opts.firestorePort],
     ['--dispatcher-port', opts.dispatcherPort],
+    ['--slack-port', opts.slackPort],
   ];
   return given.filter((g): g is [string, number] => g[1] !== undefined);
 }

@@ -16,7 +16,15 @@ import { endedElsewhere } from './ended-elsewhere';
 import { startFrontend } from './frontend';
 import { chosenPorts, type Options, parseArgs, slackToken, USAGE } from './local-options';
 import { ROOT, startReaper, startService } from './processes';
-import { expectedDeliveries, PostLines, runsToWatch, SeedProgress, timeLeft, VERBOSE_MAX } from './progress';
+import {
+  expectedDeliveries,
+  PostLines,
+  postPreview,
+  runsToWatch,
+  SeedProgress,
+  timeLeft,
+  VERBOSE_MAX,
+} from './progress';
 import { serviceEnv, serviceEnvProblems } from './service-env';
 import { SlackStandIn } from './slack-standin';
 import { superviseService } from './supervise';
@@ -43,14 +51,6 @@ async function takenPort(opts: Options): Promise<string | null> {
     if (problem) return `${flag} ${port}: ${problem}; choose another, or leave the option out for a free one`;
   }
   return null;
-}
-
-/** A post's text in at most `max` characters, cut between words, with … when cut. */
-function preview(text: string, max = 60): string {
-  if (text.length <= max) return text;
-  const cut = text.slice(0, max);
-  const space = cut.lastIndexOf(' ');
-  return `${(space > max / 2 ? cut.slice(0, space) : cut).replace(/[\s,:;]+$/, '')}…`;
 }
 
 /** The failed (or dead) deliveries of a run the summary names, with why, before "… and N more". */
@@ -267,12 +267,12 @@ async function main(): Promise<number> {
     let slackApiUrl = realSlackUrl();
     if (!realSlack) {
       standIn = new SlackStandIn({ token: STANDIN_TOKEN });
-      slackApiUrl = (await standIn.start()).url;
+      slackApiUrl = (await standIn.start(opts.slackPort)).url;
       // Posts land while the tick is still publishing, so the listener is on from the start; a
       // tick's lines wait until its size is known (postLines).
       standIn.on('post', (p) => {
         const id = String(p.metadata?.event_payload?.deliveryId ?? '?');
-        postLines.add(`  ✓ posted ${id} → #${p.channel}: ${preview(String(p.text ?? ''))}`);
+        postLines.add(`  ✓ posted ${id} → #${p.channel}: ${postPreview(String(p.text ?? ''))}`);
       });
       standIn.on('refused', (r) =>
         postLines.add(`  ✗ refused ${r.deliveryId ?? '?'} → #${r.channel ?? '?'}: ${r.error}`),
@@ -280,7 +280,9 @@ async function main(): Promise<number> {
       processes.push(() => (standIn as SlackStandIn).stop());
       // One demo channel is archived, to show a permanent failure recorded and acked.
       standIn.addFault({ channel: ARCHIVED_CHANNEL, respond: { kind: 'slack_error', error: 'is_archived' } });
-      say(`Slack stand-in at ${slackApiUrl} (set SLACK_BOT_TOKEN to post to real Slack)`);
+      say(
+        `Slack stand-in at ${slackApiUrl} (its faults: ${new URL('/_admin/faults', slackApiUrl).href}, its posts: ${new URL('/_admin/posts', slackApiUrl).href}; set SLACK_BOT_TOKEN to post to real Slack)`,
+      );
     } else {
       say(`posting to real Slack at ${slackApiUrl}, channel ${opts.channel}`);
     }

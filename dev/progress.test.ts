@@ -2,6 +2,7 @@ import {
   type BarLike,
   expectedDeliveries,
   PostLines,
+  postPreview,
   runsToWatch,
   SEED_QUIET_MS,
   SeedProgress,
@@ -9,6 +10,20 @@ import {
   timeLeft,
   VERBOSE_MAX,
 } from './progress';
+
+describe('postPreview', () => {
+  it('reads Slack’s escapes as the characters they stand for, and keeps a post to one line', () => {
+    expect(postPreview('&lt;b&gt;T&lt;/b&gt; &amp; é: scheduled report\nRevenue: 1')).toBe(
+      '<b>T</b> & é: scheduled report Revenue: 1',
+    );
+    expect(postPreview('&amp;lt;')).toBe('&lt;');
+  });
+
+  it('cuts a long one between words, and never inside an emoji', () => {
+    expect(postPreview(`${'word '.repeat(20)}`, 12)).toBe('word word…');
+    expect(postPreview(`${'x'.repeat(59)}😀😀`, 60)).toBe(`${'x'.repeat(59)}…`);
+  });
+});
 
 describe('timeLeft', () => {
   // Deliveries moving, an hour before --timeout: the rate so far says the rest.

@@ -40,6 +40,20 @@ export function timeLeft(p: Progress): string {
 export const VERBOSE_MAX = 60;
 
 /**
+ * A post's fallback text as a person reads it, in at most `max` characters, cut between words,
+ * with … when cut: Slack's escapes (&amp; &lt; &gt;) read as the characters they stand for, and
+ * a line break as a blank, so that one post stays one line.
+ */
+export function postPreview(mrkdwn: string, max = 60): string {
+  const text = mrkdwn.replace(/\s+/g, ' ').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  if (text.length <= max) return text;
+  // Not between the two halves of an emoji's surrogate pair.
+  const cut = text.slice(0, /[\uD800-\uDBFF]/.test(text.charAt(max - 1)) ? max - 1 : max);
+  const space = cut.lastIndexOf(' ');
+  return `${(space > max / 2 ? cut.slice(0, space) : cut).replace(/[\s,:;]+$/, '')}…`;
+}
+
+/**
  * The `✓ posted` and `✗ refused` lines of `npm start`. Posts land while a tick is still
  * publishing, before its size is known: from `hold()` (a tick sent) they wait, and `decide()`
  * (the tick's size known) prints them and those after, or drops them for a progress bar. Past

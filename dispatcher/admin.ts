@@ -22,6 +22,7 @@ import {
   MAX_DOCUMENT_ID_BYTES,
   MAX_PAUSE_REASON_CHARS,
   type RunDoc,
+  titleSchema,
   userIdProblem,
 } from '../shared/model';
 import {
@@ -121,7 +122,7 @@ const notificationBody = z.strictObject({
   teamId: z.string().max(100).optional(),
   cron: z.string().min(1).max(200),
   timezone: z.string().min(1).max(100),
-  title: z.string().max(150).optional(),
+  title: titleSchema.optional(),
   enabled: z.boolean().optional(),
 });
 

@@ -246,11 +246,31 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(1);
   });
 
-  it('does not count a payload error towards pausing', async () => {
-    const { store, slack, deps } = setup();
-    slack.script = [classifySlackErrorCode('invalid_blocks')];
-    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'failed' });
-    expect(store.notification('n-1')?.consecutiveFailures).toBe(0);
+  it('counts a report Slack refuses for good towards pausing, under Slack’s error or the HTTP status', async () => {
+    const { store, slack, deps, dueAt } = setup();
+    const days = ['2026-12-07', '2026-12-08', '2026-12-09'].map((d) => `${d}T08:00:00.000Z`);
+    slack.script = [
+      classifySlackErrorCode('invalid_blocks'),
+      classifySlackHttpStatus(413),
+      classifySlackErrorCode('msg_too_long'),
+    ];
+    for (const [i, at] of days.entries()) {
+      dueAt(at);
+      expect(await handlePush(push('n-1', at), deps)).toMatchObject({ kind: 'ack', status: 'failed' });
+      expect(store.notification('n-1')).toMatchObject({ consecutiveFailures: i + 1, enabled: i + 1 < 3 });
+    }
+    expect(store.notification('n-1')).toMatchObject({ enabled: false, pausedReason: 'msg_too_long' });
+  });
+
+  it('pauses under HTTP 413 as http_413', async () => {
+    const { store, slack, deps, dueAt } = setup();
+    slack.script = [413, 413, 413].map((status) => classifySlackHttpStatus(status));
+    for (const day of ['07', '08', '09']) {
+      const at = `2026-12-${day}T08:00:00.000Z`;
+      dueAt(at);
+      await handlePush(push('n-1', at), deps);
+    }
+    expect(store.notification('n-1')).toMatchObject({ enabled: false, pausedReason: 'http_413' });
   });
 
   it('a success after failures resets the failure count', async () => {

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import {
   errorMessage,
   FanoutError,
+  type FanoutErrorCode,
   outcomeOf,
   PermanentError,
   type PushOutcome,
@@ -61,6 +62,13 @@ const defaultOwner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
 /** The longest error message and Slack error kept in the ledger: a gateway's page is not stored whole. */
 const MAX_ERROR_MESSAGE = 1000;
+
+/** Slack's permanent failures that count towards pausing a notification (PAUSE_AFTER_FAILURES). */
+const PAUSING_SLACK_CODES: ReadonlySet<FanoutErrorCode> = new Set<FanoutErrorCode>([
+  'slack_permanent_channel',
+  'slack_permanent_workspace',
+  'slack_permanent_payload',
+]);
 const MAX_SLACK_ERROR = 100;
 
 function capped(text: string, max: number): string {
@@ -388,9 +396,9 @@ async function deliver(
           { code: err.code, slackError: err.slackError, ...targetFields(target) },
           `delivery failed permanently: ${err.message}`,
         );
-        if (err.code === 'slack_permanent_channel' || err.code === 'slack_permanent_workspace') {
-          pauseReason = err.slackError ?? err.code;
-        }
+        // A report Slack refuses for good (its blocks, its size) is refused at every occurrence
+        // until the account's data changes: it counts too, as a channel gone does.
+        if (PAUSING_SLACK_CODES.has(err.code)) pauseReason = err.slackError ?? err.code;
         // A notification document that cannot be read as one (a field missing or of the wrong
         // type, a cron or time zone that cannot be read) fails every occurrence alike until it
         // is replaced: it counts towards pausing, as a broken account does.

@@ -1,4 +1,12 @@
-import { accountSchema, controlCharacterProblem, documentStorageSize, excerpt, notificationSchema } from './model';
+import {
+  accountSchema,
+  controlCharacterProblem,
+  documentStorageSize,
+  excerpt,
+  invisibleCharacterProblem,
+  newIdProblem,
+  notificationSchema,
+} from './model';
 import { z } from './zod';
 
 describe('documentStorageSize (how Firestore counts a document against its 1 MiB)', () => {
@@ -84,6 +92,27 @@ describe('controlCharacterProblem (text made now that is printed in lists and lo
   it('takes plain text in any script, emoji and joiners', () => {
     for (const text of ['channel archived by ops', 'قناة مؤرشفة', '频道已归档', '👩‍💻 team', 'naïve café']) {
       expect(controlCharacterProblem(text)).toBeNull();
+    }
+  });
+});
+
+describe('invisibleCharacterProblem (an id that looks like another)', () => {
+  it.each([
+    ['U+200B zero-width space', 'n-\u200b1'],
+    ['U+2060 word joiner', '\u2060n-1'],
+    ['U+FEFF zero-width no-break space', 'n-1\ufeff'],
+    ['U+00AD soft hyphen', 'n\u00ad1'],
+  ])('refuses %s, naming it', (name, id) => {
+    expect(invisibleCharacterProblem(id)).toBe(
+      `has an invisible character in it (${name}), which makes it look like an id without it`,
+    );
+    expect(newIdProblem(id)).toBe(invisibleCharacterProblem(id));
+  });
+
+  it('takes the joiners emoji and some scripts need', () => {
+    for (const id of ['👩\u200d💻-team', 'می\u200cخواهم', 'ü-😀-', 'n-1']) {
+      expect(invisibleCharacterProblem(id)).toBeNull();
+      expect(newIdProblem(id)).toBeNull();
     }
   });
 });

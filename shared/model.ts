@@ -70,9 +70,30 @@ export function controlCharacterProblem(id: string): string | null {
     : null;
 }
 
+/**
+ * Characters that show as nothing and join nothing: an id holding one looks like the id without
+ * it, which then cannot be found by typing it. The zero-width joiner and non-joiner stay allowed:
+ * emoji sequences and some scripts need them.
+ */
+const INVISIBLE_CHARACTERS: Readonly<Record<string, string>> = Object.freeze({
+  '\u200b': 'U+200B zero-width space',
+  '\u2060': 'U+2060 word joiner',
+  '\ufeff': 'U+FEFF zero-width no-break space',
+  '\u00ad': 'U+00AD soft hyphen',
+});
+const INVISIBLE = /[\u200b\u2060\ufeff\u00ad]/;
+
+/** Why `id` cannot be the id of something made now, for an invisible character in it, or null. */
+export function invisibleCharacterProblem(id: string): string | null {
+  const found = INVISIBLE.exec(id)?.[0];
+  return found === undefined
+    ? null
+    : `has an invisible character in it (${INVISIBLE_CHARACTERS[found]}), which makes it look like an id without it`;
+}
+
 /** Why `id` cannot be the id of a notification or an account made now, or null. */
 export function newIdProblem(id: string): string | null {
-  return userIdProblem(id) ?? controlCharacterProblem(id);
+  return userIdProblem(id) ?? controlCharacterProblem(id) ?? invisibleCharacterProblem(id);
 }
 
 /** A Slack channel or workspace id (or a channel name): not blank, at most 255 characters. */
@@ -80,6 +101,18 @@ const slackIdSchema = z
   .string()
   .max(255)
   .refine((id) => id.trim() !== '', 'is blank');
+
+/** The most a report title holds: Slack's header text limit, counted as the report cuts it. */
+export const MAX_TITLE_LENGTH = 150;
+
+/**
+ * A report title, measured in UTF-16 code units (`.length`, as the report measures Slack's
+ * limits; an emoji counts 2), so that a title taken is a title shown whole.
+ */
+export const titleSchema = z.string().refine((t) => t.length <= MAX_TITLE_LENGTH, {
+  error: (issue) =>
+    `is ${(issue.input as string).length} UTF-16 code units long (an emoji counts 2); a title holds at most ${MAX_TITLE_LENGTH}, Slack's header limit`,
+});
 
 /** A notification as stored in `notifications/{id}`. */
 export const notificationSchema = z.object({
@@ -96,7 +129,7 @@ export const notificationSchema = z.object({
   report: z
     .object({
       kind: z.string().min(1).default('account-summary'),
-      title: z.string().max(150).optional(),
+      title: titleSchema.optional(),
     })
     .default({ kind: 'account-summary' }),
   consecutiveFailures: z.number().int().min(0).default(0),

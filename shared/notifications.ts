@@ -15,6 +15,7 @@ import {
   accountSchema,
   controlCharacterProblem,
   excerpt,
+  invisibleCharacterProblem,
   MAX_NOTIFICATION_ID_BYTES,
   type NotificationInput,
   notificationSchema,
@@ -117,6 +118,7 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
   const idProblem =
     userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message ??
     controlCharacterProblem(n.id) ??
+    invisibleCharacterProblem(n.id) ??
     (Buffer.byteLength(n.id, 'utf8') > MAX_NOTIFICATION_ID_BYTES
       ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids, the id and a time, must fit a Pub/Sub attribute of 1,024 bytes)`
       : undefined);

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { type Account, accountSchema, type Notification } from './model';
-import { type Block, escapeMrkdwn, type RenderedReport, renderReport, truncate } from './report';
+import { type Account, accountSchema, MAX_TITLE_LENGTH, type Notification, titleSchema } from './model';
+import { type Block, escapeMrkdwn, type RenderedReport, renderReport, SLACK_LIMITS, truncate } from './report';
 
 /** Slack's limits, from the fixture rather than from the code under test. */
 const limits = (
@@ -140,6 +140,34 @@ describe('renderReport: a normal account', () => {
     expect(fields[2]).not.toMatch(/[▲▼]/);
   });
 
+  it('points the arrow by the change as shown: one that rounds to 0.0% is level', () => {
+    const changes = [-0.04, 0.04, -0, 0.05, -0.05, -0.06, 1e-9];
+    const r = renderReport(
+      notification(),
+      account({ name: 'Acme', metrics: changes.map((change, i) => ({ label: `m${i}`, value: 1, change })) }),
+      occurrence,
+    );
+    expect(fieldsOf(r).map((f) => f.text.split('\n')[1])).toEqual([
+      '1 ▬ 0.0%',
+      '1 ▬ 0.0%',
+      '1 ▬ 0.0%',
+      '1 ▲ 0.1%',
+      '1 ▼ 0.1%',
+      '1 ▼ 0.1%',
+      '1 ▬ 0.0%',
+    ]);
+  });
+
+  it('keeps each highlight on its bulleted line, whatever line breaks it holds', () => {
+    const r = renderReport(
+      notification(),
+      account({ name: 'Acme', highlights: ['line one\nline two', 'a\r\n\r\nb', 'c\u2028d'] }),
+      occurrence,
+    );
+    const text = sections(r).find((s) => s.text?.text.startsWith('•'))?.text?.text;
+    expect(text).toBe('• line one line two\n• a b\n• c d');
+  });
+
   it('lists the highlights and links the dashboard', () => {
     expect(sections(r).some((s) => s.text?.text.includes('• Biggest week so far'))).toBe(true);
     expect(contextTexts(r).some((t) => t.includes('<https://example.com/dash/acme|'))).toBe(true);
@@ -148,6 +176,15 @@ describe('renderReport: a normal account', () => {
   it('has a fallback text naming the account and its first metrics', () => {
     expect(r.text).toContain('Acme');
     expect(r.text).toContain('Revenue');
+  });
+
+  it('shows whole every title the notification schema takes', () => {
+    for (const title of ['😀'.repeat(75), `x${'😀'.repeat(74)}x`, 'é'.repeat(150)]) {
+      expect(titleSchema.safeParse(title).success).toBe(true);
+      expect(renderReport(notification(title), acme, occurrence).blocks[0]).toMatchObject({ text: { text: title } });
+    }
+    expect(titleSchema.safeParse('😀'.repeat(76)).success).toBe(false);
+    expect(MAX_TITLE_LENGTH).toBe(SLACK_LIMITS.headerTextChars);
   });
 
   it('uses the notification title when it has one', () => {

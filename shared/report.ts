@@ -133,15 +133,12 @@ function dateFormat(timeZone: string): Intl.DateTimeFormat {
 
 function formatChange(change: number | undefined): string {
   if (change === undefined) return '';
-  const arrow = change > 0 ? '▲' : change < 0 ? '▼' : '▬';
-  return ` ${arrow} ${Math.abs(change).toFixed(1)}%`;
+  const shown = Math.abs(change).toFixed(1);
+  // The arrow follows the figure shown: -0.04 is "▬ 0.0%", not a fall of 0.0%.
+  const arrow = Number(shown) === 0 ? '▬' : change > 0 ? '▲' : '▼';
+  return ` ${arrow} ${shown}%`;
 }
 
-/**
- * Renders an account's report as Block Kit blocks plus the fallback text that
- * notifications and screen readers use. Pure: the same input gives the same message,
- * and every limit Slack enforces is kept here, so a big account cannot make a post fail.
- */
 /** The longest dashboard link a report's context line holds, beside the rest of that line. */
 const MAX_DASHBOARD_LINK = SLACK_LIMITS.contextTextChars - 100;
 
@@ -163,6 +160,11 @@ export function dashboardUrlProblem(url: string): string | null {
     : `is too long for a report's link: ${length} characters written as a Slack link, at most ${MAX_DASHBOARD_LINK}`;
 }
 
+/**
+ * Renders an account's report as Block Kit blocks plus the fallback text that
+ * notifications and screen readers use. Pure: the same input gives the same message,
+ * and every limit Slack enforces is kept here, so a big account cannot make a post fail.
+ */
 export function renderReport(
   notification: Pick<Notification, 'report' | 'schedule'>,
   account: Account,
@@ -201,7 +203,8 @@ export function renderReport(
 
   if (account.highlights.length > 0) {
     blocks.push({ type: 'divider' });
-    const lines = account.highlights.map((h) => `• ${h}`).join('\n');
+    // A line break inside a highlight would start an unbulleted line: each is kept to one line.
+    const lines = account.highlights.map((h) => `• ${h.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ')}`).join('\n');
     blocks.push({
       type: 'section',
       text: { type: 'mrkdwn', text: escapeAndTruncate(lines, SLACK_LIMITS.sectionTextChars) },

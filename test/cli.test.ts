@@ -148,6 +148,43 @@ describe('redrive, with a Pub/Sub that takes the connection and never answers', 
   }, 40_000);
 });
 
+describe('redrive interrupted before it starts', () => {
+  it('says nothing changed, exit 130, without waiting for the Pub/Sub that does not answer', async () => {
+    const { port, close } = await silentServer();
+    try {
+      const child = spawn(process.execPath, [CLI, '-p', 'demo-cli-int-early', 'redrive', 's_1:2030-01-01T00:00:00Z'], {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: mkdtempSync(join(tmpdir(), 'no-adc-')),
+          FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+          PUBSUB_EMULATOR_HOST: `127.0.0.1:${port}`,
+        },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const started = Date.now();
+      // Past the command's start, within its first Pub/Sub call's 10 s.
+      const timer = setTimeout(() => child.kill('SIGINT'), 5000);
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      clearTimeout(timer);
+      expect(Date.now() - started).toBeLessThan(9000);
+      expect({ code, stdout, stderr }).toEqual({
+        code: 130,
+        stdout: '',
+        stderr: 'redrive: interrupted before it reopened any delivery: nothing changed\n',
+      });
+    } finally {
+      await close();
+    }
+  }, 30_000);
+});
+
 describe('a project id that cannot be one', () => {
   it.each(['BadProj', 'my_project', '-x', 'p'])(
     '%j is refused in one line, exit 2, before any call',

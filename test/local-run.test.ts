@@ -183,7 +183,12 @@ describe('npm start, ticking on', () => {
 describe('npm start, a service killed', () => {
   test('the notifier and the dispatcher killed as the tick goes out are started again on their ports, and the tick is sent again: none dead, exit 0', async () => {
     // The ports chosen on the command line are the ones used, and a restart keeps them.
-    const [pubsubPort, firestorePort, dispatcherPort] = [await freePort(), await freePort(), await freePort()];
+    const [pubsubPort, firestorePort, dispatcherPort, slackPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const child = spawnLocal([
       '-n',
       '3',
@@ -194,6 +199,8 @@ describe('npm start, a service killed', () => {
       String(firestorePort),
       '--dispatcher-port',
       String(dispatcherPort),
+      '--slack-port',
+      String(slackPort),
     ]);
     const lines: string[] = [];
     const killed: number[] = [];
@@ -235,6 +242,9 @@ describe('npm start, a service killed', () => {
     );
     expect(output).toMatch(new RegExp(`dispatcher at http://127\\.0\\.0\\.1:${dispatcherPort} `));
     expect(output).toContain(`status page: http://127.0.0.1:${dispatcherPort}/status`);
+    expect(output).toContain(
+      `Slack stand-in at http://127.0.0.1:${slackPort}/api/ (its faults: http://127.0.0.1:${slackPort}/_admin/faults, its posts: http://127.0.0.1:${slackPort}/_admin/posts;`,
+    );
     const notifierUrl = output.match(/^notifier at (http:\/\/127\.0\.0\.1:\d+)/m)?.[1];
     expect(output).toContain(`the notifier is up again at ${notifierUrl}\n`);
     expect(output).toContain(`the dispatcher is up again at http://127.0.0.1:${dispatcherPort}\n`);
@@ -294,7 +304,7 @@ describe('npm start, given bad usage', () => {
       [['--bogus'], /unknown option '--bogus'/],
       [['-n', '0'], /-n, --notifications <count>.*0/],
       [['--log-level', 'loud'], /--log-level.*loud/],
-      [['--channel', 'C123'], /--channel is for real Slack: set SLACK_BOT_TOKEN too/],
+      [['--channel', 'C123'], /^error: --channel is for real Slack: set SLACK_BOT_TOKEN too/],
     ] as const) {
       const r = run([...args]);
       expect({ args, status: r.status }).toEqual({ args, status: 2 });
@@ -303,6 +313,8 @@ describe('npm start, given bad usage', () => {
     }
     for (const [args, named] of [
       [['--dispatcher-port', '70000'], /--dispatcher-port <port>.*70000/],
+      [['--slack-port', '0'], /--slack-port <port>.*0/],
+      [['--slack-port', '9311', '--dispatcher-port', '9311'], /--slack-port 9311: --dispatcher-port is 9311 too/],
       [['--pubsub-port', '9311', '--firestore-port', '9311'], /--firestore-port 9311: --pubsub-port is 9311 too/],
     ] as const) {
       const r = run([...args]);
@@ -314,7 +326,12 @@ describe('npm start, given bad usage', () => {
     expect(blank.stderr).toMatch(/--channel <id>' argument 'not a channel' is invalid\. expected a Slack channel id/);
     const real = run([], { SLACK_BOT_TOKEN: 'xoxb-real' });
     expect(real.status).toBe(2);
-    expect(real.stderr).toMatch(/pass --channel <id>/);
+    expect(real.stderr).toMatch(/^error: SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id>/);
+    const slackPort = run(['--channel', 'C123', '--slack-port', '9312'], { SLACK_BOT_TOKEN: 'xoxb-real' });
+    expect(slackPort.status).toBe(2);
+    expect(slackPort.stderr).toMatch(
+      /^error: --slack-port is for the local Slack stand-in, and SLACK_BOT_TOKEN is set/,
+    );
   });
 
   test('a chosen port another process has is named, exit 2, before anything starts', async () => {
