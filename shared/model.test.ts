@@ -131,6 +131,12 @@ describe('notificationSchema', () => {
     expect(parsed.success && parsed.data.schedule).toEqual({ cron: '0 9 * * *', timezone: 'Europe/London' });
   });
 
+  it('reads a title saved before titles were counted in UTF-16 units (150 emoji), to be shown cut', () => {
+    const title = '😀'.repeat(150);
+    const parsed = notificationSchema.safeParse({ ...stored, report: { kind: 'account-summary', title } });
+    expect(parsed.success && parsed.data.report.title).toBe(title);
+  });
+
   it('refuses a zone of blanks alone, naming the field', () => {
     const parsed = notificationSchema.safeParse({ ...stored, schedule: { cron: '0 9 * * *', timezone: '   ' } });
     expect(parsed.success).toBe(false);

@@ -129,7 +129,9 @@ export const notificationSchema = z.object({
   report: z
     .object({
       kind: z.string().min(1).default('account-summary'),
-      title: titleSchema.optional(),
+      // Any length when read: one saved before the limit was counted in UTF-16 units (at most 150
+      // code points) is still sent, its header cut. A save checks titleSchema (notificationDoc).
+      title: z.string().optional(),
     })
     .default({ kind: 'account-summary' }),
   consecutiveFailures: z.number().int().min(0).default(0),

@@ -103,6 +103,14 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
     });
   });
 
+  it('refuses a title longer than a header shows, in UTF-16 units, naming it', () => {
+    expect(() => notificationDoc({ ...base, title: '😀'.repeat(76) })).toThrow(
+      /^notification n-1: title: is 152 UTF-16 code units long \(an emoji counts 2\)/,
+    );
+    expect(problemOf({ title: 'x'.repeat(151) })?.[0]).toBe('title');
+    expect(notificationDoc({ ...base, title: '😀'.repeat(75) }).report.title).toBe('😀'.repeat(75));
+  });
+
   it('names the field as written, not as stored', () => {
     expect(() => notificationDoc({ ...base, teamId: '' })).toThrow(/notification n-1: teamId: is blank/);
   });

@@ -19,6 +19,7 @@ import {
   MAX_NOTIFICATION_ID_BYTES,
   type NotificationInput,
   notificationSchema,
+  titleSchema,
   userIdSchema,
 } from './model';
 import { QUERIES } from './queries';
@@ -93,6 +94,10 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
   if (n.title !== undefined && n.title.replace(BLANK_OR_INVISIBLE_ALL, '') === '') {
     const problem = 'is blank: leave the title out for the default, "{account name}: scheduled report"';
     throw new InvalidNotificationError(`notification ${n.id}: title: ${problem}`, 'title', problem);
+  }
+  const titleProblem = n.title === undefined ? undefined : titleSchema.safeParse(n.title).error?.issues[0]?.message;
+  if (titleProblem !== undefined) {
+    throw new InvalidNotificationError(`notification ${n.id}: title: ${titleProblem}`, 'title', titleProblem);
   }
   const schedule = { ...checked };
   const doc = {
