@@ -108,7 +108,7 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
       /^notification n-1: title: is 152 UTF-16 code units long \(an emoji counts 2\)/,
     );
     expect(problemOf({ title: 'x'.repeat(151) })?.[0]).toBe('title');
-    expect(notificationDoc({ ...base, title: '😀'.repeat(75) }).report.title).toBe('😀'.repeat(75));
+    expect(notificationDoc({ ...base, title: '😀'.repeat(75) }).report?.title).toBe('😀'.repeat(75));
   });
 
   it('names the field as written, not as stored', () => {
