@@ -112,14 +112,14 @@ describe('an id with an invisible character in it', () => {
 describe('a title', () => {
   const titled = (title: string) => `[${JSON.stringify({ ...good, title })}]`;
 
-  it('is taken up to 150 UTF-16 code units, an emoji counting 2, as the report measures it', () => {
+  it('is taken up to 150 UTF-16 code units, 2 for an emoji beyond U+FFFF, as the report measures it', () => {
     expect(parseNotificationsFile(titled('😀'.repeat(75)), 'f.json')[0]?.title).toBe('😀'.repeat(75));
     expect(parseNotificationsFile(titled('x'.repeat(150)), 'f.json')[0]?.title).toBe('x'.repeat(150));
   });
 
   it('is refused past them, with its length said, not taken and shown cut', () => {
     expect(() => parseNotificationsFile(titled('😀'.repeat(76)), 'f.json')).toThrow(
-      `f.json[0]: notification ${good.id}: title: is 152 UTF-16 code units long (an emoji counts 2); a title holds at most 150, Slack's header limit`,
+      `f.json[0]: notification ${good.id}: title: is 152 UTF-16 code units long (a character beyond U+FFFF, as most emoji are, counts 2); a title holds at most 150, Slack's header limit`,
     );
     expect(() => parseNotificationsFile(titled('x'.repeat(151)), 'f.json')).toThrow(
       /title: is 151 UTF-16 code units long/,
@@ -442,7 +442,10 @@ describe('usage errors', () => {
       'import-accounts',
       ['value   a number', 'or a string', 'change  optional, a number: the change in percent, not a fraction'],
     ],
-    ['add', ['up to 150 UTF-16 code units, an emoji counting 2', 'at most 1,500 bytes']],
+    [
+      'add',
+      ['up to 150 UTF-16 code units (2 for a character beyond U+FFFF, as most emoji are', 'at most 1,500 bytes'],
+    ],
     ['pause', ['1 to 500 characters']],
     ['redrive', ['--topic <name>', '--page-size <n>', 'projects/{project}/topics/{id}']],
     ['resume', ['unlisted', 'with --paused-reason or --all-paused: notifications read and resumed per page']],

@@ -1006,7 +1006,7 @@ ${STALL_HELP}`,
     .option('--team <teamId>', 'the Slack workspace id')
     .option(
       '--title <title>',
-      'the report title, up to 150 UTF-16 code units, an emoji counting 2 (default: "{account name}: scheduled report")',
+      'the report title, up to 150 UTF-16 code units (2 for a character beyond U+FFFF, as most emoji are; default: "{account name}: scheduled report")',
     )
     .addHelpText(
       'after',
@@ -1428,8 +1428,9 @@ is still dead for the next run.`,
             },
           });
         } finally {
-          // A redrive that throws leaves no stall warning running.
+          // A redrive ended, or thrown, leaves no stall warning running and no Ctrl-C handler.
           stall.stop();
+          removeSigint();
         }
         print(result);
         if (result.interrupted) {
@@ -1445,7 +1446,7 @@ is still dead for the next run.`,
         }
         if (result.failed > 0) process.exitCode = EXIT.failed;
       } finally {
-        // Nor a Ctrl-C handler, however it ends.
+        // Nor one that ended before the redrive started.
         removeSigint();
         await publisher.close();
         await pubsub.close();

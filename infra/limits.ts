@@ -25,8 +25,9 @@ export const GCP_LIMITS = Object.freeze({
     concurrency: 1000,
     requestTimeoutSeconds: [1, 3600] as const,
     /**
-     * Memory for one CPU: at least 512 MiB in the second-generation execution environment, the
-     * default, and at most 4 GiB (https://cloud.google.com/run/docs/configuring/services/memory-limits).
+     * Memory for one CPU: at most 4 GiB, and at least 512 MiB, the floor of the second-generation
+     * execution environment, which Cloud Run may pick for a service that names none
+     * (https://cloud.google.com/run/docs/configuring/services/memory-limits).
      */
     memoryMiBPerCpu: [512, 4096] as const,
   }),

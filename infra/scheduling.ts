@@ -13,12 +13,16 @@ export const TICK_RETRY_BACKOFF_SECONDS = 15;
 
 /**
  * How many times Cloud Scheduler tries a failed tick again: once, for a quick failure (a cold
- * start, a 503 while Firestore is away), when a retry ends within the catch-up window; else never.
+ * start, a 503 while Firestore is away), when both attempts fit within the catch-up window;
+ * else never.
  *
  * A retry is safe (runs are leased and resume at their cursor) but carries the first attempt's
- * schedule time, and Cloud Scheduler skips the scheduled ticks that fall while it retries. A
- * retry that ends past the catch-up window would find that time's occurrences too old to send,
- * with no tick between to have sent them: without it, the next scheduled tick sends them.
+ * schedule time, and Cloud Scheduler skips the scheduled ticks that fall while it retries. Its
+ * occurrences are aged when it arrives (planOccurrence): up to a deadline and the backoff after
+ * the schedule time, and each up to one tick interval before it. The bound taken, both attempts
+ * whole (2 × deadline + backoff), is on the safe side of that: it leaves room for a tick
+ * interval as long as the deadline. Without the retry, the next scheduled tick
+ * sends those occurrences.
  */
 export function tickRetryCount(
   attemptDeadlineSeconds: number,

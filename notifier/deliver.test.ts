@@ -262,6 +262,18 @@ describe('handlePush', () => {
     expect(store.notification('n-1')).toMatchObject({ enabled: false, pausedReason: 'msg_too_long' });
   });
 
+  it('does not count a payload error only this code can cause (invalid_arguments, no_text): a bad deploy pauses nothing', async () => {
+    const { store, slack, deps, dueAt } = setup();
+    const codes = ['invalid_arguments', 'no_text', 'invalid_blocks_format', 'metadata_too_large'];
+    slack.script = codes.map((code) => classifySlackErrorCode(code));
+    for (const [i] of codes.entries()) {
+      const at = `2026-12-${String(7 + i).padStart(2, '0')}T08:00:00.000Z`;
+      dueAt(at);
+      expect(await handlePush(push('n-1', at), deps)).toMatchObject({ kind: 'ack', status: 'failed' });
+    }
+    expect(store.notification('n-1')).toMatchObject({ enabled: true, consecutiveFailures: 0 });
+  });
+
   it('pauses under HTTP 413 as http_413', async () => {
     const { store, slack, deps, dueAt } = setup();
     slack.script = [413, 413, 413].map((status) => classifySlackHttpStatus(status));

@@ -3,7 +3,6 @@ import { hostname } from 'node:os';
 import {
   errorMessage,
   FanoutError,
-  type FanoutErrorCode,
   outcomeOf,
   PermanentError,
   type PushOutcome,
@@ -62,14 +61,29 @@ const defaultOwner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
 /** The longest error message and Slack error kept in the ledger: a gateway's page is not stored whole. */
 const MAX_ERROR_MESSAGE = 1000;
-
-/** Slack's permanent failures that count towards pausing a notification (PAUSE_AFTER_FAILURES). */
-const PAUSING_SLACK_CODES: ReadonlySet<FanoutErrorCode> = new Set<FanoutErrorCode>([
-  'slack_permanent_channel',
-  'slack_permanent_workspace',
-  'slack_permanent_payload',
-]);
 const MAX_SLACK_ERROR = 100;
+
+/**
+ * The refusals of a report that its account's data can cause (its size, the blocks its text
+ * makes), so that one notification keeps meeting them: they count towards pausing it, as a
+ * channel gone does. The rest of Slack's payload errors (`invalid_arguments`, `no_text`, the
+ * metadata's) can only come from this code, and pausing every notification for them would
+ * turn one bad deploy into a fleet to resume: they are recorded failed and not counted.
+ */
+export const PAUSING_PAYLOAD_ERRORS: ReadonlySet<string> = new Set([
+  'msg_too_long',
+  'msg_blocks_too_long',
+  'invalid_blocks',
+  'http_413',
+]);
+
+/** The pausedReason a permanent Slack failure counts towards, or null when it does not count. */
+function slackPauseReason(err: FanoutError): string | null {
+  const reason = err.slackError ?? err.code;
+  if (err.code === 'slack_permanent_channel' || err.code === 'slack_permanent_workspace') return reason;
+  if (err.code === 'slack_permanent_payload' && PAUSING_PAYLOAD_ERRORS.has(reason)) return reason;
+  return null;
+}
 
 function capped(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
@@ -396,9 +410,7 @@ async function deliver(
           { code: err.code, slackError: err.slackError, ...targetFields(target) },
           `delivery failed permanently: ${err.message}`,
         );
-        // A report Slack refuses for good (its blocks, its size) is refused at every occurrence
-        // until the account's data changes: it counts too, as a channel gone does.
-        if (PAUSING_SLACK_CODES.has(err.code)) pauseReason = err.slackError ?? err.code;
+        pauseReason = slackPauseReason(err) ?? pauseReason;
         // A notification document that cannot be read as one (a field missing or of the wrong
         // type, a cron or time zone that cannot be read) fails every occurrence alike until it
         // is replaced: it counts towards pausing, as a broken account does.

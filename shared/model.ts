@@ -1,3 +1,4 @@
+import { SLACK_LIMITS } from './slack-limits';
 import { z } from './zod';
 
 /** Firestore's limit on a document id, in UTF-8 bytes. */
@@ -81,7 +82,9 @@ const INVISIBLE_CHARACTERS: Readonly<Record<string, string>> = Object.freeze({
   '\ufeff': 'U+FEFF zero-width no-break space',
   '\u00ad': 'U+00AD soft hyphen',
 });
-const INVISIBLE = /[\u200b\u2060\ufeff\u00ad]/;
+/** Those characters, for a character class (`[…]`) of a RegExp. */
+export const INVISIBLE_CLASS = Object.keys(INVISIBLE_CHARACTERS).join('');
+const INVISIBLE = new RegExp(`[${INVISIBLE_CLASS}]`);
 
 /** Why `id` cannot be the id of something made now, for an invisible character in it, or null. */
 export function invisibleCharacterProblem(id: string): string | null {
@@ -103,15 +106,15 @@ const slackIdSchema = z
   .refine((id) => id.trim() !== '', 'is blank');
 
 /** The most a report title holds: Slack's header text limit, counted as the report cuts it. */
-export const MAX_TITLE_LENGTH = 150;
+export const MAX_TITLE_LENGTH = SLACK_LIMITS.headerTextChars;
 
 /**
  * A report title, measured in UTF-16 code units (`.length`, as the report measures Slack's
- * limits; an emoji counts 2), so that a title taken is a title shown whole.
+ * limits; a character beyond U+FFFF counts 2), so that a title taken is a title shown whole.
  */
 export const titleSchema = z.string().refine((t) => t.length <= MAX_TITLE_LENGTH, {
   error: (issue) =>
-    `is ${(issue.input as string).length} UTF-16 code units long (an emoji counts 2); a title holds at most ${MAX_TITLE_LENGTH}, Slack's header limit`,
+    `is ${(issue.input as string).length} UTF-16 code units long (a character beyond U+FFFF, as most emoji are, counts 2); a title holds at most ${MAX_TITLE_LENGTH}, Slack's header limit`,
 });
 
 /** A notification as stored in `notifications/{id}`. */

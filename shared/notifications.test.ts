@@ -97,6 +97,8 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
 
   it('a title of invisible characters only is blank; one with blanks around words is kept', () => {
     expect(problemOf({ title: '\u200b\u2060' })?.[0]).toBe('title');
+    expect(problemOf({ title: '\u00ad\u00ad' })?.[0]).toBe('title');
+    expect(problemOf({ channelId: 'C1\u00ad' })?.[0]).toBe('channelId');
     expect(notificationDoc({ ...base, title: ' Weekly ' }).report).toEqual({
       kind: 'account-summary',
       title: ' Weekly ',
@@ -105,7 +107,7 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
 
   it('refuses a title longer than a header shows, in UTF-16 units, naming it', () => {
     expect(() => notificationDoc({ ...base, title: '😀'.repeat(76) })).toThrow(
-      /^notification n-1: title: is 152 UTF-16 code units long \(an emoji counts 2\)/,
+      /^notification n-1: title: is 152 UTF-16 code units long \(a character beyond U\+FFFF, as most emoji are, counts 2\)/,
     );
     expect(problemOf({ title: 'x'.repeat(151) })?.[0]).toBe('title');
     expect(notificationDoc({ ...base, title: '😀'.repeat(75) }).report?.title).toBe('😀'.repeat(75));

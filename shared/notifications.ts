@@ -15,9 +15,10 @@ import {
   accountSchema,
   controlCharacterProblem,
   excerpt,
-  invisibleCharacterProblem,
+  INVISIBLE_CLASS,
   MAX_NOTIFICATION_ID_BYTES,
   type NotificationInput,
+  newIdProblem,
   notificationSchema,
   titleSchema,
   userIdSchema,
@@ -61,9 +62,9 @@ const FIELD_OF_PATH: Record<string, string> = {
   schedule: 'cron',
 };
 
-/** White space, and the characters that show nothing (zero-width spaces and joiners, the BOM). */
-const BLANK_OR_INVISIBLE = /[\s\u200b-\u200d\u2060\ufeff]/;
-const BLANK_OR_INVISIBLE_ALL = /[\s\u200b-\u200d\u2060\ufeff]/g;
+/** White space, the invisible characters an id refuses, and the joiners, which show nothing alone. */
+const BLANK_OR_INVISIBLE = new RegExp(`[\\s\u200c\u200d${INVISIBLE_CLASS}]`);
+const BLANK_OR_INVISIBLE_ALL = new RegExp(BLANK_OR_INVISIBLE.source, 'g');
 
 /** Validates a notification (schema, cron, time zone) and gives the document to store. */
 export function notificationDoc(n: NewNotification): NotificationInput & { scheduleId: string } {
@@ -122,8 +123,7 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
   }
   const idProblem =
     userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message ??
-    controlCharacterProblem(n.id) ??
-    invisibleCharacterProblem(n.id) ??
+    newIdProblem(n.id) ??
     (Buffer.byteLength(n.id, 'utf8') > MAX_NOTIFICATION_ID_BYTES
       ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids, the id and a time, must fit a Pub/Sub attribute of 1,024 bytes)`
       : undefined);

@@ -1,15 +1,7 @@
 import type { Account, Notification } from './model';
+import { SLACK_LIMITS } from './slack-limits';
 
-/** Slack's message limits (chat.postMessage / Block Kit). */
-export const SLACK_LIMITS = Object.freeze({
-  blocksPerMessage: 50,
-  sectionTextChars: 3000,
-  sectionFields: 10,
-  sectionFieldChars: 2000,
-  headerTextChars: 150,
-  contextTextChars: 3000,
-  fallbackTextChars: 4000,
-});
+export { SLACK_LIMITS };
 
 export type Block =
   | { type: 'header'; text: { type: 'plain_text'; text: string; emoji?: boolean } }
