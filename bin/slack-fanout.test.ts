@@ -442,10 +442,7 @@ describe('usage errors', () => {
       'import-accounts',
       ['value   a number', 'or a string', 'change  optional, a number: the change in percent, not a fraction'],
     ],
-    [
-      'add',
-      ['up to 150 UTF-16 code units (2 for a character beyond U+FFFF, as most emoji are', 'at most 1,500 bytes'],
-    ],
+    ['add', ['up to 150 UTF-16 code units (2 for a character beyond U+FFFF, as most emoji are', 'at most 1,500 bytes']],
     ['pause', ['1 to 500 characters']],
     ['redrive', ['--topic <name>', '--page-size <n>', 'projects/{project}/topics/{id}']],
     ['resume', ['unlisted', 'with --paused-reason or --all-paused: notifications read and resumed per page']],
