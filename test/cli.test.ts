@@ -13,7 +13,7 @@ import { saveNotifications, setNotificationEnabled } from '../shared/notificatio
 import { createPubSub } from '../shared/pubsub';
 import { RUN_RECORD_GONE } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
-import { notification } from './helpers';
+import { collectOutput, notification } from './helpers';
 
 const CLI = join(__dirname, '..', 'dist', 'bin', 'slack-fanout.js');
 
@@ -160,19 +160,13 @@ describe('redrive interrupted before it starts', () => {
           PUBSUB_EMULATOR_HOST: `127.0.0.1:${port}`,
         },
       });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
+      const { out, exited } = collectOutput(child);
       const started = Date.now();
       // Past the command's start, within its first Pub/Sub call's 10 s.
       const timer = setTimeout(() => child.kill('SIGINT'), 5000);
-      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      const code = await exited;
       clearTimeout(timer);
+      const { stdout, stderr } = out;
       expect(Date.now() - started).toBeLessThan(9000);
       expect({ code, stdout, stderr }).toEqual({
         code: 130,
@@ -561,16 +555,12 @@ describe('redrive interrupted, on the emulators', () => {
         PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
       };
       const child = spawn(process.execPath, [CLI, '-p', projectId, 'redrive', runId, '--page-size', '1'], { env });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
+      const { out, exited } = collectOutput(child);
+      child.stderr.on('data', () => {
+        if (out.stderr.includes('so far') && !child.killed) child.kill('SIGINT');
       });
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-        if (stderr.includes('so far') && !child.killed) child.kill('SIGINT');
-      });
-      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      const code = await exited;
+      const { stdout, stderr } = out;
       expect(code).toBe(130);
       expect(stderr).toContain('redrive: stopping after the page under way (Ctrl-C again stops at once)');
       expect(stderr).toContain(

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import type { Firestore } from '@google-cloud/firestore';
 import { demoAccounts } from '../dev/demo';
 import { SlackStandIn, type SlackStandInOptions } from '../dev/slack-standin';
@@ -130,4 +131,19 @@ export function standInForFile(opts: SlackStandInOptions): SlackStandIn {
 /** A tick's dependencies for the emulator suites: pages of 2, a 60 s lease, the clock held at `now`. */
 export function emulatorTickDeps(runs: RunStore, publisher: DispatchPublisher, now: Date, log: Logger): TickDeps {
   return { runs, publisher, log, pageSize: 2, leaseSeconds: 60, catchUpWindowSeconds: 900, clock: () => now };
+}
+
+/** What a child process writes, gathered as it comes, and its exit code once its output has ended. */
+export function collectOutput(child: ChildProcess): {
+  out: { stdout: string; stderr: string };
+  exited: Promise<number | null>;
+} {
+  const out = { stdout: '', stderr: '' };
+  child.stdout?.on('data', (d: Buffer) => {
+    out.stdout += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    out.stderr += d.toString();
+  });
+  return { out, exited: new Promise((resolve) => child.once('close', (code) => resolve(code))) };
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort, isListening } from '../dev/emulators';
 import { ROOT } from '../dev/processes';
+import { collectOutput } from './helpers';
 
 /**
  * `npm start` (dist/dev/local.js) stopped early, the ways a user stops it: Ctrl-C while it
@@ -339,27 +340,16 @@ describe('npm start, given bad usage', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
     try {
-      const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const env: NodeJS.ProcessEnv = { ...process.env };
-        delete env.PUBSUB_EMULATOR_HOST;
-        delete env.FIRESTORE_EMULATOR_HOST;
-        delete env.SLACK_BOT_TOKEN;
-        // Not spawnSync: the server holding the port lives in this process's event loop.
-        const child = spawn(process.execPath, [LOCAL, '--dispatcher-port', String(port)], { cwd: ROOT, env });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => {
-          stdout += d.toString();
-        });
-        child.stderr.on('data', (d: Buffer) => {
-          stderr += d.toString();
-        });
-        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-        child.on('exit', (status) => {
-          clearTimeout(timer);
-          resolve({ status, stdout, stderr });
-        });
-      });
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      delete env.PUBSUB_EMULATOR_HOST;
+      delete env.FIRESTORE_EMULATOR_HOST;
+      delete env.SLACK_BOT_TOKEN;
+      // Not spawnSync: the server holding the port lives in this process's event loop.
+      const child = spawn(process.execPath, [LOCAL, '--dispatcher-port', String(port)], { cwd: ROOT, env });
+      const { out, exited } = collectOutput(child);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      const r = { status: await exited, ...out };
+      clearTimeout(timer);
       expect(r.status).toBe(2);
       expect(r.stderr).toContain(`--dispatcher-port ${port}: 127.0.0.1:${port} is in use`);
       expect(r.stdout).not.toMatch(/starting the Pub\/Sub emulator/);
