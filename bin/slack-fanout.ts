@@ -27,7 +27,6 @@ import {
   MAX_PAUSE_REASON_CHARS,
   metricSchema,
   newIdProblem,
-  titleSchema,
   userIdProblem,
 } from '../shared/model';
 import { connectProblem } from '../shared/net';
@@ -74,7 +73,8 @@ const newNotificationSchema = z.strictObject({
   teamId: z.string().optional(),
   cron: z.string().min(1),
   timezone: z.string().min(1),
-  title: titleSchema.optional(),
+  // Its length is checked with the rest of the save (notificationDoc), as every save's is.
+  title: z.string().optional(),
   enabled: z.boolean().optional(),
 });
 

@@ -1,3 +1,4 @@
+import { safeCut, unescapeMrkdwn } from '../shared/report';
 /** How long no delivery becoming final makes `npm start`'s progress line stop guessing. */
 export const STALL_MS = 20_000;
 
@@ -45,10 +46,10 @@ export const VERBOSE_MAX = 60;
  * a line break as a blank, so that one post stays one line.
  */
 export function postPreview(mrkdwn: string, max = 60): string {
-  const text = mrkdwn.replace(/\s+/g, ' ').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  const text = unescapeMrkdwn(mrkdwn.replace(/\s+/g, ' '));
   if (text.length <= max) return text;
-  // Not between the two halves of an emoji's surrogate pair.
-  const cut = text.slice(0, /[\uD800-\uDBFF]/.test(text.charAt(max - 1)) ? max - 1 : max);
+  // Not inside an emoji: where the report cuts its own text.
+  const cut = text.slice(0, safeCut(text, max));
   const space = cut.lastIndexOf(' ');
   return `${(space > max / 2 ? cut.slice(0, space) : cut).replace(/[\s,:;]+$/, '')}…`;
 }

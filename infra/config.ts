@@ -95,10 +95,6 @@ export const DEFAULTS = Object.freeze({
   tickDeadlineSeconds: 300,
 });
 
-/** Cloud Run's ceilings; beyond them a deploy fails late, after the images are built. */
-const MAX_INSTANCES_LIMIT = GCP_LIMITS.run.maxInstances;
-const CONCURRENCY_LIMIT = GCP_LIMITS.run.concurrency;
-const TICK_DEADLINE_RANGE = GCP_LIMITS.scheduler.attemptDeadlineSeconds;
 const RESERVED_LABELS = ['app', 'stack', 'managed-by'];
 
 const REGION = /^[a-z]+-[a-z]+\d+$/;
@@ -170,12 +166,12 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
   }
 
   const dispatcher: ServiceSettings = {
-    maxInstances: int('dispatcherMaxInstances', DEFAULTS.dispatcherMaxInstances, 1, MAX_INSTANCES_LIMIT),
-    concurrency: int('dispatcherConcurrency', DEFAULTS.dispatcherConcurrency, 1, CONCURRENCY_LIMIT),
+    maxInstances: int('dispatcherMaxInstances', DEFAULTS.dispatcherMaxInstances, 1, GCP_LIMITS.run.maxInstances),
+    concurrency: int('dispatcherConcurrency', DEFAULTS.dispatcherConcurrency, 1, GCP_LIMITS.run.concurrency),
   };
   const notifier: ServiceSettings = {
-    maxInstances: int('notifierMaxInstances', DEFAULTS.notifierMaxInstances, 1, MAX_INSTANCES_LIMIT),
-    concurrency: int('notifierConcurrency', DEFAULTS.notifierConcurrency, 1, CONCURRENCY_LIMIT),
+    maxInstances: int('notifierMaxInstances', DEFAULTS.notifierMaxInstances, 1, GCP_LIMITS.run.maxInstances),
+    concurrency: int('notifierConcurrency', DEFAULTS.notifierConcurrency, 1, GCP_LIMITS.run.concurrency),
   };
 
   const cron = value('schedulerCron') ?? DEFAULTS.schedulerCron;
@@ -189,7 +185,11 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
   if (!isTimeZone(timeZone)) {
     fail('schedulerTimezone', `is not an IANA time zone (got ${JSON.stringify(timeZone)})`);
   }
-  const attemptDeadlineSeconds = int('tickDeadlineSeconds', DEFAULTS.tickDeadlineSeconds, ...TICK_DEADLINE_RANGE);
+  const attemptDeadlineSeconds = int(
+    'tickDeadlineSeconds',
+    DEFAULTS.tickDeadlineSeconds,
+    ...GCP_LIMITS.scheduler.attemptDeadlineSeconds,
+  );
 
   const userLabels = parseLabels(value('labels'), (message) => fail('labels', message));
   const labels = { ...userLabels, app: 'slack-fanout', stack: labelValue(ctx.stack), 'managed-by': 'pulumi' };

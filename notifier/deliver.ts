@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
+  DATA_PAYLOAD_ERRORS,
   errorMessage,
   FanoutError,
   outcomeOf,
@@ -64,24 +65,16 @@ const MAX_ERROR_MESSAGE = 1000;
 const MAX_SLACK_ERROR = 100;
 
 /**
- * The refusals of a report that its account's data can cause (its size, the blocks its text
- * makes), so that one notification keeps meeting them: they count towards pausing it, as a
- * channel gone does. The rest of Slack's payload errors (`invalid_arguments`, `no_text`, the
- * metadata's) can only come from this code, and pausing every notification for them would
- * turn one bad deploy into a fleet to resume: they are recorded failed and not counted.
+ * The pausedReason a permanent Slack failure counts towards, or null when it does not count: a
+ * channel or workspace gone, or a refusal the account's data causes (DATA_PAYLOAD_ERRORS), which
+ * one notification keeps meeting. The payload errors only this code can cause are recorded
+ * failed and not counted: pausing every notification for them would turn one bad deploy into a
+ * fleet to resume.
  */
-export const PAUSING_PAYLOAD_ERRORS: ReadonlySet<string> = new Set([
-  'msg_too_long',
-  'msg_blocks_too_long',
-  'invalid_blocks',
-  'http_413',
-]);
-
-/** The pausedReason a permanent Slack failure counts towards, or null when it does not count. */
 function slackPauseReason(err: FanoutError): string | null {
   const reason = err.slackError ?? err.code;
   if (err.code === 'slack_permanent_channel' || err.code === 'slack_permanent_workspace') return reason;
-  if (err.code === 'slack_permanent_payload' && PAUSING_PAYLOAD_ERRORS.has(reason)) return reason;
+  if (err.code === 'slack_permanent_payload' && DATA_PAYLOAD_ERRORS.has(reason)) return reason;
   return null;
 }
 

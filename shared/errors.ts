@@ -126,6 +126,18 @@ export const SLACK_ERROR_GROUPS = {
   ],
 } as const;
 
+/**
+ * The permanent payload errors a report's data can cause (its size, the blocks its text makes),
+ * and HTTP 413 (`http_413`), a body too big; the rest of the group (`invalid_arguments`,
+ * `no_text`, the metadata's) only this code can cause.
+ */
+export const DATA_PAYLOAD_ERRORS: ReadonlySet<string> = new Set([
+  'msg_too_long',
+  'msg_blocks_too_long',
+  'invalid_blocks',
+  'http_413',
+]);
+
 const GROUP_OF = new Map<string, keyof typeof SLACK_ERROR_GROUPS>();
 for (const [group, codes] of Object.entries(SLACK_ERROR_GROUPS)) {
   for (const code of codes) GROUP_OF.set(code, group as keyof typeof SLACK_ERROR_GROUPS);

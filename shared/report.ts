@@ -35,7 +35,7 @@ const isLowSurrogate = (c: number) => c >= 0xdc00 && c <= 0xdfff;
  * (which would leave a lone surrogate, not valid UTF-8 to Slack) or, as far as the window
  * sees, a grapheme cluster (half an emoji ZWJ sequence, a flag, a letter without its accent).
  */
-function safeCut(s: string, cut: number): number {
+export function safeCut(s: string, cut: number): number {
   if (cut <= 0 || cut >= s.length) return Math.max(0, Math.min(cut, s.length));
   let at = cut;
   if (isLowSurrogate(s.charCodeAt(at)) && isHighSurrogate(s.charCodeAt(at - 1))) at--;
@@ -63,6 +63,11 @@ export function truncate(s: string, max: number): string {
 /** Slack mrkdwn treats &, < and > as control characters. */
 export function escapeMrkdwn(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** The text escapeMrkdwn escaped, as a person reads it. */
+export function unescapeMrkdwn(s: string): string {
+  return s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 }
 
 /** How long one character is once escaped for mrkdwn. */
