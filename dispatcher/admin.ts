@@ -46,7 +46,13 @@ import {
 } from '../shared/redrive';
 import { checkedSchedule, scheduleProblemField } from '../shared/schedule';
 import { z } from '../shared/zod';
-import { renderStatusPage, STATUS_PAGE_COUNT_CONCURRENCY, STATUS_PAGE_MAX_RUNS, STATUS_PAGE_RUNS } from './status-page';
+import {
+  renderStatusError,
+  renderStatusPage,
+  STATUS_PAGE_COUNT_CONCURRENCY,
+  STATUS_PAGE_MAX_RUNS,
+  STATUS_PAGE_RUNS,
+} from './status-page';
 
 /**
  * The operators' API on the dispatcher: runs, redrive, notifications, and the status page.
@@ -256,7 +262,13 @@ export function adminRouter(deps: AdminDeps): Router {
       asked === undefined ? STATUS_PAGE_RUNS : typeof asked === 'string' && /^\d+$/.test(asked) ? Number(asked) : 0;
     if (limit < 1 || limit > STATUS_PAGE_MAX_RUNS) {
       const got = typeof asked === 'string' ? JSON.stringify(excerpt(asked)) : 'more than one value';
-      invalid(res, 'limit', `limit must be a whole number from 1 to ${STATUS_PAGE_MAX_RUNS}, got ${got}`);
+      const message = `limit must be a whole number from 1 to ${STATUS_PAGE_MAX_RUNS}, got ${got}`;
+      // A browser gets a page it shows; a script (curl sends */*) the admin API's JSON.
+      if (req.accepts(['json', 'html']) === 'html') {
+        res.setHeader('Content-Security-Policy', "default-src 'none'");
+        res.setHeader('X-Content-Type-Options', 'nosniff');
+        res.status(400).type('html').send(renderStatusError(message));
+      } else invalid(res, 'limit', message);
       return;
     }
     const runs = await deps.recentRuns(limit);

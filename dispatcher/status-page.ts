@@ -28,6 +28,23 @@ function time(d: Date | null | undefined): string {
   return d instanceof Date && !Number.isNaN(d.getTime()) ? d.toISOString() : '';
 }
 
+/** The page for a request it cannot answer (a bad `?limit=`), for a browser: the same words as the JSON answer. */
+export function renderStatusError(message: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>slack-fanout status: bad request</title>
+</head>
+<body>
+<h1>slack-fanout status: bad request</h1>
+<p>${escapeHtml(message)}</p>
+<p><a href="status">The ${escapeHtml(STATUS_PAGE_RUNS)} most recent runs</a></p>
+</body>
+</html>
+`;
+}
+
 export function renderStatusPage(rows: RunRow[], now: Date): string {
   const body = rows
     .map(({ id, run, counts }) => {

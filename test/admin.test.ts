@@ -603,6 +603,24 @@ describe('admin API: requests (fake ports)', () => {
     }
   });
 
+  test("a browser's bad ?limit= gets a page naming the problem, a script's the JSON", async () => {
+    const app = appWith(fakePorts({}));
+    const browser = await request(app)
+      .get('/status?limit=<b>ten</b>')
+      .set('authorization', bearer())
+      .set('accept', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8');
+    expect(browser.status).toBe(400);
+    expect(browser.type).toBe('text/html');
+    expect(browser.text).toContain(
+      'limit must be a whole number from 1 to 200, got &quot;&lt;b&gt;ten&lt;/b&gt;&quot;',
+    );
+    expect(browser.text).not.toContain('<b>ten');
+    expect(browser.headers['content-security-policy']).toBe("default-src 'none'");
+    const script = await request(app).get('/status?limit=ten').set('authorization', bearer()).set('accept', '*/*');
+    expect(script.type).toBe('application/json');
+    expect(script.body).toMatchObject({ error: 'invalid_request', field: 'limit' });
+  });
+
   test('a redrive or a resume refuses a field it does not take, rather than passing it over', async () => {
     let redriven = 0;
     const app = appWith(
