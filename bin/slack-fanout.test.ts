@@ -8,7 +8,7 @@ import {
   buildProgram,
   checkEmulatorVariables,
   EXIT,
-  emulatorAddress,
+  emulatorHostPort,
   failureOf,
   MAX_IMPORT_BYTES,
   PROGRESS_EVERY_MS,
@@ -555,7 +555,7 @@ describe('emulator addresses', () => {
     ['[::1]:8085', { host: '::1', port: 8085 }],
     ['emulators', { host: 'emulators', port: 8080 }],
   ])('reads %j', (address, where) => {
-    expect(emulatorAddress('FIRESTORE_EMULATOR_HOST', address)).toEqual(where);
+    expect(emulatorHostPort('FIRESTORE_EMULATOR_HOST', address)).toEqual(where);
   });
 
   it.each([
@@ -567,10 +567,10 @@ describe('emulator addresses', () => {
     '127.0.0.1:80a',
     '127.0.0.1 :8080',
   ])('refuses %j, naming the variable and the form, exit 2', (address) => {
-    expect(() => emulatorAddress('PUBSUB_EMULATOR_HOST', address)).toThrow(
+    expect(() => emulatorHostPort('PUBSUB_EMULATOR_HOST', address)).toThrow(
       `PUBSUB_EMULATOR_HOST=${JSON.stringify(address)} is not an emulator address: expected host:port, the port from 1 to 65535 (as \`gcloud beta emulators pubsub env-init\``,
     );
-    expect(() => emulatorAddress('FIRESTORE_EMULATOR_HOST', address)).toThrow(
+    expect(() => emulatorHostPort('FIRESTORE_EMULATOR_HOST', address)).toThrow(
       'gcloud beta emulators firestore env-init',
     );
     try {

@@ -9,6 +9,7 @@ import { GoogleAuth } from 'google-auth-library';
 import pino from 'pino';
 import { nonBlankText, positiveInt, topicName } from '../shared/cli-args';
 import { projectIdProblem } from '../shared/config';
+import { EMULATOR_VARIABLES, type EmulatedService, emulatorAddress } from '../shared/emulator-address';
 import { createFirestore } from '../shared/firestore';
 import { buildQuery, FirestoreStore } from '../shared/firestore-store';
 import { withTimeout } from '../shared/http';
@@ -124,11 +125,7 @@ class CliError extends Error {
 
 /** How long a command waits for Firestore or Pub/Sub to take a connection before it gives up. */
 const REACH_TIMEOUT_MS = 5000;
-type Service = 'Firestore' | 'Pub/Sub';
-const EMULATOR_VARIABLE: Record<Service, string> = {
-  Firestore: 'FIRESTORE_EMULATOR_HOST',
-  'Pub/Sub': 'PUBSUB_EMULATOR_HOST',
-};
+type Service = EmulatedService;
 const SERVICE_HOST: Record<Service, string> = {
   Firestore: 'firestore.googleapis.com',
   'Pub/Sub': 'pubsub.googleapis.com',
@@ -138,7 +135,7 @@ const PROXY_VARIABLES = ['grpc_proxy', 'https_proxy', 'HTTPS_PROXY', 'http_proxy
 
 /** Where a command looks for a service, as its errors say: the emulator, or the project and credentials. */
 export function whereService(service: Service, projectId: string, env: NodeJS.ProcessEnv = process.env): string {
-  const variable = EMULATOR_VARIABLE[service];
+  const variable = EMULATOR_VARIABLES[service];
   if (env[variable]) return `${variable}=${env[variable]}`;
   const credentials = env.GOOGLE_APPLICATION_CREDENTIALS
     ? `GOOGLE_APPLICATION_CREDENTIALS=${env.GOOGLE_APPLICATION_CREDENTIALS}`
@@ -146,27 +143,18 @@ export function whereService(service: Service, projectId: string, env: NodeJS.Pr
   return `${SERVICE_HOST[service]} for project ${projectId}, with ${credentials}`;
 }
 
-/**
- * Host and port of an emulator address (`host:port`, `[::1]:port`; the port 8080 when left
- * out), or a CliError that names the variable: the clients' own words do not.
- */
-export function emulatorAddress(variable: string, address: string): { host: string; port: number } {
-  const m = /^\[([^\]\s]+)\](?::(\d{1,5}))?$/.exec(address) ?? /^([^:/\s[\]]+)(?::(\d{1,5}))?$/.exec(address);
-  const port = Number(m?.[2] ?? 8080);
-  if (!m?.[1] || port < 1 || port > 65535) {
-    throw new CliError(
-      `${variable}=${JSON.stringify(excerpt(address))} is not an emulator address: expected host:port, ` +
-        `the port from 1 to 65535 (as \`gcloud beta emulators ${variable.startsWith('PUBSUB') ? 'pubsub' : 'firestore'} env-init\` prints it, e.g. 127.0.0.1:8085)`,
-    );
-  }
-  return { host: m[1], port };
+/** Host and port of an emulator address, or a CliError that names the variable (emulatorAddress). */
+export function emulatorHostPort(variable: string, address: string): { host: string; port: number } {
+  const at = emulatorAddress(variable, address);
+  if (at.problem !== undefined) throw new CliError(at.problem);
+  return at;
 }
 
 /** Both emulator variables, when set, are addresses (emulatorAddress). */
 export function checkEmulatorVariables(env: NodeJS.ProcessEnv = process.env): void {
-  for (const variable of Object.values(EMULATOR_VARIABLE)) {
+  for (const variable of Object.values(EMULATOR_VARIABLES)) {
     const value = env[variable];
-    if (value) emulatorAddress(variable, value);
+    if (value) emulatorHostPort(variable, value);
   }
 }
 
@@ -180,10 +168,10 @@ let firestoreAt: string | undefined;
  * normal path next to nothing.
  */
 async function checkReachable(service: Service, projectId: string, env: NodeJS.ProcessEnv = process.env) {
-  const emulator = env[EMULATOR_VARIABLE[service]];
+  const emulator = env[EMULATOR_VARIABLES[service]];
   if (!emulator && PROXY_VARIABLES.some((v) => env[v])) return;
   const { host, port } = emulator
-    ? emulatorAddress(EMULATOR_VARIABLE[service], emulator)
+    ? emulatorHostPort(EMULATOR_VARIABLES[service], emulator)
     : { host: SERVICE_HOST[service], port: 443 };
   const why = await connectProblem(host, port, REACH_TIMEOUT_MS);
   if (why) {
@@ -217,9 +205,28 @@ async function openFirestore(projectId: string): Promise<Firestore> {
     if (silent || isUnreachable(err)) {
       throw new CliError(`cannot use Firestore: ${(err as Error).message}`, EXIT.failed);
     }
+    if (grpcCode(err) === UNIMPLEMENTED) throw notThatService('Firestore', projectId, err);
     throw err;
   }
   return db;
+}
+
+/** gRPC's code for a method the server does not have: what one emulator answers for the other's calls. */
+const UNIMPLEMENTED = 12;
+const PERMISSION_DENIED = 7;
+const NOT_FOUND = 5;
+
+function grpcCode(err: unknown): unknown {
+  return (err as { code?: unknown } | null)?.code;
+}
+
+/** A server that took the first call but has no such method: another service at that address (the two emulator variables swapped). */
+function notThatService(service: Service, projectId: string, err: unknown): CliError {
+  const other = service === 'Firestore' ? 'Pub/Sub' : 'Firestore';
+  return new CliError(
+    `cannot use ${service}: ${whereService(service, projectId)} answered, but not as ${service} (${(err as Error).message}); is that the ${other} emulator's address?${service === 'Pub/Sub' ? ' Nothing was redriven' : ''}`,
+    EXIT.failed,
+  );
 }
 
 /** An error of a connection lost or never made (gRPC UNAVAILABLE or DEADLINE_EXCEEDED), here or in its causes. */
@@ -266,11 +273,19 @@ async function checkRedriveTopic(pubsub: PubSub, topic: string, projectId: strin
   } catch (err) {
     if (silent) throw new CliError(`cannot use Pub/Sub: ${(err as Error).message}`, EXIT.failed);
     // A topic that does not exist fails the first page's publish, which says so and puts it back.
-    if ((err as { code?: number }).code === 5) return;
-    process.stderr.write(
-      `redrive: could not list the subscriptions of topic ${topic} (${(err as Error).message}); going on without that check\n`,
+    if (grpcCode(err) === NOT_FOUND) return;
+    if (grpcCode(err) === UNIMPLEMENTED) throw notThatService('Pub/Sub', projectId, err);
+    // A caller that may publish but not list: the check alone is passed over.
+    if (grpcCode(err) === PERMISSION_DENIED) {
+      process.stderr.write(
+        `redrive: may not list the subscriptions of topic ${topic} (${(err as Error).message}); going on without that check\n`,
+      );
+      return;
+    }
+    throw new CliError(
+      `cannot use Pub/Sub at ${whereService('Pub/Sub', projectId)}: listing the subscriptions of topic ${topic} failed (${(err as Error).message}); nothing was redriven`,
+      EXIT.failed,
     );
-    return;
   }
   // The emulator lists none for a topic that does not exist, where Pub/Sub answers NOT_FOUND.
   if (subscriptions.length === 0 && (await pubsub.topic(topic).exists())[0]) {

@@ -17,7 +17,7 @@ describe("npm start's options", () => {
     expect(text).toContain('demo notifications to seed, 1 to 1,000,000 (default: 200)');
     expect(text).toContain('demo accounts the notifications report on, 1 to 100,000 (default: 20)');
     expect(text).toContain("how long a tick's deliveries are waited for, 1 to 3,600 (with --once");
-    expect(text).toContain("seconds from a tick's last delivery to the next tick, 1 to 3,600 (default: 60)");
+    expect(text).toContain('as Cloud Scheduler), 1 to 3,600 (default: 60)');
   });
 
   it('takes the ends of each range, and refuses just past them', () => {

@@ -68,7 +68,7 @@ export function localProgram(): Command {
       )
       .option(
         '--interval <seconds>',
-        `without --once: seconds from a tick's last delivery to the next tick${range(MAX_SECONDS)}`,
+        `without --once: seconds between ticks, on the clock (60: every minute on the minute, as Cloud Scheduler)${range(MAX_SECONDS)}`,
         positiveInt(MAX_SECONDS),
         60,
       )
@@ -104,7 +104,10 @@ export function localProgram(): Command {
         positiveInt(65_535),
       )
       .addOption(
-        new Option('--log-level <level>', "the services' log level (their logs go to .local/logs/)")
+        new Option(
+          '--log-level <level>',
+          "the services' log level (their logs go to a directory of the run's own in .local/logs/; the 10 latest runs' are kept)",
+        )
           .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
           .default('info'),
       )

@@ -1,8 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
+import { loadServiceConfig } from '../shared/auth';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { FINAL_STATUSES } from '../shared/model';
@@ -25,10 +25,12 @@ import {
   timeLeft,
   VERBOSE_MAX,
 } from './progress';
+import { runLogDir } from './run-logs';
 import { serviceEnv, serviceEnvProblems } from './service-env';
 import { SlackStandIn } from './slack-standin';
 import { superviseService } from './supervise';
 import { type TickSummary, tickRefusal } from './tick-answer';
+import { nextTick, slotAtOrBefore } from './tick-rhythm';
 import { createTopology } from './topology';
 
 /**
@@ -70,6 +72,10 @@ const FRONTEND_WAIT_MS = 10_000;
 /** How long the first tick is sent again for: a run's lease (60 s) held by a dispatcher that died, and then some. */
 const FIRST_TICK_RETRY_MS = 90_000;
 const TICK_RETRY_MS = 5_000;
+/** The runs whose service logs are kept under .local/logs/. */
+const KEPT_RUN_LOGS = 10;
+/** A tick sent this long after it was due says so. */
+const LATE_TICK_NOTE_MS = 2_000;
 /** Cloud Scheduler's attempt deadline for the tick, as infra/ sets it by default (300 s). */
 const TICK_DEADLINE_MS = 300_000;
 /** A run a tick did not dispatch that a tick sent again may: it failed, or another dispatcher's lease holds it. */
@@ -114,7 +120,14 @@ async function main(): Promise<number> {
   // What the services would refuse as they start (SLACK_API_URL=notaurl, SLACK_TIMEOUT_MS=abc)
   // is a usage error, said before anything starts, in their words. The stand-in's URL is the
   // run's own, and replaces SLACK_API_URL without a token.
-  const problems = serviceEnvProblems(envFor(opts, {}, slackToken() ? realSlackUrl() : 'http://127.0.0.1/api/'));
+  // The emulators' addresses are the run's own, set over any in the shell: stand-ins here.
+  const problems = serviceEnvProblems(
+    envFor(
+      opts,
+      { PUBSUB_EMULATOR_HOST: '127.0.0.1:8085', FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080' },
+      slackToken() ? realSlackUrl() : 'http://127.0.0.1/api/',
+    ),
+  );
   if (problems.length > 0) {
     for (const problem of problems) process.stderr.write(`error: ${problem}\n`);
     const what = problems.length === 1 ? 'this value' : 'these values';
@@ -133,8 +146,7 @@ async function main(): Promise<number> {
   const say = (line: string) => {
     if (stdoutOpen) process.stdout.write(`${line}\n`);
   };
-  const logDir = join(ROOT, '.local', 'logs');
-  mkdirSync(logDir, { recursive: true });
+  const logDir = runLogDir(join(ROOT, '.local', 'logs'), new Date(), process.pid, KEPT_RUN_LOGS);
 
   // Processes first (services, then emulators), clients last: a Ctrl-C while a Firestore call
   // is in flight must not leave Java or a service running.
@@ -542,23 +554,43 @@ async function main(): Promise<number> {
       return expected - final;
     };
 
-    const notFinal = await runTick(new Date(), true);
+    const firstAt = new Date();
+    const notFinal = await runTick(firstAt, true);
     if (opts.once) {
       await stopAll();
       return notFinal === 0 ? 0 : 1;
     }
-    say(`\nrunning: a tick every ${opts.interval} s, as Cloud Scheduler would send it. Ctrl-C stops everything.`);
+    say(
+      `\nrunning: a tick every ${opts.interval} s on the clock, as Cloud Scheduler would send it. Ctrl-C stops everything.`,
+    );
+    const windowSeconds = loadServiceConfig('dispatcher', { ...env, PORT: '0' }).config.catchUpWindowSeconds;
+    let dueMs = slotAtOrBefore(firstAt.getTime(), opts.interval);
     for (;;) {
-      await new Promise((r) => setTimeout(r, opts.interval * 1000));
+      const next = nextTick(dueMs, Date.now(), opts.interval, windowSeconds);
+      dueMs = next.dueMs;
+      if (next.passedOver > 0) {
+        say(
+          `${next.passedOver} tick(s) due while the last tick's deliveries landed are older than the catch-up window (${windowSeconds} s): not sent, as the dispatcher would send none of their occurrences`,
+        );
+      }
+      const wait = dueMs - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       // A stop under way (Ctrl-C during the wait) is waited for, not raced to the exit.
       if (stopping) {
         await stopAll();
         return stopCode;
       }
+      const due = new Date(dueMs);
+      const lateMs = Date.now() - dueMs;
+      if (lateMs >= LATE_TICK_NOTE_MS) {
+        say(
+          `the tick due at ${due.toISOString()} is sent ${Math.round(lateMs / 1000)} s late, with that time: the last tick's deliveries were still landing`,
+        );
+      }
       // A tick refused (Firestore or Pub/Sub not answering) is said, and the next one tries
       // again, as Cloud Scheduler's next call would.
-      await runTick(new Date()).catch((err: unknown) => {
-        say(`${(err as Error).message}; the next tick, in ${opts.interval} s, tries again`);
+      await runTick(due).catch((err: unknown) => {
+        say(`${(err as Error).message}; the next tick tries again`);
       });
     }
   } catch (err) {

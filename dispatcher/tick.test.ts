@@ -581,6 +581,89 @@ describe('runTick', () => {
     expect(next.occurrences).toEqual([]);
   });
 
+  it.each<[string, string | null]>([
+    ['still marked as the schedule’s active run', occ],
+    ['not marked (the schedule’s copy still due at it)', null],
+  ])(
+    'a run found already done, %s, moves the schedule on to its next occurrence without publishing',
+    async (_what, active) => {
+      const store = new MemoryStore();
+      seed(store, { count: 3 });
+      // Another dispatcher finished the run; the write that moves the schedule on did not land.
+      await store.claimRun(scheduleId, occ, 'other-dispatcher', 60_000, occurrence, new Date());
+      const run = await store.getRun(runId);
+      if (!run) throw new Error('no run');
+      store.runDocs.set(runId, { ...run, status: 'done', leaseOwner: null, leaseExpiresAt: null, published: 3 });
+      store.putSchedule(scheduleId, { ...daily9, nextRunAt: occurrence, activeOccurrence: active });
+      const publisher = new FakePublisher();
+      const summary = await runTick(occurrence, deps(store, publisher));
+      expect(summary.occurrences).toEqual([
+        expect.objectContaining({ scheduleId, occurrence: occ, runId, status: 'already-done', published: 0 }),
+      ]);
+      expect(publisher.pages).toHaveLength(0);
+      const moved = store.schedule(scheduleId);
+      expect(moved?.nextRunAt?.toISOString()).toBe('2026-01-16T08:00:00.000Z');
+      expect(moved?.nextRunAt?.toISOString()).toBe(nextOccurrence(daily9, occurrence).toISOString());
+      expect(moved?.activeOccurrence).toBeNull();
+      expect(moved?.lastRunAt?.toISOString()).toBe(occ);
+      // The next tick finds nothing due.
+      expect((await runTick(new Date(occurrence.getTime() + 60_000), deps(store, publisher))).occurrences).toEqual([]);
+    },
+  );
+
+  it('after finding an old run already done, a newer occurrence that fell due meanwhile runs in the same tick', async () => {
+    const hourly = { cron: '0 * * * *', timezone: 'UTC' };
+    const id = scheduleIdOf(hourly);
+    const store = new MemoryStore();
+    store.putSchedule(id, { ...hourly, nextRunAt: new Date('2026-01-15T09:00:00Z') });
+    for (const n of ['a', 'b', 'c']) store.putNotification(n, { scheduleId: id, enabled: true });
+    // The 09:00 run was finished by another dispatcher, whose write of the schedule did not land:
+    // the schedule still names 09:00 as its active run.
+    await store.claimRun(id, '2026-01-15T09:00:00.000Z', 'other', 60_000, new Date('2026-01-15T09:00:01Z'), null);
+    const nine = runIdOf(id, '2026-01-15T09:00:00.000Z');
+    const run = await store.getRun(nine);
+    if (!run) throw new Error('no run');
+    store.runDocs.set(nine, { ...run, status: 'done', leaseOwner: null, leaseExpiresAt: null });
+    expect(store.schedule(id)?.activeOccurrence).toBe('2026-01-15T09:00:00.000Z');
+
+    // The next tick comes at 10:00:30, when 10:00 is due too.
+    const publisher = new FakePublisher();
+    const tick = new Date('2026-01-15T10:00:30Z');
+    const summary = await runTick(tick, deps(store, publisher, { clock: () => tick }));
+    expect(summary.occurrences.map((o) => [o.status, o.occurrence, o.published])).toEqual([
+      ['already-done', '2026-01-15T09:00:00.000Z', 0],
+      ['dispatched', '2026-01-15T10:00:00.000Z', 3],
+    ]);
+    expect(publisher.messages.every((m) => m.occurrence === '2026-01-15T10:00:00.000Z')).toBe(true);
+    expect(store.schedule(id)).toMatchObject({ activeOccurrence: null, nextRunAt: new Date('2026-01-15T11:00:00Z') });
+  });
+
+  it('gives a late run’s and a resumed run’s messages the delivery id of their occurrence, not of the tick', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 3 });
+    // Ten minutes late: 09:00 Paris is still inside the catch-up window. Its second page is refused.
+    const late = new Date(occurrence.getTime() + 600_000);
+    const first = new FakePublisher([2]);
+    expect((await runTick(late, deps(store, first, { clock: () => late }))).occurrences[0]).toMatchObject({
+      status: 'failed',
+      occurrence: occ,
+    });
+    // Resumed by the next tick, a minute later.
+    const later = new Date(late.getTime() + 60_000);
+    const second = new FakePublisher();
+    expect((await runTick(later, deps(store, second, { clock: () => later }))).occurrences[0]).toMatchObject({
+      status: 'resumed',
+      occurrence: occ,
+    });
+    const sent = [...first.pages.flat(), ...second.pages.flat()];
+    expect(sent.map((p) => p.message.notificationId).sort()).toEqual(ids);
+    for (const { message, attributes } of sent) {
+      expect(message.occurrence).toBe(occ);
+      expect(attributes.deliveryId).toBe(deliveryIdOf(message.notificationId, '2026-01-15T08:00:00.000Z'));
+      expect(attributes.runId).toBe(runId);
+    }
+  });
+
   it('dispatches several due schedules at once, up to scheduleConcurrency, each to completion', async () => {
     const store = new MemoryStore();
     const ids = everyMinute(store, ['UTC', 'Asia/Tokyo', 'America/New_York'], 5);

@@ -237,6 +237,46 @@ describe('notifier app POST /push', () => {
   });
 });
 
+describe('notifier app POST /dead-letter', () => {
+  const scheduleId = scheduleIdOf({ cron: '0 9 * * *', timezone: 'UTC' });
+  /** The occurrence's run, as the dispatcher makes it before it publishes: it vouches for the dead letter. */
+  async function dispatched(store: MemoryStore) {
+    store.putSchedule(scheduleId, { cron: '0 9 * * *', timezone: 'UTC', nextRunAt: new Date(occurrence) });
+    const claim = await store.claimRun(scheduleId, occurrence, 'dispatcher', 60_000, new Date(occurrence), null);
+    expect(claim.kind).toBe('acquired');
+  }
+
+  it('records the delivery dead and answers 200 with its status', async () => {
+    const { app, store } = setup();
+    await dispatched(store);
+    const res = await request(app).post(TOPOLOGY.deadLetterPath).send(envelope());
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ deliveryId: deliveryIdOf('n-1', occurrence), status: 'dead' });
+    expect((await store.get(deliveryIdOf('n-1', occurrence)))?.status).toBe('dead');
+  });
+
+  it.each<[string, 'getRun' | 'markDead']>([
+    ['its run cannot be read', 'getRun'],
+    ['its delivery cannot be recorded dead', 'markDead'],
+  ])(
+    'answers 503 (a nack: Pub/Sub delivers the dead letter again) when %s, never dropping it',
+    async (_what, method) => {
+      const { app, store } = setup();
+      await dispatched(store);
+      const failing = jest.spyOn(store, method).mockRejectedValue(new Error('firestore unavailable'));
+      const res = await request(app).post(TOPOLOGY.deadLetterPath).send(envelope());
+      expect(res.status).toBe(503);
+      expect(ACK).not.toContain(res.status);
+      expect(res.body).toEqual({ error: 'record_failed' });
+      expect(await store.get(deliveryIdOf('n-1', occurrence))).toBeNull();
+      // Delivered again once Firestore answers, it is recorded.
+      failing.mockRestore();
+      expect((await request(app).post(TOPOLOGY.deadLetterPath).send(envelope())).status).toBe(200);
+      expect((await store.get(deliveryIdOf('n-1', occurrence)))?.status).toBe('dead');
+    },
+  );
+});
+
 describe('a shutdown that abandons pushes', () => {
   it('names each by its delivery and message ids in its log line', async () => {
     const lines: string[] = [];

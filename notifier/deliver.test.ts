@@ -19,6 +19,8 @@ class FakeSlack implements SlackPort {
   readonly foundIn = new Map<string, string>();
   /** Run at each look, before it answers (a look that takes its time). */
   onLookup: () => void = () => undefined;
+  /** Errors a look throws, per channel (Slack rate limited, the channel gone). */
+  readonly lookupFails = new Map<string, Error>();
 
   async post(req: PostRequest): Promise<{ ts: string; channel: string }> {
     this.posts.push(req);
@@ -30,6 +32,8 @@ class FakeSlack implements SlackPort {
   async findDelivery(channel: string, deliveryId: string, since: Date, teamId?: string): Promise<string | null> {
     this.lookups.push({ channel, deliveryId, since, teamId });
     this.onLookup();
+    const failure = this.lookupFails.get(channel);
+    if (failure) throw failure;
     return this.foundIn.get(channel) ?? this.found;
   }
 
@@ -546,6 +550,47 @@ describe('handlePush', () => {
       expect(slack.posts).toHaveLength(1);
     });
 
+    it.each<[string, string | null]>([
+      ['the channel the same', null],
+      ['moved to another channel', 'C0999'],
+    ])(
+      '%s: a look Slack rate limits fails the attempt for a retry, posting nothing, the outcome still unknown',
+      async (_what, movedTo) => {
+        const { store, slack, deps } = await unknownOutcome();
+        if (movedTo) edit(store, { slack: { channelId: movedTo } });
+        slack.lookupFails.set('C0123', classifySlackErrorCode('ratelimited'));
+        expect(await handlePush(push(), deps)).toMatchObject({
+          kind: 'retry',
+          reason: 'slack_retryable',
+          status: 'retrying',
+        });
+        // It never posts without having looked: the one post is the first attempt's.
+        expect(slack.lookups.map((l) => l.channel)).toEqual(['C0123']);
+        expect(slack.posts).toHaveLength(1);
+        expect(await store.get(id)).toMatchObject({
+          status: 'retrying',
+          outcomeUnknown: true,
+          lastError: { code: 'slack_retryable', slackError: 'ratelimited' },
+        });
+        // Once Slack answers the look, the post found there is recorded, not made again.
+        slack.lookupFails.clear();
+        slack.foundIn.set('C0123', '1700000000.000001');
+        expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+        expect(slack.posts).toHaveLength(1);
+        expect(await store.get(id)).toMatchObject({ status: 'sent', channelId: 'C0123' });
+      },
+    );
+
+    it('a channel that cannot be searched for good (channel_not_found) is passed over: the next place is looked in, then posted in', async () => {
+      const { store, slack, deps } = await unknownOutcome();
+      edit(store, { slack: { channelId: 'C0999' } });
+      slack.lookupFails.set('C0123', classifySlackErrorCode('channel_not_found'));
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent', status: 'sent' });
+      expect(slack.lookups.map((l) => l.channel)).toEqual(['C0123', 'C0999']);
+      expect(slack.posts.map((p) => p.channel)).toEqual(['C0123', 'C0999']);
+      expect(await store.get(id)).toMatchObject({ status: 'sent', channelId: 'C0999', outcomeUnknown: false });
+    });
+
     it('an attempt that died mid-post (its claim expired, nothing recorded), then a channel change', async () => {
       const { store, slack, deps, advance } = setup();
       // The first attempt's claim, as its create() left it, and then no word from it.
@@ -588,6 +633,61 @@ describe('handlePush', () => {
     expect(slack.lookups).toHaveLength(1);
     expect(slack.posts).toHaveLength(2);
     expect((await store.get(id))?.slackTs).toBe('1700000000.000002');
+  });
+
+  it.each<[string, number, boolean]>([
+    ['5 s of its 60 s claim left, less than the 10 s a post may take: starts no post', 55_000, false],
+    ['15 s of its 60 s claim left, more than the 10 s a post may take: posts', 45_000, true],
+  ])('an attempt that stalled between its claim and its post, %s', async (_what, stalledMs, posts) => {
+    const { store, slack, deps, advance } = setup();
+    deps.slackTimeoutMs = 10_000;
+    // The claim is taken at t0 for 60 s; the attempt then stalls before it would post.
+    deps.ledger = Object.assign(Object.create(store) as MemoryStore, {
+      claim: async (req: Parameters<MemoryStore['claim']>[0]) => {
+        const claim = await store.claim(req);
+        advance(stalledMs);
+        return claim;
+      },
+    });
+    const result = await handlePush(push(), deps);
+    if (posts) {
+      expect(result).toMatchObject({ kind: 'ack', reason: 'sent', status: 'sent' });
+      expect(slack.posts).toHaveLength(1);
+      return;
+    }
+    // Another attempt could take the claim over while this post is still in flight, and post too.
+    expect(result).toMatchObject({ kind: 'retry', reason: 'dependency_unavailable', status: 'retrying' });
+    expect(slack.posts).toHaveLength(0);
+    expect(await store.get(id)).toMatchObject({
+      status: 'retrying',
+      outcomeUnknown: false,
+      claimExpiresAt: null,
+      lastError: { code: 'dependency_unavailable', retryable: true },
+    });
+  });
+
+  it('a claim whose write landed but whose answer was lost, retried with the same token, still looks for the earlier post', async () => {
+    const { store, slack, deps } = setup();
+    slack.script = [classifySlackHttpStatus(502)];
+    await handlePush(push(), deps);
+    expect(await store.get(id)).toMatchObject({ status: 'retrying', outcomeUnknown: true });
+    // The next attempt's claim takes the record, its answer is lost, and the store tries again with
+    // the same token (a retried transaction): the record is then already this attempt's own.
+    const answers: unknown[] = [];
+    deps.ledger = Object.assign(Object.create(store) as MemoryStore, {
+      claim: async (req: Parameters<MemoryStore['claim']>[0]) => {
+        await store.claim(req);
+        const again = await store.claim(req);
+        answers.push(again);
+        return again;
+      },
+    });
+    slack.foundIn.set('C0123', '1700000000.000001');
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent', status: 'sent' });
+    expect(answers).toEqual([expect.objectContaining({ kind: 'claimed', attempts: 2, outcomeUnknown: true })]);
+    expect(slack.lookups).toHaveLength(1);
+    expect(slack.posts).toHaveLength(1);
+    expect(await store.get(id)).toMatchObject({ status: 'sent', slackTs: '1700000000.000001' });
   });
 
   describe.each([
@@ -981,6 +1081,47 @@ describe('handleDeadLetter', () => {
     expect((await store.get(id))?.status).toBe('sent');
     // Nothing went wrong with the delivery: no error is logged for it.
     expect(logged).toEqual([{ level: 'info', msg: 'dead letter of a delivery already sent: left as it is' }]);
+  });
+
+  it('answers dead, leaving the record as it is, to a dead letter again of a delivery already dead whose run is gone since', async () => {
+    const { store, slack, deps, advance } = setup();
+    await dispatched(store);
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push(), deps);
+    const body = push();
+    (body.message.attributes as Record<string, string>).CloudPubSubDeadLetterSourceDeliveryCount = '10';
+    expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: id, status: 'dead' });
+    const dead = await store.get(id);
+    expect(dead).toMatchObject({ status: 'dead', deadLetterAttempts: 10, runId: runIdOf(SCHEDULE_ID, occurrence) });
+    // The run's record expires; Pub/Sub delivers the same dead letter again.
+    store.runDocs.delete(runIdOf(SCHEDULE_ID, occurrence));
+    advance(60_000);
+    expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: id, status: 'dead' });
+    expect(await store.get(id)).toEqual(dead);
+  });
+
+  it('leaves a redriven delivery being sent to its redriven message, answering superseded, when the dead letter is of the message before', async () => {
+    const { store, slack, deps, advance } = setup();
+    await dispatched(store);
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push(), deps);
+    const body = push();
+    const attrs = body.message.attributes as Record<string, string>;
+    attrs.CloudPubSubDeadLetterSourceDeliveryCount = '10';
+    attrs.CloudPubSubDeadLetterSourceTopicPublishTime = '2026-12-07T08:00:01.000Z';
+    expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: id, status: 'dead' });
+    // Redriven ten minutes later, and its redriven message's attempt is posting now.
+    advance(600_000);
+    const redriveAt = new Date(t0.getTime() + 600_000);
+    store.deliveryDocs.set(id, {
+      ...store.deliveryDocs.get(id),
+      status: 'sending',
+      claimedBy: 'the-redriven-attempt',
+      claimExpiresAt: new Date(redriveAt.getTime() + 60_000),
+      lastRedriveAt: redriveAt,
+    });
+    expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: id, status: 'superseded' });
+    expect(await store.get(id)).toMatchObject({ status: 'sending', claimedBy: 'the-redriven-attempt' });
   });
 
   it('records dead a message none of whose attempts reached the notifier, whatever shape the envelope gives deliveryAttempt', async () => {

@@ -137,6 +137,19 @@ describe('classifySlackFailure with the real @slack/web-api errors', () => {
     expect(retryAfterOf('Tue, 01 Dec 2099 12:00:00 GMT', now)).toBe(86_400);
   });
 
+  it('retryAfterOf rounds a part of a second up: a date half a second ahead is a wait of 1, not 0', () => {
+    // An IMF-fixdate names whole seconds; the clock is half a second short of it.
+    const now = Date.parse('2026-12-01T12:00:29.500Z');
+    expect(retryAfterOf('Tue, 01 Dec 2026 12:00:30 GMT', now)).toBe(1);
+    expect(retryAfterOf('Tue, 01 Dec 2026 12:00:31 GMT', now)).toBe(2);
+    // Half a second past it: nothing left to wait.
+    expect(retryAfterOf('Tue, 01 Dec 2026 12:00:29 GMT', now)).toBe(0);
+    // Any part of a second counts as a whole one, a fifth as much as a half.
+    const later = Date.parse('2026-12-01T12:00:29.800Z');
+    expect(retryAfterOf('Tue, 01 Dec 2026 12:00:30 GMT', later)).toBe(1);
+    expect(retryAfterOf('Tue, 01 Dec 2026 12:00:31 GMT', later)).toBe(2);
+  });
+
   it('a FanoutError passes through unchanged', () => {
     const original = new PermanentError('slack_permanent_payload', 'too long', { slackError: 'msg_too_long' });
     expect(classifySlackFailure(original)).toBe(original);

@@ -257,6 +257,39 @@ describe('each service reads its own variables', () => {
   });
 });
 
+describe("the emulators' addresses", () => {
+  const bad = {
+    ...base,
+    SLACK_BOT_TOKEN: TOKEN,
+    PUBSUB_EMULATOR_HOST: 'localhost:abc',
+    FIRESTORE_EMULATOR_HOST: '127.0.0.1:99999',
+  };
+
+  it('are checked as the services start, each named with what it holds', () => {
+    expect(configErrorOf(() => loadConfig(bad, 'dispatcher')).problems).toEqual([
+      expect.stringMatching(
+        /^FIRESTORE_EMULATOR_HOST="127\.0\.0\.1:99999" is not an emulator address: expected host:port/,
+      ),
+      expect.stringMatching(/^PUBSUB_EMULATOR_HOST="localhost:abc" is not an emulator address/),
+    ]);
+  });
+
+  it("leave the notifier's start alone for Pub/Sub, which it does not use", () => {
+    expect(configErrorOf(() => loadConfig(bad, 'notifier')).problems).toEqual([
+      expect.stringMatching(/^FIRESTORE_EMULATOR_HOST=/),
+    ]);
+    expect(() => loadConfig({ ...bad, FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080' }, 'notifier')).not.toThrow();
+  });
+
+  it('take host:port, [IPv6]:port and a host alone', () => {
+    for (const address of ['127.0.0.1:8085', '[::1]:8085', 'localhost', 'emulators.internal:443']) {
+      expect(() =>
+        loadConfig({ ...base, PUBSUB_EMULATOR_HOST: address, FIRESTORE_EMULATOR_HOST: address }, 'dispatcher'),
+      ).not.toThrow();
+    }
+  });
+});
+
 describe('describeConfig of a service', () => {
   it("shows what the service reads, not the other's fields at defaults it never read", () => {
     const config = loadConfig({ ...base, SLACK_BOT_TOKEN: TOKEN });

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { topicNameProblem } from './cli-args';
+import { EMULATOR_VARIABLES, emulatorAddress } from './emulator-address';
 import { TOPOLOGY } from './topology';
 import { z } from './zod';
 
@@ -310,6 +311,16 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
     );
   }
   if (service === 'notifier' && !config.slackBotToken && unrefused(ENV.SLACK_BOT_TOKEN)) problems.push(TOKEN_REQUIRED);
+  // The emulators' addresses, read by the clients: Pub/Sub's never says it has a bad one.
+  for (const [client, variable] of Object.entries(EMULATOR_VARIABLES)) {
+    const value = env[variable]?.trim();
+    if (!value || (service === 'notifier' && client === 'Pub/Sub')) continue;
+    const at = emulatorAddress(variable, value);
+    if (at.problem !== undefined) {
+      refused.add(variable);
+      problems.push(at.problem);
+    }
+  }
   return { config, problems, refused };
 }
 

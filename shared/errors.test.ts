@@ -7,6 +7,7 @@ import {
   type FanoutErrorCode,
   outcomeOf,
   PermanentError,
+  postMayStillLand,
   pushStatus,
   RetryableError,
 } from './errors';
@@ -143,5 +144,32 @@ describe('outcomeOf and pushStatus', () => {
   it('gives every outcome a status Pub/Sub reads the right way', () => {
     expect(PUBSUB_ACK_STATUSES.has(pushStatus({ kind: 'ack', reason: 'x' }))).toBe(true);
     expect(PUBSUB_ACK_STATUSES.has(pushStatus({ kind: 'retry', reason: 'x' }))).toBe(false);
+  });
+});
+
+describe('postMayStillLand', () => {
+  it.each<[string, FanoutError]>([
+    [
+      'an outcome-unknown failure Slack gave no error for (a call cut off)',
+      new RetryableError('slack_outcome_unknown', 'x'),
+    ],
+    ['a timeout', new RetryableError('slack_outcome_unknown', 'x', { slackError: 'request_timeout' })],
+    ['a connection reset', new RetryableError('slack_outcome_unknown', 'x', { slackError: 'connection_reset' })],
+    ['a gateway timeout, HTTP 504', classifySlackHttpStatus(504)],
+  ])('is true after %s', (_what, err) => {
+    expect(postMayStillLand(err)).toBe(true);
+  });
+
+  it.each<[string, FanoutError]>([
+    ['a dependency that did not answer', new RetryableError('dependency_unavailable', 'Firestore did not answer')],
+    ['a permanent failure without a Slack error', new PermanentError('invalid_notification', 'no channel')],
+    [
+      'a retryable Slack failure, even one named a timeout',
+      new RetryableError('slack_retryable', 'x', { slackError: 'request_timeout' }),
+    ],
+    ["Slack's internal_error (the call is over)", classifySlackErrorCode('internal_error')],
+    ['a gateway error, HTTP 502 (the call is over)', classifySlackHttpStatus(502)],
+  ])('is false after %s', (_what, err) => {
+    expect(postMayStillLand(err)).toBe(false);
   });
 });

@@ -1,4 +1,5 @@
-import { runBlocker, scheduleAdvance, scheduleRunState } from './schedule-state';
+import type { RunDoc } from './model';
+import { type ClaimRequest, claimStep, runBlocker, scheduleAdvance, scheduleRunState } from './schedule-state';
 
 const at = (hhmm: string) => new Date(`2026-12-07T${hhmm}:00.000Z`);
 const occ = (hhmm: string) => at(hhmm).toISOString();
@@ -74,6 +75,67 @@ describe('scheduleAdvance', () => {
       nextRunAt: null,
       activeOccurrence: null,
       lastRunAt: null,
+    });
+  });
+});
+
+describe('claimStep on a running run whose lease expired (its dispatcher died)', () => {
+  /** The 10:00 run, half sent, its lease gone at 10:01. */
+  const expired: RunDoc = {
+    scheduleId: 's',
+    occurrence: occ('10:00'),
+    status: 'running',
+    leaseOwner: 'dead-dispatcher',
+    leaseExpiresAt: at('10:01'),
+    cursor: 'b07',
+    published: 2,
+    pages: 1,
+    resumes: 0,
+    startedAt: at('10:00'),
+    updatedAt: at('10:00'),
+    finishedAt: null,
+    indexReadAt: at('10:00'),
+    skippedBefore: 0,
+  };
+  const claim: ClaimRequest = {
+    scheduleId: 's',
+    occurrence: occ('10:00'),
+    owner: 'this-dispatcher',
+    leaseMs: 60_000,
+    now: at('10:05'),
+    indexReadAt: at('10:05'),
+  };
+
+  it('takes it over while the schedule still points at its occurrence', () => {
+    expect(claimStep(expired, state('10:00', '10:00'), claim)).toEqual({
+      kind: 'take',
+      run: {
+        ...expired,
+        leaseOwner: 'this-dispatcher',
+        leaseExpiresAt: at('10:06'),
+        resumes: 1,
+        updatedAt: at('10:05'),
+      },
+    });
+  });
+
+  it('takes it over when nothing holds the schedule, even once the schedule has moved past its occurrence: an unfinished run finishes', () => {
+    expect(claimStep(expired, state('10:02', null), claim)).toMatchObject({
+      kind: 'take',
+      run: { leaseOwner: 'this-dispatcher', resumes: 1 },
+    });
+  });
+
+  it('does not take it over once the schedule document is gone (deleted)', () => {
+    const step = claimStep(expired, scheduleRunState(undefined), claim);
+    expect(step).toEqual({ kind: 'superseded', reason: expect.stringMatching(/the schedule document is gone/) });
+  });
+
+  it('does not take it over while the schedule points at another occurrence’s run', () => {
+    const step = claimStep(expired, state('10:00', '10:03'), claim);
+    expect(step).toEqual({
+      kind: 'superseded',
+      reason: expect.stringMatching(/dispatching 2026-12-07T10:03:00.000Z/),
     });
   });
 });

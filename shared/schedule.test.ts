@@ -416,6 +416,22 @@ describe('planOccurrence: the catch-up policy', () => {
     expect(planOccurrence(hourly, tick, tick, 0, new Date(tick.getTime() + LATE_TICK_MS + 1)).run).toBeNull();
   });
 
+  it('a tick is late once it arrives more than a minute after its schedule time (the numbers written out)', () => {
+    const tick = at('2026-01-01T05:00:00Z');
+    const windowSeconds = 30;
+    // 120 s after the occurrence: late, so aged by the clock, 120 s > 30 s: not sent.
+    const late = planOccurrence(hourly, tick, tick, windowSeconds, at('2026-01-01T05:02:00Z'));
+    expect(late.run).toBeNull();
+    expect(late.skipped).toBe(1);
+    // A minute and a millisecond: late too.
+    expect(planOccurrence(hourly, tick, tick, windowSeconds, at('2026-01-01T05:01:00.001Z')).run).toBeNull();
+    // A minute exactly: on time, aged at the tick, and sent.
+    expect(planOccurrence(hourly, tick, tick, windowSeconds, at('2026-01-01T05:01:00Z')).run?.toISOString()).toBe(
+      '2026-01-01T05:00:00.000Z',
+    );
+    expect(LATE_TICK_MS).toBe(60_000);
+  });
+
   it('not due yet: nothing runs and nothing is skipped', () => {
     const plan = planOccurrence(hourly, at('2026-01-01T06:00:00Z'), at('2026-01-01T05:20:00Z'), window);
     expect(plan.run).toBeNull();

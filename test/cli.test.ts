@@ -148,6 +148,35 @@ describe('redrive, with a Pub/Sub that takes the connection and never answers', 
   }, 40_000);
 });
 
+describe('the built command, with the two emulator variables swapped', () => {
+  const firestoreHost = process.env.FIRESTORE_EMULATOR_HOST ?? '';
+  const pubsubHost = process.env.PUBSUB_EMULATOR_HOST ?? '';
+
+  it('names the address that answered as another service, exit 1', async () => {
+    const res = await runCli(['-p', 'demo-cli-swapped', 'show', 'n-1'], {
+      FIRESTORE_EMULATOR_HOST: pubsubHost,
+      PUBSUB_EMULATOR_HOST: firestoreHost,
+    });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(
+      new RegExp(
+        `^slack-fanout: cannot use Firestore: FIRESTORE_EMULATOR_HOST=${pubsubHost.replace(/\./g, '\\.')} answered, but not as Firestore \\(12 UNIMPLEMENTED: .*\\); is that the Pub/Sub emulator's address\\?\n$`,
+      ),
+    );
+  }, 40_000);
+
+  it('redrive stops before reopening anything when its Pub/Sub is another service', async () => {
+    const res = await runCli(['-p', 'demo-cli-swapped', 'redrive', 's_1:2030-01-01T00:00:00Z'], {
+      FIRESTORE_EMULATOR_HOST: firestoreHost,
+      PUBSUB_EMULATOR_HOST: firestoreHost,
+    });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(
+      /^slack-fanout: cannot use Pub\/Sub: PUBSUB_EMULATOR_HOST=\S+ answered, but not as Pub\/Sub \(12 UNIMPLEMENTED: .*\); is that the Firestore emulator's address\? Nothing was redriven\n$/,
+    );
+  }, 40_000);
+});
+
 describe('redrive interrupted before it starts', () => {
   it('says nothing changed, exit 130, without waiting for the Pub/Sub that does not answer', async () => {
     const { port, close } = await silentServer();
