@@ -19,6 +19,7 @@ import {
   SILENCE_WARNING_MS,
   STALL_TIMEOUT_SECONDS,
   silenceWarning,
+  sourceName,
   stallWatch,
   whereService,
 } from './slack-fanout';
@@ -340,6 +341,17 @@ describe('readText', () => {
     writeFileSync(file, '\ufeff[]');
     expect(readText(file)).toBe('[]');
     expect(() => readText(join(dir, 'missing.json'))).toThrow(/cannot read .*missing\.json: ENOENT/);
+  });
+
+  it('reads standard input for -, and names it stdin', () => {
+    const piped = join(dir, 'piped.json');
+    writeFileSync(piped, '[{"id":"n-1"}]');
+    expect(readText('-', MAX_IMPORT_BYTES, piped)).toBe('[{"id":"n-1"}]');
+    expect(() => readText('-', 4, piped)).toThrow(/^stdin is 0\.0 MiB \(14 bytes\), more than the 0\.0 MiB/);
+    writeFileSync(piped, Buffer.from('["caf\xe9"]', 'latin1'));
+    expect(() => readText('-', MAX_IMPORT_BYTES, piped)).toThrow('stdin is not UTF-8 text');
+    expect(sourceName('-')).toBe('stdin');
+    expect(sourceName('./-')).toBe('./-');
   });
 });
 

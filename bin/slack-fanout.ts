@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync, statSync } from 'node:fs';
+import { fstatSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Firestore, Timestamp } from '@google-cloud/firestore';
 import type { PubSub } from '@google-cloud/pubsub';
@@ -434,8 +434,18 @@ export const MAX_IMPORT_BYTES = 128 * 1024 * 1024;
 
 const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
-/** A file's text: at most `limit` bytes, strict UTF-8 (a byte-order mark is dropped), or a CliError naming it. */
-export function readText(file: string, limit = MAX_IMPORT_BYTES): string {
+/** How an import's messages name its file: `-` is standard input, as for most commands that read a file. */
+export function sourceName(file: string): string {
+  return file === '-' ? 'stdin' : file;
+}
+
+/**
+ * A file's text (`-`: standard input, to its end): at most `limit` bytes, strict UTF-8 (a
+ * byte-order mark is dropped), or a CliError naming it.
+ */
+export function readText(path: string, limit = MAX_IMPORT_BYTES, stdin: number | string = 0): string {
+  const fromStdin = path === '-';
+  const file = sourceName(path);
   const tooBig = (size: number) =>
     new CliError(
       `${file} is ${mib(size)} (${size} bytes), more than the ${mib(limit)} an import reads (the whole file is parsed in memory): split it into several files and import them one after another`,
@@ -443,9 +453,10 @@ export function readText(file: string, limit = MAX_IMPORT_BYTES): string {
   let bytes: Buffer;
   try {
     // Checked before reading: a huge file would otherwise fill the memory, or fail to read at all.
-    const stat = statSync(file);
+    const source = fromStdin ? stdin : path;
+    const stat = typeof source === 'number' ? fstatSync(source) : statSync(source);
     if (stat.isFile() && stat.size > limit) throw tooBig(stat.size);
-    bytes = readFileSync(file);
+    bytes = readFileSync(source);
   } catch (err) {
     if (err instanceof CliError) throw err;
     throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
@@ -951,7 +962,7 @@ Exit codes:
     .description(
       'create or replace the notifications in a JSON file (an array of {id, accountId, channelId, cron, timezone, teamId?, title?, enabled?})',
     )
-    .argument('<file>', `the JSON file (UTF-8, at most ${MAX_IMPORT_BYTES / 1024 / 1024} MiB)`)
+    .argument('<file>', `the JSON file (UTF-8, at most ${MAX_IMPORT_BYTES / 1024 / 1024} MiB; - reads standard input)`)
     .addHelpText(
       'after',
       `
@@ -967,7 +978,7 @@ ${STALL_HELP}`,
       importFile(
         'import',
         projectOf(program.opts()),
-        parseNotificationsFile(readText(file), file),
+        parseNotificationsFile(readText(file), sourceName(file)),
         'notifications',
         (db, items, onProgress, signal) => saveNotifications(db, items, { onProgress, signal }),
         o.stallTimeout,
@@ -979,7 +990,7 @@ ${STALL_HELP}`,
     .description(
       'create or replace the accounts in a JSON file: the data each report shows (an array of {id, name, metrics?: [{label, value, change?}], highlights?: [string], dashboardUrl?})',
     )
-    .argument('<file>', `the JSON file (UTF-8, at most ${MAX_IMPORT_BYTES / 1024 / 1024} MiB)`)
+    .argument('<file>', `the JSON file (UTF-8, at most ${MAX_IMPORT_BYTES / 1024 / 1024} MiB; - reads standard input)`)
     .addHelpText(
       'after',
       `
@@ -1003,7 +1014,7 @@ ${STALL_HELP}`,
       importFile(
         'import-accounts',
         projectOf(program.opts()),
-        parseAccountsFile(readText(file), file),
+        parseAccountsFile(readText(file), sourceName(file)),
         'accounts',
         (db, items, onProgress, signal) => saveAccounts(db, items, { onProgress, signal }),
         o.stallTimeout,

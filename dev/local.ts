@@ -9,7 +9,7 @@ import { FINAL_STATUSES } from '../shared/model';
 import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { onSignalTwice } from '../shared/signals';
-import { localTopology } from '../shared/topology';
+import { COLLECTIONS, localTopology } from '../shared/topology';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications, seededLine } from './demo';
 import { type Emulators, groupAlive, groupsLeft, hasExited, killGroup, portProblem, startEmulators } from './emulators';
 import { endedElsewhere } from './ended-elsewhere';
@@ -17,6 +17,7 @@ import { startFrontend } from './frontend';
 import { chosenPorts, type Options, parseArgs, slackToken, USAGE } from './local-options';
 import { ROOT, startReaper, startService } from './processes';
 import {
+  counted,
   expectedDeliveries,
   PostLines,
   postPreview,
@@ -407,13 +408,15 @@ async function main(): Promise<number> {
         instance.child.off('exit', onExit);
       }
       if (!res.ok && !summary.occurrences) throw new Error(tickRefusal(res.status, summary));
-      say(`tick ${at.toISOString()}: HTTP ${res.status}, ${summary.published ?? 0} messages published`);
+      say(`tick ${at.toISOString()}: HTTP ${res.status}, ${counted(summary.published ?? 0, 'message')} published`);
       for (const o of summary.occurrences ?? []) say(`  run ${o.runId ?? '-'}: ${o.status}, ${o.published} published`);
       return summary;
     };
 
     // Runs a tick of this run watched, so a later tick does not sum them up again.
     const watched = new Set<string>();
+    // The notifications said to be paused, once each.
+    const pausedSaid = new Set<string>();
 
     /**
      * A tick, then its deliveries watched until final. The first tick is sent again, as Cloud
@@ -432,7 +435,7 @@ async function main(): Promise<number> {
           const pending = (summary.occurrences ?? []).filter((o) => RETRIED.includes(o.status));
           if (!retry || pending.length === 0 || Date.now() > deadline) break;
           say(
-            `  ${pending.length} run(s) not dispatched yet (${pending.map((o) => o.status).join(', ')}); the tick is sent again in ${TICK_RETRY_MS / 1000} s, as Cloud Scheduler retries`,
+            `  ${counted(pending.length, 'run')} not dispatched yet (${pending.map((o) => o.status).join(', ')}); the tick is sent again in ${TICK_RETRY_MS / 1000} s, as Cloud Scheduler retries`,
           );
         } catch (err) {
           if (!retry || stopping || Date.now() > deadline) throw err;
@@ -460,8 +463,10 @@ async function main(): Promise<number> {
       postLines.decide(verbose);
       const bar = verbose
         ? null
-        : progressBar('deliveries [{bar}] {value}/{total} final | {sent} sent {failed} failed {dead} dead | {left}');
-      bar?.start(expected, 0, { sent: 0, failed: 0, dead: 0, left: 'waiting for the first' });
+        : progressBar(
+            'deliveries [{bar}] {value}/{total} final | {sent} sent {failed} failed {skipped} skipped {dead} dead | {left}',
+          );
+      bar?.start(expected, 0, { sent: 0, failed: 0, skipped: 0, dead: 0, left: 'waiting for the first' });
       // When a delivery last became final, for the time left not to guess from a stalled rate.
       let lastFinal = 0;
       let lastMovedAt = started;
@@ -508,6 +513,7 @@ async function main(): Promise<number> {
           bar?.update(final, {
             sent: totals.sent ?? 0,
             failed: totals.failed ?? 0,
+            skipped: totals.skipped ?? 0,
             dead: totals.dead ?? 0,
             left: timeLeft({
               done: final,
@@ -533,7 +539,9 @@ async function main(): Promise<number> {
       );
       if (standIn) {
         const dups = standIn.duplicates();
-        say(`Slack stand-in received ${standIn.posts.length} posts in all, ${dups.length} delivered more than once`);
+        say(
+          `Slack stand-in received ${counted(standIn.posts.length, 'post')} in all, ${dups.length} delivered more than once`,
+        );
       }
       // Failed: a permanent error (an archived channel, a missing account or notification); dead:
       // out of attempts. The CLI names each and why.
@@ -541,7 +549,23 @@ async function main(): Promise<number> {
         for (const status of ['failed', 'dead'] as const) {
           if (f[status] === 0) continue;
           const shown = await store.deliveriesOfRun(f.runId, status, null, SHOWN_FAILURES, ['lastError']);
-          for (const d of shown) say(`  ✗ ${status} ${d.id}: ${whyEnded(d.data.lastError)}`);
+          for (const d of shown) {
+            say(`  ✗ ${status} ${d.id}: ${whyEnded(d.data.lastError)}`);
+            // A notification this failure paused: said, under the reason `resume --paused-reason` takes.
+            // A delivery id is `{notificationId}:{occurrence}`, the occurrence an ISO time of 24 characters.
+            const notificationId = d.id.slice(0, -':2026-01-01T00:00:00.000Z'.length);
+            if (pausedSaid.has(notificationId)) continue;
+            const n = (await db.collection(COLLECTIONS.notifications).doc(notificationId).get()).data();
+            if (n?.enabled === false && typeof n.pausedReason === 'string') {
+              pausedSaid.add(notificationId);
+              const resume = opts.once
+                ? ''
+                : `; to send it again: FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- resume '${notificationId}'`;
+              say(
+                `    ${notificationId} is paused (pausedReason ${n.pausedReason}, after ${counted(Number(n.consecutiveFailures ?? 0), 'failure')} in a row)${resume}`,
+              );
+            }
+          }
           if (f[status] > shown.length) say(`  … and ${f[status] - shown.length} more ${status} in run ${f.runId}`);
         }
         // While the run ticks on, the emulators are up for the CLI; --once stops them at the end.
@@ -570,7 +594,7 @@ async function main(): Promise<number> {
       dueMs = next.dueMs;
       if (next.passedOver > 0) {
         say(
-          `${next.passedOver} tick(s) due while the last tick's deliveries landed are older than the catch-up window (${windowSeconds} s): not sent, as the dispatcher would send none of their occurrences`,
+          `${counted(next.passedOver, 'tick')} due while the last tick's deliveries landed are older than the catch-up window (${windowSeconds} s): not sent, as the dispatcher would send none of their occurrences`,
         );
       }
       const wait = dueMs - Date.now();

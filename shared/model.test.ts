@@ -1,5 +1,6 @@
 import {
   accountSchema,
+  composedFormProblem,
   controlCharacterProblem,
   documentStorageSize,
   excerpt,
@@ -112,6 +113,23 @@ describe('invisibleCharacterProblem (an id that looks like another)', () => {
   it('takes the joiners emoji and some scripts need', () => {
     for (const id of ['👩\u200d💻-team', 'می\u200cخواهم', 'ü-😀-', 'n-1']) {
       expect(invisibleCharacterProblem(id)).toBeNull();
+      expect(newIdProblem(id)).toBeNull();
+    }
+  });
+});
+
+describe('composedFormProblem (an id that looks like another)', () => {
+  it('refuses an accent written as a combining mark, naming the id as it looks', () => {
+    const id = 'cafe\u0301-😀';
+    expect(composedFormProblem(id)).toBe(
+      `is not in Unicode's composed form (NFC): it has a character written in parts that Unicode has in one, so it looks like "café-😀"; write it that way`,
+    );
+    expect(newIdProblem(id)).toBe(composedFormProblem(id));
+  });
+
+  it('takes the composed form, and what has no composed form (Hangul jamo already composed, emoji sequences)', () => {
+    for (const id of ['café-😀', '한국어', '👩\u200d💻-team', 'n-1']) {
+      expect(composedFormProblem(id)).toBeNull();
       expect(newIdProblem(id)).toBeNull();
     }
   });

@@ -94,9 +94,22 @@ export function invisibleCharacterProblem(id: string): string | null {
     : `has an invisible character in it (${INVISIBLE_CHARACTERS[found]}), which makes it look like an id without it`;
 }
 
+/**
+ * Why `id` cannot be the id of something made now, for a character written in two parts (`e`
+ * and U+0301, a combining accent) where Unicode has it in one (`é`), or null. Both show alike,
+ * and a keyboard types the one: `cafe\u0301` and `café` would be two notifications that look the
+ * same, the first not found by typing it. The id in composed form (NFC) is named.
+ */
+export function composedFormProblem(id: string): string | null {
+  const composed = id.normalize('NFC');
+  return composed === id
+    ? null
+    : `is not in Unicode's composed form (NFC): it has a character written in parts that Unicode has in one, so it looks like ${JSON.stringify(excerpt(composed))}; write it that way`;
+}
+
 /** Why `id` cannot be the id of a notification or an account made now, or null. */
 export function newIdProblem(id: string): string | null {
-  return userIdProblem(id) ?? controlCharacterProblem(id) ?? invisibleCharacterProblem(id);
+  return userIdProblem(id) ?? controlCharacterProblem(id) ?? invisibleCharacterProblem(id) ?? composedFormProblem(id);
 }
 
 /** A Slack channel or workspace id (or a channel name): not blank, at most 255 characters. */

@@ -890,6 +890,25 @@ describe('import and reindex off a terminal, on the emulator', () => {
     expect(res.stderr).toBe('import: 3 notifications to save\nimport: 3 of 3 notifications saved\n');
   });
 
+  it('import - reads the notifications from standard input, and names it stdin in an error', async () => {
+    const project = uniqueProjectId('cli-import-stdin');
+    const piped = (text: string) => {
+      const child = spawn(process.execPath, [CLI, '-p', project, 'import', '-'], {
+        env: { PATH: process.env.PATH ?? '', HOME: mkdtempSync(join(tmpdir(), 'no-adc-')), ...env() },
+      });
+      const { out, exited } = collectOutput(child);
+      child.stdin.end(text);
+      return exited.then((code) => ({ code, ...out }));
+    };
+    const { file } = notificationsFile(2, 'stdin-');
+    expect(await piped(readFileSync(file, 'utf8'))).toMatchObject({ code: 0, stdout: 'imported 2 notifications\n' });
+    const shown = await runCli(['-p', project, 'show', 'stdin-1'], env());
+    expect(shown.code).toBe(0);
+    const bad = await piped('[{"id":"n-1","accountId":"a-1","channelId":"C1","cron":"0 9 * *","timezone":"UTC"}]');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^slack-fanout: stdin\[0\]: notification n-1: /);
+  });
+
   it('Ctrl-C lets the import’s transactions finish and says how many were saved; run again at once, it finishes', async () => {
     const project = uniqueProjectId('cli-import-int');
     const { file } = notificationsFile(6000);
