@@ -116,8 +116,9 @@ export function localProgram(): Command {
         `
 Exit codes: 0 done (with --once: every delivery reached a final state); 1 a failure (an
 emulator that exited; with --once: deliveries not final by --timeout); 2 a usage error (an
-unknown option, a bad value, an environment variable the services would refuse); 130 Ctrl-C,
-143 SIGTERM, 129 SIGHUP, each after stopping everything the run started.`,
+unknown option, a bad value, an environment variable the services would refuse, a
+SLACK_BOT_TOKEN Slack refuses); 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, each after stopping
+everything the run started.`,
       )
       .showHelpAfterError()
       // A usage error exits 2, as the slack-fanout CLI's do; commander has printed it already.

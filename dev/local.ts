@@ -29,6 +29,7 @@ import {
 import { runLogDir } from './run-logs';
 import { serviceEnv, serviceEnvProblems } from './service-env';
 import { SlackStandIn } from './slack-standin';
+import { checkRealToken } from './slack-token';
 import { superviseService } from './supervise';
 import { type TickSummary, tickRefusal } from './tick-answer';
 import { nextTick, slotAtOrBefore } from './tick-rhythm';
@@ -141,6 +142,15 @@ async function main(): Promise<number> {
   if (taken) {
     process.stderr.write(`error: ${taken}\n`);
     return USAGE;
+  }
+  const token = slackToken();
+  if (token) {
+    const verdict = await checkRealToken(realSlackUrl(), token);
+    if (verdict.refused) {
+      process.stderr.write(`error: ${verdict.refused}\n`);
+      return USAGE;
+    }
+    for (const warning of verdict.warnings) process.stderr.write(`npm start: ${warning}\n`);
   }
   // Output piped into a reader that quits (`| head`) must not crash the run and strand its processes.
   let stdoutOpen = true;

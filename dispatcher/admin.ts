@@ -381,6 +381,15 @@ export function adminRouter(deps: AdminDeps): Router {
 
   router.put('/admin/notifications/:id', requireJson(), jsonBody('64kb'), wellFormedBody, async (req, res) => {
     const id = String(req.params.id);
+    // No body at all: said so, not as the first field it lacks.
+    if (req.header('transfer-encoding') === undefined && Number(req.header('content-length') ?? 0) === 0) {
+      invalid(
+        res,
+        '(body)',
+        'is empty: send the notification as a JSON object ({accountId, channelId, cron, timezone, …})',
+      );
+      return;
+    }
     const body = notificationBody.safeParse(req.body);
     if (!body.success) {
       const { field, message } = firstIssue(body.error);

@@ -115,9 +115,14 @@ function requestProblem(err: unknown): string {
   if (err instanceof URIError || message.startsWith('Failed to decode param')) {
     return 'a part of the path is not valid percent-encoded UTF-8';
   }
-  // zlib's, for a body whose Content-Encoding it is not in.
+  // zlib's, for a body whose Content-Encoding it is not in: gzip's and deflate's codes begin
+  // `Z_`, Brotli's `ERR__ERROR_` (`ERR__ERROR_FORMAT_PADDING_2`, "Decompression failed").
   const code = String((err as { code?: unknown } | null)?.code ?? '');
-  if (code.startsWith('Z_') || /incorrect header check|unexpected end of file/i.test(message)) {
+  if (
+    code.startsWith('Z_') ||
+    code.startsWith('ERR__ERROR_') ||
+    /incorrect header check|unexpected end of file|decompression failed/i.test(message)
+  ) {
     return 'the body is not in the Content-Encoding it names';
   }
   return 'the request could not be read';

@@ -336,6 +336,14 @@ describe('admin API: requests (fake ports)', () => {
     const gzip = await put('{"not":"gzip"}', { 'content-encoding': 'gzip' });
     expect(gzip.status).toBe(400);
     expect(gzip.body.message).toBe('the body is not in the Content-Encoding it names');
+    for (const encoding of ['br', 'deflate']) {
+      const bad = await put('{"not":"compressed"}', { 'content-encoding': encoding });
+      expect({ encoding, status: bad.status, message: bad.body.message }).toEqual({
+        encoding,
+        status: 400,
+        message: 'the body is not in the Content-Encoding it names',
+      });
+    }
   });
 
   test('a known path asked with a method it does not take: 405 with Allow, once authenticated', async () => {
@@ -516,6 +524,19 @@ describe('admin API: requests (fake ports)', () => {
       .send(text);
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'invalid_request', field: '(body)' });
+  });
+
+  test('PUT with no body says the body is empty, not which field it lacks', async () => {
+    const res = await request(appWith(fakePorts()))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json');
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({
+      error: 'invalid_request',
+      field: '(body)',
+      message: 'is empty: send the notification as a JSON object ({accountId, channelId, cron, timezone, …})',
+    });
   });
 
   test('a route that throws answers {error} without a stack, and logs it', async () => {
