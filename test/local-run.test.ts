@@ -1,5 +1,6 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -333,6 +334,33 @@ describe('npm start, given bad usage', () => {
     expect(slackPort.stderr).toMatch(
       /^error: --slack-port is for the local Slack stand-in, and SLACK_BOT_TOKEN is set/,
     );
+  });
+
+  test('a SLACK_BOT_TOKEN Slack refuses is named, exit 2, before anything starts', async () => {
+    const slack = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":false,"error":"token_revoked"}');
+    });
+    await new Promise<void>((resolve) => slack.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(slack.address() as AddressInfo).port}/api/`;
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, SLACK_BOT_TOKEN: 'xoxb-revoked', SLACK_API_URL: url };
+      delete env.PUBSUB_EMULATOR_HOST;
+      delete env.FIRESTORE_EMULATOR_HOST;
+      // Not spawnSync: the Slack stand-in lives in this process's event loop.
+      const child = spawn(process.execPath, [LOCAL, '--once', '--channel', 'C123'], { cwd: ROOT, env });
+      const { out, exited } = collectOutput(child);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      const r = { status: await exited, ...out };
+      clearTimeout(timer);
+      expect(r).toMatchObject({ status: 2 });
+      expect(r.stderr).toBe(
+        `error: SLACK_BOT_TOKEN: Slack at ${url} refused it (token_revoked), so every post would fail; nothing was started\n`,
+      );
+      expect(r.stdout).not.toMatch(/starting the Pub\/Sub emulator/);
+    } finally {
+      slack.close();
+    }
   });
 
   test('a chosen port another process has is named, exit 2, before anything starts', async () => {
