@@ -68,7 +68,7 @@ export function localProgram(): Command {
       )
       .option(
         '--interval <seconds>',
-        `without --once: seconds between ticks, on the clock (60: every minute on the minute, as Cloud Scheduler)${range(MAX_SECONDS)}`,
+        `seconds between ticks (a usage error with --once), on the clock (60: every minute on the minute, as Cloud Scheduler)${range(MAX_SECONDS)}`,
         positiveInt(MAX_SECONDS),
         60,
       )
@@ -140,6 +140,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     program.error(
       'error: SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id> for the demo notifications',
     );
+  }
+  // --once sends one tick: an interval given with it would be passed over without a word.
+  if (opts.once && program.getOptionValueSource('interval') === 'cli') {
+    program.error('error: --interval is for a run that keeps ticking: --once sends one tick and stops');
   }
   if (slackToken(env) && opts.slackPort !== undefined) {
     program.error(

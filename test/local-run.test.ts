@@ -307,6 +307,7 @@ describe('npm start, given bad usage', () => {
       [['-n', '0'], /-n, --notifications <count>.*0/],
       [['--log-level', 'loud'], /--log-level.*loud/],
       [['--channel', 'C123'], /^error: --channel is for real Slack: set SLACK_BOT_TOKEN too/],
+      [['--once', '--interval', '5'], /^error: --interval is for a run that keeps ticking: --once sends one tick/],
     ] as const) {
       const r = run([...args]);
       expect({ args, status: r.status }).toEqual({ args, status: 2 });
