@@ -565,9 +565,27 @@ describe('emulator addresses', () => {
     ['127.0.0.1:8080', { host: '127.0.0.1', port: 8080 }],
     ['localhost:65535', { host: 'localhost', port: 65535 }],
     ['[::1]:8085', { host: '::1', port: 8085 }],
-    ['emulators', { host: 'emulators', port: 8080 }],
-  ])('reads %j', (address, where) => {
+  ])('Firestore reads %j', (address, where) => {
     expect(emulatorHostPort('FIRESTORE_EMULATOR_HOST', address)).toEqual(where);
+  });
+
+  it.each([
+    ['127.0.0.1:8085', { host: '127.0.0.1', port: 8085 }],
+    // As its client reads it: a scheme and trailing slashes dropped.
+    ['http://localhost:8085/', { host: 'localhost', port: 8085 }],
+    ['https://emulators:443', { host: 'emulators', port: 443 }],
+  ])('Pub/Sub reads %j', (address, where) => {
+    expect(emulatorHostPort('PUBSUB_EMULATOR_HOST', address)).toEqual(where);
+  });
+
+  it.each([
+    ['FIRESTORE_EMULATOR_HOST', 'http://127.0.0.1:8080'],
+    ['FIRESTORE_EMULATOR_HOST', '127.0.0.1:8080/'],
+    ['PUBSUB_EMULATOR_HOST', '[::1]:8085'],
+  ])('%s refuses %j, which its client cannot read', (variable, address) => {
+    expect(() => emulatorHostPort(variable, address)).toThrow(
+      `${variable}=${JSON.stringify(address)} is not an emulator address`,
+    );
   });
 
   it.each([
@@ -575,15 +593,17 @@ describe('emulator addresses', () => {
     '127.0.0.1:0',
     '127.0.0.1:',
     ':8080',
-    'http://127.0.0.1:8080',
     '127.0.0.1:80a',
     '127.0.0.1 :8080',
+    ' 127.0.0.1:8080',
+    '  ',
+    'emulators',
   ])('refuses %j, naming the variable and the form, exit 2', (address) => {
     expect(() => emulatorHostPort('PUBSUB_EMULATOR_HOST', address)).toThrow(
-      `PUBSUB_EMULATOR_HOST=${JSON.stringify(address)} is not an emulator address: expected host:port, the port from 1 to 65535 (as \`gcloud beta emulators pubsub env-init\``,
+      `PUBSUB_EMULATOR_HOST=${JSON.stringify(address)} is not an emulator address: expected host:port, the port from 1 to 65535`,
     );
     expect(() => emulatorHostPort('FIRESTORE_EMULATOR_HOST', address)).toThrow(
-      'gcloud beta emulators firestore env-init',
+      '(as `gcloud beta emulators firestore env-init` prints it, e.g. 127.0.0.1:8080)',
     );
     try {
       checkEmulatorVariables({ FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080', PUBSUB_EMULATOR_HOST: address });

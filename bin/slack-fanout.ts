@@ -59,6 +59,7 @@ import {
 import { dashboardUrlProblem } from '../shared/report';
 import { onSignalTwice } from '../shared/signals';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
+import { counted } from '../shared/words';
 import { z } from '../shared/zod';
 
 /**
@@ -215,6 +216,8 @@ async function openFirestore(projectId: string): Promise<Firestore> {
 const UNIMPLEMENTED = 12;
 const PERMISSION_DENIED = 7;
 const NOT_FOUND = 5;
+const UNAVAILABLE = 14;
+const DEADLINE_EXCEEDED = 4;
 
 function grpcCode(err: unknown): unknown {
   return (err as { code?: unknown } | null)?.code;
@@ -223,8 +226,9 @@ function grpcCode(err: unknown): unknown {
 /** A server that took the first call but has no such method: another service at that address (the two emulator variables swapped). */
 function notThatService(service: Service, projectId: string, err: unknown): CliError {
   const other = service === 'Firestore' ? 'Pub/Sub' : 'Firestore';
+  const emulated = Boolean(process.env[EMULATOR_VARIABLES[service]]);
   return new CliError(
-    `cannot use ${service}: ${whereService(service, projectId)} answered, but not as ${service} (${(err as Error).message}); is that the ${other} emulator's address?${service === 'Pub/Sub' ? ' Nothing was redriven' : ''}`,
+    `cannot use ${service}: ${whereService(service, projectId)} answered, but not as ${service} (${(err as Error).message})${emulated ? `; is that the ${other} emulator's address?` : ''}${service === 'Pub/Sub' ? '; nothing was redriven' : ''}`,
     EXIT.failed,
   );
 }
@@ -233,7 +237,7 @@ function notThatService(service: Service, projectId: string, err: unknown): CliE
 function isUnreachable(err: unknown): boolean {
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (code === 14 || code === 4) return true;
+    if (code === UNAVAILABLE || code === DEADLINE_EXCEEDED) return true;
   }
   return false;
 }
@@ -631,8 +635,9 @@ const ADD_OPTIONS: Record<string, string> = {
 };
 
 /** `n` things, one in the singular: "1 account", "2 accounts" (nouns whose plural adds an s). */
+/** `3 notifications`, `1 account`: a count of what is named in the plural. */
 function countOf(n: number, plural: string): string {
-  return `${n} ${n === 1 ? plural.replace(/s$/, '') : plural}`;
+  return counted(n, plural.replace(/s$/, ''), plural);
 }
 
 /** A line of progress on stderr at most this often when it is not a terminal. */

@@ -1,5 +1,6 @@
 import type { Account } from '../shared/model';
 import type { NewNotification } from '../shared/notifications';
+import { counted } from '../shared/words';
 
 /** Demo data for the local run: accounts with metrics, notifications in several time zones. */
 
@@ -81,10 +82,6 @@ export function demoNotifications(opts: DemoOptions): NewNotification[] {
 }
 
 /** `1 notification`, `200 notifications`. */
-function count(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
-
 /**
  * The line that says what was seeded. Accounts beyond the notifications' count have none
  * reporting on them (notification i reports on account i modulo the accounts): the line says
@@ -94,5 +91,5 @@ export function seededLine(accounts: number, notifications: readonly NewNotifica
   const reported = new Set(notifications.map((n) => n.accountId)).size;
   const zones = new Set(notifications.map((n) => n.timezone)).size;
   const some = reported < accounts ? ` (${reported} of them reported on, one per notification)` : '';
-  return `seeded ${count(accounts, 'account')}${some} and ${count(notifications.length, 'notification')} in ${count(zones, 'time zone')}`;
+  return `seeded ${counted(accounts, 'account')}${some} and ${counted(notifications.length, 'notification')} in ${counted(zones, 'time zone')}`;
 }

@@ -10,6 +10,7 @@ import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { onSignalTwice } from '../shared/signals';
 import { COLLECTIONS, localTopology } from '../shared/topology';
+import { counted } from '../shared/words';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications, seededLine } from './demo';
 import { type Emulators, groupAlive, groupsLeft, hasExited, killGroup, portProblem, startEmulators } from './emulators';
 import { endedElsewhere } from './ended-elsewhere';
@@ -17,7 +18,6 @@ import { startFrontend } from './frontend';
 import { chosenPorts, type Options, parseArgs, slackToken, USAGE } from './local-options';
 import { ROOT, startReaper, startService } from './processes';
 import {
-  counted,
   expectedDeliveries,
   PostLines,
   postPreview,
@@ -558,13 +558,15 @@ async function main(): Promise<number> {
       for (const f of failing) {
         for (const status of ['failed', 'dead'] as const) {
           if (f[status] === 0) continue;
-          const shown = await store.deliveriesOfRun(f.runId, status, null, SHOWN_FAILURES, ['lastError']);
+          const shown = await store.deliveriesOfRun(f.runId, status, null, SHOWN_FAILURES, [
+            'lastError',
+            'notificationId',
+          ]);
           for (const d of shown) {
             say(`  ✗ ${status} ${d.id}: ${whyEnded(d.data.lastError)}`);
             // A notification this failure paused: said, under the reason `resume --paused-reason` takes.
-            // A delivery id is `{notificationId}:{occurrence}`, the occurrence an ISO time of 24 characters.
-            const notificationId = d.id.slice(0, -':2026-01-01T00:00:00.000Z'.length);
-            if (pausedSaid.has(notificationId)) continue;
+            const notificationId = d.data.notificationId;
+            if (typeof notificationId !== 'string' || pausedSaid.has(notificationId)) continue;
             const n = (await db.collection(COLLECTIONS.notifications).doc(notificationId).get()).data();
             if (n?.enabled === false && typeof n.pausedReason === 'string') {
               pausedSaid.add(notificationId);
@@ -598,15 +600,19 @@ async function main(): Promise<number> {
       `\nrunning: a tick every ${opts.interval} s on the clock, as Cloud Scheduler would send it. Ctrl-C stops everything.`,
     );
     const windowSeconds = loadServiceConfig('dispatcher', { ...env, PORT: '0' }).config.catchUpWindowSeconds;
-    let dueMs = slotAtOrBefore(firstAt.getTime(), opts.interval);
-    for (;;) {
-      const next = nextTick(dueMs, Date.now(), opts.interval, windowSeconds);
-      dueMs = next.dueMs;
+    const step = opts.interval * 1000;
+    // The tick after the one due at `last`, said when ticks were left out as too old.
+    const following = (last: number): number => {
+      const next = nextTick(last, Date.now(), opts.interval, windowSeconds);
       if (next.passedOver > 0) {
         say(
-          `${counted(next.passedOver, 'tick')} due while the last tick's deliveries landed are older than the catch-up window (${windowSeconds} s): not sent, as the dispatcher would send none of their occurrences`,
+          `${counted(next.passedOver, 'tick')} due meanwhile left out, as too old for the dispatcher to send anything of (catch-up window ${windowSeconds} s)`,
         );
       }
+      return next.dueMs;
+    };
+    let dueMs = following(slotAtOrBefore(firstAt.getTime(), opts.interval));
+    for (;;) {
       const wait = dueMs - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       // A stop under way (Ctrl-C during the wait) is waited for, not raced to the exit.
@@ -614,18 +620,22 @@ async function main(): Promise<number> {
         await stopAll();
         return stopCode;
       }
+      // The clock may have jumped during the wait (a machine asleep): looked at again.
+      dueMs = following(dueMs - step);
+      if (dueMs > Date.now()) continue;
       const due = new Date(dueMs);
       const lateMs = Date.now() - dueMs;
       if (lateMs >= LATE_TICK_NOTE_MS) {
         say(
-          `the tick due at ${due.toISOString()} is sent ${Math.round(lateMs / 1000)} s late, with that time: the last tick's deliveries were still landing`,
+          `the tick due at ${due.toISOString()} is sent ${Math.round(lateMs / 1000)} s late, with that time, as the run is behind (the last tick's deliveries, or a clock that jumped)`,
         );
       }
       // A tick refused (Firestore or Pub/Sub not answering) is said, and the next one tries
       // again, as Cloud Scheduler's next call would.
       await runTick(due).catch((err: unknown) => {
-        say(`${(err as Error).message}; the next tick tries again`);
+        say(`${(err as Error).message}; the next tick, in ${opts.interval} s, tries again`);
       });
+      dueMs = following(dueMs);
     }
   } catch (err) {
     // A call cut short by a stop already under way is expected: the stop says why.

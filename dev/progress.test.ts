@@ -1,6 +1,5 @@
 import {
   type BarLike,
-  counted,
   expectedDeliveries,
   PostLines,
   postPreview,
@@ -11,15 +10,6 @@ import {
   timeLeft,
   VERBOSE_MAX,
 } from './progress';
-
-describe('counted', () => {
-  it('says one thing in the singular, and none or many in the plural', () => {
-    expect(counted(1, 'message')).toBe('1 message');
-    expect(counted(0, 'message')).toBe('0 messages');
-    expect(counted(2, 'post')).toBe('2 posts');
-    expect(counted(3, 'delivery', 'deliveries')).toBe('3 deliveries');
-  });
-});
 
 describe('postPreview', () => {
   it('reads Slack’s escapes as the characters they stand for, and keeps a post to one line', () => {

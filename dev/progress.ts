@@ -15,11 +15,6 @@ export interface Progress {
 }
 
 /** `45s`, `3m 07s`. */
-/** A count and its noun, singular for 1: `1 message`, `2 messages`, `1 tick`, `3 runs`. */
-export function counted(n: number, noun: string, plural = `${noun}s`): string {
-  return `${n} ${n === 1 ? noun : plural}`;
-}
-
 export function duration(ms: number): string {
   const seconds = Math.max(0, Math.ceil(ms / 1000));
   if (seconds < 60) return `${seconds}s`;

@@ -21,6 +21,19 @@ describe("each npm start's logs", () => {
     expect(runLogDir(root, at, 1, 10, () => true)).not.toBe(runLogDir(root, at, 2, 10, () => true));
   });
 
+  test('an older run of the same process id (a container starts each at the same pid) goes like any other', () => {
+    for (let i = 0; i < 5; i++) runLogDir(root, new Date(Date.UTC(2026, 11, 1, 10, i)), 7, 10, () => true);
+    const dir = runLogDir(root, new Date(Date.UTC(2026, 11, 1, 11)), 7, 2, () => true);
+    expect(readdirSync(root).sort()).toEqual(['2026-12-01T10-04-00Z-7', '2026-12-01T11-00-00Z-7']);
+    expect(dir).toBe(join(root, '2026-12-01T11-00-00Z-7'));
+  });
+
+  test('its own directory is kept, even when it sorts first (a clock set back)', () => {
+    for (let i = 0; i < 3; i++) runLogDir(root, new Date(Date.UTC(2026, 11, 1, 10, i)), 100 + i, 10, () => false);
+    const dir = runLogDir(root, new Date(Date.UTC(2026, 10, 1)), 200, 1, () => false);
+    expect(existsSync(dir)).toBe(true);
+  });
+
   test('the newest are kept; an older one goes once its run has ended, never while it runs', () => {
     for (let i = 0; i < 5; i++) {
       const dir = runLogDir(root, new Date(Date.UTC(2026, 11, 1, 10, i)), 100 + i, 10, () => true);

@@ -30,8 +30,11 @@ export function runLogDir(root: string, now: Date, pid: number, keep: number, is
     .filter((name) => NAME.test(name))
     .sort();
   for (const name of runs.slice(0, Math.max(0, runs.length - keep))) {
+    // This run's own is kept; an older one of the same process id (a container's npm start is
+    // often pid 7 every time) is another run's, ended.
     const owner = Number(NAME.exec(name)?.[1]);
-    if (owner !== pid && !isRunning(owner)) rmSync(join(root, name), { recursive: true, force: true });
+    const ended = owner === pid || !isRunning(owner);
+    if (join(root, name) !== dir && ended) rmSync(join(root, name), { recursive: true, force: true });
   }
   return dir;
 }

@@ -41,13 +41,31 @@ describe("npm start's check of a real token", () => {
     expect(await checkRealToken(url, 'xoxb-ok')).toEqual({ warnings: [] });
   });
 
+  test.each([
+    ['rate limited', { ok: false, error: 'ratelimited' }, 200],
+    ['an answer about the request, not the token', { ok: false, error: 'invalid_arguments' }, 200],
+    ["a proxy's 413", {}, 413],
+    ['a gateway error', {}, 502],
+  ])('%s goes on, warned', async (_what, body, status) => {
+    const server = createServer((_req, res) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    servers.push(server);
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/`;
+    const verdict = await checkRealToken(url, 'xoxb-ok');
+    expect(verdict.refused).toBeUndefined();
+    expect(verdict.warnings).toEqual([expect.stringMatching(/did not confirm SLACK_BOT_TOKEN .*; going on$/)]);
+  });
+
   test('a Slack out of reach goes on, warned', async () => {
     const { url, server } = await slackAnswering({});
     await new Promise((r) => server.close(r));
     const verdict = await checkRealToken(url, 'xoxb-ok');
     expect(verdict.refused).toBeUndefined();
     expect(verdict.warnings).toEqual([
-      expect.stringMatching(/^could not ask Slack at .* about SLACK_BOT_TOKEN \(.*\); going on$/),
+      expect.stringMatching(/^Slack at .* did not confirm SLACK_BOT_TOKEN \(.*\); going on$/),
     ]);
   });
 });

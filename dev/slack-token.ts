@@ -22,12 +22,14 @@ export async function checkRealToken(apiUrl: string, token: string): Promise<Tok
     const { scopes } = await slack.checkToken();
     return { warnings: scopes ? scopeProblems(scopes) : [] };
   } catch (err) {
-    if (err instanceof FanoutError && !err.retryable) {
+    // Refused for the workspace's sake alone (the token, its scopes, the workspace): a proxy's
+    // HTTP 413 or another permanent answer says nothing of the token.
+    if (err instanceof FanoutError && err.code === 'slack_permanent_workspace') {
       return {
         refused: `SLACK_BOT_TOKEN: Slack at ${apiUrl} refused it (${err.slackError ?? err.code}), so every post would fail; nothing was started`,
         warnings: [],
       };
     }
-    return { warnings: [`could not ask Slack at ${apiUrl} about SLACK_BOT_TOKEN (${errorMessage(err)}); going on`] };
+    return { warnings: [`Slack at ${apiUrl} did not confirm SLACK_BOT_TOKEN (${errorMessage(err)}); going on`] };
   }
 }

@@ -9,7 +9,7 @@ import express, {
 import { callerOf } from '../shared/auth';
 import { mapLimit } from '../shared/concurrency';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
-import { jsonBody, methodNotAllowed, notFound, requireJson } from '../shared/http';
+import { hasBody, jsonBody, methodNotAllowed, notFound, requireJson } from '../shared/http';
 import type { Logger } from '../shared/logger';
 import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
@@ -256,6 +256,11 @@ export function adminRouter(deps: AdminDeps): Router {
       res.redirect(301, `../status${query === -1 ? '' : req.originalUrl.slice(query)}`);
       return;
     }
+    // The page and its errors: nothing but its own inline style runs, nothing is sniffed; an
+    // answer that depends on Accept says so to caches.
+    res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.vary('Accept');
     // `?limit=50`: written in decimal digits alone, as every number the project reads.
     const asked = req.query.limit;
     const limit =
@@ -264,11 +269,8 @@ export function adminRouter(deps: AdminDeps): Router {
       const got = typeof asked === 'string' ? JSON.stringify(excerpt(asked)) : 'more than one value';
       const message = `limit must be a whole number from 1 to ${STATUS_PAGE_MAX_RUNS}, got ${got}`;
       // A browser gets a page it shows; a script (curl sends */*) the admin API's JSON.
-      if (req.accepts(['json', 'html']) === 'html') {
-        res.setHeader('Content-Security-Policy', "default-src 'none'");
-        res.setHeader('X-Content-Type-Options', 'nosniff');
-        res.status(400).type('html').send(renderStatusError(message));
-      } else invalid(res, 'limit', message);
+      if (req.accepts(['json', 'html']) === 'html') res.status(400).type('html').send(renderStatusError(message));
+      else invalid(res, 'limit', message);
       return;
     }
     const runs = await deps.recentRuns(limit);
@@ -276,8 +278,6 @@ export function adminRouter(deps: AdminDeps): Router {
       ...r,
       counts: await deps.countByStatus(r.id),
     }));
-    res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
-    res.setHeader('X-Content-Type-Options', 'nosniff');
     res.type('html').send(renderStatusPage(rows, clock()));
   });
 
@@ -382,7 +382,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.put('/admin/notifications/:id', requireJson(), jsonBody('64kb'), wellFormedBody, async (req, res) => {
     const id = String(req.params.id);
     // No body at all: said so, not as the first field it lacks.
-    if (req.header('transfer-encoding') === undefined && Number(req.header('content-length') ?? 0) === 0) {
+    if (!hasBody(req)) {
       invalid(
         res,
         '(body)',

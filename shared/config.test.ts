@@ -281,12 +281,29 @@ describe("the emulators' addresses", () => {
     expect(() => loadConfig({ ...bad, FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080' }, 'notifier')).not.toThrow();
   });
 
-  it('take host:port, [IPv6]:port and a host alone', () => {
-    for (const address of ['127.0.0.1:8085', '[::1]:8085', 'localhost', 'emulators.internal:443']) {
+  it('take host:port, as each client reads it', () => {
+    for (const address of ['127.0.0.1:8085', 'emulators.internal:443']) {
       expect(() =>
         loadConfig({ ...base, PUBSUB_EMULATOR_HOST: address, FIRESTORE_EMULATOR_HOST: address }, 'dispatcher'),
       ).not.toThrow();
     }
+    const clients = { PUBSUB_EMULATOR_HOST: 'http://localhost:8085/', FIRESTORE_EMULATOR_HOST: '[::1]:8080' };
+    expect(() => loadConfig({ ...base, ...clients }, 'dispatcher')).not.toThrow();
+  });
+
+  it('refuse blanks around an address, and a host without a port, which the clients would not reach', () => {
+    const err = configErrorOf(() =>
+      loadConfig(
+        { ...base, PUBSUB_EMULATOR_HOST: 'localhost', FIRESTORE_EMULATOR_HOST: ' 127.0.0.1:8080' },
+        'dispatcher',
+      ),
+    );
+    expect(err.problems).toEqual([
+      expect.stringMatching(/^FIRESTORE_EMULATOR_HOST=" 127\.0\.0\.1:8080" is not an emulator address/),
+      expect.stringMatching(/^PUBSUB_EMULATOR_HOST="localhost" is not an emulator address/),
+    ]);
+    // Empty is unset, for the clients too.
+    expect(() => loadConfig({ ...base, PUBSUB_EMULATOR_HOST: '' }, 'dispatcher')).not.toThrow();
   });
 });
 

@@ -313,7 +313,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   if (service === 'notifier' && !config.slackBotToken && unrefused(ENV.SLACK_BOT_TOKEN)) problems.push(TOKEN_REQUIRED);
   // The emulators' addresses, read by the clients: Pub/Sub's never says it has a bad one.
   for (const [client, variable] of Object.entries(EMULATOR_VARIABLES)) {
-    const value = env[variable]?.trim();
+    // As the client reads it: blanks are not dropped (an empty value is unset, for the clients too).
+    const value = env[variable];
     if (!value || (service === 'notifier' && client === 'Pub/Sub')) continue;
     const at = emulatorAddress(variable, value);
     if (at.problem !== undefined) {

@@ -44,14 +44,18 @@ export function ignoredBody(limit: string) {
   return express.raw({ limit, type: () => true });
 }
 
+/** Whether a request carries a body: chunked, or a Content-Length above 0. */
+export function hasBody(req: Request): boolean {
+  return req.header('transfer-encoding') !== undefined || Number(req.header('content-length') ?? 0) > 0;
+}
+
 /**
  * Refuses a body that is not JSON with 415, where the route expects JSON. Without this,
  * `express.json` silently leaves a form or text body unparsed and the route sees none.
  */
 export function requireJson(opts: { optional?: boolean } = {}): RequestHandler {
   return (req, res, next) => {
-    const hasBody = req.header('transfer-encoding') !== undefined || Number(req.header('content-length') ?? 0) > 0;
-    if ((hasBody || !opts.optional) && !req.is(JSON_TYPES)) {
+    if ((hasBody(req) || !opts.optional) && !req.is(JSON_TYPES)) {
       res.status(415).json({ error: 'unsupported_media_type', message: 'send the body as application/json' });
       return;
     }

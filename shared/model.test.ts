@@ -122,7 +122,7 @@ describe('composedFormProblem (an id that looks like another)', () => {
   it('refuses an accent written as a combining mark, naming the id as it looks', () => {
     const id = 'cafe\u0301-😀';
     expect(composedFormProblem(id)).toBe(
-      `is not in Unicode's composed form (NFC): it has a character written in parts that Unicode has in one, so it looks like "café-😀"; write it that way`,
+      `is not in Unicode's normalization form C (NFC), so it may look like another id: in NFC it is "café-😀"; write it that way`,
     );
     expect(newIdProblem(id)).toBe(composedFormProblem(id));
   });

@@ -95,16 +95,17 @@ export function invisibleCharacterProblem(id: string): string | null {
 }
 
 /**
- * Why `id` cannot be the id of something made now, for a character written in two parts (`e`
- * and U+0301, a combining accent) where Unicode has it in one (`é`), or null. Both show alike,
- * and a keyboard types the one: `cafe\u0301` and `café` would be two notifications that look the
- * same, the first not found by typing it. The id in composed form (NFC) is named.
+ * Why `id` cannot be the id of something made now, for not being in Unicode's normalization
+ * form C (NFC), or null. Text may write one character two ways (`é` as one code point, or `e`
+ * and a combining accent U+0301), which look alike but are two ids: `cafe\u0301` and `café`
+ * would be two notifications, the one not found by typing the other. The id as NFC writes it
+ * is named.
  */
 export function composedFormProblem(id: string): string | null {
   const composed = id.normalize('NFC');
   return composed === id
     ? null
-    : `is not in Unicode's composed form (NFC): it has a character written in parts that Unicode has in one, so it looks like ${JSON.stringify(excerpt(composed))}; write it that way`;
+    : `is not in Unicode's normalization form C (NFC), so it may look like another id: in NFC it is ${JSON.stringify(excerpt(composed))}; write it that way`;
 }
 
 /** Why `id` cannot be the id of a notification or an account made now, or null. */

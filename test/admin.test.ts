@@ -636,7 +636,8 @@ describe('admin API: requests (fake ports)', () => {
       'limit must be a whole number from 1 to 200, got &quot;&lt;b&gt;ten&lt;/b&gt;&quot;',
     );
     expect(browser.text).not.toContain('<b>ten');
-    expect(browser.headers['content-security-policy']).toBe("default-src 'none'");
+    expect(browser.headers['content-security-policy']).toBe("default-src 'none'; style-src 'unsafe-inline'");
+    expect(browser.headers.vary).toMatch(/Accept/);
     const script = await request(app).get('/status?limit=ten').set('authorization', bearer()).set('accept', '*/*');
     expect(script.type).toBe('application/json');
     expect(script.body).toMatchObject({ error: 'invalid_request', field: 'limit' });

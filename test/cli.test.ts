@@ -172,7 +172,7 @@ describe('the built command, with the two emulator variables swapped', () => {
     });
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(
-      /^slack-fanout: cannot use Pub\/Sub: PUBSUB_EMULATOR_HOST=\S+ answered, but not as Pub\/Sub \(12 UNIMPLEMENTED: .*\); is that the Firestore emulator's address\? Nothing was redriven\n$/,
+      /^slack-fanout: cannot use Pub\/Sub: PUBSUB_EMULATOR_HOST=\S+ answered, but not as Pub\/Sub \(12 UNIMPLEMENTED: .*\); is that the Firestore emulator's address\?; nothing was redriven\n$/,
     );
   }, 40_000);
 });

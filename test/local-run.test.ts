@@ -39,7 +39,7 @@ function runAndStop(
   trigger: RegExp,
   stop: 'sigint' | 'sigterm' | 'sighup' | 'close-stdout',
   args: string[] = ['-n', '300'],
-  delayMs = 0,
+  delay: number | (() => number) = 0,
 ): Promise<Stopped> {
   const child = spawnLocal(args);
   const lines: string[] = [];
@@ -53,6 +53,7 @@ function runAndStop(
     reader.on('line', (line) => {
       lines.push(line);
       if (stoppedAt || !trigger.test(line)) return;
+      const delayMs = typeof delay === 'number' ? delay : delay();
       stoppedAt = Date.now() + delayMs;
       if (stop !== 'close-stdout') {
         const signal = stop === 'sigint' ? 'SIGINT' : stop === 'sigterm' ? 'SIGTERM' : 'SIGHUP';
@@ -92,8 +93,13 @@ describe('npm start, stopped early', () => {
   }, 120_000);
 
   test('Ctrl-C between ticks, the next tick due before the stop ends: waits for the stop, exits 130', async () => {
-    // Ctrl-C 50 ms before the next tick is due: that tick's turn comes while the stop runs.
-    const run = await runAndStop(/^running: /, 'sigint', ['-n', '5', '--interval', '2'], 1950);
+    // Ctrl-C 50 ms before the next tick is due (ticks fall on the clock, at whole multiples of
+    // the interval): that tick's turn comes while the stop runs.
+    const beforeNextTick = () => {
+      const next = (Math.floor(Date.now() / 2000) + 1) * 2000;
+      return Math.max(0, next - Date.now() - 50);
+    };
+    const run = await runAndStop(/^running: /, 'sigint', ['-n', '5', '--interval', '2'], beforeNextTick);
     expect(run.code).toBe(130);
     expect(run.ports.length).toBeGreaterThanOrEqual(5);
     expect(await stillListening(run.ports)).toEqual([]);
