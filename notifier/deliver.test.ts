@@ -1083,13 +1083,20 @@ describe('handleDeadLetter', () => {
     expect(logged).toEqual([{ level: 'info', msg: 'dead letter of a delivery already sent: left as it is' }]);
   });
 
-  it('answers dead, leaving the record as it is, to a dead letter again of a delivery already dead whose run is gone since', async () => {
-    const { store, slack, deps, advance } = setup();
-    await dispatched(store);
-    slack.script = [classifySlackErrorCode('service_unavailable')];
-    await handlePush(push(), deps);
+  /** A delivery whose one attempt Slack refused for now, and its dead letter after 10 attempts (not yet handled). */
+  async function failedOnceWithDeadLetter() {
+    const fixture = setup();
+    await dispatched(fixture.store);
+    fixture.slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push(), fixture.deps);
     const body = push();
-    (body.message.attributes as Record<string, string>).CloudPubSubDeadLetterSourceDeliveryCount = '10';
+    const attrs = body.message.attributes as Record<string, string>;
+    attrs.CloudPubSubDeadLetterSourceDeliveryCount = '10';
+    return { ...fixture, body, attrs };
+  }
+
+  it('answers dead, leaving the record as it is, to a dead letter again of a delivery already dead whose run is gone since', async () => {
+    const { store, deps, advance, body } = await failedOnceWithDeadLetter();
     expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: id, status: 'dead' });
     const dead = await store.get(id);
     expect(dead).toMatchObject({ status: 'dead', deadLetterAttempts: 10, runId: runIdOf(SCHEDULE_ID, occurrence) });
@@ -1101,13 +1108,7 @@ describe('handleDeadLetter', () => {
   });
 
   it('leaves a redriven delivery being sent to its redriven message, answering superseded, when the dead letter is of the message before', async () => {
-    const { store, slack, deps, advance } = setup();
-    await dispatched(store);
-    slack.script = [classifySlackErrorCode('service_unavailable')];
-    await handlePush(push(), deps);
-    const body = push();
-    const attrs = body.message.attributes as Record<string, string>;
-    attrs.CloudPubSubDeadLetterSourceDeliveryCount = '10';
+    const { store, deps, advance, body, attrs } = await failedOnceWithDeadLetter();
     attrs.CloudPubSubDeadLetterSourceTopicPublishTime = '2026-12-07T08:00:01.000Z';
     expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: id, status: 'dead' });
     // Redriven ten minutes later, and its redriven message's attempt is posting now.
