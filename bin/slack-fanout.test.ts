@@ -350,6 +350,8 @@ describe('readText', () => {
     expect(() => readText('-', 4, piped)).toThrow(/^stdin is 0\.0 MiB \(14 bytes\), more than the 0\.0 MiB/);
     writeFileSync(piped, Buffer.from('["caf\xe9"]', 'latin1'));
     expect(() => readText('-', MAX_IMPORT_BYTES, piped)).toThrow('stdin is not UTF-8 text');
+    writeFileSync(piped, '');
+    expect(() => readText('-', MAX_IMPORT_BYTES, piped)).toThrow('stdin is empty: expected a JSON array');
     expect(sourceName('-')).toBe('stdin');
     expect(sourceName('./-')).toBe('./-');
   });

@@ -467,6 +467,7 @@ export function readText(path: string, limit = MAX_IMPORT_BYTES, stdin: number |
   }
   // A pipe or a device has no size to check first.
   if (bytes.length > limit) throw tooBig(bytes.length);
+  if (bytes.length === 0) throw new CliError(`${file} is empty: expected a JSON array`);
   try {
     // Strict: a file in another encoding is an error, not ids quietly full of U+FFFD. A BOM is dropped.
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);

@@ -31,7 +31,7 @@ import { serviceEnv, serviceEnvProblems } from './service-env';
 import { SlackStandIn } from './slack-standin';
 import { checkRealToken } from './slack-token';
 import { superviseService } from './supervise';
-import { type TickSummary, tickRefusal } from './tick-answer';
+import { occurrenceLine, type TickSummary, tickRefusal } from './tick-answer';
 import { nextTick, slotAtOrBefore } from './tick-rhythm';
 import { createTopology } from './topology';
 
@@ -419,7 +419,7 @@ async function main(): Promise<number> {
       }
       if (!res.ok && !summary.occurrences) throw new Error(tickRefusal(res.status, summary));
       say(`tick ${at.toISOString()}: HTTP ${res.status}, ${counted(summary.published ?? 0, 'message')} published`);
-      for (const o of summary.occurrences ?? []) say(`  run ${o.runId ?? '-'}: ${o.status}, ${o.published} published`);
+      for (const o of summary.occurrences ?? []) say(occurrenceLine(o));
       return summary;
     };
 

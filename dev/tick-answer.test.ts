@@ -1,4 +1,4 @@
-import { tickRefusal } from './tick-answer';
+import { occurrenceLine, tickRefusal } from './tick-answer';
 
 describe('tickRefusal', () => {
   it('names the dependency the dispatcher found unavailable, and the ones that answered', () => {
@@ -19,5 +19,39 @@ describe('tickRefusal', () => {
       'tick failed: HTTP 400 bad schedule time',
     );
     expect(tickRefusal(500, {})).toBe('tick failed: HTTP 500');
+  });
+});
+
+describe('occurrenceLine', () => {
+  it('names a run, what it published, and nothing more when nothing was passed over', () => {
+    expect(
+      occurrenceLine({
+        scheduleId: 's_1',
+        runId: 's_1:2026-12-02T17:18:00.000Z',
+        status: 'dispatched',
+        published: 3,
+        skipped: 0,
+      }),
+    ).toBe('  run s_1:2026-12-02T17:18:00.000Z: dispatched, 3 published');
+  });
+
+  it("says the occurrences passed over, as a tick every 90 s passes over an every-minute schedule's", () => {
+    expect(
+      occurrenceLine({
+        scheduleId: 's_1',
+        runId: 's_1:2026-12-02T17:18:00.000Z',
+        status: 'dispatched',
+        published: 1,
+        skipped: 1,
+      }),
+    ).toBe(
+      '  run s_1:2026-12-02T17:18:00.000Z: dispatched, 1 published, 1 occurrence passed over (only the latest due is sent)',
+    );
+  });
+
+  it('names the schedule of an occurrence too old to send, and why', () => {
+    expect(occurrenceLine({ scheduleId: 's_2', runId: null, status: 'skipped-missed', published: 0, skipped: 2 })).toBe(
+      '  schedule s_2: skipped-missed, 0 published, 2 occurrences passed over (older than the catch-up window)',
+    );
   });
 });

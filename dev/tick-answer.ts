@@ -1,7 +1,16 @@
+import { counted } from '../shared/words';
+
 /** The dispatcher's answer to a tick, as `npm start` reads it. */
 export interface TickSummary {
   published?: number;
-  occurrences?: { runId: string | null; status: string; published: number }[];
+  occurrences?: {
+    scheduleId?: string;
+    occurrence?: string | null;
+    runId: string | null;
+    status: string;
+    published: number;
+    skipped?: number;
+  }[];
   error?: string;
   message?: string;
   /** With `dependency_unavailable`: each dependency's check, `ok` or `unavailable`. */
@@ -24,4 +33,19 @@ export function tickRefusal(status: number, summary: TickSummary): string {
   const named = down.length > 0 ? `: ${down.map(([name, state]) => `${name} ${state}`).join(', ')}` : '';
   const fine = down.length > 0 && up.length > 0 ? ` (${up.map(([name]) => `${name} ok`).join(', ')})` : '';
   return `tick failed: HTTP ${status} ${what}${named}${fine}`.trimEnd();
+}
+
+/**
+ * A run's line under its tick: what it published, and the occurrences the catch-up policy
+ * passed over (those before it, or it too, when older than the catch-up window), which a
+ * schedule due more often than the ticks has at every tick.
+ */
+export function occurrenceLine(o: NonNullable<TickSummary['occurrences']>[number]): string {
+  const what = o.runId ? `run ${o.runId}` : `schedule ${o.scheduleId ?? '?'}`;
+  const skipped = o.skipped ?? 0;
+  const passed =
+    skipped > 0
+      ? `, ${counted(skipped, 'occurrence')} passed over (${o.status === 'skipped-missed' ? 'older than the catch-up window' : 'only the latest due is sent'})`
+      : '';
+  return `  ${what}: ${o.status}, ${o.published} published${passed}`;
 }

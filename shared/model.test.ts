@@ -122,9 +122,13 @@ describe('composedFormProblem (an id that looks like another)', () => {
   it('refuses an accent written as a combining mark, naming the id as it looks', () => {
     const id = 'cafe\u0301-😀';
     expect(composedFormProblem(id)).toBe(
-      `is not in Unicode's normalization form C (NFC), so it may look like another id: in NFC it is "café-😀"; write it that way`,
+      `is not in Unicode's normalization form C (NFC), so it may look like another id: U+0065 U+0301 is U+00E9 in NFC, which writes the id "café-😀"; write it that way`,
     );
     expect(newIdProblem(id)).toBe(composedFormProblem(id));
+  });
+
+  it('names a single character NFC replaces, as the Ångström sign', () => {
+    expect(composedFormProblem('\u212b-1')).toMatch(/: U\+212B is U\+00C5 in NFC, which writes the id "Å-1"/);
   });
 
   it('takes the composed form, and what has no composed form (Hangul jamo already composed, emoji sequences)', () => {

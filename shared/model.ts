@@ -103,9 +103,16 @@ export function invisibleCharacterProblem(id: string): string | null {
  */
 export function composedFormProblem(id: string): string | null {
   const composed = id.normalize('NFC');
-  return composed === id
-    ? null
-    : `is not in Unicode's normalization form C (NFC), so it may look like another id: in NFC it is ${JSON.stringify(excerpt(composed))}; write it that way`;
+  if (composed === id) return null;
+  // What differs, as code points: the two forms look alike on screen.
+  const [was, is] = [Array.from(id), Array.from(composed)];
+  let head = 0;
+  while (head < was.length && was[head] === is[head]) head++;
+  let tail = 0;
+  while (tail < was.length - head && tail < is.length - head && was.at(-1 - tail) === is.at(-1 - tail)) tail++;
+  const points = (cs: string[]) =>
+    cs.map((c) => `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`).join(' ');
+  return `is not in Unicode's normalization form C (NFC), so it may look like another id: ${points(was.slice(head, was.length - tail))} is ${points(is.slice(head, is.length - tail))} in NFC, which writes the id ${JSON.stringify(excerpt(composed))}; write it that way`;
 }
 
 /** Why `id` cannot be the id of a notification or an account made now, or null. */
