@@ -236,7 +236,7 @@ function notThatService(service: Service, projectId: string, err: unknown): CliE
 /** An error of a connection lost or never made (gRPC UNAVAILABLE or DEADLINE_EXCEEDED), here or in its causes. */
 function isUnreachable(err: unknown): boolean {
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
+    const code = grpcCode(e);
     if (code === UNAVAILABLE || code === DEADLINE_EXCEEDED) return true;
   }
   return false;
@@ -636,7 +636,6 @@ const ADD_OPTIONS: Record<string, string> = {
 };
 
 /** `n` things, one in the singular: "1 account", "2 accounts" (nouns whose plural adds an s). */
-/** `3 notifications`, `1 account`: a count of what is named in the plural. */
 function countOf(n: number, plural: string): string {
   return counted(n, plural.replace(/s$/, ''), plural);
 }

@@ -131,12 +131,13 @@ everything the run started.`,
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Options {
   const program = localProgram().parse(argv);
   const opts = program.opts<Options>();
-  if (!slackToken(env) && opts.channel) {
+  const token = slackToken(env);
+  if (!token && opts.channel) {
     program.error(
       'error: --channel is for real Slack: set SLACK_BOT_TOKEN too (without it, posts go to the local stand-in)',
     );
   }
-  if (slackToken(env) && !opts.channel) {
+  if (token && !opts.channel) {
     program.error(
       'error: SLACK_BOT_TOKEN is set, so posts go to real Slack: pass --channel <id> for the demo notifications',
     );
@@ -145,7 +146,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   if (opts.once && program.getOptionValueSource('interval') === 'cli') {
     program.error('error: --interval is for a run that keeps ticking: --once sends one tick and stops');
   }
-  if (slackToken(env) && opts.slackPort !== undefined) {
+  if (token && opts.slackPort !== undefined) {
     program.error(
       'error: --slack-port is for the local Slack stand-in, and SLACK_BOT_TOKEN is set: posts go to real Slack',
     );

@@ -9,7 +9,7 @@ import { FINAL_STATUSES } from '../shared/model';
 import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { onSignalTwice } from '../shared/signals';
-import { COLLECTIONS, localTopology } from '../shared/topology';
+import { localTopology } from '../shared/topology';
 import { counted } from '../shared/words';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications, seededLine } from './demo';
 import { type Emulators, groupAlive, groupsLeft, hasExited, killGroup, portProblem, startEmulators } from './emulators';
@@ -123,11 +123,12 @@ async function main(): Promise<number> {
   // is a usage error, said before anything starts, in their words. The stand-in's URL is the
   // run's own, and replaces SLACK_API_URL without a token.
   // The emulators' addresses are the run's own, set over any in the shell: stand-ins here.
+  const token = slackToken();
   const problems = serviceEnvProblems(
     envFor(
       opts,
       { PUBSUB_EMULATOR_HOST: '127.0.0.1:8085', FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080' },
-      slackToken() ? realSlackUrl() : 'http://127.0.0.1/api/',
+      token ? realSlackUrl() : 'http://127.0.0.1/api/',
     ),
   );
   if (problems.length > 0) {
@@ -143,7 +144,6 @@ async function main(): Promise<number> {
     process.stderr.write(`error: ${taken}\n`);
     return USAGE;
   }
-  const token = slackToken();
   if (token) {
     const verdict = await checkRealToken(realSlackUrl(), token);
     if (verdict.refused) {
@@ -567,7 +567,7 @@ async function main(): Promise<number> {
             // A notification this failure paused: said, under the reason `resume --paused-reason` takes.
             const notificationId = d.data.notificationId;
             if (typeof notificationId !== 'string' || pausedSaid.has(notificationId)) continue;
-            const n = (await db.collection(COLLECTIONS.notifications).doc(notificationId).get()).data();
+            const n = await store.getRaw(notificationId);
             if (n?.enabled === false && typeof n.pausedReason === 'string') {
               pausedSaid.add(notificationId);
               const resume = opts.once
@@ -600,7 +600,6 @@ async function main(): Promise<number> {
       `\nrunning: a tick every ${opts.interval} s on the clock, as Cloud Scheduler would send it. Ctrl-C stops everything.`,
     );
     const windowSeconds = loadServiceConfig('dispatcher', { ...env, PORT: '0' }).config.catchUpWindowSeconds;
-    const step = opts.interval * 1000;
     // The tick after the one due at `last`, said when ticks were left out as too old.
     const following = (last: number): number => {
       const next = nextTick(last, Date.now(), opts.interval, windowSeconds);
@@ -611,23 +610,26 @@ async function main(): Promise<number> {
       }
       return next.dueMs;
     };
-    let dueMs = following(slotAtOrBefore(firstAt.getTime(), opts.interval));
+    let lastDueMs = slotAtOrBefore(firstAt.getTime(), opts.interval);
     for (;;) {
-      const wait = dueMs - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       // A stop under way (Ctrl-C during the wait) is waited for, not raced to the exit.
       if (stopping) {
         await stopAll();
         return stopCode;
       }
-      // The clock may have jumped during the wait (a machine asleep): looked at again.
-      dueMs = following(dueMs - step);
-      if (dueMs > Date.now()) continue;
+      // Worked out again after each wait: the clock may have jumped meanwhile (a machine asleep).
+      const dueMs = following(lastDueMs);
+      const wait = dueMs - Date.now();
+      if (wait > 0) {
+        // The ticks left out, or a clock set back, are behind it now.
+        lastDueMs = dueMs - opts.interval * 1000;
+        await new Promise((r) => setTimeout(r, wait));
+        continue;
+      }
       const due = new Date(dueMs);
-      const lateMs = Date.now() - dueMs;
-      if (lateMs >= LATE_TICK_NOTE_MS) {
+      if (-wait >= LATE_TICK_NOTE_MS) {
         say(
-          `the tick due at ${due.toISOString()} is sent ${Math.round(lateMs / 1000)} s late, with that time, as the run is behind (the last tick's deliveries, or a clock that jumped)`,
+          `the tick due at ${due.toISOString()} is sent ${Math.round(-wait / 1000)} s late, with that time, as the run is behind (the last tick's deliveries, or a clock that jumped)`,
         );
       }
       // A tick refused (Firestore or Pub/Sub not answering) is said, and the next one tries
@@ -635,7 +637,7 @@ async function main(): Promise<number> {
       await runTick(due).catch((err: unknown) => {
         say(`${(err as Error).message}; the next tick, in ${opts.interval} s, tries again`);
       });
-      dueMs = following(dueMs);
+      lastDueMs = dueMs;
     }
   } catch (err) {
     // A call cut short by a stop already under way is expected: the stop says why.
