@@ -90,6 +90,16 @@ describe('parseNotificationsFile', () => {
       /^f\.json\[0\]: notification n-1: accountId: has a control character in it/,
     ],
     [
+      'an account id with a zero-width space in it',
+      JSON.stringify([{ ...good, accountId: 'acct\u200b1' }]),
+      /^f\.json\[0\]: notification n-1: accountId: has an invisible character in it \(U\+200B zero-width space\)/,
+    ],
+    [
+      'an account id not in NFC',
+      JSON.stringify([{ ...good, accountId: 'cafe\u0301' }]),
+      /^f\.json\[0\]: notification n-1: accountId: is not in Unicode's normalization form C \(NFC\).*U\+0065 U\+0301 is U\+00E9/,
+    ],
+    [
       'a huge channel id',
       JSON.stringify([{ ...good, channelId: 'C'.repeat(300) }]),
       /f\.json\[0\]: notification n-1: channelId: is longer than 255 characters \(300\)$/,

@@ -32,7 +32,9 @@ import {
 } from '../shared/model';
 import { connectProblem } from '../shared/net';
 import {
+  DEFAULT_PAUSE_REASON,
   deleteNotification,
+  enabledOutput,
   InvalidNotificationError,
   type NewNotification,
   notificationDoc,
@@ -1046,9 +1048,10 @@ Replaces the whole notification: one that was paused comes back enabled.
 An id (notification or account) must be able to be a Firestore document id: not blank, no '/',
 not '.', '..' or __…__, well-formed Unicode, at most 1,500 bytes of UTF-8 (a notification id
 at most 500 characters and 999 bytes: its delivery ids add ':' and a time to it and travel in a
-Pub/Sub attribute, which holds 1,024 bytes). A new id holds no control character (a line
-break, a tab, a direction mark) and no invisible one (a zero-width space, a word joiner,
-U+FEFF, a soft hyphen).`,
+Pub/Sub attribute, which holds 1,024 bytes). A new id, and the account id a new notification
+names, holds no control character (a line break, a tab, a direction mark) and no invisible one
+(a zero-width space, a word joiner, U+FEFF, a soft hyphen), and is in Unicode's composed form
+(NFC).`,
     )
     .action(
       async (o: {
@@ -1091,12 +1094,12 @@ U+FEFF, a soft hyphen).`,
     docId('notification', id);
     const db = await openFirestore(projectOf(program.opts()));
     try {
-      if (!(await setNotificationEnabled(db, id, enabled, reason)))
-        throw new CliError(`notification ${id} does not exist`);
+      const result = await setNotificationEnabled(db, id, enabled, reason);
+      if (result === null) throw new CliError(`notification ${id} does not exist`);
+      print(enabledOutput(id, enabled, result));
     } finally {
       await db.terminate();
     }
-    print({ id, enabled });
   };
   program
     .command('reindex')
@@ -1184,7 +1187,7 @@ it again is safe.`,
     .argument('<id>', 'the notification id')
     .option(
       '--reason <text>',
-      `why, kept as its pausedReason (1 to ${MAX_PAUSE_REASON_CHARS} characters, not blank, no control character; default "paused by an operator")`,
+      `why, kept as its pausedReason (1 to ${MAX_PAUSE_REASON_CHARS} characters, not blank, no control character; default "${DEFAULT_PAUSE_REASON}"; a notification already paused keeps its reason unless one is given, and the time it was paused)`,
       newReasonText,
     )
     .action((id: string, o: { reason?: string }) => setEnabled(id, false, o.reason));

@@ -27,6 +27,8 @@ import {
 } from '../shared/model';
 import {
   deleteNotification,
+  type EnabledChange,
+  enabledOutput,
   InvalidNotificationError,
   type NewNotification,
   type PausedSelector,
@@ -65,8 +67,13 @@ export interface AdminPorts {
   countByStatus(runId: string): Promise<Record<DeliveryStatus, number>>;
   recentRuns(limit: number): Promise<{ id: string; run: RunDoc }[]>;
   getNotification(id: string): Promise<Record<string, unknown> | null>;
-  /** False when the notification does not exist. */
-  setNotificationEnabled(id: string, enabled: boolean, reason?: string): Promise<boolean>;
+  /** Null when the notification does not exist (shared/notifications.ts). */
+  setNotificationEnabled(
+    id: string,
+    enabled: boolean,
+    reason?: string,
+    defaultReason?: string,
+  ): Promise<EnabledChange | null>;
   /** False when the notification does not exist. */
   deleteNotification(id: string): Promise<boolean>;
   /** Creates or replaces; true when it was created. */
@@ -107,7 +114,8 @@ export function firestoreAdminPorts(
       });
     },
     getNotification: (id) => store.getRaw(id),
-    setNotificationEnabled: (id, enabled, reason) => setNotificationEnabled(db, id, enabled, reason),
+    setNotificationEnabled: (id, enabled, reason, defaultReason) =>
+      setNotificationEnabled(db, id, enabled, reason, defaultReason),
     deleteNotification: (id) => deleteNotification(db, id),
     async saveNotification(n) {
       const existed = (await store.getRaw(n.id)) !== null;
@@ -353,18 +361,19 @@ export function adminRouter(deps: AdminDeps): Router {
           invalid(res, field, message);
           return;
         }
-        const reason = body.data.reason ?? `paused by ${callerOf(res) ?? 'an operator'}`;
-        const found = await deps.setNotificationEnabled(
+        const reason = action === 'pause' ? body.data.reason : undefined;
+        const change = await deps.setNotificationEnabled(
           id,
           action === 'resume',
-          action === 'pause' ? reason : undefined,
+          reason,
+          `paused by ${callerOf(res) ?? 'an operator'}`,
         );
-        if (!found) {
+        if (change === null) {
           res.status(404).json({ error: 'notification_not_found', id });
           return;
         }
         audit(req, res, action, { notificationId: id });
-        res.json({ id, enabled: action === 'resume' });
+        res.json(enabledOutput(id, action === 'resume', change));
       },
     );
   }

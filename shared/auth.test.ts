@@ -76,7 +76,7 @@ function dispatcherWithAdmin(auth: RequestHandler, log: Logger, tickAuth?: Reque
       countByStatus: async () => ({ sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 }),
       recentRuns: async () => [],
       getNotification: async () => null,
-      setNotificationEnabled: async () => false,
+      setNotificationEnabled: async () => null,
       deleteNotification: async () => false,
       saveNotification: async () => true,
       redrivable: async () => false,

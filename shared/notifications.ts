@@ -13,7 +13,6 @@ import { indexedSchedule, type MemberChange, tidyBuckets, writeIndexChanges } fr
 import {
   type Account,
   accountSchema,
-  controlCharacterProblem,
   excerpt,
   INVISIBLE_CLASS,
   MAX_NOTIFICATION_ID_BYTES,
@@ -83,7 +82,9 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
       throw new InvalidNotificationError(`notification ${n.id}: ${field}: ${problem}`, field, problem);
     }
   }
-  const accountIdProblem = controlCharacterProblem(n.accountId);
+  // The rules of a new account's id (parseAccountsFile): an accountId no account can have now
+  // would name an account never found, and the notification would fail at every occurrence.
+  const accountIdProblem = newIdProblem(n.accountId);
   if (accountIdProblem) {
     throw new InvalidNotificationError(
       `notification ${n.id}: accountId: ${accountIdProblem}`,
@@ -278,40 +279,106 @@ export async function saveAccounts(
   }
 }
 
+/** The reason a pause keeps when none is given. */
+export const DEFAULT_PAUSE_REASON = 'paused by an operator';
+
+type EnabledWrite = { update: Record<string, unknown>; change: MemberChange };
+
 /**
  * The update that pauses or resumes a notification, and the dispatch index change that goes
- * with it: both are written in one transaction. Resuming clears the failure count. The single
- * pause and resume and the bulk resume all write through this.
+ * with it: both are written in one transaction; null when nothing is to change. Resuming clears
+ * the failure count. Pausing one already paused keeps its `pausedAt`, and its `pausedReason`
+ * unless a reason is given: an automatic pause (`invalid_auth`) is not renamed by a second
+ * pause that gives none, so a bulk resume for that reason still finds it. The single pause and
+ * resume and the bulk resume all write through this.
  */
+function enabledWrite(
+  id: string,
+  data: Record<string, unknown> | undefined,
+  enabled: true,
+  reason: undefined,
+  now: Date,
+): EnabledWrite;
 function enabledWrite(
   id: string,
   data: Record<string, unknown> | undefined,
   enabled: boolean,
   reason: string | undefined,
   now: Date,
-): { update: Record<string, unknown>; change: MemberChange } {
-  const update = enabled
-    ? { enabled: true, pausedReason: null, pausedAt: null, consecutiveFailures: 0, updatedAt: now }
-    : { enabled: false, pausedReason: reason ?? 'paused by an operator', pausedAt: now, updatedAt: now };
+  defaultReason?: string,
+): EnabledWrite | null;
+function enabledWrite(
+  id: string,
+  data: Record<string, unknown> | undefined,
+  enabled: boolean,
+  reason: string | undefined,
+  now: Date,
+  defaultReason = DEFAULT_PAUSE_REASON,
+): EnabledWrite | null {
+  let update: Record<string, unknown>;
+  if (enabled) {
+    update = { enabled: true, pausedReason: null, pausedAt: null, consecutiveFailures: 0, updatedAt: now };
+  } else if (data?.enabled !== false) {
+    update = { enabled: false, pausedReason: reason ?? defaultReason, pausedAt: now, updatedAt: now };
+  } else if (reason !== undefined && reason !== data.pausedReason) {
+    update = { pausedReason: reason, updatedAt: now };
+  } else {
+    return null;
+  }
   return { update, change: { id, from: indexedSchedule(data), to: indexedSchedule({ ...data, ...update }) } };
 }
 
-/** Pauses or resumes a notification, and its dispatch index entry with it. Resuming clears the failure count. */
+/** What a pause or resume found and left: null from setNotificationEnabled for no such notification. */
+export interface EnabledChange {
+  /** Whether it was enabled before. */
+  wasEnabled: boolean;
+  /** Its pausedReason after (null once resumed, or for one imported disabled and paused with no reason). */
+  pausedReason: string | null;
+}
+
+/**
+ * Pauses or resumes a notification, and its dispatch index entry with it; null when it does
+ * not exist. Resuming clears the failure count. A pause with no reason gives `defaultReason` to
+ * one that was enabled, and leaves one already paused as it was.
+ */
 export async function setNotificationEnabled(
   db: Firestore,
   id: string,
   enabled: boolean,
   reason?: string,
-): Promise<boolean> {
+  defaultReason?: string,
+): Promise<EnabledChange | null> {
   const ref = db.collection(COLLECTIONS.notifications).doc(id);
   return db.runTransaction(async (tx) => {
     const snap = await tx.get(ref);
-    if (!snap.exists) return false;
-    const { update, change } = enabledWrite(id, snap.data(), enabled, reason, new Date());
-    tx.update(ref, update);
-    writeIndexChanges(tx, db, [change]);
-    return true;
+    if (!snap.exists) return null;
+    const data = snap.data();
+    const write = enabledWrite(id, data, enabled, reason, new Date(), defaultReason);
+    if (write !== null) {
+      tx.update(ref, write.update);
+      writeIndexChanges(tx, db, [write.change]);
+    }
+    const after = { ...data, ...write?.update };
+    return {
+      wasEnabled: data?.enabled !== false,
+      pausedReason: typeof after.pausedReason === 'string' ? after.pausedReason : null,
+    };
   });
+}
+
+/**
+ * What a pause or resume answers (the CLI prints it, the admin API sends it): the state it left,
+ * and `alreadyPaused` or `alreadyEnabled` when the notification was so before.
+ */
+export function enabledOutput(
+  id: string,
+  enabled: boolean,
+  change: EnabledChange,
+): { id: string; enabled: boolean; pausedReason?: string | null; alreadyPaused?: true; alreadyEnabled?: true } {
+  if (enabled) return change.wasEnabled ? { id, enabled, alreadyEnabled: true } : { id, enabled };
+  return change.wasEnabled
+    ? { id, enabled, pausedReason: change.pausedReason }
+    : { id, enabled, pausedReason: change.pausedReason, alreadyPaused: true };
 }
 
 /**

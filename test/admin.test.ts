@@ -33,13 +33,16 @@ const zeroCounts = (): Record<DeliveryStatus, number> => ({
   dead: 0,
 });
 
+/** What a fake pause or resume answers: a notification that was enabled. */
+const changed = { wasEnabled: true, pausedReason: 'x' };
+
 function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
   return {
     getRun: async () => null,
     countByStatus: async () => zeroCounts(),
     recentRuns: async () => [],
     getNotification: async () => null,
-    setNotificationEnabled: async () => false,
+    setNotificationEnabled: async () => null,
     deleteNotification: async () => false,
     saveNotification: async () => true,
     redrivable: async () => false,
@@ -192,7 +195,7 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test('POST pause takes an empty body or JSON, not a form', async () => {
-    const ports = fakePorts({ setNotificationEnabled: async () => true });
+    const ports = fakePorts({ setNotificationEnabled: async () => changed });
     const app = appWith(ports);
     expect((await request(app).post('/admin/notifications/n-1/pause').set('authorization', bearer())).status).toBe(200);
     const form = await request(app)
@@ -209,7 +212,7 @@ describe('admin API: requests (fake ports)', () => {
       fakePorts({
         setNotificationEnabled: async (_id, _enabled, reason) => {
           reasons.push(reason);
-          return true;
+          return changed;
         },
       }),
     );
@@ -392,7 +395,7 @@ describe('admin API: requests (fake ports)', () => {
     const app = appWith(
       fakePorts({
         saveNotification: async (n) => writes.push(n) > 0,
-        setNotificationEnabled: async (...a) => writes.push(a) > 0,
+        setNotificationEnabled: async (...a) => (writes.push(a) > 0 ? changed : null),
       }),
     );
     const send = (method: 'put' | 'post', path: string, json: string) =>
@@ -652,7 +655,7 @@ describe('admin API: requests (fake ports)', () => {
           redriven++;
           return { runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null };
         },
-        setNotificationEnabled: async () => true,
+        setNotificationEnabled: async () => changed,
       }),
     );
     const post = (path: string, body?: unknown) => {
@@ -997,17 +1000,33 @@ describe('admin API on the emulators', () => {
 
     const resumed = await call('POST', '/admin/notifications/n-admin/resume');
     expect(resumed).toMatchObject({ status: 200, body: { id: 'n-admin', enabled: true } });
+    expect((await call('POST', '/admin/notifications/n-admin/resume')).body).toEqual({
+      id: 'n-admin',
+      enabled: true,
+      alreadyEnabled: true,
+    });
+    const pausedByDefault = await call('POST', '/admin/notifications/n-admin/pause');
+    expect(pausedByDefault).toMatchObject({
+      status: 200,
+      body: { id: 'n-admin', enabled: false, pausedReason: `paused by ${ADMIN}` },
+    });
+    const pausedAt = (await call('GET', '/admin/notifications/n-admin')).body.notification.pausedAt;
+    expect(pausedAt).toEqual(expect.anything());
+    // Paused again with a reason: the reason replaced, the time it was paused kept.
     const paused = await call('POST', '/admin/notifications/n-admin/pause', { reason: 'customer asked' });
-    expect(paused.body).toEqual({ id: 'n-admin', enabled: false });
+    expect(paused.body).toEqual({ id: 'n-admin', enabled: false, pausedReason: 'customer asked', alreadyPaused: true });
     expect((await call('GET', '/admin/notifications/n-admin')).body.notification).toMatchObject({
       enabled: false,
       pausedReason: 'customer asked',
+      pausedAt,
     });
-    const pausedByDefault = await call('POST', '/admin/notifications/n-admin/pause');
-    expect(pausedByDefault.status).toBe(200);
-    expect((await call('GET', '/admin/notifications/n-admin')).body.notification.pausedReason).toBe(
-      `paused by ${ADMIN}`,
-    );
+    // Paused again with none: left as it was, its reason not renamed to the default.
+    const again = await call('POST', '/admin/notifications/n-admin/pause');
+    expect(again.body).toEqual({ id: 'n-admin', enabled: false, pausedReason: 'customer asked', alreadyPaused: true });
+    expect((await call('GET', '/admin/notifications/n-admin')).body.notification).toMatchObject({
+      pausedReason: 'customer asked',
+      pausedAt,
+    });
 
     // In bulk: every notification paused for a reason, a dry run first.
     await call('PUT', '/admin/notifications/n-admin-2', body);

@@ -844,6 +844,27 @@ describe('resume in bulk, on the emulator', () => {
       const one = await runCli(['-p', project, 'resume', importedOff[0] as string], env());
       expect(JSON.parse(one.stdout)).toEqual({ id: importedOff[0], enabled: true });
       expect(await indexed()).toContain(importedOff[0]);
+
+      // A pause with no reason leaves one the notifier paused as it was, for a bulk resume to find.
+      const auto = archived[0] as string;
+      await store.recordPermanentFailure(auto, 'is_archived', 1, now);
+      const pausedAt = (await docs([auto]))[0]?.pausedAt;
+      const repeated = await runCli(['-p', project, 'pause', auto], env());
+      expect(JSON.parse(repeated.stdout)).toEqual({
+        id: auto,
+        enabled: false,
+        pausedReason: 'is_archived',
+        alreadyPaused: true,
+      });
+      expect((await docs([auto]))[0]).toMatchObject({ pausedReason: 'is_archived', pausedAt });
+      const fresh = await runCli(['-p', project, 'pause', untouched[0] as string], env());
+      expect(JSON.parse(fresh.stdout)).toEqual({
+        id: untouched[0],
+        enabled: false,
+        pausedReason: 'paused by an operator',
+      });
+      const found = await runCli(['-p', project, 'resume', '--paused-reason', 'is_archived'], env());
+      expect(JSON.parse(found.stdout)).toMatchObject({ matched: 1, resumed: 1 });
     } finally {
       await db.terminate();
     }

@@ -64,12 +64,12 @@ describe('the dispatch index', () => {
     // Pause and resume through the operator path.
     const target = items[20]?.id as string;
     const before = Date.now();
-    expect(await setNotificationEnabled(db, target, false, 'test')).toBe(true);
+    expect(await setNotificationEnabled(db, target, false, 'test')).toEqual({ wasEnabled: true, pausedReason: 'test' });
     expect(await indexed(parisId)).not.toContain(target);
     const paused = (await db.collection('notifications').doc(target).get()).data();
     expect(paused?.pausedReason).toBe('test');
     expect(paused?.pausedAt?.toMillis()).toBeGreaterThanOrEqual(before);
-    expect(await setNotificationEnabled(db, target, true)).toBe(true);
+    expect(await setNotificationEnabled(db, target, true)).toEqual({ wasEnabled: false, pausedReason: null });
     expect(await indexed(parisId)).toContain(target);
     // Resumed: nothing of the pause is left behind.
     const resumed = (await db.collection('notifications').doc(target).get()).data();
@@ -328,7 +328,10 @@ describe('the dispatch index', () => {
 
       // A pause drops the id from the map, not only from the list.
       const [paused, disabled] = inBucket as [string, string];
-      expect(await setNotificationEnabled(fs, paused, false, 'test')).toBe(true);
+      expect(await setNotificationEnabled(fs, paused, false, 'test')).toEqual({
+        wasEnabled: true,
+        pausedReason: 'test',
+      });
       expected.delete(paused);
       expect(await listed()).toEqual([...expected].sort());
 
