@@ -624,6 +624,57 @@ describe('handlePush', () => {
     });
   });
 
+  describe('an attempt that died mid-post (its claim expired, nothing recorded)', () => {
+    const died = (store: MemoryStore) =>
+      store.claim({
+        deliveryId: id,
+        notificationId: 'n-1',
+        occurrence,
+        runId: runIdOf(SCHEDULE_ID, occurrence),
+        owner: 'died',
+        ttlMs: 60_000,
+        now: t0,
+        publishedAt: null,
+        target: { channelId: 'C0123', teamId: null, accountId: 'acct-1' },
+      });
+
+    it('and the look of the attempt after it rate limited: the next attempt still looks, and posts nothing', async () => {
+      const { store, slack, deps, advance } = setup();
+      await died(store);
+      advance(61_000);
+      slack.foundIn.set('C0123', '1700000000.777777');
+      slack.lookupFails.set('C0123', classifySlackHttpStatus(429, 30));
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'retry', status: 'retrying' });
+      expect(await store.get(id)).toMatchObject({ status: 'retrying', outcomeUnknown: true });
+      advance(31_000);
+      slack.lookupFails.clear();
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent', status: 'sent' });
+      expect(slack.lookups).toHaveLength(2);
+      expect(slack.posts).toHaveLength(0);
+      expect(await store.get(id)).toMatchObject({ status: 'sent', slackTs: '1700000000.777777' });
+    });
+
+    it('and the takeover retried with its token (its answer lost): still looks', async () => {
+      const { store, slack, deps, advance } = setup();
+      await died(store);
+      advance(61_000);
+      const answers: unknown[] = [];
+      deps.ledger = Object.assign(Object.create(store) as MemoryStore, {
+        claim: async (req: Parameters<MemoryStore['claim']>[0]) => {
+          await store.claim(req);
+          const again = await store.claim(req);
+          answers.push(again);
+          return again;
+        },
+      });
+      slack.foundIn.set('C0123', '1700000000.777777');
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent', status: 'sent' });
+      expect(answers).toEqual([expect.objectContaining({ kind: 'claimed', attempts: 2, outcomeUnknown: true })]);
+      expect(slack.lookups).toHaveLength(1);
+      expect(slack.posts).toHaveLength(0);
+    });
+  });
+
   it('after an outcome-unknown attempt that did not post, posts once', async () => {
     const { store, slack, deps } = setup();
     slack.script = [classifySlackErrorCode('internal_error')];
@@ -637,7 +688,14 @@ describe('handlePush', () => {
 
   it.each<[string, number, boolean]>([
     ['5 s of its 60 s claim left, less than the 10 s a post may take: starts no post', 55_000, false],
-    ['15 s of its 60 s claim left, more than the 10 s a post may take: posts', 45_000, true],
+    // A post that times out may still land for as long again: were this attempt killed before it
+    // writes its hold, another could take the claim over in that time, find nothing and post.
+    [
+      '15 s of its 60 s claim left, less than the 10 s a post may take and 10 s it may still land in: starts no post',
+      45_000,
+      false,
+    ],
+    ['25 s of its 60 s claim left, more than a post’s 10 s and 10 s it may still land in: posts', 35_000, true],
   ])('an attempt that stalled between its claim and its post, %s', async (_what, stalledMs, posts) => {
     const { store, slack, deps, advance } = setup();
     deps.slackTimeoutMs = 10_000;
@@ -785,6 +843,23 @@ describe('handlePush', () => {
       pausedReason: 'channel_not_found',
     });
   });
+
+  it.each<[string, 'recordPermanentFailure' | 'markFinal']>([
+    ['the failure count', 'recordPermanentFailure'],
+    ['the failed record', 'markFinal'],
+  ])(
+    'a permanent failure when %s cannot be written is retried, and then counted once and recorded',
+    async (_what, refused) => {
+      const { store, slack, deps, advance } = setup();
+      slack.script = [classifySlackErrorCode('channel_not_found'), classifySlackErrorCode('channel_not_found')];
+      jest.spyOn(store, refused).mockRejectedValueOnce(new Error('14 UNAVAILABLE'));
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'retry', reason: 'record_failed' });
+      advance(61_000);
+      expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'failed' });
+      expect(store.notification('n-1')).toMatchObject({ consecutiveFailures: 1, lastFailure: 'channel_not_found' });
+      expect(await store.get(id)).toMatchObject({ status: 'failed', lastError: { slackError: 'channel_not_found' } });
+    },
+  );
 
   it('a failure count that cannot be reset after a post leaves the delivery sent', async () => {
     const { store, slack, deps } = setup();

@@ -244,7 +244,7 @@ async function deliver(
       // The look took its time (a busy channel, several channels): the claim is renewed if it
       // would no longer outlast a post, so the attempt can still post once it has looked.
       const now = clock();
-      if (now.getTime() + slackTimeoutOf(deps) >= claimExpiresAt.getTime()) {
+      if (now.getTime() + postWindowOf(deps) >= claimExpiresAt.getTime()) {
         const until = new Date(now.getTime() + deps.claimTtlMs);
         if (!(await deps.ledger.renewClaim(deliveryId, claimToken, until, now))) {
           throw new RetryableError(
@@ -330,16 +330,16 @@ async function deliver(
     const { channelId, teamId } = notification.slack;
 
     // A post starts only while this attempt is still wanted (its push not yet answered by the
-    // deadline) and holds a claim that outlasts the Slack call: otherwise a later attempt could
-    // take the claim over and post too.
-    const slackTimeout = slackTimeoutOf(deps);
+    // deadline) and holds a claim that outlasts the Slack call and the time a call that timed out
+    // may still land: otherwise a later attempt could take the claim over, find nothing yet and
+    // post too, should this attempt not write its hold in time (a slow Firestore, a kill).
     const nowMs = clock().getTime();
     // The timer's mark decides: under load it can fire before this attempt's own clock says the
     // time is up (the attempt starts after the timer), and the push has been answered then.
     if (known.answered || (deps.deadlineMs && Date.now() - startedAt >= deps.deadlineMs)) {
       throw new RetryableError('dependency_unavailable', 'the push deadline passed before posting; retry later');
     }
-    if (nowMs + slackTimeout >= claimExpiresAt.getTime()) {
+    if (nowMs + postWindowOf(deps) >= claimExpiresAt.getTime()) {
       throw new RetryableError('dependency_unavailable', 'too little of the claim left to post safely; retry later');
     }
     const rendered = renderReport(notification, account.data, new Date(message.occurrence));
@@ -398,16 +398,14 @@ async function deliver(
           `attempt failed, will retry: ${err.message}`,
         );
       } else {
-        await deps.ledger.markFinal(deliveryId, 'failed', toRecord(err, now), now, claimToken);
-        log.error(
-          { code: err.code, slackError: err.slackError, ...targetFields(target) },
-          `delivery failed permanently: ${err.message}`,
-        );
         pauseReason = slackPauseReason(err) ?? pauseReason;
         // A notification document that cannot be read as one (a field missing or of the wrong
         // type, a cron or time zone that cannot be read) fails every occurrence alike until it
         // is replaced: it counts towards pausing, as a broken account does.
         if (err.code === 'invalid_notification' && pauseReason === null) pauseReason = 'notification_invalid';
+        // Counted before the delivery is recorded failed: a count that fails is retried with the
+        // delivery, where one after it would be lost (the retry finds the delivery ended). The
+        // count is kept per occurrence, so a retry does not count it twice.
         if (pauseReason) {
           const paused = await deps.notifications.recordPermanentFailure(
             message.notificationId,
@@ -418,6 +416,11 @@ async function deliver(
           );
           if (paused) log.warn({ pausedReason: pauseReason }, 'notification paused after repeated permanent failures');
         }
+        await deps.ledger.markFinal(deliveryId, 'failed', toRecord(err, now), now, claimToken);
+        log.error(
+          { code: err.code, slackError: err.slackError, ...targetFields(target) },
+          `delivery failed permanently: ${err.message}`,
+        );
       }
     } catch (recordErr) {
       // The outcome could not be written: retry, and the claim's expiry lets the next attempt in.
@@ -478,6 +481,15 @@ async function resetFailures(notificationId: string, deps: Pick<DeliverDeps, 'no
 /** The Slack client's timeout: how long a post may take, and so how long one that timed out may still land. */
 function slackTimeoutOf(deps: Pick<DeliverDeps, 'slackTimeoutMs'>): number {
   return deps.slackTimeoutMs ?? 10_000;
+}
+
+/**
+ * How much of its claim an attempt must still hold to start a post: the call's timeout, and as
+ * long again in which a call that timed out may still land (CLAIM_TTL_SECONDS is checked to
+ * exceed it, shared/config.ts).
+ */
+function postWindowOf(deps: Pick<DeliverDeps, 'slackTimeoutMs'>): number {
+  return 2 * slackTimeoutOf(deps);
 }
 
 async function loadInputs(

@@ -290,14 +290,16 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   // Checked as the schema's types say; a refused value stands at its default for the checks below.
   const config = values as Config;
   const unrefused = (...names: string[]) => names.every((n) => !refused.has(n));
-  // A claim shorter than the Slack call would let a second attempt post while the first still may.
+  // A post starts only on a claim that outlasts the Slack call and as long again, in which a call
+  // that timed out may still land (notifier/deliver.ts): a shorter claim would never post, and one
+  // shorter than that would let a second attempt post while the first still may.
   if (
     service !== 'dispatcher' &&
     unrefused(ENV.CLAIM_TTL_SECONDS, ENV.SLACK_TIMEOUT_MS) &&
-    config.claimTtlSeconds * 1000 <= config.slackTimeoutMs + 1000
+    config.claimTtlSeconds * 1000 <= 2 * config.slackTimeoutMs + 1000
   ) {
     problems.push(
-      `${ENV.CLAIM_TTL_SECONDS} (${config.claimTtlSeconds} s) must exceed ${ENV.SLACK_TIMEOUT_MS} (${config.slackTimeoutMs} ms) by more than a second`,
+      `${ENV.CLAIM_TTL_SECONDS} (${config.claimTtlSeconds} s) must exceed twice ${ENV.SLACK_TIMEOUT_MS} (${config.slackTimeoutMs} ms) by more than a second: a post starts only while its claim outlasts the call and as long again, in which a call that timed out may still land`,
     );
   }
   // A checkpoint renews the run's lease: the lease must outlast several intervals.

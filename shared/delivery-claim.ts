@@ -68,9 +68,14 @@ export function deliveryClaimStep(
   const attempts = (d.attempts ?? 0) + 1;
   const claimExpiresAt = new Date(req.now.getTime() + req.ttlMs);
   const firstAttemptAt = d.firstAttemptAt ?? req.now;
+  // A claim that expired mid-call may have posted: check before posting again. Written down, not
+  // only answered: should this attempt's look fail (a rate limit) or its answer be lost and the
+  // claim retried with its token, the attempt after it still knows to look.
+  const outcomeUnknown = Boolean(d.outcomeUnknown) || d.status === 'sending';
   return {
     kind: 'claimed',
     update: {
+      ...(outcomeUnknown ? { outcomeUnknown: true } : {}),
       status: 'sending',
       attempts,
       claimedBy: req.owner,
@@ -86,8 +91,7 @@ export function deliveryClaimStep(
     claim: {
       kind: 'claimed',
       attempts,
-      // A claim that expired mid-call may have posted: check before posting again.
-      outcomeUnknown: Boolean(d.outcomeUnknown) || d.status === 'sending',
+      outcomeUnknown,
       firstAttemptAt,
       claimExpiresAt,
       earlierTargets,

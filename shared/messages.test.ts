@@ -193,6 +193,8 @@ describe('parsePushBody rejects bad input with a reason, never a throw', () => {
     ['scheduleId is ..', { ...message, scheduleId: '..' }],
     ['scheduleId has the reserved form __x__', { ...message, scheduleId: '__x__' }],
     ['scheduleId is a lone surrogate', { ...message, scheduleId: '\ud800' }],
+    // Written on the delivery record, which Firestore then refuses: every attempt failed.
+    ['runId holds a lone surrogate', { ...message, runId: `${message.runId}\udc00` }],
     ['occurrence is not a date-time', { ...message, occurrence: 'yesterday' }],
     ['occurrence is a number', { ...message, occurrence: Date.now() }],
     ['redrive is a string', { ...message, redrive: 'yes' }],

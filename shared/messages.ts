@@ -1,4 +1,4 @@
-import { deliveryIdOf, documentIdProblem, documentIdSchema, runIdOf } from './model';
+import { deliveryIdOf, documentIdProblem, documentIdSchema, LONE_SURROGATE, runIdOf } from './model';
 import { z } from './zod';
 
 /** RFC 3339 `date-time` with a `Z` or an offset, any number of fraction digits; calendar-checked. */
@@ -109,7 +109,13 @@ export const dispatchMessageSchema = z
     occurrence: z.string(),
     // A document id too, and with the occurrence the run's (checked below).
     scheduleId: documentIdSchema.max(500),
-    runId: z.string().min(1).max(1100),
+    // Kept on the delivery record: text Firestore can store (a write of a lone surrogate fails,
+    // every attempt and its dead letter's record with it).
+    runId: z
+      .string()
+      .min(1)
+      .max(1100)
+      .refine((id) => !LONE_SURROGATE.test(id), 'is not well-formed Unicode (a lone surrogate)'),
     /** Set by a redrive so that logs can tell the two apart. */
     redrive: z.boolean().optional(),
   })

@@ -5,7 +5,7 @@ import { z } from './zod';
 export const MAX_DOCUMENT_ID_BYTES = 1500;
 
 /** Half a surrogate pair, which UTF-8 cannot hold (a pair is one code point, so not matched). */
-const LONE_SURROGATE = /\p{Cs}/u;
+export const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
  * Why a string cannot be a Firestore document id, or null when it can: not empty, at most

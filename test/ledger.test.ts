@@ -187,6 +187,26 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
+  it('a takeover of a claim that ran out writes down that the outcome is unknown, and a retry that fails keeps it, in both stores', async () => {
+    const memory = new MemoryStore();
+    for (const ledger of [store, memory] as DeliveryLedger[]) {
+      expect((await ledger.claim({ ...claim('a#80'), ttlMs: 1_000 })).kind).toBe('claimed');
+      const later = new Date(now.getTime() + 5_000);
+      expect(await ledger.claim({ ...claim('b#80'), now: later })).toMatchObject({
+        kind: 'claimed',
+        outcomeUnknown: true,
+      });
+      expect(await ledger.get(deliveryId)).toMatchObject({ status: 'sending', outcomeUnknown: true });
+      // Its look for the earlier post fails (a rate limit): not an unknown outcome of its own.
+      await ledger.markRetry(deliveryId, { ...invalid, code: 'rate_limited' }, false, later, 'b#80');
+      expect(await ledger.claim({ ...claim('c#80'), now: new Date(later.getTime() + 1) })).toMatchObject({
+        kind: 'claimed',
+        attempts: 3,
+        outcomeUnknown: true,
+      });
+    }
+  });
+
   it('a timed-out post’s claim is kept until it could have landed, in both stores', async () => {
     const memory = new MemoryStore();
     for (const ledger of [store, memory] as DeliveryLedger[]) {
