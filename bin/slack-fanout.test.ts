@@ -21,6 +21,7 @@ import {
   silenceWarning,
   sourceName,
   stallWatch,
+  unknownCommandOf,
   whereService,
 } from './slack-fanout';
 
@@ -791,5 +792,23 @@ describe('stallWatch (an import whose Firestore stops answering)', () => {
     jest.advanceTimersByTime(60_000);
     expect(calls).toEqual([]);
     expect(STALL_TIMEOUT_SECONDS).toBe(120);
+  });
+});
+
+describe('unknownCommandOf', () => {
+  it.each<[string[], string | undefined]>([
+    [['status', '--help'], 'status'],
+    [['-p', 'demo-x', 'status', '-h'], 'status'],
+    [['--project', 'pause', 'stats'], 'stats'],
+    [['help', 'status'], 'status'],
+    [['help', 'pause'], undefined],
+    [['help'], undefined],
+    [['pause', '--help'], undefined],
+    [['-p', 'x', 'run', 'status'], undefined],
+    [['--help'], undefined],
+    [['--', 'status'], undefined],
+    [[], undefined],
+  ])('in %j: %j', (args, unknown) => {
+    expect(unknownCommandOf(buildProgram(), args)).toBe(unknown);
   });
 });

@@ -909,6 +909,30 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
 }
 
 /**
+ * The command typed that is not one, when there is one: Commander says so itself, but not when
+ * help is asked (`status --help`, `help status`), where it printed the program's help and exited
+ * 0, as if the command were known. Global options (`-p <id>`) are passed over.
+ */
+export function unknownCommandOf(program: Command, args: readonly string[]): string | undefined {
+  const names = new Set(program.commands.flatMap((c) => [c.name(), ...c.aliases()]));
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--') return undefined;
+    if (arg === '-p' || arg === '--project') {
+      i++;
+      continue;
+    }
+    if (arg.startsWith('-')) continue;
+    if (arg === 'help') {
+      const topic = args[i + 1];
+      return topic !== undefined && !topic.startsWith('-') && !names.has(topic) ? topic : undefined;
+    }
+    return names.has(arg) ? undefined : arg;
+  }
+  return undefined;
+}
+
+/**
  * This package's version, from its package.json: one level up from `bin/` when run from the
  * sources, two from `dist/bin/` when built.
  */
@@ -1509,5 +1533,14 @@ if (require.main === module) {
       if (err.code !== 'EPIPE') fail(err);
     });
   }
-  buildProgram().parseAsync(process.argv).catch(fail);
+  const program = buildProgram();
+  const unknown = unknownCommandOf(program, process.argv.slice(2));
+  if (unknown !== undefined) {
+    try {
+      program.error(`error: unknown command '${unknown}'`, { exitCode: EXIT.usage, code: 'commander.unknownCommand' });
+    } catch (err) {
+      fail(err);
+    }
+  }
+  program.parseAsync(process.argv).catch(fail);
 }

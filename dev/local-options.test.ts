@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { localProgram, MAX_ACCOUNTS, MAX_NOTIFICATIONS, MAX_SECONDS } from './local-options';
+import { localProgram, MAX_ACCOUNTS, MAX_NOTIFICATIONS, MAX_SECONDS, startedByNpm } from './local-options';
 import { ROOT } from './processes';
 
 /** `npm start -- --help` as printed off a terminal (80 columns), the text after the options included. */
@@ -41,5 +41,13 @@ describe("npm start's options", () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const pasted = /```\nnpm start -- --help\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(pasted).toBe(help());
+  });
+});
+
+describe('startedByNpm', () => {
+  it('is true under an npm script, which npm names, and false for node started by hand', () => {
+    expect(startedByNpm({ npm_lifecycle_event: 'start' })).toBe(true);
+    expect(startedByNpm({})).toBe(false);
+    expect(startedByNpm({ npm_lifecycle_event: '' })).toBe(false);
   });
 });

@@ -28,6 +28,11 @@ export const MAX_SECONDS = 3600;
 /** `, 1 to 1,000,000`: an option's range as its help says it. */
 const range = (max: number) => `, 1 to ${max.toLocaleString('en-US')}`;
 
+/** Whether npm started this process (`npm start`): npm names the script it runs. */
+export function startedByNpm(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env.npm_lifecycle_event ?? '') !== '';
+}
+
 /** A real Slack token, when one is given: an empty or blank SLACK_BOT_TOKEN is no token. */
 export function slackToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
   return env.SLACK_BOT_TOKEN?.trim() || undefined;

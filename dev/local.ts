@@ -15,7 +15,7 @@ import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications, seededLine } from '.
 import { type Emulators, groupAlive, groupsLeft, hasExited, killGroup, portProblem, startEmulators } from './emulators';
 import { endedElsewhere } from './ended-elsewhere';
 import { startFrontend } from './frontend';
-import { chosenPorts, type Options, parseArgs, slackToken, USAGE } from './local-options';
+import { chosenPorts, type Options, parseArgs, slackToken, startedByNpm, USAGE } from './local-options';
 import { ROOT, startReaper, startService } from './processes';
 import {
   expectedDeliveries,
@@ -254,11 +254,15 @@ async function main(): Promise<number> {
       () => process.exit(code),
     );
   }
-  // npm killed outright (SIGKILL) leaves this process orphaned: stop as for a hang-up.
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) stopOn('parent process gone', 128 + constants.signals.SIGHUP);
-  }, 1000).unref();
+  // npm killed outright (SIGKILL) leaves this process orphaned: stop as for a hang-up. Started
+  // without npm (`nohup node dist/dev/local.js &`), the shell that started it may exit, and the
+  // run goes on.
+  if (startedByNpm()) {
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent) stopOn('parent process gone (npm)', 128 + constants.signals.SIGHUP);
+    }, 1000).unref();
+  }
 
   // No metadata server on this machine; without this the Google clients warn on every call.
   process.env.METADATA_SERVER_DETECTION ??= 'none';
@@ -412,12 +416,12 @@ async function main(): Promise<number> {
         // fetch's own words ("fetch failed", "This operation was aborted") say nothing; the cause does.
         const e = err as { cause?: { message?: string }; message?: string };
         const reason = abort.signal.aborted ? (abort.signal.reason as Error).message : (e.cause?.message ?? e.message);
-        throw new Error(`tick failed: the dispatcher at ${url} did not answer (${reason})`);
+        throw new Error(`tick ${at.toISOString()} failed: the dispatcher at ${url} did not answer (${reason})`);
       } finally {
         clearTimeout(timer);
         instance.child.off('exit', onExit);
       }
-      if (!res.ok && !summary.occurrences) throw new Error(tickRefusal(res.status, summary));
+      if (!res.ok && !summary.occurrences) throw new Error(tickRefusal(at, res.status, summary));
       say(`tick ${at.toISOString()}: HTTP ${res.status}, ${counted(summary.published ?? 0, 'message')} published`);
       for (const o of summary.occurrences ?? []) say(occurrenceLine(o));
       return summary;

@@ -474,4 +474,30 @@ describe('SlackStandIn', () => {
     expect(res.status).toBe(400);
     expect(slack.faults).toEqual([]);
   });
+
+  it('answers a body that is not JSON, a method a path does not take and an unknown path in JSON, with 4xx', async () => {
+    const broken = await fetch(new URL('/_admin/faults', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"rules":[{"channel":"C1","respond":{"kind":"slack_error","error":"x"}}]',
+    });
+    expect(broken.status).toBe(400);
+    expect(await broken.json()).toEqual({ ok: false, error: 'invalid_json' });
+    expect(slack.faults).toEqual([]);
+    const put = await admin('/_admin/faults', { method: 'PUT', body: [] });
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('GET, POST, DELETE, HEAD');
+    expect(await put.json()).toMatchObject({ error: 'method_not_allowed', method: 'PUT' });
+    const unknown = await admin('/_admin/nope', { method: 'GET' });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ error: 'not_found', path: '/_admin/nope' });
+    // Slack's own routes still answer a body that is not JSON as Slack does.
+    const api = await fetch(new URL('/api/chat.postMessage', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{',
+    });
+    expect(api.status).toBe(200);
+    expect(await api.json()).toEqual({ ok: false, error: 'invalid_json' });
+  });
 });

@@ -21,6 +21,7 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { methodNotAllowed, notFound } from '../shared/http';
 import { z } from '../shared/zod';
 import { mulberry32 } from './demo';
 
@@ -323,6 +324,12 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
       this.reset();
       res.json({ ok: true });
     });
+    // The admin routes answer as an API does: a method a path does not take is a 405, a path
+    // that is not one of them a 404, in JSON (Express's own answers are HTML pages).
+    app.all('/_admin/faults', methodNotAllowed(['GET', 'POST', 'DELETE']));
+    app.all('/_admin/posts', methodNotAllowed(['GET']));
+    app.all('/_admin/reset', methodNotAllowed(['POST']));
+    app.all('/_admin/*rest', notFound());
 
     // Slack takes arguments from the query string as well as the body.
     app.all('/api/:method', async (req, res) => {
@@ -333,14 +340,16 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
       await this.handle(req.params.method as string, params, req, res);
     });
 
-    app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
       if (res.headersSent) {
         next(err);
         return;
       }
       const type = isRecord(err) ? err.type : undefined;
       if (type === 'entity.parse.failed') {
-        res.json({ ok: false, error: 'invalid_json' });
+        // Slack answers a body it cannot read with 200 and `ok: false`; the admin routes, which
+        // are the stand-in's own, with 400, so that `curl -f` sees that no rule was set.
+        res.status(req.path.startsWith('/_admin/') ? 400 : 200).json({ ok: false, error: 'invalid_json' });
       } else if (type === 'entity.too.large') {
         res.status(413).type('text/plain').send('Request Entity Too Large');
       } else {

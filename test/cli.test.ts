@@ -231,6 +231,9 @@ describe('exit codes', () => {
     };
     for (const args of [
       ['no-such-command'],
+      // Help asked of a command that is not one: not the program's help with exit 0.
+      ['no-such-command', '--help'],
+      ['help', 'no-such-command'],
       ['show'],
       ['show', 'n-1', '--bogus'],
       ['redrive', 'r-1', '--page-size', '0'],

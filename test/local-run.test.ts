@@ -175,7 +175,7 @@ describe('npm start, ticking on', () => {
       frozen = Number(ss.match(/pid=(\d+)/)?.[1]);
       expect(frozen).toBeGreaterThan(0);
       process.kill(frozen, 'SIGSTOP');
-      await next(/^tick failed: HTTP 503 .*; the next tick, in 2 s, tries again$/, 30_000);
+      await next(/^tick \S+Z failed: HTTP 503 .*; the next tick, in 2 s, tries again$/, 30_000);
       process.kill(frozen, 'SIGCONT');
       frozen = null;
       await next(/^tick .*: HTTP 200/, 30_000, lines.length);
