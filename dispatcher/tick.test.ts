@@ -994,6 +994,64 @@ describe('runTick', () => {
     }
   });
 
+  it('a schedule whose run cannot be claimed (a Firestore error) fails alone: the others are dispatched, the tick is retried', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 2 });
+    const other = { cron: '0 8 * * *', timezone: 'UTC' };
+    store.putSchedule(scheduleIdOf(other), { ...other, nextRunAt: occurrence });
+    store.putNotification('u1', {
+      accountId: 'acct-u',
+      slack: { channelId: 'CU' },
+      schedule: other,
+      scheduleId: scheduleIdOf(other),
+      enabled: true,
+    });
+    const real = store.claimRun.bind(store);
+    jest.spyOn(store, 'claimRun').mockImplementation(async (id, ...rest) => {
+      if (id === scheduleId) throw new Error('4 DEADLINE_EXCEEDED: Deadline exceeded');
+      return real(id, ...rest);
+    });
+    const publisher = new FakePublisher();
+    // One at a time, the failing schedule first or not: the other still runs.
+    const summary = await runTick(occurrence, deps(store, publisher));
+    const byId = new Map(summary.occurrences.map((o) => [o.scheduleId, o]));
+    expect(byId.get(scheduleId)).toMatchObject({
+      status: 'failed',
+      error: expect.stringContaining('DEADLINE_EXCEEDED'),
+    });
+    expect(byId.get(scheduleIdOf(other))).toMatchObject({ status: 'dispatched', published: 1 });
+    expect(summary.failed).toBe(1);
+    expect(store.schedule(scheduleId)?.nextRunAt?.toISOString()).toBe(occurrence.toISOString());
+  });
+
+  it('shutting down once a page of due schedules has run, answers the later pages failed, so the tick is retried', async () => {
+    const store = new MemoryStore();
+    const zones = ['UTC', 'Europe/Paris', 'Asia/Tokyo'];
+    for (const [i, timezone] of zones.entries()) {
+      const s = { cron: '* * * * *', timezone };
+      store.putSchedule(scheduleIdOf(s), { ...s, nextRunAt: occurrence });
+      store.putNotification(`m${i}`, {
+        accountId: 'a',
+        slack: { channelId: 'C1' },
+        schedule: s,
+        scheduleId: scheduleIdOf(s),
+        enabled: true,
+      });
+    }
+    let draining = false;
+    const real = store.finishRun.bind(store);
+    jest.spyOn(store, 'finishRun').mockImplementation(async (...args) => {
+      await real(...args);
+      // The shutdown comes as the first page's last run ends.
+      draining = true;
+    });
+    const publisher = new FakePublisher();
+    const summary = await runTick(occurrence, deps(store, publisher, { duePageSize: 1, isDraining: () => draining }));
+    expect(summary.occurrences.map((o) => o.status)).toEqual(['dispatched', 'failed', 'failed']);
+    expect(summary.failed).toBe(2);
+    expect(publisher.messages).toHaveLength(1);
+  });
+
   it('does nothing when no schedule is due', async () => {
     const store = new MemoryStore();
     seed(store, { count: 2, nextRunAt: new Date(occurrence.getTime() + 1) });

@@ -183,8 +183,10 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
     );
     occurrences.push(...page.flat());
     const last = due.at(-1);
-    // Draining: the rest wait for a tick on another instance (Cloud Scheduler's retry, or the next).
-    if (due.length < pageSize || !last || deps.isDraining?.()) break;
+    // Draining, the pages after this one are still read: each schedule on them is answered
+    // failed at once (runSchedule), so the tick answers 503 and Cloud Scheduler's retry, on
+    // another instance, runs them. Left unread, the tick could answer 200 without them.
+    if (due.length < pageSize || !last) break;
     after = { nextRunAt: last.nextRunAt, id: last.id };
   }
   return {
@@ -206,7 +208,7 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
  */
 async function runDueSchedule(schedule: DueSchedule, tick: TickRun): Promise<OccurrenceResult[]> {
   const { tickTime, deps } = tick;
-  const first = await runSchedule(schedule, tick);
+  const first = await confined(schedule, tick);
   const ended = first.status === 'resumed' || first.status === 'dispatched' || first.status === 'already-done';
   if (!schedule.activeOccurrence || first.occurrence !== schedule.activeOccurrence || !ended) return [first];
   // The schedule as that run's end left it: due at the occurrence after the run's own.
@@ -216,10 +218,36 @@ async function runDueSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occ
   } catch {
     return [first];
   }
-  if (after.getTime() > tickTime.getTime() || deps.isDraining?.()) return [first];
+  if (after.getTime() > tickTime.getTime()) return [first];
+  // Draining, this is answered failed at once (runSchedule), and the tick 503: the retry runs it.
   const { ignoredActiveOccurrence: _ignored, ...rest } = schedule;
-  const then = await runSchedule({ ...rest, activeOccurrence: null, nextRunAt: after }, tick);
+  const then = await confined({ ...rest, activeOccurrence: null, nextRunAt: after }, tick);
   return [first, then];
+}
+
+/**
+ * runSchedule, with a failure of its own Firestore calls (its run's claim, its schedule moved
+ * on or disabled) confined to its schedule: the tick goes on with the others, and answers 503
+ * for Cloud Scheduler to retry, as for a run that failed.
+ */
+async function confined(schedule: DueSchedule, tick: TickRun): Promise<OccurrenceResult> {
+  try {
+    return await runSchedule(schedule, tick);
+  } catch (err) {
+    tick.deps.log.error(
+      { scheduleId: schedule.id, err: errorMessage(err) },
+      'could not run the schedule’s occurrence; the tick’s retry tries again',
+    );
+    return {
+      scheduleId: schedule.id,
+      occurrence: null,
+      runId: null,
+      published: 0,
+      skipped: 0,
+      status: 'failed',
+      error: errorMessage(err),
+    };
+  }
 }
 
 /** What every run of one tick shares. */
