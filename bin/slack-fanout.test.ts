@@ -802,6 +802,7 @@ describe('unknownCommandOf', () => {
     [['--project', 'pause', 'stats'], 'stats'],
     [['help', 'status'], 'status'],
     [['help', 'pause'], undefined],
+    [['help', 'help'], undefined],
     [['help'], undefined],
     [['pause', '--help'], undefined],
     [['-p', 'x', 'run', 'status'], undefined],

@@ -914,7 +914,8 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
  * 0, as if the command were known. Global options (`-p <id>`) are passed over.
  */
 export function unknownCommandOf(program: Command, args: readonly string[]): string | undefined {
-  const names = new Set(program.commands.flatMap((c) => [c.name(), ...c.aliases()]));
+  // `help` is Commander's own command, not among program.commands.
+  const names = new Set(['help', ...program.commands.flatMap((c) => [c.name(), ...c.aliases()])]);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string;
     if (arg === '--') return undefined;
