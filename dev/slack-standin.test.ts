@@ -49,6 +49,11 @@ function admin(path: string, init: { method: string; body?: unknown }): Promise<
   });
 }
 
+/** A POST of `body` as it is, declared JSON: a body that is not JSON reaches the server. */
+function postJsonText(path: string, body: string): Promise<globalThis.Response> {
+  return fetch(new URL(path, url), { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+}
+
 beforeEach(async () => {
   slack = new SlackStandIn({ token: TOKEN, seed: 7 });
   ({ url } = await slack.start());
@@ -476,11 +481,10 @@ describe('SlackStandIn', () => {
   });
 
   it('answers a body that is not JSON, a method a path does not take and an unknown path in JSON, with 4xx', async () => {
-    const broken = await fetch(new URL('/_admin/faults', url), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{"rules":[{"channel":"C1","respond":{"kind":"slack_error","error":"x"}}]',
-    });
+    const broken = await postJsonText(
+      '/_admin/faults',
+      '{"rules":[{"channel":"C1","respond":{"kind":"slack_error","error":"x"}}]',
+    );
     expect(broken.status).toBe(400);
     expect(await broken.json()).toEqual({ ok: false, error: 'invalid_json' });
     expect(slack.faults).toEqual([]);
@@ -492,11 +496,7 @@ describe('SlackStandIn', () => {
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ error: 'not_found', path: '/_admin/nope' });
     // Slack's own routes still answer a body that is not JSON as Slack does.
-    const api = await fetch(new URL('/api/chat.postMessage', url), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{',
-    });
+    const api = await postJsonText('/api/chat.postMessage', '{');
     expect(api.status).toBe(200);
     expect(await api.json()).toEqual({ ok: false, error: 'invalid_json' });
   });

@@ -163,6 +163,23 @@ function deps(store: MemoryStore, publisher: DispatchPublisher, over: Partial<Ti
   };
 }
 
+/**
+ * A second schedule due at the tick's occurrence, besides the seeded one (any due one: the same
+ * instant as 10:00 Paris is not needed), with one notification, u1.
+ */
+function addOtherDueSchedule(store: MemoryStore): { cron: string; timezone: string } {
+  const other = { cron: '0 8 * * *', timezone: 'UTC' };
+  store.putSchedule(scheduleIdOf(other), { ...other, nextRunAt: occurrence });
+  store.putNotification('u1', {
+    accountId: 'acct-u',
+    slack: { channelId: 'CU' },
+    schedule: other,
+    scheduleId: scheduleIdOf(other),
+    enabled: true,
+  });
+  return other;
+}
+
 describe('runTick', () => {
   it('takes on every due schedule, a page of them at a time: none waits for the next tick, none skips its occurrence', async () => {
     const store = new MemoryStore();
@@ -965,16 +982,7 @@ describe('runTick', () => {
   it('a schedule whose planning throws fails alone: the other schedules of the tick are dispatched', async () => {
     const store = new MemoryStore();
     seed(store, { count: 2 });
-    // A second due schedule, 09:00 UTC (the same instant as 10:00 Paris is not needed: any due one).
-    const other = { cron: '0 8 * * *', timezone: 'UTC' };
-    store.putSchedule(scheduleIdOf(other), { ...other, nextRunAt: occurrence });
-    store.putNotification('u1', {
-      accountId: 'acct-u',
-      slack: { channelId: 'CU' },
-      schedule: other,
-      scheduleId: scheduleIdOf(other),
-      enabled: true,
-    });
+    const other = addOtherDueSchedule(store);
     const real = schedule.planOccurrence;
     const spy = jest.spyOn(schedule, 'planOccurrence').mockImplementation((s, ...rest) => {
       if (s.timezone === 'Europe/Paris') throw new Error('Invalid expression, loop limit exceeded');
@@ -997,15 +1005,7 @@ describe('runTick', () => {
   it('a schedule whose run cannot be claimed (a Firestore error) fails alone: the others are dispatched, the tick is retried', async () => {
     const store = new MemoryStore();
     seed(store, { count: 2 });
-    const other = { cron: '0 8 * * *', timezone: 'UTC' };
-    store.putSchedule(scheduleIdOf(other), { ...other, nextRunAt: occurrence });
-    store.putNotification('u1', {
-      accountId: 'acct-u',
-      slack: { channelId: 'CU' },
-      schedule: other,
-      scheduleId: scheduleIdOf(other),
-      enabled: true,
-    });
+    const other = addOtherDueSchedule(store);
     const real = store.claimRun.bind(store);
     jest.spyOn(store, 'claimRun').mockImplementation(async (id, ...rest) => {
       if (id === scheduleId) throw new Error('4 DEADLINE_EXCEEDED: Deadline exceeded');

@@ -123,6 +123,38 @@ function push(notificationId = 'n-1', occ = occurrence, extra: Partial<DispatchM
 
 const id = deliveryIdOf('n-1', occurrence);
 
+/** The claim of n-1's delivery by an attempt that then died mid-post: at t0, for 60 s, in C0123. */
+function died(store: MemoryStore) {
+  return store.claim({
+    deliveryId: id,
+    notificationId: 'n-1',
+    occurrence,
+    runId: runIdOf(SCHEDULE_ID, occurrence),
+    owner: 'died',
+    ttlMs: 60_000,
+    now: t0,
+    publishedAt: null,
+    target: { channelId: 'C0123', teamId: null, accountId: 'acct-1' },
+  });
+}
+
+/**
+ * Makes every claim of `deps` land, lose its answer and be tried again with the same token (a
+ * retried transaction): the record is then already the attempt's own. The answers given, kept.
+ */
+function claimRetriedWithItsToken(store: MemoryStore, deps: DeliverDeps): unknown[] {
+  const answers: unknown[] = [];
+  deps.ledger = Object.assign(Object.create(store) as MemoryStore, {
+    claim: async (req: Parameters<MemoryStore['claim']>[0]) => {
+      await store.claim(req);
+      const again = await store.claim(req);
+      answers.push(again);
+      return again;
+    },
+  });
+  return answers;
+}
+
 describe('handlePush', () => {
   it('posts the report and records sent with the Slack ts', async () => {
     const { store, slack, deps } = setup();
@@ -594,19 +626,7 @@ describe('handlePush', () => {
     it('an attempt that died mid-post (its claim expired, nothing recorded), then a channel change', async () => {
       const { store, slack, deps, advance } = setup();
       // The first attempt's claim, as its create() left it, and then no word from it.
-      expect(
-        await store.claim({
-          deliveryId: id,
-          notificationId: 'n-1',
-          occurrence,
-          runId: runIdOf(SCHEDULE_ID, occurrence),
-          owner: 'died',
-          ttlMs: 60_000,
-          now: t0,
-          publishedAt: null,
-          target: { channelId: 'C0123', teamId: null, accountId: 'acct-1' },
-        }),
-      ).toMatchObject({ kind: 'claimed', earlierTargets: [] });
+      expect(await died(store)).toMatchObject({ kind: 'claimed', earlierTargets: [] });
       advance(61_000);
       edit(store, { slack: { channelId: 'C0999' } });
       slack.foundIn.set('C0123', '1700000000.777777');
@@ -625,19 +645,6 @@ describe('handlePush', () => {
   });
 
   describe('an attempt that died mid-post (its claim expired, nothing recorded)', () => {
-    const died = (store: MemoryStore) =>
-      store.claim({
-        deliveryId: id,
-        notificationId: 'n-1',
-        occurrence,
-        runId: runIdOf(SCHEDULE_ID, occurrence),
-        owner: 'died',
-        ttlMs: 60_000,
-        now: t0,
-        publishedAt: null,
-        target: { channelId: 'C0123', teamId: null, accountId: 'acct-1' },
-      });
-
     it('and the look of the attempt after it rate limited: the next attempt still looks, and posts nothing', async () => {
       const { store, slack, deps, advance } = setup();
       await died(store);
@@ -658,15 +665,7 @@ describe('handlePush', () => {
       const { store, slack, deps, advance } = setup();
       await died(store);
       advance(61_000);
-      const answers: unknown[] = [];
-      deps.ledger = Object.assign(Object.create(store) as MemoryStore, {
-        claim: async (req: Parameters<MemoryStore['claim']>[0]) => {
-          await store.claim(req);
-          const again = await store.claim(req);
-          answers.push(again);
-          return again;
-        },
-      });
+      const answers = claimRetriedWithItsToken(store, deps);
       slack.foundIn.set('C0123', '1700000000.777777');
       expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent', status: 'sent' });
       expect(answers).toEqual([expect.objectContaining({ kind: 'claimed', attempts: 2, outcomeUnknown: true })]);
@@ -731,15 +730,7 @@ describe('handlePush', () => {
     expect(await store.get(id)).toMatchObject({ status: 'retrying', outcomeUnknown: true });
     // The next attempt's claim takes the record, its answer is lost, and the store tries again with
     // the same token (a retried transaction): the record is then already this attempt's own.
-    const answers: unknown[] = [];
-    deps.ledger = Object.assign(Object.create(store) as MemoryStore, {
-      claim: async (req: Parameters<MemoryStore['claim']>[0]) => {
-        await store.claim(req);
-        const again = await store.claim(req);
-        answers.push(again);
-        return again;
-      },
-    });
+    const answers = claimRetriedWithItsToken(store, deps);
     slack.foundIn.set('C0123', '1700000000.000001');
     expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', reason: 'sent', status: 'sent' });
     expect(answers).toEqual([expect.objectContaining({ kind: 'claimed', attempts: 2, outcomeUnknown: true })]);

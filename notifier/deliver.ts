@@ -8,6 +8,7 @@ import {
   PermanentError,
   type PushOutcome,
   postMayStillLand,
+  postWindowMs,
   RetryableError,
 } from '../shared/errors';
 import type { Logger } from '../shared/logger';
@@ -244,7 +245,7 @@ async function deliver(
       // The look took its time (a busy channel, several channels): the claim is renewed if it
       // would no longer outlast a post, so the attempt can still post once it has looked.
       const now = clock();
-      if (now.getTime() + postWindowOf(deps) >= claimExpiresAt.getTime()) {
+      if (now.getTime() + postWindowMs(slackTimeoutOf(deps)) >= claimExpiresAt.getTime()) {
         const until = new Date(now.getTime() + deps.claimTtlMs);
         if (!(await deps.ledger.renewClaim(deliveryId, claimToken, until, now))) {
           throw new RetryableError(
@@ -339,7 +340,7 @@ async function deliver(
     if (known.answered || (deps.deadlineMs && Date.now() - startedAt >= deps.deadlineMs)) {
       throw new RetryableError('dependency_unavailable', 'the push deadline passed before posting; retry later');
     }
-    if (nowMs + postWindowOf(deps) >= claimExpiresAt.getTime()) {
+    if (nowMs + postWindowMs(slackTimeoutOf(deps)) >= claimExpiresAt.getTime()) {
       throw new RetryableError('dependency_unavailable', 'too little of the claim left to post safely; retry later');
     }
     const rendered = renderReport(notification, account.data, new Date(message.occurrence));
@@ -481,15 +482,6 @@ async function resetFailures(notificationId: string, deps: Pick<DeliverDeps, 'no
 /** The Slack client's timeout: how long a post may take, and so how long one that timed out may still land. */
 function slackTimeoutOf(deps: Pick<DeliverDeps, 'slackTimeoutMs'>): number {
   return deps.slackTimeoutMs ?? 10_000;
-}
-
-/**
- * How much of its claim an attempt must still hold to start a post: the call's timeout, and as
- * long again in which a call that timed out may still land (CLAIM_TTL_SECONDS is checked to
- * exceed it, shared/config.ts).
- */
-function postWindowOf(deps: Pick<DeliverDeps, 'slackTimeoutMs'>): number {
-  return 2 * slackTimeoutOf(deps);
 }
 
 async function loadInputs(

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { topicNameProblem } from './cli-args';
 import { EMULATOR_VARIABLES, emulatorAddress } from './emulator-address';
+import { postWindowMs } from './errors';
 import { TOPOLOGY } from './topology';
 import { z } from './zod';
 
@@ -296,7 +297,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   if (
     service !== 'dispatcher' &&
     unrefused(ENV.CLAIM_TTL_SECONDS, ENV.SLACK_TIMEOUT_MS) &&
-    config.claimTtlSeconds * 1000 <= 2 * config.slackTimeoutMs + 1000
+    config.claimTtlSeconds * 1000 <= postWindowMs(config.slackTimeoutMs) + 1000
   ) {
     problems.push(
       `${ENV.CLAIM_TTL_SECONDS} (${config.claimTtlSeconds} s) must exceed twice ${ENV.SLACK_TIMEOUT_MS} (${config.slackTimeoutMs} ms) by more than a second: a post starts only while its claim outlasts the call and as long again, in which a call that timed out may still land`,

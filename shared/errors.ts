@@ -189,6 +189,15 @@ export function classifySlackHttpStatus(status: number, retryAfterSeconds?: numb
 }
 
 /**
+ * How much of its claim an attempt must still hold to start a post: the Slack call's timeout, and
+ * as long again in which a call that timed out may still land (postMayStillLand). The notifier
+ * starts no post with less; CLAIM_TTL_SECONDS must exceed it (shared/config.ts).
+ */
+export function postWindowMs(slackTimeoutMs: number): number {
+  return 2 * slackTimeoutMs;
+}
+
+/**
  * Whether a post that failed this way may still land later: the call was cut off or timed
  * out, a gateway timed out waiting for Slack (HTTP 504), or the failure is not one we know.
  * After an answer from Slack or a gateway the call is over, posted or not.

@@ -284,48 +284,52 @@ export const DEFAULT_PAUSE_REASON = 'paused by an operator';
 
 type EnabledWrite = { update: Record<string, unknown>; change: MemberChange };
 
+/** A notification's update, with the dispatch index change that goes with it. */
+function withIndexChange(
+  id: string,
+  data: Record<string, unknown> | undefined,
+  update: Record<string, unknown>,
+): EnabledWrite {
+  return { update, change: { id, from: indexedSchedule(data), to: indexedSchedule({ ...data, ...update }) } };
+}
+
 /**
- * The update that pauses or resumes a notification, and the dispatch index change that goes
- * with it: both are written in one transaction; null when nothing is to change. Resuming clears
- * the failure count. Pausing one already paused keeps its `pausedAt`, and its `pausedReason`
- * unless a reason is given: an automatic pause (`invalid_auth`) is not renamed by a second
- * pause that gives none, so a bulk resume for that reason still finds it. The single pause and
- * resume and the bulk resume all write through this.
+ * The update that resumes a notification, and its dispatch index change: both are written in
+ * one transaction. It clears the failure count. The single and the bulk resume write through this.
  */
-function enabledWrite(
+function resumeWrite(id: string, data: Record<string, unknown> | undefined, now: Date): EnabledWrite {
+  return withIndexChange(id, data, {
+    enabled: true,
+    pausedReason: null,
+    pausedAt: null,
+    consecutiveFailures: 0,
+    updatedAt: now,
+  });
+}
+
+/**
+ * The update that pauses a notification, and its dispatch index change; null when nothing is to
+ * change. Pausing one already paused keeps its `pausedAt`, and its `pausedReason` unless a
+ * reason is given: an automatic pause (`invalid_auth`) is not renamed by a second pause that
+ * gives none, so a bulk resume for that reason still finds it.
+ */
+function pauseWrite(
   id: string,
   data: Record<string, unknown> | undefined,
-  enabled: true,
-  reason: undefined,
-  now: Date,
-): EnabledWrite;
-function enabledWrite(
-  id: string,
-  data: Record<string, unknown> | undefined,
-  enabled: boolean,
-  reason: string | undefined,
-  now: Date,
-  defaultReason?: string,
-): EnabledWrite | null;
-function enabledWrite(
-  id: string,
-  data: Record<string, unknown> | undefined,
-  enabled: boolean,
   reason: string | undefined,
   now: Date,
   defaultReason = DEFAULT_PAUSE_REASON,
 ): EnabledWrite | null {
-  let update: Record<string, unknown>;
-  if (enabled) {
-    update = { enabled: true, pausedReason: null, pausedAt: null, consecutiveFailures: 0, updatedAt: now };
-  } else if (data?.enabled !== false) {
-    update = { enabled: false, pausedReason: reason ?? defaultReason, pausedAt: now, updatedAt: now };
-  } else if (reason !== undefined && reason !== data.pausedReason) {
-    update = { pausedReason: reason, updatedAt: now };
-  } else {
-    return null;
+  if (data?.enabled !== false) {
+    return withIndexChange(id, data, {
+      enabled: false,
+      pausedReason: reason ?? defaultReason,
+      pausedAt: now,
+      updatedAt: now,
+    });
   }
-  return { update, change: { id, from: indexedSchedule(data), to: indexedSchedule({ ...data, ...update }) } };
+  if (reason === undefined || reason === data.pausedReason) return null;
+  return withIndexChange(id, data, { pausedReason: reason, updatedAt: now });
 }
 
 /** What a pause or resume found and left: null from setNotificationEnabled for no such notification. */
@@ -353,7 +357,8 @@ export async function setNotificationEnabled(
     const snap = await tx.get(ref);
     if (!snap.exists) return null;
     const data = snap.data();
-    const write = enabledWrite(id, data, enabled, reason, new Date(), defaultReason);
+    const now = new Date();
+    const write = enabled ? resumeWrite(id, data, now) : pauseWrite(id, data, reason, now, defaultReason);
     if (write !== null) {
       tx.update(ref, write.update);
       writeIndexChanges(tx, db, [write.change]);
@@ -503,7 +508,7 @@ export async function resumePaused(
             const changes: MemberChange[] = [];
             for (const snap of current) {
               if (!snap.exists || !selected(snap.data())) continue;
-              const { update, change } = enabledWrite(snap.id, snap.data(), true, undefined, now);
+              const { update, change } = resumeWrite(snap.id, snap.data(), now);
               tx.update(snap.ref, update);
               changes.push(change);
             }
