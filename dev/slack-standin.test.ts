@@ -495,6 +495,28 @@ describe('SlackStandIn', () => {
     const unknown = await admin('/_admin/nope', { method: 'GET' });
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ error: 'not_found', path: '/_admin/nope' });
+    for (const path of ['/_admin', '/_admin/']) {
+      const bare = await admin(path, { method: 'GET' });
+      expect([path, bare.status, ((await bare.json()) as { error: string }).error]).toEqual([path, 404, 'not_found']);
+    }
+    // What the request itself gets wrong is its 4xx in JSON, not a 500 with a stack trace.
+    const undecodable = await admin('/_admin/%ff', { method: 'GET' });
+    expect(undecodable.status).toBe(400);
+    expect(await undecodable.json()).toMatchObject({ ok: false });
+    const latin1 = await fetch(new URL('/_admin/faults', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json; charset=latin1' },
+      body: '[]',
+    });
+    expect(latin1.status).toBe(415);
+    expect(await latin1.json()).toMatchObject({ ok: false, error: 'charset.unsupported' });
+    const notGzip = await fetch(new URL('/_admin/faults', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: '[]',
+    });
+    expect(notGzip.status).toBe(400);
+    expect(await notGzip.json()).toMatchObject({ ok: false });
     // Slack's own routes still answer a body that is not JSON as Slack does.
     const api = await postJsonText('/api/chat.postMessage', '{');
     expect(api.status).toBe(200);

@@ -329,7 +329,7 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
     app.all('/_admin/faults', methodNotAllowed(['GET', 'POST', 'DELETE']));
     app.all('/_admin/posts', methodNotAllowed(['GET']));
     app.all('/_admin/reset', methodNotAllowed(['POST']));
-    app.all('/_admin/*rest', notFound());
+    app.all(['/_admin', '/_admin/*rest'], notFound());
 
     // Slack takes arguments from the query string as well as the body.
     app.all('/api/:method', async (req, res) => {
@@ -352,6 +352,10 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
         res.status(req.path.startsWith('/_admin/') ? 400 : 200).json({ ok: false, error: 'invalid_json' });
       } else if (type === 'entity.too.large') {
         res.status(413).type('text/plain').send('Request Entity Too Large');
+      } else if (isRecord(err) && typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
+        // The request's own fault, as body-parser and the router say it (a charset, a body not in
+        // its Content-Encoding, a path that cannot be decoded): its status, in JSON.
+        res.status(err.status).json({ ok: false, error: type ?? 'bad_request', message: String(err.message) });
       } else {
         res
           .status(500)
