@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Express, RequestHandler } from 'express';
 import request from 'supertest';
 import { createApp as createDispatcher } from '../dispatcher/app';
@@ -8,6 +11,7 @@ import {
   AUTH_OFF_WARNING,
   authSettingsFor,
   classifyVerifyError,
+  crossSiteProblem,
   loadServiceConfig,
   refuseAll,
   requireInvoker,
@@ -391,6 +395,46 @@ describe('a token whose signature Cloud Run’s IAM check removed', () => {
   });
 });
 
+describe('a header sent twice', () => {
+  /** POST /tick over a real socket, with `headers` set as given (an array sends a header twice). */
+  const postTick = async (app: Express, headers: Record<string, string | string[]>) => {
+    const server = createServer(app).listen(0, '127.0.0.1');
+    try {
+      await once(server, 'listening');
+      const { port } = server.address() as AddressInfo;
+      return await new Promise<number>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: '/tick', method: 'POST' }, (res) => {
+          res.resume().on('end', () => resolve(res.statusCode ?? 0));
+        });
+        for (const [name, value] of Object.entries(headers)) req.setHeader(name, value);
+        req.on('error', reject).end();
+      });
+    } finally {
+      server.close();
+    }
+  };
+  const reasonIn = (lines: string[]) => lines.map((l) => JSON.parse(l)).find((l) => l.auth)?.auth?.reason;
+
+  test('Authorization sent twice is refused, even when the first is a good token', async () => {
+    const good = `Bearer ${google.sign({ aud: AUDIENCE, email: TICK_SA })}`;
+    const { log, lines } = captureLog();
+    expect(await postTick(dispatcher(verifier, log, false), { authorization: [good, 'Bearer other'] })).toBe(401);
+    expect(reasonIn(lines)).toBe('malformed_authorization');
+    // Sent once, the same token is admitted.
+    expect(await postTick(dispatcher(verifier, captureLog().log, false), { authorization: good })).toBe(200);
+  });
+
+  test('X-Serverless-Authorization sent twice is refused behind Cloud Run’s check', async () => {
+    const token = `Bearer ${google.sign({ aud: AUDIENCE, email: TICK_SA })}`;
+    const { log, lines } = captureLog();
+    const status = await postTick(dispatcher(verifier, log, true), {
+      'x-serverless-authorization': [token, token],
+    });
+    expect(status).toBe(401);
+    expect(reasonIn(lines)).toBe('malformed_authorization');
+  });
+});
+
 test('serviceGuards hands the trust to both guards: a stripped token reaches /tick and the admin API', async () => {
   const guards = serviceGuards(
     {
@@ -628,6 +672,70 @@ describe('auth configuration', () => {
     expect(status.status).toBe(200);
     expect(status.type).toBe('text/html');
     expect((await request(app).get('/admin/notifications/n-1')).status).toBe(404);
+  });
+
+  test('an admin guard opened on loopback refuses another host name and another site’s writes', async () => {
+    const guards = serviceGuards({ mode: 'none', adminOpen: true }, 'tick', () => {
+      throw new Error('no verifier is built when auth is off');
+    });
+    const { log, lines } = captureLog();
+    const app = dispatcherWithAdmin(guards.admin, log);
+    // A page that rebound its own name to 127.0.0.1 sends that name as Host.
+    for (const host of ['evil.example', '127.0.0.1.evil.example', 'localhost.evil.example:8080', '10.0.0.1']) {
+      const res = await request(app).get('/status').set('host', host);
+      expect({ host, status: res.status, error: res.body.error }).toEqual({ host, status: 403, error: 'cross_site' });
+      expect(res.body.message).toContain(JSON.stringify(host));
+    }
+    expect(lines.map((l) => JSON.parse(l)).find((l) => l.auth?.reason === 'cross_site')).toMatchObject({
+      severity: 'WARNING',
+      path: '/status',
+    });
+    for (const host of ['127.0.0.1:8080', 'localhost', 'LOCALHOST:80', '[::1]:8080', '127.1.2.3']) {
+      expect({ host, status: (await request(app).get('/status').set('host', host)).status }).toEqual({
+        host,
+        status: 200,
+      });
+    }
+    // A link followed from another site reads the page; that site reads nothing back.
+    expect((await request(app).get('/status').set('sec-fetch-site', 'cross-site')).status).toBe(200);
+    // A write sent by another site's page is refused; from this machine's own pages or tools it is taken.
+    const resume = (headers: Record<string, string>) =>
+      request(app).post('/admin/paused/resume').set(headers).set('content-type', 'application/json').send('{}');
+    const crossSite: Record<string, string>[] = [
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+      { origin: 'https://evil.example' },
+      { origin: 'null' },
+    ];
+    for (const headers of crossSite) {
+      const res = await resume(headers);
+      expect({ headers, status: res.status, error: res.body.error }).toEqual({
+        headers,
+        status: 403,
+        error: 'cross_site',
+      });
+    }
+    const ownSite: Record<string, string>[] = [
+      {},
+      { 'sec-fetch-site': 'same-origin', origin: 'http://127.0.0.1:8080' },
+      { 'sec-fetch-site': 'none' },
+      { origin: 'http://localhost:8080' },
+    ];
+    for (const headers of ownSite) {
+      // Past the guard, the body's own check answers.
+      expect({ headers, status: (await resume(headers)).status }).toEqual({ headers, status: 400 });
+    }
+  });
+
+  test('crossSiteProblem names the header it refuses', () => {
+    expect(crossSiteProblem({ method: 'GET', headers: {} })).toMatch(/Host is missing/);
+    expect(crossSiteProblem({ method: 'DELETE', headers: { host: 'localhost', origin: 'file://' } })).toMatch(
+      /no DELETE sent by another site's page \(Origin: "file:\/\/"\)/,
+    );
+    expect(crossSiteProblem({ method: 'PUT', headers: { host: '127.0.0.1', 'sec-fetch-site': 'cross-site' } })).toBe(
+      "the admin API opened on loopback takes no PUT sent by another site's page (Sec-Fetch-Site: cross-site)",
+    );
+    expect(crossSiteProblem({ method: 'PUT', headers: { host: '127.0.0.1:1' } })).toBeNull();
   });
 
   test('with auth off there is no invoker guard and the admin guard refuses everyone', async () => {

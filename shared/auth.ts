@@ -175,12 +175,20 @@ export function timingProblem(
  * untouched: a token in it with its signature "removed" was written by the caller, so only the
  * checked header is read then.
  */
-function authorizationHeader(req: Request, trustCloudRunIam: boolean): string | undefined {
-  const serverless = trustCloudRunIam ? req.header('x-serverless-authorization') : undefined;
-  return serverless !== undefined ? serverless : req.header('authorization');
+function authorizationHeader(req: Request, trustCloudRunIam: boolean): string | undefined | { repeated: string } {
+  const pick = (name: string): string | undefined | { repeated: string } => {
+    // Node keeps the first of a repeated Authorization and drops the rest: which one a proxy in
+    // front checked is then a guess, so a request that sends either twice is refused.
+    const sent = req.headersDistinct[name];
+    if (sent !== undefined && sent.length > 1) return { repeated: name };
+    return sent?.[0];
+  };
+  const serverless = trustCloudRunIam ? pick('x-serverless-authorization') : undefined;
+  return serverless !== undefined ? serverless : pick('authorization');
 }
 
-function bearerToken(header: string | undefined): { token: string } | { reason: AuthRejection } {
+function bearerToken(header: string | undefined | { repeated: string }): { token: string } | { reason: AuthRejection } {
+  if (typeof header === 'object') return { reason: 'malformed_authorization' };
   if (header === undefined || header.trim() === '') return { reason: 'missing_token' };
   const match = /^Bearer +(\S+) *$/i.exec(header);
   return match?.[1] ? { token: match[1] } : { reason: 'malformed_authorization' };
@@ -389,9 +397,60 @@ function adminOpenProblem(config: Config): string | null {
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
+/** Whether `hostname` (as the WHATWG URL parser writes it) names this machine. */
+function isLoopbackName(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/** The host name in a Host header or an Origin, or null when it cannot be read as one. */
+function hostnameOf(value: string, withScheme: boolean): string | null {
+  try {
+    const url = new URL(withScheme ? value : `http://${value}`);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.hostname : null;
+  } catch {
+    return null;
+  }
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
+
+/**
+ * Why a request to the admin API opened on loopback (ADMIN_OPEN_ON_LOOPBACK) is refused, or
+ * null. Listening on loopback keeps other machines out, but not a page in this machine's
+ * browser: one that rebinds its own host name to 127.0.0.1 sends its name as `Host`, and one
+ * that posts a form or a `fetch` here sends `Origin` and `Sec-Fetch-Site` of another site.
+ * Reads by a link followed from elsewhere stay allowed: the page that linked reads nothing back.
+ */
+export function crossSiteProblem(req: Pick<Request, 'method' | 'headers'>): string | null {
+  const host = req.headers.host;
+  if (host === undefined || !isLoopbackName(hostnameOf(host, false) ?? '')) {
+    return `the admin API opened on loopback answers requests addressed to a loopback host (127.0.0.1, localhost or [::1]) alone; Host is ${host === undefined ? 'missing' : JSON.stringify(host)}`;
+  }
+  if (SAFE_METHODS.has(req.method)) return null;
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    return `the admin API opened on loopback takes no ${req.method} sent by another site's page (Sec-Fetch-Site: ${site})`;
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && !isLoopbackName(hostnameOf(origin, true) ?? '')) {
+    return `the admin API opened on loopback takes no ${req.method} sent by another site's page (Origin: ${JSON.stringify(origin)})`;
+  }
+  return null;
+}
+
+/** The admin guard of ADMIN_OPEN_ON_LOOPBACK: any caller on this machine, not another site's page. */
+function openOnLoopback(): RequestHandler {
+  return (req, res, next) => {
+    const problem = crossSiteProblem(req);
+    if (problem === null) return next();
+    req.log.warn({ auth: { role: 'admin', reason: 'cross_site', status: 403 }, path: routePath(req) }, problem);
+    res.status(403).json({ error: 'cross_site', message: problem });
+  };
+}
+
 export function serviceGuards(settings: AuthSettings, role: string, verifier: () => TokenVerifier): ServiceGuards {
   if (settings.mode === 'none') {
-    return { admin: settings.adminOpen ? (_req, _res, next) => next() : refuseAll('admin') };
+    return { admin: settings.adminOpen ? openOnLoopback() : refuseAll('admin') };
   }
   const v = verifier();
   return {
