@@ -23,6 +23,7 @@ import {
   stallWatch,
   unknownCommandOf,
   whereService,
+  withoutHelpOfHelp,
 } from './slack-fanout';
 
 const good = { id: 'n-1', accountId: 'a-1', channelId: 'C1', cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' };
@@ -94,6 +95,16 @@ describe('parseNotificationsFile', () => {
       'an account id with a zero-width space in it',
       JSON.stringify([{ ...good, accountId: 'acct\u200b1' }]),
       /^f\.json\[0\]: notification n-1: accountId: has an invisible character in it \(U\+200B zero-width space\)/,
+    ],
+    [
+      'an account id with blanks around it',
+      JSON.stringify([{ ...good, accountId: ' acct-1 ' }]),
+      /^f\.json\[0\]: notification n-1: accountId: has blanks around it, which make it look like the id without them \("acct-1"\): write it without them$/,
+    ],
+    [
+      'an account id with a Hangul filler in it',
+      JSON.stringify([{ ...good, accountId: 'acct\u3164' }]),
+      /^f\.json\[0\]: notification n-1: accountId: has an invisible character in it \(U\+3164 Hangul filler\)/,
     ],
     [
       'an account id not in NFC',
@@ -234,6 +245,11 @@ describe('parseAccountsFile', () => {
     ['an id with a slash', JSON.stringify([{ ...acct, id: 'a/b' }]), /a\.json\[0\]: account id "a\/b".*'\/'/],
     ['a duplicate id', JSON.stringify([acct, acct]), /a\.json\[1\]: duplicate id acct-1 \(also a\.json\[0\]\)/],
     ['a blank id', JSON.stringify([{ ...acct, id: ' ' }]), /a\.json\[0\]: account id " ": is blank/],
+    [
+      'an id with blanks around it, which no accountId could name',
+      JSON.stringify([{ ...acct, id: 'acct-1 ' }]),
+      /^a\.json\[0\]: account id "acct-1 ": has blanks around it, which make it look like the id without them \("acct-1"\)/,
+    ],
     [
       'a javascript: dashboard URL',
       JSON.stringify([{ ...acct, dashboardUrl: 'javascript:alert(1)' }]),
@@ -521,6 +537,7 @@ describe('add, as typed', () => {
   it.each([
     ['--channel', ' ', 'add: --channel: is blank'],
     ['--account', ' ', 'add: --account: is blank'],
+    ['--account', ' a-1 ', 'add: --account: has blanks around it, which make it look like the id without them ("a-1")'],
     ['--team', ' ', 'add: --team: is blank'],
     ['--timezone', 'Mars/Olympus', 'add: --timezone: '],
     ['--cron', '61 * * * *', 'add: --cron: '],
@@ -701,7 +718,30 @@ describe('pause --reason, as typed', () => {
   it('counts characters, not UTF-16 units: 500 emoji pass the check, 501 are 501', async () => {
     // Past the check the command dials Firestore (nothing listens there): not a reason problem.
     expect(await parse('🙂'.repeat(500))).not.toMatch(/characters/);
-    expect(await parse('🙂'.repeat(501))).toContain('expected 1 to 500 characters, got 501');
+    expect(await parse('🙂'.repeat(501))).toContain('at most 500 characters, got 501');
+  });
+
+  it('refuses a reason that is empty, blank, or made of invisible characters only, saying so', async () => {
+    for (const reason of ['', '   ', '\u200b', ' \u2060\u00ad ', '\u3164', '\ufeff']) {
+      expect(await parse(reason)).toContain(
+        `option '--reason <text>' argument '${reason}' is invalid. must not be empty or blank (only white space or invisible characters)`,
+      );
+    }
+  });
+
+  it('keeps a reason without the blanks around it', async () => {
+    const kept: (string | undefined)[] = [];
+    const program = buildProgram();
+    const pause = program.commands.find((c) => c.name() === 'pause');
+    pause?.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    pause?.action((_id: string, o: { reason?: string }) => {
+      kept.push(o.reason);
+    });
+    const pauseWith = (reason: string) =>
+      program.parseAsync(['-p', 'demo-unit', 'pause', 'n-1', '--reason', reason], { from: 'user' });
+    await pauseWith('  customer asked  ');
+    await pauseWith(` ${'🙂'.repeat(500)} `);
+    expect(kept).toEqual(['customer asked', '🙂'.repeat(500)]);
   });
 
   it('refuses a control character in a new reason: it would break or reverse every line it is printed in', async () => {
@@ -792,6 +832,31 @@ describe('stallWatch (an import whose Firestore stops answering)', () => {
     jest.advanceTimersByTime(60_000);
     expect(calls).toEqual([]);
     expect(STALL_TIMEOUT_SECONDS).toBe(120);
+  });
+});
+
+describe('withoutHelpOfHelp', () => {
+  test.each([
+    [['help', 'help'], ['help']],
+    [
+      ['-p', 'help', 'help', 'help', 'help'],
+      ['-p', 'help', 'help'],
+    ],
+    [
+      ['--project', 'x', 'help', 'help', 'add'],
+      ['--project', 'x', 'help', 'add'],
+    ],
+    [
+      ['help', 'add'],
+      ['help', 'add'],
+    ],
+    [
+      ['add', '--title', 'help', 'help'],
+      ['add', '--title', 'help', 'help'],
+    ],
+    [[], []],
+  ])('%j is read as %j', (args, read) => {
+    expect(withoutHelpOfHelp(args)).toEqual(read);
   });
 });
 

@@ -18,7 +18,7 @@ import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
   type Account,
   accountSchema,
-  controlCharacterProblem,
+  checkedPauseReason,
   DELIVERY_STATUSES,
   type DeliveryStatus,
   documentStorageSize,
@@ -934,6 +934,27 @@ export function unknownCommandOf(program: Command, args: readonly string[]): str
 }
 
 /**
+ * `args` with any `help` after `help` dropped: `help help` asks for the help command's
+ * help, which is the program's; Commander, which keeps `help` off its list of commands, printed
+ * nothing and failed on it.
+ */
+export function withoutHelpOfHelp(args: readonly string[]): string[] {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '-p' || arg === '--project') {
+      i++;
+      continue;
+    }
+    if (arg.startsWith('-')) continue;
+    if (arg !== 'help') return [...args];
+    let next = i + 1;
+    while (args[next] === 'help') next++;
+    return [...args.slice(0, i + 1), ...args.slice(next)];
+  }
+  return [...args];
+}
+
+/**
  * This package's version, from its package.json: one level up from `bin/` when run from the
  * sources, two from `dist/bin/` when built.
  */
@@ -1074,9 +1095,10 @@ An id (notification or account) must be able to be a Firestore document id: not 
 not '.', '..' or __…__, well-formed Unicode, at most 1,500 bytes of UTF-8 (a notification id
 at most 500 characters and 999 bytes: its delivery ids add ':' and a time to it and travel in a
 Pub/Sub attribute, which holds 1,024 bytes). A new id, and the account id a new notification
-names, holds no control character (a line break, a tab, a direction mark) and no invisible one
-(a zero-width space, a word joiner, U+FEFF, a soft hyphen), and is in Unicode's composed form
-(NFC).`,
+names, holds no control character (a line break, a tab, a direction mark), no invisible one
+(a zero-width space, a word joiner, U+FEFF, a soft hyphen, a Hangul filler, …: Unicode's
+default-ignorable characters, but for the joiners, variation selectors and flag tags emoji
+need) and no blanks around it, and is in Unicode's composed form (NFC).`,
     )
     .action(
       async (o: {
@@ -1198,13 +1220,12 @@ it again is safe.`,
       }
     });
   const reasonText = nonBlankText(MAX_PAUSE_REASON_CHARS);
-  // A new reason is kept and printed as it is: no control character (the admin API refuses it
-  // too). A selector (--paused-reason) takes any stored reason, to resume those made before.
+  // A new reason is checked as the admin API checks it (checkedPauseReason): kept without the
+  // blanks around it. A selector (--paused-reason) takes any stored reason, to resume those made before.
   const newReasonText = (value: string): string => {
-    const reason = reasonText(value);
-    const problem = controlCharacterProblem(reason);
-    if (problem) throw new InvalidArgumentError(problem);
-    return reason;
+    const checked = checkedPauseReason(value);
+    if ('problem' in checked) throw new InvalidArgumentError(checked.problem);
+    return checked.reason;
   };
   program
     .command('pause')
@@ -1212,7 +1233,7 @@ it again is safe.`,
     .argument('<id>', 'the notification id')
     .option(
       '--reason <text>',
-      `why, kept as its pausedReason (1 to ${MAX_PAUSE_REASON_CHARS} characters, not blank, no control character; default "${DEFAULT_PAUSE_REASON}"; a notification already paused keeps its reason unless one is given, and the time it was paused)`,
+      `why, kept as its pausedReason without the blanks around it (1 to ${MAX_PAUSE_REASON_CHARS} characters, not blank or only invisible characters, no control character; default "${DEFAULT_PAUSE_REASON}"; a notification already paused keeps its reason unless one is given, and the time it was paused)`,
       newReasonText,
     )
     .action((id: string, o: { reason?: string }) => setEnabled(id, false, o.reason));
@@ -1535,7 +1556,8 @@ if (require.main === module) {
     });
   }
   const program = buildProgram();
-  const unknown = unknownCommandOf(program, process.argv.slice(2));
+  const args = withoutHelpOfHelp(process.argv.slice(2));
+  const unknown = unknownCommandOf(program, args);
   if (unknown !== undefined) {
     try {
       program.error(`error: unknown command '${unknown}'`, { exitCode: EXIT.usage, code: 'commander.unknownCommand' });
@@ -1543,5 +1565,5 @@ if (require.main === module) {
       fail(err);
     }
   }
-  program.parseAsync(process.argv).catch(fail);
+  program.parseAsync(args, { from: 'user' }).catch(fail);
 }

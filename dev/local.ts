@@ -553,8 +553,14 @@ async function main(): Promise<number> {
       );
       if (standIn) {
         const dups = standIn.duplicates();
+        // A call held by a delay rule may land after this line: what it says holds so far.
+        const held = standIn.heldCount;
+        const stillHeld =
+          held > 0
+            ? ` so far; ${counted(held, 'call')} still held by a delay rule, which may yet land${opts.once ? ' (dropped as this run stops)' : ''}`
+            : '';
         say(
-          `Slack stand-in received ${counted(standIn.posts.length, 'post')} in all, ${dups.length} delivered more than once`,
+          `Slack stand-in received ${counted(standIn.posts.length, 'post')} in all, ${dups.length} delivered more than once${stillHeld}`,
         );
       }
       // Failed: a permanent error (an archived channel, a missing account or notification); dead:

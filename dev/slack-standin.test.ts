@@ -221,6 +221,18 @@ describe('SlackStandIn', () => {
     expect((err as WebAPIRequestError).code).toBe(ErrorCode.RequestError);
     expect(Date.now() - started).toBeLessThan(5000);
     expect(slack.posts).toHaveLength(0);
+    // The call the client gave up on is still held: it may yet land.
+    expect(slack.heldCount).toBe(1);
+    slack.reset();
+    expect(slack.heldCount).toBe(0);
+  });
+
+  it('refuses a delay longer than a timer can wait, which would fire at once', () => {
+    expect(() => slack.setFaults([{ respond: { kind: 'delay', ms: 2 ** 31 } }])).toThrow(
+      /longer than a timer can wait \(2147483647 ms/,
+    );
+    slack.setFaults([{ respond: { kind: 'delay', ms: 2 ** 31 - 1 } }]);
+    expect(slack.faults).toHaveLength(1);
   });
 
   it('posts after a short delay', async () => {

@@ -96,6 +96,8 @@ export interface StandInEvents {
 const DEFAULT_SEED = 0x5eed;
 const HISTORY_DEFAULT_LIMIT = 100;
 const HISTORY_MAX_LIMIT = 999;
+/** The longest a Node timer waits: a `delay` rule beyond it would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const faultResponseSchema = z.discriminatedUnion('kind', [
   z.strictObject({
@@ -104,7 +106,15 @@ const faultResponseSchema = z.discriminatedUnion('kind', [
     retryAfterSeconds: z.number().int().min(0).optional(),
   }),
   z.strictObject({ kind: z.literal('slack_error'), error: z.string().min(1) }),
-  z.strictObject({ kind: z.literal('delay'), ms: z.number().int().min(0) }),
+  z.strictObject({
+    kind: z.literal('delay'),
+    // A timer takes at most 2^31-1 ms (about 24.8 days); Node fires a longer one at once.
+    ms: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_TIMER_MS, `is longer than a timer can wait (${MAX_TIMER_MS} ms, about 24.8 days)`),
+  }),
   z.strictObject({
     kind: z.literal('post_then_error'),
     error: z.string().min(1),
@@ -272,6 +282,11 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
 
   clearFaults(): void {
     this.faultStates = [];
+  }
+
+  /** Calls held by a `delay` rule, not yet answered: posts that may still land. */
+  get heldCount(): number {
+    return this.pendingDelays.size;
   }
 
   /** Accepted posts grouped by metadata.event_payload.deliveryId, where more than one landed. */

@@ -14,7 +14,7 @@ import type { Logger } from '../shared/logger';
 import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
   characterCount,
-  controlCharacterProblem,
+  checkedPauseReason,
   type DeliveryStatus,
   documentIdProblem,
   excerpt,
@@ -141,17 +141,17 @@ const notificationBody = z.strictObject({
 });
 
 const pauseBody = z.strictObject({
+  // Checked and kept as `slack-fanout pause --reason` keeps it (checkedPauseReason): without the
+  // blanks around it, not blank, no control character. A stored reason still selects as it is.
   reason: z
     .string()
-    .refine((r) => r.trim() !== '', 'must not be empty or blank (only white space)')
-    .refine((r) => characterCount(r) <= MAX_PAUSE_REASON_CHARS, {
-      error: (issue) => `at most ${MAX_PAUSE_REASON_CHARS} characters, got ${characterCount(String(issue.input))}`,
-    })
-    // Kept and printed as it is (`slack-fanout resume --dry-run`'s byReason): no line breaks or
-    // marks that reverse what follows. A reason stored before still selects its notifications.
-    .superRefine((r, ctx) => {
-      const problem = controlCharacterProblem(r);
-      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    .transform((r, ctx) => {
+      const checked = checkedPauseReason(r);
+      if ('problem' in checked) {
+        ctx.addIssue({ code: 'custom', message: checked.problem });
+        return z.NEVER;
+      }
+      return checked.reason;
     })
     .optional(),
 });

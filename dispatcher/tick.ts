@@ -207,7 +207,7 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
  * schedule whose run a crashed dispatcher left half-sent lost one more occurrence so).
  */
 async function runDueSchedule(schedule: DueSchedule, tick: TickRun): Promise<OccurrenceResult[]> {
-  const { tickTime, deps } = tick;
+  const { tickTime } = tick;
   const first = await confined(schedule, tick);
   const ended = first.status === 'resumed' || first.status === 'dispatched' || first.status === 'already-done';
   if (!schedule.activeOccurrence || first.occurrence !== schedule.activeOccurrence || !ended) return [first];

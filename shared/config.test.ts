@@ -217,6 +217,48 @@ describe('checkpoint interval and run lease', () => {
   });
 });
 
+describe('the claim against the Slack timeout', () => {
+  const claimProblem = (env: Record<string, string>) =>
+    configErrorOf(() => loadConfig({ ...base, SLACK_BOT_TOKEN: TOKEN, ...env }, 'notifier')).problems.find((p) =>
+      p.startsWith('CLAIM_TTL_SECONDS'),
+    );
+
+  it('names the least claim and the longest timeout that fix it, and each fix is taken', () => {
+    for (const [claim, timeout] of [
+      ['11', '10000'],
+      ['21', '10000'],
+      ['60', '30000'],
+      ['3', '1500'],
+    ] as const) {
+      const problem = claimProblem({ CLAIM_TTL_SECONDS: claim, SLACK_TIMEOUT_MS: timeout }) ?? '';
+      const least = /to (\d+) or more/.exec(problem)?.[1];
+      const longest = /SLACK_TIMEOUT_MS to (\d+) or less/.exec(problem)?.[1];
+      expect({ claim, timeout, least: least !== undefined, longest: longest !== undefined }).toEqual({
+        claim,
+        timeout,
+        least: true,
+        longest: true,
+      });
+      const env = (c: string, t: string) => ({
+        ...base,
+        SLACK_BOT_TOKEN: TOKEN,
+        CLAIM_TTL_SECONDS: c,
+        SLACK_TIMEOUT_MS: t,
+      });
+      // Each fix is the edge: taken as said, refused one step short.
+      expect(loadConfig(env(least as string, timeout), 'notifier').claimTtlSeconds).toBe(Number(least));
+      expect(claimProblem({ CLAIM_TTL_SECONDS: String(Number(least) - 1), SLACK_TIMEOUT_MS: timeout })).toBeDefined();
+      expect(loadConfig(env(claim, longest as string), 'notifier').slackTimeoutMs).toBe(Number(longest));
+      expect(claimProblem({ CLAIM_TTL_SECONDS: claim, SLACK_TIMEOUT_MS: String(Number(longest) + 1) })).toBeDefined();
+    }
+  });
+
+  it('offers no timeout below the least one taken', () => {
+    const problem = claimProblem({ CLAIM_TTL_SECONDS: '1', SLACK_TIMEOUT_MS: '100' });
+    expect(problem).toMatch(/must be more than 1.2 s, .*; set CLAIM_TTL_SECONDS to 2 or more$/);
+  });
+});
+
 describe('each service reads its own variables', () => {
   it("leaves the notifier's variables alone in the dispatcher, and the dispatcher's in the notifier", () => {
     const shared = { ...base, CLAIM_TTL_SECONDS: '11', SLACK_API_URL: 'slack.com/api' };
@@ -227,7 +269,7 @@ describe('each service reads its own variables', () => {
     expect(notifier.problems).toEqual([
       expect.stringMatching(/^SLACK_API_URL: must be an http or https URL/),
       expect.stringMatching(
-        /^CLAIM_TTL_SECONDS \(11 s\) must exceed twice SLACK_TIMEOUT_MS \(10000 ms\) by more than a second: /,
+        /^CLAIM_TTL_SECONDS \(11 s\) must be more than 21 s, twice SLACK_TIMEOUT_MS \(10000 ms\) and a second: .*; set CLAIM_TTL_SECONDS to 22 or more, or SLACK_TIMEOUT_MS to 4999 or less$/,
       ),
       'SLACK_BOT_TOKEN is required: the notifier needs a bot token to post',
     ]);
@@ -242,7 +284,7 @@ describe('each service reads its own variables', () => {
     const err = configError({ ...base, CLAIM_TTL_SECONDS: '11', DISPATCH_PAGE_SIZE: '0' });
     expect(err.problems).toEqual([
       expect.stringMatching(/^DISPATCH_PAGE_SIZE: /),
-      expect.stringMatching(/^CLAIM_TTL_SECONDS \(11 s\) must exceed/),
+      expect.stringMatching(/^CLAIM_TTL_SECONDS \(11 s\) must be more than /),
     ]);
   });
 
@@ -250,7 +292,7 @@ describe('each service reads its own variables', () => {
     const err = configError({ ...base, PORT: 'abc', CLAIM_TTL_SECONDS: '5' });
     expect(err.problems).toEqual([
       'PORT: must be a whole number (got "abc")',
-      expect.stringMatching(/^CLAIM_TTL_SECONDS \(5 s\) must exceed/),
+      expect.stringMatching(/^CLAIM_TTL_SECONDS \(5 s\) must be more than /),
     ]);
     // A refused side of a rule is named once, not again by the rule.
     expect(configError({ ...base, SLACK_TIMEOUT_MS: 'soon', CLAIM_TTL_SECONDS: '5' }).problems).toEqual([

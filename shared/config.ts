@@ -14,6 +14,8 @@ export const DEFAULT_SCHEDULE_CONCURRENCY = 16;
 export const DEFAULT_LARGE_RUNS = 4;
 /** How old an occurrence may be and still be sent, unless CATCHUP_WINDOW_SECONDS says otherwise. */
 export const DEFAULT_CATCH_UP_WINDOW_SECONDS = 900;
+/** The shortest Slack call timeout taken. */
+const SLACK_TIMEOUT_MIN_MS = 100;
 
 /**
  * Every environment variable the services read, in one list. The README's
@@ -143,7 +145,7 @@ const schema = z.object({
   slackBotToken: z.string().min(1).optional(),
   // At most 30 s: a timed-out post may still land, and the next attempt must not look for it
   // before it could have (the retry policy's 10 s backoff plus at most 20 s of held nack).
-  slackTimeoutMs: int(100, 30_000).default(10_000),
+  slackTimeoutMs: int(SLACK_TIMEOUT_MIN_MS, 30_000).default(10_000),
   claimTtlSeconds: int(1, 3600).default(TOPOLOGY.ackDeadlineSeconds),
   pauseAfterFailures: int(1, 1000).default(3),
   nackDelayMs: int(0, 30_000).default(0),
@@ -299,8 +301,14 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
     unrefused(ENV.CLAIM_TTL_SECONDS, ENV.SLACK_TIMEOUT_MS) &&
     config.claimTtlSeconds * 1000 <= postWindowMs(config.slackTimeoutMs) + 1000
   ) {
+    const neededMs = postWindowMs(config.slackTimeoutMs) + 1000;
+    // The fixes, as whole values of each variable: the least claim, and the longest timeout.
+    const leastClaim = Math.floor(neededMs / 1000) + 1;
+    const longestTimeout = Math.ceil((config.claimTtlSeconds * 1000 - 1000) / 2) - 1;
+    const timeoutFix =
+      longestTimeout >= SLACK_TIMEOUT_MIN_MS ? `, or ${ENV.SLACK_TIMEOUT_MS} to ${longestTimeout} or less` : '';
     problems.push(
-      `${ENV.CLAIM_TTL_SECONDS} (${config.claimTtlSeconds} s) must exceed twice ${ENV.SLACK_TIMEOUT_MS} (${config.slackTimeoutMs} ms) by more than a second: a post starts only while its claim outlasts the call and as long again, in which a call that timed out may still land`,
+      `${ENV.CLAIM_TTL_SECONDS} (${config.claimTtlSeconds} s) must be more than ${neededMs / 1000} s, twice ${ENV.SLACK_TIMEOUT_MS} (${config.slackTimeoutMs} ms) and a second: a post starts only while its claim outlasts the call and as long again, in which a call that timed out may still land; set ${ENV.CLAIM_TTL_SECONDS} to ${leastClaim} or more${timeoutFix}`,
     );
   }
   // A checkpoint renews the run's lease: the lease must outlast several intervals.

@@ -1,12 +1,15 @@
 import {
   accountSchema,
+  checkedPauseReason,
   composedFormProblem,
   controlCharacterProblem,
   documentStorageSize,
   excerpt,
   invisibleCharacterProblem,
+  looksBlank,
   newIdProblem,
   notificationSchema,
+  surroundingBlankProblem,
 } from './model';
 import { z } from './zod';
 
@@ -116,6 +119,111 @@ describe('invisibleCharacterProblem (an id that looks like another)', () => {
       expect(newIdProblem(id)).toBeNull();
     }
   });
+
+  // Unicode's Default_Ignorable_Code_Point, past the four first listed: each named by its code point.
+  it.each([
+    ['U+180E Mongolian vowel separator', 'n\u180e1'],
+    ['U+3164 Hangul filler', '\u3164n-1'],
+    ['U+FFA0 halfwidth Hangul filler', 'n-1\uffa0'],
+    ['U+115F Hangul choseong filler', 'n\u115f1'],
+    ['U+1160 Hangul jungseong filler', 'n\u11601'],
+    ['U+034F combining grapheme joiner', 'n\u034f1'],
+    ['U+17B4 Khmer vowel inherent aq', 'n\u17b41'],
+    ['U+2061 function application', 'n\u20611'],
+    ['U+2062 invisible times', 'n\u20621'],
+    ['U+2063 invisible separator', 'n\u20631'],
+    ['U+2064 invisible plus', 'n\u20641'],
+    ['U+206A inhibit symmetric swapping', 'n\u206a1'],
+    ['U+206F nominal digit shapes', 'n\u206f1'],
+    ['U+2065', 'n\u20651'],
+    ['U+FFF0', 'n\ufff01'],
+    ['U+1D173', 'n\u{1d173}1'],
+    ['U+1BCA0', 'n\u{1bca0}1'],
+    ['U+E0001 language tag', 'n\u{e0001}1'],
+    // Tags outside an emoji tag sequence: text no one sees.
+    ['U+E0067 tag character', 'n-1\u{e0067}\u{e0062}\u{e007f}'],
+    ['U+E007F tag character', 'n-1\u{e007f}'],
+  ])('refuses %s, naming it', (name, id) => {
+    expect(invisibleCharacterProblem(id)).toBe(
+      `has an invisible character in it (${name}), which makes it look like an id without it`,
+    );
+    expect(newIdProblem(id)).toBe(invisibleCharacterProblem(id));
+  });
+
+  it('takes what real text needs: variation selectors, emoji tag sequences (flags), Mongolian variation selectors', () => {
+    for (const id of [
+      '❤\ufe0f-team',
+      '☺\ufe0e',
+      '#\ufe0f\u20e3-1',
+      // The flags of Scotland and Wales, as emoji tag sequences.
+      '🏴\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}',
+      'team-🏴\u{e0067}\u{e0062}\u{e0077}\u{e006c}\u{e0073}\u{e007f}-1',
+      '🏴󠁧󠁢󠁳󠁣󠁴󠁿',
+      // A CJK ideograph's variant (an ideographic variation sequence), a Mongolian free variation selector.
+      '葛\u{e0100}城',
+      'ᠠ\u180bᠢ',
+    ]) {
+      expect(invisibleCharacterProblem(id)).toBeNull();
+      expect(newIdProblem(id)).toBeNull();
+    }
+  });
+
+  it('refuses an id made of the invisible characters it keeps only', () => {
+    expect(invisibleCharacterProblem('\u200d')).toBe(
+      'is made of invisible characters only (U+200D zero-width joiner), which look like no id at all',
+    );
+    expect(newIdProblem(' \ufe0f\u200c ')).toBe(
+      'is made of invisible characters only (U+FE0F variation selector-16, U+200C zero-width non-joiner), which look like no id at all',
+    );
+  });
+});
+
+describe('surroundingBlankProblem (an id that looks like the id without its blanks)', () => {
+  it.each([' acct', 'acct ', ' acct ', '\u00a0acct', 'acct\u3000'])('refuses %j, naming the id without them', (id) => {
+    const problem = 'has blanks around it, which make it look like the id without them ("acct"): write it without them';
+    expect(surroundingBlankProblem(id)).toBe(problem);
+    expect(newIdProblem(id)).toBe(problem);
+  });
+
+  it('takes blanks inside an id, and leaves a blank one to userIdProblem', () => {
+    expect(surroundingBlankProblem('acct 1')).toBeNull();
+    expect(newIdProblem('acct 1')).toBeNull();
+    expect(surroundingBlankProblem('  ')).toBeNull();
+    expect(newIdProblem('  ')).toBe('is blank');
+  });
+});
+
+describe('looksBlank (text that shows nothing)', () => {
+  it('is true for blanks and invisible characters only, joiners and variation selectors included', () => {
+    for (const text of ['', '  ', '\u200b', '\u3164\u115f', '\u200d\ufe0f', ' \u00ad\u2060\t', '\u{e0067}\u{e007f}']) {
+      expect(looksBlank(text)).toBe(true);
+    }
+    for (const text of ['x', ' Weekly ', '🏴\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}', '\u200bx']) {
+      expect(looksBlank(text)).toBe(false);
+    }
+  });
+});
+
+describe('checkedPauseReason (a new pause reason, for the CLI and the admin API)', () => {
+  it('keeps a reason without the blanks around it', () => {
+    expect(checkedPauseReason('  customer asked \n')).toEqual({ reason: 'customer asked' });
+    expect(checkedPauseReason('channel archived by ops')).toEqual({ reason: 'channel archived by ops' });
+    // 500 characters once trimmed: the blanks around are not counted.
+    expect(checkedPauseReason(` ${'🙂'.repeat(500)} `)).toEqual({ reason: '🙂'.repeat(500) });
+  });
+
+  it.each(['', '   ', '\t\n', '\u200b', ' \u2060\u00ad ', '\u3164', '\ufeff'])('refuses %j as blank', (reason) => {
+    expect(checkedPauseReason(reason)).toEqual({
+      problem: 'must not be empty or blank (only white space or invisible characters)',
+    });
+  });
+
+  it('refuses a reason too long, or with a control character inside it', () => {
+    expect(checkedPauseReason('🙂'.repeat(501))).toEqual({ problem: 'at most 500 characters, got 501' });
+    expect(checkedPauseReason('two\nlines')).toEqual({
+      problem: expect.stringMatching(/^has a control character in it/),
+    });
+  });
 });
 
 describe('composedFormProblem (an id that looks like another)', () => {
@@ -157,6 +265,13 @@ describe('notificationSchema', () => {
     const title = '😀'.repeat(150);
     const parsed = notificationSchema.safeParse({ ...stored, report: { kind: 'account-summary', title } });
     expect(parsed.success && parsed.data.report.title).toBe(title);
+  });
+
+  it('reads an accountId saved before blanks around it and wider invisible characters were refused, as it is', () => {
+    for (const accountId of [' acct-1 ', 'acct\u31641']) {
+      const parsed = notificationSchema.safeParse({ ...stored, accountId });
+      expect(parsed.success && parsed.data.accountId).toBe(accountId);
+    }
   });
 
   it('refuses a zone of blanks alone, naming the field', () => {

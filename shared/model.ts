@@ -72,26 +72,110 @@ export function controlCharacterProblem(id: string): string | null {
 }
 
 /**
- * Characters that show as nothing and join nothing: an id holding one looks like the id without
- * it, which then cannot be found by typing it. The zero-width joiner and non-joiner stay allowed:
- * emoji sequences and some scripts need them.
+ * Characters that show as nothing (Unicode's Default_Ignorable_Code_Point: zero-width spaces and
+ * joiners, fillers, format marks, variation selectors, tags), and white space: what a blank title
+ * or Slack id is made of. A RegExp with the `u` flag, as `\p{…}` needs.
  */
-const INVISIBLE_CHARACTERS: Readonly<Record<string, string>> = Object.freeze({
-  '\u200b': 'U+200B zero-width space',
-  '\u2060': 'U+2060 word joiner',
-  '\ufeff': 'U+FEFF zero-width no-break space',
-  '\u00ad': 'U+00AD soft hyphen',
-});
-/** Those characters, for a character class (`[…]`) of a RegExp. */
-export const INVISIBLE_CLASS = Object.keys(INVISIBLE_CHARACTERS).join('');
-const INVISIBLE = new RegExp(`[${INVISIBLE_CLASS}]`);
+export const BLANK_OR_INVISIBLE = /[\s\p{Default_Ignorable_Code_Point}]/u;
+const BLANK_OR_INVISIBLE_ALL = new RegExp(BLANK_OR_INVISIBLE.source, 'gu');
 
-/** Why `id` cannot be the id of something made now, for an invisible character in it, or null. */
+/** Whether `text` shows nothing: empty, or only white space and invisible characters (BLANK_OR_INVISIBLE). */
+export function looksBlank(text: string): boolean {
+  return text.replace(BLANK_OR_INVISIBLE_ALL, '') === '';
+}
+
+/**
+ * The invisible characters an id refuses: Unicode's Default_Ignorable_Code_Point, but for those
+ * real text needs: the zero-width non-joiner and joiner (emoji sequences, Persian, Indic
+ * scripts), the variation selectors (U+FE00–FE0F: whether an emoji shows in colour or as text;
+ * U+E0100–E01EF: a CJK ideograph's variant, as in names) and the Mongolian free variation
+ * selectors (U+180B–180D, U+180F). Tag characters are kept only as an emoji tag sequence writes
+ * them (EMOJI_TAGS).
+ */
+const INVISIBLE =
+  /(?!\u200c|\u200d|[\ufe00-\ufe0f]|[\u{e0100}-\u{e01ef}]|[\u180b-\u180d\u180f])\p{Default_Ignorable_Code_Point}/u;
+
+/**
+ * The tags of an emoji tag sequence (a pictographic emoji, then tags U+E0020–E007E, then the
+ * cancel tag U+E007F), as the flags of England, Scotland and Wales are written: 🏴 and gbsct in
+ * tags. Tags anywhere else (after a letter or a digit, which are emoji too) are text no one sees.
+ */
+const EMOJI_TAGS = /(?<=\p{Extended_Pictographic}\ufe0f?)[\u{e0020}-\u{e007e}]+\u{e007f}/gu;
+
+/** The names of invisible characters, by code point (others are named by it alone). */
+const INVISIBLE_NAMES: ReadonlyMap<number, string> = new Map([
+  [0x00ad, 'soft hyphen'],
+  [0x034f, 'combining grapheme joiner'],
+  [0x115f, 'Hangul choseong filler'],
+  [0x1160, 'Hangul jungseong filler'],
+  [0x17b4, 'Khmer vowel inherent aq'],
+  [0x17b5, 'Khmer vowel inherent aa'],
+  [0x180e, 'Mongolian vowel separator'],
+  [0x200b, 'zero-width space'],
+  [0x200c, 'zero-width non-joiner'],
+  [0x200d, 'zero-width joiner'],
+  [0x2060, 'word joiner'],
+  [0x2061, 'function application'],
+  [0x2062, 'invisible times'],
+  [0x2063, 'invisible separator'],
+  [0x2064, 'invisible plus'],
+  [0x206a, 'inhibit symmetric swapping'],
+  [0x206b, 'activate symmetric swapping'],
+  [0x206c, 'inhibit Arabic form shaping'],
+  [0x206d, 'activate Arabic form shaping'],
+  [0x206e, 'national digit shapes'],
+  [0x206f, 'nominal digit shapes'],
+  [0x3164, 'Hangul filler'],
+  [0xfeff, 'zero-width no-break space'],
+  [0xffa0, 'halfwidth Hangul filler'],
+  [0xe0001, 'language tag'],
+]);
+
+/** `U+XXXX` and its name where it is known (INVISIBLE_NAMES, the variation selectors, the tags). */
+function invisibleName(c: string): string {
+  const code = c.codePointAt(0) ?? 0;
+  const point = `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+  const name =
+    INVISIBLE_NAMES.get(code) ??
+    (code >= 0xfe00 && code <= 0xfe0f
+      ? `variation selector-${code - 0xfe00 + 1}`
+      : code >= 0xe0100 && code <= 0xe01ef
+        ? `variation selector-${code - 0xe0100 + 17}`
+        : code >= 0xe0020 && code <= 0xe007f
+          ? 'tag character'
+          : undefined);
+  return name === undefined ? point : `${point} ${name}`;
+}
+
+/**
+ * Why `id` cannot be the id of something made now, for an invisible character in it (Unicode's
+ * Default_Ignorable_Code_Point, but for those real text needs: see INVISIBLE and EMOJI_TAGS), or
+ * for being made of invisible characters only, or null. Such an id looks like the id without
+ * them, which then cannot be found by typing it.
+ */
 export function invisibleCharacterProblem(id: string): string | null {
-  const found = INVISIBLE.exec(id)?.[0];
-  return found === undefined
+  const found = INVISIBLE.exec(id.replace(EMOJI_TAGS, ''))?.[0];
+  if (found !== undefined) {
+    return `has an invisible character in it (${invisibleName(found)}), which makes it look like an id without it`;
+  }
+  // Only those it keeps (a joiner, a variation selector), perhaps with blanks: an id that shows nothing.
+  if (id.trim() !== '' && looksBlank(id)) {
+    const shown = Array.from(id.replace(/\s/gu, ''), invisibleName);
+    return `is made of invisible characters only (${shown.slice(0, 3).join(', ')}${shown.length > 3 ? ', …' : ''}), which look like no id at all`;
+  }
+  return null;
+}
+
+/**
+ * Why `id` cannot be the id of something made now, for blanks (white space) before or after it,
+ * or null: it would look like the id without them, which then finds nothing. Blanks inside an id
+ * are its own.
+ */
+export function surroundingBlankProblem(id: string): string | null {
+  const trimmed = id.trim();
+  return trimmed === id || trimmed === ''
     ? null
-    : `has an invisible character in it (${INVISIBLE_CHARACTERS[found]}), which makes it look like an id without it`;
+    : `has blanks around it, which make it look like the id without them (${JSON.stringify(excerpt(trimmed))}): write it without them`;
 }
 
 /**
@@ -117,7 +201,13 @@ export function composedFormProblem(id: string): string | null {
 
 /** Why `id` cannot be the id of a notification or an account made now, or null. */
 export function newIdProblem(id: string): string | null {
-  return userIdProblem(id) ?? controlCharacterProblem(id) ?? invisibleCharacterProblem(id) ?? composedFormProblem(id);
+  return (
+    userIdProblem(id) ??
+    controlCharacterProblem(id) ??
+    invisibleCharacterProblem(id) ??
+    surroundingBlankProblem(id) ??
+    composedFormProblem(id)
+  );
 }
 
 /** A Slack channel or workspace id (or a channel name): not blank, at most 255 characters. */
@@ -467,6 +557,22 @@ export function characterCount(value: string): number {
 
 /** A pause reason's longest, in characters (code points): the admin API and `slack-fanout pause --reason`. */
 export const MAX_PAUSE_REASON_CHARS = 500;
+
+/**
+ * A new pause reason as it is kept, the blanks around it dropped, or why it cannot be one: empty
+ * or blank (nothing but white space and invisible characters, which would show as no reason), more
+ * than MAX_PAUSE_REASON_CHARS characters, or a control character in it (it is printed as it is:
+ * `slack-fanout resume --dry-run`'s byReason). The admin API and `slack-fanout pause --reason`
+ * both check a reason so; a reason stored before still selects its notifications as it is.
+ */
+export function checkedPauseReason(given: string): { reason: string } | { problem: string } {
+  const reason = given.trim();
+  if (looksBlank(reason)) return { problem: 'must not be empty or blank (only white space or invisible characters)' };
+  const chars = characterCount(reason);
+  if (chars > MAX_PAUSE_REASON_CHARS) return { problem: `at most ${MAX_PAUSE_REASON_CHARS} characters, got ${chars}` };
+  const problem = controlCharacterProblem(reason);
+  return problem ? { problem } : { reason };
+}
 
 /**
  * Where in a JSON value a string or a key is not well-formed Unicode (a lone surrogate, which

@@ -105,6 +105,47 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
     });
   });
 
+  // Unicode's Default_Ignorable_Code_Point, not only the four first listed: fillers, format marks,
+  // variation selectors and tags alone show nothing either.
+  it.each(['\u3164', ' \u115f\u1160 ', '\u180e', '\u034f\u2061', '\ufe0f', '\u200d\u{e0067}\u{e007f}', '\uffa0'])(
+    'a title of %j is blank',
+    (title) => {
+      expect(problemOf({ title })).toEqual([
+        'title',
+        'is blank: leave the title out for the default, "{account name}: scheduled report"',
+      ]);
+    },
+  );
+
+  it('a title with an emoji made of joiners, selectors and tags is kept', () => {
+    const title = '🏴\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f} 👩\u200d💻 ❤\ufe0f';
+    expect(notificationDoc({ ...base, title }).report).toEqual({ kind: 'account-summary', title });
+  });
+
+  it.each(['C\u31641', '\u180eC1', 'C1\ufe0f'])('a Slack id with an invisible character, %j', (id) => {
+    const problem = 'has blanks or invisible characters in it, which no Slack id has';
+    expect(problemOf({ channelId: id })).toEqual(['channelId', problem]);
+    expect(problemOf({ teamId: id })).toEqual(['teamId', problem]);
+  });
+
+  // An accountId names an account by its id, which import-accounts takes without blanks around it.
+  it.each([' a-1', 'a-1 ', ' a-1 ', 'a-1\u00a0'])('an accountId with blanks around it, %j', (accountId) => {
+    const problem = 'has blanks around it, which make it look like the id without them ("a-1"): write it without them';
+    expect(problemOf({ accountId })).toEqual(['accountId', problem]);
+    expect(() => notificationDoc({ ...base, accountId })).toThrow(`notification n-1: accountId: ${problem}`);
+  });
+
+  it('an accountId with an invisible character of Unicode’s wider list, named', () => {
+    expect(problemOf({ accountId: 'a\u31641' })).toEqual([
+      'accountId',
+      'has an invisible character in it (U+3164 Hangul filler), which makes it look like an id without it',
+    ]);
+  });
+
+  it('an accountId with blanks inside it is its own', () => {
+    expect(notificationDoc({ ...base, accountId: 'acct 1' }).accountId).toBe('acct 1');
+  });
+
   it('refuses a title longer than a header shows, in UTF-16 units, naming it', () => {
     expect(() => notificationDoc({ ...base, title: '😀'.repeat(76) })).toThrow(
       /^notification n-1: title: is 152 UTF-16 code units long \(a character beyond U\+FFFF, as most emoji are, counts 2\)/,

@@ -13,8 +13,9 @@ import { indexedSchedule, type MemberChange, tidyBuckets, writeIndexChanges } fr
 import {
   type Account,
   accountSchema,
+  BLANK_OR_INVISIBLE,
   excerpt,
-  INVISIBLE_CLASS,
+  looksBlank,
   MAX_NOTIFICATION_ID_BYTES,
   type NotificationInput,
   newIdProblem,
@@ -61,10 +62,6 @@ const FIELD_OF_PATH: Record<string, string> = {
   schedule: 'cron',
 };
 
-/** White space, the invisible characters an id refuses, and the joiners, which show nothing alone. */
-const BLANK_OR_INVISIBLE = new RegExp(`[\\s\u200c\u200d${INVISIBLE_CLASS}]`);
-const BLANK_OR_INVISIBLE_ALL = new RegExp(BLANK_OR_INVISIBLE.source, 'g');
-
 /** Validates a notification (schema, cron, time zone) and gives the document to store. */
 export function notificationDoc(n: NewNotification): NotificationInput & { scheduleId: string } {
   const checked = checkedSchedule(n.cron.trim(), n.timezone);
@@ -93,7 +90,7 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
     );
   }
   // A title given blank would be dropped, or kept and never shown: said instead.
-  if (n.title !== undefined && n.title.replace(BLANK_OR_INVISIBLE_ALL, '') === '') {
+  if (n.title !== undefined && looksBlank(n.title)) {
     const problem = 'is blank: leave the title out for the default, "{account name}: scheduled report"';
     throw new InvalidNotificationError(`notification ${n.id}: title: ${problem}`, 'title', problem);
   }
@@ -311,7 +308,8 @@ function resumeWrite(id: string, data: Record<string, unknown> | undefined, now:
  * The update that pauses a notification, and its dispatch index change; null when nothing is to
  * change. Pausing one already paused keeps its `pausedAt`, and its `pausedReason` unless a
  * reason is given: an automatic pause (`invalid_auth`) is not renamed by a second pause that
- * gives none, so a bulk resume for that reason still finds it.
+ * gives none, so a bulk resume for that reason still finds it. One that is off but was never
+ * paused (imported with `enabled: false`) is paused now: it gets a reason and a `pausedAt`.
  */
 function pauseWrite(
   id: string,
@@ -320,7 +318,7 @@ function pauseWrite(
   now: Date,
   defaultReason = DEFAULT_PAUSE_REASON,
 ): EnabledWrite | null {
-  if (data?.enabled !== false) {
+  if (data?.enabled !== false || typeof data.pausedReason !== 'string') {
     return withIndexChange(id, data, {
       enabled: false,
       pausedReason: reason ?? defaultReason,
@@ -336,7 +334,7 @@ function pauseWrite(
 export interface EnabledChange {
   /** Whether it was enabled before. */
   wasEnabled: boolean;
-  /** Its pausedReason after (null once resumed, or for one imported disabled and paused with no reason). */
+  /** Its pausedReason after (null once resumed). */
   pausedReason: string | null;
 }
 

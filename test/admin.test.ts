@@ -228,14 +228,17 @@ describe('admin API: requests (fake ports)', () => {
       field: 'reason',
       message: 'at most 500 characters, got 501',
     });
-    for (const blank of ['', '   ', '\t\n']) {
+    for (const blank of ['', '   ', '\t\n', '\u200b', ' \u2060\u00ad ', '\u3164']) {
       expect((await pause(blank)).body).toEqual({
         error: 'invalid_request',
         field: 'reason',
-        message: 'must not be empty or blank (only white space)',
+        message: 'must not be empty or blank (only white space or invisible characters)',
       });
     }
     expect(reasons).toHaveLength(1);
+    // Kept without the blanks around it, as `slack-fanout pause --reason` keeps it.
+    expect((await pause('  customer asked \n')).status).toBe(200);
+    expect(reasons).toEqual(['🙂'.repeat(500), 'customer asked']);
   });
 
   test.each([
@@ -492,6 +495,7 @@ describe('admin API: requests (fake ports)', () => {
   test.each([
     [{ accountId: 'a/b', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' }, 'accountId'],
     [{ accountId: '   ', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' }, 'accountId'],
+    [{ accountId: ' a ', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' }, 'accountId'],
     [{ accountId: 'a', channelId: '  ', cron: '* * * * *', timezone: 'UTC' }, 'channelId'],
   ])('PUT %j, refused by the stored-notification checks, names %s', async (body, field) => {
     // As the Firestore port does: the document is built (and checked) before it is written.

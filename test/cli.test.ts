@@ -245,6 +245,9 @@ describe('exit codes', () => {
     const help = await runCli(['--help'], env);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Exit codes:');
+    // The help command's own help is the program's.
+    const helpOfHelp = await runCli(['help', 'help'], env);
+    expect([helpOfHelp.code, helpOfHelp.stdout]).toEqual([0, help.stdout]);
   });
 
   it('0 for --version, which prints the version in package.json and needs no project or emulator', async () => {

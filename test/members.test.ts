@@ -75,6 +75,24 @@ describe('the dispatch index', () => {
     const resumed = (await db.collection('notifications').doc(target).get()).data();
     expect([resumed?.enabled, resumed?.pausedReason, resumed?.pausedAt]).toEqual([true, null, null]);
 
+    // One imported disabled was never paused: a pause gives it a reason and a time.
+    const importedOff = disabled[0]?.id as string;
+    const offBefore = (await db.collection('notifications').doc(importedOff).get()).data();
+    expect([offBefore?.enabled, offBefore?.pausedReason ?? null, offBefore?.pausedAt ?? null]).toEqual([
+      false,
+      null,
+      null,
+    ]);
+    const pausedNow = Date.now();
+    expect(await setNotificationEnabled(db, importedOff, false)).toEqual({
+      wasEnabled: false,
+      pausedReason: 'paused by an operator',
+    });
+    const offAfter = (await db.collection('notifications').doc(importedOff).get()).data();
+    expect(offAfter?.pausedReason).toBe('paused by an operator');
+    expect(offAfter?.pausedAt?.toMillis()).toBeGreaterThanOrEqual(pausedNow);
+    expect(await indexed(parisId)).not.toContain(importedOff);
+
     // The notifier's automatic pause after repeated permanent failures.
     const failing = items[21]?.id as string;
     expect(await store.recordPermanentFailure(failing, 'channel_not_found', 1, new Date())).toBe(true);
