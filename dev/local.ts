@@ -557,7 +557,7 @@ async function main(): Promise<number> {
         const held = standIn.heldCount;
         const stillHeld =
           held > 0
-            ? ` so far; ${counted(held, 'call')} still held by a delay rule, which may yet land${opts.once ? ' (dropped as this run stops)' : ''}`
+            ? ` so far; ${counted(held, 'call')} still held by a delay rule, ${opts.once ? 'dropped as this run stops' : 'which may yet land'}`
             : '';
         say(
           `Slack stand-in received ${counted(standIn.posts.length, 'post')} in all, ${dups.length} delivered more than once${stillHeld}`,

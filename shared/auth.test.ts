@@ -681,7 +681,15 @@ describe('auth configuration', () => {
     const { log, lines } = captureLog();
     const app = dispatcherWithAdmin(guards.admin, log);
     // A page that rebound its own name to 127.0.0.1 sends that name as Host.
-    for (const host of ['evil.example', '127.0.0.1.evil.example', 'localhost.evil.example:8080', '10.0.0.1']) {
+    for (const host of [
+      'evil.example',
+      '127.0.0.1.evil.example',
+      'localhost.evil.example:8080',
+      '10.0.0.1',
+      'evil.example@127.0.0.1',
+      '127.0.0.1/x',
+      '0.0.0.0',
+    ]) {
       const res = await request(app).get('/status').set('host', host);
       expect({ host, status: res.status, error: res.body.error }).toEqual({ host, status: 403, error: 'cross_site' });
       expect(res.body.message).toContain(JSON.stringify(host));

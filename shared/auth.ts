@@ -402,10 +402,13 @@ function isLoopbackName(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
-/** The host name in a Host header or an Origin, or null when it cannot be read as one. */
-function hostnameOf(value: string, withScheme: boolean): string | null {
+/** A Host header naming this machine, as a browser or curl writes it: a loopback name, and a port. */
+const LOOPBACK_HOST = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
+
+/** The host name of an Origin, or null when it is not an http(s) origin. */
+function originHostname(origin: string): string | null {
   try {
-    const url = new URL(withScheme ? value : `http://${value}`);
+    const url = new URL(origin);
     return url.protocol === 'http:' || url.protocol === 'https:' ? url.hostname : null;
   } catch {
     return null;
@@ -423,7 +426,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD']);
  */
 export function crossSiteProblem(req: Pick<Request, 'method' | 'headers'>): string | null {
   const host = req.headers.host;
-  if (host === undefined || !isLoopbackName(hostnameOf(host, false) ?? '')) {
+  if (host === undefined || !LOOPBACK_HOST.test(host)) {
     return `the admin API opened on loopback answers requests addressed to a loopback host (127.0.0.1, localhost or [::1]) alone; Host is ${host === undefined ? 'missing' : JSON.stringify(host)}`;
   }
   if (SAFE_METHODS.has(req.method)) return null;
@@ -432,7 +435,7 @@ export function crossSiteProblem(req: Pick<Request, 'method' | 'headers'>): stri
     return `the admin API opened on loopback takes no ${req.method} sent by another site's page (Sec-Fetch-Site: ${site})`;
   }
   const origin = req.headers.origin;
-  if (origin !== undefined && !isLoopbackName(hostnameOf(origin, true) ?? '')) {
+  if (origin !== undefined && !isLoopbackName(originHostname(origin) ?? '')) {
     return `the admin API opened on loopback takes no ${req.method} sent by another site's page (Origin: ${JSON.stringify(origin)})`;
   }
   return null;

@@ -140,9 +140,15 @@ describe('invisibleCharacterProblem (an id that looks like another)', () => {
     ['U+1D173', 'n\u{1d173}1'],
     ['U+1BCA0', 'n\u{1bca0}1'],
     ['U+E0001 language tag', 'n\u{e0001}1'],
-    // Tags outside an emoji tag sequence: text no one sees.
+    // Tags outside a flag's tag sequence: text no one sees.
     ['U+E0067 tag character', 'n-1\u{e0067}\u{e0062}\u{e007f}'],
     ['U+E007F tag character', 'n-1\u{e007f}'],
+    ['U+E0061 tag character', 'report😀\u{e0061}\u{e0062}\u{e007f}'],
+    ['U+E0041 tag character', '🏴\u{e0041}\u{e0042}\u{e007f}'],
+    // A kept character where nothing needs it: a joiner at an end, a variation selector first.
+    ['U+200D zero-width joiner', 'abc\u200d'],
+    ['U+200C zero-width non-joiner', '\u200cabc'],
+    ['U+FE0F variation selector-16', '\ufe0fabc'],
   ])('refuses %s, naming it', (name, id) => {
     expect(invisibleCharacterProblem(id)).toBe(
       `has an invisible character in it (${name}), which makes it look like an id without it`,
@@ -162,6 +168,10 @@ describe('invisibleCharacterProblem (an id that looks like another)', () => {
       // A CJK ideograph's variant (an ideographic variation sequence), a Mongolian free variation selector.
       '葛\u{e0100}城',
       'ᠠ\u180bᠢ',
+      // Joiners inside: a family, a person at work, Persian with a non-joiner.
+      '👨\u200d👩\u200d👧-team',
+      'ops-👩🏽\u200d💻',
+      'می\u200cخواهم',
     ]) {
       expect(invisibleCharacterProblem(id)).toBeNull();
       expect(newIdProblem(id)).toBeNull();

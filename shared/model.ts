@@ -89,18 +89,26 @@ export function looksBlank(text: string): boolean {
  * real text needs: the zero-width non-joiner and joiner (emoji sequences, Persian, Indic
  * scripts), the variation selectors (U+FE00–FE0F: whether an emoji shows in colour or as text;
  * U+E0100–E01EF: a CJK ideograph's variant, as in names) and the Mongolian free variation
- * selectors (U+180B–180D, U+180F). Tag characters are kept only as an emoji tag sequence writes
- * them (EMOJI_TAGS).
+ * selectors (U+180B–180D, U+180F; not the vowel separator U+180E, which a Latin id can hide
+ * too). Tag characters are kept only as a flag's tag
+ * sequence writes them (EMOJI_TAGS).
  */
 const INVISIBLE =
   /(?!\u200c|\u200d|[\ufe00-\ufe0f]|[\u{e0100}-\u{e01ef}]|[\u180b-\u180d\u180f])\p{Default_Ignorable_Code_Point}/u;
 
 /**
- * The tags of an emoji tag sequence (a pictographic emoji, then tags U+E0020–E007E, then the
- * cancel tag U+E007F), as the flags of England, Scotland and Wales are written: 🏴 and gbsct in
- * tags. Tags anywhere else (after a letter or a digit, which are emoji too) are text no one sees.
+ * Those kept characters where nothing needs them: a joiner at either end of an id joins nothing,
+ * and a variation selector first in it varies nothing.
  */
-const EMOJI_TAGS = /(?<=\p{Extended_Pictographic}\ufe0f?)[\u{e0020}-\u{e007e}]+\u{e007f}/gu;
+const LOOSE_INVISIBLE = /^(?:\u200c|\u200d|[\ufe00-\ufe0f]|[\u{e0100}-\u{e01ef}])|(?:\u200c|\u200d)$/u;
+
+/**
+ * The tags of a flag's tag sequence (the black flag U+1F3F4, then a region's code in tag letters
+ * and digits, then the cancel tag U+E007F), as the flags of England, Scotland and Wales are
+ * written: 🏴 and gbsct in tags. Tags anywhere else (after another emoji, a letter or a digit)
+ * are text no one sees.
+ */
+const EMOJI_TAGS = /(?<=\u{1f3f4})[\u{e0030}-\u{e0039}\u{e0061}-\u{e007a}]{2,7}\u{e007f}/gu;
 
 /** The names of invisible characters, by code point (others are named by it alone). */
 const INVISIBLE_NAMES: ReadonlyMap<number, string> = new Map([
@@ -154,16 +162,18 @@ function invisibleName(c: string): string {
  * them, which then cannot be found by typing it.
  */
 export function invisibleCharacterProblem(id: string): string | null {
-  const found = INVISIBLE.exec(id.replace(EMOJI_TAGS, ''))?.[0];
-  if (found !== undefined) {
-    return `has an invisible character in it (${invisibleName(found)}), which makes it look like an id without it`;
-  }
+  const untagged = id.replace(EMOJI_TAGS, '');
+  const invisible = (c: string) =>
+    `has an invisible character in it (${invisibleName(c)}), which makes it look like an id without it`;
+  const found = INVISIBLE.exec(untagged)?.[0];
+  if (found !== undefined) return invisible(found);
   // Only those it keeps (a joiner, a variation selector), perhaps with blanks: an id that shows nothing.
   if (id.trim() !== '' && looksBlank(id)) {
     const shown = Array.from(id.replace(/\s/gu, ''), invisibleName);
     return `is made of invisible characters only (${shown.slice(0, 3).join(', ')}${shown.length > 3 ? ', …' : ''}), which look like no id at all`;
   }
-  return null;
+  const loose = LOOSE_INVISIBLE.exec(untagged)?.[0];
+  return loose === undefined ? null : invisible(loose);
 }
 
 /**

@@ -334,6 +334,8 @@ function pauseWrite(
 export interface EnabledChange {
   /** Whether it was enabled before. */
   wasEnabled: boolean;
+  /** Whether it was paused before: off with a pausedReason (one imported with `enabled: false` has none). */
+  wasPaused: boolean;
   /** Its pausedReason after (null once resumed). */
   pausedReason: string | null;
 }
@@ -364,6 +366,7 @@ export async function setNotificationEnabled(
     const after = { ...data, ...write?.update };
     return {
       wasEnabled: data?.enabled !== false,
+      wasPaused: data?.enabled === false && typeof data.pausedReason === 'string',
       pausedReason: typeof after.pausedReason === 'string' ? after.pausedReason : null,
     };
   });
@@ -371,7 +374,8 @@ export async function setNotificationEnabled(
 
 /**
  * What a pause or resume answers (the CLI prints it, the admin API sends it): the state it left,
- * and `alreadyPaused` or `alreadyEnabled` when the notification was so before.
+ * and `alreadyPaused` or `alreadyEnabled` when the notification was so before (one imported with
+ * `enabled: false` and never paused is paused by this call: not `alreadyPaused`).
  */
 export function enabledOutput(
   id: string,
@@ -379,9 +383,9 @@ export function enabledOutput(
   change: EnabledChange,
 ): { id: string; enabled: boolean; pausedReason?: string | null; alreadyPaused?: true; alreadyEnabled?: true } {
   if (enabled) return change.wasEnabled ? { id, enabled, alreadyEnabled: true } : { id, enabled };
-  return change.wasEnabled
-    ? { id, enabled, pausedReason: change.pausedReason }
-    : { id, enabled, pausedReason: change.pausedReason, alreadyPaused: true };
+  return change.wasPaused
+    ? { id, enabled, pausedReason: change.pausedReason, alreadyPaused: true }
+    : { id, enabled, pausedReason: change.pausedReason };
 }
 
 /**

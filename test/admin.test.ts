@@ -34,7 +34,7 @@ const zeroCounts = (): Record<DeliveryStatus, number> => ({
 });
 
 /** What a fake pause or resume answers: a notification that was enabled. */
-const changed = { wasEnabled: true, pausedReason: 'x' };
+const changed = { wasEnabled: true, wasPaused: false, pausedReason: 'x' };
 
 function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
   return {

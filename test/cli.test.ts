@@ -850,6 +850,17 @@ describe('resume in bulk, on the emulator', () => {
       const one = await runCli(['-p', project, 'resume', importedOff[0] as string], env());
       expect(JSON.parse(one.stdout)).toEqual({ id: importedOff[0], enabled: true });
       expect(await indexed()).toContain(importedOff[0]);
+      // One imported disabled and never paused is paused by this call: a reason, not alreadyPaused.
+      const offPaused = await runCli(['-p', project, 'pause', importedOff[1] as string], env());
+      expect(JSON.parse(offPaused.stdout)).toEqual({
+        id: importedOff[1],
+        enabled: false,
+        pausedReason: 'paused by an operator',
+      });
+      expect((await docs([importedOff[1] as string]))[0]).toMatchObject({
+        pausedReason: 'paused by an operator',
+        pausedAt: expect.anything(),
+      });
 
       // A pause with no reason leaves one the notifier paused as it was, for a bulk resume to find.
       const auto = archived[0] as string;

@@ -64,12 +64,20 @@ describe('the dispatch index', () => {
     // Pause and resume through the operator path.
     const target = items[20]?.id as string;
     const before = Date.now();
-    expect(await setNotificationEnabled(db, target, false, 'test')).toEqual({ wasEnabled: true, pausedReason: 'test' });
+    expect(await setNotificationEnabled(db, target, false, 'test')).toEqual({
+      wasEnabled: true,
+      wasPaused: false,
+      pausedReason: 'test',
+    });
     expect(await indexed(parisId)).not.toContain(target);
     const paused = (await db.collection('notifications').doc(target).get()).data();
     expect(paused?.pausedReason).toBe('test');
     expect(paused?.pausedAt?.toMillis()).toBeGreaterThanOrEqual(before);
-    expect(await setNotificationEnabled(db, target, true)).toEqual({ wasEnabled: false, pausedReason: null });
+    expect(await setNotificationEnabled(db, target, true)).toEqual({
+      wasEnabled: false,
+      wasPaused: true,
+      pausedReason: null,
+    });
     expect(await indexed(parisId)).toContain(target);
     // Resumed: nothing of the pause is left behind.
     const resumed = (await db.collection('notifications').doc(target).get()).data();
@@ -86,6 +94,7 @@ describe('the dispatch index', () => {
     const pausedNow = Date.now();
     expect(await setNotificationEnabled(db, importedOff, false)).toEqual({
       wasEnabled: false,
+      wasPaused: false,
       pausedReason: 'paused by an operator',
     });
     const offAfter = (await db.collection('notifications').doc(importedOff).get()).data();
@@ -348,6 +357,7 @@ describe('the dispatch index', () => {
       const [paused, disabled] = inBucket as [string, string];
       expect(await setNotificationEnabled(fs, paused, false, 'test')).toEqual({
         wasEnabled: true,
+        wasPaused: false,
         pausedReason: 'test',
       });
       expected.delete(paused);

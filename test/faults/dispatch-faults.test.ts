@@ -219,7 +219,11 @@ describe('faults around dispatch and bad input', () => {
     await tickAt(3, 1);
     await waitFor('occurrence 3 settled', async () => (await deliveryStatuses(db)).sent === 4);
     slack.clearFaults();
-    expect(await setNotificationEnabled(db, 'n-00001', true)).toEqual({ wasEnabled: false, pausedReason: null });
+    expect(await setNotificationEnabled(db, 'n-00001', true)).toEqual({
+      wasEnabled: false,
+      wasPaused: true,
+      pausedReason: null,
+    });
     await tickAt(4, 2);
     await waitFor('occurrence 4 settled', async () => (await deliveryStatuses(db)).sent === 6);
     const resumed = await db.collection(COLLECTIONS.notifications).doc('n-00001').get();
