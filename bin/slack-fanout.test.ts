@@ -11,6 +11,7 @@ import {
   emulatorHostPort,
   failureOf,
   MAX_IMPORT_BYTES,
+  notificationNotFound,
   PROGRESS_EVERY_MS,
   parseAccountsFile,
   parseNotificationsFile,
@@ -832,6 +833,18 @@ describe('stallWatch (an import whose Firestore stops answering)', () => {
     jest.advanceTimersByTime(60_000);
     expect(calls).toEqual([]);
     expect(STALL_TIMEOUT_SECONDS).toBe(120);
+  });
+});
+
+describe('notificationNotFound', () => {
+  test('names a plain id as it is, and quotes one that looks like another, saying why', () => {
+    expect(notificationNotFound('n-1')).toBe('notification n-1 does not exist');
+    expect(notificationNotFound('n-1\u200b')).toBe(
+      'notification "n-1\u200b" does not exist; the id given has an invisible character in it (U+200B zero-width space), which makes it look like an id without it',
+    );
+    expect(notificationNotFound(' n-1')).toMatch(
+      /^notification " n-1" does not exist; the id given has blanks around it/,
+    );
   });
 });
 

@@ -620,6 +620,17 @@ function validEntries<T extends { id: string }>(
   });
 }
 
+/**
+ * "notification <id> does not exist", with an id that looks like another (blanks around it, an
+ * invisible character) quoted and said why: typed or pasted, it may not be the id it shows.
+ */
+export function notificationNotFound(id: string): string {
+  const odd = newIdProblem(id);
+  return odd === null || id.trim() === ''
+    ? `notification ${id} does not exist`
+    : `notification ${JSON.stringify(id)} does not exist; the id given ${odd}`;
+}
+
 /** An import entry's id, when it has one that can be a new document's id, to name the entry by. */
 function entryId(entry: unknown): string | undefined {
   const id = typeof entry === 'object' && entry !== null ? (entry as { id?: unknown }).id : undefined;
@@ -1142,7 +1153,7 @@ need) and no blanks around it, and is in Unicode's composed form (NFC).`,
     const db = await openFirestore(projectOf(program.opts()));
     try {
       const result = await setNotificationEnabled(db, id, enabled, reason);
-      if (result === null) throw new CliError(`notification ${id} does not exist`);
+      if (result === null) throw new CliError(notificationNotFound(id));
       print(enabledOutput(id, enabled, result));
     } finally {
       await db.terminate();
@@ -1233,7 +1244,7 @@ it again is safe.`,
     .argument('<id>', 'the notification id')
     .option(
       '--reason <text>',
-      `why, kept as its pausedReason without the blanks around it (1 to ${MAX_PAUSE_REASON_CHARS} characters, not blank or only invisible characters, no control character; default "${DEFAULT_PAUSE_REASON}"; a notification already paused keeps its reason unless one is given, and the time it was paused)`,
+      `why, kept as its pausedReason without the blanks around it (1 to ${MAX_PAUSE_REASON_CHARS} characters, not blank or only invisible characters, no control or invisible character, as in an id; default "${DEFAULT_PAUSE_REASON}"; a notification already paused keeps its reason unless one is given, and the time it was paused)`,
       newReasonText,
     )
     .action((id: string, o: { reason?: string }) => setEnabled(id, false, o.reason));
@@ -1315,7 +1326,7 @@ interrupt: a second run takes only what is still paused. A notification imported
       const db = await openFirestore(projectOf(program.opts()));
       try {
         const snap = await db.collection(COLLECTIONS.notifications).doc(id).get();
-        if (!snap.exists) throw new CliError(`notification ${id} does not exist`);
+        if (!snap.exists) throw new CliError(notificationNotFound(id));
         print({ id, ...snap.data() });
       } finally {
         await db.terminate();
@@ -1357,7 +1368,7 @@ interrupt: a second run takes only what is still paused. A notification imported
       docId('notification', id);
       const db = await openFirestore(projectOf(program.opts()));
       try {
-        if (!(await deleteNotification(db, id))) throw new CliError(`notification ${id} does not exist`);
+        if (!(await deleteNotification(db, id))) throw new CliError(notificationNotFound(id));
         print({ id, deleted: true });
       } finally {
         await db.terminate();

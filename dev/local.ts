@@ -31,7 +31,7 @@ import { serviceEnv, serviceEnvProblems } from './service-env';
 import { SlackStandIn } from './slack-standin';
 import { checkRealToken } from './slack-token';
 import { superviseService } from './supervise';
-import { occurrenceLine, type TickSummary, tickRefusal } from './tick-answer';
+import { occurrenceLine, pendingRuns, type TickSummary, tickRefusal } from './tick-answer';
 import { nextTick, slotAtOrBefore } from './tick-rhythm';
 import { createTopology } from './topology';
 
@@ -449,7 +449,7 @@ async function main(): Promise<number> {
           const pending = (summary.occurrences ?? []).filter((o) => RETRIED.includes(o.status));
           if (!retry || pending.length === 0 || Date.now() > deadline) break;
           say(
-            `  ${counted(pending.length, 'run')} not dispatched yet (${pending.map((o) => o.status).join(', ')}); the tick is sent again in ${TICK_RETRY_MS / 1000} s, as Cloud Scheduler retries`,
+            `  ${counted(pending.length, 'run')} not dispatched yet (${pendingRuns(pending)}); the tick is sent again in ${TICK_RETRY_MS / 1000} s, as Cloud Scheduler retries`,
           );
         } catch (err) {
           if (!retry || stopping || Date.now() > deadline) throw err;
@@ -546,7 +546,9 @@ async function main(): Promise<number> {
       const final = finalOf(totals);
       const secs = (Date.now() - started) / 1000;
       if (final < expected) {
-        say(`timed out: ${expected - final} deliveries not final after ${opts.timeout} s (--timeout)`);
+        say(
+          `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)`,
+        );
       }
       say(
         `summary: ${expected} expected, ${totals.sent ?? 0} sent, ${totals.failed ?? 0} failed, ${totals.skipped ?? 0} skipped, ${totals.dead ?? 0} dead, ${expected - final} not final${elsewhereTotal() ? `, ${elsewhereTotal()} ended under an earlier run (a notification moved after it was sent)` : ''}, in ${secs.toFixed(1)} s`,

@@ -529,6 +529,13 @@ describe('SlackStandIn', () => {
     });
     expect(notGzip.status).toBe(400);
     expect(await notGzip.json()).toMatchObject({ ok: false });
+    // A body over the limit: JSON on the admin routes, Slack's front end's text on its own.
+    const huge = `[${' '.repeat(1_100_000)}]`;
+    const tooLarge = await postJsonText('/_admin/faults', huge);
+    expect(tooLarge.status).toBe(413);
+    expect(await tooLarge.json()).toMatchObject({ ok: false, error: 'too_large' });
+    const apiTooLarge = await postJsonText('/api/chat.postMessage', huge);
+    expect([apiTooLarge.status, await apiTooLarge.text()]).toEqual([413, 'Request Entity Too Large']);
     // Slack's own routes still answer a body that is not JSON as Slack does.
     const api = await postJsonText('/api/chat.postMessage', '{');
     expect(api.status).toBe(200);

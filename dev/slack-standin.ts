@@ -366,7 +366,10 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
         // are the stand-in's own, with 400, so that `curl -f` sees that no rule was set.
         res.status(req.path.startsWith('/_admin/') ? 400 : 200).json({ ok: false, error: 'invalid_json' });
       } else if (type === 'entity.too.large') {
-        res.status(413).type('text/plain').send('Request Entity Too Large');
+        // Slack's front end answers a body too large in text; the admin routes answer in JSON.
+        if (req.path.startsWith('/_admin/')) {
+          res.status(413).json({ ok: false, error: 'too_large', message: 'the body is over 1 MB' });
+        } else res.status(413).type('text/plain').send('Request Entity Too Large');
       } else if (isRecord(err) && typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
         // The request's own fault, as body-parser and the router say it (a charset, a body not in
         // its Content-Encoding, a path that cannot be decoded): its status, in JSON.

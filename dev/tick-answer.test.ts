@@ -1,4 +1,4 @@
-import { occurrenceLine, tickRefusal } from './tick-answer';
+import { occurrenceLine, pendingRuns, tickRefusal } from './tick-answer';
 
 const at = new Date('2026-12-02T18:34:30.000Z');
 
@@ -59,5 +59,19 @@ describe('occurrenceLine', () => {
     expect(occurrenceLine({ scheduleId: 's_2', runId: null, status: 'skipped-missed', published: 0, skipped: 2 })).toBe(
       '  schedule s_2: skipped-missed, 0 published, 2 occurrences passed over (older than the catch-up window)',
     );
+  });
+});
+
+describe('pendingRuns', () => {
+  const run = (status: string, error?: string) => ({ runId: null, status, published: 0, ...(error ? { error } : {}) });
+
+  it('counts the statuses and quotes the distinct errors, a few of them', () => {
+    const lock = '10 ABORTED: Transaction lock timeout.';
+    expect(pendingRuns([run('failed', lock), run('failed', lock), run('leased')])).toBe(`2 failed, 1 leased: ${lock}`);
+    expect(pendingRuns([run('leased'), run('leased')])).toBe('2 leased');
+    expect(pendingRuns([run('failed', 'a'), run('failed', 'b'), run('failed', 'c'), run('failed', 'd')])).toBe(
+      '4 failed: a; b; and 2 other errors',
+    );
+    expect(pendingRuns([run('failed', 'x'.repeat(500))])).toBe(`1 failed: ${'x'.repeat(199)}…`);
   });
 });

@@ -10,6 +10,8 @@ export interface TickSummary {
     status: string;
     published: number;
     skipped?: number;
+    /** Why a failed one failed, as the dispatcher says it. */
+    error?: string;
   }[];
   error?: string;
   message?: string;
@@ -48,4 +50,22 @@ export function occurrenceLine(o: NonNullable<TickSummary['occurrences']>[number
       ? `, ${counted(skipped, 'occurrence')} passed over (${o.status === 'skipped-missed' ? 'older than the catch-up window' : 'only the latest due is sent'})`
       : '';
   return `  ${what}: ${o.status}, ${o.published} published${passed}`;
+}
+
+/** At most this many distinct errors are quoted in a line. */
+const ERRORS_SHOWN = 2;
+
+/**
+ * What the runs not dispatched yet were, for the line that says the tick is sent again: their
+ * statuses counted, and the first distinct errors (`15 failed: 10 ABORTED: Transaction lock
+ * timeout.`), so that the reason is on screen and not in the dispatcher's log alone.
+ */
+export function pendingRuns(pending: NonNullable<TickSummary['occurrences']>): string {
+  const byStatus = new Map<string, number>();
+  for (const o of pending) byStatus.set(o.status, (byStatus.get(o.status) ?? 0) + 1);
+  const statuses = [...byStatus].map(([status, n]) => `${n} ${status}`).join(', ');
+  const errors = [...new Set(pending.flatMap((o) => (o.error ? [o.error] : [])))];
+  const shown = errors.slice(0, ERRORS_SHOWN).map((e) => (e.length > 200 ? `${e.slice(0, 199)}…` : e));
+  const more = errors.length > ERRORS_SHOWN ? `; and ${counted(errors.length - ERRORS_SHOWN, 'other error')}` : '';
+  return shown.length > 0 ? `${statuses}: ${shown.join('; ')}${more}` : statuses;
 }

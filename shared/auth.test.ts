@@ -714,6 +714,9 @@ describe('auth configuration', () => {
       { 'sec-fetch-site': 'same-site' },
       { origin: 'https://evil.example' },
       { origin: 'null' },
+      // Another port of this machine is another site.
+      { host: 'localhost:8080', origin: 'http://localhost:1' },
+      { host: '127.0.0.1:8080', origin: 'http://localhost:8080' },
     ];
     for (const headers of crossSite) {
       const res = await resume(headers);
@@ -725,9 +728,10 @@ describe('auth configuration', () => {
     }
     const ownSite: Record<string, string>[] = [
       {},
-      { 'sec-fetch-site': 'same-origin', origin: 'http://127.0.0.1:8080' },
+      { host: '127.0.0.1:8080', 'sec-fetch-site': 'same-origin', origin: 'http://127.0.0.1:8080' },
       { 'sec-fetch-site': 'none' },
-      { origin: 'http://localhost:8080' },
+      { host: 'localhost:8080', origin: 'http://localhost:8080' },
+      { host: 'LOCALHOST:80', origin: 'http://localhost' },
     ];
     for (const headers of ownSite) {
       // Past the guard, the body's own check answers.
@@ -736,14 +740,23 @@ describe('auth configuration', () => {
   });
 
   test('crossSiteProblem names the header it refuses', () => {
-    expect(crossSiteProblem({ method: 'GET', headers: {} })).toMatch(/Host is missing/);
-    expect(crossSiteProblem({ method: 'DELETE', headers: { host: 'localhost', origin: 'file://' } })).toMatch(
+    const req = (method: string, headers: Record<string, string>, distinct: Record<string, string[]> = {}) => ({
+      method,
+      headers,
+      headersDistinct: { ...Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])), ...distinct },
+    });
+    expect(crossSiteProblem(req('GET', {}))).toMatch(/Host is missing/);
+    expect(crossSiteProblem(req('DELETE', { host: 'localhost', origin: 'file://' }))).toMatch(
       /no DELETE sent by another site's page \(Origin: "file:\/\/"\)/,
     );
-    expect(crossSiteProblem({ method: 'PUT', headers: { host: '127.0.0.1', 'sec-fetch-site': 'cross-site' } })).toBe(
+    expect(crossSiteProblem(req('PUT', { host: '127.0.0.1', 'sec-fetch-site': 'cross-site' }))).toBe(
       "the admin API opened on loopback takes no PUT sent by another site's page (Sec-Fetch-Site: cross-site)",
     );
-    expect(crossSiteProblem({ method: 'PUT', headers: { host: '127.0.0.1:1' } })).toBeNull();
+    expect(crossSiteProblem(req('PUT', { host: '127.0.0.1:1' }))).toBeNull();
+    // Host sent twice, the first a loopback name: refused, whichever a proxy read.
+    expect(crossSiteProblem(req('GET', { host: 'localhost' }, { host: ['localhost', 'evil.example'] }))).toMatch(
+      /sends Host more than once/,
+    );
   });
 
   test('with auth off there is no invoker guard and the admin guard refuses everyone', async () => {

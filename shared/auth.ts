@@ -397,19 +397,14 @@ function adminOpenProblem(config: Config): string | null {
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
-/** Whether `hostname` (as the WHATWG URL parser writes it) names this machine. */
-function isLoopbackName(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
-}
-
 /** A Host header naming this machine, as a browser or curl writes it: a loopback name, and a port. */
 const LOOPBACK_HOST = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
 
-/** The host name of an Origin, or null when it is not an http(s) origin. */
-function originHostname(origin: string): string | null {
+/** The host and port of an http origin (the default port left out), or null for any other. */
+function originHost(origin: string): string | null {
   try {
     const url = new URL(origin);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.hostname : null;
+    return url.protocol === 'http:' ? url.host : null;
   } catch {
     return null;
   }
@@ -424,7 +419,11 @@ const SAFE_METHODS = new Set(['GET', 'HEAD']);
  * that posts a form or a `fetch` here sends `Origin` and `Sec-Fetch-Site` of another site.
  * Reads by a link followed from elsewhere stay allowed: the page that linked reads nothing back.
  */
-export function crossSiteProblem(req: Pick<Request, 'method' | 'headers'>): string | null {
+export function crossSiteProblem(req: Pick<Request, 'method' | 'headers' | 'headersDistinct'>): string | null {
+  // Node keeps the first of a repeated Host: which one a proxy read is a guess.
+  if ((req.headersDistinct.host?.length ?? 0) > 1) {
+    return 'the admin API opened on loopback answers no request that sends Host more than once';
+  }
   const host = req.headers.host;
   if (host === undefined || !LOOPBACK_HOST.test(host)) {
     return `the admin API opened on loopback answers requests addressed to a loopback host (127.0.0.1, localhost or [::1]) alone; Host is ${host === undefined ? 'missing' : JSON.stringify(host)}`;
@@ -434,8 +433,9 @@ export function crossSiteProblem(req: Pick<Request, 'method' | 'headers'>): stri
   if (site !== undefined && site !== 'same-origin' && site !== 'none') {
     return `the admin API opened on loopback takes no ${req.method} sent by another site's page (Sec-Fetch-Site: ${site})`;
   }
+  // The page's own origin, this address and port: another loopback port is another site.
   const origin = req.headers.origin;
-  if (origin !== undefined && !isLoopbackName(originHostname(origin) ?? '')) {
+  if (origin !== undefined && originHost(origin) !== originHost(`http://${host}`)) {
     return `the admin API opened on loopback takes no ${req.method} sent by another site's page (Origin: ${JSON.stringify(origin)})`;
   }
   return null;

@@ -149,6 +149,13 @@ describe('invisibleCharacterProblem (an id that looks like another)', () => {
     ['U+200D zero-width joiner', 'abc\u200d'],
     ['U+200C zero-width non-joiner', '\u200cabc'],
     ['U+FE0F variation selector-16', '\ufe0fabc'],
+    // Beside ASCII, where no emoji or joining script needs one.
+    ['U+200D zero-width joiner', 'a\u200db'],
+    ['U+200C zero-width non-joiner', 'acct\u200c-1'],
+    ['U+200D zero-width joiner', '😀\u200d-x'],
+    ['U+FE0F variation selector-16', 'ab\ufe0f'],
+    ['U+FE00 variation selector-1', 'ab\ufe00c'],
+    ['U+FE0F variation selector-16', 'n-1\ufe0f'],
   ])('refuses %s, naming it', (name, id) => {
     expect(invisibleCharacterProblem(id)).toBe(
       `has an invisible character in it (${name}), which makes it look like an id without it`,
@@ -233,6 +240,19 @@ describe('checkedPauseReason (a new pause reason, for the CLI and the admin API)
     expect(checkedPauseReason('two\nlines')).toEqual({
       problem: expect.stringMatching(/^has a control character in it/),
     });
+  });
+
+  it('refuses a reason with an invisible character in it, which typing what it shows would not select', () => {
+    expect(checkedPauseReason('maint\u200b')).toEqual({
+      problem:
+        'has an invisible character in it (U+200B zero-width space), which makes it look like a reason without it',
+    });
+    expect(checkedPauseReason('\u200dx')).toEqual({
+      problem:
+        'has an invisible character in it (U+200D zero-width joiner), which makes it look like a reason without it',
+    });
+    // What emoji need is kept.
+    expect(checkedPauseReason('paused 👩\u200d💻 ❤\ufe0f')).toEqual({ reason: 'paused 👩\u200d💻 ❤\ufe0f' });
   });
 });
 

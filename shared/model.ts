@@ -98,9 +98,12 @@ const INVISIBLE =
 
 /**
  * Those kept characters where nothing needs them: a joiner at either end of an id joins nothing,
- * and a variation selector first in it varies nothing.
+ * nor one beside an ASCII character (emoji and the scripts that join are not ASCII); a variation
+ * selector first in an id varies nothing, nor one after an ASCII character, but for a keycap's
+ * (`1`, U+FE0F, U+20E3).
  */
-const LOOSE_INVISIBLE = /^(?:\u200c|\u200d|[\ufe00-\ufe0f]|[\u{e0100}-\u{e01ef}])|(?:\u200c|\u200d)$/u;
+const LOOSE_INVISIBLE =
+  /^(?:\u200c|\u200d|[\ufe00-\ufe0f]|[\u{e0100}-\u{e01ef}])|(?:\u200c|\u200d)$|(?<=[\0-\x7f])(?:\u200c|\u200d)|(?:\u200c|\u200d)(?=[\0-\x7f])|(?<=[\0-\x7f])(?:[\ufe00-\ufe0f]|[\u{e0100}-\u{e01ef}])(?!\u20e3)/u;
 
 /**
  * The tags of a flag's tag sequence (the black flag U+1F3F4, then a region's code in tag letters
@@ -161,10 +164,10 @@ function invisibleName(c: string): string {
  * for being made of invisible characters only, or null. Such an id looks like the id without
  * them, which then cannot be found by typing it.
  */
-export function invisibleCharacterProblem(id: string): string | null {
+export function invisibleCharacterProblem(id: string, what = 'an id'): string | null {
   const untagged = id.replace(EMOJI_TAGS, '');
   const invisible = (c: string) =>
-    `has an invisible character in it (${invisibleName(c)}), which makes it look like an id without it`;
+    `has an invisible character in it (${invisibleName(c)}), which makes it look like ${what} without it`;
   const found = INVISIBLE.exec(untagged)?.[0];
   if (found !== undefined) return invisible(found);
   // Only those it keeps (a joiner, a variation selector), perhaps with blanks: an id that shows nothing.
@@ -571,8 +574,8 @@ export const MAX_PAUSE_REASON_CHARS = 500;
 /**
  * A new pause reason as it is kept, the blanks around it dropped, or why it cannot be one: empty
  * or blank (nothing but white space and invisible characters, which would show as no reason), more
- * than MAX_PAUSE_REASON_CHARS characters, or a control character in it (it is printed as it is:
- * `slack-fanout resume --dry-run`'s byReason). The admin API and `slack-fanout pause --reason`
+ * than MAX_PAUSE_REASON_CHARS characters, a control character in it (it is printed as it is:
+ * `slack-fanout resume --dry-run`'s byReason), or an invisible character as an id refuses. The admin API and `slack-fanout pause --reason`
  * both check a reason so; a reason stored before still selects its notifications as it is.
  */
 export function checkedPauseReason(given: string): { reason: string } | { problem: string } {
@@ -580,7 +583,9 @@ export function checkedPauseReason(given: string): { reason: string } | { proble
   if (looksBlank(reason)) return { problem: 'must not be empty or blank (only white space or invisible characters)' };
   const chars = characterCount(reason);
   if (chars > MAX_PAUSE_REASON_CHARS) return { problem: `at most ${MAX_PAUSE_REASON_CHARS} characters, got ${chars}` };
-  const problem = controlCharacterProblem(reason);
+  // A reason is selected by (`resume --paused-reason`): one with an invisible character in it
+  // would not be found by typing what it shows.
+  const problem = controlCharacterProblem(reason) ?? invisibleCharacterProblem(reason, 'a reason');
   return problem ? { problem } : { reason };
 }
 
