@@ -833,6 +833,10 @@ describe('resume in bulk, on the emulator', () => {
         (await runCli(['-p', project, 'resume', '--paused-reason', 'invalid_auth'], env())).stdout,
       );
       expect(again).toMatchObject({ matched: 1, resumed: 0, skipped: 1, failed: 0 });
+      // A reason typed with blanks around it matches nothing, and the one a pause saves is named.
+      const padded = await runCli(['-p', project, 'resume', '--paused-reason', ' customer asked ', '--dry-run'], env());
+      expect(JSON.parse(padded.stdout)).toMatchObject({ matched: 0 });
+      expect(padded.stderr).toContain('try --paused-reason "customer asked"');
 
       // Every paused one, whatever the reason; one imported disabled has no reason and stays off.
       const all = await runCli(['-p', project, 'resume', '--all-paused', '--dry-run'], env());
