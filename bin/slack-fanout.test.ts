@@ -126,7 +126,7 @@ describe('parseNotificationsFile', () => {
 describe('an id with an invisible character in it', () => {
   it('is refused in an import file, named, for notifications and accounts alike', () => {
     expect(() => parseNotificationsFile(JSON.stringify([{ ...good, id: 'n-\u200b1' }]), 'f.json')).toThrow(
-      /^f\.json\[0\]: notification id "n-\u200b1": has an invisible character in it \(U\+200B zero-width space\)/,
+      /^f\.json\[0\]: notification id "n-\\u200B1": has an invisible character in it \(U\+200B zero-width space\)/,
     );
     expect(() => parseAccountsFile('[{"id":"a\\u20601","name":"Acme"}]', 'a.json')).toThrow(
       /^a\.json\[0\].*U\+2060 word joiner/,
@@ -263,6 +263,11 @@ describe('parseAccountsFile', () => {
       /a\.json\[0\]: account acct-1: dashboardUrl: is not an http\(s\) URL/,
     ],
     ['a blank name', JSON.stringify([{ ...acct, name: '   ' }]), /a\.json\[0\]: account acct-1: name: is blank/],
+    [
+      'a name of an invisible character alone',
+      JSON.stringify([{ ...acct, name: '\u200b' }]),
+      /a\.json\[0\]: account acct-1: name: is blank/,
+    ],
     [
       'a blank metric label',
       JSON.stringify([{ ...acct, metrics: [{ label: ' ', value: 1 }] }]),
@@ -851,7 +856,11 @@ describe('notificationNotFound', () => {
   test('names a plain id as it is, and quotes one that looks like another, saying why', () => {
     expect(notificationNotFound('n-1')).toBe('notification n-1 does not exist');
     expect(notificationNotFound('n-1\u200b')).toBe(
-      'notification "n-1\u200b" does not exist; the id given has an invisible character in it (U+200B zero-width space), which makes it look like an id without it',
+      'notification "n-1\\u200B" does not exist; the id given has an invisible character in it (U+200B zero-width space), which makes it look like an id without it',
+    );
+    // A mark that turns the line's direction is written as its escape, not printed.
+    expect(notificationNotFound('abc\u202edef')).toMatch(
+      /^notification "abc\\u202Edef" does not exist; the id given has a control character/,
     );
     expect(notificationNotFound(' n-1')).toMatch(
       /^notification " n-1" does not exist; the id given has blanks around it/,

@@ -24,10 +24,13 @@ import {
   documentStorageSize,
   excerpt,
   loneSurrogatePath,
+  lookalikeIdNote,
+  looksBlank,
   MAX_DOCUMENT_BYTES,
   MAX_PAUSE_REASON_CHARS,
   metricSchema,
   newIdProblem,
+  quoted,
   userIdProblem,
 } from '../shared/model';
 import { connectProblem } from '../shared/net';
@@ -82,7 +85,8 @@ const newNotificationSchema = z.strictObject({
   enabled: z.boolean().optional(),
 });
 
-const notBlank = (text: string) => text.trim() !== '';
+/** Text that shows something: not empty, nor only blanks and invisible characters. */
+const notBlank = (text: string) => !looksBlank(text);
 
 const newAccountSchema = accountSchema
   .extend({
@@ -314,7 +318,7 @@ function projectOf(opts: { project?: string }): string {
   const project = opts.project ?? process.env.GOOGLE_CLOUD_PROJECT;
   if (!project) throw new CliError('no project: pass --project or set GOOGLE_CLOUD_PROJECT');
   const problem = projectIdProblem(project);
-  if (problem) throw new CliError(`project ${JSON.stringify(excerpt(project))} ${problem}`);
+  if (problem) throw new CliError(`project ${quoted(project)} ${problem}`);
   return project;
 }
 
@@ -417,14 +421,14 @@ function typedRunId(input: string): string {
   }
   docId('run', typed);
   const problem = runIdProblem(typed);
-  if (problem) throw new CliError(`run id ${JSON.stringify(excerpt(typed))} ${problem}`);
+  if (problem) throw new CliError(`run id ${quoted(typed)} ${problem}`);
   return canonicalRunId(typed);
 }
 
 /** A Firestore document id as typed on the command line, or a CliError naming it. */
 function docId(what: string, id: string): string {
   const problem = userIdProblem(id);
-  if (problem) throw new CliError(`${what} id ${JSON.stringify(excerpt(id))}: ${problem}`);
+  if (problem) throw new CliError(`${what} id ${quoted(id)}: ${problem}`);
   return id;
 }
 
@@ -511,7 +515,7 @@ export function parseAccountsFile(text: string, file: string): NewAccount[] {
     noun: 'account',
     problem: (a) => {
       const problem = newIdProblem(a.id);
-      if (problem) return `account id ${JSON.stringify(excerpt(a.id))}: ${problem}`;
+      if (problem) return `account id ${quoted(a.id)}: ${problem}`;
       const { id, ...account } = a;
       // As stored (saveAccounts), and as Firestore counts it.
       const bytes = documentStorageSize([COLLECTIONS.accounts, id], accountSchema.parse(account));
@@ -625,10 +629,10 @@ function validEntries<T extends { id: string }>(
  * invisible character) quoted and said why: typed or pasted, it may not be the id it shows.
  */
 export function notificationNotFound(id: string): string {
-  const odd = newIdProblem(id);
-  return odd === null || id.trim() === ''
+  const note = lookalikeIdNote(id);
+  return note === null
     ? `notification ${id} does not exist`
-    : `notification ${JSON.stringify(id)} does not exist; the id given ${odd}`;
+    : `notification ${quoted(id, 500)} does not exist; ${note}`;
 }
 
 /** An import entry's id, when it has one that can be a new document's id, to name the entry by. */
@@ -1309,7 +1313,7 @@ interrupt: a second run takes only what is still paused. A notification imported
         const bulk = o.pausedReason !== undefined || o.allPaused === true;
         if (id !== undefined && bulk) {
           throw new CliError(
-            `resume: give a notification id or ${o.pausedReason !== undefined ? '--paused-reason' : '--all-paused'}, not both (got id ${JSON.stringify(excerpt(id))})`,
+            `resume: give a notification id or ${o.pausedReason !== undefined ? '--paused-reason' : '--all-paused'}, not both (got id ${quoted(id)})`,
           );
         }
         if (o.pausedReason !== undefined && o.allPaused) {

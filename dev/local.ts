@@ -297,9 +297,13 @@ async function main(): Promise<number> {
       slackApiUrl = (await standIn.start(opts.slackPort)).url;
       // Posts land while the tick is still publishing, so the listener is on from the start; a
       // tick's lines wait until its size is known (postLines).
+      // A delivery posted before is marked where it lands, not only counted in the last line.
+      const postedIds = new Set<string>();
       standIn.on('post', (p) => {
         const id = String(p.metadata?.event_payload?.deliveryId ?? '?');
-        postLines.add(`  ✓ posted ${id} → #${p.channel}: ${postPreview(String(p.text ?? ''))}`);
+        const again = postedIds.has(id) ? ' (posted again: delivered more than once)' : '';
+        postedIds.add(id);
+        postLines.add(`  ✓ posted ${id}${again} → #${p.channel}: ${postPreview(String(p.text ?? ''))}`);
       });
       standIn.on('refused', (r) =>
         postLines.add(`  ✗ refused ${r.deliveryId ?? '?'} → #${r.channel ?? '?'}: ${r.error}`),

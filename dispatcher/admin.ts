@@ -17,10 +17,11 @@ import {
   checkedPauseReason,
   type DeliveryStatus,
   documentIdProblem,
-  excerpt,
   loneSurrogatePath,
+  lookalikeIdNote,
   MAX_DOCUMENT_ID_BYTES,
   MAX_PAUSE_REASON_CHARS,
+  quoted,
   type RunDoc,
   titleSchema,
   userIdProblem,
@@ -140,6 +141,14 @@ const notificationBody = z.strictObject({
   enabled: z.boolean().optional(),
 });
 
+/** The 404 of a notification not found; with a note when the id given looks like another (lookalikeIdNote). */
+function notificationNotFound(id: string): { error: 'notification_not_found'; id: string; message?: string } {
+  const note = lookalikeIdNote(id);
+  return note === null
+    ? { error: 'notification_not_found', id }
+    : { error: 'notification_not_found', id, message: note };
+}
+
 const pauseBody = z.strictObject({
   // Checked and kept as `slack-fanout pause --reason` keeps it (checkedPauseReason): without the
   // blanks around it, not blank, no control character. A stored reason still selects as it is.
@@ -246,12 +255,12 @@ export function adminRouter(deps: AdminDeps): Router {
       // A blank notification id too, as the CLI and a PUT name it.
       const problem = param === 'id' ? userIdProblem(value) : documentIdProblem(value);
       if (problem) {
-        invalid(res, param, `${param} ${JSON.stringify(excerpt(value))}: ${problem}`);
+        invalid(res, param, `${param} ${quoted(value)}: ${problem}`);
         return;
       }
       // A run id whose occurrence cannot be read names no run: said, rather than "not found".
       const runProblem = param === 'runId' ? runIdProblem(value) : null;
-      if (runProblem) invalid(res, param, `${param} ${JSON.stringify(excerpt(value))} ${runProblem}`);
+      if (runProblem) invalid(res, param, `${param} ${quoted(value)} ${runProblem}`);
       else next();
     });
   }
@@ -274,7 +283,7 @@ export function adminRouter(deps: AdminDeps): Router {
     const limit =
       asked === undefined ? STATUS_PAGE_RUNS : typeof asked === 'string' && /^\d+$/.test(asked) ? Number(asked) : 0;
     if (limit < 1 || limit > STATUS_PAGE_MAX_RUNS) {
-      const got = typeof asked === 'string' ? JSON.stringify(excerpt(asked)) : 'more than one value';
+      const got = typeof asked === 'string' ? quoted(asked) : 'more than one value';
       const message = `limit must be a whole number from 1 to ${STATUS_PAGE_MAX_RUNS}, got ${got}`;
       // A browser gets a page it shows; a script (curl sends */*) the admin API's JSON.
       if (req.accepts(['json', 'html']) === 'html') res.status(400).type('html').send(renderStatusError(message));
@@ -326,7 +335,7 @@ export function adminRouter(deps: AdminDeps): Router {
     const id = String(req.params.id);
     const notification = await deps.getNotification(id);
     if (!notification) {
-      res.status(404).json({ error: 'notification_not_found', id });
+      res.status(404).json(notificationNotFound(id));
       return;
     }
     res.json({ id, notification });
@@ -369,7 +378,7 @@ export function adminRouter(deps: AdminDeps): Router {
           `paused by ${callerOf(res) ?? 'an operator'}`,
         );
         if (change === null) {
-          res.status(404).json({ error: 'notification_not_found', id });
+          res.status(404).json(notificationNotFound(id));
           return;
         }
         audit(req, res, action, { notificationId: id });
@@ -381,7 +390,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.delete('/admin/notifications/:id', async (req, res) => {
     const id = String(req.params.id);
     if (!(await deps.deleteNotification(id))) {
-      res.status(404).json({ error: 'notification_not_found', id });
+      res.status(404).json(notificationNotFound(id));
       return;
     }
     audit(req, res, 'delete-notification', { notificationId: id });

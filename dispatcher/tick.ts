@@ -5,7 +5,7 @@ import { errorMessage } from '../shared/errors';
 import type { Logger } from '../shared/logger';
 import { isBucketId } from '../shared/members';
 import { dispatchAttributes } from '../shared/messages';
-import { deliveryIdOf, excerpt, runIdOf } from '../shared/model';
+import { deliveryIdOf, quoted, runIdOf } from '../shared/model';
 import {
   type CheckpointProgress,
   type DueCursor,
@@ -284,7 +284,7 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   if (schedule.ignoredActiveOccurrence !== undefined) {
     deps.log.error(
       { scheduleId: schedule.id, activeOccurrence: schedule.ignoredActiveOccurrence },
-      `the schedule's activeOccurrence ${JSON.stringify(excerpt(schedule.ignoredActiveOccurrence))} is not a date-time: taken as none, and cleared by the schedule's next write`,
+      `the schedule's activeOccurrence ${quoted(schedule.ignoredActiveOccurrence)} is not a date-time: taken as none, and cleared by the schedule's next write`,
     );
   }
   let plan: OccurrencePlan;

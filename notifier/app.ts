@@ -14,7 +14,7 @@ import {
   type ReadinessCheck,
   refuseWhileDraining,
 } from '../shared/http';
-import { excerpt } from '../shared/model';
+import { excerpt, quoted } from '../shared/model';
 import { nameRequest } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
 import { type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
@@ -79,7 +79,7 @@ function ackUnlessJson(): RequestHandler {
     if (req.body !== undefined || (type !== undefined && isJsonType(type))) return next();
     req.log.warn(
       { contentType: type === undefined ? null : excerpt(type) },
-      `unreadable body acked: its Content-Type is ${type === undefined ? 'missing' : JSON.stringify(excerpt(type))}, not application/json`,
+      `unreadable body acked: its Content-Type is ${type === undefined ? 'missing' : quoted(type)}, not application/json`,
     );
     res.status(204).end();
   };

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { characterCount, excerpt } from './model';
+import { characterCount, quoted } from './model';
 
 /**
  * A command-line option that takes a whole number from `min` to `max`, written in decimal:
@@ -68,11 +68,11 @@ export function topicNameProblem(value: string): string | null {
     value.trim() === ''
       ? 'got an empty one'
       : id === undefined
-        ? `got ${JSON.stringify(excerpt(value))}, not of the form projects/{project}/topics/{id}`
+        ? `got ${quoted(value)}, not of the form projects/{project}/topics/{id}`
         : /^goog/i.test(id)
-          ? `got ${JSON.stringify(excerpt(value))}: an id must not start with "goog"`
+          ? `got ${quoted(value)}: an id must not start with "goog"`
           : idWrong
-            ? `got ${JSON.stringify(excerpt(value))}: ${id === value ? 'it' : `its id ${JSON.stringify(excerpt(id))}`} ${idWrong}`
+            ? `got ${quoted(value)}: ${id === value ? 'it' : `its id ${quoted(id)}`} ${idWrong}`
             : null;
   return why
     ? `expected a Pub/Sub topic id (3 to 255 letters, digits or -_.~+%, starting with a letter) or projects/{project}/topics/{id}, ${why}`

@@ -1,4 +1,4 @@
-import { excerpt } from './model';
+import { quoted } from './model';
 
 /** The variables the Google Cloud clients read to reach an emulator, by the service they stand for. */
 export const EMULATOR_VARIABLES = { Firestore: 'FIRESTORE_EMULATOR_HOST', 'Pub/Sub': 'PUBSUB_EMULATOR_HOST' } as const;
@@ -41,7 +41,7 @@ export function emulatorAddress(
   if (host === undefined || port < 1 || port > 65535) {
     return {
       problem:
-        `${variable}=${JSON.stringify(excerpt(address))} is not an emulator address: expected host:port, ` +
+        `${variable}=${quoted(address)} is not an emulator address: expected host:port, ` +
         `the port from 1 to 65535${pubsub ? ' (an IPv6 address in brackets is not read by the Pub/Sub client)' : ''} ` +
         `(as \`gcloud beta emulators ${pubsub ? 'pubsub' : 'firestore'} env-init\` prints it, e.g. 127.0.0.1:${pubsub ? 8085 : 8080})`,
     };

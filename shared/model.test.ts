@@ -9,6 +9,7 @@ import {
   looksBlank,
   newIdProblem,
   notificationSchema,
+  quoted,
   surroundingBlankProblem,
 } from './model';
 import { z } from './zod';
@@ -148,6 +149,20 @@ describe('invisibleCharacterProblem (an id that looks like another)', () => {
     ['U+FE0F variation selector-16', 'ab\ufe0f'],
     ['U+FE00 variation selector-1', 'ab\ufe00c'],
     ['U+FE0F variation selector-16', 'n-1\ufe0f'],
+    // Beside text that has no use for it: a letter with an accent, a CJK ideograph, Cyrillic,
+    // an Arabic letter that is no emoji, a Latin letter before a Mongolian selector.
+    ['U+FE0F variation selector-16', 'caf\u00e9\ufe0f'],
+    ['U+200D zero-width joiner', '口\u200d座'],
+    ['U+FE0F variation selector-16', '口\ufe0f座'],
+    ['U+200C zero-width non-joiner', 'сч\u200cет'],
+    ['U+FE0F variation selector-16', 'حساب\ufe0f'],
+    ['U+180B', 'a\u180bb'],
+    // Doubled, or after a skin tone, where one already did the work.
+    ['U+FE0F variation selector-16', '\u2764\ufe0f\ufe0f'],
+    ['U+200D zero-width joiner', '👩\u200d\u200d💻'],
+    ['U+FE0F variation selector-16', '👍🏽\ufe0f'],
+    // A braille blank, which shows as a blank.
+    ['U+2800 braille pattern blank', 'put-\u2800'],
   ])('refuses %s, naming it', (name, id) => {
     expect(invisibleCharacterProblem(id)).toBe(
       `has an invisible character in it (${name}), which makes it look like an id without it`,
@@ -167,6 +182,15 @@ describe('invisibleCharacterProblem (an id that looks like another)', () => {
       // A CJK ideograph's variant (an ideographic variation sequence), a Mongolian free variation selector.
       '葛\u{e0100}城',
       'ᠠ\u180bᠢ',
+      // Emoji sequences people type: a rainbow flag, a heart on fire, an eye in a bubble, text
+      // and emoji presentation, keycaps, a Hindi conjunct written with a joiner.
+      '🏳\ufe0f\u200d🌈',
+      '❤\ufe0f\u200d🔥-ops',
+      '👁\u200d🗨',
+      '✈\ufe0e-travel',
+      '©\ufe0f-™\ufe0f',
+      '0\ufe0f\u20e3-*\ufe0f\u20e3',
+      'क्\u200dष-9\ufe0f\u20e3',
       // Joiners inside: a family, a person at work, Persian with a non-joiner.
       '👨\u200d👩\u200d👧-team',
       'ops-👩🏽\u200d💻',
@@ -184,6 +208,16 @@ describe('invisibleCharacterProblem (an id that looks like another)', () => {
     expect(newIdProblem(' \ufe0f\u200c ')).toBe(
       'is made of invisible characters only (U+FE0F variation selector-16, U+200C zero-width non-joiner), which look like no id at all',
     );
+  });
+});
+
+describe('quoted (a text in a message)', () => {
+  it('escapes what would turn, break or hide the line, and keeps what shows', () => {
+    expect(quoted('n-1')).toBe('"n-1"');
+    expect(quoted('a\u202eb\u2028c\u200bd\n')).toBe('"a\\u202Eb\\u2028c\\u200Bd\\n"');
+    expect(quoted('x\u{e0061}\u2800')).toBe('"x\\u{E0061}\\u2800"');
+    expect(quoted('👩🏽‍💻 é')).toBe('"👩🏽\\u200D💻 é"');
+    expect(quoted('a'.repeat(150))).toBe(`"${'a'.repeat(100)}"`);
   });
 });
 

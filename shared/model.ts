@@ -32,6 +32,24 @@ export function excerpt(text: string, max = 100): string {
   return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
 }
 
+/**
+ * Characters that would break or hide a quoted text in a message: line and paragraph separators,
+ * the marks that set or turn the text's direction, invisible characters and the braille blank.
+ */
+const UNSHOWABLE = /[\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069\u2800\p{Default_Ignorable_Code_Point}]/gu;
+
+/**
+ * `text` (its first `max` UTF-16 units, as `excerpt` cuts it) quoted for a message: JSON's
+ * escapes, and `\uXXXX` (`\u{XXXXX}` past U+FFFF) for what would turn, break or hide the line.
+ */
+export function quoted(text: string, max = 100): string {
+  return JSON.stringify(excerpt(text, max)).replace(UNSHOWABLE, (c) => {
+    const code = c.codePointAt(0) ?? 0;
+    const hex = code.toString(16).toUpperCase();
+    return code > 0xffff ? `\\u{${hex}}` : `\\u${hex.padStart(4, '0')}`;
+  });
+}
+
 /** A zod string that must be a Firestore document id; the error says why it is not. */
 export const documentIdSchema = z.string().superRefine((id, ctx) => {
   const problem = documentIdProblem(id);
@@ -73,10 +91,11 @@ export function controlCharacterProblem(id: string): string | null {
 
 /**
  * Characters that show as nothing (Unicode's Default_Ignorable_Code_Point: zero-width spaces and
- * joiners, fillers, format marks, variation selectors, tags), and white space: what a blank title
- * or Slack id is made of. A RegExp with the `u` flag, as `\p{…}` needs.
+ * joiners, fillers, format marks, variation selectors, tags; and the braille blank U+2800, which
+ * shows as a blank), and white space: what a blank title or Slack id is made of. A RegExp with
+ * the `u` flag, as `\p{…}` needs.
  */
-export const BLANK_OR_INVISIBLE = /[\s\p{Default_Ignorable_Code_Point}]/u;
+export const BLANK_OR_INVISIBLE = /[\s\p{Default_Ignorable_Code_Point}\u2800]/u;
 const BLANK_OR_INVISIBLE_ALL = new RegExp(BLANK_OR_INVISIBLE.source, 'gu');
 
 /** Whether `text` shows nothing: empty, or only white space and invisible characters (BLANK_OR_INVISIBLE). */
@@ -84,26 +103,55 @@ export function looksBlank(text: string): boolean {
   return text.replace(BLANK_OR_INVISIBLE_ALL, '') === '';
 }
 
-/**
- * The invisible characters an id refuses: Unicode's Default_Ignorable_Code_Point, but for those
- * real text needs: the zero-width non-joiner and joiner (emoji sequences, Persian, Indic
- * scripts), the variation selectors (U+FE00–FE0F: whether an emoji shows in colour or as text;
- * U+E0100–E01EF: a CJK ideograph's variant, as in names) and the Mongolian free variation
- * selectors (U+180B–180D, U+180F; not the vowel separator U+180E, which a Latin id can hide
- * too). Tag characters are kept only as a flag's tag
- * sequence writes them (EMOJI_TAGS).
- */
-const INVISIBLE =
-  /(?!\u200c|\u200d|[\ufe00-\ufe0f]|[\u{e0100}-\u{e01ef}]|[\u180b-\u180d\u180f])\p{Default_Ignorable_Code_Point}/u;
+/** The invisible characters an id refuses, but for those KEPT_IN_CONTEXT allows where they are. */
+const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\u2800]/u;
 
 /**
- * Those kept characters where nothing needs them: a joiner at either end of an id joins nothing,
- * nor one beside an ASCII character (emoji and the scripts that join are not ASCII); a variation
- * selector first in an id varies nothing, nor one after an ASCII character, but for a keycap's
- * (`1`, U+FE0F, U+20E3).
+ * The scripts whose letters a joiner (U+200C, U+200D) joins or keeps apart: Arabic and the
+ * scripts written like it, and the Indic and South-East Asian scripts with conjuncts.
  */
-const LOOSE_INVISIBLE =
-  /^(?:\u200c|\u200d|[\ufe00-\ufe0f]|[\u{e0100}-\u{e01ef}])|(?:\u200c|\u200d)$|(?<=[\0-\x7f])(?:\u200c|\u200d)|(?:\u200c|\u200d)(?=[\0-\x7f])|(?<=[\0-\x7f])(?:[\ufe00-\ufe0f]|[\u{e0100}-\u{e01ef}])(?!\u20e3)/u;
+const JOINING_SCRIPT =
+  /[\p{scx=Arab}\p{scx=Syrc}\p{scx=Nkoo}\p{scx=Mong}\p{scx=Mand}\p{scx=Adlm}\p{scx=Rohg}\p{scx=Thaa}\p{scx=Deva}\p{scx=Beng}\p{scx=Guru}\p{scx=Gujr}\p{scx=Orya}\p{scx=Taml}\p{scx=Telu}\p{scx=Knda}\p{scx=Mlym}\p{scx=Sinh}\p{scx=Khmr}\p{scx=Mymr}\p{scx=Tibt}]/u;
+/** What ends an emoji that a zero-width joiner may join to another: the emoji, a skin tone, VS16. */
+const EMOJI_BEFORE_JOINER = /\p{Extended_Pictographic}|\p{Emoji_Modifier}|\ufe0f/u;
+const PICTOGRAPHIC = /\p{Extended_Pictographic}/u;
+const EMOJI = /\p{Emoji}/u;
+const SKIN_TONE = /\p{Emoji_Modifier}/u;
+const ASCII = /[\0-\x7f]/;
+const MONGOLIAN = /\p{scx=Mong}/u;
+const HAN = /\p{scx=Hani}/u;
+
+/**
+ * Whether a kept invisible character `c` does its work where it is, between `before` and
+ * `after` (undefined at an end of the id): real text needs the zero-width non-joiner and joiner
+ * between letters of a script that joins (Persian, Hindi…), the joiner between two emoji (👩‍💻),
+ * the emoji variation selectors (U+FE0E, U+FE0F) after an emoji (❤️; after an ASCII digit, `#`
+ * or `*` only in a keycap, 1️⃣), the other variation selectors after a character that is not
+ * ASCII (U+E0100–E01EF after a CJK ideograph, as in names), and the Mongolian free variation
+ * selectors after a Mongolian letter. Anywhere else one only makes the id look like another.
+ */
+function keptInContext(c: string, before: string | undefined, after: string | undefined): boolean {
+  const is = (re: RegExp, x: string | undefined) => x !== undefined && re.test(x);
+  switch (true) {
+    case c === '\u200c':
+      return is(JOINING_SCRIPT, before) && is(JOINING_SCRIPT, after);
+    case c === '\u200d':
+      return (
+        (is(EMOJI_BEFORE_JOINER, before) && is(PICTOGRAPHIC, after)) ||
+        (is(JOINING_SCRIPT, before) && is(JOINING_SCRIPT, after))
+      );
+    case c === '\ufe0e' || c === '\ufe0f':
+      return is(EMOJI, before) && !is(SKIN_TONE, before) && (!is(ASCII, before) || after === '\u20e3');
+    case c >= '\ufe00' && c <= '\ufe0d':
+      return before !== undefined && !is(ASCII, before) && !is(INVISIBLE, before) && !is(/\s/u, before);
+    case c >= '\u{e0100}' && c <= '\u{e01ef}':
+      return is(HAN, before);
+    case c === '\u180b' || c === '\u180c' || c === '\u180d' || c === '\u180f':
+      return is(MONGOLIAN, before);
+    default:
+      return false;
+  }
+}
 
 /**
  * The tags of a flag's tag sequence (the black flag U+1F3F4, then a region's code in tag letters
@@ -139,6 +187,7 @@ const INVISIBLE_NAMES: ReadonlyMap<number, string> = new Map([
   [0x3164, 'Hangul filler'],
   [0xfeff, 'zero-width no-break space'],
   [0xffa0, 'halfwidth Hangul filler'],
+  [0x2800, 'braille pattern blank'],
   [0xe0001, 'language tag'],
 ]);
 
@@ -160,23 +209,22 @@ function invisibleName(c: string): string {
 
 /**
  * Why `id` cannot be the id of something made now, for an invisible character in it (Unicode's
- * Default_Ignorable_Code_Point, but for those real text needs: see INVISIBLE and EMOJI_TAGS), or
+ * Default_Ignorable_Code_Point, but for those real text needs where it needs them: see
+ * keptInContext and EMOJI_TAGS), or
  * for being made of invisible characters only, or null. Such an id looks like the id without
  * them, which then cannot be found by typing it.
  */
 export function invisibleCharacterProblem(id: string, what = 'an id'): string | null {
-  const untagged = id.replace(EMOJI_TAGS, '');
-  const invisible = (c: string) =>
-    `has an invisible character in it (${invisibleName(c)}), which makes it look like ${what} without it`;
-  const found = INVISIBLE.exec(untagged)?.[0];
-  if (found !== undefined) return invisible(found);
-  // Only those it keeps (a joiner, a variation selector), perhaps with blanks: an id that shows nothing.
+  // Only invisible characters, perhaps with blanks: an id that shows nothing.
   if (id.trim() !== '' && looksBlank(id)) {
     const shown = Array.from(id.replace(/\s/gu, ''), invisibleName);
     return `is made of invisible characters only (${shown.slice(0, 3).join(', ')}${shown.length > 3 ? ', …' : ''}), which look like no id at all`;
   }
-  const loose = LOOSE_INVISIBLE.exec(untagged)?.[0];
-  return loose === undefined ? null : invisible(loose);
+  const chars = Array.from(id.replace(EMOJI_TAGS, ''));
+  const found = chars.find((c, i) => INVISIBLE.test(c) && !keptInContext(c, chars[i - 1], chars[i + 1]));
+  return found === undefined
+    ? null
+    : `has an invisible character in it (${invisibleName(found)}), which makes it look like ${what} without it`;
 }
 
 /**
@@ -188,7 +236,7 @@ export function surroundingBlankProblem(id: string): string | null {
   const trimmed = id.trim();
   return trimmed === id || trimmed === ''
     ? null
-    : `has blanks around it, which make it look like the id without them (${JSON.stringify(excerpt(trimmed))}): write it without them`;
+    : `has blanks around it, which make it look like the id without them (${quoted(trimmed)}): write it without them`;
 }
 
 /**
@@ -209,7 +257,22 @@ export function composedFormProblem(id: string): string | null {
   while (tail < was.length - head && tail < is.length - head && was.at(-1 - tail) === is.at(-1 - tail)) tail++;
   const points = (cs: string[]) =>
     cs.map((c) => `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`).join(' ');
-  return `is not in Unicode's normalization form C (NFC), so it may look like another id: ${points(was.slice(head, was.length - tail))} is ${points(is.slice(head, is.length - tail))} in NFC, which writes the id ${JSON.stringify(excerpt(composed))}; write it that way`;
+  return `is not in Unicode's normalization form C (NFC), so it may look like another id: ${points(was.slice(head, was.length - tail))} is ${points(is.slice(head, is.length - tail))} in NFC, which writes the id ${quoted(composed)}; write it that way`;
+}
+
+/**
+ * Why an id that was looked up and not found may not be the id it shows, or null: blanks around
+ * it, an invisible or control character, a form other than NFC. Said beside "not found", since
+ * an id typed or pasted so finds nothing even when the id it looks like exists.
+ */
+export function lookalikeIdNote(id: string): string | null {
+  if (id.trim() === '') return null;
+  const problem =
+    controlCharacterProblem(id) ??
+    invisibleCharacterProblem(id) ??
+    surroundingBlankProblem(id) ??
+    composedFormProblem(id);
+  return problem === null ? null : `the id given ${problem}`;
 }
 
 /** Why `id` cannot be the id of a notification or an account made now, or null. */

@@ -14,12 +14,12 @@ import {
   type Account,
   accountSchema,
   BLANK_OR_INVISIBLE,
-  excerpt,
   looksBlank,
   MAX_NOTIFICATION_ID_BYTES,
   type NotificationInput,
   newIdProblem,
   notificationSchema,
+  quoted,
   titleSchema,
   userIdSchema,
 } from './model';
@@ -126,11 +126,7 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
       ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids, the id and a time, must fit a Pub/Sub attribute of 1,024 bytes)`
       : undefined);
   if (idProblem) {
-    throw new InvalidNotificationError(
-      `notification id ${JSON.stringify(excerpt(n.id))}: ${idProblem}`,
-      'id',
-      idProblem,
-    );
+    throw new InvalidNotificationError(`notification id ${quoted(n.id)}: ${idProblem}`, 'id', idProblem);
   }
   return doc;
 }

@@ -393,6 +393,29 @@ describe('admin API: requests (fake ports)', () => {
     }
   });
 
+  test('a notification not found is a 404 that says why when the id given looks like another', async () => {
+    for (const [method, path] of [
+      ['get', '/admin/notifications/n-1%E2%80%8B'],
+      ['delete', '/admin/notifications/n-1%E2%80%8B'],
+      ['post', '/admin/notifications/%20n-1/pause'],
+      ['post', '/admin/notifications/n-1%E2%80%8B/resume'],
+    ] as const) {
+      const res = await request(appWith(fakePorts()))[method](path).set('authorization', bearer());
+      expect({ method, path, status: res.status, error: res.body.error, message: res.body.message }).toEqual({
+        method,
+        path,
+        status: 404,
+        error: 'notification_not_found',
+        message: expect.stringMatching(/^the id given (has an invisible character|has blanks around it)/),
+      });
+    }
+    const plain = await request(appWith(fakePorts())).get('/admin/notifications/n-1').set('authorization', bearer());
+    expect({ status: plain.status, body: plain.body }).toEqual({
+      status: 404,
+      body: { error: 'notification_not_found', id: 'n-1' },
+    });
+  });
+
   test('text Firestore cannot hold (a lone surrogate) is named with a 400 before any write', async () => {
     const writes: unknown[] = [];
     const app = appWith(
