@@ -1253,7 +1253,8 @@ it again is safe.`,
   // blanks around it. A selector (--paused-reason) takes any stored reason, to resume those made before.
   const newReasonText = (value: string): string => {
     const checked = checkedPauseReason(value);
-    if ('problem' in checked) throw new InvalidArgumentError(checked.problem);
+    // One line, as `add` names a bad option: not Commander's echo of the value and the whole help.
+    if ('problem' in checked) throw new CliError(`pause: --reason: ${checked.problem}`);
     return checked.reason;
   };
   program
