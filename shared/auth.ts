@@ -2,6 +2,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { OAuth2Client, type TokenPayload } from 'google-auth-library';
 import { type Config, ConfigError, ENV, readConfig, type ServiceName } from './config';
 import { routePath } from './http';
+import { quoted } from './model';
 
 /**
  * Who may call what. Cloud Scheduler, Pub/Sub push and operators present a Google-signed
@@ -426,7 +427,7 @@ export function crossSiteProblem(req: Pick<Request, 'method' | 'headers' | 'head
   }
   const host = req.headers.host;
   if (host === undefined || !LOOPBACK_HOST.test(host)) {
-    return `the admin API opened on loopback answers requests addressed to a loopback host (127.0.0.1, localhost or [::1]) alone; Host is ${host === undefined ? 'missing' : JSON.stringify(host)}`;
+    return `the admin API opened on loopback answers requests addressed to a loopback host (127.x.y.z, localhost or [::1], with a port) alone; Host is ${host === undefined ? 'missing' : quoted(host)}`;
   }
   if (SAFE_METHODS.has(req.method)) return null;
   const site = req.headers['sec-fetch-site'];
@@ -436,7 +437,7 @@ export function crossSiteProblem(req: Pick<Request, 'method' | 'headers' | 'head
   // The page's own origin, this address and port: another loopback port is another site.
   const origin = req.headers.origin;
   if (origin !== undefined && originHost(origin) !== originHost(`http://${host}`)) {
-    return `the admin API opened on loopback takes no ${req.method} sent by another site's page (Origin: ${JSON.stringify(origin)})`;
+    return `the admin API opened on loopback takes no ${req.method} sent by another site's page (Origin: ${quoted(origin)})`;
   }
   return null;
 }
