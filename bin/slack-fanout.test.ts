@@ -17,7 +17,6 @@ import {
   parseNotificationsFile,
   progressOf,
   readText,
-  reasonHint,
   SILENCE_WARNING_MS,
   STALL_TIMEOUT_SECONDS,
   silenceWarning,
@@ -839,16 +838,6 @@ describe('stallWatch (an import whose Firestore stops answering)', () => {
     jest.advanceTimersByTime(60_000);
     expect(calls).toEqual([]);
     expect(STALL_TIMEOUT_SECONDS).toBe(120);
-  });
-});
-
-describe('reasonHint', () => {
-  test('names the reason as a pause saves it, when that differs', () => {
-    expect(reasonHint(' maint ')).toBe(
-      'no notification is paused for " maint " exactly; a pause saves its reason without the blanks around it: try --paused-reason "maint"',
-    );
-    expect(reasonHint('maint')).toBeNull();
-    expect(reasonHint('   ')).toBeNull();
   });
 });
 

@@ -31,6 +31,7 @@ import {
   metricSchema,
   newIdProblem,
   quoted,
+  reasonHint,
   userIdProblem,
 } from '../shared/model';
 import { connectProblem } from '../shared/net';
@@ -923,18 +924,7 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
   }
   // A reason is matched exactly, and one saved now has no blanks around it: the likely one named.
   const hint = 'pausedReason' in selector && result.matched === 0 ? reasonHint(selector.pausedReason) : null;
-  if (hint) process.stderr.write(`resume: ${hint}\n`);
-}
-
-/**
- * For a `--paused-reason` that matched nothing: the reason as a pause saves it now, when that
- * differs (blanks around it), or null. A reason saved before may still hold them, so it is
- * matched exactly as typed, and this only says what else to try.
- */
-export function reasonHint(given: string): string | null {
-  const checked = checkedPauseReason(given);
-  if (!('reason' in checked) || checked.reason === given) return null;
-  return `no notification is paused for ${JSON.stringify(given)} exactly; a pause saves its reason without the blanks around it: try --paused-reason ${JSON.stringify(checked.reason)}`;
+  if (hint) process.stderr.write(`resume: ${hint.message}: try --paused-reason ${quoted(hint.reason)}\n`);
 }
 
 /**

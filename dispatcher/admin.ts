@@ -23,6 +23,7 @@ import {
   MAX_PAUSE_REASON_CHARS,
   quoted,
   type RunDoc,
+  reasonHint,
   titleSchema,
   userIdProblem,
 } from '../shared/model';
@@ -353,7 +354,14 @@ export function adminRouter(deps: AdminDeps): Router {
     audit(req, res, 'resume-paused', { ...selector, dryRun });
     const result = await deps.resumePaused(selector, { dryRun });
     const { ids, unlisted, ...counts } = result;
-    res.json({ ...selector, ...counts, ...(dryRun ? { ids, unlisted } : {}) });
+    // A reason is matched exactly, and one saved now has no blanks around it: the likely one named.
+    const hint = pausedReason !== undefined && result.matched === 0 ? reasonHint(pausedReason) : null;
+    res.json({
+      ...selector,
+      ...counts,
+      ...(dryRun ? { ids, unlisted } : {}),
+      ...(hint ? { hint: `${hint.message}: try {"pausedReason": ${quoted(hint.reason)}}` } : {}),
+    });
   });
 
   for (const action of ['pause', 'resume'] as const) {

@@ -10,6 +10,7 @@ import {
   newIdProblem,
   notificationSchema,
   quoted,
+  reasonHint,
   surroundingBlankProblem,
 } from './model';
 import { z } from './zod';
@@ -208,6 +209,17 @@ describe('invisibleCharacterProblem (an id that looks like another)', () => {
     expect(newIdProblem(' \ufe0f\u200c ')).toBe(
       'is made of invisible characters only (U+FE0F variation selector-16, U+200C zero-width non-joiner), which look like no id at all',
     );
+  });
+});
+
+describe('reasonHint (a reason selector that matched nothing)', () => {
+  it('names the reason as a pause saves it, when that differs', () => {
+    expect(reasonHint(' maint ')).toEqual({
+      reason: 'maint',
+      message: 'no notification is paused for " maint " exactly; a pause saves its reason without the blanks around it',
+    });
+    expect(reasonHint('maint')).toBeNull();
+    expect(reasonHint('   ')).toBeNull();
   });
 });
 

@@ -653,6 +653,21 @@ export function checkedPauseReason(given: string): { reason: string } | { proble
 }
 
 /**
+ * For a reason selector that matched nothing: the reason as a pause saves it now, when that
+ * differs (blanks around it), with a sentence saying so; or null. A reason saved before may
+ * still hold them, so a selector is matched exactly as given, and this only says what else to
+ * try (the CLI's `resume --paused-reason`, the admin API's bulk resume).
+ */
+export function reasonHint(given: string): { reason: string; message: string } | null {
+  const checked = checkedPauseReason(given);
+  if (!('reason' in checked) || checked.reason === given) return null;
+  return {
+    reason: checked.reason,
+    message: `no notification is paused for ${quoted(given)} exactly; a pause saves its reason without the blanks around it`,
+  };
+}
+
+/**
  * Where in a JSON value a string or a key is not well-formed Unicode (a lone surrogate, which
  * JSON's `\ud800` can write and UTF-8 cannot hold: Firestore refuses the write with a bare
  * "2 UNKNOWN"), as a path (`title`, `metrics[0].label`; `''` for the value itself), or null.

@@ -393,6 +393,23 @@ describe('admin API: requests (fake ports)', () => {
     }
   });
 
+  test('a bulk resume whose reason, typed with blanks around it, matched nothing names the one a pause saves', async () => {
+    const app = appWith(fakePorts());
+    const padded = await request(app)
+      .post('/admin/paused/resume')
+      .set('authorization', bearer())
+      .send({ pausedReason: ' maint ', dryRun: true });
+    expect(padded.status).toBe(200);
+    expect(padded.body.hint).toBe(
+      'no notification is paused for " maint " exactly; a pause saves its reason without the blanks around it: try {"pausedReason": "maint"}',
+    );
+    const plain = await request(app)
+      .post('/admin/paused/resume')
+      .set('authorization', bearer())
+      .send({ pausedReason: 'maint', dryRun: true });
+    expect(plain.body).not.toHaveProperty('hint');
+  });
+
   test('a notification not found is a 404 that says why when the id given looks like another', async () => {
     for (const [method, path] of [
       ['get', '/admin/notifications/n-1%E2%80%8B'],
