@@ -11,6 +11,7 @@ import {
   emulatorHostPort,
   failureOf,
   MAX_IMPORT_BYTES,
+  MAX_LISTED_PROBLEMS,
   notificationNotFound,
   PROGRESS_EVERY_MS,
   parseAccountsFile,
@@ -148,6 +149,72 @@ describe('a title', () => {
     expect(() => parseNotificationsFile(titled('x'.repeat(151)), 'f.json')).toThrow(
       /title: is 151 UTF-16 code units long/,
     );
+  });
+});
+
+describe('an import file with several bad entries', () => {
+  const message = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error('no error');
+  };
+
+  it('names every one of them, whatever is wrong with each, so the file is mended in one pass', () => {
+    const entries = [
+      good,
+      { ...good, id: 'n-2', cron: '61 * * * *' },
+      { ...good, id: 'n-3', timezone: 'Mars/Base' },
+      { ...good, id: 'n-3' },
+      { ...good, id: 'n-\u200b4' },
+      { ...good, id: 'n-5', channelId: 1 },
+    ];
+    const lines = message(() => parseNotificationsFile(JSON.stringify(entries), 'f.json')).split('\n');
+    expect(lines[0]).toBe('f.json: 5 bad entries; nothing was written:');
+    expect(lines.slice(1).map((l) => l.match(/^ {2}(f\.json\[\d\])/)?.[1])).toEqual([
+      'f.json[1]',
+      'f.json[2]',
+      'f.json[3]',
+      'f.json[4]',
+      'f.json[5]',
+    ]);
+    expect(lines[1]).toMatch(/notification n-2: invalid cron/);
+    expect(lines[3]).toBe('  f.json[3]: duplicate id n-3 (also f.json[2])');
+    expect(lines[4]).toMatch(/U\+200B zero-width space/);
+    expect(lines[5]).toMatch(/^ {2}f\.json\[5\]: notification n-5: channelId: /);
+  });
+
+  it('lists at most MAX_LISTED_PROBLEMS of them and counts the rest', () => {
+    const bad = (n: number) =>
+      JSON.stringify(Array.from({ length: n }, (_, i) => ({ id: `a-${i}`, name: i === 0 ? 'Good' : '' })));
+    const lines = message(() => parseAccountsFile(bad(26), 'a.json')).split('\n');
+    expect(lines[0]).toBe('a.json: 25 bad entries; nothing was written:');
+    expect(lines).toHaveLength(1 + MAX_LISTED_PROBLEMS + 1);
+    expect(lines[1]).toMatch(/^ {2}a\.json\[1\]: account a-1: name: /);
+    expect(lines[MAX_LISTED_PROBLEMS]).toMatch(/^ {2}a\.json\[20\]: /);
+    expect(lines.at(-1)).toBe('  … and 5 more bad entries not listed');
+    expect(
+      message(() => parseAccountsFile(bad(22), 'a.json'))
+        .split('\n')
+        .at(-1),
+    ).toBe('  … and 1 more bad entry not listed');
+  });
+
+  it('keeps one bad entry to one line, as before', () => {
+    expect(message(() => parseNotificationsFile(JSON.stringify([good, { ...good }]), 'f.json'))).toBe(
+      'f.json[1]: duplicate id n-1 (also f.json[0])',
+    );
+  });
+
+  it('names a lone surrogate beside the schema errors of other entries', () => {
+    const text = `[{"id":"a-1","name":"\\ud800"},{"id":"a-2"}]`;
+    expect(message(() => parseAccountsFile(text, 'a.json')).split('\n')).toEqual([
+      'a.json: 2 bad entries; nothing was written:',
+      '  a.json[0].name: is not well-formed Unicode (a lone surrogate)',
+      expect.stringMatching(/^ {2}a\.json\[1\]: account a-2: name: /),
+    ]);
   });
 });
 

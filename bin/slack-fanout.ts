@@ -486,9 +486,9 @@ export function readText(path: string, limit = MAX_IMPORT_BYTES, stdin: number |
   }
 }
 
-/** Reads a JSON array of notifications, naming the first bad entry. */
+/** Reads a JSON array of notifications, naming every bad entry. */
 export function parseNotificationsFile(text: string, file: string): NewNotification[] {
-  return parseNotificationEntries(parseJsonArray(text, file, 'notifications'), (i) => `${file}[${i}]`);
+  return parseNotificationEntries(parseJsonArray(text, file, 'notifications'), (i) => `${file}[${i}]`, { file });
 }
 
 function parseJsonArray(text: string, file: string, of: string): unknown[] {
@@ -499,20 +499,30 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
     throw new CliError(`${file} is not JSON: ${(err as Error).message}`);
   }
   if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of ${of}`);
-  for (const [i, entry] of data.entries()) {
-    const at = loneSurrogatePath(entry);
-    if (at !== null) {
-      throw new CliError(`${file}[${i}]${at ? `.${at}` : ''}: is not well-formed Unicode (a lone surrogate)`);
-    }
-  }
   return data;
 }
 
-/** Reads a JSON array of accounts (the data a report shows), naming the first bad entry. */
+/** How many bad entries an import's error lists; it counts the rest. */
+export const MAX_LISTED_PROBLEMS = 20;
+
+/**
+ * One bad entry is named on its own line, as `add`'s field is; several are all named (up to
+ * MAX_LISTED_PROBLEMS, the rest counted), so a file is mended in one pass, not one run per entry.
+ */
+function entriesError(problems: string[], source: string | undefined): CliError {
+  if (problems.length === 1 || source === undefined) return new CliError(problems[0] ?? 'no entry');
+  const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => `  ${p}`);
+  const rest = problems.length - listed.length;
+  if (rest > 0) listed.push(`  … and ${counted(rest, 'more bad entry', 'more bad entries')} not listed`);
+  return new CliError(`${source}: ${problems.length} bad entries; nothing was written:\n${listed.join('\n')}`);
+}
+
+/** Reads a JSON array of accounts (the data a report shows), naming every bad entry. */
 export function parseAccountsFile(text: string, file: string): NewAccount[] {
   const entries = validEntries(parseJsonArray(text, file, 'accounts'), {
     schema: newAccountSchema,
     where: (i) => `${file}[${i}]`,
+    source: file,
     noun: 'account',
     problem: (a) => {
       const problem = newIdProblem(a.id);
@@ -558,17 +568,18 @@ function shownValue(received: unknown): string {
 }
 
 /**
- * Validates notifications (schema, ids, cron, time zone, no id twice), naming the first bad one
+ * Validates notifications (schema, ids, cron, time zone, no id twice), naming every bad one
  * by `where`, and by its id when it is an import file's entry (`add` names its fields by option).
  */
 function parseNotificationEntries(
   entries: unknown[],
   where: (i: number) => string,
-  fieldName?: (field: string) => string,
+  { file, fieldName }: { file?: string; fieldName?: (field: string) => string },
 ): NewNotification[] {
   return validEntries(entries, {
     schema: newNotificationSchema,
     where,
+    ...(file !== undefined ? { source: file } : {}),
     ...(fieldName ? { fieldName } : { noun: 'notification' }),
     problem: (n) => {
       try {
@@ -586,7 +597,7 @@ function parseNotificationEntries(
 
 /**
  * The entries of an import, each checked by `schema` and then `problem`, no id twice: a
- * CliError names the first bad entry by `where` (and a field by `fieldName`). With a `noun`, a
+ * CliError names every bad entry by `where` (and a field by `fieldName`). With a `noun`, a
  * schema error also names the entry by its id (`f.json[3]: account acme: name: …`), as
  * `problem`'s messages do, when the entry has an id that can be one and the error is not about it.
  */
@@ -597,13 +608,23 @@ function validEntries<T extends { id: string }>(
     where: (i: number) => string;
     problem: (entry: T) => string | null;
     noun?: string;
+    /** The file, to head a list of several bad entries (`add` has one entry, and no file). */
+    source?: string;
     fieldName?: (field: string) => string;
     explain?: (path: string[], received: unknown) => string | undefined;
   },
 ): T[] {
-  const { schema, where, problem, noun, fieldName = (field) => field, explain = () => undefined } = o;
+  const { schema, where, problem, noun, source, fieldName = (field) => field, explain = () => undefined } = o;
   const seen = new Map<string, number>();
-  return entries.map((entry, i) => {
+  const problems: string[] = [];
+  const valid = entries.map((entry, i) => {
+    const at = loneSurrogatePath(entry);
+    if (at !== null) {
+      // Firestore cannot store it (JSON can write one as \ud800); named before the schema, whose
+      // message would not say why.
+      problems.push(`${where(i)}${at ? `.${at}` : ''}: is not well-formed Unicode (a lone surrogate)`);
+      return undefined;
+    }
     const parsed = schema.safeParse(entry);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -613,16 +634,22 @@ function validEntries<T extends { id: string }>(
       const received = keys.reduce<unknown>((v, k) => (v as Record<string, unknown> | null)?.[k], entry);
       const id = field === 'id' || noun === undefined ? undefined : entryId(entry);
       const named = id === undefined ? '' : `${noun} ${id}: `;
-      throw new CliError(`${where(i)}: ${named}${path}: ${explain(keys, received) ?? issue?.message}`);
+      problems.push(`${where(i)}: ${named}${path}: ${explain(keys, received) ?? issue?.message}`);
+      return undefined;
     }
     const e = parsed.data;
     const first = seen.get(e.id);
-    if (first !== undefined) throw new CliError(`${where(i)}: duplicate id ${e.id} (also ${where(first)})`);
+    if (first !== undefined) {
+      problems.push(`${where(i)}: duplicate id ${e.id} (also ${where(first)})`);
+      return undefined;
+    }
     seen.set(e.id, i);
     const why = problem(e);
-    if (why) throw new CliError(`${where(i)}: ${why}`);
+    if (why) problems.push(`${where(i)}: ${why}`);
     return e;
   });
+  if (problems.length > 0) throw entriesError(problems, source);
+  return valid as T[];
 }
 
 /**
@@ -922,7 +949,7 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
     );
     process.exitCode = EXIT.failed;
   }
-  // A reason is matched exactly, and one saved now has no blanks around it: the likely one named.
+  // A reason is matched exactly, and one saved now has no blanks around it and is in NFC: the likely one named.
   const hint = 'pausedReason' in selector && result.matched === 0 ? reasonHint(selector.pausedReason) : null;
   if (hint) process.stderr.write(`resume: ${hint.message}: try --paused-reason ${quoted(hint.reason)}\n`);
 }
@@ -1038,8 +1065,8 @@ Exit codes:
     .addHelpText(
       'after',
       `
-Every entry is checked before anything is written; a bad one is named
-(file[3]: notification <id>: invalid cron "…": …), and nothing is written.
+Every entry is checked before anything is written; every bad one is named (${MAX_LISTED_PROBLEMS}
+at most, the rest counted: file[3]: notification <id>: invalid cron "…": …), and nothing is written.
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that
 was paused comes back enabled (and its failure count cleared). Ids: see \`add --help\`.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
@@ -1077,7 +1104,7 @@ Fields of an account:
                           (12.5 is shown as ▲ 12.5%, -3 as ▼ 3.0%)
   highlights    optional, a list of strings, none blank
   dashboardUrl  optional, an http(s) URL, linked from the report (at most about 2,880 characters)
-Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written.
+Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written; every bad one is named (${MAX_LISTED_PROBLEMS} at most, the rest counted), and nothing is written.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
 ${STALL_HELP}`,
     )
@@ -1144,7 +1171,7 @@ need) and no blanks around it, and is in Unicode's composed form (NFC).`,
             },
           ],
           () => 'add',
-          (field) => ADD_OPTIONS[field] ?? field,
+          { fieldName: (field) => ADD_OPTIONS[field] ?? field },
         ) as [NewNotification];
         const db = await openFirestore(projectOf(program.opts()));
         try {
@@ -1253,7 +1280,7 @@ it again is safe.`,
     .argument('<id>', 'the notification id')
     .option(
       '--reason <text>',
-      `why, kept as its pausedReason without the blanks around it (1 to ${MAX_PAUSE_REASON_CHARS} characters, not blank or only invisible characters, no control or invisible character, as in an id; default "${DEFAULT_PAUSE_REASON}"; a notification already paused keeps its reason unless one is given, and the time it was paused)`,
+      `why, kept as its pausedReason without the blanks around it and in NFC (1 to ${MAX_PAUSE_REASON_CHARS} characters, not blank or only invisible characters, no control or invisible character, as in an id; default "${DEFAULT_PAUSE_REASON}"; a notification already paused keeps its reason unless one is given, and the time it was paused)`,
       newReasonText,
     )
     .action((id: string, o: { reason?: string }) => setEnabled(id, false, o.reason));

@@ -483,6 +483,26 @@ describe('SlackStandIn', () => {
     expect(slack.callCount).toEqual({});
   });
 
+  it.each([
+    ['a delay that is not a whole number of ms', [{ respond: { kind: 'delay', ms: 1.5 } }], /^0\.respond\.ms: /],
+    [
+      'times: 0, which would match no call',
+      [{ times: 0, respond: { kind: 'http', status: 503 } }],
+      /^0\.times: must be 1 or more/,
+    ],
+    ['an unknown kind', { rules: [{ respond: { kind: 'nope' } }] }, /^rules\.0\.respond\.kind: /],
+    ['a seed that is not a whole number', { rules: [], seed: 0.5 }, /^seed: /],
+  ])('refuses %s over HTTP, naming where it is in one message', async (_what, body, message) => {
+    slack.setFaults([{ channel: 'CKEEP', respond: { kind: 'slack_error', error: 'x' } }]);
+    const res = await admin('/_admin/faults', { method: 'POST', body });
+    expect(res.status).toBe(400);
+    const answer = (await res.json()) as { ok: boolean; error: string; message: string; issues: unknown[] };
+    expect([answer.ok, answer.error]).toEqual([false, 'invalid_faults']);
+    expect(answer.message).toMatch(message);
+    expect(answer.issues).toHaveLength(1);
+    expect(slack.faults.map((f) => f.rule.channel)).toEqual(['CKEEP']);
+  });
+
   it('refuses malformed fault rules over HTTP', async () => {
     const res = await admin('/_admin/faults', {
       method: 'POST',
@@ -503,10 +523,10 @@ describe('SlackStandIn', () => {
     const put = await admin('/_admin/faults', { method: 'PUT', body: [] });
     expect(put.status).toBe(405);
     expect(put.headers.get('allow')).toBe('GET, POST, DELETE, HEAD');
-    expect(await put.json()).toMatchObject({ error: 'method_not_allowed', method: 'PUT' });
+    expect(await put.json()).toMatchObject({ ok: false, error: 'method_not_allowed', method: 'PUT' });
     const unknown = await admin('/_admin/nope', { method: 'GET' });
     expect(unknown.status).toBe(404);
-    expect(await unknown.json()).toMatchObject({ error: 'not_found', path: '/_admin/nope' });
+    expect(await unknown.json()).toMatchObject({ ok: false, error: 'not_found', path: '/_admin/nope' });
     for (const path of ['/_admin', '/_admin/']) {
       const bare = await admin(path, { method: 'GET' });
       expect([path, bare.status, ((await bare.json()) as { error: string }).error]).toEqual([path, 404, 'not_found']);

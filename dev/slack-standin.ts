@@ -127,7 +127,8 @@ export const faultRuleSchema: z.ZodType<FaultRule> = z
   .strictObject({
     channel: z.string().min(1).optional(),
     channelPrefix: z.string().min(1).optional(),
-    times: z.number().int().min(0).optional(),
+    // 0 would match no call at all: a rule that does nothing is a mistake to say, not to keep.
+    times: z.number().int().min(1, 'must be 1 or more (leave it out for every matching call)').optional(),
     probability: z.number().min(0).max(1).optional(),
     respond: faultResponseSchema,
   })
@@ -135,13 +136,27 @@ export const faultRuleSchema: z.ZodType<FaultRule> = z
     message: 'give channel or channelPrefix, not both',
   });
 
-const faultsBodySchema = z.union([
-  z.array(faultRuleSchema),
-  z.strictObject({
-    rules: z.array(faultRuleSchema),
-    seed: z.number().int().optional(),
-  }),
-]);
+// Told apart by the body's shape, not by a union: a union's error for a bad rule would list
+// what each of its forms expected, where one error naming the rule's field is what helps.
+const faultsListSchema = z.array(faultRuleSchema);
+const faultsObjectSchema = z.strictObject({
+  rules: z.array(faultRuleSchema),
+  seed: z.number().int().optional(),
+});
+
+/** The rules (and seed) of a `POST /_admin/faults` body, or the issues that name what is wrong. */
+function parseFaultsBody(
+  body: unknown,
+): { ok: true; rules: FaultRule[]; seed?: number } | { ok: false; issues: z.core.$ZodIssue[] } {
+  if (Array.isArray(body)) {
+    const parsed = faultsListSchema.safeParse(body);
+    return parsed.success ? { ok: true, rules: parsed.data } : { ok: false, issues: parsed.error.issues };
+  }
+  const parsed = faultsObjectSchema.safeParse(body);
+  if (!parsed.success) return { ok: false, issues: parsed.error.issues };
+  const { rules, seed } = parsed.data;
+  return seed === undefined ? { ok: true, rules } : { ok: true, rules, seed };
+}
 
 type Params = Record<string, unknown>;
 type SlackAnswer = { ok: true; [key: string]: unknown } | { ok: false; error: string; [key: string]: unknown };
@@ -307,16 +322,19 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
     app.use(express.json({ limit: '1mb' }));
 
     app.post('/_admin/faults', (req, res) => {
-      const body = faultsBodySchema.safeParse(req.body);
-      if (!body.success) {
+      const body = parseFaultsBody(req.body);
+      if (!body.ok) {
+        const [first] = body.issues;
         res.status(400).json({
           ok: false,
           error: 'invalid_faults',
-          issues: body.error.issues,
+          // The first problem in words, its place in the body as a path (`0.respond.ms`).
+          message: first ? `${first.path.map(String).join('.') || '(body)'}: ${first.message}` : 'invalid',
+          issues: body.issues,
         });
         return;
       }
-      const { rules, seed } = Array.isArray(body.data) ? { rules: body.data, seed: undefined } : body.data;
+      const { rules, seed } = body;
       this.setFaults(rules, seed === undefined ? {} : { seed });
       res.json({ ok: true, faults: this.faults });
     });
@@ -341,10 +359,12 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
     });
     // The admin routes answer as an API does: a method a path does not take is a 405, a path
     // that is not one of them a 404, in JSON (Express's own answers are HTML pages).
-    app.all('/_admin/faults', methodNotAllowed(['GET', 'POST', 'DELETE']));
-    app.all('/_admin/posts', methodNotAllowed(['GET']));
-    app.all('/_admin/reset', methodNotAllowed(['POST']));
-    app.all(['/_admin', '/_admin/*rest'], notFound());
+    // Each with `ok: false`, as every other answer of the stand-in that is not a success.
+    const failed = { ok: false };
+    app.all('/_admin/faults', methodNotAllowed(['GET', 'POST', 'DELETE'], failed));
+    app.all('/_admin/posts', methodNotAllowed(['GET'], failed));
+    app.all('/_admin/reset', methodNotAllowed(['POST'], failed));
+    app.all(['/_admin', '/_admin/*rest'], notFound(failed));
 
     // Slack takes arguments from the query string as well as the body.
     app.all('/api/:method', async (req, res) => {

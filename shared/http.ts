@@ -84,20 +84,23 @@ export function routePath(req: Request): string {
  * A known path asked with a method it does not take: 405 with the `Allow` header, rather than
  * the 404 of a path that does not exist. Registered after the path's own routes.
  */
-export function methodNotAllowed(allow: readonly string[]): RequestHandler {
+export function methodNotAllowed(allow: readonly string[], fields: Record<string, unknown> = {}): RequestHandler {
   const methods = allow.includes('GET') && !allow.includes('HEAD') ? [...allow, 'HEAD'] : [...allow];
   return (req, res) => {
     res
       .set('Allow', methods.join(', '))
       .status(405)
-      .json({ error: 'method_not_allowed', method: req.method, allow: methods });
+      .json({ ...fields, error: 'method_not_allowed', method: req.method, allow: methods });
   };
 }
 
-/** Any route no handler took: a JSON 404 like every other answer of the services. */
-export function notFound(): RequestHandler {
+/**
+ * Any route no handler took: a JSON 404 like every other answer of the services. `fields` go
+ * first in the answer (the Slack stand-in's `ok: false`, as its every answer has).
+ */
+export function notFound(fields: Record<string, unknown> = {}): RequestHandler {
   return (req, res) => {
-    res.status(404).json({ error: 'not_found', path: routePath(req).slice(0, 200) });
+    res.status(404).json({ ...fields, error: 'not_found', path: routePath(req).slice(0, 200) });
   };
 }
 

@@ -221,6 +221,17 @@ describe('reasonHint (a reason selector that matched nothing)', () => {
     expect(reasonHint('maint')).toBeNull();
     expect(reasonHint('   ')).toBeNull();
   });
+
+  it('says when the reason a pause saves is in NFC and the selector was not', () => {
+    expect(reasonHint('cafe\u0301')).toEqual({
+      reason: 'caf\u00e9',
+      message: `no notification is paused for "cafe\u0301" exactly; a pause saves its reason in Unicode's composed form (NFC)`,
+    });
+    expect(reasonHint(' cafe\u0301')?.message).toMatch(
+      /without the blanks around it and in Unicode's composed form \(NFC\)$/,
+    );
+    expect(reasonHint('caf\u00e9')).toBeNull();
+  });
 });
 
 describe('quoted (a text in a message)', () => {
@@ -265,6 +276,12 @@ describe('checkedPauseReason (a new pause reason, for the CLI and the admin API)
     expect(checkedPauseReason('channel archived by ops')).toEqual({ reason: 'channel archived by ops' });
     // 500 characters once trimmed: the blanks around are not counted.
     expect(checkedPauseReason(` ${'🙂'.repeat(500)} `)).toEqual({ reason: '🙂'.repeat(500) });
+  });
+
+  it('keeps a reason in NFC, so "café" selects it however its é was typed', () => {
+    expect(checkedPauseReason('cafe\u0301 closed')).toEqual({ reason: 'caf\u00e9 closed' });
+    expect(checkedPauseReason('\uac00')).toEqual({ reason: '\uac00' });
+    expect(checkedPauseReason('\u1100\u1161')).toEqual({ reason: '\uac00' });
   });
 
   it.each(['', '   ', '\t\n', '\u200b', ' \u2060\u00ad ', '\u3164', '\ufeff'])('refuses %j as blank', (reason) => {

@@ -642,7 +642,8 @@ export const MAX_PAUSE_REASON_CHARS = 500;
  * both check a reason so; a reason stored before still selects its notifications as it is.
  */
 export function checkedPauseReason(given: string): { reason: string } | { problem: string } {
-  const reason = given.trim();
+  // In NFC, as ids are: "café" typed with a combining accent selects the same pauses as with é.
+  const reason = given.trim().normalize('NFC');
   if (looksBlank(reason)) return { problem: 'must not be empty or blank (only white space or invisible characters)' };
   const chars = characterCount(reason);
   if (chars > MAX_PAUSE_REASON_CHARS) return { problem: `at most ${MAX_PAUSE_REASON_CHARS} characters, got ${chars}` };
@@ -654,16 +655,21 @@ export function checkedPauseReason(given: string): { reason: string } | { proble
 
 /**
  * For a reason selector that matched nothing: the reason as a pause saves it now, when that
- * differs (blanks around it), with a sentence saying so; or null. A reason saved before may
- * still hold them, so a selector is matched exactly as given, and this only says what else to
- * try (the CLI's `resume --paused-reason`, the admin API's bulk resume).
+ * differs (blanks around it, not in NFC), with a sentence saying so; or null. A reason saved
+ * before may still differ so, so a selector is matched exactly as given, and this only says what
+ * else to try (the CLI's `resume --paused-reason`, the admin API's bulk resume).
  */
 export function reasonHint(given: string): { reason: string; message: string } | null {
   const checked = checkedPauseReason(given);
   if (!('reason' in checked) || checked.reason === given) return null;
+  const trimmed = given.trim();
+  const how = [
+    ...(trimmed !== given ? ['without the blanks around it'] : []),
+    ...(trimmed.normalize('NFC') !== trimmed ? ["in Unicode's composed form (NFC)"] : []),
+  ].join(' and ');
   return {
     reason: checked.reason,
-    message: `no notification is paused for ${quoted(given)} exactly; a pause saves its reason without the blanks around it`,
+    message: `no notification is paused for ${quoted(given)} exactly; a pause saves its reason ${how}`,
   };
 }
 
