@@ -88,7 +88,28 @@ const GROUP_GONE_MS = 2000;
 
 /** A progress bar of the run, on stderr: off a terminal (a pipe, a log file), a line every 5 s instead. */
 function progressBar(format: string): SingleBar {
-  return new SingleBar({ format: `  ${format}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 5000 });
+  const bar = new SingleBar({ format: `  ${format}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 5000 });
+  liveBars.add(bar);
+  bar.once('stop', () => liveBars.delete(bar));
+  return bar;
+}
+
+/** The progress bars drawing now (a tick's deliveries, seeding), for a stop to end them. */
+const liveBars = new Set<SingleBar>();
+
+/**
+ * Ends the bars drawing now without drawing them again, before a stop says why: a bar's last
+ * state printed after that line (off a terminal, a line of its own) would read as the run going
+ * on. On a terminal the bar's line is left as it was, the cursor shown again below it.
+ */
+function endBarsQuietly(): void {
+  for (const bar of [...liveBars]) {
+    bar.render = () => undefined;
+    // Off a terminal the bar prints whole lines: its closing new line would be a blank one.
+    if (!process.stderr.isTTY)
+      (bar as unknown as { options: { clearOnComplete: boolean } }).options.clearOnComplete = true;
+    bar.stop();
+  }
 }
 
 /** What a stop says once done: whether anything it started is left. */
@@ -187,6 +208,7 @@ async function main(): Promise<number> {
   // Resolves with the processes whose group still had a process in it once the stop was done.
   const stopAll = (): Promise<ChildProcess[]> => {
     stopping = true;
+    endBarsQuietly();
     seeding.abort();
     stopped ??= (async () => {
       for (const fn of processes.reverse()) await fn().catch(() => undefined);
@@ -224,10 +246,22 @@ async function main(): Promise<number> {
   // script execs node so that it reaches this process); SIGHUP (the terminal closed). Each stops
   // everything, then exits 128 + the signal's number (130 for Ctrl-C).
   let stopCode = 130;
+  // Calls the Slack stand-in holds under a delay rule: a stop drops them, and says how many.
+  let heldCalls = () => 0;
+  const sayDropped = () => {
+    const held = heldCalls();
+    if (held > 0) {
+      say(
+        `${counted(held, 'call')} held by a delay rule at the Slack stand-in ${held === 1 ? 'is' : 'are'} dropped: ${held === 1 ? 'its post does' : 'their posts do'} not land`,
+      );
+    }
+  };
   const stopOn = (why: string, code: number) => {
     if (stopping) return;
     stopCode = code;
+    endBarsQuietly();
     say(`\n${why}: stopping everything this run started…`);
+    sayDropped();
     void stopAll().then((left) => {
       say(stoppedLine(left));
       process.exit(code);
@@ -238,7 +272,9 @@ async function main(): Promise<number> {
   const failRun = (why: string) => {
     if (stopping) return;
     stopCode = 1;
+    endBarsQuietly();
     process.stderr.write(`\nnpm start: ${why}; stopping everything this run started…\n`);
+    sayDropped();
     void stopAll().then((left) => {
       say(stoppedLine(left));
       process.exit(1);
@@ -295,6 +331,8 @@ async function main(): Promise<number> {
     if (!realSlack) {
       standIn = new SlackStandIn({ token: STANDIN_TOKEN });
       slackApiUrl = (await standIn.start(opts.slackPort)).url;
+      const started = standIn;
+      heldCalls = () => started.heldCount;
       // Posts land while the tick is still publishing, so the listener is on from the start; a
       // tick's lines wait until its size is known (postLines).
       // A delivery posted before is marked where it lands, not only counted in the last line.

@@ -262,6 +262,59 @@ describe('npm start, a service killed', () => {
   }, 180_000);
 });
 
+describe('npm start, an emulator killed', () => {
+  test('the Pub/Sub emulator killed under the progress bar: the run names it, says the held posts are dropped, draws no bar after, exits 1', async () => {
+    const [pubsubPort, slackPort] = [await freePort(), await freePort()];
+    // 200 deliveries: past the lines printed one by one, so a progress bar (on stderr) shows them.
+    const child = spawnLocal(['-n', '200', '--pubsub-port', String(pubsubPort), '--slack-port', String(slackPort)]);
+    const lines: string[] = [];
+    let killed = 0;
+    const pidOn = (port: number) =>
+      Number(
+        execFileSync('ss', ['-ltnpH', `sport = :${port}`])
+          .toString()
+          .match(/pid=(\d+)/)?.[1],
+      );
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      lines.push(line);
+      // Every post held for 10 minutes, from before the tick goes out.
+      if (/^Slack stand-in at /.test(line)) {
+        void fetch(`http://127.0.0.1:${slackPort}/_admin/faults`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify([{ respond: { kind: 'delay', ms: 600_000 } }]),
+        });
+      }
+    });
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      lines.push(`stderr: ${line}`);
+      // The bar's first line, once some calls are held: then the emulator's Java goes.
+      if (killed === 0 && /deliveries \[/.test(line)) {
+        killed = pidOn(pubsubPort);
+        setTimeout(() => process.kill(killed, 'SIGKILL'), 2000);
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
+      child.on('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    const output = lines.join('\n');
+    expect(killed).toBeGreaterThan(0);
+    expect(code).toBe(1);
+    const stop = lines.findIndex((l) =>
+      /the Pub\/Sub emulator exited \(SIGKILL\).*stopping everything this run started/.test(l),
+    );
+    expect(stop).toBeGreaterThan(0);
+    const after = lines.slice(stop + 1);
+    expect(after.filter((l) => /deliveries \[/.test(l))).toEqual([]);
+    expect(after.join('\n')).toMatch(/^\d+ calls? held by a delay rule at the Slack stand-in (is|are) dropped: /m);
+    expect(output).toContain('stopped: nothing this run started is left running');
+  }, 180_000);
+});
+
 describe('npm start without Java', () => {
   test('says the emulators need Java, quoting the emulator’s log and naming it; exit 1', async () => {
     // A PATH with everything /usr/bin and /bin hold but java.
