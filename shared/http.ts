@@ -36,6 +36,9 @@ export function jsonBody(limit = '256kb') {
 /** The Content-Types read as JSON. */
 export const JSON_TYPES = ['application/json', 'application/*+json'];
 
+/** JSON patches (RFC 7396, RFC 6902): JSON by their type, but no route here takes a patch. */
+const PATCH_TYPES = ['application/merge-patch+json', 'application/json-patch+json'];
+
 /**
  * Reads and drops a body the route does not use, whatever its type (a Cloud Scheduler job's
  * body is whatever its owner typed), up to `limit`: past it, 413.
@@ -55,6 +58,15 @@ export function hasBody(req: Request): boolean {
  */
 export function requireJson(opts: { optional?: boolean } = {}): RequestHandler {
   return (req, res, next) => {
+    // A patch is JSON that means "change these fields", and no route here reads it so: a `PUT`
+    // taking one as a whole notification would drop every field the patch leaves out.
+    if (hasBody(req) && req.is(PATCH_TYPES)) {
+      res.status(415).json({
+        error: 'unsupported_media_type',
+        message: `a patch (${req.get('content-type')?.split(';')[0]?.trim()}) is not taken: send the whole body as application/json`,
+      });
+      return;
+    }
     if ((hasBody(req) || !opts.optional) && !req.is(JSON_TYPES)) {
       res.status(415).json({ error: 'unsupported_media_type', message: 'send the body as application/json' });
       return;

@@ -194,6 +194,31 @@ describe('admin API: requests (fake ports)', () => {
     expect(none.status).toBe(415);
   });
 
+  test.each(['application/merge-patch+json', 'application/json-patch+json; charset=utf-8'])(
+    'PUT refuses a patch (%s) with 415, saying to send the whole body: it would be saved as the whole notification',
+    async (type) => {
+      const save = jest.fn(fakePorts().saveNotification);
+      const res = await request(appWith(fakePorts({ saveNotification: save })))
+        .put('/admin/notifications/n-1')
+        .set('authorization', bearer())
+        .set('content-type', type)
+        .send(JSON.stringify({ title: 'only this' }));
+      expect(res.status).toBe(415);
+      expect(res.body).toEqual({
+        error: 'unsupported_media_type',
+        message: `a patch (${type.split(';')[0]}) is not taken: send the whole body as application/json`,
+      });
+      expect(save).not.toHaveBeenCalled();
+      // Another JSON type is still JSON.
+      const vendor = await request(appWith(fakePorts()))
+        .put('/admin/notifications/n-1')
+        .set('authorization', bearer())
+        .set('content-type', 'application/vnd.api+json')
+        .send(JSON.stringify({}));
+      expect(vendor.status).not.toBe(415);
+    },
+  );
+
   test('POST pause takes an empty body or JSON, not a form', async () => {
     const ports = fakePorts({ setNotificationEnabled: async () => changed });
     const app = appWith(ports);
