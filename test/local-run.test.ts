@@ -1,4 +1,4 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -68,6 +68,26 @@ function runAndStop(
       clearTimeout(timer);
       const ports = lines.flatMap((l) => [...l.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1])));
       resolve({ code, lines, ports, exitedWithinMs: Date.now() - stoppedAt });
+    });
+  });
+}
+
+/** The process listening on a loopback port (`ss` names it), to kill one the run started. */
+function pidOn(port: number | string | undefined): number {
+  return Number(
+    execFileSync('ss', ['-ltnpH', `sport = :${port}`])
+      .toString()
+      .match(/pid=(\d+)/)?.[1],
+  );
+}
+
+/** A child's exit code, or null once killed for not exiting within `ms`. */
+function exitCodeOf(child: ChildProcess, ms: number): Promise<number | null> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.on('exit', (c) => {
+      clearTimeout(timer);
+      resolve(c);
     });
   });
 }
@@ -212,12 +232,6 @@ describe('npm start, a service killed', () => {
     ]);
     const lines: string[] = [];
     const killed: number[] = [];
-    const pidOn = (port: string | undefined) =>
-      Number(
-        execFileSync('ss', ['-ltnpH', `sport = :${port}`])
-          .toString()
-          .match(/pid=(\d+)/)?.[1],
-      );
     createInterface({ input: child.stdout }).on('line', (line) => {
       lines.push(line);
       // Both killed once the demo data is in, as the tick goes out: it finds no dispatcher, or
@@ -233,13 +247,7 @@ describe('npm start, a service killed', () => {
       }
     });
     child.stderr.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString().trim()}`));
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
-      child.on('exit', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
+    const code = await exitCodeOf(child, 170_000);
     const output = lines.join('\n');
     expect(killed).toHaveLength(2);
     expect(killed.every((pid) => pid > 0)).toBe(true);
@@ -269,12 +277,6 @@ describe('npm start, an emulator killed', () => {
     const child = spawnLocal(['-n', '200', '--pubsub-port', String(pubsubPort), '--slack-port', String(slackPort)]);
     const lines: string[] = [];
     let killed = 0;
-    const pidOn = (port: number) =>
-      Number(
-        execFileSync('ss', ['-ltnpH', `sport = :${port}`])
-          .toString()
-          .match(/pid=(\d+)/)?.[1],
-      );
     createInterface({ input: child.stdout }).on('line', (line) => {
       lines.push(line);
       // Every post held for 10 minutes, from before the tick goes out.
@@ -294,13 +296,7 @@ describe('npm start, an emulator killed', () => {
         setTimeout(() => process.kill(killed, 'SIGKILL'), 2000);
       }
     });
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
-      child.on('exit', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
+    const code = await exitCodeOf(child, 150_000);
     const output = lines.join('\n');
     expect(killed).toBeGreaterThan(0);
     expect(code).toBe(1);
