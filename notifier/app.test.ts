@@ -71,6 +71,59 @@ function envelope(notificationId = 'n-1', occ = occurrence) {
 /** Statuses Pub/Sub push takes as an ack. */
 const ACK = [102, 200, 201, 202, 204];
 
+describe('notifier app logs', () => {
+  const traceId = '0123456789abcdef0123456789abcdef';
+  const trace = { 'logging.googleapis.com/trace': `projects/test-project/traces/${traceId}` };
+
+  it("binds the push's trace id with the delivery's ids on its lines, and on an invalid push's", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({
+      service: 'test',
+      level: 'info',
+      destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
+    });
+    const { app, slack } = setup({ log });
+    const ok = await request(app)
+      .post(TOPOLOGY.pushPath)
+      .set('x-cloud-trace-context', `${traceId}/1;o=1`)
+      .send(envelope());
+    expect(ok.status).toBe(204);
+    expect(slack.posts).toHaveLength(1);
+    const delivered = lines.filter((l) => l.deliveryId === deliveryIdOf('n-1', occurrence));
+    expect(delivered.length).toBeGreaterThan(0);
+    for (const line of delivered) expect(line).toMatchObject({ ...trace, notificationId: 'n-1', messageId: '1' });
+    // Each key once: the trace bound beside the ids, not in a child of a child.
+    const raw: string[] = [];
+    const rawLog = createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => raw.push(l) } });
+    await request(setup({ log: rawLog }).app)
+      .post(TOPOLOGY.pushPath)
+      .set('x-cloud-trace-context', `${traceId}/1;o=1`)
+      .send(envelope());
+    expect(raw.length).toBeGreaterThan(0);
+    for (const line of raw) expect(line.split('"logging.googleapis.com/trace"').length).toBe(2);
+
+    lines.length = 0;
+    const broken = envelope();
+    broken.message.data = 'not base64!';
+    const bad = await request(app).post(TOPOLOGY.pushPath).set('x-cloud-trace-context', `${traceId}/2`).send(broken);
+    expect(bad.status).toBe(204);
+    expect(lines.find((l) => String(l.message).startsWith('invalid push acked'))).toMatchObject(trace);
+  });
+
+  it('leaves the trace out of a push that has no trace header', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({
+      service: 'test',
+      level: 'info',
+      destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
+    });
+    const { app } = setup({ log });
+    expect((await request(app).post(TOPOLOGY.pushPath).send(envelope())).status).toBe(204);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(line).not.toHaveProperty(['logging.googleapis.com/trace']);
+  });
+});
+
 describe('notifier app POST /push', () => {
   it('answers 405, with Allow, for /push and /dead-letter asked with another method; 404 for a path it has not', async () => {
     const { app } = setup();

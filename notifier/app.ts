@@ -118,7 +118,9 @@ export function createApp(deps: NotifierDeps): Express {
 
   app.post(TOPOLOGY.pushPath, ...guards, ...body, draining, async (req, res) => {
     const started = Date.now();
-    const result = await handlePush(req.body, { ...deps, log: req.log });
+    // The service's logger and the request's fields: the push binds them with the delivery's
+    // ids in one child logger, where `req.log` would be a child made for the push to make another.
+    const result = await handlePush(req.body, { ...deps, log: deps.log, logFields: req.logFields });
     const status = pushStatus(result);
     if (result.kind === 'retry') {
       const room = (deps.deadlineMs ?? MAX_PRODUCTION_HOLD_MS) - (Date.now() - started);

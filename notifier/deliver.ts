@@ -39,6 +39,11 @@ export interface DeliverDeps {
   runs: Pick<RunStore, 'getRun'>;
   slack: SlackPort;
   log: Logger;
+  /**
+   * Fields every line about this push carries (its trace id), bound with the delivery's ids in
+   * one child logger of `log`, not a child of a child: a push's logger is made once.
+   */
+  logFields?: Record<string, string>;
   claimTtlMs: number;
   pauseAfterFailures: number;
   clock?: () => Date;
@@ -106,7 +111,7 @@ export async function handlePush(body: unknown, deps: DeliverDeps): Promise<Deli
     timer = setTimeout(() => {
       // Marked before the answer: the attempt, still running, must not post after it.
       known.answered = true;
-      deps.log.warn(
+      pushLog(deps).warn(
         { deadlineMs: deps.deadlineMs, deliveryId: known.deliveryId },
         'push not finished by its deadline; answered retry',
       );
@@ -120,6 +125,11 @@ export async function handlePush(body: unknown, deps: DeliverDeps): Promise<Deli
   }
 }
 
+/** The push's logger before its delivery is known: `log` with the push's own fields (its trace). */
+function pushLog(deps: Pick<DeliverDeps, 'log' | 'logFields'>): Logger {
+  return deps.logFields && Object.keys(deps.logFields).length > 0 ? deps.log.child(deps.logFields) : deps.log;
+}
+
 /** What an attempt shares with its deadline: the delivery it is for, and whether it was answered. */
 type Attempt = { deliveryId: string | null; answered: boolean };
 
@@ -131,10 +141,8 @@ async function deliver(
   const clock = deps.clock ?? (() => new Date());
   const parsed = parsePushBody(body);
   if (!parsed.ok) {
-    deps.log.warn(
-      { deliveryId: parsed.deliveryId, messageId: parsed.messageId },
-      `invalid push acked: ${parsed.reason}`,
-    );
+    const log = pushLog(deps);
+    log.warn({ deliveryId: parsed.deliveryId, messageId: parsed.messageId }, `invalid push acked: ${parsed.reason}`);
     if (parsed.deliveryId) {
       // Recorded where the envelope names its delivery, so an operator can see it.
       const now = clock();
@@ -143,7 +151,7 @@ async function deliver(
       // delivery that a good message is carrying. It counts in the run its attributes name.
       const init = parsed.runId ? { runId: parsed.runId } : {};
       await deps.ledger.recordInvalid(parsed.deliveryId, toRecord(err, now), now, init).catch((e) => {
-        deps.log.warn({ deliveryId: parsed.deliveryId, err: errorMessage(e) }, 'could not record the invalid push');
+        log.warn({ deliveryId: parsed.deliveryId, err: errorMessage(e) }, 'could not record the invalid push');
       });
     }
     return { kind: 'ack', reason: 'invalid_message', deliveryId: parsed.deliveryId };
@@ -153,6 +161,7 @@ async function deliver(
   const deliveryId = deliveryIdOf(message.notificationId, message.occurrence);
   known.deliveryId = deliveryId;
   const log = deps.log.child({
+    ...deps.logFields,
     deliveryId,
     notificationId: message.notificationId,
     runId: message.runId,

@@ -12,17 +12,36 @@ import { traceFields } from './logger';
 
 declare module 'express-serve-static-core' {
   interface Request {
+    /** The request's logger, with its trace id: made when first used. */
     log: Logger;
+    /** The fields `log` binds (the trace id), for a route that makes one child logger of its own. */
+    logFields: Record<string, string>;
   }
 }
 
-/** The base every service app starts from: no x-powered-by, a per-request logger with the trace id. */
+/**
+ * The base every service app starts from: no x-powered-by, a per-request logger with the trace
+ * id. The logger is made on first use: a push makes one child logger of its own, with the
+ * trace and the delivery's ids together, and a child made for nothing costs it measurably.
+ */
 export function baseApp(log: Logger, projectId: string): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', true);
   app.use((req: Request, _res: Response, next: NextFunction) => {
-    req.log = log.child(traceFields(req.header('x-cloud-trace-context'), projectId));
+    const fields = traceFields(req.header('x-cloud-trace-context'), projectId);
+    let child: Logger | undefined;
+    req.logFields = fields;
+    Object.defineProperty(req, 'log', {
+      configurable: true,
+      get: () => {
+        child ??= log.child(fields);
+        return child;
+      },
+      set: (given: Logger) => {
+        child = given;
+      },
+    });
     next();
   });
   return app;

@@ -218,9 +218,14 @@ export function parsePushBody(body: unknown): ParseResult {
   const m = env.data.message;
   const messageId = m.messageId ?? m.message_id ?? null;
   const attributes = m.attributes ?? {};
-  const deliveryId = idAttribute(attributes.deliveryId);
-  const runId = idAttribute(attributes.runId, 1100);
-  const fail = (reason: string): ParseResult => ({ ok: false, reason, deliveryId, runId, messageId });
+  // The attributes' ids are read only for a message refused: a good one's come from its body.
+  const fail = (reason: string): ParseResult => ({
+    ok: false,
+    reason,
+    deliveryId: idAttribute(attributes.deliveryId),
+    runId: idAttribute(attributes.runId, 1100),
+    messageId,
+  });
 
   if (!m.data) return fail('message.data is missing');
   if (m.data.length % 4 !== 0 || !BASE64.test(m.data)) return fail('message.data is not base64');
