@@ -496,7 +496,8 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new CliError(`${file} is not JSON: ${(err as Error).message}`);
+    // JSON.parse quotes the text around the fault, line breaks and all: one line, as \n.
+    throw new CliError(`${file} is not JSON: ${(err as Error).message.replace(/\r?\n/g, '\\n')}`);
   }
   if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of ${of}`);
   return data;

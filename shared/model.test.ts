@@ -76,6 +76,20 @@ describe('zod messages for text too short or too long, and numbers out of range 
       'Invalid input',
     ]);
   });
+
+  it('name a field left out as missing, with what it should hold', () => {
+    const schema = z.object({ s: z.string(), n: z.number(), o: z.object({}), a: z.array(z.string()) });
+    expect(schema.safeParse({}).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      's: is missing (expected a string)',
+      'n: is missing (expected a number)',
+      'o: is missing (expected an object)',
+      'a: is missing (expected an array)',
+    ]);
+    // A value of the wrong type keeps zod's words.
+    expect(schema.safeParse({ s: 1, n: 1, o: {}, a: [] }).error?.issues[0]?.message).toBe(
+      'Invalid input: expected string, received number',
+    );
+  });
 });
 
 describe('controlCharacterProblem (text made now that is printed in lists and logs)', () => {

@@ -463,6 +463,19 @@ describe('validateSchedule', () => {
     expect(err.message).toContain(JSON.stringify(cron));
   });
 
+  it.each(['0 0 30 2 *', '0 0 31 4 *', '0 0 31 2,4,6,9,11 *'])(
+    'rejects %j, a day none of its months has, saying so in words',
+    (cron) => {
+      expect(rejection({ cron, timezone: 'UTC' }).message).toBe(
+        `invalid cron ${JSON.stringify(cron)}: no month it names has that day of the month (February has 29 days at most; April, June, September and November 30), so it would never run`,
+      );
+    },
+  );
+
+  it.each(['0 0 29 2 *', '0 0 31 1-12 *', '0 0 30 2,3 *'])('accepts %j, a day one of its months has', (cron) => {
+    expect(() => validateSchedule({ cron, timezone: 'UTC' })).not.toThrow();
+  });
+
   it.each(['', '   ', '\t'])('says a blank cron %j is blank, not that it has 1 field', (cron) => {
     const err = rejection({ cron, timezone: 'Europe/Paris' });
     expect(err).toBeInstanceOf(InvalidScheduleError);

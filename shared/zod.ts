@@ -26,6 +26,11 @@ z.config({
     if (typeof issue.input === 'number' && !Number.isFinite(issue.input) && expectsNumber(issue)) {
       return `is not a finite number (${issue.input})`;
     }
+    // A field left out: zod says "expected string, received undefined", which reads as a type
+    // gone wrong. A JSON body or file cannot hold undefined, so the field is missing.
+    if (issue.code === 'invalid_type' && issue.input === undefined && typeof issue.expected === 'string') {
+      return `is missing (expected ${/^[aeiou]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected})`;
+    }
     if (issue.origin === 'number' && issue.code === 'too_small') {
       return issue.inclusive ? `must be at least ${issue.minimum}` : `must be more than ${issue.minimum}`;
     }
