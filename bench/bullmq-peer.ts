@@ -5,7 +5,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { demoAccounts } from '../dev/demo';
 import { killGroup } from '../dev/emulators';
-import { containerCommand } from '../dev/processes';
+import { containerNodeFlags } from '../dev/processes';
 import type { SlackStandIn } from '../dev/slack-standin';
 import { notificationDoc } from '../shared/notifications';
 import { WARM_UP_REQUESTS } from './capacity';
@@ -71,8 +71,7 @@ async function startWorker(
   const out = openSync(join(logDir, 'bullmq-worker.log'), 'a');
   // Under the notifier's Node flags (its container's heap cap), so both sides' CPU is measured
   // under the same heap, and so the same collector's work.
-  const nodeFlags = containerCommand('notifier').filter((a) => a.startsWith('--'));
-  const child = spawn(process.execPath, [...nodeFlags, join(__dirname, 'bullmq-worker.js')], {
+  const child = spawn(process.execPath, [...containerNodeFlags('notifier'), join(__dirname, 'bullmq-worker.js')], {
     env: {
       ...process.env,
       REDIS_PORT: String(redisPort),

@@ -496,11 +496,22 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
   try {
     data = JSON.parse(text);
   } catch (err) {
-    // JSON.parse quotes the text around the fault, line breaks and all: one line, as \n.
-    throw new CliError(`${file} is not JSON: ${(err as Error).message.replace(/\r?\n/g, '\\n')}`);
+    // JSON.parse quotes the text around the fault, line breaks and all: one line, its control
+    // characters written as escapes (\n, \r, \t, \u0000).
+    throw new CliError(`${file} is not JSON: ${escapedControls((err as Error).message)}`);
   }
   if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of ${of}`);
   return data;
+}
+
+const CONTROL_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** Text with its control characters written as escapes, so that it prints as one line. */
+function escapedControls(text: string): string {
+  return text.replace(
+    /\p{Cc}/gu,
+    (c) => CONTROL_ESCAPES[c] ?? `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** How many bad entries an import's error lists; it counts the rest. */
@@ -1268,7 +1279,7 @@ it again is safe.`,
     });
   const reasonText = nonBlankText(MAX_PAUSE_REASON_CHARS);
   // A new reason is checked as the admin API checks it (checkedPauseReason): kept without the
-  // blanks around it. A selector (--paused-reason) takes any stored reason, to resume those made before.
+  // blanks around it, in NFC. A selector (--paused-reason) takes any stored reason, to resume those made before.
   const newReasonText = (value: string): string => {
     const checked = checkedPauseReason(value);
     // One line, as `add` names a bad option: not Commander's echo of the value and the whole help.

@@ -89,6 +89,8 @@ const GROUP_GONE_MS = 2000;
 /** A progress bar of the run, on stderr: off a terminal (a pipe, a log file), a line every 5 s instead. */
 function progressBar(format: string): SingleBar {
   const bar = new SingleBar({ format: `  ${format}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 5000 });
+  // One made once a stop has begun (a tick that was in flight, seeding's delayed bar) never draws.
+  if (barsEnded) silence(bar);
   liveBars.add(bar);
   bar.once('stop', () => liveBars.delete(bar));
   return bar;
@@ -96,6 +98,18 @@ function progressBar(format: string): SingleBar {
 
 /** The progress bars drawing now (a tick's deliveries, seeding), for a stop to end them. */
 const liveBars = new Set<SingleBar>();
+/** Set by a stop: no bar draws from then on. */
+let barsEnded = false;
+
+/**
+ * A bar that draws nothing more: on a terminal its line is left as it was, the cursor shown
+ * again below it; off one, where the bar prints whole lines, not even its closing new line.
+ */
+function silence(bar: SingleBar): void {
+  bar.render = () => undefined;
+  if (!process.stderr.isTTY)
+    (bar as unknown as { options: { clearOnComplete: boolean } }).options.clearOnComplete = true;
+}
 
 /**
  * Ends the bars drawing now without drawing them again, before a stop says why: a bar's last
@@ -103,11 +117,9 @@ const liveBars = new Set<SingleBar>();
  * on. On a terminal the bar's line is left as it was, the cursor shown again below it.
  */
 function endBarsQuietly(): void {
+  barsEnded = true;
   for (const bar of [...liveBars]) {
-    bar.render = () => undefined;
-    // Off a terminal the bar prints whole lines: its closing new line would be a blank one.
-    if (!process.stderr.isTTY)
-      (bar as unknown as { options: { clearOnComplete: boolean } }).options.clearOnComplete = true;
+    silence(bar);
     bar.stop();
   }
 }
@@ -247,9 +259,11 @@ async function main(): Promise<number> {
   // everything, then exits 128 + the signal's number (130 for Ctrl-C).
   let stopCode = 130;
   // Calls the Slack stand-in holds under a delay rule: a stop drops them, and says how many.
-  let heldCalls = () => 0;
+  // The stand-in is stopped first, so that none lands while the services drain (a delay
+  // shorter than their grace would), and the count said is the count dropped.
+  let dropHeld = () => 0;
   const sayDropped = () => {
-    const held = heldCalls();
+    const held = dropHeld();
     if (held > 0) {
       say(
         `${counted(held, 'call')} held by a delay rule at the Slack stand-in ${held === 1 ? 'is' : 'are'} dropped: ${held === 1 ? 'its post does' : 'their posts do'} not land`,
@@ -332,7 +346,11 @@ async function main(): Promise<number> {
       standIn = new SlackStandIn({ token: STANDIN_TOKEN });
       slackApiUrl = (await standIn.start(opts.slackPort)).url;
       const started = standIn;
-      heldCalls = () => started.heldCount;
+      dropHeld = () => {
+        const held = started.heldCount;
+        void started.stop();
+        return held;
+      };
       // Posts land while the tick is still publishing, so the listener is on from the start; a
       // tick's lines wait until its size is known (postLines).
       // A delivery posted before is marked where it lands, not only counted in the last line.

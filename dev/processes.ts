@@ -29,6 +29,11 @@ export function containerCommand(service: 'dispatcher' | 'notifier'): string[] {
   return argv as string[];
 }
 
+/** The Node flags of a service's container (its Dockerfile's CMD between `node` and the script). */
+export function containerNodeFlags(service: 'dispatcher' | 'notifier'): string[] {
+  return containerCommand(service).slice(1, -1);
+}
+
 /**
  * Starts a service from `dist/` with the command its container runs (the Node flags and entry
  * of its Dockerfile's CMD), in its own process group, and waits until it listens.
@@ -69,11 +74,10 @@ async function startServiceOn(
   opts: Parameters<typeof startService>[2] & object,
   port: number,
 ): Promise<ServiceProcess> {
-  const args = containerCommand(name).slice(1);
-  const entry = opts.entry ?? join(ROOT, args.at(-1) ?? '');
+  const entry = opts.entry ?? join(ROOT, containerCommand(name).at(-1) ?? '');
   const out = opts.logFile ? openSync(opts.logFile, 'a') : 'ignore';
   const logStart = opts.logFile ? statSync(opts.logFile).size : 0;
-  const child = spawn(process.execPath, [...args.slice(0, -1), ...(opts.nodeArgs ?? []), entry], {
+  const child = spawn(process.execPath, [...containerNodeFlags(name), ...(opts.nodeArgs ?? []), entry], {
     env: { ...env, PORT: String(port) },
     stdio: ['ignore', out, out],
     detached: true,

@@ -503,6 +503,22 @@ describe('SlackStandIn', () => {
     expect(slack.faults.map((f) => f.rule.channel)).toEqual(['CKEEP']);
   });
 
+  it('refuses rules sent as a form (curl -d without a Content-Type) with 415, saying to send JSON', async () => {
+    slack.setFaults([{ channel: 'CKEEP', respond: { kind: 'slack_error', error: 'x' } }]);
+    const rules = JSON.stringify([{ respond: { kind: 'http', status: 503 } }]);
+    for (const init of [
+      { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: rules },
+      { method: 'POST' },
+    ]) {
+      const res = await fetch(new URL('/_admin/faults', url), init);
+      expect(res.status).toBe(415);
+      const answer = (await res.json()) as { ok: boolean; error: string; message: string };
+      expect([answer.ok, answer.error]).toEqual([false, 'invalid_faults']);
+      expect(answer.message).toMatch(/^send the rules as JSON \(Content-Type: application\/json\): an array of rules/);
+    }
+    expect(slack.faults.map((f) => f.rule.channel)).toEqual(['CKEEP']);
+  });
+
   it('refuses malformed fault rules over HTTP', async () => {
     const res = await admin('/_admin/faults', {
       method: 'POST',

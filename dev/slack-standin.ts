@@ -322,6 +322,15 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
     app.use(express.json({ limit: '1mb' }));
 
     app.post('/_admin/faults', (req, res) => {
+      // `curl -d '[…]'` without a Content-Type sends a form: the rules must come as JSON.
+      if (!req.is('application/json')) {
+        res.status(415).json({
+          ok: false,
+          error: 'invalid_faults',
+          message: `send the rules as JSON (Content-Type: application/json): an array of rules or {"rules": […], "seed": n}; the Content-Type was ${req.get('content-type') === undefined ? 'missing' : JSON.stringify(req.get('content-type'))}`,
+        });
+        return;
+      }
       const body = parseFaultsBody(req.body);
       if (!body.ok) {
         const [first] = body.issues;

@@ -152,7 +152,7 @@ function notificationNotFound(id: string): { error: 'notification_not_found'; id
 
 const pauseBody = z.strictObject({
   // Checked and kept as `slack-fanout pause --reason` keeps it (checkedPauseReason): without the
-  // blanks around it, not blank, no control character. A stored reason still selects as it is.
+  // blanks around it, in NFC, not blank, no control character. A stored reason still selects as it is.
   reason: z
     .string()
     .transform((r, ctx) => {
@@ -354,7 +354,7 @@ export function adminRouter(deps: AdminDeps): Router {
     audit(req, res, 'resume-paused', { ...selector, dryRun });
     const result = await deps.resumePaused(selector, { dryRun });
     const { ids, unlisted, ...counts } = result;
-    // A reason is matched exactly, and one saved now has no blanks around it: the likely one named.
+    // A reason is matched exactly, and one saved now has no blanks around it and is in NFC: the likely one named.
     const hint = pausedReason !== undefined && result.matched === 0 ? reasonHint(pausedReason) : null;
     res.json({
       ...selector,

@@ -296,6 +296,10 @@ describe('checkedPauseReason (a new pause reason, for the CLI and the admin API)
     expect(checkedPauseReason('cafe\u0301 closed')).toEqual({ reason: 'caf\u00e9 closed' });
     expect(checkedPauseReason('\uac00')).toEqual({ reason: '\uac00' });
     expect(checkedPauseReason('\u1100\u1161')).toEqual({ reason: '\uac00' });
+    // U+FB1D (Hebrew yod with hiriq) does not compose: NFC writes it as 2 code points.
+    expect(checkedPauseReason('\ufb1d'.repeat(300))).toEqual({
+      problem: "at most 500 characters, got 600 as kept, in Unicode's composed form (NFC; 300 as typed)",
+    });
   });
 
   it.each(['', '   ', '\t\n', '\u200b', ' \u2060\u00ad ', '\u3164', '\ufeff'])('refuses %j as blank', (reason) => {

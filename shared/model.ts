@@ -635,7 +635,7 @@ export function characterCount(value: string): number {
 export const MAX_PAUSE_REASON_CHARS = 500;
 
 /**
- * A new pause reason as it is kept, the blanks around it dropped, or why it cannot be one: empty
+ * A new pause reason as it is kept, the blanks around it dropped and in NFC, or why it cannot be one: empty
  * or blank (nothing but white space and invisible characters, which would show as no reason), more
  * than MAX_PAUSE_REASON_CHARS characters, a control character in it (it is printed as it is:
  * `slack-fanout resume --dry-run`'s byReason), or an invisible character as an id refuses. The admin API and `slack-fanout pause --reason`
@@ -646,7 +646,13 @@ export function checkedPauseReason(given: string): { reason: string } | { proble
   const reason = given.trim().normalize('NFC');
   if (looksBlank(reason)) return { problem: 'must not be empty or blank (only white space or invisible characters)' };
   const chars = characterCount(reason);
-  if (chars > MAX_PAUSE_REASON_CHARS) return { problem: `at most ${MAX_PAUSE_REASON_CHARS} characters, got ${chars}` };
+  if (chars > MAX_PAUSE_REASON_CHARS) {
+    // NFC can lengthen a text (a few letters, such as Hebrew with a dot, do not compose): the
+    // count is of the reason as kept, and says so where it differs from the text as typed.
+    const typed = characterCount(given.trim());
+    const kept = typed === chars ? '' : ` as kept, in Unicode's composed form (NFC; ${typed} as typed)`;
+    return { problem: `at most ${MAX_PAUSE_REASON_CHARS} characters, got ${chars}${kept}` };
+  }
   // A reason is selected by (`resume --paused-reason`): one with an invisible character in it
   // would not be found by typing what it shows.
   const problem = controlCharacterProblem(reason) ?? invisibleCharacterProblem(reason, 'a reason');
