@@ -9,6 +9,7 @@ import { notificationDoc } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
 import { createLifecycle } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
+import { capturedLog } from '../test/helpers';
 import { createApp, type NotifierDeps, nackHoldMs } from './app';
 import type { PostRequest, SlackPort } from './slack';
 
@@ -76,12 +77,7 @@ describe('notifier app logs', () => {
   const trace = { 'logging.googleapis.com/trace': `projects/test-project/traces/${traceId}` };
 
   it("binds the push's trace id with the delivery's ids on its lines, and on an invalid push's", async () => {
-    const lines: Record<string, unknown>[] = [];
-    const log = createLogger({
-      service: 'test',
-      level: 'info',
-      destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
-    });
+    const { log, lines } = capturedLog();
     const { app, slack } = setup({ log });
     const ok = await request(app)
       .post(TOPOLOGY.pushPath)
@@ -112,12 +108,7 @@ describe('notifier app logs', () => {
   });
 
   it('leaves the trace out of a push that has no trace header', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const log = createLogger({
-      service: 'test',
-      level: 'info',
-      destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
-    });
+    const { log, lines } = capturedLog();
     const { app } = setup({ log });
     expect((await request(app).post(TOPOLOGY.pushPath).send(envelope())).status).toBe(204);
     expect(lines.length).toBeGreaterThan(0);

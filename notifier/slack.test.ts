@@ -11,7 +11,7 @@ import {
   RetryableError,
   SLACK_ERROR_GROUPS,
 } from '../shared/errors';
-import { createLogger } from '../shared/logger';
+import { capturedLog } from '../test/helpers';
 import { checkSlackToken } from './service';
 import { classifySlackFailure, retryAfterOf, SlackClient, scopeProblems } from './slack';
 
@@ -285,15 +285,6 @@ describe('the bot token, checked at start', () => {
     return (await s.start()).url;
   }
   const client = (apiUrl: string, t = token) => new SlackClient({ apiUrl, timeoutMs: 2000, tokenFor: () => t });
-  function captureLog() {
-    const lines: Record<string, unknown>[] = [];
-    const log = createLogger({
-      service: 'test',
-      level: 'info',
-      destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
-    });
-    return { log, lines };
-  }
 
   it('reads the workspace and the scopes Slack names in X-OAuth-Scopes', async () => {
     const check = await client(await standInWith()).checkToken();
@@ -308,7 +299,7 @@ describe('the bot token, checked at start', () => {
   });
 
   it('logs a warning for a token without a history scope, and serves on', async () => {
-    const { log, lines } = captureLog();
+    const { log, lines } = capturedLog();
     await checkSlackToken(client(await standInWith(['chat:write'])), log);
     expect(lines.map((l) => [l.severity, l.message])).toEqual([
       ['INFO', 'Slack accepted the bot token'],
@@ -317,7 +308,7 @@ describe('the bot token, checked at start', () => {
   });
 
   it('logs an error naming Slack’s refusal for a token Slack refuses', async () => {
-    const { log, lines } = captureLog();
+    const { log, lines } = capturedLog();
     await checkSlackToken(client(await standInWith(), 'xoxb-wrong'), log);
     expect(lines).toEqual([
       expect.objectContaining({
@@ -329,7 +320,7 @@ describe('the bot token, checked at start', () => {
   });
 
   it('logs a warning, and does not throw, when Slack cannot be reached', async () => {
-    const { log, lines } = captureLog();
+    const { log, lines } = capturedLog();
     await checkSlackToken(client('http://127.0.0.1:9/api/'), log);
     expect(lines).toEqual([
       expect.objectContaining({

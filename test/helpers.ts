@@ -3,7 +3,7 @@ import type { Firestore } from '@google-cloud/firestore';
 import { demoAccounts } from '../dev/demo';
 import { SlackStandIn, type SlackStandInOptions } from '../dev/slack-standin';
 import type { DispatchPublisher, TickDeps } from '../dispatcher/tick';
-import type { Logger } from '../shared/logger';
+import { createLogger, type Logger } from '../shared/logger';
 import type { DispatchMessage } from '../shared/messages';
 import { type NewNotification, saveAccounts, saveNotifications } from '../shared/notifications';
 import type { RunStore } from '../shared/ports';
@@ -146,4 +146,15 @@ export function collectOutput(child: ChildProcess): {
     out.stderr += d.toString();
   });
   return { out, exited: new Promise((resolve) => child.once('close', (code) => resolve(code))) };
+}
+
+/** A logger whose lines are kept, parsed, for a test to read. */
+export function capturedLog(): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger({
+    service: 'test',
+    level: 'info',
+    destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
+  });
+  return { log, lines };
 }
