@@ -1,6 +1,7 @@
 import {
   type BarLike,
   expectedDeliveries,
+  OVERDUE_MS,
   PostLines,
   postPreview,
   runsToWatch,
@@ -42,10 +43,20 @@ describe('timeLeft', () => {
   });
 
   it(`guesses nothing once no delivery has become final for ${STALL_MS / 1000} s, and says for how long`, () => {
-    const stalled = { done: 10, total: 500, elapsedMs: 9_000, timeoutInMs: 3_600_000 };
-    expect(timeLeft({ ...stalled, sinceLastFinalMs: STALL_MS - 1 })).toBe('about 7m 21s left');
+    // 10 of 500 in 30 s: 3 s a delivery, so ten deliveries' time (30 s) is past STALL_MS.
+    const stalled = { done: 10, total: 500, elapsedMs: 30_000, timeoutInMs: 3_600_000 };
+    expect(timeLeft({ ...stalled, sinceLastFinalMs: STALL_MS - 1 })).toBe('about 24m 30s left');
     expect(timeLeft({ ...stalled, sinceLastFinalMs: STALL_MS })).toBe('no progress for 20s');
     expect(timeLeft({ ...stalled, sinceLastFinalMs: 65_400 })).toBe('no progress for 1m 05s');
+  });
+
+  it(`says the wait sooner, from ${OVERDUE_MS / 1000} s, when the rate so far says a delivery is long overdue`, () => {
+    // The trial's case: 66 of 67 final in 3 s, the last waiting out a dead notifier's claim.
+    const last = { done: 66, total: 67, elapsedMs: 3_000, timeoutInMs: 3_600_000 };
+    expect(timeLeft({ ...last, sinceLastFinalMs: OVERDUE_MS - 1 })).toBe('about 1s left');
+    expect(timeLeft({ ...last, sinceLastFinalMs: OVERDUE_MS })).toBe('no progress for 5s');
+    // Not while the wait is within ten deliveries' time: 1 of 67 in 3 s is 3 s a delivery.
+    expect(timeLeft({ ...last, done: 1, sinceLastFinalMs: 10_000 })).toBe('about 3m 18s left');
   });
 
   it('never says more than the time before --timeout gives up: it says the timeout comes first', () => {

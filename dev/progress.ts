@@ -1,6 +1,8 @@
 import { safeCut, unescapeMrkdwn } from '../shared/report';
 /** How long no delivery becoming final makes `npm start`'s progress line stop guessing. */
 export const STALL_MS = 20_000;
+/** The least wait that can read as stalled before STALL_MS, when the rate so far says it is (timeLeft). */
+export const OVERDUE_MS = 5_000;
 
 export interface Progress {
   /** Deliveries final so far, of `total`. */
@@ -23,14 +25,18 @@ export function duration(ms: number): string {
 
 /**
  * What `npm start`'s progress line says of the time left: nothing is guessed before the first
- * delivery is final (no rate to go by yet), nor once none has become final for STALL_MS (a
- * rate from before is no guide then); otherwise the rest at the rate so far, but never past
+ * delivery is final (no rate to go by yet), nor once none has become final for STALL_MS, or for
+ * OVERDUE_MS and ten deliveries' time at the rate so far (a rate from before is no guide then); otherwise the rest at the rate so far, but never past
  * --timeout: a rest that would take longer says when the wait gives up instead.
  */
 export function timeLeft(p: Progress): string {
   if (p.done >= p.total) return 'done';
   if (p.done <= 0 || p.elapsedMs <= 0) return 'waiting for the first';
-  if (p.sinceLastFinalMs >= STALL_MS)
+  // Stalled: STALL_MS without a delivery becoming final, or sooner, once the wait is more than
+  // ten deliveries' time at the rate so far and OVERDUE_MS besides (the last few waiting out a
+  // dead service's claim would otherwise show "about 1s left" for STALL_MS).
+  const overdue = p.sinceLastFinalMs >= OVERDUE_MS && p.sinceLastFinalMs > (10 * p.elapsedMs) / p.done;
+  if (p.sinceLastFinalMs >= STALL_MS || overdue)
     return `no progress for ${duration(Math.floor(p.sinceLastFinalMs / 1000) * 1000)}`;
   const leftMs = ((p.total - p.done) * p.elapsedMs) / p.done;
   if (leftMs > p.timeoutInMs) return `at this rate, --timeout first (in ${duration(p.timeoutInMs)})`;
