@@ -270,30 +270,25 @@ async function main(): Promise<number> {
       );
     }
   };
-  const stopOn = (why: string, code: number) => {
+  // One stop for a signal and for a failure: the bars ended, why said, the held calls dropped
+  // and counted, everything stopped, then the exit.
+  const stopWith = (code: number, announce: () => void) => {
     if (stopping) return;
     stopCode = code;
     endBarsQuietly();
-    say(`\n${why}: stopping everything this run started…`);
+    announce();
     sayDropped();
     void stopAll().then((left) => {
       say(stoppedLine(left));
       process.exit(code);
     });
   };
+  const stopOn = (why: string, code: number) =>
+    stopWith(code, () => say(`\n${why}: stopping everything this run started…`));
   // A failure that ends the run while it goes on (an emulator gone, a service that keeps
   // exiting): said on stderr, everything stopped, exit 1, whatever step the run was at.
-  const failRun = (why: string) => {
-    if (stopping) return;
-    stopCode = 1;
-    endBarsQuietly();
-    process.stderr.write(`\nnpm start: ${why}; stopping everything this run started…\n`);
-    sayDropped();
-    void stopAll().then((left) => {
-      say(stoppedLine(left));
-      process.exit(1);
-    });
-  };
+  const failRun = (why: string) =>
+    stopWith(1, () => process.stderr.write(`\nnpm start: ${why}; stopping everything this run started…\n`));
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const code = 128 + constants.signals[signal];
     // npm's repeat of a Ctrl-C is the same stop; a later second one exits at once, and the

@@ -22,6 +22,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { methodNotAllowed, notFound } from '../shared/http';
+import { quoted } from '../shared/model';
 import { z } from '../shared/zod';
 import { mulberry32 } from './demo';
 
@@ -327,7 +328,7 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
         res.status(415).json({
           ok: false,
           error: 'invalid_faults',
-          message: `send the rules as JSON (Content-Type: application/json): an array of rules or {"rules": […], "seed": n}; the Content-Type was ${req.get('content-type') === undefined ? 'missing' : JSON.stringify(req.get('content-type'))}`,
+          message: `send the rules as JSON (Content-Type: application/json): an array of rules or {"rules": […], "seed": n}; the Content-Type was ${req.get('content-type') === undefined ? 'missing' : quoted(req.get('content-type') ?? '')}`,
         });
         return;
       }

@@ -9,6 +9,7 @@ import {
   healthRoutes,
   JSON_TYPES,
   jsonBody,
+  mediaType,
   methodNotAllowed,
   notFound,
   type ReadinessCheck,
@@ -87,7 +88,7 @@ function ackUnlessJson(): RequestHandler {
 
 /** Whether a Content-Type is one JSON_TYPES reads (`application/json`, `application/*+json`, any parameters). */
 function isJsonType(contentType: string): boolean {
-  const media = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
+  const media = mediaType(contentType).toLowerCase();
   return JSON_TYPES.some((t) => (t.includes('*') ? /^application\/[^/]+\+json$/.test(media) : media === t));
 }
 
@@ -120,7 +121,7 @@ export function createApp(deps: NotifierDeps): Express {
     const started = Date.now();
     // The service's logger and the request's fields: the push binds them with the delivery's
     // ids in one child logger, where `req.log` would be a child made for the push to make another.
-    const result = await handlePush(req.body, { ...deps, log: deps.log, logFields: req.logFields });
+    const result = await handlePush(req.body, { ...deps, logFields: req.logFields });
     const status = pushStatus(result);
     if (result.kind === 'retry') {
       const room = (deps.deadlineMs ?? MAX_PRODUCTION_HOLD_MS) - (Date.now() - started);

@@ -127,7 +127,7 @@ export async function handlePush(body: unknown, deps: DeliverDeps): Promise<Deli
 
 /** The push's logger before its delivery is known: `log` with the push's own fields (its trace). */
 function pushLog(deps: Pick<DeliverDeps, 'log' | 'logFields'>): Logger {
-  return deps.logFields && Object.keys(deps.logFields).length > 0 ? deps.log.child(deps.logFields) : deps.log;
+  return deps.logFields ? deps.log.child(deps.logFields) : deps.log;
 }
 
 /** What an attempt shares with its deadline: the delivery it is for, and whether it was answered. */

@@ -19,6 +19,9 @@ declare module 'express-serve-static-core' {
   }
 }
 
+/** Where a request keeps its logger once made (`req.log`). */
+const REQUEST_LOG = Symbol('requestLog');
+
 /**
  * The base every service app starts from: no x-powered-by, a per-request logger with the trace
  * id. The logger is made on first use: a push makes one child logger of its own, with the
@@ -28,20 +31,19 @@ export function baseApp(log: Logger, projectId: string): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', true);
+  // Defined once, on the app's request prototype: made from the request's fields on first use.
+  Object.defineProperty(app.request, 'log', {
+    configurable: true,
+    get(this: Request & { [REQUEST_LOG]?: Logger }) {
+      this[REQUEST_LOG] ??= log.child(this.logFields);
+      return this[REQUEST_LOG];
+    },
+    set(this: Request & { [REQUEST_LOG]?: Logger }, given: Logger) {
+      this[REQUEST_LOG] = given;
+    },
+  });
   app.use((req: Request, _res: Response, next: NextFunction) => {
-    const fields = traceFields(req.header('x-cloud-trace-context'), projectId);
-    let child: Logger | undefined;
-    req.logFields = fields;
-    Object.defineProperty(req, 'log', {
-      configurable: true,
-      get: () => {
-        child ??= log.child(fields);
-        return child;
-      },
-      set: (given: Logger) => {
-        child = given;
-      },
-    });
+    req.logFields = traceFields(req.header('x-cloud-trace-context'), projectId);
     next();
   });
   return app;
@@ -54,6 +56,11 @@ export function jsonBody(limit = '256kb') {
 
 /** The Content-Types read as JSON. */
 export const JSON_TYPES = ['application/json', 'application/*+json'];
+
+/** A Content-Type's media type, as sent: `application/json` of `application/json; charset=utf-8`. */
+export function mediaType(contentType: string): string {
+  return contentType.split(';')[0]?.trim() ?? '';
+}
 
 /** JSON patches (RFC 7396, RFC 6902): JSON by their type, but no route here takes a patch. */
 const PATCH_TYPES = ['application/merge-patch+json', 'application/json-patch+json'];
@@ -77,16 +84,17 @@ export function hasBody(req: Request): boolean {
  */
 export function requireJson(opts: { optional?: boolean } = {}): RequestHandler {
   return (req, res, next) => {
+    const body = hasBody(req);
     // A patch is JSON that means "change these fields", and no route here reads it so: a `PUT`
     // taking one as a whole notification would drop every field the patch leaves out.
-    if (hasBody(req) && req.is(PATCH_TYPES)) {
+    if (body && req.is(PATCH_TYPES)) {
       res.status(415).json({
         error: 'unsupported_media_type',
-        message: `a patch (${req.get('content-type')?.split(';')[0]?.trim()}) is not taken: send the whole body as application/json`,
+        message: `a patch (${mediaType(req.get('content-type') ?? '')}) is not taken: send the whole body as application/json`,
       });
       return;
     }
-    if ((hasBody(req) || !opts.optional) && !req.is(JSON_TYPES)) {
+    if ((body || !opts.optional) && !req.is(JSON_TYPES)) {
       res.status(415).json({ error: 'unsupported_media_type', message: 'send the body as application/json' });
       return;
     }

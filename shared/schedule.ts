@@ -92,9 +92,10 @@ export function validateSchedule(s: CronSchedule): void {
   } catch (err) {
     const message = (err as Error).message;
     // cron-parser's words for a day of the month that none of the months named has (30 2, 31 4).
-    const why = /^Invalid explicit day of month definition$/.test(message)
-      ? `no month it names has that day of the month (February has 29 days at most; April, June, September and November 30), so it would never run`
-      : message;
+    const why =
+      message === 'Invalid explicit day of month definition'
+        ? `no month it names has that day of the month (February has 29 days at most; April, June, September and November 30), so it would never run`
+        : message;
     throw new InvalidScheduleError(`invalid cron ${JSON.stringify(s.cron)}: ${why}`);
   }
 }
