@@ -510,7 +510,7 @@ const CONTROL_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t'
 function escapedControls(text: string): string {
   return text.replace(
     /\p{Cc}/gu,
-    (c) => CONTROL_ESCAPES[c] ?? `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`,
+    (c) => CONTROL_ESCAPES[c] ?? `\\u${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`,
   );
 }
 

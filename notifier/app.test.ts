@@ -145,14 +145,13 @@ describe('notifier app POST /push', () => {
   });
 
   it('acks a JSON body that is not an object or array, saying so rather than calling it invalid JSON', async () => {
-    const lines: string[] = [];
-    const log = createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const { log, lines } = capturedLog();
     const { app } = setup({ log });
     for (const body of ['null', '5', '"text"']) {
       const res = await request(app).post(TOPOLOGY.pushPath).set('Content-Type', 'application/json').send(body);
       expect(res.status).toBe(204);
     }
-    const acked = lines.map((l) => JSON.parse(l)).filter((l) => l.type === 'entity.parse.failed');
+    const acked = lines.filter((l) => l.type === 'entity.parse.failed');
     expect(acked.map((l) => l.message)).toEqual(
       Array(3).fill('unreadable body acked: the body is not a JSON object or array'),
     );
@@ -174,27 +173,25 @@ describe('notifier app POST /push', () => {
   });
 
   it('acks a text/plain body, saying in the log that its Content-Type is the problem', async () => {
-    const lines: string[] = [];
-    const log = createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const { log, lines } = capturedLog();
     const { app, slack } = setup({ log });
     for (const path of [TOPOLOGY.pushPath, TOPOLOGY.deadLetterPath]) {
       const res = await request(app).post(path).set('Content-Type', 'text/plain').send(JSON.stringify(envelope()));
       expect(res.status).toBe(204);
     }
     expect(slack.posts).toHaveLength(0);
-    const acked = lines.map((l) => JSON.parse(l)).filter((l) => l.contentType !== undefined);
+    const acked = lines.filter((l) => l.contentType !== undefined);
     expect(acked.map((l) => [l.severity, l.message])).toEqual([
       ['WARNING', 'unreadable body acked: its Content-Type is "text/plain", not application/json'],
       ['WARNING', 'unreadable body acked: its Content-Type is "text/plain", not application/json'],
     ]);
     // Without a Content-Type at all, that is said.
     await request(app).post(TOPOLOGY.pushPath).send(Buffer.from('{}'));
-    expect(lines.at(-1)).toContain('its Content-Type is missing');
+    expect(lines.at(-1)?.message).toContain('its Content-Type is missing');
   });
 
   it('says what is wrong with an empty JSON body, not its Content-Type', async () => {
-    const lines: string[] = [];
-    const log = createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const { log, lines } = capturedLog();
     const { app } = setup({ log });
     const res = await request(app).post(TOPOLOGY.pushPath).set('Content-Type', 'application/json');
     expect(res.status).toBe(204);
@@ -215,19 +212,18 @@ describe('notifier app POST /push', () => {
     });
     server.close();
     expect(answer).toMatch(/^HTTP\/1\.1 204/);
-    expect(lines.join('')).not.toContain('Content-Type');
-    expect(lines.filter((l) => l.includes('not a Pub/Sub push envelope'))).toHaveLength(2);
+    expect(JSON.stringify(lines)).not.toContain('Content-Type');
+    expect(lines.filter((l) => String(l.message).includes('not a Pub/Sub push envelope'))).toHaveLength(2);
   });
 
   it('acks a body over 256kb rather than having it retried, logging its size and the limit', async () => {
-    const lines: string[] = [];
-    const log = createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const { log, lines } = capturedLog();
     const { app, slack } = setup({ log });
     const big = { ...envelope(), padding: 'x'.repeat(300 * 1024) };
     const res = await request(app).post(TOPOLOGY.pushPath).send(big);
     expect(res.status).toBe(204);
     expect(slack.posts).toHaveLength(0);
-    const acked = lines.map((l) => JSON.parse(l)).find((l) => l.type === 'entity.too.large');
+    const acked = lines.find((l) => l.type === 'entity.too.large');
     expect(acked).toMatchObject({
       message: 'unreadable body acked: the body is larger than this endpoint takes',
       length: Buffer.byteLength(JSON.stringify(big)),
@@ -324,8 +320,7 @@ describe('notifier app POST /dead-letter', () => {
 
 describe('a shutdown that abandons pushes', () => {
   it('names each by its delivery and message ids in its log line', async () => {
-    const lines: string[] = [];
-    const log = createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const { log, lines } = capturedLog();
     const lifecycle = createLifecycle(log);
     let posting: () => void = () => undefined;
     const posted = new Promise<void>((r) => {
@@ -349,7 +344,7 @@ describe('a shutdown that abandons pushes', () => {
     await posted;
     await lifecycle.shutdown(server, async () => undefined, 100);
     await push;
-    const abandoned = lines.map((l) => JSON.parse(l)).find((l) => l.message.startsWith('abandoning'));
+    const abandoned = lines.find((l) => String(l.message).startsWith('abandoning'));
     expect(abandoned).toMatchObject({
       inFlight: 1,
       requests: [

@@ -5,6 +5,7 @@ import { type DispatchMessage, encodeDispatchMessage } from '../shared/messages'
 import { deliveryIdOf, runIdOf } from '../shared/model';
 import { notificationDoc } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
+import { capturedLog } from '../test/helpers';
 import { type DeliverDeps, handleDeadLetter, handlePush, OCCURRENCE_CLOCK_SKEW_MS } from './deliver';
 import type { PostRequest, SlackPort } from './slack';
 
@@ -1067,11 +1068,8 @@ describe('handleDeadLetter', () => {
     await dispatched(store);
     slack.script = [classifySlackErrorCode('service_unavailable')];
     await handlePush(push(), deps);
-    const lines: Record<string, unknown>[] = [];
-    deps.log = createLogger({
-      service: 'deliver-test',
-      destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
-    });
+    const { log, lines } = capturedLog();
+    deps.log = log;
     const body = push();
     (body.message.attributes as Record<string, string>).CloudPubSubDeadLetterSourceDeliveryCount = '10';
     await handleDeadLetter(body, deps);
@@ -1222,11 +1220,8 @@ describe('handleDeadLetter', () => {
 
   it('refuses, without ending the delivery, a message for an occurrence that has not fallen due yet', async () => {
     const { store, slack, deps, advance } = setup();
-    const lines: Record<string, unknown>[] = [];
-    deps.log = createLogger({
-      service: 'deliver-test',
-      destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
-    });
+    const { log, lines } = capturedLog();
+    deps.log = log;
     // Tomorrow's 09:00 in Paris: an occurrence of the schedule, but not due at t0.
     const later = '2026-12-08T08:00:00.000Z';
     const laterId = deliveryIdOf('n-1', later);

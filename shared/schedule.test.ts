@@ -77,6 +77,24 @@ describe('weekday crons in a time zone', () => {
       '2026-07-13T07:00:00.000Z',
     ]);
   });
+
+  it('runs on a day that matches either the day of the month or the day of the week, when both are set', () => {
+    const s = { cron: '0 9 1 * MON', timezone: 'UTC' };
+    // December 2026 ends on a Thursday; 1 January 2027 is a Friday, the 4th a Monday.
+    expect(occurrencesBetween(s, '2026-12-20T00:00:00Z', '2027-01-05T00:00:00Z')).toEqual([
+      '2026-12-21T09:00:00.000Z',
+      '2026-12-28T09:00:00.000Z',
+      '2027-01-01T09:00:00.000Z',
+      '2027-01-04T09:00:00.000Z',
+    ]);
+    // A step counts as set: every other day of the month, and Mondays.
+    const stepped = { cron: '0 9 */2 * MON', timezone: 'UTC' };
+    expect(occurrencesBetween(stepped, '2026-12-02T00:00:00Z', '2026-12-08T00:00:00Z')).toEqual([
+      '2026-12-03T09:00:00.000Z',
+      '2026-12-05T09:00:00.000Z',
+      '2026-12-07T09:00:00.000Z',
+    ]);
+  });
 });
 
 describe('DST change days', () => {
