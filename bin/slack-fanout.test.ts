@@ -377,7 +377,7 @@ describe('the command line', () => {
     add?.configureOutput({ writeOut: (s) => (help += s) });
     add?.outputHelp();
     expect(help).toContain('-p, --project <id>');
-    expect(help).toMatch(/--channel <channelId> +the Slack channel id \(required\)/);
+    expect(help).toMatch(/--channel <channelId> +the Slack channel id, at most 255 characters \(required\)/);
     expect(help).toContain('one that was paused comes back enabled');
   });
 

@@ -63,6 +63,7 @@ import {
   runSummary,
 } from '../shared/redrive';
 import { dashboardUrlProblem } from '../shared/report';
+import { MAX_CRON_CHARS, MAX_TIMEZONE_CHARS } from '../shared/schedule';
 import { onSignalTwice } from '../shared/signals';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 import { counted } from '../shared/words';
@@ -1137,10 +1138,16 @@ ${STALL_HELP}`,
     .description('create or replace one notification')
     .requiredOption('--id <id>', 'the notification id (required)')
     .requiredOption('--account <accountId>', 'the account whose report it sends (required)')
-    .requiredOption('--channel <channelId>', 'the Slack channel id (required)')
-    .requiredOption('--cron <expr>', "5-field cron, e.g. '0 9 * * MON-FRI' (required)")
-    .requiredOption('--timezone <tz>', 'IANA time zone, e.g. Europe/Paris (required)')
-    .option('--team <teamId>', 'the Slack workspace id')
+    .requiredOption('--channel <channelId>', 'the Slack channel id, at most 255 characters (required)')
+    .requiredOption(
+      '--cron <expr>',
+      `5-field cron, e.g. '0 9 * * MON-FRI', at most ${MAX_CRON_CHARS.toLocaleString('en-US')} characters (required)`,
+    )
+    .requiredOption(
+      '--timezone <tz>',
+      `IANA time zone, e.g. Europe/Paris, at most ${MAX_TIMEZONE_CHARS} characters (required)`,
+    )
+    .option('--team <teamId>', 'the Slack workspace id, at most 255 characters')
     .option(
       '--title <title>',
       'the report title, up to 150 UTF-16 code units (2 for a character beyond U+FFFF, as most emoji are; default: "{account name}: scheduled report")',

@@ -133,11 +133,12 @@ export function firestoreAdminPorts(
 const notificationBody = z.strictObject({
   // Checked in full as an import's (notificationDoc): a document id, up to 1,500 bytes.
   accountId: z.string().min(1).max(MAX_DOCUMENT_ID_BYTES),
-  // Blank: named as such by notificationDoc ("is blank").
-  channelId: z.string().max(100),
-  teamId: z.string().max(100).optional(),
-  cron: z.string().min(1).max(200),
-  timezone: z.string().min(1).max(100),
+  // Their lengths and blanks are checked by notificationDoc, as an import's are (a Slack id up to
+  // 255 characters, a cron up to MAX_CRON_CHARS, a time zone up to MAX_TIMEZONE_CHARS).
+  channelId: z.string(),
+  teamId: z.string().optional(),
+  cron: z.string().min(1),
+  timezone: z.string().min(1),
   title: titleSchema.optional(),
   enabled: z.boolean().optional(),
 });

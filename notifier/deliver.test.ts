@@ -175,6 +175,15 @@ describe('handlePush', () => {
     expect(d?.latencyMs).toBe(4000);
   });
 
+  it('records a latency of 0, not less, for a publish time ahead of its clock', async () => {
+    const { store, deps } = setup();
+    const body = push();
+    // Published, by Pub/Sub's clock, 50 s after the notifier's answer at 08:00:05.
+    body.message.publishTime = '2026-12-07T08:00:55.000Z';
+    expect(await handlePush(body, deps)).toMatchObject({ kind: 'ack', reason: 'sent' });
+    expect((await store.get(id))?.latencyMs).toBe(0);
+  });
+
   it('acks a duplicate of a sent delivery without posting again', async () => {
     const { slack, deps } = setup();
     await handlePush(push(), deps);

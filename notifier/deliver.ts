@@ -362,7 +362,8 @@ async function deliver(
     });
     posted = true;
     const now = clock();
-    const latencyMs = publishTime ? now.getTime() - publishTime.getTime() : null;
+    // A publish time ahead of this clock (skew between Pub/Sub and the instance) is 0, not less.
+    const latencyMs = publishTime ? Math.max(0, now.getTime() - publishTime.getTime()) : null;
     await deps.ledger.markSent(deliveryId, {
       slackTs: sent.ts,
       channelId,

@@ -494,7 +494,7 @@ export interface DeliveryDoc {
   publishedAt?: Date | null;
   firstAttemptAt?: Date | null;
   sentAt?: Date | null;
-  /** From publish to Slack's answer, for the post that went through. */
+  /** From publish to Slack's answer, for the post that went through; 0 when the publish time is ahead of the notifier's clock. */
   latencyMs?: number | null;
   updatedAt: Date;
   /** The TTL field (shared/topology.ts RETENTION). */

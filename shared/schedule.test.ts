@@ -490,6 +490,27 @@ describe('validateSchedule', () => {
     },
   );
 
+  it.each([
+    ['0 9 * * SUN,7', 'the day-of-week field names Sunday (0 and 7 are both Sunday) more than once'],
+    ['0 9 * * 1-5,WED', 'the day-of-week field names Wednesday (3) more than once'],
+    ['0 9 * JAN,1 *', 'the month field names January (1) more than once'],
+    ['0,30,0 9 * * *', 'the minute field names 0 more than once'],
+  ])('rejects %j, a value named twice, naming the field and the value as written', (cron, why) => {
+    expect(rejection({ cron, timezone: 'UTC' }).message).toBe(
+      `invalid cron ${JSON.stringify(cron)}: ${why}, in a list or in ranges that overlap; name each value once`,
+    );
+  });
+
+  it.each([
+    ['60 9 * * *', "the minute field's value 60 is outside 0-59"],
+    ['0 24 * * *', "the hour field's value 24 is outside 0-23"],
+    ['0 9 0 * *', "the day-of-month field's value 0 is outside 1-31"],
+    ['0 9 * 13 *', "the month field's value 13 is outside 1-12"],
+    ['0 9 * * 6-8', "the day-of-week field's range 6-8 is outside 0-7"],
+  ])('rejects %j, a value out of its range, naming the field', (cron, why) => {
+    expect(rejection({ cron, timezone: 'UTC' }).message).toBe(`invalid cron ${JSON.stringify(cron)}: ${why}`);
+  });
+
   it.each(['0 0 29 2 *', '0 0 31 1-12 *', '0 0 30 2,3 *'])('accepts %j, a day one of its months has', (cron) => {
     expect(() => validateSchedule({ cron, timezone: 'UTC' })).not.toThrow();
   });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
+import { quoted } from './model';
 
 /** Schedule maths: pure functions over (cron, timezone, instant). */
 
@@ -56,12 +57,31 @@ const CRON_MACROS: Record<string, string> = {
   '@hourly': '0 * * * *',
 };
 
+/**
+ * The longest cron taken: room for every value of every field written out as a list (all 60
+ * minutes and 24 hours, the 31 days, the 12 months, the 7 days: 356 characters), with
+ * blanks to spare; a longer one is a mistake, and its errors would quote it whole.
+ */
+export const MAX_CRON_CHARS = 1000;
+/** The longest time zone taken: IANA's longest names are about 30 characters. */
+export const MAX_TIMEZONE_CHARS = 100;
+
 /** Throws an InvalidScheduleError naming the bad cron or time zone. */
 export function validateSchedule(s: CronSchedule): void {
+  if (s.timezone.length > MAX_TIMEZONE_CHARS) {
+    throw new InvalidScheduleError(
+      `time zone ${quoted(s.timezone, 40)}… is ${s.timezone.length} characters long; a time zone has at most ${MAX_TIMEZONE_CHARS}`,
+    );
+  }
   if (!isValidTimeZone(s.timezone)) {
     throw new InvalidScheduleError(`unknown time zone ${JSON.stringify(s.timezone)}`);
   }
   const cron = s.cron.trim();
+  if (cron.length > MAX_CRON_CHARS) {
+    throw new InvalidScheduleError(
+      `cron ${quoted(cron, 40)}… is ${cron.length} characters long; a cron has at most ${MAX_CRON_CHARS}`,
+    );
+  }
   if (cron === '')
     throw new InvalidScheduleError('cron is blank: it must have 5 fields (minute hour day-of-month month day-of-week)');
   const fields = cron.split(/\s+/);
@@ -90,14 +110,58 @@ export function validateSchedule(s: CronSchedule): void {
     // On the wall clock (see occurrencesAfter): the zone's changes cannot make a good cron fail.
     CronExpressionParser.parse(s.cron, { tz: 'UTC', strict: false }).next();
   } catch (err) {
-    const message = (err as Error).message;
-    // cron-parser's words for a day of the month that none of the months named has (30 2, 31 4).
-    const why =
-      message === 'Invalid explicit day of month definition'
-        ? `no month it names has that day of the month (February has 29 days at most; April, June, September and November 30), so it would never run`
-        : message;
-    throw new InvalidScheduleError(`invalid cron ${JSON.stringify(s.cron)}: ${why}`);
+    throw new InvalidScheduleError(
+      `invalid cron ${JSON.stringify(s.cron)}: ${cronParserProblem((err as Error).message)}`,
+    );
   }
+}
+
+const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+const MONTHS = 'January February March April May June July August September October November December'.split(' ');
+
+/** cron-parser's field names, as the README and the errors above name the 5 fields. */
+const CRON_FIELDS: Record<string, string> = {
+  CronMinute: 'minute',
+  CronHour: 'hour',
+  CronDayOfMonth: 'day-of-month',
+  CronMonth: 'month',
+  CronDayOfWeek: 'day-of-week',
+};
+
+/** Each field's range, as cron-parser gives it in a constraint error that does not name the field. */
+const FIELD_OF_RANGE: Record<string, string> = {
+  '0-59': 'minute',
+  '0-23': 'hour',
+  '1-31': 'day-of-month',
+  '1-12': 'month',
+  '0-7': 'day-of-week',
+};
+
+/** cron-parser's message for a cron it refuses, in this project's words where it has its own. */
+function cronParserProblem(message: string): string {
+  // A day of the month that none of the months named has (30 2, 31 4).
+  if (message === 'Invalid explicit day of month definition') {
+    return 'no month it names has that day of the month (February has 29 days at most; April, June, September and November 30), so it would never run';
+  }
+  // A value out of its field's range (`0 25 * * *`, `9-10` for a day of the week).
+  const outOfRange = /^Constraint error, got (value|range) (\S+) expected range (\d+-\d+)$/.exec(message);
+  const rangeField = outOfRange?.[3] === undefined ? undefined : FIELD_OF_RANGE[outOfRange[3]];
+  if (outOfRange && rangeField !== undefined) {
+    return `the ${rangeField} field's ${outOfRange[1]} ${outOfRange[2]} is outside ${outOfRange[3]}`;
+  }
+  // A value listed twice (`SUN,7`, `1-5,3`): cron-parser names its field and the value as it
+  // holds them, Sunday as 0 and months from 1.
+  const duplicate = /^(Cron\w+) Validation error, duplicate values found: (\d+)$/.exec(message);
+  const field = duplicate?.[1] === undefined ? undefined : CRON_FIELDS[duplicate[1]];
+  if (duplicate?.[2] === undefined || field === undefined) return message;
+  const value = Number(duplicate[2]);
+  const named =
+    field === 'day-of-week'
+      ? `${WEEKDAYS[value] ?? value}${value === 0 ? ' (0 and 7 are both Sunday)' : ` (${value})`}`
+      : field === 'month'
+        ? `${MONTHS[value - 1] ?? value} (${value})`
+        : String(value);
+  return `the ${field} field names ${named} more than once, in a list or in ranges that overlap; name each value once`;
 }
 
 /** The field a checkedSchedule problem is about. */

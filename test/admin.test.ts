@@ -510,6 +510,33 @@ describe('admin API: requests (fake ports)', () => {
     expect(writes).toHaveLength(1);
   });
 
+  test('a PUT takes the lengths an import takes, and names the field past them', async () => {
+    const writes: unknown[] = [];
+    const app = appWith(
+      fakePorts({ saveNotification: async (n) => notificationDoc(n) !== null && writes.push(n) > 0 }),
+    );
+    const put = (b: object) =>
+      request(app)
+        .put('/admin/notifications/n-1')
+        .set('authorization', bearer())
+        .send({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC', ...b });
+    const every = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i).join(',');
+    // Every value of every field written out: 356 characters.
+    const cron = `${every(0, 59)} ${every(0, 23)} ${every(1, 31)} ${every(1, 12)} ${every(0, 6)}`;
+    expect((await put({ cron, channelId: 'C'.repeat(255) })).status).toBe(201);
+    const long = await put({ cron: cron.replaceAll(' ', ' '.repeat(200)) });
+    expect(long.status).toBe(400);
+    expect(long.body).toMatchObject({ field: 'cron', message: expect.stringContaining('a cron has at most 1000') });
+    const zone = await put({ timezone: `Europe/${'x'.repeat(100)}` });
+    expect(zone.body).toMatchObject({
+      field: 'timezone',
+      message: expect.stringContaining('a time zone has at most 100'),
+    });
+    const channel = await put({ channelId: 'C'.repeat(256) });
+    expect(channel.body).toMatchObject({ field: 'channelId', message: expect.stringContaining('longer than 255') });
+    expect(writes).toHaveLength(1);
+  });
+
   test('a value nested thousands deep is refused with a 400 that names its field, not a 500', async () => {
     const writes: unknown[] = [];
     const app = appWith(fakePorts({ saveNotification: async (n) => writes.push(n) > 0 }));
