@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, ftruncateSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -439,6 +440,20 @@ describe('readText', () => {
     writeFileSync(file, ' '.repeat(2048));
     expect(() => readText(file, 1024)).toThrow(/small\.json is 0\.0 MiB \(2048 bytes\), more than the 0\.0 MiB/);
     expect(readText(file, 2048)).toBe(' '.repeat(2048));
+  });
+
+  it('reads a device or a pipe, which has no size to check first, no further than the limit', () => {
+    // Endless: a read to its end would fill the memory.
+    expect(() => readText('/dev/zero', 3 * 1024 * 1024)).toThrow(
+      '/dev/zero goes on past the 3.0 MiB an import reads (the whole file is parsed in memory; it was read that far and no further): split it',
+    );
+    expect(() => readText('-', 1024, '/dev/zero')).toThrow(/^stdin goes on past the 0\.0 MiB an import reads/);
+    // A pipe that ends within the limit is read whole.
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writer = spawn('sh', ['-c', `printf '[]' > ${fifo}`]);
+    expect(readText(fifo)).toBe('[]');
+    writer.kill();
   });
 
   it('says "not UTF-8" for a bad encoding only, and drops a byte-order mark', () => {

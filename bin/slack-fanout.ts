@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { fstatSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Firestore, Timestamp } from '@google-cloud/firestore';
 import type { PubSub } from '@google-cloud/pubsub';
@@ -458,23 +458,24 @@ export function sourceName(file: string): string {
 export function readText(path: string, limit = MAX_IMPORT_BYTES, stdin: number | string = 0): string {
   const fromStdin = path === '-';
   const file = sourceName(path);
-  const tooBig = (size: number) =>
+  // `size` null: a pipe or a device, read up to the limit and no further.
+  const tooBig = (size: number | null) =>
     new CliError(
-      `${file} is ${mib(size)} (${size} bytes), more than the ${mib(limit)} an import reads (the whole file is parsed in memory): split it into several files and import them one after another`,
+      `${file} ${size === null ? 'goes on past' : `is ${mib(size)} (${size} bytes), more than`} the ${mib(limit)} an import reads (the whole file is parsed in memory${size === null ? '; it was read that far and no further' : ''}): split it into several files and import them one after another`,
     );
-  let bytes: Buffer;
+  let bytes: Buffer | null;
   try {
     // Checked before reading: a huge file would otherwise fill the memory, or fail to read at all.
     const source = fromStdin ? stdin : path;
     const stat = typeof source === 'number' ? fstatSync(source) : statSync(source);
     if (stat.isFile() && stat.size > limit) throw tooBig(stat.size);
-    bytes = readFileSync(source);
+    bytes = readAtMost(source, limit);
   } catch (err) {
     if (err instanceof CliError) throw err;
     throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   // A pipe or a device has no size to check first.
-  if (bytes.length > limit) throw tooBig(bytes.length);
+  if (bytes === null) throw tooBig(null);
   if (bytes.length === 0) throw new CliError(`${file} is empty: expected a JSON array`);
   try {
     // Strict: a file in another encoding is an error, not ids quietly full of U+FFFD. A BOM is dropped.
@@ -484,6 +485,39 @@ export function readText(path: string, limit = MAX_IMPORT_BYTES, stdin: number |
       throw new CliError(`${file} is not UTF-8 text`);
     }
     throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** The most one read of an import's input takes: a pipe gives 64 KiB at a time, a file more. */
+const READ_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * All of `source` (a path, or an open descriptor: standard input), or null once it has given
+ * more than `limit` bytes: a pipe or a device (`/dev/zero`) is read no further than that.
+ */
+function readAtMost(source: number | string, limit: number): Buffer | null {
+  const fd = typeof source === 'number' ? source : openSync(source, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, chunk, 0, chunk.length, null);
+      } catch (err) {
+        // Standard input left non-blocking by whatever opened it: nothing to read yet.
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        continue;
+      }
+      if (n === 0) return Buffer.concat(chunks, total);
+      total += n;
+      if (total > limit) return null;
+      chunks.push(Buffer.from(chunk.subarray(0, n)));
+    }
+  } finally {
+    if (typeof source !== 'number') closeSync(fd);
   }
 }
 
