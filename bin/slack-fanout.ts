@@ -22,6 +22,7 @@ import {
   DELIVERY_STATUSES,
   type DeliveryStatus,
   documentStorageSize,
+  escapedUnshowable,
   excerpt,
   loneSurrogatePath,
   lookalikeIdNote,
@@ -533,20 +534,10 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
   } catch (err) {
     // JSON.parse quotes the text around the fault, line breaks and all: one line, its control
     // characters written as escapes (\n, \r, \t, \u0000).
-    throw new CliError(`${file} is not JSON: ${escapedControls((err as Error).message)}`);
+    throw new CliError(`${file} is not JSON: ${escapedUnshowable((err as Error).message)}`);
   }
   if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of ${of}`);
   return data;
-}
-
-const CONTROL_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-
-/** Text with its control characters written as escapes, so that it prints as one line. */
-function escapedControls(text: string): string {
-  return text.replace(
-    /\p{Cc}/gu,
-    (c) => CONTROL_ESCAPES[c] ?? `\\u${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`,
-  );
 }
 
 /** How many bad entries an import's error lists; it counts the rest. */

@@ -136,6 +136,14 @@ describe('PostLines', () => {
     expect(said).toEqual(['a', 'b', 'c']);
   });
 
+  it('escapes what the data could put in a line to move the cursor, clear the screen or turn the text', () => {
+    const { said, posts } = lines();
+    posts.decide(true);
+    posts.add(`  ✓ posted n:1 → #C1: ${postPreview('\u001b[2J\u001b[31mRED\u001b]0;title\u0007 \u202eevil\u0000')}`);
+    expect(said).toEqual(['  ✓ posted n:1 → #C1: \\u001B[2J\\u001B[31mRED\\u001B]0;title\\u0007 \\u202Eevil\\u0000']);
+    expect(said.join('')).not.toMatch(/\p{Cc}/u);
+  });
+
   it('drops them for a progress bar, until the next tick is sent', () => {
     const { said, posts } = lines();
     posts.hold();

@@ -1,3 +1,4 @@
+import { escapedUnshowable } from '../shared/model';
 import { safeCut, unescapeMrkdwn } from '../shared/report';
 /** How long no delivery becoming final makes `npm start`'s progress line stop guessing. */
 export const STALL_MS = 20_000;
@@ -89,7 +90,13 @@ export class PostLines {
     this.decide(this.printing);
   }
 
-  add(line: string): void {
+  /**
+   * `line` names a delivery, a channel and the report's text, all from the data: its control
+   * characters and those that would turn or hide it are written as escapes (an account named
+   * `\u001b[2J` would otherwise clear the terminal).
+   */
+  add(text: string): void {
+    const line = escapedUnshowable(text);
     if (this.held) {
       this.held.push(line);
       if (this.held.length > VERBOSE_MAX) this.decide(false);

@@ -43,11 +43,26 @@ const UNSHOWABLE = /[\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069\u2
  * escapes, and `\uXXXX` (`\u{XXXXX}` past U+FFFF) for what would turn, break or hide the line.
  */
 export function quoted(text: string, max = 100): string {
-  return JSON.stringify(excerpt(text, max)).replace(UNSHOWABLE, (c) => {
-    const code = c.codePointAt(0) ?? 0;
-    const hex = code.toString(16).toUpperCase();
-    return code > 0xffff ? `\\u{${hex}}` : `\\u${hex.padStart(4, '0')}`;
-  });
+  return JSON.stringify(excerpt(text, max)).replace(UNSHOWABLE, hexEscape);
+}
+
+/** `\uXXXX` for a character, `\u{XXXXX}` past U+FFFF. */
+function hexEscape(c: string): string {
+  const code = c.codePointAt(0) ?? 0;
+  const hex = code.toString(16).toUpperCase();
+  return code > 0xffff ? `\\u{${hex}}` : `\\u${hex.padStart(4, '0')}`;
+}
+
+const SHORT_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+const CONTROL_OR_UNSHOWABLE = new RegExp(`\\p{Cc}|${UNSHOWABLE.source}`, 'gu');
+
+/**
+ * `text` unquoted, with what would break, turn or hide the line it is printed in written as
+ * escapes: its control characters (`\n`, `\r`, `\t`, an escape as `\u001B`) and the characters
+ * quoted() escapes. For a terminal: nothing in it can move the cursor or clear the screen.
+ */
+export function escapedUnshowable(text: string): string {
+  return text.replace(CONTROL_OR_UNSHOWABLE, (c) => SHORT_ESCAPES[c] ?? hexEscape(c));
 }
 
 /** A zod string that must be a Firestore document id; the error says why it is not. */
