@@ -383,6 +383,24 @@ describe('SlackStandIn', () => {
     });
   });
 
+  it('refuses, as Slack does, more than 50 blocks (invalid_blocks) and more than 12,000 characters of block text (msg_blocks_too_long)', async () => {
+    const web = client();
+    const section = (text: string) => ({ type: 'section', text: { type: 'mrkdwn', text } });
+    const many = await caught(web.chat.postMessage({ channel: 'C1', text: 'x', blocks: Array(51).fill(section('s')) }));
+    expect((many as WebAPIPlatformError).data.error).toBe('invalid_blocks');
+    // 5 sections of 2,400 and a field of 1: 12,001 characters, counted in texts and fields alike.
+    const long = [
+      ...Array(5).fill(section('t'.repeat(2400))),
+      { type: 'section', fields: [{ type: 'mrkdwn', text: 'f' }] },
+    ];
+    const tooLong = await caught(web.chat.postMessage({ channel: 'C1', text: 'x', blocks: long }));
+    expect((tooLong as WebAPIPlatformError).data.error).toBe('msg_blocks_too_long');
+    await expect(web.chat.postMessage({ channel: 'C1', text: 'x', blocks: long.slice(0, 5) })).resolves.toMatchObject({
+      ok: true,
+    });
+    expect(slack.posts).toHaveLength(1);
+  });
+
   it('accepts a JSON body with a Bearer token, answering ok:false errors with HTTP 200', async () => {
     const post = (body: unknown, token = TOKEN) =>
       fetch(new URL('chat.postMessage', url), {

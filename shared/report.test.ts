@@ -2,7 +2,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { type Account, accountSchema, MAX_TITLE_LENGTH, type Notification, titleSchema } from './model';
-import { type Block, escapeMrkdwn, type RenderedReport, renderReport, SLACK_LIMITS, truncate } from './report';
+import {
+  type Block,
+  blocksTextLength,
+  escapeMrkdwn,
+  type RenderedReport,
+  renderReport,
+  SLACK_LIMITS,
+  truncate,
+} from './report';
 
 /** Slack's limits, from the fixture rather than from the code under test. */
 const limits = (
@@ -56,6 +64,12 @@ function expectWithinSlackLimits(r: RenderedReport): void {
   for (const t of allTexts(r)) expect(isWellFormed(t)).toBe(true);
   expect(r.blocks.length).toBeGreaterThan(0);
   expect(r.blocks.length).toBeLessThanOrEqual(limits.blocks_per_message);
+  // The blocks' text together, which Slack refuses past about 12,000 (msg_blocks_too_long).
+  const blockText = allTexts(r)
+    .slice(1)
+    .reduce((sum, t) => sum + t.length, 0);
+  expect(blockText).toBe(blocksTextLength(r.blocks));
+  expect(blockText).toBeLessThanOrEqual(SLACK_LIMITS.blocksTextChars);
   expect(r.text.trim().length).toBeGreaterThan(0);
   expect(r.text.length).toBeLessThanOrEqual(limits.text_truncated_after_chars);
   for (const b of r.blocks) {
@@ -252,6 +266,31 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
       expectWithinSlackLimits(r);
       expect(r.blocks[0]).toMatchObject({ type: 'header', text: { text: 'Acme: scheduled report' } });
     }
+  });
+
+  it('200 metrics of 2,000 characters, 500 highlights and a long link: the block text within its budget, shared', () => {
+    const metrics = Array.from({ length: 200 }, (_, i) => ({ label: `m${i}`, value: 'v'.repeat(2000) }));
+    const highlights = Array.from({ length: 500 }, (_, i) => `${i} ${'h'.repeat(100)}`);
+    const dashboardUrl = `https://example.com/${'p'.repeat(2500)}`;
+    const r = renderReport(notification(), account({ name: 'Huge', metrics, highlights, dashboardUrl }), occurrence);
+    expectWithinSlackLimits(r);
+    const shown = fieldsOf(r).length;
+    expect(shown).toBeGreaterThan(0);
+    expect(contextTexts(r).join(' ')).toContain(`${200 - shown} more metrics not shown`);
+    expect(contextTexts(r).join(' ')).toContain('|Open the dashboard>');
+    // The highlights keep at least their third of what the header, time and footer leave.
+    const bullets = sections(r).find((s) => s.text?.text.startsWith('• 0 '))?.text?.text ?? '';
+    expect(bullets.length).toBeGreaterThan(2000);
+    // Few metrics leave the highlights their whole section.
+    const few = renderReport(
+      notification(),
+      account({ name: 'Huge', metrics: metrics.slice(0, 2), highlights }),
+      occurrence,
+    );
+    expectWithinSlackLimits(few);
+    expect(sections(few).find((s) => s.text?.text.startsWith('• 0 '))?.text?.text.length).toBeGreaterThan(
+      limits.section_text_chars - 10,
+    );
   });
 
   it('a 5,000-character dashboard URL', () => {

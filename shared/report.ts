@@ -157,6 +157,25 @@ export function dashboardUrlProblem(url: string): string | null {
     : `is too long for a report's link: ${length} characters written as a Slack link, at most ${MAX_DASHBOARD_LINK}`;
 }
 
+/** The text of blocks, all together, as it counts against SLACK_LIMITS.blocksTextChars. */
+export function blocksTextLength(blocks: readonly Block[]): number {
+  let length = 0;
+  for (const b of blocks) {
+    if (b.type === 'header') length += b.text.text.length;
+    else if (b.type === 'context') for (const e of b.elements) length += e.text.length;
+    else if (b.type === 'section') {
+      length += b.text?.text.length ?? 0;
+      for (const f of b.fields ?? []) length += f.text.length;
+    }
+  }
+  return length;
+}
+
+/** Room kept for the footer's "12,345 more metrics not shown · ". */
+const OMITTED_NOTE_ROOM = 40;
+/** The share of the block text the highlights are sure of, whatever the metrics take. */
+const HIGHLIGHTS_SHARE = 1 / 3;
+
 /**
  * Renders an account's report as Block Kit blocks plus the fallback text that
  * notifications and screen readers use. Pure: the same input gives the same message,
@@ -179,42 +198,59 @@ export function renderReport(
     },
   ];
 
-  // Metrics go ten to a section (Slack's field limit); whole sections stop at the block limit.
-  const fields = account.metrics.map((m) => ({
-    type: 'mrkdwn' as const,
-    text: metricField(m.label, formatValue(m.value), formatChange(m.change)),
-  }));
+  // A link too long for the context text (import refuses one) is left out, not cut.
+  const fullLink = account.dashboardUrl === undefined ? undefined : dashboardLink(account.dashboardUrl);
+  const link = fullLink !== undefined && fullLink.length <= MAX_DASHBOARD_LINK ? fullLink : undefined;
+  // A line break inside a highlight would start an unbulleted line: each is kept to one line.
+  const highlights = account.highlights.map((h) => `• ${h.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ')}`).join('\n');
+  const noMetrics = '_No metrics for this period._';
+
+  // The blocks' text, all together, stays within SLACK_LIMITS.blocksTextChars: what the header,
+  // the time and the footer take is kept first; the highlights are sure of a third of the rest
+  // (as much as they need of it), the metrics take what they need of the remainder, and the
+  // highlights then what the metrics left.
+  const textRoom =
+    SLACK_LIMITS.blocksTextChars -
+    blocksTextLength(blocks) -
+    (link?.length ?? 0) -
+    OMITTED_NOTE_ROOM -
+    (account.metrics.length === 0 ? noMetrics.length : 0);
+  const highlightsNeed = Math.min(escapeMrkdwn(highlights).length, SLACK_LIMITS.sectionTextChars);
+  const metricsRoom = textRoom - Math.min(highlightsNeed, Math.floor(textRoom * HIGHLIGHTS_SHARE));
+
+  // Metrics go ten to a section (Slack's field limit); they stop at the block limit, or where
+  // the next would pass their share of the text.
   // Room kept for the divider, highlights section and footer.
   const reserved = 3;
-  let omittedMetrics = 0;
-  for (let i = 0; i < fields.length; i += SLACK_LIMITS.sectionFields) {
-    if (blocks.length >= SLACK_LIMITS.blocksPerMessage - reserved) {
-      omittedMetrics = fields.length - i;
-      break;
+  let shown = 0;
+  let metricsText = 0;
+  let section: { type: 'mrkdwn'; text: string }[] = [];
+  for (const m of account.metrics) {
+    const field = { type: 'mrkdwn' as const, text: metricField(m.label, formatValue(m.value), formatChange(m.change)) };
+    if (metricsText + field.text.length > metricsRoom) break;
+    if (section.length === 0) {
+      if (blocks.length >= SLACK_LIMITS.blocksPerMessage - reserved) break;
+      blocks.push({ type: 'section', fields: section });
     }
-    blocks.push({ type: 'section', fields: fields.slice(i, i + SLACK_LIMITS.sectionFields) });
+    section.push(field);
+    if (section.length === SLACK_LIMITS.sectionFields) section = [];
+    metricsText += field.text.length;
+    shown++;
   }
+  const omittedMetrics = account.metrics.length - shown;
   if (account.metrics.length === 0) {
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: '_No metrics for this period._' } });
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: noMetrics } });
   }
 
   if (account.highlights.length > 0) {
     blocks.push({ type: 'divider' });
-    // A line break inside a highlight would start an unbulleted line: each is kept to one line.
-    const lines = account.highlights.map((h) => `• ${h.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ')}`).join('\n');
-    blocks.push({
-      type: 'section',
-      text: { type: 'mrkdwn', text: escapeAndTruncate(lines, SLACK_LIMITS.sectionTextChars) },
-    });
+    const room = Math.min(SLACK_LIMITS.sectionTextChars, textRoom - metricsText);
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: escapeAndTruncate(highlights, room) } });
   }
 
   const footer: string[] = [];
   if (omittedMetrics > 0) footer.push(`${omittedMetrics} more metrics not shown`);
-  if (account.dashboardUrl) {
-    // A link too long for the context text (import refuses one) is left out, not cut.
-    const link = dashboardLink(account.dashboardUrl);
-    if (link.length <= MAX_DASHBOARD_LINK) footer.push(link);
-  }
+  if (link !== undefined) footer.push(link);
   if (footer.length > 0 && blocks.length < SLACK_LIMITS.blocksPerMessage) {
     blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: footer.join(' · ') }] });
   }

@@ -11,4 +11,14 @@ export const SLACK_LIMITS = Object.freeze({
   headerTextChars: 150,
   contextTextChars: 3000,
   fallbackTextChars: 4000,
+  /**
+   * The text of all of a message's blocks together. Slack documents no such limit, but refuses
+   * a message past about 12,000 characters of block text with `msg_blocks_too_long` (reported
+   * from 11,300 to 13,300, depending on the blocks: slackapi/bolt-js issues 2509 and 2867):
+   * the report keeps below it, with room to spare.
+   */
+  blocksTextChars: 10_000,
 });
+
+/** Where the Slack stand-in refuses a message's block text as too long, as Slack is seen to. */
+export const SLACK_BLOCKS_TEXT_REFUSED_PAST = 12_000;
