@@ -285,8 +285,7 @@ async function checkRedriveTopic(pubsub: PubSub, topic: string, projectId: strin
     });
   } catch (err) {
     if (silent) throw new CliError(`cannot use Pub/Sub: ${(err as Error).message}`, EXIT.failed);
-    // A topic that does not exist fails the first page's publish, which says so and puts it back.
-    if (grpcCode(err) === NOT_FOUND) return;
+    if (grpcCode(err) === NOT_FOUND) throw noSuchTopic(topic, projectId);
     if (grpcCode(err) === UNIMPLEMENTED) throw notThatService('Pub/Sub', projectId, err);
     // A caller that may publish but not list: the check alone is passed over.
     if (grpcCode(err) === PERMISSION_DENIED) {
@@ -300,12 +299,21 @@ async function checkRedriveTopic(pubsub: PubSub, topic: string, projectId: strin
       EXIT.failed,
     );
   }
+  if (subscriptions.length > 0) return;
   // The emulator lists none for a topic that does not exist, where Pub/Sub answers NOT_FOUND.
-  if (subscriptions.length === 0 && (await pubsub.topic(topic).exists())[0]) {
-    throw new CliError(
-      `topic ${topic} has no subscription: what is published there reaches no notifier; nothing was redriven (the dispatch topic is ${TOPOLOGY.dispatchTopic} unless you named it otherwise)`,
-    );
-  }
+  if (!(await pubsub.topic(topic).exists())[0]) throw noSuchTopic(topic, projectId);
+  throw new CliError(
+    `topic ${topic} has no subscription: what is published there reaches no notifier; nothing was redriven (${DISPATCH_TOPIC_NOTE})`,
+  );
+}
+
+const DISPATCH_TOPIC_NOTE = `the dispatch topic is ${TOPOLOGY.dispatchTopic} unless you named it otherwise`;
+
+/** A redrive's topic that does not exist: said before anything is reopened. */
+function noSuchTopic(topic: string, projectId: string): CliError {
+  return new CliError(
+    `topic ${topic} does not exist in project ${projectId}; nothing was redriven (${DISPATCH_TOPIC_NOTE})`,
+  );
 }
 
 export function failureOf(err: unknown): { message: string; exitCode: number } {
