@@ -532,6 +532,17 @@ describe('npm run bench arguments (the built command)', () => {
       ['--skip', [...PHASES].reverse().join(',')],
       new RegExp(`error: --skip ${[...PHASES].reverse().join(',')} leaves`),
     ],
+    // A list given again is added to, whichever the option.
+    [
+      ['--only', 'ceilings', '--only', 'dispatch', '--skip', 'dispatch', '--skip', 'ceilings'],
+      /--only ceilings,dispatch with --skip dispatch,ceilings leaves no phase to run/,
+    ],
+    [['--only', ',ceilings'], /an empty phase name in ",ceilings"; phases: ceilings, /],
+    [['--in-flight', '8', '--in-flight', '8'], /--in-flight <list>' argument '8' is invalid\. 8 is named twice/],
+    [
+      ['--in-flight', '64', '--in-flight', '8', '--capacity-requests', '10'],
+      /--in-flight 64,8: 64 in flight needs at least 64 requests/,
+    ],
     // One size named twice would be measured twice and compared with itself.
     [['--sizes', '300,300'], /--sizes <list>' argument '300,300' is invalid\. 300 is named twice/],
     [['--in-flight', '8,8'], /--in-flight <list>' argument '8,8' is invalid\. 8 is named twice/],
@@ -577,6 +588,16 @@ describe('npm run bench arguments (the built command)', () => {
     const res = run('--only', 'peer', '--out', dir);
     expect(res.status).toBe(2);
     expect(res.stderr).toMatch(/results cannot be written there: .*tmp is not a directory/);
+  });
+
+  it('takes a relative --out from the directory npm was run in (INIT_CWD), not the package root', () => {
+    const res = spawnSync(
+      process.execPath,
+      [join(__dirname, '..', 'dist', 'bench', 'run.js'), '--only', 'peer', '--out', 'rel/out'],
+      { encoding: 'utf8', timeout: 30_000, env: { ...process.env, INIT_CWD: '/proc/slack-fanout-bench' } },
+    );
+    expect(res.status).toBe(2);
+    expect(res.stderr).toMatch(/--out \/proc\/slack-fanout-bench\/rel\/out: results cannot be written there/);
   });
 
   it('shows list defaults the way they are written', () => {

@@ -70,25 +70,34 @@ const PAGE_SIZE = 1000;
 /** The exit code of a usage error, as the slack-fanout CLI and `npm start` give it. */
 const USAGE = 2;
 
+/**
+ * A comma-separated list of whole numbers. The option given again adds to the list (`--in-flight
+ * 8 --in-flight 64` is `8,64`); its default is not added to: the first list given replaces it.
+ */
 function intList(min: number, max: number) {
   const one = wholeNumber(min, max);
+  let given: number[] = [];
   return (value: string): number[] => {
-    const out = value.split(',').map((v) => one(v.trim()));
+    const out = [...given, ...value.split(',').map((v) => one(v.trim()))];
     // One value named twice would be measured twice, and compared with itself.
     const twice = out.find((v, i) => out.indexOf(v) !== i);
     if (twice !== undefined) throw new InvalidArgumentError(`${twice} is named twice`);
+    given = out;
     return out;
   };
 }
 
-function phaseList(value: string): Phase[] {
+/** Comma-separated phases; the option given again adds to them (`--skip peer --skip profile`). */
+function phaseList(value: string, previous: Phase[] | undefined): Phase[] {
   const out = value.split(',').map((v) => v.trim());
   for (const p of out) {
+    if (p === '')
+      throw new InvalidArgumentError(`an empty phase name in ${JSON.stringify(value)}; phases: ${PHASES.join(', ')}`);
     if (!PHASES.includes(p as Phase))
       throw new InvalidArgumentError(`unknown phase ${p}; phases: ${PHASES.join(', ')}`);
   }
   // Named twice is still one phase.
-  return [...new Set(out)] as Phase[];
+  return [...new Set([...(previous ?? []), ...out])] as Phase[];
 }
 
 function outDir(value: string): string {
@@ -176,12 +185,12 @@ export function parseArgs(argv: string[]): BenchOptions {
     .option('--quick', `a smoke check: N=${QUICK.sizes.join(',')}, end to end ${QUICK.e2e}, 1 run`)
     .option(
       '--runs <n>',
-      `runs per figure, the median reported (default: ${FULL.runs}; --quick: 1)`,
+      `runs per figure, the median reported: 1 to 20 (default: ${FULL.runs}; --quick: 1)`,
       wholeNumber(1, 20),
     )
     .option(
       '--sizes <list>',
-      `dispatch sizes N, comma-separated (default: ${FULL.sizes.join(',')}; --quick: ${QUICK.sizes.join(',')})`,
+      `dispatch sizes N, comma-separated, each 1 to 1,000,000 (default: ${FULL.sizes.join(',')}; --quick: ${QUICK.sizes.join(',')})`,
       intList(1, 1_000_000),
     )
     .option(
@@ -191,42 +200,56 @@ export function parseArgs(argv: string[]): BenchOptions {
     )
     .option(
       '--e2e <n>',
-      `notifications end to end through the emulators (default: ${FULL.e2e}; --quick: ${QUICK.e2e})`,
+      `notifications end to end through the emulators, 1 to 1,000,000 (default: ${FULL.e2e}; --quick: ${QUICK.e2e})`,
       wholeNumber(1, 1_000_000),
     )
     .addOption(
-      new Option('--in-flight <list>', 'notifier capacity: requests in flight, comma-separated')
+      new Option('--in-flight <list>', 'notifier capacity: requests in flight, comma-separated, each 1 to 1024')
         .argParser(intList(1, 1024))
         .default([1, 8, 64], '1,8,64'),
     )
     .option(
       '--capacity-requests <n>',
-      `notifier capacity: requests at a level above 8 in flight, and at least as many as that level has in flight; a level of 2 to 8 in flight gets half of it (at least 200), one of 1 an eighth (at least 100) (default: ${FULL.capacityRequests}; --quick: ${QUICK.capacityRequests})`,
+      `notifier capacity, at least 10: requests at a level above 8 in flight, and at least as many as that level has in flight; a level of 2 to 8 in flight gets half of it (at least 200), one of 1 an eighth (at least 100) (default: ${FULL.capacityRequests}; --quick: ${QUICK.capacityRequests})`,
       wholeNumber(10, 1_000_000),
     )
     .option(
       '--peer-jobs <n>',
-      `BullMQ peer: jobs per run (default: ${FULL.peerJobs}; --quick: ${QUICK.peerJobs})`,
+      `BullMQ peer: jobs per run, 1 to 1,000,000 (default: ${FULL.peerJobs}; --quick: ${QUICK.peerJobs})`,
       wholeNumber(1, 1_000_000),
     )
     .addOption(
       new Option(
         '--worker-concurrency <list>',
-        'BullMQ peer: the Worker’s concurrency, comma-separated, one peer run each (compared with the same --in-flight level, which must be among them when the capacity phase runs too)',
+        'BullMQ peer: the Worker’s concurrency, comma-separated, each 1 to 1024, one peer run each (compared with the same --in-flight level, which must be among them when the capacity phase runs too)',
       )
         .argParser(intList(1, 1024))
         .default([8, 64], '8,64'),
     )
-    .option('--only <phases>', `run only these phases, comma-separated: ${PHASES.join(', ')}`, phaseList)
-    .option('--skip <phases>', 'skip these phases, comma-separated', phaseList)
+    .option(
+      '--only <phases>',
+      `run only these phases, comma-separated (given again, added to): ${PHASES.join(', ')}`,
+      phaseList,
+    )
+    .option('--skip <phases>', 'skip these phases, comma-separated (given again, added to)', phaseList)
     .option('--no-install-redis', 'do not apt-get install redis-server when it is missing (the peer is skipped)')
-    .option('--out <dir>', 'where results go (made if missing)', outDir, join(ROOT, 'bench', 'results'))
+    .option(
+      '--out <dir>',
+      'where results go (made if missing; a relative path is from the directory npm was run in)',
+      outDir,
+      join(ROOT, 'bench', 'results'),
+    )
     .addOption(
       new Option('--log-level <level>', 'the services’ log level (production default: info)')
         .choices(LOG_LEVELS)
         .default('info'),
     )
-    .option('--timeout <seconds>', 'longest wait for one run’s deliveries', wholeNumber(10, 86_400), 900)
+    .option(
+      '--timeout <seconds>',
+      'longest wait for one run’s deliveries, in seconds: 10 to 86400',
+      wholeNumber(10, 86_400),
+      900,
+    )
     .addHelpText(
       'after',
       `
@@ -267,7 +290,8 @@ only once every phase has run.`,
       );
     }
   }
-  const out = resolve(raw.out);
+  // npm runs the script from the package's root; a relative --out is from where npm was run.
+  const out = resolve(process.env.INIT_CWD ?? process.cwd(), raw.out);
   const problem = outProblem(out);
   if (problem) program.error(`error: --out ${out}: results cannot be written there: ${problem}`);
   return {
