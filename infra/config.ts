@@ -184,6 +184,15 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
   const timeZone = value('schedulerTimezone') ?? DEFAULTS.schedulerTimezone;
   if (!isTimeZone(timeZone)) {
     fail('schedulerTimezone', `is not an IANA time zone (got ${JSON.stringify(timeZone)})`);
+  } else {
+    // The runtime takes a zone in any case; Cloud Scheduler takes the database's own spelling.
+    const spelt = zoneSpelling(timeZone);
+    if (spelt !== timeZone && spelt.toLowerCase() === timeZone.toLowerCase()) {
+      fail(
+        'schedulerTimezone',
+        `is written ${JSON.stringify(spelt)} in the time zone database (got ${JSON.stringify(timeZone)})`,
+      );
+    }
   }
   const attemptDeadlineSeconds = int(
     'tickDeadlineSeconds',
@@ -272,6 +281,11 @@ export function loadConfig(): StackConfig {
   return { ...parsed, slackBotToken: config.requireSecret('slackBotToken') };
 }
 
+/** The zone's name as the runtime writes it (`utc` → `UTC`, `europe/paris` → `Europe/Paris`). */
+function zoneSpelling(zone: string): string {
+  return new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
+}
+
 function isTimeZone(zone: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
@@ -311,7 +325,16 @@ function parseLabels(text: string | undefined, fail: (message: string) => void):
     return {};
   }
   const labels: Record<string, string> = {};
-  for (const [k, v] of Object.entries(parsed)) {
+  const entries = Object.entries(parsed);
+  // The program's own labels count against Google Cloud's limit too.
+  const room = GCP_LIMITS.labelsPerResource - RESERVED_LABELS.length;
+  if (entries.length > room) {
+    fail(
+      `has ${entries.length} labels; at most ${room} (Google Cloud takes ${GCP_LIMITS.labelsPerResource} on a resource, and the program sets ${RESERVED_LABELS.join(', ')})`,
+    );
+    return {};
+  }
+  for (const [k, v] of entries) {
     if (RESERVED_LABELS.includes(k)) {
       fail(`${JSON.stringify(k)} is set by the program and cannot be overridden`);
     } else if (!LABEL_KEY.test(k)) {

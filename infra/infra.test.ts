@@ -859,6 +859,23 @@ describe('parseConfig', () => {
     expect(problemKeys({ ...valid, labels: '{"team":"Growth Team"}' })).toEqual([`${NS}:labels`]);
     expect(problemKeys({ ...valid, labels: '{"app":"other"}' })).toEqual([`${NS}:labels`]);
     expect(problemKeys({ ...valid, labels: '["team"]' })).toEqual([`${NS}:labels`]);
+    // 64 on a resource, the program's 3 among them.
+    const many = (n: number) => JSON.stringify(Object.fromEntries(Array.from({ length: n }, (_, i) => [`l${i}`, 'x'])));
+    expect(problemKeys({ ...valid, labels: many(61) })).toEqual([]);
+    expect(() => parseConfig({ ...valid, labels: many(62) }, ctx)).toThrow(
+      `${NS}:labels: has 62 labels; at most 61 (Google Cloud takes 64 on a resource, and the program sets app, stack, managed-by)`,
+    );
+  });
+
+  it('refuses a scheduler time zone in another case than the time zone database writes it', () => {
+    expect(() => parseConfig({ ...valid, schedulerTimezone: 'europe/paris' }, ctx)).toThrow(
+      `${NS}:schedulerTimezone: is written "Europe/Paris" in the time zone database (got "europe/paris")`,
+    );
+    expect(problemKeys({ ...valid, schedulerTimezone: 'utc' })).toEqual([`${NS}:schedulerTimezone`]);
+    // Aliases, in their own spelling, are the database's names too.
+    for (const zone of ['Etc/UTC', 'US/Eastern', 'UTC', 'Europe/Paris']) {
+      expect(problemKeys({ ...valid, schedulerTimezone: zone })).toEqual([]);
+    }
   });
 });
 

@@ -19,6 +19,8 @@ export const GCP_LIMITS = Object.freeze({
     /** An HTTP target's attempt deadline. */
     attemptDeadlineSeconds: [15, 1800] as const,
   }),
+  /** https://cloud.google.com/resource-manager/docs/labels-overview#requirements */
+  labelsPerResource: 64,
   /** https://cloud.google.com/run/quotas */
   run: Object.freeze({
     maxInstances: 1000,
