@@ -421,6 +421,25 @@ describe('the command line', () => {
   });
 });
 
+describe('a file of the other kind of entry', () => {
+  const notification = { id: 'n-1', accountId: 'a', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' };
+  const account = { id: 'a', name: 'Acme' };
+
+  it('is said as such, naming the command that takes it', () => {
+    expect(() => parseAccountsFile(JSON.stringify([notification, notification]), 'n.json')).toThrow(
+      'n.json looks like a file of notifications (its entries have "cron" and no "name"): import it with `slack-fanout import`',
+    );
+    expect(() => parseNotificationsFile(JSON.stringify([account]), 'a.json')).toThrow(
+      'a.json looks like a file of accounts (its entries have "name" and no "cron"): import it with `slack-fanout import-accounts`',
+    );
+  });
+
+  it('only when every entry is: one stray entry is named as a bad entry', () => {
+    expect(() => parseAccountsFile(JSON.stringify([account, notification]), 'mixed.json')).toThrow(/^mixed\.json\[1\]/);
+    expect(parseAccountsFile(JSON.stringify([account]), 'a.json')).toHaveLength(1);
+  });
+});
+
 describe('readText', () => {
   const dir = mkdtempSync(join(tmpdir(), 'read-text-'));
 
@@ -741,7 +760,12 @@ describe('emulator addresses', () => {
 });
 
 describe('checked before the credentials', () => {
-  const names = ['FIRESTORE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'GOOGLE_APPLICATION_CREDENTIALS'] as const;
+  const names = [
+    'FIRESTORE_EMULATOR_HOST',
+    'PUBSUB_EMULATOR_HOST',
+    'GOOGLE_APPLICATION_CREDENTIALS',
+    'GOOGLE_CLOUD_PROJECT',
+  ] as const;
   const saved = Object.fromEntries(names.map((n) => [n, process.env[n]]));
   afterEach(() => {
     for (const n of names) {
@@ -775,6 +799,13 @@ describe('checked before the credentials', () => {
       'project "p1" is not a Google Cloud project id (3 to 63 lower-case letters, digits and hyphens, starting ' +
         'with a letter and not ending with a hyphen, after an optional domain: prefix; a project made today has 6 to 30)',
     );
+  });
+
+  it('a blank --project is named as such, not as no project passed', async () => {
+    for (const blank of ['', '  ']) {
+      const message = await failure({ GOOGLE_CLOUD_PROJECT: 'demo-env' }, ['-p', blank, 'pause', 'n-1']);
+      expect(message).toBe(`--project is blank (${JSON.stringify(blank)}): name the Google Cloud project`);
+    }
   });
 
   it('a bad emulator address is named before anything is dialled', async () => {

@@ -327,6 +327,9 @@ export function failureOf(err: unknown): { message: string; exitCode: number } {
 
 function projectOf(opts: { project?: string }): string {
   const project = opts.project ?? process.env.GOOGLE_CLOUD_PROJECT;
+  if (opts.project !== undefined && opts.project.trim() === '') {
+    throw new CliError(`--project is blank (${quoted(opts.project)}): name the Google Cloud project`);
+  }
   if (!project) throw new CliError('no project: pass --project or set GOOGLE_CLOUD_PROJECT');
   const problem = projectIdProblem(project);
   if (problem) throw new CliError(`project ${quoted(project)} ${problem}`);
@@ -532,7 +535,28 @@ function readAtMost(source: number | string, limit: number): Buffer | null {
 
 /** Reads a JSON array of notifications, naming every bad entry. */
 export function parseNotificationsFile(text: string, file: string): NewNotification[] {
-  return parseNotificationEntries(parseJsonArray(text, file, 'notifications'), (i) => `${file}[${i}]`, { file });
+  const data = parseJsonArray(text, file, 'notifications');
+  refuseOtherKind(data, file, { has: 'name', lacks: 'cron', kind: 'accounts', command: 'import-accounts' });
+  return parseNotificationEntries(data, (i) => `${file}[${i}]`, { file });
+}
+
+/**
+ * A file of the other command's entries (accounts given to `import`, notifications to
+ * `import-accounts`) is said as such, rather than as every entry missing a field: each of its
+ * entries has a field only the other kind has, and lacks one this kind needs.
+ */
+function refuseOtherKind(
+  data: unknown[],
+  file: string,
+  other: { has: string; lacks: string; kind: string; command: string },
+): void {
+  const looksOther = (e: unknown) =>
+    typeof e === 'object' && e !== null && Object.hasOwn(e, other.has) && !Object.hasOwn(e, other.lacks);
+  if (data.length > 0 && data.every(looksOther)) {
+    throw new CliError(
+      `${file} looks like a file of ${other.kind} (its entries have "${other.has}" and no "${other.lacks}"): import it with \`slack-fanout ${other.command}\``,
+    );
+  }
 }
 
 function parseJsonArray(text: string, file: string, of: string): unknown[] {
@@ -565,7 +589,9 @@ function entriesError(problems: string[], source: string | undefined): CliError 
 
 /** Reads a JSON array of accounts (the data a report shows), naming every bad entry. */
 export function parseAccountsFile(text: string, file: string): NewAccount[] {
-  const entries = validEntries(parseJsonArray(text, file, 'accounts'), {
+  const data = parseJsonArray(text, file, 'accounts');
+  refuseOtherKind(data, file, { has: 'cron', lacks: 'name', kind: 'notifications', command: 'import' });
+  const entries = validEntries(data, {
     schema: newAccountSchema,
     where: (i) => `${file}[${i}]`,
     source: file,
@@ -853,7 +879,7 @@ it stops: says how many were saved, exit 1 (saving again is safe).`;
 function stallTimeoutOption(): Option {
   return new Option(
     '--stall-timeout <seconds>',
-    'stop when no write has finished for this long (Firestore not answering)',
+    'stop when no write has finished for this long (Firestore not answering): 1 to 3600 seconds',
   )
     .argParser(positiveInt(3600))
     .default(STALL_TIMEOUT_SECONDS);

@@ -314,7 +314,8 @@ async function main(): Promise<number> {
   try {
     say('slack-fanout local run');
     const emulators: Emulators = await startEmulators({
-      logDir: join(ROOT, '.local', 'emulators'),
+      // In the run's own folder of logs, kept with it (the latest KEPT_RUN_LOGS runs).
+      logDir,
       onProgress: say,
       onSpawn,
       chosen: {

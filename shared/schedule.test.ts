@@ -502,6 +502,21 @@ describe('validateSchedule', () => {
   });
 
   it.each([
+    ['0 9 * JANUARY *', 'the month field\'s "JANUARY" is not a month name cron knows: write JAN or 1'],
+    ['0 9 * * MON-FRIDAY', 'the day-of-week field\'s "FRIDAY" is not a day name cron knows: write FRI or 5'],
+    ['0 9 * * FOO', 'the day-of-week field\'s "FOO" is not a day name cron knows: the names are SUN to SAT'],
+  ])("rejects %j, a name cron does not know, in words rather than cron-parser's", (cron, why) => {
+    expect(rejection({ cron, timezone: 'UTC' }).message).toBe(`invalid cron ${JSON.stringify(cron)}: ${why}`);
+  });
+
+  it.each(['0 9 * jan-dec mon-fri', '0 9 * * 5L', '0 9 L * *', '0 9 * * SUN#2'])(
+    'accepts %j: names in any case, L',
+    (cron) => {
+      expect(() => validateSchedule({ cron, timezone: 'UTC' })).not.toThrow();
+    },
+  );
+
+  it.each([
     ['60 9 * * *', "the minute field's value 60 is outside 0-59"],
     ['0 24 * * *', "the hour field's value 24 is outside 0-23"],
     ['0 9 0 * *', "the day-of-month field's value 0 is outside 1-31"],

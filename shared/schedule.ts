@@ -106,6 +106,8 @@ export function validateSchedule(s: CronSchedule): void {
         'another time each time the schedule is read; write the value itself',
     );
   }
+  const misnamed = misnamedValue(fields);
+  if (misnamed !== null) throw new InvalidScheduleError(`invalid cron ${JSON.stringify(s.cron)}: ${misnamed}`);
   try {
     // On the wall clock (see occurrencesAfter): the zone's changes cannot make a good cron fail.
     CronExpressionParser.parse(s.cron, { tz: 'UTC', strict: false }).next();
@@ -118,6 +120,33 @@ export function validateSchedule(s: CronSchedule): void {
 
 const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 const MONTHS = 'January February March April May June July August September October November December'.split(' ');
+
+const MONTH_NAMES = MONTHS.map((m) => m.slice(0, 3).toUpperCase());
+const WEEKDAY_NAMES = WEEKDAYS.map((d) => d.slice(0, 3).toUpperCase());
+
+/**
+ * A month or day-of-week name cron does not know (`JANUARY`, `MONDAY`, `FOO`), said in words:
+ * cron-parser reads the three letters it knows and then names the rest (`cannot resolve alias
+ * "uar"`). `L` is a day of the week's own (`5L`, the last Friday).
+ */
+function misnamedValue(fields: readonly string[]): string | null {
+  for (const [index, field, names, first] of [
+    [3, 'month', MONTH_NAMES, 1],
+    [4, 'day-of-week', WEEKDAY_NAMES, 0],
+  ] as const) {
+    for (const word of fields[index]?.match(/[A-Za-z]+/g) ?? []) {
+      const upper = word.toUpperCase();
+      if ((names as readonly string[]).includes(upper) || (index === 4 && upper === 'L')) continue;
+      const meant = names.findIndex((n) => upper.startsWith(n));
+      const hint =
+        meant === -1
+          ? `the names are ${names[0]} to ${names[names.length - 1]}`
+          : `write ${names[meant]} or ${meant + first}`;
+      return `the ${field} field's ${JSON.stringify(word)} is not a ${index === 3 ? 'month' : 'day'} name cron knows: ${hint}`;
+    }
+  }
+  return null;
+}
 
 /** cron-parser's field names, as the README and the errors above name the 5 fields. */
 const CRON_FIELDS: Record<string, string> = {
