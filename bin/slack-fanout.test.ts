@@ -579,6 +579,19 @@ describe('failures', () => {
 });
 
 describe('usage errors', () => {
+  it.each([
+    [['add', '--id', 'x', '--account', 'a', '--channel', 'C', '--cron', '--timezone', 'UTC'], '--timezone', '--cron'],
+    [['add', '--id', '--account', 'a'], '--account', '--id'],
+    [['-p', '--help', 'list'], '--help', '--project'],
+  ])('%j: an option taken as the value of the one before is named as such', async (args, taken, option) => {
+    const program = buildProgram();
+    let said = '';
+    for (const c of [program, ...program.commands])
+      c.configureOutput({ writeErr: (t) => (said += t), writeOut: () => {} });
+    await expect(program.parseAsync(args, { from: 'user' })).rejects.toBeInstanceOf(CommanderError);
+    expect(said).toContain(`${taken} is an option, not a value: give ${option} its value`);
+  });
+
   it('throw a CommanderError (the command exits 2 on it), and the help lists the exit codes', async () => {
     const program = buildProgram();
     for (const c of [program, ...program.commands]) c.configureOutput({ writeErr: () => {}, writeOut: () => {} });

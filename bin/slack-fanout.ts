@@ -1658,7 +1658,34 @@ is still dead for the next run.`,
         await db.terminate();
       }
     });
+  refuseOptionsAsValues(program);
   return program;
+}
+
+/**
+ * An option whose value is left out takes the next option as its value (`add --cron --timezone
+ * UTC` has the cron `--timezone`, and then says --timezone is missing): a text value that is one
+ * of the command's own options is refused, naming the option whose value is missing. Options
+ * with a parser of their own (numbers, names) already refuse it.
+ */
+function refuseOptionsAsValues(program: Command): void {
+  for (const command of [program, ...program.commands]) {
+    const flags = new Set(
+      [...command.options, ...program.options].flatMap((o) => [o.long, o.short]).filter((f) => f !== undefined),
+    );
+    flags.add('--help').add('-h');
+    for (const option of command.options) {
+      if (option.parseArg !== undefined || !(option.required || option.optional)) continue;
+      option.argParser((value: string) => {
+        if (flags.has(value)) {
+          throw new InvalidArgumentError(
+            `${value} is an option, not a value: give ${option.long ?? option.flags} its value`,
+          );
+        }
+        return value;
+      });
+    }
+  }
 }
 
 if (require.main === module) {
