@@ -33,6 +33,7 @@ import {
   enabledOutput,
   InvalidNotificationError,
   type NewNotification,
+  notificationDoc,
   type PausedSelector,
   type ResumePausedResult,
   resumePaused,
@@ -120,6 +121,8 @@ export function firestoreAdminPorts(
       setNotificationEnabled(db, id, enabled, reason, defaultReason),
     deleteNotification: (id) => deleteNotification(db, id),
     async saveNotification(n) {
+      // Checked before anything is read: a notification refused costs no Firestore call.
+      notificationDoc(n);
       const existed = (await store.getRaw(n.id)) !== null;
       await saveNotifications(db, [n]);
       return !existed;

@@ -185,12 +185,18 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
   if (!isTimeZone(timeZone)) {
     fail('schedulerTimezone', `is not an IANA time zone (got ${JSON.stringify(timeZone)})`);
   } else {
-    // The runtime takes a zone in any case; Cloud Scheduler takes the database's own spelling.
+    // The runtime takes a zone in any case; Cloud Scheduler takes the database's own spelling,
+    // where every part of a name starts with a capital (Etc/UTC, America/Port-au-Prince).
     const spelt = zoneSpelling(timeZone);
     if (spelt !== timeZone && spelt.toLowerCase() === timeZone.toLowerCase()) {
       fail(
         'schedulerTimezone',
         `is written ${JSON.stringify(spelt)} in the time zone database (got ${JSON.stringify(timeZone)})`,
+      );
+    } else if (timeZone.split('/').some((part) => !/^[A-Z]/.test(part))) {
+      fail(
+        'schedulerTimezone',
+        `is not written as the time zone database writes it, each part starting with a capital (got ${JSON.stringify(timeZone)}; it is ${JSON.stringify(spelt)})`,
       );
     }
   }

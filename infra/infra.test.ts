@@ -872,8 +872,15 @@ describe('parseConfig', () => {
       `${NS}:schedulerTimezone: is written "Europe/Paris" in the time zone database (got "europe/paris")`,
     );
     expect(problemKeys({ ...valid, schedulerTimezone: 'utc' })).toEqual([`${NS}:schedulerTimezone`]);
+    // An alias in another case, which the runtime resolves to another name.
+    expect(() => parseConfig({ ...valid, schedulerTimezone: 'etc/utc' }, ctx)).toThrow(
+      `${NS}:schedulerTimezone: is not written as the time zone database writes it, each part starting with a capital (got "etc/utc"; it is "UTC")`,
+    );
+    for (const zone of ['us/eastern', 'gmt']) {
+      expect(problemKeys({ ...valid, schedulerTimezone: zone })).toEqual([`${NS}:schedulerTimezone`]);
+    }
     // Aliases, in their own spelling, are the database's names too.
-    for (const zone of ['Etc/UTC', 'US/Eastern', 'UTC', 'Europe/Paris']) {
+    for (const zone of ['Etc/UTC', 'US/Eastern', 'UTC', 'Europe/Paris', 'America/Port-au-Prince', 'Etc/GMT-14']) {
       expect(problemKeys({ ...valid, schedulerTimezone: zone })).toEqual([]);
     }
   });

@@ -171,7 +171,7 @@ export function blocksTextLength(blocks: readonly Block[]): number {
   return length;
 }
 
-/** Room kept for the footer's "12,345 more metrics not shown · ". */
+/** Room kept for the footer's "12345 more metrics not shown · ". */
 const OMITTED_NOTE_ROOM = 40;
 /** The share of the block text the highlights are sure of, whatever the metrics take. */
 const HIGHLIGHTS_SHARE = 1 / 3;

@@ -3,6 +3,8 @@ import { notificationDoc } from './notifications';
 import {
   type CronSchedule,
   canonicalTimeZone,
+  checkedSchedule,
+  checkedScheduleCount,
   firesAt,
   InvalidScheduleError,
   isValidTimeZone,
@@ -509,7 +511,22 @@ describe('validateSchedule', () => {
     expect(rejection({ cron, timezone: 'UTC' }).message).toBe(`invalid cron ${JSON.stringify(cron)}: ${why}`);
   });
 
-  it.each(['0 9 * jan-dec mon-fri', '0 9 * * 5L', '0 9 L * *', '0 9 * * SUN#2'])(
+  it('keeps a cron or a zone longer than any taken out of the cache of checked schedules', () => {
+    const before = checkedScheduleCount();
+    const long = checkedSchedule(`0 9 * * *${' '.repeat(60_000)}`, 'UTC');
+    expect(long).toEqual({ cron: `0 9 * * *${' '.repeat(60_000)}`, timezone: 'UTC' });
+    expect(checkedSchedule('0 9 * * *', `Europe/${'x'.repeat(60_000)}`)).toEqual({
+      problem: expect.stringMatching(
+        /^time zone "Europe\/x{33}"… is 60007 characters long; a time zone has at most 100$/,
+      ),
+    });
+    expect(checkedScheduleCount()).toBe(before);
+    // Blanks around a zone are dropped before it is a key.
+    expect(checkedSchedule('7 13 * * *', `UTC${' '.repeat(60_000)}`)).toEqual({ cron: '7 13 * * *', timezone: 'UTC' });
+    expect(checkedScheduleCount()).toBe(before + 1);
+  });
+
+  it.each(['0 9 * jan-dec mon-fri', '0 9 * * 5L', '0 9 * * FRIL', '0 9 L * *', '0 9 * * SUN#2'])(
     'accepts %j: names in any case, L',
     (cron) => {
       expect(() => validateSchedule({ cron, timezone: 'UTC' })).not.toThrow();
@@ -517,6 +534,7 @@ describe('validateSchedule', () => {
   );
 
   it.each([
+    ['0 9 L-2 * *', 'the day-of-month field holds a range cron cannot read'],
     ['60 9 * * *', "the minute field's value 60 is outside 0-59"],
     ['0 24 * * *', "the hour field's value 24 is outside 0-23"],
     ['0 9 0 * *', "the day-of-month field's value 0 is outside 1-31"],

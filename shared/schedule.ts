@@ -110,7 +110,7 @@ export function validateSchedule(s: CronSchedule): void {
   if (misnamed !== null) throw new InvalidScheduleError(`invalid cron ${JSON.stringify(s.cron)}: ${misnamed}`);
   try {
     // On the wall clock (see occurrencesAfter): the zone's changes cannot make a good cron fail.
-    CronExpressionParser.parse(s.cron, { tz: 'UTC', strict: false }).next();
+    CronExpressionParser.parse(cron, { tz: 'UTC', strict: false }).next();
   } catch (err) {
     throw new InvalidScheduleError(
       `invalid cron ${JSON.stringify(s.cron)}: ${cronParserProblem((err as Error).message)}`,
@@ -136,7 +136,9 @@ function misnamedValue(fields: readonly string[]): string | null {
   ] as const) {
     for (const word of fields[index]?.match(/[A-Za-z]+/g) ?? []) {
       const upper = word.toUpperCase();
-      if ((names as readonly string[]).includes(upper) || (index === 4 && upper === 'L')) continue;
+      // A day of the week's `L` stands alone (`5L`) or follows a name (`FRIL`, the last Friday).
+      const named = index === 4 && upper.endsWith('L') ? upper.slice(0, -1) : upper;
+      if ((names as readonly string[]).includes(named) || (index === 4 && upper === 'L')) continue;
       const meant = names.findIndex((n) => upper.startsWith(n));
       const hint =
         meant === -1
@@ -176,7 +178,10 @@ function cronParserProblem(message: string): string {
   const outOfRange = /^Constraint error, got (value|range) (\S+) expected range (\d+-\d+)$/.exec(message);
   const rangeField = outOfRange?.[3] === undefined ? undefined : FIELD_OF_RANGE[outOfRange[3]];
   if (outOfRange && rangeField !== undefined) {
-    return `the ${rangeField} field's ${outOfRange[1]} ${outOfRange[2]} is outside ${outOfRange[3]}`;
+    // cron-parser's NaN is a value it could not read as a number (`L-2`).
+    return outOfRange[2]?.includes('NaN')
+      ? `the ${rangeField} field holds a ${outOfRange[1]} cron cannot read`
+      : `the ${rangeField} field's ${outOfRange[1]} ${outOfRange[2]} is outside ${outOfRange[3]}`;
   }
   // A value listed twice (`SUN,7`, `1-5,3`): cron-parser names its field and the value as it
   // holds them, Sunday as 0 and months from 1.
@@ -206,23 +211,31 @@ export function scheduleProblemField(problem: string): 'cron' | 'timezone' {
  */
 const checkedSchedules = new Map<string, { cron: string; timezone: string } | { problem: string }>();
 
+/** How many checked schedules are kept (for the tests of the cache's bound). */
+export function checkedScheduleCount(): number {
+  return checkedSchedules.size;
+}
+
 export function checkedSchedule(
   cron: string,
   timezone: string,
 ): { cron: string; timezone: string } | { problem: string } {
-  const key = `${cron}\u0000${timezone}`;
-  let checked = checkedSchedules.get(key);
+  // Blanks around a zone are dropped, as around a cron (scheduleIdOf).
+  const zone = timezone.trim();
+  // A cron or zone longer than any taken is checked outside the cache: its keys stay short,
+  // whatever a caller sends (an admin PUT of 64 kB, 10,000 times).
+  const cacheable = cron.length <= MAX_CRON_CHARS && zone.length <= MAX_TIMEZONE_CHARS;
+  const key = `${cron}\u0000${zone}`;
+  let checked = cacheable ? checkedSchedules.get(key) : undefined;
   if (!checked) {
     try {
-      // Blanks around a zone are dropped, as around a cron (scheduleIdOf).
-      const zone = timezone.trim();
       validateSchedule({ cron, timezone: zone });
       // One zone, one spelling: `utc` and `UTC` share a schedule.
       checked = { cron, timezone: canonicalTimeZone(zone) };
     } catch (err) {
       checked = { problem: (err as Error).message };
     }
-    if (checkedSchedules.size < 10_000) checkedSchedules.set(key, checked);
+    if (cacheable && checkedSchedules.size < 10_000) checkedSchedules.set(key, checked);
   }
   return checked;
 }
