@@ -218,9 +218,9 @@ export function renderReport(
   const highlightsNeed = Math.min(escapeMrkdwn(highlights).length, SLACK_LIMITS.sectionTextChars);
   const metricsRoom = textRoom - Math.min(highlightsNeed, Math.floor(textRoom * HIGHLIGHTS_SHARE));
 
-  // Metrics go ten to a section (Slack's field limit); they stop at the block limit, or where
-  // the next would pass their share of the text.
-  // Room kept for the divider, highlights section and footer.
+  // Metrics go ten to a section (Slack's field limit). They stop at the block limit, with room
+  // kept for the divider, the highlights and the footer, or where the next would pass their
+  // share of the text.
   const reserved = 3;
   let shown = 0;
   let metricsText = 0;
