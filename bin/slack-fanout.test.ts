@@ -583,6 +583,10 @@ describe('usage errors', () => {
     [['add', '--id', 'x', '--account', 'a', '--channel', 'C', '--cron', '--timezone', 'UTC'], '--timezone', '--cron'],
     [['add', '--id', '--account', 'a'], '--account', '--id'],
     [['-p', '--help', 'list'], '--help', '--project'],
+    // Options with a parser of their own: a reason, a number.
+    [['pause', 'n-1', '--reason', '--help'], '--help', '--reason'],
+    [['resume', '--paused-reason', '--dry-run'], '--dry-run', '--paused-reason'],
+    [['list', '--limit', '--after'], '--after', '--limit'],
   ])('%j: an option taken as the value of the one before is named as such', async (args, taken, option) => {
     const program = buildProgram();
     let said = '';

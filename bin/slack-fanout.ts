@@ -312,7 +312,8 @@ const DISPATCH_TOPIC_NOTE = `the dispatch topic is ${TOPOLOGY.dispatchTopic} unl
 /** A redrive's topic that does not exist: said before anything is reopened. */
 function noSuchTopic(topic: string, projectId: string): CliError {
   return new CliError(
-    `topic ${topic} does not exist in project ${projectId}; nothing was redriven (${DISPATCH_TOPIC_NOTE})`,
+    // A full name (projects/…/topics/…) names its own project.
+    `topic ${topic} does not exist${topic.includes('/') ? '' : ` in project ${projectId}`}; nothing was redriven (${DISPATCH_TOPIC_NOTE})`,
   );
 }
 
@@ -1664,9 +1665,9 @@ is still dead for the next run.`,
 
 /**
  * An option whose value is left out takes the next option as its value (`add --cron --timezone
- * UTC` has the cron `--timezone`, and then says --timezone is missing): a text value that is one
- * of the command's own options is refused, naming the option whose value is missing. Options
- * with a parser of their own (numbers, names) already refuse it.
+ * UTC` has the cron `--timezone`, and then says --timezone is missing; `pause --reason --help`
+ * would pause for the reason "--help"): a value that is one of the command's own options is
+ * refused, naming the option whose value is missing, before the option's own parser reads it.
  */
 function refuseOptionsAsValues(program: Command): void {
   for (const command of [program, ...program.commands]) {
@@ -1675,14 +1676,15 @@ function refuseOptionsAsValues(program: Command): void {
     );
     flags.add('--help').add('-h');
     for (const option of command.options) {
-      if (option.parseArg !== undefined || !(option.required || option.optional)) continue;
-      option.argParser((value: string) => {
+      if (!(option.required || option.optional)) continue;
+      const parse = option.parseArg;
+      option.argParser((value: string, previous: unknown) => {
         if (flags.has(value)) {
           throw new InvalidArgumentError(
             `${value} is an option, not a value: give ${option.long ?? option.flags} its value`,
           );
         }
-        return value;
+        return parse === undefined ? value : parse(value, previous);
       });
     }
   }

@@ -5,7 +5,7 @@ import { SingleBar } from 'cli-progress';
 import { loadServiceConfig } from '../shared/auth';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
-import { FINAL_STATUSES } from '../shared/model';
+import { escapedUnshowable, FINAL_STATUSES } from '../shared/model';
 import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { onSignalTwice } from '../shared/signals';
@@ -631,7 +631,8 @@ async function main(): Promise<number> {
             'notificationId',
           ]);
           for (const d of shown) {
-            say(`  ✗ ${status} ${d.id}: ${whyEnded(d.data.lastError)}`);
+            // The error's text is Slack's (or the stand-in's rules'): written as the posted lines are.
+            say(escapedUnshowable(`  ✗ ${status} ${d.id}: ${whyEnded(d.data.lastError)}`));
             // A notification this failure paused: said, under the reason `resume --paused-reason` takes.
             const notificationId = d.data.notificationId;
             if (typeof notificationId !== 'string' || pausedSaid.has(notificationId)) continue;

@@ -142,6 +142,9 @@ describe('PostLines', () => {
     posts.add(`  ✓ posted n:1 → #C1: ${postPreview('\u001b[2J\u001b[31mRED\u001b]0;title\u0007 \u202eevil\u0000')}`);
     expect(said).toEqual(['  ✓ posted n:1 → #C1: \\u001B[2J\\u001B[31mRED\\u001B]0;title\\u0007 \\u202Eevil\\u0000']);
     expect(said.join('')).not.toMatch(/\p{Cc}/u);
+    // An emoji's joiner is left to join it.
+    posts.add('  ✓ posted n:2 → #C1: 👩\u200d💻 ❤\ufe0f');
+    expect(said[1]).toBe('  ✓ posted n:2 → #C1: 👩\u200d💻 ❤\ufe0f');
   });
 
   it('drops them for a progress bar, until the next tick is sent', () => {

@@ -54,15 +54,17 @@ function hexEscape(c: string): string {
 }
 
 const SHORT_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-const CONTROL_OR_UNSHOWABLE = new RegExp(`\\p{Cc}|${UNSHOWABLE.source}`, 'gu');
+/** Control characters, line and paragraph separators, and the marks that turn a text's direction. */
+const BREAKS_OR_TURNS = /[\p{Cc}\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]/gu;
 
 /**
- * `text` unquoted, with what would break, turn or hide the line it is printed in written as
- * escapes: its control characters (`\n`, `\r`, `\t`, an escape as `\u001B`) and the characters
- * quoted() escapes. For a terminal: nothing in it can move the cursor or clear the screen.
+ * `text` unquoted, with what would break or turn the line it is printed in written as escapes:
+ * its control characters (`\n`, `\r`, `\t`, an escape as `\u001B`), the line separators and the
+ * direction marks. For a terminal: nothing in it can move the cursor, clear the screen or reverse
+ * the line. Invisible characters are left, so that an emoji's joiners still join it.
  */
 export function escapedUnshowable(text: string): string {
-  return text.replace(CONTROL_OR_UNSHOWABLE, (c) => SHORT_ESCAPES[c] ?? hexEscape(c));
+  return text.replace(BREAKS_OR_TURNS, (c) => SHORT_ESCAPES[c] ?? hexEscape(c));
 }
 
 /** A zod string that must be a Firestore document id; the error says why it is not. */

@@ -281,6 +281,11 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
     // The highlights keep at least their third of what the header, time and footer leave.
     const bullets = sections(r).find((s) => s.text?.text.startsWith('• 0 '))?.text?.text ?? '';
     expect(bullets.length).toBeGreaterThan(2000);
+    // One left out is one metric.
+    const tiny = Array.from({ length: 451 }, (_, i) => ({ label: `m${i}`, value: i }));
+    const one = renderReport(notification(), account({ name: 'Tiny', metrics: tiny }), occurrence);
+    expect(fieldsOf(one)).toHaveLength(450);
+    expect(contextTexts(one).join(' ')).toContain('1 more metric not shown');
     // Few metrics leave the highlights their whole section.
     const few = renderReport(
       notification(),
@@ -346,6 +351,25 @@ describe('truncate cuts between characters, never through one', () => {
   it('cuts a 250,000-character string at the cluster by its end (the segmenter sees a window, not all of it)', () => {
     const long = `${'x'.repeat(250_000)}👨‍👩‍👧`;
     expect(truncate(long, 250_003)).toBe(`${'x'.repeat(250_000)}…`);
+  });
+
+  it('never cuts between the two letters of a flag, in a run of flags longer than its window', () => {
+    const flags = '🇫🇷'.repeat(300);
+    for (const max of [249, 250, 251, 252, 253]) {
+      const cut = truncate(flags, max);
+      // Whole flags (4 code units each), then the ellipsis.
+      expect((cut.length - 1) % 4).toBe(0);
+      expect(cut.length).toBeLessThanOrEqual(max);
+      expect(cut.length).toBeGreaterThan(max - 5);
+    }
+    // The letters pair up from the run's start, as Unicode pairs them: a lone 🇺 in front takes 🇫.
+    const shifted = `a🇺${'🇫🇷'.repeat(100)}`;
+    for (const max of [101, 102, 103, 104]) {
+      const cut = truncate(shifted, max);
+      expect((cut.length - 1 - 'a'.length) % 4).toBe(0);
+      const graphemes = [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(cut)];
+      expect(graphemes.length).toBe(1 + (cut.length - 2) / 4 + 1);
+    }
   });
 
   it('property: within the limit, well-formed, a prefix of the input, cut at a code point', () => {
@@ -534,7 +558,7 @@ describe('renderReport property: any valid account keeps every limit', () => {
         expectWithinSlackLimits(r);
         // Every metric is either shown or counted in the footer.
         const shown = fieldsOf(r).length;
-        const omitted = Number(/(\d+) more metrics not shown/.exec(contextTexts(r).join(' '))?.[1] ?? 0);
+        const omitted = Number(/(\d+) more metrics? not shown/.exec(contextTexts(r).join(' '))?.[1] ?? 0);
         expect(shown + omitted).toBe(acc.metrics.length);
       }),
       { numRuns: 100 },

@@ -1,5 +1,6 @@
 import type { Account, Notification } from './model';
 import { SLACK_LIMITS } from './slack-limits';
+import { counted } from './words';
 
 export { SLACK_LIMITS };
 
@@ -29,6 +30,9 @@ const CLUSTER_WINDOW = 64;
 
 const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
 const isLowSurrogate = (c: number) => c >= 0xdc00 && c <= 0xdfff;
+/** Whether a regional indicator letter (U+1F1E6 to U+1F1FF, half a flag) starts at `i`. */
+const isRegionalIndicatorAt = (s: string, i: number) =>
+  s.charCodeAt(i) === 0xd83c && s.charCodeAt(i + 1) >= 0xdde6 && s.charCodeAt(i + 1) <= 0xddff;
 
 /**
  * The largest index at most `cut` where `s` can be cut without splitting a surrogate pair
@@ -40,6 +44,13 @@ export function safeCut(s: string, cut: number): number {
   let at = cut;
   if (isLowSurrogate(s.charCodeAt(at)) && isHighSurrogate(s.charCodeAt(at - 1))) at--;
   if (at === 0) return 0;
+  // In a run of flags, longer than any window, the letters pair up from the run's start: the
+  // cut falls after an even number of them, never between the two letters of a flag.
+  if (isRegionalIndicatorAt(s, at)) {
+    let before = 0;
+    for (let i = at - 2; i >= 0 && isRegionalIndicatorAt(s, i); i -= 2) before++;
+    if (before > 0) return before % 2 === 1 ? at - 2 : at;
+  }
   let start = Math.max(0, at - CLUSTER_WINDOW);
   if (start > 0 && isLowSurrogate(s.charCodeAt(start)) && isHighSurrogate(s.charCodeAt(start - 1))) start--;
   // The window ends past the code point at the cut: a boundary depends on what follows it too.
@@ -249,7 +260,7 @@ export function renderReport(
   }
 
   const footer: string[] = [];
-  if (omittedMetrics > 0) footer.push(`${omittedMetrics} more metrics not shown`);
+  if (omittedMetrics > 0) footer.push(`${counted(omittedMetrics, 'more metric')} not shown`);
   if (link !== undefined) footer.push(link);
   if (footer.length > 0 && blocks.length < SLACK_LIMITS.blocksPerMessage) {
     blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: footer.join(' · ') }] });

@@ -507,6 +507,8 @@ describe('validateSchedule', () => {
     ['0 9 * JANUARY *', 'the month field\'s "JANUARY" is not a month name cron knows: write JAN or 1'],
     ['0 9 * * MON-FRIDAY', 'the day-of-week field\'s "FRIDAY" is not a day name cron knows: write FRI or 5'],
     ['0 9 * * FOO', 'the day-of-week field\'s "FOO" is not a day name cron knows: the names are SUN to SAT'],
+    ['0 9 * * fril', 'the day-of-week field\'s "fril" is written FRIL: cron takes its L (the last) in capitals'],
+    ['0 9 * * 5l', 'the day-of-week field\'s "l" is written L: cron takes its L (the last) in capitals'],
   ])("rejects %j, a name cron does not know, in words rather than cron-parser's", (cron, why) => {
     expect(rejection({ cron, timezone: 'UTC' }).message).toBe(`invalid cron ${JSON.stringify(cron)}: ${why}`);
   });
@@ -526,7 +528,7 @@ describe('validateSchedule', () => {
     expect(checkedScheduleCount()).toBe(before + 1);
   });
 
-  it.each(['0 9 * jan-dec mon-fri', '0 9 * * 5L', '0 9 * * FRIL', '0 9 L * *', '0 9 * * SUN#2'])(
+  it.each(['0 9 * jan-dec mon-fri', '0 9 * * 5L', '0 9 * * FRIL', '0 9 * * friL', '0 9 L * *', '0 9 * * SUN#2'])(
     'accepts %j: names in any case, L',
     (cron) => {
       expect(() => validateSchedule({ cron, timezone: 'UTC' })).not.toThrow();

@@ -138,7 +138,12 @@ function misnamedValue(fields: readonly string[]): string | null {
       const upper = word.toUpperCase();
       // A day of the week's `L` stands alone (`5L`) or follows a name (`FRIL`, the last Friday).
       const named = index === 4 && upper.endsWith('L') ? upper.slice(0, -1) : upper;
-      if ((names as readonly string[]).includes(named) || (index === 4 && upper === 'L')) continue;
+      const known = (names as readonly string[]).includes(named) || (index === 4 && upper === 'L');
+      // Names are read in any case, but cron-parser reads its L in capitals alone (`fril`, `5l`).
+      if (known && index === 4 && word.endsWith('l')) {
+        return `the day-of-week field's ${JSON.stringify(word)} is written ${upper}: cron takes its L (the last) in capitals`;
+      }
+      if (known) continue;
       const meant = names.findIndex((n) => upper.startsWith(n));
       const hint =
         meant === -1
