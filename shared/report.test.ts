@@ -236,8 +236,21 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
     const r = renderReport(notification(), account({ name: 'Chatty', highlights }), occurrence);
     expectWithinSlackLimits(r);
     const text = sections(r).find((s) => s.text?.text.startsWith('• 0 '))?.text?.text ?? '';
-    expect(text.length).toBeGreaterThan(limits.section_text_chars - 10);
-    expect(text.endsWith('…')).toBe(true);
+    // Whole highlights while they fit, then how many are left out.
+    const lines = text.split('\n');
+    const shown = lines.length - 1;
+    expect(lines.slice(0, -1)).toEqual(highlights.slice(0, shown).map((h) => `• ${h}`));
+    expect(lines.at(-1)).toBe(`_${500 - shown} more highlights not shown_`);
+    expect(text.length).toBeGreaterThan(limits.section_text_chars - 500 - 40);
+  });
+
+  it('a first highlight too long for the room is cut, and the rest counted', () => {
+    const highlights = ['x'.repeat(5000), 'second'];
+    const r = renderReport(notification(), account({ name: 'Long', highlights }), occurrence);
+    expectWithinSlackLimits(r);
+    const text = sections(r).find((s) => s.text?.text.startsWith('• x'))?.text?.text ?? '';
+    expect(text).toMatch(/^• x+…\n_1 more highlight not shown_$/);
+    expect(text.length).toBeGreaterThan(limits.section_text_chars - 40);
   });
 
   it('a 1,000-character title (from the account name, and from the notification)', () => {
@@ -293,9 +306,9 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
       occurrence,
     );
     expectWithinSlackLimits(few);
-    expect(sections(few).find((s) => s.text?.text.startsWith('• 0 '))?.text?.text.length).toBeGreaterThan(
-      limits.section_text_chars - 10,
-    );
+    const fewText = sections(few).find((s) => s.text?.text.startsWith('• 0 '))?.text?.text ?? '';
+    expect(fewText.length).toBeGreaterThan(limits.section_text_chars - 150);
+    expect(fewText).toMatch(/\n_\d+ more highlights not shown_$/);
   });
 
   it('a 5,000-character dashboard URL', () => {

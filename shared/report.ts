@@ -182,6 +182,32 @@ export function blocksTextLength(blocks: readonly Block[]): number {
   return length;
 }
 
+/** Room kept for the highlights' last line, "\n_12345 more highlights not shown_". */
+const OMITTED_HIGHLIGHTS_ROOM = 40;
+
+/**
+ * The highlights' section text, escaped, within `room`: whole highlights while they fit, and
+ * the count of those left out (`_3 more highlights not shown_`); the first cut to fit when
+ * even it does not.
+ */
+function highlightsText(bullets: readonly string[], room: number): string {
+  const whole = escapeMrkdwn(bullets.join('\n'));
+  if (whole.length <= room) return whole;
+  const lines: string[] = [];
+  let used = 0;
+  for (const bullet of bullets) {
+    const line = escapeMrkdwn(bullet);
+    if (used + line.length + 1 > room - OMITTED_HIGHLIGHTS_ROOM) break;
+    lines.push(line);
+    used += line.length + 1;
+  }
+  // A lone highlight needs no count after it: it has the whole room.
+  const firstRoom = bullets.length > 1 ? room - OMITTED_HIGHLIGHTS_ROOM : room;
+  if (lines.length === 0) lines.push(escapeAndTruncate(bullets[0] ?? '', firstRoom));
+  const left = bullets.length - lines.length;
+  return left > 0 ? `${lines.join('\n')}\n_${counted(left, 'more highlight')} not shown_` : lines.join('\n');
+}
+
 /** Room kept for the footer's "12345 more metrics not shown · ". */
 const OMITTED_NOTE_ROOM = 40;
 /** The share of the block text the highlights are sure of, whatever the metrics take. */
@@ -213,7 +239,8 @@ export function renderReport(
   const fullLink = account.dashboardUrl === undefined ? undefined : dashboardLink(account.dashboardUrl);
   const link = fullLink !== undefined && fullLink.length <= MAX_DASHBOARD_LINK ? fullLink : undefined;
   // A line break inside a highlight would start an unbulleted line: each is kept to one line.
-  const highlights = account.highlights.map((h) => `• ${h.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ')}`).join('\n');
+  const bullets = account.highlights.map((h) => `• ${h.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ')}`);
+  const highlights = bullets.join('\n');
   const noMetrics = '_No metrics for this period._';
 
   // The blocks' text, all together, stays within SLACK_LIMITS.blocksTextChars: what the header,
@@ -256,7 +283,7 @@ export function renderReport(
   if (account.highlights.length > 0) {
     blocks.push({ type: 'divider' });
     const room = Math.min(SLACK_LIMITS.sectionTextChars, textRoom - metricsText);
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: escapeAndTruncate(highlights, room) } });
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: highlightsText(bullets, room) } });
   }
 
   const footer: string[] = [];
