@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Firestore, Timestamp } from '@google-cloud/firestore';
 import type { PubSub } from '@google-cloud/pubsub';
@@ -477,12 +477,17 @@ export function readText(path: string, limit = MAX_IMPORT_BYTES, stdin: number |
       `${file} ${size === null ? 'goes on past' : `is ${mib(size)} (${size} bytes), more than`} the ${mib(limit)} an import reads (the whole file is parsed in memory${size === null ? '; it was read that far and no further' : ''}): split it into several files and import them one after another`,
     );
   let bytes: Buffer | null;
+  const source = fromStdin ? stdin : path;
   try {
-    // Checked before reading: a huge file would otherwise fill the memory, or fail to read at all.
-    const source = fromStdin ? stdin : path;
-    const stat = typeof source === 'number' ? fstatSync(source) : statSync(source);
-    if (stat.isFile() && stat.size > limit) throw tooBig(stat.size);
-    bytes = readAtMost(source, limit);
+    const fd = typeof source === 'number' ? source : openSync(source, 'r');
+    try {
+      // Checked before reading: a huge file would otherwise fill the memory, or fail to read at all.
+      const stat = fstatSync(fd);
+      if (stat.isFile() && stat.size > limit) throw tooBig(stat.size);
+      bytes = readAtMost(fd, limit);
+    } finally {
+      if (typeof source !== 'number') closeSync(fd);
+    }
   } catch (err) {
     if (err instanceof CliError) throw err;
     throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
@@ -505,32 +510,27 @@ export function readText(path: string, limit = MAX_IMPORT_BYTES, stdin: number |
 const READ_CHUNK_BYTES = 1024 * 1024;
 
 /**
- * All of `source` (a path, or an open descriptor: standard input), or null once it has given
- * more than `limit` bytes: a pipe or a device (`/dev/zero`) is read no further than that.
+ * All that the open descriptor `fd` gives, or null once it has given more than `limit` bytes:
+ * a pipe or a device (`/dev/zero`) is read no further than that.
  */
-function readAtMost(source: number | string, limit: number): Buffer | null {
-  const fd = typeof source === 'number' ? source : openSync(source, 'r');
-  try {
-    const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, chunk, 0, chunk.length, null);
-      } catch (err) {
-        // Standard input left non-blocking by whatever opened it: nothing to read yet.
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-        continue;
-      }
-      if (n === 0) return Buffer.concat(chunks, total);
-      total += n;
-      if (total > limit) return null;
-      chunks.push(Buffer.from(chunk.subarray(0, n)));
+function readAtMost(fd: number, limit: number): Buffer | null {
+  const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, chunk, 0, chunk.length, null);
+    } catch (err) {
+      // Standard input left non-blocking by whatever opened it: nothing to read yet.
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      continue;
     }
-  } finally {
-    if (typeof source !== 'number') closeSync(fd);
+    if (n === 0) return Buffer.concat(chunks, total);
+    total += n;
+    if (total > limit) return null;
+    chunks.push(Buffer.from(chunk.subarray(0, n)));
   }
 }
 

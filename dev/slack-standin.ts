@@ -23,7 +23,7 @@ import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { methodNotAllowed, notFound } from '../shared/http';
 import { quoted } from '../shared/model';
-import { SLACK_BLOCKS_TEXT_REFUSED_PAST, SLACK_LIMITS } from '../shared/slack-limits';
+import { blocksTextLength, SLACK_BLOCKS_TEXT_REFUSED_PAST, SLACK_LIMITS } from '../shared/slack-limits';
 import { z } from '../shared/zod';
 import { mulberry32 } from './demo';
 
@@ -167,18 +167,6 @@ class SlackArgError extends Error {
   constructor(readonly slackError: string) {
     super(slackError);
   }
-}
-
-/** The length of every `text` string in a block tree (a text object's, an element's). */
-function textLength(value: unknown, depth = 0): number {
-  if (depth > 20) return 0;
-  if (Array.isArray(value)) return value.reduce((sum: number, v) => sum + textLength(v, depth + 1), 0);
-  if (!isRecord(value)) return 0;
-  let length = 0;
-  for (const [key, v] of Object.entries(value)) {
-    length += key === 'text' && typeof v === 'string' ? v.length : textLength(v, depth + 1);
-  }
-  return length;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -561,7 +549,7 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
     if (!blocks.every((b) => isRecord(b) && typeof b.type === 'string')) throw new SlackArgError('invalid_blocks');
     // Slack's limits on the message as a whole: 50 blocks, and about 12,000 characters of text in them.
     if (blocks.length > SLACK_LIMITS.blocksPerMessage) throw new SlackArgError('invalid_blocks');
-    if (textLength(blocks) > SLACK_BLOCKS_TEXT_REFUSED_PAST) throw new SlackArgError('msg_blocks_too_long');
+    if (blocksTextLength(blocks) > SLACK_BLOCKS_TEXT_REFUSED_PAST) throw new SlackArgError('msg_blocks_too_long');
     return blocks.length === 0 ? null : blocks;
   }
 

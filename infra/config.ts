@@ -1,6 +1,6 @@
 import * as pulumi from '@pulumi/pulumi';
 import { isEmail, LOG_LEVELS } from '../shared/config';
-import { validateSchedule } from '../shared/schedule';
+import { canonicalTimeZone, isValidTimeZone, validateSchedule } from '../shared/schedule';
 import { GCP_LIMITS } from './limits';
 
 /**
@@ -182,12 +182,12 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
     fail('schedulerCron', `must be a five-field cron expression: ${(err as Error).message}`);
   }
   const timeZone = value('schedulerTimezone') ?? DEFAULTS.schedulerTimezone;
-  if (!isTimeZone(timeZone)) {
+  if (!isValidTimeZone(timeZone)) {
     fail('schedulerTimezone', `is not an IANA time zone (got ${JSON.stringify(timeZone)})`);
   } else {
     // The runtime takes a zone in any case; Cloud Scheduler takes the database's own spelling,
     // where every part of a name starts with a capital (Etc/UTC, America/Port-au-Prince).
-    const spelt = zoneSpelling(timeZone);
+    const spelt = canonicalTimeZone(timeZone);
     if (spelt !== timeZone && spelt.toLowerCase() === timeZone.toLowerCase()) {
       fail(
         'schedulerTimezone',
@@ -285,20 +285,6 @@ export function loadConfig(): StackConfig {
     setKeys: Object.keys(all),
   });
   return { ...parsed, slackBotToken: config.requireSecret('slackBotToken') };
-}
-
-/** The zone's name as the runtime writes it (`utc` → `UTC`, `europe/paris` → `Europe/Paris`). */
-function zoneSpelling(zone: string): string {
-  return new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
-}
-
-function isTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function isHttpsUrl(url: string): boolean {

@@ -32,11 +32,14 @@ export function excerpt(text: string, max = 100): string {
   return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
 }
 
+/** Line and paragraph separators, and the marks that set or turn a text's direction. */
+const BREAKS_OR_TURNS_SET = '\\u2028\\u2029\\u200e\\u200f\\u061c\\u202a-\\u202e\\u2066-\\u2069';
+
 /**
- * Characters that would break or hide a quoted text in a message: line and paragraph separators,
- * the marks that set or turn the text's direction, invisible characters and the braille blank.
+ * Characters that would break or hide a quoted text in a message: those that break or turn a
+ * line, invisible characters and the braille blank.
  */
-const UNSHOWABLE = /[\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069\u2800\p{Default_Ignorable_Code_Point}]/gu;
+const UNSHOWABLE = new RegExp(`[${BREAKS_OR_TURNS_SET}\\u2800\\p{Default_Ignorable_Code_Point}]`, 'gu');
 
 /**
  * `text` (its first `max` UTF-16 units, as `excerpt` cuts it) quoted for a message: JSON's
@@ -54,8 +57,8 @@ function hexEscape(c: string): string {
 }
 
 const SHORT_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-/** Control characters, line and paragraph separators, and the marks that turn a text's direction. */
-const BREAKS_OR_TURNS = /[\p{Cc}\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]/gu;
+/** Control characters, and what breaks or turns a line. */
+const BREAKS_OR_TURNS = new RegExp(`[\\p{Cc}${BREAKS_OR_TURNS_SET}]`, 'gu');
 
 /**
  * `text` unquoted, with what would break or turn the line it is printed in written as escapes:

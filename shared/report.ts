@@ -1,8 +1,8 @@
 import type { Account, Notification } from './model';
-import { SLACK_LIMITS } from './slack-limits';
+import { blocksTextLength, SLACK_LIMITS } from './slack-limits';
 import { counted } from './words';
 
-export { SLACK_LIMITS };
+export { blocksTextLength, SLACK_LIMITS };
 
 export type Block =
   | { type: 'header'; text: { type: 'plain_text'; text: string; emoji?: boolean } }
@@ -168,20 +168,6 @@ export function dashboardUrlProblem(url: string): string | null {
     : `is too long for a report's link: ${length} characters written as a Slack link, at most ${MAX_DASHBOARD_LINK}`;
 }
 
-/** The text of blocks, all together, as it counts against SLACK_LIMITS.blocksTextChars. */
-export function blocksTextLength(blocks: readonly Block[]): number {
-  let length = 0;
-  for (const b of blocks) {
-    if (b.type === 'header') length += b.text.text.length;
-    else if (b.type === 'context') for (const e of b.elements) length += e.text.length;
-    else if (b.type === 'section') {
-      length += b.text?.text.length ?? 0;
-      for (const f of b.fields ?? []) length += f.text.length;
-    }
-  }
-  return length;
-}
-
 /** Room kept for the highlights' last line, "\n_12345 more highlights not shown_". */
 const OMITTED_HIGHLIGHTS_ROOM = 40;
 
@@ -190,13 +176,12 @@ const OMITTED_HIGHLIGHTS_ROOM = 40;
  * the count of those left out (`_3 more highlights not shown_`); the first cut to fit when
  * even it does not.
  */
-function highlightsText(bullets: readonly string[], room: number): string {
-  const whole = escapeMrkdwn(bullets.join('\n'));
+function highlightsText(bullets: readonly string[], escaped: readonly string[], room: number): string {
+  const whole = escaped.join('\n');
   if (whole.length <= room) return whole;
   const lines: string[] = [];
   let used = 0;
-  for (const bullet of bullets) {
-    const line = escapeMrkdwn(bullet);
+  for (const line of escaped) {
     if (used + line.length + 1 > room - OMITTED_HIGHLIGHTS_ROOM) break;
     lines.push(line);
     used += line.length + 1;
@@ -240,7 +225,8 @@ export function renderReport(
   const link = fullLink !== undefined && fullLink.length <= MAX_DASHBOARD_LINK ? fullLink : undefined;
   // A line break inside a highlight would start an unbulleted line: each is kept to one line.
   const bullets = account.highlights.map((h) => `• ${h.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ')}`);
-  const highlights = bullets.join('\n');
+  // Escaped once: measured for the budget, then shown.
+  const escapedBullets = bullets.map(escapeMrkdwn);
   const noMetrics = '_No metrics for this period._';
 
   // The blocks' text, all together, stays within SLACK_LIMITS.blocksTextChars: what the header,
@@ -253,7 +239,11 @@ export function renderReport(
     (link?.length ?? 0) -
     OMITTED_NOTE_ROOM -
     (account.metrics.length === 0 ? noMetrics.length : 0);
-  const highlightsNeed = Math.min(escapeMrkdwn(highlights).length, SLACK_LIMITS.sectionTextChars);
+  const highlightsNeed = Math.min(
+    // The lines and the breaks between them.
+    escapedBullets.reduce((sum, line) => sum + line.length, Math.max(0, escapedBullets.length - 1)),
+    SLACK_LIMITS.sectionTextChars,
+  );
   const metricsRoom = textRoom - Math.min(highlightsNeed, Math.floor(textRoom * HIGHLIGHTS_SHARE));
 
   // Metrics go ten to a section (Slack's field limit). They stop at the block limit, with room
@@ -283,7 +273,7 @@ export function renderReport(
   if (account.highlights.length > 0) {
     blocks.push({ type: 'divider' });
     const room = Math.min(SLACK_LIMITS.sectionTextChars, textRoom - metricsText);
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: highlightsText(bullets, room) } });
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: highlightsText(bullets, escapedBullets, room) } });
   }
 
   const footer: string[] = [];

@@ -22,3 +22,18 @@ export const SLACK_LIMITS = Object.freeze({
 
 /** Where the Slack stand-in refuses a message's block text as too long, as Slack is seen to. */
 export const SLACK_BLOCKS_TEXT_REFUSED_PAST = 12_000;
+
+/**
+ * The text of a message's blocks, all together, as it counts against
+ * `SLACK_LIMITS.blocksTextChars`: every `text` string in them (a text object's, a field's, an
+ * element's), whatever the blocks. The report keeps it, and the Slack stand-in refuses past it.
+ */
+export function blocksTextLength(value: unknown, depth = 0): number {
+  if (depth > 20 || typeof value !== 'object' || value === null) return 0;
+  if (Array.isArray(value)) return value.reduce((sum: number, v) => sum + blocksTextLength(v, depth + 1), 0);
+  let length = 0;
+  for (const [key, v] of Object.entries(value)) {
+    length += key === 'text' && typeof v === 'string' ? v.length : blocksTextLength(v, depth + 1);
+  }
+  return length;
+}
