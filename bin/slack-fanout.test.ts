@@ -596,6 +596,19 @@ describe('usage errors', () => {
     expect(said).toContain(`${taken} is an option, not a value: give ${option} its value`);
   });
 
+  it.each([
+    [['add', '--id', 'a', '--account', 'x', '--id', 'b'], '--id is given twice ("a" and "b"): give it once'],
+    [['-p', 'one', 'list', '-p', 'two'], '--project is given twice ("one" and "two"): give it once'],
+    [['pause', 'n-1', '--reason', 'r1', '--reason=r2'], '--reason is given twice ("r1" and "r2"): give it once'],
+  ])('%j: an option given twice is refused, naming both values', async (args, message) => {
+    const program = buildProgram();
+    let said = '';
+    for (const c of [program, ...program.commands])
+      c.configureOutput({ writeErr: (t) => (said += t), writeOut: () => {} });
+    await expect(program.parseAsync(args, { from: 'user' })).rejects.toBeInstanceOf(CommanderError);
+    expect(said).toContain(message);
+  });
+
   it('throw a CommanderError (the command exits 2 on it), and the help lists the exit codes', async () => {
     const program = buildProgram();
     for (const c of [program, ...program.commands]) c.configureOutput({ writeErr: () => {}, writeOut: () => {} });

@@ -301,7 +301,12 @@ async function checkRedriveTopic(pubsub: PubSub, topic: string, projectId: strin
   }
   if (subscriptions.length > 0) return;
   // The emulator lists none for a topic that does not exist, where Pub/Sub answers NOT_FOUND.
-  if (!(await pubsub.topic(topic).exists())[0]) throw noSuchTopic(topic, projectId);
+  const [exists] = await withTimeout(pubsub.topic(topic).exists(), FIRST_ANSWER_TIMEOUT_MS, () => {
+    return `Pub/Sub at ${whereService('Pub/Sub', projectId)} did not say within ${FIRST_ANSWER_TIMEOUT_MS / 1000} s whether topic ${topic} exists; nothing was redriven`;
+  }).catch((err: unknown) => {
+    throw new CliError(`cannot use Pub/Sub: ${(err as Error).message}`, EXIT.failed);
+  });
+  if (!exists) throw noSuchTopic(topic, projectId);
   throw new CliError(
     `topic ${topic} has no subscription: what is published there reaches no notifier; nothing was redriven (${DISPATCH_TOPIC_NOTE})`,
   );
@@ -1668,6 +1673,8 @@ is still dead for the next run.`,
  * UTC` has the cron `--timezone`, and then says --timezone is missing; `pause --reason --help`
  * would pause for the reason "--help"): a value that is one of the command's own options is
  * refused, naming the option whose value is missing, before the option's own parser reads it.
+ * An option given twice (`add --id a … --id b`) would keep the last value without a word: it is
+ * refused, naming both values, as no option of this CLI takes more than one.
  */
 function refuseOptionsAsValues(program: Command): void {
   for (const command of [program, ...program.commands]) {
@@ -1679,9 +1686,15 @@ function refuseOptionsAsValues(program: Command): void {
       if (!(option.required || option.optional)) continue;
       const parse = option.parseArg;
       option.argParser((value: string, previous: unknown) => {
+        const name = option.long ?? option.flags;
         if (flags.has(value)) {
+          throw new InvalidArgumentError(`${value} is an option, not a value: give ${name} its value`);
+        }
+        // Set from the command line already in this parse (commander resets it on the next).
+        if (command.getOptionValueSource(option.attributeName()) === 'cli') {
+          const first = String(command.getOptionValue(option.attributeName()));
           throw new InvalidArgumentError(
-            `${value} is an option, not a value: give ${option.long ?? option.flags} its value`,
+            `${name} is given twice (${quoted(first, 40)} and ${quoted(value, 40)}): give it once`,
           );
         }
         return parse === undefined ? value : parse(value, previous);

@@ -5,6 +5,7 @@ import { type Account, accountSchema, MAX_TITLE_LENGTH, type Notification, title
 import {
   type Block,
   blocksTextLength,
+  boldable,
   escapeMrkdwn,
   type RenderedReport,
   renderReport,
@@ -478,6 +479,25 @@ describe('cuts in escaped text', () => {
     expect(long).toMatch(/^\*L+…\*\n1,234 ▲ 2\.0%$/);
     expect(short).toMatch(/^\*Revenue\*\nV+…$/);
     expect(short).toHaveLength(limits.section_field_chars);
+  });
+
+  it('keep a label bold whole: its asterisks shown as ∗ and its line breaks as blanks', () => {
+    const r = renderReport(
+      notification(),
+      account({
+        name: 'Acme',
+        metrics: [
+          { label: 'Revenue* (net)', value: 5 },
+          { label: '*Churn*\nmonthly\r\nrate\u2028x', value: 1 },
+        ],
+      }),
+      occurrence,
+    );
+    expectWithinSlackLimits(r);
+    const [first, second] = fieldsOf(r).map((f) => f.text);
+    expect(first).toBe('*Revenue\u2217 (net)*\n5');
+    expect(second).toBe('*\u2217Churn\u2217 monthly rate x*\n1');
+    expect(boldable('a*b\rc')).toBe('a\u2217b c');
   });
 });
 

@@ -106,6 +106,16 @@ export function escapeAndTruncate(s: string, max: number): string {
   return `${escapeMrkdwn(s.slice(0, safeCut(s, end)))}…`;
 }
 
+/**
+ * A label as it can stand in bold: Slack's bold does not run across a line break, and mrkdwn has
+ * no escape for `*`, so a line break is shown as a blank and an asterisk as `∗` (U+2217), which
+ * looks the same and is not markup (`*Revenue* (net)*` would end the bold early and show the
+ * rest with its asterisks).
+ */
+export function boldable(label: string): string {
+  return label.replace(/\r\n|[\n\r\u2028\u2029]/g, ' ').replace(/\*/g, '\u2217');
+}
+
 /** The most of a field a metric's label takes when its value needs the room. */
 const MAX_LABEL_SHARE = 500;
 
@@ -114,7 +124,8 @@ const MAX_LABEL_SHARE = 500;
  * its label and value, each escaped, so that the bold label keeps its closing `*` and the value
  * is never pushed out by a long label.
  */
-function metricField(label: string, value: string, change: string): string {
+function metricField(rawLabel: string, value: string, change: string): string {
+  const label = boldable(rawLabel);
   const room = SLACK_LIMITS.sectionFieldChars - '**\n'.length - change.length;
   const labelShare = Math.min(escapeMrkdwn(label).length, MAX_LABEL_SHARE);
   const shownValue = escapeAndTruncate(value, room - labelShare);

@@ -542,6 +542,52 @@ describe('validateSchedule', () => {
     expect(rejection({ cron, timezone: 'UTC' }).message).toBe(`invalid cron ${JSON.stringify(cron)}: ${why}`);
   });
 
+  it.each([
+    [
+      '0 9 * * FRI-MON',
+      'the day-of-week field\'s "FRI-MON" has a range that runs backwards, from 5 down to 1',
+      '5-6,0-1',
+    ],
+    ['50-10 9 * * *', 'the minute field\'s "50-10" has a range that runs backwards, from 50 down to 10', '50-59,0-10'],
+    ['0 22-2 * * *', 'the hour field\'s "22-2" has a range that runs backwards, from 22 down to 2', '22-23,0-2'],
+    ['0 9 * * SAT-SUN', 'the day-of-week field\'s "SAT-SUN" has a range that runs backwards, from 6 down to 0', '6,0'],
+    ['0 9 * NOV-FEB *', 'the month field\'s "NOV-FEB" has a range that runs backwards, from 11 down to 2', '11-12,1-2'],
+  ])('rejects %j, a range that runs backwards, naming the field and how to write it', (cron, why, written) => {
+    expect(rejection({ cron, timezone: 'UTC' }).message).toBe(
+      `invalid cron ${JSON.stringify(cron)}: ${why}: a range runs upwards, so write one that wraps round as two (${written})`,
+    );
+    // What it says to write is taken.
+    const fields = cron.split(' ');
+    const index = fields.findIndex((f) => f.includes('-'));
+    fields[index] = written;
+    expect(() => validateSchedule({ cron: fields.join(' '), timezone: 'UTC' })).not.toThrow();
+  });
+
+  it.each([
+    [
+      '0 9 LW * *',
+      'the day-of-month field\'s "LW" is not a value cron reads (W, the weekday nearest a day, is not taken)',
+    ],
+    [
+      '0 9 15W * *',
+      'the day-of-month field\'s "15W" is not a value cron reads (W, the weekday nearest a day, is not taken)',
+    ],
+    ['5x 9 * * *', 'the minute field\'s "5x" is not a value cron reads'],
+    ['*/0 9 * * *', 'the minute field\'s "*/0" has a step of 0: a step (the number after /) is at least 1'],
+    ['0 9 * 1-12/0 *', 'the month field\'s "1-12/0" has a step of 0: a step (the number after /) is at least 1'],
+    ['0 9 * * 1#6', 'the day-of-week field\'s "1#6" has a # that names no week'],
+    ['0 9 * * MON#2,FRI', 'the day-of-week field\'s "MON#2,FRI" mixes # with ,'],
+    ['0 9 * * ,1', 'the day-of-week field\'s ",1" has an empty item in its list'],
+    ['0,,30 9 * * *', 'the minute field\'s "0,,30" has an empty item in its list'],
+    ['0 9 * * L', 'the day-of-week field\'s "L" has an L alone'],
+    ['1-2-3 9 * * *', 'the minute field\'s "1-2-3" has a range cron cannot read'],
+    ['0 9 * * 7-1', 'the day-of-week field\'s "7-1" counts Sunday as 7: write it as 0 there (0-1)'],
+  ])('rejects %j, naming the field and what is wrong with it in words', (cron, why) => {
+    const message = rejection({ cron, timezone: 'UTC' }).message;
+    expect(message.startsWith(`invalid cron ${JSON.stringify(cron)}: ${why}`)).toBe(true);
+    expect(message).not.toMatch(/Constraint error|Invalid|Validation error|Unexpected/);
+  });
+
   it.each(['0 0 29 2 *', '0 0 31 1-12 *', '0 0 30 2,3 *'])('accepts %j, a day one of its months has', (cron) => {
     expect(() => validateSchedule({ cron, timezone: 'UTC' })).not.toThrow();
   });

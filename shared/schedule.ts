@@ -113,7 +113,7 @@ export function validateSchedule(s: CronSchedule): void {
     CronExpressionParser.parse(cron, { tz: 'UTC', strict: false }).next();
   } catch (err) {
     throw new InvalidScheduleError(
-      `invalid cron ${JSON.stringify(s.cron)}: ${cronParserProblem((err as Error).message)}`,
+      `invalid cron ${JSON.stringify(s.cron)}: ${cronParserProblem((err as Error).message, fields)}`,
     );
   }
 }
@@ -173,8 +173,82 @@ const FIELD_OF_RANGE: Record<string, string> = {
   '0-7': 'day-of-week',
 };
 
+const FIELD_NAMES = ['minute', 'hour', 'day-of-month', 'month', 'day-of-week'] as const;
+/** Each field's lowest and highest value, Sunday as 0 alone (7 is Sunday again). */
+const FIELD_BOUNDS = [
+  [0, 59],
+  [0, 23],
+  [1, 31],
+  [1, 12],
+  [0, 6],
+] as const;
+
+/** The first field cron-parser refuses on its own, every other field `*`, with its message. */
+function refusedField(fields: readonly string[]): { index: number; message: string } | null {
+  for (let index = 0; index < FIELD_NAMES.length; index++) {
+    const alone = FIELD_NAMES.map((_, i) => (i === index ? fields[i] : '*')).join(' ');
+    try {
+      CronExpressionParser.parse(alone, { tz: 'UTC', strict: false });
+    } catch (err) {
+      return { index, message: (err as Error).message };
+    }
+  }
+  return null;
+}
+
+/**
+ * What cron-parser found wrong with one field, said in words, the field named (a backward
+ * range `FRI-MON`, a step of 0, `15W`, `1#6`, an empty list item); null when it has no words
+ * of this project's.
+ */
+function fieldProblem(fields: readonly string[]): string | null {
+  const refused = refusedField(fields);
+  if (refused === null) return null;
+  const { index, message } = refused;
+  const name = FIELD_NAMES[index] ?? 'cron';
+  const field = fields[index] ?? '';
+  const its = `the ${name} field's ${quoted(field, 40)}`;
+  const backward = /^Invalid range: (\d+)-(\d+), min/.exec(message);
+  if (backward?.[1] !== undefined && backward[2] !== undefined) {
+    const [low, high] = FIELD_BOUNDS[index] ?? [0, 0];
+    // 7 is Sunday as 0 is: `SUN-MON` read as 7-1 wraps round from Sunday to nothing.
+    const from = index === 4 && Number(backward[1]) === 7 ? 0 : Number(backward[1]);
+    const to = Number(backward[2]);
+    if (from <= to) return `${its} counts Sunday as 7: write it as 0 there (${from}-${to})`;
+    const first = from >= high ? `${high}` : `${from}-${high}`;
+    const second = to <= low ? `${low}` : `${low}-${to}`;
+    return `${its} has a range that runs backwards, from ${from} down to ${to}: a range runs upwards, so write one that wraps round as two (${first},${second})`;
+  }
+  if (/^Invalid range: /.test(message) || /^Unexpected range/.test(message)) {
+    return `${its} has a range cron cannot read: a range is two values, the lower first (1-5)`;
+  }
+  if (/^Constraint error, cannot repeat at every 0 time/.test(message) || /^Invalid step: /.test(message)) {
+    return `${its} has a step of 0: a step (the number after /) is at least 1`;
+  }
+  if (message === 'Constraint error, invalid dayOfWeek occurrence number (#)') {
+    return `${its} has a # that names no week: the number after # is the day's occurrence in its month, 1 to 5`;
+  }
+  const incompatible = /^Constraint error, invalid dayOfWeek `#` and `(.)` special characters are incompatible$/.exec(
+    message,
+  );
+  if (incompatible) {
+    return `${its} mixes # with ${incompatible[1]}: a day with # (MON#2, the second Monday) stands alone in its field`;
+  }
+  if (message === 'Invalid list value format') {
+    return `${its} has an empty item in its list: items are values or ranges, comma-separated, with nothing between two commas or at either end`;
+  }
+  if (/unexpected standalone L$/.test(message)) {
+    return `${its} has an L alone: in the day-of-week field L follows a day (5L, the last Friday); for the last day of the month, put L in the day-of-month field`;
+  }
+  if (/^Invalid characters, got value: |^Invalid wildcard|^Invalid repeat/.test(message)) {
+    const weekday = /W/i.test(field) && index === 2 ? ' (W, the weekday nearest a day, is not taken)' : '';
+    return `${its} is not a value cron reads${weekday}: a field holds numbers${index >= 3 ? ', names' : ''}, *, ranges (1-5), steps (*/15) and lists of them`;
+  }
+  return `${its}: ${message}`;
+}
+
 /** cron-parser's message for a cron it refuses, in this project's words where it has its own. */
-function cronParserProblem(message: string): string {
+function cronParserProblem(message: string, fields: readonly string[]): string {
   // A day of the month that none of the months named has (30 2, 31 4).
   if (message === 'Invalid explicit day of month definition') {
     return 'no month it names has that day of the month (February has 29 days at most; April, June, September and November 30), so it would never run';
@@ -192,7 +266,7 @@ function cronParserProblem(message: string): string {
   // holds them, Sunday as 0 and months from 1.
   const duplicate = /^(Cron\w+) Validation error, duplicate values found: (\d+)$/.exec(message);
   const field = duplicate?.[1] === undefined ? undefined : CRON_FIELDS[duplicate[1]];
-  if (duplicate?.[2] === undefined || field === undefined) return message;
+  if (duplicate?.[2] === undefined || field === undefined) return fieldProblem(fields) ?? message;
   const value = Number(duplicate[2]);
   const named =
     field === 'day-of-week'
