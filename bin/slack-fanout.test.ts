@@ -25,6 +25,7 @@ import {
   sourceName,
   stallWatch,
   unknownCommandOf,
+  versionTakenAsValue,
   whereService,
   withoutHelpOfHelp,
 } from './slack-fanout';
@@ -594,6 +595,20 @@ describe('usage errors', () => {
       c.configureOutput({ writeErr: (t) => (said += t), writeOut: () => {} });
     await expect(program.parseAsync(args, { from: 'user' })).rejects.toBeInstanceOf(CommanderError);
     expect(said).toContain(`${taken} is an option, not a value: give ${option} its value`);
+  });
+
+  it.each([
+    [['add', '--id', 'x', '--title', '--version'], '--version is an option, not a value: give --title its value'],
+    [['pause', 'n-1', '--reason', '-V'], '-V is an option, not a value: give --reason its value'],
+    [
+      ['-p', 'x', 'list', '--limit', '--version', '--', '-V'],
+      '--version is an option, not a value: give --limit its value',
+    ],
+    [['list', '--paused', '--version'], undefined],
+    [['--version'], undefined],
+    [['add', '--title', '--', '--version'], undefined],
+  ])('%j: the program’s --version taken as an option’s value is named', (args, message) => {
+    expect(versionTakenAsValue(buildProgram(), args)).toBe(message);
   });
 
   it.each([

@@ -1058,6 +1058,24 @@ export function unknownCommandOf(program: Command, args: readonly string[]): str
 }
 
 /**
+ * Commander reads the program's own options anywhere on the line, so `add --title --version`
+ * prints the version and does nothing, where --title's value was left out: the option whose
+ * value is missing, named as for any other option taken as a value (refuseOptionsAsValues).
+ */
+export function versionTakenAsValue(program: Command, args: readonly string[]): string | undefined {
+  const end = args.indexOf('--');
+  const at = args.findIndex((a, i) => (a === '--version' || a === '-V') && (end === -1 || i < end));
+  const before = args[at - 1];
+  if (at < 1 || before === undefined) return undefined;
+  const taker = program.commands
+    .flatMap((c) => c.options)
+    .find((o) => (o.required || o.optional) && (o.long === before || o.short === before));
+  return taker === undefined
+    ? undefined
+    : `${args[at]} is an option, not a value: give ${taker.long ?? taker.flags} its value`;
+}
+
+/**
  * `args` with any `help` after `help` dropped: `help help` asks for the help command's
  * help, which is the program's; Commander, which keeps `help` off its list of commands, printed
  * nothing and failed on it.
@@ -1725,12 +1743,16 @@ if (require.main === module) {
   const program = buildProgram();
   const args = withoutHelpOfHelp(process.argv.slice(2));
   const unknown = unknownCommandOf(program, args);
-  if (unknown !== undefined) {
-    try {
+  const versionAsValue = versionTakenAsValue(program, args);
+  try {
+    if (unknown !== undefined) {
       program.error(`error: unknown command '${unknown}'`, { exitCode: EXIT.usage, code: 'commander.unknownCommand' });
-    } catch (err) {
-      fail(err);
     }
+    if (versionAsValue !== undefined) {
+      program.error(`error: ${versionAsValue}`, { exitCode: EXIT.usage, code: 'commander.optionMissingArgument' });
+    }
+  } catch (err) {
+    fail(err);
   }
   program.parseAsync(args, { from: 'user' }).catch(fail);
 }

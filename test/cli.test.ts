@@ -256,6 +256,10 @@ describe('exit codes', () => {
       const res = await runCli([flag], { GOOGLE_CLOUD_PROJECT: '', FIRESTORE_EMULATOR_HOST: '' });
       expect([flag, res.code, res.stdout, res.stderr]).toEqual([flag, 0, `${version}\n`, '']);
     }
+    // Where it stands as an option's value, the missing value is named, and no version printed.
+    const taken = await runCli(['add', '--id', 'x', '--title', '--version'], { GOOGLE_CLOUD_PROJECT: '' });
+    expect([taken.code, taken.stdout]).toEqual([2, '']);
+    expect(taken.stderr).toMatch(/^error: --version is an option, not a value: give --title its value\n/);
   });
 
   it('keeps its own exit code, and prints no stack trace, when its reader has stopped reading (| head)', async () => {
