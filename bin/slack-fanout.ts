@@ -642,6 +642,8 @@ function shownValue(received: unknown): string {
   if (typeof received === 'number' && !Number.isFinite(received)) {
     return `a number too large to represent (read as ${received})`;
   }
+  // A string quoted as ids are: an invisible character in it is named (`"\u200B"`), not shown as nothing.
+  if (typeof received === 'string') return quoted(received);
   return excerpt(JSON.stringify(received) ?? String(received));
 }
 

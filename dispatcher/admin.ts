@@ -8,6 +8,7 @@ import express, {
 } from 'express';
 import { callerOf } from '../shared/auth';
 import { mapLimit } from '../shared/concurrency';
+import { CODES } from '../shared/firestore-batching';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
 import { hasBody, jsonBody, methodNotAllowed, notFound, requireJson } from '../shared/http';
 import type { Logger } from '../shared/logger';
@@ -227,6 +228,11 @@ function audit(req: Request, res: Response, action: string, fields: Record<strin
  * a 400 before any write: Firestore's own answer is a bare 500. After the body is parsed.
  */
 const wellFormedBody: RequestHandler = (req, res, next) => {
+  // Every body these routes take is an object: an array would be named by its first index.
+  if (Array.isArray(req.body)) {
+    invalid(res, '(body)', 'the body must be a JSON object, got an array');
+    return;
+  }
   const at = req.body === undefined ? null : loneSurrogatePath(req.body);
   if (at !== null) {
     invalid(res, at || '(body)', 'is not well-formed Unicode (a lone surrogate)');
@@ -459,7 +465,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.all('/admin/paused/resume', methodNotAllowed(['POST']));
   router.use('/admin', notFound());
   // A body that is not JSON answers like every other bad request of the admin API.
-  router.use('/admin', ((err, _req, res, next) => {
+  router.use(['/admin', '/status'], ((err, req, res, next) => {
     const e = err as { type?: unknown; message?: unknown; body?: unknown };
     if (e?.type === 'entity.parse.failed') {
       // JSON, but not an object or array (`null`, `"text"`, `3`): the parser's strict mode
@@ -474,7 +480,62 @@ export function adminRouter(deps: AdminDeps): Router {
       );
       return;
     }
+    const busy = firestoreBusy(err);
+    if (busy !== null) {
+      // Said as Google's APIs say these codes, with when to try again.
+      req.log.warn(
+        { code: (err as { code?: unknown }).code, err: String(e.message) },
+        `admin request refused: ${busy.message}`,
+      );
+      res.setHeader('Retry-After', String(busy.retryAfterSeconds));
+      res.status(busy.status).json({ error: busy.error, message: busy.message });
+      return;
+    }
     next(err);
   }) as ErrorRequestHandler);
   return router;
+}
+
+/**
+ * A Firestore error that says "not now" rather than "wrong": a transaction that lost to another
+ * changing the same documents (ABORTED, after the client's own retries), Firestore out of reach
+ * (UNAVAILABLE), out of time (DEADLINE_EXCEEDED) or over its quota (RESOURCE_EXHAUSTED). The
+ * caller can try the same request again; a 500 would say the service is broken.
+ */
+export function firestoreBusy(
+  err: unknown,
+): { status: number; error: string; message: string; retryAfterSeconds: number } | null {
+  switch ((err as { code?: unknown } | null)?.code) {
+    case CODES.ABORTED:
+      return {
+        status: 409,
+        error: 'conflict',
+        message: 'another request was changing the same data at the same time, and this one gave way: send it again',
+        retryAfterSeconds: 1,
+      };
+    case CODES.UNAVAILABLE:
+      return {
+        status: 503,
+        error: 'firestore_unavailable',
+        message: 'Firestore could not be reached: send the request again shortly',
+        retryAfterSeconds: 5,
+      };
+    case CODES.DEADLINE_EXCEEDED:
+      return {
+        status: 504,
+        error: 'firestore_timeout',
+        message:
+          'Firestore did not answer in time; the request may or may not have been applied: read it back, or send it again',
+        retryAfterSeconds: 5,
+      };
+    case CODES.RESOURCE_EXHAUSTED:
+      return {
+        status: 429,
+        error: 'firestore_quota',
+        message: 'Firestore refused the request for its quota or load: send it again later',
+        retryAfterSeconds: 30,
+      };
+    default:
+      return null;
+  }
 }

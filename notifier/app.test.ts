@@ -157,6 +157,21 @@ describe('notifier app POST /push', () => {
     );
   });
 
+  it('acks a body that is not UTF-8, naming it, and posts nothing', async () => {
+    const { log, lines } = capturedLog();
+    const { app, slack } = setup({ log });
+    const res = await request(app)
+      .post(TOPOLOGY.pushPath)
+      .set('Content-Type', 'application/json')
+      .serialize((bytes: Buffer) => bytes as unknown as string)
+      .send(Buffer.concat([Buffer.from('{"message":{"data":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}}')]));
+    expect(res.status).toBe(204);
+    expect(slack.posts).toHaveLength(0);
+    expect(lines.find((l) => l.type === 'charset.invalid')?.message).toBe(
+      'unreadable body acked: the body is not UTF-8 text (a byte in it is not UTF-8: send the text in UTF-8)',
+    );
+  });
+
   it('acks malformed JSON (redelivering it cannot help) and keeps serving', async () => {
     const { app, slack } = setup();
     const bad = await request(app)

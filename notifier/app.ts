@@ -7,9 +7,8 @@ import {
   bodyProblem,
   errorHandler,
   healthRoutes,
-  JSON_TYPES,
+  isJsonType,
   jsonBody,
-  mediaType,
   methodNotAllowed,
   notFound,
   type ReadinessCheck,
@@ -84,12 +83,6 @@ function ackUnlessJson(): RequestHandler {
     );
     res.status(204).end();
   };
-}
-
-/** Whether a Content-Type is one JSON_TYPES reads (`application/json`, `application/*+json`, any parameters). */
-function isJsonType(contentType: string): boolean {
-  const media = mediaType(contentType).toLowerCase();
-  return JSON_TYPES.some((t) => (t.includes('*') ? /^application\/[^/]+\+json$/.test(media) : media === t));
 }
 
 /** Names the request by its envelope's message and delivery ids, for a shutdown's log line. */

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import express, {
   type ErrorRequestHandler,
   type Express,
@@ -49,9 +50,21 @@ export function baseApp(log: Logger, projectId: string): Express {
   return app;
 }
 
-/** JSON bodies only, and small: a push envelope is well under this. */
+/**
+ * JSON bodies only, and small: a push envelope is well under this. A body in UTF-8 (or of no
+ * charset) must be UTF-8: the parser would read a byte that is not (Latin-1's `é`) as U+FFFD and
+ * the text would be saved with it, where the command line refuses such a file.
+ */
 export function jsonBody(limit = '256kb') {
-  return express.json({ limit, type: JSON_TYPES });
+  return express.json({
+    limit,
+    type: JSON_TYPES,
+    verify: (_req, _res, body, charset) => {
+      if (/^utf-?8$/i.test(charset) && !isUtf8(body)) {
+        throw Object.assign(new Error('the body is not UTF-8'), { status: 400, type: 'charset.invalid' });
+      }
+    },
+  });
 }
 
 /** The Content-Types read as JSON. */
@@ -60,6 +73,12 @@ export const JSON_TYPES = ['application/json', 'application/*+json'];
 /** A Content-Type's media type, as sent: `application/json` of `application/json; charset=utf-8`. */
 export function mediaType(contentType: string): string {
   return contentType.split(';')[0]?.trim() ?? '';
+}
+
+/** Whether a Content-Type is one JSON_TYPES reads (`application/json`, `application/*+json`, any parameters). */
+export function isJsonType(contentType: string): boolean {
+  const media = mediaType(contentType).toLowerCase();
+  return JSON_TYPES.some((t) => (t.includes('*') ? /^application\/[^/]+\+json$/.test(media) : media === t));
 }
 
 /** JSON patches (RFC 7396, RFC 6902): JSON by their type, but no route here takes a patch. */
@@ -94,7 +113,9 @@ export function requireJson(opts: { optional?: boolean } = {}): RequestHandler {
       });
       return;
     }
-    if ((body || !opts.optional) && !req.is(JSON_TYPES)) {
+    // Without a body `req.is` answers null whatever the type: the header itself is read then.
+    const json = body ? req.is(JSON_TYPES) : isJsonType(req.get('content-type') ?? '');
+    if ((body || !opts.optional) && !json) {
       res.status(415).json({ error: 'unsupported_media_type', message: 'send the body as application/json' });
       return;
     }
@@ -150,6 +171,7 @@ const BODY_ERRORS: Record<string, string> = {
   'entity.too.large': 'the body is larger than this endpoint takes',
   'encoding.unsupported': 'the body has a content encoding this endpoint does not take',
   'charset.unsupported': 'the body has a charset this endpoint does not take (send UTF-8)',
+  'charset.invalid': 'the body is not UTF-8 text (a byte in it is not UTF-8: send the text in UTF-8)',
   'request.aborted': 'the request was cut off before its body was read',
   'request.size.invalid': 'the body is not as long as its Content-Length says',
 };

@@ -319,10 +319,18 @@ export const MAX_TITLE_LENGTH = SLACK_LIMITS.headerTextChars;
  * A report title, measured in UTF-16 code units (`.length`, as the report measures Slack's
  * limits; a character beyond U+FFFF counts 2), so that a title taken is a title shown whole.
  */
-export const titleSchema = z.string().refine((t) => t.length <= MAX_TITLE_LENGTH, {
-  error: (issue) =>
-    `is ${(issue.input as string).length} UTF-16 code units long (a character beyond U+FFFF, as most emoji are, counts 2); a title holds at most ${MAX_TITLE_LENGTH}, Slack's header limit`,
-});
+export const titleSchema = z
+  .string()
+  .refine((t) => t.length <= MAX_TITLE_LENGTH, {
+    error: (issue) =>
+      `is ${(issue.input as string).length} UTF-16 code units long (a character beyond U+FFFF, as most emoji are, counts 2); a title holds at most ${MAX_TITLE_LENGTH}, Slack's header limit`,
+  })
+  // The header is one line of plain text: a break would be lost or break it, a bell or an
+  // escape shows as a box, and a direction mark turns the rest of the title round.
+  .refine((t) => !CONTROL_CHARACTER.test(t), {
+    error: (issue) =>
+      `holds ${quoted((issue.input as string).match(CONTROL_CHARACTER)?.[0] ?? '')}, a control character (a line break or line separator, a tab, a mark that turns or sets the text’s direction), which a report's one-line header cannot show`,
+  });
 
 /** A notification as stored in `notifications/{id}`. */
 export const notificationSchema = z.object({

@@ -117,6 +117,19 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
     },
   );
 
+  it.each([
+    ['Weekly\nreport', '"\\n"'],
+    ['Weekly \u202eevil\u202c end', '"\\u202E"'],
+    ['ding \u0007', '"\\u0007"'],
+    ['a\tb', '"\\t"'],
+    ['one\u2028two', '"\\u2028"'],
+  ])('a title with a control character, %j, is refused, naming it', (title, named) => {
+    expect(problemOf({ title })).toEqual([
+      'title',
+      `holds ${named}, a control character (a line break or line separator, a tab, a mark that turns or sets the text’s direction), which a report's one-line header cannot show`,
+    ]);
+  });
+
   it('a title with an emoji made of joiners, selectors and tags is kept', () => {
     const title = '🏴\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f} 👩\u200d💻 ❤\ufe0f';
     expect(notificationDoc({ ...base, title }).report).toEqual({ kind: 'account-summary', title });

@@ -7,6 +7,7 @@ import {
   blocksTextLength,
   boldable,
   escapeMrkdwn,
+  formatValue,
   type RenderedReport,
   renderReport,
   SLACK_LIMITS,
@@ -171,6 +172,35 @@ describe('renderReport: a normal account', () => {
       '1 ▼ 0.1%',
       '1 ▬ 0.0%',
     ]);
+  });
+
+  it('shows a number as a reader reads it: -0 as 0, one too small for 3 decimals by its digits, a huge one in scientific notation', () => {
+    expect(
+      [-0, 0, 0.0004, -1.23e-10, 0.0005, -1234.5678, 1234567, 1e308, -2.5e21, 999e18].map((v) => formatValue(v)),
+    ).toEqual([
+      '0',
+      '0',
+      '0.0004',
+      '-0.000000000123',
+      '0.001',
+      '-1,234.568',
+      '1,234,567',
+      '1E308',
+      '-2.5E21',
+      '999,000,000,000,000,000,000',
+    ]);
+    const r = renderReport(
+      notification(),
+      account({
+        name: 'Acme',
+        metrics: [
+          { label: 'm', value: 1, change: 12345678.9 },
+          { label: 'n', value: 1, change: -1e300 },
+        ],
+      }),
+      occurrence,
+    );
+    expect(fieldsOf(r).map((f) => f.text.split('\n')[1])).toEqual(['1 ▲ 12,345,678.9%', '1 ▼ 1E300%']);
   });
 
   it('keeps each highlight on its bulleted line, whatever line breaks it holds', () => {
@@ -497,6 +527,11 @@ describe('cuts in escaped text', () => {
     const [first, second] = fieldsOf(r).map((f) => f.text);
     expect(first).toBe('*Revenue\u2217 (net)*\n5');
     expect(second).toBe('*\u2217Churn\u2217 monthly rate x*\n1');
+    // The fallback text shows them as the fields do: no line break, no stray bold.
+    expect(r.text).toBe('Acme: scheduled report: Revenue\u2217 (net): 5, \u2217Churn\u2217 monthly rate x: 1');
+    expect(boldable(' Revenue ')).toBe('Revenue');
+    expect(boldable('Rate\n')).toBe('Rate');
+    expect(boldable('\u2028Lead')).toBe('Lead');
     expect(boldable('a*b\rc')).toBe('a\u2217b c');
   });
 });

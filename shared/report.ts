@@ -110,10 +110,14 @@ export function escapeAndTruncate(s: string, max: number): string {
  * A label as it can stand in bold: Slack's bold does not run across a line break, and mrkdwn has
  * no escape for `*`, so a line break is shown as a blank and an asterisk as `∗` (U+2217), which
  * looks the same and is not markup (`*Revenue* (net)*` would end the bold early and show the
- * rest with its asterisks).
+ * rest with its asterisks); blanks at its ends are dropped.
  */
 export function boldable(label: string): string {
-  return label.replace(/\r\n|[\n\r\u2028\u2029]/g, ' ').replace(/\*/g, '\u2217');
+  // Blanks at either end too: `* Revenue *` is not bold in Slack, and shows its asterisks.
+  return label
+    .replace(/\r\n|[\n\r\u2028\u2029]/g, ' ')
+    .replace(/\*/g, '\u2217')
+    .trim();
 }
 
 /** The most of a field a metric's label takes when its value needs the room. */
@@ -134,10 +138,25 @@ function metricField(rawLabel: string, value: string, change: string): string {
 }
 
 const numberFormat = new Intl.NumberFormat('en-US');
+/** A number too small for 3 decimals (0.0004 would show as 0): its first 3 significant digits. */
+const smallFormat = new Intl.NumberFormat('en-US', { maximumSignificantDigits: 3 });
+/** A number of 10^21 and more, which would show as 22 digits or more: `1.5E21`. */
+const hugeFormat = new Intl.NumberFormat('en-US', { notation: 'scientific', maximumSignificantDigits: 6 });
 
-function formatValue(value: number | string): string {
-  return typeof value === 'number' ? numberFormat.format(value) : value;
+/**
+ * A metric's value as shown: a number with thousands separators and up to 3 decimals, one too
+ * small for them to its first 3 significant digits, a huge one in scientific notation, and -0
+ * as 0; a string as it is.
+ */
+export function formatValue(value: number | string): string {
+  if (typeof value !== 'number') return value;
+  const size = Math.abs(value);
+  if (size === 0) return '0';
+  if (size < 0.0005) return smallFormat.format(value);
+  return (size >= 1e21 ? hugeFormat : numberFormat).format(value);
 }
+
+const changeFormat = new Intl.NumberFormat('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 
 // Building a formatter is the costly part of formatting a date: one per time zone, kept.
 const dateFormats = new Map<string, Intl.DateTimeFormat>();
@@ -152,9 +171,10 @@ function dateFormat(timeZone: string): Intl.DateTimeFormat {
 
 function formatChange(change: number | undefined): string {
   if (change === undefined) return '';
-  const shown = Math.abs(change).toFixed(1);
+  const size = Math.abs(change);
+  const shown = size >= 1e21 ? hugeFormat.format(size) : changeFormat.format(size);
   // The arrow follows the figure shown: -0.04 is "▬ 0.0%", not a fall of 0.0%.
-  const arrow = Number(shown) === 0 ? '▬' : change > 0 ? '▲' : '▼';
+  const arrow = shown === '0.0' ? '▬' : change > 0 ? '▲' : '▼';
   return ` ${arrow} ${shown}%`;
 }
 
@@ -296,7 +316,7 @@ export function renderReport(
 
   const summary = account.metrics
     .slice(0, 5)
-    .map((m) => `${m.label}: ${formatValue(m.value)}`)
+    .map((m) => `${boldable(m.label)}: ${formatValue(m.value)}`)
     .join(', ');
   // The fallback text is mrkdwn too: unescaped, a name like `<!channel>` would notify everyone.
   const text = escapeAndTruncate(summary ? `${title}: ${summary}` : title, SLACK_LIMITS.fallbackTextChars);

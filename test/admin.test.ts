@@ -219,6 +219,102 @@ describe('admin API: requests (fake ports)', () => {
     },
   );
 
+  test('a JSON body that is not UTF-8 is refused with 400, not saved with U+FFFD in place of its bytes', async () => {
+    const save = jest.fn(fakePorts().saveNotification);
+    const app = appWith(fakePorts({ saveNotification: save }));
+    const latin1 = Buffer.concat([
+      Buffer.from('{"accountId":"acct'),
+      Buffer.from([0xff]),
+      Buffer.from('","channelId":"C1","cron":"0 9 * * *","timezone":"UTC"}'),
+    ]);
+    for (const type of ['application/json', 'application/json; charset=utf-8']) {
+      const res = await request(app)
+        .put('/admin/notifications/n-1')
+        .set('authorization', bearer())
+        .set('content-type', type)
+        // Sent as the bytes they are, not as a Buffer written out in JSON.
+        .serialize((bytes: Buffer) => bytes as unknown as string)
+        .send(latin1);
+      expect([type, res.status, res.body]).toEqual([
+        type,
+        400,
+        {
+          error: 'charset_invalid',
+          message: 'the body is not UTF-8 text (a byte in it is not UTF-8: send the text in UTF-8)',
+        },
+      ]);
+    }
+    expect(save).not.toHaveBeenCalled();
+    // The same body in UTF-8 is taken.
+    const utf8 = await request(app)
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json')
+      .serialize((bytes: Buffer) => bytes as unknown as string)
+      .send(Buffer.from('{"accountId":"acctÿ","channelId":"C1","cron":"0 9 * * *","timezone":"UTC"}'));
+    expect(utf8.status).toBe(201);
+    expect(save).toHaveBeenCalledWith(expect.objectContaining({ accountId: 'acctÿ' }));
+  });
+
+  test('an array for a body is named as such, not by its first index', async () => {
+    const res = await request(appWith(fakePorts()))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json')
+      .send('[]');
+    expect([res.status, res.body]).toEqual([
+      400,
+      { error: 'invalid_request', field: '(body)', message: 'the body must be a JSON object, got an array' },
+    ]);
+  });
+
+  test('a bulk resume with a JSON Content-Type and no body is told what to send, not that it is not JSON', async () => {
+    const res = await request(appWith(fakePorts()))
+      .post('/admin/paused/resume')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json');
+    expect(res.status).toBe(400);
+    expect(res.body.message).toMatch(/give pausedReason or allPaused: true/);
+    // Without a Content-Type it is still not JSON.
+    const none = await request(appWith(fakePorts())).post('/admin/paused/resume').set('authorization', bearer());
+    expect(none.status).toBe(415);
+  });
+
+  test.each([
+    [10, 409, 'conflict', '1'],
+    [14, 503, 'firestore_unavailable', '5'],
+    [4, 504, 'firestore_timeout', '5'],
+    [8, 429, 'firestore_quota', '30'],
+  ])('a Firestore error %s answers %s %s with Retry-After, not a bare 500', async (code, status, error, retryAfter) => {
+    const busy = Object.assign(new Error('10 ABORTED: Transaction lock timeout.'), { code });
+    const app = appWith(
+      fakePorts({
+        saveNotification: async () => {
+          throw busy;
+        },
+        deleteNotification: async () => {
+          throw busy;
+        },
+        setNotificationEnabled: async () => {
+          throw busy;
+        },
+      }),
+    );
+    const answers = [
+      await request(app)
+        .put('/admin/notifications/n-1')
+        .set('authorization', bearer())
+        .send({ accountId: 'a', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' }),
+      await request(app).delete('/admin/notifications/n-1').set('authorization', bearer()),
+      await request(app).post('/admin/notifications/n-1/pause').set('authorization', bearer()),
+    ];
+    for (const res of answers) {
+      expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([status, error, retryAfter]);
+      expect(res.body.message).toEqual(expect.any(String));
+      expect(res.text).not.toMatch(/ABORTED|lock timeout/);
+    }
+  });
+
   test('POST pause takes an empty body or JSON, not a form', async () => {
     const ports = fakePorts({ setNotificationEnabled: async () => changed });
     const app = appWith(ports);
