@@ -1177,7 +1177,9 @@ ${STALL_HELP}`,
         projectOf(program.opts()),
         parseNotificationsFile(readText(file), sourceName(file)),
         'notifications',
-        (db, items, onProgress, signal) => saveNotifications(db, items, { onProgress, signal }),
+        async (db, items, onProgress, signal) => {
+          await saveNotifications(db, items, { onProgress, signal });
+        },
         o.stallTimeout,
       ),
     );

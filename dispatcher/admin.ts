@@ -124,9 +124,8 @@ export function firestoreAdminPorts(
     async saveNotification(n) {
       // Checked before anything is read: a notification refused costs no Firestore call.
       notificationDoc(n);
-      const existed = (await store.getRaw(n.id)) !== null;
-      await saveNotifications(db, [n]);
-      return !existed;
+      const { created } = await saveNotifications(db, [n]);
+      return created.has(n.id);
     },
     resumePaused: (selector, opts) => resumePaused(db, selector, opts),
     redrivable: (runId) => redrivable(runId, store, ledger),
@@ -505,7 +504,13 @@ export function adminRouter(deps: AdminDeps): Router {
 export function firestoreBusy(
   err: unknown,
 ): { status: number; error: string; message: string; retryAfterSeconds: number } | null {
-  switch ((err as { code?: unknown } | null)?.code) {
+  // A save says how far it got, with Firestore's error as its cause.
+  let code = (err as { code?: unknown } | null)?.code;
+  for (let e: unknown = err, depth = 0; code === undefined && e instanceof Error && depth < 5; depth++) {
+    e = e.cause;
+    code = (e as { code?: unknown } | null)?.code;
+  }
+  switch (code) {
     case CODES.ABORTED:
       return {
         status: 409,

@@ -175,7 +175,7 @@ export async function saveNotifications(
   db: Firestore,
   items: NewNotification[],
   opts: SaveOptions = {},
-): Promise<void> {
+): Promise<{ created: Set<string> }> {
   const now = opts.now ?? new Date();
   const docs = items.map((n) => ({ id: n.id, doc: notificationDoc(n) }));
   const schedules = new Map<string, { cron: string; timezone: string }>();
@@ -189,13 +189,17 @@ export async function saveNotifications(
   const chunks = chunksOf(latest, SAVE_CHUNK);
   let written = 0;
   let reported = 0;
+  const created = new Set<string>();
   const writeChunk = async (chunk: typeof latest): Promise<void> => {
     if (opts.signal?.aborted) throw new SaveInterrupted();
     const refs = chunk.map(({ id }) => db.collection(COLLECTIONS.notifications).doc(id));
-    await db.runTransaction(async (tx) => {
+    // Read in the transaction that writes: what a concurrent save made first is not called new here.
+    const made = await db.runTransaction(async (tx) => {
       const current = await tx.getAll(...refs);
       chunk.forEach(({ doc }, i) => {
-        tx.set(refs[i] as DocumentReference, { ...doc, createdAt: now, updatedAt: now });
+        // A notification replaced keeps the time it was first made.
+        const since: unknown = current[i]?.exists ? current[i]?.get('createdAt') : undefined;
+        tx.set(refs[i] as DocumentReference, { ...doc, createdAt: since ?? now, updatedAt: now });
       });
       const changes = chunk.map(({ id, doc }, i) => ({
         id,
@@ -203,7 +207,9 @@ export async function saveNotifications(
         to: indexedSchedule(doc),
       }));
       writeIndexChanges(tx, db, changes);
+      return chunk.filter((_, i) => !current[i]?.exists).map(({ id }) => id);
     });
+    for (const id of made) created.add(id);
     written += chunk.length;
     if (opts.onProgress && written - reported >= 500) {
       reported = written;
@@ -225,6 +231,7 @@ export async function saveNotifications(
     );
   }
   opts.onProgress?.(written);
+  return { created };
 }
 
 /**

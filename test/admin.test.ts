@@ -280,6 +280,24 @@ describe('admin API: requests (fake ports)', () => {
     expect(none.status).toBe(415);
   });
 
+  test('a Firestore error under a save that says how far it got is read by its cause', async () => {
+    const cause = Object.assign(new Error('10 ABORTED: Transaction lock timeout.'), { code: 10 });
+    const wrapped = new Error('saved 0 of 1 notifications before a write failed', { cause });
+    const res = await request(
+      appWith(
+        fakePorts({
+          saveNotification: async () => {
+            throw wrapped;
+          },
+        }),
+      ),
+    )
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .send({ accountId: 'a', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' });
+    expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([409, 'conflict', '1']);
+  });
+
   test.each([
     [10, 409, 'conflict', '1'],
     [14, 503, 'firestore_unavailable', '5'],
@@ -1183,12 +1201,27 @@ describe('admin API on the emulators', () => {
     const scheduleId = read.body.notification.scheduleId as string;
     expect((await stack.db.collection(COLLECTIONS.schedules).doc(scheduleId).get()).exists).toBe(true);
 
+    const createdAt = (await stack.db.collection(COLLECTIONS.notifications).doc('n-admin').get()).get('createdAt');
     const replaced = await call('PUT', '/admin/notifications/n-admin', { ...body, title: 'Weekly', enabled: false });
     expect(replaced.status).toBe(200);
+    expect(replaced.body).toEqual({ id: 'n-admin', created: false });
     expect((await call('GET', '/admin/notifications/n-admin')).body.notification).toMatchObject({
       enabled: false,
       report: { title: 'Weekly' },
     });
+    // Replaced, it keeps the time it was made.
+    const after = await stack.db.collection(COLLECTIONS.notifications).doc('n-admin').get();
+    expect(after.get('createdAt').toMillis()).toBe(createdAt.toMillis());
+    expect(after.get('updatedAt').toMillis()).toBeGreaterThanOrEqual(createdAt.toMillis());
+
+    // Saved by several requests at once, it is new to one of them alone.
+    const racers = await Promise.all(Array.from({ length: 4 }, () => call('PUT', '/admin/notifications/n-race', body)));
+    const answered = racers.map((r) => r.status).sort();
+    const made = racers.filter((r) => r.status === 201);
+    // Each either saved it (201 or 200) or gave way to another (409, to send again).
+    expect(answered.every((status) => [200, 201, 409].includes(status))).toBe(true);
+    expect(made.length).toBeLessThanOrEqual(1);
+    expect((await call('GET', '/admin/notifications/n-race')).status).toBe(200);
 
     const resumed = await call('POST', '/admin/notifications/n-admin/resume');
     expect(resumed).toMatchObject({ status: 200, body: { id: 'n-admin', enabled: true } });
