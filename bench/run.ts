@@ -5,7 +5,7 @@ import { Command, type CommanderError, InvalidArgumentError, Option } from 'comm
 import { type Emulators, startEmulators } from '../dev/emulators';
 import { ROOT } from '../dev/processes';
 import { SlackStandIn } from '../dev/slack-standin';
-import { wholeNumber } from '../shared/cli-args';
+import { refuseOptionSlips, wholeNumber } from '../shared/cli-args';
 import { DEFAULT_SCHEDULE_CONCURRENCY, LOG_LEVELS } from '../shared/config';
 import { type PeerRun, peerRun, seedRedis } from './bullmq-peer';
 import { type CapacityFixture, type CapacityRun, capacityFixture, capacityRun, levelProblem } from './capacity';
@@ -264,8 +264,10 @@ only once every phase has run.`,
     // A usage error exits 2, as the slack-fanout CLI's and npm start's do; commander has printed it.
     .exitOverride((err: CommanderError) => {
       process.exit(err.exitCode === 0 ? 0 : USAGE);
-    })
-    .parse(argv);
+    });
+  // The lists add each value to the ones before; any other option is given once.
+  refuseOptionSlips(program, ['--sizes', '--in-flight', '--worker-concurrency', '--only', '--skip']);
+  program.parse(argv);
   const raw = program.opts<RawOptions>();
   const base = raw.quick ? QUICK : FULL;
   const only = raw.only ?? [...PHASES];

@@ -120,6 +120,8 @@ describe('parseNotificationsFile', () => {
       JSON.stringify([{ ...good, channelId: 'C'.repeat(300) }]),
       /f\.json\[0\]: notification n-1: channelId: is longer than 255 characters \(300\)$/,
     ],
+    ['a file of blanks alone', ' \n\t ', /^f\.json is empty but for blanks: expected a JSON array$/],
+    ['a file of a byte order mark alone (read, it is dropped)', '', /^f\.json is empty but for a byte order mark/],
   ])('names %s', (_what, text, message) => {
     expect(() => parseNotificationsFile(text, 'f.json')).toThrow(message);
   });

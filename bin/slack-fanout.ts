@@ -7,7 +7,7 @@ import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { GoogleAuth } from 'google-auth-library';
 import pino from 'pino';
-import { nonBlankText, positiveInt, topicName } from '../shared/cli-args';
+import { nonBlankText, positiveInt, refuseOptionSlips, topicName } from '../shared/cli-args';
 import { projectIdProblem } from '../shared/config';
 import { EMULATOR_VARIABLES, type EmulatedService, emulatorAddress } from '../shared/emulator-address';
 import { createFirestore } from '../shared/firestore';
@@ -566,6 +566,12 @@ function refuseOtherKind(
 }
 
 function parseJsonArray(text: string, file: string, of: string): unknown[] {
+  // Said as an empty file is, not as JSON that ends too soon (readText has dropped a BOM).
+  if (text.trim() === '') {
+    throw new CliError(
+      `${file} is empty${text === '' ? ' but for a byte order mark' : ' but for blanks'}: expected a JSON array`,
+    );
+  }
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -1350,7 +1356,7 @@ it again is safe.`,
         await db.terminate();
       }
       process.stdout.write(
-        `scanned ${result.scanned} notifications; ${result.indexed} enabled ones are in their schedule's index\n`,
+        `scanned ${counted(result.scanned, 'notification')}; ${result.indexed} enabled ${result.indexed === 1 ? 'one is' : 'ones are'} in their schedule's index\n`,
       );
       if (result.schedulesCreated > 0) {
         process.stdout.write(
@@ -1686,43 +1692,8 @@ is still dead for the next run.`,
         await db.terminate();
       }
     });
-  refuseOptionsAsValues(program);
+  refuseOptionSlips(program);
   return program;
-}
-
-/**
- * An option whose value is left out takes the next option as its value (`add --cron --timezone
- * UTC` has the cron `--timezone`, and then says --timezone is missing; `pause --reason --help`
- * would pause for the reason "--help"): a value that is one of the command's own options is
- * refused, naming the option whose value is missing, before the option's own parser reads it.
- * An option given twice (`add --id a … --id b`) would keep the last value without a word: it is
- * refused, naming both values, as no option of this CLI takes more than one.
- */
-function refuseOptionsAsValues(program: Command): void {
-  for (const command of [program, ...program.commands]) {
-    const flags = new Set(
-      [...command.options, ...program.options].flatMap((o) => [o.long, o.short]).filter((f) => f !== undefined),
-    );
-    flags.add('--help').add('-h');
-    for (const option of command.options) {
-      if (!(option.required || option.optional)) continue;
-      const parse = option.parseArg;
-      option.argParser((value: string, previous: unknown) => {
-        const name = option.long ?? option.flags;
-        if (flags.has(value)) {
-          throw new InvalidArgumentError(`${value} is an option, not a value: give ${name} its value`);
-        }
-        // Set from the command line already in this parse (commander resets it on the next).
-        if (command.getOptionValueSource(option.attributeName()) === 'cli') {
-          const first = String(command.getOptionValue(option.attributeName()));
-          throw new InvalidArgumentError(
-            `${name} is given twice (${quoted(first, 40)} and ${quoted(value, 40)}): give it once`,
-          );
-        }
-        return parse === undefined ? value : parse(value, previous);
-      });
-    }
-  }
 }
 
 if (require.main === module) {

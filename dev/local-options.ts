@@ -1,5 +1,5 @@
 import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
-import { positiveInt } from '../shared/cli-args';
+import { positiveInt, refuseOptionSlips } from '../shared/cli-args';
 
 /** `npm start`'s command line: its options, their ranges, and the help the README pastes. */
 
@@ -134,7 +134,9 @@ everything the run started.`,
 }
 
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Options {
-  const program = localProgram().parse(argv);
+  const program = localProgram();
+  refuseOptionSlips(program);
+  program.parse(argv);
   const opts = program.opts<Options>();
   const token = slackToken(env);
   if (!token && opts.channel) {

@@ -9,7 +9,7 @@ import { escapedUnshowable, FINAL_STATUSES } from '../shared/model';
 import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { onSignalTwice } from '../shared/signals';
-import { localTopology } from '../shared/topology';
+import { COLLECTIONS, localTopology } from '../shared/topology';
 import { counted } from '../shared/words';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications, seededLine } from './demo';
 import { type Emulators, groupAlive, groupsLeft, hasExited, killGroup, portProblem, startEmulators } from './emulators';
@@ -498,6 +498,10 @@ async function main(): Promise<number> {
       postLines.hold();
       const runIds = new Set<string>();
       const deadline = Date.now() + FIRST_TICK_RETRY_MS;
+      const firstSent = new Date();
+      // An attempt that failed (a dispatcher that died mid-tick) may have finished runs, which
+      // are no longer due, so the tick sent again does not list them: found by when they began.
+      let attemptFailed = false;
       for (;;) {
         try {
           const summary = await sendTick(at);
@@ -509,11 +513,22 @@ async function main(): Promise<number> {
           );
         } catch (err) {
           if (!retry || stopping || Date.now() > deadline) throw err;
+          attemptFailed = true;
           say(
             `${(err as Error).message}; the tick is sent again in ${TICK_RETRY_MS / 1000} s, as Cloud Scheduler retries`,
           );
         }
         await new Promise((r) => setTimeout(r, TICK_RETRY_MS));
+      }
+      if (attemptFailed) {
+        const started = await db.collection(COLLECTIONS.runs).where('startedAt', '>=', firstSent).select().get();
+        const unlisted = started.docs.map((d) => d.id).filter((id) => !runIds.has(id) && !watched.has(id));
+        for (const runId of unlisted) runIds.add(runId);
+        if (unlisted.length > 0) {
+          say(
+            `  ${counted(unlisted.length, 'run')} the failed attempt began ${unlisted.length === 1 ? 'is' : 'are'} watched too (no longer due, so the tick sent again did not list ${unlisted.length === 1 ? 'it' : 'them'})`,
+          );
+        }
       }
       for (const runId of runIds) watched.add(runId);
       let published = 0;

@@ -1,5 +1,5 @@
-import { InvalidArgumentError } from 'commander';
-import { nonBlankText, positiveInt, topicName } from './cli-args';
+import { Command, InvalidArgumentError } from 'commander';
+import { nonBlankText, positiveInt, refuseOptionSlips, topicName } from './cli-args';
 
 describe('positiveInt', () => {
   it.each([
@@ -67,5 +67,51 @@ describe('topicName', () => {
   ])('refuses %j, naming it', (value, message) => {
     expect(() => topicName(value)).toThrow(InvalidArgumentError);
     expect(() => topicName(value)).toThrow(message);
+  });
+});
+
+describe('refuseOptionSlips', () => {
+  /** A program like this project's, its errors kept, and what it parsed. */
+  const parsed = (args: string[], repeatable: string[] = []) => {
+    const program = new Command()
+      .exitOverride()
+      .configureOutput({ writeErr: () => {}, writeOut: () => {} })
+      .option('-n, --count <n>', 'a number', positiveInt(10))
+      .option('--list <items>', 'a list', (v: string, previous: string[] | undefined) => [...(previous ?? []), v])
+      .option('--flag', 'a flag')
+      .action(() => {});
+    program
+      .command('run')
+      .option('--id <id>', 'an id')
+      .action(() => {});
+    refuseOptionSlips(program, repeatable);
+    try {
+      program.parse(args, { from: 'user' });
+      return { opts: program.opts(), run: program.commands[0]?.opts() };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+  };
+
+  it.each([
+    [['-n', '5', '-n', '6'], '--count is given twice ("5" and "6"): give it once'],
+    [['--count=5', '-n', '6'], '--count is given twice ("5" and "6"): give it once'],
+    [['run', '--id', 'a', '--id', 'b'], '--id is given twice ("a" and "b"): give it once'],
+    [['-n', '--flag'], '--flag is an option, not a value: give --count its value'],
+    [['run', '--id', '--help'], '--help is an option, not a value: give --id its value'],
+    [['run', '--id', '--'], '-- (the end of the options) is an option, not a value: give --id its value'],
+    // The option's own parser still runs after these checks.
+    [['-n', '11'], 'expected a whole number from 1 to 10, got "11"'],
+  ])('%j is refused: %s', (args, message) => {
+    expect(parsed(args).error).toContain(message);
+  });
+
+  it('takes an option once, a repeatable list more than once, and the same value again on a new parse', () => {
+    expect(parsed(['-n', '5', '--list', 'a', '--list', 'b'], ['--list'])).toEqual({
+      opts: { count: 5, list: ['a', 'b'] },
+      run: {},
+    });
+    expect(parsed(['--list', 'a', '--list', 'b']).error).toContain('--list is given twice ("a" and "b")');
+    expect(parsed(['run', '--id', 'x'])).toEqual({ opts: {}, run: { id: 'x' } });
   });
 });

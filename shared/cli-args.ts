@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { characterCount, quoted } from './model';
 
 /**
@@ -77,4 +77,44 @@ export function topicNameProblem(value: string): string | null {
   return why
     ? `expected a Pub/Sub topic id (3 to 255 letters, digits or -_.~+%, starting with a letter) or projects/{project}/topics/{id}, ${why}`
     : null;
+}
+
+/**
+ * Two slips commander would take without a word, refused for `program` and its commands, each
+ * naming the option, before the option's own parser reads the value:
+ * - an option whose value was left out takes the next option as its value (`add --cron
+ *   --timezone UTC` has the cron `--timezone`, and then says --timezone is missing; `pause
+ *   --reason --help` would pause for the reason "--help"; `--id --`, the end of the options,
+ *   would be an id);
+ * - an option given twice (`add --id a … --id b`, `npm start -- -n 5 -n 6`) would keep the last
+ *   value. An option listed in `repeatable` (one whose parser adds each value to the ones
+ *   before) is left to take more than one.
+ */
+export function refuseOptionSlips(program: Command, repeatable: readonly string[] = []): void {
+  for (const command of [program, ...program.commands]) {
+    const flags = new Set(
+      [...command.options, ...program.options].flatMap((o) => [o.long, o.short]).filter((f) => f !== undefined),
+    );
+    flags.add('--help').add('-h').add('--');
+    for (const option of command.options) {
+      if (!(option.required || option.optional)) continue;
+      const parse = option.parseArg;
+      const once = !repeatable.includes(option.long ?? option.flags);
+      option.argParser((value: string, previous: unknown) => {
+        const name = option.long ?? option.flags;
+        if (flags.has(value)) {
+          const what = value === '--' ? '-- (the end of the options)' : value;
+          throw new InvalidArgumentError(`${what} is an option, not a value: give ${name} its value`);
+        }
+        // Set from the command line already in this parse (commander resets it on the next).
+        if (once && command.getOptionValueSource(option.attributeName()) === 'cli') {
+          const first = String(command.getOptionValue(option.attributeName()));
+          throw new InvalidArgumentError(
+            `${name} is given twice (${quoted(first, 40)} and ${quoted(value, 40)}): give it once`,
+          );
+        }
+        return parse === undefined ? value : parse(value, previous);
+      });
+    }
+  }
 }

@@ -505,8 +505,10 @@ describe('validateSchedule', () => {
 
   it('keeps a cron or a zone longer than any taken out of the cache of checked schedules', () => {
     const before = checkedScheduleCount();
+    // Kept as it is read: the blanks around it dropped, a run of blanks in it one.
     const long = checkedSchedule(`0 9 * * *${' '.repeat(60_000)}`, 'UTC');
-    expect(long).toEqual({ cron: `0 9 * * *${' '.repeat(60_000)}`, timezone: 'UTC' });
+    expect(long).toEqual({ cron: '0 9 * * *', timezone: 'UTC' });
+    expect(checkedSchedule(`0\t9 *${' '.repeat(1100)}* \n *`, 'UTC')).toEqual({ cron: '0 9 * * *', timezone: 'UTC' });
     expect(checkedSchedule('0 9 * * *', `Europe/${'x'.repeat(60_000)}`)).toEqual({
       problem: expect.stringMatching(
         /^time zone "Europe\/x{33}"… is 60007 characters long; a time zone has at most 100$/,
@@ -532,7 +534,8 @@ describe('validateSchedule', () => {
     ['0 9 * * FOO', 'the day-of-week field\'s "FOO" is not a day name cron knows: the names are SUN to SAT'],
     ['0 9 * * fril', 'the day-of-week field\'s "fril" is written FRIL: cron takes its L (the last) in capitals'],
     ['0 9 * * 5l', 'the day-of-week field\'s "l" is written L: cron takes its L (the last) in capitals'],
-    ['0 9 L-2 * *', 'the day-of-month field holds a range cron cannot read'],
+    ['0 9 L-2 * *', 'the day-of-month field\'s "L-2" holds a range cron cannot read'],
+    ['-1 9 * * *', 'the minute field\'s "-1" holds a range cron cannot read'],
     ['60 9 * * *', "the minute field's value 60 is outside 0-59"],
     ['0 24 * * *', "the hour field's value 24 is outside 0-23"],
     ['0 9 0 * *', "the day-of-month field's value 0 is outside 1-31"],
@@ -581,6 +584,14 @@ describe('validateSchedule', () => {
     ['0,,30 9 * * *', 'the minute field\'s "0,,30" has an empty item in its list'],
     ['0 9 * * L', 'the day-of-week field\'s "L" has an L alone'],
     ['1-2-3 9 * * *', 'the minute field\'s "1-2-3" has a range cron cannot read'],
+    [
+      `${Array.from({ length: 300 }, (_, i) => i % 60).join(',')} 9 * * *`,
+      'the minute field\'s "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16" lists more values than a field holds (at most 256)',
+    ],
+    [
+      '0 9 * * 1%',
+      'the day-of-week field\'s "1%" is not a value cron reads: the field holds numbers, names (MON), *, ranges (1-5), steps (*/15), a day with L (5L, the last Friday) or # (1#2, the second Monday), and lists of them',
+    ],
     ['0 9 * * 7-1', 'the day-of-week field\'s "7-1" counts Sunday as 7: write it as 0 there (0-1)'],
   ])('rejects %j, naming the field and what is wrong with it in words', (cron, why) => {
     const message = rejection({ cron, timezone: 'UTC' }).message;
@@ -612,6 +623,15 @@ describe('validateSchedule', () => {
     for (const cron of ['0 9 * * THU', '0 9 * * TUE,THU', '0 9 L * *', '0 9 * * 5#2', '0 9 ? * *']) {
       expect(() => validateSchedule({ cron, timezone: 'Europe/Paris' })).not.toThrow();
     }
+  });
+
+  it.each(['', ' ', '\t'])('says a blank time zone %j is blank, not unknown', (timezone) => {
+    expect(rejection({ cron: '0 9 * * *', timezone }).message).toBe(
+      'time zone is blank: give an IANA zone, such as Europe/Paris or UTC',
+    );
+    expect(checkedSchedule('0 9 * * *', timezone)).toEqual({
+      problem: 'time zone is blank: give an IANA zone, such as Europe/Paris or UTC',
+    });
   });
 
   it('rejects an unknown time zone, naming it', () => {

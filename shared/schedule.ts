@@ -73,10 +73,13 @@ export function validateSchedule(s: CronSchedule): void {
       `time zone ${quoted(s.timezone, 40)}… is ${s.timezone.length} characters long; a time zone has at most ${MAX_TIMEZONE_CHARS}`,
     );
   }
+  if (s.timezone.trim() === '')
+    throw new InvalidScheduleError('time zone is blank: give an IANA zone, such as Europe/Paris or UTC');
   if (!isValidTimeZone(s.timezone)) {
     throw new InvalidScheduleError(`unknown time zone ${JSON.stringify(s.timezone)}`);
   }
-  const cron = s.cron.trim();
+  // Measured and read as it is kept: blanks around it dropped, a run of blanks inside it one.
+  const cron = s.cron.trim().replace(/\s+/g, ' ');
   if (cron.length > MAX_CRON_CHARS) {
     throw new InvalidScheduleError(
       `cron ${quoted(cron, 40)}… is ${cron.length} characters long; a cron has at most ${MAX_CRON_CHARS}`,
@@ -84,7 +87,7 @@ export function validateSchedule(s: CronSchedule): void {
   }
   if (cron === '')
     throw new InvalidScheduleError('cron is blank: it must have 5 fields (minute hour day-of-month month day-of-week)');
-  const fields = cron.split(/\s+/);
+  const fields = cron.split(' ');
   const macro =
     fields.length === 1 && Object.hasOwn(CRON_MACROS, cron.toLowerCase()) ? CRON_MACROS[cron.toLowerCase()] : undefined;
   if (macro !== undefined) {
@@ -183,6 +186,15 @@ const FIELD_BOUNDS = [
   [0, 6],
 ] as const;
 
+/** What each field holds, for a value it does not. */
+const FIELD_FORMS = [
+  'numbers, *, ranges (1-5), steps (*/15) and lists of them',
+  'numbers, *, ranges (1-5), steps (*/15) and lists of them',
+  'numbers, *, ranges (1-5), steps (*/15), L (the last day of the month) and lists of them',
+  'numbers, names (JAN), *, ranges (1-5), steps (*/15) and lists of them',
+  'numbers, names (MON), *, ranges (1-5), steps (*/15), a day with L (5L, the last Friday) or # (1#2, the second Monday), and lists of them',
+];
+
 /** The first field cron-parser refuses on its own, every other field `*`, with its message. */
 function refusedField(fields: readonly string[]): { index: number; message: string } | null {
   for (let index = 0; index < FIELD_NAMES.length; index++) {
@@ -242,7 +254,11 @@ function fieldProblem(fields: readonly string[]): string | null {
   }
   if (/^Invalid characters, got value: |^Invalid wildcard|^Invalid repeat/.test(message)) {
     const weekday = /W/i.test(field) && index === 2 ? ' (W, the weekday nearest a day, is not taken)' : '';
-    return `${its} is not a value cron reads${weekday}: a field holds numbers${index >= 3 ? ', names' : ''}, *, ranges (1-5), steps (*/15) and lists of them`;
+    return `${its} is not a value cron reads${weekday}: the field holds ${FIELD_FORMS[index] ?? 'numbers'}`;
+  }
+  const tooMany = /^Constraint error, too many values in \w+ field, expected at most (\d+)$/.exec(message);
+  if (tooMany) {
+    return `${its} lists more values than a field holds (at most ${tooMany[1]}); name each value once, or use a range (1-5) or a step (*/15)`;
   }
   return `${its}: ${message}`;
 }
@@ -258,8 +274,9 @@ function cronParserProblem(message: string, fields: readonly string[]): string {
   const rangeField = outOfRange?.[3] === undefined ? undefined : FIELD_OF_RANGE[outOfRange[3]];
   if (outOfRange && rangeField !== undefined) {
     // cron-parser's NaN is a value it could not read as a number (`L-2`).
+    const written = fields[FIELD_NAMES.indexOf(rangeField as (typeof FIELD_NAMES)[number])];
     return outOfRange[2]?.includes('NaN')
-      ? `the ${rangeField} field holds a ${outOfRange[1]} cron cannot read`
+      ? `the ${rangeField} field${written === undefined ? '' : `'s ${quoted(written, 40)}`} holds a ${outOfRange[1]} cron cannot read`
       : `the ${rangeField} field's ${outOfRange[1]} ${outOfRange[2]} is outside ${outOfRange[3]}`;
   }
   // A value listed twice (`SUN,7`, `1-5,3`): cron-parser names its field and the value as it
@@ -296,14 +313,16 @@ export function checkedScheduleCount(): number {
 }
 
 export function checkedSchedule(
-  cron: string,
+  given: string,
   timezone: string,
 ): { cron: string; timezone: string } | { problem: string } {
-  // Blanks around a zone are dropped, as around a cron (scheduleIdOf).
+  // Blanks around a zone are dropped, as around a cron, and a run of blanks in a cron is kept as
+  // one (scheduleIdOf reads them so).
   const zone = timezone.trim();
+  const cron = given.trim().replace(/\s+/g, ' ');
   // A cron or zone longer than any taken is checked outside the cache: its keys stay short,
   // whatever a caller sends (an admin PUT of 64 kB, 10,000 times).
-  const cacheable = cron.length <= MAX_CRON_CHARS && zone.length <= MAX_TIMEZONE_CHARS;
+  const cacheable = given.length <= MAX_CRON_CHARS && zone.length <= MAX_TIMEZONE_CHARS;
   const key = `${cron}\u0000${zone}`;
   let checked = cacheable ? checkedSchedules.get(key) : undefined;
   if (!checked) {
