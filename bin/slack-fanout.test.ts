@@ -484,7 +484,8 @@ describe('readText', () => {
     expect(() => readText(file)).toThrow(`${file} is not UTF-8 text`);
     writeFileSync(file, '\ufeff[]');
     expect(readText(file)).toBe('[]');
-    expect(() => readText(join(dir, 'missing.json'))).toThrow(/cannot read .*missing\.json: ENOENT/);
+    expect(() => readText(join(dir, 'missing.json'))).toThrow(/cannot read .*missing\.json: ENOENT \(no such file\)$/);
+    expect(() => readText(dir)).toThrow(`cannot read ${dir}: it is a directory; give the JSON file in it`);
   });
 
   it('reads standard input for -, and names it stdin', () => {

@@ -495,7 +495,10 @@ export function readText(path: string, limit = MAX_IMPORT_BYTES, stdin: number |
     }
   } catch (err) {
     if (err instanceof CliError) throw err;
-    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') throw new CliError(`cannot read ${file}: it is a directory; give the JSON file in it`);
+    if (code === 'ENOENT') throw new CliError(`cannot read ${file}: ENOENT (no such file)`);
+    throw new CliError(`cannot read ${file}: ${code ?? (err as Error).message}`);
   }
   // A pipe or a device has no size to check first.
   if (bytes === null) throw tooBig(null);

@@ -33,6 +33,8 @@ describe('timeLeft', () => {
   it('guesses nothing before the first delivery is final', () => {
     expect(timeLeft({ ...moving, done: 0, total: 500, elapsedMs: 0 })).toBe('waiting for the first');
     expect(timeLeft({ ...moving, done: 0, total: 500, elapsedMs: 12_000 })).toBe('waiting for the first');
+    // Long without a first: said as a stall is.
+    expect(timeLeft({ ...moving, done: 0, total: 500, elapsedMs: 22_400 })).toBe('none final yet, no progress for 22s');
   });
 
   it('says the rest at the rate so far, in seconds, then minutes', () => {

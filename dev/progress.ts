@@ -26,14 +26,19 @@ export function duration(ms: number): string {
 
 /**
  * What `npm start`'s progress line says of the time left: nothing is guessed before the first
- * delivery is final (no rate to go by yet), nor once none has become final for STALL_MS, or for
+ * delivery is final (no rate to go by yet; past STALL_MS without one, that is said), nor once none has become final for STALL_MS, or for
  * OVERDUE_MS and ten deliveries' time at the rate so far (a rate from before is no guide then);
  * otherwise the rest at the rate so far, but never past --timeout: a rest that would take
  * longer says when the wait gives up instead.
  */
 export function timeLeft(p: Progress): string {
   if (p.done >= p.total) return 'done';
-  if (p.done <= 0 || p.elapsedMs <= 0) return 'waiting for the first';
+  // None final yet: past STALL_MS that is said as a stall is (a Firestore that stopped answering).
+  if (p.done <= 0 || p.elapsedMs <= 0) {
+    return p.elapsedMs >= STALL_MS
+      ? `none final yet, no progress for ${duration(Math.floor(p.elapsedMs / 1000) * 1000)}`
+      : 'waiting for the first';
+  }
   // Stalled: STALL_MS without a delivery becoming final, or sooner, once the wait is more than
   // ten deliveries' time at the rate so far and OVERDUE_MS besides (the last few waiting out a
   // dead service's claim would otherwise show "about 1s left" for STALL_MS).
