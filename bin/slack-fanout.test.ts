@@ -121,7 +121,7 @@ describe('parseNotificationsFile', () => {
       /f\.json\[0\]: notification n-1: channelId: is longer than 255 characters \(300\)$/,
     ],
     ['a file of blanks alone', ' \n\t ', /^f\.json is empty but for blanks: expected a JSON array$/],
-    ['a file of a byte order mark alone (read, it is dropped)', '', /^f\.json is empty but for a byte order mark/],
+    ['a file of a byte order mark alone (read, it is dropped)', '', /^f\.json is empty: expected a JSON array$/],
   ])('names %s', (_what, text, message) => {
     expect(() => parseNotificationsFile(text, 'f.json')).toThrow(message);
   });

@@ -569,11 +569,10 @@ function refuseOtherKind(
 }
 
 function parseJsonArray(text: string, file: string, of: string): unknown[] {
-  // Said as an empty file is, not as JSON that ends too soon (readText has dropped a BOM).
+  // Said as an empty file is, not as JSON that ends too soon (a file of a BOM alone is empty once
+  // readText has dropped it).
   if (text.trim() === '') {
-    throw new CliError(
-      `${file} is empty${text === '' ? ' but for a byte order mark' : ' but for blanks'}: expected a JSON array`,
-    );
+    throw new CliError(`${file} is empty${text === '' ? '' : ' but for blanks'}: expected a JSON array`);
   }
   let data: unknown;
   try {
@@ -1071,7 +1070,7 @@ export function unknownCommandOf(program: Command, args: readonly string[]): str
 /**
  * Commander reads the program's own options anywhere on the line, so `add --title --version`
  * prints the version and does nothing, where --title's value was left out: the option whose
- * value is missing, named as for any other option taken as a value (refuseOptionsAsValues).
+ * value is missing, named as for any other option taken as a value (refuseOptionSlips).
  */
 export function versionTakenAsValue(program: Command, args: readonly string[]): string | undefined {
   const end = args.indexOf('--');
@@ -1237,7 +1236,7 @@ ${STALL_HELP}`,
     .requiredOption('--channel <channelId>', 'the Slack channel id, at most 255 characters (required)')
     .requiredOption(
       '--cron <expr>',
-      `5-field cron, e.g. '0 9 * * MON-FRI', at most ${MAX_CRON_CHARS.toLocaleString('en-US')} characters (required)`,
+      `5-field cron, e.g. '0 9 * * MON-FRI', at most ${MAX_CRON_CHARS.toLocaleString('en-US')} characters, a run of blanks counted as one (required)`,
     )
     .requiredOption(
       '--timezone <tz>',

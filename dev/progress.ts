@@ -26,8 +26,9 @@ export function duration(ms: number): string {
 
 /**
  * What `npm start`'s progress line says of the time left: nothing is guessed before the first
- * delivery is final (no rate to go by yet; past STALL_MS without one, that is said), nor once none has become final for STALL_MS, or for
- * OVERDUE_MS and ten deliveries' time at the rate so far (a rate from before is no guide then);
+ * delivery is final (no rate to go by yet; past STALL_MS without one, that is said), nor once
+ * none has become final for STALL_MS, or for OVERDUE_MS and ten deliveries' time at the rate so
+ * far (a rate from before is no guide then);
  * otherwise the rest at the rate so far, but never past --timeout: a rest that would take
  * longer says when the wait gives up instead.
  */

@@ -464,7 +464,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.all('/admin/paused/resume', methodNotAllowed(['POST']));
   router.use('/admin', notFound());
   // A body that is not JSON answers like every other bad request of the admin API.
-  router.use(['/admin', '/status'], ((err, req, res, next) => {
+  router.use('/admin', ((err, req, res, next) => {
     const e = err as { type?: unknown; message?: unknown; body?: unknown };
     if (e?.type === 'entity.parse.failed') {
       // JSON, but not an object or array (`null`, `"text"`, `3`): the parser's strict mode

@@ -72,26 +72,31 @@ describe('topicName', () => {
 
 describe('refuseOptionSlips', () => {
   /** A program like this project's, its errors kept, and what it parsed. */
-  const parsed = (args: string[], repeatable: string[] = []) => {
-    const program = new Command()
+  const program = (repeatable: string[] = []) => {
+    const made = new Command()
       .exitOverride()
       .configureOutput({ writeErr: () => {}, writeOut: () => {} })
       .option('-n, --count <n>', 'a number', positiveInt(10))
+      .option('--name <name>', 'a name, kept in capitals', (v: string) => v.toUpperCase())
       .option('--list <items>', 'a list', (v: string, previous: string[] | undefined) => [...(previous ?? []), v])
       .option('--flag', 'a flag')
       .action(() => {});
-    program
+    made
       .command('run')
       .option('--id <id>', 'an id')
       .action(() => {});
-    refuseOptionSlips(program, repeatable);
+    refuseOptionSlips(made, repeatable);
+    return made;
+  };
+  const parsedBy = (made: Command, args: string[]) => {
     try {
-      program.parse(args, { from: 'user' });
-      return { opts: program.opts(), run: program.commands[0]?.opts() };
+      made.parse(args, { from: 'user' });
+      return { opts: made.opts(), run: made.commands[0]?.opts() };
     } catch (err) {
       return { error: (err as Error).message };
     }
   };
+  const parsed = (args: string[], repeatable: string[] = []) => parsedBy(program(repeatable), args);
 
   it.each([
     [['-n', '5', '-n', '6'], '--count is given twice ("5" and "6"): give it once'],
@@ -102,16 +107,23 @@ describe('refuseOptionSlips', () => {
     [['run', '--id', '--'], '-- (the end of the options) is an option, not a value: give --id its value'],
     // The option's own parser still runs after these checks.
     [['-n', '11'], 'expected a whole number from 1 to 10, got "11"'],
+    // Both values as typed, not the first as its parser made it.
+    [['--name', 'a', '--name', 'b'], '--name is given twice ("a" and "b"): give it once'],
   ])('%j is refused: %s', (args, message) => {
     expect(parsed(args).error).toContain(message);
   });
 
-  it('takes an option once, a repeatable list more than once, and the same value again on a new parse', () => {
+  it('takes an option once, a repeatable list more than once, and the same program again on a new parse', () => {
     expect(parsed(['-n', '5', '--list', 'a', '--list', 'b'], ['--list'])).toEqual({
       opts: { count: 5, list: ['a', 'b'] },
       run: {},
     });
     expect(parsed(['--list', 'a', '--list', 'b']).error).toContain('--list is given twice ("a" and "b")');
+    // One program parsed twice: the second parse's options are its own, not given twice.
+    const again = program();
+    expect(parsedBy(again, ['-n', '5'])).toEqual({ opts: { count: 5 }, run: {} });
+    expect(parsedBy(again, ['-n', '6'])).toEqual({ opts: { count: 6 }, run: {} });
+    expect(parsedBy(again, ['-n', '6', '-n', '7']).error).toContain('--count is given twice ("6" and "7")');
     expect(parsed(['run', '--id', 'x'])).toEqual({ opts: {}, run: { id: 'x' } });
   });
 });

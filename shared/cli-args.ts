@@ -1,4 +1,4 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, type Option } from 'commander';
 import { characterCount, quoted } from './model';
 
 /**
@@ -91,6 +91,8 @@ export function topicNameProblem(value: string): string | null {
  *   before) is left to take more than one.
  */
 export function refuseOptionSlips(program: Command, repeatable: readonly string[] = []): void {
+  // Each option's value as typed, the first time it is given in a parse, to name it so.
+  const typed = new Map<Option, string>();
   for (const command of [program, ...program.commands]) {
     const flags = new Set(
       [...command.options, ...program.options].flatMap((o) => [o.long, o.short]).filter((f) => f !== undefined),
@@ -108,11 +110,12 @@ export function refuseOptionSlips(program: Command, repeatable: readonly string[
         }
         // Set from the command line already in this parse (commander resets it on the next).
         if (once && command.getOptionValueSource(option.attributeName()) === 'cli') {
-          const first = String(command.getOptionValue(option.attributeName()));
+          const first = typed.get(option) ?? String(command.getOptionValue(option.attributeName()));
           throw new InvalidArgumentError(
             `${name} is given twice (${quoted(first, 40)} and ${quoted(value, 40)}): give it once`,
           );
         }
+        typed.set(option, value);
         return parse === undefined ? value : parse(value, previous);
       });
     }

@@ -176,18 +176,21 @@ describe('renderReport: a normal account', () => {
 
   it('shows a number as a reader reads it: -0 as 0, one too small for 3 decimals by its digits, a huge one in scientific notation', () => {
     expect(
-      [-0, 0, 0.0004, -1.23e-10, 0.0005, -1234.5678, 1234567, 1e308, -2.5e21, 999e18].map((v) => formatValue(v)),
+      [-0, 0, 0.0004, -1.23e-10, 0.0005, -1234.5678, 1234567, 1e308, -2.5e21, 999e18, 5e-324].map((v) =>
+        formatValue(v),
+      ),
     ).toEqual([
       '0',
       '0',
       '0.0004',
-      '-0.000000000123',
+      '-1.23E-10',
       '0.001',
       '-1,234.568',
       '1,234,567',
       '1E308',
       '-2.5E21',
       '999,000,000,000,000,000,000',
+      '5E-324',
     ]);
     const r = renderReport(
       notification(),
@@ -532,6 +535,8 @@ describe('cuts in escaped text', () => {
     expect(boldable(' Revenue ')).toBe('Revenue');
     expect(boldable('Rate\n')).toBe('Rate');
     expect(boldable('\u2028Lead')).toBe('Lead');
+    // Blanks alone (stored by hand) would leave `**`: a dash stands in.
+    expect(boldable(' \n ')).toBe('\u2014');
     expect(boldable('a*b\rc')).toBe('a\u2217b c');
   });
 });

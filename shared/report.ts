@@ -114,10 +114,12 @@ export function escapeAndTruncate(s: string, max: number): string {
  */
 export function boldable(label: string): string {
   // Blanks at either end too: `* Revenue *` is not bold in Slack, and shows its asterisks.
-  return label
+  const shown = label
     .replace(/\r\n|[\n\r\u2028\u2029]/g, ' ')
     .replace(/\*/g, '\u2217')
     .trim();
+  // A label of blanks alone (only stored by hand: an import refuses it) would leave `**`, shown as is.
+  return shown === '' ? '\u2014' : shown;
 }
 
 /** The most of a field a metric's label takes when its value needs the room. */
@@ -140,18 +142,20 @@ function metricField(rawLabel: string, value: string, change: string): string {
 const numberFormat = new Intl.NumberFormat('en-US');
 /** A number too small for 3 decimals (0.0004 would show as 0): its first 3 significant digits. */
 const smallFormat = new Intl.NumberFormat('en-US', { maximumSignificantDigits: 3 });
-/** A number of 10^21 and more, which would show as 22 digits or more: `1.5E21`. */
+/** A number of 10^21 and more, which would show as 22 digits or more (`1.5E21`), or under 10^-6 (`1.23E-10`). */
 const hugeFormat = new Intl.NumberFormat('en-US', { notation: 'scientific', maximumSignificantDigits: 6 });
 
 /**
  * A metric's value as shown: a number with thousands separators and up to 3 decimals, one too
- * small for them to its first 3 significant digits, a huge one in scientific notation, and -0
- * as 0; a string as it is.
+ * small for them to its first 3 significant digits, a huge or a tiny one in scientific notation,
+ * and -0 as 0; a string as it is.
  */
 export function formatValue(value: number | string): string {
   if (typeof value !== 'number') return value;
   const size = Math.abs(value);
   if (size === 0) return '0';
+  // Under a millionth its digits would run to hundreds of zeros (1e-300): scientific notation.
+  if (size < 1e-6) return hugeFormat.format(value);
   if (size < 0.0005) return smallFormat.format(value);
   return (size >= 1e21 ? hugeFormat : numberFormat).format(value);
 }

@@ -553,7 +553,6 @@ describe('validateSchedule', () => {
     ],
     ['50-10 9 * * *', 'the minute field\'s "50-10" has a range that runs backwards, from 50 down to 10', '50-59,0-10'],
     ['0 22-2 * * *', 'the hour field\'s "22-2" has a range that runs backwards, from 22 down to 2', '22-23,0-2'],
-    ['0 9 * * SAT-SUN', 'the day-of-week field\'s "SAT-SUN" has a range that runs backwards, from 6 down to 0', '6,0'],
     ['0 9 * NOV-FEB *', 'the month field\'s "NOV-FEB" has a range that runs backwards, from 11 down to 2', '11-12,1-2'],
   ])('rejects %j, a range that runs backwards, naming the field and how to write it', (cron, why, written) => {
     expect(rejection({ cron, timezone: 'UTC' }).message).toBe(
@@ -567,6 +566,31 @@ describe('validateSchedule', () => {
   });
 
   it.each([
+    // Sunday is 7 too: one range, not two.
+    ['0 9 * * SAT-SUN', 'from 6 down to 0: a range runs upwards, and Sunday is 7 as well as 0: write it as 6-7', '6-7'],
+    ['0 9 * * MON-SUN', 'from 1 down to 0: a range runs upwards, and Sunday is 7 as well as 0: write it as 1-7', '1-7'],
+    ['0 9 * * 7-0', 'counts Sunday as 7 at the start of a range: write it as 0 there (0)', '0'],
+    ['0 9 * * 7-2', 'counts Sunday as 7 at the start of a range: write it as 0 there (0-2)', '0-2'],
+  ])('rejects %j, a day-of-week range at Sunday, saying what to write', (cron, why, written) => {
+    const field = cron.split(' ')[4] as string;
+    const runs = why.startsWith('from') ? 'has a range that runs backwards, ' : '';
+    expect(rejection({ cron, timezone: 'UTC' }).message).toBe(
+      `invalid cron ${JSON.stringify(cron)}: the day-of-week field's ${JSON.stringify(field)} ${runs}${why}`,
+    );
+    expect(() => validateSchedule({ cron: `0 9 * * ${written}`, timezone: 'UTC' })).not.toThrow();
+  });
+
+  it('gives no rewrite of a backward range with a step: each half would count its step from its own start', () => {
+    expect(rejection({ cron: '0 22-4/3 * * *', timezone: 'UTC' }).message).toBe(
+      'invalid cron "0 22-4/3 * * *": the hour field\'s "22-4/3" has a range that runs backwards, from 22 down to 4: a range runs upwards, so write one that wraps round as two ranges, each with its step',
+    );
+  });
+
+  it.each([
+    [
+      '*/5-1 9 * * *',
+      'the minute field\'s "*/5-1" has a step cron cannot read: a step (the number after /) is a whole number of at least 1',
+    ],
     [
       '0 9 LW * *',
       'the day-of-month field\'s "LW" is not a value cron reads (W, the weekday nearest a day, is not taken)',
@@ -576,8 +600,14 @@ describe('validateSchedule', () => {
       'the day-of-month field\'s "15W" is not a value cron reads (W, the weekday nearest a day, is not taken)',
     ],
     ['5x 9 * * *', 'the minute field\'s "5x" is not a value cron reads'],
-    ['*/0 9 * * *', 'the minute field\'s "*/0" has a step of 0: a step (the number after /) is at least 1'],
-    ['0 9 * 1-12/0 *', 'the month field\'s "1-12/0" has a step of 0: a step (the number after /) is at least 1'],
+    [
+      '*/0 9 * * *',
+      'the minute field\'s "*/0" has a step of 0: a step (the number after /) is a whole number of at least 1',
+    ],
+    [
+      '0 9 * 1-12/0 *',
+      'the month field\'s "1-12/0" has a step of 0: a step (the number after /) is a whole number of at least 1',
+    ],
     ['0 9 * * 1#6', 'the day-of-week field\'s "1#6" has a # that names no week'],
     ['0 9 * * MON#2,FRI', 'the day-of-week field\'s "MON#2,FRI" mixes # with ,'],
     ['0 9 * * ,1', 'the day-of-week field\'s ",1" has an empty item in its list'],
@@ -592,7 +622,6 @@ describe('validateSchedule', () => {
       '0 9 * * 1%',
       'the day-of-week field\'s "1%" is not a value cron reads: the field holds numbers, names (MON), *, ranges (1-5), steps (*/15), a day with L (5L, the last Friday) or # (1#2, the second Monday), and lists of them',
     ],
-    ['0 9 * * 7-1', 'the day-of-week field\'s "7-1" counts Sunday as 7: write it as 0 there (0-1)'],
   ])('rejects %j, naming the field and what is wrong with it in words', (cron, why) => {
     const message = rejection({ cron, timezone: 'UTC' }).message;
     expect(message.startsWith(`invalid cron ${JSON.stringify(cron)}: ${why}`)).toBe(true);

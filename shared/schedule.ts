@@ -66,6 +66,11 @@ export const MAX_CRON_CHARS = 1000;
 /** The longest time zone taken: IANA's longest names are about 30 characters. */
 export const MAX_TIMEZONE_CHARS = 100;
 
+/** A cron as it is read and kept: the blanks around it dropped, a run of blanks in it one. */
+export function normalCron(cron: string): string {
+  return cron.trim().replace(/\s+/g, ' ');
+}
+
 /** Throws an InvalidScheduleError naming the bad cron or time zone. */
 export function validateSchedule(s: CronSchedule): void {
   if (s.timezone.length > MAX_TIMEZONE_CHARS) {
@@ -78,8 +83,8 @@ export function validateSchedule(s: CronSchedule): void {
   if (!isValidTimeZone(s.timezone)) {
     throw new InvalidScheduleError(`unknown time zone ${JSON.stringify(s.timezone)}`);
   }
-  // Measured and read as it is kept: blanks around it dropped, a run of blanks inside it one.
-  const cron = s.cron.trim().replace(/\s+/g, ' ');
+  // Measured and read as it is kept (a run of blanks in it counts as one).
+  const cron = normalCron(s.cron);
   if (cron.length > MAX_CRON_CHARS) {
     throw new InvalidScheduleError(
       `cron ${quoted(cron, 40)}… is ${cron.length} characters long; a cron has at most ${MAX_CRON_CHARS}`,
@@ -223,19 +228,27 @@ function fieldProblem(fields: readonly string[]): string | null {
   const backward = /^Invalid range: (\d+)-(\d+), min/.exec(message);
   if (backward?.[1] !== undefined && backward[2] !== undefined) {
     const [low, high] = FIELD_BOUNDS[index] ?? [0, 0];
-    // 7 is Sunday as 0 is: `SUN-MON` read as 7-1 wraps round from Sunday to nothing.
+    // 7 is Sunday as 0 is: `7-1` reads as Sunday to Monday, `7-0` as Sunday alone.
     const from = index === 4 && Number(backward[1]) === 7 ? 0 : Number(backward[1]);
     const to = Number(backward[2]);
-    if (from <= to) return `${its} counts Sunday as 7: write it as 0 there (${from}-${to})`;
+    if (from <= to) {
+      return `${its} counts Sunday as 7 at the start of a range: write it as 0 there (${from === to ? from : `${from}-${to}`})`;
+    }
+    const runs = `${its} has a range that runs backwards, from ${from} down to ${to}: a range runs upwards`;
+    // With a step, two halves would each count their step from their own start: no rewrite.
+    if (field.includes('/')) return `${runs}, so write one that wraps round as two ranges, each with its step`;
+    // Sunday is 7 too: `MON-SUN` is 1-7.
+    if (index === 4 && to === 0) return `${runs}, and Sunday is 7 as well as 0: write it as ${from}-7`;
     const first = from >= high ? `${high}` : `${from}-${high}`;
     const second = to <= low ? `${low}` : `${low}-${to}`;
-    return `${its} has a range that runs backwards, from ${from} down to ${to}: a range runs upwards, so write one that wraps round as two (${first},${second})`;
+    return `${runs}, so write one that wraps round as two (${first},${second})`;
   }
   if (/^Invalid range: /.test(message) || /^Unexpected range/.test(message)) {
     return `${its} has a range cron cannot read: a range is two values, the lower first (1-5)`;
   }
-  if (/^Constraint error, cannot repeat at every 0 time/.test(message) || /^Invalid step: /.test(message)) {
-    return `${its} has a step of 0: a step (the number after /) is at least 1`;
+  if (/^Constraint error, cannot repeat at every (0|NaN) time/.test(message) || /^Invalid step: /.test(message)) {
+    const step = /at every 0 time/.test(message) ? 'a step of 0' : 'a step cron cannot read';
+    return `${its} has ${step}: a step (the number after /) is a whole number of at least 1`;
   }
   if (message === 'Constraint error, invalid dayOfWeek occurrence number (#)') {
     return `${its} has a # that names no week: the number after # is the day's occurrence in its month, 1 to 5`;
@@ -319,7 +332,7 @@ export function checkedSchedule(
   // Blanks around a zone are dropped, as around a cron, and a run of blanks in a cron is kept as
   // one (scheduleIdOf reads them so).
   const zone = timezone.trim();
-  const cron = given.trim().replace(/\s+/g, ' ');
+  const cron = normalCron(given);
   // A cron or zone longer than any taken is checked outside the cache: its keys stay short,
   // whatever a caller sends (an admin PUT of 64 kB, 10,000 times).
   const cacheable = given.length <= MAX_CRON_CHARS && zone.length <= MAX_TIMEZONE_CHARS;
@@ -340,7 +353,7 @@ export function checkedSchedule(
 
 /** The schedule document id: the same (cron, timezone) always maps to the same id. */
 export function scheduleIdOf(s: CronSchedule): string {
-  const normalised = `${s.cron.trim().replace(/\s+/g, ' ')}|${s.timezone}`;
+  const normalised = `${normalCron(s.cron)}|${s.timezone}`;
   return `s_${createHash('sha256').update(normalised).digest('hex').slice(0, 20)}`;
 }
 
