@@ -352,6 +352,11 @@ export function adminRouter(deps: AdminDeps): Router {
   });
 
   router.post('/admin/paused/resume', requireJson(), jsonBody('16kb'), wellFormedBody, async (req, res) => {
+    // No body at all: said as what to send, not as an object missing.
+    if (req.body === undefined) {
+      invalid(res, 'pausedReason', 'give pausedReason or allPaused: true');
+      return;
+    }
     const body = resumePausedBody.safeParse(req.body);
     if (!body.success) {
       const { field, message } = firstIssue(body.error);

@@ -37,9 +37,10 @@ const BREAKS_OR_TURNS_SET = '\\u2028\\u2029\\u200e\\u200f\\u061c\\u202a-\\u202e\
 
 /**
  * Characters that would break or hide a quoted text in a message: those that break or turn a
- * line, invisible characters and the braille blank.
+ * line, invisible characters and the braille blank, and the control characters JSON leaves as
+ * they are (DEL, and C1's such as U+0085).
  */
-const UNSHOWABLE = new RegExp(`[${BREAKS_OR_TURNS_SET}\\u2800\\p{Default_Ignorable_Code_Point}]`, 'gu');
+const UNSHOWABLE = new RegExp(`[\\p{Cc}${BREAKS_OR_TURNS_SET}\\u2800\\p{Default_Ignorable_Code_Point}]`, 'gu');
 
 /**
  * `text` (its first `max` UTF-16 units, as `excerpt` cuts it) quoted for a message: JSON's

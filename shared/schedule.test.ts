@@ -534,8 +534,14 @@ describe('validateSchedule', () => {
     ['0 9 * * FOO', 'the day-of-week field\'s "FOO" is not a day name cron knows: the names are SUN to SAT'],
     ['0 9 * * fril', 'the day-of-week field\'s "fril" is written FRIL: cron takes its L (the last) in capitals'],
     ['0 9 * * 5l', 'the day-of-week field\'s "l" is written L: cron takes its L (the last) in capitals'],
-    ['0 9 L-2 * *', 'the day-of-month field\'s "L-2" holds a range cron cannot read'],
-    ['-1 9 * * *', 'the minute field\'s "-1" holds a range cron cannot read'],
+    [
+      '0 9 L-2 * *',
+      'the day-of-month field\'s "L-2" holds a range cron cannot read: the field holds numbers, *, ranges (1-5), steps (*/15), L (the last day of the month) and lists of them',
+    ],
+    [
+      '-1 9 * * *',
+      'the minute field\'s "-1" holds a range cron cannot read: the field holds numbers, *, ranges (1-5), steps (*/15) and lists of them',
+    ],
     ['60 9 * * *', "the minute field's value 60 is outside 0-59"],
     ['0 24 * * *', "the hour field's value 24 is outside 0-23"],
     ['0 9 0 * *', "the day-of-month field's value 0 is outside 1-31"],
@@ -569,7 +575,8 @@ describe('validateSchedule', () => {
     // Sunday is 7 too: one range, not two.
     ['0 9 * * SAT-SUN', 'from 6 down to 0: a range runs upwards, and Sunday is 7 as well as 0: write it as 6-7', '6-7'],
     ['0 9 * * MON-SUN', 'from 1 down to 0: a range runs upwards, and Sunday is 7 as well as 0: write it as 1-7', '1-7'],
-    ['0 9 * * 7-0', 'counts Sunday as 7 at the start of a range: write it as 0 there (0)', '0'],
+    ['0 9 * * 7-0', 'is Sunday alone, written as a range from 7: write it as 0', '0'],
+    ['0 9 * * 7-3/2', 'counts Sunday as 7 at the start of a range: write it as 0 there, the step kept', '0-3/2'],
     ['0 9 * * 7-2', 'counts Sunday as 7 at the start of a range: write it as 0 there (0-2)', '0-2'],
   ])('rejects %j, a day-of-week range at Sunday, saying what to write', (cron, why, written) => {
     const field = cron.split(' ')[4] as string;
@@ -587,6 +594,11 @@ describe('validateSchedule', () => {
   });
 
   it.each([
+    [
+      '0 9 1L * *',
+      'the day-of-month field\'s "1L" is not a value cron reads: the field holds numbers, *, ranges (1-5), steps (*/15), L (the last day of the month) and lists of them',
+    ],
+    ['0 9 * * 8L', 'the day-of-week field\'s "8L" is not a value cron reads: the field holds numbers, names (MON)'],
     [
       '*/5-1 9 * * *',
       'the minute field\'s "*/5-1" has a step cron cannot read: a step (the number after /) is a whole number of at least 1',
@@ -616,7 +628,7 @@ describe('validateSchedule', () => {
     ['1-2-3 9 * * *', 'the minute field\'s "1-2-3" has a range cron cannot read'],
     [
       `${Array.from({ length: 300 }, (_, i) => i % 60).join(',')} 9 * * *`,
-      'the minute field\'s "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16" lists more values than a field holds (at most 256)',
+      'the minute field\'s "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16" lists more items than cron reads in a field (at most 256)',
     ],
     [
       '0 9 * * 1%',

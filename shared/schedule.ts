@@ -232,7 +232,11 @@ function fieldProblem(fields: readonly string[]): string | null {
     const from = index === 4 && Number(backward[1]) === 7 ? 0 : Number(backward[1]);
     const to = Number(backward[2]);
     if (from <= to) {
-      return `${its} counts Sunday as 7 at the start of a range: write it as 0 there (${from === to ? from : `${from}-${to}`})`;
+      // With a step, the step stays: `7-3/2` is `0-3/2`, not `0-3`.
+      if (field.includes('/'))
+        return `${its} counts Sunday as 7 at the start of a range: write it as 0 there, the step kept`;
+      if (from === to) return `${its} is Sunday alone, written as a range from 7: write it as 0`;
+      return `${its} counts Sunday as 7 at the start of a range: write it as 0 there (${from}-${to})`;
     }
     const runs = `${its} has a range that runs backwards, from ${from} down to ${to}: a range runs upwards`;
     // With a step, two halves would each count their step from their own start: no rewrite.
@@ -271,7 +275,11 @@ function fieldProblem(fields: readonly string[]): string | null {
   }
   const tooMany = /^Constraint error, too many values in \w+ field, expected at most (\d+)$/.exec(message);
   if (tooMany) {
-    return `${its} lists more values than a field holds (at most ${tooMany[1]}); name each value once, or use a range (1-5) or a step (*/15)`;
+    return `${its} lists more items than cron reads in a field (at most ${tooMany[1]}); name each value once, or use a range (1-5) or a step (*/15)`;
+  }
+  // A value with L that is not one (`1L`, `8L`).
+  if (/Validation error, got value \S+ expected range/.test(message)) {
+    return `${its} is not a value cron reads: the field holds ${FIELD_FORMS[index] ?? 'numbers'}`;
   }
   return `${its}: ${message}`;
 }
@@ -289,7 +297,7 @@ function cronParserProblem(message: string, fields: readonly string[]): string {
     // cron-parser's NaN is a value it could not read as a number (`L-2`).
     const written = fields[FIELD_NAMES.indexOf(rangeField as (typeof FIELD_NAMES)[number])];
     return outOfRange[2]?.includes('NaN')
-      ? `the ${rangeField} field${written === undefined ? '' : `'s ${quoted(written, 40)}`} holds a ${outOfRange[1]} cron cannot read`
+      ? `the ${rangeField} field${written === undefined ? '' : `'s ${quoted(written, 40)}`} holds a ${outOfRange[1]} cron cannot read: the field holds ${FIELD_FORMS[FIELD_NAMES.indexOf(rangeField as (typeof FIELD_NAMES)[number])] ?? 'numbers'}`
       : `the ${rangeField} field's ${outOfRange[1]} ${outOfRange[2]} is outside ${outOfRange[3]}`;
   }
   // A value listed twice (`SUN,7`, `1-5,3`): cron-parser names its field and the value as it

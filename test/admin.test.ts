@@ -274,7 +274,11 @@ describe('admin API: requests (fake ports)', () => {
       .set('authorization', bearer())
       .set('content-type', 'application/json');
     expect(res.status).toBe(400);
-    expect(res.body.message).toMatch(/give pausedReason or allPaused: true/);
+    expect(res.body).toEqual({
+      error: 'invalid_request',
+      field: 'pausedReason',
+      message: 'give pausedReason or allPaused: true',
+    });
     // Without a Content-Type it is still not JSON.
     const none = await request(appWith(fakePorts())).post('/admin/paused/resume').set('authorization', bearer());
     expect(none.status).toBe(415);
