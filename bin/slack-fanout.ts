@@ -7,7 +7,7 @@ import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { GoogleAuth } from 'google-auth-library';
 import pino from 'pino';
-import { nonBlankText, positiveInt, refuseOptionSlips, topicName } from '../shared/cli-args';
+import { nonBlankText, optionTakenAsValue, positiveInt, refuseOptionSlips, topicName } from '../shared/cli-args';
 import { projectIdProblem } from '../shared/config';
 import { EMULATOR_VARIABLES, type EmulatedService, emulatorAddress } from '../shared/emulator-address';
 import { createFirestore } from '../shared/firestore';
@@ -1080,9 +1080,7 @@ export function versionTakenAsValue(program: Command, args: readonly string[]): 
   const taker = program.commands
     .flatMap((c) => c.options)
     .find((o) => (o.required || o.optional) && (o.long === before || o.short === before));
-  return taker === undefined
-    ? undefined
-    : `${args[at]} is an option, not a value: give ${taker.long ?? taker.flags} its value`;
+  return taker === undefined ? undefined : optionTakenAsValue(args[at] ?? '', taker.long ?? taker.flags);
 }
 
 /**

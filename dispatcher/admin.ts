@@ -34,7 +34,6 @@ import {
   enabledOutput,
   InvalidNotificationError,
   type NewNotification,
-  notificationDoc,
   type PausedSelector,
   type ResumePausedResult,
   resumePaused,
@@ -122,8 +121,7 @@ export function firestoreAdminPorts(
       setNotificationEnabled(db, id, enabled, reason, defaultReason),
     deleteNotification: (id) => deleteNotification(db, id),
     async saveNotification(n) {
-      // Checked before anything is read: a notification refused costs no Firestore call.
-      notificationDoc(n);
+      // saveNotifications checks it (notificationDoc) before any Firestore call.
       const { created } = await saveNotifications(db, [n]);
       return created.has(n.id);
     },

@@ -79,6 +79,12 @@ export function topicNameProblem(value: string): string | null {
     : null;
 }
 
+/** An option (`value`) taken as the value of the one before (`option`), said so. */
+export function optionTakenAsValue(value: string, option: string): string {
+  const what = value === '--' ? '-- (the end of the options)' : value;
+  return `${what} is an option, not a value: give ${option} its value`;
+}
+
 /**
  * Two slips commander would take without a word, refused for `program` and its commands, each
  * naming the option, before the option's own parser reads the value:
@@ -104,10 +110,7 @@ export function refuseOptionSlips(program: Command, repeatable: readonly string[
       const once = !repeatable.includes(option.long ?? option.flags);
       option.argParser((value: string, previous: unknown) => {
         const name = option.long ?? option.flags;
-        if (flags.has(value)) {
-          const what = value === '--' ? '-- (the end of the options)' : value;
-          throw new InvalidArgumentError(`${what} is an option, not a value: give ${name} its value`);
-        }
+        if (flags.has(value)) throw new InvalidArgumentError(optionTakenAsValue(value, name));
         // Set from the command line already in this parse (commander resets it on the next).
         if (once && command.getOptionValueSource(option.attributeName()) === 'cli') {
           const first = typed.get(option) ?? String(command.getOptionValue(option.attributeName()));

@@ -97,7 +97,10 @@ export function userIdProblem(id: string): string | null {
  * U+2029: a line break to many viewers), and the marks that turn or set text's direction
  * (embeddings, overrides and isolates, and the left-to-right, right-to-left and Arabic marks).
  */
-const CONTROL_CHARACTER = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/u;
+const CONTROL_CHARACTER = new RegExp(`[\\p{Cc}${BREAKS_OR_TURNS_SET}]`, 'u');
+/** What CONTROL_CHARACTER holds, in the words of an error about one. */
+const CONTROL_CHARACTER_KINDS =
+  '(a line break or line separator, a tab, a mark that turns or sets the text’s direction)';
 
 /**
  * Why `id` cannot be the id of something made now, for a control character in it (such an id
@@ -105,9 +108,7 @@ const CONTROL_CHARACTER = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u
  * before this check are still read and addressed as they are.
  */
 export function controlCharacterProblem(id: string): string | null {
-  return CONTROL_CHARACTER.test(id)
-    ? 'has a control character in it (a line break or line separator, a tab, a mark that turns or sets the text’s direction)'
-    : null;
+  return CONTROL_CHARACTER.test(id) ? `has a control character in it ${CONTROL_CHARACTER_KINDS}` : null;
 }
 
 /**
@@ -330,7 +331,7 @@ export const titleSchema = z
   // escape shows as a box, and a direction mark turns the rest of the title round.
   .refine((t) => !CONTROL_CHARACTER.test(t), {
     error: (issue) =>
-      `holds ${quoted((issue.input as string).match(CONTROL_CHARACTER)?.[0] ?? '')}, a control character (a line break or line separator, a tab, a mark that turns or sets the text’s direction), which a report's one-line header cannot show`,
+      `holds ${quoted((issue.input as string).match(CONTROL_CHARACTER)?.[0] ?? '')}, a control character ${CONTROL_CHARACTER_KINDS}, which a report's one-line header cannot show`,
   });
 
 /** A notification as stored in `notifications/{id}`. */

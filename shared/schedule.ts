@@ -163,47 +163,60 @@ function misnamedValue(fields: readonly string[]): string | null {
   return null;
 }
 
-/** cron-parser's field names, as the README and the errors above name the 5 fields. */
-const CRON_FIELDS: Record<string, string> = {
-  CronMinute: 'minute',
-  CronHour: 'hour',
-  CronDayOfMonth: 'day-of-month',
-  CronMonth: 'month',
-  CronDayOfWeek: 'day-of-week',
-};
-
-/** Each field's range, as cron-parser gives it in a constraint error that does not name the field. */
-const FIELD_OF_RANGE: Record<string, string> = {
-  '0-59': 'minute',
-  '0-23': 'hour',
-  '1-31': 'day-of-month',
-  '1-12': 'month',
-  '0-7': 'day-of-week',
-};
-
-const FIELD_NAMES = ['minute', 'hour', 'day-of-month', 'month', 'day-of-week'] as const;
-/** Each field's lowest and highest value, Sunday as 0 alone (7 is Sunday again). */
-const FIELD_BOUNDS = [
-  [0, 59],
-  [0, 23],
-  [1, 31],
-  [1, 12],
-  [0, 6],
+/**
+ * The 5 fields, in order: the name the README and the errors give each, cron-parser's name
+ * (in a duplicate's error), the range cron-parser gives in a constraint error that does not name
+ * the field, the lowest and highest value (Sunday as 0 alone: 7 is Sunday again), and what the
+ * field holds, for a value it does not.
+ */
+const FIELDS = [
+  {
+    name: 'minute',
+    parserName: 'CronMinute',
+    range: '0-59',
+    low: 0,
+    high: 59,
+    forms: 'numbers, *, ranges (1-5), steps (*/15) and lists of them',
+  },
+  {
+    name: 'hour',
+    parserName: 'CronHour',
+    range: '0-23',
+    low: 0,
+    high: 23,
+    forms: 'numbers, *, ranges (1-5), steps (*/15) and lists of them',
+  },
+  {
+    name: 'day-of-month',
+    parserName: 'CronDayOfMonth',
+    range: '1-31',
+    low: 1,
+    high: 31,
+    forms: 'numbers, *, ranges (1-5), steps (*/15), L (the last day of the month) and lists of them',
+  },
+  {
+    name: 'month',
+    parserName: 'CronMonth',
+    range: '1-12',
+    low: 1,
+    high: 12,
+    forms: 'numbers, names (JAN), *, ranges (1-5), steps (*/15) and lists of them',
+  },
+  {
+    name: 'day-of-week',
+    parserName: 'CronDayOfWeek',
+    range: '0-7',
+    low: 0,
+    high: 6,
+    forms:
+      'numbers, names (MON), *, ranges (1-5), steps (*/15), a day with L (5L, the last Friday) or # (1#2, the second Monday), and lists of them',
+  },
 ] as const;
-
-/** What each field holds, for a value it does not. */
-const FIELD_FORMS = [
-  'numbers, *, ranges (1-5), steps (*/15) and lists of them',
-  'numbers, *, ranges (1-5), steps (*/15) and lists of them',
-  'numbers, *, ranges (1-5), steps (*/15), L (the last day of the month) and lists of them',
-  'numbers, names (JAN), *, ranges (1-5), steps (*/15) and lists of them',
-  'numbers, names (MON), *, ranges (1-5), steps (*/15), a day with L (5L, the last Friday) or # (1#2, the second Monday), and lists of them',
-];
 
 /** The first field cron-parser refuses on its own, every other field `*`, with its message. */
 function refusedField(fields: readonly string[]): { index: number; message: string } | null {
-  for (let index = 0; index < FIELD_NAMES.length; index++) {
-    const alone = FIELD_NAMES.map((_, i) => (i === index ? fields[i] : '*')).join(' ');
+  for (let index = 0; index < FIELDS.length; index++) {
+    const alone = FIELDS.map((_, i) => (i === index ? fields[i] : '*')).join(' ');
     try {
       CronExpressionParser.parse(alone, { tz: 'UTC', strict: false });
     } catch (err) {
@@ -222,12 +235,11 @@ function fieldProblem(fields: readonly string[]): string | null {
   const refused = refusedField(fields);
   if (refused === null) return null;
   const { index, message } = refused;
-  const name = FIELD_NAMES[index] ?? 'cron';
+  const { name, low, high, forms } = FIELDS[index] ?? FIELDS[0];
   const field = fields[index] ?? '';
   const its = `the ${name} field's ${quoted(field, 40)}`;
   const backward = /^Invalid range: (\d+)-(\d+), min/.exec(message);
   if (backward?.[1] !== undefined && backward[2] !== undefined) {
-    const [low, high] = FIELD_BOUNDS[index] ?? [0, 0];
     // 7 is Sunday as 0 is: `7-1` reads as Sunday to Monday, `7-0` as Sunday alone.
     const from = index === 4 && Number(backward[1]) === 7 ? 0 : Number(backward[1]);
     const to = Number(backward[2]);
@@ -271,7 +283,7 @@ function fieldProblem(fields: readonly string[]): string | null {
   }
   if (/^Invalid characters, got value: |^Invalid wildcard|^Invalid repeat/.test(message)) {
     const weekday = /W/i.test(field) && index === 2 ? ' (W, the weekday nearest a day, is not taken)' : '';
-    return `${its} is not a value cron reads${weekday}: the field holds ${FIELD_FORMS[index] ?? 'numbers'}`;
+    return `${its} is not a value cron reads${weekday}: the field holds ${forms}`;
   }
   const tooMany = /^Constraint error, too many values in \w+ field, expected at most (\d+)$/.exec(message);
   if (tooMany) {
@@ -279,7 +291,7 @@ function fieldProblem(fields: readonly string[]): string | null {
   }
   // A value with L that is not one (`1L`, `8L`).
   if (/Validation error, got value \S+ expected range/.test(message)) {
-    return `${its} is not a value cron reads: the field holds ${FIELD_FORMS[index] ?? 'numbers'}`;
+    return `${its} is not a value cron reads: the field holds ${forms}`;
   }
   return `${its}: ${message}`;
 }
@@ -292,18 +304,19 @@ function cronParserProblem(message: string, fields: readonly string[]): string {
   }
   // A value out of its field's range (`0 25 * * *`, `9-10` for a day of the week).
   const outOfRange = /^Constraint error, got (value|range) (\S+) expected range (\d+-\d+)$/.exec(message);
-  const rangeField = outOfRange?.[3] === undefined ? undefined : FIELD_OF_RANGE[outOfRange[3]];
+  const rangeIndex = FIELDS.findIndex((f) => f.range === outOfRange?.[3]);
+  const rangeField = FIELDS[rangeIndex];
   if (outOfRange && rangeField !== undefined) {
     // cron-parser's NaN is a value it could not read as a number (`L-2`).
-    const written = fields[FIELD_NAMES.indexOf(rangeField as (typeof FIELD_NAMES)[number])];
+    const written = fields[rangeIndex];
     return outOfRange[2]?.includes('NaN')
-      ? `the ${rangeField} field${written === undefined ? '' : `'s ${quoted(written, 40)}`} holds a ${outOfRange[1]} cron cannot read: the field holds ${FIELD_FORMS[FIELD_NAMES.indexOf(rangeField as (typeof FIELD_NAMES)[number])] ?? 'numbers'}`
-      : `the ${rangeField} field's ${outOfRange[1]} ${outOfRange[2]} is outside ${outOfRange[3]}`;
+      ? `the ${rangeField.name} field${written === undefined ? '' : `'s ${quoted(written, 40)}`} holds a ${outOfRange[1]} cron cannot read: the field holds ${rangeField.forms}`
+      : `the ${rangeField.name} field's ${outOfRange[1]} ${outOfRange[2]} is outside ${outOfRange[3]}`;
   }
   // A value listed twice (`SUN,7`, `1-5,3`): cron-parser names its field and the value as it
   // holds them, Sunday as 0 and months from 1.
   const duplicate = /^(Cron\w+) Validation error, duplicate values found: (\d+)$/.exec(message);
-  const field = duplicate?.[1] === undefined ? undefined : CRON_FIELDS[duplicate[1]];
+  const field = FIELDS.find((f) => f.parserName === duplicate?.[1])?.name;
   if (duplicate?.[2] === undefined || field === undefined) return fieldProblem(fields) ?? message;
   const value = Number(duplicate[2]);
   const named =
