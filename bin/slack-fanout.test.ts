@@ -206,6 +206,32 @@ describe('an import file with several bad entries', () => {
     ).toBe('  … and 1 more bad entry not listed');
   });
 
+  it('names every problem of an entry, each on its line, not its first alone', () => {
+    const entries = [
+      good,
+      // What the schema takes, wrong in what its fields hold.
+      { ...good, id: 'n-2', cron: '61 * * * *', timezone: 'Mars/Base', channelId: 'C 1', title: ' ' },
+      // Fields of the wrong type, and one the schema does not know.
+      { ...good, id: 'n-3', channelId: 1, enabled: 'yes', chanel: 'C1' },
+    ];
+    const lines = message(() => parseNotificationsFile(JSON.stringify(entries), 'f.json')).split('\n');
+    expect(lines[0]).toBe('f.json: 2 bad entries (7 problems); nothing was written:');
+    const named = lines.slice(1).map((l) => l.match(/^ {2}(f\.json\[\d\]): notification (n-\d): ([^:]+)/)?.slice(1));
+    expect(named.slice(0, 4)).toEqual([
+      ['f.json[1]', 'n-2', 'invalid cron "61 * * * *"'],
+      ['f.json[1]', 'n-2', 'unknown time zone "Mars/Base"'],
+      ['f.json[1]', 'n-2', 'channelId'],
+      ['f.json[1]', 'n-2', 'title'],
+    ]);
+    expect(new Set(named.slice(4).map((n) => n?.[2]))).toEqual(new Set(['channelId', 'enabled', '(entry)']));
+    // Past the cap, the rest are counted as problems, not as entries.
+    const many = Array.from({ length: 12 }, (_, i) => ({ id: `a-${i}`, name: '', highlights: [''] }));
+    const capped = message(() => parseAccountsFile(JSON.stringify(many), 'a.json')).split('\n');
+    expect(capped[0]).toBe('a.json: 12 bad entries (24 problems); nothing was written:');
+    expect(capped).toHaveLength(1 + MAX_LISTED_PROBLEMS + 1);
+    expect(capped.at(-1)).toBe('  … and 4 more problems not listed');
+  });
+
   it('keeps one bad entry to one line, as before', () => {
     expect(message(() => parseNotificationsFile(JSON.stringify([good, { ...good }]), 'f.json'))).toBe(
       'f.json[1]: duplicate id n-1 (also f.json[0])',
@@ -438,7 +464,10 @@ describe('a file of the other kind of entry', () => {
   });
 
   it('only when every entry is: one stray entry is named as a bad entry', () => {
-    expect(() => parseAccountsFile(JSON.stringify([account, notification]), 'mixed.json')).toThrow(/^mixed\.json\[1\]/);
+    // Named by its every problem (it lacks "name", and has the notification's fields), and alone.
+    expect(() => parseAccountsFile(JSON.stringify([account, notification]), 'mixed.json')).toThrow(
+      /^mixed\.json: 1 bad entry \(\d+ problems\); nothing was written:\n {2}mixed\.json\[1\]/,
+    );
     expect(parseAccountsFile(JSON.stringify([account]), 'a.json')).toHaveLength(1);
   });
 });

@@ -40,9 +40,8 @@ import {
   DEFAULT_PAUSE_REASON,
   deleteNotification,
   enabledOutput,
-  InvalidNotificationError,
   type NewNotification,
-  notificationDoc,
+  notificationProblems,
   type PausedSelector,
   pausedQuery,
   RESUME_PAGE_SIZE,
@@ -586,19 +585,29 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
   return data;
 }
 
-/** How many bad entries an import's error lists; it counts the rest. */
+/** How many problems an import's error lists; it counts the rest. */
 export const MAX_LISTED_PROBLEMS = 20;
 
 /**
- * One bad entry is named on its own line, as `add`'s field is; several are all named (up to
- * MAX_LISTED_PROBLEMS, the rest counted), so a file is mended in one pass, not one run per entry.
+ * One problem is named on its own line, as `add`'s field is; several are all named, each entry's
+ * every problem (up to MAX_LISTED_PROBLEMS lines, the rest counted), so a file is mended in one
+ * pass, not one run per entry or per field. `entries` is how many entries they are in.
  */
-function entriesError(problems: string[], source: string | undefined): CliError {
+function entriesError(problems: string[], entries: number, source: string | undefined): CliError {
   if (problems.length === 1 || source === undefined) return new CliError(problems[0] ?? 'no entry');
   const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => `  ${p}`);
   const rest = problems.length - listed.length;
-  if (rest > 0) listed.push(`  … and ${counted(rest, 'more bad entry', 'more bad entries')} not listed`);
-  return new CliError(`${source}: ${problems.length} bad entries; nothing was written:\n${listed.join('\n')}`);
+  // One problem an entry: counted as entries, as before entries were named by their every problem.
+  const onePerEntry = problems.length === entries;
+  if (rest > 0) {
+    listed.push(
+      `  … and ${onePerEntry ? counted(rest, 'more bad entry', 'more bad entries') : counted(rest, 'more problem')} not listed`,
+    );
+  }
+  const head = onePerEntry
+    ? counted(entries, 'bad entry', 'bad entries')
+    : `${counted(entries, 'bad entry', 'bad entries')} (${counted(problems.length, 'problem')})`;
+  return new CliError(`${source}: ${head}; nothing was written:\n${listed.join('\n')}`);
 }
 
 /** Reads a JSON array of accounts (the data a report shows), naming every bad entry. */
@@ -610,16 +619,18 @@ export function parseAccountsFile(text: string, file: string): NewAccount[] {
     where: (i) => `${file}[${i}]`,
     source: file,
     noun: 'account',
-    problem: (a) => {
+    problems: (a) => {
       const problem = newIdProblem(a.id);
-      if (problem) return `account id ${quoted(a.id)}: ${problem}`;
+      if (problem) return [`account id ${quoted(a.id)}: ${problem}`];
       const { id, ...account } = a;
       // As stored (saveAccounts), and as Firestore counts it.
       const bytes = documentStorageSize([COLLECTIONS.accounts, id], accountSchema.parse(account));
       return bytes > MAX_DOCUMENT_BYTES
-        ? `account ${id} is ${bytes} bytes as Firestore counts a document (a number is 8 bytes, a string or ` +
-            `a field name its UTF-8 and 1 more); a document holds at most ${MAX_DOCUMENT_BYTES}`
-        : null;
+        ? [
+            `account ${id} is ${bytes} bytes as Firestore counts a document (a number is 8 bytes, a string or ` +
+              `a field name its UTF-8 and 1 more); a document holds at most ${MAX_DOCUMENT_BYTES}`,
+          ]
+        : [];
     },
     explain: explainAccountField,
   });
@@ -669,32 +680,27 @@ function parseNotificationEntries(
     where,
     ...(file !== undefined ? { source: file } : {}),
     ...(fieldName ? { fieldName } : { noun: 'notification' }),
-    problem: (n) => {
-      try {
-        notificationDoc(n as NewNotification);
-        return null;
-      } catch (err) {
-        // `add` names the field by its option: --channel: is blank, not slack.channelId.
-        if (err instanceof InvalidNotificationError)
-          return fieldName ? `${fieldName(err.field)}: ${err.problem}` : err.message;
-        throw err;
-      }
-    },
+    // `add` names the field by its option: --channel: is blank, not slack.channelId.
+    problems: (n) =>
+      notificationProblems(n as NewNotification).map((err) =>
+        fieldName ? `${fieldName(err.field)}: ${err.problem}` : err.message,
+      ),
   }) as NewNotification[];
 }
 
 /**
- * The entries of an import, each checked by `schema` and then `problem`, no id twice: a
+ * The entries of an import, each checked by `schema` and then `problems`, no id twice: a
  * CliError names every bad entry by `where` (and a field by `fieldName`). With a `noun`, a
  * schema error also names the entry by its id (`f.json[3]: account acme: name: …`), as
- * `problem`'s messages do, when the entry has an id that can be one and the error is not about it.
+ * `problems`'s messages do, when the entry has an id that can be one and the error is not about it.
  */
 function validEntries<T extends { id: string }>(
   entries: unknown[],
   o: {
     schema: z.ZodType<T>;
     where: (i: number) => string;
-    problem: (entry: T) => string | null;
+    /** What else is wrong with an entry the schema takes, each problem a line; none, []. */
+    problems: (entry: T) => string[];
     noun?: string;
     /** The file, to head a list of several bad entries (`add` has one entry, and no file). */
     source?: string;
@@ -702,41 +708,60 @@ function validEntries<T extends { id: string }>(
     explain?: (path: string[], received: unknown) => string | undefined;
   },
 ): T[] {
-  const { schema, where, problem, noun, source, fieldName = (field) => field, explain = () => undefined } = o;
+  const {
+    schema,
+    where,
+    problems: problemsOf,
+    noun,
+    source,
+    fieldName = (field) => field,
+    explain = () => undefined,
+  } = o;
   const seen = new Map<string, number>();
   const problems: string[] = [];
+  const bad = new Set<number>();
+  const say = (i: number, text: string) => {
+    problems.push(text);
+    bad.add(i);
+  };
   const valid = entries.map((entry, i) => {
     const at = loneSurrogatePath(entry);
     if (at !== null) {
       // Firestore cannot store it (JSON can write one as \ud800); named before the schema, whose
       // message would not say why.
-      problems.push(`${where(i)}${at ? `.${at}` : ''}: is not well-formed Unicode (a lone surrogate)`);
+      say(i, `${where(i)}${at ? `.${at}` : ''}: is not well-formed Unicode (a lone surrogate)`);
       return undefined;
     }
     const parsed = schema.safeParse(entry);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const keys = (issue?.path ?? []).map(String);
-      const [field, ...rest] = keys;
-      const path = field === undefined ? '(entry)' : [fieldName(field), ...rest].join('.');
-      const received = keys.reduce<unknown>((v, k) => (v as Record<string, unknown> | null)?.[k], entry);
-      const id = field === 'id' || noun === undefined ? undefined : entryId(entry);
-      const named = id === undefined ? '' : `${noun} ${id}: `;
-      problems.push(`${where(i)}: ${named}${path}: ${explain(keys, received) ?? issue?.message}`);
+      // Every field that is wrong, each on its line: one run of the import names them all. A
+      // field is named once, by its first issue (an empty name is both too short and blank).
+      const fields = new Set<string>();
+      for (const issue of parsed.error.issues) {
+        const keys = issue.path.map(String);
+        const key = JSON.stringify(keys);
+        if (fields.has(key)) continue;
+        fields.add(key);
+        const [field, ...rest] = keys;
+        const path = field === undefined ? '(entry)' : [fieldName(field), ...rest].join('.');
+        const received = keys.reduce<unknown>((v, k) => (v as Record<string, unknown> | null)?.[k], entry);
+        const id = field === 'id' || noun === undefined ? undefined : entryId(entry);
+        const named = id === undefined ? '' : `${noun} ${id}: `;
+        say(i, `${where(i)}: ${named}${path}: ${explain(keys, received) ?? issue.message}`);
+      }
       return undefined;
     }
     const e = parsed.data;
     const first = seen.get(e.id);
     if (first !== undefined) {
-      problems.push(`${where(i)}: duplicate id ${e.id} (also ${where(first)})`);
+      say(i, `${where(i)}: duplicate id ${e.id} (also ${where(first)})`);
       return undefined;
     }
     seen.set(e.id, i);
-    const why = problem(e);
-    if (why) problems.push(`${where(i)}: ${why}`);
+    for (const why of problemsOf(e)) say(i, `${where(i)}: ${why}`);
     return e;
   });
-  if (problems.length > 0) throw entriesError(problems, source);
+  if (problems.length > 0) throw entriesError(problems, bad.size, source);
   return valid as T[];
 }
 
@@ -1169,8 +1194,9 @@ Exit codes:
     .addHelpText(
       'after',
       `
-Every entry is checked before anything is written; every bad one is named (${MAX_LISTED_PROBLEMS}
-at most, the rest counted: file[3]: notification <id>: invalid cron "…": …), and nothing is written.
+Every entry is checked before anything is written; every problem of every bad one is named, a
+line each (${MAX_LISTED_PROBLEMS} at most, the rest counted: file[3]: notification <id>: invalid
+cron "…": …), and nothing is written.
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that
 was paused comes back enabled (and its failure count cleared). Ids: see \`add --help\`.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
@@ -1210,7 +1236,7 @@ Fields of an account:
                           (12.5 is shown as ▲ 12.5%, -3 as ▼ 3.0%)
   highlights    optional, a list of strings, none blank
   dashboardUrl  optional, an http(s) URL, linked from the report (at most about 2,880 characters)
-Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written; every bad one is named (${MAX_LISTED_PROBLEMS} at most, the rest counted), and nothing is written.
+Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written; every problem of every bad one is named, a line each (${MAX_LISTED_PROBLEMS} at most, the rest counted), and nothing is written.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
 ${STALL_HELP}`,
     )

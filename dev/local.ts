@@ -31,7 +31,7 @@ import { serviceEnv, serviceEnvProblems } from './service-env';
 import { SlackStandIn } from './slack-standin';
 import { checkRealToken } from './slack-token';
 import { superviseService } from './supervise';
-import { occurrenceLine, pendingRuns, type TickSummary, tickRefusal } from './tick-answer';
+import { newOccurrenceLines, pendingRuns, type TickSummary, tickRefusal } from './tick-answer';
 import { nextTick, slotAtOrBefore } from './tick-rhythm';
 import { createTopology } from './topology';
 
@@ -445,7 +445,8 @@ async function main(): Promise<number> {
     say(seededLine(opts.accounts, notifications));
 
     /** One tick as Cloud Scheduler sends it: the dispatcher's answer, said, or an Error saying why there is none. */
-    const sendTick = async (at: Date): Promise<TickSummary> => {
+    /** Sends a tick; a run's line already said for this tick (`said`) is not said again. */
+    const sendTick = async (at: Date, said: Set<string>): Promise<TickSummary> => {
       const instance = dispatcher.current();
       const url = instance.url;
       // Given up on when the instance it went to dies (its answer will never come) or after
@@ -479,7 +480,7 @@ async function main(): Promise<number> {
       }
       if (!res.ok && !summary.occurrences) throw new Error(tickRefusal(at, res.status, summary));
       say(`tick ${at.toISOString()}: HTTP ${res.status}, ${counted(summary.published ?? 0, 'message')} published`);
-      for (const o of summary.occurrences ?? []) say(occurrenceLine(o));
+      for (const line of newOccurrenceLines(summary.occurrences ?? [], said)) say(line);
       return summary;
     };
 
@@ -502,9 +503,10 @@ async function main(): Promise<number> {
       // An attempt that failed (a dispatcher that died mid-tick) may have finished runs, which
       // are no longer due, so the tick sent again does not list them: found by when they began.
       let attemptFailed = false;
+      const said = new Set<string>();
       for (;;) {
         try {
-          const summary = await sendTick(at);
+          const summary = await sendTick(at, said);
           for (const runId of runsToWatch(summary.occurrences ?? [], watched)) runIds.add(runId);
           const pending = (summary.occurrences ?? []).filter((o) => RETRIED.includes(o.status));
           if (!retry || pending.length === 0 || Date.now() > deadline) break;

@@ -1,4 +1,4 @@
-import { occurrenceLine, pendingRuns, tickRefusal } from './tick-answer';
+import { newOccurrenceLines, occurrenceLine, pendingRuns, tickRefusal } from './tick-answer';
 
 const at = new Date('2026-12-02T18:34:30.000Z');
 
@@ -59,6 +59,26 @@ describe('occurrenceLine', () => {
     expect(occurrenceLine({ scheduleId: 's_2', runId: null, status: 'skipped-missed', published: 0, skipped: 2 })).toBe(
       '  schedule s_2: skipped-missed, 0 published, 2 occurrences passed over (older than the catch-up window)',
     );
+  });
+});
+
+describe('newOccurrenceLines', () => {
+  const leased = { scheduleId: 's_1', runId: 's_1:2026-12-02T17:18:00.000Z', status: 'leased-elsewhere', published: 0 };
+  const other = { scheduleId: 's_2', runId: 's_2:2026-12-02T17:18:00.000Z', status: 'leased-elsewhere', published: 0 };
+
+  it("says a run's line once for a tick sent again, and a run whose answer changed again", () => {
+    const said = new Set<string>();
+    expect(newOccurrenceLines([leased, other], said)).toEqual([occurrenceLine(leased), occurrenceLine(other)]);
+    // The tick sent again while the lease runs out: the same answers, nothing new to say.
+    expect(newOccurrenceLines([leased, other], said)).toEqual([]);
+    // The lease ran out: the run is dispatched, said; the other, unchanged, is not.
+    const dispatched = { ...leased, status: 'dispatched', published: 40 };
+    expect(newOccurrenceLines([dispatched, other], said)).toEqual([occurrenceLine(dispatched)]);
+  });
+
+  it('says every line for a tick of its own (a set of its own)', () => {
+    newOccurrenceLines([leased], new Set());
+    expect(newOccurrenceLines([leased], new Set())).toEqual([occurrenceLine(leased)]);
   });
 });
 

@@ -52,6 +52,22 @@ export function occurrenceLine(o: NonNullable<TickSummary['occurrences']>[number
   return `  ${what}: ${o.status}, ${o.published} published${passed}`;
 }
 
+/**
+ * The lines of a tick's runs not said before for the same tick: a tick sent again, while a dead
+ * dispatcher's lease runs out, answers the same `leased-elsewhere` runs every few seconds, and
+ * the line that the tick is sent again counts them. `said` keeps the lines said so far.
+ */
+export function newOccurrenceLines(occurrences: NonNullable<TickSummary['occurrences']>, said: Set<string>): string[] {
+  const lines: string[] = [];
+  for (const o of occurrences) {
+    const line = occurrenceLine(o);
+    if (said.has(line)) continue;
+    said.add(line);
+    lines.push(line);
+  }
+  return lines;
+}
+
 /** At most this many distinct errors are quoted in a line. */
 const ERRORS_SHOWN = 2;
 

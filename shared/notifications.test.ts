@@ -5,6 +5,7 @@ import {
   NEW_SCHEDULE_GRACE_MS,
   type NewNotification,
   notificationDoc,
+  notificationProblems,
   scheduleRepair,
 } from './notifications';
 
@@ -176,5 +177,46 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
       report: { title: 'Weekly' },
       slack: { teamId: 'T1', channelId: 'C1' },
     });
+  });
+});
+
+describe('notificationProblems: every field that is wrong, the first as notificationDoc throws it', () => {
+  const base = { id: 'n-1', accountId: 'a-1', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' };
+  const thrown = (n: NewNotification): InvalidNotificationError | null => {
+    try {
+      notificationDoc(n);
+      return null;
+    } catch (err) {
+      if (!(err instanceof InvalidNotificationError)) throw err;
+      return err;
+    }
+  };
+
+  it('none for a good one', () => {
+    expect(notificationProblems(base)).toEqual([]);
+    expect(thrown(base)).toBeNull();
+  });
+
+  it('names a cron and a time zone both wrong, the cron first, whichever the schedule check met first', () => {
+    const n = { ...base, cron: '61 * * * *', timezone: 'Mars/Base' };
+    const problems = notificationProblems(n);
+    expect(problems.map((p) => p.field)).toEqual(['cron', 'timezone']);
+    expect(problems[0]?.message).toMatch(/^notification n-1: .*61/);
+    expect(problems[1]?.message).toMatch(/^notification n-1: .*Mars\/Base/);
+    expect(thrown(n)?.field).toBe(notificationProblems(n)[0]?.field);
+    // Each alone: one problem, the same one.
+    expect(notificationProblems({ ...base, cron: '61 * * * *' }).map((p) => p.field)).toEqual(['cron']);
+    expect(notificationProblems({ ...base, timezone: 'Mars/Base' }).map((p) => p.field)).toEqual(['timezone']);
+  });
+
+  it('names each field once, in the order they are checked, with the message notificationDoc throws first', () => {
+    const n = { ...base, id: 'n\u200b1', channelId: 'C 1', teamId: '', title: '\u0007bell' };
+    const problems = notificationProblems(n);
+    expect(problems.map((p) => p.field)).toEqual(['channelId', 'title', 'teamId', 'id']);
+    expect(new Set(problems.map((p) => p.field)).size).toBe(problems.length);
+    const first = thrown(n);
+    expect(first?.message).toBe(problems[0]?.message);
+    expect(problems[2]?.message).toMatch(/teamId: is blank/);
+    expect(problems[3]?.message).toMatch(/^notification id "n\\u200b1"|^notification id /);
   });
 });

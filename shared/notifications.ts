@@ -64,10 +64,48 @@ const FIELD_OF_PATH: Record<string, string> = {
 
 /** Validates a notification (schema, cron, time zone) and gives the document to store. */
 export function notificationDoc(n: NewNotification): NotificationInput & { scheduleId: string } {
+  const { doc, problems } = checkedNotification(n);
+  if (problems[0]) throw problems[0];
+  return doc;
+}
+
+/**
+ * Everything wrong with a notification, each an InvalidNotificationError naming its field, in
+ * the order its fields are checked (the first is what notificationDoc throws): an import names
+ * them all, so a file is mended in one pass.
+ */
+export function notificationProblems(n: NewNotification): InvalidNotificationError[] {
+  return checkedNotification(n).problems;
+}
+
+/** The same cron in a zone every cron takes; the same zone with a cron every zone takes. */
+const ANY_ZONE = 'UTC';
+const ANY_CRON = '* * * * *';
+
+function checkedNotification(n: NewNotification): {
+  doc: NotificationInput & { scheduleId: string };
+  problems: InvalidNotificationError[];
+} {
+  const problems: InvalidNotificationError[] = [];
+  const named = new Set<string>();
+  const add = (field: string, problem: string, message = `notification ${n.id}: ${field}: ${problem}`) => {
+    if (named.has(field)) return;
+    named.add(field);
+    problems.push(new InvalidNotificationError(message, field, problem));
+  };
   const checked = checkedSchedule(n.cron.trim(), n.timezone);
   if ('problem' in checked) {
+    // The schedule is checked as one; when one of its fields is wrong, the other is checked on
+    // its own, so that a cron and a zone both wrong are both named, the cron first.
     const field = scheduleProblemField(checked.problem);
-    throw new InvalidNotificationError(`notification ${n.id}: ${checked.problem}`, field, checked.problem);
+    const other =
+      field === 'timezone' ? checkedSchedule(n.cron.trim(), ANY_ZONE) : checkedSchedule(ANY_CRON, n.timezone);
+    const otherProblem =
+      'problem' in other && scheduleProblemField(other.problem) !== field ? other.problem : undefined;
+    const both: [string, string][] = [[field, checked.problem]];
+    if (otherProblem !== undefined) both.push([scheduleProblemField(otherProblem), otherProblem]);
+    if (field === 'timezone') both.reverse();
+    for (const [f, problem] of both) add(f, problem, `notification ${n.id}: ${problem}`);
   }
   // A Slack id has no blanks or invisible characters: one with them could never be posted to.
   for (const [field, id] of [
@@ -75,30 +113,21 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
     ['teamId', n.teamId],
   ] as const) {
     if (id !== undefined && id.trim() !== '' && BLANK_OR_INVISIBLE.test(id)) {
-      const problem = 'has blanks or invisible characters in it, which no Slack id has';
-      throw new InvalidNotificationError(`notification ${n.id}: ${field}: ${problem}`, field, problem);
+      add(field, 'has blanks or invisible characters in it, which no Slack id has');
     }
   }
   // The rules of a new account's id (parseAccountsFile): an accountId no account can have now
   // would name an account never found, and the notification would fail at every occurrence.
   const accountIdProblem = newIdProblem(n.accountId);
-  if (accountIdProblem) {
-    throw new InvalidNotificationError(
-      `notification ${n.id}: accountId: ${accountIdProblem}`,
-      'accountId',
-      accountIdProblem,
-    );
-  }
+  if (accountIdProblem) add('accountId', accountIdProblem);
   // A title given blank would be dropped, or kept and never shown: said instead.
   if (n.title !== undefined && looksBlank(n.title)) {
-    const problem = 'is blank: leave the title out for the default, "{account name}: scheduled report"';
-    throw new InvalidNotificationError(`notification ${n.id}: title: ${problem}`, 'title', problem);
+    add('title', 'is blank: leave the title out for the default, "{account name}: scheduled report"');
   }
   const titleProblem = n.title === undefined ? undefined : titleSchema.safeParse(n.title).error?.issues[0]?.message;
-  if (titleProblem !== undefined) {
-    throw new InvalidNotificationError(`notification ${n.id}: title: ${titleProblem}`, 'title', titleProblem);
-  }
-  const schedule = { ...checked };
+  if (titleProblem !== undefined) add('title', titleProblem);
+  // A schedule that is wrong is named above; the document is checked with one that is not.
+  const schedule = 'problem' in checked ? { cron: ANY_CRON, timezone: ANY_ZONE } : { ...checked };
   const doc = {
     accountId: n.accountId,
     // A workspace id given blank is named as such (slackIdSchema), not dropped.
@@ -112,12 +141,16 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
   };
   const parsed = notificationSchema.safeParse(doc);
   if (!parsed.success) {
-    const first = parsed.error.issues[0]?.path.join('.') ?? '';
-    throw new InvalidNotificationError(
-      `notification ${n.id}: ${parsed.error.issues.map((i) => `${FIELD_OF_PATH[i.path.join('.')] ?? i.path.join('.')}: ${i.message}`).join('; ')}`,
-      FIELD_OF_PATH[first] ?? FIELD_OF_PATH[first.split('.')[0] ?? ''] ?? '(body)',
-      parsed.error.issues[0]?.message ?? 'is invalid',
-    );
+    // Said as one problem, every issue in it, of the first field not already named.
+    const issues = parsed.error.issues.filter((i) => !named.has(fieldOfPath(i.path.join('.'))));
+    const first = issues[0];
+    if (first) {
+      add(
+        fieldOfPath(first.path.join('.')),
+        first.message,
+        `notification ${n.id}: ${issues.map((i) => `${FIELD_OF_PATH[i.path.join('.')] ?? i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
+    }
   }
   const idProblem =
     userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message ??
@@ -125,10 +158,13 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
     (Buffer.byteLength(n.id, 'utf8') > MAX_NOTIFICATION_ID_BYTES
       ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids, the id and a time, must fit a Pub/Sub attribute of 1,024 bytes)`
       : undefined);
-  if (idProblem) {
-    throw new InvalidNotificationError(`notification id ${quoted(n.id)}: ${idProblem}`, 'id', idProblem);
-  }
-  return doc;
+  if (idProblem) add('id', idProblem, `notification id ${quoted(n.id)}: ${idProblem}`);
+  return { doc, problems };
+}
+
+/** The field of a new notification a stored document's path is. */
+function fieldOfPath(path: string): string {
+  return FIELD_OF_PATH[path] ?? FIELD_OF_PATH[path.split('.')[0] ?? ''] ?? '(body)';
 }
 
 export interface SaveOptions {

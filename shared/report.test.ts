@@ -315,6 +315,22 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
     }
   });
 
+  it("the account's name in the header on one line, its blanks at either end dropped", () => {
+    const cases: [string, string][] = [
+      ['  Acme  ', 'Acme: scheduled report'],
+      ['Acme\nCorp', 'Acme Corp: scheduled report'],
+      ['Acme \r\n\t Corp\u2028Ltd', 'Acme Corp Ltd: scheduled report'],
+      // Blanks alone, stored by hand: no name, and no leading colon.
+      [' \n ', 'Scheduled report'],
+    ];
+    for (const [name, header] of cases) {
+      const r = renderReport(notification(), account({ name }), occurrence);
+      expectWithinSlackLimits(r);
+      expect(r.blocks[0]).toMatchObject({ type: 'header', text: { text: header } });
+      expect(r.text.startsWith(header)).toBe(true);
+    }
+  });
+
   it('200 metrics of 2,000 characters, 500 highlights and a long link: the block text within its budget, shared', () => {
     const metrics = Array.from({ length: 200 }, (_, i) => ({ label: `m${i}`, value: 'v'.repeat(2000) }));
     const highlights = Array.from({ length: 500 }, (_, i) => `${i} ${'h'.repeat(100)}`);

@@ -234,6 +234,17 @@ const OMITTED_NOTE_ROOM = 40;
 const HIGHLIGHTS_SHARE = 1 / 3;
 
 /**
+ * "{name}: scheduled report", the header when a notification has no title of its own. The
+ * header is one line: the name's line breaks and runs of blanks are shown as one blank, and
+ * blanks at either end dropped; a name of blanks alone (stored by hand: an import refuses it)
+ * leaves "Scheduled report".
+ */
+export function defaultTitle(accountName: string): string {
+  const name = accountName.replace(/\s+/g, ' ').trim();
+  return name === '' ? 'Scheduled report' : `${name}: scheduled report`;
+}
+
+/**
  * Renders an account's report as Block Kit blocks plus the fallback text that
  * notifications and screen readers use. Pure: the same input gives the same message,
  * and every limit Slack enforces is kept here, so a big account cannot make a post fail.
@@ -245,7 +256,7 @@ export function renderReport(
 ): RenderedReport {
   // A blank stored title would make an empty header, which Slack refuses (invalid_blocks).
   const custom = notification.report.title?.trim() ? notification.report.title : undefined;
-  const title = truncate(custom ?? `${account.name}: scheduled report`, SLACK_LIMITS.headerTextChars);
+  const title = truncate(custom ?? defaultTitle(account.name), SLACK_LIMITS.headerTextChars);
   const when = dateFormat(notification.schedule.timezone).format(occurrence);
   const blocks: Block[] = [
     { type: 'header', text: { type: 'plain_text', text: title, emoji: true } },
