@@ -218,8 +218,8 @@ describe('an import file with several bad entries', () => {
     expect(lines[0]).toBe('f.json: 2 bad entries (7 problems); nothing was written:');
     const named = lines.slice(1).map((l) => l.match(/^ {2}(f\.json\[\d\]): notification (n-\d): ([^:]+)/)?.slice(1));
     expect(named.slice(0, 4)).toEqual([
-      ['f.json[1]', 'n-2', 'invalid cron "61 * * * *"'],
       ['f.json[1]', 'n-2', 'unknown time zone "Mars/Base"'],
+      ['f.json[1]', 'n-2', 'invalid cron "61 * * * *"'],
       ['f.json[1]', 'n-2', 'channelId'],
       ['f.json[1]', 'n-2', 'title'],
     ]);
@@ -742,6 +742,16 @@ describe('add, as typed', () => {
       await expect(run).rejects.not.toThrow(/slack\.|accountId|channelId|teamId/);
     },
   );
+
+  it('names the first of several problems alone, on one line, as it did before an import named them all', async () => {
+    const program = buildProgram().exitOverride();
+    for (const c of [program, ...program.commands]) c.configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    const args = withOption('--channel', 'C 1');
+    args[args.indexOf('--cron') + 1] = '61 * * * *';
+    args[args.indexOf('--timezone') + 1] = 'Mars/Olympus';
+    const run = program.parseAsync(['-p', 'demo-x', ...args], { from: 'user' });
+    await expect(run).rejects.toThrow(/^add: --timezone: unknown time zone "Mars\/Olympus"[^\n]*$/);
+  });
 });
 
 describe('resume, as typed', () => {

@@ -1194,9 +1194,10 @@ Exit codes:
     .addHelpText(
       'after',
       `
-Every entry is checked before anything is written; every problem of every bad one is named, a
+Every entry is checked before anything is written, and every bad one is named by its problems, a
 line each (${MAX_LISTED_PROBLEMS} at most, the rest counted: file[3]: notification <id>: invalid
-cron "…": …), and nothing is written.
+cron "…": …): every field of the wrong type, missing or unknown, or when there is none, every
+field whose value is refused. Nothing is written.
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that
 was paused comes back enabled (and its failure count cleared). Ids: see \`add --help\`.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
@@ -1236,7 +1237,7 @@ Fields of an account:
                           (12.5 is shown as ▲ 12.5%, -3 as ▼ 3.0%)
   highlights    optional, a list of strings, none blank
   dashboardUrl  optional, an http(s) URL, linked from the report (at most about 2,880 characters)
-Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written; every problem of every bad one is named, a line each (${MAX_LISTED_PROBLEMS} at most, the rest counted), and nothing is written.
+Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written, and every bad one is named by its problems, a line each (${MAX_LISTED_PROBLEMS} at most, the rest counted): every field of the wrong type, missing or unknown, or when there is none, every field whose value is refused. Nothing is written.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
 ${STALL_HELP}`,
     )

@@ -444,8 +444,10 @@ async function main(): Promise<number> {
     }
     say(seededLine(opts.accounts, notifications));
 
-    /** One tick as Cloud Scheduler sends it: the dispatcher's answer, said, or an Error saying why there is none. */
-    /** Sends a tick; a run's line already said for this tick (`said`) is not said again. */
+    /**
+     * One tick as Cloud Scheduler sends it: the dispatcher's answer, said, or an Error saying why
+     * there is none. A run's line already said for this tick (`said`) is not said again.
+     */
     const sendTick = async (at: Date, said: Set<string>): Promise<TickSummary> => {
       const instance = dispatcher.current();
       const url = instance.url;

@@ -197,26 +197,58 @@ describe('notificationProblems: every field that is wrong, the first as notifica
     expect(thrown(base)).toBeNull();
   });
 
-  it('names a cron and a time zone both wrong, the cron first, whichever the schedule check met first', () => {
+  it('names a cron and a time zone both wrong, the zone first, as notificationDoc throws it', () => {
     const n = { ...base, cron: '61 * * * *', timezone: 'Mars/Base' };
     const problems = notificationProblems(n);
-    expect(problems.map((p) => p.field)).toEqual(['cron', 'timezone']);
-    expect(problems[0]?.message).toMatch(/^notification n-1: .*61/);
-    expect(problems[1]?.message).toMatch(/^notification n-1: .*Mars\/Base/);
-    expect(thrown(n)?.field).toBe(notificationProblems(n)[0]?.field);
+    expect(problems.map((p) => p.field)).toEqual(['timezone', 'cron']);
+    expect(problems[0]?.message).toMatch(/^notification n-1: .*Mars\/Base/);
+    expect(problems[1]?.message).toMatch(/^notification n-1: .*61/);
     // Each alone: one problem, the same one.
     expect(notificationProblems({ ...base, cron: '61 * * * *' }).map((p) => p.field)).toEqual(['cron']);
     expect(notificationProblems({ ...base, timezone: 'Mars/Base' }).map((p) => p.field)).toEqual(['timezone']);
   });
 
-  it('names each field once, in the order they are checked, with the message notificationDoc throws first', () => {
+  it('throws, from notificationDoc, the field and message it threw before problems were listed', () => {
+    const cases: [Partial<NewNotification>, string, RegExp][] = [
+      [{ cron: '', timezone: '' }, 'timezone', /^notification n-1: time zone is blank/],
+      [{ cron: '61 * * * *', timezone: 'Mars/Base' }, 'timezone', /^notification n-1: unknown time zone "Mars\/Base"/],
+      [{ cron: '61 * * * *' }, 'cron', /^notification n-1: invalid cron "61 \* \* \* \*"/],
+      [{ channelId: 'C 1', title: '\u0007bell' }, 'channelId', /^notification n-1: channelId: has blanks/],
+      [{ channelId: '', teamId: '' }, 'teamId', /^notification n-1: teamId: is blank$/],
+      [{ title: '\n' }, 'title', /^notification n-1: title: is blank: leave the title out/],
+    ];
+    for (const [change, field, message] of cases) {
+      const err = thrown({ ...base, ...change });
+      expect({ change, field: err?.field }).toEqual({ change, field });
+      expect(err?.message).toMatch(message);
+      expect(err?.message).toBe(notificationProblems({ ...base, ...change })[0]?.message);
+    }
+  });
+
+  it('names a cron that reads "time zone" as the cron it is, and the zone beside it', () => {
+    expect(notificationProblems({ ...base, cron: 'time zone' }).map((p) => p.field)).toEqual(['cron']);
+    expect(notificationProblems({ ...base, cron: 'time zone', timezone: 'Mars/Base' }).map((p) => p.field)).toEqual([
+      'timezone',
+      'cron',
+    ]);
+  });
+
+  it('names each field once, by its first problem, in the order they are checked', () => {
     const n = { ...base, id: 'n\u200b1', channelId: 'C 1', teamId: '', title: '\u0007bell' };
     const problems = notificationProblems(n);
     expect(problems.map((p) => p.field)).toEqual(['channelId', 'title', 'teamId', 'id']);
-    expect(new Set(problems.map((p) => p.field)).size).toBe(problems.length);
-    const first = thrown(n);
-    expect(first?.message).toBe(problems[0]?.message);
     expect(problems[2]?.message).toMatch(/teamId: is blank/);
-    expect(problems[3]?.message).toMatch(/^notification id "n\\u200b1"|^notification id /);
+    expect(problems[3]?.message).toMatch(/^notification id "n\\u200B1": /);
+    // Refused by two checks each (the id rules and the document's schema; blank, and a line
+    // break in a title): one problem each, the first check's.
+    const twice = notificationProblems({ ...base, accountId: '', title: '\n' });
+    expect(twice.map((p) => p.field)).toEqual(['accountId', 'title']);
+    expect(twice[1]?.problem).toMatch(/^is blank: leave the title out/);
+    // Two fields the document's schema refuses: a problem each, each naming its own field.
+    const two = notificationProblems({ ...base, channelId: '', teamId: '' });
+    expect(two.map((p) => [p.field, p.message])).toEqual([
+      ['teamId', 'notification n-1: teamId: is blank'],
+      ['channelId', 'notification n-1: channelId: is blank'],
+    ]);
   });
 });

@@ -95,17 +95,21 @@ function checkedNotification(n: NewNotification): {
   };
   const checked = checkedSchedule(n.cron.trim(), n.timezone);
   if ('problem' in checked) {
-    // The schedule is checked as one; when one of its fields is wrong, the other is checked on
-    // its own, so that a cron and a zone both wrong are both named, the cron first.
-    const field = scheduleProblemField(checked.problem);
-    const other =
-      field === 'timezone' ? checkedSchedule(n.cron.trim(), ANY_ZONE) : checkedSchedule(ANY_CRON, n.timezone);
-    const otherProblem =
-      'problem' in other && scheduleProblemField(other.problem) !== field ? other.problem : undefined;
-    const both: [string, string][] = [[field, checked.problem]];
-    if (otherProblem !== undefined) both.push([scheduleProblemField(otherProblem), otherProblem]);
-    if (field === 'timezone') both.reverse();
-    for (const [f, problem] of both) add(f, problem, `notification ${n.id}: ${problem}`);
+    // The schedule is checked as one, its zone first; when it fails, each field is checked on
+    // its own too (the cron in a zone any cron takes, the zone with a cron any zone takes), so
+    // that a cron and a zone both wrong are both named, and each by the check that refused it.
+    const alone = (c: ReturnType<typeof checkedSchedule>) => ('problem' in c ? c.problem : undefined);
+    const zoneProblem = alone(checkedSchedule(ANY_CRON, n.timezone));
+    const cronProblem = alone(checkedSchedule(n.cron.trim(), ANY_ZONE));
+    const field =
+      checked.problem === zoneProblem
+        ? 'timezone'
+        : checked.problem === cronProblem
+          ? 'cron'
+          : scheduleProblemField(checked.problem);
+    add(field, checked.problem, `notification ${n.id}: ${checked.problem}`);
+    if (zoneProblem !== undefined) add('timezone', zoneProblem, `notification ${n.id}: ${zoneProblem}`);
+    if (cronProblem !== undefined) add('cron', cronProblem, `notification ${n.id}: ${cronProblem}`);
   }
   // A Slack id has no blanks or invisible characters: one with them could never be posted to.
   for (const [field, id] of [
@@ -140,17 +144,10 @@ function checkedNotification(n: NewNotification): {
     pausedReason: null,
   };
   const parsed = notificationSchema.safeParse(doc);
-  if (!parsed.success) {
-    // Said as one problem, every issue in it, of the first field not already named.
-    const issues = parsed.error.issues.filter((i) => !named.has(fieldOfPath(i.path.join('.'))));
-    const first = issues[0];
-    if (first) {
-      add(
-        fieldOfPath(first.path.join('.')),
-        first.message,
-        `notification ${n.id}: ${issues.map((i) => `${FIELD_OF_PATH[i.path.join('.')] ?? i.path.join('.')}: ${i.message}`).join('; ')}`,
-      );
-    }
+  // Each field the document's schema refuses, once, by its first issue, unless named above.
+  for (const issue of parsed.error?.issues ?? []) {
+    const path = issue.path.join('.');
+    add(fieldOfPath(path), issue.message, `notification ${n.id}: ${FIELD_OF_PATH[path] ?? path}: ${issue.message}`);
   }
   const idProblem =
     userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message ??

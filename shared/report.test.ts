@@ -320,8 +320,10 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
       ['  Acme  ', 'Acme: scheduled report'],
       ['Acme\nCorp', 'Acme Corp: scheduled report'],
       ['Acme \r\n\t Corp\u2028Ltd', 'Acme Corp Ltd: scheduled report'],
-      // Blanks alone, stored by hand: no name, and no leading colon.
+      ['Acme\u0085Corp', 'Acme Corp: scheduled report'],
+      // Blanks or invisible characters alone, stored by hand: no name, and no leading colon.
       [' \n ', 'Scheduled report'],
+      ['\u200b', 'Scheduled report'],
     ];
     for (const [name, header] of cases) {
       const r = renderReport(notification(), account({ name }), occurrence);
