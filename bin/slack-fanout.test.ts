@@ -12,6 +12,7 @@ import {
   emulatorHostPort,
   failureOf,
   MAX_IMPORT_BYTES,
+  MAX_LISTED_PER_ENTRY,
   MAX_LISTED_PROBLEMS,
   notificationNotFound,
   PROGRESS_EVERY_MS,
@@ -230,6 +231,41 @@ describe('an import file with several bad entries', () => {
     expect(capped[0]).toBe('a.json: 12 bad entries (24 problems); nothing was written:');
     expect(capped).toHaveLength(1 + MAX_LISTED_PROBLEMS + 1);
     expect(capped.at(-1)).toBe('  … and 4 more problems not listed');
+  });
+
+  it('lists at most MAX_LISTED_PER_ENTRY problems of one entry, so that the entries after it are seen', () => {
+    const metrics = Array.from({ length: 8 }, () => ({ label: '', value: true }));
+    const entries = [
+      { id: 'a-0', name: 'Zero', metrics },
+      { id: 'a-1', name: '' },
+    ];
+    const lines = message(() => parseAccountsFile(JSON.stringify(entries), 'a.json')).split('\n');
+    expect(lines[0]).toBe('a.json: 2 bad entries (17 problems); nothing was written:');
+    expect(
+      lines.slice(1, 1 + MAX_LISTED_PER_ENTRY).every((l) => l.startsWith('  a.json[0]: account a-0: metrics.')),
+    ).toBe(true);
+    expect(lines[1 + MAX_LISTED_PER_ENTRY]).toBe(
+      `  a.json[0]: … and ${16 - MAX_LISTED_PER_ENTRY} more problems of this entry`,
+    );
+    expect(lines[2 + MAX_LISTED_PER_ENTRY]).toMatch(/^ {2}a\.json\[1\]: account a-1: name: /);
+    expect(lines).toHaveLength(3 + MAX_LISTED_PER_ENTRY);
+  });
+
+  it('writes a line break or a direction mark in an id or a key as its escape: a line is a problem', () => {
+    const entries = [
+      { ...good, id: 'a\nb', cron: '61 9 * * *', timezone: 'Mars/X' },
+      { ...good, id: 'r\u202eab', channelId: 'C 1' },
+      { ...good, id: 'n-3', 'x\ny': 1 },
+    ];
+    const text = message(() => parseNotificationsFile(JSON.stringify(entries), 'f.json'));
+    const lines = text.split('\n');
+    const head = lines[0]?.match(/^f\.json: 3 bad entries \((\d+) problems\)/);
+    expect(head).not.toBeNull();
+    expect(lines).toHaveLength(1 + Number(head?.[1]));
+    expect(text).not.toMatch(/[\u202e]/);
+    expect(lines[1]).toMatch(/^ {2}f\.json\[0\]: notification "a\\nb": unknown time zone/);
+    expect(lines.some((l) => l.includes('notification "r\\u202Eab": channelId: '))).toBe(true);
+    expect(lines.some((l) => l.includes('x\\ny'))).toBe(true);
   });
 
   it('keeps one bad entry to one line, as before', () => {
@@ -788,6 +824,13 @@ describe('resume, as typed', () => {
     [['a', 'b'], 'too many arguments'],
   ])('refuses %j', async (args, message) => {
     expect(await parse(...args)).toContain(message);
+  });
+
+  it("answers commander's own usage errors with where the help is, not the whole help under it", async () => {
+    const said = await parse('--bogus');
+    expect(said).toContain("error: unknown option '--bogus'");
+    expect(said).toContain('(slack-fanout --help, or slack-fanout <command> --help, lists every option)');
+    expect(said).not.toContain('Options:');
   });
 });
 

@@ -588,15 +588,42 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
 /** How many problems an import's error lists; it counts the rest. */
 export const MAX_LISTED_PROBLEMS = 20;
 
+/** How many problems of one entry an import's error lists; it counts the rest of them. */
+export const MAX_LISTED_PER_ENTRY = 5;
+
+/** A problem of an import's entry: the entry's index and place (`f.json[3]`), and the line. */
+interface EntryProblem {
+  entry: number;
+  where: string;
+  text: string;
+}
+
 /**
  * One problem is named on its own line, as `add`'s field is; several are all named, each entry's
- * every problem (up to MAX_LISTED_PROBLEMS lines, the rest counted), so a file is mended in one
- * pass, not one run per entry or per field. `entries` is how many entries they are in.
+ * problems (up to MAX_LISTED_PER_ENTRY of an entry, up to MAX_LISTED_PROBLEMS lines in all, the
+ * rest counted), so a file is mended in one pass, not one run per entry or per field, and one
+ * entry of many problems does not hide the others. `entries` is how many entries they are in.
  */
-function entriesError(problems: string[], entries: number, source: string | undefined): CliError {
-  if (problems.length === 1 || source === undefined) return new CliError(problems[0] ?? 'no entry');
-  const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => `  ${p}`);
-  const rest = problems.length - listed.length;
+function entriesError(problems: EntryProblem[], entries: number, source: string | undefined): CliError {
+  if (problems.length === 1 || source === undefined) return new CliError(problems[0]?.text ?? 'no entry');
+  const listed: string[] = [];
+  // Problems listed, or counted on their entry's last line.
+  let accounted = 0;
+  for (let i = 0; i < problems.length && listed.length < MAX_LISTED_PROBLEMS; ) {
+    const entry = problems[i]?.entry;
+    let end = i;
+    while (end < problems.length && problems[end]?.entry === entry) end++;
+    const own = problems.slice(i, end);
+    const take = Math.min(own.length, MAX_LISTED_PER_ENTRY, MAX_LISTED_PROBLEMS - listed.length);
+    for (const p of own.slice(0, take)) listed.push(`  ${p.text}`);
+    accounted += take;
+    if (own.length > take && take === MAX_LISTED_PER_ENTRY && listed.length < MAX_LISTED_PROBLEMS) {
+      listed.push(`  ${own[0]?.where}: … and ${counted(own.length - take, 'more problem')} of this entry`);
+      accounted += own.length - take;
+    }
+    i = end;
+  }
+  const rest = problems.length - accounted;
   // One problem an entry: counted as entries, as before entries were named by their every problem.
   const onePerEntry = problems.length === entries;
   if (rest > 0) {
@@ -718,10 +745,12 @@ function validEntries<T extends { id: string }>(
     explain = () => undefined,
   } = o;
   const seen = new Map<string, number>();
-  const problems: string[] = [];
+  const problems: EntryProblem[] = [];
   const bad = new Set<number>();
+  // Each line one line, whatever the file holds: a line break or a direction mark in an id or a
+  // key is written as its escape, not let loose on the terminal.
   const say = (i: number, text: string) => {
-    problems.push(text);
+    problems.push({ entry: i, where: escapedUnshowable(where(i)), text: escapedUnshowable(text) });
     bad.add(i);
   };
   const valid = entries.map((entry, i) => {
@@ -1160,7 +1189,8 @@ export function buildProgram(): Command {
     .option('-p, --project <id>', 'the Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)')
     // Every command's help lists --project too.
     .configureHelp({ showGlobalOptions: true })
-    .showHelpAfterError()
+    // The error and where the help is: the whole help under it would scroll the error away.
+    .showHelpAfterError('(slack-fanout --help, or slack-fanout <command> --help, lists every option)')
     // A usage error (an unknown option, a missing argument) throws, to exit 2 like any bad input;
     // the commands added below inherit it.
     .exitOverride()

@@ -37,6 +37,17 @@ describe("npm start's options", () => {
     expect(() => parse('--interval', String(MAX_SECONDS + 1))).toThrow(/from 1 to 3600/);
   });
 
+  it('answers a usage error with the error and where the help is, not the whole help under it', () => {
+    let err = '';
+    const program = localProgram()
+      .exitOverride()
+      .configureOutput({ writeErr: (t) => (err += t), writeOut: () => undefined });
+    expect(() => program.parse(['node', 'local.js', '--bogus'])).toThrow();
+    expect(err).toContain("error: unknown option '--bogus'");
+    expect(err).toContain('(npm start -- --help lists every option)');
+    expect(err).not.toContain('Options:');
+  });
+
   it('has its help pasted in the README exactly as it prints', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const pasted = /```\nnpm start -- --help\n([\s\S]*?)```/.exec(readme)?.[1];

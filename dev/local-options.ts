@@ -125,7 +125,8 @@ unknown option, a bad value, an environment variable the services would refuse, 
 SLACK_BOT_TOKEN Slack refuses); 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, each after stopping
 everything the run started.`,
       )
-      .showHelpAfterError()
+      // The error and where the help is: the whole help under it would scroll the error away.
+      .showHelpAfterError('(npm start -- --help lists every option)')
       // A usage error exits 2, as the slack-fanout CLI's do; commander has printed it already.
       .exitOverride((err: CommanderError) => {
         process.exit(err.exitCode === 0 ? 0 : USAGE);

@@ -31,7 +31,7 @@ import { serviceEnv, serviceEnvProblems } from './service-env';
 import { SlackStandIn } from './slack-standin';
 import { checkRealToken } from './slack-token';
 import { superviseService } from './supervise';
-import { newOccurrenceLines, pendingRuns, type TickSummary, tickRefusal } from './tick-answer';
+import { newOccurrenceLines, PendingRunsLine, type TickSummary, tickRefusal } from './tick-answer';
 import { nextTick, slotAtOrBefore } from './tick-rhythm';
 import { createTopology } from './topology';
 
@@ -481,7 +481,12 @@ async function main(): Promise<number> {
         instance.child.off('exit', onExit);
       }
       if (!res.ok && !summary.occurrences) throw new Error(tickRefusal(at, res.status, summary));
-      say(`tick ${at.toISOString()}: HTTP ${res.status}, ${counted(summary.published ?? 0, 'message')} published`);
+      // The same answer to the tick sent again is not said again (the runs not dispatched yet are).
+      const head = `tick ${at.toISOString()}: HTTP ${res.status}, ${counted(summary.published ?? 0, 'message')} published`;
+      if (!said.has(head)) {
+        said.add(head);
+        say(head);
+      }
       for (const line of newOccurrenceLines(summary.occurrences ?? [], said)) say(line);
       return summary;
     };
@@ -506,15 +511,15 @@ async function main(): Promise<number> {
       // are no longer due, so the tick sent again does not list them: found by when they began.
       let attemptFailed = false;
       const said = new Set<string>();
+      const pendingLine = new PendingRunsLine(TICK_RETRY_MS / 1000);
       for (;;) {
         try {
           const summary = await sendTick(at, said);
           for (const runId of runsToWatch(summary.occurrences ?? [], watched)) runIds.add(runId);
           const pending = (summary.occurrences ?? []).filter((o) => RETRIED.includes(o.status));
           if (!retry || pending.length === 0 || Date.now() > deadline) break;
-          say(
-            `  ${counted(pending.length, 'run')} not dispatched yet (${pendingRuns(pending)}); the tick is sent again in ${TICK_RETRY_MS / 1000} s, as Cloud Scheduler retries`,
-          );
+          const line = pendingLine.next(pending, Date.now(), firstSent.getTime());
+          if (line !== null) say(line);
         } catch (err) {
           if (!retry || stopping || Date.now() > deadline) throw err;
           attemptFailed = true;
@@ -537,17 +542,22 @@ async function main(): Promise<number> {
       for (const runId of runIds) watched.add(runId);
       let published = 0;
       for (const runId of runIds) published += (await store.getRun(runId))?.published ?? 0;
-      return watch([...runIds], published);
+      return watch([...runIds], published, firstSent.getTime());
     };
 
-    const watch = async (runIds: string[], firstExpected: number): Promise<number> => {
+    /**
+     * Watches the runs' deliveries until every one is final or --timeout has passed, both timed
+     * from `since`, when the tick was first sent: a tick sent again while a lease ran out has had
+     * its deliveries landing (those of the runs it finished) from then on.
+     */
+    const watch = async (runIds: string[], firstExpected: number, since: number): Promise<number> => {
       // Nothing due (a tick between two occurrences): the tick's line says so.
       if (runIds.length === 0 && firstExpected === 0) {
         postLines.asBefore();
         return 0;
       }
       let expected = firstExpected;
-      const started = Date.now();
+      const started = since;
       const verbose = expected <= VERBOSE_MAX;
       postLines.decide(verbose);
       const bar = verbose
@@ -571,7 +581,7 @@ async function main(): Promise<number> {
       // The runs with a failed or dead delivery, for the hint at the end.
       let failing: { runId: string; failed: number; dead: number }[] = [];
       try {
-        const deadline = Date.now() + opts.timeout * 1000;
+        const deadline = started + opts.timeout * 1000;
         for (;;) {
           totals = {};
           failing = [];

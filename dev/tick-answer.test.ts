@@ -1,4 +1,4 @@
-import { newOccurrenceLines, occurrenceLine, pendingRuns, tickRefusal } from './tick-answer';
+import { newOccurrenceLines, occurrenceLine, PendingRunsLine, pendingRuns, tickRefusal } from './tick-answer';
 
 const at = new Date('2026-12-02T18:34:30.000Z');
 
@@ -93,5 +93,29 @@ describe('pendingRuns', () => {
       '4 failed: a; b; and 2 other errors',
     );
     expect(pendingRuns([run('failed', 'x'.repeat(500))])).toBe(`1 failed: ${'x'.repeat(199)}…`);
+  });
+});
+
+describe('PendingRunsLine', () => {
+  const leased = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ runId: `s_${i}:t`, status: 'leased-elsewhere', published: 0 }));
+
+  it('says the runs not dispatched when they change, and while they stay, a reminder every 30 s', () => {
+    const lines = new PendingRunsLine(5);
+    const t0 = 1_000_000;
+    expect(lines.next(leased(10), t0, t0 - 1000)).toBe(
+      '  10 runs not dispatched yet (10 leased-elsewhere); the tick is sent again every 5 s, as Cloud Scheduler retries',
+    );
+    // The same, 5 s later and 25 s later: nothing.
+    expect(lines.next(leased(10), t0 + 5000, t0 - 1000)).toBeNull();
+    expect(lines.next(leased(10), t0 + 25_000, t0 - 1000)).toBeNull();
+    // 30 s after it was said: a reminder, timed from the first send.
+    expect(lines.next(leased(10), t0 + 30_000, t0 - 1000)).toBe(
+      '  still 10 runs not dispatched, 31 s after the tick was first sent',
+    );
+    expect(lines.next(leased(10), t0 + 35_000, t0 - 1000)).toBeNull();
+    // Fewer left: said at once; and back to what it was before, said again.
+    expect(lines.next(leased(4), t0 + 40_000, t0 - 1000)).toMatch(/^ {2}4 runs not dispatched yet/);
+    expect(lines.next(leased(10), t0 + 45_000, t0 - 1000)).toMatch(/^ {2}10 runs not dispatched yet/);
   });
 });

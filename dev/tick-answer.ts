@@ -85,3 +85,33 @@ export function pendingRuns(pending: NonNullable<TickSummary['occurrences']>): s
   const more = errors.length > ERRORS_SHOWN ? `; and ${counted(errors.length - ERRORS_SHOWN, 'other error')}` : '';
   return shown.length > 0 ? `${statuses}: ${shown.join('; ')}${more}` : statuses;
 }
+
+/**
+ * What a tick sent again says of its runs not dispatched yet: their line when it changes, and
+ * while it stays the same (a dead dispatcher's lease running out, about 75 s), a reminder every
+ * `reminderMs`, not the same line with every send.
+ */
+export class PendingRunsLine {
+  private last = '';
+  private saidAt = 0;
+
+  constructor(
+    /** How often the tick is sent again, in seconds. */
+    private readonly everySeconds: number,
+    private readonly reminderMs = 30_000,
+  ) {}
+
+  /** The line to say after a send that left `pending` not dispatched, or null for none. */
+  next(pending: NonNullable<TickSummary['occurrences']>, nowMs: number, firstSentMs: number): string | null {
+    const runs = counted(pending.length, 'run');
+    const line = `  ${runs} not dispatched yet (${pendingRuns(pending)}); the tick is sent again every ${this.everySeconds} s, as Cloud Scheduler retries`;
+    if (line !== this.last) {
+      this.last = line;
+      this.saidAt = nowMs;
+      return line;
+    }
+    if (nowMs - this.saidAt < this.reminderMs) return null;
+    this.saidAt = nowMs;
+    return `  still ${runs} not dispatched, ${Math.round((nowMs - firstSentMs) / 1000)} s after the tick was first sent`;
+  }
+}

@@ -88,7 +88,10 @@ function checkedNotification(n: NewNotification): {
 } {
   const problems: InvalidNotificationError[] = [];
   const named = new Set<string>();
-  const add = (field: string, problem: string, message = `notification ${n.id}: ${field}: ${problem}`) => {
+  // An id that is not one (an invisible character, a line break) is quoted with its escapes, as
+  // its own problem quotes it, not written as it is before every other problem.
+  const who = `notification ${newIdProblem(n.id) === null ? n.id : quoted(n.id)}`;
+  const add = (field: string, problem: string, message = `${who}: ${field}: ${problem}`) => {
     if (named.has(field)) return;
     named.add(field);
     problems.push(new InvalidNotificationError(message, field, problem));
@@ -107,9 +110,9 @@ function checkedNotification(n: NewNotification): {
         : checked.problem === cronProblem
           ? 'cron'
           : scheduleProblemField(checked.problem);
-    add(field, checked.problem, `notification ${n.id}: ${checked.problem}`);
-    if (zoneProblem !== undefined) add('timezone', zoneProblem, `notification ${n.id}: ${zoneProblem}`);
-    if (cronProblem !== undefined) add('cron', cronProblem, `notification ${n.id}: ${cronProblem}`);
+    add(field, checked.problem, `${who}: ${checked.problem}`);
+    if (zoneProblem !== undefined) add('timezone', zoneProblem, `${who}: ${zoneProblem}`);
+    if (cronProblem !== undefined) add('cron', cronProblem, `${who}: ${cronProblem}`);
   }
   // A Slack id has no blanks or invisible characters: one with them could never be posted to.
   for (const [field, id] of [
@@ -147,7 +150,7 @@ function checkedNotification(n: NewNotification): {
   // Each field the document's schema refuses, once, by its first issue, unless named above.
   for (const issue of parsed.error?.issues ?? []) {
     const path = issue.path.join('.');
-    add(fieldOfPath(path), issue.message, `notification ${n.id}: ${FIELD_OF_PATH[path] ?? path}: ${issue.message}`);
+    add(fieldOfPath(path), issue.message, `${who}: ${FIELD_OF_PATH[path] ?? path}: ${issue.message}`);
   }
   const idProblem =
     userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message ??

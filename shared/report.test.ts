@@ -321,6 +321,9 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
       ['Acme\nCorp', 'Acme Corp: scheduled report'],
       ['Acme \r\n\t Corp\u2028Ltd', 'Acme Corp Ltd: scheduled report'],
       ['Acme\u0085Corp', 'Acme Corp: scheduled report'],
+      // Control characters and direction marks, which a title is refused for: blanks here.
+      ['Bad\u0085Name\u202e!', 'Bad Name !: scheduled report'],
+      ['x\u0000y\u0007', 'x y: scheduled report'],
       // Blanks or invisible characters alone, stored by hand: no name, and no leading colon.
       [' \n ', 'Scheduled report'],
       ['\u200b', 'Scheduled report'],

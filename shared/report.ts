@@ -1,4 +1,4 @@
-import { type Account, looksBlank, type Notification } from './model';
+import { type Account, looksBlank, type Notification, oneLine } from './model';
 import { blocksTextLength, SLACK_LIMITS } from './slack-limits';
 import { counted } from './words';
 
@@ -235,13 +235,12 @@ const HIGHLIGHTS_SHARE = 1 / 3;
 
 /**
  * "{name}: scheduled report", the header when a notification has no title of its own. The
- * header is one line: the name's line breaks and runs of blanks are shown as one blank, and
- * blanks at either end dropped; a name of blanks or invisible characters alone (stored by hand:
+ * header is one line: the name's line breaks, control characters and direction marks, and runs
+ * of blanks, are shown as one blank, and blanks at either end dropped; a name of blanks or invisible characters alone (stored by hand:
  * an import refuses it) leaves "Scheduled report".
  */
 export function defaultTitle(accountName: string): string {
-  // NEL (U+0085) too, which `\s` leaves out and Unicode counts a line break.
-  const name = accountName.replace(/[\s\u0085]+/g, ' ').trim();
+  const name = oneLine(accountName);
   return looksBlank(name) ? 'Scheduled report' : `${name}: scheduled report`;
 }
 
