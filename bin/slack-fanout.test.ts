@@ -268,6 +268,22 @@ describe('an import file with several bad entries', () => {
     expect(lines.some((l) => l.includes('x\\ny'))).toBe(true);
   });
 
+  it('names a second entry of an id by its other problems too, and an account by its id and its size', () => {
+    const dup = message(() =>
+      parseNotificationsFile(JSON.stringify([good, { ...good, timezone: 'Mars/X' }]), 'f.json'),
+    ).split('\n');
+    expect(dup).toEqual([
+      'f.json: 1 bad entry (2 problems); nothing was written:',
+      '  f.json[1]: duplicate id n-1 (also f.json[0])',
+      expect.stringMatching(/^ {2}f\.json\[1\]: notification n-1: unknown time zone "Mars\/X"/),
+    ]);
+    const big = { id: 'a\u200b1', name: 'Big', highlights: ['x'.repeat(1_100_000)] };
+    const account = message(() => parseAccountsFile(JSON.stringify([big]), 'a.json')).split('\n');
+    expect(account[0]).toBe('a.json: 1 bad entry (2 problems); nothing was written:');
+    expect(account[1]).toMatch(/^ {2}a\.json\[0\]: account id "a\\u200B1": /);
+    expect(account[2]).toMatch(/^ {2}a\.json\[0\]: account "a\\u200B1" is \d+ bytes as Firestore counts a document/);
+  });
+
   it('keeps one bad entry to one line, as before', () => {
     expect(message(() => parseNotificationsFile(JSON.stringify([good, { ...good }]), 'f.json'))).toBe(
       'f.json[1]: duplicate id n-1 (also f.json[0])',

@@ -648,16 +648,18 @@ export function parseAccountsFile(text: string, file: string): NewAccount[] {
     noun: 'account',
     problems: (a) => {
       const problem = newIdProblem(a.id);
-      if (problem) return [`account id ${quoted(a.id)}: ${problem}`];
       const { id, ...account } = a;
       // As stored (saveAccounts), and as Firestore counts it.
       const bytes = documentStorageSize([COLLECTIONS.accounts, id], accountSchema.parse(account));
-      return bytes > MAX_DOCUMENT_BYTES
-        ? [
-            `account ${id} is ${bytes} bytes as Firestore counts a document (a number is 8 bytes, a string or ` +
-              `a field name its UTF-8 and 1 more); a document holds at most ${MAX_DOCUMENT_BYTES}`,
-          ]
-        : [];
+      return [
+        ...(problem ? [`account id ${quoted(a.id)}: ${problem}`] : []),
+        ...(bytes > MAX_DOCUMENT_BYTES
+          ? [
+              `account ${problem ? quoted(id) : id} is ${bytes} bytes as Firestore counts a document (a number is 8 bytes, a string or ` +
+                `a field name its UTF-8 and 1 more); a document holds at most ${MAX_DOCUMENT_BYTES}`,
+            ]
+          : []),
+      ];
     },
     explain: explainAccountField,
   });
@@ -782,13 +784,11 @@ function validEntries<T extends { id: string }>(
     }
     const e = parsed.data;
     const first = seen.get(e.id);
-    if (first !== undefined) {
-      say(i, `${where(i)}: duplicate id ${e.id} (also ${where(first)})`);
-      return undefined;
-    }
-    seen.set(e.id, i);
+    if (first !== undefined) say(i, `${where(i)}: duplicate id ${e.id} (also ${where(first)})`);
+    else seen.set(e.id, i);
+    // A second entry of an id is named by its other problems too: it may be the one to keep.
     for (const why of problemsOf(e)) say(i, `${where(i)}: ${why}`);
-    return e;
+    return first === undefined ? e : undefined;
   });
   if (problems.length > 0) throw entriesError(problems, bad.size, source);
   return valid as T[];
