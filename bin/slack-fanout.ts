@@ -602,10 +602,11 @@ interface EntryProblem {
  * One problem is named on its own line, as `add`'s field is; several are all named, each entry's
  * problems (up to MAX_LISTED_PER_ENTRY of an entry, up to MAX_LISTED_PROBLEMS lines in all, the
  * rest counted), so a file is mended in one pass, not one run per entry or per field, and one
- * entry of many problems does not hide the others. `entries` is how many entries they are in.
+ * entry of many problems does not hide the others.
  */
-function entriesError(problems: EntryProblem[], entries: number, source: string | undefined): CliError {
+function entriesError(problems: EntryProblem[], source: string | undefined): CliError {
   if (problems.length === 1 || source === undefined) return new CliError(problems[0]?.text ?? 'no entry');
+  const entries = new Set(problems.map((p) => p.entry)).size;
   const listed: string[] = [];
   // Problems listed, or counted on their entry's last line.
   let accounted = 0;
@@ -748,12 +749,10 @@ function validEntries<T extends { id: string }>(
   } = o;
   const seen = new Map<string, number>();
   const problems: EntryProblem[] = [];
-  const bad = new Set<number>();
   // Each line one line, whatever the file holds: a line break or a direction mark in an id or a
   // key is written as its escape, not let loose on the terminal.
   const say = (i: number, text: string) => {
     problems.push({ entry: i, where: escapedUnshowable(where(i)), text: escapedUnshowable(text) });
-    bad.add(i);
   };
   const valid = entries.map((entry, i) => {
     const at = loneSurrogatePath(entry);
@@ -768,6 +767,7 @@ function validEntries<T extends { id: string }>(
       // Every field that is wrong, each on its line: one run of the import names them all. A
       // field is named once, by its first issue (an empty name is both too short and blank).
       const fields = new Set<string>();
+      const id = noun === undefined ? undefined : entryId(entry);
       for (const issue of parsed.error.issues) {
         const keys = issue.path.map(String);
         const key = JSON.stringify(keys);
@@ -776,8 +776,7 @@ function validEntries<T extends { id: string }>(
         const [field, ...rest] = keys;
         const path = field === undefined ? '(entry)' : [fieldName(field), ...rest].join('.');
         const received = keys.reduce<unknown>((v, k) => (v as Record<string, unknown> | null)?.[k], entry);
-        const id = field === 'id' || noun === undefined ? undefined : entryId(entry);
-        const named = id === undefined ? '' : `${noun} ${id}: `;
+        const named = id === undefined || field === 'id' ? '' : `${noun} ${id}: `;
         say(i, `${where(i)}: ${named}${path}: ${explain(keys, received) ?? issue.message}`);
       }
       return undefined;
@@ -790,7 +789,7 @@ function validEntries<T extends { id: string }>(
     for (const why of problemsOf(e)) say(i, `${where(i)}: ${why}`);
     return first === undefined ? e : undefined;
   });
-  if (problems.length > 0) throw entriesError(problems, bad.size, source);
+  if (problems.length > 0) throw entriesError(problems, source);
   return valid as T[];
 }
 

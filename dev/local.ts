@@ -547,17 +547,16 @@ async function main(): Promise<number> {
 
     /**
      * Watches the runs' deliveries until every one is final or --timeout has passed, both timed
-     * from `since`, when the tick was first sent: a tick sent again while a lease ran out has had
-     * its deliveries landing (those of the runs it finished) from then on.
+     * from `started`, when the tick was first sent: a tick sent again while a lease ran out has
+     * had its deliveries landing (those of the runs it finished) from then on.
      */
-    const watch = async (runIds: string[], firstExpected: number, since: number): Promise<number> => {
+    const watch = async (runIds: string[], firstExpected: number, started: number): Promise<number> => {
       // Nothing due (a tick between two occurrences): the tick's line says so.
       if (runIds.length === 0 && firstExpected === 0) {
         postLines.asBefore();
         return 0;
       }
       let expected = firstExpected;
-      const started = since;
       const verbose = expected <= VERBOSE_MAX;
       postLines.decide(verbose);
       const bar = verbose

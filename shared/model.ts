@@ -98,6 +98,7 @@ export function userIdProblem(id: string): string | null {
  * (embeddings, overrides and isolates, and the left-to-right, right-to-left and Arabic marks).
  */
 const CONTROL_CHARACTER = new RegExp(`[\\p{Cc}${BREAKS_OR_TURNS_SET}]`, 'u');
+const CONTROL_CHARACTER_ALL = new RegExp(CONTROL_CHARACTER.source, 'gu');
 /**
  * Text shown on one line where it cannot be refused any more (an account's name in a report's
  * header, stored before or by hand): its control characters and what breaks or turns a line
@@ -109,7 +110,6 @@ export function oneLine(text: string): string {
     .replace(/[\s\u0085]+/g, ' ')
     .trim();
 }
-const CONTROL_CHARACTER_ALL = new RegExp(CONTROL_CHARACTER.source, 'gu');
 /** What CONTROL_CHARACTER holds, in the words of an error about one. */
 const CONTROL_CHARACTER_KINDS =
   '(a line break or line separator, a tab, a mark that turns or sets the text’s direction)';

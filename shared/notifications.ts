@@ -90,7 +90,8 @@ function checkedNotification(n: NewNotification): {
   const named = new Set<string>();
   // An id that is not one (an invisible character, a line break) is quoted with its escapes, as
   // its own problem quotes it, not written as it is before every other problem.
-  const who = `notification ${newIdProblem(n.id) === null ? n.id : quoted(n.id)}`;
+  const idRuleProblem = newIdProblem(n.id);
+  const who = `notification ${idRuleProblem === null ? n.id : quoted(n.id)}`;
   const add = (field: string, problem: string, message = `${who}: ${field}: ${problem}`) => {
     if (named.has(field)) return;
     named.add(field);
@@ -154,7 +155,7 @@ function checkedNotification(n: NewNotification): {
   }
   const idProblem =
     userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message ??
-    newIdProblem(n.id) ??
+    idRuleProblem ??
     (Buffer.byteLength(n.id, 'utf8') > MAX_NOTIFICATION_ID_BYTES
       ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids, the id and a time, must fit a Pub/Sub attribute of 1,024 bytes)`
       : undefined);

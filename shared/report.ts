@@ -235,9 +235,9 @@ const HIGHLIGHTS_SHARE = 1 / 3;
 
 /**
  * "{name}: scheduled report", the header when a notification has no title of its own. The
- * header is one line: the name's line breaks, control characters and direction marks, and runs
- * of blanks, are shown as one blank, and blanks at either end dropped; a name of blanks or invisible characters alone (stored by hand:
- * an import refuses it) leaves "Scheduled report".
+ * header is one line (oneLine): the name's line breaks, control characters and direction marks,
+ * and runs of blanks, are shown as one blank, none at either end; a name of blanks or invisible
+ * characters alone (stored by hand: an import refuses it) leaves "Scheduled report".
  */
 export function defaultTitle(accountName: string): string {
   const name = oneLine(accountName);
