@@ -1224,9 +1224,10 @@ Exit codes:
       'after',
       `
 Every entry is checked before anything is written, and every bad one is named by its problems, a
-line each (${MAX_LISTED_PROBLEMS} at most, the rest counted: file[3]: notification <id>: invalid
-cron "…": …): every field of the wrong type, missing or unknown, or when there is none, every
-field whose value is refused. Nothing is written.
+line each (file[3]: notification <id>: invalid cron "…": …): every field the entry's schema
+refuses (of the wrong type, missing, empty or unknown), or when there is none, every field whose
+value is refused; at most ${MAX_LISTED_PER_ENTRY} lines an entry (the rest of its problems counted on a line
+of its own) and ${MAX_LISTED_PROBLEMS} lines in all, the rest counted. Nothing is written.
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that
 was paused comes back enabled (and its failure count cleared). Ids: see \`add --help\`.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
@@ -1266,7 +1267,7 @@ Fields of an account:
                           (12.5 is shown as ▲ 12.5%, -3 as ▼ 3.0%)
   highlights    optional, a list of strings, none blank
   dashboardUrl  optional, an http(s) URL, linked from the report (at most about 2,880 characters)
-Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written, and every bad one is named by its problems, a line each (${MAX_LISTED_PROBLEMS} at most, the rest counted): every field of the wrong type, missing or unknown, or when there is none, every field whose value is refused. Nothing is written.
+Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written, and every bad one is named by its problems, a line each: every field the entry's schema refuses (of the wrong type, missing, empty or unknown), or when there is none, every field whose value is refused; at most ${MAX_LISTED_PER_ENTRY} lines an entry (the rest of its problems counted on a line of its own) and ${MAX_LISTED_PROBLEMS} lines in all, the rest counted. Nothing is written.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
 ${STALL_HELP}`,
     )
