@@ -6,11 +6,29 @@ describe('positiveInt', () => {
     ['1', 1],
     ['200', 200],
     [' 42 ', 42],
+    ['1,000', 1000],
+    ['0,999', 999],
   ])('reads %j as %i', (value, n) => {
     expect(positiveInt(1000)(value)).toBe(n);
   });
 
-  it.each(['0', '-3', '1.5', '1e3', '0x10', '12abc', '', 'abc', '1001'])('refuses %j, naming it', (value) => {
+  it.each([
+    '0',
+    '-3',
+    '1.5',
+    '1e3',
+    '0x10',
+    '12abc',
+    '',
+    'abc',
+    '1001',
+    '1,00',
+    '1,0000',
+    ',100',
+    '100,',
+    '1,,000',
+    '1.000',
+  ])('refuses %j, naming it', (value) => {
     expect(() => positiveInt(1000)(value)).toThrow(InvalidArgumentError);
     expect(() => positiveInt(1000)(value)).toThrow(
       `expected a whole number from 1 to 1000, got ${JSON.stringify(value)}`,

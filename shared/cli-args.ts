@@ -2,12 +2,14 @@ import { type Command, InvalidArgumentError, type Option } from 'commander';
 import { characterCount, quoted } from './model';
 
 /**
- * A command-line option that takes a whole number from `min` to `max`, written in decimal:
- * `1e3`, `0x10` and `12abc` are errors that name the value, not 1000, 16 or 12.
+ * A command-line option that takes a whole number from `min` to `max`, written in decimal, with
+ * or without commas between groups of three digits as the help writes ranges (`1,000`):
+ * `1e3`, `0x10`, `12abc` and `1,00` are errors that name the value, not 1000, 16, 12 or 100.
  */
 export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
   return (value: string): number => {
-    const n = /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+    const digits = value.trim();
+    const n = /^(\d+|\d{1,3}(,\d{3})+)$/.test(digits) ? Number(digits.replaceAll(',', '')) : Number.NaN;
     if (!Number.isSafeInteger(n) || n < min || n > max) {
       const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
       throw new InvalidArgumentError(`expected a whole number ${range}, got ${JSON.stringify(value)}`);

@@ -36,10 +36,12 @@ export async function verdict(
   const lost = expected.filter((id) => !posted.has(id)).length;
   const duplicates = [...posted.values()].reduce((n, c) => n + Math.max(0, c - 1), 0);
   const statuses: Record<string, number> = {};
-  const snap = await db.collection(COLLECTIONS.deliveries).select('status').get();
+  const snap = await db.collection(COLLECTIONS.deliveries).get();
+  const unsent: string[] = [];
   for (const d of snap.docs) {
     const s = String(d.get('status'));
     statuses[s] = (statuses[s] ?? 0) + 1;
+    if (s !== 'sent') unsent.push(unsentLine(d.id, d.data()));
   }
   const v: Verdict = {
     scenario,
@@ -54,7 +56,16 @@ export async function verdict(
   process.stdout.write(
     `scenario=${v.scenario} expected=${v.expected} sent=${v.sent} failed=${v.failed} dead=${v.dead} duplicates=${v.duplicates} lost=${v.lost}\n`,
   );
+  // A rare failure explains itself: each delivery that did not end sent, with how it ended.
+  for (const line of unsent.slice(0, 20)) process.stdout.write(`  ${line}\n`);
   return v;
+}
+
+/** One delivery that did not end sent: its status, attempts, and the last error or dead letter's reason. */
+function unsentLine(id: string, d: Record<string, unknown>): string {
+  const fields = ['status', 'attempts', 'deadLetterAttempts', 'deadReason', 'outcomeUnknown', 'lastError'];
+  const said = fields.filter((f) => d[f] !== undefined).map((f) => `${f}=${JSON.stringify(d[f])}`);
+  return `${id}: ${said.join(' ')}`;
 }
 
 /** Delivery ids for notifications `ids` at `occurrence`. */
