@@ -144,4 +144,15 @@ describe('refuseOptionSlips', () => {
     expect(parsedBy(again, ['-n', '6', '-n', '7']).error).toContain('--count is given twice ("6" and "7")');
     expect(parsed(['run', '--id', 'x'])).toEqual({ opts: {}, run: { id: 'x' } });
   });
+
+  it("takes a value written into its option's own argument as written, even one that reads as an option", () => {
+    expect(parsed(['--name=--flag'])).toEqual({ opts: { name: '--FLAG' }, run: {} });
+    expect(parsed(['run', '--id=--help'])).toEqual({ opts: {}, run: { id: '--help' } });
+    expect(parsed(['run', '--id=--'])).toEqual({ opts: {}, run: { id: '--' } });
+    expect(parsed(['-n--flag']).error).toContain('expected a whole number from 1 to 10, got "--flag"');
+    // The next parse of the same program does not take it apart from its option.
+    const again = program();
+    expect(parsedBy(again, ['--name=--flag'])).toEqual({ opts: { name: '--FLAG' }, run: {} });
+    expect(parsedBy(again, ['--name', '--flag']).error).toContain('--flag is an option, not a value');
+  });
 });

@@ -93,7 +93,8 @@ export function optionTakenAsValue(value: string, option: string): string {
  * - an option whose value was left out takes the next option as its value (`add --cron
  *   --timezone UTC` has the cron `--timezone`, and then says --timezone is missing; `pause
  *   --reason --help` would pause for the reason "--help"; `--id --`, the end of the options,
- *   would be an id);
+ *   would be an id); a value written into its option's own argument (`--reason=--help`) is
+ *   taken as written;
  * - an option given twice (`add --id a … --id b`, `npm start -- -n 5 -n 6`) would keep the last
  *   value. An option listed in `repeatable` (one whose parser adds each value to the ones
  *   before) is left to take more than one.
@@ -101,7 +102,20 @@ export function optionTakenAsValue(value: string, option: string): string {
 export function refuseOptionSlips(program: Command, repeatable: readonly string[] = []): void {
   // Each option's value as typed, the first time it is given in a parse, to name it so.
   const typed = new Map<Option, string>();
+  // Arguments that carry an option's value themselves (`--title=--help`, `-t--help`): a value
+  // written so is the one meant, even when it reads as an option.
+  const glued = new Set<string>();
+  const isGlued = (option: Option, value: string): boolean =>
+    (option.long !== undefined && glued.has(`${option.long}=${value}`)) ||
+    (option.short !== undefined && glued.has(`${option.short}${value}`));
   for (const command of [program, ...program.commands]) {
+    const parseOptions = command.parseOptions.bind(command);
+    command.parseOptions = (args: string[]) => {
+      // The program's own options are read first in each parse: a new parse starts afresh.
+      if (command === program) glued.clear();
+      for (const arg of args) if (/^(--[^=]+=|-[^-])./.test(arg)) glued.add(arg);
+      return parseOptions(args);
+    };
     const flags = new Set(
       [...command.options, ...program.options].flatMap((o) => [o.long, o.short]).filter((f) => f !== undefined),
     );
@@ -112,7 +126,9 @@ export function refuseOptionSlips(program: Command, repeatable: readonly string[
       const once = !repeatable.includes(option.long ?? option.flags);
       option.argParser((value: string, previous: unknown) => {
         const name = option.long ?? option.flags;
-        if (flags.has(value)) throw new InvalidArgumentError(optionTakenAsValue(value, name));
+        if (flags.has(value) && !isGlued(option, value)) {
+          throw new InvalidArgumentError(optionTakenAsValue(value, name));
+        }
         // Set from the command line already in this parse (commander resets it on the next).
         if (once && command.getOptionValueSource(option.attributeName()) === 'cli') {
           const first = typed.get(option) ?? String(command.getOptionValue(option.attributeName()));
