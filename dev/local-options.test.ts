@@ -37,6 +37,29 @@ describe("npm start's options", () => {
     expect(() => parse('--interval', String(MAX_SECONDS + 1))).toThrow(/from 1 to 3600/);
   });
 
+  it('takes LOG_LEVEL as the log level unless --log-level is given, and refuses one it does not know, naming it', () => {
+    const saved = process.env.LOG_LEVEL;
+    const parse = (...args: string[]) =>
+      localProgram()
+        .exitOverride()
+        .configureOutput({ writeErr: () => undefined })
+        .parse(['node', 'local.js', ...args])
+        .opts().logLevel;
+    try {
+      delete process.env.LOG_LEVEL;
+      expect(parse()).toBe('info');
+      process.env.LOG_LEVEL = 'debug';
+      expect(parse()).toBe('debug');
+      expect(parse('--log-level', 'warn')).toBe('warn');
+      process.env.LOG_LEVEL = 'loud';
+      expect(() => parse()).toThrow("value 'loud' from env 'LOG_LEVEL' is invalid");
+      expect(parse('--log-level', 'error')).toBe('error');
+    } finally {
+      if (saved === undefined) delete process.env.LOG_LEVEL;
+      else process.env.LOG_LEVEL = saved;
+    }
+  });
+
   it('answers a usage error with the error and where the help is, not the whole help under it', () => {
     let err = '';
     const program = localProgram()

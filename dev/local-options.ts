@@ -114,7 +114,9 @@ export function localProgram(): Command {
           "the services' log level (their logs go to a directory of the run's own in .local/logs/; the 10 latest runs' are kept)",
         )
           .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
-          .default('info'),
+          .default('info')
+          // The services' own variable, as a default the command line overrides.
+          .env('LOG_LEVEL'),
       )
       .addHelpText(
         'after',

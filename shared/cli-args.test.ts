@@ -149,6 +149,7 @@ describe('refuseOptionSlips', () => {
     expect(parsed(['--name=--flag'])).toEqual({ opts: { name: '--FLAG' }, run: {} });
     expect(parsed(['run', '--id=--help'])).toEqual({ opts: {}, run: { id: '--help' } });
     expect(parsed(['run', '--id=--'])).toEqual({ opts: {}, run: { id: '--' } });
+    expect(parsed(['-n=5']).error).toContain('write -n 5 or --count=5: -n=… takes the "=" as part of its value');
     expect(parsed(['-n--flag']).error).toContain('expected a whole number from 1 to 10, got "--flag"');
     // The next parse of the same program does not take it apart from its option.
     const again = program();

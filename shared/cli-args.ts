@@ -126,6 +126,13 @@ export function refuseOptionSlips(program: Command, repeatable: readonly string[
       const once = !repeatable.includes(option.long ?? option.flags);
       option.argParser((value: string, previous: unknown) => {
         const name = option.long ?? option.flags;
+        // `-n=5` gives -n the value "=5": said so, instead of a value error about "=5".
+        if (value.startsWith('=') && option.short !== undefined && glued.has(`${option.short}${value}`)) {
+          const meant = value.slice(1);
+          throw new InvalidArgumentError(
+            `write ${option.short} ${meant}${option.long ? ` or ${option.long}=${meant}` : ''}: ${option.short}=… takes the "=" as part of its value`,
+          );
+        }
         if (flags.has(value) && !isGlued(option, value)) {
           throw new InvalidArgumentError(optionTakenAsValue(value, name));
         }
