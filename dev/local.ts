@@ -569,6 +569,8 @@ async function main(): Promise<number> {
       let lastFinal = 0;
       let lastMovedAt = started;
       let totals: Record<string, number> = {};
+      // When the totals last read were asked for: the summary's time is theirs.
+      let readAt = started;
       // Per run: its record's size at the last look, the size at which it was last looked past
       // (endedElsewhere), and what ended under another run then.
       const lastOnRecord = new Map<string, number>();
@@ -585,9 +587,15 @@ async function main(): Promise<number> {
           totals = {};
           failing = [];
           const runs: { published: number; recorded: number }[] = [];
-          for (const runId of runIds) {
-            const run = await store.getRun(runId);
-            const counts = await store.countByStatus(runId);
+          // Each run's record read at once, so that a look at many runs stays within its moment.
+          const lookAt = Date.now();
+          const looks = await Promise.all(
+            runIds.map(async (runId) => {
+              const [run, counts] = await Promise.all([store.getRun(runId), store.countByStatus(runId)]);
+              return { runId, run, counts };
+            }),
+          );
+          for (const { runId, run, counts } of looks) {
             for (const [k, v] of Object.entries(counts)) totals[k] = (totals[k] ?? 0) + v;
             const onRecord = Object.values(counts).reduce((n, v) => n + v, 0);
             // A record that stopped growing: some of what the run published may have ended
@@ -601,6 +609,7 @@ async function main(): Promise<number> {
             if (counts.failed > 0 || counts.dead > 0) failing.push({ runId, failed: counts.failed, dead: counts.dead });
           }
           expected = expectedDeliveries(runs);
+          readAt = lookAt;
           const final = finalOf(totals);
           const now = Date.now();
           if (final > lastFinal) {
@@ -621,14 +630,15 @@ async function main(): Promise<number> {
               timeoutInMs: deadline - now,
             }),
           });
-          if (final >= expected || Date.now() > deadline) break;
-          await new Promise((r) => setTimeout(r, 500));
+          if (final >= expected || Date.now() >= deadline) break;
+          // The last look is taken at the deadline, not after it.
+          await new Promise((r) => setTimeout(r, Math.min(500, deadline - Date.now())));
         }
       } finally {
         bar?.stop();
       }
       const final = finalOf(totals);
-      const secs = (Date.now() - started) / 1000;
+      const secs = (readAt - started) / 1000;
       if (final < expected) {
         say(
           `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)`,
@@ -645,8 +655,10 @@ async function main(): Promise<number> {
           held > 0
             ? ` so far; ${counted(held, 'call')} still held by a delay rule, ${opts.once ? 'dropped as this run stops' : 'which may yet land'}`
             : '';
+        // Cut off by --timeout, a post can land before its delivery is recorded sent.
+        const unrecorded = final < expected ? ' (a post lands before its delivery is recorded sent)' : '';
         say(
-          `Slack stand-in received ${counted(standIn.posts.length, 'post')} in all, ${dups.length} delivered more than once${stillHeld}`,
+          `Slack stand-in received ${counted(standIn.posts.length, 'post')} in all${unrecorded}, ${dups.length} delivered more than once${stillHeld}`,
         );
       }
       // Failed: a permanent error (an archived channel, a missing account or notification); dead:
