@@ -28,6 +28,8 @@ export interface FrontendOptions {
   /** How often a waiting request tries the instance again. */
   retryEveryMs?: number;
   maxBodyBytes?: number;
+  /** The port to listen on (default: a free one). */
+  port?: number;
 }
 
 export async function startFrontend(target: () => string, opts: FrontendOptions = {}): Promise<Frontend> {
@@ -101,7 +103,14 @@ export async function startFrontend(target: () => string, opts: FrontendOptions 
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    // A chosen port taken since it was checked: an error of the run's start, not a crash.
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,

@@ -14,6 +14,8 @@ export interface Options {
   pubsubPort?: number;
   firestorePort?: number;
   dispatcherPort?: number;
+  notifierPort?: number;
+  pushPort?: number;
   slackPort?: number;
 }
 
@@ -104,6 +106,16 @@ export function localProgram(): Command {
         positiveInt(65_535),
       )
       .option(
+        '--notifier-port <port>',
+        'the notifier on 127.0.0.1:<port> (default: a free port; a restart keeps it)',
+        positiveInt(65_535),
+      )
+      .option(
+        '--push-port <port>',
+        "the stand-in for Cloud Run's front end that Pub/Sub pushes to the notifier through, on 127.0.0.1:<port> (default: a free port)",
+        positiveInt(65_535),
+      )
+      .option(
         '--slack-port <port>',
         'the Slack stand-in (its API under /api/, its faults and posts under /_admin/) on 127.0.0.1:<port> (default: a free port)',
         positiveInt(65_535),
@@ -175,6 +187,8 @@ export function chosenPorts(opts: Options): [string, number][] {
     ['--pubsub-port', opts.pubsubPort],
     ['--firestore-port', opts.firestorePort],
     ['--dispatcher-port', opts.dispatcherPort],
+    ['--notifier-port', opts.notifierPort],
+    ['--push-port', opts.pushPort],
     ['--slack-port', opts.slackPort],
   ];
   return given.filter((g): g is [string, number] => g[1] !== undefined);

@@ -389,12 +389,15 @@ async function main(): Promise<number> {
         return s;
       };
     };
-    const notifier = await superviseService(onItsPort('notifier'), supervision);
+    const notifier = await superviseService(onItsPort('notifier', opts.notifierPort), supervision);
     processes.push(() => notifier.stop());
     // Pushes reach the notifier through a stand-in for Cloud Run's front end: while the
     // notifier is down, a push waits for it instead of being refused (each refusal would spend
     // one of the message's delivery attempts at once, the emulator having no retry policy).
-    const front = await startFrontend(() => notifier.current().url, { waitForInstanceMs: FRONTEND_WAIT_MS });
+    const front = await startFrontend(() => notifier.current().url, {
+      waitForInstanceMs: FRONTEND_WAIT_MS,
+      ...(opts.pushPort ? { port: opts.pushPort } : {}),
+    });
     processes.push(() => front.stop());
     const dispatcher = await superviseService(onItsPort('dispatcher', opts.dispatcherPort), supervision);
     processes.push(() => dispatcher.stop());

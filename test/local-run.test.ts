@@ -211,7 +211,9 @@ describe('npm start, ticking on', () => {
 describe('npm start, a service killed', () => {
   test('the notifier and the dispatcher killed as the tick goes out are started again on their ports, and the tick is sent again: none dead, exit 0', async () => {
     // The ports chosen on the command line are the ones used, and a restart keeps them.
-    const [pubsubPort, firestorePort, dispatcherPort, slackPort] = [
+    const [pubsubPort, firestorePort, dispatcherPort, notifierPort, pushPort, slackPort] = [
+      await freePort(),
+      await freePort(),
       await freePort(),
       await freePort(),
       await freePort(),
@@ -227,6 +229,10 @@ describe('npm start, a service killed', () => {
       String(firestorePort),
       '--dispatcher-port',
       String(dispatcherPort),
+      '--notifier-port',
+      String(notifierPort),
+      '--push-port',
+      String(pushPort),
       '--slack-port',
       String(slackPort),
     ]);
@@ -257,6 +263,9 @@ describe('npm start, a service killed', () => {
       `emulators up: PUBSUB_EMULATOR_HOST=127.0.0.1:${pubsubPort} FIRESTORE_EMULATOR_HOST=127.0.0.1:${firestorePort}`,
     );
     expect(output).toMatch(new RegExp(`dispatcher at http://127\\.0\\.0\\.1:${dispatcherPort} `));
+    expect(output).toContain(
+      `notifier at http://127.0.0.1:${notifierPort} (pushed through http://127.0.0.1:${pushPort}), dispatcher at`,
+    );
     expect(output).toContain(`status page: http://127.0.0.1:${dispatcherPort}/status`);
     expect(output).toContain(
       `Slack stand-in at http://127.0.0.1:${slackPort}/api/ (its faults: http://127.0.0.1:${slackPort}/_admin/faults, its posts: http://127.0.0.1:${slackPort}/_admin/posts;`,
@@ -376,6 +385,7 @@ describe('npm start, given bad usage', () => {
     for (const [args, named] of [
       [['--dispatcher-port', '70000'], /--dispatcher-port <port>.*70000/],
       [['--slack-port', '0'], /--slack-port <port>.*0/],
+      [['--push-port', '9313', '--notifier-port', '9313'], /--push-port 9313: --notifier-port is 9313 too/],
       [['--slack-port', '9311', '--dispatcher-port', '9311'], /--slack-port 9311: --dispatcher-port is 9311 too/],
       [['--pubsub-port', '9311', '--firestore-port', '9311'], /--firestore-port 9311: --pubsub-port is 9311 too/],
     ] as const) {
