@@ -1,5 +1,6 @@
 import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
 import { positiveInt, refuseOptionSlips } from '../shared/cli-args';
+import { LOG_LEVELS } from '../shared/config';
 
 /** `npm start`'s command line: its options, their ranges, and the help the README pastes. */
 
@@ -125,10 +126,9 @@ export function localProgram(): Command {
           '--log-level <level>',
           "the services' log level (their logs go to a directory of the run's own in .local/logs/; the 10 latest runs' are kept)",
         )
-          .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
-          .default('info')
-          // The services' own variable, as a default the command line overrides.
-          .env('LOG_LEVEL'),
+          .choices(LOG_LEVELS)
+          // The services' own variable, read as they read it (parseArgs), unless this is given.
+          .default('info', '$LOG_LEVEL, else info'),
       )
       .addHelpText(
         'after',
@@ -153,6 +153,16 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   refuseOptionSlips(program);
   program.parse(argv);
   const opts = program.opts<Options>();
+  // LOG_LEVEL as the services read it: blanks around it dropped, empty as unset.
+  const envLevel = env.LOG_LEVEL?.trim();
+  if (envLevel && program.getOptionValueSource('logLevel') === 'default') {
+    if (!(LOG_LEVELS as readonly string[]).includes(envLevel)) {
+      program.error(
+        `error: LOG_LEVEL=${JSON.stringify(env.LOG_LEVEL)} is not a log level: expected one of ${LOG_LEVELS.join(', ')} (or --log-level, which takes its place)`,
+      );
+    }
+    opts.logLevel = envLevel;
+  }
   const token = slackToken(env);
   if (!token && opts.channel) {
     program.error(

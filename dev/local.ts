@@ -659,7 +659,10 @@ async function main(): Promise<number> {
             ? ` so far; ${counted(held, 'call')} still held by a delay rule, ${opts.once ? 'dropped as this run stops' : 'which may yet land'}`
             : '';
         // Cut off by --timeout, a post can land before its delivery is recorded sent.
-        const unrecorded = final < expected ? ' (a post lands before its delivery is recorded sent)' : '';
+        const unrecorded =
+          final < expected && standIn.posts.length > (totals.sent ?? 0)
+            ? ' (a post lands before its delivery is recorded sent)'
+            : '';
         say(
           `Slack stand-in received ${counted(standIn.posts.length, 'post')} in all${unrecorded}, ${dups.length} delivered more than once${stillHeld}`,
         );

@@ -393,6 +393,10 @@ describe('npm start, given bad usage', () => {
       expect({ args, status: r.status }).toEqual({ args, status: 2 });
       expect(r.stderr).toMatch(named);
     }
+    const loud = run([], { LOG_LEVEL: 'loud' });
+    expect(loud.status).toBe(2);
+    expect(loud.stderr).toMatch(/^error: LOG_LEVEL="loud" is not a log level: expected one of trace, debug/);
+    expect(run(['--help'], { LOG_LEVEL: '' }).status).toBe(0);
     const blank = run(['--channel', 'not a channel'], { SLACK_BOT_TOKEN: 'xoxb-real' });
     expect(blank.status).toBe(2);
     expect(blank.stderr).toMatch(/--channel <id>' argument 'not a channel' is invalid\. expected a Slack channel id/);

@@ -21,6 +21,9 @@ export interface Verdict {
  * Counts what Slack received (the stand-in), not what the ledger says: a duplicate is a
  * delivery id posted more than once, a loss an expected delivery id never posted.
  */
+/** How many unsent deliveries a verdict names one by one. */
+const SHOWN_UNSENT = 20;
+
 export async function verdict(
   scenario: string,
   slack: SlackStandIn,
@@ -57,7 +60,8 @@ export async function verdict(
     `scenario=${v.scenario} expected=${v.expected} sent=${v.sent} failed=${v.failed} dead=${v.dead} duplicates=${v.duplicates} lost=${v.lost}\n`,
   );
   // A rare failure explains itself: each delivery that did not end sent, with how it ended.
-  for (const line of unsent.slice(0, 20)) process.stdout.write(`  ${line}\n`);
+  for (const line of unsent.slice(0, SHOWN_UNSENT)) process.stdout.write(`  ${line}\n`);
+  if (unsent.length > SHOWN_UNSENT) process.stdout.write(`  and ${unsent.length - SHOWN_UNSENT} more\n`);
   return v;
 }
 
