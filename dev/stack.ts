@@ -46,6 +46,8 @@ export interface StackOptions {
    * Pub/Sub emulator pushes without a token. The admin API is mounted only with its guard.
    */
   auth?: { tick?: RequestHandler; push?: RequestHandler; admin?: RequestHandler };
+  /** The admin API's deadlines (dispatcher/admin.ts ADMIN_DEADLINES by default). */
+  adminDeadlines?: { oneMs: number; bulkMs: number };
 }
 
 export interface Stack {
@@ -142,7 +144,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     catchUpWindowSeconds: 900,
     readiness: { firestore: firestoreReady(db), pubsub: topicReady(topic) },
     tickAuth: opts.auth?.tick,
-    ...(adminAuth ? { admin: { auth: adminAuth, ...firestoreAdminPorts(db, store, publisher, dispatcherLog) } } : {}),
+    ...(adminAuth
+      ? {
+          admin: {
+            auth: adminAuth,
+            ...firestoreAdminPorts(db, store, publisher, dispatcherLog),
+            ...(opts.adminDeadlines ? { deadlines: opts.adminDeadlines } : {}),
+          },
+        }
+      : {}),
   });
   const dispatcher = await listen(counting(dispatcherApp));
 

@@ -92,6 +92,62 @@ export interface AdminDeps extends AdminPorts {
   /** The OIDC guard admitting ADMIN_EMAILS; required, so the routes cannot be mounted open. */
   auth: RequestHandler;
   clock?: () => Date;
+  /** How long a request waits before it is answered 504 (ADMIN_DEADLINES by default). */
+  deadlines?: { oneMs: number; bulkMs: number };
+}
+
+/**
+ * How long an admin request may take before it is answered `504 firestore_timeout`: the
+ * Firestore client waits on a Firestore that takes the connection but answers nothing for
+ * minutes. A read or write of one notification or run gets 20 s; a redrive or a bulk resume,
+ * which go through pages, 240 s, under the dispatcher's own request timeout on Cloud Run (the
+ * tick's deadline, 300 s by default), so that the answer is this API's, not Cloud Run's.
+ */
+export const ADMIN_DEADLINES = { oneMs: 20_000, bulkMs: 240_000 } as const;
+
+/**
+ * Answers 504 if the route has not answered within `ms`, replacing a deadline set before it. The
+ * work goes on: what it would have answered is logged, not sent (the answer is gone).
+ */
+function answerWithin(ms: number): RequestHandler {
+  return (req, res, next) => {
+    const locals = res.locals as { deadline?: NodeJS.Timeout };
+    clearTimeout(locals.deadline);
+    const started = Date.now();
+    // The status page's 504 is a page a browser shows (a deadline set under `/status`).
+    const page = req.baseUrl === '/status' && req.accepts(['json', 'html']) === 'html';
+    locals.deadline = setTimeout(() => {
+      if (res.headersSent) return;
+      const within = ms >= 1000 ? `${Math.round(ms / 1000)} s` : `${ms} ms`;
+      req.log.warn({ deadlineMs: ms }, `admin request answered 504: not done within ${within}`);
+      res.setHeader('Retry-After', '5');
+      const message = `Firestore did not answer within ${within}; the request may or may not have been applied: read it back, or send it again`;
+      if (page) {
+        res.status(504).type('html').send(renderStatusError(message));
+      } else res.status(504).json({ error: 'firestore_timeout', message });
+      // The route's own answer, when it comes, goes to the log; the headers it sets go nowhere.
+      let status = 200;
+      res.status = function (this: Response, code: number): Response {
+        status = code;
+        return this;
+      };
+      const late = function (this: Response): Response {
+        req.log.warn(
+          { status, ms: Date.now() - started },
+          `admin request ended after its 504: it would have answered ${status}`,
+        );
+        return this;
+      };
+      res.json = late;
+      res.send = late;
+      res.setHeader = function (this: Response): Response {
+        return this;
+      };
+    }, ms);
+    locals.deadline.unref();
+    res.on('close', () => clearTimeout(locals.deadline));
+    next();
+  };
 }
 
 /** The admin ports over Firestore, with redrive publishing to the dispatch topic. */
@@ -240,6 +296,8 @@ const wellFormedBody: RequestHandler = (req, res, next) => {
 
 export function adminRouter(deps: AdminDeps): Router {
   const clock = deps.clock ?? (() => new Date());
+  const deadlines = deps.deadlines ?? ADMIN_DEADLINES;
+  const bulk = answerWithin(deadlines.bulkMs);
   const router = express.Router();
   // The guard runs before routing, so an unknown admin path tells an anonymous caller nothing.
   router.use(
@@ -250,6 +308,7 @@ export function adminRouter(deps: AdminDeps): Router {
       next();
     },
     deps.auth,
+    answerWithin(deadlines.oneMs),
   );
 
   // An id that cannot be a Firestore document is refused before any read or write.
@@ -319,6 +378,7 @@ export function adminRouter(deps: AdminDeps): Router {
 
   router.post(
     '/admin/runs/:runId/redrive',
+    bulk,
     requireJson({ optional: true }),
     jsonBody('16kb'),
     wellFormedBody,
@@ -349,7 +409,7 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json({ id, notification });
   });
 
-  router.post('/admin/paused/resume', requireJson(), jsonBody('16kb'), wellFormedBody, async (req, res) => {
+  router.post('/admin/paused/resume', bulk, requireJson(), jsonBody('16kb'), wellFormedBody, async (req, res) => {
     // No body at all: said as what to send, not as an object missing.
     if (req.body === undefined) {
       invalid(res, 'pausedReason', 'give pausedReason or allPaused: true');
@@ -468,6 +528,11 @@ export function adminRouter(deps: AdminDeps): Router {
   router.use('/admin', notFound());
   // A body that is not JSON answers like every other bad request of the admin API.
   router.use('/admin', ((err, req, res, next) => {
+    // Past its deadline, the route's error is the error handler's to log: the answer is gone.
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
     const e = err as { type?: unknown; message?: unknown; body?: unknown };
     if (e?.type === 'entity.parse.failed') {
       // JSON, but not an object or array (`null`, `"text"`, `3`): the parser's strict mode

@@ -205,6 +205,11 @@ export function bodyProblem(err: unknown): string {
 /** Answers errors without stack traces; body-parser's own errors keep their 4xx status. */
 export function errorHandler(): ErrorRequestHandler {
   return (err, req, res, _next) => {
+    // Answered already (an admin route past its deadline): logged, as nothing can be sent.
+    if (res.headersSent) {
+      req.log?.warn({ path: routePath(req), err: err?.message }, 'request failed after it was answered');
+      return;
+    }
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
     // A 5xx never describes itself to the caller: its details stay in the log.
     const type = status >= 500 ? 'internal_error' : typeof err?.type === 'string' ? err.type : 'bad_request';
@@ -215,7 +220,7 @@ export function errorHandler(): ErrorRequestHandler {
     // A 4xx says what was wrong in words of its own: the parser's would echo the body back.
     const said = status < 500 ? { message: bodyProblem(err) } : {};
     // Written like every other error code of the services: `entity.too.large` is `entity_too_large`.
-    if (!res.headersSent) res.status(status).json({ error: type.replaceAll('.', '_'), ...said });
+    res.status(status).json({ error: type.replaceAll('.', '_'), ...said });
   };
 }
 

@@ -62,7 +62,7 @@ function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
   };
 }
 
-function appWith(ports: AdminPorts, log = silent) {
+function appWith(ports: AdminPorts, log = silent, deadlines?: { oneMs: number; bulkMs: number }) {
   return createDispatcher({
     log,
     projectId: 'p',
@@ -71,7 +71,7 @@ function appWith(ports: AdminPorts, log = silent) {
     pageSize: 10,
     leaseSeconds: 60,
     catchUpWindowSeconds: 900,
-    admin: { auth: adminGuard(), ...ports },
+    admin: { auth: adminGuard(), ...ports, ...(deadlines ? { deadlines } : {}) },
   });
 }
 
@@ -779,6 +779,86 @@ describe('admin API: requests (fake ports)', () => {
     expect(res.body).toEqual({ error: 'internal_error' });
     expect(res.text).not.toMatch(/exploded|at |\.ts:/);
     expect(lines.some((l) => l.includes('firestore exploded'))).toBe(true);
+  });
+
+  test('a request Firestore does not answer in time is answered 504 with Retry-After, and what it ends with is logged', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ service: 't', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    // Firestore that answers only when told to.
+    const held: (() => void)[] = [];
+    const hold = <T>(value: T) => new Promise<T>((resolve) => held.push(() => resolve(value)));
+    let saved = 0;
+    const app = appWith(
+      fakePorts({
+        getNotification: () => hold(null),
+        saveNotification: async () => {
+          await hold(null);
+          saved++;
+          return true;
+        },
+        getRun: () => hold(run),
+        recentRuns: () => hold([]),
+        redrivable: async () => true,
+        redrive: (runId) => hold({ runId, redriven: 1, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
+      }),
+      log,
+      { oneMs: 300, bulkMs: 900 },
+    );
+    const started = Date.now();
+    const get = await request(app).get('/admin/notifications/n-1').set('authorization', bearer());
+    expect(get.status).toBe(504);
+    expect(get.headers['retry-after']).toBe('5');
+    expect(get.headers['cache-control']).toBe('no-store');
+    expect(get.body).toEqual({
+      error: 'firestore_timeout',
+      message:
+        'Firestore did not answer within 300 ms; the request may or may not have been applied: read it back, or send it again',
+    });
+    expect(Date.now() - started).toBeLessThan(5000);
+    // A write past its deadline goes on: the 504 says it may have been applied, and it is.
+    const put = await request(app)
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .send({ accountId: 'a-1', channelId: 'C0123456789', cron: '0 9 * * *', timezone: 'UTC' });
+    expect(put.status).toBe(504);
+    // A browser's status page gets a page; a script, JSON.
+    const page = await request(app).get('/status').set('authorization', bearer()).set('accept', 'text/html');
+    expect(page.status).toBe(504);
+    expect(page.type).toBe('text/html');
+    expect(page.text).toContain('Firestore did not answer within 300 ms');
+    const script = await request(app).get('/status').set('authorization', bearer()).set('accept', '*/*');
+    expect(script).toMatchObject({ status: 504, body: { error: 'firestore_timeout' } });
+    // A redrive has the longer deadline of a bulk route.
+    const redriveStarted = Date.now();
+    const redrive = await request(app)
+      .post('/admin/runs/s_1:2030-01-01T00:00:00.000Z/redrive')
+      .set('authorization', bearer());
+    expect(redrive.status).toBe(504);
+    expect(Date.now() - redriveStarted).toBeGreaterThanOrEqual(850);
+    // Firestore answers: the routes end, nothing is thrown, and what they would have answered is logged.
+    const before = lines.length;
+    for (const release of held.splice(0)) release();
+    await waitFor(
+      'the late answers logged',
+      () => lines.slice(before).filter((l) => l.includes('after its 504')).length === 5,
+      5000,
+      20,
+    );
+    expect(saved).toBe(1);
+    const late = lines
+      .slice(before)
+      .filter((l) => l.includes('after its 504'))
+      .map((l) => JSON.parse(l) as { status: number; severity: string });
+    expect(late.map((l) => l.status).sort()).toEqual([200, 200, 200, 201, 404]);
+    expect(late.every((l) => l.severity === 'WARNING')).toBe(true);
+    expect(lines.some((l) => l.includes('request failed'))).toBe(false);
+    // A request answered in time is not touched by its deadline after.
+    const quick = appWith(fakePorts({ getRun: async () => run }), log, { oneMs: 100, bulkMs: 100 });
+    const ok = await request(quick).get('/admin/runs/s_1:2030-01-01T00:00:00.000Z').set('authorization', bearer());
+    expect(ok.status).toBe(200);
+    const count = lines.length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(lines.length).toBe(count);
   });
 
   test('the status page links each run to its details, counts what it published that has no record, and marks failures', async () => {

@@ -6,6 +6,7 @@ import { deliveryIds, minuteOf, size, verdict } from './harness';
 
 const TOKEN = 'xoxb-outage-test';
 const OUTAGE_MS = 15_000;
+const ADMIN_DEADLINE_MS = 3000;
 
 /** Freezes a whole emulator (launcher and Java) the way a dead network would. */
 function freeze(e: Emulators['firestore'], signal: 'SIGSTOP' | 'SIGCONT'): void {
@@ -39,6 +40,9 @@ describe('Firestore, then Pub/Sub, unreachable for 15 s mid-run', () => {
       claimTtlSeconds: 10,
       slackTimeoutMs: 1000,
       pushDeadlineMs: 8000,
+      // The admin API open to this test alone, with a deadline that fits in the outage.
+      auth: { admin: (_req, _res, next) => next() },
+      adminDeadlines: { oneMs: ADMIN_DEADLINE_MS, bulkMs: ADMIN_DEADLINE_MS },
     });
   }, 120_000);
   afterAll(async () => {
@@ -74,6 +78,17 @@ describe('Firestore, then Pub/Sub, unreachable for 15 s mid-run', () => {
     const refused = await stack.tick(t1);
     expect(refused.status).toBe(503);
     expect(refused.body.error).toBe('dependency_unavailable');
+    // An admin read answers 504 at its deadline, not when Firestore comes back.
+    const asked = Date.now();
+    const read = await fetch(`${stack.dispatcherUrl}/admin/notifications/${notifications[0]?.id}`, {
+      signal: AbortSignal.timeout(OUTAGE_MS),
+    });
+    expect({ status: read.status, retryAfter: read.headers.get('retry-after') }).toEqual({
+      status: 504,
+      retryAfter: '5',
+    });
+    expect(((await read.json()) as { error: string }).error).toBe('firestore_timeout');
+    expect(Date.now() - asked).toBeLessThan(ADMIN_DEADLINE_MS + 2000);
     await new Promise((r) => setTimeout(r, Math.max(0, OUTAGE_MS - (Date.now() - downAt))));
     freeze(emulators.firestore, 'SIGCONT');
 
