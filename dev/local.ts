@@ -3,6 +3,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { loadServiceConfig } from '../shared/auth';
+import { raceTimeout } from '../shared/concurrency';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { escapedUnshowable, FINAL_STATUSES } from '../shared/model';
@@ -56,6 +57,12 @@ async function takenPort(opts: Options): Promise<string | null> {
   }
   return null;
 }
+
+/**
+ * How long past --timeout the watch waits for a look at the runs it began before the deadline:
+ * a Firestore that answers nothing must not hold the run there.
+ */
+const LOOK_GRACE_MS = 5000;
 
 /** The failed (or dead) deliveries of a run the summary names, with why, before "… and N more". */
 const SHOWN_FAILURES = 5;
@@ -584,28 +591,67 @@ async function main(): Promise<number> {
         FINAL_STATUSES.reduce((n, s) => n + (t[s] ?? 0), 0) + elsewhereTotal();
       // The runs with a failed or dead delivery, for the hint at the end.
       let failing: { runId: string; failed: number; dead: number }[] = [];
+      // Firestore did not answer the last look by the deadline: what was read before stands.
+      let unanswered = false;
       try {
         const deadline = started + opts.timeout * 1000;
         for (;;) {
+          // Each run's record read at once, so that a look at many runs stays within its moment.
+          const lookAt = Date.now();
+          const reading = (async () => {
+            const looks = await Promise.all(
+              runIds.map(async (runId) => {
+                const [run, counts] = await Promise.all([store.getRun(runId), store.countByStatus(runId)]);
+                return { runId, run, counts };
+              }),
+            );
+            // A record that stopped growing: some of what the run published may have ended
+            // under another run (endedElsewhere), looked for once each time it stops.
+            const ended = new Map<string, number>();
+            for (const { runId, run, counts } of looks) {
+              const onRecord = Object.values(counts).reduce((n, v) => n + v, 0);
+              if (run && onRecord === lastOnRecord.get(runId) && lookedAt.get(runId) !== onRecord) {
+                ended.set(runId, await endedElsewhere(db, runId, run));
+              }
+            }
+            return { looks, ended };
+          })();
+          // A Firestore that stops answering must not hold the run past --timeout: the look is
+          // waited for until the deadline and LOOK_GRACE_MS more, the bar's time still moving.
+          reading.catch(() => {});
+          const ticking = bar
+            ? setInterval(() => {
+                const now = Date.now();
+                bar.update({
+                  left: timeLeft({
+                    done: lastFinal,
+                    total: expected,
+                    elapsedMs: now - started,
+                    sinceLastFinalMs: now - lastMovedAt,
+                    timeoutInMs: Math.max(0, deadline - now),
+                  }),
+                });
+              }, 1000)
+            : undefined;
+          const read = await raceTimeout(
+            reading,
+            Math.max(0, deadline - Date.now()) + LOOK_GRACE_MS,
+            () => null,
+          ).finally(() => clearInterval(ticking));
+          if (read === null) {
+            unanswered = true;
+            break;
+          }
           totals = {};
           failing = [];
           const runs: { published: number; recorded: number }[] = [];
-          // Each run's record read at once, so that a look at many runs stays within its moment.
-          const lookAt = Date.now();
-          const looks = await Promise.all(
-            runIds.map(async (runId) => {
-              const [run, counts] = await Promise.all([store.getRun(runId), store.countByStatus(runId)]);
-              return { runId, run, counts };
-            }),
-          );
-          for (const { runId, run, counts } of looks) {
+          for (const { runId, run, counts } of read.looks) {
             for (const [k, v] of Object.entries(counts)) totals[k] = (totals[k] ?? 0) + v;
             const onRecord = Object.values(counts).reduce((n, v) => n + v, 0);
-            // A record that stopped growing: some of what the run published may have ended
-            // under another run (endedElsewhere), looked for once each time it stops.
-            if (run && onRecord === lastOnRecord.get(runId) && lookedAt.get(runId) !== onRecord) {
+            const endedThere = read.ended.get(runId);
+            if (endedThere !== undefined) {
               lookedAt.set(runId, onRecord);
-              elsewhere.set(runId, await endedElsewhere(db, runId, run));
+              elsewhere.set(runId, endedThere);
             }
             lastOnRecord.set(runId, onRecord);
             runs.push({ published: run?.published ?? 0, recorded: onRecord + (elsewhere.get(runId) ?? 0) });
@@ -647,8 +693,17 @@ async function main(): Promise<number> {
           `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)`,
         );
       }
+      // Read before Firestore stopped answering, or never: said, not shown as counts of now.
+      const neverRead = unanswered && readAt === started;
+      if (unanswered) {
+        say(
+          `Firestore did not answer the watch's last look by ${LOOK_GRACE_MS / 1000} s past the deadline: ${neverRead ? 'no delivery could be counted' : `the counts below are those read ${secs.toFixed(1)} s in`}, and failures are not listed`,
+        );
+      }
       say(
-        `summary: ${expected} expected, ${totals.sent ?? 0} sent, ${totals.failed ?? 0} failed, ${totals.skipped ?? 0} skipped, ${totals.dead ?? 0} dead, ${expected - final} not final${elsewhereTotal() ? `, ${elsewhereTotal()} ended under an earlier run (a notification moved after it was sent)` : ''}, in ${secs.toFixed(1)} s`,
+        neverRead
+          ? `summary: ${expected} expected, none counted`
+          : `summary: ${expected} expected, ${totals.sent ?? 0} sent, ${totals.failed ?? 0} failed, ${totals.skipped ?? 0} skipped, ${totals.dead ?? 0} dead, ${expected - final} not final${elsewhereTotal() ? `, ${elsewhereTotal()} ended under an earlier run (a notification moved after it was sent)` : ''}, ${unanswered ? 'as read' : 'in'} ${secs.toFixed(1)} s${unanswered ? ' in' : ''}`,
       );
       if (standIn) {
         const dups = standIn.duplicates();
@@ -668,8 +723,8 @@ async function main(): Promise<number> {
         );
       }
       // Failed: a permanent error (an archived channel, a missing account or notification); dead:
-      // out of attempts. The CLI names each and why.
-      for (const f of failing) {
+      // out of attempts. The CLI names each and why (not asked of a Firestore that did not answer).
+      for (const f of unanswered ? [] : failing) {
         for (const status of ['failed', 'dead'] as const) {
           if (f[status] === 0) continue;
           const shown = await store.deliveriesOfRun(f.runId, status, null, SHOWN_FAILURES, [
@@ -688,9 +743,10 @@ async function main(): Promise<number> {
               const resume = opts.once
                 ? ''
                 : `; to send it again: FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- resume '${notificationId}'`;
-              say(
-                `    ${notificationId} is paused (pausedReason ${n.pausedReason}, after ${counted(Number(n.consecutiveFailures ?? 0), 'failure')} in a row)${resume}`,
-              );
+              // Paused by an operator (the admin API, the command line), not by failures: no count.
+              const failures = Number(n.consecutiveFailures ?? 0);
+              const after = failures > 0 ? `, after ${counted(failures, 'failure')} in a row` : '';
+              say(`    ${notificationId} is paused (pausedReason ${n.pausedReason}${after})${resume}`);
             }
           }
           if (f[status] > shown.length) say(`  … and ${f[status] - shown.length} more ${status} in run ${f.runId}`);

@@ -8,9 +8,19 @@ import express, {
 } from 'express';
 import { callerOf } from '../shared/auth';
 import { mapLimit } from '../shared/concurrency';
+import { DEFAULT_ADMIN_DEADLINE_SECONDS } from '../shared/config';
 import { CODES } from '../shared/firestore-batching';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
-import { hasBody, jsonBody, methodNotAllowed, notFound, requireJson } from '../shared/http';
+import {
+  answerEarly,
+  hasBody,
+  jsonBody,
+  lateWork,
+  methodNotAllowed,
+  notFound,
+  requireJson,
+  routePath,
+} from '../shared/http';
 import type { Logger } from '../shared/logger';
 import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
@@ -100,52 +110,104 @@ export interface AdminDeps extends AdminPorts {
  * How long an admin request may take before it is answered `504 firestore_timeout`: the
  * Firestore client waits on a Firestore that takes the connection but answers nothing for
  * minutes. A read or write of one notification or run gets 20 s; a redrive or a bulk resume,
- * which go through pages, 240 s, under the dispatcher's own request timeout on Cloud Run (the
- * tick's deadline, 300 s by default), so that the answer is this API's, not Cloud Run's.
+ * which go through pages, 240 s. On Cloud Run the bulk deadline is ADMIN_DEADLINE_SECONDS,
+ * which infra/ sets under the dispatcher's request timeout (the tick's deadline), so that the
+ * answer is this API's, not Cloud Run's; the one-item deadline is never longer than it.
  */
-export const ADMIN_DEADLINES = { oneMs: 20_000, bulkMs: 240_000 } as const;
+export const ADMIN_DEADLINES = { oneMs: 20_000, bulkMs: DEFAULT_ADMIN_DEADLINE_SECONDS * 1000 } as const;
+
+/** The deadlines for a bulk deadline of `seconds` (ADMIN_DEADLINE_SECONDS). */
+export function adminDeadlines(seconds: number): { oneMs: number; bulkMs: number } {
+  const bulkMs = seconds * 1000;
+  return { oneMs: Math.min(ADMIN_DEADLINES.oneMs, bulkMs), bulkMs };
+}
+
+/** A duration as a deadline's message says it: `20 s`, `300 ms`. */
+function spoken(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 1000)} s` : `${ms} ms`;
+}
 
 /**
- * Answers 504 if the route has not answered within `ms`, replacing a deadline set before it. The
- * work goes on: what it would have answered is logged, not sent (the answer is gone).
+ * Answers 504 if the route has not answered within `ms`, replacing a deadline set before it;
+ * `waitingOn` names what the route waits on. The work goes on: what it would have answered is
+ * logged, not sent (the answer is gone), and a shutdown waits for it (answerEarly). A body still
+ * arriving at the deadline is answered 408 and its connection closed, so that its route never
+ * runs. A client gone before the route ends is not answered, and the shutdown waits as well.
  */
-function answerWithin(ms: number): RequestHandler {
+function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
   return (req, res, next) => {
     const locals = res.locals as { deadline?: NodeJS.Timeout };
     clearTimeout(locals.deadline);
+    // The client left while the guard ran: nobody waits for an answer.
+    if (req.socket.destroyed) {
+      next();
+      return;
+    }
     const started = Date.now();
-    // The status page's 504 is a page a browser shows (a deadline set under `/status`).
-    const page = req.baseUrl === '/status' && req.accepts(['json', 'html']) === 'html';
+    // The status page's 504 is a page a browser shows (a deadline set under `/status`, which
+    // routing matches in any case).
+    const page = req.baseUrl.toLowerCase() === '/status' && req.accepts(['json', 'html']) === 'html';
+    // Which request a line is about, so that a late answer can be matched with its 504.
+    const which = { method: req.method, path: routePath(req) };
+    const endedAfter = (what: string) => (status: number) =>
+      req.log.warn(
+        { ...which, status, ms: Date.now() - started },
+        `admin request ended after ${what}: it would have answered ${status}`,
+      );
     locals.deadline = setTimeout(() => {
-      if (res.headersSent) return;
-      const within = ms >= 1000 ? `${Math.round(ms / 1000)} s` : `${ms} ms`;
-      req.log.warn({ deadlineMs: ms }, `admin request answered 504: not done within ${within}`);
-      res.setHeader('Retry-After', '5');
-      const message = `Firestore did not answer within ${within}; the request may or may not have been applied: read it back, or send it again`;
-      if (page) {
-        res.status(504).type('html').send(renderStatusError(message));
-      } else res.status(504).json({ error: 'firestore_timeout', message });
-      // The route's own answer, when it comes, goes to the log; the headers it sets go nowhere.
-      let status = 200;
-      res.status = function (this: Response, code: number): Response {
-        status = code;
-        return this;
-      };
-      const late = function (this: Response): Response {
+      if (res.headersSent || req.socket.destroyed) return;
+      const within = spoken(ms);
+      if (!req.complete) {
+        // Its body parser still reads: the route has not begun, and closing the connection
+        // makes sure it never does.
         req.log.warn(
-          { status, ms: Date.now() - started },
-          `admin request ended after its 504: it would have answered ${status}`,
+          { ...which, deadlineMs: ms },
+          `admin request answered 408: its body did not all arrive within ${within}`,
         );
-        return this;
-      };
-      res.json = late;
-      res.send = late;
-      res.setHeader = function (this: Response): Response {
-        return this;
-      };
+        res.setHeader('Connection', 'close');
+        res.once('finish', () => {
+          // The parser reading the body ends with this error (an error with no listener would be
+          // thrown: a route that reads no body is only closed).
+          const cut = Object.assign(new Error(`the body did not all arrive within ${within}`), {
+            status: 408,
+            type: 'request.timeout',
+          });
+          req.destroy(req.listenerCount('error') > 0 ? cut : undefined);
+          req.socket.destroy();
+        });
+        answerEarly(
+          res,
+          () =>
+            res.status(408).json({
+              error: 'request_timeout',
+              message: `the request's body did not all arrive within ${within}; nothing was applied: send it again`,
+            }),
+          endedAfter('its 408'),
+        );
+        return;
+      }
+      req.log.warn({ ...which, deadlineMs: ms }, `admin request answered 504: not done within ${within}`);
+      // A read changes nothing: only a write leaves its caller to find out whether it landed.
+      const message =
+        req.method === 'GET' || req.method === 'HEAD'
+          ? `${waitingOn} did not answer within ${within}: ask again shortly`
+          : `${waitingOn} did not answer within ${within}; the request may or may not have been applied: read it back, or send it again`;
+      answerEarly(
+        res,
+        () => {
+          res.setHeader('Retry-After', '5');
+          if (page) res.status(504).type('html').send(renderStatusError(message, 'timed out'));
+          else res.status(504).json({ error: 'firestore_timeout', message });
+        },
+        endedAfter('its 504'),
+      );
     }, ms);
     locals.deadline.unref();
-    res.on('close', () => clearTimeout(locals.deadline));
+    // First of the close listeners, so that the request's count in flight sees the hold.
+    res.prependListener('close', () => {
+      clearTimeout(locals.deadline);
+      if (!res.writableFinished && !lateWork(res)) answerEarly(res, () => {}, endedAfter('its client left'));
+    });
     next();
   };
 }
@@ -298,6 +360,7 @@ export function adminRouter(deps: AdminDeps): Router {
   const clock = deps.clock ?? (() => new Date());
   const deadlines = deps.deadlines ?? ADMIN_DEADLINES;
   const bulk = answerWithin(deadlines.bulkMs);
+  const redriveWithin = answerWithin(deadlines.bulkMs, 'Firestore or Pub/Sub');
   const router = express.Router();
   // The guard runs before routing, so an unknown admin path tells an anonymous caller nothing.
   router.use(
@@ -378,7 +441,7 @@ export function adminRouter(deps: AdminDeps): Router {
 
   router.post(
     '/admin/runs/:runId/redrive',
-    bulk,
+    redriveWithin,
     requireJson({ optional: true }),
     jsonBody('16kb'),
     wellFormedBody,
@@ -528,8 +591,8 @@ export function adminRouter(deps: AdminDeps): Router {
   router.use('/admin', notFound());
   // A body that is not JSON answers like every other bad request of the admin API.
   router.use('/admin', ((err, req, res, next) => {
-    // Past its deadline, the route's error is the error handler's to log: the answer is gone.
-    if (res.headersSent) {
+    // Answered otherwise than early (answerEarly takes the answer to the log): nothing to send.
+    if (res.headersSent && !lateWork(res)) {
       next(err);
       return;
     }

@@ -6,7 +6,7 @@ import { FirestoreStore } from '../shared/firestore-store';
 import { createLogger } from '../shared/logger';
 import { createPubSub, dispatchTopic, pagePublisher, topicReady } from '../shared/pubsub';
 import { createLifecycle, REDRIVE_PAGE_TIMEOUT_MS, serve } from '../shared/service';
-import { firestoreAdminPorts } from './admin';
+import { adminDeadlines, firestoreAdminPorts } from './admin';
 import { createApp } from './app';
 
 function main(): void {
@@ -40,7 +40,11 @@ function main(): void {
     runs: store,
     publisher,
     ...(guards.invoker ? { tickAuth: guards.invoker } : {}),
-    admin: { auth: guards.admin, ...firestoreAdminPorts(db, store, redrivePublisher, log, lifecycle.isDraining) },
+    admin: {
+      auth: guards.admin,
+      ...firestoreAdminPorts(db, store, redrivePublisher, log, lifecycle.isDraining),
+      deadlines: adminDeadlines(config.adminDeadlineSeconds),
+    },
     pageSize: config.dispatchPageSize,
     scheduleConcurrency: config.dispatchScheduleConcurrency,
     // One set of slots for the service: overlapping ticks share it.

@@ -29,15 +29,15 @@ function time(d: Date | null | undefined): string {
 }
 
 /** The page for a request it cannot answer (a bad `?limit=`), for a browser: the same words as the JSON answer. */
-export function renderStatusError(message: string): string {
+export function renderStatusError(message: string, title = 'bad request'): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>slack-fanout status: bad request</title>
+<title>slack-fanout status: ${escapeHtml(title)}</title>
 </head>
 <body>
-<h1>slack-fanout status: bad request</h1>
+<h1>slack-fanout status: ${escapeHtml(title)}</h1>
 <p>${escapeHtml(message)}</p>
 <p><a href="status">The ${escapeHtml(STATUS_PAGE_RUNS)} most recent runs</a></p>
 </body>

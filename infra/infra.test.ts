@@ -18,6 +18,7 @@ import { indexKey, uniqueIndexes } from './firestore';
 import { emailMember } from './iam';
 import { GCP_LIMITS } from './limits';
 import { TICK_RETRY_BACKOFF_SECONDS, tickRetryCount, tickRetrySpanSeconds } from './scheduling';
+import { adminDeadlineSeconds } from './services';
 
 // biome-ignore lint/suspicious/noExplicitAny: resource inputs reach the mocks as untyped JSON.
 type Inputs = Record<string, any>;
@@ -568,6 +569,9 @@ describe('the full stack', () => {
     expect(env(dispatcher, ENV.AUTH_AUDIENCE)?.value).toBe(run.outputs.dispatcherUrl);
     expect(env(dispatcher, ENV.TICK_INVOKER_EMAIL)?.value).toBe(accountEmail('scheduler'));
     expect(env(dispatcher, ENV.ADMIN_EMAILS)?.value).toBe('ops@acme.example,lead@acme.example');
+    // Under the default tick deadline (300 s), the admin API's own deadline is its default.
+    expect(env(dispatcher, ENV.ADMIN_DEADLINE_SECONDS)?.value).toBe('240');
+    expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project' }, 'dispatcher').adminDeadlineSeconds).toBe(240);
     expect(env(notifier, ENV.AUTH_AUDIENCE)?.value).toBe(run.outputs.notifierUrl);
     expect(env(notifier, ENV.PUSH_INVOKER_EMAIL)?.value).toBe(accountEmail('push'));
     expect(env(dispatcher, ENV.SLACK_BOT_TOKEN)).toBeUndefined();
@@ -633,6 +637,25 @@ describe('the tick job’s retry', () => {
     const job = one(run, 'gcp:cloudscheduler/job:Job', () => true);
     expect(job.inputs.attemptDeadline).toBe('1800s');
     expect(job.inputs.retryConfig.retryCount).toBe(0);
+  });
+});
+
+describe("the admin API's deadline under the dispatcher's request timeout", () => {
+  it("is 10 s short of a timeout under 250 s, so that a caller gets its 504 rather than Cloud Run's", async () => {
+    expect([15, 20, 100, 249, 250, 300, 1800].map(adminDeadlineSeconds)).toEqual([5, 10, 90, 239, 240, 240, 240]);
+    const run = await runProgram({ ...FULL_CONFIG, [`${NS}:tickDeadlineSeconds`]: '60' });
+    const dispatcher = one(run, 'gcp:cloudrunv2/service:Service', (r) => r.inputs.name === 'slack-fanout-dispatcher');
+    expect(dispatcher.inputs.template.timeout).toBe('60s');
+    const value = dispatcher.inputs.template.containers[0].envs.find(
+      (e: { name: string }) => e.name === ENV.ADMIN_DEADLINE_SECONDS,
+    )?.value;
+    expect(value).toBe('50');
+    // The dispatcher takes what infra/ sets.
+    expect(
+      loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project', ADMIN_DEADLINE_SECONDS: value }, 'dispatcher'),
+    ).toMatchObject({
+      adminDeadlineSeconds: 50,
+    });
   });
 });
 

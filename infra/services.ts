@@ -1,6 +1,6 @@
 import * as gcp from '@pulumi/gcp';
 import * as pulumi from '@pulumi/pulumi';
-import { ENV } from '../shared/config';
+import { DEFAULT_ADMIN_DEADLINE_SECONDS, ENV } from '../shared/config';
 import { TOPOLOGY } from '../shared/topology';
 import type { Apis } from './apis';
 import type { InfraConfig } from './config';
@@ -52,6 +52,14 @@ export interface Services {
   notifierUrl: pulumi.Output<string>;
 }
 
+/**
+ * The admin API's deadline for a redrive or a bulk resume under a request timeout: 10 s short
+ * of it, so that the caller gets the API's own 504, and at most the default (at least 5 s).
+ */
+export function adminDeadlineSeconds(requestTimeoutSeconds: number): number {
+  return Math.max(5, Math.min(DEFAULT_ADMIN_DEADLINE_SECONDS, requestTimeoutSeconds - 10));
+}
+
 export function createServices(args: ServicesArgs): Services {
   const { config } = args;
   const dispatcherUrl = serviceUrl(SERVICE_NAMES.dispatcher, args.projectNumber, config.region);
@@ -74,6 +82,8 @@ export function createServices(args: ServicesArgs): Services {
     plain(ENV.AUTH_AUDIENCE, dispatcherUrl),
     plain(ENV.TICK_INVOKER_EMAIL, args.accounts.scheduler.email),
     ...(config.adminEmails.length > 0 ? [plain(ENV.ADMIN_EMAILS, config.adminEmails.join(','))] : []),
+    // The admin API answers its own 504 before Cloud Run's request timeout (the tick's deadline) would.
+    plain(ENV.ADMIN_DEADLINE_SECONDS, String(adminDeadlineSeconds(config.scheduler.attemptDeadlineSeconds))),
   ];
 
   const notifierEnv: Env[] = [

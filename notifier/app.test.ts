@@ -240,7 +240,7 @@ describe('notifier app POST /push', () => {
     expect(slack.posts).toHaveLength(0);
     const acked = lines.find((l) => l.type === 'entity.too.large');
     expect(acked).toMatchObject({
-      message: 'unreadable body acked: the body is larger than this endpoint takes',
+      message: `unreadable body acked: the body is larger than this endpoint takes (at most 262,144 bytes; this one is ${Buffer.byteLength(JSON.stringify(big)).toLocaleString('en-US')})`,
       length: Buffer.byteLength(JSON.stringify(big)),
       limit: 256 * 1024,
     });

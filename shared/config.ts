@@ -12,6 +12,11 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 export const DEFAULT_SCHEDULE_CONCURRENCY = 16;
 /** Of those, runs at once that may read a large part of their index, unless DISPATCH_LARGE_RUNS says otherwise. */
 export const DEFAULT_LARGE_RUNS = 4;
+/**
+ * How long a redrive or a bulk resume of the admin API may take before it is answered 504
+ * (ADMIN_DEADLINE_SECONDS); infra/ sets less under a request timeout that would cut it short.
+ */
+export const DEFAULT_ADMIN_DEADLINE_SECONDS = 240;
 /** How old an occurrence may be and still be sent, unless CATCHUP_WINDOW_SECONDS says otherwise. */
 export const DEFAULT_CATCH_UP_WINDOW_SECONDS = 900;
 /** The shortest Slack call timeout taken. */
@@ -47,6 +52,7 @@ export const ENV = {
   ADMIN_EMAILS: 'ADMIN_EMAILS',
   ALLOW_INSECURE_AUTH_ON_CLOUD_RUN: 'ALLOW_INSECURE_AUTH_ON_CLOUD_RUN',
   ADMIN_OPEN_ON_LOOPBACK: 'ADMIN_OPEN_ON_LOOPBACK',
+  ADMIN_DEADLINE_SECONDS: 'ADMIN_DEADLINE_SECONDS',
   AUTH_TRUST_CLOUD_RUN_IAM: 'AUTH_TRUST_CLOUD_RUN_IAM',
   /** Set by Cloud Run itself; its presence is how a service knows it runs there. */
   K_SERVICE: 'K_SERVICE',
@@ -166,6 +172,9 @@ const schema = z.object({
     .enum(['true', 'false'])
     .transform((v) => v === 'true')
     .default(false),
+  // A redrive's or bulk resume's deadline (one item's is the lesser of 20 s and it): under the
+  // dispatcher's request timeout on Cloud Run, which infra/ sets it from.
+  adminDeadlineSeconds: int(1, 3600).default(DEFAULT_ADMIN_DEADLINE_SECONDS),
   cloudRunService: z.string().min(1).optional(),
 });
 
@@ -205,6 +214,7 @@ const READ_BY: Record<keyof Config, ServiceName | 'both'> = {
   allowInsecureAuthOnCloudRun: 'both',
   authTrustCloudRunIam: 'both',
   adminOpenOnLoopback: 'dispatcher',
+  adminDeadlineSeconds: 'dispatcher',
   cloudRunService: 'both',
 };
 
@@ -235,6 +245,7 @@ const FIELD_TO_ENV: Record<keyof Config, string> = {
   allowInsecureAuthOnCloudRun: ENV.ALLOW_INSECURE_AUTH_ON_CLOUD_RUN,
   authTrustCloudRunIam: ENV.AUTH_TRUST_CLOUD_RUN_IAM,
   adminOpenOnLoopback: ENV.ADMIN_OPEN_ON_LOOPBACK,
+  adminDeadlineSeconds: ENV.ADMIN_DEADLINE_SECONDS,
   cloudRunService: ENV.K_SERVICE,
 };
 

@@ -198,18 +198,69 @@ function requestProblem(err: unknown): string {
 
 /** What was wrong with a request, in words that never quote its body. */
 export function bodyProblem(err: unknown): string {
-  const type = (err as { type?: unknown } | null)?.type;
-  return (typeof type === 'string' ? BODY_ERRORS[type] : undefined) ?? requestProblem(err);
+  const { type, limit, length, charset } = (err ?? {}) as {
+    type?: unknown;
+    limit?: unknown;
+    length?: unknown;
+    charset?: unknown;
+  };
+  // A charset the parser does not take (`utf8`, `latin1`): named, as it is not the body's text.
+  if (type === 'charset.unsupported' && typeof charset === 'string') {
+    return `the body's charset ${JSON.stringify(charset.slice(0, 40))} is not one this endpoint takes (send UTF-8: charset=utf-8)`;
+  }
+  const said = (typeof type === 'string' ? BODY_ERRORS[type] : undefined) ?? requestProblem(err);
+  // A body too large: by how much, in the parser's own figures (its limit, and the length it saw).
+  if (type === 'entity.too.large' && typeof limit === 'number') {
+    const size = typeof length === 'number' ? `; this one is ${length.toLocaleString('en-US')}` : '';
+    return `${said} (at most ${limit.toLocaleString('en-US')} bytes${size})`;
+  }
+  return said;
+}
+
+/** Where a response answered before its route ended keeps the promise of that end. */
+const LATE_WORK = Symbol('lateWork');
+
+/**
+ * Answers a request before its route has ended (a deadline's 504): `send` writes the answer,
+ * and the route's own, when it comes, is handed to `ended` with its status instead of being
+ * sent (the headers it sets go nowhere). Until then the request counts as in flight, so that a
+ * shutdown waits for its work (`lateWork`, shared/service.ts).
+ */
+export function answerEarly(res: Response, send: () => void, ended: (status: number) => void): void {
+  let release: () => void = () => {};
+  (res.locals as Record<symbol, unknown>)[LATE_WORK] = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  send();
+  let status = 200;
+  res.status = function (this: Response, code: number): Response {
+    status = code;
+    return this;
+  };
+  let done = false;
+  const late = function (this: Response): Response {
+    if (!done) {
+      done = true;
+      ended(status);
+      release();
+    }
+    return this;
+  };
+  res.json = late;
+  res.send = late;
+  res.setHeader = function (this: Response): Response {
+    return this;
+  };
+}
+
+/** The end of a route whose request was answered early (`answerEarly`), if it was. */
+export function lateWork(res: Response): Promise<void> | undefined {
+  return (res.locals as Record<symbol, Promise<void> | undefined>)[LATE_WORK];
 }
 
 /** Answers errors without stack traces; body-parser's own errors keep their 4xx status. */
 export function errorHandler(): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    // Answered already (an admin route past its deadline): logged, as nothing can be sent.
-    if (res.headersSent) {
-      req.log?.warn({ path: routePath(req), err: err?.message }, 'request failed after it was answered');
-      return;
-    }
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
     // A 5xx never describes itself to the caller: its details stay in the log.
     const type = status >= 500 ? 'internal_error' : typeof err?.type === 'string' ? err.type : 'bad_request';
@@ -217,6 +268,8 @@ export function errorHandler(): ErrorRequestHandler {
     const message = `request failed: ${err?.message ?? 'unknown error'}`;
     if (status >= 500) req.log?.error(fields, message);
     else req.log?.warn(fields, message);
+    // Answered already: a request answered early takes its route's answer to its log (answerEarly).
+    if (res.headersSent && !lateWork(res)) return;
     // A 4xx says what was wrong in words of its own: the parser's would echo the body back.
     const said = status < 500 ? { message: bodyProblem(err) } : {};
     // Written like every other error code of the services: `entity.too.large` is `entity_too_large`.

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Express, RequestHandler, Response } from 'express';
 import { ENV } from './config';
-import { routePath, withTimeout } from './http';
+import { lateWork, routePath, withTimeout } from './http';
 import { flushStdoutLogs, type Logger } from './logger';
 
 /** Cloud Run sends SIGTERM and kills the instance 10 s later; in-flight work gets 8 s of that. */
@@ -49,7 +49,10 @@ export function createLifecycle(log: Logger): Lifecycle {
     track: (_req, res, next) => {
       open.add(res);
       res.on('close', () => {
-        open.delete(res);
+        // Answered before its route ended (an admin deadline's 504): in flight until it ends.
+        const late = lateWork(res);
+        if (late) void late.then(() => open.delete(res));
+        else open.delete(res);
       });
       next();
     },

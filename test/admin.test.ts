@@ -1,8 +1,12 @@
+import { type AddressInfo, connect } from 'node:net';
+import type { RequestHandler } from 'express';
 import request from 'supertest';
 import { type Stack, startStack, uniqueProjectId } from '../dev/stack';
-import { type AdminPorts, adminRouter } from '../dispatcher/admin';
+import { ADMIN_DEADLINES, type AdminPorts, adminDeadlines, adminRouter } from '../dispatcher/admin';
 import { createApp as createDispatcher } from '../dispatcher/app';
 import { requireInvoker } from '../shared/auth';
+import { loadConfig } from '../shared/config';
+import { CODES } from '../shared/firestore-batching';
 import { createLogger } from '../shared/logger';
 import { bucketIds } from '../shared/members';
 import type { DispatchMessage } from '../shared/messages';
@@ -11,6 +15,7 @@ import { notificationDoc } from '../shared/notifications';
 import type { RunStore } from '../shared/ports';
 import { firestoreRedriveLedger, REDRIVE_STRANDED_AFTER_MS, redriveRun } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
+import { createLifecycle } from '../shared/service';
 import { COLLECTIONS } from '../shared/topology';
 import { deliveryStatuses, notification, seed, standInForFile, waitFor } from './helpers';
 import { TestIssuer } from './id-tokens';
@@ -682,13 +687,38 @@ describe('admin API: requests (fake ports)', () => {
     expect(writes).toHaveLength(0);
   });
 
+  test('a charset the parser does not take is named in its 415', async () => {
+    const res = await request(appWith(fakePorts()))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json; charset=UTF8')
+      .send(JSON.stringify({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' }));
+    expect(res.status).toBe(415);
+    expect(res.body).toEqual({
+      error: 'charset_unsupported',
+      message: 'the body\'s charset "utf8" is not one this endpoint takes (send UTF-8: charset=utf-8)',
+    });
+  });
+
   test('a body over the limit is refused with 413', async () => {
     const res = await request(appWith(fakePorts()))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .send({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC', title: 'x'.repeat(70_000) });
     expect(res.status).toBe(413);
-    expect(res.body).toEqual({ error: 'entity_too_large', message: 'the body is larger than this endpoint takes' });
+    const length = Buffer.byteLength(
+      JSON.stringify({
+        accountId: 'a',
+        channelId: 'C1',
+        cron: '* * * * *',
+        timezone: 'UTC',
+        title: 'x'.repeat(70_000),
+      }),
+    ).toLocaleString('en-US');
+    expect(res.body).toEqual({
+      error: 'entity_too_large',
+      message: `the body is larger than this endpoint takes (at most 65,536 bytes; this one is ${length})`,
+    });
   });
 
   test.each([
@@ -811,8 +841,7 @@ describe('admin API: requests (fake ports)', () => {
     expect(get.headers['cache-control']).toBe('no-store');
     expect(get.body).toEqual({
       error: 'firestore_timeout',
-      message:
-        'Firestore did not answer within 300 ms; the request may or may not have been applied: read it back, or send it again',
+      message: 'Firestore did not answer within 300 ms: ask again shortly',
     });
     expect(Date.now() - started).toBeLessThan(5000);
     // A write past its deadline goes on: the 504 says it may have been applied, and it is.
@@ -821,11 +850,15 @@ describe('admin API: requests (fake ports)', () => {
       .set('authorization', bearer())
       .send({ accountId: 'a-1', channelId: 'C0123456789', cron: '0 9 * * *', timezone: 'UTC' });
     expect(put.status).toBe(504);
+    expect(put.body.message).toBe(
+      'Firestore did not answer within 300 ms; the request may or may not have been applied: read it back, or send it again',
+    );
     // A browser's status page gets a page; a script, JSON.
     const page = await request(app).get('/status').set('authorization', bearer()).set('accept', 'text/html');
     expect(page.status).toBe(504);
     expect(page.type).toBe('text/html');
     expect(page.text).toContain('Firestore did not answer within 300 ms');
+    expect(page.text).toContain('<h1>slack-fanout status: timed out</h1>');
     const script = await request(app).get('/status').set('authorization', bearer()).set('accept', '*/*');
     expect(script).toMatchObject({ status: 504, body: { error: 'firestore_timeout' } });
     // A redrive has the longer deadline of a bulk route.
@@ -850,6 +883,13 @@ describe('admin API: requests (fake ports)', () => {
       .filter((l) => l.includes('after its 504'))
       .map((l) => JSON.parse(l) as { status: number; severity: string });
     expect(late.map((l) => l.status).sort()).toEqual([200, 200, 200, 201, 404]);
+    // Each line names its request: the PUT's late 201 can be told from the reads.
+    expect(
+      lines
+        .filter((l) => l.includes('after its 504'))
+        .map((l) => JSON.parse(l).method)
+        .sort(),
+    ).toEqual(['GET', 'GET', 'GET', 'POST', 'PUT']);
     expect(late.every((l) => l.severity === 'WARNING')).toBe(true);
     expect(lines.some((l) => l.includes('request failed'))).toBe(false);
     // A request answered in time is not touched by its deadline after.
@@ -993,6 +1033,238 @@ describe('admin API: requests (fake ports)', () => {
     expect(res.headers['content-security-policy']).toContain("default-src 'none'");
     expect(res.text).not.toContain('<script>');
     expect(res.text).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;');
+  });
+});
+
+describe('admin API: deadlines (fake ports)', () => {
+  /** A log kept as lines, and ports that answer only when released. */
+  function held() {
+    const lines: string[] = [];
+    const log = createLogger({ service: 't', level: 'info', destination: { write: (l: string) => lines.push(l) } });
+    const waiting: (() => void)[] = [];
+    const hold = () => new Promise<void>((resolve) => waiting.push(resolve));
+    const release = () => {
+      for (const r of waiting.splice(0)) r();
+    };
+    const said = (text: string) =>
+      lines.filter((l) => l.includes(text)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    return { lines, log, hold, release, said };
+  }
+
+  async function serveApp(app: ReturnType<typeof createDispatcher>) {
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    return { server, url: `http://127.0.0.1:${port}` };
+  }
+
+  function dispatcherWith(
+    ports: AdminPorts,
+    log: ReturnType<typeof createLogger>,
+    deadlines: { oneMs: number; bulkMs: number },
+    more: { track?: RequestHandler; auth?: RequestHandler } = {},
+  ) {
+    return createDispatcher({
+      log,
+      projectId: 'p',
+      runs: { dueSchedules: async () => [] } as unknown as RunStore,
+      publisher: { publishPage: async () => undefined },
+      pageSize: 10,
+      leaseSeconds: 60,
+      catchUpWindowSeconds: 900,
+      ...(more.track ? { track: more.track } : {}),
+      admin: { auth: more.auth ?? adminGuard(), ...ports, deadlines },
+    });
+  }
+
+  test('a shutdown waits for work past its 504, and a failure past it is logged with its stack, then as what it would have answered', async () => {
+    const h = held();
+    const lifecycle = createLifecycle(h.log);
+    const app = dispatcherWith(
+      fakePorts({
+        getNotification: async () => {
+          await h.hold();
+          throw Object.assign(new Error('4 DEADLINE_EXCEEDED: no answer'), { code: CODES.DEADLINE_EXCEEDED });
+        },
+        getRun: async () => {
+          await h.hold();
+          throw new TypeError('a bug in the route');
+        },
+      }),
+      h.log,
+      { oneMs: 200, bulkMs: 200 },
+      { track: lifecycle.track },
+    );
+    const { server, url } = await serveApp(app);
+    const headers = { authorization: bearer() };
+    const [one, two] = await Promise.all([
+      fetch(`${url}/admin/notifications/n-1`, { headers }),
+      fetch(`${url}/admin/runs/s_1:2030-01-01T00:00:00.000Z`, { headers }),
+    ]);
+    expect([one.status, two.status]).toEqual([504, 504]);
+    await Promise.all([one.text(), two.text()]);
+    // Answered, but their work goes on: still in flight.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(lifecycle.inFlight()).toBe(2);
+    let closed = false;
+    const started = Date.now();
+    const stopped = lifecycle.shutdown(
+      server,
+      async () => {
+        closed = true;
+      },
+      5000,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(closed).toBe(false);
+    h.release();
+    await stopped;
+    expect(closed).toBe(true);
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(h.said('abandoning')).toEqual([]);
+    // Firestore's "not now" is what the route would have answered; the bug is an error with its stack.
+    expect(
+      h
+        .said('it would have answered')
+        .map((l) => l.status)
+        .sort(),
+    ).toEqual([500, 504]);
+    const bug = h.said('request failed: a bug in the route');
+    expect(bug).toHaveLength(1);
+    expect(bug[0]).toMatchObject({ severity: 'ERROR', status: 500 });
+    expect(String(bug[0]?.stack)).toContain('TypeError: a bug in the route');
+  });
+
+  test('a caller who leaves is not answered at the deadline, and a shutdown waits for its work too', async () => {
+    const h = held();
+    const lifecycle = createLifecycle(h.log);
+    let slowAuth = false;
+    const auth = adminGuard();
+    const app = dispatcherWith(
+      fakePorts({
+        getNotification: async () => {
+          await h.hold();
+          return null;
+        },
+      }),
+      h.log,
+      { oneMs: 300, bulkMs: 300 },
+      {
+        track: lifecycle.track,
+        // A guard that takes its time, for a caller who leaves before it admits them.
+        auth: (req, res, next) => {
+          if (slowAuth) setTimeout(() => auth(req, res, next), 200);
+          else auth(req, res, next);
+        },
+      },
+    );
+    const { server, url } = await serveApp(app);
+    const headers = { authorization: bearer() };
+    // Left while the route waits on Firestore.
+    await expect(
+      fetch(`${url}/admin/notifications/n-1`, { headers, signal: AbortSignal.timeout(100) }),
+    ).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(h.said('answered 504')).toEqual([]);
+    expect(lifecycle.inFlight()).toBe(1);
+    h.release();
+    await waitFor('the route ended', () => lifecycle.inFlight() === 0, 2000, 10);
+    expect(h.said('admin request ended after its client left').map((l) => l.status)).toEqual([404]);
+    // Left while the guard ran: no deadline is set for nobody.
+    slowAuth = true;
+    await expect(
+      fetch(`${url}/admin/notifications/n-2`, { headers, signal: AbortSignal.timeout(50) }),
+    ).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 700));
+    h.release();
+    expect(h.said('answered 504')).toEqual([]);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  test('a body that has not all arrived at the deadline is answered 408 and its connection closed, and never applied', async () => {
+    const h = held();
+    let saved = 0;
+    const app = dispatcherWith(
+      fakePorts({
+        saveNotification: async () => {
+          saved++;
+          return true;
+        },
+      }),
+      h.log,
+      { oneMs: 300, bulkMs: 300 },
+    );
+    const { server } = await serveApp(app);
+    const { port } = server.address() as AddressInfo;
+    const body = JSON.stringify({ accountId: 'a-1', channelId: 'C0123456789', cron: '0 9 * * *', timezone: 'UTC' });
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d) => {
+      answer += d.toString();
+    });
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(
+      `PUT /admin/notifications/n-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${bearer()}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`,
+    );
+    const timer = setTimeout(() => socket.destroy(), 5000);
+    await ended;
+    clearTimeout(timer);
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer).toContain('"error":"request_timeout"');
+    expect(answer).toContain("the request's body did not all arrive within 300 ms; nothing was applied");
+    expect(answer.toLowerCase()).toContain('connection: close');
+    await waitFor('the aborted body logged', () => h.said('ended after its 408').length === 1, 2000, 10);
+    // The body parser's own error for the body cut off is what the route would have answered.
+    expect(h.said('ended after its 408').map((l) => Math.floor(Number(l.status) / 100))).toEqual([4]);
+    expect(saved).toBe(0);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  test('a bulk resume has the bulk deadline, and /STATUS in a browser gets the 504 as a page', async () => {
+    const h = held();
+    const app = dispatcherWith(
+      fakePorts({
+        recentRuns: async () => {
+          await h.hold();
+          return [];
+        },
+        resumePaused: async (_selector, { dryRun }) => {
+          await h.hold();
+          return {
+            dryRun,
+            matched: 0,
+            resumed: 0,
+            skipped: 0,
+            failed: 0,
+            byReason: {},
+            ids: [],
+            unlisted: 0,
+            firstError: null,
+          };
+        },
+      }),
+      h.log,
+      { oneMs: 100, bulkMs: 700 },
+    );
+    const started = Date.now();
+    const resume = await request(app)
+      .post('/admin/paused/resume')
+      .set('authorization', bearer())
+      .send({ allPaused: true });
+    expect(resume.status).toBe(504);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(650);
+    const page = await request(app).get('/STATUS').set('authorization', bearer()).set('accept', 'text/html');
+    expect({ status: page.status, type: page.type }).toEqual({ status: 504, type: 'text/html' });
+    h.release();
+  });
+
+  test("ADMIN_DEADLINE_SECONDS sets the bulk deadline, and one item's is never longer", () => {
+    expect(adminDeadlines(240)).toEqual({ oneMs: 20_000, bulkMs: 240_000 });
+    expect(adminDeadlines(5)).toEqual({ oneMs: 5000, bulkMs: 5000 });
+    expect(ADMIN_DEADLINES.bulkMs).toBe(
+      loadConfig({ GOOGLE_CLOUD_PROJECT: 'demo-project' }, 'dispatcher').adminDeadlineSeconds * 1000,
+    );
   });
 });
 

@@ -322,6 +322,75 @@ describe('npm start, an emulator killed', () => {
   }, 180_000);
 });
 
+describe('npm start, Firestore frozen', () => {
+  test('the Firestore emulator frozen under the progress bar: --timeout still ends the run, which says what it could not read, exit 1', async () => {
+    const [firestorePort, slackPort] = [await freePort(), await freePort()];
+    const timeout = 15;
+    const child = spawnLocal([
+      '--once',
+      '-n',
+      '200',
+      '--timeout',
+      String(timeout),
+      '--firestore-port',
+      String(firestorePort),
+      '--slack-port',
+      String(slackPort),
+    ]);
+    const lines: string[] = [];
+    let frozen = 0;
+    let tickAt = 0;
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      lines.push(line);
+      // Every post held, so that the deliveries are not all final before Firestore stops.
+      if (/^Slack stand-in at /.test(line)) {
+        void fetch(`http://127.0.0.1:${slackPort}/_admin/faults`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify([{ respond: { kind: 'delay', ms: 600_000 } }]),
+        });
+      }
+      if (tickAt === 0 && /^tick /.test(line)) tickAt = Date.now();
+    });
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      lines.push(`stderr: ${line}`);
+      // The bar's first line: then the Firestore emulator's Java stops answering.
+      if (frozen === 0 && /deliveries \[/.test(line)) {
+        frozen = pidOn(firestorePort);
+        process.kill(frozen, 'SIGSTOP');
+      }
+    });
+    try {
+      const code = await exitCodeOf(child, 150_000);
+      const output = lines.join('\n');
+      expect(frozen).toBeGreaterThan(0);
+      expect(code).toBe(1);
+      // Ended by --timeout and the look's grace, not by Firestore coming back (it never does).
+      expect(Date.now() - tickAt).toBeLessThan((timeout + 5 + 20) * 1000);
+      expect(output).toMatch(/^timed out: \d+ deliveries not final after 15 s \(--timeout\)$/m);
+      // Frozen as the first look went out (or just after it was answered): said either way.
+      const said = output.match(
+        /^Firestore did not answer the watch's last look by 5 s past the deadline: (no delivery could be counted|the counts below are those read [\d.]+ s in), and failures are not listed$/m,
+      );
+      expect(said).not.toBeNull();
+      expect(output).toMatch(
+        said?.[1] === 'no delivery could be counted'
+          ? /^summary: 200 expected, none counted$/m
+          : /^summary: 200 expected, \d+ sent, .* not final, as read [\d.]+ s in$/m,
+      );
+    } finally {
+      if (frozen) {
+        try {
+          process.kill(frozen, 'SIGCONT');
+        } catch {
+          // Gone with the run.
+        }
+      }
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 180_000);
+});
+
 describe('npm start without Java', () => {
   test('says the emulators need Java, quoting the emulator’s log and naming it; exit 1', async () => {
     // A PATH with everything /usr/bin and /bin hold but java.

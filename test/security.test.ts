@@ -203,7 +203,10 @@ describe('request hardening', () => {
       .set('content-type', 'application/json')
       .send(JSON.stringify({ pad: 'x'.repeat(20_000) }));
     expect(res.status).toBe(413);
-    expect(res.body).toEqual({ error: 'entity_too_large', message: 'the body is larger than this endpoint takes' });
+    expect(res.body).toEqual({
+      error: 'entity_too_large',
+      message: 'the body is larger than this endpoint takes (at most 16,384 bytes; this one is 20,010)',
+    });
   });
 
   test('a JSON route answers malformed JSON with a 400 that says so in its own words, no parser detail', async () => {
