@@ -550,8 +550,12 @@ async function main(): Promise<number> {
         }
       }
       for (const runId of runIds) watched.add(runId);
-      let published = 0;
-      for (const runId of runIds) published += (await store.getRun(runId))?.published ?? 0;
+      // Bounded as the watch's looks are: a Firestore that stops answering leaves it at 0.
+      const reading = Promise.all([...runIds].map(async (runId) => (await store.getRun(runId))?.published ?? 0));
+      reading.catch(() => {});
+      const lookUntil = firstSent.getTime() + opts.timeout * 1000 + LOOK_GRACE_MS;
+      const counts = await raceTimeout(reading, Math.max(0, lookUntil - Date.now()), () => []);
+      const published = counts.reduce((n, v) => n + v, 0);
       return watch([...runIds], published, firstSent.getTime());
     };
 
@@ -593,6 +597,7 @@ async function main(): Promise<number> {
       let failing: { runId: string; failed: number; dead: number }[] = [];
       // Firestore did not answer the last look by the deadline: what was read before stands.
       let unanswered = false;
+      let answeredLooks = 0;
       try {
         const deadline = started + opts.timeout * 1000;
         for (;;) {
@@ -659,6 +664,7 @@ async function main(): Promise<number> {
           }
           expected = expectedDeliveries(runs);
           readAt = lookAt;
+          answeredLooks++;
           const final = finalOf(totals);
           const now = Date.now();
           if (final > lastFinal) {
@@ -688,17 +694,22 @@ async function main(): Promise<number> {
       }
       const final = finalOf(totals);
       const secs = (readAt - started) / 1000;
-      if (final < expected) {
-        say(
-          `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)`,
-        );
-      }
       // Read before Firestore stopped answering, or never: said, not shown as counts of now.
-      const neverRead = unanswered && readAt === started;
-      if (unanswered) {
-        say(
-          `Firestore did not answer the watch's last look by ${LOOK_GRACE_MS / 1000} s past the deadline: ${neverRead ? 'no delivery could be counted' : `the counts below are those read ${secs.toFixed(1)} s in`}, and failures are not listed`,
-        );
+      const neverRead = unanswered && answeredLooks === 0;
+      const unansweredLine = `Firestore did not answer the watch's last look by ${LOOK_GRACE_MS / 1000} s past the deadline`;
+      if (neverRead) {
+        say(`timed out after ${opts.timeout} s (--timeout): ${unansweredLine}, so no delivery could be counted`);
+      } else {
+        if (final < expected) {
+          say(
+            `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)`,
+          );
+        }
+        if (unanswered) {
+          say(
+            `${unansweredLine}: the counts below are those read ${secs.toFixed(1)} s in, and failures are not listed`,
+          );
+        }
       }
       say(
         neverRead
@@ -723,42 +734,61 @@ async function main(): Promise<number> {
         );
       }
       // Failed: a permanent error (an archived channel, a missing account or notification); dead:
-      // out of attempts. The CLI names each and why (not asked of a Firestore that did not answer).
-      for (const f of unanswered ? [] : failing) {
-        for (const status of ['failed', 'dead'] as const) {
-          if (f[status] === 0) continue;
-          const shown = await store.deliveriesOfRun(f.runId, status, null, SHOWN_FAILURES, [
-            'lastError',
-            'notificationId',
-          ]);
-          for (const d of shown) {
-            // The error's text is Slack's (or the stand-in's rules'): written as the posted lines are.
-            say(escapedUnshowable(`  ✗ ${status} ${d.id}: ${whyEnded(d.data.lastError)}`));
-            // A notification this failure paused: said, under the reason `resume --paused-reason` takes.
-            const notificationId = d.data.notificationId;
-            if (typeof notificationId !== 'string' || pausedSaid.has(notificationId)) continue;
-            const n = await store.getRaw(notificationId);
-            if (n?.enabled === false && typeof n.pausedReason === 'string') {
-              pausedSaid.add(notificationId);
-              const resume = opts.once
-                ? ''
-                : `; to send it again: FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- resume '${notificationId}'`;
-              // Paused by an operator (the admin API, the command line), not by failures: no count.
-              const failures = Number(n.consecutiveFailures ?? 0);
-              const after = failures > 0 ? `, after ${counted(failures, 'failure')} in a row` : '';
-              say(`    ${notificationId} is paused (pausedReason ${n.pausedReason}${after})${resume}`);
+      // out of attempts. The CLI names each and why (not asked of a Firestore that did not
+      // answer, and given LOOK_GRACE_MS, as a Firestore may stop answering now).
+      /** Lists the failed and dead deliveries of the runs with any, while `go()` says to. */
+      const listFailures = async (go: () => boolean): Promise<true> => {
+        const tell = (line: string) => {
+          if (go()) say(line);
+        };
+        for (const f of go() ? failing : []) {
+          for (const status of ['failed', 'dead'] as const) {
+            if (f[status] === 0) continue;
+            const shown = await store.deliveriesOfRun(f.runId, status, null, SHOWN_FAILURES, [
+              'lastError',
+              'notificationId',
+            ]);
+            for (const d of shown) {
+              // The error's text is Slack's (or the stand-in's rules'): written as the posted lines are.
+              tell(escapedUnshowable(`  ✗ ${status} ${d.id}: ${whyEnded(d.data.lastError)}`));
+              // A notification this failure paused: said, under the reason `resume --paused-reason` takes.
+              const notificationId = d.data.notificationId;
+              if (typeof notificationId !== 'string' || pausedSaid.has(notificationId)) continue;
+              const n = await store.getRaw(notificationId);
+              if (n?.enabled === false && typeof n.pausedReason === 'string') {
+                pausedSaid.add(notificationId);
+                const resume = opts.once
+                  ? ''
+                  : `; to send it again: FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- resume '${notificationId}'`;
+                // Paused by an operator (the admin API, the command line), not by failures: no count.
+                const failures = Number(n.consecutiveFailures ?? 0);
+                const after = failures > 0 ? `, after ${counted(failures, 'failure')} in a row` : '';
+                tell(`    ${notificationId} is paused (pausedReason ${n.pausedReason}${after})${resume}`);
+              }
             }
+            if (f[status] > shown.length) tell(`  … and ${f[status] - shown.length} more ${status} in run ${f.runId}`);
           }
-          if (f[status] > shown.length) say(`  … and ${f[status] - shown.length} more ${status} in run ${f.runId}`);
+          // While the run ticks on, the emulators are up for the CLI; --once stops them at the end.
+          if (!opts.once) {
+            const cli = `FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- deliveries '${f.runId}'`;
+            if (f.failed > 0) tell(`  all the failed: ${cli}`);
+            if (f.dead > 0) tell(`  all the dead: ${cli} --status dead`);
+          }
         }
-        // While the run ticks on, the emulators are up for the CLI; --once stops them at the end.
-        if (!opts.once) {
-          const cli = `FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- deliveries '${f.runId}'`;
-          if (f.failed > 0) say(`  all the failed: ${cli}`);
-          if (f.dead > 0) say(`  all the dead: ${cli} --status dead`);
-        }
+        return true;
+      };
+      let listing = !unanswered;
+      const failuresListed = listFailures(() => listing);
+      // Given up on, its rejection is nobody's: its own lines stop with `listing`.
+      failuresListed.catch(() => {});
+      if ((await raceTimeout(failuresListed, LOOK_GRACE_MS, () => false)) === false) {
+        listing = false;
+        say(
+          `Firestore did not answer within ${LOOK_GRACE_MS / 1000} s: the failed and dead deliveries are not all listed`,
+        );
       }
-      return expected - final;
+      // Not all read is not all final: such a tick is not called done.
+      return unanswered ? Math.max(1, expected - final) : expected - final;
     };
 
     const firstAt = new Date();

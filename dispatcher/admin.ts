@@ -122,6 +122,9 @@ export function adminDeadlines(seconds: number): { oneMs: number; bulkMs: number
   return { oneMs: Math.min(ADMIN_DEADLINES.oneMs, bulkMs), bulkMs };
 }
 
+/** Marks a request answered 408 while its body was read: its route must not run (answerWithin). */
+const CUT = Symbol('bodyCut');
+
 /** A duration as a deadline's message says it: `20 s`, `300 ms`. */
 function spoken(ms: number): string {
   return ms >= 1000 ? `${Math.round(ms / 1000)} s` : `${ms} ms`;
@@ -138,9 +141,12 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
   return (req, res, next) => {
     const locals = res.locals as { deadline?: NodeJS.Timeout };
     clearTimeout(locals.deadline);
-    // The client left while the guard ran: nobody waits for an answer.
+    // The caller left while the guard ran: nothing is done for nobody (nothing has been yet).
     if (req.socket.destroyed) {
-      next();
+      req.log.info(
+        { method: req.method, path: routePath(req) },
+        'admin request not run: its caller left before it was admitted',
+      );
       return;
     }
     const started = Date.now();
@@ -157,24 +163,17 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
     locals.deadline = setTimeout(() => {
       if (res.headersSent || req.socket.destroyed) return;
       const within = spoken(ms);
-      if (!req.complete) {
-        // Its body parser still reads: the route has not begun, and closing the connection
-        // makes sure it never does.
+      // Its body parser still reads the body (a route that reads none has begun without it):
+      // the route has not begun, and is marked never to (wellFormedBody), whatever arrives after.
+      if (!req.complete && req.readableFlowing === true) {
         req.log.warn(
           { ...which, deadlineMs: ms },
           `admin request answered 408: its body did not all arrive within ${within}`,
         );
+        (res.locals as Record<symbol, unknown>)[CUT] = true;
         res.setHeader('Connection', 'close');
-        res.once('finish', () => {
-          // The parser reading the body ends with this error (an error with no listener would be
-          // thrown: a route that reads no body is only closed).
-          const cut = Object.assign(new Error(`the body did not all arrive within ${within}`), {
-            status: 408,
-            type: 'request.timeout',
-          });
-          req.destroy(req.listenerCount('error') > 0 ? cut : undefined);
-          req.socket.destroy();
-        });
+        // Closed once the 408 is written: the parser ends with `request aborted`.
+        res.once('finish', () => req.socket.destroy());
         answerEarly(
           res,
           () =>
@@ -343,6 +342,11 @@ function audit(req: Request, res: Response, action: string, fields: Record<strin
  * a 400 before any write: Firestore's own answer is a bare 500. After the body is parsed.
  */
 const wellFormedBody: RequestHandler = (req, res, next) => {
+  // Answered 408 at its deadline while its body was read: the rest, arrived since, is not run.
+  if ((res.locals as Record<symbol, unknown>)[CUT]) {
+    res.status(408).json({ error: 'request_timeout' });
+    return;
+  }
   // Every body these routes take is an object: an array would be named by its first index.
   if (Array.isArray(req.body)) {
     invalid(res, '(body)', 'the body must be a JSON object, got an array');

@@ -1140,9 +1140,11 @@ describe('admin API: deadlines (fake ports)', () => {
     const lifecycle = createLifecycle(h.log);
     let slowAuth = false;
     const auth = adminGuard();
+    const asked: string[] = [];
     const app = dispatcherWith(
       fakePorts({
-        getNotification: async () => {
+        getNotification: async (id) => {
+          asked.push(id);
           await h.hold();
           return null;
         },
@@ -1170,54 +1172,104 @@ describe('admin API: deadlines (fake ports)', () => {
     h.release();
     await waitFor('the route ended', () => lifecycle.inFlight() === 0, 2000, 10);
     expect(h.said('admin request ended after its client left').map((l) => l.status)).toEqual([404]);
-    // Left while the guard ran: no deadline is set for nobody.
+    // Left while the guard ran: the route is not run, for nobody.
     slowAuth = true;
     await expect(
       fetch(`${url}/admin/notifications/n-2`, { headers, signal: AbortSignal.timeout(50) }),
     ).rejects.toThrow();
     await new Promise((r) => setTimeout(r, 700));
     h.release();
+    expect(asked).toEqual(['n-1']);
+    expect(lifecycle.inFlight()).toBe(0);
+    expect(h.said('its caller left before it was admitted').map((l) => l.path)).toEqual(['/admin/notifications/n-2']);
     expect(h.said('answered 504')).toEqual([]);
+    server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  test('a body that has not all arrived at the deadline is answered 408 and its connection closed, and never applied', async () => {
+  test('a body still being read at the deadline is answered 408 and its route never runs, even when the rest arrives after; a route that reads no body gets the 504', async () => {
     const h = held();
-    let saved = 0;
+    const calls: string[] = [];
     const app = dispatcherWith(
       fakePorts({
         saveNotification: async () => {
-          saved++;
+          calls.push('save');
           return true;
+        },
+        deleteNotification: async () => {
+          calls.push('delete');
+          await h.hold();
+          return true;
+        },
+        resumePaused: async (_selector, { dryRun }) => {
+          await h.hold();
+          return {
+            dryRun,
+            matched: 0,
+            resumed: 0,
+            skipped: 0,
+            failed: 0,
+            byReason: {},
+            ids: [],
+            unlisted: 0,
+            firstError: null,
+          };
         },
       }),
       h.log,
-      { oneMs: 300, bulkMs: 300 },
+      { oneMs: 300, bulkMs: 1000 },
     );
     const { server } = await serveApp(app);
     const { port } = server.address() as AddressInfo;
-    const body = JSON.stringify({ accountId: 'a-1', channelId: 'C0123456789', cron: '0 9 * * *', timezone: 'UTC' });
-    const socket = connect(port, '127.0.0.1');
-    let answer = '';
-    socket.on('data', (d) => {
-      answer += d.toString();
-    });
-    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    socket.write(
-      `PUT /admin/notifications/n-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${bearer()}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`,
+    /** A connection that keeps what it is answered, until it closes (at most 5 s). */
+    const open = () => {
+      const socket = connect(port, '127.0.0.1');
+      const got = { text: '', closed: false };
+      socket.on('data', (d) => {
+        got.text += d.toString();
+      });
+      const closed = new Promise<void>((resolve) =>
+        socket.on('close', () => {
+          got.closed = true;
+          resolve();
+        }),
+      );
+      const timer = setTimeout(() => socket.destroy(), 5000);
+      return { socket, got, closed: closed.then(() => clearTimeout(timer)) };
+    };
+    const head = (method: string, path: string, length: number) =>
+      `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${bearer()}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+    const put = JSON.stringify({ accountId: 'a-1', channelId: 'C0123456789', cron: '0 9 * * *', timezone: 'UTC' });
+    const resume = JSON.stringify({ allPaused: true });
+    // A bulk resume (answered at 1 s), and behind it on the same connection a PUT whose body
+    // stops part way: its 408 is decided at 300 ms but written after the resume's answer, and
+    // the rest of its body arrives meanwhile.
+    const one = open();
+    one.socket.write(
+      `${head('POST', '/admin/paused/resume', resume.length)}${resume}${head('PUT', '/admin/notifications/n-1', put.length)}${put.slice(0, 10)}`,
     );
-    const timer = setTimeout(() => socket.destroy(), 5000);
-    await ended;
-    clearTimeout(timer);
-    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
-    expect(answer).toContain('"error":"request_timeout"');
-    expect(answer).toContain("the request's body did not all arrive within 300 ms; nothing was applied");
-    expect(answer.toLowerCase()).toContain('connection: close');
-    await waitFor('the aborted body logged', () => h.said('ended after its 408').length === 1, 2000, 10);
-    // The body parser's own error for the body cut off is what the route would have answered.
-    expect(h.said('ended after its 408').map((l) => Math.floor(Number(l.status) / 100))).toEqual([4]);
-    expect(saved).toBe(0);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(h.said('answered 408')).toHaveLength(1);
+    one.socket.write(put.slice(10));
+    await one.closed;
+    expect([...one.got.text.matchAll(/HTTP\/1\.1 (\d+) /g)].map((m) => m[1])).toEqual(['504', '408']);
+    expect(one.got.text).toContain(
+      "the request's body did not all arrive within 300 ms; nothing was applied: send it again",
+    );
+    expect(one.got.text.toLowerCase()).toContain('connection: close');
+    // A DELETE reads no body: it has begun without it, so it is answered as a write that may have landed.
+    const two = open();
+    two.socket.write(`${head('DELETE', '/admin/notifications/n-2', 20)}{"a"`);
+    await waitFor('the DELETE answered', () => /\r\n\r\n\{/.test(two.got.text), 3000, 10);
+    two.socket.destroy();
+    await two.closed;
+    expect(two.got.text).toMatch(/^HTTP\/1\.1 504 /);
+    expect(two.got.text).toContain('the request may or may not have been applied');
+    h.release();
+    await waitFor('the late answers logged', () => h.said('it would have answered').length === 3, 2000, 10);
+    expect(calls).toEqual(['delete']);
+    expect(h.said('ended after its 408').map((l) => [l.method, l.status])).toEqual([['PUT', 408]]);
+    server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
