@@ -481,6 +481,21 @@ export interface ResumePausedResult extends ResumePausedProgress {
   firstError: string | null;
 }
 
+/** A bulk resume's result before it has matched anything. */
+export function noneResumed(dryRun: boolean): ResumePausedResult {
+  return {
+    dryRun,
+    matched: 0,
+    resumed: 0,
+    skipped: 0,
+    failed: 0,
+    byReason: {},
+    ids: [],
+    unlisted: 0,
+    firstError: null,
+  };
+}
+
 /** The query of a bulk resume's matches (and of its count). */
 export function pausedQuery(db: Firestore, selector: PausedSelector): Query {
   return 'pausedReason' in selector
@@ -513,17 +528,7 @@ export async function resumePaused(
     data?.enabled === false &&
     (reason !== null ? data.pausedReason === reason : typeof data?.pausedReason === 'string');
 
-  const result: ResumePausedResult = {
-    dryRun: opts.dryRun === true,
-    matched: 0,
-    resumed: 0,
-    skipped: 0,
-    failed: 0,
-    byReason: {},
-    ids: [],
-    unlisted: 0,
-    firstError: null,
-  };
+  const result = noneResumed(opts.dryRun === true);
   let after: QueryDocumentSnapshot | null = null;
   for (;;) {
     // The cursor is the last match's (reason, id): resuming a page does not move the next one.

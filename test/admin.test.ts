@@ -11,7 +11,7 @@ import { createLogger } from '../shared/logger';
 import { bucketIds } from '../shared/members';
 import type { DispatchMessage } from '../shared/messages';
 import type { DeliveryStatus, RunDoc } from '../shared/model';
-import { notificationDoc } from '../shared/notifications';
+import { noneResumed, notificationDoc } from '../shared/notifications';
 import type { RunStore } from '../shared/ports';
 import { firestoreRedriveLedger, REDRIVE_STRANDED_AFTER_MS, redriveRun } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
@@ -51,23 +51,18 @@ function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
     deleteNotification: async () => false,
     saveNotification: async () => true,
     redrivable: async () => false,
-    resumePaused: async (_selector, { dryRun }) => ({
-      dryRun,
-      matched: 0,
-      resumed: 0,
-      skipped: 0,
-      failed: 0,
-      byReason: {},
-      ids: [],
-      unlisted: 0,
-      firstError: null,
-    }),
+    resumePaused: async (_selector, { dryRun }) => noneResumed(dryRun),
     redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
     ...over,
   };
 }
 
-function appWith(ports: AdminPorts, log = silent, deadlines?: { oneMs: number; bulkMs: number }) {
+function appWith(
+  ports: AdminPorts,
+  log = silent,
+  deadlines?: { oneMs: number; bulkMs: number },
+  more: { track?: RequestHandler; auth?: RequestHandler } = {},
+) {
   return createDispatcher({
     log,
     projectId: 'p',
@@ -76,7 +71,8 @@ function appWith(ports: AdminPorts, log = silent, deadlines?: { oneMs: number; b
     pageSize: 10,
     leaseSeconds: 60,
     catchUpWindowSeconds: 900,
-    admin: { auth: adminGuard(), ...ports, ...(deadlines ? { deadlines } : {}) },
+    ...(more.track ? { track: more.track } : {}),
+    admin: { auth: more.auth ?? adminGuard(), ...ports, ...(deadlines ? { deadlines } : {}) },
   });
 }
 
@@ -1051,36 +1047,17 @@ describe('admin API: deadlines (fake ports)', () => {
     return { lines, log, hold, release, said };
   }
 
-  async function serveApp(app: ReturnType<typeof createDispatcher>) {
+  async function serveApp(app: ReturnType<typeof appWith>) {
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const { port } = server.address() as AddressInfo;
     return { server, url: `http://127.0.0.1:${port}` };
   }
 
-  function dispatcherWith(
-    ports: AdminPorts,
-    log: ReturnType<typeof createLogger>,
-    deadlines: { oneMs: number; bulkMs: number },
-    more: { track?: RequestHandler; auth?: RequestHandler } = {},
-  ) {
-    return createDispatcher({
-      log,
-      projectId: 'p',
-      runs: { dueSchedules: async () => [] } as unknown as RunStore,
-      publisher: { publishPage: async () => undefined },
-      pageSize: 10,
-      leaseSeconds: 60,
-      catchUpWindowSeconds: 900,
-      ...(more.track ? { track: more.track } : {}),
-      admin: { auth: more.auth ?? adminGuard(), ...ports, deadlines },
-    });
-  }
-
   test('a shutdown waits for work past its 504, and a failure past it is logged with its stack, then as what it would have answered', async () => {
     const h = held();
     const lifecycle = createLifecycle(h.log);
-    const app = dispatcherWith(
+    const app = appWith(
       fakePorts({
         getNotification: async () => {
           await h.hold();
@@ -1141,7 +1118,7 @@ describe('admin API: deadlines (fake ports)', () => {
     let slowAuth = false;
     const auth = adminGuard();
     const asked: string[] = [];
-    const app = dispatcherWith(
+    const app = appWith(
       fakePorts({
         getNotification: async (id) => {
           asked.push(id);
@@ -1190,7 +1167,7 @@ describe('admin API: deadlines (fake ports)', () => {
   test('a body still being read at the deadline is answered 408 and its route never runs, even when the rest arrives after; a route that reads no body gets the 504', async () => {
     const h = held();
     const calls: string[] = [];
-    const app = dispatcherWith(
+    const app = appWith(
       fakePorts({
         saveNotification: async () => {
           calls.push('save');
@@ -1203,17 +1180,7 @@ describe('admin API: deadlines (fake ports)', () => {
         },
         resumePaused: async (_selector, { dryRun }) => {
           await h.hold();
-          return {
-            dryRun,
-            matched: 0,
-            resumed: 0,
-            skipped: 0,
-            failed: 0,
-            byReason: {},
-            ids: [],
-            unlisted: 0,
-            firstError: null,
-          };
+          return noneResumed(dryRun);
         },
       }),
       h.log,
@@ -1275,7 +1242,7 @@ describe('admin API: deadlines (fake ports)', () => {
 
   test('a bulk resume has the bulk deadline, and /STATUS in a browser gets the 504 as a page', async () => {
     const h = held();
-    const app = dispatcherWith(
+    const app = appWith(
       fakePorts({
         recentRuns: async () => {
           await h.hold();
@@ -1283,17 +1250,7 @@ describe('admin API: deadlines (fake ports)', () => {
         },
         resumePaused: async (_selector, { dryRun }) => {
           await h.hold();
-          return {
-            dryRun,
-            matched: 0,
-            resumed: 0,
-            skipped: 0,
-            failed: 0,
-            byReason: {},
-            ids: [],
-            unlisted: 0,
-            firstError: null,
-          };
+          return noneResumed(dryRun);
         },
       }),
       h.log,

@@ -92,6 +92,16 @@ function exitCodeOf(child: ChildProcess, ms: number): Promise<number | null> {
   });
 }
 
+/** Once the run's Slack stand-in is up (its line), every post to it is held for 10 minutes. */
+function holdEveryPost(line: string, slackPort: number): void {
+  if (!/^Slack stand-in at /.test(line)) return;
+  void fetch(`http://127.0.0.1:${slackPort}/_admin/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify([{ respond: { kind: 'delay', ms: 600_000 } }]),
+  });
+}
+
 const listening = (port: number) => isListening('127.0.0.1', port);
 
 async function stillListening(ports: number[]): Promise<number[]> {
@@ -289,13 +299,7 @@ describe('npm start, an emulator killed', () => {
     createInterface({ input: child.stdout }).on('line', (line) => {
       lines.push(line);
       // Every post held for 10 minutes, from before the tick goes out.
-      if (/^Slack stand-in at /.test(line)) {
-        void fetch(`http://127.0.0.1:${slackPort}/_admin/faults`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify([{ respond: { kind: 'delay', ms: 600_000 } }]),
-        });
-      }
+      holdEveryPost(line, slackPort);
     });
     createInterface({ input: child.stderr }).on('line', (line) => {
       lines.push(`stderr: ${line}`);
@@ -343,13 +347,7 @@ describe('npm start, Firestore frozen', () => {
     createInterface({ input: child.stdout }).on('line', (line) => {
       lines.push(line);
       // Every post held, so that the deliveries are not all final before Firestore stops.
-      if (/^Slack stand-in at /.test(line)) {
-        void fetch(`http://127.0.0.1:${slackPort}/_admin/faults`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify([{ respond: { kind: 'delay', ms: 600_000 } }]),
-        });
-      }
+      holdEveryPost(line, slackPort);
       if (tickAt === 0 && /^tick /.test(line)) tickAt = Date.now();
     });
     createInterface({ input: child.stderr }).on('line', (line) => {
