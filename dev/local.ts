@@ -64,6 +64,12 @@ async function takenPort(opts: Options): Promise<string | null> {
  */
 const LOOK_GRACE_MS = 5000;
 
+/** `promise`'s value if it settles by `until` (a time in ms), else null; a rejection after that is nobody's. */
+function answeredBy<T>(promise: Promise<T>, until: number): Promise<T | null> {
+  promise.catch(() => {});
+  return raceTimeout(promise, Math.max(0, until - Date.now()), () => null);
+}
+
 /** The failed (or dead) deliveries of a run the summary names, with why, before "… and N more". */
 const SHOWN_FAILURES = 5;
 
@@ -551,11 +557,11 @@ async function main(): Promise<number> {
       }
       for (const runId of runIds) watched.add(runId);
       // Bounded as the watch's looks are: a Firestore that stops answering leaves it at 0.
-      const reading = Promise.all([...runIds].map(async (runId) => (await store.getRun(runId))?.published ?? 0));
-      reading.catch(() => {});
-      const lookUntil = firstSent.getTime() + opts.timeout * 1000 + LOOK_GRACE_MS;
-      const counts = await raceTimeout(reading, Math.max(0, lookUntil - Date.now()), () => []);
-      const published = counts.reduce((n, v) => n + v, 0);
+      const counts = await answeredBy(
+        Promise.all([...runIds].map(async (runId) => (await store.getRun(runId))?.published ?? 0)),
+        firstSent.getTime() + opts.timeout * 1000 + LOOK_GRACE_MS,
+      );
+      const published = (counts ?? []).reduce((n, v) => n + v, 0);
       return watch([...runIds], published, firstSent.getTime());
     };
 
@@ -597,9 +603,18 @@ async function main(): Promise<number> {
       let failing: { runId: string; failed: number; dead: number }[] = [];
       // Firestore did not answer the last look by the deadline: what was read before stands.
       let unanswered = false;
-      let answeredLooks = 0;
+      let answeredAny = false;
       try {
         const deadline = started + opts.timeout * 1000;
+        /** What the bar says of the time left with `done` final at `now`. */
+        const leftAt = (done: number, now: number) =>
+          timeLeft({
+            done,
+            total: expected,
+            elapsedMs: now - started,
+            sinceLastFinalMs: now - lastMovedAt,
+            timeoutInMs: deadline - now,
+          });
         for (;;) {
           // Each run's record read at once, so that a look at many runs stays within its moment.
           const lookAt = Date.now();
@@ -623,26 +638,10 @@ async function main(): Promise<number> {
           })();
           // A Firestore that stops answering must not hold the run past --timeout: the look is
           // waited for until the deadline and LOOK_GRACE_MS more, the bar's time still moving.
-          reading.catch(() => {});
           const ticking = bar
-            ? setInterval(() => {
-                const now = Date.now();
-                bar.update({
-                  left: timeLeft({
-                    done: lastFinal,
-                    total: expected,
-                    elapsedMs: now - started,
-                    sinceLastFinalMs: now - lastMovedAt,
-                    timeoutInMs: Math.max(0, deadline - now),
-                  }),
-                });
-              }, 1000)
+            ? setInterval(() => bar.update({ left: leftAt(lastFinal, Date.now()) }), 1000)
             : undefined;
-          const read = await raceTimeout(
-            reading,
-            Math.max(0, deadline - Date.now()) + LOOK_GRACE_MS,
-            () => null,
-          ).finally(() => clearInterval(ticking));
+          const read = await answeredBy(reading, deadline + LOOK_GRACE_MS).finally(() => clearInterval(ticking));
           if (read === null) {
             unanswered = true;
             break;
@@ -664,7 +663,7 @@ async function main(): Promise<number> {
           }
           expected = expectedDeliveries(runs);
           readAt = lookAt;
-          answeredLooks++;
+          answeredAny = true;
           const final = finalOf(totals);
           const now = Date.now();
           if (final > lastFinal) {
@@ -677,13 +676,7 @@ async function main(): Promise<number> {
             failed: totals.failed ?? 0,
             skipped: totals.skipped ?? 0,
             dead: totals.dead ?? 0,
-            left: timeLeft({
-              done: final,
-              total: expected,
-              elapsedMs: now - started,
-              sinceLastFinalMs: now - lastMovedAt,
-              timeoutInMs: deadline - now,
-            }),
+            left: leftAt(final, now),
           });
           if (final >= expected || Date.now() >= deadline) break;
           // The last look is taken at the deadline, not after it.
@@ -695,7 +688,7 @@ async function main(): Promise<number> {
       const final = finalOf(totals);
       const secs = (readAt - started) / 1000;
       // Read before Firestore stopped answering, or never: said, not shown as counts of now.
-      const neverRead = unanswered && answeredLooks === 0;
+      const neverRead = unanswered && !answeredAny;
       const unansweredLine = `Firestore did not answer the watch's last look by ${LOOK_GRACE_MS / 1000} s past the deadline`;
       if (neverRead) {
         say(`timed out after ${opts.timeout} s (--timeout): ${unansweredLine}, so no delivery could be counted`);
@@ -736,12 +729,14 @@ async function main(): Promise<number> {
       // Failed: a permanent error (an archived channel, a missing account or notification); dead:
       // out of attempts. The CLI names each and why (not asked of a Firestore that did not
       // answer, and given LOOK_GRACE_MS, as a Firestore may stop answering now).
-      /** Lists the failed and dead deliveries of the runs with any, while `go()` says to. */
-      const listFailures = async (go: () => boolean): Promise<true> => {
-        const tell = (line: string) => {
-          if (go()) say(line);
-        };
-        for (const f of go() ? failing : []) {
+      // Given LOOK_GRACE_MS: lines after it are not said.
+      let listing = true;
+      const tell = (line: string) => {
+        if (listing) say(line);
+      };
+      /** Lists the failed and dead deliveries of the runs with any. */
+      const listFailures = async (): Promise<void> => {
+        for (const f of failing) {
           for (const status of ['failed', 'dead'] as const) {
             if (f[status] === 0) continue;
             const shown = await store.deliveriesOfRun(f.runId, status, null, SHOWN_FAILURES, [
@@ -775,13 +770,8 @@ async function main(): Promise<number> {
             if (f.dead > 0) tell(`  all the dead: ${cli} --status dead`);
           }
         }
-        return true;
       };
-      let listing = !unanswered;
-      const failuresListed = listFailures(() => listing);
-      // Given up on, its rejection is nobody's: its own lines stop with `listing`.
-      failuresListed.catch(() => {});
-      if ((await raceTimeout(failuresListed, LOOK_GRACE_MS, () => false)) === false) {
+      if (!unanswered && (await answeredBy(listFailures(), Date.now() + LOOK_GRACE_MS)) === null) {
         listing = false;
         say(
           `Firestore did not answer within ${LOOK_GRACE_MS / 1000} s: the failed and dead deliveries are not all listed`,

@@ -13,6 +13,7 @@ import { CODES } from '../shared/firestore-batching';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
 import {
   answerEarly,
+  answeredAlready,
   hasBody,
   jsonBody,
   lateWork,
@@ -114,13 +115,15 @@ export interface AdminDeps extends AdminPorts {
  * which infra/ sets under the dispatcher's request timeout (the tick's deadline), so that the
  * answer is this API's, not Cloud Run's; the one-item deadline is never longer than it.
  */
-export const ADMIN_DEADLINES = { oneMs: 20_000, bulkMs: DEFAULT_ADMIN_DEADLINE_SECONDS * 1000 } as const;
+const ONE_ITEM_DEADLINE_MS = 20_000;
 
 /** The deadlines for a bulk deadline of `seconds` (ADMIN_DEADLINE_SECONDS). */
 export function adminDeadlines(seconds: number): { oneMs: number; bulkMs: number } {
   const bulkMs = seconds * 1000;
-  return { oneMs: Math.min(ADMIN_DEADLINES.oneMs, bulkMs), bulkMs };
+  return { oneMs: Math.min(ONE_ITEM_DEADLINE_MS, bulkMs), bulkMs };
 }
+
+export const ADMIN_DEADLINES = adminDeadlines(DEFAULT_ADMIN_DEADLINE_SECONDS);
 
 /** Marks a request answered 408 while its body was read: its route must not run (answerWithin). */
 const CUT = Symbol('bodyCut');
@@ -141,20 +144,17 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
   return (req, res, next) => {
     const locals = res.locals as { deadline?: NodeJS.Timeout };
     clearTimeout(locals.deadline);
+    // Which request a line is about, so that a late answer can be matched with its 504.
+    const which = { method: req.method, path: routePath(req) };
     // The caller left while the guard ran: nothing is done for nobody (nothing has been yet).
     if (req.socket.destroyed) {
-      req.log.info(
-        { method: req.method, path: routePath(req) },
-        'admin request not run: its caller left before it was admitted',
-      );
+      req.log.info(which, 'admin request not run: its caller left before it was admitted');
       return;
     }
     const started = Date.now();
-    // The status page's 504 is a page a browser shows (a deadline set under `/status`, which
-    // routing matches in any case).
-    const page = req.baseUrl.toLowerCase() === '/status' && req.accepts(['json', 'html']) === 'html';
-    // Which request a line is about, so that a late answer can be matched with its 504.
-    const which = { method: req.method, path: routePath(req) };
+    // The status page's 504 is a page a browser shows: a deadline set under `/status` (which
+    // routing matches in any case), read now as routing moves the base on.
+    const underStatus = req.baseUrl.toLowerCase() === '/status';
     const endedAfter = (what: string) => (status: number) =>
       req.log.warn(
         { ...which, status, ms: Date.now() - started },
@@ -195,7 +195,8 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
         res,
         () => {
           res.setHeader('Retry-After', '5');
-          if (page) res.status(504).type('html').send(renderStatusError(message, 'timed out'));
+          if (underStatus && req.accepts(['json', 'html']) === 'html')
+            res.status(504).type('html').send(renderStatusError(message, 'timed out'));
           else res.status(504).json({ error: 'firestore_timeout', message });
         },
         endedAfter('its 504'),
@@ -595,8 +596,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.use('/admin', notFound());
   // A body that is not JSON answers like every other bad request of the admin API.
   router.use('/admin', ((err, req, res, next) => {
-    // Answered otherwise than early (answerEarly takes the answer to the log): nothing to send.
-    if (res.headersSent && !lateWork(res)) {
+    if (answeredAlready(res)) {
       next(err);
       return;
     }

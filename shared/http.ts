@@ -258,6 +258,14 @@ export function lateWork(res: Response): Promise<void> | undefined {
   return (res.locals as Record<symbol, Promise<void> | undefined>)[LATE_WORK];
 }
 
+/**
+ * Answered already, other than early: nothing more can be sent (a request answered early takes
+ * its route's answer to its log, answerEarly).
+ */
+export function answeredAlready(res: Response): boolean {
+  return res.headersSent && !lateWork(res);
+}
+
 /** Answers errors without stack traces; body-parser's own errors keep their 4xx status. */
 export function errorHandler(): ErrorRequestHandler {
   return (err, req, res, _next) => {
@@ -268,8 +276,7 @@ export function errorHandler(): ErrorRequestHandler {
     const message = `request failed: ${err?.message ?? 'unknown error'}`;
     if (status >= 500) req.log?.error(fields, message);
     else req.log?.warn(fields, message);
-    // Answered already: a request answered early takes its route's answer to its log (answerEarly).
-    if (res.headersSent && !lateWork(res)) return;
+    if (answeredAlready(res)) return;
     // A 4xx says what was wrong in words of its own: the parser's would echo the body back.
     const said = status < 500 ? { message: bodyProblem(err) } : {};
     // Written like every other error code of the services: `entity.too.large` is `entity_too_large`.
