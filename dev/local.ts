@@ -19,6 +19,7 @@ import { startFrontend } from './frontend';
 import { chosenPorts, type Options, parseArgs, slackToken, startedByNpm, USAGE } from './local-options';
 import { ROOT, startReaper, startService } from './processes';
 import {
+  barOptions,
   expectedDeliveries,
   PostLines,
   postPreview,
@@ -99,9 +100,12 @@ const RETRIED = ['failed', 'leased-elsewhere'];
 /** How long a stop waits, after SIGKILL, for the process groups it started to be empty. */
 const GROUP_GONE_MS = 2000;
 
-/** A progress bar of the run, on stderr: off a terminal (a pipe, a log file), a line every 5 s instead. */
+/**
+ * A progress bar of the run, on stderr: off a terminal (a pipe, a log file), a line every 5 s
+ * instead, none the same as the one before it, and no blank line after the last.
+ */
 function progressBar(format: string): SingleBar {
-  const bar = new SingleBar({ format: `  ${format}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 5000 });
+  const bar = new SingleBar(barOptions(format, process.stderr));
   // One made once a stop has begun (a tick that was in flight, seeding's delayed bar) never draws.
   if (barsEnded) silence(bar);
   liveBars.add(bar);

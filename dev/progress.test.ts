@@ -1,5 +1,7 @@
+import { SingleBar } from 'cli-progress';
 import {
   type BarLike,
+  barOptions,
   expectedDeliveries,
   OVERDUE_MS,
   PostLines,
@@ -214,5 +216,52 @@ describe('expectedDeliveries', () => {
       ]),
     ).toBe(21);
     expect(expectedDeliveries([])).toBe(0);
+  });
+});
+
+describe('barOptions', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  /** A bar on a stream that is not a terminal (a pipe, a log file), as `npm start | cat` has. */
+  const offTerminal = () => {
+    let text = '';
+    const out = {
+      isTTY: false,
+      write(chunk: string) {
+        text += chunk;
+        return true;
+      },
+    };
+    const bar = new SingleBar(barOptions('deliveries {value}/{total}', out as unknown as NodeJS.WriteStream));
+    return { bar, text: () => text };
+  };
+
+  it('off a terminal prints a line every 5 s and at the stop, never the same line twice in a row, and no blank line', () => {
+    const { bar, text } = offTerminal();
+    bar.start(10, 0);
+    bar.update(4);
+    jest.advanceTimersByTime(5000);
+    bar.update(10);
+    jest.advanceTimersByTime(5000);
+    // Still 10/10 at the next line, and at the stop: neither is printed again.
+    jest.advanceTimersByTime(5000);
+    bar.stop();
+    expect(text()).toBe('  deliveries 0/10\n  deliveries 4/10\n  deliveries 10/10\n');
+  });
+
+  it('off a terminal prints the state at the stop when it has moved since the last line', () => {
+    const { bar, text } = offTerminal();
+    bar.start(10, 0);
+    bar.update(7);
+    bar.stop();
+    expect(text()).toBe('  deliveries 0/10\n  deliveries 7/10\n');
+  });
+
+  it('on a terminal writes to the terminal itself, and leaves the bar on its line at the stop', () => {
+    const tty = { isTTY: true } as unknown as NodeJS.WriteStream;
+    const options = barOptions('x', tty);
+    expect(options.stream).toBe(tty);
+    expect(options.clearOnComplete).toBe(false);
   });
 });

@@ -1,3 +1,5 @@
+import { Writable } from 'node:stream';
+import type { Options as BarOptions } from 'cli-progress';
 import { escapedUnshowable } from '../shared/model';
 import { safeCut, unescapeMrkdwn } from '../shared/report';
 /** How long no delivery becoming final makes `npm start`'s progress line stop guessing. */
@@ -180,4 +182,46 @@ export class SeedProgress {
     this.bar?.stop();
     this.bar = null;
   }
+}
+
+/**
+ * A progress bar's output off a terminal (a pipe, a log file), where cli-progress prints its
+ * state as a line every few seconds and once more as it stops: a line the same as the one
+ * printed just before (the stop drawing the state already shown) is left out. Not a TTY, so
+ * cli-progress moves no cursor on it.
+ */
+export function unrepeatedLines(out: { write(chunk: string): unknown }): Writable {
+  let partial = '';
+  let last: string | null = null;
+  return new Writable({
+    decodeStrings: false,
+    write(chunk: string | Buffer, _encoding, done) {
+      partial += chunk.toString();
+      for (let end = partial.indexOf('\n'); end >= 0; end = partial.indexOf('\n')) {
+        const line = partial.slice(0, end);
+        partial = partial.slice(end + 1);
+        if (line === last) continue;
+        last = line;
+        out.write(`${line}\n`);
+      }
+      done();
+    },
+  });
+}
+
+/**
+ * `npm start`'s progress bars, on `out`: on a terminal a bar drawn in place; off one, a line
+ * every 5 s, none the same as the one before it, and no blank line after the last.
+ */
+export function barOptions(format: string, out: NodeJS.WriteStream): BarOptions {
+  const tty = out.isTTY === true;
+  return {
+    format: `  ${format}`,
+    hideCursor: true,
+    noTTYOutput: true,
+    notTTYSchedule: 5000,
+    // Off a terminal cli-progress's cursor moves write nothing, so this leaves out its new line alone.
+    clearOnComplete: !tty,
+    stream: tty ? out : unrepeatedLines(out),
+  };
 }

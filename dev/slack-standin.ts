@@ -7,7 +7,7 @@
  *   const { url } = await slack.start();
  *   const client = new WebClient('xoxb-test', { slackApiUrl: url });
  *
- * Run directly (after `tsc -p tsconfig.build.json`: `node dist/dev/slack-standin.js`)
+ * Run directly (after `npm run build`: `node dist/dev/slack-standin.js`)
  * it listens on PORT (default 3999); SLACK_STANDIN_TOKEN and SLACK_STANDIN_SEED are optional.
  *
  * Admin endpoints, outside /api/:
