@@ -131,6 +131,10 @@ describe('refuseOptionSlips', () => {
     expect(parsed(args).error).toContain(message);
   });
 
+  it('says an option given twice in a line of its own, not as an invalid argument', () => {
+    expect(parsed(['-n', '5', '-n', '6']).error).toBe('error: --count is given twice ("5" and "6"): give it once');
+  });
+
   it('takes an option once, a repeatable list more than once, and the same program again on a new parse', () => {
     expect(parsed(['-n', '5', '--list', 'a', '--list', 'b'], ['--list'])).toEqual({
       opts: { count: 5, list: ['a', 'b'] },

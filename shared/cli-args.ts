@@ -139,9 +139,12 @@ export function refuseOptionSlips(program: Command, repeatable: readonly string[
         // Set from the command line already in this parse (commander resets it on the next).
         if (once && command.getOptionValueSource(option.attributeName()) === 'cli') {
           const first = typed.get(option) ?? String(command.getOptionValue(option.attributeName()));
-          throw new InvalidArgumentError(
-            `${name} is given twice (${quoted(first, 40)} and ${quoted(value, 40)}): give it once`,
-          );
+          // Said as commander says its own usage errors, without the "argument '…' is invalid."
+          // it puts before an InvalidArgumentError's words: the second value may be a good one.
+          command.error(`error: ${name} is given twice (${quoted(first, 40)} and ${quoted(value, 40)}): give it once`, {
+            exitCode: 1,
+            code: 'commander.optionGivenTwice',
+          });
         }
         typed.set(option, value);
         return parse === undefined ? value : parse(value, previous);

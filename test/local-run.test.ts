@@ -442,7 +442,7 @@ describe('npm start, given bad usage', () => {
       [['--log-level', 'loud'], /--log-level.*loud/],
       [['--channel', 'C123'], /^error: --channel is for real Slack: set SLACK_BOT_TOKEN too/],
       [['--once', '--interval', '5'], /^error: --interval is for a run that keeps ticking: --once sends one tick/],
-      [['-n', '5', '-n', '6'], /--notifications is given twice \("5" and "6"\): give it once/],
+      [['-n', '5', '-n', '6'], /^error: --notifications is given twice \("5" and "6"\): give it once\n/],
       [['--channel', '--once'], /--once is an option, not a value: give --channel its value/],
     ] as const) {
       const r = run([...args]);
