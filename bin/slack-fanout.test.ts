@@ -8,6 +8,7 @@ import { connectProblem } from '../shared/net';
 import {
   buildProgram,
   checkEmulatorVariables,
+  checkedAfterSave,
   EXIT,
   emulatorHostPort,
   failureOf,
@@ -1165,5 +1166,33 @@ describe('unknownCommandOf', () => {
     [[], undefined],
   ])('in %j: %j', (args, unknown) => {
     expect(unknownCommandOf(buildProgram(), args)).toBe(unknown);
+  });
+});
+
+describe('checkedAfterSave (the accounts an import or add names, looked up once saved)', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('says what the check says, and a check that fails, as a warning that fails nothing', async () => {
+    await expect(checkedAfterSave(Promise.resolve(null))).resolves.toBeNull();
+    await expect(checkedAfterSave(Promise.resolve('1 account named here is not in Firestore'))).resolves.toBe(
+      '1 account named here is not in Firestore',
+    );
+    await expect(checkedAfterSave(Promise.reject(new Error('14 UNAVAILABLE: no connection\n')))).resolves.toBe(
+      'saved, but whether the accounts they name exist could not be checked: 14 UNAVAILABLE: no connection\\n',
+    );
+  });
+
+  it('gives up on a Firestore that does not answer after 30 s, saying so', async () => {
+    jest.useFakeTimers();
+    const said = checkedAfterSave(new Promise<string | null>(() => {}));
+    jest.advanceTimersByTime(29_999);
+    let settled = false;
+    void said.then(() => (settled = true));
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    jest.advanceTimersByTime(1);
+    await expect(said).resolves.toBe(
+      'saved, but whether the accounts they name exist could not be checked: Firestore did not answer within 30 s',
+    );
   });
 });

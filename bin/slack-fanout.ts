@@ -8,6 +8,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { GoogleAuth } from 'google-auth-library';
 import pino from 'pino';
 import { nonBlankText, optionTakenAsValue, positiveInt, refuseOptionSlips, topicName } from '../shared/cli-args';
+import { raceTimeout } from '../shared/concurrency';
 import { projectIdProblem } from '../shared/config';
 import { EMULATOR_VARIABLES, type EmulatedService, emulatorAddress } from '../shared/emulator-address';
 import { createFirestore } from '../shared/firestore';
@@ -40,6 +41,7 @@ import {
   DEFAULT_PAUSE_REASON,
   deleteNotification,
   enabledOutput,
+  missingAccounts,
   type NewNotification,
   notificationProblems,
   type PausedSelector,
@@ -962,6 +964,7 @@ async function importFile<T>(
   what: string,
   save: (db: Firestore, items: T[], onProgress: (n: number) => void, signal: AbortSignal) => Promise<void>,
   stallTimeoutSeconds = STALL_TIMEOUT_SECONDS,
+  check?: (db: Firestore, items: T[]) => Promise<string | null>,
 ): Promise<void> {
   const db = await openFirestore(projectId);
   const progress = progressOf({ command, total: items.length, noun: what, start: 'to save', verb: 'saved' });
@@ -1027,9 +1030,61 @@ async function importFile<T>(
     stall.stop();
     removeSigint();
     progress.stop(finished);
-    await db.terminate();
+    if (!finished) await db.terminate();
   }
+  // Once everything is saved, what a check has to say of it (a warning): it cannot fail the import.
+  if (check) {
+    const said = await checkedAfterSave(check(db, items));
+    if (said !== null) process.stderr.write(`${command}: ${said}\n`);
+  }
+  await db.terminate();
   process.stdout.write(`imported ${countOf(items.length, what)}\n`);
+}
+
+/** How long a check of what was saved (the accounts the notifications name) may take. */
+const CHECK_AFTER_SAVE_MS = 30_000;
+
+/**
+ * What a check of what was just saved says (a warning, or null), within CHECK_AFTER_SAVE_MS:
+ * the save is done, so a check that fails or does not answer is said, and fails nothing.
+ */
+export function checkedAfterSave(check: Promise<string | null>): Promise<string | null> {
+  const unchecked = 'saved, but whether the accounts they name exist could not be checked';
+  return raceTimeout(
+    check.catch((err: unknown) => `${unchecked}: ${escapedUnshowable(String((err as Error)?.message ?? err))}`),
+    CHECK_AFTER_SAVE_MS,
+    () => `${unchecked}: Firestore did not answer within ${CHECK_AFTER_SAVE_MS / 1000} s`,
+    true,
+  );
+}
+
+/** How many missing accounts a warning names before it counts the rest. */
+const MISSING_ACCOUNTS_NAMED = 5;
+
+/**
+ * The notifications just saved whose accounts are not in Firestore, said as a warning (they
+ * are saved all the same: accounts may be imported after them), or null when none is.
+ */
+async function missingAccountsWarning(
+  db: Firestore,
+  notifications: readonly NewNotification[],
+): Promise<string | null> {
+  const missing = await missingAccounts(
+    db,
+    notifications.map((n) => n.accountId),
+  );
+  if (missing.length === 0) return null;
+  const named = missing.slice(0, MISSING_ACCOUNTS_NAMED).map((id) => quoted(id, 100));
+  const more = missing.length - named.length;
+  const waiting = notifications.filter((n) => missing.includes(n.accountId)).length;
+  const one = missing.length === 1;
+  return (
+    `${countOf(missing.length, 'accounts')} named here ${one ? 'is' : 'are'} not in Firestore ` +
+    `(${named.join(', ')}${more > 0 ? `, and ${more} more` : ''}): ${countOf(waiting, 'notifications')} naming ` +
+    `${one ? 'it' : 'them'} ${waiting === 1 ? 'is' : 'are'} saved, and until import-accounts writes ${one ? 'it' : 'them'} ` +
+    'each delivery of one fails (invalid_notification); after PAUSE_AFTER_FAILURES occurrences in a row (3 by ' +
+    'default) a notification is paused (account_not_found: resume --paused-reason account_not_found brings those back)'
+  );
 }
 
 /**
@@ -1230,6 +1285,8 @@ value is refused; at most ${MAX_LISTED_PER_ENTRY} lines an entry (the rest of it
 of its own) and ${MAX_LISTED_PROBLEMS} lines in all, the rest counted. Nothing is written.
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that
 was paused comes back enabled (and its failure count cleared). Ids: see \`add --help\`.
+Once saved, the accounts the notifications name are looked up, and those not in Firestore are
+named on stderr (their deliveries fail until import-accounts writes them); the import stands.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
 ${STALL_HELP}`,
     )
@@ -1244,6 +1301,7 @@ ${STALL_HELP}`,
           await saveNotifications(db, items, { onProgress, signal });
         },
         o.stallTimeout,
+        missingAccountsWarning,
       ),
     );
 
@@ -1343,11 +1401,14 @@ need) and no blanks around it, and is in Unicode's composed form (NFC).`,
           { fieldName: (field) => ADD_OPTIONS[field] ?? field },
         ) as [NewNotification];
         const db = await openFirestore(projectOf(program.opts()));
+        let warning: string | null;
         try {
           await saveNotifications(db, [n]);
+          warning = await checkedAfterSave(missingAccountsWarning(db, [n]));
         } finally {
           await db.terminate();
         }
+        if (warning !== null) process.stderr.write(`add: ${warning}\n`);
         print({ id: n.id, saved: true });
       },
     );

@@ -271,6 +271,25 @@ export async function saveNotifications(
   return { created };
 }
 
+/** How many accounts one existence read asks for. */
+const ACCOUNTS_PER_READ = 300;
+
+/**
+ * Those of `accountIds` that have no account document, in the order given: a notification
+ * naming one is saved all the same (accounts may be imported after it), and is recorded failed
+ * (`account_not_found`) when it is sent. Only the account's name is read, a few hundred at once.
+ */
+export async function missingAccounts(db: Firestore, accountIds: Iterable<string>): Promise<string[]> {
+  const ids = [...new Set(accountIds)];
+  const missing: string[] = [];
+  for (const chunk of chunksOf(ids, ACCOUNTS_PER_READ)) {
+    const refs = chunk.map((id) => db.collection(COLLECTIONS.accounts).doc(id));
+    const snaps = await db.getAll(...refs, { fieldMask: ['name'] });
+    for (const snap of snaps) if (!snap.exists) missing.push(snap.id);
+  }
+  return missing;
+}
+
 /**
  * Creates or replaces accounts. Every write is awaited: one that fails (after the writer's own
  * retries) fails the call, saying how many were saved; saving them again is safe.

@@ -939,12 +939,33 @@ describe('resume in bulk, on the emulator', () => {
 describe('import and reindex off a terminal, on the emulator', () => {
   const env = () => ({ FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' });
 
-  it('import writes its progress to stderr in lines', async () => {
+  it('import writes its progress to stderr in lines, and says which accounts it names are missing', async () => {
     const project = uniqueProjectId('cli-import');
-    const { file } = notificationsFile(3);
+    const { dir, file } = notificationsFile(3);
+    const missing =
+      'import: 1 account named here is not in Firestore ("a-1"): 3 notifications naming it are saved, and until ' +
+      'import-accounts writes it each delivery of one fails (invalid_notification); after PAUSE_AFTER_FAILURES ' +
+      'occurrences in a row (3 by default) a notification is paused (account_not_found: resume --paused-reason ' +
+      'account_not_found brings those back)\n';
     const res = await runCli(['-p', project, 'import', file], env());
     expect(res).toMatchObject({ code: 0, stdout: 'imported 3 notifications\n' });
-    expect(res.stderr).toBe('import: 3 notifications to save\nimport: 3 of 3 notifications saved\n');
+    expect(res.stderr).toBe(`import: 3 notifications to save\nimport: 3 of 3 notifications saved\n${missing}`);
+
+    // Its account written, the same import says nothing more; `add` names a missing one too.
+    const accounts = join(dir, 'accounts.json');
+    writeFileSync(accounts, JSON.stringify([{ id: 'a-1', name: 'One' }]));
+    expect((await runCli(['-p', project, 'import-accounts', accounts], env())).code).toBe(0);
+    const again = await runCli(['-p', project, 'import', file], env());
+    expect(again).toMatchObject({ code: 0, stdout: 'imported 3 notifications\n' });
+    expect(again.stderr).toBe('import: 3 notifications to save\nimport: 3 of 3 notifications saved\n');
+    const added = ['add', '--id', 'n-9', '--channel', 'C1', '--cron', '0 9 * * *', '--timezone', 'UTC'];
+    const known = await runCli(['-p', project, ...added, '--account', 'a-1'], env());
+    expect(known).toMatchObject({ code: 0, stderr: '' });
+    const unknown = await runCli(['-p', project, ...added, '--account', 'a-\u00e9t\u00e9'], env());
+    expect(unknown.code).toBe(0);
+    expect(unknown.stderr).toMatch(
+      /^add: 1 account named here is not in Firestore \("a-été"\): 1 notification naming it is saved/,
+    );
   });
 
   it('import - reads the notifications from standard input, and names it stdin in an error', async () => {
