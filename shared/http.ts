@@ -53,14 +53,18 @@ export function baseApp(log: Logger, projectId: string): Express {
 /**
  * JSON bodies only, and small: a push envelope is well under this. A body in UTF-8 (or of no
  * charset) must be UTF-8: the parser would read a byte that is not (Latin-1's `é`) as U+FFFD and
- * the text would be saved with it, where the command line refuses such a file.
+ * the text would be saved with it, where the command line refuses such a file. Of the charsets
+ * the parser reads, UTF-8 alone is taken (`utf-16` and `utf-32` are refused as `latin1` is).
  */
 export function jsonBody(limit = '256kb') {
   return express.json({
     limit,
     type: JSON_TYPES,
     verify: (_req, _res, body, charset) => {
-      if (/^utf-?8$/i.test(charset) && !isUtf8(body)) {
+      if (!/^utf-?8$/i.test(charset)) {
+        throw Object.assign(new Error('unsupported charset'), { status: 415, type: 'charset.unsupported', charset });
+      }
+      if (!isUtf8(body)) {
         throw Object.assign(new Error('the body is not UTF-8'), { status: 400, type: 'charset.invalid' });
       }
     },

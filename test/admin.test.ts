@@ -694,6 +694,25 @@ describe('admin API: requests (fake ports)', () => {
       error: 'charset_unsupported',
       message: 'the body\'s charset "utf8" is not one this endpoint takes (send UTF-8: charset=utf-8)',
     });
+    // One it reads, but not UTF-8: refused all the same, and nothing is saved.
+    const writes: unknown[] = [];
+    const utf16 = await request(appWith(fakePorts({ saveNotification: async (n) => writes.push(n) > 0 })))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json; charset=utf-16')
+      .serialize((bytes: Buffer) => bytes as unknown as string)
+      .send(
+        Buffer.from(
+          `\ufeff${JSON.stringify({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' })}`,
+          'utf16le',
+        ),
+      );
+    expect(utf16.status).toBe(415);
+    expect(utf16.body).toEqual({
+      error: 'charset_unsupported',
+      message: 'the body\'s charset "utf-16" is not one this endpoint takes (send UTF-8: charset=utf-8)',
+    });
+    expect(writes).toHaveLength(0);
   });
 
   test('a body over the limit is refused with 413', async () => {
