@@ -390,4 +390,16 @@ describe('nackHoldMs', () => {
     expect(nackHoldMs({ reason: 'slack_retryable', retryAfterSeconds: 3 }, 100, 50_000)).toBe(3_000);
     expect(nackHoldMs({ reason: 'claimed_elsewhere', notBeforeMs: 60_000 }, 100, 50_000)).toBe(10_000);
   });
+  it('locally, doubles the delay with each attempt the delivery has had, up to 10 s', () => {
+    const holds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((attempts) =>
+      nackHoldMs({ reason: 'slack_outcome_unknown', attempts }, 100, 50_000),
+    );
+    expect(holds).toEqual([100, 200, 400, 800, 1_600, 3_200, 6_400, 10_000, 10_000, 10_000]);
+    // Before a delivery's tenth attempt, over half a minute has been held.
+    expect(holds.slice(0, 9).reduce((a, b) => a + b, 0)).toBe(32_700);
+    // A Retry-After longer than the backoff is still honoured, and production is unchanged.
+    expect(nackHoldMs({ reason: 'slack_retryable', attempts: 2, retryAfterSeconds: 3 }, 100, 50_000)).toBe(3_000);
+    expect(nackHoldMs({ reason: 'slack_retryable', attempts: 9 }, 0, 50_000)).toBe(0);
+    expect(nackHoldMs({ reason: 'slack_retryable', attempts: 1e9 }, 100, 50_000)).toBe(10_000);
+  });
 });

@@ -41,20 +41,26 @@ export const MAX_PRODUCTION_HOLD_MS = 20_000;
 
 /**
  * How long to hold a nack before answering. Locally (NACK_DELAY_MS set, no retry policy) the
- * delay, or longer when a retry cannot succeed sooner. In production the retry policy already
+ * delay doubled for each attempt the delivery has had before this one, as the retry policy's
+ * backoff grows in production, so that a Slack down for half a minute does not use up a
+ * delivery's attempts; longer when a retry cannot succeed sooner. In production the retry policy already
  * waits its minimum backoff after the nack; the hold covers only what Slack asks beyond it
  * (Retry-After) or the time a timed-out post may still take to land, so that the next attempt
  * neither spends one of its delivery attempts on a certain refusal nor looks for the post too
  * early. A live claim elsewhere is not waited for here: the claim's owner answers first.
  */
 export function nackHoldMs(
-  result: { reason: string; notBeforeMs?: number; retryAfterSeconds?: number },
+  result: { reason: string; notBeforeMs?: number; retryAfterSeconds?: number; attempts?: number },
   nackDelayMs: number,
   roomMs: number,
 ): number {
   const slackWait = result.reason === 'claimed_elsewhere' ? 0 : (result.notBeforeMs ?? 0);
   const want = Math.max(slackWait, (result.retryAfterSeconds ?? 0) * 1000);
-  if (nackDelayMs > 0) return Math.min(MAX_NACK_HOLD_MS, Math.max(nackDelayMs, result.notBeforeMs ?? 0, want));
+  if (nackDelayMs > 0) {
+    // 2^(attempts - 1), bounded before it is computed: the cap is reached long before.
+    const backoff = nackDelayMs * 2 ** Math.min(20, Math.max(0, (result.attempts ?? 1) - 1));
+    return Math.min(MAX_NACK_HOLD_MS, Math.max(backoff, result.notBeforeMs ?? 0, want));
+  }
   const beyondBackoff = want - TOPOLOGY.retryPolicy.minimumBackoffSeconds * 1000;
   return Math.max(0, Math.min(beyondBackoff, MAX_PRODUCTION_HOLD_MS, roomMs));
 }

@@ -62,6 +62,8 @@ export type DeliverResult = PushOutcome & {
   status?: string;
   /** For a retry: how long until another attempt can succeed (a live claim, a post that may still land). */
   notBeforeMs?: number;
+  /** For a retry after an attempt that claimed the delivery: its attempts so far, the ledger's count. */
+  attempts?: number;
 };
 
 const defaultOwner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -183,6 +185,8 @@ async function deliver(
   }
 
   let claimed = false;
+  // The ledger's count of attempts that claimed the delivery, this one included.
+  let attempts = 0;
   // Set once Slack has taken the post: from then on, a failure to record it must leave the next
   // attempt looking for the post instead of posting again.
   let posted = false;
@@ -228,6 +232,7 @@ async function deliver(
       };
     }
     claimed = true;
+    attempts = claim.attempts;
     let claimExpiresAt = claim.claimExpiresAt;
 
     if (claim.outcomeUnknown) {
@@ -442,6 +447,7 @@ async function deliver(
       ...outcome,
       deliveryId,
       status: err.retryable ? 'retrying' : 'failed',
+      ...(err.retryable && attempts > 0 ? { attempts } : {}),
       // A timed-out post may still land: the next attempt's channel check should come after it could.
       ...(postMayStillLand(err) ? { notBeforeMs: slackTimeoutOf(deps) } : {}),
     };

@@ -16,7 +16,7 @@ import type { RunStore } from '../shared/ports';
 import { firestoreRedriveLedger, REDRIVE_STRANDED_AFTER_MS, redriveRun } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
 import { createLifecycle } from '../shared/service';
-import { COLLECTIONS } from '../shared/topology';
+import { COLLECTIONS, localTopology } from '../shared/topology';
 import { deliveryStatuses, notification, seed, standInForFile, waitFor } from './helpers';
 import { TestIssuer } from './id-tokens';
 
@@ -1308,6 +1308,8 @@ describe('admin API on the emulators', () => {
       slackApiUrl: slack.url,
       slackToken: TOKEN,
       auth: { admin: adminGuard() },
+      // Five attempts: a delivery made dead here waits out a nack hold that doubles each attempt.
+      topology: localTopology({ maxDeliveryAttempts: 5 }),
     });
   });
   afterEach(async () => {
