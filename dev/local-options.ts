@@ -133,11 +133,12 @@ export function localProgram(): Command {
       .addHelpText(
         'after',
         `
-Exit codes: 0 done (with --once: every delivery reached a final state); 1 a failure (an
-emulator that exited; with --once: deliveries not final by --timeout); 2 a usage error (an
-unknown option, a bad value, an environment variable the services would refuse, a
-SLACK_BOT_TOKEN Slack refuses); 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, each after stopping
-everything the run started.`,
+Exit codes: 0 done (with --once: every delivery reached a final state), or stopped by a
+reader of its output that quits (npm start | head); 1 a failure (an emulator that exited, a
+service that exited more than 5 times within a minute; with --once: deliveries not final by
+--timeout, or a reader of its output that quit); 2 a usage error (an unknown option, a bad
+value, an environment variable the services would refuse, a SLACK_BOT_TOKEN Slack refuses);
+130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, each after stopping everything the run started.`,
       )
       // The error and where the help is: the whole help under it would scroll the error away.
       .showHelpAfterError('(npm start -- --help lists every option)')
@@ -148,10 +149,36 @@ everything the run started.`,
   );
 }
 
+/**
+ * The run's options npm took for its own config: `npm start --once` passes no --once on (npm
+ * sets npm_config_once and warns that it does not know it), and the run would tick on forever.
+ */
+export function optionsNpmTook(program: Command, env: NodeJS.ProcessEnv): string[] {
+  if (!startedByNpm(env)) return [];
+  return program.options
+    .map((o) => o.long)
+    .filter((long): long is string => long !== undefined && long !== '--help')
+    .filter((long) => env[`npm_config_${long.slice(2).replace(/-/g, '_')}`] !== undefined);
+}
+
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Options {
   const program = localProgram();
   refuseOptionSlips(program);
+  // What is left over is named below, with why it may be there, rather than counted.
+  program.allowExcessArguments(true);
+  const took = optionsNpmTook(program, env);
+  if (took.length > 0) {
+    program.error(
+      `error: npm took ${took.join(', ')} for its own config, so the run never saw ${took.length === 1 ? 'it' : 'them'}: give the run's options after --, as in npm start -- ${took[0]}${took[0] === '--once' ? '' : ' …'}`,
+    );
+  }
   program.parse(argv);
+  if (program.args.length > 0) {
+    const words = program.args.map((a) => JSON.stringify(a)).join(' ');
+    program.error(
+      `error: ${words} ${program.args.length === 1 ? 'is not an option' : 'are not options'}: npm start takes options alone (npm start -- --help lists them), given after -- so that npm passes them on, as in npm start -- --once -n 5`,
+    );
+  }
   const opts = program.opts<Options>();
   // LOG_LEVEL as the services read it: blanks around it dropped, empty as unset.
   const envLevel = env.LOG_LEVEL?.trim();

@@ -20,6 +20,7 @@ import { chosenPorts, type Options, parseArgs, slackToken, startedByNpm, USAGE }
 import { ROOT, startReaper, startService } from './processes';
 import {
   barOptions,
+  channelShown,
   expectedDeliveries,
   PostLines,
   postPreview,
@@ -29,7 +30,7 @@ import {
   VERBOSE_MAX,
 } from './progress';
 import { runLogDir } from './run-logs';
-import { serviceEnv, serviceEnvProblems } from './service-env';
+import { serviceEnv, serviceEnvProblems, variablesSetOver } from './service-env';
 import { SlackStandIn } from './slack-standin';
 import { checkRealToken } from './slack-token';
 import { superviseService } from './supervise';
@@ -189,6 +190,20 @@ async function main(): Promise<number> {
     );
     return USAGE;
   }
+  // Set over for the services, and said: the shell's values are not the run's.
+  const setOver = variablesSetOver(process.env, {
+    projectId: PROJECT_ID,
+    emulators: {},
+    slackApiUrl: '',
+    slackBotToken: '',
+    logLevel: opts.logLevel,
+    nackDelayMs: localTopology().nackDelayMs,
+  });
+  if (setOver.length > 0) {
+    process.stderr.write(
+      `npm start: not passed on to the services, as the local run sets its own: ${setOver.join(', ')}\n`,
+    );
+  }
   const taken = await takenPort(opts);
   if (taken) {
     process.stderr.write(`error: ${taken}\n`);
@@ -204,8 +219,14 @@ async function main(): Promise<number> {
   }
   // Output piped into a reader that quits (`| head`) must not crash the run and strand its processes.
   let stdoutOpen = true;
-  const say = (line: string) => {
+  const sayAlways = (line: string) => {
     if (stdoutOpen) process.stdout.write(`${line}\n`);
+  };
+  // Once a stop is said, the run's own lines end (a tick or a watch cut short by it would say
+  // what the stop did to it as failures): only the stop's lines follow.
+  let stopSaid = false;
+  const say = (line: string) => {
+    if (!stopSaid) sayAlways(line);
   };
   const logDir = runLogDir(join(ROOT, '.local', 'logs'), new Date(), process.pid, KEPT_RUN_LOGS);
 
@@ -295,8 +316,9 @@ async function main(): Promise<number> {
     endBarsQuietly();
     announce();
     sayDropped();
+    stopSaid = true;
     void stopAll().then((left) => {
-      say(stoppedLine(left));
+      sayAlways(stoppedLine(left));
       process.exit(code);
     });
   };
@@ -372,10 +394,10 @@ async function main(): Promise<number> {
         const id = String(p.metadata?.event_payload?.deliveryId ?? '?');
         const again = postedIds.has(id) ? ' (posted again: delivered more than once)' : '';
         postedIds.add(id);
-        postLines.add(`  ✓ posted ${id}${again} → #${p.channel}: ${postPreview(String(p.text ?? ''))}`);
+        postLines.add(`  ✓ posted ${id}${again} → ${channelShown(p.channel)}: ${postPreview(String(p.text ?? ''))}`);
       });
       standIn.on('refused', (r) =>
-        postLines.add(`  ✗ refused ${r.deliveryId ?? '?'} → #${r.channel ?? '?'}: ${r.error}`),
+        postLines.add(`  ✗ refused ${r.deliveryId ?? '?'} → ${channelShown(r.channel)}: ${r.error}`),
       );
       processes.push(() => (standIn as SlackStandIn).stop());
       // One demo channel is archived, to show a permanent failure recorded and acked.
@@ -691,6 +713,9 @@ async function main(): Promise<number> {
       }
       const final = finalOf(totals);
       const secs = (readAt - started) / 1000;
+      // Not all final, or not all read: the counts are those of the last look, said as read then
+      // (a look that ended past the deadline began before it).
+      const cutShort = unanswered || final < expected;
       // Read before Firestore stopped answering, or never: said, not shown as counts of now.
       const neverRead = unanswered && !answeredAny;
       const unansweredLine = `Firestore did not answer the watch's last look by ${LOOK_GRACE_MS / 1000} s past the deadline`;
@@ -711,7 +736,7 @@ async function main(): Promise<number> {
       say(
         neverRead
           ? `summary: ${expected} expected, none counted`
-          : `summary: ${expected} expected, ${totals.sent ?? 0} sent, ${totals.failed ?? 0} failed, ${totals.skipped ?? 0} skipped, ${totals.dead ?? 0} dead, ${expected - final} not final${elsewhereTotal() ? `, ${elsewhereTotal()} ended under an earlier run (a notification moved after it was sent)` : ''}, ${unanswered ? 'as read' : 'in'} ${secs.toFixed(1)} s${unanswered ? ' in' : ''}`,
+          : `summary: ${expected} expected, ${totals.sent ?? 0} sent, ${totals.failed ?? 0} failed, ${totals.skipped ?? 0} skipped, ${totals.dead ?? 0} dead, ${expected - final} not final${elsewhereTotal() ? `, ${elsewhereTotal()} ended under an earlier run (a notification moved after it was sent)` : ''}, ${cutShort ? 'as read' : 'in'} ${secs.toFixed(1)} s${cutShort ? ' in' : ''}`,
       );
       if (standIn) {
         const dups = standIn.duplicates();
@@ -791,10 +816,13 @@ async function main(): Promise<number> {
       await stopAll();
       return notFinal === 0 ? 0 : 1;
     }
-    say(
-      `\nrunning: a tick every ${opts.interval} s on the clock, as Cloud Scheduler would send it. Ctrl-C stops everything.`,
-    );
     const windowSeconds = loadServiceConfig('dispatcher', { ...env, PORT: '0' }).config.catchUpWindowSeconds;
+    let lastDueMs = slotAtOrBefore(firstAt.getTime(), opts.interval);
+    // When the next comes: with --interval 3600 the run may be silent for most of an hour.
+    const nextDue = nextTick(lastDueMs, Date.now(), opts.interval, windowSeconds).dueMs;
+    say(
+      `\nrunning: a tick every ${opts.interval} s on the clock, as Cloud Scheduler would send it; the next at ${new Date(nextDue).toISOString()} (in ${Math.max(0, Math.ceil((nextDue - Date.now()) / 1000))} s). Ctrl-C stops everything.`,
+    );
     // The tick after the one due at `last`, said when ticks were left out as too old.
     const following = (last: number): number => {
       const next = nextTick(last, Date.now(), opts.interval, windowSeconds);
@@ -805,7 +833,6 @@ async function main(): Promise<number> {
       }
       return next.dueMs;
     };
-    let lastDueMs = slotAtOrBefore(firstAt.getTime(), opts.interval);
     for (;;) {
       // A stop under way (Ctrl-C during the wait) is waited for, not raced to the exit.
       if (stopping) {

@@ -2,6 +2,7 @@ import { SingleBar } from 'cli-progress';
 import {
   type BarLike,
   barOptions,
+  channelShown,
   expectedDeliveries,
   OVERDUE_MS,
   PostLines,
@@ -25,6 +26,14 @@ describe('postPreview', () => {
   it('cuts a long one between words, and never inside an emoji', () => {
     expect(postPreview(`${'word '.repeat(20)}`, 12)).toBe('word word…');
     expect(postPreview(`${'x'.repeat(59)}😀😀`, 60)).toBe(`${'x'.repeat(59)}…`);
+  });
+});
+
+describe('channelShown', () => {
+  test('names a channel id with its #, and a channel given by its name as it was given', () => {
+    expect(channelShown('C0123456789')).toBe('#C0123456789');
+    expect(channelShown('#général')).toBe('#général');
+    expect(channelShown(undefined)).toBe('#?');
   });
 });
 

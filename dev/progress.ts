@@ -71,6 +71,15 @@ export function postPreview(mrkdwn: string, max = 60): string {
 }
 
 /**
+ * A channel as a post line names it: `#C0123456789`, and a channel given by its name (`#général`,
+ * which Slack also takes) as it was given, not `##général`.
+ */
+export function channelShown(channel: string | undefined): string {
+  if (channel === undefined) return '#?';
+  return channel.startsWith('#') ? channel : `#${channel}`;
+}
+
+/**
  * The `✓ posted` and `✗ refused` lines of `npm start`. Posts land while a tick is still
  * publishing, before its size is known: from `hold()` (a tick sent) they wait, and `decide()`
  * (the tick's size known) prints them and those after, or drops them for a progress bar. Past

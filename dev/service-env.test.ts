@@ -1,4 +1,4 @@
-import { type ServiceEnvSettings, serviceEnv, serviceEnvProblems } from './service-env';
+import { type ServiceEnvSettings, serviceEnv, serviceEnvProblems, variablesSetOver } from './service-env';
 
 const settings: ServiceEnvSettings = {
   projectId: 'slack-fanout-local',
@@ -34,5 +34,32 @@ describe('serviceEnvProblems (what npm start refuses before anything starts)', (
   it('leaves alone what npm start sets over: a PORT, HOST, LOG_LEVEL or AUTH_MODE of the shell', () => {
     const env = serviceEnv({ PORT: 'abc', HOST: '0.0.0.0', LOG_LEVEL: 'loud', AUTH_MODE: 'oidc' }, settings);
     expect(serviceEnvProblems(env)).toEqual([]);
+  });
+});
+
+describe('variablesSetOver (what npm start says it does not use)', () => {
+  it('names each variable of the shell the run sets its own over, with what it uses instead', () => {
+    const shell = {
+      PATH: '/usr/bin',
+      NACK_DELAY_MS: '99999',
+      AUTH_MODE: 'oidc',
+      PORT: '8080',
+      PUBSUB_EMULATOR_HOST: '127.0.0.1:8085',
+      GOOGLE_CLOUD_PROJECT: 'my-prod',
+      SLACK_TIMEOUT_MS: '5000',
+    };
+    expect(variablesSetOver(shell, settings)).toEqual([
+      'GOOGLE_CLOUD_PROJECT="my-prod" (it uses slack-fanout-local)',
+      'PUBSUB_EMULATOR_HOST="127.0.0.1:8085" (it uses the Pub/Sub emulator it starts)',
+      'AUTH_MODE="oidc" (it uses none)',
+      'NACK_DELAY_MS="99999" (it uses 10000)',
+      'PORT="8080" (it uses a port of its own per service)',
+    ]);
+  });
+
+  it('names none that is unset, empty, or the value the run uses', () => {
+    expect(variablesSetOver({ AUTH_MODE: 'none', HOST: '127.0.0.1', NACK_DELAY_MS: '', PATH: '/x' }, settings)).toEqual(
+      [],
+    );
   });
 });

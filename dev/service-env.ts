@@ -56,3 +56,30 @@ export function serviceEnvProblems(env: NodeJS.ProcessEnv): string[] {
   }
   return problems;
 }
+
+/**
+ * The variables of `base` the local run sets its own value over for the services, each with
+ * what it uses instead, to say so: `npm start` with NACK_DELAY_MS=99999 or AUTH_MODE=oidc in the
+ * shell would otherwise run with values other than those the shell shows. PORT is set per
+ * service; the emulators' addresses are those of the emulators it starts. A variable set to the
+ * value the run uses is not named.
+ */
+export function variablesSetOver(base: NodeJS.ProcessEnv, s: ServiceEnvSettings): string[] {
+  const uses: Record<string, string> = {
+    GOOGLE_CLOUD_PROJECT: s.projectId,
+    PUBSUB_EMULATOR_HOST: 'the Pub/Sub emulator it starts',
+    FIRESTORE_EMULATOR_HOST: 'the Firestore emulator it starts',
+    AUTH_MODE: 'none',
+    NACK_DELAY_MS: String(s.nackDelayMs),
+    HOST: '127.0.0.1',
+    PORT: 'a port of its own per service',
+    ADMIN_OPEN_ON_LOOPBACK: 'true',
+  };
+  const ours = serviceEnv({}, s);
+  return Object.entries(uses)
+    .filter(([name]) => {
+      const value = base[name]?.trim();
+      return value !== undefined && value !== '' && value !== ours[name];
+    })
+    .map(([name, instead]) => `${name}=${JSON.stringify(base[name])} (it uses ${instead})`);
+}

@@ -122,6 +122,18 @@ describe('npm start, stopped early', () => {
     expect(await stillListening(run.ports)).toEqual([]);
   }, 120_000);
 
+  test('Ctrl-C during the first tick: only the stop is said after it, not what it did to the tick', async () => {
+    const run = await runAndStop(/^seeded /, 'sigint', ['-n', '2000'], 100);
+    expect(run.code).toBe(130);
+    const stdout = run.lines.filter((l) => !l.startsWith('stderr: '));
+    const stop = stdout.findIndex((l) => l.startsWith('SIGINT: stopping everything this run started'));
+    expect(stop).toBeGreaterThan(0);
+    const after = stdout.slice(stop + 1);
+    expect(after.filter((l) => !/^(\d+ calls? held by a delay rule|stopped)/.test(l))).toEqual([]);
+    expect(after.at(-1)).toBe('stopped: nothing this run started is left running');
+    expect(await stillListening(run.ports)).toEqual([]);
+  }, 120_000);
+
   test('Ctrl-C between ticks, the next tick due before the stop ends: waits for the stop, exits 130', async () => {
     // Ctrl-C 50 ms before the next tick is due (ticks fall on the clock, at whole multiples of
     // the interval): that tick's turn comes while the stop runs.
@@ -143,6 +155,11 @@ describe('npm start, stopped early', () => {
     async (_what, stop, code) => {
       const run = await runAndStop(/^running: /, stop, ['-n', '5', '--interval', '5']);
       expect(run.code).toBe(code);
+      // It says when the next tick comes: within the interval.
+      const running = run.lines.find((l) => l.startsWith('running: ')) ?? '';
+      const [, at, inSeconds] = /; the next at (\S+Z) \(in (\d+) s\)\. Ctrl-C stops everything\.$/.exec(running) ?? [];
+      expect(Number(inSeconds)).toBeLessThanOrEqual(5);
+      expect(new Date(at ?? '').getTime() % 5000).toBe(0);
       expect(run.ports.length).toBeGreaterThanOrEqual(5);
       expect(await stillListening(run.ports)).toEqual([]);
     },
@@ -461,6 +478,20 @@ describe('npm start, given bad usage', () => {
       expect({ args, status: r.status }).toEqual({ args, status: 2 });
       expect(r.stderr).toMatch(named);
     }
+    // Words that are not options (npm start once, or the value of an option npm took), named.
+    const stray = run(['once', '5']);
+    expect(stray.status).toBe(2);
+    expect(stray.stderr).toMatch(
+      /^error: "once" "5" are not options: npm start takes options alone \(npm start -- --help lists them\), given after --/,
+    );
+    // npm start --once without --: npm keeps --once as its own config (npm_config_once), and
+    // the run would tick on forever; named, exit 2, before anything starts.
+    const took = run([], { npm_lifecycle_event: 'start', npm_config_once: 'true', npm_config_notifications: 'true' });
+    expect(took.status).toBe(2);
+    expect(took.stderr).toMatch(
+      /^error: npm took --once, --notifications for its own config, so the run never saw them: give the run's options after --, as in npm start -- --once\n/,
+    );
+    expect(took.stdout).not.toMatch(/starting the Pub\/Sub emulator/);
     const loud = run([], { LOG_LEVEL: 'loud' });
     expect(loud.status).toBe(2);
     expect(loud.stderr).toMatch(/^error: LOG_LEVEL="loud" is not a log level: expected one of trace, debug/);
@@ -514,6 +545,8 @@ describe('npm start, given bad usage', () => {
       delete env.PUBSUB_EMULATOR_HOST;
       delete env.FIRESTORE_EMULATOR_HOST;
       delete env.SLACK_BOT_TOKEN;
+      // A shell value the run sets its own over is said, before the port.
+      env.NACK_DELAY_MS = '99999';
       // Not spawnSync: the server holding the port lives in this process's event loop.
       const child = spawn(process.execPath, [LOCAL, '--dispatcher-port', String(port)], { cwd: ROOT, env });
       const { out, exited } = collectOutput(child);
@@ -522,6 +555,9 @@ describe('npm start, given bad usage', () => {
       clearTimeout(timer);
       expect(r.status).toBe(2);
       expect(r.stderr).toContain(`--dispatcher-port ${port}: 127.0.0.1:${port} is in use`);
+      expect(r.stderr).toMatch(
+        /^npm start: not passed on to the services, as the local run sets its own: (.*, )?NACK_DELAY_MS="99999" \(it uses 100\)/m,
+      );
       expect(r.stdout).not.toMatch(/starting the Pub\/Sub emulator/);
     } finally {
       server.close();
@@ -534,5 +570,9 @@ describe('npm start, given bad usage', () => {
     for (const code of ['0 done', '1 a failure', '2 a usage error', '130 Ctrl-C', '143 SIGTERM', '129 SIGHUP']) {
       expect(r.stdout).toContain(code);
     }
+    // Each way of ending it that has a code of its own.
+    const flat = r.stdout.replace(/\s+/g, ' ');
+    expect(flat).toContain('or stopped by a reader of its output that quits (npm start | head)');
+    expect(flat).toContain('a service that exited more than 5 times within a minute');
   });
 });
