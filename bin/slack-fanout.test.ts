@@ -225,7 +225,9 @@ describe('an import file with several bad entries', () => {
       ['f.json[1]', 'n-2', 'channelId'],
       ['f.json[1]', 'n-2', 'title'],
     ]);
-    expect(new Set(named.slice(4).map((n) => n?.[2]))).toEqual(new Set(['channelId', 'enabled', '(entry)']));
+    expect(new Set(named.slice(4).map((n) => n?.[2]))).toEqual(
+      new Set(['channelId', 'enabled', 'unknown field "chanel"']),
+    );
     // Past the cap, the rest are counted as problems, not as entries.
     const many = Array.from({ length: 12 }, (_, i) => ({ id: `a-${i}`, name: '', highlights: [''] }));
     const capped = message(() => parseAccountsFile(JSON.stringify(many), 'a.json')).split('\n');
@@ -283,6 +285,32 @@ describe('an import file with several bad entries', () => {
     expect(account[0]).toBe('a.json: 1 bad entry (2 problems); nothing was written:');
     expect(account[1]).toMatch(/^ {2}a\.json\[0\]: account id "a\\u200B1": /);
     expect(account[2]).toMatch(/^ {2}a\.json\[0\]: account "a\\u200B1" is \d+ bytes as Firestore counts a document/);
+  });
+
+  it('names a duplicate id beside the schema errors of either entry, and a key it does not take as such', () => {
+    const entries = [{ ...good, channelId: 1 }, good, { ...good, id: 'n-2', colour: 'red' }];
+    const lines = message(() => parseNotificationsFile(JSON.stringify(entries), 'f.json')).split('\n');
+    expect(lines).toEqual([
+      'f.json: 3 bad entries; nothing was written:',
+      expect.stringMatching(/^ {2}f\.json\[0\]: notification n-1: channelId: /),
+      '  f.json[1]: duplicate id n-1 (also f.json[0])',
+      '  f.json[2]: notification n-2: unknown field "colour"',
+    ]);
+    const accounts = message(() =>
+      parseAccountsFile(
+        JSON.stringify([
+          { id: 'a-1', name: '' },
+          { id: 'a-1', name: 'A', x: 1, y: 2 },
+        ]),
+        'a.json',
+      ),
+    ).split('\n');
+    expect(accounts).toEqual([
+      'a.json: 2 bad entries (3 problems); nothing was written:',
+      expect.stringMatching(/^ {2}a\.json\[0\]: account a-1: name: /),
+      '  a.json[1]: duplicate id a-1 (also a.json[0])',
+      '  a.json[1]: account a-1: unknown fields "x", "y"',
+    ]);
   });
 
   it('keeps one bad entry to one line, as before', () => {
@@ -720,6 +748,17 @@ describe('usage errors', () => {
     expect(full).toMatch(
       /Exit codes:\n {2}0 +done\n {2}1 +a failure while doing the work.*\n.*\n {2}2 +bad input or usage/,
     );
+    // Every command's help ends with them, after its own text.
+    for (const command of p.commands) {
+      let help = '';
+      command.configureOutput({ writeOut: (s) => (help += s) });
+      command.outputHelp();
+      expect([command.name(), help]).toEqual([
+        command.name(),
+        expect.stringMatching(/\n {2}130 +interrupted \(Ctrl-C\)\n$/),
+      ]);
+      expect(help.match(/Exit codes:/g)).toHaveLength(1);
+    }
   });
 
   it.each([
@@ -1091,6 +1130,24 @@ describe('stallWatch (an import whose Firestore stops answering)', () => {
     expect(gaveUp).toEqual([120]);
     jest.advanceTimersByTime(600_000);
     expect(gaveUp).toEqual([120]);
+    watch.stop();
+  });
+
+  test('says each step of the silence when it is due, whenever the last progress came', () => {
+    const said: string[] = [];
+    const watch = stallWatch({
+      timeoutMs: 6_000,
+      warnEveryMs: 2_000,
+      warn: (ms) => said.push(`warn ${ms}`),
+      giveUp: (ms) => said.push(`give up ${ms}`),
+      now: () => Date.now(),
+    });
+    jest.advanceTimersByTime(900);
+    watch.moved();
+    jest.advanceTimersByTime(5_999);
+    expect(said).toEqual(['warn 2000', 'warn 4000']);
+    jest.advanceTimersByTime(1);
+    expect(said).toEqual(['warn 2000', 'warn 4000', 'give up 6000']);
     watch.stop();
   });
 

@@ -765,6 +765,12 @@ function validEntries<T extends { id: string }>(
       return undefined;
     }
     const parsed = schema.safeParse(entry);
+    // A second entry of an id is named whatever else is wrong with either: one run of the import
+    // names every problem, not the duplicates only once the rest are mended.
+    const entryKey = parsed.success ? parsed.data.id : entryId(entry);
+    const first = entryKey === undefined ? undefined : seen.get(entryKey);
+    if (first !== undefined) say(i, `${where(i)}: duplicate id ${entryKey} (also ${where(first)})`);
+    else if (entryKey !== undefined) seen.set(entryKey, i);
     if (!parsed.success) {
       // Every field that is wrong, each on its line: one run of the import names them all. A
       // field is named once, by its first issue (an empty name is both too short and blank).
@@ -779,14 +785,13 @@ function validEntries<T extends { id: string }>(
         const path = field === undefined ? '(entry)' : [fieldName(field), ...rest].join('.');
         const received = keys.reduce<unknown>((v, k) => (v as Record<string, unknown> | null)?.[k], entry);
         const named = id === undefined || field === 'id' ? '' : `${noun} ${id}: `;
-        say(i, `${where(i)}: ${named}${path}: ${explain(keys, received) ?? issue.message}`);
+        // A key the entry should not have is named by the message itself, not as `(entry):`.
+        const fieldPart = issue.code === 'unrecognized_keys' && field === undefined ? '' : `${path}: `;
+        say(i, `${where(i)}: ${named}${fieldPart}${explain(keys, received) ?? issue.message}`);
       }
       return undefined;
     }
     const e = parsed.data;
-    const first = seen.get(e.id);
-    if (first !== undefined) say(i, `${where(i)}: duplicate id ${e.id} (also ${where(first)})`);
-    else seen.set(e.id, i);
     // A second entry of an id is named by its other problems too: it may be the one to keep.
     for (const why of problemsOf(e)) say(i, `${where(i)}: ${why}`);
     return first === undefined ? e : undefined;
@@ -899,25 +904,36 @@ export function stallWatch(o: {
   const now = o.now ?? Date.now;
   let since = now();
   let warned = 0;
-  const tick = Math.min(1000, o.warnEveryMs);
-  const timer = setInterval(() => {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  // Timed from the last progress, so that a warning comes when it is due, not up to a polling
+  // interval late. Progress does not move the timer: one that fires early finds nothing due and
+  // is set again for the silence's next step.
+  const check = () => {
+    if (stopped) return;
     const silent = now() - since;
     if (silent >= o.timeoutMs) {
-      clearInterval(timer);
+      stopped = true;
       o.giveUp(silent);
-    } else if (silent >= (warned + 1) * o.warnEveryMs) {
+      return;
+    }
+    if (silent >= (warned + 1) * o.warnEveryMs) {
       warned = Math.floor(silent / o.warnEveryMs);
       o.warn(silent);
     }
-  }, tick);
-  timer.unref();
+    const due = since + Math.min((warned + 1) * o.warnEveryMs, o.timeoutMs);
+    timer = setTimeout(check, Math.max(0, due - now()));
+    timer.unref();
+  };
+  check();
   return {
     moved() {
       since = now();
       warned = 0;
     },
     stop() {
-      clearInterval(timer);
+      stopped = true;
+      clearTimeout(timer);
     },
   };
 }
@@ -1248,8 +1264,9 @@ export function buildProgram(): Command {
     // A usage error (an unknown option, a missing argument) throws, to exit 2 like any bad input;
     // the commands added below inherit it.
     .exitOverride()
+    // After every command's help too ('afterAll'): `slack-fanout import --help` says them.
     .addHelpText(
-      'after',
+      'afterAll',
       `
 Exit codes:
   0    done

@@ -170,7 +170,7 @@ describe('classifySlackFailure with the real @slack/web-api errors', () => {
 describe('SlackClient.post against a server that drops the connection', () => {
   let server: Server;
   let apiUrl = '';
-  let answer: 'reset' | 'reset-mid-body' | { retryAfter: string } = 'reset';
+  let answer: 'reset' | 'reset-mid-body' | { retryAfter: string } | { body: string } = 'reset';
   beforeAll(async () => {
     server = createServer((req, res) => {
       req.resume();
@@ -180,6 +180,9 @@ describe('SlackClient.post against a server that drops the connection', () => {
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
           res.write('{"ok":');
           setTimeout(() => req.socket.resetAndDestroy(), 20);
+        } else if ('body' in answer) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(answer.body);
         } else {
           res.writeHead(429, { 'retry-after': answer.retryAfter });
           res.end('{}');
@@ -215,6 +218,16 @@ describe('SlackClient.post against a server that drops the connection', () => {
       ]);
     },
   );
+
+  it.each([
+    ['{"ok":"false"}', 'Slack answered with ok "false" but without a ts'],
+    ['{"ok":true}', 'Slack answered ok but without a ts'],
+    ['{"ok":1}', 'Slack answered with ok 1 but without a ts'],
+  ])('an answer %s, not an error to the client and naming no message, is said as it came', async (body, message) => {
+    answer = { body };
+    const err = await postOnce();
+    expect([err.code, err.message]).toEqual(['slack_outcome_unknown', message]);
+  });
 
   it.each([
     ['Dec 2099', undefined],

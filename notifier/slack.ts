@@ -229,7 +229,12 @@ export class SlackClient implements SlackPort {
         unfurl_links: false,
         metadata: { event_type: DELIVERY_EVENT_TYPE, event_payload: { deliveryId: req.deliveryId } },
       });
-      if (!res.ts) throw new RetryableError('slack_outcome_unknown', 'Slack answered ok without a ts');
+      // An answer the client did not take for an error (its `ok` is not false) that names no
+      // message: said with the `ok` it had, as `{"ok":"false"}` is not an ok answer either.
+      if (!res.ts) {
+        const ok = res.ok === true ? 'ok' : `with ok ${JSON.stringify(res.ok)}`;
+        throw new RetryableError('slack_outcome_unknown', `Slack answered ${ok} but without a ts`);
+      }
       return { ts: res.ts, channel: res.channel ?? req.channel };
     } catch (err) {
       throw classifySlackFailure(err);

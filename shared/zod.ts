@@ -37,6 +37,11 @@ z.config({
     if (issue.origin === 'number' && issue.code === 'too_big') {
       return issue.inclusive ? `must be at most ${issue.maximum}` : `must be less than ${issue.maximum}`;
     }
+    // zod's "Unrecognized key: "colour"" says it in its own words: named as the field it is.
+    if (issue.code === 'unrecognized_keys') {
+      const keys = issue.keys.map((k) => JSON.stringify(k));
+      return `unknown ${keys.length === 1 ? 'field' : 'fields'} ${keys.join(', ')}`;
+    }
     if (issue.origin !== 'string') return undefined;
     if (issue.code === 'too_small') {
       return Number(issue.minimum) === 1 ? 'is empty' : `is shorter than ${issue.minimum} characters`;
