@@ -12,6 +12,7 @@ import {
   EXIT,
   emulatorHostPort,
   failureOf,
+  lineAndColumn,
   MAX_IMPORT_BYTES,
   MAX_LISTED_PER_ENTRY,
   MAX_LISTED_PROBLEMS,
@@ -33,6 +34,23 @@ import {
 } from './slack-fanout';
 
 const good = { id: 'n-1', accountId: 'a-1', channelId: 'C1', cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' };
+
+describe('lineAndColumn', () => {
+  it('says where JSON.parse’s position is, by line and column', () => {
+    const text = '[\n  {"id": "n-1",\n   "cron" "x"}\n]';
+    let err: unknown;
+    try {
+      JSON.parse(text);
+    } catch (e) {
+      err = e;
+    }
+    const position = Number(/at position (\d+)/.exec(String((err as Error).message))?.[1]);
+    expect(text[position]).toBe('"');
+    expect(lineAndColumn(text, err)).toBe(' (line 3, column 11)');
+    expect(lineAndColumn(text, new Error('Unexpected end of JSON input'))).toBe('');
+    expect(lineAndColumn(text, new Error('bad at position 5 (line 1 column 6)'))).toBe('');
+  });
+});
 
 describe('parseNotificationsFile', () => {
   it('reads a valid array', () => {
@@ -310,6 +328,21 @@ describe('an import file with several bad entries', () => {
       expect.stringMatching(/^ {2}a\.json\[0\]: account a-1: name: /),
       '  a.json[1]: duplicate id a-1 (also a.json[0])',
       '  a.json[1]: account a-1: unknown fields "x", "y"',
+    ]);
+  });
+
+  it('names a key an entry gives twice, as JSON.parse would keep the last of them without a word', () => {
+    const text = `[${JSON.stringify(good)},{"id":"n-2","accountId":"a-1","accountId":"a-2","channelId":"C1","cron":"0 9 * * *","timezone":"UTC"}]`;
+    expect(message(() => parseNotificationsFile(text, 'f.json'))).toBe(
+      'f.json[1]: notification n-2: accountId: is given twice in the entry, and JSON keeps the last: give it once',
+    );
+    // Beside the entry's other problems, and in an account's nested objects.
+    const accounts = `[{"id":"a-1","name":"A","name":"B","metrics":[{"label":"x","value":1,"value":2}]},{"id":"a-2","name":""}]`;
+    expect(message(() => parseAccountsFile(accounts, 'a.json')).split('\n')).toEqual([
+      'a.json: 2 bad entries (3 problems); nothing was written:',
+      '  a.json[0]: account a-1: name: is given twice in the entry, and JSON keeps the last: give it once',
+      '  a.json[0]: account a-1: metrics[0].value: is given twice in the entry, and JSON keeps the last: give it once',
+      expect.stringMatching(/^ {2}a\.json\[1\]: account a-2: name: /),
     ]);
   });
 

@@ -14,6 +14,7 @@ import { EMULATOR_VARIABLES, type EmulatedService, emulatorAddress } from '../sh
 import { createFirestore } from '../shared/firestore';
 import { buildQuery, FirestoreStore } from '../shared/firestore-store';
 import { withTimeout } from '../shared/http';
+import { keyPathText, keysGivenTwiceIfShallow } from '../shared/json-keys';
 import { createLogger } from '../shared/logger';
 import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
@@ -315,9 +316,12 @@ async function checkRedriveTopic(pubsub: PubSub, topic: string, projectId: strin
 
 const DISPATCH_TOPIC_NOTE = `the dispatch topic is ${TOPOLOGY.dispatchTopic} unless you named it otherwise`;
 
+/** A redrive's topic that does not exist (noSuchTopic). */
+class TopicMissing extends CliError {}
+
 /** A redrive's topic that does not exist: said before anything is reopened. */
 function noSuchTopic(topic: string, projectId: string): CliError {
-  return new CliError(
+  return new TopicMissing(
     // A full name (projects/…/topics/…) names its own project.
     `topic ${topic} does not exist${topic.includes('/') ? '' : ` in project ${projectId}`}; nothing was redriven (${DISPATCH_TOPIC_NOTE})`,
   );
@@ -547,7 +551,22 @@ function readAtMost(fd: number, limit: number): Buffer | null {
 export function parseNotificationsFile(text: string, file: string): NewNotification[] {
   const data = parseJsonArray(text, file, 'notifications');
   refuseOtherKind(data, file, { has: 'name', lacks: 'cron', kind: 'accounts', command: 'import-accounts' });
-  return parseNotificationEntries(data, (i) => `${file}[${i}]`, { file });
+  return parseNotificationEntries(data, (i) => `${file}[${i}]`, { file, keysTwice: keysTwiceByEntry(text) });
+}
+
+/**
+ * The keys an import file's entries give twice (`{"accountId": "a", "accountId": "b"}`), by
+ * entry, each as the path within it (`accountId`, `slack.channelId`): JSON.parse keeps the last
+ * without a word, and either may have been meant, so each is named, as an option given twice is.
+ */
+function keysTwiceByEntry(text: string): Map<number, string[]> {
+  const byEntry = new Map<number, string[]>();
+  for (const { path, key } of keysGivenTwiceIfShallow(text)) {
+    const [entry, ...within] = path;
+    if (typeof entry !== 'number') continue;
+    byEntry.set(entry, [...(byEntry.get(entry) ?? []), keyPathText(within, key)]);
+  }
+  return byEntry;
 }
 
 /**
@@ -581,10 +600,25 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
   } catch (err) {
     // JSON.parse quotes the text around the fault, line breaks and all: one line, its control
     // characters written as escapes (\n, \r, \t, \u0000).
-    throw new CliError(`${file} is not JSON: ${escapedUnshowable((err as Error).message)}`);
+    throw new CliError(`${file} is not JSON: ${escapedUnshowable((err as Error).message)}${lineAndColumn(text, err)}`);
   }
   if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of ${of}`);
   return data;
+}
+
+/**
+ * Where JSON.parse's `at position 29` is in the text, ` (line 2, column 5)`, for an editor to go
+ * to; nothing where its message names no position, or names the line itself (later Node versions).
+ */
+export function lineAndColumn(text: string, err: unknown): string {
+  const message = String((err as { message?: unknown } | null)?.message ?? '');
+  const at = /at position (\d+)/.exec(message);
+  if (at === null || /\(line \d+ column \d+\)/.test(message)) return '';
+  const position = Math.min(Number(at[1]), text.length);
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  const column = position - (before.lastIndexOf('\n') + 1) + 1;
+  return ` (line ${line}, column ${column})`;
 }
 
 /** How many problems an import's error lists; it counts the rest. */
@@ -648,6 +682,7 @@ export function parseAccountsFile(text: string, file: string): NewAccount[] {
     schema: newAccountSchema,
     where: (i) => `${file}[${i}]`,
     source: file,
+    keysTwice: keysTwiceByEntry(text),
     noun: 'account',
     problems: (a) => {
       const problem = newIdProblem(a.id);
@@ -705,12 +740,17 @@ function shownValue(received: unknown): string {
 function parseNotificationEntries(
   entries: unknown[],
   where: (i: number) => string,
-  { file, fieldName }: { file?: string; fieldName?: (field: string) => string },
+  {
+    file,
+    fieldName,
+    keysTwice,
+  }: { file?: string; fieldName?: (field: string) => string; keysTwice?: Map<number, string[]> },
 ): NewNotification[] {
   return validEntries(entries, {
     schema: newNotificationSchema,
     where,
     ...(file !== undefined ? { source: file } : {}),
+    ...(keysTwice ? { keysTwice } : {}),
     ...(fieldName ? { fieldName } : { noun: 'notification' }),
     // `add` names the field by its option: --channel: is blank, not slack.channelId.
     problems: (n) =>
@@ -738,6 +778,8 @@ function validEntries<T extends { id: string }>(
     source?: string;
     fieldName?: (field: string) => string;
     explain?: (path: string[], received: unknown) => string | undefined;
+    /** Keys an entry gives twice, by entry (keysTwiceByEntry). */
+    keysTwice?: Map<number, string[]>;
   },
 ): T[] {
   const {
@@ -771,6 +813,16 @@ function validEntries<T extends { id: string }>(
     const first = entryKey === undefined ? undefined : seen.get(entryKey);
     if (first !== undefined) say(i, `${where(i)}: duplicate id ${entryKey} (also ${where(first)})`);
     else if (entryKey !== undefined) seen.set(entryKey, i);
+    const twice = o.keysTwice?.get(i) ?? [];
+    const idOf = noun === undefined ? undefined : entryKey;
+    for (const path of twice) {
+      const named = idOf === undefined || path === 'id' ? '' : `${noun} ${idOf}: `;
+      say(i, `${where(i)}: ${named}${path}: is given twice in the entry, and JSON keeps the last: give it once`);
+    }
+    if (twice.length > 0 && parsed.success) {
+      for (const why of problemsOf(parsed.data)) say(i, `${where(i)}: ${why}`);
+      return undefined;
+    }
     if (!parsed.success) {
       // Every field that is wrong, each on its line: one run of the import names them all. A
       // field is named once, by its first issue (an empty name is both too short and blank).
@@ -987,6 +1039,8 @@ async function importFile<T>(
   let finished = false;
   let saved = 0;
   const where = `Firestore at ${whereService('Firestore', projectId)}`;
+  // `import` writes in transactions, which a stop leaves open; import-accounts' writes take no lock.
+  const leavesLocks = command === 'import';
   const stall = stallWatch({
     timeoutMs: stallTimeoutSeconds * 1000,
     warnEveryMs: Math.min(30_000, (stallTimeoutSeconds * 1000) / 3),
@@ -998,7 +1052,7 @@ async function importFile<T>(
     giveUp: (ms) => {
       progress.stop(false);
       process.stderr.write(
-        `${command}: stopped: no write finished for ${Math.round(ms / 1000)} s (${where}); ${saved} of ${items.length} ${what} saved at least (saving again is safe)\n`,
+        `${command}: stopped: no write finished for ${Math.round(ms / 1000)} s (${where}); ${saved} of ${items.length} ${what} saved at least (saving again is safe${leavesLocks ? '; the transactions left open keep their locks for about a minute, which a save sooner waits out' : ''})\n`,
       );
       // The writes under way wait on a Firestore that does not answer: not waited for.
       process.exit(EXIT.failed);
@@ -1054,6 +1108,8 @@ async function importFile<T>(
     if (said !== null) process.stderr.write(`${command}: ${said}\n`);
   }
   await db.terminate();
+  // An empty array is a file that may be the wrong one (a template, an export cut short): said.
+  if (items.length === 0) process.stderr.write(`${command}: the array given is empty: nothing to save\n`);
   process.stdout.write(`imported ${countOf(items.length, what)}\n`);
 }
 
@@ -1298,8 +1354,9 @@ Exit codes:
 Every entry is checked before anything is written, and every bad one is named by its problems, a
 line each (file[3]: notification <id>: invalid cron "…": …): every field the entry's schema
 refuses (of the wrong type, missing, empty or unknown), or when there is none, every field whose
-value is refused; at most ${MAX_LISTED_PER_ENTRY} lines an entry (the rest of its problems counted on a line
-of its own) and ${MAX_LISTED_PROBLEMS} lines in all, the rest counted. Nothing is written.
+value is refused; and beside them a key the entry gives twice (JSON would keep the last) and an
+id an earlier entry has. At most ${MAX_LISTED_PER_ENTRY} lines an entry (the rest of its problems counted on a
+line of its own) and ${MAX_LISTED_PROBLEMS} lines in all, the rest counted. Nothing is written.
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that
 was paused comes back enabled (and its failure count cleared). Ids: see \`add --help\`.
 Once saved, the accounts the notifications name are looked up, and those not in Firestore are
@@ -1342,7 +1399,13 @@ Fields of an account:
                           (12.5 is shown as ▲ 12.5%, -3 as ▼ 3.0%)
   highlights    optional, a list of strings, none blank
   dashboardUrl  optional, an http(s) URL, linked from the report (at most about 2,880 characters)
-Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a field name its UTF-8 and 1 more). Every entry is checked before anything is written, and every bad one is named by its problems, a line each: every field the entry's schema refuses (of the wrong type, missing, empty or unknown), or when there is none, every field whose value is refused; at most ${MAX_LISTED_PER_ENTRY} lines an entry (the rest of its problems counted on a line of its own) and ${MAX_LISTED_PROBLEMS} lines in all, the rest counted. Nothing is written.
+Each account is at most 1 MiB as Firestore counts a document (a number 8 bytes, a string or a
+field name its UTF-8 and 1 more). Every entry is checked before anything is written, and every
+bad one is named by its problems, a line each: every field the entry's schema refuses (of the
+wrong type, missing, empty or unknown), or when there is none, every field whose value is
+refused; and beside them a key the entry gives twice (JSON would keep the last) and an id an
+earlier entry has. At most ${MAX_LISTED_PER_ENTRY} lines an entry (the rest of its problems counted on a line of
+its own) and ${MAX_LISTED_PROBLEMS} lines in all, the rest counted. Nothing is written.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
 ${STALL_HELP}`,
     )
@@ -1777,13 +1840,22 @@ is still dead for the next run.`,
       const pubsub = createPubSub(projectId);
       const publisher = pagePublisher(pubsub, o.topic);
       try {
-        await checkRedriveTopic(pubsub, o.topic, projectId);
         const store = new FirestoreStore(db);
-        if (!(await redrivable(runId, store, firestoreRedriveLedger(store)))) {
-          throw new CliError(
+        const runMissing = () =>
+          new CliError(
             `run ${runId} does not exist, and no delivery of it is dead, or reopened by a redrive and not yet published`,
           );
+        try {
+          await checkRedriveTopic(pubsub, o.topic, projectId);
+        } catch (err) {
+          // A run that does not exist is said as such where the topic does not exist either (the
+          // default one, in a project never deployed to), as the admin API's 404 says it.
+          if (err instanceof TopicMissing && !(await redrivable(runId, store, firestoreRedriveLedger(store)))) {
+            throw runMissing();
+          }
+          throw err;
         }
+        if (!(await redrivable(runId, store, firestoreRedriveLedger(store)))) throw runMissing();
         started = true;
         const stall = silenceWarning('redrive', 'page', projectId);
         let result: Awaited<ReturnType<typeof redriveRun>>;

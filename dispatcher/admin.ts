@@ -448,7 +448,7 @@ export function adminRouter(deps: AdminDeps): Router {
     '/admin/runs/:runId/redrive',
     redriveWithin,
     requireJson({ optional: true }),
-    jsonBody('16kb'),
+    jsonBody('16kb', { uniqueKeys: true }),
     wellFormedBody,
     async (req, res) => {
       const body = noFieldsBody.safeParse(req.body ?? {});
@@ -477,38 +477,45 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json({ id, notification });
   });
 
-  router.post('/admin/paused/resume', bulk, requireJson(), jsonBody('16kb'), wellFormedBody, async (req, res) => {
-    // No body at all: said as what to send, not as an object missing.
-    if (req.body === undefined) {
-      invalid(res, 'pausedReason', 'give pausedReason or allPaused: true');
-      return;
-    }
-    const body = resumePausedBody.safeParse(req.body);
-    if (!body.success) {
-      const { field, message } = firstIssue(body.error);
-      invalid(res, field, message);
-      return;
-    }
-    const { pausedReason, dryRun = false } = body.data;
-    const selector: PausedSelector = pausedReason !== undefined ? { pausedReason } : { allPaused: true };
-    audit(req, res, 'resume-paused', { ...selector, dryRun });
-    const result = await deps.resumePaused(selector, { dryRun });
-    const { ids, unlisted, ...counts } = result;
-    // A reason is matched exactly, and one saved now has no blanks around it and is in NFC: the likely one named.
-    const hint = pausedReason !== undefined && result.matched === 0 ? reasonHint(pausedReason) : null;
-    res.json({
-      ...selector,
-      ...counts,
-      ...(dryRun ? { ids, unlisted } : {}),
-      ...(hint ? { hint: `${hint.message}: try {"pausedReason": ${quoted(hint.reason)}}` } : {}),
-    });
-  });
+  router.post(
+    '/admin/paused/resume',
+    bulk,
+    requireJson(),
+    jsonBody('16kb', { uniqueKeys: true }),
+    wellFormedBody,
+    async (req, res) => {
+      // No body at all: said as what to send, not as an object missing.
+      if (req.body === undefined) {
+        invalid(res, 'pausedReason', 'give pausedReason or allPaused: true');
+        return;
+      }
+      const body = resumePausedBody.safeParse(req.body);
+      if (!body.success) {
+        const { field, message } = firstIssue(body.error);
+        invalid(res, field, message);
+        return;
+      }
+      const { pausedReason, dryRun = false } = body.data;
+      const selector: PausedSelector = pausedReason !== undefined ? { pausedReason } : { allPaused: true };
+      audit(req, res, 'resume-paused', { ...selector, dryRun });
+      const result = await deps.resumePaused(selector, { dryRun });
+      const { ids, unlisted, ...counts } = result;
+      // A reason is matched exactly, and one saved now has no blanks around it and is in NFC: the likely one named.
+      const hint = pausedReason !== undefined && result.matched === 0 ? reasonHint(pausedReason) : null;
+      res.json({
+        ...selector,
+        ...counts,
+        ...(dryRun ? { ids, unlisted } : {}),
+        ...(hint ? { hint: `${hint.message}: try {"pausedReason": ${quoted(hint.reason)}}` } : {}),
+      });
+    },
+  );
 
   for (const action of ['pause', 'resume'] as const) {
     router.post(
       `/admin/notifications/:id/${action}`,
       requireJson({ optional: true }),
-      jsonBody('16kb'),
+      jsonBody('16kb', { uniqueKeys: true }),
       wellFormedBody,
       async (req, res) => {
         const id = String(req.params.id);
@@ -545,45 +552,51 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json({ id, deleted: true });
   });
 
-  router.put('/admin/notifications/:id', requireJson(), jsonBody('64kb'), wellFormedBody, async (req, res) => {
-    const id = String(req.params.id);
-    // No body at all: said so, not as the first field it lacks.
-    if (!hasBody(req)) {
-      invalid(
-        res,
-        '(body)',
-        'is empty: send the notification as a JSON object ({accountId, channelId, cron, timezone, …})',
-      );
-      return;
-    }
-    const body = notificationBody.safeParse(req.body);
-    if (!body.success) {
-      const { field, message } = firstIssue(body.error);
-      invalid(res, field, message);
-      return;
-    }
-    // Checked as the save checks it (checkedSchedule), before anything is read: blanks around
-    // the zone are dropped, not refused.
-    if (body.data.timezone.trim() === '') {
-      invalid(res, 'timezone', 'is blank');
-      return;
-    }
-    const checked = checkedSchedule(body.data.cron.trim(), body.data.timezone);
-    if ('problem' in checked) {
-      invalid(res, scheduleProblemField(checked.problem), checked.problem);
-      return;
-    }
-    let created: boolean;
-    try {
-      created = await deps.saveNotification({ id, ...body.data });
-    } catch (err) {
-      if (!(err instanceof InvalidNotificationError)) throw err;
-      invalid(res, err.field, err.message);
-      return;
-    }
-    audit(req, res, created ? 'create-notification' : 'replace-notification', { notificationId: id });
-    res.status(created ? 201 : 200).json({ id, created });
-  });
+  router.put(
+    '/admin/notifications/:id',
+    requireJson(),
+    jsonBody('64kb', { uniqueKeys: true }),
+    wellFormedBody,
+    async (req, res) => {
+      const id = String(req.params.id);
+      // No body at all: said so, not as the first field it lacks.
+      if (!hasBody(req)) {
+        invalid(
+          res,
+          '(body)',
+          'is empty: send the notification as a JSON object ({accountId, channelId, cron, timezone, …})',
+        );
+        return;
+      }
+      const body = notificationBody.safeParse(req.body);
+      if (!body.success) {
+        const { field, message } = firstIssue(body.error);
+        invalid(res, field, message);
+        return;
+      }
+      // Checked as the save checks it (checkedSchedule), before anything is read: blanks around
+      // the zone are dropped, not refused.
+      if (body.data.timezone.trim() === '') {
+        invalid(res, 'timezone', 'is blank');
+        return;
+      }
+      const checked = checkedSchedule(body.data.cron.trim(), body.data.timezone);
+      if ('problem' in checked) {
+        invalid(res, scheduleProblemField(checked.problem), checked.problem);
+        return;
+      }
+      let created: boolean;
+      try {
+        created = await deps.saveNotification({ id, ...body.data });
+      } catch (err) {
+        if (!(err instanceof InvalidNotificationError)) throw err;
+        invalid(res, err.field, err.message);
+        return;
+      }
+      audit(req, res, created ? 'create-notification' : 'replace-notification', { notificationId: id });
+      res.status(created ? 201 : 200).json({ id, created });
+    },
+  );
 
   // A path above asked with a method it does not take.
   router.all('/status', methodNotAllowed(['GET']));

@@ -8,6 +8,7 @@ import express, {
   type Response,
 } from 'express';
 import { raceTimeout } from './concurrency';
+import { keyPathText, keysGivenTwiceIfShallow } from './json-keys';
 import type { Logger } from './logger';
 import { traceFields } from './logger';
 
@@ -56,7 +57,7 @@ export function baseApp(log: Logger, projectId: string): Express {
  * the text would be saved with it, where the command line refuses such a file. Of the charsets
  * the parser reads, UTF-8 alone is taken (`utf-16` and `utf-32` are refused as `latin1` is).
  */
-export function jsonBody(limit = '256kb') {
+export function jsonBody(limit = '256kb', opts: { uniqueKeys?: boolean } = {}) {
   return express.json({
     limit,
     type: JSON_TYPES,
@@ -66,6 +67,13 @@ export function jsonBody(limit = '256kb') {
       }
       if (!isUtf8(body)) {
         throw Object.assign(new Error('the body is not UTF-8'), { status: 400, type: 'charset.invalid' });
+      }
+      // A key given twice (`{"accountId": "a", "accountId": "b"}`) would be read as its last,
+      // without a word: where a person wrote the body (the admin API), either may be meant.
+      const [twice] = opts.uniqueKeys ? keysGivenTwiceIfShallow(body.toString('utf8'), 1) : [];
+      if (twice) {
+        const field = keyPathText(twice.path, twice.key);
+        throw Object.assign(new Error(`${field} is given twice`), { status: 400, type: 'key.twice', field });
       }
     },
   });
@@ -176,6 +184,7 @@ const BODY_ERRORS: Record<string, string> = {
   'encoding.unsupported': 'the body has a content encoding this endpoint does not take',
   'charset.unsupported': 'the body has a charset this endpoint does not take (send UTF-8)',
   'charset.invalid': 'the body is not UTF-8 text (a byte in it is not UTF-8: send the text in UTF-8)',
+  'key.twice': 'is given twice in the body, and JSON keeps the last: give it once',
   'request.aborted': 'the request was cut off before its body was read',
   'request.size.invalid': 'the body is not as long as its Content-Length says',
 };
@@ -284,6 +293,11 @@ export function errorHandler(): ErrorRequestHandler {
     // A 4xx says what was wrong in words of its own: the parser's would echo the body back.
     const said = status < 500 ? { message: bodyProblem(err) } : {};
     // Written like every other error code of the services: `entity.too.large` is `entity_too_large`.
+    // A key given twice is named as the field of any other bad value is.
+    if (type === 'key.twice' && typeof err?.field === 'string') {
+      res.status(status).json({ error: 'invalid_request', field: err.field, ...said });
+      return;
+    }
     res.status(status).json({ error: type.replaceAll('.', '_'), ...said });
   };
 }

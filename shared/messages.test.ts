@@ -584,6 +584,11 @@ describe('canonicalRunId', () => {
     ['s_ab:notatime', /has an occurrence that cannot be read: "notatime" is not an RFC 3339 date-time/],
     ['s_ab:2030-02-30T09:00:00Z', /"2030-02-30T09:00:00Z" is not an RFC 3339 date-time/],
     ['r-1', /is not \{scheduleId\}:\{occurrence\}/],
+    // A character that does not show is written as its escape, and named.
+    [
+      's_ab:2030-01-01T09:00:00Z\u200b',
+      /^has an occurrence that cannot be read: "2030-01-01T09:00:00Z\\u200B" is not an RFC 3339 date-time .*; the id given has an invisible character in it \(U\+200B zero-width space\)/,
+    ],
   ])('names what keeps %j from being a run id', (typed, problem) => {
     expect(runIdProblem(typed)).toMatch(problem);
   });

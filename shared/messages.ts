@@ -1,4 +1,12 @@
-import { deliveryIdOf, documentIdProblem, documentIdSchema, LONE_SURROGATE, runIdOf } from './model';
+import {
+  deliveryIdOf,
+  documentIdProblem,
+  documentIdSchema,
+  LONE_SURROGATE,
+  lookalikeIdNote,
+  quoted,
+  runIdOf,
+} from './model';
 import { z } from './zod';
 
 /** RFC 3339 `date-time` with a `Z` or an offset, any number of fraction digits; calendar-checked. */
@@ -29,9 +37,11 @@ export function canonicalOccurrence(s: string): { ok: true; occurrence: string }
     const at = Date.parse(s);
     if (Number.isFinite(at) && new Date(at).toISOString() === s) return { ok: true, occurrence: s };
   }
+  // Quoted with an invisible character written as its escape: `"…:00Z\u200B"`, not a quote that
+  // looks like a good date-time.
   const bad = (why: string) => ({
     ok: false as const,
-    problem: `${JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s)} ${why}`,
+    problem: `${quoted(s, 40)}${s.length > 40 ? '…' : ''} ${why}`,
   });
   // RFC 3339 allows `t` and `z` in lower case; nothing else in it has a case.
   const upper = s.toUpperCase();
@@ -96,7 +106,11 @@ export function runIdProblem(runId: string): string | null {
   const parts = runIdParts(runId);
   if (!parts) return 'is not {scheduleId}:{occurrence}, as the tick answers and the logs show';
   const occurrence = canonicalOccurrence(parts.occurrence);
-  return occurrence.ok ? null : `has an occurrence that cannot be read: ${occurrence.problem}`;
+  if (occurrence.ok) return null;
+  // An id pasted with a character that does not show (a zero-width space, a blank at its end):
+  // said, as a notification id's is, since the quoted id looks like a good one.
+  const note = lookalikeIdNote(runId);
+  return `has an occurrence that cannot be read: ${occurrence.problem}${note ? `; ${note}` : ''}`;
 }
 
 /** The payload of one dispatch message: one notification at one occurrence. */

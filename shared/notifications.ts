@@ -181,6 +181,8 @@ export interface SaveOptions {
    * none is left open holding its locks, and the call fails saying how many were saved.
    */
   signal?: AbortSignal;
+  /** Attempts of each chunk's transaction (SAVE_TRANSACTION_ATTEMPTS unless given). */
+  transactionAttempts?: number;
 }
 
 /**
@@ -193,6 +195,16 @@ const SAVE_PARALLEL = 4;
 
 /** Schedule documents made at once (ensureSchedules). */
 const SCHEDULES_PARALLEL = 16;
+
+/**
+ * Attempts of one chunk's transaction (the client's default is 5). A transaction an import
+ * left open when it stopped without ending it (its Firestore stalled, the process killed) keeps
+ * its locks until Firestore expires it, about a minute after its last call (measured on the
+ * emulator: 64 s; Firestore's idle timeout is 60 s); a save of the same notifications meanwhile
+ * is aborted on a lock timeout, and five attempts give up after about 18 s. Twenty outlast
+ * it, and an import is still bounded by its --stall-timeout.
+ */
+export const SAVE_TRANSACTION_ATTEMPTS = 20;
 
 /** Accounts handed to the writer between two checks of the signal. */
 const ACCOUNTS_PER_FLUSH = 500;
@@ -231,21 +243,24 @@ export async function saveNotifications(
     if (opts.signal?.aborted) throw new SaveInterrupted();
     const refs = chunk.map(({ id }) => db.collection(COLLECTIONS.notifications).doc(id));
     // Read in the transaction that writes: what a concurrent save made first is not called new here.
-    const made = await db.runTransaction(async (tx) => {
-      const current = await tx.getAll(...refs);
-      chunk.forEach(({ doc }, i) => {
-        // A notification replaced keeps the time it was first made.
-        const since: unknown = current[i]?.exists ? current[i]?.get('createdAt') : undefined;
-        tx.set(refs[i] as DocumentReference, { ...doc, createdAt: since ?? now, updatedAt: now });
-      });
-      const changes = chunk.map(({ id, doc }, i) => ({
-        id,
-        from: indexedSchedule(current[i]?.data()),
-        to: indexedSchedule(doc),
-      }));
-      writeIndexChanges(tx, db, changes);
-      return chunk.filter((_, i) => !current[i]?.exists).map(({ id }) => id);
-    });
+    const made = await db.runTransaction(
+      async (tx) => {
+        const current = await tx.getAll(...refs);
+        chunk.forEach(({ doc }, i) => {
+          // A notification replaced keeps the time it was first made.
+          const since: unknown = current[i]?.exists ? current[i]?.get('createdAt') : undefined;
+          tx.set(refs[i] as DocumentReference, { ...doc, createdAt: since ?? now, updatedAt: now });
+        });
+        const changes = chunk.map(({ id, doc }, i) => ({
+          id,
+          from: indexedSchedule(current[i]?.data()),
+          to: indexedSchedule(doc),
+        }));
+        writeIndexChanges(tx, db, changes);
+        return chunk.filter((_, i) => !current[i]?.exists).map(({ id }) => id);
+      },
+      { maxAttempts: opts.transactionAttempts ?? SAVE_TRANSACTION_ATTEMPTS },
+    );
     for (const id of made) created.add(id);
     written += chunk.length;
     if (opts.onProgress && written - reported >= 500) {

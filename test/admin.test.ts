@@ -715,6 +715,55 @@ describe('admin API: requests (fake ports)', () => {
     expect(writes).toHaveLength(0);
   });
 
+  test('a key given twice in a body is named with 400, and nothing is saved or run', async () => {
+    const writes: unknown[] = [];
+    let redriven = 0;
+    const app = appWith(
+      fakePorts({
+        saveNotification: async (n) => writes.push(n) > 0,
+        redrivable: async () => true,
+        redrive: async (runId) => {
+          redriven++;
+          return { runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null };
+        },
+      }),
+    );
+    const put = await request(app)
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json')
+      .send('{"accountId":"acct-1","channelId":"C1","cron":"* * * * *","timezone":"UTC","accountId":"acct-2"}');
+    expect(put.status).toBe(400);
+    expect(put.body).toEqual({
+      error: 'invalid_request',
+      field: 'accountId',
+      message: 'is given twice in the body, and JSON keeps the last: give it once',
+    });
+    const nested = await request(app)
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json')
+      .send(
+        '{"accountId":"a","channelId":"C1","cron":"* * * * *","timezone":"UTC","metrics":[{"label":"x","label":"y"}]}',
+      );
+    expect(nested.body).toMatchObject({ error: 'invalid_request', field: 'metrics[0].label' });
+    expect(writes).toHaveLength(0);
+    const redrive = await request(app)
+      .post('/admin/runs/s_1:2030-01-01T00:00:00.000Z/redrive')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json')
+      .send('{"dryRun":false,"dryRun":true}');
+    expect(redrive.body).toMatchObject({ error: 'invalid_request', field: 'dryRun' });
+    expect(redriven).toBe(0);
+    // The same key in two objects is no key given twice.
+    const fine = await request(app)
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .send({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' });
+    expect(fine.status).toBeLessThan(300);
+    expect(writes).toHaveLength(1);
+  });
+
   test('a body over the limit is refused with 413', async () => {
     const res = await request(appWith(fakePorts()))
       .put('/admin/notifications/n-1')

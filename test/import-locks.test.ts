@@ -1,0 +1,58 @@
+import type { Firestore } from '@google-cloud/firestore';
+import { uniqueProjectId } from '../dev/stack';
+import { createFirestore } from '../shared/firestore';
+import { SAVE_TRANSACTION_ATTEMPTS, saveNotifications } from '../shared/notifications';
+import { COLLECTIONS } from '../shared/topology';
+import { notification } from './helpers';
+
+/**
+ * A transaction left open holds its locks until Firestore ends it: an import stopped at its
+ * --stall-timeout leaves its chunks' transactions so, and one run again at once meets them.
+ * The save waits them out instead of failing on the client's five attempts (about 18 s).
+ */
+
+const HELD_MS = 25_000;
+
+let projectId: string;
+let db: Firestore;
+let holder: Firestore;
+
+beforeAll(() => {
+  projectId = uniqueProjectId('import-locks');
+  db = createFirestore(projectId);
+  holder = createFirestore(projectId);
+});
+afterAll(async () => {
+  await Promise.all([db.terminate(), holder.terminate()]);
+});
+
+test('a save of notifications another transaction holds locks on waits until they are let go, then saves', async () => {
+  expect(SAVE_TRANSACTION_ATTEMPTS).toBeGreaterThan(5);
+  const first = notification(1);
+  await saveNotifications(db, [first]);
+  const ref = holder.collection(COLLECTIONS.notifications).doc(first.id);
+
+  // Another client reads the notification in a transaction and holds it open for HELD_MS.
+  let locked!: () => void;
+  const lockTaken = new Promise<void>((resolve) => {
+    locked = resolve;
+  });
+  const holding = holder.runTransaction(
+    async (tx) => {
+      await tx.get(ref);
+      locked();
+      await new Promise((resolve) => setTimeout(resolve, HELD_MS));
+    },
+    { maxAttempts: 1 },
+  );
+  await lockTaken;
+
+  const started = Date.now();
+  await saveNotifications(db, [{ ...first, channelId: 'C999999999' }]);
+  const waited = Date.now() - started;
+  await holding;
+  // It waited for the lock (longer than five attempts take), and its write landed.
+  expect(waited).toBeGreaterThan(HELD_MS - 2_000);
+  const saved = await db.collection(COLLECTIONS.notifications).doc(first.id).get();
+  expect(saved.get('slack.channelId')).toBe('C999999999');
+}, 120_000);
