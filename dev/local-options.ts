@@ -176,7 +176,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   if (program.args.length > 0) {
     const words = program.args.map((a) => JSON.stringify(a)).join(' ');
     program.error(
-      `error: ${words} ${program.args.length === 1 ? 'is not an option' : 'are not options'}: npm start takes options alone (npm start -- --help lists them), given after -- so that npm passes them on, as in npm start -- --once -n 5`,
+      `error: ${words} ${program.args.length === 1 ? 'is not an option' : 'are not options'}: npm start takes options alone, given after -- so that npm passes them on, as in npm start -- --once -n 5`,
     );
   }
   const opts = program.opts<Options>();

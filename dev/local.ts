@@ -22,6 +22,7 @@ import {
   barOptions,
   channelShown,
   expectedDeliveries,
+  failureHints,
   PostLines,
   postPreview,
   runsToWatch,
@@ -724,7 +725,7 @@ async function main(): Promise<number> {
       } else {
         if (final < expected) {
           say(
-            `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)`,
+            `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)${opts.once ? '' : `; still retried, ${expected - final === 1 ? 'it' : 'they'} may yet end sent, failed or dead, which this run does not say (the deliveries command below lists a run's)`}`,
           );
         }
         if (unanswered) {
@@ -793,11 +794,7 @@ async function main(): Promise<number> {
             if (f[status] > shown.length) tell(`  … and ${f[status] - shown.length} more ${status} in run ${f.runId}`);
           }
           // While the run ticks on, the emulators are up for the CLI; --once stops them at the end.
-          if (!opts.once) {
-            const cli = `FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- deliveries '${f.runId}'`;
-            if (f.failed > 0) tell(`  all the failed: ${cli}`);
-            if (f.dead > 0) tell(`  all the dead: ${cli} --status dead`);
-          }
+          if (!opts.once) for (const line of failureHints(f, emulators.env, PROJECT_ID)) tell(line);
         }
       };
       if (!unanswered && (await answeredBy(listFailures(), Date.now() + LOOK_GRACE_MS)) === null) {
@@ -820,8 +817,11 @@ async function main(): Promise<number> {
     let lastDueMs = slotAtOrBefore(firstAt.getTime(), opts.interval);
     // When the next comes: with --interval 3600 the run may be silent for most of an hour.
     const nextDue = nextTick(lastDueMs, Date.now(), opts.interval, windowSeconds).dueMs;
+    const untilNext = Math.ceil((nextDue - Date.now()) / 1000);
+    // A first tick whose deliveries took past the next one's time: that one is sent now, late.
+    const when = untilNext > 0 ? `in ${untilNext} s` : 'due already: sent now';
     say(
-      `\nrunning: a tick every ${opts.interval} s on the clock, as Cloud Scheduler would send it; the next at ${new Date(nextDue).toISOString()} (in ${Math.max(0, Math.ceil((nextDue - Date.now()) / 1000))} s). Ctrl-C stops everything.`,
+      `\nrunning: a tick every ${opts.interval} s on the clock, as Cloud Scheduler would send it; the next at ${new Date(nextDue).toISOString()} (${when}). Ctrl-C stops everything.`,
     );
     // The tick after the one due at `last`, said when ticks were left out as too old.
     const following = (last: number): number => {

@@ -71,6 +71,29 @@ export function postPreview(mrkdwn: string, max = 60): string {
 }
 
 /**
+ * The commands under a run's failed and dead deliveries, while the run ticks on and its
+ * emulators are up: the CLI's listing of them all, and for the dead, the redrive that sends
+ * them again (it publishes, so it needs the Pub/Sub emulator's address too).
+ */
+export function failureHints(
+  f: { runId: string; failed: number; dead: number },
+  emulators: Record<string, string | undefined>,
+  projectId: string,
+): string[] {
+  const firestore = `FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId}`;
+  const list = `${firestore} npm run cli -- deliveries '${f.runId}'`;
+  return [
+    ...(f.failed > 0 ? [`  all the failed: ${list} --status failed`] : []),
+    ...(f.dead > 0
+      ? [
+          `  all the dead: ${list} --status dead`,
+          `  to send the dead again: PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run cli -- redrive '${f.runId}'`,
+        ]
+      : []),
+  ];
+}
+
+/**
  * A channel as a post line names it: `#C0123456789`, and a channel given by its name (`#général`,
  * which Slack also takes) as it was given, not `##général`.
  */
