@@ -450,6 +450,16 @@ function typedRunId(input: string): string {
   return canonicalRunId(typed);
 }
 
+/**
+ * "run <id>" for a message that it does not exist: an id with a character that does not show (a
+ * zero-width space pasted with it) quoted with its escape and the character named, as a
+ * notification id's is, since it looks like an id that may well exist.
+ */
+function runNamed(runId: string): string {
+  const note = lookalikeIdNote(runId);
+  return note === null ? `run ${runId}` : `run ${quoted(runId, 1100)} (${note})`;
+}
+
 /** A Firestore document id as typed on the command line, or a CliError naming it. */
 function docId(what: string, id: string): string {
   const problem = userIdProblem(id);
@@ -561,7 +571,7 @@ export function parseNotificationsFile(text: string, file: string): NewNotificat
  */
 function keysTwiceByEntry(text: string): Map<number, string[]> {
   const byEntry = new Map<number, string[]>();
-  for (const { path, key } of keysGivenTwiceIfShallow(text)) {
+  for (const { path, key } of keysGivenTwiceIfShallow(text, Number.POSITIVE_INFINITY)) {
     const [entry, ...within] = path;
     if (typeof entry !== 'number') continue;
     byEntry.set(entry, [...(byEntry.get(entry) ?? []), keyPathText(within, key)]);
@@ -1735,7 +1745,7 @@ interrupt: a second run takes only what is still paused. A notification imported
       const db = await openFirestore(projectOf(program.opts()));
       try {
         const summary = await runSummary(runId, new FirestoreStore(db));
-        if (!summary) throw new CliError(`run ${runId} does not exist, and no delivery of it is in the ledger`);
+        if (!summary) throw new CliError(`${runNamed(runId)} does not exist, and no delivery of it is in the ledger`);
         print(summary);
       } finally {
         await db.terminate();
@@ -1773,7 +1783,7 @@ ledger, exits 2.`,
           ...LISTED_DELIVERY_FIELDS,
         ]);
         if (page.length === 0 && o.after === undefined && !(await runSummary(runId, store))) {
-          throw new CliError(`run ${runId} does not exist, and no delivery of it is in the ledger`);
+          throw new CliError(`${runNamed(runId)} does not exist, and no delivery of it is in the ledger`);
         }
         print({
           runId,
@@ -1843,7 +1853,7 @@ is still dead for the next run.`,
         const store = new FirestoreStore(db);
         const runMissing = () =>
           new CliError(
-            `run ${runId} does not exist, and no delivery of it is dead, or reopened by a redrive and not yet published`,
+            `${runNamed(runId)} does not exist, and no delivery of it is dead, or reopened by a redrive and not yet published`,
           );
         try {
           await checkRedriveTopic(pubsub, o.topic, projectId);

@@ -25,6 +25,7 @@ import {
   failureHints,
   PostLines,
   postPreview,
+  runHints,
   runsToWatch,
   SeedProgress,
   timeLeft,
@@ -546,6 +547,8 @@ async function main(): Promise<number> {
      * FIRST_TICK_RETRY_MS, at the same schedule time, so a run cut short is resumed, not lost.
      */
     const runTick = async (at: Date, retry = false): Promise<number> => {
+      // The stand-in's posts before this tick: those of earlier ticks' deliveries are not this one's.
+      const postsBefore = standIn?.posts.length ?? 0;
       postLines.hold();
       const runIds = new Set<string>();
       const deadline = Date.now() + FIRST_TICK_RETRY_MS;
@@ -589,7 +592,7 @@ async function main(): Promise<number> {
         firstSent.getTime() + opts.timeout * 1000 + LOOK_GRACE_MS,
       );
       const published = (counts ?? []).reduce((n, v) => n + v, 0);
-      return watch([...runIds], published, firstSent.getTime());
+      return watch([...runIds], published, firstSent.getTime(), postsBefore);
     };
 
     /**
@@ -597,7 +600,12 @@ async function main(): Promise<number> {
      * from `started`, when the tick was first sent: a tick sent again while a lease ran out has
      * had its deliveries landing (those of the runs it finished) from then on.
      */
-    const watch = async (runIds: string[], firstExpected: number, started: number): Promise<number> => {
+    const watch = async (
+      runIds: string[],
+      firstExpected: number,
+      started: number,
+      postsBefore: number,
+    ): Promise<number> => {
       // Nothing due (a tick between two occurrences): the tick's line says so.
       if (runIds.length === 0 && firstExpected === 0) {
         postLines.asBefore();
@@ -725,8 +733,10 @@ async function main(): Promise<number> {
       } else {
         if (final < expected) {
           say(
-            `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)${opts.once ? '' : `; still retried, ${expected - final === 1 ? 'it' : 'they'} may yet end sent, failed or dead, which this run does not say (the deliveries command below lists a run's)`}`,
+            `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)${opts.once ? '' : `; still retried, ${expected - final === 1 ? 'it' : 'they'} may yet end sent, failed or dead, which this run does not say`}`,
           );
+          // While the run ticks on, the emulators are up for the CLI to say how each run ends.
+          if (!opts.once) for (const line of runHints(runIds, emulators.env, PROJECT_ID)) say(line);
         }
         if (unanswered) {
           say(
@@ -749,7 +759,7 @@ async function main(): Promise<number> {
             : '';
         // Cut off by --timeout, a post can land before its delivery is recorded sent.
         const unrecorded =
-          final < expected && standIn.posts.length > (totals.sent ?? 0)
+          final < expected && standIn.posts.length - postsBefore > (totals.sent ?? 0)
             ? ' (a post lands before its delivery is recorded sent)'
             : '';
         say(

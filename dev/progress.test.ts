@@ -8,6 +8,7 @@ import {
   OVERDUE_MS,
   PostLines,
   postPreview,
+  runHints,
   runsToWatch,
   SEED_QUIET_MS,
   SeedProgress,
@@ -40,6 +41,23 @@ describe('failureHints', () => {
     ]);
     expect(failureHints({ runId: 'r', failed: 2, dead: 0 }, env, 'p')).toHaveLength(1);
     expect(failureHints({ runId: 'r', failed: 0, dead: 0 }, env, 'p')).toEqual([]);
+  });
+});
+
+describe('runHints', () => {
+  test('gives each run its CLI command, the first five, and counts the rest', () => {
+    const env = { FIRESTORE_EMULATOR_HOST: '127.0.0.1:2' };
+    expect(runHints(['s_1:t'], env, 'p')).toEqual([
+      "  how run s_1:t ends: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- run 's_1:t'",
+    ]);
+    const many = runHints(
+      Array.from({ length: 7 }, (_, i) => `s_${i}:t`),
+      env,
+      'p',
+    );
+    expect(many).toHaveLength(6);
+    expect(many.at(-1)).toBe('  … and 2 more runs of this tick');
+    expect(runHints([], env, 'p')).toEqual([]);
   });
 });
 

@@ -93,6 +93,24 @@ export function failureHints(
   ];
 }
 
+/** How many runs a timed-out tick names a command for: the rest are counted. */
+const RUN_HINTS = 5;
+
+/**
+ * Under a tick that timed out while the run ticks on: for each of its runs, the CLI command that
+ * says how its deliveries stand, since this run does not say how those not final end.
+ */
+export function runHints(runIds: string[], emulators: Record<string, string | undefined>, projectId: string): string[] {
+  const lines = runIds
+    .slice(0, RUN_HINTS)
+    .map(
+      (runId) =>
+        `  how run ${runId} ends: FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId} npm run cli -- run '${runId}'`,
+    );
+  if (runIds.length > RUN_HINTS) lines.push(`  … and ${runIds.length - RUN_HINTS} more runs of this tick`);
+  return lines;
+}
+
 /**
  * A channel as a post line names it: `#C0123456789`, and a channel given by its name (`#général`,
  * which Slack also takes) as it was given, not `##général`.

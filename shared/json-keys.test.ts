@@ -27,6 +27,10 @@ describe('keysGivenTwice', () => {
     expect(keysGivenTwice('{"a":1,"a":2} // note')).toEqual([]);
   });
 
+  it('looks past a byte-order mark, as the body parser does', () => {
+    expect(keysGivenTwice('\ufeff{"a":1,"a":2}')).toEqual([{ path: [], key: 'a' }]);
+  });
+
   it('names at most `max`', () => {
     const text = `[${Array.from({ length: 50 }, () => '{"a":1,"a":2}').join(',')}]`;
     expect(keysGivenTwice(text, 3)).toHaveLength(3);

@@ -18,7 +18,8 @@ export function keysGivenTwice(text: string, max = 20): KeyGivenTwice[] {
   const open: Set<string>[] = [];
   let broken = false;
   visit(
-    text,
+    // A byte-order mark, which the body parser and an import's reading drop, is not a fault here.
+    text.startsWith('\ufeff') ? text.slice(1) : text,
     {
       // Text that is not JSON is read on past its fault by the walk: what it would find is not said.
       onError: () => {

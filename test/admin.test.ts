@@ -747,6 +747,13 @@ describe('admin API: requests (fake ports)', () => {
         '{"accountId":"a","channelId":"C1","cron":"* * * * *","timezone":"UTC","metrics":[{"label":"x","label":"y"}]}',
       );
     expect(nested.body).toMatchObject({ error: 'invalid_request', field: 'metrics[0].label' });
+    // Behind a byte-order mark, which the body parser passes over, all the same.
+    const bom = await request(app)
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json')
+      .send('\ufeff{"accountId":"a","channelId":"C1","cron":"* * * * *","timezone":"UTC","accountId":"b"}');
+    expect(bom.body).toMatchObject({ error: 'invalid_request', field: 'accountId' });
     expect(writes).toHaveLength(0);
     const redrive = await request(app)
       .post('/admin/runs/s_1:2030-01-01T00:00:00.000Z/redrive')

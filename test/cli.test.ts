@@ -442,6 +442,12 @@ describe('redrive, on the emulators', () => {
     expect(nowhere.stderr).toContain(
       'run s_none:2030-01-01T00:00:00.000Z does not exist, and no delivery of it is dead',
     );
+    // One with a character that does not show is quoted with its escape, and the character named.
+    const hidden = await runCli(['-p', 'demo-cli-redrive', 'redrive', 's_none\u200b:2030-01-01T00:00:00Z'], env);
+    expect(hidden.code).toBe(2);
+    expect(hidden.stderr).toMatch(
+      /run "s_none\\u200B:2030-01-01T00:00:00\.000Z" \(the id given has an invisible character in it \(U\+200B zero-width space\).*\) does not exist/,
+    );
     // A topic with a subscription: the result alone on stdout, the progress on stderr.
     const ready = createPubSub('demo-cli-redrive');
     await ready.createTopic('redrive-here');
