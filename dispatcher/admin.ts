@@ -334,6 +334,15 @@ function firstIssue(error: z.ZodError): { field: string; message: string } {
   return { field, message: issue?.message ?? 'invalid' };
 }
 
+/** A body read by `schema`, or undefined once its first issue has been answered 400. */
+function parsedOrRefused<S extends z.ZodType>(schema: S, value: unknown, res: Response): z.output<S> | undefined {
+  const body = schema.safeParse(value);
+  if (body.success) return body.data;
+  const { field, message } = firstIssue(body.error);
+  invalid(res, field, message);
+  return undefined;
+}
+
 function audit(req: Request, res: Response, action: string, fields: Record<string, unknown>): void {
   req.log.info({ admin: { caller: callerOf(res), action, ...fields } }, `admin ${action}`);
 }
@@ -451,12 +460,7 @@ export function adminRouter(deps: AdminDeps): Router {
     jsonBody('16kb', { uniqueKeys: true }),
     wellFormedBody,
     async (req, res) => {
-      const body = noFieldsBody.safeParse(req.body ?? {});
-      if (!body.success) {
-        const { field, message } = firstIssue(body.error);
-        invalid(res, field, message);
-        return;
-      }
+      if (parsedOrRefused(noFieldsBody, req.body ?? {}, res) === undefined) return;
       const runId = canonicalRunId(String(req.params.runId));
       if (!(await deps.redrivable(runId))) {
         res.status(404).json({ error: 'run_not_found', runId });
@@ -489,13 +493,9 @@ export function adminRouter(deps: AdminDeps): Router {
         invalid(res, 'pausedReason', 'give pausedReason or allPaused: true');
         return;
       }
-      const body = resumePausedBody.safeParse(req.body);
-      if (!body.success) {
-        const { field, message } = firstIssue(body.error);
-        invalid(res, field, message);
-        return;
-      }
-      const { pausedReason, dryRun = false } = body.data;
+      const body = parsedOrRefused(resumePausedBody, req.body, res);
+      if (body === undefined) return;
+      const { pausedReason, dryRun = false } = body;
       const selector: PausedSelector = pausedReason !== undefined ? { pausedReason } : { allPaused: true };
       audit(req, res, 'resume-paused', { ...selector, dryRun });
       const result = await deps.resumePaused(selector, { dryRun });
@@ -519,13 +519,9 @@ export function adminRouter(deps: AdminDeps): Router {
       wellFormedBody,
       async (req, res) => {
         const id = String(req.params.id);
-        const body = (action === 'pause' ? pauseBody : noFieldsBody).safeParse(req.body ?? {});
-        if (!body.success) {
-          const { field, message } = firstIssue(body.error);
-          invalid(res, field, message);
-          return;
-        }
-        const reason = action === 'pause' ? body.data.reason : undefined;
+        const body = parsedOrRefused(action === 'pause' ? pauseBody : noFieldsBody, req.body ?? {}, res);
+        if (body === undefined) return;
+        const reason = action === 'pause' && 'reason' in body ? body.reason : undefined;
         const change = await deps.setNotificationEnabled(
           id,
           action === 'resume',
@@ -568,26 +564,22 @@ export function adminRouter(deps: AdminDeps): Router {
         );
         return;
       }
-      const body = notificationBody.safeParse(req.body);
-      if (!body.success) {
-        const { field, message } = firstIssue(body.error);
-        invalid(res, field, message);
-        return;
-      }
+      const body = parsedOrRefused(notificationBody, req.body, res);
+      if (body === undefined) return;
       // Checked as the save checks it (checkedSchedule), before anything is read: blanks around
       // the zone are dropped, not refused.
-      if (body.data.timezone.trim() === '') {
+      if (body.timezone.trim() === '') {
         invalid(res, 'timezone', 'is blank');
         return;
       }
-      const checked = checkedSchedule(body.data.cron.trim(), body.data.timezone);
+      const checked = checkedSchedule(body.cron.trim(), body.timezone);
       if ('problem' in checked) {
         invalid(res, scheduleProblemField(checked.problem), checked.problem);
         return;
       }
       let created: boolean;
       try {
-        created = await deps.saveNotification({ id, ...body.data });
+        created = await deps.saveNotification({ id, ...body });
       } catch (err) {
         if (!(err instanceof InvalidNotificationError)) throw err;
         invalid(res, err.field, err.message);

@@ -728,31 +728,30 @@ describe('admin API: requests (fake ports)', () => {
         },
       }),
     );
-    const put = await request(app)
-      .put('/admin/notifications/n-1')
-      .set('authorization', bearer())
-      .set('content-type', 'application/json')
-      .send('{"accountId":"acct-1","channelId":"C1","cron":"* * * * *","timezone":"UTC","accountId":"acct-2"}');
+    // The text as sent: an object could not hold a key twice.
+    const putText = (text: string) =>
+      request(app)
+        .put('/admin/notifications/n-1')
+        .set('authorization', bearer())
+        .set('content-type', 'application/json')
+        .send(text);
+    const put = await putText(
+      '{"accountId":"acct-1","channelId":"C1","cron":"* * * * *","timezone":"UTC","accountId":"acct-2"}',
+    );
     expect(put.status).toBe(400);
     expect(put.body).toEqual({
       error: 'invalid_request',
       field: 'accountId',
       message: 'is given twice in the body, and JSON keeps the last: give it once',
     });
-    const nested = await request(app)
-      .put('/admin/notifications/n-1')
-      .set('authorization', bearer())
-      .set('content-type', 'application/json')
-      .send(
-        '{"accountId":"a","channelId":"C1","cron":"* * * * *","timezone":"UTC","metrics":[{"label":"x","label":"y"}]}',
-      );
+    const nested = await putText(
+      '{"accountId":"a","channelId":"C1","cron":"* * * * *","timezone":"UTC","metrics":[{"label":"x","label":"y"}]}',
+    );
     expect(nested.body).toMatchObject({ error: 'invalid_request', field: 'metrics[0].label' });
     // Behind a byte-order mark, which the body parser passes over, all the same.
-    const bom = await request(app)
-      .put('/admin/notifications/n-1')
-      .set('authorization', bearer())
-      .set('content-type', 'application/json')
-      .send('\ufeff{"accountId":"a","channelId":"C1","cron":"* * * * *","timezone":"UTC","accountId":"b"}');
+    const bom = await putText(
+      '\ufeff{"accountId":"a","channelId":"C1","cron":"* * * * *","timezone":"UTC","accountId":"b"}',
+    );
     expect(bom.body).toMatchObject({ error: 'invalid_request', field: 'accountId' });
     expect(writes).toHaveLength(0);
     const redrive = await request(app)
