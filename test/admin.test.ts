@@ -57,6 +57,14 @@ function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
   };
 }
 
+/**
+ * A JSON body sent as the text written, not as an object serialised: an object could not hold a
+ * key twice, and JSON.stringify would not write a lone surrogate's escape.
+ */
+function sendText(app: ReturnType<typeof appWith>, method: 'put' | 'post', path: string, text: string) {
+  return request(app)[method](path).set('authorization', bearer()).set('content-type', 'application/json').send(text);
+}
+
 function appWith(
   ports: AdminPorts,
   log = silent,
@@ -588,9 +596,8 @@ describe('admin API: requests (fake ports)', () => {
         setNotificationEnabled: async (...a) => (writes.push(a) > 0 ? changed : null),
       }),
     );
-    const send = (method: 'put' | 'post', path: string, json: string) =>
-      request(app)[method](path).set('authorization', bearer()).set('content-type', 'application/json').send(json);
-    const put = await send(
+    const put = await sendText(
+      app,
       'put',
       '/admin/notifications/n-1',
       '{"accountId":"a","channelId":"C1","cron":"* * * * *","timezone":"UTC","title":"\\ud800x"}',
@@ -601,10 +608,16 @@ describe('admin API: requests (fake ports)', () => {
       field: 'title',
       message: 'is not well-formed Unicode (a lone surrogate)',
     });
-    expect((await send('post', '/admin/notifications/n-1/pause', '{"reason":"\\udc00"}')).body.field).toBe('reason');
-    expect((await send('post', '/admin/paused/resume', '{"pausedReason":"x\\ud800"}')).body.field).toBe('pausedReason');
+    expect((await sendText(app, 'post', '/admin/notifications/n-1/pause', '{"reason":"\\udc00"}')).body.field).toBe(
+      'reason',
+    );
+    expect((await sendText(app, 'post', '/admin/paused/resume', '{"pausedReason":"x\\ud800"}')).body.field).toBe(
+      'pausedReason',
+    );
     // A pair is one character, and fine.
-    expect((await send('post', '/admin/notifications/n-1/pause', '{"reason":"\\ud83d\\ude42"}')).status).toBe(200);
+    expect((await sendText(app, 'post', '/admin/notifications/n-1/pause', '{"reason":"\\ud83d\\ude42"}')).status).toBe(
+      200,
+    );
     expect(writes).toHaveLength(1);
   });
 
@@ -667,16 +680,14 @@ describe('admin API: requests (fake ports)', () => {
     const writes: unknown[] = [];
     const app = appWith(fakePorts({ saveNotification: async (n) => writes.push(n) > 0 }));
     const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`;
-    const send = (method: 'put' | 'post', path: string, json: string) =>
-      request(app)[method](path).set('authorization', bearer()).set('content-type', 'application/json').send(json);
-    const put = await send('put', '/admin/notifications/n-1', `{"accountId":${deep}}`);
+    const put = await sendText(app, 'put', '/admin/notifications/n-1', `{"accountId":${deep}}`);
     expect(put.status).toBe(400);
     expect(put.body).toMatchObject({ error: 'invalid_request', field: 'accountId' });
-    expect((await send('post', '/admin/notifications/n-1/pause', `{"reason":${deep}}`)).body).toMatchObject({
+    expect((await sendText(app, 'post', '/admin/notifications/n-1/pause', `{"reason":${deep}}`)).body).toMatchObject({
       error: 'invalid_request',
       field: 'reason',
     });
-    expect((await send('post', '/admin/paused/resume', `{"pausedReason":${deep}}`)).body).toMatchObject({
+    expect((await sendText(app, 'post', '/admin/paused/resume', `{"pausedReason":${deep}}`)).body).toMatchObject({
       error: 'invalid_request',
       field: 'pausedReason',
     });
@@ -728,14 +739,10 @@ describe('admin API: requests (fake ports)', () => {
         },
       }),
     );
-    // The text as sent: an object could not hold a key twice.
-    const putText = (text: string) =>
-      request(app)
-        .put('/admin/notifications/n-1')
-        .set('authorization', bearer())
-        .set('content-type', 'application/json')
-        .send(text);
-    const put = await putText(
+    const put = await sendText(
+      app,
+      'put',
+      '/admin/notifications/n-1',
       '{"accountId":"acct-1","channelId":"C1","cron":"* * * * *","timezone":"UTC","accountId":"acct-2"}',
     );
     expect(put.status).toBe(400);
@@ -744,21 +751,28 @@ describe('admin API: requests (fake ports)', () => {
       field: 'accountId',
       message: 'is given twice in the body, and JSON keeps the last: give it once',
     });
-    const nested = await putText(
+    const nested = await sendText(
+      app,
+      'put',
+      '/admin/notifications/n-1',
       '{"accountId":"a","channelId":"C1","cron":"* * * * *","timezone":"UTC","metrics":[{"label":"x","label":"y"}]}',
     );
     expect(nested.body).toMatchObject({ error: 'invalid_request', field: 'metrics[0].label' });
     // Behind a byte-order mark, which the body parser passes over, all the same.
-    const bom = await putText(
+    const bom = await sendText(
+      app,
+      'put',
+      '/admin/notifications/n-1',
       '\ufeff{"accountId":"a","channelId":"C1","cron":"* * * * *","timezone":"UTC","accountId":"b"}',
     );
     expect(bom.body).toMatchObject({ error: 'invalid_request', field: 'accountId' });
     expect(writes).toHaveLength(0);
-    const redrive = await request(app)
-      .post('/admin/runs/s_1:2030-01-01T00:00:00.000Z/redrive')
-      .set('authorization', bearer())
-      .set('content-type', 'application/json')
-      .send('{"dryRun":false,"dryRun":true}');
+    const redrive = await sendText(
+      app,
+      'post',
+      '/admin/runs/s_1:2030-01-01T00:00:00.000Z/redrive',
+      '{"dryRun":false,"dryRun":true}',
+    );
     expect(redrive.body).toMatchObject({ error: 'invalid_request', field: 'dryRun' });
     expect(redriven).toBe(0);
     // The same key in two objects is no key given twice.
