@@ -47,8 +47,28 @@ describe('lineAndColumn', () => {
     const position = Number(/at position (\d+)/.exec(String((err as Error).message))?.[1]);
     expect(text[position]).toBe('"');
     expect(lineAndColumn(text, err)).toBe(' (line 3, column 11)');
-    expect(lineAndColumn(text, new Error('Unexpected end of JSON input'))).toBe('');
     expect(lineAndColumn(text, new Error('bad at position 5 (line 1 column 6)'))).toBe('');
+  });
+
+  it.each([
+    // JSON.parse: `Unexpected token 'u', "[\n  {"a": tru}]" is not valid JSON`, no position.
+    ['a misspelt literal', '[\n  {"a": tru}]', ' (line 2, column 9)'],
+    ['a trailing comma', '[\n  {"a": 1},\n]', ' (line 3, column 1)'],
+    ['a comment', '// all of them\n[1]', ' (line 1, column 1)'],
+    ['a text that ends too soon', '[\n  {"a": 1},\n', ' (line 3, column 1)'],
+  ])('where JSON.parse names no position, finds the first fault itself: %s', (_what, text, where) => {
+    let err: unknown;
+    try {
+      JSON.parse(text);
+    } catch (e) {
+      err = e;
+    }
+    expect(String((err as Error).message)).not.toMatch(/position/);
+    expect(lineAndColumn(text, err)).toBe(where);
+  });
+
+  it('says nothing for a text it finds no fault in', () => {
+    expect(lineAndColumn('[1]', new Error('Unexpected end of JSON input'))).toBe('');
   });
 });
 

@@ -14,7 +14,7 @@ import { EMULATOR_VARIABLES, type EmulatedService, emulatorAddress } from '../sh
 import { createFirestore } from '../shared/firestore';
 import { buildQuery, FirestoreStore } from '../shared/firestore-store';
 import { withTimeout } from '../shared/http';
-import { keyPathText, keysGivenTwiceIfShallow } from '../shared/json-keys';
+import { firstFaultOffset, keyPathText, keysGivenTwiceIfShallow } from '../shared/json-keys';
 import { createLogger } from '../shared/logger';
 import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
@@ -618,13 +618,16 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
 
 /**
  * Where JSON.parse's `at position 29` is in the text, ` (line 2, column 5)`, for an editor to go
- * to; nothing where its message names no position, or names the line itself (later Node versions).
+ * to; where its message names no position, the first fault a walk of the text finds; nothing
+ * where the message names the line itself (later Node versions) or the walk finds no fault.
  */
 export function lineAndColumn(text: string, err: unknown): string {
   const message = String((err as { message?: unknown } | null)?.message ?? '');
+  if (/\(line \d+ column \d+\)/.test(message)) return '';
   const at = /at position (\d+)/.exec(message);
-  if (at === null || /\(line \d+ column \d+\)/.test(message)) return '';
-  const position = Math.min(Number(at[1]), text.length);
+  const found = at === null ? firstFaultOffset(text) : Number(at[1]);
+  if (found === undefined) return '';
+  const position = Math.min(found, text.length);
   const before = text.slice(0, position);
   const line = before.split('\n').length;
   const column = position - (before.lastIndexOf('\n') + 1) + 1;

@@ -44,6 +44,31 @@ export function keysGivenTwice(text: string, max = 20): KeyGivenTwice[] {
   return broken ? [] : found;
 }
 
+/**
+ * Where the first fault of a text that is not JSON lies, read as JSON.parse reads it (a comment
+ * or a trailing comma is a fault): its offset in the text, or undefined for a text without one,
+ * or one nested too deep to walk. JSON.parse names a position for some faults only (not for a
+ * misspelt `tru`, a comment's slash past a value, a trailing comma, nor a text that ends too soon).
+ */
+export function firstFaultOffset(text: string): number | undefined {
+  let offset: number | undefined;
+  try {
+    visit(
+      text,
+      {
+        onError: (_error, at) => {
+          offset ??= at;
+        },
+      },
+      { disallowComments: true, allowTrailingComma: false },
+    );
+  } catch (err) {
+    if (err instanceof RangeError) return undefined;
+    throw err;
+  }
+  return offset;
+}
+
 /** A path and key as an error names them: `[0].slack.channelId`, or `accountId` at the top. */
 export function keyPathText(path: JSONPath, key: string): string {
   return [...path, key]
