@@ -262,12 +262,24 @@ const notificationBody = z.strictObject({
   enabled: z.boolean().optional(),
 });
 
-/** The 404 of a notification not found; with a note when the id given looks like another (lookalikeIdNote). */
-function notificationNotFound(id: string): { error: 'notification_not_found'; id: string; message?: string } {
+/**
+ * A 404's body, with a `message` when the id given looks like another (lookalikeIdNote: blanks
+ * around it, an invisible or control character, not in NFC), which finds nothing even where the
+ * id it shows exists.
+ */
+function notFoundBody<T extends object>(body: T, id: string): T & { message?: string } {
   const note = lookalikeIdNote(id);
-  return note === null
-    ? { error: 'notification_not_found', id }
-    : { error: 'notification_not_found', id, message: note };
+  return note === null ? body : { ...body, message: note };
+}
+
+/** The 404 of a notification not found. */
+function notificationNotFound(id: string) {
+  return notFoundBody({ error: 'notification_not_found' as const, id }, id);
+}
+
+/** The 404 of a run not found. */
+function runNotFound(runId: string) {
+  return notFoundBody({ error: 'run_not_found' as const, runId }, runId);
 }
 
 const pauseBody = z.strictObject({
@@ -447,7 +459,7 @@ export function adminRouter(deps: AdminDeps): Router {
     const runId = canonicalRunId(String(req.params.runId));
     const summary = await runSummary(runId, deps);
     if (!summary) {
-      res.status(404).json({ error: 'run_not_found', runId });
+      res.status(404).json(runNotFound(runId));
       return;
     }
     res.json(summary);
@@ -463,7 +475,7 @@ export function adminRouter(deps: AdminDeps): Router {
       if (parsedOrRefused(noFieldsBody, req.body ?? {}, res) === undefined) return;
       const runId = canonicalRunId(String(req.params.runId));
       if (!(await deps.redrivable(runId))) {
-        res.status(404).json({ error: 'run_not_found', runId });
+        res.status(404).json(runNotFound(runId));
         return;
       }
       audit(req, res, 'redrive', { runId });

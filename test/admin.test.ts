@@ -588,6 +588,30 @@ describe('admin API: requests (fake ports)', () => {
     });
   });
 
+  test('a run not found is a 404 that says why when the id given has an invisible character', async () => {
+    const run = 's_1:2030-01-01T00:00:00.000Z';
+    for (const [method, path] of [
+      ['get', `/admin/runs/s_1%E2%80%8B:2030-01-01T00:00:00.000Z`],
+      ['post', `/admin/runs/s_1%E2%80%8B:2030-01-01T00:00:00.000Z/redrive`],
+    ] as const) {
+      const res = await request(appWith(fakePorts()))[method](path).set('authorization', bearer());
+      expect({ method, status: res.status, body: res.body }).toEqual({
+        method,
+        status: 404,
+        body: {
+          error: 'run_not_found',
+          runId: 's_1\u200b:2030-01-01T00:00:00.000Z',
+          message: expect.stringMatching(/^the id given has an invisible character/),
+        },
+      });
+    }
+    const plain = await request(appWith(fakePorts())).get(`/admin/runs/${run}`).set('authorization', bearer());
+    expect({ status: plain.status, body: plain.body }).toEqual({
+      status: 404,
+      body: { error: 'run_not_found', runId: run },
+    });
+  });
+
   test('text Firestore cannot hold (a lone surrogate) is named with a 400 before any write', async () => {
     const writes: unknown[] = [];
     const app = appWith(
