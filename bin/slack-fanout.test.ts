@@ -427,11 +427,15 @@ describe('parseAccountsFile', () => {
   it.each([
     ['not JSON', '[', /a\.json is not JSON/],
     // JSON.parse quotes the text around the fault: its line breaks are written \n, one line in all.
-    ['CSV, not JSON', 'id,name\nfoo,Foo\n', /^a\.json is not JSON: [^\n]*"id,name\\nfoo,Foo\\n" is not valid JSON$/],
+    [
+      'CSV, not JSON',
+      'id,name\nfoo,Foo\n',
+      /^a\.json is not JSON: [^\n]*"id,name\\nfoo,Foo\\n" is not valid JSON \(line 1, column 1\)$/,
+    ],
     [
       'CR-only lines, a NUL and an escape',
       'id\rfoo\u0000\u001b\r',
-      /^a\.json is not JSON: [^\p{Cc}]*"id\\rfoo\\u0000\\u001B\\r" is not valid JSON$/u,
+      /^a\.json is not JSON: [^\p{Cc}]*"id\\rfoo\\u0000\\u001B\\r" is not valid JSON \(line 1, column 1\)$/u,
     ],
     ['not an array', '{"id":"x"}', /a\.json must hold a JSON array of accounts/],
     ['a missing name', JSON.stringify([acct, { id: 'acct-2' }]), /a\.json\[1\]: account acct-2: name/],
