@@ -1,5 +1,8 @@
 import { type JSONPath, visit } from 'jsonc-parser';
 
+/** JSON as JSON.parse reads it, for a walk of the text: a comment or a trailing comma is a fault. */
+const AS_JSON_PARSE_READS = { disallowComments: true, allowTrailingComma: false } as const;
+
 /** A key written twice in one object of a JSON text: where the object is, and the key. */
 export interface KeyGivenTwice {
   /** The object's place in the text's value: `[0, 'slack']` is the first entry's `slack`. */
@@ -37,9 +40,8 @@ export function keysGivenTwice(text: string, max = 20): KeyGivenTwice[] {
         if (!keys.has(key)) keys.add(key);
         else if (found.length < max) found.push({ path: pathOf(), key });
       },
-      // JSON as JSON.parse reads it: a comment or a trailing comma is a fault.
     },
-    { disallowComments: true, allowTrailingComma: false },
+    AS_JSON_PARSE_READS,
   );
   return broken ? [] : found;
 }
@@ -48,7 +50,7 @@ export function keysGivenTwice(text: string, max = 20): KeyGivenTwice[] {
  * Where the first fault of a text that is not JSON lies, read as JSON.parse reads it (a comment
  * or a trailing comma is a fault): its offset in the text, or undefined for a text without one,
  * or one nested too deep to walk. JSON.parse names a position for some faults only (not for a
- * misspelt `tru`, a comment's slash past a value, a trailing comma, nor a text that ends too soon).
+ * misspelt `tru`, a comment at the start, a trailing comma, nor a text that ends too soon).
  */
 export function firstFaultOffset(text: string): number | undefined {
   let offset: number | undefined;
@@ -60,7 +62,7 @@ export function firstFaultOffset(text: string): number | undefined {
           offset ??= at;
         },
       },
-      { disallowComments: true, allowTrailingComma: false },
+      AS_JSON_PARSE_READS,
     );
   } catch (err) {
     if (err instanceof RangeError) return undefined;
