@@ -28,6 +28,7 @@ import {
   runHints,
   runsToWatch,
   SeedProgress,
+  shellQuoted,
   timeLeft,
   VERBOSE_MAX,
 } from './progress';
@@ -298,7 +299,7 @@ async function main(): Promise<number> {
   // script execs node so that it reaches this process); SIGHUP (the terminal closed). Each stops
   // everything, then exits 128 + the signal's number (130 for Ctrl-C).
   let stopCode = 130;
-  // Calls the Slack stand-in holds under a delay rule: a stop drops them, and says how many.
+  // Calls the Slack stand-in holds under a delay or http_then_post rule: a stop drops them, and says how many.
   // The stand-in is stopped first, so that none lands while the services drain (a delay
   // shorter than their grace would), and the count said is the count dropped.
   let dropHeld = () => 0;
@@ -306,7 +307,7 @@ async function main(): Promise<number> {
     const held = dropHeld();
     if (held > 0) {
       say(
-        `${counted(held, 'call')} held by a delay rule at the Slack stand-in ${held === 1 ? 'is' : 'are'} dropped: ${held === 1 ? 'its post does' : 'their posts do'} not land`,
+        `${counted(held, 'call')} held by a fault rule at the Slack stand-in ${held === 1 ? 'is' : 'are'} dropped: ${held === 1 ? 'its post does' : 'their posts do'} not land`,
       );
     }
   };
@@ -751,11 +752,11 @@ async function main(): Promise<number> {
       );
       if (standIn) {
         const dups = standIn.duplicates();
-        // A call held by a delay rule may land after this line: what it says holds so far.
+        // A call held by a fault rule may land after this line: what it says holds so far.
         const held = standIn.heldCount;
         const stillHeld =
           held > 0
-            ? ` so far; ${counted(held, 'call')} still held by a delay rule, ${opts.once ? 'dropped as this run stops' : 'which may yet land'}`
+            ? ` so far; ${counted(held, 'call')} still held by a fault rule, ${opts.once ? 'dropped as this run stops' : 'which may yet land'}`
             : '';
         // Cut off by --timeout, a post can land before its delivery is recorded sent.
         const unrecorded =
@@ -794,7 +795,7 @@ async function main(): Promise<number> {
                 pausedSaid.add(notificationId);
                 const resume = opts.once
                   ? ''
-                  : `; to send it again: FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- resume '${notificationId}'`;
+                  : `; to send it again: FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- resume ${shellQuoted(notificationId)}`;
                 // Paused by an operator (the admin API, the command line), not by failures: no count.
                 const failures = Number(n.consecutiveFailures ?? 0);
                 const after = failures > 0 ? `, after ${counted(failures, 'failure')} in a row` : '';

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { SingleBar } from 'cli-progress';
 import {
   type BarLike,
@@ -13,6 +14,7 @@ import {
   SEED_QUIET_MS,
   SeedProgress,
   STALL_MS,
+  shellQuoted,
   timeLeft,
   VERBOSE_MAX,
 } from './progress';
@@ -44,6 +46,26 @@ describe('failureHints', () => {
   });
 });
 
+describe('shellQuoted', () => {
+  it.each([
+    ['n-1'],
+    ["it's"],
+    ["'"],
+    ["a'b'c"],
+    ['a b'],
+    ['$HOME `id` "x" \\ *'],
+    ['s_1:2030-01-01T00:00:00.000Z'],
+    [''],
+  ])('passes %j to a shell as it is', (word) => {
+    const echoed = execFileSync('sh', ['-c', `printf %s ${shellQuoted(word)}`], { encoding: 'utf8' });
+    expect(echoed).toBe(word);
+  });
+
+  it('quotes an id whose quote would have ended the word', () => {
+    expect(shellQuoted("it's")).toBe("'it'\\''s'");
+  });
+});
+
 describe('runHints', () => {
   test('gives each run its CLI command, the first five, and counts the rest', () => {
     const env = { FIRESTORE_EMULATOR_HOST: '127.0.0.1:2' };
@@ -57,6 +79,13 @@ describe('runHints', () => {
     );
     expect(many).toHaveLength(6);
     expect(many.at(-1)).toBe('  … and 2 more runs of this tick');
+    expect(
+      runHints(
+        Array.from({ length: 6 }, (_, i) => `s_${i}:t`),
+        env,
+        'p',
+      ).at(-1),
+    ).toBe('  … and 1 more run of this tick');
     expect(runHints([], env, 'p')).toEqual([]);
   });
 });

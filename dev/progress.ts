@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import type { Options as BarOptions } from 'cli-progress';
 import { escapedUnshowable } from '../shared/model';
 import { safeCut, unescapeMrkdwn } from '../shared/report';
+import { counted } from '../shared/words';
 /** How long no delivery becoming final makes `npm start`'s progress line stop guessing. */
 export const STALL_MS = 20_000;
 /** The least wait that can read as stalled before STALL_MS, when the rate so far says it is (timeLeft). */
@@ -81,16 +82,24 @@ export function failureHints(
   projectId: string,
 ): string[] {
   const firestore = `FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId}`;
-  const list = `${firestore} npm run cli -- deliveries '${f.runId}'`;
+  const list = `${firestore} npm run cli -- deliveries ${shellQuoted(f.runId)}`;
   return [
     ...(f.failed > 0 ? [`  all the failed: ${list} --status failed`] : []),
     ...(f.dead > 0
       ? [
           `  all the dead: ${list} --status dead`,
-          `  to send the dead again: PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run cli -- redrive '${f.runId}'`,
+          `  to send the dead again: PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run cli -- redrive ${shellQuoted(f.runId)}`,
         ]
       : []),
   ];
+}
+
+/**
+ * One word for a POSIX shell, whatever it holds: in single quotes, each `'` in it closed, escaped
+ * and reopened (`it's` is `'it'\''s'`), so that a hint pasted into a shell passes it as it is.
+ */
+export function shellQuoted(word: string): string {
+  return `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 /** How many runs a timed-out tick names a command for: the rest are counted. */
@@ -105,9 +114,9 @@ export function runHints(runIds: string[], emulators: Record<string, string | un
     .slice(0, RUN_HINTS)
     .map(
       (runId) =>
-        `  how run ${runId} ends: FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId} npm run cli -- run '${runId}'`,
+        `  how run ${runId} ends: FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId} npm run cli -- run ${shellQuoted(runId)}`,
     );
-  if (runIds.length > RUN_HINTS) lines.push(`  … and ${runIds.length - RUN_HINTS} more runs of this tick`);
+  if (runIds.length > RUN_HINTS) lines.push(`  … and ${counted(runIds.length - RUN_HINTS, 'more run')} of this tick`);
   return lines;
 }
 

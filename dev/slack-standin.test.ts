@@ -284,6 +284,27 @@ describe('SlackStandIn', () => {
     expect(history.messages?.[0]?.metadata?.event_payload).toMatchObject({ deliveryId: 'n1:occ' });
   });
 
+  it('answers an http_then_post call its HTTP status at once, and lands the post later, as a gateway that gave up can', async () => {
+    slack.setFaults([{ times: 1, respond: { kind: 'http_then_post', status: 503, afterMs: 300 } }]);
+    const web = client();
+
+    const err = await caught(web.chat.postMessage({ channel: 'C1', text: 'x', metadata: metadataFor('n1:occ') }));
+    expect((err as WebAPIHTTPError).statusCode).toBe(503);
+    expect([slack.posts.length, slack.heldCount]).toEqual([0, 1]);
+    await new Promise((r) => setTimeout(r, 600));
+    expect([slack.posts.length, slack.heldCount]).toEqual([1, 0]);
+    const history = await web.conversations.history({ channel: 'C1', include_all_metadata: true });
+    expect(history.messages?.[0]?.metadata?.event_payload).toMatchObject({ deliveryId: 'n1:occ' });
+  });
+
+  it('drops an http_then_post call still held when it is reset', async () => {
+    slack.setFaults([{ respond: { kind: 'http_then_post', status: 502, afterMs: 200 } }]);
+    await caught(client().chat.postMessage({ channel: 'C1', text: 'x' }));
+    slack.reset();
+    await new Promise((r) => setTimeout(r, 400));
+    expect([slack.posts.length, slack.heldCount]).toEqual([0, 0]);
+  });
+
   it('returns posted metadata from conversations.history, newest first, after oldest', async () => {
     const web = client();
     const first = await web.chat.postMessage({
@@ -503,6 +524,11 @@ describe('SlackStandIn', () => {
 
   it.each([
     ['a delay that is not a whole number of ms', [{ respond: { kind: 'delay', ms: 1.5 } }], /^0\.respond\.ms: /],
+    [
+      'an http_then_post without its afterMs',
+      [{ respond: { kind: 'http_then_post', status: 502 } }],
+      /^0\.respond\.afterMs: /,
+    ],
     [
       'times: 0, which would match no call',
       [{ times: 0, respond: { kind: 'http', status: 503 } }],

@@ -33,7 +33,12 @@ export type FaultResponse =
   | { kind: 'delay'; ms: number }
   | { kind: 'post_then_error'; error: string }
   /** Posts, then answers this HTTP status, as a gateway in front of Slack can. */
-  | { kind: 'post_then_http'; status: number };
+  | { kind: 'post_then_http'; status: number }
+  /**
+   * Answers this HTTP status at once, and lands the post `afterMs` later: a gateway that gave
+   * up on Slack (a 502, a 503 for a reset upstream) while the request still went through.
+   */
+  | { kind: 'http_then_post'; status: number; afterMs: number };
 
 /** Matched per chat.postMessage call; the first rule that matches applies. */
 export interface FaultRule {
@@ -122,6 +127,15 @@ const faultResponseSchema = z.discriminatedUnion('kind', [
     error: z.string().min(1),
   }),
   z.strictObject({ kind: z.literal('post_then_http'), status: z.number().int().min(400).max(599) }),
+  z.strictObject({
+    kind: z.literal('http_then_post'),
+    status: z.number().int().min(400).max(599),
+    afterMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_TIMER_MS, `is longer than a timer can wait (${MAX_TIMER_MS} ms, about 24.8 days)`),
+  }),
 ]);
 
 // Strict objects, so a misspelt filter fails loudly instead of matching every call.
@@ -301,7 +315,7 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
     this.faultStates = [];
   }
 
-  /** Calls held by a `delay` rule, not yet answered: posts that may still land. */
+  /** Calls held by a `delay` or `http_then_post` rule, not yet landed: posts that may still land. */
   get heldCount(): number {
     return this.pendingDelays.size;
   }
@@ -501,6 +515,16 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
         else res.json(answer);
         return;
       }
+      case 'http_then_post':
+        res
+          .status(fault.status)
+          .type('text/plain')
+          .send(http.STATUS_CODES[fault.status] ?? 'Error');
+        // Lands later unless the stand-in is stopped or reset first (a held call, as a delay's).
+        void this.sleep(fault.afterMs).then((landed) => {
+          if (landed) this.acceptPost(params, token);
+        });
+        return;
       case undefined:
         res.json(this.acceptPost(params, token));
         return;

@@ -455,7 +455,8 @@ describe('handlePush', () => {
       true,
     ],
     ['a gateway timeout, HTTP 504', () => classifySlackHttpStatus(504), true],
-    ['a gateway error, HTTP 502 (the call is over)', () => classifySlackHttpStatus(502), false],
+    ['a bad gateway, HTTP 502 (a proxy may still pass the post on)', () => classifySlackHttpStatus(502), true],
+    ["a gateway's HTTP 503 (Envoy's answer to an upstream reset)", () => classifySlackHttpStatus(503), true],
     ["Slack's internal_error (the call is over)", () => classifySlackErrorCode('internal_error'), false],
   ])(
     'after %s, the retry waits out the Slack timeout only when the post may still land',
@@ -735,7 +736,7 @@ describe('handlePush', () => {
 
   it('a claim whose write landed but whose answer was lost, retried with the same token, still looks for the earlier post', async () => {
     const { store, slack, deps } = setup();
-    slack.script = [classifySlackHttpStatus(502)];
+    slack.script = [classifySlackErrorCode('internal_error')];
     await handlePush(push(), deps);
     expect(await store.get(id)).toMatchObject({ status: 'retrying', outcomeUnknown: true });
     // The next attempt's claim takes the record, its answer is lost, and the store tries again with

@@ -156,6 +156,8 @@ describe('postMayStillLand', () => {
     ['a timeout', new RetryableError('slack_outcome_unknown', 'x', { slackError: 'request_timeout' })],
     ['a connection reset', new RetryableError('slack_outcome_unknown', 'x', { slackError: 'connection_reset' })],
     ['a gateway timeout, HTTP 504', classifySlackHttpStatus(504)],
+    ['a bad gateway, HTTP 502 (a proxy may pass the request on again)', classifySlackHttpStatus(502)],
+    ["Envoy's HTTP 503 for an upstream reset", classifySlackHttpStatus(503)],
   ])('is true after %s', (_what, err) => {
     expect(postMayStillLand(err)).toBe(true);
   });
@@ -168,7 +170,9 @@ describe('postMayStillLand', () => {
       new RetryableError('slack_retryable', 'x', { slackError: 'request_timeout' }),
     ],
     ["Slack's internal_error (the call is over)", classifySlackErrorCode('internal_error')],
-    ['a gateway error, HTTP 502 (the call is over)', classifySlackHttpStatus(502)],
+    ['a gateway that refused the request, HTTP 429', classifySlackHttpStatus(429)],
+    ['an HTTP status that is not a 5xx, such as 413', classifySlackHttpStatus(413)],
+    ['an HTTP 500 (the server that answered failed: its call is over)', classifySlackHttpStatus(500)],
   ])('is false after %s', (_what, err) => {
     expect(postMayStillLand(err)).toBe(false);
   });

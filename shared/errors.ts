@@ -197,10 +197,14 @@ export function postWindowMs(slackTimeoutMs: number): number {
   return 2 * slackTimeoutMs;
 }
 
+/** Statuses a gateway answers when it gave up on Slack, not knowing whether the post landed. */
+const GATEWAY_GAVE_UP: ReadonlySet<string> = new Set(['http_502', 'http_503', 'http_504']);
+
 /**
  * Whether a post that failed this way may still land later: the call was cut off or timed
- * out, a gateway timed out waiting for Slack (HTTP 504), or the failure is not one we know.
- * After an answer from Slack or a gateway the call is over, posted or not.
+ * out, a gateway gave up on Slack while the request may still be on its way (a 502 or an
+ * Envoy 503 for an upstream reset, a 504 for a timeout), or the failure is not one we know.
+ * After any other answer the call is over, posted or not.
  */
 export function postMayStillLand(err: FanoutError): boolean {
   if (err.code !== 'slack_outcome_unknown') return false;
@@ -208,7 +212,7 @@ export function postMayStillLand(err: FanoutError): boolean {
     err.slackError === undefined ||
     err.slackError === 'request_timeout' ||
     err.slackError === 'connection_reset' ||
-    err.slackError === 'http_504'
+    GATEWAY_GAVE_UP.has(err.slackError)
   );
 }
 

@@ -129,7 +129,7 @@ describe('npm start, stopped early', () => {
     const stop = stdout.findIndex((l) => l.startsWith('SIGINT: stopping everything this run started'));
     expect(stop).toBeGreaterThan(0);
     const after = stdout.slice(stop + 1);
-    expect(after.filter((l) => !/^(\d+ calls? held by a delay rule|stopped)/.test(l))).toEqual([]);
+    expect(after.filter((l) => !/^(\d+ calls? held by a fault rule|stopped)/.test(l))).toEqual([]);
     expect(after.at(-1)).toBe('stopped: nothing this run started is left running');
     expect(await stillListening(run.ports)).toEqual([]);
   }, 120_000);
@@ -340,7 +340,7 @@ describe('npm start, an emulator killed', () => {
     // line on the held calls is on stdout, whose order against stderr's no reader can know.
     const after = lines.slice(stop + 1).filter((l) => l.startsWith('stderr: '));
     expect(after.filter((l) => /deliveries \[/.test(l))).toEqual([]);
-    expect(output).toMatch(/^\d+ calls? held by a delay rule at the Slack stand-in (is|are) dropped: /m);
+    expect(output).toMatch(/^\d+ calls? held by a fault rule at the Slack stand-in (is|are) dropped: /m);
     expect(output).toContain('stopped: nothing this run started is left running');
   }, 180_000);
 });

@@ -241,6 +241,9 @@ describe('faults around dispatch and bad input', () => {
       projectId: uniqueProjectId('faults-dlq'),
       slackApiUrl: slack.url,
       slackToken: TOKEN,
+      // A 503 may be a gateway's while the post is still on its way: each retry waits out the
+      // Slack timeout, kept short here so that five attempts of ten deliveries end soon.
+      slackTimeoutMs: 1000,
       topology: localTopology({ maxDeliveryAttempts: 5 }),
     });
     const now = new Date();

@@ -96,6 +96,42 @@ describe('faults at Slack', () => {
     expect(Date.now() - started).toBeLessThan(localTopology().ackDeadlineSeconds * 1000);
   });
 
+  test('a gateway that answers 502 or 503 and passes the post on seconds later: the retry waits for it, and posts once', async () => {
+    stack = await startStack({
+      projectId: uniqueProjectId('faults-gateway-late'),
+      slackApiUrl: slack.url,
+      slackToken: TOKEN,
+    });
+    const now = new Date();
+    const notifications = [notification(1), notification(2)];
+    await seed(stack.db, notifications, 10, now);
+    // The gateway gives up on Slack at once; the request reaches Slack 3 s later, inside the
+    // notifier's Slack timeout (5 s here), as a post that timed out may.
+    slack.setFaults([
+      { channel: 'C000000001', times: 1, respond: { kind: 'http_then_post', status: 502, afterMs: 3000 } },
+      { channel: 'C000000002', times: 1, respond: { kind: 'http_then_post', status: 503, afterMs: 3000 } },
+    ]);
+    await stack.tick(now);
+    const db = stack.db;
+    await waitFor('two sent', async () => (await deliveryStatuses(db)).sent === 2, 60_000);
+    const v = await verdict(
+      'slack-gateway-late-post',
+      slack,
+      db,
+      deliveryIds(
+        notifications.map((x) => x.id),
+        minuteOf(now),
+      ),
+    );
+    expect(v).toMatchObject({ sent: 2, duplicates: 0, lost: 0 });
+    expect(slack.faults.map((f) => f.hits)).toEqual([1, 1]);
+    expect(slack.posts.map((p) => p.channel).sort()).toEqual(['C000000001', 'C000000002']);
+    for (const n of notifications) {
+      // The second attempt found the late post in the channel instead of posting again.
+      expect(await stack.store.get(`${n.id}:${minuteOf(now)}`)).toMatchObject({ status: 'sent', attempts: 2 });
+    }
+  });
+
   test('a post whose outcome was unknown is found in the channel it went to after the notification moved to another', async () => {
     stack = await startStack({
       projectId: uniqueProjectId('faults-moved-channel'),
