@@ -37,6 +37,32 @@ describe("npm start's options", () => {
     expect(() => parse('--interval', String(MAX_SECONDS + 1))).toThrow(/from 1 to 3600/);
   });
 
+  it.each([
+    ['blanks', 'not a channel', '"not a channel" has blanks or invisible characters in it, which no Slack id has'],
+    ['an invisible character', 'C0123\u200b', '"C0123\\u200B" has blanks or invisible characters in it'],
+    ['nothing', '', '"" is blank'],
+    ['more than 255 characters', `C${'1'.repeat(255)}`, '" is longer than 255 characters (256)'],
+  ])(
+    'refuses a --channel with %s, as a notification saved with it would be, naming it escaped',
+    (_what, channel, said) => {
+      let err = '';
+      const program = localProgram()
+        .exitOverride()
+        .configureOutput({ writeErr: (t) => (err += t), writeOut: () => undefined });
+      expect(() => program.parse(['node', 'local.js', '--channel', channel])).toThrow();
+      expect(err).toContain('is invalid. expected a Slack channel id such as C0123456789: "');
+      expect(err).toContain(said);
+    },
+  );
+
+  it('takes a --channel id or name Slack could have', () => {
+    for (const channel of ['C0123456789', 'général', 'x'.repeat(255)]) {
+      expect(localProgram().exitOverride().parse(['node', 'local.js', '--channel', channel]).opts().channel).toBe(
+        channel,
+      );
+    }
+  });
+
   it('takes LOG_LEVEL as the log level, as the services read it, unless --log-level is given', () => {
     const level = (env: NodeJS.ProcessEnv, ...args: string[]) => parseArgs(['node', 'local.js', ...args], env).logLevel;
     expect(level({})).toBe('info');

@@ -1,6 +1,8 @@
 import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
 import { positiveInt, refuseOptionSlips } from '../shared/cli-args';
 import { LOG_LEVELS } from '../shared/config';
+import { quoted } from '../shared/model';
+import { notificationProblems } from '../shared/notifications';
 
 /** `npm start`'s command line: its options, their ranges, and the help the README pastes. */
 
@@ -84,9 +86,19 @@ export function localProgram(): Command {
         '--channel <id>',
         'a real Slack channel id for every demo notification (with SLACK_BOT_TOKEN)',
         (value: string) => {
-          // Slack's ids (C0123456789, or a name) have no blanks: one with them is a slip, said before anything starts.
-          if (value === '' || /\s/.test(value)) {
-            throw new InvalidArgumentError('expected a Slack channel id such as C0123456789, without blanks');
+          // Checked as a notification's channel is when it is saved, before anything starts: an
+          // id no channel can have (blanks, an invisible character, past 255 characters) is a slip.
+          const problem = notificationProblems({
+            id: 'demo',
+            accountId: 'demo',
+            channelId: value,
+            cron: '* * * * *',
+            timezone: 'UTC',
+          }).find((p) => p.field === 'channelId')?.problem;
+          if (problem !== undefined) {
+            throw new InvalidArgumentError(
+              `expected a Slack channel id such as C0123456789: ${quoted(value)} ${problem}`,
+            );
           }
           return value;
         },
