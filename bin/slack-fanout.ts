@@ -56,7 +56,6 @@ import {
   saveNotifications,
   setNotificationEnabled,
 } from '../shared/notifications';
-import { createPubSub, pagePublisher } from '../shared/pubsub';
 import { QUERIES } from '../shared/queries';
 import {
   firestoreRedriveLedger,
@@ -1850,6 +1849,9 @@ is still dead for the next run.`,
       // A failure from here to the try below ends the command; the handler holds no process open.
       await checkReachable('Pub/Sub', projectId);
       const db = await openFirestore(projectId);
+      // Loaded here, by the one command that publishes: the Pub/Sub client takes longer to load
+      // than most commands take to run.
+      const { createPubSub, pagePublisher } = await import('../shared/pubsub');
       const pubsub = createPubSub(projectId);
       const publisher = pagePublisher(pubsub, o.topic);
       try {

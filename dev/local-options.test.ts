@@ -86,6 +86,27 @@ describe("npm start's options", () => {
     expect(err).not.toContain('Options:');
   });
 
+  it.each([
+    [{ npm_lifecycle_event: 'start' }, ' (npm start -n 5 without -- passes only "5" on: npm takes -n for its own)\n'],
+    [{}, 'as in npm start -- --once -n 5\n'],
+  ])('says a lone number under npm is the value of an -n npm took (%j)', (env, ending) => {
+    let err = '';
+    jest.spyOn(process.stderr, 'write').mockImplementation((t) => {
+      err += String(t);
+      return true;
+    });
+    jest.spyOn(process, 'exit').mockImplementation((code) => {
+      throw new Error(`exit ${code}`);
+    });
+    try {
+      expect(() => parseArgs(['node', 'local.js', '5'], env)).toThrow('exit 2');
+    } finally {
+      jest.restoreAllMocks();
+    }
+    expect(err.split('\n')[0]).toMatch(/^error: "5" is not an option: npm start takes options alone/);
+    expect(`${err.split('\n')[0]}\n`.endsWith(ending)).toBe(true);
+  });
+
   it('has its help pasted in the README exactly as it prints', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const pasted = /```\nnpm start -- --help\n([\s\S]*?)```/.exec(readme)?.[1];

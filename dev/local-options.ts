@@ -187,8 +187,17 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   program.parse(argv);
   if (program.args.length > 0) {
     const words = program.args.map((a) => JSON.stringify(a)).join(' ');
+    // npm takes a short option it knows (-n, -d, -s…) without a trace in the environment and
+    // passes its value on alone: a lone number is most likely one (npm start -n 5).
+    const [only, ...more] = program.args;
+    const number =
+      startedByNpm(env) && more.length === 0 && only !== undefined && /^\d+$/.test(only) ? only : undefined;
+    const why =
+      number === undefined
+        ? ''
+        : ` (npm start -n ${number} without -- passes only ${JSON.stringify(number)} on: npm takes -n for its own)`;
     program.error(
-      `error: ${words} ${program.args.length === 1 ? 'is not an option' : 'are not options'}: npm start takes options alone, given after -- so that npm passes them on, as in npm start -- --once -n 5`,
+      `error: ${words} ${program.args.length === 1 ? 'is not an option' : 'are not options'}: npm start takes options alone, given after -- so that npm passes them on, as in npm start -- --once -n 5${why}`,
     );
   }
   const opts = program.opts<Options>();

@@ -6,6 +6,7 @@ import {
   checkedSchedule,
   checkedScheduleCount,
   firesAt,
+  IANA_NAME_OF,
   InvalidScheduleError,
   isValidTimeZone,
   LATE_TICK_MS,
@@ -717,9 +718,26 @@ describe('canonicalTimeZone', () => {
     ['Etc/UTC', 'UTC'],
     ['europe/paris', 'Europe/Paris'],
     ['Europe/Paris', 'Europe/Paris'],
+    ['Asia/Kolkata', 'Asia/Kolkata'],
+    ['Asia/Calcutta', 'Asia/Kolkata'],
+    ['asia/kathmandu', 'Asia/Kathmandu'],
+    ['Europe/Kiev', 'Europe/Kyiv'],
   ])('%s is %s', (written, canonical) => {
     expect(canonicalTimeZone(written)).toBe(canonical);
   });
+
+  it.each(Object.entries(IANA_NAME_OF))(
+    "takes IANA's current name for ICU's %s: %s, a zone this runtime knows as the same",
+    (old, current) => {
+      const resolved = (zone: string) =>
+        new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
+      // Both names are one zone to the runtime, whichever of them it calls canonical.
+      expect(resolved(current)).toBe(resolved(old));
+      expect([old, current]).toContain(resolved(old));
+      expect(canonicalTimeZone(old)).toBe(current);
+      expect(canonicalTimeZone(current)).toBe(current);
+    },
+  );
 
   it('gives an unknown zone back as written, for validateSchedule to name', () => {
     expect(canonicalTimeZone('Mars/Olympus')).toBe('Mars/Olympus');

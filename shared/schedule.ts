@@ -20,11 +20,40 @@ export interface CronSchedule {
  */
 const zones = new Map<string, string | null>();
 
+/**
+ * The zones whose canonical name in ICU (CLDR's, which Node 20 gives) is one IANA has since
+ * renamed: each old name to IANA's current one, as newer runtimes give it. Taken so that a zone
+ * is stored under the name its user knows (Asia/Kolkata, not Asia/Calcutta), and so that a
+ * schedule's id does not change with the runtime.
+ */
+export const IANA_NAME_OF: Readonly<Record<string, string>> = Object.freeze({
+  'Africa/Asmera': 'Africa/Asmara',
+  'America/Buenos_Aires': 'America/Argentina/Buenos_Aires',
+  'America/Catamarca': 'America/Argentina/Catamarca',
+  'America/Coral_Harbour': 'America/Atikokan',
+  'America/Cordoba': 'America/Argentina/Cordoba',
+  'America/Godthab': 'America/Nuuk',
+  'America/Indianapolis': 'America/Indiana/Indianapolis',
+  'America/Jujuy': 'America/Argentina/Jujuy',
+  'America/Louisville': 'America/Kentucky/Louisville',
+  'America/Mendoza': 'America/Argentina/Mendoza',
+  'Asia/Calcutta': 'Asia/Kolkata',
+  'Asia/Katmandu': 'Asia/Kathmandu',
+  'Asia/Rangoon': 'Asia/Yangon',
+  'Asia/Saigon': 'Asia/Ho_Chi_Minh',
+  'Atlantic/Faeroe': 'Atlantic/Faroe',
+  'Europe/Kiev': 'Europe/Kyiv',
+  'Pacific/Enderbury': 'Pacific/Kanton',
+  'Pacific/Ponape': 'Pacific/Pohnpei',
+  'Pacific/Truk': 'Pacific/Chuuk',
+});
+
 function zoneOf(timezone: string): string | null {
   let zone = zones.get(timezone);
   if (zone === undefined) {
     try {
-      zone = new Intl.DateTimeFormat('en-US', { timeZone: timezone }).resolvedOptions().timeZone;
+      const resolved = new Intl.DateTimeFormat('en-US', { timeZone: timezone }).resolvedOptions().timeZone;
+      zone = IANA_NAME_OF[resolved] ?? resolved;
     } catch {
       zone = null;
     }
@@ -38,8 +67,8 @@ export function isValidTimeZone(timezone: string): boolean {
 }
 
 /**
- * The IANA zone's canonical name as the runtime knows it (`utc` and `Etc/UTC` → `UTC`,
- * `europe/paris` → `Europe/Paris`, `US/Eastern` → `America/New_York`), so that two spellings of
+ * The IANA zone's canonical name (`utc` and `Etc/UTC` → `UTC`, `europe/paris` → `Europe/Paris`,
+ * `US/Eastern` → `America/New_York`, `Asia/Calcutta` → `Asia/Kolkata`), so that two spellings of
  * one zone make one schedule. An unknown zone is given back as it is (validateSchedule names it).
  */
 export function canonicalTimeZone(timezone: string): string {
