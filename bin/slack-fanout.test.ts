@@ -539,6 +539,26 @@ describe('parseAccountsFile', () => {
 });
 
 describe('the command line', () => {
+  it.each([
+    [
+      ['add', '--id', 'x'],
+      "required options '--account <accountId>', '--channel <channelId>', '--cron <expr>', '--timezone <tz>' not specified",
+    ],
+    [
+      ['add', '--id', 'x', '--account', 'a', '--channel', 'C1', '--cron', '* * * * *'],
+      "required option '--timezone <tz>' not specified",
+    ],
+  ])('add %j names every required option not given, before the project is looked for', async (args, said) => {
+    const program = buildProgram();
+    let err = '';
+    for (const c of [program, ...program.commands])
+      c.configureOutput({ writeErr: (t) => (err += t), writeOut: () => {} });
+    await expect(program.parseAsync(args, { from: 'user' })).rejects.toMatchObject({
+      code: 'commander.missingMandatoryOptionValue',
+    });
+    expect(err.split('\n')[0]).toBe(`error: ${said}`);
+  });
+
   it("lists --project in a command's help, marks add's required options and says a replace re-enables", () => {
     const add = buildProgram().commands.find((c) => c.name() === 'add');
     let help = '';

@@ -1315,6 +1315,19 @@ export function packageVersion(): string {
   return 'unknown';
 }
 
+/** A usage error naming every option of `command` its help marks `(required)` that was not given. */
+function refuseMissingOptions(command: Command): void {
+  const missing = command.options.filter(
+    (o) => o.description.endsWith('(required)') && command.getOptionValue(o.attributeName()) === undefined,
+  );
+  if (missing.length > 0) {
+    command.error(
+      `error: required option${missing.length === 1 ? '' : 's'} ${missing.map((o) => `'${o.flags}'`).join(', ')} not specified`,
+      { code: 'commander.missingMandatoryOptionValue' },
+    );
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command()
     .name('slack-fanout')
@@ -1346,6 +1359,7 @@ Exit codes:
   130  interrupted (Ctrl-C)`,
     )
     .hook('preAction', async (_program, command) => {
+      refuseMissingOptions(command);
       // What was typed or set is checked before the credentials are looked for: a bad project
       // id or emulator address is named as such, not reported as missing credentials.
       projectOf(program.opts());
@@ -1436,17 +1450,15 @@ ${STALL_HELP}`,
   program
     .command('add')
     .description('create or replace one notification')
-    .requiredOption('--id <id>', 'the notification id (required)')
-    .requiredOption('--account <accountId>', 'the account whose report it sends (required)')
-    .requiredOption('--channel <channelId>', 'the Slack channel id, at most 255 characters (required)')
-    .requiredOption(
+    // Required (refuseMissingOptions), not commander's requiredOption, which names only the first one missing.
+    .option('--id <id>', 'the notification id (required)')
+    .option('--account <accountId>', 'the account whose report it sends (required)')
+    .option('--channel <channelId>', 'the Slack channel id, at most 255 characters (required)')
+    .option(
       '--cron <expr>',
       `5-field cron, e.g. '0 9 * * MON-FRI', at most ${MAX_CRON_CHARS.toLocaleString('en-US')} characters, a run of blanks counted as one (required)`,
     )
-    .requiredOption(
-      '--timezone <tz>',
-      `IANA time zone, e.g. Europe/Paris, at most ${MAX_TIMEZONE_CHARS} characters (required)`,
-    )
+    .option('--timezone <tz>', `IANA time zone, e.g. Europe/Paris, at most ${MAX_TIMEZONE_CHARS} characters (required)`)
     .option('--team <teamId>', 'the Slack workspace id, at most 255 characters')
     .option(
       '--title <title>',
