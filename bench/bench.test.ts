@@ -545,6 +545,11 @@ describe('npm run bench arguments (the built command)', () => {
     ],
     // One size named twice would be measured twice and compared with itself.
     [['--sizes', '300,300'], /--sizes <list>' argument '300,300' is invalid\. 300 is named twice/],
+    // A thousands separator is read as a comma between sizes: said so, not refused as a size of 0.
+    [
+      ['--sizes', '10,000'],
+      /argument '10,000' is invalid\. sizes are separated by commas, so "10,000" is 2 of them: write each without a thousands separator \(10000, not 10,000\)/,
+    ],
     [['--in-flight', '8,8'], /--in-flight <list>' argument '8,8' is invalid\. 8 is named twice/],
     // The README's example: the capacity problem, whatever else the defaults leave unmatched.
     [['--in-flight', '64', '--capacity-requests', '10'], /--in-flight 64: 64 in flight needs at least 64 requests/],

@@ -78,7 +78,15 @@ function intList(min: number, max: number) {
   const one = wholeNumber(min, max);
   let given: number[] = [];
   return (value: string): number[] => {
-    const out = [...given, ...value.split(',').map((v) => one(v.trim()))];
+    const items = value.split(',').map((v) => v.trim());
+    // 1,000 is two sizes here, 1 and 000: a group of three digits starting with 0 after a comma
+    // is a thousands separator, said so rather than refused as a size of 0.
+    if (items.slice(1).some((v) => /^0\d{2}$/.test(v))) {
+      throw new InvalidArgumentError(
+        `sizes are separated by commas, so ${JSON.stringify(value)} is ${items.length} of them: write each without a thousands separator (${items.join('')}, not ${value.trim()})`,
+      );
+    }
+    const out = [...given, ...items.map((v) => one(v))];
     // One value named twice would be measured twice, and compared with itself.
     const twice = out.find((v, i) => out.indexOf(v) !== i);
     if (twice !== undefined) throw new InvalidArgumentError(`${twice} is named twice`);
