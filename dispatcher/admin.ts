@@ -44,7 +44,9 @@ import {
   type EnabledChange,
   enabledOutput,
   InvalidNotificationError,
+  missingAccounts,
   type NewNotification,
+  notificationProblems,
   type PausedSelector,
   type ResumePausedResult,
   resumePaused,
@@ -92,6 +94,8 @@ export interface AdminPorts {
   deleteNotification(id: string): Promise<boolean>;
   /** Creates or replaces; true when it was created. */
   saveNotification(n: NewNotification): Promise<boolean>;
+  /** Whether no account document has this id (a notification naming it is saved all the same). */
+  accountMissing(accountId: string): Promise<boolean>;
   /** Resumes in bulk the notifications paused for a reason, or every paused one (shared/notifications.ts). */
   resumePaused(selector: PausedSelector, opts: { dryRun: boolean }): Promise<ResumePausedResult>;
   /** Whether a redrive of the run has anything to do (shared/redrive.ts `redrivable`). */
@@ -243,6 +247,7 @@ export function firestoreAdminPorts(
       const { created } = await saveNotifications(db, [n]);
       return created.has(n.id);
     },
+    accountMissing: async (accountId) => (await missingAccounts(db, [accountId])).length > 0,
     resumePaused: (selector, opts) => resumePaused(db, selector, opts),
     redrivable: (runId) => redrivable(runId, store, ledger),
     redrive: (runId) => redriveRun(runId, { ledger, publisher, log, ...(isDraining ? { isDraining } : {}) }),
@@ -589,6 +594,12 @@ export function adminRouter(deps: AdminDeps): Router {
         invalid(res, scheduleProblemField(checked.problem), checked.problem);
         return;
       }
+      // Read before the save, so that a Firestore that fails the read fails the request before
+      // anything is written. A missing account does not refuse it (accounts may be imported
+      // after their notifications): the answer warns, as the CLI's add does.
+      // A notification the save refuses (an account id no document can have, say) is not read for.
+      const accountMissing =
+        notificationProblems({ id, ...body }).length === 0 && (await deps.accountMissing(body.accountId));
       let created: boolean;
       try {
         created = await deps.saveNotification({ id, ...body });
@@ -598,7 +609,15 @@ export function adminRouter(deps: AdminDeps): Router {
         return;
       }
       audit(req, res, created ? 'create-notification' : 'replace-notification', { notificationId: id });
-      res.status(created ? 201 : 200).json({ id, created });
+      res.status(created ? 201 : 200).json({
+        id,
+        created,
+        ...(accountMissing
+          ? {
+              warning: `account ${quoted(body.accountId)} is not in Firestore: each delivery fails (invalid_notification) until it is imported, and after PAUSE_AFTER_FAILURES occurrences in a row the notification is paused (account_not_found)`,
+            }
+          : {}),
+      });
     },
   );
 

@@ -83,6 +83,7 @@ function dispatcherWithAdmin(auth: RequestHandler, log: Logger, tickAuth?: Reque
       setNotificationEnabled: async () => null,
       deleteNotification: async () => false,
       saveNotification: async () => true,
+      accountMissing: async () => false,
       redrivable: async () => false,
       resumePaused: async () => {
         throw new Error('not in this test');

@@ -1,6 +1,7 @@
 import { type AddressInfo, connect } from 'node:net';
 import type { RequestHandler } from 'express';
 import request from 'supertest';
+import { demoAccounts } from '../dev/demo';
 import { type Stack, startStack, uniqueProjectId } from '../dev/stack';
 import { ADMIN_DEADLINES, type AdminPorts, adminDeadlines, adminRouter } from '../dispatcher/admin';
 import { createApp as createDispatcher } from '../dispatcher/app';
@@ -11,7 +12,7 @@ import { createLogger } from '../shared/logger';
 import { bucketIds } from '../shared/members';
 import type { DispatchMessage } from '../shared/messages';
 import type { DeliveryStatus, RunDoc } from '../shared/model';
-import { noneResumed, notificationDoc } from '../shared/notifications';
+import { noneResumed, notificationDoc, saveAccounts } from '../shared/notifications';
 import type { RunStore } from '../shared/ports';
 import { firestoreRedriveLedger, REDRIVE_STRANDED_AFTER_MS, redriveRun } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
@@ -50,6 +51,7 @@ function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
     setNotificationEnabled: async () => null,
     deleteNotification: async () => false,
     saveNotification: async () => true,
+    accountMissing: async () => false,
     redrivable: async () => false,
     resumePaused: async (_selector, { dryRun }) => noneResumed(dryRun),
     redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
@@ -227,6 +229,31 @@ describe('admin API: requests (fake ports)', () => {
       expect(vendor.status).not.toBe(415);
     },
   );
+
+  test('PUT saves a notification whose account is missing, and its answer warns of it; one the save refuses is not read for', async () => {
+    const save = jest.fn(fakePorts().saveNotification);
+    const accountMissing = jest.fn(async (id: string) => id === 'acct-gone');
+    const app = appWith(fakePorts({ saveNotification: save, accountMissing }));
+    const put = (accountId: string) =>
+      request(app)
+        .put('/admin/notifications/n-1')
+        .set('authorization', bearer())
+        .send({ accountId, channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' });
+    const missing = await put('acct-gone');
+    expect(missing.status).toBe(201);
+    expect(missing.body).toEqual({
+      id: 'n-1',
+      created: true,
+      warning:
+        'account "acct-gone" is not in Firestore: each delivery fails (invalid_notification) until it is imported, and after PAUSE_AFTER_FAILURES occurrences in a row the notification is paused (account_not_found)',
+    });
+    expect((await put('acct-1')).body).toEqual({ id: 'n-1', created: true });
+    expect(save).toHaveBeenCalledTimes(2);
+    // An account id no document can have: never read for (the real save refuses it with 400).
+    accountMissing.mockClear();
+    expect((await put('a/b')).body).toEqual({ id: 'n-1', created: true });
+    expect(accountMissing).not.toHaveBeenCalled();
+  });
 
   test('a JSON body that is not UTF-8 is refused with 400, not saved with U+FFFD in place of its bytes', async () => {
     const save = jest.fn(fakePorts().saveNotification);
@@ -1674,7 +1701,13 @@ describe('admin API on the emulators', () => {
     const body = { accountId: 'acct-0001', channelId: 'C123', cron: '0 9 * * 1-5', timezone: 'Europe/Paris' };
     const created = await call('PUT', '/admin/notifications/n-admin', body);
     expect(created.status).toBe(201);
-    expect(created.body).toEqual({ id: 'n-admin', created: true });
+    // No account acct-0001 yet: saved all the same, with a warning.
+    expect(created.body).toEqual({
+      id: 'n-admin',
+      created: true,
+      warning: expect.stringMatching(/^account "acct-0001" is not in Firestore: /),
+    });
+    await saveAccounts(stack.db, demoAccounts(1));
 
     const read = await call('GET', '/admin/notifications/n-admin');
     expect(read.status).toBe(200);
