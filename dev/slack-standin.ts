@@ -27,6 +27,14 @@ import { blocksTextLength, SLACK_BLOCKS_TEXT_REFUSED_PAST, SLACK_LIMITS } from '
 import { z } from '../shared/zod';
 import { mulberry32 } from './demo';
 
+/** An HTTP error as a gateway in front of Slack answers it: the status, and its name in text. */
+function answerStatus(res: Response, status: number): void {
+  res
+    .status(status)
+    .type('text/plain')
+    .send(http.STATUS_CODES[status] ?? 'Error');
+}
+
 export type FaultResponse =
   | { kind: 'http'; status: number; retryAfterSeconds?: number }
   | { kind: 'slack_error'; error: string }
@@ -477,10 +485,7 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
         if (fault.status === 429) {
           res.status(429).json({ ok: false, error: 'ratelimited' });
         } else {
-          res
-            .status(fault.status)
-            .type('text/plain')
-            .send(http.STATUS_CODES[fault.status] ?? 'Error');
+          answerStatus(res, fault.status);
         }
         return;
       case 'slack_error':
@@ -507,19 +512,12 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
       }
       case 'post_then_http': {
         const answer = this.acceptPost(params, token);
-        if (answer.ok)
-          res
-            .status(fault.status)
-            .type('text/plain')
-            .send(http.STATUS_CODES[fault.status] ?? 'Error');
+        if (answer.ok) answerStatus(res, fault.status);
         else res.json(answer);
         return;
       }
       case 'http_then_post':
-        res
-          .status(fault.status)
-          .type('text/plain')
-          .send(http.STATUS_CODES[fault.status] ?? 'Error');
+        answerStatus(res, fault.status);
         // Lands later unless the stand-in is stopped or reset first (a held call, as a delay's).
         void this.sleep(fault.afterMs).then((landed) => {
           if (landed) this.acceptPost(params, token);

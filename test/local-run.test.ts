@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -453,13 +453,6 @@ describe('npm start, given bad usage', () => {
     if (!('SLACK_BOT_TOKEN' in extraEnv)) delete env.SLACK_BOT_TOKEN;
     return env;
   };
-  const run = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
-    spawnSync(process.execPath, [LOCAL, ...args], {
-      cwd: ROOT,
-      env: envWith(extraEnv),
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
   type Ran = { status: number | null; stdout: string; stderr: string };
   /** Each run at once (each is a second of module loading, most of it waiting on the disk), answered in order. */
   const runAll = (calls: (readonly [readonly string[], NodeJS.ProcessEnv?])[]): Promise<Ran[]> =>
@@ -589,8 +582,8 @@ describe('npm start, given bad usage', () => {
     }
   });
 
-  test('--help exits 0 and names every exit code', () => {
-    const r = run(['--help']);
+  test('--help exits 0 and names every exit code', async () => {
+    const [r] = (await runAll([[['--help']]])) as [Ran];
     expect(r.status).toBe(0);
     for (const code of ['0 done', '1 a failure', '2 a usage error', '130 Ctrl-C', '143 SIGTERM', '129 SIGHUP']) {
       expect(r.stdout).toContain(code);
