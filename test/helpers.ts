@@ -24,6 +24,12 @@ export function emulatorServiceEnv(projectId: string, extra: NodeJS.ProcessEnv =
   };
 }
 
+/**
+ * Thrown by a `waitFor` check when what it waits for can no longer happen: the wait ends at once
+ * with this error, not at its timeout.
+ */
+export class WaitHopeless extends Error {}
+
 /** Polls until `check` returns a value, or fails naming what it waited for. */
 export async function waitFor<T>(
   what: string,
@@ -38,6 +44,7 @@ export async function waitFor<T>(
       const v = await check();
       if (v) return v;
     } catch (err) {
+      if (err instanceof WaitHopeless) throw new Error(`gave up waiting for ${what}: ${err.message}`);
       last = err;
     }
     await new Promise((r) => setTimeout(r, intervalMs));
@@ -70,12 +77,52 @@ export function notification(i: number, over: Partial<NewNotification> = {}): Ne
  * A waitFor check that every one of `n` deliveries is sent; until then it fails with the counts
  * by status, so a wait that times out says where the deliveries stood.
  */
+/** How long every delivery may sit settled with some not sent before `allSent` gives up. */
+const SETTLED_FOR_MS = 20_000;
+/** How many unsent deliveries a failure names one by one. */
+export const SHOWN_UNSENT = 20;
+
+/**
+ * A `waitFor` check that every one of `n` deliveries is sent. When all `n` have settled (sent,
+ * failed or dead) with some not sent, and stayed so for 20 s, it gives up at once, naming each
+ * delivery not sent with its attempts and last error, rather than waiting out the timeout.
+ */
 export function allSent(db: Firestore, n: number): () => Promise<true> {
+  let settledSince: number | undefined;
   return async () => {
-    const statuses = await deliveryStatuses(db);
+    const snap = await db.collection(COLLECTIONS.deliveries).get();
+    const statuses: Record<string, number> = {};
+    const unsent: string[] = [];
+    for (const d of snap.docs) {
+      const s = String(d.get('status'));
+      statuses[s] = (statuses[s] ?? 0) + 1;
+      if (s !== 'sent') unsent.push(unsentLine(d.id, d.data()));
+    }
     if (statuses.sent === n) return true;
-    throw new Error(`${n} expected, by status: ${JSON.stringify(statuses)}`);
+    const settled = (statuses.sent ?? 0) + (statuses.failed ?? 0) + (statuses.dead ?? 0);
+    const said = `${n} expected, by status: ${JSON.stringify(statuses)}${unsentList(unsent)}`;
+    if (settled < n || snap.size !== n) {
+      settledSince = undefined;
+      throw new Error(said);
+    }
+    settledSince ??= Date.now();
+    if (Date.now() - settledSince >= SETTLED_FOR_MS) throw new WaitHopeless(`all settled, not all sent: ${said}`);
+    throw new Error(said);
   };
+}
+
+/** The first `SHOWN_UNSENT` lines, one a line, and how many more there are. */
+export function unsentList(lines: string[]): string {
+  const shown = lines.slice(0, SHOWN_UNSENT).map((l) => `\n  ${l}`);
+  if (lines.length > SHOWN_UNSENT) shown.push(`\n  and ${lines.length - SHOWN_UNSENT} more`);
+  return shown.join('');
+}
+
+/** One delivery that did not end sent: its status, attempts, and the last error or dead letter's reason. */
+export function unsentLine(id: string, d: Record<string, unknown>): string {
+  const fields = ['status', 'attempts', 'deadLetterAttempts', 'deadReason', 'outcomeUnknown', 'lastError'];
+  const said = fields.filter((f) => d[f] !== undefined).map((f) => `${f}=${JSON.stringify(d[f])}`);
+  return `${id}: ${said.join(' ')}`;
 }
 
 export async function deliveryStatuses(db: Firestore): Promise<Record<string, number>> {

@@ -1,6 +1,7 @@
 import type { Firestore } from '@google-cloud/firestore';
 import type { SlackStandIn } from '../../dev/slack-standin';
 import { COLLECTIONS } from '../../shared/topology';
+import { unsentLine, unsentList } from '../helpers';
 
 /** `npm test` runs each scenario at a size that fits CI; `npm run test:faults` at full size. */
 export const FULL = process.env.FAULT_SCALE === 'full';
@@ -21,9 +22,6 @@ export interface Verdict {
  * Counts what Slack received (the stand-in), not what the ledger says: a duplicate is a
  * delivery id posted more than once, a loss an expected delivery id never posted.
  */
-/** How many unsent deliveries a verdict names one by one. */
-const SHOWN_UNSENT = 20;
-
 export async function verdict(
   scenario: string,
   slack: SlackStandIn,
@@ -60,16 +58,8 @@ export async function verdict(
     `scenario=${v.scenario} expected=${v.expected} sent=${v.sent} failed=${v.failed} dead=${v.dead} duplicates=${v.duplicates} lost=${v.lost}\n`,
   );
   // A rare failure explains itself: each delivery that did not end sent, with how it ended.
-  for (const line of unsent.slice(0, SHOWN_UNSENT)) process.stdout.write(`  ${line}\n`);
-  if (unsent.length > SHOWN_UNSENT) process.stdout.write(`  and ${unsent.length - SHOWN_UNSENT} more\n`);
+  if (unsent.length > 0) process.stdout.write(`${unsentList(unsent).slice(1)}\n`);
   return v;
-}
-
-/** One delivery that did not end sent: its status, attempts, and the last error or dead letter's reason. */
-function unsentLine(id: string, d: Record<string, unknown>): string {
-  const fields = ['status', 'attempts', 'deadLetterAttempts', 'deadReason', 'outcomeUnknown', 'lastError'];
-  const said = fields.filter((f) => d[f] !== undefined).map((f) => `${f}=${JSON.stringify(d[f])}`);
-  return `${id}: ${said.join(' ')}`;
 }
 
 /** Delivery ids for notifications `ids` at `occurrence`. */
