@@ -955,6 +955,7 @@ describe('resume, as typed', () => {
     [['--paused-reason', '   '], 'got a blank one'],
     [['n-1', '--page-size', '10'], 'resume: --page-size goes with --paused-reason or --all-paused, not an id'],
     [['--all-paused', '--page-size', '0'], "option '--page-size <n>' argument '0' is invalid"],
+    [['--all-paused', '--page-size', '10001'], 'expected a whole number from 1 to 10000, got "10001"'],
     [['a', 'b'], 'too many arguments'],
   ])('refuses %j', async (args, message) => {
     expect(await parse(...args)).toContain(message);
@@ -965,6 +966,26 @@ describe('resume, as typed', () => {
     expect(said).toContain("error: unknown option '--bogus'");
     expect(said).toContain('(slack-fanout --help, or slack-fanout <command> --help, lists every option)');
     expect(said).not.toContain('Options:');
+  });
+});
+
+describe('redrive, as typed', () => {
+  withFirestoreNeverDialled();
+
+  it.each([
+    ['0', 'expected a whole number from 1 to 1000, got "0"'],
+    // Each of a page's deliveries is reopened in a transaction of its own, all at once.
+    ['1001', 'expected a whole number from 1 to 1000, got "1001"'],
+  ])('refuses --page-size %s before reading anything', async (value, message) => {
+    const program = buildProgram();
+    let err = '';
+    for (const c of [program, ...program.commands]) {
+      c.exitOverride().configureOutput({ writeErr: (s) => (err += s), writeOut: () => {} });
+    }
+    await expect(
+      program.parseAsync(['-p', 'demo-unit', 'redrive', 'r-1', '--page-size', value], { from: 'user' }),
+    ).rejects.toThrow();
+    expect(err).toContain(`option '--page-size <n>' argument '${value}' is invalid. ${message}`);
   });
 });
 

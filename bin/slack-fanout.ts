@@ -48,6 +48,7 @@ import {
   type PausedSelector,
   pausedQuery,
   RESUME_PAGE_SIZE,
+  RESUME_PAGE_SIZE_MAX,
   type ResumePausedResult,
   reindexNotifications,
   resumePaused,
@@ -59,6 +60,8 @@ import {
 import { QUERIES } from '../shared/queries';
 import {
   firestoreRedriveLedger,
+  REDRIVE_PAGE_SIZE,
+  REDRIVE_PAGE_SIZE_MAX,
   REDRIVE_STRANDED_AFTER_MS,
   redrivable,
   redriveRun,
@@ -1636,8 +1639,8 @@ it again is safe.`,
     )
     .option(
       '--page-size <n>',
-      'with --paused-reason or --all-paused: notifications read and resumed per page',
-      positiveInt(),
+      `with --paused-reason or --all-paused: notifications read and resumed per page (1 to ${RESUME_PAGE_SIZE_MAX.toLocaleString('en-US')})`,
+      positiveInt(RESUME_PAGE_SIZE_MAX),
       RESUME_PAGE_SIZE,
     )
     .addHelpText(
@@ -1822,7 +1825,12 @@ ledger, exits 2.`,
       redriveTopic,
       TOPOLOGY.dispatchTopic,
     )
-    .option('--page-size <n>', 'dead deliveries read and published per page', positiveInt(), 200)
+    .option(
+      '--page-size <n>',
+      `dead deliveries read and published per page (1 to ${REDRIVE_PAGE_SIZE_MAX.toLocaleString('en-US')})`,
+      positiveInt(REDRIVE_PAGE_SIZE_MAX),
+      REDRIVE_PAGE_SIZE,
+    )
     .addHelpText(
       'after',
       `

@@ -539,6 +539,8 @@ export function pausedQuery(db: Firestore, selector: PausedSelector): Query {
 
 /** Notifications a bulk resume reads per page. */
 export const RESUME_PAGE_SIZE = 500;
+/** The largest page `resume` reads at once: a page's ids are held in memory until it is done. */
+export const RESUME_PAGE_SIZE_MAX = 10_000;
 
 /**
  * Resumes every notification paused for a reason (`{ pausedReason }`), or every paused one

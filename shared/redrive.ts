@@ -30,6 +30,10 @@ export type ReopenResult =
  */
 export const REDRIVE_STRANDED_AFTER_MS = 30 * 60_000;
 
+/** A redrive page's size by default, and its largest: each of a page's deliveries is reopened in its own transaction, all at once. */
+export const REDRIVE_PAGE_SIZE = 200;
+export const REDRIVE_PAGE_SIZE_MAX = 1000;
+
 /** A delivery waiting for another redrive's publish, too recently reopened to take over. */
 export type StrandedCheck = ReopenResult | { kind: 'not_stranded' } | { kind: 'waiting'; since: Date };
 
@@ -175,7 +179,7 @@ export async function redrivable(
 
 export async function redriveRun(runId: string, deps: RedriveDeps): Promise<RedriveResult> {
   const clock = deps.clock ?? (() => new Date());
-  const pageSize = deps.pageSize ?? 200;
+  const pageSize = deps.pageSize ?? REDRIVE_PAGE_SIZE;
   const redriveId = randomUUID();
   const result: RedriveResult = { runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null };
   const ctx: RedriveContext = { runId, redriveId, pageSize, result, deps, clock, counted: new Set() };

@@ -237,6 +237,8 @@ describe('exit codes', () => {
       ['show'],
       ['show', 'n-1', '--bogus'],
       ['redrive', 'r-1', '--page-size', '0'],
+      // Each of a page's deliveries is reopened in a transaction of its own, all at once.
+      ['redrive', 'r-1', '--page-size', '1001'],
       [],
     ]) {
       const res = await runCli(['-p', 'demo-cli-codes', ...args], env);
