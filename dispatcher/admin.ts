@@ -33,6 +33,7 @@ import {
   lookalikeIdNote,
   MAX_DOCUMENT_ID_BYTES,
   MAX_PAUSE_REASON_CHARS,
+  notificationIdProblem,
   quoted,
   type RunDoc,
   reasonHint,
@@ -187,6 +188,11 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
             }),
           endedAfter('its 408'),
         );
+        // Closed with the rest of its body never come, the request is over: its parser may
+        // never end (and with it the hold answerEarly puts on a shutdown), and its route never runs.
+        res.once('close', () => {
+          if (!req.complete) res.status(408).json({});
+        });
         return;
       }
       req.log.warn({ ...which, deadlineMs: ms }, `admin request answered 504: not done within ${within}`);
@@ -413,8 +419,14 @@ export function adminRouter(deps: AdminDeps): Router {
         next();
         return;
       }
-      // A blank notification id too, as the CLI and a PUT name it.
-      const problem = param === 'id' ? userIdProblem(value) : documentIdProblem(value);
+      // A blank notification id too, as the CLI and a PUT name it; one to be saved, by the
+      // tightest limit it is past, as the save names it (an id cut to 1,500 bytes is still too long).
+      const problem =
+        param !== 'id'
+          ? documentIdProblem(value)
+          : req.method === 'PUT'
+            ? notificationIdProblem(value)
+            : userIdProblem(value);
       if (problem) {
         invalid(res, param, `${param} ${quoted(value)}: ${problem}`);
         return;

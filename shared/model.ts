@@ -309,6 +309,25 @@ export function lookalikeIdNote(id: string): string | null {
   return problem === null ? null : `the id given ${problem}`;
 }
 
+/** The longest notification id, in UTF-16 code units (as zod's `max` counts). */
+export const MAX_NOTIFICATION_ID_CHARS = 500;
+
+/**
+ * Why `id` cannot be the id of a notification saved now, or null: the tightest limit first, so
+ * that an id cut to the limit named is not refused again for another (500 characters, then the
+ * rules of a document id and of any new id, then 999 bytes).
+ */
+export function notificationIdProblem(id: string): string | null {
+  return (
+    z.string().max(MAX_NOTIFICATION_ID_CHARS).safeParse(id).error?.issues[0]?.message ??
+    userIdSchema.safeParse(id).error?.issues[0]?.message ??
+    newIdProblem(id) ??
+    (Buffer.byteLength(id, 'utf8') > MAX_NOTIFICATION_ID_BYTES
+      ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids, the id and a time, must fit a Pub/Sub attribute of 1,024 bytes)`
+      : null)
+  );
+}
+
 /** Why `id` cannot be the id of a notification or an account made now, or null. */
 export function newIdProblem(id: string): string | null {
   return (

@@ -15,13 +15,12 @@ import {
   accountSchema,
   BLANK_OR_INVISIBLE,
   looksBlank,
-  MAX_NOTIFICATION_ID_BYTES,
   type NotificationInput,
   newIdProblem,
+  notificationIdProblem,
   notificationSchema,
   quoted,
   titleSchema,
-  userIdSchema,
 } from './model';
 import { QUERIES } from './queries';
 import { checkedSchedule, latestOccurrence, nextOccurrence, scheduleIdOf, scheduleProblemField } from './schedule';
@@ -153,12 +152,7 @@ function checkedNotification(n: NewNotification): {
     const path = issue.path.join('.');
     add(fieldOfPath(path), issue.message, `${who}: ${FIELD_OF_PATH[path] ?? path}: ${issue.message}`);
   }
-  const idProblem =
-    userIdSchema.max(500).safeParse(n.id).error?.issues[0]?.message ??
-    idRuleProblem ??
-    (Buffer.byteLength(n.id, 'utf8') > MAX_NOTIFICATION_ID_BYTES
-      ? `is longer than ${MAX_NOTIFICATION_ID_BYTES} bytes (its delivery ids, the id and a time, must fit a Pub/Sub attribute of 1,024 bytes)`
-      : undefined);
+  const idProblem = notificationIdProblem(n.id);
   if (idProblem) add('id', idProblem, `notification id ${quoted(n.id)}: ${idProblem}`);
   return { doc, problems };
 }

@@ -724,7 +724,23 @@ describe('admin API: requests (fake ports)', () => {
     });
     const channel = await put({ channelId: 'C'.repeat(256) });
     expect(channel.body).toMatchObject({ field: 'channelId', message: expect.stringContaining('longer than 255') });
-    expect(writes).toHaveLength(2);
+    // An id is named by the tightest limit it is past: cut to it, it is taken.
+    const putId = (id: string) =>
+      request(app)
+        .put(`/admin/notifications/${encodeURIComponent(id)}`)
+        .set('authorization', bearer())
+        .send({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' });
+    for (const [id, limit] of [
+      ['a'.repeat(1600), 'is longer than 500 characters (1600)'],
+      ['a'.repeat(501), 'is longer than 500 characters (501)'],
+      ['€'.repeat(334), 'is longer than 999 bytes'],
+    ] as const) {
+      const res = await putId(id);
+      expect([res.status, res.body.field, res.body.message]).toEqual([400, 'id', expect.stringContaining(limit)]);
+    }
+    expect((await putId('a'.repeat(500))).status).toBe(201);
+    expect((await putId('€'.repeat(333))).status).toBe(201);
+    expect(writes).toHaveLength(4);
   });
 
   test('a value nested thousands deep is refused with a 400 that names its field, not a 500', async () => {
@@ -1377,6 +1393,45 @@ describe('admin API: deadlines (fake ports)', () => {
     expect(h.said('ended after its 408').map((l) => [l.method, l.status])).toEqual([['PUT', 408]]);
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  test('a request answered 408 whose body never arrives is out of flight once its connection closes: a shutdown does not wait for it', async () => {
+    const h = held();
+    const lifecycle = createLifecycle(h.log);
+    const calls: string[] = [];
+    const app = appWith(
+      fakePorts({
+        saveNotification: async () => {
+          calls.push('save');
+          return true;
+        },
+      }),
+      h.log,
+      { oneMs: 300, bulkMs: 300 },
+      { track: lifecycle.track },
+    );
+    const { server } = await serveApp(app);
+    const { port } = server.address() as AddressInfo;
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (d) => {
+      text += d.toString();
+    });
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const put = JSON.stringify({ accountId: 'a-1', channelId: 'C0123456789', cron: '0 9 * * *', timezone: 'UTC' });
+    // Ten bytes of its body, and no more: the rest never comes.
+    socket.write(
+      `PUT /admin/notifications/n-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${bearer()}\r\nContent-Type: application/json\r\nContent-Length: ${put.length}\r\n\r\n${put.slice(0, 10)}`,
+    );
+    await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    await waitFor('the 408 out of flight', () => lifecycle.inFlight() === 0, 2000, 10);
+    const started = Date.now();
+    await lifecycle.shutdown(server, async () => {}, 3000);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(h.said('abandoning')).toEqual([]);
+    expect(calls).toEqual([]);
+    expect(h.said('ended after its 408').map((l) => [l.method, l.status])).toEqual([['PUT', 408]]);
   });
 
   test('a bulk resume has the bulk deadline, and /STATUS in a browser gets the 504 as a page', async () => {
