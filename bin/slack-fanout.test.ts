@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import {
   buildProgram,
   checkEmulatorVariables,
   checkedAfterSave,
+  credentialsProblem,
   EXIT,
   emulatorHostPort,
   failureOf,
@@ -1106,6 +1107,39 @@ describe('checked before the credentials', () => {
       'n-1',
     ]);
     expect(message).toMatch(/^no Google credentials/);
+  });
+
+  it('a credentials file that cannot be read is named whole, with why, on one line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'creds-'));
+    mkdirSync(join(dir, '.config', 'gcloud'), { recursive: true });
+    const missing = join(dir, '.config', 'gcloud', 'key.json');
+    const said = await failure({ GOOGLE_APPLICATION_CREDENTIALS: missing }, ['-p', 'demo-x', 'pause', 'n-1']);
+    // The whole path, and why, in the library's words (which differ between its versions).
+    expect(said).toMatch(/^no Google credentials \([^)]*(does not exist|ENOENT)[^)]*\)/);
+    expect(said.slice(0, said.indexOf('): make'))).toContain(missing);
+    expect(said).toContain(
+      `make GOOGLE_APPLICATION_CREDENTIALS (${JSON.stringify(missing)}) name a service account key file`,
+    );
+    expect(said).not.toContain('or set GOOGLE_APPLICATION_CREDENTIALS');
+    const notJson = join(dir, 'key.json');
+    writeFileSync(notJson, 'not json\n');
+    const bad = await failure({ GOOGLE_APPLICATION_CREDENTIALS: notJson }, ['-p', 'demo-x', 'pause', 'n-1']);
+    expect(bad).toMatch(/^no Google credentials \(Unable to read the credential file .*is not valid JSON\)/);
+    expect(bad.split('\n')).toHaveLength(1);
+  });
+
+  it.each([
+    [
+      'Could not load the default credentials. Browse to https://example.test/docs for more information.',
+      'Could not load the default credentials',
+    ],
+    [
+      'The file at /home/me/.config/k.json does not exist. ENOENT: x',
+      'The file at /home/me/.config/k.json does not exist',
+    ],
+    ['a reason\nover two lines.', 'a reason over two lines'],
+  ])('credentialsProblem(%j) is %j', (message, said) => {
+    expect(credentialsProblem(message)).toBe(said);
   });
 });
 

@@ -358,11 +358,24 @@ async function checkCredentials(usesPubSub: boolean, env: NodeJS.ProcessEnv = pr
   try {
     await new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] }).getClient();
   } catch (err) {
+    const file = env.GOOGLE_APPLICATION_CREDENTIALS;
+    const fix = file
+      ? `make GOOGLE_APPLICATION_CREDENTIALS (${quoted(file)}) name a service account key file, or unset it and run \`gcloud auth application-default login\``
+      : 'run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS';
     throw new CliError(
-      `no Google credentials (${(err as Error).message.split('.')[0]}): run \`gcloud auth application-default login\`, ` +
-        'or set GOOGLE_APPLICATION_CREDENTIALS; for the emulators set FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST',
+      `no Google credentials (${credentialsProblem((err as Error).message)}): ${fix}; for the emulators set FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST`,
     );
   }
+}
+
+/**
+ * The auth library's reason, on one line and to its first sentence's end: a path's dots
+ * (`/home/me/.config/…`) are not one, and a pointer to its docs is left out.
+ */
+export function credentialsProblem(message: string): string {
+  const line = message.replace(/\s+/g, ' ').trim();
+  const end = line.search(/\.\s+(?=[A-Z])/);
+  return escapedUnshowable(excerpt(end === -1 ? line.replace(/\.$/, '') : line.slice(0, end), 400));
 }
 
 /** A notification as `list` shows it: what says who gets what, when, and whether it is paused. */
