@@ -13,6 +13,7 @@ import {
   EXIT,
   emulatorHostPort,
   failureOf,
+  firstNonUtf8,
   lineAndColumn,
   MAX_IMPORT_BYTES,
   MAX_LISTED_PER_ENTRY,
@@ -197,6 +198,26 @@ describe('a title', () => {
   });
 });
 
+describe('firstNonUtf8', () => {
+  it.each([
+    ['a byte that starts no character', Buffer.from('[{"id":"x\xff"}]', 'latin1'), 9, 'FF', 1, 10],
+    // A U+FFFD written in the file is UTF-8; the bad byte after it is found, on its line.
+    [
+      'after a written U+FFFD and a line break',
+      Buffer.concat([Buffer.from('["\uFFFD",\n"a'), Buffer.from([0xc3, 0x28]), Buffer.from('"]')]),
+      10,
+      'C3',
+      2,
+      3,
+    ],
+    ['a character cut short at the end', Buffer.from([0x5b, 0x22, 0xe2, 0x82]), 2, 'E2', 1, 3],
+  ])('%s', (_what, bytes, offset, hex, line, column) => {
+    expect(firstNonUtf8(bytes)).toBe(
+      `the byte at offset ${offset} (0x${hex}), line ${line}, column ${column}, is not UTF-8`,
+    );
+  });
+});
+
 describe('an import file with several bad entries', () => {
   const message = (f: () => unknown): string => {
     try {
@@ -229,6 +250,30 @@ describe('an import file with several bad entries', () => {
     expect(lines[3]).toBe('  f.json[3]: duplicate id n-3 (also f.json[2])');
     expect(lines[4]).toMatch(/U\+200B zero-width space/);
     expect(lines[5]).toMatch(/^ {2}f\.json\[5\]: notification n-5: channelId: /);
+  });
+
+  it("names an entry's every problem in one run: a field of the wrong type or a key it should not have does not hide a blank one", () => {
+    const entries = [
+      { ...good, id: 'e1', channelId: '', enabled: 1 },
+      { ...good, id: 'e2', zzz: 1, timezone: 'Mars/Base' },
+      { ...good, id: 'e3', cron: 5, timezone: 'Mars/Base', title: ' ' },
+    ];
+    const lines = message(() => parseNotificationsFile(JSON.stringify(entries), 'f.json')).split('\n');
+    expect(lines[0]).toBe('f.json: 3 bad entries (7 problems); nothing was written:');
+    const of = (i: number) => lines.filter((l) => l.startsWith(`  f.json[${i}]: `));
+    expect(of(0)).toEqual([
+      expect.stringMatching(/notification e1: enabled: /),
+      expect.stringMatching(/notification e1: channelId: is blank/),
+    ]);
+    expect(of(1)).toEqual([
+      expect.stringMatching(/"zzz"/),
+      expect.stringMatching(/notification e2: unknown time zone "Mars\/Base"/),
+    ]);
+    expect(of(2)).toEqual([
+      expect.stringMatching(/notification e3: cron: /),
+      expect.stringMatching(/notification e3: unknown time zone "Mars\/Base"/),
+      expect.stringMatching(/notification e3: title: /),
+    ]);
   });
 
   it('lists at most MAX_LISTED_PROBLEMS of them and counts the rest', () => {
@@ -670,6 +715,9 @@ describe('readText', () => {
     const file = join(dir, 'latin1.json');
     writeFileSync(file, Buffer.from('["caf\xe9"]', 'latin1'));
     expect(() => readText(file)).toThrow(`${file} is not UTF-8 text`);
+    expect(() => readText(file)).toThrow(
+      /: the byte at offset \d+ \(0x[0-9A-F]{2}\), line \d+, column \d+, is not UTF-8; convert it to UTF-8$/,
+    );
     writeFileSync(file, '\ufeff[]');
     expect(readText(file)).toBe('[]');
     expect(() => readText(join(dir, 'missing.json'))).toThrow(/cannot read .*missing\.json: ENOENT \(no such file\)$/);

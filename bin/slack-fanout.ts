@@ -538,7 +538,7 @@ export function readText(path: string, limit = MAX_IMPORT_BYTES, stdin: number |
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_ENCODING_INVALID_ENCODED_DATA') {
-      throw new CliError(`${file} is not UTF-8 text`);
+      throw new CliError(`${file} is not UTF-8 text: ${firstNonUtf8(bytes)}; convert it to UTF-8`);
     }
     throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
   }
@@ -702,6 +702,31 @@ function entriesError(problems: EntryProblem[], source: string | undefined): Cli
   return new CliError(`${source}: ${head}; nothing was written:\n${listed.join('\n')}`);
 }
 
+/**
+ * Where the first byte that is not UTF-8 is, for an error: its offset, its value, and the line
+ * and column of the character it stands at (read as the lenient decoder reads it, U+FFFD).
+ */
+export function firstNonUtf8(bytes: Uint8Array): string {
+  const text = new TextDecoder('utf-8', { ignoreBOM: false }).decode(bytes);
+  // Before the first bad byte every U+FFFD is one written in the file, as its 3 bytes.
+  let offset = 0;
+  let from = 0;
+  for (let at = text.indexOf('\uFFFD'); at !== -1; at = text.indexOf('\uFFFD', at + 1)) {
+    offset += Buffer.byteLength(text.slice(from, at), 'utf8');
+    from = at + 1;
+    if (bytes[offset] === 0xef && bytes[offset + 1] === 0xbf && bytes[offset + 2] === 0xbd) {
+      offset += 3;
+      continue;
+    }
+    const before = text.slice(0, at);
+    const line = before.split('\n').length;
+    const column = at - before.lastIndexOf('\n');
+    const byte = (bytes[offset] ?? 0).toString(16).toUpperCase().padStart(2, '0');
+    return `the byte at offset ${offset.toLocaleString('en-US')} (0x${byte}), line ${line}, column ${column}, is not UTF-8`;
+  }
+  return 'a byte is not UTF-8';
+}
+
 /** Reads a JSON array of accounts (the data a report shows), naming every bad entry. */
 export function parseAccountsFile(text: string, file: string): NewAccount[] {
   const data = parseJsonArray(text, file, 'accounts');
@@ -761,6 +786,18 @@ function shownValue(received: unknown): string {
   return excerpt(JSON.stringify(received) ?? String(received));
 }
 
+/** A value of each field of a notification entry that its schema and its checks take. */
+const NOTIFICATION_STAND_INS: Record<string, unknown> = {
+  id: 'n',
+  accountId: 'a',
+  channelId: 'C0',
+  teamId: 'T0',
+  cron: '0 9 * * *',
+  timezone: 'UTC',
+  title: 'Report',
+  enabled: true,
+};
+
 /**
  * Validates notifications (schema, ids, cron, time zone, no id twice), naming every bad one
  * by `where`, and by its id when it is an import file's entry (`add` names its fields by option).
@@ -782,9 +819,11 @@ function parseNotificationEntries(
     ...(fieldName ? { fieldName } : { noun: 'notification' }),
     // `add` names the field by its option: --channel: is blank, not slack.channelId.
     problems: (n) =>
-      notificationProblems(n as NewNotification).map((err) =>
-        fieldName ? `${fieldName(err.field)}: ${err.problem}` : err.message,
-      ),
+      notificationProblems(n as NewNotification).map((err) => ({
+        field: err.field,
+        text: fieldName ? `${fieldName(err.field)}: ${err.problem}` : err.message,
+      })),
+    stand: NOTIFICATION_STAND_INS,
   }) as NewNotification[];
 }
 
@@ -799,8 +838,18 @@ function validEntries<T extends { id: string }>(
   o: {
     schema: z.ZodType<T>;
     where: (i: number) => string;
-    /** What else is wrong with an entry the schema takes, each problem a line; none, []. */
-    problems: (entry: T) => string[];
+    /**
+     * What else is wrong with an entry the schema takes, each problem a line (with the field it
+     * is about, where it is about one); none, [].
+     */
+    problems: (entry: T) => (string | { field: string; text: string })[];
+    /**
+     * A value the schema takes for each field (by its name in the entry): an entry the schema
+     * refuses is checked again with its refused fields set to these and its unknown keys left
+     * out, so that the other fields' problems (a blank channel beside an `enabled` of 1) are
+     * named in the same run. Without them, or when the id is refused, they are not looked for.
+     */
+    stand?: Record<string, unknown>;
     noun?: string;
     /** The file, to head a list of several bad entries (`add` has one entry, and no file). */
     source?: string;
@@ -819,6 +868,31 @@ function validEntries<T extends { id: string }>(
     fieldName = (field) => field,
     explain = () => undefined,
   } = o;
+  const textOf = (why: string | { text: string }) => (typeof why === 'string' ? why : why.text);
+  /** The problems of an entry's fields the schema took, its refused ones stood in for (`stand`). */
+  const othersRefused = (entry: unknown, issues: z.core.$ZodIssue[]): string[] => {
+    const stand = o.stand;
+    if (stand === undefined || typeof entry !== 'object' || entry === null || Array.isArray(entry)) return [];
+    const refused = new Set<string>();
+    const unknown = new Set<string>();
+    for (const issue of issues) {
+      const field = issue.path[0];
+      if (field === undefined && issue.code === 'unrecognized_keys') for (const k of issue.keys) unknown.add(k);
+      else if (typeof field === 'string' && Object.hasOwn(stand, field)) refused.add(field);
+      else return [];
+    }
+    if (refused.has('id')) return [];
+    const patched = Object.fromEntries(
+      Object.entries(entry)
+        .filter(([k]) => !unknown.has(k))
+        .map(([k, v]) => [k, refused.has(k) ? stand[k] : v]),
+    );
+    const again = schema.safeParse(patched);
+    if (!again.success) return [];
+    return problemsOf(again.data).flatMap((why) =>
+      typeof why !== 'string' && !refused.has(why.field) ? [why.text] : [],
+    );
+  };
   const seen = new Map<string, number>();
   const problems: EntryProblem[] = [];
   // Each line one line, whatever the file holds: a line break or a direction mark in an id or a
@@ -848,7 +922,7 @@ function validEntries<T extends { id: string }>(
       say(i, `${where(i)}: ${named}${path}: is given twice in the entry, and JSON keeps the last: give it once`);
     }
     if (twice.length > 0 && parsed.success) {
-      for (const why of problemsOf(parsed.data)) say(i, `${where(i)}: ${why}`);
+      for (const why of problemsOf(parsed.data)) say(i, `${where(i)}: ${textOf(why)}`);
       return undefined;
     }
     if (!parsed.success) {
@@ -869,11 +943,12 @@ function validEntries<T extends { id: string }>(
         const fieldPart = issue.code === 'unrecognized_keys' && field === undefined ? '' : `${path}: `;
         say(i, `${where(i)}: ${named}${fieldPart}${explain(keys, received) ?? issue.message}`);
       }
+      for (const why of othersRefused(entry, parsed.error.issues)) say(i, `${where(i)}: ${why}`);
       return undefined;
     }
     const e = parsed.data;
     // A second entry of an id is named by its other problems too: it may be the one to keep.
-    for (const why of problemsOf(e)) say(i, `${where(i)}: ${why}`);
+    for (const why of problemsOf(e)) say(i, `${where(i)}: ${textOf(why)}`);
     return first === undefined ? e : undefined;
   });
   if (problems.length > 0) throw entriesError(problems, source);
