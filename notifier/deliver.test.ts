@@ -789,6 +789,19 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(0);
   });
 
+  it('acks a dispatch message pushed without its envelope, records it failed against its delivery, and posts nothing', async () => {
+    const { store, slack, deps } = setup();
+    const body = push();
+    const bare = JSON.parse(Buffer.from(body.message.data, 'base64').toString('utf8'));
+    const result = await handlePush(bare, deps);
+    expect(result).toMatchObject({ kind: 'ack', reason: 'invalid_message', deliveryId: id });
+    expect(await store.get(id)).toMatchObject({
+      status: 'failed',
+      lastError: { code: 'invalid_message', message: expect.stringContaining('"no wrapper"') },
+    });
+    expect(slack.posts).toHaveLength(0);
+  });
+
   it.each<[string, unknown]>([
     ['null', null],
     ['a string', 'hello'],

@@ -54,6 +54,21 @@ function rejected(body: unknown) {
   return result;
 }
 
+describe('parsePushBody with a dispatch message pushed without its envelope', () => {
+  it('refuses it naming the subscription setting, with its delivery and run, so that it is recorded', () => {
+    const result = rejected({ ...message, occurrence: '2026-12-07T09:00:00+01:00' });
+    expect(result.reason).toMatch(/without its Pub\/Sub envelope.*"no wrapper"/);
+    expect(result.deliveryId).toBe(deliveryIdOf(message.notificationId, occurrence));
+    expect(result.runId).toBe(message.runId);
+  });
+
+  it('names no delivery for a body that is neither', () => {
+    const result = rejected({ notificationId: 'n-1' });
+    expect(result.reason).toMatch(/^not a Pub\/Sub push envelope/);
+    expect(result.deliveryId).toBeNull();
+  });
+});
+
 describe('parsePushBody with the production push fixture', () => {
   it('decodes the fixture data to only a notificationId, so it is not a dispatch message', () => {
     const decoded = JSON.parse(Buffer.from(fixture.message.data, 'base64').toString('utf8'));

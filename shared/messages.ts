@@ -221,6 +221,20 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 export function parsePushBody(body: unknown): ParseResult {
   const env = pushEnvelopeSchema.safeParse(body);
   if (!env.success) {
+    // A dispatch message as the body itself: a subscription set to push its messages unwrapped.
+    // Its delivery is named, so that it is recorded: acked unrecorded, it would be lost unseen.
+    const bare = dispatchMessageSchema.safeParse(body);
+    if (bare.success) {
+      const m = bare.data;
+      return {
+        ok: false,
+        reason:
+          'a dispatch message without its Pub/Sub envelope: the push subscription sends its messages unwrapped ("no wrapper"); set it to wrap them',
+        deliveryId: idAttribute(deliveryIdOf(m.notificationId, m.occurrence)),
+        runId: idAttribute(m.runId, 1100),
+        messageId: null,
+      };
+    }
     return {
       ok: false,
       reason: `not a Pub/Sub push envelope: ${summarise(env.error)}`,
