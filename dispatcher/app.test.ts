@@ -1,5 +1,5 @@
 import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import request from 'supertest';
 import { deferred } from '../shared/concurrency';
 import { createLogger } from '../shared/logger';
@@ -119,6 +119,33 @@ describe('the 503s a tick and /readyz answer', () => {
       .set('Content-Type', 'text/plain')
       .send('x'.repeat(17 * 1024));
     expect(res.status).toBe(413);
+  });
+
+  it('refuse a tick whose Content-Length is past 16 KB with 413 at once, closing the connection, without reading the body', async () => {
+    const { app } = appWith(new MemoryStore());
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () =>
+        socket.write(
+          'POST /tick HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\n',
+        ),
+      );
+      const timer = setTimeout(() => socket.destroy(new Error('not answered within 3 s')), 3000);
+      let got = '';
+      socket.on('data', (d: Buffer) => {
+        got += d.toString();
+      });
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(got);
+      });
+      socket.on('error', reject);
+    });
+    server.close();
+    expect(answer).toMatch(/^HTTP\/1\.1 413/);
+    expect(answer.toLowerCase()).toContain('connection: close');
   });
 
   it('answer 405, with Allow: POST, for /tick asked with another method', async () => {

@@ -231,6 +231,38 @@ describe('notifier app POST /push', () => {
     expect(lines.filter((l) => String(l.message).includes('not a Pub/Sub push envelope'))).toHaveLength(2);
   });
 
+  it('acks a body whose Content-Length is past the limit at once, closing the connection, without waiting for the body', async () => {
+    const { log, lines } = capturedLog();
+    const { app } = setup({ log });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    const started = Date.now();
+    // A gigabyte declared, and none of it sent: the socket is not ended by this side.
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () =>
+        socket.write(
+          `POST ${TOPOLOGY.pushPath} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n`,
+        ),
+      );
+      const timer = setTimeout(() => socket.destroy(new Error('not answered within 3 s')), 3000);
+      let got = '';
+      socket.on('data', (d: Buffer) => {
+        got += d.toString();
+      });
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(got);
+      });
+      socket.on('error', reject);
+    });
+    server.close();
+    expect(answer).toMatch(/^HTTP\/1\.1 204/);
+    expect(answer.toLowerCase()).toContain('connection: close');
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(lines.find((l) => l.type === 'entity.too.large')).toMatchObject({ length: 1e9, limit: 256 * 1024 });
+  });
+
   it('acks a body over 256kb rather than having it retried, logging its size and the limit', async () => {
     const { log, lines } = capturedLog();
     const { app, slack } = setup({ log });

@@ -57,26 +57,65 @@ export function baseApp(log: Logger, projectId: string): Express {
  * the text would be saved with it, where the command line refuses such a file. Of the charsets
  * the parser reads, UTF-8 alone is taken (`utf-16` and `utf-32` are refused as `latin1` is).
  */
-export function jsonBody(limit = '256kb', opts: { uniqueKeys?: boolean } = {}) {
-  return express.json({
+export function jsonBody(limit = '256kb', opts: { uniqueKeys?: boolean } = {}): RequestHandler {
+  return refusedWhenDeclaredTooLarge(
     limit,
-    type: JSON_TYPES,
-    verify: (_req, _res, body, charset) => {
-      if (!/^utf-?8$/i.test(charset)) {
-        throw Object.assign(new Error('unsupported charset'), { status: 415, type: 'charset.unsupported', charset });
-      }
-      if (!isUtf8(body)) {
-        throw Object.assign(new Error('the body is not UTF-8'), { status: 400, type: 'charset.invalid' });
-      }
-      // A key given twice (`{"accountId": "a", "accountId": "b"}`) would be read as its last,
-      // without a word: where a person wrote the body (the admin API), either may be meant.
-      const [twice] = opts.uniqueKeys ? keysGivenTwiceIfShallow(body.toString('utf8'), 1) : [];
-      if (twice) {
-        const field = keyPathText(twice.path, twice.key);
-        throw Object.assign(new Error(`${field} is given twice`), { status: 400, type: 'key.twice', field });
-      }
-    },
-  });
+    express.json({
+      limit,
+      type: JSON_TYPES,
+      verify: (_req, _res, body, charset) => {
+        if (!/^utf-?8$/i.test(charset)) {
+          throw Object.assign(new Error('unsupported charset'), { status: 415, type: 'charset.unsupported', charset });
+        }
+        if (!isUtf8(body)) {
+          throw Object.assign(new Error('the body is not UTF-8'), { status: 400, type: 'charset.invalid' });
+        }
+        // A key given twice (`{"accountId": "a", "accountId": "b"}`) would be read as its last,
+        // without a word: where a person wrote the body (the admin API), either may be meant.
+        const [twice] = opts.uniqueKeys ? keysGivenTwiceIfShallow(body.toString('utf8'), 1) : [];
+        if (twice) {
+          const field = keyPathText(twice.path, twice.key);
+          throw Object.assign(new Error(`${field} is given twice`), { status: 400, type: 'key.twice', field });
+        }
+      },
+    }),
+  );
+}
+
+/** A body limit as `express.json` takes it (`256kb`), in bytes. */
+function limitBytes(limit: string): number {
+  const kb = /^(\d+)kb$/.exec(limit)?.[1];
+  if (kb === undefined) throw new Error(`a body limit is written as <n>kb, not ${JSON.stringify(limit)}`);
+  return Number(kb) * 1024;
+}
+
+/**
+ * `parse`, unless the request's Content-Length already says its body is past `limit`: then the
+ * parser's own 413 (`entity.too.large`) at once, and the connection closed after the answer,
+ * rather than the whole body read first (the parser reads it to the end before it answers, to
+ * keep the connection, however large the length declared). A compressed body's length is not
+ * its size once inflated: that one is left to the parser.
+ */
+function refusedWhenDeclaredTooLarge(limit: string, parse: RequestHandler): RequestHandler {
+  const max = limitBytes(limit);
+  return (req, res, next) => {
+    const declared = Number(req.header('content-length'));
+    const encoding = (req.header('content-encoding') ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'identity' || !Number.isSafeInteger(declared) || declared <= max || req.body !== undefined) {
+      parse(req, res, next);
+      return;
+    }
+    res.setHeader('Connection', 'close');
+    next(
+      Object.assign(new Error('request entity too large'), {
+        status: 413,
+        type: 'entity.too.large',
+        length: declared,
+        limit: max,
+        expected: declared,
+      }),
+    );
+  };
 }
 
 /** The Content-Types read as JSON. */
@@ -100,8 +139,8 @@ const PATCH_TYPES = ['application/merge-patch+json', 'application/json-patch+jso
  * Reads and drops a body the route does not use, whatever its type (a Cloud Scheduler job's
  * body is whatever its owner typed), up to `limit`: past it, 413.
  */
-export function ignoredBody(limit: string) {
-  return express.raw({ limit, type: () => true });
+export function ignoredBody(limit: string): RequestHandler {
+  return refusedWhenDeclaredTooLarge(limit, express.raw({ limit, type: () => true }));
 }
 
 /** Whether a request carries a body: chunked, or a Content-Length above 0. */
