@@ -37,7 +37,7 @@ import {
   reasonHint,
   userIdProblem,
 } from '../shared/model';
-import { connectProblem } from '../shared/net';
+import { connectProblem, http2Problem } from '../shared/net';
 import {
   DEFAULT_PAUSE_REASON,
   deleteNotification,
@@ -194,7 +194,20 @@ async function checkReachable(service: Service, projectId: string, env: NodeJS.P
       EXIT.failed,
     );
   }
+  // Another server at the emulator's address (a neighbouring port: the Slack stand-in, a
+  // service) takes the connection and never answers a gRPC call: said now, not after 10 s.
+  // An HTTP/1 server answers the preface at once; one that is silent is left to the first call's deadline.
+  const notGrpc = emulator ? await http2Problem(host, port, HTTP2_PROBE_TIMEOUT_MS) : null;
+  if (notGrpc) {
+    throw new CliError(
+      `cannot use ${service}: ${whereService(service, projectId, env)} took the connection, but ${notGrpc}: is that the ${service} emulator's address?`,
+      EXIT.failed,
+    );
+  }
 }
+
+/** How long an emulator's address may take to answer HTTP/2's preface before nothing is concluded from it. */
+const HTTP2_PROBE_TIMEOUT_MS = 1000;
 
 /** How long the first read may take before the command gives up on a Firestore that took the connection. */
 const FIRST_ANSWER_TIMEOUT_MS = 10_000;

@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { uniqueProjectId } from '../dev/stack';
@@ -163,6 +164,34 @@ describe('the built command, with the two emulator variables swapped', () => {
         `^slack-fanout: cannot use Firestore: FIRESTORE_EMULATOR_HOST=${pubsubHost.replace(/\./g, '\\.')} answered, but not as Firestore \\(12 UNIMPLEMENTED: .*\\); is that the Pub/Sub emulator's address\\?\n$`,
       ),
     );
+  }, 40_000);
+
+  it('names an address where an HTTP/1 server answers (a neighbouring port) at once, not after the first call’s 10 s', async () => {
+    const http1 = createHttpServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => http1.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = http1.address() as AddressInfo;
+    try {
+      const started = Date.now();
+      const [show, redrive] = await Promise.all([
+        runCli(['-p', 'demo-cli-http1', 'show', 'n-1'], { FIRESTORE_EMULATOR_HOST: `127.0.0.1:${port}` }),
+        runCli(['-p', 'demo-cli-http1', 'redrive', 's_1:2030-01-01T00:00:00Z'], {
+          FIRESTORE_EMULATOR_HOST: firestoreHost,
+          PUBSUB_EMULATOR_HOST: `127.0.0.1:${port}`,
+        }),
+      ]);
+      expect(Date.now() - started).toBeLessThan(8000);
+      expect([show.code, show.stderr]).toEqual([
+        1,
+        `slack-fanout: cannot use Firestore: FIRESTORE_EMULATOR_HOST=127.0.0.1:${port} took the connection, but it answered HTTP/1 ("HTTP/1.1 400 Bad Request"), not HTTP/2 as gRPC needs: is that the Firestore emulator's address?\n`,
+      ]);
+      expect([redrive.code, redrive.stderr]).toEqual([
+        1,
+        `slack-fanout: cannot use Pub/Sub: PUBSUB_EMULATOR_HOST=127.0.0.1:${port} took the connection, but it answered HTTP/1 ("HTTP/1.1 400 Bad Request"), not HTTP/2 as gRPC needs: is that the Pub/Sub emulator's address?\n`,
+      ]);
+    } finally {
+      http1.closeAllConnections();
+      await new Promise<void>((resolve) => http1.close(() => resolve()));
+    }
   }, 40_000);
 
   it('redrive stops before reopening anything when its Pub/Sub is another service', async () => {
