@@ -1,11 +1,12 @@
 import { createServer, request as httpRequest } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { deferred } from '../shared/concurrency';
 import { createLogger } from '../shared/logger';
 import { MemoryStore } from '../shared/memory-store';
 import type { PagePublisher } from '../shared/pubsub';
 import { CLOSE_GRACE_MS, createLifecycle, serve } from '../shared/service';
+import { answerBeforeClose } from '../test/helpers';
 import { createApp, MAX_SCHEDULE_TIME_AHEAD_MS, tickTimeOf } from './app';
 
 const now = new Date('2026-11-29T09:30:00.000Z');
@@ -126,23 +127,10 @@ describe('the 503s a tick and /readyz answer', () => {
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const { port } = server.address() as AddressInfo;
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () =>
-        socket.write(
-          'POST /tick HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\n',
-        ),
-      );
-      const timer = setTimeout(() => socket.destroy(new Error('not answered within 3 s')), 3000);
-      let got = '';
-      socket.on('data', (d: Buffer) => {
-        got += d.toString();
-      });
-      socket.on('close', () => {
-        clearTimeout(timer);
-        resolve(got);
-      });
-      socket.on('error', reject);
-    });
+    const answer = await answerBeforeClose(
+      port,
+      'POST /tick HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\n',
+    );
     server.close();
     expect(answer).toMatch(/^HTTP\/1\.1 413/);
     expect(answer.toLowerCase()).toContain('connection: close');

@@ -9,7 +9,7 @@ import { notificationDoc } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
 import { createLifecycle } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
-import { capturedLog } from '../test/helpers';
+import { answerBeforeClose, capturedLog } from '../test/helpers';
 import { createApp, type NotifierDeps, nackHoldMs } from './app';
 import type { PostRequest, SlackPort } from './slack';
 
@@ -239,23 +239,10 @@ describe('notifier app POST /push', () => {
     const { port } = server.address() as AddressInfo;
     const started = Date.now();
     // A gigabyte declared, and none of it sent: the socket is not ended by this side.
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () =>
-        socket.write(
-          `POST ${TOPOLOGY.pushPath} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n`,
-        ),
-      );
-      const timer = setTimeout(() => socket.destroy(new Error('not answered within 3 s')), 3000);
-      let got = '';
-      socket.on('data', (d: Buffer) => {
-        got += d.toString();
-      });
-      socket.on('close', () => {
-        clearTimeout(timer);
-        resolve(got);
-      });
-      socket.on('error', reject);
-    });
+    const answer = await answerBeforeClose(
+      port,
+      `POST ${TOPOLOGY.pushPath} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n`,
+    );
     server.close();
     expect(answer).toMatch(/^HTTP\/1\.1 204/);
     expect(answer.toLowerCase()).toContain('connection: close');

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import type { Firestore } from '@google-cloud/firestore';
 import { demoAccounts } from '../dev/demo';
 import { SlackStandIn, type SlackStandInOptions } from '../dev/slack-standin';
@@ -22,6 +23,26 @@ export function emulatorServiceEnv(projectId: string, extra: NodeJS.ProcessEnv =
     METADATA_SERVER_DETECTION: 'none',
     ...extra,
   };
+}
+
+/**
+ * Writes `head` to a loopback port without ending the socket, and gives back all the server
+ * answered by the time it closed the connection; fails if it has not closed it within `timeoutMs`.
+ */
+export function answerBeforeClose(port: number, head: string, timeoutMs = 3000): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(head));
+    const timer = setTimeout(() => socket.destroy(new Error(`not answered within ${timeoutMs} ms`)), timeoutMs);
+    let got = '';
+    socket.on('data', (d: Buffer) => {
+      got += d.toString();
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+    socket.on('error', reject);
+  });
 }
 
 /**
