@@ -1483,8 +1483,8 @@ Exit codes:
       `
 Every entry is checked before anything is written, and every bad one is named by its problems, a
 line each (file[3]: notification <id>: invalid cron "…": …): every field the entry's schema
-refuses (of the wrong type, missing, empty or unknown), or when there is none, every field whose
-value is refused; and beside them a key the entry gives twice (JSON would keep the last) and an
+refuses (of the wrong type, missing, empty or unknown), and, unless its id is refused or a field
+is missing, every other field whose value is refused; and beside them a key the entry gives twice (JSON would keep the last) and an
 id an earlier entry has. At most ${MAX_LISTED_PER_ENTRY} lines an entry (the rest of its problems counted on a
 line of its own) and ${MAX_LISTED_PROBLEMS} lines in all, the rest counted. Nothing is written.
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that
