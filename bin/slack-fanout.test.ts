@@ -211,6 +211,15 @@ describe('firstNonUtf8', () => {
       3,
     ],
     ['a character cut short at the end', Buffer.from([0x5b, 0x22, 0xe2, 0x82]), 2, 'E2', 1, 3],
+    // The decoder drops a byte-order mark from its text; the offset still counts its 3 bytes.
+    [
+      'after a byte-order mark',
+      Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[{"id":"x\xff"}]', 'latin1')]),
+      12,
+      'FF',
+      1,
+      10,
+    ],
   ])('%s', (_what, bytes, offset, hex, line, column) => {
     expect(firstNonUtf8(bytes)).toBe(
       `the byte at offset ${offset} (0x${hex}), line ${line}, column ${column}, is not UTF-8`,
@@ -273,6 +282,27 @@ describe('an import file with several bad entries', () => {
       expect.stringMatching(/notification e3: cron: /),
       expect.stringMatching(/notification e3: unknown time zone "Mars\/Base"/),
       expect.stringMatching(/notification e3: title: /),
+    ]);
+  });
+
+  it("names an entry's every problem in one run when a field is missing: a missing channel does not hide a bad time zone", () => {
+    const { channelId: _channel, ...noChannel } = good;
+    const { cron: _cron, ...noCron } = good;
+    const entries = [
+      { ...noChannel, id: 'm1', timezone: 'Mars/Base' },
+      { ...noCron, id: 'm2', channelId: 'C 1', title: ' ' },
+    ];
+    const lines = message(() => parseNotificationsFile(JSON.stringify(entries), 'f.json')).split('\n');
+    expect(lines[0]).toBe('f.json: 2 bad entries (5 problems); nothing was written:');
+    const of = (i: number) => lines.filter((l) => l.startsWith(`  f.json[${i}]: `));
+    expect(of(0)).toEqual([
+      expect.stringMatching(/notification m1: channelId: /),
+      expect.stringMatching(/notification m1: unknown time zone "Mars\/Base"/),
+    ]);
+    expect(of(1)).toEqual([
+      expect.stringMatching(/notification m2: cron: /),
+      expect.stringMatching(/notification m2: channelId: /),
+      expect.stringMatching(/notification m2: title: /),
     ]);
   });
 
@@ -1159,14 +1189,15 @@ describe('checked before the credentials', () => {
 
   it('a credentials file that cannot be read is named whole, with why, on one line', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'creds-'));
-    mkdirSync(join(dir, '.config', 'gcloud'), { recursive: true });
-    const missing = join(dir, '.config', 'gcloud', 'key.json');
+    // Longer than a quoted id is shown (100 characters): a path is shown whole.
+    mkdirSync(join(dir, '.config', 'gcloud', 'k'.repeat(120)), { recursive: true });
+    const missing = join(dir, '.config', 'gcloud', 'k'.repeat(120), 'key.json');
     const said = await failure({ GOOGLE_APPLICATION_CREDENTIALS: missing }, ['-p', 'demo-x', 'pause', 'n-1']);
     // The whole path, and why, in the library's words (which differ between its versions).
     expect(said).toMatch(/^no Google credentials \([^)]*(does not exist|ENOENT)[^)]*\)/);
     expect(said.slice(0, said.indexOf('): make'))).toContain(missing);
     expect(said).toContain(
-      `make GOOGLE_APPLICATION_CREDENTIALS (${JSON.stringify(missing)}) name a service account key file`,
+      `make GOOGLE_APPLICATION_CREDENTIALS (${JSON.stringify(missing)}) name a readable credentials file (a service account key, or the file \`gcloud auth application-default login\` writes), or unset it and run that command;`,
     );
     expect(said).not.toContain('or set GOOGLE_APPLICATION_CREDENTIALS');
     const notJson = join(dir, 'key.json');

@@ -373,13 +373,16 @@ async function checkCredentials(usesPubSub: boolean, env: NodeJS.ProcessEnv = pr
   } catch (err) {
     const file = env.GOOGLE_APPLICATION_CREDENTIALS;
     const fix = file
-      ? `make GOOGLE_APPLICATION_CREDENTIALS (${quoted(file)}) name a service account key file, or unset it and run \`gcloud auth application-default login\``
+      ? `make GOOGLE_APPLICATION_CREDENTIALS (${quoted(file, MAX_SHOWN_PATH)}) name a readable credentials file (a service account key, or the file \`gcloud auth application-default login\` writes), or unset it and run that command`
       : 'run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS';
     throw new CliError(
       `no Google credentials (${credentialsProblem((err as Error).message)}): ${fix}; for the emulators set FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST`,
     );
   }
 }
+
+/** The longest path an error shows whole: Linux's PATH_MAX. */
+const MAX_SHOWN_PATH = 4096;
 
 /**
  * The auth library's reason, on one line and to its first sentence's end: a path's dots
@@ -721,8 +724,10 @@ function entriesError(problems: EntryProblem[], source: string | undefined): Cli
  */
 export function firstNonUtf8(bytes: Uint8Array): string {
   const text = new TextDecoder('utf-8', { ignoreBOM: false }).decode(bytes);
+  // The decoder drops a leading byte-order mark from the text; its 3 bytes still count.
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
   // Before the first bad byte every U+FFFD is one written in the file, as its 3 bytes.
-  let offset = 0;
+  let offset = bom;
   let from = 0;
   for (let at = text.indexOf('\uFFFD'); at !== -1; at = text.indexOf('\uFFFD', at + 1)) {
     offset += Buffer.byteLength(text.slice(from, at), 'utf8');
@@ -860,7 +865,8 @@ function validEntries<T extends { id: string }>(
      * A value the schema takes for each field (by its name in the entry): an entry the schema
      * refuses is checked again with its refused fields set to these and its unknown keys left
      * out, so that the other fields' problems (a blank channel beside an `enabled` of 1) are
-     * named in the same run. Without them, or when the id is refused, they are not looked for.
+     * named in the same run, a missing field stood in for as a refused one is. Without them, or
+     * when the id is refused, they are not looked for.
      */
     stand?: Record<string, unknown>;
     noun?: string;
@@ -895,11 +901,11 @@ function validEntries<T extends { id: string }>(
       else return [];
     }
     if (refused.has('id')) return [];
-    const patched = Object.fromEntries(
-      Object.entries(entry)
-        .filter(([k]) => !unknown.has(k))
-        .map(([k, v]) => [k, refused.has(k) ? stand[k] : v]),
-    );
+    // A refused field the entry lacks is stood in for too: a missing channel does not hide a bad time zone.
+    const patched = {
+      ...Object.fromEntries(Object.entries(entry).filter(([k]) => !unknown.has(k))),
+      ...Object.fromEntries([...refused].map((k) => [k, stand[k]])),
+    };
     const again = schema.safeParse(patched);
     if (!again.success) return [];
     return problemsOf(again.data).flatMap((why) =>
@@ -1483,8 +1489,8 @@ Exit codes:
       `
 Every entry is checked before anything is written, and every bad one is named by its problems, a
 line each (file[3]: notification <id>: invalid cron "…": …): every field the entry's schema
-refuses (of the wrong type, missing, empty or unknown), and, unless its id is refused or a field
-is missing, every other field whose value is refused; and beside them a key the entry gives twice (JSON would keep the last) and an
+refuses (of the wrong type, missing, empty or unknown), and, unless its id is refused, every
+other field whose value is refused; and beside them a key the entry gives twice (JSON would keep the last) and an
 id an earlier entry has. At most ${MAX_LISTED_PER_ENTRY} lines an entry (the rest of its problems counted on a
 line of its own) and ${MAX_LISTED_PROBLEMS} lines in all, the rest counted. Nothing is written.
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that

@@ -179,7 +179,7 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
         res.setHeader('Connection', 'close');
         // Closed once the 408 is written: the parser ends with `request aborted`.
         res.once('finish', () => req.socket.destroy());
-        answerEarly(
+        const settle = answerEarly(
           res,
           () =>
             res.status(408).json({
@@ -188,10 +188,11 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
             }),
           endedAfter('its 408'),
         );
-        // Closed with the rest of its body never come, the request is over: its parser may
-        // never end (and with it the hold answerEarly puts on a shutdown), and its route never runs.
+        // Once the 408 is written the connection is closed (above). The rest of the body cannot
+        // come then: its parser may never end, and the route never runs, so nothing would end
+        // the hold answerEarly puts on a shutdown. It ends here, with no answer to log.
         res.once('close', () => {
-          if (!req.complete) res.status(408).json({});
+          if (!req.complete) settle();
         });
         return;
       }

@@ -2,11 +2,12 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { deferred } from '../shared/concurrency';
+import { LINGER_BYTES, LINGER_MS } from '../shared/http';
 import { createLogger } from '../shared/logger';
 import { MemoryStore } from '../shared/memory-store';
 import type { PagePublisher } from '../shared/pubsub';
 import { CLOSE_GRACE_MS, createLifecycle, serve } from '../shared/service';
-import { answerBeforeClose } from '../test/helpers';
+import { answerBeforeClose, answerWhileSending } from '../test/helpers';
 import { createApp, MAX_SCHEDULE_TIME_AHEAD_MS, tickTimeOf } from './app';
 
 const now = new Date('2026-11-29T09:30:00.000Z');
@@ -134,6 +135,37 @@ describe('the 503s a tick and /readyz answer', () => {
     server.close();
     expect(answer).toMatch(/^HTTP\/1\.1 413/);
     expect(answer.toLowerCase()).toContain('connection: close');
+  });
+
+  describe('a tick refused for its declared length, while its body is still arriving', () => {
+    const head = 'POST /tick HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\n';
+    const withServer = async <T>(f: (port: number) => Promise<T>): Promise<T> => {
+      const { app } = appWith(new MemoryStore());
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      try {
+        return await f((server.address() as AddressInfo).port);
+      } finally {
+        server.close();
+      }
+    };
+
+    it('is answered 413 and closed without a reset: what is still sent is read and dropped first', async () => {
+      const got = await withServer((port) =>
+        answerWhileSending(port, head, { bytes: 512 * 1024, halfOpen: true, afterAnswer: true }),
+      );
+      expect(got.answer).toMatch(/^HTTP\/1\.1 413/);
+      expect(got.error).toBeUndefined();
+    });
+
+    it(`is closed after at most ${LINGER_BYTES} bytes more or ${LINGER_MS} ms, when its client does not stop sending`, async () => {
+      const got = await withServer((port) =>
+        answerWhileSending(port, head, { bytes: 256 * 1024 * 1024, halfOpen: true, timeoutMs: LINGER_MS + 5_000 }),
+      );
+      expect(got.answer).toMatch(/^HTTP\/1\.1 413/);
+      expect(got.ms).toBeLessThan(LINGER_MS + 2_000);
+      expect(got.sent).toBeLessThan(256 * 1024 * 1024);
+    });
   });
 
   it('answer 405, with Allow: POST, for /tick asked with another method', async () => {

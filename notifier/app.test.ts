@@ -205,6 +205,31 @@ describe('notifier app POST /push', () => {
     expect(lines.at(-1)?.message).toContain('its Content-Type is missing');
   });
 
+  it.each([
+    ['application/json', 'application/json'],
+    ['another Content-Type', 'application/octet-stream'],
+    ['no Content-Type', undefined],
+  ])(
+    'answers retry (503) to a dispatch message pushed without its envelope under %s, recording and posting nothing; at the dead-letter path, records it failed',
+    async (_what, type) => {
+      const { app, slack, store } = setup();
+      const bare = Buffer.from(envelope().message.data, 'base64');
+      const post = (path: string) => {
+        const r = request(app).post(path);
+        if (type !== undefined) r.set('Content-Type', type);
+        return r.serialize((bytes: Buffer) => bytes as unknown as string).send(bare);
+      };
+      const id = deliveryIdOf('n-1', occurrence);
+      const pushed = await post(TOPOLOGY.pushPath);
+      expect(pushed.status).toBe(503);
+      expect(pushed.body).toMatchObject({ kind: 'retry', reason: 'unwrapped_message' });
+      expect(await store.get(id)).toBeNull();
+      expect((await post(TOPOLOGY.deadLetterPath)).status).toBe(200);
+      expect(await store.get(id)).toMatchObject({ status: 'failed', lastError: { code: 'invalid_message' } });
+      expect(slack.posts).toHaveLength(0);
+    },
+  );
+
   it('says what is wrong with an empty JSON body, not its Content-Type', async () => {
     const { log, lines } = capturedLog();
     const { app } = setup({ log });

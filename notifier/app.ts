@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Express, RequestHandler } from 'express';
 import { unlessDrained } from '../shared/concurrency';
@@ -7,6 +8,7 @@ import {
   bodyProblem,
   errorHandler,
   healthRoutes,
+  ignoredBody,
   isJsonType,
   jsonBody,
   methodNotAllowed,
@@ -14,6 +16,7 @@ import {
   type ReadinessCheck,
   refuseWhileDraining,
 } from '../shared/http';
+import { dispatchMessageSchema } from '../shared/messages';
 import { excerpt, quoted } from '../shared/model';
 import { nameRequest } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
@@ -74,21 +77,41 @@ async function holdUnlessDraining(ms: number, isDraining: () => boolean): Promis
 }
 
 /**
- * Acks a body sent as something other than JSON unread, naming its Content-Type: Pub/Sub
- * sends JSON, so redelivering it cannot help. A JSON body that is empty or not an envelope
- * goes on, for the handler to say what is wrong with it.
+ * Acks a body sent as something other than JSON, naming its Content-Type: Pub/Sub sends its
+ * envelope as JSON, so redelivering it cannot help. But for a dispatch message as the body
+ * itself, which a subscription set to "no wrapper" sends under whatever Content-Type: that one
+ * goes on, for the handler to refuse it without losing it. A JSON body that is empty or not an
+ * envelope goes on too, for the handler to say what is wrong with it.
  */
 function ackUnlessJson(): RequestHandler {
+  const raw = ignoredBody('256kb');
   return (req, res, next) => {
     const type = req.header('content-type');
     // The header itself: `req.is` answers null for a request without a body, whatever its type.
     if (req.body !== undefined || (type !== undefined && isJsonType(type))) return next();
-    req.log.warn(
-      { contentType: type === undefined ? null : excerpt(type) },
-      `unreadable body acked: its Content-Type is ${type === undefined ? 'missing' : quoted(type)}, not application/json`,
-    );
-    res.status(204).end();
+    raw(req, res, (err?: unknown) => {
+      if (err) return next(err);
+      const bare = bareDispatchMessage(req.body);
+      req.body = bare;
+      if (bare !== undefined) return next();
+      req.log.warn(
+        { contentType: type === undefined ? null : excerpt(type) },
+        `unreadable body acked: its Content-Type is ${type === undefined ? 'missing' : quoted(type)}, not application/json`,
+      );
+      res.status(204).end();
+    });
   };
+}
+
+/** The JSON of a dispatch message that is the whole of `body` (bytes), or undefined. */
+function bareDispatchMessage(body: unknown): unknown {
+  if (!Buffer.isBuffer(body) || !isUtf8(body)) return undefined;
+  try {
+    const json: unknown = JSON.parse(body.toString('utf8'));
+    return dispatchMessageSchema.safeParse(json).success ? json : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Names the request by its envelope's message and delivery ids, for a shutdown's log line. */

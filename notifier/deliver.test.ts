@@ -789,12 +789,30 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(0);
   });
 
-  it('acks a dispatch message pushed without its envelope, records it failed against its delivery, and posts nothing', async () => {
+  it('answers retry to a dispatch message pushed without its envelope, recording and posting nothing, so that it dead-letters for a redrive', async () => {
+    const { log, lines } = capturedLog();
     const { store, slack, deps } = setup();
+    deps.log = log;
     const body = push();
     const bare = JSON.parse(Buffer.from(body.message.data, 'base64').toString('utf8'));
     const result = await handlePush(bare, deps);
-    expect(result).toMatchObject({ kind: 'ack', reason: 'invalid_message', deliveryId: id });
+    expect(result).toEqual({ kind: 'retry', reason: 'unwrapped_message', deliveryId: id });
+    expect(await store.get(id)).toBeNull();
+    expect(slack.posts).toHaveLength(0);
+    expect(lines.find((l) => l.reason === 'unwrapped_message')).toMatchObject({
+      severity: 'ERROR',
+      deliveryId: id,
+      message: expect.stringContaining('"no wrapper"'),
+    });
+    // The same message wrapped, once the subscription is mended, posts.
+    expect(await handlePush(body, deps)).toMatchObject({ kind: 'ack', status: 'sent' });
+    expect(slack.posts).toHaveLength(1);
+  });
+
+  it('records a dispatch message dead-lettered without its envelope failed against its delivery: its subscription has no dead-letter topic to bound a retry', async () => {
+    const { store, slack, deps } = setup();
+    const bare = JSON.parse(Buffer.from(push().message.data, 'base64').toString('utf8'));
+    await handleDeadLetter(bare, deps);
     expect(await store.get(id)).toMatchObject({
       status: 'failed',
       lastError: { code: 'invalid_message', message: expect.stringContaining('"no wrapper"') },

@@ -142,6 +142,17 @@ async function deliver(
 ): Promise<DeliverResult> {
   const clock = deps.clock ?? (() => new Date());
   const parsed = parsePushBody(body);
+  if (!parsed.ok && parsed.unwrapped) {
+    // A good message that a misconfigured subscription sends bare. Acked, it would be lost with
+    // nothing to send it again: answered retry instead, nothing recorded and the nack not held,
+    // it ends on the dead-letter topic after its attempts, recorded dead there, and `redrive`
+    // sends it again once the subscription wraps its messages.
+    pushLog(deps).error(
+      { deliveryId: parsed.deliveryId, runId: parsed.runId, reason: 'unwrapped_message' },
+      `push refused, retry later: ${parsed.reason}`,
+    );
+    return { kind: 'retry', reason: 'unwrapped_message', deliveryId: parsed.deliveryId };
+  }
   if (!parsed.ok) {
     const log = pushLog(deps);
     log.warn({ deliveryId: parsed.deliveryId, messageId: parsed.messageId }, `invalid push acked: ${parsed.reason}`);

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import type { Socket } from 'node:net';
 import express, {
   type ErrorRequestHandler,
   type Express,
@@ -106,6 +107,7 @@ function refusedWhenDeclaredTooLarge(limit: string, parse: RequestHandler): Requ
       return;
     }
     res.setHeader('Connection', 'close');
+    lingerBeforeClose(req.socket);
     next(
       Object.assign(new Error('request entity too large'), {
         status: 413,
@@ -115,6 +117,33 @@ function refusedWhenDeclaredTooLarge(limit: string, parse: RequestHandler): Requ
         expected: declared,
       }),
     );
+  };
+}
+
+/** How long a connection refused for its body is still read after its answer, at most. */
+export const LINGER_MS = 2_000;
+/** How much of a refused body is read and dropped after its answer, at most. */
+export const LINGER_BYTES = 1024 * 1024;
+
+/**
+ * Closes `socket`, once its answer is sent, the way a server that refused a body must: its
+ * side of the connection first, then, after reading and dropping what the client still sends
+ * (at most LINGER_BYTES, for at most LINGER_MS), the whole. Closed at once, with a body still
+ * arriving, the connection would be reset, and a client still sending may lose the answer
+ * with it (Node's server closes a `Connection: close` socket by its `destroySoon`).
+ */
+function lingerBeforeClose(socket: Socket): void {
+  const from = socket.bytesRead;
+  socket.destroySoon = function lingeringDestroySoon(this: Socket) {
+    if (this.writable) this.end();
+    const started = Date.now();
+    const watch = setInterval(() => {
+      if (this.bytesRead - from > LINGER_BYTES || Date.now() - started >= LINGER_MS) this.destroy();
+    }, 50);
+    watch.unref();
+    // Closed once the client closes its side too (the server allows half-open connections).
+    this.once('close', () => clearInterval(watch));
+    if (this.readableEnded) this.destroy();
   };
 }
 
@@ -276,9 +305,10 @@ const LATE_WORK = Symbol('lateWork');
  * Answers a request before its route has ended (a deadline's 504): `send` writes the answer,
  * and the route's own, when it comes, is handed to `ended` with its status instead of being
  * sent (the headers it sets go nowhere). Until then the request counts as in flight, so that a
- * shutdown waits for its work (`lateWork`, shared/service.ts).
+ * shutdown waits for its work (`lateWork`, shared/service.ts). Gives back `settle`, which ends
+ * that wait without an answer to log, for a route that is known never to run.
  */
-export function answerEarly(res: Response, send: () => void, ended: (status: number) => void): void {
+export function answerEarly(res: Response, send: () => void, ended: (status: number) => void): () => void {
   let release: () => void = () => {};
   (res.locals as Record<symbol, unknown>)[LATE_WORK] = new Promise<void>((resolve) => {
     release = resolve;
@@ -302,6 +332,10 @@ export function answerEarly(res: Response, send: () => void, ended: (status: num
   res.send = late;
   res.setHeader = function (this: Response): Response {
     return this;
+  };
+  return () => {
+    done = true;
+    release();
   };
 }
 

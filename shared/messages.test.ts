@@ -55,8 +55,9 @@ function rejected(body: unknown) {
 }
 
 describe('parsePushBody with a dispatch message pushed without its envelope', () => {
-  it('refuses it naming the subscription setting, with its delivery and run, so that it is recorded', () => {
+  it('refuses it as unwrapped, naming the subscription setting, with its delivery and run', () => {
     const result = rejected({ ...message, occurrence: '2026-12-07T09:00:00+01:00' });
+    expect(result.unwrapped).toBe(true);
     expect(result.reason).toMatch(/without its Pub\/Sub envelope.*"no wrapper"/);
     expect(result.deliveryId).toBe(deliveryIdOf(message.notificationId, occurrence));
     expect(result.runId).toBe(message.runId);
@@ -66,6 +67,7 @@ describe('parsePushBody with a dispatch message pushed without its envelope', ()
     const result = rejected({ notificationId: 'n-1' });
     expect(result.reason).toMatch(/^not a Pub\/Sub push envelope/);
     expect(result.deliveryId).toBeNull();
+    expect(result.unwrapped).toBeUndefined();
   });
 });
 

@@ -213,6 +213,11 @@ export type ParseResult =
       /** The run id when the envelope carries one (the dispatcher sets it), so the record counts in its run. */
       runId: string | null;
       messageId: string | null;
+      /**
+       * A dispatch message as the body itself, as a push subscription set to "no wrapper" sends
+       * it: good in itself, so it is not to be acked as a bad one (the subscription is at fault).
+       */
+      unwrapped?: true;
     };
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -233,6 +238,7 @@ export function parsePushBody(body: unknown): ParseResult {
         deliveryId: idAttribute(deliveryIdOf(m.notificationId, m.occurrence)),
         runId: idAttribute(m.runId, 1100),
         messageId: null,
+        unwrapped: true,
       };
     }
     return {

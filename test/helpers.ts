@@ -6,6 +6,7 @@ import { SlackStandIn, type SlackStandInOptions } from '../dev/slack-standin';
 import type { DispatchPublisher, TickDeps } from '../dispatcher/tick';
 import { createLogger, type Logger } from '../shared/logger';
 import type { DispatchMessage } from '../shared/messages';
+import { endsDelivery } from '../shared/model';
 import { type NewNotification, saveAccounts, saveNotifications } from '../shared/notifications';
 import type { RunStore } from '../shared/ports';
 import { COLLECTIONS } from '../shared/topology';
@@ -42,6 +43,56 @@ export function answerBeforeClose(port: number, head: string, timeoutMs = 3000):
       resolve(got);
     });
     socket.on('error', reject);
+  });
+}
+
+/**
+ * Writes `head` to a loopback port, then `bytes` of body in chunks as fast as the socket takes
+ * them (with `afterAnswer`, only once the server's answer has begun to arrive, and then closes
+ * its side), and gives back what the server answered by the time the connection closed, the
+ * error the socket met (a reset: `ECONNRESET`, `EPIPE`), how long after connecting it closed,
+ * and how much of the body it wrote. With `halfOpen`, the client goes on sending once the
+ * server has closed its side; otherwise it stops and closes its own, as Node's clients do.
+ */
+export function answerWhileSending(
+  port: number,
+  head: string,
+  {
+    bytes,
+    halfOpen = false,
+    afterAnswer = false,
+    timeoutMs = 10_000,
+  }: { bytes: number; halfOpen?: boolean; afterAnswer?: boolean; timeoutMs?: number },
+): Promise<{ answer: string; error: string | undefined; ms: number; sent: number }> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    let sent = 0;
+    let answer = '';
+    let error: string | undefined;
+    const send = () => {
+      while (sent < bytes && socket.writable) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', send);
+      }
+      if (afterAnswer && socket.writable) socket.end();
+    };
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: halfOpen }, () => {
+      socket.write(head);
+      if (!afterAnswer) send();
+    });
+    const timer = setTimeout(() => socket.destroy(new Error(`not closed within ${timeoutMs} ms`)), timeoutMs);
+    socket.on('data', (d: Buffer) => {
+      if (afterAnswer && answer === '') setImmediate(send);
+      answer += d.toString('latin1');
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      error ??= err.code ?? err.message;
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ answer, error, ms: Date.now() - started, sent });
+    });
   });
 }
 
@@ -114,13 +165,15 @@ export function allSent(db: Firestore, n: number): () => Promise<true> {
     const snap = await db.collection(COLLECTIONS.deliveries).get();
     const statuses: Record<string, number> = {};
     const unsent: string[] = [];
+    // Settled: a record a push that claims it keeps (endsDelivery), not one a good message may still replace.
+    let settled = 0;
     for (const d of snap.docs) {
       const s = String(d.get('status'));
       statuses[s] = (statuses[s] ?? 0) + 1;
+      if (endsDelivery(d.data())) settled += 1;
       if (s !== 'sent') unsent.push(unsentLine(d.id, d.data()));
     }
     if (statuses.sent === n) return true;
-    const settled = (statuses.sent ?? 0) + (statuses.failed ?? 0) + (statuses.dead ?? 0);
     const said = `${n} expected, by status: ${JSON.stringify(statuses)}${unsentList(unsent)}`;
     if (settled < n || snap.size !== n) {
       settledSince = undefined;
