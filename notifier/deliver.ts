@@ -144,9 +144,10 @@ async function deliver(
   const parsed = parsePushBody(body);
   if (!parsed.ok && parsed.unwrapped) {
     // A good message that a misconfigured subscription sends bare. Acked, it would be lost with
-    // nothing to send it again: answered retry instead, nothing recorded and the nack not held,
-    // it ends on the dead-letter topic after its attempts, recorded dead there, and `redrive`
-    // sends it again once the subscription wraps its messages.
+    // nothing to send it again. It is answered retry instead, nothing recorded (the nack held
+    // only as NACK_DELAY_MS holds every nack locally): it ends on the dead-letter topic after
+    // its attempts, recorded dead there, and `redrive` sends it again once the subscription
+    // wraps its messages.
     pushLog(deps).error(
       { deliveryId: parsed.deliveryId, runId: parsed.runId, reason: 'unwrapped_message' },
       `push refused, retry later: ${parsed.reason}`,
@@ -190,7 +191,8 @@ async function deliver(
     // and the push is answered retry: Pub/Sub tries again with backoff, so a message that was
     // early only by this clock posts once it is due here, and one made up for a later instant
     // ends on the dead-letter topic after its attempts, where it is refused and recorded.
-    // The nack is not held for it: a made-up message could name any instant.
+    // The nack is not held for its instant (only as NACK_DELAY_MS holds every nack locally): a
+    // made-up message could name any instant.
     log.warn({ reason: 'future_occurrence' }, `push not taken yet, retry later: ${early}`);
     return { kind: 'retry', reason: 'future_occurrence', deliveryId };
   }

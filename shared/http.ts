@@ -130,20 +130,29 @@ export const LINGER_BYTES = 1024 * 1024;
  * side of the connection first, then, after reading and dropping what the client still sends
  * (at most LINGER_BYTES, for at most LINGER_MS), the whole. Closed at once, with a body still
  * arriving, the connection would be reset, and a client still sending may lose the answer
- * with it (Node's server closes a `Connection: close` socket by its `destroySoon`).
+ * with it (Node's server closes a `Connection: close` socket by its `destroySoon`). What is
+ * read meanwhile is dropped unparsed: no request sent after the refused one on the connection
+ * runs, as none may once the server has said `close`.
  */
 function lingerBeforeClose(socket: Socket): void {
-  const from = socket.bytesRead;
   socket.destroySoon = function lingeringDestroySoon(this: Socket) {
     if (this.writable) this.end();
-    const started = Date.now();
-    const watch = setInterval(() => {
-      if (this.bytesRead - from > LINGER_BYTES || Date.now() - started >= LINGER_MS) this.destroy();
-    }, 50);
-    watch.unref();
+    if (this.readableEnded || this.destroyed) {
+      this.destroy();
+      return;
+    }
+    // The HTTP parser's listener goes, and with ours the parser stops reading the socket itself.
+    this.removeAllListeners('data');
+    let read = 0;
+    this.on('data', (chunk: Buffer) => {
+      read += chunk.length;
+      if (read > LINGER_BYTES) this.destroy();
+    });
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
     // Closed once the client closes its side too (the server allows half-open connections).
-    this.once('close', () => clearInterval(watch));
-    if (this.readableEnded) this.destroy();
+    this.once('close', () => clearTimeout(timer));
+    this.resume();
   };
 }
 

@@ -48,21 +48,31 @@ export function answerBeforeClose(port: number, head: string, timeoutMs = 3000):
 
 /**
  * Writes `head` to a loopback port, then `bytes` of body in chunks as fast as the socket takes
- * them (with `afterAnswer`, only once the server's answer has begun to arrive, and then closes
- * its side), and gives back what the server answered by the time the connection closed, the
- * error the socket met (a reset: `ECONNRESET`, `EPIPE`), how long after connecting it closed,
- * and how much of the body it wrote. With `halfOpen`, the client goes on sending once the
- * server has closed its side; otherwise it stops and closes its own, as Node's clients do.
+ * them, then `trailing` (with `afterAnswer`, only once the server's answer has begun to arrive, and
+ * then closes its side unless `keepOpen`), and gives back what the server answered by the time
+ * the connection closed, the error the socket met (a reset: `ECONNRESET`, `EPIPE`), how long
+ * after connecting it closed, and how much of the body it wrote. With `halfOpen`, the client
+ * goes on sending once the server has closed its side; otherwise it stops and closes its own,
+ * as Node's clients do.
  */
 export function answerWhileSending(
   port: number,
   head: string,
   {
     bytes,
+    trailing = '',
     halfOpen = false,
     afterAnswer = false,
+    keepOpen = false,
     timeoutMs = 10_000,
-  }: { bytes: number; halfOpen?: boolean; afterAnswer?: boolean; timeoutMs?: number },
+  }: {
+    bytes: number;
+    trailing?: string;
+    halfOpen?: boolean;
+    afterAnswer?: boolean;
+    keepOpen?: boolean;
+    timeoutMs?: number;
+  },
 ): Promise<{ answer: string; error: string | undefined; ms: number; sent: number }> {
   return new Promise((resolve) => {
     const started = Date.now();
@@ -72,10 +82,12 @@ export function answerWhileSending(
     let error: string | undefined;
     const send = () => {
       while (sent < bytes && socket.writable) {
-        sent += chunk.length;
-        if (!socket.write(chunk)) return void socket.once('drain', send);
+        const part = chunk.subarray(0, Math.min(chunk.length, bytes - sent));
+        sent += part.length;
+        if (!socket.write(part)) return void socket.once('drain', send);
       }
-      if (afterAnswer && socket.writable) socket.end();
+      if (trailing && socket.writable) socket.write(trailing);
+      if (afterAnswer && !keepOpen && socket.writable) socket.end();
     };
     const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: halfOpen }, () => {
       socket.write(head);
