@@ -25,6 +25,8 @@ describe('tickTimeOf (X-CloudScheduler-ScheduleTime)', () => {
     ['2026-11-29T09:30:05Z', '2026-11-29T09:30:05.000Z'],
     ['2026-11-29t09:29:00z', '2026-11-29T09:29:00.000Z'],
     ['2026-11-29T09:29:00.123456789-00:00', '2026-11-29T09:29:00.123Z'],
+    // RFC 3339's section 5.6 lets a space stand for the T.
+    ['2026-11-29 09:29:00Z', '2026-11-29T09:29:00.000Z'],
   ])('reads the RFC 3339 time %s', (header, iso) => {
     const t = tickTimeOf(header, now);
     expect(t instanceof Date ? t.toISOString() : t).toBe(iso);
@@ -38,6 +40,7 @@ describe('tickTimeOf (X-CloudScheduler-ScheduleTime)', () => {
     ['a time without an offset', '2026-11-29T09:30:00'],
     ['a day that does not exist', '2026-02-30T09:00:00Z'],
     ['words', 'yesterday'],
+    ['two spaces for the T', '2026-11-29  09:29:00Z'],
   ])('refuses %s, naming the header', (_what, header) => {
     expect(tickTimeOf(header, now)).toEqual({
       error: `X-CloudScheduler-ScheduleTime ${JSON.stringify(header)} is not an RFC 3339 time`,

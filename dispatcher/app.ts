@@ -60,8 +60,8 @@ export function tickTimeOf(sent: string | readonly string[] | undefined, now: Da
   const header: string | undefined = typeof sent === 'string' ? sent : sent?.[0];
   if (header === undefined || header === '') return now;
   const name = `X-CloudScheduler-ScheduleTime ${JSON.stringify(header.slice(0, 100))}`;
-  // RFC 3339 lets `T` and `Z` be lower case.
-  const upper = header.toUpperCase();
+  // RFC 3339 lets `T` and `Z` be lower case, and a space stand for the `T` (its section 5.6).
+  const upper = header.toUpperCase().replace(/^(\d{4}-\d{2}-\d{2}) (?=\d)/, '$1T');
   const t = rfc3339.safeParse(upper).success ? new Date(upper) : null;
   if (!t || Number.isNaN(t.getTime())) return { error: `${name} is not an RFC 3339 time` };
   if (t.getTime() < EARLIEST_TIME_MS) {

@@ -230,6 +230,18 @@ describe('notifier app POST /push', () => {
     },
   );
 
+  it('takes a body labelled charset=utf8, a common label of UTF-8, as UTF-8', async () => {
+    const { app, slack } = setup();
+    for (const type of ['application/json; charset=utf8', 'application/json;charset="UTF8"']) {
+      const res = await request(app)
+        .post(TOPOLOGY.pushPath)
+        .set('Content-Type', type)
+        .send(JSON.stringify(envelope('n-1', type.includes('"') ? '2026-11-03T09:00:00.000Z' : occurrence)));
+      expect(res.status).toBe(204);
+    }
+    expect(slack.posts).toHaveLength(2);
+  });
+
   it('says what is wrong with an empty JSON body, not its Content-Type', async () => {
     const { log, lines } = capturedLog();
     const { app } = setup({ log });

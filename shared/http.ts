@@ -59,28 +59,39 @@ export function baseApp(log: Logger, projectId: string): Express {
  * the parser reads, UTF-8 alone is taken (`utf-16` and `utf-32` are refused as `latin1` is).
  */
 export function jsonBody(limit = '256kb', opts: { uniqueKeys?: boolean } = {}): RequestHandler {
-  return refusedWhenDeclaredTooLarge(
+  const parse = express.json({
     limit,
-    express.json({
-      limit,
-      type: JSON_TYPES,
-      verify: (_req, _res, body, charset) => {
-        if (!/^utf-?8$/i.test(charset)) {
-          throw Object.assign(new Error('unsupported charset'), { status: 415, type: 'charset.unsupported', charset });
-        }
-        if (!isUtf8(body)) {
-          throw Object.assign(new Error('the body is not UTF-8'), { status: 400, type: 'charset.invalid' });
-        }
-        // A key given twice (`{"accountId": "a", "accountId": "b"}`) would be read as its last,
-        // without a word: where a person wrote the body (the admin API), either may be meant.
-        const [twice] = opts.uniqueKeys ? keysGivenTwiceIfShallow(body.toString('utf8'), 1) : [];
-        if (twice) {
-          const field = keyPathText(twice.path, twice.key);
-          throw Object.assign(new Error(`${field} is given twice`), { status: 400, type: 'key.twice', field });
-        }
-      },
-    }),
-  );
+    type: JSON_TYPES,
+    verify: (_req, _res, body, charset) => {
+      if (!/^utf-?8$/i.test(charset)) {
+        throw Object.assign(new Error('unsupported charset'), { status: 415, type: 'charset.unsupported', charset });
+      }
+      if (!isUtf8(body)) {
+        throw Object.assign(new Error('the body is not UTF-8'), { status: 400, type: 'charset.invalid' });
+      }
+      // A key given twice (`{"accountId": "a", "accountId": "b"}`) would be read as its last,
+      // without a word: where a person wrote the body (the admin API), either may be meant.
+      const [twice] = opts.uniqueKeys ? keysGivenTwiceIfShallow(body.toString('utf8'), 1) : [];
+      if (twice) {
+        const field = keyPathText(twice.path, twice.key);
+        throw Object.assign(new Error(`${field} is given twice`), { status: 400, type: 'key.twice', field });
+      }
+    },
+  });
+  return refusedWhenDeclaredTooLarge(limit, (req, res, next) => {
+    utf8Labelled(req);
+    parse(req, res, next);
+  });
+}
+
+/**
+ * `charset=utf8`, a common label of UTF-8, read as `charset=utf-8`: the parser takes no other
+ * spelling of it, and would refuse the body as of a charset it does not read.
+ */
+function utf8Labelled(req: Request): void {
+  const type = req.headers['content-type'];
+  if (type === undefined) return;
+  req.headers['content-type'] = type.replace(/(;\s*charset\s*=\s*)("?)utf8\2(?=\s*(;|$))/i, '$1$2utf-8$2');
 }
 
 /** A body limit as `express.json` takes it (`256kb`), in bytes. */

@@ -63,6 +63,22 @@ describe('parsePushBody with a dispatch message pushed without its envelope', ()
     expect(result.runId).toBe(message.runId);
   });
 
+  it.each<[string, unknown]>([
+    ['data of another type', 5],
+    ['data that is null', null],
+  ])(
+    'names the delivery and run its attributes name in an envelope whose fields are of another shape (%s)',
+    (_what, data) => {
+      const result = rejected({
+        message: { data, attributes: { deliveryId: `n-1:${occurrence}`, runId: message.runId }, messageId: 7 },
+      });
+      expect(result.reason).toMatch(/^not a Pub\/Sub push envelope/);
+      expect(result.deliveryId).toBe(`n-1:${occurrence}`);
+      expect(result.runId).toBe(message.runId);
+      expect(result.unwrapped).toBeUndefined();
+    },
+  );
+
   it('names no delivery for a body that is neither', () => {
     const result = rejected({ notificationId: 'n-1' });
     expect(result.reason).toMatch(/^not a Pub\/Sub push envelope/);

@@ -241,11 +241,14 @@ export function parsePushBody(body: unknown): ParseResult {
         unwrapped: true,
       };
     }
+    // Its attributes, where they are strings, still name the delivery (a `data` of 5, a
+    // `messageId` that is a number): recorded against it, as a message with bad data is.
+    const attributes = looseAttributes(body);
     return {
       ok: false,
       reason: `not a Pub/Sub push envelope: ${summarise(env.error)}`,
-      deliveryId: null,
-      runId: null,
+      deliveryId: idAttribute(attributes.deliveryId),
+      runId: idAttribute(attributes.runId, 1100),
       messageId: null,
     };
   }
@@ -285,6 +288,20 @@ export function parsePushBody(body: unknown): ParseResult {
 }
 
 /** An id the envelope's attributes name, when it can be a ledger document: another could not be recorded anyway. */
+/** The `deliveryId` and `runId` attributes of a body that is not an envelope, where they are strings. */
+function looseAttributes(body: unknown): { deliveryId?: string; runId?: string } {
+  const message: unknown =
+    body !== null && typeof body === 'object' ? (body as { message?: unknown }).message : undefined;
+  const attributes: unknown =
+    message !== null && typeof message === 'object' ? (message as { attributes?: unknown }).attributes : undefined;
+  if (attributes === null || typeof attributes !== 'object') return {};
+  const { deliveryId, runId } = attributes as Record<string, unknown>;
+  return {
+    ...(typeof deliveryId === 'string' ? { deliveryId } : {}),
+    ...(typeof runId === 'string' ? { runId } : {}),
+  };
+}
+
 function idAttribute(value: string | undefined, maxLength = Number.POSITIVE_INFINITY): string | null {
   if (value === undefined) return null;
   const id = withCanonicalOccurrence(value);
