@@ -120,7 +120,7 @@ describe('parseNotificationsFile', () => {
     [
       'an id with a lone surrogate (written as a JSON escape)',
       `[${JSON.stringify({ ...good, id: 'PLACEHOLDER' }).replace('PLACEHOLDER', 'lone\\ud800x')}]`,
-      /^f\.json\[0\]\.id: is not well-formed Unicode \(a lone surrogate\)$/,
+      /^f\.json\[0\]\.id: is not well-formed Unicode \(a lone surrogate\); nothing was written$/,
     ],
     [
       'an account id with a lone surrogate',
@@ -130,7 +130,7 @@ describe('parseNotificationsFile', () => {
     [
       'an id with a line break in it',
       JSON.stringify([{ ...good, id: 'n\n1' }]),
-      /^f\.json\[0\]: notification id "n\\n1": has a control character in it \(a line break or line separator, a tab, a mark that turns or sets the text’s direction\)$/,
+      /^f\.json\[0\]: notification id "n\\n1": has a control character in it \(a line break or line separator, a tab, a mark that turns or sets the text’s direction\); nothing was written$/,
     ],
     [
       'an account id that turns the text’s direction',
@@ -145,7 +145,7 @@ describe('parseNotificationsFile', () => {
     [
       'an account id with blanks around it',
       JSON.stringify([{ ...good, accountId: ' acct-1 ' }]),
-      /^f\.json\[0\]: notification n-1: accountId: has blanks around it, which make it look like the id without them \("acct-1"\): write it without them$/,
+      /^f\.json\[0\]: notification n-1: accountId: has blanks around it, which make it look like the id without them \("acct-1"\): write it without them; nothing was written$/,
     ],
     [
       'an account id with a Hangul filler in it',
@@ -160,7 +160,7 @@ describe('parseNotificationsFile', () => {
     [
       'a huge channel id',
       JSON.stringify([{ ...good, channelId: 'C'.repeat(300) }]),
-      /f\.json\[0\]: notification n-1: channelId: is longer than 255 characters \(300\)$/,
+      /f\.json\[0\]: notification n-1: channelId: is longer than 255 characters \(300\); nothing was written$/,
     ],
     ['a file of blanks alone', ' \n\t ', /^f\.json is empty but for blanks: expected a JSON array$/],
     ['a file of a byte order mark alone (read, it is dropped)', '', /^f\.json is empty: expected a JSON array$/],
@@ -430,7 +430,7 @@ describe('an import file with several bad entries', () => {
   it('names a key an entry gives twice, as JSON.parse would keep the last of them without a word', () => {
     const text = `[${JSON.stringify(good)},{"id":"n-2","accountId":"a-1","accountId":"a-2","channelId":"C1","cron":"0 9 * * *","timezone":"UTC"}]`;
     expect(message(() => parseNotificationsFile(text, 'f.json'))).toBe(
-      'f.json[1]: notification n-2: accountId: is given twice in the entry, and JSON keeps the last: give it once',
+      'f.json[1]: notification n-2: accountId: is given twice in the entry, and JSON keeps the last: give it once; nothing was written',
     );
     // Beside the entry's other problems, and in an account's nested objects.
     const accounts = `[{"id":"a-1","name":"A","name":"B","metrics":[{"label":"x","value":1,"value":2}]},{"id":"a-2","name":""}]`;
@@ -442,9 +442,9 @@ describe('an import file with several bad entries', () => {
     ]);
   });
 
-  it('keeps one bad entry to one line, as before', () => {
+  it('keeps one bad entry to one line, saying nothing was written', () => {
     expect(message(() => parseNotificationsFile(JSON.stringify([good, { ...good }]), 'f.json'))).toBe(
-      'f.json[1]: duplicate id n-1 (also f.json[0])',
+      'f.json[1]: duplicate id n-1 (also f.json[0]); nothing was written',
     );
   });
 
@@ -485,7 +485,7 @@ describe('a value nested deeper than the call stack', () => {
   it('still has its lone surrogate found, wherever it is', () => {
     const accounts = `[{"id":"a-1","name":"Acme","highlights":${'['.repeat(20_000)}"\\ud800"${']'.repeat(20_000)}}]`;
     expect(() => parseAccountsFile(accounts, 'a.json')).toThrow(
-      /^a\.json\[0\]\.highlights(\[0\]){20000}: is not well-formed Unicode \(a lone surrogate\)$/,
+      /^a\.json\[0\]\.highlights(\[0\]){20000}: is not well-formed Unicode \(a lone surrogate\); nothing was written$/,
     );
   });
 });
@@ -529,27 +529,27 @@ describe('parseAccountsFile', () => {
     [
       'a metric without a value, saying what a value is',
       JSON.stringify([{ ...acct, metrics: [{ label: 'Signups' }] }]),
-      /a\.json\[0\]: account acct-1: metrics\.0\.value: expected a number \(shown with thousands separators.*\) or a string \(shown as is.*\), got none$/,
+      /a\.json\[0\]: account acct-1: metrics\.0\.value: expected a number \(shown with thousands separators.*\) or a string \(shown as is.*\), got none; nothing was written$/,
     ],
     [
       'a metric with a null value',
       JSON.stringify([{ ...acct, metrics: [{ label: 'Signups', value: null }] }]),
-      /metrics\.0\.value: expected a number .*, got null$/,
+      /metrics\.0\.value: expected a number .*, got null; nothing was written$/,
     ],
     [
       'a value too large for a number, as what it is',
       '[{"id":"acct-1","name":"Acme","metrics":[{"label":"Signups","value":1e400}]}]',
-      /metrics\.0\.value: expected a number .*, got a number too large to represent \(read as Infinity\)$/,
+      /metrics\.0\.value: expected a number .*, got a number too large to represent \(read as Infinity\); nothing was written$/,
     ],
     [
       'a change too large for a number, below zero, as what it is',
       '[{"id":"acct-1","name":"Acme","metrics":[{"label":"Signups","value":1,"change":-1e400}]}]',
-      /metrics\.0\.change: expected a number, the change in percent .*, got a number too large to represent \(read as -Infinity\)$/,
+      /metrics\.0\.change: expected a number, the change in percent .*, got a number too large to represent \(read as -Infinity\); nothing was written$/,
     ],
     [
       'a change given as a string, saying it is a number in percent',
       JSON.stringify([{ ...acct, metrics: [{ label: 'Signups', value: 1, change: '5%' }] }]),
-      /metrics\.0\.change: expected a number, the change in percent .*, got "5%"$/,
+      /metrics\.0\.change: expected a number, the change in percent .*, got "5%"; nothing was written$/,
     ],
     [
       'a metric without a label',
@@ -992,14 +992,21 @@ describe('add, as typed', () => {
     },
   );
 
-  it('names the first of several problems alone, on one line, as it did before an import named them all', async () => {
+  it('names every one of several problems, a line each under a count, as an import does', async () => {
     const program = buildProgram().exitOverride();
     for (const c of [program, ...program.commands]) c.configureOutput({ writeErr: () => {}, writeOut: () => {} });
     const args = withOption('--channel', 'C 1');
     args[args.indexOf('--cron') + 1] = '61 * * * *';
     args[args.indexOf('--timezone') + 1] = 'Mars/Olympus';
     const run = program.parseAsync(['-p', 'demo-x', ...args], { from: 'user' });
-    await expect(run).rejects.toThrow(/^add: --timezone: unknown time zone "Mars\/Olympus"[^\n]*$/);
+    await expect(run).rejects.toThrow(
+      [
+        'add: 3 problems:',
+        '  --timezone: unknown time zone "Mars/Olympus"',
+        '  --cron: invalid cron "61 * * * *": the minute field\'s value 61 is outside 0-59',
+        '  --channel: has blanks or invisible characters in it, which no Slack id has',
+      ].join('\n'),
+    );
   });
 });
 

@@ -685,7 +685,17 @@ interface EntryProblem {
  * entry of many problems does not hide the others.
  */
 function entriesError(problems: EntryProblem[], source: string | undefined): CliError {
-  if (problems.length === 1 || source === undefined) return new CliError(problems[0]?.text ?? 'no entry');
+  // `add` has one entry and no file: its problem says it all, or its problems a line each.
+  if (source === undefined) {
+    const [first] = problems;
+    if (problems.length <= 1 || first === undefined) return new CliError(first?.text ?? 'no entry');
+    const own = (p: EntryProblem) => (p.text.startsWith(`${p.where}: `) ? p.text.slice(p.where.length + 2) : p.text);
+    return new CliError(
+      `${first.where}: ${problems.length} problems:\n${problems.map((p) => `  ${own(p)}`).join('\n')}`,
+    );
+  }
+  // One problem is said on its line, with what came of the file.
+  if (problems.length === 1) return new CliError(`${problems[0]?.text ?? 'no entry'}; nothing was written`);
   const entries = new Set(problems.map((p) => p.entry)).size;
   const listed: string[] = [];
   // Problems listed, or counted on their entry's last line.
@@ -1641,14 +1651,14 @@ need) and no blanks around it, and is in Unicode's composed form (NFC).`,
   program
     .command('reindex')
     .description(
-      'add every enabled notification missing from its schedule’s dispatch index (data written before the index existed, or indexed in an older layout’s buckets, which it then deletes), rewrite a bucket kept as a map of ids, or whose list repeats an id, as a plain list, and create a schedule document that is missing; safe to repeat and to interrupt',
+      'add every enabled notification missing from its schedule’s dispatch index (data written before the index existed, or indexed in an older layout’s buckets, which it then deletes), rewrite a bucket kept as a map of ids, or whose list repeats an id, as a plain list, create a schedule document that is missing (due at its next occurrence), and mend one that cannot run as stored (a cron or time zone not its id’s, a nextRunAt that is not a time, or disabled with a valid schedule); safe to repeat and to interrupt',
     )
     .addHelpText(
       'after',
       `
-Progress on stderr: a bar on a terminal, a line every few seconds otherwise. Interrupted
-(Ctrl-C), it says how many notifications it had scanned, each page of them indexed; running
-it again is safe.`,
+Progress on stderr: a bar on a terminal, a line every few seconds otherwise; 30 s without a
+finished page, it says what it waits on. Interrupted (Ctrl-C), it says how many notifications
+it had scanned, each page of them indexed; running it again is safe.`,
     )
     .action(async () => {
       const projectId = projectOf(program.opts());

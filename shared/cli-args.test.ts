@@ -102,6 +102,7 @@ describe('refuseOptionSlips', () => {
     made
       .command('run')
       .option('--id <id>', 'an id')
+      .option('--yes', 'a flag of the command')
       .action(() => {});
     refuseOptionSlips(made, repeatable);
     return made;
@@ -127,6 +128,10 @@ describe('refuseOptionSlips', () => {
     [['-n', '11'], 'expected a whole number from 1 to 10, got "11"'],
     // Both values as typed, not the first as its parser made it.
     [['--name', 'a', '--name', 'b'], '--name is given twice ("a" and "b"): give it once'],
+    // A flag too, though it changes nothing.
+    [['--flag', '--flag'], '--flag is given twice: give it once'],
+    [['--flag', '-n', '5', '--flag'], '--flag is given twice: give it once'],
+    [['run', '--yes', '--yes'], '--yes is given twice: give it once'],
   ])('%j is refused: %s', (args, message) => {
     expect(parsed(args).error).toContain(message);
   });
@@ -147,6 +152,10 @@ describe('refuseOptionSlips', () => {
     expect(parsedBy(again, ['-n', '6'])).toEqual({ opts: { count: 6 }, run: {} });
     expect(parsedBy(again, ['-n', '6', '-n', '7']).error).toContain('--count is given twice ("6" and "7")');
     expect(parsed(['run', '--id', 'x'])).toEqual({ opts: {}, run: { id: 'x' } });
+    // A flag in one parse, and again in the next.
+    const flagged = program();
+    expect(parsedBy(flagged, ['--flag', 'run', '--yes'])).toEqual({ opts: { flag: true }, run: { yes: true } });
+    expect(parsedBy(flagged, ['--flag', 'run', '--yes'])).toEqual({ opts: { flag: true }, run: { yes: true } });
   });
 
   it("takes a value written into its option's own argument as written, even one that reads as an option", () => {

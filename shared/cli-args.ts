@@ -96,7 +96,7 @@ export function optionTakenAsValue(value: string, option: string): string {
  *   would be an id); a value written into its option's own argument (`--reason=--help`) is
  *   taken as written;
  * - an option given twice (`add --id a … --id b`, `npm start -- -n 5 -n 6`) would keep the last
- *   value. An option listed in `repeatable` (one whose parser adds each value to the ones
+ *   value; a flag given twice (`--dry-run --dry-run`) is refused the same way. An option listed in `repeatable` (one whose parser adds each value to the ones
  *   before) is left to take more than one.
  */
 export function refuseOptionSlips(program: Command, repeatable: readonly string[] = []): void {
@@ -108,11 +108,16 @@ export function refuseOptionSlips(program: Command, repeatable: readonly string[
   const isGlued = (option: Option, value: string): boolean =>
     (option.long !== undefined && glued.has(`${option.long}=${value}`)) ||
     (option.short !== undefined && glued.has(`${option.short}${value}`));
+  // The flags (options of no value) given so far in a parse, by command.
+  const flagsGiven = new Map<Command, Set<Option>>();
   for (const command of [program, ...program.commands]) {
     const parseOptions = command.parseOptions.bind(command);
     command.parseOptions = (args: string[]) => {
       // The program's own options are read first in each parse: a new parse starts afresh.
-      if (command === program) glued.clear();
+      if (command === program) {
+        glued.clear();
+        flagsGiven.clear();
+      }
       for (const arg of args) if (/^(--[^=]+=|-[^-])./.test(arg)) glued.add(arg);
       return parseOptions(args);
     };
@@ -121,7 +126,23 @@ export function refuseOptionSlips(program: Command, repeatable: readonly string[
     );
     flags.add('--help').add('-h').add('--');
     for (const option of command.options) {
-      if (!(option.required || option.optional)) continue;
+      if (!(option.required || option.optional)) {
+        // A flag has no value to parse: it is counted as commander reads it. Given twice, it is a
+        // slip as an option of a value given twice is (`--dry-run --dry-run`), though harmless.
+        if (repeatable.includes(option.long ?? option.flags)) continue;
+        command.on(`option:${option.name()}`, () => {
+          const given = flagsGiven.get(command) ?? new Set<Option>();
+          flagsGiven.set(command, given);
+          if (given.has(option)) {
+            command.error(`error: ${option.long ?? option.flags} is given twice: give it once`, {
+              exitCode: 1,
+              code: 'commander.optionGivenTwice',
+            });
+          }
+          given.add(option);
+        });
+        continue;
+      }
       const parse = option.parseArg;
       const once = !repeatable.includes(option.long ?? option.flags);
       option.argParser((value: string, previous: unknown) => {

@@ -672,20 +672,24 @@ async function ensureSchedules(
     const ref = db.collection(COLLECTIONS.schedules).doc(id);
     const latest = opts.dueNow ? latestOccurrence(s, now) : null;
     const nextRunAt = latest ?? (opts.grace ? firstDueAt(s, now) : nextOccurrence(s, now));
-    const done = await db.runTransaction(async (tx) => {
-      const snap = await tx.get(ref);
-      if (!snap.exists) {
-        tx.create(ref, { ...s, nextRunAt, activeOccurrence: null, skippedOccurrences: 0, createdAt: now });
-        return 'created' as const;
-      }
-      const repair = scheduleRepair(snap.data() ?? {}, s, latest ?? nextOccurrence(s, now));
-      if (repair) {
-        tx.update(ref, { ...repair, updatedAt: now });
-        return 'repaired' as const;
-      }
-      if (opts.dueNow && !snap.get('activeOccurrence')) tx.update(ref, { nextRunAt });
-      return null;
-    });
+    const done = await db.runTransaction(
+      async (tx) => {
+        const snap = await tx.get(ref);
+        if (!snap.exists) {
+          tx.create(ref, { ...s, nextRunAt, activeOccurrence: null, skippedOccurrences: 0, createdAt: now });
+          return 'created' as const;
+        }
+        const repair = scheduleRepair(snap.data() ?? {}, s, latest ?? nextOccurrence(s, now));
+        if (repair) {
+          tx.update(ref, { ...repair, updatedAt: now });
+          return 'repaired' as const;
+        }
+        if (opts.dueNow && !snap.get('activeOccurrence')) tx.update(ref, { nextRunAt });
+        return null;
+        // As many attempts as a chunk's: a stopped import's transactions hold its schedules' locks too.
+      },
+      { maxAttempts: SAVE_TRANSACTION_ATTEMPTS },
+    );
     if (done) counts[done]++;
   });
   return counts;

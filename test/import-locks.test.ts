@@ -1,7 +1,7 @@
 import type { Firestore } from '@google-cloud/firestore';
 import { uniqueProjectId } from '../dev/stack';
 import { createFirestore } from '../shared/firestore';
-import { SAVE_TRANSACTION_ATTEMPTS, saveNotifications } from '../shared/notifications';
+import { notificationDoc, SAVE_TRANSACTION_ATTEMPTS, saveNotifications } from '../shared/notifications';
 import { COLLECTIONS } from '../shared/topology';
 import { notification } from './helpers';
 
@@ -55,4 +55,35 @@ test('a save of notifications another transaction holds locks on waits until the
   expect(waited).toBeGreaterThan(HELD_MS - 2_000);
   const saved = await db.collection(COLLECTIONS.notifications).doc(first.id).get();
   expect(saved.get('slack.channelId')).toBe('C999999999');
+}, 120_000);
+
+test('a save whose schedule document another transaction holds locks on waits until they are let go, then saves', async () => {
+  // A schedule of its own, not yet made.
+  const first = { ...notification(2), cron: '17 3 * * *', timezone: 'Asia/Tokyo' };
+  const ref = holder.collection(COLLECTIONS.schedules).doc(notificationDoc(first).scheduleId);
+  expect((await ref.get()).exists).toBe(false);
+
+  // Another client reads the schedule in a transaction and holds it open for HELD_MS, as an
+  // import stopped while it made its schedules leaves it: the save's create waits for its lock.
+  let locked!: () => void;
+  const lockTaken = new Promise<void>((resolve) => {
+    locked = resolve;
+  });
+  const holding = holder.runTransaction(
+    async (tx) => {
+      await tx.get(ref);
+      locked();
+      await new Promise((resolve) => setTimeout(resolve, HELD_MS));
+    },
+    { maxAttempts: 1 },
+  );
+  await lockTaken;
+
+  const started = Date.now();
+  await saveNotifications(db, [{ ...first, channelId: 'C888888888' }]);
+  const waited = Date.now() - started;
+  await holding;
+  expect(waited).toBeGreaterThan(HELD_MS - 2_000);
+  const saved = await db.collection(COLLECTIONS.notifications).doc(first.id).get();
+  expect(saved.get('slack.channelId')).toBe('C888888888');
 }, 120_000);
