@@ -1,7 +1,12 @@
-import type { Firestore } from '@google-cloud/firestore';
+import type { DocumentReference, Firestore } from '@google-cloud/firestore';
 import { uniqueProjectId } from '../dev/stack';
 import { createFirestore } from '../shared/firestore';
-import { notificationDoc, SAVE_TRANSACTION_ATTEMPTS, saveNotifications } from '../shared/notifications';
+import {
+  type NewNotification,
+  notificationDoc,
+  SAVE_TRANSACTION_ATTEMPTS,
+  saveNotifications,
+} from '../shared/notifications';
 import { COLLECTIONS } from '../shared/topology';
 import { notification } from './helpers';
 
@@ -26,35 +31,44 @@ afterAll(async () => {
   await Promise.all([db.terminate(), holder.terminate()]);
 });
 
-test('a save of notifications another transaction holds locks on waits until they are let go, then saves', async () => {
-  expect(SAVE_TRANSACTION_ATTEMPTS).toBeGreaterThan(5);
-  const first = notification(1);
-  await saveNotifications(db, [first]);
-  const ref = holder.collection(COLLECTIONS.notifications).doc(first.id);
-
-  // Another client reads the notification in a transaction and holds it open for HELD_MS.
+/**
+ * Saves `item` while another client holds a transaction open on `held` for HELD_MS, having
+ * read it, and gives back how long the save took; then checks that its write landed.
+ */
+async function saveWhileHeld(held: DocumentReference, item: NewNotification): Promise<number> {
   let locked!: () => void;
   const lockTaken = new Promise<void>((resolve) => {
     locked = resolve;
   });
   const holding = holder.runTransaction(
     async (tx) => {
-      await tx.get(ref);
+      await tx.get(held);
       locked();
       await new Promise((resolve) => setTimeout(resolve, HELD_MS));
     },
     { maxAttempts: 1 },
   );
   await lockTaken;
-
   const started = Date.now();
-  await saveNotifications(db, [{ ...first, channelId: 'C999999999' }]);
+  await saveNotifications(db, [item]);
   const waited = Date.now() - started;
   await holding;
+  const saved = await db.collection(COLLECTIONS.notifications).doc(item.id).get();
+  expect(saved.get('slack.channelId')).toBe(item.channelId);
+  return waited;
+}
+
+test('a save of notifications another transaction holds locks on waits until they are let go, then saves', async () => {
+  expect(SAVE_TRANSACTION_ATTEMPTS).toBeGreaterThan(5);
+  const first = notification(1);
+  await saveNotifications(db, [first]);
+  // Another client reads the notification in a transaction and holds it open.
+  const waited = await saveWhileHeld(holder.collection(COLLECTIONS.notifications).doc(first.id), {
+    ...first,
+    channelId: 'C999999999',
+  });
   // It waited for the lock (longer than five attempts take), and its write landed.
   expect(waited).toBeGreaterThan(HELD_MS - 2_000);
-  const saved = await db.collection(COLLECTIONS.notifications).doc(first.id).get();
-  expect(saved.get('slack.channelId')).toBe('C999999999');
 }, 120_000);
 
 test('a save whose schedule document another transaction holds locks on waits until they are let go, then saves', async () => {
@@ -62,28 +76,8 @@ test('a save whose schedule document another transaction holds locks on waits un
   const first = { ...notification(2), cron: '17 3 * * *', timezone: 'Asia/Tokyo' };
   const ref = holder.collection(COLLECTIONS.schedules).doc(notificationDoc(first).scheduleId);
   expect((await ref.get()).exists).toBe(false);
-
-  // Another client reads the schedule in a transaction and holds it open for HELD_MS, as an
-  // import stopped while it made its schedules leaves it: the save's create waits for its lock.
-  let locked!: () => void;
-  const lockTaken = new Promise<void>((resolve) => {
-    locked = resolve;
-  });
-  const holding = holder.runTransaction(
-    async (tx) => {
-      await tx.get(ref);
-      locked();
-      await new Promise((resolve) => setTimeout(resolve, HELD_MS));
-    },
-    { maxAttempts: 1 },
-  );
-  await lockTaken;
-
-  const started = Date.now();
-  await saveNotifications(db, [{ ...first, channelId: 'C888888888' }]);
-  const waited = Date.now() - started;
-  await holding;
+  // Another client reads the schedule in a transaction and holds it open, as an import stopped
+  // while it made its schedules leaves it: the save's create waits for its lock.
+  const waited = await saveWhileHeld(ref, { ...first, channelId: 'C888888888' });
   expect(waited).toBeGreaterThan(HELD_MS - 2_000);
-  const saved = await db.collection(COLLECTIONS.notifications).doc(first.id).get();
-  expect(saved.get('slack.channelId')).toBe('C888888888');
 }, 120_000);
