@@ -761,16 +761,22 @@ describe('admin API: requests (fake ports)', () => {
     expect(writes).toHaveLength(0);
   });
 
-  test('a charset the parser does not take is named in its 415', async () => {
-    const res = await request(appWith(fakePorts()))
+  test('a charset the parser does not take is named in its 415; UTF8, a label of UTF-8, is taken', async () => {
+    const utf8 = await request(appWith(fakePorts()))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .set('content-type', 'application/json; charset=UTF8')
       .send(JSON.stringify({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' }));
+    expect(utf8.status).toBe(201);
+    const res = await request(appWith(fakePorts()))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .set('content-type', 'application/json; charset=latin1')
+      .send(JSON.stringify({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' }));
     expect(res.status).toBe(415);
     expect(res.body).toEqual({
       error: 'charset_unsupported',
-      message: 'the body\'s charset "utf8" is not one this endpoint takes (send UTF-8: charset=utf-8)',
+      message: 'the body\'s charset "latin1" is not one this endpoint takes (send UTF-8: charset=utf-8)',
     });
     // One it reads, but not UTF-8: refused all the same, and nothing is saved.
     const writes: unknown[] = [];
