@@ -196,6 +196,31 @@ describe('the 503s a tick and /readyz answer', () => {
       expect(server[0]?.read).toBeLessThan(2 * LINGER_BYTES);
     });
 
+    it('reads on what its client sent without waiting for the answer, with no reset', async () => {
+      // More than Node's server buffers for a request before it pauses the connection.
+      const bytes = 768 * 1024;
+      const { got, server } = await withServer((port) =>
+        answerWhileSending(port, head(1e9), { bytes, halfOpen: true, timeoutMs: LINGER_MS + 1_000 }),
+      );
+      expect(got.answer).toMatch(/^HTTP\/1\.1 413/);
+      expect(server[0]?.read).toBeGreaterThan(bytes);
+      // Closed by the server once all was read: nothing unread to reset the connection with.
+      expect(got.error).toBe(`not closed within ${LINGER_MS + 1_000} ms`);
+    });
+
+    it('runs no request sent with it, before its answer', async () => {
+      const runs = new MemoryStore();
+      const due = jest.spyOn(runs, 'dueSchedules');
+      const { got, server } = await withServer(
+        (port) => answerWhileSending(port, head(20_000), { bytes: 20_000, trailing: head(0) }),
+        runs,
+      );
+      expect([...got.answer.matchAll(/HTTP\/1\.1 (\d+) /g)].map((m) => m[1])).toEqual(['413']);
+      expect(due).not.toHaveBeenCalled();
+      // Closed at once, by the request that came after the refused one.
+      expect(server[0]?.ms).toBeLessThan(1_000);
+    });
+
     it('runs no request sent after it on the same connection', async () => {
       const runs = new MemoryStore();
       const due = jest.spyOn(runs, 'dueSchedules');

@@ -114,10 +114,9 @@ export function refuseOptionSlips(program: Command, repeatable: readonly string[
     const parseOptions = command.parseOptions.bind(command);
     command.parseOptions = (args: string[]) => {
       // The program's own options are read first in each parse: a new parse starts afresh.
-      if (command === program) {
-        glued.clear();
-        flagsGiven.clear();
-      }
+      if (command === program) glued.clear();
+      // Each command's options are read once in a parse: its flags given start afresh.
+      flagsGiven.delete(command);
       for (const arg of args) if (/^(--[^=]+=|-[^-])./.test(arg)) glued.add(arg);
       return parseOptions(args);
     };

@@ -46,6 +46,12 @@ export function baseApp(log: Logger, projectId: string): Express {
     },
   });
   app.use((req: Request, _res: Response, next: NextFunction) => {
+    // Sent after a request refused for its body, on a connection the server has said it closes:
+    // not run (it could not be answered), and the connection closed at once.
+    if (onRefusedConnection(req)) {
+      req.socket.destroy();
+      return;
+    }
     req.logFields = traceFields(req.header('x-cloud-trace-context'), projectId);
     next();
   });
@@ -90,7 +96,8 @@ export function jsonBody(limit = '256kb', opts: { uniqueKeys?: boolean } = {}): 
  */
 function utf8Labelled(req: Request): void {
   const type = req.headers['content-type'];
-  if (type === undefined) return;
+  // Only for a JSON body, which this parser reads: any other keeps its header as sent, to be named.
+  if (type === undefined || !isJsonType(type)) return;
   req.headers['content-type'] = type.replace(/(;\s*charset\s*=\s*)("?)utf8\2(?=\s*(;|$))/i, '$1$2utf-8$2');
 }
 
@@ -118,7 +125,7 @@ function refusedWhenDeclaredTooLarge(limit: string, parse: RequestHandler): Requ
       return;
     }
     res.setHeader('Connection', 'close');
-    lingerBeforeClose(req.socket);
+    lingerBeforeClose(req);
     next(
       Object.assign(new Error('request entity too large'), {
         status: 413,
@@ -136,35 +143,54 @@ export const LINGER_MS = 2_000;
 /** How much of a refused body is read and dropped after its answer, at most. */
 export const LINGER_BYTES = 1024 * 1024;
 
+/** Marks a connection whose request was refused for its body's declared length. */
+const REFUSED = Symbol('refusedConnection');
+
 /**
- * Closes `socket`, once its answer is sent, the way a server that refused a body must: its
- * side of the connection first, then, after reading and dropping what the client still sends
- * (at most LINGER_BYTES, for at most LINGER_MS), the whole. Closed at once, with a body still
+ * Closes the connection of `req`, once its answer is sent, the way a server that refused a
+ * body must: its side first, then, after reading and dropping what the client still sends (at
+ * most LINGER_BYTES, for at most LINGER_MS), the whole. Closed at once, with a body still
  * arriving, the connection would be reset, and a client still sending may lose the answer
- * with it (Node's server closes a `Connection: close` socket by its `destroySoon`). What is
- * read meanwhile is dropped unparsed: no request sent after the refused one on the connection
- * runs, as none may once the server has said `close`.
+ * with it (Node's server closes a `Connection: close` socket by its `destroySoon`). What comes
+ * after the answer is counted and dropped as it arrives, not parsed; a request that came
+ * before it, on the same connection, is not run (baseApp): none may once the server has said
+ * `close`.
  */
-function lingerBeforeClose(socket: Socket): void {
+function lingerBeforeClose(req: Request): void {
+  const socket = req.socket as Socket & { [REFUSED]?: true };
+  socket[REFUSED] = true;
   socket.destroySoon = function lingeringDestroySoon(this: Socket) {
     if (this.writable) this.end();
     if (this.readableEnded || this.destroyed) {
       this.destroy();
       return;
     }
-    // The HTTP parser's listener goes, and with ours the parser stops reading the socket itself.
+    // The HTTP parser's listener goes; with ours, the parser stops reading the socket itself.
     this.removeAllListeners('data');
     let read = 0;
     this.on('data', (chunk: Buffer) => {
       read += chunk.length;
       if (read > LINGER_BYTES) this.destroy();
     });
+    // A socket the server paused while the body came faster than it was read (the request's
+    // buffer full) reads again as Node's server resumes one: by its handle, which it had read
+    // from directly, not by the stream.
+    const handle = (this as Socket & { _handle?: { reading?: boolean; readStart?: () => number } })._handle;
+    if (handle && handle.reading === false && typeof handle.readStart === 'function') {
+      handle.reading = true;
+      handle.readStart();
+    }
+    this.resume();
     const timer = setTimeout(() => this.destroy(), LINGER_MS);
     timer.unref();
     // Closed once the client closes its side too (the server allows half-open connections).
     this.once('close', () => clearTimeout(timer));
-    this.resume();
   };
+}
+
+/** Whether `req` came on a connection already refused for a body (lingerBeforeClose). */
+function onRefusedConnection(req: Request): boolean {
+  return (req.socket as Socket & { [REFUSED]?: true })[REFUSED] === true;
 }
 
 /** The Content-Types read as JSON. */

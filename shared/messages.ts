@@ -241,8 +241,8 @@ export function parsePushBody(body: unknown): ParseResult {
         unwrapped: true,
       };
     }
-    // Its attributes, where they are strings, still name the delivery (a `data` of 5, a
-    // `messageId` that is a number): recorded against it, as a message with bad data is.
+    // Its attributes, where they are strings, still name the delivery (a `data` of 5 or null):
+    // recorded against it, as a message with bad data is.
     const attributes = looseAttributes(body);
     return {
       ok: false,
