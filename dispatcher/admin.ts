@@ -51,6 +51,7 @@ import {
   type PausedSelector,
   type ResumePausedResult,
   resumePaused,
+  SaveInterrupted,
   saveNotifications,
   setNotificationEnabled,
 } from '../shared/notifications';
@@ -94,7 +95,8 @@ export interface AdminPorts {
   /** False when the notification does not exist. */
   deleteNotification(id: string): Promise<boolean>;
   /** Creates or replaces; true when it was created. */
-  saveNotification(n: NewNotification): Promise<boolean>;
+  /** Saves `n`; once `late` is aborted (its request answered 504), no attempt of the write begins. */
+  saveNotification(n: NewNotification, late?: AbortSignal): Promise<boolean>;
   /** Whether no account document has this id (a notification naming it is saved all the same). */
   accountMissing(accountId: string): Promise<boolean>;
   /** Resumes in bulk the notifications paused for a reason, or every paused one (shared/notifications.ts). */
@@ -132,6 +134,13 @@ export const ADMIN_DEADLINES = adminDeadlines(DEFAULT_ADMIN_DEADLINE_SECONDS);
 
 /** Marks a request answered 408 while its body was read: its route must not run (answerWithin). */
 const CUT = Symbol('bodyCut');
+/** Where a request keeps the signal aborted once it is answered early (a 504, a 408, its client gone). */
+const LATE = Symbol('answeredEarly');
+
+/** Aborted once the request has been answered before its route ended (answerWithin). */
+function lateSignal(res: Response): AbortSignal | undefined {
+  return ((res.locals as Record<symbol, unknown>)[LATE] as AbortController | undefined)?.signal;
+}
 
 /** A duration as a deadline's message says it: `20 s`, `300 ms`. */
 function spoken(ms: number): string {
@@ -157,6 +166,10 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
       return;
     }
     const started = Date.now();
+    // One a request: a bulk route's deadline replaces the one set before it, not its signal.
+    const held = res.locals as Record<symbol, AbortController | undefined>;
+    const late = held[LATE] ?? new AbortController();
+    held[LATE] = late;
     // The status page's 504 is a page a browser shows: a deadline set under `/status` (which
     // routing matches in any case), read now as routing moves the base on.
     const underStatus = req.baseUrl.toLowerCase() === '/status';
@@ -176,6 +189,7 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
           `admin request answered 408: its body did not all arrive within ${within}`,
         );
         (res.locals as Record<symbol, unknown>)[CUT] = true;
+        late.abort();
         res.setHeader('Connection', 'close');
         // Closed once the 408 is written: the parser ends with `request aborted`.
         res.once('finish', () => req.socket.destroy());
@@ -197,6 +211,7 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
         return;
       }
       req.log.warn({ ...which, deadlineMs: ms }, `admin request answered 504: not done within ${within}`);
+      late.abort();
       // A read changes nothing: only a write leaves its caller to find out whether it landed.
       const message =
         req.method === 'GET' || req.method === 'HEAD'
@@ -217,7 +232,10 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
     // First of the close listeners, so that the request's count in flight sees the hold.
     res.prependListener('close', () => {
       clearTimeout(locals.deadline);
-      if (!res.writableFinished && !lateWork(res)) answerEarly(res, () => {}, endedAfter('its client left'));
+      if (!res.writableFinished && !lateWork(res)) {
+        late.abort();
+        answerEarly(res, () => {}, endedAfter('its client left'));
+      }
     });
     next();
   };
@@ -249,9 +267,9 @@ export function firestoreAdminPorts(
     setNotificationEnabled: (id, enabled, reason, defaultReason) =>
       setNotificationEnabled(db, id, enabled, reason, defaultReason),
     deleteNotification: (id) => deleteNotification(db, id),
-    async saveNotification(n) {
+    async saveNotification(n, late) {
       // saveNotifications checks it (notificationDoc) before any Firestore call.
-      const { created } = await saveNotifications(db, [n]);
+      const { created } = await saveNotifications(db, [n], late ? { lateSignal: late } : {});
       return created.has(n.id);
     },
     accountMissing: async (accountId) => (await missingAccounts(db, [accountId])).length > 0,
@@ -615,8 +633,15 @@ export function adminRouter(deps: AdminDeps): Router {
         notificationProblems({ id, ...body }).length === 0 && (await deps.accountMissing(body.accountId));
       let created: boolean;
       try {
-        created = await deps.saveNotification({ id, ...body });
+        created = await deps.saveNotification({ id, ...body }, lateSignal(res));
       } catch (err) {
+        if (err instanceof SaveInterrupted) {
+          // Answered 504 before the write could begin (Firestore contended): not written, so
+          // that it cannot land later over a write its caller made since.
+          req.log.warn({ notificationId: id }, 'admin replace-notification not written: answered 504 before it began');
+          res.status(504).json({});
+          return;
+        }
         if (!(err instanceof InvalidNotificationError)) throw err;
         invalid(res, err.field, err.message);
         return;

@@ -1,4 +1,4 @@
-import type { DeliveryStatus, RunDoc } from '../shared/model';
+import { type DeliveryStatus, escapedUnshowable, type RunDoc } from '../shared/model';
 
 /** The status page: a plain HTML table of the latest runs and their delivery counts. */
 
@@ -19,9 +19,13 @@ const COLUMNS: DeliveryStatus[] = ['sent', 'sending', 'retrying', 'failed', 'ski
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
-/** Every value that reaches the page goes through this: run and schedule ids come from stored data. */
+/**
+ * Every value that reaches the page goes through this: run and schedule ids come from stored
+ * data. A character that would turn, break or hide the text (a direction mark, a line break)
+ * is written as its escape (`\u202E`), as the project's messages write it, not let loose on the page.
+ */
 export function escapeHtml(value: unknown): string {
-  return String(value ?? '').replace(/[&<>"']/g, (c) => ENTITIES[c] ?? c);
+  return escapedUnshowable(String(value ?? '')).replace(/[&<>"']/g, (c) => ENTITIES[c] ?? c);
 }
 
 function time(d: Date | null | undefined): string {

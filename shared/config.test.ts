@@ -139,6 +139,18 @@ describe('loadConfig', () => {
     expect(message).toContain(JSON.stringify(value));
   });
 
+  it.each([
+    ['a user name and password', 'https://user:pw@slack.example/api/', 'must not carry a user name or password'],
+    ['a user name', 'https://user@slack.example/api/', 'must not carry a user name or password'],
+    ['a query', 'http://127.0.0.1:9806/api/?x=1', 'must not have a query or a fragment'],
+    ['a fragment', 'http://127.0.0.1:9806/api/#x', 'must not have a query or a fragment'],
+  ])('refuses a SLACK_API_URL with %s, never showing a password', (_what, url, says) => {
+    const message = configError({ ...base, SLACK_API_URL: url }).message;
+    expect(message).toContain(`SLACK_API_URL: ${says}`);
+    expect(message).not.toContain(':pw@');
+    if (url.includes(':pw@')) expect(message).toContain('https://user:***@slack.example/api/');
+  });
+
   it('takes a dispatch topic as an id or as a full name', () => {
     expect(loadConfig({ ...base, DISPATCH_TOPIC: 'fanout.dispatch-2' }).dispatchTopic).toBe('fanout.dispatch-2');
     expect(loadConfig({ ...base, DISPATCH_TOPIC: 'projects/p/topics/t-1' }).dispatchTopic).toBe(

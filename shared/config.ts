@@ -147,7 +147,19 @@ const schema = z.object({
   dispatchCheckpointIntervalMs: int(0, 60_000).default(1000),
   runLeaseSeconds: int(5, 3600).default(60),
   catchUpWindowSeconds: int(0, 7 * 24 * 3600).default(DEFAULT_CATCH_UP_WINDOW_SECONDS),
-  slackApiUrl: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).default('https://slack.com/api/'),
+  slackApiUrl: z
+    .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
+    // Node's fetch refuses a URL with credentials in it: every call would fail, named as a timeout.
+    .refine((u) => {
+      const url = URL.canParse(u) ? new URL(u) : null;
+      return url === null || (url.username === '' && url.password === '');
+    }, 'must not carry a user name or password (the token goes in SLACK_BOT_TOKEN)')
+    // Each call adds its method to the path: a query or a fragment would end up before it.
+    .refine((u) => {
+      const url = URL.canParse(u) ? new URL(u) : null;
+      return url === null || (url.search === '' && url.hash === '');
+    }, 'must not have a query or a fragment: each call adds its method (chat.postMessage) to its path')
+    .default('https://slack.com/api/'),
   slackBotToken: z.string().min(1).optional(),
   // At most 30 s: a timed-out post may still land, and the next attempt must not look for it
   // before it could have (the retry policy's 10 s backoff plus at most 20 s of held nack).
@@ -347,6 +359,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   return { config, problems, refused };
 }
 
+/** `raw` with the password of a URL in it (`https://user:pw@host/`) written as `***`. */
+function withoutPassword(raw: string): string {
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#@]*@/i, '$1***@');
+}
+
 /** One problem of a variable's value, naming the variable (and, in a list, the item). */
 function fieldProblem(name: string, raw: string | undefined, issue: z.core.$ZodIssue): string {
   if (raw === undefined) return `${name} is required`;
@@ -356,8 +373,8 @@ function fieldProblem(name: string, raw: string | undefined, issue: z.core.$ZodI
     const written = writtenItems(raw)[index];
     return `${name}: item ${written?.position ?? index + 1}, ${JSON.stringify(written?.item)}: ${issue.message}`;
   }
-  // The value of a secret is never echoed back.
-  const shown = name === ENV.SLACK_BOT_TOKEN ? '' : ` (got ${JSON.stringify(raw)})`;
+  // The value of a secret is never echoed back, nor a password in a URL.
+  const shown = name === ENV.SLACK_BOT_TOKEN ? '' : ` (got ${JSON.stringify(withoutPassword(raw))})`;
   return `${name}: ${issue.message}${shown}`;
 }
 

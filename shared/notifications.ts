@@ -175,6 +175,12 @@ export interface SaveOptions {
    * none is left open holding its locks, and the call fails saying how many were saved.
    */
   signal?: AbortSignal;
+  /**
+   * Once aborted (an admin request answered 504), no attempt of a chunk's transaction begins:
+   * a write its caller was told may not have landed does not land a minute later, over a newer
+   * one. An attempt under way may still commit.
+   */
+  lateSignal?: AbortSignal;
   /** Attempts of each chunk's transaction (SAVE_TRANSACTION_ATTEMPTS unless given). */
   transactionAttempts?: number;
 }
@@ -239,6 +245,7 @@ export async function saveNotifications(
     // Read in the transaction that writes: what a concurrent save made first is not called new here.
     const made = await db.runTransaction(
       async (tx) => {
+        if (opts.lateSignal?.aborted) throw new SaveInterrupted();
         const current = await tx.getAll(...refs);
         chunk.forEach(({ doc }, i) => {
           // A notification replaced keeps the time it was first made.

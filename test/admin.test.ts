@@ -12,7 +12,7 @@ import { createLogger } from '../shared/logger';
 import { bucketIds } from '../shared/members';
 import type { DispatchMessage } from '../shared/messages';
 import type { DeliveryStatus, RunDoc } from '../shared/model';
-import { noneResumed, notificationDoc, saveAccounts } from '../shared/notifications';
+import { noneResumed, notificationDoc, SaveInterrupted, saveAccounts } from '../shared/notifications';
 import type { RunStore } from '../shared/ports';
 import { firestoreRedriveLedger, REDRIVE_STRANDED_AFTER_MS, redriveRun } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
@@ -289,7 +289,7 @@ describe('admin API: requests (fake ports)', () => {
       .serialize((bytes: Buffer) => bytes as unknown as string)
       .send(Buffer.from('{"accountId":"acctÿ","channelId":"C1","cron":"0 9 * * *","timezone":"UTC"}'));
     expect(utf8.status).toBe(201);
-    expect(save).toHaveBeenCalledWith(expect.objectContaining({ accountId: 'acctÿ' }));
+    expect(save).toHaveBeenCalledWith(expect.objectContaining({ accountId: 'acctÿ' }), expect.any(AbortSignal));
   });
 
   test('an array for a body is named as such, not by its first index', async () => {
@@ -1399,6 +1399,34 @@ describe('admin API: deadlines (fake ports)', () => {
     expect(h.said('ended after its 408').map((l) => [l.method, l.status])).toEqual([['PUT', 408]]);
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  test('a PUT answered 504 before its write began is not written after: the write is told its answer is gone', async () => {
+    const h = held();
+    const seen: (boolean | undefined)[] = [];
+    const app = appWith(
+      fakePorts({
+        saveNotification: async (_n, late) => {
+          await h.hold();
+          seen.push(late?.aborted);
+          // As the Firestore port does: no attempt of the write begins once it is aborted.
+          if (late?.aborted) throw new SaveInterrupted();
+          return true;
+        },
+      }),
+      h.log,
+      { oneMs: 300, bulkMs: 1000 },
+    );
+    const res = await request(app)
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .send({ accountId: 'a-1', channelId: 'C0123456789', cron: '0 9 * * *', timezone: 'UTC' });
+    expect(res.status).toBe(504);
+    h.release();
+    await waitFor('the save ended', () => seen.length === 1, 2000, 10);
+    expect(seen).toEqual([true]);
+    await waitFor('the write said not made', () => h.said('not written: answered 504').length === 1, 2000, 10);
+    expect(h.said('admin replace-notification').filter((l) => l.admin !== undefined)).toEqual([]);
   });
 
   test('a request answered 408 whose body never arrives is out of flight once its connection closes: a shutdown does not wait for it', async () => {

@@ -5,6 +5,7 @@ import {
   type NewNotification,
   notificationDoc,
   SAVE_TRANSACTION_ATTEMPTS,
+  SaveInterrupted,
   saveNotifications,
 } from '../shared/notifications';
 import { COLLECTIONS } from '../shared/topology';
@@ -32,10 +33,14 @@ afterAll(async () => {
 });
 
 /**
- * Saves `item` while another client holds a transaction open on `held` for HELD_MS, having
- * read it, and gives back how long the save took; then checks that its write landed.
+ * Saves `item` while another client holds a transaction open on `held` for `heldMs`, having
+ * read it, and gives back how long the save took, or what it failed with.
  */
-async function saveWhileHeld(held: DocumentReference, item: NewNotification): Promise<number> {
+async function saveWhileHeld(
+  held: DocumentReference,
+  item: NewNotification,
+  { heldMs = HELD_MS, lateSignal }: { heldMs?: number; lateSignal?: AbortSignal } = {},
+): Promise<{ waited: number; error?: unknown }> {
   let locked!: () => void;
   const lockTaken = new Promise<void>((resolve) => {
     locked = resolve;
@@ -44,18 +49,24 @@ async function saveWhileHeld(held: DocumentReference, item: NewNotification): Pr
     async (tx) => {
       await tx.get(held);
       locked();
-      await new Promise((resolve) => setTimeout(resolve, HELD_MS));
+      await new Promise((resolve) => setTimeout(resolve, heldMs));
     },
     { maxAttempts: 1 },
   );
   await lockTaken;
   const started = Date.now();
-  await saveNotifications(db, [item]);
+  let error: unknown;
+  await saveNotifications(db, [item], lateSignal ? { lateSignal } : {}).catch((err: unknown) => {
+    error = err;
+  });
   const waited = Date.now() - started;
   await holding;
-  const saved = await db.collection(COLLECTIONS.notifications).doc(item.id).get();
-  expect(saved.get('slack.channelId')).toBe(item.channelId);
-  return waited;
+  return { waited, ...(error === undefined ? {} : { error }) };
+}
+
+/** The channel a notification has in Firestore. */
+async function channelOf(id: string): Promise<unknown> {
+  return (await db.collection(COLLECTIONS.notifications).doc(id).get()).get('slack.channelId');
 }
 
 test('a save of notifications another transaction holds locks on waits until they are let go, then saves', async () => {
@@ -63,12 +74,14 @@ test('a save of notifications another transaction holds locks on waits until the
   const first = notification(1);
   await saveNotifications(db, [first]);
   // Another client reads the notification in a transaction and holds it open.
-  const waited = await saveWhileHeld(holder.collection(COLLECTIONS.notifications).doc(first.id), {
+  const { waited, error } = await saveWhileHeld(holder.collection(COLLECTIONS.notifications).doc(first.id), {
     ...first,
     channelId: 'C999999999',
   });
   // It waited for the lock (longer than five attempts take), and its write landed.
+  expect(error).toBeUndefined();
   expect(waited).toBeGreaterThan(HELD_MS - 2_000);
+  expect(await channelOf(first.id)).toBe('C999999999');
 }, 120_000);
 
 test('a save whose schedule document another transaction holds locks on waits until they are let go, then saves', async () => {
@@ -78,6 +91,24 @@ test('a save whose schedule document another transaction holds locks on waits un
   expect((await ref.get()).exists).toBe(false);
   // Another client reads the schedule in a transaction and holds it open, as an import stopped
   // while it made its schedules leaves it: the save's create waits for its lock.
-  const waited = await saveWhileHeld(ref, { ...first, channelId: 'C888888888' });
+  const { waited, error } = await saveWhileHeld(ref, { ...first, channelId: 'C888888888' });
+  expect(error).toBeUndefined();
   expect(waited).toBeGreaterThan(HELD_MS - 2_000);
+  expect(await channelOf(first.id)).toBe('C888888888');
 }, 120_000);
+
+test('a save whose late signal is aborted while it waits for a lock begins no further attempt: it does not land after', async () => {
+  const first = notification(3);
+  await saveNotifications(db, [first]);
+  const late = new AbortController();
+  setTimeout(() => late.abort(), 1_000);
+  const { error } = await saveWhileHeld(
+    holder.collection(COLLECTIONS.notifications).doc(first.id),
+    { ...first, channelId: 'C777777777' },
+    { heldMs: 6_000, lateSignal: late.signal },
+  );
+  expect(error).toBeInstanceOf(SaveInterrupted);
+  // The lock is let go: the write it would have made is not made.
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  expect(await channelOf(first.id)).toBe(first.channelId);
+}, 60_000);
