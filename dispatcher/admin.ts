@@ -636,9 +636,12 @@ export function adminRouter(deps: AdminDeps): Router {
         created = await deps.saveNotification({ id, ...body }, lateSignal(res));
       } catch (err) {
         if (err instanceof SaveInterrupted) {
-          // Answered 504 before the write could begin (Firestore contended): not written, so
-          // that it cannot land later over a write its caller made since.
-          req.log.warn({ notificationId: id }, 'admin replace-notification not written: answered 504 before it began');
+          // Answered 504, or its caller gone, before the write could begin (Firestore contended):
+          // not written, so that it cannot land later over a write its caller made since.
+          req.log.warn(
+            { notificationId: id },
+            'admin replace-notification not written: answered 504, or its caller left, before it began',
+          );
           res.status(504).json({});
           return;
         }

@@ -155,10 +155,11 @@ const schema = z.object({
       return url === null || (url.username === '' && url.password === '');
     }, 'must not carry a user name or password (the token goes in SLACK_BOT_TOKEN)')
     // Each call adds its method to the path: a query or a fragment would end up before it.
-    .refine((u) => {
-      const url = URL.canParse(u) ? new URL(u) : null;
-      return url === null || (url.search === '' && url.hash === '');
-    }, 'must not have a query or a fragment: each call adds its method (chat.postMessage) to its path')
+    // Written, even empty (`…/api/?`): the URL parser reads an empty one as none.
+    .refine(
+      (u) => !/[?#]/.test(u),
+      'must not have a query or a fragment: each call adds its method (chat.postMessage) to its path',
+    )
     .default('https://slack.com/api/'),
   slackBotToken: z.string().min(1).optional(),
   // At most 30 s: a timed-out post may still land, and the next attempt must not look for it
@@ -359,11 +360,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   return { config, problems, refused };
 }
 
-/** `raw` with the password of a URL in it (`https://user:pw@host/`) written as `***`. */
-function withoutPassword(raw: string): string {
-  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#@]*@/i, '$1***@');
-}
-
 /** One problem of a variable's value, naming the variable (and, in a list, the item). */
 function fieldProblem(name: string, raw: string | undefined, issue: z.core.$ZodIssue): string {
   if (raw === undefined) return `${name} is required`;
@@ -373,8 +369,9 @@ function fieldProblem(name: string, raw: string | undefined, issue: z.core.$ZodI
     const written = writtenItems(raw)[index];
     return `${name}: item ${written?.position ?? index + 1}, ${JSON.stringify(written?.item)}: ${issue.message}`;
   }
-  // The value of a secret is never echoed back, nor a password in a URL.
-  const shown = name === ENV.SLACK_BOT_TOKEN ? '' : ` (got ${JSON.stringify(withoutPassword(raw))})`;
+  // The value of a secret is never echoed back, nor a URL that may hold a password (`user:pw@`).
+  const secret = name === ENV.SLACK_BOT_TOKEN || (name === ENV.SLACK_API_URL && raw.includes('@'));
+  const shown = secret ? '' : ` (got ${JSON.stringify(raw)})`;
   return `${name}: ${issue.message}${shown}`;
 }
 

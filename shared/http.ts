@@ -47,11 +47,8 @@ export function baseApp(log: Logger, projectId: string): Express {
   });
   app.use((req: Request, _res: Response, next: NextFunction) => {
     // Sent after a request refused for its body, on a connection the server has said it closes:
-    // not run (it could not be answered), and the connection closed at once.
-    if (onRefusedConnection(req)) {
-      req.socket.destroy();
-      return;
-    }
+    // not run, nor answered; the refused request's linger closes the connection.
+    if (onRefusedConnection(req)) return;
     req.logFields = traceFields(req.header('x-cloud-trace-context'), projectId);
     next();
   });
@@ -153,8 +150,8 @@ const REFUSED = Symbol('refusedConnection');
  * arriving, the connection would be reset, and a client still sending may lose the answer
  * with it (Node's server closes a `Connection: close` socket by its `destroySoon`). What comes
  * after the answer is counted and dropped as it arrives, not parsed; a request that came
- * before it, on the same connection, is not run (baseApp): none may once the server has said
- * `close`.
+ * before it, on the same connection, is neither run nor answered (baseApp): none may be once
+ * the server has said `close`.
  */
 function lingerBeforeClose(req: Request): void {
   const socket = req.socket as Socket & { [REFUSED]?: true };
