@@ -14,6 +14,7 @@ import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-sto
 import {
   answerEarly,
   answeredAlready,
+  answeredEarlySignal,
   hasBody,
   jsonBody,
   lateWork,
@@ -134,13 +135,6 @@ export const ADMIN_DEADLINES = adminDeadlines(DEFAULT_ADMIN_DEADLINE_SECONDS);
 
 /** Marks a request answered 408 while its body was read: its route must not run (answerWithin). */
 const CUT = Symbol('bodyCut');
-/** Where a request keeps the signal aborted once it is answered early (a 504, a 408, its client gone). */
-const LATE = Symbol('answeredEarly');
-
-/** Aborted once the request has been answered before its route ended (answerWithin). */
-function lateSignal(res: Response): AbortSignal | undefined {
-  return ((res.locals as Record<symbol, unknown>)[LATE] as AbortController | undefined)?.signal;
-}
 
 /** A duration as a deadline's message says it: `20 s`, `300 ms`. */
 function spoken(ms: number): string {
@@ -166,10 +160,6 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
       return;
     }
     const started = Date.now();
-    // One a request: a bulk route's deadline replaces the one set before it, not its signal.
-    const held = res.locals as Record<symbol, AbortController | undefined>;
-    const late = held[LATE] ?? new AbortController();
-    held[LATE] = late;
     // The status page's 504 is a page a browser shows: a deadline set under `/status` (which
     // routing matches in any case), read now as routing moves the base on.
     const underStatus = req.baseUrl.toLowerCase() === '/status';
@@ -189,7 +179,6 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
           `admin request answered 408: its body did not all arrive within ${within}`,
         );
         (res.locals as Record<symbol, unknown>)[CUT] = true;
-        late.abort();
         res.setHeader('Connection', 'close');
         // Closed once the 408 is written: the parser ends with `request aborted`.
         res.once('finish', () => req.socket.destroy());
@@ -211,7 +200,6 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
         return;
       }
       req.log.warn({ ...which, deadlineMs: ms }, `admin request answered 504: not done within ${within}`);
-      late.abort();
       // A read changes nothing: only a write leaves its caller to find out whether it landed.
       const message =
         req.method === 'GET' || req.method === 'HEAD'
@@ -232,10 +220,7 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
     // First of the close listeners, so that the request's count in flight sees the hold.
     res.prependListener('close', () => {
       clearTimeout(locals.deadline);
-      if (!res.writableFinished && !lateWork(res)) {
-        late.abort();
-        answerEarly(res, () => {}, endedAfter('its client left'));
-      }
+      if (!res.writableFinished && !lateWork(res)) answerEarly(res, () => {}, endedAfter('its client left'));
     });
     next();
   };
@@ -633,7 +618,7 @@ export function adminRouter(deps: AdminDeps): Router {
         notificationProblems({ id, ...body }).length === 0 && (await deps.accountMissing(body.accountId));
       let created: boolean;
       try {
-        created = await deps.saveNotification({ id, ...body }, lateSignal(res));
+        created = await deps.saveNotification({ id, ...body }, answeredEarlySignal(res));
       } catch (err) {
         if (err instanceof SaveInterrupted) {
           // Answered 504, or its caller gone, before the write could begin (Firestore contended):

@@ -142,6 +142,7 @@ export const LINGER_BYTES = 1024 * 1024;
 
 /** Marks a connection whose request was refused for its body's declared length. */
 const REFUSED = Symbol('refusedConnection');
+type MarkedSocket = Socket & { [REFUSED]?: true };
 
 /**
  * Closes the connection of `req`, once its answer is sent, the way a server that refused a
@@ -154,7 +155,7 @@ const REFUSED = Symbol('refusedConnection');
  * the server has said `close`.
  */
 function lingerBeforeClose(req: Request): void {
-  const socket = req.socket as Socket & { [REFUSED]?: true };
+  const socket = req.socket as MarkedSocket;
   socket[REFUSED] = true;
   socket.destroySoon = function lingeringDestroySoon(this: Socket) {
     if (this.writable) this.end();
@@ -187,7 +188,7 @@ function lingerBeforeClose(req: Request): void {
 
 /** Whether `req` came on a connection already refused for a body (lingerBeforeClose). */
 function onRefusedConnection(req: Request): boolean {
-  return (req.socket as Socket & { [REFUSED]?: true })[REFUSED] === true;
+  return (req.socket as MarkedSocket)[REFUSED] === true;
 }
 
 /** The Content-Types read as JSON. */
@@ -343,6 +344,20 @@ export function bodyProblem(err: unknown): string {
 
 /** Where a response answered before its route ended keeps the promise of that end. */
 const LATE_WORK = Symbol('lateWork');
+/** Where a response keeps the controller of its answeredEarlySignal, once asked for. */
+const ANSWERED_EARLY = Symbol('answeredEarly');
+
+/**
+ * A signal aborted once the request is answered before its route ends (answerEarly: a
+ * deadline's 504, a 408, its caller gone), for work its caller can no longer be told of.
+ */
+export function answeredEarlySignal(res: Response): AbortSignal {
+  const locals = res.locals as Record<symbol, AbortController | undefined>;
+  const made = locals[ANSWERED_EARLY] ?? new AbortController();
+  locals[ANSWERED_EARLY] = made;
+  if (lateWork(res)) made.abort();
+  return made.signal;
+}
 
 /**
  * Answers a request before its route has ended (a deadline's 504): `send` writes the answer,
@@ -356,6 +371,7 @@ export function answerEarly(res: Response, send: () => void, ended: (status: num
   (res.locals as Record<symbol, unknown>)[LATE_WORK] = new Promise<void>((resolve) => {
     release = resolve;
   });
+  (res.locals as Record<symbol, AbortController | undefined>)[ANSWERED_EARLY]?.abort();
   send();
   let status = 200;
   res.status = function (this: Response, code: number): Response {

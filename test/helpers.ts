@@ -30,20 +30,10 @@ export function emulatorServiceEnv(projectId: string, extra: NodeJS.ProcessEnv =
  * Writes `head` to a loopback port without ending the socket, and gives back all the server
  * answered by the time it closed the connection; fails if it has not closed it within `timeoutMs`.
  */
-export function answerBeforeClose(port: number, head: string, timeoutMs = 3000): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(head));
-    const timer = setTimeout(() => socket.destroy(new Error(`not answered within ${timeoutMs} ms`)), timeoutMs);
-    let got = '';
-    socket.on('data', (d: Buffer) => {
-      got += d.toString();
-    });
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(got);
-    });
-    socket.on('error', reject);
-  });
+export async function answerBeforeClose(port: number, head: string, timeoutMs = 3000): Promise<string> {
+  const { answer, error } = await answerWhileSending(port, head, { bytes: 0, timeoutMs });
+  if (error !== undefined) throw new Error(error);
+  return answer;
 }
 
 /**
