@@ -69,6 +69,14 @@ function envelope(notificationId = 'n-1', occ = occurrence) {
   };
 }
 
+/** The occurrence's run, as the dispatcher makes it before it publishes: it vouches for a dead letter. */
+async function dispatchedRun(store: MemoryStore) {
+  const scheduleId = scheduleIdOf({ cron: '0 9 * * *', timezone: 'UTC' });
+  store.putSchedule(scheduleId, { cron: '0 9 * * *', timezone: 'UTC', nextRunAt: new Date(occurrence) });
+  const claim = await store.claimRun(scheduleId, occurrence, 'dispatcher', 60_000, new Date(occurrence), null);
+  expect(claim.kind).toBe('acquired');
+}
+
 /** Statuses Pub/Sub push takes as an ack. */
 const ACK = [102, 200, 201, 202, 204];
 
@@ -210,9 +218,10 @@ describe('notifier app POST /push', () => {
     ['another Content-Type', 'application/octet-stream'],
     ['no Content-Type', undefined],
   ])(
-    'answers retry (503) to a dispatch message pushed without its envelope under %s, recording and posting nothing; at the dead-letter path, records it failed',
+    'answers retry (503) to a dispatch message pushed without its envelope under %s, recording and posting nothing; at the dead-letter path, records it dead',
     async (_what, type) => {
       const { app, slack, store } = setup();
+      await dispatchedRun(store);
       const bare = Buffer.from(envelope().message.data, 'base64');
       const post = (path: string) => {
         const r = request(app).post(path);
@@ -224,8 +233,10 @@ describe('notifier app POST /push', () => {
       expect(pushed.status).toBe(503);
       expect(pushed.body).toMatchObject({ kind: 'retry', reason: 'unwrapped_message' });
       expect(await store.get(id)).toBeNull();
-      expect((await post(TOPOLOGY.deadLetterPath)).status).toBe(200);
-      expect(await store.get(id)).toMatchObject({ status: 'failed', lastError: { code: 'invalid_message' } });
+      const dead = await post(TOPOLOGY.deadLetterPath);
+      expect(dead.status).toBe(200);
+      expect(dead.body).toEqual({ deliveryId: id, status: 'dead' });
+      expect((await store.get(id))?.status).toBe('dead');
       expect(slack.posts).toHaveLength(0);
     },
   );
@@ -350,17 +361,9 @@ describe('notifier app POST /push', () => {
 });
 
 describe('notifier app POST /dead-letter', () => {
-  const scheduleId = scheduleIdOf({ cron: '0 9 * * *', timezone: 'UTC' });
-  /** The occurrence's run, as the dispatcher makes it before it publishes: it vouches for the dead letter. */
-  async function dispatched(store: MemoryStore) {
-    store.putSchedule(scheduleId, { cron: '0 9 * * *', timezone: 'UTC', nextRunAt: new Date(occurrence) });
-    const claim = await store.claimRun(scheduleId, occurrence, 'dispatcher', 60_000, new Date(occurrence), null);
-    expect(claim.kind).toBe('acquired');
-  }
-
   it('records the delivery dead and answers 200 with its status', async () => {
     const { app, store } = setup();
-    await dispatched(store);
+    await dispatchedRun(store);
     const res = await request(app).post(TOPOLOGY.deadLetterPath).send(envelope());
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ deliveryId: deliveryIdOf('n-1', occurrence), status: 'dead' });
@@ -374,7 +377,7 @@ describe('notifier app POST /dead-letter', () => {
     'answers 503 (a nack: Pub/Sub delivers the dead letter again) when %s, never dropping it',
     async (_what, method) => {
       const { app, store } = setup();
-      await dispatched(store);
+      await dispatchedRun(store);
       const failing = jest.spyOn(store, method).mockRejectedValue(new Error('firestore unavailable'));
       const res = await request(app).post(TOPOLOGY.deadLetterPath).send(envelope());
       expect(res.status).toBe(503);

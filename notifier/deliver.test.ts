@@ -809,14 +809,31 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(1);
   });
 
-  it('records a dispatch message dead-lettered without its envelope failed against its delivery: its subscription has no dead-letter topic to bound a retry', async () => {
+  it('records a dispatch message dead-lettered without its envelope dead, a retrying delivery included, naming the subscription setting', async () => {
+    const { log, lines } = capturedLog();
+    const { store, slack, deps } = setup();
+    await dispatched(store);
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push(), deps);
+    expect((await store.get(id))?.status).toBe('retrying');
+    const tried = slack.posts.length;
+    deps.log = log;
+    const bare = JSON.parse(Buffer.from(push().message.data, 'base64').toString('utf8'));
+    expect(await handleDeadLetter(bare, deps)).toEqual({ deliveryId: id, status: 'dead' });
+    expect(await store.get(id)).toMatchObject({ status: 'dead', runId: runIdOf(SCHEDULE_ID, occurrence) });
+    expect(lines.find((l) => l.reason === 'unwrapped_message')).toMatchObject({
+      severity: 'ERROR',
+      deliveryId: id,
+      message: expect.stringContaining('"no wrapper"'),
+    });
+    expect(slack.posts).toHaveLength(tried);
+  });
+
+  it('refuses a dispatch message dead-lettered without its envelope for a run never dispatched, as a wrapped one', async () => {
     const { store, slack, deps } = setup();
     const bare = JSON.parse(Buffer.from(push().message.data, 'base64').toString('utf8'));
-    await handleDeadLetter(bare, deps);
-    expect(await store.get(id)).toMatchObject({
-      status: 'failed',
-      lastError: { code: 'invalid_message', message: expect.stringContaining('"no wrapper"') },
-    });
+    expect(await handleDeadLetter(bare, deps)).toEqual({ deliveryId: id, status: 'refused', reason: 'no_such_run' });
+    expect(await store.get(id)).toMatchObject({ status: 'failed', lastError: { code: 'invalid_message' } });
     expect(slack.posts).toHaveLength(0);
   });
 

@@ -603,7 +603,13 @@ export async function handleDeadLetter(
   // Pub/Sub writes a whole count; anything else was made by hand and is read as none.
   const attempts = Number.isSafeInteger(countAttr) && countAttr > 0 ? countAttr : null;
   const sourcePublishedAt = pubsubTime(attrs.CloudPubSubDeadLetterSourceTopicPublishTime);
-  if (!parsed.ok) {
+  // A dispatch message as the body itself: a dead-letter subscription set to "no wrapper" pushes
+  // the message that died so. It is that message all the same, and is recorded dead as its
+  // wrapped form would be (its attempts, sent as attributes, are not known).
+  let good: DispatchMessage;
+  if (parsed.ok) good = parsed.push.message;
+  else if (parsed.unwrapped) good = parsed.unwrapped;
+  else {
     const deliveryId = parsed.deliveryId;
     if (!deliveryId) {
       deps.log.warn({ reason: parsed.reason }, 'dead-lettered message without a delivery id acked');
@@ -619,15 +625,20 @@ export async function handleDeadLetter(
     deps.log.warn({ deliveryId, reason: parsed.reason }, 'dead-lettered message that is not a dispatch message acked');
     return { deliveryId, status: 'invalid' };
   }
-  const good = parsed.push.message;
   const deliveryId = deliveryIdOf(good.notificationId, good.occurrence);
   // The ids that follow one delivery, on each line of it, as at /push.
   const log = deps.log.child({
     deliveryId,
     notificationId: good.notificationId,
     runId: good.runId,
-    messageId: parsed.push.messageId,
+    messageId: parsed.ok ? parsed.push.messageId : parsed.messageId,
   });
+  if (!parsed.ok) {
+    log.error(
+      { reason: 'unwrapped_message' },
+      'dead letter pushed without its Pub/Sub envelope: the dead-letter subscription sends its messages unwrapped ("no wrapper"); set it to wrap them',
+    );
+  }
   const now = clock();
   const refusal = await deadLetterRefusal(good, now, deps);
   if (refusal) {

@@ -57,7 +57,8 @@ function rejected(body: unknown) {
 describe('parsePushBody with a dispatch message pushed without its envelope', () => {
   it('refuses it as unwrapped, naming the subscription setting, with its delivery and run', () => {
     const result = rejected({ ...message, occurrence: '2026-12-07T09:00:00+01:00' });
-    expect(result.unwrapped).toBe(true);
+    // The message itself, read as a wrapped one is (its occurrence normalised).
+    expect(result.unwrapped).toEqual({ ...message, occurrence });
     expect(result.reason).toMatch(/without its Pub\/Sub envelope.*"no wrapper"/);
     expect(result.deliveryId).toBe(deliveryIdOf(message.notificationId, occurrence));
     expect(result.runId).toBe(message.runId);

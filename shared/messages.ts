@@ -217,7 +217,7 @@ export type ParseResult =
        * A dispatch message as the body itself, as a push subscription set to "no wrapper" sends
        * it: good in itself, so it is not to be acked as a bad one (the subscription is at fault).
        */
-      unwrapped?: true;
+      unwrapped?: DispatchMessage;
     };
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -238,7 +238,7 @@ export function parsePushBody(body: unknown): ParseResult {
         deliveryId: idAttribute(deliveryIdOf(m.notificationId, m.occurrence)),
         runId: idAttribute(m.runId, 1100),
         messageId: null,
-        unwrapped: true,
+        unwrapped: m,
       };
     }
     // Its attributes, where they are strings, still name the delivery (a `data` of 5 or null):

@@ -231,7 +231,11 @@ export async function saveNotifications(
   for (const { doc } of docs) schedules.set(doc.scheduleId, doc.schedule);
 
   // A save makes a schedule due at the instant just past, for a notification moved to it then.
-  await ensureSchedules(db, schedules, now, { dueNow: opts.dueNow ?? false, grace: true });
+  await ensureSchedules(db, schedules, now, {
+    dueNow: opts.dueNow ?? false,
+    grace: true,
+    ...(opts.lateSignal ? { lateSignal: opts.lateSignal } : {}),
+  });
 
   // The last write of an id wins, as it would one write after another.
   const latest = [...new Map(docs.map((d) => [d.id, d])).values()];
@@ -671,7 +675,7 @@ async function ensureSchedules(
   db: Firestore,
   schedules: Map<string, { cron: string; timezone: string }>,
   now: Date,
-  opts: { dueNow: boolean; grace: boolean },
+  opts: { dueNow: boolean; grace: boolean; lateSignal?: AbortSignal },
 ): Promise<{ created: number; repaired: number }> {
   const counts = { created: 0, repaired: 0 };
   // Side by side: an import of per-tenant schedules has thousands, one transaction each.
@@ -681,6 +685,8 @@ async function ensureSchedules(
     const nextRunAt = latest ?? (opts.grace ? firstDueAt(s, now) : nextOccurrence(s, now));
     const done = await db.runTransaction(
       async (tx) => {
+        // A save answered late makes no schedule either (SaveOptions.lateSignal).
+        if (opts.lateSignal?.aborted) throw new SaveInterrupted();
         const snap = await tx.get(ref);
         if (!snap.exists) {
           tx.create(ref, { ...s, nextRunAt, activeOccurrence: null, skippedOccurrences: 0, createdAt: now });

@@ -112,3 +112,16 @@ test('a save whose late signal is aborted while it waits for a lock begins no fu
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   expect(await channelOf(first.id)).toBe(first.channelId);
 }, 60_000);
+
+test("a save whose late signal is aborted while it waits for its schedule's lock makes neither the schedule nor the notification", async () => {
+  const first = { ...notification(4), cron: '43 5 * * *', timezone: 'America/Lima' };
+  const ref = holder.collection(COLLECTIONS.schedules).doc(notificationDoc(first).scheduleId);
+  expect((await ref.get()).exists).toBe(false);
+  const late = new AbortController();
+  setTimeout(() => late.abort(), 1_000);
+  const { error } = await saveWhileHeld(ref, first, { heldMs: 6_000, lateSignal: late.signal });
+  expect(error).toBeInstanceOf(SaveInterrupted);
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  expect((await ref.get()).exists).toBe(false);
+  expect((await db.collection(COLLECTIONS.notifications).doc(first.id).get()).exists).toBe(false);
+}, 60_000);
