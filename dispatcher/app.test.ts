@@ -1,8 +1,8 @@
 import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import request from 'supertest';
 import { deferred } from '../shared/concurrency';
-import { LINGER_BYTES, LINGER_MS } from '../shared/http';
+import { continueWhenRead, LINGER_BYTES, LINGER_MS } from '../shared/http';
 import { createLogger } from '../shared/logger';
 import { MemoryStore } from '../shared/memory-store';
 import type { PagePublisher } from '../shared/pubsub';
@@ -124,6 +124,46 @@ describe('the 503s a tick and /readyz answer', () => {
       .set('Content-Type', 'text/plain')
       .send('x'.repeat(17 * 1024));
     expect(res.status).toBe(413);
+  });
+
+  describe('a tick whose client waits for 100 Continue before it sends its body', () => {
+    /** The bytes a client sending `head` with `Expect: 100-continue` gets, up to `until`; then `body`. */
+    const exchange = async (head: string, until: RegExp, body?: string) => {
+      const { app } = appWith(new MemoryStore());
+      const server = continueWhenRead(createServer(app)).listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+      let got = '';
+      try {
+        return await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no answer; got ${JSON.stringify(got)}`)), 3_000);
+          socket.on('data', (chunk: Buffer) => {
+            got += chunk.toString('latin1');
+            if (body !== undefined && /^HTTP\/1\.1 100 /.test(got) && !socket.writableEnded) socket.end(body);
+            if (until.test(got)) {
+              clearTimeout(timer);
+              resolve(got);
+            }
+          });
+          socket.write(head);
+        });
+      } finally {
+        socket.destroy();
+        server.close();
+      }
+    };
+    const head = (length: number) =>
+      `POST /tick HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`;
+
+    it('is answered 413 without a 100 when its declared length is past the limit: the body is never asked for', async () => {
+      const got = await exchange(head(1e9), /\r\n\r\n/);
+      expect(got).toMatch(/^HTTP\/1\.1 413 /);
+    });
+
+    it('is sent 100 Continue when its body is to be read, then runs', async () => {
+      const got = await exchange(head(2), /HTTP\/1\.1 [2-5]\d\d [^\r]*\r\n[\s\S]*\r\n\r\n/, '{}');
+      expect(got).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    });
   });
 
   describe('a tick refused for its declared length, while its body is still arriving', () => {

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
 import express, {
   type ErrorRequestHandler,
@@ -105,6 +106,32 @@ function limitBytes(limit: string): number {
   return Number(kb) * 1024;
 }
 
+/** Marks a request whose client waits for `100 Continue` before it sends its body. */
+const AWAITS_CONTINUE = Symbol('awaitsContinue');
+type ContinuedRequest = IncomingMessage & { [AWAITS_CONTINUE]?: true };
+
+/**
+ * Has `server` answer `Expect: 100-continue` once a route begins to read the body, where Node
+ * would answer it before the request is even routed. A request refused before (its declared
+ * length past its route's limit, a caller not let in, a type not taken) is then answered
+ * without its client sending the body at all.
+ */
+export function continueWhenRead(server: Server): Server {
+  server.on('checkContinue', (req: ContinuedRequest, res) => {
+    req[AWAITS_CONTINUE] = true;
+    server.emit('request', req, res);
+  });
+  return server;
+}
+
+/** Sends `100 Continue` to a client waiting for it (continueWhenRead), once. */
+function continueIfAwaited(req: Request, res: Response): void {
+  const waiting = req as Request & ContinuedRequest;
+  if (!waiting[AWAITS_CONTINUE]) return;
+  delete waiting[AWAITS_CONTINUE];
+  res.writeContinue();
+}
+
 /**
  * `parse`, unless the request's Content-Length already says its body is past `limit`: then the
  * parser's own 413 (`entity.too.large`) at once, and the connection closed after the answer,
@@ -118,6 +145,7 @@ function refusedWhenDeclaredTooLarge(limit: string, parse: RequestHandler): Requ
     const declared = Number(req.header('content-length'));
     const encoding = (req.header('content-encoding') ?? 'identity').trim().toLowerCase();
     if (encoding !== 'identity' || !Number.isSafeInteger(declared) || declared <= max || req.body !== undefined) {
+      continueIfAwaited(req, res);
       parse(req, res, next);
       return;
     }

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Express, RequestHandler, Response } from 'express';
 import { ENV } from './config';
-import { lateWork, routePath, withTimeout } from './http';
+import { continueWhenRead, lateWork, routePath, withTimeout } from './http';
 import { flushStdoutLogs, type Logger } from './logger';
 
 /** Cloud Run sends SIGTERM and kills the instance 10 s later; in-flight work gets 8 s of that. */
@@ -90,7 +90,7 @@ export function serve(
   lifecycle: Lifecycle,
   close: () => Promise<void>,
 ): Server {
-  const server = createServer(app);
+  const server = continueWhenRead(createServer(app));
   server.once('error', (err: NodeJS.ErrnoException) => {
     log.fatal({ port: listenOn.port, host: listenOn.host, code: err.code }, `cannot listen: ${err.message}`);
     process.stderr.write(`${listenOn.service}: ${cannotListen(listenOn.host, listenOn.port)}: ${err.message}\n`);
