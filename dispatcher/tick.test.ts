@@ -1276,6 +1276,37 @@ describe('ticks that overlap on one schedule', () => {
     });
   });
 
+  it('an occurrence a tick took as missed, but another tick sent before this one claimed its run, is not counted passed over', async () => {
+    const store = everyMinuteStore(t('10:24:00'));
+    // The 10:25 tick reads the schedule still due at 10:24, so it plans 10:25 with 10:24 passed
+    // over; before it claims its run, Cloud Scheduler's retry of the 10:24 tick sends 10:24.
+    const stale = await store.dueSchedules(t('10:25:00'), 10);
+    const retried = await runTick(t('10:24:00'), deps(store, new FakePublisher(), { clock: () => t('10:25:01') }));
+    expect(retried.occurrences.map((o) => [o.status, o.occurrence, o.skipped])).toEqual([
+      ['dispatched', '2026-12-07T10:24:00.000Z', 0],
+    ]);
+    jest.spyOn(store, 'dueSchedules').mockResolvedValueOnce(stale);
+    const summary = await runTick(t('10:25:00'), deps(store, new FakePublisher(), { clock: () => t('10:25:02') }));
+    expect(summary.occurrences.map((o) => [o.status, o.occurrence, o.skipped])).toEqual([
+      ['dispatched', '2026-12-07T10:25:00.000Z', 0],
+    ]);
+    expect((await store.getRun(runIdOf(id, '2026-12-07T10:25:00.000Z')))?.skippedBefore).toBe(0);
+    expect(store.schedule(id)).toMatchObject({ nextRunAt: t('10:26:00'), skippedOccurrences: 0 });
+  });
+
+  it('an occurrence a tick took as missed, and no tick sent, is still counted passed over', async () => {
+    const store = everyMinuteStore(t('10:23:00'));
+    const stale = await store.dueSchedules(t('10:25:00'), 10);
+    // 10:23 is sent meanwhile, but 10:24 by no one.
+    await runTick(t('10:23:00'), deps(store, new FakePublisher(), { clock: () => t('10:23:01') }));
+    jest.spyOn(store, 'dueSchedules').mockResolvedValueOnce(stale);
+    const summary = await runTick(t('10:25:00'), deps(store, new FakePublisher(), { clock: () => t('10:25:02') }));
+    expect(summary.occurrences.map((o) => [o.status, o.occurrence, o.skipped])).toEqual([
+      ['dispatched', '2026-12-07T10:25:00.000Z', 1],
+    ]);
+    expect(store.schedule(id)).toMatchObject({ nextRunAt: t('10:26:00'), skippedOccurrences: 1 });
+  });
+
   it('a stale tick whose occurrences are all too old does not move the schedule while a run holds it', async () => {
     const store = everyMinuteStore(t('09:00:00'));
     const stale = await store.dueSchedules(t('10:00:00'), 10);

@@ -320,7 +320,13 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   const leaseMs = deps.leaseSeconds * 1000;
   // What this plan passed over is kept on the run it creates, for whichever dispatcher ends it.
   const planned = schedule.activeOccurrence ? 0 : plan.skipped;
-  const claim = await deps.runs.claimRun(schedule.id, occurrence, owner, leaseMs, clock(), indexReadAt, planned);
+  // Counted again from the schedule as the claim finds it: a tick that overlapped this one may
+  // have sent an occurrence this plan took as missed, and moved nextRunAt past it.
+  const skippedFrom = (stored: Date | null): number =>
+    planned > 0 && stored && stored.getTime() > schedule.nextRunAt.getTime()
+      ? planOccurrence(schedule, stored, tickTime, deps.catchUpWindowSeconds, arrivedAt).skipped
+      : planned;
+  const claim = await deps.runs.claimRun(schedule.id, occurrence, owner, leaseMs, clock(), indexReadAt, skippedFrom);
   if (claim.kind === 'done') {
     await deps.runs.advanceSchedule(schedule.id, nextRunAt, 0, clock(), occurrence);
     return { ...base, occurrence, runId, status: 'already-done' };

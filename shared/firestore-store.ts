@@ -44,6 +44,7 @@ import type {
   NotificationStore,
   RunClaim,
   RunStore,
+  SkippedCount,
 } from './ports';
 import { type CheckpointProgress, LeaseLostError, leaseLost, type NotificationPage } from './ports';
 import { QUERIES, type QuerySpec } from './queries';
@@ -223,7 +224,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     leaseMs: number,
     now: Date,
     indexReadAt: Date | null,
-    skipped = 0,
+    skipped: SkippedCount = 0,
   ): Promise<RunClaim> {
     const runId = `${scheduleId}:${occurrence}`;
     const runRef = this.runs().doc(runId);

@@ -26,6 +26,7 @@ import type {
   NotificationStore,
   RunClaim,
   RunStore,
+  SkippedCount,
 } from './ports';
 import { LeaseLostError, leaseLost } from './ports';
 import { activeOccurrenceOf, claimStep, scheduleAdvance, scheduleRunState } from './schedule-state';
@@ -148,7 +149,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     leaseMs: number,
     now: Date,
     indexReadAt: Date | null,
-    skipped = 0,
+    skipped: SkippedCount = 0,
   ): Promise<RunClaim> {
     const runId = `${scheduleId}:${occurrence}`;
     const existing = this.runDocs.get(runId);

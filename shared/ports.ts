@@ -15,6 +15,9 @@ export interface DueSchedule extends ScheduleDoc {
   readAt?: Date;
 }
 
+/** Occurrences a run's plan passed over: a count, or one made from the schedule's stored `nextRunAt`. */
+export type SkippedCount = number | ((storedNextRunAt: Date | null) => number);
+
 export type RunClaim =
   | { kind: 'acquired'; run: RunDoc }
   | { kind: 'resumed'; run: RunDoc }
@@ -61,8 +64,12 @@ export interface RunStore {
     leaseMs: number,
     now: Date,
     indexReadAt: Date | null,
-    /** Occurrences the run's plan passed over as missed, kept on a run it creates (RunDoc.skippedBefore). */
-    skipped?: number,
+    /**
+     * Occurrences the run's plan passed over as missed, kept on a run it creates
+     * (RunDoc.skippedBefore): a count, or the count from the schedule's `nextRunAt` as the claim
+     * finds it stored, where another tick may have moved it on since the plan's copy was read.
+     */
+    skipped?: SkippedCount,
   ): Promise<RunClaim>;
   /**
    * A schedule's enabled notification ids after `cursor`, in pages of whole index buckets of at

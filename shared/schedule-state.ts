@@ -12,7 +12,7 @@
 
 import { canonicalOccurrence } from './messages';
 import type { RunDoc } from './model';
-import type { RunClaim } from './ports';
+import type { RunClaim, SkippedCount } from './ports';
 
 export interface ScheduleRunState {
   /**
@@ -122,7 +122,7 @@ export interface ClaimRequest {
   now: Date;
   indexReadAt: Date | null;
   /** Occurrences passed over as missed when the run was planned (RunDoc.skippedBefore). */
-  skipped?: number;
+  skipped?: SkippedCount;
 }
 
 /**
@@ -158,7 +158,9 @@ export function claimStep(
         updatedAt: r.now,
         finishedAt: null,
         indexReadAt: r.indexReadAt,
-        skippedBefore: r.skipped ?? 0,
+        // Counted from the schedule as it is now: a tick that sent an occurrence the plan took as
+        // missed (it overlapped this one) moved nextRunAt past it.
+        skippedBefore: typeof r.skipped === 'function' ? r.skipped(state.nextRunAt) : (r.skipped ?? 0),
       },
     };
   }
