@@ -1145,7 +1145,9 @@ export function silenceWarning(command: string, unit: string, projectId: string)
 
 const STALL_HELP = `When no write finishes for 30 s (Firestore stopped answering; a third of --stall-timeout if
 that is shorter), it says so, again at each such interval, and after --stall-timeout seconds of
-it stops: says how many were saved, exit 1 (saving again is safe).`;
+it stops: says how many were saved, exit 1 (saving again is safe). Interrupted (Ctrl-C), it lets
+the writes under way finish, says how many were saved, and exits 130; a second Ctrl-C stops at
+once. Importing the file again is safe, and finishes the job.`;
 
 function stallTimeoutOption(): Option {
   return new Option(
@@ -1499,7 +1501,7 @@ Exit codes:
       `
 Every entry is checked before anything is written, and every bad one is named by its problems, a
 line each (file[3]: notification <id>: invalid cron "…": …): every field the entry's schema
-refuses (of the wrong type, missing, empty or unknown), and, unless its id is refused, every
+refuses (of the wrong type, missing, empty or unknown), and, unless the id is one of those, every
 other field whose value is refused; and beside them a key the entry gives twice (JSON would keep the last) and an
 id an earlier entry has. At most ${MAX_LISTED_PER_ENTRY} lines an entry (the rest of its problems counted on a
 line of its own) and ${MAX_LISTED_PROBLEMS} lines in all, the rest counted. Nothing is written.
@@ -1773,8 +1775,9 @@ In bulk, progress goes to stderr and the counts as JSON to stdout: matched, resu
 or deleted meanwhile), failed (left paused; exit code 1), byReason; with --dry-run also
 ids (up to 1,000 of the matches) and unlisted (how many matches are not in ids). Each notification is resumed as by
 \`resume <id>\`, with its dispatch index entry in the same transaction. Safe to repeat and to
-interrupt: a second run takes only what is still paused. A notification imported with
-"enabled": false has no pausedReason and is never resumed in bulk.`,
+interrupt: a second run takes only what is still paused. Interrupted (Ctrl-C), it says how far
+it got and exits 130. 30 s without a finished page, it says what it waits on. A notification
+imported with "enabled": false has no pausedReason and is never resumed in bulk.`,
     )
     .action(
       async (
@@ -1874,6 +1877,15 @@ interrupt: a second run takes only what is still paused. A notification imported
       '<runId>',
       'scheduleId:occurrence, as the tick answers and the logs show (the occurrence in any RFC 3339 spelling)',
     )
+    .addHelpText(
+      'after',
+      `
+The id is taken as copied: blanks around it, %3A out of a URL, a blank for its colon, a space
+for the T. One that cannot name a run (an occurrence that cannot be read) is named, exit 2; a
+run with no record and no delivery is named, exit 2. A run's deliveries may count fewer than
+it published: a notification moved to the run's schedule after it was sent in the same minute
+under its old one has its one delivery counted under that earlier run.`,
+    )
     .action(async (typed: string) => {
       const runId = typedRunId(typed);
       const db = await openFirestore(projectOf(program.opts()));
@@ -1955,7 +1967,10 @@ Progress and logs on stderr, the counts as JSON on stdout: redriven, skipped (no
 when their turn came), failed (not published; exit code 1), waiting (reopened by another
 redrive that has not published them yet) and waitingUntil (when a redrive may take them over);
 stopped, when Pub/Sub refused a page: the redrive went no further, and what it had not reached
-is still dead for the next run.`,
+is still dead for the next run. 30 s without a finished page, it says what it waits on.
+Ctrl-C stops it after the page under way (interrupted: true, exit 130), a second at once;
+deliveries it reopened but had not published yet are published by a redrive run 30 minutes or
+more later (until then a redrive counts them as waiting, and says from when).`,
     )
     .action(async (typed: string, o: { topic: string; pageSize: number }) => {
       const projectId = projectOf(program.opts());

@@ -41,7 +41,7 @@ describe("npm start's options", () => {
     ['blanks', 'not a channel', '"not a channel" has blanks or invisible characters in it, which no Slack id has'],
     ['an invisible character', 'C0123\u200b', '"C0123\\u200B" has blanks or invisible characters in it'],
     ['nothing', '', '"" is blank'],
-    ['more than 255 characters', `C${'1'.repeat(255)}`, '" is longer than 255 characters (256)'],
+    ['more than 255 characters', `C${'1'.repeat(255)}`, '"… is longer than 255 characters (256)'],
   ])(
     'refuses a --channel with %s, as a notification saved with it would be, naming it escaped',
     (_what, channel, said) => {

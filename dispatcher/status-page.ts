@@ -100,7 +100,8 @@ tr.dead td { background: #fee; }
 <p>${escapeHtml(rows.length)} most recent runs, as of ${escapeHtml(now.toISOString())} (<code>?limit=</code> up to
 ${escapeHtml(STATUS_PAGE_MAX_RUNS)} shows more). "dispatch" is the run's own state (running, done, failed): its
 deliveries are counted by status beside it, and "published, no record" are published with no delivery record yet (not yet
-attempted, still in Pub/Sub, or lost). A row with a dead delivery is red, one with a failed delivery
+attempted, still in Pub/Sub, or lost), or with their record under an earlier run (a notification moved to this run's schedule
+after it was sent in the same minute under its old one: sent once, and counted there). A row with a dead delivery is red, one with a failed delivery
 yellow. Each run links to its details (JSON); <code>slack-fanout deliveries &lt;runId&gt; --status dead</code>
 lists its deliveries.</p>
 <div class="scroll">

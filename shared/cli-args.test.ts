@@ -78,7 +78,7 @@ describe('topicName', () => {
     ['1abc', /got "1abc": it does not start with a letter$/],
     ['has space', /got "has space": it has a character other than letters, digits and -_.~\+%$/],
     ['google-x', /must not start with "goog"/],
-    ['a'.repeat(256), /got "a+.*": it has 256 characters$/],
+    ['a'.repeat(256), /got "a+"…: it has 256 characters$/],
     ['projects/p/topics/', /got "projects\/p\/topics\/": its id "" is empty$/],
     ['projects/other/topics/x', /got "projects\/other\/topics\/x": its id "x" has 1 character$/],
     ['projects/p/subscriptions/s', /not of the form projects\/\{project\}\/topics\/\{id\}/],

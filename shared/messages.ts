@@ -41,7 +41,7 @@ export function canonicalOccurrence(s: string): { ok: true; occurrence: string }
   // looks like a good date-time.
   const bad = (why: string) => ({
     ok: false as const,
-    problem: `${quoted(s, 40)}${s.length > 40 ? '…' : ''} ${why}`,
+    problem: `${quoted(s, 40)} ${why}`,
   });
   // RFC 3339 allows `t` and `z` in lower case; nothing else in it has a case.
   const upper = s.toUpperCase();

@@ -254,7 +254,9 @@ describe('quoted (a text in a message)', () => {
     expect(quoted('a\u202eb\u2028c\u200bd\n')).toBe('"a\\u202Eb\\u2028c\\u200Bd\\n"');
     expect(quoted('x\u{e0061}\u2800')).toBe('"x\\u{E0061}\\u2800"');
     expect(quoted('👩🏽‍💻 é')).toBe('"👩🏽\\u200D💻 é"');
-    expect(quoted('a'.repeat(150))).toBe(`"${'a'.repeat(100)}"`);
+    // Cut short, it says so: not to be taken for the whole.
+    expect(quoted('a'.repeat(150))).toBe(`"${'a'.repeat(100)}"…`);
+    expect(quoted('a'.repeat(100))).toBe(`"${'a'.repeat(100)}"`);
     // The control characters JSON leaves as they are: DEL and the C1's.
     expect(quoted('a\u007fb\u0085c')).toBe('"a\\u007Fb\\u0085c"');
   });

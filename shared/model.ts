@@ -45,9 +45,11 @@ const UNSHOWABLE = new RegExp(`[\\p{Cc}${BREAKS_OR_TURNS_SET}\\u2800\\p{Default_
 /**
  * `text` (its first `max` UTF-16 units, as `excerpt` cuts it) quoted for a message: JSON's
  * escapes, and `\uXXXX` (`\u{XXXXX}` past U+FFFF) for what would turn, break or hide the line.
+ * A text cut short is followed by `…`, outside the quotes, so that it is not taken for the whole.
  */
 export function quoted(text: string, max = 100): string {
-  return JSON.stringify(excerpt(text, max)).replace(UNSHOWABLE, hexEscape);
+  const shown = excerpt(text, max);
+  return `${JSON.stringify(shown).replace(UNSHOWABLE, hexEscape)}${shown.length < text.length ? '…' : ''}`;
 }
 
 /** `\uXXXX` for a character, `\u{XXXXX}` past U+FFFF. */

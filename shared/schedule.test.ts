@@ -629,7 +629,7 @@ describe('validateSchedule', () => {
     ['1-2-3 9 * * *', 'the minute field\'s "1-2-3" has a range cron cannot read'],
     [
       `${Array.from({ length: 300 }, (_, i) => i % 60).join(',')} 9 * * *`,
-      'the minute field\'s "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16" lists more items than cron reads in a field (at most 256)',
+      'the minute field\'s "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16"… lists more items than cron reads in a field (at most 256)',
     ],
     [
       '0 9 * * 1%',

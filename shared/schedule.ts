@@ -104,7 +104,7 @@ export function normalCron(cron: string): string {
 export function validateSchedule(s: CronSchedule): void {
   if (s.timezone.length > MAX_TIMEZONE_CHARS) {
     throw new InvalidScheduleError(
-      `time zone ${quoted(s.timezone, 40)}… is ${s.timezone.length} characters long; a time zone has at most ${MAX_TIMEZONE_CHARS}`,
+      `time zone ${quoted(s.timezone, 40)} is ${s.timezone.length} characters long; a time zone has at most ${MAX_TIMEZONE_CHARS}`,
     );
   }
   if (s.timezone.trim() === '')
@@ -116,7 +116,7 @@ export function validateSchedule(s: CronSchedule): void {
   const cron = normalCron(s.cron);
   if (cron.length > MAX_CRON_CHARS) {
     throw new InvalidScheduleError(
-      `cron ${quoted(cron, 40)}… is ${cron.length} characters long; a cron has at most ${MAX_CRON_CHARS}`,
+      `cron ${quoted(cron, 40)} is ${cron.length} characters long; a cron has at most ${MAX_CRON_CHARS}`,
     );
   }
   if (cron === '')
