@@ -1353,7 +1353,10 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
   }
   // A reason is matched exactly, and one saved now has no blanks around it and is in NFC: the likely one named.
   const hint = 'pausedReason' in selector && result.matched === 0 ? reasonHint(selector.pausedReason) : null;
-  if (hint) process.stderr.write(`resume: ${hint.message}: try --paused-reason ${quoted(hint.reason)}\n`);
+  if (hint)
+    process.stderr.write(
+      `resume: ${hint.message}: try --paused-reason ${quoted(hint.reason, 2 * MAX_PAUSE_REASON_CHARS)}\n`,
+    );
 }
 
 /**

@@ -539,7 +539,9 @@ export function adminRouter(deps: AdminDeps): Router {
         ...selector,
         ...counts,
         ...(dryRun ? { ids, unlisted } : {}),
-        ...(hint ? { hint: `${hint.message}: try {"pausedReason": ${quoted(hint.reason)}}` } : {}),
+        ...(hint
+          ? { hint: `${hint.message}: try {"pausedReason": ${quoted(hint.reason, 2 * MAX_PAUSE_REASON_CHARS)}}` }
+          : {}),
       });
     },
   );

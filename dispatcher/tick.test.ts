@@ -1294,6 +1294,23 @@ describe('ticks that overlap on one schedule', () => {
     expect(store.schedule(id)).toMatchObject({ nextRunAt: t('10:26:00'), skippedOccurrences: 0 });
   });
 
+  it('a stale tick whose occurrences are all too old counts as passed over only those no tick sent meanwhile', async () => {
+    const store = everyMinuteStore(t('09:00:00'));
+    const stale = await store.dueSchedules(t('09:05:00'), 10);
+    // Meanwhile the 09:03 tick passes 09:00 to 09:02 over and sends 09:03.
+    await runTick(t('09:03:00'), deps(store, new FakePublisher(), { clock: () => t('09:03:01') }));
+    expect(store.schedule(id)).toMatchObject({ nextRunAt: t('09:04:00'), skippedOccurrences: 3 });
+    jest.spyOn(store, 'dueSchedules').mockResolvedValueOnce(stale);
+    // A retry of the 09:05 tick an hour late: its copy says due since 09:00, all of it too old now.
+    const summary = await runTick(
+      t('09:05:00'),
+      deps(store, new FakePublisher(), { clock: () => t('10:01:05'), catchUpWindowSeconds: 60 }),
+    );
+    expect(summary.occurrences[0]).toMatchObject({ status: 'skipped-missed' });
+    // 09:04 and 09:05 are passed over, not 09:00 to 09:05 again.
+    expect(store.schedule(id)).toMatchObject({ nextRunAt: t('09:06:00'), skippedOccurrences: 5 });
+  });
+
   it('an occurrence a tick took as missed, and no tick sent, is still counted passed over', async () => {
     const store = everyMinuteStore(t('10:23:00'));
     const stale = await store.dueSchedules(t('10:25:00'), 10);

@@ -300,10 +300,19 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
     );
     return { ...base, occurrence: null, runId: null, status: 'failed', error: `planning: ${errorMessage(err)}` };
   }
+  // What the plan passed over, counted again from the schedule as the store finds it when it
+  // writes: a tick that overlapped this one may have sent an occurrence this plan took as
+  // missed, and moved nextRunAt past it.
+  const skippedFrom =
+    (counted: number) =>
+    (stored: Date | null): number =>
+      counted > 0 && stored && stored.getTime() > schedule.nextRunAt.getTime()
+        ? planOccurrence(schedule, stored, tickTime, deps.catchUpWindowSeconds, arrivedAt).skipped
+        : counted;
   // An unfinished run is resumed before anything newer: its notifications are half sent.
   const occurrence = schedule.activeOccurrence ?? plan.run?.toISOString() ?? null;
   if (!occurrence) {
-    await deps.runs.advanceSchedule(schedule.id, plan.nextRunAt, plan.skipped, clock(), null);
+    await deps.runs.advanceSchedule(schedule.id, plan.nextRunAt, skippedFrom(plan.skipped), clock(), null);
     deps.log.warn(
       { scheduleId: schedule.id, skipped: plan.skipped, nextRunAt: plan.nextRunAt.toISOString() },
       'missed occurrences are older than the catch-up window; skipped',
@@ -320,13 +329,15 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   const leaseMs = deps.leaseSeconds * 1000;
   // What this plan passed over is kept on the run it creates, for whichever dispatcher ends it.
   const planned = schedule.activeOccurrence ? 0 : plan.skipped;
-  // Counted again from the schedule as the claim finds it: a tick that overlapped this one may
-  // have sent an occurrence this plan took as missed, and moved nextRunAt past it.
-  const skippedFrom = (stored: Date | null): number =>
-    planned > 0 && stored && stored.getTime() > schedule.nextRunAt.getTime()
-      ? planOccurrence(schedule, stored, tickTime, deps.catchUpWindowSeconds, arrivedAt).skipped
-      : planned;
-  const claim = await deps.runs.claimRun(schedule.id, occurrence, owner, leaseMs, clock(), indexReadAt, skippedFrom);
+  const claim = await deps.runs.claimRun(
+    schedule.id,
+    occurrence,
+    owner,
+    leaseMs,
+    clock(),
+    indexReadAt,
+    skippedFrom(planned),
+  );
   if (claim.kind === 'done') {
     await deps.runs.advanceSchedule(schedule.id, nextRunAt, 0, clock(), occurrence);
     return { ...base, occurrence, runId, status: 'already-done' };

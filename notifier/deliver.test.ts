@@ -829,6 +829,22 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(tried);
   });
 
+  it("leaves a redriven delivery to its redriven message when the dispatcher's own message is dead-lettered again without its envelope", async () => {
+    const { store, slack, deps } = setup();
+    await dispatched(store);
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push(), deps);
+    const bare = JSON.parse(Buffer.from(push().message.data, 'base64').toString('utf8'));
+    expect(await handleDeadLetter(bare, deps)).toEqual({ deliveryId: id, status: 'dead' });
+    // Redriven: the delivery is carried by the redriven message now.
+    store.deliveryDocs.set(id, { ...store.deliveryDocs.get(id), status: 'retrying', lastRedriveAt: new Date() });
+    // Pub/Sub delivers the old dead letter again: it has no publish time, but it is not a redrive's.
+    expect(await handleDeadLetter(bare, deps)).toEqual({ deliveryId: id, status: 'superseded' });
+    expect((await store.get(id))?.status).toBe('retrying');
+    // The redriven message's own dead letter does end it.
+    expect(await handleDeadLetter({ ...bare, redrive: true }, deps)).toEqual({ deliveryId: id, status: 'dead' });
+  });
+
   it('refuses a dispatch message dead-lettered without its envelope for a run never dispatched, as a wrapped one', async () => {
     const { store, slack, deps } = setup();
     const bare = JSON.parse(Buffer.from(push().message.data, 'base64').toString('utf8'));

@@ -657,6 +657,9 @@ export async function handleDeadLetter(
     reason: 'max delivery attempts reached',
     now,
     sourcePublishedAt,
+    // Pushed without its envelope, the message has no publish time: one the dispatcher published
+    // (not a redrive's) is older than any redrive of its delivery, whose message carries it now.
+    ...(parsed.ok ? {} : { beforeAnyRedrive: good.redrive !== true }),
   });
   if (status === 'retrying' || status === 'sending') {
     // Published before the delivery's last redrive: the redriven message carries it.

@@ -261,7 +261,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
   async advanceSchedule(
     scheduleId: string,
     nextRunAt: Date,
-    skipped: number,
+    skipped: SkippedCount,
     now: Date,
     finished: string | null,
   ): Promise<void> {
@@ -269,7 +269,13 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
   }
 
   /** As FirestoreStore: the schedule moved on only as scheduleAdvance allows. */
-  private advance(scheduleId: string, finished: string | null, nextRunAt: Date, skipped: number, now: Date): void {
+  private advance(
+    scheduleId: string,
+    finished: string | null,
+    nextRunAt: Date,
+    skipped: SkippedCount,
+    now: Date,
+  ): void {
     const advance = scheduleAdvance(scheduleRunState(this.scheduleDocs.get(scheduleId)), finished, nextRunAt, skipped);
     if (!advance) return;
     this.mergeSchedule(
@@ -434,6 +440,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       now: Date;
       /** When the message that died was published (its dead letter's source publish time). */
       sourcePublishedAt?: Date | null;
+      beforeAnyRedrive?: boolean;
     },
   ): Promise<DeliveryStatus> {
     const d = this.deliveryDocs.get(deliveryId);
@@ -442,7 +449,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     // speaks only of another message (a broken push, a skip for a schedule left) does not.
     if (d && endsDelivery(d)) return d.status as DeliveryStatus;
     // A dead letter again of the message a redrive has replaced since: the redriven one carries it.
-    if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt)) return d.status as DeliveryStatus;
+    if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt, f.beforeAnyRedrive)) return d.status as DeliveryStatus;
     const fields: StoredDelivery = {
       status: 'dead',
       deadAt: f.now,

@@ -627,14 +627,18 @@ export const REDRIVE_CLOCK_SKEW_MS = 60_000;
  * delivers a dead letter at least once, so the one that ended the delivery can come again after
  * its redrive): the redriven message carries the delivery now, and the old one's death says
  * nothing of it. `sourcePublishedAt` is the dead letter's
- * `CloudPubSubDeadLetterSourceTopicPublishTime`; without it, nothing is known to predate.
+ * `CloudPubSubDeadLetterSourceTopicPublishTime`; without it, nothing is known to predate, but
+ * for a message known to be published before any redrive (`beforeAnyRedrive`: the dispatcher's
+ * own, dead-lettered without its envelope, which carries no publish time).
  */
 export function deadLetterPredatesRedrive(
   d: Pick<DeliveryDoc, 'lastRedriveAt'> | null,
   sourcePublishedAt: Date | null | undefined,
+  beforeAnyRedrive = false,
 ): boolean {
   const redrive = d?.lastRedriveAt;
-  if (!(redrive instanceof Date) || !sourcePublishedAt) return false;
+  if (!(redrive instanceof Date)) return false;
+  if (!sourcePublishedAt) return beforeAnyRedrive;
   return sourcePublishedAt.getTime() < redrive.getTime() - REDRIVE_CLOCK_SKEW_MS;
 }
 

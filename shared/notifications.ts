@@ -231,11 +231,20 @@ export async function saveNotifications(
   for (const { doc } of docs) schedules.set(doc.scheduleId, doc.schedule);
 
   // A save makes a schedule due at the instant just past, for a notification moved to it then.
-  await ensureSchedules(db, schedules, now, {
-    dueNow: opts.dueNow ?? false,
-    grace: true,
-    ...(opts.lateSignal ? { lateSignal: opts.lateSignal } : {}),
-  });
+  try {
+    await ensureSchedules(db, schedules, now, {
+      dueNow: opts.dueNow ?? false,
+      grace: true,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.lateSignal ? { lateSignal: opts.lateSignal } : {}),
+    });
+  } catch (err) {
+    if (!(err instanceof SaveInterrupted)) throw err;
+    const ids = new Set(items.map((n) => n.id)).size;
+    throw new SaveInterrupted(
+      `interrupted: saved 0 of ${ids} notifications, while making their schedules (saving them again is safe)`,
+    );
+  }
 
   // The last write of an id wins, as it would one write after another.
   const latest = [...new Map(docs.map((d) => [d.id, d])).values()];
@@ -675,11 +684,13 @@ async function ensureSchedules(
   db: Firestore,
   schedules: Map<string, { cron: string; timezone: string }>,
   now: Date,
-  opts: { dueNow: boolean; grace: boolean; lateSignal?: AbortSignal },
+  opts: { dueNow: boolean; grace: boolean; signal?: AbortSignal; lateSignal?: AbortSignal },
 ): Promise<{ created: number; repaired: number }> {
   const counts = { created: 0, repaired: 0 };
   // Side by side: an import of per-tenant schedules has thousands, one transaction each.
   await mapLimit([...schedules], SCHEDULES_PARALLEL, async ([id, s]) => {
+    // Stopped (SaveOptions.signal): the schedules under way finish, none after.
+    if (opts.signal?.aborted) throw new SaveInterrupted();
     const ref = db.collection(COLLECTIONS.schedules).doc(id);
     const latest = opts.dueNow ? latestOccurrence(s, now) : null;
     const nextRunAt = latest ?? (opts.grace ? firstDueAt(s, now) : nextOccurrence(s, now));

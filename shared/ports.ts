@@ -113,7 +113,7 @@ export interface RunStore {
   advanceSchedule(
     scheduleId: string,
     nextRunAt: Date,
-    skipped: number,
+    skipped: SkippedCount,
     now: Date,
     finished: string | null,
   ): Promise<void>;
@@ -210,6 +210,8 @@ export interface DeliveryLedger {
       now: Date;
       /** When the message that died was published (its dead letter's source publish time). */
       sourcePublishedAt?: Date | null;
+      /** Without a publish time: the message is known to be older than any redrive (deadLetterPredatesRedrive). */
+      beforeAnyRedrive?: boolean;
     },
   ): Promise<DeliveryStatus>;
   get(deliveryId: string): Promise<DeliveryDoc | null>;

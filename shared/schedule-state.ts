@@ -98,14 +98,15 @@ export function scheduleAdvance(
   state: ScheduleRunState,
   finished: string | null,
   nextRunAt: Date,
-  skipped: number,
+  skipped: SkippedCount,
 ): ScheduleAdvance | null {
   if (!state.exists) return null;
   if (state.activeOccurrence !== null && state.activeOccurrence !== finished) return null;
   const moves = state.nextRunAt === null || nextRunAt.getTime() > state.nextRunAt.getTime();
   const advance: ScheduleAdvance = {
     nextRunAt: moves || state.nextRunAt === null ? nextRunAt : state.nextRunAt,
-    skipped: moves ? skipped : 0,
+    // Counted from nextRunAt as stored, where it is a count to make (ClaimRequest.skipped).
+    skipped: !moves ? 0 : typeof skipped === 'function' ? skipped(state.nextRunAt) : skipped,
   };
   if (finished !== null) {
     const at = new Date(finished);

@@ -125,3 +125,18 @@ test("a save whose late signal is aborted while it waits for its schedule's lock
   expect((await ref.get()).exists).toBe(false);
   expect((await db.collection(COLLECTIONS.notifications).doc(first.id).get()).exists).toBe(false);
 }, 60_000);
+
+test('a save stopped before its schedules are made makes none, and says nothing was saved', async () => {
+  const items = [5, 6, 7].map((i) => ({ ...notification(i), cron: `${i} 4 * * *`, timezone: 'Europe/Oslo' }));
+  const stop = new AbortController();
+  stop.abort();
+  const error = await saveNotifications(db, items, { signal: stop.signal }).catch((err: unknown) => err);
+  expect(error).toBeInstanceOf(SaveInterrupted);
+  expect((error as Error).message).toBe(
+    'interrupted: saved 0 of 3 notifications, while making their schedules (saving them again is safe)',
+  );
+  for (const item of items) {
+    const ref = db.collection(COLLECTIONS.schedules).doc(notificationDoc(item).scheduleId);
+    expect((await ref.get()).exists).toBe(false);
+  }
+});
