@@ -160,6 +160,24 @@ describe('the 503s a tick and /readyz answer', () => {
       expect(got).toMatch(/^HTTP\/1\.1 413 /);
     });
 
+    it('refused before its body is read, is answered without a 100 and closed without a reset, should its client send the body anyway', async () => {
+      const { app } = appWith(new MemoryStore());
+      const server = continueWhenRead(createServer(app)).listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      try {
+        const length = 512 * 1024;
+        const got = await answerWhileSending(
+          (server.address() as AddressInfo).port,
+          `PUT /tick HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`,
+          { bytes: length, halfOpen: true, afterAnswer: true },
+        );
+        expect(got.answer).toMatch(/^HTTP\/1\.1 405 /);
+        expect(got.error).toBeUndefined();
+      } finally {
+        server.close();
+      }
+    });
+
     it('is sent 100 Continue when its body is to be read, then runs', async () => {
       const got = await exchange(head(2), /HTTP\/1\.1 [2-5]\d\d [^\r]*\r\n[\s\S]*\r\n\r\n/, '{}');
       expect(got).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);

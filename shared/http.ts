@@ -119,6 +119,12 @@ type ContinuedRequest = IncomingMessage & { [AWAITS_CONTINUE]?: true };
 export function continueWhenRead(server: Server): Server {
   server.on('checkContinue', (req: ContinuedRequest, res) => {
     req[AWAITS_CONTINUE] = true;
+    // Answered without its 100, the connection is closed (its body may yet come: nothing else
+    // can be read on it), the way a refused body's is: after reading and dropping what the
+    // client still sends, so that one that sends the body anyway gets the answer, not a reset.
+    res.once('prefinish', () => {
+      if (req[AWAITS_CONTINUE] && !req.complete) lingerBeforeClose(req);
+    });
     server.emit('request', req, res);
   });
   return server;
@@ -182,7 +188,7 @@ type MarkedSocket = Socket & { [REFUSED]?: true };
  * before it, on the same connection, is neither run nor answered (baseApp): none may be once
  * the server has said `close`.
  */
-function lingerBeforeClose(req: Request): void {
+function lingerBeforeClose(req: IncomingMessage): void {
   const socket = req.socket as MarkedSocket;
   socket[REFUSED] = true;
   socket.destroySoon = function lingeringDestroySoon(this: Socket) {
