@@ -841,7 +841,14 @@ describe('handlePush', () => {
     // Pub/Sub delivers the old dead letter again: it has no publish time, but it is not a redrive's.
     expect(await handleDeadLetter(bare, deps)).toEqual({ deliveryId: id, status: 'superseded' });
     expect((await store.get(id))?.status).toBe('retrying');
-    // The redriven message's own dead letter does end it.
+    // The redriven message's own dead letter does end it, as does a redrive's that names none.
+    const redriven = { ...bare, redrive: true, redriveId: 'redrive-a' };
+    store.deliveryDocs.set(id, { ...store.deliveryDocs.get(id), redriveId: 'redrive-a' });
+    expect(await handleDeadLetter(redriven, deps)).toEqual({ deliveryId: id, status: 'dead' });
+    // Redriven again: a repeat of the first redrive's dead letter leaves it to the second.
+    store.deliveryDocs.set(id, { ...store.deliveryDocs.get(id), status: 'retrying', redriveId: 'redrive-b' });
+    expect(await handleDeadLetter(redriven, deps)).toEqual({ deliveryId: id, status: 'superseded' });
+    expect((await store.get(id))?.status).toBe('retrying');
     expect(await handleDeadLetter({ ...bare, redrive: true }, deps)).toEqual({ deliveryId: id, status: 'dead' });
   });
 

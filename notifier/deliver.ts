@@ -657,9 +657,10 @@ export async function handleDeadLetter(
     reason: 'max delivery attempts reached',
     now,
     sourcePublishedAt,
-    // Pushed without its envelope, the message has no publish time: one the dispatcher published
-    // (not a redrive's) is older than any redrive of its delivery, whose message carries it now.
-    ...(parsed.ok ? {} : { beforeAnyRedrive: good.redrive !== true }),
+    // Pushed without its envelope, the message has no publish time: who published it stands in.
+    // The dispatcher's is older than any redrive of its delivery; a redrive's, older unless it is
+    // the last redrive's (one published before redrives carried their id is not known).
+    ...(parsed.ok ? {} : { publishedBy: good.redrive !== true ? null : good.redriveId }),
   });
   if (status === 'retrying' || status === 'sending') {
     // Published before the delivery's last redrive: the redriven message carries it.

@@ -440,7 +440,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       now: Date;
       /** When the message that died was published (its dead letter's source publish time). */
       sourcePublishedAt?: Date | null;
-      beforeAnyRedrive?: boolean;
+      publishedBy?: string | null;
     },
   ): Promise<DeliveryStatus> {
     const d = this.deliveryDocs.get(deliveryId);
@@ -449,7 +449,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     // speaks only of another message (a broken push, a skip for a schedule left) does not.
     if (d && endsDelivery(d)) return d.status as DeliveryStatus;
     // A dead letter again of the message a redrive has replaced since: the redriven one carries it.
-    if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt, f.beforeAnyRedrive)) return d.status as DeliveryStatus;
+    if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt, f.publishedBy)) return d.status as DeliveryStatus;
     const fields: StoredDelivery = {
       status: 'dead',
       deadAt: f.now,

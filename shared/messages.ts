@@ -132,6 +132,8 @@ export const dispatchMessageSchema = z
       .refine((id) => !LONE_SURROGATE.test(id), 'is not well-formed Unicode (a lone surrogate)'),
     /** Set by a redrive so that logs can tell the two apart. */
     redrive: z.boolean().optional(),
+    /** The redrive that published it (the delivery record's redriveId), to tell its dead letter from an older one's. */
+    redriveId: z.string().min(1).max(100).optional(),
   })
   .transform((m, ctx) => {
     // The ledger key is built from the occurrence: one instant, one spelling, one delivery.

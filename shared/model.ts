@@ -564,6 +564,8 @@ export interface DeliveryDoc {
   expireAt?: Date;
   /** When a redrive last reopened it (shared/redrive.ts). */
   lastRedriveAt?: Date | null;
+  /** Which redrive last reopened it: the id its message carries (DispatchMessage.redriveId). */
+  redriveId?: string | null;
   /**
    * Where the delivery's attempts were to post, each claim adding its own (postTargetsAfter): an
    * attempt after one whose outcome is unknown looks in each of them before it decides anything,
@@ -627,19 +629,21 @@ export const REDRIVE_CLOCK_SKEW_MS = 60_000;
  * delivers a dead letter at least once, so the one that ended the delivery can come again after
  * its redrive): the redriven message carries the delivery now, and the old one's death says
  * nothing of it. `sourcePublishedAt` is the dead letter's
- * `CloudPubSubDeadLetterSourceTopicPublishTime`; without it, nothing is known to predate, but
- * for a message known to be published before any redrive (`beforeAnyRedrive`: the dispatcher's
- * own, dead-lettered without its envelope, which carries no publish time).
+ * `CloudPubSubDeadLetterSourceTopicPublishTime`. Without it (a message dead-lettered without
+ * its envelope carries none), `publishedBy` says which published it, where that is known: null
+ * for the dispatcher, older than any redrive; a redrive's id, older unless it is the last
+ * redrive's (`redriveId`). Otherwise nothing is known to predate.
  */
 export function deadLetterPredatesRedrive(
-  d: Pick<DeliveryDoc, 'lastRedriveAt'> | null,
+  d: Pick<DeliveryDoc, 'lastRedriveAt' | 'redriveId'> | null,
   sourcePublishedAt: Date | null | undefined,
-  beforeAnyRedrive = false,
+  publishedBy?: string | null,
 ): boolean {
   const redrive = d?.lastRedriveAt;
   if (!(redrive instanceof Date)) return false;
-  if (!sourcePublishedAt) return beforeAnyRedrive;
-  return sourcePublishedAt.getTime() < redrive.getTime() - REDRIVE_CLOCK_SKEW_MS;
+  if (sourcePublishedAt) return sourcePublishedAt.getTime() < redrive.getTime() - REDRIVE_CLOCK_SKEW_MS;
+  if (publishedBy === undefined) return false;
+  return publishedBy === null || publishedBy !== d?.redriveId;
 }
 
 /** Firestore's largest document: 1 MiB as Firestore counts a document's size (documentStorageSize). */

@@ -210,8 +210,8 @@ export interface DeliveryLedger {
       now: Date;
       /** When the message that died was published (its dead letter's source publish time). */
       sourcePublishedAt?: Date | null;
-      /** Without a publish time: the message is known to be older than any redrive (deadLetterPredatesRedrive). */
-      beforeAnyRedrive?: boolean;
+      /** Without a publish time: who published the message, where known (deadLetterPredatesRedrive). */
+      publishedBy?: string | null;
     },
   ): Promise<DeliveryStatus>;
   get(deliveryId: string): Promise<DeliveryDoc | null>;

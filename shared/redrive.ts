@@ -300,6 +300,7 @@ async function redrivePage(
         scheduleId,
         runId: r.delivery.runId,
         redrive: true,
+        redriveId,
       },
     });
   }
