@@ -190,6 +190,8 @@ type MarkedSocket = Socket & { [REFUSED]?: true };
  */
 function lingerBeforeClose(req: IncomingMessage): void {
   const socket = req.socket as MarkedSocket;
+  // Once a connection: a request refused for its length, and answered without its 100, is one.
+  if (socket[REFUSED]) return;
   socket[REFUSED] = true;
   socket.destroySoon = function lingeringDestroySoon(this: Socket) {
     if (this.writable) this.end();

@@ -81,6 +81,15 @@ export function runBlocker(state: ScheduleRunState, occurrence: string, resume: 
   return null;
 }
 
+/**
+ * What a plan passed over, as a count, or counted from `nextRunAt` as stored where the plan gave
+ * a way to count it: a tick that sent an occurrence the plan took as missed (it overlapped the
+ * planning one) moved nextRunAt past it.
+ */
+function skippedCount(skipped: SkippedCount, state: ScheduleRunState): number {
+  return typeof skipped === 'function' ? skipped(state.nextRunAt) : skipped;
+}
+
 export interface ScheduleAdvance {
   nextRunAt: Date;
   /** Set when the finished occurrence is later than the one recorded. */
@@ -105,8 +114,7 @@ export function scheduleAdvance(
   const moves = state.nextRunAt === null || nextRunAt.getTime() > state.nextRunAt.getTime();
   const advance: ScheduleAdvance = {
     nextRunAt: moves || state.nextRunAt === null ? nextRunAt : state.nextRunAt,
-    // Counted from nextRunAt as stored, where it is a count to make (ClaimRequest.skipped).
-    skipped: !moves ? 0 : typeof skipped === 'function' ? skipped(state.nextRunAt) : skipped,
+    skipped: moves ? skippedCount(skipped, state) : 0,
   };
   if (finished !== null) {
     const at = new Date(finished);
@@ -159,9 +167,7 @@ export function claimStep(
         updatedAt: r.now,
         finishedAt: null,
         indexReadAt: r.indexReadAt,
-        // Counted from the schedule as it is now: a tick that sent an occurrence the plan took as
-        // missed (it overlapped this one) moved nextRunAt past it.
-        skippedBefore: typeof r.skipped === 'function' ? r.skipped(state.nextRunAt) : (r.skipped ?? 0),
+        skippedBefore: skippedCount(r.skipped ?? 0, state),
       },
     };
   }
