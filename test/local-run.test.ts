@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
@@ -22,7 +22,43 @@ interface Stopped {
   code: number | null;
   lines: string[];
   ports: number[];
+  /** The runner and every process under it when it was stopped. */
+  started: Set<number>;
   exitedWithinMs: number;
+}
+
+/** A process's parent, from /proc; undefined once it is gone. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // pid (comm) state ppid …: comm may hold spaces and parentheses, so split after its last ')'.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `root` and every process under it. */
+function processTree(root: number): Set<number> {
+  const children = new Map<number, number[]>();
+  for (const pid of readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)) {
+    const ppid = parentOf(pid);
+    if (ppid !== undefined) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  const tree = new Set([root]);
+  for (const pid of tree) for (const child of children.get(pid) ?? []) tree.add(child);
+  return tree;
+}
+
+/** Whether `pid` runs under this test run (another test's emulator or server), by its parents. */
+function underThisTestRun(pid: number): boolean {
+  for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; hops++) {
+    if (p === process.ppid) return true;
+    p = parentOf(p);
+  }
+  return false;
 }
 
 /** The local runner as a new user starts it: its own emulators, the Slack stand-in. */
@@ -44,6 +80,7 @@ function runAndStop(
   const child = spawnLocal(args);
   const lines: string[] = [];
   let stoppedAt = 0;
+  let started = new Set<number>();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -57,8 +94,12 @@ function runAndStop(
       stoppedAt = Date.now() + delayMs;
       if (stop !== 'close-stdout') {
         const signal = stop === 'sigint' ? 'SIGINT' : stop === 'sigterm' ? 'SIGTERM' : 'SIGHUP';
-        setTimeout(() => child.kill(signal), delayMs);
+        setTimeout(() => {
+          started = processTree(child.pid ?? 0);
+          child.kill(signal);
+        }, delayMs);
       } else {
+        started = processTree(child.pid ?? 0);
         reader.close();
         child.stdout.destroy();
       }
@@ -67,7 +108,7 @@ function runAndStop(
     child.on('exit', (code) => {
       clearTimeout(timer);
       const ports = lines.flatMap((l) => [...l.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1])));
-      resolve({ code, lines, ports, exitedWithinMs: Date.now() - stoppedAt });
+      resolve({ code, lines, ports, started, exitedWithinMs: Date.now() - stoppedAt });
     });
   });
 }
@@ -104,11 +145,22 @@ function holdEveryPost(line: string, slackPort: number): void {
 
 const listening = (port: number) => isListening('127.0.0.1', port);
 
-async function stillListening(ports: number[]): Promise<number[]> {
+/**
+ * The run's ports still held by a process the run started: one under it when it was stopped, or
+ * one orphaned since. A port freed by the run and taken at once by another test's process (one
+ * under this test run, not under the stopped runner) is not the run's.
+ */
+async function stillListening(run: Stopped): Promise<number[]> {
   // The children's sockets close as they exit: give them a moment after the runner is gone.
   await new Promise((r) => setTimeout(r, 1000));
-  const open = await Promise.all(ports.map(async (p) => ((await listening(p)) ? p : null)));
-  return open.filter((p): p is number => p !== null);
+  const open = await Promise.all(run.ports.map(async (p) => ((await listening(p)) ? p : null)));
+  return open.filter((p): p is number => {
+    if (p === null) return false;
+    const holder = pidOn(p);
+    // Freed between the two looks: nothing holds it.
+    if (Number.isNaN(holder)) return false;
+    return run.started.has(holder) || !underThisTestRun(holder);
+  });
 }
 
 describe('npm start, stopped early', () => {
@@ -119,7 +171,7 @@ describe('npm start, stopped early', () => {
     expect(run.exitedWithinMs).toBeLessThan(20_000);
     // Both emulators, the stand-in, the notifier and the dispatcher had printed their ports.
     expect(run.ports.length).toBeGreaterThanOrEqual(5);
-    expect(await stillListening(run.ports)).toEqual([]);
+    expect(await stillListening(run)).toEqual([]);
   }, 120_000);
 
   test('Ctrl-C during the first tick: only the stop is said after it, not what it did to the tick', async () => {
@@ -131,7 +183,7 @@ describe('npm start, stopped early', () => {
     const after = stdout.slice(stop + 1);
     expect(after.filter((l) => !/^(\d+ calls? held by a fault rule|stopped)/.test(l))).toEqual([]);
     expect(after.at(-1)).toBe('stopped: nothing this run started is left running');
-    expect(await stillListening(run.ports)).toEqual([]);
+    expect(await stillListening(run)).toEqual([]);
   }, 120_000);
 
   test('Ctrl-C between ticks, the next tick due before the stop ends: waits for the stop, exits 130', async () => {
@@ -144,7 +196,7 @@ describe('npm start, stopped early', () => {
     const run = await runAndStop(/^running: /, 'sigint', ['-n', '5', '--interval', '2'], beforeNextTick);
     expect(run.code).toBe(130);
     expect(run.ports.length).toBeGreaterThanOrEqual(5);
-    expect(await stillListening(run.ports)).toEqual([]);
+    expect(await stillListening(run)).toEqual([]);
   }, 120_000);
 
   test.each([
@@ -163,7 +215,7 @@ describe('npm start, stopped early', () => {
       expect(Number(inSeconds ?? 0)).toBeLessThanOrEqual(5);
       expect(new Date(at ?? '').getTime() % 5000).toBe(0);
       expect(run.ports.length).toBeGreaterThanOrEqual(5);
-      expect(await stillListening(run.ports)).toEqual([]);
+      expect(await stillListening(run)).toEqual([]);
     },
     120_000,
   );
@@ -179,7 +231,7 @@ describe('npm start, stopped early', () => {
       expect(run.code).toBe(exitCode);
       expect(run.exitedWithinMs).toBeLessThan(20_000);
       expect(run.ports.length).toBeGreaterThanOrEqual(4);
-      expect(await stillListening(run.ports)).toEqual([]);
+      expect(await stillListening(run)).toEqual([]);
     },
     120_000,
   );
