@@ -149,6 +149,30 @@ export interface InvokerGrantsArgs {
   adminEmails: string[];
 }
 
+/**
+ * Each admin once (IAM takes an email in any case as the same member), with its place in the
+ * list, from 1.
+ */
+function adminsOf(emails: readonly string[]): { email: string; position: number }[] {
+  const seen = new Set<string>();
+  return emails.flatMap((email, i) => {
+    const key = email.toLowerCase();
+    if (seen.has(key)) return [];
+    seen.add(key);
+    return [{ email: key, position: i + 1 }];
+  });
+}
+
+/**
+ * An admin's grant, named by its email: by its place in the list, removing one admin would
+ * hand the next one's name to another member, and Pulumi would replace that grant, deleting
+ * the binding of an admin who stays (a member grant removes its member from the role, whoever
+ * else granted it).
+ */
+export function adminGrantName(email: string): string {
+  return `admin-invokes-dispatcher-${email.toLowerCase()}`;
+}
+
 /** The IAM member of an email: a service account's own prefix, a person's otherwise. */
 export function emailMember(email: string): string {
   return `${email.endsWith('.gserviceaccount.com') ? 'serviceAccount' : 'user'}:${email}`;
@@ -164,15 +188,21 @@ export function grantInvokers(args: InvokerGrantsArgs): {
   admins: gcp.cloudrunv2.ServiceIamMember[];
 } {
   return {
-    admins: args.adminEmails.map(
-      (email, i) =>
-        new gcp.cloudrunv2.ServiceIamMember(`admin-${i + 1}-invokes-dispatcher`, {
-          project: args.project,
-          location: args.region,
-          name: args.dispatcher.name,
-          role: ROLES.invoker,
-          member: emailMember(email),
-        }),
+    admins: adminsOf(args.adminEmails).map(
+      ({ email, position }) =>
+        new gcp.cloudrunv2.ServiceIamMember(
+          adminGrantName(email),
+          {
+            project: args.project,
+            location: args.region,
+            name: args.dispatcher.name,
+            role: ROLES.invoker,
+            member: emailMember(email),
+          },
+          // Stacks made before the grants were named by email: the grant of the same admin,
+          // at the same place in the list, is this one, not a grant to remove and make again.
+          { aliases: [{ name: `admin-${position}-invokes-dispatcher` }] },
+        ),
     ),
     dispatcher: new gcp.cloudrunv2.ServiceIamMember('scheduler-invokes-dispatcher', {
       project: args.project,

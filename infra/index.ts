@@ -52,8 +52,9 @@ function deployPipeline(images: NonNullable<typeof config.images>) {
     slackTokenSecret: secrets.slackToken,
     slackTokenVersion: secrets.slackTokenVersion,
     apis,
-    // Until its indexes are built, the first tick's queries would fail.
-    dependsOn: [...runtimeGrants, firestore.database, ...firestore.indexes],
+    // Until its indexes are built, the first tick's queries would fail; until its exemptions
+    // hold, a large dispatch bucket's write would exceed a document's index entries.
+    dependsOn: [...runtimeGrants, firestore.database, ...firestore.indexes, ...firestore.exemptions, ...firestore.ttl],
   });
   const invokers = grantInvokers({
     project,
@@ -71,7 +72,7 @@ function deployPipeline(images: NonNullable<typeof config.images>) {
     pushAccount: accounts.push,
     dependsOn: [services.notifier, invokers.notifier],
   });
-  grantDeadLetterForwarding(project, subscriptions.dispatch, pubsubAgent);
+  const forwarding = grantDeadLetterForwarding(project, subscriptions.dispatch, pubsubAgent);
   const tick = createTickJob({
     project,
     region: config.region,
@@ -79,7 +80,9 @@ function deployPipeline(images: NonNullable<typeof config.images>) {
     dispatcherUrl: services.dispatcherUrl,
     schedulerAccount: accounts.scheduler,
     apis,
-    dependsOn: [services.dispatcher, invokers.dispatcher],
+    // Pub/Sub gives a message only to the subscriptions there when it is published: a tick
+    // before the dispatch subscription would move its schedules on with nobody to send to.
+    dependsOn: [services.dispatcher, invokers.dispatcher, subscriptions.dispatch, subscriptions.deadLetter, forwarding],
   });
   return { services, subscriptions, tick };
 }

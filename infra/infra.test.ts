@@ -3,8 +3,9 @@ import * as path from 'node:path';
 import * as gcp from '@pulumi/gcp';
 import { specialSecretSig, specialSigKey } from '@pulumi/pulumi/runtime/rpc';
 import { DEFAULT_CATCH_UP_WINDOW_SECONDS, ENV, loadConfig } from '../shared/config';
-import { compositeIndexes, INDEX_EXEMPTIONS, TTL_FIELDS } from '../shared/queries';
-import { TOPOLOGY } from '../shared/topology';
+import { freshClaim } from '../shared/delivery-claim';
+import { compositeIndexes, INDEX_EXEMPTIONS, QUERIES, type QuerySpec, TTL_FIELDS } from '../shared/queries';
+import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 import { REQUIRED_APIS } from './apis';
 import {
   CONFIG_KEYS,
@@ -30,6 +31,8 @@ interface Registered {
   state: Inputs;
   /** What Pulumi creates before it, implicit and explicit (`dependsOn`), as `type::name`. */
   dependsOn: string[];
+  /** The names it was known by before (`aliases`). */
+  aliases: string[];
 }
 
 /** The `type::name` of a mock URN (`urn:pulumi:stack::project::parent$type::name`). */
@@ -42,6 +45,7 @@ interface RegisterRequest {
   getType(): string;
   getName(): string;
   getDependenciesList(): string[];
+  getAliasesList(): { getSpec(): { getName(): string } | undefined }[];
 }
 
 interface ProgramRun {
@@ -110,6 +114,7 @@ function mockState(type: string, name: string, inputs: Inputs): { id: string; st
 async function runProgram(config: Record<string, string>): Promise<ProgramRun> {
   const resources: Registered[] = [];
   const dependencies = new Map<string, string[]>();
+  const aliases = new Map<string, string[]>();
   let outputs: Inputs = {};
   await jest.isolateModulesAsync(async () => {
     const pulumi = await import('@pulumi/pulumi');
@@ -117,8 +122,16 @@ async function runProgram(config: Record<string, string>): Promise<ProgramRun> {
       {
         newResource(args) {
           const { id, state } = mockState(args.type, args.name, args.inputs);
-          const dependsOn = dependencies.get(`${args.type}::${args.name}`) ?? [];
-          resources.push({ type: args.type, name: args.name, inputs: args.inputs, state, dependsOn });
+          const key = `${args.type}::${args.name}`;
+          const dependsOn = dependencies.get(key) ?? [];
+          resources.push({
+            type: args.type,
+            name: args.name,
+            inputs: args.inputs,
+            state,
+            dependsOn,
+            aliases: aliases.get(key) ?? [],
+          });
           return { id, state };
         },
         call(args) {
@@ -138,7 +151,12 @@ async function runProgram(config: Record<string, string>): Promise<ProgramRun> {
     };
     const register = monitor.registerResource.bind(monitor);
     monitor.registerResource = (req, callback) => {
-      dependencies.set(`${req.getType()}::${req.getName()}`, req.getDependenciesList().map(urnKey));
+      const key = `${req.getType()}::${req.getName()}`;
+      dependencies.set(key, req.getDependenciesList().map(urnKey));
+      aliases.set(
+        key,
+        req.getAliasesList().flatMap((a) => a.getSpec()?.getName() ?? []),
+      );
       return register(req, callback);
     };
     pulumi.runtime.setAllConfig(config, SECRET_KEYS);
@@ -468,17 +486,45 @@ describe('the full stack', () => {
     const state = [
       one(run, 'gcp:firestore/database:Database', () => true),
       ...ofType(run, 'gcp:firestore/index:Index'),
+      // The index exemptions and TTL policies.
+      ...ofType(run, 'gcp:firestore/field:Field'),
       ...grantsTo(saMember('dispatcher'), saMember('notifier')),
     ];
     needs(dispatcher, state);
     needs(notifier, state);
-    for (const sub of ofType(run, 'gcp:pubsub/subscription:Subscription')) {
+    const subscriptions = ofType(run, 'gcp:pubsub/subscription:Subscription');
+    for (const sub of subscriptions) {
       needs(sub, [notifier, invoker(notifier, saMember('push'))]);
     }
+    // A tick before the subscriptions would publish to no one, and move its schedules on.
     needs(
       one(run, 'gcp:cloudscheduler/job:Job', () => true),
-      [dispatcher, invoker(dispatcher, saMember('scheduler'))],
+      [
+        dispatcher,
+        invoker(dispatcher, saMember('scheduler')),
+        ...subscriptions,
+        one(run, 'gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember', (r) => r.inputs.member === PUBSUB_AGENT),
+      ],
     );
+    expect(subscriptions).toHaveLength(2);
+  });
+
+  it("names each admin's invoker grant by its email, known before by its place in the list", () => {
+    const admins = ofType(run, 'gcp:cloudrunv2/serviceIamMember:ServiceIamMember').filter((r) =>
+      r.inputs.member.startsWith('user:'),
+    );
+    expect(admins.map((r) => ({ name: r.name, member: r.inputs.member, aliases: r.aliases }))).toEqual([
+      {
+        name: 'admin-invokes-dispatcher-ops@acme.example',
+        member: 'user:ops@acme.example',
+        aliases: ['admin-1-invokes-dispatcher'],
+      },
+      {
+        name: 'admin-invokes-dispatcher-lead@acme.example',
+        member: 'user:lead@acme.example',
+        aliases: ['admin-2-invokes-dispatcher'],
+      },
+    ]);
   });
 
   it('exempts the dispatch index map from single-field indexing', () => {
@@ -489,6 +535,39 @@ describe('the full stack', () => {
       expect(field?.inputs).toMatchObject({ database: '(default)', indexConfig: {} });
       expect(field?.inputs.indexConfig?.indexes ?? []).toHaveLength(0);
     }
+  });
+
+  it('exempts no field a query reads, and every time the delivery ledger writes', () => {
+    const read = Object.values(QUERIES as Record<string, QuerySpec>).flatMap((q) =>
+      q.fields.map((f) => `${q.collection}.${f.fieldPath}`),
+    );
+    const exempt = INDEX_EXEMPTIONS.map((e) => `${e.collectionGroup}.${e.field}`);
+    expect(read.filter((f) => exempt.includes(f))).toEqual([]);
+    // What a claim writes and what the record of a sent post adds: each time in it is exempt
+    // (but the TTL field, whose own policy turns its indexes off).
+    const now = new Date();
+    const { doc } = freshClaim({
+      deliveryId: `n1:${now.toISOString()}`,
+      notificationId: 'n1',
+      occurrence: now.toISOString(),
+      runId: 'r1',
+      owner: 'notifier-1',
+      ttlMs: 60_000,
+      now,
+      publishedAt: now,
+      target: null,
+    });
+    const record = { ...doc, sentAt: now, lastRedriveAt: now, lastError: { at: now } };
+    const times = Object.entries(record)
+      .filter(
+        ([, v]) =>
+          v instanceof Date ||
+          (typeof v === 'string' && /^\d{4}-\d\d-\d\dT/.test(v)) ||
+          (typeof v === 'object' && v !== null && !Array.isArray(v) && 'at' in v),
+      )
+      .map(([k]) => `${COLLECTIONS.deliveries}.${k}`);
+    expect(times.length).toBeGreaterThanOrEqual(8);
+    expect(times.filter((f) => !exempt.includes(f))).toEqual([]);
   });
 
   it('lets Firestore delete deliveries and runs past their retention (a TTL policy on expireAt)', () => {
@@ -618,6 +697,23 @@ describe('the full stack', () => {
       });
     }
     for (const s of services()) expect(s.inputs.template.labels).toEqual(s.inputs.labels);
+  });
+});
+
+describe('the admins changed', () => {
+  it("an admin removed leaves the others' grants as they were; one listed twice, in any case, is granted once", async () => {
+    const run = await runProgram({
+      ...FULL_CONFIG,
+      [`${NS}:adminEmails`]: 'Lead@Acme.example,lead@acme.example,ops2@acme.example',
+    });
+    const admins = ofType(run, 'gcp:cloudrunv2/serviceIamMember:ServiceIamMember').filter((r) =>
+      r.inputs.member.startsWith('user:'),
+    );
+    expect(admins.map((r) => [r.name, r.inputs.member])).toEqual([
+      // The same grant as when ops@ came first: not replaced, so its binding is never removed.
+      ['admin-invokes-dispatcher-lead@acme.example', 'user:lead@acme.example'],
+      ['admin-invokes-dispatcher-ops2@acme.example', 'user:ops2@acme.example'],
+    ]);
   });
 });
 

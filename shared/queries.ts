@@ -121,13 +121,34 @@ export const TTL_FIELDS: readonly { collectionGroup: string; field: string }[] =
 ];
 
 /**
+ * The delivery ledger's times (and its occurrence, an ISO time): each is written as it happens,
+ * so each new value is the highest yet. Firestore keeps an indexed field like that in one
+ * ordered range, and holds a collection whose writes all land at its end to about 500 writes a
+ * second (its "sequential indexed values" limit); the ledger takes two writes per delivery, from
+ * every notifier instance at once. No query reads these fields (QUERIES), so none is indexed.
+ */
+export const DELIVERY_TIME_FIELDS = [
+  'occurrence',
+  'publishedAt',
+  'firstAttemptAt',
+  'claimExpiresAt',
+  'sentAt',
+  'updatedAt',
+  'lastRedriveAt',
+  // A map: the exemption covers its `at`.
+  'lastError',
+] as const;
+
+/**
  * Fields no query filters on, whose automatic single-field indexes would only cost: the
  * dispatch index's `list` array (shared/members.ts) has one element per notification, up to
  * 20,000 a document, and the `ids` map of buckets written before one key each; indexing each
- * would exceed Firestore's 40,000 index entries a document. infra/ exempts each from indexing
- * (the exemption covers a map's keys and an array's elements).
+ * would exceed Firestore's 40,000 index entries a document. And the delivery ledger's times
+ * (DELIVERY_TIME_FIELDS). infra/ exempts each from indexing (the exemption covers a map's keys
+ * and an array's elements).
  */
 export const INDEX_EXEMPTIONS: readonly { collectionGroup: string; field: string }[] = [
   { collectionGroup: COLLECTIONS.members, field: BUCKET_FIELDS.list },
   { collectionGroup: COLLECTIONS.members, field: BUCKET_FIELDS.map },
+  ...DELIVERY_TIME_FIELDS.map((field) => ({ collectionGroup: COLLECTIONS.deliveries, field })),
 ];
