@@ -1,5 +1,5 @@
 import type { RunDoc } from '../shared/model';
-import { escapeHtml, renderStatusPage } from './status-page';
+import { dispatchState, escapeHtml, renderStatusPage } from './status-page';
 
 describe('escapeHtml', () => {
   it('escapes HTML, and writes a character that turns or breaks the text as its escape', () => {
@@ -22,5 +22,52 @@ describe('renderStatusPage', () => {
     expect(page).toContain('s_\\u202Egnp.exe&#39;onmouseover=&#39;alert(3)');
     // The link's address keeps the id as it is, encoded.
     expect(page).toContain(`href="admin/runs/${encodeURIComponent(id)}"`);
+  });
+});
+
+describe('dispatchState', () => {
+  const now = new Date('2026-12-06T18:52:00Z');
+  const run = (fields: Partial<RunDoc>) =>
+    ({ status: 'running', leaseOwner: 'd-1', leaseExpiresAt: new Date('2026-12-06T18:52:30Z'), ...fields }) as RunDoc;
+
+  it('says a run its tick gave up on is stopped, with why, until the next tick resumes it', () => {
+    const failed = run({
+      leaseOwner: null,
+      leaseExpiresAt: null,
+      lastError: 'publishing a page of 907 messages did not finish',
+    });
+    expect(dispatchState(failed, now)).toEqual({
+      text: 'stopped, the next tick resumes it: publishing a page of 907 messages did not finish',
+      stopped: true,
+    });
+    const page = renderStatusPage(
+      [
+        {
+          id: 's_1:2026-12-06T18:51:00.000Z',
+          run: failed,
+          counts: { sent: 975, sending: 0, retrying: 0, failed: 0, skipped: 0, dead: 0 },
+        },
+      ],
+      now,
+    );
+    expect(page).toContain('<tr class="stopped">');
+    expect(page).toContain(
+      '<td>stopped, the next tick resumes it: publishing a page of 907 messages did not finish</td>',
+    );
+  });
+
+  it('says a run whose lease ran out is stalled, from when', () => {
+    expect(dispatchState(run({ leaseExpiresAt: new Date('2026-12-06T18:51:40Z') }), now)).toEqual({
+      text: 'stalled, the next tick resumes it: its dispatcher has not renewed its lease since 2026-12-06T18:51:40.000Z',
+      stopped: true,
+    });
+  });
+
+  it('says a run under a live lease is running, and a done one done, whatever error it met on the way', () => {
+    expect(dispatchState(run({}), now)).toEqual({ text: 'running', stopped: false });
+    expect(dispatchState(run({ status: 'done', leaseOwner: null, lastError: 'an earlier try' }), now)).toEqual({
+      text: 'done',
+      stopped: false,
+    });
   });
 });

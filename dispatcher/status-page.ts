@@ -49,16 +49,42 @@ export function renderStatusError(message: string, title = 'bad request'): strin
 `;
 }
 
+/**
+ * A run's dispatch as the page says it. A run whose tick failed (Pub/Sub refused a page, a
+ * shutdown) keeps status `running`, its lease released and the failure kept as `lastError`, and
+ * one whose dispatcher died keeps its lease until it runs out: either way the next tick resumes
+ * it, but until then nothing is being published, and the page says so, and why.
+ */
+export function dispatchState(run: RunDoc, now: Date): { text: string; stopped: boolean } {
+  if (run.status !== 'running') return { text: String(run.status ?? ''), stopped: false };
+  const error = typeof run.lastError === 'string' && run.lastError !== '' ? run.lastError : null;
+  if (!run.leaseOwner) {
+    return {
+      text: `stopped, the next tick resumes it${error === null ? '' : `: ${error}`}`,
+      stopped: true,
+    };
+  }
+  const expires = run.leaseExpiresAt;
+  if (expires instanceof Date && expires.getTime() < now.getTime()) {
+    return {
+      text: `stalled, the next tick resumes it: its dispatcher has not renewed its lease since ${time(expires)}`,
+      stopped: true,
+    };
+  }
+  return { text: 'running', stopped: false };
+}
+
 export function renderStatusPage(rows: RunRow[], now: Date): string {
   const body = rows
     .map(({ id, run, counts }) => {
       const recorded = COLUMNS.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
       const published = typeof run.published === 'number' ? run.published : null;
+      const dispatch = dispatchState(run, now);
       const cells = [
         // The run's details and counts, as JSON: the admin API's answer for it. Relative to
         // /status, so it holds behind a proxy that serves the dispatcher under a path prefix.
         `<a href="admin/runs/${encodeURIComponent(id)}">${escapeHtml(id)}</a>`,
-        escapeHtml(run.status),
+        escapeHtml(dispatch.text),
         escapeHtml(time(run.startedAt)),
         escapeHtml(time(run.finishedAt)),
         escapeHtml(published ?? run.published),
@@ -68,7 +94,14 @@ export function renderStatusPage(rows: RunRow[], now: Date): string {
         // here without being published by it.
         escapeHtml(published === null ? '' : Math.max(0, published - recorded)),
       ];
-      const rowClass = (counts.dead ?? 0) > 0 ? ' class="dead"' : (counts.failed ?? 0) > 0 ? ' class="failed"' : '';
+      const rowClass =
+        (counts.dead ?? 0) > 0
+          ? ' class="dead"'
+          : (counts.failed ?? 0) > 0
+            ? ' class="failed"'
+            : dispatch.stopped
+              ? ' class="stopped"'
+              : '';
       return `<tr${rowClass}>${cells.map((c, i) => (i === 0 ? `<td class="id"><span>${c}</span></td>` : `<td>${c}</td>`)).join('')}</tr>`;
     })
     .join('\n');
@@ -92,13 +125,15 @@ td.id { font-family: ui-monospace, monospace; }
 td.id > span { display: inline-block; width: 47ch; white-space: normal; overflow-wrap: anywhere; }
 tr.failed td { background: #fff6e0; }
 tr.dead td { background: #fee; }
+tr.stopped td { background: #eef2ff; }
 .scroll { overflow-x: auto; }
 </style>
 </head>
 <body>
 <h1>slack-fanout: recent runs</h1>
 <p>${escapeHtml(rows.length)} most recent runs, as of ${escapeHtml(now.toISOString())} (<code>?limit=</code> up to
-${escapeHtml(STATUS_PAGE_MAX_RUNS)} shows more). "dispatch" is the run's own state (running, done, failed): its
+${escapeHtml(STATUS_PAGE_MAX_RUNS)} shows more). "dispatch" is the run's own state: running, done, or stopped or stalled
+(its tick failed, said with why, or its dispatcher stopped renewing its lease; the next tick resumes it, blue): its
 deliveries are counted by status beside it, and "published, no record" are published with no delivery record yet (not yet
 attempted, still in Pub/Sub, or lost), or with their record under an earlier run (a notification moved to this run's schedule
 after it was sent in the same minute under its old one: sent once, and counted there). A row with a dead delivery is red, one with a failed delivery
