@@ -1,6 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { localProgram, MAX_ACCOUNTS, MAX_NOTIFICATIONS, MAX_SECONDS, parseArgs, startedByNpm } from './local-options';
+import {
+  localProgram,
+  MAX_ACCOUNTS,
+  MAX_NOTIFICATIONS,
+  MAX_SECONDS,
+  parseArgs,
+  readSlackFaults,
+  startedByNpm,
+} from './local-options';
 import { ROOT } from './processes';
 
 /** `npm start -- --help` as printed off a terminal (80 columns), the text after the options included. */
@@ -119,5 +128,75 @@ describe('startedByNpm', () => {
     expect(startedByNpm({ npm_lifecycle_event: 'start' })).toBe(true);
     expect(startedByNpm({})).toBe(false);
     expect(startedByNpm({ npm_lifecycle_event: '' })).toBe(false);
+  });
+});
+
+describe('--slack-faults', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'slack-faults-'));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  /** parseArgs's usage error for the arguments: its first line, and the exit code. */
+  function usageError(args: string[], env: NodeJS.ProcessEnv = {}): { line: string; code: number } {
+    let err = '';
+    let code = -1;
+    jest.spyOn(process.stderr, 'write').mockImplementation((t) => {
+      err += String(t);
+      return true;
+    });
+    jest.spyOn(process, 'exit').mockImplementation((c) => {
+      code = Number(c);
+      throw new Error(`exit ${c}`);
+    });
+    try {
+      expect(() => parseArgs(['node', 'local.js', ...args], env)).toThrow(/^exit /);
+    } finally {
+      jest.restoreAllMocks();
+    }
+    return { line: err.split('\n')[0] ?? '', code };
+  }
+
+  it('reads the rules, and a seed, as POST /_admin/faults takes them', () => {
+    const rules = [{ channelPrefix: 'C0', times: 5, respond: { kind: 'http', status: 503 } }];
+    expect(
+      parseArgs(['node', 'local.js', '--slack-faults', file('list.json', JSON.stringify(rules))], {}).slackFaults,
+    ).toEqual({
+      file: join(dir, 'list.json'),
+      rules,
+    });
+    // A BOM, as some editors save JSON.
+    const withSeed = file('seed.json', `\uFEFF${JSON.stringify({ rules, seed: 7 })}`);
+    expect(readSlackFaults(withSeed)).toEqual({ file: withSeed, rules, seed: 7 });
+  });
+
+  it.each([
+    ['missing.json', null, /cannot read ".*missing\.json": no such file$/],
+    ['.', null, /cannot read ".*": a directory, not a file$/],
+    ['bad.json', '[{"respond":', /"\S*bad\.json" is not JSON: /],
+    [
+      'kind.json',
+      '[{"respond":{"kind":"nope"}}]',
+      /"\S*kind\.json": 0\.respond\.kind: .*\(the file holds what POST \/_admin\/faults takes/,
+    ],
+    ['object.json', '{"rule":[]}', /"\S*object\.json": .*rule/],
+  ])('refuses %s before anything starts, naming it and the problem, exit 2', (name, text, message) => {
+    const path = text === null ? join(dir, name) : file(name, text);
+    const { line, code } = usageError(['--slack-faults', path]);
+    expect(code).toBe(2);
+    expect(line).toMatch(/^error: option '--slack-faults <file>' argument '.*' is invalid\. /);
+    expect(line).toMatch(message);
+  });
+
+  it('is a usage error with SLACK_BOT_TOKEN, where posts go to real Slack', () => {
+    const { line, code } = usageError(['--slack-faults', file('ok.json', '[]'), '--channel', 'C0123456789'], {
+      SLACK_BOT_TOKEN: 'xoxb-1',
+    });
+    expect(code).toBe(2);
+    expect(line).toBe(
+      'error: --slack-faults is for the local Slack stand-in, and SLACK_BOT_TOKEN is set: posts go to real Slack',
+    );
   });
 });

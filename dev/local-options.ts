@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
 import { positiveInt, refuseOptionSlips } from '../shared/cli-args';
 import { LOG_LEVELS } from '../shared/config';
 import { quoted } from '../shared/model';
 import { notificationProblems } from '../shared/notifications';
+import { type FaultRule, parseFaultsBody } from './slack-standin';
 
 /** `npm start`'s command line: its options, their ranges, and the help the README pastes. */
 
@@ -20,6 +22,52 @@ export interface Options {
   notifierPort?: number;
   pushPort?: number;
   slackPort?: number;
+  slackFaults?: SlackFaults;
+}
+
+/** The Slack stand-in's fault rules from `--slack-faults`, in force from the first tick. */
+export interface SlackFaults {
+  file: string;
+  rules: FaultRule[];
+  seed?: number;
+}
+
+/**
+ * A `--slack-faults` file: what `POST /_admin/faults` takes (an array of rules, or
+ * `{"rules": […], "seed": n}`). Read when the options are, so that a file that cannot be read,
+ * or a rule the stand-in would refuse, is a usage error before anything starts.
+ */
+export function readSlackFaults(file: string): SlackFaults {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'a directory, not a file'
+          : code === 'EACCES'
+            ? 'not readable (permission denied)'
+            : (err as Error).message;
+    throw new InvalidArgumentError(`cannot read ${quoted(file)}: ${why}`);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (err) {
+    throw new InvalidArgumentError(`${quoted(file)} is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = parseFaultsBody(body);
+  if (!parsed.ok) {
+    const [first] = parsed.issues;
+    const where = first?.path.map(String).join('.') || '(the whole file)';
+    throw new InvalidArgumentError(
+      `${quoted(file)}: ${where}: ${first?.message ?? 'invalid'} (the file holds what POST /_admin/faults takes: an array of rules, or {"rules": […], "seed": n})`,
+    );
+  }
+  return { file, rules: parsed.rules, ...(parsed.seed === undefined ? {} : { seed: parsed.seed }) };
 }
 
 /** The exit code of a usage error. */
@@ -133,6 +181,11 @@ export function localProgram(): Command {
         'the Slack stand-in (its API under /api/, its faults and posts under /_admin/) on 127.0.0.1:<port> (default: a free port)',
         positiveInt(65_535),
       )
+      .option(
+        '--slack-faults <file>',
+        'fault rules for the Slack stand-in from the first tick on: a JSON file of what POST /_admin/faults takes (an array of rules, or {"rules": [...], "seed": n}), beside the demo\'s archived channel',
+        readSlackFaults,
+      )
       .addOption(
         new Option(
           '--log-level <level>',
@@ -225,6 +278,11 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   // --once sends one tick: an interval given with it would be passed over without a word.
   if (opts.once && program.getOptionValueSource('interval') === 'cli') {
     program.error('error: --interval is for a run that keeps ticking: --once sends one tick and stops');
+  }
+  if (token && opts.slackFaults !== undefined) {
+    program.error(
+      'error: --slack-faults is for the local Slack stand-in, and SLACK_BOT_TOKEN is set: posts go to real Slack',
+    );
   }
   if (token && opts.slackPort !== undefined) {
     program.error(

@@ -34,7 +34,7 @@ import {
 } from './progress';
 import { runLogDir } from './run-logs';
 import { serviceEnv, serviceEnvProblems, variablesSetOver } from './service-env';
-import { SlackStandIn } from './slack-standin';
+import { type FaultRule, SlackStandIn } from './slack-standin';
 import { checkRealToken } from './slack-token';
 import { superviseService } from './supervise';
 import { newOccurrenceLines, PendingRunsLine, type TickSummary, tickRefusal } from './tick-answer';
@@ -404,7 +404,15 @@ async function main(): Promise<number> {
       );
       processes.push(() => (standIn as SlackStandIn).stop());
       // One demo channel is archived, to show a permanent failure recorded and acked.
-      standIn.addFault({ channel: ARCHIVED_CHANNEL, respond: { kind: 'slack_error', error: 'is_archived' } });
+      // And the rules of --slack-faults after it, in force before the first tick.
+      const archived: FaultRule = { channel: ARCHIVED_CHANNEL, respond: { kind: 'slack_error', error: 'is_archived' } };
+      const faults = opts.slackFaults;
+      standIn.setFaults([archived, ...(faults?.rules ?? [])], faults?.seed === undefined ? {} : { seed: faults.seed });
+      if (faults) {
+        say(
+          `Slack stand-in faults: ${faults.rules.length} rule${faults.rules.length === 1 ? '' : 's'} from ${faults.file}`,
+        );
+      }
       say(
         `Slack stand-in at ${slackApiUrl} (its faults: ${new URL('/_admin/faults', slackApiUrl).href}, its posts: ${new URL('/_admin/posts', slackApiUrl).href}; set SLACK_BOT_TOKEN to post to real Slack)`,
       );

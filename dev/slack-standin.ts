@@ -169,7 +169,7 @@ const faultsObjectSchema = z.strictObject({
 });
 
 /** The rules (and seed) of a `POST /_admin/faults` body, or the issues that name what is wrong. */
-function parseFaultsBody(
+export function parseFaultsBody(
   body: unknown,
 ): { ok: true; rules: FaultRule[]; seed?: number } | { ok: false; issues: z.core.$ZodIssue[] } {
   if (Array.isArray(body)) {

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
@@ -356,6 +356,30 @@ describe('npm start, a service killed', () => {
     expect(output).toContain(`the dispatcher is up again at http://127.0.0.1:${dispatcherPort}\n`);
     // Two sent, the archived channel's failed for good; nothing spent its attempts on a notifier that was down.
     expect(output).toMatch(/^summary: 3 expected, 2 sent, 1 failed, 0 skipped, 0 dead, 0 not final/m);
+    expect(code).toBe(0);
+  }, 180_000);
+});
+
+describe('npm start --slack-faults', () => {
+  test("the file's rules are in force from the first tick of a --once run, beside the archived channel's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slack-faults-'));
+    const file = join(dir, 'faults.json');
+    writeFileSync(
+      file,
+      JSON.stringify([{ channelPrefix: 'C000', respond: { kind: 'slack_error', error: 'channel_not_found' } }]),
+    );
+    const child = spawnLocal(['-n', '4', '--once', '--slack-faults', file]);
+    const lines: string[] = [];
+    createInterface({ input: child.stdout }).on('line', (line) => lines.push(line));
+    child.stderr.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString().trim()}`));
+    const code = await exitCodeOf(child, 170_000);
+    const output = lines.join('\n');
+    expect(output).toContain(`Slack stand-in faults: 1 rule from ${file}`);
+    // Three demo channels refused by the file's rule, the fourth by the archived channel's: nothing posted.
+    expect(lines.filter((l) => /^ {2}✗ refused .*: channel_not_found$/.test(l))).toHaveLength(3);
+    expect(lines.filter((l) => /^ {2}✗ refused .*: is_archived$/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /^ {2}✓ posted /.test(l))).toEqual([]);
+    expect(output).toMatch(/^summary: 4 expected, 0 sent, 4 failed, 0 skipped, 0 dead, 0 not final/m);
     expect(code).toBe(0);
   }, 180_000);
 });
