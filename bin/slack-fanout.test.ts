@@ -806,6 +806,20 @@ describe('progress off a terminal', () => {
     progress.stop(false);
     expect(lines).toEqual(['reindex: 5 notifications to scan\n']);
   });
+
+  it('writes nothing once stopped, though the writes under way still report', () => {
+    const lines: string[] = [];
+    let t = 0;
+    const progress = progressOf(
+      { command: 'import-accounts', total: 20_000, noun: 'accounts', start: 'to save', verb: 'saved' },
+      { tty: false, write: (line) => lines.push(line), now: () => t },
+    );
+    progress.stop(false);
+    t += 10 * PROGRESS_EVERY_MS;
+    progress.update(1421);
+    progress.stop(true);
+    expect(lines).toEqual(['import-accounts: 20000 accounts to save\n']);
+  });
 });
 
 describe('failures', () => {
@@ -911,7 +925,9 @@ describe('usage errors', () => {
       command.outputHelp();
       expect([command.name(), help]).toEqual([
         command.name(),
-        expect.stringMatching(/\n {2}130 +interrupted \(Ctrl-C\)\n$/),
+        expect.stringMatching(
+          /\n {2}130 +interrupted \(Ctrl-C\); 143 by SIGTERM, 129 by SIGHUP, which stop a command as Ctrl-C does\n$/,
+        ),
       ]);
       expect(help.match(/Exit codes:/g)).toHaveLength(1);
     }

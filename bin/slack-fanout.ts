@@ -69,7 +69,7 @@ import {
 } from '../shared/redrive';
 import { dashboardUrlProblem } from '../shared/report';
 import { MAX_CRON_CHARS, MAX_TIMEZONE_CHARS } from '../shared/schedule';
-import { onSignalTwice } from '../shared/signals';
+import { onStopSignals, type StopSignal, signalExitCode, stopName } from '../shared/signals';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 import { counted } from '../shared/words';
 import { z } from '../shared/zod';
@@ -1041,7 +1041,15 @@ export function progressOf(
   if (out.tty) {
     const bar = new SingleBar({ format: `${o.command} [{bar}] {value}/{total} ${o.noun} ${o.verb}`, hideCursor: true });
     bar.start(o.total, 0);
-    return { update: (n) => bar.update(n), stop: () => bar.stop() };
+    let barStopped = false;
+    return {
+      update: (n) => barStopped || bar.update(n),
+      stop: () => {
+        if (barStopped) return;
+        barStopped = true;
+        bar.stop();
+      },
+    };
   }
   const now = out.now ?? Date.now;
   const line = (n: number) => out.write(`${o.command}: ${n} of ${o.total} ${o.noun} ${o.verb}\n`);
@@ -1049,9 +1057,12 @@ export function progressOf(
   let last = now();
   let latest = 0;
   let written = -1;
+  // Stopped (a Ctrl-C), the writes under way still report: no line after what the stop said.
+  let stopped = false;
   return {
     update(n) {
       latest = n;
+      if (stopped) return;
       if (now() - last >= PROGRESS_EVERY_MS) {
         last = now();
         written = n;
@@ -1059,7 +1070,8 @@ export function progressOf(
       }
     },
     stop(finished) {
-      if (finished && written !== latest) line(latest);
+      if (!stopped && finished && written !== latest) line(latest);
+      stopped = true;
     },
   };
 }
@@ -1164,7 +1176,13 @@ async function importFile<T>(
   projectId: string,
   items: T[],
   what: string,
-  save: (db: Firestore, items: T[], onProgress: (n: number) => void, signal: AbortSignal) => Promise<void>,
+  save: (
+    db: Firestore,
+    items: T[],
+    onProgress: (n: number) => void,
+    signal: AbortSignal,
+    onSchedules: (done: number, total: number) => void,
+  ) => Promise<void>,
   stallTimeoutSeconds = STALL_TIMEOUT_SECONDS,
   check?: (db: Firestore, items: T[]) => Promise<string | null>,
 ): Promise<void> {
@@ -1192,24 +1210,40 @@ async function importFile<T>(
       process.exit(EXIT.failed);
     },
   });
-  // Ctrl-C lets the writes under way finish (a transaction left open would hold its locks, and
-  // an import run again at once would wait on them), says how far it got, and exits 130; a
-  // second Ctrl-C stops at once.
+  // Ctrl-C (or SIGTERM, SIGHUP) lets the writes under way finish (a transaction left open
+  // would hold its locks, and an import run again at once would wait on them), says how far it
+  // got, and exits 130 (143, 129); a second stops at once.
   const stop = new AbortController();
-  const removeSigint = onSignalTwice(
-    'SIGINT',
-    () => {
+  let stoppedBy: StopSignal = 'SIGINT';
+  const removeSignals = onStopSignals(
+    (signal) => {
+      stoppedBy = signal;
       stop.abort();
       progress.stop(false);
-      process.stderr.write(`${command}: stopping once the writes under way finish (Ctrl-C again stops at once)\n`);
+      process.stderr.write(
+        `${command}: ${signal === 'SIGINT' ? '' : `${signal}: `}stopping once the writes under way finish (${stopName(signal)} again stops at once)\n`,
+      );
     },
     () => {
       process.stderr.write(
         `${command}: interrupted: ${saved} of ${items.length} ${what} saved at least (saving again is safe)\n`,
       );
-      process.exit(EXIT.interrupted);
+      process.exit(signalExitCode(stoppedBy));
     },
   );
+  // Many schedules take a while before the first notification is written: their writes are
+  // progress too, said in a line every few seconds off a terminal once they take that long.
+  const schedulesSince = Date.now();
+  let schedulesSaid = schedulesSince;
+  const onSchedules = (done: number, total: number) => {
+    stall.moved();
+    if (process.stderr.isTTY === true || stop.signal.aborted) return;
+    const at = Date.now();
+    if (at - schedulesSaid >= PROGRESS_EVERY_MS || (done === total && schedulesSaid !== schedulesSince)) {
+      schedulesSaid = at;
+      process.stderr.write(`${command}: ${done} of ${total} schedules made, before the ${what}\n`);
+    }
+  };
   try {
     await save(
       db,
@@ -1220,6 +1254,7 @@ async function importFile<T>(
         progress.update(n);
       },
       stop.signal,
+      onSchedules,
     );
     progress.update(items.length);
     finished = true;
@@ -1229,10 +1264,10 @@ async function importFile<T>(
       `${command}: ${err instanceof SaveInterrupted ? err.message : `interrupted: ${(err as Error).message}`}\n`,
     );
     await db.terminate();
-    process.exit(EXIT.interrupted);
+    process.exit(signalExitCode(stoppedBy));
   } finally {
     stall.stop();
-    removeSigint();
+    removeSignals();
     progress.stop(finished);
     if (!finished) await db.terminate();
   }
@@ -1306,18 +1341,22 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
   });
   let result: ResumePausedResult;
   let stall: StallWatch | undefined;
+  let removeSignals: (() => void) | undefined;
   try {
     // The total is an estimate for the bar: what is paused or resumed meanwhile moves it.
     const total = (await pausedQuery(db, selector).count().get()).data().count;
     if (tty) bar.start(total, 0, { resumed: 0, skipped: 0, failed: 0 });
     else process.stderr.write(`resume: ${total} to ${dryRun ? 'count' : 'resume'}\n`);
-    // Ctrl-C says how far it got: resuming is safe to run again, whatever was left.
+    // Ctrl-C (or SIGTERM, SIGHUP) says how far it got: resuming is safe to run again, whatever was left.
     let sofar = 'nothing resumed yet';
-    process.once('SIGINT', () => {
-      if (tty) bar.stop();
-      process.stderr.write(`resume: interrupted: ${sofar} (running it again is safe)\n`);
-      process.exit(EXIT.interrupted);
-    });
+    removeSignals = onStopSignals(
+      (signal) => {
+        if (tty) bar.stop();
+        process.stderr.write(`resume: interrupted: ${sofar} (running it again is safe)\n`);
+        process.exit(signalExitCode(signal));
+      },
+      () => undefined,
+    );
     stall = silenceWarning('resume', 'page', projectId);
     result = await resumePaused(db, selector, {
       dryRun,
@@ -1335,6 +1374,7 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
     });
   } finally {
     stall?.stop();
+    removeSignals?.();
     if (tty) bar.stop();
     await db.terminate();
   }
@@ -1481,7 +1521,7 @@ Exit codes:
   2    bad input or usage, before anything is written: an unknown command or option, a bad
        option value, file, entry or id, a notification or run that does not exist, no project,
        no credentials
-  130  interrupted (Ctrl-C)`,
+  130  interrupted (Ctrl-C); 143 by SIGTERM, 129 by SIGHUP, which stop a command as Ctrl-C does`,
     )
     .hook('preAction', async (_program, command) => {
       refuseMissingOptions(command);
@@ -1522,8 +1562,8 @@ ${STALL_HELP}`,
         projectOf(program.opts()),
         parseNotificationsFile(readText(file), sourceName(file)),
         'notifications',
-        async (db, items, onProgress, signal) => {
-          await saveNotifications(db, items, { onProgress, signal });
+        async (db, items, onProgress, signal, onSchedules) => {
+          await saveNotifications(db, items, { onProgress, signal, onSchedules });
         },
         o.stallTimeout,
         missingAccountsWarning,
@@ -1672,17 +1712,17 @@ it had scanned, each page of them indexed; running it again is safe.`,
       let total: number | undefined;
       let scanned = 0;
       let finished = false;
-      // Ctrl-C says how far it got: every page scanned has its index entries written.
-      const interrupted = () => {
+      // Ctrl-C (or SIGTERM, SIGHUP) says how far it got: every page scanned has its index entries written.
+      const interrupted = (signal: StopSignal) => {
         progress?.stop(false);
         process.stderr.write(
           total === undefined
             ? 'reindex: interrupted before scanning any notification\n'
             : `reindex: interrupted after scanning ${scanned} of ${total} notifications (those scanned are indexed; the page under way may be partly done); running it again is safe\n`,
         );
-        process.exit(EXIT.interrupted);
+        process.exit(signalExitCode(signal));
       };
-      process.once('SIGINT', interrupted);
+      const removeSignals = onStopSignals(interrupted, () => undefined);
       const stall = silenceWarning('reindex', 'page', projectId);
       let result: Awaited<ReturnType<typeof reindexNotifications>>;
       try {
@@ -1698,7 +1738,7 @@ it had scanned, each page of them indexed; running it again is safe.`,
         finished = true;
       } finally {
         stall.stop();
-        process.off('SIGINT', interrupted);
+        removeSignals();
         progress?.stop(finished);
         await db.terminate();
       }
@@ -1984,21 +2024,24 @@ more later (until then a redrive counts them as waiting, and says from when).`,
       let started = false;
       let draining = false;
       let sofar = 'nothing redriven yet';
-      const removeSigint = onSignalTwice(
-        'SIGINT',
-        () => {
+      let stoppedBy: StopSignal = 'SIGINT';
+      const removeSigint = onStopSignals(
+        (signal) => {
+          stoppedBy = signal;
           if (!started) {
             process.stderr.write('redrive: interrupted before it reopened any delivery: nothing changed\n');
-            process.exit(EXIT.interrupted);
+            process.exit(signalExitCode(signal));
           }
           draining = true;
-          process.stderr.write('redrive: stopping after the page under way (Ctrl-C again stops at once)\n');
+          process.stderr.write(
+            `redrive: ${signal === 'SIGINT' ? '' : `${signal}: `}stopping after the page under way (${stopName(signal)} again stops at once)\n`,
+          );
         },
         () => {
           process.stderr.write(
             `redrive: interrupted: ${sofar}; a page being published is left reopened, and a redrive after ${REDRIVE_STRANDED_AFTER_MS / 60_000} minutes takes it over\n`,
           );
-          process.exit(EXIT.interrupted);
+          process.exit(signalExitCode(stoppedBy));
         },
       );
       // A failure from here to the try below ends the command; the handler holds no process open.
@@ -2053,7 +2096,7 @@ more later (until then a redrive counts them as waiting, and says from when).`,
           process.stderr.write(
             'redrive: interrupted: what it had not reached is still dead (running it again is safe)\n',
           );
-          process.exitCode = EXIT.interrupted;
+          process.exitCode = signalExitCode(stoppedBy);
         }
         if (result.waiting > 0) {
           process.stderr.write(

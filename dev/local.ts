@@ -399,9 +399,16 @@ async function main(): Promise<number> {
         postedIds.add(id);
         postLines.add(`  ✓ posted ${id}${again} → ${channelShown(p.channel)}: ${postPreview(String(p.text ?? ''))}`);
       });
-      standIn.on('refused', (r) =>
-        postLines.add(`  ✗ refused ${r.deliveryId ?? '?'} → ${channelShown(r.channel)}: ${r.error}`),
-      );
+      // A delivery Slack refuses again and again (an error the notifier retries) says how often,
+      // so that ten refusals of one read as one delivery's tries, not ten failures.
+      const refusals = new Map<string, number>();
+      standIn.on('refused', (r) => {
+        const id = r.deliveryId ?? '?';
+        const times = (refusals.get(id) ?? 0) + 1;
+        refusals.set(id, times);
+        const again = times > 1 ? ` (refused ${times} times)` : '';
+        postLines.add(`  ✗ refused ${id} → ${channelShown(r.channel)}: ${r.error}${again}`);
+      });
       processes.push(() => (standIn as SlackStandIn).stop());
       // One demo channel is archived, to show a permanent failure recorded and acked.
       // And the rules of --slack-faults after it, in force before the first tick.

@@ -171,6 +171,11 @@ export interface SaveOptions {
   dueNow?: boolean;
   onProgress?: (written: number) => void;
   /**
+   * Each schedule document checked or made, before any notification is written: an import of
+   * per-tenant schedules has thousands, one transaction each, which take a while on their own.
+   */
+  onSchedules?: (done: number, total: number) => void;
+  /**
    * Once aborted (a Ctrl-C), no further chunk starts; the transactions under way finish, so
    * none is left open holding its locks, and the call fails saying how many were saved.
    */
@@ -237,6 +242,7 @@ export async function saveNotifications(
       grace: true,
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.lateSignal ? { lateSignal: opts.lateSignal } : {}),
+      ...(opts.onSchedules ? { onProgress: opts.onSchedules } : {}),
     });
   } catch (err) {
     if (!(err instanceof SaveInterrupted)) throw err;
@@ -684,9 +690,16 @@ async function ensureSchedules(
   db: Firestore,
   schedules: Map<string, { cron: string; timezone: string }>,
   now: Date,
-  opts: { dueNow: boolean; grace: boolean; signal?: AbortSignal; lateSignal?: AbortSignal },
+  opts: {
+    dueNow: boolean;
+    grace: boolean;
+    signal?: AbortSignal;
+    lateSignal?: AbortSignal;
+    onProgress?: (done: number, total: number) => void;
+  },
 ): Promise<{ created: number; repaired: number }> {
   const counts = { created: 0, repaired: 0 };
+  let checked = 0;
   // Side by side: an import of per-tenant schedules has thousands, one transaction each.
   await mapLimit([...schedules], SCHEDULES_PARALLEL, async ([id, s]) => {
     // Stopped (SaveOptions.signal): the schedules under way finish, none after.
@@ -715,6 +728,7 @@ async function ensureSchedules(
       { maxAttempts: SAVE_TRANSACTION_ATTEMPTS },
     );
     if (done) counts[done]++;
+    opts.onProgress?.(++checked, schedules.size);
   });
   return counts;
 }

@@ -1,4 +1,4 @@
-import { onSignalTwice, SIGNAL_REPEAT_MS } from './signals';
+import { onSignalTwice, onStopSignals, SIGNAL_REPEAT_MS, STOP_SIGNALS, signalExitCode, stopName } from './signals';
 
 // process.emit calls the listeners as a delivered signal would, without sending one.
 const signal = 'SIGUSR2';
@@ -72,5 +72,41 @@ describe('onSignalTwice', () => {
     remove();
     remove();
     expect(process.listenerCount(signal)).toBe(0);
+  });
+});
+
+describe('onStopSignals', () => {
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_000_000 });
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  it('takes the first of SIGINT, SIGTERM and SIGHUP as the stop, and any later one as the second', () => {
+    const before = STOP_SIGNALS.map((s) => process.listenerCount(s));
+    const first = jest.fn();
+    const again = jest.fn();
+    const remove = onStopSignals(first, again);
+    process.emit('SIGTERM');
+    // npm's repeat of it, within the window: the same stop.
+    process.emit('SIGTERM');
+    expect(first.mock.calls).toEqual([['SIGTERM']]);
+    expect(again).not.toHaveBeenCalled();
+    // Another signal, even at once, is a second stop.
+    process.emit('SIGINT');
+    expect(again.mock.calls).toEqual([['SIGINT']]);
+    jest.advanceTimersByTime(SIGNAL_REPEAT_MS);
+    process.emit('SIGHUP');
+    expect(again.mock.calls).toEqual([['SIGINT'], ['SIGHUP']]);
+    expect(first).toHaveBeenCalledTimes(1);
+    remove();
+    jest.advanceTimersByTime(SIGNAL_REPEAT_MS);
+    expect(STOP_SIGNALS.map((s) => process.listenerCount(s))).toEqual(before);
+  });
+
+  it('exits as a shell reports a process the signal ended, and names Ctrl-C as such', () => {
+    expect(STOP_SIGNALS.map(signalExitCode)).toEqual([130, 143, 129]);
+    expect(STOP_SIGNALS.map(stopName)).toEqual(['Ctrl-C', 'SIGTERM', 'SIGHUP']);
   });
 });

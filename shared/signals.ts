@@ -1,3 +1,5 @@
+import { constants } from 'node:os';
+
 /**
  * A repeat of a signal this soon after it is the same one: Ctrl-C in a terminal signals the
  * whole process group, so `npm run …` and the program it runs both get it, and npm then passes
@@ -35,5 +37,48 @@ export function onSignalTwice(signal: NodeJS.Signals, first: () => void, again: 
     process.on(signal, passOver);
     // Unref'd: a process with nothing else to do ends without waiting for the window.
     setTimeout(() => process.off(signal, passOver), left).unref();
+  };
+}
+
+/**
+ * The signals that ask a command to stop: Ctrl-C (SIGINT), `kill`, `timeout` or a cancelled CI
+ * job (SIGTERM), and a closed terminal (SIGHUP). A long command stops the same way on each.
+ */
+export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+export type StopSignal = (typeof STOP_SIGNALS)[number];
+
+/** A process stopped by a signal exits 128 + its number, as a shell reports one killed by it: 130, 143, 129. */
+export function signalExitCode(signal: StopSignal): number {
+  return 128 + constants.signals[signal];
+}
+
+/** How a stop is named in what a command says: Ctrl-C, or the signal. */
+export function stopName(signal: StopSignal): string {
+  return signal === 'SIGINT' ? 'Ctrl-C' : signal;
+}
+
+/**
+ * onSignalTwice for every stop signal at once: `first` on the first of them, `again` on any
+ * later one (npm's repeat of the first within SIGNAL_REPEAT_MS passed over). Returns what
+ * removes every handler.
+ */
+export function onStopSignals(first: (signal: StopSignal) => void, again: (signal: StopSignal) => void): () => void {
+  let stopping = false;
+  const removers = STOP_SIGNALS.map((signal) =>
+    onSignalTwice(
+      signal,
+      () => {
+        if (stopping) {
+          again(signal);
+          return;
+        }
+        stopping = true;
+        first(signal);
+      },
+      () => again(signal),
+    ),
+  );
+  return () => {
+    for (const remove of removers) remove();
   };
 }

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
@@ -982,6 +982,30 @@ describe('resume in bulk, on the emulator', () => {
 describe('import and reindex off a terminal, on the emulator', () => {
   const env = () => ({ FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' });
 
+  /** The command, stopped by `stop` `afterMs` after its stderr says `said` (how many it is to do). */
+  async function stoppedCommand(
+    args: string[],
+    said: string,
+    stop: (child: ChildProcess) => void,
+    afterMs: number,
+  ): Promise<{ code: number | null; stderr: string }> {
+    const home = mkdtempSync(join(tmpdir(), 'no-adc-'));
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: home, ...env() },
+    });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (!sent && stderr.includes(said)) {
+        sent = true;
+        setTimeout(() => stop(child), afterMs);
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    return { code, stderr };
+  }
+
   it('import writes its progress to stderr in lines, and says which accounts it names are missing', async () => {
     const project = uniqueProjectId('cli-import');
     const { dir, file } = notificationsFile(3);
@@ -1037,24 +1061,16 @@ describe('import and reindex off a terminal, on the emulator', () => {
   it('Ctrl-C lets the import’s transactions finish and says how many were saved; run again at once, it finishes', async () => {
     const project = uniqueProjectId('cli-import-int');
     const { file } = notificationsFile(6000);
-    const home = mkdtempSync(join(tmpdir(), 'no-adc-'));
-    const child = spawn(process.execPath, [CLI, '-p', project, 'import', file], {
-      env: { PATH: process.env.PATH ?? '', HOME: home, ...env() },
-    });
-    let stderr = '';
-    let sent = false;
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (!sent && stderr.includes('to save\n')) {
-        sent = true;
-        // Twice at once, as a terminal's Ctrl-C reaches `npm run cli` and npm passes it on: one stop.
-        setTimeout(() => {
-          child.kill('SIGINT');
-          setTimeout(() => child.kill('SIGINT'), 20);
-        }, 300);
-      }
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    // Twice at once, as a terminal's Ctrl-C reaches `npm run cli` and npm passes it on: one stop.
+    const { code, stderr } = await stoppedCommand(
+      ['-p', project, 'import', file],
+      'to save\n',
+      (child) => {
+        child.kill('SIGINT');
+        setTimeout(() => child.kill('SIGINT'), 20);
+      },
+      300,
+    );
     expect(code).toBe(130);
     expect(stderr).toContain('import: stopping once the writes under way finish (Ctrl-C again stops at once)\n');
     const saved = Number(
@@ -1104,6 +1120,54 @@ describe('import and reindex off a terminal, on the emulator', () => {
     }
   });
 
+  it('an import of thousands of schedules counts each schedule made as progress, and says so, rather than stopping as stalled', async () => {
+    const project = uniqueProjectId('cli-import-many-sched');
+    const file = join(mkdtempSync(join(tmpdir(), 'import-')), 'n.json');
+    const zones = ['UTC', 'Europe/Paris', 'Asia/Tokyo'];
+    const items = Array.from({ length: 3000 }, (_, i) => ({
+      id: `n-${i}`,
+      accountId: 'a-1',
+      channelId: 'C1',
+      cron: `${i % 60} ${Math.floor(i / 60) % 24} * * *`,
+      timezone: zones[Math.floor(i / 1440)],
+    }));
+    writeFileSync(file, JSON.stringify(items));
+    // Seconds of schedule writes before the first notification is: a stall to a watch that
+    // counts only notifications saved.
+    const result = await runCli(['-p', project, 'import', file, '--stall-timeout', '3'], env());
+    expect(result).toMatchObject({ code: 0, stdout: 'imported 3000 notifications\n' });
+    expect(result.stderr).not.toContain('no write has finished');
+    expect(result.stderr).toMatch(/\nimport: \d+ of 3000 schedules made, before the notifications\n/);
+    expect(result.stderr).toContain('\nimport: 3000 of 3000 schedules made, before the notifications\n');
+  }, 120_000);
+
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const)(
+    '%s stops an import as Ctrl-C does: the transactions under way finish, it says how many were saved, exit %d',
+    async (signal, exitCode) => {
+      const project = uniqueProjectId('cli-import-term');
+      const { file } = notificationsFile(6000);
+      const { code, stderr } = await stoppedCommand(
+        ['-p', project, 'import', file],
+        'to save\n',
+        (child) => child.kill(signal),
+        300,
+      );
+      expect(code).toBe(exitCode);
+      expect(stderr).toContain(
+        `import: ${signal}: stopping once the writes under way finish (${signal} again stops at once)\n`,
+      );
+      expect(stderr).toMatch(
+        /\nimport: interrupted: saved \d+ of 6000 notifications, every one whole \(saving them again is safe\)\n$/,
+      );
+      // Nothing said after the stop but how far it got.
+      expect(stderr.slice(stderr.indexOf('stopping once')).split('\n').filter(Boolean)).toHaveLength(2);
+    },
+    90_000,
+  );
+
   it('reindex writes its progress to stderr in lines, and Ctrl-C says how far it got', async () => {
     const project = uniqueProjectId('cli-reindex');
     const db = createFirestore(project);
@@ -1124,20 +1188,12 @@ describe('import and reindex off a terminal, on the emulator', () => {
     expect(whole.stderr).toContain('reindex: 3000 of 3000 notifications scanned\n');
 
     // Interrupted as soon as it has counted them: before it has scanned them all.
-    const home = mkdtempSync(join(tmpdir(), 'no-adc-'));
-    const child = spawn(process.execPath, [CLI, '-p', project, 'reindex'], {
-      env: { PATH: process.env.PATH ?? '', HOME: home, ...env() },
-    });
-    let stderr = '';
-    let sent = false;
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (!sent && stderr.includes('to scan\n')) {
-        sent = true;
-        child.kill('SIGINT');
-      }
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    const { code, stderr } = await stoppedCommand(
+      ['-p', project, 'reindex'],
+      'to scan\n',
+      (child) => child.kill('SIGINT'),
+      0,
+    );
     expect(code).toBe(130);
     expect(stderr).toMatch(
       /\nreindex: interrupted after scanning (0|1000|2000) of 3000 notifications \(those scanned are indexed; the page under way may be partly done\); running it again is safe\n$/,

@@ -366,7 +366,11 @@ describe('npm start --slack-faults', () => {
     const file = join(dir, 'faults.json');
     writeFileSync(
       file,
-      JSON.stringify([{ channelPrefix: 'C000', respond: { kind: 'slack_error', error: 'channel_not_found' } }]),
+      JSON.stringify([
+        // The first demo channel's first two calls: an error the notifier retries.
+        { channel: 'C000000001', times: 2, respond: { kind: 'slack_error', error: 'some_unknown_code' } },
+        { channelPrefix: 'C000', respond: { kind: 'slack_error', error: 'channel_not_found' } },
+      ]),
     );
     const child = spawnLocal(['-n', '4', '--once', '--slack-faults', file]);
     const lines: string[] = [];
@@ -374,9 +378,16 @@ describe('npm start --slack-faults', () => {
     child.stderr.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString().trim()}`));
     const code = await exitCodeOf(child, 170_000);
     const output = lines.join('\n');
-    expect(output).toContain(`Slack stand-in faults: 1 rule from ${file}`);
-    // Three demo channels refused by the file's rule, the fourth by the archived channel's: nothing posted.
-    expect(lines.filter((l) => /^ {2}✗ refused .*: channel_not_found$/.test(l))).toHaveLength(3);
+    expect(output).toContain(`Slack stand-in faults: 2 rules from ${file}`);
+    // Three demo channels refused by the file's rules, the fourth by the archived channel's:
+    // nothing posted. The delivery refused three times says so from its second refusal.
+    const first = lines.filter((l) => /^ {2}✗ refused notif-000001:/.test(l)).map((l) => l.replace(/^.*: /, ''));
+    expect(first).toEqual([
+      'some_unknown_code',
+      'some_unknown_code (refused 2 times)',
+      'channel_not_found (refused 3 times)',
+    ]);
+    expect(lines.filter((l) => /^ {2}✗ refused notif-00000[23]:.*: channel_not_found$/.test(l))).toHaveLength(2);
     expect(lines.filter((l) => /^ {2}✗ refused .*: is_archived$/.test(l))).toHaveLength(1);
     expect(lines.filter((l) => /^ {2}✓ posted /.test(l))).toEqual([]);
     expect(output).toMatch(/^summary: 4 expected, 0 sent, 4 failed, 0 skipped, 0 dead, 0 not final/m);
