@@ -23,6 +23,7 @@ import {
   parseAccountsFile,
   parseNotificationsFile,
   progressOf,
+  readerGone,
   readText,
   SILENCE_WARNING_MS,
   STALL_TIMEOUT_SECONDS,
@@ -819,6 +820,19 @@ describe('progress off a terminal', () => {
     progress.update(1421);
     progress.stop(true);
     expect(lines).toEqual(['import-accounts: 20000 accounts to save\n']);
+  });
+});
+
+describe('readerGone', () => {
+  it('takes a closed pipe, a closed terminal and a stream they ended as a reader gone, and nothing else', () => {
+    const err = (code: string) => Object.assign(new Error(code), { code });
+    expect(['EPIPE', 'EIO', 'ERR_STREAM_DESTROYED', 'ENOSPC', 'EBADF'].map((c) => readerGone(err(c)))).toEqual([
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
   });
 });
 

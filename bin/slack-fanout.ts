@@ -1134,6 +1134,14 @@ export function stallWatch(o: {
   };
 }
 
+/**
+ * A write's error that says its reader is gone: a pipe closed (`| head`: EPIPE), a terminal
+ * closed (EIO, as a SIGHUP comes), or a stream already ended by one of those.
+ */
+export function readerGone(err: NodeJS.ErrnoException): boolean {
+  return err.code === 'EPIPE' || err.code === 'EIO' || err.code === 'ERR_STREAM_DESTROYED';
+}
+
 /** How long a bulk command (resume, redrive, reindex) may go without finishing a page before it says so. */
 export const SILENCE_WARNING_MS = 30_000;
 
@@ -1241,7 +1249,7 @@ async function importFile<T>(
     const at = Date.now();
     if (at - schedulesSaid >= PROGRESS_EVERY_MS || (done === total && schedulesSaid !== schedulesSince)) {
       schedulesSaid = at;
-      process.stderr.write(`${command}: ${done} of ${total} schedules made, before the ${what}\n`);
+      process.stderr.write(`${command}: ${done} of ${total} schedules ready, before the ${what}\n`);
     }
   };
   try {
@@ -2128,11 +2136,12 @@ if (require.main === module) {
   };
   // A client failing in the background (a connection, credentials) still ends in one line.
   process.on('unhandledRejection', fail);
-  // A reader that stopped early (`| head`): what is left to print goes nowhere, and the command
-  // ends as it would have, with its own exit code, instead of on an unhandled EPIPE.
+  // A reader that stopped early (`| head`), or a terminal that closed (SIGHUP, whose stop is then
+  // under way): what is left to print goes nowhere, and the command ends as it would have, with
+  // its own exit code, instead of on the write's error.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE') fail(err);
+      if (!readerGone(err)) fail(err);
     });
   }
   const program = buildProgram();

@@ -404,7 +404,8 @@ async function main(): Promise<number> {
       const refusals = new Map<string, number>();
       standIn.on('refused', (r) => {
         const id = r.deliveryId ?? '?';
-        const times = (refusals.get(id) ?? 0) + 1;
+        // A call with no delivery id (not the notifier's) is counted with no other.
+        const times = r.deliveryId === undefined ? 1 : (refusals.get(id) ?? 0) + 1;
         refusals.set(id, times);
         const again = times > 1 ? ` (refused ${times} times)` : '';
         postLines.add(`  ✗ refused ${id} → ${channelShown(r.channel)}: ${r.error}${again}`);

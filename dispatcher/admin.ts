@@ -65,7 +65,7 @@ import {
   redriveRun,
   runSummary,
 } from '../shared/redrive';
-import { checkedSchedule, scheduleProblemField } from '../shared/schedule';
+import { checkedSchedule, scheduleProblemField, stepPastCycle } from '../shared/schedule';
 import { z } from '../shared/zod';
 import {
   renderStatusError,
@@ -610,6 +610,11 @@ export function adminRouter(deps: AdminDeps): Router {
       const checked = checkedSchedule(body.cron.trim(), body.timezone);
       if ('problem' in checked) {
         invalid(res, scheduleProblemField(checked.problem), checked.problem);
+        return;
+      }
+      const step = stepPastCycle(checked.cron);
+      if (step !== null) {
+        invalid(res, 'cron', `invalid cron ${JSON.stringify(checked.cron)}: ${step}`);
         return;
       }
       // Read before the save, so that a Firestore that fails the read fails the request before

@@ -58,7 +58,7 @@ describe('dispatchState', () => {
 
   it('says a run whose lease ran out is stalled, from when', () => {
     expect(dispatchState(run({ leaseExpiresAt: new Date('2026-12-06T18:51:40Z') }), now)).toEqual({
-      text: 'stalled, the next tick resumes it: its dispatcher has not renewed its lease since 2026-12-06T18:51:40.000Z',
+      text: 'stalled, the next tick resumes it: its dispatcher let its lease run out at 2026-12-06T18:51:40.000Z',
       stopped: true,
     });
   });

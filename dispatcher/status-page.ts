@@ -67,7 +67,7 @@ export function dispatchState(run: RunDoc, now: Date): { text: string; stopped: 
   const expires = run.leaseExpiresAt;
   if (expires instanceof Date && expires.getTime() < now.getTime()) {
     return {
-      text: `stalled, the next tick resumes it: its dispatcher has not renewed its lease since ${time(expires)}`,
+      text: `stalled, the next tick resumes it: its dispatcher let its lease run out at ${time(expires)}`,
       stopped: true,
     };
   }

@@ -1,5 +1,6 @@
 import * as gcp from '@pulumi/gcp';
 import { compositeIndexes, INDEX_EXEMPTIONS, TTL_FIELDS } from '../shared/queries';
+import { COLLECTIONS } from '../shared/topology';
 import type { Apis } from './apis';
 
 /** The services use the default database (no database id in their clients). */
@@ -15,6 +16,8 @@ export interface Firestore {
   database: gcp.firestore.Database;
   indexes: gcp.firestore.Index[];
   exemptions: gcp.firestore.Field[];
+  /** The exemptions of the dispatch index's buckets: a large bucket cannot be written without them. */
+  bucketExemptions: gcp.firestore.Field[];
   /** The retention policies (shared/topology.ts RETENTION). */
   ttl: gcp.firestore.Field[];
 }
@@ -87,5 +90,6 @@ export function createFirestore(args: FirestoreArgs): Firestore {
         indexConfig: {},
       }),
   );
-  return { database, indexes, exemptions, ttl };
+  const bucketExemptions = exemptions.filter((_, i) => INDEX_EXEMPTIONS[i]?.collectionGroup === COLLECTIONS.members);
+  return { database, indexes, exemptions, bucketExemptions, ttl };
 }

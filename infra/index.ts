@@ -52,9 +52,11 @@ function deployPipeline(images: NonNullable<typeof config.images>) {
     slackTokenSecret: secrets.slackToken,
     slackTokenVersion: secrets.slackTokenVersion,
     apis,
-    // Until its indexes are built, the first tick's queries would fail; until its exemptions
-    // hold, a large dispatch bucket's write would exceed a document's index entries.
-    dependsOn: [...runtimeGrants, firestore.database, ...firestore.indexes, ...firestore.exemptions, ...firestore.ttl],
+    // Until its indexes are built, the first tick's queries would fail; until the dispatch
+    // index's exemptions hold, a large bucket's write would exceed a document's index entries.
+    // Not the ledger's: turning an index off on a large collection takes long, and nothing
+    // fails meanwhile.
+    dependsOn: [...runtimeGrants, firestore.database, ...firestore.indexes, ...firestore.bucketExemptions],
   });
   const invokers = grantInvokers({
     project,

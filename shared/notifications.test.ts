@@ -208,6 +208,18 @@ describe('notificationProblems: every field that is wrong, the first as notifica
     expect(notificationProblems({ ...base, timezone: 'Mars/Base' }).map((p) => p.field)).toEqual(['timezone']);
   });
 
+  it("refuses a step longer than its field's cycle when a notification is saved, naming the cron", () => {
+    const n = { ...base, cron: '*/90 * * * *' };
+    expect(notificationProblems(n).map((p) => [p.field, p.message])).toEqual([
+      [
+        'cron',
+        'notification n-1: invalid cron "*/90 * * * *": the minute field\'s "*/90" steps by 90, more than the 60 minutes of its cycle (0-59), so it gives 0 alone: cron cannot say every 90 minutes; write the minutes it is to run at',
+      ],
+    ]);
+    expect(thrown(n)?.field).toBe('cron');
+    expect(notificationProblems({ ...base, cron: '*/60 * * * *' })).toEqual([]);
+  });
+
   it('throws, from notificationDoc, the field and message it threw before problems were listed', () => {
     const cases: [Partial<NewNotification>, string, RegExp][] = [
       [{ cron: '', timezone: '' }, 'timezone', /^notification n-1: time zone is blank/],

@@ -23,7 +23,14 @@ import {
   titleSchema,
 } from './model';
 import { QUERIES } from './queries';
-import { checkedSchedule, latestOccurrence, nextOccurrence, scheduleIdOf, scheduleProblemField } from './schedule';
+import {
+  checkedSchedule,
+  latestOccurrence,
+  nextOccurrence,
+  scheduleIdOf,
+  scheduleProblemField,
+  stepPastCycle,
+} from './schedule';
 import { COLLECTIONS } from './topology';
 
 /** Writing notifications and accounts: the admin API, the CLI and the local seed share this. */
@@ -113,6 +120,12 @@ function checkedNotification(n: NewNotification): {
     add(field, checked.problem, `${who}: ${checked.problem}`);
     if (zoneProblem !== undefined) add('timezone', zoneProblem, `${who}: ${zoneProblem}`);
     if (cronProblem !== undefined) add('cron', cronProblem, `${who}: ${cronProblem}`);
+  } else {
+    const step = stepPastCycle(checked.cron);
+    if (step !== null) {
+      const problem = `invalid cron ${JSON.stringify(checked.cron)}: ${step}`;
+      add('cron', problem, `${who}: ${problem}`);
+    }
   }
   // A Slack id has no blanks or invisible characters: one with them could never be posted to.
   for (const [field, id] of [

@@ -135,6 +135,10 @@ export const DELIVERY_TIME_FIELDS = [
   'sentAt',
   'updatedAt',
   'lastRedriveAt',
+  'deadAt',
+  'deadBeforeRedriveAt',
+  // Slack's message ts, seconds since 1970: it grows as the times do.
+  'slackTs',
   // A map: the exemption covers its `at`.
   'lastError',
 ] as const;

@@ -15,6 +15,7 @@ import {
   occurrencesAfter,
   planOccurrence,
   scheduleIdOf,
+  stepPastCycle,
   validateSchedule,
 } from './schedule';
 
@@ -793,4 +794,58 @@ describe('cron macros', () => {
       expect(() => validateSchedule({ cron, timezone: 'UTC' })).toThrow('must have 5 fields');
     },
   );
+});
+
+describe("stepPastCycle: a step longer than its field's cycle, which cron reads as its first value alone", () => {
+  it.each([
+    [
+      '*/90 * * * *',
+      'the minute field\'s "*/90" steps by 90, more than the 60 minutes of its cycle (0-59), so it gives 0 alone: cron cannot say every 90 minutes; write the minutes it is to run at',
+    ],
+    [
+      '5/90 * * * *',
+      'the minute field\'s "5/90" steps by 90, more than the 60 minutes of its cycle (0-59), so it gives 5 alone: cron cannot say every 90 minutes; write the minutes it is to run at',
+    ],
+    [
+      '0 */25 * * *',
+      'the hour field\'s "*/25" steps by 25, more than the 24 hours of its cycle (0-23), so it gives 0 alone: cron cannot say every 25 hours; write the hours it is to run at',
+    ],
+    [
+      '0 9 */32 * *',
+      'the day-of-month field\'s "*/32" steps by 32, more than the 31 days of the month of its cycle (1-31), so it gives 1 alone: cron cannot say every 32 days; write the days of the month it is to run at',
+    ],
+    [
+      '0 9 * 3,*/13 *',
+      'the month field\'s "*/13" steps by 13, more than the 12 months of its cycle (1-12), so it gives 1 alone: cron cannot say every 13 months; write the months it is to run at',
+    ],
+    [
+      '0 9 * * 1-5/8',
+      'the day-of-week field\'s "1-5/8" steps by 8, more than the 7 days of the week of its cycle (0-6), so it gives 1 alone: cron cannot say every 8 days; write the days of the week it is to run at',
+    ],
+  ])('names %s', (cron, message) => {
+    expect(stepPastCycle(cron)).toBe(message);
+    // A cron cron-parser takes, and runs once a cycle: what the words say.
+    expect(checkedSchedule(cron, 'UTC')).not.toHaveProperty('problem');
+  });
+
+  it.each([
+    '*/60 * * * *',
+    '0 */24 * * *',
+    '0 9 */31 * *',
+    '0 9 * */12 *',
+    '0 9 * * */7',
+    '*/15 * * * *',
+    '0-30/45 * * * *',
+    '0 9 * * MON-FRI/2',
+  ])('takes %s: a step no longer than its cycle', (cron) => {
+    expect(stepPastCycle(cron)).toBeNull();
+  });
+
+  it('agrees with cron-parser that such a step gives its first value alone', () => {
+    const s = { cron: '*/90 * * * *', timezone: 'UTC' };
+    // Each hour on the hour, and not 01:30, 90 minutes after midnight.
+    expect(firesAt(s, new Date('2026-12-06T01:00:00Z'))).toBe(true);
+    expect(firesAt(s, new Date('2026-12-06T02:00:00Z'))).toBe(true);
+    expect(firesAt(s, new Date('2026-12-06T01:30:00Z'))).toBe(false);
+  });
 });

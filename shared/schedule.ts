@@ -242,6 +242,36 @@ const FIELDS = [
   },
 ] as const;
 
+/** What each field's values are, for a step past its cycle (stepPastCycle). */
+const STEP_UNITS = ['minutes', 'hours', 'days of the month', 'months', 'days of the week'] as const;
+/** What a step of each field counts. */
+const STEP_EVERY = ['minutes', 'hours', 'days', 'months', 'days'] as const;
+
+// A step longer than its field's whole cycle (90 in the minutes, 25 in the hours): cron takes
+// it, and gives the first value alone, once an hour or once a day, where its writer meant
+// "every 90 minutes", which cron cannot say. A step of the whole cycle (60 in the minutes, 24 in
+// the hours) is what it says. Said when a notification is saved, not when a stored schedule is
+// read: one saved before keeps running as it did. Null when no step is.
+export function stepPastCycle(cron: string): string | null {
+  const fields = normalCron(cron).split(' ');
+  for (const [index, field] of FIELDS.entries()) {
+    for (const item of fields[index]?.split(',') ?? []) {
+      const m = /^(?:\*|(\d+)(?:-\d+)?)\/(\d+)$/.exec(item);
+      if (!m) continue;
+      const step = Number(m[2]);
+      const cycle = field.high - field.low + 1;
+      if (step <= cycle) continue;
+      const unit = STEP_UNITS[index];
+      return (
+        `the ${field.name} field's ${JSON.stringify(item)} steps by ${step}, more than the ${cycle} ${unit} of its cycle ` +
+        `(${field.low}-${field.high}), so it gives ${m[1] ?? field.low} alone: cron cannot say every ${step} ${STEP_EVERY[index]}; ` +
+        `write the ${unit} it is to run at`
+      );
+    }
+  }
+  return null;
+}
+
 /** The first field cron-parser refuses on its own, every other field `*`, with its message. */
 function refusedField(fields: readonly string[]): { index: number; message: string } | null {
   for (let index = 0; index < FIELDS.length; index++) {

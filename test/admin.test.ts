@@ -882,6 +882,8 @@ describe('admin API: requests (fake ports)', () => {
     [{ channelId: 'C1', cron: '* * * * *', timezone: 'UTC' }, 'accountId'],
     [{ accountId: 'a', channelId: 'C1', cron: '* * *', timezone: 'UTC' }, 'cron'],
     [{ accountId: 'a', channelId: 'C1', cron: '61 * * * *', timezone: 'UTC' }, 'cron'],
+    // A step longer than the minutes' cycle: hourly, where every 90 minutes was meant.
+    [{ accountId: 'a', channelId: 'C1', cron: '*/90 * * * *', timezone: 'UTC' }, 'cron'],
     [{ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'Mars/Olympus' }, 'timezone'],
     [{ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC', extra: 1 }, 'extra'],
     [{ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC', enabled: 'yes' }, 'enabled'],

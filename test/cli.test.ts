@@ -1137,8 +1137,8 @@ describe('import and reindex off a terminal, on the emulator', () => {
     const result = await runCli(['-p', project, 'import', file, '--stall-timeout', '3'], env());
     expect(result).toMatchObject({ code: 0, stdout: 'imported 3000 notifications\n' });
     expect(result.stderr).not.toContain('no write has finished');
-    expect(result.stderr).toMatch(/\nimport: \d+ of 3000 schedules made, before the notifications\n/);
-    expect(result.stderr).toContain('\nimport: 3000 of 3000 schedules made, before the notifications\n');
+    expect(result.stderr).toMatch(/\nimport: \d+ of 3000 schedules ready, before the notifications\n/);
+    expect(result.stderr).toContain('\nimport: 3000 of 3000 schedules ready, before the notifications\n');
   }, 120_000);
 
   it.each([
