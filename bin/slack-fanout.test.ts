@@ -449,6 +449,24 @@ describe('an import file with several bad entries', () => {
     );
   });
 
+  it("names a lone surrogate beside the entry's other problems, a duplicate id and an unknown field among them", () => {
+    const dup = `[${JSON.stringify(good)},{"id":"n-1","accountId":"","channelId":"C1","cron":"0 9 *","timezone":"Nowhere","title":"\\ud800"}]`;
+    expect(message(() => parseNotificationsFile(dup, 'f.json')).split('\n')).toEqual([
+      'f.json: 1 bad entry (5 problems); nothing was written:',
+      '  f.json[1].title: is not well-formed Unicode (a lone surrogate)',
+      '  f.json[1]: duplicate id n-1 (also f.json[0])',
+      '  f.json[1]: notification n-1: accountId: is empty',
+      '  f.json[1]: notification n-1: unknown time zone "Nowhere"',
+      expect.stringMatching(/^ {2}f\.json\[1\]: notification n-1: cron "0 9 \*" must have 5 fields/),
+    ]);
+    const account = '[{"id":"a-1","name":"\\ud800","metrics":[{"label":"x","value":1,"chnage":2}]}]';
+    expect(message(() => parseAccountsFile(account, 'a.json')).split('\n')).toEqual([
+      'a.json: 1 bad entry (2 problems); nothing was written:',
+      '  a.json[0].name: is not well-formed Unicode (a lone surrogate)',
+      expect.stringMatching(/^ {2}a\.json\[0\]: account a-1: metrics\.0: .*chnage/),
+    ]);
+  });
+
   it('names a lone surrogate beside the schema errors of other entries', () => {
     const text = `[{"id":"a-1","name":"\\ud800"},{"id":"a-2"}]`;
     expect(message(() => parseAccountsFile(text, 'a.json')).split('\n')).toEqual([

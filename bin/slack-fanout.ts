@@ -929,13 +929,17 @@ function validEntries<T extends { id: string }>(
   const say = (i: number, text: string) => {
     problems.push({ entry: i, where: escapedUnshowable(where(i)), text: escapedUnshowable(text) });
   };
-  const valid = entries.map((entry, i) => {
-    const at = loneSurrogatePath(entry);
+  const valid = entries.map((given, i) => {
+    const at = loneSurrogatePath(given);
+    let entry = given;
     if (at !== null) {
       // Firestore cannot store it (JSON can write one as \ud800); named before the schema, whose
-      // message would not say why.
+      // message would not say why. The entry's other problems are named too, read with U+FFFD in
+      // its place: one run of the import names them all.
       say(i, `${where(i)}${at ? `.${at}` : ''}: is not well-formed Unicode (a lone surrogate)`);
-      return undefined;
+      const mended = withoutLoneSurrogates(given);
+      if (mended === undefined) return undefined;
+      entry = mended;
     }
     const parsed = schema.safeParse(entry);
     // A second entry of an id is named whatever else is wrong with either: one run of the import
@@ -978,10 +982,24 @@ function validEntries<T extends { id: string }>(
     const e = parsed.data;
     // A second entry of an id is named by its other problems too: it may be the one to keep.
     for (const why of problemsOf(e)) say(i, `${where(i)}: ${textOf(why)}`);
-    return first === undefined ? e : undefined;
+    return first === undefined && at === null ? e : undefined;
   });
   if (problems.length > 0) throw entriesError(problems, source);
   return valid as T[];
+}
+
+/**
+ * A copy of a JSON value with each lone surrogate, in a key or a string, as U+FFFD; undefined
+ * when it cannot be copied (nested past what JSON.stringify takes). JSON.stringify writes a lone
+ * surrogate as its escape, and a pair as it is, so every such escape is a lone one.
+ */
+function withoutLoneSurrogates(value: unknown): unknown {
+  try {
+    const text = JSON.stringify(value).replace(/(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/gi, '$1\\ufffd');
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
