@@ -1040,6 +1040,11 @@ export const PROGRESS_EVERY_MS = 2000;
 
 export interface Progress {
   update(done: number): void;
+  /**
+   * On a terminal, words after the bar (a phase before the first item is done; '' to clear);
+   * off one, nothing: the caller writes its own lines.
+   */
+  note(text: string): void;
   /** Ends the bar; when the work is done, says how far it got (a last line off a terminal). */
   stop(finished: boolean): void;
 }
@@ -1057,11 +1062,19 @@ export function progressOf(
   },
 ): Progress {
   if (out.tty) {
-    const bar = new SingleBar({ format: `${o.command} [{bar}] {value}/{total} ${o.noun} ${o.verb}`, hideCursor: true });
-    bar.start(o.total, 0);
+    const bar = new SingleBar({
+      format: `${o.command} [{bar}] {value}/{total} ${o.noun} ${o.verb}{note}`,
+      hideCursor: true,
+    });
+    bar.start(o.total, 0, { note: '' });
     let barStopped = false;
+    let value = 0;
     return {
-      update: (n) => barStopped || bar.update(n),
+      update: (n) => {
+        value = n;
+        if (!barStopped) bar.update(n);
+      },
+      note: (text) => barStopped || bar.update(value, { note: text }),
       stop: () => {
         if (barStopped) return;
         barStopped = true;
@@ -1078,6 +1091,7 @@ export function progressOf(
   // Stopped (a Ctrl-C), the writes under way still report: no line after what the stop said.
   let stopped = false;
   return {
+    note: () => undefined,
     update(n) {
       latest = n;
       if (stopped) return;
@@ -1263,7 +1277,11 @@ async function importFile<T>(
   let schedulesSaid = schedulesSince;
   const onSchedules = (done: number, total: number) => {
     stall.moved();
-    if (process.stderr.isTTY === true || stop.signal.aborted) return;
+    if (stop.signal.aborted) return;
+    if (process.stderr.isTTY === true) {
+      progress.note(done < total ? ` (first their schedules: ${done} of ${total} ready)` : '');
+      return;
+    }
     const at = Date.now();
     if (at - schedulesSaid >= PROGRESS_EVERY_MS || (done === total && schedulesSaid !== schedulesSince)) {
       schedulesSaid = at;
@@ -1368,28 +1386,41 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
   let result: ResumePausedResult;
   let stall: StallWatch | undefined;
   let removeSignals: (() => void) | undefined;
+  const stop = new AbortController();
+  let stoppedBy: StopSignal = 'SIGINT';
   try {
     // The total is an estimate for the bar: what is paused or resumed meanwhile moves it.
     const total = (await pausedQuery(db, selector).count().get()).data().count;
     if (tty) bar.start(total, 0, { resumed: 0, skipped: 0, failed: 0 });
     else process.stderr.write(`resume: ${total} to ${dryRun ? 'count' : 'resume'}\n`);
-    // Ctrl-C (or SIGTERM, SIGHUP) says how far it got: resuming is safe to run again, whatever was left.
+    // Ctrl-C (or SIGTERM, SIGHUP) lets the transactions under way finish (one left open would
+    // hold its locks, and a resume run again at once would wait on them), then says how far it
+    // got; a second stops at once. Resuming is safe to run again, whatever was left.
     let sofar = 'nothing resumed yet';
     removeSignals = onStopSignals(
       (signal) => {
+        stoppedBy = signal;
+        stop.abort();
         if (tty) bar.stop();
-        process.stderr.write(`resume: interrupted: ${sofar} (running it again is safe)\n`);
-        process.exit(signalExitCode(signal));
+        process.stderr.write(
+          `resume: ${signal === 'SIGINT' ? '' : `${signal}: `}stopping once the transactions under way finish (${stopName(signal)} again stops at once)\n`,
+        );
       },
-      () => undefined,
+      () => {
+        process.stderr.write(`resume: interrupted: ${sofar} at least (running it again is safe)\n`);
+        process.exit(signalExitCode(stoppedBy));
+      },
     );
     stall = silenceWarning('resume', 'page', projectId);
     result = await resumePaused(db, selector, {
       dryRun,
       pageSize,
+      signal: stop.signal,
       onProgress: (p) => {
         stall?.moved();
         sofar = `${p.matched} of ${total} read, ${p.resumed} resumed, ${p.skipped} skipped, ${p.failed} failed`;
+        // Stopping: the stop's lines are the last but its end.
+        if (stop.signal.aborted) return;
         if (tty) bar.update(p.matched, { resumed: p.resumed, skipped: p.skipped, failed: p.failed });
         else {
           process.stderr.write(
@@ -1405,6 +1436,12 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
     await db.terminate();
   }
   const { ids, unlisted, firstError, ...counts } = result;
+  if (result.interrupted) {
+    process.stderr.write(
+      `resume: interrupted: ${result.matched} read, ${result.resumed} resumed, ${result.skipped} skipped, ${result.failed} failed (running it again is safe)\n`,
+    );
+    process.exitCode = signalExitCode(stoppedBy);
+  }
   print({
     ...('pausedReason' in selector ? { pausedReason: selector.pausedReason } : { allPaused: true }),
     ...counts,
@@ -1415,7 +1452,7 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
     process.stderr.write(
       `resume: ${result.failed} left paused by a failed write (running it again is safe): ${firstError}\n`,
     );
-    process.exitCode = EXIT.failed;
+    if (!result.interrupted) process.exitCode = EXIT.failed;
   }
   // A reason is matched exactly, and one saved now has no blanks around it and is in NFC: the likely one named.
   const hint = 'pausedReason' in selector && result.matched === 0 ? reasonHint(selector.pausedReason) : null;
@@ -1844,8 +1881,9 @@ In bulk, progress goes to stderr and the counts as JSON to stdout: matched, resu
 or deleted meanwhile), failed (left paused; exit code 1), byReason; with --dry-run also
 ids (up to 1,000 of the matches) and unlisted (how many matches are not in ids). Each notification is resumed as by
 \`resume <id>\`, with its dispatch index entry in the same transaction. Safe to repeat and to
-interrupt: a second run takes only what is still paused. Interrupted (Ctrl-C), it says how far
-it got and exits 130. 30 s without a finished page, it says what it waits on. A notification
+interrupt: a second run takes only what is still paused. Interrupted (Ctrl-C), it lets the
+transactions under way finish, prints its counts with interrupted: true, says how far it got,
+and exits 130; a second Ctrl-C stops at once. 30 s without a finished page, it says what it waits on. A notification
 imported with "enabled": false has no pausedReason and is never resumed in bulk.`,
     )
     .action(

@@ -405,17 +405,18 @@ async function main(): Promise<number> {
       standIn.on('refused', (r) => {
         const id = r.deliveryId ?? '?';
         // A call with no delivery id (not the notifier's) is counted with no other.
-        const times = r.deliveryId === undefined ? 1 : (refusals.get(id) ?? 0) + 1;
+        const times = r.deliveryId === null ? 1 : (refusals.get(id) ?? 0) + 1;
         refusals.set(id, times);
         const again = times > 1 ? ` (refused ${times} times)` : '';
         postLines.add(`  ✗ refused ${id} → ${channelShown(r.channel)}: ${r.error}${again}`);
       });
       processes.push(() => (standIn as SlackStandIn).stop());
       // One demo channel is archived, to show a permanent failure recorded and acked.
-      // And the rules of --slack-faults after it, in force before the first tick.
+      // The rules of --slack-faults come first, in force before the first tick: the first rule
+      // that matches a call answers it, so a rule of the file's for that channel too is kept.
       const archived: FaultRule = { channel: ARCHIVED_CHANNEL, respond: { kind: 'slack_error', error: 'is_archived' } };
       const faults = opts.slackFaults;
-      standIn.setFaults([archived, ...(faults?.rules ?? [])], faults?.seed === undefined ? {} : { seed: faults.seed });
+      standIn.setFaults([...(faults?.rules ?? []), archived], faults?.seed === undefined ? {} : { seed: faults.seed });
       if (faults) {
         say(
           `Slack stand-in faults: ${faults.rules.length} rule${faults.rules.length === 1 ? '' : 's'} from ${faults.file}`,

@@ -211,6 +211,21 @@ describe('SlackStandIn', () => {
     expect(refused).toEqual([{ channel: 'C404', error: 'is_archived', deliveryId: 'n-1:occ' }]);
   });
 
+  it('tells a watcher which delivery an http fault refused, and with which status', async () => {
+    slack.setFaults([
+      { channel: 'C503', times: 1, respond: { kind: 'http', status: 503 } },
+      { channel: 'C429', times: 1, respond: { kind: 'http', status: 429, retryAfterSeconds: 0 } },
+    ]);
+    const refused: unknown[] = [];
+    slack.on('refused', (r) => refused.push(r));
+    await caught(client().chat.postMessage({ channel: 'C503', text: 'x', metadata: metadataFor('n-2:occ') }));
+    await caught(client().chat.postMessage({ channel: 'C429', text: 'x' }));
+    expect(refused).toEqual([
+      { channel: 'C503', error: 'HTTP 503', deliveryId: 'n-2:occ' },
+      { channel: 'C429', error: 'ratelimited (HTTP 429)', deliveryId: null },
+    ]);
+  });
+
   it('turns a delay beyond the client timeout into a request error, and stop() does not wait for it', async () => {
     slack.setFaults([{ respond: { kind: 'delay', ms: 10_000 } }]);
 

@@ -104,7 +104,10 @@ export const STANDIN_SCOPES: readonly string[] = ['chat:write', 'channels:histor
 
 export interface StandInEvents {
   post: [RecordedPost];
-  /** A post answered with a Slack error by a fault (`slack_error`): the delivery it named, if any. */
+  /**
+   * A post refused by a fault, with a Slack error (`slack_error`) or an HTTP status (`http`: the
+   * error is `HTTP 503`, or `ratelimited (HTTP 429)`): the delivery it named, if any.
+   */
   refused: [{ channel: string | undefined; error: string; deliveryId: string | null }];
 }
 
@@ -479,6 +482,11 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
     const fault = this.matchFault(stringParam(params, 'channel'));
     switch (fault?.kind) {
       case 'http':
+        this.emit('refused', {
+          channel: stringParam(params, 'channel'),
+          error: fault.status === 429 ? 'ratelimited (HTTP 429)' : `HTTP ${fault.status}`,
+          deliveryId: this.deliveryIdOf(params),
+        });
         if (fault.status === 429 || fault.retryAfterSeconds !== undefined) {
           res.set('Retry-After', String(fault.retryAfterSeconds ?? 1));
         }

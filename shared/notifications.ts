@@ -524,6 +524,12 @@ export interface ResumePausedOptions {
   listLimit?: number;
   now?: Date;
   onProgress?: (progress: ResumePausedProgress) => void;
+  /**
+   * Once aborted (a Ctrl-C, a SIGTERM), no further page is read and no further chunk of the
+   * page under way starts; the transactions under way finish, so none is left open holding its
+   * locks, and the result says it was interrupted.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ResumePausedProgress {
@@ -546,6 +552,8 @@ export interface ResumePausedResult extends ResumePausedProgress {
   unlisted: number;
   /** The first failure's message, if any. */
   firstError: string | null;
+  /** Stopped by its signal (ResumePausedOptions.signal): what is still paused is left to a resume again. */
+  interrupted?: boolean;
 }
 
 /** A bulk resume's result before it has matched anything. */
@@ -600,6 +608,10 @@ export async function resumePaused(
   const result = noneResumed(opts.dryRun === true);
   let after: QueryDocumentSnapshot | null = null;
   for (;;) {
+    if (opts.signal?.aborted) {
+      result.interrupted = true;
+      break;
+    }
     // The cursor is the last match's (reason, id): resuming a page does not move the next one.
     let q = base.select('pausedReason').limit(pageSize);
     if (after) q = q.startAfter(after);
@@ -618,6 +630,11 @@ export async function resumePaused(
     } else {
       const now = opts.now ?? new Date();
       await mapLimit(chunksOf(page.docs, SAVE_CHUNK), SAVE_PARALLEL, async (chunk) => {
+        // Stopped: the chunks under way finish, none after (still paused, for a resume again).
+        if (opts.signal?.aborted) {
+          result.interrupted = true;
+          return;
+        }
         try {
           const resumed = await db.runTransaction(async (tx) => {
             const current = await tx.getAll(...chunk.map((d) => d.ref));
@@ -713,6 +730,8 @@ async function ensureSchedules(
 ): Promise<{ created: number; repaired: number }> {
   const counts = { created: 0, repaired: 0 };
   let checked = 0;
+  // Before the first: what came before (the notifications' documents built) may have taken long.
+  opts.onProgress?.(0, schedules.size);
   // Side by side: an import of per-tenant schedules has thousands, one transaction each.
   await mapLimit([...schedules], SCHEDULES_PARALLEL, async ([id, s]) => {
     // Stopped (SaveOptions.signal): the schedules under way finish, none after.

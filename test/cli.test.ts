@@ -806,6 +806,56 @@ describe('resume in bulk, on the emulator', () => {
   const schedule = { cron: '0 9 * * *', timezone: 'Europe/Paris' };
   const scheduleId = scheduleIdOf(schedule);
 
+  it('SIGTERM lets the transactions under way finish and prints the counts, so that a resume at once finds no lock held', async () => {
+    const project = uniqueProjectId('cli-resume-term');
+    const items = Array.from({ length: 2000 }, (_, i) => notification(i + 1, schedule));
+    const db = createFirestore(project);
+    try {
+      await saveNotifications(db, items);
+      for (let i = 0; i < items.length; i += 500) {
+        const batch = db.batch();
+        for (const n of items.slice(i, i + 500)) {
+          batch.update(db.doc(`notifications/${n.id}`), { enabled: false, pausedReason: 'bulk' });
+        }
+        await batch.commit();
+      }
+    } finally {
+      await db.terminate();
+    }
+    const home = mkdtempSync(join(tmpdir(), 'no-adc-'));
+    const child = spawn(process.execPath, [CLI, '-p', project, 'resume', '--all-paused', '--page-size', '100'], {
+      env: { PATH: process.env.PATH ?? '', HOME: home, ...env() },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      // Once a page is done: the next one's transactions are under way, or about to be.
+      if (/ read, \d+ resumed/.test(stderr) && !child.killed) child.kill('SIGTERM');
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(code).toBe(143);
+    expect(stderr).toContain(
+      'resume: SIGTERM: stopping once the transactions under way finish (SIGTERM again stops at once)\n',
+    );
+    const first = JSON.parse(stdout);
+    expect(first).toMatchObject({ allPaused: true, interrupted: true, failed: 0 });
+    expect(first.resumed).toBeGreaterThanOrEqual(100);
+    expect(first.resumed).toBeLessThan(2000);
+    expect(stderr).toMatch(
+      new RegExp(
+        `\\nresume: interrupted: ${first.matched} read, ${first.resumed} resumed, 0 skipped, 0 failed \\(running it again is safe\\)\\n$`,
+      ),
+    );
+    // Run again at once: no transaction left open holds a lock, and the rest are resumed.
+    const again = await runCli(['-p', project, 'resume', '--all-paused'], env());
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ failed: 0, resumed: 2000 - first.resumed });
+  }, 120_000);
+
   it('resumes exactly the notifications paused for one reason, back in the dispatch index; a dry run changes nothing', async () => {
     const project = uniqueProjectId('cli-resume');
     const items = Array.from({ length: 270 }, (_, i) => notification(i + 1, schedule));

@@ -361,7 +361,7 @@ describe('npm start, a service killed', () => {
 });
 
 describe('npm start --slack-faults', () => {
-  test("the file's rules are in force from the first tick of a --once run, beside the archived channel's", async () => {
+  test("the file's rules are in force from the first tick of a --once run, before the archived channel's", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'slack-faults-'));
     const file = join(dir, 'faults.json');
     writeFileSync(
@@ -369,7 +369,8 @@ describe('npm start --slack-faults', () => {
       JSON.stringify([
         // The first demo channel's first two calls: an error the notifier retries.
         { channel: 'C000000001', times: 2, respond: { kind: 'slack_error', error: 'some_unknown_code' } },
-        { channelPrefix: 'C000', respond: { kind: 'slack_error', error: 'channel_not_found' } },
+        // Every channel, the demo's archived one too: the file's rules come before its own.
+        { channelPrefix: 'C0', respond: { kind: 'slack_error', error: 'channel_not_found' } },
       ]),
     );
     const child = spawnLocal(['-n', '4', '--once', '--slack-faults', file]);
@@ -379,16 +380,16 @@ describe('npm start --slack-faults', () => {
     const code = await exitCodeOf(child, 170_000);
     const output = lines.join('\n');
     expect(output).toContain(`Slack stand-in faults: 2 rules from ${file}`);
-    // Three demo channels refused by the file's rules, the fourth by the archived channel's:
-    // nothing posted. The delivery refused three times says so from its second refusal.
+    // Every channel refused by the file's rules, the archived one's rule kept for none: nothing
+    // posted. The delivery refused three times says so from its second refusal.
     const first = lines.filter((l) => /^ {2}✗ refused notif-000001:/.test(l)).map((l) => l.replace(/^.*: /, ''));
     expect(first).toEqual([
       'some_unknown_code',
       'some_unknown_code (refused 2 times)',
       'channel_not_found (refused 3 times)',
     ]);
-    expect(lines.filter((l) => /^ {2}✗ refused notif-00000[23]:.*: channel_not_found$/.test(l))).toHaveLength(2);
-    expect(lines.filter((l) => /^ {2}✗ refused .*: is_archived$/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /^ {2}✗ refused notif-00000[234]:.*: channel_not_found$/.test(l))).toHaveLength(3);
+    expect(lines.filter((l) => /: is_archived/.test(l))).toEqual([]);
     expect(lines.filter((l) => /^ {2}✓ posted /.test(l))).toEqual([]);
     expect(output).toMatch(/^summary: 4 expected, 0 sent, 4 failed, 0 skipped, 0 dead, 0 not final/m);
     expect(code).toBe(0);
