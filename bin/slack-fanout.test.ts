@@ -844,13 +844,15 @@ describe('progress off a terminal', () => {
 describe('readerGone', () => {
   it('takes a closed pipe, a closed terminal and a stream they ended as a reader gone, and nothing else', () => {
     const err = (code: string) => Object.assign(new Error(code), { code });
-    expect(['EPIPE', 'EIO', 'ERR_STREAM_DESTROYED', 'ENOSPC', 'EBADF'].map((c) => readerGone(err(c)))).toEqual([
+    expect(['EPIPE', 'EIO', 'ERR_STREAM_DESTROYED', 'ENOSPC', 'EBADF'].map((c) => readerGone(err(c), true))).toEqual([
       true,
       true,
       true,
       false,
       false,
     ]);
+    // EIO from a file (a failing disk) is a failure, said.
+    expect(readerGone(err('EIO'), false)).toBe(false);
   });
 });
 

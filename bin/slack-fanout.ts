@@ -943,8 +943,9 @@ function validEntries<T extends { id: string }>(
     }
     const parsed = schema.safeParse(entry);
     // A second entry of an id is named whatever else is wrong with either: one run of the import
-    // names every problem, not the duplicates only once the rest are mended.
-    const entryKey = parsed.success ? parsed.data.id : entryId(entry);
+    // names every problem, not the duplicates only once the rest are mended. An id mended of its
+    // lone surrogates is not: two ids could be one once mended, and two in the file.
+    const entryKey = at === 'id' ? undefined : parsed.success ? parsed.data.id : entryId(entry);
     const first = entryKey === undefined ? undefined : seen.get(entryKey);
     if (first !== undefined) say(i, `${where(i)}: duplicate id ${entryKey} (also ${where(first)})`);
     else if (entryKey !== undefined) seen.set(entryKey, i);
@@ -1170,8 +1171,9 @@ export function stallWatch(o: {
  * A write's error that says its reader is gone: a pipe closed (`| head`: EPIPE), a terminal
  * closed (EIO, as a SIGHUP comes), or a stream already ended by one of those.
  */
-export function readerGone(err: NodeJS.ErrnoException): boolean {
-  return err.code === 'EPIPE' || err.code === 'EIO' || err.code === 'ERR_STREAM_DESTROYED';
+export function readerGone(err: NodeJS.ErrnoException, terminal: boolean): boolean {
+  // EIO from a file or a disk is a failure to say; from a terminal, its closing.
+  return err.code === 'EPIPE' || (err.code === 'EIO' && terminal) || err.code === 'ERR_STREAM_DESTROYED';
 }
 
 /** How long a bulk command (resume, redrive, reindex) may go without finishing a page before it says so. */
@@ -1438,7 +1440,7 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
   const { ids, unlisted, firstError, ...counts } = result;
   if (result.interrupted) {
     process.stderr.write(
-      `resume: interrupted: ${result.matched} read, ${result.resumed} resumed, ${result.skipped} skipped, ${result.failed} failed (running it again is safe)\n`,
+      `resume: interrupted: ${result.matched} read, ${result.resumed} resumed, ${result.skipped} skipped, ${result.failed} failed${result.notReached ? `, ${result.notReached} not reached` : ''} (running it again is safe)\n`,
     );
     process.exitCode = signalExitCode(stoppedBy);
   }
@@ -1882,7 +1884,8 @@ or deleted meanwhile), failed (left paused; exit code 1), byReason; with --dry-r
 ids (up to 1,000 of the matches) and unlisted (how many matches are not in ids). Each notification is resumed as by
 \`resume <id>\`, with its dispatch index entry in the same transaction. Safe to repeat and to
 interrupt: a second run takes only what is still paused. Interrupted (Ctrl-C), it lets the
-transactions under way finish, prints its counts with interrupted: true, says how far it got,
+transactions under way finish, prints its counts with interrupted: true (and notReached: the
+matches read whose transaction it did not begin, still paused), says how far it got,
 and exits 130; a second Ctrl-C stops at once. 30 s without a finished page, it says what it waits on. A notification
 imported with "enabled": false has no pausedReason and is never resumed in bulk.`,
     )
@@ -2197,7 +2200,7 @@ if (require.main === module) {
   // its own exit code, instead of on the write's error.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
-      if (!readerGone(err)) fail(err);
+      if (!readerGone(err, stream.isTTY === true)) fail(err);
     });
   }
   const program = buildProgram();

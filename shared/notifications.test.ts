@@ -218,6 +218,8 @@ describe('notificationProblems: every field that is wrong, the first as notifica
     ]);
     expect(thrown(n)?.field).toBe('cron');
     expect(notificationProblems({ ...base, cron: '*/60 * * * *' })).toEqual([]);
+    // Beside a zone that is wrong too: both named at once.
+    expect(notificationProblems({ ...n, timezone: 'Mars/Base' }).map((p) => p.field)).toEqual(['timezone', 'cron']);
   });
 
   it('throws, from notificationDoc, the field and message it threw before problems were listed', () => {

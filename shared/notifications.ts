@@ -27,6 +27,7 @@ import {
   checkedSchedule,
   latestOccurrence,
   nextOccurrence,
+  normalCron,
   scheduleIdOf,
   scheduleProblemField,
   stepPastCycle,
@@ -120,12 +121,13 @@ function checkedNotification(n: NewNotification): {
     add(field, checked.problem, `${who}: ${checked.problem}`);
     if (zoneProblem !== undefined) add('timezone', zoneProblem, `${who}: ${zoneProblem}`);
     if (cronProblem !== undefined) add('cron', cronProblem, `${who}: ${cronProblem}`);
-  } else {
-    const step = stepPastCycle(checked.cron);
-    if (step !== null) {
-      const problem = `invalid cron ${JSON.stringify(checked.cron)}: ${step}`;
-      add('cron', problem, `${who}: ${problem}`);
-    }
+  }
+  // A cron good on its own, whatever its zone: a step past its cycle is named beside a bad zone.
+  const cron = 'problem' in checked ? normalCron(n.cron) : checked.cron;
+  const step = named.has('cron') ? null : stepPastCycle(cron);
+  if (step !== null) {
+    const problem = `invalid cron ${JSON.stringify(cron)}: ${step}`;
+    add('cron', problem, `${who}: ${problem}`);
   }
   // A Slack id has no blanks or invisible characters: one with them could never be posted to.
   for (const [field, id] of [
@@ -554,6 +556,8 @@ export interface ResumePausedResult extends ResumePausedProgress {
   firstError: string | null;
   /** Stopped by its signal (ResumePausedOptions.signal): what is still paused is left to a resume again. */
   interrupted?: boolean;
+  /** Stopped: matches read whose chunk was not begun (still paused), besides those in no page read. */
+  notReached?: number;
 }
 
 /** A bulk resume's result before it has matched anything. */
@@ -633,6 +637,7 @@ export async function resumePaused(
         // Stopped: the chunks under way finish, none after (still paused, for a resume again).
         if (opts.signal?.aborted) {
           result.interrupted = true;
+          result.notReached = (result.notReached ?? 0) + chunk.length;
           return;
         }
         try {

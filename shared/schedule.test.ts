@@ -829,6 +829,18 @@ describe("stepPastCycle: a step longer than its field's cycle, which cron reads 
   });
 
   it.each([
+    ['?/90 * * * *', /"\?\/90" steps by 90, more than the 60 minutes .* gives 0 alone/],
+    ['0 9 * JAN-DEC/13 *', /the month field's "JAN-DEC\/13" steps by 13, more than the 12 months .* gives 1 alone/],
+    [
+      '0 9 * * MON-FRI/8',
+      /the day-of-week field's "MON-FRI\/8" steps by 8, more than the 7 days of the week .* gives 1 alone/,
+    ],
+    ['0 9 * * sun/8', /the day-of-week field's "sun\/8" steps by 8, .* gives 0 alone/],
+  ] as const)('reads %s as cron-parser does: ? as *, names as their numbers', (cron, message) => {
+    expect(stepPastCycle(cron)).toMatch(message);
+  });
+
+  it.each([
     '*/60 * * * *',
     '0 */24 * * *',
     '0 9 */31 * *',

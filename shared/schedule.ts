@@ -255,15 +255,25 @@ const STEP_EVERY = ['minutes', 'hours', 'days', 'months', 'days'] as const;
 export function stepPastCycle(cron: string): string | null {
   const fields = normalCron(cron).split(' ');
   for (const [index, field] of FIELDS.entries()) {
-    for (const item of fields[index]?.split(',') ?? []) {
-      const m = /^(?:\*|(\d+)(?:-\d+)?)\/(\d+)$/.exec(item);
+    const names = index === 3 ? MONTH_NAMES : index === 4 ? WEEKDAY_NAMES : null;
+    for (const given of fields[index]?.split(',') ?? []) {
+      // Names as the numbers they stand for (JAN is 1, SUN is 0), as cron-parser reads them.
+      const item =
+        names === null
+          ? given
+          : given.replace(/[A-Za-z]{3}/g, (name) => {
+              const at = names.indexOf(name.toUpperCase());
+              return at === -1 ? name : String(at + field.low);
+            });
+      // `?` is `*` to cron-parser, in any field.
+      const m = /^(?:[*?]|(\d+)(?:-\d+)?)\/(\d+)$/.exec(item);
       if (!m) continue;
       const step = Number(m[2]);
       const cycle = field.high - field.low + 1;
       if (step <= cycle) continue;
       const unit = STEP_UNITS[index];
       return (
-        `the ${field.name} field's ${JSON.stringify(item)} steps by ${step}, more than the ${cycle} ${unit} of its cycle ` +
+        `the ${field.name} field's ${JSON.stringify(given)} steps by ${step}, more than the ${cycle} ${unit} of its cycle ` +
         `(${field.low}-${field.high}), so it gives ${m[1] ?? field.low} alone: cron cannot say every ${step} ${STEP_EVERY[index]}; ` +
         `write the ${unit} it is to run at`
       );
