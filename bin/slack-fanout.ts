@@ -2170,7 +2170,8 @@ more later (until then a redrive counts them as waiting, and says from when).`,
             `redrive: ${result.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${result.waitingUntil} takes them over\n`,
           );
         }
-        if (result.failed > 0) process.exitCode = EXIT.failed;
+        // Stopped, the stop's code, as resume's: its JSON says what failed.
+        if (result.failed > 0 && !result.interrupted) process.exitCode = EXIT.failed;
       } finally {
         // Nor one that ended before the redrive started.
         removeSigint();
