@@ -69,7 +69,7 @@ import {
 } from '../shared/redrive';
 import { dashboardUrlProblem } from '../shared/report';
 import { MAX_CRON_CHARS, MAX_TIMEZONE_CHARS } from '../shared/schedule';
-import { onStopSignals, type StopSignal, signalExitCode, stopName } from '../shared/signals';
+import { onStopSignals, type StopSignal, signalExitCode, stoppingLine } from '../shared/signals';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 import { counted } from '../shared/words';
 import { z } from '../shared/zod';
@@ -1262,9 +1262,7 @@ async function importFile<T>(
       stoppedBy = signal;
       stop.abort();
       progress.stop(false);
-      process.stderr.write(
-        `${command}: ${signal === 'SIGINT' ? '' : `${signal}: `}stopping once the writes under way finish (${stopName(signal)} again stops at once)\n`,
-      );
+      process.stderr.write(stoppingLine(command, signal, 'once the writes under way finish'));
     },
     () => {
       process.stderr.write(
@@ -1404,9 +1402,7 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
         stoppedBy = signal;
         stop.abort();
         if (tty) bar.stop();
-        process.stderr.write(
-          `resume: ${signal === 'SIGINT' ? '' : `${signal}: `}stopping once the transactions under way finish (${stopName(signal)} again stops at once)\n`,
-        );
+        process.stderr.write(stoppingLine('resume', signal, 'once the transactions under way finish'));
       },
       () => {
         process.stderr.write(`resume: interrupted: ${sofar} at least (running it again is safe)\n`);
@@ -2100,9 +2096,7 @@ more later (until then a redrive counts them as waiting, and says from when).`,
             process.exit(signalExitCode(signal));
           }
           draining = true;
-          process.stderr.write(
-            `redrive: ${signal === 'SIGINT' ? '' : `${signal}: `}stopping after the page under way (${stopName(signal)} again stops at once)\n`,
-          );
+          process.stderr.write(stoppingLine('redrive', signal, 'after the page under way'));
         },
         () => {
           process.stderr.write(

@@ -478,15 +478,16 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
     };
   }
 
+  /** Tells a watcher (npm start) a post was refused by a fault, and which delivery it named. */
+  private emitRefused(params: Params, error: string): void {
+    this.emit('refused', { channel: stringParam(params, 'channel'), error, deliveryId: this.deliveryIdOf(params) });
+  }
+
   private async postMessage(params: Params, token: string, res: Response): Promise<void> {
     const fault = this.matchFault(stringParam(params, 'channel'));
     switch (fault?.kind) {
       case 'http':
-        this.emit('refused', {
-          channel: stringParam(params, 'channel'),
-          error: fault.status === 429 ? 'ratelimited (HTTP 429)' : `HTTP ${fault.status}`,
-          deliveryId: this.deliveryIdOf(params),
-        });
+        this.emitRefused(params, fault.status === 429 ? 'ratelimited (HTTP 429)' : `HTTP ${fault.status}`);
         if (fault.status === 429 || fault.retryAfterSeconds !== undefined) {
           res.set('Retry-After', String(fault.retryAfterSeconds ?? 1));
         }
@@ -498,11 +499,7 @@ export class SlackStandIn extends EventEmitter<StandInEvents> {
         return;
       case 'slack_error':
         // Heard by a watcher (npm start) as a post refused, beside the 'post' of one that landed.
-        this.emit('refused', {
-          channel: stringParam(params, 'channel'),
-          error: fault.error,
-          deliveryId: this.deliveryIdOf(params),
-        });
+        this.emitRefused(params, fault.error);
         res.json({ ok: false, error: fault.error });
         return;
       case 'delay':

@@ -58,6 +58,14 @@ export function stopName(signal: StopSignal): string {
 }
 
 /**
+ * What a command says as a first stop signal comes: `import: stopping once … (Ctrl-C again
+ * stops at once)`, a signal other than Ctrl-C named after the command.
+ */
+export function stoppingLine(command: string, signal: StopSignal, until: string): string {
+  return `${command}: ${signal === 'SIGINT' ? '' : `${signal}: `}stopping ${until} (${stopName(signal)} again stops at once)\n`;
+}
+
+/**
  * onSignalTwice for every stop signal at once: `first` on the first of them, `again` on any
  * later one (npm's repeat of the first within SIGNAL_REPEAT_MS passed over). Returns what
  * removes every handler.
