@@ -5,10 +5,11 @@ import { deferred } from '../shared/concurrency';
 import { continueWhenRead, LINGER_BYTES, LINGER_MS } from '../shared/http';
 import { createLogger } from '../shared/logger';
 import { MemoryStore } from '../shared/memory-store';
+import { runIdOf } from '../shared/model';
 import type { PagePublisher } from '../shared/pubsub';
 import { CLOSE_GRACE_MS, createLifecycle, serve } from '../shared/service';
 import { answerBeforeClose, answerWhileSending } from '../test/helpers';
-import { createApp, MAX_SCHEDULE_TIME_AHEAD_MS, tickTimeOf } from './app';
+import { createApp, MAX_SCHEDULE_TIME_AHEAD_MS, TICK_ANSWER_GRACE_MS, tickTimeOf } from './app';
 
 const now = new Date('2026-11-29T09:30:00.000Z');
 
@@ -295,6 +296,91 @@ describe('the 503s a tick and /readyz answer', () => {
     expect(res.status).toBe(503);
     expect(res.body).toEqual({ error: 'tick_failed' });
     expect(lines.some((l) => l.includes(SECRET_TEXT))).toBe(true);
+  });
+});
+
+describe('a tick past its deadline (TICK_DEADLINE_SECONDS)', () => {
+  /** A dispatcher whose ticks have a 300 ms deadline, pages of 2, its log lines kept in `lines`. */
+  function withDeadline(store: MemoryStore, publishPage: PagePublisher['publishPage'], lines: string[] = []) {
+    return createApp({
+      runs: store,
+      publisher: { publishPage },
+      log: createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } }),
+      pageSize: 2,
+      leaseSeconds: 60,
+      catchUpWindowSeconds: 900,
+      projectId: 'demo-test',
+      clock: () => now,
+      deadlineMs: 300,
+    });
+  }
+
+  it('is answered 503 tick_timeout when a Firestore call never answers, and logs the tick once it ends', async () => {
+    const store = new MemoryStore();
+    store.putSchedule('s1', { cron: '* * * * *', timezone: 'UTC', nextRunAt: now });
+    store.putNotification('n1', {
+      accountId: 'a1',
+      slack: { channelId: 'C1' },
+      schedule: { cron: '* * * * *', timezone: 'UTC' },
+      scheduleId: 's1',
+      enabled: true,
+    });
+    const held = deferred();
+    const realClaim = store.claimRun.bind(store);
+    // The emulator frozen just after the tick read its due schedules: the claim answers nothing.
+    jest.spyOn(store, 'claimRun').mockImplementation(async (...args) => {
+      await held.promise;
+      return realClaim(...args);
+    });
+    const lines: string[] = [];
+    const app = withDeadline(store, async () => undefined, lines);
+    const t0 = performance.now();
+    const res = await request(app).post('/tick').send({});
+    const took = performance.now() - t0;
+    expect(res.status).toBe(503);
+    expect(res.body).toEqual({ error: 'tick_timeout', message: expect.stringContaining('TICK_DEADLINE_SECONDS') });
+    expect(res.body.message).toContain('Firestore or Pub/Sub is not answering');
+    expect(took).toBeGreaterThanOrEqual(300 + TICK_ANSWER_GRACE_MS - 50);
+    expect(took).toBeLessThan(300 + TICK_ANSWER_GRACE_MS + 2_000);
+    // Firestore answers again: the run, long past its deadline, publishes nothing and lets go of
+    // its lease at once, and the tick's outcome is logged.
+    held.resolve();
+    await new Promise((r) => setTimeout(r, 100));
+    const late = lines.map((l) => JSON.parse(l) as { message?: string; tick?: { occurrences: { error?: string }[] } });
+    const ended = late.find((l) => l.message?.includes('ended after it was answered 503'));
+    expect(ended?.tick?.occurrences).toEqual([
+      expect.objectContaining({ status: 'failed', published: 0, error: expect.stringContaining('deadline') }),
+    ]);
+    expect(late.some((l) => l.message?.includes('did not end within 0.3 s'))).toBe(true);
+    expect(await store.getRun(runIdOf('s1', now.toISOString()))).toMatchObject({
+      status: 'running',
+      leaseOwner: null,
+      published: 0,
+    });
+  }, 15_000);
+
+  it('answers 503 with the runs it stopped at its deadline, as for a shutdown', async () => {
+    const store = new MemoryStore();
+    store.putSchedule('s1', { cron: '* * * * *', timezone: 'UTC', nextRunAt: now });
+    for (let i = 0; i < 6; i++) {
+      store.putNotification(`n${i}`, {
+        accountId: `a${i}`,
+        slack: { channelId: `C${i}` },
+        schedule: { cron: '* * * * *', timezone: 'UTC' },
+        scheduleId: 's1',
+        enabled: true,
+      });
+    }
+    const publish = jest.fn<Promise<void>, Parameters<PagePublisher['publishPage']>>(
+      () => new Promise((r) => setTimeout(r, 200)),
+    );
+    const app = withDeadline(store, publish);
+    const res = await request(app).post('/tick').send({});
+    expect(res.status).toBe(503);
+    expect(res.body.occurrences).toEqual([
+      expect.objectContaining({ status: 'failed', published: 4, error: expect.stringContaining('deadline (0.3 s') }),
+    ]);
+    expect(publish).toHaveBeenCalledTimes(2);
   });
 });
 

@@ -1,4 +1,6 @@
 import type { Express, RequestHandler } from 'express';
+import { raceTimeout } from '../shared/concurrency';
+import { errorMessage } from '../shared/errors';
 import {
   baseApp,
   errorHandler,
@@ -15,7 +17,7 @@ import type { Logger } from '../shared/logger';
 import { TOPOLOGY } from '../shared/topology';
 import { z } from '../shared/zod';
 import { type AdminDeps, adminRouter } from './admin';
-import { runTick, type TickDeps } from './tick';
+import { DRAIN_WAIT_MS, runTick, type TickDeps } from './tick';
 
 export interface DispatcherDeps extends Omit<TickDeps, 'log'> {
   log: Logger;
@@ -40,6 +42,14 @@ const rfc3339 = z.iso.datetime({ offset: true });
  * never later than when it calls; a later one would dispatch occurrences early.
  */
 export const MAX_SCHEDULE_TIME_AHEAD_MS = 10_000;
+
+/**
+ * How long past its deadline (TickDeps.deadlineMs) a tick is answered 503 `tick_timeout` if it
+ * has not ended: the deadline stops its runs, which wait at most DRAIN_WAIT_MS for the page they
+ * are on, then DRAIN_WAIT_MS for the pages in flight, their checkpoint and their release; only a
+ * call outside those waits (a claim, a run's end) that answers nothing holds the tick longer.
+ */
+export const TICK_ANSWER_GRACE_MS = 2 * DRAIN_WAIT_MS + 1_000;
 
 /** Firestore's earliest timestamp: a schedule time before it cannot be queried for. */
 const EARLIEST_TIME_MS = Date.parse('0001-01-01T00:00:00Z');
@@ -107,7 +117,29 @@ export function createApp(deps: DispatcherDeps): Express {
       return;
     }
     try {
-      const summary = await runTick(tickTime, { ...deps, log: req.log });
+      const ticking = runTick(tickTime, { ...deps, log: req.log });
+      const { deadlineMs } = deps;
+      const summary =
+        deadlineMs === undefined
+          ? await ticking
+          : await raceTimeout(ticking, deadlineMs + TICK_ANSWER_GRACE_MS, () => null);
+      if (summary === null) {
+        // Firestore or Pub/Sub holds a call that answers nothing. The tick goes on behind this
+        // answer and stops once it can; what it holds (a run's lease) lapses, and the retry or
+        // the next tick resumes from the checkpoint.
+        const message = `the tick did not end within ${(deadlineMs ?? 0) / 1000} s (TICK_DEADLINE_SECONDS) and ${TICK_ANSWER_GRACE_MS / 1000} s more: Firestore or Pub/Sub is not answering; a later tick resumes its runs from their checkpoints`;
+        req.log.error({ tickTime: tickTime.toISOString() }, message);
+        res.status(503).json({ error: 'tick_timeout', message });
+        ticking.then(
+          (late) =>
+            req.log.warn(
+              { tick: late },
+              `tick ${late.tickTime} ended after it was answered 503: ${late.published} published`,
+            ),
+          (err: unknown) => req.log.error({ err: errorMessage(err) }, 'tick failed after it was answered 503'),
+        );
+        return;
+      }
       req.log.info({ tick: summary }, `tick ${summary.tickTime}: ${summary.published} published`);
       // A failed occurrence answers 503 so that Cloud Scheduler retries and the run resumes.
       res.status(summary.failed > 0 ? 503 : 200).json(summary);

@@ -54,6 +54,7 @@ function main(): void {
     leaseSeconds: config.runLeaseSeconds,
     catchUpWindowSeconds: config.catchUpWindowSeconds,
     isDraining: lifecycle.isDraining,
+    deadlineMs: config.tickDeadlineSeconds * 1000,
     track: lifecycle.track,
     readiness: { firestore: firestoreReady(db), pubsub: topicReady(topic) },
   });

@@ -164,6 +164,24 @@ function deps(store: MemoryStore, publisher: DispatchPublisher, over: Partial<Ti
 }
 
 /**
+ * The run stopped after its first page (2 published): checkpointed there and released, and a
+ * tick a minute later resumes it with the rest, in order.
+ */
+async function expectResumedAfterFirstPage(store: MemoryStore, ids: string[], over: Partial<TickDeps> = {}) {
+  const order = inDispatchOrder(ids);
+  expect(await store.getRun(runId)).toMatchObject({
+    status: 'running',
+    cursor: bucketOf(order[1] as string),
+    published: 2,
+    leaseOwner: null,
+  });
+  const rest = new FakePublisher();
+  const second = await runTick(new Date(occurrence.getTime() + 60_000), deps(store, rest, over));
+  expect(second.occurrences[0]).toMatchObject({ status: 'resumed', published: ids.length - 2 });
+  expect(rest.messages.map((m) => m.notificationId)).toEqual(order.slice(2));
+}
+
+/**
  * A second schedule due at the tick's occurrence, besides the seeded one (any due one: the same
  * instant as 10:00 Paris is not needed), with one notification, u1.
  */
@@ -521,18 +539,7 @@ describe('runTick', () => {
     expect(first.failed).toBe(1);
     expect(first.occurrences[0]).toMatchObject({ status: 'failed', published: 2, runId });
     expect(first.occurrences[0]?.error).toContain('shutting down');
-    const order = inDispatchOrder(ids);
-    expect(await store.getRun(runId)).toMatchObject({
-      status: 'running',
-      cursor: bucketOf(order[1] as string),
-      published: 2,
-      leaseOwner: null,
-    });
-
-    const rest = new FakePublisher();
-    const second = await runTick(new Date(occurrence.getTime() + 60_000), deps(store, rest));
-    expect(second.occurrences[0]).toMatchObject({ status: 'resumed', published: 3 });
-    expect(rest.messages.map((m) => m.notificationId)).toEqual(order.slice(2));
+    await expectResumedAfterFirstPage(store, ids);
   });
 
   it('shutting down, does not wait past the drain bound for a publish that never answers', async () => {
@@ -1339,6 +1346,64 @@ describe('ticks that overlap on one schedule', () => {
       activeOccurrence: '2026-12-07T10:01:00.000Z',
       nextRunAt: t('09:00:00'),
     });
+  });
+});
+
+describe('a tick past its deadline', () => {
+  it('stops its run at the next page, checkpointed and released, and a later tick resumes the rest', async () => {
+    const store = new MemoryStore();
+    const ids = seed(store, { count: 6 });
+    const { publisher, pending } = heldPublisher();
+    const tick = runTick(occurrence, deps(store, publisher, { deadlineMs: 150 }));
+    await until(() => pending.length === 1);
+    // The first page is accepted once the deadline has passed: the run publishes no more.
+    await new Promise((r) => setTimeout(r, 200));
+    pending[0]?.answer();
+    const summary = await tick;
+    expect(pending).toHaveLength(1);
+    expect(summary.failed).toBe(1);
+    expect(summary.occurrences[0]).toMatchObject({
+      status: 'failed',
+      published: 2,
+      error: expect.stringContaining('the tick passed its deadline (0.15 s, TICK_DEADLINE_SECONDS)'),
+    });
+    await expectResumedAfterFirstPage(store, ids, { deadlineMs: 60_000 });
+  });
+
+  it('does not wait past the drain bound for a publish that never answers', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 6 });
+    const { publisher, pending } = heldPublisher();
+    const t0 = performance.now();
+    const summary = await runTick(occurrence, deps(store, publisher, { deadlineMs: 100 }));
+    expect(performance.now() - t0).toBeLessThan(100 + 2 * DRAIN_WAIT_MS + 1000);
+    expect(pending).toHaveLength(1);
+    expect(summary.occurrences[0]).toMatchObject({ status: 'failed', published: 0 });
+    expect(await store.getRun(runId)).toMatchObject({ leaseOwner: null, published: 0 });
+  });
+
+  it('starts no schedule once past it: each is answered failed and left due', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 3 });
+    addOtherDueSchedule(store);
+    const publisher = new FakePublisher();
+    const summary = await runTick(occurrence, deps(store, publisher, { deadlineMs: 0 }));
+    expect(publisher.pages).toHaveLength(0);
+    expect(summary.failed).toBe(2);
+    expect(summary.occurrences.map((o) => o.error)).toEqual([
+      expect.stringContaining('passed its deadline (0 s'),
+      expect.stringContaining('passed its deadline (0 s'),
+    ]);
+    expect(await store.getRun(runId)).toBeNull();
+    expect(store.schedule(scheduleId)).toMatchObject({ nextRunAt: occurrence });
+  });
+
+  it('within it, changes nothing', async () => {
+    const store = new MemoryStore();
+    seed(store, { count: 5 });
+    const publisher = new FakePublisher();
+    const summary = await runTick(occurrence, deps(store, publisher, { deadlineMs: 60_000 }));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'dispatched', published: 5 });
   });
 });
 

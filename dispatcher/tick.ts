@@ -61,6 +61,13 @@ export interface TickDeps {
    * later tick resumes it; a schedule not started yet is left for a later tick.
    */
   isDraining?: () => boolean;
+  /**
+   * How long the tick may dispatch, in ms from its start (TICK_DEADLINE_SECONDS; none if unset).
+   * Past it, the tick stops as for a shutdown: each run at its next page, checkpointed up to what
+   * Pub/Sub accepted and released, each schedule not started answered failed; the tick then
+   * answers 503 and Cloud Scheduler's retry, or the next tick, resumes them.
+   */
+  deadlineMs?: number;
 }
 
 /** The longest a run stopping for a shutdown waits for its publishes, then its checkpoint. */
@@ -70,14 +77,13 @@ export const DUE_PAGE_SIZE = 1000;
 export const DRAIN_WAIT_MS = 2_500;
 
 /**
- * Waits for `promise`; once the service is draining, for at most DRAIN_WAIT_MS more, then
- * rejects with SHUTTING_DOWN: a publish or a read that Pub/Sub or Firestore does not answer
- * must not hold the tick past the shutdown grace.
+ * Waits for `promise`; once the tick stops (a shutdown, its deadline), for at most DRAIN_WAIT_MS
+ * more, then rejects with why it stopped: a publish or a read that Pub/Sub or Firestore does not
+ * answer must not hold the tick past the shutdown grace or its deadline.
  */
-async function unlessDrainedLong<T>(promise: Promise<T>, isDraining: (() => boolean) | undefined): Promise<T> {
-  if (!isDraining) return promise;
-  const outcome = await unlessDrained(promise, isDraining, DRAIN_WAIT_MS);
-  if (outcome.drained) throw new Error(SHUTTING_DOWN);
+async function unlessStopped<T>(promise: Promise<T>, stopped: () => string | null): Promise<T> {
+  const outcome = await unlessDrained(promise, () => stopped() !== null, DRAIN_WAIT_MS);
+  if (outcome.drained) throw new Error(stopped() ?? SHUTTING_DOWN);
   return outcome.value;
 }
 
@@ -113,6 +119,11 @@ async function settledWithin(
 
 /** Why a run stopped early when the service began shutting down. */
 export const SHUTTING_DOWN = 'the dispatcher is shutting down; a later tick resumes the run from its checkpoint';
+
+/** Why a run stopped early, or a schedule was not started, when its tick passed its deadline. */
+export function pastDeadline(deadlineMs: number): string {
+  return `the tick passed its deadline (${deadlineMs / 1000} s, TICK_DEADLINE_SECONDS); the tick's retry or the next tick resumes the run from its checkpoint`;
+}
 
 export type OccurrenceStatus =
   | 'dispatched'
@@ -163,6 +174,13 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
   let indexReadAt: Date | null | undefined;
   let after: DueCursor | undefined;
   const largeRuns = deps.largeRuns instanceof Semaphore ? deps.largeRuns : new Semaphore(deps.largeRuns ?? 1);
+  const { deadlineMs } = deps;
+  // Measured on the process's own clock, not `clock` (a test's fixed time).
+  const stopped = (): string | null => {
+    if (deps.isDraining?.()) return SHUTTING_DOWN;
+    if (deadlineMs !== undefined && Date.now() - started >= deadlineMs) return pastDeadline(deadlineMs);
+    return null;
+  };
   // Every due schedule, a page at a time: a tick that left some for the next would skip an
   // every-minute schedule's occurrence each time, and make every other one late.
   for (;;) {
@@ -179,6 +197,7 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
         largeRuns,
         deps,
         clock,
+        stopped,
       }),
     );
     occurrences.push(...page.flat());
@@ -219,7 +238,8 @@ async function runDueSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occ
     return [first];
   }
   if (after.getTime() > tickTime.getTime()) return [first];
-  // Draining, this is answered failed at once (runSchedule), and the tick 503: the retry runs it.
+  // Stopped (a shutdown, the deadline), this is answered failed at once (runSchedule), and the
+  // tick 503: the retry runs it.
   const { ignoredActiveOccurrence: _ignored, ...rest } = schedule;
   const then = await confined({ ...rest, activeOccurrence: null, nextRunAt: after }, tick);
   return [first, then];
@@ -261,14 +281,15 @@ interface TickRun {
   largeRuns: Semaphore;
   deps: TickDeps;
   clock: () => Date;
+  /** Why the tick stops early (SHUTTING_DOWN, pastDeadline), or null while it goes on. */
+  stopped: () => string | null;
 }
 
 async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<OccurrenceResult> {
-  const { tickTime, arrivedAt, owner, indexReadAt, deps, clock } = tick;
+  const { tickTime, arrivedAt, owner, indexReadAt, deps, clock, stopped } = tick;
   const base = { scheduleId: schedule.id, published: 0, skipped: 0 };
-  if (deps.isDraining?.()) {
-    return { ...base, occurrence: null, runId: null, status: 'failed', error: SHUTTING_DOWN };
-  }
+  const stop = stopped();
+  if (stop !== null) return { ...base, occurrence: null, runId: null, status: 'failed', error: stop };
   try {
     validateSchedule(schedule);
   } catch (err) {
@@ -413,7 +434,7 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   const landOldest = async (): Promise<void> => {
     const oldest = publishing[0];
     if (!oldest) return;
-    await unlessDrainedLong(oldest.accepted, deps.isDraining);
+    await unlessStopped(oldest.accepted, stopped);
     publishing.shift();
     land(oldest);
   };
@@ -422,16 +443,18 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
     // written while the next ones are published (see Checkpoints).
     let next = pages.next();
     for (;;) {
-      const page = await unlessDrainedLong(next, deps.isDraining);
+      const page = await unlessStopped(next, stopped);
       if (page.done) break;
       const { ids } = page.value;
       next = pages.next();
       next.catch(() => undefined);
-      // A lost lease, a page Pub/Sub refused, or a shutdown stops the run before it publishes more.
+      // A lost lease, a page Pub/Sub refused, a shutdown or the tick's deadline stops the run
+      // before it publishes more.
       checkpoints.throwIfFailed();
       const refusal = refused[0];
       if (refusal) throw refusal.error;
-      if (deps.isDraining?.()) throw new Error(SHUTTING_DOWN);
+      const why = stopped();
+      if (why !== null) throw new Error(why);
       const accepted = deps.publisher.publishPage(
         ids.map((notificationId) => ({
           message: { v: 1, notificationId, occurrence, scheduleId: schedule.id, runId },
@@ -444,7 +467,7 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
       publishing.push({ accepted, cursor: page.value.cursor, count: ids.length });
       if (publishing.length >= maxInFlight) {
         // Whether a next page comes is known first: the last pages go with the run's end.
-        if ((await unlessDrainedLong(next, deps.isDraining)).done) break;
+        if ((await unlessStopped(next, stopped)).done) break;
         await landOldest();
       }
     }
@@ -470,13 +493,13 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
     // The release must not race a publish or a checkpoint still in flight. Pages Pub/Sub
     // accepted before the failure are still checkpointed, in order, up to the first it did not
     // accept; nothing more once a checkpoint has failed (a lost lease).
-    // Shutting down, the waits are bounded so that the tick answers within the grace: a page
-    // still unanswered then counts as not accepted (the resume publishes it again, and the
-    // ledger acks the repeat), and a release that races a checkpoint still in flight is safe
-    // (the checkpoint then finds its lease gone, or lands first; either way it covers only
-    // pages Pub/Sub accepted).
+    // Stopped (a shutdown, the deadline), the waits are bounded so that the tick answers within
+    // the grace: a page still unanswered then counts as not accepted (the resume publishes it
+    // again, and the ledger acks the repeat), and a release that races a checkpoint still in
+    // flight is safe (the checkpoint then finds its lease gone, or lands first; either way it
+    // covers only pages Pub/Sub accepted).
     // One DRAIN_WAIT_MS for the three waits together, not one each.
-    const until = deps.isDraining?.() ? Date.now() + DRAIN_WAIT_MS : null;
+    const until = stopped() !== null ? Date.now() + DRAIN_WAIT_MS : null;
     const left = () => (until === null ? null : Math.max(0, until - Date.now()));
     const outcomes = await settledWithin(
       publishing.map((p) => p.accepted),
@@ -495,7 +518,7 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
       return { ...base, occurrence, runId, status: 'already-done', published };
     }
     log.error({ err: errorMessage(err), published, cursor }, 'run failed; a later tick resumes it from the checkpoint');
-    // Bounded too while shutting down: a Firestore that does not answer leaves the lease to expire.
+    // Bounded too once stopped: a Firestore that does not answer leaves the lease to expire.
     await settledWithin([deps.runs.releaseRun(runId, owner, errorMessage(err), clock())], left());
     return { ...base, occurrence, runId, status: 'failed', published, error: errorMessage(err) };
   } finally {

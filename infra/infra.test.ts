@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as gcp from '@pulumi/gcp';
 import { specialSecretSig, specialSigKey } from '@pulumi/pulumi/runtime/rpc';
+import { TICK_ANSWER_GRACE_MS } from '../dispatcher/app';
 import { DEFAULT_CATCH_UP_WINDOW_SECONDS, ENV, loadConfig } from '../shared/config';
 import { MemoryStore } from '../shared/memory-store';
 import { compositeIndexes, INDEX_EXEMPTIONS, QUERIES, type QuerySpec, TTL_FIELDS } from '../shared/queries';
@@ -19,7 +20,7 @@ import { indexKey, uniqueIndexes } from './firestore';
 import { emailMember } from './iam';
 import { GCP_LIMITS } from './limits';
 import { TICK_RETRY_BACKOFF_SECONDS, tickRetryCount, tickRetrySpanSeconds } from './scheduling';
-import { adminDeadlineSeconds } from './services';
+import { adminDeadlineSeconds, tickDeadlineSeconds } from './services';
 
 // biome-ignore lint/suspicious/noExplicitAny: resource inputs reach the mocks as untyped JSON.
 type Inputs = Record<string, any>;
@@ -681,6 +682,9 @@ describe('the full stack', () => {
     // Under the default tick deadline (300 s), the admin API's own deadline is its default.
     expect(env(dispatcher, ENV.ADMIN_DEADLINE_SECONDS)?.value).toBe('240');
     expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project' }, 'dispatcher').adminDeadlineSeconds).toBe(240);
+    // A tick stops 10 s under Cloud Scheduler's attempt deadline, which is the dispatcher's default.
+    expect(env(dispatcher, ENV.TICK_DEADLINE_SECONDS)?.value).toBe('290');
+    expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project' }, 'dispatcher').tickDeadlineSeconds).toBe(290);
     expect(env(notifier, ENV.AUTH_AUDIENCE)?.value).toBe(run.outputs.notifierUrl);
     expect(env(notifier, ENV.PUSH_INVOKER_EMAIL)?.value).toBe(accountEmail('push'));
     expect(env(dispatcher, ENV.SLACK_BOT_TOKEN)).toBeUndefined();
@@ -782,6 +786,24 @@ describe("the admin API's deadline under the dispatcher's request timeout", () =
     ).toMatchObject({
       adminDeadlineSeconds: 50,
     });
+  });
+});
+
+describe("a tick's deadline under Cloud Scheduler's attempt deadline", () => {
+  it('is 10 s short of it (at least 5 s), so that a tick stopped at it answers before Cloud Scheduler gives up', async () => {
+    expect([15, 20, 100, 300, 1800].map(tickDeadlineSeconds)).toEqual([5, 10, 90, 290, 1790]);
+    for (const attempt of [15, 20, 100, 300, 1800]) {
+      expect(tickDeadlineSeconds(attempt) + TICK_ANSWER_GRACE_MS / 1000).toBeLessThan(attempt);
+    }
+    const run = await runProgram({ ...FULL_CONFIG, [`${NS}:tickDeadlineSeconds`]: '60' });
+    const dispatcher = one(run, 'gcp:cloudrunv2/service:Service', (r) => r.inputs.name === 'slack-fanout-dispatcher');
+    const value = dispatcher.inputs.template.containers[0].envs.find(
+      (e: { name: string }) => e.name === ENV.TICK_DEADLINE_SECONDS,
+    )?.value;
+    expect(value).toBe('50');
+    expect(
+      loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project', TICK_DEADLINE_SECONDS: value }, 'dispatcher'),
+    ).toMatchObject({ tickDeadlineSeconds: 50 });
   });
 });
 

@@ -60,6 +60,15 @@ export function adminDeadlineSeconds(requestTimeoutSeconds: number): number {
   return Math.max(5, Math.min(DEFAULT_ADMIN_DEADLINE_SECONDS, requestTimeoutSeconds - 10));
 }
 
+/**
+ * A tick's deadline under Cloud Scheduler's attempt deadline: 10 s short of it, so that a tick
+ * that stops at its deadline answers (TICK_ANSWER_GRACE_MS after it at most) before Cloud
+ * Scheduler gives up on the call and Cloud Run's request timeout cuts it (at least 5 s).
+ */
+export function tickDeadlineSeconds(attemptDeadlineSeconds: number): number {
+  return Math.max(5, attemptDeadlineSeconds - 10);
+}
+
 export function createServices(args: ServicesArgs): Services {
   const { config } = args;
   const dispatcherUrl = serviceUrl(SERVICE_NAMES.dispatcher, args.projectNumber, config.region);
@@ -84,6 +93,8 @@ export function createServices(args: ServicesArgs): Services {
     ...(config.adminEmails.length > 0 ? [plain(ENV.ADMIN_EMAILS, config.adminEmails.join(','))] : []),
     // The admin API answers its own 504 before Cloud Run's request timeout (the tick's deadline) would.
     plain(ENV.ADMIN_DEADLINE_SECONDS, String(adminDeadlineSeconds(config.scheduler.attemptDeadlineSeconds))),
+    // A tick stops its runs at their checkpoints and answers before Cloud Scheduler gives up on it.
+    plain(ENV.TICK_DEADLINE_SECONDS, String(tickDeadlineSeconds(config.scheduler.attemptDeadlineSeconds))),
   ];
 
   const notifierEnv: Env[] = [

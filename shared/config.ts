@@ -17,6 +17,12 @@ export const DEFAULT_LARGE_RUNS = 4;
  * (ADMIN_DEADLINE_SECONDS); infra/ sets less under a request timeout that would cut it short.
  */
 export const DEFAULT_ADMIN_DEADLINE_SECONDS = 240;
+/**
+ * How long a tick may dispatch before it stops its runs at their checkpoints and answers 503
+ * (TICK_DEADLINE_SECONDS): 10 s under Cloud Scheduler's attempt deadline as infra/ sets it by
+ * default (300 s), as infra/ sets it from any other.
+ */
+export const DEFAULT_TICK_DEADLINE_SECONDS = 290;
 /** How old an occurrence may be and still be sent, unless CATCHUP_WINDOW_SECONDS says otherwise. */
 export const DEFAULT_CATCH_UP_WINDOW_SECONDS = 900;
 /** The shortest Slack call timeout taken. */
@@ -53,6 +59,7 @@ export const ENV = {
   ALLOW_INSECURE_AUTH_ON_CLOUD_RUN: 'ALLOW_INSECURE_AUTH_ON_CLOUD_RUN',
   ADMIN_OPEN_ON_LOOPBACK: 'ADMIN_OPEN_ON_LOOPBACK',
   ADMIN_DEADLINE_SECONDS: 'ADMIN_DEADLINE_SECONDS',
+  TICK_DEADLINE_SECONDS: 'TICK_DEADLINE_SECONDS',
   AUTH_TRUST_CLOUD_RUN_IAM: 'AUTH_TRUST_CLOUD_RUN_IAM',
   /** Set by Cloud Run itself; its presence is how a service knows it runs there. */
   K_SERVICE: 'K_SERVICE',
@@ -188,6 +195,8 @@ const schema = z.object({
   // A redrive's or bulk resume's deadline (one item's is the lesser of 20 s and it): under the
   // dispatcher's request timeout on Cloud Run, which infra/ sets it from.
   adminDeadlineSeconds: int(1, 3600).default(DEFAULT_ADMIN_DEADLINE_SECONDS),
+  // A tick's deadline: under Cloud Scheduler's attempt deadline, which infra/ sets it from.
+  tickDeadlineSeconds: int(1, 3600).default(DEFAULT_TICK_DEADLINE_SECONDS),
   cloudRunService: z.string().min(1).optional(),
 });
 
@@ -228,6 +237,7 @@ const READ_BY: Record<keyof Config, ServiceName | 'both'> = {
   authTrustCloudRunIam: 'both',
   adminOpenOnLoopback: 'dispatcher',
   adminDeadlineSeconds: 'dispatcher',
+  tickDeadlineSeconds: 'dispatcher',
   cloudRunService: 'both',
 };
 
@@ -259,6 +269,7 @@ const FIELD_TO_ENV: Record<keyof Config, string> = {
   authTrustCloudRunIam: ENV.AUTH_TRUST_CLOUD_RUN_IAM,
   adminOpenOnLoopback: ENV.ADMIN_OPEN_ON_LOOPBACK,
   adminDeadlineSeconds: ENV.ADMIN_DEADLINE_SECONDS,
+  tickDeadlineSeconds: ENV.TICK_DEADLINE_SECONDS,
   cloudRunService: ENV.K_SERVICE,
 };
 
