@@ -485,6 +485,83 @@ describe('validateSchedule', () => {
     expect(err.message).toContain(JSON.stringify(cron));
   });
 
+  it('takes a cron on every month only when it fires: its first occurrence is not looked for at the check', () => {
+    // What validateSchedule passes, the dispatcher must be able to plan, in any zone: a cron that
+    // names every month (`*` or `?`) is checked without its first occurrence, whatever its days.
+    const minute = fc.constantFrom('*', '0', '59', '*/15', '5-10', '0,30', '10-50/20');
+    const hour = fc.constantFrom('*', '0', '23', '9-17/2', '1,13', '*/5');
+    const dayOfMonth = fc.constantFrom(
+      '*',
+      '?',
+      '1',
+      '15',
+      '28',
+      '29',
+      '30',
+      '31',
+      'L',
+      'LW',
+      '1W',
+      '15W',
+      '31W',
+      '29-31',
+      '*/10',
+      '30,31',
+    );
+    const dayOfWeek = fc.constantFrom(
+      '*',
+      '?',
+      '0',
+      '7',
+      'MON-FRI',
+      '5L',
+      '0L',
+      '5#5',
+      '1#1',
+      'SUN#4',
+      '6#5',
+      'FRIL',
+      '2,4',
+      '1-5/2',
+    );
+    const zone = fc.constantFrom(
+      'UTC',
+      'Europe/Paris',
+      'America/New_York',
+      'Australia/Lord_Howe',
+      'Asia/Kathmandu',
+      'Pacific/Apia',
+    );
+    let taken = 0;
+    fc.assert(
+      fc.property(
+        minute,
+        hour,
+        dayOfMonth,
+        fc.constantFrom('*', '?'),
+        dayOfWeek,
+        zone,
+        fc.integer({ min: 0, max: 20 * 365 * 24 }),
+        (mi, h, dom, mo, dow, timezone, hours) => {
+          const s = { cron: `${mi} ${h} ${dom} ${mo} ${dow}`, timezone };
+          try {
+            validateSchedule(s);
+          } catch (err) {
+            if (err instanceof InvalidScheduleError) return;
+            throw err;
+          }
+          taken++;
+          const after = new Date(Date.UTC(2020, 0, 1) + hours * HOUR);
+          const next = nextOccurrence(s, after);
+          expect(next.getTime()).toBeGreaterThan(after.getTime());
+          expect(next.getTime() - after.getTime()).toBeLessThan(366 * 24 * HOUR);
+        },
+      ),
+      { numRuns: 600, seed: 20261206 },
+    );
+    expect(taken).toBeGreaterThan(300);
+  });
+
   it.each(['0 0 30 2 *', '0 0 31 4 *', '0 0 31 2,4,6,9,11 *'])(
     'rejects %j, a day none of its months has, saying so in words',
     (cron) => {
