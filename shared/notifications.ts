@@ -213,8 +213,12 @@ const SAVE_CHUNK = 150;
 /** Chunks written at once. */
 const SAVE_PARALLEL = 4;
 
-/** Schedule documents made at once (ensureSchedules). */
+/** Schedule documents made at once, each in a transaction of its own (ensureSchedules), in all pages together. */
 const SCHEDULES_PARALLEL = 16;
+/** Schedule documents read in one call, and made in one batch, by ensureSchedules (a batch holds 500 writes at most). */
+const SCHEDULES_PER_READ = 300;
+/** Pages of those at once. */
+const SCHEDULE_READS_PARALLEL = 4;
 
 /**
  * Attempts of one chunk's transaction (the client's default is 5). A transaction an import
@@ -735,22 +739,33 @@ async function ensureSchedules(
 ): Promise<{ created: number; repaired: number }> {
   const counts = { created: 0, repaired: 0 };
   let checked = 0;
+  const total = schedules.size;
+  const progressed = (n: number) => {
+    checked += n;
+    opts.onProgress?.(checked, total);
+  };
   // Before the first: what came before (the notifications' documents built) may have taken long.
-  opts.onProgress?.(0, schedules.size);
-  // Side by side: an import of per-tenant schedules has thousands, one transaction each.
-  await mapLimit([...schedules], SCHEDULES_PARALLEL, async ([id, s]) => {
+  opts.onProgress?.(0, total);
+  const collection = db.collection(COLLECTIONS.schedules);
+  // Where a schedule made now is first due, and whether one that exists is made due now too.
+  const firstRunAt = (s: { cron: string; timezone: string }) => {
+    const latest = opts.dueNow ? latestOccurrence(s, now) : null;
+    return { latest, nextRunAt: latest ?? (opts.grace ? firstDueAt(s, now) : nextOccurrence(s, now)) };
+  };
+  // One schedule in a transaction of its own: it reads the document and creates it, mends it or
+  // makes it due now, as it finds it then.
+  const inTransaction = async ([id, s]: [string, { cron: string; timezone: string }]) => {
     // Stopped (SaveOptions.signal): the schedules under way finish, none after.
     if (opts.signal?.aborted) throw new SaveInterrupted();
-    const ref = db.collection(COLLECTIONS.schedules).doc(id);
-    const latest = opts.dueNow ? latestOccurrence(s, now) : null;
-    const nextRunAt = latest ?? (opts.grace ? firstDueAt(s, now) : nextOccurrence(s, now));
+    const ref = collection.doc(id);
+    const { latest, nextRunAt } = firstRunAt(s);
     const done = await db.runTransaction(
       async (tx) => {
         // A save answered late makes no schedule either (SaveOptions.lateSignal).
         if (opts.lateSignal?.aborted) throw new SaveInterrupted();
         const snap = await tx.get(ref);
         if (!snap.exists) {
-          tx.create(ref, { ...s, nextRunAt, activeOccurrence: null, skippedOccurrences: 0, createdAt: now });
+          tx.create(ref, newSchedule(s, nextRunAt, now));
           return 'created' as const;
         }
         const repair = scheduleRepair(snap.data() ?? {}, s, latest ?? nextOccurrence(s, now));
@@ -765,9 +780,54 @@ async function ensureSchedules(
       { maxAttempts: SAVE_TRANSACTION_ATTEMPTS },
     );
     if (done) counts[done]++;
-    opts.onProgress?.(++checked, schedules.size);
+    progressed(1);
+  };
+  // A page of schedules is read in one call. One that is sound, and not to be made due now, is
+  // left as it is; those missing are made in one batch of creates (each fails if the document
+  // exists, and the batch with it: then each goes the way of the rest); the rest, and any
+  // whose batch failed, one transaction each. An import of per-tenant schedules has thousands,
+  // nearly all missing the first time and sound after: a transaction each took about 3 ms on
+  // the emulator, 16 at once (docs/PERFORMANCE.md, item 29).
+  await mapLimit(chunksOf([...schedules], SCHEDULES_PER_READ), SCHEDULE_READS_PARALLEL, async (page) => {
+    if (opts.signal?.aborted) throw new SaveInterrupted();
+    const snaps = await db.getAll(...page.map(([id]) => collection.doc(id)));
+    const missing: typeof page = [];
+    const others: typeof page = [];
+    let sound = 0;
+    page.forEach((entry, i) => {
+      const snap = snaps[i];
+      if (!snap?.exists) missing.push(entry);
+      else if (scheduleRepair(snap.data() ?? {}, entry[1], now) || (opts.dueNow && !snap.get('activeOccurrence'))) {
+        others.push(entry);
+      } else sound++;
+    });
+    if (sound > 0) progressed(sound);
+    // Not with a late signal (an admin API save, of one notification): a batch's commit waits
+    // on a lock another transaction holds, and lands when it is let go, after the caller was
+    // answered 504; a transaction's next attempt sees the signal and does not begin.
+    if (opts.lateSignal) others.push(...missing.splice(0));
+    if (missing.length > 0) {
+      if (opts.signal?.aborted) throw new SaveInterrupted();
+      const batch = db.batch();
+      for (const [id, s] of missing) batch.create(collection.doc(id), newSchedule(s, firstRunAt(s).nextRunAt, now));
+      try {
+        await batch.commit();
+        counts.created += missing.length;
+        progressed(missing.length);
+      } catch {
+        // One of them made meanwhile (by another save), a lock another transaction holds, or
+        // Firestore not answering: each in a transaction, which finds it as it is.
+        others.push(...missing);
+      }
+    }
+    await mapLimit(others, SCHEDULES_PARALLEL / SCHEDULE_READS_PARALLEL, inTransaction);
   });
   return counts;
+}
+
+/** A schedule document as it is first made. */
+function newSchedule(s: { cron: string; timezone: string }, nextRunAt: Date, now: Date): Record<string, unknown> {
+  return { ...s, nextRunAt, activeOccurrence: null, skippedOccurrences: 0, createdAt: now };
 }
 
 /**

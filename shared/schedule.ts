@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CronExpressionParser } from 'cron-parser';
+import { CronExpression, CronExpressionParser, type CronFieldCollection } from 'cron-parser';
 import { quoted } from './model';
 
 /** Schedule maths: pure functions over (cron, timezone, instant). */
@@ -557,7 +557,7 @@ function steadyAround(timezone: string, instantMs: number): boolean {
  * walking order; bounded, and ended where cron-parser has no more.
  */
 function* wallTimes(s: CronSchedule, fromWallMs: number, direction: 'next' | 'prev'): Generator<number> {
-  const walk = CronExpressionParser.parse(s.cron, { currentDate: new Date(fromWallMs), tz: 'UTC' });
+  const walk = new CronExpression(cronFields(s.cron), { currentDate: new Date(fromWallMs), tz: 'UTC' });
   for (let i = 0; i < WALK_BOUND; i++) {
     let wall: number;
     try {
@@ -571,7 +571,26 @@ function* wallTimes(s: CronSchedule, fromWallMs: number, direction: 'next' | 'pr
 
 /** Whether the cron fires in every hour of the day (its hour field is `*` or covers all 24). */
 function everyHour(s: CronSchedule): boolean {
-  return CronExpressionParser.parse(s.cron).fields.hour.values.length === 24;
+  return cronFields(s.cron).hour.values.length === 24;
+}
+
+/**
+ * A cron's fields as cron-parser reads them, kept: parsing is a third of what finding an
+ * occurrence costs, and the notifier finds one for every push (firesAtOccurrence). The fields
+ * are only read by a walk (CronExpression), each walk with its own position. Bounded: once it
+ * holds CRON_FIELDS_KEPT crons, it starts again.
+ */
+const parsedCrons = new Map<string, CronFieldCollection>();
+const CRON_FIELDS_KEPT = 10_000;
+
+function cronFields(cron: string): CronFieldCollection {
+  let fields = parsedCrons.get(cron);
+  if (!fields) {
+    fields = CronExpressionParser.parse(cron).fields;
+    if (parsedCrons.size >= CRON_FIELDS_KEPT) parsedCrons.clear();
+    parsedCrons.set(cron, fields);
+  }
+  return fields;
 }
 
 /**
