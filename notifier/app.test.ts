@@ -392,6 +392,34 @@ describe('notifier app POST /dead-letter', () => {
   );
 });
 
+describe('notifier app POST /dead-letter with a Firestore that does not answer', () => {
+  it('answers 503 deadline_exceeded at the push deadline, before Pub/Sub would give up on it, and records it once redelivered', async () => {
+    const { app, store } = setup({ deadlineMs: 300 });
+    await dispatchedRun(store);
+    let answer: () => void = () => undefined;
+    const held = new Promise<void>((r) => {
+      answer = r;
+    });
+    const markDead = store.markDead.bind(store);
+    const spy = jest.spyOn(store, 'markDead').mockImplementationOnce(async (...args) => {
+      await held;
+      return markDead(...args);
+    });
+    const t0 = performance.now();
+    const res = await request(app).post(TOPOLOGY.deadLetterPath).send(envelope());
+    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect(res.status).toBe(503);
+    expect(ACK).not.toContain(res.status);
+    expect(res.body).toEqual({ error: 'deadline_exceeded' });
+    // Firestore answers: the write under way lands, and the redelivery finds it done.
+    answer();
+    spy.mockRestore();
+    const again = await request(app).post(TOPOLOGY.deadLetterPath).send(envelope());
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ deliveryId: deliveryIdOf('n-1', occurrence), status: 'dead' });
+  });
+});
+
 describe('a shutdown that abandons pushes', () => {
   it('names each by its delivery and message ids in its log line', async () => {
     const { log, lines } = capturedLog();

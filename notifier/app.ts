@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Express, RequestHandler } from 'express';
-import { unlessDrained } from '../shared/concurrency';
+import { raceTimeout, unlessDrained } from '../shared/concurrency';
 import { pushStatus } from '../shared/errors';
 import {
   baseApp,
@@ -160,7 +160,19 @@ export function createApp(deps: NotifierDeps): Express {
 
   app.post(TOPOLOGY.deadLetterPath, ...guards, ...body, draining, async (req, res) => {
     try {
-      const result = await handleDeadLetter(req.body, { ...deps, log: req.log });
+      const recording = handleDeadLetter(req.body, { ...deps, log: req.log });
+      // Within the push's deadline too, so that a Firestore that does not answer gets a 503 before
+      // Pub/Sub's ack deadline, not an answer after it: recording a dead letter again is harmless.
+      const result =
+        deps.deadlineMs === undefined ? await recording : await raceTimeout(recording, deps.deadlineMs, () => null);
+      if (result === null) {
+        req.log.warn(
+          { deadlineMs: deps.deadlineMs },
+          'dead letter not recorded by its deadline; answered 503 for a retry',
+        );
+        res.status(503).json({ error: 'deadline_exceeded' });
+        return;
+      }
       res.status(200).json(result);
     } catch (err) {
       req.log.error({ err: (err as Error).message }, 'could not record a dead-lettered message; retry later');

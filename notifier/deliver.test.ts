@@ -1216,6 +1216,39 @@ describe('handleDeadLetter', () => {
     expect(await handleDeadLetter(deadLetter('not a time'), deps)).toEqual({ deliveryId: id, status: 'dead' });
   });
 
+  it('leaves a redriven delivery to its redriven message when the older message is dead-lettered again within a minute of the redrive', async () => {
+    const { store, slack, deps, advance } = setup();
+    await dispatched(store);
+    slack.script = [classifySlackErrorCode('service_unavailable')];
+    await handlePush(push(), deps);
+    const deadLetter = (extra: Partial<DispatchMessage> = {}) => {
+      const body = push('n-1', occurrence, extra);
+      const attrs = body.message.attributes as Record<string, string>;
+      attrs.CloudPubSubDeadLetterSourceDeliveryCount = '10';
+      // Published 30 s before the redrive: inside the allowance for the clocks' disagreement.
+      attrs.CloudPubSubDeadLetterSourceTopicPublishTime = new Date(t0.getTime() + 30_000).toISOString();
+      return body;
+    };
+    expect(await handleDeadLetter(deadLetter(), deps)).toEqual({ deliveryId: id, status: 'dead' });
+    advance(60_000);
+    const redriven = (redriveId: string) => ({
+      ...store.deliveryDocs.get(id),
+      status: 'retrying' as const,
+      lastRedriveAt: new Date(t0.getTime() + 60_000),
+      redriveId,
+    });
+    store.deliveryDocs.set(id, redriven('redrive-a'));
+    // The dispatcher's message, dead-lettered again: its message names no redrive.
+    expect(await handleDeadLetter(deadLetter(), deps)).toEqual({ deliveryId: id, status: 'superseded' });
+    expect(await store.get(id)).toMatchObject({ status: 'retrying', redriveId: 'redrive-a' });
+    // An earlier redrive's message, the same.
+    const earlier = deadLetter({ redrive: true, redriveId: 'redrive-0' });
+    expect(await handleDeadLetter(earlier, deps)).toEqual({ deliveryId: id, status: 'superseded' });
+    // The redriven message's own dead letter ends it.
+    const own = deadLetter({ redrive: true, redriveId: 'redrive-a' });
+    expect(await handleDeadLetter(own, deps)).toEqual({ deliveryId: id, status: 'dead' });
+  });
+
   it('leaves a sent delivery sent', async () => {
     const { store, deps } = setup();
     await dispatched(store);

@@ -640,6 +640,7 @@ export async function handleDeadLetter(
     );
   }
   const now = clock();
+  const redriveOf = good.redrive !== true ? null : good.redriveId;
   const refusal = await deadLetterRefusal(good, now, deps);
   if (refusal) {
     // Made by hand or by a fault, as a broken one is: recorded the same way, where the delivery
@@ -657,10 +658,13 @@ export async function handleDeadLetter(
     reason: 'max delivery attempts reached',
     now,
     sourcePublishedAt,
+    // The redrive the message names (null: the dispatcher's), which tells an older message from
+    // the last redrive's where the record names that redrive, whatever the publish time says.
+    ...(redriveOf === undefined ? {} : { redriveOf }),
     // Pushed without its envelope, the message has no publish time: who published it stands in.
     // The dispatcher's is older than any redrive of its delivery; a redrive's, older unless it is
     // the last redrive's (one published before redrives carried their id is not known).
-    ...(parsed.ok ? {} : { publishedBy: good.redrive !== true ? null : good.redriveId }),
+    ...(parsed.ok || redriveOf === undefined ? {} : { publishedBy: redriveOf }),
   });
   if (status === 'retrying' || status === 'sending') {
     // Published before the delivery's last redrive: the redriven message carries it.

@@ -616,6 +616,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       /** When the message that died was published (its dead letter's source publish time). */
       sourcePublishedAt?: Date | null;
       publishedBy?: string | null;
+      redriveOf?: string | null;
     },
   ): Promise<DeliveryStatus> {
     const ref = this.deliveries().doc(deliveryId);
@@ -627,7 +628,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       // speaks only of another message (a broken push, a skip for a schedule left) does not.
       if (d && endsDelivery(d)) return d.status as DeliveryStatus;
       // A dead letter again of the message a redrive has replaced since: the redriven one carries it.
-      if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt, f.publishedBy)) return d.status as DeliveryStatus;
+      if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt, f.publishedBy, f.redriveOf))
+        return d.status as DeliveryStatus;
       const fields: Record<string, unknown> = {
         status: 'dead',
         deadAt: f.now,

@@ -441,6 +441,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       /** When the message that died was published (its dead letter's source publish time). */
       sourcePublishedAt?: Date | null;
       publishedBy?: string | null;
+      redriveOf?: string | null;
     },
   ): Promise<DeliveryStatus> {
     const d = this.deliveryDocs.get(deliveryId);
@@ -449,7 +450,8 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     // speaks only of another message (a broken push, a skip for a schedule left) does not.
     if (d && endsDelivery(d)) return d.status as DeliveryStatus;
     // A dead letter again of the message a redrive has replaced since: the redriven one carries it.
-    if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt, f.publishedBy)) return d.status as DeliveryStatus;
+    if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt, f.publishedBy, f.redriveOf))
+      return d.status as DeliveryStatus;
     const fields: StoredDelivery = {
       status: 'dead',
       deadAt: f.now,

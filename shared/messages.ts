@@ -43,8 +43,9 @@ export function canonicalOccurrence(s: string): { ok: true; occurrence: string }
     ok: false as const,
     problem: `${quoted(s, 40)} ${why}`,
   });
-  // RFC 3339 allows `t` and `z` in lower case; nothing else in it has a case.
-  const upper = s.toUpperCase();
+  // RFC 3339 allows `t` and `z` in lower case (nothing else in it has a case), and a space for
+  // the `T` (its section 5.6), as the tick's header and a typed run id take it.
+  const upper = s.toUpperCase().replace(/^(\d{4}-\d{2}-\d{2}) (?=\d)/, '$1T');
   if (!rfc3339.safeParse(upper).success) return bad('is not an RFC 3339 date-time like 2030-01-01T09:00:00.000Z');
   const fraction = /\.(\d+)/.exec(upper)?.[1] ?? '';
   if (/[1-9]/.test(fraction.slice(3))) return bad('has sub-millisecond digits that are not zero');

@@ -628,19 +628,26 @@ export const REDRIVE_CLOCK_SKEW_MS = 60_000;
  * Whether a dead letter is of a message published before the delivery's last redrive (Pub/Sub
  * delivers a dead letter at least once, so the one that ended the delivery can come again after
  * its redrive): the redriven message carries the delivery now, and the old one's death says
- * nothing of it. `sourcePublishedAt` is the dead letter's
- * `CloudPubSubDeadLetterSourceTopicPublishTime`. Without it (a message dead-lettered without
- * its envelope carries none), `publishedBy` says which published it, where that is known: null
- * for the dispatcher, older than any redrive; a redrive's id, older unless it is the last
- * redrive's (`redriveId`). Otherwise nothing is known to predate.
+ * nothing of it.
+ * - `redriveOf`, the redrive the dead message names (null: none, the dispatcher's), settles it
+ *   where the record names its last redrive (`redriveId`): every redrive that names itself there
+ *   names itself in its messages, so a message that names another, or none, is older, whatever
+ *   the clocks say (a dead letter repeated seconds after the redrive that reopened its delivery).
+ * - Otherwise `sourcePublishedAt`, the dead letter's `CloudPubSubDeadLetterSourceTopicPublishTime`,
+ *   against the redrive's time.
+ * - Without it (a message dead-lettered without its envelope carries none), `publishedBy` says
+ *   which published it, where that is known: null for the dispatcher, older than any redrive; a
+ *   redrive's id, older unless it is the last redrive's. Otherwise nothing is known to predate.
  */
 export function deadLetterPredatesRedrive(
   d: Pick<DeliveryDoc, 'lastRedriveAt' | 'redriveId'> | null,
   sourcePublishedAt: Date | null | undefined,
   publishedBy?: string | null,
+  redriveOf?: string | null,
 ): boolean {
   const redrive = d?.lastRedriveAt;
   if (!(redrive instanceof Date)) return false;
+  if (redriveOf !== undefined && typeof d?.redriveId === 'string') return redriveOf !== d.redriveId;
   if (sourcePublishedAt) return sourcePublishedAt.getTime() < redrive.getTime() - REDRIVE_CLOCK_SKEW_MS;
   if (publishedBy === undefined) return false;
   return publishedBy === null || publishedBy !== d?.redriveId;

@@ -212,6 +212,8 @@ export interface DeliveryLedger {
       sourcePublishedAt?: Date | null;
       /** Without a publish time: who published the message, where known (deadLetterPredatesRedrive). */
       publishedBy?: string | null;
+      /** The redrive the message names, null for none (deadLetterPredatesRedrive). */
+      redriveOf?: string | null;
     },
   ): Promise<DeliveryStatus>;
   get(deliveryId: string): Promise<DeliveryDoc | null>;

@@ -281,7 +281,11 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
-  it('a dead letter again of the message a redrive replaced leaves the reopened delivery as it is, in both stores', async () => {
+  /**
+   * The delivery dead, then redriven ten minutes after the occurrence as `r-1`, in both stores:
+   * in the in-memory one with the record naming its redrive only when `named`.
+   */
+  async function redrivenInBothStores(named: boolean): Promise<{ ledgers: DeliveryLedger[]; redriveAt: Date }> {
     const memory = new MemoryStore();
     await store.markDead(deliveryId, deadLetter());
     const redriveAt = new Date(now.getTime() + 600_000);
@@ -291,8 +295,14 @@ describe('the ledger and broken pushes, on the emulator', () => {
       ...memory.deliveryDocs.get(deliveryId),
       status: 'retrying',
       lastRedriveAt: redriveAt,
+      ...(named ? { redriveId: 'r-1' } : {}),
     });
-    for (const ledger of [store, memory] as DeliveryLedger[]) {
+    return { ledgers: [store, memory], redriveAt };
+  }
+
+  it('a dead letter again of the message a redrive replaced leaves the reopened delivery as it is, in both stores', async () => {
+    const { ledgers, redriveAt } = await redrivenInBothStores(false);
+    for (const ledger of ledgers) {
       // Published at the occurrence, ten minutes before the redrive.
       const again = deadLetter({ now: new Date(redriveAt.getTime() + 1000) });
       expect(await ledger.markDead(deliveryId, { ...again, sourcePublishedAt: now })).toBe('retrying');
@@ -300,6 +310,22 @@ describe('the ledger and broken pushes, on the emulator', () => {
       // The redriven message's own dead letter, published after the redrive: dead again.
       const own = { ...again, sourcePublishedAt: new Date(redriveAt.getTime() + 500) };
       expect(await ledger.markDead(deliveryId, own)).toBe('dead');
+    }
+  });
+
+  it('a dead letter again, seconds after the redrive, of a message that names no redrive or another leaves it to the redriven message, in both stores', async () => {
+    const { ledgers, redriveAt } = await redrivenInBothStores(true);
+    for (const ledger of ledgers) {
+      // Published 30 s before the redrive: within the clocks' allowance, but its message is older.
+      const again = {
+        ...deadLetter({ now: new Date(redriveAt.getTime() + 1000) }),
+        sourcePublishedAt: new Date(redriveAt.getTime() - 30_000),
+      };
+      expect(await ledger.markDead(deliveryId, { ...again, redriveOf: null })).toBe('retrying');
+      expect(await ledger.markDead(deliveryId, { ...again, redriveOf: 'r-0' })).toBe('retrying');
+      expect((await ledger.get(deliveryId))?.status).toBe('retrying');
+      // The redriven message's own: dead again.
+      expect(await ledger.markDead(deliveryId, { ...again, redriveOf: 'r-1' })).toBe('dead');
     }
   });
 
