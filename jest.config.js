@@ -1,4 +1,7 @@
-/** Two tiers: unit tests beside their source, emulator tests in test/ (they start the emulators). */
+/**
+ * Three tiers: unit tests beside their source, emulator tests in test/ (they start the
+ * emulators), and browser tests beside their page (`*.browser.ts`, in Debian's Chromium).
+ */
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 
 /** @type {import('jest').Config} */
@@ -39,6 +42,15 @@ module.exports = {
       testMatch: ['**/*.test.ts'],
       globalSetup: '<rootDir>/test/global-setup.ts',
       globalTeardown: '<rootDir>/test/global-teardown.ts',
+    },
+    {
+      // In a real browser (Debian's Chromium): `npm run test:browser`, not part of `npm test`,
+      // as it needs Chromium installed (.ci/run installs it).
+      displayName: 'browser',
+      testEnvironment: 'node',
+      transform,
+      roots: ['<rootDir>/dispatcher'],
+      testMatch: ['**/*.browser.ts'],
     },
   ],
 };

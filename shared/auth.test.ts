@@ -6,6 +6,7 @@ import request from 'supertest';
 import { createApp as createDispatcher } from '../dispatcher/app';
 import { createApp as createNotifier } from '../notifier/app';
 import type { SlackPort } from '../notifier/slack';
+import { fakeAdminPorts } from '../test/admin-ports';
 import { TestIssuer } from '../test/id-tokens';
 import {
   AUTH_OFF_WARNING,
@@ -74,22 +75,7 @@ function dispatcherWithAdmin(auth: RequestHandler, log: Logger, tickAuth?: Reque
     leaseSeconds: 60,
     catchUpWindowSeconds: 900,
     ...(tickAuth ? { tickAuth } : {}),
-    admin: {
-      auth,
-      getRun: async () => null,
-      countByStatus: async () => ({ sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 }),
-      recentRuns: async () => [],
-      getNotification: async () => null,
-      setNotificationEnabled: async () => null,
-      deleteNotification: async () => false,
-      saveNotification: async () => true,
-      accountMissing: async () => false,
-      redrivable: async () => false,
-      resumePaused: async () => {
-        throw new Error('not in this test');
-      },
-      redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
-    },
+    admin: { auth, ...fakeAdminPorts() },
   });
 }
 

@@ -4,20 +4,19 @@ import request from 'supertest';
 import { demoAccounts } from '../dev/demo';
 import { type Stack, startStack, uniqueProjectId } from '../dev/stack';
 import { ADMIN_DEADLINES, type AdminPorts, adminDeadlines, adminRouter } from '../dispatcher/admin';
-import { createApp as createDispatcher } from '../dispatcher/app';
 import { requireInvoker } from '../shared/auth';
 import { loadConfig } from '../shared/config';
 import { CODES } from '../shared/firestore-batching';
 import { createLogger } from '../shared/logger';
 import { bucketIds } from '../shared/members';
 import type { DispatchMessage } from '../shared/messages';
-import type { DeliveryStatus, RunDoc } from '../shared/model';
+import type { RunDoc } from '../shared/model';
 import { noneResumed, notificationDoc, SaveInterrupted, saveAccounts } from '../shared/notifications';
-import type { RunStore } from '../shared/ports';
 import { firestoreRedriveLedger, REDRIVE_STRANDED_AFTER_MS, redriveRun } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
 import { createLifecycle } from '../shared/service';
 import { COLLECTIONS, localTopology } from '../shared/topology';
+import { deliveryCounts, dispatcherForAdmin, fakeAdminPorts } from './admin-ports';
 import { answerBeforeClose, deliveryStatuses, notification, seed, standInForFile, waitFor } from './helpers';
 import { TestIssuer } from './id-tokens';
 
@@ -30,34 +29,8 @@ const adminGuard = () =>
 const bearer = (email = ADMIN) => `Bearer ${google.sign({ aud: AUDIENCE, email })}`;
 const silent = createLogger({ service: 'test', level: 'silent' });
 
-const zeroCounts = (): Record<DeliveryStatus, number> => ({
-  sending: 0,
-  retrying: 0,
-  sent: 0,
-  failed: 0,
-  skipped: 0,
-  dead: 0,
-});
-
 /** What a fake pause or resume answers: a notification that was enabled. */
 const changed = { wasEnabled: true, wasPaused: false, pausedReason: 'x' };
-
-function fakePorts(over: Partial<AdminPorts> = {}): AdminPorts {
-  return {
-    getRun: async () => null,
-    countByStatus: async () => zeroCounts(),
-    recentRuns: async () => [],
-    getNotification: async () => null,
-    setNotificationEnabled: async () => null,
-    deleteNotification: async () => false,
-    saveNotification: async () => true,
-    accountMissing: async () => false,
-    redrivable: async () => false,
-    resumePaused: async (_selector, { dryRun }) => noneResumed(dryRun),
-    redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
-    ...over,
-  };
-}
 
 /**
  * A JSON body sent as the text written, not as an object serialised: an object could not hold a
@@ -73,17 +46,10 @@ function appWith(
   deadlines?: { oneMs: number; bulkMs: number },
   more: { track?: RequestHandler; auth?: RequestHandler } = {},
 ) {
-  return createDispatcher({
-    log,
-    projectId: 'p',
-    runs: { dueSchedules: async () => [] } as unknown as RunStore,
-    publisher: { publishPage: async () => undefined },
-    pageSize: 10,
-    leaseSeconds: 60,
-    catchUpWindowSeconds: 900,
-    ...(more.track ? { track: more.track } : {}),
-    admin: { auth: more.auth ?? adminGuard(), ...ports, ...(deadlines ? { deadlines } : {}) },
-  });
+  return dispatcherForAdmin(
+    { auth: more.auth ?? adminGuard(), ...ports, ...(deadlines ? { deadlines } : {}) },
+    { log, ...(more.track ? { track: more.track } : {}) },
+  );
 }
 
 const run: RunDoc = {
@@ -115,7 +81,7 @@ const ROUTES: [method: 'get' | 'post' | 'put' | 'delete', path: string][] = [
 ];
 
 describe('admin API: authentication', () => {
-  const app = appWith(fakePorts({ getRun: async () => run }));
+  const app = appWith(fakeAdminPorts({ getRun: async () => run }));
 
   test.each(ROUTES)('%s %s refuses a request without a token (401)', async (method, path) => {
     const res = await request(app)[method](path);
@@ -134,18 +100,9 @@ describe('admin API: authentication', () => {
   });
 
   test('an empty ADMIN_EMAILS admits nobody', async () => {
-    const closed = createDispatcher({
-      log: silent,
-      projectId: 'p',
-      runs: { dueSchedules: async () => [] } as unknown as RunStore,
-      publisher: { publishPage: async () => undefined },
-      pageSize: 10,
-      leaseSeconds: 60,
-      catchUpWindowSeconds: 900,
-      admin: {
-        auth: requireInvoker({ role: 'admin', verifier: google.verifier(), audience: [AUDIENCE], allowedEmails: [] }),
-        ...fakePorts(),
-      },
+    const closed = dispatcherForAdmin({
+      auth: requireInvoker({ role: 'admin', verifier: google.verifier(), audience: [AUDIENCE], allowedEmails: [] }),
+      ...fakeAdminPorts(),
     });
     expect((await request(closed).get('/status').set('authorization', bearer())).status).toBe(403);
   });
@@ -177,7 +134,7 @@ describe('admin API: requests (fake ports)', () => {
     '%s %s: an id that cannot be a document is refused (400) before any port is called',
     async (method, path, field, why) => {
       const called = jest.fn(async () => null);
-      const app = appWith(fakePorts({ getRun: called, getNotification: called }));
+      const app = appWith(fakeAdminPorts({ getRun: called, getNotification: called }));
       const res = await request(app)
         [method](path)
         .set('authorization', bearer())
@@ -189,27 +146,29 @@ describe('admin API: requests (fake ports)', () => {
   );
 
   test('PUT refuses a body that is not JSON with 415', async () => {
-    const res = await request(appWith(fakePorts()))
+    const res = await request(appWith(fakeAdminPorts()))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .set('content-type', 'text/plain')
       .send('accountId=a');
     expect(res.status).toBe(415);
-    const form = await request(appWith(fakePorts()))
+    const form = await request(appWith(fakeAdminPorts()))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .type('form')
       .send({ accountId: 'a' });
     expect(form.status).toBe(415);
-    const none = await request(appWith(fakePorts())).put('/admin/notifications/n-1').set('authorization', bearer());
+    const none = await request(appWith(fakeAdminPorts()))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer());
     expect(none.status).toBe(415);
   });
 
   test.each(['application/merge-patch+json', 'application/json-patch+json; charset=utf-8'])(
     'PUT refuses a patch (%s) with 415, saying to send the whole body: it would be saved as the whole notification',
     async (type) => {
-      const save = jest.fn(fakePorts().saveNotification);
-      const res = await request(appWith(fakePorts({ saveNotification: save })))
+      const save = jest.fn(fakeAdminPorts().saveNotification);
+      const res = await request(appWith(fakeAdminPorts({ saveNotification: save })))
         .put('/admin/notifications/n-1')
         .set('authorization', bearer())
         .set('content-type', type)
@@ -221,7 +180,7 @@ describe('admin API: requests (fake ports)', () => {
       });
       expect(save).not.toHaveBeenCalled();
       // Another JSON type is still JSON.
-      const vendor = await request(appWith(fakePorts()))
+      const vendor = await request(appWith(fakeAdminPorts()))
         .put('/admin/notifications/n-1')
         .set('authorization', bearer())
         .set('content-type', 'application/vnd.api+json')
@@ -231,9 +190,9 @@ describe('admin API: requests (fake ports)', () => {
   );
 
   test('PUT saves a notification whose account is missing, and its answer warns of it; one the save refuses is not read for', async () => {
-    const save = jest.fn(fakePorts().saveNotification);
+    const save = jest.fn(fakeAdminPorts().saveNotification);
     const accountMissing = jest.fn(async (id: string) => id === 'acct-gone');
-    const app = appWith(fakePorts({ saveNotification: save, accountMissing }));
+    const app = appWith(fakeAdminPorts({ saveNotification: save, accountMissing }));
     const put = (accountId: string) =>
       request(app)
         .put('/admin/notifications/n-1')
@@ -256,8 +215,8 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test('a JSON body that is not UTF-8 is refused with 400, not saved with U+FFFD in place of its bytes', async () => {
-    const save = jest.fn(fakePorts().saveNotification);
-    const app = appWith(fakePorts({ saveNotification: save }));
+    const save = jest.fn(fakeAdminPorts().saveNotification);
+    const app = appWith(fakeAdminPorts({ saveNotification: save }));
     const latin1 = Buffer.concat([
       Buffer.from('{"accountId":"acct'),
       Buffer.from([0xff]),
@@ -293,7 +252,7 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test('an array for a body is named as such, not by its first index', async () => {
-    const res = await request(appWith(fakePorts()))
+    const res = await request(appWith(fakeAdminPorts()))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .set('content-type', 'application/json')
@@ -305,7 +264,7 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test('a bulk resume with a JSON Content-Type and no body is told what to send, not that it is not JSON', async () => {
-    const res = await request(appWith(fakePorts()))
+    const res = await request(appWith(fakeAdminPorts()))
       .post('/admin/paused/resume')
       .set('authorization', bearer())
       .set('content-type', 'application/json');
@@ -316,7 +275,7 @@ describe('admin API: requests (fake ports)', () => {
       message: 'give pausedReason or allPaused: true',
     });
     // Without a Content-Type it is still not JSON.
-    const none = await request(appWith(fakePorts())).post('/admin/paused/resume').set('authorization', bearer());
+    const none = await request(appWith(fakeAdminPorts())).post('/admin/paused/resume').set('authorization', bearer());
     expect(none.status).toBe(415);
   });
 
@@ -325,7 +284,7 @@ describe('admin API: requests (fake ports)', () => {
     const wrapped = new Error('saved 0 of 1 notifications before a write failed', { cause });
     const res = await request(
       appWith(
-        fakePorts({
+        fakeAdminPorts({
           saveNotification: async () => {
             throw wrapped;
           },
@@ -348,7 +307,7 @@ describe('admin API: requests (fake ports)', () => {
     async (code, said, status, error, retryAfter) => {
       const busy = Object.assign(new Error(`${code} ${said}`), { code });
       const app = appWith(
-        fakePorts({
+        fakeAdminPorts({
           saveNotification: async () => {
             throw busy;
           },
@@ -377,7 +336,7 @@ describe('admin API: requests (fake ports)', () => {
   );
 
   test('POST pause takes an empty body or JSON, not a form', async () => {
-    const ports = fakePorts({ setNotificationEnabled: async () => changed });
+    const ports = fakeAdminPorts({ setNotificationEnabled: async () => changed });
     const app = appWith(ports);
     expect((await request(app).post('/admin/notifications/n-1/pause').set('authorization', bearer())).status).toBe(200);
     const form = await request(app)
@@ -391,7 +350,7 @@ describe('admin API: requests (fake ports)', () => {
   test('a pause reason is 1 to 500 characters, counted as a reader counts them', async () => {
     const reasons: (string | undefined)[] = [];
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         setNotificationEnabled: async (_id, _enabled, reason) => {
           reasons.push(reason);
           return changed;
@@ -434,7 +393,7 @@ describe('admin API: requests (fake ports)', () => {
   ])('POST /admin/paused/resume refuses %j, naming %s', async (body, field, message) => {
     const calls: unknown[] = [];
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         resumePaused: async (...args) => {
           calls.push(args);
           throw new Error('not reached');
@@ -451,7 +410,7 @@ describe('admin API: requests (fake ports)', () => {
   test('POST /admin/paused/resume takes JSON only, and answers the counts (the ids only for a dry run)', async () => {
     const asked: unknown[] = [];
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         resumePaused: async (selector, opts) => {
           asked.push([selector, opts]);
           return {
@@ -500,7 +459,7 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test('a request it cannot read is named: JSON that is not an object, a path that is not UTF-8, a body not in its encoding', async () => {
-    const app = appWith(fakePorts());
+    const app = appWith(fakeAdminPorts());
     const put = (body: string, headers: Record<string, string> = {}) =>
       request(app)
         .put('/admin/notifications/n-1')
@@ -535,7 +494,7 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test('a known path asked with a method it does not take: 405 with Allow, once authenticated', async () => {
-    const app = appWith(fakePorts());
+    const app = appWith(fakeAdminPorts());
     const asked = async (method: 'get' | 'delete' | 'post' | 'patch', path: string) => {
       const res = await request(app)[method](path).set('authorization', bearer());
       return { status: res.status, allow: res.headers.allow };
@@ -565,7 +524,7 @@ describe('admin API: requests (fake ports)', () => {
       ['post', '/admin/notifications/%09/pause'],
       ['post', '/admin/notifications/%20/resume'],
     ] as const) {
-      const res = await request(appWith(fakePorts()))[method](path).set('authorization', bearer());
+      const res = await request(appWith(fakeAdminPorts()))[method](path).set('authorization', bearer());
       expect({ method, path, status: res.status, body: res.body.message }).toEqual({
         method,
         path,
@@ -576,7 +535,7 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test('a bulk resume whose reason, typed with blanks around it, matched nothing names the one a pause saves', async () => {
-    const app = appWith(fakePorts());
+    const app = appWith(fakeAdminPorts());
     const padded = await request(app)
       .post('/admin/paused/resume')
       .set('authorization', bearer())
@@ -599,7 +558,7 @@ describe('admin API: requests (fake ports)', () => {
       ['post', '/admin/notifications/%20n-1/pause'],
       ['post', '/admin/notifications/n-1%E2%80%8B/resume'],
     ] as const) {
-      const res = await request(appWith(fakePorts()))[method](path).set('authorization', bearer());
+      const res = await request(appWith(fakeAdminPorts()))[method](path).set('authorization', bearer());
       expect({ method, path, status: res.status, error: res.body.error, message: res.body.message }).toEqual({
         method,
         path,
@@ -608,7 +567,9 @@ describe('admin API: requests (fake ports)', () => {
         message: expect.stringMatching(/^the id given (has an invisible character|has blanks around it)/),
       });
     }
-    const plain = await request(appWith(fakePorts())).get('/admin/notifications/n-1').set('authorization', bearer());
+    const plain = await request(appWith(fakeAdminPorts()))
+      .get('/admin/notifications/n-1')
+      .set('authorization', bearer());
     expect({ status: plain.status, body: plain.body }).toEqual({
       status: 404,
       body: { error: 'notification_not_found', id: 'n-1' },
@@ -621,7 +582,7 @@ describe('admin API: requests (fake ports)', () => {
       ['get', `/admin/runs/s_1%E2%80%8B:2030-01-01T00:00:00.000Z`],
       ['post', `/admin/runs/s_1%E2%80%8B:2030-01-01T00:00:00.000Z/redrive`],
     ] as const) {
-      const res = await request(appWith(fakePorts()))[method](path).set('authorization', bearer());
+      const res = await request(appWith(fakeAdminPorts()))[method](path).set('authorization', bearer());
       expect({ method, status: res.status, body: res.body }).toEqual({
         method,
         status: 404,
@@ -632,7 +593,7 @@ describe('admin API: requests (fake ports)', () => {
         },
       });
     }
-    const plain = await request(appWith(fakePorts())).get(`/admin/runs/${run}`).set('authorization', bearer());
+    const plain = await request(appWith(fakeAdminPorts())).get(`/admin/runs/${run}`).set('authorization', bearer());
     expect({ status: plain.status, body: plain.body }).toEqual({
       status: 404,
       body: { error: 'run_not_found', runId: run },
@@ -642,7 +603,7 @@ describe('admin API: requests (fake ports)', () => {
   test('text Firestore cannot hold (a lone surrogate) is named with a 400 before any write', async () => {
     const writes: unknown[] = [];
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         saveNotification: async (n) => writes.push(n) > 0,
         setNotificationEnabled: async (...a) => (writes.push(a) > 0 ? changed : null),
       }),
@@ -676,7 +637,7 @@ describe('admin API: requests (fake ports)', () => {
     const writes: unknown[] = [];
     // As the store saves it: notificationDoc checks it first.
     const app = appWith(
-      fakePorts({ saveNotification: async (n) => notificationDoc(n) !== null && writes.push(n) > 0 }),
+      fakeAdminPorts({ saveNotification: async (n) => notificationDoc(n) !== null && writes.push(n) > 0 }),
     );
     const body = { accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' };
     const put = (id: string, b: object) =>
@@ -699,7 +660,7 @@ describe('admin API: requests (fake ports)', () => {
   test('a PUT takes the lengths an import takes, and names the field past them', async () => {
     const writes: unknown[] = [];
     const app = appWith(
-      fakePorts({ saveNotification: async (n) => notificationDoc(n) !== null && writes.push(n) > 0 }),
+      fakeAdminPorts({ saveNotification: async (n) => notificationDoc(n) !== null && writes.push(n) > 0 }),
     );
     const put = (b: object) =>
       request(app)
@@ -745,7 +706,7 @@ describe('admin API: requests (fake ports)', () => {
 
   test('a value nested thousands deep is refused with a 400 that names its field, not a 500', async () => {
     const writes: unknown[] = [];
-    const app = appWith(fakePorts({ saveNotification: async (n) => writes.push(n) > 0 }));
+    const app = appWith(fakeAdminPorts({ saveNotification: async (n) => writes.push(n) > 0 }));
     const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`;
     const put = await sendText(app, 'put', '/admin/notifications/n-1', `{"accountId":${deep}}`);
     expect(put.status).toBe(400);
@@ -762,13 +723,13 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test('a charset the parser does not take is named in its 415; UTF8, a label of UTF-8, is taken', async () => {
-    const utf8 = await request(appWith(fakePorts()))
+    const utf8 = await request(appWith(fakeAdminPorts()))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .set('content-type', 'application/json; charset=UTF8')
       .send(JSON.stringify({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC' }));
     expect(utf8.status).toBe(201);
-    const res = await request(appWith(fakePorts()))
+    const res = await request(appWith(fakeAdminPorts()))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .set('content-type', 'application/json; charset=latin1')
@@ -780,7 +741,7 @@ describe('admin API: requests (fake ports)', () => {
     });
     // One it reads, but not UTF-8: refused all the same, and nothing is saved.
     const writes: unknown[] = [];
-    const utf16 = await request(appWith(fakePorts({ saveNotification: async (n) => writes.push(n) > 0 })))
+    const utf16 = await request(appWith(fakeAdminPorts({ saveNotification: async (n) => writes.push(n) > 0 })))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .set('content-type', 'application/json; charset=utf-16')
@@ -803,7 +764,7 @@ describe('admin API: requests (fake ports)', () => {
     const writes: unknown[] = [];
     let redriven = 0;
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         saveNotification: async (n) => writes.push(n) > 0,
         redrivable: async () => true,
         redrive: async (runId) => {
@@ -858,7 +819,7 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test('a body over the limit is refused with 413', async () => {
-    const res = await request(appWith(fakePorts()))
+    const res = await request(appWith(fakeAdminPorts()))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .send({ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC', title: 'x'.repeat(70_000) });
@@ -889,7 +850,7 @@ describe('admin API: requests (fake ports)', () => {
     [{ accountId: 'a', channelId: 'C1', cron: '* * * * *', timezone: 'UTC', enabled: 'yes' }, 'enabled'],
   ])('PUT %j answers 400 naming %s', async (body, field) => {
     const saved: unknown[] = [];
-    const res = await request(appWith(fakePorts({ saveNotification: async (n) => saved.push(n) > 0 })))
+    const res = await request(appWith(fakeAdminPorts({ saveNotification: async (n) => saved.push(n) > 0 })))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .send(body);
@@ -905,7 +866,7 @@ describe('admin API: requests (fake ports)', () => {
     [{ accountId: 'a', channelId: '  ', cron: '* * * * *', timezone: 'UTC' }, 'channelId'],
   ])('PUT %j, refused by the stored-notification checks, names %s', async (body, field) => {
     // As the Firestore port does: the document is built (and checked) before it is written.
-    const ports = fakePorts({ saveNotification: async (n) => notificationDoc(n) !== null });
+    const ports = fakeAdminPorts({ saveNotification: async (n) => notificationDoc(n) !== null });
     const res = await request(appWith(ports)).put('/admin/notifications/n-1').set('authorization', bearer()).send(body);
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: 'invalid_request', field });
@@ -913,7 +874,7 @@ describe('admin API: requests (fake ports)', () => {
 
   test('PUT takes an account id as long as an import does (1,500 bytes), and refuses one longer, naming it', async () => {
     const saved: unknown[] = [];
-    const ports = fakePorts({ saveNotification: async (n) => notificationDoc(n) !== null && saved.push(n) > 0 });
+    const ports = fakeAdminPorts({ saveNotification: async (n) => notificationDoc(n) !== null && saved.push(n) > 0 });
     const body = (accountId: string) => ({ accountId, channelId: 'C1', cron: '* * * * *', timezone: 'UTC' });
     const ok = await request(appWith(ports))
       .put('/admin/notifications/n-1')
@@ -930,7 +891,7 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test.each(['{bad', 'null', '"x"'])('PUT with the body %s answers invalid_request', async (text) => {
-    const res = await request(appWith(fakePorts()))
+    const res = await request(appWith(fakeAdminPorts()))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .set('content-type', 'application/json')
@@ -940,7 +901,7 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test('PUT with no body says the body is empty, not which field it lacks', async () => {
-    const res = await request(appWith(fakePorts()))
+    const res = await request(appWith(fakeAdminPorts()))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer())
       .set('content-type', 'application/json');
@@ -956,7 +917,7 @@ describe('admin API: requests (fake ports)', () => {
     const lines: string[] = [];
     const log = createLogger({ service: 't', level: 'info', destination: { write: (l: string) => lines.push(l) } });
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         getRun: async () => {
           throw new Error('firestore exploded at /srv/app/secret/path.ts:12');
         },
@@ -978,7 +939,7 @@ describe('admin API: requests (fake ports)', () => {
     const hold = <T>(value: T) => new Promise<T>((resolve) => held.push(() => resolve(value)));
     let saved = 0;
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         getNotification: () => hold(null),
         saveNotification: async () => {
           await hold(null);
@@ -1052,7 +1013,7 @@ describe('admin API: requests (fake ports)', () => {
     expect(late.every((l) => l.severity === 'WARNING')).toBe(true);
     expect(lines.some((l) => l.includes('request failed'))).toBe(false);
     // A request answered in time is not touched by its deadline after.
-    const quick = appWith(fakePorts({ getRun: async () => run }), log, { oneMs: 100, bulkMs: 100 });
+    const quick = appWith(fakeAdminPorts({ getRun: async () => run }), log, { oneMs: 100, bulkMs: 100 });
     const ok = await request(quick).get('/admin/runs/s_1:2030-01-01T00:00:00.000Z').set('authorization', bearer());
     expect(ok.status).toBe(200);
     const count = lines.length;
@@ -1064,7 +1025,7 @@ describe('admin API: requests (fake ports)', () => {
     let asked = 0;
     const id = 's_1:2030-01-01T00:00:00.000Z';
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         recentRuns: async (limit) => {
           asked = limit;
           return [
@@ -1073,7 +1034,7 @@ describe('admin API: requests (fake ports)', () => {
           ];
         },
         countByStatus: async (runId) =>
-          runId === id ? { ...zeroCounts(), sent: 5, failed: 1 } : { ...zeroCounts(), sent: 2 },
+          runId === id ? { ...deliveryCounts(), sent: 5, failed: 1 } : { ...deliveryCounts(), sent: 2 },
       }),
     );
     const res = await request(app).get('/status').set('authorization', bearer());
@@ -1098,7 +1059,7 @@ describe('admin API: requests (fake ports)', () => {
     let most = 0;
     let counted = 0;
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         recentRuns: async (limit) =>
           Array.from({ length: limit }, (_, i) => ({ id: `s_${i}:2030-01-01T00:00:00.000Z`, run })),
         countByStatus: async () => {
@@ -1107,7 +1068,7 @@ describe('admin API: requests (fake ports)', () => {
           await new Promise((resolve) => setTimeout(resolve, 2));
           inFlight--;
           counted++;
-          return zeroCounts();
+          return deliveryCounts();
         },
       }),
     );
@@ -1119,7 +1080,7 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test('the status page refuses a ?limit= that is not a whole number from 1 to 200', async () => {
-    const app = appWith(fakePorts({}));
+    const app = appWith(fakeAdminPorts({}));
     for (const bad of ['0', '201', '1e2', 'ten', '5&limit=6']) {
       const r = await request(app).get(`/status?limit=${bad}`).set('authorization', bearer());
       expect(r.status).toBe(400);
@@ -1128,7 +1089,7 @@ describe('admin API: requests (fake ports)', () => {
   });
 
   test("a browser's bad ?limit= gets a page naming the problem, a script's the JSON", async () => {
-    const app = appWith(fakePorts({}));
+    const app = appWith(fakeAdminPorts({}));
     const browser = await request(app)
       .get('/status?limit=<b>ten</b>')
       .set('authorization', bearer())
@@ -1149,7 +1110,7 @@ describe('admin API: requests (fake ports)', () => {
   test('a redrive or a resume refuses a field it does not take, rather than passing it over', async () => {
     let redriven = 0;
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         redrivable: async () => true,
         redrive: async (runId) => {
           redriven++;
@@ -1181,9 +1142,9 @@ describe('admin API: requests (fake ports)', () => {
   test('the status page escapes what it shows', async () => {
     const evil = '<script>alert("x")</script>';
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         recentRuns: async () => [{ id: evil, run: { ...run, scheduleId: evil } }],
-        countByStatus: async () => ({ ...zeroCounts(), sent: 2, dead: 1 }),
+        countByStatus: async () => ({ ...deliveryCounts(), sent: 2, dead: 1 }),
       }),
     );
     const res = await request(app).get('/status').set('authorization', bearer());
@@ -1221,7 +1182,7 @@ describe('admin API: deadlines (fake ports)', () => {
     const h = held();
     const lifecycle = createLifecycle(h.log);
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         getNotification: async () => {
           await h.hold();
           throw Object.assign(new Error('4 DEADLINE_EXCEEDED: no answer'), { code: CODES.DEADLINE_EXCEEDED });
@@ -1282,7 +1243,7 @@ describe('admin API: deadlines (fake ports)', () => {
     const auth = adminGuard();
     const asked: string[] = [];
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         getNotification: async (id) => {
           asked.push(id);
           await h.hold();
@@ -1331,7 +1292,7 @@ describe('admin API: deadlines (fake ports)', () => {
     const h = held();
     const calls: string[] = [];
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         saveNotification: async () => {
           calls.push('save');
           return true;
@@ -1407,7 +1368,7 @@ describe('admin API: deadlines (fake ports)', () => {
     const h = held();
     const seen: (boolean | undefined)[] = [];
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         saveNotification: async (_n, late) => {
           await h.hold();
           seen.push(late?.aborted);
@@ -1436,7 +1397,7 @@ describe('admin API: deadlines (fake ports)', () => {
     const lifecycle = createLifecycle(h.log);
     const calls: string[] = [];
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         saveNotification: async () => {
           calls.push('save');
           return true;
@@ -1469,7 +1430,7 @@ describe('admin API: deadlines (fake ports)', () => {
   test('a bulk resume has the bulk deadline, and /STATUS in a browser gets the 504 as a page', async () => {
     const h = held();
     const app = appWith(
-      fakePorts({
+      fakeAdminPorts({
         recentRuns: async () => {
           await h.hold();
           return [];
@@ -1950,5 +1911,5 @@ describe('admin API on the emulators', () => {
 
 // The router is usable on its own, e.g. by a test harness or another app.
 test('adminRouter needs its guard', () => {
-  expect(() => adminRouter({ auth: adminGuard(), ...fakePorts() })).not.toThrow();
+  expect(() => adminRouter({ auth: adminGuard(), ...fakeAdminPorts() })).not.toThrow();
 });

@@ -2,13 +2,13 @@ import type { DocumentReference, Firestore } from '@google-cloud/firestore';
 import request from 'supertest';
 import { SlackStandIn } from '../dev/slack-standin';
 import { type Stack, startStack, uniqueProjectId } from '../dev/stack';
-import { createApp as createDispatcher } from '../dispatcher/app';
 import { createApp as createNotifier } from '../notifier/app';
 import type { SlackPort } from '../notifier/slack';
 import { describeConfig, loadConfig } from '../shared/config';
 import { baseApp, errorHandler, jsonBody } from '../shared/http';
 import { createLogger } from '../shared/logger';
-import type { DeliveryLedger, RunStore } from '../shared/ports';
+import type { DeliveryLedger } from '../shared/ports';
+import { dispatcherForAdmin } from './admin-ports';
 import { deliveryStatuses, notification, postJson, pushEnvelope, seed, waitFor } from './helpers';
 
 const CANARY = 'xoxb-SECRET-canary-123';
@@ -146,14 +146,8 @@ describe('configuration never echoes the token', () => {
 describe('request hardening', () => {
   const silent = createLogger({ service: 't', level: 'silent' });
   const dispatcher = () =>
-    createDispatcher({
+    dispatcherForAdmin(undefined, {
       log: silent,
-      projectId: 'p',
-      runs: { dueSchedules: async () => [] } as unknown as RunStore,
-      publisher: { publishPage: async () => undefined },
-      pageSize: 10,
-      leaseSeconds: 60,
-      catchUpWindowSeconds: 900,
       mount: (app) => {
         app.get('/boom', () => {
           throw new Error('kaboom with a secret path /srv/app/dispatcher.ts:1');
