@@ -301,8 +301,14 @@ describe('the 503s a tick and /readyz answer', () => {
 
 describe('a tick past its deadline (TICK_DEADLINE_SECONDS)', () => {
   /** A dispatcher whose ticks have a 300 ms deadline, pages of 2, its log lines kept in `lines`. */
-  function withDeadline(store: MemoryStore, publishPage: PagePublisher['publishPage'], lines: string[] = []) {
+  function withDeadline(
+    store: MemoryStore,
+    publishPage: PagePublisher['publishPage'],
+    lines: string[] = [],
+    readiness: Record<string, () => Promise<void>> = {},
+  ) {
     return createApp({
+      readiness,
       runs: store,
       publisher: { publishPage },
       log: createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } }),
@@ -358,6 +364,21 @@ describe('a tick past its deadline (TICK_DEADLINE_SECONDS)', () => {
       published: 0,
     });
   }, 15_000);
+
+  it("counts from the tick's arrival: a readiness check that takes the whole deadline leaves no schedule started", async () => {
+    const store = new MemoryStore();
+    store.putSchedule('s1', { cron: '* * * * *', timezone: 'UTC', nextRunAt: now });
+    const publish = jest.fn<Promise<void>, Parameters<PagePublisher['publishPage']>>(async () => undefined);
+    const slow = () => new Promise<void>((r) => setTimeout(r, 400));
+    const res = await request(withDeadline(store, publish, [], { firestore: slow }))
+      .post('/tick')
+      .send({});
+    expect(res.status).toBe(503);
+    expect(res.body.occurrences).toEqual([
+      expect.objectContaining({ status: 'failed', error: expect.stringContaining('passed its deadline (0.3 s') }),
+    ]);
+    expect(publish).not.toHaveBeenCalled();
+  });
 
   it('answers 503 with the runs it stopped at its deadline, as for a shutdown', async () => {
     const store = new MemoryStore();

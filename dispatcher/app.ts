@@ -101,6 +101,9 @@ export function createApp(deps: DispatcherDeps): Express {
   const guards: RequestHandler[] = deps.tickAuth ? [deps.tickAuth] : [];
   // The tick reads only its headers: a body, JSON or not, is drained and passed over.
   app.post(TOPOLOGY.tickPath, ...guards, ignoredBody('16kb'), draining, async (req, res) => {
+    // The deadline counts from here, as Cloud Scheduler's does from its call: the readiness
+    // check below is part of the tick's time.
+    const arrived = Date.now();
     const sent = req.headersDistinct['x-cloudscheduler-scheduletime'];
     const tickTime = tickTimeOf(sent, clock());
     if ('error' in tickTime) {
@@ -117,12 +120,11 @@ export function createApp(deps: DispatcherDeps): Express {
       return;
     }
     try {
-      const ticking = runTick(tickTime, { ...deps, log: req.log });
+      const ticking = runTick(tickTime, { ...deps, log: req.log, arrivedAtMs: arrived });
       const { deadlineMs } = deps;
+      const left = deadlineMs === undefined ? undefined : Math.max(0, deadlineMs - (Date.now() - arrived));
       const summary =
-        deadlineMs === undefined
-          ? await ticking
-          : await raceTimeout(ticking, deadlineMs + TICK_ANSWER_GRACE_MS, () => null);
+        left === undefined ? await ticking : await raceTimeout(ticking, left + TICK_ANSWER_GRACE_MS, () => null);
       if (summary === null) {
         // Firestore or Pub/Sub holds a call that answers nothing. The tick goes on behind this
         // answer and stops once it can; what it holds (a run's lease) lapses, and the retry or

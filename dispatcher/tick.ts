@@ -62,12 +62,14 @@ export interface TickDeps {
    */
   isDraining?: () => boolean;
   /**
-   * How long the tick may dispatch, in ms from its start (TICK_DEADLINE_SECONDS; none if unset).
+   * How long the tick may dispatch, in ms from its arrival (TICK_DEADLINE_SECONDS; none if unset).
    * Past it, the tick stops as for a shutdown: each run at its next page, checkpointed up to what
    * Pub/Sub accepted and released, each schedule not started answered failed; the tick then
    * answers 503 and Cloud Scheduler's retry, or the next tick, resumes them.
    */
   deadlineMs?: number;
+  /** When the tick's request arrived (Date.now()), which its deadline counts from; its start if not given. */
+  arrivedAtMs?: number;
 }
 
 /** The longest a run stopping for a shutdown waits for its publishes, then its checkpoint. */
@@ -175,10 +177,11 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
   let after: DueCursor | undefined;
   const largeRuns = deps.largeRuns instanceof Semaphore ? deps.largeRuns : new Semaphore(deps.largeRuns ?? 1);
   const { deadlineMs } = deps;
+  const since = deps.arrivedAtMs ?? started;
   // Measured on the process's own clock, not `clock` (a test's fixed time).
   const stopped = (): string | null => {
     if (deps.isDraining?.()) return SHUTTING_DOWN;
-    if (deadlineMs !== undefined && Date.now() - started >= deadlineMs) return pastDeadline(deadlineMs);
+    if (deadlineMs !== undefined && Date.now() - since >= deadlineMs) return pastDeadline(deadlineMs);
     return null;
   };
   // Every due schedule, a page at a time: a tick that left some for the next would skip an

@@ -682,9 +682,9 @@ describe('the full stack', () => {
     // Under the default tick deadline (300 s), the admin API's own deadline is its default.
     expect(env(dispatcher, ENV.ADMIN_DEADLINE_SECONDS)?.value).toBe('240');
     expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project' }, 'dispatcher').adminDeadlineSeconds).toBe(240);
-    // A tick stops 10 s under Cloud Scheduler's attempt deadline, which is the dispatcher's default.
-    expect(env(dispatcher, ENV.TICK_DEADLINE_SECONDS)?.value).toBe('290');
-    expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project' }, 'dispatcher').tickDeadlineSeconds).toBe(290);
+    // A tick stops 15 s under Cloud Scheduler's attempt deadline, which is the dispatcher's default.
+    expect(env(dispatcher, ENV.TICK_DEADLINE_SECONDS)?.value).toBe('285');
+    expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project' }, 'dispatcher').tickDeadlineSeconds).toBe(285);
     expect(env(notifier, ENV.AUTH_AUDIENCE)?.value).toBe(run.outputs.notifierUrl);
     expect(env(notifier, ENV.PUSH_INVOKER_EMAIL)?.value).toBe(accountEmail('push'));
     expect(env(dispatcher, ENV.SLACK_BOT_TOKEN)).toBeUndefined();
@@ -790,8 +790,8 @@ describe("the admin API's deadline under the dispatcher's request timeout", () =
 });
 
 describe("a tick's deadline under Cloud Scheduler's attempt deadline", () => {
-  it('is 10 s short of it (at least 5 s), so that a tick stopped at it answers before Cloud Scheduler gives up', async () => {
-    expect([15, 20, 100, 300, 1800].map(tickDeadlineSeconds)).toEqual([5, 10, 90, 290, 1790]);
+  it('is 15 s short of it (at least 5 s), so that a tick stopped at it answers before Cloud Scheduler gives up', async () => {
+    expect([15, 20, 100, 300, 1800].map(tickDeadlineSeconds)).toEqual([5, 5, 85, 285, 1785]);
     for (const attempt of [15, 20, 100, 300, 1800]) {
       expect(tickDeadlineSeconds(attempt) + TICK_ANSWER_GRACE_MS / 1000).toBeLessThan(attempt);
     }
@@ -800,10 +800,10 @@ describe("a tick's deadline under Cloud Scheduler's attempt deadline", () => {
     const value = dispatcher.inputs.template.containers[0].envs.find(
       (e: { name: string }) => e.name === ENV.TICK_DEADLINE_SECONDS,
     )?.value;
-    expect(value).toBe('50');
+    expect(value).toBe('45');
     expect(
       loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project', TICK_DEADLINE_SECONDS: value }, 'dispatcher'),
-    ).toMatchObject({ tickDeadlineSeconds: 50 });
+    ).toMatchObject({ tickDeadlineSeconds: 45 });
   });
 });
 

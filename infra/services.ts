@@ -61,12 +61,13 @@ export function adminDeadlineSeconds(requestTimeoutSeconds: number): number {
 }
 
 /**
- * A tick's deadline under Cloud Scheduler's attempt deadline: 10 s short of it, so that a tick
- * that stops at its deadline answers (TICK_ANSWER_GRACE_MS after it at most) before Cloud
- * Scheduler gives up on the call and Cloud Run's request timeout cuts it (at least 5 s).
+ * A tick's deadline under Cloud Scheduler's attempt deadline: 15 s short of it, so that a tick
+ * that stops at its deadline answers (TICK_ANSWER_GRACE_MS after it at most, 6 s) before Cloud
+ * Scheduler gives up on the call and Cloud Run's request timeout cuts it, with room for the
+ * call's way there (a cold start, the token's check). At least 5 s.
  */
 export function tickDeadlineSeconds(attemptDeadlineSeconds: number): number {
-  return Math.max(5, attemptDeadlineSeconds - 10);
+  return Math.max(5, attemptDeadlineSeconds - 15);
 }
 
 export function createServices(args: ServicesArgs): Services {

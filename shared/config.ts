@@ -19,10 +19,10 @@ export const DEFAULT_LARGE_RUNS = 4;
 export const DEFAULT_ADMIN_DEADLINE_SECONDS = 240;
 /**
  * How long a tick may dispatch before it stops its runs at their checkpoints and answers 503
- * (TICK_DEADLINE_SECONDS): 10 s under Cloud Scheduler's attempt deadline as infra/ sets it by
+ * (TICK_DEADLINE_SECONDS): 15 s under Cloud Scheduler's attempt deadline as infra/ sets it by
  * default (300 s), as infra/ sets it from any other.
  */
-export const DEFAULT_TICK_DEADLINE_SECONDS = 290;
+export const DEFAULT_TICK_DEADLINE_SECONDS = 285;
 /** How old an occurrence may be and still be sent, unless CATCHUP_WINDOW_SECONDS says otherwise. */
 export const DEFAULT_CATCH_UP_WINDOW_SECONDS = 900;
 /** The shortest Slack call timeout taken. */

@@ -80,6 +80,17 @@ describe('parsePushBody with a dispatch message pushed without its envelope', ()
     },
   );
 
+  it.each(['2030-01-01 10:00:00+01:00', '2030-01-01t09:00:00z', '2030-01-01T09:00:00.000000Z'])(
+    'names the delivery and run its attributes name with their occurrence in its canonical spelling (%s)',
+    (written) => {
+      const result = rejected({
+        message: { data: 5, attributes: { deliveryId: `n-1:${written}`, runId: `s_ab:${written}` }, messageId: '7' },
+      });
+      expect(result.deliveryId).toBe('n-1:2030-01-01T09:00:00.000Z');
+      expect(result.runId).toBe('s_ab:2030-01-01T09:00:00.000Z');
+    },
+  );
+
   it('names no delivery for a body that is neither', () => {
     const result = rejected({ notificationId: 'n-1' });
     expect(result.reason).toMatch(/^not a Pub\/Sub push envelope/);

@@ -318,7 +318,7 @@ function idAttribute(value: string | undefined, maxLength = Number.POSITIVE_INFI
  */
 function withCanonicalOccurrence(id: string): string {
   let at = -1;
-  for (const m of id.matchAll(/:(?=\d{4}-\d{2}-\d{2}[Tt])/g)) at = m.index;
+  for (const m of id.matchAll(/:(?=\d{4}-\d{2}-\d{2}[Tt ])/g)) at = m.index;
   if (at < 0) return id;
   const c = canonicalOccurrence(id.slice(at + 1));
   return c.ok ? `${id.slice(0, at + 1)}${c.occurrence}` : id;

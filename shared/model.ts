@@ -631,8 +631,10 @@ export const REDRIVE_CLOCK_SKEW_MS = 60_000;
  * nothing of it.
  * - `redriveOf`, the redrive the dead message names (null: none, the dispatcher's), settles it
  *   where the record names its last redrive (`redriveId`): every redrive that names itself there
- *   names itself in its messages, so a message that names another, or none, is older, whatever
- *   the clocks say (a dead letter repeated seconds after the redrive that reopened its delivery).
+ *   names itself in its messages, so a message that names another is older, whatever the clocks
+ *   say, and one that names none (the dispatcher's) is older unless it was published after the
+ *   redrive; without the minute's allowance below (a dead letter repeated seconds after the
+ *   redrive that reopened its delivery is the older message's).
  * - Otherwise `sourcePublishedAt`, the dead letter's `CloudPubSubDeadLetterSourceTopicPublishTime`,
  *   against the redrive's time.
  * - Without it (a message dead-lettered without its envelope carries none), `publishedBy` says
@@ -647,7 +649,13 @@ export function deadLetterPredatesRedrive(
 ): boolean {
   const redrive = d?.lastRedriveAt;
   if (!(redrive instanceof Date)) return false;
-  if (redriveOf !== undefined && typeof d?.redriveId === 'string') return redriveOf !== d.redriveId;
+  if (redriveOf !== undefined && typeof d?.redriveId === 'string') {
+    if (redriveOf !== null) return redriveOf !== d.redriveId;
+    // The dispatcher's: older unless published after the redrive, as a run of the schedule the
+    // notification moved to sends the same delivery after the redriven message was passed over
+    // for the move (its dead letter must end the delivery, for a redrive to find).
+    return !sourcePublishedAt || sourcePublishedAt.getTime() < redrive.getTime();
+  }
   if (sourcePublishedAt) return sourcePublishedAt.getTime() < redrive.getTime() - REDRIVE_CLOCK_SKEW_MS;
   if (publishedBy === undefined) return false;
   return publishedBy === null || publishedBy !== d?.redriveId;

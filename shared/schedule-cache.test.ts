@@ -14,3 +14,13 @@ it('keeps checked schedules up to a bound on their characters, past which each i
   expect(kept).toBeLessThan(made);
   expect(kept).toBeLessThanOrEqual(CHECKED_SCHEDULE_CHARS / 990);
 });
+
+it('keeps at most CHECKED_SCHEDULE_ENTRIES checked schedules, however short', () => {
+  jest.isolateModules(() => {
+    // A module of its own: the test above filled this file's.
+    const fresh = require('./schedule') as typeof import('./schedule');
+    const made = fresh.CHECKED_SCHEDULE_ENTRIES + 2;
+    for (let i = 0; i < made; i++) fresh.checkedSchedule(`x${i}`, 'UTC');
+    expect(fresh.checkedScheduleCount()).toBe(fresh.CHECKED_SCHEDULE_ENTRIES);
+  });
+});

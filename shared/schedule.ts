@@ -415,12 +415,15 @@ export function scheduleProblemField(problem: string): 'cron' | 'timezone' {
  * what is wrong with it. Each distinct (cron, time zone) is checked once: an import of many
  * notifications on a few schedules would otherwise parse the same cron for every entry (0.1 to
  * 0.3 ms each), and an import checks each entry twice (as it reads the file, and as it saves).
- * Bounded by the characters of its keys, so a file of made-up schedules cannot grow it without
- * limit: about 100,000 schedules of everyday length, a few megabytes.
+ * Bounded, so a file of made-up schedules cannot grow it without limit: by the characters of
+ * its keys (crons up to 1,000 characters long) and by its entries (docs/PERFORMANCE.md, item 28,
+ * for what it holds at its bound; the services run under a heap cap).
  */
 const checkedSchedules = new Map<string, { cron: string; timezone: string } | { problem: string }>();
 /** The most characters the keys of checkedSchedules hold together. */
 export const CHECKED_SCHEDULE_CHARS = 4_000_000;
+/** The most entries checkedSchedules holds. */
+export const CHECKED_SCHEDULE_ENTRIES = 50_000;
 let checkedChars = 0;
 
 /** How many checked schedules are kept (for the tests of the cache's bound). */
@@ -449,7 +452,11 @@ export function checkedSchedule(
     } catch (err) {
       checked = { problem: (err as Error).message };
     }
-    if (cacheable && checkedChars + key.length <= CHECKED_SCHEDULE_CHARS) {
+    if (
+      cacheable &&
+      checkedChars + key.length <= CHECKED_SCHEDULE_CHARS &&
+      checkedSchedules.size < CHECKED_SCHEDULE_ENTRIES
+    ) {
       checkedSchedules.set(key, checked);
       checkedChars += key.length;
     }
@@ -581,7 +588,7 @@ function everyHour(s: CronSchedule): boolean {
  * holds CRON_FIELDS_KEPT crons, it starts again.
  */
 const parsedCrons = new Map<string, CronFieldCollection>();
-const CRON_FIELDS_KEPT = 10_000;
+export const CRON_FIELDS_KEPT = 2_000;
 
 function cronFields(cron: string): CronFieldCollection {
   let fields = parsedCrons.get(cron);

@@ -327,6 +327,17 @@ describe('the ledger and broken pushes, on the emulator', () => {
       // The redriven message's own: dead again.
       expect(await ledger.markDead(deliveryId, { ...again, redriveOf: 'r-1' })).toBe('dead');
     }
+    // Redriven again: the dispatcher's message published after the redrive (a run of the schedule
+    // the notification moved to) ends the delivery, for a redrive to find.
+    const second = await redrivenInBothStores(true);
+    for (const ledger of second.ledgers) {
+      const after = {
+        ...deadLetter({ now: new Date(second.redriveAt.getTime() + 10_000) }),
+        sourcePublishedAt: new Date(second.redriveAt.getTime() + 5_000),
+        redriveOf: null,
+      };
+      expect(await ledger.markDead(deliveryId, after)).toBe('dead');
+    }
   });
 
   it('a redriven message’s claim clears its redrive’s pending mark, in both stores', async () => {
