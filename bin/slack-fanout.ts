@@ -1212,19 +1212,23 @@ function stallTimeoutOption(): Option {
     .default(STALL_TIMEOUT_SECONDS);
 }
 
+/** What an import's save is given: its progress, the stop, and (notifications) its schedules' progress. */
+interface ImportSaveOptions {
+  /** How many entries are saved so far. */
+  onProgress: (n: number) => void;
+  /** Aborted by a stop signal: the writes under way finish, none after. */
+  signal: AbortSignal;
+  /** Schedule documents checked or made, before any notification is written. */
+  onSchedules: (done: number, total: number) => void;
+}
+
 /** Saves an import's entries (`save`), with its progress on stderr, and says how many. */
 async function importFile<T>(
   command: string,
   projectId: string,
   items: T[],
   what: string,
-  save: (
-    db: Firestore,
-    items: T[],
-    onProgress: (n: number) => void,
-    signal: AbortSignal,
-    onSchedules: (done: number, total: number) => void,
-  ) => Promise<void>,
+  save: (db: Firestore, items: T[], opts: ImportSaveOptions) => Promise<void>,
   stallTimeoutSeconds = STALL_TIMEOUT_SECONDS,
   check?: (db: Firestore, items: T[]) => Promise<string | null>,
 ): Promise<void> {
@@ -1289,17 +1293,15 @@ async function importFile<T>(
     }
   };
   try {
-    await save(
-      db,
-      items,
-      (n) => {
+    await save(db, items, {
+      onProgress: (n) => {
         if (n > saved) stall.moved();
         saved = n;
         progress.update(n);
       },
-      stop.signal,
+      signal: stop.signal,
       onSchedules,
-    );
+    });
     progress.update(items.length);
     finished = true;
   } catch (err) {
@@ -1623,8 +1625,8 @@ ${STALL_HELP}`,
         projectOf(program.opts()),
         parseNotificationsFile(readText(file), sourceName(file)),
         'notifications',
-        async (db, items, onProgress, signal, onSchedules) => {
-          await saveNotifications(db, items, { onProgress, signal, onSchedules });
+        async (db, items, opts) => {
+          await saveNotifications(db, items, opts);
         },
         o.stallTimeout,
         missingAccountsWarning,
@@ -1668,7 +1670,7 @@ ${STALL_HELP}`,
         projectOf(program.opts()),
         parseAccountsFile(readText(file), sourceName(file)),
         'accounts',
-        (db, items, onProgress, signal) => saveAccounts(db, items, { onProgress, signal }),
+        (db, items, { onProgress, signal }) => saveAccounts(db, items, { onProgress, signal }),
         o.stallTimeout,
       ),
     );
