@@ -17,7 +17,7 @@ import type { Logger } from '../shared/logger';
 import { TOPOLOGY } from '../shared/topology';
 import { z } from '../shared/zod';
 import { type AdminDeps, adminRouter } from './admin';
-import { DRAIN_WAIT_MS, runTick, type TickDeps } from './tick';
+import { DRAIN_WAIT_MS, RELEASE_WAIT_MS, runTick, type TickDeps } from './tick';
 
 export interface DispatcherDeps extends Omit<TickDeps, 'log'> {
   log: Logger;
@@ -45,11 +45,11 @@ export const MAX_SCHEDULE_TIME_AHEAD_MS = 10_000;
 
 /**
  * How long past its deadline (TickDeps.deadlineMs) a tick is answered 503 `tick_timeout` if it
- * has not ended: the deadline stops its runs, which wait at most DRAIN_WAIT_MS for the page they
- * are on, then DRAIN_WAIT_MS for the pages in flight, their checkpoint and their release; only a
- * call outside those waits (a claim, a run's end) that answers nothing holds the tick longer.
+ * has not ended: the deadline stops its runs, which then wait DRAIN_WAIT_MS in all (and at least
+ * RELEASE_WAIT_MS for their release), and a second for what is left; only a call outside those
+ * waits (a claim, a run's end) that answers nothing holds the tick longer.
  */
-export const TICK_ANSWER_GRACE_MS = 2 * DRAIN_WAIT_MS + 1_000;
+export const TICK_ANSWER_GRACE_MS = DRAIN_WAIT_MS + RELEASE_WAIT_MS + 1_000;
 
 /** Firestore's earliest timestamp: a schedule time before it cannot be queried for. */
 const EARLIEST_TIME_MS = Date.parse('0001-01-01T00:00:00Z');

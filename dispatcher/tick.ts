@@ -72,21 +72,49 @@ export interface TickDeps {
   arrivedAtMs?: number;
 }
 
-/** The longest a run stopping for a shutdown waits for its publishes, then its checkpoint. */
 /** Due schedules a tick reads at a time (TickDeps.duePageSize). */
 export const DUE_PAGE_SIZE = 1000;
 
+/**
+ * The longest a stopped run (a shutdown, the tick's deadline) waits in all, from when it sees
+ * the stop, for its reads, its publishes, then its checkpoint and its release (StopBudget).
+ */
 export const DRAIN_WAIT_MS = 2_500;
+/** The least a stopped run waits for its last checkpoint and its release, once its drain wait is spent. */
+export const RELEASE_WAIT_MS = 500;
 
 /**
- * Waits for `promise`; once the tick stops (a shutdown, its deadline), for at most DRAIN_WAIT_MS
- * more, then rejects with why it stopped: a publish or a read that Pub/Sub or Firestore does not
- * answer must not hold the tick past the shutdown grace or its deadline.
+ * A run's waits once its tick stops (a shutdown, its deadline): DRAIN_WAIT_MS in all from when
+ * the run first sees the stop, shared by every wait after it, so that a run with several pages
+ * in flight that Pub/Sub does not answer ends within one bound, not one for each page.
  */
-async function unlessStopped<T>(promise: Promise<T>, stopped: () => string | null): Promise<T> {
-  const outcome = await unlessDrained(promise, () => stopped() !== null, DRAIN_WAIT_MS);
-  if (outcome.drained) throw new Error(stopped() ?? SHUTTING_DOWN);
-  return outcome.value;
+class StopBudget {
+  private seenAt: number | null = null;
+
+  constructor(private readonly stopped: () => string | null) {}
+
+  /** Why the tick stopped, or null; the first time it says why, the budget starts. */
+  why(): string | null {
+    const why = this.stopped();
+    if (why !== null) this.seenAt ??= Date.now();
+    return why;
+  }
+
+  /** What is left of the budget, in ms; all of it before the stop. */
+  left(): number {
+    return this.seenAt === null ? DRAIN_WAIT_MS : Math.max(0, this.seenAt + DRAIN_WAIT_MS - Date.now());
+  }
+
+  /**
+   * Waits for `promise`; once the tick stops, for what is left of the budget at most, then
+   * rejects with why it stopped: a publish or a read that Pub/Sub or Firestore does not answer
+   * must not hold the tick past the shutdown grace or its deadline.
+   */
+  async unlessStopped<T>(promise: Promise<T>): Promise<T> {
+    const outcome = await unlessDrained(promise, () => this.why() !== null, this.left());
+    if (outcome.drained) throw new Error(this.why() ?? SHUTTING_DOWN);
+    return outcome.value;
+  }
 }
 
 /**
@@ -121,10 +149,17 @@ async function settledWithin(
 
 /** Why a run stopped early when the service began shutting down. */
 export const SHUTTING_DOWN = 'the dispatcher is shutting down; a later tick resumes the run from its checkpoint';
+/** Why a due schedule was not started when the service began shutting down. */
+export const SHUTTING_DOWN_NOT_STARTED = 'the dispatcher is shutting down; a later tick runs the schedule';
 
-/** Why a run stopped early, or a schedule was not started, when its tick passed its deadline. */
+/** Why a run stopped early when its tick passed its deadline. */
 export function pastDeadline(deadlineMs: number): string {
   return `the tick passed its deadline (${deadlineMs / 1000} s, TICK_DEADLINE_SECONDS); the tick's retry or the next tick resumes the run from its checkpoint`;
+}
+
+/** Why a due schedule was not started when its tick passed its deadline. */
+export function pastDeadlineNotStarted(deadlineMs: number): string {
+  return `the tick passed its deadline (${deadlineMs / 1000} s, TICK_DEADLINE_SECONDS) before this schedule's turn; the tick's retry or the next tick runs it`;
 }
 
 export type OccurrenceStatus =
@@ -179,10 +214,22 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
   const { deadlineMs } = deps;
   const since = deps.arrivedAtMs ?? started;
   // Measured on the process's own clock, not `clock` (a test's fixed time).
-  const stopped = (): string | null => {
-    if (deps.isDraining?.()) return SHUTTING_DOWN;
-    if (deadlineMs !== undefined && Date.now() - since >= deadlineMs) return pastDeadline(deadlineMs);
+  const stopKind = (): 'shutdown' | 'deadline' | null => {
+    if (deps.isDraining?.()) return 'shutdown';
+    if (deadlineMs !== undefined && Date.now() - since >= deadlineMs) return 'deadline';
     return null;
+  };
+  const stopped = (): string | null => {
+    const kind = stopKind();
+    return kind === null ? null : kind === 'shutdown' ? SHUTTING_DOWN : pastDeadline(deadlineMs ?? 0);
+  };
+  const notStarted = (): string | null => {
+    const kind = stopKind();
+    return kind === null
+      ? null
+      : kind === 'shutdown'
+        ? SHUTTING_DOWN_NOT_STARTED
+        : pastDeadlineNotStarted(deadlineMs ?? 0);
   };
   // Every due schedule, a page at a time: a tick that left some for the next would skip an
   // every-minute schedule's occurrence each time, and make every other one late.
@@ -201,6 +248,7 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
         deps,
         clock,
         stopped,
+        notStarted,
       }),
     );
     occurrences.push(...page.flat());
@@ -218,7 +266,8 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
     published: occurrences.reduce((n, o) => n + o.published, 0),
     resumed: occurrences.some((o) => o.status === 'resumed'),
     failed: occurrences.filter((o) => o.status === 'failed').length,
-    durationMs: Date.now() - started,
+    // From the tick's arrival, as its deadline is counted.
+    durationMs: Date.now() - since,
   };
 }
 
@@ -286,12 +335,14 @@ interface TickRun {
   clock: () => Date;
   /** Why the tick stops early (SHUTTING_DOWN, pastDeadline), or null while it goes on. */
   stopped: () => string | null;
+  /** The same, said of a schedule not started. */
+  notStarted: () => string | null;
 }
 
 async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<OccurrenceResult> {
   const { tickTime, arrivedAt, owner, indexReadAt, deps, clock, stopped } = tick;
   const base = { scheduleId: schedule.id, published: 0, skipped: 0 };
-  const stop = stopped();
+  const stop = tick.notStarted();
   if (stop !== null) return { ...base, occurrence: null, runId: null, status: 'failed', error: stop };
   try {
     validateSchedule(schedule);
@@ -418,6 +469,7 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   const pages = deps.runs
     .notificationPages(schedule.id, cursor, deps.pageSize, claim.run.indexReadAt ?? null, beforeLargeRead)
     [Symbol.asyncIterator]();
+  const budget = new StopBudget(stopped);
   const checkpoints = new Checkpoints(
     (p) => deps.runs.checkpoint(runId, owner, p, leaseMs, clock()),
     deps.checkpointIntervalMs ?? 0,
@@ -437,7 +489,7 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   const landOldest = async (): Promise<void> => {
     const oldest = publishing[0];
     if (!oldest) return;
-    await unlessStopped(oldest.accepted, stopped);
+    await budget.unlessStopped(oldest.accepted);
     publishing.shift();
     land(oldest);
   };
@@ -446,7 +498,7 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
     // written while the next ones are published (see Checkpoints).
     let next = pages.next();
     for (;;) {
-      const page = await unlessStopped(next, stopped);
+      const page = await budget.unlessStopped(next);
       if (page.done) break;
       const { ids } = page.value;
       next = pages.next();
@@ -456,7 +508,7 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
       checkpoints.throwIfFailed();
       const refusal = refused[0];
       if (refusal) throw refusal.error;
-      const why = stopped();
+      const why = budget.why();
       if (why !== null) throw new Error(why);
       const accepted = deps.publisher.publishPage(
         ids.map((notificationId) => ({
@@ -470,7 +522,7 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
       publishing.push({ accepted, cursor: page.value.cursor, count: ids.length });
       if (publishing.length >= maxInFlight) {
         // Whether a next page comes is known first: the last pages go with the run's end.
-        if ((await unlessStopped(next, stopped)).done) break;
+        if ((await budget.unlessStopped(next)).done) break;
         await landOldest();
       }
     }
@@ -501,8 +553,10 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
     // again, and the ledger acks the repeat), and a release that races a checkpoint still in
     // flight is safe (the checkpoint then finds its lease gone, or lands first; either way it
     // covers only pages Pub/Sub accepted).
-    // One DRAIN_WAIT_MS for the three waits together, not one each.
-    const until = stopped() !== null ? Date.now() + DRAIN_WAIT_MS : null;
+    // What is left of the run's one DRAIN_WAIT_MS (StopBudget), for the three waits together,
+    // and never less than RELEASE_WAIT_MS: a release that Firestore answers at once is waited for,
+    // so that the next tick need not wait for the lease to run out.
+    const until = budget.why() !== null ? Date.now() + Math.max(budget.left(), RELEASE_WAIT_MS) : null;
     const left = () => (until === null ? null : Math.max(0, until - Date.now()));
     const outcomes = await settledWithin(
       publishing.map((p) => p.accepted),

@@ -62,7 +62,7 @@ export function adminDeadlineSeconds(requestTimeoutSeconds: number): number {
 
 /**
  * A tick's deadline under Cloud Scheduler's attempt deadline: 15 s short of it, so that a tick
- * that stops at its deadline answers (TICK_ANSWER_GRACE_MS after it at most, 6 s) before Cloud
+ * that stops at its deadline answers (TICK_ANSWER_GRACE_MS after it at most, 4 s) before Cloud
  * Scheduler gives up on the call and Cloud Run's request timeout cuts it, with room for the
  * call's way there (a cold start, the token's check). At least 5 s.
  */
