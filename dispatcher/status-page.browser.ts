@@ -14,6 +14,14 @@ import { deliveryCounts, dispatcherForAdmin, fakeAdminPorts } from '../test/admi
 
 // An empty CHROMIUM_PATH is unset, as every variable the project reads.
 const CHROMIUM = process.env.CHROMIUM_PATH?.trim() || '/usr/bin/chromium';
+// Checked as the file loads: the suite then fails once, saying what to install, not once a test.
+if (!existsSync(CHROMIUM)) {
+  throw new Error(
+    process.env.CHROMIUM_PATH?.trim()
+      ? `CHROMIUM_PATH=${CHROMIUM}: no such file; give the path of a Chromium, or unset it for Debian's at /usr/bin/chromium`
+      : `no Chromium at ${CHROMIUM}: install Debian's (apt-get install chromium), as .ci/run does, or set CHROMIUM_PATH`,
+  );
+}
 const now = new Date('2026-12-06T10:00:00.000Z');
 const HOSTILE = `s_<img src=x onerror="window.__injected=1">'onmouseover='window.__injected=2:2026-12-06T09:00:00.000Z`;
 const LONG = `s_${'x'.repeat(150)}:2026-12-06T09:00:00.000Z`;
@@ -57,13 +65,6 @@ let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      process.env.CHROMIUM_PATH?.trim()
-        ? `CHROMIUM_PATH=${CHROMIUM}: no such file; give the path of a Chromium, or unset it for Debian's at /usr/bin/chromium`
-        : `no Chromium at ${CHROMIUM}: install Debian's (apt-get install chromium), as .ci/run does, or set CHROMIUM_PATH`,
-    );
-  }
   const app = dispatcherForAdmin(
     {
       // Who may see the page is the admin API's tests' concern: here, anyone on loopback.
