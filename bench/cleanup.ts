@@ -1,7 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import { constants } from 'node:os';
 import { type Reaper, startReaper } from '../dev/processes';
-import { SIGNAL_REPEAT_MS } from '../shared/signals';
+import { SIGNAL_REPEAT_MS, STOP_SIGNALS, signalExitCode } from '../shared/signals';
 
 /**
  * Everything the benchmark starts registers how to stop it here. The registry runs in reverse
@@ -110,9 +109,9 @@ export function stoppingOnSignal(): boolean {
  */
 export function installSignalHandlers(say: (line: string) => void): void {
   reaper ??= startReaper();
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  for (const signal of STOP_SIGNALS) {
     process.on(signal, () => {
-      const code = 128 + constants.signals[signal];
+      const code = signalExitCode(signal);
       if (stopping && first?.signal === signal && Date.now() - first.at < SIGNAL_REPEAT_MS) return;
       if (stopping) {
         say(`${signal} ${first ? 'again' : 'while stopping'}: killing what is left now`);

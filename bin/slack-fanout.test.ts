@@ -788,21 +788,29 @@ describe('readText', () => {
 });
 
 describe('progress off a terminal', () => {
-  it('says one of a thing in the singular', () => {
+  /** `progressOf` off a terminal, its lines kept, its clock `now`. */
+  function offTerminal(o: Parameters<typeof progressOf>[0], now: () => number = () => 0) {
     const lines: string[] = [];
-    progressOf(
-      { command: 'import-accounts', total: 1, noun: 'accounts', start: 'to save', verb: 'saved' },
-      { tty: false, write: (line) => lines.push(line), now: () => 0 },
-    );
+    const progress = progressOf(o, { tty: false, write: (line) => lines.push(line), now });
+    return { lines, progress };
+  }
+
+  it('says one of a thing in the singular', () => {
+    const { lines } = offTerminal({
+      command: 'import-accounts',
+      total: 1,
+      noun: 'accounts',
+      start: 'to save',
+      verb: 'saved',
+    });
     expect(lines).toEqual(['import-accounts: 1 account to save\n']);
   });
 
   it('writes a line to start, at most one every few seconds, and a last one when done', () => {
-    const lines: string[] = [];
     let t = 0;
-    const progress = progressOf(
+    const { lines, progress } = offTerminal(
       { command: 'import', total: 10_000, noun: 'notifications', start: 'to save', verb: 'saved' },
-      { tty: false, write: (line) => lines.push(line), now: () => t },
+      () => t,
     );
     for (let n = 1; n <= 10_000; n++) {
       t += 1; // 10 s in all
@@ -816,22 +824,23 @@ describe('progress off a terminal', () => {
   });
 
   it('writes no last line when the work failed', () => {
-    const lines: string[] = [];
-    const progress = progressOf(
-      { command: 'reindex', total: 5, noun: 'notifications', start: 'to scan', verb: 'scanned' },
-      { tty: false, write: (line) => lines.push(line), now: () => 0 },
-    );
+    const { lines, progress } = offTerminal({
+      command: 'reindex',
+      total: 5,
+      noun: 'notifications',
+      start: 'to scan',
+      verb: 'scanned',
+    });
     progress.update(3);
     progress.stop(false);
     expect(lines).toEqual(['reindex: 5 notifications to scan\n']);
   });
 
   it('writes nothing once stopped, though the writes under way still report', () => {
-    const lines: string[] = [];
     let t = 0;
-    const progress = progressOf(
+    const { lines, progress } = offTerminal(
       { command: 'import-accounts', total: 20_000, noun: 'accounts', start: 'to save', verb: 'saved' },
-      { tty: false, write: (line) => lines.push(line), now: () => t },
+      () => t,
     );
     progress.stop(false);
     t += 10 * PROGRESS_EVERY_MS;

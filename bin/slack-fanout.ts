@@ -53,6 +53,7 @@ import {
   reindexNotifications,
   resumePaused,
   SaveInterrupted,
+  type SaveOptions,
   saveAccounts,
   saveNotifications,
   setNotificationEnabled,
@@ -69,7 +70,7 @@ import {
 } from '../shared/redrive';
 import { dashboardUrlProblem } from '../shared/report';
 import { MAX_CRON_CHARS, MAX_TIMEZONE_CHARS } from '../shared/schedule';
-import { onStopSignals, type StopSignal, signalExitCode, stoppingLine } from '../shared/signals';
+import { onStopSignals, type StopSignal, type StopSignals, signalExitCode, stoppingLine } from '../shared/signals';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 import { counted } from '../shared/words';
 import { z } from '../shared/zod';
@@ -1213,14 +1214,7 @@ function stallTimeoutOption(): Option {
 }
 
 /** What an import's save is given: its progress, the stop, and (notifications) its schedules' progress. */
-interface ImportSaveOptions {
-  /** How many entries are saved so far. */
-  onProgress: (n: number) => void;
-  /** Aborted by a stop signal: the writes under way finish, none after. */
-  signal: AbortSignal;
-  /** Schedule documents checked or made, before any notification is written. */
-  onSchedules: (done: number, total: number) => void;
-}
+type ImportSaveOptions = Required<Pick<SaveOptions, 'onProgress' | 'signal' | 'onSchedules'>>;
 
 /** Saves an import's entries (`save`), with its progress on stderr, and says how many. */
 async function importFile<T>(
@@ -1259,12 +1253,8 @@ async function importFile<T>(
   // Ctrl-C (or SIGTERM, SIGHUP) lets the writes under way finish (a transaction left open
   // would hold its locks, and an import run again at once would wait on them), says how far it
   // got, and exits 130 (143, 129); a second stops at once.
-  const stop = new AbortController();
-  let stoppedBy: StopSignal = 'SIGINT';
-  const removeSignals = onStopSignals(
+  const stops = onStopSignals(
     (signal) => {
-      stoppedBy = signal;
-      stop.abort();
       progress.stop(false);
       process.stderr.write(stoppingLine(command, signal, 'once the writes under way finish'));
     },
@@ -1272,7 +1262,7 @@ async function importFile<T>(
       process.stderr.write(
         `${command}: interrupted: ${saved} of ${items.length} ${what} saved at least (saving again is safe)\n`,
       );
-      process.exit(signalExitCode(stoppedBy));
+      process.exit(stops.exitCode());
     },
   );
   // Many schedules take a while before the first notification is written: their writes are
@@ -1281,7 +1271,7 @@ async function importFile<T>(
   let schedulesSaid = schedulesSince;
   const onSchedules = (done: number, total: number) => {
     stall.moved();
-    if (stop.signal.aborted) return;
+    if (stops.signal.aborted) return;
     if (process.stderr.isTTY === true) {
       progress.note(done < total ? ` (first their schedules: ${done} of ${total} ready)` : '');
       return;
@@ -1299,21 +1289,21 @@ async function importFile<T>(
         saved = n;
         progress.update(n);
       },
-      signal: stop.signal,
+      signal: stops.signal,
       onSchedules,
     });
     progress.update(items.length);
     finished = true;
   } catch (err) {
-    if (!stop.signal.aborted) throw err;
+    if (!stops.signal.aborted) throw err;
     process.stderr.write(
       `${command}: ${err instanceof SaveInterrupted ? err.message : `interrupted: ${(err as Error).message}`}\n`,
     );
     await db.terminate();
-    process.exit(signalExitCode(stoppedBy));
+    process.exit(stops.exitCode());
   } finally {
     stall.stop();
-    removeSignals();
+    stops.remove();
     progress.stop(finished);
     if (!finished) await db.terminate();
   }
@@ -1387,9 +1377,7 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
   });
   let result: ResumePausedResult;
   let stall: StallWatch | undefined;
-  let removeSignals: (() => void) | undefined;
-  const stop = new AbortController();
-  let stoppedBy: StopSignal = 'SIGINT';
+  let stops: StopSignals | undefined;
   try {
     // The total is an estimate for the bar: what is paused or resumed meanwhile moves it.
     const total = (await pausedQuery(db, selector).count().get()).data().count;
@@ -1399,39 +1387,33 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
     // hold its locks, and a resume run again at once would wait on them), then says how far it
     // got; a second stops at once. Resuming is safe to run again, whatever was left.
     let sofar = 'nothing resumed yet';
-    removeSignals = onStopSignals(
+    stops = onStopSignals(
       (signal) => {
-        stoppedBy = signal;
-        stop.abort();
         if (tty) bar.stop();
         process.stderr.write(stoppingLine('resume', signal, 'once the transactions under way finish'));
       },
       () => {
         process.stderr.write(`resume: interrupted: ${sofar} at least (running it again is safe)\n`);
-        process.exit(signalExitCode(stoppedBy));
+        process.exit(stops?.exitCode() ?? 130);
       },
     );
     stall = silenceWarning('resume', 'page', projectId);
     result = await resumePaused(db, selector, {
       dryRun,
       pageSize,
-      signal: stop.signal,
+      signal: stops.signal,
       onProgress: (p) => {
         stall?.moved();
         sofar = `${p.matched} of ${total} read, ${p.resumed} resumed, ${p.skipped} skipped, ${p.failed} failed`;
         // Stopping: the stop's lines are the last but its end.
-        if (stop.signal.aborted) return;
+        if (stops?.signal.aborted) return;
         if (tty) bar.update(p.matched, { resumed: p.resumed, skipped: p.skipped, failed: p.failed });
-        else {
-          process.stderr.write(
-            `resume: ${p.matched} of ${total} read, ${p.resumed} resumed, ${p.skipped} skipped, ${p.failed} failed\n`,
-          );
-        }
+        else process.stderr.write(`resume: ${sofar}\n`);
       },
     });
   } finally {
     stall?.stop();
-    removeSignals?.();
+    stops?.remove();
     if (tty) bar.stop();
     await db.terminate();
   }
@@ -1440,7 +1422,7 @@ async function resumeInBulk(projectId: string, selector: PausedSelector, dryRun:
     process.stderr.write(
       `resume: interrupted: ${result.matched} read, ${result.resumed} resumed, ${result.skipped} skipped, ${result.failed} failed${result.notReached ? `, ${result.notReached} not reached` : ''} (running it again is safe)\n`,
     );
-    process.exitCode = signalExitCode(stoppedBy);
+    process.exitCode = stops?.exitCode() ?? 130;
   }
   print({
     ...('pausedReason' in selector ? { pausedReason: selector.pausedReason } : { allPaused: true }),
@@ -1785,7 +1767,7 @@ it had scanned, each page of them indexed; running it again is safe.`,
         );
         process.exit(signalExitCode(signal));
       };
-      const removeSignals = onStopSignals(interrupted, () => undefined);
+      const { remove: removeSignals } = onStopSignals(interrupted, () => undefined);
       const stall = silenceWarning('reindex', 'page', projectId);
       let result: Awaited<ReturnType<typeof reindexNotifications>>;
       try {
@@ -2087,24 +2069,20 @@ more later (until then a redrive counts them as waiting, and says from when).`,
       // stops after the page under way, which is published or put back to dead, and says so; a
       // second stops at once, leaving that page to a later redrive.
       let started = false;
-      let draining = false;
       let sofar = 'nothing redriven yet';
-      let stoppedBy: StopSignal = 'SIGINT';
-      const removeSigint = onStopSignals(
+      const stops = onStopSignals(
         (signal) => {
-          stoppedBy = signal;
           if (!started) {
             process.stderr.write('redrive: interrupted before it reopened any delivery: nothing changed\n');
             process.exit(signalExitCode(signal));
           }
-          draining = true;
           process.stderr.write(stoppingLine('redrive', signal, 'after the page under way'));
         },
         () => {
           process.stderr.write(
             `redrive: interrupted: ${sofar}; a page being published is left reopened, and a redrive after ${REDRIVE_STRANDED_AFTER_MS / 60_000} minutes takes it over\n`,
           );
-          process.exit(signalExitCode(stoppedBy));
+          process.exit(stops.exitCode());
         },
       );
       // A failure from here to the try below ends the command; the handler holds no process open.
@@ -2139,7 +2117,7 @@ more later (until then a redrive counts them as waiting, and says from when).`,
           result = await redriveRun(runId, {
             ledger: firestoreRedriveLedger(store),
             publisher,
-            isDraining: () => draining,
+            isDraining: () => stops.signal.aborted,
             // Logs go to stderr: stdout holds the result alone, for scripts.
             log: createLogger({ service: 'cli', level: 'warn', destination: pino.destination(2) }),
             pageSize: o.pageSize,
@@ -2152,14 +2130,14 @@ more later (until then a redrive counts them as waiting, and says from when).`,
         } finally {
           // A redrive ended, or thrown, leaves no stall warning running and no Ctrl-C handler.
           stall.stop();
-          removeSigint();
+          stops.remove();
         }
         print(result);
         if (result.interrupted) {
           process.stderr.write(
             'redrive: interrupted: what it had not reached is still dead (running it again is safe)\n',
           );
-          process.exitCode = signalExitCode(stoppedBy);
+          process.exitCode = stops.exitCode();
         }
         if (result.waiting > 0) {
           process.stderr.write(
@@ -2170,7 +2148,7 @@ more later (until then a redrive counts them as waiting, and says from when).`,
         if (result.failed > 0 && !result.interrupted) process.exitCode = EXIT.failed;
       } finally {
         // Nor one that ended before the redrive started.
-        removeSigint();
+        stops.remove();
         await publisher.close();
         await pubsub.close();
         await db.terminate();

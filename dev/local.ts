@@ -1,5 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import { constants } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { loadServiceConfig } from '../shared/auth';
@@ -9,7 +8,7 @@ import { FirestoreStore } from '../shared/firestore-store';
 import { escapedUnshowable, FINAL_STATUSES } from '../shared/model';
 import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
-import { onSignalTwice } from '../shared/signals';
+import { onSignalTwice, STOP_SIGNALS, signalExitCode } from '../shared/signals';
 import { COLLECTIONS, localTopology } from '../shared/topology';
 import { counted } from '../shared/words';
 import { ARCHIVED_CHANNEL, demoAccounts, demoNotifications, seededLine } from './demo';
@@ -331,8 +330,8 @@ async function main(): Promise<number> {
   // exiting): said on stderr, everything stopped, exit 1, whatever step the run was at.
   const failRun = (why: string) =>
     stopWith(1, () => process.stderr.write(`\nnpm start: ${why}; stopping everything this run started…\n`));
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const code = 128 + constants.signals[signal];
+  for (const signal of STOP_SIGNALS) {
+    const code = signalExitCode(signal);
     // npm's repeat of a Ctrl-C is the same stop; a later second one exits at once, and the
     // watchdog stops what is left.
     onSignalTwice(
@@ -347,7 +346,7 @@ async function main(): Promise<number> {
   if (startedByNpm()) {
     const parent = process.ppid;
     setInterval(() => {
-      if (process.ppid !== parent) stopOn('parent process gone (npm)', 128 + constants.signals.SIGHUP);
+      if (process.ppid !== parent) stopOn('parent process gone (npm)', signalExitCode('SIGHUP'));
     }, 1000).unref();
   }
 

@@ -65,7 +65,7 @@ import {
   redriveRun,
   runSummary,
 } from '../shared/redrive';
-import { checkedSchedule, scheduleProblemField, stepPastCycle } from '../shared/schedule';
+import { checkedSchedule, scheduleProblemField } from '../shared/schedule';
 import { z } from '../shared/zod';
 import {
   renderStatusError,
@@ -612,17 +612,18 @@ export function adminRouter(deps: AdminDeps): Router {
         invalid(res, scheduleProblemField(checked.problem), checked.problem);
         return;
       }
-      const step = stepPastCycle(checked.cron);
-      if (step !== null) {
-        invalid(res, 'cron', `invalid cron ${JSON.stringify(checked.cron)}: ${step}`);
+      // The save's own checks: with the schedule good, a cron problem left is a step past its cycle.
+      const problems = notificationProblems({ id, ...body });
+      const cronProblem = problems.find((p) => p.field === 'cron');
+      if (cronProblem) {
+        invalid(res, 'cron', cronProblem.problem);
         return;
       }
       // Read before the save, so that a Firestore that fails the read fails the request before
       // anything is written. A missing account does not refuse it (accounts may be imported
       // after their notifications): the answer warns, as the CLI's add does.
       // A notification the save refuses (an account id no document can have, say) is not read for.
-      const accountMissing =
-        notificationProblems({ id, ...body }).length === 0 && (await deps.accountMissing(body.accountId));
+      const accountMissing = problems.length === 0 && (await deps.accountMissing(body.accountId));
       let created: boolean;
       try {
         created = await deps.saveNotification({ id, ...body }, answeredEarlySignal(res));

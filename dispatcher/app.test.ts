@@ -9,7 +9,7 @@ import { runIdOf } from '../shared/model';
 import type { PagePublisher } from '../shared/pubsub';
 import { CLOSE_GRACE_MS, createLifecycle, serve } from '../shared/service';
 import { answerBeforeClose, answerWhileSending } from '../test/helpers';
-import { createApp, MAX_SCHEDULE_TIME_AHEAD_MS, TICK_ANSWER_GRACE_MS, tickTimeOf } from './app';
+import { createApp, type DispatcherDeps, MAX_SCHEDULE_TIME_AHEAD_MS, TICK_ANSWER_GRACE_MS, tickTimeOf } from './app';
 
 const now = new Date('2026-11-29T09:30:00.000Z');
 
@@ -82,23 +82,27 @@ describe('tickTimeOf (X-CloudScheduler-ScheduleTime)', () => {
   });
 });
 
+/** A dispatcher over `runs` that publishes nowhere unless `over` says, its log lines kept in `lines`. */
+function tickApp(runs: MemoryStore, over: Partial<DispatcherDeps> = {}) {
+  const lines: string[] = [];
+  const app = createApp({
+    runs,
+    publisher: { publishPage: async () => undefined },
+    log: createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } }),
+    pageSize: 10,
+    leaseSeconds: 60,
+    catchUpWindowSeconds: 900,
+    projectId: 'demo-test',
+    clock: () => now,
+    ...over,
+  });
+  return { app, lines };
+}
+
 describe('the 503s a tick and /readyz answer', () => {
   const SECRET_TEXT = '14 UNAVAILABLE: connect ECONNREFUSED 10.8.0.3:443 (project acme-prod-123)';
-  function appWith(runs: MemoryStore, readiness: Record<string, () => Promise<void>> = {}) {
-    const lines: string[] = [];
-    const app = createApp({
-      runs,
-      publisher: { publishPage: async () => undefined },
-      log: createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } }),
-      pageSize: 10,
-      leaseSeconds: 60,
-      catchUpWindowSeconds: 900,
-      projectId: 'demo-test',
-      clock: () => now,
-      readiness,
-    });
-    return { app, lines };
-  }
+  const appWith = (runs: MemoryStore, readiness: Record<string, () => Promise<void>> = {}) =>
+    tickApp(runs, { readiness });
   const down = async () => {
     throw new Error(SECRET_TEXT);
   };
@@ -300,26 +304,12 @@ describe('the 503s a tick and /readyz answer', () => {
 });
 
 describe('a tick past its deadline (TICK_DEADLINE_SECONDS)', () => {
-  /** A dispatcher whose ticks have a 300 ms deadline, pages of 2, its log lines kept in `lines`. */
-  function withDeadline(
+  /** A dispatcher whose ticks have a 300 ms deadline, pages of 2. */
+  const withDeadline = (
     store: MemoryStore,
     publishPage: PagePublisher['publishPage'],
-    lines: string[] = [],
     readiness: Record<string, () => Promise<void>> = {},
-  ) {
-    return createApp({
-      readiness,
-      runs: store,
-      publisher: { publishPage },
-      log: createLogger({ service: 'test', level: 'info', destination: { write: (l: string) => lines.push(l) } }),
-      pageSize: 2,
-      leaseSeconds: 60,
-      catchUpWindowSeconds: 900,
-      projectId: 'demo-test',
-      clock: () => now,
-      deadlineMs: 300,
-    });
-  }
+  ) => tickApp(store, { publisher: { publishPage }, pageSize: 2, deadlineMs: 300, readiness });
 
   it('is answered 503 tick_timeout when a Firestore call never answers, and logs the tick once it ends', async () => {
     const store = new MemoryStore();
@@ -338,8 +328,7 @@ describe('a tick past its deadline (TICK_DEADLINE_SECONDS)', () => {
       await held.promise;
       return realClaim(...args);
     });
-    const lines: string[] = [];
-    const app = withDeadline(store, async () => undefined, lines);
+    const { app, lines } = withDeadline(store, async () => undefined);
     const t0 = performance.now();
     const res = await request(app).post('/tick').send({});
     const took = performance.now() - t0;
@@ -370,7 +359,7 @@ describe('a tick past its deadline (TICK_DEADLINE_SECONDS)', () => {
     store.putSchedule('s1', { cron: '* * * * *', timezone: 'UTC', nextRunAt: now });
     const publish = jest.fn<Promise<void>, Parameters<PagePublisher['publishPage']>>(async () => undefined);
     const slow = () => new Promise<void>((r) => setTimeout(r, 400));
-    const res = await request(withDeadline(store, publish, [], { firestore: slow }))
+    const res = await request(withDeadline(store, publish, { firestore: slow }).app)
       .post('/tick')
       .send({});
     expect(res.status).toBe(503);
@@ -395,7 +384,7 @@ describe('a tick past its deadline (TICK_DEADLINE_SECONDS)', () => {
     const publish = jest.fn<Promise<void>, Parameters<PagePublisher['publishPage']>>(
       () => new Promise((r) => setTimeout(r, 200)),
     );
-    const app = withDeadline(store, publish);
+    const { app } = withDeadline(store, publish);
     const res = await request(app).post('/tick').send({});
     expect(res.status).toBe(503);
     expect(res.body.occurrences).toEqual([

@@ -1,5 +1,5 @@
 import type { Express, RequestHandler } from 'express';
-import { raceTimeout } from '../shared/concurrency';
+import { within } from '../shared/concurrency';
 import { errorMessage } from '../shared/errors';
 import {
   baseApp,
@@ -14,8 +14,8 @@ import {
   runChecks,
 } from '../shared/http';
 import type { Logger } from '../shared/logger';
+import { rfc3339Spelling } from '../shared/messages';
 import { TOPOLOGY } from '../shared/topology';
-import { z } from '../shared/zod';
 import { type AdminDeps, adminRouter } from './admin';
 import { DRAIN_WAIT_MS, RELEASE_WAIT_MS, runTick, type TickDeps } from './tick';
 
@@ -32,9 +32,6 @@ export interface DispatcherDeps extends Omit<TickDeps, 'log'> {
   /** Extra routes mounted on the same app. */
   mount?: (app: Express) => void;
 }
-
-/** An RFC 3339 date-time with `Z` or an offset (a real calendar date: no February 30). */
-const rfc3339 = z.iso.datetime({ offset: true });
 
 /**
  * How far ahead of this dispatcher's clock a schedule time may be: clock skew between Cloud
@@ -70,9 +67,8 @@ export function tickTimeOf(sent: string | readonly string[] | undefined, now: Da
   const header: string | undefined = typeof sent === 'string' ? sent : sent?.[0];
   if (header === undefined || header === '') return now;
   const name = `X-CloudScheduler-ScheduleTime ${JSON.stringify(header.slice(0, 100))}`;
-  // RFC 3339 lets `T` and `Z` be lower case, and a space stand for the `T` (its section 5.6).
-  const upper = header.toUpperCase().replace(/^(\d{4}-\d{2}-\d{2}) (?=\d)/, '$1T');
-  const t = rfc3339.safeParse(upper).success ? new Date(upper) : null;
+  const upper = rfc3339Spelling(header);
+  const t = upper === null ? null : new Date(upper);
   if (!t || Number.isNaN(t.getTime())) return { error: `${name} is not an RFC 3339 time` };
   if (t.getTime() < EARLIEST_TIME_MS) {
     return { error: `${name} is before 0001-01-01T00:00:00Z, the earliest time Firestore keeps` };
@@ -122,9 +118,10 @@ export function createApp(deps: DispatcherDeps): Express {
     try {
       const ticking = runTick(tickTime, { ...deps, log: req.log, arrivedAtMs: arrived });
       const { deadlineMs } = deps;
-      const left = deadlineMs === undefined ? undefined : Math.max(0, deadlineMs - (Date.now() - arrived));
-      const summary =
-        left === undefined ? await ticking : await raceTimeout(ticking, left + TICK_ANSWER_GRACE_MS, () => null);
+      const summary = await within(
+        ticking,
+        deadlineMs === undefined ? undefined : Math.max(0, deadlineMs - (Date.now() - arrived)) + TICK_ANSWER_GRACE_MS,
+      );
       if (summary === null) {
         // Firestore or Pub/Sub holds a call that answers nothing. The tick goes on behind this
         // answer and stops once it can; what it holds (a run's lease) lapses, and the retry or

@@ -26,8 +26,6 @@ const now = new Date('2026-12-06T10:00:00.000Z');
 const HOSTILE = `s_<img src=x onerror="window.__injected=1">'onmouseover='window.__injected=2:2026-12-06T09:00:00.000Z`;
 const LONG = `s_${'x'.repeat(150)}:2026-12-06T09:00:00.000Z`;
 
-const counts = deliveryCounts;
-
 function run(fields: Partial<RunDoc>): RunDoc {
   return {
     scheduleId: 's_1',
@@ -47,16 +45,16 @@ function run(fields: Partial<RunDoc>): RunDoc {
 }
 
 const RUNS: { id: string; run: RunDoc; counts: Record<DeliveryStatus, number> }[] = [
-  { id: 's_done:2026-12-06T09:00:00.000Z', run: run({}), counts: counts({ sent: 3 }) },
-  { id: 's_dead:2026-12-06T09:00:00.000Z', run: run({}), counts: counts({ sent: 2, dead: 1 }) },
-  { id: 's_failed:2026-12-06T09:00:00.000Z', run: run({}), counts: counts({ sent: 2, failed: 1 }) },
+  { id: 's_done:2026-12-06T09:00:00.000Z', run: run({}), counts: deliveryCounts({ sent: 3 }) },
+  { id: 's_dead:2026-12-06T09:00:00.000Z', run: run({}), counts: deliveryCounts({ sent: 2, dead: 1 }) },
+  { id: 's_failed:2026-12-06T09:00:00.000Z', run: run({}), counts: deliveryCounts({ sent: 2, failed: 1 }) },
   {
     id: 's_stopped:2026-12-06T09:00:00.000Z',
     run: run({ status: 'running', finishedAt: null, lastError: 'Pub/Sub refused a page' }),
-    counts: counts({ sent: 1 }),
+    counts: deliveryCounts({ sent: 1 }),
   },
-  { id: HOSTILE, run: run({}), counts: counts({ sent: 3 }) },
-  { id: LONG, run: run({}), counts: counts({ sent: 3 }) },
+  { id: HOSTILE, run: run({}), counts: deliveryCounts({ sent: 3 }) },
+  { id: LONG, run: run({}), counts: deliveryCounts({ sent: 3 }) },
 ];
 
 let server: Server;
@@ -72,7 +70,7 @@ beforeAll(async () => {
       clock: () => now,
       ...fakeAdminPorts({
         getRun: async (id) => RUNS.find((r) => r.id === id)?.run ?? null,
-        countByStatus: async (id) => RUNS.find((r) => r.id === id)?.counts ?? counts(),
+        countByStatus: async (id) => RUNS.find((r) => r.id === id)?.counts ?? deliveryCounts(),
         recentRuns: async (limit) => RUNS.slice(0, limit).map(({ id, run: r }) => ({ id, run: r })),
       }),
     },

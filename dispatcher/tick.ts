@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { mapLimit, raceTimeout, Semaphore, unlessDrained } from '../shared/concurrency';
+import { mapLimit, Semaphore, unlessDrained, within } from '../shared/concurrency';
 import { errorMessage } from '../shared/errors';
 import type { Logger } from '../shared/logger';
 import { isBucketId } from '../shared/members';
@@ -117,14 +117,6 @@ class StopBudget {
   }
 }
 
-/**
- * What `promise` gives if it settles within `ms`, else null; the timer does not outlive it, and
- * with `unref` does not hold the process either.
- */
-function within<T>(promise: Promise<T>, ms: number, unref = false): Promise<T | null> {
-  return raceTimeout(promise, ms, () => null, unref);
-}
-
 /** Each promise's outcome once it settles, or 'pending' if it has not within `ms` (null: no bound). */
 async function settledWithin(
   promises: Promise<unknown>[],
@@ -197,7 +189,8 @@ export interface TickSummary {
  * enabled notification, a page at a time, each page checkpointed once Pub/Sub has it.
  */
 export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSummary> {
-  const started = Date.now();
+  // The deadline and the summary's duration count from the tick's arrival.
+  const since = deps.arrivedAtMs ?? Date.now();
   const clock = deps.clock ?? (() => new Date());
   const owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   // When the tick arrived: every schedule's occurrence is aged from it, however long the tick runs.
@@ -211,25 +204,16 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
   let indexReadAt: Date | null | undefined;
   let after: DueCursor | undefined;
   const largeRuns = deps.largeRuns instanceof Semaphore ? deps.largeRuns : new Semaphore(deps.largeRuns ?? 1);
+  // What a stop says, of a run and of a schedule not started: built once.
+  const shutdown: StopReason = { run: SHUTTING_DOWN, notStarted: SHUTTING_DOWN_NOT_STARTED };
   const { deadlineMs } = deps;
-  const since = deps.arrivedAtMs ?? started;
+  const deadline: StopReason | null =
+    deadlineMs === undefined ? null : { run: pastDeadline(deadlineMs), notStarted: pastDeadlineNotStarted(deadlineMs) };
   // Measured on the process's own clock, not `clock` (a test's fixed time).
-  const stopKind = (): 'shutdown' | 'deadline' | null => {
-    if (deps.isDraining?.()) return 'shutdown';
-    if (deadlineMs !== undefined && Date.now() - since >= deadlineMs) return 'deadline';
+  const stop = (): StopReason | null => {
+    if (deps.isDraining?.()) return shutdown;
+    if (deadline && deadlineMs !== undefined && Date.now() - since >= deadlineMs) return deadline;
     return null;
-  };
-  const stopped = (): string | null => {
-    const kind = stopKind();
-    return kind === null ? null : kind === 'shutdown' ? SHUTTING_DOWN : pastDeadline(deadlineMs ?? 0);
-  };
-  const notStarted = (): string | null => {
-    const kind = stopKind();
-    return kind === null
-      ? null
-      : kind === 'shutdown'
-        ? SHUTTING_DOWN_NOT_STARTED
-        : pastDeadlineNotStarted(deadlineMs ?? 0);
   };
   // Every due schedule, a page at a time: a tick that left some for the next would skip an
   // every-minute schedule's occurrence each time, and make every other one late.
@@ -247,8 +231,7 @@ export async function runTick(tickTime: Date, deps: TickDeps): Promise<TickSumma
         largeRuns,
         deps,
         clock,
-        stopped,
-        notStarted,
+        stop,
       }),
     );
     occurrences.push(...page.flat());
@@ -333,17 +316,21 @@ interface TickRun {
   largeRuns: Semaphore;
   deps: TickDeps;
   clock: () => Date;
-  /** Why the tick stops early (SHUTTING_DOWN, pastDeadline), or null while it goes on. */
-  stopped: () => string | null;
-  /** The same, said of a schedule not started. */
-  notStarted: () => string | null;
+  /** Why the tick stops early (a shutdown, its deadline), or null while it goes on. */
+  stop: () => StopReason | null;
+}
+
+/** What a stop says of a run it stops (SHUTTING_DOWN, pastDeadline) and of a schedule not started. */
+interface StopReason {
+  run: string;
+  notStarted: string;
 }
 
 async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<OccurrenceResult> {
-  const { tickTime, arrivedAt, owner, indexReadAt, deps, clock, stopped } = tick;
+  const { tickTime, arrivedAt, owner, indexReadAt, deps, clock } = tick;
   const base = { scheduleId: schedule.id, published: 0, skipped: 0 };
-  const stop = tick.notStarted();
-  if (stop !== null) return { ...base, occurrence: null, runId: null, status: 'failed', error: stop };
+  const stop = tick.stop();
+  if (stop !== null) return { ...base, occurrence: null, runId: null, status: 'failed', error: stop.notStarted };
   try {
     validateSchedule(schedule);
   } catch (err) {
@@ -469,7 +456,7 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   const pages = deps.runs
     .notificationPages(schedule.id, cursor, deps.pageSize, claim.run.indexReadAt ?? null, beforeLargeRead)
     [Symbol.asyncIterator]();
-  const budget = new StopBudget(stopped);
+  const budget = new StopBudget(() => tick.stop()?.run ?? null);
   const checkpoints = new Checkpoints(
     (p) => deps.runs.checkpoint(runId, owner, p, leaseMs, clock()),
     deps.checkpointIntervalMs ?? 0,

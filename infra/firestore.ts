@@ -15,11 +15,8 @@ export interface FirestoreArgs {
 export interface Firestore {
   database: gcp.firestore.Database;
   indexes: gcp.firestore.Index[];
-  exemptions: gcp.firestore.Field[];
   /** The exemptions of the dispatch index's buckets: a large bucket cannot be written without them. */
   bucketExemptions: gcp.firestore.Field[];
-  /** The retention policies (shared/topology.ts RETENTION). */
-  ttl: gcp.firestore.Field[];
 }
 
 type IndexSpec = ReturnType<typeof compositeIndexes>[number];
@@ -67,29 +64,29 @@ export function createFirestore(args: FirestoreArgs): Firestore {
         fields: spec.fields.map((f) => ({ fieldPath: f.fieldPath, order: f.order })),
       }),
   );
-  const exemptions = INDEX_EXEMPTIONS.map(
-    (e) =>
-      new gcp.firestore.Field(`no-index-${e.collectionGroup}-${e.field}`, {
-        project: args.project,
-        database: database.name,
-        collection: e.collectionGroup,
-        field: e.field,
-        // An empty index configuration turns every single-field index of the field off.
-        indexConfig: {},
-      }),
-  );
-  const ttl = TTL_FIELDS.map(
-    (f) =>
-      new gcp.firestore.Field(`ttl-${f.collectionGroup}-${f.field}`, {
-        project: args.project,
-        database: database.name,
-        collection: f.collectionGroup,
-        field: f.field,
-        ttlConfig: {},
-        // No query reads it: its single-field indexes would only cost writes.
-        indexConfig: {},
-      }),
-  );
-  const bucketExemptions = exemptions.filter((_, i) => INDEX_EXEMPTIONS[i]?.collectionGroup === COLLECTIONS.members);
-  return { database, indexes, exemptions, bucketExemptions, ttl };
+  // Every exemption and retention policy is made here; the buckets' exemptions are handed on.
+  const bucketExemptions: gcp.firestore.Field[] = [];
+  for (const e of INDEX_EXEMPTIONS) {
+    const exemption = new gcp.firestore.Field(`no-index-${e.collectionGroup}-${e.field}`, {
+      project: args.project,
+      database: database.name,
+      collection: e.collectionGroup,
+      field: e.field,
+      // An empty index configuration turns every single-field index of the field off.
+      indexConfig: {},
+    });
+    if (e.collectionGroup === COLLECTIONS.members) bucketExemptions.push(exemption);
+  }
+  for (const f of TTL_FIELDS) {
+    new gcp.firestore.Field(`ttl-${f.collectionGroup}-${f.field}`, {
+      project: args.project,
+      database: database.name,
+      collection: f.collectionGroup,
+      field: f.field,
+      ttlConfig: {},
+      // No query reads it: its single-field indexes would only cost writes.
+      indexConfig: {},
+    });
+  }
+  return { database, indexes, bucketExemptions };
 }

@@ -183,6 +183,9 @@ const one = (run: ProgramRun, type: string, match: (r: Registered) => boolean): 
   if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
   return found[0] as Registered;
 };
+const envOf = (r: Registered): Inputs[] => r.inputs.template.containers.flatMap((c: Inputs) => c.envs ?? []);
+/** A Cloud Run service's environment variable of that name. */
+const env = (r: Registered, name: string) => envOf(r).find((e) => e.name === name);
 const accountEmail = (name: string) => `slack-fanout-${name}@${GCP_PROJECT}.iam.gserviceaccount.com`;
 const saMember = (name: string) => `serviceAccount:${accountEmail(name)}`;
 
@@ -221,8 +224,6 @@ describe('the full stack', () => {
 
   const services = () => ofType(run, 'gcp:cloudrunv2/service:Service');
   const service = (name: string) => one(run, 'gcp:cloudrunv2/service:Service', (r) => r.inputs.name === name);
-  const envOf = (r: Registered): Inputs[] => r.inputs.template.containers.flatMap((c: Inputs) => c.envs ?? []);
-  const env = (r: Registered, name: string) => envOf(r).find((e) => e.name === name);
 
   it('enables every API the stack uses', () => {
     const enabled = ofType(run, 'gcp:projects/service:Service').map((r) => r.inputs.service);
@@ -770,15 +771,17 @@ describe('the tick job’s retry', () => {
   });
 });
 
-describe("the admin API's deadline under the dispatcher's request timeout", () => {
-  it("is 10 s short of a timeout under 250 s, so that a caller gets its 504 rather than Cloud Run's", async () => {
-    expect([15, 20, 100, 249, 250, 300, 1800].map(adminDeadlineSeconds)).toEqual([5, 10, 90, 239, 240, 240, 240]);
+describe("the dispatcher's deadlines under a Scheduler attempt deadline of 60 s", () => {
+  let dispatcher: Registered;
+  beforeAll(async () => {
     const run = await runProgram({ ...FULL_CONFIG, [`${NS}:tickDeadlineSeconds`]: '60' });
-    const dispatcher = one(run, 'gcp:cloudrunv2/service:Service', (r) => r.inputs.name === 'slack-fanout-dispatcher');
+    dispatcher = one(run, 'gcp:cloudrunv2/service:Service', (r) => r.inputs.name === 'slack-fanout-dispatcher');
+  });
+
+  it("the admin API's is 10 s short of a timeout under 250 s, so that a caller gets its 504 rather than Cloud Run's", () => {
+    expect([15, 20, 100, 249, 250, 300, 1800].map(adminDeadlineSeconds)).toEqual([5, 10, 90, 239, 240, 240, 240]);
     expect(dispatcher.inputs.template.timeout).toBe('60s');
-    const value = dispatcher.inputs.template.containers[0].envs.find(
-      (e: { name: string }) => e.name === ENV.ADMIN_DEADLINE_SECONDS,
-    )?.value;
+    const value = env(dispatcher, ENV.ADMIN_DEADLINE_SECONDS)?.value;
     expect(value).toBe('50');
     // The dispatcher takes what infra/ sets.
     expect(
@@ -787,19 +790,13 @@ describe("the admin API's deadline under the dispatcher's request timeout", () =
       adminDeadlineSeconds: 50,
     });
   });
-});
 
-describe("a tick's deadline under Cloud Scheduler's attempt deadline", () => {
-  it('is 15 s short of it (at least 5 s), so that a tick stopped at it answers before Cloud Scheduler gives up', async () => {
+  it("a tick's is 15 s short of it (at least 5 s), so that a tick stopped at it answers before Cloud Scheduler gives up", () => {
     expect([15, 20, 100, 300, 1800].map(tickDeadlineSeconds)).toEqual([5, 5, 85, 285, 1785]);
     for (const attempt of [15, 20, 100, 300, 1800]) {
       expect(tickDeadlineSeconds(attempt) + TICK_ANSWER_GRACE_MS / 1000).toBeLessThan(attempt);
     }
-    const run = await runProgram({ ...FULL_CONFIG, [`${NS}:tickDeadlineSeconds`]: '60' });
-    const dispatcher = one(run, 'gcp:cloudrunv2/service:Service', (r) => r.inputs.name === 'slack-fanout-dispatcher');
-    const value = dispatcher.inputs.template.containers[0].envs.find(
-      (e: { name: string }) => e.name === ENV.TICK_DEADLINE_SECONDS,
-    )?.value;
+    const value = env(dispatcher, ENV.TICK_DEADLINE_SECONDS)?.value;
     expect(value).toBe('45');
     expect(
       loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project', TICK_DEADLINE_SECONDS: value }, 'dispatcher'),

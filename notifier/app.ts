@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Express, RequestHandler } from 'express';
-import { raceTimeout, unlessDrained } from '../shared/concurrency';
+import { unlessDrained, within } from '../shared/concurrency';
 import { pushStatus } from '../shared/errors';
 import {
   baseApp,
@@ -163,8 +163,7 @@ export function createApp(deps: NotifierDeps): Express {
       const recording = handleDeadLetter(req.body, { ...deps, log: req.log });
       // Within the push's deadline too, so that a Firestore that does not answer gets a 503 before
       // Pub/Sub's ack deadline, not an answer after it: recording a dead letter again is harmless.
-      const result =
-        deps.deadlineMs === undefined ? await recording : await raceTimeout(recording, deps.deadlineMs, () => null);
+      const result = await within(recording, deps.deadlineMs);
       if (result === null) {
         req.log.warn(
           { deadlineMs: deps.deadlineMs },

@@ -659,12 +659,10 @@ export async function handleDeadLetter(
     now,
     sourcePublishedAt,
     // The redrive the message names (null: the dispatcher's), which tells an older message from
-    // the last redrive's where the record names that redrive, whatever the publish time says.
+    // the last redrive's; one published before redrives carried their id names none known.
     ...(redriveOf === undefined ? {} : { redriveOf }),
     // Pushed without its envelope, the message has no publish time: who published it stands in.
-    // The dispatcher's is older than any redrive of its delivery; a redrive's, older unless it is
-    // the last redrive's (one published before redrives carried their id is not known).
-    ...(parsed.ok || redriveOf === undefined ? {} : { publishedBy: redriveOf }),
+    ...(parsed.ok ? {} : { unwrapped: true }),
   });
   if (status === 'retrying' || status === 'sending') {
     // Published before the delivery's last redrive: the redriven message carries it.

@@ -3,10 +3,9 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express, RequestHandler } from 'express';
 import request from 'supertest';
-import { createApp as createDispatcher } from '../dispatcher/app';
 import { createApp as createNotifier } from '../notifier/app';
 import type { SlackPort } from '../notifier/slack';
-import { fakeAdminPorts } from '../test/admin-ports';
+import { dispatcherForAdmin, fakeAdminPorts } from '../test/admin-ports';
 import { TestIssuer } from '../test/id-tokens';
 import {
   AUTH_OFF_WARNING,
@@ -22,7 +21,7 @@ import {
 } from './auth';
 import { ConfigError, loadConfig } from './config';
 import { createLogger, type Logger } from './logger';
-import type { DeliveryLedger, RunStore } from './ports';
+import type { DeliveryLedger } from './ports';
 
 const AUDIENCE = 'https://dispatcher-abc-ew.a.run.app';
 const TICK_SA = 'scheduler@proj.iam.gserviceaccount.com';
@@ -34,19 +33,9 @@ function captureLog() {
   return { log, lines };
 }
 
-const noRuns = {
-  dueSchedules: async () => [],
-} as unknown as RunStore;
-
 function dispatcher(verifier: TokenVerifier, log = captureLog().log, trustCloudRunIam = false): Express {
-  return createDispatcher({
+  return dispatcherForAdmin(undefined, {
     log,
-    projectId: 'p',
-    runs: noRuns,
-    publisher: { publishPage: async () => undefined },
-    pageSize: 10,
-    leaseSeconds: 60,
-    catchUpWindowSeconds: 900,
     tickAuth: requireInvoker({
       role: 'tick',
       verifier,
@@ -66,17 +55,7 @@ const unusedSlack: SlackPort = {
 };
 /** A dispatcher whose admin API answers from empty fakes, behind `auth` (and `/tick` behind `tickAuth`). */
 function dispatcherWithAdmin(auth: RequestHandler, log: Logger, tickAuth?: RequestHandler) {
-  return createDispatcher({
-    log,
-    projectId: 'p',
-    runs: noRuns,
-    publisher: { publishPage: async () => undefined },
-    pageSize: 10,
-    leaseSeconds: 60,
-    catchUpWindowSeconds: 900,
-    ...(tickAuth ? { tickAuth } : {}),
-    admin: { auth, ...fakeAdminPorts() },
-  });
+  return dispatcherForAdmin({ auth, ...fakeAdminPorts() }, { log, ...(tickAuth ? { tickAuth } : {}) });
 }
 
 function notifier(verifier: TokenVerifier, log = captureLog().log): Express {

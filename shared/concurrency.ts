@@ -116,6 +116,14 @@ export async function unlessDrained<T>(
 }
 
 /**
+ * What `promise` gives if it settles within `ms`, else null (with `ms` undefined, whenever it
+ * settles); the timer does not outlive it, and with `unref` does not hold the process either.
+ */
+export function within<T>(promise: Promise<T>, ms: number | undefined, unref = false): Promise<T | null> {
+  return ms === undefined ? promise : raceTimeout(promise, ms, () => null, unref);
+}
+
+/**
  * `promise`'s outcome, or `onTimeout()`'s (its value, or what it throws) once `ms` have passed
  * first. The timer is cleared either way; `unref` lets the process end while it runs.
  */

@@ -46,7 +46,13 @@ import type {
   RunStore,
   SkippedCount,
 } from './ports';
-import { type CheckpointProgress, LeaseLostError, leaseLost, type NotificationPage } from './ports';
+import {
+  type CheckpointProgress,
+  type DeadLetterFields,
+  LeaseLostError,
+  leaseLost,
+  type NotificationPage,
+} from './ports';
 import { QUERIES, type QuerySpec } from './queries';
 import {
   activeOccurrenceOf,
@@ -604,21 +610,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       });
   }
 
-  async markDead(
-    deliveryId: string,
-    f: {
-      attempts: number | null;
-      notificationId: string | null;
-      occurrence: string | null;
-      runId: string | null;
-      reason: string;
-      now: Date;
-      /** When the message that died was published (its dead letter's source publish time). */
-      sourcePublishedAt?: Date | null;
-      publishedBy?: string | null;
-      redriveOf?: string | null;
-    },
-  ): Promise<DeliveryStatus> {
+  async markDead(deliveryId: string, f: DeadLetterFields): Promise<DeliveryStatus> {
     const ref = this.deliveries().doc(deliveryId);
     return this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
@@ -628,8 +620,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       // speaks only of another message (a broken push, a skip for a schedule left) does not.
       if (d && endsDelivery(d)) return d.status as DeliveryStatus;
       // A dead letter again of the message a redrive has replaced since: the redriven one carries it.
-      if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt, f.publishedBy, f.redriveOf))
-        return d.status as DeliveryStatus;
+      if (d && deadLetterPredatesRedrive(d, f)) return d.status as DeliveryStatus;
       const fields: Record<string, unknown> = {
         status: 'dead',
         deadAt: f.now,

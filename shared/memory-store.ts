@@ -28,7 +28,7 @@ import type {
   RunStore,
   SkippedCount,
 } from './ports';
-import { LeaseLostError, leaseLost } from './ports';
+import { type DeadLetterFields, LeaseLostError, leaseLost } from './ports';
 import { activeOccurrenceOf, claimStep, scheduleAdvance, scheduleRunState } from './schedule-state';
 
 /**
@@ -429,29 +429,14 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     });
   }
 
-  async markDead(
-    deliveryId: string,
-    f: {
-      attempts: number | null;
-      notificationId: string | null;
-      occurrence: string | null;
-      runId: string | null;
-      reason: string;
-      now: Date;
-      /** When the message that died was published (its dead letter's source publish time). */
-      sourcePublishedAt?: Date | null;
-      publishedBy?: string | null;
-      redriveOf?: string | null;
-    },
-  ): Promise<DeliveryStatus> {
+  async markDead(deliveryId: string, f: DeadLetterFields): Promise<DeliveryStatus> {
     const d = this.deliveryDocs.get(deliveryId);
     // A delivery that ended stays as it ended (sent, failed for good, skipped while paused, dead
     // already: under the run it died in, which a redrive of that run looks in); a record that
     // speaks only of another message (a broken push, a skip for a schedule left) does not.
     if (d && endsDelivery(d)) return d.status as DeliveryStatus;
     // A dead letter again of the message a redrive has replaced since: the redriven one carries it.
-    if (d && deadLetterPredatesRedrive(d, f.sourcePublishedAt, f.publishedBy, f.redriveOf))
-      return d.status as DeliveryStatus;
+    if (d && deadLetterPredatesRedrive(d, f)) return d.status as DeliveryStatus;
     const fields: StoredDelivery = {
       status: 'dead',
       deadAt: f.now,

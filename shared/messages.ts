@@ -12,6 +12,16 @@ import { z } from './zod';
 /** RFC 3339 `date-time` with a `Z` or an offset, any number of fraction digits; calendar-checked. */
 const rfc3339 = z.iso.datetime({ offset: true });
 
+/**
+ * An RFC 3339 date-time in the spelling the schema and Date read, or null when it is not one:
+ * upper case (RFC 3339 allows `t` and `z` in lower case, and nothing else in it has a case), a
+ * `T` for a space after the date (which its section 5.6 allows, as people often type it).
+ */
+export function rfc3339Spelling(s: string): string | null {
+  const upper = s.toUpperCase().replace(/^(\d{4}-\d{2}-\d{2}) (?=\d)/, '$1T');
+  return rfc3339.safeParse(upper).success ? upper : null;
+}
+
 const CANONICAL = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /**
@@ -43,10 +53,9 @@ export function canonicalOccurrence(s: string): { ok: true; occurrence: string }
     ok: false as const,
     problem: `${quoted(s, 40)} ${why}`,
   });
-  // RFC 3339 allows `t` and `z` in lower case (nothing else in it has a case), and a space for
-  // the `T` (its section 5.6), as the tick's header and a typed run id take it.
-  const upper = s.toUpperCase().replace(/^(\d{4}-\d{2}-\d{2}) (?=\d)/, '$1T');
-  if (!rfc3339.safeParse(upper).success) return bad('is not an RFC 3339 date-time like 2030-01-01T09:00:00.000Z');
+  // As the tick's header and a typed run id take it.
+  const upper = rfc3339Spelling(s);
+  if (upper === null) return bad('is not an RFC 3339 date-time like 2030-01-01T09:00:00.000Z');
   const fraction = /\.(\d+)/.exec(upper)?.[1] ?? '';
   if (/[1-9]/.test(fraction.slice(3))) return bad('has sub-millisecond digits that are not zero');
   const at = rfc3339Millis(upper);

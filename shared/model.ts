@@ -637,16 +637,16 @@ export const REDRIVE_CLOCK_SKEW_MS = 60_000;
  *   redrive that reopened its delivery is the older message's).
  * - Otherwise `sourcePublishedAt`, the dead letter's `CloudPubSubDeadLetterSourceTopicPublishTime`,
  *   against the redrive's time.
- * - Without it (a message dead-lettered without its envelope carries none), `publishedBy` says
- *   which published it, where that is known: null for the dispatcher, older than any redrive; a
- *   redrive's id, older unless it is the last redrive's. Otherwise nothing is known to predate.
+ * - Without it, a message dead-lettered without its envelope (`unwrapped`, which carries none)
+ *   is older where it names a redrive or none: the record names no redrive here, so the
+ *   dispatcher's and any redrive's that names itself came before the last, nameless one.
+ *   Otherwise nothing is known to predate.
  */
 export function deadLetterPredatesRedrive(
   d: Pick<DeliveryDoc, 'lastRedriveAt' | 'redriveId'> | null,
-  sourcePublishedAt: Date | null | undefined,
-  publishedBy?: string | null,
-  redriveOf?: string | null,
+  message: { sourcePublishedAt?: Date | null; redriveOf?: string | null; unwrapped?: boolean },
 ): boolean {
+  const { sourcePublishedAt, redriveOf } = message;
   const redrive = d?.lastRedriveAt;
   if (!(redrive instanceof Date)) return false;
   if (redriveOf !== undefined && typeof d?.redriveId === 'string') {
@@ -657,8 +657,7 @@ export function deadLetterPredatesRedrive(
     return !sourcePublishedAt || sourcePublishedAt.getTime() < redrive.getTime();
   }
   if (sourcePublishedAt) return sourcePublishedAt.getTime() < redrive.getTime() - REDRIVE_CLOCK_SKEW_MS;
-  if (publishedBy === undefined) return false;
-  return publishedBy === null || publishedBy !== d?.redriveId;
+  return message.unwrapped === true && redriveOf !== undefined;
 }
 
 /** Firestore's largest document: 1 MiB as Firestore counts a document's size (documentStorageSize). */

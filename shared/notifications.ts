@@ -1,5 +1,6 @@
 import {
   type DocumentReference,
+  type DocumentSnapshot,
   FieldPath,
   FieldValue,
   type Firestore,
@@ -752,6 +753,10 @@ async function ensureSchedules(
     const latest = opts.dueNow ? latestOccurrence(s, now) : null;
     return { latest, nextRunAt: latest ?? (opts.grace ? firstDueAt(s, now) : nextOccurrence(s, now)) };
   };
+  // What a stored schedule document needs: mending (scheduleRepair, whose fields do not depend on
+  // the time given), making due now, or nothing. The page's read and the transaction both ask.
+  const needs = (snap: DocumentSnapshot, s: { cron: string; timezone: string }): 'repair' | 'due' | null =>
+    scheduleRepair(snap.data() ?? {}, s, now) ? 'repair' : opts.dueNow && !snap.get('activeOccurrence') ? 'due' : null;
   // One schedule in a transaction of its own: it reads the document and creates it, mends it or
   // makes it due now, as it finds it then.
   const inTransaction = async ([id, s]: [string, { cron: string; timezone: string }]) => {
@@ -768,12 +773,13 @@ async function ensureSchedules(
           tx.create(ref, newSchedule(s, nextRunAt, now));
           return 'created' as const;
         }
-        const repair = scheduleRepair(snap.data() ?? {}, s, latest ?? nextOccurrence(s, now));
-        if (repair) {
+        const need = needs(snap, s);
+        if (need === 'repair') {
+          const repair = scheduleRepair(snap.data() ?? {}, s, latest ?? nextOccurrence(s, now));
           tx.update(ref, { ...repair, updatedAt: now });
           return 'repaired' as const;
         }
-        if (opts.dueNow && !snap.get('activeOccurrence')) tx.update(ref, { nextRunAt });
+        if (need === 'due') tx.update(ref, { nextRunAt });
         return null;
         // As many attempts as a chunk's: a stopped import's transactions hold its schedules' locks too.
       },
@@ -797,9 +803,8 @@ async function ensureSchedules(
     page.forEach((entry, i) => {
       const snap = snaps[i];
       if (!snap?.exists) missing.push(entry);
-      else if (scheduleRepair(snap.data() ?? {}, entry[1], now) || (opts.dueNow && !snap.get('activeOccurrence'))) {
-        others.push(entry);
-      } else sound++;
+      else if (needs(snap, entry[1]) !== null) others.push(entry);
+      else sound++;
     });
     if (sound > 0) progressed(sound);
     // Not with a late signal (an admin API save, of one notification): a batch's commit waits

@@ -136,6 +136,22 @@ export type DeliveryClaim =
   | { kind: 'final'; status: DeliveryStatus }
   | { kind: 'busy'; claimExpiresAt: Date };
 
+/** What a dead letter says of the message that died, for markDead. */
+export interface DeadLetterFields {
+  attempts: number | null;
+  notificationId: string | null;
+  occurrence: string | null;
+  runId: string | null;
+  reason: string;
+  now: Date;
+  /** When the message that died was published (its dead letter's source publish time). */
+  sourcePublishedAt?: Date | null;
+  /** The redrive the message names, null for none (deadLetterPredatesRedrive). */
+  redriveOf?: string | null;
+  /** Pushed without its envelope, so with no publish time (deadLetterPredatesRedrive). */
+  unwrapped?: boolean;
+}
+
 export interface ClaimRequest {
   deliveryId: string;
   notificationId: string;
@@ -199,23 +215,7 @@ export interface DeliveryLedger {
    * while paused, dead), or the message that died was published before the delivery's last
    * redrive (deadLetterPredatesRedrive). The record's status after it.
    */
-  markDead(
-    deliveryId: string,
-    fields: {
-      attempts: number | null;
-      notificationId: string | null;
-      occurrence: string | null;
-      runId: string | null;
-      reason: string;
-      now: Date;
-      /** When the message that died was published (its dead letter's source publish time). */
-      sourcePublishedAt?: Date | null;
-      /** Without a publish time: who published the message, where known (deadLetterPredatesRedrive). */
-      publishedBy?: string | null;
-      /** The redrive the message names, null for none (deadLetterPredatesRedrive). */
-      redriveOf?: string | null;
-    },
-  ): Promise<DeliveryStatus>;
+  markDead(deliveryId: string, fields: DeadLetterFields): Promise<DeliveryStatus>;
   get(deliveryId: string): Promise<DeliveryDoc | null>;
   countByStatus(runId: string): Promise<Record<DeliveryStatus, number>>;
 }

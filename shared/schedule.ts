@@ -147,7 +147,8 @@ export function validateSchedule(s: CronSchedule): void {
   if (misnamed !== null) throw new InvalidScheduleError(`invalid cron ${JSON.stringify(s.cron)}: ${misnamed}`);
   try {
     // On the wall clock (see occurrencesAfter): the zone's changes cannot make a good cron fail.
-    const parsed = CronExpressionParser.parse(cron, { tz: 'UTC', strict: false });
+    // Parsed once (cronFields): the schedule's occurrences walk the same fields.
+    const parsed = new CronExpression(cronFields(cron), { tz: 'UTC' });
     // Only a cron that leaves some months out can name a day none of them has (`0 9 30 2 *`),
     // which its first occurrence finds. One on every month fires in some month whatever its
     // days say (January has a 31st, a last weekday, five of some weekday), and skipping that
@@ -583,9 +584,9 @@ function everyHour(s: CronSchedule): boolean {
 
 /**
  * A cron's fields as cron-parser reads them, kept: parsing is a third of what finding an
- * occurrence costs, and the notifier finds one for every push (firesAtOccurrence). The fields
- * are only read by a walk (CronExpression), each walk with its own position. Bounded: once it
- * holds CRON_FIELDS_KEPT crons, it starts again.
+ * occurrence costs, and a tick plans, and a save makes, each schedule from them, after its check
+ * (validateSchedule) parsed them. The fields are only read by a walk (CronExpression), each
+ * walk with its own position. Bounded: once it holds CRON_FIELDS_KEPT crons, it starts again.
  */
 const parsedCrons = new Map<string, CronFieldCollection>();
 export const CRON_FIELDS_KEPT = 2_000;

@@ -87,7 +87,7 @@ describe('onStopSignals', () => {
     const before = STOP_SIGNALS.map((s) => process.listenerCount(s));
     const first = jest.fn();
     const again = jest.fn();
-    const remove = onStopSignals(first, again);
+    const { remove } = onStopSignals(first, again);
     process.emit('SIGTERM');
     // npm's repeat of it, within the window: the same stop.
     process.emit('SIGTERM');

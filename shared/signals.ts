@@ -65,28 +65,43 @@ export function stoppingLine(command: string, signal: StopSignal, until: string)
   return `${command}: ${signal === 'SIGINT' ? '' : `${signal}: `}stopping ${until} (${stopName(signal)} again stops at once)\n`;
 }
 
+/** A command's stop signals, as onStopSignals watches them. */
+export interface StopSignals {
+  /** Aborted at the first stop signal, before `first` is called: the work under way stops on it. */
+  signal: AbortSignal;
+  /** The code to exit with once stopped: the first stop signal's (130 before any came, as Ctrl-C's). */
+  exitCode(): number;
+  /** Removes every handler. */
+  remove(): void;
+}
+
 /**
  * onSignalTwice for every stop signal at once: `first` on the first of them, `again` on any
- * later one (npm's repeat of the first within SIGNAL_REPEAT_MS passed over). Returns what
- * removes every handler.
+ * later one (npm's repeat of the first within SIGNAL_REPEAT_MS passed over).
  */
-export function onStopSignals(first: (signal: StopSignal) => void, again: (signal: StopSignal) => void): () => void {
-  let stopping = false;
+export function onStopSignals(first: (signal: StopSignal) => void, again: (signal: StopSignal) => void): StopSignals {
+  const stop = new AbortController();
+  let by: StopSignal | undefined;
   const removers = STOP_SIGNALS.map((signal) =>
     onSignalTwice(
       signal,
       () => {
-        if (stopping) {
+        if (by !== undefined) {
           again(signal);
           return;
         }
-        stopping = true;
+        by = signal;
+        stop.abort();
         first(signal);
       },
       () => again(signal),
     ),
   );
-  return () => {
-    for (const remove of removers) remove();
+  return {
+    signal: stop.signal,
+    exitCode: () => signalExitCode(by ?? 'SIGINT'),
+    remove: () => {
+      for (const remove of removers) remove();
+    },
   };
 }
