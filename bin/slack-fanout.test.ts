@@ -1063,7 +1063,7 @@ describe('add, as typed', () => {
         'add: 3 problems:',
         '  --timezone: unknown time zone "Mars/Olympus"',
         '  --cron: invalid cron "61 * * * *": the minute field\'s value 61 is outside 0-59',
-        '  --channel: has blanks or invisible characters in it, which no Slack id has',
+        '  --channel: has blanks, control characters or invisible characters in it, which no Slack id has',
       ].join('\n'),
     );
   });

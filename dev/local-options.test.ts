@@ -47,8 +47,21 @@ describe("npm start's options", () => {
   });
 
   it.each([
-    ['blanks', 'not a channel', '"not a channel" has blanks or invisible characters in it, which no Slack id has'],
-    ['an invisible character', 'C0123\u200b', '"C0123\\u200B" has blanks or invisible characters in it'],
+    [
+      'blanks',
+      'not a channel',
+      '"not a channel" has blanks, control characters or invisible characters in it, which no Slack id has',
+    ],
+    [
+      'an invisible character',
+      'C0123\u200b',
+      '"C0123\\u200B" has blanks, control characters or invisible characters in it',
+    ],
+    [
+      'a control character',
+      'C0123\u0085',
+      '"C0123\\u0085" has blanks, control characters or invisible characters in it',
+    ],
     ['nothing', '', '"" is blank'],
     ['more than 255 characters', `C${'1'.repeat(255)}`, '"… is longer than 255 characters (256)'],
   ])(

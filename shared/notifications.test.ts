@@ -87,14 +87,23 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
     expect(problemOf({ channelId: id })).toEqual(['channelId', 'is blank']);
   });
 
-  it.each([' C1 ', 'C1\t', 'C\u200b1', '\u200b', '\ufeffC1'])(
-    'a Slack id with blanks or invisible characters, %j',
-    (id) => {
-      const problem = 'has blanks or invisible characters in it, which no Slack id has';
-      expect(problemOf({ channelId: id })).toEqual(['channelId', problem]);
-      expect(problemOf({ teamId: id })).toEqual(['teamId', problem]);
-    },
-  );
+  // Control characters too, C1's such as U+0085 (a line break JavaScript's \s does not take) and DEL.
+  it.each([
+    ' C1 ',
+    'C1\t',
+    'C\u200b1',
+    '\u200b',
+    '\ufeffC1',
+    'C1\u0007',
+    'C1\u001b[31m',
+    'C\u00851',
+    'C1\u007f',
+    'C\u00001',
+  ])('a Slack id with blanks or invisible characters, %j', (id) => {
+    const problem = 'has blanks, control characters or invisible characters in it, which no Slack id has';
+    expect(problemOf({ channelId: id })).toEqual(['channelId', problem]);
+    expect(problemOf({ teamId: id })).toEqual(['teamId', problem]);
+  });
 
   it('a title of invisible characters only is blank; one with blanks around words is kept', () => {
     expect(problemOf({ title: '\u200b\u2060' })?.[0]).toBe('title');
@@ -137,7 +146,7 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
   });
 
   it.each(['C\u31641', '\u180eC1', 'C1\ufe0f'])('a Slack id with an invisible character, %j', (id) => {
-    const problem = 'has blanks or invisible characters in it, which no Slack id has';
+    const problem = 'has blanks, control characters or invisible characters in it, which no Slack id has';
     expect(problemOf({ channelId: id })).toEqual(['channelId', problem]);
     expect(problemOf({ teamId: id })).toEqual(['teamId', problem]);
   });

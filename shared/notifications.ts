@@ -78,6 +78,15 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
 }
 
 /**
+ * What no Slack id holds: blanks and invisible characters (BLANK_OR_INVISIBLE), and control
+ * characters, C0 and C1 (U+0085, a line break, is not white space to a JavaScript `\s`).
+ */
+const UNFIT_FOR_SLACK_ID = new RegExp(`${BLANK_OR_INVISIBLE.source}|\\p{Cc}`, 'u');
+
+/** Why a channel or workspace id with such a character is refused. */
+const SLACK_ID_PROBLEM = 'has blanks, control characters or invisible characters in it, which no Slack id has';
+
+/**
  * Everything wrong with a notification, each an InvalidNotificationError naming its field, in
  * the order its fields are checked (the first is what notificationDoc throws): an import names
  * them all, so a file is mended in one pass.
@@ -130,13 +139,13 @@ function checkedNotification(n: NewNotification): {
     const problem = `invalid cron ${JSON.stringify(cron)}: ${step}`;
     add('cron', problem, `${who}: ${problem}`);
   }
-  // A Slack id has no blanks or invisible characters: one with them could never be posted to.
+  // A Slack id has no blanks, control or invisible characters: one with them could never be posted to.
   for (const [field, id] of [
     ['channelId', n.channelId],
     ['teamId', n.teamId],
   ] as const) {
-    if (id !== undefined && id.trim() !== '' && BLANK_OR_INVISIBLE.test(id)) {
-      add(field, 'has blanks or invisible characters in it, which no Slack id has');
+    if (id !== undefined && id.trim() !== '' && UNFIT_FOR_SLACK_ID.test(id)) {
+      add(field, SLACK_ID_PROBLEM);
     }
   }
   // The rules of a new account's id (parseAccountsFile): an accountId no account can have now
