@@ -1,4 +1,4 @@
-import { chunksOf, mapLimit, raceTimeout, Semaphore, unlessDrained } from './concurrency';
+import { chunksOf, KeyedSerial, mapLimit, raceTimeout, Semaphore, unlessDrained } from './concurrency';
 
 describe('mapLimit', () => {
   it('keeps input order and never runs more than the limit at once', async () => {
@@ -174,5 +174,49 @@ describe('raceTimeout', () => {
     const timer = unref.mock.results[0]?.value as NodeJS.Timeout;
     expect(timer.hasRef()).toBe(false);
     unref.mockRestore();
+  });
+});
+
+describe('KeyedSerial', () => {
+  const tick = () => new Promise((r) => setTimeout(r, 5));
+
+  it("runs one key's tasks one after another, in order, and other keys side by side", async () => {
+    const serial = new KeyedSerial();
+    const log: string[] = [];
+    let running = 0;
+    let peakA = 0;
+    const task = (key: string, i: number) => async () => {
+      if (key === 'a') peakA = Math.max(peakA, ++running);
+      log.push(`${key}${i}+`);
+      await tick();
+      log.push(`${key}${i}-`);
+      if (key === 'a') running--;
+      return `${key}${i}`;
+    };
+    const out = await Promise.all([
+      serial.run('a', task('a', 1)),
+      serial.run('a', task('a', 2)),
+      serial.run('b', task('b', 1)),
+      serial.run('a', task('a', 3)),
+    ]);
+    expect(out).toEqual(['a1', 'a2', 'b1', 'a3']);
+    expect(peakA).toBe(1);
+    expect(log.filter((l) => l.startsWith('a'))).toEqual(['a1+', 'a1-', 'a2+', 'a2-', 'a3+', 'a3-']);
+    // b started while a1 ran.
+    expect(log.indexOf('b1+')).toBeLessThan(log.indexOf('a1-'));
+  });
+
+  it('a failed task rejects its own call only, and the next runs; keys are forgotten once done', async () => {
+    const serial = new KeyedSerial();
+    const failed = serial.run('a', async () => {
+      await tick();
+      throw new Error('boom');
+    });
+    const next = serial.run('a', async () => 'next');
+    expect(serial.size).toBe(1);
+    await expect(failed).rejects.toThrow('boom');
+    await expect(next).resolves.toBe('next');
+    await tick();
+    expect(serial.size).toBe(0);
   });
 });

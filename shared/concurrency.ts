@@ -31,6 +31,33 @@ export async function mapLimit<T, R>(
 }
 
 /**
+ * Runs the tasks given one key one after another, in the order given, and those of different
+ * keys side by side. A task that fails does not hold up the next. A key is forgotten once its
+ * last task has ended.
+ */
+export class KeyedSerial {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const result = (this.tails.get(key) ?? Promise.resolve()).then(task);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+
+  /** The keys with a task waiting or running. */
+  get size(): number {
+    return this.tails.size;
+  }
+}
+
+/**
  * At most `size` holders at once: `acquire()` resolves, in the order asked, with the slot's
  * release (safe to call twice) once a slot is free.
  */

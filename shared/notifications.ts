@@ -296,9 +296,11 @@ export async function saveNotifications(
         if (opts.lateSignal?.aborted) throw new SaveInterrupted();
         const current = await tx.getAll(...refs);
         chunk.forEach(({ doc }, i) => {
-          // A notification replaced keeps the time it was first made.
+          // A notification replaced keeps the time it was first made, and is not said to be
+          // updated before it: a save that began before another made it lands after that one.
           const since: unknown = current[i]?.exists ? current[i]?.get('createdAt') : undefined;
-          tx.set(refs[i] as DocumentReference, { ...doc, createdAt: since ?? now, updatedAt: now });
+          const updatedAt = since instanceof Timestamp && since.toMillis() > now.getTime() ? since : now;
+          tx.set(refs[i] as DocumentReference, { ...doc, createdAt: since ?? now, updatedAt });
         });
         const changes = chunk.map(({ id, doc }, i) => ({
           id,

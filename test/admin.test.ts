@@ -1745,6 +1745,39 @@ describe('admin API on the emulators', () => {
     expect((await deliveries.doc(`s-2:${occurrence}`).get()).get('redrivePending')).toBeUndefined();
   });
 
+  test('writes to one notification sent at once are made one after another: none retried, none refused', async () => {
+    // Each transaction's attempts: a write that met another's locks is aborted and tried again.
+    let retried = 0;
+    const original = stack.db.runTransaction.bind(stack.db);
+    const spy = jest.spyOn(stack.db, 'runTransaction').mockImplementation(((fn, opts) => {
+      let attempts = 0;
+      return original((tx) => {
+        if (++attempts > 1) retried++;
+        return fn(tx);
+      }, opts);
+    }) as typeof stack.db.runTransaction);
+    const bodies = [
+      { accountId: 'acct-0001', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' },
+      { accountId: 'acct-0001', channelId: 'C2', cron: '0 10 * * *', timezone: 'Europe/Paris' },
+      { accountId: 'acct-0001', channelId: 'C3', cron: '*/5 * * * *', timezone: 'UTC' },
+    ];
+    const path = '/admin/notifications/n-contended';
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => {
+        const body = bodies[i % 5];
+        if (body) return call('PUT', path, body);
+        return i % 5 === 3 ? call('POST', `${path}/pause`, { reason: 'contended' }) : call('DELETE', path);
+      }),
+    );
+    spy.mockRestore();
+    for (const a of answers) expect([200, 201, 404]).toContain(a.status);
+    expect(retried).toBe(0);
+    const stored = await stack.db.collection(COLLECTIONS.notifications).doc('n-contended').get();
+    if (stored.exists) {
+      expect(stored.get('updatedAt').toMillis()).toBeGreaterThanOrEqual(stored.get('createdAt').toMillis());
+    }
+  });
+
   test('notifications: create, replace, read, pause and resume', async () => {
     const body = { accountId: 'acct-0001', channelId: 'C123', cron: '0 9 * * 1-5', timezone: 'Europe/Paris' };
     const created = await call('PUT', '/admin/notifications/n-admin', body);

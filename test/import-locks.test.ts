@@ -140,3 +140,15 @@ test('a save stopped before its schedules are made makes none, and says nothing 
     expect((await ref.get()).exists).toBe(false);
   }
 });
+
+test('a save that began before another made the notification lands with it updated no earlier than made', async () => {
+  const item = notification(9_001);
+  const made = new Date('2026-12-06T10:00:00.200Z');
+  await saveNotifications(db, [item], { now: made });
+  // The later commit of a save whose time was taken first (its request came in first).
+  await saveNotifications(db, [{ ...item, channelId: 'C0LATER' }], { now: new Date(made.getTime() - 150) });
+  const snap = await db.collection(COLLECTIONS.notifications).doc(item.id).get();
+  expect(snap.get('slack.channelId')).toBe('C0LATER');
+  expect(snap.get('createdAt').toDate()).toEqual(made);
+  expect(snap.get('updatedAt').toDate()).toEqual(made);
+});
