@@ -1,5 +1,5 @@
 import * as pulumi from '@pulumi/pulumi';
-import { isEmail, LOG_LEVELS } from '../shared/config';
+import { isEmail, LOG_LEVELS, slackApiUrlSchema } from '../shared/config';
 import { canonicalTimeZone, isValidTimeZone, validateSchedule } from '../shared/schedule';
 import { GCP_LIMITS } from './limits';
 
@@ -221,8 +221,12 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
   }
 
   const slackApiUrl = value('slackApiUrl');
-  if (slackApiUrl !== undefined && !isHttpsUrl(slackApiUrl)) {
-    fail('slackApiUrl', `must be an https URL (got ${JSON.stringify(slackApiUrl)})`);
+  if (slackApiUrl !== undefined) {
+    // As the notifier reads SLACK_API_URL (one it would refuse would stop the new revision), and https.
+    const problem = isHttpsUrl(slackApiUrl)
+      ? slackApiUrlSchema.safeParse(slackApiUrl).error?.issues[0]?.message
+      : 'must be an https URL';
+    if (problem !== undefined) fail('slackApiUrl', `${problem} (got ${JSON.stringify(slackApiUrl)})`);
   }
 
   if ('slackBotToken' in ctx) {

@@ -1022,6 +1022,18 @@ describe('parseConfig', () => {
     expect(problemKeys({ ...valid, adminEmails: 'ops+oncall@acme.example' })).toEqual([]);
   });
 
+  it('refuses a slackApiUrl the notifier would refuse at start, as it reads SLACK_API_URL', () => {
+    for (const url of [
+      'https://slack.example/api/?a=1',
+      'https://u:p@slack.example/api/',
+      'https://slack.example/api/#x',
+    ]) {
+      expect(problemKeys({ ...valid, slackApiUrl: url })).toEqual([`${NS}:slackApiUrl`]);
+      expect(() => loadConfig({ GOOGLE_CLOUD_PROJECT: 'my-project', SLACK_API_URL: url })).toThrow(/SLACK_API_URL/);
+    }
+    expect(problemKeys({ ...valid, slackApiUrl: 'https://slack.example/api/' })).toEqual([]);
+  });
+
   it('rejects labels that Google Cloud would refuse, or that would hide the program’s own', () => {
     expect(problemKeys({ ...valid, labels: '{"Team":"x"}' })).toEqual([`${NS}:labels`]);
     expect(problemKeys({ ...valid, labels: '{"team":"Growth Team"}' })).toEqual([`${NS}:labels`]);
@@ -1055,6 +1067,19 @@ describe('parseConfig', () => {
 });
 
 describe('Pulumi.example.yaml', () => {
+  it('holds, uncommented, only values the program takes as they are: a copy of it passes its checks', () => {
+    const example = fs.readFileSync(path.join(__dirname, 'Pulumi.example.yaml'), 'utf8');
+    const raw: RawConfig = {};
+    for (const [, key, value] of example.matchAll(/^ {2}slack-fanout:(\w+):(.*)$/gm)) {
+      // A scalar, its quotes dropped; a block (labels, a secret) is left to its own test.
+      const scalar = (value ?? '').trim().replace(/^"(.*)"$/, '$1');
+      if (scalar !== '') raw[key as keyof RawConfig] = scalar;
+    }
+    expect(Object.keys(raw)).toContain('region');
+    expect(Object.keys(raw)).not.toContain('slackBotToken');
+    expect(() => parseConfig(raw, { namespace: NS, stack: 'dev', gcpProject: GCP_PROJECT })).not.toThrow();
+  });
+
   it('documents every config key the program reads', () => {
     const example = fs.readFileSync(path.join(__dirname, 'Pulumi.example.yaml'), 'utf8');
     for (const key of [...CONFIG_KEYS, ...SECRET_CONFIG_KEYS, 'gcp:project']) {

@@ -120,6 +120,24 @@ export function projectIdProblem(project: string): string | null {
 const HOST_NAME =
   /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
 
+/**
+ * SLACK_API_URL: an http or https URL to which each call's method is added. infra/ checks its
+ * slackApiUrl with it, so that a value the notifier would refuse stops the deploy, not the revision.
+ */
+export const slackApiUrlSchema = z
+  .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
+  // Node's fetch refuses a URL with credentials in it: every call would fail, named as a timeout.
+  .refine((u) => {
+    const url = URL.canParse(u) ? new URL(u) : null;
+    return url === null || (url.username === '' && url.password === '');
+  }, 'must not carry a user name or password (the token goes in SLACK_BOT_TOKEN)')
+  // Each call adds its method to the path: a query or a fragment would end up before it.
+  // Written, even empty (`…/api/?`): the URL parser reads an empty one as none.
+  .refine(
+    (u) => !/[?#]/.test(u),
+    'must not have a query or a fragment: each call adds its method (chat.postMessage) to its path',
+  );
+
 const schema = z.object({
   projectId: z
     .string()
@@ -154,20 +172,7 @@ const schema = z.object({
   dispatchCheckpointIntervalMs: int(0, 60_000).default(1000),
   runLeaseSeconds: int(5, 3600).default(60),
   catchUpWindowSeconds: int(0, 7 * 24 * 3600).default(DEFAULT_CATCH_UP_WINDOW_SECONDS),
-  slackApiUrl: z
-    .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
-    // Node's fetch refuses a URL with credentials in it: every call would fail, named as a timeout.
-    .refine((u) => {
-      const url = URL.canParse(u) ? new URL(u) : null;
-      return url === null || (url.username === '' && url.password === '');
-    }, 'must not carry a user name or password (the token goes in SLACK_BOT_TOKEN)')
-    // Each call adds its method to the path: a query or a fragment would end up before it.
-    // Written, even empty (`…/api/?`): the URL parser reads an empty one as none.
-    .refine(
-      (u) => !/[?#]/.test(u),
-      'must not have a query or a fragment: each call adds its method (chat.postMessage) to its path',
-    )
-    .default('https://slack.com/api/'),
+  slackApiUrl: slackApiUrlSchema.default('https://slack.com/api/'),
   slackBotToken: z.string().min(1).optional(),
   // At most 30 s: a timed-out post may still land, and the next attempt must not look for it
   // before it could have (the retry policy's 10 s backoff plus at most 20 s of held nack).
