@@ -10,6 +10,7 @@ import type { PagePublisher } from '../shared/pubsub';
 import { CLOSE_GRACE_MS, createLifecycle, serve } from '../shared/service';
 import { answerBeforeClose, answerWhileSending } from '../test/helpers';
 import { createApp, type DispatcherDeps, MAX_SCHEDULE_TIME_AHEAD_MS, TICK_ANSWER_GRACE_MS, tickTimeOf } from './app';
+import { LOGGED_OCCURRENCES } from './tick';
 
 const now = new Date('2026-11-29T09:30:00.000Z');
 
@@ -300,6 +301,47 @@ describe('the 503s a tick and /readyz answer', () => {
     expect(res.status).toBe(503);
     expect(res.body).toEqual({ error: 'tick_failed' });
     expect(lines.some((l) => l.includes(SECRET_TEXT))).toBe(true);
+  });
+});
+
+describe("a tick's log line", () => {
+  it('lists at most LOGGED_OCCURRENCES occurrences, the failed first, and counts them all by status; the answer lists every one', async () => {
+    const store = new MemoryStore();
+    const count = LOGGED_OCCURRENCES + 50;
+    for (let i = 0; i < count; i++) {
+      const id = `s${String(i).padStart(3, '0')}`;
+      store.putSchedule(id, { cron: '* * * * *', timezone: 'UTC', nextRunAt: now });
+      store.putNotification(`n${i}`, {
+        accountId: 'a1',
+        slack: { channelId: 'C1' },
+        schedule: { cron: '* * * * *', timezone: 'UTC' },
+        scheduleId: id,
+        enabled: true,
+      });
+    }
+    // The last schedule's run cannot be claimed: it fails, and is listed all the same.
+    const realClaim = store.claimRun.bind(store);
+    jest.spyOn(store, 'claimRun').mockImplementation(async (...args) => {
+      if (args[0] === `s${count - 1}`) throw new Error('claim refused');
+      return realClaim(...args);
+    });
+    const { app, lines } = tickApp(store);
+    const res = await request(app).post('/tick').send({});
+    expect(res.status).toBe(503);
+    expect(res.body.occurrences).toHaveLength(count);
+    const logged = lines
+      .map((l) => JSON.parse(l) as { message?: string; tick?: Record<string, unknown> })
+      .find((l) => l.message?.endsWith(' published'))?.tick as {
+      occurrences: { scheduleId: string; status: string }[];
+      occurrencesNotListed: number;
+      statuses: Record<string, number>;
+      published: number;
+    };
+    expect(logged.occurrences).toHaveLength(LOGGED_OCCURRENCES);
+    expect(logged.occurrences[0]).toMatchObject({ scheduleId: `s${count - 1}`, status: 'failed' });
+    expect(logged.occurrencesNotListed).toBe(50);
+    expect(logged.statuses).toEqual({ dispatched: count - 1, failed: 1 });
+    expect(logged.published).toBe(count - 1);
   });
 });
 

@@ -17,7 +17,7 @@ import type { Logger } from '../shared/logger';
 import { rfc3339Spelling } from '../shared/messages';
 import { TOPOLOGY } from '../shared/topology';
 import { type AdminDeps, adminRouter } from './admin';
-import { DRAIN_WAIT_MS, RELEASE_WAIT_MS, runTick, type TickDeps } from './tick';
+import { DRAIN_WAIT_MS, loggedSummary, RELEASE_WAIT_MS, runTick, type TickDeps } from './tick';
 
 export interface DispatcherDeps extends Omit<TickDeps, 'log'> {
   log: Logger;
@@ -132,14 +132,14 @@ export function createApp(deps: DispatcherDeps): Express {
         ticking.then(
           (late) =>
             req.log.warn(
-              { tick: late },
+              { tick: loggedSummary(late) },
               `tick ${late.tickTime} ended after it was answered 503: ${late.published} published`,
             ),
           (err: unknown) => req.log.error({ err: errorMessage(err) }, 'tick failed after it was answered 503'),
         );
         return;
       }
-      req.log.info({ tick: summary }, `tick ${summary.tickTime}: ${summary.published} published`);
+      req.log.info({ tick: loggedSummary(summary) }, `tick ${summary.tickTime}: ${summary.published} published`);
       // A failed occurrence answers 503 so that Cloud Scheduler retries and the run resumes.
       res.status(summary.failed > 0 ? 503 : 200).json(summary);
     } catch (err) {

@@ -185,6 +185,36 @@ export interface TickSummary {
 }
 
 /**
+ * The most occurrences a tick's log line lists. Cloud Logging takes an entry of at most 256 KB,
+ * and a tick of 1,673 schedules summed up to 318 KB: its one line would be lost. Each run logs
+ * its own lines besides, and the tick's answer lists every occurrence.
+ */
+export const LOGGED_OCCURRENCES = 100;
+
+/** A tick's summary as its log line gives it: the occurrences counted by status, the first listed. */
+export type LoggedTickSummary = Omit<TickSummary, 'occurrences'> & {
+  statuses: Partial<Record<OccurrenceStatus, number>>;
+  occurrences: OccurrenceResult[];
+  /** Occurrences past LOGGED_OCCURRENCES, counted in `statuses`, not listed. */
+  occurrencesNotListed?: number;
+};
+
+/** `summary` for its log line: the failed occurrences listed first, at most `max` in all. */
+export function loggedSummary(summary: TickSummary, max = LOGGED_OCCURRENCES): LoggedTickSummary {
+  const statuses: Partial<Record<OccurrenceStatus, number>> = {};
+  for (const o of summary.occurrences) statuses[o.status] = (statuses[o.status] ?? 0) + 1;
+  const listed =
+    summary.occurrences.length <= max
+      ? summary.occurrences
+      : [
+          ...summary.occurrences.filter((o) => o.status === 'failed'),
+          ...summary.occurrences.filter((o) => o.status !== 'failed'),
+        ].slice(0, max);
+  const notListed = summary.occurrences.length - listed.length;
+  return { ...summary, statuses, occurrences: listed, ...(notListed > 0 ? { occurrencesNotListed: notListed } : {}) };
+}
+
+/**
  * One tick: for each due schedule, dispatch its occurrence under a lease, one message per
  * enabled notification, a page at a time, each page checkpointed once Pub/Sub has it.
  */
