@@ -1238,6 +1238,19 @@ describe('checked before the credentials', () => {
     }
   });
 
+  it('a project with blanks around it is taken without them, and one of blanks only as none, as the services read it', async () => {
+    // Past the project, the emulator address is the next check: the project was taken.
+    for (const [env, args] of [
+      [{ GOOGLE_CLOUD_PROJECT: ' demo-env ' }, []],
+      [{}, ['-p', ' demo-x ']],
+    ] as const) {
+      const message = await failure({ ...env, FIRESTORE_EMULATOR_HOST: '127.0.0.1:99999' }, [...args, 'pause', 'n-1']);
+      expect(message).toMatch(/^FIRESTORE_EMULATOR_HOST="127\.0\.0\.1:99999" is not an emulator address/);
+    }
+    const none = await failure({ GOOGLE_CLOUD_PROJECT: '   ' }, ['pause', 'n-1']);
+    expect(none).toBe('no project: pass --project or set GOOGLE_CLOUD_PROJECT');
+  });
+
   it('a bad emulator address is named before anything is dialled', async () => {
     const message = await failure({ FIRESTORE_EMULATOR_HOST: '127.0.0.1:99999' }, ['-p', 'demo-x', 'pause', 'n-1']);
     expect(message).toMatch(/^FIRESTORE_EMULATOR_HOST="127\.0\.0\.1:99999" is not an emulator address/);

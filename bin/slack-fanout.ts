@@ -353,7 +353,8 @@ export function failureOf(err: unknown): { message: string; exitCode: number } {
 }
 
 function projectOf(opts: { project?: string }): string {
-  const project = opts.project ?? process.env.GOOGLE_CLOUD_PROJECT;
+  // Blanks around it dropped, and only blanks read as unset, as the services read GOOGLE_CLOUD_PROJECT.
+  const project = opts.project?.trim() ?? (process.env.GOOGLE_CLOUD_PROJECT?.trim() || undefined);
   if (opts.project !== undefined && opts.project.trim() === '') {
     throw new CliError(`--project is blank (${quoted(opts.project)}): name the Google Cloud project`);
   }

@@ -183,7 +183,7 @@ export function localProgram(): Command {
       )
       .option(
         '--slack-faults <file>',
-        'fault rules for the Slack stand-in from the first tick on: a JSON file of what POST /_admin/faults takes (an array of rules, or {"rules": [...], "seed": n}), before the demo\'s archived channel\'s',
+        'fault rules for the Slack stand-in from the first tick on: a JSON file of what POST /_admin/faults takes (an array of rules, or {"rules": [...], "seed": n}), in force before the demo\'s own rule for its archived channel',
         readSlackFaults,
       )
       .addOption(

@@ -32,7 +32,7 @@ import {
   VERBOSE_MAX,
 } from './progress';
 import { runLogDir } from './run-logs';
-import { serviceEnv, serviceEnvProblems, variablesSetOver } from './service-env';
+import { cloudRunProblem, serviceEnv, serviceEnvProblems, variablesSetOver } from './service-env';
 import { type FaultRule, SlackStandIn } from './slack-standin';
 import { checkRealToken } from './slack-token';
 import { superviseService } from './supervise';
@@ -177,6 +177,11 @@ async function main(): Promise<number> {
   // run's own, and replaces SLACK_API_URL without a token.
   // The emulators' addresses are the run's own, set over any in the shell: stand-ins here.
   const token = slackToken();
+  const onCloudRun = cloudRunProblem(process.env);
+  if (onCloudRun !== null) {
+    process.stderr.write(`error: ${onCloudRun}\n`);
+    return USAGE;
+  }
   const problems = serviceEnvProblems(
     envFor(
       opts,
@@ -193,14 +198,18 @@ async function main(): Promise<number> {
     return USAGE;
   }
   // Set over for the services, and said: the shell's values are not the run's.
-  const setOver = variablesSetOver(process.env, {
-    projectId: PROJECT_ID,
-    emulators: {},
-    slackApiUrl: '',
-    slackBotToken: '',
-    logLevel: opts.logLevel,
-    nackDelayMs: localTopology().nackDelayMs,
-  });
+  const setOver = variablesSetOver(
+    process.env,
+    {
+      projectId: PROJECT_ID,
+      emulators: {},
+      slackApiUrl: '',
+      slackBotToken: '',
+      logLevel: opts.logLevel,
+      nackDelayMs: localTopology().nackDelayMs,
+    },
+    !token,
+  );
   if (setOver.length > 0) {
     process.stderr.write(
       `npm start: not passed on to the services, as the local run sets its own: ${setOver.join(', ')}\n`,

@@ -1,4 +1,10 @@
-import { type ServiceEnvSettings, serviceEnv, serviceEnvProblems, variablesSetOver } from './service-env';
+import {
+  cloudRunProblem,
+  type ServiceEnvSettings,
+  serviceEnv,
+  serviceEnvProblems,
+  variablesSetOver,
+} from './service-env';
 
 const settings: ServiceEnvSettings = {
   projectId: 'slack-fanout-local',
@@ -57,9 +63,28 @@ describe('variablesSetOver (what npm start says it does not use)', () => {
     ]);
   });
 
+  it('names SLACK_API_URL when the run posts to the stand-in (no token), and not when it posts with a token', () => {
+    const shell = { SLACK_API_URL: 'https://slack.example/api/' };
+    expect(variablesSetOver(shell, settings, true)).toEqual([
+      'SLACK_API_URL="https://slack.example/api/" (it uses the Slack stand-in, as no SLACK_BOT_TOKEN is set)',
+    ]);
+    expect(variablesSetOver(shell, settings, false)).toEqual([]);
+  });
+
   it('names none that is unset, empty, or the value the run uses', () => {
     expect(variablesSetOver({ AUTH_MODE: 'none', HOST: '127.0.0.1', NACK_DELAY_MS: '', PATH: '/x' }, settings)).toEqual(
       [],
     );
+  });
+});
+
+describe('cloudRunProblem (npm start where K_SERVICE is set)', () => {
+  it('names K_SERVICE and what to do, not the variables the run sets itself', () => {
+    const problem = cloudRunProblem({ K_SERVICE: 'foo' });
+    expect(problem).toContain('K_SERVICE is set ("foo")');
+    expect(problem).toContain('unset K_SERVICE to run it here');
+    expect(problem).not.toContain('AUTH_MODE=oidc');
+    expect(cloudRunProblem({ K_SERVICE: '  ' })).toBeNull();
+    expect(cloudRunProblem({})).toBeNull();
   });
 });

@@ -58,15 +58,28 @@ export function serviceEnvProblems(env: NodeJS.ProcessEnv): string[] {
 }
 
 /**
+ * Why `npm start` does not run where K_SERVICE is set (on Cloud Run), or null. The services
+ * would refuse the run's own AUTH_MODE=none and ADMIN_OPEN_ON_LOOPBACK=true there, and their
+ * advice (set AUTH_MODE=oidc) is not the user's to follow: the run sets those itself.
+ */
+export function cloudRunProblem(base: NodeJS.ProcessEnv): string | null {
+  const service = base.K_SERVICE?.trim();
+  if (!service) return null;
+  return `K_SERVICE is set (${JSON.stringify(base.K_SERVICE)}), which tells the services they run on Cloud Run: npm start runs them on this machine's emulators with token checks off, which they refuse there; unset K_SERVICE to run it here`;
+}
+
+/**
  * The variables of `base` the local run sets its own value over for the services, each with
  * what it uses instead, to say so: `npm start` with NACK_DELAY_MS=99999 or AUTH_MODE=oidc in the
  * shell would otherwise run with values other than those the shell shows. PORT is set per
  * service; the emulators' addresses are those of the emulators it starts. A variable set to the
  * value the run uses is not named.
  */
-export function variablesSetOver(base: NodeJS.ProcessEnv, s: ServiceEnvSettings): string[] {
+export function variablesSetOver(base: NodeJS.ProcessEnv, s: ServiceEnvSettings, standIn = false): string[] {
   const uses: Record<string, string> = {
     GOOGLE_CLOUD_PROJECT: s.projectId,
+    // Real Slack's address, or another, is taken only with a token to post with.
+    ...(standIn ? { SLACK_API_URL: 'the Slack stand-in, as no SLACK_BOT_TOKEN is set' } : {}),
     PUBSUB_EMULATOR_HOST: 'the Pub/Sub emulator it starts',
     FIRESTORE_EMULATOR_HOST: 'the Firestore emulator it starts',
     AUTH_MODE: 'none',
