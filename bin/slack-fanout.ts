@@ -7,7 +7,14 @@ import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { GoogleAuth } from 'google-auth-library';
 import pino from 'pino';
-import { nonBlankText, optionTakenAsValue, positiveInt, refuseOptionSlips, topicName } from '../shared/cli-args';
+import {
+  deadLetterTopicProblem,
+  nonBlankText,
+  optionTakenAsValue,
+  positiveInt,
+  refuseOptionSlips,
+  topicName,
+} from '../shared/cli-args';
 import { raceTimeout } from '../shared/concurrency';
 import { projectIdProblem } from '../shared/config';
 import { EMULATOR_VARIABLES, type EmulatedService, emulatorAddress } from '../shared/emulator-address';
@@ -276,10 +283,10 @@ function isUnreachable(err: unknown): boolean {
  */
 export function redriveTopic(value: string): string {
   const name = topicName(value);
-  const id = name.split('/').at(-1);
-  if (id === TOPOLOGY.deadLetterTopic) {
+  const problem = deadLetterTopicProblem(name);
+  if (problem !== null) {
     throw new InvalidArgumentError(
-      `${name} is the dead-letter topic: what is published there is recorded dead again at once, with nothing posted; a redrive publishes to the dispatch topic (${TOPOLOGY.dispatchTopic} unless you named it otherwise)`,
+      `${problem}; a redrive publishes to the dispatch topic (${TOPOLOGY.dispatchTopic} unless you named it otherwise)`,
     );
   }
   return name;

@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError, type Option } from 'commander';
 import { characterCount, quoted } from './model';
+import { TOPOLOGY } from './topology';
 
 /**
  * A command-line option that takes a whole number from `min` to `max`, written in decimal, with
@@ -78,6 +79,16 @@ export function topicNameProblem(value: string): string | null {
             : null;
   return why
     ? `expected a Pub/Sub topic id (3 to 255 letters, digits or -_.~+%, starting with a letter) or projects/{project}/topics/{id}, ${why}`
+    : null;
+}
+
+/**
+ * Why `name` (a topic id or full name) cannot be the topic deliveries are published to: it is
+ * the dead-letter topic, where what is published is recorded dead at once with nothing posted.
+ */
+export function deadLetterTopicProblem(name: string): string | null {
+  return name.split('/').at(-1) === TOPOLOGY.deadLetterTopic
+    ? `${name} is the dead-letter topic: what is published there is recorded dead again at once, with nothing posted`
     : null;
 }
 

@@ -163,6 +163,25 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses the dead-letter topic as the dispatch topic: what a tick published there would be recorded dead', () => {
+    for (const topic of ['slack-fanout-dead-letter', 'projects/p/topics/slack-fanout-dead-letter']) {
+      expect(configError({ ...base, DISPATCH_TOPIC: topic }).message).toContain(
+        `DISPATCH_TOPIC: ${topic} is the dead-letter topic`,
+      );
+    }
+  });
+
+  it('names a number past 2^53 by its range alone, once', () => {
+    const message = configError({ ...base, PORT: '99999999999999999999' }).message;
+    expect(message.match(/PORT: /g)).toHaveLength(1);
+    expect(message).toContain('PORT: must be at most 65535');
+  });
+
+  it('shows a bad value once, where its problem quotes it already', () => {
+    const message = configError({ ...base, DISPATCH_TOPIC: 'ab' }).message;
+    expect(message.split('"ab"')).toHaveLength(2);
+  });
+
   it('names every bad variable at once', () => {
     const message = configError({ PORT: 'x', DISPATCH_PAGE_SIZE: 'y' }).message;
     for (const name of ['GOOGLE_CLOUD_PROJECT', 'PORT', 'DISPATCH_PAGE_SIZE']) expect(message).toContain(name);

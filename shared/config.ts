@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
-import { topicNameProblem } from './cli-args';
+import { deadLetterTopicProblem, topicNameProblem } from './cli-args';
 import { EMULATOR_VARIABLES, emulatorAddress } from './emulator-address';
 import { postWindowMs } from './errors';
+import { quoted } from './model';
 import { TOPOLOGY } from './topology';
 import { z } from './zod';
 
@@ -72,7 +73,8 @@ const int = (min: number, max: number) =>
     .trim()
     .regex(/^-?\d+$/, 'must be a whole number')
     .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+    // Whole already (the pattern): `.int()` would add its own "Too big" to a value past 2^53.
+    .pipe(z.number().min(min).max(max));
 
 /**
  * The items of a comma-separated list, each with its place in the list as written (1-based,
@@ -156,7 +158,7 @@ const schema = z.object({
     .string()
     .min(1)
     .superRefine((name, ctx) => {
-      const problem = topicNameProblem(name);
+      const problem = topicNameProblem(name) ?? deadLetterTopicProblem(name);
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     })
     .default(TOPOLOGY.dispatchTopic),
@@ -387,7 +389,8 @@ function fieldProblem(name: string, raw: string | undefined, issue: z.core.$ZodI
   }
   // The value of a secret is never echoed back, nor a URL that may hold a password (`user:pw@`).
   const secret = name === ENV.SLACK_BOT_TOKEN || (name === ENV.SLACK_API_URL && raw.includes('@'));
-  const shown = secret ? '' : ` (got ${JSON.stringify(raw)})`;
+  // A message that quotes the value already (a topic name's) is not followed by it again.
+  const shown = secret || issue.message.includes(quoted(raw)) ? '' : ` (got ${JSON.stringify(raw)})`;
   return `${name}: ${issue.message}${shown}`;
 }
 
