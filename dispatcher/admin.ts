@@ -460,13 +460,18 @@ export function adminRouter(deps: AdminDeps): Router {
     res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.vary('Accept');
-    // `?limit=50`: written in decimal digits alone, as every number the project reads.
+    // `?limit=50`: written in decimal digits alone, as every number the project reads. A
+    // parameter of another name (`?limit[]=5`, `?limt=5`) is named, not passed over.
     const asked = req.query.limit;
+    const other = Object.keys(req.query).find((k) => k !== 'limit');
     const limit =
       asked === undefined ? STATUS_PAGE_RUNS : typeof asked === 'string' && /^\d+$/.test(asked) ? Number(asked) : 0;
-    if (limit < 1 || limit > STATUS_PAGE_MAX_RUNS) {
+    if (other !== undefined || limit < 1 || limit > STATUS_PAGE_MAX_RUNS) {
       const got = typeof asked === 'string' ? quoted(asked) : 'more than one value';
-      const message = `limit must be a whole number from 1 to ${STATUS_PAGE_MAX_RUNS}, got ${got}`;
+      const message =
+        other !== undefined
+          ? `the status page takes one parameter, limit (a whole number from 1 to ${STATUS_PAGE_MAX_RUNS}), got ${quoted(other)}`
+          : `limit must be a whole number from 1 to ${STATUS_PAGE_MAX_RUNS}, got ${got}`;
       // A browser gets a page it shows; a script (curl sends */*) the admin API's JSON.
       if (req.accepts(['json', 'html']) === 'html') res.status(400).type('html').send(renderStatusError(message));
       else invalid(res, 'limit', message);

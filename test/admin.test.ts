@@ -1088,6 +1088,20 @@ describe('admin API: requests (fake ports)', () => {
     }
   });
 
+  test('the status page names a parameter it does not take (limit[]=5, a misspelling), rather than passing it over', async () => {
+    const app = appWith(fakeAdminPorts({}));
+    for (const [query, named] of [
+      ['limit[]=5', '"limit[]"'],
+      ['limt=5', '"limt"'],
+      ['limit=5&x=1', '"x"'],
+    ] as const) {
+      const r = await request(app).get(`/status?${query}`).set('authorization', bearer());
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({ error: 'invalid_request', field: 'limit' });
+      expect(r.body.message).toContain(`takes one parameter, limit (a whole number from 1 to 200), got ${named}`);
+    }
+  });
+
   test("a browser's bad ?limit= gets a page naming the problem, a script's the JSON", async () => {
     const app = appWith(fakeAdminPorts({}));
     const browser = await request(app)
