@@ -92,9 +92,11 @@ export interface AdminPorts {
     enabled: boolean,
     reason?: string,
     defaultReason?: string,
+    /** Once aborted (its request answered 504), the write is not begun: SaveInterrupted. */
+    late?: AbortSignal,
   ): Promise<EnabledChange | null>;
-  /** False when the notification does not exist. */
-  deleteNotification(id: string): Promise<boolean>;
+  /** False when the notification does not exist; once `late` is aborted, not begun (SaveInterrupted). */
+  deleteNotification(id: string, late?: AbortSignal): Promise<boolean>;
   /** Creates or replaces; true when it was created. */
   /** Saves `n`; once `late` is aborted (its request answered 504), no attempt of the write begins. */
   saveNotification(n: NewNotification, late?: AbortSignal): Promise<boolean>;
@@ -226,6 +228,16 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
   };
 }
 
+/**
+ * A write to notification `id` answered 504, or whose caller left, before it could begin
+ * (waiting its turn, or on a contended Firestore): not made, so that it cannot land later over
+ * a write its caller made since. Logged; the answer is gone already.
+ */
+function notBegun(req: Request, res: Response, action: string, id: string): void {
+  req.log.warn({ notificationId: id }, `admin ${action} not made: answered 504, or its caller left, before it began`);
+  res.status(504).json({});
+}
+
 /** The admin ports over Firestore, with redrive publishing to the dispatch topic. */
 export function firestoreAdminPorts(
   db: Firestore,
@@ -240,6 +252,13 @@ export function firestoreAdminPorts(
   // lock the same documents, and on contention Firestore makes them wait and retry (50 at
   // once on the emulator took 13 to 16 s, where one after another took 1.3 s).
   const oneNotification = new KeyedSerial();
+  // A write whose request was answered 504 (or whose caller left) while it waited its turn is
+  // not begun: it cannot land later over a write its caller made since.
+  const inTurn = <T>(id: string, late: AbortSignal | undefined, write: () => Promise<T>) =>
+    oneNotification.run(id, async () => {
+      if (late?.aborted) throw new SaveInterrupted();
+      return write();
+    });
   return {
     getRun: (runId) => store.getRun(runId),
     countByStatus: (runId) => store.countByStatus(runId),
@@ -253,11 +272,11 @@ export function firestoreAdminPorts(
       });
     },
     getNotification: (id) => store.getRaw(id),
-    setNotificationEnabled: (id, enabled, reason, defaultReason) =>
-      oneNotification.run(id, () => setNotificationEnabled(db, id, enabled, reason, defaultReason)),
-    deleteNotification: (id) => oneNotification.run(id, () => deleteNotification(db, id)),
+    setNotificationEnabled: (id, enabled, reason, defaultReason, late) =>
+      inTurn(id, late, () => setNotificationEnabled(db, id, enabled, reason, defaultReason)),
+    deleteNotification: (id, late) => inTurn(id, late, () => deleteNotification(db, id)),
     saveNotification: (n, late) =>
-      oneNotification.run(n.id, async () => {
+      inTurn(n.id, late, async () => {
         // saveNotifications checks it (notificationDoc) before any Firestore call.
         const { created } = await saveNotifications(db, [n], late ? { lateSignal: late } : {});
         return created.has(n.id);
@@ -567,12 +586,20 @@ export function adminRouter(deps: AdminDeps): Router {
         const body = parsedOrRefused(action === 'pause' ? pauseBody : noFieldsBody, req.body ?? {}, res);
         if (body === undefined) return;
         const reason = action === 'pause' && 'reason' in body ? body.reason : undefined;
-        const change = await deps.setNotificationEnabled(
-          id,
-          action === 'resume',
-          reason,
-          `paused by ${callerOf(res) ?? 'an operator'}`,
-        );
+        let change: EnabledChange | null;
+        try {
+          change = await deps.setNotificationEnabled(
+            id,
+            action === 'resume',
+            reason,
+            `paused by ${callerOf(res) ?? 'an operator'}`,
+            answeredEarlySignal(res),
+          );
+        } catch (err) {
+          if (!(err instanceof SaveInterrupted)) throw err;
+          notBegun(req, res, action, id);
+          return;
+        }
         if (change === null) {
           res.status(404).json(notificationNotFound(id));
           return;
@@ -585,7 +612,15 @@ export function adminRouter(deps: AdminDeps): Router {
 
   router.delete('/admin/notifications/:id', async (req, res) => {
     const id = String(req.params.id);
-    if (!(await deps.deleteNotification(id))) {
+    let deleted: boolean;
+    try {
+      deleted = await deps.deleteNotification(id, answeredEarlySignal(res));
+    } catch (err) {
+      if (!(err instanceof SaveInterrupted)) throw err;
+      notBegun(req, res, 'delete-notification', id);
+      return;
+    }
+    if (!deleted) {
       res.status(404).json(notificationNotFound(id));
       return;
     }
@@ -639,13 +674,7 @@ export function adminRouter(deps: AdminDeps): Router {
         created = await deps.saveNotification({ id, ...body }, answeredEarlySignal(res));
       } catch (err) {
         if (err instanceof SaveInterrupted) {
-          // Answered 504, or its caller gone, before the write could begin (Firestore contended):
-          // not written, so that it cannot land later over a write its caller made since.
-          req.log.warn(
-            { notificationId: id },
-            'admin replace-notification not written: answered 504, or its caller left, before it began',
-          );
-          res.status(504).json({});
+          notBegun(req, res, 'replace-notification', id);
           return;
         }
         if (!(err instanceof InvalidNotificationError)) throw err;

@@ -3,8 +3,15 @@ import type { RequestHandler } from 'express';
 import request from 'supertest';
 import { demoAccounts } from '../dev/demo';
 import { type Stack, startStack, uniqueProjectId } from '../dev/stack';
-import { ADMIN_DEADLINES, type AdminPorts, adminDeadlines, adminRouter } from '../dispatcher/admin';
+import {
+  ADMIN_DEADLINES,
+  type AdminPorts,
+  adminDeadlines,
+  adminRouter,
+  firestoreAdminPorts,
+} from '../dispatcher/admin';
 import { requireInvoker } from '../shared/auth';
+import { deferred } from '../shared/concurrency';
 import { loadConfig } from '../shared/config';
 import { CODES } from '../shared/firestore-batching';
 import { createLogger } from '../shared/logger';
@@ -1378,33 +1385,55 @@ describe('admin API: deadlines (fake ports)', () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  test('a PUT answered 504 before its write began is not written after: the write is told its answer is gone', async () => {
-    const h = held();
-    const seen: (boolean | undefined)[] = [];
-    const app = appWith(
-      fakeAdminPorts({
-        saveNotification: async (_n, late) => {
-          await h.hold();
-          seen.push(late?.aborted);
-          // As the Firestore port does: no attempt of the write begins once it is aborted.
-          if (late?.aborted) throw new SaveInterrupted();
-          return true;
-        },
-      }),
-      h.log,
-      { oneMs: 300, bulkMs: 1000 },
-    );
-    const res = await request(app)
-      .put('/admin/notifications/n-1')
-      .set('authorization', bearer())
-      .send({ accountId: 'a-1', channelId: 'C0123456789', cron: '0 9 * * *', timezone: 'UTC' });
-    expect(res.status).toBe(504);
-    h.release();
-    await waitFor('the save ended', () => seen.length === 1, 2000, 10);
-    expect(seen).toEqual([true]);
-    await waitFor('the write said not made', () => h.said('not written: answered 504').length === 1, 2000, 10);
-    expect(h.said('admin replace-notification').filter((l) => l.admin !== undefined)).toEqual([]);
-  });
+  test.each([
+    ['a PUT', 'replace-notification'],
+    ['a pause', 'pause'],
+    ['a resume', 'resume'],
+    ['a DELETE', 'delete-notification'],
+  ])(
+    '%s answered 504 before its write began is not made after: the write is told its answer is gone',
+    async (_what, action) => {
+      const h = held();
+      const seen: (boolean | undefined)[] = [];
+      // As the Firestore port does: no attempt of the write begins once it is aborted.
+      const write = async <T>(late: AbortSignal | undefined, result: T): Promise<T> => {
+        await h.hold();
+        seen.push(late?.aborted);
+        if (late?.aborted) throw new SaveInterrupted();
+        return result;
+      };
+      const app = appWith(
+        fakeAdminPorts({
+          saveNotification: (_n, late) => write(late, true),
+          setNotificationEnabled: (_id, _enabled, _reason, _default, late) => write(late, changed),
+          deleteNotification: (_id, late) => write(late, true),
+        }),
+        h.log,
+        { oneMs: 300, bulkMs: 1000 },
+      );
+      const path = '/admin/notifications/n-1';
+      const sent =
+        action === 'replace-notification'
+          ? request(app)
+              .put(path)
+              .send({ accountId: 'a-1', channelId: 'C0123456789', cron: '0 9 * * *', timezone: 'UTC' })
+          : action === 'delete-notification'
+            ? request(app).delete(path)
+            : request(app).post(`${path}/${action}`);
+      const res = await sent.set('authorization', bearer());
+      expect(res.status).toBe(504);
+      h.release();
+      await waitFor('the write ended', () => seen.length === 1, 2000, 10);
+      expect(seen).toEqual([true]);
+      await waitFor(
+        'the write said not made',
+        () => h.said(`admin ${action} not made: answered 504`).length === 1,
+        2000,
+        10,
+      );
+      expect(h.said(`admin ${action}`).filter((l) => l.admin !== undefined)).toEqual([]);
+    },
+  );
 
   test('a request answered 408 whose body never arrives is out of flight once its connection closes: a shutdown does not wait for it', async () => {
     const h = held();
@@ -1790,6 +1819,33 @@ describe('admin API on the emulators', () => {
     if (stored.exists) {
       expect(stored.get('updatedAt').toMillis()).toBeGreaterThanOrEqual(stored.get('createdAt').toMillis());
     }
+  });
+
+  test('a write to one notification answered 504 while it waits its turn is not made: it cannot land over a later one', async () => {
+    const ports = firestoreAdminPorts(stack.db, stack.store, { publishPage: async () => undefined } as never, silent);
+    const n = { id: 'n-turn', accountId: 'acct-0001', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' };
+    await ports.saveNotification(n);
+    // The first write holds the notification's turn until let go.
+    const held = deferred();
+    const original = stack.db.runTransaction.bind(stack.db);
+    const spy = jest.spyOn(stack.db, 'runTransaction').mockImplementationOnce((async (fn, opts) => {
+      await held.promise;
+      return original(fn, opts);
+    }) as typeof stack.db.runTransaction);
+    const first = ports.setNotificationEnabled(n.id, false, 'first');
+    const late = new AbortController();
+    const pause = ports.setNotificationEnabled(n.id, false, 'second', undefined, late.signal);
+    const removed = ports.deleteNotification(n.id, late.signal);
+    const replaced = ports.saveNotification({ ...n, channelId: 'C2' }, late.signal);
+    // Their requests are answered 504 while they wait.
+    late.abort();
+    held.resolve();
+    await expect(first).resolves.toMatchObject({ wasEnabled: true });
+    for (const write of [pause, removed, replaced]) await expect(write).rejects.toBeInstanceOf(SaveInterrupted);
+    spy.mockRestore();
+    const doc = await stack.db.collection(COLLECTIONS.notifications).doc(n.id).get();
+    expect(doc.get('pausedReason')).toBe('first');
+    expect(doc.get('slack.channelId')).toBe('C1');
   });
 
   test('notifications: create, replace, read, pause and resume', async () => {
