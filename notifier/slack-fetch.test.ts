@@ -4,7 +4,7 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { WebClient } from '@slack/web-api';
 import { FanoutError, postMayStillLand } from '../shared/errors';
 import { SlackClient } from './slack';
-import { undiciFetch } from './slack-fetch';
+import { MAX_ANSWER_BYTES, undiciFetch } from './slack-fetch';
 
 /**
  * The Slack client's transport (undiciFetch) against a real HTTP server on loopback, through
@@ -129,6 +129,49 @@ describe('undiciFetch under the Slack client', () => {
     const err = await failure(post());
     expect([err.code, err.slackError]).toEqual(['slack_outcome_unknown', 'unreadable_response']);
     expect(err.message.length).toBeLessThan(300);
+  });
+
+  // The client reads a body that is not JSON as `ok: false` with the body as its error code: one
+  // word, such as `timeout` or `not_authed`, would pass for Slack's own answer.
+  it.each(['timeout', 'not_authed', 'ok', 'null', '[{"ok":true}]', ''])(
+    'a 200 whose body is %j, not a JSON object, leaves the outcome unknown, not read as a Slack error code',
+    async (body) => {
+      handler = (_req, _body, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(body);
+      };
+      const err = await failure(post());
+      expect([err.code, err.retryable, err.slackError]).toEqual(['slack_outcome_unknown', true, 'unreadable_response']);
+      expect(err.message).toBe(
+        `Slack's answer could not be read: the answer is not a JSON object: ${JSON.stringify(body)}`,
+      );
+    },
+  );
+
+  it('a 2xx other than 200 leaves the outcome unknown: something took the post', async () => {
+    for (const status of [201, 202]) {
+      handler = (_req, _body, res) => json(res, status, { ok: true, ts: '1.2' });
+      const err = await failure(post());
+      expect([err.code, err.retryable, err.slackError]).toEqual(['slack_outcome_unknown', true, `http_${status}`]);
+    }
+  });
+
+  it('an answer past MAX_ANSWER_BYTES, as sent or decompressed, is not read whole: the outcome unknown', async () => {
+    handler = (_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`{"ok":true,"x":"${'x'.repeat(MAX_ANSWER_BYTES)}"}`);
+    };
+    const long = await failure(post());
+    expect([long.code, long.slackError]).toEqual(['slack_outcome_unknown', 'unreadable_response']);
+    expect(long.message).toBe(`Slack's answer could not be read: the answer is longer than ${MAX_ANSWER_BYTES} bytes`);
+    handler = (_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(gzipSync(Buffer.from(`{"ok":true,"x":"${' '.repeat(4 * MAX_ANSWER_BYTES)}"}`)));
+    };
+    const bomb = await failure(post());
+    expect(bomb.message).toBe(
+      `Slack's answer could not be read: the answer is longer than ${MAX_ANSWER_BYTES} bytes, decompressed`,
+    );
   });
 
   it('a redirect is refused, never followed: the outcome is unknown', async () => {

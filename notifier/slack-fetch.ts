@@ -34,17 +34,26 @@ function headersOf(raw: RawHeaders): SlackFetchResponse['headers'] {
 }
 
 function decoded(body: Buffer, encoding: string | null): Buffer {
+  // Bounded as the body is: a small answer may decompress to a great deal.
+  const bound = { maxOutputLength: MAX_ANSWER_BYTES };
   switch (encoding?.trim().toLowerCase()) {
     case 'gzip':
     case 'x-gzip':
-      return gunzipSync(body);
+      return gunzipSync(body, bound);
     case 'deflate':
-      return inflateSync(body);
+      return inflateSync(body, bound);
     case 'br':
-      return brotliDecompressSync(body);
+      return brotliDecompressSync(body, bound);
     default:
       return body;
   }
+}
+
+/** The index of the first byte of `body` that is not JSON's white space (its length when none). */
+function firstNonBlank(body: Buffer): number {
+  let i = 0;
+  while (i < body.length && (body[i] === 0x20 || body[i] === 0x09 || body[i] === 0x0a || body[i] === 0x0d)) i++;
+  return i;
 }
 
 /** A redirect the transport refused: Slack's API never redirects, so SLACK_API_URL is likely wrong. */
@@ -58,15 +67,36 @@ export class SlackRedirectError extends Error {
   }
 }
 
-/** An answer whose body is not in the Content-Encoding it names: it came, but cannot be read. */
+/**
+ * An answer that came but cannot be read: its body not in the Content-Encoding it names, past
+ * MAX_ANSWER_BYTES, or, with HTTP 200, not a JSON object. The client would take a body that is
+ * not JSON as the error code `ok: false` names (`timeout`, `not_authed`), an answer from Slack.
+ */
 export class SlackBodyError extends Error {
   override readonly name = 'SlackBodyError';
-  constructor(
-    readonly encoding: string,
-    options: { cause: unknown },
-  ) {
-    super(`the answer's body is not ${encoding} as its Content-Encoding says`, options);
+}
+
+/**
+ * The longest answer read, decompressed. A post's answer echoes its message, a few kB; a
+ * channel check's page holds up to 200 messages (HISTORY_PAGE_SIZE), at 40,000 characters of
+ * text each at most. Read whole, an answer without bound would take the notifier's heap
+ * (256 MB) and every push in flight with it.
+ */
+export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+
+/** The body of `res`, whole, or a SlackBodyError once it passes `max` bytes (the rest is not read). */
+async function boundedBody(body: AsyncIterable<Buffer> & { destroy(): unknown }, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > max) {
+      body.destroy();
+      throw new SlackBodyError(`the answer is longer than ${max} bytes`);
+    }
+    chunks.push(chunk);
   }
+  return Buffer.concat(chunks, size);
 }
 
 export function undiciFetch(dispatcher: Agent = new Agent()): FetchFunction {
@@ -81,16 +111,30 @@ export function undiciFetch(dispatcher: Agent = new Agent()): FetchFunction {
       dispatcher,
     });
     const headers = headersOf(res.headers);
-    const raw = Buffer.from(await res.body.arrayBuffer());
+    const raw = await boundedBody(res.body, MAX_ANSWER_BYTES);
     if (res.statusCode >= 300 && res.statusCode < 400) {
       // Never followed: what fetch() does with redirect: 'error'.
       throw new SlackRedirectError(res.statusCode, headers.get('location'));
     }
     let body: Buffer;
+    const encoding = headers.get('content-encoding');
     try {
-      body = decoded(raw, headers.get('content-encoding'));
+      body = decoded(raw, encoding);
     } catch (err) {
-      throw new SlackBodyError(String(headers.get('content-encoding')).trim(), { cause: err });
+      const passed = (err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE';
+      throw new SlackBodyError(
+        passed
+          ? `the answer is longer than ${MAX_ANSWER_BYTES} bytes, decompressed`
+          : `the answer's body is not ${String(encoding).trim()} as its Content-Encoding says`,
+        { cause: err },
+      );
+    }
+    // A Web API answer is a JSON object: with HTTP 200, anything else is no answer from Slack
+    // (its first character is enough to tell; a cut-off object is the client's to find).
+    if (res.statusCode === 200 && body[firstNonBlank(body)] !== 0x7b) {
+      throw new SlackBodyError(
+        `the answer is not a JSON object: ${JSON.stringify(body.subarray(0, 100).toString('utf8'))}`,
+      );
     }
     const text = () => body.toString('utf8');
     return {

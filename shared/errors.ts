@@ -179,6 +179,11 @@ export function classifySlackHttpStatus(status: number, retryAfterSeconds?: numb
   if (status >= 500) {
     return new RetryableError('slack_outcome_unknown', `Slack answered HTTP ${status}`, opts);
   }
+  // Any other 2xx: something took the request (Slack answers 200 alone), so the post may have
+  // gone through; the next attempt looks for it before posting again.
+  if (status >= 200 && status < 300) {
+    return new RetryableError('slack_outcome_unknown', `Slack answered HTTP ${status}, not 200`, opts);
+  }
   // 413: the request is too big, and the same request will be again.
   if (status === 413) return new PermanentError('slack_permanent_payload', `Slack answered HTTP ${status}`, opts);
   // Slack answers its own errors with HTTP 200 (`ok: false`), so any other status comes from
