@@ -17,6 +17,7 @@ import {
   answeredEarlySignal,
   hasBody,
   jsonBody,
+  jsonKind,
   lateWork,
   methodNotAllowed,
   notFound,
@@ -361,17 +362,6 @@ const resumePausedBody = z
       ctx.addIssue({ code: 'custom', path: ['pausedReason'], message: 'give pausedReason or allPaused: true' });
     }
   });
-
-/** What kind of JSON value a text is (`null`, a string, a number, a boolean), or undefined when it is not JSON. */
-function jsonKind(text: unknown): string | undefined {
-  if (typeof text !== 'string') return undefined;
-  try {
-    const v: unknown = JSON.parse(text);
-    return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
-  } catch {
-    return undefined;
-  }
-}
 
 function invalid(res: Response, field: string, message: string): void {
   res.status(400).json({ error: 'invalid_request', field, message });

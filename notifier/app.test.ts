@@ -161,7 +161,9 @@ describe('notifier app POST /push', () => {
     }
     const acked = lines.filter((l) => l.type === 'entity.parse.failed');
     expect(acked.map((l) => l.message)).toEqual(
-      Array(3).fill('unreadable body acked: the body is not a JSON object or array'),
+      ['null', 'a number', 'a string'].map(
+        (kind) => `unreadable body acked: the body is ${kind}, not a JSON object or array`,
+      ),
     );
   });
 

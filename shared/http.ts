@@ -326,8 +326,6 @@ export function notFound(fields: Record<string, unknown> = {}): RequestHandler {
 
 /** What body-parser's errors mean, said to the caller (their own messages quote the body). */
 const BODY_ERRORS: Record<string, string> = {
-  // body-parser's strict mode takes an object or an array alone: `null`, `5` and `"x"` fail here too.
-  'entity.parse.failed': 'the body is not a JSON object or array',
   'entity.too.large': 'the body is larger than this endpoint takes',
   'encoding.unsupported': 'the body has a content encoding this endpoint does not take',
   'charset.unsupported': 'the body has a charset this endpoint does not take (send UTF-8)',
@@ -357,6 +355,17 @@ function requestProblem(err: unknown): string {
   return 'the request could not be read';
 }
 
+/** What kind of JSON value a text is (`null`, a string, a number, a boolean), or undefined when it is not JSON. */
+export function jsonKind(text: unknown): string | undefined {
+  if (typeof text !== 'string') return undefined;
+  try {
+    const v: unknown = JSON.parse(text);
+    return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What was wrong with a request, in words that never quote its body. */
 export function bodyProblem(err: unknown): string {
   const { type, limit, length, charset } = (err ?? {}) as {
@@ -368,6 +377,13 @@ export function bodyProblem(err: unknown): string {
   // A charset the parser does not take (`utf8`, `latin1`): named, as it is not the body's text.
   if (type === 'charset.unsupported' && typeof charset === 'string') {
     return `the body's charset ${JSON.stringify(charset.slice(0, 40))} is not one this endpoint takes (send UTF-8: charset=utf-8)`;
+  }
+  // JSON that parses, of a kind the parser's strict mode refuses, or no JSON at all: told apart.
+  if (type === 'entity.parse.failed') {
+    const kind = jsonKind((err as { body?: unknown }).body);
+    return kind === undefined
+      ? 'the body is not JSON: it does not parse'
+      : `the body is ${kind}, not a JSON object or array`;
   }
   const said = (typeof type === 'string' ? BODY_ERRORS[type] : undefined) ?? requestProblem(err);
   // A body too large: by how much, in the parser's own figures (its limit, and the length it saw).

@@ -211,7 +211,7 @@ describe('request hardening', () => {
     app.use(errorHandler());
     const res = await request(app).post('/json').set('content-type', 'application/json').send('{"a":');
     expect(res.status).toBe(400);
-    expect(res.body).toEqual({ error: 'entity_parse_failed', message: 'the body is not a JSON object or array' });
+    expect(res.body).toEqual({ error: 'entity_parse_failed', message: 'the body is not JSON: it does not parse' });
     // /tick reads its headers alone: a body, even one that does not parse, is passed over.
     const tick = await request(dispatcher()).post('/tick').set('content-type', 'application/json').send('{"a":');
     expect(tick.status).toBe(200);
