@@ -88,8 +88,8 @@ function whyEnded(lastError: unknown): string {
 /** How long a push waits at the front end for a notifier that is down (Cloud Run holds a request while it starts an instance). */
 const FRONTEND_WAIT_MS = 10_000;
 
-/** How long the first tick is sent again for: a run's lease (60 s) held by a dispatcher that died, and then some. */
-const FIRST_TICK_RETRY_MS = 90_000;
+/** How long a tick is sent again for: a run's lease (60 s) held by a dispatcher that died, and then some. */
+const TICK_RETRY_WINDOW_MS = 90_000;
 const TICK_RETRY_MS = 5_000;
 /** The runs whose service logs are kept under .local/logs/. */
 const KEPT_RUN_LOGS = 10;
@@ -567,17 +567,18 @@ async function main(): Promise<number> {
     const pausedSaid = new Set<string>();
 
     /**
-     * A tick, then its deliveries watched until final. The first tick is sent again, as Cloud
-     * Scheduler retries a call, while it fails or a run of it is not dispatched yet (failed, or
-     * leased by a dispatcher that died mid-tick, until that lease runs out): for at most
-     * FIRST_TICK_RETRY_MS, at the same schedule time, so a run cut short is resumed, not lost.
+     * A tick, then its deliveries watched until final. With `retry` (every tick of the run), it
+     * is sent again, as Cloud Scheduler retries a call, while it fails or a run of it is not
+     * dispatched yet (failed, or leased by a dispatcher that died mid-tick, until that lease
+     * runs out): for at most TICK_RETRY_WINDOW_MS, at the same schedule time, so a run cut short
+     * is resumed, not lost.
      */
     const runTick = async (at: Date, retry = false): Promise<number> => {
       // The stand-in's posts before this tick: those of earlier ticks' deliveries are not this one's.
       const postsBefore = standIn?.posts.length ?? 0;
       postLines.hold();
       const runIds = new Set<string>();
-      const deadline = Date.now() + FIRST_TICK_RETRY_MS;
+      const deadline = Date.now() + TICK_RETRY_WINDOW_MS;
       const firstSent = new Date();
       // An attempt that failed (a dispatcher that died mid-tick) may have finished runs, which
       // are no longer due, so the tick sent again does not list them: found by when they began.
@@ -892,7 +893,9 @@ async function main(): Promise<number> {
       }
       // A tick refused (Firestore or Pub/Sub not answering) is said, and the next one tries
       // again, as Cloud Scheduler's next call would.
-      await runTick(due).catch((err: unknown) => {
+      // Sent again as the first is (a dispatcher that died under it would otherwise cost each
+      // of its schedules this occurrence: the next tick sends the latest only).
+      await runTick(due, true).catch((err: unknown) => {
         say(`${(err as Error).message}; the next tick, in ${opts.interval} s, tries again`);
       });
       lastDueMs = dueMs;
