@@ -1,6 +1,7 @@
 /**
- * Three tiers: unit tests beside their source, emulator tests in test/ (they start the
- * emulators), and browser tests beside their page (`*.browser.ts`, in Debian's Chromium).
+ * Four tiers: unit tests beside their source, emulator tests in test/ (they start the
+ * emulators), the fault suite in test/faults/ (on the emulators too), and browser tests beside
+ * their page (`*.browser.ts`, in Debian's Chromium).
  */
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 
@@ -39,6 +40,19 @@ module.exports = {
       testEnvironment: 'node',
       transform,
       roots: ['<rootDir>/test'],
+      testMatch: ['**/*.test.ts'],
+      // The fault suite is a project of its own: `npm run test:faults`, after `npm test` in CI.
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/faults/'],
+      globalSetup: '<rootDir>/test/global-setup.ts',
+      globalTeardown: '<rootDir>/test/global-teardown.ts',
+    },
+    {
+      // Scenarios of many notifications under faults (test/faults/): about 6 minutes of test
+      // files at CI's size, which would take `npm test` past 10 minutes.
+      displayName: 'faults',
+      testEnvironment: 'node',
+      transform,
+      roots: ['<rootDir>/test/faults'],
       testMatch: ['**/*.test.ts'],
       globalSetup: '<rootDir>/test/global-setup.ts',
       globalTeardown: '<rootDir>/test/global-teardown.ts',

@@ -15,7 +15,7 @@ import {
   refuseOptionSlips,
   topicName,
 } from '../shared/cli-args';
-import { raceTimeout } from '../shared/concurrency';
+import { raceTimeout, within } from '../shared/concurrency';
 import { projectIdProblem } from '../shared/config';
 import { EMULATOR_VARIABLES, type EmulatedService, emulatorAddress } from '../shared/emulator-address';
 import { createFirestore } from '../shared/firestore';
@@ -1185,6 +1185,9 @@ export function readerGone(err: NodeJS.ErrnoException, terminal: boolean): boole
   return err.code === 'EPIPE' || (err.code === 'EIO' && terminal) || err.code === 'ERR_STREAM_DESTROYED';
 }
 
+/** How long a redrive waits to count its run's deliveries once done (what is still dead, or still tried). */
+const REDRIVE_COUNT_MS = 5_000;
+
 /** How long a bulk command (resume, redrive, reindex) may go without finishing a page before it says so. */
 export const SILENCE_WARNING_MS = 30_000;
 
@@ -2141,9 +2144,28 @@ more later (until then a redrive counts them as waiting, and says from when).`,
           stops.remove();
         }
         print(result);
-        if (result.interrupted) {
+        // The run's deliveries as they stand now: an interrupted redrive says what is left (the
+        // stop may come once the last page is done), and any redrive what is still being retried.
+        const counts = await within(
+          store.countByStatus(runId).catch(() => null),
+          REDRIVE_COUNT_MS,
+        );
+        // Those it reopened are being tried again too: not counted (those already sent since
+        // would make the count low, hence "at least").
+        const retried = (counts?.retrying ?? 0) + (counts?.sending ?? 0) - result.redriven;
+        if (retried > 0) {
           process.stderr.write(
-            'redrive: interrupted: what it had not reached is still dead (running it again is safe)\n',
+            `redrive: at least ${retried} other deliveries of the run are still being tried (retrying or sending), not dead yet: those that end dead need another redrive\n`,
+          );
+        }
+        if (result.interrupted) {
+          const dead = counts?.dead;
+          process.stderr.write(
+            dead === undefined
+              ? 'redrive: interrupted: what it had not reached is still dead (running it again is safe)\n'
+              : dead === 0
+                ? "redrive: interrupted: none of the run's deliveries is still dead, nothing is left to redrive\n"
+                : `redrive: interrupted: ${dead} of the run's deliveries still dead (running it again is safe)\n`,
           );
           process.exitCode = stops.exitCode();
         }

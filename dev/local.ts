@@ -644,9 +644,11 @@ async function main(): Promise<number> {
       const bar = verbose
         ? null
         : progressBar(
-            'deliveries [{bar}] {value}/{total} final | {sent} sent {failed} failed {skipped} skipped {dead} dead | {left}',
+            'deliveries [{bar}] {value}/{total} final | {sent} sent {failed} failed {skipped} skipped {dead} dead {retrying} retrying | {left}',
           );
-      bar?.start(expected, 0, { sent: 0, failed: 0, skipped: 0, dead: 0, left: 'waiting for the first' });
+      bar?.start(expected, 0, { sent: 0, failed: 0, skipped: 0, dead: 0, retrying: 0, left: 'waiting for the first' });
+      // Deliveries out of attempts, said as they come when each post has its line (a bar counts them).
+      let deadSaid = 0;
       // When a delivery last became final, for the time left not to guess from a stalled rate.
       let lastFinal = 0;
       let lastMovedAt = started;
@@ -738,8 +740,16 @@ async function main(): Promise<number> {
             failed: totals.failed ?? 0,
             skipped: totals.skipped ?? 0,
             dead: totals.dead ?? 0,
+            retrying: totals.retrying ?? 0,
             left: leftAt(final, now),
           });
+          if (verbose && (totals.dead ?? 0) > deadSaid) {
+            const more = (totals.dead ?? 0) - deadSaid;
+            deadSaid += more;
+            say(
+              `  ✗ ${counted(more, 'delivery', 'deliveries')} dead: out of attempts, on the dead-letter topic (listed with why below, once all are final; \`slack-fanout redrive\` sends ${more === 1 ? 'it' : 'them'} again)`,
+            );
+          }
           if (final >= expected || Date.now() >= deadline) break;
           // The last look is taken at the deadline, not after it.
           await new Promise((r) => setTimeout(r, Math.min(500, deadline - Date.now())));

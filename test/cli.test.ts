@@ -448,6 +448,12 @@ describe('redrive, on the emulators', () => {
       await db
         .doc(`deliveries/n-1:${occurrence}`)
         .set({ notificationId: 'n-1', occurrence, runId, status: 'dead', attempts: 10 });
+      // Two still being tried: not redriven, and said to be left to end.
+      for (const id of ['n-2', 'n-3']) {
+        await db
+          .doc(`deliveries/${id}:${occurrence}`)
+          .set({ notificationId: id, occurrence, runId, status: 'retrying', attempts: 3 });
+      }
     } finally {
       await db.terminate();
     }
@@ -503,6 +509,9 @@ describe('redrive, on the emulators', () => {
       waitingUntil: null,
     });
     expect(res.stderr).toContain('redrive: 1 redriven, 0 skipped, 0 failed so far');
+    expect(res.stderr).toContain(
+      'redrive: at least 2 other deliveries of the run are still being tried (retrying or sending), not dead yet: those that end dead need another redrive',
+    );
     expect(res.stdout).not.toContain('so far');
   });
 });
@@ -662,10 +671,10 @@ describe('redrive interrupted, on the emulators', () => {
       const { stdout, stderr } = out;
       expect(code).toBe(130);
       expect(stderr).toContain('redrive: stopping after the page under way (Ctrl-C again stops at once)');
-      expect(stderr).toContain(
-        'redrive: interrupted: what it had not reached is still dead (running it again is safe)',
-      );
       const result = JSON.parse(stdout) as { redriven: number; interrupted?: boolean };
+      expect(stderr).toContain(
+        `redrive: interrupted: ${n - result.redriven} of the run's deliveries still dead (running it again is safe)`,
+      );
       expect(result.interrupted).toBe(true);
       expect(result.redriven).toBeGreaterThan(0);
       expect(result.redriven).toBeLessThan(n);

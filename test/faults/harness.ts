@@ -3,7 +3,7 @@ import type { SlackStandIn } from '../../dev/slack-standin';
 import { COLLECTIONS } from '../../shared/topology';
 import { unsentLine, unsentList } from '../helpers';
 
-/** `npm test` runs each scenario at a size that fits CI; `npm run test:faults` at full size. */
+/** `npm run test:faults` runs each scenario at a size that fits CI; `npm run test:faults:full` at full size. */
 export const FULL = process.env.FAULT_SCALE === 'full';
 export const size = (ci: number, full: number): number => (FULL ? full : ci);
 
