@@ -5,6 +5,15 @@
  */
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 
+/** The emulator tiers' own: jest's global setup starts the emulators, and its teardown stops them. */
+const onEmulators = {
+  testEnvironment: 'node',
+  transform,
+  testMatch: ['**/*.test.ts'],
+  globalSetup: '<rootDir>/test/global-setup.ts',
+  globalTeardown: '<rootDir>/test/global-teardown.ts',
+};
+
 /** @type {import('jest').Config} */
 module.exports = {
   testTimeout: 120_000,
@@ -36,26 +45,18 @@ module.exports = {
       testPathIgnorePatterns: ['/node_modules/', '<rootDir>/bench/results/'],
     },
     {
+      ...onEmulators,
       displayName: 'emulator',
-      testEnvironment: 'node',
-      transform,
       roots: ['<rootDir>/test'],
-      testMatch: ['**/*.test.ts'],
       // The fault suite is a project of its own: `npm run test:faults`, after `npm test` in CI.
       testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/faults/'],
-      globalSetup: '<rootDir>/test/global-setup.ts',
-      globalTeardown: '<rootDir>/test/global-teardown.ts',
     },
     {
+      ...onEmulators,
       // Scenarios of many notifications under faults (test/faults/): about 6 minutes of test
       // files at CI's size, which would take `npm test` past 10 minutes.
       displayName: 'faults',
-      testEnvironment: 'node',
-      transform,
       roots: ['<rootDir>/test/faults'],
-      testMatch: ['**/*.test.ts'],
-      globalSetup: '<rootDir>/test/global-setup.ts',
-      globalTeardown: '<rootDir>/test/global-teardown.ts',
     },
     {
       // In a real browser (Debian's Chromium): `npm run test:browser`, not part of `npm test`,

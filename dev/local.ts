@@ -32,7 +32,13 @@ import {
   VERBOSE_MAX,
 } from './progress';
 import { runLogDir } from './run-logs';
-import { cloudRunProblem, serviceEnv, serviceEnvProblems, variablesSetOver } from './service-env';
+import {
+  cloudRunProblem,
+  type ServiceEnvSettings,
+  serviceEnv,
+  serviceEnvProblems,
+  variablesSetOver,
+} from './service-env';
 import { type FaultRule, SlackStandIn } from './slack-standin';
 import { checkRealToken } from './slack-token';
 import { superviseService } from './supervise';
@@ -158,16 +164,21 @@ function realSlackUrl(): string {
   return process.env.SLACK_API_URL?.trim() || 'https://slack.com/api/';
 }
 
-/** The services' environment, but for what only the run knows once under way (addresses, the stand-in's URL). */
-function envFor(opts: Options, emulators: Record<string, string>, slackApiUrl: string): NodeJS.ProcessEnv {
-  return serviceEnv(process.env, {
+/** What the run sets for the services, but for what only it knows once under way (addresses, the stand-in's URL). */
+function settingsFor(opts: Options, emulators: Record<string, string>, slackApiUrl: string): ServiceEnvSettings {
+  return {
     projectId: PROJECT_ID,
     emulators,
     slackApiUrl,
     slackBotToken: slackToken() ?? STANDIN_TOKEN,
     logLevel: opts.logLevel,
     nackDelayMs: localTopology().nackDelayMs,
-  });
+  };
+}
+
+/** The services' environment: this process's own, with what the run sets over it. */
+function envFor(opts: Options, emulators: Record<string, string>, slackApiUrl: string): NodeJS.ProcessEnv {
+  return serviceEnv(process.env, settingsFor(opts, emulators, slackApiUrl));
 }
 
 async function main(): Promise<number> {
@@ -182,12 +193,10 @@ async function main(): Promise<number> {
     process.stderr.write(`error: ${onCloudRun}\n`);
     return USAGE;
   }
+  // The stand-in's address, until it has its port: what matters here is that it is not the shell's.
+  const slackApiUrl = token ? realSlackUrl() : 'http://127.0.0.1/api/';
   const problems = serviceEnvProblems(
-    envFor(
-      opts,
-      { PUBSUB_EMULATOR_HOST: '127.0.0.1:8085', FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080' },
-      token ? realSlackUrl() : 'http://127.0.0.1/api/',
-    ),
+    envFor(opts, { PUBSUB_EMULATOR_HOST: '127.0.0.1:8085', FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080' }, slackApiUrl),
   );
   if (problems.length > 0) {
     for (const problem of problems) process.stderr.write(`error: ${problem}\n`);
@@ -198,18 +207,7 @@ async function main(): Promise<number> {
     return USAGE;
   }
   // Set over for the services, and said: the shell's values are not the run's.
-  const setOver = variablesSetOver(
-    process.env,
-    {
-      projectId: PROJECT_ID,
-      emulators: {},
-      slackApiUrl: '',
-      slackBotToken: '',
-      logLevel: opts.logLevel,
-      nackDelayMs: localTopology().nackDelayMs,
-    },
-    !token,
-  );
+  const setOver = variablesSetOver(process.env, settingsFor(opts, {}, slackApiUrl));
   if (setOver.length > 0) {
     process.stderr.write(
       `npm start: not passed on to the services, as the local run sets its own: ${setOver.join(', ')}\n`,
@@ -567,13 +565,12 @@ async function main(): Promise<number> {
     const pausedSaid = new Set<string>();
 
     /**
-     * A tick, then its deliveries watched until final. With `retry` (every tick of the run), it
-     * is sent again, as Cloud Scheduler retries a call, while it fails or a run of it is not
-     * dispatched yet (failed, or leased by a dispatcher that died mid-tick, until that lease
-     * runs out): for at most TICK_RETRY_WINDOW_MS, at the same schedule time, so a run cut short
-     * is resumed, not lost.
+     * A tick, then its deliveries watched until final. It is sent again, as Cloud Scheduler
+     * retries a call, while it fails or a run of it is not dispatched yet (failed, or leased by
+     * a dispatcher that died mid-tick, until that lease runs out): for at most
+     * TICK_RETRY_WINDOW_MS, at the same schedule time, so a run cut short is resumed, not lost.
      */
-    const runTick = async (at: Date, retry = false): Promise<number> => {
+    const runTick = async (at: Date): Promise<number> => {
       // The stand-in's posts before this tick: those of earlier ticks' deliveries are not this one's.
       const postsBefore = standIn?.posts.length ?? 0;
       postLines.hold();
@@ -590,11 +587,11 @@ async function main(): Promise<number> {
           const summary = await sendTick(at, said);
           for (const runId of runsToWatch(summary.occurrences ?? [], watched)) runIds.add(runId);
           const pending = (summary.occurrences ?? []).filter((o) => RETRIED.includes(o.status));
-          if (!retry || pending.length === 0 || Date.now() > deadline) break;
+          if (pending.length === 0 || Date.now() > deadline) break;
           const line = pendingLine.next(pending, Date.now(), firstSent.getTime());
           if (line !== null) say(line);
         } catch (err) {
-          if (!retry || stopping || Date.now() > deadline) throw err;
+          if (stopping || Date.now() > deadline) throw err;
           attemptFailed = true;
           say(
             `${(err as Error).message}; the tick is sent again in ${TICK_RETRY_MS / 1000} s, as Cloud Scheduler retries`,
@@ -743,9 +740,10 @@ async function main(): Promise<number> {
             retrying: totals.retrying ?? 0,
             left: leftAt(final, now),
           });
-          if (verbose && (totals.dead ?? 0) > deadSaid) {
-            const more = (totals.dead ?? 0) - deadSaid;
-            deadSaid += more;
+          const dead = totals.dead ?? 0;
+          if (verbose && dead > deadSaid) {
+            const more = dead - deadSaid;
+            deadSaid = dead;
             say(
               `  ✗ ${counted(more, 'delivery', 'deliveries')} dead: out of attempts, on the dead-letter topic (listed with why below, once all are final; \`slack-fanout redrive\` sends ${more === 1 ? 'it' : 'them'} again)`,
             );
@@ -855,7 +853,7 @@ async function main(): Promise<number> {
     };
 
     const firstAt = new Date();
-    const notFinal = await runTick(firstAt, true);
+    const notFinal = await runTick(firstAt);
     if (opts.once) {
       await stopAll();
       return notFinal === 0 ? 0 : 1;
@@ -903,9 +901,9 @@ async function main(): Promise<number> {
       }
       // A tick refused (Firestore or Pub/Sub not answering) is said, and the next one tries
       // again, as Cloud Scheduler's next call would.
-      // Sent again as the first is (a dispatcher that died under it would otherwise cost each
-      // of its schedules this occurrence: the next tick sends the latest only).
-      await runTick(due, true).catch((err: unknown) => {
+      // Sent again while it fails, as the first is (a dispatcher that died under it would
+      // otherwise cost each of its schedules this occurrence: the next tick sends the latest only).
+      await runTick(due).catch((err: unknown) => {
         say(`${(err as Error).message}; the next tick, in ${opts.interval} s, tries again`);
       });
       lastDueMs = dueMs;

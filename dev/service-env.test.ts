@@ -65,10 +65,10 @@ describe('variablesSetOver (what npm start says it does not use)', () => {
 
   it('names SLACK_API_URL when the run posts to the stand-in (no token), and not when it posts with a token', () => {
     const shell = { SLACK_API_URL: 'https://slack.example/api/' };
-    expect(variablesSetOver(shell, settings, true)).toEqual([
+    expect(variablesSetOver(shell, settings)).toEqual([
       'SLACK_API_URL="https://slack.example/api/" (it uses the Slack stand-in, as no SLACK_BOT_TOKEN is set)',
     ]);
-    expect(variablesSetOver(shell, settings, false)).toEqual([]);
+    expect(variablesSetOver(shell, { ...settings, slackApiUrl: 'https://slack.example/api/' })).toEqual([]);
   });
 
   it('names none that is unset, empty, or the value the run uses', () => {

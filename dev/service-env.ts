@@ -75,11 +75,11 @@ export function cloudRunProblem(base: NodeJS.ProcessEnv): string | null {
  * service; the emulators' addresses are those of the emulators it starts. A variable set to the
  * value the run uses is not named.
  */
-export function variablesSetOver(base: NodeJS.ProcessEnv, s: ServiceEnvSettings, standIn = false): string[] {
+export function variablesSetOver(base: NodeJS.ProcessEnv, s: ServiceEnvSettings): string[] {
   const uses: Record<string, string> = {
     GOOGLE_CLOUD_PROJECT: s.projectId,
-    // Real Slack's address, or another, is taken only with a token to post with.
-    ...(standIn ? { SLACK_API_URL: 'the Slack stand-in, as no SLACK_BOT_TOKEN is set' } : {}),
+    // The shell's address is the run's with a token to post with (then not named); else the stand-in's.
+    SLACK_API_URL: 'the Slack stand-in, as no SLACK_BOT_TOKEN is set',
     PUBSUB_EMULATOR_HOST: 'the Pub/Sub emulator it starts',
     FIRESTORE_EMULATOR_HOST: 'the Firestore emulator it starts',
     AUTH_MODE: 'none',

@@ -230,13 +230,26 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
 }
 
 /**
- * A write to notification `id` answered 504, or whose caller left, before it could begin
- * (waiting its turn, or on a contended Firestore): not made, so that it cannot land later over
- * a write its caller made since. Logged; the answer is gone already.
+ * Makes a write to notification `id` (given its request's answeredEarlySignal), or gives back
+ * undefined when the write was not begun: its request answered 504, or its caller gone, while
+ * it waited its turn (or, a PUT, on a contended Firestore). Not made, so that it cannot land
+ * later over a write its caller made since; logged, as the answer is gone already.
  */
-function notBegun(req: Request, res: Response, action: string, id: string): void {
-  req.log.warn({ notificationId: id }, `admin ${action} not made: answered 504, or its caller left, before it began`);
-  res.status(504).json({});
+async function unlessNotBegun<T>(
+  req: Request,
+  res: Response,
+  action: string,
+  id: string,
+  write: (late: AbortSignal) => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await write(answeredEarlySignal(res));
+  } catch (err) {
+    if (!(err instanceof SaveInterrupted)) throw err;
+    req.log.warn({ notificationId: id }, `admin ${action} not made: answered 504, or its caller left, before it began`);
+    res.status(504).json({});
+    return undefined;
+  }
 }
 
 /** The admin ports over Firestore, with redrive publishing to the dispatch topic. */
@@ -576,20 +589,16 @@ export function adminRouter(deps: AdminDeps): Router {
         const body = parsedOrRefused(action === 'pause' ? pauseBody : noFieldsBody, req.body ?? {}, res);
         if (body === undefined) return;
         const reason = action === 'pause' && 'reason' in body ? body.reason : undefined;
-        let change: EnabledChange | null;
-        try {
-          change = await deps.setNotificationEnabled(
+        const change = await unlessNotBegun(req, res, action, id, (late) =>
+          deps.setNotificationEnabled(
             id,
             action === 'resume',
             reason,
             `paused by ${callerOf(res) ?? 'an operator'}`,
-            answeredEarlySignal(res),
-          );
-        } catch (err) {
-          if (!(err instanceof SaveInterrupted)) throw err;
-          notBegun(req, res, action, id);
-          return;
-        }
+            late,
+          ),
+        );
+        if (change === undefined) return;
         if (change === null) {
           res.status(404).json(notificationNotFound(id));
           return;
@@ -602,14 +611,10 @@ export function adminRouter(deps: AdminDeps): Router {
 
   router.delete('/admin/notifications/:id', async (req, res) => {
     const id = String(req.params.id);
-    let deleted: boolean;
-    try {
-      deleted = await deps.deleteNotification(id, answeredEarlySignal(res));
-    } catch (err) {
-      if (!(err instanceof SaveInterrupted)) throw err;
-      notBegun(req, res, 'delete-notification', id);
-      return;
-    }
+    const deleted = await unlessNotBegun(req, res, 'delete-notification', id, (late) =>
+      deps.deleteNotification(id, late),
+    );
+    if (deleted === undefined) return;
     if (!deleted) {
       res.status(404).json(notificationNotFound(id));
       return;
@@ -659,18 +664,17 @@ export function adminRouter(deps: AdminDeps): Router {
       // after their notifications): the answer warns, as the CLI's add does.
       // A notification the save refuses (an account id no document can have, say) is not read for.
       const accountMissing = problems.length === 0 && (await deps.accountMissing(body.accountId));
-      let created: boolean;
+      let created: boolean | undefined;
       try {
-        created = await deps.saveNotification({ id, ...body }, answeredEarlySignal(res));
+        created = await unlessNotBegun(req, res, 'replace-notification', id, (late) =>
+          deps.saveNotification({ id, ...body }, late),
+        );
       } catch (err) {
-        if (err instanceof SaveInterrupted) {
-          notBegun(req, res, 'replace-notification', id);
-          return;
-        }
         if (!(err instanceof InvalidNotificationError)) throw err;
         invalid(res, err.field, err.message);
         return;
       }
+      if (created === undefined) return;
       audit(req, res, created ? 'create-notification' : 'replace-notification', { notificationId: id });
       res.status(created ? 201 : 200).json({
         id,

@@ -34,16 +34,14 @@ function headersOf(raw: RawHeaders): SlackFetchResponse['headers'] {
 }
 
 function decoded(body: Buffer, encoding: string | null): Buffer {
-  // Bounded as the body is: a small answer may decompress to a great deal.
-  const bound = { maxOutputLength: MAX_ANSWER_BYTES };
   switch (encoding?.trim().toLowerCase()) {
     case 'gzip':
     case 'x-gzip':
-      return gunzipSync(body, bound);
+      return gunzipSync(body, DECODE_BOUND);
     case 'deflate':
-      return inflateSync(body, bound);
+      return inflateSync(body, DECODE_BOUND);
     case 'br':
-      return brotliDecompressSync(body, bound);
+      return brotliDecompressSync(body, DECODE_BOUND);
     default:
       return body;
   }
@@ -84,7 +82,10 @@ export class SlackBodyError extends Error {
  */
 export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
-/** The body of `res`, whole, or a SlackBodyError once it passes `max` bytes (the rest is not read). */
+/** Decompression bounded as the body is: a small answer may decompress to a great deal. */
+const DECODE_BOUND = { maxOutputLength: MAX_ANSWER_BYTES };
+
+/** `body`, read whole, or a SlackBodyError once it passes `max` bytes (the rest is not read). */
 async function boundedBody(body: AsyncIterable<Buffer> & { destroy(): unknown }, max: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;

@@ -99,7 +99,7 @@ export function userIdProblem(id: string): string | null {
  * U+2029: a line break to many viewers), and the marks that turn or set text's direction
  * (embeddings, overrides and isolates, and the left-to-right, right-to-left and Arabic marks).
  */
-const CONTROL_CHARACTER = new RegExp(`[\\p{Cc}${BREAKS_OR_TURNS_SET}]`, 'u');
+export const CONTROL_CHARACTER = new RegExp(`[\\p{Cc}${BREAKS_OR_TURNS_SET}]`, 'u');
 const CONTROL_CHARACTER_ALL = new RegExp(CONTROL_CHARACTER.source, 'gu');
 /**
  * Text shown on one line where it cannot be refused any more (an account's name in a report's

@@ -15,6 +15,7 @@ import {
   type Account,
   accountSchema,
   BLANK_OR_INVISIBLE,
+  CONTROL_CHARACTER,
   looksBlank,
   type NotificationInput,
   newIdProblem,
@@ -77,12 +78,6 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
   return doc;
 }
 
-/**
- * What no Slack id holds: blanks and invisible characters (BLANK_OR_INVISIBLE), and control
- * characters, C0 and C1 (U+0085, a line break, is not white space to a JavaScript `\s`).
- */
-const UNFIT_FOR_SLACK_ID = new RegExp(`${BLANK_OR_INVISIBLE.source}|\\p{Cc}`, 'u');
-
 /** Why a channel or workspace id with such a character is refused. */
 const SLACK_ID_PROBLEM = 'has blanks, control characters or invisible characters in it, which no Slack id has';
 
@@ -144,7 +139,8 @@ function checkedNotification(n: NewNotification): {
     ['channelId', n.channelId],
     ['teamId', n.teamId],
   ] as const) {
-    if (id !== undefined && id.trim() !== '' && UNFIT_FOR_SLACK_ID.test(id)) {
+    // Control characters too, C1's among them (U+0085, a line break, is not white space to `\s`).
+    if (id !== undefined && id.trim() !== '' && (BLANK_OR_INVISIBLE.test(id) || CONTROL_CHARACTER.test(id))) {
       add(field, SLACK_ID_PROBLEM);
     }
   }
