@@ -1,5 +1,5 @@
 import * as pulumi from '@pulumi/pulumi';
-import { isEmail, LOG_LEVELS, slackApiUrlSchema } from '../shared/config';
+import { isEmail, LOG_LEVELS, mayHoldPassword, slackApiUrlSchema } from '../shared/config';
 import { canonicalTimeZone, isValidTimeZone, validateSchedule } from '../shared/schedule';
 import { GCP_LIMITS } from './limits';
 
@@ -226,7 +226,9 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
     const problem = isHttpsUrl(slackApiUrl)
       ? slackApiUrlSchema.safeParse(slackApiUrl).error?.issues[0]?.message
       : 'must be an https URL';
-    if (problem !== undefined) fail('slackApiUrl', `${problem} (got ${JSON.stringify(slackApiUrl)})`);
+    // A URL that may hold a password is not shown back: Pulumi prints the error to the terminal and CI's log.
+    const shown = mayHoldPassword(slackApiUrl) ? '' : ` (got ${JSON.stringify(slackApiUrl)})`;
+    if (problem !== undefined) fail('slackApiUrl', `${problem}${shown}`);
   }
 
   if ('slackBotToken' in ctx) {

@@ -1034,6 +1034,24 @@ describe('parseConfig', () => {
     expect(problemKeys({ ...valid, slackApiUrl: 'https://slack.example/api/' })).toEqual([]);
   });
 
+  it('does not show back a slackApiUrl that may hold a password, as the notifier does not', () => {
+    const message = (raw: RawConfig) => {
+      try {
+        parseConfig(raw, ctx);
+      } catch (err) {
+        return (err as InfraConfigError).message;
+      }
+      throw new Error('expected the configuration to be refused');
+    };
+    const withPassword = message({ ...valid, slackApiUrl: 'http://ops:hunter2@slack.example/api/' });
+    expect(withPassword).toMatch(/slackApiUrl: /);
+    expect(withPassword).not.toContain('hunter2');
+    // One without an @ is still quoted, to find it by.
+    expect(message({ ...valid, slackApiUrl: 'http://slack.example/api/' })).toContain(
+      '(got "http://slack.example/api/")',
+    );
+  });
+
   it('rejects labels that Google Cloud would refuse, or that would hide the program’s own', () => {
     expect(problemKeys({ ...valid, labels: '{"Team":"x"}' })).toEqual([`${NS}:labels`]);
     expect(problemKeys({ ...valid, labels: '{"team":"Growth Team"}' })).toEqual([`${NS}:labels`]);

@@ -378,6 +378,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
   return { config, problems, refused };
 }
 
+/** Whether a URL as written may hold a user's password (`user:pw@host`), so is not shown back. */
+export function mayHoldPassword(url: string): boolean {
+  return url.includes('@');
+}
+
 /** One problem of a variable's value, naming the variable (and, in a list, the item). */
 function fieldProblem(name: string, raw: string | undefined, issue: z.core.$ZodIssue): string {
   if (raw === undefined) return `${name} is required`;
@@ -388,7 +393,7 @@ function fieldProblem(name: string, raw: string | undefined, issue: z.core.$ZodI
     return `${name}: item ${written?.position ?? index + 1}, ${JSON.stringify(written?.item)}: ${issue.message}`;
   }
   // The value of a secret is never echoed back, nor a URL that may hold a password (`user:pw@`).
-  const secret = name === ENV.SLACK_BOT_TOKEN || (name === ENV.SLACK_API_URL && raw.includes('@'));
+  const secret = name === ENV.SLACK_BOT_TOKEN || (name === ENV.SLACK_API_URL && mayHoldPassword(raw));
   // A message that quotes the value already (a topic name's) is not followed by it again.
   const shown = secret || issue.message.includes(quoted(raw)) ? '' : ` (got ${JSON.stringify(raw)})`;
   return `${name}: ${issue.message}${shown}`;
