@@ -467,6 +467,35 @@ function channelsTried(targets: unknown): string[] {
   return [...new Set(ids.filter((id): id is string => typeof id === 'string'))];
 }
 
+/** One run that has dead deliveries, as `dead-runs` lists it. */
+export interface DeadRun {
+  runId: string;
+  dead: number;
+}
+
+/**
+ * Dead deliveries' runs, each with how many of them it holds, the latest occurrence first (then
+ * by id); those that name no run (a record of a message too broken to name one) are counted
+ * apart, as no redrive of a run reaches them.
+ */
+export function deadRunsOf(deliveries: readonly Record<string, unknown>[]): { runs: DeadRun[]; withoutRun: number } {
+  const byRun = new Map<string, { dead: number; occurrence: string }>();
+  let withoutRun = 0;
+  for (const d of deliveries) {
+    if (typeof d.runId !== 'string' || d.runId === '') {
+      withoutRun += 1;
+      continue;
+    }
+    const seen = byRun.get(d.runId);
+    if (seen) seen.dead += 1;
+    else byRun.set(d.runId, { dead: 1, occurrence: typeof d.occurrence === 'string' ? d.occurrence : '' });
+  }
+  const runs = [...byRun.entries()].sort(([a, x], [b, y]) =>
+    x.occurrence < y.occurrence ? 1 : x.occurrence > y.occurrence ? -1 : a < b ? -1 : 1,
+  );
+  return { runs: runs.map(([runId, { dead }]) => ({ runId, dead })), withoutRun };
+}
+
 function print(value: unknown): void {
   // Firestore Timestamps print as ISO times, not as {_seconds, _nanoseconds}.
   const replacer = (_key: string, v: unknown) => (v instanceof Timestamp ? v.toDate().toISOString() : v);
@@ -1184,6 +1213,9 @@ export function readerGone(err: NodeJS.ErrnoException, terminal: boolean): boole
   // EIO from a file or a disk is a failure to say; from a terminal, its closing.
   return err.code === 'EPIPE' || (err.code === 'EIO' && terminal) || err.code === 'ERR_STREAM_DESTROYED';
 }
+
+/** Dead deliveries `dead-runs` reads a page, at most (and by default): one query's answer. */
+const DEAD_RUNS_PAGE_SIZE = 1_000;
 
 /** How long a redrive waits to count its run's deliveries once done (what is still dead, or still tried). */
 const REDRIVE_COUNT_MS = 5_000;
@@ -2039,6 +2071,54 @@ ledger, exits 2.`,
           next: page.length === o.limit ? (page.at(-1)?.id ?? null) : null,
         });
       } finally {
+        await db.terminate();
+      }
+    });
+
+  program
+    .command('dead-runs')
+    .description(
+      'list the runs that have dead deliveries (those `redrive <runId>` sends again), with how many each, the latest occurrence first, as JSON: {runs: [{runId, dead}], dead, withoutRun}',
+    )
+    .option('--ids', 'print the run ids alone, one a line, for a loop of redrives')
+    .option(
+      '--page-size <n>',
+      'dead deliveries read per page (1 to 1,000)',
+      positiveInt(DEAD_RUNS_PAGE_SIZE),
+      DEAD_RUNS_PAGE_SIZE,
+    )
+    .addHelpText(
+      'after',
+      `
+It reads every dead delivery's run, a page at a time, and after each full page says on stderr how
+many it has read. "dead" counts them all; "withoutRun" those recorded from a message too broken
+to name its run, which no redrive brings back (\`deliveries\` cannot list them either; the
+notifier's log has each). To redrive every run listed, one after another (each redrive is safe
+to repeat, and says what it did):
+
+  npm run --silent cli -- dead-runs --ids | xargs -n1 npm run --silent cli -- redrive`,
+    )
+    .action(async (o: { ids?: boolean; pageSize: number }) => {
+      const projectId = projectOf(program.opts());
+      const db = await openFirestore(projectId);
+      const stall = silenceWarning('dead-runs', 'page', projectId);
+      try {
+        const store = new FirestoreStore(db);
+        const rows: Record<string, unknown>[] = [];
+        let cursor: string | null = null;
+        for (;;) {
+          const page = await store.deliveriesInStatus('dead', cursor, o.pageSize, ['runId', 'occurrence']);
+          stall.moved();
+          for (const d of page) rows.push(d.data);
+          if (page.length < o.pageSize) break;
+          cursor = page.at(-1)?.id ?? null;
+          process.stderr.write(`dead-runs: ${rows.length} dead deliveries read so far\n`);
+        }
+        const { runs, withoutRun } = deadRunsOf(rows);
+        if (o.ids) process.stdout.write(runs.map((r) => `${r.runId}\n`).join(''));
+        else print({ runs, dead: rows.length, withoutRun });
+      } finally {
+        stall.stop();
         await db.terminate();
       }
     });

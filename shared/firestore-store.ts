@@ -685,6 +685,22 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return snap.docs.map((d) => ({ id: d.id, data: d.data() }));
   }
 
+  /** The deliveries of one status across every run, a page at a time by id, with only `fields` read. */
+  async deliveriesInStatus(
+    status: DeliveryStatus,
+    cursor: string | null,
+    limit: number,
+    fields: string[],
+  ): Promise<{ id: string; data: Record<string, unknown> }[]> {
+    let q = buildQuery(this.db, QUERIES.deliveriesByStatus, { status });
+    if (cursor) q = q.startAfter(cursor);
+    const snap = await q
+      .select(...fields)
+      .limit(limit)
+      .get();
+    return snap.docs.map((d) => ({ id: d.id, data: d.data() }));
+  }
+
   async deliveryIdsOfRun(
     runId: string,
     status: DeliveryStatus,

@@ -34,6 +34,19 @@ export const QUERIES = {
     needsCompositeIndex: true,
   },
   /**
+   * `slack-fanout dead-runs`: the deliveries in one status (dead) across every run, a page at a
+   * time by id. One equality and the id order: the automatic single-field index on `status` serves it.
+   */
+  deliveriesByStatus: {
+    name: 'deliveriesByStatus',
+    collection: COLLECTIONS.deliveries,
+    fields: [
+      { fieldPath: 'status', op: '==', order: 'ASCENDING' },
+      { fieldPath: '__name__', op: 'orderBy', order: 'ASCENDING' },
+    ],
+    needsCompositeIndex: false,
+  },
+  /**
    * The due schedules at a tick, a page at a time by nextRunAt then id: the automatic
    * single-field index on `nextRunAt` (which ends with the document name) serves it.
    */

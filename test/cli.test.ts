@@ -722,6 +722,51 @@ describe('run, on the emulator', () => {
   });
 });
 
+describe('dead-runs, on the emulator', () => {
+  it('lists every run with dead deliveries and how many, the latest first, reading a page at a time', async () => {
+    const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
+    const project = 'demo-cli-dead';
+    const db = createFirestore(project);
+    const early = '2030-01-01T09:00:00.000Z';
+    const late = '2030-01-02T09:00:00.000Z';
+    try {
+      const put = (id: string, fields: Record<string, unknown>) => db.doc(`deliveries/${id}`).set(fields);
+      await Promise.all([
+        put(`n-1:${early}`, { notificationId: 'n-1', occurrence: early, runId: `s_a:${early}`, status: 'dead' }),
+        put(`n-2:${early}`, { notificationId: 'n-2', occurrence: early, runId: `s_a:${early}`, status: 'dead' }),
+        put(`n-3:${early}`, { notificationId: 'n-3', occurrence: early, runId: `s_a:${early}`, status: 'sent' }),
+        put(`n-4:${late}`, { notificationId: 'n-4', occurrence: late, runId: `s_b:${late}`, status: 'dead' }),
+        put(`n-5:${late}`, { notificationId: 'n-5', occurrence: late, runId: `s_c:${late}`, status: 'dead' }),
+        put(`n-6:${late}`, { notificationId: 'n-6', occurrence: late, runId: `s_c:${late}`, status: 'retrying' }),
+        // A record of a message too broken to name its run.
+        put('broken-1', { status: 'dead', attempts: 0 }),
+      ]);
+    } finally {
+      await db.terminate();
+    }
+    const listed = await runCli(['-p', project, 'dead-runs', '--page-size', '2'], env);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual({
+      runs: [
+        { runId: `s_b:${late}`, dead: 1 },
+        { runId: `s_c:${late}`, dead: 1 },
+        { runId: `s_a:${early}`, dead: 2 },
+      ],
+      dead: 5,
+      withoutRun: 1,
+    });
+    // A line after each full page: 5 read in pages of 2.
+    expect(listed.stderr).toBe('dead-runs: 2 dead deliveries read so far\ndead-runs: 4 dead deliveries read so far\n');
+    const ids = await runCli(['-p', project, 'dead-runs', '--ids'], env);
+    expect(ids.code).toBe(0);
+    expect(ids.stdout).toBe(`s_b:${late}\ns_c:${late}\ns_a:${early}\n`);
+    expect(ids.stderr).toBe('');
+    const none = await runCli(['-p', 'demo-cli-nodead', 'dead-runs'], env);
+    expect(none.code).toBe(0);
+    expect(JSON.parse(none.stdout)).toEqual({ runs: [], dead: 0, withoutRun: 0 });
+  });
+});
+
 describe('list, on the emulator', () => {
   it('lists notifications by id a page at a time, and the paused ones alone', async () => {
     const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
