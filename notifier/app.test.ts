@@ -197,22 +197,49 @@ describe('notifier app POST /push', () => {
     expect(slack.posts).toHaveLength(1);
   });
 
-  it('acks a text/plain body, saying in the log that its Content-Type is the problem', async () => {
+  it('reads an envelope sent under another Content-Type as JSON, saying so, and acks a body that is not JSON, naming its Content-Type', async () => {
     const { log, lines } = capturedLog();
-    const { app, slack } = setup({ log });
+    const { app, slack, store } = setup({ log });
+    await dispatchedRun(store);
+    const id = deliveryIdOf('n-1', occurrence);
+    // Relabelled on its way (a proxy): delivered, not acked unread and lost.
+    const relabelled = await request(app)
+      .post(TOPOLOGY.pushPath)
+      .set('Content-Type', 'text/plain')
+      .send(JSON.stringify(envelope()));
+    expect(relabelled.status).toBe(204);
+    expect(slack.posts).toHaveLength(1);
+    expect((await store.get(id))?.status).toBe('sent');
+    expect(lines.find((l) => l.contentType !== undefined)).toMatchObject({
+      severity: 'WARNING',
+      contentType: 'text/plain',
+      message: 'body read as JSON although its Content-Type is "text/plain", not application/json',
+    });
+    // Not JSON: acked, as redelivering it cannot help.
     for (const path of [TOPOLOGY.pushPath, TOPOLOGY.deadLetterPath]) {
-      const res = await request(app).post(path).set('Content-Type', 'text/plain').send(JSON.stringify(envelope()));
+      const res = await request(app).post(path).set('Content-Type', 'text/plain').send('not json at all');
       expect(res.status).toBe(204);
+      expect(lines.at(-1)).toMatchObject({
+        severity: 'WARNING',
+        message: 'unreadable body acked: its Content-Type is "text/plain", not application/json',
+      });
     }
-    expect(slack.posts).toHaveLength(0);
-    const acked = lines.filter((l) => l.contentType !== undefined);
-    expect(acked.map((l) => [l.severity, l.message])).toEqual([
-      ['WARNING', 'unreadable body acked: its Content-Type is "text/plain", not application/json'],
-      ['WARNING', 'unreadable body acked: its Content-Type is "text/plain", not application/json'],
-    ]);
+    expect(slack.posts).toHaveLength(1);
     // Without a Content-Type at all, that is said.
-    await request(app).post(TOPOLOGY.pushPath).send(Buffer.from('{}'));
+    await request(app).post(TOPOLOGY.pushPath).send(Buffer.from('hello'));
     expect(lines.at(-1)?.message).toContain('its Content-Type is missing');
+  });
+
+  it('records a dead letter sent under another Content-Type, read as JSON', async () => {
+    const { app, store } = setup();
+    await dispatchedRun(store);
+    const id = deliveryIdOf('n-1', occurrence);
+    const res = await request(app)
+      .post(TOPOLOGY.deadLetterPath)
+      .set('Content-Type', 'application/octet-stream')
+      .send(Buffer.from(JSON.stringify(envelope())));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ deliveryId: id, status: 'dead' });
   });
 
   it.each([
@@ -455,6 +482,53 @@ describe('a shutdown that abandons pushes', () => {
         { method: 'POST', path: TOPOLOGY.pushPath, messageId: '1', deliveryId: deliveryIdOf('n-1', occurrence) },
       ],
     });
+  });
+});
+
+describe('a shutdown while a push whose caller left still posts', () => {
+  it('waits for the post to end, as for any push in flight, and abandons none', async () => {
+    const { log, lines } = capturedLog();
+    const lifecycle = createLifecycle(log);
+    let posting: () => void = () => undefined;
+    const posted = new Promise<void>((r) => {
+      posting = r;
+    });
+    let finish: () => void = () => undefined;
+    let postEnded = false;
+    const slack = new FakeSlack();
+    const post = slack.post.bind(slack);
+    // A Slack call that outlasts its caller's connection, and ends within the shutdown's grace.
+    slack.post = async (req) => {
+      posting();
+      await new Promise<void>((r) => {
+        finish = r;
+      });
+      postEnded = true;
+      return post(req);
+    };
+    const { app, store } = setup({ log, slack, track: lifecycle.track, isDraining: lifecycle.isDraining });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    const caller = new AbortController();
+    const push = fetch(`http://127.0.0.1:${port}${TOPOLOGY.pushPath}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(envelope()),
+      signal: caller.signal,
+    }).catch((err: unknown) => err);
+    await posted;
+    // Pub/Sub's connection drops (its push deadline), then the instance is told to stop.
+    caller.abort();
+    await push;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lifecycle.inFlight()).toBe(1);
+    setTimeout(() => finish(), 300);
+    await lifecycle.shutdown(server, async () => undefined, 5000);
+    expect(postEnded).toBe(true);
+    expect((await store.get(deliveryIdOf('n-1', occurrence)))?.status).toBe('sent');
+    expect(lines.find((l) => String(l.message).startsWith('abandoning'))).toBeUndefined();
+    expect(lifecycle.inFlight()).toBe(0);
   });
 });
 

@@ -16,7 +16,6 @@ import {
   type ReadinessCheck,
   refuseWhileDraining,
 } from '../shared/http';
-import { dispatchMessageSchema } from '../shared/messages';
 import { excerpt, quoted } from '../shared/model';
 import { nameRequest } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
@@ -77,11 +76,14 @@ async function holdUnlessDraining(ms: number, isDraining: () => boolean): Promis
 }
 
 /**
- * Acks a body sent as something other than JSON, naming its Content-Type: Pub/Sub sends its
- * envelope as JSON, so redelivering it cannot help. But for a dispatch message as the body
- * itself, which a subscription set to "no wrapper" sends under whatever Content-Type: that one
- * goes on, for the handler to refuse it without losing it. A JSON body that is empty or not an
- * envelope goes on too, for the handler to say what is wrong with it.
+ * A body sent as something other than JSON: Pub/Sub sends its envelope as JSON, so one sent
+ * otherwise was relabelled on its way (a proxy), or sent by hand. One that is JSON all the same
+ * (an envelope, or a dispatch message as the body itself, which a subscription set to "no
+ * wrapper" sends under whatever Content-Type) goes on as JSON, with a warning naming its
+ * Content-Type, for the handler to deliver it, or refuse it without losing it: acked unread,
+ * its post would be lost. One that is not JSON is acked, naming its Content-Type, as
+ * redelivering it cannot help. A JSON body that is empty or not an envelope goes on too, for
+ * the handler to say what is wrong with it.
  */
 function ackUnlessJson(): RequestHandler {
   const raw = ignoredBody('256kb');
@@ -91,9 +93,15 @@ function ackUnlessJson(): RequestHandler {
     if (req.body !== undefined || (type !== undefined && isJsonType(type))) return next();
     raw(req, res, (err?: unknown) => {
       if (err) return next(err);
-      const bare = bareDispatchMessage(req.body);
-      req.body = bare;
-      if (bare !== undefined) return next();
+      const json = jsonOfBytes(req.body);
+      req.body = json;
+      if (json !== undefined) {
+        req.log.warn(
+          { contentType: type === undefined ? null : excerpt(type) },
+          `body read as JSON although its Content-Type is ${type === undefined ? 'missing' : quoted(type)}, not application/json`,
+        );
+        return next();
+      }
       req.log.warn(
         { contentType: type === undefined ? null : excerpt(type) },
         `unreadable body acked: its Content-Type is ${type === undefined ? 'missing' : quoted(type)}, not application/json`,
@@ -103,12 +111,12 @@ function ackUnlessJson(): RequestHandler {
   };
 }
 
-/** The JSON of a dispatch message that is the whole of `body` (bytes), or undefined. */
-function bareDispatchMessage(body: unknown): unknown {
+/** The JSON object or array that is the whole of `body` (UTF-8 bytes, a BOM allowed), or undefined. */
+function jsonOfBytes(body: unknown): unknown {
   if (!Buffer.isBuffer(body) || !isUtf8(body)) return undefined;
   try {
-    const json: unknown = JSON.parse(body.toString('utf8'));
-    return dispatchMessageSchema.safeParse(json).success ? json : undefined;
+    const json: unknown = JSON.parse(body.toString('utf8').replace(/^\uFEFF/, ''));
+    return json !== null && typeof json === 'object' ? json : undefined;
   } catch {
     return undefined;
   }
