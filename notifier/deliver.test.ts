@@ -1463,13 +1463,12 @@ describe('handleDeadLetter', () => {
     expect(slack.posts).toHaveLength(1);
   });
 
-  it('refuses a message whose run id is not its schedule’s at its occurrence', async () => {
+  it('takes a message whose run id is not its schedule’s at its occurrence for a broken one', async () => {
     const { store, deps } = setup();
     await dispatched(store);
     // A real run's schedule and occurrence, recorded under a run no redrive would look in.
     expect(await handleDeadLetter(push('n-1', occurrence, { runId: 'junk' }), deps)).toMatchObject({
-      status: 'refused',
-      reason: 'run_mismatch',
+      status: 'invalid',
     });
     expect((await store.get(id))?.status).toBe('failed');
     expect(await handleDeadLetter(push(), deps)).toMatchObject({ status: 'dead' });

@@ -554,7 +554,7 @@ function notYetDue(message: DispatchMessage, now: Date): string | null {
  * was published by a run, and the dispatcher makes the run (`runs/{scheduleId}:{occurrence}`)
  * before it publishes: a message of a run that does not exist (an occurrence not yet due, a
  * made-up schedule, an instant its schedule does not fall due at) was made by hand or by a
- * fault, and so was one whose run id is not that run's. A run that exists vouches for the
+ * fault. A run that exists vouches for the
  * message whatever this service's clock says of its occurrence (a clock behind the
  * dispatcher's by more than the pushes' retry window); one that is gone since (its record
  * expired while a redrive of it was under way) is vouched for by the delivery's own record,
@@ -565,14 +565,9 @@ async function deadLetterRefusal(
   now: Date,
   deps: Pick<DeliverDeps, 'ledger' | 'runs'>,
 ): Promise<{ code: string; why: string } | null> {
-  const runId = runIdOf(message.scheduleId, message.occurrence);
-  // The run it is recorded under, which a redrive looks in, must be the one checked here.
-  if (message.runId !== runId) {
-    return {
-      code: 'run_mismatch',
-      why: `its run id ${message.runId} is not ${runId}, its schedule's at its occurrence`,
-    };
-  }
+  // The run it is recorded under, which a redrive looks in: the schema holds a message's run id
+  // to its schedule's at its occurrence.
+  const runId = message.runId;
   const [run, delivery] = await Promise.all([
     deps.runs.getRun(runId),
     deps.ledger.get(deliveryIdOf(message.notificationId, message.occurrence)),

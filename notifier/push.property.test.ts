@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import request from 'supertest';
 import { createLogger } from '../shared/logger';
 import { type DispatchMessage, dispatchMessageSchema, parsePushBody } from '../shared/messages';
-import { documentIdProblem } from '../shared/model';
+import { documentIdProblem, runIdOf } from '../shared/model';
 import type { AccountStore, DeliveryLedger, NotificationStore } from '../shared/ports';
 import { createApp } from './app';
 import type { SlackPort } from './slack';
@@ -125,17 +125,19 @@ const isoDate = fc.oneof(
   anyDate.map((d) => new Date(Math.floor(d.getTime() / 60_000) * 60_000).toISOString()),
 );
 
-const validMessage: fc.Arbitrary<DispatchMessage> = fc.record({
-  v: fc.constant(1 as const),
-  notificationId: fc.string({ minLength: 1, maxLength: 40 }).filter((id) => documentIdProblem(id) === null),
-  occurrence: isoDate,
-  // Often the notification's own schedule (it posts), sometimes another (it is skipped).
-  scheduleId: fc.oneof(
-    fc.constant(SCHEDULE_ID),
-    fc.string({ minLength: 1, maxLength: 40 }).filter((id) => documentIdProblem(id) === null),
-  ),
-  runId: fc.string({ minLength: 1, maxLength: 80 }),
-});
+const validMessage: fc.Arbitrary<DispatchMessage> = fc
+  .record({
+    v: fc.constant(1 as const),
+    notificationId: fc.string({ minLength: 1, maxLength: 40 }).filter((id) => documentIdProblem(id) === null),
+    occurrence: isoDate,
+    // Often the notification's own schedule (it posts), sometimes another (it is skipped).
+    scheduleId: fc.oneof(
+      fc.constant(SCHEDULE_ID),
+      fc.string({ minLength: 1, maxLength: 40 }).filter((id) => documentIdProblem(id) === null),
+    ),
+  })
+  // The run a message is published under: its schedule's at its occurrence.
+  .map((m) => ({ ...m, runId: runIdOf(m.scheduleId, m.occurrence) }));
 
 /** A valid message with some fields replaced by anything at all, or dropped. */
 const mutatedMessage = fc
@@ -232,7 +234,8 @@ describe('POST /push with arbitrary bodies', () => {
         f.post.mockClear();
         // An occurrence of the notification's schedule: every whole minute.
         const occurrence = new Date(Math.floor(Date.parse(message.occurrence) / 60_000) * 60_000).toISOString();
-        const res = await push(envelope(b64({ ...message, scheduleId: SCHEDULE_ID, occurrence })));
+        const runId = runIdOf(SCHEDULE_ID, occurrence);
+        const res = await push(envelope(b64({ ...message, scheduleId: SCHEDULE_ID, occurrence, runId })));
         expect(res.status).toBe(204);
         expect(f.post).toHaveBeenCalledTimes(1);
       }),
@@ -246,7 +249,8 @@ describe('POST /push with arbitrary bodies', () => {
         validMessage.filter((m) => Date.parse(m.occurrence) % 60_000 !== 0),
         async (message) => {
           f.post.mockClear();
-          const res = await push(envelope(b64({ ...message, scheduleId: SCHEDULE_ID })));
+          const runId = runIdOf(SCHEDULE_ID, message.occurrence);
+          const res = await push(envelope(b64({ ...message, scheduleId: SCHEDULE_ID, runId })));
           expect(res.status).toBe(204);
           expect(f.post).not.toHaveBeenCalled();
         },

@@ -347,9 +347,13 @@ describe('the occurrence is normalised, so one instant is one delivery however i
     expect(m.runId.endsWith(`:${m.occurrence}`)).toBe(true);
   });
 
-  it('a run id that does not embed the occurrence is kept as it is', () => {
-    expect(parsed(at('2030-01-01T09:00:00Z', 'run-42')).runId).toBe('run-42');
+  it('a run id that is not its schedule’s at its occurrence is refused, naming the one it would be', () => {
     expect(parsed(at('2030-01-01T09:00:00Z', 's-1:2030-01-01T09:00:00.000Z')).runId).toBe(runIdOf('s-1', canonical));
+    for (const runId of ['run-42', 's-2:2030-01-01T09:00:00.000Z', 's-1:2030-01-01T10:00:00.000Z']) {
+      const result = parsePushBody(envelope(b64(JSON.stringify(at('2030-01-01T09:00:00Z', runId)))));
+      expect(result.ok).toBe(false);
+      expect(!result.ok && result.reason).toContain(`runId: is not ${runIdOf('s-1', canonical)}`);
+    }
   });
 
   it('the parsed message is canonical already: parsing it again changes nothing', () => {
@@ -578,13 +582,13 @@ describe('parsePushBody properties', () => {
           .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true })
           .map((d) => d.toISOString()),
         scheduleId: documentId,
-        runId: idish,
         redrive: fc.boolean(),
       },
-      { requiredKeys: ['v', 'notificationId', 'occurrence', 'scheduleId', 'runId'] },
+      { requiredKeys: ['v', 'notificationId', 'occurrence', 'scheduleId'] },
     );
     fc.assert(
-      fc.property(msg, (m) => {
+      fc.property(msg, (written) => {
+        const m = { ...written, runId: runIdOf(written.scheduleId, written.occurrence) };
         const result = parsePushBody({ message: { data: encodeDispatchMessage(m).toString('base64') } });
         if (!result.ok) throw new Error(result.reason);
         expect(result.push.message).toEqual(m);

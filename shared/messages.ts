@@ -2,6 +2,7 @@ import {
   deliveryIdOf,
   documentIdProblem,
   documentIdSchema,
+  excerpt,
   LONE_SURROGATE,
   lookalikeIdNote,
   quoted,
@@ -156,11 +157,21 @@ export const dispatchMessageSchema = z
     // A run id is `{scheduleId}:{occurrence}` (runIdOf). One that ends in the occurrence as
     // written is made to end in the canonical form, so that the delivery counts in the same run
     // as the dispatcher's and a redrive, which reads the schedule id off the run id by its
-    // `:{occurrence}` suffix, still finds it. Any other run id is opaque and kept as it is.
+    // `:{occurrence}` suffix, still finds it.
     const runId =
       occurrence !== m.occurrence && m.runId.endsWith(`:${m.occurrence}`)
         ? `${m.runId.slice(0, -m.occurrence.length)}${occurrence}`
         : m.runId;
+    // Any other run id is not one a run published under: its delivery would be recorded where
+    // no `run`, `deliveries` or redrive looks, and its dead letter refused (run_mismatch).
+    const own = runIdOf(m.scheduleId, occurrence);
+    if (runId !== own && runId.length <= 1100) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['runId'],
+        message: `is not ${excerpt(own, 200)}, its schedule's run at its occurrence`,
+      });
+    }
     if (runId.length > 1100) {
       ctx.addIssue({
         code: 'custom',
