@@ -1069,22 +1069,44 @@ describe('add, as typed', () => {
   });
 });
 
+/** What the command says of `args` (after `-p demo-unit`) as it refuses them; throws if it takes them. */
+async function refused(...args: string[]): Promise<string> {
+  const program = buildProgram();
+  let err = '';
+  for (const c of [program, ...program.commands]) {
+    c.exitOverride().configureOutput({ writeErr: (s) => (err += s), writeOut: () => {} });
+  }
+  try {
+    await program.parseAsync(['-p', 'demo-unit', ...args], { from: 'user' });
+  } catch (e) {
+    return err || (e as Error).message;
+  }
+  throw new Error(`${args.join(' ')} was accepted`);
+}
+
+describe('words past a command’s arguments', () => {
+  withFirestoreNeverDialled();
+
+  it.each([
+    [
+      ['add', ...'--id a1 --account acc1 --channel C1 --timezone UTC'.split(' '), '--cron', '0 9 * * *', 'extra'],
+      'error: add takes no argument, only options, not also "extra"\n',
+    ],
+    [
+      ['import', 'a.json', 'b.json', 'c.json'],
+      'error: import takes <file> alone, not also "b.json", "c.json": it imports one file; import several one after another\n',
+    ],
+    [['show', 'n-1', 'n-2'], 'error: show takes <id> alone, not also "n-2"\n'],
+    [['dead-runs', 'now'], 'error: dead-runs takes no argument, only options, not also "now"\n'],
+  ])('names each word past the arguments of %j, and what the command takes', async (args, message) => {
+    expect(await refused(...args)).toContain(message);
+  });
+});
+
 describe('resume, as typed', () => {
   withFirestoreNeverDialled();
 
-  const parse = async (...args: string[]): Promise<string> => {
-    const program = buildProgram();
-    let err = '';
-    for (const c of [program, ...program.commands]) {
-      c.exitOverride().configureOutput({ writeErr: (s) => (err += s), writeOut: () => {} });
-    }
-    try {
-      await program.parseAsync(['-p', 'demo-unit', 'resume', ...args], { from: 'user' });
-    } catch (e) {
-      return err || (e as Error).message;
-    }
-    throw new Error(`resume ${args.join(' ')} was accepted`);
-  };
+  const parse = (...args: string[]): Promise<string> => refused('resume', ...args);
 
   it.each([
     [[], 'resume: give a notification id, --paused-reason <reason> or --all-paused'],
@@ -1101,7 +1123,7 @@ describe('resume, as typed', () => {
     [['n-1', '--page-size', '10'], 'resume: --page-size goes with --paused-reason or --all-paused, not an id'],
     [['--all-paused', '--page-size', '0'], "option '--page-size <n>' argument '0' is invalid"],
     [['--all-paused', '--page-size', '10001'], 'expected a whole number from 1 to 10000, got "10001"'],
-    [['a', 'b'], 'too many arguments'],
+    [['a', 'b'], 'error: resume takes [id] alone, not also "b"'],
   ])('refuses %j', async (args, message) => {
     expect(await parse(...args)).toContain(message);
   });

@@ -12,7 +12,9 @@ import {
   nonBlankText,
   optionTakenAsValue,
   positiveInt,
+  refuseExcessArguments,
   refuseOptionSlips,
+  takeExcessArguments,
   topicName,
 } from '../shared/cli-args';
 import { raceTimeout, within } from '../shared/concurrency';
@@ -1612,6 +1614,10 @@ Exit codes:
   130  interrupted (Ctrl-C); 143 by SIGTERM, 129 by SIGHUP, which stop a command as Ctrl-C does`,
     )
     .hook('preAction', async (_program, command) => {
+      refuseExcessArguments(command, {
+        import: 'it imports one file; import several one after another',
+        'import-accounts': 'it imports one file; import several one after another',
+      });
       refuseMissingOptions(command);
       // What was typed or set is checked before the credentials are looked for: a bad project
       // id or emulator address is named as such, not reported as missing credentials.
@@ -1789,9 +1795,10 @@ need) and no blanks around it, and is in Unicode's composed form (NFC).`,
     .addHelpText(
       'after',
       `
-Progress on stderr: a bar on a terminal, a line every few seconds otherwise; 30 s without a
-finished page, it says what it waits on. Interrupted (Ctrl-C), it says how many notifications
-it had scanned, each page of them indexed; running it again is safe.`,
+Progress on stderr, for the notifications scanned, then the schedules they name checked, then
+every schedule's index buckets read: a bar on a terminal, a line every few seconds otherwise;
+30 s without a finished page, it says what it waits on. Interrupted (Ctrl-C), it says how far
+it got (every page of notifications scanned is indexed); running it again is safe.`,
     )
     .action(async () => {
       const projectId = projectOf(program.opts());
@@ -1800,13 +1807,30 @@ it had scanned, each page of them indexed; running it again is safe.`,
       let total: number | undefined;
       let scanned = 0;
       let finished = false;
+      // After the scan: the schedules checked, then their index buckets, each with its progress.
+      let phase: { what: string; done: number; total: number } | undefined;
+      const phaseProgress = (what: string, noun: string, start: string, verb: string) => {
+        let started = false;
+        return (done: number, of: number) => {
+          stall.moved();
+          if (!started) {
+            started = true;
+            progress?.stop(true);
+            progress = progressOf({ command: 'reindex', total: of, noun, start, verb });
+          }
+          phase = { what, done, total: of };
+          progress?.update(done);
+        };
+      };
       // Ctrl-C (or SIGTERM, SIGHUP) says how far it got: every page scanned has its index entries written.
       const interrupted = (signal: StopSignal) => {
         progress?.stop(false);
         process.stderr.write(
           total === undefined
             ? 'reindex: interrupted before scanning any notification\n'
-            : `reindex: interrupted after scanning ${scanned} of ${total} notifications (those scanned are indexed; the page under way may be partly done); running it again is safe\n`,
+            : phase === undefined
+              ? `reindex: interrupted after scanning ${scanned} of ${total} notifications (those scanned are indexed; the page under way may be partly done); running it again is safe\n`
+              : `reindex: interrupted after scanning all ${total} notifications, each indexed, while ${phase.what} (${phase.done} of ${phase.total} done); running it again is safe\n`,
         );
         process.exit(signalExitCode(signal));
       };
@@ -1822,6 +1846,13 @@ it had scanned, each page of them indexed; running it again is safe.`,
             scanned = n;
             progress?.update(n);
           },
+          onSchedules: phaseProgress('checking their schedules', 'schedules', 'to check', 'checked'),
+          onBuckets: phaseProgress(
+            "reading the schedules' index buckets",
+            'schedules',
+            'with index buckets to read',
+            'with their index buckets read',
+          ),
         });
         finished = true;
       } finally {
@@ -2265,6 +2296,7 @@ more later (until then a redrive counts them as waiting, and says from when).`,
       }
     });
   refuseOptionSlips(program);
+  takeExcessArguments(program);
   return program;
 }
 

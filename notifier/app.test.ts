@@ -529,6 +529,11 @@ describe('a shutdown while a push whose caller left still posts', () => {
     expect((await store.get(deliveryIdOf('n-1', occurrence)))?.status).toBe('sent');
     expect(lines.find((l) => String(l.message).startsWith('abandoning'))).toBeUndefined();
     expect(lifecycle.inFlight()).toBe(0);
+    // What it would have answered, in the log, as its caller was not there to be told.
+    expect(lines.find((l) => String(l.message).startsWith('ended after its caller left'))).toMatchObject({
+      status: 204,
+      message: 'ended after its caller left: it would have answered 204',
+    });
   });
 });
 

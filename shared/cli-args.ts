@@ -99,6 +99,36 @@ export function optionTakenAsValue(value: string, option: string): string {
 }
 
 /**
+ * Lets each command of `program` parse words past its arguments, for refuseExcessArguments to
+ * name them (commander would say only how many it expected).
+ */
+export function takeExcessArguments(program: Command): void {
+  for (const command of program.commands) command.allowExcessArguments(true);
+}
+
+/**
+ * A word past a command's arguments (`add … extra`, `import a.json b.json`) is named, with what
+ * the command takes; `more` adds a hint for a command (import: one file at a time). Called first
+ * in the program's preAction hook, before anything is looked for.
+ */
+export function refuseExcessArguments(command: Command, more: Readonly<Record<string, string>> = {}): void {
+  const registered = command.registeredArguments;
+  if (registered.some((a) => a.variadic)) return;
+  const extra = command.args.slice(registered.length);
+  if (extra.length === 0) return;
+  const takes =
+    registered.length === 0
+      ? 'takes no argument, only options'
+      : `takes ${registered.map((a) => (a.required ? `<${a.name()}>` : `[${a.name()}]`)).join(' ')} alone`;
+  const words = extra.map((w) => JSON.stringify(w)).join(', ');
+  const hint = more[command.name()];
+  command.error(`error: ${command.name()} ${takes}, not also ${words}${hint ? `: ${hint}` : ''}`, {
+    exitCode: 1,
+    code: 'commander.excessArguments',
+  });
+}
+
+/**
  * Two slips commander would take without a word, refused for `program` and its commands, each
  * naming the option, before the option's own parser reads the value:
  * - an option whose value was left out takes the next option as its value (`add --cron

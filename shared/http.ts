@@ -441,6 +441,8 @@ export function answerEarly(res: Response, send: () => void, ended: (status: num
   };
   res.json = late;
   res.send = late;
+  // A route that answers with no body (a push's 204) ends so.
+  res.end = late as Response['end'];
   res.setHeader = function (this: Response): Response {
     return this;
   };

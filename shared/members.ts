@@ -189,19 +189,27 @@ export function indexedSchedule(doc: { scheduleId?: unknown; enabled?: unknown }
  *   item 22), and a repeated id would be published twice.
  * Returns how many buckets it deleted and rewrote.
  */
-export async function tidyBuckets(db: Firestore): Promise<{ deleted: number; rewritten: number }> {
+export async function tidyBuckets(
+  db: Firestore,
+  opts: { onProgress?: (done: number, total: number) => void } = {},
+): Promise<{ deleted: number; rewritten: number }> {
   // listDocuments includes schedule ids that have members but no document of their own.
   const schedules = await db.collection(COLLECTIONS.schedules).listDocuments();
   const writer = db.bulkWriter();
   const deletes: Promise<unknown>[] = [];
   const unplain: DocumentReference[] = [];
-  for (const schedule of schedules) {
+  let done = 0;
+  opts.onProgress?.(0, schedules.length);
+  // Several schedules at once: one after another, a few thousand schedules took minutes.
+  await mapLimit(schedules, TIDY_PARALLEL, async (schedule) => {
     const stream = membersOf(db, schedule.id).orderBy(FieldPath.documentId()).stream() as Readable;
     for await (const doc of stream as AsyncIterable<QueryDocumentSnapshot>) {
       if (isOlderBucketId(doc.id)) deletes.push(writer.delete(doc.ref));
       else if (isBucketId(doc.id) && !isPlainList(doc)) unplain.push(doc.ref);
     }
-  }
+    done += 1;
+    opts.onProgress?.(done, schedules.length);
+  });
   await writer.close();
   // A delete that failed for good fails the whole: the next reindex tries again.
   await Promise.all(deletes);
@@ -225,6 +233,9 @@ function isPlainList(snap: { get(field: string): unknown }): boolean {
   const ids = bucketIds(snap);
   return ids.length === list.length && new Set(ids).size === ids.length;
 }
+
+/** Schedules whose buckets tidyBuckets reads at once. */
+const TIDY_PARALLEL = 16;
 
 /** Bucket rewrites in flight at once. */
 const REWRITE_PARALLEL = 8;

@@ -855,7 +855,13 @@ function newSchedule(s: { cron: string; timezone: string }, nextRunAt: Date, now
  */
 export async function reindexNotifications(
   db: Firestore,
-  opts: { onProgress?: (scanned: number) => void } = {},
+  opts: {
+    onProgress?: (scanned: number) => void;
+    /** After the scan: the schedules the notifications name, checked (and made or mended). */
+    onSchedules?: (done: number, total: number) => void;
+    /** Then every schedule's index buckets, read for those of an older layout or shape. */
+    onBuckets?: (done: number, total: number) => void;
+  } = {},
 ): Promise<{
   scanned: number;
   indexed: number;
@@ -907,8 +913,12 @@ export async function reindexNotifications(
       return 'problem' in checked ? [] : [[id, checked] as const];
     }),
   );
-  const schedules = await ensureSchedules(db, valid, new Date(), { dueNow: false, grace: false });
-  const buckets = await tidyBuckets(db);
+  const schedules = await ensureSchedules(db, valid, new Date(), {
+    dueNow: false,
+    grace: false,
+    ...(opts.onSchedules ? { onProgress: opts.onSchedules } : {}),
+  });
+  const buckets = await tidyBuckets(db, opts.onBuckets ? { onProgress: opts.onBuckets } : {});
   return {
     scanned,
     indexed,

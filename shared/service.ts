@@ -48,27 +48,11 @@ export function createLifecycle(log: Logger): Lifecycle {
     inFlight: () => open.size,
     track: (_req, res, next) => {
       open.add(res);
-      // In flight until its route has answered and the connection is done with. A caller that
-      // leaves (Pub/Sub's connection dropped) closes the response while its route still posts
-      // to Slack: a shutdown waits for that post too, or names it when it gives up.
-      let answered = false;
-      let closed = false;
-      const settle = () => {
-        if (!answered || !closed) return;
+      res.on('close', () => {
         // Answered before its route ended (an admin deadline's 504): in flight until it ends.
         const late = lateWork(res);
         if (late) void late.then(() => open.delete(res));
         else open.delete(res);
-      };
-      const end = res.end;
-      res.end = function (this: Response, ...args: unknown[]) {
-        answered = true;
-        settle();
-        return (end as (...a: unknown[]) => Response).apply(this, args);
-      } as Response['end'];
-      res.on('close', () => {
-        closed = true;
-        settle();
       });
       next();
     },

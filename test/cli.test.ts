@@ -1297,10 +1297,13 @@ describe('import and reindex off a terminal, on the emulator', () => {
     }
     const whole = await runCli(['-p', project, 'reindex'], env());
     expect(whole.code).toBe(0);
+    // Each phase after the scan says what it does, and how far it is: its one schedule checked,
+    // then its index buckets read.
     expect(whole.stderr).toMatch(
-      /^reindex: 3000 notifications to scan\n(reindex: \d+ of 3000 notifications scanned\n)*$/,
+      /^reindex: 3000 notifications to scan\n(reindex: \d+ of 3000 notifications scanned\n)*reindex: 1 schedule to check\n(reindex: [01] of 1 schedules checked\n)*reindex: 1 schedule with index buckets to read\n(reindex: [01] of 1 schedules with their index buckets read\n)*$/,
     );
     expect(whole.stderr).toContain('reindex: 3000 of 3000 notifications scanned\n');
+    expect(whole.stderr).toContain('reindex: 1 of 1 schedules with their index buckets read\n');
 
     // Interrupted as soon as it has counted them: before it has scanned them all.
     const { code, stderr } = await stoppedCommand(
