@@ -1103,6 +1103,17 @@ describe('words past a command’s arguments', () => {
   });
 });
 
+describe('an --after that cannot be an id', () => {
+  withFirestoreNeverDialled();
+
+  it.each([
+    [['list', '--after', ''], '--after: notification id "": is blank'],
+    [['deliveries', 's_1:2030-01-01T00:00:00Z', '--after', ' '], '--after: delivery id " ": is blank'],
+  ])('is named by its option: %j', async (args, message) => {
+    expect(await refused(...args)).toBe(message);
+  });
+});
+
 describe('resume, as typed', () => {
   withFirestoreNeverDialled();
 
@@ -1286,6 +1297,14 @@ describe('checked before the credentials', () => {
       'n-1',
     ]);
     expect(message).toMatch(/^no Google credentials/);
+  });
+
+  it('names the emulator variable that is missing where the other is set', async () => {
+    const env = { GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/key.json', PUBSUB_EMULATOR_HOST: '127.0.0.1:8085' };
+    const message = await failure(env, ['-p', 'demo-x', 'pause', 'n-1']);
+    expect(message).toMatch(
+      /; PUBSUB_EMULATOR_HOST is set, but not FIRESTORE_EMULATOR_HOST: set it for the Firestore emulator$/,
+    );
   });
 
   it('a credentials file that cannot be read is named whole, with why, on one line', async () => {

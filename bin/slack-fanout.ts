@@ -387,9 +387,23 @@ async function checkCredentials(usesPubSub: boolean, env: NodeJS.ProcessEnv = pr
       ? `make GOOGLE_APPLICATION_CREDENTIALS (${quoted(file, MAX_SHOWN_PATH)}) name a readable credentials file (a service account key, or the file \`gcloud auth application-default login\` writes), or unset it and run that command`
       : 'run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS';
     throw new CliError(
-      `no Google credentials (${credentialsProblem((err as Error).message)}): ${fix}; for the emulators set FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST`,
+      `no Google credentials (${credentialsProblem((err as Error).message)}): ${fix}; ${emulatorsNote(usesPubSub, env)}`,
     );
   }
+}
+
+/**
+ * What a credentials error says of the emulators: which variable is missing where one of the
+ * two is set (a command copied with FIRESTORE_EMULATOR_HOST alone, then made a redrive).
+ */
+function emulatorsNote(usesPubSub: boolean, env: NodeJS.ProcessEnv): string {
+  if (env.FIRESTORE_EMULATOR_HOST && usesPubSub) {
+    return 'FIRESTORE_EMULATOR_HOST is set, but not PUBSUB_EMULATOR_HOST, which redrive needs as well (it publishes to Pub/Sub): set it for the Pub/Sub emulator';
+  }
+  if (env.PUBSUB_EMULATOR_HOST && !env.FIRESTORE_EMULATOR_HOST) {
+    return 'PUBSUB_EMULATOR_HOST is set, but not FIRESTORE_EMULATOR_HOST: set it for the Firestore emulator';
+  }
+  return 'for the emulators set FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST';
 }
 
 /** The longest path an error shows whole: Linux's PATH_MAX. */
@@ -532,9 +546,9 @@ function runNamed(runId: string): string {
 }
 
 /** A Firestore document id as typed on the command line, or a CliError naming it. */
-function docId(what: string, id: string): string {
+function docId(what: string, id: string, option?: string): string {
   const problem = userIdProblem(id);
-  if (problem) throw new CliError(`${what} id ${quoted(id)}: ${problem}`);
+  if (problem) throw new CliError(`${option ? `${option}: ` : ''}${what} id ${quoted(id)}: ${problem}`);
   return id;
 }
 
@@ -2000,7 +2014,7 @@ imported with "enabled": false has no pausedReason and is never resumed in bulk.
     .option('--after <id>', 'the page after this notification id (the "next" a page printed)')
     .addHelpText('after', '\n"next" is the last id of a full page, to pass as --after; null after the last page.')
     .action(async (o: { paused?: boolean; limit: number; after?: string }) => {
-      if (o.after !== undefined) docId('notification', o.after);
+      if (o.after !== undefined) docId('notification', o.after, '--after');
       const db = await openFirestore(projectOf(program.opts()));
       try {
         let q = o.paused
@@ -2085,7 +2099,7 @@ ledger, exits 2.`,
     )
     .action(async (typed: string, o: { status: DeliveryStatus; limit: number; after?: string }) => {
       const runId = typedRunId(typed);
-      if (o.after !== undefined) docId('delivery', o.after);
+      if (o.after !== undefined) docId('delivery', o.after, '--after');
       const db = await openFirestore(projectOf(program.opts()));
       try {
         const store = new FirestoreStore(db);
@@ -2266,7 +2280,7 @@ more later (until then a redrive counts them as waiting, and says from when).`,
         const retried = (counts?.retrying ?? 0) + (counts?.sending ?? 0) - result.redriven;
         if (retried > 0) {
           process.stderr.write(
-            `redrive: at least ${retried} other deliveries of the run are still being tried (retrying or sending), not dead yet: those that end dead need another redrive\n`,
+            `redrive: at least ${counted(retried, 'other delivery', 'other deliveries')} of the run ${retried === 1 ? 'is' : 'are'} still being tried (retrying or sending), not dead yet: ${retried === 1 ? 'if it ends dead, it needs' : 'those that end dead need'} another redrive\n`,
           );
         }
         if (result.interrupted) {

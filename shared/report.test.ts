@@ -141,9 +141,18 @@ describe('renderReport: a normal account', () => {
       type: 'header',
       text: { type: 'plain_text', text: 'Acme: scheduled report', emoji: true },
     });
-    // 08:00Z is 09:00 in Paris in December.
-    expect(contextTexts(r)[0]).toContain('09:00');
+    // 08:00Z is 09:00 in Paris in December, an hour ahead of UTC.
+    expect(contextTexts(r)[0]).toContain('09:00 GMT+1');
     expect(contextTexts(r)[0]).toContain('Europe/Paris');
+  });
+
+  it('tells apart the two times a clock set back shows the same hour, by their offsets', () => {
+    const newYork = { ...notification(), schedule: { cron: '30 * * * *', timezone: 'America/New_York' } };
+    // 01:30 on 1 November 2026, once in daylight time and once, an hour later, in standard time.
+    const first = contextTexts(renderReport(newYork, acme, new Date('2026-11-01T05:30:00Z')))[0];
+    const second = contextTexts(renderReport(newYork, acme, new Date('2026-11-01T06:30:00Z')))[0];
+    expect(first).toBe('1 Nov 2026, 01:30 GMT-4 (America/New_York)');
+    expect(second).toBe('1 Nov 2026, 01:30 GMT-5 (America/New_York)');
   });
 
   it('shows one field per metric with its formatted value and change', () => {

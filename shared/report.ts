@@ -163,14 +163,27 @@ export function formatValue(value: number | string): string {
 const changeFormat = new Intl.NumberFormat('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 
 // Building a formatter is the costly part of formatting a date: one per time zone, kept.
-const dateFormats = new Map<string, Intl.DateTimeFormat>();
-function dateFormat(timeZone: string): Intl.DateTimeFormat {
+const dateFormats = new Map<string, { date: Intl.DateTimeFormat; offset: Intl.DateTimeFormat }>();
+function dateFormat(timeZone: string): { date: Intl.DateTimeFormat; offset: Intl.DateTimeFormat } {
   let f = dateFormats.get(timeZone);
   if (!f) {
-    f = new Intl.DateTimeFormat('en-GB', { timeZone, dateStyle: 'medium', timeStyle: 'short' });
+    f = {
+      date: new Intl.DateTimeFormat('en-GB', { timeZone, dateStyle: 'medium', timeStyle: 'short' }),
+      offset: new Intl.DateTimeFormat('en-GB', { timeZone, timeZoneName: 'shortOffset' }),
+    };
     if (dateFormats.size < 1000) dateFormats.set(timeZone, f);
   }
   return f;
+}
+
+/**
+ * When an occurrence fell, in its schedule's zone, with that zone's offset from UTC then
+ * (`1 Nov 2026, 01:30 GMT-4`): the hour a clock set back repeats reads twice alike without it.
+ */
+function whenIn(timeZone: string, occurrence: Date): string {
+  const f = dateFormat(timeZone);
+  const offset = f.offset.formatToParts(occurrence).find((p) => p.type === 'timeZoneName')?.value;
+  return offset ? `${f.date.format(occurrence)} ${offset}` : f.date.format(occurrence);
 }
 
 function formatChange(change: number | undefined): string {
@@ -257,7 +270,7 @@ export function renderReport(
   // A blank stored title would make an empty header, which Slack refuses (invalid_blocks).
   const custom = notification.report.title?.trim() ? notification.report.title : undefined;
   const title = truncate(custom ?? defaultTitle(account.name), SLACK_LIMITS.headerTextChars);
-  const when = dateFormat(notification.schedule.timezone).format(occurrence);
+  const when = whenIn(notification.schedule.timezone, occurrence);
   const blocks: Block[] = [
     { type: 'header', text: { type: 'plain_text', text: title, emoji: true } },
     {

@@ -71,6 +71,10 @@ describe('the built command, off the emulators', () => {
     // redrive publishes too: without the Pub/Sub emulator it needs credentials.
     const redrive = await runCli(['-p', 'demo-cli-fs', 'redrive', 's_1:2030-01-01T00:00:00Z'], env);
     expect(redrive.stderr).toMatch(/^slack-fanout: no Google credentials/);
+    // Which of the two emulator variables is missing, said.
+    expect(redrive.stderr).toMatch(
+      /; FIRESTORE_EMULATOR_HOST is set, but not PUBSUB_EMULATOR_HOST, which redrive needs as well \(it publishes to Pub\/Sub\): set it for the Pub\/Sub emulator\n$/,
+    );
   });
 });
 
