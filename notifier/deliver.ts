@@ -23,7 +23,6 @@ import {
   type PostTarget,
   postTargetOf,
   postTargetsAfter,
-  runIdOf,
 } from '../shared/model';
 import type { AccountStore, DeliveryLedger, NotificationStore, RunStore } from '../shared/ports';
 import { renderReport } from '../shared/report';
