@@ -1867,6 +1867,12 @@ it got (every page of notifications scanned is indexed); running it again is saf
             'with index buckets to read',
             'with their index buckets read',
           ),
+          onRewrites: phaseProgress(
+            "deleting the older layout's buckets, then rewriting buckets as plain lists",
+            'buckets',
+            'to rewrite as plain lists (after deleting those of the older layout)',
+            'rewritten as plain lists',
+          ),
         });
         finished = true;
       } finally {

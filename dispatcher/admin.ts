@@ -223,7 +223,7 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
     // First of the close listeners, so that the request's count in flight sees the hold.
     res.prependListener('close', () => {
       clearTimeout(locals.deadline);
-      if (!res.writableFinished && !lateWork(res)) answerEarly(res, () => {}, endedAfter('its client left'));
+      if (!res.writableEnded && !lateWork(res)) answerEarly(res, () => {}, endedAfter('its client left'));
     });
     next();
   };

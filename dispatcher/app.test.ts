@@ -8,7 +8,7 @@ import { MemoryStore } from '../shared/memory-store';
 import { runIdOf } from '../shared/model';
 import type { PagePublisher } from '../shared/pubsub';
 import { CLOSE_GRACE_MS, createLifecycle, serve } from '../shared/service';
-import { answerBeforeClose, answerWhileSending } from '../test/helpers';
+import { answerBeforeClose, answerWhileSending, capturedLog } from '../test/helpers';
 import { createApp, type DispatcherDeps, MAX_SCHEDULE_TIME_AHEAD_MS, TICK_ANSWER_GRACE_MS, tickTimeOf } from './app';
 import { LOGGED_OCCURRENCES } from './tick';
 
@@ -542,6 +542,64 @@ describe('shutting down while a tick runs', () => {
     expect(res.status).toBe(503);
     expect(pages).toBeLessThan(6);
     expect(await res.json()).toMatchObject({ occurrences: [expect.objectContaining({ status: 'failed' })] });
+  });
+});
+
+describe('shutting down while a tick whose caller left runs', () => {
+  it('waits for the tick all the same, before the clients are closed', async () => {
+    const store = new MemoryStore();
+    store.putSchedule('s1', { cron: '* * * * *', timezone: 'UTC', nextRunAt: new Date(now.getTime() - 60_000) });
+    for (let i = 0; i < 6; i++) {
+      store.putNotification(`n${i}`, {
+        accountId: 'a1',
+        slack: { channelId: 'C1' },
+        schedule: { cron: '* * * * *', timezone: 'UTC' },
+        scheduleId: 's1',
+        enabled: true,
+      });
+    }
+    const { log, lines } = capturedLog();
+    const lifecycle = createLifecycle(log);
+    const firstPage = deferred();
+    const release = deferred();
+    const app = createApp({
+      ...minimalDeps(),
+      runs: store,
+      publisher: {
+        publishPage: async () => {
+          firstPage.resolve();
+          await release.promise;
+        },
+      },
+      log,
+      pageSize: 1,
+      clock: () => now,
+      isDraining: lifecycle.isDraining,
+      track: lifecycle.track,
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    const caller = new AbortController();
+    const tick = fetch(`http://127.0.0.1:${port}/tick`, { method: 'POST', signal: caller.signal }).catch(
+      (err: unknown) => err,
+    );
+    await firstPage.promise;
+    // Cloud Scheduler's connection drops (its attempt deadline), then the instance is told to stop.
+    caller.abort();
+    await tick;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lifecycle.inFlight()).toBe(1);
+    let closedWhileTickInFlight: boolean | null = null;
+    const shutdown = lifecycle.shutdown(server, async () => {
+      closedWhileTickInFlight = lifecycle.inFlight() > 0;
+    });
+    release.resolve();
+    await shutdown;
+    expect(closedWhileTickInFlight).toBe(false);
+    expect(lines.find((l) => String(l.message).startsWith('ended after its caller left'))).toMatchObject({
+      status: 503,
+    });
   });
 });
 

@@ -6,6 +6,7 @@ import {
   errorHandler,
   healthRoutes,
   ignoredBody,
+  inFlightUntilRouteEnds,
   methodNotAllowed,
   notFound,
   publicChecks,
@@ -94,7 +95,11 @@ export function createApp(deps: DispatcherDeps): Express {
   // strand what it had reopened until a later redrive).
   app.use(['/admin', '/status'], draining);
 
-  const guards: RequestHandler[] = deps.tickAuth ? [deps.tickAuth] : [];
+  const guards: RequestHandler[] = [
+    // A tick whose caller left is waited for by a shutdown all the same, as it checkpoints.
+    ...(deps.track ? [inFlightUntilRouteEnds()] : []),
+    ...(deps.tickAuth ? [deps.tickAuth] : []),
+  ];
   // The tick reads only its headers: a body, JSON or not, is drained and passed over.
   app.post(TOPOLOGY.tickPath, ...guards, ignoredBody('16kb'), draining, async (req, res) => {
     // The deadline counts from here, as Cloud Scheduler's does from its call: the readiness

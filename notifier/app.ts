@@ -4,15 +4,14 @@ import type { Express, RequestHandler } from 'express';
 import { unlessDrained, within } from '../shared/concurrency';
 import { pushStatus } from '../shared/errors';
 import {
-  answerEarly,
   baseApp,
   bodyProblem,
   errorHandler,
   healthRoutes,
   ignoredBody,
+  inFlightUntilRouteEnds,
   isJsonType,
   jsonBody,
-  lateWork,
   methodNotAllowed,
   notFound,
   type ReadinessCheck,
@@ -122,27 +121,6 @@ function jsonOfBytes(body: unknown): unknown {
   } catch {
     return undefined;
   }
-}
-
-/**
- * A push or dead letter whose caller leaves before its route answers (Pub/Sub's connection
- * dropped at its deadline) goes on: it may be posting to Slack. It stays in flight until its
- * route ends (answerEarly), so that a shutdown waits for that post, or names it when it gives
- * up, rather than exiting under it and leaving its outcome unknown; its answer goes to the log.
- */
-function inFlightUntilRouteEnds(): RequestHandler {
-  return (req, res, next) => {
-    // First of the close listeners, so that the request's count in flight sees the hold.
-    res.prependListener('close', () => {
-      if (res.writableFinished || lateWork(res)) return;
-      answerEarly(
-        res,
-        () => {},
-        (status) => req.log.info({ status }, `ended after its caller left: it would have answered ${status}`),
-      );
-    });
-    next();
-  };
 }
 
 /** Names the request by its envelope's message and delivery ids, for a shutdown's log line. */

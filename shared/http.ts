@@ -452,6 +452,29 @@ export function answerEarly(res: Response, send: () => void, ended: (status: num
   };
 }
 
+/**
+ * A request whose caller leaves before its route answers (Pub/Sub's connection dropped at a
+ * push's deadline, Cloud Scheduler's at a tick's) goes on: a push may be posting to Slack, a
+ * tick publishing. It stays in flight until its route ends (answerEarly), so that a shutdown
+ * waits for that work, or names it when it gives up, rather than closing the clients under it;
+ * its answer goes to the log. Only before a route that always answers, whatever its caller did.
+ */
+export function inFlightUntilRouteEnds(): RequestHandler {
+  return (req, res, next) => {
+    // First of the close listeners, so that the request's count in flight sees the hold.
+    res.prependListener('close', () => {
+      // Answered already (its bytes maybe still buffered for a caller now gone): nothing to hold.
+      if (res.writableEnded || lateWork(res)) return;
+      answerEarly(
+        res,
+        () => {},
+        (status) => req.log.info({ status }, `ended after its caller left: it would have answered ${status}`),
+      );
+    });
+    next();
+  };
+}
+
 /** The end of a route whose request was answered early (`answerEarly`), if it was. */
 export function lateWork(res: Response): Promise<void> | undefined {
   return (res.locals as Record<symbol, Promise<void> | undefined>)[LATE_WORK];

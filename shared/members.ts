@@ -178,7 +178,9 @@ export function indexedSchedule(doc: { scheduleId?: unknown; enabled?: unknown }
 /**
  * Tidies every schedule's buckets once every enabled notification has been added to its bucket
  * of today's layout (reindexNotifications does that first), in one pass over each schedule's
- * buckets, a bucket at a time (a schedule's buckets together can hold millions of ids):
+ * buckets, a bucket at a time (a schedule's buckets together can hold millions of ids), 16
+ * schedules at once (TIDY_PARALLEL: 16 buckets of up to 1 MiB each in memory, and what their
+ * streams read ahead):
  * - deletes each bucket of the older layout (`b0000` to `b1023`, written by a version with
  *   1,024 buckets a schedule): it then holds nothing a tick needs, and no write touches it;
  * - rewrites each bucket of today's layout that is not a plain list of ids as one: its `ids`
@@ -191,7 +193,12 @@ export function indexedSchedule(doc: { scheduleId?: unknown; enabled?: unknown }
  */
 export async function tidyBuckets(
   db: Firestore,
-  opts: { onProgress?: (done: number, total: number) => void } = {},
+  opts: {
+    /** The schedules whose buckets have been read. */
+    onProgress?: (done: number, total: number) => void;
+    /** Then, where there is any to do, the older layout's buckets deleted and the buckets rewritten. */
+    onRewrites?: (done: number, total: number) => void;
+  } = {},
 ): Promise<{ deleted: number; rewritten: number }> {
   // listDocuments includes schedule ids that have members but no document of their own.
   const schedules = await db.collection(COLLECTIONS.schedules).listDocuments();
@@ -210,17 +217,22 @@ export async function tidyBuckets(
     done += 1;
     opts.onProgress?.(done, schedules.length);
   });
+  let rewrites = 0;
+  if (deletes.length + unplain.length > 0) opts.onRewrites?.(0, unplain.length);
   await writer.close();
   // A delete that failed for good fails the whole: the next reindex tries again.
   await Promise.all(deletes);
-  const rewritten = await mapLimit(unplain, REWRITE_PARALLEL, (ref) =>
-    db.runTransaction(async (tx) => {
+  const rewritten = await mapLimit(unplain, REWRITE_PARALLEL, async (ref) => {
+    const made = await db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
       if (!snap.exists || isPlainList(snap)) return 0;
       tx.update(ref, { [BUCKET_LIST]: [...new Set(bucketIds(snap))], [BUCKET_MAP]: FieldValue.delete() });
       return 1;
-    }),
-  );
+    });
+    rewrites += 1;
+    opts.onRewrites?.(rewrites, unplain.length);
+    return made;
+  });
   return { deleted: deletes.length, rewritten: rewritten.reduce((a: number, b) => a + b, 0) };
 }
 

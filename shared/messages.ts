@@ -163,7 +163,7 @@ export const dispatchMessageSchema = z
         ? `${m.runId.slice(0, -m.occurrence.length)}${occurrence}`
         : m.runId;
     // Any other run id is not one a run published under: its delivery would be recorded where
-    // no `run`, `deliveries` or redrive looks, and its dead letter refused (run_mismatch).
+    // no `run`, `deliveries` or redrive looks, and its dead letter could not be redriven.
     const own = runIdOf(m.scheduleId, occurrence);
     if (runId !== own && runId.length <= 1100) {
       ctx.addIssue({

@@ -861,6 +861,8 @@ export async function reindexNotifications(
     onSchedules?: (done: number, total: number) => void;
     /** Then every schedule's index buckets, read for those of an older layout or shape. */
     onBuckets?: (done: number, total: number) => void;
+    /** Then, where there are any, the older layout's buckets deleted and buckets rewritten as lists. */
+    onRewrites?: (done: number, total: number) => void;
   } = {},
 ): Promise<{
   scanned: number;
@@ -918,7 +920,10 @@ export async function reindexNotifications(
     grace: false,
     ...(opts.onSchedules ? { onProgress: opts.onSchedules } : {}),
   });
-  const buckets = await tidyBuckets(db, opts.onBuckets ? { onProgress: opts.onBuckets } : {});
+  const buckets = await tidyBuckets(db, {
+    ...(opts.onBuckets ? { onProgress: opts.onBuckets } : {}),
+    ...(opts.onRewrites ? { onRewrites: opts.onRewrites } : {}),
+  });
   return {
     scanned,
     indexed,
