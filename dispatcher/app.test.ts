@@ -485,19 +485,25 @@ describe('POST /tick with a bad schedule time', () => {
   });
 });
 
+/** A store with one every-minute schedule due a minute ago, and `count` notifications on it. */
+function dueEveryMinute(count: number): MemoryStore {
+  const store = new MemoryStore();
+  store.putSchedule('s1', { cron: '* * * * *', timezone: 'UTC', nextRunAt: new Date(now.getTime() - 60_000) });
+  for (let i = 0; i < count; i++) {
+    store.putNotification(`n${i}`, {
+      accountId: 'a1',
+      slack: { channelId: 'C1' },
+      schedule: { cron: '* * * * *', timezone: 'UTC' },
+      scheduleId: 's1',
+      enabled: true,
+    });
+  }
+  return store;
+}
+
 describe('shutting down while a tick runs', () => {
   it('waits for the tick, which stops at its next page and answers, before the clients are closed', async () => {
-    const store = new MemoryStore();
-    store.putSchedule('s1', { cron: '* * * * *', timezone: 'UTC', nextRunAt: new Date(now.getTime() - 60_000) });
-    for (let i = 0; i < 6; i++) {
-      store.putNotification(`n${i}`, {
-        accountId: 'a1',
-        slack: { channelId: 'C1' },
-        schedule: { cron: '* * * * *', timezone: 'UTC' },
-        scheduleId: 's1',
-        enabled: true,
-      });
-    }
+    const store = dueEveryMinute(6);
     const log = createLogger({ service: 'test', level: 'silent' });
     const lifecycle = createLifecycle(log);
     const firstPage = deferred();
@@ -547,17 +553,7 @@ describe('shutting down while a tick runs', () => {
 
 describe('shutting down while a tick whose caller left runs', () => {
   it('waits for the tick all the same, before the clients are closed', async () => {
-    const store = new MemoryStore();
-    store.putSchedule('s1', { cron: '* * * * *', timezone: 'UTC', nextRunAt: new Date(now.getTime() - 60_000) });
-    for (let i = 0; i < 6; i++) {
-      store.putNotification(`n${i}`, {
-        accountId: 'a1',
-        slack: { channelId: 'C1' },
-        schedule: { cron: '* * * * *', timezone: 'UTC' },
-        scheduleId: 's1',
-        enabled: true,
-      });
-    }
+    const store = dueEveryMinute(6);
     const { log, lines } = capturedLog();
     const lifecycle = createLifecycle(log);
     const firstPage = deferred();
