@@ -525,7 +525,7 @@ describe('parseAccountsFile', () => {
     [
       'CSV, not JSON',
       'id,name\nfoo,Foo\n',
-      /^a\.json is not JSON: [^\n]*"id,name\\nfoo,Foo\\n" is not valid JSON \(line 1, column 1\)$/,
+      /^a\.json is not JSON: [^\n]*"id,name\\nfoo,Foo\\n" is not valid JSON \(line 1, column 1\); it reads as CSV, which is not taken: give a JSON array of accounts$/,
     ],
     [
       'CR-only lines, a NUL and an escape',

@@ -683,6 +683,15 @@ function refuseOtherKind(
   }
 }
 
+/**
+ * Whether a file that is not JSON is likely CSV, an export's usual form: named `.csv`, or its
+ * first line, not the start of JSON, has a comma in it (a header row, `id,accountId,…`).
+ */
+function looksLikeCsv(text: string, file: string): boolean {
+  const first = text.trimStart().split(/\r\n|\r|\n/, 1)[0] ?? '';
+  return /\.csv$/i.test(file) || (!/^[[{"]/.test(first) && first.includes(','));
+}
+
 function parseJsonArray(text: string, file: string, of: string): unknown[] {
   // Said as an empty file is, not as JSON that ends too soon (a file of a BOM alone is empty once
   // readText has dropped it).
@@ -695,7 +704,10 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
   } catch (err) {
     // JSON.parse quotes the text around the fault, line breaks and all: one line, its control
     // characters written as escapes (\n, \r, \t, \u0000).
-    throw new CliError(`${file} is not JSON: ${escapedUnshowable((err as Error).message)}${lineAndColumn(text, err)}`);
+    const csv = looksLikeCsv(text, file) ? `; it reads as CSV, which is not taken: give a JSON array of ${of}` : '';
+    throw new CliError(
+      `${file} is not JSON: ${escapedUnshowable((err as Error).message)}${lineAndColumn(text, err)}${csv}`,
+    );
   }
   if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of ${of}`);
   return data;
