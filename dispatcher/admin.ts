@@ -16,9 +16,9 @@ import {
   answeredAlready,
   answeredEarlySignal,
   hasBody,
+  holdIfCallerLeaves,
   jsonBody,
   jsonKind,
-  lateWork,
   methodNotAllowed,
   notFound,
   requireJson,
@@ -220,11 +220,8 @@ function answerWithin(ms: number, waitingOn = 'Firestore'): RequestHandler {
       );
     }, ms);
     locals.deadline.unref();
-    // First of the close listeners, so that the request's count in flight sees the hold.
-    res.prependListener('close', () => {
-      clearTimeout(locals.deadline);
-      if (!res.writableEnded && !lateWork(res)) answerEarly(res, () => {}, endedAfter('its client left'));
-    });
+    res.once('close', () => clearTimeout(locals.deadline));
+    holdIfCallerLeaves(res, endedAfter('its client left'));
     next();
   };
 }

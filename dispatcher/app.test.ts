@@ -8,7 +8,7 @@ import { MemoryStore } from '../shared/memory-store';
 import { runIdOf } from '../shared/model';
 import type { PagePublisher } from '../shared/pubsub';
 import { CLOSE_GRACE_MS, createLifecycle, serve } from '../shared/service';
-import { answerBeforeClose, answerWhileSending, capturedLog } from '../test/helpers';
+import { answerBeforeClose, answerWhileSending, capturedLog, listening } from '../test/helpers';
 import { createApp, type DispatcherDeps, MAX_SCHEDULE_TIME_AHEAD_MS, TICK_ANSWER_GRACE_MS, tickTimeOf } from './app';
 import { LOGGED_OCCURRENCES } from './tick';
 
@@ -527,9 +527,7 @@ describe('shutting down while a tick runs', () => {
       isDraining: lifecycle.isDraining,
       track: lifecycle.track,
     });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as AddressInfo;
+    const { server, port } = await listening(app);
     const tick = fetch(`http://127.0.0.1:${port}/tick`, { method: 'POST' });
     await firstPage.promise;
     // Probes are not work a shutdown waits for.
@@ -573,9 +571,7 @@ describe('shutting down while a tick whose caller left runs', () => {
       isDraining: lifecycle.isDraining,
       track: lifecycle.track,
     });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as AddressInfo;
+    const { server, port } = await listening(app);
     const caller = new AbortController();
     const tick = fetch(`http://127.0.0.1:${port}/tick`, { method: 'POST', signal: caller.signal }).catch(
       (err: unknown) => err,

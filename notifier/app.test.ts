@@ -1,4 +1,4 @@
-import { type AddressInfo, connect } from 'node:net';
+import { connect } from 'node:net';
 import request from 'supertest';
 import { classifySlackErrorCode, RetryableError } from '../shared/errors';
 import { createLogger } from '../shared/logger';
@@ -9,7 +9,7 @@ import { notificationDoc } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
 import { createLifecycle } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
-import { answerBeforeClose, capturedLog } from '../test/helpers';
+import { answerBeforeClose, capturedLog, listening } from '../test/helpers';
 import { createApp, type NotifierDeps, nackHoldMs } from './app';
 import type { PostRequest, SlackPort } from './slack';
 
@@ -288,9 +288,7 @@ describe('notifier app POST /push', () => {
     const res = await request(app).post(TOPOLOGY.pushPath).set('Content-Type', 'application/json');
     expect(res.status).toBe(204);
     // And with no Content-Length or Transfer-Encoding at all (`curl -X POST` without data).
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as AddressInfo;
+    const { server, port } = await listening(app);
     const answer = await new Promise<string>((resolve, reject) => {
       const socket = connect(port, '127.0.0.1', () =>
         socket.end(`POST ${TOPOLOGY.pushPath} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n`),
@@ -311,9 +309,7 @@ describe('notifier app POST /push', () => {
   it('acks a body whose Content-Length is past the limit at once, closing the connection, without waiting for the body', async () => {
     const { log, lines } = capturedLog();
     const { app } = setup({ log });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as AddressInfo;
+    const { server, port } = await listening(app);
     const started = Date.now();
     // A gigabyte declared, and none of it sent: the socket is not ended by this side.
     const answer = await answerBeforeClose(
@@ -464,9 +460,7 @@ describe('a shutdown that abandons pushes', () => {
       return new Promise(() => undefined);
     };
     const { app } = setup({ log, slack, track: lifecycle.track, isDraining: lifecycle.isDraining });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as AddressInfo;
+    const { server, port } = await listening(app);
     const push = fetch(`http://127.0.0.1:${port}${TOPOLOGY.pushPath}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -507,9 +501,7 @@ describe('a shutdown while a push whose caller left still posts', () => {
       return post(req);
     };
     const { app, store } = setup({ log, slack, track: lifecycle.track, isDraining: lifecycle.isDraining });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as AddressInfo;
+    const { server, port } = await listening(app);
     const caller = new AbortController();
     const push = fetch(`http://127.0.0.1:${port}${TOPOLOGY.pushPath}`, {
       method: 'POST',

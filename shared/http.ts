@@ -461,18 +461,23 @@ export function answerEarly(res: Response, send: () => void, ended: (status: num
  */
 export function inFlightUntilRouteEnds(): RequestHandler {
   return (req, res, next) => {
-    // First of the close listeners, so that the request's count in flight sees the hold.
-    res.prependListener('close', () => {
-      // Answered already (its bytes maybe still buffered for a caller now gone): nothing to hold.
-      if (res.writableEnded || lateWork(res)) return;
-      answerEarly(
-        res,
-        () => {},
-        (status) => req.log.info({ status }, `ended after its caller left: it would have answered ${status}`),
-      );
-    });
+    holdIfCallerLeaves(res, (status) =>
+      req.log.info({ status }, `ended after its caller left: it would have answered ${status}`),
+    );
     next();
   };
+}
+
+/**
+ * Should the caller of `res` leave before its route answers, the request is held in flight
+ * until the route ends (answerEarly, with nothing sent), and its answer handed to `ended`.
+ */
+export function holdIfCallerLeaves(res: Response, ended: (status: number) => void): void {
+  // First of the close listeners, so that the request's count in flight sees the hold.
+  res.prependListener('close', () => {
+    // Answered already (its bytes maybe still buffered for a caller now gone): nothing to hold.
+    if (!res.writableEnded && !lateWork(res)) answerEarly(res, () => {}, ended);
+  });
 }
 
 /** The end of a route whose request was answered early (`answerEarly`), if it was. */

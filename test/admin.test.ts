@@ -24,7 +24,7 @@ import { scheduleIdOf } from '../shared/schedule';
 import { createLifecycle } from '../shared/service';
 import { COLLECTIONS, localTopology } from '../shared/topology';
 import { deliveryCounts, dispatcherForAdmin, fakeAdminPorts } from './admin-ports';
-import { answerBeforeClose, deliveryStatuses, notification, seed, standInForFile, waitFor } from './helpers';
+import { answerBeforeClose, deliveryStatuses, listening, notification, seed, standInForFile, waitFor } from './helpers';
 import { TestIssuer } from './id-tokens';
 
 const AUDIENCE = 'https://dispatcher.example.run.app';
@@ -1192,13 +1192,6 @@ describe('admin API: deadlines (fake ports)', () => {
     return { lines, log, hold, release, said };
   }
 
-  async function serveApp(app: ReturnType<typeof appWith>) {
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as AddressInfo;
-    return { server, url: `http://127.0.0.1:${port}` };
-  }
-
   test('a shutdown waits for work past its 504, and a failure past it is logged with its stack, then as what it would have answered', async () => {
     const h = held();
     const lifecycle = createLifecycle(h.log);
@@ -1217,7 +1210,7 @@ describe('admin API: deadlines (fake ports)', () => {
       { oneMs: 200, bulkMs: 200 },
       { track: lifecycle.track },
     );
-    const { server, url } = await serveApp(app);
+    const { server, url } = await listening(app);
     const headers = { authorization: bearer() };
     const [one, two] = await Promise.all([
       fetch(`${url}/admin/notifications/n-1`, { headers }),
@@ -1282,7 +1275,7 @@ describe('admin API: deadlines (fake ports)', () => {
         },
       },
     );
-    const { server, url } = await serveApp(app);
+    const { server, url } = await listening(app);
     const headers = { authorization: bearer() };
     // Left while the route waits on Firestore.
     await expect(
@@ -1331,7 +1324,7 @@ describe('admin API: deadlines (fake ports)', () => {
       h.log,
       { oneMs: 300, bulkMs: 1000 },
     );
-    const { server } = await serveApp(app);
+    const { server } = await listening(app);
     const { port } = server.address() as AddressInfo;
     /** A connection that keeps what it is answered, until it closes (at most 5 s). */
     const open = () => {
@@ -1450,7 +1443,7 @@ describe('admin API: deadlines (fake ports)', () => {
       { oneMs: 300, bulkMs: 300 },
       { track: lifecycle.track },
     );
-    const { server } = await serveApp(app);
+    const { server } = await listening(app);
     const { port } = server.address() as AddressInfo;
     const put = JSON.stringify({ accountId: 'a-1', channelId: 'C0123456789', cron: '0 9 * * *', timezone: 'UTC' });
     // Ten bytes of its body, and no more: the rest never comes.

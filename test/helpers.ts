@@ -1,6 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import type { Server } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import type { Firestore } from '@google-cloud/firestore';
+import type { Express } from 'express';
 import { demoAccounts } from '../dev/demo';
 import { SlackStandIn, type SlackStandInOptions } from '../dev/slack-standin';
 import type { DispatchPublisher, TickDeps } from '../dispatcher/tick';
@@ -272,6 +274,14 @@ export function collectOutput(child: ChildProcess): {
 }
 
 /** A logger whose lines are kept, parsed, for a test to read. */
+/** Serves `app` on a free loopback port, once it listens. */
+export async function listening(app: Express): Promise<{ server: Server; url: string; port: number }> {
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  const { port } = server.address() as AddressInfo;
+  return { server, url: `http://127.0.0.1:${port}`, port };
+}
+
 export function capturedLog(): { log: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
   const log = createLogger({
