@@ -14,6 +14,7 @@ import {
   nextOccurrence,
   occurrencesAfter,
   planOccurrence,
+  SKIP_COUNT_BOUND,
   scheduleIdOf,
   stepPastCycle,
   validateSchedule,
@@ -394,6 +395,19 @@ describe('planOccurrence: the catch-up policy', () => {
     expect(plan.run).toBeNull();
     expect(plan.skipped).toBe(6);
     expect(plan.nextRunAt.toISOString()).toBe('2026-01-01T06:00:00.000Z');
+  });
+
+  it('after a long outage the count stops at its bound, a floor: the latest still runs and nextRunAt is right', () => {
+    const everyMinute = { cron: '* * * * *', timezone: 'America/New_York' };
+    // Due since 30 days before the tick: 43,200 occurrences were missed.
+    const plan = planOccurrence(everyMinute, at('2026-11-01T00:00:00Z'), at('2026-12-01T00:00:30Z'), window);
+    expect(plan.run?.toISOString()).toBe('2026-12-01T00:00:00.000Z');
+    expect(plan.skipped).toBe(SKIP_COUNT_BOUND);
+    expect(plan.skipped).toBeLessThan(43_200);
+    expect(plan.nextRunAt.toISOString()).toBe('2026-12-01T00:01:00.000Z');
+    // Below the bound, every one is counted: 16 hours of minutes.
+    const short = planOccurrence(everyMinute, at('2026-11-30T08:00:00Z'), at('2026-12-01T00:00:30Z'), window);
+    expect(short.skipped).toBe(16 * 60);
   });
 
   it('the window edge is inclusive', () => {

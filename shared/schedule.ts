@@ -690,7 +690,13 @@ export interface OccurrencePlan {
   nextRunAt: Date;
 }
 
-const SKIP_COUNT_BOUND = 10_000;
+/**
+ * The most skipped occurrences one plan counts one by one; past it the count is a floor. Each
+ * is placed in its time zone as a dispatch would be, which costs tens of microseconds: a
+ * bound of 10,000 made one every-minute schedule after a week's outage cost a second of the
+ * tick, and a few hundred of them its whole deadline.
+ */
+export const SKIP_COUNT_BOUND = 1_000;
 
 /** A tick that arrives more than this after its schedule time is late: its occurrences are aged by the clock. */
 export const LATE_TICK_MS = 60_000;
