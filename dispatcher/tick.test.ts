@@ -1113,6 +1113,53 @@ describe('runTick', () => {
   });
 });
 
+describe('a schedule no notification uses any more', () => {
+  it('writes one run that published nothing, then no run while its index stays empty, and runs again once one joins', async () => {
+    const store = new MemoryStore();
+    const [id] = everyMinute(store, ['Europe/Paris'], 1) as [string];
+    const at = (minutes: number) => new Date(occurrence.getTime() + minutes * 60_000);
+    const tickAt = (minutes: number) =>
+      runTick(at(minutes), deps(store, new FakePublisher(), { clock: () => new Date(at(minutes).getTime() + 5_000) }));
+    const only = async (minutes: number) => (await tickAt(minutes)).occurrences[0];
+
+    expect(await only(0)).toMatchObject({ status: 'dispatched', published: 1 });
+    expect(store.schedule(id)?.lastRunPublished).toBe(1);
+    // Its one notification paused: the next run finds the index empty, and says so with a run.
+    store.putNotification('Europe/Paris-0', { scheduleId: id, enabled: false });
+    expect(await only(1)).toMatchObject({
+      status: 'dispatched',
+      published: 0,
+      runId: runIdOf(id, at(1).toISOString()),
+    });
+    expect(store.schedule(id)?.lastRunPublished).toBe(0);
+    // From then on the index is read and the schedule moved on, with no run.
+    for (const minute of [2, 3]) {
+      expect(await only(minute)).toMatchObject({ status: 'no-notifications', published: 0, runId: null });
+      expect(await store.getRun(runIdOf(id, at(minute).toISOString()))).toBeNull();
+      expect(store.schedule(id)?.nextRunAt).toEqual(at(minute + 1));
+      expect(store.schedule(id)?.activeOccurrence).toBeNull();
+    }
+    // Resumed: the next occurrence runs and sends it.
+    store.putNotification('Europe/Paris-0', { scheduleId: id, enabled: true });
+    const publisher = new FakePublisher();
+    const summary = await runTick(at(4), deps(store, publisher, { clock: () => new Date(at(4).getTime() + 5_000) }));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'dispatched', published: 1 });
+    expect(publisher.messages.map((m) => m.notificationId)).toEqual(['Europe/Paris-0']);
+    expect(store.schedule(id)?.lastRunPublished).toBe(1);
+  });
+
+  it('still counts what the catch-up policy passed over', async () => {
+    const store = new MemoryStore();
+    const [id] = everyMinute(store, ['UTC'], 0) as [string];
+    store.putSchedule(id, { cron: '* * * * *', timezone: 'UTC', nextRunAt: occurrence, lastRunPublished: 0 });
+    const late = new Date(occurrence.getTime() + 5 * 60_000);
+    const summary = await runTick(late, deps(store, new FakePublisher(), { clock: () => late }));
+    expect(summary.occurrences[0]).toMatchObject({ status: 'no-notifications', skipped: 5 });
+    expect(store.schedule(id)?.skippedOccurrences).toBe(5);
+    expect(store.schedule(id)?.nextRunAt).toEqual(new Date(late.getTime() + 60_000));
+  });
+});
+
 describe('a notification id saved before ids were capped to fit a Pub/Sub attribute', () => {
   it('is dispatched, its message without the delivery-id attribute Pub/Sub would refuse; the others keep theirs', async () => {
     const store = new MemoryStore();

@@ -161,6 +161,7 @@ export type OccurrenceStatus =
   | 'leased-elsewhere'
   | 'superseded'
   | 'skipped-missed'
+  | 'no-notifications'
   | 'invalid-schedule'
   | 'failed';
 
@@ -335,6 +336,20 @@ async function confined(schedule: DueSchedule, tick: TickRun): Promise<Occurrenc
   }
 }
 
+/** Whether the schedule's dispatch index lists a notification (as it was at `readAt`, when given). */
+async function hasNotifications(runs: RunStore, scheduleId: string, readAt: Date | null): Promise<boolean> {
+  const pages = runs.notificationPages(scheduleId, null, 1, readAt)[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const page = await pages.next();
+      if (page.done) return false;
+      if (page.value.ids.length > 0) return true;
+    }
+  } finally {
+    await pages.return?.(undefined);
+  }
+}
+
 /** What every run of one tick shares. */
 interface TickRun {
   tickTime: Date;
@@ -421,6 +436,17 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   const leaseMs = deps.leaseSeconds * 1000;
   // What this plan passed over is kept on the run it creates, for whichever dispatcher ends it.
   const planned = schedule.activeOccurrence ? 0 : plan.skipped;
+  // A schedule whose last run published nothing (each of its notifications moved to another
+  // schedule, paused or deleted) gets no run while its index stays empty: it is read first, as a
+  // run would read it (as it was at the tick's read), and the schedule moved on. A notification
+  // indexed after that read would have been left out of a run too.
+  if (!schedule.activeOccurrence && schedule.lastRunPublished === 0) {
+    if (!(await hasNotifications(deps.runs, schedule.id, indexReadAt))) {
+      await deps.runs.advanceSchedule(schedule.id, nextRunAt, skippedFrom(planned), clock(), null);
+      log.debug({ nextRunAt: nextRunAt.toISOString() }, 'no notification uses the schedule; no run written');
+      return { ...base, occurrence, runId: null, status: 'no-notifications', skipped: planned };
+    }
+  }
   const claim = await deps.runs.claimRun(
     schedule.id,
     occurrence,

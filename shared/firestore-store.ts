@@ -57,6 +57,7 @@ import { QUERIES, type QuerySpec } from './queries';
 import {
   activeOccurrenceOf,
   claimStep,
+  publishedCount,
   type ScheduleAdvance,
   scheduleAdvance,
   scheduleRunState,
@@ -149,6 +150,7 @@ function advancedFields(advance: ScheduleAdvance, now: Date): Record<string, unk
     ...(advance.lastRunAt ? { lastRunAt: advance.lastRunAt } : {}),
     activeOccurrence: null,
     ...(advance.skipped > 0 ? { skippedOccurrences: FieldValue.increment(advance.skipped) } : {}),
+    ...(advance.published !== undefined ? { lastRunPublished: advance.published } : {}),
     updatedAt: now,
   };
 }
@@ -217,6 +219,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         timezone: String(data.timezone ?? '').trim(),
         nextRunAt: (data.nextRunAt as Date) ?? at,
         lastRunAt: (data.lastRunAt as Date | null) ?? null,
+        lastRunPublished: publishedCount(data.lastRunPublished),
         ...activeOccurrenceOf(data.activeOccurrence),
         readAt: snap.readTime.toDate(),
       };
@@ -417,7 +420,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         updatedAt: now,
         expireAt: expiryFrom(now),
       });
-      const advance = scheduleAdvance(state, run.occurrence, nextRunAt, skipped);
+      const published = (Number(run.published) || 0) + (progress?.published ?? 0);
+      const advance = scheduleAdvance(state, run.occurrence, nextRunAt, skipped, published);
       if (advance) tx.set(scheduleRef, advancedFields(advance, now), { merge: true });
     });
   }

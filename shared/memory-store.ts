@@ -29,7 +29,7 @@ import type {
   SkippedCount,
 } from './ports';
 import { type DeadLetterFields, LeaseLostError, leaseLost } from './ports';
-import { activeOccurrenceOf, claimStep, scheduleAdvance, scheduleRunState } from './schedule-state';
+import { activeOccurrenceOf, claimStep, publishedCount, scheduleAdvance, scheduleRunState } from './schedule-state';
 
 /**
  * The ports of shared/ports.ts over Maps, with the semantics of FirestoreStore (claim and
@@ -138,6 +138,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
         timezone: String(s.timezone ?? '').trim(),
         nextRunAt: new Date((s.nextRunAt as Date).getTime()),
         lastRunAt: s.lastRunAt ? new Date(s.lastRunAt.getTime()) : null,
+        lastRunPublished: publishedCount(s.lastRunPublished),
         ...activeOccurrenceOf(s.activeOccurrence),
       }));
   }
@@ -246,16 +247,16 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     progress: CheckpointProgress | null = null,
   ): Promise<void> {
     const run = this.leased(runId, owner);
+    const done = { ...run, ...(progress ? withProgress(run, progress) : {}) };
     this.runDocs.set(runId, {
-      ...run,
-      ...(progress ? withProgress(run, progress) : {}),
+      ...done,
       status: 'done',
       leaseOwner: null,
       leaseExpiresAt: null,
       finishedAt: now,
       updatedAt: now,
     });
-    this.advance(scheduleId, run.occurrence, nextRunAt, skipped, now);
+    this.advance(scheduleId, run.occurrence, nextRunAt, skipped, now, done.published);
   }
 
   async advanceSchedule(
@@ -275,14 +276,22 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     nextRunAt: Date,
     skipped: SkippedCount,
     now: Date,
+    published?: number,
   ): void {
-    const advance = scheduleAdvance(scheduleRunState(this.scheduleDocs.get(scheduleId)), finished, nextRunAt, skipped);
+    const advance = scheduleAdvance(
+      scheduleRunState(this.scheduleDocs.get(scheduleId)),
+      finished,
+      nextRunAt,
+      skipped,
+      published,
+    );
     if (!advance) return;
     this.mergeSchedule(
       scheduleId,
       {
         nextRunAt: advance.nextRunAt,
         ...(advance.lastRunAt ? { lastRunAt: advance.lastRunAt } : {}),
+        ...(advance.published !== undefined ? { lastRunPublished: advance.published } : {}),
         activeOccurrence: null,
         updatedAt: now,
       },

@@ -401,6 +401,12 @@ export interface ScheduleDoc {
   nextRunAt: Date;
   lastRunAt?: Date | null;
   skippedOccurrences?: number;
+  /**
+   * How many notifications the schedule's last finished run published (0: its index was empty);
+   * absent before its first run ends. A tick reads the index before it writes a run for a
+   * schedule whose last run published none, and writes none while the index stays empty.
+   */
+  lastRunPublished?: number | null;
 }
 
 export type RunStatus = 'running' | 'done' | 'failed';

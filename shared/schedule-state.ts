@@ -50,6 +50,11 @@ export function activeOccurrenceOf(v: unknown): { activeOccurrence: string | nul
     : { activeOccurrence };
 }
 
+/** A stored `lastRunPublished`: a whole count, or null (none recorded, or not a count). */
+export function publishedCount(v: unknown): number | null {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null;
+}
+
 export function scheduleRunState(doc: Record<string, unknown> | undefined): ScheduleRunState {
   const date = (v: unknown): Date | null => (v instanceof Date && !Number.isNaN(v.getTime()) ? v : null);
   return {
@@ -96,6 +101,8 @@ export interface ScheduleAdvance {
   lastRunAt?: Date;
   /** Added to skippedOccurrences: only when this write moves nextRunAt on. */
   skipped: number;
+  /** What the finished run published in all (ScheduleDoc.lastRunPublished), when a run ended. */
+  published?: number;
 }
 
 /**
@@ -108,6 +115,7 @@ export function scheduleAdvance(
   finished: string | null,
   nextRunAt: Date,
   skipped: SkippedCount,
+  published?: number,
 ): ScheduleAdvance | null {
   if (!state.exists) return null;
   if (state.activeOccurrence !== null && state.activeOccurrence !== finished) return null;
@@ -115,6 +123,7 @@ export function scheduleAdvance(
   const advance: ScheduleAdvance = {
     nextRunAt: moves || state.nextRunAt === null ? nextRunAt : state.nextRunAt,
     skipped: moves ? skippedCount(skipped, state) : 0,
+    ...(published !== undefined ? { published } : {}),
   };
   if (finished !== null) {
     const at = new Date(finished);

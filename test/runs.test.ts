@@ -7,7 +7,7 @@ import { createLogger } from '../shared/logger';
 import { bucketOf } from '../shared/members';
 import type { DispatchMessage } from '../shared/messages';
 import { runIdOf } from '../shared/model';
-import { saveNotifications } from '../shared/notifications';
+import { deleteNotification, saveNotifications, setNotificationEnabled } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
 import { COLLECTIONS } from '../shared/topology';
 import { emulatorTickDeps, notification } from './helpers';
@@ -383,4 +383,55 @@ test('a run’s lease is renewed alone by its owner, and not for another', async
     await expect(leaseStore.renewLease(run, 'thief', 60_000, later)).rejects.toThrow(/leased by owner-1/);
     expect(await leaseStore.getRun(run)).toMatchObject({ leaseOwner: 'owner-1', published: 0, status: 'running' });
   });
+});
+
+test('a schedule whose notifications are all paused or deleted writes one empty run, then none, and runs again once one is resumed', async () => {
+  // A project of its own: the ticks here see no other test's schedules.
+  const own = createFirestore(uniqueProjectId('runs-empty'));
+  const ownStore = new FirestoreStore(own);
+  try {
+    const tokyo = { cron: '* * * * *', timezone: 'Asia/Tokyo' };
+    const sid = scheduleIdOf(tokyo);
+    await saveNotifications(
+      own,
+      [notification(0, { id: 'empty-0', ...tokyo }), notification(1, { id: 'empty-1', ...tokyo })],
+      {
+        now: t('10:59:30'),
+      },
+    );
+    const tickAt = async (at: Date) => {
+      const p = publisher();
+      const summary = await runTick(at, emulatorTickDeps(ownStore, p, new Date(at.getTime() + 5_000), log));
+      return { occurrence: summary.occurrences[0], messages: p.messages };
+    };
+    const stored = async () => (await own.collection(COLLECTIONS.schedules).doc(sid).get()).data() ?? {};
+    const run = async (at: Date) =>
+      (await own.collection(COLLECTIONS.runs).doc(runIdOf(sid, at.toISOString())).get()).exists;
+
+    expect((await tickAt(t('10:59:00'))).occurrence).toMatchObject({ status: 'dispatched', published: 2 });
+    expect((await stored()).lastRunPublished).toBe(2);
+
+    await setNotificationEnabled(own, 'empty-0', false, 'test');
+    await deleteNotification(own, 'empty-1');
+    expect((await tickAt(t('11:00:00'))).occurrence).toMatchObject({ status: 'dispatched', published: 0 });
+    expect(await run(t('11:00:00'))).toBe(true);
+    expect((await stored()).lastRunPublished).toBe(0);
+
+    for (const at of [t('11:01:00'), t('11:02:00')]) {
+      expect((await tickAt(at)).occurrence).toMatchObject({ status: 'no-notifications', runId: null });
+      expect(await run(at)).toBe(false);
+      const s = await stored();
+      expect(s.nextRunAt.toDate().getTime()).toBe(at.getTime() + 60_000);
+      expect(s.activeOccurrence).toBeNull();
+    }
+
+    await setNotificationEnabled(own, 'empty-0', true);
+    const resumed = await tickAt(t('11:03:00'));
+    expect(resumed.occurrence).toMatchObject({ status: 'dispatched', published: 1 });
+    expect(resumed.messages.map((m) => m.notificationId)).toEqual(['empty-0']);
+    expect(await run(t('11:03:00'))).toBe(true);
+    expect((await stored()).lastRunPublished).toBe(1);
+  } finally {
+    await own.terminate();
+  }
 });
