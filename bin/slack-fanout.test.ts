@@ -34,6 +34,7 @@ import {
   versionTakenAsValue,
   whereService,
   withoutHelpOfHelp,
+  zoneCautions,
 } from './slack-fanout';
 
 const good = { id: 'n-1', accountId: 'a-1', channelId: 'C1', cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' };
@@ -1582,5 +1583,22 @@ describe('checkedAfterSave (the accounts an import or add names, looked up once 
     await expect(said).resolves.toBe(
       'saved, but whether the accounts they name exist could not be checked: Firestore did not answer within 30 s',
     );
+  });
+});
+
+describe('zoneCautions', () => {
+  it('says each zone that reads as what it is not once, with how many notifications give it', () => {
+    const items = ['EST', ' EST', 'America/New_York', 'Etc/GMT+5', 'UTC'].map((timezone) => ({ timezone }));
+    expect(zoneCautions(items)).toEqual([
+      expect.stringMatching(/^time zone "EST" is UTC-5 all year, .*give America\/New_York \(2 notifications\)$/),
+      expect.stringMatching(/^time zone "Etc\/GMT\+5" is UTC-5, not UTC\+5: .* \(1 notification\)$/),
+    ]);
+  });
+
+  it('says no count for one notification, and nothing for zones that read as they are', () => {
+    expect(zoneCautions([{ timezone: 'MST' }])).toEqual([expect.stringMatching(/give America\/Denver$/)]);
+    expect(
+      zoneCautions(['Europe/Paris', 'HST', 'EST5EDT', 'Etc/GMT+0', 'Etc/GMT'].map((timezone) => ({ timezone }))),
+    ).toEqual([]);
   });
 });

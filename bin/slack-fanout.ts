@@ -78,7 +78,7 @@ import {
   runSummary,
 } from '../shared/redrive';
 import { dashboardUrlProblem } from '../shared/report';
-import { MAX_CRON_CHARS, MAX_TIMEZONE_CHARS } from '../shared/schedule';
+import { MAX_CRON_CHARS, MAX_TIMEZONE_CHARS, timeZoneCaution } from '../shared/schedule';
 import { onStopSignals, type StopSignal, type StopSignals, signalExitCode, stoppingLine } from '../shared/signals';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 import { counted } from '../shared/words';
@@ -1102,6 +1102,27 @@ function countOf(n: number, plural: string): string {
   return counted(n, plural.replace(/s$/, ''), plural);
 }
 
+/** `items`, once zoneCautions' warnings are said on stderr, each headed by `command`. */
+function warnedOfZones<T extends { timezone: string }>(items: T[], command: string): T[] {
+  for (const caution of zoneCautions(items)) process.stderr.write(`${command}: ${caution}\n`);
+  return items;
+}
+
+/**
+ * The warnings the time zones of `items` call for (timeZoneCaution), one a zone, each with how
+ * many of the notifications give it when there are several: the zone is taken, as it is valid.
+ */
+export function zoneCautions(items: readonly { timezone: string }[]): string[] {
+  const counts = new Map<string, number>();
+  for (const n of items) counts.set(n.timezone.trim(), (counts.get(n.timezone.trim()) ?? 0) + 1);
+  const said: string[] = [];
+  for (const [zone, count] of counts) {
+    const caution = timeZoneCaution(zone);
+    if (caution !== null) said.push(items.length > 1 ? `${caution} (${countOf(count, 'notifications')})` : caution);
+  }
+  return said;
+}
+
 /** A line of progress on stderr at most this often when it is not a terminal. */
 export const PROGRESS_EVERY_MS = 2000;
 
@@ -1680,7 +1701,7 @@ ${STALL_HELP}`,
       importFile(
         'import',
         projectOf(program.opts()),
-        parseNotificationsFile(readText(file), sourceName(file)),
+        warnedOfZones(parseNotificationsFile(readText(file), sourceName(file)), 'import'),
         'notifications',
         async (db, items, opts) => {
           await saveNotifications(db, items, opts);
@@ -1789,6 +1810,7 @@ need) and no blanks around it, and is in Unicode's composed form (NFC).`,
           () => 'add',
           { fieldName: (field) => ADD_OPTIONS[field] ?? field },
         ) as [NewNotification];
+        warnedOfZones([n], 'add');
         const db = await openFirestore(projectOf(program.opts()));
         let warning: string | null;
         try {

@@ -66,7 +66,7 @@ import {
   redriveRun,
   runSummary,
 } from '../shared/redrive';
-import { checkedSchedule, scheduleProblemField } from '../shared/schedule';
+import { checkedSchedule, scheduleProblemField, timeZoneCaution } from '../shared/schedule';
 import { z } from '../shared/zod';
 import {
   renderStatusError,
@@ -673,15 +673,17 @@ export function adminRouter(deps: AdminDeps): Router {
       }
       if (created === undefined) return;
       audit(req, res, created ? 'create-notification' : 'replace-notification', { notificationId: id });
-      res.status(created ? 201 : 200).json({
-        id,
-        created,
+      const warnings = [
         ...(accountMissing
-          ? {
-              warning: `account ${quoted(body.accountId)} is not in Firestore: each delivery fails (invalid_notification) until it is imported, and after PAUSE_AFTER_FAILURES occurrences in a row the notification is paused (account_not_found)`,
-            }
-          : {}),
-      });
+          ? [
+              `account ${quoted(body.accountId)} is not in Firestore: each delivery fails (invalid_notification) until it is imported, and after PAUSE_AFTER_FAILURES occurrences in a row the notification is paused (account_not_found)`,
+            ]
+          : []),
+        ...[timeZoneCaution(body.timezone)].filter((c): c is string => c !== null),
+      ];
+      res
+        .status(created ? 201 : 200)
+        .json({ id, created, ...(warnings.length > 0 ? { warning: warnings.join('; ') } : {}) });
     },
   );
 

@@ -17,6 +17,7 @@ import {
   SKIP_COUNT_BOUND,
   scheduleIdOf,
   stepPastCycle,
+  timeZoneCaution,
   validateSchedule,
 } from './schedule';
 
@@ -950,5 +951,39 @@ describe("stepPastCycle: a step longer than its field's cycle, which cron reads 
     expect(firesAt(s, new Date('2026-12-06T01:00:00Z'))).toBe(true);
     expect(firesAt(s, new Date('2026-12-06T02:00:00Z'))).toBe(true);
     expect(firesAt(s, new Date('2026-12-06T01:30:00Z'))).toBe(false);
+  });
+});
+
+describe('timeZoneCaution', () => {
+  it('says that EST and MST keep one offset all year, what they are stored as, and the zone with summer time', () => {
+    expect(timeZoneCaution('EST')).toBe(
+      'time zone "EST" is UTC-5 all year, with no daylight saving time (stored as America/Panama): for US Eastern time, which changes in summer, give America/New_York',
+    );
+    expect(timeZoneCaution(' est ')).toMatch(/^time zone "est" is UTC-5 all year, .*\(stored as America\/Panama\)/);
+    expect(timeZoneCaution('MST')).toMatch(/UTC-7 all year.*America\/Phoenix.*give America\/Denver$/);
+  });
+
+  it('says that an Etc/GMT zone’s sign is the reverse of how it reads', () => {
+    expect(timeZoneCaution('Etc/GMT+5')).toBe(
+      'time zone "Etc/GMT+5" is UTC-5, not UTC+5: an Etc/GMT zone\'s sign is the reverse of how it reads (POSIX\'s), and it keeps that offset all year',
+    );
+    expect(timeZoneCaution('etc/gmt-14')).toMatch(/is UTC\+14, not UTC-14/);
+  });
+
+  it('says nothing of a zone that reads as it is, of UTC under any name, nor of one that is not a zone', () => {
+    for (const zone of [
+      'America/New_York',
+      'HST',
+      'EST5EDT',
+      'UTC',
+      'Etc/GMT',
+      'Etc/GMT+0',
+      'Etc/GMT-0',
+      'ESTX',
+      'Etc/GMT+99',
+      'Europe/Paris',
+    ]) {
+      expect([zone, timeZoneCaution(zone)]).toEqual([zone, null]);
+    }
   });
 });

@@ -75,6 +75,43 @@ export function canonicalTimeZone(timezone: string): string {
   return zoneOf(timezone) ?? timezone;
 }
 
+/**
+ * Abbreviations the time zone database takes as zones that keep one offset all year, where a
+ * user writing them most likely means the region's clock, daylight saving time included: EST is
+ * stored as America/Panama and MST as America/Phoenix. (HST, Hawaii's, has no daylight saving
+ * time either way.)
+ */
+const FIXED_ABBREVIATIONS: Readonly<Record<string, { offset: string; region: string; instead: string }>> = {
+  EST: { offset: 'UTC-5', region: 'US Eastern', instead: 'America/New_York' },
+  MST: { offset: 'UTC-7', region: 'US Mountain', instead: 'America/Denver' },
+};
+
+/**
+ * What a user should know of a time zone taken as given, or null: one whose name reads as
+ * something it is not. `EST` and `MST` keep one offset all year (no daylight saving time), and
+ * `Etc/GMT+5` is UTC-5 (POSIX's sign, the reverse of how it reads). Said as a warning: the zone
+ * is valid, and a schedule may mean it.
+ */
+export function timeZoneCaution(timezone: string): string | null {
+  const zone = timezone.trim();
+  const fixed = FIXED_ABBREVIATIONS[zone.toUpperCase()];
+  if (fixed && isValidTimeZone(zone)) {
+    return (
+      `time zone ${quoted(zone)} is ${fixed.offset} all year, with no daylight saving time (stored as ` +
+      `${canonicalTimeZone(zone)}): for ${fixed.region} time, which changes in summer, give ${fixed.instead}`
+    );
+  }
+  const etc = /^etc\/gmt([+-])(\d{1,2})$/i.exec(zone);
+  if (etc && Number(etc[2]) !== 0 && isValidTimeZone(zone)) {
+    const hours = Number(etc[2]);
+    return (
+      `time zone ${quoted(zone)} is UTC${etc[1] === '+' ? '-' : '+'}${hours}, not UTC${etc[1]}${hours}: an Etc/GMT ` +
+      `zone's sign is the reverse of how it reads (POSIX's), and it keeps that offset all year`
+    );
+  }
+  return null;
+}
+
 /** The cron macros, refused with the 5 fields each stands for (`@reboot` has none). */
 const CRON_MACROS: Record<string, string> = {
   '@yearly': '0 0 1 1 *',

@@ -1841,6 +1841,28 @@ describe('admin API on the emulators', () => {
     expect(doc.get('slack.channelId')).toBe('C1');
   });
 
+  test('a notification in a zone that reads as what it is not is saved, with a warning that says what it is', async () => {
+    // No account acct-0001 yet (the next test counts on it): both warnings, in one.
+    const body = { accountId: 'acct-0001', channelId: 'C123', cron: '0 9 * * 1-5', timezone: 'EST' };
+    const saved = await call('PUT', '/admin/notifications/n-admin-est', body);
+    expect(saved.status).toBe(201);
+    expect(saved.body).toEqual({
+      id: 'n-admin-est',
+      created: true,
+      warning: expect.stringMatching(
+        /^account "acct-0001" is not in Firestore: .*; time zone "EST" is UTC-5 all year, .*give America\/New_York$/,
+      ),
+    });
+    const stored = await stack.db.collection(COLLECTIONS.notifications).doc('n-admin-est').get();
+    expect(stored.get('schedule.timezone')).toBe('America/Panama');
+    const plain = await call('PUT', '/admin/notifications/n-admin-est', { ...body, timezone: 'America/New_York' });
+    expect(plain.body).toEqual({
+      id: 'n-admin-est',
+      created: false,
+      warning: expect.not.stringMatching(/time zone/),
+    });
+  });
+
   test('notifications: create, replace, read, pause and resume', async () => {
     const body = { accountId: 'acct-0001', channelId: 'C123', cron: '0 9 * * 1-5', timezone: 'Europe/Paris' };
     const created = await call('PUT', '/admin/notifications/n-admin', body);
