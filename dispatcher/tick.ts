@@ -336,15 +336,30 @@ async function confined(schedule: DueSchedule, tick: TickRun): Promise<Occurrenc
   }
 }
 
-/** Whether the schedule's dispatch index lists a notification (as it was at `readAt`, when given). */
+/** Thrown by hasNotifications' beforeLargeRead: the read it would make is left to the run. */
+class LargeReadLeft extends Error {}
+
+/**
+ * Whether the schedule's dispatch index lists a notification (as it was at `readAt`, when
+ * given). It reads buckets until one lists an id. A read the store expects to be large (it
+ * reads ahead, sized on the ids of the buckets before) is not made here: it waits for one of
+ * the tick's slots in a run (TickDeps.largeRuns), so such an index is taken as not empty, and
+ * the run reads it as usual.
+ */
 async function hasNotifications(runs: RunStore, scheduleId: string, readAt: Date | null): Promise<boolean> {
-  const pages = runs.notificationPages(scheduleId, null, 1, readAt)[Symbol.asyncIterator]();
+  const refuseLarge = async (): Promise<void> => {
+    throw new LargeReadLeft();
+  };
+  const pages = runs.notificationPages(scheduleId, null, 1, readAt, refuseLarge)[Symbol.asyncIterator]();
   try {
     for (;;) {
       const page = await pages.next();
       if (page.done) return false;
       if (page.value.ids.length > 0) return true;
     }
+  } catch (err) {
+    if (err instanceof LargeReadLeft) return true;
+    throw err;
   } finally {
     await pages.return?.(undefined);
   }

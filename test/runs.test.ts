@@ -392,12 +392,12 @@ test('a schedule whose notifications are all paused or deleted writes one empty 
   try {
     const tokyo = { cron: '* * * * *', timezone: 'Asia/Tokyo' };
     const sid = scheduleIdOf(tokyo);
+    // Five, in pages of 2: the run's end adds its last page to what its checkpoints counted.
+    const others = Array.from({ length: 3 }, (_, i) => notification(2 + i, { id: `empty-${2 + i}`, ...tokyo }));
     await saveNotifications(
       own,
-      [notification(0, { id: 'empty-0', ...tokyo }), notification(1, { id: 'empty-1', ...tokyo })],
-      {
-        now: t('10:59:30'),
-      },
+      [notification(0, { id: 'empty-0', ...tokyo }), notification(1, { id: 'empty-1', ...tokyo }), ...others],
+      { now: t('10:59:30') },
     );
     const tickAt = async (at: Date) => {
       const p = publisher();
@@ -408,11 +408,17 @@ test('a schedule whose notifications are all paused or deleted writes one empty 
     const run = async (at: Date) =>
       (await own.collection(COLLECTIONS.runs).doc(runIdOf(sid, at.toISOString())).get()).exists;
 
-    expect((await tickAt(t('10:59:00'))).occurrence).toMatchObject({ status: 'dispatched', published: 2 });
-    expect((await stored()).lastRunPublished).toBe(2);
+    expect((await tickAt(t('10:59:00'))).occurrence).toMatchObject({ status: 'dispatched', published: 5 });
+    const firstRun = await own
+      .collection(COLLECTIONS.runs)
+      .doc(runIdOf(sid, t('10:59:00').toISOString()))
+      .get();
+    expect(firstRun.get('pages')).toBeGreaterThan(1);
+    expect((await stored()).lastRunPublished).toBe(5);
 
     await setNotificationEnabled(own, 'empty-0', false, 'test');
     await deleteNotification(own, 'empty-1');
+    for (const n of others) await deleteNotification(own, n.id);
     expect((await tickAt(t('11:00:00'))).occurrence).toMatchObject({ status: 'dispatched', published: 0 });
     expect(await run(t('11:00:00'))).toBe(true);
     expect((await stored()).lastRunPublished).toBe(0);
@@ -431,6 +437,57 @@ test('a schedule whose notifications are all paused or deleted writes one empty 
     expect(resumed.messages.map((m) => m.notificationId)).toEqual(['empty-0']);
     expect(await run(t('11:03:00'))).toBe(true);
     expect((await stored()).lastRunPublished).toBe(1);
+  } finally {
+    await own.terminate();
+  }
+});
+
+test('after a run that published nothing, an index grown large is read by its run, which waits for a slot, not by the look that comes first', async () => {
+  const own = createFirestore(uniqueProjectId('runs-empty-large'));
+  // Few ids make a read large here: the first read (8 buckets) brings more than enough to say so.
+  const bounded = new FirestoreStore(own, { largeReadIds: 20 });
+  try {
+    const oslo = { cron: '* * * * *', timezone: 'Europe/Oslo' };
+    const sid = scheduleIdOf(oslo);
+    await saveNotifications(own, [notification(0, { id: 'grown-first', ...oslo })], { now: t('11:59:30') });
+    await setNotificationEnabled(own, 'grown-first', false, 'test');
+    const at = (hhmm: string) => t(`${hhmm}:00`);
+    const tickAt = async (when: Date) => {
+      const p = publisher();
+      const deps = emulatorTickDeps(bounded, p, new Date(when.getTime() + 5_000), log);
+      const summary = await runTick(when, { ...deps, pageSize: 500 });
+      return { occurrence: summary.occurrences[0], messages: p.messages };
+    };
+    expect((await tickAt(at('11:59'))).occurrence).toMatchObject({ status: 'dispatched', published: 0 });
+    // 600 notifications join it: about 5 a bucket, 37 in the first read of 8 buckets.
+    const ids = Array.from({ length: 600 }, (_, i) => `grown-${i}`);
+    await saveNotifications(
+      own,
+      ids.map((n, i) => notification(i, { id: n, ...oslo })),
+      { now: t('12:00:10') },
+    );
+    const asks: number[] = [];
+    const pagesOf = bounded.notificationPages.bind(bounded);
+    const spy = jest.spyOn(bounded, 'notificationPages').mockImplementation((...args) => {
+      const [scheduleId, cursor, pageSize, readAt, before] = args;
+      const call = asks.push(0) - 1;
+      const counted = before
+        ? async () => {
+            asks[call] = (asks[call] ?? 0) + 1;
+            await before();
+          }
+        : undefined;
+      return pagesOf(scheduleId, cursor, pageSize, readAt, counted);
+    });
+    const grown = await tickAt(at('12:01'));
+    spy.mockRestore();
+    expect(grown.occurrence).toMatchObject({ status: 'dispatched', published: 600 });
+    expect(grown.messages.map((m) => m.notificationId).sort()).toEqual([...ids].sort());
+    // The look first (asked once, for the read it then leaves undone), then the run, which asked.
+    expect(asks).toHaveLength(2);
+    expect(asks[0]).toBe(1);
+    expect(asks[1]).toBeGreaterThan(0);
+    expect((await own.collection(COLLECTIONS.schedules).doc(sid).get()).get('lastRunPublished')).toBe(600);
   } finally {
     await own.terminate();
   }
