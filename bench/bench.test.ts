@@ -157,6 +157,9 @@ describe('report', () => {
     createPerSec: 800,
     updatePerSec: 1600,
     getPerSec: 1000,
+    createClientCpuMs: 1.2,
+    updateClientCpuMs: 0.8,
+    getClientCpuMs: 1,
   };
   const dispatchRun = (n: number, wallSeconds: number, peakRssMiB: number) => ({
     n,
@@ -294,6 +297,14 @@ describe('report', () => {
       ['64', true],
     ]);
     expect(cpu[0]?.measured).toBe('3.00 / 1.50 ms = 2.00×');
+  });
+
+  it("says what the Firestore client alone spends a call, in the ceilings and beside the peer's CPU", () => {
+    const md = markdown({ ...results(), peer: [measuredPeer(8, 1.5)] });
+    expect(md).toContain('spent 1.20 ms of CPU a create(), 0.80 ms an update() and 1.00 ms a get()');
+    expect(md).toContain(
+      "one single-document call costs the Firestore client 1.00 ms of CPU on average in the ceilings (2 reads, a create and an update). The BullMQ worker's whole job costs 1.50 ms at concurrency 8.",
+    );
   });
 
   it("shows the BullMQ worker's own figures when ours were not measured in the run (--only peer)", () => {

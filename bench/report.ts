@@ -227,6 +227,10 @@ export function markdown(r: Results): string {
       '',
       `The raw publish round (every request of 1,000 messages at once, on the generated client the dispatcher publishes with): the publishing client spent ${fmt(c.publishClientCpuUsPerMessage, 1)} µs of CPU a message and the Pub/Sub emulator ${fmt(c.publishEmulatorCpuUsPerMessage, 1)} µs, and the machine kept ${fmt(c.publishBusyCores, 2)} of its ${fmt(cores)} cores busy (client and emulator). The topic client's batching publisher, a promise a message (the ceiling of records before the dispatcher published on the generated client), managed ${fmt(c.topicPublishPerSec)} msg/s.`,
     );
+    L.push(
+      '',
+      `The Firestore client alone (this process, 64 calls in flight, nothing else running in it) spent ${fmt(c.createClientCpuMs, 2)} ms of CPU a create(), ${fmt(c.updateClientCpuMs, 2)} ms an update() and ${fmt(c.getClientCpuMs, 2)} ms a get(): what a single-document call costs its caller, before any work of ours.`,
+    );
     L.push('');
   }
   if (r.dispatch.length > 0) {
@@ -348,6 +352,14 @@ export function markdown(r: Results): string {
       }
     }
     L.push('');
+    if (c) {
+      const perCall = (c.createClientCpuMs + c.updateClientCpuMs + 2 * c.getClientCpuMs) / 4;
+      const worker = r.peer.map((x) => `${fmt(x.median.workerCpuMsPerJob, 2)} ms at concurrency ${x.concurrency}`);
+      L.push(
+        `A delivery's Firestore calls alone: the notifier reads 2 documents and writes 2 a delivery (the capacity table), and one single-document call costs the Firestore client ${fmt(perCall, 2)} ms of CPU on average in the ceilings (2 reads, a create and an update). The BullMQ worker's whole job costs ${worker.join(' and ')}. The notifier batches its calls across pushes (Firestore RPCs per delivery, above), which is what brings its Firestore share below that sum.`,
+        '',
+      );
+    }
   }
   if (r.cost) {
     L.push('**Cost per million notifications** (Google Cloud list prices in bench/prices.ts, measured usage)', '');
