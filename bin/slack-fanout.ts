@@ -490,26 +490,41 @@ export interface DeadRun {
 }
 
 /**
- * Dead deliveries' runs, each with how many of them it holds, the latest occurrence first (then
- * by id); those that name no run (a record of a message too broken to name one) are counted
- * apart, as no redrive of a run reaches them.
+ * Dead deliveries' runs, counted as the deliveries are read (a page at a time: what is kept is a
+ * count a run, not the deliveries), each with how many of them it holds, the latest occurrence
+ * first (then by id); those that name no run (a record of a message too broken to name one) are
+ * counted apart, as no redrive of a run reaches them.
  */
-export function deadRunsOf(deliveries: readonly Record<string, unknown>[]): { runs: DeadRun[]; withoutRun: number } {
-  const byRun = new Map<string, { dead: number; occurrence: string }>();
-  let withoutRun = 0;
-  for (const d of deliveries) {
+export class DeadRunTally {
+  private readonly byRun = new Map<string, { dead: number; occurrence: string }>();
+  private withoutRun = 0;
+  /** Dead deliveries counted so far. */
+  dead = 0;
+
+  add(d: Record<string, unknown>): void {
+    this.dead += 1;
     if (typeof d.runId !== 'string' || d.runId === '') {
-      withoutRun += 1;
-      continue;
+      this.withoutRun += 1;
+      return;
     }
-    const seen = byRun.get(d.runId);
+    const seen = this.byRun.get(d.runId);
     if (seen) seen.dead += 1;
-    else byRun.set(d.runId, { dead: 1, occurrence: typeof d.occurrence === 'string' ? d.occurrence : '' });
+    else this.byRun.set(d.runId, { dead: 1, occurrence: typeof d.occurrence === 'string' ? d.occurrence : '' });
   }
-  const runs = [...byRun.entries()].sort(([a, x], [b, y]) =>
-    x.occurrence < y.occurrence ? 1 : x.occurrence > y.occurrence ? -1 : a < b ? -1 : 1,
-  );
-  return { runs: runs.map(([runId, { dead }]) => ({ runId, dead })), withoutRun };
+
+  result(): { runs: DeadRun[]; withoutRun: number } {
+    const runs = [...this.byRun.entries()].sort(([a, x], [b, y]) =>
+      x.occurrence < y.occurrence ? 1 : x.occurrence > y.occurrence ? -1 : a < b ? -1 : 1,
+    );
+    return { runs: runs.map(([runId, { dead }]) => ({ runId, dead })), withoutRun: this.withoutRun };
+  }
+}
+
+/** DeadRunTally over `deliveries` at once. */
+export function deadRunsOf(deliveries: readonly Record<string, unknown>[]): { runs: DeadRun[]; withoutRun: number } {
+  const tally = new DeadRunTally();
+  for (const d of deliveries) tally.add(d);
+  return tally.result();
 }
 
 function print(value: unknown): void {
@@ -2189,19 +2204,19 @@ to repeat, and says what it did):
       const stall = silenceWarning('dead-runs', 'page', projectId);
       try {
         const store = new FirestoreStore(db);
-        const rows: Record<string, unknown>[] = [];
+        const tally = new DeadRunTally();
         let cursor: string | null = null;
         for (;;) {
           const page = await store.deliveriesInStatus('dead', cursor, o.pageSize, ['runId', 'occurrence']);
           stall.moved();
-          for (const d of page) rows.push(d.data);
+          for (const d of page) tally.add(d.data);
           if (page.length < o.pageSize) break;
           cursor = page.at(-1)?.id ?? null;
-          process.stderr.write(`dead-runs: ${rows.length} dead deliveries read so far\n`);
+          process.stderr.write(`dead-runs: ${tally.dead} dead deliveries read so far\n`);
         }
-        const { runs, withoutRun } = deadRunsOf(rows);
+        const { runs, withoutRun } = tally.result();
         if (o.ids) process.stdout.write(runs.map((r) => `${r.runId}\n`).join(''));
-        else print({ runs, dead: rows.length, withoutRun });
+        else print({ runs, dead: tally.dead, withoutRun });
       } finally {
         stall.stop();
         await db.terminate();
