@@ -661,13 +661,23 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return snap.exists ? fromDoc<DeliveryDoc>(snap.data() ?? {}) : null;
   }
 
+  /**
+   * How many of a run's deliveries are in each status, all counted at one read time (a read-only
+   * transaction): counted one by one, a delivery moving from one status to another between two
+   * counts was counted twice, or not at all.
+   */
   async countByStatus(runId: string): Promise<Record<DeliveryStatus, number>> {
-    const counts = await Promise.all(
-      DELIVERY_STATUSES.map(async (status) => {
-        const q = buildQuery(this.db, QUERIES.deliveriesOfRunByStatus, { runId, status });
-        const snap = await q.count().get();
-        return [status, snap.data().count] as const;
-      }),
+    // The client sends the first read with the transaction's start, and the others once it has
+    // its id, so that every count reads the same snapshot.
+    const counts = await this.db.runTransaction(
+      (tx) =>
+        Promise.all(
+          DELIVERY_STATUSES.map(async (status) => {
+            const q = buildQuery(this.db, QUERIES.deliveriesOfRunByStatus, { runId, status });
+            return [status, (await tx.get(q.count())).data().count] as const;
+          }),
+        ),
+      { readOnly: true },
     );
     return Object.fromEntries(counts) as Record<DeliveryStatus, number>;
   }

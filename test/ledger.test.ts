@@ -5,7 +5,7 @@ import { FirestoreStore } from '../shared/firestore-store';
 import { MemoryStore } from '../shared/memory-store';
 import type { ClaimRequest, DeliveryLedger } from '../shared/ports';
 import { firestoreRedriveLedger } from '../shared/redrive';
-import { expiryFrom, RETENTION } from '../shared/topology';
+import { COLLECTIONS, expiryFrom, RETENTION } from '../shared/topology';
 
 /**
  * The delivery ledger on the Firestore emulator: what a push too broken to read may record,
@@ -411,5 +411,40 @@ describe('the ledger and broken pushes, on the emulator', () => {
     await store.close();
     const sent = (await db.doc(`deliveries/${deliveryId}`).get()).get('expireAt').toDate();
     expect(sent.getTime() - later.getTime()).toBe(RETENTION.days * 86_400_000);
+  });
+});
+
+describe("a run's counts by status, on the emulator", () => {
+  it('counts every delivery once, whatever status it moves to meanwhile', async () => {
+    const db = createFirestore(uniqueProjectId('ledger-counts'));
+    const store = new FirestoreStore(db);
+    const runId = 's_1:2031-01-01T00:00:00.000Z';
+    const ref = db.collection(COLLECTIONS.deliveries).doc(`n-1:2031-01-01T00:00:00.000Z`);
+    try {
+      await ref.set({ runId, status: 'sending' });
+      // One delivery flips between three statuses while the counts are read: a sum of 0 or 2 is
+      // a delivery counted as in two statuses, or in none.
+      let flipping = true;
+      const flips = (async () => {
+        const order = ['retrying', 'sent', 'sending'] as const;
+        for (let i = 0; flipping && i < 5_000; i++) await ref.update({ status: order[i % 3] });
+      })();
+      const sums: number[] = [];
+      try {
+        for (let i = 0; i < 60; i++) {
+          const counts = await store.countByStatus(runId);
+          sums.push(Object.values(counts).reduce((a, b) => a + b, 0));
+        }
+      } finally {
+        flipping = false;
+        await flips;
+      }
+      // Production's read-only transaction is one snapshot. The emulator's is not quite one for
+      // counts: about 1 sum in 60 was off in it (0 to 3 in 360 over 6 runs), against 11 and 15 in
+      // 60 with the counts read one by one, as before.
+      expect(sums.filter((n) => n !== 1).length).toBeLessThanOrEqual(4);
+    } finally {
+      await db.terminate();
+    }
   });
 });
