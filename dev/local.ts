@@ -42,7 +42,7 @@ import {
 import { type FaultRule, SlackStandIn } from './slack-standin';
 import { checkRealToken } from './slack-token';
 import { superviseService } from './supervise';
-import { newOccurrenceLines, PendingRunsLine, type TickSummary, tickRefusal } from './tick-answer';
+import { newOccurrenceLines, PendingRunsLine, RefusedTickLine, type TickSummary, tickRefusal } from './tick-answer';
 import { nextTick, slotAtOrBefore } from './tick-rhythm';
 import { createTopology } from './topology';
 
@@ -582,6 +582,7 @@ async function main(): Promise<number> {
       let attemptFailed = false;
       const said = new Set<string>();
       const pendingLine = new PendingRunsLine(TICK_RETRY_MS / 1000);
+      const refusedLine = new RefusedTickLine(TICK_RETRY_MS / 1000);
       for (;;) {
         try {
           const summary = await sendTick(at, said);
@@ -593,9 +594,8 @@ async function main(): Promise<number> {
         } catch (err) {
           if (stopping || Date.now() > deadline) throw err;
           attemptFailed = true;
-          say(
-            `${(err as Error).message}; the tick is sent again in ${TICK_RETRY_MS / 1000} s, as Cloud Scheduler retries`,
-          );
+          const line = refusedLine.next((err as Error).message, Date.now(), firstSent.getTime());
+          if (line !== null) say(line);
         }
         await new Promise((r) => setTimeout(r, TICK_RETRY_MS));
       }
@@ -768,7 +768,7 @@ async function main(): Promise<number> {
       } else {
         if (final < expected) {
           say(
-            `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)${opts.once ? '' : `; still retried, ${expected - final === 1 ? 'it' : 'they'} may yet end sent, failed or dead, which this run does not say`}`,
+            `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)${opts.once ? '' : `; still retried, ${expected - final === 1 ? 'it' : 'they'} may yet end sent, failed or dead: a post that lands is still shown, but these counts are not looked at again`}`,
           );
           // While the run ticks on, the emulators are up for the CLI to say how each run ends.
           if (!opts.once) for (const line of runHints(runIds, emulators.env, PROJECT_ID)) say(line);

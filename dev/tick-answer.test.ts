@@ -1,4 +1,11 @@
-import { newOccurrenceLines, occurrenceLine, PendingRunsLine, pendingRuns, tickRefusal } from './tick-answer';
+import {
+  newOccurrenceLines,
+  occurrenceLine,
+  PendingRunsLine,
+  pendingRuns,
+  RefusedTickLine,
+  tickRefusal,
+} from './tick-answer';
 
 const at = new Date('2026-12-02T18:34:30.000Z');
 
@@ -117,5 +124,26 @@ describe('PendingRunsLine', () => {
     // Fewer left: said at once; and back to what it was before, said again.
     expect(lines.next(leased(4), t0 + 40_000, t0 - 1000)).toMatch(/^ {2}4 runs not dispatched yet/);
     expect(lines.next(leased(10), t0 + 45_000, t0 - 1000)).toMatch(/^ {2}10 runs not dispatched yet/);
+  });
+});
+
+describe('RefusedTickLine', () => {
+  const refusal =
+    'tick 2026-12-02T18:34:30.000Z failed: HTTP 503 dependency_unavailable: Pub/Sub unavailable (Firestore ok)';
+
+  it('says a refusal once, then every 30 s that it still is, and a new one at once', () => {
+    const lines = new RefusedTickLine(5);
+    const t0 = 1_000_000;
+    expect(lines.next(refusal, t0, t0)).toBe(
+      `${refusal}; the tick is sent again every 5 s, as Cloud Scheduler retries`,
+    );
+    // The same refusal at every send of the next 25 s: nothing more.
+    for (let s = 5; s < 30; s += 5) expect(lines.next(refusal, t0 + s * 1000, t0)).toBeNull();
+    expect(lines.next(refusal, t0 + 30_000, t0)).toBe('  still refused, 30 s after the tick was first sent');
+    expect(lines.next(refusal, t0 + 35_000, t0)).toBeNull();
+    const other = refusal.replace('Pub/Sub unavailable (Firestore ok)', 'Firestore unavailable (Pub/Sub ok)');
+    expect(lines.next(other, t0 + 40_000, t0)).toBe(
+      `${other}; the tick is sent again every 5 s, as Cloud Scheduler retries`,
+    );
   });
 });

@@ -115,3 +115,30 @@ export class PendingRunsLine {
     return `  still ${runs} not dispatched, ${Math.round((nowMs - firstSentMs) / 1000)} s after the tick was first sent`;
   }
 }
+
+/**
+ * The line to say after a send of the tick that the dispatcher refused (or that never got an
+ * answer): the refusal when it is new, and otherwise, every `reminderMs`, that it still is, so
+ * that an outage of 90 s is not 18 times the same line.
+ */
+export class RefusedTickLine {
+  private last = '';
+  private saidAt = 0;
+
+  constructor(
+    /** How often the tick is sent again, in seconds. */
+    private readonly everySeconds: number,
+    private readonly reminderMs = 30_000,
+  ) {}
+
+  next(refusal: string, nowMs: number, firstSentMs: number): string | null {
+    if (refusal !== this.last) {
+      this.last = refusal;
+      this.saidAt = nowMs;
+      return `${refusal}; the tick is sent again every ${this.everySeconds} s, as Cloud Scheduler retries`;
+    }
+    if (nowMs - this.saidAt < this.reminderMs) return null;
+    this.saidAt = nowMs;
+    return `  still refused, ${Math.round((nowMs - firstSentMs) / 1000)} s after the tick was first sent`;
+  }
+}
