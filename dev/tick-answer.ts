@@ -86,25 +86,14 @@ export function pendingRuns(pending: NonNullable<TickSummary['occurrences']>): s
   return shown.length > 0 ? `${statuses}: ${shown.join('; ')}${more}` : statuses;
 }
 
-/**
- * What a tick sent again says of its runs not dispatched yet: their line when it changes, and
- * while it stays the same (a dead dispatcher's lease running out, about 75 s), a reminder every
- * `reminderMs`, not the same line with every send.
- */
-export class PendingRunsLine {
+/** A line said when it differs from the last one said, and otherwise, every `reminderMs`, a reminder. */
+class ChangedOrReminder {
   private last = '';
   private saidAt = 0;
 
-  constructor(
-    /** How often the tick is sent again, in seconds. */
-    private readonly everySeconds: number,
-    private readonly reminderMs = 30_000,
-  ) {}
+  constructor(private readonly reminderMs: number) {}
 
-  /** The line to say after a send that left `pending` not dispatched, or null for none. */
-  next(pending: NonNullable<TickSummary['occurrences']>, nowMs: number, firstSentMs: number): string | null {
-    const runs = counted(pending.length, 'run');
-    const line = `  ${runs} not dispatched yet (${pendingRuns(pending)}); the tick is sent again every ${this.everySeconds} s, as Cloud Scheduler retries`;
+  next(line: string, nowMs: number, reminder: () => string): string | null {
     if (line !== this.last) {
       this.last = line;
       this.saidAt = nowMs;
@@ -112,7 +101,35 @@ export class PendingRunsLine {
     }
     if (nowMs - this.saidAt < this.reminderMs) return null;
     this.saidAt = nowMs;
-    return `  still ${runs} not dispatched, ${Math.round((nowMs - firstSentMs) / 1000)} s after the tick was first sent`;
+    return reminder();
+  }
+}
+
+/**
+ * What a tick sent again says of its runs not dispatched yet: their line when it changes, and
+ * while it stays the same (a dead dispatcher's lease running out, about 75 s), a reminder every
+ * `reminderMs`, not the same line with every send.
+ */
+export class PendingRunsLine {
+  private readonly said: ChangedOrReminder;
+
+  constructor(
+    /** How often the tick is sent again, in seconds. */
+    private readonly everySeconds: number,
+    reminderMs = 30_000,
+  ) {
+    this.said = new ChangedOrReminder(reminderMs);
+  }
+
+  /** The line to say after a send that left `pending` not dispatched, or null for none. */
+  next(pending: NonNullable<TickSummary['occurrences']>, nowMs: number, firstSentMs: number): string | null {
+    const runs = counted(pending.length, 'run');
+    return this.said.next(
+      `  ${runs} not dispatched yet (${pendingRuns(pending)}); the tick is sent again every ${this.everySeconds} s, as Cloud Scheduler retries`,
+      nowMs,
+      () =>
+        `  still ${runs} not dispatched, ${Math.round((nowMs - firstSentMs) / 1000)} s after the tick was first sent`,
+    );
   }
 }
 
@@ -122,23 +139,21 @@ export class PendingRunsLine {
  * that an outage of 90 s is not 18 times the same line.
  */
 export class RefusedTickLine {
-  private last = '';
-  private saidAt = 0;
+  private readonly said: ChangedOrReminder;
 
   constructor(
     /** How often the tick is sent again, in seconds. */
     private readonly everySeconds: number,
-    private readonly reminderMs = 30_000,
-  ) {}
+    reminderMs = 30_000,
+  ) {
+    this.said = new ChangedOrReminder(reminderMs);
+  }
 
   next(refusal: string, nowMs: number, firstSentMs: number): string | null {
-    if (refusal !== this.last) {
-      this.last = refusal;
-      this.saidAt = nowMs;
-      return `${refusal}; the tick is sent again every ${this.everySeconds} s, as Cloud Scheduler retries`;
-    }
-    if (nowMs - this.saidAt < this.reminderMs) return null;
-    this.saidAt = nowMs;
-    return `  still refused, ${Math.round((nowMs - firstSentMs) / 1000)} s after the tick was first sent`;
+    return this.said.next(
+      `${refusal}; the tick is sent again every ${this.everySeconds} s, as Cloud Scheduler retries`,
+      nowMs,
+      () => `  still refused, ${Math.round((nowMs - firstSentMs) / 1000)} s after the tick was first sent`,
+    );
   }
 }
