@@ -1300,6 +1300,19 @@ describe('checked before the credentials', () => {
     expect(message).toMatch(/^no Google credentials/);
   });
 
+  it('without credentials, a usage error of the command itself is named, not the credentials', async () => {
+    const env = { GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/key.json' };
+    expect(await failure(env, ['-p', 'demo-x', 'import', '/nonexistent/notifications.json'])).toMatch(
+      /\/nonexistent\/notifications\.json/,
+    );
+    expect(await failure(env, ['-p', 'demo-x', 'resume'])).toMatch(/^resume: give a notification id/);
+    expect(await failure(env, ['-p', 'demo-x', 'run', 'x:2020-13-45T00:00:00Z'])).not.toMatch(/credentials/);
+    // With good input, the credentials are what is said, for redrive too.
+    expect(await failure(env, ['-p', 'demo-x', 'redrive', 's_1:2030-01-01T00:00:00Z'])).toMatch(
+      /^no Google credentials/,
+    );
+  });
+
   it('names the emulator variable that is missing where the other is set', async () => {
     const env = { GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/key.json', PUBSUB_EMULATOR_HOST: '127.0.0.1:8085' };
     const message = await failure(env, ['-p', 'demo-x', 'pause', 'n-1']);

@@ -227,7 +227,24 @@ const FIRST_ANSWER_TIMEOUT_MS = 10_000;
  * first read: a server that accepts connections but does not answer (a stopped emulator, an
  * overloaded one) would otherwise hold the command, silent, with no deadline.
  */
+/** Whether checkEnvironment has passed, in this process. */
+let environmentChecked = false;
+
+/**
+ * The emulator addresses, then the credentials (for Pub/Sub too when the command publishes),
+ * before anything is dialled. Called as a command opens its clients, once it has checked what
+ * was typed (its arguments, its file): a usage error is then named as such on a machine without
+ * credentials too.
+ */
+async function checkEnvironment(publishes: boolean): Promise<void> {
+  if (environmentChecked) return;
+  checkEmulatorVariables();
+  await checkCredentials(publishes);
+  environmentChecked = true;
+}
+
 async function openFirestore(projectId: string): Promise<Firestore> {
+  await checkEnvironment(false);
   await checkReachable('Firestore', projectId);
   firestoreAt = whereService('Firestore', projectId);
   const db = createFirestore(projectId);
@@ -1681,12 +1698,9 @@ Exit codes:
         'import-accounts': 'it imports one file; import several one after another',
       });
       refuseMissingOptions(command);
-      // What was typed or set is checked before the credentials are looked for: a bad project
-      // id or emulator address is named as such, not reported as missing credentials.
-      projectOf(program.opts());
-      checkEmulatorVariables();
-      // Only `redrive` publishes; every other command talks to Firestore alone.
-      await checkCredentials(command.name() === 'redrive');
+      // The project, the emulator addresses and the credentials are checked by the command
+      // itself, once it has checked its own arguments (checkEnvironment).
+      environmentChecked = false;
     });
 
   program
@@ -2277,6 +2291,8 @@ more later (until then a redrive counts them as waiting, and says from when).`,
         },
       );
       // A failure from here to the try below ends the command; the handler holds no process open.
+      // Only redrive publishes: it needs the Pub/Sub emulator, or credentials, as well.
+      await checkEnvironment(true);
       await checkReachable('Pub/Sub', projectId);
       const db = await openFirestore(projectId);
       // Loaded here, by the one command that publishes: the Pub/Sub client takes longer to load
