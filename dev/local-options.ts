@@ -178,12 +178,12 @@ export function localProgram(): Command {
       )
       .option(
         '--slack-port <port>',
-        'the Slack stand-in (its API under /api/, its faults and posts under /_admin/) on 127.0.0.1:<port> (default: a free port)',
+        'the Slack stand-in (its API under /api/, its faults and posts under /_admin/) on 127.0.0.1:<port> (default: a free port; a usage error with SLACK_BOT_TOKEN set, as posts then go to real Slack)',
         positiveInt(65_535),
       )
       .option(
         '--slack-faults <file>',
-        'fault rules for the Slack stand-in from the first tick on: a JSON file of what POST /_admin/faults takes (an array of rules, or {"rules": [...], "seed": n}), in force before the demo\'s own rule for its archived channel',
+        'fault rules for the Slack stand-in from the first tick on: a JSON file of what POST /_admin/faults takes (an array of rules, or {"rules": [...], "seed": n}), in force before the demo\'s own rule for its archived channel (a usage error with SLACK_BOT_TOKEN set)',
         readSlackFaults,
       )
       .addOption(
