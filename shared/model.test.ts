@@ -239,10 +239,10 @@ describe('reasonHint (a reason selector that matched nothing)', () => {
   it('says when the reason a pause saves is in NFC and the selector was not', () => {
     expect(reasonHint('cafe\u0301')).toEqual({
       reason: 'caf\u00e9',
-      message: `no notification is paused for "cafe\u0301" exactly; a pause saves its reason in Unicode's composed form (NFC)`,
+      message: `no notification is paused for "cafe\u0301" exactly; a pause saves its reason in Unicode's composed form (NFC): "cafe\\u0301" is saved as "caf\\u00E9"`,
     });
     expect(reasonHint(' cafe\u0301')?.message).toMatch(
-      /without the blanks around it and in Unicode's composed form \(NFC\)$/,
+      /without the blanks around it and in Unicode's composed form \(NFC\): "cafe\\u0301" is saved as "caf\\u00E9"$/,
     );
     expect(reasonHint('caf\u00e9')).toBeNull();
   });

@@ -756,13 +756,26 @@ export function checkedPauseReason(given: string): { reason: string } | { proble
  * before may still differ so, so a selector is matched exactly as given, and this only says what
  * else to try (the CLI's `resume --paused-reason`, the admin API's bulk resume).
  */
+/** `text` quoted, each character past ASCII written as its code point: `"cafe\u0301"`. */
+function codePointsOf(text: string): string {
+  const spelt = [...text].map((c) => {
+    const code = c.codePointAt(0) ?? 0;
+    return code < 0x20 || code > 0x7e ? `\\u${code.toString(16).toUpperCase().padStart(4, '0')}` : c;
+  });
+  return `"${spelt.join('')}"`;
+}
+
 export function reasonHint(given: string): { reason: string; message: string } | null {
   const checked = checkedPauseReason(given);
   if (!('reason' in checked) || checked.reason === given) return null;
   const trimmed = given.trim();
+  // Composed or not, the two look alike on a screen: the characters that differ are spelt out.
+  const composed = trimmed.normalize('NFC');
   const how = [
     ...(trimmed !== given ? ['without the blanks around it'] : []),
-    ...(trimmed.normalize('NFC') !== trimmed ? ["in Unicode's composed form (NFC)"] : []),
+    ...(composed !== trimmed
+      ? [`in Unicode's composed form (NFC): ${codePointsOf(trimmed)} is saved as ${codePointsOf(composed)}`]
+      : []),
   ].join(' and ');
   return {
     reason: checked.reason,
