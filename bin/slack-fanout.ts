@@ -2370,6 +2370,14 @@ more later (until then a redrive counts them as waiting, and says from when).`,
             `redrive: ${result.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${result.waitingUntil} takes them over\n`,
           );
         }
+        // A redrive takes dead deliveries alone: one that failed (a permanent error, as a token
+        // Slack refused) is not sent again, and an operator who fixed its cause should know.
+        const failed = counts?.failed ?? 0;
+        if (failed > 0) {
+          process.stderr.write(
+            `redrive: ${counted(failed, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${failed === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists ${failed === 1 ? 'it' : 'them'} with why\n`,
+          );
+        }
         // Stopped, the stop's code, as resume's: its JSON says what failed.
         if (result.failed > 0 && !result.interrupted) process.exitCode = EXIT.failed;
       } finally {

@@ -458,6 +458,10 @@ describe('redrive, on the emulators', () => {
           .doc(`deliveries/${id}:${occurrence}`)
           .set({ notificationId: id, occurrence, runId, status: 'retrying', attempts: 3 });
       }
+      // One that failed for good: not redriven, and said to be so.
+      await db
+        .doc(`deliveries/n-4:${occurrence}`)
+        .set({ notificationId: 'n-4', occurrence, runId, status: 'failed', attempts: 1 });
     } finally {
       await db.terminate();
     }
@@ -515,6 +519,9 @@ describe('redrive, on the emulators', () => {
     expect(res.stderr).toContain('redrive: 1 redriven, 0 skipped, 0 failed so far');
     expect(res.stderr).toContain(
       'redrive: at least 2 other deliveries of the run are still being tried (retrying or sending), not dead yet: those that end dead need another redrive',
+    );
+    expect(res.stderr).toContain(
+      `redrive: 1 delivery of the run failed (a permanent error, not out of attempts) and is not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists it with why`,
     );
     expect(res.stdout).not.toContain('so far');
   });
