@@ -1134,7 +1134,7 @@ describe('resume, as typed', () => {
     [['--paused-reason', '   '], 'got a blank one'],
     [['n-1', '--page-size', '10'], 'resume: --page-size goes with --paused-reason or --all-paused, not an id'],
     [['--all-paused', '--page-size', '0'], "option '--page-size <n>' argument '0' is invalid"],
-    [['--all-paused', '--page-size', '10001'], 'expected a whole number from 1 to 10000, got "10001"'],
+    [['--all-paused', '--page-size', '10001'], 'expected a whole number from 1 to 10,000, got "10001"'],
     [['a', 'b'], 'error: resume takes [id] alone, not also "b"'],
   ])('refuses %j', async (args, message) => {
     expect(await parse(...args)).toContain(message);
@@ -1152,9 +1152,9 @@ describe('redrive, as typed', () => {
   withFirestoreNeverDialled();
 
   it.each([
-    ['0', 'expected a whole number from 1 to 1000, got "0"'],
+    ['0', 'expected a whole number from 1 to 1,000, got "0"'],
     // Each of a page's deliveries is reopened in a transaction of its own, all at once.
-    ['1001', 'expected a whole number from 1 to 1000, got "1001"'],
+    ['1001', 'expected a whole number from 1 to 1,000, got "1001"'],
   ])('refuses --page-size %s before reading anything', async (value, message) => {
     const program = buildProgram();
     let err = '';

@@ -41,9 +41,9 @@ describe("npm start's options", () => {
       accounts: MAX_ACCOUNTS,
     });
     expect(parse('--timeout', String(MAX_SECONDS), '--interval', '1')).toMatchObject({ timeout: 3600, interval: 1 });
-    expect(() => parse('-n', String(MAX_NOTIFICATIONS + 1))).toThrow(/from 1 to 1000000/);
-    expect(() => parse('--accounts', '0')).toThrow(/from 1 to 100000/);
-    expect(() => parse('--interval', String(MAX_SECONDS + 1))).toThrow(/from 1 to 3600/);
+    expect(() => parse('-n', String(MAX_NOTIFICATIONS + 1))).toThrow(/from 1 to 1,000,000,/);
+    expect(() => parse('--accounts', '0')).toThrow(/from 1 to 100,000,/);
+    expect(() => parse('--interval', String(MAX_SECONDS + 1))).toThrow(/from 1 to 3,600,/);
   });
 
   it.each([

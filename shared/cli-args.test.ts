@@ -31,7 +31,7 @@ describe('positiveInt', () => {
   ])('refuses %j, naming it', (value) => {
     expect(() => positiveInt(1000)(value)).toThrow(InvalidArgumentError);
     expect(() => positiveInt(1000)(value)).toThrow(
-      `expected a whole number from 1 to 1000, got ${JSON.stringify(value)}`,
+      `expected a whole number from 1 to 1,000, got ${JSON.stringify(value)}`,
     );
   });
 

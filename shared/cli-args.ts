@@ -12,7 +12,9 @@ export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER): (value:
     const digits = value.trim();
     const n = /^(\d+|\d{1,3}(,\d{3})+)$/.test(digits) ? Number(digits.replaceAll(',', '')) : Number.NaN;
     if (!Number.isSafeInteger(n) || n < min || n > max) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+      // Written as the help writes ranges: 1,000,000, not 1000000.
+      const written = (v: number) => v.toLocaleString('en-US');
+      const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${written(min)}` : `from ${written(min)} to ${written(max)}`;
       throw new InvalidArgumentError(`expected a whole number ${range}, got ${JSON.stringify(value)}`);
     }
     return n;
