@@ -680,7 +680,7 @@ describe('node dist/bench/cpuprofile.js (the built command)', () => {
     const res = run(file('d.cpuprofile', JSON.stringify(profile)), '5');
     expect(res.status).toBe(0);
     expect(res.stdout).toContain('`work`');
-    expect(run('--help').stdout).toContain('how many functions to list (1 to 1000)');
+    expect(run('--help').stdout).toContain('how many functions to list (1 to 1,000)');
   });
 });
 

@@ -181,7 +181,7 @@ if (require.main === module) {
         'per package and per function, as a share of the main thread’s busy time, in markdown.',
     )
     .argument('<file>', 'the .cpuprofile to read')
-    .argument('[top]', 'how many functions to list (1 to 1000)', wholeNumber(1, 1000), 15)
+    .argument('[top]', 'how many functions to list (1 to 1,000)', wholeNumber(1, 1000), 15)
     .showHelpAfterError()
     .action((file: string, top: number) => {
       try {

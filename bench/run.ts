@@ -212,7 +212,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       wholeNumber(1, 1_000_000),
     )
     .addOption(
-      new Option('--in-flight <list>', 'notifier capacity: requests in flight, comma-separated, each 1 to 1024')
+      new Option('--in-flight <list>', 'notifier capacity: requests in flight, comma-separated, each 1 to 1,024')
         .argParser(intList(1, 1024))
         .default([1, 8, 64], '1,8,64'),
     )
@@ -229,7 +229,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     .addOption(
       new Option(
         '--worker-concurrency <list>',
-        'BullMQ peer: the Worker’s concurrency, comma-separated, each 1 to 1024, one peer run each (compared with the same --in-flight level, which must be among them when the capacity phase runs too)',
+        'BullMQ peer: the Worker’s concurrency, comma-separated, each 1 to 1,024, one peer run each (compared with the same --in-flight level, which must be among them when the capacity phase runs too)',
       )
         .argParser(intList(1, 1024))
         .default([8, 64], '8,64'),
@@ -254,7 +254,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     )
     .option(
       '--timeout <seconds>',
-      'longest wait for one run’s deliveries, in seconds: 10 to 86400',
+      'longest wait for one run’s deliveries, in seconds: 10 to 86,400',
       wholeNumber(10, 86_400),
       900,
     )

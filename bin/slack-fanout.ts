@@ -222,13 +222,8 @@ const HTTP2_PROBE_TIMEOUT_MS = 1000;
 /** How long the first read may take before the command gives up on a Firestore that took the connection. */
 const FIRST_ANSWER_TIMEOUT_MS = 10_000;
 
-/**
- * The command's Firestore client, once Firestore is known to take a connection and to answer a
- * first read: a server that accepts connections but does not answer (a stopped emulator, an
- * overloaded one) would otherwise hold the command, silent, with no deadline.
- */
-/** Whether checkEnvironment has passed, in this process. */
-let environmentChecked = false;
+/** What checkEnvironment has passed in this process: nothing, Firestore's needs, or Pub/Sub's as well. */
+let environmentChecked: 'none' | 'firestore' | 'publishing' = 'none';
 
 /**
  * The emulator addresses, then the credentials (for Pub/Sub too when the command publishes),
@@ -237,12 +232,17 @@ let environmentChecked = false;
  * credentials too.
  */
 async function checkEnvironment(publishes: boolean): Promise<void> {
-  if (environmentChecked) return;
+  if (environmentChecked === 'publishing' || (environmentChecked === 'firestore' && !publishes)) return;
   checkEmulatorVariables();
   await checkCredentials(publishes);
-  environmentChecked = true;
+  environmentChecked = publishes ? 'publishing' : 'firestore';
 }
 
+/**
+ * The command's Firestore client, once Firestore is known to take a connection and to answer a
+ * first read: a server that accepts connections but does not answer (a stopped emulator, an
+ * overloaded one) would otherwise hold the command, silent, with no deadline.
+ */
 async function openFirestore(projectId: string): Promise<Firestore> {
   await checkEnvironment(false);
   await checkReachable('Firestore', projectId);
@@ -1331,7 +1331,7 @@ once. Importing the file again is safe, and finishes the job.`;
 function stallTimeoutOption(): Option {
   return new Option(
     '--stall-timeout <seconds>',
-    'stop when no write has finished for this long (Firestore not answering): 1 to 3600 seconds',
+    'stop when no write has finished for this long (Firestore not answering): 1 to 3,600 seconds',
   )
     .argParser(positiveInt(3600))
     .default(STALL_TIMEOUT_SECONDS);
@@ -1700,7 +1700,7 @@ Exit codes:
       refuseMissingOptions(command);
       // The project, the emulator addresses and the credentials are checked by the command
       // itself, once it has checked its own arguments (checkEnvironment).
-      environmentChecked = false;
+      environmentChecked = 'none';
     });
 
   program
@@ -2079,7 +2079,7 @@ imported with "enabled": false has no pausedReason and is never resumed in bulk.
       'list notifications by id, a page at a time, as JSON: {notifications: [{id, accountId, channelId, teamId?, cron, timezone, enabled, pausedReason?}], next}',
     )
     .option('--paused', 'only the paused ones (enabled: false)')
-    .option('--limit <n>', 'notifications in the page (1 to 1000)', positiveInt(1000), 100)
+    .option('--limit <n>', 'notifications in the page (1 to 1,000)', positiveInt(1000), 100)
     .option('--after <id>', 'the page after this notification id (the "next" a page printed)')
     .addHelpText('after', '\n"next" is the last id of a full page, to pass as --after; null after the last page.')
     .action(async (o: { paused?: boolean; limit: number; after?: string }) => {
@@ -2156,7 +2156,7 @@ under its old one has its one delivery counted under that earlier run.`,
         .choices(DELIVERY_STATUSES)
         .default('failed'),
     )
-    .option('--limit <n>', 'deliveries in the page (1 to 1000)', positiveInt(1000), 100)
+    .option('--limit <n>', 'deliveries in the page (1 to 1,000)', positiveInt(1000), 100)
     .option('--after <id>', 'the page after this delivery id (the "next" a page printed)')
     .addHelpText(
       'after',
@@ -2270,6 +2270,8 @@ more later (until then a redrive counts them as waiting, and says from when).`,
     .action(async (typed: string, o: { topic: string; pageSize: number }) => {
       const projectId = projectOf(program.opts());
       const runId = typedRunId(typed);
+      // Only redrive publishes: it needs the Pub/Sub emulator, or credentials, as well.
+      await checkEnvironment(true);
       // Ctrl-C before the redrive starts ends it there: nothing was reopened. Once it runs, it
       // stops after the page under way, which is published or put back to dead, and says so; a
       // second stops at once, leaving that page to a later redrive.
@@ -2291,8 +2293,6 @@ more later (until then a redrive counts them as waiting, and says from when).`,
         },
       );
       // A failure from here to the try below ends the command; the handler holds no process open.
-      // Only redrive publishes: it needs the Pub/Sub emulator, or credentials, as well.
-      await checkEnvironment(true);
       await checkReachable('Pub/Sub', projectId);
       const db = await openFirestore(projectId);
       // Loaded here, by the one command that publishes: the Pub/Sub client takes longer to load

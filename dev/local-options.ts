@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
-import { positiveInt, refuseOptionSlips } from '../shared/cli-args';
+import { portNumber, positiveInt, refuseOptionSlips } from '../shared/cli-args';
 import { LOG_LEVELS } from '../shared/config';
 import { quoted } from '../shared/model';
 import { notificationProblems } from '../shared/notifications';
@@ -154,32 +154,32 @@ export function localProgram(): Command {
       .option(
         '--pubsub-port <port>',
         'the Pub/Sub emulator on 127.0.0.1:<port>, so the CLI variables stay the same from run to run (default: a free port)',
-        positiveInt(65_535),
+        portNumber(),
       )
       .option(
         '--firestore-port <port>',
         'the Firestore emulator on 127.0.0.1:<port> (default: a free port)',
-        positiveInt(65_535),
+        portNumber(),
       )
       .option(
         '--dispatcher-port <port>',
         'the dispatcher (its /status page and admin API) on 127.0.0.1:<port> (default: a free port; a restart keeps it)',
-        positiveInt(65_535),
+        portNumber(),
       )
       .option(
         '--notifier-port <port>',
         'the notifier on 127.0.0.1:<port> (default: a free port; a restart keeps it)',
-        positiveInt(65_535),
+        portNumber(),
       )
       .option(
         '--push-port <port>',
         "the stand-in for Cloud Run's front end that Pub/Sub pushes to the notifier through, on 127.0.0.1:<port> (default: a free port)",
-        positiveInt(65_535),
+        portNumber(),
       )
       .option(
         '--slack-port <port>',
         'the Slack stand-in (its API under /api/, its faults and posts under /_admin/) on 127.0.0.1:<port> (default: a free port; a usage error with SLACK_BOT_TOKEN set, as posts then go to real Slack)',
-        positiveInt(65_535),
+        portNumber(),
       )
       .option(
         '--slack-faults <file>',

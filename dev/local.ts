@@ -586,6 +586,7 @@ async function main(): Promise<number> {
       for (;;) {
         try {
           const summary = await sendTick(at, said);
+          refusedLine.accepted();
           for (const runId of runsToWatch(summary.occurrences ?? [], watched)) runIds.add(runId);
           const pending = (summary.occurrences ?? []).filter((o) => RETRIED.includes(o.status));
           if (pending.length === 0 || Date.now() > deadline) break;
@@ -768,7 +769,7 @@ async function main(): Promise<number> {
       } else {
         if (final < expected) {
           say(
-            `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)${opts.once ? '' : `; still retried, ${expected - final === 1 ? 'it' : 'they'} may yet end sent, failed or dead: a post that lands is still shown, but these counts are not looked at again`}`,
+            `timed out: ${counted(expected - final, 'delivery', 'deliveries')} not final after ${opts.timeout} s (--timeout)${opts.once ? '' : `; still retried, ${expected - final === 1 ? 'it' : 'they'} may yet end sent, failed or dead, which these counts do not follow`}`,
           );
           // While the run ticks on, the emulators are up for the CLI to say how each run ends.
           if (!opts.once) for (const line of runHints(runIds, emulators.env, PROJECT_ID)) say(line);

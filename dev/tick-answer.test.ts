@@ -146,4 +146,14 @@ describe('RefusedTickLine', () => {
       `${other}; the tick is sent again every 5 s, as Cloud Scheduler retries`,
     );
   });
+
+  it('says a refusal again after a send that got through, not as the one before still going on', () => {
+    const lines = new RefusedTickLine(5);
+    const t0 = 1_000_000;
+    expect(lines.next(refusal, t0, t0)).not.toBeNull();
+    lines.accepted();
+    expect(lines.next(refusal, t0 + 10_000, t0)).toBe(
+      `${refusal}; the tick is sent again every 5 s, as Cloud Scheduler retries`,
+    );
+  });
 });

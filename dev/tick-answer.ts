@@ -93,6 +93,11 @@ class ChangedOrReminder {
 
   constructor(private readonly reminderMs: number) {}
 
+  /** Forgets the last line: the next is said whatever it is. */
+  clear(): void {
+    this.last = '';
+  }
+
   next(line: string, nowMs: number, reminder: () => string): string | null {
     if (line !== this.last) {
       this.last = line;
@@ -147,6 +152,11 @@ export class RefusedTickLine {
     reminderMs = 30_000,
   ) {
     this.said = new ChangedOrReminder(reminderMs);
+  }
+
+  /** A send got through: a refusal after it is said again, not taken as the one before still going on. */
+  accepted(): void {
+    this.said.clear();
   }
 
   next(refusal: string, nowMs: number, firstSentMs: number): string | null {

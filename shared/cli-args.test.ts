@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { nonBlankText, positiveInt, refuseOptionSlips, topicName } from './cli-args';
+import { nonBlankText, portNumber, positiveInt, refuseOptionSlips, topicName } from './cli-args';
 
 describe('positiveInt', () => {
   it.each([
@@ -168,5 +168,12 @@ describe('refuseOptionSlips', () => {
     const again = program();
     expect(parsedBy(again, ['--name=--flag'])).toEqual({ opts: { name: '--FLAG' }, run: {} });
     expect(parsedBy(again, ['--name', '--flag']).error).toContain('--flag is an option, not a value');
+  });
+});
+
+describe('portNumber', () => {
+  it('writes its range as ports are written, without a comma', () => {
+    expect(portNumber()('8080')).toBe(8080);
+    expect(() => portNumber()('65536')).toThrow('expected a whole number from 1 to 65535, got "65536"');
   });
 });

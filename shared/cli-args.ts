@@ -7,18 +7,28 @@ import { TOPOLOGY } from './topology';
  * or without commas between groups of three digits as the help writes ranges (`1,000`):
  * `1e3`, `0x10`, `12abc` and `1,00` are errors that name the value, not 1000, 16, 12 or 100.
  */
-export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+export function wholeNumber(
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+  /** Whether the error writes its range with commas, as the help does (not for a port). */
+  grouped = true,
+): (value: string) => number {
   return (value: string): number => {
     const digits = value.trim();
     const n = /^(\d+|\d{1,3}(,\d{3})+)$/.test(digits) ? Number(digits.replaceAll(',', '')) : Number.NaN;
     if (!Number.isSafeInteger(n) || n < min || n > max) {
       // Written as the help writes ranges: 1,000,000, not 1000000.
-      const written = (v: number) => v.toLocaleString('en-US');
+      const written = (v: number) => (grouped ? v.toLocaleString('en-US') : String(v));
       const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${written(min)}` : `from ${written(min)} to ${written(max)}`;
       throw new InvalidArgumentError(`expected a whole number ${range}, got ${JSON.stringify(value)}`);
     }
     return n;
   };
+}
+
+/** A TCP port, 1 to 65535 (written so, without a comma, as ports are). */
+export function portNumber(): (value: string) => number {
+  return wholeNumber(1, 65_535, false);
 }
 
 /** A whole number from 1 to `max` (see wholeNumber). */

@@ -245,6 +245,10 @@ describe('reasonHint (a reason selector that matched nothing)', () => {
       /without the blanks around it and in Unicode's composed form \(NFC\): "cafe\\u0301" is saved as "caf\\u00E9"$/,
     );
     expect(reasonHint('caf\u00e9')).toBeNull();
+    // A character past U+FFFF is written with braces, as quoted() writes it.
+    expect(reasonHint('\u{1F600} cafe\u0301')?.message).toMatch(
+      /: "\\u\{1F600\} cafe\\u0301" is saved as "\\u\{1F600\} caf\\u00E9"$/,
+    );
   });
 });
 

@@ -750,26 +750,28 @@ export function checkedPauseReason(given: string): { reason: string } | { proble
   return problem ? { problem } : { reason };
 }
 
+/** `text` quoted, each character past ASCII written as its code point (`\u00E9`, `\u{1F600}`). */
+function codePointsOf(text: string): string {
+  const spelt = [...text].map((c) => {
+    const code = c.codePointAt(0) ?? 0;
+    if (code >= 0x20 && code <= 0x7e) return c;
+    const hex = code.toString(16).toUpperCase();
+    return code > 0xffff ? `\\u{${hex}}` : `\\u${hex.padStart(4, '0')}`;
+  });
+  return `"${spelt.join('')}"`;
+}
+
 /**
  * For a reason selector that matched nothing: the reason as a pause saves it now, when that
  * differs (blanks around it, not in NFC), with a sentence saying so; or null. A reason saved
  * before may still differ so, so a selector is matched exactly as given, and this only says what
  * else to try (the CLI's `resume --paused-reason`, the admin API's bulk resume).
  */
-/** `text` quoted, each character past ASCII written as its code point: `"cafe\u0301"`. */
-function codePointsOf(text: string): string {
-  const spelt = [...text].map((c) => {
-    const code = c.codePointAt(0) ?? 0;
-    return code < 0x20 || code > 0x7e ? `\\u${code.toString(16).toUpperCase().padStart(4, '0')}` : c;
-  });
-  return `"${spelt.join('')}"`;
-}
-
 export function reasonHint(given: string): { reason: string; message: string } | null {
   const checked = checkedPauseReason(given);
   if (!('reason' in checked) || checked.reason === given) return null;
   const trimmed = given.trim();
-  // Composed or not, the two look alike on a screen: the characters that differ are spelt out.
+  // Composed or not, the two look alike on a screen: both are spelt out, past ASCII, by code point.
   const composed = trimmed.normalize('NFC');
   const how = [
     ...(trimmed !== given ? ['without the blanks around it'] : []),
