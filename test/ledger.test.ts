@@ -440,7 +440,7 @@ describe("a run's counts by status, on the emulator", () => {
         await flips;
       }
       // Production's read-only transaction is one snapshot. The emulator's is not quite one for
-      // counts: about 1 sum in 60 was off in it (0 to 3 in 360 over 6 runs), against 11 and 15 in
+      // counts: over 5 runs of this test, one sum in 300 was off, against 11 and 15 in a run of
       // 60 with the counts read one by one, as before.
       expect(sums.filter((n) => n !== 1).length).toBeLessThanOrEqual(4);
     } finally {
