@@ -440,7 +440,7 @@ describe("a run's counts by status, on the emulator", () => {
         await flips;
       }
       // Production's read-only transaction is one snapshot. The emulator's is not quite one for
-      // counts: over 5 runs of this test, one sum in 300 was off, against 11 and 15 in a run of
+      // counts: over 6 runs of this test, one sum in 360 was off, against 11 and 15 in a run of
       // 60 with the counts read one by one, as before.
       expect(sums.filter((n) => n !== 1).length).toBeLessThanOrEqual(4);
     } finally {
