@@ -31,8 +31,10 @@ import {
   accountSchema,
   checkedPauseReason,
   DELIVERY_STATUSES,
+  type DeliveryDoc,
   type DeliveryStatus,
   documentStorageSize,
+  endsDelivery,
   escapedUnshowable,
   excerpt,
   loneSurrogatePath,
@@ -70,6 +72,7 @@ import {
 import { QUERIES } from '../shared/queries';
 import {
   firestoreRedriveLedger,
+  PAUSED_NAMED,
   REDRIVE_PAGE_SIZE,
   REDRIVE_PAGE_SIZE_MAX,
   REDRIVE_STRANDED_AFTER_MS,
@@ -500,46 +503,69 @@ function channelsTried(targets: unknown): string[] {
   return [...new Set(ids.filter((id): id is string => typeof id === 'string'))];
 }
 
-/** One run that has dead deliveries, as `dead-runs` lists it. */
-export interface DeadRun {
-  runId: string;
-  dead: number;
-}
+/** The statuses a redrive sends again, whose runs `dead-runs` and `failed-runs` list. */
+export type RedrivenStatus = 'dead' | 'failed';
+
+/** One run that has dead (or failed) deliveries, as `dead-runs` (or `failed-runs`) lists it. */
+export type RunOfStatus<S extends RedrivenStatus> = { runId: string } & Record<S, number>;
 
 /**
- * Dead deliveries' runs, counted as the deliveries are read (a page at a time: what is kept is a
- * count a run, not the deliveries), each with how many of them it holds, the latest occurrence
- * first (then by id); those that name no run (a record of a message too broken to name one) are
- * counted apart, as no redrive of a run reaches them.
+ * Dead (or failed) deliveries' runs, counted as the deliveries are read (a page at a time: what
+ * is kept is a count a run, not the deliveries), each with how many of them it holds, the
+ * latest occurrence first (then by id); those that name no run (a record of a message too
+ * broken to name one) are counted apart, as no redrive of a run reaches them. Of the failed, a
+ * record a broken message left (no attempt made: endsDelivery) is not a failure of its
+ * delivery and is not counted: no redrive sends it.
  */
-export class DeadRunTally {
-  private readonly byRun = new Map<string, { dead: number; occurrence: string }>();
+export class RunTally<S extends RedrivenStatus> {
+  private readonly byRun = new Map<string, { count: number; occurrence: string }>();
   private withoutRun = 0;
-  /** Dead deliveries counted so far. */
-  dead = 0;
+  /** Deliveries counted so far. */
+  count = 0;
+
+  constructor(readonly status: S) {}
+
+  /** The fields `add` reads of a delivery. */
+  static readonly FIELDS = ['runId', 'occurrence', 'attempts', 'lastError'];
 
   add(d: Record<string, unknown>): void {
-    this.dead += 1;
+    if (
+      this.status === 'failed' &&
+      !endsDelivery({
+        status: 'failed',
+        attempts: Number(d.attempts) || 0,
+        lastError: d.lastError as DeliveryDoc['lastError'],
+      })
+    ) {
+      return;
+    }
+    this.count += 1;
     if (typeof d.runId !== 'string' || d.runId === '') {
       this.withoutRun += 1;
       return;
     }
     const seen = this.byRun.get(d.runId);
-    if (seen) seen.dead += 1;
-    else this.byRun.set(d.runId, { dead: 1, occurrence: typeof d.occurrence === 'string' ? d.occurrence : '' });
+    if (seen) seen.count += 1;
+    else this.byRun.set(d.runId, { count: 1, occurrence: typeof d.occurrence === 'string' ? d.occurrence : '' });
   }
 
-  result(): { runs: DeadRun[]; withoutRun: number } {
+  result(): { runs: RunOfStatus<S>[]; withoutRun: number } {
     const runs = [...this.byRun.entries()].sort(([a, x], [b, y]) =>
       x.occurrence < y.occurrence ? 1 : x.occurrence > y.occurrence ? -1 : a < b ? -1 : 1,
     );
-    return { runs: runs.map(([runId, { dead }]) => ({ runId, dead })), withoutRun: this.withoutRun };
+    return {
+      runs: runs.map(([runId, { count }]) => ({ runId, [this.status]: count }) as RunOfStatus<S>),
+      withoutRun: this.withoutRun,
+    };
   }
 }
 
-/** DeadRunTally over `deliveries` at once. */
-export function deadRunsOf(deliveries: readonly Record<string, unknown>[]): { runs: DeadRun[]; withoutRun: number } {
-  const tally = new DeadRunTally();
+/** RunTally over dead `deliveries` at once. */
+export function deadRunsOf(deliveries: readonly Record<string, unknown>[]): {
+  runs: RunOfStatus<'dead'>[];
+  withoutRun: number;
+} {
+  const tally = new RunTally('dead');
   for (const d of deliveries) tally.add(d);
   return tally.result();
 }
@@ -2189,6 +2215,36 @@ ledger, exits 2.`,
       }
     });
 
+  /** `dead-runs` and `failed-runs`: the runs with deliveries of `status`, a page at a time. */
+  const listRuns = async (status: RedrivenStatus, o: { ids?: boolean; pageSize: number }) => {
+    const command = `${status}-runs`;
+    const projectId = projectOf(program.opts());
+    const db = await openFirestore(projectId);
+    const stall = silenceWarning(command, 'page', projectId);
+    try {
+      const store = new FirestoreStore(db);
+      const tally = new RunTally(status);
+      let cursor: string | null = null;
+      let read = 0;
+      for (;;) {
+        const page = await store.deliveriesInStatus(status, cursor, o.pageSize, RunTally.FIELDS);
+        stall.moved();
+        read += page.length;
+        for (const d of page) tally.add(d.data);
+        if (page.length < o.pageSize) break;
+        cursor = page.at(-1)?.id ?? null;
+        process.stderr.write(`${command}: ${read} ${status} deliveries read so far\n`);
+      }
+      const { runs, withoutRun } = tally.result();
+      if (o.ids) process.stdout.write(runs.map((r) => `${r.runId}\n`).join(''));
+      else if (status === 'dead') print({ runs, dead: tally.count, withoutRun });
+      else print({ runs, failed: tally.count });
+    } finally {
+      stall.stop();
+      await db.terminate();
+    }
+  };
+
   program
     .command('dead-runs')
     .description(
@@ -2212,35 +2268,38 @@ to repeat, and says what it did):
 
   npm run --silent cli -- dead-runs --ids | xargs -n1 npm run --silent cli -- redrive`,
     )
-    .action(async (o: { ids?: boolean; pageSize: number }) => {
-      const projectId = projectOf(program.opts());
-      const db = await openFirestore(projectId);
-      const stall = silenceWarning('dead-runs', 'page', projectId);
-      try {
-        const store = new FirestoreStore(db);
-        const tally = new DeadRunTally();
-        let cursor: string | null = null;
-        for (;;) {
-          const page = await store.deliveriesInStatus('dead', cursor, o.pageSize, ['runId', 'occurrence']);
-          stall.moved();
-          for (const d of page) tally.add(d.data);
-          if (page.length < o.pageSize) break;
-          cursor = page.at(-1)?.id ?? null;
-          process.stderr.write(`dead-runs: ${tally.dead} dead deliveries read so far\n`);
-        }
-        const { runs, withoutRun } = tally.result();
-        if (o.ids) process.stdout.write(runs.map((r) => `${r.runId}\n`).join(''));
-        else print({ runs, dead: tally.dead, withoutRun });
-      } finally {
-        stall.stop();
-        await db.terminate();
-      }
-    });
+    .action((o: { ids?: boolean; pageSize: number }) => listRuns('dead', o));
+
+  program
+    .command('failed-runs')
+    .description(
+      'list the runs that have failed deliveries (a permanent error: those `redrive <runId> --failed` sends again once the cause is fixed), with how many each, the latest occurrence first, as JSON: {runs: [{runId, failed}], failed}',
+    )
+    .option('--ids', 'print the run ids alone, one a line, for a loop of redrives')
+    .option(
+      '--page-size <n>',
+      'failed deliveries read per page (1 to 1,000)',
+      positiveInt(DEAD_RUNS_PAGE_SIZE),
+      DEAD_RUNS_PAGE_SIZE,
+    )
+    .addHelpText(
+      'after',
+      `
+It reads every failed delivery's run, a page at a time, and after each full page says on stderr
+how many it has read. A record a broken message left (invalid_message, no attempt made) is no
+failure of its delivery and is not counted: no redrive sends it. \`deliveries <runId>\` lists a
+run's failed deliveries with why each failed. After a token Slack refused is replaced, resume
+the notifications it paused, then redrive every run listed, one after another:
+
+  npm run --silent cli -- resume --paused-reason invalid_auth
+  npm run --silent cli -- failed-runs --ids | xargs -n1 npm run --silent cli -- redrive --failed`,
+    )
+    .action((o: { ids?: boolean; pageSize: number }) => listRuns('failed', o));
 
   program
     .command('redrive')
     .description(
-      "put a run's dead deliveries back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later; a run whose record has expired still redrives while any delivery of it is dead, or reopened by a redrive and not yet published)",
+      "put a run's dead deliveries (with --failed, its failed ones too) back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later; a run whose record has expired still redrives while any delivery of it is dead, or reopened by a redrive and not yet published)",
     )
     .argument('<runId>', 'scheduleId:occurrence (the occurrence in any RFC 3339 spelling)')
     .option(
@@ -2250,8 +2309,12 @@ to repeat, and says what it did):
       TOPOLOGY.dispatchTopic,
     )
     .option(
+      '--failed',
+      "the run's failed deliveries too (a permanent error, such as a token Slack refused or a channel the app is not in), once their cause is fixed; those of a paused notification are left failed: resume it first",
+    )
+    .option(
       '--page-size <n>',
-      `dead deliveries read and published per page (1 to ${REDRIVE_PAGE_SIZE_MAX.toLocaleString('en-US')})`,
+      `deliveries read and published per page (1 to ${REDRIVE_PAGE_SIZE_MAX.toLocaleString('en-US')})`,
       positiveInt(REDRIVE_PAGE_SIZE_MAX),
       REDRIVE_PAGE_SIZE,
     )
@@ -2262,14 +2325,19 @@ Progress and logs on stderr, the counts as JSON on stdout: redriven, skipped (no
 when their turn came), failed (not published; exit code 1), waiting (reopened by another
 redrive that has not published them yet) and waitingUntil (when a redrive may take them over);
 stopped, when Pub/Sub refused a page: the redrive went no further, and what it had not reached
-is still dead for the next run. 30 s without a finished page, it says what it waits on.
+is still dead for the next run. With --failed, also paused (failed deliveries left failed, as
+their notification is paused: sent it would be skipped) and pausedNotifications (the first 20
+of those notifications); skipped also counts a failed delivery whose notification is deleted.
+A redriven delivery whose earlier post may have landed looks in its channel before posting.
+30 s without a finished page, it says what it waits on.
 Ctrl-C stops it after the page under way (interrupted: true, exit 130), a second at once;
 deliveries it reopened but had not published yet are published by a redrive run 30 minutes or
 more later (until then a redrive counts them as waiting, and says from when).`,
     )
-    .action(async (typed: string, o: { topic: string; pageSize: number }) => {
+    .action(async (typed: string, o: { topic: string; pageSize: number; failed?: true }) => {
       const projectId = projectOf(program.opts());
       const runId = typedRunId(typed);
+      const failedToo = o.failed === true;
       // Only redrive publishes: it needs the Pub/Sub emulator, or credentials, as well.
       await checkEnvironment(true);
       // Ctrl-C before the redrive starts ends it there: nothing was reopened. Once it runs, it
@@ -2304,19 +2372,22 @@ more later (until then a redrive counts them as waiting, and says from when).`,
         const store = new FirestoreStore(db);
         const runMissing = () =>
           new CliError(
-            `${runNamed(runId)} does not exist, and no delivery of it is dead, or reopened by a redrive and not yet published`,
+            `${runNamed(runId)} does not exist, and no delivery of it is dead${failedToo ? ' or failed' : ''}, or reopened by a redrive and not yet published`,
           );
         try {
           await checkRedriveTopic(pubsub, o.topic, projectId);
         } catch (err) {
           // A run that does not exist is said as such where the topic does not exist either (the
           // default one, in a project never deployed to), as the admin API's 404 says it.
-          if (err instanceof TopicMissing && !(await redrivable(runId, store, firestoreRedriveLedger(store)))) {
+          if (
+            err instanceof TopicMissing &&
+            !(await redrivable(runId, store, firestoreRedriveLedger(store), { failed: failedToo }))
+          ) {
             throw runMissing();
           }
           throw err;
         }
-        if (!(await redrivable(runId, store, firestoreRedriveLedger(store)))) throw runMissing();
+        if (!(await redrivable(runId, store, firestoreRedriveLedger(store), { failed: failedToo }))) throw runMissing();
         started = true;
         const stall = silenceWarning('redrive', 'page', projectId);
         let result: Awaited<ReturnType<typeof redriveRun>>;
@@ -2328,9 +2399,10 @@ more later (until then a redrive counts them as waiting, and says from when).`,
             // Logs go to stderr: stdout holds the result alone, for scripts.
             log: createLogger({ service: 'cli', level: 'warn', destination: pino.destination(2) }),
             pageSize: o.pageSize,
+            failed: failedToo,
             onProgress: (r) => {
               stall.moved();
-              sofar = `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed`;
+              sofar = `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} of paused notifications`}`;
               process.stderr.write(`redrive: ${sofar} so far\n`);
             },
           });
@@ -2370,12 +2442,21 @@ more later (until then a redrive counts them as waiting, and says from when).`,
             `redrive: ${result.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${result.waitingUntil} takes them over\n`,
           );
         }
-        // A redrive takes dead deliveries alone: one that failed (a permanent error, as a token
-        // Slack refused) is not sent again, and an operator who fixed its cause should know.
+        // Without --failed, a redrive takes dead deliveries alone: one that failed (a permanent
+        // error, as a token Slack refused) is not sent again, and an operator who fixed its cause
+        // should know how to send it. With it, those left failed as their notification is paused.
         const failed = counts?.failed ?? 0;
-        if (failed > 0) {
+        if (!failedToo && failed > 0) {
           process.stderr.write(
-            `redrive: ${counted(failed, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${failed === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists ${failed === 1 ? 'it' : 'them'} with why\n`,
+            `redrive: ${counted(failed, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${failed === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists ${failed === 1 ? 'it' : 'them'} with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends ${failed === 1 ? 'it' : 'them'} again\n`,
+          );
+        }
+        const paused = result.paused ?? 0;
+        if (paused > 0) {
+          const named = result.pausedNotifications ?? [];
+          const more = named.length === PAUSED_NAMED ? ` (the first ${PAUSED_NAMED})` : '';
+          process.stderr.write(
+            `redrive: ${counted(paused, 'failed delivery', 'failed deliveries')} left failed, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be skipped): ${named.join(', ')}${more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again with --failed\n`,
           );
         }
         // Stopped, the stop's code, as resume's: its JSON says what failed.

@@ -35,13 +35,14 @@ describe('postPreview', () => {
 
 describe('failureHints', () => {
   const env = { PUBSUB_EMULATOR_HOST: '127.0.0.1:1', FIRESTORE_EMULATOR_HOST: '127.0.0.1:2' };
-  test('lists the failed and the dead alike, and gives the dead their redrive with both emulators', () => {
+  test('lists the failed and the dead alike, and gives each their redrive with both emulators', () => {
     expect(failureHints({ runId: 's_1:2030-01-01T00:00:00.000Z', failed: 1, dead: 2 }, env, 'p')).toEqual([
       "  all the failed: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- deliveries 's_1:2030-01-01T00:00:00.000Z' --status failed",
+      "  to send the failed again, once their cause is fixed: PUBSUB_EMULATOR_HOST=127.0.0.1:1 FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- redrive 's_1:2030-01-01T00:00:00.000Z' --failed",
       "  all the dead: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- deliveries 's_1:2030-01-01T00:00:00.000Z' --status dead",
       "  to send the dead again: PUBSUB_EMULATOR_HOST=127.0.0.1:1 FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- redrive 's_1:2030-01-01T00:00:00.000Z'",
     ]);
-    expect(failureHints({ runId: 'r', failed: 2, dead: 0 }, env, 'p')).toHaveLength(1);
+    expect(failureHints({ runId: 'r', failed: 2, dead: 0 }, env, 'p')).toHaveLength(2);
     expect(failureHints({ runId: 'r', failed: 0, dead: 0 }, env, 'p')).toEqual([]);
   });
 });

@@ -73,8 +73,9 @@ export function postPreview(mrkdwn: string, max = 60): string {
 
 /**
  * The commands under a run's failed and dead deliveries, while the run ticks on and its
- * emulators are up: the CLI's listing of them all, and for the dead, the redrive that sends
- * them again (it publishes, so it needs the Pub/Sub emulator's address too).
+ * emulators are up: the CLI's listing of them all, and the redrive that sends them again (the
+ * failed with --failed, once their cause is fixed; it publishes, so it needs the Pub/Sub
+ * emulator's address too).
  */
 export function failureHints(
   f: { runId: string; failed: number; dead: number },
@@ -83,14 +84,15 @@ export function failureHints(
 ): string[] {
   const firestore = `FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId}`;
   const list = `${firestore} npm run cli -- deliveries ${shellQuoted(f.runId)}`;
+  const redrive = `PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run cli -- redrive ${shellQuoted(f.runId)}`;
   return [
-    ...(f.failed > 0 ? [`  all the failed: ${list} --status failed`] : []),
-    ...(f.dead > 0
+    ...(f.failed > 0
       ? [
-          `  all the dead: ${list} --status dead`,
-          `  to send the dead again: PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run cli -- redrive ${shellQuoted(f.runId)}`,
+          `  all the failed: ${list} --status failed`,
+          `  to send the failed again, once their cause is fixed: ${redrive} --failed`,
         ]
       : []),
+    ...(f.dead > 0 ? [`  all the dead: ${list} --status dead`, `  to send the dead again: ${redrive}`] : []),
   ];
 }
 

@@ -106,8 +106,9 @@ export interface AdminPorts {
   /** Resumes in bulk the notifications paused for a reason, or every paused one (shared/notifications.ts). */
   resumePaused(selector: PausedSelector, opts: { dryRun: boolean }): Promise<ResumePausedResult>;
   /** Whether a redrive of the run has anything to do (shared/redrive.ts `redrivable`). */
-  redrivable(runId: string): Promise<boolean>;
-  redrive(runId: string): Promise<RedriveResult>;
+  redrivable(runId: string, opts?: { failed?: boolean }): Promise<boolean>;
+  /** Redrives the run's dead deliveries, and its failed ones with `failed`. */
+  redrive(runId: string, opts?: { failed?: boolean }): Promise<RedriveResult>;
 }
 
 export interface AdminDeps extends AdminPorts {
@@ -294,8 +295,15 @@ export function firestoreAdminPorts(
       }),
     accountMissing: async (accountId) => (await missingAccounts(db, [accountId])).length > 0,
     resumePaused: (selector, opts) => resumePaused(db, selector, opts),
-    redrivable: (runId) => redrivable(runId, store, ledger),
-    redrive: (runId) => redriveRun(runId, { ledger, publisher, log, ...(isDraining ? { isDraining } : {}) }),
+    redrivable: (runId, opts) => redrivable(runId, store, ledger, opts),
+    redrive: (runId, opts) =>
+      redriveRun(runId, {
+        ledger,
+        publisher,
+        log,
+        failed: opts?.failed === true,
+        ...(isDraining ? { isDraining } : {}),
+      }),
   };
 }
 
@@ -349,10 +357,16 @@ const pauseBody = z.strictObject({
 });
 
 /**
- * The bodies that take no field (a resume, a redrive): `{}` or none. A field is refused, not
- * passed over, so that `{"dryRun": true}` on a redrive does not redrive for real.
+ * The bodies that take no field (a resume): `{}` or none. A field is refused, not passed over,
+ * so that a field misspelt or meant for another route does nothing unseen.
  */
 const noFieldsBody = z.strictObject({});
+
+/**
+ * A redrive's body: `{}` or none for the run's dead deliveries, `{"failed": true}` for its
+ * failed ones too. Any other field is refused, so that `{"dryRun": true}` does not redrive for real.
+ */
+const redriveBody = z.strictObject({ failed: z.boolean().optional() });
 
 /** A bulk resume: `{pausedReason}` or `{allPaused: true}`, and `dryRun` to count and list only. */
 const resumePausedBody = z
@@ -522,14 +536,16 @@ export function adminRouter(deps: AdminDeps): Router {
     jsonBody('16kb', { uniqueKeys: true }),
     wellFormedBody,
     async (req, res) => {
-      if (parsedOrRefused(noFieldsBody, req.body ?? {}, res) === undefined) return;
+      const body = parsedOrRefused(redriveBody, req.body ?? {}, res);
+      if (body === undefined) return;
+      const opts = { failed: body.failed === true };
       const runId = canonicalRunId(String(req.params.runId));
-      if (!(await deps.redrivable(runId))) {
+      if (!(await deps.redrivable(runId, opts))) {
         res.status(404).json(runNotFound(runId));
         return;
       }
-      audit(req, res, 'redrive', { runId });
-      res.json(await deps.redrive(runId));
+      audit(req, res, 'redrive', { runId, failed: opts.failed });
+      res.json(await deps.redrive(runId, opts));
     },
   );
 

@@ -581,7 +581,7 @@ describe('the full stack', () => {
     const records: Record<string, unknown>[] = [
       ...store.deliveryDocs.values(),
       // A redrive writes through Firestore alone (shared/redrive.ts), and a retry its lastError.
-      { lastRedriveAt: at, deadBeforeRedriveAt: at, lastError: { at } },
+      { lastRedriveAt: at, deadBeforeRedriveAt: at, failedBeforeRedriveAt: at, lastError: { at } },
     ];
     // Each time, or a value that only grows (Slack's ts), but the TTL field, whose own policy
     // turns its indexes off.

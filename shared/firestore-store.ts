@@ -483,7 +483,9 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       }
       const step = deliveryClaimStep(fromDoc<DeliveryDoc>(snap.data() ?? {}), req);
       if (step.kind !== 'claimed') return step;
-      if (step.update) tx.update(ref, { ...step.update, redrivePending: FieldValue.delete() });
+      if (step.update) {
+        tx.update(ref, { ...step.update, redrivePending: FieldValue.delete(), redriveFrom: FieldValue.delete() });
+      }
       return step.claim;
     });
   }

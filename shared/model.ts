@@ -572,6 +572,8 @@ export interface DeliveryDoc {
   lastRedriveAt?: Date | null;
   /** Which redrive last reopened it: the id its message carries (DispatchMessage.redriveId). */
   redriveId?: string | null;
+  /** What the redrive that reopened it found it, while its message is not yet published: put back to this if the publish fails. */
+  redriveFrom?: 'dead' | 'failed';
   /**
    * Where the delivery's attempts were to post, each claim adding its own (postTargetsAfter): an
    * attempt after one whose outcome is unknown looks in each of them before it decides anything,

@@ -150,6 +150,7 @@ export const DELIVERY_TIME_FIELDS = [
   'lastRedriveAt',
   'deadAt',
   'deadBeforeRedriveAt',
+  'failedBeforeRedriveAt',
   // Slack's message ts, seconds since 1970: it grows as the times do.
   'slackTs',
   // A map: the exemption covers its `at`.

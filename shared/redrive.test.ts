@@ -3,6 +3,7 @@ import type { DispatchMessage } from './messages';
 import type { DeliveryStatus } from './model';
 import {
   hasRedrivePending,
+  PAUSED_NAMED,
   type RedriveLedger,
   type RedriveResult,
   RUN_RECORD_GONE,
@@ -15,9 +16,20 @@ const log = createLogger({ service: 'redrive-test', level: 'silent' });
 const occurrence = '2030-01-01T00:00:00.000Z';
 const runId = `s_a:${occurrence}`;
 
-/** A ledger of dead deliveries in memory, with hooks to make its calls fail. */
-function fakeLedger(ids: string[], over: Partial<RedriveLedger> = {}) {
-  const status = new Map<string, DeliveryStatus>(ids.map((id) => [id, 'dead']));
+/**
+ * A ledger of dead deliveries in memory (and of failed ones, `failed`, some of notifications
+ * `paused`), with hooks to make its calls fail.
+ */
+function fakeLedger(
+  ids: string[],
+  over: Partial<RedriveLedger> = {},
+  more: { failed?: string[]; paused?: string[] } = {},
+) {
+  const status = new Map<string, DeliveryStatus>([
+    ...ids.map((id): [string, DeliveryStatus] => [id, 'dead']),
+    ...(more.failed ?? []).map((id): [string, DeliveryStatus] => [id, 'failed']),
+  ]);
+  const from = new Map<string, DeliveryStatus>();
   const published: string[] = [];
   const ledger: RedriveLedger = {
     deliveryIdsOfRun: async (_runId, s, cursor, limit) =>
@@ -30,14 +42,23 @@ function fakeLedger(ids: string[], over: Partial<RedriveLedger> = {}) {
     reopenDead: async (id) => {
       if (status.get(id) !== 'dead') return { kind: 'not_dead' };
       status.set(id, 'retrying');
+      from.set(id, 'dead');
       return { kind: 'reopened', delivery: { notificationId: id.split(':')[0] as string, occurrence, runId } };
+    },
+    reopenFailed: async (id) => {
+      if (status.get(id) !== 'failed') return { kind: 'not_dead' };
+      const notificationId = id.split(':')[0] as string;
+      if (more.paused?.includes(notificationId)) return { kind: 'paused', notificationId };
+      status.set(id, 'retrying');
+      from.set(id, 'failed');
+      return { kind: 'reopened', delivery: { notificationId, occurrence, runId } };
     },
     reopenStranded: async () => ({ kind: 'not_stranded' }),
     markPublished: async (deliveryIds) => {
       published.push(...deliveryIds);
     },
     restoreDead: async (id) => {
-      status.set(id, 'dead');
+      status.set(id, from.get(id) ?? 'dead');
     },
     ...over,
   };
@@ -168,6 +189,66 @@ describe('redriveRun', () => {
   });
 });
 
+describe('redriveRun of failed deliveries', () => {
+  const failedIds = ['f-1', 'f-2', 'f-3'].map((n) => `${n}:${occurrence}`);
+
+  it('leaves them failed unless asked', async () => {
+    const { ledger, status } = fakeLedger(ids.slice(0, 2), {}, { failed: failedIds });
+    const pub = publisher();
+    const result = await redriveRun(runId, { ledger, publisher: pub, log });
+    expect(result).toEqual({ runId, redriven: 2, skipped: 0, failed: 0, waiting: 0, waitingUntil: null });
+    expect(pub.sent.map((m) => m.notificationId)).toEqual(['n-1', 'n-2']);
+    expect(failedIds.map((id) => status.get(id))).toEqual(['failed', 'failed', 'failed']);
+  });
+
+  it('asked, publishes them after the dead ones, a page at a time, and counts those of a paused notification apart', async () => {
+    const { ledger, status } = fakeLedger(ids.slice(0, 2), {}, { failed: failedIds, paused: ['f-2'] });
+    const pub = publisher();
+    const result = await redriveRun(runId, { ledger, publisher: pub, log, pageSize: 2, failed: true });
+    expect(result).toEqual({
+      runId,
+      redriven: 4,
+      skipped: 0,
+      failed: 0,
+      waiting: 0,
+      waitingUntil: null,
+      paused: 1,
+      pausedNotifications: ['f-2'],
+    });
+    expect(pub.sent.map((m) => m.notificationId)).toEqual(['n-1', 'n-2', 'f-1', 'f-3']);
+    expect(pub.sent.every((m) => m.redrive === true && m.runId === runId)).toBe(true);
+    expect(failedIds.map((id) => status.get(id))).toEqual(['retrying', 'failed', 'retrying']);
+  });
+
+  it('puts a failed delivery back to failed, not dead, when its page cannot be published', async () => {
+    const { ledger, status } = fakeLedger([], {}, { failed: failedIds });
+    const result = await redriveRun(runId, {
+      ledger,
+      publisher: {
+        publishPage: async () => {
+          throw new Error('pubsub unavailable');
+        },
+      },
+      log,
+      failed: true,
+    });
+    expect(result).toMatchObject({ redriven: 0, failed: 3, paused: 0 });
+    expect(result.stopped).toMatch(/pubsub unavailable/);
+    expect(failedIds.map((id) => status.get(id))).toEqual(['failed', 'failed', 'failed']);
+  });
+
+  it('names at most PAUSED_NAMED paused notifications, each once, while counting every delivery', async () => {
+    const many = Array.from({ length: PAUSED_NAMED + 5 }, (_, i) => `p-${String(i).padStart(3, '0')}`);
+    // Two deliveries of the first notification: one run holds one per notification, but a
+    // record of another run's message can share it.
+    const deliveries = [...many.map((n) => `${n}:${occurrence}`), `p-000:${occurrence}:again`];
+    const { ledger } = fakeLedger([], {}, { failed: deliveries, paused: many });
+    const result = await redriveRun(runId, { ledger, publisher: publisher(), log, failed: true });
+    expect(result.paused).toBe(PAUSED_NAMED + 6);
+    expect(result.pausedNotifications).toEqual(many.slice(0, PAUSED_NAMED));
+  });
+});
+
 describe('redrivable', () => {
   const none: Record<DeliveryStatus, number> = { sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0 };
   /** A ledger whose retrying deliveries are `ids`, those in `pending` reopened by a redrive and not yet published. */
@@ -199,6 +280,12 @@ describe('redrivable', () => {
     const reads = { getRun: async () => run, countByStatus: async () => ({ ...none, ...counts }) };
     const ids = Array.from({ length: counts.retrying ?? 0 }, (_, i) => `d-${i + 1}`);
     expect(await redrivable(runId, reads, pendingLedger(ids, pending))).toBe(expected);
+  });
+
+  it('counts a run expired since with failed deliveries only when failed ones are asked for', async () => {
+    const reads = { getRun: async () => null, countByStatus: async () => ({ ...none, failed: 2, sent: 3 }) };
+    expect(await redrivable(runId, reads, pendingLedger([], []))).toBe(false);
+    expect(await redrivable(runId, reads, pendingLedger([], []), { failed: true })).toBe(true);
   });
 
   it('reads the retrying deliveries a page at a time until one a redrive reopened', async () => {

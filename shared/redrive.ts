@@ -4,13 +4,13 @@ import type { FirestoreStore } from './firestore-store';
 import { toDate } from './firestore-store';
 import type { Logger } from './logger';
 import { type DispatchMessage, dispatchAttributes } from './messages';
-import { type DeliveryDoc, type DeliveryStatus, liveClaim } from './model';
+import { type DeliveryDoc, type DeliveryStatus, endsDelivery, liveClaim } from './model';
 import type { PagePublisher } from './pubsub';
 import { COLLECTIONS } from './topology';
 
 /**
- * Redrive: puts a run's dead deliveries back on the dispatch topic. Shared by the admin API
- * and any command-line tool, over two small ports.
+ * Redrive: puts a run's dead deliveries (and, when asked, its failed ones) back on the dispatch
+ * topic. Shared by the admin API and any command-line tool, over two small ports.
  */
 
 export type ReopenResult =
@@ -18,7 +18,15 @@ export type ReopenResult =
   /** Someone else redrove it, or it was settled since the page was read. */
   | { kind: 'not_dead' }
   /** Recorded dead from a message too broken to say which notification it was for. */
-  | { kind: 'incomplete' };
+  | { kind: 'incomplete' }
+  /**
+   * A failed delivery of a notification paused since (by its failures, or by hand): its
+   * redriven message would be recorded skipped, and the failure lost. Left failed, for a
+   * redrive after the notification is resumed.
+   */
+  | { kind: 'paused'; notificationId: string }
+  /** A failed delivery of a notification deleted since: nothing to send. Left failed. */
+  | { kind: 'notification_gone' };
 
 /**
  * How long a delivery a redrive reopened may wait for that redrive to publish it. Past this, a
@@ -57,6 +65,14 @@ export interface RedriveLedger {
    */
   reopenDead(deliveryId: string, now: Date, redriveId: string): Promise<ReopenResult>;
   /**
+   * Moves a failed delivery to `retrying` as reopenDead does, once its notification is still
+   * there and not paused. Only a failure of the delivery itself: a record a broken message left
+   * (no attempt made) says nothing of it, and is `not_dead`. Whether an earlier attempt's post
+   * may have landed is kept as the record has it, so the redriven message looks in the channel
+   * first only where it must.
+   */
+  reopenFailed(deliveryId: string, now: Date, redriveId: string): Promise<ReopenResult>;
+  /**
    * Takes over a delivery an earlier redrive reopened but never published: still `retrying`,
    * still marked, reopened before `staleBefore`, unclaimed. The mark becomes this redrive's.
    */
@@ -69,7 +85,8 @@ export interface RedriveLedger {
   markPublished(deliveryIds: string[], now: Date, redriveId: string): Promise<void>;
   /**
    * Undoes this redrive's reopen when its message could not be published, so a later redrive
-   * finds it dead. Only while the mark is still this redrive's and nobody has claimed it.
+   * finds it as it was, dead or failed. Only while the mark is still this redrive's and nobody
+   * has claimed it.
    */
   restoreDead(deliveryId: string, now: Date, redriveId: string): Promise<void>;
 }
@@ -86,13 +103,22 @@ export interface RedriveDeps {
   onProgress?: (soFar: RedriveResult) => void;
   /** True once the service is shutting down: the redrive stops after the page it is on. */
   isDraining?: () => boolean;
+  /**
+   * The run's failed deliveries too (a permanent error: a token Slack refused, a channel the
+   * app was not in), for once their cause is fixed. Those of a notification paused since are
+   * left failed and counted as `paused`.
+   */
+  failed?: boolean;
 }
 
 export interface RedriveResult {
   runId: string;
   /** Reopened and published. */
   redriven: number;
-  /** No longer dead when reached, or too incomplete to publish. */
+  /**
+   * No longer dead (or failed) when reached, too incomplete to publish, or failed for a
+   * notification deleted since.
+   */
   skipped: number;
   /** Reopening or publishing failed; these are dead (or stranded) and a later redrive retries them. */
   failed: number;
@@ -103,6 +129,13 @@ export interface RedriveResult {
   waiting: number;
   /** When the last of the waiting deliveries can be taken over (ISO time), or null. */
   waitingUntil: string | null;
+  /**
+   * With `failed` alone: failed deliveries left failed because their notification is paused;
+   * resumed, a redrive sends them. `pausedNotifications` names those notifications (at most
+   * PAUSED_NAMED of them).
+   */
+  paused?: number;
+  pausedNotifications?: string[];
   /** True when the service began shutting down before the redrive had gone through the run. */
   interrupted?: boolean;
   /**
@@ -170,10 +203,11 @@ export async function redrivable(
   runId: string,
   reads: RunReads,
   ledger: Pick<RedriveLedger, 'redrivePendingOfRun'>,
+  opts: { failed?: boolean } = {},
 ): Promise<boolean> {
   if (await reads.getRun(runId)) return true;
   const counts = await reads.countByStatus(runId);
-  if (counts.dead > 0) return true;
+  if (counts.dead > 0 || (opts.failed && counts.failed > 0)) return true;
   return counts.retrying > 0 && (await hasRedrivePending(runId, ledger));
 }
 
@@ -181,23 +215,28 @@ export async function redriveRun(runId: string, deps: RedriveDeps): Promise<Redr
   const clock = deps.clock ?? (() => new Date());
   const pageSize = deps.pageSize ?? REDRIVE_PAGE_SIZE;
   const redriveId = randomUUID();
-  const result: RedriveResult = { runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null };
+  const result: RedriveResult = {
+    runId,
+    redriven: 0,
+    skipped: 0,
+    failed: 0,
+    waiting: 0,
+    waitingUntil: null,
+    ...(deps.failed ? { paused: 0, pausedNotifications: [] } : {}),
+  };
   const ctx: RedriveContext = { runId, redriveId, pageSize, result, deps, clock, counted: new Set() };
 
-  // The dead deliveries first.
-  let cursor: string | null = null;
-  for (;;) {
-    if (stopForShutdown(ctx)) return finish(ctx);
-    const ids = await deps.ledger.deliveryIdsOfRun(runId, 'dead', cursor, pageSize);
-    if (ids.length === 0) break;
-    await redrivePage(ctx, ids, (id) => deps.ledger.reopenDead(id, clock(), redriveId));
-    cursor = ids[ids.length - 1] ?? cursor;
-    if (ids.length < pageSize) break;
+  // The dead deliveries first, then the failed ones when asked.
+  if (!(await redriveStatus(ctx, 'dead', (id) => deps.ledger.reopenDead(id, clock(), redriveId)))) {
+    return finish(ctx);
+  }
+  if (deps.failed && !(await redriveStatus(ctx, 'failed', (id) => deps.ledger.reopenFailed(id, clock(), redriveId)))) {
+    return finish(ctx);
   }
 
   // Then any an interrupted redrive left reopened but unpublished.
   const staleBefore = new Date(clock().getTime() - REDRIVE_STRANDED_AFTER_MS);
-  cursor = null;
+  let cursor: string | null = null;
   for (;;) {
     if (stopForShutdown(ctx)) return finish(ctx);
     const page = await deps.ledger.redrivePendingOfRun(runId, cursor, pageSize);
@@ -216,6 +255,29 @@ export async function redriveRun(runId: string, deps: RedriveDeps): Promise<Redr
     cursor = page.scanned;
   }
   return finish(ctx);
+}
+
+/** How many paused notifications a redrive's result names, at most. */
+export const PAUSED_NAMED = 20;
+
+/**
+ * Reopens and publishes the run's deliveries of `status`, a page at a time. False when the
+ * redrive stopped (a shutdown, or a page Pub/Sub refused).
+ */
+async function redriveStatus(
+  ctx: RedriveContext,
+  status: 'dead' | 'failed',
+  reopen: (deliveryId: string) => Promise<ReopenResult>,
+): Promise<boolean> {
+  let cursor: string | null = null;
+  for (;;) {
+    if (stopForShutdown(ctx)) return false;
+    const ids = await ctx.deps.ledger.deliveryIdsOfRun(ctx.runId, status, cursor, ctx.pageSize);
+    if (ids.length === 0) return true;
+    await redrivePage(ctx, ids, reopen);
+    cursor = ids[ids.length - 1] ?? cursor;
+    if (ids.length < ctx.pageSize) return true;
+  }
 }
 
 interface RedriveContext {
@@ -279,9 +341,19 @@ async function redrivePage(
       result.failed++;
       continue;
     }
+    if (r.kind === 'paused') {
+      result.paused = (result.paused ?? 0) + 1;
+      result.pausedNotifications ??= [];
+      const named = result.pausedNotifications;
+      if (named.length < PAUSED_NAMED && !named.includes(r.notificationId)) named.push(r.notificationId);
+      continue;
+    }
     if (r.kind !== 'reopened') {
       result.skipped++;
       if (r.kind === 'incomplete') deps.log.warn({ deliveryId, runId }, 'dead delivery lacks its ids; not redriven');
+      if (r.kind === 'notification_gone') {
+        deps.log.warn({ deliveryId, runId }, 'failed delivery of a notification deleted since; not redriven');
+      }
       continue;
     }
     const scheduleId = scheduleIdOf(r.delivery.runId, r.delivery.occurrence);
@@ -381,11 +453,35 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
           claimExpiresAt: liveClaim({ claimExpiresAt: toDate(snap.get('claimExpiresAt')) }, now),
           // Dead-lettering overwrites a claim that may have posted: look in the channel before posting again.
           ...(attempted ? { outcomeUnknown: true } : {}),
-          lastRedriveAt: now,
-          redrivePending: true,
-          redriveId,
+          ...reopenedFields(now, redriveId, 'dead'),
           deadBeforeRedriveAt: toDate(snap.get('deadAt')),
-          updatedAt: now,
+        });
+        return { kind: 'reopened', delivery: ids };
+      }),
+    reopenFailed: (deliveryId, now, redriveId) =>
+      store.db.runTransaction(async (tx): Promise<ReopenResult> => {
+        const ref = deliveries().doc(deliveryId);
+        const snap = await tx.get(ref);
+        const record = {
+          status: snap.get('status') as DeliveryStatus | undefined,
+          attempts: Number(snap.get('attempts')) || 0,
+          lastError: snap.get('lastError') as DeliveryDoc['lastError'],
+        };
+        // A broken message's record (no attempt made) is not a failure of the delivery.
+        if (!snap.exists || record.status !== 'failed' || !endsDelivery(record)) return { kind: 'not_dead' };
+        const ids = idsOf(snap);
+        if (!ids) return { kind: 'incomplete' };
+        // Read in the transaction: a notification paused after this read and before the commit
+        // makes the commit retry, and the retry finds it paused.
+        const notification = await tx.get(store.db.collection(COLLECTIONS.notifications).doc(ids.notificationId));
+        if (!notification.exists) return { kind: 'notification_gone' };
+        if (notification.get('enabled') === false) return { kind: 'paused', notificationId: ids.notificationId };
+        tx.update(ref, {
+          status: 'retrying',
+          // A failure is recorded by the attempt that ended: no claim is left to wait for.
+          claimExpiresAt: null,
+          ...reopenedFields(now, redriveId, 'failed'),
+          failedBeforeRedriveAt: toDate(snap.get('updatedAt')),
         });
         return { kind: 'reopened', delivery: ids };
       }),
@@ -413,7 +509,12 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
             const snap = await tx.get(ref);
             // Taken over by a later redrive since: that one records its own publish.
             if (snap.get('redriveId') !== redriveId) return;
-            tx.update(ref, { redrivePending: FieldValue.delete(), redrives: FieldValue.increment(1), updatedAt: now });
+            tx.update(ref, {
+              redrivePending: FieldValue.delete(),
+              redriveFrom: FieldValue.delete(),
+              redrives: FieldValue.increment(1),
+              updatedAt: now,
+            });
           }),
         ),
       );
@@ -430,10 +531,26 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         ) {
           return;
         }
-        tx.update(ref, { status: 'dead', redrivePending: FieldValue.delete(), updatedAt: now });
+        // Back to what it was reopened from: dead, or failed (a record reopened before redrives
+        // said which was dead).
+        const from = snap.get('redriveFrom') === 'failed' ? 'failed' : 'dead';
+        tx.update(ref, {
+          status: from,
+          redrivePending: FieldValue.delete(),
+          redriveFrom: FieldValue.delete(),
+          updatedAt: now,
+        });
       });
     },
   };
+}
+
+/**
+ * What a reopen writes besides the status: marked as waiting for this redrive's publish, and
+ * what it was reopened from, for restoreDead should that publish fail.
+ */
+function reopenedFields(now: Date, redriveId: string, from: 'dead' | 'failed') {
+  return { lastRedriveAt: now, redrivePending: true, redriveId, redriveFrom: from, updatedAt: now };
 }
 
 function idsOf(snap: {

@@ -1613,6 +1613,52 @@ describe('admin API on the emulators', () => {
     });
   }, 150_000);
 
+  test('a delivery that failed for good is redriven with {"failed": true} once its cause is fixed, and posted once', async () => {
+    const now = new Date();
+    await seed(stack.db, [notification(1), notification(2)], 10, now);
+    slack.addFault({ channel: 'C000000001', respond: { kind: 'slack_error', error: 'not_in_channel' } });
+    const tick = await stack.tick(now);
+    const runId = (tick.body.occurrences as { runId: string }[])[0]?.runId as string;
+    await waitFor(
+      'one sent, one failed',
+      async () => {
+        const s = await deliveryStatuses(stack.db);
+        return s.sent === 1 && s.failed === 1;
+      },
+      60_000,
+    );
+    const path = `/admin/runs/${encodeURIComponent(runId)}/redrive`;
+    // The app invited to the channel; a redrive of the dead alone leaves it failed.
+    slack.clearFaults();
+    const dead = await call('POST', path);
+    expect(dead.body).toEqual({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null });
+    expect(await stack.store.countByStatus(runId)).toMatchObject({ sent: 1, failed: 1 });
+    expect((await call('POST', path, { failed: 'yes' })).body).toMatchObject({
+      error: 'invalid_request',
+      field: 'failed',
+    });
+    const redrive = await call('POST', path, { failed: true });
+    expect(redrive.status).toBe(200);
+    expect(redrive.body).toEqual({
+      runId,
+      redriven: 1,
+      skipped: 0,
+      failed: 0,
+      waiting: 0,
+      waitingUntil: null,
+      paused: 0,
+      pausedNotifications: [],
+    });
+    await waitFor('both sent', async () => (await deliveryStatuses(stack.db)).sent === 2, 30_000);
+    const doc = await stack.store.get(`n-00001:${runId.slice(runId.indexOf(':') + 1)}`);
+    expect(doc).toMatchObject({ status: 'sent', attempts: 2 });
+    expect(slack.posts.filter((p) => p.channel === 'C000000001')).toHaveLength(1);
+    expect(slack.duplicates()).toEqual([]);
+    // Nothing left failed: a second redrive of the failed sends nothing more.
+    expect((await call('POST', path, { failed: true })).body).toMatchObject({ redriven: 0, paused: 0 });
+    expect(await stack.store.countByStatus(runId)).toMatchObject({ sent: 2, failed: 0 });
+  });
+
   test('redrive pages through dead deliveries, skips what is not redrivable, and restores on publish failure', async () => {
     const occurrence = '2030-01-01T00:00:00.000Z';
     const scheduleId = scheduleIdOf({ cron: '* * * * *', timezone: 'UTC' });

@@ -521,9 +521,82 @@ describe('redrive, on the emulators', () => {
       'redrive: at least 2 other deliveries of the run are still being tried (retrying or sending), not dead yet: those that end dead need another redrive',
     );
     expect(res.stderr).toContain(
-      `redrive: 1 delivery of the run failed (a permanent error, not out of attempts) and is not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists it with why`,
+      `redrive: 1 delivery of the run failed (a permanent error, not out of attempts) and is not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists it with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends it again`,
     );
     expect(res.stdout).not.toContain('so far');
+
+    // --failed: n-4's notification is paused (it is left failed, and named), n-5's is not (it is
+    // sent again), n-6's is deleted (skipped), and n-7's record is a broken message's (left alone).
+    const fix = createFirestore('demo-cli-redrive');
+    try {
+      await fix.doc('notifications/n-4').set({ enabled: false, pausedReason: 'invalid_auth' });
+      await fix.doc('notifications/n-5').set({ enabled: true });
+      const failure = { code: 'slack_permanent_auth', message: 'invalid_auth', retryable: false, at: new Date() };
+      for (const id of ['n-5', 'n-6']) {
+        await fix
+          .doc(`deliveries/${id}:${occurrence}`)
+          .set({ notificationId: id, occurrence, runId, status: 'failed', attempts: 1, lastError: failure });
+      }
+      await fix.doc(`deliveries/n-7:${occurrence}`).set({
+        runId,
+        status: 'failed',
+        attempts: 0,
+        lastError: { ...failure, code: 'invalid_message' },
+      });
+    } finally {
+      await fix.terminate();
+    }
+    const again = await runCli(
+      ['-p', 'demo-cli-redrive', 'redrive', runId, '--topic', 'redrive-here', '--failed'],
+      env,
+    );
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual({
+      runId,
+      redriven: 1,
+      skipped: 2,
+      failed: 0,
+      waiting: 0,
+      waitingUntil: null,
+      paused: 1,
+      pausedNotifications: ['n-4'],
+    });
+    expect(again.stderr).toContain('redrive: 1 redriven, 2 skipped, 0 failed, 1 of paused notifications so far');
+    expect(again.stderr).toContain(
+      'redrive: 1 failed delivery left failed, as its notification is paused (sent, it would be skipped): n-4; `slack-fanout resume <id>` (or `resume --paused-reason <code>`), then redrive again with --failed',
+    );
+    expect(again.stderr).not.toContain('not redriven: redrive sends dead deliveries alone');
+    const after = createFirestore('demo-cli-redrive');
+    try {
+      const status = async (id: string) => (await after.doc(`deliveries/${id}:${occurrence}`).get()).get('status');
+      expect(await Promise.all(['n-4', 'n-5', 'n-6', 'n-7'].map(status))).toEqual([
+        'failed',
+        'retrying',
+        'failed',
+        'failed',
+      ]);
+    } finally {
+      await after.terminate();
+    }
+    // On the topic: the first redrive's n-1, then this one's n-5, each a redrive's message.
+    const reader = createPubSub('demo-cli-redrive');
+    const got: { notificationId: string; redrive?: boolean }[] = [];
+    const sub = reader.subscription('redrive-here-sub');
+    sub.on('message', (m: { data: Buffer; ack(): void }) => {
+      got.push(JSON.parse(m.data.toString()) as { notificationId: string; redrive?: boolean });
+      m.ack();
+    });
+    try {
+      const until = Date.now() + 30_000;
+      while (got.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await sub.close();
+      await reader.close();
+    }
+    expect(got.map((m) => [m.notificationId, m.redrive]).sort()).toEqual([
+      ['n-1', true],
+      ['n-5', true],
+    ]);
   });
 });
 
@@ -775,6 +848,58 @@ describe('dead-runs, on the emulator', () => {
     const none = await runCli(['-p', 'demo-cli-nodead', 'dead-runs'], env);
     expect(none.code).toBe(0);
     expect(JSON.parse(none.stdout)).toEqual({ runs: [], dead: 0, withoutRun: 0 });
+  });
+
+  it('failed-runs lists every run with deliveries that failed for good, not the records broken messages left', async () => {
+    const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
+    const project = 'demo-cli-failed-runs';
+    const db = createFirestore(project);
+    const early = '2030-01-01T09:00:00.000Z';
+    const late = '2030-01-02T09:00:00.000Z';
+    const error = (code: string) => ({ code, message: code, retryable: false, at: new Date(0) });
+    try {
+      const put = (id: string, fields: Record<string, unknown>) => db.doc(`deliveries/${id}`).set(fields);
+      const failed = (n: string, occurrence: string, run: string, code = 'slack_permanent_auth') =>
+        put(`${n}:${occurrence}`, {
+          notificationId: n,
+          occurrence,
+          runId: `${run}:${occurrence}`,
+          status: 'failed',
+          attempts: 1,
+          lastError: error(code),
+        });
+      await Promise.all([
+        failed('n-1', early, 's_a'),
+        failed('n-2', early, 's_a', 'account_not_found'),
+        failed('n-3', late, 's_b'),
+        put(`n-4:${late}`, { notificationId: 'n-4', occurrence: late, runId: `s_b:${late}`, status: 'dead' }),
+        // Broken messages' records, with and without their run: no failure of a delivery.
+        put(`n-5:${late}`, {
+          runId: `s_c:${late}`,
+          status: 'failed',
+          attempts: 0,
+          lastError: error('invalid_message'),
+        }),
+        put('broken-1', { status: 'failed', attempts: 0, lastError: error('invalid_message') }),
+      ]);
+    } finally {
+      await db.terminate();
+    }
+    const listed = await runCli(['-p', project, 'failed-runs', '--page-size', '2'], env);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual({
+      runs: [
+        { runId: `s_b:${late}`, failed: 1 },
+        { runId: `s_a:${early}`, failed: 2 },
+      ],
+      failed: 3,
+    });
+    // A line after each full page: 5 failed records read in pages of 2.
+    expect(listed.stderr).toBe(
+      'failed-runs: 2 failed deliveries read so far\nfailed-runs: 4 failed deliveries read so far\n',
+    );
+    const ids = await runCli(['-p', project, 'failed-runs', '--ids'], env);
+    expect([ids.code, ids.stdout, ids.stderr]).toEqual([0, `s_b:${late}\ns_a:${early}\n`, '']);
   });
 });
 

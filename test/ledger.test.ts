@@ -402,6 +402,73 @@ describe('the ledger and broken pushes, on the emulator', () => {
     expect(await store.claim(claim('a#4'))).toEqual({ kind: 'final', status: 'failed' });
   });
 
+  it('a redrive reopens a delivery that failed for good only while its notification is there and not paused, and puts it back to failed', async () => {
+    const at = (s: number) => new Date(now.getTime() + s * 1000);
+    const ledger = firestoreRedriveLedger(store);
+    const notification = db.doc(`${COLLECTIONS.notifications}/n-1`);
+    const failure = { ...invalid, code: 'slack_permanent_auth', message: 'invalid_auth' };
+    // A broken message's record is not a failure of the delivery: nothing to redrive.
+    await store.recordInvalid(deliveryId, invalid, now, { runId: claim('x').runId });
+    expect(await ledger.reopenFailed(deliveryId, at(1), 'r-0')).toEqual({ kind: 'not_dead' });
+
+    expect((await store.claim({ ...claim('a#70'), now: at(2) })).kind).toBe('claimed');
+    await store.markFinal(deliveryId, 'failed', failure, at(3), 'a#70');
+    expect(await ledger.reopenFailed(deliveryId, at(4), 'r-1')).toEqual({ kind: 'notification_gone' });
+    await notification.set({ enabled: false, pausedReason: 'invalid_auth' });
+    expect(await ledger.reopenFailed(deliveryId, at(5), 'r-1')).toEqual({ kind: 'paused', notificationId: 'n-1' });
+    expect(await store.get(deliveryId)).toMatchObject({
+      status: 'failed',
+      lastError: { code: 'slack_permanent_auth' },
+    });
+
+    await notification.set({ enabled: true });
+    expect(await ledger.reopenFailed(deliveryId, at(6), 'r-1')).toEqual({
+      kind: 'reopened',
+      delivery: { notificationId: 'n-1', occurrence: claim('x').occurrence, runId: claim('x').runId },
+    });
+    expect(await store.get(deliveryId)).toMatchObject({
+      status: 'retrying',
+      redrivePending: true,
+      redriveId: 'r-1',
+      redriveFrom: 'failed',
+      claimExpiresAt: null,
+    });
+    // Reopened once: a second redrive finds it no longer failed.
+    expect(await ledger.reopenFailed(deliveryId, at(7), 'r-2')).toEqual({ kind: 'not_dead' });
+    // Its publish failed: back to failed, not dead, for a later redrive to find.
+    await ledger.restoreDead(deliveryId, at(8), 'r-1');
+    expect(await store.get(deliveryId)).toMatchObject({ status: 'failed' });
+    expect((await db.doc(`deliveries/${deliveryId}`).get()).get('redriveFrom')).toBeUndefined();
+
+    // Published: the redriven message claims it as a new attempt, not a final record.
+    expect((await ledger.reopenFailed(deliveryId, at(9), 'r-3')).kind).toBe('reopened');
+    await ledger.markPublished([deliveryId], at(10), 'r-3');
+    expect(await store.claim({ ...claim('b#70'), now: at(11) })).toMatchObject({
+      kind: 'claimed',
+      attempts: 2,
+      outcomeUnknown: false,
+    });
+    // Failing again for good ends it again.
+    await store.markFinal(deliveryId, 'failed', failure, at(12), 'b#70');
+    expect(await store.claim({ ...claim('c#70'), now: at(13) })).toEqual({ kind: 'final', status: 'failed' });
+  });
+
+  it('a failed delivery whose earlier post may have landed is redriven to look in the channel first', async () => {
+    const at = (s: number) => new Date(now.getTime() + s * 1000);
+    await db.doc(`${COLLECTIONS.notifications}/n-1`).set({ enabled: true });
+    expect((await store.claim({ ...claim('a#80'), now: at(0) })).kind).toBe('claimed');
+    // Its claim ran out mid-post; the attempt after it failed for good.
+    expect(await store.claim({ ...claim('b#80'), now: at(61) })).toMatchObject({ outcomeUnknown: true });
+    await store.markFinal(deliveryId, 'failed', { ...invalid, code: 'slack_permanent_channel' }, at(62), 'b#80');
+    const ledger = firestoreRedriveLedger(store);
+    expect((await ledger.reopenFailed(deliveryId, at(63), 'r-1')).kind).toBe('reopened');
+    expect(await store.claim({ ...claim('c#80'), now: at(64) })).toMatchObject({
+      kind: 'claimed',
+      attempts: 3,
+      outcomeUnknown: true,
+    });
+  });
+
   it('stamps each delivery with when Firestore may delete it: 90 days after its last outcome', async () => {
     expect((await store.claim(claim('a#5'))).kind).toBe('claimed');
     const claimed = (await db.doc(`deliveries/${deliveryId}`).get()).get('expireAt').toDate();
