@@ -750,11 +750,14 @@ describe('auth configuration', () => {
     }
     expect(refuseAll('admin')).toBeInstanceOf(Function);
     // A route no handler takes answers JSON, like the rest.
-    const unknown = await request(app).get('/nope');
-    expect({ status: unknown.status, body: unknown.body }).toEqual({
-      status: 404,
-      body: { error: 'not_found', path: '/nope' },
-    });
+    for (const path of ['/nope', '//status']) {
+      const unknown = await request(app).get(path);
+      expect({ status: unknown.status, body: unknown.body, cache: unknown.headers['cache-control'] }).toEqual({
+        status: 404,
+        body: { error: 'not_found', path },
+        cache: 'no-store',
+      });
+    }
   });
 });
 

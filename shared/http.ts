@@ -320,6 +320,9 @@ export function methodNotAllowed(allow: readonly string[], fields: Record<string
  */
 export function notFound(fields: Record<string, unknown> = {}): RequestHandler {
   return (req, res) => {
+    // Kept by no cache, as the admin routes' answers are: a path one of them takes once it is
+    // spelt otherwise (`//status`) is answered here.
+    res.setHeader('Cache-Control', 'no-store');
     res.status(404).json({ ...fields, error: 'not_found', path: routePath(req).slice(0, 200) });
   };
 }
