@@ -72,7 +72,6 @@ import {
 import { QUERIES } from '../shared/queries';
 import {
   firestoreRedriveLedger,
-  PAUSED_NAMED,
   REDRIVE_PAGE_SIZE,
   REDRIVE_PAGE_SIZE_MAX,
   REDRIVE_STRANDED_AFTER_MS,
@@ -2237,8 +2236,7 @@ ledger, exits 2.`,
       }
       const { runs, withoutRun } = tally.result();
       if (o.ids) process.stdout.write(runs.map((r) => `${r.runId}\n`).join(''));
-      else if (status === 'dead') print({ runs, dead: tally.count, withoutRun });
-      else print({ runs, failed: tally.count });
+      else print({ runs, [status]: tally.count, withoutRun });
     } finally {
       stall.stop();
       await db.terminate();
@@ -2273,7 +2271,7 @@ to repeat, and says what it did):
   program
     .command('failed-runs')
     .description(
-      'list the runs that have failed deliveries (a permanent error: those `redrive <runId> --failed` sends again once the cause is fixed), with how many each, the latest occurrence first, as JSON: {runs: [{runId, failed}], failed}',
+      'list the runs that have failed deliveries (a permanent error: those `redrive <runId> --failed` sends again once the cause is fixed), with how many each, the latest occurrence first, as JSON: {runs: [{runId, failed}], failed, withoutRun}',
     )
     .option('--ids', 'print the run ids alone, one a line, for a loop of redrives')
     .option(
@@ -2286,8 +2284,9 @@ to repeat, and says what it did):
       'after',
       `
 It reads every failed delivery's run, a page at a time, and after each full page says on stderr
-how many it has read. A record a broken message left (invalid_message, no attempt made) is no
-failure of its delivery and is not counted: no redrive sends it. \`deliveries <runId>\` lists a
+how many it has read. "failed" counts them all; "withoutRun" those whose record names no run,
+which no redrive reaches. A record a broken message left (invalid_message, no attempt made) is
+no failure of its delivery and is not counted: no redrive sends it. \`deliveries <runId>\` lists a
 run's failed deliveries with why each failed. After a token Slack refused is replaced, resume
 the notifications it paused, then redrive every run listed, one after another:
 
@@ -2325,9 +2324,10 @@ Progress and logs on stderr, the counts as JSON on stdout: redriven, skipped (no
 when their turn came), failed (not published; exit code 1), waiting (reopened by another
 redrive that has not published them yet) and waitingUntil (when a redrive may take them over);
 stopped, when Pub/Sub refused a page: the redrive went no further, and what it had not reached
-is still dead for the next run. With --failed, also paused (failed deliveries left failed, as
-their notification is paused: sent it would be skipped) and pausedNotifications (the first 20
-of those notifications); skipped also counts a failed delivery whose notification is deleted.
+is still dead (or failed) for the next run. With --failed, also paused (failed deliveries left
+failed, as their notification is paused: sent, each would be skipped) and pausedNotifications
+(the first 20 of those notifications); a failed delivery whose notification is deleted is left
+failed and counted in skipped, and a record a broken message left is left alone, uncounted.
 A redriven delivery whose earlier post may have landed looks in its channel before posting.
 30 s without a finished page, it says what it waits on.
 Ctrl-C stops it after the page under way (interrupted: true, exit 130), a second at once;
@@ -2427,13 +2427,15 @@ more later (until then a redrive counts them as waiting, and says from when).`,
           );
         }
         if (result.interrupted) {
-          const dead = counts?.dead;
+          // With --failed, what is left failed is left to redrive too.
+          const left = counts ? counts.dead + (failedToo ? counts.failed : 0) : undefined;
+          const still = failedToo ? 'dead or failed' : 'dead';
           process.stderr.write(
-            dead === undefined
-              ? 'redrive: interrupted: what it had not reached is still dead (running it again is safe)\n'
-              : dead === 0
-                ? "redrive: interrupted: none of the run's deliveries is still dead, nothing is left to redrive\n"
-                : `redrive: interrupted: ${dead} of the run's deliveries still dead (running it again is safe)\n`,
+            left === undefined
+              ? `redrive: interrupted: what it had not reached is still ${still} (running it again is safe)\n`
+              : left === 0
+                ? `redrive: interrupted: none of the run's deliveries is still ${still}, nothing is left to redrive\n`
+                : `redrive: interrupted: ${left} of the run's deliveries still ${still} (running it again is safe)\n`,
           );
           process.exitCode = stops.exitCode();
         }
@@ -2454,7 +2456,8 @@ more later (until then a redrive counts them as waiting, and says from when).`,
         const paused = result.paused ?? 0;
         if (paused > 0) {
           const named = result.pausedNotifications ?? [];
-          const more = named.length === PAUSED_NAMED ? ` (the first ${PAUSED_NAMED})` : '';
+          // A run holds one delivery a notification: more paused than named is more notifications.
+          const more = paused > named.length ? ` (the first ${named.length} of ${paused})` : '';
           process.stderr.write(
             `redrive: ${counted(paused, 'failed delivery', 'failed deliveries')} left failed, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be skipped): ${named.join(', ')}${more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again with --failed\n`,
           );

@@ -331,6 +331,45 @@ describe('handlePush', () => {
     expect(store.notification('n-1')).toMatchObject({ enabled: false, pausedReason: 'http_413' });
   });
 
+  it('does not count again a failure a redrive of a failed delivery meets, whichever occurrence the notification counted last', async () => {
+    const { store, slack, deps, dueAt } = setup();
+    const days = ['07', '08', '09', '10'].map((d) => `2026-12-${d}T08:00:00.000Z`);
+    slack.script = days.map(() => classifySlackErrorCode('not_in_channel'));
+    for (const at of days.slice(0, 3)) {
+      dueAt(at);
+      await handlePush(push('n-1', at), deps);
+    }
+    expect(store.notification('n-1')).toMatchObject({ enabled: false, pausedReason: 'not_in_channel' });
+    // Resumed (its count back to 0), then a new occurrence fails: counted.
+    store.putNotification('n-1', {
+      ...(store.notification('n-1') as Record<string, unknown>),
+      enabled: true,
+      pausedReason: null,
+      consecutiveFailures: 0,
+    });
+    dueAt(days[3] as string);
+    await handlePush(push('n-1', days[3]), deps);
+    expect(store.notification('n-1')).toMatchObject({ enabled: true, consecutiveFailures: 1 });
+    // The three earlier occurrences redriven (reopened from failed), the cause not fixed yet:
+    // each fails again, and none counts again, so the notification is not paused by them.
+    slack.script = days.slice(0, 3).map(() => classifySlackErrorCode('not_in_channel'));
+    for (const at of days.slice(0, 3)) {
+      const deliveryId = `n-1:${at}`;
+      store.deliveryDocs.set(deliveryId, {
+        ...store.deliveryDocs.get(deliveryId),
+        status: 'retrying',
+        redriveId: 'redrive-a',
+        lastRedriveAt: new Date(),
+        failedBeforeRedriveAt: new Date(at),
+      });
+      expect(await handlePush(push('n-1', at, { redrive: true, redriveId: 'redrive-a' }), deps)).toMatchObject({
+        kind: 'ack',
+        status: 'failed',
+      });
+    }
+    expect(store.notification('n-1')).toMatchObject({ enabled: true, consecutiveFailures: 1 });
+  });
+
   it('a success after failures resets the failure count', async () => {
     const { store, slack, deps, dueAt } = setup();
     slack.script = [classifySlackErrorCode('not_in_channel')];

@@ -204,6 +204,8 @@ async function deliver(
   let posted = false;
   // Set when a permanent failure of this notification's own input should count towards pausing it.
   let pauseReason: string | null = null;
+  // Set when the delivery failed for good before a redrive reopened it: that failure was counted.
+  let failedBefore = false;
   // Where this attempt was to post, once the notification is read: named in its failure's log line.
   let target: PostTarget | null = null;
   // One token per attempt: an attempt that outlives its claim cannot release its successor's.
@@ -245,6 +247,7 @@ async function deliver(
     }
     claimed = true;
     attempts = claim.attempts;
+    failedBefore = claim.failedBefore;
     let claimExpiresAt = claim.claimExpiresAt;
 
     if (claim.outcomeUnknown) {
@@ -433,8 +436,11 @@ async function deliver(
         if (err.code === 'invalid_notification' && pauseReason === null) pauseReason = 'notification_invalid';
         // Counted before the delivery is recorded failed: a count that fails is retried with the
         // delivery, where one after it would be lost (the retry finds the delivery ended). The
-        // count is kept per occurrence, so a retry does not count it twice.
-        if (pauseReason) {
+        // count is kept per occurrence, so a retry does not count it twice; nor does a redrive of
+        // a delivery that failed for good before, whatever occurrence the notification counted last.
+        if (pauseReason && failedBefore) {
+          log.info({ pausedReason: pauseReason }, 'failed again after a redrive: not counted towards pausing again');
+        } else if (pauseReason) {
           const paused = await deps.notifications.recordPermanentFailure(
             message.notificationId,
             pauseReason,

@@ -36,6 +36,7 @@ function fakes() {
       firstAttemptAt: req.now,
       claimExpiresAt: new Date(req.now.getTime() + req.ttlMs),
       earlierTargets: [],
+      failedBefore: false,
     }),
     markSent: async () => undefined,
     renewClaim: async () => true,

@@ -33,6 +33,7 @@ export function freshClaim(req: ClaimRequest): { doc: DeliveryDoc; claim: Claime
       firstAttemptAt: req.now,
       claimExpiresAt,
       earlierTargets: [],
+      failedBefore: false,
     },
   };
 }
@@ -60,6 +61,7 @@ export function deliveryClaimStep(
         firstAttemptAt: d.firstAttemptAt ?? req.now,
         claimExpiresAt: d.claimExpiresAt,
         earlierTargets,
+        failedBefore: Boolean(d.failedBeforeRedriveAt),
       },
     };
   }
@@ -95,6 +97,7 @@ export function deliveryClaimStep(
       firstAttemptAt,
       claimExpiresAt,
       earlierTargets,
+      failedBefore: Boolean(d.failedBeforeRedriveAt),
     },
   };
 }

@@ -575,6 +575,11 @@ export interface DeliveryDoc {
   /** What the redrive that reopened it found it, while its message is not yet published: put back to this if the publish fails. */
   redriveFrom?: 'dead' | 'failed';
   /**
+   * When it had failed for good, for the last redrive that reopened it from `failed`: its
+   * failure has been counted towards pausing the notification once already.
+   */
+  failedBeforeRedriveAt?: Date | null;
+  /**
    * Where the delivery's attempts were to post, each claim adding its own (postTargetsAfter): an
    * attempt after one whose outcome is unknown looks in each of them before it decides anything,
    * so a channel changed or a notification paused or deleted meanwhile cannot hide that post.

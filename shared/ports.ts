@@ -132,6 +132,12 @@ export type DeliveryClaim =
       claimExpiresAt: Date;
       /** Where earlier attempts were to post (DeliveryDoc.postTargets), before this claim's own. */
       earlierTargets: PostTarget[];
+      /**
+       * The delivery failed for good before a redrive reopened it (DeliveryDoc
+       * failedBeforeRedriveAt): that failure went through the count towards pausing the
+       * notification, and failing again is not counted a second time.
+       */
+      failedBefore: boolean;
     }
   | { kind: 'final'; status: DeliveryStatus }
   | { kind: 'busy'; claimExpiresAt: Date };

@@ -23,11 +23,11 @@ const runId = `s_a:${occurrence}`;
 function fakeLedger(
   ids: string[],
   over: Partial<RedriveLedger> = {},
-  more: { failed?: string[]; paused?: string[] } = {},
+  more: { failed?: string[]; paused?: string[]; broken?: string[] } = {},
 ) {
   const status = new Map<string, DeliveryStatus>([
     ...ids.map((id): [string, DeliveryStatus] => [id, 'dead']),
-    ...(more.failed ?? []).map((id): [string, DeliveryStatus] => [id, 'failed']),
+    ...[...(more.failed ?? []), ...(more.broken ?? [])].map((id): [string, DeliveryStatus] => [id, 'failed']),
   ]);
   const from = new Map<string, DeliveryStatus>();
   const published: string[] = [];
@@ -47,6 +47,7 @@ function fakeLedger(
     },
     reopenFailed: async (id) => {
       if (status.get(id) !== 'failed') return { kind: 'not_dead' };
+      if (more.broken?.includes(id)) return { kind: 'not_a_failure' };
       const notificationId = id.split(':')[0] as string;
       if (more.paused?.includes(notificationId)) return { kind: 'paused', notificationId };
       status.set(id, 'retrying');
@@ -201,8 +202,12 @@ describe('redriveRun of failed deliveries', () => {
     expect(failedIds.map((id) => status.get(id))).toEqual(['failed', 'failed', 'failed']);
   });
 
-  it('asked, publishes them after the dead ones, a page at a time, and counts those of a paused notification apart', async () => {
-    const { ledger, status } = fakeLedger(ids.slice(0, 2), {}, { failed: failedIds, paused: ['f-2'] });
+  it('asked, publishes them after the dead ones, a page at a time, counts those of a paused notification apart, and a broken message’s record not at all', async () => {
+    const { ledger, status } = fakeLedger(
+      ids.slice(0, 2),
+      {},
+      { failed: failedIds, paused: ['f-2'], broken: [`b-1:${occurrence}`] },
+    );
     const pub = publisher();
     const result = await redriveRun(runId, { ledger, publisher: pub, log, pageSize: 2, failed: true });
     expect(result).toEqual({
@@ -220,10 +225,11 @@ describe('redriveRun of failed deliveries', () => {
     expect(failedIds.map((id) => status.get(id))).toEqual(['retrying', 'failed', 'retrying']);
   });
 
-  it('puts a failed delivery back to failed, not dead, when its page cannot be published', async () => {
-    const { ledger, status } = fakeLedger([], {}, { failed: failedIds });
+  it('puts back each failed delivery of a page that cannot be published', async () => {
+    const base = fakeLedger([], {}, { failed: failedIds });
+    const restoreDead = jest.fn(base.ledger.restoreDead);
     const result = await redriveRun(runId, {
-      ledger,
+      ledger: { ...base.ledger, restoreDead },
       publisher: {
         publishPage: async () => {
           throw new Error('pubsub unavailable');
@@ -234,7 +240,8 @@ describe('redriveRun of failed deliveries', () => {
     });
     expect(result).toMatchObject({ redriven: 0, failed: 3, paused: 0 });
     expect(result.stopped).toMatch(/pubsub unavailable/);
-    expect(failedIds.map((id) => status.get(id))).toEqual(['failed', 'failed', 'failed']);
+    // What each is put back to is the ledger's (test/ledger.test.ts: failed, not dead).
+    expect(restoreDead.mock.calls.map(([id]) => id)).toEqual(failedIds);
   });
 
   it('names at most PAUSED_NAMED paused notifications, each once, while counting every delivery', async () => {

@@ -26,7 +26,12 @@ export type ReopenResult =
    */
   | { kind: 'paused'; notificationId: string }
   /** A failed delivery of a notification deleted since: nothing to send. Left failed. */
-  | { kind: 'notification_gone' };
+  | { kind: 'notification_gone' }
+  /**
+   * A `failed` record a broken message left (no attempt made): no failure of the delivery, and
+   * nothing a redrive sends. Left as it is, and not counted.
+   */
+  | { kind: 'not_a_failure' };
 
 /**
  * How long a delivery a redrive reopened may wait for that redrive to publish it. Past this, a
@@ -337,6 +342,7 @@ async function redrivePage(
     // Retrying on Pub/Sub's own redelivery, claimed, or another redrive's to publish: not this one's.
     if (r.kind === 'not_stranded' || r.kind === 'waiting') continue;
     ctx.counted.add(deliveryId);
+    if (r.kind === 'not_a_failure') continue;
     if (r.kind === 'reopen_failed') {
       result.failed++;
       continue;
@@ -393,7 +399,7 @@ async function redrivePage(
       result.stopped = `Pub/Sub refused a page: ${(err as Error).message}`;
       deps.log.error(
         { runId, err: (err as Error).message, count: page.length },
-        'redrive publish failed; stopping (what it had not reached is still dead)',
+        'redrive publish failed; stopping (what it had not reached is still dead, or failed)',
       );
     }
     if (published) {
@@ -467,8 +473,9 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
           attempts: Number(snap.get('attempts')) || 0,
           lastError: snap.get('lastError') as DeliveryDoc['lastError'],
         };
+        if (!snap.exists || record.status !== 'failed') return { kind: 'not_dead' };
         // A broken message's record (no attempt made) is not a failure of the delivery.
-        if (!snap.exists || record.status !== 'failed' || !endsDelivery(record)) return { kind: 'not_dead' };
+        if (!endsDelivery(record)) return { kind: 'not_a_failure' };
         const ids = idsOf(snap);
         if (!ids) return { kind: 'incomplete' };
         // Read in the transaction: a notification paused after this read and before the commit
@@ -481,7 +488,9 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
           // A failure is recorded by the attempt that ended: no claim is left to wait for.
           claimExpiresAt: null,
           ...reopenedFields(now, redriveId, 'failed'),
-          failedBeforeRedriveAt: toDate(snap.get('updatedAt')),
+          // When it failed (not when a failed publish last put it back): set, whatever the
+          // record holds, as it also tells the redriven attempt that this failure was counted.
+          failedBeforeRedriveAt: toDate(snap.get('lastError.at')) ?? toDate(snap.get('updatedAt')) ?? now,
         });
         return { kind: 'reopened', delivery: ids };
       }),

@@ -406,10 +406,10 @@ describe('the ledger and broken pushes, on the emulator', () => {
     const at = (s: number) => new Date(now.getTime() + s * 1000);
     const ledger = firestoreRedriveLedger(store);
     const notification = db.doc(`${COLLECTIONS.notifications}/n-1`);
-    const failure = { ...invalid, code: 'slack_permanent_auth', message: 'invalid_auth' };
+    const failure = { ...invalid, code: 'slack_permanent_auth', message: 'invalid_auth', at: at(3) };
     // A broken message's record is not a failure of the delivery: nothing to redrive.
     await store.recordInvalid(deliveryId, invalid, now, { runId: claim('x').runId });
-    expect(await ledger.reopenFailed(deliveryId, at(1), 'r-0')).toEqual({ kind: 'not_dead' });
+    expect(await ledger.reopenFailed(deliveryId, at(1), 'r-0')).toEqual({ kind: 'not_a_failure' });
 
     expect((await store.claim({ ...claim('a#70'), now: at(2) })).kind).toBe('claimed');
     await store.markFinal(deliveryId, 'failed', failure, at(3), 'a#70');
@@ -432,6 +432,8 @@ describe('the ledger and broken pushes, on the emulator', () => {
       redriveId: 'r-1',
       redriveFrom: 'failed',
       claimExpiresAt: null,
+      // When it failed, which also tells the redriven attempt its failure was counted.
+      failedBeforeRedriveAt: at(3),
     });
     // Reopened once: a second redrive finds it no longer failed.
     expect(await ledger.reopenFailed(deliveryId, at(7), 'r-2')).toEqual({ kind: 'not_dead' });
