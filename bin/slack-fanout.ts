@@ -2286,7 +2286,8 @@ to repeat, and says what it did):
 It reads every failed delivery's run, a page at a time, and after each full page says on stderr
 how many it has read. "failed" counts them all; "withoutRun" those whose record names no run,
 which no redrive reaches. A record a broken message left (invalid_message, no attempt made) is
-no failure of its delivery and is not counted: no redrive sends it. \`deliveries <runId>\` lists a
+no failure of its delivery and is not counted: no redrive sends it. A failed delivery of a
+notification deleted since is counted, and stays failed: a redrive passes it over (skipped). \`deliveries <runId>\` lists a
 run's failed deliveries with why each failed. After a token Slack refused is replaced, resume
 the notifications it paused, then redrive every run listed, one after another:
 

@@ -830,7 +830,7 @@ async function main(): Promise<number> {
                 pausedSaid.add(notificationId);
                 const resume = opts.once
                   ? ''
-                  : `; to send it again: FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- resume ${shellQuoted(notificationId)}`;
+                  : `; to resume it: FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- resume ${shellQuoted(notificationId)}, then its failed deliveries go again with the redrive --failed below, once the cause is fixed`;
                 // Paused by an operator (the admin API, the command line), not by failures: no count.
                 const failures = Number(n.consecutiveFailures ?? 0);
                 const after = failures > 0 ? `, after ${counted(failures, 'failure')} in a row` : '';

@@ -132,6 +132,12 @@ describe('refuseOptionSlips', () => {
     [['--flag', '--flag'], '--flag is given twice: give it once'],
     [['--flag', '-n', '5', '--flag'], '--flag is given twice: give it once'],
     [['run', '--yes', '--yes'], '--yes is given twice: give it once'],
+    // A flag given a value: named, not called unknown.
+    [['run', '--yes=no'], 'error: --yes takes no value, not "no": give --yes alone, or leave it out'],
+    [['--flag=', 'run'], 'error: --flag takes no value, not "": give --flag alone, or leave it out'],
+    [['run', '--flag=1'], 'error: --flag takes no value, not "1": give --flag alone, or leave it out'],
+    // An option that is not there is still unknown.
+    [['run', '--nope=1'], "error: unknown option '--nope=1'"],
   ])('%j is refused: %s', (args, message) => {
     expect(parsed(args).error).toContain(message);
   });

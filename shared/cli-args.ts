@@ -152,6 +152,30 @@ export function refuseExcessArguments(command: Command, more: Readonly<Record<st
  *   value; a flag given twice (`--dry-run --dry-run`) is refused the same way. An option listed in `repeatable` (one whose parser adds each value to the ones
  *   before) is left to take more than one.
  */
+/**
+ * A flag (an option of no value) given one with `=` (`--failed=yes`): said so, where commander
+ * would call it an unknown option, and suggest nothing, as the flag's name is right.
+ */
+function refuseFlagValue(command: Command, program: Command): void {
+  const internal = command as unknown as { unknownOption(flag: string): void };
+  const unknown = internal.unknownOption.bind(command);
+  internal.unknownOption = (flag: string) => {
+    const eq = flag.indexOf('=');
+    const name = flag.slice(0, eq);
+    const option =
+      flag.startsWith('--') && eq > 2
+        ? [...command.options, ...program.options].find((o) => o.long === name && !(o.required || o.optional))
+        : undefined;
+    if (option) {
+      command.error(
+        `error: ${name} takes no value, not ${quoted(flag.slice(eq + 1), 40)}: give ${name} alone, or leave it out`,
+        { exitCode: 1, code: 'commander.unknownOption' },
+      );
+    }
+    unknown(flag);
+  };
+}
+
 export function refuseOptionSlips(program: Command, repeatable: readonly string[] = []): void {
   // Each option's value as typed, the first time it is given in a parse, to name it so.
   const typed = new Map<Option, string>();
@@ -177,6 +201,7 @@ export function refuseOptionSlips(program: Command, repeatable: readonly string[
       [...command.options, ...program.options].flatMap((o) => [o.long, o.short]).filter((f) => f !== undefined),
     );
     flags.add('--help').add('-h').add('--');
+    refuseFlagValue(command, program);
     for (const option of command.options) {
       if (!(option.required || option.optional)) {
         // A flag has no value to parse: it is counted as commander reads it. Given twice, it is a
