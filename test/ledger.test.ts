@@ -449,6 +449,8 @@ describe('the ledger and broken pushes, on the emulator', () => {
       kind: 'claimed',
       attempts: 2,
       outcomeUnknown: false,
+      // Its failure was counted towards pausing: failing again, it is not counted again.
+      failedBefore: true,
     });
     // Failing again for good ends it again.
     await store.markFinal(deliveryId, 'failed', failure, at(12), 'b#70');
@@ -468,6 +470,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
       kind: 'claimed',
       attempts: 3,
       outcomeUnknown: true,
+      failedBefore: true,
     });
   });
 
