@@ -2333,7 +2333,9 @@ A redriven delivery whose earlier post may have landed looks in its channel befo
 30 s without a finished page, it says what it waits on.
 Ctrl-C stops it after the page under way (interrupted: true, exit 130), a second at once;
 deliveries it reopened but had not published yet are published by a redrive run 30 minutes or
-more later (until then a redrive counts them as waiting, and says from when).`,
+more later (until then a redrive counts them as waiting, and says from when). Ctrl-C before
+it has reopened anything (while it checks the topic and the run) ends it at once, with
+"nothing changed" on stderr and no JSON.`,
     )
     .action(async (typed: string, o: { topic: string; pageSize: number; failed?: true }) => {
       const projectId = projectOf(program.opts());
