@@ -2299,7 +2299,7 @@ the notifications it paused, then redrive every run listed, one after another:
   program
     .command('redrive')
     .description(
-      "put a run's dead deliveries (with --failed, its failed ones too) back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later; a run whose record has expired still redrives while any delivery of it is dead, or reopened by a redrive and not yet published)",
+      "put a run's dead deliveries (with --failed, its failed ones too) back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later; a run whose record has expired still redrives while any delivery of it is dead (with --failed, or failed), or reopened by a redrive and not yet published)",
     )
     .argument('<runId>', 'scheduleId:occurrence (the occurrence in any RFC 3339 spelling)')
     .option(
@@ -2358,7 +2358,7 @@ it has reopened anything (while it checks the topic and the run) ends it at once
         },
         () => {
           process.stderr.write(
-            `redrive: interrupted: ${sofar}; a page being published is left reopened, and a redrive after ${REDRIVE_STRANDED_AFTER_MS / 60_000} minutes takes it over\n`,
+            `redrive: interrupted: ${sofar}; a page being published is left reopened (retrying, which neither dead-runs nor failed-runs lists: keep the run id), and \`slack-fanout redrive ${runId}${failedToo ? ' --failed' : ''}\` after ${new Date(Date.now() + REDRIVE_STRANDED_AFTER_MS).toISOString()} takes it over\n`,
           );
           process.exit(stops.exitCode());
         },
@@ -2405,7 +2405,7 @@ it has reopened anything (while it checks the topic and the run) ends it at once
             failed: failedToo,
             onProgress: (r) => {
               stall.moved();
-              sofar = `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} of paused notifications`}`;
+              sofar = `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} left failed (notification paused)`}`;
               process.stderr.write(`redrive: ${sofar} so far\n`);
             },
           });
@@ -2429,6 +2429,30 @@ it has reopened anything (while it checks the topic and the run) ends it at once
             `redrive: at least ${counted(retried, 'other delivery', 'other deliveries')} of the run ${retried === 1 ? 'is' : 'are'} still being tried (retrying or sending), not dead yet: ${retried === 1 ? 'if it ends dead, it needs' : 'those that end dead need'} another redrive\n`,
           );
         }
+        const paused = result.paused ?? 0;
+        if (paused > 0) {
+          const named = result.pausedNotifications ?? [];
+          // A run holds one delivery a notification: more paused than named is more notifications.
+          const more = paused > named.length ? ` (the first ${named.length} of ${paused})` : '';
+          process.stderr.write(
+            `redrive: ${counted(paused, 'failed delivery', 'failed deliveries')} left failed, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be skipped): ${named.join(', ')}${more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again with --failed\n`,
+          );
+        }
+        if (result.waiting > 0) {
+          process.stderr.write(
+            `redrive: ${result.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${result.waitingUntil} takes them over\n`,
+          );
+        }
+        // Without --failed, a redrive takes dead deliveries alone: one that failed (a permanent
+        // error, as a token Slack refused) is not sent again, and an operator who fixed its cause
+        // should know how to send it.
+        const failed = counts?.failed ?? 0;
+        if (!failedToo && failed > 0) {
+          process.stderr.write(
+            `redrive: ${counted(failed, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${failed === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists ${failed === 1 ? 'it' : 'them'} with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends ${failed === 1 ? 'it' : 'them'} again\n`,
+          );
+        }
+        // Last, what an interrupted redrive left: the line to act on.
         if (result.interrupted) {
           // With --failed, what is left failed is left to redrive too.
           const left = counts ? counts.dead + (failedToo ? counts.failed : 0) : undefined;
@@ -2441,29 +2465,6 @@ it has reopened anything (while it checks the topic and the run) ends it at once
                 : `redrive: interrupted: ${left} of the run's deliveries still ${still} (running it again is safe)\n`,
           );
           process.exitCode = stops.exitCode();
-        }
-        if (result.waiting > 0) {
-          process.stderr.write(
-            `redrive: ${result.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${result.waitingUntil} takes them over\n`,
-          );
-        }
-        // Without --failed, a redrive takes dead deliveries alone: one that failed (a permanent
-        // error, as a token Slack refused) is not sent again, and an operator who fixed its cause
-        // should know how to send it. With it, those left failed as their notification is paused.
-        const failed = counts?.failed ?? 0;
-        if (!failedToo && failed > 0) {
-          process.stderr.write(
-            `redrive: ${counted(failed, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${failed === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists ${failed === 1 ? 'it' : 'them'} with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends ${failed === 1 ? 'it' : 'them'} again\n`,
-          );
-        }
-        const paused = result.paused ?? 0;
-        if (paused > 0) {
-          const named = result.pausedNotifications ?? [];
-          // A run holds one delivery a notification: more paused than named is more notifications.
-          const more = paused > named.length ? ` (the first ${named.length} of ${paused})` : '';
-          process.stderr.write(
-            `redrive: ${counted(paused, 'failed delivery', 'failed deliveries')} left failed, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be skipped): ${named.join(', ')}${more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again with --failed\n`,
-          );
         }
         // Stopped, the stop's code, as resume's: its JSON says what failed.
         if (result.failed > 0 && !result.interrupted) process.exitCode = EXIT.failed;

@@ -562,7 +562,9 @@ describe('redrive, on the emulators', () => {
       paused: 1,
       pausedNotifications: ['n-4'],
     });
-    expect(again.stderr).toContain('redrive: 1 redriven, 1 skipped, 0 failed, 1 of paused notifications so far');
+    expect(again.stderr).toContain(
+      'redrive: 1 redriven, 1 skipped, 0 failed, 1 left failed (notification paused) so far',
+    );
     expect(again.stderr).toContain(
       'redrive: 1 failed delivery left failed, as its notification is paused (sent, it would be skipped): n-4; `slack-fanout resume <id>` (or `resume --paused-reason <code>`), then redrive again with --failed',
     );
@@ -716,37 +718,62 @@ describe('deliveries, on the emulator', () => {
   });
 });
 
+/** The occurrence of the runs runToRedrive makes. */
+const REDRIVE_OCCURRENCE = '2030-01-01T00:00:00.000Z';
+
+/**
+ * A run of `n` dead or failed deliveries (of notifications that are there and not paused), a
+ * dispatch topic with a subscription for a redrive to publish to, and the environment of a
+ * redrive of it on the emulators.
+ */
+async function runToRedrive(
+  projectId: string,
+  runId: string,
+  n: number,
+  status: 'dead' | 'failed',
+): Promise<Record<string, string>> {
+  const occurrence = REDRIVE_OCCURRENCE;
+  const pubsub = createPubSub(projectId);
+  const [topic] = await pubsub.createTopic('slack-fanout-dispatch');
+  // A redrive publishes only to a topic something reads.
+  await topic.createSubscription('slack-fanout-dispatch-pull');
+  await pubsub.close();
+  const db = createFirestore(projectId);
+  try {
+    await db.doc(`runs/${runId}`).set({ scheduleId: runId.split(':')[0], occurrence, status: 'done' });
+    const writer = db.bulkWriter();
+    const lastError = { code: 'slack_permanent_auth', message: 'invalid_auth', retryable: false, at: new Date(0) };
+    for (let i = 0; i < n; i++) {
+      void writer.set(db.doc(`notifications/n-${i}`), { enabled: true });
+      void writer.set(db.doc(`deliveries/n-${i}:${occurrence}`), {
+        notificationId: `n-${i}`,
+        occurrence,
+        runId,
+        status,
+        ...(status === 'dead' ? { attempts: 10 } : { attempts: 1, lastError }),
+      });
+    }
+    await writer.close();
+  } finally {
+    await db.terminate();
+  }
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: mkdtempSync(join(tmpdir(), 'no-adc-')),
+    FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+    PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
+  };
+}
+
 describe('redrive interrupted, on the emulators', () => {
   it('Ctrl-C stops after the page under way, says so, and leaves the rest dead; exit 130', async () => {
     const projectId = 'demo-cli-redrive-int';
-    const occurrence = '2030-01-01T00:00:00.000Z';
+    const occurrence = REDRIVE_OCCURRENCE;
     const runId = `s_int:${occurrence}`;
     const n = 300;
-    const pubsub = createPubSub(projectId);
-    const [topic] = await pubsub.createTopic('slack-fanout-dispatch');
-    // A redrive publishes only to a topic something reads.
-    await topic.createSubscription('slack-fanout-dispatch-pull');
-    await pubsub.close();
+    const env = await runToRedrive(projectId, runId, n, 'dead');
     const db = createFirestore(projectId);
     try {
-      await db.doc(`runs/${runId}`).set({ scheduleId: 's_int', occurrence, status: 'done' });
-      const writer = db.bulkWriter();
-      for (let i = 0; i < n; i++) {
-        void writer.set(db.doc(`deliveries/n-${i}:${occurrence}`), {
-          notificationId: `n-${i}`,
-          occurrence,
-          runId,
-          status: 'dead',
-          attempts: 10,
-        });
-      }
-      await writer.close();
-      const env = {
-        PATH: process.env.PATH ?? '',
-        HOME: mkdtempSync(join(tmpdir(), 'no-adc-')),
-        FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
-        PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
-      };
       const child = spawn(process.execPath, [CLI, '-p', projectId, 'redrive', runId, '--page-size', '1'], { env });
       const { out, exited } = collectOutput(child);
       child.stderr.on('data', () => {
@@ -769,6 +796,61 @@ describe('redrive interrupted, on the emulators', () => {
     } finally {
       await db.terminate();
     }
+  });
+});
+
+describe('redrive --failed interrupted, on the emulators', () => {
+  const occurrence = REDRIVE_OCCURRENCE;
+  const failedRun = (projectId: string, runId: string, n: number) => runToRedrive(projectId, runId, n, 'failed');
+
+  it('Ctrl-C ends with how many are still dead or failed, as its last line', async () => {
+    const projectId = 'demo-cli-redrive-failed-int';
+    const runId = `s_fint:${occurrence}`;
+    const n = 200;
+    const env = await failedRun(projectId, runId, n);
+    const args = [CLI, '-p', projectId, 'redrive', runId, '--failed', '--page-size', '1'];
+    const child = spawn(process.execPath, args, { env });
+    const { out, exited } = collectOutput(child);
+    child.stderr.on('data', () => {
+      if (out.stderr.includes('so far') && !child.killed) child.kill('SIGINT');
+    });
+    expect(await exited).toBe(130);
+    const result = JSON.parse(out.stdout) as { redriven: number; interrupted?: boolean };
+    expect(result).toMatchObject({ interrupted: true, paused: 0 });
+    expect(result.redriven).toBeGreaterThan(0);
+    expect(result.redriven).toBeLessThan(n);
+    expect(out.stderr.trimEnd().split('\n').at(-1)).toBe(
+      `redrive: interrupted: ${n - result.redriven} of the run's deliveries still dead or failed (running it again is safe)`,
+    );
+  });
+
+  it('a second signal stops at once, and says which redrive takes over what it left reopened, and from when', async () => {
+    const projectId = 'demo-cli-redrive-failed-stop';
+    const runId = `s_fstop:${occurrence}`;
+    const env = await failedRun(projectId, runId, 200);
+    const child = spawn(process.execPath, [CLI, '-p', projectId, 'redrive', runId, '--failed', '--page-size', '1'], {
+      env,
+    });
+    const { out, exited } = collectOutput(child);
+    const signalled: string[] = [];
+    child.stderr.on('data', () => {
+      if (out.stderr.includes('so far') && signalled.length === 0) {
+        signalled.push('SIGINT');
+        child.kill('SIGINT');
+      } else if (out.stderr.includes('stopping after the page under way') && signalled.length === 1) {
+        signalled.push('SIGTERM');
+        child.kill('SIGTERM');
+      }
+    });
+    const before = Date.now();
+    expect([130, 143]).toContain(await exited);
+    const line = out.stderr.split('\n').find((l) => l.includes('left reopened')) ?? '';
+    expect(line).toContain(
+      `(retrying, which neither dead-runs nor failed-runs lists: keep the run id), and \`slack-fanout redrive ${runId} --failed\` after `,
+    );
+    const after = Date.parse(line.slice(line.lastIndexOf(' after ') + 7, line.lastIndexOf(' takes it over')));
+    expect(after - before).toBeGreaterThan(29 * 60_000);
+    expect(after - before).toBeLessThan(31 * 60_000);
   });
 });
 
