@@ -960,7 +960,7 @@ describe('usage errors', () => {
     const p = buildProgram().configureOutput({ writeOut: (s) => (full += s) });
     p.outputHelp();
     expect(full).toMatch(
-      /Exit codes:\n {2}0 +done\n {2}1 +a failure while doing the work.*\n.*\n {2}2 +bad input or usage/,
+      /Exit codes:\n {2}0 +done\n {2}1 +a failure while doing the work.*\n(?: {7}.*\n)+ {2}2 +bad input or usage/,
     );
     // Every command's help ends with them, after its own text.
     for (const command of p.commands) {

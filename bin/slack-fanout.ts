@@ -1711,7 +1711,8 @@ export function buildProgram(): Command {
 Exit codes:
   0    done
   1    a failure while doing the work: Firestore or Pub/Sub out of reach, a write that failed,
-       a bulk resume or a redrive that left some undone (its JSON says how many)
+       a bulk resume or a redrive that left some undone (its JSON's "failed" says how many;
+       what a redrive passes over, skipped, paused or waiting, is no failure)
   2    bad input or usage, before anything is written: an unknown command or option, a bad
        option value, file, entry or id, a notification or run that does not exist, no project,
        no credentials
@@ -2287,9 +2288,10 @@ It reads every failed delivery's run, a page at a time, and after each full page
 how many it has read. "failed" counts them all; "withoutRun" those whose record names no run,
 which no redrive reaches. A record a broken message left (invalid_message, no attempt made) is
 no failure of its delivery and is not counted: no redrive sends it. A failed delivery of a
-notification deleted since is counted, and stays failed: a redrive passes it over (skipped). \`deliveries <runId>\` lists a
-run's failed deliveries with why each failed. After a token Slack refused is replaced, resume
-the notifications it paused, then redrive every run listed, one after another:
+notification deleted since is counted, and stays failed: a redrive passes it over (skipped).
+\`deliveries <runId>\` lists a run's failed deliveries with why each failed. After a token
+Slack refused is replaced, resume the notifications it paused, then redrive every run listed,
+one after another:
 
   npm run --silent cli -- resume --paused-reason invalid_auth
   npm run --silent cli -- failed-runs --ids | xargs -n1 npm run --silent cli -- redrive --failed`,
