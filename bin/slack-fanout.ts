@@ -2329,8 +2329,9 @@ redrive that has not published them yet) and waitingUntil (when a redrive may ta
 stopped, when Pub/Sub refused a page: the redrive went no further, and what it had not reached
 is still dead (or failed) for the next run. With --failed, also paused (failed deliveries left
 failed, as their notification is paused: sent, each would be skipped) and pausedNotifications
-(the first 20 of those notifications); a failed delivery whose notification is deleted is left
-failed and counted in skipped, and a record a broken message left is left alone, uncounted.
+(the first 20 of those notifications), and deleted (failed deliveries of a notification
+deleted since, left failed, counted in skipped too); a record a broken message left is left
+alone, uncounted.
 A redriven delivery whose earlier post may have landed looks in its channel before posting.
 30 s without a finished page, it says what it waits on.
 Ctrl-C stops it after the page under way (interrupted: true, exit 130), a second at once;
@@ -2429,6 +2430,12 @@ it has reopened anything (while it checks the topic and the run) ends it at once
         if (retried > 0) {
           process.stderr.write(
             `redrive: at least ${counted(retried, 'other delivery', 'other deliveries')} of the run ${retried === 1 ? 'is' : 'are'} still being tried (retrying or sending), not dead yet: ${retried === 1 ? 'if it ends dead, it needs' : 'those that end dead need'} another redrive\n`,
+          );
+        }
+        const deleted = result.deleted ?? 0;
+        if (deleted > 0) {
+          process.stderr.write(
+            `redrive: ${counted(deleted, 'failed delivery', 'failed deliveries')} left failed, as ${deleted === 1 ? 'its notification is' : 'their notifications are'} deleted: nothing is left to send (counted in skipped; failed-runs still lists the run, and a redrive passes ${deleted === 1 ? 'it' : 'them'} over again)\n`,
           );
         }
         const paused = result.paused ?? 0;

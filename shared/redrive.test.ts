@@ -219,6 +219,7 @@ describe('redriveRun of failed deliveries', () => {
       waitingUntil: null,
       paused: 1,
       pausedNotifications: ['f-2'],
+      deleted: 0,
     });
     expect(pub.sent.map((m) => m.notificationId)).toEqual(['n-1', 'n-2', 'f-1', 'f-3']);
     expect(pub.sent.every((m) => m.redrive === true && m.runId === runId)).toBe(true);

@@ -141,6 +141,11 @@ export interface RedriveResult {
    */
   paused?: number;
   pausedNotifications?: string[];
+  /**
+   * With `failed` alone: failed deliveries of a notification deleted since, left failed (also
+   * counted in `skipped`): nothing is left to send.
+   */
+  deleted?: number;
   /** True when the service began shutting down before the redrive had gone through the run. */
   interrupted?: boolean;
   /**
@@ -227,7 +232,7 @@ export async function redriveRun(runId: string, deps: RedriveDeps): Promise<Redr
     failed: 0,
     waiting: 0,
     waitingUntil: null,
-    ...(deps.failed ? { paused: 0, pausedNotifications: [] } : {}),
+    ...(deps.failed ? { paused: 0, pausedNotifications: [], deleted: 0 } : {}),
   };
   const ctx: RedriveContext = { runId, redriveId, pageSize, result, deps, clock, counted: new Set() };
 
@@ -358,6 +363,7 @@ async function redrivePage(
       result.skipped++;
       if (r.kind === 'incomplete') deps.log.warn({ deliveryId, runId }, 'dead delivery lacks its ids; not redriven');
       if (r.kind === 'notification_gone') {
+        result.deleted = (result.deleted ?? 0) + 1;
         deps.log.warn({ deliveryId, runId }, 'failed delivery of a notification deleted since; not redriven');
       }
       continue;

@@ -1648,6 +1648,7 @@ describe('admin API on the emulators', () => {
       waitingUntil: null,
       paused: 0,
       pausedNotifications: [],
+      deleted: 0,
     });
     await waitFor('both sent', async () => (await deliveryStatuses(stack.db)).sent === 2, 30_000);
     const doc = await stack.store.get(`n-00001:${runId.slice(runId.indexOf(':') + 1)}`);

@@ -561,12 +561,16 @@ describe('redrive, on the emulators', () => {
       waitingUntil: null,
       paused: 1,
       pausedNotifications: ['n-4'],
+      deleted: 1,
     });
     expect(again.stderr).toContain(
       'redrive: 1 redriven, 1 skipped, 0 failed, 1 left failed (notification paused) so far',
     );
     expect(again.stderr).toContain(
       'redrive: 1 failed delivery left failed, as its notification is paused (sent, it would be skipped): n-4; `slack-fanout resume <id>` (or `resume --paused-reason <code>`), then redrive again with --failed',
+    );
+    expect(again.stderr).toContain(
+      'redrive: 1 failed delivery left failed, as its notification is deleted: nothing is left to send (counted in skipped; failed-runs still lists the run, and a redrive passes it over again)',
     );
     expect(again.stderr).not.toContain('not redriven: redrive sends dead deliveries alone');
     const after = createFirestore('demo-cli-redrive');
