@@ -524,8 +524,10 @@ export class RunTally<S extends RedrivenStatus> {
 
   constructor(readonly status: S) {}
 
-  /** The fields `add` reads of a delivery. */
-  static readonly FIELDS = ['runId', 'occurrence', 'attempts', 'lastError'];
+  /** The fields `add` reads of a delivery: of a failed one, also what tells a failure from a broken message's record. */
+  get fields(): string[] {
+    return this.status === 'failed' ? ['runId', 'occurrence', 'attempts', 'lastError'] : ['runId', 'occurrence'];
+  }
 
   add(d: Record<string, unknown>): void {
     if (
@@ -2227,7 +2229,7 @@ ledger, exits 2.`,
       let cursor: string | null = null;
       let read = 0;
       for (;;) {
-        const page = await store.deliveriesInStatus(status, cursor, o.pageSize, RunTally.FIELDS);
+        const page = await store.deliveriesInStatus(status, cursor, o.pageSize, tally.fields);
         stall.moved();
         read += page.length;
         for (const d of page) tally.add(d.data);

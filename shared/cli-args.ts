@@ -141,18 +141,6 @@ export function refuseExcessArguments(command: Command, more: Readonly<Record<st
 }
 
 /**
- * Two slips commander would take without a word, refused for `program` and its commands, each
- * naming the option, before the option's own parser reads the value:
- * - an option whose value was left out takes the next option as its value (`add --cron
- *   --timezone UTC` has the cron `--timezone`, and then says --timezone is missing; `pause
- *   --reason --help` would pause for the reason "--help"; `--id --`, the end of the options,
- *   would be an id); a value written into its option's own argument (`--reason=--help`) is
- *   taken as written;
- * - an option given twice (`add --id a … --id b`, `npm start -- -n 5 -n 6`) would keep the last
- *   value; a flag given twice (`--dry-run --dry-run`) is refused the same way. An option listed in `repeatable` (one whose parser adds each value to the ones
- *   before) is left to take more than one.
- */
-/**
  * A flag (an option of no value) given one with `=` (`--failed=yes`): said so, where commander
  * would call it an unknown option, and suggest nothing, as the flag's name is right.
  */
@@ -176,6 +164,18 @@ function refuseFlagValue(command: Command, program: Command): void {
   };
 }
 
+/**
+ * Two slips commander would take without a word, refused for `program` and its commands, each
+ * naming the option, before the option's own parser reads the value:
+ * - an option whose value was left out takes the next option as its value (`add --cron
+ *   --timezone UTC` has the cron `--timezone`, and then says --timezone is missing; `pause
+ *   --reason --help` would pause for the reason "--help"; `--id --`, the end of the options,
+ *   would be an id); a value written into its option's own argument (`--reason=--help`) is
+ *   taken as written;
+ * - an option given twice (`add --id a … --id b`, `npm start -- -n 5 -n 6`) would keep the last
+ *   value; a flag given twice (`--dry-run --dry-run`) is refused the same way. An option listed in `repeatable` (one whose parser adds each value to the ones
+ *   before) is left to take more than one.
+ */
 export function refuseOptionSlips(program: Command, repeatable: readonly string[] = []): void {
   // Each option's value as typed, the first time it is given in a parse, to name it so.
   const typed = new Map<Option, string>();

@@ -58,7 +58,7 @@ function fakeLedger(
     markPublished: async (deliveryIds) => {
       published.push(...deliveryIds);
     },
-    restoreDead: async (id) => {
+    restoreReopened: async (id) => {
       status.set(id, from.get(id) ?? 'dead');
     },
     ...over,
@@ -228,9 +228,9 @@ describe('redriveRun of failed deliveries', () => {
 
   it('puts back each failed delivery of a page that cannot be published', async () => {
     const base = fakeLedger([], {}, { failed: failedIds });
-    const restoreDead = jest.fn(base.ledger.restoreDead);
+    const restoreReopened = jest.fn(base.ledger.restoreReopened);
     const result = await redriveRun(runId, {
-      ledger: { ...base.ledger, restoreDead },
+      ledger: { ...base.ledger, restoreReopened },
       publisher: {
         publishPage: async () => {
           throw new Error('pubsub unavailable');
@@ -242,7 +242,7 @@ describe('redriveRun of failed deliveries', () => {
     expect(result).toMatchObject({ redriven: 0, failed: 3, paused: 0 });
     expect(result.stopped).toMatch(/pubsub unavailable/);
     // What each is put back to is the ledger's (test/ledger.test.ts: failed, not dead).
-    expect(restoreDead.mock.calls.map(([id]) => id)).toEqual(failedIds);
+    expect(restoreReopened.mock.calls.map(([id]) => id)).toEqual(failedIds);
   });
 
   it('names at most PAUSED_NAMED paused notifications, each once, while counting every delivery', async () => {

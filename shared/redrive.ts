@@ -39,7 +39,7 @@ export type ReopenResult =
  * between the two steps) and publishes it again. Three times the Pub/Sub client's whole publish
  * budget (10 minutes with its retries), so that clock skew between the machines redriving
  * cannot make a redrive still publishing look stranded; and if it did, the two redrives' marks
- * keep either from undoing the other (see restoreDead).
+ * keep either from undoing the other (see restoreReopened).
  */
 export const REDRIVE_STRANDED_AFTER_MS = 30 * 60_000;
 
@@ -93,7 +93,7 @@ export interface RedriveLedger {
    * finds it as it was, dead or failed. Only while the mark is still this redrive's and nobody
    * has claimed it.
    */
-  restoreDead(deliveryId: string, now: Date, redriveId: string): Promise<void>;
+  restoreReopened(deliveryId: string, now: Date, redriveId: string): Promise<void>;
 }
 
 export type RedrivePublisher = PagePublisher;
@@ -425,12 +425,12 @@ async function redrivePage(
   deps.onProgress?.({ ...result });
 }
 
-/** restoreDead, whose failure leaves the delivery marked: a later redrive takes it as stranded. */
+/** restoreReopened, whose failure leaves the delivery marked: a later redrive takes it as stranded. */
 async function restore(ctx: RedriveContext, deliveryId: string): Promise<void> {
-  await ctx.deps.ledger.restoreDead(deliveryId, ctx.clock(), ctx.redriveId).catch((err: unknown) => {
+  await ctx.deps.ledger.restoreReopened(deliveryId, ctx.clock(), ctx.redriveId).catch((err: unknown) => {
     ctx.deps.log.warn(
       { deliveryId, runId: ctx.runId, err: (err as Error).message },
-      'could not put a delivery back to dead; a later redrive takes it over',
+      'could not put a delivery back to dead (or failed); a later redrive takes it over',
     );
   });
 }
@@ -534,7 +534,7 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         ),
       );
     },
-    restoreDead: async (deliveryId, now, redriveId) => {
+    restoreReopened: async (deliveryId, now, redriveId) => {
       await store.db.runTransaction(async (tx) => {
         const ref = deliveries().doc(deliveryId);
         const snap = await tx.get(ref);
@@ -562,7 +562,7 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
 
 /**
  * What a reopen writes besides the status: marked as waiting for this redrive's publish, and
- * what it was reopened from, for restoreDead should that publish fail.
+ * what it was reopened from, for restoreReopened should that publish fail.
  */
 function reopenedFields(now: Date, redriveId: string, from: 'dead' | 'failed') {
   return { lastRedriveAt: now, redrivePending: true, redriveId, redriveFrom: from, updatedAt: now };

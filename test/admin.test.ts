@@ -1796,7 +1796,7 @@ describe('admin API on the emulators', () => {
     expect(doc).toMatchObject({ status: 'retrying', redrives: 1 });
     expect(doc?.redrivePending).toBeUndefined();
     // The interrupted redrive, coming back late with a failed publish, leaves them alone.
-    await ledger.restoreDead(`s-0:${occurrence}`, later, 'interrupted');
+    await ledger.restoreReopened(`s-0:${occurrence}`, later, 'interrupted');
     expect((await deliveries.doc(`s-0:${occurrence}`).get()).get('status')).toBe('retrying');
     // Published and recorded: a third redrive takes nothing, however late.
     const third = await redriveRun(runId, {
@@ -1813,7 +1813,7 @@ describe('admin API on the emulators', () => {
     await ledger.reopenDead(`s-2:${occurrence}`, later, 'another');
     expect((await deliveries.doc(`s-2:${occurrence}`).get()).get('redrivePending')).toBe(true);
     // Still waiting, but for another redrive: not this one's to put back.
-    await ledger.restoreDead(`s-2:${occurrence}`, later, 'interrupted');
+    await ledger.restoreReopened(`s-2:${occurrence}`, later, 'interrupted');
     expect((await deliveries.doc(`s-2:${occurrence}`).get()).get('status')).toBe('retrying');
     await stack.store.claim({
       deliveryId: `s-2:${occurrence}`,

@@ -438,7 +438,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
     // Reopened once: a second redrive finds it no longer failed.
     expect(await ledger.reopenFailed(deliveryId, at(7), 'r-2')).toEqual({ kind: 'not_dead' });
     // Its publish failed: back to failed, not dead, for a later redrive to find.
-    await ledger.restoreDead(deliveryId, at(8), 'r-1');
+    await ledger.restoreReopened(deliveryId, at(8), 'r-1');
     expect(await store.get(deliveryId)).toMatchObject({ status: 'failed' });
     expect((await db.doc(`deliveries/${deliveryId}`).get()).get('redriveFrom')).toBeUndefined();
 
