@@ -71,10 +71,14 @@ import {
 } from '../shared/notifications';
 import { QUERIES } from '../shared/queries';
 import {
+  addRunResult,
+  emptyRunsResult,
   firestoreRedriveLedger,
+  interruptRuns,
   REDRIVE_PAGE_SIZE,
   REDRIVE_PAGE_SIZE_MAX,
   REDRIVE_STRANDED_AFTER_MS,
+  type RedriveRunsResult,
   redrivable,
   redriveRun,
   runSummary,
@@ -558,6 +562,31 @@ export class RunTally<S extends RedrivenStatus> {
       runs: runs.map(([runId, { count }]) => ({ runId, [this.status]: count }) as RunOfStatus<S>),
       withoutRun: this.withoutRun,
     };
+  }
+}
+
+/**
+ * Every delivery of `status` read into a RunTally, a page at a time; after each full page,
+ * `command` says on stderr how many it has read.
+ */
+async function tallyRuns<S extends RedrivenStatus>(
+  store: FirestoreStore,
+  status: S,
+  pageSize: number,
+  command: string,
+  stall: { moved(): void },
+): Promise<RunTally<S>> {
+  const tally = new RunTally(status);
+  let cursor: string | null = null;
+  let read = 0;
+  for (;;) {
+    const page = await store.deliveriesInStatus(status, cursor, pageSize, tally.fields);
+    stall.moved();
+    read += page.length;
+    for (const d of page) tally.add(d.data);
+    if (page.length < pageSize) return tally;
+    cursor = page.at(-1)?.id ?? null;
+    process.stderr.write(`${command}: ${read} ${status} deliveries read so far\n`);
   }
 }
 
@@ -2224,19 +2253,7 @@ ledger, exits 2.`,
     const db = await openFirestore(projectId);
     const stall = silenceWarning(command, 'page', projectId);
     try {
-      const store = new FirestoreStore(db);
-      const tally = new RunTally(status);
-      let cursor: string | null = null;
-      let read = 0;
-      for (;;) {
-        const page = await store.deliveriesInStatus(status, cursor, o.pageSize, tally.fields);
-        stall.moved();
-        read += page.length;
-        for (const d of page) tally.add(d.data);
-        if (page.length < o.pageSize) break;
-        cursor = page.at(-1)?.id ?? null;
-        process.stderr.write(`${command}: ${read} ${status} deliveries read so far\n`);
-      }
+      const tally = await tallyRuns(new FirestoreStore(db), status, o.pageSize, command, stall);
       const { runs, withoutRun } = tally.result();
       if (o.ids) process.stdout.write(runs.map((r) => `${r.runId}\n`).join(''));
       else print({ runs, [status]: tally.count, withoutRun });
@@ -2251,7 +2268,7 @@ ledger, exits 2.`,
     .description(
       'list the runs that have dead deliveries (those `redrive <runId>` sends again), with how many each, the latest occurrence first, as JSON: {runs: [{runId, dead}], dead, withoutRun}',
     )
-    .option('--ids', 'print the run ids alone, one a line, for a loop of redrives')
+    .option('--ids', 'print the run ids alone, one a line, for a script')
     .option(
       '--page-size <n>',
       'dead deliveries read per page (1 to 1,000)',
@@ -2264,10 +2281,10 @@ ledger, exits 2.`,
 It reads every dead delivery's run, a page at a time, and after each full page says on stderr how
 many it has read. "dead" counts them all; "withoutRun" those recorded from a message too broken
 to name its run, which no redrive brings back (\`deliveries\` cannot list them either; the
-notifier's log has each). To redrive every run listed, one after another (each redrive is safe
-to repeat, and says what it did):
+notifier's log has each). To redrive every run listed, one after another, in one process (safe
+to repeat, and it says what it did):
 
-  npm run --silent cli -- dead-runs --ids | xargs -n1 npm run --silent cli -- redrive`,
+  npm run --silent cli -- redrive --all-runs`,
     )
     .action((o: { ids?: boolean; pageSize: number }) => listRuns('dead', o));
 
@@ -2276,7 +2293,7 @@ to repeat, and says what it did):
     .description(
       'list the runs that have failed deliveries (a permanent error: those `redrive <runId> --failed` sends again once the cause is fixed), with how many each, the latest occurrence first, as JSON: {runs: [{runId, failed}], failed, withoutRun}',
     )
-    .option('--ids', 'print the run ids alone, one a line, for a loop of redrives')
+    .option('--ids', 'print the run ids alone, one a line, for a script')
     .option(
       '--page-size <n>',
       'failed deliveries read per page (1 to 1,000)',
@@ -2293,19 +2310,23 @@ no failure of its delivery and is not counted: no redrive sends it. A failed del
 notification deleted since is counted, and stays failed: a redrive passes it over (skipped).
 \`deliveries <runId>\` lists a run's failed deliveries with why each failed. After a token
 Slack refused is replaced, resume the notifications it paused, then redrive every run listed,
-one after another:
+one after another, in one process:
 
   npm run --silent cli -- resume --paused-reason invalid_auth
-  npm run --silent cli -- failed-runs --ids | xargs -n1 npm run --silent cli -- redrive --failed`,
+  npm run --silent cli -- redrive --all-runs --failed`,
     )
     .action((o: { ids?: boolean; pageSize: number }) => listRuns('failed', o));
 
   program
     .command('redrive')
     .description(
-      "put a run's dead deliveries (with --failed, its failed ones too) back on the dispatch topic (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later; a run whose record has expired still redrives while any delivery of it is dead (with --failed, or failed), or reopened by a redrive and not yet published)",
+      "put a run's dead deliveries (with --failed, its failed ones too) back on the dispatch topic, or with --all-runs those of every run that has any (safe to repeat, and safe to interrupt: what an interrupted redrive reopened is published by a redrive run 30 minutes or more later; a run whose record has expired still redrives while any delivery of it is dead (with --failed, or failed), or reopened by a redrive and not yet published)",
     )
-    .argument('<runId>', 'scheduleId:occurrence (the occurrence in any RFC 3339 spelling)')
+    .argument('[runId]', 'scheduleId:occurrence (the occurrence in any RFC 3339 spelling); or use --all-runs')
+    .option(
+      '--all-runs',
+      'every run with dead deliveries (with --failed, or failed ones), as dead-runs (and failed-runs) list them when it begins, one run after another in this one process',
+    )
     .option(
       '--topic <name>',
       'the dispatch topic the deliveries are published to: a topic id, or projects/{project}/topics/{id}; not the dead-letter topic, and one with a subscription',
@@ -2339,154 +2360,294 @@ A redriven delivery whose earlier post may have landed looks in its channel befo
 Ctrl-C stops it after the page under way (interrupted: true, exit 130), a second at once;
 deliveries it reopened but had not published yet are published by a redrive run 30 minutes or
 more later (until then a redrive counts them as waiting, and says from when). Ctrl-C before
-it has reopened anything (while it checks the topic and the run) ends it at once, with
-"nothing changed" on stderr and no JSON.`,
+it has reopened anything (while it checks the topic and the run, or lists the runs) ends it at once, with
+"nothing changed" on stderr and no JSON.
+
+With --all-runs, it first reads every dead delivery's run (with --failed, every failed one's
+too), as dead-runs and failed-runs do, then redrives those runs one after another: the runs
+with dead deliveries, the latest occurrence first, then those with failed ones alone. A
+delivery that goes dead meanwhile, in a run not listed, waits for the next redrive; a run whose
+deliveries a force-stopped redrive left reopened (retrying) is not listed: redrive it by its
+id. The JSON sums every run's counts, with listed (the runs listed), runs (each run's counts,
+in the order redriven) and, once interrupted or stopped, notReached (listed runs it did not
+begin, whose deliveries are as they were). Ctrl-C stops it after the page under way. Examples:
+  slack-fanout redrive --all-runs                   every dead delivery
+  slack-fanout resume --paused-reason invalid_auth  after replacing a token Slack refused,
+  slack-fanout redrive --all-runs --failed          then every dead and failed delivery`,
     )
-    .action(async (typed: string, o: { topic: string; pageSize: number; failed?: true }) => {
-      const projectId = projectOf(program.opts());
-      const runId = typedRunId(typed);
-      const failedToo = o.failed === true;
-      // Only redrive publishes: it needs the Pub/Sub emulator, or credentials, as well.
-      await checkEnvironment(true);
-      // Ctrl-C before the redrive starts ends it there: nothing was reopened. Once it runs, it
-      // stops after the page under way, which is published or put back to dead, and says so; a
-      // second stops at once, leaving that page to a later redrive.
-      let started = false;
-      let sofar = 'nothing redriven yet';
-      const stops = onStopSignals(
-        (signal) => {
-          if (!started) {
-            process.stderr.write('redrive: interrupted before it reopened any delivery: nothing changed\n');
-            process.exit(signalExitCode(signal));
-          }
-          process.stderr.write(stoppingLine('redrive', signal, 'after the page under way'));
-        },
-        () => {
-          process.stderr.write(
-            `redrive: interrupted: ${sofar}; a page being published is left reopened (retrying, which neither dead-runs nor failed-runs lists: keep the run id), and \`slack-fanout redrive ${runId}${failedToo ? ' --failed' : ''}\` after ${new Date(Date.now() + REDRIVE_STRANDED_AFTER_MS).toISOString()} takes it over\n`,
-          );
-          process.exit(stops.exitCode());
-        },
-      );
-      // A failure from here to the try below ends the command; the handler holds no process open.
-      await checkReachable('Pub/Sub', projectId);
-      const db = await openFirestore(projectId);
-      // Loaded here, by the one command that publishes: the Pub/Sub client takes longer to load
-      // than most commands take to run.
-      const { createPubSub, pagePublisher } = await import('../shared/pubsub');
-      const pubsub = createPubSub(projectId);
-      const publisher = pagePublisher(pubsub, o.topic);
-      try {
-        const store = new FirestoreStore(db);
-        const runMissing = () =>
-          new CliError(
-            `${runNamed(runId)} does not exist, and no delivery of it is dead${failedToo ? ' or failed' : ''}, or reopened by a redrive and not yet published`,
-          );
-        try {
-          await checkRedriveTopic(pubsub, o.topic, projectId);
-        } catch (err) {
-          // A run that does not exist is said as such where the topic does not exist either (the
-          // default one, in a project never deployed to), as the admin API's 404 says it.
-          if (
-            err instanceof TopicMissing &&
-            !(await redrivable(runId, store, firestoreRedriveLedger(store), { failed: failedToo }))
-          ) {
-            throw runMissing();
-          }
-          throw err;
+    .action(
+      async (typed: string | undefined, o: { topic: string; pageSize: number; failed?: true; allRuns?: true }) => {
+        if (typed !== undefined && o.allRuns) {
+          throw new CliError(`redrive: give a run id or --all-runs, not both (got run id ${quoted(typed)})`);
         }
-        if (!(await redrivable(runId, store, firestoreRedriveLedger(store), { failed: failedToo }))) throw runMissing();
-        started = true;
-        const stall = silenceWarning('redrive', 'page', projectId);
-        let result: Awaited<ReturnType<typeof redriveRun>>;
-        try {
-          result = await redriveRun(runId, {
-            ledger: firestoreRedriveLedger(store),
-            publisher,
-            isDraining: () => stops.signal.aborted,
-            // Logs go to stderr: stdout holds the result alone, for scripts.
-            log: createLogger({ service: 'cli', level: 'warn', destination: pino.destination(2) }),
-            pageSize: o.pageSize,
-            failed: failedToo,
-            onProgress: (r) => {
-              stall.moved();
-              sofar = `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} left failed (notification paused)`}`;
-              process.stderr.write(`redrive: ${sofar} so far\n`);
-            },
-          });
-        } finally {
-          // A redrive ended, or thrown, leaves no stall warning running and no Ctrl-C handler.
-          stall.stop();
-          stops.remove();
+        if (typed === undefined && !o.allRuns) {
+          throw new CliError(
+            'redrive: give a run id (dead-runs and failed-runs list them), or --all-runs for every run with dead deliveries (with --failed, or failed ones)',
+          );
         }
-        print(result);
-        // The run's deliveries as they stand now: an interrupted redrive says what is left (the
-        // stop may come once the last page is done), and any redrive what is still being retried.
-        const counts = await within(
-          store.countByStatus(runId).catch(() => null),
-          REDRIVE_COUNT_MS,
+        const projectId = projectOf(program.opts());
+        const runId = typed === undefined ? undefined : typedRunId(typed);
+        const failedToo = o.failed === true;
+        // Only redrive publishes: it needs the Pub/Sub emulator, or credentials, as well.
+        await checkEnvironment(true);
+        // Ctrl-C before the redrive starts ends it there: nothing was reopened. Once it runs, it
+        // stops after the page under way, which is published or put back to dead, and says so; a
+        // second stops at once, leaving that page to a later redrive.
+        let started = false;
+        let sofar = 'nothing redriven yet';
+        // The run whose page is under way (with --all-runs, the one being redriven).
+        let current = runId;
+        const stops = onStopSignals(
+          (signal) => {
+            if (!started) {
+              process.stderr.write('redrive: interrupted before it reopened any delivery: nothing changed\n');
+              process.exit(signalExitCode(signal));
+            }
+            process.stderr.write(stoppingLine('redrive', signal, 'after the page under way'));
+          },
+          () => {
+            process.stderr.write(
+              `redrive: interrupted: ${sofar}; a page being published is left reopened (retrying, which neither dead-runs nor failed-runs lists: keep the run id), and \`slack-fanout redrive ${current}${failedToo ? ' --failed' : ''}\` after ${new Date(Date.now() + REDRIVE_STRANDED_AFTER_MS).toISOString()} takes it over\n`,
+            );
+            process.exit(stops.exitCode());
+          },
         );
-        // Those it reopened are being tried again too: not counted (those already sent since
-        // would make the count low, hence "at least").
-        const retried = (counts?.retrying ?? 0) + (counts?.sending ?? 0) - result.redriven;
-        if (retried > 0) {
-          process.stderr.write(
-            `redrive: at least ${counted(retried, 'other delivery', 'other deliveries')} of the run ${retried === 1 ? 'is' : 'are'} still being tried (retrying or sending), not dead yet: ${retried === 1 ? 'if it ends dead, it needs' : 'those that end dead need'} another redrive\n`,
-          );
-        }
-        const deleted = result.deleted ?? 0;
-        if (deleted > 0) {
-          process.stderr.write(
-            `redrive: ${counted(deleted, 'failed delivery', 'failed deliveries')} left failed, as ${deleted === 1 ? 'its notification is' : 'their notifications are'} deleted: nothing is left to send (counted in skipped; failed-runs still lists the run, and a redrive passes ${deleted === 1 ? 'it' : 'them'} over again)\n`,
-          );
-        }
-        const paused = result.paused ?? 0;
-        if (paused > 0) {
-          const named = result.pausedNotifications ?? [];
-          // A run holds one delivery a notification: more paused than named is more notifications.
-          const more = paused > named.length ? ` (the first ${named.length} of ${paused})` : '';
-          process.stderr.write(
-            `redrive: ${counted(paused, 'failed delivery', 'failed deliveries')} left failed, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be skipped): ${named.join(', ')}${more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again with --failed\n`,
-          );
-        }
-        if (result.waiting > 0) {
-          process.stderr.write(
-            `redrive: ${result.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${result.waitingUntil} takes them over\n`,
-          );
-        }
-        // Without --failed, a redrive takes dead deliveries alone: one that failed (a permanent
-        // error, as a token Slack refused) is not sent again, and an operator who fixed its cause
-        // should know how to send it.
-        const failed = counts?.failed ?? 0;
-        if (!failedToo && failed > 0) {
-          process.stderr.write(
-            `redrive: ${counted(failed, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${failed === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists ${failed === 1 ? 'it' : 'them'} with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends ${failed === 1 ? 'it' : 'them'} again\n`,
-          );
-        }
-        // Last, what an interrupted redrive left: the line to act on.
-        if (result.interrupted) {
-          // With --failed, what is left failed is left to redrive too.
-          const left = counts ? counts.dead + (failedToo ? counts.failed : 0) : undefined;
+        // A failure from here to the try below ends the command; the handler holds no process open.
+        await checkReachable('Pub/Sub', projectId);
+        const db = await openFirestore(projectId);
+        // Loaded here, by the one command that publishes: the Pub/Sub client takes longer to load
+        // than most commands take to run.
+        const { createPubSub, pagePublisher } = await import('../shared/pubsub');
+        const pubsub = createPubSub(projectId);
+        const publisher = pagePublisher(pubsub, o.topic);
+        const redriveLog = createLogger({ service: 'cli', level: 'warn', destination: pino.destination(2) });
+
+        /** `--all-runs`: every run listed, one after another, and what they did in all. */
+        const redriveAllRuns = async (store: FirestoreStore): Promise<void> => {
+          await checkRedriveTopic(pubsub, o.topic, projectId);
+          const stall = silenceWarning('redrive', 'page', projectId);
+          let total: RedriveRunsResult;
+          let withoutRun: number;
+          let failedLeft: { count: number; runs: number } | null = null;
+          try {
+            const dead = (await tallyRuns(store, 'dead', DEAD_RUNS_PAGE_SIZE, 'redrive', stall)).result();
+            // Without --failed, the failed are counted to say how to send them; with it, redriven.
+            const failed = (await tallyRuns(store, 'failed', DEAD_RUNS_PAGE_SIZE, 'redrive', stall)).result();
+            withoutRun = dead.withoutRun + (failedToo ? failed.withoutRun : 0);
+            const runIds = dead.runs.map((r) => r.runId);
+            if (failedToo) {
+              const listed = new Set(runIds);
+              runIds.push(...failed.runs.map((r) => r.runId).filter((id) => !listed.has(id)));
+            } else if (failed.runs.length > 0) {
+              failedLeft = { count: failed.runs.reduce((n, r) => n + r.failed, 0), runs: failed.runs.length };
+            }
+            total = emptyRunsResult(runIds.length, failedToo);
+            if (runIds.length > 0) {
+              process.stderr.write(
+                `redrive: ${counted(runIds.length, 'run', 'runs')} with ${failedToo ? 'dead or failed' : 'dead'} deliveries to redrive\n`,
+              );
+            }
+            started = true;
+            for (const [i, id] of runIds.entries()) {
+              if (stops.signal.aborted) {
+                interruptRuns(total);
+                break;
+              }
+              current = id;
+              const before = { ...total };
+              const result = await redriveRun(id, {
+                ledger: firestoreRedriveLedger(store),
+                publisher,
+                isDraining: () => stops.signal.aborted,
+                log: redriveLog,
+                pageSize: o.pageSize,
+                failed: failedToo,
+                onProgress: (r) => {
+                  stall.moved();
+                  sofar = `${before.redriven + r.redriven} redriven, ${before.skipped + r.skipped} skipped, ${before.failed + r.failed} failed in ${i + 1} of ${runIds.length} runs`;
+                  process.stderr.write(
+                    `redrive: run ${i + 1} of ${runIds.length} (${id}): ${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} left failed (notification paused)`}; ${sofar} so far\n`,
+                  );
+                },
+              });
+              stall.moved();
+              addRunResult(total, result);
+              if (result.interrupted || result.stopped !== undefined) break;
+            }
+          } finally {
+            stall.stop();
+            stops.remove();
+          }
+          print(total);
           const still = failedToo ? 'dead or failed' : 'dead';
-          process.stderr.write(
-            left === undefined
-              ? `redrive: interrupted: what it had not reached is still ${still} (running it again is safe)\n`
-              : left === 0
-                ? `redrive: interrupted: none of the run's deliveries is still ${still}, nothing is left to redrive\n`
-                : `redrive: interrupted: ${left} of the run's deliveries still ${still} (running it again is safe)\n`,
+          if (total.listed === 0) {
+            process.stderr.write(`redrive: no run has ${still} deliveries: nothing to redrive\n`);
+          }
+          if (withoutRun > 0) {
+            process.stderr.write(
+              `redrive: ${counted(withoutRun, `${still} delivery names`, `${still} deliveries name`)} no run, which no redrive reaches (recorded from a message too broken to name one; the notifier's log has each)\n`,
+            );
+          }
+          const deleted = total.deleted ?? 0;
+          if (deleted > 0) {
+            process.stderr.write(
+              `redrive: ${counted(deleted, 'failed delivery', 'failed deliveries')} left failed, as ${deleted === 1 ? 'its notification is' : 'their notifications are'} deleted: nothing is left to send (counted in skipped; failed-runs still lists ${deleted === 1 ? 'its run' : 'their runs'}, and a redrive passes ${deleted === 1 ? 'it' : 'them'} over again)\n`,
+            );
+          }
+          const paused = total.paused ?? 0;
+          if (paused > 0) {
+            const named = total.pausedNotifications ?? [];
+            // A run holds one delivery a notification: a run with more paused than it named, or
+            // more names in all than kept, means notifications left unnamed.
+            const unnamed =
+              new Set(total.runs.flatMap((r) => r.pausedNotifications ?? [])).size > named.length ||
+              total.runs.some((r) => (r.paused ?? 0) > (r.pausedNotifications?.length ?? 0));
+            const more = unnamed ? ` (the first ${named.length}; others too)` : '';
+            process.stderr.write(
+              `redrive: ${counted(paused, 'failed delivery', 'failed deliveries')} left failed, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be skipped): ${named.join(', ')}${more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again with --failed\n`,
+            );
+          }
+          if (total.waiting > 0) {
+            process.stderr.write(
+              `redrive: ${total.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${total.waitingUntil} takes them over\n`,
+            );
+          }
+          if (failedLeft) {
+            process.stderr.write(
+              `redrive: ${counted(failedLeft.count, 'delivery', 'deliveries')} of ${counted(failedLeft.runs, 'run', 'runs')} failed (a permanent error, not out of attempts) and ${failedLeft.count === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout failed-runs\` lists ${failedLeft.runs === 1 ? 'its run' : 'their runs'}, \`slack-fanout deliveries <runId> --status failed\` says why each failed, and once the cause is fixed \`slack-fanout redrive --all-runs --failed\` sends them again\n`,
+            );
+          }
+          if (total.stopped !== undefined && total.notReached) {
+            process.stderr.write(
+              `redrive: stopped after ${counted(total.runs.length, 'run', 'runs')} of ${total.listed} (${total.stopped}): what it had not reached is still ${still}; \`slack-fanout redrive --all-runs${failedToo ? ' --failed' : ''}\` again takes it once Pub/Sub takes pages\n`,
+            );
+          }
+          if (total.interrupted) {
+            process.stderr.write(
+              `redrive: interrupted after ${counted(total.runs.length, 'run', 'runs')} of ${total.listed}: what it had not reached is still ${still}; \`slack-fanout redrive --all-runs${failedToo ? ' --failed' : ''}\` again takes it (running it again is safe)\n`,
+            );
+            process.exitCode = stops.exitCode();
+          }
+          if (total.failed > 0 && !total.interrupted) process.exitCode = EXIT.failed;
+        };
+
+        try {
+          const store = new FirestoreStore(db);
+          if (runId === undefined) {
+            await redriveAllRuns(store);
+            return;
+          }
+          const runMissing = () =>
+            new CliError(
+              `${runNamed(runId)} does not exist, and no delivery of it is dead${failedToo ? ' or failed' : ''}, or reopened by a redrive and not yet published`,
+            );
+          try {
+            await checkRedriveTopic(pubsub, o.topic, projectId);
+          } catch (err) {
+            // A run that does not exist is said as such where the topic does not exist either (the
+            // default one, in a project never deployed to), as the admin API's 404 says it.
+            if (
+              err instanceof TopicMissing &&
+              !(await redrivable(runId, store, firestoreRedriveLedger(store), { failed: failedToo }))
+            ) {
+              throw runMissing();
+            }
+            throw err;
+          }
+          if (!(await redrivable(runId, store, firestoreRedriveLedger(store), { failed: failedToo })))
+            throw runMissing();
+          started = true;
+          const stall = silenceWarning('redrive', 'page', projectId);
+          let result: Awaited<ReturnType<typeof redriveRun>>;
+          try {
+            result = await redriveRun(runId, {
+              ledger: firestoreRedriveLedger(store),
+              publisher,
+              isDraining: () => stops.signal.aborted,
+              // Logs go to stderr: stdout holds the result alone, for scripts.
+              log: redriveLog,
+              pageSize: o.pageSize,
+              failed: failedToo,
+              onProgress: (r) => {
+                stall.moved();
+                sofar = `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} left failed (notification paused)`}`;
+                process.stderr.write(`redrive: ${sofar} so far\n`);
+              },
+            });
+          } finally {
+            // A redrive ended, or thrown, leaves no stall warning running and no Ctrl-C handler.
+            stall.stop();
+            stops.remove();
+          }
+          print(result);
+          // The run's deliveries as they stand now: an interrupted redrive says what is left (the
+          // stop may come once the last page is done), and any redrive what is still being retried.
+          const counts = await within(
+            store.countByStatus(runId).catch(() => null),
+            REDRIVE_COUNT_MS,
           );
-          process.exitCode = stops.exitCode();
+          // Those it reopened are being tried again too: not counted (those already sent since
+          // would make the count low, hence "at least").
+          const retried = (counts?.retrying ?? 0) + (counts?.sending ?? 0) - result.redriven;
+          if (retried > 0) {
+            process.stderr.write(
+              `redrive: at least ${counted(retried, 'other delivery', 'other deliveries')} of the run ${retried === 1 ? 'is' : 'are'} still being tried (retrying or sending), not dead yet: ${retried === 1 ? 'if it ends dead, it needs' : 'those that end dead need'} another redrive\n`,
+            );
+          }
+          const deleted = result.deleted ?? 0;
+          if (deleted > 0) {
+            process.stderr.write(
+              `redrive: ${counted(deleted, 'failed delivery', 'failed deliveries')} left failed, as ${deleted === 1 ? 'its notification is' : 'their notifications are'} deleted: nothing is left to send (counted in skipped; failed-runs still lists the run, and a redrive passes ${deleted === 1 ? 'it' : 'them'} over again)\n`,
+            );
+          }
+          const paused = result.paused ?? 0;
+          if (paused > 0) {
+            const named = result.pausedNotifications ?? [];
+            // A run holds one delivery a notification: more paused than named is more notifications.
+            const more = paused > named.length ? ` (the first ${named.length} of ${paused})` : '';
+            process.stderr.write(
+              `redrive: ${counted(paused, 'failed delivery', 'failed deliveries')} left failed, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be skipped): ${named.join(', ')}${more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again with --failed\n`,
+            );
+          }
+          if (result.waiting > 0) {
+            process.stderr.write(
+              `redrive: ${result.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${result.waitingUntil} takes them over\n`,
+            );
+          }
+          // Without --failed, a redrive takes dead deliveries alone: one that failed (a permanent
+          // error, as a token Slack refused) is not sent again, and an operator who fixed its cause
+          // should know how to send it.
+          const failed = counts?.failed ?? 0;
+          if (!failedToo && failed > 0) {
+            process.stderr.write(
+              `redrive: ${counted(failed, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${failed === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists ${failed === 1 ? 'it' : 'them'} with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends ${failed === 1 ? 'it' : 'them'} again\n`,
+            );
+          }
+          // Last, what an interrupted redrive left: the line to act on.
+          if (result.interrupted) {
+            // With --failed, what is left failed is left to redrive too.
+            const left = counts ? counts.dead + (failedToo ? counts.failed : 0) : undefined;
+            const still = failedToo ? 'dead or failed' : 'dead';
+            process.stderr.write(
+              left === undefined
+                ? `redrive: interrupted: what it had not reached is still ${still} (running it again is safe)\n`
+                : left === 0
+                  ? `redrive: interrupted: none of the run's deliveries is still ${still}, nothing is left to redrive\n`
+                  : `redrive: interrupted: ${left} of the run's deliveries still ${still} (running it again is safe)\n`,
+            );
+            process.exitCode = stops.exitCode();
+          }
+          // Stopped, the stop's code, as resume's: its JSON says what failed.
+          if (result.failed > 0 && !result.interrupted) process.exitCode = EXIT.failed;
+        } finally {
+          // Nor one that ended before the redrive started.
+          stops.remove();
+          await publisher.close();
+          await pubsub.close();
+          await db.terminate();
         }
-        // Stopped, the stop's code, as resume's: its JSON says what failed.
-        if (result.failed > 0 && !result.interrupted) process.exitCode = EXIT.failed;
-      } finally {
-        // Nor one that ended before the redrive started.
-        stops.remove();
-        await publisher.close();
-        await pubsub.close();
-        await db.terminate();
-      }
-    });
+      },
+    );
   refuseOptionSlips(program);
   takeExcessArguments(program);
   return program;

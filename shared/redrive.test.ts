@@ -2,7 +2,10 @@ import { createLogger } from './logger';
 import type { DispatchMessage } from './messages';
 import type { DeliveryStatus } from './model';
 import {
+  addRunResult,
+  emptyRunsResult,
   hasRedrivePending,
+  interruptRuns,
   PAUSED_NAMED,
   type RedriveLedger,
   type RedriveResult,
@@ -254,6 +257,62 @@ describe('redriveRun of failed deliveries', () => {
     const result = await redriveRun(runId, { ledger, publisher: publisher(), log, failed: true });
     expect(result.paused).toBe(PAUSED_NAMED + 6);
     expect(result.pausedNotifications).toEqual(many.slice(0, PAUSED_NAMED));
+  });
+});
+
+describe('addRunResult', () => {
+  const run = (runId: string, over: Partial<RedriveResult> = {}): RedriveResult => ({
+    runId,
+    redriven: 0,
+    skipped: 0,
+    failed: 0,
+    waiting: 0,
+    waitingUntil: null,
+    ...over,
+  });
+
+  it('sums the runs, keeps the latest waitingUntil, and each run in order', () => {
+    const total = emptyRunsResult(3, false);
+    const a = run('a', { redriven: 2, skipped: 1, waiting: 1, waitingUntil: '2030-01-01T00:30:00.000Z' });
+    const b = run('b', { redriven: 1, failed: 2, waiting: 2, waitingUntil: '2030-01-01T00:45:00.000Z' });
+    const c = run('c', { waiting: 1, waitingUntil: '2030-01-01T00:10:00.000Z' });
+    for (const r of [a, b, c]) addRunResult(total, r);
+    expect(total).toEqual({
+      listed: 3,
+      redriven: 3,
+      skipped: 1,
+      failed: 2,
+      waiting: 4,
+      waitingUntil: '2030-01-01T00:45:00.000Z',
+      runs: [a, b, c],
+    });
+  });
+
+  it('with failed ones, sums paused and deleted, and names each paused notification once, at most PAUSED_NAMED', () => {
+    const total = emptyRunsResult(2, true);
+    const names = (from: number, n: number) => Array.from({ length: n }, (_, i) => `n-${from + i}`);
+    addRunResult(total, run('a', { paused: 15, pausedNotifications: names(0, 15), deleted: 1, skipped: 1 }));
+    addRunResult(total, run('b', { paused: 12, pausedNotifications: names(10, 12), deleted: 0 }));
+    expect(total).toMatchObject({ paused: 27, deleted: 1, skipped: 1 });
+    expect(total.pausedNotifications).toEqual(names(0, PAUSED_NAMED));
+  });
+
+  it('counts the runs after an interrupted or stopped one as not reached, and carries why', () => {
+    const stopped = emptyRunsResult(4, false);
+    addRunResult(stopped, run('a', { redriven: 1 }));
+    expect(stopped.notReached).toBeUndefined();
+    addRunResult(stopped, run('b', { stopped: 'Pub/Sub refused a page: boom', failed: 1 }));
+    expect(stopped).toMatchObject({ stopped: 'Pub/Sub refused a page: boom', notReached: 2, failed: 1 });
+    expect(stopped.interrupted).toBeUndefined();
+
+    const interrupted = emptyRunsResult(3, false);
+    addRunResult(interrupted, run('a', { redriven: 5, interrupted: true }));
+    expect(interrupted).toMatchObject({ interrupted: true, notReached: 2, redriven: 5 });
+
+    const between = emptyRunsResult(3, false);
+    addRunResult(between, run('a', { redriven: 5 }));
+    interruptRuns(between);
+    expect(between).toMatchObject({ interrupted: true, notReached: 2 });
   });
 });
 

@@ -271,6 +271,72 @@ export async function redriveRun(runId: string, deps: RedriveDeps): Promise<Redr
 export const PAUSED_NAMED = 20;
 
 /**
+ * What a redrive of many runs did (`slack-fanout redrive --all-runs`): each run's RedriveResult
+ * summed, and each of them in `runs`, in the order they were redriven.
+ */
+export interface RedriveRunsResult {
+  /** The runs it was to redrive, as listed when it began. */
+  listed: number;
+  /** Listed runs it did not begin, once interrupted or stopped: their deliveries are as they were. */
+  notReached?: number;
+  redriven: number;
+  skipped: number;
+  failed: number;
+  waiting: number;
+  /** The latest of the runs' `waitingUntil`. */
+  waitingUntil: string | null;
+  paused?: number;
+  /** The runs' paused notifications, each once, at most PAUSED_NAMED of them. */
+  pausedNotifications?: string[];
+  deleted?: number;
+  interrupted?: boolean;
+  stopped?: string;
+  runs: RedriveResult[];
+}
+
+/** A redrive of `listed` runs before it has begun any (`failed`: failed deliveries asked for too). */
+export function emptyRunsResult(listed: number, failed: boolean): RedriveRunsResult {
+  return {
+    listed,
+    redriven: 0,
+    skipped: 0,
+    failed: 0,
+    waiting: 0,
+    waitingUntil: null,
+    ...(failed ? { paused: 0, pausedNotifications: [], deleted: 0 } : {}),
+    runs: [],
+  };
+}
+
+/** Adds one run's redrive to `total`; an interrupted or stopped one leaves the runs after it unreached. */
+export function addRunResult(total: RedriveRunsResult, r: RedriveResult): void {
+  total.runs.push(r);
+  total.redriven += r.redriven;
+  total.skipped += r.skipped;
+  total.failed += r.failed;
+  total.waiting += r.waiting;
+  if (r.waitingUntil && (!total.waitingUntil || r.waitingUntil > total.waitingUntil)) {
+    total.waitingUntil = r.waitingUntil;
+  }
+  if (r.paused !== undefined) total.paused = (total.paused ?? 0) + r.paused;
+  if (r.deleted !== undefined) total.deleted = (total.deleted ?? 0) + r.deleted;
+  for (const id of r.pausedNotifications ?? []) {
+    total.pausedNotifications ??= [];
+    const named = total.pausedNotifications;
+    if (named.length < PAUSED_NAMED && !named.includes(id)) named.push(id);
+  }
+  if (r.interrupted) total.interrupted = true;
+  if (r.stopped !== undefined) total.stopped = r.stopped;
+  if (r.interrupted || r.stopped !== undefined) total.notReached = total.listed - total.runs.length;
+}
+
+/** A redrive of many runs interrupted between two runs: the runs after are not reached. */
+export function interruptRuns(total: RedriveRunsResult): void {
+  total.interrupted = true;
+  total.notReached = total.listed - total.runs.length;
+}
+
+/**
  * Reopens and publishes the run's deliveries of `status`, a page at a time. False when the
  * redrive stopped (a shutdown, or a page Pub/Sub refused).
  */

@@ -607,6 +607,140 @@ describe('redrive, on the emulators', () => {
   });
 });
 
+describe('redrive --all-runs, on the emulators', () => {
+  it('redrives every run dead-runs (with --failed, failed-runs too) lists, in one process, and sums what each did', async () => {
+    const projectId = 'demo-cli-redrive-all';
+    const env = {
+      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+      PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
+    };
+    const day = (d: number) => `2030-01-0${d}T00:00:00.000Z`;
+    const runA = `s_a:${day(2)}`;
+    const runB = `s_b:${day(1)}`;
+    const runC = `s_c:${day(3)}`;
+    const failure = { code: 'slack_permanent_auth', message: 'invalid_auth', retryable: false, at: new Date() };
+    const db = createFirestore(projectId);
+    try {
+      const put = (notificationId: string, runId: string, status: string, more: object = {}) => {
+        const occurrence = runId.slice(runId.indexOf(':') + 1);
+        return db
+          .doc(`deliveries/${notificationId}:${occurrence}`)
+          .set({ notificationId, occurrence, runId, status, attempts: status === 'dead' ? 10 : 1, ...more });
+      };
+      for (const id of ['n-3', 'n-5']) await db.doc(`notifications/${id}`).set({ enabled: true });
+      await db.doc('notifications/n-6').set({ enabled: false, pausedReason: 'invalid_auth' });
+      // Run A: two dead and one failed; run B: one dead; run C: failed ones alone (n-6's
+      // notification paused), and a broken message's record, which is no failure.
+      await put('n-1', runA, 'dead');
+      await put('n-2', runA, 'dead');
+      await put('n-3', runA, 'failed', { lastError: failure });
+      await put('n-4', runB, 'dead');
+      await put('n-5', runC, 'failed', { lastError: failure });
+      await put('n-6', runC, 'failed', { lastError: failure });
+      await db.doc(`deliveries/n-7:${day(3)}`).set({
+        runId: runC,
+        status: 'failed',
+        attempts: 0,
+        lastError: { ...failure, code: 'invalid_message' },
+      });
+      // A dead delivery recorded from a message too broken to name its run.
+      await db.doc('deliveries/broken-1').set({ status: 'dead', attempts: 10 });
+    } finally {
+      await db.terminate();
+    }
+    const pubsub = createPubSub(projectId);
+    await pubsub.createTopic('redrive-all');
+    await pubsub.topic('redrive-all').createSubscription('redrive-all-sub');
+    await pubsub.close();
+
+    // Usage: a run id or --all-runs, one of the two.
+    const neither = await runCli(['-p', projectId, 'redrive'], env);
+    expect([neither.code, neither.stdout]).toEqual([2, '']);
+    expect(neither.stderr).toBe(
+      'slack-fanout: redrive: give a run id (dead-runs and failed-runs list them), or --all-runs for every run with dead deliveries (with --failed, or failed ones)\n',
+    );
+    const both = await runCli(['-p', projectId, 'redrive', runA, '--all-runs'], env);
+    expect([both.code, both.stderr]).toEqual([
+      2,
+      `slack-fanout: redrive: give a run id or --all-runs, not both (got run id "${runA}")\n`,
+    ]);
+
+    const dead = await runCli(['-p', projectId, 'redrive', '--all-runs', '--topic', 'redrive-all'], env);
+    expect(dead.code).toBe(0);
+    const counts = { skipped: 0, failed: 0, waiting: 0, waitingUntil: null };
+    expect(JSON.parse(dead.stdout)).toEqual({
+      listed: 2,
+      redriven: 3,
+      ...counts,
+      runs: [
+        { runId: runA, redriven: 2, ...counts },
+        { runId: runB, redriven: 1, ...counts },
+      ],
+    });
+    expect(dead.stderr).toContain('redrive: 2 runs with dead deliveries to redrive\n');
+    expect(dead.stderr).toContain(
+      `redrive: run 1 of 2 (${runA}): 2 redriven, 0 skipped, 0 failed; 2 redriven, 0 skipped, 0 failed in 1 of 2 runs so far\n`,
+    );
+    expect(dead.stderr).toContain(
+      `redrive: run 2 of 2 (${runB}): 1 redriven, 0 skipped, 0 failed; 3 redriven, 0 skipped, 0 failed in 2 of 2 runs so far\n`,
+    );
+    expect(dead.stderr).toContain(
+      "redrive: 1 dead delivery names no run, which no redrive reaches (recorded from a message too broken to name one; the notifier's log has each)\n",
+    );
+    // Without --failed: the failed ones are counted, the broken message's record is not, and said how to send.
+    expect(dead.stderr).toContain(
+      'redrive: 3 deliveries of 2 runs failed (a permanent error, not out of attempts) and are not redriven: redrive sends dead deliveries alone; `slack-fanout failed-runs` lists their runs, `slack-fanout deliveries <runId> --status failed` says why each failed, and once the cause is fixed `slack-fanout redrive --all-runs --failed` sends them again\n',
+    );
+
+    // With --failed: no dead delivery is left (the three are retrying now), so the runs with
+    // failed ones, the latest first: C, then A.
+    const failed = await runCli(['-p', projectId, 'redrive', '--all-runs', '--failed', '--topic', 'redrive-all'], env);
+    expect(failed.code).toBe(0);
+    const none = { ...counts, paused: 0, pausedNotifications: [], deleted: 0 };
+    expect(JSON.parse(failed.stdout)).toEqual({
+      listed: 2,
+      redriven: 2,
+      ...counts,
+      paused: 1,
+      pausedNotifications: ['n-6'],
+      deleted: 0,
+      runs: [
+        { runId: runC, redriven: 1, ...none, paused: 1, pausedNotifications: ['n-6'] },
+        { runId: runA, redriven: 1, ...none },
+      ],
+    });
+    expect(failed.stderr).toContain('redrive: 2 runs with dead or failed deliveries to redrive\n');
+    expect(failed.stderr).toContain(
+      'redrive: 1 failed delivery left failed, as its notification is paused (sent, it would be skipped): n-6; `slack-fanout resume <id>` (or `resume --paused-reason <code>`), then redrive again with --failed\n',
+    );
+    expect(failed.stderr).not.toContain('are not redriven');
+
+    // Nothing left to redrive: said, with an empty list, exit 0.
+    const again = await runCli(['-p', projectId, 'redrive', '--all-runs', '--topic', 'redrive-all'], env);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual({ listed: 0, redriven: 0, ...counts, runs: [] });
+    expect(again.stderr).toContain('redrive: no run has dead deliveries: nothing to redrive\n');
+
+    // On the topic: each redriven delivery once.
+    const reader = createPubSub(projectId);
+    const got: string[] = [];
+    const sub = reader.subscription('redrive-all-sub');
+    sub.on('message', (m: { data: Buffer; ack(): void }) => {
+      got.push((JSON.parse(m.data.toString()) as { notificationId: string }).notificationId);
+      m.ack();
+    });
+    try {
+      const until = Date.now() + 30_000;
+      while (got.length < 5 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      await sub.close();
+      await reader.close();
+    }
+    expect(got.sort()).toEqual(['n-1', 'n-2', 'n-3', 'n-4', 'n-5']);
+  });
+});
+
 describe('deliveries, on the emulator', () => {
   it("lists a run's deliveries of one status with why each ended, a page at a time", async () => {
     const env = {
@@ -735,12 +869,15 @@ async function runToRedrive(
   runId: string,
   n: number,
   status: 'dead' | 'failed',
+  occurrence = REDRIVE_OCCURRENCE,
 ): Promise<Record<string, string>> {
-  const occurrence = REDRIVE_OCCURRENCE;
   const pubsub = createPubSub(projectId);
-  const [topic] = await pubsub.createTopic('slack-fanout-dispatch');
-  // A redrive publishes only to a topic something reads.
-  await topic.createSubscription('slack-fanout-dispatch-pull');
+  const [there] = await pubsub.topic('slack-fanout-dispatch').exists();
+  if (!there) {
+    const [topic] = await pubsub.createTopic('slack-fanout-dispatch');
+    // A redrive publishes only to a topic something reads.
+    await topic.createSubscription('slack-fanout-dispatch-pull');
+  }
   await pubsub.close();
   const db = createFirestore(projectId);
   try {
@@ -855,6 +992,55 @@ describe('redrive --failed interrupted, on the emulators', () => {
     const after = Date.parse(line.slice(line.lastIndexOf(' after ') + 7, line.lastIndexOf(' takes it over')));
     expect(after - before).toBeGreaterThan(29 * 60_000);
     expect(after - before).toBeLessThan(31 * 60_000);
+  });
+});
+
+describe('redrive --all-runs interrupted, on the emulators', () => {
+  it('Ctrl-C stops after the page under way: the runs after it are not begun, and it says how to go on; exit 130', async () => {
+    const projectId = 'demo-cli-redrive-all-int';
+    const n = 100;
+    const occurrences = ['2030-01-03T00:00:00.000Z', '2030-01-02T00:00:00.000Z', '2030-01-01T00:00:00.000Z'];
+    let env: Record<string, string> = {};
+    for (const [i, occurrence] of occurrences.entries()) {
+      env = await runToRedrive(projectId, `s_all${i}:${occurrence}`, n, 'dead', occurrence);
+    }
+    const child = spawn(process.execPath, [CLI, '-p', projectId, 'redrive', '--all-runs', '--page-size', '1'], { env });
+    const { out, exited } = collectOutput(child);
+    child.stderr.on('data', () => {
+      if (out.stderr.includes('so far') && !child.killed) child.kill('SIGINT');
+    });
+    expect(await exited).toBe(130);
+    const result = JSON.parse(out.stdout) as {
+      listed: number;
+      notReached: number;
+      redriven: number;
+      interrupted?: boolean;
+      runs: { runId: string; redriven: number; interrupted?: boolean }[];
+    };
+    expect(result).toMatchObject({ listed: 3, notReached: 2, interrupted: true });
+    expect(result.runs.map((r) => [r.runId, r.interrupted])).toEqual([[`s_all0:${occurrences[0]}`, true]]);
+    expect(result.redriven).toBeGreaterThan(0);
+    expect(result.redriven).toBeLessThan(n);
+    expect(out.stderr).toContain('redrive: stopping after the page under way (Ctrl-C again stops at once)');
+    expect(out.stderr.trimEnd().split('\n').at(-1)).toBe(
+      'redrive: interrupted after 1 run of 3: what it had not reached is still dead; `slack-fanout redrive --all-runs` again takes it (running it again is safe)',
+    );
+    // What it reopened it published; the rest is still dead, the two runs it did not begin whole.
+    const db = createFirestore(projectId);
+    try {
+      const deadOf = async (i: number) =>
+        (
+          await db
+            .collection('deliveries')
+            .where('runId', '==', `s_all${i}:${occurrences[i]}`)
+            .where('status', '==', 'dead')
+            .count()
+            .get()
+        ).data().count;
+      expect([await deadOf(0), await deadOf(1), await deadOf(2)]).toEqual([n - result.redriven, n, n]);
+    } finally {
+      await db.terminate();
+    }
   });
 });
 
