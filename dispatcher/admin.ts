@@ -67,6 +67,7 @@ import {
   runSummary,
 } from '../shared/redrive';
 import { checkedSchedule, scheduleProblemField, timeZoneCaution } from '../shared/schedule';
+import { counted } from '../shared/words';
 import { z } from '../shared/zod';
 import {
   renderStatusError,
@@ -362,6 +363,11 @@ const pauseBody = z.strictObject({
  */
 const noFieldsBody = z.strictObject({});
 
+/** The hint of a redrive without "failed" of a run with `n` failed deliveries. */
+export function failedNotRedriven(n: number): string {
+  return `${counted(n, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${n === 1 ? 'is' : 'are'} not redriven: a redrive sends dead deliveries alone; once the cause is fixed, the same call with {"failed": true} sends ${n === 1 ? 'it' : 'them'} again`;
+}
+
 /**
  * A redrive's body: `{}` or none for the run's dead deliveries, `{"failed": true}` for its
  * failed ones too. Any other field is refused, so that `{"dryRun": true}` does not redrive for real.
@@ -545,7 +551,12 @@ export function adminRouter(deps: AdminDeps): Router {
         return;
       }
       audit(req, res, 'redrive', { runId, failed: opts.failed });
-      res.json(await deps.redrive(runId, opts));
+      const result = await deps.redrive(runId, opts);
+      // Without "failed", a redrive takes dead deliveries alone: one that failed (a permanent
+      // error, as a token Slack refused) is not sent again, and an operator who fixed its cause
+      // should know how to send it. A count that cannot be read leaves the hint out.
+      const failed = opts.failed ? 0 : ((await deps.countByStatus(runId).catch(() => null))?.failed ?? 0);
+      res.json(failed > 0 ? { ...result, hint: failedNotRedriven(failed) } : result);
     },
   );
 

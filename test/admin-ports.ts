@@ -5,10 +5,16 @@ import { createLogger } from '../shared/logger';
 import type { DeliveryStatus } from '../shared/model';
 import { noneResumed } from '../shared/notifications';
 import type { RunStore } from '../shared/ports';
+import type { RedriveResult } from '../shared/redrive';
 
 /** A run's delivery counts, every status 0 unless given. */
 export function deliveryCounts(over: Partial<Record<DeliveryStatus, number>> = {}): Record<DeliveryStatus, number> {
   return { sending: 0, retrying: 0, sent: 0, failed: 0, skipped: 0, dead: 0, ...over };
+}
+
+/** A redrive's result: nothing done unless `over` says. */
+export function redriveResult(runId: string, over: Partial<RedriveResult> = {}): RedriveResult {
+  return { runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null, ...over };
 }
 
 /** The admin API's ports over nothing: no run, no notification, nothing to redrive or resume; `over` replaces some. */
@@ -24,7 +30,7 @@ export function fakeAdminPorts(over: Partial<AdminPorts> = {}): AdminPorts {
     accountMissing: async () => false,
     redrivable: async () => false,
     resumePaused: async (_selector, { dryRun }) => noneResumed(dryRun),
-    redrive: async (runId) => ({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null }),
+    redrive: async (runId) => redriveResult(runId),
     ...over,
   };
 }

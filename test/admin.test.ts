@@ -8,6 +8,7 @@ import {
   type AdminPorts,
   adminDeadlines,
   adminRouter,
+  failedNotRedriven,
   firestoreAdminPorts,
 } from '../dispatcher/admin';
 import { requireInvoker } from '../shared/auth';
@@ -23,7 +24,7 @@ import { firestoreRedriveLedger, REDRIVE_STRANDED_AFTER_MS, redriveRun } from '.
 import { scheduleIdOf } from '../shared/schedule';
 import { createLifecycle } from '../shared/service';
 import { COLLECTIONS, localTopology } from '../shared/topology';
-import { deliveryCounts, dispatcherForAdmin, fakeAdminPorts } from './admin-ports';
+import { deliveryCounts, dispatcherForAdmin, fakeAdminPorts, redriveResult } from './admin-ports';
 import { answerBeforeClose, deliveryStatuses, listening, notification, seed, standInForFile, waitFor } from './helpers';
 import { TestIssuer } from './id-tokens';
 
@@ -1128,6 +1129,34 @@ describe('admin API: requests (fake ports)', () => {
     expect(script.body).toMatchObject({ error: 'invalid_request', field: 'limit' });
   });
 
+  test('a redrive without "failed" of a run with failed deliveries says how to send them; with it, or with none failed, it does not', async () => {
+    let failed = 2;
+    const asked: { failed?: boolean }[] = [];
+    const app = appWith(
+      fakeAdminPorts({
+        redrivable: async () => true,
+        countByStatus: async () => deliveryCounts({ failed, dead: 1 }),
+        redrive: async (runId, opts) => {
+          asked.push(opts ?? {});
+          return redriveResult(runId, { redriven: 1 });
+        },
+      }),
+    );
+    const runId = 's_1:2030-01-01T00:00:00.000Z';
+    const post = (body: object) =>
+      request(app).post(`/admin/runs/${runId}/redrive`).set('authorization', bearer()).send(body);
+    const plain = await post({});
+    expect(plain.status).toBe(200);
+    expect(plain.body).toEqual({
+      ...redriveResult(runId, { redriven: 1 }),
+      hint: '2 deliveries of the run failed (a permanent error, not out of attempts) and are not redriven: a redrive sends dead deliveries alone; once the cause is fixed, the same call with {"failed": true} sends them again',
+    });
+    expect((await post({ failed: true })).body.hint).toBeUndefined();
+    failed = 0;
+    expect((await post({})).body.hint).toBeUndefined();
+    expect(asked).toEqual([{ failed: false }, { failed: true }, { failed: false }]);
+  });
+
   test('a redrive or a resume refuses a field it does not take, rather than passing it over', async () => {
     let redriven = 0;
     const app = appWith(
@@ -1630,8 +1659,9 @@ describe('admin API on the emulators', () => {
     const path = `/admin/runs/${encodeURIComponent(runId)}/redrive`;
     // The app invited to the channel; a redrive of the dead alone leaves it failed.
     slack.clearFaults();
+    // A plain redrive sends the dead alone, and says how to send the failed one.
     const dead = await call('POST', path);
-    expect(dead.body).toEqual({ runId, redriven: 0, skipped: 0, failed: 0, waiting: 0, waitingUntil: null });
+    expect(dead.body).toEqual({ ...redriveResult(runId), hint: failedNotRedriven(1) });
     expect(await stack.store.countByStatus(runId)).toMatchObject({ sent: 1, failed: 1 });
     expect((await call('POST', path, { failed: 'yes' })).body).toMatchObject({
       error: 'invalid_request',
