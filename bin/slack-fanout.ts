@@ -590,6 +590,26 @@ async function tallyRuns<S extends RedrivenStatus>(
   }
 }
 
+/**
+ * The runs with deliveries a redrive reopened and did not publish (retrying, still marked:
+ * `redrivePending`), which neither dead-runs nor failed-runs lists, read a page at a time.
+ */
+async function runsLeftReopened(store: FirestoreStore, pageSize: number, stall: { moved(): void }): Promise<string[]> {
+  const runs = new Set<string>();
+  let cursor: string | null = null;
+  for (;;) {
+    const page = await store.deliveriesInStatus('retrying', cursor, pageSize, ['runId', 'redrivePending']);
+    stall.moved();
+    for (const d of page) {
+      if (d.data.redrivePending === true && typeof d.data.runId === 'string' && d.data.runId !== '') {
+        runs.add(d.data.runId);
+      }
+    }
+    if (page.length < pageSize) return [...runs];
+    cursor = page.at(-1)?.id ?? null;
+  }
+}
+
 /** RunTally over dead `deliveries` at once. */
 export function deadRunsOf(deliveries: readonly Record<string, unknown>[]): {
   runs: RunOfStatus<'dead'>[];
@@ -2365,10 +2385,10 @@ it has reopened anything (while it checks the topic and the run, or lists the ru
 
 With --all-runs, it first reads every dead delivery's run (with --failed, every failed one's
 too), as dead-runs and failed-runs do, then redrives those runs one after another: the runs
-with dead deliveries, the latest occurrence first, then those with failed ones alone. A
-delivery that goes dead meanwhile, in a run not listed, waits for the next redrive; a run whose
-deliveries a force-stopped redrive left reopened (retrying) is not listed: redrive it by its
-id. The JSON sums every run's counts, with listed (the runs listed), runs (each run's counts,
+with dead deliveries, the latest occurrence first, then those with failed ones alone, then
+those with deliveries alone that a stopped redrive left reopened and unpublished (retrying,
+which neither list names). A delivery that goes dead meanwhile, in a run not listed, waits for
+the next redrive. The JSON sums every run's counts, with listed (the runs listed), runs (each run's counts,
 in the order redriven) and, once interrupted or stopped, notReached (listed runs it did not
 begin, whose deliveries are as they were). Ctrl-C stops it after the page under way. Examples:
   slack-fanout redrive --all-runs                   every dead delivery
@@ -2407,7 +2427,7 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
           },
           () => {
             process.stderr.write(
-              `redrive: interrupted: ${sofar}; a page being published is left reopened (retrying, which neither dead-runs nor failed-runs lists: keep the run id), and \`slack-fanout redrive ${current}${failedToo ? ' --failed' : ''}\` after ${new Date(Date.now() + REDRIVE_STRANDED_AFTER_MS).toISOString()} takes it over\n`,
+              `redrive: interrupted: ${sofar}; a page being published is left reopened (retrying, which neither dead-runs nor failed-runs lists${runId === undefined ? `; it is of run ${current}` : ': keep the run id'}), and \`slack-fanout redrive ${runId === undefined ? '--all-runs' : current}${failedToo ? ' --failed' : ''}\` after ${new Date(Date.now() + REDRIVE_STRANDED_AFTER_MS).toISOString()} takes it over\n`,
             );
             process.exit(stops.exitCode());
           },
@@ -2435,16 +2455,29 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
             const failed = (await tallyRuns(store, 'failed', DEAD_RUNS_PAGE_SIZE, 'redrive', stall)).result();
             withoutRun = dead.withoutRun + (failedToo ? failed.withoutRun : 0);
             const runIds = dead.runs.map((r) => r.runId);
-            if (failedToo) {
-              const listed = new Set(runIds);
-              runIds.push(...failed.runs.map((r) => r.runId).filter((id) => !listed.has(id)));
-            } else if (failed.runs.length > 0) {
+            const listed = new Set(runIds);
+            const more = (ids: string[]) => {
+              const added = ids.filter((id) => !listed.has(id));
+              for (const id of added) listed.add(id);
+              runIds.push(...added);
+              return added.length;
+            };
+            const failedAlone = failedToo ? more(failed.runs.map((r) => r.runId)) : 0;
+            if (!failedToo && failed.runs.length > 0) {
               failedLeft = { count: failed.runs.reduce((n, r) => n + r.failed, 0), runs: failed.runs.length };
             }
+            // Last, the runs a stopped redrive left deliveries of reopened and unpublished, which
+            // neither list names: each run's redrive takes those over (or counts them waiting).
+            const reopenedAlone = more(await runsLeftReopened(store, DEAD_RUNS_PAGE_SIZE, stall));
             total = emptyRunsResult(runIds.length, failedToo);
             if (runIds.length > 0) {
+              const kinds = [
+                dead.runs.length > 0 ? `${dead.runs.length} with dead deliveries` : '',
+                failedAlone > 0 ? `${failedAlone} with failed ones alone` : '',
+                reopenedAlone > 0 ? `${reopenedAlone} with deliveries a stopped redrive left reopened alone` : '',
+              ].filter((k) => k !== '');
               process.stderr.write(
-                `redrive: ${counted(runIds.length, 'run', 'runs')} with ${failedToo ? 'dead or failed' : 'dead'} deliveries to redrive\n`,
+                `redrive: ${counted(runIds.length, 'run', 'runs')} to redrive: ${kinds.join(', ')}\n`,
               );
             }
             started = true;

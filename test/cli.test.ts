@@ -618,6 +618,8 @@ describe('redrive --all-runs, on the emulators', () => {
     const runA = `s_a:${day(2)}`;
     const runB = `s_b:${day(1)}`;
     const runC = `s_c:${day(3)}`;
+    const runD = `s_d:${day(4)}`;
+    const runE = `s_e:${day(5)}`;
     const failure = { code: 'slack_permanent_auth', message: 'invalid_auth', retryable: false, at: new Date() };
     const db = createFirestore(projectId);
     try {
@@ -645,6 +647,14 @@ describe('redrive --all-runs, on the emulators', () => {
       });
       // A dead delivery recorded from a message too broken to name its run.
       await db.doc('deliveries/broken-1').set({ status: 'dead', attempts: 10 });
+      // Run D: one delivery a stopped redrive reopened an hour ago and never published (which
+      // neither dead-runs nor failed-runs lists); run E: one Pub/Sub is retrying on its own.
+      await put('n-8', runD, 'retrying', {
+        redrivePending: true,
+        redriveId: 'gone',
+        lastRedriveAt: new Date(Date.now() - 3_600_000),
+      });
+      await put('n-9', runE, 'retrying');
     } finally {
       await db.terminate();
     }
@@ -669,20 +679,23 @@ describe('redrive --all-runs, on the emulators', () => {
     expect(dead.code).toBe(0);
     const counts = { skipped: 0, failed: 0, waiting: 0, waitingUntil: null };
     expect(JSON.parse(dead.stdout)).toEqual({
-      listed: 2,
-      redriven: 3,
+      listed: 3,
+      redriven: 4,
       ...counts,
       runs: [
         { runId: runA, redriven: 2, ...counts },
         { runId: runB, redriven: 1, ...counts },
+        { runId: runD, redriven: 1, ...counts },
       ],
     });
-    expect(dead.stderr).toContain('redrive: 2 runs with dead deliveries to redrive\n');
     expect(dead.stderr).toContain(
-      `redrive: run 1 of 2 (${runA}): 2 redriven, 0 skipped, 0 failed; 2 redriven, 0 skipped, 0 failed in 1 of 2 runs so far\n`,
+      'redrive: 3 runs to redrive: 2 with dead deliveries, 1 with deliveries a stopped redrive left reopened alone\n',
     );
     expect(dead.stderr).toContain(
-      `redrive: run 2 of 2 (${runB}): 1 redriven, 0 skipped, 0 failed; 3 redriven, 0 skipped, 0 failed in 2 of 2 runs so far\n`,
+      `redrive: run 1 of 3 (${runA}): 2 redriven, 0 skipped, 0 failed; 2 redriven, 0 skipped, 0 failed in 1 of 3 runs so far\n`,
+    );
+    expect(dead.stderr).toContain(
+      `redrive: run 2 of 3 (${runB}): 1 redriven, 0 skipped, 0 failed; 3 redriven, 0 skipped, 0 failed in 2 of 3 runs so far\n`,
     );
     expect(dead.stderr).toContain(
       "redrive: 1 dead delivery names no run, which no redrive reaches (recorded from a message too broken to name one; the notifier's log has each)\n",
@@ -709,7 +722,7 @@ describe('redrive --all-runs, on the emulators', () => {
         { runId: runA, redriven: 1, ...none },
       ],
     });
-    expect(failed.stderr).toContain('redrive: 2 runs with dead or failed deliveries to redrive\n');
+    expect(failed.stderr).toContain('redrive: 2 runs to redrive: 2 with failed ones alone\n');
     expect(failed.stderr).toContain(
       'redrive: 1 failed delivery left failed, as its notification is paused (sent, it would be skipped): n-6; `slack-fanout resume <id>` (or `resume --paused-reason <code>`), then redrive again with --failed\n',
     );
@@ -731,13 +744,13 @@ describe('redrive --all-runs, on the emulators', () => {
     });
     try {
       const until = Date.now() + 30_000;
-      while (got.length < 5 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      while (got.length < 6 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
       await new Promise((r) => setTimeout(r, 500));
     } finally {
       await sub.close();
       await reader.close();
     }
-    expect(got.sort()).toEqual(['n-1', 'n-2', 'n-3', 'n-4', 'n-5']);
+    expect(got.sort()).toEqual(['n-1', 'n-2', 'n-3', 'n-4', 'n-5', 'n-8']);
   });
 });
 
@@ -1041,6 +1054,35 @@ describe('redrive --all-runs interrupted, on the emulators', () => {
     } finally {
       await db.terminate();
     }
+  });
+});
+
+describe('redrive --all-runs stopped at once, on the emulators', () => {
+  it('a second signal names the run of the page left reopened, and the --all-runs redrive that takes it over, and from when', async () => {
+    const projectId = 'demo-cli-redrive-all-stop';
+    const runId = `s_allstop:${REDRIVE_OCCURRENCE}`;
+    const env = await runToRedrive(projectId, runId, 200, 'dead');
+    const child = spawn(process.execPath, [CLI, '-p', projectId, 'redrive', '--all-runs', '--page-size', '1'], { env });
+    const { out, exited } = collectOutput(child);
+    const signalled: string[] = [];
+    child.stderr.on('data', () => {
+      if (out.stderr.includes('so far') && signalled.length === 0) {
+        signalled.push('SIGINT');
+        child.kill('SIGINT');
+      } else if (out.stderr.includes('stopping after the page under way') && signalled.length === 1) {
+        signalled.push('SIGTERM');
+        child.kill('SIGTERM');
+      }
+    });
+    const before = Date.now();
+    expect([130, 143]).toContain(await exited);
+    const line = out.stderr.split('\n').find((l) => l.includes('left reopened')) ?? '';
+    expect(line).toContain(
+      `(retrying, which neither dead-runs nor failed-runs lists; it is of run ${runId}), and \`slack-fanout redrive --all-runs\` after `,
+    );
+    const after = Date.parse(line.slice(line.lastIndexOf(' after ') + 7, line.lastIndexOf(' takes it over')));
+    expect(after - before).toBeGreaterThan(29 * 60_000);
+    expect(after - before).toBeLessThan(31 * 60_000);
   });
 });
 
