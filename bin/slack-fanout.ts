@@ -24,7 +24,7 @@ import { createFirestore } from '../shared/firestore';
 import { buildQuery, FirestoreStore } from '../shared/firestore-store';
 import { withTimeout } from '../shared/http';
 import { firstFaultOffset, keyPathText, keysGivenTwiceIfShallow } from '../shared/json-keys';
-import { createLogger } from '../shared/logger';
+import { createLogger, type Logger } from '../shared/logger';
 import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
   type Account,
@@ -74,10 +74,12 @@ import {
   addRunResult,
   emptyRunsResult,
   firestoreRedriveLedger,
-  interruptRuns,
+  markInterrupted,
   REDRIVE_PAGE_SIZE,
   REDRIVE_PAGE_SIZE_MAX,
   REDRIVE_STRANDED_AFTER_MS,
+  type RedrivePublisher,
+  type RedriveResult,
   type RedriveRunsResult,
   redrivable,
   redriveRun,
@@ -573,8 +575,8 @@ async function tallyRuns<S extends RedrivenStatus>(
   store: FirestoreStore,
   status: S,
   pageSize: number,
-  command: string,
   stall: { moved(): void },
+  command?: string,
 ): Promise<RunTally<S>> {
   const tally = new RunTally(status);
   let cursor: string | null = null;
@@ -586,7 +588,7 @@ async function tallyRuns<S extends RedrivenStatus>(
     for (const d of page) tally.add(d.data);
     if (page.length < pageSize) return tally;
     cursor = page.at(-1)?.id ?? null;
-    process.stderr.write(`${command}: ${read} ${status} deliveries read so far\n`);
+    if (command) process.stderr.write(`${command}: ${read} ${status} deliveries read so far\n`);
   }
 }
 
@@ -597,16 +599,20 @@ async function tallyRuns<S extends RedrivenStatus>(
 async function runsLeftReopened(store: FirestoreStore, pageSize: number, stall: { moved(): void }): Promise<string[]> {
   const runs = new Set<string>();
   let cursor: string | null = null;
+  let read = 0;
   for (;;) {
-    const page = await store.deliveriesInStatus('retrying', cursor, pageSize, ['runId', 'redrivePending']);
+    const page = await store.redrivePendingDeliveries(cursor, pageSize, ['runId', 'status']);
     stall.moved();
+    read += page.length;
     for (const d of page) {
-      if (d.data.redrivePending === true && typeof d.data.runId === 'string' && d.data.runId !== '') {
+      // Marked, and still retrying: the mark outlives nothing else, but is read as the redrive reads it.
+      if (d.data.status === 'retrying' && typeof d.data.runId === 'string' && d.data.runId !== '') {
         runs.add(d.data.runId);
       }
     }
     if (page.length < pageSize) return [...runs];
     cursor = page.at(-1)?.id ?? null;
+    process.stderr.write(`redrive: ${read} deliveries reopened by a redrive and not yet published read so far\n`);
   }
 }
 
@@ -618,6 +624,191 @@ export function deadRunsOf(deliveries: readonly Record<string, unknown>[]): {
   const tally = new RunTally('dead');
   for (const d of deliveries) tally.add(d);
   return tally.result();
+}
+
+/** What a redrive's signal handlers read: whether it has begun reopening, its counts so far, its run under way. */
+interface RedriveState {
+  started: boolean;
+  sofar: string;
+  current: string | undefined;
+}
+
+/** A redrive's counts, as its progress lines say them. */
+function redriveCounts(r: Pick<RedriveResult, 'redriven' | 'skipped' | 'failed' | 'paused'>): string {
+  return `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} left failed (notification paused)`}`;
+}
+
+/** Of a run's failed deliveries, those a redrive --failed leaves failed whatever is fixed. */
+const FAILED_LEFT_AS_THEY_ARE =
+  "a failed delivery of a notification deleted since, and a broken message's record, stay failed";
+
+/**
+ * What a redrive (of one run, or of every run) says on stderr, once done, of what it left:
+ * failed deliveries of deleted and of paused notifications, and deliveries another redrive is
+ * to publish. `runs` names what failed-runs still lists; `more`, notifications left unnamed.
+ */
+function redriveLeftLines(
+  r: Pick<RedriveResult, 'deleted' | 'paused' | 'pausedNotifications' | 'waiting' | 'waitingUntil'>,
+  o: { runs: string; more: string },
+): string[] {
+  const lines: string[] = [];
+  const deleted = r.deleted ?? 0;
+  if (deleted > 0) {
+    lines.push(
+      `redrive: ${counted(deleted, 'failed delivery', 'failed deliveries')} left failed, as ${deleted === 1 ? 'its notification is' : 'their notifications are'} deleted: nothing is left to send (counted in skipped; failed-runs still lists ${o.runs}, and a redrive passes ${deleted === 1 ? 'it' : 'them'} over again)\n`,
+    );
+  }
+  const paused = r.paused ?? 0;
+  if (paused > 0) {
+    const named = r.pausedNotifications ?? [];
+    lines.push(
+      `redrive: ${counted(paused, 'failed delivery', 'failed deliveries')} left failed, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be skipped): ${named.join(', ')}${o.more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again with --failed\n`,
+    );
+  }
+  if (r.waiting > 0) {
+    lines.push(
+      `redrive: ${r.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${r.waitingUntil} takes them over\n`,
+    );
+  }
+  return lines;
+}
+
+/** What `redrive --all-runs` works with. */
+interface AllRunsRedrive {
+  store: FirestoreStore;
+  pubsub: PubSub;
+  publisher: RedrivePublisher;
+  topic: string;
+  projectId: string;
+  pageSize: number;
+  failed: boolean;
+  stops: StopSignals;
+  log: Logger;
+  state: RedriveState;
+}
+
+/**
+ * `redrive --all-runs`: lists the runs with dead deliveries (with `failed`, or failed ones) and
+ * those a stopped redrive left deliveries of reopened and unpublished, then redrives each in
+ * turn, as `redrive <runId>` would, printing their counts summed.
+ */
+async function redriveAllRuns(c: AllRunsRedrive): Promise<void> {
+  const { store, stops, state } = c;
+  const stall = silenceWarning('redrive', 'page', c.projectId);
+  let total: RedriveRunsResult;
+  let withoutRun: number;
+  try {
+    const dead = (await tallyRuns(store, 'dead', DEAD_RUNS_PAGE_SIZE, stall, 'redrive')).result();
+    const failed = c.failed ? (await tallyRuns(store, 'failed', DEAD_RUNS_PAGE_SIZE, stall, 'redrive')).result() : null;
+    withoutRun = dead.withoutRun + (failed?.withoutRun ?? 0);
+    const runIds = dead.runs.map((r) => r.runId);
+    const listed = new Set(runIds);
+    const add = (ids: string[]) => {
+      const added = ids.filter((id) => !listed.has(id));
+      for (const id of added) listed.add(id);
+      runIds.push(...added);
+      return added.length;
+    };
+    const failedAlone = failed ? add(failed.runs.map((r) => r.runId)) : 0;
+    // Last, the runs a stopped redrive left deliveries of reopened and unpublished, which
+    // neither list names: each run's redrive takes those over (or counts them waiting).
+    const reopenedAlone = add(await runsLeftReopened(store, DEAD_RUNS_PAGE_SIZE, stall));
+    total = emptyRunsResult(runIds.length, c.failed);
+    if (runIds.length > 0) {
+      // Nothing to redrive needs no topic: checked only once there is.
+      await checkRedriveTopic(c.pubsub, c.topic, c.projectId);
+      const kinds = [
+        dead.runs.length > 0 ? `${dead.runs.length} with dead deliveries` : '',
+        failedAlone > 0 ? `${failedAlone} with failed ones alone` : '',
+        reopenedAlone > 0 ? `${reopenedAlone} with deliveries a stopped redrive left reopened alone` : '',
+      ].filter((k) => k !== '');
+      process.stderr.write(`redrive: ${counted(runIds.length, 'run', 'runs')} to redrive: ${kinds.join(', ')}\n`);
+    }
+    state.started = true;
+    for (const [i, runId] of runIds.entries()) {
+      if (stops.signal.aborted) {
+        markInterrupted(total);
+        break;
+      }
+      state.current = runId;
+      const { redriven, skipped, failed: failedSoFar } = total;
+      const result = await redriveRun(runId, {
+        ledger: firestoreRedriveLedger(store),
+        publisher: c.publisher,
+        isDraining: () => stops.signal.aborted,
+        log: c.log,
+        pageSize: c.pageSize,
+        failed: c.failed,
+        onProgress: (r) => {
+          stall.moved();
+          state.sofar = `${redriveCounts({ redriven: redriven + r.redriven, skipped: skipped + r.skipped, failed: failedSoFar + r.failed })} in ${i + 1} of ${runIds.length} runs`;
+          process.stderr.write(
+            `redrive: run ${i + 1} of ${runIds.length} (${runId}): ${redriveCounts(r)}; ${state.sofar} so far\n`,
+          );
+        },
+      });
+      stall.moved();
+      addRunResult(total, result);
+      if (result.interrupted || result.stopped !== undefined) break;
+    }
+  } finally {
+    stall.stop();
+    stops.remove();
+  }
+  print(total);
+  const still = c.failed ? 'dead or failed' : 'dead';
+  if (total.listed === 0) process.stderr.write(`redrive: no run has ${still} deliveries: nothing to redrive\n`);
+  if (withoutRun > 0) {
+    process.stderr.write(
+      `redrive: ${counted(withoutRun, `${still} delivery names`, `${still} deliveries name`)} no run, which no redrive reaches (recorded from a message too broken to name one; the notifier's log has each)\n`,
+    );
+  }
+  // A run holds one delivery a notification: a run with more paused than it named, or more
+  // names in all than kept, means notifications left unnamed.
+  const named = total.pausedNotifications ?? [];
+  const unnamed =
+    new Set(total.runs.flatMap((r) => r.pausedNotifications ?? [])).size > named.length ||
+    total.runs.some((r) => (r.paused ?? 0) > (r.pausedNotifications?.length ?? 0));
+  for (const line of redriveLeftLines(total, {
+    runs: (total.deleted ?? 0) === 1 ? 'its run' : 'their runs',
+    more: unnamed ? ` (the first ${named.length}; others too)` : '',
+  })) {
+    process.stderr.write(line);
+  }
+  // Without --failed, the failed deliveries are counted once the redrive is done, as a hint of
+  // how to send them: best-effort and bounded, as the count of a single run's redrive.
+  if (!c.failed) {
+    const failedRuns = await within(
+      tallyRuns(store, 'failed', DEAD_RUNS_PAGE_SIZE, { moved: () => undefined }).catch(() => null),
+      REDRIVE_COUNT_MS,
+    );
+    const left = failedRuns?.result().runs ?? [];
+    const count = left.reduce((n, r) => n + r.failed, 0);
+    if (count > 0) {
+      process.stderr.write(
+        `redrive: ${counted(count, 'delivery', 'deliveries')} of ${counted(left.length, 'run', 'runs')} failed (a permanent error, not out of attempts) and ${count === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout failed-runs\` lists ${left.length === 1 ? 'its run' : 'their runs'}, \`slack-fanout deliveries <runId> --status failed\` says why each failed, and once the cause is fixed \`slack-fanout redrive --all-runs --failed\` sends ${count === 1 ? 'it' : 'them'} again (a failed delivery of a notification deleted since stays failed)\n`,
+      );
+    }
+  }
+  // Last, where it stopped: the line to act on.
+  const last = total.runs.at(-1);
+  const where =
+    last && (last.interrupted || last.stopped !== undefined)
+      ? `in run ${total.runs.length} of ${total.listed} (${last.runId})`
+      : `after ${counted(total.runs.length, 'run', 'runs')} of ${total.listed}`;
+  const again = `\`slack-fanout redrive --all-runs${c.failed ? ' --failed' : ''}\``;
+  if (total.stopped !== undefined) {
+    process.stderr.write(
+      `redrive: stopped ${where} (${total.stopped}): what it had not reached is still ${still}; ${again} again takes it once Pub/Sub takes pages\n`,
+    );
+  }
+  if (total.interrupted) {
+    process.stderr.write(
+      `redrive: interrupted ${where}: what it had not reached is still ${still}; ${again} again takes it (running it again is safe)\n`,
+    );
+    process.exitCode = stops.exitCode();
+  }
+  if (total.failed > 0 && !total.interrupted) process.exitCode = EXIT.failed;
 }
 
 function print(value: unknown): void {
@@ -2273,7 +2464,7 @@ ledger, exits 2.`,
     const db = await openFirestore(projectId);
     const stall = silenceWarning(command, 'page', projectId);
     try {
-      const tally = await tallyRuns(new FirestoreStore(db), status, o.pageSize, command, stall);
+      const tally = await tallyRuns(new FirestoreStore(db), status, o.pageSize, stall, command);
       const { runs, withoutRun } = tally.result();
       if (o.ids) process.stdout.write(runs.map((r) => `${r.runId}\n`).join(''));
       else print({ runs, [status]: tally.count, withoutRun });
@@ -2413,13 +2604,10 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
         // Ctrl-C before the redrive starts ends it there: nothing was reopened. Once it runs, it
         // stops after the page under way, which is published or put back to dead, and says so; a
         // second stops at once, leaving that page to a later redrive.
-        let started = false;
-        let sofar = 'nothing redriven yet';
-        // The run whose page is under way (with --all-runs, the one being redriven).
-        let current = runId;
+        const state: RedriveState = { started: false, sofar: 'nothing redriven yet', current: runId };
         const stops = onStopSignals(
           (signal) => {
-            if (!started) {
+            if (!state.started) {
               process.stderr.write('redrive: interrupted before it reopened any delivery: nothing changed\n');
               process.exit(signalExitCode(signal));
             }
@@ -2427,7 +2615,7 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
           },
           () => {
             process.stderr.write(
-              `redrive: interrupted: ${sofar}; a page being published is left reopened (retrying, which neither dead-runs nor failed-runs lists${runId === undefined ? `; it is of run ${current}` : ': keep the run id'}), and \`slack-fanout redrive ${runId === undefined ? '--all-runs' : current}${failedToo ? ' --failed' : ''}\` after ${new Date(Date.now() + REDRIVE_STRANDED_AFTER_MS).toISOString()} takes it over\n`,
+              `redrive: interrupted: ${state.sofar}; a page being published is left reopened (retrying, which neither dead-runs nor failed-runs lists${runId === undefined ? `; it is of run ${state.current}` : ': keep the run id'}), and \`slack-fanout redrive ${runId === undefined ? '--all-runs' : state.current}${failedToo ? ' --failed' : ''}\` after ${new Date(Date.now() + REDRIVE_STRANDED_AFTER_MS).toISOString()} takes it over\n`,
             );
             process.exit(stops.exitCode());
           },
@@ -2442,132 +2630,21 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
         const publisher = pagePublisher(pubsub, o.topic);
         const redriveLog = createLogger({ service: 'cli', level: 'warn', destination: pino.destination(2) });
 
-        /** `--all-runs`: every run listed, one after another, and what they did in all. */
-        const redriveAllRuns = async (store: FirestoreStore): Promise<void> => {
-          await checkRedriveTopic(pubsub, o.topic, projectId);
-          const stall = silenceWarning('redrive', 'page', projectId);
-          let total: RedriveRunsResult;
-          let withoutRun: number;
-          let failedLeft: { count: number; runs: number } | null = null;
-          try {
-            const dead = (await tallyRuns(store, 'dead', DEAD_RUNS_PAGE_SIZE, 'redrive', stall)).result();
-            // Without --failed, the failed are counted to say how to send them; with it, redriven.
-            const failed = (await tallyRuns(store, 'failed', DEAD_RUNS_PAGE_SIZE, 'redrive', stall)).result();
-            withoutRun = dead.withoutRun + (failedToo ? failed.withoutRun : 0);
-            const runIds = dead.runs.map((r) => r.runId);
-            const listed = new Set(runIds);
-            const more = (ids: string[]) => {
-              const added = ids.filter((id) => !listed.has(id));
-              for (const id of added) listed.add(id);
-              runIds.push(...added);
-              return added.length;
-            };
-            const failedAlone = failedToo ? more(failed.runs.map((r) => r.runId)) : 0;
-            if (!failedToo && failed.runs.length > 0) {
-              failedLeft = { count: failed.runs.reduce((n, r) => n + r.failed, 0), runs: failed.runs.length };
-            }
-            // Last, the runs a stopped redrive left deliveries of reopened and unpublished, which
-            // neither list names: each run's redrive takes those over (or counts them waiting).
-            const reopenedAlone = more(await runsLeftReopened(store, DEAD_RUNS_PAGE_SIZE, stall));
-            total = emptyRunsResult(runIds.length, failedToo);
-            if (runIds.length > 0) {
-              const kinds = [
-                dead.runs.length > 0 ? `${dead.runs.length} with dead deliveries` : '',
-                failedAlone > 0 ? `${failedAlone} with failed ones alone` : '',
-                reopenedAlone > 0 ? `${reopenedAlone} with deliveries a stopped redrive left reopened alone` : '',
-              ].filter((k) => k !== '');
-              process.stderr.write(
-                `redrive: ${counted(runIds.length, 'run', 'runs')} to redrive: ${kinds.join(', ')}\n`,
-              );
-            }
-            started = true;
-            for (const [i, id] of runIds.entries()) {
-              if (stops.signal.aborted) {
-                interruptRuns(total);
-                break;
-              }
-              current = id;
-              const before = { ...total };
-              const result = await redriveRun(id, {
-                ledger: firestoreRedriveLedger(store),
-                publisher,
-                isDraining: () => stops.signal.aborted,
-                log: redriveLog,
-                pageSize: o.pageSize,
-                failed: failedToo,
-                onProgress: (r) => {
-                  stall.moved();
-                  sofar = `${before.redriven + r.redriven} redriven, ${before.skipped + r.skipped} skipped, ${before.failed + r.failed} failed in ${i + 1} of ${runIds.length} runs`;
-                  process.stderr.write(
-                    `redrive: run ${i + 1} of ${runIds.length} (${id}): ${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} left failed (notification paused)`}; ${sofar} so far\n`,
-                  );
-                },
-              });
-              stall.moved();
-              addRunResult(total, result);
-              if (result.interrupted || result.stopped !== undefined) break;
-            }
-          } finally {
-            stall.stop();
-            stops.remove();
-          }
-          print(total);
-          const still = failedToo ? 'dead or failed' : 'dead';
-          if (total.listed === 0) {
-            process.stderr.write(`redrive: no run has ${still} deliveries: nothing to redrive\n`);
-          }
-          if (withoutRun > 0) {
-            process.stderr.write(
-              `redrive: ${counted(withoutRun, `${still} delivery names`, `${still} deliveries name`)} no run, which no redrive reaches (recorded from a message too broken to name one; the notifier's log has each)\n`,
-            );
-          }
-          const deleted = total.deleted ?? 0;
-          if (deleted > 0) {
-            process.stderr.write(
-              `redrive: ${counted(deleted, 'failed delivery', 'failed deliveries')} left failed, as ${deleted === 1 ? 'its notification is' : 'their notifications are'} deleted: nothing is left to send (counted in skipped; failed-runs still lists ${deleted === 1 ? 'its run' : 'their runs'}, and a redrive passes ${deleted === 1 ? 'it' : 'them'} over again)\n`,
-            );
-          }
-          const paused = total.paused ?? 0;
-          if (paused > 0) {
-            const named = total.pausedNotifications ?? [];
-            // A run holds one delivery a notification: a run with more paused than it named, or
-            // more names in all than kept, means notifications left unnamed.
-            const unnamed =
-              new Set(total.runs.flatMap((r) => r.pausedNotifications ?? [])).size > named.length ||
-              total.runs.some((r) => (r.paused ?? 0) > (r.pausedNotifications?.length ?? 0));
-            const more = unnamed ? ` (the first ${named.length}; others too)` : '';
-            process.stderr.write(
-              `redrive: ${counted(paused, 'failed delivery', 'failed deliveries')} left failed, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be skipped): ${named.join(', ')}${more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again with --failed\n`,
-            );
-          }
-          if (total.waiting > 0) {
-            process.stderr.write(
-              `redrive: ${total.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${total.waitingUntil} takes them over\n`,
-            );
-          }
-          if (failedLeft) {
-            process.stderr.write(
-              `redrive: ${counted(failedLeft.count, 'delivery', 'deliveries')} of ${counted(failedLeft.runs, 'run', 'runs')} failed (a permanent error, not out of attempts) and ${failedLeft.count === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout failed-runs\` lists ${failedLeft.runs === 1 ? 'its run' : 'their runs'}, \`slack-fanout deliveries <runId> --status failed\` says why each failed, and once the cause is fixed \`slack-fanout redrive --all-runs --failed\` sends them again\n`,
-            );
-          }
-          if (total.stopped !== undefined && total.notReached) {
-            process.stderr.write(
-              `redrive: stopped after ${counted(total.runs.length, 'run', 'runs')} of ${total.listed} (${total.stopped}): what it had not reached is still ${still}; \`slack-fanout redrive --all-runs${failedToo ? ' --failed' : ''}\` again takes it once Pub/Sub takes pages\n`,
-            );
-          }
-          if (total.interrupted) {
-            process.stderr.write(
-              `redrive: interrupted after ${counted(total.runs.length, 'run', 'runs')} of ${total.listed}: what it had not reached is still ${still}; \`slack-fanout redrive --all-runs${failedToo ? ' --failed' : ''}\` again takes it (running it again is safe)\n`,
-            );
-            process.exitCode = stops.exitCode();
-          }
-          if (total.failed > 0 && !total.interrupted) process.exitCode = EXIT.failed;
-        };
-
         try {
           const store = new FirestoreStore(db);
           if (runId === undefined) {
-            await redriveAllRuns(store);
+            await redriveAllRuns({
+              store,
+              pubsub,
+              publisher,
+              topic: o.topic,
+              projectId,
+              pageSize: o.pageSize,
+              failed: failedToo,
+              stops,
+              log: redriveLog,
+              state,
+            });
             return;
           }
           const runMissing = () =>
@@ -2589,7 +2666,7 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
           }
           if (!(await redrivable(runId, store, firestoreRedriveLedger(store), { failed: failedToo })))
             throw runMissing();
-          started = true;
+          state.started = true;
           const stall = silenceWarning('redrive', 'page', projectId);
           let result: Awaited<ReturnType<typeof redriveRun>>;
           try {
@@ -2603,8 +2680,8 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
               failed: failedToo,
               onProgress: (r) => {
                 stall.moved();
-                sofar = `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} left failed (notification paused)`}`;
-                process.stderr.write(`redrive: ${sofar} so far\n`);
+                state.sofar = redriveCounts(r);
+                process.stderr.write(`redrive: ${state.sofar} so far\n`);
               },
             });
           } finally {
@@ -2627,25 +2704,14 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
               `redrive: at least ${counted(retried, 'other delivery', 'other deliveries')} of the run ${retried === 1 ? 'is' : 'are'} still being tried (retrying or sending), not dead yet: ${retried === 1 ? 'if it ends dead, it needs' : 'those that end dead need'} another redrive\n`,
             );
           }
-          const deleted = result.deleted ?? 0;
-          if (deleted > 0) {
-            process.stderr.write(
-              `redrive: ${counted(deleted, 'failed delivery', 'failed deliveries')} left failed, as ${deleted === 1 ? 'its notification is' : 'their notifications are'} deleted: nothing is left to send (counted in skipped; failed-runs still lists the run, and a redrive passes ${deleted === 1 ? 'it' : 'them'} over again)\n`,
-            );
-          }
+          // A run holds one delivery a notification: more paused than named is more notifications.
           const paused = result.paused ?? 0;
-          if (paused > 0) {
-            const named = result.pausedNotifications ?? [];
-            // A run holds one delivery a notification: more paused than named is more notifications.
-            const more = paused > named.length ? ` (the first ${named.length} of ${paused})` : '';
-            process.stderr.write(
-              `redrive: ${counted(paused, 'failed delivery', 'failed deliveries')} left failed, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be skipped): ${named.join(', ')}${more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again with --failed\n`,
-            );
-          }
-          if (result.waiting > 0) {
-            process.stderr.write(
-              `redrive: ${result.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${result.waitingUntil} takes them over\n`,
-            );
+          const named = result.pausedNotifications?.length ?? 0;
+          for (const line of redriveLeftLines(result, {
+            runs: 'the run',
+            more: paused > named ? ` (the first ${named} of ${paused})` : '',
+          })) {
+            process.stderr.write(line);
           }
           // Without --failed, a redrive takes dead deliveries alone: one that failed (a permanent
           // error, as a token Slack refused) is not sent again, and an operator who fixed its cause
@@ -2653,7 +2719,7 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
           const failed = counts?.failed ?? 0;
           if (!failedToo && failed > 0) {
             process.stderr.write(
-              `redrive: ${counted(failed, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${failed === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists ${failed === 1 ? 'it' : 'them'} with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends ${failed === 1 ? 'it' : 'them'} again\n`,
+              `redrive: ${counted(failed, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${failed === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists ${failed === 1 ? 'it' : 'them'} with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends ${failed === 1 ? 'it' : 'them'} again (${FAILED_LEFT_AS_THEY_ARE})\n`,
             );
           }
           // Last, what an interrupted redrive left: the line to act on.

@@ -7,7 +7,7 @@ import express, {
   type Router,
 } from 'express';
 import { callerOf } from '../shared/auth';
-import { KeyedSerial, mapLimit } from '../shared/concurrency';
+import { KeyedSerial, mapLimit, within } from '../shared/concurrency';
 import { DEFAULT_ADMIN_DEADLINE_SECONDS } from '../shared/config';
 import { CODES } from '../shared/firestore-batching';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
@@ -363,9 +363,12 @@ const pauseBody = z.strictObject({
  */
 const noFieldsBody = z.strictObject({});
 
+/** How long a redrive's answer waits for the count its hint needs. */
+const HINT_COUNT_MS = 2_000;
+
 /** The hint of a redrive without "failed" of a run with `n` failed deliveries. */
 export function failedNotRedriven(n: number): string {
-  return `${counted(n, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${n === 1 ? 'is' : 'are'} not redriven: a redrive sends dead deliveries alone; once the cause is fixed, the same call with {"failed": true} sends ${n === 1 ? 'it' : 'them'} again`;
+  return `${counted(n, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${n === 1 ? 'is' : 'are'} not redriven: a redrive sends dead deliveries alone; once the cause is fixed, the same call with {"failed": true} sends ${n === 1 ? 'it' : 'them'} again (a failed delivery of a notification deleted since, and a broken message's record, stay failed)`;
 }
 
 /**
@@ -554,8 +557,18 @@ export function adminRouter(deps: AdminDeps): Router {
       const result = await deps.redrive(runId, opts);
       // Without "failed", a redrive takes dead deliveries alone: one that failed (a permanent
       // error, as a token Slack refused) is not sent again, and an operator who fixed its cause
-      // should know how to send it. A count that cannot be read leaves the hint out.
-      const failed = opts.failed ? 0 : ((await deps.countByStatus(runId).catch(() => null))?.failed ?? 0);
+      // should know how to send it. Best-effort and bounded: a count that cannot be read in time
+      // leaves the hint out rather than the redrive's answer; a redrive cut short by a shutdown,
+      // which must answer within the grace, or stopped, does not count.
+      const failed =
+        opts.failed || result.interrupted || result.stopped !== undefined
+          ? 0
+          : ((
+              await within(
+                deps.countByStatus(runId).catch(() => null),
+                HINT_COUNT_MS,
+              )
+            )?.failed ?? 0);
       res.json(failed > 0 ? { ...result, hint: failedNotRedriven(failed) } : result);
     },
   );

@@ -717,6 +717,21 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return snap.docs.map((d) => ({ id: d.id, data: d.data() }));
   }
 
+  /** The deliveries a redrive reopened and has not published yet, across every run, a page at a time by id. */
+  async redrivePendingDeliveries(
+    cursor: string | null,
+    limit: number,
+    fields: string[],
+  ): Promise<{ id: string; data: Record<string, unknown> }[]> {
+    let q = buildQuery(this.db, QUERIES.deliveriesRedrivePending, { redrivePending: true });
+    if (cursor) q = q.startAfter(cursor);
+    const snap = await q
+      .select(...fields)
+      .limit(limit)
+      .get();
+    return snap.docs.map((d) => ({ id: d.id, data: d.data() }));
+  }
+
   async deliveryIdsOfRun(
     runId: string,
     status: DeliveryStatus,

@@ -47,6 +47,20 @@ export const QUERIES = {
     needsCompositeIndex: false,
   },
   /**
+   * `slack-fanout redrive --all-runs`: the deliveries a redrive reopened and has not published
+   * yet (`redrivePending`, set at the reopen and cleared at the publish or the claim), across
+   * every run, a page at a time by id. The automatic single-field index on `redrivePending` serves it.
+   */
+  deliveriesRedrivePending: {
+    name: 'deliveriesRedrivePending',
+    collection: COLLECTIONS.deliveries,
+    fields: [
+      { fieldPath: 'redrivePending', op: '==', order: 'ASCENDING' },
+      { fieldPath: '__name__', op: 'orderBy', order: 'ASCENDING' },
+    ],
+    needsCompositeIndex: false,
+  },
+  /**
    * The due schedules at a tick, a page at a time by nextRunAt then id: the automatic
    * single-field index on `nextRunAt` (which ends with the document name) serves it.
    */

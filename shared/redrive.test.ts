@@ -5,7 +5,7 @@ import {
   addRunResult,
   emptyRunsResult,
   hasRedrivePending,
-  interruptRuns,
+  markInterrupted,
   PAUSED_NAMED,
   type RedriveLedger,
   type RedriveResult,
@@ -311,7 +311,7 @@ describe('addRunResult', () => {
 
     const between = emptyRunsResult(3, false);
     addRunResult(between, run('a', { redriven: 5 }));
-    interruptRuns(between);
+    markInterrupted(between);
     expect(between).toMatchObject({ interrupted: true, notReached: 2 });
   });
 });

@@ -331,7 +331,7 @@ export function addRunResult(total: RedriveRunsResult, r: RedriveResult): void {
 }
 
 /** A redrive of many runs interrupted between two runs: the runs after are not reached. */
-export function interruptRuns(total: RedriveRunsResult): void {
+export function markInterrupted(total: RedriveRunsResult): void {
   total.interrupted = true;
   total.notReached = total.listed - total.runs.length;
 }

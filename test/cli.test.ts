@@ -521,7 +521,7 @@ describe('redrive, on the emulators', () => {
       'redrive: at least 2 other deliveries of the run are still being tried (retrying or sending), not dead yet: those that end dead need another redrive',
     );
     expect(res.stderr).toContain(
-      `redrive: 1 delivery of the run failed (a permanent error, not out of attempts) and is not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists it with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends it again`,
+      `redrive: 1 delivery of the run failed (a permanent error, not out of attempts) and is not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists it with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends it again (a failed delivery of a notification deleted since, and a broken message's record, stay failed)`,
     );
     expect(res.stdout).not.toContain('so far');
 
@@ -702,7 +702,7 @@ describe('redrive --all-runs, on the emulators', () => {
     );
     // Without --failed: the failed ones are counted, the broken message's record is not, and said how to send.
     expect(dead.stderr).toContain(
-      'redrive: 3 deliveries of 2 runs failed (a permanent error, not out of attempts) and are not redriven: redrive sends dead deliveries alone; `slack-fanout failed-runs` lists their runs, `slack-fanout deliveries <runId> --status failed` says why each failed, and once the cause is fixed `slack-fanout redrive --all-runs --failed` sends them again\n',
+      'redrive: 3 deliveries of 2 runs failed (a permanent error, not out of attempts) and are not redriven: redrive sends dead deliveries alone; `slack-fanout failed-runs` lists their runs, `slack-fanout deliveries <runId> --status failed` says why each failed, and once the cause is fixed `slack-fanout redrive --all-runs --failed` sends them again (a failed delivery of a notification deleted since stays failed)\n',
     );
 
     // With --failed: no dead delivery is left (the three are retrying now), so the runs with
@@ -1008,6 +1008,30 @@ describe('redrive --failed interrupted, on the emulators', () => {
   });
 });
 
+describe('redrive --all-runs with nothing to redrive, on the emulators', () => {
+  it('says so, exit 0, without asking for a topic that does not exist', async () => {
+    const env = {
+      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+      PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST ?? '',
+    };
+    const res = await runCli(['-p', 'demo-cli-redrive-none', 'redrive', '--all-runs', '--failed'], env);
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout)).toEqual({
+      listed: 0,
+      redriven: 0,
+      skipped: 0,
+      failed: 0,
+      waiting: 0,
+      waitingUntil: null,
+      paused: 0,
+      pausedNotifications: [],
+      deleted: 0,
+      runs: [],
+    });
+    expect(res.stderr).toBe('redrive: no run has dead or failed deliveries: nothing to redrive\n');
+  });
+});
+
 describe('redrive --all-runs interrupted, on the emulators', () => {
   it('Ctrl-C stops after the page under way: the runs after it are not begun, and it says how to go on; exit 130', async () => {
     const projectId = 'demo-cli-redrive-all-int';
@@ -1036,7 +1060,7 @@ describe('redrive --all-runs interrupted, on the emulators', () => {
     expect(result.redriven).toBeLessThan(n);
     expect(out.stderr).toContain('redrive: stopping after the page under way (Ctrl-C again stops at once)');
     expect(out.stderr.trimEnd().split('\n').at(-1)).toBe(
-      'redrive: interrupted after 1 run of 3: what it had not reached is still dead; `slack-fanout redrive --all-runs` again takes it (running it again is safe)',
+      `redrive: interrupted in run 1 of 3 (s_all0:${occurrences[0]}): what it had not reached is still dead; \`slack-fanout redrive --all-runs\` again takes it (running it again is safe)`,
     );
     // What it reopened it published; the rest is still dead, the two runs it did not begin whole.
     const db = createFirestore(projectId);
