@@ -582,6 +582,24 @@ describe('the dashboard link', () => {
   });
 });
 
+describe('account data written by other means than import, which import refuses', () => {
+  it('links no dashboard that is not a web page, and leaves out a blank highlight', () => {
+    for (const dashboardUrl of ['javascript:alert(1)', 'ftp://example.com/x', 'file:///etc/passwd', 'mailto:a@b.c']) {
+      const r = renderReport(notification(), account({ name: 'Acme', dashboardUrl }), occurrence);
+      expect(contextTexts(r).join(' ')).not.toContain('Open the dashboard');
+      expectWithinSlackLimits(r);
+    }
+    const r = renderReport(
+      notification(),
+      account({ name: 'Acme', highlights: ['First', ' ', '\u200b', 'Second'], dashboardUrl: 'http://example.com/' }),
+      occurrence,
+    );
+    const highlights = sections(r).find((s) => s.text?.text.startsWith('• '))?.text?.text;
+    expect(highlights).toBe('• First\n• Second');
+    expect(contextTexts(r).join(' ')).toContain('<http://example.com/|Open the dashboard>');
+  });
+});
+
 describe('mrkdwn escaping', () => {
   it('escapes <, > and & in every mrkdwn text, so data cannot mention @channel or fake a link', () => {
     const nasty = '<!channel> & <https://evil.example|click>';

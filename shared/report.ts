@@ -208,6 +208,11 @@ function dashboardLink(url: string): string {
   return `<${escapeMrkdwn(href).replace(/\|/g, '%7C')}|Open the dashboard>`;
 }
 
+/** Whether `url` is a web page's (http or https), the only links a report shows, as import takes. */
+function isWebUrl(url: string): boolean {
+  return URL.canParse(url) && /^https?:$/.test(new URL(url).protocol);
+}
+
 /** Why a report could not link to `url` (too long, once written as a link), or null when it can. */
 export function dashboardUrlProblem(url: string): string | null {
   const length = dashboardLink(url).length;
@@ -279,11 +284,18 @@ export function renderReport(
     },
   ];
 
-  // A link too long for the context text (import refuses one) is left out, not cut.
-  const fullLink = account.dashboardUrl === undefined ? undefined : dashboardLink(account.dashboardUrl);
+  // A link too long for the context text, or to anything but a web page (import refuses both;
+  // an account written to Firestore by other means may hold either), is left out, not cut.
+  const fullLink =
+    account.dashboardUrl === undefined || !isWebUrl(account.dashboardUrl)
+      ? undefined
+      : dashboardLink(account.dashboardUrl);
   const link = fullLink !== undefined && fullLink.length <= MAX_DASHBOARD_LINK ? fullLink : undefined;
-  // A line break inside a highlight would start an unbulleted line: each is kept to one line.
-  const bullets = account.highlights.map((h) => `• ${h.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ')}`);
+  // A line break inside a highlight would start an unbulleted line: each is kept to one line. A
+  // blank one (import refuses it) would be a bullet with nothing after it: left out.
+  const bullets = account.highlights
+    .filter((h) => !looksBlank(h))
+    .map((h) => `• ${h.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ')}`);
   // Escaped once: measured for the budget, then shown.
   const escapedBullets = bullets.map(escapeMrkdwn);
   const noMetrics = '_No metrics for this period._';
@@ -329,7 +341,7 @@ export function renderReport(
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: noMetrics } });
   }
 
-  if (account.highlights.length > 0) {
+  if (bullets.length > 0) {
     blocks.push({ type: 'divider' });
     const room = Math.min(SLACK_LIMITS.sectionTextChars, textRoom - metricsText);
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: highlightsText(bullets, escapedBullets, room) } });
