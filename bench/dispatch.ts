@@ -63,7 +63,10 @@ export async function dispatchFixture(ctx: BenchContext, n: number, spread?: num
   const projectId = ctx.projectId(`dispatch-${label}`);
   const db = createFirestore(projectId);
   const pubsub = createPubSub(projectId);
-  await pubsub.createTopic(DISPATCH_TOPIC);
+  const [topic] = await pubsub.createTopic(DISPATCH_TOPIC);
+  // The dispatcher is not ready with a topic no subscription reads: one that nothing pulls from,
+  // as the raw publish ceiling's topic has (bench/ceilings.ts).
+  await topic.createSubscription(`${DISPATCH_TOPIC}-kept`);
   await pubsub.close();
   const items = spread ? spreadNotifications(spread, Math.ceil(n / spread)).slice(0, n) : benchNotifications(n, 0);
   const bar = ctx.bar(

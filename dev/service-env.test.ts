@@ -53,6 +53,7 @@ describe('variablesSetOver (what npm start says it does not use)', () => {
       PUBSUB_EMULATOR_HOST: '127.0.0.1:8085',
       GOOGLE_CLOUD_PROJECT: 'my-prod',
       SLACK_TIMEOUT_MS: '5000',
+      DISPATCH_TOPIC: 'custom-topic',
     };
     expect(variablesSetOver(shell, settings)).toEqual([
       'GOOGLE_CLOUD_PROJECT="my-prod" (it uses slack-fanout-local)',
@@ -60,7 +61,10 @@ describe('variablesSetOver (what npm start says it does not use)', () => {
       'AUTH_MODE="oidc" (it uses none)',
       'NACK_DELAY_MS="99999" (it uses 10000)',
       'PORT="8080" (it uses a port of its own per service)',
+      'DISPATCH_TOPIC="custom-topic" (it uses slack-fanout-dispatch, the topic of the topology it makes)',
     ]);
+    // And the dispatcher it starts publishes to that topic, whatever the shell says.
+    expect(serviceEnv(shell, settings).DISPATCH_TOPIC).toBe('slack-fanout-dispatch');
   });
 
   it('names SLACK_API_URL when the run posts to the stand-in (no token), and not when it posts with a token', () => {

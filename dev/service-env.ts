@@ -1,5 +1,6 @@
 import { loadServiceConfig } from '../shared/auth';
 import { ConfigError } from '../shared/config';
+import { TOPOLOGY } from '../shared/topology';
 
 /**
  * The environment `npm start` gives the notifier and the dispatcher: this process's own, with
@@ -36,6 +37,9 @@ export function serviceEnv(base: NodeJS.ProcessEnv, s: ServiceEnvSettings): Node
     HOST: '127.0.0.1',
     // The status page and the admin API, open to this machine alone (the dispatcher checks HOST).
     ADMIN_OPEN_ON_LOOPBACK: 'true',
+    // The run makes the topology under its own names: a dispatcher publishing to another topic
+    // would find none there (or one no notifier reads).
+    DISPATCH_TOPIC: TOPOLOGY.dispatchTopic,
   };
 }
 
@@ -87,6 +91,7 @@ export function variablesSetOver(base: NodeJS.ProcessEnv, s: ServiceEnvSettings)
     HOST: '127.0.0.1',
     PORT: 'a port of its own per service',
     ADMIN_OPEN_ON_LOOPBACK: 'true',
+    DISPATCH_TOPIC: `${TOPOLOGY.dispatchTopic}, the topic of the topology it makes`,
   };
   const ours = serviceEnv({}, s);
   return Object.entries(uses)

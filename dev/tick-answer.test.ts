@@ -24,6 +24,22 @@ describe('tickRefusal', () => {
     );
   });
 
+  it('says a setup mistake the dispatcher names (a dispatch topic missing, or read by no subscription) in words', () => {
+    expect(
+      tickRefusal(at, 503, {
+        error: 'dependency_unavailable',
+        checks: { firestore: 'ok', pubsub: 'topic_has_no_subscription' },
+      }),
+    ).toBe(
+      'tick 2026-12-02T18:34:30.000Z failed: HTTP 503 dependency_unavailable: Pub/Sub: the dispatch topic has no subscription, so no notifier would read what it publishes (Firestore ok)',
+    );
+    expect(
+      tickRefusal(at, 503, { error: 'dependency_unavailable', checks: { firestore: 'ok', pubsub: 'topic_missing' } }),
+    ).toBe(
+      'tick 2026-12-02T18:34:30.000Z failed: HTTP 503 dependency_unavailable: Pub/Sub: the dispatch topic does not exist (Firestore ok)',
+    );
+  });
+
   it('says the error or message alone when the answer has no checks', () => {
     expect(tickRefusal(at, 503, { error: 'tick_failed' })).toBe(
       'tick 2026-12-02T18:34:30.000Z failed: HTTP 503 tick_failed',

@@ -15,12 +15,18 @@ export interface TickSummary {
   }[];
   error?: string;
   message?: string;
-  /** With `dependency_unavailable`: each dependency's check, `ok` or `unavailable`. */
+  /** With `dependency_unavailable`: each dependency's check, `ok`, `unavailable`, or a setup mistake's reason. */
   checks?: Record<string, string>;
 }
 
 /** The dependencies as a person names them. */
 const TITLES: Record<string, string> = { firestore: 'Firestore', pubsub: 'Pub/Sub' };
+
+/** A check's reason (shared/pubsub.ts topicReady) as a person says it; any other state as it is. */
+const REASONS: Record<string, string> = {
+  topic_missing: 'the dispatch topic does not exist',
+  topic_has_no_subscription: 'the dispatch topic has no subscription, so no notifier would read what it publishes',
+};
 
 /**
  * The line for a tick the dispatcher refused: the tick's time, its status and error, and with the
@@ -32,7 +38,9 @@ export function tickRefusal(at: Date, status: number, summary: TickSummary): str
   const checks = Object.entries(summary.checks ?? {}).map(([name, state]) => [TITLES[name] ?? name, state] as const);
   const down = checks.filter(([, state]) => state !== 'ok');
   const up = checks.filter(([, state]) => state === 'ok');
-  const named = down.length > 0 ? `: ${down.map(([name, state]) => `${name} ${state}`).join(', ')}` : '';
+  const said = ([name, state]: readonly [string, string]) =>
+    REASONS[state] ? `${name}: ${REASONS[state]}` : `${name} ${state}`;
+  const named = down.length > 0 ? `: ${down.map(said).join(', ')}` : '';
   const fine = down.length > 0 && up.length > 0 ? ` (${up.map(([name]) => `${name} ok`).join(', ')})` : '';
   return `tick ${at.toISOString()} failed: HTTP ${status} ${what}${named}${fine}`.trimEnd();
 }

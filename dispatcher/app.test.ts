@@ -2,7 +2,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import request from 'supertest';
 import { deferred } from '../shared/concurrency';
-import { continueWhenRead, LINGER_BYTES, LINGER_MS } from '../shared/http';
+import { continueWhenRead, LINGER_BYTES, LINGER_MS, NotReady } from '../shared/http';
 import { createLogger } from '../shared/logger';
 import { MemoryStore } from '../shared/memory-store';
 import { runIdOf } from '../shared/model';
@@ -280,6 +280,27 @@ describe('the 503s a tick and /readyz answer', () => {
     expect(res.status).toBe(405);
     expect(res.headers.allow).toBe('POST');
     expect(res.body).toMatchObject({ error: 'method_not_allowed', method: 'GET' });
+  });
+
+  it('name a setup mistake by its reason (a topic with no subscription), still not its text, and publish nothing', async () => {
+    const noSubscription = async () => {
+      throw new NotReady(`topic projects/${SECRET_TEXT}/topics/t has no subscription`, 'topic_has_no_subscription');
+    };
+    const { app, lines } = appWith(new MemoryStore(), { firestore: async () => undefined, pubsub: noSubscription });
+    const tick = await request(app).post('/tick').send({});
+    expect(tick.status).toBe(503);
+    expect(tick.body).toEqual({
+      error: 'dependency_unavailable',
+      checks: { firestore: 'ok', pubsub: 'topic_has_no_subscription' },
+    });
+    const ready = await request(app).get('/readyz');
+    expect(ready.body).toEqual({
+      ok: false,
+      checks: { firestore: 'ok', pubsub: 'topic_has_no_subscription' },
+      draining: false,
+    });
+    expect(JSON.stringify([tick.body, ready.body])).not.toContain(SECRET_TEXT);
+    expect(lines.some((l) => l.includes(SECRET_TEXT) && l.includes('has no subscription'))).toBe(true);
   });
 
   it('name the dependency that failed, not its error text, which goes to the log', async () => {

@@ -117,7 +117,7 @@ export function createApp(deps: DispatcherDeps): Express {
     const ready = await runChecks(deps.readiness ?? {});
     if (!ready.ok) {
       req.log.error({ checks: ready.results }, 'tick refused: a dependency is unavailable');
-      res.status(503).json({ error: 'dependency_unavailable', checks: publicChecks(ready.results) });
+      res.status(503).json({ error: 'dependency_unavailable', checks: publicChecks(ready) });
       return;
     }
     try {

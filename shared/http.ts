@@ -532,12 +532,32 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string | (
 
 export type ReadinessCheck = () => Promise<void>;
 
+/**
+ * A readiness check's failure that an answer names by `reason` (a short code: a setup mistake,
+ * such as a topic that does not exist), where any other failure is said "unavailable" alone.
+ * The message, with its names and addresses, goes to the log.
+ */
+export class NotReady extends Error {
+  constructor(
+    message: string,
+    readonly reason: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface CheckResults {
+  ok: boolean;
+  /** Each check's "ok", or its error's message (for the log). */
+  results: Record<string, string>;
+  /** The reason of each check that failed with NotReady. */
+  reasons: Record<string, string>;
+}
+
 /** Runs every check with a deadline; a check that hangs counts as failed. */
-export async function runChecks(
-  checks: Record<string, ReadinessCheck>,
-  timeoutMs = 2000,
-): Promise<{ ok: boolean; results: Record<string, string> }> {
+export async function runChecks(checks: Record<string, ReadinessCheck>, timeoutMs = 2000): Promise<CheckResults> {
   const results: Record<string, string> = {};
+  const reasons: Record<string, string> = {};
   let ok = true;
   await Promise.all(
     Object.entries(checks).map(async ([name, check]) => {
@@ -547,18 +567,25 @@ export async function runChecks(
       } catch (err) {
         ok = false;
         results[name] = (err as Error).message;
+        if (err instanceof NotReady) reasons[name] = err.reason;
       }
     }),
   );
-  return { ok, results };
+  return { ok, results, reasons };
 }
 
 /**
- * The check results as an answer says them: which dependency failed, not the text of its error
- * (hosts, addresses, project ids), which goes to the log.
+ * The check results as an answer says them: which dependency failed, and why where the reason
+ * is a setup mistake (NotReady), not the text of its error (hosts, addresses, project ids),
+ * which goes to the log.
  */
-export function publicChecks(results: Record<string, string>): Record<string, 'ok' | 'unavailable'> {
-  return Object.fromEntries(Object.entries(results).map(([name, r]) => [name, r === 'ok' ? 'ok' : 'unavailable']));
+export function publicChecks(checks: Pick<CheckResults, 'results' | 'reasons'>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(checks.results).map(([name, r]) => [
+      name,
+      r === 'ok' ? 'ok' : (checks.reasons[name] ?? 'unavailable'),
+    ]),
+  );
 }
 
 /** `/healthz` says the process serves; `/readyz` says its dependencies answer. */
@@ -567,10 +594,10 @@ export function healthRoutes(app: Express, checks: Record<string, ReadinessCheck
     res.status(isDraining() ? 503 : 200).json({ ok: !isDraining() });
   });
   app.get('/readyz', async (req, res) => {
-    const { ok: checksOk, results } = await runChecks(checks);
-    const ok = checksOk && !isDraining();
-    if (!ok) req.log.warn({ checks: results }, 'not ready');
-    res.status(ok ? 200 : 503).json({ ok, checks: publicChecks(results), draining: isDraining() });
+    const ready = await runChecks(checks);
+    const ok = ready.ok && !isDraining();
+    if (!ok) req.log.warn({ checks: ready.results }, 'not ready');
+    res.status(ok ? 200 : 503).json({ ok, checks: publicChecks(ready), draining: isDraining() });
   });
   app.all(['/healthz', '/readyz'], methodNotAllowed(['GET']));
 }

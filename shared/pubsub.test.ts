@@ -1,11 +1,13 @@
 import { createServer, type Socket } from 'node:net';
-import { PubSub } from '@google-cloud/pubsub';
+import { PubSub, type Topic } from '@google-cloud/pubsub';
+import { NotReady } from './http';
 import {
   MAX_REQUEST_BYTES,
   MAX_REQUEST_MESSAGES,
   type OutgoingMessage,
   pagePublisher,
   publishRequests,
+  topicReady,
 } from './pubsub';
 
 function message(i: number, dataBytes = 100, attribute = 'd'): OutgoingMessage {
@@ -130,4 +132,39 @@ describe('pagePublisher', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(timers()).toBeLessThanOrEqual(timersBefore);
   }, 30_000);
+});
+
+describe('topicReady', () => {
+  /** A topic whose subscriptions list answers `list` (or throws it), and that exists or not. */
+  const topic = (list: unknown[] | { code: number }, exists = true) =>
+    ({
+      name: 'projects/p/topics/t',
+      getSubscriptions: async () => {
+        if (!Array.isArray(list)) throw Object.assign(new Error(`code ${list.code}`), list);
+        return [list];
+      },
+      exists: async () => [exists],
+    }) as unknown as Topic;
+  const reasonOf = async (t: Topic) => {
+    try {
+      await topicReady(t)();
+      return 'ok';
+    } catch (err) {
+      return err instanceof NotReady ? err.reason : `other: ${(err as Error).message}`;
+    }
+  };
+
+  test('ready with a subscription; a topic with none, or none at all, is named, as the emulator and Pub/Sub say it', async () => {
+    expect(await reasonOf(topic([{ name: 's' }]))).toBe('ok');
+    expect(await reasonOf(topic([]))).toBe('topic_has_no_subscription');
+    // The emulator lists no subscription for a topic that is not there; Pub/Sub answers NOT_FOUND.
+    expect(await reasonOf(topic([], false))).toBe('topic_missing');
+    expect(await reasonOf(topic({ code: 5 }))).toBe('topic_missing');
+  });
+
+  test('a caller that may not list subscriptions checks that the topic exists; any other error is unavailable', async () => {
+    expect(await reasonOf(topic({ code: 7 }))).toBe('ok');
+    expect(await reasonOf(topic({ code: 7 }, false))).toBe('topic_missing');
+    expect(await reasonOf(topic({ code: 14 }))).toBe('other: code 14');
+  });
 });

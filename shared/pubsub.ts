@@ -1,5 +1,5 @@
 import { PubSub, type Topic, v1 } from '@google-cloud/pubsub';
-import { withTimeout } from './http';
+import { NotReady, withTimeout } from './http';
 import { type DispatchMessage, dispatchMessageJson } from './messages';
 import { EncodedPublishRequest, encodePublishRequest, sendEncodedRequests } from './publish-request';
 
@@ -19,11 +19,38 @@ export interface PagePublisher {
   publishPage(messages: { message: DispatchMessage; attributes: Record<string, string> }[]): Promise<void>;
 }
 
-/** A readiness check: the topic answers and exists. */
+/** gRPC status codes a readiness check tells apart. */
+const NOT_FOUND = 5;
+const PERMISSION_DENIED = 7;
+
+/**
+ * A readiness check: the topic answers, exists, and has a subscription. What is published to a
+ * topic with none reaches no notifier: Pub/Sub takes it and keeps it for no one, so a tick that
+ * published there would record its runs done and post nothing (a DISPATCH_TOPIC naming the
+ * wrong topic). A caller that may not list the topic's subscriptions checks that it exists.
+ */
 export function topicReady(topic: Topic): () => Promise<void> {
+  const missing = () => new NotReady(`topic ${topic.name} does not exist`, 'topic_missing');
   return async () => {
+    let subscriptions: unknown[];
+    try {
+      [subscriptions] = await topic.getSubscriptions({ pageSize: 1, autoPaginate: false });
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === NOT_FOUND) throw missing();
+      if (code !== PERMISSION_DENIED) throw err;
+      const [exists] = await topic.exists();
+      if (!exists) throw missing();
+      return;
+    }
+    if (subscriptions.length > 0) return;
+    // The emulator lists none for a topic that does not exist, where Pub/Sub answers NOT_FOUND.
     const [exists] = await topic.exists();
-    if (!exists) throw new Error(`topic ${topic.name} does not exist`);
+    if (!exists) throw missing();
+    throw new NotReady(
+      `topic ${topic.name} has no subscription: what is published there reaches no notifier`,
+      'topic_has_no_subscription',
+    );
   };
 }
 

@@ -641,6 +641,12 @@ describe('validateSchedule', () => {
     ['0 9 0 * *', "the day-of-month field's value 0 is outside 1-31"],
     ['0 9 * 13 *', "the month field's value 13 is outside 1-12"],
     ['0 9 * * 6-8', "the day-of-week field's range 6-8 is outside 0-7"],
+    // A step from past the field's last value: the value is out of range, not a range backwards.
+    ['60/5 * * * *', "the minute field's value 60 is outside 0-59"],
+    ['0 24/2 * * *', "the hour field's value 24 is outside 0-23"],
+    ['0 9 32/2 * *', "the day-of-month field's value 32 is outside 1-31"],
+    ['0 9 * 13/2 *', "the month field's value 13 is outside 1-12"],
+    ['0 9 * * 8/2', "the day-of-week field's value 8 is outside 0-7"],
   ])('rejects %j, a name or a value cron does not take, naming the field', (cron, why) => {
     expect(rejection({ cron, timezone: 'UTC' }).message).toBe(`invalid cron ${JSON.stringify(cron)}: ${why}`);
   });

@@ -355,6 +355,13 @@ function fieldProblem(fields: readonly string[]): string | null {
   const its = `the ${name} field's ${quoted(field, 40)}`;
   const backward = /^Invalid range: (\d+)-(\d+), min/.exec(message);
   if (backward?.[1] !== undefined && backward[2] !== undefined) {
+    // A start past the field's last value (`60/5`, read as 60 up to 59) is a value out of range,
+    // as `61` alone is said, not a range written backwards; as is an end before its first.
+    // Sunday is 7 as well as 0.
+    const top = index === 4 ? 7 : high;
+    for (const value of [Number(backward[1]), Number(backward[2])]) {
+      if (value > top || value < low) return `the ${name} field's value ${value} is outside ${low}-${top}`;
+    }
     // 7 is Sunday as 0 is: `7-1` reads as Sunday to Monday, `7-0` as Sunday alone.
     const from = index === 4 && Number(backward[1]) === 7 ? 0 : Number(backward[1]);
     const to = Number(backward[2]);

@@ -1721,8 +1721,8 @@ describe('import and reindex off a terminal, on the emulator', () => {
     // Seconds of schedule writes before the first notification is: a stall to a watch that
     // counts only notifications saved. Each read of a page of schedules (300) answers 4 s late
     // here, 4 pages at once, so the 3,000 take about 12 s, with a page done every 4 s or so: a
-    // watch blind to them stops the import at 6 s.
-    const result = await runCli(['-p', project, 'import', file, '--stall-timeout', '6'], {
+    // watch blind to them stops the import at 8 s (4 s past a page's wait, for a loaded machine).
+    const result = await runCli(['-p', project, 'import', file, '--stall-timeout', '8'], {
       ...env(),
       NODE_OPTIONS: `--require ${join(__dirname, 'fixtures', 'slow-schedule-reads.cjs')}`,
       SLOW_SCHEDULE_READS_MS: '4000',

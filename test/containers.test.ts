@@ -10,9 +10,10 @@ describe("the containers' entry commands, run the way the images run them", () =
   const projectId = uniqueProjectId('containers');
 
   beforeAll(async () => {
-    // The dispatcher's readiness needs its topic.
+    // The dispatcher's readiness needs its topic, with a subscription to read it.
     const pubsub = new PubSub({ projectId });
-    await pubsub.createTopic(TOPOLOGY.dispatchTopic);
+    const [topic] = await pubsub.createTopic(TOPOLOGY.dispatchTopic);
+    await topic.createSubscription(`${TOPOLOGY.dispatchTopic}-read`);
     await pubsub.close();
   });
 

@@ -1,8 +1,9 @@
 import type { Message, PubSub } from '@google-cloud/pubsub';
 import { uniqueProjectId } from '../dev/stack';
+import { NotReady } from '../shared/http';
 import type { DispatchMessage } from '../shared/messages';
 import * as wire from '../shared/publish-request';
-import { createPubSub, pagePublisher } from '../shared/pubsub';
+import { createPubSub, dispatchTopic, pagePublisher, topicReady } from '../shared/pubsub';
 import { waitFor } from './helpers';
 
 describe('the page publisher on the Pub/Sub emulator', () => {
@@ -101,5 +102,28 @@ describe('the page publisher on the Pub/Sub emulator', () => {
       await subscription.close();
     }
     expect(received.map((d) => (JSON.parse(d) as DispatchMessage).notificationId)).toEqual(['n0']);
+  });
+});
+
+describe("the dispatcher's readiness check of its topic, on the Pub/Sub emulator", () => {
+  test('names a topic that does not exist, then one with no subscription, and passes once one reads it', async () => {
+    const pubsub = createPubSub(uniqueProjectId('topic-ready'));
+    const reasonOf = async () => {
+      try {
+        await topicReady(dispatchTopic(pubsub, 'dispatch-ready'))();
+        return 'ok';
+      } catch (err) {
+        return err instanceof NotReady ? err.reason : `other: ${(err as Error).message}`;
+      }
+    };
+    try {
+      expect(await reasonOf()).toBe('topic_missing');
+      const [topic] = await pubsub.createTopic('dispatch-ready');
+      expect(await reasonOf()).toBe('topic_has_no_subscription');
+      await topic.createSubscription('dispatch-ready-sub');
+      expect(await reasonOf()).toBe('ok');
+    } finally {
+      await pubsub.close();
+    }
   });
 });
