@@ -529,6 +529,11 @@ describe('parseAccountsFile', () => {
       /^a\.json is not JSON: [^\n]*"id,name\\nfoo,Foo\\n" is not valid JSON \(line 1, column 1\); it reads as CSV, which is not taken: give a JSON array of accounts$/,
     ],
     [
+      'JSON Lines, not a JSON array',
+      '{"id":"a-1","name":"Acme"}\n{"id":"a-2","name":"Beta"}\n',
+      /^a\.json is not JSON: [^\n]* \(line 2, column 1\); it reads as JSON Lines \(one object a line\), which is not taken: give a JSON array of accounts, the objects in \[ \] with a comma between each$/,
+    ],
+    [
       'CR-only lines, a NUL and an escape',
       'id\rfoo\u0000\u001b\r',
       /^a\.json is not JSON: [^\p{Cc}]*"id\\rfoo\\u0000\\u001B\\r" is not valid JSON \(line 1, column 1\)$/u,

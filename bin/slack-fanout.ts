@@ -991,6 +991,29 @@ function looksLikeCsv(text: string, file: string): boolean {
   return /\.csv$/i.test(file) || (!/^[[{"]/.test(first) && first.includes(','));
 }
 
+/**
+ * Whether a text that is not JSON is likely JSON Lines (NDJSON, another usual export): its first
+ * two lines that are not blank are each a JSON object of their own.
+ */
+function looksLikeJsonLines(text: string): boolean {
+  const lines = text
+    .split(/\r\n|\r|\n/, 50)
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .slice(0, 2);
+  return (
+    lines.length === 2 &&
+    lines.every((l) => {
+      try {
+        const v: unknown = JSON.parse(l);
+        return typeof v === 'object' && v !== null && !Array.isArray(v);
+      } catch {
+        return false;
+      }
+    })
+  );
+}
+
 function parseJsonArray(text: string, file: string, of: string): unknown[] {
   // Said as an empty file is, not as JSON that ends too soon (a file of a BOM alone is empty once
   // readText has dropped it).
@@ -1003,9 +1026,13 @@ function parseJsonArray(text: string, file: string, of: string): unknown[] {
   } catch (err) {
     // JSON.parse quotes the text around the fault, line breaks and all: one line, its control
     // characters written as escapes (\n, \r, \t, \u0000).
-    const csv = looksLikeCsv(text, file) ? `; it reads as CSV, which is not taken: give a JSON array of ${of}` : '';
+    const kind = looksLikeCsv(text, file)
+      ? `; it reads as CSV, which is not taken: give a JSON array of ${of}`
+      : looksLikeJsonLines(text)
+        ? `; it reads as JSON Lines (one object a line), which is not taken: give a JSON array of ${of}, the objects in [ ] with a comma between each`
+        : '';
     throw new CliError(
-      `${file} is not JSON: ${escapedUnshowable((err as Error).message)}${lineAndColumn(text, err)}${csv}`,
+      `${file} is not JSON: ${escapedUnshowable((err as Error).message)}${lineAndColumn(text, err)}${kind}`,
     );
   }
   if (!Array.isArray(data)) throw new CliError(`${file} must hold a JSON array of ${of}`);

@@ -189,6 +189,8 @@ describe('--slack-faults', () => {
     ['missing.json', null, /cannot read ".*missing\.json": no such file$/],
     ['.', null, /cannot read ".*": a directory, not a file$/],
     ['bad.json', '[{"respond":', /"\S*bad\.json" is not JSON: /],
+    ['empty.json', '', /"\S*empty\.json" is empty: expected what POST \/_admin\/faults takes/],
+    ['blank.json', '\uFEFF \n', /"\S*blank\.json" is empty but for blanks: expected/],
     [
       'kind.json',
       '[{"respond":{"kind":"nope"}}]',

@@ -53,9 +53,15 @@ export function readSlackFaults(file: string): SlackFaults {
             : (err as Error).message;
     throw new InvalidArgumentError(`cannot read ${quoted(file)}: ${why}`);
   }
+  const unmarked = text.replace(/^\uFEFF/, '');
+  if (unmarked.trim() === '') {
+    throw new InvalidArgumentError(
+      `${quoted(file)} is empty${unmarked === '' ? '' : ' but for blanks'}: expected what POST /_admin/faults takes, an array of rules or {"rules": […], "seed": n}`,
+    );
+  }
   let body: unknown;
   try {
-    body = JSON.parse(text.replace(/^\uFEFF/, ''));
+    body = JSON.parse(unmarked);
   } catch (err) {
     throw new InvalidArgumentError(`${quoted(file)} is not JSON: ${(err as Error).message}`);
   }

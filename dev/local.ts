@@ -744,9 +744,11 @@ async function main(): Promise<number> {
           const dead = totals.dead ?? 0;
           if (verbose && dead > deadSaid) {
             const more = dead - deadSaid;
+            // Deliveries die one look apart: after the first line, each says how many in all.
+            const inAll = deadSaid > 0 ? ` more (${dead} in all)` : '';
             deadSaid = dead;
             say(
-              `  ✗ ${counted(more, 'delivery', 'deliveries')} dead: out of attempts, on the dead-letter topic (listed with why below, once all are final; \`slack-fanout redrive\` sends ${more === 1 ? 'it' : 'them'} again)`,
+              `  ✗ ${counted(more, 'delivery', 'deliveries')}${inAll} dead: out of attempts, on the dead-letter topic (listed with why below, once all are final; \`slack-fanout redrive\` sends ${more === 1 ? 'it' : 'them'} again)`,
             );
           }
           if (final >= expected || Date.now() >= deadline) break;
