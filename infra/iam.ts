@@ -97,7 +97,8 @@ export function grantRuntimeRoles(args: RuntimeGrantsArgs): pulumi.Resource[] {
       role: ROLES.publisher,
       member: dispatcher,
     }),
-    // The dispatcher's /readyz asks whether the topic exists, which publishing alone may not.
+    // The dispatcher's /readyz (and each tick) asks whether the topic exists and has a subscription
+    // (pubsub.topics.get, pubsub.topics.listSubscriptions), which publishing alone may not.
     new gcp.pubsub.TopicIAMMember('dispatcher-views-dispatch', {
       project: args.project,
       topic: args.dispatchTopic.name,
