@@ -640,7 +640,7 @@ function redriveCounts(r: Pick<RedriveResult, 'redriven' | 'skipped' | 'failed' 
 
 /** Of a run's failed deliveries, those a redrive --failed leaves failed whatever is fixed. */
 const FAILED_LEFT_AS_THEY_ARE =
-  "a failed delivery of a notification deleted since, and a broken message's record, stay failed";
+  "one of a notification paused stays failed until it is resumed; one of a notification deleted since, and a broken message's record, stay failed";
 
 /**
  * What a redrive (of one run, or of every run) says on stderr, once done, of what it left:
@@ -667,7 +667,7 @@ function redriveLeftLines(
   }
   if (r.waiting > 0) {
     lines.push(
-      `redrive: ${r.waiting} reopened by another redrive are waiting for it to publish them; a redrive after ${r.waitingUntil} takes them over\n`,
+      `redrive: ${r.waiting} reopened by another redrive ${r.waiting === 1 ? 'was' : 'were'} waiting for it to publish ${r.waiting === 1 ? 'it' : 'them'} when reached (a redrive still running publishes ${r.waiting === 1 ? 'it' : 'them'} itself: \`slack-fanout run <runId>\` shows what is still retrying); a redrive after ${r.waitingUntil} takes over any a stopped one left\n`,
     );
   }
   return lines;
@@ -786,7 +786,7 @@ async function redriveAllRuns(c: AllRunsRedrive): Promise<void> {
     const count = left.reduce((n, r) => n + r.failed, 0);
     if (count > 0) {
       process.stderr.write(
-        `redrive: ${counted(count, 'delivery', 'deliveries')} of ${counted(left.length, 'run', 'runs')} failed (a permanent error, not out of attempts) and ${count === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout failed-runs\` lists ${left.length === 1 ? 'its run' : 'their runs'}, \`slack-fanout deliveries <runId> --status failed\` says why each failed, and once the cause is fixed \`slack-fanout redrive --all-runs --failed\` sends ${count === 1 ? 'it' : 'them'} again (a failed delivery of a notification deleted since stays failed)\n`,
+        `redrive: ${counted(count, 'delivery', 'deliveries')} of ${counted(left.length, 'run', 'runs')} failed (a permanent error, not out of attempts) and ${count === 1 ? 'is' : 'are'} not redriven: redrive sends dead deliveries alone; \`slack-fanout failed-runs\` lists ${left.length === 1 ? 'its run' : 'their runs'}, \`slack-fanout deliveries <runId> --status failed\` says why each failed, and once the cause is fixed \`slack-fanout redrive --all-runs --failed\` sends ${count === 1 ? 'it' : 'them'} again (${FAILED_LEFT_AS_THEY_ARE})\n`,
       );
     }
   }
@@ -2563,7 +2563,7 @@ one after another, in one process:
     .argument('[runId]', 'scheduleId:occurrence (the occurrence in any RFC 3339 spelling); or use --all-runs')
     .option(
       '--all-runs',
-      'every run with dead deliveries (with --failed, or failed ones), as dead-runs (and failed-runs) list them when it begins, one run after another in this one process',
+      'every run with dead deliveries (with --failed, or failed ones), as dead-runs (and failed-runs) list them when it begins, and every run with deliveries a stopped redrive left reopened and unpublished, one run after another in this one process',
     )
     .option(
       '--topic <name>',

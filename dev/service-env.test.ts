@@ -79,6 +79,13 @@ describe('variablesSetOver (what npm start says it does not use)', () => {
     expect(variablesSetOver({ AUTH_MODE: 'none', HOST: '127.0.0.1', NACK_DELAY_MS: '', PATH: '/x' }, settings)).toEqual(
       [],
     );
+    // The dispatch topic by its id, or by its full name in the run's project.
+    for (const DISPATCH_TOPIC of [
+      'slack-fanout-dispatch',
+      'projects/slack-fanout-local/topics/slack-fanout-dispatch',
+    ]) {
+      expect(variablesSetOver({ DISPATCH_TOPIC }, settings)).toEqual([]);
+    }
   });
 });
 

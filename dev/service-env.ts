@@ -94,10 +94,14 @@ export function variablesSetOver(base: NodeJS.ProcessEnv, s: ServiceEnvSettings)
     DISPATCH_TOPIC: `${TOPOLOGY.dispatchTopic}, the topic of the topology it makes`,
   };
   const ours = serviceEnv({}, s);
+  // The dispatch topic by its full name in the run's project is the same topic.
+  const same = (name: string, value: string) =>
+    value === ours[name] ||
+    (name === 'DISPATCH_TOPIC' && value === `projects/${s.projectId}/topics/${TOPOLOGY.dispatchTopic}`);
   return Object.entries(uses)
     .filter(([name]) => {
       const value = base[name]?.trim();
-      return value !== undefined && value !== '' && value !== ours[name];
+      return value !== undefined && value !== '' && !same(name, value);
     })
     .map(([name, instead]) => `${name}=${JSON.stringify(base[name])} (it uses ${instead})`);
 }

@@ -148,7 +148,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       ? {
           admin: {
             auth: adminAuth,
-            ...firestoreAdminPorts(db, store, publisher, dispatcherLog),
+            ...firestoreAdminPorts(db, store, publisher, dispatcherLog, topicReady(topic)),
             ...(opts.adminDeadlines ? { deadlines: opts.adminDeadlines } : {}),
           },
         }

@@ -21,8 +21,11 @@ import {
   jsonKind,
   methodNotAllowed,
   notFound,
+  publicChecks,
+  type ReadinessCheck,
   requireJson,
   routePath,
+  runChecks,
 } from '../shared/http';
 import type { Logger } from '../shared/logger';
 import { canonicalRunId, runIdProblem } from '../shared/messages';
@@ -110,6 +113,13 @@ export interface AdminPorts {
   redrivable(runId: string, opts?: { failed?: boolean }): Promise<boolean>;
   /** Redrives the run's dead deliveries, and its failed ones with `failed`. */
   redrive(runId: string, opts?: { failed?: boolean }): Promise<RedriveResult>;
+  /**
+   * Whether the dispatch topic a redrive publishes to exists and has a subscription (the
+   * readiness check's, shared/pubsub.ts topicReady): what is published to a topic no
+   * subscription reads reaches no notifier, and the deliveries reopened for it would be left
+   * retrying with no message behind them.
+   */
+  redriveTopicReady: ReadinessCheck;
 }
 
 export interface AdminDeps extends AdminPorts {
@@ -257,6 +267,8 @@ export function firestoreAdminPorts(
   store: FirestoreStore,
   publisher: RedrivePublisher,
   log: Logger,
+  /** The dispatch topic's readiness check (topicReady), made before a redrive reopens anything. */
+  redriveTopicReady: ReadinessCheck,
   /** True once the dispatcher is shutting down: a redrive stops after its current page. */
   isDraining?: () => boolean,
 ): AdminPorts {
@@ -297,6 +309,7 @@ export function firestoreAdminPorts(
     accountMissing: async (accountId) => (await missingAccounts(db, [accountId])).length > 0,
     resumePaused: (selector, opts) => resumePaused(db, selector, opts),
     redrivable: (runId, opts) => redrivable(runId, store, ledger, opts),
+    redriveTopicReady,
     redrive: (runId, opts) =>
       redriveRun(runId, {
         ledger,
@@ -368,7 +381,7 @@ const HINT_COUNT_MS = 2_000;
 
 /** The hint of a redrive without "failed" of a run with `n` failed deliveries. */
 export function failedNotRedriven(n: number): string {
-  return `${counted(n, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${n === 1 ? 'is' : 'are'} not redriven: a redrive sends dead deliveries alone; once the cause is fixed, the same call with {"failed": true} sends ${n === 1 ? 'it' : 'them'} again (a failed delivery of a notification deleted since, and a broken message's record, stay failed)`;
+  return `${counted(n, 'delivery', 'deliveries')} of the run failed (a permanent error, not out of attempts) and ${n === 1 ? 'is' : 'are'} not redriven: a redrive sends dead deliveries alone; once the cause is fixed, the same call with {"failed": true} sends ${n === 1 ? 'it' : 'them'} again (one of a notification paused stays failed until it is resumed; one of a notification deleted since, and a broken message's record, stay failed)`;
 }
 
 /**
@@ -551,6 +564,18 @@ export function adminRouter(deps: AdminDeps): Router {
       const runId = canonicalRunId(String(req.params.runId));
       if (!(await deps.redrivable(runId, opts))) {
         res.status(404).json(runNotFound(runId));
+        return;
+      }
+      // Before anything is reopened: a topic that is not there, or that no subscription reads,
+      // would take the messages and deliver them to no one. Said as a tick says it.
+      const topic = await runChecks({ pubsub: deps.redriveTopicReady });
+      if (!topic.ok) {
+        req.log.error({ checks: topic.results, runId }, 'redrive refused: the dispatch topic is not ready');
+        res.status(503).json({
+          error: 'dependency_unavailable',
+          checks: publicChecks(topic),
+          message: 'the dispatch topic is not ready to publish to; nothing was redriven',
+        });
         return;
       }
       audit(req, res, 'redrive', { runId, failed: opts.failed });

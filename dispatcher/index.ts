@@ -42,7 +42,7 @@ function main(): void {
     ...(guards.invoker ? { tickAuth: guards.invoker } : {}),
     admin: {
       auth: guards.admin,
-      ...firestoreAdminPorts(db, store, redrivePublisher, log, lifecycle.isDraining),
+      ...firestoreAdminPorts(db, store, redrivePublisher, log, topicReady(topic), lifecycle.isDraining),
       deadlines: adminDeadlines(config.adminDeadlineSeconds),
     },
     pageSize: config.dispatchPageSize,

@@ -710,7 +710,10 @@ export const accountSchema = z.object({
   name: z.string().min(1),
   metrics: z.array(metricSchema).default([]),
   highlights: z.array(z.string()).default([]),
-  dashboardUrl: z.string().url().optional(),
+  // Any text as stored: import takes only an http(s) URL short enough to link; an account written
+  // by other means may hold another (blank, `www.…`, `javascript:…`), which the report leaves
+  // out rather than failing the delivery (renderReport).
+  dashboardUrl: z.string().optional(),
 });
 export type Account = z.infer<typeof accountSchema>;
 

@@ -584,8 +584,18 @@ describe('the dashboard link', () => {
 
 describe('account data written by other means than import, which import refuses', () => {
   it('links no dashboard that is not a web page, and leaves out a blank highlight', () => {
-    for (const dashboardUrl of ['javascript:alert(1)', 'ftp://example.com/x', 'file:///etc/passwd', 'mailto:a@b.c']) {
-      const r = renderReport(notification(), account({ name: 'Acme', dashboardUrl }), occurrence);
+    for (const dashboardUrl of [
+      'javascript:alert(1)',
+      'ftp://example.com/x',
+      'file:///etc/passwd',
+      'mailto:a@b.c',
+      '',
+      ' ',
+      'www.example.com/dash',
+      '//evil.example/x',
+    ]) {
+      // Read as the notifier reads a stored account: taken, and the link left out.
+      const r = renderReport(notification(), accountSchema.parse({ name: 'Acme', dashboardUrl }), occurrence);
       expect(contextTexts(r).join(' ')).not.toContain('Open the dashboard');
       expectWithinSlackLimits(r);
     }

@@ -647,6 +647,8 @@ describe('validateSchedule', () => {
     ['0 9 32/2 * *', "the day-of-month field's value 32 is outside 1-31"],
     ['0 9 * 13/2 *', "the month field's value 13 is outside 1-12"],
     ['0 9 * * 8/2', "the day-of-week field's value 8 is outside 0-7"],
+    ['0 0 0/5 * *', "the day-of-month field's value 0 is outside 1-31"],
+    ['0 0 * 0/2 *', "the month field's value 0 is outside 1-12"],
   ])('rejects %j, a name or a value cron does not take, naming the field', (cron, why) => {
     expect(rejection({ cron, timezone: 'UTC' }).message).toBe(`invalid cron ${JSON.stringify(cron)}: ${why}`);
   });

@@ -431,9 +431,16 @@ function cronParserProblem(message: string, fields: readonly string[]): string {
   if (outOfRange && rangeField !== undefined) {
     // cron-parser's NaN is a value it could not read as a number (`L-2`).
     const written = fields[rangeIndex];
-    return outOfRange[2]?.includes('NaN')
-      ? `the ${rangeField.name} field${written === undefined ? '' : `'s ${quoted(written, 40)}`} holds a ${outOfRange[1]} cron cannot read: the field holds ${rangeField.forms}`
-      : `the ${rangeField.name} field's ${outOfRange[1]} ${outOfRange[2]} is outside ${outOfRange[3]}`;
+    if (outOfRange[2]?.includes('NaN')) {
+      return `the ${rangeField.name} field${written === undefined ? '' : `'s ${quoted(written, 40)}`} holds a ${outOfRange[1]} cron cannot read: the field holds ${rangeField.forms}`;
+    }
+    // A step from a single value (`0/5`) is read as a range to the field's end (0-31): the value
+    // written is what is out of range, not a range the user did not write.
+    const stepStart = /^(\d+)\/\d+$/.exec(written ?? '')?.[1];
+    if (outOfRange[1] === 'range' && stepStart !== undefined) {
+      return `the ${rangeField.name} field's value ${Number(stepStart)} is outside ${outOfRange[3]}`;
+    }
+    return `the ${rangeField.name} field's ${outOfRange[1]} ${outOfRange[2]} is outside ${outOfRange[3]}`;
   }
   // A value listed twice (`SUN,7`, `1-5,3`): cron-parser names its field and the value as it
   // holds them, Sunday as 0 and months from 1.

@@ -31,6 +31,7 @@ export function fakeAdminPorts(over: Partial<AdminPorts> = {}): AdminPorts {
     redrivable: async () => false,
     resumePaused: async (_selector, { dryRun }) => noneResumed(dryRun),
     redrive: async (runId) => redriveResult(runId),
+    redriveTopicReady: async () => undefined,
     ...over,
   };
 }

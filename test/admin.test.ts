@@ -15,6 +15,7 @@ import { requireInvoker } from '../shared/auth';
 import { deferred } from '../shared/concurrency';
 import { loadConfig } from '../shared/config';
 import { CODES } from '../shared/firestore-batching';
+import { NotReady } from '../shared/http';
 import { createLogger } from '../shared/logger';
 import { bucketIds } from '../shared/members';
 import type { DispatchMessage } from '../shared/messages';
@@ -1153,11 +1154,38 @@ describe('admin API: requests (fake ports)', () => {
     });
     expect((await post({ failed: true })).body.hint).toBeUndefined();
     expect(failedNotRedriven(2)).toBe(
-      '2 deliveries of the run failed (a permanent error, not out of attempts) and are not redriven: a redrive sends dead deliveries alone; once the cause is fixed, the same call with {"failed": true} sends them again (a failed delivery of a notification deleted since, and a broken message\'s record, stay failed)',
+      '2 deliveries of the run failed (a permanent error, not out of attempts) and are not redriven: a redrive sends dead deliveries alone; once the cause is fixed, the same call with {"failed": true} sends them again (one of a notification paused stays failed until it is resumed; one of a notification deleted since, and a broken message\'s record, stay failed)',
     );
     failed = 0;
     expect((await post({})).body.hint).toBeUndefined();
     expect(asked).toEqual([{ failed: false }, { failed: true }, { failed: false }]);
+  });
+
+  test('a redrive to a dispatch topic no subscription reads is refused before anything is reopened, naming why', async () => {
+    let redriven = 0;
+    const app = appWith(
+      fakeAdminPorts({
+        redrivable: async () => true,
+        redriveTopicReady: async () => {
+          throw new NotReady('topic projects/p/topics/t has no subscription', 'topic_has_no_subscription');
+        },
+        redrive: async (runId) => {
+          redriven++;
+          return redriveResult(runId, { redriven: 1 });
+        },
+      }),
+    );
+    const res = await request(app)
+      .post('/admin/runs/s_1:2030-01-01T00:00:00.000Z/redrive')
+      .set('authorization', bearer())
+      .send({ failed: true });
+    expect(res.status).toBe(503);
+    expect(res.body).toEqual({
+      error: 'dependency_unavailable',
+      checks: { pubsub: 'topic_has_no_subscription' },
+      message: 'the dispatch topic is not ready to publish to; nothing was redriven',
+    });
+    expect(redriven).toBe(0);
   });
 
   test("a redrive's answer does not wait on a count that does not come: it leaves the hint out", async () => {
@@ -1911,7 +1939,13 @@ describe('admin API on the emulators', () => {
   });
 
   test('a write to one notification answered 504 while it waits its turn is not made: it cannot land over a later one', async () => {
-    const ports = firestoreAdminPorts(stack.db, stack.store, { publishPage: async () => undefined } as never, silent);
+    const ports = firestoreAdminPorts(
+      stack.db,
+      stack.store,
+      { publishPage: async () => undefined } as never,
+      silent,
+      async () => undefined,
+    );
     const n = { id: 'n-turn', accountId: 'acct-0001', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' };
     await ports.saveNotification(n);
     // The first write holds the notification's turn until let go.

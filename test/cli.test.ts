@@ -521,7 +521,7 @@ describe('redrive, on the emulators', () => {
       'redrive: at least 2 other deliveries of the run are still being tried (retrying or sending), not dead yet: those that end dead need another redrive',
     );
     expect(res.stderr).toContain(
-      `redrive: 1 delivery of the run failed (a permanent error, not out of attempts) and is not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists it with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends it again (a failed delivery of a notification deleted since, and a broken message's record, stay failed)`,
+      `redrive: 1 delivery of the run failed (a permanent error, not out of attempts) and is not redriven: redrive sends dead deliveries alone; \`slack-fanout deliveries ${runId} --status failed\` lists it with why, and once the cause is fixed \`slack-fanout redrive ${runId} --failed\` sends it again (one of a notification paused stays failed until it is resumed; one of a notification deleted since, and a broken message's record, stay failed)`,
     );
     expect(res.stdout).not.toContain('so far');
 
@@ -702,7 +702,7 @@ describe('redrive --all-runs, on the emulators', () => {
     );
     // Without --failed: the failed ones are counted, the broken message's record is not, and said how to send.
     expect(dead.stderr).toContain(
-      'redrive: 3 deliveries of 2 runs failed (a permanent error, not out of attempts) and are not redriven: redrive sends dead deliveries alone; `slack-fanout failed-runs` lists their runs, `slack-fanout deliveries <runId> --status failed` says why each failed, and once the cause is fixed `slack-fanout redrive --all-runs --failed` sends them again (a failed delivery of a notification deleted since stays failed)\n',
+      "redrive: 3 deliveries of 2 runs failed (a permanent error, not out of attempts) and are not redriven: redrive sends dead deliveries alone; `slack-fanout failed-runs` lists their runs, `slack-fanout deliveries <runId> --status failed` says why each failed, and once the cause is fixed `slack-fanout redrive --all-runs --failed` sends them again (one of a notification paused stays failed until it is resumed; one of a notification deleted since, and a broken message's record, stay failed)\n",
     );
 
     // With --failed: no dead delivery is left (the three are retrying now), so the runs with
