@@ -26,6 +26,7 @@ const TITLES: Record<string, string> = { firestore: 'Firestore', pubsub: 'Pub/Su
 const REASONS: Record<string, string> = {
   topic_missing: 'the dispatch topic does not exist',
   topic_has_no_subscription: 'the dispatch topic has no subscription, so no notifier would read what it publishes',
+  topic_not_visible: 'the dispatcher may not see the dispatch topic: it does not exist, or has no viewer grant for it',
 };
 
 /**

@@ -376,6 +376,9 @@ const pauseBody = z.strictObject({
  */
 const noFieldsBody = z.strictObject({});
 
+/** How long a redrive waits for its check of the dispatch topic. */
+const REDRIVE_TOPIC_CHECK_MS = 10_000;
+
 /** How long a redrive's answer waits for the count its hint needs. */
 const HINT_COUNT_MS = 2_000;
 
@@ -568,7 +571,9 @@ export function adminRouter(deps: AdminDeps): Router {
       }
       // Before anything is reopened: a topic that is not there, or that no subscription reads,
       // would take the messages and deliver them to no one. Said as a tick says it.
-      const topic = await runChecks({ pubsub: deps.redriveTopicReady });
+      // 10 s, as the CLI gives its first Pub/Sub call: an admin call often comes to a fresh
+      // instance, whose first call still makes its connection, and no one retries it for the caller.
+      const topic = await runChecks({ pubsub: deps.redriveTopicReady }, REDRIVE_TOPIC_CHECK_MS);
       if (!topic.ok) {
         req.log.error({ checks: topic.results, runId }, 'redrive refused: the dispatch topic is not ready');
         res.status(503).json({

@@ -136,14 +136,17 @@ describe('pagePublisher', () => {
 
 describe('topicReady', () => {
   /** A topic whose subscriptions list answers `list` (or throws it), and that exists or not. */
-  const topic = (list: unknown[] | { code: number }, exists = true) =>
+  const topic = (list: unknown[] | { code: number }, exists: boolean | { code: number } = true, next?: object) =>
     ({
       name: 'projects/p/topics/t',
       getSubscriptions: async () => {
         if (!Array.isArray(list)) throw Object.assign(new Error(`code ${list.code}`), list);
-        return [list];
+        return [list, next ?? null, {}];
       },
-      exists: async () => [exists],
+      exists: async () => {
+        if (typeof exists !== 'boolean') throw Object.assign(new Error(`code ${exists.code}`), exists);
+        return [exists];
+      },
     }) as unknown as Topic;
   const reasonOf = async (t: Topic) => {
     try {
@@ -166,5 +169,12 @@ describe('topicReady', () => {
     expect(await reasonOf(topic({ code: 7 }))).toBe('ok');
     expect(await reasonOf(topic({ code: 7 }, false))).toBe('topic_missing');
     expect(await reasonOf(topic({ code: 14 }))).toBe('other: code 14');
+    // Grants on the topic alone: a topic not there carries none, so both calls are denied.
+    expect(await reasonOf(topic({ code: 7 }, { code: 7 }))).toBe('topic_not_visible');
+  });
+
+  test('an empty page with a token for the next is not taken for no subscription', async () => {
+    expect(await reasonOf(topic([], true, { pageToken: 'more' }))).toBe('ok');
+    expect(await reasonOf(topic([], true, {}))).toBe('topic_has_no_subscription');
   });
 });

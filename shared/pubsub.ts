@@ -1,4 +1,4 @@
-import { PubSub, type Topic, v1 } from '@google-cloud/pubsub';
+import { type GetTopicSubscriptionsResponse, PubSub, type Topic, v1 } from '@google-cloud/pubsub';
 import { NotReady, withTimeout } from './http';
 import { type DispatchMessage, dispatchMessageJson } from './messages';
 import { EncodedPublishRequest, encodePublishRequest, sendEncodedRequests } from './publish-request';
@@ -24,26 +24,39 @@ const NOT_FOUND = 5;
 const PERMISSION_DENIED = 7;
 
 /**
- * A readiness check: the topic answers, exists, and has a subscription. What is published to a
- * topic with none reaches no notifier: Pub/Sub takes it and keeps it for no one, so a tick that
- * published there would record its runs done and post nothing (a DISPATCH_TOPIC naming the
- * wrong topic). A caller that may not list the topic's subscriptions checks that it exists.
+ * A readiness check: the topic answers, exists, and has at least one subscription. What is
+ * published to a topic with none reaches no notifier: Pub/Sub takes it and keeps it for no one,
+ * so a tick that published there would record its runs done and post nothing (a DISPATCH_TOPIC
+ * naming the wrong topic). A caller that may not list the topic's subscriptions checks that it
+ * exists; one that may not see the topic at all (its grants are on the topic: a topic that is
+ * not there carries none) is told so.
  */
 export function topicReady(topic: Topic): () => Promise<void> {
   const missing = () => new NotReady(`topic ${topic.name} does not exist`, 'topic_missing');
+  const codeOf = (err: unknown) => (err as { code?: unknown }).code;
   return async () => {
-    let subscriptions: unknown[];
+    let page: GetTopicSubscriptionsResponse;
     try {
-      [subscriptions] = await topic.getSubscriptions({ pageSize: 1, autoPaginate: false });
+      page = await topic.getSubscriptions({ pageSize: 1, autoPaginate: false });
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (code === NOT_FOUND) throw missing();
-      if (code !== PERMISSION_DENIED) throw err;
-      const [exists] = await topic.exists();
+      if (codeOf(err) === NOT_FOUND) throw missing();
+      if (codeOf(err) !== PERMISSION_DENIED) throw err;
+      let exists: boolean;
+      try {
+        [exists] = await topic.exists();
+      } catch (denied) {
+        if (codeOf(denied) !== PERMISSION_DENIED) throw denied;
+        throw new NotReady(
+          `may not see topic ${topic.name}: it does not exist, or this account has no viewer grant on it`,
+          'topic_not_visible',
+        );
+      }
       if (!exists) throw missing();
       return;
     }
-    if (subscriptions.length > 0) return;
+    // A page may come back short, even empty, with a token for the next: more may follow.
+    const [subscriptions, next] = page;
+    if (subscriptions.length > 0 || (next as { pageToken?: unknown } | null | undefined)?.pageToken) return;
     // The emulator lists none for a topic that does not exist, where Pub/Sub answers NOT_FOUND.
     const [exists] = await topic.exists();
     if (!exists) throw missing();
