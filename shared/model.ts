@@ -709,7 +709,12 @@ export const metricSchema = z.object({
 export const accountSchema = z.object({
   name: z.string().min(1),
   metrics: z.array(metricSchema).default([]),
-  highlights: z.array(z.string()).default([]),
+  // Import takes strings alone, none blank; in an account written by other means, an entry that
+  // is no text (a null, a number) is left out, as a blank one is, rather than failing the report.
+  highlights: z
+    .array(z.unknown())
+    .default([])
+    .transform((entries) => entries.filter((h): h is string => typeof h === 'string')),
   // Any text as stored: import takes only an http(s) URL short enough to link; an account written
   // by other means may hold another (blank, `www.…`, `javascript:…`), which the report leaves
   // out rather than failing the delivery (renderReport).

@@ -599,11 +599,13 @@ describe('account data written by other means than import, which import refuses'
       expect(contextTexts(r).join(' ')).not.toContain('Open the dashboard');
       expectWithinSlackLimits(r);
     }
-    const r = renderReport(
-      notification(),
-      account({ name: 'Acme', highlights: ['First', ' ', '\u200b', 'Second'], dashboardUrl: 'http://example.com/' }),
-      occurrence,
-    );
+    // Read as the notifier reads a stored account: entries that are no text are left out too.
+    const stored = {
+      name: 'Acme',
+      highlights: ['First', ' ', null, 7, '\u200b', 'Second'],
+      dashboardUrl: 'http://example.com/',
+    };
+    const r = renderReport(notification(), accountSchema.parse(stored), occurrence);
     const highlights = sections(r).find((s) => s.text?.text.startsWith('• '))?.text?.text;
     expect(highlights).toBe('• First\n• Second');
     expect(contextTexts(r).join(' ')).toContain('<http://example.com/|Open the dashboard>');
