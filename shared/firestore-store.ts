@@ -692,13 +692,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     limit: number,
     fields: string[],
   ): Promise<{ id: string; data: Record<string, unknown> }[]> {
-    let q = buildQuery(this.db, QUERIES.deliveriesOfRunByStatus, { runId, status });
-    if (cursor) q = q.startAfter(cursor);
-    const snap = await q
-      .select(...fields)
-      .limit(limit)
-      .get();
-    return snap.docs.map((d) => ({ id: d.id, data: d.data() }));
+    return this.pageOf(buildQuery(this.db, QUERIES.deliveriesOfRunByStatus, { runId, status }), cursor, limit, fields);
   }
 
   /** The deliveries of one status across every run, a page at a time by id, with only `fields` read. */
@@ -708,9 +702,17 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     limit: number,
     fields: string[],
   ): Promise<{ id: string; data: Record<string, unknown> }[]> {
-    let q = buildQuery(this.db, QUERIES.deliveriesByStatus, { status });
-    if (cursor) q = q.startAfter(cursor);
-    const snap = await q
+    return this.pageOf(buildQuery(this.db, QUERIES.deliveriesByStatus, { status }), cursor, limit, fields);
+  }
+
+  /** A page of `q`'s documents after `cursor` (by id), with only `fields` read. */
+  private async pageOf(
+    q: Query,
+    cursor: string | null,
+    limit: number,
+    fields: string[],
+  ): Promise<{ id: string; data: Record<string, unknown> }[]> {
+    const snap = await (cursor ? q.startAfter(cursor) : q)
       .select(...fields)
       .limit(limit)
       .get();
@@ -723,13 +725,12 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     limit: number,
     fields: string[],
   ): Promise<{ id: string; data: Record<string, unknown> }[]> {
-    let q = buildQuery(this.db, QUERIES.deliveriesRedrivePending, { redrivePending: true });
-    if (cursor) q = q.startAfter(cursor);
-    const snap = await q
-      .select(...fields)
-      .limit(limit)
-      .get();
-    return snap.docs.map((d) => ({ id: d.id, data: d.data() }));
+    return this.pageOf(
+      buildQuery(this.db, QUERIES.deliveriesRedrivePending, { redrivePending: true }),
+      cursor,
+      limit,
+      fields,
+    );
   }
 
   async deliveryIdsOfRun(

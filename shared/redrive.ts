@@ -116,8 +116,8 @@ export interface RedriveDeps {
   failed?: boolean;
 }
 
-export interface RedriveResult {
-  runId: string;
+/** What a redrive counts, of one run or summed over many. */
+export interface RedriveCounts {
   /** Reopened and published. */
   redriven: number;
   /**
@@ -154,6 +154,27 @@ export interface RedriveResult {
    * is still dead; running the redrive again takes it.
    */
   stopped?: string;
+}
+
+export interface RedriveResult extends RedriveCounts {
+  runId: string;
+}
+
+/** Counts of a redrive that has done nothing yet (`failed`: failed deliveries asked for too). */
+function noCounts(failed: boolean | undefined): RedriveCounts {
+  return {
+    redriven: 0,
+    skipped: 0,
+    failed: 0,
+    waiting: 0,
+    waitingUntil: null,
+    ...(failed ? { paused: 0, pausedNotifications: [], deleted: 0 } : {}),
+  };
+}
+
+/** Names notification `id` among `named` paused ones: each once, at most PAUSED_NAMED. */
+function namePaused(named: string[], id: string): void {
+  if (named.length < PAUSED_NAMED && !named.includes(id)) named.push(id);
 }
 
 /** The schedule id is the run id without its `:occurrence` suffix. */
@@ -225,15 +246,7 @@ export async function redriveRun(runId: string, deps: RedriveDeps): Promise<Redr
   const clock = deps.clock ?? (() => new Date());
   const pageSize = deps.pageSize ?? REDRIVE_PAGE_SIZE;
   const redriveId = randomUUID();
-  const result: RedriveResult = {
-    runId,
-    redriven: 0,
-    skipped: 0,
-    failed: 0,
-    waiting: 0,
-    waitingUntil: null,
-    ...(deps.failed ? { paused: 0, pausedNotifications: [], deleted: 0 } : {}),
-  };
+  const result: RedriveResult = { runId, ...noCounts(deps.failed) };
   const ctx: RedriveContext = { runId, redriveId, pageSize, result, deps, clock, counted: new Set() };
 
   // The dead deliveries first, then the failed ones when asked.
@@ -274,38 +287,17 @@ export const PAUSED_NAMED = 20;
  * What a redrive of many runs did (`slack-fanout redrive --all-runs`): each run's RedriveResult
  * summed, and each of them in `runs`, in the order they were redriven.
  */
-export interface RedriveRunsResult {
+export interface RedriveRunsResult extends RedriveCounts {
   /** The runs it was to redrive, as listed when it began. */
   listed: number;
   /** Listed runs it did not begin, once interrupted or stopped: their deliveries are as they were. */
   notReached?: number;
-  redriven: number;
-  skipped: number;
-  failed: number;
-  waiting: number;
-  /** The latest of the runs' `waitingUntil`. */
-  waitingUntil: string | null;
-  paused?: number;
-  /** The runs' paused notifications, each once, at most PAUSED_NAMED of them. */
-  pausedNotifications?: string[];
-  deleted?: number;
-  interrupted?: boolean;
-  stopped?: string;
   runs: RedriveResult[];
 }
 
 /** A redrive of `listed` runs before it has begun any (`failed`: failed deliveries asked for too). */
 export function emptyRunsResult(listed: number, failed: boolean): RedriveRunsResult {
-  return {
-    listed,
-    redriven: 0,
-    skipped: 0,
-    failed: 0,
-    waiting: 0,
-    waitingUntil: null,
-    ...(failed ? { paused: 0, pausedNotifications: [], deleted: 0 } : {}),
-    runs: [],
-  };
+  return { listed, ...noCounts(failed), runs: [] };
 }
 
 /** Adds one run's redrive to `total`; an interrupted or stopped one leaves the runs after it unreached. */
@@ -322,8 +314,7 @@ export function addRunResult(total: RedriveRunsResult, r: RedriveResult): void {
   if (r.deleted !== undefined) total.deleted = (total.deleted ?? 0) + r.deleted;
   for (const id of r.pausedNotifications ?? []) {
     total.pausedNotifications ??= [];
-    const named = total.pausedNotifications;
-    if (named.length < PAUSED_NAMED && !named.includes(id)) named.push(id);
+    namePaused(total.pausedNotifications, id);
   }
   if (r.interrupted) total.interrupted = true;
   if (r.stopped !== undefined) total.stopped = r.stopped;
@@ -421,8 +412,7 @@ async function redrivePage(
     if (r.kind === 'paused') {
       result.paused = (result.paused ?? 0) + 1;
       result.pausedNotifications ??= [];
-      const named = result.pausedNotifications;
-      if (named.length < PAUSED_NAMED && !named.includes(r.notificationId)) named.push(r.notificationId);
+      namePaused(result.pausedNotifications, r.notificationId);
       continue;
     }
     if (r.kind !== 'reopened') {

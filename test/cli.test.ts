@@ -919,6 +919,32 @@ async function runToRedrive(
   };
 }
 
+/**
+ * A redrive of a page at a time, stopped by SIGINT at its first progress line and by SIGTERM once
+ * it says it is stopping: its exit code, its line about what it left reopened, and when it was
+ * stopped.
+ */
+async function stoppedTwice(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; line: string; before: number }> {
+  const child = spawn(process.execPath, [CLI, ...args, '--page-size', '1'], { env });
+  const { out, exited } = collectOutput(child);
+  const signalled: string[] = [];
+  child.stderr.on('data', () => {
+    if (out.stderr.includes('so far') && signalled.length === 0) {
+      signalled.push('SIGINT');
+      child.kill('SIGINT');
+    } else if (out.stderr.includes('stopping after the page under way') && signalled.length === 1) {
+      signalled.push('SIGTERM');
+      child.kill('SIGTERM');
+    }
+  });
+  const before = Date.now();
+  const code = await exited;
+  return { code, line: out.stderr.split('\n').find((l) => l.includes('left reopened')) ?? '', before };
+}
+
 describe('redrive interrupted, on the emulators', () => {
   it('Ctrl-C stops after the page under way, says so, and leaves the rest dead; exit 130', async () => {
     const projectId = 'demo-cli-redrive-int';
@@ -982,23 +1008,8 @@ describe('redrive --failed interrupted, on the emulators', () => {
     const projectId = 'demo-cli-redrive-failed-stop';
     const runId = `s_fstop:${occurrence}`;
     const env = await failedRun(projectId, runId, 200);
-    const child = spawn(process.execPath, [CLI, '-p', projectId, 'redrive', runId, '--failed', '--page-size', '1'], {
-      env,
-    });
-    const { out, exited } = collectOutput(child);
-    const signalled: string[] = [];
-    child.stderr.on('data', () => {
-      if (out.stderr.includes('so far') && signalled.length === 0) {
-        signalled.push('SIGINT');
-        child.kill('SIGINT');
-      } else if (out.stderr.includes('stopping after the page under way') && signalled.length === 1) {
-        signalled.push('SIGTERM');
-        child.kill('SIGTERM');
-      }
-    });
-    const before = Date.now();
-    expect([130, 143]).toContain(await exited);
-    const line = out.stderr.split('\n').find((l) => l.includes('left reopened')) ?? '';
+    const { code, line, before } = await stoppedTwice(['-p', projectId, 'redrive', runId, '--failed'], env);
+    expect([130, 143]).toContain(code);
     expect(line).toContain(
       `(retrying, which neither dead-runs nor failed-runs lists: keep the run id), and \`slack-fanout redrive ${runId} --failed\` after `,
     );
@@ -1086,21 +1097,8 @@ describe('redrive --all-runs stopped at once, on the emulators', () => {
     const projectId = 'demo-cli-redrive-all-stop';
     const runId = `s_allstop:${REDRIVE_OCCURRENCE}`;
     const env = await runToRedrive(projectId, runId, 200, 'dead');
-    const child = spawn(process.execPath, [CLI, '-p', projectId, 'redrive', '--all-runs', '--page-size', '1'], { env });
-    const { out, exited } = collectOutput(child);
-    const signalled: string[] = [];
-    child.stderr.on('data', () => {
-      if (out.stderr.includes('so far') && signalled.length === 0) {
-        signalled.push('SIGINT');
-        child.kill('SIGINT');
-      } else if (out.stderr.includes('stopping after the page under way') && signalled.length === 1) {
-        signalled.push('SIGTERM');
-        child.kill('SIGTERM');
-      }
-    });
-    const before = Date.now();
-    expect([130, 143]).toContain(await exited);
-    const line = out.stderr.split('\n').find((l) => l.includes('left reopened')) ?? '';
+    const { code, line, before } = await stoppedTwice(['-p', projectId, 'redrive', '--all-runs'], env);
+    expect([130, 143]).toContain(code);
     expect(line).toContain(
       `(retrying, which neither dead-runs nor failed-runs lists; it is of run ${runId}), and \`slack-fanout redrive --all-runs\` after `,
     );
