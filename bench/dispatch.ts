@@ -8,7 +8,7 @@ import { type BenchService, startBenchService, warmUp } from './services';
 
 /**
  * Dispatch alone: N due notifications seeded before timing, the dispatcher as its own process
- * (the command its container runs) publishing to a topic with no subscription, one tick timed
+ * (the command its container runs) publishing to a topic with one subscription nothing pulls from, one tick timed
  * from the request to the answer. A fresh dispatcher process per run. Its first tick is timed
  * too, and reported as the cold tick; the measured tick is the second, as in a service that
  * Cloud Scheduler calls every minute, and the peak RSS (VmHWM) is started over before it.

@@ -235,7 +235,7 @@ export function markdown(r: Results): string {
   }
   if (r.dispatch.length > 0) {
     L.push(
-      "**Dispatch** (dispatcher process, topic with no subscription; the timed tick is a fresh process's second, the first is the cold tick)",
+      "**Dispatch** (dispatcher process, topic with one subscription nothing pulls from; the timed tick is a fresh process's second, the first is the cold tick)",
       '',
     );
     L.push(
