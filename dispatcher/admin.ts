@@ -388,6 +388,15 @@ export function failedNotRedriven(n: number): string {
 }
 
 /**
+ * The hint of a redrive that found `n` deliveries of `runId` reopened by another redrive and not
+ * yet published: most often one running beside it, which publishes them within seconds.
+ */
+export function waitingOnAnother(n: number, runId: string, until: string | null): string {
+  const them = n === 1 ? 'it' : 'them';
+  return `${counted(n, 'delivery', 'deliveries')} reopened by another redrive ${n === 1 ? 'was' : 'were'} waiting for it to publish ${them} when reached: a redrive still running publishes ${them} itself (GET /admin/runs/${runId} counts what is still retrying); a redrive after ${until} takes over any that a redrive stopped midway left`;
+}
+
+/**
  * A redrive's body: `{}` or none for the run's dead deliveries, `{"failed": true}` for its
  * failed ones too. Any other field is refused, so that `{"dryRun": true}` does not redrive for real.
  */
@@ -599,7 +608,11 @@ export function adminRouter(deps: AdminDeps): Router {
                 HINT_COUNT_MS,
               )
             )?.failed ?? 0);
-      res.json(failed > 0 ? { ...result, hint: failedNotRedriven(failed) } : result);
+      const hints = [
+        ...(result.waiting > 0 ? [waitingOnAnother(result.waiting, runId, result.waitingUntil)] : []),
+        ...(failed > 0 ? [failedNotRedriven(failed)] : []),
+      ];
+      res.json(hints.length > 0 ? { ...result, hint: hints.join('. ') } : result);
     },
   );
 

@@ -282,6 +282,49 @@ describe('notifier app POST /push', () => {
     expect(slack.posts).toHaveLength(2);
   });
 
+  it('reads an envelope labelled with a charset other than UTF-8 as UTF-8, else in its charset, and acks one that is JSON in neither, naming the charset', async () => {
+    const { log, lines } = capturedLog();
+    const { app, slack, store } = setup({ log });
+    await dispatchedRun(store);
+    const send = (type: string, body: Buffer) =>
+      request(app)
+        .post(TOPOLOGY.pushPath)
+        .set('Content-Type', type)
+        .serialize((bytes: Buffer) => bytes as unknown as string)
+        .send(body);
+    const json = JSON.stringify(envelope());
+    // Relabelled on its way, its bytes as Pub/Sub sent them (UTF-8, here all ASCII): delivered.
+    expect((await send('application/json; charset=us-ascii', Buffer.from(json))).status).toBe(204);
+    expect(slack.posts).toHaveLength(1);
+    expect((await store.get(deliveryIdOf('n-1', occurrence)))?.status).toBe('sent');
+    expect(lines.at(-2)).toMatchObject({
+      severity: 'WARNING',
+      contentType: 'application/json; charset=us-ascii',
+      message: 'body read as JSON although its Content-Type names the charset "us-ascii", not UTF-8',
+    });
+    // Re-encoded in the charset it names (UTF-16, not UTF-8 JSON): read in it, and delivered.
+    const other = JSON.stringify(envelope('n-1', '2026-11-03T09:00:00.000Z'));
+    expect((await send('application/json; charset="UTF-16LE"', Buffer.from(other, 'utf16le'))).status).toBe(204);
+    expect(slack.posts).toHaveLength(2);
+    // A Latin-1 body whose one byte past ASCII is not UTF-8: read in Latin-1, to the handler.
+    const latin1 = Buffer.from('{"message":{"data":"\u00e9"}}', 'latin1');
+    expect((await send('application/json; charset=latin1', latin1)).status).toBe(204);
+    expect(
+      lines.some(
+        (l) => l.message === 'body read as JSON although its Content-Type names the charset "latin1", not UTF-8',
+      ),
+    ).toBe(true);
+    // JSON in neither: acked, naming the charset; an unknown label likewise.
+    for (const type of ['application/json; charset=latin1', 'application/json; charset=klingon']) {
+      expect((await send(type, Buffer.from('not json'))).status).toBe(204);
+      const charset = /charset=(\w+)/.exec(type)?.[1];
+      expect(lines.at(-1)?.message).toBe(
+        `unreadable body acked: it is JSON neither in UTF-8 nor in its Content-Type's charset, "${charset}"`,
+      );
+    }
+    expect(slack.posts).toHaveLength(2);
+  });
+
   it('says what is wrong with an empty JSON body, not its Content-Type', async () => {
     const { log, lines } = capturedLog();
     const { app } = setup({ log });

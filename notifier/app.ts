@@ -77,13 +77,15 @@ async function holdUnlessDraining(ms: number, isDraining: () => boolean): Promis
 }
 
 /**
- * A body sent as something other than JSON: Pub/Sub sends its envelope as JSON, so one sent
- * otherwise was relabelled on its way (a proxy), or sent by hand. One that is JSON all the same
- * (an envelope, or a dispatch message as the body itself, which a subscription set to "no
- * wrapper" sends under whatever Content-Type) goes on as JSON, with a warning naming its
- * Content-Type, for the handler to deliver it, or refuse it without losing it: acked unread,
- * its post would be lost. One that is not JSON is acked, naming its Content-Type, as
- * redelivering it cannot help. A JSON body that is empty or not an envelope goes on too, for
+ * A body sent as something other than JSON, or as JSON in a charset other than UTF-8: Pub/Sub
+ * sends its envelope as JSON in UTF-8, so one sent otherwise was relabelled on its way (a
+ * proxy), or sent by hand. One that is JSON all the same (an envelope, or a dispatch message as
+ * the body itself, which a subscription set to "no wrapper" sends under whatever Content-Type)
+ * goes on as JSON, with a warning naming its Content-Type, for the handler to deliver it, or
+ * refuse it without losing it: acked unread, its post would be lost. Its bytes are read as
+ * UTF-8 first (a label changed on the way leaves them as Pub/Sub sent them), then in the
+ * charset its label names. One that is not JSON either way is acked, naming its Content-Type,
+ * as redelivering it cannot help. A JSON body that is empty or not an envelope goes on too, for
  * the handler to say what is wrong with it.
  */
 function ackUnlessJson(): RequestHandler {
@@ -91,32 +93,76 @@ function ackUnlessJson(): RequestHandler {
   return (req, res, next) => {
     const type = req.header('content-type');
     // The header itself: `req.is` answers null for a request without a body, whatever its type.
-    if (req.body !== undefined || (type !== undefined && isJsonType(type))) return next();
+    if (req.body !== undefined || (type !== undefined && isJsonType(type) && !otherCharset(type))) return next();
     raw(req, res, (err?: unknown) => {
       if (err) return next(err);
-      const json = jsonOfBytes(req.body);
+      const charset = type === undefined ? undefined : otherCharset(type);
+      const json = jsonOfBytes(req.body, charset);
       req.body = json;
-      if (json !== undefined) {
+      const fields = { contentType: type === undefined ? null : excerpt(type) };
+      if (charset !== undefined && type !== undefined && isJsonType(type)) {
+        const named = quoted(charset);
+        if (json !== undefined) {
+          req.log.warn(fields, `body read as JSON although its Content-Type names the charset ${named}, not UTF-8`);
+          return next();
+        }
         req.log.warn(
-          { contentType: type === undefined ? null : excerpt(type) },
-          `body read as JSON although its Content-Type is ${type === undefined ? 'missing' : quoted(type)}, not application/json`,
+          fields,
+          `unreadable body acked: it is JSON neither in UTF-8 nor in its Content-Type's charset, ${named}`,
         );
-        return next();
+      } else {
+        const labelled = type === undefined ? 'missing' : quoted(type);
+        if (json !== undefined) {
+          req.log.warn(fields, `body read as JSON although its Content-Type is ${labelled}, not application/json`);
+          return next();
+        }
+        req.log.warn(fields, `unreadable body acked: its Content-Type is ${labelled}, not application/json`);
       }
-      req.log.warn(
-        { contentType: type === undefined ? null : excerpt(type) },
-        `unreadable body acked: its Content-Type is ${type === undefined ? 'missing' : quoted(type)}, not application/json`,
-      );
       res.status(204).end();
     });
   };
 }
 
-/** The JSON object or array that is the whole of `body` (UTF-8 bytes, a BOM allowed), or undefined. */
-function jsonOfBytes(body: unknown): unknown {
-  if (!Buffer.isBuffer(body) || !isUtf8(body)) return undefined;
+/** The charset a Content-Type names when it is not UTF-8 (`latin1` of `application/json; charset=latin1`). */
+function otherCharset(type: string): string | undefined {
+  const match = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(type);
+  const charset = match?.[1] ?? match?.[2];
+  return charset === undefined || /^utf-?8$/i.test(charset) ? undefined : charset;
+}
+
+/** Skips the JSON parser for a JSON body labelled with a charset other than UTF-8, which it would refuse. */
+function unlessOtherCharset(parse: RequestHandler): RequestHandler {
+  return (req, res, next) => {
+    const type = req.header('content-type');
+    if (type !== undefined && isJsonType(type) && otherCharset(type)) return next();
+    parse(req, res, next);
+  };
+}
+
+/**
+ * The JSON object or array that is the whole of `body` (a BOM allowed): its bytes read as UTF-8,
+ * else in `charset` when one is given and they are text in it; undefined when neither is.
+ */
+function jsonOfBytes(body: unknown, charset?: string): unknown {
+  if (!Buffer.isBuffer(body)) return undefined;
+  const json = isUtf8(body) ? jsonOfText(body.toString('utf8')) : undefined;
+  return json !== undefined || charset === undefined ? json : jsonOfText(decoded(body, charset));
+}
+
+/** `bytes` as text in `charset`, or undefined for a label TextDecoder does not know or bytes not text in it. */
+function decoded(bytes: Buffer, charset: string): string | undefined {
   try {
-    const json: unknown = JSON.parse(body.toString('utf8').replace(/^\uFEFF/, ''));
+    return new TextDecoder(charset.slice(0, 40), { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The JSON object or array that is the whole of `text` (a BOM allowed), or undefined. */
+function jsonOfText(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    const json: unknown = JSON.parse(text.replace(/^\uFEFF/, ''));
     return json !== null && typeof json === 'object' ? json : undefined;
   } catch {
     return undefined;
@@ -149,7 +195,7 @@ export function createApp(deps: NotifierDeps): Express {
   ];
 
   const draining = refuseWhileDraining(isDraining);
-  const body = [jsonBody(), ackUnlessJson(), nameByEnvelope()];
+  const body = [unlessOtherCharset(jsonBody()), ackUnlessJson(), nameByEnvelope()];
 
   app.post(TOPOLOGY.pushPath, ...guards, ...body, draining, async (req, res) => {
     const started = Date.now();

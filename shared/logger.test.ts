@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { STDOUT_BUFFER_BYTES } from './logger';
+import { EXIT_FLUSH_MS, STDOUT_BUFFER_BYTES } from './logger';
+import { CLOSE_GRACE_MS, REDRIVE_PAGE_TIMEOUT_MS, SHUTDOWN_GRACE_MS } from './service';
 
 const LOGGER = join(__dirname, '..', 'dist', 'shared', 'logger.js');
 
@@ -82,4 +83,12 @@ describe('log lines on stdout', () => {
     expect(stderr.match(/stdout cannot be written/g)).toHaveLength(1);
     expect(stderr).toContain('still running');
   }, 40_000);
+});
+
+describe("a stop within Cloud Run's 10 s", () => {
+  it("takes at most 9 s: the grace for requests in flight, the clients' close and the log flush, a second to spare", () => {
+    expect(SHUTDOWN_GRACE_MS + CLOSE_GRACE_MS + EXIT_FLUSH_MS).toBeLessThanOrEqual(9000);
+    // A redrive stopped by the shutdown puts its page back and answers within the grace.
+    expect(REDRIVE_PAGE_TIMEOUT_MS).toBeLessThan(SHUTDOWN_GRACE_MS);
+  });
 });

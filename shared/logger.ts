@@ -96,15 +96,18 @@ function reportDropped(state: Stdout): void {
   state.dropped = 0;
 }
 
+/** How long the lines still waiting at a stop get to be written before the process exits. */
+export const EXIT_FLUSH_MS = 500;
+
 /**
  * Writes what the stdout destination still holds, waiting at most `ms`, before the process
- * exits (half a second by default: with the 8 s of in-flight work and the 1.5 s the clients get
- * to close, a stop stays within the 10 s Cloud Run gives after SIGTERM). pino's own flush at
+ * exits (half a second by default: with the 7 s of in-flight work and the 1.5 s the clients get
+ * to close, a stop stays a second within the 10 s Cloud Run gives after SIGTERM). pino's own flush at
  * exit writes synchronously and retries a pipe that has lost its reader for ever, so a service
  * told to stop would never exit; after this, that flush has nothing left to do, and what could
  * not be written by then is dropped.
  */
-export function flushStdoutLogs(ms = 500): Promise<void> {
+export function flushStdoutLogs(ms = EXIT_FLUSH_MS): Promise<void> {
   const s = stdout;
   if (!s || s.failed) return Promise.resolve();
   const { dest } = s;

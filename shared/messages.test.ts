@@ -9,6 +9,7 @@ import {
   dispatchMessageSchema,
   encodeDispatchMessage,
   MAX_ATTRIBUTE_VALUE_BYTES,
+  MESSAGE_ID_CHARS,
   parsePushBody,
   pubsubTime,
   runIdProblem,
@@ -478,6 +479,7 @@ describe('parsePushBody reads an envelope field of another shape as absent', () 
 
   it.each<[string, unknown]>([
     ['negative', -1],
+    ['zero (Pub/Sub counts from 1)', 0],
     ['a string', '2'],
     ['a fraction', 1.5],
     ['null', null],
@@ -486,6 +488,19 @@ describe('parsePushBody reads an envelope field of another shape as absent', () 
     if (!result.ok) throw new Error(result.reason);
     expect(result.push.message).toEqual(message);
     expect(result.push.deliveryAttempt).toBeNull();
+  });
+
+  it('keeps the first 100 characters of a message id longer than any of Pub/Sub, for the log lines it is on', () => {
+    const body = good();
+    const long = '7'.repeat(60_000);
+    for (const field of ['messageId', 'message_id'] as const) {
+      const { messageId: _, ...rest } = body.message;
+      const result = parsePushBody({ ...body, message: { ...rest, [field]: long } });
+      if (!result.ok) throw new Error(result.reason);
+      expect(result.push.messageId).toBe('7'.repeat(MESSAGE_ID_CHARS));
+    }
+    const refused = parsePushBody({ message: { data: 'not base64!', messageId: long } });
+    expect(refused).toMatchObject({ ok: false, messageId: '7'.repeat(MESSAGE_ID_CHARS) });
   });
 
   it('drops an attribute that is not a string and keeps the others', () => {

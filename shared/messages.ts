@@ -214,7 +214,8 @@ export const pushEnvelopeSchema = z.object({
     orderingKey: z.string().optional().catch(undefined),
   }),
   subscription: z.string().optional().catch(undefined),
-  deliveryAttempt: z.number().int().min(0).optional().catch(undefined),
+  // Pub/Sub counts attempts from 1: a 0 is not its, and is read as absent as other shapes are.
+  deliveryAttempt: z.number().int().min(1).optional().catch(undefined),
 });
 export type PushEnvelope = z.infer<typeof pushEnvelopeSchema>;
 
@@ -244,6 +245,9 @@ export type ParseResult =
     };
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** How much of a message id the log lines keep: Pub/Sub's are a few dozen digits. */
+export const MESSAGE_ID_CHARS = 100;
 
 /** Turns a push body (anything) into a dispatch message, or says why it is not one. */
 export function parsePushBody(body: unknown): ParseResult {
@@ -276,7 +280,9 @@ export function parsePushBody(body: unknown): ParseResult {
     };
   }
   const m = env.data.message;
-  const messageId = m.messageId ?? m.message_id ?? null;
+  // Pub/Sub's ids are a few dozen digits: one longer, from elsewhere, is cut for the log lines it is on.
+  const id = m.messageId ?? m.message_id;
+  const messageId = id === undefined ? null : excerpt(id, MESSAGE_ID_CHARS);
   const attributes = m.attributes ?? {};
   // The attributes' ids are read only for a message refused: a good one's come from its body.
   const fail = (reason: string): ParseResult => ({

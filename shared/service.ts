@@ -4,8 +4,13 @@ import { ENV } from './config';
 import { continueWhenRead, lateWork, routePath, withTimeout } from './http';
 import { flushStdoutLogs, type Logger } from './logger';
 
-/** Cloud Run sends SIGTERM and kills the instance 10 s later; in-flight work gets 8 s of that. */
-export const SHUTDOWN_GRACE_MS = 8000;
+/**
+ * Cloud Run sends SIGTERM and kills the instance 10 s later; in-flight work gets 7 s of that.
+ * With the clients' 1.5 s to close and the logs' half second, a stop takes 9 s at the most: a
+ * second to spare for an instance whose CPU is slow or throttled, whose last lines would
+ * otherwise be cut by the kill.
+ */
+export const SHUTDOWN_GRACE_MS = 7000;
 /**
  * The longest a redrive's page may take to publish: a page that fails is put back to dead and
  * the redrive answers, all within SHUTDOWN_GRACE_MS, so a redrive that a shutdown stops still

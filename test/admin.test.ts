@@ -10,6 +10,7 @@ import {
   adminRouter,
   failedNotRedriven,
   firestoreAdminPorts,
+  waitingOnAnother,
 } from '../dispatcher/admin';
 import { requireInvoker } from '../shared/auth';
 import { deferred } from '../shared/concurrency';
@@ -1159,6 +1160,33 @@ describe('admin API: requests (fake ports)', () => {
     failed = 0;
     expect((await post({})).body.hint).toBeUndefined();
     expect(asked).toEqual([{ failed: false }, { failed: true }, { failed: false }]);
+  });
+
+  test('a redrive that finds deliveries another redrive reopened says a running one publishes them, beside the failed hint', async () => {
+    let failed = 0;
+    const until = '2030-01-01T00:31:00.000Z';
+    const app = appWith(
+      fakeAdminPorts({
+        redrivable: async () => true,
+        countByStatus: async () => deliveryCounts({ failed, retrying: 2 }),
+        redrive: async (runId) => ({ ...redriveResult(runId), waiting: 2, waitingUntil: until }),
+      }),
+    );
+    const runId = 's_1:2030-01-01T00:00:00.000Z';
+    const post = () => request(app).post(`/admin/runs/${runId}/redrive`).set('authorization', bearer()).send({});
+    const alone = await post();
+    expect(alone.status).toBe(200);
+    expect(alone.body).toEqual({
+      ...redriveResult(runId),
+      waiting: 2,
+      waitingUntil: until,
+      hint: waitingOnAnother(2, runId, until),
+    });
+    expect(waitingOnAnother(2, runId, until)).toBe(
+      `2 deliveries reopened by another redrive were waiting for it to publish them when reached: a redrive still running publishes them itself (GET /admin/runs/s_1:2030-01-01T00:00:00.000Z counts what is still retrying); a redrive after ${until} takes over any that a redrive stopped midway left`,
+    );
+    failed = 1;
+    expect((await post()).body.hint).toBe(`${waitingOnAnother(2, runId, until)}. ${failedNotRedriven(1)}`);
   });
 
   test('a redrive to a dispatch topic no subscription reads is refused before anything is reopened, naming why', async () => {

@@ -72,7 +72,7 @@ describe('a service whose stdout has no reader any more', () => {
         svc.child.stdout.destroy();
         const { code, ms } = await svc.stop();
         expect(code).toBe(0);
-        // Well inside the shutdown grace (8 s) and Cloud Run's 10 s: nothing to drain here.
+        // Well inside the shutdown grace (7 s) and Cloud Run's 10 s: nothing to drain here.
         expect(ms).toBeLessThan(5_000);
       } finally {
         svc.kill();

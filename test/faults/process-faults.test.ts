@@ -1,9 +1,14 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { freePort } from '../../dev/emulators';
 import { startFrontend } from '../../dev/frontend';
 import { killService, type ServiceProcess, startService, stopService } from '../../dev/processes';
 import { type Stack, startStack, uniqueProjectId } from '../../dev/stack';
 import { runIdOf } from '../../shared/model';
 import { scheduleIdOf } from '../../shared/schedule';
+import { SHUTDOWN_GRACE_MS } from '../../shared/service';
 import { COLLECTIONS, localTopology } from '../../shared/topology';
 import {
   allSent,
@@ -177,6 +182,48 @@ describe('processes killed mid-run', () => {
     expect(v).toMatchObject({ sent: n, duplicates: 0, lost: 0, stuck: 0 });
     expect((await runRef.get()).get('status')).toBe('done');
   }, 1_200_000);
+
+  test.each([
+    ['notifier', '/push'],
+    ['dispatcher', '/tick'],
+  ] as const)(
+    "SIGTERM: the %s, with a request stuck mid-body, abandons it at the grace and exits within 9 s, a second inside Cloud Run's kill, its last line written",
+    async (name, path) => {
+      const projectId = uniqueProjectId(`faults-stop-${name}`);
+      const dir = mkdtempSync(join(tmpdir(), 'fanout-stop-'));
+      cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+      const logFile = join(dir, `${name}.log`);
+      const service = await startService(name, serviceEnv(projectId, slack.url, { LOG_LEVEL: 'info' }), { logFile });
+      services.push(service);
+      // A body that never ends: in flight until the grace runs out.
+      const socket = connect(service.port, '127.0.0.1');
+      cleanups.push(async () => void socket.destroy());
+      socket.on('error', () => undefined);
+      await new Promise((r) => socket.once('connect', r));
+      socket.write(
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      const exited = new Promise<{ at: number; code: number | null }>((r) =>
+        service.child.once('exit', (code) => r({ at: Date.now(), code })),
+      );
+      const termAt = Date.now();
+      process.kill(service.child.pid as number, 'SIGTERM');
+      const { at, code } = await exited;
+      services.splice(services.indexOf(service), 1);
+      expect(code).toBe(0);
+      expect(at - termAt).toBeGreaterThanOrEqual(SHUTDOWN_GRACE_MS - 100);
+      // The grace, the clients' close and the logs' flush: 9 s at the most, Cloud Run kills at 10.
+      expect(at - termAt).toBeLessThan(9500);
+      const messages = readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => (JSON.parse(l) as { message?: string }).message);
+      expect(messages).toContain('abandoning in-flight requests at the shutdown deadline');
+      expect(messages.at(-1)).toBe('shut down');
+    },
+    60_000,
+  );
 
   test('SIGTERM: the notifier finishes its in-flight push, refuses new work, and exits within 8 s', async () => {
     const projectId = uniqueProjectId('faults-sigterm');
