@@ -947,7 +947,22 @@ describe('runTick', () => {
     const publisher = new FakePublisher();
     // Three days later, one hour after that day's 09:00: outside a 15-minute window.
     const tick = new Date('2026-01-18T09:00:00.000Z');
-    const summary = await runTick(tick, deps(store, publisher, { clock: () => tick }));
+    const lines: string[] = [];
+    const logged = createLogger({
+      service: 'tick-test',
+      level: 'warn',
+      destination: { write: (l: string) => void lines.push(l) },
+    });
+    const summary = await runTick(tick, deps(store, publisher, { clock: () => tick, log: logged }));
+    // The log line says which instants were passed over, from the first on, and the window.
+    const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.skipped !== undefined);
+    expect(line).toMatchObject({
+      message: 'missed occurrences are older than the catch-up window; skipped',
+      scheduleId,
+      skipped: 4,
+      missedFrom: occurrence.toISOString(),
+      catchUpWindowSeconds: 900,
+    });
 
     // 15th, 16th, 17th and 18th at 09:00 Paris were all due.
     expect(summary.occurrences[0]).toMatchObject({ status: 'skipped-missed', skipped: 4, published: 0 });

@@ -435,8 +435,15 @@ async function runSchedule(schedule: DueSchedule, tick: TickRun): Promise<Occurr
   const occurrence = schedule.activeOccurrence ?? plan.run?.toISOString() ?? null;
   if (!occurrence) {
     await deps.runs.advanceSchedule(schedule.id, plan.nextRunAt, skippedFrom(plan.skipped), clock(), null);
+    // Which instants, so that an operator can tell whose reports did not go out, and when.
     deps.log.warn(
-      { scheduleId: schedule.id, skipped: plan.skipped, nextRunAt: plan.nextRunAt.toISOString() },
+      {
+        scheduleId: schedule.id,
+        skipped: plan.skipped,
+        missedFrom: schedule.nextRunAt.toISOString(),
+        catchUpWindowSeconds: deps.catchUpWindowSeconds,
+        nextRunAt: plan.nextRunAt.toISOString(),
+      },
       'missed occurrences are older than the catch-up window; skipped',
     );
     return { ...base, occurrence: null, runId: null, status: 'skipped-missed', skipped: plan.skipped };

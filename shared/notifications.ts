@@ -7,9 +7,10 @@ import {
   type Query,
   type QueryDocumentSnapshot,
   Timestamp,
+  type Transaction,
 } from '@google-cloud/firestore';
 import { chunksOf, mapLimit } from './concurrency';
-import { buildQuery } from './firestore-store';
+import { buildQuery, toDate } from './firestore-store';
 import { indexedSchedule, type MemberChange, tidyBuckets, writeIndexChanges } from './members';
 import {
   type Account,
@@ -291,6 +292,16 @@ export async function saveNotifications(
       async (tx) => {
         if (opts.lateSignal?.aborted) throw new SaveInterrupted();
         const current = await tx.getAll(...refs);
+        // Read before any write, as a transaction must.
+        const owed = opts.dueNow
+          ? new Map<string, Date>()
+          : await owedInstants(
+              tx,
+              db,
+              chunk.map(({ doc }, i) => ({ from: indexedSchedule(current[i]?.data()), to: doc })),
+              now,
+            );
+        for (const [id, at] of owed) tx.update(db.collection(COLLECTIONS.schedules).doc(id), { nextRunAt: at });
         chunk.forEach(({ doc }, i) => {
           // A notification replaced keeps the time it was first made, and is not said to be
           // updated before it: a save that began before another made it lands after that one.
@@ -683,6 +694,51 @@ export async function resumePaused(
     if (page.size < pageSize) break;
   }
   return result;
+}
+
+/**
+ * The schedules that notifications of a save move to, and that no tick has reached yet, brought
+ * back to an instant the schedules they leave had not dispatched: the first instant of the new
+ * schedule at or after the old one's `nextRunAt`, where that is past (ticks held up by an
+ * outage, or the seconds before an instant's tick). The notification has left the old
+ * schedule's index, so that instant would be sent by neither; a tick now sends it, or counts it
+ * skipped when it is older than the catch-up window, as the old schedule would have. Where the
+ * old schedule's run had sent it already, the ledger keeps it to one post (the same delivery
+ * id). A schedule a tick has reached (one that ran, or counted skipped instants) is left as it
+ * is: what it had not sent yet it still sends, to the moved notification too.
+ */
+async function owedInstants(
+  tx: Transaction,
+  db: Firestore,
+  moves: { from: string | null; to: { scheduleId: string; schedule: { cron: string; timezone: string } } }[],
+  now: Date,
+): Promise<Map<string, Date>> {
+  const moved = moves.filter(
+    (m): m is { from: string; to: (typeof moves)[number]['to'] } =>
+      m.from !== null && indexedSchedule(m.to) !== null && m.from !== m.to.scheduleId,
+  );
+  const owed = new Map<string, Date>();
+  if (moved.length === 0) return owed;
+  const collection = db.collection(COLLECTIONS.schedules);
+  const ids = [...new Set(moved.flatMap((m) => [m.from, m.to.scheduleId]))];
+  const snaps = new Map((await tx.getAll(...ids.map((id) => collection.doc(id)))).map((snap) => [snap.id, snap]));
+  for (const { from, to } of moved) {
+    const target = snaps.get(to.scheduleId);
+    if (
+      !target?.exists ||
+      target.get('lastRunAt') ||
+      target.get('activeOccurrence') ||
+      target.get('skippedOccurrences')
+    ) {
+      continue;
+    }
+    const pending = toDate(snaps.get(from)?.get('nextRunAt'));
+    const due = owed.get(to.scheduleId) ?? toDate(target.get('nextRunAt'));
+    if (pending === null || due === null || pending > now) continue;
+    const first = nextOccurrence(to.schedule, new Date(pending.getTime() - 1));
+    if (first <= now && first < due) owed.set(to.scheduleId, first);
+  }
+  return owed;
 }
 
 /**

@@ -492,3 +492,48 @@ test('after a run that published nothing, an index grown large is read by its ru
     await own.terminate();
   }
 });
+
+test('a notification moved in an outage to a schedule made then is sent at the instant its old schedule still owed; one moved after that instant was sent is not sent it again', async () => {
+  const utc = { cron: '33 18 * * *', timezone: 'UTC' };
+  // The same instant in December: a change of zone that changes nothing about when it goes out.
+  const london = { cron: '33 18 * * *', timezone: 'Europe/London' };
+  const lisbon = { cron: '33 18 * * *', timezone: 'Europe/Lisbon' };
+  const dublin = { cron: '33 18 * * *', timezone: 'Europe/Dublin' };
+  const nextRunAt = async (s: { cron: string; timezone: string }) =>
+    ((await db.collection(COLLECTIONS.schedules).doc(scheduleIdOf(s)).get()).get('nextRunAt') as { toDate(): Date })
+      .toDate()
+      .toISOString();
+  await saveNotifications(
+    db,
+    ['owed-stay', 'owed-move'].map((n, i) => notification(i, { id: n, ...utc })),
+    { now: t('10:00:00') },
+  );
+  expect(await nextRunAt(utc)).toBe('2026-12-07T18:33:00.000Z');
+  // No tick since 18:31 (an outage); at 18:34:17, past NEW_SCHEDULE_GRACE_MS, one moves to a
+  // schedule this save makes, and a new one is added to another made now.
+  await saveNotifications(
+    db,
+    [notification(1, { id: 'owed-move', ...london }), notification(2, { id: 'owed-new', ...dublin })],
+    {
+      now: t('18:34:17'),
+    },
+  );
+  // The instant the old schedule owed, not tomorrow's; a notification that moved nowhere gets none.
+  expect(await nextRunAt(london)).toBe('2026-12-07T18:33:00.000Z');
+  expect(await nextRunAt(dublin)).toBe('2026-12-08T18:33:00.000Z');
+
+  const p = publisher();
+  await runTick(t('18:35:00'), tickDeps(p, t('18:35:01')));
+  const sent = (n: string) => p.messages.filter((m) => m.notificationId === n).map((m) => m.occurrence);
+  expect(sent('owed-stay')).toEqual(['2026-12-07T18:33:00.000Z']);
+  expect(sent('owed-move')).toEqual(['2026-12-07T18:33:00.000Z']);
+  expect(sent('owed-new')).toEqual([]);
+  expect(await nextRunAt(london)).toBe('2026-12-08T18:33:00.000Z');
+
+  // Once its old schedule has sent the instant, a move owes nothing: the new schedule is due tomorrow.
+  await saveNotifications(db, [notification(0, { id: 'owed-stay', ...lisbon })], { now: t('18:36:30') });
+  expect(await nextRunAt(lisbon)).toBe('2026-12-08T18:33:00.000Z');
+  // And a schedule a tick has reached is left as it is: moving back to UTC changes nothing there.
+  await saveNotifications(db, [notification(1, { id: 'owed-move', ...utc })], { now: t('18:37:00') });
+  expect(await nextRunAt(utc)).toBe('2026-12-08T18:33:00.000Z');
+});
