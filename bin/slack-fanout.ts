@@ -55,6 +55,7 @@ import {
   enabledOutput,
   missingAccounts,
   type NewNotification,
+  nextRunOf,
   notificationProblems,
   type PausedSelector,
   pausedQuery,
@@ -2354,7 +2355,9 @@ imported with "enabled": false has no pausedReason and is never resumed in bulk.
 
   program
     .command('show')
-    .description('print a notification')
+    .description(
+      "print a notification, as stored, and nextRunAt: when it is next sent (its schedule's next instant; null when paused)",
+    )
     .argument('<id>', 'the notification id')
     .action(async (id: string) => {
       docId('notification', id);
@@ -2362,7 +2365,8 @@ imported with "enabled": false has no pausedReason and is never resumed in bulk.
       try {
         const snap = await db.collection(COLLECTIONS.notifications).doc(id).get();
         if (!snap.exists) throw new CliError(notificationNotFound(id));
-        print({ id, ...snap.data() });
+        const data = snap.data() ?? {};
+        print({ id, ...data, nextRunAt: (await nextRunOf(db, data))?.toISOString() ?? null });
       } finally {
         await db.terminate();
       }

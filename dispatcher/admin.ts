@@ -52,6 +52,7 @@ import {
   InvalidNotificationError,
   missingAccounts,
   type NewNotification,
+  nextRunOf,
   notificationProblems,
   type PausedSelector,
   type ResumePausedResult,
@@ -91,6 +92,8 @@ export interface AdminPorts {
   countByStatus(runId: string): Promise<Record<DeliveryStatus, number>>;
   recentRuns(limit: number): Promise<{ id: string; run: RunDoc }[]>;
   getNotification(id: string): Promise<Record<string, unknown> | null>;
+  /** When a notification (as getNotification gives it) is next sent; null when paused (nextRunOf). */
+  nextRunAt(notification: Record<string, unknown>): Promise<Date | null>;
   /** Null when the notification does not exist (shared/notifications.ts). */
   setNotificationEnabled(
     id: string,
@@ -297,6 +300,7 @@ export function firestoreAdminPorts(
       });
     },
     getNotification: (id) => store.getRaw(id),
+    nextRunAt: (notification) => nextRunOf(db, notification),
     setNotificationEnabled: (id, enabled, reason, defaultReason, late) =>
       inTurn(id, late, () => setNotificationEnabled(db, id, enabled, reason, defaultReason)),
     deleteNotification: (id, late) => inTurn(id, late, () => deleteNotification(db, id)),
@@ -623,7 +627,8 @@ export function adminRouter(deps: AdminDeps): Router {
       res.status(404).json(notificationNotFound(id));
       return;
     }
-    res.json({ id, notification });
+    const next = await deps.nextRunAt(notification);
+    res.json({ id, notification, nextRunAt: next?.toISOString() ?? null });
   });
 
   router.post(

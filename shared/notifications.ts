@@ -742,6 +742,18 @@ async function owedInstants(
 }
 
 /**
+ * When a notification is next sent: its schedule's `nextRunAt`, the instant a tick dispatches
+ * next (past, when ticks are behind), or null when it is paused, or its schedule has no
+ * document or no time (`slack-fanout reindex` makes and mends them).
+ */
+export async function nextRunOf(db: Firestore, notification: Record<string, unknown>): Promise<Date | null> {
+  const scheduleId = indexedSchedule(notification);
+  if (scheduleId === null) return null;
+  const snap = await db.collection(COLLECTIONS.schedules).doc(scheduleId).get();
+  return toDate(snap.get('nextRunAt'));
+}
+
+/**
  * How long after one of its instants a schedule made then is still due at that instant. A
  * notification moved to a schedule that does not exist yet, in the seconds between an instant
  * and the tick that dispatches it, has left the old schedule's index before that tick reads it:

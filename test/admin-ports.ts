@@ -24,6 +24,7 @@ export function fakeAdminPorts(over: Partial<AdminPorts> = {}): AdminPorts {
     countByStatus: async () => deliveryCounts(),
     recentRuns: async () => [],
     getNotification: async () => null,
+    nextRunAt: async () => null,
     setNotificationEnabled: async () => null,
     deleteNotification: async () => false,
     saveNotification: async () => true,

@@ -2042,16 +2042,20 @@ describe('admin API on the emulators', () => {
       enabled: true,
     });
     const scheduleId = read.body.notification.scheduleId as string;
-    expect((await stack.db.collection(COLLECTIONS.schedules).doc(scheduleId).get()).exists).toBe(true);
+    const scheduleDoc = await stack.db.collection(COLLECTIONS.schedules).doc(scheduleId).get();
+    expect(scheduleDoc.exists).toBe(true);
+    // When it is next sent: its schedule's next instant, a weekday at 09:00 in Paris.
+    expect(read.body.nextRunAt).toBe(scheduleDoc.get('nextRunAt').toDate().toISOString());
+    expect(new Date(read.body.nextRunAt).getTime()).toBeGreaterThan(Date.now());
 
     const createdAt = (await stack.db.collection(COLLECTIONS.notifications).doc('n-admin').get()).get('createdAt');
     const replaced = await call('PUT', '/admin/notifications/n-admin', { ...body, title: 'Weekly', enabled: false });
     expect(replaced.status).toBe(200);
     expect(replaced.body).toEqual({ id: 'n-admin', created: false });
-    expect((await call('GET', '/admin/notifications/n-admin')).body.notification).toMatchObject({
-      enabled: false,
-      report: { title: 'Weekly' },
-    });
+    const disabled = await call('GET', '/admin/notifications/n-admin');
+    expect(disabled.body.notification).toMatchObject({ enabled: false, report: { title: 'Weekly' } });
+    // Paused, it is not sent: no next time.
+    expect(disabled.body.nextRunAt).toBeNull();
     // Replaced, it keeps the time it was made.
     const after = await stack.db.collection(COLLECTIONS.notifications).doc('n-admin').get();
     expect(after.get('createdAt').toMillis()).toBe(createdAt.toMillis());

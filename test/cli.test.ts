@@ -1637,6 +1637,10 @@ describe('import and reindex off a terminal, on the emulator', () => {
     expect(await piped(readFileSync(file, 'utf8'))).toMatchObject({ code: 0, stdout: 'imported 2 notifications\n' });
     const shown = await runCli(['-p', project, 'show', 'stdin-1'], env());
     expect(shown.code).toBe(0);
+    // The notification as stored, and when it is next sent: its schedule's next instant.
+    const printed = JSON.parse(shown.stdout) as { id: string; enabled: boolean; nextRunAt: string | null };
+    expect(printed).toMatchObject({ id: 'stdin-1', enabled: true });
+    expect(new Date(printed.nextRunAt ?? 0).getTime()).toBeGreaterThan(Date.now() - 60_000);
     const bad = await piped('[{"id":"n-1","accountId":"a-1","channelId":"C1","cron":"0 9 * *","timezone":"UTC"}]');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^slack-fanout: stdin\[0\]: notification n-1: /);
