@@ -28,6 +28,7 @@ import {
 import { QUERIES } from './queries';
 import {
   checkedSchedule,
+  firesAt,
   latestOccurrence,
   nextOccurrence,
   normalCron,
@@ -298,7 +299,7 @@ export async function saveNotifications(
           : await owedInstants(
               tx,
               db,
-              chunk.map(({ doc }, i) => ({ from: indexedSchedule(current[i]?.data()), to: doc })),
+              chunk.map(({ doc }, i) => ({ from: scheduleOf(current[i]?.data()), to: doc })),
               now,
             );
         for (const [id, at] of owed) tx.update(db.collection(COLLECTIONS.schedules).doc(id), { nextRunAt: at });
@@ -698,14 +699,18 @@ export async function resumePaused(
 
 /**
  * The schedules that notifications of a save move to, and that no tick has reached yet, brought
- * back to an instant the schedules they leave had not dispatched: the first instant of the new
- * schedule at or after the old one's `nextRunAt`, where that is past (ticks held up by an
- * outage, or the seconds before an instant's tick). The notification has left the old
- * schedule's index, so that instant would be sent by neither; a tick now sends it, or counts it
- * skipped when it is older than the catch-up window, as the old schedule would have. Where the
- * old schedule's run had sent it already, the ledger keeps it to one post (the same delivery
- * id). A schedule a tick has reached (one that ran, or counted skipped instants) is left as it
- * is: what it had not sent yet it still sends, to the moved notification too.
+ * back to the instant the schedules they leave still owe, where the new schedule fires then too
+ * (a zone with the same offset that day, the same cron written another way): that instant is
+ * past and not yet dispatched (ticks held up by an outage, or the seconds before an instant's
+ * tick), and the notification has left the old schedule's index, so it would be sent by
+ * neither. The next tick sends it, or counts it skipped when it is older than the catch-up
+ * window, as the old schedule would have. The same instant alone: a tick under way may still
+ * send it from the old schedule (its index read before the move), and the ledger then keeps it
+ * to one post, where another instant of the new schedule would make a second post that day. A
+ * notification paused until this save counts as leaving its schedule too (resumed in place, the
+ * old schedule would send it). Left as they are: a schedule a tick has reached (one that ran,
+ * counted skipped instants, or runs now), which sends what it owes to the moved notification
+ * too, and a move from a schedule whose run is under way, which sends the notification itself.
  */
 async function owedInstants(
   tx: Transaction,
@@ -720,25 +725,36 @@ async function owedInstants(
   const owed = new Map<string, Date>();
   if (moved.length === 0) return owed;
   const collection = db.collection(COLLECTIONS.schedules);
-  const ids = [...new Set(moved.flatMap((m) => [m.from, m.to.scheduleId]))];
-  const snaps = new Map((await tx.getAll(...ids.map((id) => collection.doc(id)))).map((snap) => [snap.id, snap]));
+  // The schedules left are read without a lock: this save does not write them, and the
+  // dispatcher claims and moves them on; what is written, the schedules moved to, is locked.
+  const [left, targets] = await Promise.all([
+    db.getAll(...[...new Set(moved.map((m) => m.from))].map((id) => collection.doc(id))),
+    tx.getAll(...[...new Set(moved.map((m) => m.to.scheduleId))].map((id) => collection.doc(id))),
+  ]);
+  const snaps = new Map([...left, ...targets].map((snap) => [snap.ref.path, snap]));
   for (const { from, to } of moved) {
-    const target = snaps.get(to.scheduleId);
+    const target = snaps.get(collection.doc(to.scheduleId).path);
+    const old = snaps.get(collection.doc(from).path);
     if (
       !target?.exists ||
       target.get('lastRunAt') ||
       target.get('activeOccurrence') ||
-      target.get('skippedOccurrences')
+      target.get('skippedOccurrences') ||
+      old?.get('activeOccurrence')
     ) {
       continue;
     }
-    const pending = toDate(snaps.get(from)?.get('nextRunAt'));
+    const pending = toDate(old?.get('nextRunAt'));
     const due = owed.get(to.scheduleId) ?? toDate(target.get('nextRunAt'));
-    if (pending === null || due === null || pending > now) continue;
-    const first = nextOccurrence(to.schedule, new Date(pending.getTime() - 1));
-    if (first <= now && first < due) owed.set(to.scheduleId, first);
+    if (pending === null || due === null || pending > now || pending >= due) continue;
+    if (firesAt(to.schedule, pending)) owed.set(to.scheduleId, pending);
   }
   return owed;
+}
+
+/** The schedule a stored notification is on, paused or not; null when it has none. */
+function scheduleOf(doc: { scheduleId?: unknown } | undefined): string | null {
+  return typeof doc?.scheduleId === 'string' && doc.scheduleId ? doc.scheduleId : null;
 }
 
 /**

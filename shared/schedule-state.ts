@@ -8,6 +8,7 @@
  *   occurrence's run starts, and only that run's end clears the mark. A run left unfinished is
  *   then always found, and resumed, by a later tick.
  * - `nextRunAt` never moves back, and an occurrence the schedule has moved past is not started.
+ *   (A save brings back only a schedule no tick has reached: owedInstants in shared/notifications.ts.)
  */
 
 import { canonicalOccurrence } from './messages';

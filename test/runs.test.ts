@@ -493,47 +493,90 @@ test('after a run that published nothing, an index grown large is read by its ru
   }
 });
 
-test('a notification moved in an outage to a schedule made then is sent at the instant its old schedule still owed; one moved after that instant was sent is not sent it again', async () => {
+test('a notification moved in an outage to a schedule made then that fires at the instant its old schedule still owes is sent it, once; to another time, or after that instant was sent, it is not', async () => {
   const utc = { cron: '33 18 * * *', timezone: 'UTC' };
   // The same instant in December: a change of zone that changes nothing about when it goes out.
   const london = { cron: '33 18 * * *', timezone: 'Europe/London' };
   const lisbon = { cron: '33 18 * * *', timezone: 'Europe/Lisbon' };
   const dublin = { cron: '33 18 * * *', timezone: 'Europe/Dublin' };
+  // Another time: its first instant after the owed one is past too, but sending it could make
+  // a second post that day (a tick under way may still send the owed one from the old schedule).
+  const later = { cron: '34 18 * * *', timezone: 'Europe/London' };
+  // Written another way: the same instants.
+  const respelled = { cron: '33 18 * * 0-6', timezone: 'UTC' };
   const nextRunAt = async (s: { cron: string; timezone: string }) =>
     ((await db.collection(COLLECTIONS.schedules).doc(scheduleIdOf(s)).get()).get('nextRunAt') as { toDate(): Date })
       .toDate()
       .toISOString();
+  const ids = ['owed-stay', 'owed-move', 'owed-later', 'owed-resumed'];
   await saveNotifications(
     db,
-    ['owed-stay', 'owed-move'].map((n, i) => notification(i, { id: n, ...utc })),
+    ids.map((n, i) => notification(i, { id: n, ...utc, enabled: n !== 'owed-resumed' })),
     { now: t('10:00:00') },
   );
   expect(await nextRunAt(utc)).toBe('2026-12-07T18:33:00.000Z');
-  // No tick since 18:31 (an outage); at 18:34:17, past NEW_SCHEDULE_GRACE_MS, one moves to a
-  // schedule this save makes, and a new one is added to another made now.
+  // No tick since 18:31 (an outage); at 18:35:30, past NEW_SCHEDULE_GRACE_MS, one moves to a
+  // schedule this save makes, one to another time, one paused is resumed on a cron written
+  // another way, and a new one is added to a schedule made now.
   await saveNotifications(
     db,
-    [notification(1, { id: 'owed-move', ...london }), notification(2, { id: 'owed-new', ...dublin })],
-    {
-      now: t('18:34:17'),
-    },
+    [
+      notification(1, { id: 'owed-move', ...london }),
+      notification(2, { id: 'owed-later', ...later }),
+      notification(3, { id: 'owed-resumed', ...respelled }),
+      notification(4, { id: 'owed-new', ...dublin }),
+    ],
+    { now: t('18:35:30') },
   );
-  // The instant the old schedule owed, not tomorrow's; a notification that moved nowhere gets none.
+  // The instant the old schedule owed, not tomorrow's; nothing for another time or a new one.
   expect(await nextRunAt(london)).toBe('2026-12-07T18:33:00.000Z');
+  expect(await nextRunAt(respelled)).toBe('2026-12-07T18:33:00.000Z');
+  expect(await nextRunAt(later)).toBe('2026-12-08T18:34:00.000Z');
   expect(await nextRunAt(dublin)).toBe('2026-12-08T18:33:00.000Z');
 
   const p = publisher();
-  await runTick(t('18:35:00'), tickDeps(p, t('18:35:01')));
+  await runTick(t('18:36:00'), tickDeps(p, t('18:36:01')));
   const sent = (n: string) => p.messages.filter((m) => m.notificationId === n).map((m) => m.occurrence);
   expect(sent('owed-stay')).toEqual(['2026-12-07T18:33:00.000Z']);
   expect(sent('owed-move')).toEqual(['2026-12-07T18:33:00.000Z']);
+  expect(sent('owed-resumed')).toEqual(['2026-12-07T18:33:00.000Z']);
+  expect(sent('owed-later')).toEqual([]);
   expect(sent('owed-new')).toEqual([]);
   expect(await nextRunAt(london)).toBe('2026-12-08T18:33:00.000Z');
 
   // Once its old schedule has sent the instant, a move owes nothing: the new schedule is due tomorrow.
-  await saveNotifications(db, [notification(0, { id: 'owed-stay', ...lisbon })], { now: t('18:36:30') });
+  await saveNotifications(db, [notification(0, { id: 'owed-stay', ...lisbon })], { now: t('18:37:30') });
   expect(await nextRunAt(lisbon)).toBe('2026-12-08T18:33:00.000Z');
   // And a schedule a tick has reached is left as it is: moving back to UTC changes nothing there.
-  await saveNotifications(db, [notification(1, { id: 'owed-move', ...utc })], { now: t('18:37:00') });
+  await saveNotifications(db, [notification(1, { id: 'owed-move', ...utc })], { now: t('18:38:00') });
   expect(await nextRunAt(utc)).toBe('2026-12-08T18:33:00.000Z');
+});
+
+test('a notification moved off a schedule whose run is under way leaves it to that run: the schedule it moves to is not brought back', async () => {
+  const from = { cron: '45 18 * * *', timezone: 'UTC' };
+  const to = { cron: '45 18 * * *', timezone: 'Europe/London' };
+  // Ids each in an index bucket of its own, so that the run takes more than one page.
+  const byBucket = new Map(Array.from({ length: 64 }, (_, i) => `active-${i}`).map((n) => [bucketOf(n), n]));
+  const ids = [...byBucket.values()].slice(0, 8);
+  await saveNotifications(
+    db,
+    ids.map((n, i) => notification(i, { id: n, ...from })),
+    { now: t('10:00:00') },
+  );
+  // A run of 18:45 claimed and not ended.
+  // Its second page refused, whatever else the tick publishes (other tests' schedules are due too).
+  let pages = 0;
+  const refusing: DispatchPublisher = {
+    async publishPage(page) {
+      if (page.some((m) => m.message.scheduleId === scheduleIdOf(from)) && ++pages === 2) {
+        throw new Error('Pub/Sub refused the page');
+      }
+    },
+  };
+  await runTick(t('18:45:00'), tickDeps(refusing, t('18:45:01')));
+  const fromDoc = await db.collection(COLLECTIONS.schedules).doc(scheduleIdOf(from)).get();
+  expect(fromDoc.get('activeOccurrence')).toBe('2026-12-07T18:45:00.000Z');
+  await saveNotifications(db, [notification(0, { id: ids[0] as string, ...to })], { now: t('18:46:30') });
+  const toDoc = await db.collection(COLLECTIONS.schedules).doc(scheduleIdOf(to)).get();
+  expect(toDoc.get('nextRunAt').toDate().toISOString()).toBe('2026-12-08T18:45:00.000Z');
 });
