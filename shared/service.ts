@@ -20,6 +20,13 @@ export const REDRIVE_PAGE_TIMEOUT_MS = SHUTDOWN_GRACE_MS - 3000;
 /** Then closing the clients gets at most this long: a client waiting on a stream cut short must not keep the process past Cloud Run's kill. */
 export const CLOSE_GRACE_MS = 1500;
 
+/** How long a connection may stay idle between requests (longer than Google's front ends keep theirs). */
+export const KEEP_ALIVE_MS = 620_000;
+/** How long a client has to send a whole request, headers and body: Pub/Sub and Cloud Run's front end send theirs at once. */
+export const REQUEST_RECEIVED_WITHIN_MS = 60_000;
+/** How often Node looks for requests past their time. */
+export const CONNECTIONS_CHECKED_EVERY_MS = 5_000;
+
 /** The start of the line a service writes when it cannot listen (dev/processes.ts looks for it). */
 export function cannotListen(host: string | undefined, port: number): string {
   return `cannot listen on ${host ?? 'every interface'} port ${port} (${ENV.HOST}, ${ENV.PORT})`;
@@ -95,7 +102,7 @@ export function serve(
   lifecycle: Lifecycle,
   close: () => Promise<void>,
 ): Server {
-  const server = continueWhenRead(createServer(app));
+  const server = continueWhenRead(createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKED_EVERY_MS }, app));
   server.once('error', (err: NodeJS.ErrnoException) => {
     log.fatal({ port: listenOn.port, host: listenOn.host, code: err.code }, `cannot listen: ${err.message}`);
     process.stderr.write(`${listenOn.service}: ${cannotListen(listenOn.host, listenOn.port)}: ${err.message}\n`);
@@ -106,8 +113,12 @@ export function serve(
     log.info({ port: typeof addr === 'object' && addr ? addr.port : listenOn.port, host: listenOn.host }, 'listening');
   });
   // Longer than the push ack deadline, so Pub/Sub's own timeout decides.
-  server.keepAliveTimeout = 620_000;
-  server.headersTimeout = 621_000;
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  // A request's headers and body, not its answer: a client that sends them a byte at a time is
+  // answered 408 and cut off (Node checks every CONNECTIONS_CHECKED_EVERY_MS), where it held its
+  // connection for up to 10 minutes. An idle keep-alive connection is not a request: it stays.
+  server.requestTimeout = REQUEST_RECEIVED_WITHIN_MS;
+  server.headersTimeout = REQUEST_RECEIVED_WITHIN_MS;
   // A second signal while draining changes nothing: the first shutdown finishes and exits.
   let stopping = false;
   const stop = (signal: string) => {

@@ -1,5 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../dev/emulators';
@@ -8,7 +8,7 @@ import { killService, type ServiceProcess, startService, stopService } from '../
 import { type Stack, startStack, uniqueProjectId } from '../../dev/stack';
 import { runIdOf } from '../../shared/model';
 import { scheduleIdOf } from '../../shared/schedule';
-import { SHUTDOWN_GRACE_MS } from '../../shared/service';
+import { CONNECTIONS_CHECKED_EVERY_MS, REQUEST_RECEIVED_WITHIN_MS, SHUTDOWN_GRACE_MS } from '../../shared/service';
 import { COLLECTIONS, localTopology } from '../../shared/topology';
 import {
   allSent,
@@ -182,6 +182,52 @@ describe('processes killed mid-run', () => {
     expect(v).toMatchObject({ sent: n, duplicates: 0, lost: 0, stuck: 0 });
     expect((await runRef.get()).get('status')).toBe('done');
   }, 1_200_000);
+
+  test('a client that sends its request a byte at a time is answered 408 and cut off within a minute and a check, while an idle keep-alive connection stays', async () => {
+    const service = await startService('notifier', serviceEnv(uniqueProjectId('faults-slow'), slack.url));
+    services.push(service);
+    const open = (): Promise<Socket> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(service.port, '127.0.0.1', () => resolve(socket));
+        socket.once('error', reject);
+        cleanups.push(async () => void socket.destroy());
+      });
+    // An idle keep-alive connection, after one request answered.
+    const idle = await open();
+    let idleText = '';
+    idle.on('data', (d: Buffer) => {
+      idleText += d.toString('latin1');
+    });
+    idle.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await waitFor('the first answer', () => idleText.includes('HTTP/1.1 200'), 5_000, 20);
+    // A request whose headers come a byte every 2 s, for at most 90 s.
+    const slow = await open();
+    let slowText = '';
+    slow.on('data', (d: Buffer) => {
+      slowText += d.toString('latin1');
+    });
+    const closed = new Promise<number>((r) => slow.once('close', () => r(Date.now())));
+    const started = Date.now();
+    slow.write('POST /push HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    const drip = setInterval(() => {
+      if (!slow.destroyed && Date.now() - started < 90_000) slow.write('X');
+    }, 2_000);
+    cleanups.push(async () => clearInterval(drip));
+    const closedAt = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 95_000))]);
+    clearInterval(drip);
+    expect(closedAt).toBeGreaterThan(0);
+    expect(closedAt - started).toBeGreaterThanOrEqual(REQUEST_RECEIVED_WITHIN_MS - 1_000);
+    expect(closedAt - started).toBeLessThan(REQUEST_RECEIVED_WITHIN_MS + CONNECTIONS_CHECKED_EVERY_MS + 2_000);
+    expect(slowText).toMatch(/^HTTP\/1\.1 408 /);
+    // The idle connection, older than that, still serves.
+    idle.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await waitFor(
+      'the second answer on the idle connection',
+      () => idleText.split('HTTP/1.1 200').length === 3,
+      5_000,
+      20,
+    );
+  }, 120_000);
 
   test.each([
     ['notifier', '/push'],
