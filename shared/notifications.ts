@@ -247,6 +247,17 @@ export class SaveInterrupted extends Error {
 }
 
 /**
+ * Firestore's time, as a read gives it: a save's first instants and times are taken from it,
+ * not from the clock of the machine that runs the save (an operator's, for the command line),
+ * which may be off by minutes: a new schedule's first instant would be passed over, or one
+ * before the save sent. One read, of one schedule's id.
+ */
+async function firestoreNow(db: Firestore): Promise<Date> {
+  const snap = await db.collection(COLLECTIONS.schedules).select().limit(1).get();
+  return snap.readTime.toDate();
+}
+
+/**
  * Writes notifications, the schedule documents they need, and their entries in the dispatch
  * index (shared/members.ts). Each chunk is one transaction that reads the notifications'
  * current documents, so a notification that moves to another schedule, or is disabled, leaves
@@ -257,7 +268,7 @@ export async function saveNotifications(
   items: NewNotification[],
   opts: SaveOptions = {},
 ): Promise<{ created: Set<string> }> {
-  const now = opts.now ?? new Date();
+  const now = opts.now ?? (await firestoreNow(db));
   const docs = items.map((n) => ({ id: n.id, doc: notificationDoc(n) }));
   const schedules = new Map<string, { cron: string; timezone: string }>();
   for (const { doc } of docs) schedules.set(doc.scheduleId, doc.schedule);

@@ -1567,6 +1567,57 @@ describe('resume in bulk, on the emulator', () => {
   });
 });
 
+describe('add on a machine whose clock is off, on the emulator', () => {
+  it("takes a new schedule's first instant and the notification's times from Firestore's clock, not the machine's", async () => {
+    const project = uniqueProjectId('cli-clock');
+    const dir = mkdtempSync(join(tmpdir(), 'clock-'));
+    // Every Date this process makes is 3 minutes ahead.
+    const shift = join(dir, 'shift.js');
+    writeFileSync(
+      shift,
+      [
+        'const Real = Date;',
+        'const ahead = 180000;',
+        'class Shifted extends Real {',
+        '  constructor(...a) { if (a.length === 0) super(Real.now() + ahead); else super(...a); }',
+        '  static now() { return Real.now() + ahead; }',
+        '}',
+        'globalThis.Date = Shifted;',
+      ].join('\n'),
+    );
+    // A minute two ahead of the real time: still to come here, already past on the shifted clock.
+    const due = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 120_000);
+    const cron = `${due.getUTCMinutes()} ${due.getUTCHours()} * * *`;
+    const before = Date.now();
+    const added = await runCli(
+      [
+        '-p',
+        project,
+        'add',
+        '--id',
+        'n-clock',
+        '--account',
+        'a-1',
+        '--channel',
+        'C1',
+        '--cron',
+        cron,
+        '--timezone',
+        'UTC',
+      ],
+      { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '', NODE_OPTIONS: `--require ${shift}` },
+    );
+    expect(added.code).toBe(0);
+    const shown = await runCli(['-p', project, 'show', 'n-clock'], {
+      FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '',
+    });
+    const printed = JSON.parse(shown.stdout) as { nextRunAt: string; createdAt: string };
+    // Today's instant, not tomorrow's, which the shifted clock would have made it.
+    expect(printed.nextRunAt).toBe(due.toISOString());
+    expect(Date.parse(printed.createdAt)).toBeLessThan(before + 60_000);
+  });
+});
+
 describe('import and reindex off a terminal, on the emulator', () => {
   const env = () => ({ FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' });
 
