@@ -115,8 +115,8 @@ export function serve(
   // Longer than the push ack deadline, so Pub/Sub's own timeout decides.
   server.keepAliveTimeout = KEEP_ALIVE_MS;
   // A request's headers and body, not its answer: a client that sends them a byte at a time is
-  // answered 408 and cut off (Node checks every CONNECTIONS_CHECKED_EVERY_MS), where it held its
-  // connection for up to 10 minutes. An idle keep-alive connection is not a request: it stays.
+  // answered 408 and cut off (Node checks every CONNECTIONS_CHECKED_EVERY_MS). An idle
+  // keep-alive connection is not a request: it stays.
   server.requestTimeout = REQUEST_RECEIVED_WITHIN_MS;
   server.headersTimeout = REQUEST_RECEIVED_WITHIN_MS;
   // A second signal while draining changes nothing: the first shutdown finishes and exits.
