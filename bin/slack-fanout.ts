@@ -22,6 +22,7 @@ import { projectIdProblem } from '../shared/config';
 import { EMULATOR_VARIABLES, type EmulatedService, emulatorAddress } from '../shared/emulator-address';
 import { createFirestore } from '../shared/firestore';
 import { buildQuery, FirestoreStore } from '../shared/firestore-store';
+import { CODES, grpcCode } from '../shared/grpc';
 import { withTimeout } from '../shared/http';
 import { firstFaultOffset, keyPathText, keysGivenTwiceIfShallow } from '../shared/json-keys';
 import { createLogger, type Logger } from '../shared/logger';
@@ -47,6 +48,7 @@ import {
   quoted,
   reasonHint,
   userIdProblem,
+  webUrlSchema,
 } from '../shared/model';
 import { connectProblem, http2Problem } from '../shared/net';
 import {
@@ -124,8 +126,7 @@ const newAccountSchema = accountSchema
       .default([]),
     highlights: z.array(z.string().refine(notBlank, 'is blank')).default([]),
     // A link in a Slack message: the web's own schemes only.
-    dashboardUrl: z
-      .url({ protocol: /^https?$/, error: 'is not an http(s) URL' })
+    dashboardUrl: webUrlSchema
       .superRefine((url, ctx) => {
         const problem = dashboardUrlProblem(url);
         if (problem) ctx.addIssue({ code: 'custom', message: problem });
@@ -268,21 +269,10 @@ async function openFirestore(projectId: string): Promise<Firestore> {
     if (silent || isUnreachable(err)) {
       throw new CliError(`cannot use Firestore: ${(err as Error).message}`, EXIT.failed);
     }
-    if (grpcCode(err) === UNIMPLEMENTED) throw notThatService('Firestore', projectId, err);
+    if (grpcCode(err) === CODES.UNIMPLEMENTED) throw notThatService('Firestore', projectId, err);
     throw err;
   }
   return db;
-}
-
-/** gRPC's code for a method the server does not have: what one emulator answers for the other's calls. */
-const UNIMPLEMENTED = 12;
-const PERMISSION_DENIED = 7;
-const NOT_FOUND = 5;
-const UNAVAILABLE = 14;
-const DEADLINE_EXCEEDED = 4;
-
-function grpcCode(err: unknown): unknown {
-  return (err as { code?: unknown } | null)?.code;
 }
 
 /** A server that took the first call but has no such method: another service at that address (the two emulator variables swapped). */
@@ -299,7 +289,7 @@ function notThatService(service: Service, projectId: string, err: unknown): CliE
 function isUnreachable(err: unknown): boolean {
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = grpcCode(e);
-    if (code === UNAVAILABLE || code === DEADLINE_EXCEEDED) return true;
+    if (code === CODES.UNAVAILABLE || code === CODES.DEADLINE_EXCEEDED) return true;
   }
   return false;
 }
@@ -338,10 +328,10 @@ async function checkRedriveTopic(pubsub: PubSub, topic: string, projectId: strin
     });
   } catch (err) {
     if (silent) throw new CliError(`cannot use Pub/Sub: ${(err as Error).message}`, EXIT.failed);
-    if (grpcCode(err) === NOT_FOUND) throw noSuchTopic(topic, projectId);
-    if (grpcCode(err) === UNIMPLEMENTED) throw notThatService('Pub/Sub', projectId, err);
+    if (grpcCode(err) === CODES.NOT_FOUND) throw noSuchTopic(topic, projectId);
+    if (grpcCode(err) === CODES.UNIMPLEMENTED) throw notThatService('Pub/Sub', projectId, err);
     // A caller that may publish but not list: the check alone is passed over.
-    if (grpcCode(err) === PERMISSION_DENIED) {
+    if (grpcCode(err) === CODES.PERMISSION_DENIED) {
       process.stderr.write(
         `redrive: may not list the subscriptions of topic ${topic} (${(err as Error).message}); going on without that check\n`,
       );

@@ -9,8 +9,8 @@ import express, {
 import { callerOf } from '../shared/auth';
 import { KeyedSerial, mapLimit, within } from '../shared/concurrency';
 import { DEFAULT_ADMIN_DEADLINE_SECONDS } from '../shared/config';
-import { CODES } from '../shared/firestore-batching';
 import { buildQuery, type FirestoreStore, toDate } from '../shared/firestore-store';
+import { CODES } from '../shared/grpc';
 import {
   answerEarly,
   answeredAlready,

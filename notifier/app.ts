@@ -93,16 +93,18 @@ function ackUnlessJson(): RequestHandler {
   return (req, res, next) => {
     const type = req.header('content-type');
     // The header itself: `req.is` answers null for a request without a body, whatever its type.
-    if (req.body !== undefined || (type !== undefined && isJsonType(type) && !otherCharset(type))) return next();
+    const charset = otherCharset(type);
+    const json = type !== undefined && isJsonType(type);
+    if (req.body !== undefined || (json && charset === undefined)) return next();
     raw(req, res, (err?: unknown) => {
       if (err) return next(err);
-      const charset = type === undefined ? undefined : otherCharset(type);
-      const json = jsonOfBytes(req.body, charset);
-      req.body = json;
+      const read = jsonOfBytes(req.body, charset);
+      req.body = read;
       const fields = { contentType: type === undefined ? null : excerpt(type) };
-      if (charset !== undefined && type !== undefined && isJsonType(type)) {
-        const named = quoted(charset);
-        if (json !== undefined) {
+      // JSON by its type: what set it apart is its charset.
+      if (json) {
+        const named = quoted(String(charset));
+        if (read !== undefined) {
           req.log.warn(fields, `body read as JSON although its Content-Type names the charset ${named}, not UTF-8`);
           return next();
         }
@@ -112,7 +114,7 @@ function ackUnlessJson(): RequestHandler {
         );
       } else {
         const labelled = type === undefined ? 'missing' : quoted(type);
-        if (json !== undefined) {
+        if (read !== undefined) {
           req.log.warn(fields, `body read as JSON although its Content-Type is ${labelled}, not application/json`);
           return next();
         }
@@ -124,7 +126,8 @@ function ackUnlessJson(): RequestHandler {
 }
 
 /** The charset a Content-Type names when it is not UTF-8 (`latin1` of `application/json; charset=latin1`). */
-function otherCharset(type: string): string | undefined {
+function otherCharset(type: string | undefined): string | undefined {
+  if (type === undefined) return undefined;
   const match = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(type);
   const charset = match?.[1] ?? match?.[2];
   return charset === undefined || /^utf-?8$/i.test(charset) ? undefined : charset;
@@ -134,8 +137,7 @@ function otherCharset(type: string): string | undefined {
 function unlessOtherCharset(parse: RequestHandler): RequestHandler {
   return (req, res, next) => {
     const type = req.header('content-type');
-    if (type !== undefined && isJsonType(type) && otherCharset(type)) return next();
-    parse(req, res, next);
+    return type !== undefined && isJsonType(type) && otherCharset(type) ? next() : parse(req, res, next);
   };
 }
 

@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream';
 import { Firestore } from '@google-cloud/firestore';
 import { deferred } from './concurrency';
-import { CODES, FirestoreCoalescer, RpcGate } from './firestore-batching';
+import { FirestoreCoalescer, RpcGate } from './firestore-batching';
 import { FirestoreStore } from './firestore-store';
+import { CODES } from './grpc';
 
 /**
  * The real Firestore client (its BulkWriter, its getAll) over a fake RPC layer: the two

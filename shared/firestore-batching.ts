@@ -11,6 +11,7 @@ import type {
 } from '@google-cloud/firestore';
 import DataLoader from 'dataloader';
 import { deferred } from './concurrency';
+import { CODES } from './grpc';
 
 /**
  * Coalesces the notifier's single-document Firestore calls across concurrent pushes: every
@@ -30,15 +31,6 @@ import { deferred } from './concurrency';
  * load, one RPC carries what arrived during the last one's round trip. A batch never waits more
  * than `maxHoldMs`, so a slow RPC cannot hold the others back.
  */
-
-/** gRPC status codes, as Firestore reports them per write. */
-export const CODES = Object.freeze({
-  DEADLINE_EXCEEDED: 4,
-  ALREADY_EXISTS: 6,
-  RESOURCE_EXHAUSTED: 8,
-  ABORTED: 10,
-  UNAVAILABLE: 14,
-});
 
 /**
  * Per-write failures tried again by the writer, at most `maxWriteAttempts` times in all.

@@ -11,6 +11,7 @@ import {
 } from '@google-cloud/firestore';
 import { deliveryClaimStep, freshClaim, holdsClaim } from './delivery-claim';
 import { DIRECT_CALLS, type DocumentCalls, FirestoreCoalescer } from './firestore-batching';
+import { CODES, grpcCode } from './grpc';
 import {
   bucketIds,
   type IndexBucket,
@@ -473,7 +474,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       await this.calls.create(ref, created);
       return fresh.claim;
     } catch (err) {
-      if ((err as { code?: number }).code !== 6 /* ALREADY_EXISTS */) throw err;
+      if (grpcCode(err) !== CODES.ALREADY_EXISTS) throw err;
     }
     return this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
@@ -612,7 +613,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       .create(doc)
       .catch((err: unknown) => {
         // ALREADY_EXISTS: the delivery has a record of its own, which stays as it is.
-        if ((err as { code?: number }).code !== 6) throw err;
+        if (grpcCode(err) !== CODES.ALREADY_EXISTS) throw err;
       });
   }
 

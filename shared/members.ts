@@ -169,10 +169,14 @@ export function bucketIds(snap: { get(field: string): unknown }): string[] {
   return ids;
 }
 
+/** The schedule a notification document is on, paused or not; null when it names none. */
+export function scheduleOf(doc: { scheduleId?: unknown } | undefined | null): string | null {
+  return typeof doc?.scheduleId === 'string' && doc.scheduleId ? doc.scheduleId : null;
+}
+
 /** The index entry a notification document calls for: its schedule while enabled, else none. */
 export function indexedSchedule(doc: { scheduleId?: unknown; enabled?: unknown } | undefined | null): string | null {
-  if (doc?.enabled !== true || typeof doc.scheduleId !== 'string' || !doc.scheduleId) return null;
-  return doc.scheduleId;
+  return doc?.enabled === true ? scheduleOf(doc) : null;
 }
 
 /**

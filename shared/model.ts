@@ -135,6 +135,9 @@ export const BLANK_OR_INVISIBLE = /[\s\p{Default_Ignorable_Code_Point}\u2800]/u;
 const BLANK_OR_INVISIBLE_ALL = new RegExp(BLANK_OR_INVISIBLE.source, 'gu');
 
 /** Whether `text` shows nothing: empty, or only white space and invisible characters (BLANK_OR_INVISIBLE). */
+/** A link a report shows: a web page's (http or https) alone, as import takes it and the report renders it. */
+export const webUrlSchema = z.url({ protocol: /^https?$/, error: 'is not an http(s) URL' });
+
 export function looksBlank(text: string): boolean {
   return text.replace(BLANK_OR_INVISIBLE_ALL, '') === '';
 }

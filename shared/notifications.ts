@@ -11,7 +11,7 @@ import {
 } from '@google-cloud/firestore';
 import { chunksOf, mapLimit } from './concurrency';
 import { buildQuery, toDate } from './firestore-store';
-import { indexedSchedule, type MemberChange, tidyBuckets, writeIndexChanges } from './members';
+import { indexedSchedule, type MemberChange, scheduleOf, tidyBuckets, writeIndexChanges } from './members';
 import {
   type Account,
   accountSchema,
@@ -304,13 +304,14 @@ export async function saveNotifications(
       async (tx) => {
         if (opts.lateSignal?.aborted) throw new SaveInterrupted();
         const current = await tx.getAll(...refs);
+        const stored = current.map((snap) => snap?.data());
         // Read before any write, as a transaction must.
         const owed = opts.dueNow
           ? new Map<string, Date>()
           : await owedInstants(
               tx,
               db,
-              chunk.map(({ doc }, i) => ({ from: scheduleOf(current[i]?.data()), to: doc })),
+              chunk.map(({ doc }, i) => ({ from: scheduleOf(stored[i]), to: doc })),
               now,
             );
         for (const [id, at] of owed) tx.update(db.collection(COLLECTIONS.schedules).doc(id), { nextRunAt: at });
@@ -323,7 +324,7 @@ export async function saveNotifications(
         });
         const changes = chunk.map(({ id, doc }, i) => ({
           id,
-          from: indexedSchedule(current[i]?.data()),
+          from: indexedSchedule(stored[i]),
           to: indexedSchedule(doc),
         }));
         writeIndexChanges(tx, db, changes);
@@ -761,11 +762,6 @@ async function owedInstants(
     if (firesAt(to.schedule, pending)) owed.set(to.scheduleId, pending);
   }
   return owed;
-}
-
-/** The schedule a stored notification is on, paused or not; null when it has none. */
-function scheduleOf(doc: { scheduleId?: unknown } | undefined): string | null {
-  return typeof doc?.scheduleId === 'string' && doc.scheduleId ? doc.scheduleId : null;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { type GetTopicSubscriptionsResponse, PubSub, type Topic, v1 } from '@google-cloud/pubsub';
+import { CODES, grpcCode } from './grpc';
 import { NotReady, withTimeout } from './http';
 import { type DispatchMessage, dispatchMessageJson } from './messages';
 import { EncodedPublishRequest, encodePublishRequest, sendEncodedRequests } from './publish-request';
@@ -19,10 +20,6 @@ export interface PagePublisher {
   publishPage(messages: { message: DispatchMessage; attributes: Record<string, string> }[]): Promise<void>;
 }
 
-/** gRPC status codes a readiness check tells apart. */
-const NOT_FOUND = 5;
-const PERMISSION_DENIED = 7;
-
 /**
  * A readiness check: the topic answers, exists, and has at least one subscription. What is
  * published to a topic with none reaches no notifier: Pub/Sub takes it and keeps it for no one,
@@ -33,19 +30,18 @@ const PERMISSION_DENIED = 7;
  */
 export function topicReady(topic: Topic): () => Promise<void> {
   const missing = () => new NotReady(`topic ${topic.name} does not exist`, 'topic_missing');
-  const codeOf = (err: unknown) => (err as { code?: unknown }).code;
   return async () => {
     let page: GetTopicSubscriptionsResponse;
     try {
       page = await topic.getSubscriptions({ pageSize: 1, autoPaginate: false });
     } catch (err) {
-      if (codeOf(err) === NOT_FOUND) throw missing();
-      if (codeOf(err) !== PERMISSION_DENIED) throw err;
+      if (grpcCode(err) === CODES.NOT_FOUND) throw missing();
+      if (grpcCode(err) !== CODES.PERMISSION_DENIED) throw err;
       let exists: boolean;
       try {
         [exists] = await topic.exists();
       } catch (denied) {
-        if (codeOf(denied) !== PERMISSION_DENIED) throw denied;
+        if (grpcCode(denied) !== CODES.PERMISSION_DENIED) throw denied;
         throw new NotReady(
           `may not see topic ${topic.name}: it does not exist, or this account has no viewer grant on it`,
           'topic_not_visible',

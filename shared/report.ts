@@ -1,4 +1,4 @@
-import { type Account, looksBlank, type Notification, oneLine } from './model';
+import { type Account, looksBlank, type Notification, oneLine, webUrlSchema } from './model';
 import { blocksTextLength, SLACK_LIMITS } from './slack-limits';
 import { counted } from './words';
 
@@ -210,7 +210,7 @@ function dashboardLink(url: string): string {
 
 /** Whether `url` is a web page's (http or https), the only links a report shows, as import takes. */
 function isWebUrl(url: string): boolean {
-  return URL.canParse(url) && /^https?:$/.test(new URL(url).protocol);
+  return webUrlSchema.safeParse(url).success;
 }
 
 /** Why a report could not link to `url` (too long, once written as a link), or null when it can. */
