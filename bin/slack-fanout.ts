@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Firestore, Timestamp } from '@google-cloud/firestore';
+import { type Firestore, type Query, Timestamp } from '@google-cloud/firestore';
 import type { PubSub } from '@google-cloud/pubsub';
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -449,6 +449,25 @@ function listed(id: string, d: Record<string, unknown>): Record<string, unknown>
     enabled: d.enabled !== false,
     ...(typeof d.pausedReason === 'string' ? { pausedReason: d.pausedReason } : {}),
   };
+}
+
+/** The query `list` pages through: every notification, or the paused ones, of every schedule or of one. */
+function listQuery(db: Firestore, o: { paused?: boolean; schedule?: string }): Query {
+  if (o.schedule === undefined) {
+    return o.paused
+      ? buildQuery(db, QUERIES.disabledNotifications, { enabled: false })
+      : buildQuery(db, QUERIES.notificationsById, {});
+  }
+  return o.paused
+    ? buildQuery(db, QUERIES.disabledNotificationsOfSchedule, { scheduleId: o.schedule, enabled: false })
+    : buildQuery(db, QUERIES.notificationsOfSchedule, { scheduleId: o.schedule });
+}
+
+/** `list --schedule <id>` for a schedule that neither a schedule document nor a notification has. */
+export function scheduleNotFound(id: string): string {
+  // A schedule's own id is written as it is; another, quoted, with what one looks like.
+  if (/^s_[0-9a-f]{20}$/.test(id)) return `schedule ${id} does not exist, and no notification has it`;
+  return `schedule ${quoted(id, 500)} does not exist, and no notification has it (a schedule id is s_ and 20 hex digits, as a tick's log names it)`;
 }
 
 /** What `deliveries` reads of each delivery. */
@@ -2368,18 +2387,28 @@ imported with "enabled": false has no pausedReason and is never resumed in bulk.
       'list notifications by id, a page at a time, as JSON: {notifications: [{id, accountId, channelId, teamId?, cron, timezone, enabled, pausedReason?}], next}',
     )
     .option('--paused', 'only the paused ones (enabled: false)')
+    .option(
+      '--schedule <scheduleId>',
+      "only those of one schedule (s_ and 20 hex digits, as a tick's log names it: those a skipped-missed warning's reports were for)",
+    )
     .option('--limit <n>', 'notifications in the page (1 to 1,000)', positiveInt(1000), 100)
     .option('--after <id>', 'the page after this notification id (the "next" a page printed)')
-    .addHelpText('after', '\n"next" is the last id of a full page, to pass as --after; null after the last page.')
-    .action(async (o: { paused?: boolean; limit: number; after?: string }) => {
+    .addHelpText(
+      'after',
+      '\n"next" is the last id of a full page, to pass as --after; null after the last page. A --schedule that no schedule document and no notification has is an error (exit 2).',
+    )
+    .action(async (o: { paused?: boolean; schedule?: string; limit: number; after?: string }) => {
       if (o.after !== undefined) docId('notification', o.after, '--after');
+      if (o.schedule !== undefined) docId('schedule', o.schedule, '--schedule');
       const db = await openFirestore(projectOf(program.opts()));
       try {
-        let q = o.paused
-          ? buildQuery(db, QUERIES.disabledNotifications, { enabled: false })
-          : buildQuery(db, QUERIES.notificationsById, {});
+        let q = listQuery(db, o);
         if (o.after !== undefined) q = q.startAfter(o.after);
         const snap = await q.limit(o.limit).get();
+        if (o.schedule !== undefined && snap.empty && o.after === undefined) {
+          const schedule = await db.collection(COLLECTIONS.schedules).doc(o.schedule).get();
+          if (!schedule.exists) throw new CliError(scheduleNotFound(o.schedule));
+        }
         const notifications = snap.docs.map((d) => listed(d.id, d.data()));
         print({ notifications, next: snap.size === o.limit ? (snap.docs.at(-1)?.id ?? null) : null });
       } finally {

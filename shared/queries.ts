@@ -117,6 +117,31 @@ export const QUERIES = {
     ],
     needsCompositeIndex: false,
   },
+  /**
+   * `slack-fanout list --schedule <id>`: one schedule's notifications (paused ones too), a page at
+   * a time by id: those a skipped-missed warning's schedule holds. The automatic single-field
+   * index on `scheduleId` serves it.
+   */
+  notificationsOfSchedule: {
+    name: 'notificationsOfSchedule',
+    collection: COLLECTIONS.notifications,
+    fields: [
+      { fieldPath: 'scheduleId', op: '==', order: 'ASCENDING' },
+      { fieldPath: '__name__', op: 'orderBy', order: 'ASCENDING' },
+    ],
+    needsCompositeIndex: false,
+  },
+  /** `slack-fanout list --schedule <id> --paused`: one schedule's paused notifications, a page at a time by id. */
+  disabledNotificationsOfSchedule: {
+    name: 'disabledNotificationsOfSchedule',
+    collection: COLLECTIONS.notifications,
+    fields: [
+      { fieldPath: 'scheduleId', op: '==', order: 'ASCENDING' },
+      { fieldPath: 'enabled', op: '==', order: 'ASCENDING' },
+      { fieldPath: '__name__', op: 'orderBy', order: 'ASCENDING' },
+    ],
+    needsCompositeIndex: true,
+  },
   /** The status page: the latest runs first. */
   recentRuns: {
     name: 'recentRuns',

@@ -1278,6 +1278,48 @@ describe('list, on the emulator', () => {
       await db.terminate();
     }
   });
+
+  it('lists one schedule’s notifications (--schedule), paused ones alone with --paused, and names a schedule that does not exist', async () => {
+    const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
+    const project = 'demo-cli-list-schedule';
+    const nine = { cron: '0 9 * * *', timezone: 'UTC' };
+    const db = createFirestore(project);
+    try {
+      await saveNotifications(db, [
+        notification(1, nine),
+        notification(2),
+        notification(3, nine),
+        notification(4, nine),
+      ]);
+      await setNotificationEnabled(db, 'n-00003', false, 'channel_not_found');
+      const list = async (...args: string[]) => {
+        const res = await runCli(['-p', project, 'list', ...args], env);
+        expect([res.code, res.stderr]).toEqual([0, '']);
+        return JSON.parse(res.stdout) as { notifications: { id: string }[]; next: string | null };
+      };
+      const ids = (page: { notifications: { id: string }[] }) => page.notifications.map((n) => n.id);
+      const scheduleId = scheduleIdOf(nine);
+      const first = await list('--schedule', scheduleId, '--limit', '2');
+      expect([ids(first), first.next]).toEqual([['n-00001', 'n-00003'], 'n-00003']);
+      const rest = await list('--schedule', scheduleId, '--limit', '2', '--after', 'n-00003');
+      expect([ids(rest), rest.next]).toEqual([['n-00004'], null]);
+      expect(ids(await list('--schedule', scheduleId, '--paused'))).toEqual(['n-00003']);
+      // The other schedule's notification alone.
+      expect(ids(await list('--schedule', scheduleIdOf(notification(2))))).toEqual(['n-00002']);
+      // A schedule no notification has and no document: exit 2, naming it; a page after the
+      // last of one that exists is an empty page, not an error.
+      const missing = await runCli(['-p', project, 'list', '--schedule', 's_00000000000000000000'], env);
+      expect([missing.code, missing.stdout]).toEqual([2, '']);
+      expect(missing.stderr).toContain('schedule s_00000000000000000000 does not exist, and no notification has it');
+      const typo = await runCli(['-p', project, 'list', '--schedule', '0 9 * * *'], env);
+      expect(typo.code).toBe(2);
+      expect(typo.stderr).toContain("(a schedule id is s_ and 20 hex digits, as a tick's log names it)");
+      const after = await list('--schedule', scheduleId, '--after', 'n-00004');
+      expect(after).toEqual({ notifications: [], next: null });
+    } finally {
+      await db.terminate();
+    }
+  });
 });
 
 describe('delete, on the emulator', () => {
