@@ -1193,6 +1193,8 @@ describe('handleDeadLetter', () => {
     const body = push();
     (body.message.attributes as Record<string, string>).CloudPubSubDeadLetterSourceDeliveryCount = '10';
     await handleDeadLetter(body, deps);
+    // A count Pub/Sub writes is no cause for a warning.
+    expect(lines.filter((l) => l.deliveryCount !== undefined)).toEqual([]);
     expect(lines.find((l) => l.message === 'delivery dead-lettered')).toMatchObject({
       severity: 'ERROR',
       deliveryId: id,
@@ -1212,8 +1214,16 @@ describe('handleDeadLetter', () => {
       await handlePush(push(), deps);
       const body = push();
       (body.message.attributes as Record<string, string>).CloudPubSubDeadLetterSourceDeliveryCount = count;
-      expect(await handleDeadLetter(body, deps)).toEqual({ deliveryId: id, status: 'dead' });
+      const { log, lines } = capturedLog();
+      expect(await handleDeadLetter(body, { ...deps, log })).toEqual({ deliveryId: id, status: 'dead' });
       expect(store.deliveryDocs.get(id)?.deadLetterAttempts ?? null).toBeNull();
+      // Said, with the value as sent, on a line with the delivery's id.
+      expect(lines.find((l) => l.deliveryCount !== undefined)).toMatchObject({
+        severity: 'WARNING',
+        deliveryId: id,
+        deliveryCount: count,
+        message: expect.stringContaining('is not a count of attempts'),
+      });
     },
   );
 

@@ -18,6 +18,7 @@ import {
   type DeliveryError,
   deliveryIdOf,
   documentIdProblem,
+  excerpt,
   type Notification,
   notificationSchema,
   type PostTarget,
@@ -599,9 +600,13 @@ export async function handleDeadLetter(
   const clock = deps.clock ?? (() => new Date());
   const parsed = parsePushBody(body);
   const attrs = (body as { message?: { attributes?: Record<string, unknown> } } | null)?.message?.attributes ?? {};
-  const countAttr = Number(attrs.CloudPubSubDeadLetterSourceDeliveryCount);
+  const countText = attrs.CloudPubSubDeadLetterSourceDeliveryCount;
+  const countAttr = Number(countText);
   // Pub/Sub writes a whole count; anything else was made by hand and is read as none.
   const attempts = Number.isSafeInteger(countAttr) && countAttr > 0 ? countAttr : null;
+  // Said on the delivery's lines once they have its ids: recorded without attempts, not as 0.
+  const countIgnored =
+    attempts === null && countText !== undefined ? { deliveryCount: excerpt(String(countText)) } : null;
   const sourcePublishedAt = pubsubTime(attrs.CloudPubSubDeadLetterSourceTopicPublishTime);
   // A dispatch message as the body itself: a dead-letter subscription set to "no wrapper" pushes
   // the message that died so. It is that message all the same, and is recorded dead as its
@@ -633,6 +638,12 @@ export async function handleDeadLetter(
     runId: good.runId,
     messageId: parsed.ok ? parsed.push.messageId : parsed.messageId,
   });
+  if (countIgnored) {
+    log.warn(
+      countIgnored,
+      'dead letter whose CloudPubSubDeadLetterSourceDeliveryCount is not a count of attempts (Pub/Sub writes a whole number from 1): recorded without its attempts',
+    );
+  }
   if (!parsed.ok) {
     log.error(
       { reason: 'unwrapped_message' },
