@@ -308,9 +308,11 @@ describe('the 503s a tick and /readyz answer', () => {
     const tick = await request(app).post('/tick').send({});
     expect(tick.status).toBe(503);
     expect(tick.body).toEqual({ error: 'dependency_unavailable', checks: { firestore: 'unavailable', pubsub: 'ok' } });
-    const ready = await request(app).get('/readyz');
-    expect(ready.status).toBe(503);
-    expect(ready.body).toEqual({ ok: false, checks: { firestore: 'unavailable', pubsub: 'ok' }, draining: false });
+    for (const path of ['/readyz', '/ready']) {
+      const ready = await request(app).get(path);
+      expect(ready.status).toBe(503);
+      expect(ready.body).toEqual({ ok: false, checks: { firestore: 'unavailable', pubsub: 'ok' }, draining: false });
+    }
     expect(lines.filter((l) => l.includes(SECRET_TEXT)).length).toBeGreaterThanOrEqual(2);
   });
 

@@ -898,10 +898,11 @@ describe('parseConfig', () => {
         notifierMaxInstances: '100',
         dispatcherConcurrency: '5',
         notifierConcurrency: '250',
-        schedulerCron: '0 * * * *',
+        schedulerCron: '*/5 * * * *',
         schedulerTimezone: 'Europe/Paris',
         tickDeadlineSeconds: '600',
-        labels: '{"team":"growth","cost-center":"cc_12"}',
+        // A number or a boolean, as `pulumi config set --path labels.<key> 1234` stores them.
+        labels: '{"team":"growth","cost-center":"cc_12","ledger":1234,"pii":false}',
         adminEmails: '["a@acme.example", "b@acme.example"]',
         logLevel: 'debug',
         slackApiUrl: 'https://slack.example/api/',
@@ -914,8 +915,15 @@ describe('parseConfig', () => {
       images: IMAGES,
       dispatcher: { maxInstances: 1, concurrency: 5 },
       notifier: { maxInstances: 100, concurrency: 250 },
-      scheduler: { cron: '0 * * * *', timeZone: 'Europe/Paris', attemptDeadlineSeconds: 600 },
-      labels: { team: 'growth', 'cost-center': 'cc_12', app: 'slack-fanout', stack: 'prod-eu' },
+      scheduler: { cron: '*/5 * * * *', timeZone: 'Europe/Paris', attemptDeadlineSeconds: 600 },
+      labels: {
+        team: 'growth',
+        'cost-center': 'cc_12',
+        ledger: '1234',
+        pii: 'false',
+        app: 'slack-fanout',
+        stack: 'prod-eu',
+      },
       adminEmails: ['a@acme.example', 'b@acme.example'],
       logLevel: 'debug',
       slackApiUrl: 'https://slack.example/api/',
@@ -965,7 +973,42 @@ describe('parseConfig', () => {
         problems: [`${NS}:schedulerCron`],
       });
     }
-    expect(problemKeys({ ...valid, schedulerCron: '*/2 8-18 * * 1-5' })).toEqual([]);
+    expect(problemKeys({ ...valid, schedulerCron: '*/2 * * * *' })).toEqual([]);
+  });
+
+  it('refuses a tick cron whose ticks are further apart than the catch-up window, or that Cloud Scheduler does not take, saying why', () => {
+    const problem = (cron: string) => {
+      try {
+        parseConfig({ ...valid, schedulerCron: cron }, ctx);
+        return null;
+      } catch (err) {
+        return (err as InfraConfigError).problems.map((p) => `${p.key}: ${p.message}`).join('\n');
+      }
+    };
+    // At most 15 minutes apart, on every day: taken, whichever way it is written.
+    for (const cron of [
+      '* * * * *',
+      '*/15 * * * *',
+      '0,15,30,45 * * * *',
+      '5-59/15 * * * *',
+      '* * * JAN-DEC SUN-SAT',
+    ]) {
+      expect({ cron, problem: problem(cron) }).toEqual({ cron, problem: null });
+    }
+    expect(problem('0 * * * *')).toBe(
+      `${NS}:schedulerCron: ticks up to 60 minutes apart (00:00 to 01:00; got "0 * * * *"); the dispatcher sends an occurrence only while it is at most 15 minutes old (its catch-up window), so a notification whose cron fires between two ticks further apart would never be sent: tick at least every 15 minutes, on every day (default "* * * * *")`,
+    );
+    expect(problem('*/20 * * * *')).toContain('ticks up to 20 minutes apart (00:00 to 00:20;');
+    // The gap overnight.
+    expect(problem('*/5 8-18 * * *')).toContain('ticks up to 785 minutes apart (18:55 to 08:00;');
+    expect(problem('* * * * 1-5')).toContain('ticks on some days only (got "* * * * 1-5")');
+    expect(problem('* * 1-15 * *')).toContain('ticks on some days only');
+    // A cron a notification may have, but Cloud Scheduler's unix-cron format does not take.
+    expect(problem('* * ? * *')).toBe(
+      `${NS}:schedulerCron: holds ?, which Cloud Scheduler's cron format does not take (got "* * ? * *")`,
+    );
+    expect(problem('0 9 L * *')).toContain('holds L (a last day), which Cloud Scheduler');
+    expect(problem('0 9 * * 1#2')).toContain('holds # (an nth weekday), which Cloud Scheduler');
   });
 
   it('takes an image with a tag, a digest, or both', () => {

@@ -135,8 +135,8 @@ describe('notifier app POST /push', () => {
     }
     expect((await request(app).delete(TOPOLOGY.pushPath)).status).toBe(405);
     expect((await request(app).get('/nope')).status).toBe(404);
-    // The probes too: they take GET (and HEAD) alone.
-    for (const path of ['/healthz', '/readyz']) {
+    // The probes too, by either name: they take GET (and HEAD) alone.
+    for (const path of ['/healthz', '/readyz', '/health', '/ready']) {
       const res = await request(app).post(path);
       expect(res.status).toBe(405);
       expect(res.headers.allow).toBe('GET, HEAD');

@@ -588,16 +588,24 @@ export function publicChecks(checks: Pick<CheckResults, 'results' | 'reasons'>):
   );
 }
 
-/** `/healthz` says the process serves; `/readyz` says its dependencies answer. */
+/**
+ * Where each health route answers: `/healthz` and `/readyz` as most probes expect them, and
+ * `/health` and `/ready` for Cloud Run, whose front end keeps some paths ending in z for itself
+ * (https://cloud.google.com/run/docs/known-issues, "Reserved URL paths") and answers them with its
+ * own 404 before they reach the container.
+ */
+export const HEALTH_PATHS = { live: ['/healthz', '/health'], ready: ['/readyz', '/ready'] } as const;
+
+/** The live route says the process serves; the ready route says its dependencies answer. */
 export function healthRoutes(app: Express, checks: Record<string, ReadinessCheck>, isDraining: () => boolean): void {
-  app.get('/healthz', (_req, res) => {
+  app.get([...HEALTH_PATHS.live], (_req, res) => {
     res.status(isDraining() ? 503 : 200).json({ ok: !isDraining() });
   });
-  app.get('/readyz', async (req, res) => {
+  app.get([...HEALTH_PATHS.ready], async (req, res) => {
     const ready = await runChecks(checks);
     const ok = ready.ok && !isDraining();
     if (!ok) req.log.warn({ checks: ready.results }, 'not ready');
     res.status(ok ? 200 : 503).json({ ok, checks: publicChecks(ready), draining: isDraining() });
   });
-  app.all(['/healthz', '/readyz'], methodNotAllowed(['GET']));
+  app.all([...HEALTH_PATHS.live, ...HEALTH_PATHS.ready], methodNotAllowed(['GET']));
 }

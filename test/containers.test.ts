@@ -48,7 +48,9 @@ describe("the containers' entry commands, run the way the images run them", () =
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       try {
         await waitForPort('127.0.0.1', port, 30_000, child);
+        // By both names: Cloud Run's front end may keep the ones ending in z for itself.
         expect((await fetch(`${url}/healthz`)).status).toBe(200);
+        expect((await fetch(`${url}/health`)).status).toBe(200);
         // Ready once its first Firestore and Pub/Sub calls answer within the probe's 2 s: on a
         // loaded machine a cold channel's first call may not, and the probe is asked again, as
         // Cloud Run's startup probe asks until it passes (bounded here at 20 s).
@@ -58,6 +60,7 @@ describe("the containers' entry commands, run the way the images run them", () =
           if (ready !== 200) await new Promise((r) => setTimeout(r, 250));
         }
         expect({ ready, output: ready === 200 ? '' : output }).toEqual({ ready: 200, output: '' });
+        expect((await fetch(`${url}/ready`)).status).toBe(200);
         const path = service === 'dispatcher' ? TOPOLOGY.tickPath : TOPOLOGY.pushPath;
         const res = await fetch(`${url}${path}`, {
           method: 'POST',
