@@ -645,7 +645,7 @@ interface RedriveState {
 
 /** A redrive's counts, as its progress lines say them. */
 function redriveCounts(r: Pick<RedriveResult, 'redriven' | 'skipped' | 'failed' | 'paused'>): string {
-  return `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} left failed (notification paused)`}`;
+  return `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} left as they are (notification paused)`}`;
 }
 
 /** Of a run's failed deliveries, those a redrive --failed leaves failed whatever is fixed. */
@@ -654,12 +654,13 @@ const FAILED_LEFT_AS_THEY_ARE =
 
 /**
  * What a redrive (of one run, or of every run) says on stderr, once done, of what it left:
- * failed deliveries of deleted and of paused notifications, and deliveries another redrive is
- * to publish. `runs` names what failed-runs still lists; `more`, notifications left unnamed.
+ * failed deliveries of deleted notifications, dead (and with `failed`, failed) deliveries of
+ * paused ones, and deliveries another redrive is to publish. `runs` names what failed-runs
+ * still lists; `more`, notifications left unnamed.
  */
 function redriveLeftLines(
   r: Pick<RedriveResult, 'deleted' | 'paused' | 'pausedNotifications' | 'waiting' | 'waitingUntil'>,
-  o: { runs: string; more: string },
+  o: { runs: string; more: string; failed: boolean },
 ): string[] {
   const lines: string[] = [];
   const deleted = r.deleted ?? 0;
@@ -671,8 +672,9 @@ function redriveLeftLines(
   const paused = r.paused ?? 0;
   if (paused > 0) {
     const named = r.pausedNotifications ?? [];
+    const status = o.failed ? 'dead or failed' : 'dead';
     lines.push(
-      `redrive: ${counted(paused, 'failed delivery', 'failed deliveries')} left failed, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be skipped): ${named.join(', ')}${o.more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again with --failed\n`,
+      `redrive: ${counted(paused, `${status} delivery`, `${status} deliveries`)} left as ${paused === 1 ? 'it is' : 'they are'}, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be recorded skipped, and the report lost): ${named.join(', ')}${o.more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again${o.failed ? ' with --failed' : ''}\n`,
     );
   }
   if (r.waiting > 0) {
@@ -782,6 +784,7 @@ async function redriveAllRuns(c: AllRunsRedrive): Promise<void> {
   for (const line of redriveLeftLines(total, {
     runs: (total.deleted ?? 0) === 1 ? 'its run' : 'their runs',
     more: unnamed ? ` (the first ${named.length}; others too)` : '',
+    failed: c.failed,
   })) {
     process.stderr.write(line);
   }
@@ -2596,7 +2599,7 @@ one after another, in one process:
     )
     .option(
       '--failed',
-      "the run's failed deliveries too (a permanent error, such as a token Slack refused or a channel the app is not in), once their cause is fixed; those of a paused notification are left failed: resume it first",
+      "the run's failed deliveries too (a permanent error, such as a token Slack refused or a channel the app is not in), once their cause is fixed; those of a paused notification are left failed, as its dead ones are left dead: resume it first",
     )
     .option(
       '--page-size <n>',
@@ -2611,11 +2614,12 @@ Progress and logs on stderr, the counts as JSON on stdout: redriven, skipped (no
 when their turn came), failed (not published; exit code 1), waiting (reopened by another
 redrive that has not published them yet) and waitingUntil (when a redrive may take them over);
 stopped, when Pub/Sub refused a page: the redrive went no further, and what it had not reached
-is still dead (or failed) for the next run. With --failed, also paused (failed deliveries left
-failed, as their notification is paused: sent, each would be skipped) and pausedNotifications
-(the first 20 of those notifications), and deleted (failed deliveries of a notification
-deleted since, left failed, counted in skipped too); a record a broken message left is left
-alone, uncounted.
+is still dead (or failed) for the next run. paused: dead (with --failed, and failed) deliveries
+left as they are, as their notification is paused (sent, each would be recorded skipped, and
+the report lost: resume it, then redrive again), with pausedNotifications (the first 20 of
+those notifications); there with --failed, and without it once there is one. With --failed,
+also deleted (failed deliveries of a notification deleted since, left failed, counted in
+skipped too); a record a broken message left is left alone, uncounted.
 A redriven delivery whose earlier post may have landed looks in its channel before posting.
 30 s without a finished page, it says what it waits on.
 Ctrl-C stops it after the page under way (interrupted: true, exit 130), a second at once;
@@ -2760,6 +2764,7 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
           for (const line of redriveLeftLines(result, {
             runs: 'the run',
             more: paused > named ? ` (the first ${named} of ${paused})` : '',
+            failed: failedToo,
           })) {
             process.stderr.write(line);
           }

@@ -392,6 +392,15 @@ export function failedNotRedriven(n: number): string {
 }
 
 /**
+ * The hint of a redrive that left `n` dead (with `failed`, or failed) deliveries as they are, as
+ * their notifications are paused: sent, each would be recorded skipped.
+ */
+export function pausedLeft(n: number, failed: boolean): string {
+  const status = failed ? 'dead or failed' : 'dead';
+  return `${counted(n, `${status} delivery`, `${status} deliveries`)} left as ${n === 1 ? 'it is' : 'they are'}, as ${n === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${n === 1 ? 'it' : 'each'} would be recorded skipped, and the report lost): resume the notifications pausedNotifications names (POST /admin/notifications/:id/resume), then redrive again`;
+}
+
+/**
  * The hint of a redrive that found `n` deliveries of `runId` reopened by another redrive and not
  * yet published: most often one running beside it, which publishes them within seconds.
  */
@@ -613,6 +622,7 @@ export function adminRouter(deps: AdminDeps): Router {
               )
             )?.failed ?? 0);
       const hints = [
+        ...((result.paused ?? 0) > 0 ? [pausedLeft(result.paused ?? 0, opts.failed === true)] : []),
         ...(result.waiting > 0 ? [waitingOnAnother(result.waiting, runId, result.waitingUntil)] : []),
         ...(failed > 0 ? [failedNotRedriven(failed)] : []),
       ];

@@ -20,8 +20,8 @@ export type ReopenResult =
   /** Recorded dead from a message too broken to say which notification it was for. */
   | { kind: 'incomplete' }
   /**
-   * A failed delivery of a notification paused since (by its failures, or by hand): its
-   * redriven message would be recorded skipped, and the failure lost. Left failed, for a
+   * A dead or failed delivery of a notification paused since (by its failures, or by hand): its
+   * redriven message would be recorded skipped, and the report lost. Left as it is, for a
    * redrive after the notification is resumed.
    */
   | { kind: 'paused'; notificationId: string }
@@ -66,7 +66,7 @@ export interface RedriveLedger {
   /**
    * Moves a dead delivery to `retrying`, attempts kept, marked as waiting for this redrive's
    * publish (`redriveId`): the ledger refuses to claim a final status, so the redriven message
-   * could not be delivered while it is still `dead`.
+   * could not be delivered while it is still `dead`. One of a notification paused is left dead.
    */
   reopenDead(deliveryId: string, now: Date, redriveId: string): Promise<ReopenResult>;
   /**
@@ -135,9 +135,9 @@ export interface RedriveCounts {
   /** When the last of the waiting deliveries can be taken over (ISO time), or null. */
   waitingUntil: string | null;
   /**
-   * With `failed` alone: failed deliveries left failed because their notification is paused;
-   * resumed, a redrive sends them. `pausedNotifications` names those notifications (at most
-   * PAUSED_NAMED of them).
+   * Dead (and, with `failed`, failed) deliveries left as they are because their notification is
+   * paused; resumed, a redrive sends them. `pausedNotifications` names those notifications (at
+   * most PAUSED_NAMED of them). Always there with `failed`; without, once there is one.
    */
   paused?: number;
   pausedNotifications?: string[];
@@ -513,6 +513,13 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         if (!snap.exists || snap.get('status') !== 'dead') return { kind: 'not_dead' };
         const ids = idsOf(snap);
         if (!ids) return { kind: 'incomplete' };
+        // As for a failed one: sent while its notification is paused, the redriven message would
+        // be recorded skipped, and the report lost. One deleted since is sent, and recorded
+        // failed (notification_not_found) as the message would have been.
+        const notification = await tx.get(store.db.collection(COLLECTIONS.notifications).doc(ids.notificationId));
+        if (notification.exists && notification.get('enabled') === false) {
+          return { kind: 'paused', notificationId: ids.notificationId };
+        }
         const attempted = (Number(snap.get('attempts')) || 0) > 0;
         tx.update(ref, {
           status: 'retrying',

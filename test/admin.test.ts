@@ -10,6 +10,7 @@ import {
   adminRouter,
   failedNotRedriven,
   firestoreAdminPorts,
+  pausedLeft,
   waitingOnAnother,
 } from '../dispatcher/admin';
 import { requireInvoker } from '../shared/auth';
@@ -1763,6 +1764,42 @@ describe('admin API on the emulators', () => {
     // Nothing left failed: a second redrive of the failed sends nothing more.
     expect((await call('POST', path, { failed: true })).body).toMatchObject({ redriven: 0, paused: 0 });
     expect(await stack.store.countByStatus(runId)).toMatchObject({ sent: 2, failed: 0 });
+  });
+
+  test('a dead delivery of a notification paused since is left dead, named, with a hint, until it is resumed', async () => {
+    const now = new Date();
+    await seed(stack.db, [notification(1), notification(2)], 10, now);
+    const occurrence = '2030-01-01T00:00:00.000Z';
+    const scheduleId = scheduleIdOf({ cron: '* * * * *', timezone: 'UTC' });
+    const runId = `${scheduleId}:${occurrence}`;
+    await stack.db.doc(`${COLLECTIONS.runs}/${runId}`).set({ scheduleId, occurrence, status: 'done' });
+    for (const id of ['n-00001', 'n-00002']) {
+      await stack.db
+        .collection(COLLECTIONS.deliveries)
+        .doc(`${id}:${occurrence}`)
+        .set({ notificationId: id, occurrence, runId, status: 'dead', attempts: 10, updatedAt: now });
+    }
+    // Paused while its dead delivery waits: sent, the redriven message would be recorded skipped.
+    expect((await call('POST', '/admin/notifications/n-00001/pause', { reason: 'checking' })).status).toBe(200);
+    const path = `/admin/runs/${encodeURIComponent(runId)}/redrive`;
+    const first = await call('POST', path);
+    expect(first.body).toEqual({
+      ...redriveResult(runId, { redriven: 1 }),
+      paused: 1,
+      pausedNotifications: ['n-00001'],
+      hint: pausedLeft(1, false),
+    });
+    expect(pausedLeft(1, false)).toBe(
+      '1 dead delivery left as it is, as its notification is paused (sent, it would be recorded skipped, and the report lost): resume the notifications pausedNotifications names (POST /admin/notifications/:id/resume), then redrive again',
+    );
+    expect(await stack.store.get(`n-00001:${occurrence}`)).toMatchObject({ status: 'dead', attempts: 10 });
+    // The other is sent again (retrying, or past it by now).
+    expect((await stack.store.get(`n-00002:${occurrence}`))?.status).not.toBe('dead');
+    // Resumed, the next redrive sends it.
+    expect((await call('POST', '/admin/notifications/n-00001/resume')).status).toBe(200);
+    const second = await call('POST', path);
+    expect(second.body).toEqual(redriveResult(runId, { redriven: 1 }));
+    expect((await stack.store.get(`n-00001:${occurrence}`))?.status).not.toBe('dead');
   });
 
   test('redrive pages through dead deliveries, skips what is not redrivable, and restores on publish failure', async () => {

@@ -462,6 +462,12 @@ describe('redrive, on the emulators', () => {
       await db
         .doc(`deliveries/n-4:${occurrence}`)
         .set({ notificationId: 'n-4', occurrence, runId, status: 'failed', attempts: 1 });
+      // A dead one whose notification was paused since: sent, it would be recorded skipped and
+      // its report lost, so it is left dead, named, until the notification is resumed.
+      await db.doc('notifications/n-8').set({ enabled: false, pausedReason: 'checking the channel' });
+      await db
+        .doc(`deliveries/n-8:${occurrence}`)
+        .set({ notificationId: 'n-8', occurrence, runId, status: 'dead', attempts: 10 });
     } finally {
       await db.terminate();
     }
@@ -515,8 +521,15 @@ describe('redrive, on the emulators', () => {
       failed: 0,
       waiting: 0,
       waitingUntil: null,
+      paused: 1,
+      pausedNotifications: ['n-8'],
     });
-    expect(res.stderr).toContain('redrive: 1 redriven, 0 skipped, 0 failed so far');
+    expect(res.stderr).toContain(
+      'redrive: 1 redriven, 0 skipped, 0 failed, 1 left as they are (notification paused) so far',
+    );
+    expect(res.stderr).toContain(
+      'redrive: 1 dead delivery left as it is, as its notification is paused (sent, it would be recorded skipped, and the report lost): n-8; `slack-fanout resume <id>` (or `resume --paused-reason <code>`), then redrive again\n',
+    );
     expect(res.stderr).toContain(
       'redrive: at least 2 other deliveries of the run are still being tried (retrying or sending), not dead yet: those that end dead need another redrive',
     );
@@ -559,15 +572,15 @@ describe('redrive, on the emulators', () => {
       failed: 0,
       waiting: 0,
       waitingUntil: null,
-      paused: 1,
-      pausedNotifications: ['n-4'],
+      paused: 2,
+      pausedNotifications: ['n-8', 'n-4'],
       deleted: 1,
     });
     expect(again.stderr).toContain(
-      'redrive: 1 redriven, 1 skipped, 0 failed, 1 left failed (notification paused) so far',
+      'redrive: 1 redriven, 1 skipped, 0 failed, 2 left as they are (notification paused) so far',
     );
     expect(again.stderr).toContain(
-      'redrive: 1 failed delivery left failed, as its notification is paused (sent, it would be skipped): n-4; `slack-fanout resume <id>` (or `resume --paused-reason <code>`), then redrive again with --failed',
+      'redrive: 2 dead or failed deliveries left as they are, as their notifications are paused (sent, each would be recorded skipped, and the report lost): n-8, n-4; `slack-fanout resume <id>` (or `resume --paused-reason <code>`), then redrive again with --failed',
     );
     expect(again.stderr).toContain(
       'redrive: 1 failed delivery left failed, as its notification is deleted: nothing is left to send (counted in skipped; failed-runs still lists the run, and a redrive passes it over again)',
@@ -576,16 +589,23 @@ describe('redrive, on the emulators', () => {
     const after = createFirestore('demo-cli-redrive');
     try {
       const status = async (id: string) => (await after.doc(`deliveries/${id}:${occurrence}`).get()).get('status');
-      expect(await Promise.all(['n-4', 'n-5', 'n-6', 'n-7'].map(status))).toEqual([
+      expect(await Promise.all(['n-4', 'n-5', 'n-6', 'n-7', 'n-8'].map(status))).toEqual([
         'failed',
         'retrying',
         'failed',
         'failed',
+        'dead',
       ]);
+      // Resumed, its dead delivery is redriven.
+      await after.doc('notifications/n-8').set({ enabled: true, pausedReason: null });
     } finally {
       await after.terminate();
     }
-    // On the topic: the first redrive's n-1, then this one's n-5, each a redrive's message.
+    const resumed = await runCli(['-p', 'demo-cli-redrive', 'redrive', runId, '--topic', 'redrive-here'], env);
+    expect(resumed.code).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ redriven: 1 });
+    expect(JSON.parse(resumed.stdout).paused).toBeUndefined();
+    // On the topic: the first redrive's n-1, the second's n-5, and n-8 once resumed, each a redrive's message.
     const reader = createPubSub('demo-cli-redrive');
     const got: { notificationId: string; redrive?: boolean }[] = [];
     const sub = reader.subscription('redrive-here-sub');
@@ -595,7 +615,7 @@ describe('redrive, on the emulators', () => {
     });
     try {
       const until = Date.now() + 30_000;
-      while (got.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      while (got.length < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
     } finally {
       await sub.close();
       await reader.close();
@@ -603,6 +623,7 @@ describe('redrive, on the emulators', () => {
     expect(got.map((m) => [m.notificationId, m.redrive]).sort()).toEqual([
       ['n-1', true],
       ['n-5', true],
+      ['n-8', true],
     ]);
   });
 });
@@ -724,7 +745,7 @@ describe('redrive --all-runs, on the emulators', () => {
     });
     expect(failed.stderr).toContain('redrive: 2 runs to redrive: 2 with failed ones alone\n');
     expect(failed.stderr).toContain(
-      'redrive: 1 failed delivery left failed, as its notification is paused (sent, it would be skipped): n-6; `slack-fanout resume <id>` (or `resume --paused-reason <code>`), then redrive again with --failed\n',
+      'redrive: 1 dead or failed delivery left as it is, as its notification is paused (sent, it would be recorded skipped, and the report lost): n-6; `slack-fanout resume <id>` (or `resume --paused-reason <code>`), then redrive again with --failed\n',
     );
     expect(failed.stderr).not.toContain('are not redriven');
 
