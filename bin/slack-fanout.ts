@@ -26,6 +26,7 @@ import { CODES, grpcCode } from '../shared/grpc';
 import { withTimeout } from '../shared/http';
 import { firstFaultOffset, keyPathText, keysGivenTwiceIfShallow } from '../shared/json-keys';
 import { createLogger, type Logger } from '../shared/logger';
+import { indexedSchedule } from '../shared/members';
 import { canonicalRunId, runIdProblem } from '../shared/messages';
 import {
   type Account,
@@ -598,7 +599,8 @@ async function tallyRuns<S extends RedrivenStatus>(
     for (const d of page) tally.add(d.data);
     if (page.length < pageSize) return tally;
     cursor = page.at(-1)?.id ?? null;
-    if (command) process.stderr.write(`${command}: ${read} ${status} deliveries read so far\n`);
+    if (command)
+      process.stderr.write(`${command}: ${counted(read, `${status} delivery`, `${status} deliveries`)} read so far\n`);
   }
 }
 
@@ -622,7 +624,9 @@ async function runsLeftReopened(store: FirestoreStore, pageSize: number, stall: 
     }
     if (page.length < pageSize) return [...runs];
     cursor = page.at(-1)?.id ?? null;
-    process.stderr.write(`redrive: ${read} deliveries reopened by a redrive and not yet published read so far\n`);
+    process.stderr.write(
+      `redrive: ${counted(read, 'delivery', 'deliveries')} reopened by a redrive and not yet published read so far\n`,
+    );
   }
 }
 
@@ -1746,6 +1750,12 @@ async function importFile<T>(
   await db.terminate();
   // An empty array is a file that may be the wrong one (a template, an export cut short): said.
   if (items.length === 0) process.stderr.write(`${command}: the array given is empty: nothing to save\n`);
+  // Stopped once every write was under way: they all finished, so nothing is left undone (exit 0).
+  if (stops.signal.aborted) {
+    process.stderr.write(
+      `${command}: every write was under way when stopped, and all finished: nothing is left to do\n`,
+    );
+  }
   process.stdout.write(`imported ${countOf(items.length, what)}\n`);
 }
 
@@ -2257,12 +2267,12 @@ it got (every page of notifications scanned is indexed); running it again is saf
       );
       if (result.schedulesCreated > 0) {
         process.stdout.write(
-          `created ${result.schedulesCreated} missing schedule documents, due at their next occurrence\n`,
+          `created ${counted(result.schedulesCreated, 'missing schedule document')}, due at their next occurrence\n`,
         );
       }
       if (result.schedulesRepaired > 0) {
         process.stdout.write(
-          `mended ${result.schedulesRepaired} schedule documents that could not run as stored (a cron or time zone not their id's, no nextRunAt time, or disabled with a valid schedule), due at their next occurrence\n`,
+          `mended ${counted(result.schedulesRepaired, 'schedule document')} that could not run as stored (a cron or time zone not their id's, no nextRunAt time, or disabled with a valid schedule), due at their next occurrence\n`,
         );
       }
       if (result.staleBuckets > 0) {
@@ -2368,7 +2378,7 @@ imported with "enabled": false has no pausedReason and is never resumed in bulk.
   program
     .command('show')
     .description(
-      "print a notification, as stored, and nextRunAt: when it is next sent (its schedule's next instant; null when paused)",
+      "print a notification, as stored, and nextRunAt: when it is next sent (its schedule's next instant; null when paused, or when its schedule has no document, which reindex makes, said on stderr)",
     )
     .argument('<id>', 'the notification id')
     .action(async (id: string) => {
@@ -2378,7 +2388,16 @@ imported with "enabled": false has no pausedReason and is never resumed in bulk.
         const snap = await db.collection(COLLECTIONS.notifications).doc(id).get();
         if (!snap.exists) throw new CliError(notificationNotFound(id));
         const data = snap.data() ?? {};
-        print({ id, ...data, nextRunAt: (await nextRunOf(db, data))?.toISOString() ?? null });
+        const nextRunAt = await nextRunOf(db, data);
+        print({ id, ...data, nextRunAt: nextRunAt?.toISOString() ?? null });
+        // Enabled, and yet no next instant: its schedule's document is missing (deleted by hand),
+        // and no tick reaches it until reindex makes it again.
+        const scheduleId = indexedSchedule(data);
+        if (nextRunAt === null && scheduleId !== null) {
+          process.stderr.write(
+            `show: schedule ${scheduleId} has no document (or no nextRunAt time), so no tick sends this notification: \`slack-fanout reindex\` makes it, due at its next instant\n`,
+          );
+        }
       } finally {
         await db.terminate();
       }

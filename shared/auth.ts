@@ -427,7 +427,7 @@ export function crossSiteProblem(req: Pick<Request, 'method' | 'headers' | 'head
   }
   const host = req.headers.host;
   if (host === undefined || !LOOPBACK_HOST.test(host)) {
-    return `the admin API opened on loopback answers requests addressed to a loopback host (127.x.y.z, localhost or [::1], with a port) alone; Host is ${host === undefined ? 'missing' : quoted(host)}`;
+    return `the admin API opened on loopback answers requests addressed to a loopback host (127.x.y.z, localhost or [::1], with or without a port) alone; Host is ${host === undefined ? 'missing' : quoted(host)}`;
   }
   if (SAFE_METHODS.has(req.method)) return null;
   const site = req.headers['sec-fetch-site'];

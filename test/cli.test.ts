@@ -14,6 +14,7 @@ import { saveNotifications, setNotificationEnabled } from '../shared/notificatio
 import { createPubSub } from '../shared/pubsub';
 import { RUN_RECORD_GONE } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
+import { COLLECTIONS } from '../shared/topology';
 import { collectOutput, notification } from './helpers';
 
 const CLI = join(__dirname, '..', 'dist', 'bin', 'slack-fanout.js');
@@ -1755,6 +1756,21 @@ describe('import and reindex off a terminal, on the emulator', () => {
     const printed = JSON.parse(shown.stdout) as { id: string; enabled: boolean; nextRunAt: string | null };
     expect(printed).toMatchObject({ id: 'stdin-1', enabled: true });
     expect(new Date(printed.nextRunAt ?? 0).getTime()).toBeGreaterThan(Date.now() - 60_000);
+    expect(shown.stderr).toBe('');
+    // Its schedule's document deleted by hand: no next instant, and said why, with the mend.
+    const db = createFirestore(project);
+    const scheduleId = scheduleIdOf({ cron: '0 9 * * *', timezone: 'UTC' });
+    try {
+      await db.doc(`${COLLECTIONS.schedules}/${scheduleId}`).delete();
+    } finally {
+      await db.terminate();
+    }
+    const orphan = await runCli(['-p', project, 'show', 'stdin-1'], env());
+    expect(orphan.code).toBe(0);
+    expect(JSON.parse(orphan.stdout)).toMatchObject({ id: 'stdin-1', enabled: true, nextRunAt: null });
+    expect(orphan.stderr).toBe(
+      `show: schedule ${scheduleId} has no document (or no nextRunAt time), so no tick sends this notification: \`slack-fanout reindex\` makes it, due at its next instant\n`,
+    );
     const bad = await piped('[{"id":"n-1","accountId":"a-1","channelId":"C1","cron":"0 9 * *","timezone":"UTC"}]');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^slack-fanout: stdin\[0\]: notification n-1: /);

@@ -226,7 +226,7 @@ describe('the dispatch index', () => {
       const out = await reindex(projectId);
       const enabled = items.filter((n) => n.enabled).map((n) => n.id);
       expect(out.stdout).toContain(`scanned 1200 notifications; ${enabled.length} enabled ones`);
-      expect(out.stdout).toContain('created 1 missing schedule documents, due at their next occurrence');
+      expect(out.stdout).toContain('created 1 missing schedule document, due at their next occurrence');
       expect(await listed()).toEqual(enabled.sort());
       const created = await old.collection(COLLECTIONS.schedules).doc(id).get();
       expect(created.get('cron')).toBe(schedule.cron);
@@ -251,7 +251,7 @@ describe('the dispatch index', () => {
         .doc(n.id)
         .set({ ...notificationDoc(n), schedule: { cron: schedule.cron, timezone: ' Europe/London ' } });
       const out = await reindex(projectId);
-      expect(out.stdout).toContain('created 1 missing schedule documents, due at their next occurrence');
+      expect(out.stdout).toContain('created 1 missing schedule document, due at their next occurrence');
       const created = await db.collection(COLLECTIONS.schedules).doc(id).get();
       expect([created.get('cron'), created.get('timezone')]).toEqual([schedule.cron, 'Europe/London']);
       expect(await indexed(id, new FirestoreStore(db))).toEqual([n.id]);
