@@ -649,7 +649,7 @@ interface RedriveState {
 
 /** A redrive's counts, as its progress lines say them. */
 function redriveCounts(r: Pick<RedriveResult, 'redriven' | 'skipped' | 'failed' | 'paused'>): string {
-  return `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} left as they are (notification paused)`}`;
+  return `${r.redriven} redriven, ${r.skipped} skipped, ${r.failed} failed${r.paused === undefined ? '' : `, ${r.paused} left as ${r.paused === 1 ? 'it is' : 'they are'} (notification paused)`}`;
 }
 
 /** Of a run's failed deliveries, those a redrive --failed leaves failed whatever is fixed. */
@@ -747,7 +747,7 @@ async function redriveAllRuns(c: AllRunsRedrive): Promise<void> {
         break;
       }
       state.current = runId;
-      const { redriven, skipped, failed: failedSoFar } = total;
+      const { redriven, skipped, failed: failedSoFar, paused } = total;
       const result = await redriveRun(runId, {
         ledger: firestoreRedriveLedger(store),
         publisher: c.publisher,
@@ -757,7 +757,9 @@ async function redriveAllRuns(c: AllRunsRedrive): Promise<void> {
         failed: c.failed,
         onProgress: (r) => {
           stall.moved();
-          state.sofar = `${redriveCounts({ redriven: redriven + r.redriven, skipped: skipped + r.skipped, failed: failedSoFar + r.failed })} in ${i + 1} of ${runIds.length} runs`;
+          const pausedSoFar =
+            paused === undefined && r.paused === undefined ? {} : { paused: (paused ?? 0) + (r.paused ?? 0) };
+          state.sofar = `${redriveCounts({ redriven: redriven + r.redriven, skipped: skipped + r.skipped, failed: failedSoFar + r.failed, ...pausedSoFar })} in ${i + 1} of ${runIds.length} runs`;
           process.stderr.write(
             `redrive: run ${i + 1} of ${runIds.length} (${runId}): ${redriveCounts(r)}; ${state.sofar} so far\n`,
           );
@@ -2428,8 +2430,12 @@ imported with "enabled": false has no pausedReason and is never resumed in bulk.
         if (o.after !== undefined) q = q.startAfter(o.after);
         const snap = await q.limit(o.limit).get();
         if (o.schedule !== undefined && snap.empty && o.after === undefined) {
-          const schedule = await db.collection(COLLECTIONS.schedules).doc(o.schedule).get();
-          if (!schedule.exists) throw new CliError(scheduleNotFound(o.schedule));
+          // Neither a schedule document nor any notification of it (paused or not): no such schedule.
+          const [schedule, any] = await Promise.all([
+            db.collection(COLLECTIONS.schedules).doc(o.schedule).get(),
+            o.paused ? listQuery(db, { schedule: o.schedule }).limit(1).get() : snap,
+          ]);
+          if (!schedule.exists && any.empty) throw new CliError(scheduleNotFound(o.schedule));
         }
         const notifications = snap.docs.map((d) => listed(d.id, d.data()));
         print({ notifications, next: snap.size === o.limit ? (snap.docs.at(-1)?.id ?? null) : null });
@@ -2806,7 +2812,7 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
                 ? `redrive: interrupted: what it had not reached is still ${still} (running it again is safe)\n`
                 : left === 0
                   ? `redrive: interrupted: none of the run's deliveries is still ${still}, nothing is left to redrive\n`
-                  : `redrive: interrupted: ${left} of the run's deliveries still ${still} (running it again is safe)\n`,
+                  : `redrive: interrupted: ${left} of the run's deliveries still ${still} (running it again is safe${(result.paused ?? 0) > 0 ? `; ${result.paused} of them left for ${result.paused === 1 ? 'its paused notification, sent once it is resumed' : 'their paused notifications, sent once those are resumed'}` : ''})\n`,
             );
             process.exitCode = stops.exitCode();
           }

@@ -397,7 +397,7 @@ export function failedNotRedriven(n: number): string {
  */
 export function pausedLeft(n: number, failed: boolean): string {
   const status = failed ? 'dead or failed' : 'dead';
-  return `${counted(n, `${status} delivery`, `${status} deliveries`)} left as ${n === 1 ? 'it is' : 'they are'}, as ${n === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${n === 1 ? 'it' : 'each'} would be recorded skipped, and the report lost): resume the notifications pausedNotifications names (POST /admin/notifications/:id/resume), then redrive again`;
+  return `${counted(n, `${status} delivery`, `${status} deliveries`)} left as ${n === 1 ? 'it is' : 'they are'}, as ${n === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${n === 1 ? 'it' : 'each'} would be recorded skipped, and the report lost): resume the notifications pausedNotifications names (POST /admin/notifications/:id/resume), then redrive again${failed ? ' with {"failed": true}' : ''}`;
 }
 
 /**

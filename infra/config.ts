@@ -1,14 +1,8 @@
 import * as pulumi from '@pulumi/pulumi';
-import { CronExpressionParser } from 'cron-parser';
-import {
-  DEFAULT_CATCH_UP_WINDOW_SECONDS,
-  isEmail,
-  LOG_LEVELS,
-  mayHoldPassword,
-  slackApiUrlSchema,
-} from '../shared/config';
-import { canonicalTimeZone, isValidTimeZone, normalCron, validateSchedule } from '../shared/schedule';
+import { isEmail, LOG_LEVELS, mayHoldPassword, slackApiUrlSchema } from '../shared/config';
+import { canonicalTimeZone, isValidTimeZone, observesClockChanges, validateSchedule } from '../shared/schedule';
 import { GCP_LIMITS } from './limits';
+import { DEFAULT_TICK_CRON, tickCronProblem } from './tick';
 
 /**
  * Every stack configuration key the program reads, in the project's namespace
@@ -96,8 +90,8 @@ export const DEFAULTS = Object.freeze({
   dispatcherConcurrency: 10,
   notifierConcurrency: 80,
   // Every minute, a cron's finest step: a notification's occurrence waits at most a minute for
-  // its tick. Ticks further apart than the catch-up window are refused (tickCronProblem).
-  schedulerCron: '* * * * *',
+  // its tick. Ticks too far apart for the catch-up window are refused (tickCronProblem).
+  schedulerCron: DEFAULT_TICK_CRON,
   schedulerTimezone: 'Etc/UTC',
   tickDeadlineSeconds: 300,
 });
@@ -182,12 +176,12 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
   };
 
   const cron = value('schedulerCron') ?? DEFAULTS.schedulerCron;
+  let cronValid = true;
   try {
     // The same check as a notification's schedule: five fields, each in its range.
     validateSchedule({ cron, timezone: 'UTC' });
-    const problem = tickCronProblem(cron, DEFAULT_CATCH_UP_WINDOW_SECONDS);
-    if (problem) fail('schedulerCron', problem);
   } catch (err) {
+    cronValid = false;
     fail('schedulerCron', `must be a five-field cron expression: ${(err as Error).message}`);
   }
   const timeZone = value('schedulerTimezone') ?? DEFAULTS.schedulerTimezone;
@@ -207,6 +201,11 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
         'schedulerTimezone',
         `is not written as the time zone database writes it, each part starting with a capital (got ${JSON.stringify(timeZone)}; it is ${JSON.stringify(spelt)})`,
       );
+    } else if (observesClockChanges(timeZone)) {
+      fail(
+        'schedulerTimezone',
+        `changes its clocks (got ${JSON.stringify(timeZone)}): Cloud Scheduler may tick once, not twice, through the hour the clocks go back, and an hour without a tick passes over the reports of that hour; the tick's zone changes nothing else (each notification has its own zone): use Etc/UTC, the default`,
+      );
     }
   }
   const attemptDeadlineSeconds = int(
@@ -214,6 +213,9 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
     DEFAULTS.tickDeadlineSeconds,
     ...GCP_LIMITS.scheduler.attemptDeadlineSeconds,
   );
+  // Whether its ticks come often enough, retried or not, for nothing to fall out of the catch-up window.
+  const tickProblem = cronValid ? tickCronProblem(cron, attemptDeadlineSeconds) : null;
+  if (tickProblem) fail('schedulerCron', tickProblem);
 
   const userLabels = parseLabels(value('labels'), (message) => fail('labels', message));
   const labels = { ...userLabels, app: 'slack-fanout', stack: labelValue(ctx.stack), 'managed-by': 'pulumi' };
@@ -308,47 +310,6 @@ function isHttpsUrl(url: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** What Cloud Scheduler's unix-cron format does not take, though a notification's cron may. */
-const NOT_UNIX_CRON: readonly [RegExp, string][] = [
-  [/L/i, 'L (a last day)'],
-  [/W/i, 'W (a nearest weekday)'],
-  [/#/, '# (an nth weekday)'],
-  [/\?/, '?'],
-];
-
-/**
- * Why a cron (valid as a notification's) will not do as the tick's: Cloud Scheduler refuses it,
- * or its ticks are further apart than the dispatcher's catch-up window. An occurrence is sent
- * only while it is at most that old (planOccurrence), so ticks further apart than the window pass
- * over, for good, every notification whose cron fires in the gap. Null when it will do.
- */
-export function tickCronProblem(cron: string, catchUpWindowSeconds: number): string | null {
-  const text = normalCron(cron);
-  // Month and day names are letters too: only the letters outside them count.
-  const bare = text.replace(/jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|sun|mon|tue|wed|thu|fri|sat/gi, '');
-  const refused = NOT_UNIX_CRON.filter(([pattern]) => pattern.test(bare)).map(([, name]) => name);
-  if (refused.length > 0) {
-    return `holds ${refused.join(', ')}, which Cloud Scheduler's cron format does not take (got ${JSON.stringify(cron)})`;
-  }
-  const fields = CronExpressionParser.parse(text, { tz: 'UTC' }).fields;
-  const window = `the dispatcher sends an occurrence only while it is at most ${catchUpWindowSeconds / 60} minutes old (its catch-up window), so a notification whose cron fires between two ticks further apart would never be sent: tick at least every ${catchUpWindowSeconds / 60} minutes, on every day (default ${JSON.stringify(DEFAULTS.schedulerCron)})`;
-  const everyDay =
-    fields.dayOfMonth.values.length === 31 && fields.month.values.length === 12 && fields.dayOfWeek.values.length >= 7;
-  if (!everyDay) return `ticks on some days only (got ${JSON.stringify(cron)}); ${window}`;
-  // The minutes of a day it ticks at, and the longest gap between two, the last to the next day's first included.
-  const minutes = fields.hour.values.flatMap((h) => fields.minute.values.map((m) => Number(h) * 60 + Number(m)));
-  minutes.sort((a, b) => a - b);
-  let gap = 0;
-  let from = 0;
-  minutes.forEach((m, i) => {
-    const next = minutes[i + 1] ?? (minutes[0] ?? 0) + 24 * 60;
-    if (next - m > gap) [gap, from] = [next - m, m];
-  });
-  if (gap * 60 <= catchUpWindowSeconds) return null;
-  const at = (m: number) => `${String(Math.floor(m / 60) % 24).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
-  return `ticks up to ${gap} minutes apart (${at(from)} to ${at(from + gap)}; got ${JSON.stringify(cron)}); ${window}`;
 }
 
 /** Label values allow only lowercase letters, digits, `_` and `-`; stack names allow more. */

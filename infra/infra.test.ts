@@ -6,6 +6,7 @@ import { TICK_ANSWER_GRACE_MS } from '../dispatcher/app';
 import { DEFAULT_CATCH_UP_WINDOW_SECONDS, ENV, loadConfig } from '../shared/config';
 import { MemoryStore } from '../shared/memory-store';
 import { compositeIndexes, INDEX_EXEMPTIONS, QUERIES, type QuerySpec, TTL_FIELDS } from '../shared/queries';
+import { planOccurrence } from '../shared/schedule';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 import { REQUIRED_APIS } from './apis';
 import {
@@ -19,8 +20,8 @@ import {
 import { indexKey, uniqueIndexes } from './firestore';
 import { emailMember } from './iam';
 import { GCP_LIMITS } from './limits';
-import { TICK_RETRY_BACKOFF_SECONDS, tickRetryCount, tickRetrySpanSeconds } from './scheduling';
 import { adminDeadlineSeconds, tickDeadlineSeconds } from './services';
+import { longestTickGapSeconds, TICK_RETRY_BACKOFF_SECONDS, tickRetryCount, tickRetrySpanSeconds } from './tick';
 
 // biome-ignore lint/suspicious/noExplicitAny: resource inputs reach the mocks as untyped JSON.
 type Inputs = Record<string, any>;
@@ -899,7 +900,7 @@ describe('parseConfig', () => {
         dispatcherConcurrency: '5',
         notifierConcurrency: '250',
         schedulerCron: '*/5 * * * *',
-        schedulerTimezone: 'Europe/Paris',
+        schedulerTimezone: 'Asia/Tokyo',
         tickDeadlineSeconds: '600',
         // A number or a boolean, as `pulumi config set --path labels.<key> 1234` stores them.
         labels: '{"team":"growth","cost-center":"cc_12","ledger":1234,"pii":false}',
@@ -915,7 +916,7 @@ describe('parseConfig', () => {
       images: IMAGES,
       dispatcher: { maxInstances: 1, concurrency: 5 },
       notifier: { maxInstances: 100, concurrency: 250 },
-      scheduler: { cron: '*/5 * * * *', timeZone: 'Europe/Paris', attemptDeadlineSeconds: 600 },
+      scheduler: { cron: '*/5 * * * *', timeZone: 'Asia/Tokyo', attemptDeadlineSeconds: 600 },
       labels: {
         team: 'growth',
         'cost-center': 'cc_12',
@@ -976,39 +977,74 @@ describe('parseConfig', () => {
     expect(problemKeys({ ...valid, schedulerCron: '*/2 * * * *' })).toEqual([]);
   });
 
-  it('refuses a tick cron whose ticks are further apart than the catch-up window, or that Cloud Scheduler does not take, saying why', () => {
-    const problem = (cron: string) => {
+  it('refuses a tick cron whose ticks are too far apart for the catch-up window, retried or not, or that Cloud Scheduler does not take, saying why', () => {
+    const problem = (cron: string, tickDeadlineSeconds = '300') => {
       try {
-        parseConfig({ ...valid, schedulerCron: cron }, ctx);
+        parseConfig({ ...valid, schedulerCron: cron, tickDeadlineSeconds }, ctx);
         return null;
       } catch (err) {
         return (err as InfraConfigError).problems.map((p) => `${p.key}: ${p.message}`).join('\n');
       }
     };
-    // At most 15 minutes apart, on every day: taken, whichever way it is written.
+    // With the default deadline (300 s, retried once): up to 585 s apart, on every day.
+    expect(longestTickGapSeconds(300)).toBe(900 - 300 - 15);
     for (const cron of [
       '* * * * *',
-      '*/15 * * * *',
-      '0,15,30,45 * * * *',
-      '5-59/15 * * * *',
+      '*/5 * * * *',
+      '0,5,10,15,20,25,30,35,40,45,50,55 * * * *',
       '* * * JAN-DEC SUN-SAT',
     ]) {
       expect({ cron, problem: problem(cron) }).toEqual({ cron, problem: null });
     }
-    expect(problem('0 * * * *')).toBe(
-      `${NS}:schedulerCron: ticks up to 60 minutes apart (00:00 to 01:00; got "0 * * * *"); the dispatcher sends an occurrence only while it is at most 15 minutes old (its catch-up window), so a notification whose cron fires between two ticks further apart would never be sent: tick at least every 15 minutes, on every day (default "* * * * *")`,
+    // Both day fields restricted: either day is a tick's, so these tick every day.
+    for (const cron of ['* * 1-31 * 1-5', '* * 1-15 * 0-6']) {
+      expect({ cron, problem: problem(cron) }).toEqual({ cron, problem: null });
+    }
+    expect(problem('*/15 * * * *')).toBe(
+      `${NS}:schedulerCron: ticks up to 15 minutes apart (00:00 to 00:15; got "*/15 * * * *"); the dispatcher sends an occurrence only while it is at most 15 minutes old (its catch-up window), and a tick that fails is tried again up to 315 s after its time (tickDeadlineSeconds 300 and 15 s), so ticks more than 585 s apart would pass over, for good, the reports of notifications whose cron fires between two of them: tick at least every 9 minutes, on every day (default "* * * * *"), or lower tickDeadlineSeconds`,
     );
-    expect(problem('*/20 * * * *')).toContain('ticks up to 20 minutes apart (00:00 to 00:20;');
+    // A shorter deadline leaves room for ticks further apart; one not retried, for half the window.
+    expect(problem('*/10 * * * *')).toContain('ticks up to 10 minutes apart');
+    expect(problem('*/10 * * * *', '120')).toBeNull();
+    expect(longestTickGapSeconds(600)).toBe(450);
+    expect(problem('*/10 * * * *', '600')).toContain(
+      'a tick that fails is not tried again (tickDeadlineSeconds 600, above 442), and the next one sends what it missed, so ticks more than 450 s apart',
+    );
+    expect(problem('0 * * * *')).toContain('ticks up to 60 minutes apart (00:00 to 01:00; got "0 * * * *")');
     // The gap overnight.
     expect(problem('*/5 8-18 * * *')).toContain('ticks up to 785 minutes apart (18:55 to 08:00;');
     expect(problem('* * * * 1-5')).toContain('ticks on some days only (got "* * * * 1-5")');
     expect(problem('* * 1-15 * *')).toContain('ticks on some days only');
+    expect(problem('* * * JUL *')).toContain('ticks on some days only');
     // A cron a notification may have, but Cloud Scheduler's unix-cron format does not take.
     expect(problem('* * ? * *')).toBe(
       `${NS}:schedulerCron: holds ?, which Cloud Scheduler's cron format does not take (got "* * ? * *")`,
     );
     expect(problem('0 9 L * *')).toContain('holds L (a last day), which Cloud Scheduler');
     expect(problem('0 9 * * 1#2')).toContain('holds # (an nth weekday), which Cloud Scheduler');
+  });
+
+  it('takes only tick gaps the dispatcher’s catch-up policy sends across, a failed tick retried or not', () => {
+    // A notification due just after one tick; the next tick fails (at its deadline), and its
+    // retry arrives a deadline and the backoff late, or, not retried, the tick after it sends.
+    const daily = { cron: '1 9 * * *', timezone: 'UTC' };
+    const due = new Date('2030-01-01T09:01:00.000Z');
+    for (const deadline of [15, 120, 300, 442, 443, 600, 1800]) {
+      const gap = longestTickGapSeconds(deadline);
+      const retried = tickRetryCount(deadline) > 0;
+      for (const [g, sent] of [
+        [gap, true],
+        [gap + 60, false],
+      ] as const) {
+        // The first tick after the notification's instant, as late as the gap allows.
+        const tick = new Date(due.getTime() - 1000 + g * 1000);
+        // Retried: the same tick, arriving late. Not: the tick after it, on time.
+        const sending = retried ? tick : new Date(tick.getTime() + g * 1000);
+        const arrives = retried ? new Date(tick.getTime() + (deadline + TICK_RETRY_BACKOFF_SECONDS) * 1000) : sending;
+        const plan = planOccurrence(daily, due, sending, DEFAULT_CATCH_UP_WINDOW_SECONDS, arrives);
+        expect({ deadline, g, sent: plan.run !== null }).toEqual({ deadline, g, sent });
+      }
+    }
   });
 
   it('takes an image with a tag, a digest, or both', () => {
@@ -1121,8 +1157,20 @@ describe('parseConfig', () => {
       expect(problemKeys({ ...valid, schedulerTimezone: zone })).toEqual([`${NS}:schedulerTimezone`]);
     }
     // Aliases, in their own spelling, are the database's names too.
-    for (const zone of ['Etc/UTC', 'US/Eastern', 'UTC', 'Europe/Paris', 'America/Port-au-Prince', 'Etc/GMT-14']) {
+    for (const zone of ['Etc/UTC', 'UTC', 'Asia/Tokyo', 'Asia/Kolkata', 'Etc/GMT-14']) {
       expect(problemKeys({ ...valid, schedulerTimezone: zone })).toEqual([]);
+    }
+  });
+
+  it('refuses a scheduler time zone that changes its clocks, where the hour they go back may have no tick', () => {
+    expect(() => parseConfig({ ...valid, schedulerTimezone: 'Europe/Paris' }, ctx)).toThrow(
+      `${NS}:schedulerTimezone: changes its clocks (got "Europe/Paris"): Cloud Scheduler may tick once, not twice, through the hour the clocks go back, and an hour without a tick passes over the reports of that hour; the tick's zone changes nothing else (each notification has its own zone): use Etc/UTC, the default`,
+    );
+    for (const zone of ['US/Eastern', 'America/Port-au-Prince', 'Australia/Lord_Howe', 'America/Santiago']) {
+      expect({ zone, problems: problemKeys({ ...valid, schedulerTimezone: zone }) }).toEqual({
+        zone,
+        problems: [`${NS}:schedulerTimezone`],
+      });
     }
   });
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { FieldValue } from '@google-cloud/firestore';
+import { FieldValue, type Transaction } from '@google-cloud/firestore';
 import type { FirestoreStore } from './firestore-store';
 import { toDate } from './firestore-store';
 import type { Logger } from './logger';
@@ -79,7 +79,8 @@ export interface RedriveLedger {
   reopenFailed(deliveryId: string, now: Date, redriveId: string): Promise<ReopenResult>;
   /**
    * Takes over a delivery an earlier redrive reopened but never published: still `retrying`,
-   * still marked, reopened before `staleBefore`, unclaimed. The mark becomes this redrive's.
+   * still marked, reopened before `staleBefore`, unclaimed. The mark becomes this redrive's. One
+   * whose notification was paused since is put back to what it was reopened from (`paused`).
    */
   reopenStranded(deliveryId: string, now: Date, staleBefore: Date, redriveId: string): Promise<StrandedCheck>;
   /**
@@ -494,6 +495,15 @@ async function restore(ctx: RedriveContext, deliveryId: string): Promise<void> {
 /** The RedriveLedger over the Firestore store: each reopen is a transaction, so one redrive wins. */
 export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
   const deliveries = () => store.db.collection(COLLECTIONS.deliveries);
+  /**
+   * What a redrive's transaction finds of a delivery's notification: gone, paused, or there to
+   * send. Read in the transaction, so that one paused before the commit makes it retry, and be seen.
+   */
+  const notificationIn = async (tx: Transaction, id: string): Promise<'gone' | 'paused' | 'enabled'> => {
+    const snap = await tx.get(store.db.collection(COLLECTIONS.notifications).doc(id));
+    if (!snap.exists) return 'gone';
+    return snap.get('enabled') === false ? 'paused' : 'enabled';
+  };
   return {
     deliveryIdsOfRun: (runId, status, cursor, limit) => store.deliveryIdsOfRun(runId, status, cursor, limit),
     async redrivePendingOfRun(runId, cursor, limit) {
@@ -516,8 +526,7 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         // As for a failed one: sent while its notification is paused, the redriven message would
         // be recorded skipped, and the report lost. One deleted since is sent, and recorded
         // failed (notification_not_found) as the message would have been.
-        const notification = await tx.get(store.db.collection(COLLECTIONS.notifications).doc(ids.notificationId));
-        if (notification.exists && notification.get('enabled') === false) {
+        if ((await notificationIn(tx, ids.notificationId)) === 'paused') {
           return { kind: 'paused', notificationId: ids.notificationId };
         }
         const attempted = (Number(snap.get('attempts')) || 0) > 0;
@@ -549,9 +558,9 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         if (!ids) return { kind: 'incomplete' };
         // Read in the transaction: a notification paused after this read and before the commit
         // makes the commit retry, and the retry finds it paused.
-        const notification = await tx.get(store.db.collection(COLLECTIONS.notifications).doc(ids.notificationId));
-        if (!notification.exists) return { kind: 'notification_gone' };
-        if (notification.get('enabled') === false) return { kind: 'paused', notificationId: ids.notificationId };
+        const notification = await notificationIn(tx, ids.notificationId);
+        if (notification === 'gone') return { kind: 'notification_gone' };
+        if (notification === 'paused') return { kind: 'paused', notificationId: ids.notificationId };
         tx.update(ref, {
           status: 'retrying',
           // A failure is recorded by the attempt that ended: no claim is left to wait for.
@@ -576,6 +585,12 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         if (since.getTime() >= staleBefore.getTime()) return { kind: 'waiting', since };
         const ids = idsOf(snap);
         if (!ids) return { kind: 'incomplete' };
+        // Paused since the redrive that reopened it: put back to what it was reopened from, as a
+        // reopen of it now would leave it, so that its report is not recorded skipped and lost.
+        if ((await notificationIn(tx, ids.notificationId)) === 'paused') {
+          tx.update(ref, putBack(snap, now));
+          return { kind: 'paused', notificationId: ids.notificationId };
+        }
         tx.update(ref, { lastRedriveAt: now, redriveId, updatedAt: now });
         return { kind: 'reopened', delivery: ids };
       }),
@@ -609,18 +624,19 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         ) {
           return;
         }
-        // Back to what it was reopened from: dead, or failed (a record reopened before redrives
-        // said which was dead).
-        const from = snap.get('redriveFrom') === 'failed' ? 'failed' : 'dead';
-        tx.update(ref, {
-          status: from,
-          redrivePending: FieldValue.delete(),
-          redriveFrom: FieldValue.delete(),
-          updatedAt: now,
-        });
+        tx.update(ref, putBack(snap, now));
       });
     },
   };
+}
+
+/**
+ * What puts a reopened delivery back to what it was reopened from: dead, or failed (a record
+ * reopened before redrives said which was dead), no longer waiting for a publish.
+ */
+function putBack(snap: { get(field: string): unknown }, now: Date) {
+  const from = snap.get('redriveFrom') === 'failed' ? 'failed' : 'dead';
+  return { status: from, redrivePending: FieldValue.delete(), redriveFrom: FieldValue.delete(), updatedAt: now };
 }
 
 /**

@@ -545,6 +545,17 @@ const WALK_BOUND = 100_000;
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
+/**
+ * Whether the zone's clocks change in the year of `at` or the next (a summer time, or a change
+ * of its standard offset): its offset read on the first of each month differs.
+ */
+export function observesClockChanges(timezone: string, at: Date = new Date()): boolean {
+  const year = at.getUTCFullYear();
+  const offsets = new Set<number>();
+  for (let m = 0; m < 24; m++) offsets.add(offsetAt(timezone, Date.UTC(year + Math.floor(m / 12), m % 12, 1)));
+  return offsets.size > 1;
+}
+
 /** The zone's UTC offset at an instant, in ms (east positive). */
 function offsetAt(timezone: string, instantMs: number): number {
   let f = formatters.get(timezone);

@@ -1802,6 +1802,40 @@ describe('admin API on the emulators', () => {
     expect((await stack.store.get(`n-00001:${occurrence}`))?.status).not.toBe('dead');
   });
 
+  test('a delivery a stopped redrive left reopened, whose notification was paused since, is put back to dead, not published', async () => {
+    const t0 = new Date('2030-01-03T01:00:00.000Z');
+    await seed(stack.db, [notification(3)], 10, new Date());
+    const occurrence = '2030-01-03T00:00:00.000Z';
+    const scheduleId = scheduleIdOf({ cron: '* * * * *', timezone: 'UTC' });
+    const runId = `${scheduleId}:${occurrence}`;
+    const id = `n-00003:${occurrence}`;
+    await stack.db
+      .collection(COLLECTIONS.deliveries)
+      .doc(id)
+      .set({ notificationId: 'n-00003', occurrence, runId, status: 'dead', attempts: 10, updatedAt: t0 });
+    const ledger = firestoreRedriveLedger(stack.store);
+    // Reopened by a redrive that stopped before publishing; then the notification is paused.
+    expect((await ledger.reopenDead(id, t0, 'interrupted')).kind).toBe('reopened');
+    expect((await call('POST', '/admin/notifications/n-00003/pause', {})).status).toBe(200);
+    const published: DispatchMessage[] = [];
+    const later = new Date(t0.getTime() + REDRIVE_STRANDED_AFTER_MS + 1000);
+    const result = await redriveRun(runId, {
+      ledger,
+      log: silent,
+      clock: () => later,
+      publisher: {
+        publishPage: async (msgs) => {
+          published.push(...msgs.map((m) => m.message));
+        },
+      },
+    });
+    expect(result).toEqual({ ...redriveResult(runId), paused: 1, pausedNotifications: ['n-00003'] });
+    expect(published).toEqual([]);
+    const doc = (await stack.db.collection(COLLECTIONS.deliveries).doc(id).get()).data();
+    expect(doc).toMatchObject({ status: 'dead', attempts: 10 });
+    expect(doc?.redrivePending).toBeUndefined();
+  });
+
   test('redrive pages through dead deliveries, skips what is not redrivable, and restores on publish failure', async () => {
     const occurrence = '2030-01-01T00:00:00.000Z';
     const scheduleId = scheduleIdOf({ cron: '* * * * *', timezone: 'UTC' });

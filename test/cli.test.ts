@@ -526,7 +526,7 @@ describe('redrive, on the emulators', () => {
       pausedNotifications: ['n-8'],
     });
     expect(res.stderr).toContain(
-      'redrive: 1 redriven, 0 skipped, 0 failed, 1 left as they are (notification paused) so far',
+      'redrive: 1 redriven, 0 skipped, 0 failed, 1 left as it is (notification paused) so far',
     );
     expect(res.stderr).toContain(
       'redrive: 1 dead delivery left as it is, as its notification is paused (sent, it would be recorded skipped, and the report lost): n-8; `slack-fanout resume <id>` (or `resume --paused-reason <code>`), then redrive again\n',
@@ -1327,7 +1327,11 @@ describe('list, on the emulator', () => {
       expect([ids(rest), rest.next]).toEqual([['n-00004'], null]);
       expect(ids(await list('--schedule', scheduleId, '--paused'))).toEqual(['n-00003']);
       // The other schedule's notification alone.
-      expect(ids(await list('--schedule', scheduleIdOf(notification(2))))).toEqual(['n-00002']);
+      const other = scheduleIdOf(notification(2));
+      expect(ids(await list('--schedule', other))).toEqual(['n-00002']);
+      // Its document deleted by hand, and none of it paused: an empty page, not "does not exist".
+      await db.doc(`${COLLECTIONS.schedules}/${other}`).delete();
+      expect(await list('--schedule', other, '--paused')).toEqual({ notifications: [], next: null });
       // A schedule no notification has and no document: exit 2, naming it; a page after the
       // last of one that exists is an empty page, not an error.
       const missing = await runCli(['-p', project, 'list', '--schedule', 's_00000000000000000000'], env);
