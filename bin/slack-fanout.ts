@@ -475,6 +475,7 @@ export function scheduleNotFound(id: string): string {
 const LISTED_DELIVERY_FIELDS = [
   'notificationId',
   'attempts',
+  'outcomeUnknown',
   'lastError',
   'channelId',
   'postTargets',
@@ -490,6 +491,8 @@ function listedDelivery(id: string, d: Record<string, unknown>): Record<string, 
     id,
     notificationId: d.notificationId ?? null,
     attempts: d.attempts ?? 0,
+    // Not sent, though an attempt's post may have landed: the next attempt (a redrive's) looks first.
+    ...(d.outcomeUnknown === true && typeof d.slackTs !== 'string' ? { outcomeUnknown: true } : {}),
     ...(e
       ? {
           lastError: {
@@ -2494,7 +2497,7 @@ under its old one has its one delivery counted under that earlier run.`,
   program
     .command('deliveries')
     .description(
-      "list a run's deliveries in one status, a page at a time by delivery id, as JSON: {runId, status, deliveries: [{id, notificationId (null for one recorded from a message too broken to name it), attempts, lastError?: {code, slackError?, message, at}, channelId? (where it posted), channelsTried? (where its attempts were to post, for one not posted), slackTs?, sentAt?, updatedAt}], next}",
+      "list a run's deliveries in one status, a page at a time by delivery id, as JSON: {runId, status, deliveries: [{id, notificationId (null for one recorded from a message too broken to name it), attempts, outcomeUnknown? (true when an attempt's post may have landed unseen: a redrive looks in the channel first), lastError?: {code, slackError?, message, at}, channelId? (where it posted), channelsTried? (where its attempts were to post, for one not posted), slackTs?, sentAt?, updatedAt}], next}",
     )
     .argument('<runId>', 'scheduleId:occurrence (the occurrence in any RFC 3339 spelling)')
     .addOption(

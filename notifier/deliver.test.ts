@@ -673,6 +673,31 @@ describe('handlePush', () => {
       expect(await store.get(id)).toMatchObject({ status: 'sent', channelId: 'C0999', outcomeUnknown: false });
     });
 
+    it.each(['not_in_channel', 'missing_scope'])(
+      'where it would post cannot be read (%s): not posted again, recorded failed as unverifiable, not counted towards pausing',
+      async (refusal) => {
+        const { store, slack, deps } = await unknownOutcome();
+        slack.lookupFails.set('C0123', classifySlackErrorCode(refusal));
+        const { log: captured, lines } = capturedLog();
+        const result = await handlePush(push(), { ...deps, log: captured });
+        expect(result).toMatchObject({ kind: 'ack', reason: 'slack_outcome_unverifiable', status: 'failed' });
+        // The one post is the first attempt's, whose outcome is unknown: each retry would post again.
+        expect(slack.posts).toHaveLength(1);
+        expect(await store.get(id)).toMatchObject({
+          status: 'failed',
+          lastError: {
+            code: 'slack_outcome_unverifiable',
+            slackError: refusal,
+            message: `an earlier attempt's post may have landed in C0123, and the channel cannot be read to check (${refusal}): not posted again, so as not to post twice; look in the channel, and once the app may read its history, redrive --failed sends it if it is not there`,
+          },
+        });
+        expect(store.notification('n-1')).toMatchObject({ enabled: true, consecutiveFailures: 0 });
+        expect(lines.some((l) => l.message === 'could not check the channel for an earlier post; going on')).toBe(
+          false,
+        );
+      },
+    );
+
     it('an attempt that died mid-post (its claim expired, nothing recorded), then a channel change', async () => {
       const { store, slack, deps, advance } = setup();
       // The first attempt's claim, as its create() left it, and then no word from it.

@@ -24,6 +24,7 @@ import {
   type PostTarget,
   postTargetOf,
   postTargetsAfter,
+  samePlace,
 } from '../shared/model';
 import type { AccountStore, DeliveryLedger, NotificationStore, RunStore } from '../shared/ports';
 import { renderReport } from '../shared/report';
@@ -476,9 +477,12 @@ async function deliver(
 /**
  * A post of this delivery by an earlier attempt whose outcome is unknown: looked for in every
  * place an attempt was to post (the claim's record of them), and where this one would post; the
- * first found. A channel that cannot be searched for good (gone, the bot not in it) is logged and
- * passed over; a failure worth retrying (rate limited, Slack unreachable) fails the attempt, so
- * that it never posts without having looked.
+ * first found. A failure worth retrying (rate limited, Slack unreachable) fails the attempt, so
+ * that it never posts without having looked. Where this one would post cannot be searched for
+ * good (the app may post there but not read it: not in the channel, a scope missing): it is not
+ * posted again, and fails as unverifiable, since each attempt would post once more. Another
+ * place that cannot be searched (a channel the notification left, gone since) is logged and
+ * passed over.
  */
 async function findEarlierPost(
   earlier: PostTarget[],
@@ -496,6 +500,14 @@ async function findEarlierPost(
       .findDelivery(target.channelId, deliveryId, since, target.teamId ?? undefined)
       .catch((err: unknown) => {
         if (err instanceof FanoutError && err.retryable) throw err;
+        if (current !== null && samePlace(target, current)) {
+          const why = err instanceof FanoutError ? (err.slackError ?? err.message) : errorMessage(err);
+          throw new PermanentError(
+            'slack_outcome_unverifiable',
+            `an earlier attempt's post may have landed in ${target.channelId}, and the channel cannot be read to check (${why}): not posted again, so as not to post twice; look in the channel, and once the app may read its history, redrive --failed sends it if it is not there`,
+            err instanceof FanoutError && err.slackError !== undefined ? { slackError: err.slackError } : {},
+          );
+        }
         log.warn(
           { err: errorMessage(err), channelId: target.channelId },
           'could not check the channel for an earlier post; going on',

@@ -158,6 +158,11 @@ describe('postMayStillLand', () => {
     ['a gateway timeout, HTTP 504', classifySlackHttpStatus(504)],
     ['a bad gateway, HTTP 502 (a proxy may pass the request on again)', classifySlackHttpStatus(502)],
     ["Envoy's HTTP 503 for an upstream reset", classifySlackHttpStatus(503)],
+    [
+      'an HTTP 500 (a proxy may answer it for an upstream it lost, the request on its way)',
+      classifySlackHttpStatus(500),
+    ],
+    ['any other 5xx, such as 501 or 599', classifySlackHttpStatus(599)],
   ])('is true after %s', (_what, err) => {
     expect(postMayStillLand(err)).toBe(true);
   });
@@ -172,7 +177,6 @@ describe('postMayStillLand', () => {
     ["Slack's internal_error (the call is over)", classifySlackErrorCode('internal_error')],
     ['a gateway that refused the request, HTTP 429', classifySlackHttpStatus(429)],
     ['an HTTP status that is not a 5xx, such as 413', classifySlackHttpStatus(413)],
-    ['an HTTP 500 (the server that answered failed: its call is over)', classifySlackHttpStatus(500)],
   ])('is false after %s', (_what, err) => {
     expect(postMayStillLand(err)).toBe(false);
   });

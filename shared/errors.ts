@@ -8,6 +8,9 @@ export type FanoutErrorCode =
   | 'slack_retryable'
   // Slack may or may not have posted (internal_error, fatal_error, a timeout).
   | 'slack_outcome_unknown'
+  // An earlier attempt's post may have landed, and the channel cannot be read to check: not
+  // posted again, so as not to post twice (never counted towards pausing).
+  | 'slack_outcome_unverifiable'
   // Slack refused for good: the workspace, the channel or the payload.
   | 'slack_permanent_workspace'
   | 'slack_permanent_channel'
@@ -202,8 +205,12 @@ export function postWindowMs(slackTimeoutMs: number): number {
   return 2 * slackTimeoutMs;
 }
 
-/** Statuses a gateway answers when it gave up on Slack, not knowing whether the post landed. */
-const GATEWAY_GAVE_UP: ReadonlySet<string> = new Set(['http_502', 'http_503', 'http_504']);
+/**
+ * Statuses a gateway or proxy answers when it gave up on Slack, not knowing whether the post
+ * landed: any 5xx (a 502, 503 or 504 most often, but a proxy may answer 500 for an upstream it
+ * lost, as classifySlackHttpStatus says).
+ */
+const GATEWAY_GAVE_UP = /^http_5\d\d$/;
 
 /**
  * Whether a post that failed this way may still land later: the call was cut off or timed
@@ -217,7 +224,7 @@ export function postMayStillLand(err: FanoutError): boolean {
     err.slackError === undefined ||
     err.slackError === 'request_timeout' ||
     err.slackError === 'connection_reset' ||
-    GATEWAY_GAVE_UP.has(err.slackError)
+    GATEWAY_GAVE_UP.test(err.slackError)
   );
 }
 

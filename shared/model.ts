@@ -605,7 +605,7 @@ export function postTargetOf(n: Pick<Notification, 'slack' | 'accountId'>): Post
   return { channelId: n.slack.channelId, teamId: n.slack.teamId ?? null, accountId: n.accountId };
 }
 
-function samePlace(a: PostTarget, b: PostTarget): boolean {
+export function samePlace(a: PostTarget, b: PostTarget): boolean {
   return a.channelId === b.channelId && a.teamId === b.teamId;
 }
 

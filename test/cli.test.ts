@@ -813,12 +813,22 @@ describe('deliveries, on the emulator', () => {
           {
             status: 'failed',
             attempts: 1,
+            // A post of an earlier attempt may have landed unseen: said, for the report may be in Slack.
+            outcomeUnknown: true,
             lastError: { code: 'account_not_found', message: 'account acct-9 does not exist', retryable: false, at },
           },
         ],
         [
           'n-3',
-          { status: 'sent', attempts: 1, channelId: 'C1', slackTs: '1893456005.000100', sentAt: at, claimedBy: 'x' },
+          {
+            status: 'sent',
+            attempts: 1,
+            channelId: 'C1',
+            slackTs: '1893456005.000100',
+            sentAt: at,
+            claimedBy: 'x',
+            outcomeUnknown: true,
+          },
         ],
       ] as const) {
         await db
@@ -851,6 +861,7 @@ describe('deliveries, on the emulator', () => {
           id: `n-2:${occurrence}`,
           notificationId: 'n-2',
           attempts: 1,
+          outcomeUnknown: true,
           lastError: { code: 'account_not_found', message: 'account acct-9 does not exist', at: at.toISOString() },
           updatedAt: at.toISOString(),
         },
