@@ -79,6 +79,7 @@ import {
   emptyRunsResult,
   firestoreRedriveLedger,
   markInterrupted,
+  pausedLeftPhrase,
   REDRIVE_PAGE_SIZE,
   REDRIVE_PAGE_SIZE_MAX,
   REDRIVE_STRANDED_AFTER_MS,
@@ -90,7 +91,7 @@ import {
   runSummary,
 } from '../shared/redrive';
 import { dashboardUrlProblem } from '../shared/report';
-import { MAX_CRON_CHARS, MAX_TIMEZONE_CHARS, timeZoneCaution } from '../shared/schedule';
+import { MAX_CRON_CHARS, MAX_TIMEZONE_CHARS, SCHEDULE_ID_PATTERN, timeZoneCaution } from '../shared/schedule';
 import { onStopSignals, type StopSignal, type StopSignals, signalExitCode, stoppingLine } from '../shared/signals';
 import { COLLECTIONS, TOPOLOGY } from '../shared/topology';
 import { counted } from '../shared/words';
@@ -467,7 +468,7 @@ function listQuery(db: Firestore, o: { paused?: boolean; schedule?: string }): Q
 /** `list --schedule <id>` for a schedule that neither a schedule document nor a notification has. */
 export function scheduleNotFound(id: string): string {
   // A schedule's own id is written as it is; another, quoted, with what one looks like.
-  if (/^s_[0-9a-f]{20}$/.test(id)) return `schedule ${id} does not exist, and no notification has it`;
+  if (SCHEDULE_ID_PATTERN.test(id)) return `schedule ${id} does not exist, and no notification has it`;
   return `schedule ${quoted(id, 500)} does not exist, and no notification has it (a schedule id is s_ and 20 hex digits, as a tick's log names it)`;
 }
 
@@ -679,9 +680,8 @@ function redriveLeftLines(
   const paused = r.paused ?? 0;
   if (paused > 0) {
     const named = r.pausedNotifications ?? [];
-    const status = o.failed ? 'dead or failed' : 'dead';
     lines.push(
-      `redrive: ${counted(paused, `${status} delivery`, `${status} deliveries`)} left as ${paused === 1 ? 'it is' : 'they are'}, as ${named.length === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${paused === 1 ? 'it' : 'each'} would be recorded skipped, and the report lost): ${named.join(', ')}${o.more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again${o.failed ? ' with --failed' : ''}\n`,
+      `redrive: ${pausedLeftPhrase(paused, named.length, o.failed)}: ${named.join(', ')}${o.more}; \`slack-fanout resume <id>\` (or \`resume --paused-reason <code>\`), then redrive again${o.failed ? ' with --failed' : ''}\n`,
     );
   }
   if (r.waiting > 0) {

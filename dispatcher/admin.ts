@@ -64,6 +64,7 @@ import {
 import { QUERIES } from '../shared/queries';
 import {
   firestoreRedriveLedger,
+  pausedLeftPhrase,
   type RedrivePublisher,
   type RedriveResult,
   redrivable,
@@ -396,8 +397,8 @@ export function failedNotRedriven(n: number): string {
  * their notifications are paused: sent, each would be recorded skipped.
  */
 export function pausedLeft(n: number, failed: boolean): string {
-  const status = failed ? 'dead or failed' : 'dead';
-  return `${counted(n, `${status} delivery`, `${status} deliveries`)} left as ${n === 1 ? 'it is' : 'they are'}, as ${n === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${n === 1 ? 'it' : 'each'} would be recorded skipped, and the report lost): resume the notifications pausedNotifications names (POST /admin/notifications/:id/resume), then redrive again${failed ? ' with {"failed": true}' : ''}`;
+  // One run holds one delivery a notification: as many notifications as deliveries.
+  return `${pausedLeftPhrase(n, n, failed)}: resume the notifications pausedNotifications names (POST /admin/notifications/:id/resume), then redrive again${failed ? ' with {"failed": true}' : ''}`;
 }
 
 /**

@@ -83,16 +83,18 @@ export function tickCronProblem(
   const { minute, hour, dayOfMonth, dayOfWeek, month } = CronExpressionParser.parse(text, { tz: 'UTC' }).fields;
   const longest = longestTickGapSeconds(attemptDeadlineSeconds, catchUpWindowSeconds);
   const retried = tickRetryCount(attemptDeadlineSeconds, catchUpWindowSeconds) > 0;
-  const why = `the dispatcher sends an occurrence only while it is at most ${catchUpWindowSeconds / 60} minutes old (its catch-up window), and ${
-    retried
-      ? `a tick that fails is tried again up to ${attemptDeadlineSeconds + TICK_RETRY_BACKOFF_SECONDS} s after its time (tickDeadlineSeconds ${attemptDeadlineSeconds} and 15 s)`
-      : `a tick that fails is not tried again (tickDeadlineSeconds ${attemptDeadlineSeconds}, above 442), and the next one sends what it missed`
-  }, so ticks more than ${longest} s apart would pass over, for good, the reports of notifications whose cron fires between two of them: tick at least every ${Math.floor(longest / 60)} minutes, on every day (default ${JSON.stringify(DEFAULT_TICK_CRON)})${retried ? ', or lower tickDeadlineSeconds' : ''}`;
+  // Said only with a refusal.
+  const why = () =>
+    `the dispatcher sends an occurrence only while it is at most ${catchUpWindowSeconds / 60} minutes old (its catch-up window), and ${
+      retried
+        ? `a tick that fails is tried again up to ${attemptDeadlineSeconds + TICK_RETRY_BACKOFF_SECONDS} s after its time (tickDeadlineSeconds ${attemptDeadlineSeconds} and 15 s)`
+        : `a tick that fails is not tried again (tickDeadlineSeconds ${attemptDeadlineSeconds}, above 442), and the next one sends what it missed`
+    }, so ticks more than ${longest} s apart would pass over, for good, the reports of notifications whose cron fires between two of them: tick at least every ${Math.floor(longest / 60)} minutes, on every day (default ${JSON.stringify(DEFAULT_TICK_CRON)})${retried ? ', or lower tickDeadlineSeconds' : ''}`;
   // Cron's rule for the two day fields: one restricted alone is the days; both restricted, either.
   const allMonthDays = dayOfMonth.values.length === 31;
   const allWeekDays = dayOfWeek.values.length >= 7;
   const days = dayOfMonth.isWildcard ? allWeekDays : dayOfWeek.isWildcard ? allMonthDays : allMonthDays || allWeekDays;
-  if (month.values.length !== 12 || !days) return `ticks on some days only (got ${JSON.stringify(cron)}); ${why}`;
+  if (month.values.length !== 12 || !days) return `ticks on some days only (got ${JSON.stringify(cron)}); ${why()}`;
   // The minutes of a day it ticks at, and the longest gap between two, the last to the next day's first included.
   const minutes = hour.values.flatMap((h) => minute.values.map((m) => Number(h) * 60 + Number(m)));
   minutes.sort((a, b) => a - b);
@@ -104,5 +106,5 @@ export function tickCronProblem(
   });
   if (gap * 60 <= longest) return null;
   const at = (m: number) => `${String(Math.floor(m / 60) % 24).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
-  return `ticks up to ${gap} minutes apart (${at(from)} to ${at(from + gap)}; got ${JSON.stringify(cron)}); ${why}`;
+  return `ticks up to ${gap} minutes apart (${at(from)} to ${at(from + gap)}; got ${JSON.stringify(cron)}); ${why()}`;
 }

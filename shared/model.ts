@@ -605,6 +605,7 @@ export function postTargetOf(n: Pick<Notification, 'slack' | 'accountId'>): Post
   return { channelId: n.slack.channelId, teamId: n.slack.teamId ?? null, accountId: n.accountId };
 }
 
+/** Whether two post targets are the same channel of the same workspace. */
 export function samePlace(a: PostTarget, b: PostTarget): boolean {
   return a.channelId === b.channelId && a.teamId === b.teamId;
 }

@@ -7,6 +7,7 @@ import { type DispatchMessage, dispatchAttributes } from './messages';
 import { type DeliveryDoc, type DeliveryStatus, endsDelivery, liveClaim } from './model';
 import type { PagePublisher } from './pubsub';
 import { COLLECTIONS } from './topology';
+import { counted } from './words';
 
 /**
  * Redrive: puts a run's dead deliveries (and, when asked, its failed ones) back on the dispatch
@@ -279,6 +280,15 @@ export async function redriveRun(runId: string, deps: RedriveDeps): Promise<Redr
     cursor = page.scanned;
   }
   return finish(ctx);
+}
+
+/**
+ * How a redrive says the `n` deliveries it left dead (with `failed`, or failed) as their
+ * `notifications` are paused, and why: the CLI and the admin API each add what to do.
+ */
+export function pausedLeftPhrase(n: number, notifications: number, failed: boolean): string {
+  const status = failed ? 'dead or failed' : 'dead';
+  return `${counted(n, `${status} delivery`, `${status} deliveries`)} left as ${n === 1 ? 'it is' : 'they are'}, as ${notifications === 1 ? 'its notification is' : 'their notifications are'} paused (sent, ${n === 1 ? 'it' : 'each'} would be recorded skipped, and the report lost)`;
 }
 
 /** How many paused notifications a redrive's result names, at most. */

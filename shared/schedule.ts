@@ -517,6 +517,9 @@ export function checkedSchedule(
 }
 
 /** The schedule document id: the same (cron, timezone) always maps to the same id. */
+/** What scheduleIdOf makes: s_ and the first 20 hex digits of a hash. */
+export const SCHEDULE_ID_PATTERN = /^s_[0-9a-f]{20}$/;
+
 export function scheduleIdOf(s: CronSchedule): string {
   const normalised = `${normalCron(s.cron)}|${s.timezone}`;
   return `s_${createHash('sha256').update(normalised).digest('hex').slice(0, 20)}`;
