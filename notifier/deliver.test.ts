@@ -6,7 +6,7 @@ import { deliveryIdOf, runIdOf } from '../shared/model';
 import { notificationDoc } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
 import { capturedLog } from '../test/helpers';
-import { type DeliverDeps, handleDeadLetter, handlePush, OCCURRENCE_CLOCK_SKEW_MS } from './deliver';
+import { type DeliverDeps, handleDeadLetter, handlePush, OCCURRENCE_CLOCK_SKEW_MS, slackTsTime } from './deliver';
 import type { PostRequest, SlackPort } from './slack';
 
 /** A Slack stand-in: answers each post from a script, records what it was asked. */
@@ -485,6 +485,22 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(1);
     expect(slack.lookups).toEqual([{ channel: 'C0123', deliveryId: id, since: t0, teamId: undefined }]);
     expect(await store.get(id)).toMatchObject({ status: 'sent', slackTs: '1700000000.424242', outcomeUnknown: false });
+    // Recorded as sent when it was posted, by its Slack timestamp, not when it was found.
+    expect((await store.get(id))?.sentAt).toEqual(new Date('2023-11-14T22:13:20.424Z'));
+  });
+
+  it.each([
+    ['1700000000.424242', '2023-11-14T22:13:20.424Z'],
+    ['1700000000', '2023-11-14T22:13:20.000Z'],
+    ['', null],
+    ['abc', null],
+    ['1700000000.', null],
+    ['-1.5', null],
+    ['0.000000', null],
+    ['1e12', null],
+    ['9999999999999.1', null],
+  ])('reads the time of the Slack timestamp %j', (ts, iso) => {
+    expect(slackTsTime(ts)?.toISOString() ?? null).toBe(iso);
   });
 
   it.each<[string, () => Error, boolean]>([

@@ -264,6 +264,8 @@ async function deliver(
           accountId: found.target.accountId,
           latencyMs: null,
           now,
+          // When it was posted, from its Slack timestamp, rather than when it was found.
+          sentAt: slackTsTime(found.ts) ?? now,
         });
         log.info(
           { slackTs: found.ts, channelId: found.target.channelId },
@@ -517,6 +519,13 @@ async function findEarlierPost(
     if (ts) return { ts, target };
   }
   return null;
+}
+
+/** The time a Slack message timestamp (`"1700000000.123456"`, seconds since the epoch) names, or null. */
+export function slackTsTime(ts: string): Date | null {
+  if (!/^\d{1,12}(\.\d{1,9})?$/.test(ts)) return null;
+  const ms = Math.floor(Number(ts) * 1000);
+  return Number.isSafeInteger(ms) && ms > 0 ? new Date(ms) : null;
 }
 
 /** After a post that went through: the delivery is recorded, so a failed reset is logged, not retried. */

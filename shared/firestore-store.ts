@@ -493,7 +493,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
 
   async markSent(
     deliveryId: string,
-    f: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date },
+    f: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date; sentAt?: Date },
   ): Promise<void> {
     const ref = this.deliveries().doc(deliveryId);
     const sent = {
@@ -502,7 +502,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       channelId: f.channelId,
       accountId: f.accountId,
       latencyMs: f.latencyMs,
-      sentAt: f.now,
+      sentAt: f.sentAt ?? f.now,
       claimExpiresAt: null,
       outcomeUnknown: false,
       updatedAt: f.now,

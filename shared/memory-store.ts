@@ -340,7 +340,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
 
   async markSent(
     deliveryId: string,
-    f: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date },
+    f: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date; sentAt?: Date },
   ): Promise<void> {
     this.update(deliveryId, {
       status: 'sent',
@@ -348,7 +348,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       channelId: f.channelId,
       accountId: f.accountId,
       latencyMs: f.latencyMs,
-      sentAt: f.now,
+      sentAt: f.sentAt ?? f.now,
       claimExpiresAt: null,
       outcomeUnknown: false,
       updatedAt: f.now,

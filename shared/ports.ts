@@ -173,9 +173,17 @@ export interface ClaimRequest {
 
 export interface DeliveryLedger {
   claim(req: ClaimRequest): Promise<DeliveryClaim>;
+  /** `sentAt`, when the post was made earlier than `now` (one found in the channel), else `now`. */
   markSent(
     deliveryId: string,
-    fields: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date },
+    fields: {
+      slackTs: string;
+      channelId: string;
+      accountId: string;
+      latencyMs: number | null;
+      now: Date;
+      sentAt?: Date;
+    },
   ): Promise<void>;
   /**
    * With `claimedBy`, only the attempt that still holds the claim releases it. With `holdUntil`
