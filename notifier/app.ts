@@ -20,7 +20,7 @@ import {
 import { excerpt, quoted } from '../shared/model';
 import { nameRequest } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
-import { type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
+import { DeadLetterNotRecorded, type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
 
 export interface NotifierDeps extends DeliverDeps {
   projectId: string;
@@ -234,7 +234,9 @@ export function createApp(deps: NotifierDeps): Express {
       }
       res.status(200).json(result);
     } catch (err) {
-      req.log.error({ err: (err as Error).message }, 'could not record a dead-lettered message; retry later');
+      if (!(err instanceof DeadLetterNotRecorded)) {
+        req.log.error({ err: (err as Error).message }, 'could not record a dead-lettered message; retry later');
+      }
       res.status(503).json({ error: 'record_failed' });
     }
   });

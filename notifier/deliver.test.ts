@@ -265,6 +265,37 @@ describe('handlePush', () => {
     const after = await handlePush(push('n-1', '2026-12-10T08:00:00.000Z'), deps);
     expect(after).toMatchObject({ kind: 'ack', reason: 'notification_paused', status: 'skipped' });
     expect(slack.posts).toHaveLength(3);
+    // While it was on its schedule, failing, its index entry was its own; paused, any left is taken out.
+    expect(store.leftIndex).toEqual([{ id: 'n-1', scheduleId: SCHEDULE_ID }]);
+  });
+
+  it.each<[string, (doc: Record<string, unknown>) => Record<string, unknown> | null]>([
+    ['deleted outside the system', () => null],
+    ['without a schedule', (doc) => ({ ...doc, scheduleId: null })],
+    ['enabled as a string', (doc) => ({ ...doc, enabled: 'yes' })],
+  ])('a notification %s is taken out of the index of the schedule that published it', async (_, change) => {
+    const { store, deps } = setup();
+    const changed = change(store.notification('n-1') as Record<string, unknown>);
+    if (changed) store.putNotification('n-1', changed);
+    else store.notificationDocs.delete('n-1');
+    const result = await handlePush(push(), deps);
+    expect(result).toMatchObject({ kind: 'ack' });
+    expect(store.leftIndex).toEqual([{ id: 'n-1', scheduleId: SCHEDULE_ID }]);
+  });
+
+  it('a tidy of the index that fails is logged, and the delivery keeps its outcome', async () => {
+    const { store, deps } = setup();
+    store.notificationDocs.delete('n-1');
+    const lines: { level: string; msg: string }[] = [];
+    store.leaveIndex = async () => {
+      throw new Error('firestore unavailable');
+    };
+    const result = await handlePush(push(), { ...deps, log: recordingLogger(lines) });
+    expect(result).toMatchObject({ kind: 'ack', reason: 'notification_not_found', status: 'failed' });
+    expect(lines).toContainEqual({
+      level: 'warning',
+      msg: 'could not tidy the dispatch index; the next such message tries again',
+    });
   });
 
   it('answers retry, posting nothing and recording nothing, to a push for an occurrence not yet due', async () => {
@@ -386,6 +417,7 @@ describe('handlePush', () => {
     expect(result).toMatchObject({ kind: 'ack', reason: 'notification_not_found', status: 'failed' });
     expect((await store.get(deliveryIdOf('n-missing', occurrence)))?.lastError?.code).toBe('notification_not_found');
     expect(slack.posts).toHaveLength(0);
+    expect(store.leftIndex).toEqual([{ id: 'n-missing', scheduleId: SCHEDULE_ID }]);
   });
 
   it('fails and acks a notification without a channel (invalid_notification)', async () => {

@@ -12,6 +12,7 @@ import {
   RetryableError,
 } from '../shared/errors';
 import type { Logger } from '../shared/logger';
+import { indexedSchedule } from '../shared/members';
 import { type DispatchMessage, parsePushBody, pubsubTime } from '../shared/messages';
 import {
   accountSchema,
@@ -212,12 +213,15 @@ async function deliver(
   let target: PostTarget | null = null;
   // One token per attempt: an attempt that outlives its claim cannot release its successor's.
   const claimToken = `${deps.owner ?? defaultOwner}#${randomUUID().slice(0, 8)}`;
+  // The notification and its account as this attempt read them, once it has.
+  let inputs: Awaited<ReturnType<typeof loadInputs>> | null = null;
   const startedAt = Date.now();
   try {
     // The notification is read before the claim, so that the claim records where this attempt
     // is to post: should its outcome be unknown, the next attempt looks there, whatever the
     // notification says by then (another channel, paused, deleted).
-    const { raw, accountRaw } = await loadInputs(message.notificationId, deps);
+    inputs = await loadInputs(message.notificationId, deps);
+    const { raw, accountRaw } = inputs;
     const n = raw ? notificationSchema.safeParse(raw) : null;
     target = n?.success ? postTargetOf(n.data) : null;
     const claim = await deps.ledger.claim({
@@ -316,6 +320,7 @@ async function deliver(
         claimToken,
       );
       log.info({ pausedReason: reason }, 'notification is paused; delivery skipped');
+      await leaveStaleIndex(message, raw, deps, log);
       return { kind: 'ack', reason: 'notification_paused', deliveryId, status: 'skipped' };
     }
 
@@ -343,6 +348,7 @@ async function deliver(
         claimToken,
       );
       log[moved ? 'info' : 'warn']({ scheduleId: notification.scheduleId, dispatchedFor: message.scheduleId }, why);
+      await leaveStaleIndex(message, raw, deps, log);
       return { kind: 'ack', reason: code, deliveryId, status: 'skipped' };
     }
 
@@ -459,6 +465,7 @@ async function deliver(
           { code: err.code, slackError: err.slackError, ...targetFields(target) },
           `delivery failed permanently: ${err.message}`,
         );
+        await leaveStaleIndex(message, inputs?.raw ?? null, deps, log);
       }
     } catch (recordErr) {
       // The outcome could not be written: retry, and the claim's expiry lets the next attempt in.
@@ -526,6 +533,39 @@ export function slackTsTime(ts: string): Date | null {
   if (!/^\d{1,12}(\.\d{1,9})?$/.test(ts)) return null;
   const ms = Math.floor(Number(ts) * 1000);
   return Number.isSafeInteger(ms) && ms > 0 ? new Date(ms) : null;
+}
+
+/**
+ * After a delivery that did not post: where the notification, as this attempt read it, calls
+ * for no entry in the dispatch index of the schedule that published the message (deleted,
+ * paused, moved, or a document the index cannot hold, such as one without a schedule), any
+ * entry there is taken out, so that the next tick does not publish it again. Every change this
+ * system makes keeps the index in step in the same commit; this catches what a change outside
+ * it left (a document deleted or edited in the console), which no tick would otherwise stop
+ * publishing. A paused skip of a message published before its pause pays one transaction that
+ * finds nothing to take out. Best effort: the delivery is recorded already, and the next such
+ * message tries again.
+ */
+async function leaveStaleIndex(
+  message: DispatchMessage,
+  raw: Record<string, unknown> | null,
+  deps: Pick<DeliverDeps, 'notifications'>,
+  log: Logger,
+): Promise<void> {
+  if (indexedSchedule(raw) === message.scheduleId) return;
+  try {
+    if (await deps.notifications.leaveIndex(message.notificationId, message.scheduleId)) {
+      log.warn(
+        { scheduleId: message.scheduleId },
+        `notification taken out of schedule ${message.scheduleId}'s dispatch index: ${raw ? 'it does not belong there as it is now' : 'it does not exist'}`,
+      );
+    }
+  } catch (err) {
+    log.warn(
+      { err: errorMessage(err), scheduleId: message.scheduleId },
+      'could not tidy the dispatch index; the next such message tries again',
+    );
+  }
 }
 
 /** After a post that went through: the delivery is recorded, so a failed reset is logged, not retried. */
@@ -671,45 +711,60 @@ export async function handleDeadLetter(
       'dead letter pushed without its Pub/Sub envelope: the dead-letter subscription sends its messages unwrapped ("no wrapper"); set it to wrap them',
     );
   }
-  const now = clock();
-  const redriveOf = good.redrive !== true ? null : good.redriveId;
-  const refusal = await deadLetterRefusal(good, now, deps);
-  if (refusal) {
-    // Made by hand or by a fault, as a broken one is: recorded the same way, where the delivery
-    // has no record yet and never ending it, so that the occurrence's real message still posts.
-    const err = new PermanentError('invalid_message', `dead-lettered message refused: ${refusal.why}`);
-    await deps.ledger.recordInvalid(deliveryId, toRecord(err, now), now, { runId: good.runId });
-    log.warn({ reason: refusal.code }, `dead-lettered message refused, its delivery left as it is: ${refusal.why}`);
-    return { deliveryId, status: 'refused', reason: refusal.code };
+  try {
+    const now = clock();
+    const redriveOf = good.redrive !== true ? null : good.redriveId;
+    const refusal = await deadLetterRefusal(good, now, deps);
+    if (refusal) {
+      // Made by hand or by a fault, as a broken one is: recorded the same way, where the delivery
+      // has no record yet and never ending it, so that the occurrence's real message still posts.
+      const err = new PermanentError('invalid_message', `dead-lettered message refused: ${refusal.why}`);
+      await deps.ledger.recordInvalid(deliveryId, toRecord(err, now), now, { runId: good.runId });
+      log.warn({ reason: refusal.code }, `dead-lettered message refused, its delivery left as it is: ${refusal.why}`);
+      return { deliveryId, status: 'refused', reason: refusal.code };
+    }
+    const status = await deps.ledger.markDead(deliveryId, {
+      attempts,
+      notificationId: good.notificationId,
+      occurrence: good.occurrence,
+      runId: good.runId,
+      reason: 'max delivery attempts reached',
+      now,
+      sourcePublishedAt,
+      // The redrive the message names (null: the dispatcher's), which tells an older message from
+      // the last redrive's; one published before redrives carried their id names none known.
+      ...(redriveOf === undefined ? {} : { redriveOf }),
+      // Pushed without its envelope, the message has no publish time: who published it stands in.
+      ...(parsed.ok ? {} : { unwrapped: true }),
+    });
+    if (status === 'retrying' || status === 'sending') {
+      // Published before the delivery's last redrive: the redriven message carries it.
+      log.warn(
+        { status, sourcePublishedAt },
+        'dead letter of a message published before the delivery was redriven: the delivery is left to the redriven message',
+      );
+      return { deliveryId, status: 'superseded' };
+    }
+    if (status === 'dead') log.error({ attempts, status }, 'delivery dead-lettered');
+    else {
+      // A final outcome came first (a Pub/Sub duplicate of a message that did post): nothing ends.
+      log.info({ attempts, status }, `dead letter of a delivery already ${status}: left as it is`);
+    }
+    return { deliveryId, status };
+  } catch (err) {
+    // Said here, on a line with the delivery's ids, for the operator who must find the record;
+    // the route answers 503 for a retry.
+    log.error({ err: errorMessage(err) }, 'could not record a dead-lettered message; retry later');
+    throw new DeadLetterNotRecorded(err);
   }
-  const status = await deps.ledger.markDead(deliveryId, {
-    attempts,
-    notificationId: good.notificationId,
-    occurrence: good.occurrence,
-    runId: good.runId,
-    reason: 'max delivery attempts reached',
-    now,
-    sourcePublishedAt,
-    // The redrive the message names (null: the dispatcher's), which tells an older message from
-    // the last redrive's; one published before redrives carried their id names none known.
-    ...(redriveOf === undefined ? {} : { redriveOf }),
-    // Pushed without its envelope, the message has no publish time: who published it stands in.
-    ...(parsed.ok ? {} : { unwrapped: true }),
-  });
-  if (status === 'retrying' || status === 'sending') {
-    // Published before the delivery's last redrive: the redriven message carries it.
-    log.warn(
-      { status, sourcePublishedAt },
-      'dead letter of a message published before the delivery was redriven: the delivery is left to the redriven message',
-    );
-    return { deliveryId, status: 'superseded' };
+}
+
+/** A dead letter that could not be recorded, its cause logged already with the delivery's ids. */
+export class DeadLetterNotRecorded extends Error {
+  constructor(cause: unknown) {
+    super(errorMessage(cause), { cause });
+    this.name = 'DeadLetterNotRecorded';
   }
-  if (status === 'dead') log.error({ attempts, status }, 'delivery dead-lettered');
-  else {
-    // A final outcome came first (a Pub/Sub duplicate of a message that did post): nothing ends.
-    log.info({ attempts, status }, `dead letter of a delivery already ${status}: left as it is`);
-  }
-  return { deliveryId, status };
 }
 
 /** The channel (and workspace) an attempt was to post to, for its log lines; none before it knew. */

@@ -58,6 +58,7 @@ function fakes() {
     }),
     recordPermanentFailure: async () => false,
     resetFailures: async () => undefined,
+    leaveIndex: async () => false,
   };
   const accounts: AccountStore = { getRaw: async () => ({ name: 'Acme', metrics: [], highlights: [] }) };
   return { post, slack, ledger, notifications, accounts };

@@ -67,6 +67,7 @@ function notifier(verifier: TokenVerifier, log = captureLog().log): Express {
       getRaw: async () => null,
       recordPermanentFailure: async () => false,
       resetFailures: async () => {},
+      leaveIndex: async () => false,
     },
     accounts: { getRaw: async () => null },
     runs: { getRun: async () => null },

@@ -29,6 +29,7 @@ import {
   type DeliveryStatus,
   deadClaimUpdate,
   deadLetterPredatesRedrive,
+  deliveryFromData,
   endsDelivery,
   FINAL_STATUSES,
   liveClaim,
@@ -482,7 +483,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         tx.create(ref, created);
         return fresh.claim;
       }
-      const step = deliveryClaimStep(fromDoc<DeliveryDoc>(snap.data() ?? {}), req);
+      const step = deliveryClaimStep(deliveryFromData(fromDoc<Record<string, unknown>>(snap.data() ?? {})), req);
       if (step.kind !== 'claimed') return step;
       if (step.update) {
         tx.update(ref, { ...step.update, redrivePending: FieldValue.delete(), redriveFrom: FieldValue.delete() });
@@ -621,7 +622,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     const ref = this.deliveries().doc(deliveryId);
     return this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
-      const d = snap.exists ? fromDoc<DeliveryDoc>(snap.data() ?? {}) : null;
+      const d = snap.exists ? deliveryFromData(fromDoc<Record<string, unknown>>(snap.data() ?? {})) : null;
       // A delivery that ended stays as it ended (sent, failed for good, skipped while paused, dead
       // already: under the run it died in, which a redrive of that run looks in); a record that
       // speaks only of another message (a broken push, a skip for a schedule left) does not.
@@ -782,6 +783,16 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
 
   async resetFailures(id: string): Promise<void> {
     await this.notifications().doc(id).update({ consecutiveFailures: 0 });
+  }
+
+  async leaveIndex(id: string, scheduleId: string): Promise<boolean> {
+    const ref = this.notifications().doc(id);
+    return this.db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      if (indexedSchedule(snap.data()) === scheduleId) return false;
+      writeIndexChanges(tx, this.db, [{ id, from: scheduleId, to: null }]);
+      return true;
+    });
   }
 }
 

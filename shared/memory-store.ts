@@ -519,6 +519,15 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     return counted.pause;
   }
 
+  /** The schedules each id was asked to leave (leaveIndex), in order. */
+  readonly leftIndex: { id: string; scheduleId: string }[] = [];
+
+  /** The index here is read from the documents themselves: no entry can outlive its document. */
+  async leaveIndex(id: string, scheduleId: string): Promise<boolean> {
+    this.leftIndex.push({ id, scheduleId });
+    return false;
+  }
+
   async resetFailures(id: string): Promise<void> {
     const n = this.notificationDocs.get(id);
     if (!n) throw new NotFoundError(`No document to update: notifications/${id}`);

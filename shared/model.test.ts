@@ -3,12 +3,14 @@ import {
   checkedPauseReason,
   composedFormProblem,
   controlCharacterProblem,
+  deliveryFromData,
   documentStorageSize,
   excerpt,
   invisibleCharacterProblem,
   looksBlank,
   newIdProblem,
   notificationSchema,
+  permanentFailureUpdate,
   quoted,
   reasonHint,
   surroundingBlankProblem,
@@ -389,5 +391,48 @@ describe('notificationSchema', () => {
     const parsed = notificationSchema.safeParse({ ...stored, schedule: { cron: '0 9 * * *', timezone: '   ' } });
     expect(parsed.success).toBe(false);
     expect(parsed.error?.issues[0]?.path).toEqual(['schedule', 'timezone']);
+  });
+});
+
+describe('deliveryFromData (a delivery record as the ledger decides on it)', () => {
+  const at = new Date('2031-01-01T00:00:00Z');
+
+  it('reads a time, a count or a flag written as another type as absent, 0 or false', () => {
+    const read = deliveryFromData({
+      status: 'retrying',
+      claimExpiresAt: 'tomorrow',
+      firstAttemptAt: new Date(Number.NaN),
+      sentAt: 42,
+      attempts: 'many',
+      outcomeUnknown: 'yes',
+      lastRedriveAt: at,
+    });
+    expect(read).toEqual({ status: 'retrying', attempts: 0, outcomeUnknown: false, lastRedriveAt: at });
+  });
+
+  it('keeps a record the ledger wrote as it is', () => {
+    const record = { status: 'sending', claimExpiresAt: at, firstAttemptAt: at, attempts: 3, outcomeUnknown: true };
+    expect(deliveryFromData(record)).toEqual(record);
+    expect(deliveryFromData({ status: 'sent', claimExpiresAt: null })).toEqual({
+      status: 'sent',
+      claimExpiresAt: null,
+    });
+  });
+});
+
+describe('permanentFailureUpdate (counting a failure towards pausing)', () => {
+  const now = new Date('2031-01-01T00:00:00Z');
+
+  it.each([
+    [2, 3, true],
+    ['2', 3, true],
+    ['many', 1, false],
+    [-5, 1, false],
+    [1.5, 1, false],
+    [null, 1, false],
+  ])('a count stored as %j goes to %d (paused at 3: %s)', (stored, count, pause) => {
+    const counted = permanentFailureUpdate({ consecutiveFailures: stored, enabled: true }, 'r', 3, now);
+    expect(counted?.update.consecutiveFailures).toBe(count);
+    expect(counted?.pause).toBe(pause);
   });
 });

@@ -525,7 +525,10 @@ export function permanentFailureUpdate(
   occurrence?: string,
 ): { update: Record<string, unknown>; pause: boolean } | null {
   if (occurrence !== undefined && n.lastFailedOccurrence === occurrence) return null;
-  const count = Number(n.consecutiveFailures ?? 0) + 1;
+  // A count that is not one (written by hand: a string, a negative) starts again, so that the
+  // notification still pauses after `threshold` failures instead of never (NaN) or later.
+  const prior = Number(n.consecutiveFailures ?? 0);
+  const count = (Number.isSafeInteger(prior) && prior >= 0 ? prior : 0) + 1;
   const pause = count >= threshold && n.enabled !== false;
   const update: Record<string, unknown> = {
     consecutiveFailures: count,
@@ -588,6 +591,41 @@ export interface DeliveryDoc {
    * so a channel changed or a notification paused or deleted meanwhile cannot hide that post.
    */
   postTargets?: PostTarget[];
+}
+
+/** A delivery record's times: each a Date as the ledger writes it, or absent. */
+const DELIVERY_DATE_FIELDS = [
+  'claimExpiresAt',
+  'publishedAt',
+  'firstAttemptAt',
+  'sentAt',
+  'updatedAt',
+  'expireAt',
+  'lastRedriveAt',
+  'deadAt',
+  'deadBeforeRedriveAt',
+  'failedBeforeRedriveAt',
+] as const;
+
+/**
+ * A delivery record as read (its Timestamps already Dates), with what the ledger's decisions
+ * read kept to the types the ledger writes: a time that is not one (a string written by hand),
+ * an invalid date, is read as absent; `attempts` that are not a whole count as 0;
+ * `outcomeUnknown` as a boolean, `true` only. Without this, one such value failed every attempt
+ * and every dead letter of the delivery alike (`until.getTime is not a function`), and the
+ * dead-letter endpoint, which retries what it could not record, for ever. What an operator
+ * reads (`deliveries`, the admin API) is the record as stored.
+ */
+export function deliveryFromData(data: Record<string, unknown>): Partial<DeliveryDoc> {
+  const out: Record<string, unknown> = { ...data };
+  for (const field of DELIVERY_DATE_FIELDS) {
+    const v = out[field];
+    if (v !== undefined && v !== null && !(v instanceof Date && !Number.isNaN(v.getTime()))) delete out[field];
+  }
+  const attempts = out.attempts;
+  if (attempts !== undefined && !(Number.isSafeInteger(attempts) && (attempts as number) >= 0)) out.attempts = 0;
+  if (out.outcomeUnknown !== undefined) out.outcomeUnknown = out.outcomeUnknown === true;
+  return out as Partial<DeliveryDoc>;
 }
 
 /** Where an attempt is to post: the notification's channel and workspace, and its account. */

@@ -249,6 +249,13 @@ export interface NotificationStore {
     occurrence?: string,
   ): Promise<boolean>;
   resetFailures(id: string): Promise<void>;
+  /**
+   * Takes `id` out of `scheduleId`'s dispatch index where the notification, read in the same
+   * transaction, calls for no entry there (gone, paused, on another schedule, or a document the
+   * index cannot hold): an entry that a change outside this system left (a document deleted or
+   * edited in the console), which every tick would otherwise publish again. True when it wrote.
+   */
+  leaveIndex(id: string, scheduleId: string): Promise<boolean>;
 }
 
 export interface AccountStore {

@@ -161,6 +161,25 @@ describe('the ledger and broken pushes, on the emulator', () => {
     }
   });
 
+  it('a record whose claim, attempts or times were written by hand as other types is claimed and dead-lettered, not failed on every message', async () => {
+    const ref = db.collection(COLLECTIONS.deliveries).doc(deliveryId);
+    const garbage = {
+      status: 'retrying',
+      claimExpiresAt: 'tomorrow',
+      attempts: 'many',
+      firstAttemptAt: 42,
+      outcomeUnknown: 'yes',
+    };
+    await ref.set(garbage);
+    // The dead letter first: it once failed for ever on `until.getTime is not a function`.
+    expect(await store.markDead(deliveryId, deadLetter())).toBe('dead');
+    expect((await ref.get()).get('claimExpiresAt')).toBeNull();
+    await ref.set(garbage);
+    const claimed = await store.claim(claim('a#hand'));
+    expect(claimed).toMatchObject({ kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: now });
+    expect(await store.get(deliveryId)).toMatchObject({ status: 'sending', attempts: 1, claimedBy: 'a#hand' });
+  });
+
   it('a redrive left stranded is published again past its wait even while the overtaken attempt’s claim is live', async () => {
     const at = (s: number) => new Date(now.getTime() + s * 1000);
     // A claim TTL of an hour (CLAIM_TTL_SECONDS allows it).

@@ -239,6 +239,29 @@ describe('the dispatch index', () => {
     }
   });
 
+  it('an entry a change outside the system left (a console delete, a schedule or enabled edited by hand) is taken out by leaveIndex, and a sound one stays', async () => {
+    const schedule = { cron: '15 7 * * *', timezone: 'Europe/Oslo' };
+    const id = scheduleIdOf(schedule);
+    // A sound one, then one deleted, one without a schedule, one not `true` enabled, one moved.
+    const items = Array.from({ length: 5 }, (_, i) => notification(30_000 + i, schedule));
+    const all = items.map((n) => n.id);
+    await saveNotifications(db, items);
+    expect(await indexed(id)).toEqual([...all].sort());
+    const doc = (n: string) => db.collection(COLLECTIONS.notifications).doc(n);
+    await doc(all[1] as string).delete();
+    await doc(all[2] as string).update({ scheduleId: null });
+    await doc(all[3] as string).update({ enabled: 'yes' });
+    await doc(all[4] as string).update({ scheduleId: tokyoId });
+    // Each change outside the system left its entry: every tick would publish it.
+    expect(await indexed(id)).toEqual([...all].sort());
+    const left = await Promise.all(all.map((n) => store.leaveIndex(n, id)));
+    expect(left).toEqual([false, true, true, true, true]);
+    expect(await indexed(id)).toEqual([all[0]]);
+    // Again: nothing more to take out, and the sound one is never taken out.
+    expect(await store.leaveIndex(all[0] as string, id)).toBe(false);
+    expect(await indexed(id)).toEqual([all[0]]);
+  });
+
   it('slack-fanout reindex reads a time zone stored by hand with blanks around it as the zone', async () => {
     const projectId = uniqueProjectId('reindex-padded');
     const db = createFirestore(projectId);

@@ -178,6 +178,7 @@ describe('request hardening', () => {
         getRaw: async () => null,
         recordPermanentFailure: async () => false,
         resetFailures: async () => {},
+        leaveIndex: async () => false,
       },
       accounts: { getRaw: async () => null },
       runs: { getRun: async () => null },
