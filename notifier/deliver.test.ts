@@ -430,6 +430,21 @@ describe('handlePush', () => {
     expect(slack.posts).toHaveLength(0);
   });
 
+  it.each([' C0SPACE ', 'C0\u202eevil\u200b', 'C0\u0000'])(
+    'fails a notification stored by hand with the channel %j, which a save refuses, without posting it',
+    async (channelId) => {
+      const { store, slack, deps } = setup();
+      const doc = store.notification('n-1') as Record<string, unknown>;
+      store.putNotification('n-1', { ...doc, slack: { channelId } });
+      const result = await handlePush(push(), deps);
+      expect(result).toMatchObject({ kind: 'ack', reason: 'invalid_notification', status: 'failed' });
+      expect((await store.get(id))?.lastError?.message).toContain(
+        'slack.channelId: has blanks, control characters or invisible characters in it',
+      );
+      expect(slack.posts).toHaveLength(0);
+    },
+  );
+
   it('fails and acks a notification whose stored time zone is unknown', async () => {
     const { store, slack, deps } = setup();
     const doc = store.notification('n-1') as Record<string, unknown>;

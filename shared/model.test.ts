@@ -47,6 +47,20 @@ describe('excerpt', () => {
 });
 
 describe('zod messages for text too short or too long, and numbers out of range (shared/zod.ts)', () => {
+  it('name what a union of types takes and what it got', () => {
+    const value = z.union([z.number(), z.string()]);
+    const said = (v: unknown) => value.safeParse(v).error?.issues[0]?.message;
+    expect(said(null)).toBe('expected a number or a string, received null');
+    expect(said(true)).toBe('expected a number or a string, received boolean');
+    expect(said([1])).toBe('expected a number or a string, received array');
+    expect(said(new Date(0))).toBe('expected a number or a string, received date');
+    expect(said(new Map())).toBe('expected a number or a string, received Map');
+    expect(said(undefined)).toBe('is missing (expected a number or a string)');
+    expect(said(Number.NaN)).toBe('is not a finite number (NaN)');
+    // A union whose branches refuse more than the type keeps zod's words.
+    expect(z.union([z.literal('a'), z.number()]).safeParse('b').error?.issues[0]?.message).toBe('Invalid input');
+  });
+
   it('say what is wrong with the value, and a schema’s own message still comes first', () => {
     const schema = z.object({ a: z.string().min(1), b: z.string().max(3), c: z.string().min(2, 'own words') });
     const issues = schema.safeParse({ a: '', b: 'abcd', c: 'x' }).error?.issues.map((i) => `${i.path}: ${i.message}`);
@@ -68,14 +82,14 @@ describe('zod messages for text too short or too long, and numbers out of range 
     expect(metric(Number.POSITIVE_INFINITY)).toEqual(['metrics.0.value: is not a finite number (Infinity)']);
     expect(metric(1, Number.NEGATIVE_INFINITY)).toEqual(['metrics.0.change: is not a finite number (-Infinity)']);
     expect(metric(1.5, -2)).toBeUndefined();
-    // Anything else keeps zod's words, and so does a field that takes no number.
-    expect(metric(true)).toEqual(['metrics.0.value: Invalid input']);
+    // Anything else is named as a union of types refused (above), and a field that takes no number keeps zod's words.
+    expect(metric(true)).toEqual(['metrics.0.value: expected a number or a string, received boolean']);
     const notNumbers = z.object({ b: z.boolean(), s: z.string(), u: z.union([z.string(), z.boolean()]) });
     const words = notNumbers.safeParse({ b: Number.NaN, s: Number.POSITIVE_INFINITY, u: Number.NaN });
     expect(words.error?.issues.map((i) => i.message)).toEqual([
       'Invalid input: expected boolean, received NaN',
       'Invalid input: expected string, received Infinity',
-      'Invalid input',
+      'expected a string or a boolean, received number',
     ]);
   });
 

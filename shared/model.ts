@@ -345,10 +345,25 @@ export function newIdProblem(id: string): string | null {
 }
 
 /** A Slack channel or workspace id (or a channel name): not blank, at most 255 characters. */
+/**
+ * Why a Slack id that is not blank cannot be one, or null: one with blanks, control characters
+ * (C1's among them: U+0085, a line break, is not white space to `\s`) or invisible characters
+ * in it could never be posted to.
+ */
+export function slackIdCharacterProblem(id: string): string | null {
+  return id.trim() !== '' && (BLANK_OR_INVISIBLE.test(id) || CONTROL_CHARACTER.test(id))
+    ? 'has blanks, control characters or invisible characters in it, which no Slack id has'
+    : null;
+}
+
 const slackIdSchema = z
   .string()
   .max(255)
-  .refine((id) => id.trim() !== '', 'is blank');
+  .refine((id) => id.trim() !== '', 'is blank')
+  // A document stored by hand with such an id is refused at delivery as invalid, not posted to Slack.
+  .refine((id) => slackIdCharacterProblem(id) === null, {
+    error: (issue) => slackIdCharacterProblem(issue.input as string) ?? '',
+  });
 
 /** The most a report title holds: Slack's header text limit, counted as the report cuts it. */
 export const MAX_TITLE_LENGTH = SLACK_LIMITS.headerTextChars;

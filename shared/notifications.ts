@@ -15,14 +15,13 @@ import { indexedSchedule, type MemberChange, scheduleOf, tidyBuckets, writeIndex
 import {
   type Account,
   accountSchema,
-  BLANK_OR_INVISIBLE,
-  CONTROL_CHARACTER,
   looksBlank,
   type NotificationInput,
   newIdProblem,
   notificationIdProblem,
   notificationSchema,
   quoted,
+  slackIdCharacterProblem,
   titleSchema,
 } from './model';
 import { QUERIES } from './queries';
@@ -80,9 +79,6 @@ export function notificationDoc(n: NewNotification): NotificationInput & { sched
   return doc;
 }
 
-/** Why a channel or workspace id with such a character is refused. */
-const SLACK_ID_PROBLEM = 'has blanks, control characters or invisible characters in it, which no Slack id has';
-
 /**
  * Everything wrong with a notification, each an InvalidNotificationError naming its field, in
  * the order its fields are checked (the first is what notificationDoc throws): an import names
@@ -136,15 +132,14 @@ function checkedNotification(n: NewNotification): {
     const problem = `invalid cron ${JSON.stringify(cron)}: ${step}`;
     add('cron', problem, `${who}: ${problem}`);
   }
-  // A Slack id has no blanks, control or invisible characters: one with them could never be posted to.
+  // A Slack id has no blanks, control or invisible characters: one with them could never be
+  // posted to (the document's schema says so too; named here, in the order fields are checked).
   for (const [field, id] of [
     ['channelId', n.channelId],
     ['teamId', n.teamId],
   ] as const) {
-    // Control characters too, C1's among them (U+0085, a line break, is not white space to `\s`).
-    if (id !== undefined && id.trim() !== '' && (BLANK_OR_INVISIBLE.test(id) || CONTROL_CHARACTER.test(id))) {
-      add(field, SLACK_ID_PROBLEM);
-    }
+    const problem = id === undefined ? null : slackIdCharacterProblem(id);
+    if (problem !== null) add(field, problem);
   }
   // The rules of a new account's id (parseAccountsFile): an accountId no account can have now
   // would name an account never found, and the notification would fail at every occurrence.

@@ -324,6 +324,22 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
     }
   });
 
+  it('a title stored by hand with what a save refuses is shown on one line, as a name is', () => {
+    const cases: [string, string][] = [
+      ['Weekly\u202e numbers', 'Weekly numbers'],
+      // A byte-order mark is white space to JavaScript: dropped at an end with the blanks.
+      ['\ufeffWeekly\u0000\nnumbers ', 'Weekly numbers'],
+      // Control characters alone: the account's name stands in.
+      ['\u202e\u0000\n', 'Acme: scheduled report'],
+    ];
+    for (const [title, header] of cases) {
+      const r = renderReport(notification(title), account({ name: 'Acme' }), occurrence);
+      expectWithinSlackLimits(r);
+      expect(r.blocks[0]).toMatchObject({ type: 'header', text: { text: header } });
+      expect(r.text.startsWith(header)).toBe(true);
+    }
+  });
+
   it("the account's name in the header on one line, its blanks at either end dropped", () => {
     const cases: [string, string][] = [
       ['  Acme  ', 'Acme: scheduled report'],
@@ -568,6 +584,8 @@ describe('cuts in escaped text', () => {
     // Blanks alone (stored by hand) would leave `**`: a dash stands in.
     expect(boldable(' \n ')).toBe('\u2014');
     expect(boldable('a*b\rc')).toBe('a\u2217b c');
+    // Control characters and direction marks, which an import takes in a label: blanks here.
+    expect(boldable('Rev\u202eenue\u0000!')).toBe('Rev enue !');
   });
 });
 

@@ -114,10 +114,9 @@ export function escapeAndTruncate(s: string, max: number): string {
  */
 export function boldable(label: string): string {
   // Blanks at either end too: `* Revenue *` is not bold in Slack, and shows its asterisks.
-  const shown = label
-    .replace(/\r\n|[\n\r\u2028\u2029]/g, ' ')
-    .replace(/\*/g, '\u2217')
-    .trim();
+  // An import takes a label's text as it is: its control characters and direction marks (a NUL,
+  // a mark that turns the rest of the report round) are shown as blanks, as in an account's name.
+  const shown = oneLine(label).replace(/\*/g, '\u2217');
   // A label of blanks alone (only stored by hand: an import refuses it) would leave `**`, shown as is.
   return shown === '' ? '\u2014' : shown;
 }
@@ -272,8 +271,11 @@ export function renderReport(
   account: Account,
   occurrence: Date,
 ): RenderedReport {
-  // A blank stored title would make an empty header, which Slack refuses (invalid_blocks).
-  const custom = notification.report.title?.trim() ? notification.report.title : undefined;
+  // A blank stored title would make an empty header, which Slack refuses (invalid_blocks). One
+  // stored by hand with what a save refuses (a control character, a line break, a mark that
+  // turns the rest round) is shown on one line, as an account's name is.
+  const stored = notification.report.title === undefined ? '' : oneLine(notification.report.title);
+  const custom = looksBlank(stored) ? undefined : stored;
   const title = truncate(custom ?? defaultTitle(account.name), SLACK_LIMITS.headerTextChars);
   const when = whenIn(notification.schedule.timezone, occurrence);
   const blocks: Block[] = [

@@ -18,6 +18,30 @@ function expectsNumber(issue: RawIssue): boolean {
   return false;
 }
 
+/** The types a union takes, each with its article, where every branch refused the value's type alone; else null. */
+function unionTypes(issue: RawIssue): string[] | null {
+  if (issue.code !== 'invalid_union' || !issue.errors || issue.errors.length === 0) return null;
+  const types: string[] = [];
+  for (const branch of issue.errors) {
+    const only = branch.length === 1 ? branch[0] : undefined;
+    if (only?.code !== 'invalid_type' || typeof only.expected !== 'string') return null;
+    types.push(`${/^[aeiou]/.test(only.expected) ? 'an' : 'a'} ${only.expected}`);
+  }
+  return types;
+}
+
+/** What a value is, in an error about its type: `null`, `array`, `date`, a class's name, or its typeof. */
+function received(input: unknown): string {
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'array';
+  if (input instanceof Date) return 'date';
+  if (typeof input === 'object') {
+    const name = (input as { constructor?: { name?: unknown } }).constructor?.name;
+    return typeof name === 'string' && name !== '' && name !== 'Object' ? name : 'object';
+  }
+  return typeof input;
+}
+
 z.config({
   customError: (issue) => {
     // NaN and ±Infinity are numbers to JavaScript, and Firestore stores them, but no number field
@@ -30,6 +54,14 @@ z.config({
     // gone wrong. A JSON body or file cannot hold undefined, so the field is missing.
     if (issue.code === 'invalid_type' && issue.input === undefined && typeof issue.expected === 'string') {
       return `is missing (expected ${/^[aeiou]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected})`;
+    }
+    // A union of types refused (a number or a string given a null, a date, a list): zod says
+    // "Invalid input", which names neither what it takes nor what it got.
+    const expected = unionTypes(issue);
+    if (expected !== null) {
+      return issue.input === undefined
+        ? `is missing (expected ${expected.join(' or ')})`
+        : `expected ${expected.join(' or ')}, received ${received(issue.input)}`;
     }
     if (issue.origin === 'number' && issue.code === 'too_small') {
       return issue.inclusive ? `must be at least ${issue.minimum}` : `must be more than ${issue.minimum}`;
