@@ -2120,7 +2120,7 @@ ${STALL_HELP}`,
     .option('--team <teamId>', 'the Slack workspace id, at most 255 characters')
     .option(
       '--title <title>',
-      'the report title, up to 150 UTF-16 code units (2 for a character beyond U+FFFF, as most emoji are; default: "{account name}: scheduled report")',
+      'the report title: one line, not blank, no tab, control character or direction mark, up to 150 UTF-16 code units (2 for a character beyond U+FFFF, as most emoji are; default: "{account name}: scheduled report")',
     )
     .addHelpText(
       'after',

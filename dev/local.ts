@@ -24,10 +24,10 @@ import {
   failureHints,
   PostLines,
   postPreview,
+  resumeHint,
   runHints,
   runsToWatch,
   SeedProgress,
-  shellQuoted,
   timeLeft,
   VERBOSE_MAX,
 } from './progress';
@@ -830,9 +830,7 @@ async function main(): Promise<number> {
               const n = await store.getRaw(notificationId);
               if (n?.enabled === false && typeof n.pausedReason === 'string') {
                 pausedSaid.add(notificationId);
-                const resume = opts.once
-                  ? ''
-                  : `; to resume it: FIRESTORE_EMULATOR_HOST=${emulators.env.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${PROJECT_ID} npm run cli -- resume ${shellQuoted(notificationId)}, then its failed deliveries go again with the redrive --failed below, once the cause is fixed`;
+                const resume = opts.once ? '' : `; ${resumeHint(notificationId, emulators.env, PROJECT_ID)}`;
                 // Paused by an operator (the admin API, the command line), not by failures: no count.
                 const failures = Number(n.consecutiveFailures ?? 0);
                 const after = failures > 0 ? `, after ${counted(failures, 'failure')} in a row` : '';

@@ -9,6 +9,7 @@ import {
   OVERDUE_MS,
   PostLines,
   postPreview,
+  resumeHint,
   runHints,
   runsToWatch,
   SEED_QUIET_MS,
@@ -44,6 +45,15 @@ describe('failureHints', () => {
     ]);
     expect(failureHints({ runId: 'r', failed: 2, dead: 0 }, env, 'p')).toHaveLength(2);
     expect(failureHints({ runId: 'r', failed: 0, dead: 0 }, env, 'p')).toEqual([]);
+  });
+});
+
+describe('resumeHint', () => {
+  test('resumes the notification, then sends its failed deliveries of every run again', () => {
+    const env = { PUBSUB_EMULATOR_HOST: '127.0.0.1:1', FIRESTORE_EMULATOR_HOST: '127.0.0.1:2' };
+    expect(resumeHint("n-it's", env, 'p')).toBe(
+      "to resume it: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- resume 'n-it'\\''s'; then, once the cause is fixed, its failed deliveries of every run (a run's redrive --failed sends that run's alone) go again with PUBSUB_EMULATOR_HOST=127.0.0.1:1 FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- redrive --all-runs --failed",
+    );
   });
 });
 

@@ -97,6 +97,20 @@ export function failureHints(
 }
 
 /**
+ * What to run for a notification its failures paused: resume it, then, once the cause is
+ * fixed, send its failed deliveries of every run again (they span the runs that counted them,
+ * where failureHints' redrive takes one run's).
+ */
+export function resumeHint(
+  notificationId: string,
+  emulators: Record<string, string | undefined>,
+  projectId: string,
+): string {
+  const firestore = `FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId}`;
+  return `to resume it: ${firestore} npm run cli -- resume ${shellQuoted(notificationId)}; then, once the cause is fixed, its failed deliveries of every run (a run's redrive --failed sends that run's alone) go again with PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run cli -- redrive --all-runs --failed`;
+}
+
+/**
  * One word for a POSIX shell, whatever it holds: in single quotes, each `'` in it closed, escaped
  * and reopened (`it's` is `'it'\''s'`), so that a hint pasted into a shell passes it as it is.
  */

@@ -307,7 +307,11 @@ describe('the bot token, checked at start', () => {
   it('names what missing scopes leave undone', () => {
     expect(scopeProblems(['chat:write', 'channels:history'])).toEqual([]);
     expect(scopeProblems(['chat:write', 'groups:history'])).toEqual([]);
-    expect(scopeProblems(['chat:write'])).toEqual([expect.stringMatching(/lacks channels:history.*posts again/)]);
+    expect(scopeProblems(['chat:write'])).toEqual([
+      expect.stringMatching(
+        /lacks channels:history.*does not post again and records the delivery failed \(slack_outcome_unverifiable\)/,
+      ),
+    ]);
     expect(scopeProblems(['channels:history'])).toEqual([expect.stringMatching(/lacks chat:write/)]);
   });
 

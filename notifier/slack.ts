@@ -38,7 +38,8 @@ export interface TokenCheck {
 
 /**
  * What a token's scopes leave the notifier unable to do: post at all (`chat:write`), or look
- * for an earlier post after an unknown outcome (a history scope), so that the retry posts again.
+ * for an earlier post after an unknown outcome (a history scope), so that such a delivery fails
+ * as unverifiable instead of being sent.
  */
 export function scopeProblems(scopes: readonly string[]): string[] {
   const problems: string[] = [];
@@ -48,7 +49,8 @@ export function scopeProblems(scopes: readonly string[]): string[] {
   if (!scopes.includes('channels:history') && !scopes.includes('groups:history')) {
     problems.push(
       'the Slack token lacks channels:history and groups:history: after a post whose outcome is unknown, the ' +
-        'next attempt cannot look for it in the channel and posts again',
+        'next attempt cannot look for it in the channel, so it does not post again and records the delivery ' +
+        'failed (slack_outcome_unverifiable); once the scopes are granted, redrive --failed looks and sends it if it is not there',
     );
   }
   return problems;

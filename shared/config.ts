@@ -175,7 +175,13 @@ const schema = z.object({
   runLeaseSeconds: int(5, 3600).default(60),
   catchUpWindowSeconds: int(0, 7 * 24 * 3600).default(DEFAULT_CATCH_UP_WINDOW_SECONDS),
   slackApiUrl: slackApiUrlSchema.default('https://slack.com/api/'),
-  slackBotToken: z.string().min(1).optional(),
+  slackBotToken: z
+    .string()
+    .min(1)
+    .refine((t) => tokenCharacterProblem(t) === null, {
+      error: (issue) => tokenCharacterProblem(issue.input as string) ?? '',
+    })
+    .optional(),
   // At most 30 s: a timed-out post may still land, and the next attempt must not look for it
   // before it could have (the retry policy's 10 s backoff plus at most 20 s of held nack).
   slackTimeoutMs: int(SLACK_TIMEOUT_MIN_MS, 30_000).default(10_000),
@@ -376,6 +382,20 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
     }
   }
   return { config, problems, refused };
+}
+
+/**
+ * Why a bot token cannot be sent, or null: one with a character beyond printable ASCII (an
+ * ellipsis copied from an example, a line break) can never go in the HTTP header that carries
+ * it, and each call would fail before it left, read as a Slack that did not answer. Named by its
+ * code point and place, the token itself never shown.
+ */
+export function tokenCharacterProblem(token: string): string | null {
+  const at = token.search(/[^\x20-\x7e]/);
+  if (at < 0) return null;
+  const code = token.codePointAt(at) ?? 0;
+  const name = `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+  return `holds ${name} at character ${at + 1}, which no Slack token has and an HTTP header cannot carry: copy the token again, whole, from the app's settings (OAuth & Permissions)`;
 }
 
 /** Whether a URL as written may hold a user's password (`user:pw@host`), so is not shown back. */
