@@ -6,7 +6,14 @@ import { deliveryIdOf, runIdOf } from '../shared/model';
 import { notificationDoc } from '../shared/notifications';
 import { scheduleIdOf } from '../shared/schedule';
 import { capturedLog } from '../test/helpers';
-import { type DeliverDeps, handleDeadLetter, handlePush, OCCURRENCE_CLOCK_SKEW_MS, slackTsTime } from './deliver';
+import {
+  DeadLetterNotRecorded,
+  type DeliverDeps,
+  handleDeadLetter,
+  handlePush,
+  OCCURRENCE_CLOCK_SKEW_MS,
+  slackTsTime,
+} from './deliver';
 import type { PostRequest, SlackPort } from './slack';
 
 /** A Slack stand-in: answers each post from a script, records what it was asked. */
@@ -1685,7 +1692,25 @@ describe('handleDeadLetter', () => {
       { ledger: Object.assign(Object.create(store) as MemoryStore, { get: unavailable }) },
     ];
     for (const part of broken) {
-      await expect(handleDeadLetter(push(), { ...deps, ...part })).rejects.toThrow('firestore unavailable');
+      const lines: string[] = [];
+      const log = createLogger({
+        service: 'deliver-test',
+        level: 'info',
+        destination: { write: (l: string) => lines.push(l) },
+      });
+      const failed = handleDeadLetter(push(), { ...deps, ...part, log });
+      await expect(failed).rejects.toThrow('firestore unavailable');
+      await expect(failed).rejects.toBeInstanceOf(DeadLetterNotRecorded);
+      // Said once, with the delivery's ids, for the operator who must find the record.
+      const said = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(said).toEqual([
+        expect.objectContaining({
+          message: 'could not record a dead-lettered message; retry later',
+          deliveryId: id,
+          notificationId: 'n-1',
+          err: 'firestore unavailable',
+        }),
+      ]);
     }
     expect(await store.get(id)).toBeNull();
   });
