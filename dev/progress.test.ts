@@ -52,7 +52,7 @@ describe('resumeHint', () => {
   test('resumes the notification, then sends its failed deliveries of every run again', () => {
     const env = { PUBSUB_EMULATOR_HOST: '127.0.0.1:1', FIRESTORE_EMULATOR_HOST: '127.0.0.1:2' };
     expect(resumeHint("n-it's", env, 'p')).toBe(
-      "to resume it: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- resume 'n-it'\\''s'; then, once the cause is fixed, its failed deliveries of every run (a run's redrive --failed sends that run's alone) go again with PUBSUB_EMULATOR_HOST=127.0.0.1:1 FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- redrive --all-runs --failed",
+      "to resume it: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- resume 'n-it'\\''s'; then, once the cause is fixed, its failed deliveries, which span runs (a run's redrive --failed sends that run's alone), go again with PUBSUB_EMULATOR_HOST=127.0.0.1:1 FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- redrive --all-runs --failed, which sends the failed and dead deliveries of every run and every notification",
     );
   });
 });

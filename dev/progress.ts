@@ -107,7 +107,7 @@ export function resumeHint(
   projectId: string,
 ): string {
   const firestore = `FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId}`;
-  return `to resume it: ${firestore} npm run cli -- resume ${shellQuoted(notificationId)}; then, once the cause is fixed, its failed deliveries of every run (a run's redrive --failed sends that run's alone) go again with PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run cli -- redrive --all-runs --failed`;
+  return `to resume it: ${firestore} npm run cli -- resume ${shellQuoted(notificationId)}; then, once the cause is fixed, its failed deliveries, which span runs (a run's redrive --failed sends that run's alone), go again with PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run cli -- redrive --all-runs --failed, which sends the failed and dead deliveries of every run and every notification`;
 }
 
 /**

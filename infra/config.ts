@@ -1,5 +1,5 @@
 import * as pulumi from '@pulumi/pulumi';
-import { isEmail, LOG_LEVELS, mayHoldPassword, slackApiUrlSchema } from '../shared/config';
+import { isEmail, LOG_LEVELS, mayHoldPassword, slackApiUrlSchema, tokenCharacterProblem } from '../shared/config';
 import { canonicalTimeZone, isValidTimeZone, observesClockChanges, validateSchedule } from '../shared/schedule';
 import { GCP_LIMITS } from './limits';
 import { DEFAULT_TICK_CRON, tickCronProblem } from './tick';
@@ -247,6 +247,11 @@ export function parseConfig(raw: RawConfig, ctx: ConfigContext): InfraConfig {
       fail('slackBotToken', 'is required: pulumi config set --secret slackBotToken xoxb-…');
     } else if (ctx.slackBotToken.trim() === '') {
       fail('slackBotToken', 'is blank: pulumi config set --secret slackBotToken xoxb-…');
+    } else {
+      // As the notifier reads it at start (blanks at its ends dropped): refused here, before a deploy
+      // whose notifier would not start.
+      const problem = tokenCharacterProblem(ctx.slackBotToken.trim());
+      if (problem !== null) fail('slackBotToken', problem);
     }
   }
   const known: readonly string[] = [...CONFIG_KEYS, ...SECRET_CONFIG_KEYS];

@@ -841,6 +841,13 @@ describe('a stack without the Slack token', () => {
     await expect(runProgram(config)).rejects.toThrow(/slackBotToken/);
   });
 
+  it('fails on a token with a character beyond printable ASCII, naming it and its place, never the token', async () => {
+    const token = 'xoxb-1234…';
+    const failed = runProgram({ ...FULL_CONFIG, [`${NS}:slackBotToken`]: token });
+    await expect(failed).rejects.toThrow(`${NS}:slackBotToken: holds U+2026 at character 10, which no Slack token has`);
+    await expect(failed).rejects.not.toThrow(token);
+  });
+
   it.each(['', '   '])('fails on a blank token (%j), naming the key, before any resource', async (token) => {
     await expect(runProgram({ ...FULL_CONFIG, [`${NS}:slackBotToken`]: token })).rejects.toThrow(
       `${NS}:slackBotToken: is blank: pulumi config set --secret slackBotToken`,

@@ -208,7 +208,7 @@ describe('the Slack token stays secret', () => {
     expect(described.projectId).toBe('my-project');
   });
 
-  it('refuses a token an HTTP header cannot carry, naming the character and its place, never the token', () => {
+  it('refuses a token with a character beyond printable ASCII, naming the character and its place, never the token', () => {
     for (const [token, said] of [
       ['xoxb-…', 'holds U+2026 at character 6'],
       // A line break inside it (one at an end is dropped with the blanks, as of every variable).
@@ -216,7 +216,7 @@ describe('the Slack token stays secret', () => {
       [`xoxb-12\u00e934`, 'holds U+00E9 at character 8'],
     ] as const) {
       const message = configError({ ...base, SLACK_BOT_TOKEN: token }).message;
-      expect(message).toContain(`SLACK_BOT_TOKEN: ${said}, which no Slack token has and an HTTP header cannot carry`);
+      expect(message).toContain(`SLACK_BOT_TOKEN: ${said}, which no Slack token has (a token is printable ASCII)`);
       expect(message).not.toContain(token.trim());
     }
   });

@@ -385,17 +385,18 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, service?: Servi
 }
 
 /**
- * Why a bot token cannot be sent, or null: one with a character beyond printable ASCII (an
- * ellipsis copied from an example, a line break) can never go in the HTTP header that carries
- * it, and each call would fail before it left, read as a Slack that did not answer. Named by its
- * code point and place, the token itself never shown.
+ * Why a bot token cannot be one, or null: a Slack token is printable ASCII. One with another
+ * character was mangled in the copy (an ellipsis from an example, a line break); past U+00FF or
+ * a control character, it cannot even go in the HTTP header that carries it, and each call
+ * failed before it left, read as a Slack that did not answer. Named by its code point and
+ * place, the token itself never shown.
  */
 export function tokenCharacterProblem(token: string): string | null {
   const at = token.search(/[^\x20-\x7e]/);
   if (at < 0) return null;
   const code = token.codePointAt(at) ?? 0;
   const name = `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
-  return `holds ${name} at character ${at + 1}, which no Slack token has and an HTTP header cannot carry: copy the token again, whole, from the app's settings (OAuth & Permissions)`;
+  return `holds ${name} at character ${at + 1}, which no Slack token has (a token is printable ASCII): copy the token again, whole, from the app's settings (OAuth & Permissions)`;
 }
 
 /** Whether a URL as written may hold a user's password (`user:pw@host`), so is not shown back. */

@@ -14,6 +14,7 @@ import { DIRECT_CALLS, type DocumentCalls, FirestoreCoalescer } from './firestor
 import { CODES, grpcCode } from './grpc';
 import {
   bucketIds,
+  bucketOf,
   type IndexBucket,
   indexedSchedule,
   isBucketId,
@@ -786,6 +787,12 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
   }
 
   async leaveIndex(id: string, scheduleId: string): Promise<boolean> {
+    // The bucket is read first, outside the transaction: most calls (a notification paused,
+    // moved or deleted by this system after a tick published it) find its entry gone already,
+    // and write nothing; and a transaction that read the bucket would hold up the imports that
+    // write it without reading. An entry added after this read is one a notification called for.
+    const bucket = await membersOf(this.db, scheduleId).doc(bucketOf(id)).get();
+    if (!bucket.exists || !bucketIds(bucket).includes(id)) return false;
     const ref = this.notifications().doc(id);
     return this.db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);

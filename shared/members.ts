@@ -21,8 +21,11 @@ import { BUCKET_FIELDS, COLLECTIONS } from './topology';
  * the array (tidyBuckets).
  *
  * The index is written in the same transaction as the notification it describes (see
- * shared/notifications.ts and FirestoreStore.recordPermanentFailure), so the two cannot disagree.
- * The notifier still reads the notification itself before it posts, and skips a paused one.
+ * shared/notifications.ts and FirestoreStore.recordPermanentFailure), so no change this system
+ * makes leaves the two disagreeing. A change made outside it (a document deleted or edited in
+ * the console) can leave an entry behind: the notifier, after a message that did not post, takes
+ * such an entry out (FirestoreStore.leaveIndex). The notifier still reads the notification
+ * itself before it posts, and skips a paused one.
  */
 
 /**

@@ -411,17 +411,29 @@ describe('notificationSchema', () => {
 describe('deliveryFromData (a delivery record as the ledger decides on it)', () => {
   const at = new Date('2031-01-01T00:00:00Z');
 
-  it('reads a time, a count or a flag written as another type as absent, 0 or false', () => {
+  it('reads a claim, a first attempt, a count or a flag written as another type the way that cannot post twice', () => {
     const read = deliveryFromData({
       status: 'retrying',
+      occurrence: '2031-01-01T00:00:00.000Z',
       claimExpiresAt: 'tomorrow',
       firstAttemptAt: new Date(Number.NaN),
       sentAt: 42,
       attempts: 'many',
-      outcomeUnknown: 'yes',
+      outcomeUnknown: 'no',
       lastRedriveAt: at,
     });
-    expect(read).toEqual({ status: 'retrying', attempts: 0, outcomeUnknown: false, lastRedriveAt: at });
+    // No claim; the look starts at the occurrence, the earliest a post can be; unknown, so looked for.
+    expect(read).toEqual({
+      status: 'retrying',
+      occurrence: '2031-01-01T00:00:00.000Z',
+      firstAttemptAt: at,
+      sentAt: 42,
+      attempts: 0,
+      outcomeUnknown: true,
+      lastRedriveAt: at,
+    });
+    expect(deliveryFromData({ firstAttemptAt: 'x', occurrence: 'y' })).toEqual({ occurrence: 'y' });
+    expect(deliveryFromData({ outcomeUnknown: null })).toEqual({ outcomeUnknown: false });
   });
 
   it('keeps a record the ledger wrote as it is', () => {

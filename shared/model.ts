@@ -107,10 +107,17 @@ const CONTROL_CHARACTER_ALL = new RegExp(CONTROL_CHARACTER.source, 'gu');
  * as blanks, runs of blanks as one, none at either end.
  */
 export function oneLine(text: string): string {
-  return text
-    .replace(CONTROL_CHARACTER_ALL, ' ')
+  return controlCharactersAsBlanks(text)
     .replace(/[\s\u0085]+/g, ' ')
     .trim();
+}
+
+/**
+ * Text with its control characters and what breaks or turns a line each shown as a blank, and
+ * nothing else changed: text that a save took (a title, a label) is shown as it was saved.
+ */
+export function controlCharactersAsBlanks(text: string): string {
+  return text.replace(CONTROL_CHARACTER_ALL, ' ');
 }
 /** What CONTROL_CHARACTER holds, in the words of an error about one. */
 const CONTROL_CHARACTER_KINDS =
@@ -344,7 +351,6 @@ export function newIdProblem(id: string): string | null {
   );
 }
 
-/** A Slack channel or workspace id (or a channel name): not blank, at most 255 characters. */
 /**
  * Why a Slack id that is not blank cannot be one, or null: one with blanks, control characters
  * (C1's among them: U+0085, a line break, is not white space to `\s`) or invisible characters
@@ -356,6 +362,10 @@ export function slackIdCharacterProblem(id: string): string | null {
     : null;
 }
 
+/**
+ * A Slack channel or workspace id (or a channel name): not blank, at most 255 characters, with
+ * no blank, control or invisible character in it.
+ */
 const slackIdSchema = z
   .string()
   .max(255)
@@ -608,38 +618,33 @@ export interface DeliveryDoc {
   postTargets?: PostTarget[];
 }
 
-/** A delivery record's times: each a Date as the ledger writes it, or absent. */
-const DELIVERY_DATE_FIELDS = [
-  'claimExpiresAt',
-  'publishedAt',
-  'firstAttemptAt',
-  'sentAt',
-  'updatedAt',
-  'expireAt',
-  'lastRedriveAt',
-  'deadAt',
-  'deadBeforeRedriveAt',
-  'failedBeforeRedriveAt',
-] as const;
-
 /**
  * A delivery record as read (its Timestamps already Dates), with what the ledger's decisions
- * read kept to the types the ledger writes: a time that is not one (a string written by hand),
- * an invalid date, is read as absent; `attempts` that are not a whole count as 0;
- * `outcomeUnknown` as a boolean, `true` only. Without this, one such value failed every attempt
- * and every dead letter of the delivery alike (`until.getTime is not a function`), and the
- * dead-letter endpoint, which retries what it could not record, for ever. What an operator
- * reads (`deliveries`, the admin API) is the record as stored.
+ * read as a date or a count kept to the types the ledger writes, each read the way that cannot
+ * post twice:
+ * - a claim's expiry that is not a date (a string written by hand, an invalid date) as none: a
+ *   record being sent is then taken over as one whose outcome is unknown, looked for first;
+ * - a first attempt's time that is not a date as the occurrence's, the earliest an earlier
+ *   attempt can have posted, so that a look for its post starts no later than that post;
+ * - `attempts` that are not a whole count as 0; `outcomeUnknown` as any value but an absent,
+ *   false or null one: unknown, so looked for first.
+ * Without this, one such value failed every attempt and every dead letter of the delivery alike
+ * (`until.getTime is not a function`), and the dead-letter endpoint, which retries what it
+ * could not record, for ever. What an operator reads (`deliveries`, the admin API) is the record
+ * as stored.
  */
 export function deliveryFromData(data: Record<string, unknown>): Partial<DeliveryDoc> {
   const out: Record<string, unknown> = { ...data };
-  for (const field of DELIVERY_DATE_FIELDS) {
-    const v = out[field];
-    if (v !== undefined && v !== null && !(v instanceof Date && !Number.isNaN(v.getTime()))) delete out[field];
+  const isDate = (v: unknown) => v instanceof Date && !Number.isNaN(v.getTime());
+  if (out.claimExpiresAt != null && !isDate(out.claimExpiresAt)) delete out.claimExpiresAt;
+  if (out.firstAttemptAt != null && !isDate(out.firstAttemptAt)) {
+    const occurrence = typeof out.occurrence === 'string' ? new Date(out.occurrence) : null;
+    if (occurrence && isDate(occurrence)) out.firstAttemptAt = occurrence;
+    else delete out.firstAttemptAt;
   }
   const attempts = out.attempts;
   if (attempts !== undefined && !(Number.isSafeInteger(attempts) && (attempts as number) >= 0)) out.attempts = 0;
-  if (out.outcomeUnknown !== undefined) out.outcomeUnknown = out.outcomeUnknown === true;
+  if (out.outcomeUnknown !== undefined) out.outcomeUnknown = Boolean(out.outcomeUnknown);
   return out as Partial<DeliveryDoc>;
 }
 

@@ -324,11 +324,13 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
     }
   });
 
-  it('a title stored by hand with what a save refuses is shown on one line, as a name is', () => {
+  it('a title stored by hand with what a save refuses shows each such character as a blank, and a saved one as it is', () => {
     const cases: [string, string][] = [
-      ['Weekly\u202e numbers', 'Weekly numbers'],
-      // A byte-order mark is white space to JavaScript: dropped at an end with the blanks.
-      ['\ufeffWeekly\u0000\nnumbers ', 'Weekly numbers'],
+      ['Weekly\u202e numbers', 'Weekly  numbers'],
+      ['Weekly\u0000\nnumbers', 'Weekly  numbers'],
+      // What a save takes is shown as saved: runs of blanks, an ideographic space.
+      ['Q1  Sales', 'Q1  Sales'],
+      ['週次\u3000レポート', '週次\u3000レポート'],
       // Control characters alone: the account's name stands in.
       ['\u202e\u0000\n', 'Acme: scheduled report'],
     ];

@@ -1,4 +1,4 @@
-import { type Account, looksBlank, type Notification, oneLine, webUrlSchema } from './model';
+import { type Account, controlCharactersAsBlanks, looksBlank, type Notification, oneLine, webUrlSchema } from './model';
 import { blocksTextLength, SLACK_LIMITS } from './slack-limits';
 import { counted } from './words';
 
@@ -115,8 +115,8 @@ export function escapeAndTruncate(s: string, max: number): string {
 export function boldable(label: string): string {
   // Blanks at either end too: `* Revenue *` is not bold in Slack, and shows its asterisks.
   // An import takes a label's text as it is: its control characters and direction marks (a NUL,
-  // a mark that turns the rest of the report round) are shown as blanks, as in an account's name.
-  const shown = oneLine(label).replace(/\*/g, '\u2217');
+  // a mark that turns the rest of the report round) are shown as blanks, as line breaks are.
+  const shown = controlCharactersAsBlanks(label.replace(/\r\n/g, ' ')).replace(/\*/g, '\u2217').trim();
   // A label of blanks alone (only stored by hand: an import refuses it) would leave `**`, shown as is.
   return shown === '' ? '\u2014' : shown;
 }
@@ -273,8 +273,8 @@ export function renderReport(
 ): RenderedReport {
   // A blank stored title would make an empty header, which Slack refuses (invalid_blocks). One
   // stored by hand with what a save refuses (a control character, a line break, a mark that
-  // turns the rest round) is shown on one line, as an account's name is.
-  const stored = notification.report.title === undefined ? '' : oneLine(notification.report.title);
+  // turns the rest round) shows each as a blank; a title a save took is shown as it is.
+  const stored = notification.report.title === undefined ? '' : controlCharactersAsBlanks(notification.report.title);
   const custom = looksBlank(stored) ? undefined : stored;
   const title = truncate(custom ?? defaultTitle(account.name), SLACK_LIMITS.headerTextChars);
   const when = whenIn(notification.schedule.timezone, occurrence);

@@ -168,6 +168,7 @@ describe('the ledger and broken pushes, on the emulator', () => {
       claimExpiresAt: 'tomorrow',
       attempts: 'many',
       firstAttemptAt: 42,
+      occurrence: '2031-01-01T00:00:00.000Z',
       outcomeUnknown: 'yes',
     };
     await ref.set(garbage);
@@ -175,8 +176,15 @@ describe('the ledger and broken pushes, on the emulator', () => {
     expect(await store.markDead(deliveryId, deadLetter())).toBe('dead');
     expect((await ref.get()).get('claimExpiresAt')).toBeNull();
     await ref.set(garbage);
-    const claimed = await store.claim(claim('a#hand'));
-    expect(claimed).toMatchObject({ kind: 'claimed', attempts: 1, outcomeUnknown: false, firstAttemptAt: now });
+    // An hour on: the look must still start at the occurrence, not at this claim.
+    const claimed = await store.claim({ ...claim('a#hand'), now: new Date(now.getTime() + 3_600_000) });
+    // Looked for first, from the occurrence on, as its outcome may be unknown.
+    expect(claimed).toMatchObject({
+      kind: 'claimed',
+      attempts: 1,
+      outcomeUnknown: true,
+      firstAttemptAt: new Date('2031-01-01T00:00:00.000Z'),
+    });
     expect(await store.get(deliveryId)).toMatchObject({ status: 'sending', attempts: 1, claimedBy: 'a#hand' });
   });
 

@@ -257,9 +257,13 @@ describe('the dispatch index', () => {
     const left = await Promise.all(all.map((n) => store.leaveIndex(n, id)));
     expect(left).toEqual([false, true, true, true, true]);
     expect(await indexed(id)).toEqual([all[0]]);
-    // Again: nothing more to take out, and the sound one is never taken out.
-    expect(await store.leaveIndex(all[0] as string, id)).toBe(false);
+    // Again: nothing more to take out (no write: the bucket is read first), and the sound one is never taken out.
+    expect(await Promise.all(all.map((n) => store.leaveIndex(n, id)))).toEqual([false, false, false, false, false]);
     expect(await indexed(id)).toEqual([all[0]]);
+    // A schedule with no index at all: nothing is written, no bucket made.
+    const unused = scheduleIdOf({ cron: '1 2 3 4 *', timezone: 'UTC' });
+    expect(await store.leaveIndex(all[1] as string, unused)).toBe(false);
+    expect((await membersOf(db, unused).get()).size).toBe(0);
   });
 
   it('slack-fanout reindex reads a time zone stored by hand with blanks around it as the zone', async () => {
