@@ -158,9 +158,22 @@ function advancedFields(advance: ScheduleAdvance, now: Date): Record<string, unk
   };
 }
 
-/** A run's progress as a write adds it: its cursor, and its counts incremented. */
-function progressFields({ cursor, published, pages }: CheckpointProgress): Record<string, unknown> {
+/**
+ * A run's progress as a write adds it to the run as read in the same transaction: its cursor,
+ * and its counts incremented. The client runs a transaction again when its commit's answer is
+ * lost (DEADLINE_EXCEEDED, UNAVAILABLE), and the commit may have landed: the run read then
+ * holds this progress's cursor already (each checkpoint's cursor is a later bucket than the
+ * last), and the counts are not added twice; a run's `published` once read 105 for 100 sent.
+ */
+function progressFields(run: Pick<RunDoc, 'cursor'>, progress: CheckpointProgress): Record<string, unknown> {
+  if (progressApplied(run, progress)) return { cursor: progress.cursor };
+  const { cursor, published, pages } = progress;
   return { cursor, published: FieldValue.increment(published), pages: FieldValue.increment(pages) };
+}
+
+/** Whether a run, as read, holds `progress` already: a transaction run again after its commit landed. */
+function progressApplied(run: Pick<RunDoc, 'cursor'>, progress: CheckpointProgress): boolean {
+  return run.cursor === progress.cursor;
 }
 
 /** A run read in a transaction, while `owner` holds its lease; LeaseLostError otherwise. */
@@ -370,11 +383,15 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return leasedRun(runId, owner, await tx.get(this.runs().doc(runId)));
   }
 
-  /** Writes `fields` to a run in a transaction, while `owner` holds its lease. */
-  private async updateLeased(runId: string, owner: string, fields: Record<string, unknown>): Promise<void> {
+  /** Writes `fields` (or those it makes of the run as read) to a run in a transaction, while `owner` holds its lease. */
+  private async updateLeased(
+    runId: string,
+    owner: string,
+    fields: Record<string, unknown> | ((run: RunDoc) => Record<string, unknown>),
+  ): Promise<void> {
     await this.db.runTransaction(async (tx) => {
-      await this.withLease(tx, runId, owner);
-      tx.update(this.runs().doc(runId), fields);
+      const run = await this.withLease(tx, runId, owner);
+      tx.update(this.runs().doc(runId), typeof fields === 'function' ? fields(run) : fields);
     });
   }
 
@@ -389,11 +406,11 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     leaseMs: number,
     now: Date,
   ): Promise<void> {
-    await this.updateLeased(runId, owner, {
-      ...progressFields(progress),
+    await this.updateLeased(runId, owner, (run) => ({
+      ...progressFields(run, progress),
       leaseExpiresAt: new Date(now.getTime() + leaseMs),
       updatedAt: now,
-    });
+    }));
   }
 
   async finishRun(
@@ -415,7 +432,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         scheduleSnap?.exists ? fromDoc<Record<string, unknown>>(scheduleSnap.data() ?? {}) : undefined,
       );
       tx.update(runRef, {
-        ...(progress ? progressFields(progress) : {}),
+        ...(progress ? progressFields(run, progress) : {}),
         status: 'done',
         leaseOwner: null,
         leaseExpiresAt: null,
@@ -423,7 +440,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         updatedAt: now,
         expireAt: expiryFrom(now),
       });
-      const published = (Number(run.published) || 0) + (progress?.published ?? 0);
+      const added = progress && !progressApplied(run, progress) ? progress.published : 0;
+      const published = (Number(run.published) || 0) + added;
       const advance = scheduleAdvance(state, run.occurrence, nextRunAt, skipped, published);
       if (advance) tx.set(scheduleRef, advancedFields(advance, now), { merge: true });
     });

@@ -374,6 +374,27 @@ test('a run’s end records its last pages with it, once, and not for an owner t
   );
 });
 
+test('a checkpoint or a run’s end applied again (its transaction run again after its commit landed) does not count its pages twice', async () => {
+  const at = new Date('2026-12-07T12:00:00.000Z');
+  await withClaimedRun('runs-again', { cron: '0 * * * *', timezone: 'UTC' }, at, async ({ store: s, sid, run }) => {
+    const first = { cursor: 'm0003', published: 5, pages: 1 };
+    await s.checkpoint(run, 'owner-1', first, 60_000, at);
+    // The client's retry of a transaction whose commit's answer was lost reads the run as it
+    // committed, and makes the same checkpoint of it again.
+    await s.checkpoint(run, 'owner-1', first, 60_000, at);
+    expect(await s.getRun(run)).toMatchObject({ cursor: 'm0003', published: 5, pages: 1 });
+    await s.checkpoint(run, 'owner-1', { cursor: 'm0005', published: 3, pages: 1 }, 60_000, at);
+    expect(await s.getRun(run)).toMatchObject({ cursor: 'm0005', published: 8, pages: 2 });
+    // The end's last pages, already checkpointed: counted once, on the run and on its schedule.
+    await s.finishRun(run, 'owner-1', sid, new Date('2026-12-07T13:00:00.000Z'), 0, at, {
+      cursor: 'm0005',
+      published: 3,
+      pages: 1,
+    });
+    expect(await s.getRun(run)).toMatchObject({ status: 'done', cursor: 'm0005', published: 8, pages: 2 });
+  });
+});
+
 test('a run’s lease is renewed alone by its owner, and not for another', async () => {
   const at = new Date('2026-12-07T08:00:00.000Z');
   await withClaimedRun('runs-lease', { cron: '0 8 * * *', timezone: 'UTC' }, at, async ({ store: leaseStore, run }) => {
