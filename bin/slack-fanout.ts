@@ -2835,6 +2835,11 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
   return program;
 }
 
+/** Whether an error is that of a call the Firestore client ended as it was terminated. */
+export function abandonedAtTerminate(err: unknown): boolean {
+  return err instanceof Error && err.message === 'The client has already been terminated';
+}
+
 if (require.main === module) {
   // On the emulators there is no metadata server to look for.
   if (process.env.FIRESTORE_EMULATOR_HOST) process.env.METADATA_SERVER_DETECTION ??= 'none';
@@ -2845,8 +2850,14 @@ if (require.main === module) {
     process.stderr.write(`slack-fanout: ${message}\n`);
     process.exit(exitCode);
   };
-  // A client failing in the background (a connection, credentials) still ends in one line.
-  process.on('unhandledRejection', fail);
+  // A client failing in the background (a connection, credentials) still ends in one line. A
+  // call the command gave up waiting for (a best-effort count, bounded at REDRIVE_COUNT_MS), then
+  // ended by the client's terminate() as the command closes it, is not a failure of the command:
+  // its work was done and said (a redrive that printed its JSON exited 1 on it).
+  process.on('unhandledRejection', (err) => {
+    if (abandonedAtTerminate(err)) return;
+    fail(err);
+  });
   // A reader that stopped early (`| head`), or a terminal that closed (SIGHUP, whose stop is then
   // under way): what is left to print goes nowhere, and the command ends as it would have, with
   // its own exit code, instead of on the write's error.
