@@ -900,34 +900,10 @@ async function ensureSchedules(
       else sound++;
     });
     if (sound > 0) progressed(sound);
-    // Not in a batch with a late signal (an admin API save, of one notification): a batch's
-    // commit waits on a lock another transaction holds, and lands when it is let go, after the
-    // caller was answered 504. Each is created alone instead, a write without a read: of many
-    // saves onto one new schedule at once, one creates it and the rest find it made at once
-    // (ALREADY_EXISTS), where a transaction each, all reading the missing document to create
-    // it, took each other's locks until every one was answered 504 and none saved. A create
-    // that lands after its caller was answered leaves a schedule no notification uses yet,
-    // which costs a read of its index at each of its instants.
-    if (opts.lateSignal) {
-      for (const entry of missing.splice(0)) {
-        if (opts.lateSignal.aborted) throw new SaveInterrupted();
-        const [id, s] = entry;
-        const made = await collection
-          .doc(id)
-          .create(newSchedule(s, firstRunAt(s).nextRunAt, now))
-          .then(
-            () => true,
-            () => false,
-          );
-        if (made) {
-          counts.created++;
-          progressed(1);
-        } else {
-          // Made meanwhile by another save (or Firestore not answering): read as it is then.
-          others.push(entry);
-        }
-      }
-    }
+    // Not with a late signal (an admin API save, of one notification): a batch's commit waits
+    // on a lock another transaction holds, and lands when it is let go, after the caller was
+    // answered 504; a transaction's next attempt sees the signal and does not begin.
+    if (opts.lateSignal) others.push(...missing.splice(0));
     if (missing.length > 0) {
       if (opts.signal?.aborted) throw new SaveInterrupted();
       const batch = db.batch();
