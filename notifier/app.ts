@@ -20,7 +20,13 @@ import {
 import { excerpt, quoted } from '../shared/model';
 import { nameRequest } from '../shared/service';
 import { TOPOLOGY } from '../shared/topology';
-import { DeadLetterNotRecorded, type DeliverDeps, handleDeadLetter, handlePush } from './deliver';
+import {
+  DEAD_LETTER_NOT_RECORDED,
+  DeadLetterNotRecorded,
+  type DeliverDeps,
+  handleDeadLetter,
+  handlePush,
+} from './deliver';
 
 export interface NotifierDeps extends DeliverDeps {
   projectId: string;
@@ -235,7 +241,7 @@ export function createApp(deps: NotifierDeps): Express {
       res.status(200).json(result);
     } catch (err) {
       if (!(err instanceof DeadLetterNotRecorded)) {
-        req.log.error({ err: (err as Error).message }, 'could not record a dead-lettered message; retry later');
+        req.log.error({ err: (err as Error).message }, DEAD_LETTER_NOT_RECORDED);
       }
       res.status(503).json({ error: 'record_failed' });
     }

@@ -754,10 +754,13 @@ export async function handleDeadLetter(
   } catch (err) {
     // Said here, on a line with the delivery's ids, for the operator who must find the record;
     // the route answers 503 for a retry.
-    log.error({ err: errorMessage(err) }, 'could not record a dead-lettered message; retry later');
+    log.error({ err: errorMessage(err) }, DEAD_LETTER_NOT_RECORDED);
     throw new DeadLetterNotRecorded(err);
   }
 }
+
+/** The line of a dead letter that could not be recorded, and is asked for again. */
+export const DEAD_LETTER_NOT_RECORDED = 'could not record a dead-lettered message; retry later';
 
 /** A dead letter that could not be recorded, its cause logged already with the delivery's ids. */
 export class DeadLetterNotRecorded extends Error {

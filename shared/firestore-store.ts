@@ -55,6 +55,7 @@ import {
   LeaseLostError,
   leaseLost,
   type NotificationPage,
+  type SentFields,
 } from './ports';
 import { QUERIES, type QuerySpec } from './queries';
 import {
@@ -511,10 +512,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     });
   }
 
-  async markSent(
-    deliveryId: string,
-    f: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date; sentAt?: Date },
-  ): Promise<void> {
+  async markSent(deliveryId: string, f: SentFields): Promise<void> {
     const ref = this.deliveries().doc(deliveryId);
     const sent = {
       status: 'sent',

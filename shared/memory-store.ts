@@ -28,7 +28,7 @@ import type {
   RunStore,
   SkippedCount,
 } from './ports';
-import { type DeadLetterFields, LeaseLostError, leaseLost } from './ports';
+import { type DeadLetterFields, LeaseLostError, leaseLost, type SentFields } from './ports';
 import { activeOccurrenceOf, claimStep, publishedCount, scheduleAdvance, scheduleRunState } from './schedule-state';
 
 /**
@@ -338,10 +338,7 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
     this.deliveryDocs.set(deliveryId, { ...d, ...copy(fields) });
   }
 
-  async markSent(
-    deliveryId: string,
-    f: { slackTs: string; channelId: string; accountId: string; latencyMs: number | null; now: Date; sentAt?: Date },
-  ): Promise<void> {
+  async markSent(deliveryId: string, f: SentFields): Promise<void> {
     this.update(deliveryId, {
       status: 'sent',
       slackTs: f.slackTs,

@@ -171,20 +171,20 @@ export interface ClaimRequest {
   target?: PostTarget | null;
 }
 
+/** What a delivery's `sent` record holds. */
+export interface SentFields {
+  slackTs: string;
+  channelId: string;
+  accountId: string;
+  latencyMs: number | null;
+  now: Date;
+  /** When the post was made, where that is earlier than `now` (one found in the channel); else `now`. */
+  sentAt?: Date;
+}
+
 export interface DeliveryLedger {
   claim(req: ClaimRequest): Promise<DeliveryClaim>;
-  /** `sentAt`, when the post was made earlier than `now` (one found in the channel), else `now`. */
-  markSent(
-    deliveryId: string,
-    fields: {
-      slackTs: string;
-      channelId: string;
-      accountId: string;
-      latencyMs: number | null;
-      now: Date;
-      sentAt?: Date;
-    },
-  ): Promise<void>;
+  markSent(deliveryId: string, fields: SentFields): Promise<void>;
   /**
    * With `claimedBy`, only the attempt that still holds the claim releases it. With `holdUntil`
    * (a post that timed out may still land until then), the claim is kept until then instead of

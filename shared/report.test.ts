@@ -109,6 +109,13 @@ function expectWithinSlackLimits(r: RenderedReport): void {
   }
 }
 
+/** A report within Slack's limits whose header, and the start of its fallback text, is `header`. */
+function expectHeader(r: RenderedReport, header: string): void {
+  expectWithinSlackLimits(r);
+  expect(r.blocks[0]).toMatchObject({ type: 'header', text: { text: header } });
+  expect(r.text.startsWith(header)).toBe(true);
+}
+
 const sections = (r: RenderedReport) =>
   r.blocks.filter((b): b is Extract<Block, { type: 'section' }> => b.type === 'section');
 const fieldsOf = (r: RenderedReport) => sections(r).flatMap((s) => s.fields ?? []);
@@ -334,12 +341,8 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
       // Control characters alone: the account's name stands in.
       ['\u202e\u0000\n', 'Acme: scheduled report'],
     ];
-    for (const [title, header] of cases) {
-      const r = renderReport(notification(title), account({ name: 'Acme' }), occurrence);
-      expectWithinSlackLimits(r);
-      expect(r.blocks[0]).toMatchObject({ type: 'header', text: { text: header } });
-      expect(r.text.startsWith(header)).toBe(true);
-    }
+    for (const [title, header] of cases)
+      expectHeader(renderReport(notification(title), account({ name: 'Acme' }), occurrence), header);
   });
 
   it("the account's name in the header on one line, its blanks at either end dropped", () => {
@@ -355,12 +358,8 @@ describe('renderReport: big and odd accounts stay within the limits', () => {
       [' \n ', 'Scheduled report'],
       ['\u200b', 'Scheduled report'],
     ];
-    for (const [name, header] of cases) {
-      const r = renderReport(notification(), account({ name }), occurrence);
-      expectWithinSlackLimits(r);
-      expect(r.blocks[0]).toMatchObject({ type: 'header', text: { text: header } });
-      expect(r.text.startsWith(header)).toBe(true);
-    }
+    for (const [name, header] of cases)
+      expectHeader(renderReport(notification(), account({ name }), occurrence), header);
   });
 
   it('200 metrics of 2,000 characters, 500 highlights and a long link: the block text within its budget, shared', () => {

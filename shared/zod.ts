@@ -18,6 +18,11 @@ function expectsNumber(issue: RawIssue): boolean {
   return false;
 }
 
+/** A type's name with its article: `a string`, `an object`. */
+function withArticle(type: string): string {
+  return `${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type}`;
+}
+
 /** The types a union takes, each with its article, where every branch refused the value's type alone; else null. */
 function unionTypes(issue: RawIssue): string[] | null {
   if (issue.code !== 'invalid_union' || !issue.errors || issue.errors.length === 0) return null;
@@ -25,7 +30,7 @@ function unionTypes(issue: RawIssue): string[] | null {
   for (const branch of issue.errors) {
     const only = branch.length === 1 ? branch[0] : undefined;
     if (only?.code !== 'invalid_type' || typeof only.expected !== 'string') return null;
-    types.push(`${/^[aeiou]/.test(only.expected) ? 'an' : 'a'} ${only.expected}`);
+    types.push(withArticle(only.expected));
   }
   return types;
 }
@@ -53,7 +58,7 @@ z.config({
     // A field left out: zod says "expected string, received undefined", which reads as a type
     // gone wrong. A JSON body or file cannot hold undefined, so the field is missing.
     if (issue.code === 'invalid_type' && issue.input === undefined && typeof issue.expected === 'string') {
-      return `is missing (expected ${/^[aeiou]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected})`;
+      return `is missing (expected ${withArticle(issue.expected)})`;
     }
     // A union of types refused (a number or a string given a null, a date, a list): zod says
     // "Invalid input", which names neither what it takes nor what it got.
