@@ -288,6 +288,10 @@ export function firestoreAdminPorts(
       if (late?.aborted) throw new SaveInterrupted();
       return write();
     });
+  // A save's schedule made (or found made) one save at a time per schedule (SaveOptions.scheduleTurn).
+  const oneSchedule = new KeyedSerial();
+  const scheduleTurn = <T>(scheduleIds: string[], make: () => Promise<T>) =>
+    oneSchedule.run(scheduleIds.join(' '), make);
   return {
     getRun: (runId) => store.getRun(runId),
     countByStatus: (runId) => store.countByStatus(runId),
@@ -308,7 +312,7 @@ export function firestoreAdminPorts(
     saveNotification: (n, late) =>
       inTurn(n.id, late, async () => {
         // saveNotifications checks it (notificationDoc) before any Firestore call.
-        const { created } = await saveNotifications(db, [n], late ? { lateSignal: late } : {});
+        const { created } = await saveNotifications(db, [n], { scheduleTurn, ...(late ? { lateSignal: late } : {}) });
         return created.has(n.id);
       }),
     accountMissing: async (accountId) => (await missingAccounts(db, [accountId])).length > 0,

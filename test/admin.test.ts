@@ -19,14 +19,14 @@ import { loadConfig } from '../shared/config';
 import { CODES } from '../shared/grpc';
 import { NotReady } from '../shared/http';
 import { createLogger } from '../shared/logger';
-import { bucketIds } from '../shared/members';
+import { bucketIds, membersOf } from '../shared/members';
 import type { DispatchMessage } from '../shared/messages';
 import type { RunDoc } from '../shared/model';
 import { noneResumed, notificationDoc, SaveInterrupted, saveAccounts } from '../shared/notifications';
 import { firestoreRedriveLedger, REDRIVE_STRANDED_AFTER_MS, redriveRun } from '../shared/redrive';
 import { scheduleIdOf } from '../shared/schedule';
 import { createLifecycle } from '../shared/service';
-import { COLLECTIONS, localTopology } from '../shared/topology';
+import { BUCKET_FIELDS, COLLECTIONS, localTopology } from '../shared/topology';
 import { deliveryCounts, dispatcherForAdmin, fakeAdminPorts, redriveResult } from './admin-ports';
 import { answerBeforeClose, deliveryStatuses, listening, notification, seed, standInForFile, waitFor } from './helpers';
 import { TestIssuer } from './id-tokens';
@@ -1625,6 +1625,20 @@ describe('admin API on the emulators', () => {
     await stack.stop();
   });
 
+  // Each transaction's attempts after its first: one that met another's locks is aborted and tried again.
+  const countRetries = () => {
+    let retried = 0;
+    const original = stack.db.runTransaction.bind(stack.db);
+    const spy = jest.spyOn(stack.db, 'runTransaction').mockImplementation(((fn, opts) => {
+      let attempts = 0;
+      return original((tx) => {
+        if (++attempts > 1) retried++;
+        return fn(tx);
+      }, opts);
+    }) as typeof stack.db.runTransaction);
+    return { count: () => retried, restore: () => spy.mockRestore() };
+  };
+
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${stack.dispatcherUrl}${path}`, {
       method,
@@ -2005,16 +2019,7 @@ describe('admin API on the emulators', () => {
   });
 
   test('writes to one notification sent at once are made one after another: none retried, none refused', async () => {
-    // Each transaction's attempts: a write that met another's locks is aborted and tried again.
-    let retried = 0;
-    const original = stack.db.runTransaction.bind(stack.db);
-    const spy = jest.spyOn(stack.db, 'runTransaction').mockImplementation(((fn, opts) => {
-      let attempts = 0;
-      return original((tx) => {
-        if (++attempts > 1) retried++;
-        return fn(tx);
-      }, opts);
-    }) as typeof stack.db.runTransaction);
+    const retries = countRetries();
     const bodies = [
       { accountId: 'acct-0001', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' },
       { accountId: 'acct-0001', channelId: 'C2', cron: '0 10 * * *', timezone: 'Europe/Paris' },
@@ -2028,14 +2033,34 @@ describe('admin API on the emulators', () => {
         return i % 5 === 3 ? call('POST', `${path}/pause`, { reason: 'contended' }) : call('DELETE', path);
       }),
     );
-    spy.mockRestore();
+    retries.restore();
     for (const a of answers) expect([200, 201, 404]).toContain(a.status);
-    expect(retried).toBe(0);
+    expect(retries.count()).toBe(0);
     const stored = await stack.db.collection(COLLECTIONS.notifications).doc('n-contended').get();
     if (stored.exists) {
       expect(stored.get('updatedAt').toMillis()).toBeGreaterThanOrEqual(stored.get('createdAt').toMillis());
     }
   });
+
+  test('saves of many notifications at once onto a schedule none has yet all land: one makes it, the rest find it made', async () => {
+    const body = { accountId: 'acct-0001', channelId: 'C1', cron: '*/7 * * * *', timezone: 'America/Caracas' };
+    const ids = Array.from({ length: 40 }, (_, i) => `n-burst-${String(i).padStart(2, '0')}`);
+    const retries = countRetries();
+    const answers = await Promise.all(ids.map((id) => call('PUT', `/admin/notifications/${id}`, body)));
+    retries.restore();
+    expect(retries.count()).toBe(0);
+    expect(answers.map((a) => a.status)).toEqual(ids.map(() => 201));
+    const scheduleId = (
+      await stack.db
+        .collection(COLLECTIONS.notifications)
+        .doc(ids[0] as string)
+        .get()
+    ).get('scheduleId');
+    const schedule = await stack.db.collection(COLLECTIONS.schedules).doc(scheduleId).get();
+    expect(schedule.get('cron')).toBe(body.cron);
+    const members = await membersOf(stack.db, scheduleId).get();
+    expect(members.docs.flatMap((d) => d.get(BUCKET_FIELDS.list) as string[]).sort()).toEqual(ids);
+  }, 60_000);
 
   test('a write to one notification answered 504 while it waits its turn is not made: it cannot land over a later one', async () => {
     const ports = firestoreAdminPorts(
