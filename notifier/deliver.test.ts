@@ -1068,6 +1068,29 @@ describe('handlePush', () => {
     },
   );
 
+  it('a permanent failure that pauses the notification, whose failed record cannot be written, is recorded failed on the retry, not skipped', async () => {
+    const { store, slack, deps, advance } = setup();
+    // Two failures in a row before: this one is the third, and pauses it.
+    await store.recordPermanentFailure('n-1', 'channel_not_found', 3, t0, '2026-12-05T08:00:00.000Z');
+    await store.recordPermanentFailure('n-1', 'channel_not_found', 3, t0, '2026-12-06T08:00:00.000Z');
+    slack.script = [classifySlackErrorCode('channel_not_found')];
+    jest.spyOn(store, 'markFinal').mockRejectedValueOnce(new Error('14 UNAVAILABLE'));
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'retry', reason: 'record_failed' });
+    expect(store.notification('n-1')).toMatchObject({ enabled: false, pausedReason: 'channel_not_found' });
+    advance(61_000);
+    expect(await handlePush(push(), deps)).toMatchObject({ kind: 'ack', status: 'failed' });
+    // The first attempt's post, refused; none on the retry.
+    expect(slack.posts).toHaveLength(1);
+    expect(store.notification('n-1')).toMatchObject({ consecutiveFailures: 3 });
+    expect(await store.get(id)).toMatchObject({
+      status: 'failed',
+      lastError: { code: 'paused_by_this_failure', message: expect.stringContaining('channel_not_found') },
+    });
+    // Another occurrence's delivery while it is paused is skipped, as before.
+    const next = '2026-12-06T08:00:00.000Z';
+    expect(await handlePush(push('n-1', next), deps)).toMatchObject({ kind: 'ack', status: 'skipped' });
+  });
+
   it('a failure count that cannot be reset after a post leaves the delivery sent', async () => {
     const { store, slack, deps } = setup();
     await store.recordPermanentFailure('n-1', 'channel_not_found', 3, t0);

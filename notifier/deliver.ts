@@ -310,8 +310,17 @@ async function deliver(
       );
     }
     if (!notification.enabled) {
-      const now = clock();
       const reason = notification.pausedReason ?? 'disabled';
+      // Paused by this occurrence's own permanent failure, counted before its record, which
+      // could not be written then: recorded failed, as it would have been, not skipped, so
+      // that `redrive --failed` finds it once the cause is fixed.
+      if (raw.lastFailedOccurrence === message.occurrence && raw.lastFailure === reason) {
+        throw new PermanentError(
+          'paused_by_this_failure',
+          `this occurrence failed for good (${reason}) and paused the notification, and its failed record could not be written then: not sent; once the cause is fixed and the notification resumed, redrive --failed sends it`,
+        );
+      }
+      const now = clock();
       await deps.ledger.markFinal(
         deliveryId,
         'skipped',

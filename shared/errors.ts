@@ -19,6 +19,9 @@ export type FanoutErrorCode =
   | 'invalid_message'
   | 'notification_not_found'
   | 'invalid_notification'
+  // This occurrence's own permanent failure paused the notification, and its failed record
+  // could not be written then: recorded failed on the retry (never counted again).
+  | 'paused_by_this_failure'
   // A dependency (Firestore, Pub/Sub) did not answer.
   | 'dependency_unavailable';
 
