@@ -469,7 +469,9 @@ async function main(): Promise<number> {
     say(
       `notifier at ${notifier.current().url} (pushed through ${front.url}), dispatcher at ${dispatcher.current().url} (logs in ${logDir})`,
     );
-    say(`status page: ${dispatcher.current().url}/status (the admin API under ${dispatcher.current().url}/admin/)`);
+    say(
+      `status page: ${dispatcher.current().url}/status (the admin API under ${dispatcher.current().url}/admin/; open to this machine alone, with no sign-in)`,
+    );
 
     const pubsub = createPubSub(PROJECT_ID);
     clients.push(() => pubsub.close());

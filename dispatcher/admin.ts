@@ -107,8 +107,12 @@ export interface AdminPorts {
   /** False when the notification does not exist; once `late` is aborted, not begun (SaveInterrupted). */
   deleteNotification(id: string, late?: AbortSignal): Promise<boolean>;
   /** Creates or replaces; true when it was created. */
-  /** Saves `n`; once `late` is aborted (its request answered 504), no attempt of the write begins. */
-  saveNotification(n: NewNotification, late?: AbortSignal): Promise<boolean>;
+  /**
+   * Saves `n`; once `late` is aborted (its request answered 504), no attempt of the write begins.
+   * `first` runs in the notification's turn, before the write (its account read): the turn is
+   * taken when the request comes, so writes to one notification are made in the order they came.
+   */
+  saveNotification(n: NewNotification, late?: AbortSignal, first?: () => Promise<void>): Promise<boolean>;
   /** Whether no account document has this id (a notification naming it is saved all the same). */
   accountMissing(accountId: string): Promise<boolean>;
   /** Resumes in bulk the notifications paused for a reason, or every paused one (shared/notifications.ts). */
@@ -309,8 +313,10 @@ export function firestoreAdminPorts(
     setNotificationEnabled: (id, enabled, reason, defaultReason, late) =>
       inTurn(id, late, () => setNotificationEnabled(db, id, enabled, reason, defaultReason)),
     deleteNotification: (id, late) => inTurn(id, late, () => deleteNotification(db, id)),
-    saveNotification: (n, late) =>
+    saveNotification: (n, late, first) =>
       inTurn(n.id, late, async () => {
+        await first?.();
+        if (late?.aborted) throw new SaveInterrupted();
         // saveNotifications checks it (notificationDoc) before any Firestore call.
         const { created } = await saveNotifications(db, [n], { scheduleTurn, ...(late ? { lateSignal: late } : {}) });
         return created.has(n.id);
@@ -567,7 +573,9 @@ export function adminRouter(deps: AdminDeps): Router {
       ...r,
       counts: await deps.countByStatus(r.id),
     }));
-    res.type('html').send(renderStatusPage(rows, clock()));
+    // Rendered before the type is set: a failure is answered as JSON, labelled so.
+    const page = renderStatusPage(rows, clock());
+    res.type('html').send(page);
   });
 
   router.get('/admin/runs/:runId', async (req, res) => {
@@ -759,15 +767,19 @@ export function adminRouter(deps: AdminDeps): Router {
         invalid(res, 'cron', cronProblem.problem);
         return;
       }
-      // Read before the save, so that a Firestore that fails the read fails the request before
-      // anything is written. A missing account does not refuse it (accounts may be imported
-      // after their notifications): the answer warns, as the CLI's add does.
-      // A notification the save refuses (an account id no document can have, say) is not read for.
-      const accountMissing = problems.length === 0 && (await deps.accountMissing(body.accountId));
+      // Read before the save, in its turn (a pause sent after this PUT is made after it), so that
+      // a Firestore that fails the read fails the request before anything is written. A missing
+      // account does not refuse it (accounts may be imported after their notifications): the
+      // answer warns, as the CLI's add does. A notification the save refuses (an account id no
+      // document can have, say) is not read for.
+      let accountMissing = false;
+      const readAccount = async () => {
+        accountMissing = problems.length === 0 && (await deps.accountMissing(body.accountId));
+      };
       let created: boolean | undefined;
       try {
         created = await unlessNotBegun(req, res, 'replace-notification', id, (late) =>
-          deps.saveNotification({ id, ...body }, late),
+          deps.saveNotification({ id, ...body }, late, readAccount),
         );
       } catch (err) {
         if (!(err instanceof InvalidNotificationError)) throw err;

@@ -23,6 +23,36 @@ describe('renderStatusPage', () => {
     // The link's address keeps the id as it is, encoded.
     expect(page).toContain(`href="admin/runs/${encodeURIComponent(id)}"`);
   });
+
+  it('shows a run whose status and count were written by hand as maps, with toString keys, as their JSON', () => {
+    const hostile = { toString: 'x', valueOf: '<b>' };
+    const run = {
+      status: hostile,
+      startedAt: new Date('2026-12-06T03:20:01Z'),
+      published: hostile,
+    } as unknown as RunDoc;
+    const page = renderStatusPage(
+      [
+        {
+          id: 'h5:2026-12-06T03:20:00.000Z',
+          run,
+          counts: { sent: 0, sending: 0, retrying: 0, failed: 0, skipped: 0, dead: 0 },
+        },
+      ],
+      new Date('2026-12-06T03:21:00Z'),
+    );
+    expect(page).toContain('{&quot;toString&quot;:&quot;x&quot;,&quot;valueOf&quot;:&quot;&lt;b&gt;&quot;}');
+  });
+});
+
+describe('renderStatusPage with no runs', () => {
+  it('says there are none yet, in one row across the table', () => {
+    const page = renderStatusPage([], new Date('2026-12-06T03:21:00Z'));
+    expect(page).toContain(
+      '<tr><td colspan="12">No runs yet: the first tick that finds a schedule due makes one.</td></tr>',
+    );
+    expect(page.match(/<th>/g)).toHaveLength(12);
+  });
 });
 
 describe('dispatchState', () => {

@@ -1,4 +1,4 @@
-import { type DeliveryStatus, escapedUnshowable, type RunDoc } from '../shared/model';
+import { type DeliveryStatus, escapedUnshowable, type RunDoc, storedText } from '../shared/model';
 
 /** The status page: a plain HTML table of the latest runs and their delivery counts. */
 
@@ -25,7 +25,7 @@ const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;
  * is written as its escape (`\u202E`), as the project's messages write it, not let loose on the page.
  */
 export function escapeHtml(value: unknown): string {
-  return escapedUnshowable(String(value ?? '')).replace(/[&<>"']/g, (c) => ENTITIES[c] ?? c);
+  return escapedUnshowable(storedText(value)).replace(/[&<>"']/g, (c) => ENTITIES[c] ?? c);
 }
 
 function time(d: Date | null | undefined): string {
@@ -56,7 +56,7 @@ export function renderStatusError(message: string, title = 'bad request'): strin
  * it, but until then nothing is being published, and the page says so, and why.
  */
 export function dispatchState(run: RunDoc, now: Date): { text: string; stopped: boolean } {
-  if (run.status !== 'running') return { text: String(run.status ?? ''), stopped: false };
+  if (run.status !== 'running') return { text: storedText(run.status), stopped: false };
   const error = typeof run.lastError === 'string' && run.lastError !== '' ? run.lastError : null;
   if (!run.leaseOwner) {
     return {
@@ -105,9 +105,8 @@ export function renderStatusPage(rows: RunRow[], now: Date): string {
       return `<tr${rowClass}>${cells.map((c, i) => (i === 0 ? `<td class="id"><span>${c}</span></td>` : `<td>${c}</td>`)).join('')}</tr>`;
     })
     .join('\n');
-  const head = ['run', 'dispatch', 'started', 'finished', 'published', ...COLUMNS, 'published, no record']
-    .map((h) => `<th>${escapeHtml(h)}</th>`)
-    .join('');
+  const headings = ['run', 'dispatch', 'started', 'finished', 'published', ...COLUMNS, 'published, no record'];
+  const head = headings.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -143,7 +142,7 @@ lists its deliveries.</p>
 <table>
 <thead><tr>${head}</tr></thead>
 <tbody>
-${body}
+${rows.length > 0 ? body : `<tr><td colspan="${headings.length}">No runs yet: the first tick that finds a schedule due makes one.</td></tr>`}
 </tbody>
 </table>
 </div>

@@ -36,6 +36,7 @@ import {
   liveClaim,
   permanentFailureUpdate,
   type RunDoc,
+  storedText,
 } from './model';
 import type {
   AccountStore,
@@ -232,8 +233,8 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
       return {
         id: d.id,
         // Blanks around either, written by hand, are dropped, as when a notification is saved.
-        cron: String(data.cron ?? '').trim(),
-        timezone: String(data.timezone ?? '').trim(),
+        cron: storedText(data.cron).trim(),
+        timezone: storedText(data.timezone).trim(),
         nextRunAt: (data.nextRunAt as Date) ?? at,
         lastRunAt: (data.lastRunAt as Date | null) ?? null,
         lastRunPublished: publishedCount(data.lastRunPublished),

@@ -13,6 +13,7 @@ import {
   permanentFailureUpdate,
   type RunDoc,
   type ScheduleDoc,
+  storedText,
 } from './model';
 import type {
   AccountStore,
@@ -134,8 +135,8 @@ export class MemoryStore implements RunStore, DeliveryLedger, NotificationStore 
       .slice(0, limit)
       .map(([id, s]) => ({
         id,
-        cron: String(s.cron ?? '').trim(),
-        timezone: String(s.timezone ?? '').trim(),
+        cron: storedText(s.cron).trim(),
+        timezone: storedText(s.timezone).trim(),
         nextRunAt: new Date((s.nextRunAt as Date).getTime()),
         lastRunAt: s.lastRunAt ? new Date(s.lastRunAt.getTime()) : null,
         lastRunPublished: publishedCount(s.lastRunPublished),

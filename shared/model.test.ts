@@ -13,6 +13,7 @@ import {
   permanentFailureUpdate,
   quoted,
   reasonHint,
+  storedText,
   surroundingBlankProblem,
 } from './model';
 import { z } from './zod';
@@ -265,6 +266,24 @@ describe('reasonHint (a reason selector that matched nothing)', () => {
     expect(reasonHint('\u{1F600} cafe\u0301')?.message).toMatch(
       /: "\\u\{1F600\} cafe\\u0301" is saved as "\\u\{1F600\} caf\\u00E9"$/,
     );
+  });
+});
+
+describe('storedText (a stored value, whatever was written by hand, as text)', () => {
+  it('gives strings, numbers and booleans as they are, nothing as blank, and maps and lists as JSON, never throwing', () => {
+    expect(storedText('0 9 * * *')).toBe('0 9 * * *');
+    expect(storedText(42)).toBe('42');
+    expect(storedText(false)).toBe('false');
+    expect(storedText(null)).toBe('');
+    expect(storedText(undefined)).toBe('');
+    expect(storedText(['a', 1])).toBe('["a",1]');
+    // String() throws on these: their toString and valueOf are not functions.
+    expect(() => String({ toString: 'x' })).toThrow(TypeError);
+    expect(storedText({ toString: 'x' })).toBe('{"toString":"x"}');
+    expect(storedText(Object.create(null))).toBe('{}');
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(storedText(cycle)).toBe('[object Object]');
   });
 });
 

@@ -52,6 +52,23 @@ export function quoted(text: string, max = 100): string {
   return `${JSON.stringify(shown).replace(UNSHOWABLE, hexEscape)}${shown.length < text.length ? '…' : ''}`;
 }
 
+/**
+ * A stored value as text, whatever was written there by hand, and never a throw: a string as it
+ * is, a number, boolean or bigint as `String` gives it, null or absent as '', and a map or list
+ * as its JSON. `String()`, and a template literal, throw on a map whose `toString` and `valueOf`
+ * keys hold no function (Firestore gives a map back as a plain object, keys and all).
+ */
+export function storedText(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  if (typeof value !== 'object' && typeof value !== 'function') return String(value);
+  try {
+    return JSON.stringify(value) ?? Object.prototype.toString.call(value);
+  } catch {
+    // A cycle (a document reference), or a bigint inside.
+    return Object.prototype.toString.call(value);
+  }
+}
+
 /** `\uXXXX` for a character, `\u{XXXXX}` past U+FFFF. */
 function hexEscape(c: string): string {
   const code = c.codePointAt(0) ?? 0;

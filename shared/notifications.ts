@@ -22,6 +22,7 @@ import {
   notificationSchema,
   quoted,
   slackIdCharacterProblem,
+  storedText,
   titleSchema,
 } from './model';
 import { QUERIES } from './queries';
@@ -664,7 +665,7 @@ export async function resumePaused(
     const page = await q.get();
     if (page.empty) break;
     for (const d of page.docs) {
-      const why = String(d.get('pausedReason'));
+      const why = storedText(d.get('pausedReason'));
       result.byReason[why] = (result.byReason[why] ?? 0) + 1;
     }
     result.matched += page.size;

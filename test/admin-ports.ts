@@ -27,7 +27,10 @@ export function fakeAdminPorts(over: Partial<AdminPorts> = {}): AdminPorts {
     nextRunAt: async () => null,
     setNotificationEnabled: async () => null,
     deleteNotification: async () => false,
-    saveNotification: async () => true,
+    saveNotification: async (_n, _late, first) => {
+      await first?.();
+      return true;
+    },
     accountMissing: async () => false,
     redrivable: async () => false,
     resumePaused: async (_selector, { dryRun }) => noneResumed(dryRun),

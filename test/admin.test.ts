@@ -259,7 +259,11 @@ describe('admin API: requests (fake ports)', () => {
       .serialize((bytes: Buffer) => bytes as unknown as string)
       .send(Buffer.from('{"accountId":"acctÿ","channelId":"C1","cron":"0 9 * * *","timezone":"UTC"}'));
     expect(utf8.status).toBe(201);
-    expect(save).toHaveBeenCalledWith(expect.objectContaining({ accountId: 'acctÿ' }), expect.any(AbortSignal));
+    expect(save).toHaveBeenCalledWith(
+      expect.objectContaining({ accountId: 'acctÿ' }),
+      expect.any(AbortSignal),
+      expect.any(Function),
+    );
   });
 
   test('an array for a body is named as such, not by its first index', async () => {
@@ -1625,6 +1629,16 @@ describe('admin API on the emulators', () => {
     await stack.stop();
   });
 
+  // The admin ports over the stack's Firestore, with a publisher that publishes nothing.
+  const storePorts = () =>
+    firestoreAdminPorts(
+      stack.db,
+      stack.store,
+      { publishPage: async () => undefined } as never,
+      silent,
+      async () => undefined,
+    );
+
   // Each transaction's attempts after its first: one that met another's locks is aborted and tried again.
   const countRetries = () => {
     let retried = 0;
@@ -2062,14 +2076,42 @@ describe('admin API on the emulators', () => {
     expect(members.docs.flatMap((d) => d.get(BUCKET_FIELDS.list) as string[]).sort()).toEqual(ids);
   }, 60_000);
 
+  test('a pause sent while a PUT of the same notification reads its account is made after that PUT, in the order they came', async () => {
+    const ports = storePorts();
+    const body = { accountId: 'acct-0001', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' };
+    const path = '/admin/notifications/n-order';
+    await ports.saveNotification({ id: 'n-order', ...body });
+    // The PUT's account read is held until let go.
+    const reading = deferred();
+    const held = deferred();
+    const app = appWith({
+      ...ports,
+      accountMissing: async (accountId) => {
+        reading.resolve();
+        await held.promise;
+        return ports.accountMissing(accountId);
+      },
+    });
+    const put = request(app)
+      .put(path)
+      .set('authorization', bearer())
+      .send({ ...body, channelId: 'C2' })
+      .then();
+    await reading.promise;
+    const pause = request(app).post(`${path}/pause`).set('authorization', bearer()).send({ reason: 'operator' }).then();
+    // Long enough for a pause that did not wait its turn to be made.
+    await new Promise((r) => setTimeout(r, 300));
+    held.resolve();
+    expect((await put).status).toBe(200);
+    expect((await pause).status).toBe(200);
+    const doc = await stack.db.collection(COLLECTIONS.notifications).doc('n-order').get();
+    expect(doc.get('slack.channelId')).toBe('C2');
+    expect(doc.get('enabled')).toBe(false);
+    expect(doc.get('pausedReason')).toBe('operator');
+  });
+
   test('a write to one notification answered 504 while it waits its turn is not made: it cannot land over a later one', async () => {
-    const ports = firestoreAdminPorts(
-      stack.db,
-      stack.store,
-      { publishPage: async () => undefined } as never,
-      silent,
-      async () => undefined,
-    );
+    const ports = storePorts();
     const n = { id: 'n-turn', accountId: 'acct-0001', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' };
     await ports.saveNotification(n);
     // The first write holds the notification's turn until let go.

@@ -241,7 +241,7 @@ test('a read of the index expected to be large waits for beforeLargeRead; a smal
   expect(all.sort()).toEqual([...ids].sort());
 });
 
-test('the due schedules a page at a time, by nextRunAt then id, ties included, each page after the last', async () => {
+test('the due schedules a page at a time, by nextRunAt then id, ties included, each page after the last, whatever was written by hand', async () => {
   const pagedDb = createFirestore(uniqueProjectId('runs-due'));
   try {
     const paged = new FirestoreStore(pagedDb);
@@ -280,6 +280,15 @@ test('the due schedules a page at a time, by nextRunAt then id, ties included, e
       .set({ cron: ` ${everyMinute.cron} `, timezone: ` ${everyMinute.timezone} `, nextRunAt: new Date(due[1][1]) });
     const padded = (await paged.dueSchedules(at, 10)).find((s) => s.id === 's_a');
     expect([padded?.cron, padded?.timezone]).toEqual([everyMinute.cron, everyMinute.timezone]);
+    // A cron and zone written by hand as maps whose toString is not a function (String() throws
+    // on them) are read as their JSON, a cron that cannot be read, and the page with them.
+    await pagedDb
+      .collection(COLLECTIONS.schedules)
+      .doc('s_b')
+      .set({ cron: { toString: 'x' }, timezone: { valueOf: 1 }, nextRunAt: new Date(due[1][1]) });
+    const page = await paged.dueSchedules(at, 10);
+    expect(page.find((s) => s.id === 's_b')).toMatchObject({ cron: '{"toString":"x"}', timezone: '{"valueOf":1}' });
+    expect(page.map((s) => s.id)).toContain('s_a');
   } finally {
     await pagedDb.terminate();
   }
