@@ -680,7 +680,9 @@ describe('the command line', () => {
     add?.configureOutput({ writeOut: (s) => (help += s) });
     add?.outputHelp();
     expect(help).toContain('-p, --project <id>');
-    expect(help).toMatch(/--channel <channelId> +the Slack channel id, at most 255 characters \(required\)/);
+    expect(help.replace(/\s+/g, ' ')).toContain(
+      "--channel <channelId> the Slack channel's id (C…, or D… for the app's direct messages with a person; not the channel's name nor a user's id), at most 255 characters (required)",
+    );
     expect(help).toContain('one that was paused comes back enabled');
   });
 

@@ -2111,7 +2111,10 @@ ${STALL_HELP}`,
     // Required (refuseMissingOptions), not commander's requiredOption, which names only the first one missing.
     .option('--id <id>', 'the notification id (required)')
     .option('--account <accountId>', 'the account whose report it sends (required)')
-    .option('--channel <channelId>', 'the Slack channel id, at most 255 characters (required)')
+    .option(
+      '--channel <channelId>',
+      "the Slack channel's id (C…, or D… for the app's direct messages with a person; not the channel's name nor a user's id), at most 255 characters (required)",
+    )
     .option(
       '--cron <expr>',
       `5-field cron, e.g. '0 9 * * MON-FRI', at most ${MAX_CRON_CHARS.toLocaleString('en-US')} characters, a run of blanks counted as one (required)`,

@@ -77,11 +77,21 @@ describe("npm start's options", () => {
     },
   );
 
-  it('takes a --channel id or name Slack could have', () => {
-    for (const channel of ['C0123456789', 'général', 'x'.repeat(255)]) {
-      expect(localProgram().exitOverride().parse(['node', 'local.js', '--channel', channel]).opts().channel).toBe(
-        channel,
-      );
+  it("takes a --channel conversation id Slack could have, and refuses a channel's name or a user's id, saying what to give", () => {
+    const parse = (channel: string) =>
+      localProgram()
+        .exitOverride()
+        .configureOutput({ writeErr: () => undefined })
+        .parse(['node', 'local.js', '--channel', channel]);
+    for (const channel of ['C0123456789', 'G012AB', 'D0123456789', 'X'.repeat(255)]) {
+      expect(parse(channel).opts().channel).toBe(channel);
+    }
+    for (const [channel, said] of [
+      ['général', "looks like a channel's name: give the channel's id (C…"],
+      ['#general', "looks like a channel's name"],
+      ['U0123456789', "is a user's id: give the id of the app's direct message channel with them (D…)"],
+    ] as const) {
+      expect(() => parse(channel)).toThrow(said);
     }
   });
 

@@ -380,7 +380,25 @@ export function slackIdCharacterProblem(id: string): string | null {
 }
 
 /**
- * A Slack channel or workspace id (or a channel name): not blank, at most 255 characters, with
+ * Why a new notification's channel, with no blank, control or invisible character in it, is not
+ * a conversation's id, or null. A channel's name (`#general`, `general`: Slack's ids have no
+ * lower-case letter) or a user's id (`U…`, `W…`) is taken by chat.postMessage, but not by
+ * conversations.history, which the look for an earlier post reads after an outcome left unknown
+ * (a timeout): each such delivery would then end failed, unverifiable, rather than be looked for.
+ */
+export function conversationIdProblem(id: string): string | null {
+  if (/^[#@]/.test(id) || /\p{Ll}/u.test(id)) {
+    return "looks like a channel's name: give the channel's id (C…; Slack shows it at the foot of the channel's details), as the look for an earlier post after a timeout reads a channel by its id alone";
+  }
+  if (/^[UW][A-Z0-9]+$/.test(id)) {
+    return "is a user's id: give the id of the app's direct message channel with them (D…), as the look for an earlier post after a timeout reads a conversation by its id alone";
+  }
+  return null;
+}
+
+/**
+ * A Slack channel or workspace id (or a channel name, in a document stored before new
+ * notifications were checked for one: conversationIdProblem): not blank, at most 255 characters, with
  * no blank, control or invisible character in it.
  */
 const slackIdSchema = z

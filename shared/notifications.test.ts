@@ -105,6 +105,22 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
     expect(problemOf({ teamId: id })).toEqual(['teamId', problem]);
   });
 
+  it.each([
+    ['general', "looks like a channel's name"],
+    ['#ops-reports', "looks like a channel's name"],
+    ['@alice', "looks like a channel's name"],
+    ['U0123ABCD', "is a user's id"],
+    ['W0123ABCD', "is a user's id"],
+  ])(
+    "a channel's name or a user's id where a conversation's id goes, %j, is named, saying what to give",
+    (id, said) => {
+      expect(problemOf({ channelId: id })?.[0]).toBe('channelId');
+      expect(problemOf({ channelId: id })?.[1]).toContain(said);
+      // A workspace id is not a conversation's.
+      expect(problemOf({ teamId: 'T0123' })).toBeNull();
+    },
+  );
+
   it('a title of invisible characters only is blank; one with blanks around words is kept', () => {
     expect(problemOf({ title: '\u200b\u2060' })?.[0]).toBe('title');
     expect(problemOf({ title: '\u00ad\u00ad' })?.[0]).toBe('title');

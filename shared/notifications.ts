@@ -15,6 +15,7 @@ import { indexedSchedule, type MemberChange, scheduleOf, tidyBuckets, writeIndex
 import {
   type Account,
   accountSchema,
+  conversationIdProblem,
   looksBlank,
   type NotificationInput,
   newIdProblem,
@@ -142,6 +143,8 @@ function checkedNotification(n: NewNotification): {
     const problem = id === undefined ? null : slackIdCharacterProblem(id);
     if (problem !== null) add(field, problem);
   }
+  const channelProblem = n.channelId.trim() === '' ? null : conversationIdProblem(n.channelId);
+  if (channelProblem !== null) add('channelId', channelProblem);
   // The rules of a new account's id (parseAccountsFile): an accountId no account can have now
   // would name an account never found, and the notification would fail at every occurrence.
   const accountIdProblem = newIdProblem(n.accountId);
