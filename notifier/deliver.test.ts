@@ -1256,6 +1256,27 @@ describe('a message for an instant its schedule does not fall due at', () => {
   });
 });
 
+describe('a notification whose cron was changed by hand, its scheduleId left as it was', () => {
+  it("fails the old schedule's instants as invalid, naming both schedules and how to mend it, and counts them towards pausing", async () => {
+    const { store, slack, deps } = setup();
+    const n = store.notification('n-1') as Record<string, unknown>;
+    // 10:00 in Paris on weekdays, where the document still names the 09:00 schedule.
+    store.putNotification('n-1', { ...n, schedule: { cron: '0 10 * * MON-FRI', timezone: 'Europe/Paris' } });
+    const result = await handlePush(push(), deps);
+    expect(result).toMatchObject({ kind: 'ack', status: 'failed' });
+    expect(slack.posts).toHaveLength(0);
+    const own = scheduleIdOf({ cron: '0 10 * * MON-FRI', timezone: 'Europe/Paris' });
+    expect(await store.get(id)).toMatchObject({
+      status: 'failed',
+      lastError: {
+        code: 'invalid_notification',
+        message: expect.stringContaining(`its scheduleId "${n.scheduleId}" is not its schedule's ("${own}"`),
+      },
+    });
+    expect(store.notification('n-1')).toMatchObject({ consecutiveFailures: 1, lastFailure: 'notification_invalid' });
+  });
+});
+
 describe('a message for an instant its schedule does not fall due at, then a move to a schedule that does', () => {
   it('does not end the delivery: the new schedule’s message for that instant still posts', async () => {
     const { store, slack, deps } = setup();

@@ -25,11 +25,12 @@ import {
   type PostTarget,
   postTargetOf,
   postTargetsAfter,
+  quoted,
   samePlace,
 } from '../shared/model';
 import type { AccountStore, DeliveryLedger, NotificationStore, RunStore } from '../shared/ports';
 import { renderReport } from '../shared/report';
-import { checkedSchedule, firesAtOccurrence, isValidTimeZone } from '../shared/schedule';
+import { checkedSchedule, firesAtOccurrence, isValidTimeZone, scheduleIdOf } from '../shared/schedule';
 import type { z } from '../shared/zod';
 import type { SlackPort } from './slack';
 
@@ -344,6 +345,16 @@ async function deliver(
       // this message only: should the notification move to a schedule that falls due at this
       // instant, that schedule's message, the same delivery, still sends (endsDelivery).
       const moved = notification.scheduleId !== message.scheduleId;
+      // Its cron or zone changed by hand, its scheduleId left as it was: the schedule it is
+      // dispatched by never falls due when it wants its report, and the one that does never
+      // dispatches it. Failed, counting towards pausing, rather than skipped at every instant.
+      const own = scheduleIdOf(notification.schedule);
+      if (!moved && own !== notification.scheduleId) {
+        throw new PermanentError(
+          'invalid_notification',
+          `notification ${message.notificationId} is invalid: its scheduleId ${quoted(notification.scheduleId)} is not its schedule's (${quoted(own)}, ${quoted(notification.schedule.cron)} in ${notification.schedule.timezone}): its cron or time zone was changed without it, as by hand; save it again (the admin API's PUT, or slack-fanout add), which files it under its schedule`,
+        );
+      }
       const code = moved ? 'notification_rescheduled' : 'not_an_occurrence';
       const why = moved
         ? `not sent: the notification moved from schedule ${message.scheduleId} to ${notification.scheduleId}`
