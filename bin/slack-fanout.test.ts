@@ -2,11 +2,10 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { CommanderError } from 'commander';
 import { connectProblem } from '../shared/net';
 import {
-  abandonedAtTerminate,
   buildProgram,
   checkEmulatorVariables,
   checkedAfterSave,
@@ -39,19 +38,6 @@ import {
 } from './slack-fanout';
 
 const good = { id: 'n-1', accountId: 'a-1', channelId: 'C1', cron: '0 9 * * MON-FRI', timezone: 'Europe/Paris' };
-
-describe('abandonedAtTerminate (a call ended by the client closing, not a failure of the command)', () => {
-  it('knows the Firestore client’s own error for it, and nothing else', () => {
-    // The client's message, from its pool: should the client change it, this fails first.
-    const pool = join(dirname(require.resolve('@google-cloud/firestore')), 'pool.js');
-    const { CLIENT_TERMINATED_ERROR_MSG } = require(pool) as {
-      CLIENT_TERMINATED_ERROR_MSG: string;
-    };
-    expect(abandonedAtTerminate(new Error(CLIENT_TERMINATED_ERROR_MSG))).toBe(true);
-    expect(abandonedAtTerminate(new Error('14 UNAVAILABLE: No connection established'))).toBe(false);
-    expect(abandonedAtTerminate('The client has already been terminated')).toBe(false);
-  });
-});
 
 describe('lineAndColumn', () => {
   it('says where JSON.parse’s position is, by line and column', () => {

@@ -20,7 +20,7 @@ import {
 import { raceTimeout, within } from '../shared/concurrency';
 import { projectIdProblem } from '../shared/config';
 import { EMULATOR_VARIABLES, type EmulatedService, emulatorAddress } from '../shared/emulator-address';
-import { createFirestore } from '../shared/firestore';
+import { abandonedAtTerminate, createFirestore } from '../shared/firestore';
 import { buildQuery, FirestoreStore } from '../shared/firestore-store';
 import { CODES, grpcCode } from '../shared/grpc';
 import { withTimeout } from '../shared/http';
@@ -2836,11 +2836,6 @@ begin, whose deliveries are as they were). Ctrl-C stops it after the page under 
   refuseOptionSlips(program);
   takeExcessArguments(program);
   return program;
-}
-
-/** Whether an error is that of a call the Firestore client ended as it was terminated. */
-export function abandonedAtTerminate(err: unknown): boolean {
-  return err instanceof Error && err.message === 'The client has already been terminated';
 }
 
 if (require.main === module) {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { loadServiceConfig } from '../shared/auth';
 import { raceTimeout } from '../shared/concurrency';
+import { errorMessage } from '../shared/errors';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
 import { escapedUnshowable, FINAL_STATUSES } from '../shared/model';
@@ -22,6 +23,7 @@ import {
   channelShown,
   expectedDeliveries,
   failureHints,
+  LookErrors,
   PostLines,
   postPreview,
   resumeHint,
@@ -668,6 +670,8 @@ async function main(): Promise<number> {
       // Firestore did not answer the last look by the deadline: what was read before stands.
       let unanswered = false;
       let answeredAny = false;
+      // Looks Firestore answered with an error: each said once, and looked again after a pause.
+      const lookErrors = new LookErrors(say);
       try {
         const deadline = started + opts.timeout * 1000;
         /** What the bar says of the time left with `done` final at `now`. */
@@ -705,10 +709,23 @@ async function main(): Promise<number> {
           const ticking = bar
             ? setInterval(() => bar.update({ left: leftAt(lastFinal, Date.now()) }), 1000)
             : undefined;
-          const read = await answeredBy(reading, deadline + LOOK_GRACE_MS).finally(() => clearInterval(ticking));
-          if (read === null) {
+          const read = await answeredBy(reading, deadline + LOOK_GRACE_MS)
+            .then((r) => {
+              lookErrors.answered();
+              return r;
+            })
+            .catch((err: unknown) => {
+              lookErrors.failed(errorMessage(err));
+              return 'failed' as const;
+            })
+            .finally(() => clearInterval(ticking));
+          if (read === null || (read === 'failed' && Date.now() >= deadline)) {
             unanswered = true;
             break;
+          }
+          if (read === 'failed') {
+            await new Promise((r) => setTimeout(r, Math.min(1000, deadline - Date.now())));
+            continue;
           }
           totals = {};
           failing = [];
@@ -767,7 +784,10 @@ async function main(): Promise<number> {
       const cutShort = unanswered || final < expected;
       // Read before Firestore stopped answering, or never: said, not shown as counts of now.
       const neverRead = unanswered && !answeredAny;
-      const unansweredLine = `Firestore did not answer the watch's last look by ${LOOK_GRACE_MS / 1000} s past the deadline`;
+      const unansweredLine =
+        lookErrors.last === null
+          ? `Firestore did not answer the watch's last look by ${LOOK_GRACE_MS / 1000} s past the deadline`
+          : `the watch's last look failed (${lookErrors.last})`;
       if (neverRead) {
         say(`timed out after ${opts.timeout} s (--timeout): ${unansweredLine}, so no delivery could be counted`);
       } else {
@@ -907,7 +927,8 @@ async function main(): Promise<number> {
       // Sent again while it fails, as the first is (a dispatcher that died under it would
       // otherwise cost each of its schedules this occurrence: the next tick sends the latest only).
       await runTick(due).catch((err: unknown) => {
-        say(`${(err as Error).message}; the next tick, in ${opts.interval} s, tries again`);
+        const next = new Date(dueMs + opts.interval * 1000);
+        say(`${errorMessage(err)}; the next tick, due at ${next.toISOString()}, tries again`);
       });
       lastDueMs = dueMs;
     }

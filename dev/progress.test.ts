@@ -6,6 +6,7 @@ import {
   channelShown,
   expectedDeliveries,
   failureHints,
+  LookErrors,
   OVERDUE_MS,
   PostLines,
   postPreview,
@@ -344,5 +345,24 @@ describe('barOptions', () => {
     const options = barOptions('x', tty);
     expect(options.stream).toBe(tty);
     expect(options.clearOnComplete).toBe(false);
+  });
+});
+
+describe('LookErrors (looks at the deliveries that Firestore answered with an error)', () => {
+  it('says a failed look once per message, again after a look was answered, and keeps the last', () => {
+    const said: string[] = [];
+    const errors = new LookErrors((line) => said.push(line));
+    errors.failed('3 INVALID_ARGUMENT: Transaction is invalid or closed.');
+    errors.failed('3 INVALID_ARGUMENT: Transaction is invalid or closed.');
+    expect(said).toEqual([
+      '  a look at the deliveries failed (3 INVALID_ARGUMENT: Transaction is invalid or closed.); looking again',
+    ]);
+    errors.failed('14 UNAVAILABLE');
+    expect(said).toHaveLength(2);
+    expect(errors.last).toBe('14 UNAVAILABLE');
+    errors.answered();
+    expect(errors.last).toBeNull();
+    errors.failed('14 UNAVAILABLE');
+    expect(said).toHaveLength(3);
   });
 });

@@ -58,6 +58,26 @@ export function timeLeft(p: Progress): string {
 export const VERBOSE_MAX = 60;
 
 /**
+ * The watch's looks that Firestore answered with an error: each is said when its message is
+ * not the one said last, the watch then looks again; a look answered clears it.
+ */
+export class LookErrors {
+  /** The message of the last look, while it failed; null once one is answered. */
+  last: string | null = null;
+
+  constructor(private readonly say: (line: string) => void) {}
+
+  failed(message: string): void {
+    if (this.last !== message) this.say(`  a look at the deliveries failed (${message}); looking again`);
+    this.last = message;
+  }
+
+  answered(): void {
+    this.last = null;
+  }
+}
+
+/**
  * A post's fallback text as a person reads it, in at most `max` characters, cut between words,
  * with … when cut: Slack's escapes (&amp; &lt; &gt;) read as the characters they stand for, and
  * a line break as a blank, so that one post stays one line.

@@ -1,5 +1,6 @@
+import { dirname, join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
-import { createFirestore, FIRESTORE_TRACING_ENV } from './firestore';
+import { abandonedAtTerminate, createFirestore, FIRESTORE_TRACING_ENV } from './firestore';
 
 /** Which of its two tracers the client chose when it was made (it keeps no public flag). */
 function tracer(db: Firestore): string {
@@ -37,4 +38,17 @@ describe('createFirestore', () => {
       await db.terminate();
     },
   );
+});
+
+describe('abandonedAtTerminate (a call ended by the client closing, not a failure of the caller)', () => {
+  it('knows the Firestore client’s own error for it, and nothing else', () => {
+    // The client's message, from its pool: should the client change it, this fails first.
+    const pool = join(dirname(require.resolve('@google-cloud/firestore')), 'pool.js');
+    const { CLIENT_TERMINATED_ERROR_MSG } = require(pool) as {
+      CLIENT_TERMINATED_ERROR_MSG: string;
+    };
+    expect(abandonedAtTerminate(new Error(CLIENT_TERMINATED_ERROR_MSG))).toBe(true);
+    expect(abandonedAtTerminate(new Error('14 UNAVAILABLE: No connection established'))).toBe(false);
+    expect(abandonedAtTerminate('The client has already been terminated')).toBe(false);
+  });
 });

@@ -32,3 +32,8 @@ export function firestoreReady(db: Firestore): () => Promise<void> {
     await db.collection('schedules').limit(1).get();
   };
 }
+
+/** Whether an error is that of a call the Firestore client ended as it was terminated. */
+export function abandonedAtTerminate(err: unknown): boolean {
+  return err instanceof Error && err.message === 'The client has already been terminated';
+}

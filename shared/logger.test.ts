@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { EXIT_FLUSH_MS, STDOUT_BUFFER_BYTES } from './logger';
-import { CLOSE_GRACE_MS, REDRIVE_PAGE_TIMEOUT_MS, SHUTDOWN_GRACE_MS } from './service';
+import { EXIT_FLUSH_MS, type Logger, STDOUT_BUFFER_BYTES } from './logger';
+import { CLOSE_GRACE_MS, REDRIVE_PAGE_TIMEOUT_MS, SHUTDOWN_GRACE_MS, unhandledRejection } from './service';
 
 const LOGGER = join(__dirname, '..', 'dist', 'shared', 'logger.js');
 
@@ -90,5 +90,39 @@ describe("a stop within Cloud Run's 10 s", () => {
     expect(SHUTDOWN_GRACE_MS + CLOSE_GRACE_MS + EXIT_FLUSH_MS).toBeLessThanOrEqual(9000);
     // A redrive stopped by the shutdown puts its page back and answers within the grace.
     expect(REDRIVE_PAGE_TIMEOUT_MS).toBeLessThan(SHUTDOWN_GRACE_MS);
+  });
+});
+
+describe('a promise rejected that nothing handles, in a service', () => {
+  const lines = () => {
+    const said: { level: string; msg: string }[] = [];
+    const log = {
+      info: (_: unknown, msg: string) => said.push({ level: 'info', msg }),
+      fatal: (_: unknown, msg: string) => said.push({ level: 'fatal', msg }),
+    } as unknown as Logger;
+    return { said, log };
+  };
+
+  it('is part of the stop when the Firestore client ended the call as it closed: logged, not an exit', async () => {
+    const { said, log } = lines();
+    const exit = jest.fn();
+    unhandledRejection(log, () => true, exit)(new Error('The client has already been terminated'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(exit).not.toHaveBeenCalled();
+    expect(said).toEqual([{ level: 'info', msg: 'a call abandoned at the shutdown ended as its client closed' }]);
+  });
+
+  it('ends the process, exit 1, with a line naming it, otherwise: before a stop, or any other error', async () => {
+    for (const [stopping, err] of [
+      [false, new Error('The client has already been terminated')],
+      [true, new Error('14 UNAVAILABLE')],
+    ] as const) {
+      const { said, log } = lines();
+      const exit = jest.fn();
+      unhandledRejection(log, () => stopping, exit)(err);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(exit).toHaveBeenCalledWith(1);
+      expect(said).toEqual([{ level: 'fatal', msg: 'unhandled rejection: exiting' }]);
+    }
   });
 });

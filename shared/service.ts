@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Express, RequestHandler, Response } from 'express';
 import { ENV } from './config';
+import { abandonedAtTerminate } from './firestore';
 import { continueWhenRead, lateWork, routePath, withTimeout } from './http';
 import { flushStdoutLogs, type Logger } from './logger';
 
@@ -92,6 +93,23 @@ export function createLifecycle(log: Logger): Lifecycle {
 }
 
 /**
+ * What a service does with a promise rejected that nothing handles. A call abandoned at the
+ * shutdown deadline (a status page's counts, say) that the Firestore client ends as it is
+ * closed is part of the stop, not a failure: a line at info, and the stop goes on. Anything
+ * else ends the process, exit 1, as Node's default would, but with a log line that names it.
+ */
+export function unhandledRejection(log: Logger, stopping: () => boolean, exit: (code: number) => void) {
+  return (err: unknown): void => {
+    if (stopping() && abandonedAtTerminate(err)) {
+      log.info({ err: (err as Error).message }, 'a call abandoned at the shutdown ended as its client closed');
+      return;
+    }
+    log.fatal({ err }, 'unhandled rejection: exiting');
+    void flushStdoutLogs().then(() => exit(1));
+  };
+}
+
+/**
  * Listens, and on SIGTERM or SIGINT drains and exits. A port that cannot be had ends the
  * process, with a line on stderr that names the service and the variables that chose the port.
  */
@@ -132,5 +150,13 @@ export function serve(
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on(
+    'unhandledRejection',
+    unhandledRejection(
+      log,
+      () => stopping,
+      (code) => process.exit(code),
+    ),
+  );
   return server;
 }
