@@ -48,6 +48,7 @@ import {
   newIdProblem,
   quoted,
   reasonHint,
+  storedCount,
   userIdProblem,
   webUrlSchema,
 } from '../shared/model';
@@ -555,7 +556,7 @@ export class RunTally<S extends RedrivenStatus> {
       this.status === 'failed' &&
       !endsDelivery({
         status: 'failed',
-        attempts: Number(d.attempts) || 0,
+        attempts: storedCount(d.attempts),
         lastError: d.lastError as DeliveryDoc['lastError'],
       })
     ) {

@@ -6,7 +6,7 @@ import { raceTimeout } from '../shared/concurrency';
 import { errorMessage } from '../shared/errors';
 import { createFirestore } from '../shared/firestore';
 import { FirestoreStore } from '../shared/firestore-store';
-import { escapedUnshowable, FINAL_STATUSES } from '../shared/model';
+import { escapedUnshowable, FINAL_STATUSES, storedCount, storedText } from '../shared/model';
 import { saveAccounts, saveNotifications } from '../shared/notifications';
 import { createPubSub } from '../shared/pubsub';
 import { onSignalTwice, STOP_SIGNALS, signalExitCode } from '../shared/signals';
@@ -89,7 +89,7 @@ const SHOWN_FAILURES = 5;
 function whyEnded(lastError: unknown): string {
   const e = lastError as { code?: unknown; slackError?: unknown; message?: unknown } | null | undefined;
   if (!e) return 'no error recorded';
-  const what = typeof e.slackError === 'string' ? e.slackError : String(e.code ?? 'error');
+  const what = typeof e.slackError === 'string' ? e.slackError : storedText(e.code ?? 'error');
   return typeof e.message === 'string' && e.message !== what ? `${what} (${e.message})` : what;
 }
 
@@ -617,7 +617,7 @@ async function main(): Promise<number> {
       for (const runId of runIds) watched.add(runId);
       // Bounded as the watch's looks are: a Firestore that stops answering leaves it at 0.
       const counts = await answeredBy(
-        Promise.all([...runIds].map(async (runId) => (await store.getRun(runId))?.published ?? 0)),
+        Promise.all([...runIds].map(async (runId) => storedCount((await store.getRun(runId))?.published))),
         firstSent.getTime() + opts.timeout * 1000 + LOOK_GRACE_MS,
       );
       const published = (counts ?? []).reduce((n, v) => n + v, 0);
@@ -854,7 +854,7 @@ async function main(): Promise<number> {
                 pausedSaid.add(notificationId);
                 const resume = opts.once ? '' : `; ${resumeHint(notificationId, emulators.env, PROJECT_ID)}`;
                 // Paused by an operator (the admin API, the command line), not by failures: no count.
-                const failures = Number(n.consecutiveFailures ?? 0);
+                const failures = storedCount(n.consecutiveFailures);
                 const after = failures > 0 ? `, after ${counted(failures, 'failure')} in a row` : '';
                 tell(`    ${notificationId} is paused (pausedReason ${n.pausedReason}${after})${resume}`);
               }

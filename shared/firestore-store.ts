@@ -36,6 +36,7 @@ import {
   liveClaim,
   permanentFailureUpdate,
   type RunDoc,
+  runFromData,
   storedText,
 } from './model';
 import type {
@@ -181,7 +182,7 @@ function progressApplied(run: Pick<RunDoc, 'cursor'>, progress: CheckpointProgre
 /** A run read in a transaction, while `owner` holds its lease; LeaseLostError otherwise. */
 function leasedRun(runId: string, owner: string, snap: DocumentSnapshot | undefined): RunDoc {
   if (!snap?.exists) throw new LeaseLostError(`run ${runId} does not exist`);
-  const run = fromDoc<RunDoc>(snap.data() ?? {});
+  const run = runFromData(fromDoc(snap.data() ?? {}));
   if (run.leaseOwner !== owner) throw leaseLost(runId, run);
   return run;
 }
@@ -259,7 +260,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
     return this.db.runTransaction(async (tx): Promise<RunClaim> => {
       const [snap, scheduleSnap] = await tx.getAll(runRef, scheduleRef);
       const step = claimStep(
-        snap?.exists ? fromDoc<RunDoc>(snap.data() ?? {}) : null,
+        snap?.exists ? runFromData(fromDoc(snap.data() ?? {})) : null,
         scheduleRunState(
           scheduleSnap?.exists ? fromDoc<Record<string, unknown>>(scheduleSnap.data() ?? {}) : undefined,
         ),
@@ -443,7 +444,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
         expireAt: expiryFrom(now),
       });
       const added = progress && !progressApplied(run, progress) ? progress.published : 0;
-      const published = (Number(run.published) || 0) + added;
+      const published = run.published + added;
       const advance = scheduleAdvance(state, run.occurrence, nextRunAt, skipped, published);
       if (advance) tx.set(scheduleRef, advancedFields(advance, now), { merge: true });
     });
@@ -482,6 +483,7 @@ export class FirestoreStore implements RunStore, DeliveryLedger, NotificationSto
 
   async getRun(runId: string): Promise<RunDoc | null> {
     const snap = await this.runs().doc(runId).get();
+    // As stored, for an operator to read (the admin API, the CLI's run): runFromData is for decisions.
     return snap.exists ? fromDoc<RunDoc>(snap.data() ?? {}) : null;
   }
 

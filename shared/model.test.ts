@@ -13,6 +13,8 @@ import {
   permanentFailureUpdate,
   quoted,
   reasonHint,
+  runFromData,
+  storedCount,
   storedText,
   surroundingBlankProblem,
 } from './model';
@@ -287,6 +289,53 @@ describe('storedText (a stored value, whatever was written by hand, as text)', (
   });
 });
 
+describe('runFromData (a run document as the dispatcher decides on it)', () => {
+  it('reads what was written by hand the way that lets the run go on: no owner, no cursor, counts of 0', () => {
+    const started = new Date('2026-12-07T14:00:00Z');
+    const run = runFromData({
+      scheduleId: 's_1',
+      occurrence: '2026-12-07T14:00:00.000Z',
+      status: { toString: 'x' },
+      leaseOwner: { toString: 'x' },
+      leaseExpiresAt: 'soon',
+      cursor: { toString: 'x' },
+      published: { valueOf: 'x' },
+      pages: 'many',
+      resumes: -1,
+      startedAt: started,
+      finishedAt: new Date(Number.NaN),
+      indexReadAt: 'then',
+      skippedBefore: '2',
+    });
+    expect(run).toMatchObject({
+      status: '{"toString":"x"}',
+      leaseOwner: null,
+      leaseExpiresAt: null,
+      cursor: '{"toString":"x"}',
+      published: 0,
+      pages: 0,
+      resumes: 0,
+      startedAt: started,
+      finishedAt: null,
+      indexReadAt: null,
+      skippedBefore: 2,
+    });
+    // Fields left out stay out; good ones are as they are.
+    const good = runFromData({
+      status: 'running',
+      leaseOwner: 'd-1',
+      cursor: 'm0003',
+      published: 5,
+      pages: 1,
+      resumes: 0,
+    });
+    expect(good).toMatchObject({ status: 'running', leaseOwner: 'd-1', cursor: 'm0003', published: 5, pages: 1 });
+    expect('indexReadAt' in good).toBe(false);
+    expect(storedCount('7')).toBe(7);
+    expect(storedCount(true)).toBe(0);
+  });
+});
+
 describe('quoted (a text in a message)', () => {
   it('escapes what would turn, break or hide the line, and keeps what shows', () => {
     expect(quoted('n-1')).toBe('"n-1"');
@@ -475,6 +524,9 @@ describe('permanentFailureUpdate (counting a failure towards pausing)', () => {
     [-5, 1, false],
     [1.5, 1, false],
     [null, 1, false],
+    // A map whose toString holds no function: Number() throws on it.
+    [{ toString: 'x' }, 1, false],
+    [[2], 1, false],
   ])('a count stored as %j goes to %d (paused at 3: %s)', (stored, count, pause) => {
     const counted = permanentFailureUpdate({ consecutiveFailures: stored, enabled: true }, 'r', 3, now);
     expect(counted?.update.consecutiveFailures).toBe(count);

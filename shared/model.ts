@@ -506,6 +506,43 @@ export interface RunDoc {
   expireAt?: Date;
 }
 
+/**
+ * A stored count: a whole number from 0, or a string of one as `Number` reads it; anything else
+ * (a negative, a fraction, a map or list written by hand, on which `Number` throws when its
+ * `toString` or `valueOf` key holds no function) is 0. Never a throw.
+ */
+export function storedCount(value: unknown): number {
+  const n = typeof value === 'number' || typeof value === 'string' ? Number(value) : Number.NaN;
+  return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+}
+
+/**
+ * A run document as the dispatcher's decisions read it (its Timestamps already Dates), whatever
+ * was written into it by hand: a lease owner or cursor that is not a string as none (a cursor of
+ * another type kept as its text, so that a resume says it is not a bucket and starts over), a
+ * time that is not a date as none, and a count that is not one (storedCount) as 0. One such
+ * value failed every tick of its schedule, holding the lease it had just taken.
+ */
+export function runFromData(data: Record<string, unknown>): RunDoc {
+  const date = (v: unknown): Date | null => (v instanceof Date && !Number.isNaN(v.getTime()) ? v : null);
+  const cursor = data.cursor;
+  const out: Record<string, unknown> = {
+    ...data,
+    status: typeof data.status === 'string' ? data.status : storedText(data.status),
+    leaseOwner: typeof data.leaseOwner === 'string' && data.leaseOwner !== '' ? data.leaseOwner : null,
+    leaseExpiresAt: date(data.leaseExpiresAt),
+    cursor:
+      typeof cursor === 'string' || cursor === null || cursor === undefined ? (cursor ?? null) : storedText(cursor),
+    published: storedCount(data.published),
+    pages: storedCount(data.pages),
+    resumes: storedCount(data.resumes),
+    finishedAt: date(data.finishedAt),
+  };
+  if (data.indexReadAt !== undefined) out.indexReadAt = date(data.indexReadAt);
+  if (data.skippedBefore !== undefined) out.skippedBefore = storedCount(data.skippedBefore);
+  return out as unknown as RunDoc;
+}
+
 export type DeliveryStatus = 'sending' | 'retrying' | 'sent' | 'failed' | 'skipped' | 'dead';
 /** Every delivery status, in the order a delivery meets them. */
 export const DELIVERY_STATUSES: readonly DeliveryStatus[] = [
@@ -585,10 +622,9 @@ export function permanentFailureUpdate(
   occurrence?: string,
 ): { update: Record<string, unknown>; pause: boolean } | null {
   if (occurrence !== undefined && n.lastFailedOccurrence === occurrence) return null;
-  // A count that is not one (written by hand: a string, a negative) starts again, so that the
+  // A count that is not one (written by hand: a negative, a map) starts again, so that the
   // notification still pauses after `threshold` failures instead of never (NaN) or later.
-  const prior = Number(n.consecutiveFailures ?? 0);
-  const count = (Number.isSafeInteger(prior) && prior >= 0 ? prior : 0) + 1;
+  const count = storedCount(n.consecutiveFailures ?? 0) + 1;
   const pause = count >= threshold && n.enabled !== false;
   const update: Record<string, unknown> = {
     consecutiveFailures: count,

@@ -4,7 +4,7 @@ import type { FirestoreStore } from './firestore-store';
 import { toDate } from './firestore-store';
 import type { Logger } from './logger';
 import { type DispatchMessage, dispatchAttributes } from './messages';
-import { type DeliveryDoc, type DeliveryStatus, endsDelivery, liveClaim } from './model';
+import { type DeliveryDoc, type DeliveryStatus, endsDelivery, liveClaim, storedCount } from './model';
 import type { PagePublisher } from './pubsub';
 import { COLLECTIONS } from './topology';
 import { counted } from './words';
@@ -539,7 +539,7 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         if ((await notificationIn(tx, ids.notificationId)) === 'paused') {
           return { kind: 'paused', notificationId: ids.notificationId };
         }
-        const attempted = (Number(snap.get('attempts')) || 0) > 0;
+        const attempted = storedCount(snap.get('attempts')) > 0;
         tx.update(ref, {
           status: 'retrying',
           // A claim still live is kept: the attempt the dead letter overtook may still be posting,
@@ -558,7 +558,7 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         const snap = await tx.get(ref);
         const record = {
           status: snap.get('status') as DeliveryStatus | undefined,
-          attempts: Number(snap.get('attempts')) || 0,
+          attempts: storedCount(snap.get('attempts')),
           lastError: snap.get('lastError') as DeliveryDoc['lastError'],
         };
         if (!snap.exists || record.status !== 'failed') return { kind: 'not_dead' };

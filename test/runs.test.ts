@@ -404,6 +404,34 @@ test('a checkpoint or a run’s end applied again (its transaction run again aft
   });
 });
 
+test('a half-sent run whose cursor, counts and lease were written by hand as maps and strings is resumed from its start, and finishes', async () => {
+  const at = new Date('2026-12-07T14:00:00.000Z');
+  await withClaimedRun(
+    'runs-hand',
+    { cron: '0 * * * *', timezone: 'UTC' },
+    at,
+    async ({ db: handDb, store: s, run }) => {
+      // Maps whose toString holds no function: String() and Number() throw on them.
+      await handDb
+        .collection(COLLECTIONS.runs)
+        .doc(run)
+        .update({
+          cursor: { toString: 'x' },
+          resumes: { toString: 'x' },
+          published: { valueOf: 'x' },
+          pages: 'many',
+          leaseOwner: { toString: 'x' },
+          leaseExpiresAt: 'soon',
+        });
+      const p = publisher();
+      const summary = await runTick(at, emulatorTickDeps(s, p, new Date(at.getTime() + 5_000), log));
+      expect(summary.occurrences).toMatchObject([{ status: 'resumed', published: 1 }]);
+      expect(p.messages.map((m) => m.notificationId)).toEqual(['runs-hand-1']);
+      expect(await s.getRun(run)).toMatchObject({ status: 'done', published: 1, resumes: 1 });
+    },
+  );
+});
+
 test('a run’s lease is renewed alone by its owner, and not for another', async () => {
   const at = new Date('2026-12-07T08:00:00.000Z');
   await withClaimedRun('runs-lease', { cron: '0 8 * * *', timezone: 'UTC' }, at, async ({ store: leaseStore, run }) => {
