@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort, isListening } from '../dev/emulators';
 import { ROOT } from '../dev/processes';
+import { SlackStandIn } from '../dev/slack-standin';
 import { collectOutput } from './helpers';
 
 /**
@@ -365,6 +366,38 @@ describe('npm start, a service killed', () => {
     // Two sent, the archived channel's failed for good; nothing spent its attempts on a notifier that was down.
     expect(output).toMatch(/^summary: 3 expected, 2 sent, 1 failed, 0 skipped, 0 dead, 0 not final/m);
     expect(code).toBe(0);
+  }, 180_000);
+});
+
+describe('npm start with a SLACK_BOT_TOKEN', () => {
+  test('the demo posts no instant more than a minute older than the run: a run started again does not post again what one before it posted minutes ago', async () => {
+    // Real Slack's methods, on loopback: the run takes it for Slack, as SLACK_API_URL says.
+    const slack = new SlackStandIn({ token: 'xoxb-demo' });
+    const { url } = await slack.start();
+    const started = Date.now();
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, SLACK_BOT_TOKEN: 'xoxb-demo', SLACK_API_URL: url };
+      delete env.PUBSUB_EMULATOR_HOST;
+      delete env.FIRESTORE_EMULATOR_HOST;
+      // -n 3: one each of every minute, every 2 minutes and every 5 minutes.
+      const child = spawn(process.execPath, [LOCAL, '-n', '3', '--once', '--channel', 'C0123456789'], {
+        cwd: ROOT,
+        env,
+      });
+      const { out, exited } = collectOutput(child);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
+      const code = await exited;
+      clearTimeout(timer);
+      expect({ code, stderr: out.stderr }).toEqual({ code: 0, stderr: '' });
+      const delivered = slack.posts.map((p) => String(p.metadata?.event_payload.deliveryId));
+      expect(delivered.some((id) => id.startsWith('notif-000001:'))).toBe(true);
+      for (const id of delivered) {
+        const occurrence = Date.parse(id.slice(id.indexOf(':') + 1));
+        expect({ id, minuteOrLess: occurrence >= started - 60_000 }).toEqual({ id, minuteOrLess: true });
+      }
+    } finally {
+      await slack.stop();
+    }
   }, 180_000);
 });
 
