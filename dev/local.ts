@@ -308,8 +308,10 @@ async function main(): Promise<number> {
   // everything, then exits 128 + the signal's number (130 for Ctrl-C).
   let stopCode = 130;
   // Calls the Slack stand-in holds under a delay or http_then_post rule: a stop drops them, and says how many.
-  // The stand-in is stopped first, so that none lands while the services drain (a delay
-  // shorter than their grace would), and the count said is the count dropped.
+  // A stand-in holding any is stopped first, so that none lands while the services drain (a
+  // delay shorter than their grace would), and the count said is the count dropped; one holding
+  // none is stopped after the notifier, whose posts under way then end as they would, not as
+  // "Slack could not be reached".
   let dropHeld = () => 0;
   const sayDropped = () => {
     const held = dropHeld();
@@ -394,7 +396,7 @@ async function main(): Promise<number> {
       const started = standIn;
       dropHeld = () => {
         const held = started.heldCount;
-        void started.stop();
+        if (held > 0) void started.stop();
         return held;
       };
       // Posts land while the tick is still publishing, so the listener is on from the start; a

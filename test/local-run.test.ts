@@ -187,6 +187,13 @@ describe('npm start, stopped early', () => {
     expect(await stillListening(run)).toEqual([]);
   }, 120_000);
 
+  test('Ctrl-C as posts land: the stand-in, holding no call, is stopped after the notifier, whose posts under way do not meet a Slack that is gone', async () => {
+    const run = await runAndStop(/^ {2}✓ posted /, 'sigint', ['-n', '50']);
+    expect(run.code).toBe(130);
+    const logDir = /\(logs in (.+)\)$/.exec(run.lines.find((l) => l.includes('(logs in ')) ?? '')?.[1];
+    expect(readFileSync(join(logDir as string, 'notifier.log'), 'utf8')).not.toContain('Slack could not be reached');
+  }, 120_000);
+
   test('Ctrl-C between ticks, the next tick due before the stop ends: waits for the stop, exits 130', async () => {
     // Ctrl-C 50 ms before the next tick is due (ticks fall on the clock, at whole multiples of
     // the interval): that tick's turn comes while the stop runs.
