@@ -336,6 +336,9 @@ export function firestoreAdminPorts(
   };
 }
 
+/** Fields a GET's notification has (the stored shape) that a PUT's body does not take. */
+const STORED_ONLY_FIELDS = ['slack', 'schedule', 'report', 'scheduleId'] as const;
+
 const notificationBody = z.strictObject({
   // Checked in full as an import's (notificationDoc): a document id, up to 1,500 bytes.
   accountId: z.string().min(1).max(MAX_DOCUMENT_ID_BYTES),
@@ -744,6 +747,16 @@ export function adminRouter(deps: AdminDeps): Router {
           res,
           '(body)',
           'is empty: send the notification as a JSON object ({accountId, channelId, cron, timezone, …})',
+        );
+        return;
+      }
+      // The stored shape, as a GET answers it, sent back: said as such, not as a field missing.
+      const stored = STORED_ONLY_FIELDS.find((f) => Object.hasOwn(req.body as object, f));
+      if (stored !== undefined) {
+        invalid(
+          res,
+          stored,
+          `is a field of the stored notification, as GET answers it: PUT takes the flat fields {accountId, channelId, cron, timezone, teamId?, title?, enabled?} (slack.channelId as channelId, slack.teamId as teamId, schedule.cron as cron, schedule.timezone as timezone, report.title as title)`,
         );
         return;
       }

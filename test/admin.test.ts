@@ -278,6 +278,25 @@ describe('admin API: requests (fake ports)', () => {
     ]);
   });
 
+  test('a notification sent back as GET answers it (the stored shape) is told the fields PUT takes, not that channelId is missing', async () => {
+    const save = jest.fn(fakeAdminPorts().saveNotification);
+    const stored = {
+      accountId: 'acct-0001',
+      slack: { channelId: 'C0123' },
+      schedule: { cron: '0 9 * * *', timezone: 'UTC' },
+      scheduleId: 's_1',
+      enabled: true,
+    };
+    const res = await request(appWith(fakeAdminPorts({ saveNotification: save })))
+      .put('/admin/notifications/n-1')
+      .set('authorization', bearer())
+      .send(stored);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_request', field: 'slack' });
+    expect(res.body.message).toContain('PUT takes the flat fields {accountId, channelId, cron, timezone');
+    expect(save).not.toHaveBeenCalled();
+  });
+
   test('a bulk resume with a JSON Content-Type and no body is told what to send, not that it is not JSON', async () => {
     const res = await request(appWith(fakeAdminPorts()))
       .post('/admin/paused/resume')
