@@ -626,8 +626,9 @@ describe('validateSchedule', () => {
     ['0 9 * JANUARY *', 'the month field\'s "JANUARY" is not a month name cron knows: write JAN or 1'],
     ['0 9 * * MON-FRIDAY', 'the day-of-week field\'s "FRIDAY" is not a day name cron knows: write FRI or 5'],
     ['0 9 * * FOO', 'the day-of-week field\'s "FOO" is not a day name cron knows: the names are SUN to SAT'],
-    ['0 9 * * fril', 'the day-of-week field\'s "fril" is written FRIL: cron takes its L (the last) in capitals'],
-    ['0 9 * * 5l', 'the day-of-week field\'s "l" is written L: cron takes its L (the last) in capitals'],
+    ['0 9 * * fril', 'the day-of-week field\'s "fril" is written "FRIL": cron takes its L (the last) in capitals'],
+    ['0 9 * * 5l', 'the day-of-week field\'s "5l" is written "5L": cron takes its L (the last) in capitals'],
+    ['0 9 * * 1,5l', 'the day-of-week field\'s "1,5l" is written "1,5L": cron takes its L (the last) in capitals'],
     [
       '0 9 L-2 * *',
       'the day-of-month field\'s "L-2" holds a range cron cannot read: the field holds numbers, *, ranges (1-5), steps (*/15), L (the last day of the month) and lists of them',

@@ -224,7 +224,10 @@ function misnamedValue(fields: readonly string[]): string | null {
       const known = (names as readonly string[]).includes(named) || (index === 4 && upper === 'L');
       // Names are read in any case, but cron-parser reads its L in capitals alone (`fril`, `5l`).
       if (known && index === 4 && word.endsWith('l')) {
-        return `the day-of-week field's ${JSON.stringify(word)} is written ${upper}: cron takes its L (the last) in capitals`;
+        // The whole field, as written and as it should be: `5l` is said as "5l", not as "l".
+        const text = fields[index] ?? word;
+        const fixed = text.replace(/[A-Za-z]+/g, (w) => (w === word ? upper : w));
+        return `the day-of-week field's ${JSON.stringify(text)} is written ${JSON.stringify(fixed)}: cron takes its L (the last) in capitals`;
       }
       if (known) continue;
       const meant = names.findIndex((n) => upper.startsWith(n));
