@@ -311,12 +311,12 @@ async function main(): Promise<number> {
   // A stand-in holding any is stopped first, so that none lands while the services drain (a
   // delay shorter than their grace would), and the count said is the count dropped; one holding
   // none is stopped after the notifier, whose posts under way then end as they would, not as
-  // "Slack could not be reached".
+  // "Slack could not be reached" (a call held meanwhile is dropped then, and said).
   let dropHeld = () => 0;
-  const sayDropped = () => {
+  const sayDropped = (tell: (line: string) => void = say) => {
     const held = dropHeld();
     if (held > 0) {
-      say(
+      tell(
         `${counted(held, 'call')} held by a fault rule at the Slack stand-in ${held === 1 ? 'is' : 'are'} dropped: ${held === 1 ? 'its post does' : 'their posts do'} not land`,
       );
     }
@@ -420,7 +420,11 @@ async function main(): Promise<number> {
         const again = times > 1 ? ` (refused ${times} times)` : '';
         postLines.add(`  ✗ refused ${id} → ${channelShown(r.channel)}: ${r.error}${again}`);
       });
-      processes.push(() => (standIn as SlackStandIn).stop());
+      // A call a fault rule began to hold while the notifier drained is dropped here, and said.
+      processes.push(() => {
+        if (stopSaid) sayDropped(sayAlways);
+        return (standIn as SlackStandIn).stop();
+      });
       // One demo channel is archived, to show a permanent failure recorded and acked.
       // The rules of --slack-faults come first, in force before the first tick: the first rule
       // that matches a call answers it, so a rule of the file's for that channel too is kept.

@@ -292,10 +292,10 @@ export function firestoreAdminPorts(
       if (late?.aborted) throw new SaveInterrupted();
       return write();
     });
-  // A save's schedule made (or found made) one save at a time per schedule (SaveOptions.scheduleTurn).
+  // A save's schedule made (or found made) one save at a time per schedule, where the save's first
+  // read found it missing or in need of mending (SaveOptions.scheduleTurn).
   const oneSchedule = new KeyedSerial();
-  const scheduleTurn = <T>(scheduleIds: string[], make: () => Promise<T>) =>
-    oneSchedule.run(scheduleIds.join(' '), make);
+  const scheduleTurn = <T>(scheduleId: string, make: () => Promise<T>) => oneSchedule.run(scheduleId, make);
   return {
     getRun: (runId) => store.getRun(runId),
     countByStatus: (runId) => store.countByStatus(runId),

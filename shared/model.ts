@@ -385,6 +385,8 @@ export function slackIdCharacterProblem(id: string): string | null {
  * lower-case letter) or a user's id (`U…`, `W…`) is taken by chat.postMessage, but not by
  * conversations.history, which the look for an earlier post reads after an outcome left unknown
  * (a timeout): each such delivery would then end failed, unverifiable, rather than be looked for.
+ * A conversation's id begins with C (a channel), G (an older private channel, a group direct
+ * message) or D (a direct message).
  */
 export function conversationIdProblem(id: string): string | null {
   if (/^[#@]/.test(id) || /\p{Ll}/u.test(id)) {
@@ -392,6 +394,9 @@ export function conversationIdProblem(id: string): string | null {
   }
   if (/^[UW][A-Z0-9]+$/.test(id)) {
     return "is a user's id: give the id of the app's direct message channel with them (D…), as the look for an earlier post after a timeout reads a conversation by its id alone";
+  }
+  if (!/^[CDG]/.test(id)) {
+    return "is not a conversation's id, which begins with C (a channel), G (an older private channel, a group direct message) or D (a direct message): give the channel's id (Slack shows it at the foot of the channel's details)";
   }
   return null;
 }

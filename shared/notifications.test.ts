@@ -111,6 +111,8 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
     ['@alice', "looks like a channel's name"],
     ['U0123ABCD', "is a user's id"],
     ['W0123ABCD', "is a user's id"],
+    ['2025', "is not a conversation's id, which begins with C"],
+    ['開発', "is not a conversation's id, which begins with C"],
   ])(
     "a channel's name or a user's id where a conversation's id goes, %j, is named, saying what to give",
     (id, said) => {

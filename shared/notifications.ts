@@ -211,14 +211,14 @@ export interface SaveOptions {
   /** Attempts of each chunk's transaction (SAVE_TRANSACTION_ATTEMPTS unless given). */
   transactionAttempts?: number;
   /**
-   * Runs the making of the save's schedules (their documents read, and made or mended where
-   * they need it) in the turn it gives, for the schedules named. The admin API's saves take
-   * one schedule's turn at a time: of many saves at once onto a schedule none has yet, one
-   * makes it and the rest find it made, where a transaction each, all reading the missing
-   * document to create it, met each other's locks and were tried again (40 at once: 39
-   * retries and 8.8 s; 100 at once: every one answered 504).
+   * Runs the transaction that makes, mends or reads a schedule the save's first read found
+   * missing or in need of it, in the turn this gives that schedule; a schedule found sound
+   * takes no turn. The admin API's saves take one schedule's turn at a time: of many saves at
+   * once onto a schedule none has yet, one makes it and the rest find it made, where a
+   * transaction each, all reading the missing document to create it, met each other's locks
+   * and were tried again (40 at once: 39 retries and 8.8 s; 100 at once: every one answered 504).
    */
-  scheduleTurn?: <T>(scheduleIds: string[], make: () => Promise<T>) => Promise<T>;
+  scheduleTurn?: <T>(scheduleId: string, make: () => Promise<T>) => Promise<T>;
 }
 
 /**
@@ -282,16 +282,15 @@ export async function saveNotifications(
   for (const { doc } of docs) schedules.set(doc.scheduleId, doc.schedule);
 
   // A save makes a schedule due at the instant just past, for a notification moved to it then.
-  const makeSchedules = () =>
-    ensureSchedules(db, schedules, now, {
+  try {
+    await ensureSchedules(db, schedules, now, {
       dueNow: opts.dueNow ?? false,
       grace: true,
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.lateSignal ? { lateSignal: opts.lateSignal } : {}),
       ...(opts.onSchedules ? { onProgress: opts.onSchedules } : {}),
+      ...(opts.scheduleTurn ? { turn: opts.scheduleTurn } : {}),
     });
-  try {
-    await (opts.scheduleTurn ? opts.scheduleTurn([...schedules.keys()], makeSchedules) : makeSchedules());
   } catch (err) {
     if (!(err instanceof SaveInterrupted)) throw err;
     const ids = new Set(items.map((n) => n.id)).size;
@@ -844,6 +843,8 @@ async function ensureSchedules(
     signal?: AbortSignal;
     lateSignal?: AbortSignal;
     onProgress?: (done: number, total: number) => void;
+    /** SaveOptions.scheduleTurn. */
+    turn?: <T>(scheduleId: string, make: () => Promise<T>) => Promise<T>;
   },
 ): Promise<{ created: number; repaired: number }> {
   const counts = { created: 0, repaired: 0 };
@@ -933,7 +934,10 @@ async function ensureSchedules(
         others.push(...missing);
       }
     }
-    await mapLimit(others, SCHEDULES_PARALLEL / SCHEDULE_READS_PARALLEL, inTransaction);
+    const { turn } = opts;
+    await mapLimit(others, SCHEDULES_PARALLEL / SCHEDULE_READS_PARALLEL, (entry) =>
+      turn ? turn(entry[0], () => inTransaction(entry)) : inTransaction(entry),
+    );
   });
   return counts;
 }

@@ -539,7 +539,10 @@ export function firestoreRedriveLedger(store: FirestoreStore): RedriveLedger {
         if ((await notificationIn(tx, ids.notificationId)) === 'paused') {
           return { kind: 'paused', notificationId: ids.notificationId };
         }
-        const attempted = storedCount(snap.get('attempts')) > 0;
+        // Any value but none or a count of 0 (one written by hand among them) as attempted: the
+        // redriven attempt then looks for an earlier post first, which cannot post twice.
+        const attempts: unknown = snap.get('attempts');
+        const attempted = !(attempts === undefined || attempts === null || attempts === 0 || attempts === '0');
         tx.update(ref, {
           status: 'retrying',
           // A claim still live is kept: the attempt the dead letter overtook may still be posting,

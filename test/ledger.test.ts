@@ -152,6 +152,18 @@ describe('the ledger and broken pushes, on the emulator', () => {
     });
   });
 
+  it('a dead delivery whose attempts were written by hand as what is not a count is redriven as attempted: looked for first', async () => {
+    const at = (s: number) => new Date(now.getTime() + s * 1000);
+    expect((await store.claim(claim('a#45'))).kind).toBe('claimed');
+    await store.markDead(deliveryId, deadLetter({ now: at(61) }));
+    await db
+      .collection(COLLECTIONS.deliveries)
+      .doc(deliveryId)
+      .update({ attempts: { toString: 'x' }, outcomeUnknown: false });
+    expect((await firestoreRedriveLedger(store).reopenDead(deliveryId, at(62), 'r-45')).kind).toBe('reopened');
+    expect(await store.get(deliveryId)).toMatchObject({ status: 'retrying', outcomeUnknown: true });
+  });
+
   it('a dead letter after a claim ran out leaves no claim, in both stores', async () => {
     const memory = new MemoryStore();
     for (const ledger of [store, memory] as DeliveryLedger[]) {
