@@ -55,6 +55,11 @@ const RUNS: { id: string; run: RunDoc; counts: Record<DeliveryStatus, number> }[
   },
   { id: HOSTILE, run: run({}), counts: deliveryCounts({ sent: 3 }) },
   { id: LONG, run: run({}), counts: deliveryCounts({ sent: 3 }) },
+  {
+    id: 's_long_error:2026-12-06T09:00:00.000Z',
+    run: run({ status: 'running', finishedAt: null, lastError: `Pub/Sub refused a page: ${'E'.repeat(600)}` }),
+    counts: deliveryCounts({ sent: 1 }),
+  },
 ];
 
 let server: Server;
@@ -143,6 +148,21 @@ test('wraps a run id longer than any the dispatcher writes, in its column, rathe
   expect(Math.abs(long.width - short.width)).toBeLessThan(1);
   expect(long.height).toBeGreaterThan(2.5 * short.height);
   expect(await spans.nth(5).textContent()).toBe(LONG);
+});
+
+test("wraps a run's dispatch with a long error in its column, rather than widening the page", async () => {
+  await page.goto(`${base}/status`);
+  const spans = page.locator('td.dispatch > span');
+  const stopped = await spans.nth(3).boundingBox();
+  const long = await spans.nth(6).boundingBox();
+  expect(stopped && long).toBeTruthy();
+  if (!stopped || !long) return;
+  expect(long.width).toBeLessThan(500);
+  expect(long.height).toBeGreaterThan(5 * stopped.height);
+  // The table's columns take about 1,650 px (the page scrolls sideways in a narrower window);
+  // the error on one line would add its own width, some 5,000 px.
+  const table = await page.locator('table').boundingBox();
+  expect(table?.width).toBeLessThan(2000);
 });
 
 test("each run's link opens its details, resolved from the page's own address", async () => {

@@ -102,7 +102,13 @@ export function renderStatusPage(rows: RunRow[], now: Date): string {
             : dispatch.stopped
               ? ' class="stopped"'
               : '';
-      return `<tr${rowClass}>${cells.map((c, i) => (i === 0 ? `<td class="id"><span>${c}</span></td>` : `<td>${c}</td>`)).join('')}</tr>`;
+      const cell = (c: string, i: number) =>
+        i === 0
+          ? `<td class="id"><span>${c}</span></td>`
+          : i === 1
+            ? `<td class="dispatch"><span>${c}</span></td>`
+            : `<td>${c}</td>`;
+      return `<tr${rowClass}>${cells.map(cell).join('')}</tr>`;
     })
     .join('\n');
   const headings = ['run', 'dispatch', 'started', 'finished', 'published', ...COLUMNS, 'published, no record'];
@@ -122,6 +128,8 @@ table { font-size: .9rem; }
    The width is on a block inside the cell: a table cell's min-width and max-width are not kept alike by every browser. */
 td.id { font-family: ui-monospace, monospace; }
 td.id > span { display: inline-block; width: 47ch; white-space: normal; overflow-wrap: anywhere; }
+/* A run's dispatch, with the error its tick met (as long as 1,000 characters), wraps past 40ch. */
+td.dispatch > span { display: inline-block; max-width: 40ch; white-space: normal; overflow-wrap: anywhere; }
 tr.failed td { background: #fff6e0; }
 tr.dead td { background: #fee; }
 tr.stopped td { background: #eef2ff; }
