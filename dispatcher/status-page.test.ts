@@ -82,7 +82,7 @@ describe('dispatchState', () => {
     );
     expect(page).toContain('<tr class="stopped">');
     expect(page).toContain(
-      '<td>stopped, the next tick resumes it: publishing a page of 907 messages did not finish</td>',
+      '<td class="dispatch"><span>stopped, the next tick resumes it: publishing a page of 907 messages did not finish</span></td>',
     );
   });
 
