@@ -667,7 +667,7 @@ describe('the command line', () => {
     add?.outputHelp();
     expect(help).toContain('-p, --project <id>');
     expect(help.replace(/\s+/g, ' ')).toContain(
-      "--channel <channelId> the Slack channel's id (C…, or D… for the app's direct messages with a person; not the channel's name nor a user's id), at most 255 characters (required)",
+      "--channel <channelId> the Slack channel's id (C…, G… for an older private channel or a group direct message, or D… for the app's direct messages with a person; not the channel's name, a link to it, nor a user's id), at most 255 characters (required)",
     );
     expect(help).toContain('one that was paused comes back enabled');
   });

@@ -2114,7 +2114,7 @@ ${STALL_HELP}`,
     .option('--account <accountId>', 'the account whose report it sends (required)')
     .option(
       '--channel <channelId>',
-      "the Slack channel's id (C…, or D… for the app's direct messages with a person; not the channel's name nor a user's id), at most 255 characters (required)",
+      "the Slack channel's id (C…, G… for an older private channel or a group direct message, or D… for the app's direct messages with a person; not the channel's name, a link to it, nor a user's id), at most 255 characters (required)",
     )
     .option(
       '--cron <expr>',

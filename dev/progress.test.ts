@@ -39,10 +39,10 @@ describe('failureHints', () => {
   const env = { PUBSUB_EMULATOR_HOST: '127.0.0.1:1', FIRESTORE_EMULATOR_HOST: '127.0.0.1:2' };
   test('lists the failed and the dead alike, and gives each their redrive with both emulators', () => {
     expect(failureHints({ runId: 's_1:2030-01-01T00:00:00.000Z', failed: 1, dead: 2 }, env, 'p')).toEqual([
-      "  all the failed: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- deliveries 's_1:2030-01-01T00:00:00.000Z' --status failed",
-      "  to send the failed again, once their cause is fixed: PUBSUB_EMULATOR_HOST=127.0.0.1:1 FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- redrive 's_1:2030-01-01T00:00:00.000Z' --failed",
-      "  all the dead: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- deliveries 's_1:2030-01-01T00:00:00.000Z' --status dead",
-      "  to send the dead again: PUBSUB_EMULATOR_HOST=127.0.0.1:1 FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- redrive 's_1:2030-01-01T00:00:00.000Z'",
+      "  all the failed: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run --silent cli -- deliveries 's_1:2030-01-01T00:00:00.000Z' --status failed",
+      "  to send the failed again, once their cause is fixed: PUBSUB_EMULATOR_HOST=127.0.0.1:1 FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run --silent cli -- redrive 's_1:2030-01-01T00:00:00.000Z' --failed",
+      "  all the dead: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run --silent cli -- deliveries 's_1:2030-01-01T00:00:00.000Z' --status dead",
+      "  to send the dead again: PUBSUB_EMULATOR_HOST=127.0.0.1:1 FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run --silent cli -- redrive 's_1:2030-01-01T00:00:00.000Z'",
     ]);
     expect(failureHints({ runId: 'r', failed: 2, dead: 0 }, env, 'p')).toHaveLength(2);
     expect(failureHints({ runId: 'r', failed: 0, dead: 0 }, env, 'p')).toEqual([]);
@@ -53,7 +53,7 @@ describe('resumeHint', () => {
   test('resumes the notification, then sends its failed deliveries of every run again', () => {
     const env = { PUBSUB_EMULATOR_HOST: '127.0.0.1:1', FIRESTORE_EMULATOR_HOST: '127.0.0.1:2' };
     expect(resumeHint("n-it's", env, 'p')).toBe(
-      "to resume it: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- resume 'n-it'\\''s'; then, once the cause is fixed, its failed deliveries, which span runs (a run's redrive --failed sends that run's alone), go again with PUBSUB_EMULATOR_HOST=127.0.0.1:1 FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- redrive --all-runs --failed, which sends the failed and dead deliveries of every run and every notification",
+      "to resume it: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run --silent cli -- resume 'n-it'\\''s'; then, once the cause is fixed, its failed deliveries, which span runs (a run's redrive --failed sends that run's alone), go again with PUBSUB_EMULATOR_HOST=127.0.0.1:1 FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run --silent cli -- redrive --all-runs --failed, which sends the failed and dead deliveries of every run and every notification",
     );
   });
 });
@@ -82,7 +82,7 @@ describe('runHints', () => {
   test('gives each run its CLI command, the first five, and counts the rest', () => {
     const env = { FIRESTORE_EMULATOR_HOST: '127.0.0.1:2' };
     expect(runHints(['s_1:t'], env, 'p')).toEqual([
-      "  how run s_1:t ends: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run cli -- run 's_1:t'",
+      "  how run s_1:t ends: FIRESTORE_EMULATOR_HOST=127.0.0.1:2 GOOGLE_CLOUD_PROJECT=p npm run --silent cli -- run 's_1:t'",
     ]);
     const many = runHints(
       Array.from({ length: 7 }, (_, i) => `s_${i}:t`),

@@ -103,8 +103,8 @@ export function failureHints(
   projectId: string,
 ): string[] {
   const firestore = `FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId}`;
-  const list = `${firestore} npm run cli -- deliveries ${shellQuoted(f.runId)}`;
-  const redrive = `PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run cli -- redrive ${shellQuoted(f.runId)}`;
+  const list = `${firestore} npm run --silent cli -- deliveries ${shellQuoted(f.runId)}`;
+  const redrive = `PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run --silent cli -- redrive ${shellQuoted(f.runId)}`;
   return [
     ...(f.failed > 0
       ? [
@@ -127,7 +127,7 @@ export function resumeHint(
   projectId: string,
 ): string {
   const firestore = `FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId}`;
-  return `to resume it: ${firestore} npm run cli -- resume ${shellQuoted(notificationId)}; then, once the cause is fixed, its failed deliveries, which span runs (a run's redrive --failed sends that run's alone), go again with PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run cli -- redrive --all-runs --failed, which sends the failed and dead deliveries of every run and every notification`;
+  return `to resume it: ${firestore} npm run --silent cli -- resume ${shellQuoted(notificationId)}; then, once the cause is fixed, its failed deliveries, which span runs (a run's redrive --failed sends that run's alone), go again with PUBSUB_EMULATOR_HOST=${emulators.PUBSUB_EMULATOR_HOST} ${firestore} npm run --silent cli -- redrive --all-runs --failed, which sends the failed and dead deliveries of every run and every notification`;
 }
 
 /**
@@ -150,7 +150,7 @@ export function runHints(runIds: string[], emulators: Record<string, string | un
     .slice(0, RUN_HINTS)
     .map(
       (runId) =>
-        `  how run ${runId} ends: FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId} npm run cli -- run ${shellQuoted(runId)}`,
+        `  how run ${runId} ends: FIRESTORE_EMULATOR_HOST=${emulators.FIRESTORE_EMULATOR_HOST} GOOGLE_CLOUD_PROJECT=${projectId} npm run --silent cli -- run ${shellQuoted(runId)}`,
     );
   if (runIds.length > RUN_HINTS) lines.push(`  … and ${counted(runIds.length - RUN_HINTS, 'more run')} of this tick`);
   return lines;

@@ -276,7 +276,13 @@ export function requireJson(opts: { optional?: boolean } = {}): RequestHandler {
     // Without a body `req.is` answers null whatever the type: the header itself is read then.
     const json = body ? req.is(JSON_TYPES) : isJsonType(req.get('content-type') ?? '');
     if ((body || !opts.optional) && !json) {
-      res.status(415).json({ error: 'unsupported_media_type', message: 'send the body as application/json' });
+      // What came, named: curl's -d sends a form's type unless told otherwise.
+      const given = req.get('content-type');
+      const came = given === undefined ? 'no Content-Type' : `Content-Type ${JSON.stringify(mediaType(given))}`;
+      res.status(415).json({
+        error: 'unsupported_media_type',
+        message: `send the body as application/json (the header Content-Type: application/json; this request had ${came}${body ? '' : ' and no body'})`,
+      });
       return;
     }
     next();

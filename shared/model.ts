@@ -374,9 +374,12 @@ export function newIdProblem(id: string): string | null {
  * in it could never be posted to.
  */
 export function slackIdCharacterProblem(id: string): string | null {
-  return id.trim() !== '' && (BLANK_OR_INVISIBLE.test(id) || CONTROL_CHARACTER.test(id))
-    ? 'has blanks, control characters or invisible characters in it, which no Slack id has'
-    : null;
+  const within = (text: string) => BLANK_OR_INVISIBLE.test(text) || CONTROL_CHARACTER.test(text);
+  if (id.trim() === '' || !within(id)) return null;
+  // Spaces, tabs or no-break spaces around it alone, as a paste brings: said with the id to give.
+  const trimmed = id.replace(/^[ \t\u00a0]+|[ \t\u00a0]+$/g, '');
+  if (!within(trimmed)) return `has blanks around it, which no Slack id has: give it as ${quoted(trimmed)}`;
+  return 'has blanks, control characters or invisible characters in it, which no Slack id has';
 }
 
 /**
@@ -389,6 +392,9 @@ export function slackIdCharacterProblem(id: string): string | null {
  * message) or D (a direct message).
  */
 export function conversationIdProblem(id: string): string | null {
+  // A link to the conversation, copied from Slack: its id is the part after /archives/.
+  const linked = /\/archives\/([CDG][A-Z0-9]+)/.exec(id)?.[1];
+  if (linked !== undefined) return `is a link to the conversation: give its id alone, ${quoted(linked)}`;
   if (/^[#@]/.test(id) || /\p{Ll}/u.test(id)) {
     return "looks like a channel's name: give the channel's id (C…; Slack shows it at the foot of the channel's details), as the look for an earlier post after a timeout reads a channel by its id alone";
   }

@@ -88,22 +88,20 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
   });
 
   // Control characters too, C1's such as U+0085 (a line break JavaScript's \s does not take) and DEL.
-  it.each([
-    ' C1 ',
-    'C1\t',
-    'C\u200b1',
-    '\u200b',
-    '\ufeffC1',
-    'C1\u0007',
-    'C1\u001b[31m',
-    'C\u00851',
-    'C1\u007f',
-    'C\u00001',
-  ])('a Slack id with blanks or invisible characters, %j', (id) => {
-    const problem = 'has blanks, control characters or invisible characters in it, which no Slack id has';
+  it.each([' C1 ', 'C1\t', '\u00a0C1'])('a Slack id with blanks around it, %j, is named with the id to give', (id) => {
+    const problem = 'has blanks around it, which no Slack id has: give it as "C1"';
     expect(problemOf({ channelId: id })).toEqual(['channelId', problem]);
     expect(problemOf({ teamId: id })).toEqual(['teamId', problem]);
   });
+
+  it.each(['C\u200b1', '\u200b', '\ufeffC1', 'C1\u0007', 'C1\u001b[31m', 'C\u00851', 'C1\u007f', 'C\u00001'])(
+    'a Slack id with blanks or invisible characters, %j',
+    (id) => {
+      const problem = 'has blanks, control characters or invisible characters in it, which no Slack id has';
+      expect(problemOf({ channelId: id })).toEqual(['channelId', problem]);
+      expect(problemOf({ teamId: id })).toEqual(['teamId', problem]);
+    },
+  );
 
   it.each([
     ['general', "looks like a channel's name"],
@@ -112,6 +110,7 @@ describe('notificationDoc: blank fields are named, never dropped or kept unseen'
     ['U0123ABCD', "is a user's id"],
     ['W0123ABCD', "is a user's id"],
     ['2025', "is not a conversation's id, which begins with C"],
+    ['https://acme.slack.com/archives/C0ACME01', 'is a link to the conversation: give its id alone, "C0ACME01"'],
     ['開発', "is not a conversation's id, which begins with C"],
   ])(
     "a channel's name or a user's id where a conversation's id goes, %j, is named, saying what to give",

@@ -169,10 +169,16 @@ describe('admin API: requests (fake ports)', () => {
       .type('form')
       .send({ accountId: 'a' });
     expect(form.status).toBe(415);
+    expect(form.body.message).toBe(
+      'send the body as application/json (the header Content-Type: application/json; this request had Content-Type "application/x-www-form-urlencoded")',
+    );
     const none = await request(appWith(fakeAdminPorts()))
       .put('/admin/notifications/n-1')
       .set('authorization', bearer());
     expect(none.status).toBe(415);
+    expect(none.body.message).toBe(
+      'send the body as application/json (the header Content-Type: application/json; this request had no Content-Type and no body)',
+    );
   });
 
   test.each(['application/merge-patch+json', 'application/json-patch+json; charset=utf-8'])(
