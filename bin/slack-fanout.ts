@@ -1765,6 +1765,15 @@ async function importFile<T>(
   process.stdout.write(`imported ${countOf(items.length, what)}\n`);
 }
 
+/** Names the paused notifications an import resumed (an entry without `enabled: false` enables its notification), or null. */
+export function resumedByImport(ids: readonly string[]): string | null {
+  if (ids.length === 0) return null;
+  const named = ids.slice(0, MISSING_ACCOUNTS_NAMED).map((id) => quoted(id, 100));
+  const more = ids.length > named.length ? `, and ${ids.length - named.length} more` : '';
+  const one = ids.length === 1;
+  return `${counted(ids.length, 'paused notification')} ${one ? 'was' : 'were'} resumed, as ${one ? 'its entry does' : 'their entries do'} not say "enabled": false: ${named.join(', ')}${more} (slack-fanout pause <id> pauses one again)`;
+}
+
 /** How long a check of what was saved (the accounts the notifications name) may take. */
 const CHECK_AFTER_SAVE_MS = 30_000;
 
@@ -2043,26 +2052,32 @@ other field whose value is refused; and beside them a key the entry gives twice 
 id an earlier entry has. At most ${MAX_LISTED_PER_ENTRY} lines an entry (the rest of its problems counted on a
 line of its own) and ${MAX_LISTED_PROBLEMS} lines in all, the rest counted. Nothing is written.
 An entry replaces the whole notification: without "enabled": false it is enabled, so one that
-was paused comes back enabled (and its failure count cleared). Ids: see \`add --help\`.
+was paused comes back enabled (and its failure count cleared), and is named on stderr once
+saved. Ids: see \`add --help\`.
 Once saved, the accounts the notifications name are looked up, and those not in Firestore are
 named on stderr (their deliveries fail until import-accounts writes them); the import stands.
 Progress on stderr: a bar on a terminal, a line every few seconds otherwise.
 ${STALL_HELP}`,
     )
     .addOption(stallTimeoutOption())
-    .action((file: string, o: { stallTimeout: number }) =>
-      importFile(
+    .action((file: string, o: { stallTimeout: number }) => {
+      // The notifications this import resumed, said once it is done.
+      let resumed: string[] = [];
+      return importFile(
         'import',
         projectOf(program.opts()),
         warnedOfZones(parseNotificationsFile(readText(file), sourceName(file)), 'import'),
         'notifications',
         async (db, items, opts) => {
-          await saveNotifications(db, items, opts);
+          resumed = [...(await saveNotifications(db, items, opts)).resumed];
         },
         o.stallTimeout,
-        missingAccountsWarning,
-      ),
-    );
+        async (db, items) => {
+          const said = [await missingAccountsWarning(db, items), resumedByImport(resumed)];
+          return said.filter((s): s is string => s !== null).join('\nimport: ') || null;
+        },
+      );
+    });
 
   program
     .command('import-accounts')

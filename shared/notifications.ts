@@ -275,7 +275,7 @@ export async function saveNotifications(
   db: Firestore,
   items: NewNotification[],
   opts: SaveOptions = {},
-): Promise<{ created: Set<string> }> {
+): Promise<{ created: Set<string>; resumed: Set<string> }> {
   const now = opts.now ?? (await firestoreNow(db));
   const docs = items.map((n) => ({ id: n.id, doc: notificationDoc(n) }));
   const schedules = new Map<string, { cron: string; timezone: string }>();
@@ -305,6 +305,7 @@ export async function saveNotifications(
   let written = 0;
   let reported = 0;
   const created = new Set<string>();
+  const resumed = new Set<string>();
   const writeChunk = async (chunk: typeof latest): Promise<void> => {
     if (opts.signal?.aborted) throw new SaveInterrupted();
     const refs = chunk.map(({ id }) => db.collection(COLLECTIONS.notifications).doc(id));
@@ -337,11 +338,21 @@ export async function saveNotifications(
           to: indexedSchedule(doc),
         }));
         writeIndexChanges(tx, db, changes);
-        return chunk.filter((_, i) => !current[i]?.exists).map(({ id }) => id);
+        return {
+          made: chunk.filter((_, i) => !current[i]?.exists).map(({ id }) => id),
+          // Paused (a reason kept) and saved enabled: resumed by this save.
+          resumed: chunk
+            .filter(
+              ({ doc }, i) =>
+                doc.enabled && stored[i]?.enabled === false && typeof stored[i]?.pausedReason === 'string',
+            )
+            .map(({ id }) => id),
+        };
       },
       { maxAttempts: opts.transactionAttempts ?? SAVE_TRANSACTION_ATTEMPTS },
     );
-    for (const id of made) created.add(id);
+    for (const id of made.made) created.add(id);
+    for (const id of made.resumed) resumed.add(id);
     written += chunk.length;
     if (opts.onProgress && written - reported >= 500) {
       reported = written;
@@ -363,7 +374,7 @@ export async function saveNotifications(
     );
   }
   opts.onProgress?.(written);
-  return { created };
+  return { created, resumed };
 }
 
 /** How many accounts one existence read asks for. */

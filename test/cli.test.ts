@@ -439,6 +439,26 @@ describe('import-accounts, on the emulator', () => {
   });
 });
 
+describe('import, on the emulator', () => {
+  it('names the paused notifications an import resumes, as an entry without "enabled": false enables its own', async () => {
+    const env = { FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? '' };
+    const project = 'demo-cli-import-resumed';
+    const dir = mkdtempSync(join(tmpdir(), 'notifications-'));
+    const file = join(dir, 'notifications.json');
+    const entry = (id: string) => ({ id, accountId: 'acct-1', channelId: 'C1', cron: '0 9 * * *', timezone: 'UTC' });
+    writeFileSync(file, JSON.stringify([entry('n-1'), entry('n-2'), { ...entry('n-3'), enabled: false }]));
+    expect((await runCli(['-p', project, 'import', file], env)).code).toBe(0);
+    expect((await runCli(['-p', project, 'pause', 'n-2', '--reason', 'client offboarding'], env)).code).toBe(0);
+    const again = await runCli(['-p', project, 'import', file], env);
+    expect(again.code).toBe(0);
+    // n-2 resumed and named; n-3, saved disabled with no pause, is not said to be resumed.
+    expect(again.stderr).toContain(
+      'import: 1 paused notification was resumed, as its entry does not say "enabled": false: "n-2" (slack-fanout pause <id> pauses one again)',
+    );
+    expect(again.stderr).not.toContain('n-3');
+  });
+});
+
 describe('redrive, on the emulators', () => {
   it('prints its result alone on stdout, and its logs and progress on stderr', async () => {
     const env = {
