@@ -457,7 +457,7 @@ describe('an import file with several bad entries', () => {
       '  f.json[1].title: is not well-formed Unicode (a lone surrogate)',
       '  f.json[1]: duplicate id n-1 (also f.json[0])',
       '  f.json[1]: notification n-1: accountId: is empty',
-      '  f.json[1]: notification n-1: unknown time zone "Nowhere"',
+      '  f.json[1]: notification n-1: unknown time zone "Nowhere": give an IANA name, a region and a city, such as Europe/Paris or America/New_York (or UTC)',
       expect.stringMatching(/^ {2}f\.json\[1\]: notification n-1: cron "0 9 \*" must have 5 fields/),
     ]);
     const account = '[{"id":"a-1","name":"\\ud800","metrics":[{"label":"x","value":1,"chnage":2}]}]';
@@ -1069,7 +1069,7 @@ describe('add, as typed', () => {
     await expect(run).rejects.toThrow(
       [
         'add: 3 problems:',
-        '  --timezone: unknown time zone "Mars/Olympus"',
+        '  --timezone: unknown time zone "Mars/Olympus": give an IANA name, a region and a city, such as Europe/Paris or America/New_York (or UTC)',
         '  --cron: invalid cron "61 * * * *": the minute field\'s value 61 is outside 0-59',
         '  --channel: has blanks, control characters or invisible characters in it, which no Slack id has',
       ].join('\n'),

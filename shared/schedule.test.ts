@@ -785,6 +785,15 @@ describe('validateSchedule', () => {
     expect(isValidTimeZone('Mars/Olympus_Mons')).toBe(false);
   });
 
+  it('names the IANA zone whose city an unknown time zone gives, or the form of a name', () => {
+    const said = (timezone: string) => rejection({ cron: '0 9 * * *', timezone }).message;
+    expect(said('Paris')).toBe('unknown time zone "Paris": give its IANA name, Europe/Paris');
+    expect(said('new york')).toBe('unknown time zone "new york": give its IANA name, America/New_York');
+    expect(said('GMT+1')).toBe(
+      'unknown time zone "GMT+1": give an IANA name, a region and a city, such as Europe/Paris or America/New_York (or UTC)',
+    );
+  });
+
   it.each([
     ['0 9 * * MON-FRI', 'Europe/Paris'],
     ['*/15 8-18 * * 1-5', 'America/New_York'],

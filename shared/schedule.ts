@@ -137,6 +137,18 @@ export function normalCron(cron: string): string {
   return cron.trim().replace(/\s+/g, ' ');
 }
 
+/**
+ * What to write for a time zone not known: the IANA zones whose city is the name given (`Paris`,
+ * `new york`), or, where none is, the form of a name. Not for a blank one (said as blank).
+ */
+function zoneHint(timezone: string): string {
+  const city = timezone.trim().replace(/\s+/g, '_').toLowerCase();
+  if (city === '') return '';
+  const zones = Intl.supportedValuesOf('timeZone').filter((z) => z.toLowerCase().split('/').at(-1) === city);
+  if (zones.length > 0) return `: give its IANA name, ${zones.slice(0, 3).join(' or ')}`;
+  return ': give an IANA name, a region and a city, such as Europe/Paris or America/New_York (or UTC)';
+}
+
 /** Throws an InvalidScheduleError naming the bad cron or time zone. */
 export function validateSchedule(s: CronSchedule): void {
   if (s.timezone.length > MAX_TIMEZONE_CHARS) {
@@ -147,7 +159,7 @@ export function validateSchedule(s: CronSchedule): void {
   if (s.timezone.trim() === '')
     throw new InvalidScheduleError('time zone is blank: give an IANA zone, such as Europe/Paris or UTC');
   if (!isValidTimeZone(s.timezone)) {
-    throw new InvalidScheduleError(`unknown time zone ${JSON.stringify(s.timezone)}`);
+    throw new InvalidScheduleError(`unknown time zone ${JSON.stringify(s.timezone)}${zoneHint(s.timezone)}`);
   }
   // Measured and read as it is kept (a run of blanks in it counts as one).
   const cron = normalCron(s.cron);
