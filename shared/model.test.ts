@@ -96,6 +96,15 @@ describe('zod messages for text too short or too long, and numbers out of range 
     ]);
   });
 
+  it('name a boolean or a number given as text with the value to give, without the quotes', () => {
+    const schema = z.object({ b: z.boolean(), n: z.number(), s: z.boolean() });
+    expect(schema.safeParse({ b: 'false', n: ' 3 ', s: 'no' }).error?.issues.map((i) => i.message)).toEqual([
+      'is the text "false": give false, without the quotes (expected a boolean)',
+      'is the text " 3 ": give 3, without the quotes (expected a number)',
+      'Invalid input: expected boolean, received string',
+    ]);
+  });
+
   it('name a field left out as missing, with what it should hold', () => {
     const schema = z.object({ s: z.string(), n: z.number(), o: z.object({}), a: z.array(z.string()) });
     expect(schema.safeParse({}).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([

@@ -60,6 +60,16 @@ z.config({
     if (issue.code === 'invalid_type' && issue.input === undefined && typeof issue.expected === 'string') {
       return `is missing (expected ${withArticle(issue.expected)})`;
     }
+    // A boolean or a number given as text ("false", "3"), as a form or a spreadsheet writes it:
+    // said with the value to give, without the quotes.
+    if (
+      issue.code === 'invalid_type' &&
+      typeof issue.input === 'string' &&
+      ((issue.expected === 'boolean' && /^(true|false)$/.test(issue.input.trim())) ||
+        (issue.expected === 'number' && issue.input.trim() !== '' && Number.isFinite(Number(issue.input))))
+    ) {
+      return `is the text ${JSON.stringify(issue.input)}: give ${issue.input.trim()}, without the quotes (expected ${withArticle(issue.expected)})`;
+    }
     // A union of types refused (a number or a string given a null, a date, a list): zod says
     // "Invalid input", which names neither what it takes nor what it got.
     const expected = unionTypes(issue);
