@@ -137,13 +137,21 @@ test('shows markup in a stored run id as text: nothing in it runs or becomes an 
   expect(await page.evaluate(() => (globalThis as { __injected?: number }).__injected)).toBeUndefined();
 });
 
-test('wraps a run id longer than any the dispatcher writes, in its column, rather than widening the page', async () => {
+type Box = { width: number; height: number };
+
+/** The boxes of two rows' spans in one column of the page (`td.id`, `td.dispatch`), each there. */
+async function spanBoxes(column: string, rows: [number, number]) {
   await page.goto(`${base}/status`);
-  const spans = page.locator('td.id > span');
-  const short = await spans.nth(0).boundingBox();
-  const long = await spans.nth(5).boundingBox();
-  expect(short && long).toBeTruthy();
-  if (!short || !long) return;
+  const spans = page.locator(`${column} > span`);
+  const [first, second] = rows;
+  const boxes = await Promise.all([spans.nth(first).boundingBox(), spans.nth(second).boundingBox()]);
+  expect(boxes).not.toContain(null);
+  return { spans, boxes: boxes as [Box, Box] };
+}
+
+test('wraps a run id longer than any the dispatcher writes, in its column, rather than widening the page', async () => {
+  const { spans, boxes } = await spanBoxes('td.id', [0, 5]);
+  const [short, long] = boxes;
   // The same column width; the long one is taller, on several lines.
   expect(Math.abs(long.width - short.width)).toBeLessThan(1);
   expect(long.height).toBeGreaterThan(2.5 * short.height);
@@ -151,12 +159,8 @@ test('wraps a run id longer than any the dispatcher writes, in its column, rathe
 });
 
 test("wraps a run's dispatch with a long error in its column, rather than widening the page", async () => {
-  await page.goto(`${base}/status`);
-  const spans = page.locator('td.dispatch > span');
-  const stopped = await spans.nth(3).boundingBox();
-  const long = await spans.nth(6).boundingBox();
-  expect(stopped && long).toBeTruthy();
-  if (!stopped || !long) return;
+  const { boxes } = await spanBoxes('td.dispatch', [3, 6]);
+  const [stopped, long] = boxes;
   expect(long.width).toBeLessThan(500);
   expect(long.height).toBeGreaterThan(5 * stopped.height);
   // The table's columns take about 1,650 px (the page scrolls sideways in a narrower window);

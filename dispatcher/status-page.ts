@@ -1,4 +1,4 @@
-import { type DeliveryStatus, escapedUnshowable, type RunDoc, storedText } from '../shared/model';
+import { type DeliveryStatus, escapedUnshowable, type RunDoc, storedDate, storedText } from '../shared/model';
 
 /** The status page: a plain HTML table of the latest runs and their delivery counts. */
 
@@ -29,7 +29,7 @@ export function escapeHtml(value: unknown): string {
 }
 
 function time(d: Date | null | undefined): string {
-  return d instanceof Date && !Number.isNaN(d.getTime()) ? d.toISOString() : '';
+  return storedDate(d)?.toISOString() ?? '';
 }
 
 /** The page for a request it cannot answer (a bad `?limit=`), for a browser: the same words as the JSON answer. */

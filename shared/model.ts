@@ -517,6 +517,11 @@ export interface RunDoc {
   expireAt?: Date;
 }
 
+/** A stored time as a date: a Date that is one (not an invalid date), else null. */
+export function storedDate(value: unknown): Date | null {
+  return value instanceof Date && !Number.isNaN(value.getTime()) ? value : null;
+}
+
 /**
  * A stored count: a whole number from 0, or a string of one as `Number` reads it; anything else
  * (a negative, a fraction, a map or list written by hand, on which `Number` throws when its
@@ -535,21 +540,20 @@ export function storedCount(value: unknown): number {
  * value failed every tick of its schedule, holding the lease it had just taken.
  */
 export function runFromData(data: Record<string, unknown>): RunDoc {
-  const date = (v: unknown): Date | null => (v instanceof Date && !Number.isNaN(v.getTime()) ? v : null);
   const cursor = data.cursor;
   const out: Record<string, unknown> = {
     ...data,
     status: typeof data.status === 'string' ? data.status : storedText(data.status),
     leaseOwner: typeof data.leaseOwner === 'string' && data.leaseOwner !== '' ? data.leaseOwner : null,
-    leaseExpiresAt: date(data.leaseExpiresAt),
+    leaseExpiresAt: storedDate(data.leaseExpiresAt),
     cursor:
       typeof cursor === 'string' || cursor === null || cursor === undefined ? (cursor ?? null) : storedText(cursor),
     published: storedCount(data.published),
     pages: storedCount(data.pages),
     resumes: storedCount(data.resumes),
-    finishedAt: date(data.finishedAt),
+    finishedAt: storedDate(data.finishedAt),
   };
-  if (data.indexReadAt !== undefined) out.indexReadAt = date(data.indexReadAt);
+  if (data.indexReadAt !== undefined) out.indexReadAt = storedDate(data.indexReadAt);
   if (data.skippedBefore !== undefined) out.skippedBefore = storedCount(data.skippedBefore);
   return out as unknown as RunDoc;
 }
@@ -717,11 +721,10 @@ export interface DeliveryDoc {
  */
 export function deliveryFromData(data: Record<string, unknown>): Partial<DeliveryDoc> {
   const out: Record<string, unknown> = { ...data };
-  const isDate = (v: unknown) => v instanceof Date && !Number.isNaN(v.getTime());
-  if (out.claimExpiresAt != null && !isDate(out.claimExpiresAt)) delete out.claimExpiresAt;
-  if (out.firstAttemptAt != null && !isDate(out.firstAttemptAt)) {
-    const occurrence = typeof out.occurrence === 'string' ? new Date(out.occurrence) : null;
-    if (occurrence && isDate(occurrence)) out.firstAttemptAt = occurrence;
+  if (out.claimExpiresAt != null && storedDate(out.claimExpiresAt) === null) delete out.claimExpiresAt;
+  if (out.firstAttemptAt != null && storedDate(out.firstAttemptAt) === null) {
+    const occurrence = typeof out.occurrence === 'string' ? storedDate(new Date(out.occurrence)) : null;
+    if (occurrence) out.firstAttemptAt = occurrence;
     else delete out.firstAttemptAt;
   }
   const attempts = out.attempts;

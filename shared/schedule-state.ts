@@ -12,7 +12,7 @@
  */
 
 import { canonicalOccurrence } from './messages';
-import type { RunDoc } from './model';
+import { type RunDoc, storedDate } from './model';
 import type { RunClaim, SkippedCount } from './ports';
 
 export interface ScheduleRunState {
@@ -57,12 +57,11 @@ export function publishedCount(v: unknown): number | null {
 }
 
 export function scheduleRunState(doc: Record<string, unknown> | undefined): ScheduleRunState {
-  const date = (v: unknown): Date | null => (v instanceof Date && !Number.isNaN(v.getTime()) ? v : null);
   return {
     exists: doc !== undefined,
-    nextRunAt: date(doc?.nextRunAt),
+    nextRunAt: storedDate(doc?.nextRunAt),
     activeOccurrence: storedOccurrence(doc?.activeOccurrence),
-    lastRunAt: date(doc?.lastRunAt),
+    lastRunAt: storedDate(doc?.lastRunAt),
   };
 }
 
